@@ -1,0 +1,40 @@
+"""warden_proto: one line per .proto, compiled with Debian's protoc (offline)."""
+
+load("@rules_cc//cc:defs.bzl", "cc_library")
+
+def warden_proto(name, src, deps = [], grpc = False, visibility = None):
+    """Generates C++ (and optionally gRPC) code for `src` and wraps it.
+
+    Args:
+      name: the cc_library to create, e.g. "session_cc_proto".
+      src: the .proto file in this package, e.g. "session.proto".
+      deps: other warden_proto targets whose .proto files `src` imports.
+      grpc: also run grpc_cpp_plugin and link gRPC.
+      visibility: the library's visibility.
+    """
+    base = src[:-len(".proto")]
+    pkg = native.package_name()
+    outs = [base + ".pb.h", base + ".pb.cc"]
+    if grpc:
+        outs += [base + ".grpc.pb.h", base + ".grpc.pb.cc"]
+    cmd = "$(location @system//:protoc) -I. --cpp_out=$(GENDIR) "
+    tools = ["@system//:protoc"]
+    if grpc:
+        cmd += "--plugin=protoc-gen-grpc=$(location @system//:grpc_cpp_plugin) --grpc_out=$(GENDIR) "
+        tools.append("@system//:grpc_cpp_plugin")
+    cmd += pkg + "/" + src
+    native.genrule(
+        name = name + "_gen",
+        srcs = [src] + [d + "_srcs" for d in deps],
+        outs = outs,
+        cmd = cmd,
+        tools = tools,
+    )
+    native.filegroup(name = name + "_srcs", srcs = [src] + [d + "_srcs" for d in deps], visibility = visibility)
+    cc_library(
+        name = name,
+        srcs = [o for o in outs if o.endswith(".cc")],
+        hdrs = [o for o in outs if o.endswith(".h")],
+        deps = deps + (["@system//:grpc"] if grpc else ["@system//:protobuf"]),
+        visibility = visibility,
+    )
