@@ -18,6 +18,18 @@ std::string Sha256(absl::string_view data) {
   return out;
 }
 
+std::string Md5(absl::string_view data) {
+  std::string out(EVP_MAX_MD_SIZE, '\0');
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(),
+                 reinterpret_cast<unsigned char*>(out.data()), &len, EVP_md5(),
+                 nullptr) != 1) {
+    len = 0;  // MD5 unavailable (e.g. FIPS-only provider): empty digest.
+  }
+  out.resize(len);
+  return out;
+}
+
 std::string HmacSha256(absl::string_view key, absl::string_view data) {
   std::string out(EVP_MAX_MD_SIZE, '\0');
   unsigned int len = 0;

@@ -14,6 +14,11 @@ namespace warden::crypto {
 // Sha256("abc") returns the 32-byte binary digest.
 std::string Sha256(absl::string_view data);
 
+// Md5(data) returns the 16-byte binary digest (OpenSSL EVP_md5). Only for
+// protocol compatibility (PostgreSQL's legacy md5 auth); not for security.
+// Returns "" if the OpenSSL provider offers no MD5 (e.g. FIPS-only).
+std::string Md5(absl::string_view data);
+
 // HmacSha256(key, data) returns the 32-byte binary MAC.
 std::string HmacSha256(absl::string_view key, absl::string_view data);
 
