@@ -1,0 +1,537 @@
+#include "dataplane/config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "dataplane/auth/scram.h"
+
+namespace warden::config {
+namespace {
+
+// Collects every problem with its position so an operator fixes them in one
+// pass. yaml-cpp reports through exceptions; they are caught only in
+// ParseConfig and never cross this file.
+class Checker {
+ public:
+  explicit Checker(std::string file) : file_(std::move(file)) {}
+
+  void Error(const YAML::Node& at, const std::string& path,
+             const std::string& message) {
+    const YAML::Mark mark = at.Mark();
+    if (mark.line >= 0) {
+      errors_.push_back(absl::StrCat(file_, ":", mark.line + 1, ":",
+                                     mark.column + 1, ": ", path, ": ",
+                                     message));
+    } else {
+      errors_.push_back(absl::StrCat(file_, ": ", path, ": ", message));
+    }
+  }
+
+  // Reports keys of `map` not in `allowed` (unknown keys are errors, so a
+  // typo such as `tls_mod:` never silently falls back to a default).
+  bool ExpectMap(const YAML::Node& map, const std::string& path,
+                 std::initializer_list<const char*> allowed) {
+    if (!map.IsMap()) {
+      Error(map, path, "expected a mapping");
+      return false;
+    }
+    std::set<std::string> known(allowed.begin(), allowed.end());
+    for (const auto& kv : map) {
+      const std::string key = kv.first.Scalar();
+      if (!known.count(key)) {
+        Error(kv.first, path,
+              absl::StrCat("unknown key '", key, "' (allowed: ",
+                           absl::StrJoin(allowed, ", "), ")"));
+      }
+    }
+    return true;
+  }
+
+  bool String(const YAML::Node& map, const char* key, const std::string& path,
+              std::string* out, bool required) {
+    const YAML::Node node = map[key];
+    if (!node) {
+      if (required) Error(map, path, absl::StrCat("missing required key '", key, "'"));
+      return false;
+    }
+    if (!node.IsScalar() || node.Scalar().empty()) {
+      Error(node, absl::StrCat(path, ".", key), "expected a non-empty string");
+      return false;
+    }
+    *out = node.Scalar();
+    return true;
+  }
+
+  bool Int(const YAML::Node& map, const char* key, const std::string& path,
+           int64_t lo, int64_t hi, int64_t* out) {
+    const YAML::Node node = map[key];
+    if (!node) return false;
+    int64_t value = 0;
+    if (!node.IsScalar() || !absl::SimpleAtoi(node.Scalar(), &value) ||
+        value < lo || value > hi) {
+      Error(node, absl::StrCat(path, ".", key),
+            absl::StrCat("expected an integer in [", lo, ", ", hi, "], got '",
+                         node.IsScalar() ? node.Scalar() : "<non-scalar>",
+                         "'"));
+      return false;
+    }
+    *out = value;
+    return true;
+  }
+
+  bool DurationMs(const YAML::Node& map, const char* key,
+                  const std::string& path, int* out_ms) {
+    const YAML::Node node = map[key];
+    if (!node) return false;
+    absl::Duration d;
+    if (!node.IsScalar() || !absl::ParseDuration(node.Scalar(), &d) ||
+        d <= absl::ZeroDuration() || d > absl::Hours(1)) {
+      Error(node, absl::StrCat(path, ".", key),
+            "expected a duration such as 500ms, 15s or 2m (at most 1h)");
+      return false;
+    }
+    *out_ms = static_cast<int>(absl::ToInt64Milliseconds(d));
+    return true;
+  }
+
+  bool StringList(const YAML::Node& map, const char* key,
+                  const std::string& path, std::vector<std::string>* out) {
+    const YAML::Node node = map[key];
+    if (!node) return false;
+    if (!node.IsSequence()) {
+      Error(node, absl::StrCat(path, ".", key), "expected a list of strings");
+      return false;
+    }
+    for (const auto& item : node) {
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        Error(item, absl::StrCat(path, ".", key), "expected a non-empty string");
+        continue;
+      }
+      out->push_back(item.Scalar());
+    }
+    return true;
+  }
+
+  // Resolves a path relative to the config file's folder.
+  std::string File(const std::string& base_dir, const std::string& p) const {
+    if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
+    return absl::StrCat(base_dir, "/", p);
+  }
+
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+bool ReadableFile(const std::string& path) {
+  std::ifstream in(path);
+  return in.good();
+}
+
+void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
+                   const std::string& base_dir, Listener* l) {
+  if (!c.ExpectMap(node, path,
+                   {"name", "address", "port", "environment", "tls", "auth"})) {
+    return;
+  }
+  c.String(node, "name", path, &l->name, true);
+  c.String(node, "address", path, &l->address, false);
+  int64_t port = 0;
+  if (c.Int(node, "port", path, 0, 65535, &port)) l->port = port;
+  c.String(node, "environment", path, &l->environment, true);
+  std::string auth;
+  if (c.String(node, "auth", path, &auth, false)) {
+    if (auth == "scram-sha-256") {
+      l->auth = ClientAuthMethod::kScramSha256;
+    } else if (auth == "password") {
+      l->auth = ClientAuthMethod::kPassword;
+    } else {
+      c.Error(node["auth"], path + ".auth",
+              "expected scram-sha-256 or password, got '" + auth + "'");
+    }
+  }
+  if (const YAML::Node tls = node["tls"]) {
+    const std::string tpath = path + ".tls";
+    if (c.ExpectMap(tls, tpath, {"mode", "cert_file", "key_file"})) {
+      std::string mode = "require";
+      c.String(tls, "mode", tpath, &mode, false);
+      if (mode == "disable") {
+        l->tls_mode = ClientTlsMode::kDisable;
+      } else if (mode == "allow") {
+        l->tls_mode = ClientTlsMode::kAllow;
+      } else if (mode == "require") {
+        l->tls_mode = ClientTlsMode::kRequire;
+      } else {
+        c.Error(tls["mode"], tpath + ".mode",
+                "expected disable, allow or require, got '" + mode + "'");
+      }
+      if (l->tls_mode != ClientTlsMode::kDisable) {
+        TlsFiles files;
+        bool ok = c.String(tls, "cert_file", tpath, &files.cert_file, true);
+        ok &= c.String(tls, "key_file", tpath, &files.key_file, true);
+        if (ok) {
+          files.cert_file = c.File(base_dir, files.cert_file);
+          files.key_file = c.File(base_dir, files.key_file);
+          if (!ReadableFile(files.cert_file)) {
+            c.Error(tls["cert_file"], tpath + ".cert_file",
+                    "cannot read '" + files.cert_file + "'");
+          }
+          if (!ReadableFile(files.key_file)) {
+            c.Error(tls["key_file"], tpath + ".key_file",
+                    "cannot read '" + files.key_file + "'");
+          }
+          l->tls = files;
+        }
+      }
+    }
+  }
+  if (l->auth == ClientAuthMethod::kPassword &&
+      l->tls_mode != ClientTlsMode::kRequire) {
+    c.Error(node, path,
+            "auth: password sends the password in cleartext and is only "
+            "allowed with tls.mode: require");
+  }
+}
+
+void ParseUpstream(Checker& c, const YAML::Node& node, const std::string& path,
+                   const std::string& base_dir, Upstream* u) {
+  if (!c.ExpectMap(node, path,
+                   {"host", "port", "database", "user", "password",
+                    "password_env", "password_file", "auth", "tls",
+                    "connect_timeout"})) {
+    return;
+  }
+  c.String(node, "host", path, &u->host, false);
+  int64_t port = 0;
+  if (c.Int(node, "port", path, 1, 65535, &port)) u->port = port;
+  c.String(node, "database", path, &u->database, true);
+  c.String(node, "user", path, &u->user, true);
+  c.DurationMs(node, "connect_timeout", path, &u->connect_timeout_ms);
+  std::string auth = "scram-sha-256";
+  c.String(node, "auth", path, &auth, false);
+  if (auth == "scram-sha-256") {
+    u->auth = UpstreamAuthMethod::kScramSha256;
+  } else if (auth == "md5") {
+    u->auth = UpstreamAuthMethod::kMd5;
+  } else if (auth == "password") {
+    u->auth = UpstreamAuthMethod::kPassword;
+  } else if (auth == "trust") {
+    u->auth = UpstreamAuthMethod::kTrust;
+  } else {
+    c.Error(node["auth"], path + ".auth",
+            "expected scram-sha-256, md5, password or trust, got '" + auth +
+                "'");
+  }
+  int sources = 0;
+  std::string value;
+  if (c.String(node, "password", path, &value, false)) {
+    u->password = value;
+    ++sources;
+  }
+  if (c.String(node, "password_env", path, &value, false)) {
+    ++sources;
+    const char* env = std::getenv(value.c_str());
+    if (env == nullptr) {
+      c.Error(node["password_env"], path + ".password_env",
+              "environment variable " + value + " is not set");
+    } else {
+      u->password = env;
+    }
+  }
+  if (c.String(node, "password_file", path, &value, false)) {
+    ++sources;
+    std::ifstream in(c.File(base_dir, value));
+    if (!in) {
+      c.Error(node["password_file"], path + ".password_file",
+              "cannot read '" + value + "'");
+    } else {
+      std::getline(in, u->password);
+    }
+  }
+  if (sources > 1) {
+    c.Error(node, path,
+            "set only one of password, password_env, password_file");
+  }
+  if (sources == 0 && u->auth != UpstreamAuthMethod::kTrust) {
+    c.Error(node, path,
+            "a password (password, password_env or password_file) is required "
+            "unless auth: trust");
+  }
+  if (const YAML::Node tls = node["tls"]) {
+    const std::string tpath = path + ".tls";
+    if (c.ExpectMap(tls, tpath, {"mode", "ca_file", "server_name"})) {
+      std::string mode = "require";
+      c.String(tls, "mode", tpath, &mode, false);
+      if (mode == "disable") {
+        u->tls_mode = UpstreamTlsMode::kDisable;
+      } else if (mode == "require") {
+        u->tls_mode = UpstreamTlsMode::kRequire;
+      } else if (mode == "verify-ca") {
+        u->tls_mode = UpstreamTlsMode::kVerifyCa;
+      } else if (mode == "verify-full") {
+        u->tls_mode = UpstreamTlsMode::kVerifyFull;
+      } else {
+        c.Error(tls["mode"], tpath + ".mode",
+                "expected disable, require, verify-ca or verify-full, got '" +
+                    mode + "'");
+      }
+      if (c.String(tls, "ca_file", tpath, &u->ca_file, false)) {
+        u->ca_file = c.File(base_dir, u->ca_file);
+        if (!ReadableFile(u->ca_file)) {
+          c.Error(tls["ca_file"], tpath + ".ca_file",
+                  "cannot read '" + u->ca_file + "'");
+        }
+      }
+      c.String(tls, "server_name", tpath, &u->server_name, false);
+      if ((u->tls_mode == UpstreamTlsMode::kVerifyCa ||
+           u->tls_mode == UpstreamTlsMode::kVerifyFull) &&
+          u->ca_file.empty()) {
+        c.Error(tls, tpath, "verify-ca and verify-full need ca_file");
+      }
+    }
+  }
+  if (u->server_name.empty()) u->server_name = u->host;
+}
+
+void ParseUser(Checker& c, const YAML::Node& node, const std::string& path,
+               User* u) {
+  if (!c.ExpectMap(node, path,
+                   {"name", "password", "scram_verifier", "groups", "kind",
+                    "environments"})) {
+    return;
+  }
+  c.String(node, "name", path, &u->name, true);
+  std::string password, verifier;
+  const bool has_password = c.String(node, "password", path, &password, false);
+  const bool has_verifier =
+      c.String(node, "scram_verifier", path, &verifier, false);
+  if (has_password == has_verifier) {
+    c.Error(node, path,
+            "set exactly one of scram_verifier (preferred; make one with "
+            "warden-passwd) or password");
+  } else if (has_verifier) {
+    auto parsed = auth::ParseScramVerifier(verifier);
+    if (!parsed.ok()) {
+      c.Error(node["scram_verifier"], path + ".scram_verifier",
+              std::string(parsed.status().message()));
+    } else {
+      u->scram_verifier = verifier;
+    }
+  } else {
+    auto made = auth::MakeScramVerifierRandomSalt(password);
+    if (!made.ok()) {
+      c.Error(node["password"], path + ".password",
+              std::string(made.status().message()));
+    } else {
+      u->scram_verifier = auth::FormatScramVerifier(*made);
+    }
+  }
+  c.StringList(node, "groups", path, &u->groups);
+  c.StringList(node, "environments", path, &u->environments);
+  if (c.String(node, "kind", path, &u->kind, false) && u->kind != "human" &&
+      u->kind != "agent" && u->kind != "service") {
+    c.Error(node["kind"], path + ".kind",
+            "expected human, agent or service, got '" + u->kind + "'");
+  }
+}
+
+absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
+                                      const std::string& base_dir) {
+  ProxyConfig cfg;
+  if (!c.ExpectMap(root, "config",
+                   {"proxy", "listeners", "environments", "users"})) {
+    return absl::InvalidArgumentError(absl::StrJoin(c.errors(), "\n"));
+  }
+  if (const YAML::Node p = root["proxy"]) {
+    if (c.ExpectMap(p, "proxy",
+                    {"workers", "max_client_connections", "startup_timeout",
+                     "max_message_bytes", "max_backend_message_bytes",
+                     "max_buffered_bytes", "log_level"})) {
+      int64_t v = 0;
+      if (c.Int(p, "workers", "proxy", 1, 256, &v)) cfg.proxy.workers = v;
+      if (c.Int(p, "max_client_connections", "proxy", 1, 1000000, &v)) {
+        cfg.proxy.max_client_connections = v;
+      }
+      c.DurationMs(p, "startup_timeout", "proxy", &cfg.proxy.startup_timeout_ms);
+      if (c.Int(p, "max_message_bytes", "proxy", 1024, 1 << 30, &v)) {
+        cfg.proxy.max_message_bytes = v;
+      }
+      if (c.Int(p, "max_backend_message_bytes", "proxy", 1024, 1 << 30, &v)) {
+        cfg.proxy.max_backend_message_bytes = v;
+      }
+      if (c.Int(p, "max_buffered_bytes", "proxy", 16384, 1 << 30, &v)) {
+        cfg.proxy.max_buffered_bytes = v;
+      }
+      if (c.String(p, "log_level", "proxy", &cfg.proxy.log_level, false)) {
+        static const std::set<std::string> kLevels = {"trace", "debug", "info",
+                                                      "warn", "error"};
+        if (!kLevels.count(cfg.proxy.log_level)) {
+          c.Error(p["log_level"], "proxy.log_level",
+                  "expected trace, debug, info, warn or error");
+        }
+      }
+    }
+  }
+
+  const YAML::Node envs = root["environments"];
+  if (!envs || !envs.IsSequence() || envs.size() == 0) {
+    c.Error(envs ? envs : root, "environments",
+            "expected a non-empty list of environments");
+  } else {
+    std::set<std::string> env_names;
+    for (size_t i = 0; i < envs.size(); ++i) {
+      const std::string path = absl::StrCat("environments[", i, "]");
+      Environment env;
+      if (!c.ExpectMap(envs[i], path, {"name", "databases"})) continue;
+      c.String(envs[i], "name", path, &env.name, true);
+      if (!env.name.empty() && !env_names.insert(env.name).second) {
+        c.Error(envs[i]["name"], path + ".name",
+                "duplicate environment '" + env.name + "'");
+      }
+      const YAML::Node dbs = envs[i]["databases"];
+      if (!dbs || !dbs.IsSequence() || dbs.size() == 0) {
+        c.Error(dbs ? dbs : envs[i], path + ".databases",
+                "expected a non-empty list of databases");
+      } else {
+        std::set<std::string> db_names;
+        for (size_t j = 0; j < dbs.size(); ++j) {
+          const std::string dpath = absl::StrCat(path, ".databases[", j, "]");
+          Database db;
+          if (!c.ExpectMap(dbs[j], dpath, {"name", "upstream"})) continue;
+          c.String(dbs[j], "name", dpath, &db.name, true);
+          if (!db.name.empty() && !db_names.insert(db.name).second) {
+            c.Error(dbs[j]["name"], dpath + ".name",
+                    "duplicate database '" + db.name + "'");
+          }
+          if (!dbs[j]["upstream"]) {
+            c.Error(dbs[j], dpath, "missing required key 'upstream'");
+          } else {
+            ParseUpstream(c, dbs[j]["upstream"], dpath + ".upstream", base_dir,
+                          &db.upstream);
+          }
+          env.databases.push_back(std::move(db));
+        }
+      }
+      cfg.environments.push_back(std::move(env));
+    }
+  }
+
+  const YAML::Node listeners = root["listeners"];
+  if (!listeners || !listeners.IsSequence() || listeners.size() == 0) {
+    c.Error(listeners ? listeners : root, "listeners",
+            "expected a non-empty list of listeners");
+  } else {
+    std::set<std::string> names;
+    for (size_t i = 0; i < listeners.size(); ++i) {
+      const std::string path = absl::StrCat("listeners[", i, "]");
+      Listener l;
+      ParseListener(c, listeners[i], path, base_dir, &l);
+      if (!l.name.empty() && !names.insert(l.name).second) {
+        c.Error(listeners[i]["name"], path + ".name",
+                "duplicate listener '" + l.name + "'");
+      }
+      if (!l.environment.empty() && !cfg.FindEnvironment(l.environment)) {
+        c.Error(listeners[i]["environment"], path + ".environment",
+                "no environment named '" + l.environment + "'");
+      }
+      cfg.listeners.push_back(std::move(l));
+    }
+  }
+
+  if (const YAML::Node users = root["users"]) {
+    if (!users.IsSequence()) {
+      c.Error(users, "users", "expected a list of users");
+    } else {
+      std::set<std::string> names;
+      for (size_t i = 0; i < users.size(); ++i) {
+        const std::string path = absl::StrCat("users[", i, "]");
+        User u;
+        ParseUser(c, users[i], path, &u);
+        if (!u.name.empty() && !names.insert(u.name).second) {
+          c.Error(users[i]["name"], path + ".name",
+                  "duplicate user '" + u.name + "'");
+        }
+        for (const auto& e : u.environments) {
+          if (!cfg.FindEnvironment(e)) {
+            c.Error(users[i]["environments"], path + ".environments",
+                    "no environment named '" + e + "'");
+          }
+        }
+        cfg.users.push_back(std::move(u));
+      }
+    }
+  }
+
+  if (!c.errors().empty()) {
+    return absl::InvalidArgumentError(absl::StrJoin(c.errors(), "\n"));
+  }
+  return cfg;
+}
+
+}  // namespace
+
+const Database* Environment::FindDatabase(absl::string_view name) const {
+  for (const auto& db : databases) {
+    if (db.name == name) return &db;
+  }
+  return nullptr;
+}
+
+const Environment* ProxyConfig::FindEnvironment(absl::string_view name) const {
+  for (const auto& env : environments) {
+    if (env.name == name) return &env;
+  }
+  return nullptr;
+}
+
+const User* ProxyConfig::FindUser(absl::string_view name) const {
+  for (const auto& user : users) {
+    if (user.name == name) return &user;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ProxyConfig> ParseConfig(absl::string_view text,
+                                        absl::string_view file_name,
+                                        absl::string_view base_dir) {
+  Checker checker{std::string(file_name)};
+  try {
+    const YAML::Node root = YAML::Load(std::string(text));
+    if (!root || root.IsNull()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file_name, ": the configuration is empty"));
+    }
+    return ParseRoot(checker, root, std::string(base_dir));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file_name, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+}
+
+absl::StatusOr<ProxyConfig> LoadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read configuration file '", path, "'"));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string base_dir = ".";
+  const size_t slash = path.rfind('/');
+  if (slash != std::string::npos) base_dir = path.substr(0, slash);
+  return ParseConfig(buffer.str(), path, base_dir);
+}
+
+}  // namespace warden::config

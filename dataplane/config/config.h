@@ -1,0 +1,133 @@
+// warden-proxy configuration: listeners, environments, upstream databases and
+// (until identity providers arrive) locally defined users. Parsed from YAML
+// once at start, validated with precise file:line:column errors, then shared
+// read-only.
+#ifndef WARDEN_DATAPLANE_CONFIG_CONFIG_H_
+#define WARDEN_DATAPLANE_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace warden::config {
+
+// How a listener treats TLS from clients.
+enum class ClientTlsMode {
+  kDisable,  // answer SSLRequest with 'N'.
+  kAllow,    // TLS offered; plaintext clients are accepted too.
+  kRequire,  // plaintext startup packets are refused (SQLSTATE 28000).
+};
+
+// How a client proves who it is to the proxy.
+enum class ClientAuthMethod {
+  kScramSha256,  // SCRAM-SHA-256 against the user's verifier.
+  kPassword,     // cleartext password; only allowed on TLS-only listeners.
+};
+
+struct TlsFiles {
+  std::string cert_file;  // PEM certificate chain.
+  std::string key_file;   // PEM private key.
+};
+
+struct Listener {
+  std::string name;
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;  // 0 picks a free port (logged at start).
+  std::string environment;  // every connection here belongs to it.
+  ClientTlsMode tls_mode = ClientTlsMode::kDisable;
+  std::optional<TlsFiles> tls;  // required unless tls_mode is kDisable.
+  ClientAuthMethod auth = ClientAuthMethod::kScramSha256;
+};
+
+enum class UpstreamTlsMode {
+  kDisable,     // plaintext.
+  kRequire,     // TLS, certificate not verified.
+  kVerifyCa,    // TLS, chain verified against ca_file.
+  kVerifyFull,  // TLS, chain and host name (server_name or host) verified.
+};
+
+// The one authentication method the proxy will answer for an upstream. A
+// server that asks for anything else is refused, so a rogue or misconfigured
+// server cannot downgrade the exchange and harvest the service password.
+enum class UpstreamAuthMethod { kScramSha256, kMd5, kPassword, kTrust };
+
+struct Upstream {
+  std::string host = "127.0.0.1";
+  uint16_t port = 5432;
+  std::string database;  // upstream database name.
+  std::string user;      // service role the proxy logs in as.
+  std::string password;  // resolved from password/password_env/password_file.
+  UpstreamAuthMethod auth = UpstreamAuthMethod::kScramSha256;
+  UpstreamTlsMode tls_mode = UpstreamTlsMode::kDisable;
+  std::string ca_file;
+  std::string server_name;  // for verify-full; default: host.
+  int connect_timeout_ms = 5000;
+};
+
+struct Database {
+  std::string name;  // the dbname clients ask for.
+  Upstream upstream;
+};
+
+struct Environment {
+  std::string name;
+  std::vector<Database> databases;
+  const Database* FindDatabase(absl::string_view name) const;
+};
+
+struct User {
+  std::string name;
+  std::string scram_verifier;  // "SCRAM-SHA-256$iter:salt$stored:server".
+  std::vector<std::string> groups;
+  std::string kind = "human";  // human | agent | service.
+  // Environments the user may connect to; empty means all.
+  std::vector<std::string> environments;
+};
+
+struct ProxySettings {
+  // Worker threads, each with its own event loop. Default: hardware threads.
+  int workers = 0;
+  // Connections beyond this are refused with SQLSTATE 53300. Default: 10000.
+  int max_client_connections = 10000;
+  // A client must finish startup and authentication within this. Default 15s.
+  int startup_timeout_ms = 15000;
+  // Largest frontend message accepted (bytes). Default: 64 MiB.
+  size_t max_message_bytes = 64u << 20;
+  // Largest backend message accepted (bytes). Default: 1 GiB.
+  size_t max_backend_message_bytes = 1024u << 20;
+  // Pending bytes toward one peer above which the proxy stops reading from
+  // the other peer (backpressure). Default: 256 KiB.
+  size_t max_buffered_bytes = 256u << 10;
+  // Log level: trace, debug, info, warn, error. Default: info.
+  std::string log_level = "info";
+};
+
+struct ProxyConfig {
+  ProxySettings proxy;
+  std::vector<Listener> listeners;
+  std::vector<Environment> environments;
+  std::vector<User> users;
+
+  const Environment* FindEnvironment(absl::string_view name) const;
+  const User* FindUser(absl::string_view name) const;
+};
+
+// ParseConfig parses YAML `text`. `file_name` appears in error messages
+// ("proxy.yaml:12:9: listeners[0].port: ..."); relative file paths in the
+// config resolve against `base_dir`. Returns InvalidArgument with every
+// problem found (one per line), or the validated config.
+absl::StatusOr<ProxyConfig> ParseConfig(absl::string_view text,
+                                        absl::string_view file_name,
+                                        absl::string_view base_dir);
+
+// LoadConfig reads and parses the file at `path`.
+absl::StatusOr<ProxyConfig> LoadConfig(const std::string& path);
+
+}  // namespace warden::config
+
+#endif  // WARDEN_DATAPLANE_CONFIG_CONFIG_H_

@@ -1,0 +1,71 @@
+// A non-blocking TCP connection, optionally wrapped in TLS, driven by the
+// caller's readiness events (asio async_wait). Reads go into a caller-owned
+// buffer (the worker's scratch buffer), so an idle connection holds no read
+// buffer of its own; with SSL_MODE_RELEASE_BUFFERS an idle TLS connection
+// releases OpenSSL's buffers too.
+//
+// Not thread-safe: a connection belongs to one worker's event loop.
+#ifndef WARDEN_DATAPLANE_NET_CONN_H_
+#define WARDEN_DATAPLANE_NET_CONN_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "asio.hpp"
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+namespace warden::net {
+
+enum class IoResult {
+  kOk,              // `bytes` transferred (> 0).
+  kWantRead,        // retry when readable.
+  kWantWrite,       // retry when writable.
+  kEof,             // orderly close by the peer.
+  kError,           // `error` says what; the connection is unusable.
+};
+
+struct IoOutcome {
+  IoResult result = IoResult::kOk;
+  size_t bytes = 0;
+  std::string error;
+};
+
+class Conn {
+ public:
+  explicit Conn(asio::ip::tcp::socket socket);
+  ~Conn();
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  asio::ip::tcp::socket& socket() { return socket_; }
+  bool tls() const { return ssl_ != nullptr; }
+
+  // StartTls attaches a TLS session to the connected socket; drive it with
+  // Handshake(). For clients, `verify_host` (if non-empty) is checked
+  // against the peer certificate. Must be called at most once.
+  absl::Status StartTls(SSL_CTX* ctx, bool server,
+                        const std::string& verify_host);
+  // Handshake returns kOk once done, kWantRead/kWantWrite to retry.
+  IoOutcome Handshake();
+
+  IoOutcome Read(char* buf, size_t cap);
+  IoOutcome Write(const char* data, size_t len);
+
+  // Close shuts the socket; pending waits complete with operation_aborted.
+  void Close();
+  bool closed() const { return closed_; }
+
+ private:
+  IoOutcome SslOutcome(int ret, const char* op);
+
+  asio::ip::tcp::socket socket_;
+  SSL* ssl_ = nullptr;
+  bool closed_ = false;
+};
+
+}  // namespace warden::net
+
+#endif  // WARDEN_DATAPLANE_NET_CONN_H_

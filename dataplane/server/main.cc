@@ -1,0 +1,60 @@
+// warden-proxy: the PostgreSQL wire-protocol proxy (data plane).
+//
+//   warden-proxy --config proxy.yaml [--check]
+#include <csignal>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "dataplane/config/config.h"
+#include "dataplane/server/server.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"warden-proxy: PostgreSQL wire-protocol governance proxy"};
+  std::string config_path;
+  bool check_only = false;
+  app.add_option("-c,--config", config_path, "YAML configuration file")
+      ->required();
+  app.add_flag("--check", check_only,
+               "validate the configuration and exit (0 valid, 2 invalid)");
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("warden-proxy");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+
+  auto config = warden::config::LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "warden-proxy: invalid configuration:\n"
+              << config.status().message() << "\n";
+    return 2;
+  }
+  if (check_only) {
+    std::cout << config_path << ": OK\n";
+    return 0;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->proxy.log_level));
+
+  // Signals are taken synchronously by the main thread; workers never see
+  // them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  warden::server::Server server(*std::move(config));
+  if (auto status = server.Start(); !status.ok()) {
+    spdlog::error("cannot start: {}", std::string(status.message()));
+    return 1;
+  }
+  spdlog::info("warden-proxy ready");
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("signal {}: shutting down", received);
+  server.Stop();
+  server.Wait();
+  return 0;
+}

@@ -1,0 +1,65 @@
+// The seam between a session and whatever proves who a client is.
+//
+// A session asks an Authenticator to Begin() an exchange for the startup
+// packet it received, sends what the exchange replies, and feeds it every
+// PasswordMessage-family body ('p': password, SASLInitialResponse,
+// SASLResponse) until the exchange succeeds or fails. Today's implementation
+// checks users from the proxy config (SCRAM-SHA-256, or cleartext over TLS);
+// identity providers (OIDC tokens sent as the password, client certificates,
+// agent service tokens) plug in as further Authenticators without the
+// session changing.
+#ifndef WARDEN_DATAPLANE_SESSION_AUTHENTICATOR_H_
+#define WARDEN_DATAPLANE_SESSION_AUTHENTICATOR_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "proto/warden/v1/session.pb.h"
+
+namespace warden::session {
+
+struct AuthRequest {
+  std::string user;         // "user" from the startup packet.
+  std::string database;     // "database" from the startup packet.
+  std::string environment;  // the listener's environment.
+  bool tls = false;         // the client connection is encrypted.
+};
+
+struct AuthStep {
+  enum class State { kContinue, kSuccess, kFailure };
+  State state = State::kContinue;
+  // Complete backend messages to send to the client (e.g. AuthenticationSASL,
+  // SASLContinue, SASLFinal). The session itself sends AuthenticationOk.
+  std::string reply;
+  // On kFailure: the reason to log and audit. The client sees `client_error`
+  // (deliberately vague, as PostgreSQL's "password authentication failed").
+  absl::Status error;
+  std::string client_sqlstate = "28P01";
+  std::string client_error;
+  // On kSuccess: who connected.
+  warden::v1::Identity identity;
+};
+
+// One authentication conversation. Not thread-safe; owned by one session.
+class AuthExchange {
+ public:
+  virtual ~AuthExchange() = default;
+  // Start returns the first challenge (kContinue) or an immediate verdict.
+  virtual AuthStep Start() = 0;
+  // OnMessage takes the body of a 'p' message.
+  virtual AuthStep OnMessage(absl::string_view body) = 0;
+};
+
+// Thread-safe: one Authenticator serves every worker.
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  virtual std::unique_ptr<AuthExchange> Begin(const AuthRequest& request) = 0;
+};
+
+}  // namespace warden::session
+
+#endif  // WARDEN_DATAPLANE_SESSION_AUTHENTICATOR_H_

@@ -1,0 +1,188 @@
+#include "dataplane/session/local_authenticator.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "dataplane/auth/scram.h"
+#include "dataplane/pgwire/encoder.h"
+#include "dataplane/pgwire/messages.h"
+
+namespace warden::session {
+namespace {
+
+warden::v1::IdentityKind KindOf(const std::string& kind) {
+  if (kind == "agent") return warden::v1::IDENTITY_KIND_AGENT;
+  if (kind == "service") return warden::v1::IDENTITY_KIND_SERVICE;
+  return warden::v1::IDENTITY_KIND_HUMAN;
+}
+
+AuthStep Failure(absl::Status why, const std::string& user) {
+  AuthStep step;
+  step.state = AuthStep::State::kFailure;
+  step.error = std::move(why);
+  step.client_sqlstate = "28P01";
+  step.client_error =
+      absl::StrCat("password authentication failed for user \"", user, "\"");
+  return step;
+}
+
+// Checks environment access after the password proved the identity, so the
+// answer for a user who may not use this environment looks like any other
+// authentication failure.
+AuthStep Success(const config::User& user, const AuthRequest& request,
+                 const char* method) {
+  if (!user.environments.empty() &&
+      std::find(user.environments.begin(), user.environments.end(),
+                request.environment) == user.environments.end()) {
+    AuthStep step;
+    step.state = AuthStep::State::kFailure;
+    step.error = absl::PermissionDeniedError(
+        absl::StrCat("user ", user.name, " may not use environment ",
+                     request.environment));
+    step.client_sqlstate = "28000";
+    step.client_error =
+        absl::StrCat("user \"", user.name, "\" is not allowed in environment \"",
+                     request.environment, "\"");
+    return step;
+  }
+  AuthStep step;
+  step.state = AuthStep::State::kSuccess;
+  step.identity.set_user(user.name);
+  for (const auto& g : user.groups) step.identity.add_groups(g);
+  step.identity.set_kind(KindOf(user.kind));
+  step.identity.set_auth_method(method);
+  return step;
+}
+
+class ScramExchange : public AuthExchange {
+ public:
+  ScramExchange(const config::User* user, const AuthRequest& request,
+                const std::string& mock_secret)
+      : user_(user),
+        request_(request),
+        server_(Verifier(user), request.user, mock_secret) {}
+
+  AuthStep Start() override {
+    AuthStep step;
+    pgwire::WriteAuthenticationSasl(
+        &step.reply, {std::string(auth::ScramServer::kMechanism)});
+    return step;
+  }
+
+  AuthStep OnMessage(absl::string_view body) override {
+    if (!got_first_) {
+      got_first_ = true;
+      auto initial = pgwire::ParseSaslInitialResponse(body);
+      if (!initial.ok()) return Malformed(initial.status());
+      if (initial->mechanism != auth::ScramServer::kMechanism) {
+        return Malformed(absl::InvalidArgumentError(
+            absl::StrCat("client selected SASL mechanism '",
+                         initial->mechanism, "'; only SCRAM-SHA-256 is offered")));
+      }
+      if (!initial->has_data) {
+        return Malformed(absl::InvalidArgumentError("SASL initial response has no data"));
+      }
+      auto server_first = server_.HandleClientFirst(initial->data);
+      if (!server_first.ok()) return Malformed(server_first.status());
+      AuthStep step;
+      pgwire::WriteAuthenticationSaslContinue(&step.reply, *server_first);
+      return step;
+    }
+    auto server_final = server_.HandleClientFinal(body);
+    if (!server_final.ok()) {
+      if (absl::IsPermissionDenied(server_final.status())) {
+        return Failure(server_final.status(), request_.user);
+      }
+      return Malformed(server_final.status());
+    }
+    AuthStep step = Success(*user_, request_, "scram-sha-256");
+    if (step.state == AuthStep::State::kSuccess) {
+      pgwire::WriteAuthenticationSaslFinal(&step.reply, *server_final);
+    }
+    return step;
+  }
+
+ private:
+  static std::optional<auth::ScramVerifier> Verifier(const config::User* user) {
+    if (user == nullptr) return std::nullopt;
+    auto parsed = auth::ParseScramVerifier(user->scram_verifier);
+    if (!parsed.ok()) return std::nullopt;  // validated at config load.
+    return *parsed;
+  }
+
+  AuthStep Malformed(absl::Status why) {
+    AuthStep step;
+    step.state = AuthStep::State::kFailure;
+    step.client_sqlstate = "08P01";
+    step.client_error =
+        absl::StrCat("malformed SCRAM message: ", why.message());
+    step.error = std::move(why);
+    return step;
+  }
+
+  const config::User* user_;
+  AuthRequest request_;
+  auth::ScramServer server_;
+  bool got_first_ = false;
+};
+
+class CleartextExchange : public AuthExchange {
+ public:
+  CleartextExchange(const config::User* user, const AuthRequest& request)
+      : user_(user), request_(request) {}
+
+  AuthStep Start() override {
+    AuthStep step;
+    if (!request_.tls) {
+      // The listener config requires TLS for this method; this is a guard.
+      return Failure(absl::FailedPreconditionError(
+                         "cleartext password over an unencrypted connection"),
+                     request_.user);
+    }
+    pgwire::WriteAuthenticationCleartextPassword(&step.reply);
+    return step;
+  }
+
+  AuthStep OnMessage(absl::string_view body) override {
+    auto password = pgwire::ParsePasswordMessage(body);
+    if (!password.ok()) return Failure(password.status(), request_.user);
+    if (user_ == nullptr) {
+      return Failure(absl::PermissionDeniedError("unknown user"),
+                     request_.user);
+    }
+    auto verifier = auth::ParseScramVerifier(user_->scram_verifier);
+    if (!verifier.ok()) return Failure(verifier.status(), request_.user);
+    const auth::ScramVerifier candidate = auth::MakeScramVerifier(
+        *password, verifier->salt, verifier->iterations);
+    if (!crypto::ConstantTimeEquals(candidate.stored_key,
+                                    verifier->stored_key)) {
+      return Failure(absl::PermissionDeniedError("wrong password"),
+                     request_.user);
+    }
+    return Success(*user_, request_, "password");
+  }
+
+ private:
+  const config::User* user_;
+  AuthRequest request_;
+};
+
+}  // namespace
+
+LocalAuthenticator::LocalAuthenticator(const config::ProxyConfig* config,
+                                       config::ClientAuthMethod method,
+                                       std::string mock_secret)
+    : config_(config), method_(method), mock_secret_(std::move(mock_secret)) {}
+
+std::unique_ptr<AuthExchange> LocalAuthenticator::Begin(
+    const AuthRequest& request) {
+  const config::User* user = config_->FindUser(request.user);
+  if (method_ == config::ClientAuthMethod::kPassword) {
+    return std::make_unique<CleartextExchange>(user, request);
+  }
+  return std::make_unique<ScramExchange>(user, request, mock_secret_);
+}
+
+}  // namespace warden::session

@@ -1,0 +1,1046 @@
+#include "dataplane/session/session.h"
+
+#include <openssl/ssl.h>
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "dataplane/auth/scram.h"
+#include "dataplane/pgwire/encoder.h"
+#include "dataplane/pgwire/framing.h"
+#include "dataplane/pgwire/messages.h"
+#include "dataplane/pgwire/sqlstate.h"
+#include "dataplane/pgwire/startup.h"
+#include "spdlog/spdlog.h"
+
+namespace warden::session {
+namespace {
+
+using warden::v1::SessionEndReason;
+
+constexpr size_t kScratchSize = 64 * 1024;
+constexpr int kLingerMs = 2000;
+
+// One read buffer per worker thread: an idle session owns none.
+char* Scratch() {
+  static thread_local std::unique_ptr<char[]> buffer(new char[kScratchSize]);
+  return buffer.get();
+}
+
+const char* ReasonName(SessionEndReason r) {
+  switch (r) {
+    case warden::v1::SESSION_END_REASON_CLIENT:
+      return "client";
+    case warden::v1::SESSION_END_REASON_UPSTREAM:
+      return "upstream";
+    case warden::v1::SESSION_END_REASON_POLICY:
+      return "policy";
+    case warden::v1::SESSION_END_REASON_INTERNAL:
+      return "internal";
+    default:
+      return "unspecified";
+  }
+}
+
+const char* UpstreamAuthName(config::UpstreamAuthMethod m) {
+  switch (m) {
+    case config::UpstreamAuthMethod::kScramSha256:
+      return "scram-sha-256";
+    case config::UpstreamAuthMethod::kMd5:
+      return "md5";
+    case config::UpstreamAuthMethod::kPassword:
+      return "password";
+    case config::UpstreamAuthMethod::kTrust:
+      return "trust";
+  }
+  return "?";
+}
+
+std::string Printable(char c) {
+  if (absl::ascii_isprint(static_cast<unsigned char>(c))) {
+    return absl::StrCat("'", std::string(1, c), "'");
+  }
+  return absl::StrCat("0x", absl::Hex(static_cast<unsigned char>(c),
+                                      absl::kZeroPad2));
+}
+
+}  // namespace
+
+void SendCancel(const asio::any_io_executor& executor,
+                const CancelTarget& target) {
+  struct Op {
+    explicit Op(const asio::any_io_executor& ex) : socket(ex), timer(ex) {}
+    asio::ip::tcp::socket socket;
+    asio::steady_timer timer;
+    std::string message;
+  };
+  asio::error_code ec;
+  const asio::ip::address address = asio::ip::make_address(target.host, ec);
+  if (ec) {
+    spdlog::warn("cancel: bad upstream address {}", target.host);
+    return;
+  }
+  auto op = std::make_shared<Op>(executor);
+  pgwire::WriteCancelRequest(&op->message, target.upstream_pid,
+                             target.upstream_secret);
+  op->timer.expires_after(std::chrono::seconds(5));
+  op->timer.async_wait([op](const asio::error_code& e) {
+    if (!e) {
+      asio::error_code ignored;
+      op->socket.close(ignored);
+    }
+  });
+  op->socket.async_connect(
+      asio::ip::tcp::endpoint(address, target.port),
+      [op](const asio::error_code& e) {
+        if (e) {
+          spdlog::warn("cancel: cannot reach upstream: {}", e.message());
+          op->timer.cancel();
+          return;
+        }
+        asio::async_write(op->socket, asio::buffer(op->message),
+                          [op](const asio::error_code&, size_t) {
+                            asio::error_code ignored;
+                            op->socket.close(ignored);
+                            op->timer.cancel();
+                          });
+      });
+}
+
+Session::Session(SharedState* shared, const config::Listener* listener,
+                 asio::ip::tcp::socket client)
+    : shared_(shared),
+      listener_(listener),
+      environment_(shared->config->FindEnvironment(listener->environment)),
+      executor_(client.get_executor()),
+      timer_(client.get_executor()) {
+  asio::error_code ec;
+  const auto remote = client.remote_endpoint(ec);
+  if (!ec) {
+    peer_address_ =
+        absl::StrCat(remote.address().to_string(), ":", remote.port());
+  }
+  client_.conn = std::make_unique<net::Conn>(std::move(client));
+  shared_->client_connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+Session::~Session() {
+  if (key_allocated_) shared_->cancels.Release(proxy_pid_, proxy_secret_);
+  shared_->client_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Session::Start() {
+  ArmTimer(shared_->config->proxy.startup_timeout_ms);
+  ArmRead(Side::kClient);
+}
+
+// ---------------------------------------------------------------------------
+// Event plumbing.
+
+void Session::ArmRead(Side s) {
+  Peer& p = peer(s);
+  if (p.read_armed || !p.open()) return;
+  p.read_armed = true;
+  p.conn->socket().async_wait(
+      asio::ip::tcp::socket::wait_read,
+      [self = shared_from_this(), s](const asio::error_code& ec) {
+        Peer& p = self->peer(s);
+        p.read_armed = false;
+        if (ec || !p.open()) return;
+        self->OnReadable(s);
+      });
+}
+
+void Session::ArmWrite(Side s) {
+  Peer& p = peer(s);
+  if (p.write_armed || !p.open()) return;
+  p.write_armed = true;
+  p.conn->socket().async_wait(
+      asio::ip::tcp::socket::wait_write,
+      [self = shared_from_this(), s](const asio::error_code& ec) {
+        Peer& p = self->peer(s);
+        p.write_armed = false;
+        if (ec || !p.open()) return;
+        self->OnWritable(s);
+      });
+}
+
+void Session::OnReadable(Side s) {
+  if (s == Side::kClient && phase_ == Phase::kClientTls) {
+    DriveClientHandshake();
+  } else if (s == Side::kUpstream && phase_ == Phase::kUpstreamTls) {
+    DriveUpstreamHandshake();
+  } else {
+    ReadLoop(s);
+  }
+}
+
+void Session::OnWritable(Side s) {
+  if (s == Side::kClient && phase_ == Phase::kClientTls) {
+    DriveClientHandshake();
+    return;
+  }
+  if (s == Side::kUpstream && phase_ == Phase::kUpstreamTls) {
+    DriveUpstreamHandshake();
+    return;
+  }
+  Peer& p = peer(s);
+  if (p.read_wants_write) {
+    p.read_wants_write = false;
+    ReadLoop(s);
+  }
+  Flush(s);
+}
+
+bool Session::MayRead(Side s) const {
+  if (phase_ == Phase::kClosed) return false;
+  if (s == Side::kClient) {
+    return phase_ == Phase::kStartup || phase_ == Phase::kAuth ||
+           (phase_ == Phase::kRelay && ready_);
+  }
+  return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
+         phase_ == Phase::kRelay;
+}
+
+void Session::ReadLoop(Side s) {
+  Peer& p = peer(s);
+  char* buf = Scratch();
+  while (p.open() && MayRead(s)) {
+    if (other(s).pending() >= shared_->config->proxy.max_buffered_bytes) {
+      p.read_paused = true;  // resumed by Flush of the other peer.
+      return;
+    }
+    const net::IoOutcome r = p.conn->Read(buf, kScratchSize);
+    switch (r.result) {
+      case net::IoResult::kOk:
+        Consume(s, buf, r.bytes);
+        if (phase_ == Phase::kClientTls && s == Side::kClient) {
+          DriveClientHandshake();
+          return;
+        }
+        if (phase_ == Phase::kUpstreamTls && s == Side::kUpstream) {
+          DriveUpstreamHandshake();
+          return;
+        }
+        continue;
+      case net::IoResult::kWantRead:
+        ArmRead(s);
+        return;
+      case net::IoResult::kWantWrite:
+        p.read_wants_write = true;
+        ArmWrite(s);
+        return;
+      case net::IoResult::kEof:
+      case net::IoResult::kError:
+        if (s == Side::kClient) {
+          if (r.result == net::IoResult::kError) {
+            spdlog::debug("session {}: client {}", peer_address_, r.error);
+          }
+          CloseUpstream(/*cancel_if_busy=*/true);
+          CloseClient();
+          Finish(warden::v1::SESSION_END_REASON_CLIENT,
+                 r.result == net::IoResult::kEof ? "client closed the connection"
+                                                 : r.error);
+        } else if (phase_ == Phase::kRelay && upstream_fatal_) {
+          // The upstream already told the client why (e.g. 57P01).
+          CloseUpstream(false);
+          client_.close_after_flush = true;
+          Flush(Side::kClient);
+          Finish(warden::v1::SESSION_END_REASON_UPSTREAM,
+                 "upstream ended the session with a FATAL error");
+        } else {
+          Fail(pgwire::kConnectionFailure,
+               phase_ == Phase::kRelay
+                   ? "lost the connection to the upstream database"
+                   : "the upstream database closed the connection during "
+                     "startup",
+               warden::v1::SESSION_END_REASON_UPSTREAM);
+        }
+        return;
+    }
+  }
+}
+
+void Session::Consume(Side s, const char* data, size_t n) {
+  Peer& p = peer(s);
+  absl::string_view buf;
+  const bool buffered = !p.in.empty();
+  if (buffered) {
+    p.in.append(data, n);
+    buf = p.in;
+  } else {
+    buf = absl::string_view(data, n);
+  }
+  if (buf.empty()) return;
+  size_t used = 0;
+  if (s == Side::kClient) {
+    used = phase_ == Phase::kStartup ? ProcessStartup(buf) : ProcessClient(buf);
+  } else {
+    used = ProcessUpstream(buf);
+  }
+  if (phase_ == Phase::kClosed) return;
+  if (buffered) {
+    p.in.erase(0, used);
+    if (p.in.empty() && p.in.capacity() > kScratchSize) std::string().swap(p.in);
+  } else if (used < buf.size()) {
+    p.in.assign(buf.data() + used, buf.size() - used);
+  }
+}
+
+void Session::Send(Side s, absl::string_view data) {
+  Peer& p = peer(s);
+  if (data.empty() || !p.open()) return;
+  if (p.pending() == 0 && !p.write_armed) {
+    while (!data.empty()) {
+      const net::IoOutcome r = p.conn->Write(data.data(), data.size());
+      if (r.result == net::IoResult::kOk) {
+        data.remove_prefix(r.bytes);
+        continue;
+      }
+      if (r.result == net::IoResult::kWantWrite ||
+          r.result == net::IoResult::kWantRead) {
+        break;
+      }
+      // Broken peer: handled as if it had closed.
+      if (s == Side::kClient) {
+        CloseUpstream(true);
+        CloseClient();
+        Finish(warden::v1::SESSION_END_REASON_CLIENT, r.error);
+      } else {
+        Fail(pgwire::kConnectionFailure,
+             "lost the connection to the upstream database",
+             warden::v1::SESSION_END_REASON_UPSTREAM);
+      }
+      return;
+    }
+    if (data.empty()) return;
+    p.out.clear();
+    p.out_pos = 0;
+  }
+  p.out.append(data.data(), data.size());
+  ArmWrite(s);
+}
+
+void Session::Flush(Side s) {
+  Peer& p = peer(s);
+  while (p.open() && p.pending() > 0) {
+    const net::IoOutcome r =
+        p.conn->Write(p.out.data() + p.out_pos, p.pending());
+    if (r.result == net::IoResult::kOk) {
+      p.out_pos += r.bytes;
+      continue;
+    }
+    if (r.result == net::IoResult::kWantWrite) {
+      ArmWrite(s);
+      return;
+    }
+    if (r.result == net::IoResult::kWantRead) {
+      ArmRead(s);
+      return;
+    }
+    if (s == Side::kClient) {
+      CloseUpstream(true);
+      CloseClient();
+      Finish(warden::v1::SESSION_END_REASON_CLIENT, r.error);
+    } else {
+      Fail(pgwire::kConnectionFailure,
+           "lost the connection to the upstream database",
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+    }
+    return;
+  }
+  if (!p.open()) return;
+  // Drained: release the buffer if it grew, then lift backpressure.
+  p.out_pos = 0;
+  if (p.out.capacity() > kScratchSize) {
+    std::string().swap(p.out);
+  } else {
+    p.out.clear();
+  }
+  if (p.close_after_flush) {
+    p.conn->Close();
+    return;
+  }
+  Peer& o = other(s);
+  if (o.read_paused) {
+    o.read_paused = false;
+    ReadLoop(Other(s));
+  }
+}
+
+void Session::ArmTimer(int ms) {
+  const uint64_t generation = ++timer_generation_;
+  timer_.expires_after(std::chrono::milliseconds(ms));
+  timer_.async_wait(
+      [self = shared_from_this(), generation](const asio::error_code& ec) {
+        if (ec || generation != self->timer_generation_) return;
+        self->OnTimer();
+      });
+}
+
+void Session::OnTimer() {
+  switch (phase_) {
+    case Phase::kStartup:
+    case Phase::kClientTls:
+    case Phase::kAuth:
+      Fail(pgwire::kQueryCanceled,
+           "canceling authentication due to timeout",
+           warden::v1::SESSION_END_REASON_CLIENT);
+      return;
+    case Phase::kUpstreamConnect:
+    case Phase::kUpstreamSsl:
+    case Phase::kUpstreamTls:
+    case Phase::kUpstreamAuth:
+      Fail(pgwire::kConnectionFailure,
+           absl::StrCat("timed out connecting to the upstream database at ",
+                        database_->upstream.host, ":",
+                        database_->upstream.port),
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+      return;
+    case Phase::kRelay:
+      if (!ready_) {
+        Fail(pgwire::kConnectionFailure,
+             "timed out waiting for the upstream database to become ready",
+             warden::v1::SESSION_END_REASON_UPSTREAM);
+      }
+      return;
+    case Phase::kClosed:
+      // Linger expired: a client that does not read its error is dropped.
+      if (client_.open()) client_.conn->Close();
+      if (upstream_.open()) upstream_.conn->Close();
+      return;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Client startup and authentication.
+
+size_t Session::ProcessStartup(absl::string_view buf) {
+  const pgwire::Frame frame = pgwire::NextStartupPacket(buf);
+  if (frame.status == pgwire::FrameStatus::kNeedMore) return 0;
+  if (frame.status == pgwire::FrameStatus::kError) {
+    FailProtocol(frame.error.message());
+    return 0;
+  }
+  auto startup = pgwire::ParseStartup(frame.body);
+  if (!startup.ok()) {
+    FailProtocol(startup.status().message());
+    return 0;
+  }
+  switch (startup->kind) {
+    case pgwire::StartupKind::kSslRequest: {
+      if (tls_negotiated_) {
+        FailProtocol("SSLRequest received twice");
+        return 0;
+      }
+      tls_negotiated_ = true;
+      const auto it = shared_->listener_tls.find(listener_->name);
+      if (it == shared_->listener_tls.end()) {
+        Send(Side::kClient, "N");
+        return frame.size;
+      }
+      if (buf.size() > frame.size) {
+        // Bytes sent before the TLS handshake would be trusted as if they
+        // had been encrypted (CVE-2021-23214): refuse.
+        FailProtocol("unencrypted data received after SSLRequest");
+        return 0;
+      }
+      Send(Side::kClient, "S");
+      if (client_.pending() > 0 || !client_.open()) return frame.size;
+      auto status = client_.conn->StartTls(it->second.get(), true, "");
+      if (!status.ok()) {
+        Fail(pgwire::kInternalError, status.message(),
+             warden::v1::SESSION_END_REASON_INTERNAL);
+        return 0;
+      }
+      phase_ = Phase::kClientTls;
+      return frame.size;
+    }
+    case pgwire::StartupKind::kGssEncRequest:
+      Send(Side::kClient, "N");
+      return frame.size;
+    case pgwire::StartupKind::kCancelRequest: {
+      const auto target =
+          shared_->cancels.Lookup(startup->cancel_pid, startup->cancel_secret);
+      if (target) {
+        SendCancel(executor_, *target);
+      } else {
+        spdlog::debug("session {}: cancel request for unknown key",
+                      peer_address_);
+      }
+      CloseClient();
+      Finish(warden::v1::SESSION_END_REASON_CLIENT, "cancel request");
+      return frame.size;
+    }
+    case pgwire::StartupKind::kStartup:
+      HandleStartup(frame.body);
+      return frame.size;
+  }
+  return frame.size;
+}
+
+void Session::HandleStartup(absl::string_view body) {
+  auto startup = pgwire::ParseStartup(body);
+  if (!startup.ok()) return FailProtocol(startup.status().message());
+  const bool tls = client_.conn->tls();
+  if (listener_->tls_mode == config::ClientTlsMode::kRequire && !tls) {
+    return Fail(pgwire::kInvalidAuthorization,
+                "Warden requires TLS on this listener; connect with "
+                "sslmode=require",
+                warden::v1::SESSION_END_REASON_POLICY);
+  }
+  user_ = std::string(startup->Get("user"));
+  database_name_ = std::string(startup->Get("database"));
+  if (database_name_.empty()) database_name_ = user_;
+  std::vector<std::string> unrecognized;
+  for (const auto& [name, value] : startup->parameters) {
+    if (name == "user" || name == "database") continue;
+    if (absl::StartsWith(name, "_pq_.")) {
+      unrecognized.emplace_back(name);
+      continue;
+    }
+    if (name == "replication") {
+      const std::string v = absl::AsciiStrToLower(value);
+      if (v != "false" && v != "off" && v != "no" && v != "0") {
+        return Fail(pgwire::kFeatureNotSupported,
+                    "replication connections are not supported through Warden",
+                    warden::v1::SESSION_END_REASON_POLICY);
+      }
+      continue;
+    }
+    startup_params_.emplace_back(std::string(name), std::string(value));
+  }
+  const int32_t minor = startup->protocol_version & 0xffff;
+  if (minor > 0 || !unrecognized.empty()) {
+    std::string out;
+    pgwire::WriteNegotiateProtocolVersion(&out, 0, unrecognized);
+    Send(Side::kClient, out);
+  }
+  AuthRequest request;
+  request.user = user_;
+  request.database = database_name_;
+  request.environment = listener_->environment;
+  request.tls = tls;
+  auth_ = shared_->authenticators.at(listener_->name)->Begin(request);
+  phase_ = Phase::kAuth;
+  HandleAuthStep(auth_->Start());
+}
+
+void Session::HandleAuthStep(AuthStep step) {
+  switch (step.state) {
+    case AuthStep::State::kContinue:
+      Send(Side::kClient, step.reply);
+      return;
+    case AuthStep::State::kFailure:
+      spdlog::info("session {}: authentication failed for user '{}': {}",
+                   peer_address_, user_, step.error.ToString());
+      return Fail(step.client_sqlstate, step.client_error,
+                  warden::v1::SESSION_END_REASON_POLICY);
+    case AuthStep::State::kSuccess:
+      break;
+  }
+  identity_ = std::move(step.identity);
+  auth_.reset();
+  Send(Side::kClient, step.reply);
+  database_ = environment_->FindDatabase(database_name_);
+  if (database_ == nullptr) {
+    return Fail(pgwire::kInvalidCatalogName,
+                absl::StrCat("database \"", database_name_,
+                             "\" does not exist in environment \"",
+                             environment_->name, "\""),
+                warden::v1::SESSION_END_REASON_POLICY);
+  }
+  std::string ok;
+  pgwire::WriteAuthenticationOk(&ok);
+  Send(Side::kClient, ok);
+  spdlog::debug("session {}: {} authenticated ({}) for {}/{}", peer_address_,
+                identity_.user(), identity_.auth_method(), environment_->name,
+                database_name_);
+  ConnectUpstream();
+}
+
+void Session::DriveClientHandshake() {
+  const net::IoOutcome r = client_.conn->Handshake();
+  switch (r.result) {
+    case net::IoResult::kOk:
+      phase_ = Phase::kStartup;
+      ReadLoop(Side::kClient);
+      return;
+    case net::IoResult::kWantRead:
+      ArmRead(Side::kClient);
+      return;
+    case net::IoResult::kWantWrite:
+      ArmWrite(Side::kClient);
+      return;
+    default:
+      spdlog::info("session {}: client TLS handshake failed: {}",
+                   peer_address_, r.error.empty() ? "closed" : r.error);
+      CloseClient();
+      Finish(warden::v1::SESSION_END_REASON_CLIENT, "TLS handshake failed");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Relay, client to upstream.
+
+size_t Session::ProcessClient(absl::string_view buf) {
+  const size_t max_size = shared_->config->proxy.max_message_bytes;
+  size_t pos = 0, forward_from = 0;
+  bool terminate = false;
+  while (pos < buf.size() && phase_ != Phase::kClosed) {
+    const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
+    if (frame.status == pgwire::FrameStatus::kNeedMore) break;
+    if (frame.status == pgwire::FrameStatus::kError) {
+      FailProtocol(frame.error.message());
+      return 0;
+    }
+    if (phase_ == Phase::kAuth) {
+      if (frame.type != static_cast<char>(pgwire::FrontendType::kPassword)) {
+        FailProtocol(absl::StrCat("expected an authentication response, got ",
+                                  Printable(frame.type)));
+        return 0;
+      }
+      pos += frame.size;
+      forward_from = pos;
+      HandleAuthStep(auth_->OnMessage(frame.body));
+      if (phase_ != Phase::kAuth) return pos;  // rest waits for the relay.
+      continue;
+    }
+    const absl::Status valid = pgwire::ValidateFrontend(frame.type, frame.body);
+    if (!valid.ok()) {
+      FailProtocol(valid.message());
+      return 0;
+    }
+    switch (static_cast<pgwire::FrontendType>(frame.type)) {
+      case pgwire::FrontendType::kQuery:
+      case pgwire::FrontendType::kSync:
+      case pgwire::FrontendType::kFunctionCall:
+        ++pending_syncs_;
+        unsynced_ = false;
+        break;
+      case pgwire::FrontendType::kTerminate:
+        terminate = true;
+        break;
+      case pgwire::FrontendType::kPassword:
+        FailProtocol("unexpected authentication message after startup");
+        return 0;
+      default:
+        unsynced_ = true;
+        break;
+    }
+    pos += frame.size;
+    if (terminate) break;
+  }
+  Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
+  if (terminate && phase_ != Phase::kClosed) {
+    // Everything the client sent before Terminate must still reach the
+    // upstream; then both sides close.
+    upstream_.close_after_flush = true;
+    if (upstream_.pending() == 0 && upstream_.open()) upstream_.conn->Close();
+    CloseClient();
+    Finish(warden::v1::SESSION_END_REASON_CLIENT, "client sent Terminate");
+    ArmTimer(kLingerMs);
+  }
+  return pos;
+}
+
+void Session::StartClientRelay() {
+  timer_generation_++;  // disarm the startup timer.
+  timer_.cancel();
+  if (!client_.in.empty()) Consume(Side::kClient, nullptr, 0);
+  ReadLoop(Side::kClient);
+}
+
+// ---------------------------------------------------------------------------
+// Upstream connection.
+
+void Session::ConnectUpstream() {
+  phase_ = Phase::kUpstreamConnect;
+  const config::Upstream& up = database_->upstream;
+  ArmTimer(up.connect_timeout_ms);
+  auto resolver = std::make_shared<asio::ip::tcp::resolver>(executor_);
+  resolver->async_resolve(
+      up.host, std::to_string(up.port),
+      [self = shared_from_this(), resolver](
+          const asio::error_code& ec,
+          asio::ip::tcp::resolver::results_type results) {
+        if (self->phase_ != Phase::kUpstreamConnect) return;
+        const config::Upstream& up = self->database_->upstream;
+        if (ec) {
+          return self->Fail(
+              pgwire::kConnectionFailure,
+              absl::StrCat("cannot resolve upstream host '", up.host,
+                           "': ", ec.message()),
+              warden::v1::SESSION_END_REASON_UPSTREAM);
+        }
+        auto socket = std::make_shared<asio::ip::tcp::socket>(self->executor_);
+        asio::async_connect(
+            *socket, results,
+            [self, socket](const asio::error_code& ec,
+                           const asio::ip::tcp::endpoint& endpoint) {
+              if (self->phase_ != Phase::kUpstreamConnect) return;
+              const config::Upstream& up = self->database_->upstream;
+              if (ec) {
+                return self->Fail(
+                    pgwire::kConnectionFailure,
+                    absl::StrCat("cannot connect to the upstream database at ",
+                                 up.host, ":", up.port, ": ", ec.message()),
+                    warden::v1::SESSION_END_REASON_UPSTREAM);
+              }
+              self->cancel_target_.host = endpoint.address().to_string();
+              self->cancel_target_.port = endpoint.port();
+              self->upstream_.conn =
+                  std::make_unique<net::Conn>(std::move(*socket));
+              self->OnUpstreamConnected();
+            });
+      });
+}
+
+void Session::OnUpstreamConnected() {
+  if (database_->upstream.tls_mode == config::UpstreamTlsMode::kDisable) {
+    return SendUpstreamStartup();
+  }
+  std::string request;
+  pgwire::WriteSslRequest(&request);
+  phase_ = Phase::kUpstreamSsl;
+  Send(Side::kUpstream, request);
+  ReadLoop(Side::kUpstream);
+}
+
+void Session::DriveUpstreamHandshake() {
+  const net::IoOutcome r = upstream_.conn->Handshake();
+  switch (r.result) {
+    case net::IoResult::kOk:
+      return SendUpstreamStartup();
+    case net::IoResult::kWantRead:
+      ArmRead(Side::kUpstream);
+      return;
+    case net::IoResult::kWantWrite:
+      ArmWrite(Side::kUpstream);
+      return;
+    default:
+      Fail(pgwire::kConnectionFailure,
+           absl::StrCat("TLS with the upstream database failed: ",
+                        r.error.empty() ? "connection closed" : r.error),
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+  }
+}
+
+void Session::SendUpstreamStartup() {
+  const config::Upstream& up = database_->upstream;
+  std::vector<std::pair<std::string, std::string>> params;
+  params.reserve(startup_params_.size() + 2);
+  params.emplace_back("user", up.user);
+  params.emplace_back("database", up.database);
+  for (const auto& p : startup_params_) params.push_back(p);
+  std::string message;
+  pgwire::WriteStartupMessage(&message, params);
+  phase_ = Phase::kUpstreamAuth;
+  Send(Side::kUpstream, message);
+  ReadLoop(Side::kUpstream);
+}
+
+bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
+  const config::Upstream& up = database_->upstream;
+  auto refuse = [&](const std::string& why) {
+    Fail(pgwire::kRejectedConnection,
+         absl::StrCat("Warden could not log in to the upstream database for "
+                      "\"",
+                      database_name_, "\": ", why),
+         warden::v1::SESSION_END_REASON_UPSTREAM);
+    return false;
+  };
+  switch (type) {
+    case 'R':
+      break;
+    case 'E': {
+      auto error = pgwire::ParseErrorResponse(body);
+      const std::string sqlstate =
+          error.ok() ? std::string(error->Get('C')) : "";
+      const std::string message =
+          error.ok() ? std::string(error->Get('M')) : "malformed error";
+      spdlog::warn("session {}: upstream refused startup: {} {}", peer_address_,
+                   sqlstate, message);
+      if (absl::StartsWith(sqlstate, "28")) {
+        return refuse("the upstream rejected the service credentials");
+      }
+      Fail(sqlstate.size() == 5 ? sqlstate : std::string(pgwire::kConnectionFailure),
+           absl::StrCat("upstream database: ", message),
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+      return false;
+    }
+    case 'v':  // NegotiateProtocolVersion: we asked for plain 3.0.
+    case 'N':  // NoticeResponse during startup: nothing to act on.
+      return true;
+    default:
+      Fail(pgwire::kConnectionFailure,
+           absl::StrCat("upstream sent ", Printable(type),
+                        " during authentication"),
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+      return false;
+  }
+  auto auth = pgwire::ParseAuthentication(body);
+  if (!auth.ok()) {
+    Fail(pgwire::kConnectionFailure,
+         absl::StrCat("malformed authentication request from upstream: ",
+                      auth.status().message()),
+         warden::v1::SESSION_END_REASON_UPSTREAM);
+    return false;
+  }
+  const auto mismatch = [&](const char* asked) {
+    return refuse(absl::StrCat(
+        "it asked for ", asked, " authentication but Warden is configured for ",
+        UpstreamAuthName(up.auth),
+        " (refusing, so the service password cannot be downgraded or "
+        "harvested)"));
+  };
+  std::string out;
+  switch (auth->code) {
+    case 0:  // AuthenticationOk.
+      if (scram_client_ != nullptr && !scram_client_done_) {
+        return refuse("it skipped SCRAM's final server signature");
+      }
+      phase_ = Phase::kRelay;
+      return true;
+    case 3:
+      if (up.auth != config::UpstreamAuthMethod::kPassword) {
+        return mismatch("cleartext password");
+      }
+      pgwire::WritePasswordMessage(&out, up.password);
+      break;
+    case 5:
+      if (up.auth != config::UpstreamAuthMethod::kMd5) return mismatch("md5");
+      if (auth->data.size() != 4) return refuse("malformed md5 salt");
+      pgwire::WritePasswordMessage(
+          &out, auth::Md5PasswordResponse(up.user, up.password, auth->data));
+      break;
+    case 10: {
+      if (up.auth != config::UpstreamAuthMethod::kScramSha256) {
+        return mismatch("SASL");
+      }
+      bool offered = false;
+      for (absl::string_view rest = auth->data; !rest.empty();) {
+        const size_t nul = rest.find('\0');
+        const absl::string_view mech = rest.substr(0, nul);
+        if (mech == auth::ScramServer::kMechanism) offered = true;
+        if (nul == absl::string_view::npos) break;
+        rest.remove_prefix(nul + 1);
+      }
+      if (!offered) return refuse("it did not offer SCRAM-SHA-256");
+      scram_client_ = std::make_unique<auth::ScramClient>(up.password);
+      pgwire::WriteSaslInitialResponse(&out, auth::ScramServer::kMechanism,
+                                       scram_client_->ClientFirstMessage());
+      break;
+    }
+    case 11: {
+      if (scram_client_ == nullptr) return refuse("unexpected SASLContinue");
+      auto final_message = scram_client_->HandleServerFirst(auth->data);
+      if (!final_message.ok()) {
+        return refuse(std::string(final_message.status().message()));
+      }
+      pgwire::WriteSaslResponse(&out, *final_message);
+      break;
+    }
+    case 12: {
+      if (scram_client_ == nullptr) return refuse("unexpected SASLFinal");
+      const absl::Status verified =
+          scram_client_->VerifyServerFinal(auth->data);
+      if (!verified.ok()) {
+        return refuse(absl::StrCat("the server's SCRAM signature is wrong: ",
+                                   verified.message()));
+      }
+      scram_client_done_ = true;
+      return true;
+    }
+    default:
+      return refuse(absl::StrCat("it asked for unsupported authentication "
+                                 "method ",
+                                 auth->code));
+  }
+  Send(Side::kUpstream, out);
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Relay, upstream to client.
+
+size_t Session::ProcessUpstream(absl::string_view buf) {
+  if (phase_ == Phase::kUpstreamSsl) {
+    if (buf.size() > 1) {
+      Fail(pgwire::kConnectionFailure,
+           "upstream sent unexpected data after its SSL response",
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+      return 0;
+    }
+    if (buf[0] != 'S') {
+      Fail(pgwire::kConnectionFailure,
+           "the upstream database refused TLS, which this database's "
+           "configuration requires",
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+      return 0;
+    }
+    const config::Upstream& up = database_->upstream;
+    const auto it = shared_->upstream_tls.find(&up);
+    const std::string verify_host =
+        up.tls_mode == config::UpstreamTlsMode::kVerifyFull ? up.server_name
+                                                            : "";
+    const absl::Status started =
+        upstream_.conn->StartTls(it->second.get(), false, verify_host);
+    if (!started.ok()) {
+      Fail(pgwire::kInternalError, started.message(),
+           warden::v1::SESSION_END_REASON_INTERNAL);
+      return 0;
+    }
+    phase_ = Phase::kUpstreamTls;
+    return 1;
+  }
+  const size_t max_size = shared_->config->proxy.max_backend_message_bytes;
+  size_t pos = 0, forward_from = 0;
+  bool became_ready = false;
+  while (pos < buf.size() && phase_ != Phase::kClosed) {
+    const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
+    if (frame.status == pgwire::FrameStatus::kNeedMore) break;
+    absl::Status valid = frame.status == pgwire::FrameStatus::kError
+                             ? frame.error
+                             : pgwire::ValidateBackend(frame.type, frame.body);
+    if (!valid.ok()) {
+      Fail(pgwire::kConnectionFailure,
+           absl::StrCat("invalid message from the upstream database: ",
+                        valid.message()),
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+      return 0;
+    }
+    if (phase_ == Phase::kUpstreamAuth) {
+      pos += frame.size;
+      forward_from = pos;
+      if (!HandleUpstreamAuth(frame.type, frame.body)) return 0;
+      continue;
+    }
+    switch (static_cast<pgwire::BackendType>(frame.type)) {
+      case pgwire::BackendType::kBackendKeyData: {
+        auto key = pgwire::ParseBackendKeyData(frame.body);
+        if (ready_ || !key.ok()) {
+          Fail(pgwire::kConnectionFailure,
+               "unexpected BackendKeyData from the upstream database",
+               warden::v1::SESSION_END_REASON_UPSTREAM);
+          return 0;
+        }
+        Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
+        cancel_target_.upstream_pid = key->pid;
+        cancel_target_.upstream_secret = key->secret;
+        have_upstream_key_ = true;
+        if (!key_allocated_) {
+          std::tie(proxy_pid_, proxy_secret_) = shared_->cancels.Allocate();
+          key_allocated_ = true;
+        }
+        shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
+        std::string ours;
+        pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
+        Send(Side::kClient, ours);
+        forward_from = pos + frame.size;
+        break;
+      }
+      case pgwire::BackendType::kReadyForQuery:
+        if (!ready_) became_ready = true;
+        ready_ = true;
+        if (pending_syncs_ > 0) --pending_syncs_;
+        break;
+      case pgwire::BackendType::kErrorResponse: {
+        auto error = pgwire::ParseErrorResponse(frame.body);
+        if (error.ok()) {
+          const absl::string_view severity = error->Get('V').empty()
+                                                 ? error->Get('S')
+                                                 : error->Get('V');
+          if (severity == "FATAL" || severity == "PANIC") upstream_fatal_ = true;
+        }
+        break;
+      }
+      case pgwire::BackendType::kAuthentication:
+        Fail(pgwire::kConnectionFailure,
+             "unexpected authentication request from the upstream database",
+             warden::v1::SESSION_END_REASON_UPSTREAM);
+        return 0;
+      default:
+        break;
+    }
+    pos += frame.size;
+  }
+  Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
+  if (became_ready && phase_ == Phase::kRelay) {
+    spdlog::debug("session {}: relaying {}/{} for {}", peer_address_,
+                  environment_->name, database_name_, identity_.user());
+    asio::post(executor_, [self = shared_from_this()] {
+      if (self->phase_ == Phase::kRelay) self->StartClientRelay();
+    });
+  }
+  return pos;
+}
+
+// ---------------------------------------------------------------------------
+// Endings.
+
+void Session::Fail(absl::string_view sqlstate, absl::string_view message,
+                   SessionEndReason reason) {
+  if (phase_ == Phase::kClosed) return;
+  const bool can_tell_client =
+      client_.open() && phase_ != Phase::kClientTls;
+  CloseUpstream(/*cancel_if_busy=*/true);
+  if (can_tell_client) {
+    std::string error;
+    pgwire::WriteErrorResponse(&error, "FATAL", sqlstate, message);
+    Send(Side::kClient, error);
+    client_.close_after_flush = true;
+    if (client_.open() && client_.pending() == 0) client_.conn->Close();
+  } else {
+    CloseClient();
+  }
+  Finish(reason, message);
+  if (client_.open()) ArmTimer(kLingerMs);
+}
+
+void Session::FailProtocol(absl::string_view message) {
+  spdlog::info("session {}: protocol violation: {}", peer_address_,
+               std::string(message));
+  Fail(pgwire::kProtocolViolation, message,
+       warden::v1::SESSION_END_REASON_POLICY);
+}
+
+void Session::CloseUpstream(bool cancel_if_busy) {
+  if (!upstream_.open()) return;
+  if (cancel_if_busy && have_upstream_key_ && Busy()) {
+    // PostgreSQL notices a vanished client only when it next writes; cancel
+    // the running statement so it does not run on unattended.
+    SendCancel(executor_, cancel_target_);
+  }
+  if (phase_ == Phase::kRelay && upstream_.pending() == 0) {
+    std::string terminate;
+    pgwire::WriteTerminate(&terminate);
+    upstream_.conn->Write(terminate.data(), terminate.size());
+  }
+  upstream_.conn->Close();
+}
+
+void Session::CloseClient() {
+  if (client_.open()) client_.conn->Close();
+}
+
+void Session::Finish(SessionEndReason reason, absl::string_view why) {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  end_reason_ = reason;
+  if (key_allocated_) {
+    shared_->cancels.Release(proxy_pid_, proxy_secret_);
+    key_allocated_ = false;
+  }
+  if (identity_.user().empty()) {
+    spdlog::debug("session {} ended ({}): {}", peer_address_,
+                  ReasonName(reason), std::string(why));
+  } else {
+    spdlog::debug("session {} of {} ended ({}): {}", peer_address_,
+                  identity_.user(), ReasonName(reason), std::string(why));
+  }
+}
+
+}  // namespace warden::session

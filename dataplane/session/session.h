@@ -1,0 +1,170 @@
+// One proxied client connection: startup and TLS negotiation, client
+// authentication, the upstream connection with service credentials, then a
+// validated message relay in both directions.
+//
+// Threading: a Session lives on one worker's io_context and is only touched
+// from that thread. State shared across sessions lives in SharedState.
+#ifndef WARDEN_DATAPLANE_SESSION_SESSION_H_
+#define WARDEN_DATAPLANE_SESSION_SESSION_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "asio.hpp"
+#include "common/tls.h"
+#include "dataplane/config/config.h"
+#include "dataplane/net/conn.h"
+#include "dataplane/session/authenticator.h"
+#include "dataplane/session/cancel_registry.h"
+#include "proto/warden/v1/session.pb.h"
+
+namespace warden::auth {
+class ScramClient;
+}
+
+namespace warden::session {
+
+// Everything sessions share. Built once at start; the maps are read-only
+// afterwards, the registry and counters are thread-safe.
+struct SharedState {
+  const config::ProxyConfig* config = nullptr;
+  CancelRegistry cancels;
+  std::atomic<int> client_connections{0};
+  // By listener name; absent when the listener has TLS disabled.
+  absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
+  absl::flat_hash_map<std::string, std::unique_ptr<Authenticator>>
+      authenticators;
+  // By upstream (address of the config entry); absent when TLS is disabled.
+  absl::flat_hash_map<const config::Upstream*, tls::ContextPtr> upstream_tls;
+};
+
+// Sends a CancelRequest for `target` on a fresh connection (fire and forget,
+// bounded by a 5 s timer).
+void SendCancel(const asio::any_io_executor& executor,
+                const CancelTarget& target);
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(SharedState* shared, const config::Listener* listener,
+          asio::ip::tcp::socket client);
+  ~Session();
+
+  // Start begins reading the startup packet. Call once, on the socket's
+  // executor.
+  void Start();
+
+ private:
+  enum class Phase {
+    kStartup,           // reading a startup packet (maybe after TLS).
+    kClientTls,         // TLS handshake with the client.
+    kAuth,              // client authentication exchange.
+    kUpstreamConnect,   // TCP connect to the upstream.
+    kUpstreamSsl,       // waiting for the upstream's answer to SSLRequest.
+    kUpstreamTls,       // TLS handshake with the upstream.
+    kUpstreamAuth,      // authenticating to the upstream.
+    kRelay,             // relaying (client reads start at the first 'Z').
+    kClosed,
+  };
+  enum class Side { kClient, kUpstream };
+
+  struct Peer {
+    std::unique_ptr<net::Conn> conn;
+    std::string in;       // bytes of an incomplete message.
+    std::string out;      // bytes not yet accepted by the socket.
+    size_t out_pos = 0;   // start of unsent bytes in `out`.
+    bool read_armed = false;
+    bool write_armed = false;
+    bool read_paused = false;       // backpressure from the other peer.
+    bool read_wants_write = false;  // TLS read needs the socket writable.
+    bool close_after_flush = false;
+    size_t pending() const { return out.size() - out_pos; }
+    bool open() const { return conn != nullptr && !conn->closed(); }
+  };
+
+  Peer& peer(Side s) { return s == Side::kClient ? client_ : upstream_; }
+  Peer& other(Side s) { return s == Side::kClient ? upstream_ : client_; }
+  Side Other(Side s) { return s == Side::kClient ? Side::kUpstream : Side::kClient; }
+
+  // Event plumbing.
+  void ArmRead(Side s);
+  void ArmWrite(Side s);
+  void OnReadable(Side s);
+  void OnWritable(Side s);
+  void ReadLoop(Side s);
+  bool MayRead(Side s) const;
+  void Consume(Side s, const char* data, size_t n);
+  void Send(Side s, absl::string_view data);
+  void Flush(Side s);
+  void ArmTimer(int ms);
+  void OnTimer();
+
+  // Client side.
+  size_t ProcessStartup(absl::string_view buf);
+  void HandleStartup(absl::string_view body);
+  void HandleAuthStep(AuthStep step);
+  void DriveClientHandshake();
+  size_t ProcessClient(absl::string_view buf);
+  void StartClientRelay();
+
+  // Upstream side.
+  void ConnectUpstream();
+  void OnUpstreamConnected();
+  void DriveUpstreamHandshake();
+  void SendUpstreamStartup();
+  size_t ProcessUpstream(absl::string_view buf);
+  bool HandleUpstreamAuth(char type, absl::string_view body);
+
+  // Endings. `at_fault` says which side ended the session, for logs and,
+  // later, the audit record.
+  void Fail(absl::string_view sqlstate, absl::string_view message,
+            warden::v1::SessionEndReason reason);
+  void FailProtocol(absl::string_view message);
+  void CloseUpstream(bool cancel_if_busy);
+  void CloseClient();
+  void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
+  bool Busy() const { return pending_syncs_ > 0 || unsynced_; }
+
+  SharedState* shared_;
+  const config::Listener* listener_;
+  const config::Environment* environment_;
+  const config::Database* database_ = nullptr;
+  asio::any_io_executor executor_;
+  asio::steady_timer timer_;
+  uint64_t timer_generation_ = 0;
+
+  Phase phase_ = Phase::kStartup;
+  Peer client_;
+  Peer upstream_;
+  std::string peer_address_;
+
+  // Startup facts.
+  std::vector<std::pair<std::string, std::string>> startup_params_;
+  std::string user_;
+  std::string database_name_;
+  bool tls_negotiated_ = false;
+  std::unique_ptr<AuthExchange> auth_;
+  warden::v1::Identity identity_;
+  std::unique_ptr<auth::ScramClient> scram_client_;
+
+  // Relay state.
+  bool ready_ = false;            // first ReadyForQuery seen.
+  int32_t proxy_pid_ = 0, proxy_secret_ = 0;
+  bool key_allocated_ = false;
+  CancelTarget cancel_target_;
+  bool have_upstream_key_ = false;
+  int pending_syncs_ = 0;         // Query/Sync/FunctionCall without 'Z'.
+  bool unsynced_ = false;         // extended messages since the last Sync.
+  bool upstream_fatal_ = false;   // upstream already sent a FATAL error.
+  bool scram_client_done_ = false;  // server signature verified.
+  bool ended_ = false;
+  warden::v1::SessionEndReason end_reason_ =
+      warden::v1::SESSION_END_REASON_UNSPECIFIED;
+};
+
+}  // namespace warden::session
+
+#endif  // WARDEN_DATAPLANE_SESSION_SESSION_H_
