@@ -36,11 +36,22 @@ absl::Status Conn::StartTls(SSL_CTX* ctx, bool server,
   } else {
     SSL_set_connect_state(ssl_);
     if (!verify_host.empty()) {
-      SSL_set_tlsext_host_name(ssl_, verify_host.c_str());
-      SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      if (SSL_set1_host(ssl_, verify_host.c_str()) != 1) {
-        return absl::InvalidArgumentError("cannot verify host name '" +
-                                          verify_host + "'");
+      asio::error_code ec;
+      asio::ip::make_address(verify_host, ec);
+      if (!ec) {
+        // An IP address is checked against the certificate's IP SANs.
+        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_),
+                                          verify_host.c_str()) != 1) {
+          return absl::InvalidArgumentError("cannot verify address '" +
+                                            verify_host + "'");
+        }
+      } else {
+        SSL_set_tlsext_host_name(ssl_, verify_host.c_str());
+        SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (SSL_set1_host(ssl_, verify_host.c_str()) != 1) {
+          return absl::InvalidArgumentError("cannot verify host name '" +
+                                            verify_host + "'");
+        }
       }
     }
   }

@@ -412,6 +412,15 @@ using Validator = absl::Status (*)(absl::string_view body);
 
 absl::Status AnyBody(absl::string_view) { return absl::OkStatus(); }
 
+// 'p': PasswordMessage, SASLInitialResponse, SASLResponse or GSSResponse. The
+// variant depends on the auth state; every variant is non-empty.
+absl::Status NonEmptyPassword(absl::string_view body) {
+  if (!body.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "PasswordMessage: empty body (password, SASL and GSS responses are "
+      "never empty)");
+}
+
 template <typename T, absl::StatusOr<T> (*Fn)(absl::string_view)>
 absl::Status Discard(absl::string_view body) {
   return Fn(body).status();
@@ -486,7 +495,7 @@ ValidatorTable MakeFrontendTable() {
   t['H'] = Empty<'H', true>;
   t['F'] = Discard<FunctionCall, ParseFunctionCall>;
   t['P'] = Discard<Parse, ParseParse>;
-  t['p'] = AnyBody;
+  t['p'] = NonEmptyPassword;
   t['Q'] = Discard<Query, ParseQuery>;
   t['S'] = Empty<'S', true>;
   t['X'] = Empty<'X', true>;

@@ -224,9 +224,10 @@ absl::StatusOr<BindParam> ParseFunctionCallResponse(absl::string_view body);
 
 // Strict validation of a complete message by type byte (table dispatch).
 // Unknown type → "unknown frontend message type 0x07". Bodyless messages
-// (Sync, Flush, Terminate, CopyDone) must have an empty body. CopyData and
-// 'p' (password/SASL/GSS, whose meaning depends on the auth state) accept
-// any bytes; decode 'p' with the parser that matches the state.
+// (Sync, Flush, Terminate, CopyDone) must have an empty body. CopyData
+// accepts any bytes; 'p' (password/SASL/GSS, whose meaning depends on the
+// auth state) accepts any non-empty body - decode it with the parser that
+// matches the state.
 absl::Status ValidateFrontend(char type, absl::string_view body);
 // Same for backend messages. Bodyless: BindComplete, CloseComplete,
 // CopyDone, EmptyQueryResponse, NoData, ParseComplete, PortalSuspended.

@@ -69,20 +69,27 @@ std::string Printable(char c) {
 }  // namespace
 
 void SendCancel(const asio::any_io_executor& executor,
-                const CancelTarget& target) {
+                const CancelTarget& target, std::function<void()> done) {
   struct Op {
     explicit Op(const asio::any_io_executor& ex) : socket(ex), timer(ex) {}
+    ~Op() {
+      if (done) done();
+    }
     asio::ip::tcp::socket socket;
     asio::steady_timer timer;
     std::string message;
+    char sink[64];
+    std::function<void()> done;
   };
   asio::error_code ec;
   const asio::ip::address address = asio::ip::make_address(target.host, ec);
   if (ec) {
     spdlog::warn("cancel: bad upstream address {}", target.host);
+    if (done) done();
     return;
   }
   auto op = std::make_shared<Op>(executor);
+  op->done = std::move(done);
   pgwire::WriteCancelRequest(&op->message, target.upstream_pid,
                              target.upstream_secret);
   op->timer.expires_after(std::chrono::seconds(5));
@@ -100,12 +107,22 @@ void SendCancel(const asio::any_io_executor& executor,
           op->timer.cancel();
           return;
         }
-        asio::async_write(op->socket, asio::buffer(op->message),
-                          [op](const asio::error_code&, size_t) {
-                            asio::error_code ignored;
-                            op->socket.close(ignored);
-                            op->timer.cancel();
-                          });
+        asio::async_write(
+            op->socket, asio::buffer(op->message),
+            [op](const asio::error_code& e, size_t) {
+              if (e) {
+                op->timer.cancel();
+                return;
+              }
+              // PostgreSQL closes the connection once it has signalled the
+              // backend; waiting for that keeps libpq's guarantee that a
+              // cancel has been delivered when PQcancel returns.
+              op->socket.async_read_some(
+                  asio::buffer(op->sink),
+                  [op](const asio::error_code&, size_t) {
+                    op->timer.cancel();
+                  });
+            });
       });
 }
 
@@ -464,14 +481,19 @@ size_t Session::ProcessStartup(absl::string_view buf) {
     case pgwire::StartupKind::kCancelRequest: {
       const auto target =
           shared_->cancels.Lookup(startup->cancel_pid, startup->cancel_secret);
+      Finish(warden::v1::SESSION_END_REASON_CLIENT, "cancel request");
       if (target) {
-        SendCancel(executor_, *target);
+        spdlog::debug("session {}: cancel for upstream pid {}", peer_address_,
+                      target->upstream_pid);
+        // The requester's connection closes once the upstream has taken the
+        // cancel, as PostgreSQL's own postmaster behaves.
+        SendCancel(executor_, *target,
+                   [self = shared_from_this()] { self->CloseClient(); });
       } else {
         spdlog::debug("session {}: cancel request for unknown key",
                       peer_address_);
+        CloseClient();
       }
-      CloseClient();
-      Finish(warden::v1::SESSION_END_REASON_CLIENT, "cancel request");
       return frame.size;
     }
     case pgwire::StartupKind::kStartup:
@@ -1030,6 +1052,9 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
   end_reason_ = reason;
+  // Drop the pending timer (it holds a reference); Fail re-arms a linger.
+  ++timer_generation_;
+  timer_.cancel();
   if (key_allocated_) {
     shared_->cancels.Release(proxy_pid_, proxy_secret_);
     key_allocated_ = false;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -42,10 +43,12 @@ struct SharedState {
   absl::flat_hash_map<const config::Upstream*, tls::ContextPtr> upstream_tls;
 };
 
-// Sends a CancelRequest for `target` on a fresh connection (fire and forget,
-// bounded by a 5 s timer).
+// Sends a CancelRequest for `target` on a fresh connection and calls `done`
+// (if set) once the upstream closed that connection, which PostgreSQL does
+// after signalling the backend. Bounded by a 5 s timer.
 void SendCancel(const asio::any_io_executor& executor,
-                const CancelTarget& target);
+                const CancelTarget& target,
+                std::function<void()> done = nullptr);
 
 class Session : public std::enable_shared_from_this<Session> {
  public:

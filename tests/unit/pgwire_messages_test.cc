@@ -253,6 +253,9 @@ TEST(PgwireMessagesTest, ValidateFrontendTable) {
   EXPECT_TRUE(ValidateFrontend('B', BindBody()).ok());
   EXPECT_TRUE(ValidateFrontend('d', "").ok());
   EXPECT_TRUE(ValidateFrontend('p', "anything").ok());
+  EXPECT_EQ(ValidateFrontend('p', "").message(),
+            "PasswordMessage: empty body (password, SASL and GSS responses "
+            "are never empty)");
   for (char t : {'S', 'H', 'X', 'c'}) {
     EXPECT_TRUE(ValidateFrontend(t, "").ok()) << t;
     EXPECT_FALSE(ValidateFrontend(t, "x").ok()) << t;

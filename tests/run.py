@@ -1,0 +1,219 @@
+"""Runs every Warden test and prints one closing line `N passed, N failed`.
+
+Steps (each counted per test case):
+  unit         bazel test of the C++ unit tests (cases read from test.xml)
+  integration  tests/integration: real PostgreSQL 15 + warden-proxy
+  clients      psql, psycopg2, psycopg 3, SQLAlchemy, JDBC, node-pg through
+               the proxy, over plaintext and over TLS
+  fuzz         the pgwire libFuzzer target for a bounded time
+
+Usage: /usr/bin/python3 tests/run.py [--only unit,integration,clients,fuzz]
+       [--fuzz-seconds N]
+"""
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+PATTERNS = ["//common/...", "//dataplane/...", "//proto/...", "//tests/..."]
+FUZZ_OUTPUT_BASE = os.path.expanduser("~/.cache/warden-fuzz-ob")
+
+passed = 0
+failed = 0
+failures = []
+
+
+def record(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        failures.append(name + (": " + detail if detail else ""))
+
+
+def banner(text):
+    print("\n=== %s ===" % text, flush=True)
+
+
+def run_unit():
+    banner("unit (bazel test)")
+    targets = subprocess.run(
+        ["bazel", "query", "tests(%s)" % " + ".join(PATTERNS)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    if targets.returncode != 0:
+        print(targets.stderr)
+        record("bazel query", False)
+        return
+    targets = [t for t in targets.stdout.split() if t.startswith("//")]
+    r = subprocess.run(["bazel", "test", "--test_output=errors"] + targets, cwd=REPO, timeout=3000)
+    testlogs = subprocess.run(["bazel", "info", "bazel-testlogs"], cwd=REPO,
+                              capture_output=True, text=True).stdout.strip()
+    for target in targets:
+        pkg, name = target[2:].split(":")
+        xml_path = os.path.join(testlogs, pkg, name, "test.xml")
+        if not os.path.exists(xml_path):
+            record(target, False, "no test result (build failure?)")
+            continue
+        root = ET.parse(xml_path).getroot()
+        cases = root.iter("testcase")
+        n = 0
+        for case in cases:
+            n += 1
+            bad = case.find("failure") is not None or case.find("error") is not None
+            record("%s %s.%s" % (target, case.get("classname"), case.get("name")), not bad)
+        if n == 0:
+            # A test binary that crashed before writing cases.
+            record(target, r.returncode == 0 and root.get("failures", "0") == "0",
+                   "no test cases recorded")
+
+
+class CountingResult(unittest.TextTestResult):
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        record(test.id(), True)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        record(test.id(), False, "failure")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        record(test.id(), False, "error")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            record(subtest.id(), False, "subtest failure")
+
+
+def run_integration():
+    banner("integration (real PostgreSQL 15 + warden-proxy)")
+    suite = unittest.defaultTestLoader.discover(os.path.join(REPO, "tests", "integration"),
+                                                top_level_dir=os.path.join(REPO, "tests", "integration"))
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult, warnings="ignore")
+    runner.run(suite)
+
+
+def run_clients():
+    banner("real clients through warden-proxy")
+    from pgharness import PostgresServer, free_port, setup_sample
+    from proxyharness import WardenProxy, make_ca_and_cert
+    work = tempfile.mkdtemp(prefix="warden-clients-")
+    pg = PostgresServer()
+    proxy = None
+    try:
+        pg.start()
+        setup_sample(pg)
+        certs = make_ca_and_cert(os.path.join(work, "certs"))
+        ports = {"plain": free_port(), "tls": free_port()}
+        config = f"""
+proxy: {{ workers: 2, log_level: warn }}
+listeners:
+  - {{ name: plain, port: {ports['plain']}, environment: prod }}
+  - name: tls
+    port: {ports['tls']}
+    environment: prod
+    tls: {{ mode: require, cert_file: {certs['cert']}, key_file: {certs['key']} }}
+environments:
+  - name: prod
+    databases:
+      - name: shop
+        upstream: {{ host: 127.0.0.1, port: {pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+users:
+  - {{ name: alice, password: alice-pw, groups: [engineers] }}
+"""
+        proxy = WardenProxy(config, work, ports).start()
+        for listener, sslmode in (("plain", "disable"), ("tls", "require")):
+            print("--- clients over %s (sslmode=%s) ---" % (listener, sslmode), flush=True)
+            r = subprocess.run(
+                ["/usr/bin/python3", os.path.join(REPO, "tests", "clients", "run_all.py"),
+                 "--host", "127.0.0.1", "--port", str(ports[listener]), "--user", "alice",
+                 "--password", "alice-pw", "--dbname", "shop", "--sslmode", sslmode],
+                capture_output=True, text=True, timeout=1500)
+            sys.stdout.write(r.stdout)
+            sys.stdout.flush()
+            cases = 0
+            for line in r.stdout.splitlines():
+                if line.startswith("PASS "):
+                    cases += 1
+                    record("clients[%s] %s" % (listener, line[5:]), True)
+                elif line.startswith("FAIL "):
+                    cases += 1
+                    record("clients[%s] %s" % (listener, line[5:]), False)
+            if cases == 0 or (r.returncode != 0 and not any(l.startswith("FAIL ") for l in r.stdout.splitlines())):
+                record("clients[%s] runner" % listener, False, r.stderr[-2000:])
+    finally:
+        if proxy:
+            proxy.stop()
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_fuzz(seconds):
+    banner("fuzz (libFuzzer + ASan, %d s)" % seconds)
+    bazel = ["bazel", "--output_base=" + FUZZ_OUTPUT_BASE]
+    build = subprocess.run(bazel + ["build", "--config=fuzz", "--symlink_prefix=/",
+                                    "//tests/fuzz:pgwire_fuzz"], cwd=REPO, timeout=3000)
+    if build.returncode != 0:
+        record("fuzz build", False)
+        return
+    bin_dir = subprocess.run(bazel + ["info", "--config=fuzz", "bazel-bin"], cwd=REPO,
+                             capture_output=True, text=True).stdout.strip()
+    work = tempfile.mkdtemp(prefix="warden-fuzz-")
+    try:
+        r = subprocess.run([os.path.join(bin_dir, "tests/fuzz/pgwire_fuzz"),
+                            "-max_total_time=%d" % seconds, "-timeout=10", "-rss_limit_mb=2048",
+                            "-artifact_prefix=" + work + "/", work,
+                            os.path.join(REPO, "tests/fuzz/corpus/pgwire")],
+                           cwd=work, capture_output=True, text=True, timeout=seconds + 300)
+        tail = "\n".join(r.stderr.splitlines()[-3:])
+        print(tail)
+        record("fuzz pgwire", r.returncode == 0, r.stderr[-3000:] if r.returncode else "")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="unit,integration,clients,fuzz")
+    ap.add_argument("--fuzz-seconds", type=int, default=int(os.environ.get("WARDEN_FUZZ_SECONDS", "60")))
+    args = ap.parse_args()
+    steps = args.only.split(",")
+    started = time.time()
+    for step in steps:
+        try:
+            if step == "unit":
+                run_unit()
+            elif step == "integration":
+                run_integration()
+            elif step == "clients":
+                run_clients()
+            elif step == "fuzz":
+                run_fuzz(args.fuzz_seconds)
+            else:
+                record("unknown step " + step, False)
+        except Exception as e:  # a crashed step is a failure, never a skip
+            record("step " + step, False, repr(e))
+    if failures:
+        print("\nFailures:")
+        for f in failures:
+            print("  " + f)
+    print("\n(%.0f s)" % (time.time() - started))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
