@@ -1,0 +1,83 @@
+"""The README's first command works: the demo starts PostgreSQL and
+warden-proxy, its printed psql lines connect, and Ctrl-C stops everything."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+import unittest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+class DemoTest(unittest.TestCase):
+    def test_demo_connects_and_stops_on_ctrl_c(self):
+        proc = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "scripts/lib/demo.py"),
+                                 "--for-seconds", "120"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                lines.append(line)
+                if line.startswith("Press Ctrl-C"):
+                    break
+            out = "".join(lines)
+            psql_lines = re.findall(r'^psql "([^"]+)"', out, re.M)
+            env_lines = re.findall(r"^(PGHOST=.*) psql$", out, re.M)
+            self.assertEqual(len(psql_lines), 2, out)
+            self.assertEqual(len(env_lines), 2, out)
+            pg_pid = int(re.search(r"PostgreSQL \(pid (\d+)\)", out).group(1))
+            proxy_pid = int(re.search(r"warden-proxy \(pid (\d+)\)", out).group(1))
+            # The prod line, pasted as printed.
+            r = subprocess.run(["psql", psql_lines[0], "-Atc", "SELECT current_user"],
+                               env=dict(os.environ, PGPASSWORD="alice-pw"),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "warden_svc", r.stderr)
+            # The staging environment line, as environment variables.
+            env = dict(os.environ)
+            for kv in env_lines[1].split():
+                k, v = kv.split("=", 1)
+                env[k] = v
+            r = subprocess.run(["psql", "-Atc", "SELECT current_database()"], env=env,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "shop_staging", r.stderr)
+            # bob may not use prod.
+            r = subprocess.run(["psql", psql_lines[0].replace("user=alice", "user=bob"), "-c", "SELECT 1"],
+                               env=dict(os.environ, PGPASSWORD="bob-pw"),
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("not allowed in environment", r.stderr)
+            proc.send_signal(signal.SIGINT)
+            rest, _ = proc.communicate(timeout=60)
+            self.assertEqual(proc.returncode, 0, rest)
+            self.assertIn("Stopped warden-proxy and PostgreSQL", rest)
+            for pid in (pg_pid, proxy_pid):
+                deadline = time.time() + 10
+                while alive(pid) and time.time() < deadline:
+                    time.sleep(0.1)
+                self.assertFalse(alive(pid), "pid %d still running after Ctrl-C" % pid)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+if __name__ == "__main__":
+    unittest.main()
