@@ -40,9 +40,8 @@ std::string HmacSha256(absl::string_view key, absl::string_view data) {
   return out;
 }
 
-std::string Pbkdf2HmacSha256(absl::string_view password,
-                             absl::string_view salt, int iterations,
-                             int length) {
+std::string Pbkdf2HmacSha256(absl::string_view password, absl::string_view salt,
+                             int iterations, int length) {
   std::string out(length, '\0');
   PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
                     reinterpret_cast<const unsigned char*>(salt.data()),

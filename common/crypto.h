@@ -23,9 +23,8 @@ std::string Md5(absl::string_view data);
 std::string HmacSha256(absl::string_view key, absl::string_view data);
 
 // Pbkdf2HmacSha256 derives `length` bytes (RFC 8018), as SCRAM's Hi().
-std::string Pbkdf2HmacSha256(absl::string_view password,
-                             absl::string_view salt, int iterations,
-                             int length = 32);
+std::string Pbkdf2HmacSha256(absl::string_view password, absl::string_view salt,
+                             int iterations, int length = 32);
 
 // RandomBytes fills `n` bytes from OpenSSL's CSPRNG; fails only if the
 // generator is not seeded.

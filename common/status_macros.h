@@ -20,8 +20,8 @@
 // WARDEN_ASSIGN_OR_RETURN(lhs, expr): evaluates the StatusOr `expr`, returns
 // its status on error, else moves its value into `lhs`.
 //   WARDEN_ASSIGN_OR_RETURN(Config config, LoadConfig(path));
-#define WARDEN_ASSIGN_OR_RETURN(lhs, expr)                                   \
-  WARDEN_ASSIGN_OR_RETURN_IMPL_(                                             \
+#define WARDEN_ASSIGN_OR_RETURN(lhs, expr) \
+  WARDEN_ASSIGN_OR_RETURN_IMPL_(           \
       WARDEN_STATUS_CONCAT_(warden_statusor_, __LINE__), lhs, expr)
 #define WARDEN_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                                  \

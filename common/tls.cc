@@ -45,8 +45,8 @@ absl::StatusOr<ContextPtr> MakeServerContext(const std::string& cert_file,
   }
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(),
                                   SSL_FILETYPE_PEM) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot load TLS key '", key_file, "': ", ErrorString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load TLS key '", key_file, "': ", ErrorString()));
   }
   if (SSL_CTX_check_private_key(ctx.get()) != 1) {
     return absl::InvalidArgumentError(
@@ -64,8 +64,8 @@ absl::StatusOr<ContextPtr> MakeClientContext(const std::string& ca_file,
   CommonOptions(ctx.get());
   if (!ca_file.empty() &&
       SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot load CA bundle '", ca_file, "': ", ErrorString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load CA bundle '", ca_file, "': ", ErrorString()));
   }
   SSL_CTX_set_verify(ctx.get(), verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
                      nullptr);

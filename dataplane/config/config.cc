@@ -50,8 +50,8 @@ class Checker {
       const std::string key = kv.first.Scalar();
       if (!known.count(key)) {
         Error(kv.first, path,
-              absl::StrCat("unknown key '", key, "' (allowed: ",
-                           absl::StrJoin(allowed, ", "), ")"));
+              absl::StrCat("unknown key '", key,
+                           "' (allowed: ", absl::StrJoin(allowed, ", "), ")"));
       }
     }
     return true;
@@ -61,7 +61,8 @@ class Checker {
               std::string* out, bool required) {
     const YAML::Node node = map[key];
     if (!node) {
-      if (required) Error(map, path, absl::StrCat("missing required key '", key, "'"));
+      if (required)
+        Error(map, path, absl::StrCat("missing required key '", key, "'"));
       return false;
     }
     if (!node.IsScalar() || node.Scalar().empty()) {
@@ -79,10 +80,10 @@ class Checker {
     int64_t value = 0;
     if (!node.IsScalar() || !absl::SimpleAtoi(node.Scalar(), &value) ||
         value < lo || value > hi) {
-      Error(node, absl::StrCat(path, ".", key),
-            absl::StrCat("expected an integer in [", lo, ", ", hi, "], got '",
-                         node.IsScalar() ? node.Scalar() : "<non-scalar>",
-                         "'"));
+      Error(
+          node, absl::StrCat(path, ".", key),
+          absl::StrCat("expected an integer in [", lo, ", ", hi, "], got '",
+                       node.IsScalar() ? node.Scalar() : "<non-scalar>", "'"));
       return false;
     }
     *out = value;
@@ -114,7 +115,8 @@ class Checker {
     }
     for (const auto& item : node) {
       if (!item.IsScalar() || item.Scalar().empty()) {
-        Error(item, absl::StrCat(path, ".", key), "expected a non-empty string");
+        Error(item, absl::StrCat(path, ".", key),
+              "expected a non-empty string");
         continue;
       }
       out->push_back(item.Scalar());
@@ -207,10 +209,10 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
 
 void ParseUpstream(Checker& c, const YAML::Node& node, const std::string& path,
                    const std::string& base_dir, Upstream* u) {
-  if (!c.ExpectMap(node, path,
-                   {"host", "port", "database", "user", "password",
-                    "password_env", "password_file", "auth", "tls",
-                    "connect_timeout"})) {
+  if (!c.ExpectMap(
+          node, path,
+          {"host", "port", "database", "user", "password", "password_env",
+           "password_file", "auth", "tls", "connect_timeout"})) {
     return;
   }
   c.String(node, "host", path, &u->host, false);
@@ -230,9 +232,9 @@ void ParseUpstream(Checker& c, const YAML::Node& node, const std::string& path,
   } else if (auth == "trust") {
     u->auth = UpstreamAuthMethod::kTrust;
   } else {
-    c.Error(node["auth"], path + ".auth",
-            "expected scram-sha-256, md5, password or trust, got '" + auth +
-                "'");
+    c.Error(
+        node["auth"], path + ".auth",
+        "expected scram-sha-256, md5, password or trust, got '" + auth + "'");
   }
   int sources = 0;
   std::string value;
@@ -364,7 +366,8 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
       if (c.Int(p, "max_client_connections", "proxy", 1, 1000000, &v)) {
         cfg.proxy.max_client_connections = v;
       }
-      c.DurationMs(p, "startup_timeout", "proxy", &cfg.proxy.startup_timeout_ms);
+      c.DurationMs(p, "startup_timeout", "proxy",
+                   &cfg.proxy.startup_timeout_ms);
       if (c.Int(p, "max_message_bytes", "proxy", 1024, 1 << 30, &v)) {
         cfg.proxy.max_message_bytes = v;
       }

@@ -37,7 +37,7 @@ struct TlsFiles {
 struct Listener {
   std::string name;
   std::string address = "127.0.0.1";
-  uint16_t port = 0;  // 0 picks a free port (logged at start).
+  uint16_t port = 0;        // 0 picks a free port (logged at start).
   std::string environment;  // every connection here belongs to it.
   ClientTlsMode tls_mode = ClientTlsMode::kDisable;
   std::optional<TlsFiles> tls;  // required unless tls_mode is kDisable.

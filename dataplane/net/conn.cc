@@ -155,8 +155,7 @@ IoOutcome Conn::Write(const char* data, size_t len) {
     return SslOutcome(ret, "TLS write");
   }
   for (;;) {
-    const ssize_t n =
-        ::send(socket_.native_handle(), data, len, MSG_NOSIGNAL);
+    const ssize_t n = ::send(socket_.native_handle(), data, len, MSG_NOSIGNAL);
     if (n >= 0) {
       out.bytes = n;
       if (n == 0) out.result = IoResult::kWantWrite;

@@ -20,11 +20,11 @@ typedef struct ssl_ctx_st SSL_CTX;
 namespace warden::net {
 
 enum class IoResult {
-  kOk,              // `bytes` transferred (> 0).
-  kWantRead,        // retry when readable.
-  kWantWrite,       // retry when writable.
-  kEof,             // orderly close by the peer.
-  kError,           // `error` says what; the connection is unusable.
+  kOk,         // `bytes` transferred (> 0).
+  kWantRead,   // retry when readable.
+  kWantWrite,  // retry when writable.
+  kEof,        // orderly close by the peer.
+  kError,      // `error` says what; the connection is unusable.
 };
 
 struct IoOutcome {

@@ -4,11 +4,14 @@
 #ifndef WARDEN_DATAPLANE_SERVER_SERVER_H_
 #define WARDEN_DATAPLANE_SERVER_SERVER_H_
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "asio.hpp"
 #include "dataplane/config/config.h"
@@ -24,7 +27,9 @@ class Server {
   // Start builds TLS contexts and authenticators, binds every listener and
   // starts the workers. Errors name the listener or upstream at fault.
   absl::Status Start();
-  // Stop closes the acceptors and stops the workers (sessions are dropped).
+  // Stop closes the acceptors, tells every client the proxy is shutting down
+  // (FATAL 57P01), cancels statements in flight, and stops the workers once
+  // their sessions are closed (at most a few seconds).
   void Stop();
   // Wait blocks until the workers exit.
   void Wait();
@@ -34,10 +39,18 @@ class Server {
 
  private:
   struct Worker {
-    asio::io_context io{1};
+    // Sessions, acceptors and timers are only touched by the worker's own
+    // thread, so the reactor needs no locking (posts stay thread-safe).
+    asio::io_context io{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
+        guard;
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;
+    absl::flat_hash_set<session::Session*> sessions;  // worker thread only.
     std::thread thread;
   };
+  // Stops the worker once its sessions are gone or `deadline` passed.
+  static void StopWhenDrained(Worker* worker,
+                              std::chrono::steady_clock::time_point deadline);
   void Accept(Worker* worker, asio::ip::tcp::acceptor* acceptor,
               const config::Listener* listener);
 

@@ -42,7 +42,8 @@ std::optional<CancelTarget> CancelRegistry::Lookup(int32_t pid,
   auto it = entries_.find(pid);
   if (it == entries_.end() ||
       !crypto::ConstantTimeEquals(
-          absl::string_view(reinterpret_cast<const char*>(&it->second.secret), 4),
+          absl::string_view(reinterpret_cast<const char*>(&it->second.secret),
+                            4),
           absl::string_view(reinterpret_cast<const char*>(&secret), 4))) {
     return std::nullopt;
   }

@@ -38,13 +38,12 @@ AuthStep Success(const config::User& user, const AuthRequest& request,
                 request.environment) == user.environments.end()) {
     AuthStep step;
     step.state = AuthStep::State::kFailure;
-    step.error = absl::PermissionDeniedError(
-        absl::StrCat("user ", user.name, " may not use environment ",
-                     request.environment));
+    step.error = absl::PermissionDeniedError(absl::StrCat(
+        "user ", user.name, " may not use environment ", request.environment));
     step.client_sqlstate = "28000";
-    step.client_error =
-        absl::StrCat("user \"", user.name, "\" is not allowed in environment \"",
-                     request.environment, "\"");
+    step.client_error = absl::StrCat("user \"", user.name,
+                                     "\" is not allowed in environment \"",
+                                     request.environment, "\"");
     return step;
   }
   AuthStep step;
@@ -78,11 +77,12 @@ class ScramExchange : public AuthExchange {
       if (!initial.ok()) return Malformed(initial.status());
       if (initial->mechanism != auth::ScramServer::kMechanism) {
         return Malformed(absl::InvalidArgumentError(
-            absl::StrCat("client selected SASL mechanism '",
-                         initial->mechanism, "'; only SCRAM-SHA-256 is offered")));
+            absl::StrCat("client selected SASL mechanism '", initial->mechanism,
+                         "'; only SCRAM-SHA-256 is offered")));
       }
       if (!initial->has_data) {
-        return Malformed(absl::InvalidArgumentError("SASL initial response has no data"));
+        return Malformed(
+            absl::InvalidArgumentError("SASL initial response has no data"));
       }
       auto server_first = server_.HandleClientFirst(initial->data);
       if (!server_first.ok()) return Malformed(server_first.status());

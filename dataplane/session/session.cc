@@ -22,6 +22,8 @@ using warden::v1::SessionEndReason;
 
 constexpr size_t kScratchSize = 64 * 1024;
 constexpr int kLingerMs = 2000;
+// Reads (of up to kScratchSize) one session may do before yielding.
+constexpr int kReadsPerTurn = 16;
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -62,8 +64,8 @@ std::string Printable(char c) {
   if (absl::ascii_isprint(static_cast<unsigned char>(c))) {
     return absl::StrCat("'", std::string(1, c), "'");
   }
-  return absl::StrCat("0x", absl::Hex(static_cast<unsigned char>(c),
-                                      absl::kZeroPad2));
+  return absl::StrCat(
+      "0x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
 }
 
 }  // namespace
@@ -107,28 +109,30 @@ void SendCancel(const asio::any_io_executor& executor,
           op->timer.cancel();
           return;
         }
-        asio::async_write(
-            op->socket, asio::buffer(op->message),
-            [op](const asio::error_code& e, size_t) {
-              if (e) {
-                op->timer.cancel();
-                return;
-              }
-              // PostgreSQL closes the connection once it has signalled the
-              // backend; waiting for that keeps libpq's guarantee that a
-              // cancel has been delivered when PQcancel returns.
-              op->socket.async_read_some(
-                  asio::buffer(op->sink),
-                  [op](const asio::error_code&, size_t) {
-                    op->timer.cancel();
-                  });
-            });
+        asio::async_write(op->socket, asio::buffer(op->message),
+                          [op](const asio::error_code& e, size_t) {
+                            if (e) {
+                              op->timer.cancel();
+                              return;
+                            }
+                            // PostgreSQL closes the connection once it has
+                            // signalled the backend; waiting for that keeps
+                            // libpq's guarantee that a cancel has been
+                            // delivered when PQcancel returns.
+                            op->socket.async_read_some(
+                                asio::buffer(op->sink),
+                                [op](const asio::error_code&, size_t) {
+                                  op->timer.cancel();
+                                });
+                          });
       });
 }
 
 Session::Session(SharedState* shared, const config::Listener* listener,
-                 asio::ip::tcp::socket client)
+                 asio::ip::tcp::socket client,
+                 absl::flat_hash_set<Session*>* live)
     : shared_(shared),
+      live_(live),
       listener_(listener),
       environment_(shared->config->FindEnvironment(listener->environment)),
       executor_(client.get_executor()),
@@ -144,11 +148,13 @@ Session::Session(SharedState* shared, const config::Listener* listener,
 }
 
 Session::~Session() {
+  if (live_ != nullptr) live_->erase(this);
   if (key_allocated_) shared_->cancels.Release(proxy_pid_, proxy_secret_);
   shared_->client_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Session::Start() {
+  if (live_ != nullptr) live_->insert(this);
   ArmTimer(shared_->config->proxy.startup_timeout_ms);
   ArmRead(Side::kClient);
 }
@@ -224,9 +230,16 @@ bool Session::MayRead(Side s) const {
 void Session::ReadLoop(Side s) {
   Peer& p = peer(s);
   char* buf = Scratch();
+  int reads = 0;
   while (p.open() && MayRead(s)) {
     if (other(s).pending() >= shared_->config->proxy.max_buffered_bytes) {
       p.read_paused = true;  // resumed by Flush of the other peer.
+      return;
+    }
+    if (++reads > kReadsPerTurn) {
+      // A busy stream yields to the worker's other sessions. Readiness is
+      // edge-triggered and the socket is not drained, so continue by post.
+      asio::post(executor_, [self = shared_from_this(), s] { self->ReadLoop(s); });
       return;
     }
     const net::IoOutcome r = p.conn->Read(buf, kScratchSize);
@@ -239,6 +252,13 @@ void Session::ReadLoop(Side s) {
         }
         if (phase_ == Phase::kUpstreamTls && s == Side::kUpstream) {
           DriveUpstreamHandshake();
+          return;
+        }
+        if (r.bytes < kScratchSize && !p.conn->tls()) {
+          // A short plaintext read drained the socket: anything arriving
+          // later raises a new readiness edge, so skip the recv that would
+          // only return EAGAIN (one syscall per message on the hot path).
+          if (p.open() && MayRead(s)) ArmRead(s);
           return;
         }
         continue;
@@ -258,8 +278,9 @@ void Session::ReadLoop(Side s) {
           CloseUpstream(/*cancel_if_busy=*/true);
           CloseClient();
           Finish(warden::v1::SESSION_END_REASON_CLIENT,
-                 r.result == net::IoResult::kEof ? "client closed the connection"
-                                                 : r.error);
+                 r.result == net::IoResult::kEof
+                     ? "client closed the connection"
+                     : r.error);
         } else if (phase_ == Phase::kRelay && upstream_fatal_) {
           // The upstream already told the client why (e.g. 57P01).
           CloseUpstream(false);
@@ -285,7 +306,7 @@ void Session::Consume(Side s, const char* data, size_t n) {
   absl::string_view buf;
   const bool buffered = !p.in.empty();
   if (buffered) {
-    p.in.append(data, n);
+    if (n > 0) p.in.append(data, n);
     buf = p.in;
   } else {
     buf = absl::string_view(data, n);
@@ -300,7 +321,8 @@ void Session::Consume(Side s, const char* data, size_t n) {
   if (phase_ == Phase::kClosed) return;
   if (buffered) {
     p.in.erase(0, used);
-    if (p.in.empty() && p.in.capacity() > kScratchSize) std::string().swap(p.in);
+    if (p.in.empty() && p.in.capacity() > kScratchSize)
+      std::string().swap(p.in);
   } else if (used < buf.size()) {
     p.in.assign(buf.data() + used, buf.size() - used);
   }
@@ -402,19 +424,18 @@ void Session::OnTimer() {
     case Phase::kStartup:
     case Phase::kClientTls:
     case Phase::kAuth:
-      Fail(pgwire::kQueryCanceled,
-           "canceling authentication due to timeout",
+      Fail(pgwire::kQueryCanceled, "canceling authentication due to timeout",
            warden::v1::SESSION_END_REASON_CLIENT);
       return;
     case Phase::kUpstreamConnect:
     case Phase::kUpstreamSsl:
     case Phase::kUpstreamTls:
     case Phase::kUpstreamAuth:
-      Fail(pgwire::kConnectionFailure,
-           absl::StrCat("timed out connecting to the upstream database at ",
-                        database_->upstream.host, ":",
-                        database_->upstream.port),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
+      Fail(
+          pgwire::kConnectionFailure,
+          absl::StrCat("timed out connecting to the upstream database at ",
+                       database_->upstream.host, ":", database_->upstream.port),
+          warden::v1::SESSION_END_REASON_UPSTREAM);
       return;
     case Phase::kRelay:
       if (!ready_) {
@@ -597,8 +618,8 @@ void Session::DriveClientHandshake() {
       ArmWrite(Side::kClient);
       return;
     default:
-      spdlog::info("session {}: client TLS handshake failed: {}",
-                   peer_address_, r.error.empty() ? "closed" : r.error);
+      spdlog::info("session {}: client TLS handshake failed: {}", peer_address_,
+                   r.error.empty() ? "closed" : r.error);
       CloseClient();
       Finish(warden::v1::SESSION_END_REASON_CLIENT, "TLS handshake failed");
   }
@@ -691,11 +712,10 @@ void Session::ConnectUpstream() {
         if (self->phase_ != Phase::kUpstreamConnect) return;
         const config::Upstream& up = self->database_->upstream;
         if (ec) {
-          return self->Fail(
-              pgwire::kConnectionFailure,
-              absl::StrCat("cannot resolve upstream host '", up.host,
-                           "': ", ec.message()),
-              warden::v1::SESSION_END_REASON_UPSTREAM);
+          return self->Fail(pgwire::kConnectionFailure,
+                            absl::StrCat("cannot resolve upstream host '",
+                                         up.host, "': ", ec.message()),
+                            warden::v1::SESSION_END_REASON_UPSTREAM);
         }
         auto socket = std::make_shared<asio::ip::tcp::socket>(self->executor_);
         asio::async_connect(
@@ -788,7 +808,8 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
       if (absl::StartsWith(sqlstate, "28")) {
         return refuse("the upstream rejected the service credentials");
       }
-      Fail(sqlstate.size() == 5 ? sqlstate : std::string(pgwire::kConnectionFailure),
+      Fail(sqlstate.size() == 5 ? sqlstate
+                                : std::string(pgwire::kConnectionFailure),
            absl::StrCat("upstream database: ", message),
            warden::v1::SESSION_END_REASON_UPSTREAM);
       return false;
@@ -877,9 +898,10 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
       return true;
     }
     default:
-      return refuse(absl::StrCat("it asked for unsupported authentication "
-                                 "method ",
-                                 auth->code));
+      return refuse(
+          absl::StrCat("it asked for unsupported authentication "
+                       "method ",
+                       auth->code));
   }
   Send(Side::kUpstream, out);
   return true;
@@ -972,10 +994,10 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       case pgwire::BackendType::kErrorResponse: {
         auto error = pgwire::ParseErrorResponse(frame.body);
         if (error.ok()) {
-          const absl::string_view severity = error->Get('V').empty()
-                                                 ? error->Get('S')
-                                                 : error->Get('V');
-          if (severity == "FATAL" || severity == "PANIC") upstream_fatal_ = true;
+          const absl::string_view severity =
+              error->Get('V').empty() ? error->Get('S') : error->Get('V');
+          if (severity == "FATAL" || severity == "PANIC")
+            upstream_fatal_ = true;
         }
         break;
       }
@@ -1006,8 +1028,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
 void Session::Fail(absl::string_view sqlstate, absl::string_view message,
                    SessionEndReason reason) {
   if (phase_ == Phase::kClosed) return;
-  const bool can_tell_client =
-      client_.open() && phase_ != Phase::kClientTls;
+  const bool can_tell_client = client_.open() && phase_ != Phase::kClientTls;
   CloseUpstream(/*cancel_if_busy=*/true);
   if (can_tell_client) {
     std::string error;
@@ -1020,6 +1041,12 @@ void Session::Fail(absl::string_view sqlstate, absl::string_view message,
   }
   Finish(reason, message);
   if (client_.open()) ArmTimer(kLingerMs);
+}
+
+void Session::Shutdown() {
+  Fail(pgwire::kAdminShutdown,
+       "terminating connection because warden-proxy is shutting down",
+       warden::v1::SESSION_END_REASON_INTERNAL);
 }
 
 void Session::FailProtocol(absl::string_view message) {

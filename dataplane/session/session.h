@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "asio.hpp"
 #include "common/tls.h"
@@ -52,33 +53,40 @@ void SendCancel(const asio::any_io_executor& executor,
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  // `live` is the accepting worker's set of sessions (touched only on that
+  // worker's thread); the session is in it from Start() until destroyed.
   Session(SharedState* shared, const config::Listener* listener,
-          asio::ip::tcp::socket client);
+          asio::ip::tcp::socket client,
+          absl::flat_hash_set<Session*>* live = nullptr);
   ~Session();
 
   // Start begins reading the startup packet. Call once, on the socket's
   // executor.
   void Start();
 
+  // Shutdown tells the client the proxy is going away (FATAL 57P01), cancels
+  // a running statement upstream and closes both sides.
+  void Shutdown();
+
  private:
   enum class Phase {
-    kStartup,           // reading a startup packet (maybe after TLS).
-    kClientTls,         // TLS handshake with the client.
-    kAuth,              // client authentication exchange.
-    kUpstreamConnect,   // TCP connect to the upstream.
-    kUpstreamSsl,       // waiting for the upstream's answer to SSLRequest.
-    kUpstreamTls,       // TLS handshake with the upstream.
-    kUpstreamAuth,      // authenticating to the upstream.
-    kRelay,             // relaying (client reads start at the first 'Z').
+    kStartup,          // reading a startup packet (maybe after TLS).
+    kClientTls,        // TLS handshake with the client.
+    kAuth,             // client authentication exchange.
+    kUpstreamConnect,  // TCP connect to the upstream.
+    kUpstreamSsl,      // waiting for the upstream's answer to SSLRequest.
+    kUpstreamTls,      // TLS handshake with the upstream.
+    kUpstreamAuth,     // authenticating to the upstream.
+    kRelay,            // relaying (client reads start at the first 'Z').
     kClosed,
   };
   enum class Side { kClient, kUpstream };
 
   struct Peer {
     std::unique_ptr<net::Conn> conn;
-    std::string in;       // bytes of an incomplete message.
-    std::string out;      // bytes not yet accepted by the socket.
-    size_t out_pos = 0;   // start of unsent bytes in `out`.
+    std::string in;      // bytes of an incomplete message.
+    std::string out;     // bytes not yet accepted by the socket.
+    size_t out_pos = 0;  // start of unsent bytes in `out`.
     bool read_armed = false;
     bool write_armed = false;
     bool read_paused = false;       // backpressure from the other peer.
@@ -90,7 +98,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Peer& peer(Side s) { return s == Side::kClient ? client_ : upstream_; }
   Peer& other(Side s) { return s == Side::kClient ? upstream_ : client_; }
-  Side Other(Side s) { return s == Side::kClient ? Side::kUpstream : Side::kClient; }
+  Side Other(Side s) {
+    return s == Side::kClient ? Side::kUpstream : Side::kClient;
+  }
 
   // Event plumbing.
   void ArmRead(Side s);
@@ -132,6 +142,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool Busy() const { return pending_syncs_ > 0 || unsynced_; }
 
   SharedState* shared_;
+  absl::flat_hash_set<Session*>* live_;
   const config::Listener* listener_;
   const config::Environment* environment_;
   const config::Database* database_ = nullptr;
@@ -154,14 +165,14 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<auth::ScramClient> scram_client_;
 
   // Relay state.
-  bool ready_ = false;            // first ReadyForQuery seen.
+  bool ready_ = false;  // first ReadyForQuery seen.
   int32_t proxy_pid_ = 0, proxy_secret_ = 0;
   bool key_allocated_ = false;
   CancelTarget cancel_target_;
   bool have_upstream_key_ = false;
-  int pending_syncs_ = 0;         // Query/Sync/FunctionCall without 'Z'.
-  bool unsynced_ = false;         // extended messages since the last Sync.
-  bool upstream_fatal_ = false;   // upstream already sent a FATAL error.
+  int pending_syncs_ = 0;           // Query/Sync/FunctionCall without 'Z'.
+  bool unsynced_ = false;           // extended messages since the last Sync.
+  bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
   bool scram_client_done_ = false;  // server signature verified.
   bool ended_ = false;
   warden::v1::SessionEndReason end_reason_ =

@@ -527,6 +527,50 @@ users: [{{ name: alice, password: alice-pw }}]
                 c.close()
 
 
+class Shutdown(unittest.TestCase):
+    def test_sigterm_tells_clients_and_cancels_statements(self):
+        port = free_port()
+        cfg = f"""
+listeners: [{{ name: l, port: {port}, environment: prod }}]
+environments:
+  - name: prod
+    databases:
+      - name: shop
+        upstream: {{ host: 127.0.0.1, port: {PG.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+users: [{{ name: alice, password: alice-pw }}]
+"""
+        proxy = WardenProxy(cfg, tempfile.mkdtemp(prefix="warden-stop-"), {"l": port}).start()
+        try:
+            idle = rawpg.RawConn(port)
+            idle.login("alice", "alice-pw", "shop")
+            busy = rawpg.RawConn(port)
+            busy.login("alice", "alice-pw", "shop")
+            busy.send(rawpg.query("SELECT pg_sleep(60) /* warden-shutdown-test */"))
+            time.sleep(0.5)
+            started = time.time()
+            proxy.stop()
+            self.assertLess(time.time() - started, 8)
+            for conn in (idle, busy):
+                errors = [rawpg.parse_error(b) for t, b in conn.read_until_eof() if t == b"E"]
+                self.assertEqual(errors[-1]["C"], "57P01")
+                self.assertIn("shutting down", errors[-1]["M"])
+            d = direct()
+            d.autocommit = True
+            cur = d.cursor()
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                            "AND query LIKE '%%warden-shutdown-test%%' AND pid <> pg_backend_pid()")
+                if cur.fetchone()[0] == 0:
+                    break
+                time.sleep(0.05)
+            else:
+                self.fail("statement still running after the proxy stopped")
+            d.close()
+        finally:
+            proxy.stop()
+
+
 class Config(unittest.TestCase):
     def check(self, text):
         d = tempfile.mkdtemp(prefix="warden-cfg-")
