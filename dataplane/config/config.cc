@@ -46,8 +46,13 @@ class Checker {
       return false;
     }
     std::set<std::string> known(allowed.begin(), allowed.end());
+    std::set<std::string> seen;
     for (const auto& kv : map) {
       const std::string key = kv.first.Scalar();
+      if (!seen.insert(key).second) {
+        // yaml-cpp keeps the first of duplicate keys; never guess.
+        Error(kv.first, path, absl::StrCat("duplicate key '", key, "'"));
+      }
       if (!known.count(key)) {
         Error(kv.first, path,
               absl::StrCat("unknown key '", key,
@@ -96,9 +101,9 @@ class Checker {
     if (!node) return false;
     absl::Duration d;
     if (!node.IsScalar() || !absl::ParseDuration(node.Scalar(), &d) ||
-        d <= absl::ZeroDuration() || d > absl::Hours(1)) {
+        d < absl::Milliseconds(1) || d > absl::Hours(1)) {
       Error(node, absl::StrCat(path, ".", key),
-            "expected a duration such as 500ms, 15s or 2m (at most 1h)");
+            "expected a duration such as 500ms, 15s or 2m (1ms to 1h)");
       return false;
     }
     *out_ms = static_cast<int>(absl::ToInt64Milliseconds(d));
@@ -245,21 +250,29 @@ void ParseUpstream(Checker& c, const YAML::Node& node, const std::string& path,
   if (c.String(node, "password_env", path, &value, false)) {
     ++sources;
     const char* env = std::getenv(value.c_str());
-    if (env == nullptr) {
+    if (env == nullptr || *env == '\0') {
       c.Error(node["password_env"], path + ".password_env",
-              "environment variable " + value + " is not set");
+              "environment variable " + value + " is not set or empty");
     } else {
       u->password = env;
     }
   }
   if (c.String(node, "password_file", path, &value, false)) {
     ++sources;
-    std::ifstream in(c.File(base_dir, value));
+    const std::string file = c.File(base_dir, value);
+    std::ifstream in(file);
     if (!in) {
       c.Error(node["password_file"], path + ".password_file",
-              "cannot read '" + value + "'");
+              "cannot read '" + file + "'");
     } else {
       std::getline(in, u->password);
+      if (!u->password.empty() && u->password.back() == '\r') {
+        u->password.pop_back();
+      }
+      if (u->password.empty()) {
+        c.Error(node["password_file"], path + ".password_file",
+                "'" + file + "' starts with an empty line");
+      }
     }
   }
   if (sources > 1) {

@@ -6,19 +6,21 @@
 
 namespace warden::session {
 
-std::pair<int32_t, int32_t> CancelRegistry::Allocate() {
-  absl::MutexLock lock(&mu_);
-  for (;;) {
-    auto bytes = crypto::RandomBytes(8);
-    if (!bytes.ok()) continue;  // CSPRNG failure is not recoverable anyway.
+std::optional<std::pair<int32_t, int32_t>> CancelRegistry::Allocate() {
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    auto bytes = crypto::RandomBytes(8);  // outside the lock.
+    if (!bytes.ok()) return std::nullopt;
     int32_t pid = 0, secret = 0;
     std::memcpy(&pid, bytes->data(), 4);
     std::memcpy(&secret, bytes->data() + 4, 4);
     pid &= 0x7fffffff;  // looks like a process id: positive.
-    if (pid == 0 || entries_.contains(pid)) continue;
+    if (pid == 0) continue;
+    absl::MutexLock lock(&mu_);
+    if (entries_.contains(pid)) continue;
     entries_[pid] = Entry{secret, std::nullopt};
-    return {pid, secret};
+    return std::make_pair(pid, secret);
   }
+  return std::nullopt;
 }
 
 void CancelRegistry::Register(int32_t pid, int32_t secret,

@@ -26,7 +26,8 @@ class CancelRegistry {
  public:
   // Allocate picks a fresh random (pid, secret) pair not in use and reserves
   // it; Register then attaches the upstream target once it is known.
-  std::pair<int32_t, int32_t> Allocate();
+  // Returns nullopt only if the CSPRNG fails (or after 64 collisions).
+  std::optional<std::pair<int32_t, int32_t>> Allocate();
   void Register(int32_t pid, int32_t secret, CancelTarget target);
   void Release(int32_t pid, int32_t secret);
   // Lookup returns the target only if both pid and secret match.

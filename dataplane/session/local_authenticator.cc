@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "dataplane/auth/scram.h"
@@ -28,9 +29,8 @@ AuthStep Failure(absl::Status why, const std::string& user) {
   return step;
 }
 
-// Checks environment access after the password proved the identity, so the
-// answer for a user who may not use this environment looks like any other
-// authentication failure.
+// Checks environment access only after the password proved the identity,
+// so a stranger learns nothing about which environments a user may use.
 AuthStep Success(const config::User& user, const AuthRequest& request,
                  const char* method) {
   if (!user.environments.empty() &&
@@ -77,7 +77,8 @@ class ScramExchange : public AuthExchange {
       if (!initial.ok()) return Malformed(initial.status());
       if (initial->mechanism != auth::ScramServer::kMechanism) {
         return Malformed(absl::InvalidArgumentError(
-            absl::StrCat("client selected SASL mechanism '", initial->mechanism,
+            absl::StrCat("client selected SASL mechanism '",
+                         absl::CHexEscape(initial->mechanism.substr(0, 64)),
                          "'; only SCRAM-SHA-256 is offered")));
       }
       if (!initial->has_data) {
@@ -130,35 +131,51 @@ class ScramExchange : public AuthExchange {
 
 class CleartextExchange : public AuthExchange {
  public:
-  CleartextExchange(const config::User* user, const AuthRequest& request)
-      : user_(user), request_(request) {}
+  CleartextExchange(const config::User* user, const AuthRequest& request,
+                    const std::string& mock_secret)
+      : user_(user), request_(request), mock_secret_(mock_secret) {}
 
   AuthStep Start() override {
-    AuthStep step;
     if (!request_.tls) {
       // The listener config requires TLS for this method; this is a guard.
+      done_ = true;
       return Failure(absl::FailedPreconditionError(
                          "cleartext password over an unencrypted connection"),
                      request_.user);
     }
+    AuthStep step;
     pgwire::WriteAuthenticationCleartextPassword(&step.reply);
     return step;
   }
 
   AuthStep OnMessage(absl::string_view body) override {
-    auto password = pgwire::ParsePasswordMessage(body);
-    if (!password.ok()) return Failure(password.status(), request_.user);
-    if (user_ == nullptr) {
-      return Failure(absl::PermissionDeniedError("unknown user"),
+    // One password per exchange: whatever the verdict, the exchange is over.
+    if (done_) {
+      return Failure(absl::FailedPreconditionError("exchange already ended"),
                      request_.user);
     }
-    auto verifier = auth::ParseScramVerifier(user_->scram_verifier);
-    if (!verifier.ok()) return Failure(verifier.status(), request_.user);
-    const auth::ScramVerifier candidate = auth::MakeScramVerifier(
-        *password, verifier->salt, verifier->iterations);
-    if (!crypto::ConstantTimeEquals(candidate.stored_key,
-                                    verifier->stored_key)) {
-      return Failure(absl::PermissionDeniedError("wrong password"),
+    done_ = true;
+    auto password = pgwire::ParsePasswordMessage(body);
+    if (!password.ok()) return Failure(password.status(), request_.user);
+    std::optional<auth::ScramVerifier> verifier;
+    if (user_ != nullptr) {
+      auto parsed = auth::ParseScramVerifier(user_->scram_verifier);
+      if (parsed.ok()) verifier = *parsed;
+    }
+    // Unknown users cost the same key derivation as known ones, so timing
+    // does not tell which user names exist.
+    const std::string salt =
+        verifier
+            ? verifier->salt
+            : crypto::HmacSha256(mock_secret_, request_.user).substr(0, 16);
+    const int iterations =
+        verifier ? verifier->iterations : auth::kScramDefaultIterations;
+    const auth::ScramVerifier candidate =
+        auth::MakeScramVerifier(*password, salt, iterations);
+    if (!verifier || !crypto::ConstantTimeEquals(candidate.stored_key,
+                                                 verifier->stored_key)) {
+      return Failure(absl::PermissionDeniedError(verifier ? "wrong password"
+                                                          : "unknown user"),
                      request_.user);
     }
     return Success(*user_, request_, "password");
@@ -167,6 +184,8 @@ class CleartextExchange : public AuthExchange {
  private:
   const config::User* user_;
   AuthRequest request_;
+  std::string mock_secret_;
+  bool done_ = false;
 };
 
 }  // namespace
@@ -180,7 +199,7 @@ std::unique_ptr<AuthExchange> LocalAuthenticator::Begin(
     const AuthRequest& request) {
   const config::User* user = config_->FindUser(request.user);
   if (method_ == config::ClientAuthMethod::kPassword) {
-    return std::make_unique<CleartextExchange>(user, request);
+    return std::make_unique<CleartextExchange>(user, request, mock_secret_);
   }
   return std::make_unique<ScramExchange>(user, request, mock_secret_);
 }

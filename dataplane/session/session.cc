@@ -239,7 +239,8 @@ void Session::ReadLoop(Side s) {
     if (++reads > kReadsPerTurn) {
       // A busy stream yields to the worker's other sessions. Readiness is
       // edge-triggered and the socket is not drained, so continue by post.
-      asio::post(executor_, [self = shared_from_this(), s] { self->ReadLoop(s); });
+      asio::post(executor_,
+                 [self = shared_from_this(), s] { self->ReadLoop(s); });
       return;
     }
     const net::IoOutcome r = p.conn->Read(buf, kScratchSize);
@@ -976,7 +977,13 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         cancel_target_.upstream_secret = key->secret;
         have_upstream_key_ = true;
         if (!key_allocated_) {
-          std::tie(proxy_pid_, proxy_secret_) = shared_->cancels.Allocate();
+          const auto key = shared_->cancels.Allocate();
+          if (!key) {
+            Fail(pgwire::kInternalError, "cannot allocate a cancel key",
+                 warden::v1::SESSION_END_REASON_INTERNAL);
+            return 0;
+          }
+          std::tie(proxy_pid_, proxy_secret_) = *key;
           key_allocated_ = true;
         }
         shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
