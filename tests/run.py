@@ -13,6 +13,7 @@ Usage: /usr/bin/python3 tests/run.py [--only unit,integration,clients,fuzz]
 
 import argparse
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,7 +28,10 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 PATTERNS = ["//common/...", "//dataplane/...", "//proto/...", "//tests/..."]
-FUZZ_OUTPUT_BASE = os.path.expanduser("~/.cache/warden-fuzz-ob")
+# One fuzz output base per checkout (Bazel binds an output base to its
+# workspace); compiles are still shared through the disk cache.
+FUZZ_OUTPUT_BASE = os.path.expanduser(
+    "~/.cache/warden-fuzz-ob-" + hashlib.sha256(REPO.encode()).hexdigest()[:12])
 
 passed = 0
 failed = 0

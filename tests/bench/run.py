@@ -21,8 +21,6 @@ See tests/bench/README.md.
 import argparse
 import datetime
 import hashlib
-import hmac
-import base64
 import json
 import os
 import platform
@@ -100,10 +98,6 @@ def wait_port(host, port, proc, what, timeout=30.0):
     raise BenchError("%s not listening on %s:%d after %.0fs" % (what, host, port, timeout))
 
 
-def pid_alive(pid):
-    return pgharness._pid_alive(pid)
-
-
 def stop_pid(proc, what, timeout=15.0):
     """SIGTERM, wait, SIGKILL the process we started (by its PID only)."""
     if proc is None or proc.poll() is not None:
@@ -140,16 +134,6 @@ def proc_rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise BenchError("no VmRSS for pid %d" % pid)
-
-
-def scram_verifier(password, iterations=4096):
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, b64(salt), b64(stored_key), b64(server_key))
 
 
 # ---------------------------------------------------------------------------
@@ -835,6 +819,8 @@ def build_report(args, facts, results):
     summary = []
 
     def verdict(ok):
+        if ok is None:
+            return "not measured"
         return "met" if ok else "**not met**"
 
     fails = [(r, wd, pb) for r, d, wd, pb in rows if not wd >= pb]
@@ -844,7 +830,7 @@ def build_report(args, facts, results):
                     "%d of %d rows; lowest Warden/PgBouncer %s (%s, %d clients)"
                     % (len(rows) - len(fails), len(rows), fmt_ratio(worst[0]),
                        worst[1]["label"], worst[1]["clients"]) if worst[1] else "n/a",
-                    bool(rows) and not fails))
+                    (not fails) if rows else None))
     cfails = [x for x in cpu_rows if not (x[1] <= x[2])]
     cworst = max(((wc / pc, r) for r, wc, pc in cpu_rows if pc), key=lambda x: x[0],
                  default=(float("nan"), None))
@@ -852,13 +838,15 @@ def build_report(args, facts, results):
                     "%d of %d rows; highest Warden/PgBouncer %s (%s, %d clients)"
                     % (len(cpu_rows) - len(cfails), len(cpu_rows), fmt_ratio(cworst[0]),
                        cworst[1]["label"], cworst[1]["clients"]) if cworst[1] else "n/a",
-                    bool(cpu_rows) and not cfails))
+                    (not cfails) if cpu_rows else None))
     if stream:
         ratios = [(dw / ww, s) for s, dw, ww, pw in stream_rows]
         lo = min(ratios, key=lambda x: x[0])  # lowest throughput ratio decides
         summary.append(("%s-row streaming through Warden ≥ 0.9× direct" % fmt(stream[0]["rows"]),
                         ", ".join("%s %s" % (s["key"], fmt_ratio(x)) for x, s in ratios),
                         lo[0] >= 0.9))
+    else:
+        summary.append(("streaming through Warden ≥ 0.9× direct", "n/a", None))
     if "warden" in mem:
         m = mem["warden"]
         summary.append(("< 32 KiB per idle client connection (Warden)",
@@ -866,6 +854,8 @@ def build_report(args, facts, results):
                         % (m["kib_per_conn"], m["conns"],
                            "%.1f" % mem["pgbouncer"]["kib_per_conn"] if "pgbouncer" in mem else "n/a"),
                         m["kib_per_conn"] < 32))
+    if "warden" not in mem:
+        summary.append(("< 32 KiB per idle client connection (Warden)", "n/a", None))
     for name, measured, ok in summary:
         w("| %s | %s | %s |" % (name, measured, verdict(ok)))
     w("")
@@ -940,9 +930,8 @@ def preflight():
         missing.append("/usr/sbin/pgbouncer (apt-get install pgbouncer)")
     if os.geteuid() == 0 and not shutil.which("setpriv"):
         missing.append("setpriv (util-linux)")
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("psycopg2") is None:
         missing.append("psycopg2 for /usr/bin/python3 (apt-get install python3-psycopg2)")
     if missing:
         raise BenchError("missing prerequisites: " + ", ".join(missing))
