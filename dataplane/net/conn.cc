@@ -1,9 +1,14 @@
 #include "dataplane/net/conn.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -13,14 +18,17 @@
 
 namespace warden::net {
 
-Conn::Conn(asio::ip::tcp::socket socket) : socket_(std::move(socket)) {
-  asio::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+Conn::Conn(int fd) : fd_(fd) {
+  const int flags = fcntl(fd_, F_GETFL, 0);
+  if (flags >= 0 && !(flags & O_NONBLOCK))
+    fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+  const int one = 1;
+  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 Conn::~Conn() {
   if (ssl_ != nullptr) SSL_free(ssl_);
+  if (!closed_) ::close(fd_);
 }
 
 absl::Status Conn::StartTls(SSL_CTX* ctx, bool server,
@@ -30,15 +38,15 @@ absl::Status Conn::StartTls(SSL_CTX* ctx, bool server,
   if (ssl_ == nullptr) {
     return absl::InternalError("SSL_new: " + tls::ErrorString());
   }
-  SSL_set_fd(ssl_, socket_.native_handle());
+  SSL_set_fd(ssl_, fd_);
   if (server) {
     SSL_set_accept_state(ssl_);
   } else {
     SSL_set_connect_state(ssl_);
     if (!verify_host.empty()) {
-      asio::error_code ec;
-      asio::ip::make_address(verify_host, ec);
-      if (!ec) {
+      in6_addr probe{};
+      if (inet_pton(AF_INET, verify_host.c_str(), &probe) == 1 ||
+          inet_pton(AF_INET6, verify_host.c_str(), &probe) == 1) {
         // An IP address is checked against the certificate's IP SANs.
         if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_),
                                           verify_host.c_str()) != 1) {
@@ -118,7 +126,7 @@ IoOutcome Conn::Read(char* buf, size_t cap) {
     return SslOutcome(ret, "TLS read");
   }
   for (;;) {
-    const ssize_t n = ::recv(socket_.native_handle(), buf, cap, 0);
+    const ssize_t n = ::recv(fd_, buf, cap, 0);
     if (n > 0) {
       out.bytes = n;
       return out;
@@ -155,7 +163,7 @@ IoOutcome Conn::Write(const char* data, size_t len) {
     return SslOutcome(ret, "TLS write");
   }
   for (;;) {
-    const ssize_t n = ::send(socket_.native_handle(), data, len, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd_, data, len, MSG_NOSIGNAL);
     if (n >= 0) {
       out.bytes = n;
       if (n == 0) out.result = IoResult::kWantWrite;
@@ -175,9 +183,7 @@ IoOutcome Conn::Write(const char* data, size_t len) {
 void Conn::Close() {
   if (closed_) return;
   closed_ = true;
-  asio::error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  ::close(fd_);
 }
 
 }  // namespace warden::net

@@ -1,5 +1,5 @@
 // A non-blocking TCP connection, optionally wrapped in TLS, driven by the
-// caller's readiness events (asio async_wait). Reads go into a caller-owned
+// caller's readiness events (EventLoop). Reads go into a caller-owned
 // buffer (the worker's scratch buffer), so an idle connection holds no read
 // buffer of its own; with SSL_MODE_RELEASE_BUFFERS an idle TLS connection
 // releases OpenSSL's buffers too.
@@ -12,7 +12,6 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "asio.hpp"
 
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -35,12 +34,13 @@ struct IoOutcome {
 
 class Conn {
  public:
-  explicit Conn(asio::ip::tcp::socket socket);
+  // Takes ownership of a connected (or connecting) non-blocking socket.
+  explicit Conn(int fd);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
-  asio::ip::tcp::socket& socket() { return socket_; }
+  int fd() const { return fd_; }
   bool tls() const { return ssl_ != nullptr; }
 
   // StartTls attaches a TLS session to the connected socket; drive it with
@@ -54,14 +54,14 @@ class Conn {
   IoOutcome Read(char* buf, size_t cap);
   IoOutcome Write(const char* data, size_t len);
 
-  // Close shuts the socket; pending waits complete with operation_aborted.
+  // Close closes the socket (which also removes it from epoll).
   void Close();
   bool closed() const { return closed_; }
 
  private:
   IoOutcome SslOutcome(int ret, const char* op);
 
-  asio::ip::tcp::socket socket_;
+  int fd_;
   SSL* ssl_ = nullptr;
   bool closed_ = false;
 };

@@ -1,10 +1,17 @@
 #include "dataplane/server/server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/status_macros.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/session/local_authenticator.h"
@@ -69,37 +76,46 @@ absl::Status Server::Start() {
   int workers = config_.proxy.workers;
   if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
   for (int i = 0; i < workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>());
+    auto worker = std::make_unique<Worker>();
+    WARDEN_RETURN_IF_ERROR(worker->loop.Init());
+    workers_.push_back(std::move(worker));
   }
   for (const auto& l : config_.listeners) {
-    asio::error_code ec;
-    const asio::ip::address address = asio::ip::make_address(l.address, ec);
-    if (ec) {
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    if (!session::ParseAddress(l.address, l.port, &addr, &addr_len)) {
       return absl::InvalidArgumentError(
           absl::StrCat("listener ", l.name, ": bad address '", l.address, "'"));
     }
     uint16_t port = l.port;
     for (auto& worker : workers_) {
-      auto acceptor = std::make_unique<asio::ip::tcp::acceptor>(worker->io);
-      const asio::ip::tcp::endpoint endpoint(address, port);
-      acceptor->open(endpoint.protocol(), ec);
-      if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
-      if (!ec) {
-        const int one = 1;
-        if (setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT,
-                       &one, sizeof(one)) != 0) {
-          ec = asio::error_code(errno, asio::system_category());
-        }
-      }
-      if (!ec) acceptor->bind(endpoint, ec);
-      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-      if (ec) {
+      session::ParseAddress(l.address, port, &addr, &addr_len);
+      const int fd =
+          socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      const int one = 1;
+      if (fd < 0 ||
+          setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+          setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+          bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 ||
+          listen(fd, SOMAXCONN) != 0) {
+        const std::string error = std::strerror(errno);
+        if (fd >= 0) close(fd);
         return absl::UnavailableError(
             absl::StrCat("listener ", l.name, ": cannot listen on ", l.address,
-                         ":", port, ": ", ec.message()));
+                         ":", port, ": ", error));
       }
-      port = acceptor->local_endpoint().port();
-      Accept(worker.get(), acceptor.get(), &l);
+      sockaddr_storage bound{};
+      socklen_t bound_len = sizeof(bound);
+      getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
+      port = ntohs(bound.ss_family == AF_INET6
+                       ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                       : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+      auto acceptor = std::make_unique<Acceptor>();
+      acceptor->server = this;
+      acceptor->worker = worker.get();
+      acceptor->listener = &l;
+      acceptor->fd = fd;
+      WARDEN_RETURN_IF_ERROR(worker->loop.Watch(fd, acceptor.get()));
       worker->acceptors.push_back(std::move(acceptor));
     }
     bound_.emplace_back(l.name, port);
@@ -113,59 +129,63 @@ absl::Status Server::Start() {
   }
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    w->guard.emplace(asio::make_work_guard(w->io));
-    w->thread = std::thread([w] { w->io.run(); });
+    w->thread = std::thread([w] { w->loop.Run(); });
   }
   return absl::OkStatus();
 }
 
-void Server::Accept(Worker* worker, asio::ip::tcp::acceptor* acceptor,
-                    const config::Listener* listener) {
-  acceptor->async_accept(worker->io, [this, worker, acceptor, listener](
-                                         const asio::error_code& ec,
-                                         asio::ip::tcp::socket socket) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      if (shared_.client_connections.load(std::memory_order_relaxed) >=
-          config_.proxy.max_client_connections) {
-        std::string error;
-        pgwire::WriteErrorResponse(&error, "FATAL", pgwire::kTooManyConnections,
-                                   "sorry, too many clients already");
-        asio::error_code ignored;
-        socket.non_blocking(true, ignored);
-        ::send(socket.native_handle(), error.data(), error.size(),
-               MSG_NOSIGNAL);
-        socket.close(ignored);
-      } else {
-        std::make_shared<session::Session>(&shared_, listener,
-                                           std::move(socket),
-                                           &worker->sessions)
-            ->Start();
+void Server::Acceptor::OnEvents(uint32_t) {
+  for (;;) {
+    const int client =
+        accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (client < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        // EMFILE and friends: the listener stays registered; log and retry
+        // on the next connection.
+        spdlog::warn("accept on {}: {}", listener->name, std::strerror(errno));
       }
-    } else {
-      // EMFILE and friends: log and keep accepting.
-      spdlog::warn("accept on {}: {}", listener->name, ec.message());
+      return;
     }
-    Accept(worker, acceptor, listener);
-  });
+    server->OnAccept(worker, listener, client);
+  }
+}
+
+void Server::OnAccept(Worker* worker, const config::Listener* listener,
+                      int fd) {
+  if (stopping_.load(std::memory_order_relaxed)) {
+    close(fd);
+    return;
+  }
+  if (shared_.client_connections.load(std::memory_order_relaxed) >=
+      config_.proxy.max_client_connections) {
+    std::string error;
+    pgwire::WriteErrorResponse(&error, "FATAL", pgwire::kTooManyConnections,
+                               "sorry, too many clients already");
+    (void)!::send(fd, error.data(), error.size(), MSG_NOSIGNAL);
+    close(fd);
+    return;
+  }
+  std::make_shared<session::Session>(&shared_, listener, fd, &worker->loop,
+                                     &worker->sessions)
+      ->Start();
 }
 
 void Server::Stop() {
+  if (stopping_.exchange(true)) return;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(3);
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    asio::post(w->io, [w, deadline] {
+    w->loop.Post([w, deadline] {
       for (auto& a : w->acceptors) {
-        asio::error_code ignored;
-        a->close(ignored);
+        w->loop.Unwatch(a->fd);
+        close(a->fd);
+        a->fd = -1;
       }
       std::vector<std::shared_ptr<session::Session>> live;
-      for (session::Session* s : w->sessions) {
-        live.push_back(s->shared_from_this());
-      }
+      for (auto& [ptr, session] : w->sessions) live.push_back(session);
       for (auto& s : live) s->Shutdown();
-      w->guard.reset();
       StopWhenDrained(w, deadline);
     });
   }
@@ -175,12 +195,10 @@ void Server::StopWhenDrained(Worker* worker,
                              std::chrono::steady_clock::time_point deadline) {
   if (worker->sessions.empty() ||
       std::chrono::steady_clock::now() >= deadline) {
-    worker->io.stop();
+    worker->loop.Stop();
     return;
   }
-  auto timer = std::make_shared<asio::steady_timer>(
-      worker->io, std::chrono::milliseconds(20));
-  timer->async_wait([worker, deadline, timer](const asio::error_code&) {
+  worker->loop.AddTimer(std::chrono::milliseconds(20), [worker, deadline] {
     StopWhenDrained(worker, deadline);
   });
 }

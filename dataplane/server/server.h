@@ -1,20 +1,18 @@
-// warden-proxy's server: worker threads (one asio::io_context each), one
-// SO_REUSEPORT acceptor per listener per worker so the kernel spreads
-// connections, and the shared state sessions use.
+// warden-proxy's server: worker threads, each running one net::EventLoop
+// with one SO_REUSEPORT listening socket per listener (the kernel spreads
+// connections), and the shared state sessions use.
 #ifndef WARDEN_DATAPLANE_SERVER_SERVER_H_
 #define WARDEN_DATAPLANE_SERVER_SERVER_H_
 
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "asio.hpp"
 #include "dataplane/config/config.h"
+#include "dataplane/net/event_loop.h"
 #include "dataplane/session/session.h"
 
 namespace warden::server {
@@ -27,9 +25,10 @@ class Server {
   // Start builds TLS contexts and authenticators, binds every listener and
   // starts the workers. Errors name the listener or upstream at fault.
   absl::Status Start();
-  // Stop closes the acceptors, tells every client the proxy is shutting down
-  // (FATAL 57P01), cancels statements in flight, and stops the workers once
-  // their sessions are closed (at most a few seconds).
+  // Stop closes the listening sockets, tells every client the proxy is
+  // shutting down (FATAL 57P01), cancels statements in flight, and stops the
+  // workers once their sessions are closed (at most a few seconds).
+  // Thread-safe; idempotent.
   void Stop();
   // Wait blocks until the workers exit.
   void Wait();
@@ -38,26 +37,31 @@ class Server {
   uint16_t BoundPort(const std::string& listener) const;
 
  private:
+  struct Worker;
+  // One listening socket of one worker.
+  struct Acceptor : net::EventLoop::Handler {
+    Server* server = nullptr;
+    Worker* worker = nullptr;
+    const config::Listener* listener = nullptr;
+    int fd = -1;
+    void OnEvents(uint32_t events) override;
+  };
   struct Worker {
-    // Sessions, acceptors and timers are only touched by the worker's own
-    // thread, so the reactor needs no locking (posts stay thread-safe).
-    asio::io_context io{ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
-        guard;
-    std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;
-    absl::flat_hash_set<session::Session*> sessions;  // worker thread only.
+    net::EventLoop loop;
+    std::vector<std::unique_ptr<Acceptor>> acceptors;
+    session::SessionMap sessions;  // loop thread only.
     std::thread thread;
   };
+  void OnAccept(Worker* worker, const config::Listener* listener, int fd);
   // Stops the worker once its sessions are gone or `deadline` passed.
   static void StopWhenDrained(Worker* worker,
                               std::chrono::steady_clock::time_point deadline);
-  void Accept(Worker* worker, asio::ip::tcp::acceptor* acceptor,
-              const config::Listener* listener);
 
   config::ProxyConfig config_;
   session::SharedState shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::pair<std::string, uint16_t>> bound_;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace warden::server

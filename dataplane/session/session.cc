@@ -1,7 +1,16 @@
 #include "dataplane/session/session.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -70,151 +79,218 @@ std::string Printable(char c) {
 
 }  // namespace
 
-void SendCancel(const asio::any_io_executor& executor,
-                const CancelTarget& target, std::function<void()> done) {
-  struct Op {
-    explicit Op(const asio::any_io_executor& ex) : socket(ex), timer(ex) {}
-    ~Op() {
-      if (done) done();
-    }
-    asio::ip::tcp::socket socket;
-    asio::steady_timer timer;
-    std::string message;
-    char sink[64];
-    std::function<void()> done;
-  };
-  asio::error_code ec;
-  const asio::ip::address address = asio::ip::make_address(target.host, ec);
-  if (ec) {
-    spdlog::warn("cancel: bad upstream address {}", target.host);
-    if (done) done();
-    return;
+namespace {
+
+// Connects to the upstream, sends one CancelRequest and waits until the
+// server closes the connection (or 5 s pass). Deletes itself.
+class CancelSender : public net::EventLoop::Handler {
+ public:
+  static void Start(net::EventLoop* loop, const CancelTarget& target,
+                    std::function<void()> done) {
+    auto* sender = new CancelSender(loop, std::move(done));
+    sender->Begin(target);
   }
-  auto op = std::make_shared<Op>(executor);
-  op->done = std::move(done);
-  pgwire::WriteCancelRequest(&op->message, target.upstream_pid,
-                             target.upstream_secret);
-  op->timer.expires_after(std::chrono::seconds(5));
-  op->timer.async_wait([op](const asio::error_code& e) {
-    if (!e) {
-      asio::error_code ignored;
-      op->socket.close(ignored);
+
+  void OnEvents(uint32_t events) override {
+    if (finished_) return;
+    if (!sent_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+      int error = 0;
+      socklen_t len = sizeof(error);
+      getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
+      if (error != 0) {
+        spdlog::warn("cancel: cannot reach upstream: {}", std::strerror(error));
+        return Finish();
+      }
+      const ssize_t n =
+          ::send(fd_, message_.data(), message_.size(), MSG_NOSIGNAL);
+      if (n != static_cast<ssize_t>(message_.size())) return Finish();
+      sent_ = true;
     }
-  });
-  op->socket.async_connect(
-      asio::ip::tcp::endpoint(address, target.port),
-      [op](const asio::error_code& e) {
-        if (e) {
-          spdlog::warn("cancel: cannot reach upstream: {}", e.message());
-          op->timer.cancel();
-          return;
-        }
-        asio::async_write(op->socket, asio::buffer(op->message),
-                          [op](const asio::error_code& e, size_t) {
-                            if (e) {
-                              op->timer.cancel();
-                              return;
-                            }
-                            // PostgreSQL closes the connection once it has
-                            // signalled the backend; waiting for that keeps
-                            // libpq's guarantee that a cancel has been
-                            // delivered when PQcancel returns.
-                            op->socket.async_read_some(
-                                asio::buffer(op->sink),
-                                [op](const asio::error_code&, size_t) {
-                                  op->timer.cancel();
-                                });
-                          });
-      });
+    if (sent_ && (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
+      char sink[64];
+      const ssize_t n = ::recv(fd_, sink, sizeof(sink), 0);
+      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) Finish();
+    }
+  }
+
+ private:
+  CancelSender(net::EventLoop* loop, std::function<void()> done)
+      : loop_(loop), done_(std::move(done)) {}
+
+  void Begin(const CancelTarget& target) {
+    pgwire::WriteCancelRequest(&message_, target.upstream_pid,
+                               target.upstream_secret);
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    if (!ParseAddress(target.host, target.port, &addr, &addr_len)) {
+      spdlog::warn("cancel: bad upstream address {}", target.host);
+      return Finish();
+    }
+    fd_ = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return Finish();
+    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 &&
+        errno != EINPROGRESS) {
+      spdlog::warn("cancel: cannot reach upstream: {}", std::strerror(errno));
+      return Finish();
+    }
+    if (!loop_->Watch(fd_, this).ok()) return Finish();
+    timer_ = loop_->AddTimer(std::chrono::seconds(5), [this] {
+      timer_ = 0;
+      Finish();
+    });
+  }
+
+  void Finish() {
+    if (finished_) return;
+    finished_ = true;
+    if (timer_ != 0) loop_->CancelTimer(timer_);
+    if (fd_ >= 0) ::close(fd_);
+    if (done_) done_();
+    // Events for this object may still be queued in the current batch.
+    loop_->Defer([this] { delete this; });
+  }
+
+  net::EventLoop* loop_;
+  std::function<void()> done_;
+  std::string message_;
+  int fd_ = -1;
+  bool sent_ = false;
+  bool finished_ = false;
+  net::EventLoop::TimerId timer_ = 0;
+};
+
+}  // namespace
+
+bool ParseAddress(const std::string& host, uint16_t port, sockaddr_storage* out,
+                  socklen_t* len) {
+  auto* v4 = reinterpret_cast<sockaddr_in*>(out);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(out);
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+void SendCancel(net::EventLoop* loop, const CancelTarget& target,
+                std::function<void()> done) {
+  CancelSender::Start(loop, target, std::move(done));
 }
 
 Session::Session(SharedState* shared, const config::Listener* listener,
-                 asio::ip::tcp::socket client,
-                 absl::flat_hash_set<Session*>* live)
+                 int client_fd, net::EventLoop* loop, SessionMap* live)
     : shared_(shared),
+      loop_(loop),
       live_(live),
       listener_(listener),
-      environment_(shared->config->FindEnvironment(listener->environment)),
-      executor_(client.get_executor()),
-      timer_(client.get_executor()) {
-  asio::error_code ec;
-  const auto remote = client.remote_endpoint(ec);
-  if (!ec) {
-    peer_address_ =
-        absl::StrCat(remote.address().to_string(), ":", remote.port());
+      environment_(shared->config->FindEnvironment(listener->environment)) {
+  sockaddr_storage remote{};
+  socklen_t len = sizeof(remote);
+  if (getpeername(client_fd, reinterpret_cast<sockaddr*>(&remote), &len) == 0) {
+    char host[INET6_ADDRSTRLEN] = {0};
+    uint16_t port = 0;
+    if (remote.ss_family == AF_INET) {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&remote);
+      inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+      port = ntohs(v4->sin_port);
+    } else if (remote.ss_family == AF_INET6) {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&remote);
+      inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+      port = ntohs(v6->sin6_port);
+    }
+    peer_address_ = absl::StrCat(host, ":", port);
   }
-  client_.conn = std::make_unique<net::Conn>(std::move(client));
+  client_.conn = std::make_unique<net::Conn>(client_fd);
+  client_.watcher.session = this;
+  client_.watcher.side = Side::kClient;
+  upstream_.watcher.session = this;
+  upstream_.watcher.side = Side::kUpstream;
   shared_->client_connections.fetch_add(1, std::memory_order_relaxed);
 }
 
 Session::~Session() {
-  if (live_ != nullptr) live_->erase(this);
+  if (timer_ != 0) loop_->CancelTimer(timer_);
   if (key_allocated_) shared_->cancels.Release(proxy_pid_, proxy_secret_);
   shared_->client_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Session::Start() {
-  if (live_ != nullptr) live_->insert(this);
+  live_->emplace(this, shared_from_this());
   ArmTimer(shared_->config->proxy.startup_timeout_ms);
-  ArmRead(Side::kClient);
+  if (!Register(Side::kClient)) return;
+}
+
+bool Session::Register(Side s) {
+  const absl::Status watched =
+      loop_->Watch(peer(s).conn->fd(), &peer(s).watcher);
+  if (!watched.ok()) {
+    spdlog::warn("session {}: {}", peer_address_,
+                 std::string(watched.message()));
+    if (s == Side::kClient) {
+      CloseClient();
+      Finish(warden::v1::SESSION_END_REASON_INTERNAL, "cannot watch socket");
+    } else {
+      Fail(pgwire::kInternalError, "cannot watch the upstream socket",
+           warden::v1::SESSION_END_REASON_INTERNAL);
+    }
+    return false;
+  }
+  return true;
+}
+
+void Session::MaybeRelease() {
+  if (released_ || phase_ != Phase::kClosed || client_.open() ||
+      upstream_.open()) {
+    return;
+  }
+  released_ = true;
+  if (timer_ != 0) {
+    loop_->CancelTimer(timer_);
+    timer_ = 0;
+  }
+  // Destroyed after the current batch of events, which may still name it.
+  SessionMap* live = live_;
+  Session* self = this;
+  loop_->Defer([live, self] { live->erase(self); });
 }
 
 // ---------------------------------------------------------------------------
 // Event plumbing.
 
-void Session::ArmRead(Side s) {
+void Session::OnEvents(Side s, uint32_t events) {
   Peer& p = peer(s);
-  if (p.read_armed || !p.open()) return;
-  p.read_armed = true;
-  p.conn->socket().async_wait(
-      asio::ip::tcp::socket::wait_read,
-      [self = shared_from_this(), s](const asio::error_code& ec) {
-        Peer& p = self->peer(s);
-        p.read_armed = false;
-        if (ec || !p.open()) return;
-        self->OnReadable(s);
-      });
-}
-
-void Session::ArmWrite(Side s) {
-  Peer& p = peer(s);
-  if (p.write_armed || !p.open()) return;
-  p.write_armed = true;
-  p.conn->socket().async_wait(
-      asio::ip::tcp::socket::wait_write,
-      [self = shared_from_this(), s](const asio::error_code& ec) {
-        Peer& p = self->peer(s);
-        p.write_armed = false;
-        if (ec || !p.open()) return;
-        self->OnWritable(s);
-      });
-}
-
-void Session::OnReadable(Side s) {
-  if (s == Side::kClient && phase_ == Phase::kClientTls) {
-    DriveClientHandshake();
-  } else if (s == Side::kUpstream && phase_ == Phase::kUpstreamTls) {
-    DriveUpstreamHandshake();
-  } else {
-    ReadLoop(s);
-  }
-}
-
-void Session::OnWritable(Side s) {
-  if (s == Side::kClient && phase_ == Phase::kClientTls) {
-    DriveClientHandshake();
+  if (!p.open()) return;
+  const bool readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP);
+  const bool writable = events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
+  if (s == Side::kUpstream && phase_ == Phase::kUpstreamConnect) {
+    if (writable) OnUpstreamConnectEvent();
     return;
   }
-  if (s == Side::kUpstream && phase_ == Phase::kUpstreamTls) {
-    DriveUpstreamHandshake();
+  if ((s == Side::kClient && phase_ == Phase::kClientTls) ||
+      (s == Side::kUpstream && phase_ == Phase::kUpstreamTls)) {
+    if (s == Side::kClient) {
+      DriveClientHandshake();
+    } else {
+      DriveUpstreamHandshake();
+    }
     return;
   }
-  Peer& p = peer(s);
-  if (p.read_wants_write) {
-    p.read_wants_write = false;
-    ReadLoop(s);
+  if (writable) {
+    if (p.read_wants_write) {
+      p.read_wants_write = false;
+      ReadLoop(s);
+    }
+    if (p.pending() > 0 || p.close_after_flush) Flush(s);
   }
-  Flush(s);
+  if (readable && p.open()) ReadLoop(s);
 }
 
 bool Session::MayRead(Side s) const {
@@ -239,8 +315,7 @@ void Session::ReadLoop(Side s) {
     if (++reads > kReadsPerTurn) {
       // A busy stream yields to the worker's other sessions. Readiness is
       // edge-triggered and the socket is not drained, so continue by post.
-      asio::post(executor_,
-                 [self = shared_from_this(), s] { self->ReadLoop(s); });
+      loop_->Defer([self = shared_from_this(), s] { self->ReadLoop(s); });
       return;
     }
     const net::IoOutcome r = p.conn->Read(buf, kScratchSize);
@@ -257,18 +332,15 @@ void Session::ReadLoop(Side s) {
         }
         if (r.bytes < kScratchSize && !p.conn->tls()) {
           // A short plaintext read drained the socket: anything arriving
-          // later raises a new readiness edge, so skip the recv that would
-          // only return EAGAIN (one syscall per message on the hot path).
-          if (p.open() && MayRead(s)) ArmRead(s);
+          // later raises a new edge, so skip the recv that would only
+          // return EAGAIN (one syscall per message on the hot path).
           return;
         }
         continue;
       case net::IoResult::kWantRead:
-        ArmRead(s);
-        return;
+        return;  // drained; the next edge resumes.
       case net::IoResult::kWantWrite:
-        p.read_wants_write = true;
-        ArmWrite(s);
+        p.read_wants_write = true;  // resumed by the next EPOLLOUT.
         return;
       case net::IoResult::kEof:
       case net::IoResult::kError:
@@ -332,7 +404,7 @@ void Session::Consume(Side s, const char* data, size_t n) {
 void Session::Send(Side s, absl::string_view data) {
   Peer& p = peer(s);
   if (data.empty() || !p.open()) return;
-  if (p.pending() == 0 && !p.write_armed) {
+  if (p.pending() == 0) {
     while (!data.empty()) {
       const net::IoOutcome r = p.conn->Write(data.data(), data.size());
       if (r.result == net::IoResult::kOk) {
@@ -359,8 +431,7 @@ void Session::Send(Side s, absl::string_view data) {
     p.out.clear();
     p.out_pos = 0;
   }
-  p.out.append(data.data(), data.size());
-  ArmWrite(s);
+  p.out.append(data.data(), data.size());  // flushed on EPOLLOUT.
 }
 
 void Session::Flush(Side s) {
@@ -372,13 +443,9 @@ void Session::Flush(Side s) {
       p.out_pos += r.bytes;
       continue;
     }
-    if (r.result == net::IoResult::kWantWrite) {
-      ArmWrite(s);
-      return;
-    }
-    if (r.result == net::IoResult::kWantRead) {
-      ArmRead(s);
-      return;
+    if (r.result == net::IoResult::kWantWrite ||
+        r.result == net::IoResult::kWantRead) {
+      return;  // the next edge resumes the flush.
     }
     if (s == Side::kClient) {
       CloseUpstream(true);
@@ -401,6 +468,7 @@ void Session::Flush(Side s) {
   }
   if (p.close_after_flush) {
     p.conn->Close();
+    MaybeRelease();
     return;
   }
   Peer& o = other(s);
@@ -411,13 +479,14 @@ void Session::Flush(Side s) {
 }
 
 void Session::ArmTimer(int ms) {
-  const uint64_t generation = ++timer_generation_;
-  timer_.expires_after(std::chrono::milliseconds(ms));
-  timer_.async_wait(
-      [self = shared_from_this(), generation](const asio::error_code& ec) {
-        if (ec || generation != self->timer_generation_) return;
-        self->OnTimer();
-      });
+  if (timer_ != 0) loop_->CancelTimer(timer_);
+  std::weak_ptr<Session> weak = weak_from_this();
+  timer_ = loop_->AddTimer(std::chrono::milliseconds(ms), [weak] {
+    if (auto self = weak.lock()) {
+      self->timer_ = 0;
+      self->OnTimer();
+    }
+  });
 }
 
 void Session::OnTimer() {
@@ -449,6 +518,7 @@ void Session::OnTimer() {
       // Linger expired: a client that does not read its error is dropped.
       if (client_.open()) client_.conn->Close();
       if (upstream_.open()) upstream_.conn->Close();
+      MaybeRelease();
       return;
   }
 }
@@ -509,7 +579,7 @@ size_t Session::ProcessStartup(absl::string_view buf) {
                       target->upstream_pid);
         // The requester's connection closes once the upstream has taken the
         // cancel, as PostgreSQL's own postmaster behaves.
-        SendCancel(executor_, *target,
+        SendCancel(loop_, *target,
                    [self = shared_from_this()] { self->CloseClient(); });
       } else {
         spdlog::debug("session {}: cancel request for unknown key",
@@ -613,11 +683,8 @@ void Session::DriveClientHandshake() {
       ReadLoop(Side::kClient);
       return;
     case net::IoResult::kWantRead:
-      ArmRead(Side::kClient);
-      return;
     case net::IoResult::kWantWrite:
-      ArmWrite(Side::kClient);
-      return;
+      return;  // the next edge continues the handshake.
     default:
       spdlog::info("session {}: client TLS handshake failed: {}", peer_address_,
                    r.error.empty() ? "closed" : r.error);
@@ -691,8 +758,10 @@ size_t Session::ProcessClient(absl::string_view buf) {
 }
 
 void Session::StartClientRelay() {
-  timer_generation_++;  // disarm the startup timer.
-  timer_.cancel();
+  if (timer_ != 0) {  // disarm the startup timer.
+    loop_->CancelTimer(timer_);
+    timer_ = 0;
+  }
   if (!client_.in.empty()) Consume(Side::kClient, nullptr, 0);
   ReadLoop(Side::kClient);
 }
@@ -704,41 +773,98 @@ void Session::ConnectUpstream() {
   phase_ = Phase::kUpstreamConnect;
   const config::Upstream& up = database_->upstream;
   ArmTimer(up.connect_timeout_ms);
-  auto resolver = std::make_shared<asio::ip::tcp::resolver>(executor_);
-  resolver->async_resolve(
-      up.host, std::to_string(up.port),
-      [self = shared_from_this(), resolver](
-          const asio::error_code& ec,
-          asio::ip::tcp::resolver::results_type results) {
-        if (self->phase_ != Phase::kUpstreamConnect) return;
-        const config::Upstream& up = self->database_->upstream;
-        if (ec) {
-          return self->Fail(pgwire::kConnectionFailure,
-                            absl::StrCat("cannot resolve upstream host '",
-                                         up.host, "': ", ec.message()),
-                            warden::v1::SESSION_END_REASON_UPSTREAM);
-        }
-        auto socket = std::make_shared<asio::ip::tcp::socket>(self->executor_);
-        asio::async_connect(
-            *socket, results,
-            [self, socket](const asio::error_code& ec,
-                           const asio::ip::tcp::endpoint& endpoint) {
-              if (self->phase_ != Phase::kUpstreamConnect) return;
-              const config::Upstream& up = self->database_->upstream;
-              if (ec) {
-                return self->Fail(
-                    pgwire::kConnectionFailure,
-                    absl::StrCat("cannot connect to the upstream database at ",
-                                 up.host, ":", up.port, ": ", ec.message()),
-                    warden::v1::SESSION_END_REASON_UPSTREAM);
-              }
-              self->cancel_target_.host = endpoint.address().to_string();
-              self->cancel_target_.port = endpoint.port();
-              self->upstream_.conn =
-                  std::make_unique<net::Conn>(std::move(*socket));
-              self->OnUpstreamConnected();
-            });
-      });
+  sockaddr_storage probe{};
+  socklen_t probe_len = 0;
+  if (ParseAddress(up.host, up.port, &probe, &probe_len)) {
+    return ConnectTo({{up.host, up.port}}, 0);
+  }
+  // A host name: resolve off the loop (getaddrinfo blocks) and come back.
+  std::weak_ptr<Session> weak = weak_from_this();
+  net::EventLoop* loop = loop_;
+  std::thread([weak, loop, host = up.host, port = up.port] {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* result = nullptr;
+    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
+    std::vector<std::pair<std::string, uint16_t>> addresses;
+    for (addrinfo* a = result; rc == 0 && a != nullptr; a = a->ai_next) {
+      char text[INET6_ADDRSTRLEN] = {0};
+      if (a->ai_family == AF_INET) {
+        inet_ntop(AF_INET,
+                  &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, text,
+                  sizeof(text));
+      } else if (a->ai_family == AF_INET6) {
+        inet_ntop(AF_INET6,
+                  &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, text,
+                  sizeof(text));
+      } else {
+        continue;
+      }
+      addresses.emplace_back(text, port);
+    }
+    if (result != nullptr) freeaddrinfo(result);
+    const std::string error = rc == 0 ? "" : gai_strerror(rc);
+    loop->Post([weak, addresses, error, host] {
+      auto self = weak.lock();
+      if (!self || self->phase_ != Phase::kUpstreamConnect) return;
+      if (addresses.empty()) {
+        return self->Fail(
+            pgwire::kConnectionFailure,
+            absl::StrCat("cannot resolve upstream host '", host,
+                         "': ", error.empty() ? "no addresses" : error),
+            warden::v1::SESSION_END_REASON_UPSTREAM);
+      }
+      self->ConnectTo(addresses, 0);
+    });
+  }).detach();
+}
+
+void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
+                        size_t index) {
+  const config::Upstream& up = database_->upstream;
+  upstream_addresses_ = std::move(addresses);
+  for (; index < upstream_addresses_.size(); ++index) {
+    const auto& [host, port] = upstream_addresses_[index];
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    if (!ParseAddress(host, port, &addr, &addr_len)) continue;
+    const int fd =
+        socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 &&
+        errno != EINPROGRESS) {
+      ::close(fd);
+      continue;
+    }
+    upstream_address_index_ = index;
+    cancel_target_.host = host;
+    cancel_target_.port = port;
+    upstream_.conn = std::make_unique<net::Conn>(fd);
+    Register(Side::kUpstream);  // the connect completes as EPOLLOUT.
+    return;
+  }
+  Fail(pgwire::kConnectionFailure,
+       absl::StrCat("cannot connect to the upstream database at ", up.host, ":",
+                    up.port),
+       warden::v1::SESSION_END_REASON_UPSTREAM);
+}
+
+void Session::OnUpstreamConnectEvent() {
+  int error = 0;
+  socklen_t len = sizeof(error);
+  getsockopt(upstream_.conn->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
+  if (error == 0) return OnUpstreamConnected();
+  const config::Upstream& up = database_->upstream;
+  upstream_.conn->Close();
+  upstream_.conn.reset();
+  if (upstream_address_index_ + 1 < upstream_addresses_.size()) {
+    return ConnectTo(std::move(upstream_addresses_),
+                     upstream_address_index_ + 1);
+  }
+  Fail(pgwire::kConnectionFailure,
+       absl::StrCat("cannot connect to the upstream database at ", up.host, ":",
+                    up.port, ": ", std::strerror(error)),
+       warden::v1::SESSION_END_REASON_UPSTREAM);
 }
 
 void Session::OnUpstreamConnected() {
@@ -758,11 +884,8 @@ void Session::DriveUpstreamHandshake() {
     case net::IoResult::kOk:
       return SendUpstreamStartup();
     case net::IoResult::kWantRead:
-      ArmRead(Side::kUpstream);
-      return;
     case net::IoResult::kWantWrite:
-      ArmWrite(Side::kUpstream);
-      return;
+      return;  // the next edge continues the handshake.
     default:
       Fail(pgwire::kConnectionFailure,
            absl::StrCat("TLS with the upstream database failed: ",
@@ -1022,7 +1145,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
   if (became_ready && phase_ == Phase::kRelay) {
     spdlog::debug("session {}: relaying {}/{} for {}", peer_address_,
                   environment_->name, database_name_, identity_.user());
-    asio::post(executor_, [self = shared_from_this()] {
+    loop_->Defer([self = shared_from_this()] {
       if (self->phase_ == Phase::kRelay) self->StartClientRelay();
     });
   }
@@ -1068,7 +1191,7 @@ void Session::CloseUpstream(bool cancel_if_busy) {
   if (cancel_if_busy && have_upstream_key_ && Busy()) {
     // PostgreSQL notices a vanished client only when it next writes; cancel
     // the running statement so it does not run on unattended.
-    SendCancel(executor_, cancel_target_);
+    SendCancel(loop_, cancel_target_);
   }
   if (phase_ == Phase::kRelay && upstream_.pending() == 0) {
     std::string terminate;
@@ -1076,19 +1199,23 @@ void Session::CloseUpstream(bool cancel_if_busy) {
     upstream_.conn->Write(terminate.data(), terminate.size());
   }
   upstream_.conn->Close();
+  MaybeRelease();
 }
 
 void Session::CloseClient() {
   if (client_.open()) client_.conn->Close();
+  MaybeRelease();
 }
 
 void Session::Finish(SessionEndReason reason, absl::string_view why) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
   end_reason_ = reason;
-  // Drop the pending timer (it holds a reference); Fail re-arms a linger.
-  ++timer_generation_;
-  timer_.cancel();
+  // Drop the pending timer; Fail re-arms one to linger.
+  if (timer_ != 0) {
+    loop_->CancelTimer(timer_);
+    timer_ = 0;
+  }
   if (key_allocated_) {
     shared_->cancels.Release(proxy_pid_, proxy_secret_);
     key_allocated_ = false;
@@ -1100,6 +1227,7 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
     spdlog::debug("session {} of {} ended ({}): {}", peer_address_,
                   identity_.user(), ReasonName(reason), std::string(why));
   }
+  MaybeRelease();
 }
 
 }  // namespace warden::session

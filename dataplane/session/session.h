@@ -2,24 +2,28 @@
 // authentication, the upstream connection with service credentials, then a
 // validated message relay in both directions.
 //
-// Threading: a Session lives on one worker's io_context and is only touched
+// Threading: a Session lives on one worker's EventLoop and is only touched
 // from that thread. State shared across sessions lives in SharedState.
 #ifndef WARDEN_DATAPLANE_SESSION_SESSION_H_
 #define WARDEN_DATAPLANE_SESSION_SESSION_H_
+
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
-#include "asio.hpp"
 #include "common/tls.h"
 #include "dataplane/config/config.h"
 #include "dataplane/net/conn.h"
+#include "dataplane/net/event_loop.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
 #include "proto/warden/v1/session.pb.h"
@@ -47,21 +51,29 @@ struct SharedState {
 // Sends a CancelRequest for `target` on a fresh connection and calls `done`
 // (if set) once the upstream closed that connection, which PostgreSQL does
 // after signalling the backend. Bounded by a 5 s timer.
-void SendCancel(const asio::any_io_executor& executor,
-                const CancelTarget& target,
+// ParseAddress fills `out` for a literal IPv4 or IPv6 address; false for
+// anything else (a host name).
+bool ParseAddress(const std::string& host, uint16_t port,
+                  struct sockaddr_storage* out, unsigned int* len);
+
+void SendCancel(net::EventLoop* loop, const CancelTarget& target,
                 std::function<void()> done = nullptr);
+
+class Session;
+// The sessions of one worker, which own them; loop thread only.
+using SessionMap = absl::flat_hash_map<Session*, std::shared_ptr<Session>>;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  // `live` is the accepting worker's set of sessions (touched only on that
-  // worker's thread); the session is in it from Start() until destroyed.
-  Session(SharedState* shared, const config::Listener* listener,
-          asio::ip::tcp::socket client,
-          absl::flat_hash_set<Session*>* live = nullptr);
+  // Takes ownership of `client_fd`. Create with std::make_shared; Start()
+  // puts the session into `live`, and it removes itself once both of its
+  // connections are closed.
+  Session(SharedState* shared, const config::Listener* listener, int client_fd,
+          net::EventLoop* loop, SessionMap* live);
   ~Session();
 
-  // Start begins reading the startup packet. Call once, on the socket's
-  // executor.
+  // Start registers the client socket and reads the startup packet. Call
+  // once, on the loop thread.
   void Start();
 
   // Shutdown tells the client the proxy is going away (FATAL 57P01), cancels
@@ -82,13 +94,19 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   enum class Side { kClient, kUpstream };
 
+  // Routes a socket's events to the session (one per peer).
+  struct Watcher : net::EventLoop::Handler {
+    Session* session = nullptr;
+    Side side = Side::kClient;
+    void OnEvents(uint32_t events) override { session->OnEvents(side, events); }
+  };
+
   struct Peer {
     std::unique_ptr<net::Conn> conn;
-    std::string in;      // bytes of an incomplete message.
-    std::string out;     // bytes not yet accepted by the socket.
-    size_t out_pos = 0;  // start of unsent bytes in `out`.
-    bool read_armed = false;
-    bool write_armed = false;
+    Watcher watcher;
+    std::string in;                 // bytes of an incomplete message.
+    std::string out;                // bytes not yet accepted by the socket.
+    size_t out_pos = 0;             // start of unsent bytes in `out`.
     bool read_paused = false;       // backpressure from the other peer.
     bool read_wants_write = false;  // TLS read needs the socket writable.
     bool close_after_flush = false;
@@ -103,10 +121,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Event plumbing.
-  void ArmRead(Side s);
-  void ArmWrite(Side s);
-  void OnReadable(Side s);
-  void OnWritable(Side s);
+  void OnEvents(Side s, uint32_t events);
+  bool Register(Side s);
+  void MaybeRelease();
   void ReadLoop(Side s);
   bool MayRead(Side s) const;
   void Consume(Side s, const char* data, size_t n);
@@ -125,6 +142,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Upstream side.
   void ConnectUpstream();
+  void ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
+                 size_t index);
+  void OnUpstreamConnectEvent();
   void OnUpstreamConnected();
   void DriveUpstreamHandshake();
   void SendUpstreamStartup();
@@ -142,18 +162,21 @@ class Session : public std::enable_shared_from_this<Session> {
   bool Busy() const { return pending_syncs_ > 0 || unsynced_; }
 
   SharedState* shared_;
-  absl::flat_hash_set<Session*>* live_;
+  net::EventLoop* loop_;
+  SessionMap* live_;
+  bool released_ = false;
   const config::Listener* listener_;
   const config::Environment* environment_;
   const config::Database* database_ = nullptr;
-  asio::any_io_executor executor_;
-  asio::steady_timer timer_;
-  uint64_t timer_generation_ = 0;
+  net::EventLoop::TimerId timer_ = 0;
 
   Phase phase_ = Phase::kStartup;
   Peer client_;
   Peer upstream_;
   std::string peer_address_;
+  // Upstream addresses still to try if the current connect fails.
+  std::vector<std::pair<std::string, uint16_t>> upstream_addresses_;
+  size_t upstream_address_index_ = 0;
 
   // Startup facts.
   std::vector<std::pair<std::string, std::string>> startup_params_;
