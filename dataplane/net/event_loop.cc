@@ -14,6 +14,13 @@ namespace warden::net {
 EventLoop::EventLoop() = default;
 
 EventLoop::~EventLoop() {
+  // Tasks may own objects whose destructors still use the loop (cancel
+  // their timers): destroy them while the loop is whole.
+  std::vector<std::function<void()>>().swap(deferred_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::function<void()>>().swap(posted_);
+  }
   if (wake_fd_ >= 0) close(wake_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
 }

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <queue>
 #include <thread>
@@ -29,7 +30,7 @@
 
 namespace warden::net {
 
-class EventLoop {
+class EventLoop : public std::enable_shared_from_this<EventLoop> {
  public:
   class Handler {
    public:
@@ -59,7 +60,9 @@ class EventLoop {
   absl::Status Watch(int fd, Handler* handler);
   void Unwatch(int fd);
 
-  // Post runs `fn` on the loop thread. Thread-safe.
+  // Post runs `fn` on the loop thread. Thread-safe. A thread that may
+  // outlive the loop should hold it through shared_from_this() (loops owned
+  // by std::shared_ptr).
   void Post(std::function<void()> fn);
   // Defer runs `fn` on the loop thread after the current batch of events;
   // loop thread only. Objects whose handlers may still have events queued

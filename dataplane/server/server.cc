@@ -77,7 +77,7 @@ absl::Status Server::Start() {
   if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
   for (int i = 0; i < workers; ++i) {
     auto worker = std::make_unique<Worker>();
-    WARDEN_RETURN_IF_ERROR(worker->loop.Init());
+    WARDEN_RETURN_IF_ERROR(worker->loop->Init());
     workers_.push_back(std::move(worker));
   }
   for (const auto& l : config_.listeners) {
@@ -115,7 +115,7 @@ absl::Status Server::Start() {
       acceptor->worker = worker.get();
       acceptor->listener = &l;
       acceptor->fd = fd;
-      WARDEN_RETURN_IF_ERROR(worker->loop.Watch(fd, acceptor.get()));
+      WARDEN_RETURN_IF_ERROR(worker->loop->Watch(fd, acceptor.get()));
       worker->acceptors.push_back(std::move(acceptor));
     }
     bound_.emplace_back(l.name, port);
@@ -129,7 +129,7 @@ absl::Status Server::Start() {
   }
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    w->thread = std::thread([w] { w->loop.Run(); });
+    w->thread = std::thread([w] { w->loop->Run(); });
   }
   return absl::OkStatus();
 }
@@ -166,7 +166,7 @@ void Server::OnAccept(Worker* worker, const config::Listener* listener,
     close(fd);
     return;
   }
-  std::make_shared<session::Session>(&shared_, listener, fd, &worker->loop,
+  std::make_shared<session::Session>(&shared_, listener, fd, worker->loop.get(),
                                      &worker->sessions)
       ->Start();
 }
@@ -177,9 +177,9 @@ void Server::Stop() {
       std::chrono::steady_clock::now() + std::chrono::seconds(3);
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    w->loop.Post([w, deadline] {
+    w->loop->Post([w, deadline] {
       for (auto& a : w->acceptors) {
-        w->loop.Unwatch(a->fd);
+        w->loop->Unwatch(a->fd);
         close(a->fd);
         a->fd = -1;
       }
@@ -195,10 +195,10 @@ void Server::StopWhenDrained(Worker* worker,
                              std::chrono::steady_clock::time_point deadline) {
   if (worker->sessions.empty() ||
       std::chrono::steady_clock::now() >= deadline) {
-    worker->loop.Stop();
+    worker->loop->Stop();
     return;
   }
-  worker->loop.AddTimer(std::chrono::milliseconds(20), [worker, deadline] {
+  worker->loop->AddTimer(std::chrono::milliseconds(20), [worker, deadline] {
     StopWhenDrained(worker, deadline);
   });
 }

@@ -47,7 +47,8 @@ class Server {
     void OnEvents(uint32_t events) override;
   };
   struct Worker {
-    net::EventLoop loop;
+    // Shared: a resolver thread may hold it past the worker's end.
+    std::shared_ptr<net::EventLoop> loop = std::make_shared<net::EventLoop>();
     std::vector<std::unique_ptr<Acceptor>> acceptors;
     session::SessionMap sessions;  // loop thread only.
     std::thread thread;

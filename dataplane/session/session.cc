@@ -780,7 +780,8 @@ void Session::ConnectUpstream() {
   }
   // A host name: resolve off the loop (getaddrinfo blocks) and come back.
   std::weak_ptr<Session> weak = weak_from_this();
-  net::EventLoop* loop = loop_;
+  // The resolver thread may outlive the worker: it keeps the loop alive.
+  std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
   std::thread([weak, loop, host = up.host, port = up.port] {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
