@@ -344,33 +344,32 @@ void Session::ReadLoop(Side s) {
         return;
       case net::IoResult::kEof:
       case net::IoResult::kError:
-        if (s == Side::kClient) {
-          if (r.result == net::IoResult::kError) {
-            spdlog::debug("session {}: client {}", peer_address_, r.error);
-          }
-          CloseUpstream(/*cancel_if_busy=*/true);
-          CloseClient();
-          Finish(warden::v1::SESSION_END_REASON_CLIENT,
-                 r.result == net::IoResult::kEof
-                     ? "client closed the connection"
-                     : r.error);
-        } else if (phase_ == Phase::kRelay && upstream_fatal_) {
-          // The upstream already told the client why (e.g. 57P01).
-          CloseUpstream(false);
-          client_.close_after_flush = true;
-          Flush(Side::kClient);
-          Finish(warden::v1::SESSION_END_REASON_UPSTREAM,
-                 "upstream ended the session with a FATAL error");
-        } else {
-          Fail(pgwire::kConnectionFailure,
-               phase_ == Phase::kRelay
-                   ? "lost the connection to the upstream database"
-                   : "the upstream database closed the connection during "
-                     "startup",
-               warden::v1::SESSION_END_REASON_UPSTREAM);
-        }
+        PeerLost(s, r.result == net::IoResult::kEof, r.error);
         return;
     }
+  }
+}
+
+void Session::PeerLost(Side s, bool eof, const std::string& error) {
+  if (s == Side::kClient) {
+    if (!eof) spdlog::debug("session {}: client {}", peer_address_, error);
+    CloseUpstream(/*cancel_if_busy=*/true);
+    CloseClient();
+    Finish(warden::v1::SESSION_END_REASON_CLIENT,
+           eof ? "client closed the connection" : error);
+  } else if (phase_ == Phase::kRelay && upstream_fatal_) {
+    // The upstream already told the client why (e.g. 57P01).
+    CloseUpstream(false);
+    client_.close_after_flush = true;
+    Flush(Side::kClient);
+    Finish(warden::v1::SESSION_END_REASON_UPSTREAM,
+           "upstream ended the session with a FATAL error");
+  } else {
+    Fail(pgwire::kConnectionFailure,
+         phase_ == Phase::kRelay
+             ? "lost the connection to the upstream database"
+             : "the upstream database closed the connection during startup",
+         warden::v1::SESSION_END_REASON_UPSTREAM);
   }
 }
 
@@ -415,17 +414,7 @@ void Session::Send(Side s, absl::string_view data) {
           r.result == net::IoResult::kWantRead) {
         break;
       }
-      // Broken peer: handled as if it had closed.
-      if (s == Side::kClient) {
-        CloseUpstream(true);
-        CloseClient();
-        Finish(warden::v1::SESSION_END_REASON_CLIENT, r.error);
-      } else {
-        Fail(pgwire::kConnectionFailure,
-             "lost the connection to the upstream database",
-             warden::v1::SESSION_END_REASON_UPSTREAM);
-      }
-      return;
+      return PeerLost(s, /*eof=*/false, r.error);  // broken peer.
     }
     if (data.empty()) return;
     p.out.clear();
@@ -447,16 +436,7 @@ void Session::Flush(Side s) {
         r.result == net::IoResult::kWantRead) {
       return;  // the next edge resumes the flush.
     }
-    if (s == Side::kClient) {
-      CloseUpstream(true);
-      CloseClient();
-      Finish(warden::v1::SESSION_END_REASON_CLIENT, r.error);
-    } else {
-      Fail(pgwire::kConnectionFailure,
-           "lost the connection to the upstream database",
-           warden::v1::SESSION_END_REASON_UPSTREAM);
-    }
-    return;
+    return PeerLost(s, /*eof=*/false, r.error);
   }
   if (!p.open()) return;
   // Drained: release the buffer if it grew, then lift backpressure.

@@ -127,6 +127,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void ReadLoop(Side s);
   bool MayRead(Side s) const;
   void Consume(Side s, const char* data, size_t n);
+  // PeerLost ends the session after side `s` closed (eof) or broke.
+  void PeerLost(Side s, bool eof, const std::string& error);
   void Send(Side s, absl::string_view data);
   void Flush(Side s);
   void ArmTimer(int ms);
