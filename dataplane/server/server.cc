@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -141,9 +142,12 @@ void Server::Acceptor::OnEvents(uint32_t) {
     if (client < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        // EMFILE and friends: the listener stays registered; log and retry
-        // on the next connection.
+        // EMFILE and friends: the backlog is not drained, so no new edge
+        // will come by itself; retry shortly instead of stalling.
         spdlog::warn("accept on {}: {}", listener->name, std::strerror(errno));
+        worker->loop->AddTimer(std::chrono::milliseconds(100), [this] {
+          if (fd >= 0) OnEvents(EPOLLIN);
+        });
       }
       return;
     }
