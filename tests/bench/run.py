@@ -674,7 +674,11 @@ def collect_facts(args, started, finished):
     real = os.path.realpath(args.proxy_bin)
     mode = "opt (-c opt)" if "/k8-opt/" in real else (
         "fastbuild (Bazel default, unoptimised)" if "/k8-fastbuild/" in real else "unknown")
-    facts["proxy_bin"] = real
+    # The path as given (relative to the repository when inside it), so the
+    # report names no machine-specific folder.
+    given = os.path.abspath(args.proxy_bin)
+    facts["proxy_bin"] = (os.path.relpath(given, REPO)
+                          if given.startswith(REPO + os.sep) else os.path.basename(given))
     facts["proxy_build"] = mode
     return facts
 
