@@ -33,6 +33,8 @@ constexpr size_t kScratchSize = 64 * 1024;
 constexpr int kLingerMs = 2000;
 // Reads (of up to kScratchSize) one session may do before yielding.
 constexpr int kReadsPerTurn = 16;
+// Largest message accepted during authentication.
+constexpr size_t kMaxAuthMessageSize = 65535;
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -677,7 +679,12 @@ void Session::DriveClientHandshake() {
 // Relay, client to upstream.
 
 size_t Session::ProcessClient(absl::string_view buf) {
-  const size_t max_size = shared_->config->proxy.max_message_bytes;
+  // Before authentication a client may only send small messages (as
+  // PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH): nobody unauthenticated gets to
+  // make Warden buffer megabytes.
+  const size_t max_size = phase_ == Phase::kAuth
+                              ? kMaxAuthMessageSize
+                              : shared_->config->proxy.max_message_bytes;
   size_t pos = 0, forward_from = 0;
   bool terminate = false;
   while (pos < buf.size() && phase_ != Phase::kClosed) {

@@ -453,6 +453,16 @@ class BadInput(unittest.TestCase):
         self.assertIn("limit", err["M"])
         assert_alive(self)
 
+    def test_large_message_before_authentication_refused(self):
+        conn = rawpg.RawConn(PROXY.port("plain"))
+        conn.send(rawpg.startup_packet({"user": "alice", "database": "shop"}))
+        t, _ = conn.read_message()
+        self.assertEqual(t, b"R")  # AuthenticationSASL
+        conn.send(b"p" + struct.pack("!i", 1 << 20))  # 1 MiB "password"
+        err = self.expect_protocol_error(conn)
+        self.assertIn("limit", err["M"])
+        assert_alive(self)
+
     def test_unknown_message_type_after_login(self):
         conn = rawpg.RawConn(PROXY.port("plain"))
         conn.login("alice", "alice-pw", "shop")
