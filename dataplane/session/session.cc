@@ -651,7 +651,7 @@ void Session::HandleAuthStep(AuthStep step) {
   std::string ok;
   pgwire::WriteAuthenticationOk(&ok);
   Send(Side::kClient, ok);
-  spdlog::debug("session {}: {} authenticated ({}) for {}/{}", peer_address_,
+  spdlog::info("session {}: {} authenticated ({}) for {}/{}", peer_address_,
                 identity_.user(), identity_.auth_method(), environment_->name,
                 database_name_);
   ConnectUpstream();
@@ -1212,8 +1212,9 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
     spdlog::debug("session {} ended ({}): {}", peer_address_,
                   ReasonName(reason), std::string(why));
   } else {
-    spdlog::debug("session {} of {} ended ({}): {}", peer_address_,
-                  identity_.user(), ReasonName(reason), std::string(why));
+    // Authenticated sessions are worth a line each (until the audit log).
+    spdlog::info("session {} of {} ended ({}): {}", peer_address_,
+                 identity_.user(), ReasonName(reason), std::string(why));
   }
   MaybeRelease();
 }
