@@ -189,6 +189,25 @@ def direct():
     return psycopg2.connect(PG.dsn(user="postgres", dbname="shop"))
 
 
+def active_statements(marker):
+    """Statements running on PostgreSQL whose text contains `marker`."""
+    with direct() as d, d.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                    "AND query LIKE %s AND pid <> pg_backend_pid()", ("%" + marker + "%",))
+        n = cur.fetchone()[0]
+    d.close()
+    return n
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def assert_alive(test):
     """Other sessions keep working: a fresh session answers a query."""
     with psycopg2.connect(dsn()) as c, c.cursor() as cur:
@@ -352,29 +371,11 @@ class Protocol(unittest.TestCase):
         conn = rawpg.RawConn(PROXY.port("plain"))
         conn.login("alice", "alice-pw", "shop")
         conn.send(rawpg.query("SELECT pg_sleep(60) /* warden-disconnect-test */"))
-        d = direct()
-        d.autocommit = True
-        cur = d.cursor()
-        q = ("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-             "AND query LIKE '%%warden-disconnect-test%%' AND pid <> pg_backend_pid()")
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            cur.execute(q)
-            if cur.fetchone()[0] == 1:
-                break
-            time.sleep(0.05)
-        else:
-            self.fail("query never started")
+        self.assertTrue(wait_until(lambda: active_statements("warden-disconnect-test") == 1),
+                        "query never started")
         conn.close()
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            cur.execute(q)
-            if cur.fetchone()[0] == 0:
-                break
-            time.sleep(0.05)
-        else:
-            self.fail("upstream query still running after the client left")
-        d.close()
+        self.assertTrue(wait_until(lambda: active_statements("warden-disconnect-test") == 0),
+                        "upstream query still running after the client left")
 
     def test_upstream_death_gives_08006(self):
         c = psycopg.connect(dsn("relaydb"), autocommit=True)
@@ -564,19 +565,8 @@ users: [{{ name: alice, password: alice-pw }}]
                 errors = [rawpg.parse_error(b) for t, b in conn.read_until_eof() if t == b"E"]
                 self.assertEqual(errors[-1]["C"], "57P01")
                 self.assertIn("shutting down", errors[-1]["M"])
-            d = direct()
-            d.autocommit = True
-            cur = d.cursor()
-            deadline = time.time() + 5
-            while time.time() < deadline:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                            "AND query LIKE '%%warden-shutdown-test%%' AND pid <> pg_backend_pid()")
-                if cur.fetchone()[0] == 0:
-                    break
-                time.sleep(0.05)
-            else:
-                self.fail("statement still running after the proxy stopped")
-            d.close()
+            self.assertTrue(wait_until(lambda: active_statements("warden-shutdown-test") == 0),
+                            "statement still running after the proxy stopped")
         finally:
             proxy.stop()
 
