@@ -1,0 +1,56 @@
+// Statement facts from PostgreSQL's own grammar (libpg_query). This folder
+// is the only code that includes pg_query.h.
+//
+// First step of the policy issue: statement splitting, kind / command tag /
+// class, relations, functions, the effective-filter test for DELETE and
+// UPDATE, fingerprints. Nested statements (CTE DML, EXPLAIN ANALYZE,
+// PREPARE, rules, function bodies, DO blocks) and the parse cache follow.
+#ifndef WARDEN_POLICY_SQL_FACTS_H_
+#define WARDEN_POLICY_SQL_FACTS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace warden::policy::sql {
+
+enum class StatementClass { kRead, kWrite, kDdl, kDcl, kTransaction, kUtility };
+
+// "read", "write", "ddl", "dcl", "transaction", "utility".
+const char* ClassName(StatementClass c);
+
+struct Relation {
+  std::string schema;  // empty when not written in the statement.
+  std::string name;
+  bool operator==(const Relation& o) const {
+    return schema == o.schema && name == o.name;
+  }
+};
+
+struct StatementFacts {
+  std::string node;     // parse node, e.g. "DeleteStmt".
+  std::string command;  // PostgreSQL command tag, e.g. "DELETE", "DROP TABLE".
+  StatementClass statement_class = StatementClass::kUtility;
+  std::vector<Relation> relations;  // every RangeVar, in order, deduplicated.
+  std::vector<std::string> functions;  // every function called, as written
+                                       // ("lower", "pg_catalog.now").
+  // DELETE / UPDATE / MERGE: whether the WHERE clause actually filters.
+  // Absent, or constant-true (`true`, `1=1`, `'a'='a'`, `NOT false`,
+  // `true OR id=5`), counts as no filter; `id = 1 AND 1 = 1` is a filter.
+  // Always true for other statements.
+  bool has_effective_filter = true;
+  std::string text;         // this statement's own text.
+  std::string fingerprint;  // libpg_query fingerprint (hex).
+};
+
+// Analyze splits `sql` into statements and returns the facts of each.
+// Unparseable SQL is InvalidArgument with PostgreSQL's message and the
+// 1-based character position, e.g. `syntax error at or near "FORM" (at
+// character 10)`. Thread-safe.
+absl::StatusOr<std::vector<StatementFacts>> Analyze(absl::string_view sql);
+
+}  // namespace warden::policy::sql
+
+#endif  // WARDEN_POLICY_SQL_FACTS_H_

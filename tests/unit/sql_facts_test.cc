@@ -1,0 +1,163 @@
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "policy/sql/facts.h"
+
+namespace warden::policy::sql {
+namespace {
+
+using ::testing::ElementsAre;
+
+StatementFacts One(const std::string& sql) {
+  auto facts = Analyze(sql);
+  EXPECT_TRUE(facts.ok()) << facts.status();
+  EXPECT_EQ(facts->size(), 1u) << sql;
+  return facts->empty() ? StatementFacts{} : facts->front();
+}
+
+TEST(SqlFactsTest, SplitsStatementsWithTheirOwnText) {
+  auto facts = Analyze("SELECT 1; DELETE FROM t WHERE id = 2;  DROP TABLE a.b");
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  ASSERT_EQ(facts->size(), 3u);
+  EXPECT_EQ((*facts)[0].command, "SELECT");
+  EXPECT_EQ((*facts)[1].text, "DELETE FROM t WHERE id = 2");
+  EXPECT_EQ((*facts)[2].command, "DROP TABLE");
+  EXPECT_EQ((*facts)[2].statement_class, StatementClass::kDdl);
+}
+
+TEST(SqlFactsTest, CommentsDoNotHideOrForgeStatements) {
+  // A regex looking for "DROP TABLE" misses this; the grammar does not.
+  EXPECT_EQ(One("DROP/* hi */TABLE -- x\n orders").command, "DROP TABLE");
+  // PostgreSQL reads "DR" then "OP": a syntax error, never a DROP.
+  EXPECT_FALSE(Analyze("DR/**/OP TABLE orders").ok());
+  // A second statement after ';' is its own statement.
+  auto two = Analyze("SELECT 1 /* ; */; DROP TABLE t");
+  ASSERT_TRUE(two.ok());
+  ASSERT_EQ(two->size(), 2u);
+  EXPECT_EQ((*two)[1].command, "DROP TABLE");
+}
+
+TEST(SqlFactsTest, CommandTagsAndClasses) {
+  struct Case {
+    const char* sql;
+    const char* command;
+    StatementClass cls;
+  };
+  const Case cases[] = {
+      {"SELECT * FROM t", "SELECT", StatementClass::kRead},
+      {"SELECT * INTO t2 FROM t", "SELECT INTO", StatementClass::kDdl},
+      {"INSERT INTO t VALUES (1)", "INSERT", StatementClass::kWrite},
+      {"UPDATE t SET a = 1 WHERE id = 1", "UPDATE", StatementClass::kWrite},
+      {"DELETE FROM t WHERE id = 1", "DELETE", StatementClass::kWrite},
+      {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", "MERGE",
+       StatementClass::kWrite},
+      {"COPY t FROM STDIN", "COPY", StatementClass::kWrite},
+      {"COPY t TO STDOUT", "COPY", StatementClass::kRead},
+      {"DROP TABLE t", "DROP TABLE", StatementClass::kDdl},
+      {"DROP INDEX i", "DROP INDEX", StatementClass::kDdl},
+      {"DROP SCHEMA s CASCADE", "DROP SCHEMA", StatementClass::kDdl},
+      {"DROP MATERIALIZED VIEW m", "DROP MATERIALIZED VIEW",
+       StatementClass::kDdl},
+      {"DROP DATABASE d", "DROP DATABASE", StatementClass::kDdl},
+      {"DROP OWNED BY u", "DROP OWNED", StatementClass::kDcl},
+      {"TRUNCATE t", "TRUNCATE TABLE", StatementClass::kDdl},
+      {"CREATE TABLE t (id int)", "CREATE TABLE", StatementClass::kDdl},
+      {"CREATE TABLE t2 AS SELECT 1", "CREATE TABLE AS", StatementClass::kDdl},
+      {"ALTER TABLE t DROP COLUMN a", "ALTER TABLE", StatementClass::kDdl},
+      {"CREATE INDEX i ON t (a)", "CREATE INDEX", StatementClass::kDdl},
+      {"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+       "CREATE FUNCTION", StatementClass::kDdl},
+      {"CREATE PROCEDURE p() LANGUAGE sql AS 'SELECT 1'", "CREATE PROCEDURE",
+       StatementClass::kDdl},
+      {"GRANT SELECT ON t TO u", "GRANT", StatementClass::kDcl},
+      {"REVOKE SELECT ON t FROM u", "REVOKE", StatementClass::kDcl},
+      {"CREATE ROLE r", "CREATE ROLE", StatementClass::kDcl},
+      {"BEGIN", "BEGIN", StatementClass::kTransaction},
+      {"COMMIT", "COMMIT", StatementClass::kTransaction},
+      {"ROLLBACK", "ROLLBACK", StatementClass::kTransaction},
+      {"SET search_path = x", "SET", StatementClass::kUtility},
+      {"SHOW search_path", "SHOW", StatementClass::kRead},
+      {"ALTER SYSTEM SET work_mem = '1GB'", "ALTER SYSTEM",
+       StatementClass::kUtility},
+      {"LOAD 'x'", "LOAD", StatementClass::kUtility},
+      {"DO $$ BEGIN END $$", "DO", StatementClass::kUtility},
+      {"CALL p()", "CALL", StatementClass::kUtility},
+      {"EXPLAIN SELECT 1", "EXPLAIN", StatementClass::kUtility},
+  };
+  for (const Case& c : cases) {
+    const StatementFacts f = One(c.sql);
+    EXPECT_EQ(f.command, c.command) << c.sql;
+    EXPECT_EQ(f.statement_class, c.cls)
+        << c.sql << " got " << ClassName(f.statement_class);
+  }
+}
+
+TEST(SqlFactsTest, EffectiveFilter) {
+  struct Case {
+    const char* sql;
+    bool filtered;
+  };
+  const Case cases[] = {
+      {"DELETE FROM t", false},
+      {"DELETE FROM t WHERE true", false},
+      {"DELETE FROM t WHERE 1 = 1", false},
+      {"DELETE FROM t WHERE 'a' = 'a'", false},
+      {"DELETE FROM t WHERE NOT false", false},
+      {"DELETE FROM t WHERE true OR id = 5", false},
+      {"DELETE FROM t WHERE 1 = 1 AND true", false},
+      {"UPDATE t SET a = 1", false},
+      {"UPDATE t SET a = 1 WHERE 2 = 2", false},
+      {"DELETE FROM t WHERE id = 1 AND 1 = 1", true},
+      {"DELETE FROM t WHERE id = 1", true},
+      {"DELETE FROM t WHERE 1 = 2", true},  // filters everything out.
+      {"DELETE FROM t WHERE false OR id = 3", true},
+      {"UPDATE t SET a = 1 WHERE id IN (SELECT id FROM s)", true},
+      {"SELECT * FROM t", true},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(One(c.sql).has_effective_filter, c.filtered) << c.sql;
+  }
+}
+
+TEST(SqlFactsTest, RelationsAndFunctionsAnywhereInTheTree) {
+  const StatementFacts f =
+      One("WITH x AS (SELECT lower(name) FROM public.customers) "
+          "SELECT pg_catalog.now(), count(*) FROM x JOIN sales.orders o "
+          "ON true WHERE o.id IN (SELECT pg_read_file('/etc/passwd') FROM t)");
+  EXPECT_THAT(f.functions,
+              ElementsAre("lower", "pg_catalog.now", "count", "pg_read_file"));
+  EXPECT_THAT(f.relations,
+              ElementsAre(Relation{"public", "customers"}, Relation{"", "x"},
+                          Relation{"sales", "orders"}, Relation{"", "t"}));
+}
+
+TEST(SqlFactsTest, FingerprintIgnoresConstantsAndSpacing) {
+  const StatementFacts a = One("SELECT * FROM t WHERE id = 1");
+  const StatementFacts b = One("select *   from t where id = 42");
+  const StatementFacts c = One("SELECT * FROM u WHERE id = 1");
+  EXPECT_FALSE(a.fingerprint.empty());
+  EXPECT_EQ(a.fingerprint, b.fingerprint);
+  EXPECT_NE(a.fingerprint, c.fingerprint);
+}
+
+TEST(SqlFactsTest, UnparseableSqlNamesThePosition) {
+  auto facts = Analyze("SELECT * FORM t");
+  ASSERT_FALSE(facts.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(facts.status()));
+  EXPECT_THAT(std::string(facts.status().message()),
+              ::testing::HasSubstr("syntax error at or near"));
+  EXPECT_THAT(std::string(facts.status().message()),
+              ::testing::HasSubstr("(at character "));
+}
+
+TEST(SqlFactsTest, EmptyStatementsAreSkipped) {
+  auto facts = Analyze(";; SELECT 1 ;");
+  ASSERT_TRUE(facts.ok());
+  ASSERT_EQ(facts->size(), 1u);
+  EXPECT_EQ((*facts)[0].text, "SELECT 1");
+}
+
+}  // namespace
+}  // namespace warden::policy::sql
