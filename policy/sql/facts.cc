@@ -3,11 +3,13 @@
 #include <pg_query.h>
 
 #include <algorithm>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
@@ -327,7 +329,260 @@ const char* ClassName(StatementClass c) {
   return "utility";
 }
 
-absl::StatusOr<std::vector<StatementFacts>> Analyze(absl::string_view sql) {
+namespace {
+
+constexpr int kMaxDepth = 8;  // nesting bound (functions defining functions).
+
+struct PlpgsqlResult {
+  PgQueryPlpgsqlParseResult r;
+  explicit PlpgsqlResult(const std::string& sql)
+      : r(pg_query_parse_plpgsql(sql.c_str())) {}
+  ~PlpgsqlResult() { pg_query_free_plpgsql_parse_result(r); }
+};
+
+absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(absl::string_view sql,
+                                                        int depth);
+
+// Adds the statements of `sql` (found by `via`) to `f.nested`; SQL that
+// cannot be parsed makes the parent unresolved, so policy fails closed.
+void AddNestedText(StatementFacts* f, const std::string& sql, const char* via,
+                   int depth) {
+  auto nested = AnalyzeText(sql, depth + 1);
+  if (!nested.ok()) {
+    f->unresolved_dynamic_sql = true;
+    return;
+  }
+  for (auto& n : *nested) {
+    n.nested_via = via;
+    if (n.unresolved_dynamic_sql) f->unresolved_dynamic_sql = true;
+    f->nested.push_back(std::move(n));
+  }
+}
+
+// `text` is the statement's own text when known (top level of a parse).
+StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
+                           const std::string& text = "");
+
+void AddNestedNode(StatementFacts* f, const Json& stmt, const char* via,
+                   int depth) {
+  if (!stmt.is_object() || stmt.empty()) return;
+  const auto node = stmt.begin();
+  StatementFacts n = AnalyzeNode(node.key(), node.value(), depth + 1);
+  n.nested_via = via;
+  if (n.unresolved_dynamic_sql) f->unresolved_dynamic_sql = true;
+  f->nested.push_back(std::move(n));
+}
+
+std::string DefElemString(const Json& options, const char* name) {
+  if (!options.is_array()) return "";
+  for (const auto& o : options) {
+    if (!o.contains("DefElem")) continue;
+    const Json& d = o["DefElem"];
+    if (d.value("defname", "") != name || !d.contains("arg")) continue;
+    const Json& arg = d["arg"];
+    if (arg.contains("String")) return arg["String"].value("sval", "");
+    if (arg.contains("List") && arg["List"].contains("items")) {
+      for (const auto& item : arg["List"]["items"]) {
+        if (item.contains("String")) return item["String"].value("sval", "");
+      }
+    }
+  }
+  return "";
+}
+
+bool HasDefElem(const Json& options, const char* name) {
+  if (!options.is_array()) return false;
+  for (const auto& o : options) {
+    if (o.contains("DefElem") && o["DefElem"].value("defname", "") == name) {
+      // EXPLAIN (ANALYZE false) does not execute.
+      const Json& d = o["DefElem"];
+      if (d.contains("arg") && d["arg"].contains("String")) {
+        const std::string v = d["arg"]["String"].value("sval", "");
+        return v != "false" && v != "off" && v != "0";
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+// The string a PL/pgSQL EXECUTE runs, if it is a plain literal.
+bool LiteralString(const std::string& expr, std::string* out) {
+  ParseResult parsed("SELECT " + expr);
+  if (parsed.r.error != nullptr) return false;
+  const Json tree = Json::parse(parsed.r.parse_tree, nullptr, false);
+  if (tree.is_discarded()) return false;
+  const Json& stmts = tree["stmts"];
+  if (stmts.size() != 1) return false;
+  const Json& sel = stmts[0]["stmt"];
+  if (!sel.contains("SelectStmt") ||
+      !sel["SelectStmt"].contains("targetList")) {
+    return false;
+  }
+  const Json& targets = sel["SelectStmt"]["targetList"];
+  if (targets.size() != 1 || !targets[0].contains("ResTarget")) return false;
+  const Json& val = targets[0]["ResTarget"]["val"];
+  if (!val.contains("A_Const") || !val["A_Const"].contains("sval")) {
+    return false;
+  }
+  *out = val["A_Const"]["sval"].value("sval", "");
+  return true;
+}
+
+// Walks a PL/pgSQL tree: SQL statements, expressions and EXECUTEs.
+void WalkPlpgsql(const Json& node, const std::string& parent_key,
+                 StatementFacts* f, int depth) {
+  if (node.is_array()) {
+    for (const auto& v : node) WalkPlpgsql(v, parent_key, f, depth);
+    return;
+  }
+  if (!node.is_object()) return;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const Json& v = it.value();
+    if (it.key() == "PLpgSQL_stmt_dynexecute" ||
+        it.key() == "PLpgSQL_stmt_dynfors" || it.key() == "PLpgSQL_stmt_open") {
+      std::string literal;
+      const Json* expr = nullptr;
+      if (v.contains("query") && v["query"].contains("PLpgSQL_expr")) {
+        expr = &v["query"]["PLpgSQL_expr"];
+      } else if (v.contains("dynquery") &&
+                 v["dynquery"].contains("PLpgSQL_expr")) {
+        expr = &v["dynquery"]["PLpgSQL_expr"];
+      }
+      if (expr != nullptr) {
+        if (LiteralString(expr->value("query", ""), &literal)) {
+          AddNestedText(f, literal, "execute", depth);
+        } else {
+          f->unresolved_dynamic_sql = true;  // EXECUTE of a computed string.
+        }
+        continue;
+      }
+    }
+    if (it.key() == "PLpgSQL_expr") {
+      std::string query = v.value("query", "");
+      if (parent_key == "sqlstmt") {
+        AddNestedText(f, query, "plpgsql", depth);
+      } else {
+        // An expression ("n := f(x)", "n > 0", "SELECT ..." for PERFORM):
+        // parse its right-hand side as a SELECT list.
+        const size_t assign = query.find(":=");
+        if (assign != std::string::npos) query = query.substr(assign + 2);
+        auto as_is = AnalyzeText(query, depth + 1);
+        if (as_is.ok()) {
+          AddNestedText(f, query, "plpgsql", depth);
+        } else {
+          AddNestedText(f, "SELECT " + query, "plpgsql", depth);
+        }
+      }
+      continue;
+    }
+    WalkPlpgsql(v, it.key(), f, depth);
+  }
+}
+
+void AddPlpgsqlBody(StatementFacts* f, const std::string& create_function_sql,
+                    int depth) {
+  PlpgsqlResult parsed(create_function_sql);
+  if (parsed.r.error != nullptr) {
+    f->unresolved_dynamic_sql = true;
+    return;
+  }
+  const Json tree = Json::parse(parsed.r.plpgsql_funcs, nullptr, false);
+  if (tree.is_discarded()) {
+    f->unresolved_dynamic_sql = true;
+    return;
+  }
+  WalkPlpgsql(tree, "", f, depth);
+}
+
+StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
+                           const std::string& text) {
+  StatementFacts f = Classify(node, body);
+  f.text = text;
+  Found found;
+  Collect(body, &found);
+  f.relations = InSourceOrderUnique(std::move(found.relations));
+  f.functions = InSourceOrderUnique(std::move(found.functions));
+  if (f.node == "DeleteStmt" || f.node == "UpdateStmt") {
+    f.has_effective_filter =
+        body.contains("whereClause") && !IsConstantTrue(body["whereClause"]);
+  }
+  if (depth >= kMaxDepth) {
+    f.unresolved_dynamic_sql = true;  // too deep to follow: fail closed.
+    return f;
+  }
+  // Statements inside CTEs (WITH d AS (DELETE ...) SELECT ...).
+  if (body.contains("withClause") && body["withClause"].contains("ctes")) {
+    for (const auto& cte : body["withClause"]["ctes"]) {
+      if (cte.contains("CommonTableExpr") &&
+          cte["CommonTableExpr"].contains("ctequery")) {
+        AddNestedNode(&f, cte["CommonTableExpr"]["ctequery"], "cte", depth);
+      }
+    }
+  }
+  if (node == "ExplainStmt" && body.contains("query") &&
+      HasDefElem(body.value("options", Json::array()), "analyze")) {
+    AddNestedNode(&f, body["query"], "explain analyze", depth);
+  } else if (node == "PrepareStmt" && body.contains("query")) {
+    AddNestedNode(&f, body["query"], "prepare", depth);
+  } else if (node == "RuleStmt" && body.contains("actions")) {
+    for (const auto& action : body["actions"]) {
+      AddNestedNode(&f, action, "rule", depth);
+    }
+  } else if (node == "CreateFunctionStmt") {
+    const Json options = body.value("options", Json::array());
+    const std::string language =
+        absl::AsciiStrToLower(DefElemString(options, "language"));
+    const std::string source = DefElemString(options, "as");
+    if (body.contains("sql_body")) {
+      // BEGIN ATOMIC ... END: statements already parsed, in order.
+      std::function<void(const Json&)> visit = [&](const Json& j) {
+        if (j.is_array()) {
+          for (const auto& v : j) visit(v);
+        } else if (j.is_object() && j.size() == 1 &&
+                   absl::EndsWith(j.begin().key(), "Stmt")) {
+          AddNestedNode(&f, j, "function body", depth);
+        } else if (j.is_object()) {
+          for (auto it = j.begin(); it != j.end(); ++it) visit(it.value());
+        }
+      };
+      visit(body["sql_body"]);
+    } else if (language == "sql") {
+      AddNestedText(&f, source, "function body", depth);
+    } else if (language == "plpgsql") {
+      f.nested_languages.push_back("plpgsql");
+      // libpg_query parses PL/pgSQL from the whole CREATE FUNCTION text.
+      if (text.empty()) {
+        f.unresolved_dynamic_sql = true;
+      } else {
+        AddPlpgsqlBody(&f, text, depth);
+      }
+    } else {
+      f.nested_languages.push_back(language);  // e.g. plpython3u: opaque.
+      f.unresolved_dynamic_sql = true;
+    }
+  } else if (node == "DoStmt") {
+    const Json args = body.value("args", Json::array());
+    std::string language =
+        absl::AsciiStrToLower(DefElemString(args, "language"));
+    if (language.empty()) language = "plpgsql";
+    f.nested_languages.push_back(language);
+    if (language == "plpgsql") {
+      const std::string source = DefElemString(args, "as");
+      AddPlpgsqlBody(&f,
+                     "CREATE FUNCTION warden_do() RETURNS void LANGUAGE "
+                     "plpgsql AS $warden_do$" +
+                         source + "$warden_do$",
+                     depth);
+    } else {
+      f.unresolved_dynamic_sql = true;
+    }
+  }
+  return f;
+}
+
+absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(absl::string_view sql,
+                                                        int depth) {
   const std::string text(sql);
   ParseResult parsed(text);
   if (parsed.r.error != nullptr) {
@@ -347,28 +602,25 @@ absl::StatusOr<std::vector<StatementFacts>> Analyze(absl::string_view sql) {
       continue;  // an empty statement (";;").
     }
     const auto node = raw["stmt"].begin();
-    StatementFacts f = Classify(node.key(), node.value());
-    Found found;
-    Collect(node.value(), &found);
-    f.relations = InSourceOrderUnique(std::move(found.relations));
-    f.functions = InSourceOrderUnique(std::move(found.functions));
-    if (f.node == "DeleteStmt" || f.node == "UpdateStmt") {
-      f.has_effective_filter = node.value().contains("whereClause") &&
-                               !IsConstantTrue(node.value()["whereClause"]);
-    } else if (f.node == "MergeStmt") {
-      f.has_effective_filter = true;  // MERGE always joins on a condition.
-    }
     const size_t location = raw.value("stmt_location", 0);
     const size_t length = raw.contains("stmt_len")
                               ? static_cast<size_t>(raw["stmt_len"])
                               : text.size() - location;
-    f.text = std::string(absl::StripAsciiWhitespace(
-        absl::string_view(text).substr(location, length)));
+    StatementFacts f =
+        AnalyzeNode(node.key(), node.value(), depth,
+                    std::string(absl::StripAsciiWhitespace(
+                        absl::string_view(text).substr(location, length))));
     FingerprintResult fp(f.text);
     if (fp.r.error == nullptr) f.fingerprint = fp.r.fingerprint_str;
     out.push_back(std::move(f));
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<StatementFacts>> Analyze(absl::string_view sql) {
+  return AnalyzeText(sql, 0);
 }
 
 }  // namespace warden::policy::sql

@@ -1,10 +1,9 @@
 // Statement facts from PostgreSQL's own grammar (libpg_query). This folder
 // is the only code that includes pg_query.h.
 //
-// First step of the policy issue: statement splitting, kind / command tag /
-// class, relations, functions, the effective-filter test for DELETE and
-// UPDATE, fingerprints. Nested statements (CTE DML, EXPLAIN ANALYZE,
-// PREPARE, rules, function bodies, DO blocks) and the parse cache follow.
+// Covers statement splitting, kind / command tag / class, relations,
+// functions, the effective-filter test for DELETE and UPDATE, fingerprints
+// and nested statements. Columns and the parse cache follow.
 #ifndef WARDEN_POLICY_SQL_FACTS_H_
 #define WARDEN_POLICY_SQL_FACTS_H_
 
@@ -43,6 +42,20 @@ struct StatementFacts {
   bool has_effective_filter = true;
   std::string text;         // this statement's own text.
   std::string fingerprint;  // libpg_query fingerprint (hex).
+
+  // Statements this one runs or defines, found anywhere inside it: DML in
+  // CTEs ("cte"), the statement of EXPLAIN ANALYZE ("explain analyze"),
+  // PREPARE bodies ("prepare"), rule actions ("rule"), SQL and PL/pgSQL
+  // function bodies ("function body", "plpgsql"), DO blocks ("plpgsql") and
+  // EXECUTE of string literals ("execute"). Each has its own nested list.
+  std::vector<StatementFacts> nested;
+  std::string nested_via;  // how the parent contains this one; "" at top.
+  // Languages of bodies this statement carries (DO, CREATE FUNCTION).
+  std::vector<std::string> nested_languages;
+  // Something inside cannot be known before it runs: EXECUTE of a computed
+  // string, a body in an opaque language (plpython3u, ...), unparseable
+  // nested SQL. Policies treat it as unresolvable dynamic SQL.
+  bool unresolved_dynamic_sql = false;
 };
 
 // Analyze splits `sql` into statements and returns the facts of each.

@@ -159,5 +159,92 @@ TEST(SqlFactsTest, EmptyStatementsAreSkipped) {
   EXPECT_EQ((*facts)[0].text, "SELECT 1");
 }
 
+// Every command in a statement and below it, as "via:COMMAND".
+void Flatten(const StatementFacts& f, std::vector<std::string>* out) {
+  for (const auto& n : f.nested) {
+    out->push_back(n.nested_via + ":" + n.command);
+    Flatten(n, out);
+  }
+}
+
+std::vector<std::string> NestedOf(const std::string& sql) {
+  std::vector<std::string> out;
+  Flatten(One(sql), &out);
+  return out;
+}
+
+TEST(SqlFactsTest, DmlInsideCtes) {
+  const StatementFacts f =
+      One("WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) "
+          "FROM gone");
+  EXPECT_EQ(f.command, "SELECT");
+  ASSERT_EQ(f.nested.size(), 1u);
+  EXPECT_EQ(f.nested[0].command, "DELETE");
+  EXPECT_EQ(f.nested[0].nested_via, "cte");
+  EXPECT_FALSE(f.nested[0].has_effective_filter);
+}
+
+TEST(SqlFactsTest, ExplainAnalyzeRunsItsStatementPlainExplainDoesNot) {
+  EXPECT_THAT(NestedOf("EXPLAIN ANALYZE DELETE FROM t"),
+              ElementsAre("explain analyze:DELETE"));
+  EXPECT_THAT(NestedOf("EXPLAIN (ANALYZE, BUFFERS) UPDATE t SET a = 1"),
+              ElementsAre("explain analyze:UPDATE"));
+  EXPECT_TRUE(NestedOf("EXPLAIN DELETE FROM t").empty());
+}
+
+TEST(SqlFactsTest, PrepareBodiesAndRuleActions) {
+  EXPECT_THAT(NestedOf("PREPARE p AS DELETE FROM t WHERE id = $1"),
+              ElementsAre("prepare:DELETE"));
+  EXPECT_THAT(NestedOf("CREATE RULE r AS ON INSERT TO t DO ALSO DELETE FROM "
+                       "audit"),
+              ElementsAre("rule:DELETE"));
+}
+
+TEST(SqlFactsTest, SqlFunctionBodies) {
+  EXPECT_THAT(NestedOf("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS "
+                       "'TRUNCATE t'"),
+              ElementsAre("function body:TRUNCATE TABLE"));
+  EXPECT_THAT(NestedOf("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN "
+                       "ATOMIC DELETE FROM t; SELECT 1; END"),
+              ElementsAre("function body:DELETE", "function body:SELECT"));
+}
+
+TEST(SqlFactsTest, DoBlocksAndExecuteOfLiterals) {
+  const StatementFacts f =
+      One("DO $$ DECLARE n int; BEGIN n := pg_read_file('/etc/passwd'); "
+          "DELETE FROM t; EXECUTE 'DROP TABLE x'; END $$");
+  EXPECT_FALSE(f.unresolved_dynamic_sql);
+  std::vector<std::string> all;
+  Flatten(f, &all);
+  EXPECT_THAT(
+      all, ::testing::IsSupersetOf({"plpgsql:DELETE", "execute:DROP TABLE"}));
+  bool saw_read_file = false;
+  std::vector<const StatementFacts*> stack{&f};
+  while (!stack.empty()) {
+    const StatementFacts* s = stack.back();
+    stack.pop_back();
+    for (const auto& fn : s->functions) saw_read_file |= fn == "pg_read_file";
+    for (const auto& n : s->nested) stack.push_back(&n);
+  }
+  EXPECT_TRUE(saw_read_file) << "functions inside PL/pgSQL expressions";
+}
+
+TEST(SqlFactsTest, ComputedExecuteAndOpaqueLanguagesAreUnresolved) {
+  EXPECT_TRUE(One("DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE t'; END $$")
+                  .unresolved_dynamic_sql);
+  EXPECT_TRUE(One("DO LANGUAGE plpython3u $$ plpy.execute('DROP TABLE t') $$")
+                  .unresolved_dynamic_sql);
+  EXPECT_TRUE(One("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ "
+                  "BEGIN EXECUTE format('DROP TABLE %I', 't'); END $$")
+                  .unresolved_dynamic_sql);
+  EXPECT_FALSE(One("DO $$ BEGIN PERFORM 1; END $$").unresolved_dynamic_sql);
+}
+
+TEST(SqlFactsTest, PlpgsqlFunctionBodies) {
+  EXPECT_THAT(NestedOf("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS "
+                       "$$ BEGIN UPDATE t SET a = 1; END $$"),
+              ::testing::Contains("plpgsql:UPDATE"));
+}
+
 }  // namespace
 }  // namespace warden::policy::sql
