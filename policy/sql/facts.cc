@@ -267,6 +267,7 @@ bool IsConstantTrue(const Json& node) {
 struct Found {
   std::vector<std::pair<int, Relation>> relations;
   std::vector<std::pair<int, std::string>> functions;
+  std::vector<std::pair<int, std::string>> columns;
 };
 
 void Collect(const Json& node, Found* found) {
@@ -277,7 +278,16 @@ void Collect(const Json& node, Found* found) {
   if (!node.is_object()) return;
   for (auto it = node.begin(); it != node.end(); ++it) {
     const Json& v = it.value();
-    if (it.key() == "RangeVar" && v.is_object()) {
+    if (it.key() == "ColumnRef" && v.is_object() && v.contains("fields")) {
+      std::vector<std::string> parts;
+      for (const auto& p : v["fields"]) {
+        if (p.contains("String"))
+          parts.push_back(p["String"].value("sval", ""));
+        if (p.contains("A_Star")) parts.push_back("*");
+      }
+      found->columns.emplace_back(v.value("location", -1),
+                                  absl::StrJoin(parts, "."));
+    } else if (it.key() == "RangeVar" && v.is_object()) {
       found->relations.emplace_back(
           v.value("location", -1),
           Relation{v.value("schemaname", ""), v.value("relname", "")});
@@ -501,8 +511,22 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   f.text = text;
   Found found;
   Collect(body, &found);
+  // Columns written by INSERT (its column list) and UPDATE (SET targets);
+  // SELECT aliases are names, not columns, and are not taken.
+  const char* written = node == "InsertStmt"   ? "cols"
+                        : node == "UpdateStmt" ? "targetList"
+                                               : nullptr;
+  if (written != nullptr && body.contains(written)) {
+    for (const auto& t : body[written]) {
+      if (t.contains("ResTarget") && t["ResTarget"].contains("name")) {
+        found.columns.emplace_back(t["ResTarget"].value("location", -1),
+                                   t["ResTarget"].value("name", ""));
+      }
+    }
+  }
   f.relations = InSourceOrderUnique(std::move(found.relations));
   f.functions = InSourceOrderUnique(std::move(found.functions));
+  f.columns = InSourceOrderUnique(std::move(found.columns));
   if (f.node == "DeleteStmt" || f.node == "UpdateStmt") {
     f.has_effective_filter =
         body.contains("whereClause") && !IsConstantTrue(body["whereClause"]);

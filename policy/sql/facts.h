@@ -2,8 +2,8 @@
 // is the only code that includes pg_query.h.
 //
 // Covers statement splitting, kind / command tag / class, relations,
-// functions, the effective-filter test for DELETE and UPDATE, fingerprints
-// and nested statements. Columns and the parse cache follow.
+// functions, columns, the effective-filter test for DELETE and UPDATE,
+// fingerprints and nested statements. The parse cache follows.
 #ifndef WARDEN_POLICY_SQL_FACTS_H_
 #define WARDEN_POLICY_SQL_FACTS_H_
 
@@ -35,6 +35,9 @@ struct StatementFacts {
   std::vector<Relation> relations;  // every RangeVar, in order, deduplicated.
   std::vector<std::string> functions;  // every function called, as written
                                        // ("lower", "pg_catalog.now").
+  // Every column referenced, as written ("id", "o.total", "*"), plus the
+  // columns INSERT and UPDATE write; source order, deduplicated.
+  std::vector<std::string> columns;
   // DELETE / UPDATE / MERGE: whether the WHERE clause actually filters.
   // Absent, or constant-true (`true`, `1=1`, `'a'='a'`, `NOT false`,
   // `true OR id=5`), counts as no filter; `id = 1 AND 1 = 1` is a filter.

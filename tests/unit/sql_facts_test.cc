@@ -133,6 +133,17 @@ TEST(SqlFactsTest, RelationsAndFunctionsAnywhereInTheTree) {
                           Relation{"sales", "orders"}, Relation{"", "t"}));
 }
 
+TEST(SqlFactsTest, ColumnsReadAndWritten) {
+  EXPECT_THAT(
+      One("SELECT o.total, name AS who, * FROM orders o WHERE id = 1").columns,
+      ElementsAre("o.total", "name", "*", "id"));
+  EXPECT_THAT(
+      One("UPDATE customers SET email = lower(email) WHERE id = 7").columns,
+      ElementsAre("email", "id"));
+  EXPECT_THAT(One("INSERT INTO t (x, y) SELECT a, b FROM s").columns,
+              ElementsAre("x", "y", "a", "b"));
+}
+
 TEST(SqlFactsTest, FingerprintIgnoresConstantsAndSpacing) {
   const StatementFacts a = One("SELECT * FROM t WHERE id = 1");
   const StatementFacts b = One("select *   from t where id = 42");
