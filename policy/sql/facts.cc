@@ -353,20 +353,22 @@ struct PlpgsqlResult {
 absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(absl::string_view sql,
                                                         int depth);
 
-// Adds the statements of `sql` (found by `via`) to `f.nested`; SQL that
-// cannot be parsed makes the parent unresolved, so policy fails closed.
-void AddNestedText(StatementFacts* f, const std::string& sql, const char* via,
-                   int depth) {
+// Adds the statements of `sql` (found by `via`) to `f.nested` and returns
+// true. SQL that cannot be parsed makes the parent unresolved (so policy
+// fails closed), unless `may_fail`: then it only returns false.
+bool AddNestedText(StatementFacts* f, const std::string& sql, const char* via,
+                   int depth, bool may_fail = false) {
   auto nested = AnalyzeText(sql, depth + 1);
   if (!nested.ok()) {
-    f->unresolved_dynamic_sql = true;
-    return;
+    if (!may_fail) f->unresolved_dynamic_sql = true;
+    return false;
   }
   for (auto& n : *nested) {
     n.nested_via = via;
     if (n.unresolved_dynamic_sql) f->unresolved_dynamic_sql = true;
     f->nested.push_back(std::move(n));
   }
+  return true;
 }
 
 // `text` is the statement's own text when known (top level of a parse).
@@ -477,10 +479,7 @@ void WalkPlpgsql(const Json& node, const std::string& parent_key,
         // parse its right-hand side as a SELECT list.
         const size_t assign = query.find(":=");
         if (assign != std::string::npos) query = query.substr(assign + 2);
-        auto as_is = AnalyzeText(query, depth + 1);
-        if (as_is.ok()) {
-          AddNestedText(f, query, "plpgsql", depth);
-        } else {
+        if (!AddNestedText(f, query, "plpgsql", depth, /*may_fail=*/true)) {
           AddNestedText(f, "SELECT " + query, "plpgsql", depth);
         }
       }
