@@ -1,0 +1,44 @@
+// Pure, deterministic evaluation: statement facts + who + where, against a
+// compiled bundle, give a decision, the rule that made it and why. The
+// proxy and wardenctl run this same code.
+#ifndef WARDEN_POLICY_ENGINE_ENGINE_H_
+#define WARDEN_POLICY_ENGINE_ENGINE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "policy/sql/facts.h"
+#include "proto/warden/v1/policy.pb.h"
+
+namespace warden::policy::engine {
+
+struct Subject {
+  std::string user;
+  std::vector<std::string> groups;
+  std::string kind;  // human | agent | service.
+};
+
+struct Decision {
+  warden::v1::PolicyAction action = warden::v1::POLICY_ACTION_DENY;
+  std::string policy;   // the policy whose rule (or default) decided.
+  std::string rule;     // empty when a default decided.
+  std::string message;  // the rule's message for the user.
+  std::string reason;   // one line for logs and audit.
+};
+
+// Evaluate: across every statement of the message and every statement
+// nested inside them, and across every policy that applies to
+// `environment`/`database`, the most restrictive outcome wins (deny >
+// require_approval > allow); a policy's default applies to a statement no
+// rule of that policy matched. `facts` carrying an error (unparseable SQL)
+// gets the strictest `unparseable` default of the applicable policies.
+// With no applicable policy the answer is deny (fail closed).
+Decision Evaluate(const warden::v1::PolicyBundle& bundle,
+                  const absl::StatusOr<std::vector<sql::StatementFacts>>& facts,
+                  const Subject& subject, const std::string& environment,
+                  const std::string& database);
+
+}  // namespace warden::policy::engine
+
+#endif  // WARDEN_POLICY_ENGINE_ENGINE_H_

@@ -1,0 +1,41 @@
+// Policy as code: YAML documents (apiVersion warden/v1, kind Policy) are
+// compiled into a warden.v1.PolicyBundle. Every problem is reported with
+// file:line:column and, where one helps, a hint; unknown keys are errors.
+#ifndef WARDEN_POLICY_LANG_COMPILE_H_
+#define WARDEN_POLICY_LANG_COMPILE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/warden/v1/policy.pb.h"
+
+namespace warden::policy::lang {
+
+struct SourceFile {
+  std::string name;  // shown in diagnostics, e.g. "policy/prod.yaml".
+  std::string text;
+};
+
+struct Diagnostic {
+  std::string file;
+  int line = 0;  // 1-based; 0 when unknown.
+  int column = 0;
+  std::string message;
+  std::string hint;
+  // "prod.yaml:12:9: unknown key 'comands' (hint: did you mean 'commands'?)"
+  std::string ToString() const;
+};
+
+// Compile parses every document of every file. Documents of kind
+// PolicyTest are skipped (they belong to policy/testing). Returns the bundle
+// (with its digest) when there are no diagnostics; otherwise
+// InvalidArgument whose message lists them, one per line, and fills
+// `diagnostics` if given.
+absl::StatusOr<warden::v1::PolicyBundle> Compile(
+    const std::vector<SourceFile>& files,
+    std::vector<Diagnostic>* diagnostics = nullptr);
+
+}  // namespace warden::policy::lang
+
+#endif  // WARDEN_POLICY_LANG_COMPILE_H_
