@@ -77,6 +77,44 @@ def check_large_rows(rows):
     eq(h.hexdigest(), expected_large_digest(), "checksum")
 
 
+def check_types_row(row, num, ts):
+    """The types case's row: (NULL name, bytea, numeric, timestamptz,
+    numeric as text, server-side timestamptz equality, bytea as hex)."""
+    name, data, amount, got_ts, amount_txt, ts_same, hexdata = row
+    eq(name, None, "NULL")
+    eq(bytes(data), BYTEA_VALUE, "bytea")
+    eq(hexdata, BYTEA_VALUE.hex(), "bytea hex on server")
+    eq(amount, num, "numeric")
+    eq(amount_txt, NUMERIC_TEXT, "numeric text")
+    eq(got_ts, ts, "timestamptz instant")
+    check(ts_same is True, "timestamptz not equal server-side")
+
+
+def run_dbapi_suite(name, connect, table, cases):
+    """Connects, creates the suite's temp table, runs `cases` (in CASES
+    order) on one connection, rolling back after each, and exits."""
+    suite = Suite(name)
+    try:
+        conn = connect()
+        with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '60s'")
+            cur.execute("CREATE TEMP TABLE " + table +
+                        " (id int, name text, data bytea, amount numeric, ts timestamptz)")
+        conn.commit()
+    except Exception as e:
+        suite.fail_all("connect/setup: %s" % str(e).strip().replace("\n", " | "))
+        suite.exit()
+    for case, fn in zip(CASES, cases):
+        suite.run(case, fn, conn)
+        if not conn.closed:
+            try:
+                conn.rollback()
+            except Exception:
+                pass
+    conn.close()
+    suite.exit()
+
+
 class Suite:
     def __init__(self, name):
         self.name = name

@@ -81,14 +81,7 @@ def case_types(conn):
         cur.execute("SELECT name, data, amount, ts, amount::text, "
                     "ts = %s::timestamptz, encode(data, 'hex') FROM " + TABLE + " WHERE id = 7",
                     (S.TS_TEXT,))
-        name, data, amount, got_ts, amount_txt, ts_same, hexdata = cur.fetchone()
-        S.eq(name, None, "NULL")
-        S.eq(bytes(data), S.BYTEA_VALUE, "bytea")
-        S.eq(hexdata, S.BYTEA_VALUE.hex(), "bytea hex on server")
-        S.eq(amount, num, "numeric")
-        S.eq(amount_txt, S.NUMERIC_TEXT, "numeric text")
-        S.eq(got_ts, ts, "timestamptz instant")
-        S.check(ts_same is True, "timestamptz not equal server-side")
+        S.check_types_row(cur.fetchone(), num, ts)
     conn.rollback()
 
 
@@ -150,17 +143,9 @@ def case_large(conn):
 
 
 def main():
-    suite = S.Suite(SUITE)
-    try:
-        conn = connect()
-        with conn.cursor() as cur:
-            cur.execute("SET statement_timeout = '60s'")
-            cur.execute("CREATE TEMP TABLE " + TABLE +
-                        " (id int, name text, data bytea, amount numeric, ts timestamptz)")
-        conn.commit()
-    except Exception as e:
-        suite.fail_all("connect/setup: %s" % str(e).strip().replace("\n", " | "))
-        suite.exit()
+    S.run_dbapi_suite(SUITE, connect, TABLE,
+                      (case_bind, case_prepared, case_rollback, case_types,
+                       case_copy, case_error, case_cancel, case_large))
     for name, fn in zip(S.CASES, (case_bind, case_prepared, case_rollback, case_types,
                                   case_copy, case_error, case_cancel, case_large)):
         suite.run(name, fn, conn)

@@ -191,17 +191,9 @@ def case_large(conn):
 
 
 def main():
-    suite = S.Suite(SUITE)
-    try:
-        conn = connect()
-        with conn.cursor() as cur:
-            cur.execute("SET statement_timeout = '60s'")
-            cur.execute("CREATE TEMP TABLE " + TABLE +
-                        " (id int, name text, data bytea, amount numeric, ts timestamptz)")
-        conn.commit()
-    except Exception as e:
-        suite.fail_all("connect/setup: %s" % str(e).strip().replace("\n", " | "))
-        suite.exit()
+    S.run_dbapi_suite(SUITE, connect, TABLE,
+                      (case_bind, case_prepared, case_rollback, case_types,
+                       case_copy, case_error, case_cancel, case_large))
     for name, fn in zip(S.CASES, (case_bind, case_prepared, case_rollback, case_types,
                                   case_copy, case_error, case_cancel, case_large)):
         suite.run(name, fn, conn)

@@ -94,14 +94,7 @@ def case_types(conn):
         items.c.ts == sa.cast(sa.literal(S.TS_TEXT), sa.DateTime(timezone=True)),
         sa.func.encode(items.c.data, "hex"),
     ).where(items.c.id == 7)).one()
-    name, data, amount, got_ts, amount_txt, ts_same, hexdata = row
-    S.eq(name, None, "NULL")
-    S.eq(bytes(data), S.BYTEA_VALUE, "bytea")
-    S.eq(hexdata, S.BYTEA_VALUE.hex(), "bytea hex on server")
-    S.eq(amount, num, "numeric")
-    S.eq(amount_txt, S.NUMERIC_TEXT, "numeric text")
-    S.eq(got_ts, ts, "timestamptz instant")
-    S.check(ts_same is True, "timestamptz not equal server-side")
+    S.check_types_row(row, num, ts)
     conn.rollback()
 
 
