@@ -366,7 +366,8 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
                                       const std::string& base_dir) {
   ProxyConfig cfg;
   if (!c.ExpectMap(root, "config",
-                   {"proxy", "listeners", "environments", "users"})) {
+                   {"proxy", "policy", "listeners", "environments",
+                    "users"})) {
     return absl::InvalidArgumentError(absl::StrJoin(c.errors(), "\n"));
   }
   if (const YAML::Node p = root["proxy"]) {
@@ -397,6 +398,25 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
           c.Error(p["log_level"], "proxy.log_level",
                   "expected trace, debug, info, warn or error");
         }
+      }
+    }
+  }
+
+  if (const YAML::Node p = root["policy"]) {
+    if (c.ExpectMap(p, "policy", {"paths", "cache_entries"})) {
+      std::vector<std::string> paths;
+      if (!p["paths"]) {
+        c.Error(p, "policy", "missing required key 'paths'");
+      } else if (c.StringList(p, "paths", "policy", &paths) && paths.empty()) {
+        c.Error(p["paths"], "policy.paths",
+                "expected a non-empty list of policy files or folders");
+      }
+      for (const auto& path : paths) {
+        cfg.policy.paths.push_back(c.File(base_dir, path));
+      }
+      int64_t v = 0;
+      if (c.Int(p, "cache_entries", "policy", 0, 10000000, &v)) {
+        cfg.policy.cache_entries = static_cast<int>(v);
       }
     }
   }

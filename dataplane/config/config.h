@@ -107,8 +107,19 @@ struct ProxySettings {
   std::string log_level = "info";
 };
 
+// Where policies come from (until the control plane pushes bundles).
+struct PolicySettings {
+  // Policy files or folders (every *.yaml / *.yml inside, recursively),
+  // resolved against the config file's folder. Empty: no policy is enforced
+  // (every statement is relayed), which the proxy logs loudly at start.
+  std::vector<std::string> paths;
+  // Statement texts whose analysis is cached. Default: 10000.
+  int cache_entries = 10000;
+};
+
 struct ProxyConfig {
   ProxySettings proxy;
+  PolicySettings policy;
   std::vector<Listener> listeners;
   std::vector<Environment> environments;
   std::vector<User> users;

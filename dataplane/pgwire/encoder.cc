@@ -262,6 +262,36 @@ void WriteQuery(std::string* out, absl::string_view sql) {
 
 void WriteSync(std::string* out) { WriteBodyless(out, 'S'); }
 
+void WriteParse(std::string* out, absl::string_view statement,
+                absl::string_view sql) {
+  MessageWriter w(out);
+  w.Begin('P');
+  w.CString(statement);
+  w.CString(sql);
+  w.Int16(0);
+  w.End();
+}
+
+void WriteBind(std::string* out, absl::string_view portal,
+               absl::string_view statement) {
+  MessageWriter w(out);
+  w.Begin('B');
+  w.CString(portal);
+  w.CString(statement);
+  w.Int16(0);  // parameter formats.
+  w.Int16(0);  // parameters.
+  w.Int16(0);  // result formats.
+  w.End();
+}
+
+void WriteDescribe(std::string* out, char kind, absl::string_view name) {
+  MessageWriter w(out);
+  w.Begin('D');
+  w.Byte(kind);
+  w.CString(name);
+  w.End();
+}
+
 void WriteTerminate(std::string* out) { WriteBodyless(out, 'X'); }
 
 }  // namespace warden::pgwire

@@ -85,6 +85,14 @@ void WriteSaslInitialResponse(std::string* out, absl::string_view mechanism,
 void WriteSaslResponse(std::string* out, absl::string_view data);
 void WriteQuery(std::string* out, absl::string_view sql);
 void WriteSync(std::string* out);
+// Parse with no parameter types.
+void WriteParse(std::string* out, absl::string_view statement,
+                absl::string_view sql);
+// Bind with no parameters and default (text) formats.
+void WriteBind(std::string* out, absl::string_view portal,
+               absl::string_view statement);
+// kind: 'S' (statement) or 'P' (portal).
+void WriteDescribe(std::string* out, char kind, absl::string_view name);
 void WriteTerminate(std::string* out);
 
 }  // namespace warden::pgwire

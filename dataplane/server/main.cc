@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "dataplane/config/config.h"
+#include "dataplane/gate/gate.h"
 #include "dataplane/server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -31,6 +32,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
+    if (!config->policy.paths.empty()) {
+      auto gate = warden::gate::Gate::Load(config->policy.paths, 1);
+      if (!gate.ok()) {
+        std::cerr << "warden-proxy: invalid policy:\n"
+                  << gate.status().message() << "\n";
+        return 2;
+      }
+      std::cout << "policy bundle " << (*gate)->bundle().digest() << ": "
+                << (*gate)->bundle().policies_size() << " policies\n";
+    }
     std::cout << config_path << ": OK\n";
     return 0;
   }

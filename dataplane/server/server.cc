@@ -46,6 +46,23 @@ absl::Status Server::Start() {
   RaiseFileLimit();
   auto secret = crypto::RandomBytes(32);
   if (!secret.ok()) return secret.status();
+  if (!config_.policy.paths.empty()) {
+    auto gate = gate::Gate::Load(config_.policy.paths,
+                                 config_.policy.cache_entries);
+    if (!gate.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("policy: ", gate.status().message()));
+    }
+    gate_ = *std::move(gate);
+    shared_.gate = gate_.get();
+    spdlog::info("policy bundle {} loaded: {} policies",
+                 gate_->bundle().digest().substr(0, 12),
+                 gate_->bundle().policies_size());
+  } else {
+    spdlog::warn(
+        "no policy configured (policy.paths): statements are relayed "
+        "without policy checks");
+  }
   for (const auto& l : config_.listeners) {
     if (l.tls_mode != config::ClientTlsMode::kDisable) {
       auto ctx = tls::MakeServerContext(l.tls->cert_file, l.tls->key_file);

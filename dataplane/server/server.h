@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "dataplane/config/config.h"
+#include "dataplane/gate/gate.h"
 #include "dataplane/net/event_loop.h"
 #include "dataplane/session/session.h"
 
@@ -59,6 +60,7 @@ class Server {
                               std::chrono::steady_clock::time_point deadline);
 
   config::ProxyConfig config_;
+  std::unique_ptr<gate::Gate> gate_;  // null: no policy configured.
   session::SharedState shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::pair<std::string, uint16_t>> bound_;

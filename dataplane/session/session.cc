@@ -15,7 +15,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/crypto.h"
 #include "dataplane/auth/scram.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/framing.h"
@@ -639,6 +641,28 @@ void Session::HandleAuthStep(AuthStep step) {
   }
   identity_ = std::move(step.identity);
   auth_.reset();
+  if (shared_->gate != nullptr) {
+    subject_.user = identity_.user();
+    subject_.groups.assign(identity_.groups().begin(),
+                           identity_.groups().end());
+    switch (identity_.kind()) {
+      case warden::v1::IDENTITY_KIND_AGENT:
+        subject_.kind = "agent";
+        break;
+      case warden::v1::IDENTITY_KIND_SERVICE:
+        subject_.kind = "service";
+        break;
+      default:
+        subject_.kind = "human";
+        break;
+    }
+    auto token = crypto::RandomBytes(8);
+    if (!token.ok()) {
+      return Fail(pgwire::kInternalError, "cannot draw random bytes",
+                  warden::v1::SESSION_END_REASON_INTERNAL);
+    }
+    refusal_token_ = crypto::HexEncode(*token);
+  }
   Send(Side::kClient, step.reply);
   database_ = environment_->FindDatabase(database_name_);
   if (database_ == nullptr) {
@@ -687,6 +711,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
                               : shared_->config->proxy.max_message_bytes;
   size_t pos = 0, forward_from = 0;
   bool terminate = false;
+  std::string replacement;
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
     if (frame.status == pgwire::FrameStatus::kNeedMore) break;
@@ -711,11 +736,22 @@ size_t Session::ProcessClient(absl::string_view buf) {
       FailProtocol(valid.message());
       return 0;
     }
+    if (shared_->gate != nullptr) {
+      replacement.clear();
+      Judge(frame.type, frame.body, &replacement);
+      if (!replacement.empty()) {
+        Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
+        Send(Side::kUpstream, replacement);
+        forward_from = pos + frame.size;
+        if (phase_ == Phase::kClosed) return 0;
+      }
+    }
     switch (static_cast<pgwire::FrontendType>(frame.type)) {
       case pgwire::FrontendType::kQuery:
       case pgwire::FrontendType::kSync:
       case pgwire::FrontendType::kFunctionCall:
         ++pending_syncs_;
+        ++syncs_sent_;
         unsynced_ = false;
         break;
       case pgwire::FrontendType::kTerminate:
@@ -1105,11 +1141,25 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         break;
       }
       case pgwire::BackendType::kReadyForQuery:
-        if (!ready_) became_ready = true;
+        if (!ready_) {
+          became_ready = true;
+        } else {
+          ++syncs_done_;
+          if (!refusals_.empty()) DropSkippedRefusals();
+        }
         ready_ = true;
         if (pending_syncs_ > 0) --pending_syncs_;
         break;
       case pgwire::BackendType::kErrorResponse: {
+        if (!refusals_.empty()) {
+          std::string refusal;
+          if (TakeRefusal(frame.body, &refusal)) {
+            Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
+            Send(Side::kClient, refusal);
+            forward_from = pos + frame.size;
+            break;
+          }
+        }
         auto error = pgwire::ParseErrorResponse(frame.body);
         if (error.ok()) {
           const absl::string_view severity =
@@ -1138,6 +1188,151 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
     });
   }
   return pos;
+}
+
+// ---------------------------------------------------------------------------
+// Policy enforcement.
+
+namespace {
+
+// The statement name of a Bind body (portal\0statement\0...); the message
+// was validated, so both strings are terminated.
+absl::string_view BindStatement(absl::string_view body) {
+  const size_t portal_end = body.find('\0');
+  const size_t start = portal_end + 1;
+  return body.substr(start, body.find('\0', start) - start);
+}
+
+}  // namespace
+
+std::string Session::QueueRefusal(std::string error) {
+  Refusal r;
+  r.seq = ++refusal_seq_;
+  r.batch = syncs_sent_ + 1;
+  r.error = std::move(error);
+  refusals_.push_back(std::move(r));
+  return absl::StrCat("warden_refusal_", refusal_token_, "_", refusal_seq_);
+}
+
+void Session::Judge(char type, absl::string_view body,
+                    std::string* replacement) {
+  const gate::Gate& gate = *shared_->gate;
+  const auto encode = [](const gate::Verdict& v) {
+    std::string error;
+    pgwire::WriteErrorResponse(&error, "ERROR", v.sqlstate, v.message,
+                               v.detail, v.hint);
+    return error;
+  };
+  const auto log = [&](const gate::Verdict& v, absl::string_view sql) {
+    spdlog::info("session {}: {} refused in {}/{}: {} [{}]", peer_address_,
+                 identity_.user(), environment_->name, database_name_,
+                 v.decision.reason,
+                 sql.size() > 200 ? absl::StrCat(sql.substr(0, 200), "...")
+                                  : std::string(sql));
+  };
+  // The poison SQL is a syntax error whose message carries its name.
+  const auto poison_sql = [](const std::string& name) {
+    return absl::StrCat("/* refused by Warden policy */ ", name);
+  };
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kQuery: {
+      const auto q = pgwire::ParseQuery(body);
+      if (!q.ok()) return;  // validated already.
+      const gate::Verdict v = gate.Judge(q->sql, subject_, environment_->name,
+                                         database_name_);
+      if (v.allowed) return;
+      log(v, q->sql);
+      pgwire::WriteQuery(replacement, poison_sql(QueueRefusal(encode(v))));
+      return;
+    }
+    case pgwire::FrontendType::kParse: {
+      const auto p = pgwire::ParseParse(body);
+      if (!p.ok()) return;
+      const gate::Verdict v = gate.Judge(p->query, subject_,
+                                         environment_->name, database_name_);
+      if (v.allowed) {
+        if (!refused_statements_.empty()) {
+          refused_statements_.erase(std::string(p->statement));
+        }
+        return;
+      }
+      log(v, p->query);
+      std::string error = encode(v);
+      refused_statements_[std::string(p->statement)] = error;
+      pgwire::WriteParse(replacement, p->statement,
+                         poison_sql(QueueRefusal(std::move(error))));
+      return;
+    }
+    case pgwire::FrontendType::kBind: {
+      if (refused_statements_.empty()) return;
+      const absl::string_view statement = BindStatement(body);
+      const auto it = refused_statements_.find(statement);
+      if (it == refused_statements_.end()) return;
+      const absl::string_view portal = body.substr(0, body.find('\0'));
+      pgwire::WriteBind(replacement, portal, QueueRefusal(it->second));
+      return;
+    }
+    case pgwire::FrontendType::kDescribe: {
+      if (refused_statements_.empty()) return;
+      const auto d = pgwire::ParseDescribe(body);
+      if (!d.ok() || d->kind != 'S') return;
+      const auto it = refused_statements_.find(d->name);
+      if (it == refused_statements_.end()) return;
+      pgwire::WriteDescribe(replacement, 'S', QueueRefusal(it->second));
+      return;
+    }
+    case pgwire::FrontendType::kClose: {
+      if (refused_statements_.empty()) return;
+      const auto c = pgwire::ParseClose(body);
+      if (c.ok() && c->kind == 'S') {
+        refused_statements_.erase(std::string(c->name));
+      }
+      return;
+    }
+    case pgwire::FrontendType::kFunctionCall: {
+      const auto f = pgwire::ParseFunctionCall(body);
+      if (!f.ok()) return;
+      const gate::Verdict v = gate.JudgeFunctionCall(
+          f->function_oid, subject_, environment_->name, database_name_);
+      if (v.allowed) return;
+      log(v, absl::StrCat("<function call, OID ", f->function_oid, ">"));
+      pgwire::WriteQuery(replacement, poison_sql(QueueRefusal(encode(v))));
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+bool Session::TakeRefusal(absl::string_view body, std::string* error) {
+  const auto parsed = pgwire::ParseErrorResponse(body);
+  if (!parsed.ok()) return false;
+  const std::string prefix =
+      absl::StrCat("warden_refusal_", refusal_token_, "_");
+  const absl::string_view message = parsed->Get('M');
+  const size_t at = message.find(prefix);
+  if (at == absl::string_view::npos) return false;
+  absl::string_view digits = message.substr(at + prefix.size());
+  size_t n = 0;
+  while (n < digits.size() && absl::ascii_isdigit(digits[n])) ++n;
+  uint64_t seq = 0;
+  if (!absl::SimpleAtoi(digits.substr(0, n), &seq)) return false;
+  for (auto it = refusals_.begin(); it != refusals_.end(); ++it) {
+    if (it->seq == seq) {
+      *error = std::move(it->error);
+      refusals_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void Session::DropSkippedRefusals() {
+  // A poison PostgreSQL skipped (an earlier error in its batch) has nothing
+  // to rewrite; the client saw that earlier error instead.
+  while (!refusals_.empty() && refusals_.front().batch <= syncs_done_) {
+    refusals_.pop_front();
+  }
 }
 
 // ---------------------------------------------------------------------------

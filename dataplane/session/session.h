@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "common/tls.h"
 #include "dataplane/config/config.h"
+#include "dataplane/gate/gate.h"
 #include "dataplane/net/conn.h"
 #include "dataplane/net/event_loop.h"
 #include "dataplane/session/authenticator.h"
@@ -38,6 +40,8 @@ namespace warden::session {
 // afterwards, the registry and counters are thread-safe.
 struct SharedState {
   const config::ProxyConfig* config = nullptr;
+  // The policy gate; null when no policy is configured (nothing enforced).
+  const gate::Gate* gate = nullptr;
   CancelRegistry cancels;
   std::atomic<int> client_connections{0};
   // By listener name; absent when the listener has TLS disabled.
@@ -163,6 +167,26 @@ class Session : public std::enable_shared_from_this<Session> {
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
   bool Busy() const { return pending_syncs_ > 0 || unsynced_; }
 
+  // Policy enforcement. A refused message is replaced upstream by a
+  // "poison" message that fails in PostgreSQL without touching data (a
+  // syntax error, or a statement name that cannot exist), so PostgreSQL
+  // itself puts the transaction and the pipeline into the state a failed
+  // statement leaves them in; the poison's ErrorResponse, recognised by a
+  // per-session token and a sequence number, is replaced by the refusal.
+  struct Refusal {
+    uint64_t seq = 0;
+    uint64_t batch = 0;  // the Sync / Query that ends its batch.
+    std::string error;   // the encoded ErrorResponse for the client.
+  };
+  // Judge decides a frontend message (Query, Parse, Bind, Describe,
+  // FunctionCall) and, when it must not run, writes its replacement to
+  // `replacement` (left empty when the message may be relayed).
+  void Judge(char type, absl::string_view body, std::string* replacement);
+  // Queues `error` for the next poison and returns the poison's name.
+  std::string QueueRefusal(std::string error);
+  // Rewrites the upstream ErrorResponse `body` if it is a poison's.
+  bool TakeRefusal(absl::string_view body, std::string* error);
+  void DropSkippedRefusals();
   SharedState* shared_;
   net::EventLoop* loop_;
   SessionMap* live_;
@@ -200,6 +224,17 @@ class Session : public std::enable_shared_from_this<Session> {
   bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
   bool scram_client_done_ = false;  // server signature verified.
   bool ended_ = false;
+
+  // Enforcement state (only used when shared_->gate is set).
+  policy::engine::Subject subject_;
+  std::string refusal_token_;       // random, per session.
+  uint64_t refusal_seq_ = 0;
+  uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.
+  uint64_t syncs_done_ = 0;         // their ReadyForQuery seen.
+  std::deque<Refusal> refusals_;
+  // Prepared statements (protocol level) that were refused at Parse, with
+  // the ErrorResponse a later Bind or Describe of them gets.
+  absl::flat_hash_map<std::string, std::string> refused_statements_;
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
 };

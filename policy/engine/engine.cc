@@ -133,6 +133,14 @@ Decision Evaluate(const warden::v1::PolicyBundle& bundle,
                   const absl::StatusOr<std::vector<sql::StatementFacts>>& facts,
                   const Subject& subject, const std::string& environment,
                   const std::string& database) {
+  return Evaluate(bundle, facts.ok() ? &*facts : nullptr, facts.status(),
+                  subject, environment, database);
+}
+
+Decision Evaluate(const warden::v1::PolicyBundle& bundle,
+                  const std::vector<sql::StatementFacts>* facts,
+                  const absl::Status& error, const Subject& subject,
+                  const std::string& environment, const std::string& database) {
   Decision best;
   bool decided = false;
   for (const auto& policy : bundle.policies()) {
@@ -143,12 +151,12 @@ Decision Evaluate(const warden::v1::PolicyBundle& bundle,
     if (!policy.databases().empty() && !AnyGlob(policy.databases(), database)) {
       continue;
     }
-    if (!facts.ok()) {
+    if (facts == nullptr) {
       Consider(
           &best, &decided,
           Decision{policy.unparseable(), policy.name(), "",
                    "the statement could not be parsed",
-                   absl::StrCat("unparseable SQL (", facts.status().message(),
+                   absl::StrCat("unparseable SQL (", error.message(),
                                 "): policy ", policy.name())});
       continue;
     }

@@ -39,6 +39,13 @@ Decision Evaluate(const warden::v1::PolicyBundle& bundle,
                   const Subject& subject, const std::string& environment,
                   const std::string& database);
 
+// The same, for facts the caller holds elsewhere (the parse cache), without
+// copying them: `facts` null means the SQL was unparseable, for `error`.
+Decision Evaluate(const warden::v1::PolicyBundle& bundle,
+                  const std::vector<sql::StatementFacts>* facts,
+                  const absl::Status& error, const Subject& subject,
+                  const std::string& environment, const std::string& database);
+
 }  // namespace warden::policy::engine
 
 #endif  // WARDEN_POLICY_ENGINE_ENGINE_H_

@@ -1,0 +1,129 @@
+#include "dataplane/gate/gate.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "policy/lang/compile.h"
+#include "policy/lang/sources.h"
+
+namespace warden::gate {
+namespace {
+
+const warden::v1::Rule* FindRule(const warden::v1::PolicyBundle& bundle,
+                                 const std::string& policy,
+                                 const std::string& rule) {
+  if (rule.empty()) return nullptr;
+  for (const auto& p : bundle.policies()) {
+    if (p.name() != policy) continue;
+    for (const auto& r : p.rules()) {
+      if (r.name() == rule) return &r;
+    }
+  }
+  return nullptr;
+}
+
+std::string ApprovalHint(const warden::v1::Rule* rule) {
+  std::string who = "a reviewer";
+  int count = 1;
+  if (rule != nullptr && rule->has_approval()) {
+    if (!rule->approval().reviewers().empty()) {
+      who = absl::StrJoin(rule->approval().reviewers(), ", ");
+    }
+    count = std::max(1, rule->approval().approvals());
+  }
+  return absl::StrCat(
+      "It needs ", count, count == 1 ? " approval" : " approvals", " from ",
+      who,
+      ". This Warden version cannot hold statements for approval yet, so it "
+      "was not run; ask a reviewer to run it or to change the policy.");
+}
+
+}  // namespace
+
+Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries)
+    : bundle_(std::move(bundle)), cache_(cache_entries) {}
+
+absl::StatusOr<std::unique_ptr<Gate>> Gate::Load(
+    const std::vector<std::string>& paths, size_t cache_entries) {
+  auto sources = policy::lang::ReadSources(paths);
+  if (!sources.ok()) return sources.status();
+  auto bundle = policy::lang::Compile(*sources);
+  if (!bundle.ok()) return bundle.status();
+  return std::make_unique<Gate>(*std::move(bundle), cache_entries);
+}
+
+Verdict Gate::Judge(absl::string_view sql,
+                    const policy::engine::Subject& subject,
+                    const std::string& environment,
+                    const std::string& database) const {
+  auto facts = cache_.Get(sql);
+  if (!facts.ok()) {
+    return Explain(policy::engine::Evaluate(bundle_, nullptr, facts.status(),
+                                            subject, environment, database),
+                   facts.status());
+  }
+  return Explain(policy::engine::Evaluate(bundle_, facts->get(),
+                                          absl::OkStatus(), subject,
+                                          environment, database),
+                 absl::OkStatus());
+}
+
+Verdict Gate::JudgeFunctionCall(uint32_t function_oid,
+                                const policy::engine::Subject& subject,
+                                const std::string& environment,
+                                const std::string& database) const {
+  std::vector<policy::sql::StatementFacts> facts(1);
+  auto& f = facts[0];
+  f.node = "FunctionCall";
+  f.command = "FUNCTION CALL";
+  f.statement_class = policy::sql::StatementClass::kUtility;
+  f.functions.push_back(absl::StrCat("oid:", function_oid));
+  f.text = absl::StrCat("<fast-path call of function OID ", function_oid, ">");
+  return Explain(policy::engine::Evaluate(bundle_, &facts, absl::OkStatus(),
+                                          subject, environment, database),
+                 absl::OkStatus());
+}
+
+Verdict Gate::Explain(policy::engine::Decision decision,
+                      const absl::Status& parse_error) const {
+  Verdict v;
+  v.decision = std::move(decision);
+  const auto& d = v.decision;
+  if (d.action == warden::v1::POLICY_ACTION_ALLOW) return v;
+  v.allowed = false;
+  v.detail = d.reason;
+  const warden::v1::Rule* rule = FindRule(bundle_, d.policy, d.rule);
+  if (d.action == warden::v1::POLICY_ACTION_REQUIRE_APPROVAL) {
+    v.sqlstate = "42501";
+    v.message = absl::StrCat("Warden: approval required by rule \"", d.rule,
+                             "\" of policy \"", d.policy, "\"");
+    if (!d.message.empty()) absl::StrAppend(&v.message, ": ", d.message);
+    v.hint = ApprovalHint(rule);
+    return v;
+  }
+  if (!parse_error.ok()) {
+    // What PostgreSQL would have said, and that Warden refused it unseen.
+    v.sqlstate = "42601";
+    v.message = absl::StrCat("Warden could not parse the statement: ",
+                             parse_error.message());
+    v.hint = absl::StrCat(
+        "Statements Warden cannot parse are refused here (policy \"",
+        d.policy, "\"); fix the syntax and retry.");
+    return v;
+  }
+  v.sqlstate = "42501";
+  if (!d.rule.empty()) {
+    v.message = absl::StrCat("Warden: denied by rule \"", d.rule,
+                             "\" of policy \"", d.policy, "\"");
+    if (!d.message.empty()) absl::StrAppend(&v.message, ": ", d.message);
+  } else if (!d.policy.empty()) {
+    v.message = absl::StrCat("Warden: denied by the default of policy \"",
+                             d.policy, "\"");
+  } else {
+    v.message = absl::StrCat("Warden: denied: ", d.reason);
+  }
+  return v;
+}
+
+}  // namespace warden::gate

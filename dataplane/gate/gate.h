@@ -1,0 +1,69 @@
+// The policy gate: what the proxy asks before it relays a statement. It
+// analyzes the SQL (through a bounded parse cache), evaluates it with
+// policy/engine against the loaded bundle, and turns a refusal into the
+// SQLSTATE and texts the client will see. Thread-safe; one per proxy.
+#ifndef WARDEN_DATAPLANE_GATE_GATE_H_
+#define WARDEN_DATAPLANE_GATE_GATE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "policy/engine/engine.h"
+#include "policy/sql/cache.h"
+#include "proto/warden/v1/policy.pb.h"
+
+namespace warden::gate {
+
+struct Verdict {
+  bool allowed = true;
+  policy::engine::Decision decision;
+  // For refusals: what the client sees in its ErrorResponse.
+  std::string sqlstate;  // 42501, or 42601 for unparseable SQL.
+  std::string message;
+  std::string detail;
+  std::string hint;
+};
+
+class Gate {
+ public:
+  Gate(warden::v1::PolicyBundle bundle, size_t cache_entries);
+
+  // Load reads the policy files and folders and compiles them; the error
+  // lists every diagnostic (file:line:column).
+  static absl::StatusOr<std::unique_ptr<Gate>> Load(
+      const std::vector<std::string>& paths, size_t cache_entries);
+
+  // Judge decides one Query or Parse message's SQL text for `subject` in
+  // `environment` / `database`.
+  Verdict Judge(absl::string_view sql, const policy::engine::Subject& subject,
+                const std::string& environment,
+                const std::string& database) const;
+
+  // JudgeFunctionCall decides a fast-path FunctionCall message, which names
+  // a function by OID and carries no SQL: it is judged as a statement with
+  // command tag "FUNCTION CALL" calling function "oid:<n>".
+  Verdict JudgeFunctionCall(uint32_t function_oid,
+                            const policy::engine::Subject& subject,
+                            const std::string& environment,
+                            const std::string& database) const;
+
+  const warden::v1::PolicyBundle& bundle() const { return bundle_; }
+  policy::sql::FactsCache::Stats cache_stats() const {
+    return cache_.stats();
+  }
+
+ private:
+  Verdict Explain(policy::engine::Decision decision,
+                  const absl::Status& parse_error) const;
+
+  const warden::v1::PolicyBundle bundle_;
+  mutable policy::sql::FactsCache cache_;
+};
+
+}  // namespace warden::gate
+
+#endif  // WARDEN_DATAPLANE_GATE_GATE_H_

@@ -1,0 +1,24 @@
+// Reading policy files from disk: the proxy (until bundles are pushed) and
+// wardenctl both turn a list of files and folders into SourceFiles.
+#ifndef WARDEN_POLICY_LANG_SOURCES_H_
+#define WARDEN_POLICY_LANG_SOURCES_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "policy/lang/compile.h"
+
+namespace warden::policy::lang {
+
+// ReadSources reads every path: a file is taken as is; a folder contributes
+// every *.yaml / *.yml file below it, recursively, in sorted order (so a
+// bundle's digest does not depend on directory order). NotFound names the
+// first path that cannot be read; a folder without policy files is
+// InvalidArgument (an empty bundle would deny everything by surprise).
+absl::StatusOr<std::vector<SourceFile>> ReadSources(
+    const std::vector<std::string>& paths);
+
+}  // namespace warden::policy::lang
+
+#endif  // WARDEN_POLICY_LANG_SOURCES_H_
