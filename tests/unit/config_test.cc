@@ -581,7 +581,7 @@ TEST(ConfigTest, UnknownTopLevelKey) {
   auto cfg = Parse(absl::StrCat(kMinimal, "listener: {}\n"));
   EXPECT_THAT(Errors(cfg),
               ElementsAre("proxy.yaml:17:1: config: unknown key 'listener' "
-                          "(allowed: proxy, listeners, environments, users)"));
+                          "(allowed: proxy, policy, listeners, environments, users)"));
 }
 
 TEST(ConfigTest, PortOutOfRange) {
@@ -1022,6 +1022,41 @@ TEST(ConfigReviewTest, EmptyPasswordFromEnvironmentIsAnError) {
   ASSERT_FALSE(cfg.ok());
   EXPECT_NE(cfg.status().message().find("is not set or empty"),
             std::string::npos);
+}
+
+// ------------------------------------------------------------ policy
+
+TEST(ConfigTest, PolicyPathsResolveAgainstTheConfigFolder) {
+  auto cfg = Parse(absl::StrCat("policy:\n  paths: [policies, /etc/warden/p.yaml]\n"
+                                "  cache_entries: 50\n",
+                                kMainListener, kProdEnv),
+                   "/srv/warden");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_THAT(cfg->policy.paths,
+              ElementsAre("/srv/warden/policies", "/etc/warden/p.yaml"));
+  EXPECT_EQ(cfg->policy.cache_entries, 50);
+}
+
+TEST(ConfigTest, PolicyIsOptionalAndDefaultsToNone) {
+  auto cfg = Parse(kMinimal);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_TRUE(cfg->policy.paths.empty());
+  EXPECT_EQ(cfg->policy.cache_entries, 10000);
+}
+
+TEST(ConfigTest, PolicySectionErrorsArePrecise) {
+  EXPECT_THAT(Errors(Parse(absl::StrCat("policy:\n  path: [p]\n", kMainListener,
+                                        kProdEnv))),
+              ElementsAre(HasSubstr("proxy.yaml:2:3: policy: unknown key 'path'"),
+                          HasSubstr("missing required key 'paths'")));
+  EXPECT_THAT(Errors(Parse(absl::StrCat("policy:\n  paths: []\n", kMainListener,
+                                        kProdEnv))),
+              ElementsAre(HasSubstr(
+                  "proxy.yaml:2:10: policy.paths: expected a non-empty list")));
+  EXPECT_THAT(Errors(Parse(absl::StrCat("policy:\n  paths: [p]\n"
+                                        "  cache_entries: -1\n",
+                                        kMainListener, kProdEnv))),
+              ElementsAre(HasSubstr("proxy.yaml:3:18: policy.cache_entries")));
 }
 
 }  // namespace

@@ -1,0 +1,181 @@
+// The proxy's policy gate: decisions and the words a client sees.
+#include "dataplane/gate/gate.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "policy/lang/compile.h"
+#include "policy/lang/sources.h"
+
+namespace warden::gate {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr char kPolicy[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: guard }
+spec:
+  environments: [prod]
+  rules:
+    - name: no-drop
+      match: { commands: [DROP TABLE] }
+      action: deny
+      message: Dropping tables is not allowed.
+    - name: review-ddl
+      match: { commands: [CREATE INDEX] }
+      action: require_approval
+      message: Indexes need a review.
+      approval: { reviewers: ["group:dba", "user:carol"], approvals: 2 }
+    - name: no-fast-path
+      match: { functions: ["oid:*"] }
+      action: deny
+)";
+
+policy::engine::Subject Alice() { return {"alice", {"eng"}, "human"}; }
+
+Gate MakeGate(const std::string& text = kPolicy) {
+  auto bundle = policy::lang::Compile({{"guard.yaml", text}});
+  EXPECT_TRUE(bundle.ok()) << bundle.status();
+  return Gate(bundle.ok() ? *bundle : warden::v1::PolicyBundle(), 100);
+}
+
+TEST(GateTest, AllowedStatementHasNoRefusalText) {
+  Gate gate = MakeGate();
+  const Verdict v = gate.Judge("SELECT * FROM t", Alice(), "prod", "shop");
+  EXPECT_TRUE(v.allowed);
+  EXPECT_EQ(v.decision.action, warden::v1::POLICY_ACTION_ALLOW);
+  EXPECT_THAT(v.sqlstate, IsEmpty());
+}
+
+TEST(GateTest, DenyNamesRulePolicyAndMessage) {
+  Gate gate = MakeGate();
+  const Verdict v =
+      gate.Judge("select 1; drop table orders", Alice(), "prod", "shop");
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(v.sqlstate, "42501");
+  EXPECT_EQ(v.message,
+            "Warden: denied by rule \"no-drop\" of policy \"guard\": Dropping "
+            "tables is not allowed.");
+  EXPECT_THAT(v.detail, HasSubstr("DROP TABLE matched rule no-drop"));
+}
+
+TEST(GateTest, RequireApprovalRefusesWithReviewersAndCount) {
+  Gate gate = MakeGate();
+  const Verdict v =
+      gate.Judge("CREATE INDEX ON t (a)", Alice(), "prod", "shop");
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(v.decision.action, warden::v1::POLICY_ACTION_REQUIRE_APPROVAL);
+  EXPECT_EQ(v.sqlstate, "42501");
+  EXPECT_THAT(v.message, HasSubstr("approval required by rule \"review-ddl\""));
+  EXPECT_THAT(v.message, HasSubstr("Indexes need a review."));
+  EXPECT_THAT(v.hint, HasSubstr("2 approvals from group:dba, user:carol"));
+}
+
+TEST(GateTest, UnparseableSqlIsASyntaxErrorWithPostgresMessage) {
+  Gate gate = MakeGate();
+  const Verdict v = gate.Judge("SELECT * FORM t", Alice(), "prod", "shop");
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(v.sqlstate, "42601");
+  EXPECT_THAT(v.message, HasSubstr("syntax error at or near \"FORM\""));
+  EXPECT_THAT(v.hint, HasSubstr("policy \"guard\""));
+}
+
+TEST(GateTest, EnvironmentWithoutPolicyFailsClosed) {
+  Gate gate = MakeGate();
+  const Verdict v = gate.Judge("SELECT 1", Alice(), "staging", "shop");
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(v.sqlstate, "42501");
+  EXPECT_THAT(v.message,
+              HasSubstr("no policy applies to environment staging"));
+}
+
+TEST(GateTest, FunctionCallIsJudgedByOid) {
+  Gate gate = MakeGate();
+  const Verdict v = gate.JudgeFunctionCall(2026, Alice(), "prod", "shop");
+  EXPECT_FALSE(v.allowed);
+  EXPECT_EQ(v.decision.rule, "no-fast-path");
+  EXPECT_THAT(v.detail, HasSubstr("FUNCTION CALL"));
+}
+
+TEST(GateTest, RepeatedTextIsAnalyzedOnce) {
+  Gate gate = MakeGate();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(gate.Judge("SELECT 42", Alice(), "prod", "shop").allowed);
+  }
+  EXPECT_FALSE(gate.Judge("DROP TABLE t", Alice(), "prod", "shop").allowed);
+  EXPECT_FALSE(gate.Judge("DROP TABLE t", Alice(), "prod", "shop").allowed);
+  const auto stats = gate.cache_stats();
+  EXPECT_EQ(stats.misses, 2u);
+  EXPECT_EQ(stats.hits, 3u);
+}
+
+// ------------------------------------------------------------ Load / sources
+
+std::string TempDir(const std::string& name) {
+  std::string base = ::testing::TempDir();
+  if (!base.empty() && base.back() == '/') base.pop_back();
+  const std::string dir = absl::StrCat(base, "/gate_test_", name);
+  ::mkdir(dir.c_str(), 0700);
+  return dir;
+}
+
+void Write(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+TEST(GateLoadTest, FolderIsReadRecursivelyInSortedOrder) {
+  const std::string dir = TempDir("sorted");
+  ::mkdir((dir + "/sub").c_str(), 0700);
+  Write(dir + "/b.yaml", "# b\n");
+  Write(dir + "/a.yml", "# a\n");
+  Write(dir + "/sub/c.yaml", "# c\n");
+  Write(dir + "/notes.txt", "not a policy\n");
+  Write(dir + "/.hidden.yaml", "ignored\n");
+  auto sources = policy::lang::ReadSources({dir});
+  ASSERT_TRUE(sources.ok()) << sources.status();
+  ASSERT_EQ(sources->size(), 3u);
+  EXPECT_EQ((*sources)[0].name, dir + "/a.yml");
+  EXPECT_EQ((*sources)[1].name, dir + "/b.yaml");
+  EXPECT_EQ((*sources)[2].name, dir + "/sub/c.yaml");
+  EXPECT_EQ((*sources)[2].text, "# c\n");
+}
+
+TEST(GateLoadTest, MissingPathAndEmptyFolderAreErrors) {
+  auto missing = policy::lang::ReadSources({"/nonexistent/warden/policy"});
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("'/nonexistent/warden/policy'"));
+  const std::string empty = TempDir("empty");
+  auto none = policy::lang::ReadSources({empty});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(none.status().message(), HasSubstr("no *.yaml or *.yml"));
+}
+
+TEST(GateLoadTest, LoadCompilesOrReportsDiagnostics) {
+  const std::string dir = TempDir("load");
+  Write(dir + "/guard.yaml", kPolicy);
+  auto gate = Gate::Load({dir}, 10);
+  ASSERT_TRUE(gate.ok()) << gate.status();
+  EXPECT_EQ((*gate)->bundle().policies_size(), 1);
+  EXPECT_EQ((*gate)->bundle().digest().size(), 64u);
+
+  const std::string bad = TempDir("bad");
+  std::string text = kPolicy;
+  text.replace(text.find("action: deny"), 12, "action: dney");
+  Write(bad + "/guard.yaml", text);
+  auto broken = Gate::Load({bad}, 10);
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(broken.status().message(),
+              HasSubstr("guard.yaml:9:15: action must be allow, deny or "
+                        "require_approval"));
+}
+
+}  // namespace
+}  // namespace warden::gate
