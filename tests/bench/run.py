@@ -51,7 +51,12 @@ PG_OS_USER = pgharness.PG_OS_USER
 OPT_OUTPUT_BASE = os.path.expanduser("~/.cache/warden-bench-ob")
 
 TARGETS = ("direct", "warden", "pgbouncer")
-LABEL = {"direct": "direct", "warden": "Warden", "pgbouncer": "PgBouncer"}
+# pgbench also runs through a second Warden that enforces the production
+# guardrails, so the cost of policy is measured in the same run.
+PGBENCH_TARGETS = ("direct", "warden", "warden-policy", "pgbouncer")
+LABEL = {"direct": "direct", "warden": "Warden", "warden-policy": "Warden+policy",
+         "pgbouncer": "PgBouncer"}
+DEFAULT_POLICY = os.path.join(REPO, "policy", "examples", "production.yaml")
 
 
 class BenchError(RuntimeError):
@@ -143,10 +148,11 @@ def proc_rss_kib(pid):
 class WardenProxy:
     name = "warden"
 
-    def __init__(self, binary, pg_port, workers):
+    def __init__(self, binary, pg_port, workers, policy=None):
         self.binary = binary
         self.pg_port = pg_port
         self.workers = workers
+        self.policy = policy  # policy file; its policies must cover "prod".
         self.dir = None
         self.proc = None
         self.port = None
@@ -159,17 +165,19 @@ class WardenProxy:
         self.dir = tempfile.mkdtemp(prefix="warden-bench-proxy-")
         self.port = free_port()
         cfg = os.path.join(self.dir, "warden.yaml")
+        env = "prod" if self.policy else "bench"
         with open(cfg, "w") as f:
             f.write(
                 "# written by tests/bench/run.py\n"
                 "proxy: { workers: %d, log_level: warn }\n"
+                + ("policy: { paths: [%s] }\n" % self.policy if self.policy else "") +
                 "listeners:\n"
                 "  - name: bench\n"
                 "    address: %s\n"
                 "    port: %d\n"
-                "    environment: bench\n"
+                "    environment: " + env + "\n"
                 "environments:\n"
-                "  - name: bench\n"
+                "  - name: " + env + "\n"
                 "    databases:\n"
                 "      - name: %s\n"
                 "        upstream: { host: %s, port: %d, database: %s, user: %s, password: %s }\n"
@@ -342,6 +350,7 @@ class Bench:
         self.args = args
         self.pg = None
         self.warden = None
+        self.warden_policy = None
         self.pgb = None
         self.tmp = None
         self.results = {"pgbench": [], "stream": [], "memory": {}}
@@ -357,15 +366,16 @@ class Bench:
             signal.signal(signal.SIGINT, old)
 
     def _teardown(self):
-        for what, obj in (("warden-proxy", self.warden), ("pgbouncer", self.pgb),
-                          ("postgres", self.pg)):
+        for what, obj in (("warden-proxy", self.warden),
+                          ("warden-proxy with policy", self.warden_policy),
+                          ("pgbouncer", self.pgb), ("postgres", self.pg)):
             if obj is None:
                 continue
             try:
                 obj.stop()
             except Exception as e:  # keep tearing down the rest
                 log("stopping %s failed: %s" % (what, e))
-        self.warden = self.pgb = self.pg = None
+        self.warden = self.warden_policy = self.pgb = self.pg = None
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
@@ -376,12 +386,16 @@ class Bench:
             return self.pg.port, SVC_USER, SVC_PW, None
         if name == "warden":
             return self.warden.port, CLIENT_USER, CLIENT_PW, self.warden.pid
+        if name == "warden-policy":
+            return (self.warden_policy.port, CLIENT_USER, CLIENT_PW,
+                    self.warden_policy.pid)
         return self.pgb.port, CLIENT_USER, CLIENT_PW, self.pgb.pid
 
     def check_alive(self):
-        if self.warden and self.warden.proc.poll() is not None:
-            raise BenchError("warden-proxy died (status %s); log:\n%s"
-                             % (self.warden.proc.returncode, self.warden.log_tail()))
+        for w in (self.warden, self.warden_policy):
+            if w and w.proc.poll() is not None:
+                raise BenchError("warden-proxy died (status %s); log:\n%s"
+                                 % (w.proc.returncode, w.log_tail()))
         if self.pgb and self.pgb.proc.poll() is not None:
             raise BenchError("pgbouncer died (status %s); log:\n%s"
                              % (self.pgb.proc.returncode, self.pgb.log_tail()))
@@ -390,6 +404,10 @@ class Bench:
         # Assigned before start() so a failed start is still torn down.
         self.warden = WardenProxy(self.args.proxy_bin, self.pg.port, self.args.workers)
         self.warden.start()
+        if "pgbench" not in self.args.skip:
+            self.warden_policy = WardenProxy(self.args.proxy_bin, self.pg.port,
+                                             self.args.workers, policy=self.args.policy)
+            self.warden_policy.start()
         self.pgb = PgBouncer(self.pg.port, self.args.conns)
         self.pgb.start()
         log("warden-proxy pid %d on :%d; pgbouncer pid %d on :%d"
@@ -418,8 +436,8 @@ class Bench:
                      "ALTER TABLE copy_in OWNER TO %s; VACUUM ANALYZE;" % SVC_USER,
                      dbname=BENCH_DB, timeout=600)
         self.start_proxies()
-        for t in TARGETS:  # connectivity + warm-up through every target
-            self.pgbench(t, ["-S", "-M", "simple"], 1, 1, 2)
+        for t in (PGBENCH_TARGETS if self.warden_policy else TARGETS):
+            self.pgbench(t, ["-S", "-M", "simple"], 1, 1, 2)  # connectivity + warm-up
 
     # -- pgbench ------------------------------------------------------------
     def pgbench(self, target, extra, clients, threads, duration):
@@ -462,13 +480,13 @@ class Bench:
         a = self.args
         rows = [(key, label, extra, tpcb, c, j)
                 for key, label, extra, tpcb in PGBENCH_ROWS for c, j in CLIENTS]
-        data = {(r[0], r[4]): {t: [] for t in TARGETS} for r in rows}
-        total = a.reps * len(rows) * len(TARGETS)
+        data = {(r[0], r[4]): {t: [] for t in PGBENCH_TARGETS} for r in rows}
+        total = a.reps * len(rows) * len(PGBENCH_TARGETS)
         done = 0
         for rep in range(a.reps):
             for i, (key, label, extra, tpcb, c, j) in enumerate(rows):
-                k = (rep + i) % len(TARGETS)
-                order = TARGETS[k:] + TARGETS[:k]  # rotate: each target goes first/middle/last
+                k = (rep + i) % len(PGBENCH_TARGETS)
+                order = PGBENCH_TARGETS[k:] + PGBENCH_TARGETS[:k]  # rotate the order
                 for t in order:
                     if tpcb:
                         self.reset_tpcb()
@@ -742,6 +760,26 @@ def build_report(args, facts, results):
           % (row["label"], row["args"], row["clients"], fmt(d), fmt(wd), fmt(pb),
              fmt_ratio(wd / d), fmt_ratio(pb / d), fmt_ratio(wd / pb)))
     w("")
+    if results["pgbench"] and results["pgbench"][0]["runs"].get("warden-policy"):
+        w("### Cost of policy enforcement")
+        w("")
+        w("The same runs through a second warden-proxy that judges every statement against "
+          "`%s` (parse cache on; pgbench's statements are all allowed). Cost = 1 − "
+          "(Warden+policy TPS / Warden TPS); target: under 5%% on select-only."
+          % os.path.relpath(args.policy, REPO))
+        w("")
+        w("| workload | clients | Warden | Warden+policy | Warden+policy/Warden | policy cost | "
+          "Warden µs/txn | Warden+policy µs/txn |")
+        w("|---|--:|--:|--:|--:|--:|--:|--:|")
+        for row in results["pgbench"]:
+            wd = med(row["runs"]["warden"], "tps")
+            wp = med(row["runs"]["warden-policy"], "tps")
+            w("| %s (`%s`) | %d | %s | %s | %s | %.1f%% | %s | %s |"
+              % (row["label"], row["args"], row["clients"], fmt(wd), fmt(wp),
+                 fmt_ratio(wp / wd), 100.0 * (1 - wp / wd),
+                 fmt(med(row["runs"]["warden"], "cpu_us_per_txn"), 1),
+                 fmt(med(row["runs"]["warden-policy"], "cpu_us_per_txn"), 1)))
+        w("")
 
     # --- CPU
     w("## Proxy CPU per transaction (µs, median of %d)" % args.reps)
@@ -843,6 +881,16 @@ def build_report(args, facts, results):
                     % (len(cpu_rows) - len(cfails), len(cpu_rows), fmt_ratio(cworst[0]),
                        cworst[1]["label"], cworst[1]["clients"]) if cworst[1] else "n/a",
                     (not cfails) if cpu_rows else None))
+    policy_rows = [r for r in results["pgbench"]
+                   if r["runs"].get("warden-policy") and r["key"].startswith("S-")]
+    if policy_rows:
+        costs = [(1 - med(r["runs"]["warden-policy"], "tps") / med(r["runs"]["warden"], "tps"), r)
+                 for r in policy_rows]
+        hi = max(costs, key=lambda x: x[0])
+        summary.append(("Policy enforcement costs < 5% TPS on select-only pgbench",
+                        "highest %.1f%% (%s, %d clients)" % (100 * hi[0], hi[1]["label"],
+                                                             hi[1]["clients"]),
+                        hi[0] < 0.05))
     if stream:
         ratios = [(dw / ww, s) for s, dw, ww, pw in stream_rows]
         lo = min(ratios, key=lambda x: x[0])  # lowest throughput ratio decides
@@ -872,8 +920,8 @@ def build_report(args, facts, results):
     w("| workload | clients | target | TPS per rep | proxy µs/txn per rep |")
     w("|---|--:|---|---|---|")
     for row in results["pgbench"]:
-        for t in TARGETS:
-            rs = row["runs"][t]
+        for t in PGBENCH_TARGETS:
+            rs = row["runs"].get(t, [])
             w("| %s | %d | %s | %s | %s |"
               % (row["label"], row["clients"], LABEL[t], ", ".join(fmt(r["tps"]) for r in rs),
                  ", ".join(fmt(r["cpu_us_per_txn"], 1) for r in rs) if t != "direct" else ""))
@@ -959,6 +1007,9 @@ def main():
     ap.add_argument("--conns", type=int, help="idle connections for memory test (default 1000; quick 200)")
     ap.add_argument("--scale", type=int, default=10, help="pgbench scale (default 10)")
     ap.add_argument("--workers", type=int, default=2, help="warden-proxy workers (default 2)")
+    ap.add_argument("--policy", default=DEFAULT_POLICY,
+                    help="policy file for the Warden+policy target (default: "
+                         "policy/examples/production.yaml)")
     ap.add_argument("--skip", action="append", default=[], choices=["pgbench", "stream", "memory"],
                     help="skip a section (repeatable)")
     args = ap.parse_args()

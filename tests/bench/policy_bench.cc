@@ -1,0 +1,101 @@
+// Cost of a policy decision per statement: analysis + evaluation, cold (a
+// statement never seen) and from the parse cache, against the production
+// guardrails (policy/examples/production.yaml).
+//   bazel run -c opt //tests/bench:policy_bench
+//   bazel-bin/tests/bench/policy_bench --policy=path/to/policy.yaml
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "dataplane/gate/gate.h"
+#include "policy/engine/engine.h"
+#include "policy/lang/compile.h"
+#include "policy/lang/sources.h"
+#include "policy/sql/facts.h"
+
+namespace {
+
+warden::v1::PolicyBundle* g_bundle = nullptr;
+
+const warden::policy::engine::Subject kAlice{"alice", {"engineers"}, "human"};
+
+const char* const kOltp =
+    "SELECT abalance FROM pgbench_accounts WHERE aid = 4711";
+const char* const kUpdate =
+    "UPDATE pgbench_accounts SET abalance = abalance + -2345 WHERE aid = 4711";
+const char* const kReport =
+    "WITH recent AS (SELECT customer_id, sum(total) AS spent FROM orders "
+    "WHERE placed_at > now() - interval '7 days' GROUP BY customer_id) "
+    "SELECT c.name, lower(c.email), r.spent FROM customers c JOIN recent r "
+    "ON r.customer_id = c.id ORDER BY r.spent DESC LIMIT 20";
+const char* const kDenied = "DROP TABLE orders";
+const char* const kDoBlock =
+    "DO $$ DECLARE n int; BEGIN SELECT count(*) INTO n FROM t; "
+    "IF n > 0 THEN DELETE FROM t WHERE id < 10; END IF; "
+    "EXECUTE 'VACUUM t'; END $$";
+
+// Analysis + evaluation of a statement the proxy has not seen before.
+void BM_Cold(benchmark::State& state, const char* sql) {
+  for (auto _ : state) {
+    auto facts = warden::policy::sql::Analyze(sql);
+    auto d = warden::policy::engine::Evaluate(*g_bundle, facts, kAlice, "prod",
+                                              "shop");
+    benchmark::DoNotOptimize(d);
+  }
+}
+
+// What the proxy does per statement once the text is cached: cache lookup,
+// evaluation and (for refusals) the wording.
+void BM_Cached(benchmark::State& state, const char* sql) {
+  warden::gate::Gate gate(*g_bundle, 10000);
+  for (auto _ : state) {
+    auto v = gate.Judge(sql, kAlice, "prod", "shop");
+    benchmark::DoNotOptimize(v);
+  }
+}
+
+BENCHMARK_CAPTURE(BM_Cold, oltp_select, kOltp);
+BENCHMARK_CAPTURE(BM_Cached, oltp_select, kOltp);
+BENCHMARK_CAPTURE(BM_Cold, oltp_update, kUpdate);
+BENCHMARK_CAPTURE(BM_Cached, oltp_update, kUpdate);
+BENCHMARK_CAPTURE(BM_Cold, report, kReport);
+BENCHMARK_CAPTURE(BM_Cached, report, kReport);
+BENCHMARK_CAPTURE(BM_Cold, denied_drop, kDenied);
+BENCHMARK_CAPTURE(BM_Cached, denied_drop, kDenied);
+BENCHMARK_CAPTURE(BM_Cold, do_block, kDoBlock);
+BENCHMARK_CAPTURE(BM_Cached, do_block, kDoBlock);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string path = "policy/examples/production.yaml";
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    path = std::string(ws) + "/" + path;
+  }
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--policy=", 9) == 0) {
+      path = argv[i] + 9;
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  auto sources = warden::policy::lang::ReadSources({path});
+  if (!sources.ok()) {
+    std::cerr << sources.status().message() << "\n";
+    return 2;
+  }
+  auto bundle = warden::policy::lang::Compile(*sources);
+  if (!bundle.ok()) {
+    std::cerr << bundle.status().message() << "\n";
+    return 2;
+  }
+  g_bundle = &*bundle;
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}
