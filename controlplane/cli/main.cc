@@ -2,7 +2,6 @@
 // CLI11 and hands over to policy_commands; exit codes are listed there and
 // in controlplane/cli/README.md.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <string>
 #include <vector>
@@ -46,7 +45,8 @@ int main(int argc, char** argv) {
   cli::TestOptions test;
   std::string test_format = "text";
   CLI::App* test_cmd = policy->add_subcommand(
-      "test", "Compile policies and run the PolicyTest cases in the same files");
+      "test",
+      "Compile policies and run the PolicyTest cases in the same files");
   test_cmd
       ->add_option("paths", test.paths,
                    "Policy/test files, or directories searched for "

@@ -4,12 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <system_error>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -151,9 +150,9 @@ absl::StatusOr<std::vector<SourceFile>> ReadPolicyFiles(
     std::error_code ec;
     const fs::file_status st = fs::status(path, ec);
     if (ec || !fs::exists(st)) {
-      return ErrnoStatus(given, ec ? ec
-                                   : std::make_error_code(
-                                         std::errc::no_such_file_or_directory));
+      return ErrnoStatus(
+          given,
+          ec ? ec : std::make_error_code(std::errc::no_such_file_or_directory));
     }
     if (!fs::is_directory(st)) {
       files.push_back(path.lexically_normal());
@@ -214,7 +213,9 @@ int RunValidate(const ValidateOptions& options, std::ostream& out,
     out << j.dump(2) << "\n";
   } else if (!valid) {
     PrintDiagnostics(diags, err);
-    err << "invalid: " << Plural(static_cast<int>(diags.size()), "problem", "problems") << "\n";
+    err << "invalid: "
+        << Plural(static_cast<int>(diags.size()), "problem", "problems")
+        << "\n";
   } else {
     out << "valid: " << Plural(bundle->policies_size(), "policy", "policies")
         << ", " << Plural(rules, "rule", "rules") << ", digest "
@@ -276,7 +277,8 @@ int RunTest(const TestOptions& options, std::ostream& out, std::ostream& err) {
       err << "wardenctl: no PolicyTest cases found in the given files\n";
     }
     if (!diags.empty()) {
-      err << "invalid: " << Plural(static_cast<int>(diags.size()), "problem", "problems")
+      err << "invalid: "
+          << Plural(static_cast<int>(diags.size()), "problem", "problems")
           << "; no test was run\n";
     }
     out << passed << " passed, " << failed << " failed\n";
@@ -288,9 +290,9 @@ int RunEval(const EvalOptions& options, std::istream& in, std::ostream& out,
             std::ostream& err) {
   if (options.kind != "human" && options.kind != "agent" &&
       options.kind != "service") {
-    return UsageError(absl::InvalidArgumentError(
-                          "--kind must be human, agent or service"),
-                      err);
+    return UsageError(
+        absl::InvalidArgumentError("--kind must be human, agent or service"),
+        err);
   }
   std::string sql = options.sql;
   if (sql == "-") {

@@ -96,7 +96,7 @@ class Loader {
   }
 
   std::optional<std::string> String(const YAML::Node& node,
-                                     const std::string& what) {
+                                    const std::string& what) {
     if (!node) return std::nullopt;
     if (!node.IsScalar()) {
       Error(node, what + " must be a string");
@@ -152,8 +152,8 @@ class Loader {
       Error(node, "expect.action is required",
             "action: allow, deny or require_approval");
     } else {
-      const std::string v = node["action"].IsScalar() ? node["action"].Scalar()
-                                                      : "";
+      const std::string v =
+          node["action"].IsScalar() ? node["action"].Scalar() : "";
       if (v == "allow") {
         expect->action = warden::v1::POLICY_ACTION_ALLOW;
       } else if (v == "deny") {
@@ -161,8 +161,9 @@ class Loader {
       } else if (v == "require_approval") {
         expect->action = warden::v1::POLICY_ACTION_REQUIRE_APPROVAL;
       } else {
-        Error(node["action"], "expect.action must be allow, deny or "
-                              "require_approval",
+        Error(node["action"],
+              "expect.action must be allow, deny or "
+              "require_approval",
               v == "approve" || v == "approval"
                   ? "did you mean 'require_approval'?"
                   : "");
@@ -339,20 +340,19 @@ std::vector<CaseResult> RunTests(const warden::v1::PolicyBundle& bundle,
       r.actual = engine::Evaluate(bundle, sql::Analyze(c.sql), c.subject,
                                   c.environment, c.database);
       if (r.actual.action != c.expect.action) {
-        r.mismatches.push_back(absl::StrCat("action: expected ",
-                                            ActionName(c.expect.action),
-                                            ", got ",
-                                            ActionName(r.actual.action)));
+        r.mismatches.push_back(
+            absl::StrCat("action: expected ", ActionName(c.expect.action),
+                         ", got ", ActionName(r.actual.action)));
       }
       if (c.expect.rule && *c.expect.rule != r.actual.rule) {
-        r.mismatches.push_back(absl::StrCat(
-            "rule: expected ", Quoted(c.expect.rule), ", got ",
-            Quoted(std::optional<std::string>(r.actual.rule))));
+        r.mismatches.push_back(
+            absl::StrCat("rule: expected ", Quoted(c.expect.rule), ", got ",
+                         Quoted(std::optional<std::string>(r.actual.rule))));
       }
       if (c.expect.policy && *c.expect.policy != r.actual.policy) {
-        r.mismatches.push_back(absl::StrCat(
-            "policy: expected ", Quoted(c.expect.policy), ", got ",
-            Quoted(std::optional<std::string>(r.actual.policy))));
+        r.mismatches.push_back(
+            absl::StrCat("policy: expected ", Quoted(c.expect.policy), ", got ",
+                         Quoted(std::optional<std::string>(r.actual.policy))));
       }
       r.passed = r.mismatches.empty();
       results.push_back(std::move(r));

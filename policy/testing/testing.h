@@ -19,11 +19,10 @@
 #ifndef WARDEN_POLICY_TESTING_TESTING_H_
 #define WARDEN_POLICY_TESTING_TESTING_H_
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "policy/engine/engine.h"

@@ -1,11 +1,10 @@
-#include "policy/testing/testing.h"
-
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/lang/compile.h"
+#include "policy/testing/testing.h"
 
 namespace warden::policy {
 namespace {
@@ -114,9 +113,9 @@ TEST(PolicyTestingTest, PassingCasesPass) {
   const auto results = testing::RunTests(*bundle, *suites);
   ASSERT_EQ(results.size(), 5u);
   for (const auto& r : results) {
-    EXPECT_TRUE(r.passed) << r.name << ": " << ::testing::PrintToString(
-                                                   r.mismatches)
-                          << " — " << r.actual.reason;
+    EXPECT_TRUE(r.passed) << r.name << ": "
+                          << ::testing::PrintToString(r.mismatches) << " — "
+                          << r.actual.reason;
     EXPECT_TRUE(r.mismatches.empty());
     EXPECT_EQ(r.suite, "production-guardrails-tests");
   }
@@ -242,10 +241,9 @@ spec:
 
 TEST(PolicyTestingTest, DocumentLevelProblems) {
   std::vector<lang::Diagnostic> diags;
-  EXPECT_FALSE(
-      testing::LoadTests({{"x.yaml", "kind: PolicyTest\nspec: [unclosed"}},
-                         &diags)
-          .ok());
+  EXPECT_FALSE(testing::LoadTests(
+                   {{"x.yaml", "kind: PolicyTest\nspec: [unclosed"}}, &diags)
+                   .ok());
   ASSERT_FALSE(diags.empty());
   EXPECT_EQ(diags[0].file, "x.yaml");
   EXPECT_GT(diags[0].line, 0);
