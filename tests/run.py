@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
-PATTERNS = ["//common/...", "//dataplane/...", "//policy/...", "//proto/...", "//tests/..."]
+PATTERNS = ["//common/...", "//controlplane/...", "//dataplane/...", "//policy/...", "//proto/...", "//tests/..."]
 # One fuzz output base per checkout (Bazel binds an output base to its
 # workspace); compiles are still shared through the disk cache.
 FUZZ_OUTPUT_BASE = os.path.expanduser(

@@ -1,0 +1,409 @@
+#include "policy/testing/testing.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <initializer_list>
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace warden::policy::testing {
+namespace {
+
+using warden::v1::PolicyAction;
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
+                         prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    prev.swap(cur);
+  }
+  return prev[b.size()];
+}
+
+// Identity and place of a case, as given by spec.defaults and overridden
+// per case. Unset fields stay nullopt so that "missing" can be reported.
+struct Context {
+  std::optional<std::string> environment;
+  std::optional<std::string> database;
+  std::optional<std::string> user;
+  std::optional<std::vector<std::string>> groups;
+  std::optional<std::string> kind;
+};
+
+// Reads the PolicyTest documents of one file; same diagnostic style as
+// policy/lang (file:line:column, "did you mean" for unknown keys).
+class Loader {
+ public:
+  Loader(std::string file, std::vector<lang::Diagnostic>* out)
+      : file_(std::move(file)), out_(out) {}
+
+  void Error(const YAML::Node& at, const std::string& message,
+             const std::string& hint = "") {
+    lang::Diagnostic d;
+    d.file = file_;
+    const YAML::Mark mark = at.Mark();
+    if (mark.line >= 0) {
+      d.line = mark.line + 1;
+      d.column = mark.column + 1;
+    }
+    d.message = message;
+    d.hint = hint;
+    out_->push_back(std::move(d));
+  }
+
+  // Checks that `node` is a mapping whose keys are all in `allowed`.
+  bool Map(const YAML::Node& node, const std::string& what,
+           std::initializer_list<const char*> allowed) {
+    if (!node.IsMap()) {
+      Error(node, what + " must be a mapping");
+      return false;
+    }
+    std::set<std::string> seen;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.Scalar();
+      if (!seen.insert(key).second) {
+        Error(kv.first, "duplicate key '" + key + "' in " + what);
+      }
+      bool known = false;
+      std::string best;
+      size_t best_distance = 3;
+      for (const char* a : allowed) {
+        if (key == a) known = true;
+        const size_t d = EditDistance(key, a);
+        if (d < best_distance) {
+          best_distance = d;
+          best = a;
+        }
+      }
+      if (!known) {
+        Error(kv.first, "unknown key '" + key + "' in " + what,
+              best.empty()
+                  ? absl::StrCat("allowed: ", absl::StrJoin(allowed, ", "))
+                  : "did you mean '" + best + "'?");
+      }
+    }
+    return true;
+  }
+
+  std::optional<std::string> String(const YAML::Node& node,
+                                    const std::string& what) {
+    if (!node) return std::nullopt;
+    if (!node.IsScalar()) {
+      Error(node, what + " must be a string");
+      return std::nullopt;
+    }
+    return node.Scalar();
+  }
+
+  std::optional<std::vector<std::string>> Strings(const YAML::Node& node,
+                                                  const std::string& what) {
+    if (!node) return std::nullopt;
+    std::vector<std::string> out;
+    if (node.IsNull()) return out;
+    if (node.IsScalar()) {
+      out.push_back(node.Scalar());
+      return out;
+    }
+    if (!node.IsSequence()) {
+      Error(node, what + " must be a list of strings");
+      return out;
+    }
+    for (const auto& item : node) {
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        Error(item, what + " entries must be non-empty strings");
+        continue;
+      }
+      out.push_back(item.Scalar());
+    }
+    return out;
+  }
+
+  // Reads environment/database/user/groups/kind present in `node` over
+  // `base`.
+  Context Overrides(const YAML::Node& node, Context base) {
+    if (auto v = String(node["environment"], "environment")) {
+      base.environment = *v;
+    }
+    if (auto v = String(node["database"], "database")) base.database = *v;
+    if (auto v = String(node["user"], "user")) base.user = *v;
+    if (auto v = Strings(node["groups"], "groups")) base.groups = *v;
+    if (auto v = String(node["kind"], "kind")) {
+      if (*v != "human" && *v != "agent" && *v != "service") {
+        Error(node["kind"], "kind must be human, agent or service");
+      }
+      base.kind = *v;
+    }
+    return base;
+  }
+
+  void LoadExpect(const YAML::Node& node, Expectation* expect) {
+    if (!Map(node, "expect", {"action", "rule", "policy"})) return;
+    if (!node["action"]) {
+      Error(node, "expect.action is required",
+            "action: allow, deny or require_approval");
+    } else {
+      const std::string v =
+          node["action"].IsScalar() ? node["action"].Scalar() : "";
+      if (v == "allow") {
+        expect->action = warden::v1::POLICY_ACTION_ALLOW;
+      } else if (v == "deny") {
+        expect->action = warden::v1::POLICY_ACTION_DENY;
+      } else if (v == "require_approval") {
+        expect->action = warden::v1::POLICY_ACTION_REQUIRE_APPROVAL;
+      } else {
+        Error(node["action"],
+              "expect.action must be allow, deny or "
+              "require_approval",
+              v == "approve" || v == "approval"
+                  ? "did you mean 'require_approval'?"
+                  : "");
+      }
+    }
+    // `rule: ""` and `rule:` (null) both mean "a default decided".
+    if (const YAML::Node r = node["rule"]) {
+      if (r.IsNull()) {
+        expect->rule = "";
+      } else {
+        expect->rule = String(r, "expect.rule");
+      }
+    }
+    if (const YAML::Node p = node["policy"]) {
+      expect->policy = p.IsNull() ? std::optional<std::string>("")
+                                  : String(p, "expect.policy");
+    }
+  }
+
+  void LoadCase(const YAML::Node& node, const Context& defaults,
+                std::set<std::string>* names, TestSuite* suite) {
+    if (!Map(node, "case",
+             {"name", "sql", "expect", "environment", "database", "user",
+              "groups", "kind"})) {
+      return;
+    }
+    TestCase c;
+    c.source = absl::StrCat(file_, ":", node.Mark().line + 1);
+    if (auto name = String(node["name"], "name"); name && !name->empty()) {
+      c.name = *name;
+      if (!names->insert(c.name).second) {
+        Error(node["name"], "duplicate case name '" + c.name + "'");
+      }
+    } else if (!node["name"]) {
+      Error(node, "case needs a name", "names appear in test reports");
+    }
+    if (auto sql = String(node["sql"], "sql")) {
+      c.sql = *sql;
+    } else if (!node["sql"]) {
+      Error(node, "case '" + c.name + "' needs sql");
+    }
+    if (const YAML::Node e = node["expect"]) {
+      LoadExpect(e, &c.expect);
+    } else {
+      Error(node, "case '" + c.name + "' needs expect",
+            "expect: { action: deny, rule: ... }");
+    }
+    const Context ctx = Overrides(node, defaults);
+    if (!ctx.environment) {
+      Error(node, "case '" + c.name + "' has no environment",
+            "set spec.defaults.environment or the case's environment");
+    }
+    if (!ctx.database) {
+      Error(node, "case '" + c.name + "' has no database",
+            "set spec.defaults.database or the case's database");
+    }
+    c.environment = ctx.environment.value_or("");
+    c.database = ctx.database.value_or("");
+    c.subject.user = ctx.user.value_or("");
+    c.subject.groups = ctx.groups.value_or(std::vector<std::string>{});
+    c.subject.kind = ctx.kind.value_or("human");
+    suite->cases.push_back(std::move(c));
+  }
+
+  void LoadDocument(const YAML::Node& doc, std::vector<TestSuite>* out) {
+    if (!doc || doc.IsNull() || !doc.IsMap()) return;  // policy/lang says.
+    if (!doc["kind"] || !doc["kind"].IsScalar() ||
+        doc["kind"].Scalar() != "PolicyTest") {
+      return;
+    }
+    if (!Map(doc, "document", {"apiVersion", "kind", "metadata", "spec"})) {
+      return;
+    }
+    if (!doc["apiVersion"] || !doc["apiVersion"].IsScalar() ||
+        doc["apiVersion"].Scalar() != "warden/v1") {
+      Error(doc["apiVersion"] ? doc["apiVersion"] : doc,
+            "apiVersion must be warden/v1");
+    }
+    TestSuite suite;
+    suite.file = file_;
+    const YAML::Node meta = doc["metadata"];
+    if (!meta || !Map(meta, "metadata", {"name"}) || !meta["name"] ||
+        !meta["name"].IsScalar()) {
+      Error(meta ? meta : doc, "metadata.name is required");
+    } else {
+      suite.name = meta["name"].Scalar();
+    }
+    const YAML::Node spec = doc["spec"];
+    if (!spec) {
+      Error(doc, "spec is required");
+      return;
+    }
+    if (!Map(spec, "spec", {"defaults", "cases"})) return;
+    Context defaults;
+    if (const YAML::Node d = spec["defaults"]) {
+      if (Map(d, "defaults",
+              {"environment", "database", "user", "groups", "kind"})) {
+        defaults = Overrides(d, defaults);
+      }
+    }
+    const YAML::Node cases = spec["cases"];
+    if (!cases || !cases.IsSequence() || cases.size() == 0) {
+      Error(cases ? cases : spec, "cases must be a non-empty list");
+    } else {
+      std::set<std::string> names;
+      for (const auto& c : cases) LoadCase(c, defaults, &names, &suite);
+    }
+    out->push_back(std::move(suite));
+  }
+
+ private:
+  std::string file_;
+  std::vector<lang::Diagnostic>* out_;
+};
+
+std::string Quoted(const std::optional<std::string>& s) {
+  return s->empty() ? "(default)" : "'" + *s + "'";
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<TestSuite>> LoadTests(
+    const std::vector<lang::SourceFile>& files,
+    std::vector<lang::Diagnostic>* diagnostics) {
+  std::vector<lang::Diagnostic> local;
+  std::vector<lang::Diagnostic>* out = diagnostics ? diagnostics : &local;
+  out->clear();
+  std::vector<TestSuite> suites;
+  std::set<std::string> suite_names;
+  for (const lang::SourceFile& file : files) {
+    Loader loader(file.name, out);
+    // yaml-cpp reports syntax errors by exception; this is its boundary.
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAll(file.text);
+    } catch (const YAML::Exception& e) {
+      lang::Diagnostic d;
+      d.file = file.name;
+      d.line = e.mark.line + 1;
+      d.column = e.mark.column + 1;
+      d.message = e.msg;
+      out->push_back(std::move(d));
+      continue;
+    }
+    for (const auto& doc : docs) {
+      const size_t before = suites.size();
+      loader.LoadDocument(doc, &suites);
+      if (suites.size() > before && !suites.back().name.empty() &&
+          !suite_names.insert(suites.back().name).second) {
+        loader.Error(doc["metadata"]["name"],
+                     "duplicate PolicyTest name '" + suites.back().name + "'");
+      }
+    }
+  }
+  if (!out->empty()) {
+    std::vector<std::string> lines;
+    for (const auto& d : *out) lines.push_back(d.ToString());
+    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  }
+  return suites;
+}
+
+std::vector<CaseResult> RunTests(const warden::v1::PolicyBundle& bundle,
+                                 const std::vector<TestSuite>& suites) {
+  std::vector<CaseResult> results;
+  for (const TestSuite& suite : suites) {
+    for (const TestCase& c : suite.cases) {
+      CaseResult r;
+      r.suite = suite.name;
+      r.name = c.name;
+      r.source = c.source;
+      r.sql = c.sql;
+      r.expected = c.expect;
+      r.actual = engine::Evaluate(bundle, sql::Analyze(c.sql), c.subject,
+                                  c.environment, c.database);
+      if (r.actual.action != c.expect.action) {
+        r.mismatches.push_back(
+            absl::StrCat("action: expected ", ActionName(c.expect.action),
+                         ", got ", ActionName(r.actual.action)));
+      }
+      if (c.expect.rule && *c.expect.rule != r.actual.rule) {
+        r.mismatches.push_back(
+            absl::StrCat("rule: expected ", Quoted(c.expect.rule), ", got ",
+                         Quoted(std::optional<std::string>(r.actual.rule))));
+      }
+      if (c.expect.policy && *c.expect.policy != r.actual.policy) {
+        r.mismatches.push_back(
+            absl::StrCat("policy: expected ", Quoted(c.expect.policy), ", got ",
+                         Quoted(std::optional<std::string>(r.actual.policy))));
+      }
+      r.passed = r.mismatches.empty();
+      results.push_back(std::move(r));
+    }
+  }
+  return results;
+}
+
+std::string ActionName(PolicyAction action) {
+  switch (action) {
+    case warden::v1::POLICY_ACTION_ALLOW:
+      return "allow";
+    case warden::v1::POLICY_ACTION_DENY:
+      return "deny";
+    case warden::v1::POLICY_ACTION_REQUIRE_APPROVAL:
+      return "require_approval";
+    default:
+      return "unspecified";
+  }
+}
+
+nlohmann::json FactsToJson(const sql::StatementFacts& f) {
+  nlohmann::json relations = nlohmann::json::array();
+  for (const auto& r : f.relations) {
+    relations.push_back({{"schema", r.schema}, {"name", r.name}});
+  }
+  nlohmann::json nested = nlohmann::json::array();
+  for (const auto& n : f.nested) nested.push_back(FactsToJson(n));
+  nlohmann::json out = nlohmann::json::object();
+  out["node"] = f.node;
+  out["command"] = f.command;
+  out["class"] = sql::ClassName(f.statement_class);
+  out["relations"] = std::move(relations);
+  out["functions"] = f.functions;
+  out["columns"] = f.columns;
+  out["has_effective_filter"] = f.has_effective_filter;
+  out["text"] = f.text;
+  out["fingerprint"] = f.fingerprint;
+  out["nested_via"] = f.nested_via;
+  out["nested_languages"] = f.nested_languages;
+  out["unresolved_dynamic_sql"] = f.unresolved_dynamic_sql;
+  out["nested"] = std::move(nested);
+  return out;
+}
+
+nlohmann::json DecisionToJson(const engine::Decision& d) {
+  return {{"decision", ActionName(d.action)},
+          {"policy", d.policy},
+          {"rule", d.rule},
+          {"message", d.message},
+          {"reason", d.reason}};
+}
+
+}  // namespace warden::policy::testing

@@ -1,0 +1,98 @@
+#include "controlplane/cli/policy_commands.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace warden::controlplane::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+constexpr char kPolicy[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: p }
+spec:
+  rules:
+    - { name: no-drop, match: { commands: ["DROP TABLE"] }, action: deny }
+)";
+
+class PolicyCommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    dir_ = fs::path(tmp ? tmp : "/tmp") /
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void Write(const std::string& rel, const std::string& text) {
+    const fs::path p = dir_ / rel;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
+  fs::path dir_;
+};
+
+TEST_F(PolicyCommandsTest, ReadsDirectoriesRecursivelyInSortedOrder) {
+  Write("b.yaml", kPolicy);
+  Write("sub/a.yml", "# empty\n");
+  Write("a.yaml", "# empty\n");
+  Write("notes.txt", "ignored");
+  auto files = ReadPolicyFiles({dir_.string(), (dir_ / "a.yaml").string()});
+  ASSERT_TRUE(files.ok()) << files.status();
+  std::vector<std::string> names;
+  for (const auto& f : *files) names.push_back(f.name);
+  // a.yaml named twice is read once.
+  EXPECT_THAT(names, ::testing::ElementsAre((dir_ / "a.yaml").string(),
+                                            (dir_ / "b.yaml").string(),
+                                            (dir_ / "sub/a.yml").string()));
+  EXPECT_EQ((*files)[1].text, kPolicy);
+}
+
+TEST_F(PolicyCommandsTest, MissingPathsAndEmptyDirectories) {
+  EXPECT_TRUE(
+      absl::IsNotFound(ReadPolicyFiles({(dir_ / "nope").string()}).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(ReadPolicyFiles({dir_.string()}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadPolicyFiles({}).status()));
+  std::ostringstream out, err;
+  EXPECT_EQ(RunValidate({{(dir_ / "nope").string()}, Format::kText}, out, err),
+            kExitUsage);
+  EXPECT_THAT(err.str(), HasSubstr("nope"));
+}
+
+TEST_F(PolicyCommandsTest, EvalReadsStdinAndMapsDecisionsToExitCodes) {
+  Write("p.yaml", kPolicy);
+  EvalOptions eval;
+  eval.policy_paths = {dir_.string()};
+  eval.environment = "prod";
+  eval.database = "shop";
+  eval.sql = "-";
+  std::istringstream in("DROP TABLE orders");
+  std::ostringstream out, err;
+  EXPECT_EQ(RunEval(eval, in, out, err), kExitDenied);
+  EXPECT_THAT(out.str(), HasSubstr("rule:     no-drop"));
+  eval.sql = "SELECT 1";
+  std::istringstream none;
+  EXPECT_EQ(RunEval(eval, none, out, err), kExitOk);
+  eval.kind = "robot";
+  EXPECT_EQ(RunEval(eval, none, out, err), kExitUsage);
+}
+
+TEST_F(PolicyCommandsTest, TestWithoutCasesFails) {
+  Write("p.yaml", kPolicy);
+  std::ostringstream out, err;
+  EXPECT_EQ(RunTest({{dir_.string()}, Format::kText}, out, err), kExitFailed);
+  EXPECT_THAT(err.str(), HasSubstr("no PolicyTest cases"));
+  EXPECT_THAT(out.str(), HasSubstr("0 passed, 0 failed"));
+}
+
+}  // namespace
+}  // namespace warden::controlplane::cli
