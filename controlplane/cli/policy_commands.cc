@@ -1,8 +1,6 @@
 #include "controlplane/cli/policy_commands.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -14,44 +12,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "policy/engine/engine.h"
+#include "policy/lang/sources.h"
 #include "policy/sql/facts.h"
 #include "policy/testing/testing.h"
 
 namespace warden::controlplane::cli {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 using policy::lang::Diagnostic;
 using policy::lang::SourceFile;
 
-bool IsPolicyFile(const fs::path& p) {
-  const std::string ext = p.extension().string();
-  return ext == ".yaml" || ext == ".yml";
-}
 
-absl::Status ErrnoStatus(const std::string& what, const std::error_code& ec) {
-  const std::string message = what + ": " + ec.message();
-  if (ec == std::errc::no_such_file_or_directory) {
-    return absl::NotFoundError(message);
-  }
-  if (ec == std::errc::permission_denied) {
-    return absl::PermissionDeniedError(message);
-  }
-  return absl::InternalError(message);
-}
 
-absl::StatusOr<std::string> ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in.is_open()) {
-    const std::error_code ec(errno, std::generic_category());
-    return ErrnoStatus(path.string(), ec);
-  }
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  if (in.bad()) return absl::InternalError(path.string() + ": read failed");
-  return text;
-}
 
 json DiagnosticsToJson(const std::vector<Diagnostic>& diags) {
   json out = json::array();
@@ -139,57 +112,9 @@ void PrintFacts(const policy::sql::StatementFacts& f, const std::string& indent,
 
 }  // namespace
 
-absl::StatusOr<std::vector<SourceFile>> ReadPolicyFiles(
-    const std::vector<std::string>& paths) {
-  if (paths.empty()) {
-    return absl::InvalidArgumentError("no policy file or directory given");
-  }
-  std::vector<fs::path> files;
-  for (const std::string& given : paths) {
-    const fs::path path(given);
-    std::error_code ec;
-    const fs::file_status st = fs::status(path, ec);
-    if (ec || !fs::exists(st)) {
-      return ErrnoStatus(
-          given,
-          ec ? ec : std::make_error_code(std::errc::no_such_file_or_directory));
-    }
-    if (!fs::is_directory(st)) {
-      files.push_back(path.lexically_normal());
-      continue;
-    }
-    std::vector<fs::path> found;
-    fs::recursive_directory_iterator it(path, ec), end;
-    if (ec) return ErrnoStatus(given, ec);
-    for (; it != end; it.increment(ec)) {
-      if (ec) break;
-      std::error_code file_ec;
-      if (it->is_regular_file(file_ec) && IsPolicyFile(it->path())) {
-        found.push_back(it->path().lexically_normal());
-      }
-    }
-    if (ec) return ErrnoStatus(given, ec);
-    if (found.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(given, ": no *.yaml or *.yml files"));
-    }
-    std::sort(found.begin(), found.end());
-    files.insert(files.end(), found.begin(), found.end());
-  }
-  std::vector<SourceFile> out;
-  std::set<fs::path> seen;
-  for (const fs::path& p : files) {
-    if (!seen.insert(p).second) continue;  // named twice.
-    auto text = ReadFile(p);
-    if (!text.ok()) return text.status();
-    out.push_back(SourceFile{p.string(), *std::move(text)});
-  }
-  return out;
-}
-
 int RunValidate(const ValidateOptions& options, std::ostream& out,
                 std::ostream& err) {
-  auto files = ReadPolicyFiles(options.paths);
+  auto files = policy::lang::ReadSources(options.paths);
   if (!files.ok()) return UsageError(files.status(), err);
   std::vector<Diagnostic> diags;
   auto bundle = policy::lang::Compile(*files, &diags);
@@ -225,7 +150,7 @@ int RunValidate(const ValidateOptions& options, std::ostream& out,
 }
 
 int RunTest(const TestOptions& options, std::ostream& out, std::ostream& err) {
-  auto files = ReadPolicyFiles(options.paths);
+  auto files = policy::lang::ReadSources(options.paths);
   if (!files.ok()) return UsageError(files.status(), err);
   std::vector<Diagnostic> diags;
   auto bundle = policy::lang::Compile(*files, &diags);
@@ -300,7 +225,7 @@ int RunEval(const EvalOptions& options, std::istream& in, std::ostream& out,
     buffer << in.rdbuf();
     sql = buffer.str();
   }
-  auto files = ReadPolicyFiles(options.policy_paths);
+  auto files = policy::lang::ReadSources(options.policy_paths);
   if (!files.ok()) return UsageError(files.status(), err);
   std::vector<Diagnostic> diags;
   auto bundle = policy::lang::Compile(*files, &diags);

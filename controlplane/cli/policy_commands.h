@@ -25,15 +25,6 @@ enum ExitCode : int {
 
 enum class Format { kText, kJson };
 
-// ReadPolicyFiles reads every path: a file is read whatever its name; a
-// directory is searched recursively for *.yaml and *.yml (sorted, so the
-// bundle digest does not depend on directory order). Names in the result
-// are the paths as given, joined with the relative path below a directory
-// ("policies/prod.yaml"). Returns NotFound for a missing path,
-// PermissionDenied / Internal for an unreadable one, InvalidArgument when
-// `paths` is empty or a directory holds no policy file.
-absl::StatusOr<std::vector<policy::lang::SourceFile>> ReadPolicyFiles(
-    const std::vector<std::string>& paths);
 
 struct ValidateOptions {
   std::vector<std::string> paths;

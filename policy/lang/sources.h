@@ -11,11 +11,13 @@
 
 namespace warden::policy::lang {
 
-// ReadSources reads every path: a file is taken as is; a folder contributes
-// every *.yaml / *.yml file below it, recursively, in sorted order (so a
-// bundle's digest does not depend on directory order). NotFound names the
-// first path that cannot be read; a folder without policy files is
-// InvalidArgument (an empty bundle would deny everything by surprise).
+// ReadSources reads every path: a file is taken whatever its name; a folder
+// contributes every *.yaml / *.yml file below it (hidden files skipped),
+// recursively, in sorted order, so a bundle's digest does not depend on
+// directory order. A file named twice is read once. NotFound /
+// PermissionDenied / Internal name the first path that cannot be read;
+// no paths, or a folder without policy files, is InvalidArgument (an empty
+// bundle would deny everything by surprise).
 absl::StatusOr<std::vector<SourceFile>> ReadSources(
     const std::vector<std::string>& paths);
 

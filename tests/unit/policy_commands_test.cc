@@ -1,4 +1,5 @@
 #include "controlplane/cli/policy_commands.h"
+#include "policy/lang/sources.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -45,7 +46,7 @@ TEST_F(PolicyCommandsTest, ReadsDirectoriesRecursivelyInSortedOrder) {
   Write("sub/a.yml", "# empty\n");
   Write("a.yaml", "# empty\n");
   Write("notes.txt", "ignored");
-  auto files = ReadPolicyFiles({dir_.string(), (dir_ / "a.yaml").string()});
+  auto files = policy::lang::ReadSources({dir_.string(), (dir_ / "a.yaml").string()});
   ASSERT_TRUE(files.ok()) << files.status();
   std::vector<std::string> names;
   for (const auto& f : *files) names.push_back(f.name);
@@ -58,10 +59,10 @@ TEST_F(PolicyCommandsTest, ReadsDirectoriesRecursivelyInSortedOrder) {
 
 TEST_F(PolicyCommandsTest, MissingPathsAndEmptyDirectories) {
   EXPECT_TRUE(
-      absl::IsNotFound(ReadPolicyFiles({(dir_ / "nope").string()}).status()));
+      absl::IsNotFound(policy::lang::ReadSources({(dir_ / "nope").string()}).status()));
   EXPECT_TRUE(
-      absl::IsInvalidArgument(ReadPolicyFiles({dir_.string()}).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(ReadPolicyFiles({}).status()));
+      absl::IsInvalidArgument(policy::lang::ReadSources({dir_.string()}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(policy::lang::ReadSources({}).status()));
   std::ostringstream out, err;
   EXPECT_EQ(RunValidate({{(dir_ / "nope").string()}, Format::kText}, out, err),
             kExitUsage);
