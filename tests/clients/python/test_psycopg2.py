@@ -146,16 +146,6 @@ def main():
     S.run_dbapi_suite(SUITE, connect, TABLE,
                       (case_bind, case_prepared, case_rollback, case_types,
                        case_copy, case_error, case_cancel, case_large))
-    for name, fn in zip(S.CASES, (case_bind, case_prepared, case_rollback, case_types,
-                                  case_copy, case_error, case_cancel, case_large)):
-        suite.run(name, fn, conn)
-        if not conn.closed:
-            try:
-                conn.rollback()
-            except Exception:
-                pass
-    conn.close()
-    suite.exit()
 
 
 if __name__ == "__main__":
