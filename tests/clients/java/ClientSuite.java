@@ -130,7 +130,7 @@ public class ClientSuite {
 
     // c. transaction rolled back
     static void caseRollback(Connection c) throws Exception {
-        exec(c, "DELETE FROM " + TABLE);
+        exec(c, "DELETE FROM " + TABLE + " WHERE id >= 0");
         c.setAutoCommit(false);
         try {
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + TABLE + " (id, name) VALUES (?, ?)")) {
@@ -150,7 +150,7 @@ public class ClientSuite {
     static void caseTypes(Connection c) throws Exception {
         OffsetDateTime ts = OffsetDateTime.of(2024, 3, 5, 12, 34, 56, 789012000, ZoneOffset.ofHoursMinutes(5, 30));
         BigDecimal num = new BigDecimal(NUMERIC_TEXT);
-        exec(c, "DELETE FROM " + TABLE);
+        exec(c, "DELETE FROM " + TABLE + " WHERE id >= 0");
         try (PreparedStatement ps = c.prepareStatement(
                 "INSERT INTO " + TABLE + " (id, name, data, amount, ts) VALUES (?,?,?,?,?)")) {
             ps.setInt(1, 7);
@@ -190,7 +190,7 @@ public class ClientSuite {
 
     // e. COPY FROM STDIN / COPY TO STDOUT
     static void caseCopy(Connection c) throws Exception {
-        exec(c, "DELETE FROM " + TABLE);
+        exec(c, "DELETE FROM " + TABLE + " WHERE id >= 0");
         String payload = copyPayload(1000);
         CopyManager cm = c.unwrap(PGConnection.class).getCopyAPI();
         long n = cm.copyIn("COPY " + TABLE + " (id, name, amount) FROM STDIN", new StringReader(payload));

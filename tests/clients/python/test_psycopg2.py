@@ -58,7 +58,7 @@ def case_prepared(conn):
 
 def case_rollback(conn):
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         conn.commit()
         cur.execute("INSERT INTO " + TABLE + " (id, name) VALUES (1, 'gone')")
         cur.execute("SELECT count(*) FROM " + TABLE)
@@ -75,7 +75,7 @@ def case_types(conn):
                            tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
     num = decimal.Decimal(S.NUMERIC_TEXT)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         cur.execute("INSERT INTO " + TABLE + " (id, name, data, amount, ts) VALUES (%s,%s,%s,%s,%s)",
                     (7, None, psycopg2.Binary(S.BYTEA_VALUE), num, ts))
         cur.execute("SELECT name, data, amount, ts, amount::text, "
@@ -88,7 +88,7 @@ def case_types(conn):
 def case_copy(conn):
     payload = S.copy_payload(1000)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         cur.copy_expert("COPY " + TABLE + " (id, name, amount) FROM STDIN", io.StringIO(payload))
         S.eq(cur.rowcount, 1000, "COPY FROM rowcount")
         cur.execute("SELECT count(*) FROM " + TABLE)

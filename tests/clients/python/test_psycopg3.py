@@ -68,7 +68,7 @@ def case_prepared(conn):
 
 def case_rollback(conn):
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         conn.commit()
         with conn.transaction(force_rollback=True):
             cur.execute("INSERT INTO " + TABLE + " (id, name) VALUES (%s, %s)", (1, "gone"))
@@ -85,7 +85,7 @@ def case_types(conn):
                            tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
     num = decimal.Decimal(S.NUMERIC_TEXT)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         cur.execute("INSERT INTO " + TABLE + " (id, name, data, amount, ts) VALUES (%s,%s,%s,%s,%s)",
                     (7, None, S.BYTEA_VALUE, num, ts))
         # binary-format parameters too
@@ -113,7 +113,7 @@ def case_types(conn):
 def case_copy(conn):
     payload = S.copy_payload(1000)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         with cur.copy("COPY " + TABLE + " (id, name, amount) FROM STDIN") as cp:
             data = payload.encode()
             for i in range(0, len(data), 4096):   # several CopyData messages
