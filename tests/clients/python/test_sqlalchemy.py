@@ -149,7 +149,9 @@ def case_cancel(conn):
 
 
 def case_large(conn):
-    r = conn.execution_options(stream_results=True, yield_per=5000).execute(sa.text(S.LARGE_SQL))
+    # Statement-level options: Connection.execution_options() would change the
+    # (future-mode) connection itself and stream every later statement too.
+    r = conn.execute(sa.text(S.LARGE_SQL).execution_options(stream_results=True, yield_per=5000))
     S.check_large_rows(r)
     conn.rollback()
     r = conn.execute(sa.text(S.LARGE_SQL))
