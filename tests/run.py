@@ -4,7 +4,7 @@ Steps (each counted per test case):
   unit         bazel test of the C++ unit tests (cases read from test.xml)
   integration  tests/integration: real PostgreSQL 15 + warden-proxy
   clients      psql, psycopg2, psycopg 3, SQLAlchemy, JDBC, node-pg through
-               the proxy, over plaintext and over TLS
+               the proxy (with a policy), over plaintext and over TLS
   fuzz         the pgwire libFuzzer target for a bounded time
 
 Usage: /usr/bin/python3 tests/run.py [--only unit,integration,clients,fuzz]
@@ -110,6 +110,27 @@ def run_integration():
     runner.run(suite)
 
 
+# The clients step runs the proxy with this policy; every suite's
+# policy_refusal case (WARDEN_POLICY_CASES=1) expects these two rules, and the
+# other cases must get through it untouched.
+CLIENT_SUITE_POLICY = """\
+apiVersion: warden/v1
+kind: Policy
+metadata: { name: client-suite-guardrails }
+spec:
+  environments: [prod]
+  rules:
+    - name: no-drop-table
+      match: { commands: [DROP TABLE] }
+      action: deny
+      message: Dropping tables is not allowed here.
+    - name: no-unfiltered-writes
+      match: { commands: [DELETE, UPDATE], filter: none }
+      action: deny
+      message: Add a WHERE clause that filters.
+"""
+
+
 def run_clients():
     banner("real clients through warden-proxy")
     from pgharness import PostgresServer, free_port, setup_sample
@@ -122,8 +143,12 @@ def run_clients():
         setup_sample(pg)
         certs = make_ca_and_cert(os.path.join(work, "certs"))
         ports = {"plain": free_port(), "tls": free_port()}
+        policy_file = os.path.join(work, "client-suite-policy.yaml")
+        with open(policy_file, "w") as f:
+            f.write(CLIENT_SUITE_POLICY)
         config = f"""
 proxy: {{ workers: 2, log_level: warn }}
+policy: {{ paths: [{policy_file}] }}
 listeners:
   - {{ name: plain, port: {ports['plain']}, environment: prod }}
   - name: tls
@@ -145,7 +170,8 @@ users:
                 ["/usr/bin/python3", os.path.join(REPO, "tests", "clients", "run_all.py"),
                  "--host", "127.0.0.1", "--port", str(ports[listener]), "--user", "alice",
                  "--password", "alice-pw", "--dbname", "shop", "--sslmode", sslmode],
-                capture_output=True, text=True, timeout=1500)
+                capture_output=True, text=True, timeout=1500,
+                env=dict(os.environ, WARDEN_POLICY_CASES="1"))
             sys.stdout.write(r.stdout)
             sys.stdout.flush()
             cases = 0

@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """Run every real-client suite against a PostgreSQL-compatible endpoint.
 
+WARDEN_POLICY_CASES=1 adds the case policy_refusal (needs the Warden proxy
+with the client-suite policy; see README.md); --self-test never runs it.
+
 Connection settings come from the libpq env vars (PGHOST, PGPORT, PGUSER,
 PGPASSWORD, PGDATABASE, PGSSLMODE) or --host/--port/--user/--password/
 --dbname/--sslmode (flags win). Prints every PASS/FAIL line and a final
@@ -25,8 +28,13 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 
 PY = "/usr/bin/python3"
 JDBC_JAR = os.environ.get("WARDEN_JDBC_JAR", "/usr/share/java/postgresql.jar")
-CASES = ("bind_params", "prepared_reuse", "tx_rollback", "types_roundtrip",
-         "copy_in_out", "error_recovery", "cancel", "large_result")
+BASE_CASES = ("bind_params", "prepared_reuse", "tx_rollback", "types_roundtrip",
+              "copy_in_out", "error_recovery", "cancel", "large_result")
+# policy_refusal expects the Warden proxy with the client-suite policy in
+# front (tests/run.py); it is expected, and the suites run it, only when
+# WARDEN_POLICY_CASES=1 is in the environment. --self-test clears it.
+POLICY_ENV = "WARDEN_POLICY_CASES"
+CASES = BASE_CASES + (("policy_refusal",) if os.environ.get(POLICY_ENV) == "1" else ())
 SUITE_TIMEOUT = 300  # seconds per suite
 
 
@@ -159,6 +167,10 @@ def main():
             ap.error("unknown suites: %s" % ",".join(sorted(unknown)))
 
     if a.self_test:
+        # Directly against PostgreSQL there is no policy to refuse anything.
+        global CASES
+        CASES = BASE_CASES
+        os.environ.pop(POLICY_ENV, None)
         from pgharness import PostgresServer, setup_sample
         with PostgresServer(ssl=a.self_test_ssl) as pg:
             setup_sample(pg)

@@ -130,7 +130,7 @@ public class ClientSuite {
 
     // c. transaction rolled back
     static void caseRollback(Connection c) throws Exception {
-        exec(c, "DELETE FROM " + TABLE);
+        exec(c, "DELETE FROM " + TABLE + " WHERE id >= 0");
         c.setAutoCommit(false);
         try {
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + TABLE + " (id, name) VALUES (?, ?)")) {
@@ -150,7 +150,7 @@ public class ClientSuite {
     static void caseTypes(Connection c) throws Exception {
         OffsetDateTime ts = OffsetDateTime.of(2024, 3, 5, 12, 34, 56, 789012000, ZoneOffset.ofHoursMinutes(5, 30));
         BigDecimal num = new BigDecimal(NUMERIC_TEXT);
-        exec(c, "DELETE FROM " + TABLE);
+        exec(c, "DELETE FROM " + TABLE + " WHERE id >= 0");
         try (PreparedStatement ps = c.prepareStatement(
                 "INSERT INTO " + TABLE + " (id, name, data, amount, ts) VALUES (?,?,?,?,?)")) {
             ps.setInt(1, 7);
@@ -190,7 +190,7 @@ public class ClientSuite {
 
     // e. COPY FROM STDIN / COPY TO STDOUT
     static void caseCopy(Connection c) throws Exception {
-        exec(c, "DELETE FROM " + TABLE);
+        exec(c, "DELETE FROM " + TABLE + " WHERE id >= 0");
         String payload = copyPayload(1000);
         CopyManager cm = c.unwrap(PGConnection.class).getCopyAPI();
         long n = cm.copyIn("COPY " + TABLE + " (id, name, amount) FROM STDIN", new StringReader(payload));
@@ -309,12 +309,75 @@ public class ClientSuite {
         }
     }
 
+    static void checkRefusal(SQLException e, String rule, String what) throws CaseFailed {
+        eq(e.getSQLState(), "42501", what + " SQLSTATE");
+        String m = e.getMessage() == null ? "" : e.getMessage();
+        check(m.contains("Warden") && m.contains(rule),
+                what + ": message does not name Warden and rule " + rule + ": " + m);
+    }
+
+    static long countItem(Connection c, int id) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement("SELECT count(*) FROM items WHERE id = ?")) {
+            ps.setInt(1, id);
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        }
+    }
+
+    // i. Warden refusals (only with WARDEN_POLICY_CASES=1: the proxy with the
+    // client-suite policy in front). Everything here is extended protocol;
+    // with autocommit off pgjdbc pipelines BEGIN ahead of the INSERT.
+    static void casePolicy(Connection c) throws Exception {
+        int id = 1000000 + new java.util.Random().nextInt(Integer.MAX_VALUE - 1000000);
+        c.setAutoCommit(false);
+        try {
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO items (id, name) VALUES (?, ?)")) {
+                ps.setInt(1, id);
+                ps.setString(2, "warden-policy-jdbc");
+                eq(ps.executeUpdate(), 1, "insert count");
+            }
+            eq(countItem(c, id), 1L, "inserted row inside tx");
+            try (Statement st = c.createStatement()) {
+                int n = st.executeUpdate("DELETE FROM items");
+                throw new CaseFailed("unfiltered DELETE was not refused (" + n + " rows deleted)");
+            } catch (SQLException e) {
+                checkRefusal(e, "no-unfiltered-writes", "DELETE");
+            }
+            try {
+                countItem(c, id);
+                throw new CaseFailed("aborted transaction accepted a query");
+            } catch (SQLException e) {
+                eq(e.getSQLState(), "25P02", "SQLSTATE in aborted tx");
+            }
+            c.rollback();
+            eq(countItem(c, id), 0L, "inserted row after rollback");
+            c.rollback();
+        } finally {
+            c.setAutoCommit(true);
+        }
+        try (Statement st = c.createStatement()) {
+            st.execute("DROP TABLE items");
+            throw new CaseFailed("DROP TABLE was not refused");
+        } catch (SQLException e) {
+            checkRefusal(e, "no-drop-table", "DROP TABLE");
+        }
+        try (ResultSet rs = c.getMetaData().getTables(null, "public", "items", new String[] {"TABLE"})) {
+            check(rs.next(), "items no longer exists");
+        }
+    }
+
     public static void main(String[] args) {
         String[] names = {"bind_params", "prepared_reuse", "tx_rollback", "types_roundtrip",
-                "copy_in_out", "error_recovery", "cancel", "large_result"};
+                "copy_in_out", "error_recovery", "cancel", "large_result", "policy_refusal"};
         Case[] cases = {ClientSuite::caseBind, ClientSuite::casePrepared, ClientSuite::caseRollback,
                 ClientSuite::caseTypes, ClientSuite::caseCopy, ClientSuite::caseError,
-                ClientSuite::caseCancel, ClientSuite::caseLarge};
+                ClientSuite::caseCancel, ClientSuite::caseLarge, ClientSuite::casePolicy};
+        // policy_refusal needs the Warden proxy with the client-suite policy.
+        if (!"1".equals(System.getenv("WARDEN_POLICY_CASES"))) {
+            names = Arrays.copyOf(names, names.length - 1);
+        }
         Connection c;
         try {
             c = connect();

@@ -101,7 +101,7 @@ async function casePrepared (c) {
 
 // c. transaction rolled back
 async function caseRollback (c) {
-  await c.query(`DELETE FROM ${TABLE}`)
+  await c.query(`DELETE FROM ${TABLE} WHERE id >= 0`)
   await c.query('BEGIN')
   try {
     await c.query(`INSERT INTO ${TABLE} (id, name) VALUES ($1, $2)`, [1, 'gone'])
@@ -114,7 +114,7 @@ async function caseRollback (c) {
 
 // d. NULL / bytea / timestamptz / numeric round trip
 async function caseTypes (c) {
-  await c.query(`DELETE FROM ${TABLE}`)
+  await c.query(`DELETE FROM ${TABLE} WHERE id >= 0`)
   await c.query("SET TimeZone = 'UTC'")
   try {
     const jsDate = new Date('2024-03-05T12:34:56.789+05:30') // JS Date: millisecond precision
@@ -148,7 +148,7 @@ function copyPayload (n) {
 
 // e. COPY FROM STDIN / COPY TO STDOUT
 async function caseCopy (c) {
-  await c.query(`DELETE FROM ${TABLE}`)
+  await c.query(`DELETE FROM ${TABLE} WHERE id >= 0`)
   const payload = Buffer.from(copyPayload(1000))
   const chunks = []
   for (let i = 0; i < payload.length; i += 4096) chunks.push(payload.subarray(i, i + 4096))
@@ -266,10 +266,59 @@ async function caseLarge (c) {
   checkLarge(r.rows)
 }
 
+function checkRefusal (e, rule, what) {
+  if (e instanceof CaseFailed) throw e
+  eq(e.code, '42501', `${what} SQLSTATE`)
+  const m = String(e.message || '')
+  check(m.includes('Warden') && m.includes(rule), `${what}: message does not name Warden and rule ${rule}: ${m}`)
+}
+
+// i. Warden refusals (only with WARDEN_POLICY_CASES=1: the proxy with the
+// client-suite policy in front). The INSERT has bound parameters and the
+// DELETE is forced onto the extended protocol; the DROP is a simple query.
+async function casePolicy (c) {
+  const id = crypto.randomInt(1000000, 2 ** 31 - 1)
+  const countItem = async () => (await c.query('SELECT count(*)::int AS n FROM items WHERE id = $1', [id])).rows[0].n
+  await c.query('BEGIN')
+  try {
+    await c.query('INSERT INTO items (id, name) VALUES ($1, $2)', [id, 'warden-policy-node-pg'])
+    eq(await countItem(), 1, 'inserted row inside tx')
+    try {
+      const r = await c.query({ text: 'DELETE FROM items', queryMode: 'extended' })
+      throw new CaseFailed(`unfiltered DELETE was not refused (${r.rowCount} rows deleted)`)
+    } catch (e) {
+      checkRefusal(e, 'no-unfiltered-writes', 'DELETE')
+    }
+    try {
+      await c.query('SELECT 1')
+      throw new CaseFailed('aborted transaction accepted a query')
+    } catch (e) {
+      if (e instanceof CaseFailed) throw e
+      eq(e.code, '25P02', 'SQLSTATE in aborted tx')
+    }
+  } finally {
+    await c.query('ROLLBACK')
+  }
+  eq(await countItem(), 0, 'inserted row after rollback')
+  try {
+    await c.query('DROP TABLE items')
+    throw new CaseFailed('DROP TABLE was not refused')
+  } catch (e) {
+    checkRefusal(e, 'no-drop-table', 'DROP TABLE')
+  }
+  const r = await c.query("SELECT to_regclass('public.items') IS NOT NULL AS present")
+  eq(r.rows[0].present, true, 'items still exists')
+}
+
 async function main () {
   const names = ['bind_params', 'prepared_reuse', 'tx_rollback', 'types_roundtrip',
     'copy_in_out', 'error_recovery', 'cancel', 'large_result']
   const cases = [caseBind, casePrepared, caseRollback, caseTypes, caseCopy, caseError, caseCancel, caseLarge]
+  // policy_refusal needs the Warden proxy with the client-suite policy.
+  if (process.env.WARDEN_POLICY_CASES === '1') {
+    names.push('policy_refusal')
+    cases.push(casePolicy)
+  }
   const cfg = config()
   const c = new Client(cfg)
   c.on('error', (e) => console.error('client error:', e.message))

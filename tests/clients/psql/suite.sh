@@ -211,6 +211,51 @@ case_large() {
     pass large_result
 }
 
+# i. Warden refusals (only with WARDEN_POLICY_CASES=1: the proxy with the
+# client-suite policy in front). One session, no ON_ERROR_STOP: the refused
+# DELETE aborts the transaction (next statement 25P02), ROLLBACK, the row is
+# gone and the session works; DROP TABLE in autocommit is refused too.
+case_policy() {
+    local id=$(( (RANDOM << 15 | RANDOM) + 1000000 )) got line want i
+    timeout 60 psql -X -q -A -t -v VERBOSITY=verbose -v "id=$id" \
+        >"$TMP/policy_refusal.out" 2>"$TMP/policy_refusal.err" <<'SQL'
+BEGIN;
+INSERT INTO items (id, name) VALUES (:id, 'warden-policy-psql');
+SELECT count(*) FROM items WHERE id = :id;
+DELETE FROM items;
+\echo delete=:SQLSTATE :LAST_ERROR_MESSAGE
+SELECT count(*) FROM items WHERE id = :id;
+\echo next=:SQLSTATE
+ROLLBACK;
+SELECT count(*) FROM items WHERE id = :id;
+DROP TABLE items;
+\echo drop=:SQLSTATE :LAST_ERROR_MESSAGE
+SELECT to_regclass('public.items') IS NOT NULL;
+SQL
+    got=$(cat "$TMP/policy_refusal.out")
+    # line patterns, in order
+    want=('1'
+          'delete=42501 Warden*"no-unfiltered-writes"*'
+          'next=25P02'
+          '0'
+          'drop=42501 Warden*"no-drop-table"*'
+          't')
+    i=0
+    while IFS= read -r line; do
+        # shellcheck disable=SC2053
+        if (( i >= ${#want[@]} )) || [[ "$line" != ${want[i]} ]]; then
+            fail policy_refusal "line $((i + 1)) [$line] want [${want[i]:-<end>}]; out [$got] stderr [$(head -c 300 "$TMP/policy_refusal.err")]"
+            return
+        fi
+        i=$((i + 1))
+    done <<<"$got"
+    if (( i != ${#want[@]} )); then
+        fail policy_refusal "$i lines, want ${#want[@]}: [$got] stderr [$(head -c 300 "$TMP/policy_refusal.err")]"
+        return
+    fi
+    pass policy_refusal
+}
+
 case_bind
 case_prepared
 case_rollback
@@ -219,5 +264,9 @@ case_copy
 case_error
 case_cancel
 case_large
+# policy_refusal needs the Warden proxy with the client-suite policy.
+if [[ "${WARDEN_POLICY_CASES:-}" == 1 ]]; then
+    case_policy
+fi
 
 [[ $FAILED -eq 0 ]]

@@ -6,12 +6,18 @@ Each suite prints one line per case: ``PASS <suite> <case>`` or
 
 import hashlib
 import os
+import random
 import sys
 import time
 import traceback
 
-CASES = ("bind_params", "prepared_reuse", "tx_rollback", "types_roundtrip",
-         "copy_in_out", "error_recovery", "cancel", "large_result")
+BASE_CASES = ("bind_params", "prepared_reuse", "tx_rollback", "types_roundtrip",
+              "copy_in_out", "error_recovery", "cancel", "large_result")
+# policy_refusal needs the Warden proxy with the client-suite policy in front
+# (tests/run.py sets WARDEN_POLICY_CASES=1); against PostgreSQL alone it
+# cannot pass, so it only runs when asked for.
+POLICY_CASES = os.environ.get("WARDEN_POLICY_CASES") == "1"
+CASES = BASE_CASES + (("policy_refusal",) if POLICY_CASES else ())
 
 # Values used by several suites.
 TRICKY_TEXT = "O'Reilly \"quoted\" back\\slash; -- ünïcødé ✓ 🐘 $1 %s"
@@ -20,6 +26,25 @@ NUMERIC_TEXT = "12345678901234567890.123456789"
 TS_TEXT = "2024-03-05 12:34:56.789012+05:30"   # == 2024-03-05 07:04:56.789012 UTC
 LARGE_N = 100000
 LARGE_SQL = "SELECT g, md5(g::text) FROM generate_series(1,%d) g ORDER BY g" % LARGE_N
+
+# policy_refusal: the rules of the client-suite policy (tests/run.py).
+RULE_UNFILTERED = "no-unfiltered-writes"
+RULE_DROP = "no-drop-table"
+
+
+def policy_row_id():
+    """An id for the row policy_refusal inserts into the shared `items`
+    table; unique per run so suites and listeners never collide."""
+    return random.randint(1000000, 2 ** 31 - 1)
+
+
+def check_refusal(sqlstate, message, rule, what):
+    """A Warden refusal: SQLSTATE 42501 and a message naming Warden and
+    the rule (PostgreSQL's own 42501 'permission denied' does not count)."""
+    eq(sqlstate, "42501", what + " SQLSTATE")
+    message = message or ""
+    check("Warden" in message and rule in message,
+          "%s: message does not name Warden and rule %s: %r" % (what, rule, message))
 
 
 def env_settings():
@@ -92,7 +117,9 @@ def check_types_row(row, num, ts):
 
 def run_dbapi_suite(name, connect, table, cases):
     """Connects, creates the suite's temp table, runs `cases` (in CASES
-    order) on one connection, rolling back after each, and exits."""
+    order; one function per name in BASE_CASES plus policy_refusal, which
+    runs only when CASES has it) on one connection, rolling back after
+    each, and exits."""
     suite = Suite(name)
     try:
         conn = connect()

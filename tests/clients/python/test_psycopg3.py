@@ -68,7 +68,7 @@ def case_prepared(conn):
 
 def case_rollback(conn):
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         conn.commit()
         with conn.transaction(force_rollback=True):
             cur.execute("INSERT INTO " + TABLE + " (id, name) VALUES (%s, %s)", (1, "gone"))
@@ -85,7 +85,7 @@ def case_types(conn):
                            tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
     num = decimal.Decimal(S.NUMERIC_TEXT)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         cur.execute("INSERT INTO " + TABLE + " (id, name, data, amount, ts) VALUES (%s,%s,%s,%s,%s)",
                     (7, None, S.BYTEA_VALUE, num, ts))
         # binary-format parameters too
@@ -113,7 +113,7 @@ def case_types(conn):
 def case_copy(conn):
     payload = S.copy_payload(1000)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM " + TABLE)
+        cur.execute("DELETE FROM " + TABLE + " WHERE id >= 0")
         with cur.copy("COPY " + TABLE + " (id, name, amount) FROM STDIN") as cp:
             data = payload.encode()
             for i in range(0, len(data), 4096):   # several CopyData messages
@@ -190,20 +190,51 @@ def case_large(conn):
     conn.rollback()
 
 
+def case_policy(conn):
+    """Warden refusals (run with the client-suite policy in front only).
+    The INSERT and the DELETE go over the extended protocol (a bound
+    parameter; a binary-format cursor), the DROP over the simple one."""
+    rid = S.policy_row_id()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO items (id, name) VALUES (%s, %s)", (rid, "warden-policy-psycopg3"))
+        cur.execute("SELECT count(*) FROM items WHERE id = %s", (rid,))
+        S.eq(cur.fetchone()[0], 1, "inserted row inside tx")
+        with conn.cursor(binary=True) as bcur:
+            try:
+                bcur.execute("DELETE FROM items")
+                raise S.CaseFailed("unfiltered DELETE was not refused (%d rows deleted)" % bcur.rowcount)
+            except psycopg.Error as e:
+                S.check_refusal(e.sqlstate, e.diag.message_primary, S.RULE_UNFILTERED, "DELETE")
+        S.eq(conn.info.transaction_status, pq.TransactionStatus.INERROR, "tx status after refusal")
+        try:
+            cur.execute("SELECT %s::int", (1,))
+            raise S.CaseFailed("aborted transaction accepted a query")
+        except psycopg.Error as e:
+            S.eq(e.sqlstate, "25P02", "SQLSTATE in aborted tx")
+        conn.rollback()
+        cur.execute("SELECT count(*) FROM items WHERE id = %s", (rid,))
+        S.eq(cur.fetchone()[0], 0, "inserted row after rollback")
+    conn.rollback()
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            try:
+                cur.execute("DROP TABLE items")
+                raise S.CaseFailed("DROP TABLE was not refused")
+            except psycopg.Error as e:
+                S.check_refusal(e.sqlstate, e.diag.message_primary, S.RULE_DROP, "DROP TABLE")
+            S.eq(conn.info.transaction_status, pq.TransactionStatus.IDLE,
+                 "tx status after refusal in autocommit")
+            cur.execute("SELECT to_regclass('public.items') IS NOT NULL")
+            S.eq(cur.fetchone()[0], True, "items still exists")
+    finally:
+        conn.autocommit = False
+
+
 def main():
     S.run_dbapi_suite(SUITE, connect, TABLE,
                       (case_bind, case_prepared, case_rollback, case_types,
-                       case_copy, case_error, case_cancel, case_large))
-    for name, fn in zip(S.CASES, (case_bind, case_prepared, case_rollback, case_types,
-                                  case_copy, case_error, case_cancel, case_large)):
-        suite.run(name, fn, conn)
-        if not conn.closed:
-            try:
-                conn.rollback()
-            except Exception:
-                pass
-    conn.close()
-    suite.exit()
+                       case_copy, case_error, case_cancel, case_large, case_policy))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import suitelib as S  # noqa: E402
 
+import psycopg2.extensions  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import URL  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
@@ -36,6 +37,10 @@ items = sa.Table(
     sa.Column("ts", sa.DateTime(timezone=True)),
     prefixes=["TEMPORARY"],
 )
+# The sample database's shared `items` table (never created or dropped here:
+# policy_refusal only tries to).
+shop = sa.MetaData()
+shop_items = sa.Table("items", shop, sa.Column("id", sa.Integer), sa.Column("name", sa.Text))
 
 
 def make_engine():
@@ -71,7 +76,7 @@ def case_prepared(conn):
 
 
 def case_rollback(conn):
-    conn.execute(items.delete())
+    conn.execute(items.delete().where(items.c.id >= 0))
     conn.commit()
     tx = conn.begin()
     conn.execute(items.insert(), {"id": 1, "name": "gone"})
@@ -86,7 +91,7 @@ def case_types(conn):
     ts = datetime.datetime(2024, 3, 5, 12, 34, 56, 789012,
                            tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30)))
     num = decimal.Decimal(S.NUMERIC_TEXT)
-    conn.execute(items.delete())
+    conn.execute(items.delete().where(items.c.id >= 0))
     conn.execute(items.insert(), {"id": 7, "name": None, "data": S.BYTEA_VALUE, "amount": num, "ts": ts})
     row = conn.execute(sa.select(
         items.c.name, items.c.data, items.c.amount, items.c.ts,
@@ -149,12 +154,53 @@ def case_cancel(conn):
 
 
 def case_large(conn):
-    r = conn.execution_options(stream_results=True, yield_per=5000).execute(sa.text(S.LARGE_SQL))
+    # Statement-level options: Connection.execution_options() would change the
+    # (future-mode) connection itself and stream every later statement too.
+    r = conn.execute(sa.text(S.LARGE_SQL).execution_options(stream_results=True, yield_per=5000))
     S.check_large_rows(r)
     conn.rollback()
     r = conn.execute(sa.text(S.LARGE_SQL))
     S.check_large_rows(r.all())
     conn.rollback()
+
+
+def case_policy(conn):
+    """Warden refusals (run with the client-suite policy in front only)."""
+    rid = S.policy_row_id()
+    dbapi_conn = conn.connection.dbapi_connection
+    by_id = sa.select(sa.func.count()).select_from(shop_items).where(shop_items.c.id == rid)
+    conn.rollback()
+    tx = conn.begin()
+    conn.execute(shop_items.insert(), {"id": rid, "name": "warden-policy-sqlalchemy"})
+    S.eq(conn.execute(by_id).scalar(), 1, "inserted row inside tx")
+    try:
+        conn.execute(shop_items.delete())
+        raise S.CaseFailed("unfiltered DELETE was not refused")
+    except sa.exc.DBAPIError as e:
+        S.check_refusal(getattr(e.orig, "pgcode", None), e.orig.diag.message_primary,
+                        S.RULE_UNFILTERED, "DELETE")
+    S.eq(dbapi_conn.get_transaction_status(), psycopg2.extensions.TRANSACTION_STATUS_INERROR,
+         "tx status after refusal")
+    try:
+        conn.execute(sa.text("SELECT 1"))
+        raise S.CaseFailed("aborted transaction accepted a query")
+    except sa.exc.DBAPIError as e:
+        S.eq(getattr(e.orig, "pgcode", None), "25P02", "SQLSTATE in aborted tx")
+    tx.rollback()
+    S.eq(conn.execute(by_id).scalar(), 0, "inserted row after rollback")
+    conn.rollback()
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            shop_items.drop(conn, checkfirst=False)
+            raise S.CaseFailed("DROP TABLE was not refused")
+        except sa.exc.DBAPIError as e:
+            S.check_refusal(getattr(e.orig, "pgcode", None), e.orig.diag.message_primary,
+                            S.RULE_DROP, "DROP TABLE")
+        S.check(sa.inspect(conn).has_table("items"), "items no longer exists")
+    finally:
+        conn.rollback()
+        conn.execution_options(isolation_level=conn.default_isolation_level)
 
 
 def main():
@@ -169,7 +215,7 @@ def main():
         suite.fail_all("connect/setup: %s" % str(e).strip().replace("\n", " | "))
         suite.exit()
     fns = (case_bind, case_prepared, case_rollback, case_types,
-           case_copy, case_error, case_cancel, case_large)
+           case_copy, case_error, case_cancel, case_large, case_policy)
     for name, fn in zip(S.CASES, fns):
         suite.run(name, fn, engine if fn is case_copy else conn)
         try:
