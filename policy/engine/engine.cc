@@ -190,7 +190,8 @@ Decision Candidate(const warden::v1::Policy& policy,
     where.push_back(absl::StrCat("statement ", at.statement + 1));
   }
   if (!at.via.empty()) where.push_back("inside " + at.via);
-  if (!where.empty()) absl::StrAppend(&d.reason, " (", absl::StrJoin(where, ", "), ")");
+  if (!where.empty())
+    absl::StrAppend(&d.reason, " (", absl::StrJoin(where, ", "), ")");
   return d;
 }
 
@@ -205,9 +206,9 @@ void EvaluateStatement(const warden::v1::Policy& policy,
                       Resolve(rule.audit(), policy.default_audit()));
   }
   if (!matched) {
-    verdict->Consider(Candidate(policy, nullptr, f, at),
-                      Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED,
-                              policy.default_audit()));
+    verdict->Consider(
+        Candidate(policy, nullptr, f, at),
+        Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED, policy.default_audit()));
   }
   for (const auto& nested : f.nested) {
     Position inner = at;
@@ -232,8 +233,8 @@ Decision Evaluate(const warden::v1::PolicyBundle& bundle,
     if (!policy.databases().empty() && !AnyGlob(policy.databases(), database)) {
       continue;
     }
-    const auto policy_audit = Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED,
-                                      policy.default_audit());
+    const auto policy_audit =
+        Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED, policy.default_audit());
     if (!facts.ok()) {
       Decision d;
       d.action = policy.unparseable();

@@ -143,8 +143,8 @@ std::string AlterTableSubcommand(const std::string& subtype) {
   // The rest spell themselves: "AT_AddColumn" -> "ADD COLUMN",
   // "AT_DropConstraint" -> "DROP CONSTRAINT".
   std::string out;
-  const std::string name = subtype.rfind("AT_", 0) == 0 ? subtype.substr(3)
-                                                        : subtype;
+  const std::string name =
+      subtype.rfind("AT_", 0) == 0 ? subtype.substr(3) : subtype;
   for (size_t i = 0; i < name.size(); ++i) {
     if (i > 0 && absl::ascii_isupper(name[i])) out.push_back(' ');
     out.push_back(absl::ascii_toupper(name[i]));
@@ -280,7 +280,7 @@ StatementFacts Classify(const std::string& node, const Json& body) {
       set("CREATE MATERIALIZED VIEW", C::kDdl);
     } else {
       set(body.value("is_select_into", false) ? "SELECT INTO"
-                                               : "CREATE TABLE AS",
+                                              : "CREATE TABLE AS",
           C::kDdl);
     }
   } else if (node == "AlterTableStmt" || node == "AlterTableMoveAllStmt") {
@@ -289,10 +289,10 @@ StatementFacts Classify(const std::string& node, const Json& body) {
   } else if (node == "RenameStmt") {
     // Renaming a column or attribute is tagged after its relation.
     const std::string type = body.value("renameType", "");
-    set("ALTER " + ObjectTypeTag(type == "OBJECT_COLUMN" ||
-                                         type == "OBJECT_ATTRIBUTE"
-                                     ? body.value("relationType", type)
-                                     : type),
+    set("ALTER " +
+            ObjectTypeTag(type == "OBJECT_COLUMN" || type == "OBJECT_ATTRIBUTE"
+                              ? body.value("relationType", type)
+                              : type),
         type == "OBJECT_ROLE" ? C::kDcl : C::kDdl);
   } else if (node == "AlterObjectSchemaStmt" ||
              node == "AlterObjectDependsStmt") {
@@ -481,8 +481,8 @@ void AddVariableSet(const Json& v, Found* found) {
     for (const auto& a : v.value("args", Json::array())) {
       if (a.contains("DefElem")) {
         found->settings.emplace_back(
-            -1, prefix + absl::AsciiStrToLower(
-                             a["DefElem"].value("defname", "")));
+            -1,
+            prefix + absl::AsciiStrToLower(a["DefElem"].value("defname", "")));
         any = true;
       }
     }
@@ -611,7 +611,8 @@ std::vector<std::string> SettingsNamed(const Json& where) {
 // Whether a MERGE may touch every row of its target: a constant-true ON
 // with a WHEN MATCHED UPDATE or DELETE that adds no condition of its own.
 bool MergeIsUnfiltered(const Json& body) {
-  if (body.contains("joinCondition") && !IsConstantTrue(body["joinCondition"])) {
+  if (body.contains("joinCondition") &&
+      !IsConstantTrue(body["joinCondition"])) {
     return false;
   }
   for (const auto& w : body.value("mergeWhenClauses", Json::array())) {
@@ -872,11 +873,12 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
     }
   } else if (node == "RenameStmt") {
     const std::string type = body.value("renameType", "");
-    f.subcommands.push_back(
-        type == "OBJECT_COLUMN"                                   ? "RENAME COLUMN"
-        : type == "OBJECT_ATTRIBUTE"                              ? "RENAME ATTRIBUTE"
-        : type == "OBJECT_TABCONSTRAINT" || type == "OBJECT_DOMCONSTRAINT" ? "RENAME CONSTRAINT"
-                                                                  : "RENAME");
+    f.subcommands.push_back(type == "OBJECT_COLUMN"      ? "RENAME COLUMN"
+                            : type == "OBJECT_ATTRIBUTE" ? "RENAME ATTRIBUTE"
+                            : type == "OBJECT_TABCONSTRAINT" ||
+                                    type == "OBJECT_DOMCONSTRAINT"
+                                ? "RENAME CONSTRAINT"
+                                : "RENAME");
   } else if (node == "AlterObjectSchemaStmt") {
     f.subcommands.push_back("SET SCHEMA");
   } else if (node == "AlterOwnerStmt") {
@@ -911,12 +913,12 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   };
   // Fields that are statements of their own are followed below (or, for
   // plain EXPLAIN, not run at all).
-  const char* own = node == "ExplainStmt" || node == "PrepareStmt" ||
-                            node == "CopyStmt"
-                        ? "query"
-                    : node == "RuleStmt"           ? "actions"
-                    : node == "CreateFunctionStmt" ? "sql_body"
-                                                   : "";
+  const char* own =
+      node == "ExplainStmt" || node == "PrepareStmt" || node == "CopyStmt"
+          ? "query"
+      : node == "RuleStmt"           ? "actions"
+      : node == "CreateFunctionStmt" ? "sql_body"
+                                     : "";
   if (body.is_object()) {
     for (auto it = body.begin(); it != body.end(); ++it) {
       if (it.key() != own) ctes(it.value());

@@ -296,9 +296,10 @@ TEST(SqlFactsTest, Settings) {
   for (const Case& c : cases) {
     EXPECT_EQ(One(c.sql).settings, c.settings) << c.sql;
   }
-  EXPECT_TRUE(One("SELECT set_config(lower('X'), 'y', false)")
-                  .unresolved_dynamic_sql);
-  EXPECT_FALSE(One("SELECT set_config('x', 'y', false)").unresolved_dynamic_sql);
+  EXPECT_TRUE(
+      One("SELECT set_config(lower('X'), 'y', false)").unresolved_dynamic_sql);
+  EXPECT_FALSE(
+      One("SELECT set_config('x', 'y', false)").unresolved_dynamic_sql);
   // Inside a DO block: on the nested statement.
   const StatementFacts d = One(
       "DO $$ BEGIN PERFORM set_config('session_replication_role', 'replica', "
