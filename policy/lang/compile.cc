@@ -1,9 +1,11 @@
 #include "policy/lang/compile.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -32,6 +34,87 @@ size_t EditDistance(const std::string& a, const std::string& b) {
     prev.swap(cur);
   }
   return prev[b.size()];
+}
+
+// yaml-cpp 0.7 never consumes a token that cannot start a node (a stray
+// ',' after a top-level flow collection, or as the first character): it
+// reports an empty document and starts the next one at the same token,
+// forever. This pass over the parser's events stops at the first document
+// that starts where the previous one did.
+class ProgressGuard : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (started_ && mark.pos == last_.pos) {
+      throw YAML::ParserException(mark, "unexpected character here");
+    }
+    started_ = true;
+    last_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  bool started_ = false;
+  YAML::Mark last_;
+};
+
+// YAML::LoadAll, but failing instead of looping on input yaml-cpp cannot
+// make progress on. Throws YAML::Exception like LoadAll.
+std::vector<YAML::Node> LoadAllDocuments(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  ProgressGuard guard;
+  while (parser.HandleNextDocument(guard)) {
+  }
+  return YAML::LoadAll(text);
+}
+
+// Byte offset of the first byte that is not part of well-formed UTF-8
+// (no overlong forms, surrogates or code points past U+10FFFF), or -1.
+// Protobuf string fields must hold UTF-8, or the bundle does not parse
+// where it is pushed.
+int64_t FirstInvalidUtf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte.
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong.
+      if (c == 0xED) hi = 0x9F;  // surrogates.
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong.
+      if (c == 0xF4) hi = 0x8F;  // past U+10FFFF.
+    } else {
+      return static_cast<int64_t>(i);
+    }
+    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) {
+      return static_cast<int64_t>(i);
+    }
+    for (size_t k = 2; k < len; ++k) {
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return static_cast<int64_t>(i);
+    }
+    i += len;
+  }
+  return -1;
 }
 
 class Compiler {
@@ -141,13 +224,15 @@ class Compiler {
         best = a;
       }
     }
-    Error(node, absl::StrCat(what, " must be one of ", absl::StrJoin(allowed, ", "),
-                             v.empty() ? "" : ", not '" + v + "'"),
+    Error(node,
+          absl::StrCat(what, " must be one of ", absl::StrJoin(allowed, ", "),
+                       v.empty() ? "" : ", not '" + v + "'"),
           best.empty() ? "" : "did you mean '" + best + "'?");
     return false;
   }
 
-  warden::v1::AuditLevel Audit(const YAML::Node& node, const std::string& what) {
+  warden::v1::AuditLevel Audit(const YAML::Node& node,
+                               const std::string& what) {
     std::string v;
     if (!OneOf(node, what, {"metadata", "normalized", "full"}, &v)) {
       return warden::v1::AUDIT_LEVEL_UNSPECIFIED;
@@ -233,7 +318,8 @@ class Compiler {
         for (auto u : Strings(id["users"], "users")) im->add_users(u);
         for (auto g : Strings(id["groups"], "groups")) im->add_groups(g);
         if (id["kind"]) {
-          const std::string k = id["kind"].IsScalar() ? id["kind"].Scalar() : "";
+          const std::string k =
+              id["kind"].IsScalar() ? id["kind"].Scalar() : "";
           if (k != "human" && k != "agent" && k != "service") {
             Error(id["kind"], "kind must be human, agent or service");
           }
@@ -392,9 +478,27 @@ absl::StatusOr<warden::v1::PolicyBundle> Compile(
   std::set<std::string> policy_names;
   for (const SourceFile& file : files) {
     Compiler compiler(file.name, out);
+    if (const int64_t bad = FirstInvalidUtf8(file.text); bad >= 0) {
+      Diagnostic d;
+      d.file = file.name;
+      d.line = 1;
+      d.column = 1;
+      for (int64_t i = 0; i < bad; ++i) {
+        if (file.text[i] == '\n') {
+          ++d.line;
+          d.column = 1;
+        } else {
+          ++d.column;
+        }
+      }
+      d.message = "the file is not valid UTF-8";
+      d.hint = "policies are UTF-8 text";
+      out->push_back(d);
+      continue;
+    }
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(file.text);
+      docs = LoadAllDocuments(file.text);
     } catch (const YAML::Exception& e) {
       Diagnostic d;
       d.file = file.name;

@@ -220,8 +220,8 @@ class PolicyKeysTest : public ::testing::Test {
     bundle_ = *bundle;
   }
   engine::Decision Eval(const std::string& sql) {
-    return engine::Evaluate(bundle_, sql::Analyze(sql),
-                            {"alice", {}, "human"}, "prod", "shop");
+    return engine::Evaluate(bundle_, sql::Analyze(sql), {"alice", {}, "human"},
+                            "prod", "shop");
   }
   warden::v1::PolicyBundle bundle_;
 };
@@ -303,10 +303,11 @@ TEST_F(PolicyKeysTest, AuditIsTheMostDetailedLevelThatApplied) {
             AUDIT_LEVEL_FULL);
   // Unparseable SQL: the policy default; no policy at all: full.
   EXPECT_EQ(Eval("SELEC 1").audit, AUDIT_LEVEL_NORMALIZED);
-  EXPECT_EQ(engine::Evaluate(warden::v1::PolicyBundle(), sql::Analyze("SELECT 1"),
-                             {"alice", {}, "human"}, "prod", "shop")
-                .audit,
-            AUDIT_LEVEL_FULL);
+  EXPECT_EQ(
+      engine::Evaluate(warden::v1::PolicyBundle(), sql::Analyze("SELECT 1"),
+                       {"alice", {}, "human"}, "prod", "shop")
+          .audit,
+      AUDIT_LEVEL_FULL);
   // A hand-built bundle without levels is audited in full.
   warden::v1::PolicyBundle bare;
   auto* rule = bare.add_policies()->add_rules();
@@ -390,6 +391,57 @@ spec:
   EXPECT_THAT(lines, ::testing::Contains(HasSubstr(
                          "bad.yaml:14:62: languages entries must be non-empty "
                          "strings")));
+}
+
+TEST(PolicyCompileTest, InputsThatHangYamlCppAreErrors) {
+  // yaml-cpp 0.7 alone loops forever on these (found by policy_lang_fuzz).
+  for (const char* text : {",", "# c\n,\n", "[a], b", "{a: b},"}) {
+    std::vector<lang::Diagnostic> diags;
+    EXPECT_FALSE(lang::Compile({{"h.yaml", text}}, &diags).ok()) << text;
+    ASSERT_FALSE(diags.empty()) << text;
+    EXPECT_EQ(diags[0].file, "h.yaml");
+    EXPECT_GT(diags[0].line, 0) << text;
+  }
+}
+
+TEST(PolicyCompileTest, InvalidUtf8IsAnError) {
+  // Would otherwise land in proto3 strings and fail to parse on the proxy.
+  std::vector<lang::Diagnostic> diags;
+  EXPECT_FALSE(lang::Compile({{"u.yaml",
+                               "apiVersion: warden/v1\nkind: Policy\n"
+                               "metadata: {name: \"p\xff\"}\nspec: {}\n"}},
+                             &diags)
+                   .ok());
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags[0].ToString(),
+            "u.yaml:3:20: the file is not valid UTF-8 (hint: policies are "
+            "UTF-8 text)");
+  for (const char* bad :
+       {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+    EXPECT_FALSE(lang::Compile({{"b.yaml", bad}}).ok());
+  }
+  // Well-formed multi-byte text is fine.
+  EXPECT_TRUE(lang::Compile({{"ok.yaml",
+                              "apiVersion: warden/v1\nkind: Policy\n"
+                              "metadata: {name: \"pr\xc3\xbc"
+                              "fung-\xe2\x82\xac-"
+                              "\xf0\x9f\x94\x92\"}\nspec: {}\n"}})
+                  .ok());
+}
+
+TEST(PolicyCompileTest, OddDocumentShapesAreDiagnosedNotThrown) {
+  for (const char* text :
+       {"[1, 2]", "just a scalar",
+        "apiVersion: warden/v1\nkind: Policy\n"
+        "metadata: [x]\nspec: {rules: [[1]]}\n",
+        "apiVersion: warden/v1\nkind: Policy\nmetadata: {name: [a]}\n"
+        "spec: {rules: [{name: r, action: deny, match: [1]}]}\n",
+        "apiVersion: warden/v1\nkind: Policy\nmetadata: &m {name: a}\n"
+        "spec: {defaults: *m, rules: [{name: {a: b}, action: {x: y}}]}\n"}) {
+    std::vector<lang::Diagnostic> diags;
+    EXPECT_FALSE(lang::Compile({{"o.yaml", text}}, &diags).ok()) << text;
+    EXPECT_FALSE(diags.empty()) << text;
+  }
 }
 
 TEST(PolicyCompileTest, YamlSyntaxAndWrongKinds) {
