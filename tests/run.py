@@ -195,6 +195,7 @@ FUZZERS = [
     # (target, seed corpus)
     ("pgwire_fuzz", "tests/fuzz/corpus/pgwire"),
     ("sql_facts_fuzz", "tests/fuzz/corpus/sql"),
+    ("policy_lang_fuzz", "tests/fuzz/corpus/policy"),
 ]
 
 

@@ -24,7 +24,24 @@ struct Decision {
   std::string policy;   // the policy whose rule (or default) decided.
   std::string rule;     // empty when a default decided.
   std::string message;  // the rule's message for the user.
-  std::string reason;   // one line for logs and audit.
+  // One line for logs and audit, naming the statement that decided, e.g.
+  // "DROP TABLE denied by rule no-drop-data-objects of policy
+  // production-guardrails (statement 2, inside DO via execute)".
+  std::string reason;
+  // How much of the message the audit record keeps: the most detailed level
+  // among every rule that matched and every default that applied, for every
+  // statement of the message (a rule without a level has its policy's
+  // default_audit; unspecified everywhere is FULL). FULL when no policy
+  // applies or the SQL could not be parsed and no policy says otherwise.
+  warden::v1::AuditLevel audit = warden::v1::AUDIT_LEVEL_FULL;
+  // The statement that decided: its 0-based index in the message (-1 for
+  // unparseable SQL, an empty message or no applicable policy), its command
+  // tag ("DROP TABLE", possibly of a nested statement) and how it is nested
+  // ("" at top level, "DO via execute", "CREATE FUNCTION via plpgsql > DO
+  // via execute").
+  int statement = -1;
+  std::string command;
+  std::string via;
 };
 
 // Evaluate: across every statement of the message and every statement

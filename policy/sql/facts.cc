@@ -33,19 +33,128 @@ struct FingerprintResult {
   ~FingerprintResult() { pg_query_free_fingerprint_result(r); }
 };
 
+// PostgreSQL's name for an ObjectType in command tags: "OBJECT_MATVIEW" ->
+// "MATERIALIZED VIEW", "OBJECT_FDW" -> "FOREIGN DATA WRAPPER" (as
+// AlterObjectTypeCommandTag in src/backend/tcop/utility.c).
 std::string ObjectTypeTag(const std::string& object_type) {
-  // "OBJECT_MATERIALIZED_VIEW" -> "MATERIALIZED VIEW".
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"OBJECT_MATVIEW", "MATERIALIZED VIEW"},
+      {"OBJECT_FDW", "FOREIGN DATA WRAPPER"},
+      {"OBJECT_FOREIGN_SERVER", "SERVER"},
+      {"OBJECT_LARGEOBJECT", "LARGE OBJECT"},
+      {"OBJECT_OPCLASS", "OPERATOR CLASS"},
+      {"OBJECT_OPFAMILY", "OPERATOR FAMILY"},
+      {"OBJECT_STATISTIC_EXT", "STATISTICS"},
+      {"OBJECT_TSCONFIGURATION", "TEXT SEARCH CONFIGURATION"},
+      {"OBJECT_TSDICTIONARY", "TEXT SEARCH DICTIONARY"},
+      {"OBJECT_TSPARSER", "TEXT SEARCH PARSER"},
+      {"OBJECT_TSTEMPLATE", "TEXT SEARCH TEMPLATE"},
+      {"OBJECT_ATTRIBUTE", "TYPE"},
+      {"OBJECT_DOMCONSTRAINT", "DOMAIN"},
+      {"OBJECT_TABCONSTRAINT", "TABLE"},
+      {"OBJECT_COLUMN", "TABLE"},
+      {"OBJECT_USER_MAPPING", "USER MAPPING"},
+  };
+  for (const auto& [type, name] : kNames) {
+    if (object_type == type) return name;
+  }
+  // "OBJECT_FOREIGN_TABLE" -> "FOREIGN TABLE".
   std::string tag = object_type;
   if (tag.rfind("OBJECT_", 0) == 0) tag = tag.substr(7);
   for (char& c : tag) {
     if (c == '_') c = ' ';
   }
-  if (tag == "MATVIEW") return "MATERIALIZED VIEW";
-  if (tag == "FOREIGN TABLE") return "FOREIGN TABLE";
   return tag;
 }
 
-// Command tag and class for a statement node, as PostgreSQL names them.
+// ALTER TABLE subcommand kind from AlterTableType: "AT_DropColumn" ->
+// "DROP COLUMN". Names follow the ALTER TABLE synopsis.
+std::string AlterTableSubcommand(const std::string& subtype) {
+  static const std::pair<const char*, const char*> kNames[] = {
+      {"AT_AddColumnRecurse", "ADD COLUMN"},
+      {"AT_AddColumnToView", "ADD COLUMN"},
+      {"AT_ColumnDefault", "ALTER COLUMN DEFAULT"},
+      {"AT_CookedColumnDefault", "ALTER COLUMN DEFAULT"},
+      {"AT_DropNotNull", "ALTER COLUMN DROP NOT NULL"},
+      {"AT_SetNotNull", "ALTER COLUMN SET NOT NULL"},
+      {"AT_DropExpression", "ALTER COLUMN DROP EXPRESSION"},
+      {"AT_SetStatistics", "ALTER COLUMN SET STATISTICS"},
+      {"AT_SetOptions", "ALTER COLUMN SET"},
+      {"AT_ResetOptions", "ALTER COLUMN RESET"},
+      {"AT_SetStorage", "ALTER COLUMN SET STORAGE"},
+      {"AT_SetCompression", "ALTER COLUMN SET COMPRESSION"},
+      {"AT_DropColumnRecurse", "DROP COLUMN"},
+      {"AT_AddIndex", "ADD CONSTRAINT"},
+      {"AT_ReAddIndex", "ADD CONSTRAINT"},
+      {"AT_AddConstraintRecurse", "ADD CONSTRAINT"},
+      {"AT_ReAddConstraint", "ADD CONSTRAINT"},
+      {"AT_ReAddDomainConstraint", "ADD CONSTRAINT"},
+      {"AT_AddIndexConstraint", "ADD CONSTRAINT"},
+      {"AT_AlterConstraint", "ALTER CONSTRAINT"},
+      {"AT_ValidateConstraintRecurse", "VALIDATE CONSTRAINT"},
+      {"AT_DropConstraintRecurse", "DROP CONSTRAINT"},
+      {"AT_ReAddComment", "COMMENT"},
+      {"AT_AlterColumnType", "ALTER COLUMN TYPE"},
+      {"AT_AlterColumnGenericOptions", "ALTER COLUMN OPTIONS"},
+      {"AT_ChangeOwner", "OWNER TO"},
+      {"AT_ClusterOn", "CLUSTER ON"},
+      {"AT_DropCluster", "SET WITHOUT CLUSTER"},
+      {"AT_SetLogged", "SET LOGGED"},
+      {"AT_SetUnLogged", "SET UNLOGGED"},
+      {"AT_DropOids", "SET WITHOUT OIDS"},
+      {"AT_SetAccessMethod", "SET ACCESS METHOD"},
+      {"AT_SetTableSpace", "SET TABLESPACE"},
+      {"AT_SetRelOptions", "SET"},
+      {"AT_ResetRelOptions", "RESET"},
+      {"AT_ReplaceRelOptions", "SET"},
+      {"AT_EnableTrig", "ENABLE TRIGGER"},
+      {"AT_EnableAlwaysTrig", "ENABLE ALWAYS TRIGGER"},
+      {"AT_EnableReplicaTrig", "ENABLE REPLICA TRIGGER"},
+      {"AT_DisableTrig", "DISABLE TRIGGER"},
+      {"AT_EnableTrigAll", "ENABLE TRIGGER"},
+      {"AT_DisableTrigAll", "DISABLE TRIGGER"},
+      {"AT_EnableTrigUser", "ENABLE TRIGGER"},
+      {"AT_DisableTrigUser", "DISABLE TRIGGER"},
+      {"AT_EnableRule", "ENABLE RULE"},
+      {"AT_EnableAlwaysRule", "ENABLE ALWAYS RULE"},
+      {"AT_EnableReplicaRule", "ENABLE REPLICA RULE"},
+      {"AT_DisableRule", "DISABLE RULE"},
+      {"AT_AddInherit", "INHERIT"},
+      {"AT_DropInherit", "NO INHERIT"},
+      {"AT_AddOf", "OF"},
+      {"AT_DropOf", "NOT OF"},
+      {"AT_ReplicaIdentity", "REPLICA IDENTITY"},
+      {"AT_EnableRowSecurity", "ENABLE ROW LEVEL SECURITY"},
+      {"AT_DisableRowSecurity", "DISABLE ROW LEVEL SECURITY"},
+      {"AT_ForceRowSecurity", "FORCE ROW LEVEL SECURITY"},
+      {"AT_NoForceRowSecurity", "NO FORCE ROW LEVEL SECURITY"},
+      {"AT_GenericOptions", "OPTIONS"},
+      {"AT_AttachPartition", "ATTACH PARTITION"},
+      {"AT_DetachPartition", "DETACH PARTITION"},
+      {"AT_DetachPartitionFinalize", "DETACH PARTITION"},
+      {"AT_AddIdentity", "ALTER COLUMN ADD IDENTITY"},
+      {"AT_SetIdentity", "ALTER COLUMN SET IDENTITY"},
+      {"AT_DropIdentity", "ALTER COLUMN DROP IDENTITY"},
+      {"AT_ReAddStatistics", "ALTER STATISTICS"},
+  };
+  for (const auto& [type, name] : kNames) {
+    if (subtype == type) return name;
+  }
+  // The rest spell themselves: "AT_AddColumn" -> "ADD COLUMN",
+  // "AT_DropConstraint" -> "DROP CONSTRAINT".
+  std::string out;
+  const std::string name =
+      subtype.rfind("AT_", 0) == 0 ? subtype.substr(3) : subtype;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (i > 0 && absl::ascii_isupper(name[i])) out.push_back(' ');
+    out.push_back(absl::ascii_toupper(name[i]));
+  }
+  return out;
+}
+
+// Command tag and class for a statement node, as PostgreSQL names them
+// (CreateCommandTag in src/backend/tcop/utility.c), for every statement
+// node of PostgreSQL 15.
 StatementFacts Classify(const std::string& node, const Json& body) {
   StatementFacts f;
   f.node = node;
@@ -54,6 +163,107 @@ StatementFacts Classify(const std::string& node, const Json& body) {
     f.statement_class = cls;
   };
   using C = StatementClass;
+  // Statements whose tag and class depend on nothing but the node.
+  static const std::pair<const char*, std::pair<const char*, C>> kFixed[] = {
+      {"InsertStmt", {"INSERT", C::kWrite}},
+      {"UpdateStmt", {"UPDATE", C::kWrite}},
+      {"DeleteStmt", {"DELETE", C::kWrite}},
+      {"MergeStmt", {"MERGE", C::kWrite}},
+      {"RefreshMatViewStmt", {"REFRESH MATERIALIZED VIEW", C::kWrite}},
+      {"ReturnStmt", {"RETURN", C::kRead}},  // BEGIN ATOMIC ... RETURN x.
+      {"VariableShowStmt", {"SHOW", C::kRead}},
+      {"DeclareCursorStmt", {"DECLARE CURSOR", C::kRead}},
+      {"TruncateStmt", {"TRUNCATE TABLE", C::kDdl}},
+      {"CreateStmt", {"CREATE TABLE", C::kDdl}},
+      {"CreateForeignTableStmt", {"CREATE FOREIGN TABLE", C::kDdl}},
+      {"IndexStmt", {"CREATE INDEX", C::kDdl}},
+      {"ViewStmt", {"CREATE VIEW", C::kDdl}},
+      {"CreateSchemaStmt", {"CREATE SCHEMA", C::kDdl}},
+      {"CreatedbStmt", {"CREATE DATABASE", C::kDdl}},
+      {"AlterDatabaseStmt", {"ALTER DATABASE", C::kDdl}},
+      {"AlterDatabaseRefreshCollStmt", {"ALTER DATABASE", C::kDdl}},
+      {"AlterDatabaseSetStmt", {"ALTER DATABASE", C::kDdl}},
+      {"DropdbStmt", {"DROP DATABASE", C::kDdl}},
+      {"CreateTrigStmt", {"CREATE TRIGGER", C::kDdl}},
+      {"CreateEventTrigStmt", {"CREATE EVENT TRIGGER", C::kDdl}},
+      {"AlterEventTrigStmt", {"ALTER EVENT TRIGGER", C::kDdl}},
+      {"RuleStmt", {"CREATE RULE", C::kDdl}},
+      {"CreateSeqStmt", {"CREATE SEQUENCE", C::kDdl}},
+      {"AlterSeqStmt", {"ALTER SEQUENCE", C::kDdl}},
+      {"CreateExtensionStmt", {"CREATE EXTENSION", C::kDdl}},
+      {"AlterExtensionStmt", {"ALTER EXTENSION", C::kDdl}},
+      {"AlterExtensionContentsStmt", {"ALTER EXTENSION", C::kDdl}},
+      {"CreatePLangStmt", {"CREATE LANGUAGE", C::kDdl}},
+      {"CreateDomainStmt", {"CREATE DOMAIN", C::kDdl}},
+      {"AlterDomainStmt", {"ALTER DOMAIN", C::kDdl}},
+      {"CompositeTypeStmt", {"CREATE TYPE", C::kDdl}},
+      {"CreateEnumStmt", {"CREATE TYPE", C::kDdl}},
+      {"CreateRangeStmt", {"CREATE TYPE", C::kDdl}},
+      {"AlterEnumStmt", {"ALTER TYPE", C::kDdl}},
+      {"AlterTypeStmt", {"ALTER TYPE", C::kDdl}},
+      {"CreateConversionStmt", {"CREATE CONVERSION", C::kDdl}},
+      {"CreateCastStmt", {"CREATE CAST", C::kDdl}},
+      {"CreateOpClassStmt", {"CREATE OPERATOR CLASS", C::kDdl}},
+      {"CreateOpFamilyStmt", {"CREATE OPERATOR FAMILY", C::kDdl}},
+      {"AlterOpFamilyStmt", {"ALTER OPERATOR FAMILY", C::kDdl}},
+      {"AlterOperatorStmt", {"ALTER OPERATOR", C::kDdl}},
+      {"AlterTSDictionaryStmt", {"ALTER TEXT SEARCH DICTIONARY", C::kDdl}},
+      {"AlterTSConfigurationStmt",
+       {"ALTER TEXT SEARCH CONFIGURATION", C::kDdl}},
+      {"AlterCollationStmt", {"ALTER COLLATION", C::kDdl}},
+      {"CreatePolicyStmt", {"CREATE POLICY", C::kDdl}},
+      {"AlterPolicyStmt", {"ALTER POLICY", C::kDdl}},
+      {"CreateAmStmt", {"CREATE ACCESS METHOD", C::kDdl}},
+      {"CreateTransformStmt", {"CREATE TRANSFORM", C::kDdl}},
+      {"CreatePublicationStmt", {"CREATE PUBLICATION", C::kDdl}},
+      {"AlterPublicationStmt", {"ALTER PUBLICATION", C::kDdl}},
+      {"CreateSubscriptionStmt", {"CREATE SUBSCRIPTION", C::kDdl}},
+      {"AlterSubscriptionStmt", {"ALTER SUBSCRIPTION", C::kDdl}},
+      {"DropSubscriptionStmt", {"DROP SUBSCRIPTION", C::kDdl}},
+      {"CreateStatsStmt", {"CREATE STATISTICS", C::kDdl}},
+      {"AlterStatsStmt", {"ALTER STATISTICS", C::kDdl}},
+      {"CreateTableSpaceStmt", {"CREATE TABLESPACE", C::kDdl}},
+      {"DropTableSpaceStmt", {"DROP TABLESPACE", C::kDdl}},
+      {"AlterTableSpaceOptionsStmt", {"ALTER TABLESPACE", C::kDdl}},
+      {"CreateFdwStmt", {"CREATE FOREIGN DATA WRAPPER", C::kDdl}},
+      {"AlterFdwStmt", {"ALTER FOREIGN DATA WRAPPER", C::kDdl}},
+      {"CreateForeignServerStmt", {"CREATE SERVER", C::kDdl}},
+      {"AlterForeignServerStmt", {"ALTER SERVER", C::kDdl}},
+      {"ImportForeignSchemaStmt", {"IMPORT FOREIGN SCHEMA", C::kDdl}},
+      {"CommentStmt", {"COMMENT", C::kDdl}},
+      {"SecLabelStmt", {"SECURITY LABEL", C::kDdl}},
+      {"CreateUserMappingStmt", {"CREATE USER MAPPING", C::kDcl}},
+      {"AlterUserMappingStmt", {"ALTER USER MAPPING", C::kDcl}},
+      {"DropUserMappingStmt", {"DROP USER MAPPING", C::kDcl}},
+      {"CreateRoleStmt", {"CREATE ROLE", C::kDcl}},
+      {"AlterRoleStmt", {"ALTER ROLE", C::kDcl}},
+      {"AlterRoleSetStmt", {"ALTER ROLE", C::kDcl}},
+      {"DropRoleStmt", {"DROP ROLE", C::kDcl}},
+      {"DropOwnedStmt", {"DROP OWNED", C::kDcl}},
+      {"ReassignOwnedStmt", {"REASSIGN OWNED", C::kDcl}},
+      {"AlterDefaultPrivilegesStmt", {"ALTER DEFAULT PRIVILEGES", C::kDcl}},
+      {"ConstraintsSetStmt", {"SET CONSTRAINTS", C::kTransaction}},
+      {"ExplainStmt", {"EXPLAIN", C::kUtility}},
+      {"DoStmt", {"DO", C::kUtility}},
+      {"CallStmt", {"CALL", C::kUtility}},
+      {"AlterSystemStmt", {"ALTER SYSTEM", C::kUtility}},
+      {"LoadStmt", {"LOAD", C::kUtility}},
+      {"PrepareStmt", {"PREPARE", C::kUtility}},
+      {"ExecuteStmt", {"EXECUTE", C::kUtility}},
+      {"NotifyStmt", {"NOTIFY", C::kUtility}},
+      {"ListenStmt", {"LISTEN", C::kUtility}},
+      {"UnlistenStmt", {"UNLISTEN", C::kUtility}},
+      {"LockStmt", {"LOCK TABLE", C::kUtility}},
+      {"CheckPointStmt", {"CHECKPOINT", C::kUtility}},
+      {"ReindexStmt", {"REINDEX", C::kUtility}},
+      {"ClusterStmt", {"CLUSTER", C::kUtility}},
+  };
+  for (const auto& [name, tag] : kFixed) {
+    if (node == name) {
+      set(tag.first, tag.second);
+      return f;
+    }
+  }
   if (node == "SelectStmt") {
     // SELECT ... INTO creates a table; FOR UPDATE only locks: a read.
     if (body.contains("intoClause")) {
@@ -61,70 +271,47 @@ StatementFacts Classify(const std::string& node, const Json& body) {
     } else {
       set("SELECT", C::kRead);
     }
-  } else if (node == "InsertStmt") {
-    set("INSERT", C::kWrite);
-  } else if (node == "UpdateStmt") {
-    set("UPDATE", C::kWrite);
-  } else if (node == "DeleteStmt") {
-    set("DELETE", C::kWrite);
-  } else if (node == "MergeStmt") {
-    set("MERGE", C::kWrite);
   } else if (node == "CopyStmt") {
     set("COPY", body.value("is_from", false) ? C::kWrite : C::kRead);
   } else if (node == "DropStmt") {
     set("DROP " + ObjectTypeTag(body.value("removeType", "")), C::kDdl);
-  } else if (node == "TruncateStmt") {
-    set("TRUNCATE TABLE", C::kDdl);
-  } else if (node == "CreateStmt") {
-    set("CREATE TABLE", C::kDdl);
   } else if (node == "CreateTableAsStmt") {
-    set(body.value("objtype", "") == "OBJECT_MATVIEW"
-            ? "CREATE MATERIALIZED VIEW"
-            : "CREATE TABLE AS",
-        C::kDdl);
-  } else if (node == "AlterTableStmt") {
+    if (body.value("objtype", "") == "OBJECT_MATVIEW") {
+      set("CREATE MATERIALIZED VIEW", C::kDdl);
+    } else {
+      set(body.value("is_select_into", false) ? "SELECT INTO"
+                                              : "CREATE TABLE AS",
+          C::kDdl);
+    }
+  } else if (node == "AlterTableStmt" || node == "AlterTableMoveAllStmt") {
     set("ALTER " + ObjectTypeTag(body.value("objtype", "OBJECT_TABLE")),
         C::kDdl);
-  } else if (node == "IndexStmt") {
-    set("CREATE INDEX", C::kDdl);
-  } else if (node == "ViewStmt") {
-    set("CREATE VIEW", C::kDdl);
-  } else if (node == "CreateSchemaStmt") {
-    set("CREATE SCHEMA", C::kDdl);
-  } else if (node == "CreatedbStmt") {
-    set("CREATE DATABASE", C::kDdl);
-  } else if (node == "DropdbStmt") {
-    set("DROP DATABASE", C::kDdl);
-  } else if (node == "DropOwnedStmt") {
-    set("DROP OWNED", C::kDcl);
   } else if (node == "RenameStmt") {
-    set("ALTER " + ObjectTypeTag(body.value("renameType", "")), C::kDdl);
+    // Renaming a column or attribute is tagged after its relation.
+    const std::string type = body.value("renameType", "");
+    set("ALTER " +
+            ObjectTypeTag(type == "OBJECT_COLUMN" || type == "OBJECT_ATTRIBUTE"
+                              ? body.value("relationType", type)
+                              : type),
+        type == "OBJECT_ROLE" ? C::kDcl : C::kDdl);
+  } else if (node == "AlterObjectSchemaStmt" ||
+             node == "AlterObjectDependsStmt") {
+    set("ALTER " + ObjectTypeTag(body.value("objectType", "")), C::kDdl);
+  } else if (node == "AlterOwnerStmt") {
+    set("ALTER " + ObjectTypeTag(body.value("objectType", "")), C::kDcl);
+  } else if (node == "AlterFunctionStmt") {
+    set("ALTER " + ObjectTypeTag(body.value("objtype", "OBJECT_FUNCTION")),
+        C::kDdl);
+  } else if (node == "DefineStmt") {
+    set("CREATE " + ObjectTypeTag(body.value("kind", "")), C::kDdl);
   } else if (node == "CreateFunctionStmt") {
     set(body.value("is_procedure", false) ? "CREATE PROCEDURE"
                                           : "CREATE FUNCTION",
         C::kDdl);
-  } else if (node == "CreateTrigStmt") {
-    set("CREATE TRIGGER", C::kDdl);
-  } else if (node == "RuleStmt") {
-    set("CREATE RULE", C::kDdl);
-  } else if (node == "CreateSeqStmt") {
-    set("CREATE SEQUENCE", C::kDdl);
-  } else if (node == "AlterSeqStmt") {
-    set("ALTER SEQUENCE", C::kDdl);
-  } else if (node == "CreateExtensionStmt") {
-    set("CREATE EXTENSION", C::kDdl);
   } else if (node == "GrantStmt") {
     set(body.value("is_grant", false) ? "GRANT" : "REVOKE", C::kDcl);
   } else if (node == "GrantRoleStmt") {
     set(body.value("is_grant", false) ? "GRANT ROLE" : "REVOKE ROLE", C::kDcl);
-  } else if (node == "CreateRoleStmt") {
-    set("CREATE ROLE", C::kDcl);
-  } else if (node == "AlterRoleStmt") {
-    set("ALTER ROLE", C::kDcl);
-  } else if (node == "DropRoleStmt") {
-    set("DROP ROLE", C::kDcl);
-  } else if (node == "AlterDefaultPrivilegesStmt") {
-    set("ALTER DEFAULT PRIVILEGES", C::kDcl);
   } else if (node == "TransactionStmt") {
     static const std::pair<const char*, const char*> kKinds[] = {
         {"TRANS_STMT_BEGIN", "BEGIN"},
@@ -143,36 +330,28 @@ StatementFacts Classify(const std::string& node, const Json& body) {
       if (kind == k) f.command = tag;
     }
   } else if (node == "VariableSetStmt") {
-    set(body.value("kind", "") == "VAR_RESET" ? "RESET" : "SET", C::kUtility);
-  } else if (node == "VariableShowStmt") {
-    set("SHOW", C::kRead);
-  } else if (node == "ExplainStmt") {
-    set("EXPLAIN", C::kUtility);
-  } else if (node == "DoStmt") {
-    set("DO", C::kUtility);
-  } else if (node == "CallStmt") {
-    set("CALL", C::kUtility);
-  } else if (node == "AlterSystemStmt") {
-    set("ALTER SYSTEM", C::kUtility);
-  } else if (node == "LoadStmt") {
-    set("LOAD", C::kUtility);
-  } else if (node == "PrepareStmt") {
-    set("PREPARE", C::kUtility);
-  } else if (node == "ExecuteStmt") {
-    set("EXECUTE", C::kUtility);
+    const std::string kind = body.value("kind", "");
+    set(kind == "VAR_RESET" || kind == "VAR_RESET_ALL" ? "RESET" : "SET",
+        C::kUtility);
   } else if (node == "DeallocateStmt") {
-    set("DEALLOCATE", C::kUtility);
+    set(body.contains("name") ? "DEALLOCATE" : "DEALLOCATE ALL", C::kUtility);
+  } else if (node == "ClosePortalStmt") {
+    set(body.contains("portalname") ? "CLOSE CURSOR" : "CLOSE CURSOR ALL",
+        C::kUtility);
+  } else if (node == "FetchStmt") {
+    set(body.value("ismove", false) ? "MOVE" : "FETCH", C::kRead);
   } else if (node == "VacuumStmt") {
     set(body.value("is_vacuumcmd", false) ? "VACUUM" : "ANALYZE", C::kUtility);
-  } else if (node == "NotifyStmt") {
-    set("NOTIFY", C::kUtility);
-  } else if (node == "ListenStmt") {
-    set("LISTEN", C::kUtility);
-  } else if (node == "UnlistenStmt") {
-    set("UNLISTEN", C::kUtility);
+  } else if (node == "DiscardStmt") {
+    const std::string target = body.value("target", "DISCARD_ALL");
+    set(target == "DISCARD_PLANS"       ? "DISCARD PLANS"
+        : target == "DISCARD_SEQUENCES" ? "DISCARD SEQUENCES"
+        : target == "DISCARD_TEMP"      ? "DISCARD TEMP"
+                                        : "DISCARD ALL",
+        C::kUtility);
   } else {
-    // Every other node: its name without "Stmt", upper-cased, as utility
-    // until the full table lands with the policy issue.
+    // A node this table does not know (a newer grammar): its name without
+    // "Stmt", upper-cased, as utility, so policies can still name it.
     std::string tag = node;
     if (tag.size() > 4 && tag.compare(tag.size() - 4, 4, "Stmt") == 0) {
       tag.resize(tag.size() - 4);
@@ -268,7 +447,54 @@ struct Found {
   std::vector<std::pair<int, Relation>> relations;
   std::vector<std::pair<int, std::string>> functions;
   std::vector<std::pair<int, std::string>> columns;
+  std::vector<std::pair<int, std::string>> settings;
+  bool dynamic = false;  // set_config with a computed name.
 };
+
+// The value of a string constant, through casts ('x'::text); false when
+// `node` is anything else.
+bool StringConstant(const Json& node, std::string* out) {
+  if (!node.is_object()) return false;
+  if (node.contains("TypeCast") && node["TypeCast"].contains("arg")) {
+    return StringConstant(node["TypeCast"]["arg"], out);
+  }
+  if (!node.contains("A_Const") || !node["A_Const"].contains("sval")) {
+    return false;
+  }
+  *out = node["A_Const"]["sval"].value("sval", "");
+  return true;
+}
+
+// Run-time parameters a VariableSetStmt changes (SET, SET LOCAL, RESET,
+// and the SET clauses of ALTER SYSTEM / ROLE / DATABASE / FUNCTION).
+void AddVariableSet(const Json& v, Found* found) {
+  const std::string kind = v.value("kind", "");
+  const std::string name = absl::AsciiStrToLower(v.value("name", ""));
+  if (kind == "VAR_RESET_ALL") {
+    found->settings.emplace_back(-1, "all");
+  } else if (kind == "VAR_SET_MULTI") {
+    // SET TRANSACTION ... sets transaction_isolation and friends; SET
+    // SESSION CHARACTERISTICS AS TRANSACTION their default_ forms.
+    const std::string prefix =
+        name == "session characteristics" ? "default_" : "";
+    bool any = false;
+    for (const auto& a : v.value("args", Json::array())) {
+      if (a.contains("DefElem")) {
+        found->settings.emplace_back(
+            -1,
+            prefix + absl::AsciiStrToLower(a["DefElem"].value("defname", "")));
+        any = true;
+      }
+    }
+    if (!any) {
+      std::string flat = name;
+      std::replace(flat.begin(), flat.end(), ' ', '_');
+      found->settings.emplace_back(-1, flat);  // "transaction_snapshot".
+    }
+  } else if (!name.empty()) {
+    found->settings.emplace_back(-1, name);
+  }
+}
 
 void Collect(const Json& node, Found* found) {
   if (node.is_array()) {
@@ -300,6 +526,21 @@ void Collect(const Json& node, Found* found) {
       }
       found->functions.emplace_back(v.value("location", -1),
                                     absl::StrJoin(parts, "."));
+      // set_config(name, value, is_local), schema-qualified or not.
+      if (!parts.empty() && parts.back() == "set_config") {
+        std::string name;
+        const Json args = v.value("args", Json::array());
+        if (!args.empty() && StringConstant(args[0], &name)) {
+          found->settings.emplace_back(v.value("location", -1),
+                                       absl::AsciiStrToLower(name));
+        } else {
+          found->settings.emplace_back(v.value("location", -1), "*");
+          found->dynamic = true;
+        }
+      }
+    } else if ((it.key() == "VariableSetStmt" || it.key() == "setstmt") &&
+               v.is_object()) {
+      AddVariableSet(v, found);
     }
     Collect(v, found);
   }
@@ -317,6 +558,74 @@ std::vector<T> InSourceOrderUnique(std::vector<std::pair<int, T>> items) {
     }
   }
   return out;
+}
+
+bool IsNameColumn(const Json& node) {
+  if (!node.is_object() || !node.contains("ColumnRef")) return false;
+  const Json fields = node["ColumnRef"].value("fields", Json::array());
+  return !fields.empty() && fields.back().contains("String") &&
+         fields.back()["String"].value("sval", "") == "name";
+}
+
+// The pg_settings rows an UPDATE's WHERE pins down by `name = 'x'` or
+// `name IN ('x', 'y')`, alone or as a conjunct of AND; empty when the
+// WHERE leaves the name open.
+std::vector<std::string> SettingsNamed(const Json& where) {
+  std::vector<std::string> out;
+  if (!where.is_object()) return out;
+  if (where.contains("BoolExpr")) {
+    const Json& b = where["BoolExpr"];
+    if (b.value("boolop", "") != "AND_EXPR") return out;
+    for (const auto& a : b.value("args", Json::array())) {
+      out = SettingsNamed(a);
+      if (!out.empty()) return out;
+    }
+    return out;
+  }
+  if (!where.contains("A_Expr")) return out;
+  const Json& e = where["A_Expr"];
+  const Json name = e.value("name", Json::array());
+  if (name.size() != 1 || !name[0].contains("String") ||
+      name[0]["String"].value("sval", "") != "=" || !e.contains("lexpr") ||
+      !e.contains("rexpr")) {
+    return out;
+  }
+  const std::string kind = e.value("kind", "");
+  std::string value;
+  if (kind == "AEXPR_OP") {
+    if (IsNameColumn(e["lexpr"]) && StringConstant(e["rexpr"], &value)) {
+      out.push_back(absl::AsciiStrToLower(value));
+    } else if (IsNameColumn(e["rexpr"]) && StringConstant(e["lexpr"], &value)) {
+      out.push_back(absl::AsciiStrToLower(value));
+    }
+  } else if (kind == "AEXPR_IN" && IsNameColumn(e["lexpr"]) &&
+             e["rexpr"].contains("List")) {
+    for (const auto& item : e["rexpr"]["List"].value("items", Json::array())) {
+      if (!StringConstant(item, &value)) return {};
+      out.push_back(absl::AsciiStrToLower(value));
+    }
+  }
+  return out;
+}
+
+// Whether a MERGE may touch every row of its target: a constant-true ON
+// with a WHEN MATCHED UPDATE or DELETE that adds no condition of its own.
+bool MergeIsUnfiltered(const Json& body) {
+  if (body.contains("joinCondition") &&
+      !IsConstantTrue(body["joinCondition"])) {
+    return false;
+  }
+  for (const auto& w : body.value("mergeWhenClauses", Json::array())) {
+    if (!w.contains("MergeWhenClause")) continue;
+    const Json& c = w["MergeWhenClause"];
+    const std::string type = c.value("commandType", "");
+    if (c.value("matched", false) &&
+        (type == "CMD_UPDATE" || type == "CMD_DELETE") &&
+        (!c.contains("condition") || IsConstantTrue(c["condition"]))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -523,25 +832,100 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
       }
     }
   }
+  if (node == "VariableSetStmt") AddVariableSet(body, &found);
+  if (node == "UpdateStmt" && body.contains("relation")) {
+    // pg_settings is an updatable view over set_config().
+    const Json& rel = body["relation"];
+    const std::string schema = rel.value("schemaname", "");
+    if (rel.value("relname", "") == "pg_settings" &&
+        (schema.empty() || schema == "pg_catalog")) {
+      std::vector<std::string> names =
+          SettingsNamed(body.value("whereClause", Json::object()));
+      if (names.empty()) names.push_back("*");
+      for (auto& n : names) found.settings.emplace_back(-1, std::move(n));
+    }
+  }
   f.relations = InSourceOrderUnique(std::move(found.relations));
   f.functions = InSourceOrderUnique(std::move(found.functions));
   f.columns = InSourceOrderUnique(std::move(found.columns));
+  f.settings = InSourceOrderUnique(std::move(found.settings));
+  if (found.dynamic) f.unresolved_dynamic_sql = true;
   if (f.node == "DeleteStmt" || f.node == "UpdateStmt") {
     f.has_effective_filter =
         body.contains("whereClause") && !IsConstantTrue(body["whereClause"]);
+  } else if (f.node == "MergeStmt") {
+    f.has_effective_filter = !MergeIsUnfiltered(body);
+  }
+  if (node == "CopyStmt") {
+    f.copy = body.value("is_program", false) ? "program"
+             : body.contains("filename")     ? "file"
+                                             : "stdio";
+  }
+  if (node == "AlterTableStmt") {
+    for (const auto& cmd : body.value("cmds", Json::array())) {
+      if (!cmd.contains("AlterTableCmd")) continue;
+      std::string sub =
+          AlterTableSubcommand(cmd["AlterTableCmd"].value("subtype", ""));
+      if (std::find(f.subcommands.begin(), f.subcommands.end(), sub) ==
+          f.subcommands.end()) {
+        f.subcommands.push_back(std::move(sub));
+      }
+    }
+  } else if (node == "RenameStmt") {
+    const std::string type = body.value("renameType", "");
+    f.subcommands.push_back(type == "OBJECT_COLUMN"      ? "RENAME COLUMN"
+                            : type == "OBJECT_ATTRIBUTE" ? "RENAME ATTRIBUTE"
+                            : type == "OBJECT_TABCONSTRAINT" ||
+                                    type == "OBJECT_DOMCONSTRAINT"
+                                ? "RENAME CONSTRAINT"
+                                : "RENAME");
+  } else if (node == "AlterObjectSchemaStmt") {
+    f.subcommands.push_back("SET SCHEMA");
+  } else if (node == "AlterOwnerStmt") {
+    f.subcommands.push_back("OWNER TO");
+  } else if (node == "CreateExtensionStmt") {
+    f.nested_languages.push_back(
+        absl::AsciiStrToLower(body.value("extname", "")));
+  } else if (node == "CreatePLangStmt") {
+    f.nested_languages.push_back(
+        absl::AsciiStrToLower(body.value("plname", "")));
   }
   if (depth >= kMaxDepth) {
     f.unresolved_dynamic_sql = true;  // too deep to follow: fail closed.
     return f;
   }
-  // Statements inside CTEs (WITH d AS (DELETE ...) SELECT ...).
-  if (body.contains("withClause") && body["withClause"].contains("ctes")) {
-    for (const auto& cte : body["withClause"]["ctes"]) {
-      if (cte.contains("CommonTableExpr") &&
-          cte["CommonTableExpr"].contains("ctequery")) {
-        AddNestedNode(&f, cte["CommonTableExpr"]["ctequery"], "cte", depth);
+  // Statements inside CTEs (WITH d AS (DELETE ...) SELECT ...), wherever
+  // the WITH is (also inside CREATE TABLE AS, COPY (...), subqueries); a
+  // CTE's own CTEs belong to that nested statement.
+  std::function<void(const Json&)> ctes = [&](const Json& j) {
+    if (j.is_array()) {
+      for (const auto& v : j) ctes(v);
+    } else if (j.is_object()) {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it.key() == "CommonTableExpr" && it.value().is_object() &&
+            it.value().contains("ctequery")) {
+          AddNestedNode(&f, it.value()["ctequery"], "cte", depth);
+        } else {
+          ctes(it.value());
+        }
       }
     }
+  };
+  // Fields that are statements of their own are followed below (or, for
+  // plain EXPLAIN, not run at all).
+  const char* own =
+      node == "ExplainStmt" || node == "PrepareStmt" || node == "CopyStmt"
+          ? "query"
+      : node == "RuleStmt"           ? "actions"
+      : node == "CreateFunctionStmt" ? "sql_body"
+                                     : "";
+  if (body.is_object()) {
+    for (auto it = body.begin(); it != body.end(); ++it) {
+      if (it.key() != own) ctes(it.value());
+    }
+  }
+  if (node == "CopyStmt" && body.contains("query")) {
+    AddNestedNode(&f, body["query"], "copy", depth);  // COPY (DELETE ...) TO.
   }
   if (node == "ExplainStmt" && body.contains("query") &&
       HasDefElem(body.value("options", Json::array()), "analyze")) {

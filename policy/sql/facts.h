@@ -41,19 +41,41 @@ struct StatementFacts {
   // DELETE / UPDATE / MERGE: whether the WHERE clause actually filters.
   // Absent, or constant-true (`true`, `1=1`, `'a'='a'`, `NOT false`,
   // `true OR id=5`), counts as no filter; `id = 1 AND 1 = 1` is a filter.
-  // Always true for other statements.
+  // A MERGE is unfiltered when its ON is constant-true and a WHEN MATCHED
+  // UPDATE / DELETE adds no condition. Always true for other statements.
   bool has_effective_filter = true;
+  // Run-time parameters the statement changes, lower-case: SET, SET LOCAL,
+  // RESET ("all" for RESET ALL), SET SESSION AUTHORIZATION
+  // ("session_authorization"), SET ROLE ("role"), SET TRANSACTION
+  // ("transaction_isolation", ...), the SET / RESET of ALTER SYSTEM, ALTER
+  // ROLE, ALTER DATABASE, CREATE / ALTER FUNCTION, set_config('name', ...)
+  // calls anywhere in the tree, and UPDATE pg_settings ... WHERE name = 'x'.
+  // "*" when the name is computed (set_config(f(x), ...), which also sets
+  // unresolved_dynamic_sql) or an UPDATE of pg_settings leaves it open.
+  std::vector<std::string> settings;
+  // COPY: "stdio" (FROM STDIN / TO STDOUT, what psql's \copy sends),
+  // "file" (a file on the database server) or "program" (a shell command
+  // on the server). Empty for other statements.
+  std::string copy;
+  // What an ALTER changes, as the ALTER TABLE synopsis names it, in order,
+  // deduplicated: "DROP COLUMN", "ADD COLUMN", "ALTER COLUMN TYPE",
+  // "DROP CONSTRAINT", "OWNER TO", "RENAME", "RENAME COLUMN", "SET SCHEMA",
+  // ... (ALTER TABLE / INDEX / VIEW / ..., RENAME, SET SCHEMA, OWNER TO).
+  std::vector<std::string> subcommands;
   std::string text;         // this statement's own text.
   std::string fingerprint;  // libpg_query fingerprint (hex).
 
   // Statements this one runs or defines, found anywhere inside it: DML in
   // CTEs ("cte"), the statement of EXPLAIN ANALYZE ("explain analyze"),
   // PREPARE bodies ("prepare"), rule actions ("rule"), SQL and PL/pgSQL
-  // function bodies ("function body", "plpgsql"), DO blocks ("plpgsql") and
-  // EXECUTE of string literals ("execute"). Each has its own nested list.
+  // function bodies ("function body", "plpgsql"), DO blocks ("plpgsql"),
+  // EXECUTE of string literals ("execute") and the query of COPY (...)
+  // ("copy"). Each has its own nested list.
   std::vector<StatementFacts> nested;
   std::string nested_via;  // how the parent contains this one; "" at top.
-  // Languages of bodies this statement carries (DO, CREATE FUNCTION).
+  // Languages of bodies this statement carries (DO, CREATE FUNCTION),
+  // lower-case, and the language or extension CREATE LANGUAGE / CREATE
+  // EXTENSION installs ("plpython3u").
   std::vector<std::string> nested_languages;
   // Something inside cannot be known before it runs: EXECUTE of a computed
   // string, a body in an opaque language (plpython3u, ...), unparseable

@@ -63,7 +63,7 @@ TEST(GateTest, DenyNamesRulePolicyAndMessage) {
   EXPECT_EQ(v.message,
             "Warden: denied by rule \"no-drop\" of policy \"guard\": Dropping "
             "tables is not allowed.");
-  EXPECT_THAT(v.detail, HasSubstr("DROP TABLE matched rule no-drop"));
+  EXPECT_THAT(v.detail, HasSubstr("DROP TABLE denied by rule no-drop of policy guard (statement 2)"));
 }
 
 TEST(GateTest, RequireApprovalRefusesWithReviewersAndCount) {

@@ -186,6 +186,264 @@ spec:
               HasSubstr("bad.yaml:8:9"));
 }
 
+constexpr char kKeys[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: keys }
+spec:
+  defaults: { action: allow, audit: normalized }
+  rules:
+    - name: pii-columns
+      match: { columns: ["*ssn", "card_*"] }
+      action: allow
+      audit: metadata
+    - name: replication-role
+      match: { settings: [Session_Replication_Role] }
+      action: deny
+    - name: server-copy
+      match: { copy: [file, program] }
+      action: deny
+    - name: untrusted-languages
+      match: { languages: ["plpython*u", "C"] }
+      action: deny
+    - name: drop-column
+      match: { commands: [ALTER TABLE], subcommands: ["drop column"] }
+      action: require_approval
+      approval: { reviewers: ["group:db-owners"] }
+      audit: full
+)";
+
+class PolicyKeysTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto bundle = lang::Compile({{"keys.yaml", kKeys}});
+    ASSERT_TRUE(bundle.ok()) << bundle.status();
+    bundle_ = *bundle;
+  }
+  engine::Decision Eval(const std::string& sql) {
+    return engine::Evaluate(bundle_, sql::Analyze(sql), {"alice", {}, "human"},
+                            "prod", "shop");
+  }
+  warden::v1::PolicyBundle bundle_;
+};
+
+TEST_F(PolicyKeysTest, CompilesKeysNormalized) {
+  const auto& p = bundle_.policies(0);
+  EXPECT_EQ(p.default_audit(), warden::v1::AUDIT_LEVEL_NORMALIZED);
+  EXPECT_EQ(p.rules(0).audit(), warden::v1::AUDIT_LEVEL_METADATA);
+  EXPECT_EQ(p.rules(1).audit(), warden::v1::AUDIT_LEVEL_UNSPECIFIED);
+  EXPECT_THAT(p.rules(1).match().settings(),
+              ::testing::ElementsAre("session_replication_role"));
+  EXPECT_THAT(p.rules(2).match().copy_modes(),
+              ::testing::ElementsAre("file", "program"));
+  EXPECT_THAT(p.rules(3).match().languages(),
+              ::testing::ElementsAre("plpython*u", "c"));
+  EXPECT_THAT(p.rules(4).match().subcommands(),
+              ::testing::ElementsAre("DROP COLUMN"));
+  // Omitted defaults.audit is FULL.
+  auto plain = lang::Compile({{"p.yaml",
+                               "apiVersion: warden/v1\nkind: Policy\n"
+                               "metadata: {name: p}\nspec: {}\n"}});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->policies(0).default_audit(), warden::v1::AUDIT_LEVEL_FULL);
+}
+
+TEST_F(PolicyKeysTest, NewMatchKeys) {
+  struct Case {
+    const char* sql;
+    warden::v1::PolicyAction action;
+    const char* rule;
+  };
+  const Case cases[] = {
+      {"SELECT ssn FROM customers WHERE id = 1", POLICY_ACTION_ALLOW,
+       "pii-columns"},
+      {"SELECT c.card_number FROM customers c", POLICY_ACTION_ALLOW,
+       "pii-columns"},
+      {"SELECT name FROM customers", POLICY_ACTION_ALLOW, ""},
+      {"SET session_replication_role = replica", POLICY_ACTION_DENY,
+       "replication-role"},
+      {"SELECT set_config('session_replication_role', 'replica', true)",
+       POLICY_ACTION_DENY, "replication-role"},
+      // A computed name may be any parameter.
+      {"SELECT set_config(current_user, 'x', true)", POLICY_ACTION_DENY,
+       "replication-role"},
+      {"SET work_mem = '64MB'", POLICY_ACTION_ALLOW, ""},
+      {"COPY t TO '/tmp/t'", POLICY_ACTION_DENY, "server-copy"},
+      {"COPY t FROM PROGRAM 'id'", POLICY_ACTION_DENY, "server-copy"},
+      {"COPY t FROM STDIN", POLICY_ACTION_ALLOW, ""},
+      {"DO LANGUAGE plpython3u $$ pass $$", POLICY_ACTION_DENY,
+       "untrusted-languages"},
+      {"CREATE FUNCTION f() RETURNS int LANGUAGE c AS 'lib', 'f'",
+       POLICY_ACTION_DENY, "untrusted-languages"},
+      {"DO $$ BEGIN END $$", POLICY_ACTION_ALLOW, ""},
+      {"ALTER TABLE t DROP COLUMN a", POLICY_ACTION_REQUIRE_APPROVAL,
+       "drop-column"},
+      {"ALTER TABLE t ADD COLUMN a int", POLICY_ACTION_ALLOW, ""},
+  };
+  for (const Case& c : cases) {
+    const engine::Decision d = Eval(c.sql);
+    EXPECT_EQ(d.action, c.action) << c.sql << " — " << d.reason;
+    EXPECT_EQ(d.rule, c.rule) << c.sql << " — " << d.reason;
+  }
+}
+
+TEST_F(PolicyKeysTest, AuditIsTheMostDetailedLevelThatApplied) {
+  using warden::v1::AUDIT_LEVEL_FULL;
+  using warden::v1::AUDIT_LEVEL_METADATA;
+  using warden::v1::AUDIT_LEVEL_NORMALIZED;
+  // Only the metadata rule matched.
+  EXPECT_EQ(Eval("SELECT ssn FROM customers").audit, AUDIT_LEVEL_METADATA);
+  // The policy default (normalized) decided.
+  EXPECT_EQ(Eval("SELECT name FROM customers").audit, AUDIT_LEVEL_NORMALIZED);
+  // A deny without its own level: the policy default.
+  EXPECT_EQ(Eval("COPY t TO '/tmp/t'").audit, AUDIT_LEVEL_NORMALIZED);
+  // Across statements the most detailed wins.
+  EXPECT_EQ(Eval("SELECT ssn FROM c; SELECT name FROM c").audit,
+            AUDIT_LEVEL_NORMALIZED);
+  EXPECT_EQ(Eval("SELECT ssn FROM c; ALTER TABLE c DROP COLUMN x").audit,
+            AUDIT_LEVEL_FULL);
+  // Unparseable SQL: the policy default; no policy at all: full.
+  EXPECT_EQ(Eval("SELEC 1").audit, AUDIT_LEVEL_NORMALIZED);
+  EXPECT_EQ(
+      engine::Evaluate(warden::v1::PolicyBundle(), sql::Analyze("SELECT 1"),
+                       {"alice", {}, "human"}, "prod", "shop")
+          .audit,
+      AUDIT_LEVEL_FULL);
+  // A hand-built bundle without levels is audited in full.
+  warden::v1::PolicyBundle bare;
+  auto* rule = bare.add_policies()->add_rules();
+  rule->set_name("deny-all");
+  rule->set_action(POLICY_ACTION_DENY);
+  const engine::Decision d = engine::Evaluate(
+      bare, sql::Analyze("SELECT 1"), {"alice", {}, "human"}, "prod", "shop");
+  EXPECT_EQ(d.action, POLICY_ACTION_DENY);
+  EXPECT_EQ(d.audit, AUDIT_LEVEL_FULL);
+}
+
+TEST_F(PolicyTest, DecisionNamesTheStatementThatDecided) {
+  const engine::Decision d = Eval("SELECT 1; DROP TABLE orders; SELECT 2");
+  EXPECT_EQ(d.action, POLICY_ACTION_DENY);
+  EXPECT_EQ(d.statement, 1);
+  EXPECT_EQ(d.command, "DROP TABLE");
+  EXPECT_EQ(d.via, "");
+  EXPECT_EQ(d.reason,
+            "DROP TABLE denied by rule no-destructive-ddl of policy "
+            "production-guardrails (statement 2)");
+  const engine::Decision nested =
+      Eval("DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$");
+  EXPECT_EQ(nested.statement, 0);
+  EXPECT_EQ(nested.command, "DROP TABLE");
+  EXPECT_EQ(nested.via, "DO via execute");
+  EXPECT_EQ(nested.reason,
+            "DROP TABLE denied by rule no-destructive-ddl of policy "
+            "production-guardrails (inside DO via execute)");
+  const engine::Decision allowed = Eval("SELECT 1");
+  EXPECT_EQ(allowed.reason,
+            "SELECT allowed by default of policy production-guardrails");
+  EXPECT_EQ(allowed.statement, 0);
+  const engine::Decision approval = Eval("CREATE INDEX i ON t (a)");
+  EXPECT_EQ(approval.reason,
+            "CREATE INDEX requires approval by rule schema-changes-reviewed of "
+            "policy production-guardrails");
+  EXPECT_EQ(Eval("SELEC 1").statement, -1);
+}
+
+TEST(PolicyCompileTest, DiagnosticsForNewKeys) {
+  std::vector<lang::Diagnostic> diags;
+  auto bundle = lang::Compile({{"bad.yaml", R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: p }
+spec:
+  defaults: { audit: everything }
+  rules:
+    - name: r1
+      match:
+        copy: [stdio, programm]
+        setings: [x]
+      action: deny
+      audit: metdata
+    - name: r2
+      match: { copy: { a: b }, dynamic_sql: yes, languages: [[c]] }
+      action: deny
+)"}},
+                              &diags);
+  ASSERT_FALSE(bundle.ok());
+  std::vector<std::string> lines;
+  for (const auto& d : diags) lines.push_back(d.ToString());
+  EXPECT_THAT(lines,
+              ::testing::Contains(
+                  "bad.yaml:5:22: defaults.audit must be one of metadata, "
+                  "normalized, full, not 'everything'"));
+  EXPECT_THAT(lines, ::testing::Contains(
+                         "bad.yaml:9:23: copy must be one of stdio, file, "
+                         "program, not 'programm' (hint: did you mean "
+                         "'program'?)"));
+  EXPECT_THAT(lines, ::testing::Contains(
+                         "bad.yaml:10:9: unknown key 'setings' in match (hint: "
+                         "did you mean 'settings'?)"));
+  EXPECT_THAT(lines, ::testing::Contains(
+                         "bad.yaml:12:14: audit must be one of metadata, "
+                         "normalized, full, not 'metdata' (hint: did you mean "
+                         "'metadata'?)"));
+  EXPECT_THAT(lines, ::testing::Contains(HasSubstr(
+                         "bad.yaml:14:22: copy must be a list of stdio")));
+  EXPECT_THAT(lines, ::testing::Contains(HasSubstr(
+                         "bad.yaml:14:45: dynamic_sql must be true or false")));
+  EXPECT_THAT(lines, ::testing::Contains(HasSubstr(
+                         "bad.yaml:14:62: languages entries must be non-empty "
+                         "strings")));
+}
+
+TEST(PolicyCompileTest, InputsThatHangYamlCppAreErrors) {
+  // yaml-cpp 0.7 alone loops forever on these (found by policy_lang_fuzz).
+  for (const char* text : {",", "# c\n,\n", "[a], b", "{a: b},"}) {
+    std::vector<lang::Diagnostic> diags;
+    EXPECT_FALSE(lang::Compile({{"h.yaml", text}}, &diags).ok()) << text;
+    ASSERT_FALSE(diags.empty()) << text;
+    EXPECT_EQ(diags[0].file, "h.yaml");
+    EXPECT_GT(diags[0].line, 0) << text;
+  }
+}
+
+TEST(PolicyCompileTest, InvalidUtf8IsAnError) {
+  // Would otherwise land in proto3 strings and fail to parse on the proxy.
+  std::vector<lang::Diagnostic> diags;
+  EXPECT_FALSE(lang::Compile({{"u.yaml",
+                               "apiVersion: warden/v1\nkind: Policy\n"
+                               "metadata: {name: \"p\xff\"}\nspec: {}\n"}},
+                             &diags)
+                   .ok());
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags[0].ToString(),
+            "u.yaml:3:20: the file is not valid UTF-8 (hint: policies are "
+            "UTF-8 text)");
+  for (const char* bad :
+       {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+    EXPECT_FALSE(lang::Compile({{"b.yaml", bad}}).ok());
+  }
+  // Well-formed multi-byte text is fine.
+  EXPECT_TRUE(lang::Compile({{"ok.yaml",
+                              "apiVersion: warden/v1\nkind: Policy\n"
+                              "metadata: {name: \"pr\xc3\xbc"
+                              "fung-\xe2\x82\xac-"
+                              "\xf0\x9f\x94\x92\"}\nspec: {}\n"}})
+                  .ok());
+}
+
+TEST(PolicyCompileTest, OddDocumentShapesAreDiagnosedNotThrown) {
+  for (const char* text :
+       {"[1, 2]", "just a scalar",
+        "apiVersion: warden/v1\nkind: Policy\n"
+        "metadata: [x]\nspec: {rules: [[1]]}\n",
+        "apiVersion: warden/v1\nkind: Policy\nmetadata: {name: [a]}\n"
+        "spec: {rules: [{name: r, action: deny, match: [1]}]}\n",
+        "apiVersion: warden/v1\nkind: Policy\nmetadata: &m {name: a}\n"
+        "spec: {defaults: *m, rules: [{name: {a: b}, action: {x: y}}]}\n"}) {
+    std::vector<lang::Diagnostic> diags;
+    EXPECT_FALSE(lang::Compile({{"o.yaml", text}}, &diags).ok()) << text;
+    EXPECT_FALSE(diags.empty()) << text;
+  }
+}
+
 TEST(PolicyCompileTest, YamlSyntaxAndWrongKinds) {
   std::vector<lang::Diagnostic> diags;
   EXPECT_FALSE(

@@ -17,6 +17,20 @@ StatementFacts One(const std::string& sql) {
   return facts->empty() ? StatementFacts{} : facts->front();
 }
 
+// Every command in a statement and below it, as "via:COMMAND".
+void Flatten(const StatementFacts& f, std::vector<std::string>* out) {
+  for (const auto& n : f.nested) {
+    out->push_back(n.nested_via + ":" + n.command);
+    Flatten(n, out);
+  }
+}
+
+std::vector<std::string> NestedOf(const std::string& sql) {
+  std::vector<std::string> out;
+  Flatten(One(sql), &out);
+  return out;
+}
+
 TEST(SqlFactsTest, SplitsStatementsWithTheirOwnText) {
   auto facts = Analyze("SELECT 1; DELETE FROM t WHERE id = 2;  DROP TABLE a.b");
   ASSERT_TRUE(facts.ok()) << facts.status();
@@ -85,6 +99,134 @@ TEST(SqlFactsTest, CommandTagsAndClasses) {
       {"DO $$ BEGIN END $$", "DO", StatementClass::kUtility},
       {"CALL p()", "CALL", StatementClass::kUtility},
       {"EXPLAIN SELECT 1", "EXPLAIN", StatementClass::kUtility},
+      // The rest of PostgreSQL 15's statements, tagged as psql shows them.
+      {"CREATE TABLE t2 (LIKE t)", "CREATE TABLE", StatementClass::kDdl},
+      {"CREATE TEMP TABLE t2 (a int)", "CREATE TABLE", StatementClass::kDdl},
+      {"CREATE MATERIALIZED VIEW m AS SELECT 1", "CREATE MATERIALIZED VIEW",
+       StatementClass::kDdl},
+      {"REFRESH MATERIALIZED VIEW m", "REFRESH MATERIALIZED VIEW",
+       StatementClass::kWrite},
+      {"CREATE VIEW v AS SELECT 1", "CREATE VIEW", StatementClass::kDdl},
+      {"DROP VIEW v", "DROP VIEW", StatementClass::kDdl},
+      {"DROP FUNCTION f()", "DROP FUNCTION", StatementClass::kDdl},
+      {"DROP FOREIGN TABLE ft", "DROP FOREIGN TABLE", StatementClass::kDdl},
+      {"DROP FOREIGN DATA WRAPPER w", "DROP FOREIGN DATA WRAPPER",
+       StatementClass::kDdl},
+      {"DROP SERVER s", "DROP SERVER", StatementClass::kDdl},
+      {"DROP TEXT SEARCH PARSER p", "DROP TEXT SEARCH PARSER",
+       StatementClass::kDdl},
+      {"DROP STATISTICS s", "DROP STATISTICS", StatementClass::kDdl},
+      {"DROP OPERATOR CLASS c USING btree", "DROP OPERATOR CLASS",
+       StatementClass::kDdl},
+      {"DROP EVENT TRIGGER e", "DROP EVENT TRIGGER", StatementClass::kDdl},
+      {"DROP EXTENSION e", "DROP EXTENSION", StatementClass::kDdl},
+      {"DROP TABLESPACE ts", "DROP TABLESPACE", StatementClass::kDdl},
+      {"DROP ROLE r", "DROP ROLE", StatementClass::kDcl},
+      {"DROP USER MAPPING FOR u SERVER s", "DROP USER MAPPING",
+       StatementClass::kDcl},
+      {"ALTER INDEX i RENAME TO j", "ALTER INDEX", StatementClass::kDdl},
+      {"ALTER TABLE t RENAME COLUMN a TO b", "ALTER TABLE",
+       StatementClass::kDdl},
+      {"ALTER TABLE t SET SCHEMA s", "ALTER TABLE", StatementClass::kDdl},
+      {"ALTER TABLE t OWNER TO bob", "ALTER TABLE", StatementClass::kDdl},
+      {"ALTER FUNCTION f() OWNER TO bob", "ALTER FUNCTION",
+       StatementClass::kDcl},
+      {"ALTER MATERIALIZED VIEW m RENAME TO n", "ALTER MATERIALIZED VIEW",
+       StatementClass::kDdl},
+      {"ALTER FUNCTION f() SECURITY DEFINER", "ALTER FUNCTION",
+       StatementClass::kDdl},
+      {"ALTER PROCEDURE p() SECURITY DEFINER", "ALTER PROCEDURE",
+       StatementClass::kDdl},
+      {"ALTER ROLE r SUPERUSER", "ALTER ROLE", StatementClass::kDcl},
+      {"ALTER ROLE r SET work_mem = '1GB'", "ALTER ROLE", StatementClass::kDcl},
+      {"ALTER ROLE r RENAME TO s", "ALTER ROLE", StatementClass::kDcl},
+      {"ALTER DATABASE d SET work_mem = '1GB'", "ALTER DATABASE",
+       StatementClass::kDdl},
+      {"ALTER DATABASE d CONNECTION LIMIT 5", "ALTER DATABASE",
+       StatementClass::kDdl},
+      {"CREATE TYPE mood AS ENUM ('a')", "CREATE TYPE", StatementClass::kDdl},
+      {"CREATE TYPE pair AS (a int, b int)", "CREATE TYPE",
+       StatementClass::kDdl},
+      {"ALTER TYPE mood ADD VALUE 'b'", "ALTER TYPE", StatementClass::kDdl},
+      {"CREATE DOMAIN d AS int", "CREATE DOMAIN", StatementClass::kDdl},
+      {"CREATE AGGREGATE a (int) (sfunc = int4pl, stype = int)",
+       "CREATE AGGREGATE", StatementClass::kDdl},
+      {"CREATE COLLATION c (locale = 'C')", "CREATE COLLATION",
+       StatementClass::kDdl},
+      {"CREATE CAST (int AS text) WITH INOUT", "CREATE CAST",
+       StatementClass::kDdl},
+      {"CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION "
+       "f()",
+       "CREATE TRIGGER", StatementClass::kDdl},
+      {"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION f()",
+       "CREATE EVENT TRIGGER", StatementClass::kDdl},
+      {"CREATE RULE r AS ON INSERT TO t DO NOTHING", "CREATE RULE",
+       StatementClass::kDdl},
+      {"CREATE SEQUENCE s", "CREATE SEQUENCE", StatementClass::kDdl},
+      {"ALTER SEQUENCE s RESTART", "ALTER SEQUENCE", StatementClass::kDdl},
+      {"CREATE EXTENSION pgcrypto", "CREATE EXTENSION", StatementClass::kDdl},
+      {"ALTER EXTENSION e UPDATE", "ALTER EXTENSION", StatementClass::kDdl},
+      {"CREATE LANGUAGE plsample HANDLER plsample_call_handler",
+       "CREATE LANGUAGE", StatementClass::kDdl},
+      {"CREATE POLICY p ON t USING (true)", "CREATE POLICY",
+       StatementClass::kDdl},
+      {"CREATE PUBLICATION p FOR ALL TABLES", "CREATE PUBLICATION",
+       StatementClass::kDdl},
+      {"CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p",
+       "CREATE SUBSCRIPTION", StatementClass::kDdl},
+      {"CREATE STATISTICS s ON a, b FROM t", "CREATE STATISTICS",
+       StatementClass::kDdl},
+      {"CREATE SERVER s FOREIGN DATA WRAPPER w", "CREATE SERVER",
+       StatementClass::kDdl},
+      {"CREATE FOREIGN TABLE ft (a int) SERVER s", "CREATE FOREIGN TABLE",
+       StatementClass::kDdl},
+      {"IMPORT FOREIGN SCHEMA r FROM SERVER s INTO l", "IMPORT FOREIGN SCHEMA",
+       StatementClass::kDdl},
+      {"CREATE USER MAPPING FOR u SERVER s", "CREATE USER MAPPING",
+       StatementClass::kDcl},
+      {"CREATE TABLESPACE ts LOCATION '/x'", "CREATE TABLESPACE",
+       StatementClass::kDdl},
+      {"COMMENT ON TABLE t IS 'x'", "COMMENT", StatementClass::kDdl},
+      {"SECURITY LABEL ON TABLE t IS 'x'", "SECURITY LABEL",
+       StatementClass::kDdl},
+      {"CREATE SCHEMA s", "CREATE SCHEMA", StatementClass::kDdl},
+      {"CREATE DATABASE d", "CREATE DATABASE", StatementClass::kDdl},
+      {"GRANT r TO u", "GRANT ROLE", StatementClass::kDcl},
+      {"REVOKE r FROM u", "REVOKE ROLE", StatementClass::kDcl},
+      {"CREATE USER u", "CREATE ROLE", StatementClass::kDcl},
+      {"ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO u",
+       "ALTER DEFAULT PRIVILEGES", StatementClass::kDcl},
+      {"REASSIGN OWNED BY a TO b", "REASSIGN OWNED", StatementClass::kDcl},
+      {"VACUUM t", "VACUUM", StatementClass::kUtility},
+      {"VACUUM FULL", "VACUUM", StatementClass::kUtility},
+      {"ANALYZE t", "ANALYZE", StatementClass::kUtility},
+      {"CLUSTER t USING i", "CLUSTER", StatementClass::kUtility},
+      {"REINDEX TABLE t", "REINDEX", StatementClass::kUtility},
+      {"LOCK TABLE t IN ACCESS EXCLUSIVE MODE", "LOCK TABLE",
+       StatementClass::kUtility},
+      {"CHECKPOINT", "CHECKPOINT", StatementClass::kUtility},
+      {"LISTEN c", "LISTEN", StatementClass::kUtility},
+      {"NOTIFY c, 'x'", "NOTIFY", StatementClass::kUtility},
+      {"UNLISTEN *", "UNLISTEN", StatementClass::kUtility},
+      {"DISCARD ALL", "DISCARD ALL", StatementClass::kUtility},
+      {"DISCARD TEMP", "DISCARD TEMP", StatementClass::kUtility},
+      {"RESET ALL", "RESET", StatementClass::kUtility},
+      {"SET CONSTRAINTS ALL DEFERRED", "SET CONSTRAINTS",
+       StatementClass::kTransaction},
+      {"START TRANSACTION", "START TRANSACTION", StatementClass::kTransaction},
+      {"SAVEPOINT s", "SAVEPOINT", StatementClass::kTransaction},
+      {"PREPARE TRANSACTION 'x'", "PREPARE TRANSACTION",
+       StatementClass::kTransaction},
+      {"PREPARE p AS SELECT 1", "PREPARE", StatementClass::kUtility},
+      {"EXECUTE p", "EXECUTE", StatementClass::kUtility},
+      {"DEALLOCATE p", "DEALLOCATE", StatementClass::kUtility},
+      {"DEALLOCATE ALL", "DEALLOCATE ALL", StatementClass::kUtility},
+      {"DECLARE c CURSOR FOR SELECT 1", "DECLARE CURSOR",
+       StatementClass::kRead},
+      {"FETCH 10 FROM c", "FETCH", StatementClass::kRead},
+      {"MOVE 10 IN c", "MOVE", StatementClass::kRead},
+      {"CLOSE c", "CLOSE CURSOR", StatementClass::kUtility},
+      {"CLOSE ALL", "CLOSE CURSOR ALL", StatementClass::kUtility},
   };
   for (const Case& c : cases) {
     const StatementFacts f = One(c.sql);
@@ -92,6 +234,130 @@ TEST(SqlFactsTest, CommandTagsAndClasses) {
     EXPECT_EQ(f.statement_class, c.cls)
         << c.sql << " got " << ClassName(f.statement_class);
   }
+}
+
+TEST(SqlFactsTest, Settings) {
+  struct Case {
+    const char* sql;
+    std::vector<std::string> settings;
+  };
+  const Case cases[] = {
+      {"SET search_path = x", {"search_path"}},
+      {"SET LOCAL Work_Mem = '1GB'", {"work_mem"}},
+      {"SET \"Session_Replication_Role\" = replica",
+       {"session_replication_role"}},
+      {"SET SESSION session_replication_role TO DEFAULT",
+       {"session_replication_role"}},
+      {"SET TIME ZONE 'UTC'", {"timezone"}},
+      {"RESET statement_timeout", {"statement_timeout"}},
+      {"RESET ALL", {"all"}},
+      {"SET SESSION AUTHORIZATION bob", {"session_authorization"}},
+      {"SET ROLE bob", {"role"}},
+      {"RESET ROLE", {"role"}},
+      {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+       {"transaction_isolation"}},
+      {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+       {"default_transaction_read_only"}},
+      {"ALTER SYSTEM SET wal_level = minimal", {"wal_level"}},
+      {"ALTER SYSTEM RESET ALL", {"all"}},
+      {"ALTER ROLE r SET session_replication_role = replica",
+       {"session_replication_role"}},
+      {"ALTER ROLE r IN DATABASE d RESET work_mem", {"work_mem"}},
+      {"ALTER DATABASE d SET work_mem TO '1GB'", {"work_mem"}},
+      {"ALTER FUNCTION f() SET search_path = x", {"search_path"}},
+      {"CREATE FUNCTION f() RETURNS int LANGUAGE sql "
+       "SET session_replication_role = replica AS 'SELECT 1'",
+       {"session_replication_role"}},
+      {"SELECT set_config('session_replication_role', 'replica', false)",
+       {"session_replication_role"}},
+      {"SELECT pg_catalog.set_config('Search_Path'::text, 'x', true)",
+       {"search_path"}},
+      {"SELECT 1 FROM t WHERE id IN (SELECT 1 WHERE "
+       "set_config('work_mem', '1GB', false) IS NOT NULL)",
+       {"work_mem"}},
+      {"SELECT set_config(lower('X'), 'y', false)", {"*"}},
+      {"UPDATE pg_settings SET setting = 'replica' "
+       "WHERE name = 'session_replication_role'",
+       {"session_replication_role"}},
+      {"UPDATE pg_catalog.pg_settings s SET setting = '1' "
+       "WHERE 'work_mem' = s.name AND 1 = 1",
+       {"work_mem"}},
+      {"UPDATE pg_settings SET setting = '1' WHERE name IN ('a', 'b')",
+       {"a", "b"}},
+      {"UPDATE pg_settings SET setting = 'replica'", {"*"}},
+      {"UPDATE pg_settings SET setting = '1' WHERE name LIKE 'session%'",
+       {"*"}},
+      {"UPDATE pg_settings SET setting = '1' WHERE name = 'a' OR true", {"*"}},
+      {"UPDATE my_settings SET setting = '1'", {}},
+      {"SHOW session_replication_role", {}},
+      {"SELECT current_setting('session_replication_role')", {}},
+      {"SELECT 'set_config(''x'', 1)'", {}},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(One(c.sql).settings, c.settings) << c.sql;
+  }
+  EXPECT_TRUE(
+      One("SELECT set_config(lower('X'), 'y', false)").unresolved_dynamic_sql);
+  EXPECT_FALSE(
+      One("SELECT set_config('x', 'y', false)").unresolved_dynamic_sql);
+  // Inside a DO block: on the nested statement.
+  const StatementFacts d = One(
+      "DO $$ BEGIN PERFORM set_config('session_replication_role', 'replica', "
+      "false); END $$");
+  ASSERT_FALSE(d.nested.empty());
+  EXPECT_THAT(d.nested[0].settings, ElementsAre("session_replication_role"));
+}
+
+TEST(SqlFactsTest, CopyDirections) {
+  EXPECT_EQ(One("COPY t FROM STDIN").copy, "stdio");
+  EXPECT_EQ(One("COPY (SELECT 1) TO STDOUT WITH (FORMAT csv)").copy, "stdio");
+  EXPECT_EQ(One("COPY t TO '/tmp/t.csv'").copy, "file");
+  EXPECT_EQ(One("COPY t FROM '/etc/passwd'").copy, "file");
+  EXPECT_EQ(One("COPY t TO PROGRAM 'curl -d @- x'").copy, "program");
+  EXPECT_EQ(One("COPY t FROM PROGRAM 'id'").copy, "program");
+  EXPECT_EQ(One("SELECT 1").copy, "");
+  // COPY (DELETE ... RETURNING) TO runs the DELETE.
+  EXPECT_THAT(NestedOf("COPY (DELETE FROM t RETURNING *) TO STDOUT"),
+              ElementsAre("copy:DELETE"));
+}
+
+TEST(SqlFactsTest, Subcommands) {
+  EXPECT_THAT(One("ALTER TABLE t DROP COLUMN a, ADD COLUMN b int, "
+                  "DROP COLUMN c")
+                  .subcommands,
+              ElementsAre("DROP COLUMN", "ADD COLUMN"));
+  EXPECT_THAT(One("ALTER TABLE t ALTER COLUMN a TYPE bigint").subcommands,
+              ElementsAre("ALTER COLUMN TYPE"));
+  EXPECT_THAT(One("ALTER TABLE t ALTER COLUMN a SET NOT NULL").subcommands,
+              ElementsAre("ALTER COLUMN SET NOT NULL"));
+  EXPECT_THAT(One("ALTER TABLE t DROP CONSTRAINT c").subcommands,
+              ElementsAre("DROP CONSTRAINT"));
+  EXPECT_THAT(One("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)").subcommands,
+              ElementsAre("ADD CONSTRAINT"));
+  EXPECT_THAT(One("ALTER TABLE t DISABLE TRIGGER ALL").subcommands,
+              ElementsAre("DISABLE TRIGGER"));
+  EXPECT_THAT(One("ALTER TABLE t OWNER TO bob").subcommands,
+              ElementsAre("OWNER TO"));
+  EXPECT_THAT(One("ALTER TABLE t RENAME COLUMN a TO b").subcommands,
+              ElementsAre("RENAME COLUMN"));
+  EXPECT_THAT(One("ALTER TABLE t RENAME TO u").subcommands,
+              ElementsAre("RENAME"));
+  EXPECT_THAT(One("ALTER TABLE t SET SCHEMA s").subcommands,
+              ElementsAre("SET SCHEMA"));
+  EXPECT_THAT(One("ALTER TABLE t DETACH PARTITION p").subcommands,
+              ElementsAre("DETACH PARTITION"));
+  EXPECT_TRUE(One("DROP TABLE t").subcommands.empty());
+}
+
+TEST(SqlFactsTest, LanguagesInstalled) {
+  EXPECT_THAT(One("CREATE EXTENSION plpython3u").nested_languages,
+              ElementsAre("plpython3u"));
+  EXPECT_THAT(One("CREATE LANGUAGE plperlu").nested_languages,
+              ElementsAre("plperlu"));
+  EXPECT_THAT(One("CREATE FUNCTION f() RETURNS int LANGUAGE C AS 'lib', "
+                  "'sym'")
+                  .nested_languages,
+              ElementsAre("c"));
 }
 
 TEST(SqlFactsTest, EffectiveFilter) {
@@ -115,6 +381,14 @@ TEST(SqlFactsTest, EffectiveFilter) {
       {"DELETE FROM t WHERE false OR id = 3", true},
       {"UPDATE t SET a = 1 WHERE id IN (SELECT id FROM s)", true},
       {"SELECT * FROM t", true},
+      {"MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", false},
+      {"MERGE INTO t USING s ON 1 = 1 WHEN MATCHED THEN UPDATE SET a = 1",
+       false},
+      {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", true},
+      {"MERGE INTO t USING s ON true WHEN MATCHED AND t.a = 1 THEN DELETE",
+       true},
+      {"MERGE INTO t USING s ON true WHEN NOT MATCHED THEN INSERT VALUES (1)",
+       true},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(One(c.sql).has_effective_filter, c.filtered) << c.sql;
@@ -170,20 +444,6 @@ TEST(SqlFactsTest, EmptyStatementsAreSkipped) {
   EXPECT_EQ((*facts)[0].text, "SELECT 1");
 }
 
-// Every command in a statement and below it, as "via:COMMAND".
-void Flatten(const StatementFacts& f, std::vector<std::string>* out) {
-  for (const auto& n : f.nested) {
-    out->push_back(n.nested_via + ":" + n.command);
-    Flatten(n, out);
-  }
-}
-
-std::vector<std::string> NestedOf(const std::string& sql) {
-  std::vector<std::string> out;
-  Flatten(One(sql), &out);
-  return out;
-}
-
 TEST(SqlFactsTest, DmlInsideCtes) {
   const StatementFacts f =
       One("WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) "
@@ -193,6 +453,23 @@ TEST(SqlFactsTest, DmlInsideCtes) {
   EXPECT_EQ(f.nested[0].command, "DELETE");
   EXPECT_EQ(f.nested[0].nested_via, "cte");
   EXPECT_FALSE(f.nested[0].has_effective_filter);
+}
+
+TEST(SqlFactsTest, DmlInCtesWhereverTheWithIs) {
+  EXPECT_THAT(NestedOf("CREATE TABLE x AS WITH d AS (DELETE FROM t RETURNING "
+                       "*) SELECT * FROM d"),
+              ElementsAre("cte:DELETE"));
+  EXPECT_THAT(NestedOf("INSERT INTO x WITH d AS (DELETE FROM t RETURNING *) "
+                       "SELECT * FROM d"),
+              ElementsAre("cte:DELETE"));
+  // A CTE's own CTEs are found once, below it.
+  EXPECT_THAT(NestedOf("WITH a AS (WITH b AS (DELETE FROM t RETURNING *) "
+                       "SELECT * FROM b) SELECT * FROM a"),
+              ElementsAre("cte:SELECT", "cte:DELETE"));
+  // Plain EXPLAIN does not run what it explains.
+  EXPECT_TRUE(NestedOf("EXPLAIN WITH d AS (DELETE FROM t RETURNING *) "
+                       "SELECT * FROM d")
+                  .empty());
 }
 
 TEST(SqlFactsTest, ExplainAnalyzeRunsItsStatementPlainExplainDoesNot) {
