@@ -513,7 +513,12 @@ void Collect(const Json& node, Found* found) {
       }
       found->columns.emplace_back(v.value("location", -1),
                                   absl::StrJoin(parts, "."));
-    } else if (it.key() == "RangeVar" && v.is_object()) {
+    } else if (v.is_object() &&
+               (it.key() == "RangeVar" ||
+                (v.contains("relname") && v["relname"].is_string()))) {
+      // Wrapped ("RangeVar": {...}) in lists, bare in typed fields such as
+      // DELETE's / INSERT's / ALTER TABLE's "relation" and SELECT INTO's
+      // "rel": both are relations the statement touches.
       found->relations.emplace_back(
           v.value("location", -1),
           Relation{v.value("schemaname", ""), v.value("relname", "")});
@@ -681,6 +686,33 @@ bool AddNestedText(StatementFacts* f, const std::string& sql, const char* via,
 }
 
 // `text` is the statement's own text when known (top level of a parse).
+// DROP TABLE / VIEW / INDEX / ... name their objects as lists of strings
+// ("schema", "name"), not RangeVars.
+void AddDroppedRelations(const Json& body, Found* found) {
+  static const char* const kRelationTypes[] = {
+      "OBJECT_TABLE",    "OBJECT_VIEW",          "OBJECT_MATVIEW",
+      "OBJECT_INDEX",    "OBJECT_SEQUENCE",      "OBJECT_FOREIGN_TABLE"};
+  const std::string type = body.value("removeType", "");
+  if (std::find(std::begin(kRelationTypes), std::end(kRelationTypes), type) ==
+      std::end(kRelationTypes)) {
+    return;
+  }
+  for (const auto& object : body.value("objects", Json::array())) {
+    if (!object.contains("List")) continue;
+    std::vector<std::string> parts;
+    for (const auto& item : object["List"].value("items", Json::array())) {
+      if (item.contains("String")) {
+        parts.push_back(item["String"].value("sval", ""));
+      }
+    }
+    if (parts.empty()) continue;
+    Relation rel;
+    rel.name = parts.back();
+    if (parts.size() >= 2) rel.schema = parts[parts.size() - 2];
+    found->relations.emplace_back(-1, std::move(rel));
+  }
+}
+
 StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
                            const std::string& text = "");
 
@@ -833,6 +865,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
     }
   }
   if (node == "VariableSetStmt") AddVariableSet(body, &found);
+  if (node == "DropStmt") AddDroppedRelations(body, &found);
   if (node == "UpdateStmt" && body.contains("relation")) {
     // pg_settings is an updatable view over set_config().
     const Json& rel = body["relation"];

@@ -50,7 +50,17 @@ class DemoTest(unittest.TestCase):
                                env=dict(os.environ, PGPASSWORD="alice-pw"),
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.stdout.strip(), "warden_svc", r.stderr)
-            # The staging environment line, as environment variables.
+            # prod enforces the production guardrails: DROP TABLE never lands.
+            r = subprocess.run(["psql", psql_lines[0], "-Atc", "DROP TABLE orders"],
+                               env=dict(os.environ, PGPASSWORD="alice-pw"),
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("Warden: denied by rule", r.stderr)
+            r = subprocess.run(["psql", psql_lines[0], "-Atc", "SELECT count(*) FROM orders"],
+                               env=dict(os.environ, PGPASSWORD="alice-pw"),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "20", r.stderr)
+            # The dev environment line, as environment variables.
             env = dict(os.environ)
             for kv in env_lines[1].split():
                 k, v = kv.split("=", 1)
@@ -58,6 +68,10 @@ class DemoTest(unittest.TestCase):
             r = subprocess.run(["psql", "-Atc", "SELECT current_database()"], env=env,
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.stdout.strip(), "shop_staging", r.stderr)
+            # dev is open (development.yaml): DDL runs there.
+            r = subprocess.run(["psql", "-Atc", "CREATE TABLE demo_t (id int); DROP TABLE demo_t"],
+                               env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
             # bob may not use prod.
             r = subprocess.run(["psql", psql_lines[0].replace("user=alice", "user=bob"), "-c", "SELECT 1"],
                                env=dict(os.environ, PGPASSWORD="bob-pw"),

@@ -5,6 +5,8 @@
 #include "gtest/gtest.h"
 #include "policy/sql/facts.h"
 
+#include <algorithm>
+
 namespace warden::policy::sql {
 namespace {
 
@@ -405,6 +407,43 @@ TEST(SqlFactsTest, RelationsAndFunctionsAnywhereInTheTree) {
   EXPECT_THAT(f.relations,
               ElementsAre(Relation{"public", "customers"}, Relation{"", "x"},
                           Relation{"sales", "orders"}, Relation{"", "t"}));
+}
+
+TEST(SqlFactsTest, TargetRelationsOfWritesAndDdl) {
+  // The table a statement writes or changes is a relation it touches, or
+  // an `objects:` rule would miss exactly the statements it is for.
+  struct Case {
+    const char* sql;
+    std::vector<Relation> relations;
+  };
+  const Case cases[] = {
+      {"DELETE FROM sales.orders WHERE id = 1", {{"sales", "orders"}}},
+      {"DELETE FROM orders USING customers c WHERE c.id = 1",
+       {{"", "orders"}, {"", "customers"}}},
+      {"INSERT INTO audit_copy SELECT * FROM orders",
+       {{"", "audit_copy"}, {"", "orders"}}},
+      {"UPDATE orders SET total = 0 WHERE id = 1", {{"", "orders"}}},
+      {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE",
+       {{"", "t"}, {"", "s"}}},
+      {"COPY orders TO STDOUT", {{"", "orders"}}},
+      {"ALTER TABLE public.orders DROP COLUMN total", {{"public", "orders"}}},
+      {"CREATE INDEX ON orders (total)", {{"", "orders"}}},
+      {"SELECT * INTO backup FROM orders", {{"", "backup"}, {"", "orders"}}},
+      {"DROP TABLE orders, sales.payments",
+       {{"", "orders"}, {"sales", "payments"}}},
+      {"DROP VIEW IF EXISTS v_orders", {{"", "v_orders"}}},
+      {"TRUNCATE orders", {{"", "orders"}}},
+  };
+  for (const Case& c : cases) {
+    const StatementFacts f = One(c.sql);
+    EXPECT_EQ(f.relations.size(), c.relations.size()) << c.sql;
+    for (const Relation& r : c.relations) {
+      EXPECT_NE(std::find(f.relations.begin(), f.relations.end(), r),
+                f.relations.end())
+          << c.sql << " lacks " << r.schema << "." << r.name;
+    }
+  }
+  EXPECT_TRUE(One("DROP SCHEMA s CASCADE").relations.empty());
 }
 
 TEST(SqlFactsTest, ColumnsReadAndWritten) {
