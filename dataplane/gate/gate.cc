@@ -79,6 +79,9 @@ Verdict Gate::JudgeFunctionCall(uint32_t function_oid,
   f.command = "FUNCTION CALL";
   f.statement_class = policy::sql::StatementClass::kUtility;
   f.functions.push_back(absl::StrCat("oid:", function_oid));
+  // Which function an OID names is the database's business: Warden cannot
+  // check it, exactly like EXECUTE of a computed string.
+  f.unresolved_dynamic_sql = true;
   f.text = absl::StrCat("<fast-path call of function OID ", function_oid, ">");
   return Explain(policy::engine::Evaluate(bundle_, &facts, absl::OkStatus(),
                                           subject, environment, database),

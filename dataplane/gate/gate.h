@@ -45,7 +45,8 @@ class Gate {
 
   // JudgeFunctionCall decides a fast-path FunctionCall message, which names
   // a function by OID and carries no SQL: it is judged as a statement with
-  // command tag "FUNCTION CALL" calling function "oid:<n>".
+  // command tag "FUNCTION CALL" calling function "oid:<n>", marked as
+  // unresolved dynamic SQL (what an OID names cannot be checked).
   Verdict JudgeFunctionCall(uint32_t function_oid,
                             const policy::engine::Subject& subject,
                             const std::string& environment,

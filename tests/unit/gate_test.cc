@@ -104,6 +104,21 @@ TEST(GateTest, FunctionCallIsJudgedByOid) {
   EXPECT_THAT(v.detail, HasSubstr("FUNCTION CALL"));
 }
 
+TEST(GateTest, FunctionCallCountsAsUncheckableDynamicSql) {
+  Gate gate = MakeGate(R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: guard }
+spec:
+  rules:
+    - name: no-dynamic
+      match: { dynamic_sql: true }
+      action: deny
+)");
+  EXPECT_EQ(gate.JudgeFunctionCall(1, Alice(), "prod", "shop").decision.rule,
+            "no-dynamic");
+  EXPECT_TRUE(gate.Judge("SELECT 1", Alice(), "prod", "shop").allowed);
+}
+
 TEST(GateTest, RepeatedTextIsAnalyzedOnce) {
   Gate gate = MakeGate();
   for (int i = 0; i < 3; ++i) {
