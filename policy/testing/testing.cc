@@ -374,6 +374,19 @@ std::string ActionName(PolicyAction action) {
   }
 }
 
+std::string AuditName(warden::v1::AuditLevel level) {
+  switch (level) {
+    case warden::v1::AUDIT_LEVEL_METADATA:
+      return "metadata";
+    case warden::v1::AUDIT_LEVEL_NORMALIZED:
+      return "normalized";
+    case warden::v1::AUDIT_LEVEL_FULL:
+      return "full";
+    default:
+      return "unspecified";
+  }
+}
+
 nlohmann::json FactsToJson(const sql::StatementFacts& f) {
   nlohmann::json relations = nlohmann::json::array();
   for (const auto& r : f.relations) {
@@ -389,6 +402,9 @@ nlohmann::json FactsToJson(const sql::StatementFacts& f) {
   out["functions"] = f.functions;
   out["columns"] = f.columns;
   out["has_effective_filter"] = f.has_effective_filter;
+  out["settings"] = f.settings;
+  out["copy"] = f.copy;
+  out["subcommands"] = f.subcommands;
   out["text"] = f.text;
   out["fingerprint"] = f.fingerprint;
   out["nested_via"] = f.nested_via;
@@ -403,7 +419,8 @@ nlohmann::json DecisionToJson(const engine::Decision& d) {
           {"policy", d.policy},
           {"rule", d.rule},
           {"message", d.message},
-          {"reason", d.reason}};
+          {"reason", d.reason},
+          {"audit", AuditName(d.audit)}};
 }
 
 }  // namespace warden::policy::testing

@@ -93,6 +93,8 @@ std::vector<CaseResult> RunTests(const warden::v1::PolicyBundle& bundle,
 
 // "allow", "deny", "require_approval"; "unspecified" for anything else.
 std::string ActionName(warden::v1::PolicyAction action);
+// "metadata", "normalized", "full".
+std::string AuditName(warden::v1::AuditLevel level);
 
 // FactsToJson: one statement's facts as a JSON object, nested statements
 // included recursively:

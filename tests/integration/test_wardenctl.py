@@ -178,6 +178,15 @@ spec:
         self.assertEqual(r.stdout.splitlines()[-1], "10 passed, 0 failed")
         self.assertNotIn("FAIL", r.stdout)
 
+    def test_shipped_examples_pass_their_tests(self):
+        # What CI runs on policy/: the example policies and their PolicyTest files.
+        r = self.run_ctl("policy", "test", os.path.join(REPO, "policy", "examples"),
+                         "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr)
+        report = json.loads(r.stdout)
+        self.assertGreater(report["passed"], 100)
+        self.assertEqual(report["failed"], 0)
+
     def test_policy_test_failures_reported(self):
         self.write("prod.yaml", POLICY)
         self.write("wrong.yaml", FAILING_TESTS)
@@ -189,7 +198,7 @@ spec:
         self.assertIn("mismatch: action: expected allow, got deny", out)
         self.assertIn("mismatch: rule: expected 'unbounded-writes', got 'no-drop-data-objects'",
                       out)
-        self.assertIn("reason:   DROP TABLE matched rule no-drop-data-objects", out)
+        self.assertIn("reason:   DROP TABLE denied by rule no-drop-data-objects", out)
         self.assertNotIn("still-passes", out)
 
         j = json.loads(self.run_ctl("policy", "test", ".", "--format", "json").stdout)
@@ -257,17 +266,21 @@ spec:
                       stdin="SELECT 1; WITH d AS (DELETE FROM orders RETURNING id) SELECT * FROM d")
         self.assertEqual(r.returncode, 3, r.stderr)
         j = json.loads(r.stdout)
-        self.assertEqual(set(j), {"decision", "policy", "rule", "message", "reason", "statements"})
+        self.assertEqual(set(j), {"decision", "policy", "rule", "message", "reason", "audit",
+                                  "statements"})
+        self.assertEqual(j["audit"], "full")
         self.assertEqual(j["decision"], "deny")
         self.assertEqual(j["policy"], "production-guardrails")
         self.assertEqual(j["rule"], "unbounded-writes")
-        self.assertIn("DELETE matched rule unbounded-writes", j["reason"])
+        self.assertIn("DELETE denied by rule unbounded-writes", j["reason"])
         self.assertEqual([s["command"] for s in j["statements"]], ["SELECT", "SELECT"])
         first, second = j["statements"]
         self.assertEqual(first["class"], "read")
         self.assertEqual(first["text"], "SELECT 1")
         self.assertEqual(first["nested"], [])
-        self.assertEqual(second["relations"], [{"schema": "", "name": "d"}])
+        # The CTE's DELETE target is touched by the statement too.
+        self.assertEqual(second["relations"], [{"schema": "", "name": "orders"},
+                                               {"schema": "", "name": "d"}])
         self.assertEqual(len(second["nested"]), 1)
         nested = second["nested"][0]
         self.assertEqual((nested["command"], nested["class"], nested["nested_via"]),
