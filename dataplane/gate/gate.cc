@@ -42,7 +42,7 @@ std::string ApprovalHint(const warden::v1::Rule* rule) {
 }  // namespace
 
 Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries)
-    : bundle_(std::move(bundle)), cache_(cache_entries) {}
+    : bundle_(std::move(bundle)), matcher_(&bundle_), cache_(cache_entries) {}
 
 absl::StatusOr<std::unique_ptr<Gate>> Gate::Load(
     const std::vector<std::string>& paths, size_t cache_entries) {
@@ -59,13 +59,12 @@ Verdict Gate::Judge(absl::string_view sql,
                     const std::string& database) const {
   auto facts = cache_.Get(sql);
   if (!facts.ok()) {
-    return Explain(policy::engine::Evaluate(bundle_, nullptr, facts.status(),
-                                            subject, environment, database),
+    return Explain(matcher_.Evaluate(nullptr, facts.status(), subject,
+                                     environment, database),
                    facts.status());
   }
-  return Explain(policy::engine::Evaluate(bundle_, facts->get(),
-                                          absl::OkStatus(), subject,
-                                          environment, database),
+  return Explain(matcher_.Evaluate(facts->get(), absl::OkStatus(), subject,
+                                   environment, database),
                  absl::OkStatus());
 }
 
@@ -83,8 +82,8 @@ Verdict Gate::JudgeFunctionCall(uint32_t function_oid,
   // check it, exactly like EXECUTE of a computed string.
   f.unresolved_dynamic_sql = true;
   f.text = absl::StrCat("<fast-path call of function OID ", function_oid, ">");
-  return Explain(policy::engine::Evaluate(bundle_, &facts, absl::OkStatus(),
-                                          subject, environment, database),
+  return Explain(matcher_.Evaluate(&facts, absl::OkStatus(), subject,
+                                   environment, database),
                  absl::OkStatus());
 }
 

@@ -31,6 +31,8 @@ struct Verdict {
 class Gate {
  public:
   Gate(warden::v1::PolicyBundle bundle, size_t cache_entries);
+  Gate(const Gate&) = delete;  // the matcher points into bundle_.
+  Gate& operator=(const Gate&) = delete;
 
   // Load reads the policy files and folders and compiles them; the error
   // lists every diagnostic (file:line:column).
@@ -62,6 +64,7 @@ class Gate {
                   const absl::Status& parse_error) const;
 
   const warden::v1::PolicyBundle bundle_;
+  const policy::engine::Matcher matcher_;  // over bundle_.
   mutable policy::sql::FactsCache cache_;
 };
 

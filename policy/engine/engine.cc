@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -23,8 +25,26 @@ int Severity(PolicyAction a) {
   }
 }
 
+// Shell glob. Most patterns in real policies are plain names or
+// "prefix*", which are compared directly; fnmatch only sees the rest.
+// `value` must be NUL-terminated at value[len].
+bool GlobAt(const std::string& pattern, const char* value, size_t len) {
+  size_t meta = 0;
+  while (meta < pattern.size() && pattern[meta] != '*' && pattern[meta] != '?' &&
+         pattern[meta] != '[' && pattern[meta] != '\\') {
+    ++meta;
+  }
+  if (meta == pattern.size()) {
+    return pattern.size() == len && pattern.compare(0, len, value, len) == 0;
+  }
+  if (meta + 1 == pattern.size() && pattern[meta] == '*') {
+    return len >= meta && pattern.compare(0, meta, value, meta) == 0;
+  }
+  return fnmatch(pattern.c_str(), value, 0) == 0;
+}
+
 bool Glob(const std::string& pattern, const std::string& value) {
-  return fnmatch(pattern.c_str(), value.c_str(), 0) == 0;
+  return GlobAt(pattern, value.c_str(), value.size());
 }
 
 template <typename Container>
@@ -35,20 +55,23 @@ bool AnyGlob(const Container& patterns, const std::string& value) {
   return false;
 }
 
+const std::string kPublic = "public";
+
 // "schema.table" globs; an unqualified relation is taken as "public.name"
 // and also matched by schema-less patterns.
 bool ObjectMatches(const std::string& pattern, const sql::Relation& rel) {
-  if (pattern.find('.') == std::string::npos) return Glob(pattern, rel.name);
-  const std::string schema = rel.schema.empty() ? "public" : rel.schema;
+  const size_t dot = pattern.find('.');
+  if (dot == std::string::npos) return Glob(pattern, rel.name);
+  const std::string& schema = rel.schema.empty() ? kPublic : rel.schema;
+  // "schema-glob.name-glob" against the two parts, without building the
+  // qualified name, unless dots elsewhere make the split ambiguous.
+  if (pattern.find('.', dot + 1) == std::string::npos &&
+      schema.find('.') == std::string::npos &&
+      rel.name.find('.') == std::string::npos) {
+    return Glob(pattern.substr(0, dot), schema) &&
+           Glob(pattern.substr(dot + 1), rel.name);
+  }
   return Glob(pattern, schema + "." + rel.name);
-}
-
-// Globs against dotted names ("o.total", "pg_catalog.now"): the whole name
-// or its last part.
-bool DottedMatches(const std::string& pattern, const std::string& name) {
-  if (Glob(pattern, name)) return true;
-  const size_t dot = name.rfind('.');
-  return dot != std::string::npos && Glob(pattern, name.substr(dot + 1));
 }
 
 template <typename Patterns, typename Values, typename Pred>
@@ -61,35 +84,112 @@ bool AnyPair(const Patterns& patterns, const Values& values, Pred pred) {
   return false;
 }
 
-bool RuleMatches(const warden::v1::RuleMatch& m, const sql::StatementFacts& f,
-                 const Subject& who) {
-  if (!m.commands().empty() &&
-      std::find(m.commands().begin(), m.commands().end(), f.command) ==
-          m.commands().end()) {
+// A list of globs prepared for matching many values: exact names in a hash
+// set, "prefix*" patterns, and the rest for fnmatch.
+class GlobSet {
+ public:
+  GlobSet() = default;
+  template <typename Patterns>
+  explicit GlobSet(const Patterns& patterns) {
+    for (const std::string& p : patterns) {
+      size_t meta = 0;
+      while (meta < p.size() && p[meta] != '*' && p[meta] != '?' &&
+             p[meta] != '[' && p[meta] != '\\') {
+        ++meta;
+      }
+      if (meta == p.size()) {
+        exact_.insert(p);
+      } else if (meta + 1 == p.size() && p[meta] == '*') {
+        prefixes_.push_back(p.substr(0, meta));
+      } else {
+        globs_.push_back(p);
+      }
+      empty_ = false;
+    }
+  }
+  bool empty() const { return empty_; }
+
+  // `value` must be NUL-terminated at value[len] (for fnmatch).
+  bool Matches(const char* value, size_t len) const {
+    const absl::string_view v(value, len);
+    if (!exact_.empty() && exact_.contains(v)) return true;
+    for (const std::string& prefix : prefixes_) {
+      if (absl::StartsWith(v, prefix)) return true;
+    }
+    for (const std::string& g : globs_) {
+      if (fnmatch(g.c_str(), value, 0) == 0) return true;
+    }
     return false;
   }
-  if (!m.classes().empty() &&
-      std::find(m.classes().begin(), m.classes().end(),
-                sql::ClassName(f.statement_class)) == m.classes().end()) {
+  bool Matches(const std::string& value) const {
+    return Matches(value.c_str(), value.size());
+  }
+  // Dotted names ("o.total", "pg_catalog.now"): the whole name or its last
+  // part.
+  bool MatchesDotted(const std::string& name) const {
+    if (Matches(name)) return true;
+    const size_t dot = name.rfind('.');
+    return dot != std::string::npos &&
+           Matches(name.c_str() + dot + 1, name.size() - dot - 1);
+  }
+  template <typename Values>
+  bool AnyDotted(const Values& values) const {
+    for (const auto& v : values) {
+      if (MatchesDotted(v)) return true;
+    }
+    return false;
+  }
+  template <typename Values>
+  bool Any(const Values& values) const {
+    for (const auto& v : values) {
+      if (Matches(v)) return true;
+    }
+    return false;
+  }
+
+ private:
+  absl::flat_hash_set<std::string> exact_;
+  std::vector<std::string> prefixes_;
+  std::vector<std::string> globs_;
+  bool empty_ = true;
+};
+
+struct CompiledRule {
+  explicit CompiledRule(const warden::v1::Rule& r)
+      : rule(&r),
+        commands(r.match().commands().begin(), r.match().commands().end()),
+        classes(r.match().classes().begin(), r.match().classes().end()),
+        functions(r.match().functions()),
+        columns(r.match().columns()),
+        settings(r.match().settings()),
+        languages(r.match().languages()),
+        subcommands(r.match().subcommands()) {}
+  const warden::v1::Rule* rule;
+  absl::flat_hash_set<std::string> commands, classes;
+  GlobSet functions, columns, settings, languages, subcommands;
+};
+
+bool RuleMatches(const CompiledRule& c, const sql::StatementFacts& f,
+                 const Subject& who) {
+  const warden::v1::RuleMatch& m = c.rule->match();
+  if (!c.commands.empty() && !c.commands.contains(f.command)) return false;
+  if (!c.classes.empty() &&
+      !c.classes.contains(absl::string_view(sql::ClassName(f.statement_class)))) {
     return false;
   }
   if (!m.objects().empty() &&
       !AnyPair(m.objects(), f.relations, ObjectMatches)) {
     return false;
   }
-  if (!m.functions().empty() &&
-      !AnyPair(m.functions(), f.functions, DottedMatches)) {
+  if (!c.functions.empty() && !c.functions.AnyDotted(f.functions)) {
     return false;
   }
-  if (!m.columns().empty() && !AnyPair(m.columns(), f.columns, DottedMatches)) {
-    return false;
-  }
+  if (!c.columns.empty() && !c.columns.AnyDotted(f.columns)) return false;
   // A computed parameter name ("*") may be any parameter: it matches.
-  if (!m.settings().empty() &&
-      !AnyPair(m.settings(), f.settings,
-               [](const std::string& p, const std::string& s) {
-                 return s == "*" || Glob(p, s);
-               })) {
+  if (!c.settings.empty() &&
+      std::find(f.settings.begin(), f.settings.end(), "*") ==
+          f.settings.end() &&
+      !c.settings.Any(f.settings)) {
     return false;
   }
   if (!m.copy_modes().empty() &&
@@ -97,12 +197,10 @@ bool RuleMatches(const warden::v1::RuleMatch& m, const sql::StatementFacts& f,
           m.copy_modes().end()) {
     return false;
   }
-  if (!m.languages().empty() &&
-      !AnyPair(m.languages(), f.nested_languages, Glob)) {
+  if (!c.languages.empty() && !c.languages.Any(f.nested_languages)) {
     return false;
   }
-  if (!m.subcommands().empty() &&
-      !AnyPair(m.subcommands(), f.subcommands, Glob)) {
+  if (!c.subcommands.empty() && !c.subcommands.Any(f.subcommands)) {
     return false;
   }
   if (m.filter() == warden::v1::FILTER_MATCH_NONE &&
@@ -155,21 +253,43 @@ struct Verdict {
   bool decided = false;
   warden::v1::AuditLevel audit = warden::v1::AUDIT_LEVEL_UNSPECIFIED;
 
-  void Consider(Decision candidate, warden::v1::AuditLevel level) {
+  // True when a candidate with `action` would replace the best so far; the
+  // caller then builds it (texts are only built for winners, at most three
+  // times per message, which keeps evaluation allocation-free otherwise).
+  bool Wins(PolicyAction action, warden::v1::AuditLevel level) {
     audit = std::max(audit, level);
-    if (!decided || Severity(candidate.action) > Severity(best.action)) {
-      best = std::move(candidate);
-      decided = true;
-    }
+    return !decided || Severity(action) > Severity(best.action);
+  }
+  void Consider(Decision candidate, warden::v1::AuditLevel level) {
+    if (Wins(candidate.action, level)) Take(std::move(candidate));
+  }
+  void Take(Decision candidate) {
+    best = std::move(candidate);
+    decided = true;
   }
 };
 
-// Where a statement sits, for the decision and its reason.
+// Where a statement sits, for the decision and its reason. Nested
+// statements point at their container's position (which outlives them).
 struct Position {
   int statement = -1;  // 0-based, top level.
   int statements = 0;  // top-level statements in the message.
-  std::string via;     // "" at top level.
+  const Position* outer = nullptr;                // null at top level.
+  const sql::StatementFacts* outer_facts = nullptr;
 };
+
+// "DO via plpgsql > SELECT via cte": how `f` sits inside its containers.
+std::string Via(const Position& at, const sql::StatementFacts& f) {
+  std::vector<std::string> steps;
+  const sql::StatementFacts* inner = &f;
+  for (const Position* p = &at; p->outer != nullptr; p = p->outer) {
+    steps.push_back(
+        absl::StrCat(p->outer_facts->command, " via ", inner->nested_via));
+    inner = p->outer_facts;
+  }
+  std::reverse(steps.begin(), steps.end());
+  return absl::StrJoin(steps, " > ");
+}
 
 Decision Candidate(const warden::v1::Policy& policy,
                    const warden::v1::Rule* rule, const sql::StatementFacts& f,
@@ -181,7 +301,7 @@ Decision Candidate(const warden::v1::Policy& policy,
   d.message = rule ? rule->message() : "";
   d.statement = at.statement;
   d.command = f.command;
-  d.via = at.via;
+  d.via = Via(at, f);
   d.reason = absl::StrCat(f.command, " ", Verb(d.action), " by ",
                           rule ? "rule " + rule->name() : "default",
                           " of policy ", policy.name());
@@ -189,51 +309,88 @@ Decision Candidate(const warden::v1::Policy& policy,
   if (at.statements > 1) {
     where.push_back(absl::StrCat("statement ", at.statement + 1));
   }
-  if (!at.via.empty()) where.push_back("inside " + at.via);
+  if (!d.via.empty()) where.push_back("inside " + d.via);
   if (!where.empty())
     absl::StrAppend(&d.reason, " (", absl::StrJoin(where, ", "), ")");
   return d;
 }
 
-void EvaluateStatement(const warden::v1::Policy& policy,
+struct CompiledPolicy {
+  explicit CompiledPolicy(const warden::v1::Policy& p) : policy(&p) {
+    rules.reserve(p.rules_size());
+    for (const auto& r : p.rules()) rules.emplace_back(r);
+  }
+  const warden::v1::Policy* policy;
+  std::vector<CompiledRule> rules;
+};
+
+void EvaluateStatement(const CompiledPolicy& compiled,
                        const sql::StatementFacts& f, const Subject& who,
                        const Position& at, Verdict* verdict) {
+  const warden::v1::Policy& policy = *compiled.policy;
   bool matched = false;
-  for (const auto& rule : policy.rules()) {
-    if (!RuleMatches(rule.match(), f, who)) continue;
+  for (const CompiledRule& c : compiled.rules) {
+    const warden::v1::Rule& rule = *c.rule;
+    if (!RuleMatches(c, f, who)) continue;
     matched = true;
-    verdict->Consider(Candidate(policy, &rule, f, at),
-                      Resolve(rule.audit(), policy.default_audit()));
+    if (verdict->Wins(rule.action(),
+                      Resolve(rule.audit(), policy.default_audit()))) {
+      verdict->Take(Candidate(policy, &rule, f, at));
+    }
   }
-  if (!matched) {
-    verdict->Consider(
-        Candidate(policy, nullptr, f, at),
-        Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED, policy.default_audit()));
+  if (!matched &&
+      verdict->Wins(policy.default_action(),
+                    Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED,
+                            policy.default_audit()))) {
+    verdict->Take(Candidate(policy, nullptr, f, at));
   }
   for (const auto& nested : f.nested) {
     Position inner = at;
-    inner.via = absl::StrCat(at.via, at.via.empty() ? "" : " > ", f.command,
-                             " via ", nested.nested_via);
-    EvaluateStatement(policy, nested, who, inner, verdict);
+    inner.outer = &at;
+    inner.outer_facts = &f;
+    EvaluateStatement(compiled, nested, who, inner, verdict);
   }
 }
 
 }  // namespace
 
+struct Matcher::Compiled {
+  explicit Compiled(const warden::v1::PolicyBundle& bundle) {
+    policies.reserve(bundle.policies_size());
+    for (const auto& p : bundle.policies()) policies.emplace_back(p);
+  }
+  std::vector<CompiledPolicy> policies;
+};
+
+Matcher::Matcher(const warden::v1::PolicyBundle* bundle)
+    : compiled_(std::make_unique<const Compiled>(*bundle)) {}
+
+Matcher::~Matcher() = default;
+
 Decision Evaluate(const warden::v1::PolicyBundle& bundle,
                   const absl::StatusOr<std::vector<sql::StatementFacts>>& facts,
                   const Subject& subject, const std::string& environment,
                   const std::string& database) {
-  return Evaluate(bundle, facts.ok() ? &*facts : nullptr, facts.status(),
-                  subject, environment, database);
+  return Matcher(&bundle).Evaluate(facts.ok() ? &*facts : nullptr,
+                                   facts.status(), subject, environment,
+                                   database);
 }
 
 Decision Evaluate(const warden::v1::PolicyBundle& bundle,
                   const std::vector<sql::StatementFacts>* facts,
                   const absl::Status& error, const Subject& subject,
                   const std::string& environment, const std::string& database) {
+  return Matcher(&bundle).Evaluate(facts, error, subject, environment,
+                                   database);
+}
+
+Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
+                           const absl::Status& error, const Subject& subject,
+                           const std::string& environment,
+                           const std::string& database) const {
   Verdict verdict;
-  for (const auto& policy : bundle.policies()) {
+  for (const CompiledPolicy& compiled : compiled_->policies) {
+    const warden::v1::Policy& policy = *compiled.policy;
     if (!policy.environments().empty() &&
         !AnyGlob(policy.environments(), environment)) {
       continue;
@@ -264,7 +421,7 @@ Decision Evaluate(const warden::v1::PolicyBundle& bundle,
     at.statements = static_cast<int>(facts->size());
     for (const auto& f : *facts) {
       ++at.statement;
-      EvaluateStatement(policy, f, subject, at, &verdict);
+      EvaluateStatement(compiled, f, subject, at, &verdict);
     }
   }
   if (!verdict.decided) {

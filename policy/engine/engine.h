@@ -4,6 +4,7 @@
 #ifndef WARDEN_POLICY_ENGINE_ENGINE_H_
 #define WARDEN_POLICY_ENGINE_ENGINE_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,27 @@ Decision Evaluate(const warden::v1::PolicyBundle& bundle,
                   const std::vector<sql::StatementFacts>* facts,
                   const absl::Status& error, const Subject& subject,
                   const std::string& environment, const std::string& database);
+
+// A bundle prepared once for repeated evaluation (what the proxy holds):
+// every glob list of every rule is split into exact names (hash lookups),
+// "prefix*" patterns and real globs. Evaluates exactly like the functions
+// above. `bundle` must outlive the Matcher. Thread-safe (read-only).
+class Matcher {
+ public:
+  explicit Matcher(const warden::v1::PolicyBundle* bundle);
+  ~Matcher();
+  Matcher(const Matcher&) = delete;
+  Matcher& operator=(const Matcher&) = delete;
+
+  Decision Evaluate(const std::vector<sql::StatementFacts>* facts,
+                    const absl::Status& error, const Subject& subject,
+                    const std::string& environment,
+                    const std::string& database) const;
+
+ private:
+  struct Compiled;
+  std::unique_ptr<const Compiled> compiled_;
+};
 
 }  // namespace warden::policy::engine
 
