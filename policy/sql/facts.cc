@@ -503,8 +503,23 @@ void Collect(const Json& node, Found* found) {
   }
   if (!node.is_object()) return;
   for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string& key = it.key();
     const Json& v = it.value();
-    if (it.key() == "ColumnRef" && v.is_object() && v.contains("fields")) {
+    if (key.size() == 7 && key == "relname") {
+      // `node` is a RangeVar: wrapped ("RangeVar": {...}) in lists, bare in
+      // typed fields such as DELETE's / INSERT's / ALTER TABLE's "relation"
+      // and SELECT INTO's "rel"; every one is a relation the statement
+      // touches.
+      if (v.is_string()) {
+        found->relations.emplace_back(
+            node.value("location", -1),
+            Relation{node.value("schemaname", ""), v.get<std::string>()});
+      }
+      continue;
+    }
+    if (!v.is_structured()) continue;  // scalars hold nothing to collect.
+    if (key.size() == 9 && key == "ColumnRef" && v.is_object() &&
+        v.contains("fields")) {
       std::vector<std::string> parts;
       for (const auto& p : v["fields"]) {
         if (p.contains("String"))
@@ -513,16 +528,7 @@ void Collect(const Json& node, Found* found) {
       }
       found->columns.emplace_back(v.value("location", -1),
                                   absl::StrJoin(parts, "."));
-    } else if (v.is_object() &&
-               (it.key() == "RangeVar" ||
-                (v.contains("relname") && v["relname"].is_string()))) {
-      // Wrapped ("RangeVar": {...}) in lists, bare in typed fields such as
-      // DELETE's / INSERT's / ALTER TABLE's "relation" and SELECT INTO's
-      // "rel": both are relations the statement touches.
-      found->relations.emplace_back(
-          v.value("location", -1),
-          Relation{v.value("schemaname", ""), v.value("relname", "")});
-    } else if (it.key() == "FuncCall" && v.is_object() &&
+    } else if (key.size() == 8 && key == "FuncCall" && v.is_object() &&
                v.contains("funcname")) {
       std::vector<std::string> parts;
       for (const auto& p : v["funcname"]) {
@@ -543,7 +549,7 @@ void Collect(const Json& node, Found* found) {
           found->dynamic = true;
         }
       }
-    } else if ((it.key() == "VariableSetStmt" || it.key() == "setstmt") &&
+    } else if ((key == "VariableSetStmt" || key == "setstmt") &&
                v.is_object()) {
       AddVariableSet(v, found);
     }

@@ -167,25 +167,26 @@ class WardenProxy:
         cfg = os.path.join(self.dir, "warden.yaml")
         env = "prod" if self.policy else "bench"
         with open(cfg, "w") as f:
+            policy = "policy: { paths: [%s] }\n" % self.policy if self.policy else ""
             f.write(
                 "# written by tests/bench/run.py\n"
                 "proxy: { workers: %d, log_level: warn }\n"
-                + ("policy: { paths: [%s] }\n" % self.policy if self.policy else "") +
+                "%s"
                 "listeners:\n"
                 "  - name: bench\n"
                 "    address: %s\n"
                 "    port: %d\n"
-                "    environment: " + env + "\n"
+                "    environment: %s\n"
                 "environments:\n"
-                "  - name: " + env + "\n"
+                "  - name: %s\n"
                 "    databases:\n"
                 "      - name: %s\n"
                 "        upstream: { host: %s, port: %d, database: %s, user: %s, password: %s }\n"
                 "users:\n"
                 "  - name: %s\n"
                 "    password: %s\n"
-                % (self.workers, HOST, self.port, BENCH_DB, HOST, self.pg_port, BENCH_DB,
-                   SVC_USER, SVC_PW, CLIENT_USER, CLIENT_PW))
+                % (self.workers, policy, HOST, self.port, env, env, BENCH_DB, HOST, self.pg_port,
+                   BENCH_DB, SVC_USER, SVC_PW, CLIENT_USER, CLIENT_PW))
         chk = run([self.binary, "--config", cfg, "--check"], timeout=30, cwd=self.dir)
         if chk.returncode != 0:
             raise BenchError("warden-proxy rejected the benchmark config:\n%s%s"
