@@ -21,16 +21,64 @@ TEST(FactsCacheTest, SecondLookupIsAHitAndSharesTheResult) {
 
 TEST(FactsCacheTest, EvictsLeastRecentlyUsed) {
   FactsCache cache(2);
-  ASSERT_TRUE(cache.Get("SELECT 1").ok());
-  ASSERT_TRUE(cache.Get("SELECT 2").ok());
-  ASSERT_TRUE(cache.Get("SELECT 1").ok());  // 1 is now the most recent.
-  ASSERT_TRUE(cache.Get("SELECT 3").ok());  // evicts 2.
+  ASSERT_TRUE(cache.Get("SELECT * FROM a").ok());
+  ASSERT_TRUE(cache.Get("SELECT * FROM b").ok());
+  ASSERT_TRUE(cache.Get("SELECT * FROM a").ok());  // a is now most recent.
+  ASSERT_TRUE(cache.Get("SELECT * FROM c").ok());  // evicts b.
   EXPECT_EQ(cache.stats().entries, 2u);
   const uint64_t misses = cache.stats().misses;
-  ASSERT_TRUE(cache.Get("SELECT 1").ok());
+  ASSERT_TRUE(cache.Get("SELECT * FROM a").ok());
   EXPECT_EQ(cache.stats().misses, misses);  // still cached.
-  ASSERT_TRUE(cache.Get("SELECT 2").ok());
+  ASSERT_TRUE(cache.Get("SELECT * FROM b").ok());
   EXPECT_EQ(cache.stats().misses, misses + 1);  // was evicted.
+}
+
+TEST(FactsCacheTest, InlinedConstantsShareTheAnalysisOfPlainReadsAndInserts) {
+  FactsCache cache(10);
+  ASSERT_TRUE(cache.Get("SELECT abalance FROM accounts WHERE aid = 17").ok());
+  auto other = cache.Get("SELECT abalance FROM accounts WHERE aid = 4711");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ((**other)[0].relations[0].name, "accounts");
+  ASSERT_TRUE(cache.Get("INSERT INTO h (a, b) VALUES (1, 'x')").ok());
+  ASSERT_TRUE(cache.Get("INSERT INTO h (a, b) VALUES (2, 'y')").ok());
+  const auto stats = cache.stats();
+  EXPECT_EQ(stats.misses, 2u);
+  EXPECT_EQ(stats.normalized_hits, 2u);
+  EXPECT_EQ(stats.entries, 2u);  // normalized hits are not added as texts.
+}
+
+TEST(FactsCacheTest, FactsThatDependOnConstantsAreNeverShared) {
+  // Same text up to constants; facts that differ. Each must be analyzed.
+  struct Pair {
+    const char* first;
+    const char* second;
+  };
+  const Pair pairs[] = {
+      {"DELETE FROM t WHERE 1 = 2", "DELETE FROM t WHERE 1 = 1"},
+      {"SELECT set_config('a', 'b', false)",
+       "SELECT set_config('session_replication_role', 'replica', false)"},
+      {"DO $$BEGIN PERFORM 1; END$$",
+       "DO $$BEGIN EXECUTE 'DROP TABLE t'; END$$"},
+      {"UPDATE pg_settings SET setting = 'x' WHERE name = 'work_mem'",
+       "UPDATE pg_settings SET setting = 'x' WHERE name = "
+       "'session_replication_role'"},
+      {"WITH d AS (DELETE FROM t WHERE id = 5 RETURNING *) SELECT 1",
+       "WITH d AS (DELETE FROM t WHERE 1 = 1 RETURNING *) SELECT 1"},
+  };
+  for (const Pair& p : pairs) {
+    FactsCache cache(10);
+    ASSERT_TRUE(cache.Get(p.first).ok()) << p.first;
+    auto cached = cache.Get(p.second);
+    auto fresh = Analyze(p.second);
+    ASSERT_TRUE(cached.ok() && fresh.ok()) << p.second;
+    EXPECT_EQ(cache.stats().normalized_hits, 0u) << p.second;
+    const StatementFacts& c = (**cached)[0];
+    const StatementFacts& f = (*fresh)[0];
+    EXPECT_EQ(c.has_effective_filter, f.has_effective_filter) << p.second;
+    EXPECT_EQ(c.settings, f.settings) << p.second;
+    EXPECT_EQ(c.nested.size(), f.nested.size()) << p.second;
+    EXPECT_EQ(c.text, p.second);
+  }
 }
 
 TEST(FactsCacheTest, ErrorsAreCachedAndLongTextIsNot) {
@@ -66,7 +114,9 @@ TEST(FactsCacheTest, ConcurrentUseIsConsistent) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_LE(cache.stats().entries, 50u);
-  EXPECT_EQ(cache.stats().hits + cache.stats().misses, 2000u);
+  EXPECT_EQ(cache.stats().hits + cache.stats().normalized_hits +
+                cache.stats().misses,
+            2000u);
 }
 
 }  // namespace
