@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "policy/lang/compile.h"
@@ -107,8 +109,16 @@ Verdict Gate::Explain(policy::engine::Decision decision,
   if (!parse_error.ok()) {
     // What PostgreSQL would have said, and that Warden refused it unseen.
     v.sqlstate = "42601";
-    v.message = absl::StrCat("Warden could not parse the statement: ",
-                             parse_error.message());
+    // policy/sql ends the message with " (at character N)": that becomes
+    // the position field, as PostgreSQL sends it.
+    absl::string_view text = parse_error.message();
+    const size_t at = text.rfind(" (at character ");
+    if (at != absl::string_view::npos && absl::EndsWith(text, ")") &&
+        absl::SimpleAtoi(text.substr(at + 15, text.size() - at - 16),
+                         &v.position)) {
+      text = text.substr(0, at);
+    }
+    v.message = absl::StrCat("Warden could not parse the statement: ", text);
     v.hint = absl::StrCat(
         "Statements Warden cannot parse are refused here (policy \"",
         d.policy, "\"); fix the syntax and retry.");

@@ -26,6 +26,7 @@ struct Verdict {
   std::string message;
   std::string detail;
   std::string hint;
+  int position = 0;  // 42601: 1-based character of the syntax error.
 };
 
 class Gate {

@@ -133,7 +133,8 @@ namespace {
 
 void WriteErrorOrNotice(std::string* out, char type, absl::string_view severity,
                         absl::string_view sqlstate, absl::string_view message,
-                        absl::string_view detail, absl::string_view hint) {
+                        absl::string_view detail, absl::string_view hint,
+                        int position = 0) {
   MessageWriter w(out);
   w.Begin(type);
   w.Byte('S');
@@ -152,6 +153,10 @@ void WriteErrorOrNotice(std::string* out, char type, absl::string_view severity,
     w.Byte('H');
     w.CString(hint);
   }
+  if (position > 0) {
+    w.Byte('P');
+    w.CString(std::to_string(position));
+  }
   w.Byte('\0');
   w.End();
 }
@@ -160,8 +165,10 @@ void WriteErrorOrNotice(std::string* out, char type, absl::string_view severity,
 
 void WriteErrorResponse(std::string* out, absl::string_view severity,
                         absl::string_view sqlstate, absl::string_view message,
-                        absl::string_view detail, absl::string_view hint) {
-  WriteErrorOrNotice(out, 'E', severity, sqlstate, message, detail, hint);
+                        absl::string_view detail, absl::string_view hint,
+                        int position) {
+  WriteErrorOrNotice(out, 'E', severity, sqlstate, message, detail, hint,
+                     position);
 }
 
 void WriteNoticeResponse(std::string* out, absl::string_view severity,

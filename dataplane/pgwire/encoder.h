@@ -58,11 +58,13 @@ void WriteParameterStatus(std::string* out, absl::string_view name,
                           absl::string_view value);
 // status: 'I', 'T' or 'E'.
 void WriteReadyForQuery(std::string* out, char status);
-// Fields S, V (both = severity), C, M, then D and H when non-empty.
+// Fields S, V (both = severity), C, M, then D and H when non-empty, and P
+// (1-based character position in the query, which psql shows as a caret)
+// when positive.
 void WriteErrorResponse(std::string* out, absl::string_view severity,
                         absl::string_view sqlstate, absl::string_view message,
                         absl::string_view detail = {},
-                        absl::string_view hint = {});
+                        absl::string_view hint = {}, int position = 0);
 void WriteNoticeResponse(std::string* out, absl::string_view severity,
                          absl::string_view sqlstate, absl::string_view message);
 void WriteNegotiateProtocolVersion(

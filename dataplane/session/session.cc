@@ -37,6 +37,9 @@ constexpr int kLingerMs = 2000;
 constexpr int kReadsPerTurn = 16;
 // Largest message accepted during authentication.
 constexpr size_t kMaxAuthMessageSize = 65535;
+// Bounds on per-session enforcement state (see Session::QueueRefusal).
+constexpr size_t kMaxRefusalsInFlight = 10000;
+constexpr size_t kMaxRefusedStatements = 10000;
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -1206,6 +1209,15 @@ absl::string_view BindStatement(absl::string_view body) {
 }  // namespace
 
 std::string Session::QueueRefusal(std::string error) {
+  if (refusals_.size() >= kMaxRefusalsInFlight) {
+    // Only a client that pipelines thousands of refused statements without
+    // reading a single answer gets here; its errors would pile up in memory.
+    Fail(pgwire::kProgramLimitExceeded,
+         absl::StrCat("more than ", kMaxRefusalsInFlight,
+                      " refused statements are waiting for their errors; "
+                      "read the results of what you sent"),
+         warden::v1::SESSION_END_REASON_POLICY);
+  }
   Refusal r;
   r.seq = ++refusal_seq_;
   r.batch = syncs_sent_ + 1;
@@ -1220,7 +1232,7 @@ void Session::Judge(char type, absl::string_view body,
   const auto encode = [](const gate::Verdict& v) {
     std::string error;
     pgwire::WriteErrorResponse(&error, "ERROR", v.sqlstate, v.message,
-                               v.detail, v.hint);
+                               v.detail, v.hint, v.position);
     return error;
   };
   const auto log = [&](const gate::Verdict& v, absl::string_view sql) {
@@ -1258,6 +1270,11 @@ void Session::Judge(char type, absl::string_view body,
       }
       log(v, p->query);
       std::string error = encode(v);
+      if (refused_statements_.size() >= kMaxRefusedStatements) {
+        // Forgetting is safe: a forgotten name was never prepared upstream,
+        // so its Bind still fails, with PostgreSQL's 26000 instead.
+        refused_statements_.clear();
+      }
       refused_statements_[std::string(p->statement)] = error;
       pgwire::WriteParse(replacement, p->statement,
                          poison_sql(QueueRefusal(std::move(error))));

@@ -1,6 +1,5 @@
 #include "policy/lang/compile.h"
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,160 +15,16 @@
 #include "common/crypto.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "policy/lang/yaml_source.h"
 
 namespace warden::policy::lang {
 namespace {
 
 using warden::v1::PolicyAction;
 
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
-                         prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    }
-    prev.swap(cur);
-  }
-  return prev[b.size()];
-}
-
-// yaml-cpp 0.7 never consumes a token that cannot start a node (a stray
-// ',' after a top-level flow collection, or as the first character): it
-// reports an empty document and starts the next one at the same token,
-// forever. This pass over the parser's events stops at the first document
-// that starts where the previous one did.
-class ProgressGuard : public YAML::EventHandler {
+class Compiler : public DiagnosticSink {
  public:
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    if (started_ && mark.pos == last_.pos) {
-      throw YAML::ParserException(mark, "unexpected character here");
-    }
-    started_ = true;
-    last_ = mark;
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-
- private:
-  bool started_ = false;
-  YAML::Mark last_;
-};
-
-// YAML::LoadAll, but failing instead of looping on input yaml-cpp cannot
-// make progress on. Throws YAML::Exception like LoadAll.
-std::vector<YAML::Node> LoadAllDocuments(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  ProgressGuard guard;
-  while (parser.HandleNextDocument(guard)) {
-  }
-  return YAML::LoadAll(text);
-}
-
-// Byte offset of the first byte that is not part of well-formed UTF-8
-// (no overlong forms, surrogates or code points past U+10FFFF), or -1.
-// Protobuf string fields must hold UTF-8, or the bundle does not parse
-// where it is pushed.
-int64_t FirstInvalidUtf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // bounds of the second byte.
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;  // overlong.
-      if (c == 0xED) hi = 0x9F;  // surrogates.
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;  // overlong.
-      if (c == 0xF4) hi = 0x8F;  // past U+10FFFF.
-    } else {
-      return static_cast<int64_t>(i);
-    }
-    if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) {
-      return static_cast<int64_t>(i);
-    }
-    for (size_t k = 2; k < len; ++k) {
-      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return static_cast<int64_t>(i);
-    }
-    i += len;
-  }
-  return -1;
-}
-
-class Compiler {
- public:
-  Compiler(std::string file, std::vector<Diagnostic>* out)
-      : file_(std::move(file)), out_(out) {}
-
-  void Error(const YAML::Node& at, const std::string& message,
-             const std::string& hint = "") {
-    Diagnostic d;
-    d.file = file_;
-    if (at.IsDefined()) {  // Mark() throws on an invalid node.
-      const YAML::Mark mark = at.Mark();
-      if (mark.line >= 0) {
-        d.line = mark.line + 1;
-        d.column = mark.column + 1;
-      }
-    }
-    d.message = message;
-    d.hint = hint;
-    out_->push_back(std::move(d));
-  }
-
-  bool Map(const YAML::Node& node, const std::string& what,
-           std::initializer_list<const char*> allowed) {
-    if (!node.IsMap()) {
-      Error(node, what + " must be a mapping");
-      return false;
-    }
-    std::set<std::string> seen;
-    for (const auto& kv : node) {
-      const std::string key = kv.first.Scalar();
-      if (!seen.insert(key).second) {
-        Error(kv.first, "duplicate key '" + key + "' in " + what);
-      }
-      bool known = false;
-      std::string best;
-      size_t best_distance = 3;
-      for (const char* a : allowed) {
-        if (key == a) known = true;
-        const size_t d = EditDistance(key, a);
-        if (d < best_distance) {
-          best_distance = d;
-          best = a;
-        }
-      }
-      if (!known) {
-        Error(kv.first, "unknown key '" + key + "' in " + what,
-              best.empty()
-                  ? absl::StrCat("allowed: ", absl::StrJoin(allowed, ", "))
-                  : "did you mean '" + best + "'?");
-      }
-    }
-    return true;
-  }
+  using DiagnosticSink::DiagnosticSink;
 
   std::vector<std::string> Strings(const YAML::Node& node,
                                    const std::string& what) {
@@ -335,7 +190,7 @@ class Compiler {
              {"name", "match", "action", "message", "approval", "audit"})) {
       return;
     }
-    rule->set_source(absl::StrCat(file_, ":", node.Mark().line + 1));
+    rule->set_source(absl::StrCat(file(), ":", node.Mark().line + 1));
     if (!node["name"] || !node["name"].IsScalar()) {
       Error(node, "rule needs a name", "names appear in decisions and audit");
     } else {
@@ -451,11 +306,6 @@ class Compiler {
     }
   }
 
-  const std::string& file() const { return file_; }
-
- private:
-  std::string file_;
-  std::vector<Diagnostic>* out_;
 };
 
 }  // namespace
@@ -478,36 +328,8 @@ absl::StatusOr<warden::v1::PolicyBundle> Compile(
   std::set<std::string> policy_names;
   for (const SourceFile& file : files) {
     Compiler compiler(file.name, out);
-    if (const int64_t bad = FirstInvalidUtf8(file.text); bad >= 0) {
-      Diagnostic d;
-      d.file = file.name;
-      d.line = 1;
-      d.column = 1;
-      for (int64_t i = 0; i < bad; ++i) {
-        if (file.text[i] == '\n') {
-          ++d.line;
-          d.column = 1;
-        } else {
-          ++d.column;
-        }
-      }
-      d.message = "the file is not valid UTF-8";
-      d.hint = "policies are UTF-8 text";
-      out->push_back(d);
-      continue;
-    }
     std::vector<YAML::Node> docs;
-    try {
-      docs = LoadAllDocuments(file.text);
-    } catch (const YAML::Exception& e) {
-      Diagnostic d;
-      d.file = file.name;
-      d.line = e.mark.line + 1;
-      d.column = e.mark.column + 1;
-      d.message = e.msg;
-      out->push_back(d);
-      continue;
-    }
+    if (!LoadDocuments(file, &docs, out)) continue;
     for (const auto& doc : docs) {
       // yaml-cpp reports misuse (a subscript of a scalar, ...) by throwing;
       // no exception leaves this function.

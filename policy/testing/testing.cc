@@ -10,25 +10,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "policy/lang/yaml_source.h"
 
 namespace warden::policy::testing {
 namespace {
 
 using warden::v1::PolicyAction;
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1,
-                         prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    }
-    prev.swap(cur);
-  }
-  return prev[b.size()];
-}
 
 // Identity and place of a case, as given by spec.defaults and overridden
 // per case. Unset fields stay nullopt so that "missing" can be reported.
@@ -42,58 +29,9 @@ struct Context {
 
 // Reads the PolicyTest documents of one file; same diagnostic style as
 // policy/lang (file:line:column, "did you mean" for unknown keys).
-class Loader {
+class Loader : public lang::DiagnosticSink {
  public:
-  Loader(std::string file, std::vector<lang::Diagnostic>* out)
-      : file_(std::move(file)), out_(out) {}
-
-  void Error(const YAML::Node& at, const std::string& message,
-             const std::string& hint = "") {
-    lang::Diagnostic d;
-    d.file = file_;
-    const YAML::Mark mark = at.Mark();
-    if (mark.line >= 0) {
-      d.line = mark.line + 1;
-      d.column = mark.column + 1;
-    }
-    d.message = message;
-    d.hint = hint;
-    out_->push_back(std::move(d));
-  }
-
-  // Checks that `node` is a mapping whose keys are all in `allowed`.
-  bool Map(const YAML::Node& node, const std::string& what,
-           std::initializer_list<const char*> allowed) {
-    if (!node.IsMap()) {
-      Error(node, what + " must be a mapping");
-      return false;
-    }
-    std::set<std::string> seen;
-    for (const auto& kv : node) {
-      const std::string key = kv.first.Scalar();
-      if (!seen.insert(key).second) {
-        Error(kv.first, "duplicate key '" + key + "' in " + what);
-      }
-      bool known = false;
-      std::string best;
-      size_t best_distance = 3;
-      for (const char* a : allowed) {
-        if (key == a) known = true;
-        const size_t d = EditDistance(key, a);
-        if (d < best_distance) {
-          best_distance = d;
-          best = a;
-        }
-      }
-      if (!known) {
-        Error(kv.first, "unknown key '" + key + "' in " + what,
-              best.empty()
-                  ? absl::StrCat("allowed: ", absl::StrJoin(allowed, ", "))
-                  : "did you mean '" + best + "'?");
-      }
-    }
-    return true;
-  }
+  using DiagnosticSink::DiagnosticSink;
 
   std::optional<std::string> String(const YAML::Node& node,
                                     const std::string& what) {
@@ -191,7 +129,7 @@ class Loader {
       return;
     }
     TestCase c;
-    c.source = absl::StrCat(file_, ":", node.Mark().line + 1);
+    c.source = absl::StrCat(file(), ":", node.Mark().line + 1);
     if (auto name = String(node["name"], "name"); name && !name->empty()) {
       c.name = *name;
       if (!names->insert(c.name).second) {
@@ -243,7 +181,7 @@ class Loader {
             "apiVersion must be warden/v1");
     }
     TestSuite suite;
-    suite.file = file_;
+    suite.file = file();
     const YAML::Node meta = doc["metadata"];
     if (!meta || !Map(meta, "metadata", {"name"}) || !meta["name"] ||
         !meta["name"].IsScalar()) {
@@ -273,10 +211,6 @@ class Loader {
     }
     out->push_back(std::move(suite));
   }
-
- private:
-  std::string file_;
-  std::vector<lang::Diagnostic>* out_;
 };
 
 std::string Quoted(const std::optional<std::string>& s) {
@@ -295,19 +229,8 @@ absl::StatusOr<std::vector<TestSuite>> LoadTests(
   std::set<std::string> suite_names;
   for (const lang::SourceFile& file : files) {
     Loader loader(file.name, out);
-    // yaml-cpp reports syntax errors by exception; this is its boundary.
     std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(file.text);
-    } catch (const YAML::Exception& e) {
-      lang::Diagnostic d;
-      d.file = file.name;
-      d.line = e.mark.line + 1;
-      d.column = e.mark.column + 1;
-      d.message = e.msg;
-      out->push_back(std::move(d));
-      continue;
-    }
+    if (!lang::LoadDocuments(file, &docs, out)) continue;
     for (const auto& doc : docs) {
       const size_t before = suites.size();
       loader.LoadDocument(doc, &suites);

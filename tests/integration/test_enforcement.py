@@ -259,6 +259,7 @@ class SimpleProtocol(unittest.TestCase):
         self.assertEqual(err["C"], "42601")
         self.assertIn("Warden could not parse", err["M"])
         self.assertIn("SELEC", err["M"])
+        self.assertEqual(err["P"], "1")  # psql draws its caret from this.
         rows, error = conn.simple_query("SELECT 7")
         self.assertIsNone(error)
         self.assertEqual(rows, [["7"]])

@@ -83,7 +83,10 @@ TEST(GateTest, UnparseableSqlIsASyntaxErrorWithPostgresMessage) {
   const Verdict v = gate.Judge("SELECT * FORM t", Alice(), "prod", "shop");
   EXPECT_FALSE(v.allowed);
   EXPECT_EQ(v.sqlstate, "42601");
-  EXPECT_THAT(v.message, HasSubstr("syntax error at or near \"FORM\""));
+  EXPECT_EQ(v.message,
+            "Warden could not parse the statement: syntax error at or near "
+            "\"FORM\"");
+  EXPECT_EQ(v.position, 10);
   EXPECT_THAT(v.hint, HasSubstr("policy \"guard\""));
 }
 

@@ -175,6 +175,13 @@ TEST(EncoderRoundTripTest, ErrorAndNotice) {
   EXPECT_EQ(e->Get('C'), "08P01");
 
   out.clear();
+  WriteErrorResponse(&out, "ERROR", "42601", "syntax error", "", "", 12);
+  e = ParseErrorResponse(One(out, true).body);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->fields.size(), 5u);  // S V C M P
+  EXPECT_EQ(e->Get('P'), "12");
+
+  out.clear();
   WriteNoticeResponse(&out, "WARNING", kInsufficientPrivilege, "careful");
   const Frame nf = One(out, true);
   EXPECT_EQ(nf.type, 'N');

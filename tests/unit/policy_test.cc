@@ -414,8 +414,8 @@ TEST(PolicyCompileTest, InvalidUtf8IsAnError) {
                    .ok());
   ASSERT_EQ(diags.size(), 1u);
   EXPECT_EQ(diags[0].ToString(),
-            "u.yaml:3:20: the file is not valid UTF-8 (hint: policies are "
-            "UTF-8 text)");
+            "u.yaml:3:20: the file is not valid UTF-8 (hint: policies and "
+            "policy tests are UTF-8 text)");
   for (const char* bad :
        {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
     EXPECT_FALSE(lang::Compile({{"b.yaml", bad}}).ok());

@@ -239,6 +239,21 @@ spec:
               HasSubstr("bad.yaml:5:15"));
 }
 
+TEST(PolicyTestingTest, InputYamlCppCannotFinishOrNonUtf8IsADiagnostic) {
+  // yaml-cpp 0.7 loops forever on a stray ',' after a top-level flow
+  // collection; the test loader must fail like the policy compiler does.
+  std::vector<lang::Diagnostic> diags;
+  EXPECT_FALSE(testing::LoadTests({{"loop.yaml", "[a], b\n"}}, &diags).ok());
+  ASSERT_FALSE(diags.empty());
+  EXPECT_EQ(diags[0].file, "loop.yaml");
+  EXPECT_FALSE(
+      testing::LoadTests({{"bin.yaml", "kind: PolicyTest\nx: \xff\n"}}, &diags)
+          .ok());
+  EXPECT_THAT(Lines(diags), Contains("bin.yaml:2:4: the file is not valid "
+                                     "UTF-8 (hint: policies and policy tests "
+                                     "are UTF-8 text)"));
+}
+
 TEST(PolicyTestingTest, DocumentLevelProblems) {
   std::vector<lang::Diagnostic> diags;
   EXPECT_FALSE(testing::LoadTests(
