@@ -65,9 +65,11 @@ Verdict Gate::Judge(absl::string_view sql,
                                      environment, database),
                    facts.status());
   }
-  return Explain(matcher_.Evaluate(facts->get(), absl::OkStatus(), subject,
-                                   environment, database),
-                 absl::OkStatus());
+  Verdict v = Explain(matcher_.Evaluate(facts->get(), absl::OkStatus(),
+                                        subject, environment, database),
+                       absl::OkStatus());
+  v.facts = *std::move(facts);
+  return v;
 }
 
 Verdict Gate::JudgeFunctionCall(uint32_t function_oid,

@@ -21,6 +21,9 @@ namespace warden::gate {
 struct Verdict {
   bool allowed = true;
   policy::engine::Decision decision;
+  // The statements judged (shared with the parse cache); null when the SQL
+  // did not parse or for FunctionCall.
+  policy::sql::FactsPtr facts;
   // For refusals: what the client sees in its ErrorResponse.
   std::string sqlstate;  // 42501, or 42601 for unparseable SQL.
   std::string message;

@@ -1208,6 +1208,46 @@ absl::string_view BindStatement(absl::string_view body) {
 
 }  // namespace
 
+void Session::RememberRefused(std::string name, std::string error) {
+  if (refused_statements_.size() >= kMaxRefusedStatements) {
+    // Forgetting is safe: a forgotten name was never prepared upstream, so
+    // using it still fails, with PostgreSQL's 26000 instead.
+    refused_statements_.clear();
+  }
+  refused_statements_[std::move(name)] = std::move(error);
+}
+
+const std::string* Session::RefusedExecute(const gate::Verdict& v) const {
+  if (refused_statements_.empty() || v.facts == nullptr) return nullptr;
+  for (const auto& f : *v.facts) {
+    for (const auto& name : f.executed) {
+      const auto it = refused_statements_.find(name);
+      if (it != refused_statements_.end()) return &it->second;
+    }
+  }
+  return nullptr;
+}
+
+void Session::TrackSqlPrepares(const gate::Verdict& v,
+                               const std::string* error) {
+  if (v.facts == nullptr) return;
+  for (const auto& f : *v.facts) {
+    if (f.node == "PrepareStmt") {
+      if (error != nullptr) {
+        RememberRefused(f.prepared_name, *error);
+      } else {
+        refused_statements_.erase(f.prepared_name);
+      }
+    } else if (f.node == "DeallocateStmt" && error == nullptr) {
+      if (f.prepared_name.empty()) {
+        refused_statements_.clear();
+      } else {
+        refused_statements_.erase(f.prepared_name);
+      }
+    }
+  }
+}
+
 std::string Session::QueueRefusal(std::string error) {
   if (refusals_.size() >= kMaxRefusalsInFlight) {
     // Only a client that pipelines thousands of refused statements without
@@ -1252,9 +1292,23 @@ void Session::Judge(char type, absl::string_view body,
       if (!q.ok()) return;  // validated already.
       const gate::Verdict v = gate.Judge(q->sql, subject_, environment_->name,
                                          database_name_);
-      if (v.allowed) return;
-      log(v, q->sql);
-      pgwire::WriteQuery(replacement, poison_sql(QueueRefusal(encode(v))));
+      std::string error;
+      if (!v.allowed) {
+        log(v, q->sql);
+        error = encode(v);
+      } else if (const std::string* inherited = RefusedExecute(v)) {
+        spdlog::info("session {}: {} refused in {}/{}: EXECUTE of a refused "
+                     "prepared statement",
+                     peer_address_, identity_.user(), environment_->name,
+                     database_name_);
+        error = *inherited;
+      } else {
+        TrackSqlPrepares(v, nullptr);
+        return;
+      }
+      TrackSqlPrepares(v, &error);
+      pgwire::WriteQuery(replacement,
+                         poison_sql(QueueRefusal(std::move(error))));
       return;
     }
     case pgwire::FrontendType::kParse: {
@@ -1262,20 +1316,21 @@ void Session::Judge(char type, absl::string_view body,
       if (!p.ok()) return;
       const gate::Verdict v = gate.Judge(p->query, subject_,
                                          environment_->name, database_name_);
-      if (v.allowed) {
+      std::string error;
+      if (!v.allowed) {
+        log(v, p->query);
+        error = encode(v);
+      } else if (const std::string* inherited = RefusedExecute(v)) {
+        error = *inherited;
+      } else {
         if (!refused_statements_.empty()) {
           refused_statements_.erase(std::string(p->statement));
         }
+        TrackSqlPrepares(v, nullptr);
         return;
       }
-      log(v, p->query);
-      std::string error = encode(v);
-      if (refused_statements_.size() >= kMaxRefusedStatements) {
-        // Forgetting is safe: a forgotten name was never prepared upstream,
-        // so its Bind still fails, with PostgreSQL's 26000 instead.
-        refused_statements_.clear();
-      }
-      refused_statements_[std::string(p->statement)] = error;
+      TrackSqlPrepares(v, &error);
+      RememberRefused(std::string(p->statement), error);
       pgwire::WriteParse(replacement, p->statement,
                          poison_sql(QueueRefusal(std::move(error))));
       return;

@@ -182,6 +182,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // FunctionCall) and, when it must not run, writes its replacement to
   // `replacement` (left empty when the message may be relayed).
   void Judge(char type, absl::string_view body, std::string* replacement);
+  // Prepared statements refused at Parse or by SQL PREPARE (one namespace
+  // in PostgreSQL), so that Bind, Describe and SQL EXECUTE of them get the
+  // same refusal.
+  void RememberRefused(std::string name, std::string error);
+  // For an allowed message: the refusal of a prepared statement it
+  // EXECUTEs, if any.
+  const std::string* RefusedExecute(const gate::Verdict& v) const;
+  // Records PREPAREs of a message (refused when `error` is set) and, for
+  // allowed messages, DEALLOCATEs.
+  void TrackSqlPrepares(const gate::Verdict& v, const std::string* error);
   // Queues `error` for the next poison and returns the poison's name.
   std::string QueueRefusal(std::string error);
   // Rewrites the upstream ErrorResponse `body` if it is a poison's.

@@ -448,6 +448,7 @@ struct Found {
   std::vector<std::pair<int, std::string>> functions;
   std::vector<std::pair<int, std::string>> columns;
   std::vector<std::pair<int, std::string>> settings;
+  std::vector<std::pair<int, std::string>> executed;
   bool dynamic = false;  // set_config with a computed name.
 };
 
@@ -549,6 +550,8 @@ void Collect(const Json& node, Found* found) {
           found->dynamic = true;
         }
       }
+    } else if (key == "ExecuteStmt" && v.is_object()) {
+      found->executed.emplace_back(-1, v.value("name", ""));
     } else if ((key == "VariableSetStmt" || key == "setstmt") &&
                v.is_object()) {
       AddVariableSet(v, found);
@@ -888,6 +891,16 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   f.functions = InSourceOrderUnique(std::move(found.functions));
   f.columns = InSourceOrderUnique(std::move(found.columns));
   f.settings = InSourceOrderUnique(std::move(found.settings));
+  if (node == "ExecuteStmt") f.executed.push_back(body.value("name", ""));
+  for (auto& [unused, name] : found.executed) {
+    if (std::find(f.executed.begin(), f.executed.end(), name) ==
+        f.executed.end()) {
+      f.executed.push_back(std::move(name));
+    }
+  }
+  if (node == "PrepareStmt" || node == "DeallocateStmt") {
+    f.prepared_name = body.value("name", "");
+  }
   if (found.dynamic) f.unresolved_dynamic_sql = true;
   if (f.node == "DeleteStmt" || f.node == "UpdateStmt") {
     f.has_effective_filter =

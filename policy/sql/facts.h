@@ -62,6 +62,12 @@ struct StatementFacts {
   // "DROP CONSTRAINT", "OWNER TO", "RENAME", "RENAME COLUMN", "SET SCHEMA",
   // ... (ALTER TABLE / INDEX / VIEW / ..., RENAME, SET SCHEMA, OWNER TO).
   std::vector<std::string> subcommands;
+  // SQL-level prepared statements (the namespace protocol-level Parse
+  // shares): the name a PREPARE creates or a DEALLOCATE drops (empty for
+  // DEALLOCATE ALL), and every name EXECUTEd anywhere in the statement
+  // (also under EXPLAIN or CREATE TABLE AS).
+  std::string prepared_name;
+  std::vector<std::string> executed;
   std::string text;         // this statement's own text.
   std::string fingerprint;  // libpg_query fingerprint (hex).
 

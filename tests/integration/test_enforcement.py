@@ -289,10 +289,36 @@ class SimpleProtocol(unittest.TestCase):
         conn = raw()
         conn.send(rawpg.query("PREPARE wipe AS DELETE FROM orders"))
         self.assertEqual(errors(read_until_ready(conn))[0]["C"], "42501")
-        conn.send(rawpg.query("EXECUTE wipe"))
-        err = errors(read_until_ready(conn))[0]
-        self.assertEqual(err["C"], "26000")  # never prepared upstream.
+        # EXECUTE (also under EXPLAIN ANALYZE) gets the same refusal, not
+        # PostgreSQL's "does not exist".
+        for sql in ("EXECUTE wipe", "EXPLAIN ANALYZE EXECUTE wipe"):
+            conn.send(rawpg.query(sql))
+            err = errors(read_until_ready(conn))[0]
+            self.assertEqual(err["C"], "42501", sql)
+            self.assertIn("no-unfiltered-writes", err["M"], sql)
+        # SQL and protocol prepared statements share one namespace.
+        conn.send(bind_msg("wipe") + execute_msg() + SYNC)
+        self.assertIn("no-unfiltered-writes", errors(read_until_ready(conn))[0]["M"])
+        # DEALLOCATE frees the name: PostgreSQL speaks for itself again,
+        # and an allowed PREPARE under that name runs.
+        rows, error = conn.simple_query("DEALLOCATE ALL")
+        self.assertIsNone(error)
+        rows, error = conn.simple_query("EXECUTE wipe")
+        self.assertEqual(error["C"], "26000")
+        rows, error = conn.simple_query("PREPARE wipe AS SELECT count(*) FROM orders")
+        self.assertIsNone(error)
+        rows, error = conn.simple_query("EXECUTE wipe")
+        self.assertEqual(rows, [["20"]])
         self.assertEqual(direct_scalar("SELECT count(*) FROM orders"), 20)
+        conn.close()
+
+    def test_protocol_statement_refused_at_parse_is_refused_in_sql_execute(self):
+        conn = raw()
+        conn.send(parse_msg("DELETE FROM orders", "bulk") + SYNC)
+        self.assertEqual(errors(read_until_ready(conn))[0]["C"], "42501")
+        rows, error = conn.simple_query("EXECUTE bulk")
+        self.assertEqual(error["C"], "42501")
+        self.assertIn("no-unfiltered-writes", error["M"])
         conn.close()
 
     def test_fast_path_function_call_is_judged(self):

@@ -446,6 +446,22 @@ TEST(SqlFactsTest, TargetRelationsOfWritesAndDdl) {
   EXPECT_TRUE(One("DROP SCHEMA s CASCADE").relations.empty());
 }
 
+TEST(SqlFactsTest, PreparedStatementNames) {
+  auto facts = Analyze(
+      "PREPARE wipe AS DELETE FROM t; EXECUTE wipe; EXPLAIN EXECUTE other(1); "
+      "CREATE TABLE c AS EXECUTE third; DEALLOCATE wipe; DEALLOCATE ALL");
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  ASSERT_EQ(facts->size(), 6u);
+  EXPECT_EQ((*facts)[0].prepared_name, "wipe");
+  EXPECT_TRUE((*facts)[0].executed.empty());
+  EXPECT_THAT((*facts)[1].executed, ElementsAre("wipe"));
+  EXPECT_THAT((*facts)[2].executed, ElementsAre("other"));
+  EXPECT_THAT((*facts)[3].executed, ElementsAre("third"));
+  EXPECT_EQ((*facts)[4].prepared_name, "wipe");
+  EXPECT_EQ((*facts)[5].command, "DEALLOCATE ALL");
+  EXPECT_EQ((*facts)[5].prepared_name, "");
+}
+
 TEST(SqlFactsTest, ColumnsReadAndWritten) {
   EXPECT_THAT(
       One("SELECT o.total, name AS who, * FROM orders o WHERE id = 1").columns,
