@@ -328,6 +328,8 @@ nlohmann::json FactsToJson(const sql::StatementFacts& f) {
   out["settings"] = f.settings;
   out["copy"] = f.copy;
   out["subcommands"] = f.subcommands;
+  out["prepared_name"] = f.prepared_name;
+  out["executed"] = f.executed;
   out["text"] = f.text;
   out["fingerprint"] = f.fingerprint;
   out["nested_via"] = f.nested_via;
