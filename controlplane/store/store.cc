@@ -1,0 +1,213 @@
+#include "controlplane/store/store.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "controlplane/store/rocksdb_util.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/write_batch.h"
+
+namespace warden::controlplane::store {
+namespace {
+
+constexpr Column kColumns[] = {Column::kBundles, Column::kTokens,
+                               Column::kFleet};
+constexpr char kMetaColumn[] = "meta";
+// Keys of the meta column.
+constexpr char kAppliedIndexKey[] = "applied_index";
+constexpr char kSchemaVersionKey[] = "schema_version";
+// Bump when the meta layout or the set of columns changes incompatibly.
+constexpr char kSchemaVersion[] = "1";
+
+rocksdb::Slice ToSlice(absl::string_view s) {
+  return rocksdb::Slice(s.data(), s.size());
+}
+
+}  // namespace
+
+absl::string_view ColumnName(Column column) {
+  switch (column) {
+    case Column::kBundles:
+      return "bundles";
+    case Column::kTokens:
+      return "tokens";
+    case Column::kFleet:
+      return "fleet";
+  }
+  return "";
+}
+
+void Batch::Put(Column column, std::string key, std::string value) {
+  ops_.push_back(Op{column, std::move(key), std::move(value), false});
+}
+
+void Batch::Delete(Column column, std::string key) {
+  ops_.push_back(Op{column, std::move(key), std::string(), true});
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  WARDEN_RETURN_IF_ERROR(CheckDirectoryPath(path));
+
+  std::vector<std::string> known = {rocksdb::kDefaultColumnFamilyName,
+                                    kMetaColumn};
+  for (Column c : kColumns) known.emplace_back(ColumnName(c));
+
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+
+  // RocksDB must open every existing column family; one we do not know means
+  // a newer (or foreign) database, which we refuse rather than ignore.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(options, path, &existing).ok()) {
+    for (const std::string& name : existing) {
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("store ", path, " has unknown column family '", name,
+                         "' (known: ", absl::StrJoin(known, ", "), ")"));
+      }
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : known) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::unique_ptr<Store> store(new Store());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s =
+      rocksdb::DB::Open(options, path, descriptors, &handles, &store->db_);
+  if (!s.ok()) return ToAbslStatus(s, absl::StrCat("open store ", path));
+  // handles follow `known`: default, meta, then kColumns in order.
+  store->handles_ = handles;
+  store->default_ = handles[0];
+  store->meta_ = handles[1];
+
+  std::string value;
+  s = store->db_->Get(rocksdb::ReadOptions(), store->meta_, kSchemaVersionKey,
+                      &value);
+  if (s.IsNotFound()) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = store->db_->Put(sync, store->meta_, kSchemaVersionKey, kSchemaVersion);
+    if (!s.ok()) {
+      return ToAbslStatus(s, absl::StrCat("initialize store ", path));
+    }
+  } else if (!s.ok()) {
+    return ToAbslStatus(s, absl::StrCat("read schema version of ", path));
+  } else if (value != kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("store ", path, " has schema version '", value,
+                     "', this build knows '", kSchemaVersion, "'"));
+  }
+
+  s = store->db_->Get(rocksdb::ReadOptions(), store->meta_, kAppliedIndexKey,
+                      &value);
+  if (s.ok()) {
+    absl::StatusOr<uint64_t> index = DecodeIndex(value);
+    if (!index.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "store ", path, ": applied index: ", index.status().message()));
+    }
+    absl::MutexLock lock(&store->mu_);
+    store->applied_index_ = *index;
+  } else if (!s.IsNotFound()) {
+    return ToAbslStatus(s, absl::StrCat("read applied index of ", path));
+  }
+  return store;
+}
+
+Store::~Store() {
+  if (db_ == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    db_->DestroyColumnFamilyHandle(handle);
+  }
+  db_->Close();
+  delete db_;
+}
+
+rocksdb::ColumnFamilyHandle* Store::Handle(Column column) const {
+  size_t i = 2 + static_cast<size_t>(column);
+  return i < handles_.size() ? handles_[i] : nullptr;
+}
+
+absl::StatusOr<std::string> Store::Get(Column column,
+                                       absl::string_view key) const {
+  rocksdb::ColumnFamilyHandle* handle = Handle(column);
+  if (handle == nullptr) return absl::InvalidArgumentError("unknown column");
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), handle, ToSlice(key), &value);
+  if (s.IsNotFound()) {
+    return absl::NotFoundError(
+        absl::StrCat("no key '", absl::CHexEscape(key), "' in ",
+                     ColumnName(column)));
+  }
+  if (!s.ok()) return ToAbslStatus(s, absl::StrCat("get from ", ColumnName(column)));
+  return value;
+}
+
+absl::StatusOr<std::vector<KeyValue>> Store::Scan(
+    Column column, absl::string_view prefix) const {
+  rocksdb::ColumnFamilyHandle* handle = Handle(column);
+  if (handle == nullptr) return absl::InvalidArgumentError("unknown column");
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handle));
+  std::vector<KeyValue> out;
+  for (it->Seek(ToSlice(prefix)); it->Valid(); it->Next()) {
+    absl::string_view key(it->key().data(), it->key().size());
+    if (!absl::StartsWith(key, prefix)) break;
+    out.push_back(KeyValue{std::string(key), it->value().ToString()});
+  }
+  if (!it->status().ok()) {
+    return ToAbslStatus(it->status(),
+                        absl::StrCat("scan ", ColumnName(column)));
+  }
+  return out;
+}
+
+absl::Status Store::Apply(const Batch& batch, uint64_t log_index) {
+  absl::MutexLock lock(&mu_);
+  if (log_index == 0) {
+    return absl::InvalidArgumentError("log index 0 is not a log entry");
+  }
+  if (log_index <= applied_index_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("log index ", log_index, " is not after the applied index ",
+                     applied_index_));
+  }
+  rocksdb::WriteBatch write;
+  for (const Batch::Op& op : batch.ops()) {
+    rocksdb::ColumnFamilyHandle* handle = Handle(op.column);
+    if (handle == nullptr) return absl::InvalidArgumentError("unknown column");
+    rocksdb::Status s = op.is_delete
+                            ? write.Delete(handle, ToSlice(op.key))
+                            : write.Put(handle, ToSlice(op.key),
+                                        ToSlice(op.value));
+    if (!s.ok()) return ToAbslStatus(s, "build write batch");
+  }
+  rocksdb::Status s =
+      write.Put(meta_, kAppliedIndexKey, EncodeIndex(log_index));
+  if (!s.ok()) return ToAbslStatus(s, "build write batch");
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  s = db_->Write(options, &write);
+  if (!s.ok()) {
+    return ToAbslStatus(s, absl::StrCat("apply log index ", log_index));
+  }
+  applied_index_ = log_index;
+  return absl::OkStatus();
+}
+
+uint64_t Store::applied_index() const {
+  absl::MutexLock lock(&mu_);
+  return applied_index_;
+}
+
+}  // namespace warden::controlplane::store

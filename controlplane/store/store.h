@@ -1,0 +1,126 @@
+// The control plane's state: a RocksDB database with one column family per
+// kind of state. Every change is a Batch applied together with the index of
+// the log entry that produced it, in one synced WriteBatch, so the state and
+// "how far the log has been applied" never disagree after a crash.
+#ifndef WARDEN_CONTROLPLANE_STORE_STORE_H_
+#define WARDEN_CONTROLPLANE_STORE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+}  // namespace rocksdb
+
+namespace warden::controlplane::store {
+
+// The column families callers can read and write. Keys and values are opaque
+// bytes whose layout belongs to the package that owns the column (see
+// README.md). The store also keeps a private "meta" column (applied index,
+// schema version) that callers cannot touch.
+enum class Column {
+  kBundles,  // policy bundles, their sources and history (controlplane/bundles)
+  kTokens,   // API token hashes and metadata (controlplane/api)
+  kFleet,    // last known state of each proxy (controlplane/distribution)
+};
+
+// ColumnName(Column::kBundles) is "bundles", the RocksDB column family name.
+absl::string_view ColumnName(Column column);
+
+// A set of writes applied atomically by Store::Apply. Not thread-safe; build
+// it in one thread, then hand it to Apply.
+//   Batch batch;
+//   batch.Put(Column::kBundles, "rev/7", bytes);
+//   batch.Delete(Column::kTokens, "tok_1");
+class Batch {
+ public:
+  struct Op {
+    Column column;
+    std::string key;
+    std::string value;  // unused for deletes.
+    bool is_delete = false;
+  };
+
+  void Put(Column column, std::string key, std::string value);
+  void Delete(Column column, std::string key);
+
+  const std::vector<Op>& ops() const { return ops_; }
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+};
+
+// Store owns an open RocksDB database. Thread-safe: reads run concurrently
+// with each other and with Apply; Apply calls are serialized.
+class Store {
+ public:
+  // Open opens (creating if missing) the database in directory `path`, with
+  // every column family. Returns kFailedPrecondition if `path` exists and is
+  // not a directory, or if the database has a schema version or column
+  // families this code does not know; kDataLoss on corruption; other RocksDB
+  // failures (unwritable path, database locked by another process) as
+  // kInternal/kUnavailable, the message naming the path.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  // Closes the database. Everything Apply returned OK for is on disk already.
+  ~Store();
+
+  // Get returns the value of `key` in `column`, or kNotFound if absent.
+  absl::StatusOr<std::string> Get(Column column, absl::string_view key) const;
+
+  // Scan returns every key in `column` starting with `prefix`, in byte-wise
+  // key order; "" scans the whole column. Reads one consistent snapshot:
+  // a concurrent Apply is seen entirely or not at all.
+  absl::StatusOr<std::vector<KeyValue>> Scan(Column column,
+                                             absl::string_view prefix) const;
+
+  // Apply writes `batch` and records `log_index` as the applied index, in one
+  // synced RocksDB WriteBatch: after a crash either all of it is there or
+  // none. An empty batch only advances the applied index (a log entry that
+  // changes no state).
+  //
+  // `log_index` must be greater than applied_index(); gaps are allowed (not
+  // every log entry needs to reach this store). Returns kInvalidArgument for
+  // 0, and kFailedPrecondition without writing anything for an index <=
+  // applied_index() — also when equal: replaying an entry twice is a bug in
+  // the caller, who resumes the log at applied_index() + 1.
+  absl::Status Apply(const Batch& batch, uint64_t log_index);
+
+  // The index of the last applied log entry; 0 for a new database.
+  uint64_t applied_index() const;
+
+ private:
+  Store() = default;
+  rocksdb::ColumnFamilyHandle* Handle(Column column) const;
+
+  rocksdb::DB* db_ = nullptr;
+  // Owned; indexed by static_cast<int>(Column); meta_ is the private column.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  rocksdb::ColumnFamilyHandle* default_ = nullptr;
+
+  mutable absl::Mutex mu_;
+  uint64_t applied_index_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace warden::controlplane::store
+
+#endif  // WARDEN_CONTROLPLANE_STORE_STORE_H_
