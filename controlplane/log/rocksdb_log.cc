@@ -50,8 +50,8 @@ absl::StatusOr<std::unique_ptr<RocksDbLog>> RocksDbLog::Open(
     return ToAbslStatus(it->status(), absl::StrCat("read log ", path));
   }
   if (first > 1) {
-    return absl::DataLossError(absl::StrCat("log ", path, " starts at index ",
-                                            first, ", want 1"));
+    return absl::DataLossError(
+        absl::StrCat("log ", path, " starts at index ", first, ", want 1"));
   }
   absl::MutexLock lock(&log->mu_);
   log->last_index_ = last;
@@ -77,14 +77,13 @@ absl::StatusOr<uint64_t> RocksDbLog::Append(std::string entry) {
   return index;
 }
 
-absl::StatusOr<std::vector<Entry>> RocksDbLog::Read(uint64_t from,
-                                                    size_t max) {
+absl::StatusOr<std::vector<Entry>> RocksDbLog::Read(uint64_t from, size_t max) {
   if (from == 0) return absl::InvalidArgumentError("log indexes start at 1");
   uint64_t last = LastIndex();
   if (from > last + 1) {
-    return absl::OutOfRangeError(absl::StrCat(
-        "read from index ", from, " past the end of the log (last ", last,
-        ")"));
+    return absl::OutOfRangeError(absl::StrCat("read from index ", from,
+                                              " past the end of the log (last ",
+                                              last, ")"));
   }
   std::vector<Entry> out;
   if (max == 0 || from > last) return out;

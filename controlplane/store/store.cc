@@ -145,11 +145,11 @@ absl::StatusOr<std::string> Store::Get(Column column,
   rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), handle, ToSlice(key), &value);
   if (s.IsNotFound()) {
-    return absl::NotFoundError(
-        absl::StrCat("no key '", absl::CHexEscape(key), "' in ",
-                     ColumnName(column)));
+    return absl::NotFoundError(absl::StrCat("no key '", absl::CHexEscape(key),
+                                            "' in ", ColumnName(column)));
   }
-  if (!s.ok()) return ToAbslStatus(s, absl::StrCat("get from ", ColumnName(column)));
+  if (!s.ok())
+    return ToAbslStatus(s, absl::StrCat("get from ", ColumnName(column)));
   return value;
 }
 
@@ -179,17 +179,16 @@ absl::Status Store::Apply(const Batch& batch, uint64_t log_index) {
   }
   if (log_index <= applied_index_) {
     return absl::FailedPreconditionError(
-        absl::StrCat("log index ", log_index, " is not after the applied index ",
-                     applied_index_));
+        absl::StrCat("log index ", log_index,
+                     " is not after the applied index ", applied_index_));
   }
   rocksdb::WriteBatch write;
   for (const Batch::Op& op : batch.ops()) {
     rocksdb::ColumnFamilyHandle* handle = Handle(op.column);
     if (handle == nullptr) return absl::InvalidArgumentError("unknown column");
-    rocksdb::Status s = op.is_delete
-                            ? write.Delete(handle, ToSlice(op.key))
-                            : write.Put(handle, ToSlice(op.key),
-                                        ToSlice(op.value));
+    rocksdb::Status s =
+        op.is_delete ? write.Delete(handle, ToSlice(op.key))
+                     : write.Put(handle, ToSlice(op.key), ToSlice(op.value));
     if (!s.ok()) return ToAbslStatus(s, "build write batch");
   }
   rocksdb::Status s =

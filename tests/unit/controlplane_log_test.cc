@@ -1,5 +1,3 @@
-#include "controlplane/log/rocksdb_log.h"
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "controlplane/log/rocksdb_log.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -29,8 +28,8 @@ MATCHER_P2(IsEntry, index, data, "") {
 std::string FreshPath() {
   const ::testing::TestInfo* info =
       ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string path = ::testing::TempDir() + "/log_" +
-                     info->test_suite_name() + "_" + info->name();
+  std::string path = ::testing::TempDir() + "/log_" + info->test_suite_name() +
+                     "_" + info->name();
   std::filesystem::remove_all(path);
   return path;
 }
@@ -83,8 +82,8 @@ TEST(RocksDbLogTest, AppendGivesGapFreeIndexesFromOneAndReadsInOrder) {
   EXPECT_THAT(*log->Read(1, 100),
               ElementsAre(IsEntry(1, "a"), IsEntry(2, ""),
                           IsEntry(3, std::string("b\0c", 3)), IsEntry(4, "d")));
-  EXPECT_THAT(*log->Read(2, 2), ElementsAre(IsEntry(2, ""),
-                                            IsEntry(3, std::string("b\0c", 3))));
+  EXPECT_THAT(*log->Read(2, 2),
+              ElementsAre(IsEntry(2, ""), IsEntry(3, std::string("b\0c", 3))));
   EXPECT_THAT(*log->Read(4, 1), ElementsAre(IsEntry(4, "d")));
   EXPECT_THAT(*log->Read(5, 10), IsEmpty());
   EXPECT_THAT(*log->Read(1, 0), IsEmpty());
@@ -103,9 +102,9 @@ TEST(RocksDbLogTest, EntriesSurviveReopenAndAppendingContinues) {
   ASSERT_NE(log, nullptr);
   EXPECT_EQ(log->LastIndex(), 2u);
   EXPECT_EQ(*log->Append("three"), 3u);
-  EXPECT_THAT(*log->Read(1, 10), ElementsAre(IsEntry(1, "one"),
-                                             IsEntry(2, "two"),
-                                             IsEntry(3, "three")));
+  EXPECT_THAT(
+      *log->Read(1, 10),
+      ElementsAre(IsEntry(1, "one"), IsEntry(2, "two"), IsEntry(3, "three")));
 }
 
 TEST(RocksDbLogTest, ConcurrentAppendsGetDistinctConsecutiveIndexes) {

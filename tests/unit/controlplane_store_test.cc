@@ -1,10 +1,9 @@
-#include "controlplane/store/store.h"
-
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
 
+#include "controlplane/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
