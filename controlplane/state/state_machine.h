@@ -1,0 +1,49 @@
+// The control plane's replicated state machine: every change is appended to
+// the ordered log first, then applied to the store in log order, in one
+// synced batch that also records the entry's index. After a crash between
+// the two, CatchUp() applies what the log has and the store lacks, so the
+// store is always the log's prefix. With etcd (the HA issue) the same
+// entries arrive from the cluster and are applied the same way.
+#ifndef WARDEN_CONTROLPLANE_STATE_STATE_MACHINE_H_
+#define WARDEN_CONTROLPLANE_STATE_STATE_MACHINE_H_
+
+#include <cstdint>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "controlplane/log/log.h"
+#include "controlplane/store/store.h"
+#include "proto/warden/v1/state.pb.h"
+
+namespace warden::controlplane::state {
+
+// Key layout in the store, shared by the readers of each column.
+// Column::kTokens: "tok/<id>" -> serialized warden.v1.TokenRecord.
+inline constexpr char kTokenPrefix[] = "tok/";
+
+class StateMachine {
+ public:
+  // Neither is owned; both must outlive the state machine.
+  StateMachine(log::Log* log, store::Store* store);
+
+  // Commit appends `entry` to the log and applies it; returns its index.
+  // Serialized: commits are applied in the order they were appended.
+  absl::StatusOr<uint64_t> Commit(const warden::v1::LogEntry& entry);
+
+  // CatchUp applies every log entry after the store's applied index. Call
+  // at start, before serving. DataLoss if the store is ahead of the log.
+  absl::Status CatchUp();
+
+ private:
+  absl::Status Apply(const warden::v1::LogEntry& entry, uint64_t index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  log::Log* const log_;
+  store::Store* const store_;
+  absl::Mutex mu_;
+};
+
+}  // namespace warden::controlplane::state
+
+#endif  // WARDEN_CONTROLPLANE_STATE_STATE_MACHINE_H_

@@ -1,0 +1,175 @@
+#include "controlplane/tokens/tokens.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+
+namespace warden::controlplane::tokens {
+namespace {
+
+using warden::v1::TokenInfo;
+using warden::v1::TokenRecord;
+
+constexpr char kTokenTag[] = "wdn_";
+constexpr size_t kIdHex = 16;
+constexpr size_t kSecretHex = 64;
+
+void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  out->set_seconds(micros / 1000000);
+  out->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+bool IsHex(absl::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
+  });
+}
+
+bool Active(const TokenInfo& info, absl::Time now) {
+  if (info.has_revoked_at()) return false;
+  return !info.has_expires_at() || FromProto(info.expires_at()) > now;
+}
+
+}  // namespace
+
+Tokens::Tokens(state::StateMachine* state, const store::Store* store)
+    : state_(state), store_(store) {}
+
+absl::StatusOr<CreatedToken> Tokens::Create(
+    const std::string& name,
+    const std::vector<warden::v1::TokenScope>& scopes, absl::Duration ttl,
+    const std::string& created_by, absl::Time now) {
+  if (name.empty()) return absl::InvalidArgumentError("a token needs a name");
+  if (scopes.empty()) {
+    return absl::InvalidArgumentError("a token needs at least one scope");
+  }
+  for (auto s : scopes) {
+    if (s == warden::v1::TOKEN_SCOPE_UNSPECIFIED ||
+        !warden::v1::TokenScope_IsValid(s)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown token scope ", static_cast<int>(s)));
+    }
+  }
+  auto id_bytes = crypto::RandomBytes(kIdHex / 2);
+  auto secret_bytes = crypto::RandomBytes(kSecretHex / 2);
+  if (!id_bytes.ok()) return id_bytes.status();
+  if (!secret_bytes.ok()) return secret_bytes.status();
+  const std::string id_hex = crypto::HexEncode(*id_bytes);
+  const std::string secret = crypto::HexEncode(*secret_bytes);
+
+  TokenRecord record;
+  TokenInfo* info = record.mutable_info();
+  info->set_id(absl::StrCat("tok_", id_hex));
+  info->set_name(name);
+  for (auto s : scopes) info->add_scopes(s);
+  SetTime(now, info->mutable_created_at());
+  if (ttl > absl::ZeroDuration()) SetTime(now + ttl, info->mutable_expires_at());
+  info->set_created_by(created_by);
+  record.set_secret_sha256(crypto::HexEncode(crypto::Sha256(secret)));
+
+  warden::v1::LogEntry entry;
+  *entry.mutable_put_token() = record;
+  auto index = state_->Commit(entry);
+  if (!index.ok()) return index.status();
+  return CreatedToken{absl::StrCat(kTokenTag, id_hex, "_", secret), *info};
+}
+
+absl::StatusOr<TokenRecord> Tokens::Load(const std::string& id) const {
+  auto bytes =
+      store_->Get(store::Column::kTokens, absl::StrCat(state::kTokenPrefix, id));
+  if (!bytes.ok()) return bytes.status();
+  TokenRecord record;
+  if (!record.ParseFromString(*bytes)) {
+    return absl::DataLossError(absl::StrCat("token ", id, " does not parse"));
+  }
+  return record;
+}
+
+absl::StatusOr<TokenInfo> Tokens::Authenticate(absl::string_view token,
+                                               absl::Time now) const {
+  const size_t tag = sizeof(kTokenTag) - 1;
+  if (token.size() != tag + kIdHex + 1 + kSecretHex ||
+      !absl::StartsWith(token, kTokenTag) || token[tag + kIdHex] != '_' ||
+      !IsHex(token.substr(tag, kIdHex)) ||
+      !IsHex(token.substr(tag + kIdHex + 1))) {
+    return absl::UnauthenticatedError(
+        "malformed token (expected wdn_<16 hex>_<64 hex>)");
+  }
+  const std::string id = absl::StrCat("tok_", token.substr(tag, kIdHex));
+  auto record = Load(id);
+  if (absl::IsNotFound(record.status())) {
+    return absl::UnauthenticatedError(absl::StrCat("unknown token ", id));
+  }
+  if (!record.ok()) return record.status();
+  const std::string presented = crypto::HexEncode(
+      crypto::Sha256(token.substr(tag + kIdHex + 1)));
+  if (!crypto::ConstantTimeEquals(presented, record->secret_sha256())) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("wrong secret for token ", id));
+  }
+  const TokenInfo& info = record->info();
+  if (info.has_revoked_at()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("token ", id, " (", info.name(), ") was revoked"));
+  }
+  if (info.has_expires_at() && FromProto(info.expires_at()) <= now) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("token ", id, " (", info.name(), ") has expired"));
+  }
+  return info;
+}
+
+absl::StatusOr<TokenInfo> Tokens::Revoke(const std::string& id,
+                                         absl::Time now) {
+  auto record = Load(id);
+  if (absl::IsNotFound(record.status())) {
+    return absl::NotFoundError(absl::StrCat("no token ", id));
+  }
+  if (!record.ok()) return record.status();
+  if (record->info().has_revoked_at()) return record->info();
+  SetTime(now, record->mutable_info()->mutable_revoked_at());
+  warden::v1::LogEntry entry;
+  *entry.mutable_put_token() = *record;
+  auto index = state_->Commit(entry);
+  if (!index.ok()) return index.status();
+  return record->info();
+}
+
+absl::StatusOr<std::vector<TokenInfo>> Tokens::List(bool include_inactive,
+                                                    absl::Time now) const {
+  auto rows = store_->Scan(store::Column::kTokens, state::kTokenPrefix);
+  if (!rows.ok()) return rows.status();
+  std::vector<TokenInfo> out;
+  for (const auto& row : *rows) {
+    TokenRecord record;
+    if (!record.ParseFromString(row.value)) {
+      return absl::DataLossError(absl::StrCat(row.key, " does not parse"));
+    }
+    if (include_inactive || Active(record.info(), now)) {
+      out.push_back(record.info());
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const TokenInfo& a, const TokenInfo& b) {
+                     return FromProto(a.created_at()) < FromProto(b.created_at());
+                   });
+  return out;
+}
+
+bool Tokens::HasScope(const TokenInfo& info, warden::v1::TokenScope scope) {
+  for (int s : info.scopes()) {
+    if (s == scope || s == warden::v1::TOKEN_SCOPE_ADMIN) return true;
+  }
+  return false;
+}
+
+}  // namespace warden::controlplane::tokens

@@ -1,0 +1,67 @@
+// API tokens for people and CI: created with scopes and an optional
+// lifetime, stored only as a hash (through the ordered log), revocable, and
+// checked on every RPC. The secret is shown once, at creation.
+//
+// Token format: "wdn_<id>_<secret>", 16 hex digits of id and 64 of secret
+// (32 random bytes). The store keeps SHA-256(secret): with 256 bits of
+// entropy a fast hash is enough, and a leaked store reveals no usable token.
+#ifndef WARDEN_CONTROLPLANE_TOKENS_TOKENS_H_
+#define WARDEN_CONTROLPLANE_TOKENS_TOKENS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/store/store.h"
+#include "proto/warden/v1/control.pb.h"
+
+namespace warden::controlplane::tokens {
+
+struct CreatedToken {
+  std::string token;  // the bearer secret; never stored.
+  warden::v1::TokenInfo info;
+};
+
+class Tokens {
+ public:
+  // Not owned; must outlive this.
+  Tokens(state::StateMachine* state, const store::Store* store);
+
+  // Create issues a token. `ttl` zero or negative: it never expires.
+  // InvalidArgument without a name or a scope, or with an unspecified one.
+  absl::StatusOr<CreatedToken> Create(
+      const std::string& name, const std::vector<warden::v1::TokenScope>& scopes,
+      absl::Duration ttl, const std::string& created_by, absl::Time now);
+
+  // Authenticate checks a bearer token. Unauthenticated, with the reason
+  // (malformed, unknown, wrong secret, revoked, expired), otherwise.
+  absl::StatusOr<warden::v1::TokenInfo> Authenticate(absl::string_view token,
+                                                     absl::Time now) const;
+
+  // Revoke marks the token revoked from `now` on; idempotent. NotFound for
+  // an unknown id.
+  absl::StatusOr<warden::v1::TokenInfo> Revoke(const std::string& id,
+                                               absl::Time now);
+
+  // List returns tokens by creation time; revoked and expired ones only
+  // with `include_inactive`.
+  absl::StatusOr<std::vector<warden::v1::TokenInfo>> List(
+      bool include_inactive, absl::Time now) const;
+
+  // Whether `info` grants `scope`; admin grants every scope.
+  static bool HasScope(const warden::v1::TokenInfo& info,
+                       warden::v1::TokenScope scope);
+
+ private:
+  absl::StatusOr<warden::v1::TokenRecord> Load(const std::string& id) const;
+
+  state::StateMachine* const state_;
+  const store::Store* const store_;
+};
+
+}  // namespace warden::controlplane::tokens
+
+#endif  // WARDEN_CONTROLPLANE_TOKENS_TOKENS_H_
