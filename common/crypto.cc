@@ -2,9 +2,9 @@
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -118,10 +118,11 @@ std::string DrainBio(BIO* bio) {
 // instead of prompting on the terminal.
 absl::StatusOr<Pkey> LoadPrivate(absl::string_view pem) {
   Bio bio = ReadBio(pem);
-  if (bio == nullptr) return absl::InternalError("OpenSSL BIO allocation failed");
-  Pkey key(PEM_read_bio_PrivateKey(bio.get(), nullptr,
-                                   [](char*, int, int, void*) { return 0; },
-                                   nullptr));
+  if (bio == nullptr) {
+    return absl::InternalError("OpenSSL BIO allocation failed");
+  }
+  Pkey key(PEM_read_bio_PrivateKey(
+      bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
   if (key == nullptr || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
     ERR_clear_error();  // leave no stale errors for the next OpenSSL caller.
     return absl::InvalidArgumentError(
@@ -132,7 +133,9 @@ absl::StatusOr<Pkey> LoadPrivate(absl::string_view pem) {
 
 absl::StatusOr<Pkey> LoadPublic(absl::string_view pem) {
   Bio bio = ReadBio(pem);
-  if (bio == nullptr) return absl::InternalError("OpenSSL BIO allocation failed");
+  if (bio == nullptr) {
+    return absl::InternalError("OpenSSL BIO allocation failed");
+  }
   Pkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   if (key == nullptr || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
     ERR_clear_error();
@@ -216,8 +219,9 @@ absl::StatusOr<std::string> Ed25519Sign(absl::string_view private_pem,
   if (ctx == nullptr ||
       EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) !=
           1 ||
-      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()),
-                     &len, reinterpret_cast<const unsigned char*>(message.data()),
+      EVP_DigestSign(ctx.get(),
+                     reinterpret_cast<unsigned char*>(signature.data()), &len,
+                     reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1 ||
       len != kEd25519SignatureBytes) {
     return absl::InternalError("OpenSSL Ed25519 signing failed");

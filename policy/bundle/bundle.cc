@@ -54,8 +54,7 @@ absl::Status CheckRevisionFields(uint64_t revision, uint64_t parent_revision,
 }  // namespace
 
 absl::Status AddTrustedKey(absl::string_view public_pem, TrustedKeys* keys) {
-  WARDEN_ASSIGN_OR_RETURN(std::string key_id,
-                          crypto::Ed25519KeyId(public_pem));
+  WARDEN_ASSIGN_OR_RETURN(std::string key_id, crypto::Ed25519KeyId(public_pem));
   (*keys)[key_id] = std::string(public_pem);
   return absl::OkStatus();
 }
@@ -115,8 +114,9 @@ absl::StatusOr<warden::v1::SignedBundle> SignBundle(
   out.set_created_by(meta.created_by);
   const int64_t seconds = absl::ToUnixSeconds(meta.created_at);  // floors.
   out.mutable_created_at()->set_seconds(seconds);
-  out.mutable_created_at()->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(meta.created_at - absl::FromUnixSeconds(seconds))));
+  out.mutable_created_at()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(
+          meta.created_at - absl::FromUnixSeconds(seconds))));
   out.set_message(meta.message);
   out.set_rollback_of(meta.rollback_of);
   WARDEN_ASSIGN_OR_RETURN(
@@ -134,16 +134,15 @@ absl::StatusOr<warden::v1::PolicyBundle> VerifyBundle(
   // 1. A key we trust.
   const auto key = keys.find(b.key_id());
   if (key == keys.end()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        what, " is signed by unknown key id ", Quote(b.key_id())));
+    return absl::PermissionDeniedError(
+        absl::StrCat(what, " is signed by unknown key id ", Quote(b.key_id())));
   }
   // 2. Its signature over everything else.
   const absl::Status signature = crypto::Ed25519Verify(
       key->second, CanonicalSigningBytes(b), b.signature());
   if (signature.code() == absl::StatusCode::kPermissionDenied) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(what, ": signature does not verify with key ",
-                     Quote(b.key_id())));
+    return absl::PermissionDeniedError(absl::StrCat(
+        what, ": signature does not verify with key ", Quote(b.key_id())));
   }
   if (!signature.ok()) {
     return absl::Status(signature.code(),
@@ -152,8 +151,9 @@ absl::StatusOr<warden::v1::PolicyBundle> VerifyBundle(
   }
   // 3. The digest it signed is the bytes it carries.
   if (crypto::HexEncode(crypto::Sha256(b.bundle())) != b.digest()) {
-    return absl::DataLossError(absl::StrCat(
-        what, ": digest ", Quote(b.digest()), " does not match the bundle bytes"));
+    return absl::DataLossError(
+        absl::StrCat(what, ": digest ", Quote(b.digest()),
+                     " does not match the bundle bytes"));
   }
   // 4. The bytes are a PolicyBundle.
   warden::v1::PolicyBundle bundle;
@@ -163,9 +163,9 @@ absl::StatusOr<warden::v1::PolicyBundle> VerifyBundle(
   }
   // 5. The PolicyBundle says what was compiled.
   if (lang::ContentDigest(bundle) != bundle.digest()) {
-    return absl::DataLossError(absl::StrCat(
-        what, ": policy content digest ", Quote(bundle.digest()),
-        " does not match its policies"));
+    return absl::DataLossError(absl::StrCat(what, ": policy content digest ",
+                                            Quote(bundle.digest()),
+                                            " does not match its policies"));
   }
   // 6. Revision fields make sense.
   WARDEN_RETURN_IF_ERROR(
@@ -176,9 +176,9 @@ absl::StatusOr<warden::v1::PolicyBundle> VerifyBundle(
         absl::StrCat(what, " is already running"));
   }
   if (b.revision() < running_revision && b.rollback_of() == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        what, " is older than running revision ", running_revision,
-        " and not signed as a rollback"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " is older than running revision ", running_revision,
+                     " and not signed as a rollback"));
   }
   return bundle;
 }

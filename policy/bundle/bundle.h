@@ -71,7 +71,8 @@ absl::Status AddTrustedKey(absl::string_view public_pem, TrustedKeys* keys);
 
 // CanonicalSigningBytes(signed_bundle) is the byte string the signature
 // covers (layout above); `signed_bundle.signature()` is ignored.
-std::string CanonicalSigningBytes(const warden::v1::SignedBundle& signed_bundle);
+std::string CanonicalSigningBytes(
+    const warden::v1::SignedBundle& signed_bundle);
 
 // SignBundle serializes `bundle` deterministically, records its digest and
 // `meta`, and signs with `private_pem` (Ed25519 PKCS#8 PEM); key_id is

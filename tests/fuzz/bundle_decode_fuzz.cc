@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!sig.ok()) abort();
   resigned.set_signature(*sig);
   const uint64_t rev = resigned.revision();
-  for (uint64_t running : {uint64_t{0}, rev, rev == UINT64_MAX ? rev : rev + 1}) {
+  for (uint64_t running :
+       {uint64_t{0}, rev, rev == UINT64_MAX ? rev : rev + 1}) {
     auto got = b::VerifyBundle(resigned, trust.keys, running);
     if (!got.ok()) {
       if (got.status().message().empty()) abort();

@@ -101,11 +101,10 @@ TEST_F(BundleTest, CanonicalBytesStartWithDomainAndIgnoreSignature) {
   EXPECT_EQ(CanonicalSigningBytes(unsigned_copy), bytes);
   // Domain prefix (17), 5 fixed 8-byte integers (revision, parent,
   // seconds, nanos, rollback_of), 5 length-prefixed fields.
-  EXPECT_EQ(bytes.size(), 17 + 5 * 8 + 5 * 8 + signed_.bundle().size() +
-                              signed_.digest().size() +
-                              signed_.key_id().size() +
-                              signed_.created_by().size() +
-                              signed_.message().size());
+  EXPECT_EQ(bytes.size(),
+            17 + 5 * 8 + 5 * 8 + signed_.bundle().size() +
+                signed_.digest().size() + signed_.key_id().size() +
+                signed_.created_by().size() + signed_.message().size());
 }
 
 TEST_F(BundleTest, FlippedBundleByteFailsTheSignature) {

@@ -39,9 +39,7 @@ TEST(CryptoTest, RandomBytesHaveRequestedLengthAndDiffer) {
 }
 
 // Helpers for the Ed25519 tests.
-std::string Unhex(absl::string_view hex) {
-  return absl::HexStringToBytes(hex);
-}
+std::string Unhex(absl::string_view hex) { return absl::HexStringToBytes(hex); }
 
 TEST(Ed25519Test, SignVerifyRoundTrip) {
   auto pair = GenerateEd25519Key();
