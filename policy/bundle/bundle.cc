@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/stubs/logging.h"
 #include "policy/lang/compile.h"
 
 namespace warden::policy::bundle {
@@ -157,7 +158,12 @@ absl::StatusOr<warden::v1::PolicyBundle> VerifyBundle(
   }
   // 4. The bytes are a PolicyBundle.
   warden::v1::PolicyBundle bundle;
-  if (!bundle.ParseFromString(b.bundle())) {
+  bool parsed;
+  {
+    google::protobuf::LogSilencer quiet;  // see DecodeSignedBundle.
+    parsed = bundle.ParseFromString(b.bundle());
+  }
+  if (!parsed) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": bundle bytes do not parse as warden.v1.PolicyBundle"));
   }
@@ -191,7 +197,14 @@ absl::StatusOr<warden::v1::SignedBundle> DecodeSignedBundle(
                      kMaxSignedBundleBytes));
   }
   warden::v1::SignedBundle out;
-  if (!out.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  bool parsed;
+  {
+    // protobuf logs every invalid UTF-8 string at ERROR; bytes from the
+    // network must not be able to flood the log. The error is returned.
+    google::protobuf::LogSilencer quiet;
+    parsed = out.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+  }
+  if (!parsed) {
     return absl::InvalidArgumentError(
         "bytes do not parse as warden.v1.SignedBundle");
   }

@@ -119,8 +119,10 @@ absl::StatusOr<warden::v1::PolicyBundle> VerifyBundle(
 
 // DecodeSignedBundle parses wire or disk bytes. InvalidArgument for
 // anything that is not a SignedBundle (including more than
-// kMaxSignedBundleBytes); never crashes on garbage. Decoding proves nothing:
-// call VerifyBundle before trusting the result.
+// kMaxSignedBundleBytes); never crashes on garbage, and keeps protobuf from
+// logging about it (it logs every invalid UTF-8 string; peers must not be
+// able to flood the log). Decoding proves nothing: call VerifyBundle before
+// trusting the result.
 absl::StatusOr<warden::v1::SignedBundle> DecodeSignedBundle(
     absl::string_view bytes);
 
