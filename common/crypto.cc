@@ -1,13 +1,19 @@
 #include "common/crypto.h"
 
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <memory>
+
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "common/status_macros.h"
 
 namespace warden::crypto {
 
@@ -73,6 +79,183 @@ absl::StatusOr<std::string> Base64Decode(absl::string_view text) {
 
 std::string HexEncode(absl::string_view data) {
   return absl::BytesToHexString(data);
+}
+
+namespace {
+
+constexpr size_t kEd25519KeyBytes = 32;
+constexpr size_t kEd25519SignatureBytes = 64;
+
+struct PkeyFree {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct PkeyCtxFree {
+  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+};
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+};
+struct BioFree {
+  void operator()(BIO* p) const { BIO_free(p); }
+};
+using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+using Bio = std::unique_ptr<BIO, BioFree>;
+
+Bio ReadBio(absl::string_view pem) {
+  if (pem.size() > static_cast<size_t>(INT32_MAX)) return nullptr;
+  return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+std::string DrainBio(BIO* bio) {
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(bio, &data);
+  return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
+}
+
+// PEM loaders: no password callback, so an encrypted key fails cleanly
+// instead of prompting on the terminal.
+absl::StatusOr<Pkey> LoadPrivate(absl::string_view pem) {
+  Bio bio = ReadBio(pem);
+  if (bio == nullptr) {
+    return absl::InternalError("OpenSSL BIO allocation failed");
+  }
+  Pkey key(PEM_read_bio_PrivateKey(
+      bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+  if (key == nullptr || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
+    ERR_clear_error();  // leave no stale errors for the next OpenSSL caller.
+    return absl::InvalidArgumentError(
+        "not an unencrypted Ed25519 PEM private key (PKCS#8)");
+  }
+  return key;
+}
+
+absl::StatusOr<Pkey> LoadPublic(absl::string_view pem) {
+  Bio bio = ReadBio(pem);
+  if (bio == nullptr) {
+    return absl::InternalError("OpenSSL BIO allocation failed");
+  }
+  Pkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (key == nullptr || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("not an Ed25519 PEM public key");
+  }
+  return key;
+}
+
+absl::StatusOr<std::string> PrivatePem(EVP_PKEY* key) {
+  Bio bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr ||
+      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr,
+                               nullptr) != 1) {
+    return absl::InternalError("OpenSSL could not write the private key");
+  }
+  return DrainBio(bio.get());
+}
+
+absl::StatusOr<std::string> PublicPem(EVP_PKEY* key) {
+  Bio bio(BIO_new(BIO_s_mem()));
+  if (bio == nullptr || PEM_write_bio_PUBKEY(bio.get(), key) != 1) {
+    return absl::InternalError("OpenSSL could not write the public key");
+  }
+  return DrainBio(bio.get());
+}
+
+}  // namespace
+
+absl::StatusOr<Ed25519KeyPair> GenerateEd25519Key() {
+  PkeyCtx ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (ctx == nullptr || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
+      EVP_PKEY_keygen(ctx.get(), &raw) != 1) {
+    return absl::InternalError("OpenSSL Ed25519 key generation failed");
+  }
+  Pkey key(raw);
+  Ed25519KeyPair pair;
+  WARDEN_ASSIGN_OR_RETURN(pair.private_pem, PrivatePem(key.get()));
+  WARDEN_ASSIGN_OR_RETURN(pair.public_pem, PublicPem(key.get()));
+  return pair;
+}
+
+absl::StatusOr<std::string> Ed25519PrivateKeyFromRaw(absl::string_view seed) {
+  if (seed.size() != kEd25519KeyBytes) {
+    return absl::InvalidArgumentError("a raw Ed25519 secret key is 32 bytes");
+  }
+  Pkey key(EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr,
+      reinterpret_cast<const unsigned char*>(seed.data()), seed.size()));
+  if (key == nullptr) {
+    return absl::InternalError("OpenSSL rejected the raw Ed25519 key");
+  }
+  return PrivatePem(key.get());
+}
+
+absl::StatusOr<std::string> Ed25519PublicKeyFromPrivate(
+    absl::string_view private_pem) {
+  WARDEN_ASSIGN_OR_RETURN(Pkey key, LoadPrivate(private_pem));
+  return PublicPem(key.get());
+}
+
+absl::StatusOr<std::string> Ed25519RawPublicKey(absl::string_view public_pem) {
+  WARDEN_ASSIGN_OR_RETURN(Pkey key, LoadPublic(public_pem));
+  std::string raw(kEd25519KeyBytes, '\0');
+  size_t len = raw.size();
+  if (EVP_PKEY_get_raw_public_key(
+          key.get(), reinterpret_cast<unsigned char*>(raw.data()), &len) != 1 ||
+      len != kEd25519KeyBytes) {
+    return absl::InternalError("OpenSSL could not export the public key");
+  }
+  return raw;
+}
+
+absl::StatusOr<std::string> Ed25519Sign(absl::string_view private_pem,
+                                        absl::string_view message) {
+  WARDEN_ASSIGN_OR_RETURN(Pkey key, LoadPrivate(private_pem));
+  MdCtx ctx(EVP_MD_CTX_new());
+  std::string signature(kEd25519SignatureBytes, '\0');
+  size_t len = signature.size();
+  // Ed25519 is one-shot (no digest: the message is hashed by the scheme).
+  if (ctx == nullptr ||
+      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) !=
+          1 ||
+      EVP_DigestSign(ctx.get(),
+                     reinterpret_cast<unsigned char*>(signature.data()), &len,
+                     reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1 ||
+      len != kEd25519SignatureBytes) {
+    return absl::InternalError("OpenSSL Ed25519 signing failed");
+  }
+  return signature;
+}
+
+absl::Status Ed25519Verify(absl::string_view public_pem,
+                           absl::string_view message,
+                           absl::string_view signature) {
+  WARDEN_ASSIGN_OR_RETURN(Pkey key, LoadPublic(public_pem));
+  if (signature.size() != kEd25519SignatureBytes) {
+    return absl::PermissionDeniedError(
+        "Ed25519 signature does not verify (not 64 bytes)");
+  }
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr,
+                                             nullptr, key.get()) != 1) {
+    return absl::InternalError("OpenSSL Ed25519 verification setup failed");
+  }
+  if (EVP_DigestVerify(ctx.get(),
+                       reinterpret_cast<const unsigned char*>(signature.data()),
+                       signature.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()),
+                       message.size()) != 1) {
+    ERR_clear_error();
+    return absl::PermissionDeniedError("Ed25519 signature does not verify");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Ed25519KeyId(absl::string_view public_pem) {
+  WARDEN_ASSIGN_OR_RETURN(std::string raw, Ed25519RawPublicKey(public_pem));
+  return HexEncode(Sha256(raw)).substr(0, 16);
 }
 
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {

@@ -41,6 +41,53 @@ std::string HexEncode(absl::string_view data);
 // Compares in time independent of where the inputs differ.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 
+// Ed25519 (RFC 8032) through OpenSSL 3's EVP_PKEY_ED25519.
+//
+// Keys travel as PEM, the form operators handle and `openssl genpkey
+// -algorithm ed25519` writes: private keys as unencrypted PKCS#8
+// ("-----BEGIN PRIVATE KEY-----"), public keys as SubjectPublicKeyInfo
+// ("-----BEGIN PUBLIC KEY-----"). Signatures are the raw 64 bytes.
+//
+// Errors: a key that is not Ed25519 PEM gives InvalidArgument (the caller's
+// configuration is wrong); a signature that does not verify gives
+// PermissionDenied (the data must not be trusted); an OpenSSL failure that
+// is neither gives Internal.
+struct Ed25519KeyPair {
+  std::string private_pem;
+  std::string public_pem;
+};
+
+// GenerateEd25519Key() returns a fresh key pair from OpenSSL's CSPRNG.
+absl::StatusOr<Ed25519KeyPair> GenerateEd25519Key();
+
+// Ed25519PrivateKeyFromRaw(seed) wraps a raw 32-byte RFC 8032 secret key in
+// PEM, e.g. to load a published test vector. InvalidArgument if not 32 bytes.
+absl::StatusOr<std::string> Ed25519PrivateKeyFromRaw(absl::string_view seed);
+
+// Ed25519PublicKeyFromPrivate(private_pem) returns the matching public PEM.
+absl::StatusOr<std::string> Ed25519PublicKeyFromPrivate(
+    absl::string_view private_pem);
+
+// Ed25519RawPublicKey(public_pem) returns the raw 32-byte public key.
+absl::StatusOr<std::string> Ed25519RawPublicKey(absl::string_view public_pem);
+
+// Ed25519Sign(private_pem, message) returns the 64-byte signature.
+absl::StatusOr<std::string> Ed25519Sign(absl::string_view private_pem,
+                                        absl::string_view message);
+
+// Ed25519Verify(public_pem, message, signature) is OK only if `signature`
+// is a valid signature of `message` by the key; InvalidArgument for a bad
+// key, PermissionDenied for a signature that does not verify (including
+// one of the wrong length).
+absl::Status Ed25519Verify(absl::string_view public_pem,
+                           absl::string_view message,
+                           absl::string_view signature);
+
+// Ed25519KeyId(public_pem) names a key in logs and in signed data: the first
+// 16 lower-case hex characters of SHA-256 over the raw 32-byte public key,
+// e.g. "3d4017c3e843895a". InvalidArgument for a bad key.
+absl::StatusOr<std::string> Ed25519KeyId(absl::string_view public_pem);
+
 }  // namespace warden::crypto
 
 #endif  // WARDEN_COMMON_CRYPTO_H_

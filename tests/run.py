@@ -196,6 +196,7 @@ FUZZERS = [
     ("pgwire_fuzz", "tests/fuzz/corpus/pgwire"),
     ("sql_facts_fuzz", "tests/fuzz/corpus/sql"),
     ("policy_lang_fuzz", "tests/fuzz/corpus/policy"),
+    ("bundle_decode_fuzz", "tests/fuzz/corpus/bundle"),
 ]
 
 

@@ -360,6 +360,11 @@ absl::StatusOr<warden::v1::PolicyBundle> Compile(
     for (const auto& d : *out) lines.push_back(d.ToString());
     return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
   }
+  bundle.set_digest(ContentDigest(bundle));
+  return bundle;
+}
+
+std::string ContentDigest(const warden::v1::PolicyBundle& bundle) {
   std::string serialized;
   warden::v1::PolicyBundle content;
   *content.mutable_policies() = bundle.policies();
@@ -369,8 +374,7 @@ absl::StatusOr<warden::v1::PolicyBundle> Compile(
     coded.SetSerializationDeterministic(true);
     content.SerializeToCodedStream(&coded);
   }
-  bundle.set_digest(crypto::HexEncode(crypto::Sha256(serialized)));
-  return bundle;
+  return crypto::HexEncode(crypto::Sha256(serialized));
 }
 
 }  // namespace warden::policy::lang

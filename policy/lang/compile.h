@@ -36,6 +36,12 @@ absl::StatusOr<warden::v1::PolicyBundle> Compile(
     const std::vector<SourceFile>& files,
     std::vector<Diagnostic>* diagnostics = nullptr);
 
+// ContentDigest(bundle) returns the lower-case hex SHA-256 of the
+// deterministic serialization of `bundle.policies()` (the `digest` field
+// itself excluded): what Compile stores in `digest`, recomputed by a
+// verifier to check that a bundle still says what was compiled.
+std::string ContentDigest(const warden::v1::PolicyBundle& bundle);
+
 }  // namespace warden::policy::lang
 
 #endif  // WARDEN_POLICY_LANG_COMPILE_H_

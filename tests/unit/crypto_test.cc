@@ -1,5 +1,6 @@
 #include "common/crypto.h"
 
+#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 
 namespace warden::crypto {
@@ -35,6 +36,110 @@ TEST(CryptoTest, RandomBytesHaveRequestedLengthAndDiffer) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->size(), 16u);
   EXPECT_NE(*a, *b);
+}
+
+// Helpers for the Ed25519 tests.
+std::string Unhex(absl::string_view hex) { return absl::HexStringToBytes(hex); }
+
+TEST(Ed25519Test, SignVerifyRoundTrip) {
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok()) << pair.status();
+  EXPECT_NE(pair->private_pem.find("BEGIN PRIVATE KEY"), std::string::npos);
+  EXPECT_NE(pair->public_pem.find("BEGIN PUBLIC KEY"), std::string::npos);
+  auto sig = Ed25519Sign(pair->private_pem, "bundle bytes");
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ(sig->size(), 64u);
+  EXPECT_TRUE(Ed25519Verify(pair->public_pem, "bundle bytes", *sig).ok());
+  auto derived = Ed25519PublicKeyFromPrivate(pair->private_pem);
+  ASSERT_TRUE(derived.ok());
+  EXPECT_EQ(*derived, pair->public_pem);
+}
+
+TEST(Ed25519Test, TamperedMessageIsPermissionDenied) {
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok());
+  auto sig = Ed25519Sign(pair->private_pem, "revision 7");
+  ASSERT_TRUE(sig.ok());
+  const absl::Status s = Ed25519Verify(pair->public_pem, "revision 8", *sig);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+}
+
+TEST(Ed25519Test, TamperedSignatureIsPermissionDenied) {
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok());
+  auto sig = Ed25519Sign(pair->private_pem, "m");
+  ASSERT_TRUE(sig.ok());
+  std::string flipped = *sig;
+  flipped[10] ^= 0x01;
+  EXPECT_EQ(Ed25519Verify(pair->public_pem, "m", flipped).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Ed25519Verify(pair->public_pem, "m", sig->substr(0, 63)).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Ed25519Verify(pair->public_pem, "m", "").code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(Ed25519Test, WrongKeyIsPermissionDenied) {
+  auto signer = GenerateEd25519Key(), other = GenerateEd25519Key();
+  ASSERT_TRUE(signer.ok() && other.ok());
+  auto sig = Ed25519Sign(signer->private_pem, "m");
+  ASSERT_TRUE(sig.ok());
+  EXPECT_EQ(Ed25519Verify(other->public_pem, "m", *sig).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(Ed25519Test, MalformedKeysAreInvalidArgument) {
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok());
+  auto sig = Ed25519Sign(pair->private_pem, "m");
+  ASSERT_TRUE(sig.ok());
+  std::string truncated = pair->public_pem.substr(0, 40);
+  for (const std::string& bad :
+       {std::string(), std::string("not a key"), truncated}) {
+    EXPECT_EQ(Ed25519Verify(bad, "m", *sig).code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(Ed25519Sign(bad, "m").status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(Ed25519KeyId(bad).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  // A public key where a private one is expected, and the reverse.
+  EXPECT_EQ(Ed25519Sign(pair->public_pem, "m").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Ed25519Verify(pair->private_pem, "m", *sig).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Ed25519PrivateKeyFromRaw("short").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Ed25519Test, KeyIdIsShortHexOfRawPublicKeyHash) {
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok());
+  auto id = Ed25519KeyId(pair->public_pem);
+  auto raw = Ed25519RawPublicKey(pair->public_pem);
+  ASSERT_TRUE(id.ok() && raw.ok());
+  EXPECT_EQ(raw->size(), 32u);
+  EXPECT_EQ(*id, HexEncode(Sha256(*raw)).substr(0, 16));
+  auto other = GenerateEd25519Key();
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(*Ed25519KeyId(other->public_pem), *id);
+}
+
+// RFC 8032 section 7.1, TEST 1: empty message.
+TEST(Ed25519Test, MatchesRfc8032TestVector1) {
+  auto priv = Ed25519PrivateKeyFromRaw(Unhex(
+      "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"));
+  ASSERT_TRUE(priv.ok()) << priv.status();
+  auto pub = Ed25519PublicKeyFromPrivate(*priv);
+  ASSERT_TRUE(pub.ok());
+  EXPECT_EQ(HexEncode(*Ed25519RawPublicKey(*pub)),
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+  auto sig = Ed25519Sign(*priv, "");
+  ASSERT_TRUE(sig.ok());
+  EXPECT_EQ(HexEncode(*sig),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+            "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b");
+  EXPECT_TRUE(Ed25519Verify(*pub, "", *sig).ok());
 }
 
 }  // namespace
