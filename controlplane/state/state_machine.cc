@@ -8,6 +8,12 @@
 
 namespace warden::controlplane::state {
 
+std::string RevisionKey(uint64_t revision) {
+  std::string digits = std::to_string(revision);
+  return absl::StrCat(kRevisionPrefix, std::string(20 - digits.size(), '0'),
+                      digits);
+}
+
 StateMachine::StateMachine(log::Log* log, store::Store* store)
     : log_(log), store_(store) {}
 
@@ -26,6 +32,17 @@ absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
                 record.SerializeAsString());
       break;
     }
+    case warden::v1::LogEntry::kPutBundle: {
+      const uint64_t revision = entry.put_bundle().signed_bundle().revision();
+      if (revision != index) {
+        return absl::DataLossError(
+            absl::StrCat("log entry ", index, " holds revision ", revision));
+      }
+      batch.Put(store::Column::kBundles, RevisionKey(revision),
+                entry.put_bundle().SerializeAsString());
+      batch.Put(store::Column::kBundles, kHeadKey, std::to_string(revision));
+      break;
+    }
     case warden::v1::LogEntry::CHANGE_NOT_SET:
       // An entry from a newer version this one does not know: refusing to
       // go on is safer than skipping a change.
@@ -42,6 +59,25 @@ absl::StatusOr<uint64_t> StateMachine::Commit(
   if (!index.ok()) return index.status();
   if (absl::Status applied = Apply(entry, *index); !applied.ok()) {
     return applied;  // CatchUp at the next start retries it.
+  }
+  return *index;
+}
+
+absl::StatusOr<uint64_t> StateMachine::CommitAt(
+    const std::function<absl::StatusOr<warden::v1::LogEntry>(uint64_t)>&
+        build) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t next = log_->LastIndex() + 1;
+  auto entry = build(next);
+  if (!entry.ok()) return entry.status();
+  auto index = log_->Append(entry->SerializeAsString());
+  if (!index.ok()) return index.status();
+  if (*index != next) {
+    return absl::InternalError(absl::StrCat("the log assigned index ", *index,
+                                            " instead of ", next));
+  }
+  if (absl::Status applied = Apply(*entry, *index); !applied.ok()) {
+    return applied;
   }
   return *index;
 }

@@ -8,6 +8,7 @@
 #define WARDEN_CONTROLPLANE_STATE_STATE_MACHINE_H_
 
 #include <cstdint>
+#include <functional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -20,7 +21,12 @@ namespace warden::controlplane::state {
 
 // Key layout in the store, shared by the readers of each column.
 // Column::kTokens: "tok/<id>" -> serialized warden.v1.TokenRecord.
+// Column::kBundles: "rev/<20-digit revision>" -> serialized
+// warden.v1.BundleRecord; "head" -> the head revision, decimal.
 inline constexpr char kTokenPrefix[] = "tok/";
+inline constexpr char kRevisionPrefix[] = "rev/";
+inline constexpr char kHeadKey[] = "head";
+std::string RevisionKey(uint64_t revision);
 
 class StateMachine {
  public:
@@ -30,6 +36,14 @@ class StateMachine {
   // Commit appends `entry` to the log and applies it; returns its index.
   // Serialized: commits are applied in the order they were appended.
   absl::StatusOr<uint64_t> Commit(const warden::v1::LogEntry& entry);
+
+  // CommitAt builds the entry knowing the index it will get (a policy
+  // revision is its log index and is signed into the bundle), then commits
+  // it. Nothing else commits in between. Internal if the log assigns a
+  // different index.
+  absl::StatusOr<uint64_t> CommitAt(
+      const std::function<absl::StatusOr<warden::v1::LogEntry>(uint64_t)>&
+          build);
 
   // CatchUp applies every log entry after the store's applied index. Call
   // at start, before serving. DataLoss if the store is ahead of the log.

@@ -1,0 +1,152 @@
+#include "controlplane/bundles/bundles.h"
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "policy/bundle/bundle.h"
+
+namespace warden::controlplane::bundles {
+namespace {
+
+using warden::v1::BundleRecord;
+
+}  // namespace
+
+Bundles::Bundles(state::StateMachine* state, const store::Store* store,
+                 SigningKey key)
+    : state_(state), store_(store), key_(std::move(key)) {}
+
+absl::StatusOr<uint64_t> Bundles::Head() const {
+  auto head = store_->Get(store::Column::kBundles, state::kHeadKey);
+  if (absl::IsNotFound(head.status())) return 0;
+  if (!head.ok()) return head.status();
+  uint64_t revision = 0;
+  if (!absl::SimpleAtoi(*head, &revision)) {
+    return absl::DataLossError("the head revision does not parse");
+  }
+  return revision;
+}
+
+absl::StatusOr<BundleRecord> Bundles::Get(uint64_t revision) const {
+  if (revision == 0) {
+    auto head = Head();
+    if (!head.ok()) return head.status();
+    if (*head == 0) return absl::NotFoundError("no policy has been pushed");
+    revision = *head;
+  }
+  auto bytes =
+      store_->Get(store::Column::kBundles, state::RevisionKey(revision));
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(absl::StrCat("no revision ", revision));
+  }
+  if (!bytes.ok()) return bytes.status();
+  BundleRecord record;
+  if (!record.ParseFromString(*bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("revision ", revision, " does not parse"));
+  }
+  return record;
+}
+
+absl::StatusOr<std::vector<BundleRecord>> Bundles::History(
+    size_t limit) const {
+  auto rows = store_->Scan(store::Column::kBundles, state::kRevisionPrefix);
+  if (!rows.ok()) return rows.status();
+  std::vector<BundleRecord> out;
+  for (auto it = rows->rbegin(); it != rows->rend() && out.size() < limit;
+       ++it) {
+    BundleRecord record;
+    if (!record.ParseFromString(it->value)) {
+      return absl::DataLossError(absl::StrCat(it->key, " does not parse"));
+    }
+    out.push_back(std::move(record));
+  }
+  return out;
+}
+
+absl::StatusOr<PushResult> Bundles::Publish(
+    const warden::v1::PolicyBundle& bundle,
+    const std::vector<warden::v1::PolicySource>& sources,
+    const std::string& message, const std::string& created_by, absl::Time now,
+    uint64_t rollback_of) {
+  auto head = Head();
+  if (!head.ok()) return head.status();
+  auto index = state_->CommitAt(
+      [&](uint64_t revision) -> absl::StatusOr<warden::v1::LogEntry> {
+        policy::bundle::BundleMeta meta;
+        meta.revision = revision;
+        meta.parent_revision = *head;
+        meta.created_by = created_by;
+        meta.created_at = now;
+        meta.message = message;
+        meta.rollback_of = rollback_of;
+        auto signed_bundle =
+            policy::bundle::SignBundle(bundle, meta, key_.private_pem);
+        if (!signed_bundle.ok()) return signed_bundle.status();
+        warden::v1::LogEntry entry;
+        BundleRecord* record = entry.mutable_put_bundle();
+        *record->mutable_signed_bundle() = *std::move(signed_bundle);
+        for (const auto& s : sources) *record->add_sources() = s;
+        return entry;
+      });
+  if (!index.ok()) return index.status();
+  return PushResult{*index, bundle.digest(), false};
+}
+
+absl::StatusOr<PushResult> Bundles::Push(
+    const std::vector<policy::lang::SourceFile>& sources,
+    const std::string& message, const std::string& created_by, absl::Time now,
+    bool dry_run, std::vector<policy::lang::Diagnostic>* diagnostics) {
+  if (sources.empty()) {
+    return absl::InvalidArgumentError("a push needs at least one policy file");
+  }
+  auto bundle = policy::lang::Compile(sources, diagnostics);
+  if (!bundle.ok()) return bundle.status();
+  auto head = Get(0);
+  const bool have_head = head.ok();
+  if (!have_head && !absl::IsNotFound(head.status())) return head.status();
+  if (have_head) {
+    warden::v1::PolicyBundle running;
+    if (running.ParseFromString(head->signed_bundle().bundle()) &&
+        running.digest() == bundle->digest()) {
+      return PushResult{head->signed_bundle().revision(), bundle->digest(),
+                        true};
+    }
+  }
+  if (dry_run) return PushResult{0, bundle->digest(), false};
+  std::vector<warden::v1::PolicySource> kept;
+  for (const auto& s : sources) {
+    warden::v1::PolicySource p;
+    p.set_name(s.name);
+    p.set_text(s.text);
+    kept.push_back(std::move(p));
+  }
+  return Publish(*bundle, kept, message, created_by, now, 0);
+}
+
+absl::StatusOr<PushResult> Bundles::Rollback(uint64_t to_revision,
+                                             const std::string& message,
+                                             const std::string& created_by,
+                                             absl::Time now) {
+  if (to_revision == 0) {
+    return absl::InvalidArgumentError("name the revision to roll back to");
+  }
+  auto target = Get(to_revision);
+  if (!target.ok()) return target.status();
+  warden::v1::PolicyBundle bundle;
+  if (!bundle.ParseFromString(target->signed_bundle().bundle())) {
+    return absl::DataLossError(
+        absl::StrCat("revision ", to_revision, " holds no valid bundle"));
+  }
+  std::vector<warden::v1::PolicySource> sources(target->sources().begin(),
+                                                target->sources().end());
+  return Publish(bundle, sources,
+                 message.empty()
+                     ? absl::StrCat("rollback to revision ", to_revision)
+                     : message,
+                 created_by, now, to_revision);
+}
+
+}  // namespace warden::controlplane::bundles

@@ -1,0 +1,79 @@
+// Policy revisions: pushed sources are compiled with policy/lang (invalid
+// ones refused with their diagnostics), signed with the control plane's
+// Ed25519 key (policy/bundle) and committed through the ordered log. The
+// revision is the log index: monotonic across the control plane, never
+// reused. History is kept; a rollback is a new revision with old content.
+#ifndef WARDEN_CONTROLPLANE_BUNDLES_BUNDLES_H_
+#define WARDEN_CONTROLPLANE_BUNDLES_BUNDLES_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/store/store.h"
+#include "policy/lang/compile.h"
+#include "proto/warden/v1/state.pb.h"
+
+namespace warden::controlplane::bundles {
+
+struct SigningKey {
+  std::string private_pem;  // Ed25519, PKCS#8 PEM.
+};
+
+struct PushResult {
+  uint64_t revision = 0;  // the new head; for a dry run, 0.
+  std::string digest;     // content digest of the compiled bundle.
+  bool unchanged = false;  // same content as the head: nothing committed.
+};
+
+class Bundles {
+ public:
+  // Not owned; must outlive this.
+  Bundles(state::StateMachine* state, const store::Store* store,
+          SigningKey key);
+
+  // Push compiles `sources`. Invalid: InvalidArgument listing every
+  // diagnostic (file:line:col), also in `diagnostics` if given. Content
+  // identical to the head: `unchanged`, no new revision. `dry_run`:
+  // compile and compare only.
+  absl::StatusOr<PushResult> Push(
+      const std::vector<policy::lang::SourceFile>& sources,
+      const std::string& message, const std::string& created_by,
+      absl::Time now, bool dry_run,
+      std::vector<policy::lang::Diagnostic>* diagnostics = nullptr);
+
+  // Rollback publishes the content of `to_revision` as a new revision
+  // (rollback_of = to_revision). NotFound for an unknown revision.
+  absl::StatusOr<PushResult> Rollback(uint64_t to_revision,
+                                      const std::string& message,
+                                      const std::string& created_by,
+                                      absl::Time now);
+
+  // Get returns a revision (0: the head). NotFound when there is none.
+  absl::StatusOr<warden::v1::BundleRecord> Get(uint64_t revision) const;
+
+  // History returns up to `limit` revisions, newest first.
+  absl::StatusOr<std::vector<warden::v1::BundleRecord>> History(
+      size_t limit) const;
+
+  // The head revision; 0 before the first push.
+  absl::StatusOr<uint64_t> Head() const;
+
+ private:
+  absl::StatusOr<PushResult> Publish(const warden::v1::PolicyBundle& bundle,
+                                     const std::vector<warden::v1::PolicySource>& sources,
+                                     const std::string& message,
+                                     const std::string& created_by,
+                                     absl::Time now, uint64_t rollback_of);
+
+  state::StateMachine* const state_;
+  const store::Store* const store_;
+  const SigningKey key_;
+};
+
+}  // namespace warden::controlplane::bundles
+
+#endif  // WARDEN_CONTROLPLANE_BUNDLES_BUNDLES_H_

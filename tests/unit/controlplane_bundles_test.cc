@@ -1,0 +1,173 @@
+// Policy revisions on the control plane: compile, sign, commit, history,
+// rollback, persistence; verified the way a proxy will verify them.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "controlplane/bundles/bundles.h"
+#include "controlplane/log/rocksdb_log.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/store/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "policy/bundle/bundle.h"
+
+namespace warden::controlplane {
+namespace {
+
+using ::testing::HasSubstr;
+
+const absl::Time kNow = absl::FromUnixSeconds(1790000000);
+
+std::string Policy(const std::string& name, const std::string& command) {
+  return "apiVersion: warden/v1\nkind: Policy\nmetadata: { name: " + name +
+         " }\nspec:\n  environments: [prod]\n  rules:\n    - name: r\n"
+         "      match: { commands: [\"" + command +
+         "\"] }\n      action: deny\n";
+}
+
+class BundlesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = ::testing::TempDir() + "/bundles_" + info->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto key = crypto::GenerateEd25519Key();
+    ASSERT_TRUE(key.ok()) << key.status();
+    key_ = *key;
+    ASSERT_TRUE(policy::bundle::AddTrustedKey(key_.public_pem, &trusted_).ok());
+    Open();
+  }
+  void Open() {
+    auto log = log::RocksDbLog::Open(dir_ + "/log");
+    auto store = store::Store::Open(dir_ + "/state");
+    ASSERT_TRUE(log.ok() && store.ok());
+    log_ = std::move(*log);
+    store_ = std::move(*store);
+    state_ = std::make_unique<state::StateMachine>(log_.get(), store_.get());
+    ASSERT_TRUE(state_->CatchUp().ok());
+    bundles_ = std::make_unique<bundles::Bundles>(
+        state_.get(), store_.get(), bundles::SigningKey{key_.private_pem});
+  }
+  void Close() {
+    bundles_.reset();
+    state_.reset();
+    store_.reset();
+    log_.reset();
+  }
+  absl::StatusOr<bundles::PushResult> Push(const std::string& text,
+                                           bool dry_run = false) {
+    return bundles_->Push({{"prod.yaml", text}}, "msg", "ci-main", kNow,
+                          dry_run);
+  }
+
+  std::string dir_;
+  crypto::Ed25519KeyPair key_;
+  policy::bundle::TrustedKeys trusted_;
+  std::unique_ptr<log::RocksDbLog> log_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<state::StateMachine> state_;
+  std::unique_ptr<bundles::Bundles> bundles_;
+};
+
+TEST_F(BundlesTest, PushCompilesSignsAndCommitsARevisionProxiesCanVerify) {
+  auto pushed = Push(Policy("guard", "DROP TABLE"));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->revision, 1u);
+  EXPECT_FALSE(pushed->unchanged);
+  auto record = bundles_->Get(0);
+  ASSERT_TRUE(record.ok()) << record.status();
+  const auto& sb = record->signed_bundle();
+  EXPECT_EQ(sb.revision(), 1u);
+  EXPECT_EQ(sb.parent_revision(), 0u);
+  EXPECT_EQ(sb.created_by(), "ci-main");
+  EXPECT_EQ(sb.message(), "msg");
+  ASSERT_EQ(record->sources_size(), 1);
+  EXPECT_EQ(record->sources(0).name(), "prod.yaml");
+  auto verified = policy::bundle::VerifyBundle(sb, trusted_, 0);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->policies(0).name(), "guard");
+  EXPECT_EQ(verified->digest(), pushed->digest);
+}
+
+TEST_F(BundlesTest, InvalidPolicyIsRefusedWithDiagnosticsAndCommitsNothing) {
+  std::vector<policy::lang::Diagnostic> diags;
+  auto bad = bundles_->Push({{"prod.yaml", "apiVersion: warden/v1\nkind: Policy\n"
+                                           "metadata: { name: x }\nspec: { rulez: [] }\n"}},
+                            "m", "ci", kNow, false, &diags);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("prod.yaml:4:9: unknown key 'rulez'"));
+  EXPECT_FALSE(diags.empty());
+  EXPECT_EQ(log_->LastIndex(), 0u);
+  EXPECT_EQ(*bundles_->Head(), 0u);
+}
+
+TEST_F(BundlesTest, DryRunAndUnchangedContentCommitNothing) {
+  auto dry = Push(Policy("guard", "DROP TABLE"), /*dry_run=*/true);
+  ASSERT_TRUE(dry.ok());
+  EXPECT_EQ(dry->revision, 0u);
+  EXPECT_EQ(log_->LastIndex(), 0u);
+  ASSERT_TRUE(Push(Policy("guard", "DROP TABLE")).ok());
+  auto same = Push(Policy("guard", "DROP TABLE"));
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(same->unchanged);
+  EXPECT_EQ(same->revision, 1u);
+  EXPECT_EQ(log_->LastIndex(), 1u);
+}
+
+TEST_F(BundlesTest, RevisionsChainAndRollbackRepublishesOldContent) {
+  auto first = Push(Policy("guard", "DROP TABLE"));
+  auto second = Push(Policy("guard", "TRUNCATE TABLE"));
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(second->revision, 2u);
+  auto back = bundles_->Rollback(1, "", "oncall", kNow + absl::Minutes(5));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->revision, 3u);
+  EXPECT_EQ(back->digest, first->digest);
+  auto record = bundles_->Get(3);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->signed_bundle().parent_revision(), 2u);
+  EXPECT_EQ(record->signed_bundle().rollback_of(), 1u);
+  EXPECT_EQ(record->signed_bundle().message(), "rollback to revision 1");
+  // A proxy running revision 2 accepts 3 (higher) and gets rev 1's content.
+  auto verified =
+      policy::bundle::VerifyBundle(record->signed_bundle(), trusted_, 2);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->digest(), first->digest);
+  auto history = bundles_->History(10);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[0].signed_bundle().revision(), 3u);
+  EXPECT_EQ((*history)[2].signed_bundle().revision(), 1u);
+  EXPECT_EQ(bundles_->History(1)->size(), 1u);
+  EXPECT_EQ(bundles_->Rollback(9, "", "x", kNow).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(BundlesTest, HeadAndHistorySurviveRestartAndRevisionsKeepGrowing) {
+  ASSERT_TRUE(Push(Policy("guard", "DROP TABLE")).ok());
+  Close();
+  Open();
+  EXPECT_EQ(*bundles_->Head(), 1u);
+  auto next = Push(Policy("guard", "TRUNCATE TABLE"));
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->revision, 2u);
+}
+
+TEST_F(BundlesTest, RevisionsAreLogIndexesSharedWithOtherChanges) {
+  warden::v1::LogEntry token;
+  token.mutable_put_token()->mutable_info()->set_id("tok_1");
+  ASSERT_TRUE(state_->Commit(token).ok());  // index 1
+  auto pushed = Push(Policy("guard", "DROP TABLE"));
+  ASSERT_TRUE(pushed.ok());
+  EXPECT_EQ(pushed->revision, 2u);
+  EXPECT_TRUE(policy::bundle::VerifyBundle(bundles_->Get(2)->signed_bundle(),
+                                           trusted_, 0)
+                  .ok());
+}
+
+}  // namespace
+}  // namespace warden::controlplane
