@@ -51,12 +51,15 @@ absl::StatusOr<BundleRecord> Bundles::Get(uint64_t revision) const {
 }
 
 absl::StatusOr<std::vector<BundleRecord>> Bundles::History(
-    size_t limit) const {
+    size_t limit, uint64_t before) const {
   auto rows = store_->Scan(store::Column::kBundles, state::kRevisionPrefix);
   if (!rows.ok()) return rows.status();
+  const std::string below =
+      before == 0 ? "" : state::RevisionKey(before);
   std::vector<BundleRecord> out;
   for (auto it = rows->rbegin(); it != rows->rend() && out.size() < limit;
        ++it) {
+    if (!below.empty() && it->key >= below) continue;
     BundleRecord record;
     if (!record.ParseFromString(it->value)) {
       return absl::DataLossError(absl::StrCat(it->key, " does not parse"));

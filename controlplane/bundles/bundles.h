@@ -55,9 +55,10 @@ class Bundles {
   // Get returns a revision (0: the head). NotFound when there is none.
   absl::StatusOr<warden::v1::BundleRecord> Get(uint64_t revision) const;
 
-  // History returns up to `limit` revisions, newest first.
+  // History returns up to `limit` revisions below `before` (0: from the
+  // newest), newest first.
   absl::StatusOr<std::vector<warden::v1::BundleRecord>> History(
-      size_t limit) const;
+      size_t limit, uint64_t before = 0) const;
 
   // The head revision; 0 before the first push.
   absl::StatusOr<uint64_t> Head() const;

@@ -1,0 +1,263 @@
+#include "controlplane/server/services.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "policy/lang/compile.h"
+
+namespace warden::controlplane::server {
+namespace {
+
+using warden::v1::TokenScope;
+
+constexpr char kPolicyService[] = "/warden.v1.PolicyService/";
+constexpr char kTokenService[] = "/warden.v1.TokenService/";
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
+                               const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+// Who the caller is, for created_by; the token's name.
+std::string Caller(const warden::v1::TokenInfo& info) {
+  return absl::StrCat("token:", info.name());
+}
+
+void SetTime(const google::protobuf::Timestamp& from,
+             google::protobuf::Timestamp* to) {
+  *to = from;
+}
+
+absl::Time FromDuration(const google::protobuf::Duration& d) {
+  return absl::UnixEpoch() + absl::Seconds(d.seconds()) +
+         absl::Nanoseconds(d.nanos());
+}
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+TokenScope RequiredScope(absl::string_view method) {
+  static const std::pair<const char*, TokenScope> kTable[] = {
+      {"PushPolicy", warden::v1::TOKEN_SCOPE_POLICY_WRITE},
+      {"Rollback", warden::v1::TOKEN_SCOPE_POLICY_WRITE},
+      {"GetBundle", warden::v1::TOKEN_SCOPE_POLICY_READ},
+      {"ListHistory", warden::v1::TOKEN_SCOPE_POLICY_READ},
+      {"GetFleetStatus", warden::v1::TOKEN_SCOPE_POLICY_READ},
+  };
+  if (absl::StartsWith(method, kPolicyService)) {
+    const absl::string_view name = method.substr(sizeof(kPolicyService) - 1);
+    for (const auto& [m, scope] : kTable) {
+      if (name == m) return scope;
+    }
+  }
+  if (absl::StartsWith(method, kTokenService)) {
+    const absl::string_view name = method.substr(sizeof(kTokenService) - 1);
+    if (name == "CreateToken" || name == "ListTokens" ||
+        name == "RevokeToken") {
+      return warden::v1::TOKEN_SCOPE_ADMIN;
+    }
+  }
+  return warden::v1::TOKEN_SCOPE_UNSPECIFIED;
+}
+
+absl::StatusOr<warden::v1::TokenInfo> Authorize(
+    const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,
+    TokenScope scope) {
+  const auto& metadata = context->client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "no credentials: send \"authorization: Bearer <token>\"");
+  }
+  const absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (!absl::StartsWith(value, kBearer)) {
+    return absl::UnauthenticatedError(
+        "the authorization header must be \"Bearer <token>\"");
+  }
+  auto info = tokens.Authenticate(value.substr(kBearer.size()), absl::Now());
+  if (!info.ok()) return info.status();
+  if (scope == warden::v1::TOKEN_SCOPE_UNSPECIFIED ||
+      !tokens::Tokens::HasScope(*info, scope)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "token ", info->id(), " (", info->name(), ") lacks scope ",
+        warden::v1::TokenScope_Name(scope)));
+  }
+  return info;
+}
+
+// ---------------------------------------------------------------------------
+// PolicyService
+
+grpc::ServerUnaryReactor* PolicyServiceImpl::PushPolicy(
+    grpc::CallbackServerContext* context,
+    const warden::v1::PushPolicyRequest* request,
+    warden::v1::PushPolicyResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.PolicyService/PushPolicy"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  std::vector<policy::lang::SourceFile> sources;
+  for (const auto& s : request->sources()) {
+    sources.push_back({s.name(), s.text()});
+  }
+  std::vector<policy::lang::Diagnostic> diagnostics;
+  auto pushed = bundles_->Push(sources, request->message(), Caller(*who),
+                               absl::Now(), request->dry_run(), &diagnostics);
+  if (!pushed.ok() && !diagnostics.empty()) {
+    // Rejected policy: OK with every diagnostic, as the API documents.
+    for (const auto& d : diagnostics) {
+      auto* out = response->add_diagnostics();
+      out->set_file(d.file);
+      out->set_line(d.line);
+      out->set_column(d.column);
+      out->set_message(d.message);
+      out->set_hint(d.hint);
+    }
+    return Done(context, grpc::Status::OK);
+  }
+  if (!pushed.ok()) return Done(context, ToGrpc(pushed.status()));
+  response->set_revision(pushed->revision);
+  response->set_digest(pushed->digest);
+  response->set_unchanged(pushed->unchanged);
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* PolicyServiceImpl::GetBundle(
+    grpc::CallbackServerContext* context,
+    const warden::v1::GetBundleRequest* request,
+    warden::v1::GetBundleResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.PolicyService/GetBundle"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  auto record = bundles_->Get(request->revision());
+  if (!record.ok()) return Done(context, ToGrpc(record.status()));
+  *response->mutable_bundle() = record->signed_bundle();
+  if (request->include_sources()) {
+    *response->mutable_sources() = record->sources();
+  }
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* PolicyServiceImpl::ListHistory(
+    grpc::CallbackServerContext* context,
+    const warden::v1::ListHistoryRequest* request,
+    warden::v1::ListHistoryResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.PolicyService/ListHistory"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  const size_t page =
+      request->page_size() > 0 ? static_cast<size_t>(request->page_size()) : 50;
+  auto history = bundles_->History(page + 1, request->before_revision());
+  if (!history.ok()) return Done(context, ToGrpc(history.status()));
+  for (size_t i = 0; i < history->size() && i < page; ++i) {
+    const auto& sb = (*history)[i].signed_bundle();
+    auto* out = response->add_bundles();
+    out->set_revision(sb.revision());
+    out->set_parent_revision(sb.parent_revision());
+    out->set_digest(sb.digest());
+    out->set_created_by(sb.created_by());
+    SetTime(sb.created_at(), out->mutable_created_at());
+    out->set_message(sb.message());
+    out->set_rollback_of(sb.rollback_of());
+    for (const auto& s : (*history)[i].sources()) {
+      out->add_source_names(s.name());
+    }
+  }
+  if (history->size() > page) {
+    response->set_next_before_revision(
+        (*history)[page - 1].signed_bundle().revision());
+  }
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* PolicyServiceImpl::Rollback(
+    grpc::CallbackServerContext* context,
+    const warden::v1::RollbackRequest* request,
+    warden::v1::RollbackResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.PolicyService/Rollback"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  auto result = bundles_->Rollback(request->to_revision(), request->message(),
+                                   Caller(*who), absl::Now());
+  if (!result.ok()) return Done(context, ToGrpc(result.status()));
+  response->set_revision(result->revision);
+  response->set_digest(result->digest);
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* PolicyServiceImpl::GetFleetStatus(
+    grpc::CallbackServerContext* context,
+    const warden::v1::GetFleetStatusRequest* /*request*/,
+    warden::v1::GetFleetStatusResponse* response) {
+  auto who = Authorize(
+      *tokens_, context,
+      RequiredScope("/warden.v1.PolicyService/GetFleetStatus"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  auto head = bundles_->Head();
+  if (!head.ok()) return Done(context, ToGrpc(head.status()));
+  response->set_current_revision(*head);
+  // Proxies appear here once the Watch stream lands (distribution).
+  return Done(context, grpc::Status::OK);
+}
+
+// ---------------------------------------------------------------------------
+// TokenService
+
+grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
+    grpc::CallbackServerContext* context,
+    const warden::v1::CreateTokenRequest* request,
+    warden::v1::CreateTokenResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.TokenService/CreateToken"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  std::vector<TokenScope> scopes;
+  for (int s : request->scopes()) scopes.push_back(static_cast<TokenScope>(s));
+  const absl::Duration ttl =
+      request->has_ttl() ? FromDuration(request->ttl()) - absl::UnixEpoch()
+                         : absl::ZeroDuration();
+  auto created =
+      tokens_->Create(request->name(), scopes, ttl, Caller(*who), absl::Now());
+  if (!created.ok()) return Done(context, ToGrpc(created.status()));
+  response->set_token(created->token);
+  *response->mutable_info() = created->info;
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(
+    grpc::CallbackServerContext* context,
+    const warden::v1::ListTokensRequest* request,
+    warden::v1::ListTokensResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.TokenService/ListTokens"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  auto list = tokens_->List(request->include_inactive(), absl::Now());
+  if (!list.ok()) return Done(context, ToGrpc(list.status()));
+  for (auto& t : *list) *response->add_tokens() = std::move(t);
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* TokenServiceImpl::RevokeToken(
+    grpc::CallbackServerContext* context,
+    const warden::v1::RevokeTokenRequest* request,
+    warden::v1::RevokeTokenResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.TokenService/RevokeToken"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  auto info = tokens_->Revoke(request->id(), absl::Now());
+  if (!info.ok()) return Done(context, ToGrpc(info.status()));
+  *response->mutable_info() = *std::move(info);
+  return Done(context, grpc::Status::OK);
+}
+
+}  // namespace warden::controlplane::server

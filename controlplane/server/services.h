@@ -1,0 +1,87 @@
+// warden-control's gRPC services (callback API): PolicyService for people
+// and CI, TokenService for admins. Every RPC authenticates a bearer token
+// ("authorization: Bearer wdn_...") and checks the scope the request needs
+// before doing anything; refusals are UNAUTHENTICATED (no, malformed,
+// unknown, revoked or expired token) or PERMISSION_DENIED (wrong scope).
+#ifndef WARDEN_CONTROLPLANE_SERVER_SERVICES_H_
+#define WARDEN_CONTROLPLANE_SERVER_SERVICES_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "controlplane/bundles/bundles.h"
+#include "controlplane/tokens/tokens.h"
+#include "proto/warden/v1/control.grpc.pb.h"
+
+namespace warden::controlplane::server {
+
+// The scope each RPC needs, by its full method name
+// ("/warden.v1.PolicyService/PushPolicy"); UNSPECIFIED for unknown methods
+// (which are refused).
+warden::v1::TokenScope RequiredScope(absl::string_view method);
+
+// Authenticates the caller of `context` for `scope`.
+absl::StatusOr<warden::v1::TokenInfo> Authorize(
+    const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,
+    warden::v1::TokenScope scope);
+
+class PolicyServiceImpl final
+    : public warden::v1::PolicyService::CallbackService {
+ public:
+  PolicyServiceImpl(bundles::Bundles* bundles, const tokens::Tokens* tokens)
+      : bundles_(bundles), tokens_(tokens) {}
+
+  grpc::ServerUnaryReactor* PushPolicy(
+      grpc::CallbackServerContext* context,
+      const warden::v1::PushPolicyRequest* request,
+      warden::v1::PushPolicyResponse* response) override;
+  grpc::ServerUnaryReactor* GetBundle(
+      grpc::CallbackServerContext* context,
+      const warden::v1::GetBundleRequest* request,
+      warden::v1::GetBundleResponse* response) override;
+  grpc::ServerUnaryReactor* ListHistory(
+      grpc::CallbackServerContext* context,
+      const warden::v1::ListHistoryRequest* request,
+      warden::v1::ListHistoryResponse* response) override;
+  grpc::ServerUnaryReactor* Rollback(
+      grpc::CallbackServerContext* context,
+      const warden::v1::RollbackRequest* request,
+      warden::v1::RollbackResponse* response) override;
+  grpc::ServerUnaryReactor* GetFleetStatus(
+      grpc::CallbackServerContext* context,
+      const warden::v1::GetFleetStatusRequest* request,
+      warden::v1::GetFleetStatusResponse* response) override;
+
+ private:
+  bundles::Bundles* const bundles_;
+  const tokens::Tokens* const tokens_;
+};
+
+class TokenServiceImpl final
+    : public warden::v1::TokenService::CallbackService {
+ public:
+  explicit TokenServiceImpl(tokens::Tokens* tokens) : tokens_(tokens) {}
+
+  grpc::ServerUnaryReactor* CreateToken(
+      grpc::CallbackServerContext* context,
+      const warden::v1::CreateTokenRequest* request,
+      warden::v1::CreateTokenResponse* response) override;
+  grpc::ServerUnaryReactor* ListTokens(
+      grpc::CallbackServerContext* context,
+      const warden::v1::ListTokensRequest* request,
+      warden::v1::ListTokensResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeToken(
+      grpc::CallbackServerContext* context,
+      const warden::v1::RevokeTokenRequest* request,
+      warden::v1::RevokeTokenResponse* response) override;
+
+ private:
+  tokens::Tokens* const tokens_;
+};
+
+// absl -> gRPC status, code and message preserved.
+grpc::Status ToGrpc(const absl::Status& status);
+
+}  // namespace warden::controlplane::server
+
+#endif  // WARDEN_CONTROLPLANE_SERVER_SERVICES_H_
