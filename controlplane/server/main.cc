@@ -1,0 +1,206 @@
+// warden-control: Warden's control plane (single node). Stores policies and
+// tokens in RocksDB behind an ordered log, signs policy bundles, serves the
+// gRPC API to wardenctl and CI.
+//
+//   warden-control --data-dir DIR [--listen 127.0.0.1:7443]
+//                  [--tls-cert server.pem --tls-key server.key]
+//                  [--signing-key DIR/signing.key]
+//
+// First start: generates the Ed25519 signing key (DIR/signing.key, 0600;
+// public half in DIR/signing.pub, which proxies trust) and a bootstrap admin
+// token (DIR/admin.token, 0600). Without TLS it listens on loopback only.
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/crypto.h"
+#include "controlplane/bundles/bundles.h"
+#include "controlplane/log/rocksdb_log.h"
+#include "controlplane/server/services.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/store/store.h"
+#include "controlplane/tokens/tokens.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+namespace cp = warden::controlplane;
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Writes a file readable by its owner only.
+absl::Status WritePrivate(const std::string& path, const std::string& data) {
+  const mode_t old = umask(077);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+  out.close();
+  umask(old);
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+  chmod(path.c_str(), 0600);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> LoadOrCreateSigningKey(const std::string& path,
+                                                   const std::string& pub) {
+  auto existing = ReadFile(path);
+  if (existing.ok()) return existing;
+  auto key = warden::crypto::GenerateEd25519Key();
+  if (!key.ok()) return key.status();
+  if (auto s = WritePrivate(path, key->private_pem); !s.ok()) return s;
+  std::ofstream(pub) << key->public_pem;
+  spdlog::info("generated signing key {} (public key: {})", path, pub);
+  return key->private_pem;
+}
+
+bool IsLoopback(const std::string& listen) {
+  return absl::StartsWith(listen, "127.") ||
+         absl::StartsWith(listen, "localhost:") ||
+         absl::StartsWith(listen, "[::1]:");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"warden-control: Warden's control plane", "warden-control"};
+  std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
+                        signing_key;
+  app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
+      ->required();
+  app.add_option("--listen", listen, "host:port to serve gRPC on")
+      ->capture_default_str();
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain");
+  app.add_option("--tls-key", tls_key, "PEM private key");
+  app.add_option("--signing-key", signing_key,
+                 "Ed25519 private key (PEM); default DATA_DIR/signing.key");
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("warden-control");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+
+  if (tls_cert.empty() != tls_key.empty()) {
+    std::cerr << "warden-control: --tls-cert and --tls-key go together\n";
+    return 2;
+  }
+  if (tls_cert.empty() && !IsLoopback(listen)) {
+    std::cerr << "warden-control: refusing to serve bearer tokens without "
+                 "TLS on "
+              << listen << "; give --tls-cert/--tls-key or a loopback address\n";
+    return 2;
+  }
+  mkdir(data_dir.c_str(), 0700);
+  if (signing_key.empty()) signing_key = data_dir + "/signing.key";
+
+  auto log = cp::log::RocksDbLog::Open(data_dir + "/log");
+  if (!log.ok()) {
+    spdlog::error("cannot open the log: {}", log.status().ToString());
+    return 1;
+  }
+  auto store = cp::store::Store::Open(data_dir + "/state");
+  if (!store.ok()) {
+    spdlog::error("cannot open the store: {}", store.status().ToString());
+    return 1;
+  }
+  cp::state::StateMachine state(log->get(), store->get());
+  if (absl::Status s = state.CatchUp(); !s.ok()) {
+    spdlog::error("cannot catch up with the log: {}", s.ToString());
+    return 1;
+  }
+  auto private_pem =
+      LoadOrCreateSigningKey(signing_key, data_dir + "/signing.pub");
+  if (!private_pem.ok()) {
+    spdlog::error("signing key: {}", private_pem.status().ToString());
+    return 1;
+  }
+  auto public_pem = warden::crypto::Ed25519PublicKeyFromPrivate(*private_pem);
+  if (!public_pem.ok()) {
+    spdlog::error("signing key {}: {}", signing_key,
+                  public_pem.status().ToString());
+    return 1;
+  }
+  spdlog::info("signing with key {}",
+               warden::crypto::Ed25519KeyId(*public_pem).value_or("?"));
+
+  cp::tokens::Tokens tokens(&state, store->get());
+  auto existing = tokens.List(/*include_inactive=*/true, absl::Now());
+  if (!existing.ok()) {
+    spdlog::error("tokens: {}", existing.status().ToString());
+    return 1;
+  }
+  if (existing->empty()) {
+    auto admin = tokens.Create("bootstrap-admin",
+                               {warden::v1::TOKEN_SCOPE_ADMIN},
+                               absl::ZeroDuration(), "warden-control",
+                               absl::Now());
+    if (!admin.ok() ||
+        !WritePrivate(data_dir + "/admin.token", admin->token + "\n").ok()) {
+      spdlog::error("cannot create the bootstrap admin token");
+      return 1;
+    }
+    spdlog::info("bootstrap admin token written to {}/admin.token; create "
+                 "scoped tokens with it and revoke it",
+                 data_dir);
+  }
+  cp::bundles::Bundles bundles(&state, store->get(),
+                               cp::bundles::SigningKey{*private_pem});
+  cp::server::PolicyServiceImpl policy_service(&bundles, &tokens);
+  cp::server::TokenServiceImpl token_service(&tokens);
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!tls_cert.empty()) {
+    auto cert = ReadFile(tls_cert);
+    auto key = ReadFile(tls_key);
+    if (!cert.ok() || !key.ok()) {
+      spdlog::error("cannot read --tls-cert/--tls-key");
+      return 1;
+    }
+    grpc::SslServerCredentialsOptions options;
+    options.pem_key_cert_pairs.push_back({*key, *cert});
+    creds = grpc::SslServerCredentials(options);
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, creds, &port);
+  builder.RegisterService(&policy_service);
+  builder.RegisterService(&token_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    spdlog::error("cannot listen on {}", listen);
+    return 1;
+  }
+  spdlog::info("warden-control ready on {} (port {}, {})", listen, port,
+               tls_cert.empty() ? "plaintext, loopback only" : "TLS");
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("signal {}: shutting down", received);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  return 0;
+}
