@@ -1,16 +1,20 @@
 // wardenctl: Warden's command-line tool. Parses the command line with
-// CLI11 and hands over to policy_commands; exit codes are listed there and
+// CLI11 and hands over to policy_commands (offline) and remote_commands
+// (warden-control over gRPC); exit codes are listed in policy_commands.h and
 // in controlplane/cli/README.md.
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "controlplane/cli/policy_commands.h"
+#include "controlplane/cli/remote_commands.h"
 
 namespace {
 
-using warden::controlplane::cli::Format;
+namespace cli = warden::controlplane::cli;
+using cli::Format;
 
 Format ParseFormat(const std::string& s) {
   return s == "json" ? Format::kJson : Format::kText;
@@ -22,14 +26,34 @@ void AddFormat(CLI::App* command, std::string* format) {
       ->capture_default_str();
 }
 
+// Options every remote command takes; `format` is parsed after the command
+// line into options->format.
+void AddRemote(CLI::App* command, cli::RemoteOptions* options,
+               std::string* format) {
+  cli::Connection& c = options->connection;
+  command->add_option("--server", c.server, "Control plane host:port")
+      ->envname("WARDEN_SERVER");
+  command->add_option("--token", c.token, "API token (sent as a bearer token)")
+      ->envname("WARDEN_TOKEN");
+  command
+      ->add_option("--ca-file", c.ca_file,
+                   "PEM CA of the control plane: TLS. Without it plaintext, "
+                   "to a loopback address only")
+      ->envname("WARDEN_CA_FILE");
+  command->add_option("--timeout", c.timeout, "Per-request deadline")
+      ->capture_default_str();
+  AddFormat(command, format);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  namespace cli = warden::controlplane::cli;
   CLI::App app{"wardenctl: Warden's command-line tool", "wardenctl"};
   app.require_subcommand(1);
   CLI::App* policy = app.add_subcommand(
-      "policy", "Validate, test and evaluate policy files offline");
+      "policy",
+      "Validate, test and evaluate policy files offline; push, diff, "
+      "history, rollback and status against warden-control");
   policy->require_subcommand(1);
 
   cli::ValidateOptions validate;
@@ -75,6 +99,83 @@ int main(int argc, char** argv) {
       ->required();
   AddFormat(eval_cmd, &eval_format);
 
+  // Remote commands (remote_commands.h).
+  cli::PushOptions push;
+  std::string push_format = "text";
+  CLI::App* push_cmd = policy->add_subcommand(
+      "push", "Send policy files to warden-control as a new revision");
+  push_cmd->add_option("paths", push.paths, "Policy files or directories")
+      ->required();
+  push_cmd->add_option("--message,-m", push.message, "Why; kept in history");
+  push_cmd->add_flag("--dry-run", push.dry_run,
+                     "Compile and validate on the server; create nothing");
+  AddRemote(push_cmd, &push, &push_format);
+
+  cli::DiffOptions diff;
+  std::string diff_format = "text";
+  CLI::App* diff_cmd = policy->add_subcommand(
+      "diff",
+      "Compare local policies with the server's current revision, rule by "
+      "rule: exit 0 same, 5 different");
+  diff_cmd->add_option("paths", diff.paths, "Policy files or directories")
+      ->required();
+  AddRemote(diff_cmd, &diff, &diff_format);
+
+  cli::HistoryOptions history;
+  std::string history_format = "text";
+  CLI::App* history_cmd =
+      policy->add_subcommand("history", "Revisions, newest first");
+  history_cmd->add_option("--limit", history.limit, "How many")
+      ->capture_default_str();
+  AddRemote(history_cmd, &history, &history_format);
+
+  cli::RollbackOptions rollback;
+  std::string rollback_format = "text";
+  CLI::App* rollback_cmd = policy->add_subcommand(
+      "rollback", "Make an older revision's content current (a new revision)");
+  rollback_cmd->add_option("revision", rollback.revision, "Revision to restore")
+      ->required();
+  rollback_cmd->add_option("--message,-m", rollback.message, "Why");
+  AddRemote(rollback_cmd, &rollback, &rollback_format);
+
+  cli::StatusOptions status;
+  std::string status_format = "text";
+  CLI::App* status_cmd = policy->add_subcommand(
+      "status", "Current revision and what every proxy runs");
+  status_cmd->add_option("--env", status.environment,
+                         "Only proxies of this environment");
+  AddRemote(status_cmd, &status, &status_format);
+
+  CLI::App* tokens = app.add_subcommand("tokens", "Manage API tokens (admin)");
+  tokens->require_subcommand(1);
+
+  cli::TokenCreateOptions create;
+  std::string create_format = "text";
+  CLI::App* create_cmd = tokens->add_subcommand(
+      "create", "Create a token; the secret is printed once");
+  create_cmd->add_option("name", create.name, "Label, e.g. ci-main")
+      ->required();
+  create_cmd
+      ->add_option("--scope", create.scopes,
+                   "policy:write, policy:read, audit:read, approvals:decide "
+                   "or admin (repeatable)")
+      ->required();
+  create_cmd->add_option("--ttl", create.ttl, "Lifetime; 0: never expires")
+      ->capture_default_str();
+  AddRemote(create_cmd, &create, &create_format);
+
+  cli::TokenListOptions list;
+  std::string list_format = "text";
+  CLI::App* list_cmd = tokens->add_subcommand("list", "List tokens");
+  list_cmd->add_flag("--all", list.all, "Include revoked and expired tokens");
+  AddRemote(list_cmd, &list, &list_format);
+
+  cli::TokenRevokeOptions revoke;
+  std::string revoke_format = "text";
+  CLI::App* revoke_cmd = tokens->add_subcommand("revoke", "Revoke a token");
+  revoke_cmd->add_option("id", revoke.id, "Token id (tok_...)")->required();
+  AddRemote(revoke_cmd, &revoke, &revoke_format);
+
   // CLI11 reports parse errors by exception; this is its documented
   // boundary (what CLI11_PARSE expands to), with our usage exit code.
   try {
@@ -91,6 +192,39 @@ int main(int argc, char** argv) {
     test.format = ParseFormat(test_format);
     return cli::RunTest(test, std::cout, std::cerr);
   }
-  eval.format = ParseFormat(eval_format);
-  return cli::RunEval(eval, std::cin, std::cout, std::cerr);
+  if (*eval_cmd) {
+    eval.format = ParseFormat(eval_format);
+    return cli::RunEval(eval, std::cin, std::cout, std::cerr);
+  }
+  // Remote commands: one RPC each, results on stdout, problems on stderr.
+  struct Remote {
+    CLI::App* command;
+    cli::RemoteOptions* options;
+    const std::string* format;
+    std::function<int()> run;
+  };
+  const Remote remotes[] = {
+      {push_cmd, &push, &push_format,
+       [&] { return cli::RunPush(push, std::cout, std::cerr); }},
+      {diff_cmd, &diff, &diff_format,
+       [&] { return cli::RunDiff(diff, std::cout, std::cerr); }},
+      {history_cmd, &history, &history_format,
+       [&] { return cli::RunHistory(history, std::cout, std::cerr); }},
+      {rollback_cmd, &rollback, &rollback_format,
+       [&] { return cli::RunRollback(rollback, std::cout, std::cerr); }},
+      {status_cmd, &status, &status_format,
+       [&] { return cli::RunStatus(status, std::cout, std::cerr); }},
+      {create_cmd, &create, &create_format,
+       [&] { return cli::RunTokensCreate(create, std::cout, std::cerr); }},
+      {list_cmd, &list, &list_format,
+       [&] { return cli::RunTokensList(list, std::cout, std::cerr); }},
+      {revoke_cmd, &revoke, &revoke_format,
+       [&] { return cli::RunTokensRevoke(revoke, std::cout, std::cerr); }},
+  };
+  for (const Remote& r : remotes) {
+    if (!*r.command) continue;
+    r.options->format = ParseFormat(*r.format);
+    return r.run();
+  }
+  return cli::kExitUsage;
 }

@@ -20,11 +20,14 @@ enum ExitCode : int {
   kExitFailed = 1,           // invalid policy or test file, failing test.
   kExitUsage = 2,            // bad flags, unreadable path, no inputs.
   kExitDenied = 3,           // eval: deny.
-  kExitRequiresApproval = 4  // eval: require_approval.
+  kExitRequiresApproval = 4, // eval: require_approval.
+  // Remote commands (remote_commands.h):
+  kExitDifferences = 5,      // diff: local policies differ from the server.
+  kExitAuth = 6,             // UNAUTHENTICATED / PERMISSION_DENIED.
+  kExitUnavailable = 7       // UNAVAILABLE / DEADLINE_EXCEEDED.
 };
 
 enum class Format { kText, kJson };
-
 
 struct ValidateOptions {
   std::vector<std::string> paths;

@@ -1,0 +1,715 @@
+#include "controlplane/cli/remote_commands.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "policy/lang/sources.h"
+#include "proto/warden/v1/control.grpc.pb.h"
+#include "proto/warden/v1/policy.pb.h"
+
+namespace warden::controlplane::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using policy::lang::Diagnostic;
+using policy::lang::SourceFile;
+
+constexpr struct {
+  const char* name;
+  warden::v1::TokenScope scope;
+} kScopes[] = {
+    {"policy:write", warden::v1::TOKEN_SCOPE_POLICY_WRITE},
+    {"policy:read", warden::v1::TOKEN_SCOPE_POLICY_READ},
+    {"audit:read", warden::v1::TOKEN_SCOPE_AUDIT_READ},
+    {"approvals:decide", warden::v1::TOKEN_SCOPE_APPROVALS_DECIDE},
+    {"admin", warden::v1::TOKEN_SCOPE_ADMIN},
+};
+
+std::string ScopeName(int scope) {
+  for (const auto& s : kScopes) {
+    if (s.scope == scope) return s.name;
+  }
+  return absl::StrCat("scope(", scope, ")");
+}
+
+int UsageError(absl::string_view message, std::ostream& err) {
+  err << "wardenctl: " << message << "\n";
+  return kExitUsage;
+}
+
+// "" for an unset timestamp.
+std::string TimeText(const google::protobuf::Timestamp& ts) {
+  if (ts.seconds() == 0 && ts.nanos() == 0) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(ts.seconds()),
+                          absl::UTCTimeZone());
+}
+
+json TimeJson(const google::protobuf::Timestamp& ts) {
+  const std::string text = TimeText(ts);
+  return text.empty() ? json(nullptr) : json(text);
+}
+
+json DiagnosticsJson(
+    const google::protobuf::RepeatedPtrField<warden::v1::PolicyDiagnostic>& d) {
+  json out = json::array();
+  for (const auto& x : d) {
+    out.push_back({{"file", x.file()},
+                   {"line", x.line()},
+                   {"column", x.column()},
+                   {"message", x.message()},
+                   {"hint", x.hint()}});
+  }
+  return out;
+}
+
+// One RPC's plumbing: channel, bearer token, deadline.
+class Remote {
+ public:
+  // kExitOk, or a usage error already printed on `err`.
+  int Open(const RemoteOptions& options, std::ostream& err) {
+    options_ = &options;
+    if (!absl::ParseDuration(options.connection.timeout, &timeout_) ||
+        timeout_ <= absl::ZeroDuration()) {
+      return UsageError(absl::StrCat("--timeout '", options.connection.timeout,
+                                     "' is not a positive duration (e.g. 10s)"),
+                        err);
+    }
+    auto channel = MakeChannel(options.connection);
+    if (!channel.ok()) return UsageError(channel.status().message(), err);
+    channel_ = *std::move(channel);
+    return kExitOk;
+  }
+
+  void Prepare(grpc::ClientContext* context) const {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoMilliseconds(timeout_));
+    if (!options_->connection.token.empty()) {
+      context->AddMetadata("authorization",
+                           "Bearer " + options_->connection.token);
+    }
+  }
+
+  // Prints a failed RPC and returns its exit code.
+  int Failed(const grpc::Status& status, std::ostream& out,
+             std::ostream& err) const {
+    const std::string code = absl::StatusCodeToString(
+        static_cast<absl::StatusCode>(status.error_code()));
+    err << "error: " << code << ": " << status.error_message() << "\n";
+    if (options_->format == Format::kJson) {
+      out << json({{"error",
+                    {{"code", code}, {"message", status.error_message()}}}})
+                 .dump(2)
+          << "\n";
+    }
+    return ExitForGrpc(status);
+  }
+
+  std::unique_ptr<warden::v1::PolicyService::Stub> Policy() const {
+    return warden::v1::PolicyService::NewStub(channel_);
+  }
+  std::unique_ptr<warden::v1::TokenService::Stub> Tokens() const {
+    return warden::v1::TokenService::NewStub(channel_);
+  }
+
+ private:
+  const RemoteOptions* options_ = nullptr;
+  absl::Duration timeout_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+json TokenJson(const warden::v1::TokenInfo& t, absl::Time now) {
+  json scopes = json::array();
+  for (int s : t.scopes()) scopes.push_back(ScopeName(s));
+  std::string state = "active";
+  if (t.has_revoked_at()) {
+    state = "revoked";
+  } else if (t.has_expires_at() &&
+             absl::FromUnixSeconds(t.expires_at().seconds()) <= now) {
+    state = "expired";
+  }
+  return {{"id", t.id()},
+          {"name", t.name()},
+          {"scopes", std::move(scopes)},
+          {"created_at", TimeJson(t.created_at())},
+          {"expires_at", TimeJson(t.expires_at())},
+          {"revoked_at", TimeJson(t.revoked_at())},
+          {"created_by", t.created_by()},
+          {"state", state}};
+}
+
+// Deterministic bytes of a rule, ignoring where it sits in its file: moving
+// a rule down a line is not a change of what it does.
+std::string RuleBytes(const warden::v1::Rule& rule) {
+  warden::v1::Rule copy = rule;
+  copy.clear_source();
+  return copy.SerializeAsString();
+}
+
+std::string PolicySettingsBytes(const warden::v1::Policy& policy) {
+  warden::v1::Policy copy = policy;
+  copy.clear_rules();
+  return copy.SerializeAsString();
+}
+
+struct Change {
+  char op;  // '+', '-', '~'
+  std::string policy;
+  std::string rule;  // empty: the policy itself.
+  std::string what;  // "order" for a reordering; else empty.
+};
+
+void DiffPolicies(const warden::v1::PolicyBundle& local,
+                  const warden::v1::PolicyBundle& remote,
+                  std::vector<Change>* changes) {
+  std::map<std::string, const warden::v1::Policy*> theirs;
+  for (const auto& p : remote.policies()) theirs[p.name()] = &p;
+  std::set<std::string> ours;
+  for (const auto& p : local.policies()) {
+    ours.insert(p.name());
+    auto it = theirs.find(p.name());
+    if (it == theirs.end()) {
+      changes->push_back({'+', p.name(), "", ""});
+      for (const auto& r : p.rules()) changes->push_back({'+', p.name(), r.name(), ""});
+      continue;
+    }
+    const warden::v1::Policy& old = *it->second;
+    if (PolicySettingsBytes(p) != PolicySettingsBytes(old)) {
+      changes->push_back({'~', p.name(), "", ""});
+    }
+    std::map<std::string, const warden::v1::Rule*> old_rules;
+    for (const auto& r : old.rules()) old_rules[r.name()] = &r;
+    std::set<std::string> new_names;
+    std::vector<std::string> common_new_order;
+    for (const auto& r : p.rules()) {
+      new_names.insert(r.name());
+      auto o = old_rules.find(r.name());
+      if (o == old_rules.end()) {
+        changes->push_back({'+', p.name(), r.name(), ""});
+        continue;
+      }
+      common_new_order.push_back(r.name());
+      if (RuleBytes(r) != RuleBytes(*o->second)) {
+        changes->push_back({'~', p.name(), r.name(), ""});
+      }
+    }
+    std::vector<std::string> common_old_order;
+    for (const auto& r : old.rules()) {
+      if (new_names.count(r.name()) == 0) {
+        changes->push_back({'-', p.name(), r.name(), ""});
+      } else {
+        common_old_order.push_back(r.name());
+      }
+    }
+    // Rules are tried in order: the same rules reordered decide differently.
+    if (common_new_order != common_old_order) {
+      changes->push_back({'~', p.name(), "", "order"});
+    }
+  }
+  for (const auto& p : remote.policies()) {
+    if (ours.count(p.name())) continue;
+    changes->push_back({'-', p.name(), "", ""});
+    for (const auto& r : p.rules()) changes->push_back({'-', p.name(), r.name(), ""});
+  }
+}
+
+std::string ChangeText(const Change& c) {
+  std::string out = absl::StrCat(std::string(1, c.op), " policy ", c.policy);
+  if (!c.rule.empty()) absl::StrAppend(&out, " rule ", c.rule);
+  if (c.what == "order") absl::StrAppend(&out, " rule order");
+  return out;
+}
+
+}  // namespace
+
+bool IsLoopback(const std::string& server) {
+  std::string host = server;
+  if (absl::StartsWith(host, "[")) {
+    const size_t end = host.find(']');
+    host = end == std::string::npos ? host.substr(1) : host.substr(1, end - 1);
+  } else if (std::count(host.begin(), host.end(), ':') == 1) {
+    host = host.substr(0, host.find(':'));
+  }
+  host = absl::AsciiStrToLower(host);
+  if (host == "localhost" || host == "::1") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  return false;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const Connection& connection) {
+  if (connection.server.empty()) {
+    return absl::InvalidArgumentError(
+        "no control plane address: pass --server host:port or set "
+        "WARDEN_SERVER");
+  }
+  if (connection.ca_file.empty()) {
+    if (!IsLoopback(connection.server)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing plaintext to ", connection.server,
+          ": without --ca-file (WARDEN_CA_FILE) the connection is not "
+          "encrypted and the token would cross the network in clear; "
+          "plaintext is allowed only to 127.0.0.1, ::1 or localhost"));
+    }
+    return grpc::CreateChannel(connection.server,
+                               grpc::InsecureChannelCredentials());
+  }
+  std::ifstream in(connection.ca_file, std::ios::binary);
+  std::string pem((std::istreambuf_iterator<char>(in)),
+                  std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) pem.clear();
+  if (pem.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot read CA file '", connection.ca_file, "' (--ca-file)"));
+  }
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = pem;
+  return grpc::CreateChannel(connection.server, grpc::SslCredentials(tls));
+}
+
+int ExitForGrpc(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::OK:
+      return kExitOk;
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return kExitAuth;
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return kExitUnavailable;
+    default:
+      return kExitFailed;
+  }
+}
+
+absl::StatusOr<std::vector<SourceFile>> ReadNamedSources(
+    const std::vector<std::string>& paths) {
+  if (paths.empty()) return policy::lang::ReadSources(paths);
+  std::vector<SourceFile> out;
+  std::set<std::string> full_paths;
+  std::map<std::string, std::string> names;  // name -> full path.
+  for (const std::string& given : paths) {
+    auto files = policy::lang::ReadSources({given});
+    if (!files.ok()) return files.status();
+    std::error_code ec;
+    const bool is_dir = fs::is_directory(given, ec);
+    fs::path base = fs::path(given).lexically_normal();
+    if (base.filename().empty()) base = base.parent_path();
+    for (SourceFile& f : *files) {
+      if (!full_paths.insert(f.name).second) continue;  // named twice.
+      std::string name = f.name;
+      if (is_dir) {
+        const fs::path rel = fs::path(f.name).lexically_relative(base);
+        if (!rel.empty() && !absl::StartsWith(rel.string(), "..")) {
+          name = rel.string();
+        }
+      }
+      auto [it, inserted] = names.emplace(name, f.name);
+      if (!inserted) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "'", it->second, "' and '", f.name, "' would both be pushed as '",
+            name, "'; push one directory or rename one"));
+      }
+      out.push_back(SourceFile{name, std::move(f.text)});
+    }
+  }
+  return out;
+}
+
+int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  auto files = ReadNamedSources(options.paths);
+  if (!files.ok()) return UsageError(files.status().message(), err);
+  warden::v1::PushPolicyRequest request;
+  for (const SourceFile& f : *files) {
+    auto* s = request.add_sources();
+    s->set_name(f.name);
+    s->set_text(f.text);
+  }
+  request.set_message(options.message);
+  request.set_dry_run(options.dry_run);
+  warden::v1::PushPolicyResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Policy()->PushPolicy(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  const bool accepted = response.diagnostics().empty();
+  if (options.format == Format::kJson) {
+    out << json({{"accepted", accepted},
+                 {"dry_run", options.dry_run},
+                 {"unchanged", response.unchanged()},
+                 {"revision", response.revision()},
+                 {"digest", response.digest()},
+                 {"diagnostics", DiagnosticsJson(response.diagnostics())}})
+               .dump(2)
+        << "\n";
+  } else if (!accepted) {
+    for (const auto& d : response.diagnostics()) {
+      err << Diagnostic{d.file(), d.line(), d.column(), d.message(), d.hint()}
+                 .ToString()
+          << "\n";
+    }
+    const int n = response.diagnostics_size();
+    err << "rejected: " << n << (n == 1 ? " problem" : " problems") << "\n";
+  } else if (options.dry_run) {
+    out << "dry run: valid, digest " << response.digest() << "\n";
+  } else if (response.unchanged()) {
+    out << "unchanged at revision " << response.revision() << "\n";
+  } else {
+    out << "revision " << response.revision() << " (digest "
+        << response.digest() << ")\n";
+  }
+  return accepted ? kExitOk : kExitFailed;
+}
+
+int RunHistory(const HistoryOptions& options, std::ostream& out,
+               std::ostream& err) {
+  if (options.limit <= 0) return UsageError("--limit must be at least 1", err);
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  auto stub = remote.Policy();
+  std::vector<warden::v1::BundleSummary> bundles;
+  uint64_t before = 0;
+  do {
+    warden::v1::ListHistoryRequest request;
+    request.set_page_size(options.limit - static_cast<int>(bundles.size()));
+    request.set_before_revision(before);
+    warden::v1::ListHistoryResponse response;
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    const grpc::Status status = stub->ListHistory(&context, request, &response);
+    if (!status.ok()) return remote.Failed(status, out, err);
+    for (const auto& b : response.bundles()) {
+      if (static_cast<int>(bundles.size()) < options.limit) bundles.push_back(b);
+    }
+    before = response.next_before_revision();
+  } while (before != 0 && static_cast<int>(bundles.size()) < options.limit);
+
+  if (options.format == Format::kJson) {
+    json list = json::array();
+    for (const auto& b : bundles) {
+      list.push_back({{"revision", b.revision()},
+                      {"parent_revision", b.parent_revision()},
+                      {"digest", b.digest()},
+                      {"created_by", b.created_by()},
+                      {"created_at", TimeJson(b.created_at())},
+                      {"message", b.message()},
+                      {"rollback_of", b.rollback_of()},
+                      {"sources", b.source_names()}});
+    }
+    out << json({{"revisions", std::move(list)}}).dump(2) << "\n";
+    return kExitOk;
+  }
+  if (bundles.empty()) {
+    out << "no revision yet\n";
+    return kExitOk;
+  }
+  out << absl::StrFormat("%-8s %-20s %-16s %-12s %s\n", "REVISION", "CREATED",
+                         "BY", "DIGEST", "MESSAGE");
+  for (const auto& b : bundles) {
+    std::string message = b.message();
+    if (b.rollback_of() != 0) {
+      message = absl::StrCat("rollback of ", b.rollback_of(),
+                             message.empty() ? "" : ": ", message);
+    }
+    out << absl::StrFormat("%-8d %-20s %-16s %-12s %s\n", b.revision(),
+                           TimeText(b.created_at()), b.created_by(),
+                           b.digest().substr(0, 12), message);
+  }
+  return kExitOk;
+}
+
+int RunRollback(const RollbackOptions& options, std::ostream& out,
+                std::ostream& err) {
+  if (options.revision == 0) {
+    return UsageError("name the revision to roll back to (see `policy history`)",
+                      err);
+  }
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::RollbackRequest request;
+  request.set_to_revision(options.revision);
+  request.set_message(options.message);
+  warden::v1::RollbackResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Policy()->Rollback(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    out << json({{"revision", response.revision()},
+                 {"digest", response.digest()},
+                 {"rollback_of", options.revision}})
+               .dump(2)
+        << "\n";
+  } else {
+    out << "revision " << response.revision() << " (digest "
+        << response.digest() << "), rollback of " << options.revision << "\n";
+  }
+  return kExitOk;
+}
+
+int RunStatus(const StatusOptions& options, std::ostream& out,
+              std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::GetFleetStatusRequest request;
+  request.set_environment(options.environment);
+  warden::v1::GetFleetStatusResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Policy()->GetFleetStatus(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    json proxies = json::array();
+    for (const auto& p : response.proxies()) {
+      proxies.push_back({{"proxy_id", p.proxy_id()},
+                         {"environment", p.environment()},
+                         {"running_revision", p.running_revision()},
+                         {"sent_revision", p.sent_revision()},
+                         {"nacked_revision", p.nacked_revision()},
+                         {"last_error", p.last_error()},
+                         {"connected", p.connected()},
+                         {"last_seen", TimeJson(p.last_seen())}});
+    }
+    out << json({{"current_revision", response.current_revision()},
+                 {"proxies", std::move(proxies)}})
+               .dump(2)
+        << "\n";
+    return kExitOk;
+  }
+  out << "current revision: " << response.current_revision() << "\n";
+  if (response.proxies().empty()) {
+    out << "no proxies connected\n";
+    return kExitOk;
+  }
+  out << absl::StrFormat("%-24s %-12s %-8s %-8s %-9s %-20s %s\n", "PROXY",
+                         "ENVIRONMENT", "RUNNING", "SENT", "CONNECTED",
+                         "LAST SEEN", "LAST ERROR");
+  for (const auto& p : response.proxies()) {
+    std::string error = p.last_error();
+    if (p.nacked_revision() != 0) {
+      error = absl::StrCat("NACK ", p.nacked_revision(), ": ", error);
+    }
+    out << absl::StrFormat("%-24s %-12s %-8d %-8d %-9s %-20s %s\n",
+                           p.proxy_id(), p.environment(), p.running_revision(),
+                           p.sent_revision(), p.connected() ? "yes" : "no",
+                           TimeText(p.last_seen()), error);
+  }
+  return kExitOk;
+}
+
+int RunDiff(const DiffOptions& options, std::ostream& out, std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  auto files = ReadNamedSources(options.paths);
+  if (!files.ok()) return UsageError(files.status().message(), err);
+  std::vector<Diagnostic> diags;
+  auto local = policy::lang::Compile(*files, &diags);
+  if (!local.ok()) {
+    if (options.format == Format::kJson) {
+      json list = json::array();
+      for (const auto& d : diags) {
+        list.push_back({{"file", d.file},
+                        {"line", d.line},
+                        {"column", d.column},
+                        {"message", d.message},
+                        {"hint", d.hint}});
+      }
+      out << json({{"valid", false}, {"diagnostics", std::move(list)}}).dump(2)
+          << "\n";
+    } else {
+      for (const auto& d : diags) err << d.ToString() << "\n";
+      if (diags.empty()) err << "invalid: " << local.status().message() << "\n";
+    }
+    return kExitFailed;
+  }
+
+  warden::v1::GetBundleResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Policy()->GetBundle(&context, warden::v1::GetBundleRequest(),
+                                 &response);
+  warden::v1::PolicyBundle theirs;
+  uint64_t revision = 0;
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    // Nothing pushed yet: everything local is new.
+  } else if (!status.ok()) {
+    return remote.Failed(status, out, err);
+  } else {
+    revision = response.bundle().revision();
+    if (!theirs.ParseFromString(response.bundle().bundle())) {
+      err << "error: the server's bundle at revision " << revision
+          << " does not parse as a PolicyBundle\n";
+      return kExitFailed;
+    }
+  }
+
+  std::vector<Change> changes;
+  DiffPolicies(*local, theirs, &changes);
+  if (options.format == Format::kJson) {
+    json list = json::array();
+    for (const auto& c : changes) {
+      json j = {{"op", std::string(1, c.op)}, {"policy", c.policy}};
+      if (!c.rule.empty()) j["rule"] = c.rule;
+      if (!c.what.empty()) j["what"] = c.what;
+      list.push_back(std::move(j));
+    }
+    out << json({{"revision", revision},
+                 {"local_digest", local->digest()},
+                 {"server_digest", theirs.digest()},
+                 {"changes", std::move(list)}})
+               .dump(2)
+        << "\n";
+  } else {
+    for (const auto& c : changes) out << ChangeText(c) << "\n";
+    if (changes.empty()) {
+      out << "no changes against revision " << revision << "\n";
+    } else {
+      out << changes.size() << (changes.size() == 1 ? " change" : " changes")
+          << " against revision " << revision << "\n";
+    }
+  }
+  return changes.empty() ? kExitOk : kExitDifferences;
+}
+
+int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
+                    std::ostream& err) {
+  warden::v1::CreateTokenRequest request;
+  if (options.name.empty()) return UsageError("a token needs a NAME", err);
+  request.set_name(options.name);
+  if (options.scopes.empty()) {
+    return UsageError("give at least one --scope", err);
+  }
+  for (const std::string& name : options.scopes) {
+    auto* found = std::find_if(std::begin(kScopes), std::end(kScopes),
+                               [&](const auto& s) { return name == s.name; });
+    if (found == std::end(kScopes)) {
+      return UsageError(
+          absl::StrCat("unknown scope '", name,
+                       "'; scopes: policy:write, policy:read, audit:read, "
+                       "approvals:decide, admin"),
+          err);
+    }
+    request.add_scopes(found->scope);
+  }
+  absl::Duration ttl;
+  if (!absl::ParseDuration(options.ttl, &ttl) || ttl < absl::ZeroDuration()) {
+    return UsageError(absl::StrCat("--ttl '", options.ttl,
+                                   "' is not a duration (e.g. 720h; 0: never "
+                                   "expires)"),
+                      err);
+  }
+  if (ttl > absl::ZeroDuration()) {
+    const int64_t seconds = absl::ToInt64Seconds(ttl);
+    request.mutable_ttl()->set_seconds(seconds);
+    request.mutable_ttl()->set_nanos(static_cast<int32_t>(
+        absl::ToInt64Nanoseconds(ttl - absl::Seconds(seconds))));
+  }
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::CreateTokenResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Tokens()->CreateToken(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    out << json({{"token", response.token()},
+                 {"info", TokenJson(response.info(), absl::Now())}})
+               .dump(2)
+        << "\n";
+    return kExitOk;
+  }
+  out << response.token() << "\n";
+  std::vector<std::string> scopes;
+  for (int s : response.info().scopes()) scopes.push_back(ScopeName(s));
+  const std::string expires = TimeText(response.info().expires_at());
+  err << "created token " << response.info().id() << " ("
+      << response.info().name() << ", " << absl::StrJoin(scopes, " ")
+      << (expires.empty() ? ", never expires" : ", expires " + expires)
+      << "); the token above is shown only once\n";
+  return kExitOk;
+}
+
+int RunTokensList(const TokenListOptions& options, std::ostream& out,
+                  std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::ListTokensRequest request;
+  request.set_include_inactive(options.all);
+  warden::v1::ListTokensResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Tokens()->ListTokens(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  const absl::Time now = absl::Now();
+  if (options.format == Format::kJson) {
+    json list = json::array();
+    for (const auto& t : response.tokens()) list.push_back(TokenJson(t, now));
+    out << json({{"tokens", std::move(list)}}).dump(2) << "\n";
+    return kExitOk;
+  }
+  out << absl::StrFormat("%-22s %-16s %-32s %-20s %-20s %s\n", "ID", "NAME",
+                         "SCOPES", "CREATED", "EXPIRES", "STATE");
+  for (const auto& t : response.tokens()) {
+    const json j = TokenJson(t, now);
+    std::vector<std::string> scopes;
+    for (int s : t.scopes()) scopes.push_back(ScopeName(s));
+    const std::string expires = TimeText(t.expires_at());
+    out << absl::StrFormat("%-22s %-16s %-32s %-20s %-20s %s\n", t.id(),
+                           t.name(), absl::StrJoin(scopes, ","),
+                           TimeText(t.created_at()),
+                           expires.empty() ? "never" : expires,
+                           j["state"].get<std::string>());
+  }
+  return kExitOk;
+}
+
+int RunTokensRevoke(const TokenRevokeOptions& options, std::ostream& out,
+                    std::ostream& err) {
+  if (options.id.empty()) return UsageError("name the token ID to revoke", err);
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::RevokeTokenRequest request;
+  request.set_id(options.id);
+  warden::v1::RevokeTokenResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Tokens()->RevokeToken(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    out << TokenJson(response.info(), absl::Now()).dump(2) << "\n";
+  } else {
+    out << "revoked " << response.info().id() << " (" << response.info().name()
+        << ")\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace warden::controlplane::cli

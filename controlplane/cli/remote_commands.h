@@ -1,0 +1,155 @@
+// wardenctl's commands that talk to warden-control over gRPC (policy push |
+// history | rollback | status | diff, tokens create | list | revoke), as
+// functions of their options and streams so that tests call them directly
+// against an in-process server. main.cc only parses the command line.
+//
+// Every command: results on `out` (text or, with Format::kJson, one JSON
+// document), problems on `err`. A failed RPC prints
+// "error: <CODE_NAME>: <message>" on `err` (and, in JSON, {"error": {"code",
+// "message"}} on `out`) and returns the exit code of ExitForGrpc.
+#ifndef WARDEN_CONTROLPLANE_CLI_REMOTE_COMMANDS_H_
+#define WARDEN_CONTROLPLANE_CLI_REMOTE_COMMANDS_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "controlplane/cli/policy_commands.h"
+#include "policy/lang/compile.h"
+
+namespace warden::controlplane::cli {
+
+// How to reach the control plane (flags, or WARDEN_SERVER / WARDEN_TOKEN /
+// WARDEN_CA_FILE).
+struct Connection {
+  std::string server;   // host:port, [v6]:port.
+  std::string token;    // sent as "authorization: Bearer <token>"; empty: none.
+  std::string ca_file;  // PEM CA: TLS. Empty: plaintext, loopback only.
+  std::string timeout = "10s";  // per RPC; absl duration syntax.
+};
+
+// Whether `server` (host:port) names the local host: 127.0.0.0/8, ::1 or
+// localhost.
+bool IsLoopback(const std::string& server);
+
+// A channel for `connection`: TLS with the CA file when given; plaintext
+// only to a loopback address (a token sent in clear over a network is a
+// leaked token). InvalidArgument (a usage error) otherwise.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const Connection& connection);
+
+// UNAUTHENTICATED, PERMISSION_DENIED -> kExitAuth; UNAVAILABLE,
+// DEADLINE_EXCEEDED -> kExitUnavailable; everything else -> kExitFailed.
+int ExitForGrpc(const grpc::Status& status);
+
+// ReadSources, with names relative to a given directory ("prod.yaml", not
+// "policies/prod.yaml") so that diagnostics and history read the same from
+// any working directory; a file given by itself keeps the path as given.
+// InvalidArgument when two inputs end up with the same name.
+absl::StatusOr<std::vector<policy::lang::SourceFile>> ReadNamedSources(
+    const std::vector<std::string>& paths);
+
+struct RemoteOptions {
+  Connection connection;
+  Format format = Format::kText;
+};
+
+struct PushOptions : RemoteOptions {
+  std::vector<std::string> paths;
+  std::string message;
+  bool dry_run = false;
+};
+
+// `wardenctl policy push`. Text: "revision N (digest D)", "unchanged at
+// revision N" or "dry run: valid, digest D" on `out`; a rejected push prints
+// each diagnostic ("file:line:col: message (hint: ...)") and "rejected: N
+// problems" on `err` and returns kExitFailed. JSON: {"accepted", "dry_run",
+// "unchanged", "revision", "digest", "diagnostics": [...]}.
+int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err);
+
+struct HistoryOptions : RemoteOptions {
+  int limit = 20;  // newest first; pages are fetched until this many.
+};
+
+// `wardenctl policy history`: one line per revision, newest first:
+// "REV  CREATED  BY  DIGEST(12)  MESSAGE" (rollbacks say "rollback of R").
+// JSON: {"revisions": [{"revision", "parent_revision", "digest",
+// "created_by", "created_at", "message", "rollback_of", "sources"}]}.
+int RunHistory(const HistoryOptions& options, std::ostream& out,
+               std::ostream& err);
+
+struct RollbackOptions : RemoteOptions {
+  uint64_t revision = 0;
+  std::string message;
+};
+
+// `wardenctl policy rollback REVISION`: "revision N (digest D), rollback of
+// R". JSON: {"revision", "digest", "rollback_of"}.
+int RunRollback(const RollbackOptions& options, std::ostream& out,
+                std::ostream& err);
+
+struct StatusOptions : RemoteOptions {
+  std::string environment;  // empty: all.
+};
+
+// `wardenctl policy status`: "current revision: N" then one line per proxy
+// (or "no proxies connected"). JSON: {"current_revision", "proxies": [...]}.
+int RunStatus(const StatusOptions& options, std::ostream& out,
+              std::ostream& err);
+
+struct DiffOptions : RemoteOptions {
+  std::vector<std::string> paths;
+};
+
+// `wardenctl policy diff`: compiles the local files and compares them with
+// the server's current bundle, policy by policy and rule by rule (by name):
+//   + policy P            / - policy P             (with each of its rules)
+//   + policy P rule R     / - policy P rule R
+//   ~ policy P            its settings (environments, databases, defaults)
+//   ~ policy P rule R     the rule differs (ignoring its source position)
+//   ~ policy P rule order the same rules in another order
+// then "N changes against revision R" or "no changes against revision R".
+// JSON: {"revision", "local_digest", "server_digest", "changes": [{"op":
+// "+"|"-"|"~", "policy", "rule"?, "what"?}]}. Returns kExitOk (no change),
+// kExitDifferences, kExitFailed (invalid local files) or the RPC's code.
+// With nothing pushed yet everything is "+" against revision 0.
+int RunDiff(const DiffOptions& options, std::ostream& out, std::ostream& err);
+
+struct TokenCreateOptions : RemoteOptions {
+  std::string name;
+  std::vector<std::string> scopes;  // policy:write, policy:read, audit:read,
+                                    // approvals:decide, admin.
+  std::string ttl = "720h";         // "0": never expires.
+};
+
+// `wardenctl tokens create`: the secret token alone on one line of `out`
+// (shown only this once), its id and details on `err`. JSON: {"token",
+// "info": {...}}.
+int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
+                    std::ostream& err);
+
+struct TokenListOptions : RemoteOptions {
+  bool all = false;  // also revoked and expired tokens.
+};
+
+// `wardenctl tokens list`: "ID  NAME  SCOPES  CREATED  EXPIRES  STATE".
+// JSON: {"tokens": [...]}.
+int RunTokensList(const TokenListOptions& options, std::ostream& out,
+                  std::ostream& err);
+
+struct TokenRevokeOptions : RemoteOptions {
+  std::string id;
+};
+
+// `wardenctl tokens revoke ID`: "revoked ID (NAME)". JSON: the token info.
+int RunTokensRevoke(const TokenRevokeOptions& options, std::ostream& out,
+                    std::ostream& err);
+
+}  // namespace warden::controlplane::cli
+
+#endif  // WARDEN_CONTROLPLANE_CLI_REMOTE_COMMANDS_H_
