@@ -1,0 +1,183 @@
+"""warden-control as a real process over TLS, driven by wardenctl as CI
+would: bootstrap admin token, scoped tokens, policy push / unchanged /
+rejected / history / rollback / diff, revocation, and state that survives a
+restart (same signing key, same history, tokens still valid)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
+
+from pgharness import free_port  # noqa: E402
+from proxyharness import make_ca_and_cert, wait_port  # noqa: E402
+
+CONTROL = os.path.join(REPO, "bazel-bin/controlplane/server/warden-control")
+WARDENCTL = os.path.join(REPO, "bazel-bin/controlplane/cli/wardenctl")
+EXAMPLES = os.path.join(REPO, "policy", "examples")
+
+
+class Control:
+    def __init__(self, work, certs):
+        self.work = work
+        self.certs = certs
+        self.data = os.path.join(work, "data")
+        self.port = free_port()
+        self.proc = None
+        self.log_path = os.path.join(work, "control.log")
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [CONTROL, "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.port,
+             "--tls-cert", self.certs["cert"], "--tls-key", self.certs["key"]],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        if not wait_port(self.port, 15, self.proc):
+            raise RuntimeError("warden-control did not start:\n" + open(self.log_path).read())
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=15)
+        self.proc = None
+        self.log.close()
+
+
+class ControlPlaneTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for b in (CONTROL, WARDENCTL):
+            if not os.access(b, os.X_OK):
+                raise RuntimeError("%s not built" % b)
+        cls.work = tempfile.mkdtemp(prefix="warden-control-")
+        cls.certs = make_ca_and_cert(os.path.join(cls.work, "certs"))
+        cls.control = Control(cls.work, cls.certs).start()
+        with open(os.path.join(cls.control.data, "admin.token")) as f:
+            cls.admin = f.read().strip()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.control.stop()
+
+    def ctl(self, *args, token=None, stdin=None):
+        env = dict(os.environ, WARDEN_SERVER="localhost:%d" % self.control.port,
+                   WARDEN_CA_FILE=self.certs["ca"], WARDEN_TOKEN=token or self.admin)
+        return subprocess.run([WARDENCTL] + list(args), env=env, input=stdin,
+                              capture_output=True, text=True, timeout=60)
+
+    def mint(self, *scopes):
+        args = ["tokens", "create", "test-%d" % time.monotonic_ns()]
+        for s in scopes:
+            args += ["--scope", s]
+        r = self.ctl(*args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.strip()
+
+    def test_1_bootstrap_files_are_private(self):
+        for name in ("admin.token", "signing.key"):
+            mode = os.stat(os.path.join(self.control.data, name)).st_mode & 0o777
+            self.assertEqual(mode, 0o600, name)
+        self.assertTrue(self.admin.startswith("wdn_"))
+
+    def test_2_push_history_rollback_as_ci_would(self):
+        ci = self.mint("policy:write", "policy:read")
+        r = self.ctl("policy", "push", EXAMPLES, "-m", "examples", token=ci)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = int(r.stdout.split()[1])
+        r = self.ctl("policy", "push", EXAMPLES, token=ci)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("unchanged at revision %d" % first, r.stdout)
+        # A rejected push: exit 1, file:line:col, nothing committed.
+        bad = os.path.join(self.work, "bad")
+        os.makedirs(bad, exist_ok=True)
+        with open(os.path.join(bad, "prod.yaml"), "w") as f:
+            f.write("apiVersion: warden/v1\nkind: Policy\nmetadata: { name: p }\n"
+                    "spec: { rulez: [] }\n")
+        r = self.ctl("policy", "push", bad, token=ci)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("prod.yaml:4:9: unknown key 'rulez'", r.stderr)
+        # Diff against the server: differences exit 5.
+        changed = os.path.join(self.work, "changed")
+        os.makedirs(changed, exist_ok=True)
+        with open(os.path.join(EXAMPLES, "development.yaml")) as f:
+            dev = f.read()
+        with open(os.path.join(changed, "development.yaml"), "w") as f:
+            f.write(dev)
+        r = self.ctl("policy", "diff", changed, token=ci)
+        self.assertEqual(r.returncode, 5, r.stdout + r.stderr)
+        self.assertIn("- policy production-guardrails", r.stdout)
+        r = self.ctl("policy", "push", changed, "-m", "dev only", token=ci)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        second = int(r.stdout.split()[1])
+        self.assertGreater(second, first)
+        r = self.ctl("policy", "rollback", str(first), token=ci)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("policy", "history", "--format", "json", token=ci)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        history = json.loads(r.stdout)
+        revisions = history["revisions"]
+        self.assertEqual(int(revisions[0]["rollback_of"]), first)
+        self.assertGreater(int(revisions[0]["revision"]), second)
+        r = self.ctl("policy", "diff", EXAMPLES, token=ci)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)  # rolled back.
+
+    def test_3_scopes_and_revocation(self):
+        reader = self.mint("policy:read")
+        r = self.ctl("policy", "push", EXAMPLES, "--dry-run", token=reader)
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("PERMISSION_DENIED", r.stderr)
+        r = self.ctl("tokens", "list", "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        listed = json.loads(r.stdout)
+        tokens = listed["tokens"]
+        ids = [t["id"] for t in tokens if t["id"].endswith(reader[4:20])]
+        self.assertEqual(len(ids), 1)
+        r = self.ctl("tokens", "revoke", ids[0])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("policy", "status", token=reader)
+        self.assertEqual(r.returncode, 6)
+        self.assertIn("revoked", r.stderr)
+        r = self.ctl("policy", "status", token="wdn_nonsense")
+        self.assertEqual(r.returncode, 6)
+        self.assertIn("UNAUTHENTICATED", r.stderr)
+
+    def test_4_state_survives_restart(self):
+        ci = self.mint("policy:write", "policy:read")
+        with open(os.path.join(self.control.data, "signing.pub")) as f:
+            pub = f.read()
+        r = self.ctl("policy", "history", "--format", "json", token=ci)
+        before = r.stdout
+        self.control.stop(signal.SIGKILL)
+        self.control.start()
+        with open(os.path.join(self.control.data, "signing.pub")) as f:
+            self.assertEqual(f.read(), pub)
+        r = self.ctl("policy", "history", "--format", "json", token=ci)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, before)
+
+    def test_5_unreachable_server_and_plaintext_refusals(self):
+        env = dict(os.environ, WARDEN_SERVER="127.0.0.1:%d" % free_port(), WARDEN_TOKEN=self.admin)
+        r = subprocess.run([WARDENCTL, "policy", "status", "--timeout", "2s"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 7, r.stderr)
+        env = dict(os.environ, WARDEN_SERVER="db.example.invalid:7443", WARDEN_TOKEN=self.admin)
+        r = subprocess.run([WARDENCTL, "policy", "status"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        r = subprocess.run([CONTROL, "--data-dir", os.path.join(self.work, "x"),
+                            "--listen", "0.0.0.0:%d" % free_port()],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("without TLS", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
