@@ -165,7 +165,11 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::ListHistory(
     auto* out = response->add_bundles();
     out->set_revision(sb.revision());
     out->set_parent_revision(sb.parent_revision());
-    out->set_digest(sb.digest());
+    // The content digest (what push printed and `policy diff` compares),
+    // not the digest of the serialized bytes.
+    warden::v1::PolicyBundle content;
+    out->set_digest(content.ParseFromString(sb.bundle()) ? content.digest()
+                                                         : sb.digest());
     out->set_created_by(sb.created_by());
     SetTime(sb.created_at(), out->mutable_created_at());
     out->set_message(sb.message());

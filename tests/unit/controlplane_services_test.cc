@@ -119,6 +119,7 @@ TEST_F(ServicesTest, PushHistoryGetAndRollbackOverGrpc) {
   }
   // Revisions are log indexes: minting the token above was index 1.
   const uint64_t first = pushed.revision();
+  const std::string first_digest = pushed.digest();
   EXPECT_EQ(first, 2u);
   EXPECT_EQ(log_->LastIndex(), first);
   EXPECT_TRUE(pushed.diagnostics().empty());
@@ -181,6 +182,9 @@ TEST_F(ServicesTest, PushHistoryGetAndRollbackOverGrpc) {
   ASSERT_EQ(page.bundles_size(), 2);
   EXPECT_EQ(page.bundles(0).revision(), second + 1);
   EXPECT_EQ(page.bundles(0).rollback_of(), first);
+  // History shows the content digest push printed (the rollback restores
+  // the first revision's content).
+  EXPECT_EQ(page.bundles(0).digest(), first_digest);
   EXPECT_EQ(page.next_before_revision(), second);
   hist.set_before_revision(page.next_before_revision());
   {
