@@ -130,6 +130,9 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::PushPolicy(
   response->set_revision(pushed->revision);
   response->set_digest(pushed->digest);
   response->set_unchanged(pushed->unchanged);
+  if (distributor_ != nullptr && !request->dry_run() && !pushed->unchanged) {
+    distributor_->Publish();
+  }
   return Done(context, grpc::Status::OK);
 }
 
@@ -197,12 +200,13 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::Rollback(
   if (!result.ok()) return Done(context, ToGrpc(result.status()));
   response->set_revision(result->revision);
   response->set_digest(result->digest);
+  if (distributor_ != nullptr) distributor_->Publish();
   return Done(context, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* PolicyServiceImpl::GetFleetStatus(
     grpc::CallbackServerContext* context,
-    const warden::v1::GetFleetStatusRequest* /*request*/,
+    const warden::v1::GetFleetStatusRequest* request,
     warden::v1::GetFleetStatusResponse* response) {
   auto who = Authorize(
       *tokens_, context,
@@ -210,8 +214,11 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::GetFleetStatus(
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto head = bundles_->Head();
   if (!head.ok()) return Done(context, ToGrpc(head.status()));
+  if (distributor_ != nullptr) {
+    *response = distributor_->FleetStatus(request->environment());
+  }
+  // The store's head, authoritative even if no Publish() happened yet.
   response->set_current_revision(*head);
-  // Proxies appear here once the Watch stream lands (distribution).
   return Done(context, grpc::Status::OK);
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "controlplane/bundles/bundles.h"
+#include "controlplane/distribution/distribution.h"
 #include "controlplane/tokens/tokens.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 
@@ -28,8 +29,11 @@ absl::StatusOr<warden::v1::TokenInfo> Authorize(
 class PolicyServiceImpl final
     : public warden::v1::PolicyService::CallbackService {
  public:
-  PolicyServiceImpl(bundles::Bundles* bundles, const tokens::Tokens* tokens)
-      : bundles_(bundles), tokens_(tokens) {}
+  // `distributor` (optional, not owned): told to Publish() after every
+  // committed push or rollback, and the source of GetFleetStatus' proxies.
+  PolicyServiceImpl(bundles::Bundles* bundles, const tokens::Tokens* tokens,
+                    distribution::Distributor* distributor = nullptr)
+      : bundles_(bundles), tokens_(tokens), distributor_(distributor) {}
 
   grpc::ServerUnaryReactor* PushPolicy(
       grpc::CallbackServerContext* context,
@@ -55,6 +59,7 @@ class PolicyServiceImpl final
  private:
   bundles::Bundles* const bundles_;
   const tokens::Tokens* const tokens_;
+  distribution::Distributor* const distributor_;
 };
 
 class TokenServiceImpl final

@@ -1,0 +1,290 @@
+#include "controlplane/distribution/distribution.h"
+
+#include <deque>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace warden::controlplane::distribution {
+namespace {
+
+using warden::v1::WatchRequest;
+using warden::v1::WatchResponse;
+
+// A NACK error is shown in the fleet view; a proxy must not be able to make
+// the control plane keep megabytes for it.
+constexpr size_t kMaxErrorBytes = 1024;
+
+void SetNow(google::protobuf::Timestamp* ts) {
+  const absl::Time now = absl::Now();
+  const int64_t seconds = absl::ToUnixSeconds(now);
+  ts->set_seconds(seconds);
+  ts->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(now - absl::FromUnixSeconds(seconds))));
+}
+
+}  // namespace
+
+// One Watch stream. Everything below except request_ and write_ (owned by
+// the gRPC operation in flight) is guarded by the Distributor's mutex.
+// Start* calls are made with the mutex held (gRPC never runs read/write
+// reactions inline), Finish() never is (its reaction, OnDone, may run
+// inline and takes the mutex).
+class Distributor::Stream final
+    : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
+ public:
+  explicit Stream(Distributor* d) : d_(d) {
+    {
+      absl::MutexLock lock(&d_->mu_);
+      d_->streams_.insert(this);
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // half-close, cancel or broken stream: we are done too.
+      FinishSoon(grpc::Status::OK);
+      return;
+    }
+    if (request_.has_hello()) {
+      // Outside the lock: reads the store. Publish() keeps head_ current;
+      // this covers a Distributor that never saw a Publish (restart).
+      d_->RefreshHead();
+    }
+    grpc::Status error = grpc::Status::OK;
+    {
+      absl::MutexLock lock(&d_->mu_);
+      error = HandleLocked();
+      if (!error.ok()) finishing_ = true;
+    }
+    if (!error.ok()) {
+      FinishSoon(error);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool finish = false;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&d_->mu_);
+      writing_ = false;
+      if (!ok) queue_.clear();  // the stream is broken; reads fail too.
+      if (!queue_.empty() && !finishing_) {
+        StartWriteLocked(std::move(queue_.front()));
+        queue_.pop_front();
+      } else if (finishing_ && !finish_called_) {
+        finish_called_ = true;
+        finish = true;
+        status = finish_status_;
+      }
+    }
+    if (finish) Finish(status);
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&d_->mu_);
+      d_->streams_.erase(this);
+      if (hello_) {
+        auto& entry = d_->fleet_[{environment_, proxy_id_}];
+        --entry.open_streams;
+        entry.status.set_connected(entry.open_streams > 0);
+      }
+    }
+    delete this;
+  }
+
+  // Sends the head if this stream does not run it and nothing is in
+  // flight; with something in flight, remembers that a newer one waits.
+  void MaybeSendHeadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(d_->mu_) {
+    if (!hello_ || finishing_ || d_->head_ == nullptr) return;
+    const uint64_t head = d_->head_->revision();
+    if (head == running_ || head == nacked_) return;
+    if (!outstanding_nonce_.empty()) {
+      pending_ = true;
+      return;
+    }
+    pending_ = false;
+    WatchResponse response;
+    outstanding_nonce_ = absl::StrCat("n", ++d_->next_nonce_);
+    outstanding_revision_ = head;
+    response.set_nonce(outstanding_nonce_);
+    *response.mutable_bundle() = *d_->head_;
+    d_->fleet_[{environment_, proxy_id_}].status.set_sent_revision(head);
+    if (writing_) {
+      queue_.push_back(std::move(response));
+    } else {
+      StartWriteLocked(std::move(response));
+    }
+  }
+
+ private:
+  grpc::Status HandleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(d_->mu_) {
+    if (!hello_) {
+      if (!request_.has_hello()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "first message must be hello");
+      }
+      const auto& hello = request_.hello();
+      if (hello.proxy_id().empty()) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "hello needs a proxy_id");
+      }
+      hello_ = true;
+      proxy_id_ = hello.proxy_id();
+      environment_ = hello.environment();
+      running_ = hello.running_revision();
+      auto& entry = d_->fleet_[{environment_, proxy_id_}];
+      ++entry.open_streams;
+      entry.status.set_proxy_id(proxy_id_);
+      entry.status.set_environment(environment_);
+      entry.status.set_running_revision(running_);
+      entry.status.set_connected(true);
+      SetNow(entry.status.mutable_last_seen());
+      MaybeSendHeadLocked();
+      return grpc::Status::OK;
+    }
+    auto& entry = d_->fleet_[{environment_, proxy_id_}];
+    SetNow(entry.status.mutable_last_seen());
+    switch (request_.kind_case()) {
+      case WatchRequest::kHello:
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "hello already received on this stream");
+      case WatchRequest::kAck: {
+        if (!Outstanding(request_.ack().nonce())) return grpc::Status::OK;
+        running_ = outstanding_revision_;
+        entry.status.set_running_revision(running_);
+        if (entry.status.nacked_revision() != 0 &&
+            entry.status.nacked_revision() <= running_) {
+          entry.status.set_nacked_revision(0);
+          entry.status.clear_last_error();
+        }
+        break;
+      }
+      case WatchRequest::kNack: {
+        if (!Outstanding(request_.nack().nonce())) return grpc::Status::OK;
+        nacked_ = outstanding_revision_;
+        entry.status.set_nacked_revision(nacked_);
+        entry.status.set_last_error(
+            request_.nack().error().substr(0, kMaxErrorBytes));
+        break;
+      }
+      default:
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "WatchRequest must be hello, ack or nack");
+    }
+    outstanding_nonce_.clear();
+    outstanding_revision_ = 0;
+    MaybeSendHeadLocked();  // the pending newer head, if any.
+    return grpc::Status::OK;
+  }
+
+  // Whether `nonce` answers the bundle in flight; counts it otherwise.
+  bool Outstanding(const std::string& nonce)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(d_->mu_) {
+    if (!outstanding_nonce_.empty() && nonce == outstanding_nonce_) {
+      return true;
+    }
+    ++d_->stale_responses_;
+    return false;
+  }
+
+  void StartWriteLocked(WatchResponse response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(d_->mu_) {
+    writing_ = true;
+    write_ = std::move(response);
+    StartWrite(&write_);
+  }
+
+  // Finishes now, or after the write in flight completes (one operation
+  // of each kind at a time; never Finish under the mutex).
+  void FinishSoon(const grpc::Status& status) {
+    bool now = false;
+    {
+      absl::MutexLock lock(&d_->mu_);
+      finishing_ = true;
+      finish_status_ = status;
+      queue_.clear();
+      if (!writing_ && !finish_called_) {
+        finish_called_ = true;
+        now = true;
+      }
+    }
+    if (now) Finish(status);
+  }
+
+  Distributor* const d_;
+  WatchRequest request_;
+  WatchResponse write_;
+
+  bool hello_ = false;
+  std::string proxy_id_;
+  std::string environment_;
+  uint64_t running_ = 0;
+  uint64_t nacked_ = 0;
+  std::string outstanding_nonce_;
+  uint64_t outstanding_revision_ = 0;
+  bool pending_ = false;
+  bool writing_ = false;
+  std::deque<WatchResponse> queue_;
+  bool finishing_ = false;
+  bool finish_called_ = false;
+  grpc::Status finish_status_;
+};
+
+Distributor::Distributor(const bundles::Bundles* bundles) : bundles_(bundles) {
+  RefreshHead();
+}
+
+Distributor::~Distributor() = default;
+
+grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Distributor::Watch(
+    grpc::CallbackServerContext* /*context*/) {
+  return new Stream(this);
+}
+
+void Distributor::RefreshHead() {
+  auto record = bundles_->Get(0);
+  if (!record.ok()) return;  // nothing pushed yet (or unreadable: keep ours).
+  auto head =
+      std::make_shared<const warden::v1::SignedBundle>(record->signed_bundle());
+  absl::MutexLock lock(&mu_);
+  if (head_ == nullptr || head->revision() > head_->revision()) {
+    head_ = std::move(head);
+  }
+}
+
+void Distributor::Publish() {
+  RefreshHead();
+  absl::MutexLock lock(&mu_);
+  for (Stream* stream : streams_) stream->MaybeSendHeadLocked();
+}
+
+warden::v1::GetFleetStatusResponse Distributor::FleetStatus(
+    const std::string& environment) const {
+  warden::v1::GetFleetStatusResponse response;
+  absl::MutexLock lock(&mu_);
+  if (head_ != nullptr) response.set_current_revision(head_->revision());
+  // fleet_ is ordered by (environment, proxy_id): the documented order.
+  for (const auto& [key, entry] : fleet_) {
+    if (!environment.empty() && key.first != environment) continue;
+    *response.add_proxies() = entry.status;
+  }
+  return response;
+}
+
+uint64_t Distributor::stale_responses() const {
+  absl::MutexLock lock(&mu_);
+  return stale_responses_;
+}
+
+size_t Distributor::open_streams() const {
+  absl::MutexLock lock(&mu_);
+  return streams_.size();
+}
+
+}  // namespace warden::controlplane::distribution

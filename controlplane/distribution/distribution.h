@@ -1,0 +1,86 @@
+// The server side of BundleDistribution.Watch, xDS-like: one bidirectional
+// stream per proxy. The proxy says hello (id, environment, the revision it
+// runs); the server sends the head bundle with a fresh nonce when it differs;
+// the proxy ACKs or NACKs that nonce; every later revision is pushed to the
+// stream by Publish(). The Distributor keeps the fleet status (who runs
+// what, last NACK error, last seen) for GetFleetStatus.
+//
+// Watch is not yet authenticated (see README.md): any caller may watch and
+// reports what it likes about itself.
+#ifndef WARDEN_CONTROLPLANE_DISTRIBUTION_DISTRIBUTION_H_
+#define WARDEN_CONTROLPLANE_DISTRIBUTION_DISTRIBUTION_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "controlplane/bundles/bundles.h"
+#include "proto/warden/v1/control.grpc.pb.h"
+
+namespace warden::controlplane::distribution {
+
+class Distributor final
+    : public warden::v1::BundleDistribution::CallbackService {
+ public:
+  // `bundles` is not owned and must outlive this. The gRPC server this is
+  // registered with must be shut down before this is destroyed.
+  explicit Distributor(const bundles::Bundles* bundles);
+  ~Distributor() override;
+
+  Distributor(const Distributor&) = delete;
+  Distributor& operator=(const Distributor&) = delete;
+
+  grpc::ServerBidiReactor<warden::v1::WatchRequest, warden::v1::WatchResponse>*
+  Watch(grpc::CallbackServerContext* context) override;
+
+  // Publish re-reads the head revision and sends it to every stream that
+  // does not run it yet. A stream with a bundle in flight gets the newest
+  // head once it ACKs or NACKs (at most one outstanding bundle per stream;
+  // the latest wins, intermediate revisions are skipped). Call after every
+  // committed push or rollback; calling it without a change is harmless.
+  void Publish();
+
+  // What every proxy last told us, `environment` only (empty: all), sorted
+  // by environment then proxy_id; disconnected proxies stay with
+  // connected = false. current_revision is the head this knows about.
+  warden::v1::GetFleetStatusResponse FleetStatus(
+      const std::string& environment) const;
+
+  // ACKs/NACKs whose nonce was not the outstanding one (ignored).
+  uint64_t stale_responses() const;
+  // Open Watch streams (hello received or not).
+  size_t open_streams() const;
+
+ private:
+  class Stream;
+  friend class Stream;
+
+  struct FleetEntry {
+    warden::v1::ProxyStatus status;
+    int open_streams = 0;
+  };
+  using FleetKey = std::pair<std::string, std::string>;  // (env, proxy_id)
+
+  // Loads the head from `bundles_` and keeps it if newer than head_.
+  void RefreshHead() ABSL_LOCKS_EXCLUDED(mu_);
+
+  const bundles::Bundles* const bundles_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const warden::v1::SignedBundle> head_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<Stream*> streams_ ABSL_GUARDED_BY(mu_);
+  std::map<FleetKey, FleetEntry> fleet_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_nonce_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t stale_responses_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace warden::controlplane::distribution
+
+#endif  // WARDEN_CONTROLPLANE_DISTRIBUTION_DISTRIBUTION_H_
