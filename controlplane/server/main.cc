@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "controlplane/bundles/bundles.h"
+#include "controlplane/distribution/distribution.h"
 #include "controlplane/log/rocksdb_log.h"
 #include "controlplane/server/services.h"
 #include "controlplane/state/state_machine.h"
@@ -163,7 +164,12 @@ int main(int argc, char** argv) {
   }
   cp::bundles::Bundles bundles(&state, store->get(),
                                cp::bundles::SigningKey{*private_pem});
-  cp::server::PolicyServiceImpl policy_service(&bundles, &tokens);
+  // Watch (bundle distribution to proxies) is not authenticated until proxy
+  // mTLS lands, so it is served on loopback listeners only.
+  const bool serve_watch = IsLoopback(listen);
+  cp::distribution::Distributor distributor(&bundles);
+  cp::server::PolicyServiceImpl policy_service(
+      &bundles, &tokens, serve_watch ? &distributor : nullptr);
   cp::server::TokenServiceImpl token_service(&tokens);
 
   std::shared_ptr<grpc::ServerCredentials> creds;
@@ -185,6 +191,14 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(listen, creds, &port);
   builder.RegisterService(&policy_service);
   builder.RegisterService(&token_service);
+  if (serve_watch) {
+    builder.RegisterService(&distributor);
+  } else {
+    spdlog::warn("not serving BundleDistribution.Watch on {}: proxies need "
+                 "mTLS, which this version lacks; run a loopback listener "
+                 "for co-located proxies",
+                 listen);
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::error("cannot listen on {}", listen);
