@@ -25,6 +25,7 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
+#include "tests/unit/controlplane_fixture.h"
 #include "gtest/gtest.h"
 #include "policy/bundle/bundle.h"
 
@@ -77,47 +78,18 @@ struct Watcher {
 class DistributionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = ::testing::TempDir() + "/distribution_" + info->name();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto key = crypto::GenerateEd25519Key();
-    ASSERT_TRUE(key.ok());
-    key_ = *key;
-    ASSERT_TRUE(policy::bundle::AddTrustedKey(key_.public_pem, &trusted_).ok());
-    auto log = log::RocksDbLog::Open(dir_ + "/log");
-    auto store = store::Store::Open(dir_ + "/state");
-    ASSERT_TRUE(log.ok() && store.ok());
-    log_ = std::move(*log);
-    store_ = std::move(*store);
-    state_ = std::make_unique<state::StateMachine>(log_.get(), store_.get());
-    tokens_ = std::make_unique<tokens::Tokens>(state_.get(), store_.get());
-    bundles_ = std::make_unique<bundles::Bundles>(
-        state_.get(), store_.get(), bundles::SigningKey{key_.private_pem});
-    distributor_ = std::make_unique<distribution::Distributor>(bundles_.get());
-    policy_service_ = std::make_unique<server::PolicyServiceImpl>(
-        bundles_.get(), tokens_.get(), distributor_.get());
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(policy_service_.get());
-    builder.RegisterService(distributor_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    address_ = "127.0.0.1:" + std::to_string(port);
-    channel_ =
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+    cp_ = std::make_unique<TestControlPlane>(
+        std::string("distribution_") +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(cp_->ok());
+    trusted_ = cp_->trusted();
+    distributor_ = cp_->distributor();
+    address_ = cp_->address();
+    channel_ = cp_->Channel();
     policy_ = warden::v1::PolicyService::NewStub(channel_);
     watch_ = warden::v1::BundleDistribution::NewStub(channel_);
-    auto t = tokens_->Create("ci", {warden::v1::TOKEN_SCOPE_POLICY_WRITE,
-                                    warden::v1::TOKEN_SCOPE_POLICY_READ},
-                             absl::ZeroDuration(), "test", absl::Now());
-    ASSERT_TRUE(t.ok());
-    bearer_ = "Bearer " + t->token;
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
+    bearer_ = "Bearer " + cp_->Mint({warden::v1::TOKEN_SCOPE_POLICY_WRITE,
+                                     warden::v1::TOKEN_SCOPE_POLICY_READ});
   }
 
   // Pushes a policy whose rule is named `rule` through PolicyService (so
@@ -179,17 +151,9 @@ class DistributionTest : public ::testing::Test {
     });
   }
 
-  std::string dir_;
-  crypto::Ed25519KeyPair key_;
+  std::unique_ptr<TestControlPlane> cp_;
   policy::bundle::TrustedKeys trusted_;
-  std::unique_ptr<log::RocksDbLog> log_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<state::StateMachine> state_;
-  std::unique_ptr<tokens::Tokens> tokens_;
-  std::unique_ptr<bundles::Bundles> bundles_;
-  std::unique_ptr<distribution::Distributor> distributor_;
-  std::unique_ptr<server::PolicyServiceImpl> policy_service_;
-  std::unique_ptr<grpc::Server> server_;
+  distribution::Distributor* distributor_ = nullptr;
   std::string address_;
   std::string bearer_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -18,6 +18,7 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
+#include "tests/unit/controlplane_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/bundle/bundle.h"
@@ -42,63 +43,30 @@ spec:
 class ServicesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = ::testing::TempDir() + "/services_" + info->name();
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    auto key = crypto::GenerateEd25519Key();
-    ASSERT_TRUE(key.ok());
-    key_ = *key;
-    auto log = log::RocksDbLog::Open(dir_ + "/log");
-    auto store = store::Store::Open(dir_ + "/state");
-    ASSERT_TRUE(log.ok() && store.ok());
-    log_ = std::move(*log);
-    store_ = std::move(*store);
-    state_ = std::make_unique<state::StateMachine>(log_.get(), store_.get());
-    tokens_ = std::make_unique<tokens::Tokens>(state_.get(), store_.get());
-    bundles_ = std::make_unique<bundles::Bundles>(
-        state_.get(), store_.get(), bundles::SigningKey{key_.private_pem});
-    policy_service_ = std::make_unique<server::PolicyServiceImpl>(
-        bundles_.get(), tokens_.get());
-    token_service_ = std::make_unique<server::TokenServiceImpl>(tokens_.get());
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(policy_service_.get());
-    builder.RegisterService(token_service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                   grpc::InsecureChannelCredentials());
-    policy_ = warden::v1::PolicyService::NewStub(channel_);
-    token_rpc_ = warden::v1::TokenService::NewStub(channel_);
-  }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
+    cp_ = std::make_unique<TestControlPlane>(
+        std::string("services_") +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(cp_->ok());
+    log_ = cp_->log();
+    tokens_ = cp_->tokens();
+    bundles_ = cp_->bundles();
+    auto channel = cp_->Channel();
+    policy_ = warden::v1::PolicyService::NewStub(channel);
+    token_rpc_ = warden::v1::TokenService::NewStub(channel);
   }
 
   std::string Mint(std::vector<TokenScope> scopes,
                    absl::Duration ttl = absl::ZeroDuration()) {
-    auto t = tokens_->Create("t", scopes, ttl, "test", absl::Now());
-    EXPECT_TRUE(t.ok()) << t.status();
-    return t.ok() ? t->token : "";
+    return cp_->Mint(scopes, ttl);
   }
   static void Auth(grpc::ClientContext* ctx, const std::string& header) {
     if (!header.empty()) ctx->AddMetadata("authorization", header);
   }
 
-  std::string dir_;
-  crypto::Ed25519KeyPair key_;
-  std::unique_ptr<log::RocksDbLog> log_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<state::StateMachine> state_;
-  std::unique_ptr<tokens::Tokens> tokens_;
-  std::unique_ptr<bundles::Bundles> bundles_;
-  std::unique_ptr<server::PolicyServiceImpl> policy_service_;
-  std::unique_ptr<server::TokenServiceImpl> token_service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<TestControlPlane> cp_;
+  log::RocksDbLog* log_ = nullptr;
+  tokens::Tokens* tokens_ = nullptr;
+  bundles::Bundles* bundles_ = nullptr;
   std::unique_ptr<warden::v1::PolicyService::Stub> policy_;
   std::unique_ptr<warden::v1::TokenService::Stub> token_rpc_;
 };
@@ -147,7 +115,7 @@ TEST_F(ServicesTest, PushHistoryGetAndRollbackOverGrpc) {
     ASSERT_TRUE(policy_->GetBundle(&ctx, get, &bundle).ok());
   }
   policy::bundle::TrustedKeys trusted;
-  ASSERT_TRUE(policy::bundle::AddTrustedKey(key_.public_pem, &trusted).ok());
+  ASSERT_TRUE(policy::bundle::AddTrustedKey(cp_->key().public_pem, &trusted).ok());
   EXPECT_TRUE(policy::bundle::VerifyBundle(bundle.bundle(), trusted, 0).ok());
   EXPECT_EQ(bundle.bundle().created_by(), "token:t");
   ASSERT_EQ(bundle.sources_size(), 1);

@@ -24,6 +24,7 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
+#include "tests/unit/controlplane_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -85,46 +86,22 @@ struct Result {
 class WardenctlRemoteTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = ::testing::TempDir() + "/wardenctl_remote_" + info->name();
-    std::filesystem::remove_all(dir_);
+    cp_ = std::make_unique<TestControlPlane>(
+        std::string("wardenctl_remote_") +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(cp_->ok());
+    dir_ = cp_->dir();
     std::filesystem::create_directories(dir_ + "/policies");
-    auto key = crypto::GenerateEd25519Key();
-    ASSERT_TRUE(key.ok());
-    auto log = log::RocksDbLog::Open(dir_ + "/log");
-    auto store = store::Store::Open(dir_ + "/state");
-    ASSERT_TRUE(log.ok() && store.ok());
-    log_ = std::move(*log);
-    store_ = std::move(*store);
-    state_ = std::make_unique<state::StateMachine>(log_.get(), store_.get());
-    tokens_ = std::make_unique<tokens::Tokens>(state_.get(), store_.get());
-    bundles_ = std::make_unique<bundles::Bundles>(
-        state_.get(), store_.get(), bundles::SigningKey{key->private_pem});
-    policy_service_ = std::make_unique<server::PolicyServiceImpl>(
-        bundles_.get(), tokens_.get());
-    token_service_ = std::make_unique<server::TokenServiceImpl>(tokens_.get());
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port);
-    builder.RegisterService(policy_service_.get());
-    builder.RegisterService(token_service_.get());
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-    server_address_ = "127.0.0.1:" + std::to_string(port);
+    log_ = cp_->log();
+    tokens_ = cp_->tokens();
+    server_address_ = cp_->address();
     writer_ = Mint({warden::v1::TOKEN_SCOPE_POLICY_WRITE,
                     warden::v1::TOKEN_SCOPE_POLICY_READ});
     admin_ = Mint({warden::v1::TOKEN_SCOPE_ADMIN});
   }
-  void TearDown() override {
-    if (server_) server_->Shutdown();
-  }
 
   std::string Mint(std::vector<TokenScope> scopes) {
-    auto t = tokens_->Create("t", scopes, absl::ZeroDuration(), "test",
-                             absl::Now());
-    EXPECT_TRUE(t.ok()) << t.status();
-    return t.ok() ? t->token : "";
+    return cp_->Mint(scopes);
   }
 
   void Write(const std::string& name, const std::string& text) {
@@ -164,15 +141,10 @@ class WardenctlRemoteTest : public ::testing::Test {
     return Run(RunDiff, o);
   }
 
+  std::unique_ptr<TestControlPlane> cp_;
   std::string dir_;
-  std::unique_ptr<log::RocksDbLog> log_;
-  std::unique_ptr<store::Store> store_;
-  std::unique_ptr<state::StateMachine> state_;
-  std::unique_ptr<tokens::Tokens> tokens_;
-  std::unique_ptr<bundles::Bundles> bundles_;
-  std::unique_ptr<server::PolicyServiceImpl> policy_service_;
-  std::unique_ptr<server::TokenServiceImpl> token_service_;
-  std::unique_ptr<grpc::Server> server_;
+  log::RocksDbLog* log_ = nullptr;
+  tokens::Tokens* tokens_ = nullptr;
   std::string server_address_;
   std::string writer_;
   std::string admin_;
