@@ -1,6 +1,8 @@
 // warden-proxy: the PostgreSQL wire-protocol proxy (data plane).
 //
 //   warden-proxy --config proxy.yaml [--check]
+//
+// SIGHUP reloads the policy files; SIGINT/SIGTERM shut down gracefully.
 #include <csignal>
 #include <iostream>
 
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -63,7 +66,16 @@ int main(int argc, char** argv) {
   }
   spdlog::info("warden-proxy ready");
   int received = 0;
-  sigwait(&signals, &received);
+  // SIGHUP reloads the policy files: new statements are judged by the new
+  // policy; a policy that does not compile is reported and the old one
+  // stays in force.
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    if (absl::Status s = server.ReloadPolicy(); !s.ok()) {
+      spdlog::error("policy reload refused, the previous policy stays in "
+                    "force:\n{}",
+                    std::string(s.message()));
+    }
+  }
   spdlog::info("signal {}: shutting down", received);
   server.Stop();
   server.Wait();

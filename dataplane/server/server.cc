@@ -42,22 +42,31 @@ Server::~Server() {
   Wait();
 }
 
+absl::Status Server::ReloadPolicy() {
+  if (config_.policy.paths.empty()) {
+    return absl::FailedPreconditionError("no policy is configured");
+  }
+  auto gate =
+      gate::Gate::Load(config_.policy.paths, config_.policy.cache_entries);
+  if (!gate.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy: ", gate.status().message()));
+  }
+  std::shared_ptr<const gate::Gate> loaded = *std::move(gate);
+  spdlog::info("policy bundle {} in force: {} policies",
+               loaded->bundle().digest().substr(0, 12),
+               loaded->bundle().policies_size());
+  shared_.SetGate(std::move(loaded));
+  return absl::OkStatus();
+}
+
 absl::Status Server::Start() {
   RaiseFileLimit();
   auto secret = crypto::RandomBytes(32);
   if (!secret.ok()) return secret.status();
   if (!config_.policy.paths.empty()) {
-    auto gate = gate::Gate::Load(config_.policy.paths,
-                                 config_.policy.cache_entries);
-    if (!gate.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("policy: ", gate.status().message()));
-    }
-    gate_ = *std::move(gate);
-    shared_.gate = gate_.get();
-    spdlog::info("policy bundle {} loaded: {} policies",
-                 gate_->bundle().digest().substr(0, 12),
-                 gate_->bundle().policies_size());
+    shared_.governed = true;
+    if (absl::Status loaded = ReloadPolicy(); !loaded.ok()) return loaded;
   } else {
     spdlog::warn(
         "no policy configured (policy.paths): statements are relayed "

@@ -26,6 +26,12 @@ class Server {
   // Start builds TLS contexts and authenticators, binds every listener and
   // starts the workers. Errors name the listener or upstream at fault.
   absl::Status Start();
+
+  // ReloadPolicy recompiles the configured policy files and swaps them in
+  // for new statements; on any error the policy in force stays and the
+  // error (every diagnostic) is returned. FailedPrecondition when no policy
+  // is configured.
+  absl::Status ReloadPolicy();
   // Stop closes the listening sockets, tells every client the proxy is
   // shutting down (FATAL 57P01), cancels statements in flight, and stops the
   // workers once their sessions are closed (at most a few seconds).
@@ -60,7 +66,6 @@ class Server {
                               std::chrono::steady_clock::time_point deadline);
 
   config::ProxyConfig config_;
-  std::unique_ptr<gate::Gate> gate_;  // null: no policy configured.
   session::SharedState shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::pair<std::string, uint16_t>> bound_;

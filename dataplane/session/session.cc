@@ -644,7 +644,7 @@ void Session::HandleAuthStep(AuthStep step) {
   }
   identity_ = std::move(step.identity);
   auth_.reset();
-  if (shared_->gate != nullptr) {
+  if (shared_->governed) {
     subject_.user = identity_.user();
     subject_.groups.assign(identity_.groups().begin(),
                            identity_.groups().end());
@@ -715,6 +715,10 @@ size_t Session::ProcessClient(absl::string_view buf) {
   size_t pos = 0, forward_from = 0;
   bool terminate = false;
   std::string replacement;
+  // One policy snapshot for the whole batch (see SharedState::CurrentGate).
+  const std::shared_ptr<const gate::Gate> gate =
+      shared_->governed && phase_ == Phase::kRelay ? shared_->CurrentGate()
+                                                   : nullptr;
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
     if (frame.status == pgwire::FrameStatus::kNeedMore) break;
@@ -739,9 +743,9 @@ size_t Session::ProcessClient(absl::string_view buf) {
       FailProtocol(valid.message());
       return 0;
     }
-    if (shared_->gate != nullptr) {
+    if (gate != nullptr) {
       replacement.clear();
-      Judge(frame.type, frame.body, &replacement);
+      Judge(*gate, frame.type, frame.body, &replacement);
       if (!replacement.empty()) {
         Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
         Send(Side::kUpstream, replacement);
@@ -1266,9 +1270,8 @@ std::string Session::QueueRefusal(std::string error) {
   return absl::StrCat("warden_refusal_", refusal_token_, "_", refusal_seq_);
 }
 
-void Session::Judge(char type, absl::string_view body,
+void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
                     std::string* replacement) {
-  const gate::Gate& gate = *shared_->gate;
   const auto encode = [](const gate::Verdict& v) {
     std::string error;
     pgwire::WriteErrorResponse(&error, "ERROR", v.sqlstate, v.message,

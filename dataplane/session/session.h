@@ -40,8 +40,23 @@ namespace warden::session {
 // afterwards, the registry and counters are thread-safe.
 struct SharedState {
   const config::ProxyConfig* config = nullptr;
-  // The policy gate; null when no policy is configured (nothing enforced).
-  const gate::Gate* gate = nullptr;
+  // Whether a policy is configured (set once at start). Without one nothing
+  // is enforced.
+  bool governed = false;
+  // The policy gate in force. Replaced as a whole on reload; every batch of
+  // client messages is judged by the gate it loaded first, so a statement
+  // never sees half of an old and half of a new policy.
+  std::shared_ptr<const gate::Gate> CurrentGate() const {
+    return std::atomic_load(&gate_);
+  }
+  void SetGate(std::shared_ptr<const gate::Gate> gate) {
+    std::atomic_store(&gate_, std::move(gate));
+  }
+
+ private:
+  std::shared_ptr<const gate::Gate> gate_;
+
+ public:
   CancelRegistry cancels;
   std::atomic<int> client_connections{0};
   // By listener name; absent when the listener has TLS disabled.
@@ -181,7 +196,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Judge decides a frontend message (Query, Parse, Bind, Describe,
   // FunctionCall) and, when it must not run, writes its replacement to
   // `replacement` (left empty when the message may be relayed).
-  void Judge(char type, absl::string_view body, std::string* replacement);
+  void Judge(const gate::Gate& gate, char type, absl::string_view body,
+             std::string* replacement);
   // Prepared statements refused at Parse or by SQL PREPARE (one namespace
   // in PostgreSQL), so that Bind, Describe and SQL EXECUTE of them get the
   // same refusal.

@@ -5,7 +5,9 @@ the rule), leave the database untouched, and leave the session, its
 transaction state and its pipeline exactly as a failed statement would."""
 
 import os
+import signal
 import struct
+import time
 import subprocess
 import sys
 import tempfile
@@ -88,15 +90,19 @@ users:
 """
 
 
+POLICY_FILE = None
+
+
 def setUpModule():
-    global PG, PROXY, WORK
+    global PG, PROXY, WORK, POLICY_FILE
     WORK = tempfile.mkdtemp(prefix="warden-enf-")
     PG = PostgresServer()
     PG.start()
     setup_sample(PG)
     policy_dir = os.path.join(WORK, "policies")
     os.makedirs(policy_dir)
-    with open(os.path.join(policy_dir, "test.yaml"), "w") as f:
+    POLICY_FILE = os.path.join(policy_dir, "test.yaml")
+    with open(POLICY_FILE, "w") as f:
         f.write(POLICY)
     ports = {n: free_port() for n in ("prod", "dev", "ungoverned")}
     PROXY = WardenProxy(config(PG, ports, policy_dir), os.path.join(WORK, "proxy"), ports)
@@ -409,6 +415,46 @@ class Environments(unittest.TestCase):
         rows, error = conn.simple_query("SELECT 1")
         self.assertEqual(error["C"], "42501")
         self.assertIn("no policy applies to environment sandbox", error["M"])
+        conn.close()
+
+
+class Reload(unittest.TestCase):
+    def reload(self, text):
+        """Writes the policy file, sends SIGHUP, waits for the log to say so."""
+        before = PROXY.log()
+        with open(POLICY_FILE, "w") as f:
+            f.write(text)
+        PROXY.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            new = PROXY.log()[len(before):]
+            if "in force" in new or "reload refused" in new:
+                return new
+            time.sleep(0.05)
+        self.fail("no reload in the proxy log")
+
+    def tearDown(self):
+        self.reload(POLICY)
+
+    def test_sighup_swaps_the_policy_for_new_statements(self):
+        conn = raw()  # a session open across the reload keeps working.
+        rows, error = conn.simple_query("SELECT count(*) FROM orders")
+        self.assertIsNone(error)
+        out = self.reload(POLICY.replace("commands: [CREATE TABLE, CREATE INDEX]",
+                                         "commands: [CREATE TABLE, CREATE INDEX, SELECT]"))
+        self.assertIn("in force", out)
+        rows, error = conn.simple_query("SELECT count(*) FROM orders")
+        self.assertEqual(error["C"], "42501")
+        self.assertIn("schema-changes", error["M"])
+        conn.close()
+
+    def test_a_broken_policy_is_refused_and_the_old_one_stays(self):
+        out = self.reload(POLICY.replace("action: deny", "action: dney", 1))
+        self.assertIn("reload refused", out)
+        self.assertIn("test.yaml:", out)
+        conn = raw()
+        conn.send(rawpg.query("DROP TABLE orders"))
+        self.assertIn("no-drop-table", errors(read_until_ready(conn))[0]["M"])
         conn.close()
 
 
