@@ -403,9 +403,38 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
   }
 
   if (const YAML::Node p = root["policy"]) {
-    if (c.ExpectMap(p, "policy", {"paths", "cache_entries"})) {
+    if (c.ExpectMap(p, "policy", {"paths", "cache_entries", "control_plane"})) {
       std::vector<std::string> paths;
-      if (!p["paths"]) {
+      if (const YAML::Node cp = p["control_plane"]) {
+        if (p["paths"]) {
+          c.Error(p["paths"], "policy.paths",
+                  "give either paths or control_plane, not both");
+        }
+        const std::string path = "policy.control_plane";
+        if (c.ExpectMap(cp, path,
+                        {"address", "ca_file", "trusted_keys", "state_dir",
+                         "proxy_id", "environment"})) {
+          ControlPlaneSettings settings;
+          c.String(cp, "address", path, &settings.address, true);
+          if (c.String(cp, "ca_file", path, &settings.ca_file, false)) {
+            settings.ca_file = c.File(base_dir, settings.ca_file);
+          }
+          std::vector<std::string> keys;
+          if (!c.StringList(cp, "trusted_keys", path, &keys) || keys.empty()) {
+            c.Error(cp, path + ".trusted_keys",
+                    "expected a non-empty list of public key files");
+          }
+          for (const auto& k : keys) {
+            settings.trusted_keys.push_back(c.File(base_dir, k));
+          }
+          if (c.String(cp, "state_dir", path, &settings.state_dir, true)) {
+            settings.state_dir = c.File(base_dir, settings.state_dir);
+          }
+          c.String(cp, "proxy_id", path, &settings.proxy_id, false);
+          c.String(cp, "environment", path, &settings.environment, false);
+          cfg.policy.control_plane = std::move(settings);
+        }
+      } else if (!p["paths"]) {
         c.Error(p, "policy", "missing required key 'paths'");
       } else if (c.StringList(p, "paths", "policy", &paths) && paths.empty()) {
         c.Error(p["paths"], "policy.paths",

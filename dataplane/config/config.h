@@ -107,7 +107,18 @@ struct ProxySettings {
   std::string log_level = "info";
 };
 
-// Where policies come from (until the control plane pushes bundles).
+// Where policies come from pushed, signed bundles (warden-control).
+struct ControlPlaneSettings {
+  std::string address;  // host:port of warden-control.
+  std::string ca_file;  // TLS; empty: plaintext, loopback addresses only.
+  std::vector<std::string> trusted_keys;  // Ed25519 public keys (PEM files).
+  std::string state_dir;    // last-known-good bundle.
+  std::string proxy_id;     // default: the host name.
+  std::string environment;  // reported in the fleet view; default: the
+                            // first environment's name.
+};
+
+// Where policies come from: files (`paths`), or the control plane.
 struct PolicySettings {
   // Policy files or folders (every *.yaml / *.yml inside, recursively),
   // resolved against the config file's folder. Empty: no policy is enforced
@@ -115,6 +126,8 @@ struct PolicySettings {
   std::vector<std::string> paths;
   // Statement texts whose analysis is cached. Default: 10000.
   int cache_entries = 10000;
+  // Set when policies come from warden-control instead of files.
+  std::optional<ControlPlaneSettings> control_plane;
 };
 
 struct ProxyConfig {

@@ -18,6 +18,7 @@ inline constexpr char kTooManyConnections[] = "53300";
 inline constexpr char kProgramLimitExceeded[] = "54000";
 inline constexpr char kQueryCanceled[] = "57014";
 inline constexpr char kAdminShutdown[] = "57P01";
+inline constexpr char kCannotConnectNow[] = "57P03";
 inline constexpr char kInternalError[] = "XX000";
 
 }  // namespace warden::pgwire

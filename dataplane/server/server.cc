@@ -43,6 +43,10 @@ Server::~Server() {
 }
 
 absl::Status Server::ReloadPolicy() {
+  if (config_.policy.control_plane) {
+    return absl::FailedPreconditionError(
+        "policies come from the control plane; push them with wardenctl");
+  }
   if (config_.policy.paths.empty()) {
     return absl::FailedPreconditionError("no policy is configured");
   }
@@ -60,11 +64,56 @@ absl::Status Server::ReloadPolicy() {
   return absl::OkStatus();
 }
 
+absl::Status Server::StartBundleClient() {
+  const config::ControlPlaneSettings& cp = *config_.policy.control_plane;
+  shared_.governed = true;
+  bundle_client::Options options;
+  options.address = cp.address;
+  options.ca_file = cp.ca_file;
+  options.trusted_key_files = cp.trusted_keys;
+  options.state_dir = cp.state_dir;
+  options.proxy_id = cp.proxy_id;
+  if (options.proxy_id.empty()) {
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    options.proxy_id = host;
+  }
+  options.environment = cp.environment;
+  if (options.environment.empty() && !config_.environments.empty()) {
+    options.environment = config_.environments.front().name;
+  }
+  const size_t cache_entries = config_.policy.cache_entries;
+  auto client = bundle_client::BundleClient::Create(
+      options, [this, cache_entries](const warden::v1::PolicyBundle& bundle,
+                                     uint64_t revision) {
+        shared_.SetGate(std::make_shared<const gate::Gate>(bundle,
+                                                           cache_entries));
+        spdlog::info("policy revision {} ({}) in force: {} policies",
+                     revision, bundle.digest().substr(0, 12),
+                     bundle.policies_size());
+        return absl::OkStatus();
+      });
+  if (!client.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("policy.control_plane: ", client.status().message()));
+  }
+  bundle_client_ = *std::move(client);
+  if (absl::Status s = bundle_client_->LoadLastKnownGood(); !s.ok()) {
+    spdlog::warn("{}; connections are refused (57P03) until {} sends a "
+                 "policy bundle",
+                 s.ToString(), cp.address);
+  }
+  bundle_client_->Start();
+  return absl::OkStatus();
+}
+
 absl::Status Server::Start() {
   RaiseFileLimit();
   auto secret = crypto::RandomBytes(32);
   if (!secret.ok()) return secret.status();
-  if (!config_.policy.paths.empty()) {
+  if (config_.policy.control_plane) {
+    if (absl::Status s = StartBundleClient(); !s.ok()) return s;
+  } else if (!config_.policy.paths.empty()) {
     shared_.governed = true;
     if (absl::Status loaded = ReloadPolicy(); !loaded.ok()) return loaded;
   } else {
@@ -203,6 +252,7 @@ void Server::OnAccept(Worker* worker, const config::Listener* listener,
 
 void Server::Stop() {
   if (stopping_.exchange(true)) return;
+  if (bundle_client_) bundle_client_->Stop();
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(3);
   for (auto& worker : workers_) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "dataplane/bundle_client/bundle_client.h"
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/event_loop.h"
@@ -30,7 +31,7 @@ class Server {
   // ReloadPolicy recompiles the configured policy files and swaps them in
   // for new statements; on any error the policy in force stays and the
   // error (every diagnostic) is returned. FailedPrecondition when no policy
-  // is configured.
+  // is configured, or when policies come from the control plane.
   absl::Status ReloadPolicy();
   // Stop closes the listening sockets, tells every client the proxy is
   // shutting down (FATAL 57P01), cancels statements in flight, and stops the
@@ -44,6 +45,7 @@ class Server {
   uint16_t BoundPort(const std::string& listener) const;
 
  private:
+  absl::Status StartBundleClient();
   struct Worker;
   // One listening socket of one worker.
   struct Acceptor : net::EventLoop::Handler {
@@ -67,6 +69,8 @@ class Server {
 
   config::ProxyConfig config_;
   session::SharedState shared_;
+  // Set when policies come from warden-control.
+  std::unique_ptr<bundle_client::BundleClient> bundle_client_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::pair<std::string, uint16_t>> bound_;
   std::atomic<bool> stopping_{false};

@@ -644,6 +644,12 @@ void Session::HandleAuthStep(AuthStep step) {
   }
   identity_ = std::move(step.identity);
   auth_.reset();
+  if (shared_->governed && shared_->CurrentGate() == nullptr) {
+    return Fail(pgwire::kCannotConnectNow,
+                "this Warden proxy has no policy bundle yet (waiting for "
+                "the control plane); no statement can be judged",
+                warden::v1::SESSION_END_REASON_POLICY);
+  }
   if (shared_->governed) {
     subject_.user = identity_.user();
     subject_.groups.assign(identity_.groups().begin(),

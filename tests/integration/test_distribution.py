@@ -1,0 +1,184 @@
+"""Policies pushed through the control plane reach the fleet: a real
+PostgreSQL 15, warden-control over TLS and two warden-proxies that take
+their policy from it (signed bundles, verified, last-known-good on disk).
+Observed through behaviour over a real client and through the fleet view."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
+sys.path.insert(0, HERE)
+
+from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
+from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
+import rawpg  # noqa: E402
+from test_control import CONTROL, WARDENCTL, Control  # noqa: E402
+
+POLICY = """apiVersion: warden/v1
+kind: Policy
+metadata: { name: fleet-guard }
+spec:
+  environments: [prod]
+  rules:
+    - name: no-drop
+      match: { commands: [DROP TABLE] }
+      action: deny
+      message: pushed from the control plane
+"""
+
+
+def wait_until(predicate, timeout=15.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class DistributionTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="warden-fleet-")
+        cls.certs = make_ca_and_cert(os.path.join(cls.work, "certs"))
+        cls.pg = PostgresServer()
+        cls.pg.start()
+        setup_sample(cls.pg)
+        cls.control = Control(cls.work, cls.certs).start()
+        with open(os.path.join(cls.control.data, "admin.token")) as f:
+            cls.admin = f.read().strip()
+        cls.proxies = {}
+        for name in ("p1", "p2"):
+            cls.proxies[name] = cls.make_proxy(name).start()
+
+    @classmethod
+    def make_proxy(cls, name, port=None):
+        port = port or free_port()
+        workdir = os.path.join(cls.work, name)
+        os.makedirs(workdir, exist_ok=True)
+        config = f"""
+proxy: {{ workers: 1, log_level: info }}
+policy:
+  control_plane:
+    address: localhost:{cls.control.port}
+    ca_file: {cls.certs['ca']}
+    trusted_keys: [{os.path.join(cls.control.data, 'signing.pub')}]
+    state_dir: {os.path.join(workdir, 'state')}
+    proxy_id: {name}
+    environment: prod
+listeners:
+  - {{ name: main, port: {port}, environment: prod }}
+environments:
+  - name: prod
+    databases:
+      - name: shop
+        upstream: {{ host: 127.0.0.1, port: {cls.pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+users:
+  - {{ name: alice, password: alice-pw }}
+"""
+        return WardenProxy(config, workdir, {"main": port})
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in cls.proxies.values():
+            p.stop()
+        if cls.control.proc:
+            cls.control.stop()
+        cls.pg.stop()
+
+    def ctl(self, *args):
+        env = dict(os.environ, WARDEN_SERVER="localhost:%d" % self.control.port,
+                   WARDEN_CA_FILE=self.certs["ca"], WARDEN_TOKEN=self.admin)
+        return subprocess.run([WARDENCTL] + list(args), env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    def push(self, text):
+        path = os.path.join(self.work, "policies")
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "prod.yaml"), "w") as f:
+            f.write(text)
+        r = self.ctl("policy", "push", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return int(r.stdout.split()[1])
+
+    def query(self, proxy, sql):
+        """(error fields or None) of `sql` through `proxy`; raises on login failure."""
+        conn = rawpg.RawConn(proxy.port("main"))
+        try:
+            conn.login("alice", "alice-pw", "shop")
+            rows, error = conn.simple_query(sql)
+            return error
+        finally:
+            conn.close()
+
+    def refuses(self, proxy, sql, rule):
+        try:
+            error = self.query(proxy, sql)
+        except (RuntimeError, EOFError, OSError):
+            return False
+        return error is not None and rule in error.get("M", "")
+
+    def fleet(self):
+        r = self.ctl("policy", "status", "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_fleet_lifecycle(self):
+        # No bundle yet: connections are refused with 57P03, never let through.
+        with self.assertRaises(RuntimeError) as ctx:
+            self.query(self.proxies["p1"], "SELECT 1")
+        self.assertIn("57P03", str(ctx.exception))
+
+        first = self.push(POLICY)
+        for name, proxy in self.proxies.items():
+            self.assertTrue(wait_until(lambda: self.refuses(proxy, "DROP TABLE orders", "no-drop")),
+                            name + "\n" + proxy.log())
+            self.assertIsNone(self.query(proxy, "SELECT count(*) FROM orders"))
+
+        def all_running(rev):
+            status = self.fleet()
+            running = {p["proxy_id"]: int(p.get("running_revision", 0))
+                       for p in status.get("proxies", [])}
+            return running.get("p1") == rev and running.get("p2") == rev
+        self.assertTrue(wait_until(lambda: all_running(first)), self.fleet())
+
+        second = self.push(POLICY + """    - name: no-truncate
+      match: { commands: [TRUNCATE TABLE] }
+      action: deny
+""")
+        for proxy in self.proxies.values():
+            self.assertTrue(wait_until(lambda: self.refuses(proxy, "TRUNCATE orders", "no-truncate")))
+        self.assertTrue(wait_until(lambda: all_running(second)))
+
+        # The control plane goes away: the fleet keeps enforcing.
+        self.control.stop(signal.SIGKILL)
+        self.assertTrue(self.refuses(self.proxies["p2"], "TRUNCATE orders", "no-truncate"))
+        # A proxy restarted while it is away serves its last-known-good.
+        port = self.proxies["p1"].port("main")
+        self.proxies["p1"].stop()
+        self.proxies["p1"] = self.make_proxy("p1", port).start()
+        self.assertTrue(wait_until(lambda: self.refuses(self.proxies["p1"], "TRUNCATE orders",
+                                                        "no-truncate")),
+                        self.proxies["p1"].log())
+        self.assertIn("last-known-good", self.proxies["p1"].log())
+
+        # Back again: the fleet resyncs and takes the next push.
+        self.control.start()
+        third = self.push(POLICY.replace("no-drop", "no-drop-v3"))
+        for proxy in self.proxies.values():
+            self.assertTrue(wait_until(lambda: self.refuses(proxy, "DROP TABLE orders", "no-drop-v3"),
+                                       timeout=60), proxy.log()[-3000:])
+        self.assertTrue(wait_until(lambda: all_running(third), timeout=30), self.fleet())
+        self.assertEqual(self.query(self.proxies["p1"], "SELECT count(*) FROM orders"), None)
+
+
+if __name__ == "__main__":
+    unittest.main()
