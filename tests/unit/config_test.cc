@@ -1059,5 +1059,41 @@ TEST(ConfigTest, PolicySectionErrorsArePrecise) {
               ElementsAre(HasSubstr("proxy.yaml:3:18: policy.cache_entries")));
 }
 
+TEST(ConfigTest, PolicyFromTheControlPlane) {
+  auto cfg = Parse(absl::StrCat(
+                       "policy:\n"
+                       "  control_plane:\n"
+                       "    address: 127.0.0.1:7443\n"
+                       "    trusted_keys: [keys/signing.pub]\n"
+                       "    state_dir: state\n"
+                       "    proxy_id: p1\n",
+                       kMainListener, kProdEnv),
+                   "/srv/warden");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  ASSERT_TRUE(cfg->policy.control_plane.has_value());
+  EXPECT_EQ(cfg->policy.control_plane->address, "127.0.0.1:7443");
+  EXPECT_THAT(cfg->policy.control_plane->trusted_keys,
+              ElementsAre("/srv/warden/keys/signing.pub"));
+  EXPECT_EQ(cfg->policy.control_plane->state_dir, "/srv/warden/state");
+  EXPECT_TRUE(cfg->policy.paths.empty());
+}
+
+TEST(ConfigTest, ControlPlaneErrors) {
+  EXPECT_THAT(
+      Errors(Parse(absl::StrCat("policy:\n"
+                                "  paths: [p]\n"
+                                "  control_plane: {address: a:1, trusted_keys: [k], "
+                                "state_dir: s}\n",
+                                kMainListener, kProdEnv))),
+      ElementsAre(HasSubstr("proxy.yaml:2:10: policy.paths: give either paths "
+                            "or control_plane, not both")));
+  EXPECT_THAT(
+      Errors(Parse(absl::StrCat("policy:\n"
+                                "  control_plane: {address: a:1, state_dir: s}\n",
+                                kMainListener, kProdEnv))),
+      ElementsAre(HasSubstr("policy.control_plane.trusted_keys: expected a "
+                            "non-empty list")));
+}
+
 }  // namespace
 }  // namespace warden::config
