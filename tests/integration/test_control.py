@@ -17,38 +17,15 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 
 from pgharness import free_port  # noqa: E402
-from proxyharness import make_ca_and_cert, wait_port  # noqa: E402
+from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
+from proxyharness import make_ca_and_cert  # noqa: E402
 
-CONTROL = os.path.join(REPO, "bazel-bin/controlplane/server/warden-control")
-WARDENCTL = os.path.join(REPO, "bazel-bin/controlplane/cli/wardenctl")
+CONTROL, WARDENCTL = CONTROL_BIN, WARDENCTL_BIN
 EXAMPLES = os.path.join(REPO, "policy", "examples")
 
 
-class Control:
-    def __init__(self, work, certs):
-        self.work = work
-        self.certs = certs
-        self.data = os.path.join(work, "data")
-        self.port = free_port()
-        self.proc = None
-        self.log_path = os.path.join(work, "control.log")
-
-    def start(self):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [CONTROL, "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.port,
-             "--tls-cert", self.certs["cert"], "--tls-key", self.certs["key"]],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_port(self.port, 15, self.proc):
-            raise RuntimeError("warden-control did not start:\n" + open(self.log_path).read())
-        return self
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=15)
-        self.proc = None
-        self.log.close()
+def Control(work, certs):
+    return ControlPlane(work, certs)
 
 
 class ControlPlaneTest(unittest.TestCase):
@@ -60,8 +37,7 @@ class ControlPlaneTest(unittest.TestCase):
         cls.work = tempfile.mkdtemp(prefix="warden-control-")
         cls.certs = make_ca_and_cert(os.path.join(cls.work, "certs"))
         cls.control = Control(cls.work, cls.certs).start()
-        with open(os.path.join(cls.control.data, "admin.token")) as f:
-            cls.admin = f.read().strip()
+        cls.admin = cls.control.admin_token()
 
     @classmethod
     def tearDownClass(cls):

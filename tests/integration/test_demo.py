@@ -45,6 +45,20 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(len(env_lines), 2, out)
             pg_pid = int(re.search(r"PostgreSQL \(pid (\d+)\)", out).group(1))
             proxy_pid = int(re.search(r"warden-proxy \(pid (\d+)\)", out).group(1))
+            control_pid = int(re.search(r"warden-control \(pid (\d+)\)", out).group(1))
+            # The printed control-plane lines work: the proxy runs the pushed revision.
+            export = re.search(r"^export (.*)$", out, re.M).group(1)
+            env = dict(os.environ)
+            for k, v in re.findall(r"(\w+)=(\$\(cat [^)]+\)|\S+)", export):
+                if v.startswith("$(cat "):
+                    with open(v[len("$(cat "):-1]) as f:
+                        v = f.read().strip()
+                env[k] = v
+            wardenctl = re.search(r"^(\S+) policy status", out, re.M).group(1)
+            r = subprocess.run([wardenctl, "policy", "status", "--format", "json"], env=env,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn('"demo-proxy"', r.stdout)
             # The prod line, pasted as printed.
             r = subprocess.run(["psql", psql_lines[0], "-Atc", "SELECT current_user"],
                                env=dict(os.environ, PGPASSWORD="alice-pw"),
@@ -81,8 +95,8 @@ class DemoTest(unittest.TestCase):
             proc.send_signal(signal.SIGINT)
             rest, _ = proc.communicate(timeout=60)
             self.assertEqual(proc.returncode, 0, rest)
-            self.assertIn("Stopped warden-proxy and PostgreSQL", rest)
-            for pid in (pg_pid, proxy_pid):
+            self.assertIn("Stopped warden-proxy, warden-control and PostgreSQL", rest)
+            for pid in (pg_pid, proxy_pid, control_pid):
                 deadline = time.time() + 10
                 while alive(pid) and time.time() < deadline:
                     time.sleep(0.1)

@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
 from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
 import rawpg  # noqa: E402
-from test_control import CONTROL, WARDENCTL, Control  # noqa: E402
+from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane as Control  # noqa: E402
 
 POLICY = """apiVersion: warden/v1
 kind: Policy
