@@ -10,6 +10,10 @@
 namespace warden::controlplane::distribution {
 namespace {
 
+// Distinct proxies the fleet view keeps (each a few hundred bytes).
+constexpr size_t kMaxFleetEntries = 100000;
+
+
 using warden::v1::WatchRequest;
 using warden::v1::WatchResponse;
 
@@ -57,7 +61,12 @@ class Distributor::Stream final
     {
       absl::MutexLock lock(&d_->mu_);
       error = HandleLocked();
-      if (!error.ok()) finishing_ = true;
+      if (!error.ok()) {
+        // Set together, so a write completing in between finishes with
+        // this error rather than OK.
+        finishing_ = true;
+        finish_status_ = error;
+      }
     }
     if (!error.ok()) {
       FinishSoon(error);
@@ -133,6 +142,17 @@ class Distributor::Stream final
       if (hello.proxy_id().empty()) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             "hello needs a proxy_id");
+      }
+      // Bounded: every (environment, proxy_id) becomes a fleet entry.
+      if (hello.proxy_id().size() > 256 || hello.environment().size() > 256) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "proxy_id and environment are at most 256 bytes");
+      }
+      if (d_->fleet_.size() >= kMaxFleetEntries &&
+          d_->fleet_.find({hello.environment(), hello.proxy_id()}) ==
+              d_->fleet_.end()) {
+        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "the fleet view is full");
       }
       hello_ = true;
       proxy_id_ = hello.proxy_id();

@@ -187,6 +187,13 @@ int main(int argc, char** argv) {
     creds = grpc::InsecureServerCredentials();
   }
   grpc::ServerBuilder builder;
+  // Accept the proxies' keepalive pings (every 20 s), and ping idle
+  // connections to drop Watch streams whose proxy vanished.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   int port = 0;
   builder.AddListeningPort(listen, creds, &port);
   builder.RegisterService(&policy_service);

@@ -55,6 +55,9 @@ absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
 absl::StatusOr<uint64_t> StateMachine::Commit(
     const warden::v1::LogEntry& entry) {
   absl::MutexLock lock(&mu_);
+  // An earlier apply that failed after its append must land first, or the
+  // store would skip it (it accepts any higher index).
+  if (absl::Status s = CatchUpLocked(); !s.ok()) return s;
   auto index = log_->Append(entry.SerializeAsString());
   if (!index.ok()) return index.status();
   if (absl::Status applied = Apply(entry, *index); !applied.ok()) {
@@ -67,6 +70,7 @@ absl::StatusOr<uint64_t> StateMachine::CommitAt(
     const std::function<absl::StatusOr<warden::v1::LogEntry>(uint64_t)>&
         build) {
   absl::MutexLock lock(&mu_);
+  if (absl::Status s = CatchUpLocked(); !s.ok()) return s;
   const uint64_t next = log_->LastIndex() + 1;
   auto entry = build(next);
   if (!entry.ok()) return entry.status();
@@ -84,6 +88,10 @@ absl::StatusOr<uint64_t> StateMachine::CommitAt(
 
 absl::Status StateMachine::CatchUp() {
   absl::MutexLock lock(&mu_);
+  return CatchUpLocked();
+}
+
+absl::Status StateMachine::CatchUpLocked() {
   uint64_t next = store_->applied_index() + 1;
   const uint64_t last = log_->LastIndex();
   if (next > last + 1) {

@@ -52,6 +52,7 @@ class StateMachine {
  private:
   absl::Status Apply(const warden::v1::LogEntry& entry, uint64_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CatchUpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   log::Log* const log_;
   store::Store* const store_;

@@ -158,8 +158,16 @@ absl::Status BundleClient::WatchOnce() {
   } else {
     creds = grpc::InsecureChannelCredentials();
   }
+  // Keepalive pings find a connection that died silently (host gone, NAT
+  // or load balancer idle drop), so the watch reconnects instead of waiting
+  // forever on a dead stream.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   auto stub = warden::v1::BundleDistribution::NewStub(
-      grpc::CreateChannel(options_.address, creds));
+      grpc::CreateCustomChannel(options_.address, creds, args));
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&mu_);

@@ -1,5 +1,6 @@
 #include "dataplane/gate/gate.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -41,10 +42,18 @@ std::string ApprovalHint(const warden::v1::Rule* rule) {
       "was not run; ask a reviewer to run it or to change the policy.");
 }
 
+uint64_t NextGeneration() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1);
+}
+
 }  // namespace
 
 Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries)
-    : bundle_(std::move(bundle)), matcher_(&bundle_), cache_(cache_entries) {}
+    : bundle_(std::move(bundle)),
+      generation_(NextGeneration()),
+      matcher_(&bundle_),
+      cache_(cache_entries) {}
 
 absl::StatusOr<std::unique_ptr<Gate>> Gate::Load(
     const std::vector<std::string>& paths, size_t cache_entries) {

@@ -59,6 +59,10 @@ class Gate {
                             const std::string& database) const;
 
   const warden::v1::PolicyBundle& bundle() const { return bundle_; }
+  // Unique per Gate ever built in this process (never reused, unlike an
+  // address): sessions compare it to know whether a statement they keep
+  // was judged by the policy now in force.
+  uint64_t generation() const { return generation_; }
   policy::sql::FactsCache::Stats cache_stats() const {
     return cache_.stats();
   }
@@ -68,6 +72,7 @@ class Gate {
                   const absl::Status& parse_error) const;
 
   const warden::v1::PolicyBundle bundle_;
+  const uint64_t generation_;
   const policy::engine::Matcher matcher_;  // over bundle_.
   mutable policy::sql::FactsCache cache_;
 };

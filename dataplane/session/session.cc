@@ -40,6 +40,9 @@ constexpr size_t kMaxAuthMessageSize = 65535;
 // Bounds on per-session enforcement state (see Session::QueueRefusal).
 constexpr size_t kMaxRefusalsInFlight = 10000;
 constexpr size_t kMaxRefusedStatements = 10000;
+// Text of allowed prepared statements kept per session to judge them again
+// when the policy changes.
+constexpr size_t kMaxPreparedBytes = 64u << 20;
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -1218,41 +1221,102 @@ absl::string_view BindStatement(absl::string_view body) {
 
 }  // namespace
 
+// PostgreSQL knows a prepared statement by the first NAMEDATALEN-1 bytes
+// of its name; so does Warden (which also bounds what it keeps per name).
+static std::string StatementKey(absl::string_view name) {
+  return std::string(name.substr(0, 63));
+}
+
+void Session::RememberPrepared(std::string name, std::string sql,
+                               uint64_t generation) {
+  ForgetPrepared(name);
+  prepared_bytes_ += name.size() + sql.size();
+  if (prepared_bytes_ > kMaxPreparedBytes) {
+    Fail(pgwire::kProgramLimitExceeded,
+         "prepared statements in this session exceed what Warden keeps to "
+         "re-check them when the policy changes; deallocate some",
+         warden::v1::SESSION_END_REASON_POLICY);
+    return;
+  }
+  prepared_[std::move(name)] = Prepared{std::move(sql), generation};
+}
+
+void Session::ForgetPrepared(const std::string& name) {
+  const auto it = prepared_.find(name);
+  if (it == prepared_.end()) return;
+  prepared_bytes_ -= it->first.size() + it->second.sql.size();
+  prepared_.erase(it);
+}
+
+const std::string* Session::Rejudge(const gate::Gate& gate,
+                                    const std::string& name) {
+  const auto it = prepared_.find(name);
+  if (it == prepared_.end() || it->second.generation == gate.generation()) {
+    return nullptr;
+  }
+  const gate::Verdict v = gate.Judge(it->second.sql, subject_,
+                                     environment_->name, database_name_);
+  if (v.allowed) {
+    it->second.generation = gate.generation();
+    return nullptr;
+  }
+  spdlog::info("session {}: {} refused in {}/{}: prepared statement {} under "
+               "the new policy: {}",
+               peer_address_, identity_.user(), environment_->name,
+               database_name_, name, v.decision.reason);
+  std::string error;
+  pgwire::WriteErrorResponse(&error, "ERROR", v.sqlstate, v.message, v.detail,
+                             v.hint, v.position);
+  ForgetPrepared(name);
+  RememberRefused(name, std::move(error));
+  return &refused_statements_[name];
+}
+
 void Session::RememberRefused(std::string name, std::string error) {
   if (refused_statements_.size() >= kMaxRefusedStatements) {
     // Forgetting is safe: a forgotten name was never prepared upstream, so
     // using it still fails, with PostgreSQL's 26000 instead.
     refused_statements_.clear();
   }
-  refused_statements_[std::move(name)] = std::move(error);
+  refused_statements_[StatementKey(name)] = std::move(error);
 }
 
-const std::string* Session::RefusedExecute(const gate::Verdict& v) const {
-  if (refused_statements_.empty() || v.facts == nullptr) return nullptr;
+const std::string* Session::RefusedExecute(const gate::Gate& gate,
+                                           const gate::Verdict& v) {
+  if (v.facts == nullptr) return nullptr;
   for (const auto& f : *v.facts) {
-    for (const auto& name : f.executed) {
+    for (const auto& executed : f.executed) {
+      const std::string name = StatementKey(executed);
       const auto it = refused_statements_.find(name);
       if (it != refused_statements_.end()) return &it->second;
+      if (const std::string* now_refused = Rejudge(gate, name)) {
+        return now_refused;
+      }
     }
   }
   return nullptr;
 }
 
 void Session::TrackSqlPrepares(const gate::Verdict& v,
-                               const std::string* error) {
+                               const std::string* error, uint64_t generation) {
   if (v.facts == nullptr) return;
   for (const auto& f : *v.facts) {
+    const std::string name = StatementKey(f.prepared_name);
     if (f.node == "PrepareStmt") {
       if (error != nullptr) {
-        RememberRefused(f.prepared_name, *error);
+        RememberRefused(name, *error);
       } else {
-        refused_statements_.erase(f.prepared_name);
+        refused_statements_.erase(name);
+        RememberPrepared(name, f.text, generation);
       }
     } else if (f.node == "DeallocateStmt" && error == nullptr) {
       if (f.prepared_name.empty()) {
         refused_statements_.clear();
+        prepared_.clear();
+        prepared_bytes_ = 0;
       } else {
-        refused_statements_.erase(f.prepared_name);
+        refused_statements_.erase(name);
+        ForgetPrepared(name);
       }
     }
   }
@@ -1305,17 +1369,17 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!v.allowed) {
         log(v, q->sql);
         error = encode(v);
-      } else if (const std::string* inherited = RefusedExecute(v)) {
+      } else if (const std::string* inherited = RefusedExecute(gate, v)) {
         spdlog::info("session {}: {} refused in {}/{}: EXECUTE of a refused "
                      "prepared statement",
                      peer_address_, identity_.user(), environment_->name,
                      database_name_);
         error = *inherited;
       } else {
-        TrackSqlPrepares(v, nullptr);
+        TrackSqlPrepares(v, nullptr, gate.generation());
         return;
       }
-      TrackSqlPrepares(v, &error);
+      TrackSqlPrepares(v, &error, gate.generation());
       pgwire::WriteQuery(replacement,
                          poison_sql(QueueRefusal(std::move(error))));
       return;
@@ -1329,44 +1393,48 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!v.allowed) {
         log(v, p->query);
         error = encode(v);
-      } else if (const std::string* inherited = RefusedExecute(v)) {
+      } else if (const std::string* inherited = RefusedExecute(gate, v)) {
         error = *inherited;
       } else {
-        if (!refused_statements_.empty()) {
-          refused_statements_.erase(std::string(p->statement));
-        }
-        TrackSqlPrepares(v, nullptr);
+        const std::string name = StatementKey(p->statement);
+        refused_statements_.erase(name);
+        RememberPrepared(name, std::string(p->query), gate.generation());
+        TrackSqlPrepares(v, nullptr, gate.generation());
         return;
       }
-      TrackSqlPrepares(v, &error);
+      TrackSqlPrepares(v, &error, gate.generation());
+      ForgetPrepared(StatementKey(p->statement));
       RememberRefused(std::string(p->statement), error);
       pgwire::WriteParse(replacement, p->statement,
                          poison_sql(QueueRefusal(std::move(error))));
       return;
     }
     case pgwire::FrontendType::kBind: {
-      if (refused_statements_.empty()) return;
-      const absl::string_view statement = BindStatement(body);
-      const auto it = refused_statements_.find(statement);
-      if (it == refused_statements_.end()) return;
+      const std::string name = StatementKey(BindStatement(body));
+      const auto it = refused_statements_.find(name);
+      const std::string* error =
+          it != refused_statements_.end() ? &it->second : Rejudge(gate, name);
+      if (error == nullptr) return;
       const absl::string_view portal = body.substr(0, body.find('\0'));
-      pgwire::WriteBind(replacement, portal, QueueRefusal(it->second));
+      pgwire::WriteBind(replacement, portal, QueueRefusal(*error));
       return;
     }
     case pgwire::FrontendType::kDescribe: {
-      if (refused_statements_.empty()) return;
       const auto d = pgwire::ParseDescribe(body);
       if (!d.ok() || d->kind != 'S') return;
-      const auto it = refused_statements_.find(d->name);
-      if (it == refused_statements_.end()) return;
-      pgwire::WriteDescribe(replacement, 'S', QueueRefusal(it->second));
+      const std::string name = StatementKey(d->name);
+      const auto it = refused_statements_.find(name);
+      const std::string* error =
+          it != refused_statements_.end() ? &it->second : Rejudge(gate, name);
+      if (error == nullptr) return;
+      pgwire::WriteDescribe(replacement, 'S', QueueRefusal(*error));
       return;
     }
     case pgwire::FrontendType::kClose: {
-      if (refused_statements_.empty()) return;
       const auto c = pgwire::ParseClose(body);
       if (c.ok() && c->kind == 'S') {
-        refused_statements_.erase(std::string(c->name));
+        refused_statements_.erase(StatementKey(c->name));
+        ForgetPrepared(StatementKey(c->name));
       }
       return;
     }

@@ -204,10 +204,20 @@ class Session : public std::enable_shared_from_this<Session> {
   void RememberRefused(std::string name, std::string error);
   // For an allowed message: the refusal of a prepared statement it
   // EXECUTEs, if any.
-  const std::string* RefusedExecute(const gate::Verdict& v) const;
+  // (Judging statements prepared under an older policy again on the way.)
+  const std::string* RefusedExecute(const gate::Gate& gate,
+                                    const gate::Verdict& v);
   // Records PREPAREs of a message (refused when `error` is set) and, for
   // allowed messages, DEALLOCATEs.
-  void TrackSqlPrepares(const gate::Verdict& v, const std::string* error);
+  void TrackSqlPrepares(const gate::Verdict& v, const std::string* error,
+                        uint64_t generation);
+  void RememberPrepared(std::string name, std::string sql,
+                        uint64_t generation);
+  void ForgetPrepared(const std::string& name);
+  // For a prepared statement judged by an older policy: judges it again
+  // with `gate`; returns the refusal if it is now refused (and remembers
+  // it), nullptr otherwise.
+  const std::string* Rejudge(const gate::Gate& gate, const std::string& name);
   // Queues `error` for the next poison and returns the poison's name.
   std::string QueueRefusal(std::string error);
   // Rewrites the upstream ErrorResponse `body` if it is a poison's.
@@ -261,6 +271,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // Prepared statements (protocol level) that were refused at Parse, with
   // the ErrorResponse a later Bind or Describe of them gets.
   absl::flat_hash_map<std::string, std::string> refused_statements_;
+  // Prepared statements (protocol Parse and SQL PREPARE) that were allowed,
+  // with their text and the gate generation that judged them: when the
+  // policy changes, the next Bind / Describe / EXECUTE judges them again,
+  // so a tightened policy also stops statements prepared before it.
+  struct Prepared {
+    std::string sql;
+    uint64_t generation = 0;
+  };
+  absl::flat_hash_map<std::string, Prepared> prepared_;
+  size_t prepared_bytes_ = 0;
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
 };

@@ -448,6 +448,26 @@ class Reload(unittest.TestCase):
         self.assertIn("schema-changes", error["M"])
         conn.close()
 
+    def test_statements_prepared_before_a_tightening_are_judged_again(self):
+        conn = raw()
+        conn.send(parse_msg("SELECT count(*) FROM orders", "q") + SYNC)
+        self.assertEqual(types(read_until_ready(conn)), "1Z")
+        rows, error = conn.simple_query("PREPARE sq AS SELECT count(*) FROM customers")
+        self.assertIsNone(error)
+        conn.send(bind_msg("q") + execute_msg() + SYNC)
+        self.assertEqual(types(read_until_ready(conn)), "2DCZ")
+        self.reload(POLICY.replace("commands: [CREATE TABLE, CREATE INDEX]",
+                                   "commands: [CREATE TABLE, CREATE INDEX, SELECT]"))
+        # Same connection, statements prepared under the old policy.
+        conn.send(bind_msg("q") + execute_msg() + SYNC)
+        msgs = read_until_ready(conn)
+        self.assertEqual(types(msgs), "EZ")
+        self.assertIn("schema-changes", errors(msgs)[0]["M"])
+        rows, error = conn.simple_query("EXECUTE sq")
+        self.assertEqual(error["C"], "42501")
+        self.assertIn("schema-changes", error["M"])
+        conn.close()
+
     def test_a_broken_policy_is_refused_and_the_old_one_stays(self):
         out = self.reload(POLICY.replace("action: deny", "action: dney", 1))
         self.assertIn("reload refused", out)

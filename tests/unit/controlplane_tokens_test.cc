@@ -218,6 +218,21 @@ TEST(StateMachineTest, CatchUpAppliesWhatTheLogHasAndTheStoreLacks) {
   EXPECT_TRUE(node.tokens().Authenticate(token, kNow).ok());
 }
 
+TEST(StateMachineTest, AnEntryLoggedButNotAppliedLandsBeforeTheNextCommit) {
+  Node node(FreshDir());
+  // As if the store write failed after the log append: the log has entry 1,
+  // the store does not.
+  warden::v1::LogEntry lost;
+  lost.mutable_put_token()->mutable_info()->set_id("tok_lost");
+  ASSERT_TRUE(node.log().Append(lost.SerializeAsString()).ok());
+  EXPECT_EQ(node.store().applied_index(), 0u);
+  auto next = node.tokens().Create("next", {TOKEN_SCOPE_POLICY_READ},
+                                   absl::ZeroDuration(), "x", kNow);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(node.store().applied_index(), 2u);
+  EXPECT_TRUE(node.store().Get(store::Column::kTokens, "tok/tok_lost").ok());
+}
+
 TEST(StateMachineTest, StoreAheadOfTheLogIsDataLoss) {
   const std::string dir = FreshDir();
   {
