@@ -74,10 +74,17 @@ Verdict Gate::Judge(absl::string_view sql,
                                      environment, database),
                    facts.status());
   }
-  Verdict v = Explain(matcher_.Evaluate(facts->get(), absl::OkStatus(),
-                                        subject, environment, database),
-                       absl::OkStatus());
-  v.facts = *std::move(facts);
+  return JudgeFacts(*std::move(facts), subject, environment, database);
+}
+
+Verdict Gate::JudgeFacts(policy::sql::FactsPtr facts,
+                         const policy::engine::Subject& subject,
+                         const std::string& environment,
+                         const std::string& database) const {
+  Verdict v = Explain(matcher_.Evaluate(facts.get(), absl::OkStatus(), subject,
+                                        environment, database),
+                      absl::OkStatus());
+  v.facts = std::move(facts);
   return v;
 }
 

@@ -49,6 +49,13 @@ class Gate {
                 const std::string& environment,
                 const std::string& database) const;
 
+  // JudgeFacts decides statements already analyzed (a Verdict's `facts`),
+  // e.g. a prepared statement judged again after the policy changed.
+  Verdict JudgeFacts(policy::sql::FactsPtr facts,
+                     const policy::engine::Subject& subject,
+                     const std::string& environment,
+                     const std::string& database) const;
+
   // JudgeFunctionCall decides a fast-path FunctionCall message, which names
   // a function by OID and carries no SQL: it is judged as a statement with
   // command tag "FUNCTION CALL" calling function "oid:<n>", marked as

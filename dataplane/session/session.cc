@@ -1227,24 +1227,24 @@ static std::string StatementKey(absl::string_view name) {
   return std::string(name.substr(0, 63));
 }
 
-void Session::RememberPrepared(std::string name, std::string sql,
-                               uint64_t generation) {
-  ForgetPrepared(name);
-  prepared_bytes_ += name.size() + sql.size();
+void Session::RememberPrepared(const std::string& name, Prepared prepared) {
+  // Assigned in place: the unnamed statement is replaced on every Parse.
+  Prepared& slot = prepared_[name];
+  prepared_bytes_ -= slot.bytes();
+  prepared_bytes_ += prepared.bytes();
+  slot = std::move(prepared);
   if (prepared_bytes_ > kMaxPreparedBytes) {
     Fail(pgwire::kProgramLimitExceeded,
          "prepared statements in this session exceed what Warden keeps to "
          "re-check them when the policy changes; deallocate some",
          warden::v1::SESSION_END_REASON_POLICY);
-    return;
   }
-  prepared_[std::move(name)] = Prepared{std::move(sql), generation};
 }
 
 void Session::ForgetPrepared(const std::string& name) {
   const auto it = prepared_.find(name);
   if (it == prepared_.end()) return;
-  prepared_bytes_ -= it->first.size() + it->second.sql.size();
+  prepared_bytes_ -= it->second.bytes();
   prepared_.erase(it);
 }
 
@@ -1254,8 +1254,12 @@ const std::string* Session::Rejudge(const gate::Gate& gate,
   if (it == prepared_.end() || it->second.generation == gate.generation()) {
     return nullptr;
   }
-  const gate::Verdict v = gate.Judge(it->second.sql, subject_,
-                                     environment_->name, database_name_);
+  const gate::Verdict v =
+      it->second.facts != nullptr
+          ? gate.JudgeFacts(it->second.facts, subject_, environment_->name,
+                            database_name_)
+          : gate.Judge(it->second.sql, subject_, environment_->name,
+                       database_name_);
   if (v.allowed) {
     it->second.generation = gate.generation();
     return nullptr;
@@ -1307,7 +1311,7 @@ void Session::TrackSqlPrepares(const gate::Verdict& v,
         RememberRefused(name, *error);
       } else {
         refused_statements_.erase(name);
-        RememberPrepared(name, f.text, generation);
+        RememberPrepared(name, Prepared{nullptr, f.text, generation});
       }
     } else if (f.node == "DeallocateStmt" && error == nullptr) {
       if (f.prepared_name.empty()) {
@@ -1398,7 +1402,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       } else {
         const std::string name = StatementKey(p->statement);
         refused_statements_.erase(name);
-        RememberPrepared(name, std::string(p->query), gate.generation());
+        RememberPrepared(name, Prepared{v.facts, "", gate.generation()});
         TrackSqlPrepares(v, nullptr, gate.generation());
         return;
       }

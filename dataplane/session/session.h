@@ -211,8 +211,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // allowed messages, DEALLOCATEs.
   void TrackSqlPrepares(const gate::Verdict& v, const std::string* error,
                         uint64_t generation);
-  void RememberPrepared(std::string name, std::string sql,
-                        uint64_t generation);
+  struct Prepared;
+  void RememberPrepared(const std::string& name, Prepared prepared);
   void ForgetPrepared(const std::string& name);
   // For a prepared statement judged by an older policy: judges it again
   // with `gate`; returns the refusal if it is now refused (and remembers
@@ -276,8 +276,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // policy changes, the next Bind / Describe / EXECUTE judges them again,
   // so a tightened policy also stops statements prepared before it.
   struct Prepared {
+    // Protocol Parse: the analysis the gate already made (shared with its
+    // cache, nothing copied per statement). SQL PREPARE: its text.
+    policy::sql::FactsPtr facts;
     std::string sql;
     uint64_t generation = 0;
+    // What keeping it costs, roughly: its text.
+    size_t bytes() const {
+      size_t n = sql.size();
+      if (facts != nullptr) {
+        for (const auto& f : *facts) n += f.text.size();
+      }
+      return n;
+    }
   };
   absl::flat_hash_map<std::string, Prepared> prepared_;
   size_t prepared_bytes_ = 0;
