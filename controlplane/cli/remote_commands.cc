@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "common/address.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -238,22 +239,6 @@ std::string ChangeText(const Change& c) {
 
 }  // namespace
 
-bool IsLoopback(const std::string& server) {
-  std::string host = server;
-  if (absl::StartsWith(host, "[")) {
-    const size_t end = host.find(']');
-    host = end == std::string::npos ? host.substr(1) : host.substr(1, end - 1);
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    host = host.substr(0, host.find(':'));
-  }
-  host = absl::AsciiStrToLower(host);
-  if (host == "localhost" || host == "::1") return true;
-  in_addr v4;
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  return false;
-}
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const Connection& connection) {
@@ -263,7 +248,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
         "WARDEN_SERVER");
   }
   if (connection.ca_file.empty()) {
-    if (!IsLoopback(connection.server)) {
+    if (!IsLoopbackAddress(connection.server)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "refusing plaintext to ", connection.server,
           ": without --ca-file (WARDEN_CA_FILE) the connection is not "

@@ -33,9 +33,7 @@ struct Connection {
   std::string timeout = "10s";  // per RPC; absl duration syntax.
 };
 
-// Whether `server` (host:port) names the local host: 127.0.0.0/8, ::1 or
-// localhost.
-bool IsLoopback(const std::string& server);
+
 
 // A channel for `connection`: TLS with the CA file when given; plaintext
 // only to a loopback address (a token sent in clear over a network is a

@@ -16,7 +16,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -26,7 +25,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/address.h"
 #include "common/crypto.h"
+#include "common/files.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/log/rocksdb_log.h"
@@ -41,42 +42,16 @@ namespace {
 
 namespace cp = warden::controlplane;
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Writes a file readable by its owner only.
-absl::Status WritePrivate(const std::string& path, const std::string& data) {
-  const mode_t old = umask(077);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-  out.close();
-  umask(old);
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
-  chmod(path.c_str(), 0600);
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> LoadOrCreateSigningKey(const std::string& path,
                                                    const std::string& pub) {
-  auto existing = ReadFile(path);
+  auto existing = warden::ReadFile(path);
   if (existing.ok()) return existing;
   auto key = warden::crypto::GenerateEd25519Key();
   if (!key.ok()) return key.status();
-  if (auto s = WritePrivate(path, key->private_pem); !s.ok()) return s;
+  if (auto s = warden::WriteFileDurably(path, key->private_pem); !s.ok()) return s;
   std::ofstream(pub) << key->public_pem;
   spdlog::info("generated signing key {} (public key: {})", path, pub);
   return key->private_pem;
-}
-
-bool IsLoopback(const std::string& listen) {
-  return absl::StartsWith(listen, "127.") ||
-         absl::StartsWith(listen, "localhost:") ||
-         absl::StartsWith(listen, "[::1]:");
 }
 
 }  // namespace
@@ -103,7 +78,7 @@ int main(int argc, char** argv) {
     std::cerr << "warden-control: --tls-cert and --tls-key go together\n";
     return 2;
   }
-  if (tls_cert.empty() && !IsLoopback(listen)) {
+  if (tls_cert.empty() && !warden::IsLoopbackAddress(listen)) {
     std::cerr << "warden-control: refusing to serve bearer tokens without "
                  "TLS on "
               << listen << "; give --tls-cert/--tls-key or a loopback address\n";
@@ -154,7 +129,7 @@ int main(int argc, char** argv) {
                                absl::ZeroDuration(), "warden-control",
                                absl::Now());
     if (!admin.ok() ||
-        !WritePrivate(data_dir + "/admin.token", admin->token + "\n").ok()) {
+        !warden::WriteFileDurably(data_dir + "/admin.token", admin->token + "\n").ok()) {
       spdlog::error("cannot create the bootstrap admin token");
       return 1;
     }
@@ -166,7 +141,7 @@ int main(int argc, char** argv) {
                                cp::bundles::SigningKey{*private_pem});
   // Watch (bundle distribution to proxies) is not authenticated until proxy
   // mTLS lands, so it is served on loopback listeners only.
-  const bool serve_watch = IsLoopback(listen);
+  const bool serve_watch = warden::IsLoopbackAddress(listen);
   cp::distribution::Distributor distributor(&bundles);
   cp::server::PolicyServiceImpl policy_service(
       &bundles, &tokens, serve_watch ? &distributor : nullptr);
@@ -174,8 +149,8 @@ int main(int argc, char** argv) {
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!tls_cert.empty()) {
-    auto cert = ReadFile(tls_cert);
-    auto key = ReadFile(tls_key);
+    auto cert = warden::ReadFile(tls_cert);
+    auto key = warden::ReadFile(tls_key);
     if (!cert.ok() || !key.ok()) {
       spdlog::error("cannot read --tls-cert/--tls-key");
       return 1;

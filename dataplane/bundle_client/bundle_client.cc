@@ -1,65 +1,19 @@
 #include "dataplane/bundle_client/bundle_client.h"
 
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/address.h"
+#include "common/files.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::bundle_client {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Writes `data` to `path` so that a crash leaves either the old or the new
-// file: a temporary file, fsync, rename.
-absl::Status WriteDurably(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
-  }
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot replace ", path));
-  }
-  return absl::OkStatus();
-}
-
-bool IsLoopback(const std::string& address) {
-  return absl::StartsWith(address, "127.") ||
-         absl::StartsWith(address, "localhost:") ||
-         absl::StartsWith(address, "[::1]:");
-}
 
 }  // namespace
 
@@ -68,7 +22,7 @@ absl::StatusOr<std::unique_ptr<BundleClient>> BundleClient::Create(
   if (options.address.empty()) {
     return absl::InvalidArgumentError("control_plane.address is empty");
   }
-  if (options.ca_file.empty() && !IsLoopback(options.address)) {
+  if (options.ca_file.empty() && !IsLoopbackAddress(options.address)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "control_plane.ca_file is required for ", options.address,
         ": bundles are only fetched in plaintext from loopback addresses"));
@@ -138,7 +92,7 @@ absl::Status BundleClient::Accept(
   running_ = signed_bundle.revision();
   // Applied even if persisting fails: serving the newest policy matters
   // more; the next restart then falls back to the older file.
-  if (absl::Status s = WriteDurably(LastKnownGoodPath(),
+  if (absl::Status s = WriteFileDurably(LastKnownGoodPath(),
                                     signed_bundle.SerializeAsString());
       !s.ok()) {
     spdlog::error("cannot persist policy revision {}: {}",

@@ -24,6 +24,7 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
+#include "common/address.h"
 #include "tests/unit/controlplane_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -457,13 +458,13 @@ TEST_F(WardenctlRemoteTest, PlaintextOnlyToLoopback) {
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("cannot read CA file"));
 
-  EXPECT_TRUE(IsLoopback("127.0.0.1:7443"));
-  EXPECT_TRUE(IsLoopback("127.3.4.5:1"));
-  EXPECT_TRUE(IsLoopback("localhost:7443"));
-  EXPECT_TRUE(IsLoopback("[::1]:7443"));
-  EXPECT_FALSE(IsLoopback("127.example.com:7443"));
-  EXPECT_FALSE(IsLoopback("[::2]:7443"));
-  EXPECT_FALSE(IsLoopback("10.0.0.1:7443"));
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1:7443"));
+  EXPECT_TRUE(IsLoopbackAddress("127.3.4.5:1"));
+  EXPECT_TRUE(IsLoopbackAddress("localhost:7443"));
+  EXPECT_TRUE(IsLoopbackAddress("[::1]:7443"));
+  EXPECT_FALSE(IsLoopbackAddress("127.example.com:7443"));
+  EXPECT_FALSE(IsLoopbackAddress("[::2]:7443"));
+  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:7443"));
 }
 
 TEST_F(WardenctlRemoteTest, SourceNamesRelativeToTheDirectory) {
