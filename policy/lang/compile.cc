@@ -26,26 +26,15 @@ class Compiler : public DiagnosticSink {
  public:
   using DiagnosticSink::DiagnosticSink;
 
+  // Policies take no empty values: `commands:` with nothing is an error.
   std::vector<std::string> Strings(const YAML::Node& node,
                                    const std::string& what) {
-    std::vector<std::string> out;
-    if (!node) return out;
-    if (node.IsScalar()) {
-      out.push_back(node.Scalar());
-      return out;
-    }
-    if (!node.IsSequence()) {
+    if (node && node.IsNull()) {
       Error(node, what + " must be a list of strings");
-      return out;
+      return {};
     }
-    for (const auto& item : node) {
-      if (!item.IsScalar() || item.Scalar().empty()) {
-        Error(item, what + " entries must be non-empty strings");
-        continue;
-      }
-      out.push_back(item.Scalar());
-    }
-    return out;
+    return DiagnosticSink::Strings(node, what).value_or(
+        std::vector<std::string>());
   }
 
   PolicyAction Action(const YAML::Node& node, const std::string& what) {

@@ -193,4 +193,27 @@ bool DiagnosticSink::Map(const YAML::Node& node, const std::string& what,
   return true;
 }
 
+std::optional<std::vector<std::string>> DiagnosticSink::Strings(
+    const YAML::Node& node, const std::string& what) {
+  if (!node) return std::nullopt;
+  std::vector<std::string> out;
+  if (node.IsNull()) return out;
+  if (node.IsScalar()) {
+    out.push_back(node.Scalar());
+    return out;
+  }
+  if (!node.IsSequence()) {
+    Error(node, what + " must be a list of strings");
+    return out;
+  }
+  for (const auto& item : node) {
+    if (!item.IsScalar() || item.Scalar().empty()) {
+      Error(item, what + " entries must be non-empty strings");
+      continue;
+    }
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
 }  // namespace warden::policy::lang

@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,12 @@ class DiagnosticSink {
   // hint. False only when `node` is not a mapping.
   bool Map(const YAML::Node& node, const std::string& what,
            std::initializer_list<const char*> allowed);
+
+  // Strings reads a string or a list of non-empty strings; absent: nullopt;
+  // an empty value (YAML null) is an empty list. Bad entries are reported
+  // and skipped.
+  std::optional<std::vector<std::string>> Strings(const YAML::Node& node,
+                                                  const std::string& what);
 
   const std::string& file() const { return file_; }
 

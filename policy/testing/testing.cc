@@ -43,29 +43,6 @@ class Loader : public lang::DiagnosticSink {
     return node.Scalar();
   }
 
-  std::optional<std::vector<std::string>> Strings(const YAML::Node& node,
-                                                  const std::string& what) {
-    if (!node) return std::nullopt;
-    std::vector<std::string> out;
-    if (node.IsNull()) return out;
-    if (node.IsScalar()) {
-      out.push_back(node.Scalar());
-      return out;
-    }
-    if (!node.IsSequence()) {
-      Error(node, what + " must be a list of strings");
-      return out;
-    }
-    for (const auto& item : node) {
-      if (!item.IsScalar() || item.Scalar().empty()) {
-        Error(item, what + " entries must be non-empty strings");
-        continue;
-      }
-      out.push_back(item.Scalar());
-    }
-    return out;
-  }
-
   // Reads environment/database/user/groups/kind present in `node` over
   // `base`.
   Context Overrides(const YAML::Node& node, Context base) {

@@ -17,6 +17,7 @@
 #include "policy/engine/engine.h"
 #include "policy/lang/compile.h"
 #include "policy/sql/facts.h"
+#include "policy/testing/testing.h"
 
 namespace warden::policy {
 namespace {
@@ -45,18 +46,7 @@ std::string ReadExample(const std::string& name) {
   return "";
 }
 
-const char* ActionName(PolicyAction a) {
-  switch (a) {
-    case warden::v1::POLICY_ACTION_ALLOW:
-      return "allow";
-    case warden::v1::POLICY_ACTION_DENY:
-      return "deny";
-    case warden::v1::POLICY_ACTION_REQUIRE_APPROVAL:
-      return "require_approval";
-    default:
-      return "unspecified";
-  }
-}
+using policy::testing::ActionName;
 
 class PolicyExamplesTest : public ::testing::Test {
  protected:
@@ -892,7 +882,7 @@ TEST_F(PolicyExamplesTest, ProductionDecisions) {
   int checked = 0;
   for (const Case& c : kCases) {
     const engine::Decision d = Eval(c.sql);
-    EXPECT_EQ(ActionName(d.action), std::string(ActionName(c.action)))
+    EXPECT_EQ(ActionName(d.action), ActionName(c.action))
         << c.sql << "\n  " << d.reason;
     EXPECT_EQ(d.rule, c.rule) << c.sql << "\n  " << d.reason;
     EXPECT_EQ(d.policy, "production-guardrails") << c.sql;
