@@ -1,5 +1,4 @@
-// Whether a "host:port" names this machine. Used to allow plaintext (no
-// TLS) only where bearer tokens and bundles never leave the host.
+// Host names and addresses as the control plane's certificate names them.
 #ifndef WARDEN_COMMON_ADDRESS_H_
 #define WARDEN_COMMON_ADDRESS_H_
 
@@ -7,10 +6,9 @@
 
 namespace warden {
 
-// True for 127.0.0.0/8, [::1] and localhost, with or without a port
-// ("127.0.0.1:7443", "[::1]:7443", "localhost:7443"); false for any other
-// name, including ones that merely start with "127.".
-bool IsLoopbackAddress(const std::string& address);
+// True when `host` (no port, no brackets) is a literal IPv4 or IPv6
+// address, e.g. "10.0.0.7" or "fd00::7"; false for names ("localhost").
+bool IsIpAddress(const std::string& host);
 
 }  // namespace warden
 

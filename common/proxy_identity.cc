@@ -1,0 +1,50 @@
+#include "common/proxy_identity.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace warden {
+namespace {
+
+constexpr absl::string_view kPrefix = "spiffe://warden/proxy/";
+
+}  // namespace
+
+absl::Status ValidateProxyName(absl::string_view what,
+                               absl::string_view value) {
+  bool ok = !value.empty() && value.size() <= 64 && value[0] != '.';
+  for (char c : value) {
+    ok = ok && (absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-');
+  }
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " must be 1-64 characters of [A-Za-z0-9._-] not starting with "
+            "'.', got \"",
+      absl::CHexEscape(value.substr(0, 80)), "\""));
+}
+
+std::string ProxyUri(const ProxyIdentity& identity) {
+  return absl::StrCat(kPrefix, identity.environment, "/", identity.proxy_id);
+}
+
+absl::StatusOr<ProxyIdentity> ProxyIdentityFromUris(
+    const std::vector<std::string>& uris) {
+  for (const std::string& uri : uris) {
+    if (!absl::StartsWith(uri, kPrefix)) continue;
+    std::vector<std::string> parts =
+        absl::StrSplit(absl::string_view(uri).substr(kPrefix.size()), '/');
+    if (parts.size() != 2) continue;
+    ProxyIdentity identity{parts[1], parts[0]};
+    if (ValidateProxyName("proxy id", identity.proxy_id).ok() &&
+        ValidateProxyName("environment", identity.environment).ok()) {
+      return identity;
+    }
+  }
+  return absl::NotFoundError("no spiffe://warden/proxy/<environment>/<id> URI");
+}
+
+}  // namespace warden
