@@ -37,8 +37,9 @@ void AddRemote(CLI::App* command, cli::RemoteOptions* options,
       ->envname("WARDEN_TOKEN");
   command
       ->add_option("--ca-file", c.ca_file,
-                   "PEM CA of the control plane: TLS. Without it plaintext, "
-                   "to a loopback address only")
+                   "PEM CA that issued the control plane's certificate "
+                   "(warden-control's DATA_DIR/ca.crt unless the operator "
+                   "gave it one)")
       ->envname("WARDEN_CA_FILE");
   command->add_option("--timeout", c.timeout, "Per-request deadline")
       ->capture_default_str();
@@ -157,9 +158,15 @@ int main(int argc, char** argv) {
       ->required();
   create_cmd
       ->add_option("--scope", create.scopes,
-                   "policy:write, policy:read, audit:read, approvals:decide "
-                   "or admin (repeatable)")
+                   "policy:write, policy:read, audit:read, approvals:decide, "
+                   "admin (repeatable), or proxy:enroll alone for a one-time "
+                   "proxy bootstrap token")
       ->required();
+  create_cmd->add_option("--environment", create.environment,
+                         "proxy:enroll: the environment the proxy serves");
+  create_cmd->add_option("--proxy-id", create.proxy_id,
+                         "proxy:enroll: the only proxy id it may enroll as "
+                         "(default: the proxy's choice)");
   create_cmd->add_option("--ttl", create.ttl, "Lifetime; 0: never expires")
       ->capture_default_str();
   AddRemote(create_cmd, &create, &create_format);

@@ -13,7 +13,6 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "common/address.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -41,6 +40,7 @@ constexpr struct {
     {"audit:read", warden::v1::TOKEN_SCOPE_AUDIT_READ},
     {"approvals:decide", warden::v1::TOKEN_SCOPE_APPROVALS_DECIDE},
     {"admin", warden::v1::TOKEN_SCOPE_ADMIN},
+    {"proxy:enroll", warden::v1::TOKEN_SCOPE_PROXY_ENROLL},
 };
 
 std::string ScopeName(int scope) {
@@ -141,6 +141,8 @@ json TokenJson(const warden::v1::TokenInfo& t, absl::Time now) {
   std::string state = "active";
   if (t.has_revoked_at()) {
     state = "revoked";
+  } else if (t.has_used_at()) {
+    state = "used";
   } else if (t.has_expires_at() &&
              absl::FromUnixSeconds(t.expires_at().seconds()) <= now) {
     state = "expired";
@@ -152,6 +154,10 @@ json TokenJson(const warden::v1::TokenInfo& t, absl::Time now) {
           {"expires_at", TimeJson(t.expires_at())},
           {"revoked_at", TimeJson(t.revoked_at())},
           {"created_by", t.created_by()},
+          {"environment", t.environment()},
+          {"proxy_id", t.proxy_id()},
+          {"single_use", t.single_use()},
+          {"used_at", TimeJson(t.used_at())},
           {"state", state}};
 }
 
@@ -248,15 +254,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
         "WARDEN_SERVER");
   }
   if (connection.ca_file.empty()) {
-    if (!IsLoopbackAddress(connection.server)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refusing plaintext to ", connection.server,
-          ": without --ca-file (WARDEN_CA_FILE) the connection is not "
-          "encrypted and the token would cross the network in clear; "
-          "plaintext is allowed only to 127.0.0.1, ::1 or localhost"));
-    }
-    return grpc::CreateChannel(connection.server,
-                               grpc::InsecureChannelCredentials());
+    return absl::InvalidArgumentError(
+        "no CA to verify the control plane with: pass --ca-file or set "
+        "WARDEN_CA_FILE (warden-control writes its CA to DATA_DIR/ca.crt; "
+        "with an operator certificate, the CA that issued it)");
   }
   std::ifstream in(connection.ca_file, std::ios::binary);
   std::string pem((std::istreambuf_iterator<char>(in)),
@@ -596,11 +597,13 @@ int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
       return UsageError(
           absl::StrCat("unknown scope '", name,
                        "'; scopes: policy:write, policy:read, audit:read, "
-                       "approvals:decide, admin"),
+                       "approvals:decide, admin, proxy:enroll"),
           err);
     }
     request.add_scopes(found->scope);
   }
+  request.set_environment(options.environment);
+  request.set_proxy_id(options.proxy_id);
   absl::Duration ttl;
   if (!absl::ParseDuration(options.ttl, &ttl) || ttl < absl::ZeroDuration()) {
     return UsageError(absl::StrCat("--ttl '", options.ttl,
@@ -636,6 +639,7 @@ int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
   err << "created token " << response.info().id() << " ("
       << response.info().name() << ", " << absl::StrJoin(scopes, " ")
       << (expires.empty() ? ", never expires" : ", expires " + expires)
+      << (response.info().single_use() ? ", works once" : "")
       << "); the token above is shown only once\n";
   return kExitOk;
 }

@@ -123,6 +123,10 @@ struct TokenCreateOptions : RemoteOptions {
   std::vector<std::string> scopes;  // policy:write, policy:read, audit:read,
                                     // approvals:decide, admin.
   std::string ttl = "720h";         // "0": never expires.
+  // proxy:enroll (bootstrap) tokens only: the environment and, optionally,
+  // the proxy id the enrolling proxy's certificate will name.
+  std::string environment;
+  std::string proxy_id;
 };
 
 // `wardenctl tokens create`: the secret token alone on one line of `out`

@@ -6,9 +6,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "spdlog/spdlog.h"
 
 namespace warden::controlplane::distribution {
 namespace {
+
+// Fleet column keys: "proxy/<environment>/<proxy_id>" -> ProxyStatus.
+constexpr char kFleetPrefix[] = "proxy/";
 
 // Distinct proxies the fleet view keeps (each a few hundred bytes).
 constexpr size_t kMaxFleetEntries = 100000;
@@ -39,7 +43,8 @@ void SetNow(google::protobuf::Timestamp* ts) {
 class Distributor::Stream final
     : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
  public:
-  explicit Stream(Distributor* d) : d_(d) {
+  Stream(Distributor* d, ca::ProxyIdentity identity)
+      : d_(d), identity_(std::move(identity)) {
     {
       absl::MutexLock lock(&d_->mu_);
       d_->streams_.insert(this);
@@ -102,6 +107,7 @@ class Distributor::Stream final
         auto& entry = d_->fleet_[{environment_, proxy_id_}];
         --entry.open_streams;
         entry.status.set_connected(entry.open_streams > 0);
+        d_->PersistLocked(entry.status);
       }
     }
     delete this;
@@ -139,14 +145,17 @@ class Distributor::Stream final
                             "first message must be hello");
       }
       const auto& hello = request_.hello();
-      if (hello.proxy_id().empty()) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "hello needs a proxy_id");
-      }
-      // Bounded: every (environment, proxy_id) becomes a fleet entry.
-      if (hello.proxy_id().size() > 256 || hello.environment().size() > 256) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            "proxy_id and environment are at most 256 bytes");
+      // The certificate says who this is; the hello must agree (so a
+      // proxy cannot report, or receive bundles, as another).
+      if (hello.proxy_id() != identity_.proxy_id ||
+          hello.environment() != identity_.environment) {
+        return grpc::Status(
+            grpc::StatusCode::PERMISSION_DENIED,
+            absl::StrCat("the client certificate names proxy \"",
+                         identity_.proxy_id, "\" of environment \"",
+                         identity_.environment, "\" but the hello says \"",
+                         hello.proxy_id().substr(0, 64), "\" of \"",
+                         hello.environment().substr(0, 64), "\""));
       }
       if (d_->fleet_.size() >= kMaxFleetEntries &&
           d_->fleet_.find({hello.environment(), hello.proxy_id()}) ==
@@ -165,6 +174,7 @@ class Distributor::Stream final
       entry.status.set_running_revision(running_);
       entry.status.set_connected(true);
       SetNow(entry.status.mutable_last_seen());
+      d_->PersistLocked(entry.status);
       MaybeSendHeadLocked();
       return grpc::Status::OK;
     }
@@ -183,6 +193,7 @@ class Distributor::Stream final
           entry.status.set_nacked_revision(0);
           entry.status.clear_last_error();
         }
+        d_->PersistLocked(entry.status);
         break;
       }
       case WatchRequest::kNack: {
@@ -191,6 +202,7 @@ class Distributor::Stream final
         entry.status.set_nacked_revision(nacked_);
         entry.status.set_last_error(
             request_.nack().error().substr(0, kMaxErrorBytes));
+        d_->PersistLocked(entry.status);
         break;
       }
       default:
@@ -238,6 +250,7 @@ class Distributor::Stream final
   }
 
   Distributor* const d_;
+  const ca::ProxyIdentity identity_;
   WatchRequest request_;
   WatchResponse write_;
 
@@ -256,15 +269,58 @@ class Distributor::Stream final
   grpc::Status finish_status_;
 };
 
-Distributor::Distributor(const bundles::Bundles* bundles) : bundles_(bundles) {
+namespace {
+
+// A Watch refused before it starts (no or wrong client certificate).
+class Refused final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
+ public:
+  explicit Refused(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+Distributor::Distributor(const bundles::Bundles* bundles,
+                         const ca::Authority* authority,
+                         store::Store* fleet_store)
+    : bundles_(bundles), authority_(authority), fleet_store_(fleet_store) {
   RefreshHead();
+  if (fleet_store_ == nullptr) return;
+  auto rows = fleet_store_->Scan(store::Column::kFleet, kFleetPrefix);
+  if (!rows.ok()) {
+    spdlog::warn("fleet view not restored: {}", rows.status().ToString());
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& row : *rows) {
+    warden::v1::ProxyStatus status;
+    if (!status.ParseFromString(row.value)) continue;
+    status.set_connected(false);  // until it reconnects to this process.
+    auto& entry = fleet_[{status.environment(), status.proxy_id()}];
+    entry.status = std::move(status);
+  }
 }
 
 Distributor::~Distributor() = default;
 
 grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Distributor::Watch(
-    grpc::CallbackServerContext* /*context*/) {
-  return new Stream(this);
+    grpc::CallbackServerContext* context) {
+  auto identity = authority_->AuthenticatePeer(*context->auth_context(),
+                                               absl::Now());
+  if (!identity.ok()) {
+    return new Refused(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                    std::string(identity.status().message())));
+  }
+  return new Stream(this, *std::move(identity));
+}
+
+void Distributor::PersistLocked(const warden::v1::ProxyStatus& status) {
+  if (fleet_store_ == nullptr) return;
+  const absl::Status s = fleet_store_->PutObservation(
+      store::Column::kFleet,
+      absl::StrCat(kFleetPrefix, status.environment(), "/", status.proxy_id()),
+      status.SerializeAsString());
+  if (!s.ok()) spdlog::warn("fleet view not persisted: {}", s.ToString());
 }
 
 void Distributor::RefreshHead() {

@@ -5,8 +5,12 @@
 // stream by Publish(). The Distributor keeps the fleet status (who runs
 // what, last NACK error, last seen) for GetFleetStatus.
 //
-// Watch is not yet authenticated (see README.md): any caller may watch and
-// reports what it likes about itself.
+// Watch is authenticated by the proxy's client certificate (mTLS, issued by
+// Warden's CA, controlplane/ca): a stream without one is UNAUTHENTICATED,
+// and a hello naming another proxy or environment than the certificate is
+// PERMISSION_DENIED. The fleet view is persisted in the store's fleet
+// column, so it survives a restart (with every proxy disconnected until it
+// reconnects).
 #ifndef WARDEN_CONTROLPLANE_DISTRIBUTION_DISTRIBUTION_H_
 #define WARDEN_CONTROLPLANE_DISTRIBUTION_DISTRIBUTION_H_
 
@@ -22,6 +26,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "controlplane/bundles/bundles.h"
+#include "controlplane/ca/ca.h"
+#include "controlplane/store/store.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 
 namespace warden::controlplane::distribution {
@@ -29,9 +35,11 @@ namespace warden::controlplane::distribution {
 class Distributor final
     : public warden::v1::BundleDistribution::CallbackService {
  public:
-  // `bundles` is not owned and must outlive this. The gRPC server this is
-  // registered with must be shut down before this is destroyed.
-  explicit Distributor(const bundles::Bundles* bundles);
+  // None is owned; all must outlive this. `fleet_store` may be null (the
+  // fleet view is then in memory only). The gRPC server this is registered
+  // with must be shut down before this is destroyed.
+  Distributor(const bundles::Bundles* bundles, const ca::Authority* authority,
+              store::Store* fleet_store);
   ~Distributor() override;
 
   Distributor(const Distributor&) = delete;
@@ -70,8 +78,13 @@ class Distributor final
 
   // Loads the head from `bundles_` and keeps it if newer than head_.
   void RefreshHead() ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes `status` to the fleet column (best effort: logged on failure).
+  void PersistLocked(const warden::v1::ProxyStatus& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const bundles::Bundles* const bundles_;
+  const ca::Authority* const authority_;
+  store::Store* const fleet_store_;
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const warden::v1::SignedBundle> head_ ABSL_GUARDED_BY(mu_);

@@ -3,12 +3,16 @@
 // gRPC API to wardenctl and CI.
 //
 //   warden-control --data-dir DIR [--listen 127.0.0.1:7443]
-//                  [--tls-cert server.pem --tls-key server.key]
-//                  [--signing-key DIR/signing.key]
+//                  [--tls-cert server.pem --tls-key server.key | --tls-san N]
+//                  [--signing-key DIR/signing.key] [--proxy-cert-ttl 24h]
 //
 // First start: generates the Ed25519 signing key (DIR/signing.key, 0600;
-// public half in DIR/signing.pub, which proxies trust) and a bootstrap admin
-// token (DIR/admin.token, 0600). Without TLS it listens on loopback only.
+// public half in DIR/signing.pub, which proxies trust), Warden's CA
+// (DIR/ca.key, 0600, and DIR/ca.crt) and a bootstrap admin token
+// (DIR/admin.token, 0600). It always speaks TLS: with the operator's
+// certificate, or with one its CA issues at each start for localhost,
+// 127.0.0.1, ::1 and every --tls-san. Client certificates, when presented,
+// must come from Warden's CA (proxies: Watch and Renew).
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
@@ -18,17 +22,20 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/address.h"
 #include "common/crypto.h"
 #include "common/files.h"
 #include "controlplane/bundles/bundles.h"
+#include "controlplane/ca/ca.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/log/rocksdb_log.h"
 #include "controlplane/server/services.h"
@@ -59,7 +66,8 @@ absl::StatusOr<std::string> LoadOrCreateSigningKey(const std::string& path,
 int main(int argc, char** argv) {
   CLI::App app{"warden-control: Warden's control plane", "warden-control"};
   std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
-                        signing_key;
+                        signing_key, proxy_cert_ttl_text = "24h";
+  std::vector<std::string> tls_sans;
   app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
       ->required();
   app.add_option("--listen", listen, "host:port to serve gRPC on")
@@ -68,6 +76,13 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", tls_key, "PEM private key");
   app.add_option("--signing-key", signing_key,
                  "Ed25519 private key (PEM); default DATA_DIR/signing.key");
+  app.add_option("--tls-san", tls_sans,
+                 "Extra DNS name or IP for the certificate warden-control "
+                 "issues itself when --tls-cert is not given (repeatable)");
+  app.add_option("--proxy-cert-ttl", proxy_cert_ttl_text,
+                 "Lifetime of proxy client certificates (proxies renew at "
+                 "two thirds)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("warden-control");
@@ -78,10 +93,17 @@ int main(int argc, char** argv) {
     std::cerr << "warden-control: --tls-cert and --tls-key go together\n";
     return 2;
   }
-  if (tls_cert.empty() && !warden::IsLoopbackAddress(listen)) {
-    std::cerr << "warden-control: refusing to serve bearer tokens without "
-                 "TLS on "
-              << listen << "; give --tls-cert/--tls-key or a loopback address\n";
+  if (!tls_cert.empty() && !tls_sans.empty()) {
+    std::cerr << "warden-control: --tls-san names the certificate "
+                 "warden-control issues itself; put the names in your "
+                 "--tls-cert instead\n";
+    return 2;
+  }
+  absl::Duration proxy_cert_ttl;
+  if (!absl::ParseDuration(proxy_cert_ttl_text, &proxy_cert_ttl) ||
+      proxy_cert_ttl < absl::Seconds(3)) {
+    std::cerr << "warden-control: --proxy-cert-ttl must be a duration of at "
+                 "least 3s, e.g. 24h\n";
     return 2;
   }
   mkdir(data_dir.c_str(), 0700);
@@ -137,17 +159,24 @@ int main(int argc, char** argv) {
                  "scoped tokens with it and revoke it",
                  data_dir);
   }
+  auto authority = cp::ca::Authority::LoadOrCreate(data_dir);
+  if (!authority.ok()) {
+    spdlog::error("certificate authority: {}", authority.status().ToString());
+    return 1;
+  }
   cp::bundles::Bundles bundles(&state, store->get(),
                                cp::bundles::SigningKey{*private_pem});
-  // Watch (bundle distribution to proxies) is not authenticated until proxy
-  // mTLS lands, so it is served on loopback listeners only.
-  const bool serve_watch = warden::IsLoopbackAddress(listen);
-  cp::distribution::Distributor distributor(&bundles);
-  cp::server::PolicyServiceImpl policy_service(
-      &bundles, &tokens, serve_watch ? &distributor : nullptr);
+  cp::distribution::Distributor distributor(&bundles, authority->get(),
+                                            store->get());
+  cp::server::PolicyServiceImpl policy_service(&bundles, &tokens,
+                                               &distributor);
   cp::server::TokenServiceImpl token_service(&tokens);
+  cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
+                                             proxy_cert_ttl);
 
-  std::shared_ptr<grpc::ServerCredentials> creds;
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = (*authority)->certificate_pem();
   if (!tls_cert.empty()) {
     auto cert = warden::ReadFile(tls_cert);
     auto key = warden::ReadFile(tls_key);
@@ -155,12 +184,28 @@ int main(int argc, char** argv) {
       spdlog::error("cannot read --tls-cert/--tls-key");
       return 1;
     }
-    grpc::SslServerCredentialsOptions options;
     options.pem_key_cert_pairs.push_back({*key, *cert});
-    creds = grpc::SslServerCredentials(options);
   } else {
-    creds = grpc::InsecureServerCredentials();
+    std::vector<std::string> dns = {"localhost"}, ips = {"127.0.0.1", "::1"};
+    for (const std::string& san : tls_sans) {
+      (warden::IsIpAddress(san) ? ips : dns).push_back(san);
+    }
+    auto issued = (*authority)->IssueServer(dns, ips, absl::Now(),
+                                            absl::Hours(24 * 365 * 10));
+    if (!issued.ok()) {
+      spdlog::error("cannot issue the server certificate: {}",
+                    issued.status().ToString());
+      return 1;
+    }
+    options.pem_key_cert_pairs.push_back(
+        {issued->key_pem, issued->certificate_pem});
+    spdlog::info("serving a certificate from Warden's CA for {}; clients "
+                 "trust {}/ca.crt",
+                 absl::StrJoin(dns, ", ") + ", " + absl::StrJoin(ips, ", "),
+                 data_dir);
   }
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      grpc::SslServerCredentials(options);
   grpc::ServerBuilder builder;
   // Accept the proxies' keepalive pings (every 20 s), and ping idle
   // connections to drop Watch streams whose proxy vanished.
@@ -173,21 +218,14 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(listen, creds, &port);
   builder.RegisterService(&policy_service);
   builder.RegisterService(&token_service);
-  if (serve_watch) {
-    builder.RegisterService(&distributor);
-  } else {
-    spdlog::warn("not serving BundleDistribution.Watch on {}: proxies need "
-                 "mTLS, which this version lacks; run a loopback listener "
-                 "for co-located proxies",
-                 listen);
-  }
+  builder.RegisterService(&enrollment);
+  builder.RegisterService(&distributor);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::error("cannot listen on {}", listen);
     return 1;
   }
-  spdlog::info("warden-control ready on {} (port {}, {})", listen, port,
-               tls_cert.empty() ? "plaintext, loopback only" : "TLS");
+  spdlog::info("warden-control ready on {} (port {}, TLS)", listen, port);
 
   sigset_t signals;
   sigemptyset(&signals);

@@ -1,5 +1,6 @@
 #include "controlplane/server/services.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -7,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/x509.h"
 #include "policy/lang/compile.h"
 
 namespace warden::controlplane::server {
@@ -16,6 +18,13 @@ using warden::v1::TokenScope;
 
 constexpr char kPolicyService[] = "/warden.v1.PolicyService/";
 constexpr char kTokenService[] = "/warden.v1.TokenService/";
+constexpr char kEnrollMethod[] = "/warden.v1.ProxyEnrollment/Enroll";
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  out->set_seconds(micros / 1000000);
+  out->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
+}
 
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
                                const grpc::Status& status) {
@@ -68,6 +77,7 @@ TokenScope RequiredScope(absl::string_view method) {
       return warden::v1::TOKEN_SCOPE_ADMIN;
     }
   }
+  if (method == kEnrollMethod) return warden::v1::TOKEN_SCOPE_PROXY_ENROLL;
   return warden::v1::TOKEN_SCOPE_UNSPECIFIED;
 }
 
@@ -237,8 +247,28 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
   const absl::Duration ttl =
       request->has_ttl() ? FromDuration(request->ttl()) - absl::UnixEpoch()
                          : absl::ZeroDuration();
+  const bool bootstrap =
+      std::find(scopes.begin(), scopes.end(),
+                warden::v1::TOKEN_SCOPE_PROXY_ENROLL) != scopes.end();
+  if (bootstrap && scopes.size() != 1) {
+    return Done(context,
+                grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             "a proxy:enroll token carries no other scope"));
+  }
+  if (!bootstrap &&
+      (!request->environment().empty() || !request->proxy_id().empty())) {
+    return Done(context,
+                grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             "environment and proxy_id are only for "
+                             "proxy:enroll (bootstrap) tokens"));
+  }
   auto created =
-      tokens_->Create(request->name(), scopes, ttl, Caller(*who), absl::Now());
+      bootstrap ? tokens_->CreateBootstrap(request->name(),
+                                           request->environment(),
+                                           request->proxy_id(), ttl,
+                                           Caller(*who), absl::Now())
+                : tokens_->Create(request->name(), scopes, ttl, Caller(*who),
+                                  absl::Now());
   if (!created.ok()) return Done(context, ToGrpc(created.status()));
   response->set_token(created->token);
   *response->mutable_info() = created->info;
@@ -269,6 +299,56 @@ grpc::ServerUnaryReactor* TokenServiceImpl::RevokeToken(
   if (!info.ok()) return Done(context, ToGrpc(info.status()));
   *response->mutable_info() = *std::move(info);
   return Done(context, grpc::Status::OK);
+}
+
+// ---------------------------------------------------------------------------
+// ProxyEnrollment
+
+absl::Status ProxyEnrollmentImpl::Issue(
+    const std::string& csr_pem, const ca::ProxyIdentity& identity,
+    warden::v1::EnrollResponse* response) const {
+  auto cert = authority_->IssueProxy(csr_pem, identity, absl::Now(), ttl_);
+  if (!cert.ok()) return cert.status();
+  auto parsed = x509::Parse(*cert);
+  if (!parsed.ok()) return parsed.status();
+  response->set_certificate_pem(*cert);
+  response->set_ca_certificate_pem(authority_->certificate_pem());
+  response->set_proxy_id(identity.proxy_id);
+  response->set_environment(identity.environment);
+  SetTimestamp(parsed->not_after, response->mutable_not_after());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
+    grpc::CallbackServerContext* context,
+    const warden::v1::EnrollRequest* request,
+    warden::v1::EnrollResponse* response) {
+  auto who = Authorize(*tokens_, context, RequiredScope(kEnrollMethod));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  // A token that names the proxy decides; otherwise the proxy asks.
+  ca::ProxyIdentity identity{who->proxy_id(), who->environment()};
+  if (identity.proxy_id.empty()) identity.proxy_id = request->proxy_id();
+  if (auto s = ValidateProxyName("proxy id", identity.proxy_id); !s.ok()) {
+    return Done(context, ToGrpc(s));
+  }
+  // Check the request before spending the token on it.
+  if (auto pub = x509::RequestPublicKey(request->csr_pem()); !pub.ok()) {
+    return Done(context, ToGrpc(pub.status()));
+  }
+  if (auto s = tokens_->Consume(who->id(), absl::Now()); !s.ok()) {
+    return Done(context, ToGrpc(s));
+  }
+  return Done(context, ToGrpc(Issue(request->csr_pem(), identity, response)));
+}
+
+grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Renew(
+    grpc::CallbackServerContext* context,
+    const warden::v1::RenewRequest* request,
+    warden::v1::EnrollResponse* response) {
+  auto identity =
+      authority_->AuthenticatePeer(*context->auth_context(), absl::Now());
+  if (!identity.ok()) return Done(context, ToGrpc(identity.status()));
+  return Done(context, ToGrpc(Issue(request->csr_pem(), *identity, response)));
 }
 
 }  // namespace warden::controlplane::server

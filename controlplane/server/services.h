@@ -1,5 +1,8 @@
 // warden-control's gRPC services (callback API): PolicyService for people
-// and CI, TokenService for admins. Every RPC authenticates a bearer token
+// and CI, TokenService for admins, ProxyEnrollment for proxies. Every RPC
+// but ProxyEnrollment.Renew (and BundleDistribution.Watch, in
+// controlplane/distribution), which take the proxy's client certificate,
+// authenticates a bearer token
 // ("authorization: Bearer wdn_...") and checks the scope the request needs
 // before doing anything; refusals are UNAUTHENTICATED (no, malformed,
 // unknown, revoked or expired token) or PERMISSION_DENIED (wrong scope).
@@ -10,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "controlplane/bundles/bundles.h"
+#include "controlplane/ca/ca.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/tokens/tokens.h"
 #include "proto/warden/v1/control.grpc.pb.h"
@@ -82,6 +86,35 @@ class TokenServiceImpl final
 
  private:
   tokens::Tokens* const tokens_;
+};
+
+// ProxyEnrollment: Warden's CA issues proxies their client certificates.
+// Enroll takes a one-time bootstrap token (scope proxy:enroll); Renew takes
+// the proxy's current certificate (mTLS).
+class ProxyEnrollmentImpl final
+    : public warden::v1::ProxyEnrollment::CallbackService {
+ public:
+  // Not owned. `certificate_ttl`: lifetime of issued proxy certificates.
+  ProxyEnrollmentImpl(tokens::Tokens* tokens, const ca::Authority* authority,
+                      absl::Duration certificate_ttl)
+      : tokens_(tokens), authority_(authority), ttl_(certificate_ttl) {}
+
+  grpc::ServerUnaryReactor* Enroll(
+      grpc::CallbackServerContext* context,
+      const warden::v1::EnrollRequest* request,
+      warden::v1::EnrollResponse* response) override;
+  grpc::ServerUnaryReactor* Renew(grpc::CallbackServerContext* context,
+                                  const warden::v1::RenewRequest* request,
+                                  warden::v1::EnrollResponse* response) override;
+
+ private:
+  absl::Status Issue(const std::string& csr_pem,
+                     const ca::ProxyIdentity& identity,
+                     warden::v1::EnrollResponse* response) const;
+
+  tokens::Tokens* const tokens_;
+  const ca::Authority* const authority_;
+  const absl::Duration ttl_;
 };
 
 // absl -> gRPC status, code and message preserved.

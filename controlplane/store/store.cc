@@ -204,6 +204,20 @@ absl::Status Store::Apply(const Batch& batch, uint64_t log_index) {
   return absl::OkStatus();
 }
 
+absl::Status Store::PutObservation(Column column, absl::string_view key,
+                                   absl::string_view value) {
+  if (column != Column::kFleet) {
+    return absl::InvalidArgumentError(
+        "only the fleet column holds observations; replicated state goes "
+        "through Apply");
+  }
+  rocksdb::WriteOptions options;  // not synced: see the header.
+  rocksdb::Status s =
+      db_->Put(options, Handle(column), ToSlice(key), ToSlice(value));
+  if (!s.ok()) return ToAbslStatus(s, "write fleet observation");
+  return absl::OkStatus();
+}
+
 uint64_t Store::applied_index() const {
   absl::MutexLock lock(&mu_);
   return applied_index_;

@@ -104,6 +104,13 @@ class Store {
   // the caller, who resumes the log at applied_index() + 1.
   absl::Status Apply(const Batch& batch, uint64_t log_index);
 
+  // PutObservation writes one key of node-local, non-replicated state (the
+  // fleet view: what proxies last reported to this node) outside the log:
+  // not synced (a crash may lose the last writes, which the next report
+  // restores) and without touching the applied index. Only Column::kFleet.
+  absl::Status PutObservation(Column column, absl::string_view key,
+                              absl::string_view value);
+
   // The index of the last applied log entry; 0 for a new database.
   uint64_t applied_index() const;
 

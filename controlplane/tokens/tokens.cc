@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/proxy_identity.h"
 
 namespace warden::controlplane::tokens {
 namespace {
@@ -35,7 +36,7 @@ bool IsHex(absl::string_view s) {
 }
 
 bool Active(const TokenInfo& info, absl::Time now) {
-  if (info.has_revoked_at()) return false;
+  if (info.has_revoked_at() || info.has_used_at()) return false;
   return !info.has_expires_at() || FromProto(info.expires_at()) > now;
 }
 
@@ -58,7 +59,47 @@ absl::StatusOr<CreatedToken> Tokens::Create(
       return absl::InvalidArgumentError(
           absl::StrCat("unknown token scope ", static_cast<int>(s)));
     }
+    if (s == warden::v1::TOKEN_SCOPE_PROXY_ENROLL) {
+      return absl::InvalidArgumentError(
+          "proxy:enroll is the scope of one-time bootstrap tokens; create "
+          "them with an environment (wardenctl proxies bootstrap-token) and "
+          "no other scope");
+    }
   }
+  TokenRecord record;
+  TokenInfo* info = record.mutable_info();
+  info->set_name(name);
+  for (auto s : scopes) info->add_scopes(s);
+  SetTime(now, info->mutable_created_at());
+  if (ttl > absl::ZeroDuration()) SetTime(now + ttl, info->mutable_expires_at());
+  info->set_created_by(created_by);
+  return Insert(std::move(record));
+}
+
+absl::StatusOr<CreatedToken> Tokens::CreateBootstrap(
+    const std::string& name, const std::string& environment,
+    const std::string& proxy_id, absl::Duration ttl,
+    const std::string& created_by, absl::Time now) {
+  if (name.empty()) return absl::InvalidArgumentError("a token needs a name");
+  if (auto s = ValidateProxyName("environment", environment); !s.ok()) return s;
+  if (!proxy_id.empty()) {
+    if (auto s = ValidateProxyName("proxy id", proxy_id); !s.ok()) return s;
+  }
+  if (ttl <= absl::ZeroDuration()) ttl = absl::Hours(24);
+  TokenRecord record;
+  TokenInfo* info = record.mutable_info();
+  info->set_name(name);
+  info->add_scopes(warden::v1::TOKEN_SCOPE_PROXY_ENROLL);
+  SetTime(now, info->mutable_created_at());
+  SetTime(now + ttl, info->mutable_expires_at());
+  info->set_created_by(created_by);
+  info->set_environment(environment);
+  info->set_proxy_id(proxy_id);
+  info->set_single_use(true);
+  return Insert(std::move(record));
+}
+
+absl::StatusOr<CreatedToken> Tokens::Insert(TokenRecord record) {
   auto id_bytes = crypto::RandomBytes(kIdHex / 2);
   auto secret_bytes = crypto::RandomBytes(kSecretHex / 2);
   if (!id_bytes.ok()) return id_bytes.status();
@@ -66,14 +107,8 @@ absl::StatusOr<CreatedToken> Tokens::Create(
   const std::string id_hex = crypto::HexEncode(*id_bytes);
   const std::string secret = crypto::HexEncode(*secret_bytes);
 
-  TokenRecord record;
   TokenInfo* info = record.mutable_info();
   info->set_id(absl::StrCat("tok_", id_hex));
-  info->set_name(name);
-  for (auto s : scopes) info->add_scopes(s);
-  SetTime(now, info->mutable_created_at());
-  if (ttl > absl::ZeroDuration()) SetTime(now + ttl, info->mutable_expires_at());
-  info->set_created_by(created_by);
   record.set_secret_sha256(crypto::HexEncode(crypto::Sha256(secret)));
 
   warden::v1::LogEntry entry;
@@ -125,7 +160,31 @@ absl::StatusOr<TokenInfo> Tokens::Authenticate(absl::string_view token,
     return absl::UnauthenticatedError(
         absl::StrCat("token ", id, " (", info.name(), ") has expired"));
   }
+  if (info.has_used_at()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "token ", id, " (", info.name(), ") was used already; bootstrap "
+        "tokens work once"));
+  }
   return info;
+}
+
+absl::Status Tokens::Consume(const std::string& id, absl::Time now) {
+  absl::MutexLock lock(&consume_mu_);
+  auto record = Load(id);
+  if (absl::IsNotFound(record.status())) {
+    return absl::UnauthenticatedError(absl::StrCat("unknown token ", id));
+  }
+  if (!record.ok()) return record.status();
+  if (record->info().has_used_at()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "token ", id, " (", record->info().name(), ") was used already; "
+        "bootstrap tokens work once"));
+  }
+  SetTime(now, record->mutable_info()->mutable_used_at());
+  warden::v1::LogEntry entry;
+  *entry.mutable_put_token() = *record;
+  auto index = state_->Commit(entry);
+  return index.ok() ? absl::OkStatus() : index.status();
 }
 
 absl::StatusOr<TokenInfo> Tokens::Revoke(const std::string& id,
@@ -167,7 +226,11 @@ absl::StatusOr<std::vector<TokenInfo>> Tokens::List(bool include_inactive,
 
 bool Tokens::HasScope(const TokenInfo& info, warden::v1::TokenScope scope) {
   for (int s : info.scopes()) {
-    if (s == scope || s == warden::v1::TOKEN_SCOPE_ADMIN) return true;
+    if (s == scope) return true;
+    if (s == warden::v1::TOKEN_SCOPE_ADMIN &&
+        scope != warden::v1::TOKEN_SCOPE_PROXY_ENROLL) {
+      return true;
+    }
   }
   return false;
 }

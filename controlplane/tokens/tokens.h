@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
@@ -36,8 +37,21 @@ class Tokens {
       const std::string& name, const std::vector<warden::v1::TokenScope>& scopes,
       absl::Duration ttl, const std::string& created_by, absl::Time now);
 
+  // CreateBootstrap issues a one-time proxy:enroll token for a proxy of
+  // `environment` (and, if not empty, with id `proxy_id`), expiring after
+  // `ttl` (24 h when zero). InvalidArgument for bad names.
+  absl::StatusOr<CreatedToken> CreateBootstrap(
+      const std::string& name, const std::string& environment,
+      const std::string& proxy_id, absl::Duration ttl,
+      const std::string& created_by, absl::Time now);
+
+  // Consume marks a single-use token used (through the log), exactly once
+  // even under concurrent calls: Unauthenticated if it was used already.
+  absl::Status Consume(const std::string& id, absl::Time now);
+
   // Authenticate checks a bearer token. Unauthenticated, with the reason
-  // (malformed, unknown, wrong secret, revoked, expired), otherwise.
+  // (malformed, unknown, wrong secret, revoked, expired, already used),
+  // otherwise.
   absl::StatusOr<warden::v1::TokenInfo> Authenticate(absl::string_view token,
                                                      absl::Time now) const;
 
@@ -51,15 +65,19 @@ class Tokens {
   absl::StatusOr<std::vector<warden::v1::TokenInfo>> List(
       bool include_inactive, absl::Time now) const;
 
-  // Whether `info` grants `scope`; admin grants every scope.
+  // Whether `info` grants `scope`; admin grants every scope but
+  // proxy:enroll, which only bootstrap tokens carry.
   static bool HasScope(const warden::v1::TokenInfo& info,
                        warden::v1::TokenScope scope);
 
  private:
   absl::StatusOr<warden::v1::TokenRecord> Load(const std::string& id) const;
+  // Insert gives `record` a fresh id and secret and commits it.
+  absl::StatusOr<CreatedToken> Insert(warden::v1::TokenRecord record);
 
   state::StateMachine* const state_;
   const store::Store* const store_;
+  absl::Mutex consume_mu_;  // serializes Consume's read-check-write
 };
 
 }  // namespace warden::controlplane::tokens

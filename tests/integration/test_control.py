@@ -6,6 +6,8 @@ restart (same signing key, same history, tokens still valid)."""
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -58,7 +60,7 @@ class ControlPlaneTest(unittest.TestCase):
         return r.stdout.strip()
 
     def test_1_bootstrap_files_are_private(self):
-        for name in ("admin.token", "signing.key"):
+        for name in ("admin.token", "signing.key", "ca.key"):
             mode = os.stat(os.path.join(self.control.data, name)).st_mode & 0o777
             self.assertEqual(mode, 0o600, name)
         self.assertTrue(self.admin.startswith("wdn_"))
@@ -139,20 +141,55 @@ class ControlPlaneTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, before)
 
-    def test_5_unreachable_server_and_plaintext_refusals(self):
-        env = dict(os.environ, WARDEN_SERVER="127.0.0.1:%d" % free_port(), WARDEN_TOKEN=self.admin)
+    def test_5_unreachable_server_and_configuration_refusals(self):
+        env = dict(os.environ, WARDEN_SERVER="127.0.0.1:%d" % free_port(), WARDEN_TOKEN=self.admin,
+                   WARDEN_CA_FILE=self.certs["ca"])
         r = subprocess.run([WARDENCTL, "policy", "status", "--timeout", "2s"], env=env,
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 7, r.stderr)
-        env = dict(os.environ, WARDEN_SERVER="db.example.invalid:7443", WARDEN_TOKEN=self.admin)
+        # No CA: nothing is sent, the token least of all.
+        env = dict(os.environ, WARDEN_SERVER="localhost:%d" % self.control.port,
+                   WARDEN_TOKEN=self.admin)
+        env.pop("WARDEN_CA_FILE", None)
         r = subprocess.run([WARDENCTL, "policy", "status"], env=env,
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 2)
-        r = subprocess.run([CONTROL, "--data-dir", os.path.join(self.work, "x"),
-                            "--listen", "0.0.0.0:%d" % free_port()],
-                           capture_output=True, text=True, timeout=30)
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("without TLS", r.stderr)
+        self.assertIn("no CA to verify the control plane with", r.stderr)
+        for bad, why in ((["--proxy-cert-ttl", "1s"], "--proxy-cert-ttl"),
+                         (["--proxy-cert-ttl", "soon"], "--proxy-cert-ttl"),
+                         (["--tls-cert", self.certs["cert"], "--tls-key", self.certs["key"],
+                           "--tls-san", "warden.example"], "--tls-san")):
+            r = subprocess.run([CONTROL, "--data-dir", os.path.join(self.work, "x"),
+                                "--listen", "127.0.0.1:%d" % free_port()] + bad,
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(why, r.stderr)
+
+    def test_6_own_ca_serves_tls_without_an_operator_certificate(self):
+        work = tempfile.mkdtemp(prefix="warden-control-own-ca-")
+        own = ControlPlane(work, None, extra_args=["--tls-san", "warden.example.internal",
+                                                   "--tls-san", "10.9.8.7"]).start()
+        try:
+            ca = os.path.join(own.data, "ca.crt")
+            self.assertEqual(os.stat(os.path.join(own.data, "ca.key")).st_mode & 0o777, 0o600)
+            r = subprocess.run([WARDENCTL, "policy", "status"], env=own.env(),
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            # The certificate verifies against DATA_DIR/ca.crt and names
+            # localhost, 127.0.0.1 and every --tls-san.
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.set_alpn_protocols(["h2"])
+            with socket.create_connection(("127.0.0.1", own.port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                    der = tls.getpeercert(binary_form=True)
+            pem = ssl.DER_cert_to_PEM_cert(der)
+            text = subprocess.run(["openssl", "x509", "-noout", "-text"], input=pem,
+                                  capture_output=True, text=True, check=True).stdout
+            for name in ("DNS:localhost", "IP Address:127.0.0.1", "DNS:warden.example.internal",
+                         "IP Address:10.9.8.7", "TLS Web Server Authentication"):
+                self.assertIn(name, text)
+        finally:
+            own.stop()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
+#include "common/x509.h"
+#include "controlplane/ca/ca.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/log/rocksdb_log.h"
@@ -49,6 +51,7 @@ spec:
 
 // A proxy's end of one Watch stream (sync client API).
 struct Watcher {
+  std::unique_ptr<warden::v1::BundleDistribution::Stub> stub;
   grpc::ClientContext ctx;
   std::unique_ptr<Stream> stream;
 
@@ -84,10 +87,8 @@ class DistributionTest : public ::testing::Test {
     ASSERT_TRUE(cp_->ok());
     trusted_ = cp_->trusted();
     distributor_ = cp_->distributor();
-    address_ = cp_->address();
     channel_ = cp_->Channel();
     policy_ = warden::v1::PolicyService::NewStub(channel_);
-    watch_ = warden::v1::BundleDistribution::NewStub(channel_);
     bearer_ = "Bearer " + cp_->Mint({warden::v1::TOKEN_SCOPE_POLICY_WRITE,
                                      warden::v1::TOKEN_SCOPE_POLICY_READ});
   }
@@ -109,10 +110,14 @@ class DistributionTest : public ::testing::Test {
     return pushed.revision();
   }
 
-  std::unique_ptr<Watcher> Open(
-      warden::v1::BundleDistribution::Stub* stub = nullptr) {
+  // A Watch stream over its own mTLS connection, with a certificate the
+  // CA issued for proxy `id` of `env`.
+  std::unique_ptr<Watcher> Open(const std::string& id = "p1",
+                                const std::string& env = "prod") {
     auto w = std::make_unique<Watcher>();
-    w->stream = (stub ? stub : watch_.get())->Watch(&w->ctx);
+    w->stub = warden::v1::BundleDistribution::NewStub(
+        cp_->ProxyChannel(id, env, ++channels_));
+    w->stream = w->stub->Watch(&w->ctx);
     return w;
   }
 
@@ -152,13 +157,12 @@ class DistributionTest : public ::testing::Test {
   }
 
   std::unique_ptr<TestControlPlane> cp_;
+  int channels_ = 0;
   policy::bundle::TrustedKeys trusted_;
   distribution::Distributor* distributor_ = nullptr;
-  std::string address_;
   std::string bearer_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<warden::v1::PolicyService::Stub> policy_;
-  std::unique_ptr<warden::v1::BundleDistribution::Stub> watch_;
 };
 
 TEST_F(DistributionTest, HelloGetsVerifiableHeadAckShowsInFleet) {
@@ -311,9 +315,9 @@ TEST_F(DistributionTest, OneInFlightPerStreamLatestWins) {
 
 TEST_F(DistributionTest, TwoProxiesBothGetPushSortedFleetAndDisconnect) {
   const uint64_t rev = Push("no-drop");
-  auto a = Open();
-  auto b = Open();
-  auto c = Open();
+  auto a = Open("p2");
+  auto b = Open("p1");
+  auto c = Open("z", "dev");
   ASSERT_TRUE(a->Hello("p2", "prod", rev));
   ASSERT_TRUE(b->Hello("p1", "prod", rev));
   ASSERT_TRUE(c->Hello("z", "dev", rev));
@@ -359,21 +363,12 @@ TEST_F(DistributionTest, TwoProxiesBothGetPushSortedFleetAndDisconnect) {
 
 TEST_F(DistributionTest, TwoHundredWatchersTiming) {
   constexpr int kWatchers = 200;
-  constexpr int kChannels = 4;
   const uint64_t rev = Push("no-drop");
-  std::vector<std::unique_ptr<warden::v1::BundleDistribution::Stub>> stubs;
-  for (int i = 0; i < kChannels; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("warden.test.channel", i);  // distinct connections.
-    stubs.push_back(warden::v1::BundleDistribution::NewStub(
-        grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(),
-                                  args)));
-  }
   std::vector<std::unique_ptr<Watcher>> watchers;
   std::atomic<int> acked{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < kWatchers; ++i) {
-    watchers.push_back(Open(stubs[i % kChannels].get()));
+    watchers.push_back(Open(absl::StrCat("proxy-", i)));
     Watcher* w = watchers.back().get();
     ASSERT_TRUE(w->Hello(absl::StrCat("proxy-", i), "prod", rev));
     threads.emplace_back([w, &acked] {
@@ -404,13 +399,104 @@ TEST_F(DistributionTest, TwoHundredWatchersTiming) {
                         .count();
   std::printf(
       "[timing] push -> all %d watchers ACKed revision %llu: %.1f ms "
-      "(in-process, %d channels, sync client threads, includes the push's "
-      "compile/sign/commit)\n",
-      kWatchers, static_cast<unsigned long long>(rev2), ms, kChannels);
+      "(in-process, one mTLS connection each, sync client threads, "
+      "includes the push's compile/sign/commit)\n",
+      kWatchers, static_cast<unsigned long long>(rev2), ms);
   RecordProperty("watchers_acked_ms", static_cast<int>(ms));
   EXPECT_EQ(acked.load(), kWatchers);
   for (auto& w : watchers) w->ctx.TryCancel();
   for (auto& t : threads) t.join();
+}
+
+TEST_F(DistributionTest, WatchWithoutClientCertificateIsUnauthenticated) {
+  Push("no-drop");
+  auto stub = warden::v1::BundleDistribution::NewStub(cp_->Channel());
+  grpc::ClientContext ctx;
+  auto stream = stub->Watch(&ctx);
+  WatchRequest hello;
+  hello.mutable_hello()->set_proxy_id("p1");
+  hello.mutable_hello()->set_environment("prod");
+  stream->Write(hello);
+  WatchResponse got;
+  EXPECT_FALSE(stream->Read(&got));
+  const grpc::Status s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(s.error_message().find("no client certificate"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(distributor_->FleetStatus("").proxies_size(), 0);
+}
+
+TEST_F(DistributionTest, HelloMustNameTheCertificatesProxy) {
+  Push("no-drop");
+  for (const auto& [id, env] :
+       std::vector<std::pair<std::string, std::string>>{{"p2", "prod"},
+                                                        {"p1", "dev"}}) {
+    auto w = Open("p1", "prod");
+    ASSERT_TRUE(w->Hello(id, env, 0));
+    WatchResponse got;
+    EXPECT_FALSE(w->stream->Read(&got));
+    const grpc::Status s = w->stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_NE(s.error_message().find(
+                  "the client certificate names proxy \"p1\" of environment "
+                  "\"prod\""),
+              std::string::npos)
+        << s.error_message();
+  }
+  EXPECT_EQ(distributor_->FleetStatus("").proxies_size(), 0);
+}
+
+TEST_F(DistributionTest, CertificateFromAnotherCaIsRefusedAtTheHandshake) {
+  Push("no-drop");
+  // A CA of the same name and shape, but not Warden's: its certificate
+  // names p1 of prod exactly like a real one.
+  auto other_key = x509::GenerateKey();
+  ASSERT_TRUE(other_key.ok());
+  auto other_cert = x509::MakeSelfSignedCa(*other_key, {"Warden CA", {}, {}, {}},
+                                           absl::Now(), absl::Hours(1));
+  ASSERT_TRUE(other_cert.ok());
+  auto other = ca::Authority::FromPem(*other_cert, *other_key);
+  ASSERT_TRUE(other.ok());
+  auto key = x509::GenerateKey();
+  auto csr = x509::MakeRequest(*key, "p1");
+  auto forged =
+      (*other)->IssueProxy(*csr, {"p1", "prod"}, absl::Now(), absl::Hours(1));
+  ASSERT_TRUE(forged.ok());
+  auto stub = warden::v1::BundleDistribution::NewStub(
+      cp_->ChannelWith(*key, *forged, 999));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->Watch(&ctx);
+  WatchRequest hello;
+  hello.mutable_hello()->set_proxy_id("p1");
+  hello.mutable_hello()->set_environment("prod");
+  stream->Write(hello);
+  WatchResponse got;
+  EXPECT_FALSE(stream->Read(&got));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(distributor_->FleetStatus("").proxies_size(), 0);
+}
+
+TEST_F(DistributionTest, FleetViewSurvivesARestart) {
+  const uint64_t rev = Push("no-drop");
+  auto w = Open();
+  ASSERT_TRUE(w->Hello("p1", "prod", 0));
+  WatchResponse got;
+  ASSERT_TRUE(w->stream->Read(&got));
+  ASSERT_TRUE(w->Ack(got.nonce(), rev));
+  ASSERT_TRUE(WaitRunning("p1", rev));
+  // A second distributor over the same store: what warden-control builds
+  // after a restart.
+  distribution::Distributor restarted(cp_->bundles(), cp_->authority(),
+                                      cp_->store());
+  const auto fleet = restarted.FleetStatus("");
+  ASSERT_EQ(fleet.proxies_size(), 1);
+  EXPECT_EQ(fleet.proxies(0).proxy_id(), "p1");
+  EXPECT_EQ(fleet.proxies(0).environment(), "prod");
+  EXPECT_EQ(fleet.proxies(0).running_revision(), rev);
+  EXPECT_FALSE(fleet.proxies(0).connected());  // not to this process.
+  EXPECT_GT(fleet.proxies(0).last_seen().seconds(), 0);
+  w->ctx.TryCancel();
 }
 
 }  // namespace

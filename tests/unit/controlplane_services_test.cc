@@ -12,6 +12,8 @@
 
 #include "absl/time/clock.h"
 #include "common/crypto.h"
+#include "common/x509.h"
+#include "controlplane/ca/ca.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/log/rocksdb_log.h"
 #include "controlplane/server/services.h"
@@ -205,72 +207,117 @@ TEST_F(ServicesTest, TokensOverGrpcAndRevocationTakesEffect) {
   EXPECT_EQ(listed.tokens_size(), 2);
 }
 
-// Every RPC x every kind of caller.
+// Every RPC x every kind of caller: bearer tokens (none, malformed,
+// unknown, revoked, expired, used, wrong scope, exact scope) and client
+// certificates (none, Warden's proxy certificate, expired, from another CA).
 TEST_F(ServicesTest, AuthorizationMatrix) {
-  using Call = std::function<grpc::Status(grpc::ClientContext*)>;
+  using ChannelPtr = std::shared_ptr<grpc::Channel>;
+  using Call = std::function<grpc::Status(grpc::ClientContext*, ChannelPtr)>;
   struct Rpc {
     const char* method;
     Call call;
   };
-  const std::vector<Rpc> rpcs = {
+  auto csr = [] {
+    auto key = x509::GenerateKey();
+    return *x509::MakeRequest(*key, "p9");
+  };
+  std::string victim_id;  // a token RevokeToken revokes (set below).
+  const std::vector<Rpc> token_rpcs = {
       {"/warden.v1.PolicyService/PushPolicy",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::PushPolicyRequest r;
          r.set_dry_run(true);
          auto* s = r.add_sources();
          s->set_name("p.yaml");
          s->set_text(kPolicy);
          warden::v1::PushPolicyResponse out;
-         return policy_->PushPolicy(c, r, &out);
+         return warden::v1::PolicyService::NewStub(ch)->PushPolicy(c, r, &out);
        }},
       {"/warden.v1.PolicyService/GetBundle",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::GetBundleResponse out;
-         return policy_->GetBundle(c, {}, &out);
+         return warden::v1::PolicyService::NewStub(ch)->GetBundle(c, {}, &out);
        }},
       {"/warden.v1.PolicyService/ListHistory",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::ListHistoryResponse out;
-         return policy_->ListHistory(c, {}, &out);
+         return warden::v1::PolicyService::NewStub(ch)->ListHistory(c, {},
+                                                                    &out);
        }},
       {"/warden.v1.PolicyService/Rollback",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::RollbackRequest r;
          r.set_to_revision(1);
          warden::v1::RollbackResponse out;
-         return policy_->Rollback(c, r, &out);
+         return warden::v1::PolicyService::NewStub(ch)->Rollback(c, r, &out);
        }},
       {"/warden.v1.PolicyService/GetFleetStatus",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::GetFleetStatusResponse out;
-         return policy_->GetFleetStatus(c, {}, &out);
+         return warden::v1::PolicyService::NewStub(ch)->GetFleetStatus(c, {},
+                                                                       &out);
        }},
       {"/warden.v1.TokenService/CreateToken",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::CreateTokenRequest r;
          r.set_name("x");
          r.add_scopes(warden::v1::TOKEN_SCOPE_AUDIT_READ);
          warden::v1::CreateTokenResponse out;
-         return token_rpc_->CreateToken(c, r, &out);
+         return warden::v1::TokenService::NewStub(ch)->CreateToken(c, r, &out);
        }},
       {"/warden.v1.TokenService/ListTokens",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::ListTokensResponse out;
-         return token_rpc_->ListTokens(c, {}, &out);
+         return warden::v1::TokenService::NewStub(ch)->ListTokens(c, {}, &out);
        }},
       {"/warden.v1.TokenService/RevokeToken",
-       [&](grpc::ClientContext* c) {
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::RevokeTokenRequest r;
-         r.set_id("tok_0000000000000000");
+         r.set_id(victim_id);  // revoking is idempotent.
          warden::v1::RevokeTokenResponse out;
-         return token_rpc_->RevokeToken(c, r, &out);
+         return warden::v1::TokenService::NewStub(ch)->RevokeToken(c, r, &out);
+       }},
+      {"/warden.v1.ProxyEnrollment/Enroll",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::EnrollRequest r;
+         r.set_csr_pem(csr());
+         r.set_proxy_id("p9");
+         warden::v1::EnrollResponse out;
+         return warden::v1::ProxyEnrollment::NewStub(ch)->Enroll(c, r, &out);
        }},
   };
-  // One push so that GetBundle/Rollback have something to act on: rollback
-  // to it (revision 1) must pass authorization and succeed.
+  // The calls proxies authenticate with their certificate instead.
+  const std::vector<Rpc> certificate_rpcs = {
+      {"/warden.v1.ProxyEnrollment/Renew",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::RenewRequest r;
+         r.set_csr_pem(csr());
+         warden::v1::EnrollResponse out;
+         return warden::v1::ProxyEnrollment::NewStub(ch)->Renew(c, r, &out);
+       }},
+      {"/warden.v1.BundleDistribution/Watch",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         auto stub = warden::v1::BundleDistribution::NewStub(ch);
+         auto stream = stub->Watch(c);
+         warden::v1::WatchRequest hello;
+         hello.mutable_hello()->set_proxy_id("p1");
+         hello.mutable_hello()->set_environment("prod");
+         stream->Write(hello);
+         warden::v1::WatchResponse got;
+         if (stream->Read(&got)) {  // the head bundle: authorized.
+           c->TryCancel();
+           stream->Finish();
+           return grpc::Status::OK;
+         }
+         return stream->Finish();
+       }},
+  };
+  // One push so that GetBundle/Rollback/Watch have something to act on:
+  // rollback to it (revision 1) must pass authorization and succeed.
   auto first = bundles_->Push({{"p.yaml", kPolicy}}, "m", "t", absl::Now(), false);
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->revision, 1u);
+  victim_id = "tok_" + Mint({warden::v1::TOKEN_SCOPE_AUDIT_READ}).substr(4, 16);
 
   const std::string revoked = Mint({warden::v1::TOKEN_SCOPE_ADMIN});
   ASSERT_TRUE(tokens_->Revoke("tok_" + revoked.substr(4, 16), absl::Now()).ok());
@@ -278,54 +325,248 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
       Mint({warden::v1::TOKEN_SCOPE_ADMIN}, absl::Milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const std::string audit_only = Mint({warden::v1::TOKEN_SCOPE_AUDIT_READ});
+  auto bootstrap = [&] {
+    auto t = tokens_->CreateBootstrap("boot", "prod", "", absl::Hours(1), "t",
+                                      absl::Now());
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t->token;
+  };
+  const std::string used = bootstrap();
+  ASSERT_TRUE(
+      tokens_->Consume("tok_" + used.substr(4, 16), absl::Now()).ok());
+  const std::string admin = Mint({warden::v1::TOKEN_SCOPE_ADMIN});
+
+  // Client certificates.
+  int distinct = 0;
+  const ChannelPtr plain = cp_->Channel();
+  const ChannelPtr proxy = cp_->ProxyChannel("p1", "prod", ++distinct);
+  auto foreign_channel = [&] {
+    auto other_key = x509::GenerateKey();
+    auto other_cert = x509::MakeSelfSignedCa(
+        *other_key, {"Warden CA", {}, {}, {}}, absl::Now(), absl::Hours(1));
+    auto other = ca::Authority::FromPem(*other_cert, *other_key);
+    EXPECT_TRUE(other.ok());
+    auto key = x509::GenerateKey();
+    auto cert = (*other)->IssueProxy(*x509::MakeRequest(*key, "p1"),
+                                     {"p1", "prod"}, absl::Now(),
+                                     absl::Hours(1));
+    return cp_->ChannelWith(*key, *cert, ++distinct);
+  };
+  auto expired_channel = [&] {
+    auto key = x509::GenerateKey();
+    auto cert = cp_->authority()->IssueProxy(*x509::MakeRequest(*key, "p1"),
+                                             {"p1", "prod"},
+                                             absl::Now() - absl::Hours(2),
+                                             absl::Hours(1));
+    return cp_->ChannelWith(*key, *cert, ++distinct);
+  };
 
   struct Caller {
     const char* what;
     std::string header;
-    grpc::StatusCode want;  // for every RPC
+    ChannelPtr channel;
+    grpc::StatusCode want;  // for every token RPC
   };
-  const Caller refused[] = {
-      {"no credentials", "", grpc::StatusCode::UNAUTHENTICATED},
-      {"not a bearer token", "Basic YWxpY2U6cHc=", grpc::StatusCode::UNAUTHENTICATED},
-      {"malformed token", "Bearer hunter2", grpc::StatusCode::UNAUTHENTICATED},
-      {"unknown token", "Bearer wdn_0123456789abcdef_" + std::string(64, '0'),
+  const std::vector<Caller> refused = {
+      {"no credentials", "", plain, grpc::StatusCode::UNAUTHENTICATED},
+      {"not a bearer token", "Basic YWxpY2U6cHc=", plain,
        grpc::StatusCode::UNAUTHENTICATED},
-      {"revoked token", "Bearer " + revoked, grpc::StatusCode::UNAUTHENTICATED},
-      {"expired token", "Bearer " + expired, grpc::StatusCode::UNAUTHENTICATED},
-      {"wrong scope", "Bearer " + audit_only, grpc::StatusCode::PERMISSION_DENIED},
+      {"malformed token", "Bearer hunter2", plain,
+       grpc::StatusCode::UNAUTHENTICATED},
+      {"unknown token", "Bearer wdn_0123456789abcdef_" + std::string(64, '0'),
+       plain, grpc::StatusCode::UNAUTHENTICATED},
+      {"revoked token", "Bearer " + revoked, plain,
+       grpc::StatusCode::UNAUTHENTICATED},
+      {"expired token", "Bearer " + expired, plain,
+       grpc::StatusCode::UNAUTHENTICATED},
+      {"used bootstrap token", "Bearer " + used, plain,
+       grpc::StatusCode::UNAUTHENTICATED},
+      {"wrong scope", "Bearer " + audit_only, plain,
+       grpc::StatusCode::PERMISSION_DENIED},
+      // A proxy's certificate is not a token.
+      {"proxy certificate, no token", "", proxy,
+       grpc::StatusCode::UNAUTHENTICATED},
+      // TLS refuses the handshake: the RPC never reaches a handler.
+      {"admin token, certificate from another CA", "Bearer " + admin,
+       foreign_channel(), grpc::StatusCode::UNAVAILABLE},
+      {"admin token, expired Warden certificate", "Bearer " + admin,
+       expired_channel(), grpc::StatusCode::UNAVAILABLE},
   };
-  for (const Rpc& rpc : rpcs) {
+  for (const Rpc& rpc : token_rpcs) {
     const TokenScope needed = server::RequiredScope(rpc.method);
     ASSERT_NE(needed, warden::v1::TOKEN_SCOPE_UNSPECIFIED) << rpc.method;
     for (const Caller& caller : refused) {
       grpc::ClientContext ctx;
       Auth(&ctx, caller.header);
-      EXPECT_EQ(rpc.call(&ctx).error_code(), caller.want)
-          << rpc.method << " with " << caller.what;
+      const grpc::Status got = rpc.call(&ctx, caller.channel);
+      EXPECT_EQ(got.error_code(), caller.want)
+          << rpc.method << " with " << caller.what << ": "
+          << got.error_message();
     }
-    // The exact scope works; a token with only the other scopes does not.
-    const std::string exact = "Bearer " + Mint({needed});
+    // The exact scope works; a token with every other scope does not (for
+    // Enroll that includes admin: only bootstrap tokens enroll).
+    const bool enroll = needed == warden::v1::TOKEN_SCOPE_PROXY_ENROLL;
+    const std::string exact =
+        "Bearer " + (enroll ? bootstrap() : Mint({needed}));
     grpc::ClientContext ok_ctx;
     Auth(&ok_ctx, exact);
-    const grpc::Status ok = rpc.call(&ok_ctx);
-    EXPECT_NE(ok.error_code(), grpc::StatusCode::UNAUTHENTICATED) << rpc.method;
-    EXPECT_NE(ok.error_code(), grpc::StatusCode::PERMISSION_DENIED)
-        << rpc.method << ": " << ok.error_message();
+    const grpc::Status ok = rpc.call(&ok_ctx, plain);
+    EXPECT_TRUE(ok.ok()) << rpc.method << ": " << ok.error_message();
     std::vector<TokenScope> others;
     for (TokenScope s : {warden::v1::TOKEN_SCOPE_POLICY_WRITE,
                          warden::v1::TOKEN_SCOPE_POLICY_READ,
                          warden::v1::TOKEN_SCOPE_AUDIT_READ,
-                         warden::v1::TOKEN_SCOPE_APPROVALS_DECIDE}) {
-      if (s != needed) others.push_back(s);
+                         warden::v1::TOKEN_SCOPE_APPROVALS_DECIDE,
+                         warden::v1::TOKEN_SCOPE_ADMIN}) {
+      if (s != needed && (enroll || s != warden::v1::TOKEN_SCOPE_ADMIN)) {
+        others.push_back(s);
+      }
     }
     grpc::ClientContext other_ctx;
     Auth(&other_ctx, "Bearer " + Mint(others));
-    EXPECT_EQ(rpc.call(&other_ctx).error_code(),
+    EXPECT_EQ(rpc.call(&other_ctx, plain).error_code(),
               grpc::StatusCode::PERMISSION_DENIED)
         << rpc.method << " with every scope but " << needed;
+    // A bootstrap token grants nothing but Enroll.
+    if (!enroll) {
+      grpc::ClientContext boot_ctx;
+      Auth(&boot_ctx, "Bearer " + bootstrap());
+      EXPECT_EQ(rpc.call(&boot_ctx, plain).error_code(),
+                grpc::StatusCode::PERMISSION_DENIED)
+          << rpc.method << " with a bootstrap token";
+    }
+  }
+  for (const Rpc& rpc : certificate_rpcs) {
+    EXPECT_EQ(server::RequiredScope(rpc.method),
+              warden::v1::TOKEN_SCOPE_UNSPECIFIED)
+        << rpc.method << " takes no token";
+    const Caller callers[] = {
+        {"no certificate", "", plain, grpc::StatusCode::UNAUTHENTICATED},
+        {"admin token, no certificate", "Bearer " + admin, plain,
+         grpc::StatusCode::UNAUTHENTICATED},
+        {"certificate from another CA", "", foreign_channel(),
+         grpc::StatusCode::UNAVAILABLE},
+        {"expired Warden certificate", "", expired_channel(),
+         grpc::StatusCode::UNAVAILABLE},
+        {"Warden proxy certificate", "", proxy, grpc::StatusCode::OK},
+    };
+    for (const Caller& caller : callers) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(20));
+      Auth(&ctx, caller.header);
+      const grpc::Status got = rpc.call(&ctx, caller.channel);
+      EXPECT_EQ(got.error_code(), caller.want)
+          << rpc.method << " with " << caller.what << ": "
+          << got.error_message();
+    }
   }
   EXPECT_EQ(server::RequiredScope("/warden.v1.PolicyService/Nope"),
             warden::v1::TOKEN_SCOPE_UNSPECIFIED);
+}
+
+// Enrollment end to end: a bootstrap token buys one certificate naming the
+// token's environment (and id, when it fixes one); Renew keeps the identity.
+TEST_F(ServicesTest, EnrollOnceThenRenewWithTheCertificate) {
+  auto token = tokens_->CreateBootstrap("boot-a", "prod", "", absl::Hours(1),
+                                        "t", absl::Now());
+  ASSERT_TRUE(token.ok());
+  auto key = x509::GenerateKey();
+  auto enroll = [&](const std::string& bearer, const std::string& id,
+                    warden::v1::EnrollResponse* out) {
+    warden::v1::EnrollRequest r;
+    r.set_csr_pem(*x509::MakeRequest(*key, "whatever"));
+    r.set_proxy_id(id);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + bearer);
+    return warden::v1::ProxyEnrollment::NewStub(cp_->Channel())
+        ->Enroll(&ctx, r, out);
+  };
+  warden::v1::EnrollResponse got;
+  // Bad requests do not spend the token.
+  EXPECT_EQ(enroll(token->token, "bad/id", &got).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  {
+    warden::v1::EnrollRequest r;
+    r.set_csr_pem("not a csr");
+    r.set_proxy_id("edge-1");
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token->token);
+    EXPECT_EQ(warden::v1::ProxyEnrollment::NewStub(cp_->Channel())
+                  ->Enroll(&ctx, r, &got)
+                  .error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  const grpc::Status ok = enroll(token->token, "edge-1", &got);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(got.proxy_id(), "edge-1");
+  EXPECT_EQ(got.environment(), "prod");
+  EXPECT_EQ(got.ca_certificate_pem(), cp_->authority()->certificate_pem());
+  auto identity =
+      cp_->authority()->AuthenticateProxy(got.certificate_pem(), absl::Now());
+  ASSERT_TRUE(identity.ok()) << identity.status();
+  EXPECT_EQ(identity->proxy_id, "edge-1");
+  EXPECT_EQ(identity->environment, "prod");
+  EXPECT_TRUE(x509::KeyMatchesCertificate(*key, got.certificate_pem()));
+  // Once only.
+  warden::v1::EnrollResponse again;
+  const grpc::Status second = enroll(token->token, "edge-2", &again);
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(second.error_message().find("used already"), std::string::npos);
+
+  // A token that names the proxy decides the id.
+  auto fixed = tokens_->CreateBootstrap("boot-b", "dev", "edge-9",
+                                        absl::Hours(1), "t", absl::Now());
+  ASSERT_TRUE(fixed.ok());
+  warden::v1::EnrollResponse pinned;
+  ASSERT_TRUE(enroll(fixed->token, "something-else", &pinned).ok());
+  EXPECT_EQ(pinned.proxy_id(), "edge-9");
+  EXPECT_EQ(pinned.environment(), "dev");
+
+  // Renew with the certificate: same identity, new key.
+  auto new_key = x509::GenerateKey();
+  warden::v1::RenewRequest renew;
+  renew.set_csr_pem(*x509::MakeRequest(*new_key, "x"));
+  warden::v1::EnrollResponse renewed;
+  grpc::ClientContext ctx;
+  const grpc::Status r =
+      warden::v1::ProxyEnrollment::NewStub(
+          cp_->ChannelWith(*key, got.certificate_pem(), 77))
+          ->Renew(&ctx, renew, &renewed);
+  ASSERT_TRUE(r.ok()) << r.error_message();
+  EXPECT_EQ(renewed.proxy_id(), "edge-1");
+  EXPECT_EQ(renewed.environment(), "prod");
+  EXPECT_TRUE(x509::KeyMatchesCertificate(*new_key, renewed.certificate_pem()));
+  EXPECT_NE(x509::Parse(renewed.certificate_pem())->serial_hex,
+            x509::Parse(got.certificate_pem())->serial_hex);
+
+  // Bootstrap tokens are created only with an environment and alone.
+  warden::v1::CreateTokenRequest bad;
+  bad.set_name("b");
+  bad.add_scopes(warden::v1::TOKEN_SCOPE_PROXY_ENROLL);
+  bad.add_scopes(warden::v1::TOKEN_SCOPE_POLICY_READ);
+  bad.set_environment("prod");
+  warden::v1::CreateTokenResponse created;
+  grpc::ClientContext cctx;
+  cctx.AddMetadata("authorization",
+                   "Bearer " + Mint({warden::v1::TOKEN_SCOPE_ADMIN}));
+  EXPECT_EQ(token_rpc_->CreateToken(&cctx, bad, &created).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.clear_scopes();
+  bad.add_scopes(warden::v1::TOKEN_SCOPE_PROXY_ENROLL);
+  bad.clear_environment();
+  grpc::ClientContext cctx2;
+  cctx2.AddMetadata("authorization",
+                    "Bearer " + Mint({warden::v1::TOKEN_SCOPE_ADMIN}));
+  EXPECT_EQ(token_rpc_->CreateToken(&cctx2, bad, &created).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_environment("prod");
+  grpc::ClientContext cctx3;
+  cctx3.AddMetadata("authorization",
+                    "Bearer " + Mint({warden::v1::TOKEN_SCOPE_ADMIN}));
+  ASSERT_TRUE(token_rpc_->CreateToken(&cctx3, bad, &created).ok());
+  EXPECT_TRUE(created.info().single_use());
+  EXPECT_TRUE(created.info().has_expires_at());  // 24 h by default.
 }
 
 }  // namespace

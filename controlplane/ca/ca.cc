@@ -1,0 +1,117 @@
+#include "controlplane/ca/ca.h"
+
+#include <grpcpp/security/auth_context.h>
+#include <sys/stat.h>
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/x509.h"
+
+namespace warden::controlplane::ca {
+namespace {
+
+constexpr absl::Duration kCaValidity = absl::Hours(24 * 365 * 10);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Authority>> Authority::LoadOrCreate(
+    const std::string& dir) {
+  const std::string key_path = dir + "/ca.key";
+  const std::string cert_path = dir + "/ca.crt";
+  auto key = ReadFile(key_path);
+  auto cert = ReadFile(cert_path);
+  if (key.ok() && cert.ok()) return FromPem(*std::move(cert), *std::move(key));
+  if (key.ok() != cert.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "only one of ", key_path, " and ", cert_path,
+        " exists; restore the other or remove both to create a new CA (every "
+        "proxy then needs a new bootstrap token)"));
+  }
+  auto new_key = x509::GenerateKey();
+  if (!new_key.ok()) return new_key.status();
+  auto new_cert = x509::MakeSelfSignedCa(
+      *new_key, {"Warden CA", {}, {}, {}}, absl::Now(), kCaValidity);
+  if (!new_cert.ok()) return new_cert.status();
+  if (auto s = WriteFileDurably(key_path, *new_key); !s.ok()) return s;
+  if (auto s = WriteFileDurably(cert_path, *new_cert); !s.ok()) return s;
+  chmod(cert_path.c_str(), 0644);
+  return FromPem(*std::move(new_cert), *std::move(new_key));
+}
+
+absl::StatusOr<std::unique_ptr<Authority>> Authority::FromPem(
+    std::string certificate_pem, std::string key_pem) {
+  if (!x509::KeyMatchesCertificate(key_pem, certificate_pem)) {
+    return absl::InvalidArgumentError(
+        "the CA key does not match the CA certificate");
+  }
+  return std::unique_ptr<Authority>(
+      new Authority(std::move(certificate_pem), std::move(key_pem)));
+}
+
+absl::StatusOr<std::string> Authority::IssueProxy(
+    absl::string_view csr_pem, const ProxyIdentity& identity, absl::Time now,
+    absl::Duration ttl) const {
+  if (auto s = ValidateProxyName("proxy id", identity.proxy_id); !s.ok()) return s;
+  if (auto s = ValidateProxyName("environment", identity.environment); !s.ok()) {
+    return s;
+  }
+  auto public_key = x509::RequestPublicKey(csr_pem);
+  if (!public_key.ok()) return public_key.status();
+  return x509::Issue(certificate_pem_, key_pem_, *public_key,
+                     {identity.proxy_id, {ProxyUri(identity)}, {}, {}},
+                     x509::Usage::kClientAuth, now, ttl);
+}
+
+absl::StatusOr<Authority::KeyAndCertificate> Authority::IssueServer(
+    const std::vector<std::string>& dns, const std::vector<std::string>& ips,
+    absl::Time now, absl::Duration ttl) const {
+  auto key = x509::GenerateKey();
+  if (!key.ok()) return key.status();
+  auto csr = x509::MakeRequest(*key, "warden-control");
+  if (!csr.ok()) return csr.status();
+  auto public_key = x509::RequestPublicKey(*csr);
+  if (!public_key.ok()) return public_key.status();
+  auto cert = x509::Issue(certificate_pem_, key_pem_, *public_key,
+                          {"warden-control", {}, dns, ips},
+                          x509::Usage::kServerAuth, now, ttl);
+  if (!cert.ok()) return cert.status();
+  return KeyAndCertificate{*std::move(key), *std::move(cert)};
+}
+
+absl::StatusOr<ProxyIdentity> Authority::AuthenticateProxy(
+    absl::string_view cert_pem, absl::Time now) const {
+  if (absl::Status s = x509::Verify(cert_pem, certificate_pem_, now);
+      !s.ok()) {
+    return absl::UnauthenticatedError(s.message());
+  }
+  auto cert = x509::Parse(cert_pem);
+  if (!cert.ok()) return absl::UnauthenticatedError(cert.status().message());
+  auto identity = ProxyIdentityFromUris(cert->subject.uris);
+  if (identity.ok()) return identity;
+  return absl::UnauthenticatedError(absl::StrCat(
+      "certificate ", cert->subject.common_name,
+      " (serial ", cert->serial_hex, ") is not a Warden proxy certificate"));
+}
+
+absl::StatusOr<ProxyIdentity> Authority::AuthenticatePeer(
+    const grpc::AuthContext& auth, absl::Time now) const {
+  const auto pems = auth.FindPropertyValues("x509_pem_cert");
+  if (pems.empty()) {
+    return absl::UnauthenticatedError(
+        "no client certificate: proxies authenticate with the certificate "
+        "Warden's CA issued them (ProxyEnrollment.Enroll with a bootstrap "
+        "token)");
+  }
+  return AuthenticateProxy(absl::string_view(pems[0].data(), pems[0].size()),
+                           now);
+}
+
+}  // namespace warden::controlplane::ca

@@ -1,0 +1,84 @@
+// Warden's own certificate authority, kept by warden-control: it issues
+// each proxy a short-lived client certificate (after the proxy proves a
+// one-time bootstrap token, controlplane/server's ProxyEnrollment) and, when
+// the operator gives none, warden-control's own server certificate. Proxies
+// authenticate Watch and Renew with that certificate (mTLS); its URI SAN
+// binds the proxy id and environment, so a proxy cannot report itself as
+// another.
+//
+// Files in the data directory: ca.key (P-256, 0600) and ca.crt (what
+// proxies and wardenctl trust). The key never leaves the control plane.
+#ifndef WARDEN_CONTROLPLANE_CA_CA_H_
+#define WARDEN_CONTROLPLANE_CA_CA_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/proxy_identity.h"
+
+namespace grpc {
+class AuthContext;
+}
+
+namespace warden::controlplane::ca {
+
+// Who a proxy certificate names (common/proxy_identity).
+using ::warden::ProxyIdentity;
+
+class Authority {
+ public:
+  // LoadOrCreate reads DIR/ca.key and DIR/ca.crt, or creates both (a P-256
+  // key and a self-signed CA certificate valid for 10 years).
+  static absl::StatusOr<std::unique_ptr<Authority>> LoadOrCreate(
+      const std::string& dir);
+  // FromPem uses an existing CA (tests, or an operator-provided CA).
+  static absl::StatusOr<std::unique_ptr<Authority>> FromPem(
+      std::string certificate_pem, std::string key_pem);
+
+  const std::string& certificate_pem() const { return certificate_pem_; }
+
+  // IssueProxy signs the public key of `csr_pem` (whose self-signature must
+  // verify) as `identity`'s client certificate, valid for `ttl`.
+  absl::StatusOr<std::string> IssueProxy(absl::string_view csr_pem,
+                                         const ProxyIdentity& identity,
+                                         absl::Time now,
+                                         absl::Duration ttl) const;
+
+  // IssueServer signs a fresh server certificate (and returns its key)
+  // for the given names, valid for `ttl`.
+  struct KeyAndCertificate {
+    std::string key_pem;
+    std::string certificate_pem;
+  };
+  absl::StatusOr<KeyAndCertificate> IssueServer(
+      const std::vector<std::string>& dns, const std::vector<std::string>& ips,
+      absl::Time now, absl::Duration ttl) const;
+
+  // AuthenticateProxy checks a certificate presented by a peer: it must
+  // chain to this CA, be valid at `now` and name a proxy. Unauthenticated
+  // with the reason otherwise.
+  absl::StatusOr<ProxyIdentity> AuthenticateProxy(absl::string_view cert_pem,
+                                                  absl::Time now) const;
+
+  // AuthenticatePeer does the same for the client certificate of a gRPC
+  // call (TLS already verified the chain; this re-checks and reads the
+  // identity). Unauthenticated when the call carries no certificate.
+  absl::StatusOr<ProxyIdentity> AuthenticatePeer(
+      const grpc::AuthContext& auth, absl::Time now) const;
+
+ private:
+  Authority(std::string certificate_pem, std::string key_pem)
+      : certificate_pem_(std::move(certificate_pem)),
+        key_pem_(std::move(key_pem)) {}
+
+  const std::string certificate_pem_;
+  const std::string key_pem_;
+};
+
+}  // namespace warden::controlplane::ca
+
+#endif  // WARDEN_CONTROLPLANE_CA_CA_H_
