@@ -4,16 +4,28 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "common/address.h"
+#include "absl/strings/ascii.h"
 #include "common/files.h"
+#include "common/proxy_identity.h"
+#include "common/x509.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::bundle_client {
 namespace {
+
+// A proxy renews with this much margin at least, whatever the lifetime.
+constexpr absl::Duration kMinRenewMargin = absl::Seconds(1);
+
+absl::Status WithContext(const grpc::Status& status, absl::string_view what) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
 
 }  // namespace
 
@@ -22,10 +34,25 @@ absl::StatusOr<std::unique_ptr<BundleClient>> BundleClient::Create(
   if (options.address.empty()) {
     return absl::InvalidArgumentError("control_plane.address is empty");
   }
-  if (options.ca_file.empty() && !IsLoopbackAddress(options.address)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "control_plane.ca_file is required for ", options.address,
-        ": bundles are only fetched in plaintext from loopback addresses"));
+  if (options.ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "control_plane.ca_file is required: the CA of warden-control's "
+        "certificate (its DATA_DIR/ca.crt unless the operator gave it one)");
+  }
+  auto server_ca = ReadFile(options.ca_file);
+  if (!server_ca.ok()) return server_ca.status();
+  if (!options.proxy_id.empty()) {
+    if (auto s = ValidateProxyName("control_plane.proxy_id", options.proxy_id);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!options.environment.empty()) {
+    if (auto s = ValidateProxyName("control_plane.environment",
+                                   options.environment);
+        !s.ok()) {
+      return s;
+    }
   }
   if (options.trusted_key_files.empty()) {
     return absl::InvalidArgumentError(
@@ -44,8 +71,10 @@ absl::StatusOr<std::unique_ptr<BundleClient>> BundleClient::Create(
     return absl::InvalidArgumentError("control_plane.state_dir is empty");
   }
   ::mkdir(options.state_dir.c_str(), 0700);
-  return std::unique_ptr<BundleClient>(
+  auto client = std::unique_ptr<BundleClient>(
       new BundleClient(std::move(options), std::move(apply), std::move(keys)));
+  client->server_ca_pem_ = *std::move(server_ca);
+  return client;
 }
 
 BundleClient::BundleClient(Options options, ApplyFn apply,
@@ -101,17 +130,177 @@ absl::Status BundleClient::Accept(
   return absl::OkStatus();
 }
 
-absl::Status BundleClient::WatchOnce() {
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (!options_.ca_file.empty()) {
-    auto ca = ReadFile(options_.ca_file);
-    if (!ca.ok()) return ca.status();
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = *ca;
-    creds = grpc::SslCredentials(ssl);
-  } else {
-    creds = grpc::InsecureChannelCredentials();
+std::string BundleClient::proxy_id() const {
+  absl::MutexLock lock(&mu_);
+  return credentials_ != nullptr ? credentials_->proxy_id : "";
+}
+
+std::shared_ptr<grpc::ChannelCredentials> BundleClient::ChannelCredentials(
+    const Credentials* client) const {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = server_ca_pem_;
+  if (client != nullptr) {
+    ssl.pem_private_key = client->key_pem;
+    ssl.pem_cert_chain = client->cert_pem;
   }
+  return grpc::SslCredentials(ssl);
+}
+
+absl::StatusOr<BundleClient::Credentials> BundleClient::LoadCredentials(
+    const std::string& key_pem, const std::string& cert_pem) const {
+  auto cert = x509::Parse(cert_pem);
+  if (!cert.ok()) return cert.status();
+  if (!x509::KeyMatchesCertificate(key_pem, cert_pem)) {
+    return absl::InvalidArgumentError("proxy.key does not match proxy.crt");
+  }
+  auto identity = ProxyIdentityFromUris(cert->subject.uris);
+  if (!identity.ok()) {
+    return absl::InvalidArgumentError(
+        "proxy.crt is not a Warden proxy certificate");
+  }
+  if ((!options_.proxy_id.empty() &&
+       identity->proxy_id != options_.proxy_id) ||
+      (!options_.environment.empty() &&
+       identity->environment != options_.environment)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the certificate names proxy \"", identity->proxy_id,
+        "\" of environment \"", identity->environment,
+        "\" but control_plane says \"", options_.proxy_id, "\" of \"",
+        options_.environment,
+        "\"; fix the configuration or enroll with a token for it"));
+  }
+  Credentials out;
+  out.key_pem = key_pem;
+  out.cert_pem = cert_pem;
+  out.proxy_id = identity->proxy_id;
+  out.environment = identity->environment;
+  out.not_after = cert->not_after;
+  const absl::Duration life = cert->not_after - cert->not_before;
+  out.renew_at = std::min(cert->not_before + life * 2 / 3,
+                          cert->not_after - kMinRenewMargin);
+  return out;
+}
+
+absl::StatusOr<BundleClient::Credentials> BundleClient::Obtain(
+    const Credentials* current) {
+  auto key = x509::GenerateKey();
+  if (!key.ok()) return key.status();
+  auto csr = x509::MakeRequest(*key, options_.proxy_id);
+  if (!csr.ok()) return csr.status();
+  auto stub = warden::v1::ProxyEnrollment::NewStub(grpc::CreateChannel(
+      options_.address, ChannelCredentials(current)));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
+  warden::v1::EnrollResponse response;
+  grpc::Status status;
+  if (current != nullptr) {
+    warden::v1::RenewRequest request;
+    request.set_csr_pem(*csr);
+    status = stub->Renew(&context, request, &response);
+    if (!status.ok()) return WithContext(status, "renewing the certificate");
+  } else {
+    std::string token;
+    if (!options_.bootstrap_token_file.empty()) {
+      auto text = ReadFile(options_.bootstrap_token_file);
+      if (!text.ok()) return text.status();
+      token = std::string(absl::StripAsciiWhitespace(*text));
+    } else if (const char* env = std::getenv("WARDEN_BOOTSTRAP_TOKEN")) {
+      token = std::string(absl::StripAsciiWhitespace(env));
+    }
+    if (token.empty()) {
+      return absl::FailedPreconditionError(
+          "no valid proxy certificate and no bootstrap token: create one "
+          "with `wardenctl tokens create NAME --scope proxy:enroll "
+          "--environment ENV` and give it in "
+          "control_plane.bootstrap_token_file or WARDEN_BOOTSTRAP_TOKEN");
+    }
+    context.AddMetadata("authorization", "Bearer " + token);
+    warden::v1::EnrollRequest request;
+    request.set_csr_pem(*csr);
+    request.set_proxy_id(options_.proxy_id.empty() ? options_.enroll_as
+                                                   : options_.proxy_id);
+    status = stub->Enroll(&context, request, &response);
+    if (!status.ok()) {
+      return WithContext(status, "enrolling with the bootstrap token");
+    }
+  }
+  auto credentials = LoadCredentials(*key, response.certificate_pem());
+  if (!credentials.ok()) return credentials.status();
+  // Key first: a crash in between leaves a key without its certificate,
+  // which LoadCredentials refuses, never a certificate for a lost key.
+  const std::string dir = options_.state_dir;
+  if (auto s = WriteFileDurably(dir + "/proxy.key", *key); !s.ok()) return s;
+  if (auto s = WriteFileDurably(dir + "/proxy.crt", response.certificate_pem());
+      !s.ok()) {
+    return s;
+  }
+  spdlog::info("{} certificate for proxy {} of environment {}, valid until {}",
+               current != nullptr ? "renewed" : "enrolled: got a",
+               credentials->proxy_id, credentials->environment,
+               absl::FormatTime(credentials->not_after));
+  return credentials;
+}
+
+absl::Status BundleClient::EnsureCredentials() {
+  const absl::Time now = absl::Now();
+  std::unique_ptr<Credentials> current;
+  {
+    absl::MutexLock lock(&mu_);
+    if (credentials_ != nullptr) {
+      current = std::make_unique<Credentials>(*credentials_);
+    }
+  }
+  if (current == nullptr) {
+    auto key = ReadFile(options_.state_dir + "/proxy.key");
+    auto cert = ReadFile(options_.state_dir + "/proxy.crt");
+    if (key.ok() && cert.ok()) {
+      auto loaded = LoadCredentials(*key, *cert);
+      if (loaded.ok()) {
+        current = std::make_unique<Credentials>(*std::move(loaded));
+      } else if (absl::IsFailedPrecondition(loaded.status())) {
+        return loaded.status();
+      } else {
+        spdlog::warn("ignoring {}/proxy.crt: {}", options_.state_dir,
+                     loaded.status().ToString());
+      }
+    }
+  }
+  if (current != nullptr && current->not_after <= now) {
+    spdlog::warn("proxy certificate expired at {}; enrolling again",
+                 absl::FormatTime(current->not_after));
+    current.reset();
+  }
+  if (current != nullptr && now < current->renew_at) {
+    absl::MutexLock lock(&mu_);
+    credentials_ = std::move(current);
+    return absl::OkStatus();
+  }
+  auto obtained = Obtain(current.get());
+  if (!obtained.ok()) {
+    if (current == nullptr) return obtained.status();
+    // Renewal failed but the certificate still works: keep using it.
+    spdlog::warn("{}; the current certificate is valid until {}",
+                 obtained.status().ToString(),
+                 absl::FormatTime(current->not_after));
+    absl::MutexLock lock(&mu_);
+    credentials_ = std::move(current);
+    return absl::OkStatus();
+  }
+  absl::MutexLock lock(&mu_);
+  credentials_ = std::make_unique<Credentials>(*std::move(obtained));
+  return absl::OkStatus();
+}
+
+absl::Status BundleClient::WatchOnce() {
+  if (absl::Status s = EnsureCredentials(); !s.ok()) return s;
+  Credentials credentials;
+  {
+    absl::MutexLock lock(&mu_);
+    credentials = *credentials_;
+  }
+  std::shared_ptr<grpc::ChannelCredentials> creds =
+      ChannelCredentials(&credentials);
   // Keepalive pings find a connection that died silently (host gone, NAT
   // or load balancer idle drop), so the watch reconnects instead of waiting
   // forever on a dead stream.
@@ -123,6 +312,10 @@ absl::Status BundleClient::WatchOnce() {
   auto stub = warden::v1::BundleDistribution::NewStub(
       grpc::CreateCustomChannel(options_.address, creds, args));
   grpc::ClientContext context;
+  // The stream ends when the certificate is due for renewal; Run() renews
+  // and reconnects at once.
+  const absl::Time renew_at = std::max(credentials.renew_at, absl::Now());
+  context.set_deadline(absl::ToChronoTime(renew_at));
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::CancelledError("stopping");
@@ -130,8 +323,8 @@ absl::Status BundleClient::WatchOnce() {
   }
   auto stream = stub->Watch(&context);
   warden::v1::WatchRequest hello;
-  hello.mutable_hello()->set_proxy_id(options_.proxy_id);
-  hello.mutable_hello()->set_environment(options_.environment);
+  hello.mutable_hello()->set_proxy_id(credentials.proxy_id);
+  hello.mutable_hello()->set_environment(credentials.environment);
   hello.mutable_hello()->set_running_revision(running_.load());
   bool ok = stream->Write(hello);
   warden::v1::WatchResponse response;
@@ -158,16 +351,32 @@ absl::Status BundleClient::WatchOnce() {
     absl::MutexLock lock(&mu_);
     active_ = nullptr;
   }
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+      absl::Now() >= renew_at) {
+    return absl::OkStatus();  // time to renew, not a failure.
+  }
   return absl::UnavailableError(absl::StrCat(
       "watch stream ended: ", status.error_code(), " ", status.error_message()));
 }
 
 void BundleClient::Run() {
   absl::Duration backoff = absl::Seconds(1);
+  absl::Time last_renewal = absl::InfinitePast();
   while (!stopping_) {
     const absl::Time started = absl::Now();
     const absl::Status ended = WatchOnce();
     if (stopping_) break;
+    if (ended.ok()) {
+      // Renewal due: renew and watch again now, but at most once a second
+      // (a control plane issuing certificates that are due at once must
+      // not make this spin).
+      if (absl::Now() - last_renewal < absl::Seconds(1) &&
+          stopped_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+        break;
+      }
+      last_renewal = absl::Now();
+      continue;
+    }
     if (absl::Now() - started > absl::Seconds(10)) backoff = absl::Seconds(1);
     spdlog::warn("control plane {}: {}; keeping revision {}, retrying in {}",
                  options_.address, ended.ToString(), running_.load(),

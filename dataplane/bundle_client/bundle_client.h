@@ -6,6 +6,15 @@
 // force and reconnects with backoff; at start it re-verifies the
 // last-known-good bundle from disk, so a restarted proxy serves without the
 // control plane.
+//
+// Authentication (mTLS): the proxy holds a client certificate from Warden's
+// CA. On first start it generates a P-256 key in the state directory and
+// enrolls (ProxyEnrollment.Enroll) with a one-time bootstrap token; the
+// certificate names its proxy id and environment, which the hello then
+// reports. At two thirds of the certificate's life the Watch stream is
+// ended, a new key and certificate are obtained with Renew (authenticated
+// by the current certificate) and the watch resumes. An expired or lost
+// certificate needs a new bootstrap token.
 #ifndef WARDEN_DATAPLANE_BUNDLE_CLIENT_BUNDLE_CLIENT_H_
 #define WARDEN_DATAPLANE_BUNDLE_CLIENT_BUNDLE_CLIENT_H_
 
@@ -21,10 +30,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "policy/bundle/bundle.h"
 #include "proto/warden/v1/policy.pb.h"
 
 namespace grpc {
+class ChannelCredentials;
 class ClientContext;
 }
 
@@ -32,12 +43,19 @@ namespace warden::bundle_client {
 
 struct Options {
   std::string address;      // warden-control, host:port.
-  std::string ca_file;      // TLS to warden-control; empty: plaintext
-                            // (loopback addresses only).
+  std::string ca_file;      // CA of warden-control's server certificate.
   std::vector<std::string> trusted_key_files;  // Ed25519 public keys (PEM).
-  std::string state_dir;    // where last-known-good is kept.
-  std::string proxy_id;     // as reported in the fleet view.
-  std::string environment;  // as reported in the fleet view.
+  std::string state_dir;    // last-known-good, proxy.key, proxy.crt.
+  // The one-time token to enroll with when there is no valid certificate
+  // yet. Empty: the WARDEN_BOOTSTRAP_TOKEN environment variable.
+  std::string bootstrap_token_file;
+  // Enrollment: the id to ask for (a token may fix it). Empty: the
+  // certificate's. A certificate naming another id or environment than
+  // these (when set) is refused.
+  std::string proxy_id;
+  std::string environment;
+  // The id to ask for when proxy_id is empty (e.g. the host name).
+  std::string enroll_as;
 };
 
 class BundleClient {
@@ -62,7 +80,27 @@ class BundleClient {
 
   uint64_t running_revision() const { return running_.load(); }
 
+  // The identity the current certificate names; empty before enrollment.
+  std::string proxy_id() const;
+
  private:
+  struct Credentials {
+    std::string key_pem;
+    std::string cert_pem;
+    std::string proxy_id;
+    std::string environment;
+    absl::Time not_after;
+    absl::Time renew_at;  // two thirds into its life.
+  };
+  // Loads, enrolls or renews so that a certificate valid now is held.
+  absl::Status EnsureCredentials();
+  absl::StatusOr<Credentials> LoadCredentials(const std::string& key_pem,
+                                              const std::string& cert_pem)
+      const;
+  // Enroll (with the bootstrap token) or Renew (with `current`).
+  absl::StatusOr<Credentials> Obtain(const Credentials* current);
+  std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(
+      const Credentials* client) const;
   BundleClient(Options options, ApplyFn apply,
                policy::bundle::TrustedKeys keys);
   void Run();
@@ -75,9 +113,12 @@ class BundleClient {
   const Options options_;
   const ApplyFn apply_;
   const policy::bundle::TrustedKeys keys_;
+  std::string server_ca_pem_;
+  // Only the Run() thread writes credentials_ (under mu_).
+  std::unique_ptr<Credentials> credentials_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> running_{0};
   std::atomic<bool> stopping_{false};
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Notification stopped_;
   std::thread thread_;

@@ -413,11 +413,17 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
         const std::string path = "policy.control_plane";
         if (c.ExpectMap(cp, path,
                         {"address", "ca_file", "trusted_keys", "state_dir",
-                         "proxy_id", "environment"})) {
+                         "bootstrap_token_file", "proxy_id",
+                         "environment"})) {
           ControlPlaneSettings settings;
           c.String(cp, "address", path, &settings.address, true);
-          if (c.String(cp, "ca_file", path, &settings.ca_file, false)) {
+          if (c.String(cp, "ca_file", path, &settings.ca_file, true)) {
             settings.ca_file = c.File(base_dir, settings.ca_file);
+          }
+          if (c.String(cp, "bootstrap_token_file", path,
+                       &settings.bootstrap_token_file, false)) {
+            settings.bootstrap_token_file =
+                c.File(base_dir, settings.bootstrap_token_file);
           }
           std::vector<std::string> keys;
           if (!c.StringList(cp, "trusted_keys", path, &keys) || keys.empty()) {

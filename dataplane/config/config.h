@@ -110,12 +110,15 @@ struct ProxySettings {
 // Where policies come from pushed, signed bundles (warden-control).
 struct ControlPlaneSettings {
   std::string address;  // host:port of warden-control.
-  std::string ca_file;  // TLS; empty: plaintext, loopback addresses only.
+  std::string ca_file;  // CA of warden-control's TLS certificate.
   std::vector<std::string> trusted_keys;  // Ed25519 public keys (PEM files).
-  std::string state_dir;    // last-known-good bundle.
-  std::string proxy_id;     // default: the host name.
-  std::string environment;  // reported in the fleet view; default: the
-                            // first environment's name.
+  std::string state_dir;    // last-known-good bundle, proxy key and cert.
+  // One-time enrollment token (wardenctl tokens create --scope
+  // proxy:enroll); empty: the WARDEN_BOOTSTRAP_TOKEN environment variable.
+  std::string bootstrap_token_file;
+  std::string proxy_id;     // default: the host name (or the token's).
+  std::string environment;  // must match the certificate when set; default:
+                            // the one the bootstrap token names.
 };
 
 // Where policies come from: files (`paths`), or the control plane.

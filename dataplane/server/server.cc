@@ -72,16 +72,14 @@ absl::Status Server::StartBundleClient() {
   options.ca_file = cp.ca_file;
   options.trusted_key_files = cp.trusted_keys;
   options.state_dir = cp.state_dir;
+  options.bootstrap_token_file = cp.bootstrap_token_file;
   options.proxy_id = cp.proxy_id;
-  if (options.proxy_id.empty()) {
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    options.proxy_id = host;
-  }
+  // Asked for at enrollment when proxy_id is not configured and the
+  // bootstrap token names none: the host name (the pod's in Kubernetes).
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  options.enroll_as = host;
   options.environment = cp.environment;
-  if (options.environment.empty() && !config_.environments.empty()) {
-    options.environment = config_.environments.front().name;
-  }
   const size_t cache_entries = config_.policy.cache_entries;
   auto client = bundle_client::BundleClient::Create(
       options, [this, cache_entries](const warden::v1::PolicyBundle& bundle,

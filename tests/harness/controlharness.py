@@ -2,13 +2,16 @@
 data directory) and stops it by PID.
 
     from controlharness import ControlPlane, CONTROL_BIN, WARDENCTL_BIN
-    cp = ControlPlane(workdir, certs).start()      # certs from make_ca_and_cert
-    cp.port, cp.data, cp.admin_token()
+    cp = ControlPlane(workdir, certs).start()  # certs from make_ca_and_cert,
+                                               # or None: its own CA's
+    cp.port, cp.data, cp.admin_token(), cp.ca_file
+    cp.bootstrap_token_file("prod", "p1")      # for a proxy to enroll with
 """
 
 import os
 import signal
 import subprocess
+import time
 
 from pgharness import free_port
 from proxyharness import wait_port
@@ -21,9 +24,10 @@ WARDENCTL_BIN = os.environ.get(
 
 
 class ControlPlane:
-    def __init__(self, work, certs, port=None):
+    def __init__(self, work, certs=None, port=None, extra_args=()):
         self.work = work
         self.certs = certs
+        self.extra_args = list(extra_args)
         self.data = os.path.join(work, "control-data")
         self.port = port or free_port()
         self.proc = None
@@ -36,10 +40,11 @@ class ControlPlane:
 
     def start(self):
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [CONTROL_BIN, "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.port,
-             "--tls-cert", self.certs["cert"], "--tls-key", self.certs["key"]],
-            stdout=self._log, stderr=subprocess.STDOUT)
+        args = [CONTROL_BIN, "--data-dir", self.data, "--listen", "127.0.0.1:%d" % self.port]
+        if self.certs:
+            args += ["--tls-cert", self.certs["cert"], "--tls-key", self.certs["key"]]
+        self.proc = subprocess.Popen(args + self.extra_args,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
         if not wait_port(self.port, 15, self.proc):
             raise RuntimeError("warden-control did not start:\n" + self.log())
         return self
@@ -58,10 +63,33 @@ class ControlPlane:
     def signing_pub(self):
         return os.path.join(self.data, "signing.pub")
 
+    @property
+    def ca_file(self):
+        """What clients verify the control plane with: the operator's CA, or
+        the one warden-control made (DATA_DIR/ca.crt)."""
+        return self.certs["ca"] if self.certs else os.path.join(self.data, "ca.crt")
+
     def env(self, token=None):
         """Environment for wardenctl talking to this control plane."""
         return dict(os.environ, WARDEN_SERVER="localhost:%d" % self.port,
-                    WARDEN_CA_FILE=self.certs["ca"], WARDEN_TOKEN=token or self.admin_token())
+                    WARDEN_CA_FILE=self.ca_file, WARDEN_TOKEN=token or self.admin_token())
+
+    def bootstrap_token_file(self, environment, proxy_id=None):
+        """A one-time proxy:enroll token, created with wardenctl, in a file
+        (0600) for a proxy's control_plane.bootstrap_token_file."""
+        args = [WARDENCTL_BIN, "tokens", "create", "boot-%s" % (proxy_id or environment),
+                "--scope", "proxy:enroll", "--environment", environment, "--ttl", "1h"]
+        if proxy_id:
+            args += ["--proxy-id", proxy_id]
+        r = subprocess.run(args, env=self.env(), capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("wardenctl tokens create: " + r.stderr)
+        path = os.path.join(self.work, "bootstrap-%s-%d.token" % (proxy_id or environment,
+                                                                  time.time_ns()))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(r.stdout.strip() + "\n")
+        return path
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:

@@ -49,29 +49,41 @@ class DistributionTest(unittest.TestCase):
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="warden-fleet-")
         cls.certs = make_ca_and_cert(os.path.join(cls.work, "certs"))
-        cls.pg = PostgresServer()
-        cls.pg.start()
-        setup_sample(cls.pg)
-        cls.control = Control(cls.work, cls.certs).start()
-        with open(os.path.join(cls.control.data, "admin.token")) as f:
-            cls.admin = f.read().strip()
         cls.proxies = {}
-        for name in ("p1", "p2"):
-            cls.proxies[name] = cls.make_proxy(name).start()
+        cls.tokens = {}
+        cls.control = None
+        cls.pg = PostgresServer()
+        try:
+            cls.pg.start()
+            setup_sample(cls.pg)
+            cls.control = Control(cls.work, cls.certs).start()
+            with open(os.path.join(cls.control.data, "admin.token")) as f:
+                cls.admin = f.read().strip()
+            for name in ("p1", "p2"):
+                cls.proxies[name] = cls.make_proxy(name).start()
+        except BaseException:
+            cls.tearDownClass()  # unittest skips it when setUpClass fails.
+            raise
 
     @classmethod
-    def make_proxy(cls, name, port=None):
+    def make_proxy(cls, name, port=None, enroll=True):
         port = port or free_port()
         workdir = os.path.join(cls.work, name)
         os.makedirs(workdir, exist_ok=True)
+        # One bootstrap token per proxy, made once: a restarted proxy reuses
+        # the certificate it enrolled for (and the token works once anyway).
+        if enroll and name not in cls.tokens:
+            cls.tokens[name] = cls.control.bootstrap_token_file("prod", name)
+        token_line = ("bootstrap_token_file: %s" % cls.tokens[name]) if enroll else ""
         config = f"""
 proxy: {{ workers: 1, log_level: info }}
 policy:
   control_plane:
     address: localhost:{cls.control.port}
-    ca_file: {cls.certs['ca']}
+    ca_file: {cls.control.ca_file}
     trusted_keys: [{os.path.join(cls.control.data, 'signing.pub')}]
     state_dir: {os.path.join(workdir, 'state')}
+    {token_line}
     proxy_id: {name}
     environment: prod
 listeners:
@@ -90,7 +102,7 @@ users:
     def tearDownClass(cls):
         for p in cls.proxies.values():
             p.stop()
-        if cls.control.proc:
+        if cls.control and cls.control.proc:
             cls.control.stop()
         cls.pg.stop()
 
@@ -178,6 +190,24 @@ users:
                                        timeout=60), proxy.log()[-3000:])
         self.assertTrue(wait_until(lambda: all_running(third), timeout=30), self.fleet())
         self.assertEqual(self.query(self.proxies["p1"], "SELECT count(*) FROM orders"), None)
+        # Each proxy enrolled once with its token and authenticates with the
+        # certificate Warden's CA issued it.
+        for name in ("p1", "p2"):
+            self.assertIn("enrolled: got a certificate for proxy %s of environment prod" % name,
+                          self.proxies[name].log())
+
+    def test_proxy_without_certificate_or_token_fails_closed(self):
+        proxy = self.make_proxy("p3", enroll=False)
+        proxy.start()
+        try:
+            with self.assertRaises(RuntimeError) as ctx:
+                self.query(proxy, "SELECT 1")
+            self.assertIn("57P03", str(ctx.exception))
+            self.assertTrue(wait_until(lambda: "no bootstrap token" in proxy.log()), proxy.log())
+            names = [p["proxy_id"] for p in self.fleet().get("proxies", [])]
+            self.assertNotIn("p3", names)
+        finally:
+            proxy.stop()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 // last-known-good.
 #include "dataplane/bundle_client/bundle_client.h"
 
+#include <sys/stat.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -10,6 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/x509.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/controlplane_fixture.h"
@@ -68,25 +72,37 @@ struct Applied {
 
 class BundleClientTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { Start(absl::Hours(24)); }
+  void Start(absl::Duration proxy_cert_ttl) {
     const std::string name =
         ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    cp_ = std::make_unique<controlplane::TestControlPlane>("bundle_client_" +
-                                                           name);
+    cp_ = std::make_unique<controlplane::TestControlPlane>(
+        "bundle_client_" + name, proxy_cert_ttl);
     ASSERT_TRUE(cp_->ok());
     key_file_ = cp_->dir() + "/signing.pub";
     std::ofstream(key_file_) << cp_->key().public_pem;
     state_dir_ = cp_->dir() + "/proxy-state";
   }
 
+  // Options for proxy `proxy` of prod, with a fresh bootstrap token for it
+  // in a file.
   Options MakeOptions(const std::string& proxy = "p1") {
     Options o;
     o.address = cp_->address();
+    o.ca_file = cp_->ca_file();
     o.trusted_key_files = {key_file_};
     o.state_dir = state_dir_;
     o.proxy_id = proxy;
     o.environment = "prod";
+    o.bootstrap_token_file = cp_->dir() + "/bootstrap-" + proxy + ".token";
+    std::ofstream(o.bootstrap_token_file) << cp_->Bootstrap("prod") << "\n";
     return o;
+  }
+  std::string Serial() {
+    std::ifstream in(state_dir_ + "/proxy.crt");
+    std::string pem((std::istreambuf_iterator<char>(in)), {});
+    auto cert = x509::Parse(pem);
+    return cert.ok() ? cert->serial_hex : "";
   }
   uint64_t Push(const std::string& rule) {
     auto r = cp_->bundles()->Push({{"prod.yaml", PolicyWithRule(rule)}}, "m",
@@ -147,10 +163,12 @@ TEST_F(BundleClientTest, LastKnownGoodServesARestartWithoutTheControlPlane) {
     (*client)->Start();
     ASSERT_TRUE(applied.WaitFor(rev));
   }
+  const std::string ca_file = cp_->ca_file();
   cp_.reset();  // the control plane goes away.
   Applied after_restart;
   Options o;
   o.address = "127.0.0.1:1";
+  o.ca_file = ca_file;
   o.trusted_key_files = {key_file_};
   o.state_dir = state_dir_;
   o.proxy_id = "p1";
@@ -241,13 +259,101 @@ TEST_F(BundleClientTest, ConfigurationErrors) {
   EXPECT_THAT(BundleClient::Create(o, applied.Fn()).status().message(),
               HasSubstr("trusted_keys"));
   o = MakeOptions();
-  o.address = "warden-control.example.invalid:7443";
+  o.ca_file.clear();
   EXPECT_THAT(BundleClient::Create(o, applied.Fn()).status().message(),
               HasSubstr("ca_file is required"));
+  o = MakeOptions();
+  o.proxy_id = "has space";
+  EXPECT_THAT(BundleClient::Create(o, applied.Fn()).status().message(),
+              HasSubstr("control_plane.proxy_id must be"));
   o = MakeOptions();
   o.trusted_key_files = {cp_->dir() + "/missing.pub"};
   EXPECT_EQ(BundleClient::Create(o, applied.Fn()).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(BundleClientTest, EnrollsOnceThenReusesItsCertificate) {
+  const uint64_t rev = Push("no-drop");
+  std::string serial;
+  {
+    Applied applied;
+    auto client = BundleClient::Create(MakeOptions(), applied.Fn());
+    ASSERT_TRUE(client.ok());
+    (*client)->Start();
+    ASSERT_TRUE(applied.WaitFor(rev));
+    EXPECT_EQ((*client)->proxy_id(), "p1");
+    serial = Serial();
+    ASSERT_FALSE(serial.empty());
+    struct stat st;
+    ASSERT_EQ(stat((state_dir_ + "/proxy.key").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+  // Restarted with the (now used) token: the certificate on disk is
+  // enough, nothing is re-enrolled.
+  Options o = MakeOptions();
+  std::ofstream(o.bootstrap_token_file, std::ios::trunc) << "wdn_used\n";
+  Applied applied;
+  auto client = BundleClient::Create(o, applied.Fn());
+  ASSERT_TRUE(client.ok());
+  (*client)->Start();
+  const uint64_t rev2 = Push("no-drop-2");
+  ASSERT_TRUE(applied.WaitFor(rev2));
+  EXPECT_EQ(Serial(), serial);
+  (*client)->Stop();
+}
+
+TEST_F(BundleClientTest, WithoutCertificateOrTokenItNeverWatches) {
+  Push("no-drop");
+  Options o = MakeOptions();
+  o.bootstrap_token_file.clear();
+  unsetenv("WARDEN_BOOTSTRAP_TOKEN");
+  Applied applied;
+  auto client = BundleClient::Create(o, applied.Fn());
+  ASSERT_TRUE(client.ok());
+  (*client)->Start();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(applied.calls, 0);
+  EXPECT_EQ(cp_->distributor()->FleetStatus("").proxies_size(), 0);
+  EXPECT_FALSE(std::filesystem::exists(state_dir_ + "/proxy.crt"));
+  (*client)->Stop();
+}
+
+TEST_F(BundleClientTest, ACertificateForAnotherEnvironmentIsNotUsed) {
+  Push("no-drop");
+  Options o = MakeOptions();
+  o.environment = "dev";  // the token enrolls for prod.
+  Applied applied;
+  auto client = BundleClient::Create(o, applied.Fn());
+  ASSERT_TRUE(client.ok());
+  (*client)->Start();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(applied.calls, 0);
+  EXPECT_EQ(cp_->distributor()->FleetStatus("").proxies_size(), 0);
+  EXPECT_FALSE(std::filesystem::exists(state_dir_ + "/proxy.crt"));
+  (*client)->Stop();
+}
+
+TEST_F(BundleClientTest, RenewsItsCertificateAndKeepsWatching) {
+  cp_.reset();
+  Start(absl::Seconds(3));  // renewal due 2 s after issue.
+  const uint64_t rev = Push("no-drop");
+  Applied applied;
+  auto client = BundleClient::Create(MakeOptions(), applied.Fn());
+  ASSERT_TRUE(client.ok());
+  (*client)->Start();
+  ASSERT_TRUE(applied.WaitFor(rev));
+  const std::string first = Serial();
+  ASSERT_FALSE(first.empty());
+  // Past the first certificate's expiry: renewed (twice, probably), and
+  // still receiving pushes, which needs a certificate valid now.
+  absl::SleepFor(absl::Milliseconds(4500));
+  EXPECT_NE(Serial(), first);
+  const uint64_t rev2 = Push("no-drop-2");
+  ASSERT_TRUE(applied.WaitFor(rev2));
+  EXPECT_TRUE(WaitFleet("p1", [&](const auto& p) {
+    return p.connected() && p.running_revision() == rev2;
+  }));
+  (*client)->Stop();
 }
 
 }  // namespace

@@ -1064,8 +1064,10 @@ TEST(ConfigTest, PolicyFromTheControlPlane) {
                        "policy:\n"
                        "  control_plane:\n"
                        "    address: 127.0.0.1:7443\n"
+                       "    ca_file: keys/ca.crt\n"
                        "    trusted_keys: [keys/signing.pub]\n"
                        "    state_dir: state\n"
+                       "    bootstrap_token_file: secrets/bootstrap.token\n"
                        "    proxy_id: p1\n",
                        kMainListener, kProdEnv),
                    "/srv/warden");
@@ -1075,6 +1077,9 @@ TEST(ConfigTest, PolicyFromTheControlPlane) {
   EXPECT_THAT(cfg->policy.control_plane->trusted_keys,
               ElementsAre("/srv/warden/keys/signing.pub"));
   EXPECT_EQ(cfg->policy.control_plane->state_dir, "/srv/warden/state");
+  EXPECT_EQ(cfg->policy.control_plane->ca_file, "/srv/warden/keys/ca.crt");
+  EXPECT_EQ(cfg->policy.control_plane->bootstrap_token_file,
+            "/srv/warden/secrets/bootstrap.token");
   EXPECT_TRUE(cfg->policy.paths.empty());
 }
 
@@ -1082,17 +1087,24 @@ TEST(ConfigTest, ControlPlaneErrors) {
   EXPECT_THAT(
       Errors(Parse(absl::StrCat("policy:\n"
                                 "  paths: [p]\n"
-                                "  control_plane: {address: a:1, trusted_keys: [k], "
-                                "state_dir: s}\n",
+                                "  control_plane: {address: a:1, ca_file: c, "
+                                "trusted_keys: [k], state_dir: s}\n",
                                 kMainListener, kProdEnv))),
       ElementsAre(HasSubstr("proxy.yaml:2:10: policy.paths: give either paths "
                             "or control_plane, not both")));
   EXPECT_THAT(
       Errors(Parse(absl::StrCat("policy:\n"
-                                "  control_plane: {address: a:1, state_dir: s}\n",
+                                "  control_plane: {address: a:1, ca_file: c, "
+                                "state_dir: s}\n",
                                 kMainListener, kProdEnv))),
       ElementsAre(HasSubstr("policy.control_plane.trusted_keys: expected a "
                             "non-empty list")));
+  EXPECT_THAT(
+      Errors(Parse(absl::StrCat("policy:\n"
+                                "  control_plane: {address: a:1, "
+                                "trusted_keys: [k], state_dir: s}\n",
+                                kMainListener, kProdEnv))),
+      ElementsAre(HasSubstr("ca_file")));
 }
 
 }  // namespace
