@@ -3,7 +3,8 @@
 
     /usr/bin/python3 tests/bench/fleet.py [--watchers 500] [--pushes 20]
 
-Starts a fresh warden-control (TLS, loopback), opens N Watch streams with
+Starts a fresh warden-control (TLS, loopback), enrolls N proxies and opens
+one Watch stream each over its own mTLS connection with
 tests/bench/fleet_bench (each one a proxy saying hello and ACKing), reads
 warden-control's memory before and after they connect, then pushes K policy
 revisions and reports p50/p99 of push -> every watcher ACKed. All local."""
@@ -20,7 +21,6 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 
 from controlharness import ControlPlane  # noqa: E402
-from proxyharness import make_ca_and_cert  # noqa: E402
 
 BENCH = os.path.join(REPO, "bazel-bin/tests/bench/fleet_bench")
 
@@ -42,12 +42,11 @@ def main():
                     "//tests/bench:fleet_bench"], cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="warden-fleet-bench-")
-    certs = make_ca_and_cert(os.path.join(work, "certs"))
-    control = ControlPlane(work, certs).start()
+    control = ControlPlane(work).start()
     try:
         before = rss_kib(control.pid)
         gen = subprocess.Popen(
-            [BENCH, "--server", "localhost:%d" % control.port, "--ca", certs["ca"],
+            [BENCH, "--server", "localhost:%d" % control.port, "--ca", control.ca_file,
              "--token-file", os.path.join(control.data, "admin.token"),
              "--watchers", str(a.watchers), "--pushes", str(a.pushes)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -59,6 +58,7 @@ def main():
         gen.wait(timeout=120)
         after_pushes = rss_kib(control.pid)
         report = dict(result, connected=ready["connected"],
+                      enroll_ms_each=round(ready["enroll_ms_each"], 2),
                       rss_before_kib=before, rss_with_watchers_kib=with_watchers,
                       rss_after_pushes_kib=after_pushes,
                       kib_per_watcher=round((with_watchers - before) / max(1, ready["connected"]), 1))

@@ -1,7 +1,9 @@
-// Load generator for the control plane's distribution: opens N Watch
-// streams to a running warden-control (as N proxies would), then pushes a
+// Load generator for the control plane's distribution: enrolls N proxies
+// (a bootstrap token each, created with the admin token, then
+// ProxyEnrollment.Enroll with a fresh P-256 key), opens one Watch stream per
+// proxy over its own mTLS connection (as N proxies would), then pushes a
 // policy K times and measures, per push, the time until every stream has
-// received the new revision and ACKed it. Prints one JSON object.
+// received the new revision and ACKed it. Prints JSON lines.
 //
 //   fleet_bench --server 127.0.0.1:7443 --ca ca.pem --token-file admin.token \
 //       --watchers 500 --pushes 20
@@ -23,6 +25,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
+#include "common/x509.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 
 namespace {
@@ -51,24 +54,63 @@ struct Shared {
 int main(int argc, char** argv) {
   CLI::App app{"fleet_bench: Watch load generator"};
   std::string server, ca, token_file;
-  int watchers = 500, pushes = 20, channels = 8;
+  int watchers = 500, pushes = 20;
   app.add_option("--server", server)->required();
   app.add_option("--ca", ca)->required();
   app.add_option("--token-file", token_file)->required();
   app.add_option("--watchers", watchers);
   app.add_option("--pushes", pushes);
-  app.add_option("--channels", channels);
   CLI11_PARSE(app, argc, argv);
 
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ReadFile(ca) + "\n";
+  auto admin_channel = grpc::CreateChannel(server, grpc::SslCredentials(ssl));
+  const std::string token = "Bearer " + ReadFile(token_file);
+
+  // Enrollment: what each new proxy does once.
   std::vector<std::shared_ptr<grpc::Channel>> chans;
-  for (int i = 0; i < channels; ++i) {
+  const auto enroll_start = Clock::now();
+  auto tokens = warden::v1::TokenService::NewStub(admin_channel);
+  auto enrollment = warden::v1::ProxyEnrollment::NewStub(admin_channel);
+  for (int i = 0; i < watchers; ++i) {
+    const std::string id = "bench-" + std::to_string(i);
+    warden::v1::CreateTokenRequest create;
+    create.set_name("boot-" + id);
+    create.add_scopes(warden::v1::TOKEN_SCOPE_PROXY_ENROLL);
+    create.set_environment("bench");
+    create.set_proxy_id(id);
+    warden::v1::CreateTokenResponse created;
+    grpc::ClientContext create_ctx;
+    create_ctx.AddMetadata("authorization", token);
+    grpc::Status s = tokens->CreateToken(&create_ctx, create, &created);
+    auto key = warden::x509::GenerateKey();
+    auto csr = key.ok() ? warden::x509::MakeRequest(*key, id)
+                        : absl::StatusOr<std::string>(key.status());
+    if (!s.ok() || !csr.ok()) {
+      std::cerr << "bootstrap " << id << ": " << s.error_message() << "\n";
+      return 1;
+    }
+    warden::v1::EnrollRequest enroll;
+    enroll.set_csr_pem(*csr);
+    warden::v1::EnrollResponse cert;
+    grpc::ClientContext enroll_ctx;
+    enroll_ctx.AddMetadata("authorization", "Bearer " + created.token());
+    s = enrollment->Enroll(&enroll_ctx, enroll, &cert);
+    if (!s.ok()) {
+      std::cerr << "enroll " << id << ": " << s.error_message() << "\n";
+      return 1;
+    }
+    grpc::SslCredentialsOptions mtls = ssl;
+    mtls.pem_private_key = *key;
+    mtls.pem_cert_chain = cert.certificate_pem();
     grpc::ChannelArguments args;
     args.SetInt("grpc.channel_id", i);  // distinct connections.
     chans.push_back(
-        grpc::CreateCustomChannel(server, grpc::SslCredentials(ssl), args));
+        grpc::CreateCustomChannel(server, grpc::SslCredentials(mtls), args));
   }
+  const double enroll_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - enroll_start)
+          .count();
   Shared shared;
   std::atomic<bool> stop{false};
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts(watchers);
@@ -76,7 +118,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < watchers; ++i) {
     contexts[i] = std::make_unique<grpc::ClientContext>();
     threads.emplace_back([&, i] {
-      auto stub = warden::v1::BundleDistribution::NewStub(chans[i % channels]);
+      auto stub = warden::v1::BundleDistribution::NewStub(chans[i]);
       auto stream = stub->Watch(contexts[i].get());
       warden::v1::WatchRequest hello;
       hello.mutable_hello()->set_proxy_id("bench-" + std::to_string(i));
@@ -108,13 +150,14 @@ int main(int argc, char** argv) {
   // Let the server register the hellos before measuring.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   std::cout << "{\"watchers\": " << watchers << ", \"connected\": "
-            << shared.connected << ", \"ready\": true}" << std::endl;
+            << shared.connected << ", \"enroll_ms_total\": " << enroll_ms
+            << ", \"enroll_ms_each\": " << enroll_ms / std::max(1, watchers)
+            << ", \"ready\": true}" << std::endl;
   // The driver reads the server's memory now; wait for its go.
   std::string go;
   std::getline(std::cin, go);
 
-  auto policy = warden::v1::PolicyService::NewStub(chans[0]);
-  const std::string token = "Bearer " + ReadFile(token_file);
+  auto policy = warden::v1::PolicyService::NewStub(admin_channel);
   std::vector<double> millis;
   for (int k = 0; k < pushes; ++k) {
     warden::v1::PushPolicyRequest req;
