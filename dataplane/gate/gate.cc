@@ -49,8 +49,10 @@ uint64_t NextGeneration() {
 
 }  // namespace
 
-Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries)
+Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
+           uint64_t revision)
     : bundle_(std::move(bundle)),
+      revision_(revision),
       generation_(NextGeneration()),
       matcher_(&bundle_),
       cache_(cache_entries) {}
@@ -111,10 +113,15 @@ Verdict Gate::Explain(policy::engine::Decision decision,
                       const absl::Status& parse_error) const {
   Verdict v;
   v.decision = std::move(decision);
+  v.revision = revision_;
+  v.digest = bundle_.digest();
   const auto& d = v.decision;
   if (d.action == warden::v1::POLICY_ACTION_ALLOW) return v;
   v.allowed = false;
-  v.detail = d.reason;
+  v.detail = revision_ != 0
+                 ? absl::StrCat(d.reason, " [policy revision ", revision_, "]")
+                 : absl::StrCat(d.reason, " [policy ",
+                                bundle_.digest().substr(0, 12), "]");
   const warden::v1::Rule* rule = FindRule(bundle_, d.policy, d.rule);
   if (d.action == warden::v1::POLICY_ACTION_REQUIRE_APPROVAL) {
     v.sqlstate = "42501";

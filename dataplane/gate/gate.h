@@ -30,11 +30,19 @@ struct Verdict {
   std::string detail;
   std::string hint;
   int position = 0;  // 42601: 1-based character of the syntax error.
+  // The policy that decided: the control plane's revision (0 for policies
+  // read from files) and the bundle's content digest. Refusals name them in
+  // DETAIL; the audit records them with every decision.
+  uint64_t revision = 0;
+  std::string digest;
 };
 
 class Gate {
  public:
-  Gate(warden::v1::PolicyBundle bundle, size_t cache_entries);
+  // `revision`: the control plane's revision of `bundle`; 0 when it was
+  // compiled from files.
+  Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
+       uint64_t revision = 0);
   Gate(const Gate&) = delete;  // the matcher points into bundle_.
   Gate& operator=(const Gate&) = delete;
 
@@ -66,6 +74,7 @@ class Gate {
                             const std::string& database) const;
 
   const warden::v1::PolicyBundle& bundle() const { return bundle_; }
+  uint64_t revision() const { return revision_; }
   // Unique per Gate ever built in this process (never reused, unlike an
   // address): sessions compare it to know whether a statement they keep
   // was judged by the policy now in force.
@@ -79,6 +88,7 @@ class Gate {
                   const absl::Status& parse_error) const;
 
   const warden::v1::PolicyBundle bundle_;
+  const uint64_t revision_;
   const uint64_t generation_;
   const policy::engine::Matcher matcher_;  // over bundle_.
   mutable policy::sql::FactsCache cache_;

@@ -84,8 +84,8 @@ absl::Status Server::StartBundleClient() {
   auto client = bundle_client::BundleClient::Create(
       options, [this, cache_entries](const warden::v1::PolicyBundle& bundle,
                                      uint64_t revision) {
-        shared_.SetGate(std::make_shared<const gate::Gate>(bundle,
-                                                           cache_entries));
+        shared_.SetGate(std::make_shared<const gate::Gate>(
+            bundle, cache_entries, revision));
         spdlog::info("policy revision {} ({}) in force: {} policies",
                      revision, bundle.digest().substr(0, 12),
                      bundle.policies_size());

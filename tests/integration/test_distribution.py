@@ -154,6 +154,9 @@ users:
             self.assertTrue(wait_until(lambda: self.refuses(proxy, "DROP TABLE orders", "no-drop")),
                             name + "\n" + proxy.log())
             self.assertIsNone(self.query(proxy, "SELECT count(*) FROM orders"))
+            # The refusal names the revision that decided it.
+            self.assertIn("[policy revision %d]" % first,
+                          self.query(proxy, "DROP TABLE orders").get("D", ""))
 
         def all_running(rev):
             status = self.fleet()

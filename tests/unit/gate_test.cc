@@ -66,6 +66,30 @@ TEST(GateTest, DenyNamesRulePolicyAndMessage) {
   EXPECT_THAT(v.detail, HasSubstr("DROP TABLE denied by rule no-drop of policy guard (statement 2)"));
 }
 
+TEST(GateTest, EveryVerdictNamesThePolicyRevision) {
+  auto bundle = policy::lang::Compile({{"guard.yaml", kPolicy}});
+  ASSERT_TRUE(bundle.ok());
+  // Pushed through the control plane: its revision.
+  Gate pushed(*bundle, 100, 42);
+  const Verdict allowed = pushed.Judge("SELECT 1", Alice(), "prod", "shop");
+  EXPECT_TRUE(allowed.allowed);
+  EXPECT_EQ(allowed.revision, 42u);
+  EXPECT_EQ(allowed.digest, bundle->digest());
+  const Verdict denied =
+      pushed.Judge("drop table orders", Alice(), "prod", "shop");
+  EXPECT_FALSE(denied.allowed);
+  EXPECT_EQ(denied.revision, 42u);
+  EXPECT_THAT(denied.detail, HasSubstr("[policy revision 42]"));
+  EXPECT_EQ(pushed.JudgeFunctionCall(1, Alice(), "prod", "shop").revision,
+            42u);
+  // From files: no revision, the digest instead.
+  Gate files(*bundle, 100);
+  const Verdict local = files.Judge("drop table orders", Alice(), "prod", "shop");
+  EXPECT_EQ(local.revision, 0u);
+  EXPECT_THAT(local.detail,
+              HasSubstr("[policy " + bundle->digest().substr(0, 12) + "]"));
+}
+
 TEST(GateTest, RequireApprovalRefusesWithReviewersAndCount) {
   Gate gate = MakeGate();
   const Verdict v =
