@@ -1,0 +1,139 @@
+// The proxy's local audit spool: a bounded, crash-safe queue of audit
+// events on disk, between the session that produced them and the control
+// plane that acknowledges them.
+//
+// Layout: a directory of segment files "seg-<20-digit first sequence>.log"
+// holding records
+//
+//   u32 length (little endian, of what follows the CRC)
+//   u32 crc32 (zlib) of the next `length` bytes
+//   u64 sequence (little endian)
+//   payload (a serialized warden.v1.AuditEvent)
+//
+// and "acked" (the highest sequence the control plane acknowledged, written
+// durably). Append() write(2)s the record before returning, so once it
+// returns the event survives a crash of the proxy process; Sync() fsyncs
+// (the caller batches: one fsync for many events). Acknowledge() deletes
+// whole segments that hold only acknowledged events: the spool is truncated
+// only after acknowledgement, never before.
+//
+// Open() recovers: a torn or corrupt record at the end of the newest
+// segment (a crash mid-write) is cut off; corruption anywhere else is
+// DataLoss, naming the file and offset, and the spool does not open (the
+// operator decides; nothing is skipped silently).
+//
+// Sequences start at 1, increase by one per event and continue across
+// restarts (from the newest record, or from "acked" when every segment was
+// deleted). Thread-safe.
+#ifndef WARDEN_DATAPLANE_AUDIT_SPOOL_H_
+#define WARDEN_DATAPLANE_AUDIT_SPOOL_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace warden::audit {
+
+struct SpoolOptions {
+  // Unacknowledged bytes (records with their framing) the spool may hold;
+  // Append beyond it is ResourceExhausted.
+  uint64_t max_bytes = 1ull << 30;
+  // A new segment is started once the current one reaches this size.
+  uint64_t segment_bytes = 16ull << 20;
+  // Largest single event.
+  uint32_t max_record_bytes = 16u << 20;
+};
+
+struct SpoolRecord {
+  uint64_t sequence = 0;
+  std::string payload;
+};
+
+struct SpoolStats {
+  uint64_t next_sequence = 1;
+  uint64_t acked = 0;          // highest acknowledged sequence
+  uint64_t pending_events = 0;  // appended, not acknowledged
+  uint64_t pending_bytes = 0;
+  uint64_t synced_through = 0;  // highest sequence known to be fsynced
+  uint64_t segments = 0;
+  // Append time of the oldest unacknowledged event appended by this
+  // process (InfiniteFuture when none): the lag an operator watches.
+  absl::Time oldest_pending = absl::InfiniteFuture();
+};
+
+class Spool {
+ public:
+  static absl::StatusOr<std::unique_ptr<Spool>> Open(const std::string& dir,
+                                                     SpoolOptions options);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Append writes one event and returns its sequence. ResourceExhausted
+  // when the spool is full (the caller refuses the statement), Internal on
+  // an I/O error (likewise).
+  absl::StatusOr<uint64_t> Append(absl::string_view payload);
+
+  // Sync makes every appended record durable (fdatasync of the segments
+  // written since the last Sync, and of the directory after new ones).
+  absl::Status Sync();
+
+  // Read returns up to `max_events` records (and about `max_bytes`) with
+  // sequence >= `from`, in order, from disk. Records already acknowledged
+  // may still be returned if their segment was not deleted yet; the
+  // receiver de-duplicates by sequence anyway.
+  absl::StatusOr<std::vector<SpoolRecord>> Read(uint64_t from,
+                                                size_t max_events,
+                                                size_t max_bytes) const;
+
+  // Acknowledge records that every event up to `sequence` is committed by
+  // the control plane: persisted to "acked", and segments holding only
+  // such events are deleted. Lower or equal values are ignored;
+  // InvalidArgument beyond the last appended sequence.
+  absl::Status Acknowledge(uint64_t sequence);
+
+  SpoolStats stats() const;
+
+ private:
+  struct Segment {
+    uint64_t first = 0;  // first sequence in it
+    uint64_t last = 0;   // last sequence in it (first - 1 when empty)
+    uint64_t bytes = 0;
+    std::string path;
+  };
+
+  Spool(std::string dir, SpoolOptions options);
+  absl::Status Recover();
+  absl::Status StartSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteAckedLocked(uint64_t sequence)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string dir_;
+  const SpoolOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Segment> segments_ ABSL_GUARDED_BY(mu_);
+  int fd_ ABSL_GUARDED_BY(mu_) = -1;  // the newest segment, for appends
+  bool dir_dirty_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<int> unsynced_fds_ ABSL_GUARDED_BY(mu_);  // sealed, not synced
+  uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t acked_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t synced_through_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // (sequence, append time) of events appended by this process and not
+  // yet acknowledged; front is the oldest.
+  std::deque<std::pair<uint64_t, absl::Time>> pending_times_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace warden::audit
+
+#endif  // WARDEN_DATAPLANE_AUDIT_SPOOL_H_

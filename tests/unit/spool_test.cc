@@ -1,0 +1,236 @@
+#include "dataplane/audit/spool.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace warden::audit {
+namespace {
+
+using ::testing::HasSubstr;
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/spool_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+  }
+  std::unique_ptr<Spool> Open(SpoolOptions options = {}) {
+    auto spool = Spool::Open(dir_, options);
+    EXPECT_TRUE(spool.ok()) << spool.status();
+    return spool.ok() ? *std::move(spool) : nullptr;
+  }
+  std::vector<std::string> Segments() {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir_)) {
+      const std::string name = e.path().filename();
+      if (name.rfind("seg-", 0) == 0) out.push_back(e.path());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::string dir_;
+};
+
+TEST_F(SpoolTest, AppendsAndReadsInOrderFromOne) {
+  auto spool = Open();
+  for (int i = 1; i <= 5; ++i) {
+    auto seq = spool->Append(absl::StrCat("event-", i));
+    ASSERT_TRUE(seq.ok());
+    EXPECT_EQ(*seq, static_cast<uint64_t>(i));
+  }
+  auto all = spool->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[0].payload, "event-1");
+  EXPECT_EQ((*all)[4].sequence, 5u);
+  auto some = spool->Read(3, 2, 1 << 20);
+  ASSERT_TRUE(some.ok());
+  ASSERT_EQ(some->size(), 2u);
+  EXPECT_EQ((*some)[0].sequence, 3u);
+  EXPECT_EQ((*some)[1].payload, "event-4");
+  const SpoolStats stats = spool->stats();
+  EXPECT_EQ(stats.pending_events, 5u);
+  EXPECT_EQ(stats.next_sequence, 6u);
+  EXPECT_LT(stats.oldest_pending, absl::InfiniteFuture());
+  EXPECT_EQ(stats.synced_through, 0u);
+  ASSERT_TRUE(spool->Sync().ok());
+  EXPECT_EQ(spool->stats().synced_through, 5u);
+}
+
+TEST_F(SpoolTest, SequencesAndEventsSurviveARestart) {
+  {
+    auto spool = Open();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(spool->Append("x").ok());
+    ASSERT_TRUE(spool->Acknowledge(1).ok());
+  }
+  auto spool = Open();
+  EXPECT_EQ(spool->stats().next_sequence, 4u);
+  EXPECT_EQ(spool->stats().acked, 1u);
+  EXPECT_EQ(spool->stats().pending_events, 2u);
+  auto seq = spool->Append("y");
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 4u);
+  auto rest = spool->Read(2, 10, 1 << 20);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 3u);
+  EXPECT_EQ(rest->back().payload, "y");
+}
+
+TEST_F(SpoolTest, AcknowledgedSegmentsAreDeletedNeverUnacknowledgedOnes) {
+  SpoolOptions options;
+  options.segment_bytes = 100;  // about 3 records of 30 bytes each
+  auto spool = Open(options);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(spool->Append(std::string(10, 'a' + i % 26)).ok());
+  }
+  const size_t before = Segments().size();
+  ASSERT_GT(before, 4u);
+  ASSERT_TRUE(spool->Acknowledge(10).ok());
+  const size_t after = Segments().size();
+  EXPECT_LT(after, before);
+  // Every unacknowledged event is still there.
+  auto rest = spool->Read(11, 100, 1 << 20);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->size(), 10u);
+  EXPECT_EQ(rest->front().sequence, 11u);
+  // Everything acknowledged: only the newest segment stays, and the
+  // sequence continues after a restart.
+  ASSERT_TRUE(spool->Acknowledge(20).ok());
+  EXPECT_EQ(Segments().size(), 1u);
+  EXPECT_EQ(spool->stats().pending_events, 0u);
+  EXPECT_EQ(spool->stats().oldest_pending, absl::InfiniteFuture());
+  spool.reset();
+  std::filesystem::remove(Segments().front());  // even with no segment left
+  spool = Open(options);
+  EXPECT_EQ(spool->stats().next_sequence, 21u);
+  auto seq = spool->Append("next");
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 21u);
+}
+
+TEST_F(SpoolTest, FullSpoolRefusesUntilAcknowledged) {
+  SpoolOptions options;
+  options.segment_bytes = 64;
+  options.max_bytes = 256;
+  auto spool = Open(options);
+  int appended = 0;
+  absl::Status refused;
+  for (int i = 0; i < 100; ++i) {
+    auto seq = spool->Append(std::string(20, 'x'));
+    if (!seq.ok()) {
+      refused = seq.status();
+      break;
+    }
+    ++appended;
+  }
+  ASSERT_GT(appended, 0);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(), HasSubstr("is full"));
+  EXPECT_THAT(refused.message(), HasSubstr("since sequence 1"));
+  ASSERT_TRUE(spool->Acknowledge(appended).ok());
+  EXPECT_TRUE(spool->Append(std::string(20, 'x')).ok());
+}
+
+TEST_F(SpoolTest, TornTailIsCutAndWritingContinues) {
+  {
+    auto spool = Open();
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(spool->Append(absl::StrCat("e", i)).ok());
+    }
+  }
+  // A crash in the middle of writing record 4: half a header and body.
+  {
+    std::ofstream out(Segments().back(), std::ios::binary | std::ios::app);
+    out.write("\x30\x00\x00\x00\x12\x34", 6);
+  }
+  auto spool = Open();
+  EXPECT_EQ(spool->stats().next_sequence, 4u);
+  auto seq = spool->Append("e4");
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 4u);
+  auto all = spool->Read(1, 10, 1 << 20);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ(all->back().payload, "e4");
+}
+
+TEST_F(SpoolTest, CorruptionBeforeTheTailRefusesToOpen) {
+  SpoolOptions options;
+  options.segment_bytes = 40;
+  {
+    auto spool = Open(options);
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(spool->Append("payload").ok());
+  }
+  const auto segments = Segments();
+  ASSERT_GE(segments.size(), 2u);
+  {
+    std::fstream f(segments.front(),
+                   std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(20);
+    f.put('!');  // inside the first record's payload
+  }
+  auto spool = Spool::Open(dir_, options);
+  ASSERT_FALSE(spool.ok());
+  EXPECT_EQ(spool.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(spool.status().message(), HasSubstr(segments.front()));
+  EXPECT_THAT(spool.status().message(), HasSubstr("checksum mismatch"));
+}
+
+TEST_F(SpoolTest, AcknowledgementsAreChecked) {
+  auto spool = Open();
+  ASSERT_TRUE(spool->Append("a").ok());
+  ASSERT_TRUE(spool->Append("b").ok());
+  EXPECT_EQ(spool->Acknowledge(3).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(spool->Acknowledge(2).ok());
+  EXPECT_TRUE(spool->Acknowledge(1).ok());  // older: ignored
+  EXPECT_EQ(spool->stats().acked, 2u);
+  SpoolOptions small;
+  small.max_record_bytes = 4;
+  spool.reset();
+  spool = Open(small);
+  EXPECT_EQ(spool->Append("12345").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SpoolTest, ConcurrentAppendsGetUniqueGapFreeSequences) {
+  SpoolOptions options;
+  options.segment_bytes = 4096;
+  auto spool = Open(options);
+  constexpr int kThreads = 4, kEach = 500;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<uint64_t>> got(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto seq = spool->Append(absl::StrCat("t", t, "-", i));
+        ASSERT_TRUE(seq.ok());
+        got[t].push_back(*seq);
+        if (i % 50 == 0) ASSERT_TRUE(spool->Sync().ok());
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<uint64_t> all;
+  for (const auto& v : got) all.insert(v.begin(), v.end());
+  ASSERT_EQ(all.size(), static_cast<size_t>(kThreads * kEach));
+  EXPECT_EQ(*all.begin(), 1u);
+  EXPECT_EQ(*all.rbegin(), static_cast<uint64_t>(kThreads * kEach));
+  auto read = spool->Read(1, kThreads * kEach, 1 << 30);
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read->size(), static_cast<size_t>(kThreads * kEach));
+  for (size_t i = 0; i < read->size(); ++i) {
+    EXPECT_EQ((*read)[i].sequence, i + 1);
+  }
+}
+
+}  // namespace
+}  // namespace warden::audit
