@@ -197,6 +197,7 @@ FUZZERS = [
     ("sql_facts_fuzz", "tests/fuzz/corpus/sql"),
     ("policy_lang_fuzz", "tests/fuzz/corpus/policy"),
     ("bundle_decode_fuzz", "tests/fuzz/corpus/bundle"),
+    ("merkle_proof_fuzz", "tests/fuzz/corpus/merkle"),
 ]
 
 

@@ -183,6 +183,63 @@ int main(int argc, char** argv) {
   revoke_cmd->add_option("id", revoke.id, "Token id (tok_...)")->required();
   AddRemote(revoke_cmd, &revoke, &revoke_format);
 
+  CLI::App* audit = app.add_subcommand(
+      "audit", "The tamper-evident audit log (audit:read; verify is offline)");
+  audit->require_subcommand(1);
+
+  cli::AuditTailOptions tail;
+  std::string tail_format = "text";
+  CLI::App* tail_cmd = audit->add_subcommand("tail", "Print recent events");
+  tail_cmd->add_option("--from", tail.from, "First index (default: the last --limit)");
+  tail_cmd->add_option("--limit", tail.limit, "Without --from: how many")
+      ->capture_default_str();
+  tail_cmd->add_flag("-f,--follow", tail.follow, "Keep printing new events");
+  tail_cmd->add_option("--poll", tail.poll, "With --follow: poll interval")
+      ->capture_default_str();
+  AddRemote(tail_cmd, &tail, &tail_format);
+
+  cli::AuditCheckpointOptions checkpoint;
+  std::string checkpoint_format = "text";
+  CLI::App* checkpoint_cmd = audit->add_subcommand(
+      "checkpoint", "The latest signed checkpoint (save it to verify later)");
+  checkpoint_cmd->add_option("--out", checkpoint.out_file, "Also save it here");
+  AddRemote(checkpoint_cmd, &checkpoint, &checkpoint_format);
+
+  cli::AuditExportOptions export_opts;
+  std::string export_format = "text";
+  CLI::App* export_cmd = audit->add_subcommand(
+      "export", "Save entries (JSON lines) for offline verification");
+  export_cmd->add_option("--out", export_opts.out_file, "File to write")
+      ->required();
+  export_cmd->add_option("--from", export_opts.from, "First index");
+  export_cmd->add_option("--to", export_opts.to, "End index (exclusive; 0: all)");
+  AddRemote(export_cmd, &export_opts, &export_format);
+
+  cli::AuditProofOptions proof;
+  std::string proof_format = "text";
+  CLI::App* proof_cmd = audit->add_subcommand(
+      "proof", "Prove that an entry is in the log (inclusion proof)");
+  proof_cmd->add_option("index", proof.index, "Entry index")->required();
+  proof_cmd->add_option("--checkpoint", proof.checkpoint_file,
+                        "Saved checkpoint to prove against (default: current)");
+  proof_cmd->add_option("--key", proof.key,
+                        "Verifier key (text or file, e.g. DATA_DIR/audit.vkey)");
+  AddRemote(proof_cmd, &proof, &proof_format);
+
+  cli::AuditVerifyOptions verify;
+  std::string verify_format = "text";
+  CLI::App* verify_cmd = audit->add_subcommand(
+      "verify", "Verify an exported log against a saved checkpoint (offline)");
+  verify_cmd->add_option("--log", verify.log_file, "From `audit export`")
+      ->required();
+  verify_cmd->add_option("--checkpoint", verify.checkpoint_file,
+                         "From `audit checkpoint --out`")
+      ->required();
+  verify_cmd->add_option("--key", verify.key,
+                         "Verifier key (text or file, e.g. DATA_DIR/audit.vkey)")
+      ->required();
+  AddFormat(verify_cmd, &verify_format);
+
   // CLI11 reports parse errors by exception; this is its documented
   // boundary (what CLI11_PARSE expands to), with our usage exit code.
   try {
@@ -198,6 +255,10 @@ int main(int argc, char** argv) {
   if (*test_cmd) {
     test.format = ParseFormat(test_format);
     return cli::RunTest(test, std::cout, std::cerr);
+  }
+  if (*verify_cmd) {
+    verify.format = ParseFormat(verify_format);
+    return cli::RunAuditVerify(verify, std::cout, std::cerr);
   }
   if (*eval_cmd) {
     eval.format = ParseFormat(eval_format);
@@ -227,6 +288,14 @@ int main(int argc, char** argv) {
        [&] { return cli::RunTokensList(list, std::cout, std::cerr); }},
       {revoke_cmd, &revoke, &revoke_format,
        [&] { return cli::RunTokensRevoke(revoke, std::cout, std::cerr); }},
+      {tail_cmd, &tail, &tail_format,
+       [&] { return cli::RunAuditTail(tail, std::cout, std::cerr); }},
+      {checkpoint_cmd, &checkpoint, &checkpoint_format,
+       [&] { return cli::RunAuditCheckpoint(checkpoint, std::cout, std::cerr); }},
+      {export_cmd, &export_opts, &export_format,
+       [&] { return cli::RunAuditExport(export_opts, std::cout, std::cerr); }},
+      {proof_cmd, &proof, &proof_format,
+       [&] { return cli::RunAuditProof(proof, std::cout, std::cerr); }},
   };
   for (const Remote& r : remotes) {
     if (!*r.command) continue;

@@ -18,8 +18,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/escaping.h"
+#include "absl/time/clock.h"
+#include "common/crypto.h"
+#include "common/files.h"
 #include "absl/time/time.h"
 #include "policy/lang/sources.h"
+#include "controlplane/audit/checkpoint.h"
+#include "controlplane/audit/ledger.h"
+#include "controlplane/audit/merkle.h"
+#include "controlplane/audit/verify.h"
+#include "google/protobuf/util/json_util.h"
+#include "proto/warden/v1/audit.grpc.pb.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 #include "proto/warden/v1/policy.pb.h"
 
@@ -127,6 +139,9 @@ class Remote {
   }
   std::unique_ptr<warden::v1::TokenService::Stub> Tokens() const {
     return warden::v1::TokenService::NewStub(channel_);
+  }
+  std::unique_ptr<warden::v1::AuditLog::Stub> Audit() const {
+    return warden::v1::AuditLog::NewStub(channel_);
   }
 
  private:
@@ -699,6 +714,334 @@ int RunTokensRevoke(const TokenRevokeOptions& options, std::ostream& out,
         << ")\n";
   }
   return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
+// wardenctl audit
+
+namespace {
+
+// A verifier key given as text ("name+hash+key") or as a file holding it.
+absl::StatusOr<std::string> LoadVerifierKey(const std::string& key) {
+  if (key.empty()) {
+    return absl::InvalidArgumentError(
+        "--key is required: the audit log's verifier key (warden-control's "
+        "DATA_DIR/audit.vkey, or its text)");
+  }
+  auto text = ReadFile(key);
+  std::string value = text.ok() ? *text : key;
+  return std::string(absl::StripAsciiWhitespace(value));
+}
+
+std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
+  const warden::v1::AuditEvent& e = leaf.event();
+  std::string who = e.identity().user().empty() ? "-" : e.identity().user();
+  std::string what;
+  switch (e.body_case()) {
+    case warden::v1::AuditEvent::kSessionStart:
+      what = absl::StrCat("session start db=", e.session_start().database(),
+                          " from ", e.session_start().client_address());
+      break;
+    case warden::v1::AuditEvent::kSessionEnd:
+      what = absl::StrCat(
+          "session end: ",
+          warden::v1::SessionEndReason_Name(e.session_end().reason()),
+          e.session_end().detail().empty() ? ""
+                                           : " " + e.session_end().detail());
+      break;
+    case warden::v1::AuditEvent::kAuthentication:
+      what = absl::StrCat(
+          "authentication ", e.authentication().success() ? "ok" : "FAILED",
+          " (", e.authentication().method(), ")",
+          e.authentication().reason().empty()
+              ? ""
+              : ": " + e.authentication().reason());
+      break;
+    case warden::v1::AuditEvent::kStatement: {
+      const auto& st = e.statement();
+      std::string text = !st.text().empty()             ? st.text()
+                         : !st.normalized_text().empty() ? st.normalized_text()
+                                                         : absl::StrJoin(
+                                                               st.command_tags(),
+                                                               ";");
+      what = absl::StrCat(
+          warden::v1::PolicyAction_Name(st.decision()).substr(14), " ",
+          st.rule().empty() ? "" : "[" + st.rule() + "] ", text,
+          st.sqlstate().empty() ? "" : " -> " + st.sqlstate());
+      break;
+    }
+    case warden::v1::AuditEvent::kAdmin:
+      what = absl::StrCat(e.admin().action(), " ", e.admin().target());
+      break;
+    default:
+      what = warden::v1::AuditEventKind_Name(e.kind());
+  }
+  return absl::StrCat(leaf.source(), " #", e.sequence(), " ", who, ": ", what);
+}
+
+std::string TimeOf(const google::protobuf::Timestamp& ts) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ",
+                          absl::FromUnixSeconds(ts.seconds()) +
+                              absl::Nanoseconds(ts.nanos()),
+                          absl::UTCTimeZone());
+}
+
+// Prints one entry: a text line, or the AuditLeaf as one JSON line.
+void PrintEntry(const warden::v1::AuditEntry& entry, Format format,
+                std::ostream& out) {
+  auto parts = audit::SplitLeaf(entry.leaf());
+  warden::v1::AuditLeaf leaf;
+  if (!parts.ok() || !leaf.ParseFromString(parts->second)) {
+    out << "#" << entry.index() << " (not an audit leaf)\n";
+    return;
+  }
+  if (format == Format::kJson) {
+    std::string text;
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(leaf, &text, options);
+    out << "{\"index\": " << entry.index() << ", \"leaf\": " << text << "}\n";
+    return;
+  }
+  out << "#" << entry.index() << " " << TimeOf(leaf.received_at()) << " "
+      << EventSummary(leaf) << "\n";
+}
+
+}  // namespace
+
+int RunAuditCheckpoint(const AuditCheckpointOptions& options,
+                       std::ostream& out, std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::GetCheckpointResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Audit()->GetCheckpoint(&context, {}, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (!options.out_file.empty()) {
+    if (auto s = WriteFileDurably(options.out_file, response.checkpoint());
+        !s.ok()) {
+      return UsageError(s.message(), err);
+    }
+  }
+  if (options.format == Format::kJson) {
+    out << json({{"checkpoint", response.checkpoint()},
+                 {"tree_size", response.tree_size()},
+                 {"root_hash", crypto::HexEncode(response.root_hash())},
+                 {"verifier_key", response.verifier_key()}})
+               .dump(2)
+        << "\n";
+  } else {
+    out << response.checkpoint();
+  }
+  return kExitOk;
+}
+
+int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
+                   std::ostream& err) {
+  if (options.out_file.empty()) return UsageError("--out FILE is required", err);
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  std::string text;
+  uint64_t next = options.from;
+  uint64_t count = 0;
+  for (;;) {
+    warden::v1::GetEntriesRequest request;
+    request.set_start(next);
+    request.set_end(options.to == 0 ? UINT64_MAX : options.to);
+    if (options.to != 0 && next >= options.to) break;
+    warden::v1::GetEntriesResponse response;
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    const grpc::Status status =
+        remote.Audit()->GetEntries(&context, request, &response);
+    if (!status.ok()) return remote.Failed(status, out, err);
+    if (response.entries_size() == 0) break;
+    for (const auto& e : response.entries()) {
+      absl::StrAppend(&text, "{\"index\": ", e.index(), ", \"leaf\": \"",
+                      crypto::Base64Encode(e.leaf()), "\"}\n");
+      next = e.index() + 1;
+      ++count;
+    }
+  }
+  if (auto s = WriteFileDurably(options.out_file, text); !s.ok()) {
+    return UsageError(s.message(), err);
+  }
+  err << "exported " << count << " entries to " << options.out_file << "\n";
+  return kExitOk;
+}
+
+int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
+                   std::ostream& err) {
+  auto key = LoadVerifierKey(options.key);
+  if (!key.ok()) return UsageError(key.status().message(), err);
+  auto note = ReadFile(options.checkpoint_file);
+  if (!note.ok()) {
+    return UsageError(absl::StrCat("--checkpoint: ", note.status().message()),
+                      err);
+  }
+  auto log = ReadFile(options.log_file);
+  if (!log.ok()) {
+    return UsageError(absl::StrCat("--log: ", log.status().message()), err);
+  }
+  std::vector<audit::ExportedEntry> entries;
+  size_t line_no = 0;
+  for (absl::string_view line : absl::StrSplit(*log, '\n')) {
+    ++line_no;
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    json j = json::parse(line.begin(), line.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("index") ||
+        !j["index"].is_number_unsigned() || !j.contains("leaf") ||
+        !j["leaf"].is_string()) {
+      return UsageError(absl::StrCat(options.log_file, ":", line_no,
+                                     ": not an exported entry"),
+                        err);
+    }
+    auto leaf = crypto::Base64Decode(j["leaf"].get<std::string>());
+    if (!leaf.ok()) {
+      return UsageError(absl::StrCat(options.log_file, ":", line_no,
+                                     ": leaf is not base64"),
+                        err);
+    }
+    entries.push_back({j["index"].get<uint64_t>(), *std::move(leaf)});
+  }
+  const audit::VerifyReport report = audit::VerifyExport(entries, *note, *key);
+  if (options.format == Format::kJson) {
+    out << json({{"ok", report.ok},
+                 {"checkpoint_size", report.checkpoint_size},
+                 {"entries", report.entries},
+                 {"first_bad_index", report.first_bad_index},
+                 {"message", report.message}})
+               .dump(2)
+        << "\n";
+  } else {
+    (report.ok ? out : err) << (report.ok ? "verified: " : "NOT VERIFIED: ")
+                            << report.message << "\n";
+  }
+  return report.ok ? kExitOk : kExitFailed;
+}
+
+int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
+                 std::ostream& err) {
+  absl::Duration poll;
+  if (!absl::ParseDuration(options.poll, &poll) || poll <= absl::ZeroDuration()) {
+    return UsageError("--poll must be a positive duration", err);
+  }
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  uint64_t next = 0;
+  if (options.from >= 0) {
+    next = static_cast<uint64_t>(options.from);
+  } else {
+    warden::v1::GetCheckpointResponse cp;
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    const grpc::Status status = remote.Audit()->GetCheckpoint(&context, {}, &cp);
+    if (!status.ok()) return remote.Failed(status, out, err);
+    next = cp.tree_size() > options.limit ? cp.tree_size() - options.limit : 0;
+  }
+  for (;;) {
+    warden::v1::GetEntriesRequest request;
+    request.set_start(next);
+    request.set_end(UINT64_MAX);
+    warden::v1::GetEntriesResponse response;
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    const grpc::Status status =
+        remote.Audit()->GetEntries(&context, request, &response);
+    if (!status.ok()) return remote.Failed(status, out, err);
+    for (const auto& e : response.entries()) {
+      PrintEntry(e, options.format, out);
+      next = e.index() + 1;
+    }
+    out.flush();
+    if (response.entries_size() > 0) continue;  // more may be waiting.
+    if (!options.follow) break;
+    absl::SleepFor(poll);
+  }
+  return kExitOk;
+}
+
+int RunAuditProof(const AuditProofOptions& options, std::ostream& out,
+                  std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  // The checkpoint to prove against: a saved one, or the current one.
+  std::string note;
+  if (!options.checkpoint_file.empty()) {
+    auto saved = ReadFile(options.checkpoint_file);
+    if (!saved.ok()) return UsageError(saved.status().message(), err);
+    note = *saved;
+  } else {
+    warden::v1::GetCheckpointResponse cp;
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    const grpc::Status status = remote.Audit()->GetCheckpoint(&context, {}, &cp);
+    if (!status.ok()) return remote.Failed(status, out, err);
+    note = cp.checkpoint();
+  }
+  absl::StatusOr<audit::Checkpoint> checkpoint;
+  if (!options.key.empty()) {
+    auto key = LoadVerifierKey(options.key);
+    if (!key.ok()) return UsageError(key.status().message(), err);
+    checkpoint = audit::VerifyCheckpoint(note, *key);
+  } else {
+    // Unsigned trust: the proof is checked against the root the server
+    // sent; say so.
+    const size_t blank = note.find("\n\n");
+    checkpoint = audit::ParseCheckpointBody(
+        note.substr(0, blank == std::string::npos ? note.size() : blank + 1));
+    err << "note: no --key given, the checkpoint's signature is not "
+           "checked\n";
+  }
+  if (!checkpoint.ok()) {
+    err << "NOT VERIFIED: checkpoint: " << checkpoint.status().message()
+        << "\n";
+    return kExitFailed;
+  }
+  warden::v1::GetEntriesRequest get;
+  get.set_start(options.index);
+  get.set_end(options.index + 1);
+  warden::v1::GetEntriesResponse entries;
+  grpc::ClientContext c1;
+  remote.Prepare(&c1);
+  grpc::Status status = remote.Audit()->GetEntries(&c1, get, &entries);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (entries.entries_size() != 1) {
+    err << "no entry " << options.index << "\n";
+    return kExitFailed;
+  }
+  warden::v1::GetInclusionProofRequest request;
+  request.set_index(options.index);
+  request.set_tree_size(checkpoint->size);
+  warden::v1::GetInclusionProofResponse proof;
+  grpc::ClientContext c2;
+  remote.Prepare(&c2);
+  status = remote.Audit()->GetInclusionProof(&c2, request, &proof);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  std::vector<std::string> hashes(proof.hashes().begin(), proof.hashes().end());
+  const absl::Status verified = audit::VerifyInclusion(
+      audit::LeafHash(entries.entries(0).leaf()), options.index,
+      checkpoint->size, hashes, checkpoint->root_hash);
+  if (options.format == Format::kJson) {
+    json hex = json::array();
+    for (const auto& h : hashes) hex.push_back(crypto::HexEncode(h));
+    out << json({{"index", options.index},
+                 {"tree_size", checkpoint->size},
+                 {"verified", verified.ok()},
+                 {"proof", std::move(hex)},
+                 {"error", std::string(verified.message())}})
+               .dump(2)
+        << "\n";
+  } else if (verified.ok()) {
+    out << "entry " << options.index << " is in the log of size "
+        << checkpoint->size << " (" << hashes.size() << " proof hashes)\n";
+    PrintEntry(entries.entries(0), Format::kText, out);
+  } else {
+    err << "NOT VERIFIED: " << verified.message() << "\n";
+  }
+  return verified.ok() ? kExitOk : kExitFailed;
 }
 
 }  // namespace warden::controlplane::cli

@@ -152,6 +152,66 @@ struct TokenRevokeOptions : RemoteOptions {
 int RunTokensRevoke(const TokenRevokeOptions& options, std::ostream& out,
                     std::ostream& err);
 
+// ---------------------------------------------------------------------------
+// wardenctl audit (scope audit:read, except verify, which is offline)
+
+// `wardenctl audit checkpoint [--out FILE]`: the latest signed checkpoint
+// (C2SP signed note) on `out`, and saved to FILE. JSON: {"checkpoint",
+// "tree_size", "root_hash" (hex), "verifier_key"}.
+struct AuditCheckpointOptions : RemoteOptions {
+  std::string out_file;
+};
+int RunAuditCheckpoint(const AuditCheckpointOptions& options,
+                       std::ostream& out, std::ostream& err);
+
+// `wardenctl audit export --out FILE [--from N] [--to N]`: entries [from,
+// to) (to 0: the current size) as JSON lines {"index": i, "leaf": base64}.
+struct AuditExportOptions : RemoteOptions {
+  std::string out_file;
+  uint64_t from = 0;
+  uint64_t to = 0;
+};
+int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
+                   std::ostream& err);
+
+// `wardenctl audit verify --log FILE --checkpoint FILE --key KEY` (offline;
+// KEY is the verifier key text or a file holding it): checks the signature,
+// the hash chain and the Merkle root (controlplane/audit/verify). Exit 0
+// when the log matches, 1 naming the first bad index otherwise, 2 for
+// unreadable input.
+struct AuditVerifyOptions {
+  std::string log_file;
+  std::string checkpoint_file;
+  std::string key;
+  Format format = Format::kText;
+};
+int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
+                   std::ostream& err);
+
+// `wardenctl audit tail [--from N] [--limit N] [--follow]`: events, one
+// line each (JSON: one AuditLeaf object per line); without --from, the
+// last --limit (default 20); --follow keeps polling for new ones.
+struct AuditTailOptions : RemoteOptions {
+  int64_t from = -1;
+  uint64_t limit = 20;
+  bool follow = false;
+  std::string poll = "1s";
+};
+int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
+                 std::ostream& err);
+
+// `wardenctl audit proof INDEX [--checkpoint FILE --key KEY]`: the
+// inclusion proof of entry INDEX, verified against the given checkpoint
+// (or the current one, verified with --key when given). Exit 0 verified,
+// 1 not.
+struct AuditProofOptions : RemoteOptions {
+  uint64_t index = 0;
+  std::string checkpoint_file;
+  std::string key;
+};
+int RunAuditProof(const AuditProofOptions& options, std::ostream& out,
+                  std::ostream& err);
+
 }  // namespace warden::controlplane::cli
 
 #endif  // WARDEN_CONTROLPLANE_CLI_REMOTE_COMMANDS_H_

@@ -34,10 +34,13 @@
 #include "common/address.h"
 #include "common/crypto.h"
 #include "common/files.h"
+#include "controlplane/audit/checkpointer.h"
+#include "controlplane/audit/ledger.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/ca/ca.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/log/rocksdb_log.h"
+#include "controlplane/server/audit_services.h"
 #include "controlplane/server/services.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
@@ -174,6 +177,32 @@ int main(int argc, char** argv) {
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
                                              proxy_cert_ttl);
 
+  // The audit log: its own Ed25519 key (DATA_DIR/audit.key) signs the
+  // checkpoints; DATA_DIR/audit.vkey is the verifier key auditors keep.
+  auto audit_pem = LoadOrCreateSigningKey(data_dir + "/audit.key",
+                                          data_dir + "/audit.pub");
+  if (!audit_pem.ok()) {
+    spdlog::error("audit key: {}", audit_pem.status().ToString());
+    return 1;
+  }
+  cp::audit::Ledger ledger(store->get());
+  auto checkpointer = cp::audit::Checkpointer::Create(&ledger, *audit_pem);
+  if (!checkpointer.ok()) {
+    spdlog::error("audit checkpoints: {}", checkpointer.status().ToString());
+    return 1;
+  }
+  if (auto s = warden::WriteFileDurably(data_dir + "/audit.vkey",
+                                        (*checkpointer)->verifier_key() + "\n");
+      !s.ok()) {
+    spdlog::error("cannot write {}/audit.vkey: {}", data_dir, s.ToString());
+    return 1;
+  }
+  (*checkpointer)->Start();
+  spdlog::info("audit log {} (verifier key in {}/audit.vkey)",
+               (*checkpointer)->origin(), data_dir);
+  cp::server::AuditIngestImpl audit_ingest(&state, &ledger, authority->get());
+  cp::server::AuditLogImpl audit_log(&tokens, &ledger, checkpointer->get());
+
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   options.pem_root_certs = (*authority)->certificate_pem();
@@ -219,6 +248,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&policy_service);
   builder.RegisterService(&token_service);
   builder.RegisterService(&enrollment);
+  builder.RegisterService(&audit_ingest);
+  builder.RegisterService(&audit_log);
   builder.RegisterService(&distributor);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -236,5 +267,6 @@ int main(int argc, char** argv) {
   sigwait(&signals, &received);
   spdlog::info("signal {}: shutting down", received);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  (*checkpointer)->Stop();
   return 0;
 }

@@ -19,6 +19,7 @@ using warden::v1::TokenScope;
 constexpr char kPolicyService[] = "/warden.v1.PolicyService/";
 constexpr char kTokenService[] = "/warden.v1.TokenService/";
 constexpr char kEnrollMethod[] = "/warden.v1.ProxyEnrollment/Enroll";
+constexpr char kAuditLogService[] = "/warden.v1.AuditLog/";
 
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t micros = absl::ToUnixMicros(t);
@@ -78,6 +79,13 @@ TokenScope RequiredScope(absl::string_view method) {
     }
   }
   if (method == kEnrollMethod) return warden::v1::TOKEN_SCOPE_PROXY_ENROLL;
+  if (absl::StartsWith(method, kAuditLogService)) {
+    const absl::string_view name = method.substr(sizeof(kAuditLogService) - 1);
+    if (name == "GetCheckpoint" || name == "GetEntries" ||
+        name == "GetInclusionProof" || name == "GetConsistencyProof") {
+      return warden::v1::TOKEN_SCOPE_AUDIT_READ;
+    }
+  }
   return warden::v1::TOKEN_SCOPE_UNSPECIFIED;
 }
 

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "controlplane/audit/ledger.h"
 
 namespace warden::controlplane::state {
 
@@ -41,6 +42,14 @@ absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
       batch.Put(store::Column::kBundles, RevisionKey(revision),
                 entry.put_bundle().SerializeAsString());
       batch.Put(store::Column::kBundles, kHeadKey, std::to_string(revision));
+      break;
+    }
+    case warden::v1::LogEntry::kAppendAudit: {
+      if (absl::Status s =
+              audit::StageAppend(*store_, entry.append_audit(), &batch);
+          !s.ok()) {
+        return s;
+      }
       break;
     }
     case warden::v1::LogEntry::CHANGE_NOT_SET:

@@ -17,7 +17,7 @@ namespace warden::controlplane::store {
 namespace {
 
 constexpr Column kColumns[] = {Column::kBundles, Column::kTokens,
-                               Column::kFleet};
+                               Column::kFleet, Column::kAudit};
 constexpr char kMetaColumn[] = "meta";
 // Keys of the meta column.
 constexpr char kAppliedIndexKey[] = "applied_index";
@@ -39,6 +39,8 @@ absl::string_view ColumnName(Column column) {
       return "tokens";
     case Column::kFleet:
       return "fleet";
+    case Column::kAudit:
+      return "audit";
   }
   return "";
 }

@@ -31,6 +31,8 @@ enum class Column {
   kBundles,  // policy bundles, their sources and history (controlplane/bundles)
   kTokens,   // API token hashes and metadata (controlplane/api)
   kFleet,    // last known state of each proxy (controlplane/distribution)
+  kAudit,    // the audit log: leaves, tree, per-source sequences
+             // (controlplane/audit)
 };
 
 // ColumnName(Column::kBundles) is "bundles", the RocksDB column family name.

@@ -135,6 +135,16 @@ std::string BundleClient::proxy_id() const {
   return credentials_ != nullptr ? credentials_->proxy_id : "";
 }
 
+absl::StatusOr<BundleClient::Identity> BundleClient::CurrentIdentity() const {
+  absl::MutexLock lock(&mu_);
+  if (credentials_ == nullptr) {
+    return absl::UnavailableError(
+        "this proxy has no certificate yet (not enrolled)");
+  }
+  return Identity{credentials_->key_pem, credentials_->cert_pem,
+                  credentials_->proxy_id, credentials_->environment};
+}
+
 std::shared_ptr<grpc::ChannelCredentials> BundleClient::ChannelCredentials(
     const Credentials* client) const {
   grpc::SslCredentialsOptions ssl;

@@ -83,6 +83,17 @@ class BundleClient {
   // The identity the current certificate names; empty before enrollment.
   std::string proxy_id() const;
 
+  // The proxy's current key, certificate and the identity it names, for
+  // other clients of warden-control (the audit sender). Unavailable before
+  // enrollment.
+  struct Identity {
+    std::string key_pem;
+    std::string cert_pem;
+    std::string proxy_id;
+    std::string environment;
+  };
+  absl::StatusOr<Identity> CurrentIdentity() const;
+
  private:
   struct Credentials {
     std::string key_pem;

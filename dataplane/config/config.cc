@@ -366,7 +366,7 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
                                       const std::string& base_dir) {
   ProxyConfig cfg;
   if (!c.ExpectMap(root, "config",
-                   {"proxy", "policy", "listeners", "environments",
+                   {"proxy", "policy", "audit", "listeners", "environments",
                     "users"})) {
     return absl::InvalidArgumentError(absl::StrJoin(c.errors(), "\n"));
   }
@@ -452,6 +452,36 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
       int64_t v = 0;
       if (c.Int(p, "cache_entries", "policy", 0, 10000000, &v)) {
         cfg.policy.cache_entries = static_cast<int>(v);
+      }
+    }
+  }
+
+  if (const YAML::Node a = root["audit"]) {
+    if (c.ExpectMap(a, "audit", {"mode", "spool_dir", "max_spool_bytes"})) {
+      std::string mode = "async";
+      c.String(a, "mode", "audit", &mode, false);
+      if (mode == "async") {
+        cfg.audit.mode = AuditMode::kAsync;
+      } else if (mode == "off") {
+        cfg.audit.mode = AuditMode::kOff;
+      } else {
+        c.Error(a["mode"], "audit.mode",
+                "expected async or off (sync comes with the next release)");
+      }
+      if (c.String(a, "spool_dir", "audit", &cfg.audit.spool_dir,
+                   cfg.audit.mode != AuditMode::kOff)) {
+        cfg.audit.spool_dir = c.File(base_dir, cfg.audit.spool_dir);
+      }
+      int64_t bytes = 0;
+      if (c.Int(a, "max_spool_bytes", "audit", 1 << 20,
+                int64_t{1} << 40, &bytes)) {
+        cfg.audit.max_spool_bytes = static_cast<uint64_t>(bytes);
+      }
+      if (cfg.audit.mode != AuditMode::kOff &&
+          !cfg.policy.control_plane.has_value()) {
+        c.Error(a, "audit",
+                "audit events go to the control plane: configure "
+                "policy.control_plane (or set audit.mode: off)");
       }
     }
   }

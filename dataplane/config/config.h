@@ -133,9 +133,22 @@ struct PolicySettings {
   std::optional<ControlPlaneSettings> control_plane;
 };
 
+enum class AuditMode {
+  kOff,    // nothing recorded
+  kAsync,  // every event is in the local spool before the session goes on
+};
+
+// What the proxy records and where it keeps it until warden-control has it.
+struct AuditSettings {
+  AuditMode mode = AuditMode::kOff;
+  std::string spool_dir;  // required unless off
+  uint64_t max_spool_bytes = 1ull << 30;
+};
+
 struct ProxyConfig {
   ProxySettings proxy;
   PolicySettings policy;
+  AuditSettings audit;
   std::vector<Listener> listeners;
   std::vector<Environment> environments;
   std::vector<User> users;

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/files.h"
 #include "common/status_macros.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/sqlstate.h"
@@ -105,12 +106,51 @@ absl::Status Server::StartBundleClient() {
   return absl::OkStatus();
 }
 
+absl::Status Server::StartAudit() {
+  if (config_.audit.mode == config::AuditMode::kOff) {
+    spdlog::warn("audit is off: sessions and statements are not recorded");
+    return absl::OkStatus();
+  }
+  audit::SpoolOptions options;
+  options.max_bytes = config_.audit.max_spool_bytes;
+  auto spool = audit::Spool::Open(config_.audit.spool_dir, options);
+  if (!spool.ok()) {
+    return absl::Status(spool.status().code(),
+                        absl::StrCat("audit.spool_dir: ",
+                                     spool.status().message()));
+  }
+  spool_ = *std::move(spool);
+  auto ca = ReadFile(config_.policy.control_plane->ca_file);
+  if (!ca.ok()) return ca.status();
+  audit::SenderOptions sender;
+  sender.address = config_.policy.control_plane->address;
+  sender.ca_pem = *ca;
+  recorder_ = std::make_unique<audit::Recorder>(spool_.get());
+  bundle_client::BundleClient* client = bundle_client_.get();
+  sender_ = std::make_unique<audit::Sender>(
+      spool_.get(), sender,
+      [client]() -> absl::StatusOr<audit::Sender::Identity> {
+        auto id = client->CurrentIdentity();
+        if (!id.ok()) return id.status();
+        return audit::Sender::Identity{id->key_pem, id->cert_pem,
+                                       id->proxy_id, id->environment};
+      });
+  sender_->Start();
+  shared_.recorder = recorder_.get();
+  const audit::SpoolStats stats = spool_->stats();
+  spdlog::info("audit: spool {} ({} events pending, next sequence {})",
+               config_.audit.spool_dir, stats.pending_events,
+               stats.next_sequence);
+  return absl::OkStatus();
+}
+
 absl::Status Server::Start() {
   RaiseFileLimit();
   auto secret = crypto::RandomBytes(32);
   if (!secret.ok()) return secret.status();
   if (config_.policy.control_plane) {
     if (absl::Status s = StartBundleClient(); !s.ok()) return s;
+    if (absl::Status s = StartAudit(); !s.ok()) return s;
   } else if (!config_.policy.paths.empty()) {
     shared_.governed = true;
     if (absl::Status loaded = ReloadPolicy(); !loaded.ok()) return loaded;

@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "dataplane/bundle_client/bundle_client.h"
+#include "dataplane/audit/recorder.h"
+#include "dataplane/audit/spool.h"
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/event_loop.h"
@@ -46,6 +48,7 @@ class Server {
 
  private:
   absl::Status StartBundleClient();
+  absl::Status StartAudit();
   struct Worker;
   // One listening socket of one worker.
   struct Acceptor : net::EventLoop::Handler {
@@ -71,6 +74,12 @@ class Server {
   session::SharedState shared_;
   // Set when policies come from warden-control.
   std::unique_ptr<bundle_client::BundleClient> bundle_client_;
+  // Audit (when configured): the spool, what sessions record into, and what
+  // streams it to warden-control. Declared after bundle_client_, whose
+  // certificate the sender uses, so they stop before it.
+  std::unique_ptr<audit::Spool> spool_;
+  std::unique_ptr<audit::Recorder> recorder_;
+  std::unique_ptr<audit::Sender> sender_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::pair<std::string, uint16_t>> bound_;
   std::atomic<bool> stopping_{false};

@@ -24,6 +24,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/pgwire/startup.h"
+#include "policy/sql/normalize.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::session {
@@ -202,6 +203,10 @@ Session::Session(SharedState* shared, const config::Listener* listener,
       live_(live),
       listener_(listener),
       environment_(shared->config->FindEnvironment(listener->environment)) {
+  started_at_ = absl::Now();
+  if (auto id = crypto::RandomBytes(8); id.ok()) {
+    session_id_ = crypto::HexEncode(*id);
+  }
   sockaddr_storage remote{};
   socklen_t len = sizeof(remote);
   if (getpeername(client_fd, reinterpret_cast<sockaddr*>(&remote), &len) == 0) {
@@ -637,23 +642,48 @@ void Session::HandleAuthStep(AuthStep step) {
     case AuthStep::State::kContinue:
       Send(Side::kClient, step.reply);
       return;
-    case AuthStep::State::kFailure:
+    case AuthStep::State::kFailure: {
       spdlog::info("session {}: authentication failed for user '{}': {}",
                    peer_address_, user_, step.error.ToString());
+      warden::v1::AuditEvent event =
+          NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+      auto* a = event.mutable_authentication();
+      a->set_success(false);
+      a->set_method(listener_->auth == config::ClientAuthMethod::kPassword
+                        ? "password"
+                        : "scram-sha-256");
+      a->set_reason(std::string(step.error.message()));
+      a->set_claimed_user(user_);
+      Audit(std::move(event));
       return Fail(step.client_sqlstate, step.client_error,
                   warden::v1::SESSION_END_REASON_POLICY);
+    }
     case AuthStep::State::kSuccess:
       break;
   }
   identity_ = std::move(step.identity);
   auth_.reset();
+  {
+    warden::v1::AuditEvent event =
+        NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+    auto* a = event.mutable_authentication();
+    a->set_success(true);
+    a->set_method(identity_.auth_method());
+    a->set_claimed_user(user_);
+    if (!Audit(std::move(event))) {
+      return Fail("53000",
+                  "Warden cannot record this session in the audit trail "
+                  "(the local spool is full or failing); try again later",
+                  warden::v1::SESSION_END_REASON_INTERNAL);
+    }
+  }
   if (shared_->governed && shared_->CurrentGate() == nullptr) {
     return Fail(pgwire::kCannotConnectNow,
                 "this Warden proxy has no policy bundle yet (waiting for "
                 "the control plane); no statement can be judged",
                 warden::v1::SESSION_END_REASON_POLICY);
   }
-  if (shared_->governed) {
+  if (shared_->governed || shared_->recorder != nullptr) {
     subject_.user = identity_.user();
     subject_.groups.assign(identity_.groups().begin(),
                            identity_.groups().end());
@@ -683,6 +713,25 @@ void Session::HandleAuthStep(AuthStep step) {
                              "\" does not exist in environment \"",
                              environment_->name, "\""),
                 warden::v1::SESSION_END_REASON_POLICY);
+  }
+  {
+    warden::v1::AuditEvent event =
+        NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_START);
+    auto* start = event.mutable_session_start();
+    start->set_client_address(peer_address_);
+    start->set_database(database_name_);
+    start->set_upstream_role(database_->upstream.user);
+    start->set_client_tls(tls_negotiated_);
+    for (const auto& [k, v] : startup_params_) {
+      if (k == "application_name") start->set_application_name(v);
+    }
+    if (!Audit(std::move(event))) {
+      return Fail("53000",
+                  "Warden cannot record this session in the audit trail "
+                  "(the local spool is full or failing); try again later",
+                  warden::v1::SESSION_END_REASON_INTERNAL);
+    }
+    audit_session_started_ = shared_->recorder != nullptr;
   }
   std::string ok;
   pgwire::WriteAuthenticationOk(&ok);
@@ -752,9 +801,15 @@ size_t Session::ProcessClient(absl::string_view buf) {
       FailProtocol(valid.message());
       return 0;
     }
-    if (gate != nullptr) {
+    if (gate != nullptr || (shared_->recorder != nullptr &&
+                            phase_ == Phase::kRelay)) {
       replacement.clear();
-      Judge(*gate, frame.type, frame.body, &replacement);
+      has_verdict_ = false;
+      if (gate != nullptr) Judge(*gate, frame.type, frame.body, &replacement);
+      if (shared_->recorder != nullptr) {
+        RecordStatement(frame.type, frame.body,
+                        has_verdict_ ? &last_verdict_ : nullptr, &replacement);
+      }
       if (!replacement.empty()) {
         Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
         Send(Side::kUpstream, replacement);
@@ -1369,6 +1424,8 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!q.ok()) return;  // validated already.
       const gate::Verdict v = gate.Judge(q->sql, subject_, environment_->name,
                                          database_name_);
+      last_verdict_ = v;
+      has_verdict_ = true;
       std::string error;
       if (!v.allowed) {
         log(v, q->sql);
@@ -1393,6 +1450,8 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!p.ok()) return;
       const gate::Verdict v = gate.Judge(p->query, subject_,
                                          environment_->name, database_name_);
+      last_verdict_ = v;
+      has_verdict_ = true;
       std::string error;
       if (!v.allowed) {
         log(v, p->query);
@@ -1447,6 +1506,8 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!f.ok()) return;
       const gate::Verdict v = gate.JudgeFunctionCall(
           f->function_oid, subject_, environment_->name, database_name_);
+      last_verdict_ = v;
+      has_verdict_ = true;
       if (v.allowed) return;
       log(v, absl::StrCat("<function call, OID ", f->function_oid, ">"));
       pgwire::WriteQuery(replacement, poison_sql(QueueRefusal(encode(v))));
@@ -1543,6 +1604,121 @@ void Session::CloseClient() {
   MaybeRelease();
 }
 
+warden::v1::AuditEvent Session::NewEvent(
+    warden::v1::AuditEventKind kind) const {
+  warden::v1::AuditEvent event;
+  event.set_kind(kind);
+  event.set_session_id(session_id_);
+  *event.mutable_identity() = identity_;
+  return event;
+}
+
+bool Session::Audit(warden::v1::AuditEvent event) {
+  if (shared_->recorder == nullptr) return true;
+  auto recorded = shared_->recorder->Record(std::move(event));
+  if (!recorded.ok()) {
+    spdlog::error("session {}: audit event not recorded: {}", peer_address_,
+                  recorded.status().ToString());
+    return false;
+  }
+  return true;
+}
+
+void Session::RecordStatement(char type, absl::string_view body,
+                              const gate::Verdict* verdict,
+                              std::string* replacement) {
+  std::string sql;
+  std::string statement_name;
+  const char* protocol = "simple";
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kQuery: {
+      const auto q = pgwire::ParseQuery(body);
+      if (!q.ok()) return;
+      sql = std::string(q->sql);
+      break;
+    }
+    case pgwire::FrontendType::kParse: {
+      const auto p = pgwire::ParseParse(body);
+      if (!p.ok()) return;
+      sql = std::string(p->query);
+      statement_name = std::string(p->statement);
+      protocol = "extended";
+      break;
+    }
+    case pgwire::FrontendType::kFunctionCall: {
+      const auto f = pgwire::ParseFunctionCall(body);
+      if (!f.ok()) return;
+      sql = absl::StrCat("<function call, OID ", f->function_oid, ">");
+      protocol = "function-call";
+      break;
+    }
+    default:
+      return;  // Bind / Execute / Describe run what Parse recorded.
+  }
+  ++statements_;
+  warden::v1::AuditEvent event = NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  auto* st = event.mutable_statement();
+  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
+  st->set_database(database_name_);
+  st->set_protocol(protocol);
+  warden::v1::AuditLevel level = warden::v1::AUDIT_LEVEL_FULL;
+  if (verdict != nullptr) {
+    level = verdict->decision.audit;
+    st->set_decision(verdict->allowed ? warden::v1::POLICY_ACTION_ALLOW
+                                      : verdict->decision.action);
+    st->set_policy(verdict->decision.policy);
+    st->set_rule(verdict->decision.rule);
+    st->set_reason(verdict->decision.reason);
+    st->set_bundle_revision(verdict->revision);
+    st->set_bundle_digest(verdict->digest);
+    if (!verdict->allowed) st->set_sqlstate(verdict->sqlstate);
+    if (verdict->facts != nullptr) {
+      for (const auto& f : *verdict->facts) {
+        st->add_command_tags(f.command);
+        if (st->fingerprint().empty()) st->set_fingerprint(f.fingerprint);
+        for (const auto& r : f.relations) {
+          st->add_tables(r.schema.empty() ? r.name
+                                          : absl::StrCat(r.schema, ".", r.name));
+        }
+        for (const auto& c : f.columns) st->add_columns(c);
+      }
+    }
+  } else {
+    st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
+  }
+  if (level == warden::v1::AUDIT_LEVEL_UNSPECIFIED) {
+    level = warden::v1::AUDIT_LEVEL_FULL;
+  }
+  st->set_audit_level(level);
+  if (level == warden::v1::AUDIT_LEVEL_FULL) {
+    st->set_text(sql);
+  } else if (level == warden::v1::AUDIT_LEVEL_NORMALIZED) {
+    auto normalized = policy::sql::Normalize(sql);
+    // Unparseable SQL has no constants to strip safely: keep none of it.
+    if (normalized.ok()) st->set_normalized_text(*normalized);
+  }
+  if (Audit(std::move(event)) || !replacement->empty()) return;
+  // Not recorded, not refused yet: it must not run.
+  std::string error;
+  pgwire::WriteErrorResponse(
+      &error, "ERROR", "53000",
+      "Warden: the audit trail cannot record this statement (the local "
+      "spool is full or failing); it was not run",
+      "", "Retry later; the proxy's operators are alerted by its log.", 0);
+  const std::string poison = absl::StrCat("/* refused by Warden policy */ ",
+                                          QueueRefusal(error));
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kParse:
+      ForgetPrepared(StatementKey(statement_name));
+      RememberRefused(statement_name, error);
+      pgwire::WriteParse(replacement, statement_name, poison);
+      break;
+    default:
+      pgwire::WriteQuery(replacement, poison);
+      break;
+  }
+}
+
 void Session::Finish(SessionEndReason reason, absl::string_view why) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
@@ -1555,6 +1731,19 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
   if (key_allocated_) {
     shared_->cancels.Release(proxy_pid_, proxy_secret_);
     key_allocated_ = false;
+  }
+  if (audit_session_started_) {
+    warden::v1::AuditEvent event =
+        NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_END);
+    auto* end = event.mutable_session_end();
+    end->set_reason(reason);
+    end->set_detail(std::string(why));
+    end->set_statements(statements_);
+    const absl::Duration took = absl::Now() - started_at_;
+    end->mutable_duration()->set_seconds(absl::ToInt64Seconds(took));
+    end->mutable_duration()->set_nanos(static_cast<int32_t>(
+        absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
+    Audit(std::move(event));  // the session is over either way.
   }
   if (identity_.user().empty()) {
     spdlog::debug("session {} ended ({}): {}", peer_address_,

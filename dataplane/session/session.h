@@ -21,7 +21,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/tls.h"
+#include "dataplane/audit/recorder.h"
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/conn.h"
@@ -58,6 +61,8 @@ struct SharedState {
 
  public:
   CancelRegistry cancels;
+  // Where sessions record audit events; null when audit is off.
+  audit::Recorder* recorder = nullptr;
   std::atomic<int> client_connections{0};
   // By listener name; absent when the listener has TLS disabled.
   absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
@@ -218,6 +223,16 @@ class Session : public std::enable_shared_from_this<Session> {
   // with `gate`; returns the refusal if it is now refused (and remembers
   // it), nullptr otherwise.
   const std::string* Rejudge(const gate::Gate& gate, const std::string& name);
+  // Audit. NewEvent starts an event of this session; Audit records it and
+  // says whether it is on disk (false: the spool is full or failing).
+  warden::v1::AuditEvent NewEvent(warden::v1::AuditEventKind kind) const;
+  bool Audit(warden::v1::AuditEvent event);
+  // Records a Query, Parse or FunctionCall with the gate's verdict (null
+  // when no policy is configured). If it cannot be recorded, a message
+  // that would run is replaced by a poison carrying a 53000 refusal: no
+  // statement runs unrecorded.
+  void RecordStatement(char type, absl::string_view body,
+                       const gate::Verdict* verdict, std::string* replacement);
   // Queues `error` for the next poison and returns the poison's name.
   std::string QueueRefusal(std::string error);
   // Rewrites the upstream ErrorResponse `body` if it is a poison's.
@@ -294,6 +309,15 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t prepared_bytes_ = 0;
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
+
+  // Audit state.
+  std::string session_id_;       // random, for correlating events
+  absl::Time started_at_;
+  bool audit_session_started_ = false;
+  uint64_t statements_ = 0;
+  // The verdict of the last Query / Parse / FunctionCall Judge decided.
+  gate::Verdict last_verdict_;
+  bool has_verdict_ = false;
 };
 
 }  // namespace warden::session

@@ -581,7 +581,7 @@ TEST(ConfigTest, UnknownTopLevelKey) {
   auto cfg = Parse(absl::StrCat(kMinimal, "listener: {}\n"));
   EXPECT_THAT(Errors(cfg),
               ElementsAre("proxy.yaml:17:1: config: unknown key 'listener' "
-                          "(allowed: proxy, policy, listeners, environments, users)"));
+                          "(allowed: proxy, policy, audit, listeners, environments, users)"));
 }
 
 TEST(ConfigTest, PortOutOfRange) {

@@ -19,9 +19,12 @@
 #include "common/crypto.h"
 #include "common/x509.h"
 #include "controlplane/ca/ca.h"
+#include "controlplane/audit/checkpointer.h"
+#include "controlplane/audit/ledger.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/log/rocksdb_log.h"
+#include "controlplane/server/audit_services.h"
 #include "controlplane/server/services.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
@@ -66,6 +69,19 @@ class TestControlPlane {
     token_service_ = std::make_unique<server::TokenServiceImpl>(tokens_.get());
     enrollment_ = std::make_unique<server::ProxyEnrollmentImpl>(
         tokens_.get(), authority_.get(), proxy_cert_ttl);
+    ledger_ = std::make_unique<audit::Ledger>(store_.get());
+    auto audit_key = crypto::GenerateEd25519Key();
+    EXPECT_TRUE(audit_key.ok());
+    audit_key_ = *audit_key;
+    auto checkpointer =
+        audit::Checkpointer::Create(ledger_.get(), audit_key_.private_pem);
+    EXPECT_TRUE(checkpointer.ok()) << checkpointer.status();
+    if (!checkpointer.ok()) return;
+    checkpointer_ = std::move(*checkpointer);
+    audit_ingest_ = std::make_unique<server::AuditIngestImpl>(
+        state_.get(), ledger_.get(), authority_.get());
+    audit_log_ = std::make_unique<server::AuditLogImpl>(
+        tokens_.get(), ledger_.get(), checkpointer_.get());
     auto server_cert = authority_->IssueServer({"localhost"}, {"127.0.0.1"},
                                                absl::Now(), absl::Hours(1));
     EXPECT_TRUE(server_cert.ok()) << server_cert.status();
@@ -82,6 +98,8 @@ class TestControlPlane {
     builder.RegisterService(policy_service_.get());
     builder.RegisterService(token_service_.get());
     builder.RegisterService(enrollment_.get());
+    builder.RegisterService(audit_ingest_.get());
+    builder.RegisterService(audit_log_.get());
     builder.RegisterService(distributor_.get());
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
@@ -89,6 +107,7 @@ class TestControlPlane {
   }
   ~TestControlPlane() {
     if (server_) server_->Shutdown();
+    if (checkpointer_) checkpointer_->Stop();
   }
 
   bool ok() const { return server_ != nullptr; }
@@ -166,6 +185,10 @@ class TestControlPlane {
   bundles::Bundles* bundles() { return bundles_.get(); }
   distribution::Distributor* distributor() { return distributor_.get(); }
   const ca::Authority* authority() const { return authority_.get(); }
+  audit::Ledger* ledger() { return ledger_.get(); }
+  audit::Checkpointer* checkpointer() { return checkpointer_.get(); }
+  server::AuditIngestImpl* audit_ingest() { return audit_ingest_.get(); }
+  const crypto::Ed25519KeyPair& audit_key() const { return audit_key_; }
 
  private:
   std::string dir_;
@@ -182,6 +205,11 @@ class TestControlPlane {
   std::unique_ptr<server::PolicyServiceImpl> policy_service_;
   std::unique_ptr<server::TokenServiceImpl> token_service_;
   std::unique_ptr<server::ProxyEnrollmentImpl> enrollment_;
+  crypto::Ed25519KeyPair audit_key_;
+  std::unique_ptr<audit::Ledger> ledger_;
+  std::unique_ptr<audit::Checkpointer> checkpointer_;
+  std::unique_ptr<server::AuditIngestImpl> audit_ingest_;
+  std::unique_ptr<server::AuditLogImpl> audit_log_;
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -14,6 +14,7 @@
 #include "common/crypto.h"
 #include "common/x509.h"
 #include "controlplane/ca/ca.h"
+#include "proto/warden/v1/audit.grpc.pb.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/log/rocksdb_log.h"
 #include "controlplane/server/services.h"
@@ -277,6 +278,34 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
          warden::v1::RevokeTokenResponse out;
          return warden::v1::TokenService::NewStub(ch)->RevokeToken(c, r, &out);
        }},
+      {"/warden.v1.AuditLog/GetCheckpoint",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::GetCheckpointResponse out;
+         return warden::v1::AuditLog::NewStub(ch)->GetCheckpoint(c, {}, &out);
+       }},
+      {"/warden.v1.AuditLog/GetEntries",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::GetEntriesRequest r;
+         r.set_end(10);
+         warden::v1::GetEntriesResponse out;
+         return warden::v1::AuditLog::NewStub(ch)->GetEntries(c, r, &out);
+       }},
+      {"/warden.v1.AuditLog/GetInclusionProof",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::GetInclusionProofRequest r;
+         r.set_index(0);
+         warden::v1::GetInclusionProofResponse out;
+         return warden::v1::AuditLog::NewStub(ch)->GetInclusionProof(c, r, &out);
+       }},
+      {"/warden.v1.AuditLog/GetConsistencyProof",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::GetConsistencyProofRequest r;
+         r.set_first_size(1);
+         r.set_second_size(1);
+         warden::v1::GetConsistencyProofResponse out;
+         return warden::v1::AuditLog::NewStub(ch)->GetConsistencyProof(c, r,
+                                                                       &out);
+       }},
       {"/warden.v1.ProxyEnrollment/Enroll",
        [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::EnrollRequest r;
@@ -288,6 +317,12 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
   };
   // The calls proxies authenticate with their certificate instead.
   const std::vector<Rpc> certificate_rpcs = {
+      {"/warden.v1.AuditIngest/Append",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::AppendAuditRequest r;  // empty: "what do you have?"
+         warden::v1::AppendAuditResponse out;
+         return warden::v1::AuditIngest::NewStub(ch)->Append(c, r, &out);
+       }},
       {"/warden.v1.ProxyEnrollment/Renew",
        [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::RenewRequest r;
@@ -317,6 +352,18 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
   auto first = bundles_->Push({{"p.yaml", kPolicy}}, "m", "t", absl::Now(), false);
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->revision, 1u);
+  // One audit event, so that the proof RPCs have a leaf to prove.
+  {
+    warden::v1::AppendAuditRequest r;
+    auto* e = r.add_events();
+    e->set_proxy_id("p1");
+    e->set_environment("prod");
+    e->set_sequence(1);
+    warden::v1::AppendAuditResponse out;
+    ASSERT_TRUE(cp_->audit_ingest()
+                    ->AppendFrom({"p1", "prod"}, r, absl::Now(), &out)
+                    .ok());
+  }
   victim_id = "tok_" + Mint({warden::v1::TOKEN_SCOPE_AUDIT_READ}).substr(4, 16);
 
   const std::string revoked = Mint({warden::v1::TOKEN_SCOPE_ADMIN});
@@ -324,7 +371,9 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
   const std::string expired =
       Mint({warden::v1::TOKEN_SCOPE_ADMIN}, absl::Milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const std::string audit_only = Mint({warden::v1::TOKEN_SCOPE_AUDIT_READ});
+  // A scope no RPC here needs.
+  const std::string approvals_only =
+      Mint({warden::v1::TOKEN_SCOPE_APPROVALS_DECIDE});
   auto bootstrap = [&] {
     auto t = tokens_->CreateBootstrap("boot", "prod", "", absl::Hours(1), "t",
                                       absl::Now());
@@ -381,7 +430,7 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
        grpc::StatusCode::UNAUTHENTICATED},
       {"used bootstrap token", "Bearer " + used, plain,
        grpc::StatusCode::UNAUTHENTICATED},
-      {"wrong scope", "Bearer " + audit_only, plain,
+      {"wrong scope", "Bearer " + approvals_only, plain,
        grpc::StatusCode::PERMISSION_DENIED},
       // A proxy's certificate is not a token.
       {"proxy certificate, no token", "", proxy,

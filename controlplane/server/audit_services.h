@@ -1,0 +1,80 @@
+// warden-control's audit services: AuditIngest (proxies append their
+// events, authenticated by their certificate) and AuditLog (checkpoints,
+// entries and proofs for auditors and SIEMs, scope audit:read).
+#ifndef WARDEN_CONTROLPLANE_SERVER_AUDIT_SERVICES_H_
+#define WARDEN_CONTROLPLANE_SERVER_AUDIT_SERVICES_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/time/time.h"
+#include "controlplane/audit/checkpointer.h"
+#include "controlplane/audit/ledger.h"
+#include "controlplane/ca/ca.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/tokens/tokens.h"
+#include "proto/warden/v1/audit.grpc.pb.h"
+
+namespace warden::controlplane::server {
+
+// Most events one Append may carry.
+inline constexpr int kMaxAuditEventsPerAppend = 10000;
+
+class AuditIngestImpl final
+    : public warden::v1::AuditIngest::CallbackService {
+ public:
+  // Not owned.
+  AuditIngestImpl(state::StateMachine* state, const audit::Ledger* ledger,
+                  const ca::Authority* authority)
+      : state_(state), ledger_(ledger), authority_(authority) {}
+
+  grpc::ServerUnaryReactor* Append(
+      grpc::CallbackServerContext* context,
+      const warden::v1::AppendAuditRequest* request,
+      warden::v1::AppendAuditResponse* response) override;
+
+  // The body of Append once the caller is authenticated as `identity`
+  // (tests call it directly).
+  absl::Status AppendFrom(const ca::ProxyIdentity& identity,
+                          const warden::v1::AppendAuditRequest& request,
+                          absl::Time now,
+                          warden::v1::AppendAuditResponse* response);
+
+ private:
+  state::StateMachine* const state_;
+  const audit::Ledger* const ledger_;
+  const ca::Authority* const authority_;
+};
+
+class AuditLogImpl final : public warden::v1::AuditLog::CallbackService {
+ public:
+  // Not owned.
+  AuditLogImpl(const tokens::Tokens* tokens, const audit::Ledger* ledger,
+               audit::Checkpointer* checkpointer)
+      : tokens_(tokens), ledger_(ledger), checkpointer_(checkpointer) {}
+
+  grpc::ServerUnaryReactor* GetCheckpoint(
+      grpc::CallbackServerContext* context,
+      const warden::v1::GetCheckpointRequest* request,
+      warden::v1::GetCheckpointResponse* response) override;
+  grpc::ServerUnaryReactor* GetEntries(
+      grpc::CallbackServerContext* context,
+      const warden::v1::GetEntriesRequest* request,
+      warden::v1::GetEntriesResponse* response) override;
+  grpc::ServerUnaryReactor* GetInclusionProof(
+      grpc::CallbackServerContext* context,
+      const warden::v1::GetInclusionProofRequest* request,
+      warden::v1::GetInclusionProofResponse* response) override;
+  grpc::ServerUnaryReactor* GetConsistencyProof(
+      grpc::CallbackServerContext* context,
+      const warden::v1::GetConsistencyProofRequest* request,
+      warden::v1::GetConsistencyProofResponse* response) override;
+
+ private:
+  const tokens::Tokens* const tokens_;
+  const audit::Ledger* const ledger_;
+  audit::Checkpointer* const checkpointer_;
+};
+
+}  // namespace warden::controlplane::server
+
+#endif  // WARDEN_CONTROLPLANE_SERVER_AUDIT_SERVICES_H_

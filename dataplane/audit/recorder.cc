@@ -1,0 +1,155 @@
+#include "dataplane/audit/recorder.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/warden/v1/audit.grpc.pb.h"
+#include "spdlog/spdlog.h"
+
+namespace warden::audit {
+namespace {
+
+void SetNow(google::protobuf::Timestamp* ts) {
+  const int64_t micros = absl::ToUnixMicros(absl::Now());
+  ts->set_seconds(micros / 1000000);
+  ts->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event) {
+  SetNow(event.mutable_time());
+  auto sequence = spool_->Append(event.SerializeAsString());
+  if (!sequence.ok()) failures_.fetch_add(1);
+  return sequence;
+}
+
+Sender::Sender(Spool* spool, SenderOptions options, IdentityFn identity)
+    : spool_(spool), options_(std::move(options)), identity_(std::move(identity)) {
+  acknowledged_ = spool_->stats().acked;
+}
+
+Sender::~Sender() { Stop(); }
+
+std::string Sender::last_error() const {
+  absl::MutexLock lock(&mu_);
+  return last_error_;
+}
+
+void Sender::Start() {
+  thread_ = std::thread([this] { Run(); });
+  syncer_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(options_.sync_interval)) {
+      if (absl::Status s = spool_->Sync(); !s.ok()) {
+        spdlog::error("audit spool fsync: {}", s.ToString());
+      }
+    }
+    (void)spool_->Sync();
+  });
+}
+
+void Sender::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+  if (syncer_.joinable()) syncer_.join();
+}
+
+absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
+  *sent_something = false;
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = options_.ca_pem;
+  ssl.pem_private_key = identity.key_pem;
+  ssl.pem_cert_chain = identity.cert_pem;
+  // One channel per certificate; gRPC reuses the connection between calls.
+  if (channel_ == nullptr || channel_cert_ != identity.cert_pem) {
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(64 << 20);
+    channel_ = grpc::CreateCustomChannel(options_.address,
+                                         grpc::SslCredentials(ssl), args);
+    channel_cert_ = identity.cert_pem;
+  }
+  auto stub = warden::v1::AuditIngest::NewStub(channel_);
+  warden::v1::AppendAuditRequest request;
+  if (synced_with_server_) {
+    auto records = spool_->Read(acknowledged_.load() + 1,
+                                options_.batch_events, options_.batch_bytes);
+    if (!records.ok()) return records.status();
+    if (records->empty()) return absl::OkStatus();
+    for (const SpoolRecord& r : *records) {
+      warden::v1::AuditEvent* e = request.add_events();
+      if (!e->ParseFromString(r.payload)) {
+        return absl::DataLossError(
+            absl::StrCat("spooled event ", r.sequence, " does not parse"));
+      }
+      e->set_proxy_id(identity.proxy_id);
+      e->set_environment(identity.environment);
+      e->set_sequence(r.sequence);
+    }
+  }
+  // Without events: asks what the control plane has (after a restart or
+  // an error, where to resend from).
+  warden::v1::AppendAuditResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(30));
+  const grpc::Status status = stub->Append(&context, request, &response);
+  if (!status.ok()) {
+    synced_with_server_ = false;
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        absl::StrCat("audit append: ", status.error_message()));
+  }
+  const uint64_t last = spool_->stats().next_sequence - 1;
+  uint64_t acked = response.acknowledged_sequence();
+  if (acked > last) {
+    // The control plane has more of ours than we have: our spool was lost
+    // or replaced. Never re-use sequences it has.
+    return absl::DataLossError(absl::StrCat(
+        "the control plane acknowledged sequence ", acked,
+        " but this proxy's spool ends at ", last,
+        "; the spool was lost or replaced. Move it away and restore it, "
+        "or start a new proxy id"));
+  }
+  if (absl::Status s = spool_->Acknowledge(acked); !s.ok()) return s;
+  acknowledged_ = std::max(acknowledged_.load(), acked);
+  *sent_something = request.events_size() > 0 || !synced_with_server_;
+  synced_with_server_ = true;
+  return absl::OkStatus();
+}
+
+void Sender::Run() {
+  absl::Duration backoff = absl::Milliseconds(200);
+  while (!stop_.HasBeenNotified()) {
+    auto identity = identity_();
+    absl::Status status = identity.status();
+    bool sent = false;
+    if (identity.ok()) status = SendOnce(*identity, &sent);
+    if (!status.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (last_error_ != status.ToString()) {
+          spdlog::warn("audit: {}; events stay in the spool ({} pending)",
+                       status.ToString(), spool_->stats().pending_events);
+        }
+        last_error_ = status.ToString();
+      }
+      if (stop_.WaitForNotificationWithTimeout(backoff)) break;
+      backoff = std::min(backoff * 2, absl::Seconds(10));
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      last_error_.clear();
+    }
+    backoff = absl::Milliseconds(200);
+    if (!sent && stop_.WaitForNotificationWithTimeout(options_.idle_poll)) {
+      break;
+    }
+  }
+}
+
+}  // namespace warden::audit

@@ -1,0 +1,103 @@
+// Where sessions hand their audit events: the recorder stamps each with
+// the time and writes it to the spool (so it is on disk, write(2)-durable,
+// before the session goes on), and a Sender streams the spool to
+// warden-control. Thread-safe; one per proxy.
+#ifndef WARDEN_DATAPLANE_AUDIT_RECORDER_H_
+#define WARDEN_DATAPLANE_AUDIT_RECORDER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "dataplane/audit/spool.h"
+#include "proto/warden/v1/audit.pb.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace warden::audit {
+
+class Recorder {
+ public:
+  explicit Recorder(Spool* spool) : spool_(spool) {}
+
+  // Record appends `event` (its time is set here; proxy id, environment
+  // and sequence are the spool's and the sender's business). An error
+  // (spool full, disk failing) means the event is NOT recorded: the caller
+  // must not let the statement run.
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event);
+
+  // Events that could not be recorded.
+  uint64_t failures() const { return failures_.load(); }
+  Spool* spool() const { return spool_; }
+
+ private:
+  Spool* const spool_;
+  std::atomic<uint64_t> failures_{0};
+};
+
+// Streams the spool to warden-control (AuditIngest.Append, mTLS with the
+// proxy's certificate) and truncates it as the control plane acknowledges.
+// At-least-once: after any failure it asks the control plane what it has
+// (an empty Append) and resends from there. Also fsyncs the spool every
+// `sync_interval`, so one fsync covers many events.
+struct SenderOptions {
+  std::string address;
+  std::string ca_pem;  // CA of warden-control's certificate
+  size_t batch_events = 1000;
+  size_t batch_bytes = 2u << 20;
+  absl::Duration sync_interval = absl::Milliseconds(20);
+  absl::Duration idle_poll = absl::Milliseconds(50);
+};
+
+class Sender {
+ public:
+  struct Identity {
+    std::string key_pem;
+    std::string cert_pem;
+    std::string proxy_id;
+    std::string environment;
+  };
+  // Returns the proxy's current certificate; not ok before enrollment.
+  using IdentityFn = std::function<absl::StatusOr<Identity>()>;
+
+  Sender(Spool* spool, SenderOptions options, IdentityFn identity);
+  ~Sender();  // Stop()s
+
+  void Start();
+  void Stop();
+
+  // Highest sequence the control plane acknowledged (this process).
+  uint64_t acknowledged() const { return acknowledged_.load(); }
+  std::string last_error() const;
+
+ private:
+  void Run();
+  absl::Status SendOnce(const Identity& identity, bool* sent_something);
+
+  Spool* const spool_;
+  const SenderOptions options_;
+  const IdentityFn identity_;
+  std::atomic<uint64_t> acknowledged_{0};
+  // Run() thread only.
+  bool synced_with_server_ = false;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string channel_cert_;
+  mutable absl::Mutex mu_;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  std::thread thread_;
+  std::thread syncer_;
+};
+
+}  // namespace warden::audit
+
+#endif  // WARDEN_DATAPLANE_AUDIT_RECORDER_H_
