@@ -86,10 +86,17 @@ absl::Status StageAppend(const store::Store& store,
   }
   uint64_t next = *sequence + 1;
   bool changed = false;
-  for (const std::string& bytes : append.leaves()) {
-    warden::v1::AuditLeaf leaf;
-    if (!leaf.ParseFromString(bytes)) continue;
-    const uint64_t s = leaf.event().sequence();
+  const bool have_sequences = append.sequences_size() == append.leaves_size();
+  for (int i = 0; i < append.leaves_size(); ++i) {
+    const std::string& bytes = append.leaves(i);
+    uint64_t s = 0;
+    if (have_sequences) {
+      s = append.sequences(i);
+    } else {
+      warden::v1::AuditLeaf leaf;
+      if (!leaf.ParseFromString(bytes)) continue;
+      s = leaf.event().sequence();
+    }
     if (s < next) continue;  // a duplicate of at-least-once delivery.
     if (s > next) break;     // a gap: the source resends from `next`.
     const std::string leaf_bytes = MakeLeaf(previous, bytes);

@@ -75,6 +75,7 @@ absl::Status AuditIngestImpl::AppendFrom(
     leaf.set_source(source);
     SetTime(now, leaf.mutable_received_at());
     append->add_leaves(leaf.SerializeAsString());
+    append->add_sequences(event.sequence());
   }
   if (append->leaves_size() > 0) {
     auto index = state_->Commit(entry);

@@ -36,6 +36,9 @@ policy:
     bootstrap_token_file: {token_file}
     proxy_id: demo-proxy
     environment: prod
+audit:
+  mode: async
+  spool_dir: {os.path.join(work, 'audit-spool')}
 listeners:
   - name: prod
     address: 127.0.0.1
@@ -117,6 +120,12 @@ def main():
         print("%s policy status      # fleet: the proxy runs the pushed revision" % WARDENCTL_BIN)
         print("%s policy history" % WARDENCTL_BIN)
         print("%s policy push policy/examples -m 'my change'" % WARDENCTL_BIN)
+        print("# the audit trail: every session and statement, tamper-evident")
+        print("%s audit tail --follow" % WARDENCTL_BIN)
+        print("%s audit checkpoint --out /tmp/checkpoint.note && %s audit export --out /tmp/audit.jsonl"
+              % (WARDENCTL_BIN, WARDENCTL_BIN))
+        print("%s audit verify --log /tmp/audit.jsonl --checkpoint /tmp/checkpoint.note --key %s/audit.vkey"
+              % (WARDENCTL_BIN, control.data))
         print()
         policy_of = {"prod": "policy/examples/production.yaml",
                      "dev": "policy/examples/development.yaml"}

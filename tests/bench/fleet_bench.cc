@@ -25,23 +25,12 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
-#include "common/x509.h"
+#include "tests/bench/enroll.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return text;
-}
 
 struct Shared {
   absl::Mutex mu;
@@ -63,50 +52,22 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   grpc::SslCredentialsOptions ssl;
-  ssl.pem_root_certs = ReadFile(ca) + "\n";
+  ssl.pem_root_certs = warden::bench::ReadTrimmed(ca) + "\n";
   auto admin_channel = grpc::CreateChannel(server, grpc::SslCredentials(ssl));
-  const std::string token = "Bearer " + ReadFile(token_file);
+  const std::string token = "Bearer " + warden::bench::ReadTrimmed(token_file);
 
   // Enrollment: what each new proxy does once.
   std::vector<std::shared_ptr<grpc::Channel>> chans;
   const auto enroll_start = Clock::now();
-  auto tokens = warden::v1::TokenService::NewStub(admin_channel);
-  auto enrollment = warden::v1::ProxyEnrollment::NewStub(admin_channel);
   for (int i = 0; i < watchers; ++i) {
-    const std::string id = "bench-" + std::to_string(i);
-    warden::v1::CreateTokenRequest create;
-    create.set_name("boot-" + id);
-    create.add_scopes(warden::v1::TOKEN_SCOPE_PROXY_ENROLL);
-    create.set_environment("bench");
-    create.set_proxy_id(id);
-    warden::v1::CreateTokenResponse created;
-    grpc::ClientContext create_ctx;
-    create_ctx.AddMetadata("authorization", token);
-    grpc::Status s = tokens->CreateToken(&create_ctx, create, &created);
-    auto key = warden::x509::GenerateKey();
-    auto csr = key.ok() ? warden::x509::MakeRequest(*key, id)
-                        : absl::StatusOr<std::string>(key.status());
-    if (!s.ok() || !csr.ok()) {
-      std::cerr << "bootstrap " << id << ": " << s.error_message() << "\n";
+    auto channel = warden::bench::EnrollProxy(
+        admin_channel, token, server, ssl.pem_root_certs,
+        "bench-" + std::to_string(i), "bench", i);
+    if (!channel.ok()) {
+      std::cerr << "proxy " << i << ": " << channel.status() << "\n";
       return 1;
     }
-    warden::v1::EnrollRequest enroll;
-    enroll.set_csr_pem(*csr);
-    warden::v1::EnrollResponse cert;
-    grpc::ClientContext enroll_ctx;
-    enroll_ctx.AddMetadata("authorization", "Bearer " + created.token());
-    s = enrollment->Enroll(&enroll_ctx, enroll, &cert);
-    if (!s.ok()) {
-      std::cerr << "enroll " << id << ": " << s.error_message() << "\n";
-      return 1;
-    }
-    grpc::SslCredentialsOptions mtls = ssl;
-    mtls.pem_private_key = *key;
-    mtls.pem_cert_chain = cert.certificate_pem();
-    grpc::ChannelArguments args;
-    args.SetInt("grpc.channel_id", i);  // distinct connections.
-    chans.push_back(
-        grpc::CreateCustomChannel(server, grpc::SslCredentials(mtls), args));
+    chans.push_back(*std::move(channel));
   }
   const double enroll_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - enroll_start)

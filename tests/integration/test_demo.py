@@ -92,6 +92,28 @@ class DemoTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=30)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("not allowed in environment", r.stderr)
+            # The audit trail shows the session; the printed lines prove it.
+            ctl_env = dict(os.environ)
+            for k, v in re.findall(r"(\w+)=(\$\(cat [^)]+\)|\S+)", export):
+                if v.startswith("$(cat "):
+                    with open(v[len("$(cat "):-1]) as f:
+                        v = f.read().strip()
+                ctl_env[k] = v
+            deadline = time.time() + 20
+            tail = ""
+            while time.time() < deadline and "DROP TABLE orders" not in tail:
+                tail = subprocess.run([wardenctl, "audit", "tail", "--limit", "100"], env=ctl_env,
+                                      capture_output=True, text=True, timeout=30).stdout
+                time.sleep(0.2)
+            self.assertIn("alice: DENY", tail)
+            self.assertIn("DROP TABLE orders", tail)
+            audit_lines = re.findall(r"^(\S+ audit (?:checkpoint|verify) .*)$", out, re.M)
+            self.assertEqual(len(audit_lines), 2, out)
+            for line in audit_lines:
+                r = subprocess.run(line, shell=True, env=ctl_env, capture_output=True,
+                                   text=True, timeout=60)
+                self.assertEqual(r.returncode, 0, line + "\n" + r.stdout + r.stderr)
+            self.assertIn("verified", r.stdout)
             proc.send_signal(signal.SIGINT)
             rest, _ = proc.communicate(timeout=60)
             self.assertEqual(proc.returncode, 0, rest)

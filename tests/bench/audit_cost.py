@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""What recording costs: pgbench through two warden-proxies that differ only
+in `audit.mode` (off vs async), both governed by the production policy
+pushed through warden-control, interleaved in one run:
+
+    /usr/bin/python3 tests/bench/audit_cost.py [--duration 10] [--reps 3]
+
+Prints TPS per workload for each proxy and the cost of audit (1 - async /
+off). With audit on, every statement's event is written to the spool before
+the statement is relayed, the spool is fsynced every 20 ms and streamed to
+warden-control. All local; every process is stopped at the end."""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
+
+from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
+from proxyharness import WardenProxy  # noqa: E402
+from controlharness import WARDENCTL_BIN, ControlPlane  # noqa: E402
+
+POLICY_DIR = os.path.join(REPO, "policy", "examples")
+WORKLOADS = [
+    ("select-only, simple", ["-S", "-M", "simple"], 1),
+    ("select-only, simple", ["-S", "-M", "simple"], 8),
+    ("select-only, prepared", ["-S", "-M", "prepared"], 8),
+    ("TPC-B, simple", ["-M", "simple"], 8),
+]
+
+
+def proxy_config(name, control, pg_port, port, work, audit):
+    token = control.bootstrap_token_file("prod", name)
+    audit_block = ("audit: { mode: async, spool_dir: %s }\n" % os.path.join(work, "spool")
+                   if audit else "audit: { mode: off }\n")
+    return f"""
+proxy: {{ workers: 2, log_level: warn }}
+policy:
+  control_plane:
+    address: localhost:{control.port}
+    ca_file: {control.ca_file}
+    trusted_keys: [{control.signing_pub()}]
+    state_dir: {os.path.join(work, 'state')}
+    bootstrap_token_file: {token}
+    proxy_id: {name}
+{audit_block}listeners:
+  - {{ name: main, port: {port}, environment: prod }}
+environments:
+  - name: prod
+    databases:
+      - name: bench
+        upstream: {{ host: 127.0.0.1, port: {pg_port}, database: bench, user: warden_svc, password: svc-scram-pw }}
+users:
+  - {{ name: alice, password: alice-pw }}
+"""
+
+
+def pgbench(port, args, clients, duration):
+    cmd = (["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", "alice",
+            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(duration)] + args + ["bench"])
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120,
+                       env=dict(os.environ, PGPASSWORD="alice-pw"))
+    m = re.search(r"^tps = ([0-9.]+) \(without initial connection time\)", r.stdout, re.M)
+    if r.returncode != 0 or not m:
+        raise RuntimeError("pgbench failed: %s\n%s" % (r.stdout[-1500:], r.stderr[-1500:]))
+    return float(m.group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+    subprocess.run(["bazel", "build", "//controlplane/server:warden-control",
+                    "//controlplane/cli:wardenctl", "//dataplane/server:warden-proxy"],
+                   cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = tempfile.mkdtemp(prefix="warden-audit-cost-")
+    pg = PostgresServer(extra_conf={"fsync": "on", "synchronous_commit": "on"})
+    control = None
+    proxies = {}
+    try:
+        pg.start()
+        setup_sample(pg)
+        pg.psql("CREATE DATABASE bench OWNER warden_svc;")
+        subprocess.run(["pgbench", "-i", "-s", "10", "-q", "-h", "127.0.0.1", "-p", str(pg.port),
+                        "-U", "warden_svc", "bench"], check=True, capture_output=True,
+                       env=dict(os.environ, PGPASSWORD="svc-scram-pw"), timeout=900)
+        control = ControlPlane(work).start()
+        push = subprocess.run([WARDENCTL_BIN, "policy", "push", POLICY_DIR], env=control.env(),
+                              capture_output=True, text=True, timeout=60)
+        if push.returncode != 0:
+            raise RuntimeError(push.stderr)
+        for name, audit in (("bench-audit-off", False), ("bench-audit-async", True)):
+            pwork = os.path.join(work, name)
+            os.makedirs(pwork)
+            port = free_port()
+            proxies[name] = WardenProxy(proxy_config(name, control, pg.port, port, pwork, audit),
+                                        pwork, {"main": port}).start()
+        deadline = time.time() + 30
+        while time.time() < deadline and not all("in force" in p.log() for p in proxies.values()):
+            time.sleep(0.1)
+        results = {}
+        for label, args, clients in WORKLOADS:
+            for name, p in proxies.items():  # warm-up
+                pgbench(p.port("main"), args, clients, 2)
+            for _ in range(a.reps):
+                for name, p in proxies.items():  # interleaved
+                    results.setdefault((label, clients, name), []).append(
+                        pgbench(p.port("main"), args, clients, a.duration))
+        print("| workload | clients | audit off TPS | audit async TPS | async/off | audit cost |")
+        print("|---|--:|--:|--:|--:|--:|")
+        for label, args, clients in WORKLOADS:
+            off = statistics.median(results[(label, clients, "bench-audit-off")])
+            on = statistics.median(results[(label, clients, "bench-audit-async")])
+            print("| %s | %d | %.0f | %.0f | %.2f× | %.1f%% |"
+                  % (label, clients, off, on, on / off, 100 * (1 - on / off)))
+        tree = subprocess.run([WARDENCTL_BIN, "audit", "checkpoint", "--format", "json"],
+                              env=control.env(), capture_output=True, text=True, timeout=60)
+        print("\naudit log after the run: %s" % tree.stdout.strip().replace("\n", " ")[:200])
+        return 0
+    finally:
+        for p in proxies.values():
+            p.stop()
+        if control:
+            control.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
