@@ -1630,6 +1630,9 @@ void Session::RecordStatement(char type, absl::string_view body,
   std::string sql;
   std::string statement_name;
   const char* protocol = "simple";
+  warden::v1::AuditEvent event =
+      NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  auto* st = event.mutable_statement();
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kQuery: {
       const auto q = pgwire::ParseQuery(body);
@@ -1642,7 +1645,7 @@ void Session::RecordStatement(char type, absl::string_view body,
       if (!p.ok()) return;
       sql = std::string(p->query);
       statement_name = std::string(p->statement);
-      protocol = "extended";
+      protocol = "extended-prepare";
       break;
     }
     case pgwire::FrontendType::kFunctionCall: {
@@ -1652,12 +1655,47 @@ void Session::RecordStatement(char type, absl::string_view body,
       protocol = "function-call";
       break;
     }
+    case pgwire::FrontendType::kBind: {
+      // Every execution of a prepared statement is a statement of its own:
+      // recorded with what its Parse recorded.
+      if (!replacement->empty()) return;  // refused; recorded at Parse.
+      statement_name = std::string(BindStatement(body));
+      const auto it = audit_templates_.find(StatementKey(statement_name));
+      if (it != audit_templates_.end()) {
+        *st = it->second;
+      } else {
+        st->set_reason(absl::StrCat("execution of prepared statement \"",
+                                    statement_name,
+                                    "\" whose text Warden did not keep"));
+      }
+      st->set_protocol("extended-execute");
+      ++statements_;
+      if (Audit(std::move(event))) return;
+      std::string error;
+      pgwire::WriteErrorResponse(
+          &error, "ERROR", "53000",
+          "Warden: the audit trail cannot record this statement (the local "
+          "spool is full or failing); it was not run",
+          "", "Retry later; the proxy's operators are alerted by its log.", 0);
+      const absl::string_view portal = body.substr(0, body.find('\0'));
+      pgwire::WriteBind(replacement, portal, QueueRefusal(error));
+      return;
+    }
+    case pgwire::FrontendType::kClose: {
+      const auto c = pgwire::ParseClose(body);
+      if (c.ok() && c->kind == 'S') {
+        const auto it = audit_templates_.find(StatementKey(c->name));
+        if (it != audit_templates_.end()) {
+          audit_template_bytes_ -= it->second.ByteSizeLong();
+          audit_templates_.erase(it);
+        }
+      }
+      return;
+    }
     default:
-      return;  // Bind / Execute / Describe run what Parse recorded.
+      return;  // Describe / Execute / Sync: nothing new runs.
   }
   ++statements_;
-  warden::v1::AuditEvent event = NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
-  auto* st = event.mutable_statement();
   st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
   st->set_database(database_name_);
   st->set_protocol(protocol);
@@ -1697,6 +1735,20 @@ void Session::RecordStatement(char type, absl::string_view body,
     // Unparseable SQL has no constants to strip safely: keep none of it.
     if (normalized.ok()) st->set_normalized_text(*normalized);
   }
+  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
+    // What each later execution (Bind) of it records; bounded.
+    const std::string key = StatementKey(statement_name);
+    auto it = audit_templates_.find(key);
+    if (it != audit_templates_.end()) {
+      audit_template_bytes_ -= it->second.ByteSizeLong();
+      audit_templates_.erase(it);
+    }
+    if (replacement->empty() &&
+        audit_template_bytes_ + st->ByteSizeLong() <= kMaxAuditTemplateBytes) {
+      audit_template_bytes_ += st->ByteSizeLong();
+      audit_templates_.emplace(key, *st);
+    }
+  }
   if (Audit(std::move(event)) || !replacement->empty()) return;
   // Not recorded, not refused yet: it must not run.
   std::string error;
@@ -1709,6 +1761,7 @@ void Session::RecordStatement(char type, absl::string_view body,
                                           QueueRefusal(error));
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kParse:
+      audit_templates_.erase(StatementKey(statement_name));
       ForgetPrepared(StatementKey(statement_name));
       RememberRefused(statement_name, error);
       pgwire::WriteParse(replacement, statement_name, poison);

@@ -31,6 +31,7 @@
 #include "dataplane/net/event_loop.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
+#include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
 
 namespace warden::auth {
@@ -315,6 +316,11 @@ class Session : public std::enable_shared_from_this<Session> {
   absl::Time started_at_;
   bool audit_session_started_ = false;
   uint64_t statements_ = 0;
+  // Per prepared statement, what its Parse recorded, so that each execution
+  // (Bind) records the same; bounded by kMaxAuditTemplateBytes.
+  static constexpr size_t kMaxAuditTemplateBytes = 16u << 20;
+  absl::flat_hash_map<std::string, warden::v1::Statement> audit_templates_;
+  size_t audit_template_bytes_ = 0;
   // The verdict of the last Query / Parse / FunctionCall Judge decided.
   gate::Verdict last_verdict_;
   bool has_verdict_ = false;

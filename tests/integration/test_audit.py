@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -231,6 +232,33 @@ users:
             self.assertIn("checkpoint does not verify", rep["message"])
         finally:
             other.stop()
+
+    def test_3_every_execution_of_a_prepared_statement_is_recorded(self):
+        marker = "prep-%d" % time.time_ns()
+        sql = "SELECT '%s', $1::int" % marker
+        msg = rawpg.message
+        conn = rawpg.RawConn(self.port)
+        try:
+            conn.login("alice", "alice-pw", "shop")
+            batch = msg(b"P", b"s1\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
+            for _ in range(3):
+                batch += msg(b"B", b"\0s1\0" + struct.pack("!hh", 0, 1)
+                             + struct.pack("!i", 1) + b"7" + struct.pack("!h", 0))
+                batch += msg(b"E", b"\0" + struct.pack("!i", 0))
+            batch += msg(b"S")
+            conn.send(batch)
+            while conn.read_message()[0] != b"Z":
+                pass
+        finally:
+            conn.close()
+
+        def protocols():
+            return [e["leaf"]["event"]["statement"].get("protocol")
+                    for e in self.events()
+                    if marker in e["leaf"]["event"].get("statement", {}).get("text", "")]
+        self.assertTrue(wait_until(lambda: len(protocols()) == 4), protocols())
+        self.assertEqual(sorted(protocols()),
+                         ["extended-execute"] * 3 + ["extended-prepare"])
 
     def test_2_kill_9_loses_nothing_and_duplicates_nothing(self):
         marker = "k9-%d" % time.time_ns()
