@@ -143,6 +143,21 @@ class Remote {
   std::unique_ptr<warden::v1::AuditLog::Stub> Audit() const {
     return warden::v1::AuditLog::NewStub(channel_);
   }
+  // The audit calls several commands make, with deadline and token.
+  grpc::Status Checkpoint(warden::v1::GetCheckpointResponse* out) const {
+    grpc::ClientContext context;
+    Prepare(&context);
+    return Audit()->GetCheckpoint(&context, {}, out);
+  }
+  grpc::Status Entries(uint64_t start, uint64_t end,
+                       warden::v1::GetEntriesResponse* out) const {
+    warden::v1::GetEntriesRequest request;
+    request.set_start(start);
+    request.set_end(end);
+    grpc::ClientContext context;
+    Prepare(&context);
+    return Audit()->GetEntries(&context, request, out);
+  }
 
  private:
   const RemoteOptions* options_ = nullptr;
@@ -814,10 +829,7 @@ int RunAuditCheckpoint(const AuditCheckpointOptions& options,
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
   warden::v1::GetCheckpointResponse response;
-  grpc::ClientContext context;
-  remote.Prepare(&context);
-  const grpc::Status status =
-      remote.Audit()->GetCheckpoint(&context, {}, &response);
+  const grpc::Status status = remote.Checkpoint(&response);
   if (!status.ok()) return remote.Failed(status, out, err);
   if (!options.out_file.empty()) {
     if (auto s = WriteFileDurably(options.out_file, response.checkpoint());
@@ -847,15 +859,10 @@ int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
   uint64_t next = options.from;
   uint64_t count = 0;
   for (;;) {
-    warden::v1::GetEntriesRequest request;
-    request.set_start(next);
-    request.set_end(options.to == 0 ? UINT64_MAX : options.to);
     if (options.to != 0 && next >= options.to) break;
     warden::v1::GetEntriesResponse response;
-    grpc::ClientContext context;
-    remote.Prepare(&context);
-    const grpc::Status status =
-        remote.Audit()->GetEntries(&context, request, &response);
+    const grpc::Status status = remote.Entries(
+        next, options.to == 0 ? UINT64_MAX : options.to, &response);
     if (!status.ok()) return remote.Failed(status, out, err);
     if (response.entries_size() == 0) break;
     for (const auto& e : response.entries()) {
@@ -935,21 +942,13 @@ int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
     next = static_cast<uint64_t>(options.from);
   } else {
     warden::v1::GetCheckpointResponse cp;
-    grpc::ClientContext context;
-    remote.Prepare(&context);
-    const grpc::Status status = remote.Audit()->GetCheckpoint(&context, {}, &cp);
+    const grpc::Status status = remote.Checkpoint(&cp);
     if (!status.ok()) return remote.Failed(status, out, err);
     next = cp.tree_size() > options.limit ? cp.tree_size() - options.limit : 0;
   }
   for (;;) {
-    warden::v1::GetEntriesRequest request;
-    request.set_start(next);
-    request.set_end(UINT64_MAX);
     warden::v1::GetEntriesResponse response;
-    grpc::ClientContext context;
-    remote.Prepare(&context);
-    const grpc::Status status =
-        remote.Audit()->GetEntries(&context, request, &response);
+    const grpc::Status status = remote.Entries(next, UINT64_MAX, &response);
     if (!status.ok()) return remote.Failed(status, out, err);
     for (const auto& e : response.entries()) {
       PrintEntry(e, options.format, out);
@@ -975,9 +974,7 @@ int RunAuditProof(const AuditProofOptions& options, std::ostream& out,
     note = *saved;
   } else {
     warden::v1::GetCheckpointResponse cp;
-    grpc::ClientContext context;
-    remote.Prepare(&context);
-    const grpc::Status status = remote.Audit()->GetCheckpoint(&context, {}, &cp);
+    const grpc::Status status = remote.Checkpoint(&cp);
     if (!status.ok()) return remote.Failed(status, out, err);
     note = cp.checkpoint();
   }
@@ -1000,13 +997,9 @@ int RunAuditProof(const AuditProofOptions& options, std::ostream& out,
         << "\n";
     return kExitFailed;
   }
-  warden::v1::GetEntriesRequest get;
-  get.set_start(options.index);
-  get.set_end(options.index + 1);
   warden::v1::GetEntriesResponse entries;
-  grpc::ClientContext c1;
-  remote.Prepare(&c1);
-  grpc::Status status = remote.Audit()->GetEntries(&c1, get, &entries);
+  grpc::Status status =
+      remote.Entries(options.index, options.index + 1, &entries);
   if (!status.ok()) return remote.Failed(status, out, err);
   if (entries.entries_size() != 1) {
     err << "no entry " << options.index << "\n";

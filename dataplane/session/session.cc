@@ -1624,6 +1624,21 @@ bool Session::Audit(warden::v1::AuditEvent event) {
   return true;
 }
 
+namespace {
+
+// What a client gets for a statement the audit trail could not record.
+std::string UnrecordedError() {
+  std::string error;
+  pgwire::WriteErrorResponse(
+      &error, "ERROR", "53000",
+      "Warden: the audit trail cannot record this statement (the local "
+      "spool is full or failing); it was not run",
+      "", "Retry later; the proxy's operators are alerted by its log.", 0);
+  return error;
+}
+
+}  // namespace
+
 void Session::RecordStatement(char type, absl::string_view body,
                               const gate::Verdict* verdict,
                               std::string* replacement) {
@@ -1671,12 +1686,7 @@ void Session::RecordStatement(char type, absl::string_view body,
       st->set_protocol("extended-execute");
       ++statements_;
       if (Audit(std::move(event))) return;
-      std::string error;
-      pgwire::WriteErrorResponse(
-          &error, "ERROR", "53000",
-          "Warden: the audit trail cannot record this statement (the local "
-          "spool is full or failing); it was not run",
-          "", "Retry later; the proxy's operators are alerted by its log.", 0);
+      const std::string error = UnrecordedError();
       const absl::string_view portal = body.substr(0, body.find('\0'));
       pgwire::WriteBind(replacement, portal, QueueRefusal(error));
       return;
@@ -1751,12 +1761,7 @@ void Session::RecordStatement(char type, absl::string_view body,
   }
   if (Audit(std::move(event)) || !replacement->empty()) return;
   // Not recorded, not refused yet: it must not run.
-  std::string error;
-  pgwire::WriteErrorResponse(
-      &error, "ERROR", "53000",
-      "Warden: the audit trail cannot record this statement (the local "
-      "spool is full or failing); it was not run",
-      "", "Retry later; the proxy's operators are alerted by its log.", 0);
+  const std::string error = UnrecordedError();
   const std::string poison = absl::StrCat("/* refused by Warden policy */ ",
                                           QueueRefusal(error));
   switch (static_cast<pgwire::FrontendType>(type)) {
