@@ -62,15 +62,25 @@ users:
 """
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def pgbench(port, args, clients, duration):
     cmd = (["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", "alice",
             "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(duration)] + args + ["bench"])
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120,
                        env=dict(os.environ, PGPASSWORD="alice-pw"))
     m = re.search(r"^tps = ([0-9.]+) \(without initial connection time\)", r.stdout, re.M)
-    if r.returncode != 0 or not m:
+    n = re.search(r"^number of transactions actually processed: (\d+)", r.stdout, re.M)
+    if r.returncode != 0 or not m or not n:
         raise RuntimeError("pgbench failed: %s\n%s" % (r.stdout[-1500:], r.stderr[-1500:]))
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
 
 
 def main():
@@ -112,15 +122,23 @@ def main():
                 pgbench(p.port("main"), args, clients, 2)
             for _ in range(a.reps):
                 for name, p in proxies.items():  # interleaved
+                    proxy0, control0 = cpu_seconds(p.pid), cpu_seconds(control.pid)
+                    tps, txns = pgbench(p.port("main"), args, clients, a.duration)
+                    proxy_us = 1e6 * (cpu_seconds(p.pid) - proxy0) / max(1, txns)
+                    control_us = 1e6 * (cpu_seconds(control.pid) - control0) / max(1, txns)
                     results.setdefault((label, clients, name), []).append(
-                        pgbench(p.port("main"), args, clients, a.duration))
-        print("| workload | clients | audit off TPS | audit async TPS | async/off | audit cost |")
-        print("|---|--:|--:|--:|--:|--:|")
+                        (tps, proxy_us, control_us))
+        print("| workload | clients | audit off TPS | audit async TPS | async/off | audit cost "
+              "| proxy µs/txn off → async | warden-control µs/txn (async) |")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|")
+        med = lambda rows, i: statistics.median(r[i] for r in rows)
         for label, args, clients in WORKLOADS:
-            off = statistics.median(results[(label, clients, "bench-audit-off")])
-            on = statistics.median(results[(label, clients, "bench-audit-async")])
-            print("| %s | %d | %.0f | %.0f | %.2f× | %.1f%% |"
-                  % (label, clients, off, on, on / off, 100 * (1 - on / off)))
+            off = results[(label, clients, "bench-audit-off")]
+            on = results[(label, clients, "bench-audit-async")]
+            print("| %s | %d | %.0f | %.0f | %.2f× | %.1f%% | %.1f → %.1f | %.1f |"
+                  % (label, clients, med(off, 0), med(on, 0), med(on, 0) / med(off, 0),
+                     100 * (1 - med(on, 0) / med(off, 0)), med(off, 1), med(on, 1),
+                     med(on, 2)))
         tree = subprocess.run([WARDENCTL_BIN, "audit", "checkpoint", "--format", "json"],
                               env=control.env(), capture_output=True, text=True, timeout=60)
         print("\naudit log after the run: %s" % tree.stdout.strip().replace("\n", " ")[:200])
