@@ -189,14 +189,30 @@ int main(int argc, char** argv) {
 
   cli::AuditTailOptions tail;
   std::string tail_format = "text";
-  CLI::App* tail_cmd = audit->add_subcommand("tail", "Print recent events");
-  tail_cmd->add_option("--from", tail.from, "First index (default: the last --limit)");
-  tail_cmd->add_option("--limit", tail.limit, "Without --from: how many")
-      ->capture_default_str();
+  CLI::App* tail_cmd = audit->add_subcommand(
+      "tail", "Print recent events; --follow streams new ones");
+  cli::AuditTailOptions search;
+  search.limit = 100;
+  search.search = true;
+  std::string search_format = "text";
+  CLI::App* search_cmd = audit->add_subcommand(
+      "search", "Print the events that match the filters");
+  for (auto [cmd, opts] : {std::pair{tail_cmd, &tail}, {search_cmd, &search}}) {
+    cmd->add_option("--from", opts->from, "First index");
+    cmd->add_option("--limit", opts->limit, "How many")->capture_default_str();
+    cmd->add_option("--user", opts->users, "Only these users (repeatable)");
+    cmd->add_option("--env", opts->environments, "Only these environments");
+    cmd->add_option("--decision", opts->decisions,
+                    "allow, deny or require_approval (repeatable)");
+    cmd->add_option("--kind", opts->kinds,
+                    "statement, session_start, session_end, authentication, "
+                    "admin (repeatable)");
+    cmd->add_flag("--ocsf", opts->ocsf,
+                  "One OCSF 1.1 JSON object per line (for SIEMs)");
+  }
   tail_cmd->add_flag("-f,--follow", tail.follow, "Keep printing new events");
-  tail_cmd->add_option("--poll", tail.poll, "With --follow: poll interval")
-      ->capture_default_str();
   AddRemote(tail_cmd, &tail, &tail_format);
+  AddRemote(search_cmd, &search, &search_format);
 
   cli::AuditCheckpointOptions checkpoint;
   std::string checkpoint_format = "text";
@@ -290,6 +306,8 @@ int main(int argc, char** argv) {
        [&] { return cli::RunTokensRevoke(revoke, std::cout, std::cerr); }},
       {tail_cmd, &tail, &tail_format,
        [&] { return cli::RunAuditTail(tail, std::cout, std::cerr); }},
+      {search_cmd, &search, &search_format,
+       [&] { return cli::RunAuditTail(search, std::cout, std::cerr); }},
       {checkpoint_cmd, &checkpoint, &checkpoint_format,
        [&] { return cli::RunAuditCheckpoint(checkpoint, std::cout, std::cerr); }},
       {export_cmd, &export_opts, &export_format,

@@ -140,6 +140,7 @@ class Remote {
   std::unique_ptr<warden::v1::TokenService::Stub> Tokens() const {
     return warden::v1::TokenService::NewStub(channel_);
   }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   std::unique_ptr<warden::v1::AuditLog::Stub> Audit() const {
     return warden::v1::AuditLog::NewStub(channel_);
   }
@@ -931,33 +932,98 @@ int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
 
 int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
                  std::ostream& err) {
-  absl::Duration poll;
-  if (!absl::ParseDuration(options.poll, &poll) || poll <= absl::ZeroDuration()) {
-    return UsageError("--poll must be a positive duration", err);
+  warden::v1::AuditFilter filter;
+  for (const auto& u : options.users) filter.add_users(u);
+  for (const auto& e : options.environments) filter.add_environments(e);
+  for (const auto& d : options.decisions) {
+    warden::v1::PolicyAction action;
+    if (!warden::v1::PolicyAction_Parse(
+            "POLICY_ACTION_" + absl::AsciiStrToUpper(d), &action) ||
+        action == warden::v1::POLICY_ACTION_UNSPECIFIED) {
+      return UsageError(absl::StrCat("--decision '", d,
+                                     "': allow, deny or require_approval"),
+                        err);
+    }
+    filter.add_decisions(action);
   }
+  for (const auto& k : options.kinds) {
+    warden::v1::AuditEventKind kind;
+    if (!warden::v1::AuditEventKind_Parse(
+            "AUDIT_EVENT_KIND_" + absl::AsciiStrToUpper(k), &kind) ||
+        kind == warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED) {
+      return UsageError(absl::StrCat("--kind '", k,
+                                     "': statement, session_start, "
+                                     "session_end, authentication or admin"),
+                        err);
+    }
+    filter.add_kinds(kind);
+  }
+  const warden::v1::AuditFormat format =
+      options.ocsf ? warden::v1::AUDIT_FORMAT_OCSF_JSON
+                   : warden::v1::AUDIT_FORMAT_NATIVE;
+  const auto print = [&](const warden::v1::ExportedEvent& e) {
+    if (options.ocsf) {
+      out << e.ocsf_json() << "\n";
+      return;
+    }
+    warden::v1::AuditEntry entry;
+    entry.set_index(e.index());
+    entry.set_leaf(e.leaf());
+    PrintEntry(entry, options.format, out);
+  };
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
   uint64_t next = 0;
   if (options.from >= 0) {
     next = static_cast<uint64_t>(options.from);
-  } else {
+  } else if (!options.search) {
     warden::v1::GetCheckpointResponse cp;
     const grpc::Status status = remote.Checkpoint(&cp);
     if (!status.ok()) return remote.Failed(status, out, err);
     next = cp.tree_size() > options.limit ? cp.tree_size() - options.limit : 0;
   }
-  for (;;) {
-    warden::v1::GetEntriesResponse response;
-    const grpc::Status status = remote.Entries(next, UINT64_MAX, &response);
-    if (!status.ok()) return remote.Failed(status, out, err);
-    for (const auto& e : response.entries()) {
-      PrintEntry(e, options.format, out);
-      next = e.index() + 1;
+  if (options.follow) {
+    warden::v1::SubscribeRequest request;
+    request.set_cursor(next);
+    *request.mutable_filter() = filter;
+    request.set_format(format);
+    grpc::ClientContext context;  // no deadline: follows until interrupted
+    if (!options.connection.token.empty()) {
+      context.AddMetadata("authorization", "Bearer " + options.connection.token);
     }
-    out.flush();
-    if (response.entries_size() > 0) continue;  // more may be waiting.
-    if (!options.follow) break;
-    absl::SleepFor(poll);
+    auto stub = warden::v1::AuditExport::NewStub(remote.channel());
+    auto reader = stub->Subscribe(&context, request);
+    warden::v1::SubscribeResponse got;
+    while (reader->Read(&got)) {
+      if (got.has_event()) {
+        print(got.event());
+        out.flush();
+      }
+    }
+    const grpc::Status status = reader->Finish();
+    return status.ok() ? kExitOk : remote.Failed(status, out, err);
+  }
+  // One pass over the log (tail: from the last --limit entries; search: up
+  // to --limit matches from --from).
+  uint64_t printed = 0;
+  for (;;) {
+    warden::v1::ListEventsRequest request;
+    request.set_cursor(next);
+    *request.mutable_filter() = filter;
+    request.set_format(format);
+    request.set_page_size(static_cast<int32_t>(
+        std::min<uint64_t>(1000, options.limit - printed)));
+    warden::v1::ListEventsResponse response;
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    const grpc::Status status =
+        warden::v1::AuditExport::NewStub(remote.channel())
+            ->ListEvents(&context, request, &response);
+    if (!status.ok()) return remote.Failed(status, out, err);
+    for (const auto& e : response.events()) print(e);
+    printed += response.events_size();
+    if (response.next_cursor() == next || printed >= options.limit) break;
+    next = response.next_cursor();
   }
   return kExitOk;
 }

@@ -188,14 +188,24 @@ struct AuditVerifyOptions {
 int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
                    std::ostream& err);
 
-// `wardenctl audit tail [--from N] [--limit N] [--follow]`: events, one
-// line each (JSON: one AuditLeaf object per line); without --from, the
-// last --limit (default 20); --follow keeps polling for new ones.
+// `wardenctl audit tail [--from N] [--limit N] [--follow] [filters]`:
+// events, one line each (JSON: one AuditLeaf object per line; --ocsf: one
+// OCSF object per line). Without --from, the last --limit entries of the
+// log (default 20); --follow then streams new ones (AuditExport.Subscribe).
+// `wardenctl audit search [filters] [--from N] [--limit 100]`: the first
+// --limit matching events from --from (default 0), paged (ListEvents).
+// Filters: --user, --env, --decision allow|deny|require_approval, --kind
+// statement|session_start|session_end|authentication|admin (repeatable).
 struct AuditTailOptions : RemoteOptions {
   int64_t from = -1;
   uint64_t limit = 20;
   bool follow = false;
-  std::string poll = "1s";
+  bool search = false;  // `audit search`
+  bool ocsf = false;
+  std::vector<std::string> users;
+  std::vector<std::string> environments;
+  std::vector<std::string> decisions;
+  std::vector<std::string> kinds;
 };
 int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
                  std::ostream& err);

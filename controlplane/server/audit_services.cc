@@ -1,11 +1,15 @@
 #include "controlplane/server/audit_services.h"
 
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/synchronization/mutex.h"
+#include "controlplane/audit/export.h"
 #include "controlplane/server/services.h"
 
 namespace warden::controlplane::server {
@@ -166,6 +170,208 @@ grpc::ServerUnaryReactor* AuditLogImpl::GetConsistencyProof(
       ledger_->ConsistencyProof(request->first_size(), request->second_size());
   if (!proof.ok()) return Done(context, proof.status());
   for (auto& h : *proof) response->add_hashes(std::move(h));
+  return Done(context, absl::OkStatus());
+}
+
+// ---------------------------------------------------------------------------
+// AuditExport
+
+namespace {
+
+constexpr absl::Duration kIdlePoll = absl::Milliseconds(200);
+
+void FillCheckpoint(const audit::SignedCheckpoint& cp,
+                    const std::string& verifier_key,
+                    warden::v1::GetCheckpointResponse* out) {
+  out->set_checkpoint(cp.note);
+  out->set_tree_size(cp.size);
+  out->set_root_hash(cp.root_hash);
+  out->set_verifier_key(verifier_key);
+}
+
+// A refused Subscribe.
+class RefusedSubscribe final
+    : public grpc::ServerWriteReactor<warden::v1::SubscribeResponse> {
+ public:
+  explicit RefusedSubscribe(const absl::Status& status) {
+    Finish(ToGrpc(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+// One Subscribe stream, written from its own thread (a SIEM connection is
+// long-lived and rare; a thread each keeps the flow plain). The thread owns
+// the loop; the reactor's callbacks only signal it. After Finish() the
+// thread touches nothing of the stream: OnDone deletes it.
+class SubscribeStream final
+    : public grpc::ServerWriteReactor<warden::v1::SubscribeResponse> {
+ public:
+  SubscribeStream(const AuditExportImpl* service,
+                  const warden::v1::SubscribeRequest& request, uint64_t start)
+      : service_(service), request_(request), cursor_(start) {
+    interval_ = absl::Seconds(10);
+    if (request.has_checkpoint_interval()) {
+      interval_ = absl::Seconds(request.checkpoint_interval().seconds()) +
+                  absl::Nanoseconds(request.checkpoint_interval().nanos());
+      interval_ = std::max(interval_, absl::Milliseconds(100));
+    }
+    std::thread([this] { Run(); }).detach();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) broken_ = true;
+  }
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  // Writes one message and waits for it to go; false when the stream is
+  // gone.
+  bool Send(const warden::v1::SubscribeResponse& response) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (broken_) return false;
+      writing_ = true;
+      out_ = response;
+    }
+    StartWrite(&out_);
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](SubscribeStream* s) { return !s->writing_ || s->broken_; }, this));
+    return !broken_;
+  }
+
+  bool SendCheckpoint() {
+    auto cp = service_->checkpointer()->SignNow();
+    if (!cp.ok()) return true;  // logged by the signer; try again later
+    warden::v1::SubscribeResponse response;
+    FillCheckpoint(*cp, service_->checkpointer()->verifier_key(),
+                   response.mutable_checkpoint());
+    response.set_cursor(cursor_);
+    return Send(response);
+  }
+
+  void Run() {
+    absl::Status end = absl::OkStatus();
+    absl::Time last_checkpoint = absl::InfinitePast();
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (broken_) break;
+      }
+      auto entries = service_->ledger()->Entries(cursor_, UINT64_MAX, 256);
+      if (!entries.ok()) {
+        end = entries.status();
+        break;
+      }
+      bool ok = true;
+      for (const auto& e : *entries) {
+        warden::v1::SubscribeResponse response;
+        warden::v1::AuditLeaf record;
+        if (!audit::Export(e.index(), e.leaf(), request_.format(),
+                           response.mutable_event(), &record)
+                 .ok()) {
+          end = absl::DataLossError(
+              absl::StrCat("leaf ", e.index(), " does not parse"));
+          ok = false;
+          break;
+        }
+        cursor_ = e.index() + 1;
+        if (!audit::Matches(request_.filter(), record)) continue;
+        response.set_cursor(cursor_);
+        if (!Send(response)) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) break;
+      if (absl::Now() - last_checkpoint >= interval_) {
+        // Covers everything sent so far (the tree has at least cursor_).
+        if (!SendCheckpoint()) break;
+        last_checkpoint = absl::Now();
+      }
+      if (entries->empty()) {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&broken_), kIdlePoll);
+      }
+    }
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled = broken_;
+    }
+    Finish(cancelled && end.ok() ? grpc::Status::CANCELLED : ToGrpc(end));
+  }
+
+  const AuditExportImpl* const service_;
+  const warden::v1::SubscribeRequest request_;
+  uint64_t cursor_;
+  absl::Duration interval_;
+  warden::v1::SubscribeResponse out_;
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<warden::v1::SubscribeResponse>*
+AuditExportImpl::Subscribe(grpc::CallbackServerContext* context,
+                           const warden::v1::SubscribeRequest* request) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.AuditExport/Subscribe"));
+  if (!who.ok()) return new RefusedSubscribe(who.status());
+  uint64_t start = request->cursor();
+  if (start == 0 && request->has_since()) {
+    auto first = audit::FirstIndexAtOrAfter(
+        *ledger_, absl::FromUnixSeconds(request->since().seconds()) +
+                      absl::Nanoseconds(request->since().nanos()));
+    if (!first.ok()) return new RefusedSubscribe(first.status());
+    start = *first;
+  }
+  return new SubscribeStream(this, *request, start);
+}
+
+grpc::ServerUnaryReactor* AuditExportImpl::ListEvents(
+    grpc::CallbackServerContext* context,
+    const warden::v1::ListEventsRequest* request,
+    warden::v1::ListEventsResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.AuditExport/ListEvents"));
+  if (!who.ok()) return Done(context, who.status());
+  const int page = request->page_size() <= 0
+                       ? 100
+                       : std::min(request->page_size(), 1000);
+  const uint64_t scan =
+      request->scan_limit() == 0 ? 100000 : request->scan_limit();
+  auto tree = ledger_->Tree();
+  if (!tree.ok()) return Done(context, tree.status());
+  uint64_t cursor = request->cursor();
+  const uint64_t stop = std::min(tree->size(), cursor + scan);
+  while (cursor < stop && response->events_size() < page) {
+    auto entries = ledger_->Entries(cursor, stop, 256);
+    if (!entries.ok()) return Done(context, entries.status());
+    if (entries->empty()) break;
+    for (const auto& e : *entries) {
+      warden::v1::ExportedEvent event;
+      warden::v1::AuditLeaf record;
+      if (absl::Status s = audit::Export(e.index(), e.leaf(),
+                                         request->format(), &event, &record);
+          !s.ok()) {
+        return Done(context, s);
+      }
+      cursor = e.index() + 1;
+      if (!audit::Matches(request->filter(), record)) continue;
+      *response->add_events() = std::move(event);
+      if (response->events_size() >= page) break;
+    }
+  }
+  response->set_next_cursor(cursor);
   return Done(context, absl::OkStatus());
 }
 

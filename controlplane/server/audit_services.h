@@ -75,6 +75,34 @@ class AuditLogImpl final : public warden::v1::AuditLog::CallbackService {
   audit::Checkpointer* const checkpointer_;
 };
 
+// AuditExport for SIEMs: Subscribe follows the log from a cursor or a time
+// (filters, native or OCSF JSON, a signed checkpoint every interval);
+// ListEvents pages through it. Scope audit:read.
+class AuditExportImpl final
+    : public warden::v1::AuditExport::CallbackService {
+ public:
+  // Not owned.
+  AuditExportImpl(const tokens::Tokens* tokens, const audit::Ledger* ledger,
+                  audit::Checkpointer* checkpointer)
+      : tokens_(tokens), ledger_(ledger), checkpointer_(checkpointer) {}
+
+  grpc::ServerWriteReactor<warden::v1::SubscribeResponse>* Subscribe(
+      grpc::CallbackServerContext* context,
+      const warden::v1::SubscribeRequest* request) override;
+  grpc::ServerUnaryReactor* ListEvents(
+      grpc::CallbackServerContext* context,
+      const warden::v1::ListEventsRequest* request,
+      warden::v1::ListEventsResponse* response) override;
+
+  const audit::Ledger* ledger() const { return ledger_; }
+  audit::Checkpointer* checkpointer() const { return checkpointer_; }
+
+ private:
+  const tokens::Tokens* const tokens_;
+  const audit::Ledger* const ledger_;
+  audit::Checkpointer* const checkpointer_;
+};
+
 }  // namespace warden::controlplane::server
 
 #endif  // WARDEN_CONTROLPLANE_SERVER_AUDIT_SERVICES_H_

@@ -202,6 +202,8 @@ int main(int argc, char** argv) {
                (*checkpointer)->origin(), data_dir);
   cp::server::AuditIngestImpl audit_ingest(&state, &ledger, authority->get());
   cp::server::AuditLogImpl audit_log(&tokens, &ledger, checkpointer->get());
+  cp::server::AuditExportImpl audit_export(&tokens, &ledger,
+                                           checkpointer->get());
 
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -250,6 +252,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(&enrollment);
   builder.RegisterService(&audit_ingest);
   builder.RegisterService(&audit_log);
+  builder.RegisterService(&audit_export);
   builder.RegisterService(&distributor);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {

@@ -79,6 +79,10 @@ TokenScope RequiredScope(absl::string_view method) {
     }
   }
   if (method == kEnrollMethod) return warden::v1::TOKEN_SCOPE_PROXY_ENROLL;
+  if (method == "/warden.v1.AuditExport/Subscribe" ||
+      method == "/warden.v1.AuditExport/ListEvents") {
+    return warden::v1::TOKEN_SCOPE_AUDIT_READ;
+  }
   if (absl::StartsWith(method, kAuditLogService)) {
     const absl::string_view name = method.substr(sizeof(kAuditLogService) - 1);
     if (name == "GetCheckpoint" || name == "GetEntries" ||

@@ -7,6 +7,7 @@ proxy and of the control plane, exactly once."""
 
 import base64
 import json
+import select
 import os
 import signal
 import struct
@@ -124,7 +125,7 @@ users:
 
     def events(self):
         """Every event in the log, as (index, AuditLeaf dict)."""
-        r = self.ctl("audit", "tail", "--from", "0", "--format", "json")
+        r = self.ctl("audit", "tail", "--from", "0", "--limit", "1000000", "--format", "json")
         self.assertEqual(r.returncode, 0, r.stderr)
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
@@ -161,6 +162,34 @@ users:
         # The text form names who did what.
         r = self.ctl("audit", "tail", "--limit", "50")
         self.assertIn("DENY [no-drop] DROP TABLE orders", r.stdout)
+        # Search by decision, and the OCSF form a SIEM ingests.
+        r = self.ctl("audit", "search", "--decision", "deny", "--ocsf")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        denied = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        self.assertEqual(len(denied), 1, r.stdout)
+        self.assertEqual(denied[0]["class_uid"], 6005)
+        self.assertEqual(denied[0]["activity_id"], 7)  # Delete
+        self.assertEqual(denied[0]["status"], "Failure")
+        self.assertEqual(denied[0]["actor"]["user"]["name"], "alice")
+        self.assertEqual(denied[0]["query_info"]["query_string"], "DROP TABLE orders")
+        # Following: a new statement shows up in a running tail --follow.
+        follow = subprocess.Popen([WARDENCTL, "audit", "tail", "--follow", "--user", "alice",
+                                   "--kind", "statement"], env=self.control.env(),
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            live = "live-%d" % time.time_ns()
+            self.run_sql("SELECT '%s'" % live)
+            deadline = time.time() + 20
+            seen = ""
+            while time.time() < deadline and live not in seen:
+                ready, _, _ = select.select([follow.stdout], [], [], deadline - time.time())
+                if not ready:
+                    break
+                seen = follow.stdout.readline()
+            self.assertIn(live, seen)
+        finally:
+            follow.kill()
+            follow.wait(timeout=10)
 
         # Save a checkpoint and the log; verify offline with the key only.
         cp = os.path.join(self.work, "checkpoint.note")

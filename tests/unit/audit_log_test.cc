@@ -5,12 +5,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "controlplane/audit/checkpoint.h"
+#include "controlplane/audit/export.h"
 #include "controlplane/audit/ledger.h"
 #include "controlplane/audit/merkle.h"
 #include "gmock/gmock.h"
@@ -240,6 +243,141 @@ TEST_F(AuditLogTest, OverGrpcWithTheProxyCertificateAndAnAuditReader) {
                                      1, proof.tree_size(), hashes,
                                      checkpoint.root_hash())
                   .ok());
+}
+
+class AuditExportTest : public AuditLogTest {
+ protected:
+  void SetUp() override {
+    AuditLogTest::SetUp();
+    reader_ = "Bearer " + cp_->Mint({warden::v1::TOKEN_SCOPE_AUDIT_READ});
+    stub_ = warden::v1::AuditExport::NewStub(cp_->Channel());
+  }
+  // Appends `n` statements from p1 (every third refused), from `from`.
+  void AppendStatements(uint64_t from, uint64_t n) {
+    auto request = Events("p1", "prod", from, from + n - 1);
+    for (auto& e : *request.mutable_events()) {
+      e.mutable_statement()->add_command_tags("SELECT");
+      e.mutable_statement()->set_decision(
+          e.sequence() % 3 == 0 ? warden::v1::POLICY_ACTION_DENY
+                                : warden::v1::POLICY_ACTION_ALLOW);
+    }
+    AppendAuditResponse response;
+    ASSERT_TRUE(cp_->audit_ingest()
+                    ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                    .ok());
+  }
+  std::string reader_;
+  std::unique_ptr<warden::v1::AuditExport::Stub> stub_;
+};
+
+TEST_F(AuditExportTest, SubscribeFollowsTheLogWithCheckpointsAndResumes) {
+  AppendStatements(1, 10);
+  warden::v1::SubscribeRequest request;
+  request.mutable_checkpoint_interval()->set_nanos(100000000);  // 100 ms
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", reader_);
+  auto reader = stub_->Subscribe(&ctx, request);
+  std::vector<uint64_t> indexes;
+  int checkpoints = 0;
+  uint64_t cursor = 0;
+  warden::v1::SubscribeResponse got;
+  bool appended_more = false;
+  while (indexes.size() < 15 && reader->Read(&got)) {
+    cursor = got.cursor();
+    if (got.has_checkpoint()) {
+      ++checkpoints;
+      auto cp = audit::VerifyCheckpoint(got.checkpoint().checkpoint(),
+                                        cp_->checkpointer()->verifier_key());
+      ASSERT_TRUE(cp.ok()) << cp.status();
+      EXPECT_GE(cp->size, cursor);  // covers everything sent before it
+    } else {
+      indexes.push_back(got.event().index());
+      EXPECT_EQ(got.event().record().event().sequence(), got.event().index() + 1);
+      EXPECT_EQ(got.cursor(), got.event().index() + 1);
+    }
+    if (indexes.size() == 10 && !appended_more) {
+      AppendStatements(11, 5);  // arrives while subscribed
+      appended_more = true;
+    }
+  }
+  ctx.TryCancel();
+  reader->Finish();
+  ASSERT_EQ(indexes.size(), 15u);
+  for (size_t i = 0; i < indexes.size(); ++i) EXPECT_EQ(indexes[i], i);
+  EXPECT_GE(checkpoints, 1);
+  // Resumed from a cursor: nothing before it, nothing missing after it.
+  warden::v1::SubscribeRequest resume;
+  resume.set_cursor(12);
+  grpc::ClientContext ctx2;
+  ctx2.AddMetadata("authorization", reader_);
+  auto again = stub_->Subscribe(&ctx2, resume);
+  std::vector<uint64_t> rest;
+  while (rest.size() < 3 && again->Read(&got)) {
+    if (got.has_event()) rest.push_back(got.event().index());
+  }
+  ctx2.TryCancel();
+  again->Finish();
+  EXPECT_EQ(rest, (std::vector<uint64_t>{12, 13, 14}));
+}
+
+TEST_F(AuditExportTest, FiltersAndOcsf) {
+  AppendStatements(1, 9);
+  warden::v1::ListEventsRequest list;
+  list.mutable_filter()->add_decisions(warden::v1::POLICY_ACTION_DENY);
+  list.set_format(warden::v1::AUDIT_FORMAT_OCSF_JSON);
+  warden::v1::ListEventsResponse page;
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", reader_);
+  ASSERT_TRUE(stub_->ListEvents(&ctx, list, &page).ok());
+  ASSERT_EQ(page.events_size(), 3);  // sequences 3, 6, 9
+  EXPECT_EQ(page.next_cursor(), 9u);
+  const auto ocsf = nlohmann::json::parse(page.events(0).ocsf_json());
+  EXPECT_EQ(ocsf["class_uid"], 6005);
+  EXPECT_EQ(ocsf["activity_id"], 4);  // Query
+  EXPECT_EQ(ocsf["type_uid"], 600504);
+  EXPECT_EQ(ocsf["status"], "Failure");
+  EXPECT_EQ(ocsf["actor"]["user"]["name"], "alice");
+  EXPECT_EQ(ocsf["unmapped"]["warden_index"], 2);
+  EXPECT_EQ(ocsf["metadata"]["uid"], "prod/p1/3");
+  EXPECT_FALSE(page.events(0).leaf().empty());  // verifiable bytes too
+  // Users that match nobody; environments that match everybody.
+  warden::v1::ListEventsRequest nobody;
+  nobody.mutable_filter()->add_users("mallory");
+  warden::v1::ListEventsResponse none;
+  grpc::ClientContext ctx2;
+  ctx2.AddMetadata("authorization", reader_);
+  ASSERT_TRUE(stub_->ListEvents(&ctx2, nobody, &none).ok());
+  EXPECT_EQ(none.events_size(), 0);
+  EXPECT_EQ(none.next_cursor(), 9u);
+  // Paging: 4 at a time.
+  warden::v1::ListEventsRequest paged;
+  paged.set_page_size(4);
+  std::vector<uint64_t> seen;
+  for (int i = 0; i < 5 && seen.size() < 9; ++i) {
+    warden::v1::ListEventsResponse p;
+    grpc::ClientContext c;
+    c.AddMetadata("authorization", reader_);
+    ASSERT_TRUE(stub_->ListEvents(&c, paged, &p).ok());
+    for (const auto& e : p.events()) seen.push_back(e.index());
+    paged.set_cursor(p.next_cursor());
+  }
+  EXPECT_EQ(seen.size(), 9u);
+  EXPECT_EQ(seen.back(), 8u);
+}
+
+TEST_F(AuditExportTest, SubscribeFromATime) {
+  AppendStatements(1, 3);
+  const absl::Time between = absl::Now();
+  absl::SleepFor(absl::Milliseconds(5));
+  AppendStatements(4, 2);
+  auto first = audit::FirstIndexAtOrAfter(*cp_->ledger(), between);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, 3u);
+  EXPECT_EQ(*audit::FirstIndexAtOrAfter(*cp_->ledger(),
+                                         absl::Now() + absl::Hours(1)),
+            5u);
+  EXPECT_EQ(*audit::FirstIndexAtOrAfter(*cp_->ledger(), absl::UnixEpoch()),
+            0u);
 }
 
 }  // namespace

@@ -82,6 +82,8 @@ class TestControlPlane {
         state_.get(), ledger_.get(), authority_.get());
     audit_log_ = std::make_unique<server::AuditLogImpl>(
         tokens_.get(), ledger_.get(), checkpointer_.get());
+    audit_export_ = std::make_unique<server::AuditExportImpl>(
+        tokens_.get(), ledger_.get(), checkpointer_.get());
     auto server_cert = authority_->IssueServer({"localhost"}, {"127.0.0.1"},
                                                absl::Now(), absl::Hours(1));
     EXPECT_TRUE(server_cert.ok()) << server_cert.status();
@@ -100,6 +102,7 @@ class TestControlPlane {
     builder.RegisterService(enrollment_.get());
     builder.RegisterService(audit_ingest_.get());
     builder.RegisterService(audit_log_.get());
+    builder.RegisterService(audit_export_.get());
     builder.RegisterService(distributor_.get());
     server_ = builder.BuildAndStart();
     EXPECT_NE(server_, nullptr);
@@ -210,6 +213,7 @@ class TestControlPlane {
   std::unique_ptr<audit::Checkpointer> checkpointer_;
   std::unique_ptr<server::AuditIngestImpl> audit_ingest_;
   std::unique_ptr<server::AuditLogImpl> audit_log_;
+  std::unique_ptr<server::AuditExportImpl> audit_export_;
   std::unique_ptr<grpc::Server> server_;
 };
 

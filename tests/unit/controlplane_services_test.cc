@@ -306,6 +306,23 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
          return warden::v1::AuditLog::NewStub(ch)->GetConsistencyProof(c, r,
                                                                        &out);
        }},
+      {"/warden.v1.AuditExport/ListEvents",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::ListEventsResponse out;
+         return warden::v1::AuditExport::NewStub(ch)->ListEvents(c, {}, &out);
+       }},
+      {"/warden.v1.AuditExport/Subscribe",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         auto stub = warden::v1::AuditExport::NewStub(ch);
+         auto reader = stub->Subscribe(c, {});
+         warden::v1::SubscribeResponse got;
+         if (reader->Read(&got)) {  // the first checkpoint: authorized.
+           c->TryCancel();
+           reader->Finish();
+           return grpc::Status::OK;
+         }
+         return reader->Finish();
+       }},
       {"/warden.v1.ProxyEnrollment/Enroll",
        [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::EnrollRequest r;
