@@ -7,13 +7,14 @@ proxy and of the control plane, exactly once."""
 
 import base64
 import json
-import select
+import queue
 import os
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -176,16 +177,19 @@ users:
         follow = subprocess.Popen([WARDENCTL, "audit", "tail", "--follow", "--user", "alice",
                                    "--kind", "statement"], env=self.control.env(),
                                   stdout=subprocess.PIPE, text=True)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(l) for l in follow.stdout],
+                         daemon=True).start()
         try:
             live = "live-%d" % time.time_ns()
             self.run_sql("SELECT '%s'" % live)
             deadline = time.time() + 20
             seen = ""
             while time.time() < deadline and live not in seen:
-                ready, _, _ = select.select([follow.stdout], [], [], deadline - time.time())
-                if not ready:
+                try:
+                    seen = lines.get(timeout=max(0.1, deadline - time.time()))
+                except queue.Empty:
                     break
-                seen = follow.stdout.readline()
             self.assertIn(live, seen)
         finally:
             follow.kill()
