@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "controlplane/audit/export.h"
 #include "controlplane/server/services.h"
+#include "spdlog/spdlog.h"
 
 namespace warden::controlplane::server {
 namespace {
@@ -94,6 +95,47 @@ absl::Status AuditIngestImpl::AppendFrom(
   return absl::OkStatus();
 }
 
+absl::Status AdminAudit::Record(const std::string& actor,
+                                const std::string& action,
+                                const std::string& target,
+                                const std::string& detail, bool success) {
+  const ca::ProxyIdentity self{"warden-control", "control"};
+  absl::MutexLock lock(&mu_);
+  warden::v1::AppendAuditResponse response;
+  if (next_ == 0) {
+    if (absl::Status s = ingest_->AppendFrom(self, {}, absl::Now(), &response);
+        !s.ok()) {
+      spdlog::error("admin audit event {} not recorded: {}", action,
+                    s.ToString());
+      return s;
+    }
+    next_ = response.acknowledged_sequence() + 1;
+  }
+  warden::v1::AppendAuditRequest request;
+  warden::v1::AuditEvent* e = request.add_events();
+  e->set_kind(warden::v1::AUDIT_EVENT_KIND_ADMIN);
+  e->set_proxy_id(self.proxy_id);
+  e->set_environment(self.environment);
+  e->set_sequence(next_);
+  SetTime(absl::Now(), e->mutable_time());
+  e->mutable_identity()->set_user(actor);
+  auto* admin = e->mutable_admin();
+  admin->set_actor(actor);
+  admin->set_action(action);
+  admin->set_target(target);
+  admin->set_detail(detail);
+  admin->set_success(success);
+  if (absl::Status s = ingest_->AppendFrom(self, request, absl::Now(), &response);
+      !s.ok()) {
+    next_ = 0;  // ask the log again next time
+    spdlog::error("admin audit event {} not recorded: {}", action,
+                  s.ToString());
+    return s;
+  }
+  next_ = response.acknowledged_sequence() + 1;
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* AuditIngestImpl::Append(
     grpc::CallbackServerContext* context,
     const warden::v1::AppendAuditRequest* request,
@@ -101,6 +143,12 @@ grpc::ServerUnaryReactor* AuditIngestImpl::Append(
   auto identity =
       authority_->AuthenticatePeer(*context->auth_context(), absl::Now());
   if (!identity.ok()) return Done(context, identity.status());
+  if (identity->environment == "control") {
+    // The control plane's own events; no proxy may write as it.
+    return Done(context, absl::PermissionDeniedError(
+                             "environment \"control\" is reserved for "
+                             "warden-control's own events"));
+  }
   return Done(context, AppendFrom(*identity, *request, absl::Now(), response));
 }
 

@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "controlplane/audit/checkpointer.h"
 #include "controlplane/audit/ledger.h"
@@ -43,6 +44,24 @@ class AuditIngestImpl final
   state::StateMachine* const state_;
   const audit::Ledger* const ledger_;
   const ca::Authority* const authority_;
+};
+
+// Records the control plane's own actions (policy pushes and rollbacks,
+// token and enrollment changes) in the audit log, as source
+// "control/warden-control", one ADMIN event each, after the action
+// committed. Thread-safe.
+class AdminAudit {
+ public:
+  explicit AdminAudit(AuditIngestImpl* ingest) : ingest_(ingest) {}
+  // Logs (and returns) an error when the event cannot be appended.
+  absl::Status Record(const std::string& actor, const std::string& action,
+                      const std::string& target, const std::string& detail,
+                      bool success = true);
+
+ private:
+  AuditIngestImpl* const ingest_;
+  absl::Mutex mu_;
+  uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;  // 0: ask the log
 };
 
 class AuditLogImpl final : public warden::v1::AuditLog::CallbackService {

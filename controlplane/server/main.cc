@@ -171,12 +171,6 @@ int main(int argc, char** argv) {
                                cp::bundles::SigningKey{*private_pem});
   cp::distribution::Distributor distributor(&bundles, authority->get(),
                                             store->get());
-  cp::server::PolicyServiceImpl policy_service(&bundles, &tokens,
-                                               &distributor);
-  cp::server::TokenServiceImpl token_service(&tokens);
-  cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
-                                             proxy_cert_ttl);
-
   // The audit log: its own Ed25519 key (DATA_DIR/audit.key) signs the
   // checkpoints; DATA_DIR/audit.vkey is the verifier key auditors keep.
   auto audit_pem = LoadOrCreateSigningKey(data_dir + "/audit.key",
@@ -201,6 +195,15 @@ int main(int argc, char** argv) {
   spdlog::info("audit log {} (verifier key in {}/audit.vkey)",
                (*checkpointer)->origin(), data_dir);
   cp::server::AuditIngestImpl audit_ingest(&state, &ledger, authority->get());
+
+  // Pushes, rollbacks, token and enrollment changes go to the audit log.
+  cp::server::AdminAudit admin_audit(&audit_ingest);
+  cp::server::PolicyServiceImpl policy_service(&bundles, &tokens,
+                                               &distributor, &admin_audit);
+  cp::server::TokenServiceImpl token_service(&tokens, &admin_audit);
+  cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
+                                             proxy_cert_ttl, &admin_audit);
+
   cp::server::AuditLogImpl audit_log(&tokens, &ledger, checkpointer->get());
   cp::server::AuditExportImpl audit_export(&tokens, &ledger,
                                            checkpointer->get());

@@ -8,7 +8,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/strings/str_join.h"
 #include "common/x509.h"
+#include "controlplane/server/audit_services.h"
 #include "policy/lang/compile.h"
 
 namespace warden::controlplane::server {
@@ -155,6 +157,12 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::PushPolicy(
   if (distributor_ != nullptr && !request->dry_run() && !pushed->unchanged) {
     distributor_->Publish();
   }
+  if (audit_ != nullptr && !request->dry_run() && !pushed->unchanged) {
+    audit_->Record(Caller(*who), "policy.push",
+                   absl::StrCat("revision ", pushed->revision),
+                   absl::StrCat("digest ", pushed->digest, ": ",
+                                request->message()));
+  }
   return Done(context, grpc::Status::OK);
 }
 
@@ -223,6 +231,12 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::Rollback(
   response->set_revision(result->revision);
   response->set_digest(result->digest);
   if (distributor_ != nullptr) distributor_->Publish();
+  if (audit_ != nullptr) {
+    audit_->Record(Caller(*who), "policy.rollback",
+                   absl::StrCat("revision ", result->revision),
+                   absl::StrCat("content of revision ", request->to_revision(),
+                                ": ", request->message()));
+  }
   return Done(context, grpc::Status::OK);
 }
 
@@ -282,6 +296,18 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
                 : tokens_->Create(request->name(), scopes, ttl, Caller(*who),
                                   absl::Now());
   if (!created.ok()) return Done(context, ToGrpc(created.status()));
+  if (audit_ != nullptr) {
+    std::vector<std::string> names;
+    for (int sc : created->info.scopes()) {
+      names.push_back(warden::v1::TokenScope_Name(sc));
+    }
+    audit_->Record(Caller(*who), "token.create", created->info.id(),
+                   absl::StrCat(created->info.name(), " ",
+                                absl::StrJoin(names, ","),
+                                created->info.environment().empty()
+                                    ? ""
+                                    : " env " + created->info.environment()));
+  }
   response->set_token(created->token);
   *response->mutable_info() = created->info;
   return Done(context, grpc::Status::OK);
@@ -309,6 +335,9 @@ grpc::ServerUnaryReactor* TokenServiceImpl::RevokeToken(
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto info = tokens_->Revoke(request->id(), absl::Now());
   if (!info.ok()) return Done(context, ToGrpc(info.status()));
+  if (audit_ != nullptr) {
+    audit_->Record(Caller(*who), "token.revoke", info->id(), info->name());
+  }
   *response->mutable_info() = *std::move(info);
   return Done(context, grpc::Status::OK);
 }
@@ -350,7 +379,14 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
   if (auto s = tokens_->Consume(who->id(), absl::Now()); !s.ok()) {
     return Done(context, ToGrpc(s));
   }
-  return Done(context, ToGrpc(Issue(request->csr_pem(), identity, response)));
+  const absl::Status issued = Issue(request->csr_pem(), identity, response);
+  if (audit_ != nullptr) {
+    audit_->Record(Caller(*who), "proxy.enroll",
+                   absl::StrCat(identity.environment, "/", identity.proxy_id),
+                   issued.ok() ? "certificate issued" : issued.ToString(),
+                   issued.ok());
+  }
+  return Done(context, ToGrpc(issued));
 }
 
 grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Renew(

@@ -20,6 +20,8 @@
 
 namespace warden::controlplane::server {
 
+class AdminAudit;  // audit_services.h
+
 // The scope each RPC needs, by its full method name
 // ("/warden.v1.PolicyService/PushPolicy"); UNSPECIFIED for unknown methods
 // (which are refused).
@@ -35,9 +37,14 @@ class PolicyServiceImpl final
  public:
   // `distributor` (optional, not owned): told to Publish() after every
   // committed push or rollback, and the source of GetFleetStatus' proxies.
+  // `audit` (optional, not owned): pushes and rollbacks are recorded there.
   PolicyServiceImpl(bundles::Bundles* bundles, const tokens::Tokens* tokens,
-                    distribution::Distributor* distributor = nullptr)
-      : bundles_(bundles), tokens_(tokens), distributor_(distributor) {}
+                    distribution::Distributor* distributor = nullptr,
+                    AdminAudit* audit = nullptr)
+      : bundles_(bundles),
+        tokens_(tokens),
+        distributor_(distributor),
+        audit_(audit) {}
 
   grpc::ServerUnaryReactor* PushPolicy(
       grpc::CallbackServerContext* context,
@@ -64,12 +71,14 @@ class PolicyServiceImpl final
   bundles::Bundles* const bundles_;
   const tokens::Tokens* const tokens_;
   distribution::Distributor* const distributor_;
+  AdminAudit* const audit_;
 };
 
 class TokenServiceImpl final
     : public warden::v1::TokenService::CallbackService {
  public:
-  explicit TokenServiceImpl(tokens::Tokens* tokens) : tokens_(tokens) {}
+  explicit TokenServiceImpl(tokens::Tokens* tokens, AdminAudit* audit = nullptr)
+      : tokens_(tokens), audit_(audit) {}
 
   grpc::ServerUnaryReactor* CreateToken(
       grpc::CallbackServerContext* context,
@@ -86,6 +95,7 @@ class TokenServiceImpl final
 
  private:
   tokens::Tokens* const tokens_;
+  AdminAudit* const audit_;
 };
 
 // ProxyEnrollment: Warden's CA issues proxies their client certificates.
@@ -96,8 +106,12 @@ class ProxyEnrollmentImpl final
  public:
   // Not owned. `certificate_ttl`: lifetime of issued proxy certificates.
   ProxyEnrollmentImpl(tokens::Tokens* tokens, const ca::Authority* authority,
-                      absl::Duration certificate_ttl)
-      : tokens_(tokens), authority_(authority), ttl_(certificate_ttl) {}
+                      absl::Duration certificate_ttl,
+                      AdminAudit* audit = nullptr)
+      : tokens_(tokens),
+        authority_(authority),
+        ttl_(certificate_ttl),
+        audit_(audit) {}
 
   grpc::ServerUnaryReactor* Enroll(
       grpc::CallbackServerContext* context,
@@ -115,6 +129,7 @@ class ProxyEnrollmentImpl final
   tokens::Tokens* const tokens_;
   const ca::Authority* const authority_;
   const absl::Duration ttl_;
+  AdminAudit* const audit_;
 };
 
 // absl -> gRPC status, code and message preserved.

@@ -82,6 +82,11 @@ absl::StatusOr<CreatedToken> Tokens::CreateBootstrap(
     const std::string& created_by, absl::Time now) {
   if (name.empty()) return absl::InvalidArgumentError("a token needs a name");
   if (auto s = ValidateProxyName("environment", environment); !s.ok()) return s;
+  if (environment == "control") {
+    return absl::InvalidArgumentError(
+        "environment \"control\" is reserved for warden-control's own audit "
+        "events");
+  }
   if (!proxy_id.empty()) {
     if (auto s = ValidateProxyName("proxy id", proxy_id); !s.ok()) return s;
   }

@@ -365,6 +365,72 @@ TEST_F(AuditExportTest, FiltersAndOcsf) {
   EXPECT_EQ(seen.back(), 8u);
 }
 
+TEST_F(AuditExportTest, ControlPlaneActionsAreInTheLog) {
+  const std::string admin =
+      "Bearer " + cp_->Mint({warden::v1::TOKEN_SCOPE_ADMIN});
+  auto policy = warden::v1::PolicyService::NewStub(cp_->Channel());
+  warden::v1::PushPolicyRequest push;
+  auto* src = push.add_sources();
+  src->set_name("p.yaml");
+  src->set_text(
+      "apiVersion: warden/v1\nkind: Policy\nmetadata: { name: p }\n"
+      "spec:\n  environments: [prod]\n  rules:\n    - name: r\n"
+      "      match: { commands: [DROP TABLE] }\n      action: deny\n");
+  push.set_message("ticket-42");
+  warden::v1::PushPolicyResponse pushed;
+  grpc::ClientContext c1;
+  c1.AddMetadata("authorization", admin);
+  ASSERT_TRUE(policy->PushPolicy(&c1, push, &pushed).ok());
+  auto tokens = warden::v1::TokenService::NewStub(cp_->Channel());
+  warden::v1::CreateTokenRequest create;
+  create.set_name("ci");
+  create.add_scopes(warden::v1::TOKEN_SCOPE_POLICY_READ);
+  warden::v1::CreateTokenResponse created;
+  grpc::ClientContext c2;
+  c2.AddMetadata("authorization", admin);
+  ASSERT_TRUE(tokens->CreateToken(&c2, create, &created).ok());
+  warden::v1::RevokeTokenRequest revoke;
+  revoke.set_id(created.info().id());
+  warden::v1::RevokeTokenResponse revoked;
+  grpc::ClientContext c3;
+  c3.AddMetadata("authorization", admin);
+  ASSERT_TRUE(tokens->RevokeToken(&c3, revoke, &revoked).ok());
+
+  warden::v1::ListEventsRequest list;
+  list.mutable_filter()->add_kinds(warden::v1::AUDIT_EVENT_KIND_ADMIN);
+  warden::v1::ListEventsResponse page;
+  grpc::ClientContext c4;
+  c4.AddMetadata("authorization", reader_);
+  ASSERT_TRUE(stub_->ListEvents(&c4, list, &page).ok());
+  std::vector<std::string> actions;
+  for (const auto& e : page.events()) {
+    const auto& ev = e.record().event();
+    EXPECT_EQ(e.record().source(), "control/warden-control");
+    EXPECT_EQ(ev.sequence(), actions.size() + 1);
+    EXPECT_EQ(ev.admin().actor(), "token:t");
+    actions.push_back(ev.admin().action() + " " + ev.admin().target());
+  }
+  EXPECT_THAT(actions,
+              ::testing::ElementsAre(
+                  absl::StrCat("policy.push revision ", pushed.revision()),
+                  "token.create " + created.info().id(),
+                  "token.revoke " + created.info().id()));
+  EXPECT_THAT(page.events(0).record().event().admin().detail(),
+              HasSubstr("ticket-42"));
+  // No proxy can write as the control plane.
+  EXPECT_FALSE(cp_->tokens()
+                   ->CreateBootstrap("x", "control", "warden-control",
+                                     absl::Hours(1), "t", absl::Now())
+                   .ok());
+  auto ingest =
+      warden::v1::AuditIngest::NewStub(cp_->ProxyChannel("warden-control", "control"));
+  AppendAuditResponse response;
+  grpc::ClientContext c5;
+  EXPECT_EQ(ingest->Append(&c5, Events("warden-control", "control", 4, 4), &response)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST_F(AuditExportTest, SubscribeFromATime) {
   AppendStatements(1, 3);
   const absl::Time between = absl::Now();

@@ -64,11 +64,7 @@ class TestControlPlane {
     authority_ = std::move(*authority);
     distributor_ = std::make_unique<distribution::Distributor>(
         bundles_.get(), authority_.get(), store_.get());
-    policy_service_ = std::make_unique<server::PolicyServiceImpl>(
-        bundles_.get(), tokens_.get(), distributor_.get());
-    token_service_ = std::make_unique<server::TokenServiceImpl>(tokens_.get());
-    enrollment_ = std::make_unique<server::ProxyEnrollmentImpl>(
-        tokens_.get(), authority_.get(), proxy_cert_ttl);
+
     ledger_ = std::make_unique<audit::Ledger>(store_.get());
     auto audit_key = crypto::GenerateEd25519Key();
     EXPECT_TRUE(audit_key.ok());
@@ -80,6 +76,13 @@ class TestControlPlane {
     checkpointer_ = std::move(*checkpointer);
     audit_ingest_ = std::make_unique<server::AuditIngestImpl>(
         state_.get(), ledger_.get(), authority_.get());
+    admin_audit_ = std::make_unique<server::AdminAudit>(audit_ingest_.get());
+    policy_service_ = std::make_unique<server::PolicyServiceImpl>(
+        bundles_.get(), tokens_.get(), distributor_.get(), admin_audit_.get());
+    token_service_ = std::make_unique<server::TokenServiceImpl>(
+        tokens_.get(), admin_audit_.get());
+    enrollment_ = std::make_unique<server::ProxyEnrollmentImpl>(
+        tokens_.get(), authority_.get(), proxy_cert_ttl, admin_audit_.get());
     audit_log_ = std::make_unique<server::AuditLogImpl>(
         tokens_.get(), ledger_.get(), checkpointer_.get());
     audit_export_ = std::make_unique<server::AuditExportImpl>(
@@ -212,6 +215,7 @@ class TestControlPlane {
   std::unique_ptr<audit::Ledger> ledger_;
   std::unique_ptr<audit::Checkpointer> checkpointer_;
   std::unique_ptr<server::AuditIngestImpl> audit_ingest_;
+  std::unique_ptr<server::AdminAudit> admin_audit_;
   std::unique_ptr<server::AuditLogImpl> audit_log_;
   std::unique_ptr<server::AuditExportImpl> audit_export_;
   std::unique_ptr<grpc::Server> server_;

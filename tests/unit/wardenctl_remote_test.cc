@@ -200,23 +200,25 @@ TEST_F(WardenctlRemoteTest, DryRunCreatesNothing) {
 }
 
 TEST_F(WardenctlRemoteTest, HistoryNewestFirstAndRollback) {
+  // Revisions are log indexes; each push's audit record takes the index
+  // after it: 3, 5, then the rollback 7.
   Write("prod.yaml", kGuard);
   ASSERT_EQ(Push("first").code, kExitOk);  // revision 3
   Write("prod.yaml", kGuardChanged);
-  ASSERT_EQ(Push("second").code, kExitOk);  // revision 4
+  ASSERT_EQ(Push("second").code, kExitOk);  // revision 5
 
   auto rb = With<RollbackOptions>(writer_);
   rb.revision = 3;
   rb.message = "bad change";
   Result r = Run(RunRollback, rb);
   EXPECT_EQ(r.code, kExitOk) << r.err;
-  EXPECT_THAT(r.out, ContainsRegex("^revision 5 \\(digest [0-9a-f]{64}\\), "
+  EXPECT_THAT(r.out, ContainsRegex("^revision 7 \\(digest [0-9a-f]{64}\\), "
                                    "rollback of 3\n$"));
 
   auto h = With<HistoryOptions>(writer_);
   r = Run(RunHistory, h);
   EXPECT_EQ(r.code, kExitOk) << r.err;
-  const size_t p5 = r.out.find("\n5 "), p4 = r.out.find("\n4 "),
+  const size_t p5 = r.out.find("\n7 "), p4 = r.out.find("\n5 "),
                p3 = r.out.find("\n3 ");
   ASSERT_NE(p5, std::string::npos) << r.out;
   ASSERT_NE(p4, std::string::npos) << r.out;
@@ -233,7 +235,7 @@ TEST_F(WardenctlRemoteTest, HistoryNewestFirstAndRollback) {
   ASSERT_EQ(r.code, kExitOk) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["revisions"].size(), 2u);
-  EXPECT_EQ(j["revisions"][0]["revision"], 5);
+  EXPECT_EQ(j["revisions"][0]["revision"], 7);
   EXPECT_EQ(j["revisions"][0]["rollback_of"], 3);
   EXPECT_EQ(j["revisions"][1]["message"], "second");
   EXPECT_EQ(j["revisions"][1]["sources"][0], "prod.yaml");
