@@ -41,6 +41,23 @@ std::string Sender::last_error() const {
   return last_error_;
 }
 
+void Sender::WhenAcknowledged(uint64_t sequence, std::function<void()> done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (acknowledged_.load() < sequence) {
+      waiters_.emplace(sequence, std::move(done));
+      nudged_ = true;
+      return;
+    }
+  }
+  done();
+}
+
+void Sender::Nudge() {
+  absl::MutexLock lock(&mu_);
+  nudged_ = true;
+}
+
 void Sender::Start() {
   thread_ = std::thread([this] { Run(); });
   syncer_ = std::thread([this] {
@@ -115,7 +132,17 @@ absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
         "or start a new proxy id"));
   }
   if (absl::Status s = spool_->Acknowledge(acked); !s.ok()) return s;
-  acknowledged_ = std::max(acknowledged_.load(), acked);
+  std::vector<std::function<void()>> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    acknowledged_ = std::max(acknowledged_.load(), acked);
+    auto end = waiters_.upper_bound(acknowledged_.load());
+    for (auto it = waiters_.begin(); it != end; ++it) {
+      ready.push_back(std::move(it->second));
+    }
+    waiters_.erase(waiters_.begin(), end);
+  }
+  for (auto& done : ready) done();
   *sent_something = request.events_size() > 0 || !synced_with_server_;
   synced_with_server_ = true;
   return absl::OkStatus();
@@ -146,8 +173,12 @@ void Sender::Run() {
       last_error_.clear();
     }
     backoff = absl::Milliseconds(200);
-    if (!sent && stop_.WaitForNotificationWithTimeout(options_.idle_poll)) {
-      break;
+    if (!sent) {
+      // Idle: until the next poll, a nudge (sync mode) or Stop().
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&nudged_), options_.idle_poll);
+      nudged_ = false;
+      if (stop_.HasBeenNotified()) break;
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -79,6 +80,12 @@ class Sender {
   uint64_t acknowledged() const { return acknowledged_.load(); }
   std::string last_error() const;
 
+  // Calls `done` (from the sender's thread, or at once from this one) when
+  // the control plane has acknowledged `sequence`. For `sync` mode.
+  void WhenAcknowledged(uint64_t sequence, std::function<void()> done);
+  // Sends now instead of at the next poll (sync mode: a statement waits).
+  void Nudge();
+
  private:
   void Run();
   absl::Status SendOnce(const Identity& identity, bool* sent_something);
@@ -93,6 +100,8 @@ class Sender {
   std::string channel_cert_;
   mutable absl::Mutex mu_;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
+  std::multimap<uint64_t, std::function<void()>> waiters_ ABSL_GUARDED_BY(mu_);
+  bool nudged_ ABSL_GUARDED_BY(mu_) = false;
   absl::Notification stop_;
   std::thread thread_;
   std::thread syncer_;

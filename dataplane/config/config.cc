@@ -457,17 +457,20 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
   }
 
   if (const YAML::Node a = root["audit"]) {
-    if (c.ExpectMap(a, "audit", {"mode", "spool_dir", "max_spool_bytes"})) {
+    if (c.ExpectMap(a, "audit",
+                    {"mode", "spool_dir", "max_spool_bytes", "sync_timeout"})) {
       std::string mode = "async";
       c.String(a, "mode", "audit", &mode, false);
       if (mode == "async") {
         cfg.audit.mode = AuditMode::kAsync;
+      } else if (mode == "sync") {
+        cfg.audit.mode = AuditMode::kSync;
       } else if (mode == "off") {
         cfg.audit.mode = AuditMode::kOff;
       } else {
-        c.Error(a["mode"], "audit.mode",
-                "expected async or off (sync comes with the next release)");
+        c.Error(a["mode"], "audit.mode", "expected async, sync or off");
       }
+      c.DurationMs(a, "sync_timeout", "audit", &cfg.audit.sync_timeout_ms);
       if (c.String(a, "spool_dir", "audit", &cfg.audit.spool_dir,
                    cfg.audit.mode != AuditMode::kOff)) {
         cfg.audit.spool_dir = c.File(base_dir, cfg.audit.spool_dir);

@@ -136,6 +136,8 @@ struct PolicySettings {
 enum class AuditMode {
   kOff,    // nothing recorded
   kAsync,  // every event is in the local spool before the session goes on
+  kSync,   // as async, and a statement goes to the database only once
+           // warden-control committed its event
 };
 
 // What the proxy records and where it keeps it until warden-control has it.
@@ -143,6 +145,9 @@ struct AuditSettings {
   AuditMode mode = AuditMode::kOff;
   std::string spool_dir;  // required unless off
   uint64_t max_spool_bytes = 1ull << 30;
+  // sync: how long a statement waits for the control plane before it is
+  // refused (53000).
+  int sync_timeout_ms = 2000;
 };
 
 struct ProxyConfig {

@@ -137,8 +137,13 @@ absl::Status Server::StartAudit() {
       });
   sender_->Start();
   shared_.recorder = recorder_.get();
+  if (config_.audit.mode == config::AuditMode::kSync) {
+    shared_.audit_sync = sender_.get();
+    shared_.audit_sync_timeout_ms = config_.audit.sync_timeout_ms;
+  }
   const audit::SpoolStats stats = spool_->stats();
-  spdlog::info("audit: spool {} ({} events pending, next sequence {})",
+  spdlog::info("audit ({}): spool {} ({} events pending, next sequence {})",
+               config_.audit.mode == config::AuditMode::kSync ? "sync" : "async",
                config_.audit.spool_dir, stats.pending_events,
                stats.next_sequence);
   return absl::OkStatus();

@@ -312,7 +312,7 @@ bool Session::MayRead(Side s) const {
   if (phase_ == Phase::kClosed) return false;
   if (s == Side::kClient) {
     return phase_ == Phase::kStartup || phase_ == Phase::kAuth ||
-           (phase_ == Phase::kRelay && ready_);
+           (phase_ == Phase::kRelay && ready_ && !waiting_audit_);
   }
   return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
          phase_ == Phase::kRelay;
@@ -503,6 +503,10 @@ void Session::OnTimer() {
           warden::v1::SESSION_END_REASON_UPSTREAM);
       return;
     case Phase::kRelay:
+      if (waiting_audit_) {
+        ResumeAfterAudit(/*timed_out=*/true);
+        return;
+      }
       if (!ready_) {
         Fail(pgwire::kConnectionFailure,
              "timed out waiting for the upstream database to become ready",
@@ -764,6 +768,8 @@ void Session::DriveClientHandshake() {
 // Relay, client to upstream.
 
 size_t Session::ProcessClient(absl::string_view buf) {
+  // Sync audit: the head message waits for the control plane.
+  if (waiting_audit_) return 0;
   // Before authentication a client may only send small messages (as
   // PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH): nobody unauthenticated gets to
   // make Warden buffer megabytes.
@@ -805,10 +811,40 @@ size_t Session::ProcessClient(absl::string_view buf) {
                             phase_ == Phase::kRelay)) {
       replacement.clear();
       has_verdict_ = false;
-      if (gate != nullptr) Judge(*gate, frame.type, frame.body, &replacement);
-      if (shared_->recorder != nullptr) {
-        RecordStatement(frame.type, frame.body,
-                        has_verdict_ ? &last_verdict_ : nullptr, &replacement);
+      if (audit_cleared_) {
+        // Judged and recorded before a sync-mode hold: relay it now (or,
+        // if the control plane never confirmed its event, refuse it).
+        audit_cleared_ = false;
+        if (audit_refuse_next_) {
+          audit_refuse_next_ = false;
+          std::string error;
+          pgwire::WriteErrorResponse(
+              &error, "ERROR", "53000",
+              absl::StrCat("Warden: the control plane did not confirm this "
+                           "statement's audit record within ",
+                           shared_->audit_sync_timeout_ms,
+                           " ms (audit mode sync); it was not run"),
+              "", "Retry later; the proxy's operators are alerted by its log.",
+              0);
+          PoisonMessage(frame.type, frame.body, error, &replacement);
+        }
+      } else {
+        if (gate != nullptr) Judge(*gate, frame.type, frame.body, &replacement);
+        if (shared_->recorder != nullptr) {
+          last_audit_sequence_ = 0;
+          RecordStatement(frame.type, frame.body,
+                          has_verdict_ ? &last_verdict_ : nullptr,
+                          &replacement);
+          if (shared_->audit_sync != nullptr && replacement.empty() &&
+              last_audit_sequence_ != 0 &&
+              shared_->audit_sync->acknowledged() < last_audit_sequence_) {
+            // Sync mode: what came before goes now; this message waits
+            // (kept in the buffer) until its event is committed.
+            Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
+            HoldForAudit(last_audit_sequence_);
+            return pos;
+          }
+        }
       }
       if (!replacement.empty()) {
         Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
@@ -1621,7 +1657,66 @@ bool Session::Audit(warden::v1::AuditEvent event) {
                   recorded.status().ToString());
     return false;
   }
+  last_audit_sequence_ = *recorded;
   return true;
+}
+
+void Session::HoldForAudit(uint64_t sequence) {
+  waiting_audit_ = true;
+  audit_cleared_ = true;
+  ArmTimer(shared_->audit_sync_timeout_ms);
+  std::weak_ptr<Session> weak = weak_from_this();
+  net::EventLoop* loop = loop_;
+  shared_->audit_sync->WhenAcknowledged(sequence, [weak, loop] {
+    loop->Post([weak] {
+      if (auto self = weak.lock()) self->ResumeAfterAudit(false);
+    });
+  });
+  shared_->audit_sync->Nudge();
+}
+
+void Session::ResumeAfterAudit(bool timed_out) {
+  if (!waiting_audit_ || phase_ == Phase::kClosed) return;
+  waiting_audit_ = false;
+  if (timer_ != 0) {
+    loop_->CancelTimer(timer_);
+    timer_ = 0;
+  }
+  if (timed_out) {
+    audit_refuse_next_ = true;
+    spdlog::error("session {}: the control plane did not confirm an audit "
+                  "event within {} ms; refusing the statement",
+                  peer_address_, shared_->audit_sync_timeout_ms);
+  }
+  auto keep = shared_from_this();  // Consume may end the session.
+  Consume(Side::kClient, nullptr, 0);
+  if (!waiting_audit_ && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
+}
+
+void Session::PoisonMessage(char type, absl::string_view body,
+                            const std::string& error,
+                            std::string* replacement) {
+  const std::string poison = absl::StrCat("/* refused by Warden policy */ ",
+                                          QueueRefusal(error));
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kParse: {
+      const auto p = pgwire::ParseParse(body);
+      const std::string name = p.ok() ? std::string(p->statement) : "";
+      audit_templates_.erase(StatementKey(name));
+      ForgetPrepared(StatementKey(name));
+      RememberRefused(name, error);
+      pgwire::WriteParse(replacement, name, poison);
+      return;
+    }
+    case pgwire::FrontendType::kBind: {
+      const absl::string_view portal = body.substr(0, body.find('\0'));
+      pgwire::WriteBind(replacement, portal, QueueRefusal(error));
+      return;
+    }
+    default:  // Query, FunctionCall
+      pgwire::WriteQuery(replacement, poison);
+      return;
+  }
 }
 
 namespace {

@@ -64,6 +64,10 @@ struct SharedState {
   CancelRegistry cancels;
   // Where sessions record audit events; null when audit is off.
   audit::Recorder* recorder = nullptr;
+  // Sync mode: the sender whose acknowledgements statements wait for, and
+  // how long they wait; null in async mode.
+  audit::Sender* audit_sync = nullptr;
+  int audit_sync_timeout_ms = 2000;
   std::atomic<int> client_connections{0};
   // By listener name; absent when the listener has TLS disabled.
   absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
@@ -228,6 +232,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // says whether it is on disk (false: the spool is full or failing).
   warden::v1::AuditEvent NewEvent(warden::v1::AuditEventKind kind) const;
   bool Audit(warden::v1::AuditEvent event);
+  // Sync mode: stops relaying client messages until the control plane
+  // acknowledged `sequence` (or the timeout refuses the held statement).
+  void HoldForAudit(uint64_t sequence);
+  void ResumeAfterAudit(bool timed_out);
+  // Replaces a Query / Parse / Bind / FunctionCall by a poison carrying
+  // `error`, as for a policy refusal.
+  void PoisonMessage(char type, absl::string_view body,
+                     const std::string& error, std::string* replacement);
   // Records a Query, Parse or FunctionCall with the gate's verdict (null
   // when no policy is configured). If it cannot be recorded, a message
   // that would run is replaced by a poison carrying a 53000 refusal: no
@@ -312,6 +324,10 @@ class Session : public std::enable_shared_from_this<Session> {
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
 
   // Audit state.
+  uint64_t last_audit_sequence_ = 0;  // of the last event Audit() recorded
+  bool waiting_audit_ = false;  // sync: the head client message waits
+  bool audit_cleared_ = false;  // the head message was judged and recorded
+  bool audit_refuse_next_ = false;  // ... but the control plane timed out
   std::string session_id_;       // random, for correlating events
   absl::Time started_at_;
   bool audit_session_started_ = false;

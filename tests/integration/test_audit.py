@@ -76,9 +76,12 @@ class AuditTest(unittest.TestCase):
             raise
 
     @classmethod
-    def make_proxy(cls):
-        workdir = os.path.join(cls.work, "proxy")
+    def make_proxy(cls, name="proxy", proxy_id="audit-p1", port=None, token=None,
+                   audit="mode: async"):
+        workdir = os.path.join(cls.work, name)
         os.makedirs(workdir, exist_ok=True)
+        port = port or cls.port
+        token = token or cls.token_file
         config = f"""
 proxy: {{ workers: 1, log_level: info }}
 policy:
@@ -87,13 +90,13 @@ policy:
     ca_file: {cls.control.ca_file}
     trusted_keys: [{cls.control.signing_pub()}]
     state_dir: {os.path.join(workdir, 'state')}
-    bootstrap_token_file: {cls.token_file}
-    proxy_id: audit-p1
+    bootstrap_token_file: {token}
+    proxy_id: {proxy_id}
 audit:
-  mode: async
+  {audit}
   spool_dir: {os.path.join(workdir, 'spool')}
 listeners:
-  - {{ name: main, port: {cls.port}, environment: prod }}
+  - {{ name: main, port: {port}, environment: prod }}
 environments:
   - name: prod
     databases:
@@ -102,7 +105,7 @@ environments:
 users:
   - {{ name: alice, password: alice-pw }}
 """
-        return WardenProxy(config, workdir, {"main": cls.port})
+        return WardenProxy(config, workdir, {"main": port})
 
     @classmethod
     def tearDownClass(cls):
@@ -116,8 +119,8 @@ users:
         return subprocess.run([WARDENCTL] + list(args), env=self.control.env(),
                               capture_output=True, text=True, timeout=timeout)
 
-    def run_sql(self, *statements):
-        conn = rawpg.RawConn(self.port)
+    def run_sql(self, *statements, port=None):
+        conn = rawpg.RawConn(port or self.port)
         try:
             conn.login("alice", "alice-pw", "shop")
             return [conn.simple_query(s)[1] for s in statements]
@@ -194,6 +197,7 @@ users:
         finally:
             follow.kill()
             follow.wait(timeout=10)
+            follow.stdout.close()
 
         # Save a checkpoint and the log; verify offline with the key only.
         cp = os.path.join(self.work, "checkpoint.note")
@@ -292,6 +296,35 @@ users:
         self.assertTrue(wait_until(lambda: len(protocols()) == 4), protocols())
         self.assertEqual(sorted(protocols()),
                          ["extended-execute"] * 3 + ["extended-prepare"])
+
+    def test_4_sync_mode_commits_before_the_database_sees_it(self):
+        port = free_port()
+        token = self.control.bootstrap_token_file("prod", "audit-sync")
+        proxy = self.make_proxy("sync-proxy", "audit-sync", port, token,
+                                "mode: sync\n  sync_timeout: 1500ms").start()
+        try:
+            self.assertTrue(wait_until(lambda: "in force" in proxy.log()), proxy.log())
+            marker = "sync-%d" % time.time_ns()
+            self.assertIsNone(self.run_sql("SELECT '%s'" % marker, port=port)[0])
+            # No waiting: the event was committed before the statement ran.
+            self.assertIn("SELECT '%s'" % marker, self.statement_texts())
+            # Control plane gone: statements are refused, not run unrecorded.
+            self.control.stop(signal.SIGKILL)
+            try:
+                started = time.time()
+                errors = self.run_sql("SELECT 'during-outage'", port=port)
+                self.assertIsNotNone(errors[0])
+                self.assertEqual(errors[0]["C"], "53000")
+                self.assertIn("did not confirm", errors[0]["M"])
+                self.assertLess(time.time() - started, 10)
+            finally:
+                self.control.start()
+            # Back: statements run again.
+            self.assertTrue(wait_until(
+                lambda: self.run_sql("SELECT 'after-%s'" % marker, port=port)[0] is None,
+                timeout=30), proxy.log()[-2000:])
+        finally:
+            proxy.stop()
 
     def test_2_kill_9_loses_nothing_and_duplicates_nothing(self):
         marker = "k9-%d" % time.time_ns()
