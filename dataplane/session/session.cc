@@ -1779,6 +1779,32 @@ void Session::RecordStatement(char type, absl::string_view body,
                                     "\" whose text Warden did not keep"));
       }
       st->set_protocol("extended-execute");
+      if (st->audit_level() == warden::v1::AUDIT_LEVEL_FULL) {
+        // Full: the bound parameters too (text as sent; binary by size; a
+        // value is capped so one statement cannot bloat the trail).
+        constexpr size_t kMaxParamBytes = 1024;
+        if (const auto bind = pgwire::ParseBind(body); bind.ok()) {
+          for (size_t i = 0; i < bind->params.size(); ++i) {
+            const auto& param = bind->params[i];
+            const int16_t fmt =
+                bind->param_formats.empty()      ? 0
+                : bind->param_formats.size() == 1 ? bind->param_formats[0]
+                                                  : bind->param_formats[i];
+            if (param.is_null) {
+              st->add_parameters("NULL");
+            } else if (fmt != 0) {
+              st->add_parameters(
+                  absl::StrCat("<binary, ", param.value.size(), " bytes>"));
+            } else if (param.value.size() > kMaxParamBytes) {
+              st->add_parameters(absl::StrCat(
+                  param.value.substr(0, kMaxParamBytes), "... <",
+                  param.value.size(), " bytes>"));
+            } else {
+              st->add_parameters(std::string(param.value));
+            }
+          }
+        }
+      }
       ++statements_;
       if (Audit(std::move(event))) return;
       const std::string error = UnrecordedError();

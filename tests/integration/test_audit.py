@@ -296,6 +296,11 @@ users:
         self.assertTrue(wait_until(lambda: len(protocols()) == 4), protocols())
         self.assertEqual(sorted(protocols()),
                          ["extended-execute"] * 3 + ["extended-prepare"])
+        # Audit level full (no rule says less): the bound parameter is kept.
+        executions = [e["leaf"]["event"]["statement"] for e in self.events()
+                      if marker in e["leaf"]["event"].get("statement", {}).get("text", "")
+                      and e["leaf"]["event"]["statement"]["protocol"] == "extended-execute"]
+        self.assertEqual([x.get("parameters") for x in executions], [["7"]] * 3)
 
     def test_4_sync_mode_commits_before_the_database_sees_it(self):
         port = free_port()
