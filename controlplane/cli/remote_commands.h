@@ -29,15 +29,15 @@ namespace warden::controlplane::cli {
 struct Connection {
   std::string server;   // host:port, [v6]:port.
   std::string token;    // sent as "authorization: Bearer <token>"; empty: none.
-  std::string ca_file;  // PEM CA: TLS. Empty: plaintext, loopback only.
+  std::string ca_file;  // PEM CA of warden-control's certificate (required).
   std::string timeout = "10s";  // per RPC; absl duration syntax.
 };
 
 
 
-// A channel for `connection`: TLS with the CA file when given; plaintext
-// only to a loopback address (a token sent in clear over a network is a
-// leaked token). InvalidArgument (a usage error) otherwise.
+// A TLS channel for `connection`, verifying the server against its CA
+// file. InvalidArgument (a usage error) without a server or a readable CA
+// file: warden-control only speaks TLS, and a token is never sent in clear.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const Connection& connection);
 

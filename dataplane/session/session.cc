@@ -1928,7 +1928,8 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
     spdlog::debug("session {} ended ({}): {}", peer_address_,
                   ReasonName(reason), std::string(why));
   } else {
-    // Authenticated sessions are worth a line each (until the audit log).
+    // Authenticated sessions are worth a log line each (the audit trail
+    // has the full record when audit is on).
     spdlog::info("session {} of {} ended ({}): {}", peer_address_,
                  identity_.user(), ReasonName(reason), std::string(why));
   }
