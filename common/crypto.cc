@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "common/openssl_util.h"
 #include "common/status_macros.h"
 
 namespace warden::crypto {
@@ -86,45 +87,15 @@ namespace {
 constexpr size_t kEd25519KeyBytes = 32;
 constexpr size_t kEd25519SignatureBytes = 64;
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-struct BioFree {
-  void operator()(BIO* p) const { BIO_free(p); }
-};
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
-using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-using Bio = std::unique_ptr<BIO, BioFree>;
+using openssl::MdCtx;
+using openssl::Pkey;
+using openssl::PkeyCtx;
+using openssl::PrivatePem;
+using openssl::PublicPem;
 
-Bio ReadBio(absl::string_view pem) {
-  if (pem.size() > static_cast<size_t>(INT32_MAX)) return nullptr;
-  return Bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-}
-
-std::string DrainBio(BIO* bio) {
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio, &data);
-  return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
-}
-
-// PEM loaders: no password callback, so an encrypted key fails cleanly
-// instead of prompting on the terminal.
 absl::StatusOr<Pkey> LoadPrivate(absl::string_view pem) {
-  Bio bio = ReadBio(pem);
-  if (bio == nullptr) {
-    return absl::InternalError("OpenSSL BIO allocation failed");
-  }
-  Pkey key(PEM_read_bio_PrivateKey(
-      bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+  Pkey key = openssl::ReadPrivateKey(pem);
   if (key == nullptr || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
-    ERR_clear_error();  // leave no stale errors for the next OpenSSL caller.
     return absl::InvalidArgumentError(
         "not an unencrypted Ed25519 PEM private key (PKCS#8)");
   }
@@ -132,34 +103,11 @@ absl::StatusOr<Pkey> LoadPrivate(absl::string_view pem) {
 }
 
 absl::StatusOr<Pkey> LoadPublic(absl::string_view pem) {
-  Bio bio = ReadBio(pem);
-  if (bio == nullptr) {
-    return absl::InternalError("OpenSSL BIO allocation failed");
-  }
-  Pkey key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  Pkey key = openssl::ReadPublicKey(pem);
   if (key == nullptr || EVP_PKEY_id(key.get()) != EVP_PKEY_ED25519) {
-    ERR_clear_error();
     return absl::InvalidArgumentError("not an Ed25519 PEM public key");
   }
   return key;
-}
-
-absl::StatusOr<std::string> PrivatePem(EVP_PKEY* key) {
-  Bio bio(BIO_new(BIO_s_mem()));
-  if (bio == nullptr ||
-      PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr,
-                               nullptr) != 1) {
-    return absl::InternalError("OpenSSL could not write the private key");
-  }
-  return DrainBio(bio.get());
-}
-
-absl::StatusOr<std::string> PublicPem(EVP_PKEY* key) {
-  Bio bio(BIO_new(BIO_s_mem()));
-  if (bio == nullptr || PEM_write_bio_PUBKEY(bio.get(), key) != 1) {
-    return absl::InternalError("OpenSSL could not write the public key");
-  }
-  return DrainBio(bio.get());
 }
 
 }  // namespace
@@ -189,6 +137,20 @@ absl::StatusOr<std::string> Ed25519PrivateKeyFromRaw(absl::string_view seed) {
     return absl::InternalError("OpenSSL rejected the raw Ed25519 key");
   }
   return PrivatePem(key.get());
+}
+
+absl::StatusOr<std::string> Ed25519PublicKeyFromRaw(absl::string_view raw) {
+  if (raw.size() != kEd25519KeyBytes) {
+    return absl::InvalidArgumentError("a raw Ed25519 public key is 32 bytes");
+  }
+  Pkey key(EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_ED25519, nullptr,
+      reinterpret_cast<const unsigned char*>(raw.data()), raw.size()));
+  if (key == nullptr) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("OpenSSL rejected the raw Ed25519 key");
+  }
+  return PublicPem(key.get());
 }
 
 absl::StatusOr<std::string> Ed25519PublicKeyFromPrivate(

@@ -64,6 +64,10 @@ absl::StatusOr<Ed25519KeyPair> GenerateEd25519Key();
 // PEM, e.g. to load a published test vector. InvalidArgument if not 32 bytes.
 absl::StatusOr<std::string> Ed25519PrivateKeyFromRaw(absl::string_view seed);
 
+// Ed25519PublicKeyFromRaw(raw) wraps a raw 32-byte public key in PEM, e.g.
+// one carried in a C2SP verifier key. InvalidArgument if not 32 bytes.
+absl::StatusOr<std::string> Ed25519PublicKeyFromRaw(absl::string_view raw);
+
 // Ed25519PublicKeyFromPrivate(private_pem) returns the matching public PEM.
 absl::StatusOr<std::string> Ed25519PublicKeyFromPrivate(
     absl::string_view private_pem);

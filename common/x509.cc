@@ -15,6 +15,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/openssl_util.h"
+#include "common/tls.h"
 
 namespace warden::x509 {
 namespace {
@@ -23,8 +25,8 @@ template <typename T, void (*F)(T*)>
 struct Deleter {
   void operator()(T* p) const { F(p); }
 };
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using openssl::Bio;
+using openssl::Pkey;
 using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using ReqPtr = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
 using NamesPtr = std::unique_ptr<GENERAL_NAMES,
@@ -35,55 +37,24 @@ using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX,
                                     Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
 
-// OpenSSL's error queue as one line (and emptied).
-std::string Drain() {
-  std::string out;
-  unsigned long e;
-  char buf[256];
-  while ((e = ERR_get_error()) != 0) {
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
 absl::Status Internal(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", Drain()));
+  return absl::InternalError(absl::StrCat(what, ": ", tls::ErrorString()));
 }
 
-BioPtr MemBio(absl::string_view text) {
-  return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-}
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio, &data);
-  return std::string(data, n > 0 ? n : 0);
-}
-
-absl::StatusOr<KeyPtr> LoadPrivateKey(absl::string_view pem) {
-  BioPtr bio = MemBio(pem);
-  KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (key == nullptr) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("not a PEM private key");
-  }
+absl::StatusOr<Pkey> LoadPrivateKey(absl::string_view pem) {
+  Pkey key = openssl::ReadPrivateKey(pem);
+  if (key == nullptr) return absl::InvalidArgumentError("not a PEM private key");
   return key;
 }
 
-absl::StatusOr<KeyPtr> LoadPublicKey(absl::string_view pem) {
-  BioPtr bio = MemBio(pem);
-  KeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
-  if (key == nullptr) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("not a PEM public key");
-  }
+absl::StatusOr<Pkey> LoadPublicKey(absl::string_view pem) {
+  Pkey key = openssl::ReadPublicKey(pem);
+  if (key == nullptr) return absl::InvalidArgumentError("not a PEM public key");
   return key;
 }
 
 absl::StatusOr<CertPtr> LoadCert(absl::string_view pem) {
-  BioPtr bio = MemBio(pem);
+  Bio bio = openssl::ReadBio(pem);
   CertPtr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) {
     ERR_clear_error();
@@ -92,16 +63,10 @@ absl::StatusOr<CertPtr> LoadCert(absl::string_view pem) {
   return cert;
 }
 
-absl::StatusOr<std::string> PublicPem(EVP_PKEY* key) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PUBKEY(bio.get(), key) != 1) return Internal("public key");
-  return BioText(bio.get());
-}
-
 absl::StatusOr<std::string> CertPem(X509* cert) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
+  Bio bio(BIO_new(BIO_s_mem()));
   if (PEM_write_bio_X509(bio.get(), cert) != 1) return Internal("certificate");
-  return BioText(bio.get());
+  return openssl::DrainBio(bio.get());
 }
 
 absl::Time FromAsn1(const ASN1_TIME* t) {
@@ -275,14 +240,9 @@ absl::StatusOr<std::string> Build(X509* issuer, EVP_PKEY* signing_key,
 }  // namespace
 
 absl::StatusOr<std::string> GenerateKey() {
-  KeyPtr key(EVP_EC_gen("P-256"));
+  Pkey key(EVP_EC_gen("P-256"));
   if (key == nullptr) return Internal("generate P-256 key");
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PrivateKey(bio.get(), key.get(), nullptr, nullptr, 0,
-                               nullptr, nullptr) != 1) {
-    return Internal("write key");
-  }
-  return BioText(bio.get());
+  return openssl::PrivatePem(key.get());
 }
 
 absl::StatusOr<std::string> MakeRequest(absl::string_view key_pem,
@@ -302,15 +262,15 @@ absl::StatusOr<std::string> MakeRequest(absl::string_view key_pem,
       X509_REQ_sign(req.get(), key->get(), EVP_sha256()) <= 0) {
     return Internal("sign request");
   }
-  BioPtr bio(BIO_new(BIO_s_mem()));
+  Bio bio(BIO_new(BIO_s_mem()));
   if (PEM_write_bio_X509_REQ(bio.get(), req.get()) != 1) {
     return Internal("write request");
   }
-  return BioText(bio.get());
+  return openssl::DrainBio(bio.get());
 }
 
 absl::StatusOr<std::string> RequestPublicKey(absl::string_view csr_pem) {
-  BioPtr bio = MemBio(csr_pem);
+  Bio bio = openssl::ReadBio(csr_pem);
   ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
   if (req == nullptr) {
     ERR_clear_error();
@@ -327,7 +287,7 @@ absl::StatusOr<std::string> RequestPublicKey(absl::string_view csr_pem) {
     return absl::InvalidArgumentError(
         "certificate request key must be ECDSA or Ed25519");
   }
-  return PublicPem(key);
+  return openssl::PublicPem(key);
 }
 
 absl::StatusOr<std::string> MakeSelfSignedCa(absl::string_view key_pem,
@@ -393,7 +353,7 @@ absl::StatusOr<Certificate> Parse(absl::string_view cert_pem) {
       }
     }
   }
-  auto pub = PublicPem(X509_get0_pubkey(c));
+  auto pub = openssl::PublicPem(X509_get0_pubkey(c));
   if (!pub.ok()) return pub.status();
   out.public_key_pem = *pub;
   return out;

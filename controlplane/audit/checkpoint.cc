@@ -21,12 +21,6 @@ constexpr char kEd25519Type = '\x01';
 constexpr size_t kKeyHashSize = 4;
 constexpr size_t kEd25519KeySize = 32;
 constexpr size_t kMaxSignatures = 100;  // as Go's golang.org/x/mod/sumdb/note.
-// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE {
-// SEQUENCE { OID 1.3.101.112 }, BIT STRING (0 unused bits) key }.
-// (Explicit length: the literal ends in a NUL byte.)
-constexpr absl::string_view kEd25519SpkiPrefix(
-    "\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00", 12);
-
 bool IsValidKeyName(absl::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
@@ -108,13 +102,6 @@ absl::StatusOr<std::string> DecodeCanonicalBase64(absl::string_view what,
         absl::StrCat(what, " is not canonical padded base64"));
   }
   return decoded;
-}
-
-std::string PublicPemFromRaw(absl::string_view raw) {
-  return absl::StrCat(
-      "-----BEGIN PUBLIC KEY-----\n",
-      crypto::Base64Encode(absl::StrCat(kEd25519SpkiPrefix, raw)),
-      "\n-----END PUBLIC KEY-----\n");
 }
 
 std::string KeyLabel(absl::string_view name, absl::string_view key_hash) {
@@ -287,14 +274,13 @@ absl::StatusOr<ParsedVerifierKey> ParseVerifierKey(absl::string_view text) {
     return absl::InvalidArgumentError(
         "verifier key hash does not match its name and key");
   }
-  parsed.public_pem = PublicPemFromRaw(parsed.raw_public_key);
-  // Let OpenSSL confirm the key loads as Ed25519.
-  absl::StatusOr<std::string> check =
-      crypto::Ed25519RawPublicKey(parsed.public_pem);
-  if (!check.ok() || *check != parsed.raw_public_key) {
+  absl::StatusOr<std::string> pem =
+      crypto::Ed25519PublicKeyFromRaw(parsed.raw_public_key);
+  if (!pem.ok()) {
     return absl::InvalidArgumentError(
         "verifier key is not a usable Ed25519 key");
   }
+  parsed.public_pem = *std::move(pem);
   return parsed;
 }
 

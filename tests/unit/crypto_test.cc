@@ -142,5 +142,20 @@ TEST(Ed25519Test, MatchesRfc8032TestVector1) {
   EXPECT_TRUE(Ed25519Verify(*pub, "", *sig).ok());
 }
 
+TEST(Ed25519Test, PublicKeyFromRawRoundTrips) {
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok());
+  auto raw = Ed25519RawPublicKey(pair->public_pem);
+  ASSERT_TRUE(raw.ok());
+  auto pem = Ed25519PublicKeyFromRaw(*raw);
+  ASSERT_TRUE(pem.ok()) << pem.status();
+  EXPECT_EQ(*pem, pair->public_pem);
+  auto sig = Ed25519Sign(pair->private_pem, "m");
+  ASSERT_TRUE(sig.ok());
+  EXPECT_TRUE(Ed25519Verify(*pem, "m", *sig).ok());
+  EXPECT_EQ(Ed25519PublicKeyFromRaw("short").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace warden::crypto
