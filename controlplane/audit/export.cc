@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "controlplane/audit/leaf.h"
 
 namespace warden::controlplane::audit {
 namespace {

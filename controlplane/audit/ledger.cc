@@ -54,22 +54,6 @@ class StoreHashReader final : public HashReader {
 
 }  // namespace
 
-std::string MakeLeaf(absl::string_view previous_leaf_hash,
-                     absl::string_view audit_leaf_bytes) {
-  return absl::StrCat(previous_leaf_hash, audit_leaf_bytes);
-}
-
-absl::StatusOr<std::pair<std::string, std::string>> SplitLeaf(
-    absl::string_view leaf) {
-  if (leaf.size() < kHashSize) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("an audit leaf starts with a ", kHashSize,
-                     "-byte hash; this one has ", leaf.size(), " bytes"));
-  }
-  return std::make_pair(std::string(leaf.substr(0, kHashSize)),
-                        std::string(leaf.substr(kHashSize)));
-}
-
 absl::Status StageAppend(const store::Store& store,
                          const warden::v1::AuditAppend& append,
                          store::Batch* batch) {
@@ -86,17 +70,11 @@ absl::Status StageAppend(const store::Store& store,
   }
   uint64_t next = *sequence + 1;
   bool changed = false;
-  const bool have_sequences = append.sequences_size() == append.leaves_size();
+  // Sequences travel next to the leaves, so applying never parses them.
+  if (append.sequences_size() != append.leaves_size()) return absl::OkStatus();
   for (int i = 0; i < append.leaves_size(); ++i) {
     const std::string& bytes = append.leaves(i);
-    uint64_t s = 0;
-    if (have_sequences) {
-      s = append.sequences(i);
-    } else {
-      warden::v1::AuditLeaf leaf;
-      if (!leaf.ParseFromString(bytes)) continue;
-      s = leaf.event().sequence();
-    }
+    const uint64_t s = append.sequences(i);
     if (s < next) continue;  // a duplicate of at-least-once delivery.
     if (s > next) break;     // a gap: the source resends from `next`.
     const std::string leaf_bytes = MakeLeaf(previous, bytes);

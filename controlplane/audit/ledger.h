@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "controlplane/audit/leaf.h"
 #include "controlplane/audit/merkle.h"
 #include "controlplane/store/store.h"
 #include "proto/warden/v1/audit.pb.h"
@@ -28,20 +29,12 @@
 
 namespace warden::controlplane::audit {
 
-// The bytes of leaf `index` given the previous leaf's hash.
-std::string MakeLeaf(absl::string_view previous_leaf_hash,
-                     absl::string_view audit_leaf_bytes);
-
-// Splits leaf bytes into (previous leaf hash, AuditLeaf bytes);
-// InvalidArgument when shorter than a hash.
-absl::StatusOr<std::pair<std::string, std::string>> SplitLeaf(
-    absl::string_view leaf);
-
 // StageAppend adds to `batch` what applying `append` changes: the leaves
 // of the events whose sequence follows the source's highest one, in order;
 // events already appended are skipped, and so is everything from a gap on
-// (the source resends from its acknowledged sequence). Total: a malformed
-// leaf is skipped too, so replaying the log never fails on its content.
+// (the source resends from its acknowledged sequence). Total: an entry
+// whose sequences do not pair with its leaves changes nothing, so
+// replaying the log never fails on its content.
 // Reads the current tree from `store` (the state machine applies entries
 // one at a time).
 absl::Status StageAppend(const store::Store& store,

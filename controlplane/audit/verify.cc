@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "controlplane/audit/checkpoint.h"
-#include "controlplane/audit/ledger.h"
+#include "controlplane/audit/leaf.h"
 #include "controlplane/audit/merkle.h"
 #include "proto/warden/v1/audit.pb.h"
 

@@ -27,7 +27,7 @@
 #include "absl/time/time.h"
 #include "policy/lang/sources.h"
 #include "controlplane/audit/checkpoint.h"
-#include "controlplane/audit/ledger.h"
+#include "controlplane/audit/leaf.h"
 #include "controlplane/audit/merkle.h"
 #include "controlplane/audit/verify.h"
 #include "google/protobuf/util/json_util.h"

@@ -24,9 +24,7 @@ void SetNow(google::protobuf::Timestamp* ts) {
 
 absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event) {
   SetNow(event.mutable_time());
-  auto sequence = spool_->Append(event.SerializeAsString());
-  if (!sequence.ok()) failures_.fetch_add(1);
-  return sequence;
+  return spool_->Append(event.SerializeAsString());
 }
 
 Sender::Sender(Spool* spool, SenderOptions options, IdentityFn identity)

@@ -36,13 +36,10 @@ class Recorder {
   // must not let the statement run.
   absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event);
 
-  // Events that could not be recorded.
-  uint64_t failures() const { return failures_.load(); }
   Spool* spool() const { return spool_; }
 
  private:
   Spool* const spool_;
-  std::atomic<uint64_t> failures_{0};
 };
 
 // Streams the spool to warden-control (AuditIngest.Append, mTLS with the

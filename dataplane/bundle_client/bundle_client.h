@@ -93,6 +93,8 @@ class BundleClient {
     std::string environment;
   };
   absl::StatusOr<Identity> CurrentIdentity() const;
+  // The CA (PEM) warden-control's certificate is verified with.
+  const std::string& server_ca_pem() const { return server_ca_pem_; }
 
  private:
   struct Credentials {

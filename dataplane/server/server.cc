@@ -12,7 +12,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
-#include "common/files.h"
 #include "common/status_macros.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/sqlstate.h"
@@ -120,11 +119,9 @@ absl::Status Server::StartAudit() {
                                      spool.status().message()));
   }
   spool_ = *std::move(spool);
-  auto ca = ReadFile(config_.policy.control_plane->ca_file);
-  if (!ca.ok()) return ca.status();
   audit::SenderOptions sender;
   sender.address = config_.policy.control_plane->address;
-  sender.ca_pem = *ca;
+  sender.ca_pem = bundle_client_->server_ca_pem();  // read once, at Create
   recorder_ = std::make_unique<audit::Recorder>(spool_.get());
   bundle_client::BundleClient* client = bundle_client_.get();
   sender_ = std::make_unique<audit::Sender>(

@@ -1460,8 +1460,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!q.ok()) return;  // validated already.
       const gate::Verdict v = gate.Judge(q->sql, subject_, environment_->name,
                                          database_name_);
-      last_verdict_ = v;
-      has_verdict_ = true;
+      KeepVerdictForAudit(v);
       std::string error;
       if (!v.allowed) {
         log(v, q->sql);
@@ -1486,8 +1485,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!p.ok()) return;
       const gate::Verdict v = gate.Judge(p->query, subject_,
                                          environment_->name, database_name_);
-      last_verdict_ = v;
-      has_verdict_ = true;
+      KeepVerdictForAudit(v);
       std::string error;
       if (!v.allowed) {
         log(v, p->query);
@@ -1542,8 +1540,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!f.ok()) return;
       const gate::Verdict v = gate.JudgeFunctionCall(
           f->function_oid, subject_, environment_->name, database_name_);
-      last_verdict_ = v;
-      has_verdict_ = true;
+      KeepVerdictForAudit(v);
       if (v.allowed) return;
       log(v, absl::StrCat("<function call, OID ", f->function_oid, ">"));
       pgwire::WriteQuery(replacement, poison_sql(QueueRefusal(encode(v))));
@@ -1638,6 +1635,13 @@ void Session::CloseUpstream(bool cancel_if_busy) {
 void Session::CloseClient() {
   if (client_.open()) client_.conn->Close();
   MaybeRelease();
+}
+
+void Session::KeepVerdictForAudit(const gate::Verdict& v) {
+  // Only the audit reads it: no copy per statement when audit is off.
+  if (shared_->recorder == nullptr) return;
+  last_verdict_ = v;
+  has_verdict_ = true;
 }
 
 warden::v1::AuditEvent Session::NewEvent(

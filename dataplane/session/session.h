@@ -231,6 +231,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Audit. NewEvent starts an event of this session; Audit records it and
   // says whether it is on disk (false: the spool is full or failing).
   warden::v1::AuditEvent NewEvent(warden::v1::AuditEventKind kind) const;
+  // Keeps the gate's verdict for RecordStatement (when audit is on).
+  void KeepVerdictForAudit(const gate::Verdict& v);
   bool Audit(warden::v1::AuditEvent event);
   // Sync mode: stops relaying client messages until the control plane
   // acknowledged `sequence` (or the timeout refuses the held statement).
