@@ -60,7 +60,10 @@ std::string SegmentName(uint64_t first) {
   return absl::StrFormat("%s%020u%s", kPrefix, first, kSuffix);
 }
 
-absl::StatusOr<std::string> ReadAll(const std::string& path) {
+// The file's bytes from `offset` on, at most `limit` of them.
+absl::StatusOr<std::string> ReadAll(const std::string& path,
+                                    uint64_t offset = 0,
+                                    uint64_t limit = UINT64_MAX) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return absl::NotFoundError(path);
@@ -68,8 +71,10 @@ absl::StatusOr<std::string> ReadAll(const std::string& path) {
   }
   std::string out;
   char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
+  while (out.size() < limit) {
+    const ssize_t n = ::pread(
+        fd, buf, std::min<uint64_t>(sizeof(buf), limit - out.size()),
+        static_cast<off_t>(offset + out.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       ::close(fd);
@@ -85,6 +90,7 @@ absl::StatusOr<std::string> ReadAll(const std::string& path) {
 // One parsed record, or why parsing stopped at `offset`.
 struct Parsed {
   std::vector<SpoolRecord> records;
+  std::vector<size_t> ends;  // where each record ends in the buffer
   size_t good_bytes = 0;     // bytes up to the end of the last good record
   std::string error;         // empty when the whole buffer parsed
 };
@@ -121,13 +127,15 @@ Parsed ParseRecords(absl::string_view data, uint32_t max_record_bytes,
       break;
     }
     expected = sequence + 1;
+    at += kHeader + length;
     if (keep && sequence >= from) {
       p.records.push_back(
           {sequence, std::string(body + kSequence, length - kSequence)});
+      p.ends.push_back(at);
     } else if (!keep) {
       p.records.push_back({sequence, {}});  // sequence only (recovery)
+      p.ends.push_back(at);
     }
-    at += kHeader + length;
     p.good_bytes = at;
   }
   return p;
@@ -358,29 +366,47 @@ absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(uint64_t from,
       if (s.last >= from && s.last >= s.first) segments.push_back(s);
     }
   }
+  ReadHint hint;
+  {
+    absl::MutexLock lock(&mu_);
+    hint = read_hint_;
+  }
   std::vector<SpoolRecord> out;
   size_t bytes = 0;
+  ReadHint next = hint;
   for (const Segment& seg : segments) {
-    auto data = ReadAll(seg.path);
+    // The sender reads on from where its last Read stopped: start there
+    // instead of re-reading the segment from its beginning.
+    const uint64_t start = hint.path == seg.path && hint.sequence <= from &&
+                                   hint.sequence >= seg.first
+                               ? hint.offset
+                               : 0;
+    if (start >= seg.bytes) continue;
+    // Only what was complete when the segment list was taken.
+    auto data = ReadAll(seg.path, start, seg.bytes - start);
     if (absl::IsNotFound(data.status())) continue;  // acknowledged meanwhile
     if (!data.ok()) return data.status();
-    // Only what was complete when the segment list was taken.
-    data->resize(std::min<size_t>(data->size(), seg.bytes));
     Parsed parsed =
         ParseRecords(*data, options_.max_record_bytes, from, /*keep=*/true);
     if (!parsed.error.empty()) {
       return absl::DataLossError(absl::StrCat(seg.path, " at byte ",
-                                              parsed.good_bytes, ": ",
+                                              start + parsed.good_bytes, ": ",
                                               parsed.error));
     }
-    for (SpoolRecord& r : parsed.records) {
+    bool full = false;
+    for (size_t i = 0; i < parsed.records.size(); ++i) {
       if (out.size() >= max_events || (bytes >= max_bytes && !out.empty())) {
-        return out;
+        full = true;
+        break;
       }
-      bytes += r.payload.size();
-      out.push_back(std::move(r));
+      bytes += parsed.records[i].payload.size();
+      next = {seg.path, parsed.records[i].sequence + 1, start + parsed.ends[i]};
+      out.push_back(std::move(parsed.records[i]));
     }
+    if (full) break;
   }
+  absl::MutexLock lock(&mu_);
+  read_hint_ = next;
   return out;
 }
 

@@ -132,6 +132,14 @@ class Spool {
   // yet acknowledged; front is the oldest.
   std::deque<std::pair<uint64_t, absl::Time>> pending_times_
       ABSL_GUARDED_BY(mu_);
+  // Where the last Read stopped: the next sequence and its byte offset in
+  // `path`, so reading on does not re-read the segment from the start.
+  struct ReadHint {
+    std::string path;
+    uint64_t sequence = 0;
+    uint64_t offset = 0;
+  };
+  mutable ReadHint read_hint_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace warden::audit

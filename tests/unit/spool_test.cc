@@ -201,6 +201,46 @@ TEST_F(SpoolTest, AcknowledgementsAreChecked) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(SpoolTest, ReadingOnInBatchesAndReadingAgainAgree) {
+  SpoolOptions options;
+  options.segment_bytes = 300;  // several segments
+  auto spool = Open(options);
+  for (int i = 1; i <= 50; ++i) {
+    ASSERT_TRUE(spool->Append(absl::StrCat("event-", i)).ok());
+  }
+  // As the sender does: batches, each from where the last one stopped.
+  uint64_t next = 1;
+  std::vector<std::string> got;
+  while (true) {
+    auto batch = spool->Read(next, 7, 1 << 20);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    if (batch->empty()) break;
+    for (const auto& r : *batch) {
+      EXPECT_EQ(r.sequence, next);
+      got.push_back(r.payload);
+      ++next;
+    }
+  }
+  ASSERT_EQ(got.size(), 50u);
+  EXPECT_EQ(got[49], "event-50");
+  // A resend from an earlier sequence (after a failure) starts over there.
+  auto again = spool->Read(3, 2, 1 << 20);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 2u);
+  EXPECT_EQ((*again)[0].payload, "event-3");
+  // Skipping ahead works too.
+  auto ahead = spool->Read(45, 100, 1 << 20);
+  ASSERT_TRUE(ahead.ok());
+  ASSERT_EQ(ahead->size(), 6u);
+  EXPECT_EQ(ahead->front().sequence, 45u);
+  // And reading on after more appends.
+  ASSERT_TRUE(spool->Append("event-51").ok());
+  auto more = spool->Read(51, 10, 1 << 20);
+  ASSERT_TRUE(more.ok());
+  ASSERT_EQ(more->size(), 1u);
+  EXPECT_EQ(more->front().payload, "event-51");
+}
+
 TEST_F(SpoolTest, ConcurrentAppendsGetUniqueGapFreeSequences) {
   SpoolOptions options;
   options.segment_bytes = 4096;
