@@ -134,7 +134,23 @@ std::string ToOcsfJson(const warden::v1::AuditLeaf& leaf, uint64_t index) {
     out["unmapped"]["warden_tables"] = st.tables();
     out["unmapped"]["warden_fingerprint"] = st.fingerprint();
     out["unmapped"]["warden_protocol"] = st.protocol();
-    if (!success) out["status_detail"] = st.reason();
+    if (st.phase() == warden::v1::STATEMENT_PHASE_RESULT) {
+      // What the database answered: OCSF's duration (ms) and status code
+      // (the SQLSTATE); the statement it answers by its intent's sequence.
+      out["unmapped"]["warden_phase"] = "result";
+      out["unmapped"]["warden_intent_sequence"] = st.intent_sequence();
+      out["unmapped"]["warden_rows"] = st.rows();
+      out["duration"] = st.duration().seconds() * 1000 +
+                        st.duration().nanos() / 1000000;
+      out["status_code"] = st.sqlstate();
+      success = success && st.sqlstate() == "00000";
+      if (!st.reason().empty()) out["status_detail"] = st.reason();
+    } else {
+      out["unmapped"]["warden_phase"] = "intent";
+    }
+    if (!success && !out.contains("status_detail")) {
+      out["status_detail"] = st.reason();
+    }
   } else if (e.has_authentication() || e.has_session_start() ||
              e.has_session_end()) {
     class_uid = 3002;

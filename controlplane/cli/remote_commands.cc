@@ -775,6 +775,17 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
       break;
     case warden::v1::AuditEvent::kStatement: {
       const auto& st = e.statement();
+      if (st.phase() == warden::v1::STATEMENT_PHASE_RESULT) {
+        const absl::Duration took = absl::Seconds(st.duration().seconds()) +
+                                    absl::Nanoseconds(st.duration().nanos());
+        what = absl::StrCat(
+            "result of #", st.intent_sequence(), ": ",
+            st.sqlstate().empty() ? "no answer" : st.sqlstate(), ", ",
+            st.rows(), st.rows() == 1 ? " row" : " rows", ", ",
+            absl::FormatDuration(absl::Trunc(took, absl::Microseconds(1))),
+            st.reason().empty() ? "" : " (" + st.reason() + ")");
+        break;
+      }
       std::string text = !st.text().empty()             ? st.text()
                          : !st.normalized_text().empty() ? st.normalized_text()
                                                          : absl::StrJoin(

@@ -110,6 +110,22 @@ class Checker {
     return true;
   }
 
+  bool Bool(const YAML::Node& map, const char* key, const std::string& path,
+            bool* out) {
+    const YAML::Node node = map[key];
+    if (!node) return false;
+    const std::string v = node.IsScalar() ? node.Scalar() : "";
+    if (v == "true" || v == "on" || v == "yes") {
+      *out = true;
+    } else if (v == "false" || v == "off" || v == "no") {
+      *out = false;
+    } else {
+      Error(node, absl::StrCat(path, ".", key), "expected true or false");
+      return false;
+    }
+    return true;
+  }
+
   bool StringList(const YAML::Node& map, const char* key,
                   const std::string& path, std::vector<std::string>* out) {
     const YAML::Node node = map[key];
@@ -458,7 +474,8 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
 
   if (const YAML::Node a = root["audit"]) {
     if (c.ExpectMap(a, "audit",
-                    {"mode", "spool_dir", "max_spool_bytes", "sync_timeout"})) {
+                    {"mode", "spool_dir", "max_spool_bytes", "sync_timeout",
+                     "results"})) {
       std::string mode = "async";
       c.String(a, "mode", "audit", &mode, false);
       if (mode == "async") {
@@ -471,6 +488,7 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
         c.Error(a["mode"], "audit.mode", "expected async, sync or off");
       }
       c.DurationMs(a, "sync_timeout", "audit", &cfg.audit.sync_timeout_ms);
+      c.Bool(a, "results", "audit", &cfg.audit.results);
       if (c.String(a, "spool_dir", "audit", &cfg.audit.spool_dir,
                    cfg.audit.mode != AuditMode::kOff)) {
         cfg.audit.spool_dir = c.File(base_dir, cfg.audit.spool_dir);

@@ -148,6 +148,10 @@ struct AuditSettings {
   // sync: how long a statement waits for the control plane before it is
   // refused (53000).
   int sync_timeout_ms = 2000;
+  // Whether each execution also records a result event (rows, duration,
+  // SQLSTATE) after the database answered. The intent event before it
+  // runs is recorded either way.
+  bool results = true;
 };
 
 struct ProxyConfig {

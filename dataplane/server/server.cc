@@ -134,6 +134,7 @@ absl::Status Server::StartAudit() {
       });
   sender_->Start();
   shared_.recorder = recorder_.get();
+  shared_.audit_results = config_.audit.results;
   if (config_.audit.mode == config::AuditMode::kSync) {
     shared_.audit_sync = sender_.get();
     shared_.audit_sync_timeout_ms = config_.audit.sync_timeout_ms;

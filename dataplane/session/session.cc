@@ -783,6 +783,10 @@ size_t Session::ProcessClient(absl::string_view buf) {
   const std::shared_ptr<const gate::Gate> gate =
       shared_->governed && phase_ == Phase::kRelay ? shared_->CurrentGate()
                                                    : nullptr;
+  // Result events: one clock reading for the messages of this read.
+  const bool track_results =
+      shared_->recorder != nullptr && shared_->audit_results;
+  absl::Time now = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
     if (frame.status == pgwire::FrameStatus::kNeedMore) break;
@@ -829,6 +833,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
           PoisonMessage(frame.type, frame.body, error, &replacement);
         }
       } else {
+        intent_ = Intent{};
         if (gate != nullptr) Judge(*gate, frame.type, frame.body, &replacement);
         if (shared_->recorder != nullptr) {
           last_audit_sequence_ = 0;
@@ -852,6 +857,11 @@ size_t Session::ProcessClient(absl::string_view buf) {
         forward_from = pos + frame.size;
         if (phase_ == Phase::kClosed) return 0;
       }
+    }
+    if (track_results && phase_ == Phase::kRelay) {
+      if (now == absl::InfinitePast()) now = absl::Now();
+      TrackClientMessage(frame.type, frame.body, !replacement.empty(), now);
+      if (!completions_.empty()) RecordResults();
     }
     switch (static_cast<pgwire::FrontendType>(frame.type)) {
       case pgwire::FrontendType::kQuery:
@@ -1198,6 +1208,15 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
   const size_t max_size = shared_->config->proxy.max_backend_message_bytes;
   size_t pos = 0, forward_from = 0;
   bool became_ready = false;
+  // Result events follow the answers to relayed statements (after the
+  // first ReadyForQuery), recorded before the client sees them.
+  const bool track_results = shared_->recorder != nullptr &&
+                             shared_->audit_results && audit_session_started_;
+  absl::Time now = absl::InfinitePast();
+  auto clock = [&now] {
+    if (now == absl::InfinitePast()) now = absl::Now();
+    return now;
+  };
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
     if (frame.status == pgwire::FrameStatus::kNeedMore) break;
@@ -1253,11 +1272,17 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         } else {
           ++syncs_done_;
           if (!refusals_.empty()) DropSkippedRefusals();
+          if (track_results) results_.ReadyForQuery(clock(), &completions_);
         }
         ready_ = true;
         if (pending_syncs_ > 0) --pending_syncs_;
         break;
       case pgwire::BackendType::kErrorResponse: {
+        if (track_results && ready_) {
+          const auto error = pgwire::ParseErrorResponse(frame.body);
+          results_.Error(error.ok() ? error->Get('C') : "XX000", clock(),
+                         &completions_);
+        }
         if (!refusals_.empty()) {
           std::string refusal;
           if (TakeRefusal(frame.body, &refusal)) {
@@ -1276,6 +1301,23 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         }
         break;
       }
+      case pgwire::BackendType::kDataRow:
+        if (track_results) results_.DataRow();
+        break;
+      case pgwire::BackendType::kCommandComplete:
+        if (track_results) {
+          // Validated: the tag is terminated.
+          results_.CommandComplete(
+              frame.body.substr(0, frame.body.find('\0')), clock(),
+              &completions_);
+        }
+        break;
+      case pgwire::BackendType::kPortalSuspended:
+        if (track_results) results_.PortalSuspended(clock(), &completions_);
+        break;
+      case pgwire::BackendType::kEmptyQueryResponse:
+        if (track_results) results_.EmptyQuery(clock(), &completions_);
+        break;
       case pgwire::BackendType::kAuthentication:
         Fail(pgwire::kConnectionFailure,
              "unexpected authentication request from the upstream database",
@@ -1284,6 +1326,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       default:
         break;
     }
+    if (!completions_.empty()) RecordResults();
     pos += frame.size;
   }
   Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
@@ -1706,7 +1749,7 @@ void Session::PoisonMessage(char type, absl::string_view body,
     case pgwire::FrontendType::kParse: {
       const auto p = pgwire::ParseParse(body);
       const std::string name = p.ok() ? std::string(p->statement) : "";
-      audit_templates_.erase(StatementKey(name));
+      EraseAuditTemplate(StatementKey(name));
       ForgetPrepared(StatementKey(name));
       RememberRefused(name, error);
       pgwire::WriteParse(replacement, name, poison);
@@ -1734,6 +1777,26 @@ std::string UnrecordedError() {
       "spool is full or failing); it was not run",
       "", "Retry later; the proxy's operators are alerted by its log.", 0);
   return error;
+}
+
+// What a result event repeats of its intent: enough to read it alone
+// (tags, tables, decision), not the text or parameters.
+std::shared_ptr<const warden::v1::Statement> ResultSummary(
+    const warden::v1::Statement& st) {
+  auto summary = std::make_shared<warden::v1::Statement>();
+  summary->set_phase(warden::v1::STATEMENT_PHASE_RESULT);
+  summary->set_database(st.database());
+  *summary->mutable_command_tags() = st.command_tags();
+  *summary->mutable_tables() = st.tables();
+  summary->set_fingerprint(st.fingerprint());
+  summary->set_audit_level(st.audit_level());
+  summary->set_decision(st.decision());
+  summary->set_policy(st.policy());
+  summary->set_rule(st.rule());
+  summary->set_bundle_revision(st.bundle_revision());
+  summary->set_bundle_digest(st.bundle_digest());
+  summary->set_protocol(st.protocol());
+  return summary;
 }
 
 }  // namespace
@@ -1774,9 +1837,11 @@ void Session::RecordStatement(char type, absl::string_view body,
       // recorded with what its Parse recorded.
       if (!replacement->empty()) return;  // refused; recorded at Parse.
       statement_name = std::string(BindStatement(body));
+      std::shared_ptr<const warden::v1::Statement> summary;
       const auto it = audit_templates_.find(StatementKey(statement_name));
       if (it != audit_templates_.end()) {
-        *st = it->second;
+        *st = it->second.statement;
+        summary = it->second.summary;
       } else {
         st->set_reason(absl::StrCat("execution of prepared statement \"",
                                     statement_name,
@@ -1810,7 +1875,15 @@ void Session::RecordStatement(char type, absl::string_view body,
         }
       }
       ++statements_;
-      if (Audit(std::move(event))) return;
+      if (shared_->audit_results && summary == nullptr) {
+        summary = ResultSummary(*st);
+      }
+      if (Audit(std::move(event))) {
+        if (shared_->audit_results) {
+          intent_ = Intent{last_audit_sequence_, std::move(summary)};
+        }
+        return;
+      }
       const std::string error = UnrecordedError();
       const absl::string_view portal = body.substr(0, body.find('\0'));
       pgwire::WriteBind(replacement, portal, QueueRefusal(error));
@@ -1819,11 +1892,7 @@ void Session::RecordStatement(char type, absl::string_view body,
     case pgwire::FrontendType::kClose: {
       const auto c = pgwire::ParseClose(body);
       if (c.ok() && c->kind == 'S') {
-        const auto it = audit_templates_.find(StatementKey(c->name));
-        if (it != audit_templates_.end()) {
-          audit_template_bytes_ -= it->second.ByteSizeLong();
-          audit_templates_.erase(it);
-        }
+        EraseAuditTemplate(StatementKey(c->name));
       }
       return;
     }
@@ -1873,25 +1942,37 @@ void Session::RecordStatement(char type, absl::string_view body,
   if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
     // What each later execution (Bind) of it records; bounded.
     const std::string key = StatementKey(statement_name);
-    auto it = audit_templates_.find(key);
-    if (it != audit_templates_.end()) {
-      audit_template_bytes_ -= it->second.ByteSizeLong();
-      audit_templates_.erase(it);
-    }
+    EraseAuditTemplate(key);
     if (replacement->empty() &&
         audit_template_bytes_ + st->ByteSizeLong() <= kMaxAuditTemplateBytes) {
       audit_template_bytes_ += st->ByteSizeLong();
-      audit_templates_.emplace(key, *st);
+      AuditTemplate t{*st, nullptr};
+      // The Parse itself executes nothing: the template's protocol is
+      // that of its executions.
+      t.statement.set_protocol("extended-execute");
+      if (shared_->audit_results) t.summary = ResultSummary(t.statement);
+      audit_templates_.emplace(key, std::move(t));
     }
   }
-  if (Audit(std::move(event)) || !replacement->empty()) return;
+  std::shared_ptr<const warden::v1::Statement> summary;
+  if (shared_->audit_results && replacement->empty() &&
+      type != static_cast<char>(pgwire::FrontendType::kParse)) {
+    summary = ResultSummary(*st);
+  }
+  if (Audit(std::move(event))) {
+    if (summary != nullptr) {
+      intent_ = Intent{last_audit_sequence_, std::move(summary)};
+    }
+    return;
+  }
+  if (!replacement->empty()) return;
   // Not recorded, not refused yet: it must not run.
   const std::string error = UnrecordedError();
   const std::string poison = absl::StrCat("/* refused by Warden policy */ ",
                                           QueueRefusal(error));
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kParse:
-      audit_templates_.erase(StatementKey(statement_name));
+      EraseAuditTemplate(StatementKey(statement_name));
       ForgetPrepared(StatementKey(statement_name));
       RememberRefused(statement_name, error);
       pgwire::WriteParse(replacement, statement_name, poison);
@@ -1900,6 +1981,72 @@ void Session::RecordStatement(char type, absl::string_view body,
       pgwire::WriteQuery(replacement, poison);
       break;
   }
+}
+
+void Session::EraseAuditTemplate(const std::string& key) {
+  const auto it = audit_templates_.find(key);
+  if (it == audit_templates_.end()) return;
+  audit_template_bytes_ -= it->second.statement.ByteSizeLong();
+  audit_templates_.erase(it);
+}
+
+void Session::TrackClientMessage(char type, absl::string_view body,
+                                 bool replaced, absl::Time now) {
+  Intent intent = replaced ? Intent{} : std::move(intent_);
+  intent_ = Intent{};
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kQuery:
+      results_.Query(std::move(intent), now);
+      break;
+    case pgwire::FrontendType::kFunctionCall:
+      results_.FunctionCall(std::move(intent), now);
+      break;
+    case pgwire::FrontendType::kBind:
+      // Validated: the portal name is terminated.
+      results_.Bind(body.substr(0, body.find('\0')), std::move(intent), now,
+                    &completions_);
+      break;
+    case pgwire::FrontendType::kExecute:
+      results_.Execute(body.substr(0, body.find('\0')));
+      break;
+    case pgwire::FrontendType::kClose:
+      if (const auto c = pgwire::ParseClose(body); c.ok()) {
+        results_.Close(c->kind, c->name, &completions_);
+      }
+      break;
+    case pgwire::FrontendType::kSync:
+      results_.Sync();
+      break;
+    default:
+      break;
+  }
+}
+
+void Session::RecordResults() {
+  for (Completion& c : completions_) {
+    warden::v1::AuditEvent event =
+        NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+    warden::v1::Statement* st = event.mutable_statement();
+    *st = *c.intent.summary;
+    st->set_intent_sequence(c.intent.sequence);
+    st->set_rows(c.rows);
+    st->set_sqlstate(c.sqlstate);
+    if (!c.note.empty()) st->set_reason(c.note);
+    const absl::Duration took = std::max(c.duration, absl::ZeroDuration());
+    st->mutable_duration()->set_seconds(absl::ToInt64Seconds(took));
+    st->mutable_duration()->set_nanos(static_cast<int32_t>(
+        absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
+    auto recorded = shared_->recorder->Record(std::move(event));
+    if (!recorded.ok()) {
+      // The statement already ran (its intent is recorded); the next one
+      // will be refused while the spool stays full.
+      shared_->audit_results_lost.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("session {}: result of audit event {} not recorded: {}",
+                    peer_address_, c.intent.sequence,
+                    recorded.status().ToString());
+    }
+  }
+  completions_.clear();
 }
 
 void Session::Finish(SessionEndReason reason, absl::string_view why) {
@@ -1914,6 +2061,10 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
   if (key_allocated_) {
     shared_->cancels.Release(proxy_pid_, proxy_secret_);
     key_allocated_ = false;
+  }
+  if (audit_session_started_ && shared_->audit_results) {
+    results_.Finish(why, absl::Now(), &completions_);
+    RecordResults();
   }
   if (audit_session_started_) {
     warden::v1::AuditEvent event =

@@ -31,6 +31,7 @@
 #include "dataplane/net/event_loop.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
+#include "dataplane/session/result_tracker.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
 
@@ -68,6 +69,10 @@ struct SharedState {
   // how long they wait; null in async mode.
   audit::Sender* audit_sync = nullptr;
   int audit_sync_timeout_ms = 2000;
+  // Whether executions also record result events (audit.results).
+  bool audit_results = false;
+  // Result events that could not be recorded (the statement had run).
+  std::atomic<uint64_t> audit_results_lost{0};
   std::atomic<int> client_connections{0};
   // By listener name; absent when the listener has TLS disabled.
   absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
@@ -248,6 +253,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // statement runs unrecorded.
   void RecordStatement(char type, absl::string_view body,
                        const gate::Verdict* verdict, std::string* replacement);
+  void EraseAuditTemplate(const std::string& key);
+  // Result events: what the tracker completed, recorded.
+  void RecordResults();
+  // Tells the tracker of a client message being relayed (`replaced`: by a
+  // poison or refusal, so its answer is not the statement's).
+  void TrackClientMessage(char type, absl::string_view body, bool replaced,
+                          absl::Time now);
   // Queues `error` for the next poison and returns the poison's name.
   std::string QueueRefusal(std::string error);
   // Rewrites the upstream ErrorResponse `body` if it is a poison's.
@@ -335,10 +347,20 @@ class Session : public std::enable_shared_from_this<Session> {
   bool audit_session_started_ = false;
   uint64_t statements_ = 0;
   // Per prepared statement, what its Parse recorded, so that each execution
-  // (Bind) records the same; bounded by kMaxAuditTemplateBytes.
+  // (Bind) records the same, and what its results repeat; bounded by
+  // kMaxAuditTemplateBytes.
   static constexpr size_t kMaxAuditTemplateBytes = 16u << 20;
-  absl::flat_hash_map<std::string, warden::v1::Statement> audit_templates_;
+  struct AuditTemplate {
+    warden::v1::Statement statement;
+    std::shared_ptr<const warden::v1::Statement> summary;
+  };
+  absl::flat_hash_map<std::string, AuditTemplate> audit_templates_;
   size_t audit_template_bytes_ = 0;
+  // Result events (audit.results): the intent RecordStatement recorded
+  // for the message being relayed, and the executions awaiting answers.
+  Intent intent_;
+  ResultTracker results_;
+  std::vector<Completion> completions_;
   // The verdict of the last Query / Parse / FunctionCall Judge decided.
   gate::Verdict last_verdict_;
   bool has_verdict_ = false;

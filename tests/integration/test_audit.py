@@ -301,6 +301,75 @@ users:
                       if marker in e["leaf"]["event"].get("statement", {}).get("text", "")
                       and e["leaf"]["event"]["statement"]["protocol"] == "extended-execute"]
         self.assertEqual([x.get("parameters") for x in executions], [["7"]] * 3)
+        # Each execution has its result: one row each, success, and the
+        # sequence of the execution's own intent event.
+        by_seq = {int(e["leaf"]["event"]["sequence"]): e["leaf"]["event"]
+                  for e in self.events() if e["leaf"]["event"].get("proxy_id") == "audit-p1"}
+        intents = sorted(seq for seq, ev in by_seq.items()
+                         if marker in ev.get("statement", {}).get("text", "")
+                         and ev["statement"]["protocol"] == "extended-execute")
+        self.assertTrue(wait_until(lambda: len(self.results_of(intents)) == 3))
+        for r in self.results_of(intents):
+            self.assertEqual(r["statement"]["rows"], "1")
+            self.assertEqual(r["statement"]["sqlstate"], "00000")
+            self.assertEqual(r["statement"]["protocol"], "extended-execute")
+
+    def results_of(self, intent_sequences):
+        """Result events answering the given intent sequences (audit-p1)."""
+        want = set(intent_sequences)
+        return [e["leaf"]["event"] for e in self.events()
+                if e["leaf"]["event"].get("proxy_id") == "audit-p1"
+                and e["leaf"]["event"].get("statement", {}).get("phase") == "STATEMENT_PHASE_RESULT"
+                and int(e["leaf"]["event"]["statement"]["intent_sequence"]) in want]
+
+    def test_5_results_record_rows_duration_and_sqlstate(self):
+        marker = "res-%d" % time.time_ns()
+        select = "SELECT g, '%s' FROM generate_series(1, 3) g" % marker
+        failing = "SELECT 1/0, '%s'" % marker
+        table = "t_%s" % marker.replace("-", "_")
+        dml = ("CREATE TEMP TABLE %s AS SELECT 1 AS a; "
+               "INSERT INTO %s VALUES (2), (3), (4)" % (table, table))
+        errors = self.run_sql(select, failing, dml)
+        self.assertIsNone(errors[0])
+        self.assertEqual(errors[1]["C"], "22012")
+        self.assertIsNone(errors[2])
+
+        def intent(text):
+            for e in self.events():
+                ev = e["leaf"]["event"]
+                st = ev.get("statement", {})
+                if st.get("text") == text and st.get("phase") == "STATEMENT_PHASE_INTENT":
+                    return int(ev["sequence"])
+            return None
+        self.assertTrue(wait_until(lambda: None not in [intent(select), intent(failing),
+                                                        intent(dml)]))
+
+        def result(text):
+            found = self.results_of([intent(text)])
+            return found[0]["statement"] if len(found) == 1 else None
+        self.assertTrue(wait_until(lambda: None not in [result(select), result(failing),
+                                                        result(dml)]))
+        ok = result(select)
+        self.assertEqual(ok["rows"], "3")
+        self.assertEqual(ok["sqlstate"], "00000")
+        self.assertEqual(ok["command_tags"], ["SELECT"])
+        self.assertNotIn("text", ok)  # the intent has the text, not the result.
+        self.assertRegex(ok["duration"], r"^\d+(\.\d+)?s$")
+        self.assertEqual(result(failing)["sqlstate"], "22012")
+        self.assertEqual(result(dml)["rows"], "4")  # SELECT 1 + INSERT 0 3
+        # The text form pairs a result with its statement's sequence.
+        r = self.ctl("audit", "tail", "--limit", "200")
+        self.assertIn("result of #%d: 00000, 3 rows" % intent(select), r.stdout)
+        self.assertIn("result of #%d: 22012, 0 rows" % intent(failing), r.stdout)
+        # OCSF: status code and duration, failure for the error.
+        r = self.ctl("audit", "search", "--user", "alice", "--kind", "statement", "--ocsf")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ocsf = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        failed = [o for o in ocsf if o["unmapped"].get("warden_intent_sequence") == intent(failing)]
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(failed[0]["status_code"], "22012")
+        self.assertEqual(failed[0]["status"], "Failure")
+        self.assertIn("duration", failed[0])
 
     def test_4_sync_mode_commits_before_the_database_sees_it(self):
         port = free_port()

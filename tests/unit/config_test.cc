@@ -283,6 +283,49 @@ TEST(ConfigTest, WorkersOutOfRange) {
                           "in [1, 256], got '0'"));
 }
 
+// Audit settings need a control plane to send to.
+constexpr absl::string_view kControlPlane = R"(policy:
+  control_plane: {address: "cp:7443", ca_file: /etc/warden/ca.crt,
+                  trusted_keys: [/etc/warden/bundle.pub],
+                  state_dir: /var/lib/warden/state}
+)";
+
+TEST(ConfigTest, AuditSettingsAndDefaults) {
+  auto cfg = Parse(absl::StrCat(
+      "audit:\n  mode: sync\n  spool_dir: /var/lib/warden/spool\n"
+      "  sync_timeout: 750ms\n  max_spool_bytes: 2097152\n  results: off\n",
+      kControlPlane, kMainListener, kProdEnv));
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->audit.mode, AuditMode::kSync);
+  EXPECT_EQ(cfg->audit.spool_dir, "/var/lib/warden/spool");
+  EXPECT_EQ(cfg->audit.sync_timeout_ms, 750);
+  EXPECT_EQ(cfg->audit.max_spool_bytes, 2097152u);
+  EXPECT_FALSE(cfg->audit.results);
+
+  auto defaults = Parse(absl::StrCat("audit:\n  spool_dir: /s\n",
+                                     kControlPlane, kMainListener, kProdEnv));
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->audit.mode, AuditMode::kAsync);
+  EXPECT_TRUE(defaults->audit.results);
+  EXPECT_EQ(defaults->audit.sync_timeout_ms, 2000);
+}
+
+TEST(ConfigTest, BadAuditSettingsAreNamed) {
+  auto cfg = Parse(absl::StrCat(
+      "audit:\n  mode: sometimes\n  spool_dir: /s\n  results: maybe\n",
+      kControlPlane, kMainListener, kProdEnv));
+  EXPECT_THAT(Errors(cfg),
+              ElementsAre("proxy.yaml:2:9: audit.mode: expected async, sync "
+                          "or off",
+                          "proxy.yaml:4:12: audit.results: expected true or "
+                          "false"));
+  auto no_cp = Parse(
+      absl::StrCat("audit:\n  spool_dir: /s\n", kMainListener, kProdEnv));
+  const auto errors = Errors(no_cp);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_THAT(errors[0], HasSubstr("configure policy.control_plane"));
+}
+
 TEST(ConfigTest, FullListener) {
   const std::string dir = MakeTempDir("full_listener");
   WriteFile(dir + "/cert.pem", "cert");

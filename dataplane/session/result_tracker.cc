@@ -1,0 +1,217 @@
+#include "dataplane/session/result_tracker.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace warden::session {
+
+int64_t ResultTracker::RowsOfTag(absl::string_view tag) {
+  const size_t space = tag.rfind(' ');
+  if (space == absl::string_view::npos) return -1;
+  const absl::string_view last = tag.substr(space + 1);
+  if (last.empty()) return -1;
+  for (const char c : last) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return -1;
+  }
+  int64_t rows = 0;
+  if (!absl::SimpleAtoi(last, &rows)) return -1;
+  return rows;
+}
+
+void ResultTracker::Query(Intent intent, absl::Time now) {
+  std::shared_ptr<Exec> exec;
+  if (intent.sequence != 0) {
+    exec = std::make_shared<Exec>();
+    exec->intent = std::move(intent);
+    exec->started = exec->last = now;
+  }
+  queue_.push_back(Entry{Kind::kQuery, ++sent_, std::move(exec)});
+}
+
+void ResultTracker::FunctionCall(Intent intent, absl::Time now) {
+  Query(std::move(intent), now);
+  queue_.back().kind = Kind::kFunctionCall;
+}
+
+void ResultTracker::Bind(absl::string_view portal, Intent intent,
+                         absl::Time now, std::vector<Completion>* out) {
+  std::string name(portal);
+  DropPortal(name, out);
+  if (intent.sequence == 0) return;
+  if (!name.empty() && portals_.size() >= kMaxPortals) return;
+  auto exec = std::make_shared<Exec>();
+  exec->intent = std::move(intent);
+  exec->started = exec->last = now;
+  portals_.emplace(std::move(name), std::move(exec));
+}
+
+void ResultTracker::Execute(absl::string_view portal) {
+  std::shared_ptr<Exec> exec;
+  if (const auto it = portals_.find(portal); it != portals_.end()) {
+    exec = it->second;
+    ++exec->pending;
+  }
+  queue_.push_back(Entry{Kind::kExecute, sent_ + 1, std::move(exec)});
+}
+
+void ResultTracker::Close(char kind, absl::string_view name,
+                          std::vector<Completion>* out) {
+  if (kind == 'P') DropPortal(std::string(name), out);
+}
+
+void ResultTracker::Sync() { ++sent_; }
+
+void ResultTracker::DropPortal(const std::string& name,
+                               std::vector<Completion>* out) {
+  const auto it = portals_.find(name);
+  if (it == portals_.end()) return;
+  std::shared_ptr<Exec> exec = std::move(it->second);
+  portals_.erase(it);
+  exec->open = false;
+  if (exec->pending > 0 || exec->done) return;  // its answers complete it.
+  if (exec->suspended) {
+    Complete(exec.get(), exec->last, "00000",
+             "portal closed before all its rows were fetched", out);
+  } else {
+    Complete(exec.get(), exec->last, "",
+             "not executed: the portal was bound but never executed", out);
+  }
+}
+
+ResultTracker::Entry* ResultTracker::Head() {
+  if (queue_.empty() || queue_.front().batch != done_ + 1) return nullptr;
+  return &queue_.front();
+}
+
+void ResultTracker::PopExecute() {
+  Exec* exec = queue_.front().exec.get();
+  if (exec != nullptr) --exec->pending;
+  queue_.pop_front();
+}
+
+void ResultTracker::Complete(Exec* exec, absl::Time now, std::string sqlstate,
+                             std::string note, std::vector<Completion>* out) {
+  if (exec == nullptr || exec->done) return;
+  exec->done = true;
+  if (exec->intent.sequence == 0) return;
+  Completion c;
+  c.intent = exec->intent;
+  c.rows = exec->rows;
+  c.duration = now - exec->started;
+  c.sqlstate = std::move(sqlstate);
+  c.note = std::move(note);
+  out->push_back(std::move(c));
+}
+
+void ResultTracker::DataRow() {
+  if (Entry* head = Head()) ++head->data_rows;
+}
+
+void ResultTracker::CommandComplete(absl::string_view tag, absl::Time now,
+                                    std::vector<Completion>* out) {
+  Entry* head = Head();
+  if (head == nullptr || head->kind == Kind::kFunctionCall) return;
+  const int64_t counted = RowsOfTag(tag);
+  // Commands without a count in their tag (SHOW, say) still returned rows.
+  const int64_t rows = counted >= 0 ? counted : head->data_rows;
+  head->data_rows = 0;
+  Exec* exec = head->exec.get();
+  if (exec != nullptr) {
+    exec->rows += rows;
+    exec->last = now;
+  }
+  if (head->kind == Kind::kExecute) {
+    PopExecute();
+    Complete(exec, now, "00000", "", out);
+  }
+}
+
+void ResultTracker::PortalSuspended(absl::Time now,
+                                    std::vector<Completion>* out) {
+  Entry* head = Head();
+  if (head == nullptr || head->kind != Kind::kExecute) return;
+  std::shared_ptr<Exec> exec = head->exec;
+  if (exec != nullptr) {
+    exec->rows += head->data_rows;
+    exec->suspended = true;
+    exec->last = now;
+  }
+  PopExecute();
+  if (exec != nullptr && !exec->open && exec->pending == 0) {
+    Complete(exec.get(), now, "00000",
+             "portal closed before all its rows were fetched", out);
+  }
+}
+
+void ResultTracker::EmptyQuery(absl::Time now, std::vector<Completion>* out) {
+  Entry* head = Head();
+  if (head == nullptr || head->kind != Kind::kExecute) return;
+  std::shared_ptr<Exec> exec = head->exec;
+  PopExecute();
+  Complete(exec.get(), now, "00000", "empty query", out);
+}
+
+void ResultTracker::Error(absl::string_view sqlstate, absl::Time now,
+                          std::vector<Completion>* out) {
+  if (batch_error_.empty()) batch_error_ = std::string(sqlstate);
+  Entry* head = Head();
+  if (head == nullptr) return;
+  std::shared_ptr<Exec> exec = head->exec;
+  if (exec != nullptr) {
+    if (exec->sqlstate.empty()) exec->sqlstate = std::string(sqlstate);
+    exec->last = now;
+  }
+  if (head->kind == Kind::kExecute) {
+    PopExecute();
+    Complete(exec.get(), now, std::string(sqlstate), "", out);
+  }
+}
+
+void ResultTracker::ReadyForQuery(absl::Time now,
+                                  std::vector<Completion>* out) {
+  while (!queue_.empty() && queue_.front().batch <= done_ + 1) {
+    Entry entry = std::move(queue_.front());
+    queue_.pop_front();
+    Exec* exec = entry.exec.get();
+    if (exec == nullptr) continue;
+    if (entry.kind == Kind::kExecute) {
+      --exec->pending;
+      Complete(exec, now, batch_error_,
+               batch_error_.empty()
+                   ? "no answer before Sync"
+                   : absl::StrCat("not run: an earlier message of its "
+                                  "pipeline failed (",
+                                  batch_error_, ")"),
+               out);
+    } else {
+      Complete(exec, now, exec->sqlstate.empty() ? "00000" : exec->sqlstate,
+               "", out);
+    }
+  }
+  ++done_;
+  batch_error_.clear();
+}
+
+void ResultTracker::Finish(absl::string_view why, absl::Time now,
+                           std::vector<Completion>* out) {
+  for (Entry& entry : queue_) {
+    Complete(entry.exec.get(), now, "", absl::StrCat("no answer: ", why), out);
+  }
+  queue_.clear();
+  for (auto& [name, exec] : portals_) {
+    if (exec->suspended) {
+      Complete(exec.get(), exec->last, "00000",
+               absl::StrCat("portal still open when the session ended: ", why),
+               out);
+    } else {
+      Complete(exec.get(), exec->last, "",
+               "not executed: the portal was bound but never executed", out);
+    }
+  }
+  portals_.clear();
+}
+
+}  // namespace warden::session

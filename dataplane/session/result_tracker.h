@@ -1,0 +1,137 @@
+// ResultTracker pairs each statement the proxy relayed with what the
+// database answered, for the audit trail's result-phase events: rows
+// returned or affected, how long the database took, and the SQLSTATE.
+//
+// It follows the protocol, not the SQL: PostgreSQL answers messages in the
+// order it received them, an ErrorResponse in the extended protocol makes
+// it skip everything up to the next Sync, and ReadyForQuery closes each
+// Query, FunctionCall and Sync. So the session tells the tracker every
+// Query, FunctionCall, Bind, Execute, Close and Sync as it relays it, and
+// every CommandComplete, DataRow, PortalSuspended, EmptyQueryResponse,
+// ErrorResponse and ReadyForQuery as it forwards it, and gets back one
+// Completion per execution whose intent event was recorded.
+//
+// An execution is a simple Query (all its statements: rows summed, the
+// first error's SQLSTATE), a FunctionCall, or the executions of one bound
+// portal (a portal fetched in parts, as JDBC does with a fetch size, is one
+// execution whose rows add up over its Execute messages).
+//
+// Not thread-safe: one per session, on the session's loop thread.
+#ifndef WARDEN_DATAPLANE_SESSION_RESULT_TRACKER_H_
+#define WARDEN_DATAPLANE_SESSION_RESULT_TRACKER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "proto/warden/v1/audit.pb.h"
+
+namespace warden::session {
+
+// The recorded intent event an execution answers. sequence 0: not
+// recorded (a refused or unaudited message), so no completion is reported
+// for it, but its answers are still followed to keep the pairing right.
+struct Intent {
+  uint64_t sequence = 0;
+  // What the result event repeats of the intent (tags, tables, decision);
+  // shared, not copied, between the executions of one prepared statement.
+  std::shared_ptr<const warden::v1::Statement> summary;
+};
+
+struct Completion {
+  Intent intent;
+  int64_t rows = 0;
+  // From relaying the message to the database's last answer for it.
+  absl::Duration duration;
+  // "00000" on success; the database's SQLSTATE on error; empty when the
+  // database never answered (the session ended first).
+  std::string sqlstate;
+  // Why there is no ordinary result, e.g. "not run: an earlier message of
+  // its pipeline failed (42P01)".
+  std::string note;
+};
+
+class ResultTracker {
+ public:
+  // Client messages, in the order they are relayed upstream.
+  void Query(Intent intent, absl::Time now);
+  void FunctionCall(Intent intent, absl::Time now);
+  void Bind(absl::string_view portal, Intent intent, absl::Time now,
+            std::vector<Completion>* out);
+  void Execute(absl::string_view portal);
+  // kind 'P' (portal) or 'S' (statement; nothing to do).
+  void Close(char kind, absl::string_view name, std::vector<Completion>* out);
+  void Sync();
+
+  // Upstream messages, in the order they are forwarded.
+  void DataRow();
+  void CommandComplete(absl::string_view tag, absl::Time now,
+                       std::vector<Completion>* out);
+  void PortalSuspended(absl::Time now, std::vector<Completion>* out);
+  void EmptyQuery(absl::Time now, std::vector<Completion>* out);
+  void Error(absl::string_view sqlstate, absl::Time now,
+             std::vector<Completion>* out);
+  void ReadyForQuery(absl::Time now, std::vector<Completion>* out);
+
+  // The session ended: whatever is still open completes, marked with `why`.
+  void Finish(absl::string_view why, absl::Time now,
+              std::vector<Completion>* out);
+
+  // Executions awaiting an answer (for tests and bounds).
+  size_t pending() const { return queue_.size(); }
+  size_t portals() const { return portals_.size(); }
+
+  // Rows a CommandComplete tag reports ("SELECT 3", "INSERT 0 3",
+  // "UPDATE 2"), or -1 when the command has no row count ("CREATE TABLE").
+  static int64_t RowsOfTag(absl::string_view tag);
+
+  // More named portals than this are not followed (a client that keeps
+  // thousands of portals open does not make the proxy keep thousands of
+  // records); their executions still complete, without rows in parts.
+  static constexpr size_t kMaxPortals = 256;
+
+ private:
+  // One execution; shared by the queued messages that feed it.
+  struct Exec {
+    Intent intent;
+    absl::Time started;
+    absl::Time last;       // of the last answer.
+    int64_t rows = 0;
+    std::string sqlstate;  // first error.
+    int pending = 0;       // queued Execute messages for it.
+    bool suspended = false;
+    bool open = true;      // the portal still exists on the client's side.
+    bool done = false;
+  };
+  enum class Kind { kQuery, kFunctionCall, kExecute };
+  struct Entry {
+    Kind kind;
+    uint64_t batch;             // the Sync / Query / FunctionCall ending it.
+    std::shared_ptr<Exec> exec;  // null: not followed.
+    int64_t data_rows = 0;
+  };
+
+  // The head entry if it belongs to the batch now being answered.
+  Entry* Head();
+  void Complete(Exec* exec, absl::Time now, std::string sqlstate,
+                std::string note,
+                std::vector<Completion>* out);
+  void DropPortal(const std::string& name, std::vector<Completion>* out);
+  // Pops the head Execute entry.
+  void PopExecute();
+
+  std::deque<Entry> queue_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Exec>> portals_;
+  uint64_t sent_ = 0;  // batches relayed (Query, FunctionCall, Sync).
+  uint64_t done_ = 0;  // their ReadyForQuery seen.
+  std::string batch_error_;  // SQLSTATE of the batch being answered.
+};
+
+}  // namespace warden::session
+
+#endif  // WARDEN_DATAPLANE_SESSION_RESULT_TRACKER_H_

@@ -1,0 +1,257 @@
+#include "dataplane/session/result_tracker.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace warden::session {
+namespace {
+
+Intent Recorded(uint64_t sequence) {
+  auto summary = std::make_shared<warden::v1::Statement>();
+  summary->add_command_tags("SELECT");
+  return Intent{sequence, std::move(summary)};
+}
+
+const Intent kUnrecorded{};
+
+class ResultTrackerTest : public ::testing::Test {
+ protected:
+  // A clock that moves a millisecond per reading.
+  absl::Time Now() { return t0_ + absl::Milliseconds(ticks_++); }
+
+  std::vector<Completion> out_;
+  ResultTracker tracker_;
+  absl::Time t0_ = absl::FromUnixSeconds(1'800'000'000);
+  int ticks_ = 0;
+};
+
+TEST(RowsOfTagTest, ReadsTheCountOfEveryKindOfTag) {
+  EXPECT_EQ(ResultTracker::RowsOfTag("SELECT 3"), 3);
+  EXPECT_EQ(ResultTracker::RowsOfTag("INSERT 0 12"), 12);
+  EXPECT_EQ(ResultTracker::RowsOfTag("UPDATE 0"), 0);
+  EXPECT_EQ(ResultTracker::RowsOfTag("DELETE 70000000000"), 70000000000);
+  EXPECT_EQ(ResultTracker::RowsOfTag("COPY 5"), 5);
+  EXPECT_EQ(ResultTracker::RowsOfTag("MERGE 2"), 2);
+  EXPECT_EQ(ResultTracker::RowsOfTag("CREATE TABLE"), -1);
+  EXPECT_EQ(ResultTracker::RowsOfTag("BEGIN"), -1);
+  EXPECT_EQ(ResultTracker::RowsOfTag("SHOW"), -1);
+  EXPECT_EQ(ResultTracker::RowsOfTag("SELECT "), -1);
+  EXPECT_EQ(ResultTracker::RowsOfTag("SELECT 1x"), -1);
+  EXPECT_EQ(ResultTracker::RowsOfTag("SELECT 99999999999999999999999"), -1);
+}
+
+TEST_F(ResultTrackerTest, SimpleQueryReportsRowsDurationAndSuccess) {
+  tracker_.Query(Recorded(4), Now());
+  tracker_.DataRow();
+  tracker_.DataRow();
+  tracker_.CommandComplete("SELECT 2", Now(), &out_);
+  EXPECT_TRUE(out_.empty()) << "a Query ends at ReadyForQuery";
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 4u);
+  EXPECT_EQ(out_[0].rows, 2);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+  EXPECT_EQ(out_[0].duration, absl::Milliseconds(2));
+  EXPECT_EQ(out_[0].note, "");
+  EXPECT_EQ(tracker_.pending(), 0u);
+}
+
+TEST_F(ResultTrackerTest, MultiStatementQuerySumsRowsAndKeepsTheFirstError) {
+  tracker_.Query(Recorded(1), Now());
+  tracker_.CommandComplete("INSERT 0 3", Now(), &out_);
+  tracker_.DataRow();  // SHOW has no count in its tag.
+  tracker_.CommandComplete("SHOW", Now(), &out_);
+  tracker_.Error("42P01", Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].rows, 4);
+  EXPECT_EQ(out_[0].sqlstate, "42P01");
+}
+
+TEST_F(ResultTrackerTest, UnrecordedMessagesAreFollowedButNotReported) {
+  // A refused Query (its poison fails upstream), then an allowed one.
+  tracker_.Query(kUnrecorded, Now());
+  tracker_.Query(Recorded(9), Now());
+  tracker_.Error("42601", Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  EXPECT_TRUE(out_.empty());
+  tracker_.CommandComplete("DELETE 5", Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 9u);
+  EXPECT_EQ(out_[0].rows, 5);
+  EXPECT_EQ(out_[0].sqlstate, "00000") << "the refusal's error is not its";
+}
+
+TEST_F(ResultTrackerTest, PipelinedExecutionsPairWithTheirOwnAnswers) {
+  // Bind/Execute the unnamed portal twice before any answer arrives.
+  tracker_.Bind("", Recorded(5), Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Bind("", Recorded(6), Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Sync();
+  EXPECT_TRUE(out_.empty());
+  tracker_.DataRow();
+  tracker_.CommandComplete("SELECT 1", Now(), &out_);
+  tracker_.DataRow();
+  tracker_.DataRow();
+  tracker_.CommandComplete("UPDATE 2", Now(), &out_);
+  ASSERT_EQ(out_.size(), 2u) << "an Execute completes at CommandComplete";
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[0].intent.sequence, 5u);
+  EXPECT_EQ(out_[0].rows, 1);
+  EXPECT_EQ(out_[1].intent.sequence, 6u);
+  EXPECT_EQ(out_[1].rows, 2);
+  EXPECT_EQ(out_[1].sqlstate, "00000");
+}
+
+TEST_F(ResultTrackerTest, AnErrorSkipsTheRestOfThePipelineUntilSync) {
+  tracker_.Bind("", Recorded(7), Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Bind("", Recorded(8), Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Sync();
+  tracker_.Error("22012", Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 7u);
+  EXPECT_EQ(out_[0].sqlstate, "22012");
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[1].intent.sequence, 8u);
+  EXPECT_EQ(out_[1].sqlstate, "22012");
+  EXPECT_NE(out_[1].note.find("not run"), std::string::npos) << out_[1].note;
+  EXPECT_EQ(tracker_.pending(), 0u);
+}
+
+TEST_F(ResultTrackerTest, AnErrorOfAnEarlierBatchIsNotBlamedOnTheNext) {
+  // Parse (fails) Sync | Bind Execute Sync, all sent at once.
+  tracker_.Sync();
+  tracker_.Bind("", Recorded(9), Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Sync();
+  tracker_.Error("42601", Now(), &out_);  // the Parse's.
+  tracker_.ReadyForQuery(Now(), &out_);
+  EXPECT_TRUE(out_.empty());
+  tracker_.CommandComplete("UPDATE 3", Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+  EXPECT_EQ(out_[0].rows, 3);
+}
+
+TEST_F(ResultTrackerTest, APortalFetchedInPartsIsOneExecution) {
+  tracker_.Bind("c1", Recorded(10), Now(), &out_);
+  tracker_.Execute("c1");
+  tracker_.Sync();
+  tracker_.DataRow();
+  tracker_.DataRow();
+  tracker_.PortalSuspended(Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  EXPECT_TRUE(out_.empty()) << "still open: more rows may be fetched";
+  tracker_.Execute("c1");
+  tracker_.Sync();
+  tracker_.DataRow();
+  tracker_.CommandComplete("SELECT 1", Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].rows, 3);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+  EXPECT_EQ(out_[0].note, "");
+}
+
+TEST_F(ResultTrackerTest, ClosingAPartlyFetchedPortalCompletesIt) {
+  tracker_.Bind("c1", Recorded(11), Now(), &out_);
+  tracker_.Execute("c1");
+  tracker_.Sync();
+  tracker_.DataRow();
+  tracker_.PortalSuspended(Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  tracker_.Close('S', "c1", &out_);  // a statement of that name: not it.
+  EXPECT_TRUE(out_.empty());
+  tracker_.Close('P', "c1", &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].rows, 1);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+  EXPECT_NE(out_[0].note.find("closed before"), std::string::npos);
+  EXPECT_EQ(tracker_.portals(), 0u);
+}
+
+TEST_F(ResultTrackerTest, ClosedWhileAnExecuteIsInFlightCompletesOnItsAnswer) {
+  tracker_.Bind("c1", Recorded(12), Now(), &out_);
+  tracker_.Execute("c1");
+  tracker_.Close('P', "c1", &out_);
+  tracker_.Sync();
+  EXPECT_TRUE(out_.empty());
+  tracker_.DataRow();
+  tracker_.PortalSuspended(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].rows, 1);
+}
+
+TEST_F(ResultTrackerTest, ABoundPortalNeverExecutedSaysSo) {
+  tracker_.Bind("", Recorded(13), Now(), &out_);
+  tracker_.Bind("", Recorded(14), Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 13u);
+  EXPECT_EQ(out_[0].sqlstate, "");
+  EXPECT_NE(out_[0].note.find("never executed"), std::string::npos);
+}
+
+TEST_F(ResultTrackerTest, FunctionCallAndEmptyQuery) {
+  tracker_.FunctionCall(Recorded(15), Now());
+  tracker_.ReadyForQuery(Now(), &out_);
+  tracker_.Bind("", Recorded(16), Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Sync();
+  tracker_.EmptyQuery(Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[0].intent.sequence, 15u);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+  EXPECT_EQ(out_[1].intent.sequence, 16u);
+  EXPECT_EQ(out_[1].rows, 0);
+  EXPECT_EQ(out_[1].note, "empty query");
+}
+
+TEST_F(ResultTrackerTest, FinishReportsWhatNeverGotAnAnswer) {
+  tracker_.Query(Recorded(17), Now());
+  tracker_.Bind("c1", Recorded(18), Now(), &out_);
+  tracker_.Execute("c1");
+  tracker_.Sync();
+  tracker_.Bind("c2", Recorded(19), Now(), &out_);
+  tracker_.Finish("upstream closed the connection", Now(), &out_);
+  ASSERT_EQ(out_.size(), 3u);
+  EXPECT_EQ(out_[0].intent.sequence, 17u);
+  EXPECT_EQ(out_[0].sqlstate, "");
+  EXPECT_EQ(out_[0].note, "no answer: upstream closed the connection");
+  EXPECT_EQ(out_[1].intent.sequence, 18u);
+  EXPECT_EQ(out_[2].intent.sequence, 19u);
+  EXPECT_NE(out_[2].note.find("never executed"), std::string::npos);
+  EXPECT_EQ(tracker_.pending(), 0u);
+  EXPECT_EQ(tracker_.portals(), 0u);
+}
+
+TEST_F(ResultTrackerTest, ManyNamedPortalsAreBoundedButStayPaired) {
+  for (size_t i = 0; i < ResultTracker::kMaxPortals + 10; ++i) {
+    tracker_.Bind("p" + std::to_string(i), Recorded(100 + i), Now(), &out_);
+  }
+  EXPECT_EQ(tracker_.portals(), ResultTracker::kMaxPortals);
+  // One beyond the bound and one within it, executed in that order.
+  tracker_.Execute("p" + std::to_string(ResultTracker::kMaxPortals + 5));
+  tracker_.Execute("p0");
+  tracker_.Sync();
+  tracker_.CommandComplete("SELECT 7", Now(), &out_);
+  tracker_.CommandComplete("SELECT 2", Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 100u);
+  EXPECT_EQ(out_[0].rows, 2) << "the untracked Execute took its own answer";
+}
+
+}  // namespace
+}  // namespace warden::session
