@@ -198,6 +198,7 @@ FUZZERS = [
     ("policy_lang_fuzz", "tests/fuzz/corpus/policy"),
     ("bundle_decode_fuzz", "tests/fuzz/corpus/bundle"),
     ("merkle_proof_fuzz", "tests/fuzz/corpus/merkle"),
+    ("jwt_fuzz", "tests/fuzz/corpus/jwt"),
 ]
 
 

@@ -96,14 +96,17 @@ class Checker {
   }
 
   bool DurationMs(const YAML::Node& map, const char* key,
-                  const std::string& path, int* out_ms) {
+                  const std::string& path, int* out_ms,
+                  absl::Duration max = absl::Hours(1)) {
     const YAML::Node node = map[key];
     if (!node) return false;
     absl::Duration d;
     if (!node.IsScalar() || !absl::ParseDuration(node.Scalar(), &d) ||
-        d < absl::Milliseconds(1) || d > absl::Hours(1)) {
+        d < absl::Milliseconds(1) || d > max) {
       Error(node, absl::StrCat(path, ".", key),
-            "expected a duration such as 500ms, 15s or 2m (1ms to 1h)");
+            absl::StrCat("expected a duration such as 500ms, 15s or 2m (1ms "
+                         "to ",
+                         absl::FormatDuration(max), ")"));
       return false;
     }
     *out_ms = static_cast<int>(absl::ToInt64Milliseconds(d));
@@ -166,7 +169,8 @@ bool ReadableFile(const std::string& path) {
 void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
                    const std::string& base_dir, Listener* l) {
   if (!c.ExpectMap(node, path,
-                   {"name", "address", "port", "environment", "tls", "auth"})) {
+                   {"name", "address", "port", "environment", "tls", "auth",
+                    "identity_providers"})) {
     return;
   }
   c.String(node, "name", path, &l->name, true);
@@ -180,10 +184,17 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
       l->auth = ClientAuthMethod::kScramSha256;
     } else if (auth == "password") {
       l->auth = ClientAuthMethod::kPassword;
+    } else if (auth == "oidc") {
+      l->auth = ClientAuthMethod::kOidc;
     } else {
       c.Error(node["auth"], path + ".auth",
-              "expected scram-sha-256 or password, got '" + auth + "'");
+              "expected scram-sha-256, password or oidc, got '" + auth + "'");
     }
+  }
+  c.StringList(node, "identity_providers", path, &l->identity_providers);
+  if (!l->identity_providers.empty() && l->auth != ClientAuthMethod::kOidc) {
+    c.Error(node["identity_providers"], path + ".identity_providers",
+            "only used with auth: oidc");
   }
   if (const YAML::Node tls = node["tls"]) {
     const std::string tpath = path + ".tls";
@@ -225,6 +236,82 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
     c.Error(node, path,
             "auth: password sends the password in cleartext and is only "
             "allowed with tls.mode: require");
+  }
+  if (l->auth == ClientAuthMethod::kOidc &&
+      l->tls_mode != ClientTlsMode::kRequire) {
+    c.Error(node, path,
+            "auth: oidc receives bearer tokens as the password and is only "
+            "allowed with tls.mode: require");
+  }
+}
+
+void ParseIdentityProvider(Checker& c, const YAML::Node& node,
+                           const std::string& path, const std::string& base_dir,
+                           IdentityProvider* p) {
+  if (!c.ExpectMap(node, path,
+                   {"name", "issuer", "audiences", "jwks_file", "algorithms",
+                    "user_claim", "groups_claims", "required_claims",
+                    "clock_skew", "max_token_lifetime", "kind"})) {
+    return;
+  }
+  c.String(node, "name", path, &p->name, true);
+  c.String(node, "issuer", path, &p->issuer, true);
+  if (!c.StringList(node, "audiences", path, &p->audiences) ||
+      p->audiences.empty()) {
+    c.Error(node["audiences"] ? node["audiences"] : node,
+            path + ".audiences",
+            "expected a non-empty list (the client id or API audience the "
+            "provider puts in aud)");
+  }
+  if (c.String(node, "jwks_file", path, &p->jwks_file, true)) {
+    p->jwks_file = c.File(base_dir, p->jwks_file);
+    if (!ReadableFile(p->jwks_file)) {
+      c.Error(node["jwks_file"], path + ".jwks_file",
+              "cannot read '" + p->jwks_file + "'");
+    }
+  }
+  std::vector<std::string> algorithms;
+  if (c.StringList(node, "algorithms", path, &algorithms)) {
+    for (const auto& a : algorithms) {
+      if (a != "RS256" && a != "ES256") {
+        c.Error(node["algorithms"], path + ".algorithms",
+                "'" + a + "' is not supported (RS256 and ES256 only; "
+                "none and HMAC algorithms are never accepted)");
+      }
+    }
+    if (algorithms.empty()) {
+      c.Error(node["algorithms"], path + ".algorithms",
+              "expected RS256, ES256 or both");
+    }
+    p->algorithms = std::move(algorithms);
+  }
+  c.String(node, "user_claim", path, &p->user_claim, false);
+  std::vector<std::string> groups;
+  if (c.StringList(node, "groups_claims", path, &groups)) {
+    p->groups_claims = std::move(groups);
+  }
+  if (const YAML::Node rc = node["required_claims"]) {
+    if (!rc.IsMap()) {
+      c.Error(rc, path + ".required_claims",
+              "expected a map of claim: value");
+    } else {
+      for (const auto& kv : rc) {
+        if (!kv.second.IsScalar()) {
+          c.Error(kv.second, path + ".required_claims",
+                  "expected a string value");
+          continue;
+        }
+        p->required_claims.emplace_back(kv.first.Scalar(),
+                                        kv.second.Scalar());
+      }
+    }
+  }
+  c.DurationMs(node, "clock_skew", path, &p->clock_skew_ms);
+  c.DurationMs(node, "max_token_lifetime", path, &p->max_token_lifetime_ms,
+               absl::Hours(24 * 7));
+  if (c.String(node, "kind", path, &p->kind, false) && p->kind != "human" &&
+      p->kind != "agent" && p->kind != "service") {
+    c.Error(node["kind"], path + ".kind", "expected human, agent or service");
   }
 }
 
@@ -382,8 +469,8 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
                                       const std::string& base_dir) {
   ProxyConfig cfg;
   if (!c.ExpectMap(root, "config",
-                   {"proxy", "policy", "audit", "listeners", "environments",
-                    "users"})) {
+                   {"proxy", "policy", "audit", "admin", "listeners",
+                    "environments", "users", "identity_providers"})) {
     return absl::InvalidArgumentError(absl::StrJoin(c.errors(), "\n"));
   }
   if (const YAML::Node p = root["proxy"]) {
@@ -507,6 +594,18 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
     }
   }
 
+  if (const YAML::Node a = root["admin"]) {
+    if (c.ExpectMap(a, "admin", {"address", "port"})) {
+      AdminSettings admin;
+      c.String(a, "address", "admin", &admin.address, false);
+      int64_t port = 0;
+      if (c.Int(a, "port", "admin", 0, 65535, &port)) {
+        admin.port = static_cast<uint16_t>(port);
+      }
+      cfg.admin = std::move(admin);
+    }
+  }
+
   const YAML::Node envs = root["environments"];
   if (!envs || !envs.IsSequence() || envs.size() == 0) {
     c.Error(envs ? envs : root, "environments",
@@ -596,6 +695,45 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
     }
   }
 
+  if (const YAML::Node idps = root["identity_providers"]) {
+    if (!idps.IsSequence()) {
+      c.Error(idps, "identity_providers",
+              "expected a list of identity providers");
+    } else {
+      std::set<std::string> names, issuers;
+      for (size_t i = 0; i < idps.size(); ++i) {
+        const std::string path = absl::StrCat("identity_providers[", i, "]");
+        IdentityProvider p;
+        ParseIdentityProvider(c, idps[i], path, base_dir, &p);
+        if (!p.name.empty() && !names.insert(p.name).second) {
+          c.Error(idps[i]["name"], path + ".name",
+                  "duplicate identity provider '" + p.name + "'");
+        }
+        if (!p.issuer.empty() && !issuers.insert(p.issuer).second) {
+          c.Error(idps[i]["issuer"], path + ".issuer",
+                  "another provider has issuer '" + p.issuer + "'");
+        }
+        cfg.identity_providers.push_back(std::move(p));
+      }
+    }
+  }
+  for (size_t i = 0; i < cfg.listeners.size(); ++i) {
+    const Listener& l = cfg.listeners[i];
+    if (l.auth != ClientAuthMethod::kOidc) continue;
+    const std::string path = absl::StrCat("listeners[", i, "]");
+    if (cfg.identity_providers.empty()) {
+      c.Error(root["listeners"][i], path,
+              "auth: oidc needs identity_providers (none configured)");
+    }
+    for (const auto& name : l.identity_providers) {
+      if (cfg.FindIdentityProvider(name) == nullptr) {
+        c.Error(root["listeners"][i]["identity_providers"],
+                path + ".identity_providers",
+                "no identity provider named '" + name + "'");
+      }
+    }
+  }
+
   if (!c.errors().empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(c.errors(), "\n"));
   }
@@ -614,6 +752,14 @@ const Database* Environment::FindDatabase(absl::string_view name) const {
 const Environment* ProxyConfig::FindEnvironment(absl::string_view name) const {
   for (const auto& env : environments) {
     if (env.name == name) return &env;
+  }
+  return nullptr;
+}
+
+const IdentityProvider* ProxyConfig::FindIdentityProvider(
+    absl::string_view name) const {
+  for (const auto& p : identity_providers) {
+    if (p.name == name) return &p;
   }
   return nullptr;
 }

@@ -27,6 +27,26 @@ enum class ClientTlsMode {
 enum class ClientAuthMethod {
   kScramSha256,  // SCRAM-SHA-256 against the user's verifier.
   kPassword,     // cleartext password; only allowed on TLS-only listeners.
+  kOidc,         // an identity provider's token as the password; TLS only.
+};
+
+// An OpenID Connect identity provider whose tokens (JWT, sent as the
+// password) prove who connects.
+struct IdentityProvider {
+  std::string name;
+  std::string issuer;                  // exact `iss`
+  std::vector<std::string> audiences;  // `aud` must contain one
+  std::string jwks_file;               // the provider's JWKS (re-read on change)
+  std::vector<std::string> algorithms = {"RS256", "ES256"};
+  std::string user_claim = "email";    // the user name Warden records
+  // Claims whose values are the user's groups (Okta: groups; Entra ID:
+  // groups, roles).
+  std::vector<std::string> groups_claims = {"groups"};
+  // Claims that must have exactly this value (Google Workspace: hd).
+  std::vector<std::pair<std::string, std::string>> required_claims;
+  int clock_skew_ms = 60000;
+  int max_token_lifetime_ms = 24 * 3600 * 1000;
+  std::string kind = "human";  // human | agent | service
 };
 
 struct TlsFiles {
@@ -42,6 +62,8 @@ struct Listener {
   ClientTlsMode tls_mode = ClientTlsMode::kDisable;
   std::optional<TlsFiles> tls;  // required unless tls_mode is kDisable.
   ClientAuthMethod auth = ClientAuthMethod::kScramSha256;
+  // auth: oidc: the providers accepted here, by name (empty: all).
+  std::vector<std::string> identity_providers;
 };
 
 enum class UpstreamTlsMode {
@@ -154,16 +176,25 @@ struct AuditSettings {
   bool results = true;
 };
 
+// The operator endpoint (GET /metrics, /healthz, /readyz); plain HTTP.
+struct AdminSettings {
+  std::string address = "127.0.0.1";
+  uint16_t port = 9187;  // 0 picks a free port (logged at start).
+};
+
 struct ProxyConfig {
   ProxySettings proxy;
   PolicySettings policy;
   AuditSettings audit;
+  std::optional<AdminSettings> admin;  // absent: no operator endpoint.
   std::vector<Listener> listeners;
   std::vector<Environment> environments;
   std::vector<User> users;
+  std::vector<IdentityProvider> identity_providers;
 
   const Environment* FindEnvironment(absl::string_view name) const;
   const User* FindUser(absl::string_view name) const;
+  const IdentityProvider* FindIdentityProvider(absl::string_view name) const;
 };
 
 // ParseConfig parses YAML `text`. `file_name` appears in error messages

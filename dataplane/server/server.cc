@@ -16,6 +16,7 @@
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/session/local_authenticator.h"
+#include "dataplane/session/oidc_authenticator.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::server {
@@ -171,6 +172,15 @@ absl::Status Server::Start() {
       }
       shared_.listener_tls[l.name] = *ctx;
     }
+    if (l.auth == config::ClientAuthMethod::kOidc) {
+      auto oidc = session::OidcAuthenticator::Create(config_, l);
+      if (!oidc.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("listener ", l.name, ": ", oidc.status().message()));
+      }
+      shared_.authenticators[l.name] = *std::move(oidc);
+      continue;
+    }
     shared_.authenticators[l.name] =
         std::make_unique<session::LocalAuthenticator>(&config_, l.auth,
                                                       *secret);
@@ -248,7 +258,85 @@ absl::Status Server::Start() {
     Worker* w = worker.get();
     w->thread = std::thread([w] { w->loop->Run(); });
   }
+  if (config_.admin) {
+    auto admin = admin::AdminServer::Start(
+        config_.admin->address, config_.admin->port,
+        admin::Handlers{[this] { return MetricsText(); },
+                        [this] { return Ready(); }});
+    if (!admin.ok()) return admin.status();
+    admin_ = *std::move(admin);
+    spdlog::info("admin endpoint on http://{}:{} (/metrics, /healthz, "
+                 "/readyz)",
+                 config_.admin->address, admin_->port());
+  }
   return absl::OkStatus();
+}
+
+absl::Status Server::Ready() const {
+  if (stopping_.load()) return absl::UnavailableError("shutting down");
+  if (shared_.governed && shared_.CurrentGate() == nullptr) {
+    return absl::UnavailableError(
+        "no policy in force yet: connections are refused (57P03)");
+  }
+  return absl::OkStatus();
+}
+
+std::string Server::MetricsText() const {
+  admin::MetricsText m;
+  m.Add("warden_proxy_client_connections", "gauge",
+        "Client connections open now.",
+        shared_.client_connections.load(std::memory_order_relaxed));
+  if (shared_.governed) {
+    const auto gate = shared_.CurrentGate();
+    m.Add("warden_policy_revision", "gauge",
+          "Control-plane revision of the policy bundle in force (0: from "
+          "files, or none yet).",
+          gate == nullptr ? 0 : gate->revision());
+    m.Add("warden_policy_in_force", "gauge",
+          "1 when a policy is in force, 0 while connections are refused.",
+          gate == nullptr ? 0 : 1);
+  }
+  if (spool_ != nullptr) {
+    const audit::SpoolStats st = spool_->stats();
+    const absl::Time now = absl::Now();
+    m.Add("warden_audit_spool_events", "gauge",
+          "Audit events in the spool not yet acknowledged by the control "
+          "plane (spool depth).",
+          st.pending_events);
+    m.Add("warden_audit_spool_bytes", "gauge",
+          "Bytes of unacknowledged audit events in the spool.",
+          st.pending_bytes);
+    m.Add("warden_audit_spool_max_bytes", "gauge",
+          "Spool capacity (audit.max_spool_bytes); statements are refused "
+          "with 53000 when it is reached.",
+          config_.audit.max_spool_bytes);
+    m.Add("warden_audit_spool_segments", "gauge", "Spool segment files.",
+          st.segments);
+    m.Add("warden_audit_last_sequence", "gauge",
+          "Sequence number of the last audit event recorded.",
+          st.next_sequence - 1);
+    m.Add("warden_audit_acknowledged_sequence", "gauge",
+          "Highest sequence the control plane acknowledged.", st.acked);
+    m.Add("warden_audit_fsynced_sequence", "gauge",
+          "Highest sequence known to be fsynced to the spool.",
+          st.synced_through);
+    m.Add("warden_audit_lag_seconds", "gauge",
+          "Age of the oldest unacknowledged event (0 when none): how far "
+          "the control plane's log is behind this proxy.",
+          st.oldest_pending == absl::InfiniteFuture()
+              ? 0.0
+              : absl::ToDoubleSeconds(now - st.oldest_pending));
+    m.Add("warden_audit_results_lost_total", "counter",
+          "Result events that could not be recorded (spool full or "
+          "failing); their statements had already run.",
+          shared_.audit_results_lost.load(std::memory_order_relaxed));
+    if (sender_ != nullptr) {
+      m.Add("warden_audit_sender_healthy", "gauge",
+            "1 when the last exchange with the control plane succeeded.",
+            sender_->last_error().empty() ? 1 : 0);
+    }
+  }
+  return m.text();
 }
 
 void Server::Acceptor::OnEvents(uint32_t) {
@@ -293,6 +381,7 @@ void Server::OnAccept(Worker* worker, const config::Listener* listener,
 
 void Server::Stop() {
   if (stopping_.exchange(true)) return;
+  admin_.reset();
   if (bundle_client_) bundle_client_->Stop();
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(3);

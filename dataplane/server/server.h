@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "dataplane/bundle_client/bundle_client.h"
+#include "dataplane/admin/admin_server.h"
 #include "dataplane/audit/recorder.h"
 #include "dataplane/audit/spool.h"
 #include "dataplane/config/config.h"
@@ -48,6 +49,9 @@ class Server {
 
  private:
   absl::Status StartBundleClient();
+  // The admin endpoint's views.
+  std::string MetricsText() const;
+  absl::Status Ready() const;
   absl::Status StartAudit();
   struct Worker;
   // One listening socket of one worker.
@@ -82,6 +86,7 @@ class Server {
   std::unique_ptr<audit::Sender> sender_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::pair<std::string, uint16_t>> bound_;
+  std::unique_ptr<admin::AdminServer> admin_;
   std::atomic<bool> stopping_{false};
 };
 

@@ -39,6 +39,9 @@ struct AuthStep {
   absl::Status error;
   std::string client_sqlstate = "28P01";
   std::string client_error;
+  // How the client tried to authenticate, for the audit event (e.g.
+  // "oidc:okta"); empty: the listener's method.
+  std::string method;
   // On kSuccess: who connected.
   warden::v1::Identity identity;
 };

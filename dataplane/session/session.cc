@@ -653,8 +653,11 @@ void Session::HandleAuthStep(AuthStep step) {
           NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
       auto* a = event.mutable_authentication();
       a->set_success(false);
-      a->set_method(listener_->auth == config::ClientAuthMethod::kPassword
+      a->set_method(!step.method.empty() ? step.method
+                    : listener_->auth == config::ClientAuthMethod::kPassword
                         ? "password"
+                    : listener_->auth == config::ClientAuthMethod::kOidc
+                        ? "oidc"
                         : "scram-sha-256");
       a->set_reason(std::string(step.error.message()));
       a->set_claimed_user(user_);

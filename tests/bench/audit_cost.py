@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """What recording costs: pgbench through three warden-proxies that differ
-only in `audit.mode` (off, async, sync), all governed by the production
+only in `audit` (off; async with intent events only; async with intent and
+result events, the default; sync), all governed by the production
 policy pushed through warden-control, interleaved in one run:
 
     /usr/bin/python3 tests/bench/audit_cost.py [--duration 10] [--reps 3]
@@ -38,7 +39,11 @@ WORKLOADS = [
 
 def proxy_config(name, control, pg_port, port, work, mode):
     token = control.bootstrap_token_file("prod", name)
-    audit_block = ("audit: { mode: %s, spool_dir: %s }\n" % (mode, os.path.join(work, "spool"))
+    results = "true"
+    if mode == "async-intents":
+        mode, results = "async", "false"
+    audit_block = ("audit: { mode: %s, results: %s, spool_dir: %s }\n"
+                   % (mode, results, os.path.join(work, "spool"))
                    if mode != "off" else "audit: { mode: off }\n")
     return f"""
 proxy: {{ workers: 2, log_level: warn }}
@@ -107,8 +112,9 @@ def main():
                               capture_output=True, text=True, timeout=60)
         if push.returncode != 0:
             raise RuntimeError(push.stderr)
-        for name, audit in (("bench-audit-off", "off"), ("bench-audit-async", "async"),
-                            ("bench-audit-sync", "sync")):
+        for name, audit in (("bench-audit-off", "off"),
+                            ("bench-audit-intents", "async-intents"),
+                            ("bench-audit-async", "async"), ("bench-audit-sync", "sync")):
             pwork = os.path.join(work, name)
             os.makedirs(pwork)
             port = free_port()
@@ -129,18 +135,22 @@ def main():
                     control_us = 1e6 * (cpu_seconds(control.pid) - control0) / max(1, txns)
                     results.setdefault((label, clients, name), []).append(
                         (tps, proxy_us, control_us))
-        print("| workload | clients | audit off TPS | async TPS | async/off | sync TPS | sync/off "
-              "| proxy µs/txn off → async | warden-control µs/txn (async) |")
-        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+        print("| workload | clients | audit off TPS | async, intents only | async TPS | async/off "
+              "| sync TPS | sync/off | proxy µs/txn off → intents → async "
+              "| warden-control µs/txn (async) |")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         med = lambda rows, i: statistics.median(r[i] for r in rows)
         for label, args, clients in WORKLOADS:
             off = results[(label, clients, "bench-audit-off")]
+            it = results[(label, clients, "bench-audit-intents")]
             on = results[(label, clients, "bench-audit-async")]
             sy = results[(label, clients, "bench-audit-sync")]
-            print("| %s | %d | %.0f | %.0f | %.2f× | %.0f | %.2f× | %.1f → %.1f | %.1f |"
-                  % (label, clients, med(off, 0), med(on, 0), med(on, 0) / med(off, 0),
-                     med(sy, 0), med(sy, 0) / med(off, 0), med(off, 1), med(on, 1),
-                     med(on, 2)))
+            print("| %s | %d | %.0f | %.0f (%.2f×) | %.0f | %.2f× | %.0f | %.2f× "
+                  "| %.1f → %.1f → %.1f | %.1f |"
+                  % (label, clients, med(off, 0), med(it, 0), med(it, 0) / med(off, 0),
+                     med(on, 0), med(on, 0) / med(off, 0),
+                     med(sy, 0), med(sy, 0) / med(off, 0), med(off, 1), med(it, 1),
+                     med(on, 1), med(on, 2)))
         tree = subprocess.run([WARDENCTL_BIN, "audit", "checkpoint", "--format", "json"],
                               env=control.env(), capture_output=True, text=True, timeout=60)
         print("\naudit log after the run: %s" % tree.stdout.strip().replace("\n", " ")[:200])

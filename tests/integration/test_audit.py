@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
@@ -69,6 +70,7 @@ class AuditTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=60)
             assert r.returncode == 0, r.stderr
             cls.port = free_port()
+            cls.admin_port = free_port()
             cls.proxy = cls.make_proxy().start()
             assert wait_until(lambda: "in force" in cls.proxy.log()), cls.proxy.log()
         except BaseException:
@@ -80,6 +82,7 @@ class AuditTest(unittest.TestCase):
                    audit="mode: async"):
         workdir = os.path.join(cls.work, name)
         os.makedirs(workdir, exist_ok=True)
+        admin = "admin: { port: %d }" % cls.admin_port if port is None else ""
         port = port or cls.port
         token = token or cls.token_file
         config = f"""
@@ -95,6 +98,7 @@ policy:
 audit:
   {audit}
   spool_dir: {os.path.join(workdir, 'spool')}
+{admin}
 listeners:
   - {{ name: main, port: {port}, environment: prod }}
 environments:
@@ -118,6 +122,19 @@ users:
     def ctl(self, *args, timeout=60):
         return subprocess.run([WARDENCTL] + list(args), env=self.control.env(),
                               capture_output=True, text=True, timeout=timeout)
+
+    def metrics(self):
+        """The proxy's Prometheus metrics, as {name: value}."""
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port,
+                                    timeout=10) as r:
+            self.assertIn("text/plain", r.headers["Content-Type"])
+            body = r.read().decode()
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
 
     def run_sql(self, *statements, port=None):
         conn = rawpg.RawConn(port or self.port)
@@ -407,6 +424,17 @@ users:
         self.control.stop(signal.SIGKILL)
         for i in range(5):
             self.assertIsNone(self.run_sql("SELECT '%s-%d'" % (marker, i))[0])
+        # The operator sees the spool grow and the lag: each session is at
+        # least authentication, start, intent, result and end.
+        self.assertTrue(wait_until(lambda: self.metrics()["warden_audit_sender_healthy"] == 0))
+        m = self.metrics()
+        self.assertGreaterEqual(m["warden_audit_spool_events"], 25)
+        self.assertGreater(m["warden_audit_spool_bytes"], 0)
+        self.assertGreater(m["warden_audit_lag_seconds"], 0)
+        self.assertGreater(m["warden_audit_last_sequence"],
+                           m["warden_audit_acknowledged_sequence"])
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.admin_port) as r:
+            self.assertEqual(r.read(), b"ok\n")
         # The proxy dies too; its spool survives.
         os.kill(self.proxy.pid, signal.SIGKILL)
         self.proxy.proc.wait(timeout=15)
@@ -421,6 +449,17 @@ users:
         texts = self.statement_texts()
         for w in want:
             self.assertEqual(texts.count(w), 1, w)
+        # Caught up: nothing pending, no lag, all acknowledged, ready.
+        self.assertTrue(wait_until(lambda: self.metrics()["warden_audit_spool_events"] == 0))
+        m = self.metrics()
+        self.assertEqual(m["warden_audit_lag_seconds"], 0)
+        self.assertEqual(m["warden_audit_last_sequence"],
+                         m["warden_audit_acknowledged_sequence"])
+        self.assertEqual(m["warden_audit_sender_healthy"], 1)
+        self.assertEqual(m["warden_policy_in_force"], 1)
+        self.assertGreater(m["warden_policy_revision"], 0)
+        with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.admin_port) as r:
+            self.assertEqual(r.status, 200)
         # Every (proxy, sequence) once, in order; the control plane's own
         # events (pushes, tokens, enrollments) have their own sequence.
         for source in ("prod/audit-p1", "control/warden-control"):

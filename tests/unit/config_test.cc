@@ -617,14 +617,14 @@ TEST(ConfigTest, UnknownKeyIsAnError) {
   EXPECT_THAT(Errors(cfg),
               ElementsAre("proxy.yaml:4:5: listeners[0]: unknown key "
                           "'tls_mod' (allowed: name, address, port, "
-                          "environment, tls, auth)"));
+                          "environment, tls, auth, identity_providers)"));
 }
 
 TEST(ConfigTest, UnknownTopLevelKey) {
   auto cfg = Parse(absl::StrCat(kMinimal, "listener: {}\n"));
   EXPECT_THAT(Errors(cfg),
               ElementsAre("proxy.yaml:17:1: config: unknown key 'listener' "
-                          "(allowed: proxy, policy, audit, listeners, environments, users)"));
+                          "(allowed: proxy, policy, audit, admin, listeners, environments, users, identity_providers)"));
 }
 
 TEST(ConfigTest, PortOutOfRange) {
@@ -713,7 +713,7 @@ TEST(ConfigTest, BadListenerAuth) {
                            "    auth: md5\n"));
   EXPECT_THAT(Errors(cfg),
               ElementsAre("proxy.yaml:4:11: listeners[0].auth: expected "
-                          "scram-sha-256 or password, got 'md5'"));
+                          "scram-sha-256, password or oidc, got 'md5'"));
 }
 
 TEST(ConfigTest, BadListenerTlsMode) {
@@ -965,7 +965,7 @@ users:
           "(password, password_env or password_file) is required unless auth: "
           "trust",
           "proxy.yaml:5:5: listeners[0]: unknown key 'tls_mod' (allowed: name, "
-          "address, port, environment, tls, auth)",
+          "address, port, environment, tls, auth, identity_providers)",
           "proxy.yaml:3:11: listeners[0].port: expected an integer in [0, "
           "65535], got '70000'",
           "proxy.yaml:16:11: users[0].kind: expected human, agent or service, "

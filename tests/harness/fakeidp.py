@@ -1,0 +1,106 @@
+"""A fake OpenID Connect identity provider for tests: signing keys made at
+test time (RSA 2048 and EC P-256, python3-cryptography), its JWKS, and
+tokens minted with them, including every malformed kind an attacker would
+try (alg none, HS256 signed with the public key, expired, wrong audience).
+Nothing here is ever committed; keys live only in the test process."""
+
+import base64
+import json
+import time
+
+from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _int_bytes(n, length=None):
+    length = length or (n.bit_length() + 7) // 8
+    return n.to_bytes(length, "big")
+
+
+class SigningKey:
+    def __init__(self, kid, alg="RS256"):
+        self.kid = kid
+        self.alg = alg
+        if alg == "RS256":
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            self.private = ec.generate_private_key(ec.SECP256R1())
+
+    def jwk(self):
+        pub = self.private.public_key().public_numbers()
+        if self.alg == "RS256":
+            return {"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256",
+                    "n": b64(_int_bytes(pub.n)), "e": b64(_int_bytes(pub.e))}
+        return {"kty": "EC", "kid": self.kid, "use": "sig", "alg": "ES256", "crv": "P-256",
+                "x": b64(_int_bytes(pub.x, 32)), "y": b64(_int_bytes(pub.y, 32))}
+
+    def public_pem(self):
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def sign(self, data):
+        if self.alg == "RS256":
+            return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        r, s = decode_dss_signature(self.private.sign(data, ec.ECDSA(hashes.SHA256())))
+        return _int_bytes(r, 32) + _int_bytes(s, 32)
+
+
+class FakeIdp:
+    def __init__(self, issuer="https://idp.test/oauth2/default", audience="warden"):
+        self.issuer = issuer
+        self.audience = audience
+        self.keys = [SigningKey("k1", "RS256"), SigningKey("e1", "ES256")]
+
+    def jwks(self):
+        return {"keys": [k.jwk() for k in self.keys]}
+
+    def write_jwks(self, path):
+        with open(path + ".tmp", "w") as f:
+            json.dump(self.jwks(), f)
+        import os
+        os.replace(path + ".tmp", path)
+
+    def rotate(self, kid="k2"):
+        """A new RSA key replaces every old one; returns the retired key."""
+        old = self.keys[0]
+        self.keys = [SigningKey(kid, "RS256")]
+        return old
+
+    def claims(self, user, groups=(), lifetime=600, **extra):
+        now = int(time.time())
+        c = {"iss": self.issuer, "sub": "sub-" + user, "aud": self.audience, "email": user,
+             "groups": list(groups), "iat": now, "exp": now + lifetime}
+        c.update(extra)
+        return {k: v for k, v in c.items() if v is not None}
+
+    def token(self, user, groups=(), key=None, header=None, **claims):
+        key = key or self.keys[0]
+        h = {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
+        h.update(header or {})
+        signing_input = (b64(json.dumps(h)) + "." + b64(json.dumps(self.claims(user, groups, **claims)))).encode()
+        return signing_input.decode() + "." + b64(key.sign(signing_input))
+
+    def unsigned_token(self, user):
+        h = {"alg": "none", "kid": self.keys[0].kid}
+        return b64(json.dumps(h)) + "." + b64(json.dumps(self.claims(user))) + "."
+
+    def hs256_with_public_key(self, user):
+        """The classic confusion attack: HMAC keyed with the RSA public key."""
+        h = {"alg": "HS256", "kid": self.keys[0].kid}
+        signing_input = (b64(json.dumps(h)) + "." + b64(json.dumps(self.claims(user)))).encode()
+        mac = hmac.HMAC(self.keys[0].public_pem(), hashes.SHA256())
+        mac.update(signing_input)
+        return signing_input.decode() + "." + b64(mac.finalize())
+
+    def tampered(self, user, as_user):
+        """A valid token for `user` whose payload is swapped for `as_user`'s."""
+        header, _, sig = self.token(user).split(".")
+        payload = b64(json.dumps(self.claims(as_user)))
+        return header + "." + payload + "." + sig
