@@ -38,10 +38,15 @@ absl::Status AuditIngestImpl::AppendFrom(
     const ca::ProxyIdentity& identity,
     const warden::v1::AppendAuditRequest& request, absl::Time now,
     warden::v1::AppendAuditResponse* response) {
-  if (request.events_size() > kMaxAuditEventsPerAppend) {
+  const int count = request.events_size() + request.encoded_events_size();
+  if (count > kMaxAuditEventsPerAppend) {
     return absl::InvalidArgumentError(
         absl::StrCat("at most ", kMaxAuditEventsPerAppend,
-                     " events per Append; got ", request.events_size()));
+                     " events per Append; got ", count));
+  }
+  if (request.events_size() > 0 && request.encoded_events_size() > 0) {
+    return absl::InvalidArgumentError(
+        "an Append carries events or encoded_events, not both");
   }
   const std::string source =
       absl::StrCat(identity.environment, "/", identity.proxy_id);
@@ -51,7 +56,21 @@ absl::Status AuditIngestImpl::AppendFrom(
   warden::v1::LogEntry entry;
   warden::v1::AuditAppend* append = entry.mutable_append_audit();
   append->set_source(source);
-  for (const warden::v1::AuditEvent& event : request.events()) {
+  // The leaf is AuditLeaf{event, source, received_at}; with encoded events
+  // the event's bytes go in as they came (a message field is its bytes).
+  warden::v1::AuditLeaf leaf_tail;
+  leaf_tail.set_source(source);
+  SetTime(now, leaf_tail.mutable_received_at());
+  const std::string tail = leaf_tail.SerializeAsString();
+  const bool encoded = request.encoded_events_size() > 0;
+  warden::v1::AuditEvent decoded;
+  for (int i = 0; i < count; ++i) {
+    if (encoded && !decoded.ParseFromString(request.encoded_events(i))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("encoded event ", i, " is not an AuditEvent"));
+    }
+    const warden::v1::AuditEvent& event =
+        encoded ? decoded : request.events(i);
     if (event.proxy_id() != identity.proxy_id ||
         event.environment() != identity.environment) {
       return absl::PermissionDeniedError(absl::StrCat(
@@ -75,11 +94,27 @@ absl::Status AuditIngestImpl::AppendFrom(
           " leaves a gap: the log has every event up to ", *acknowledged,
           "; resend from ", *acknowledged + 1));
     }
-    warden::v1::AuditLeaf leaf;
-    *leaf.mutable_event() = event;
-    leaf.set_source(source);
-    SetTime(now, leaf.mutable_received_at());
-    append->add_leaves(leaf.SerializeAsString());
+    if (encoded) {
+      const std::string& bytes = request.encoded_events(i);
+      std::string* leaf = append->add_leaves();
+      leaf->reserve(bytes.size() + tail.size() + 6);
+      leaf->push_back('\x0a');  // field 1 (event), length-delimited
+      for (uint64_t n = bytes.size(); ; n >>= 7) {  // varint length
+        if (n < 0x80) {
+          leaf->push_back(static_cast<char>(n));
+          break;
+        }
+        leaf->push_back(static_cast<char>((n & 0x7f) | 0x80));
+      }
+      leaf->append(bytes);
+      leaf->append(tail);
+    } else {
+      warden::v1::AuditLeaf leaf;
+      *leaf.mutable_event() = event;
+      leaf.set_source(source);
+      *leaf.mutable_received_at() = leaf_tail.received_at();
+      append->add_leaves(leaf.SerializeAsString());
+    }
     append->add_sequences(event.sequence());
   }
   if (append->leaves_size() > 0) {

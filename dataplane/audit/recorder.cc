@@ -95,15 +95,22 @@ absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
                                 options_.batch_events, options_.batch_bytes);
     if (!records.ok()) return records.status();
     if (records->empty()) return absl::OkStatus();
-    for (const SpoolRecord& r : *records) {
-      warden::v1::AuditEvent* e = request.add_events();
-      if (!e->ParseFromString(r.payload)) {
-        return absl::DataLossError(
-            absl::StrCat("spooled event ", r.sequence, " does not parse"));
-      }
-      e->set_proxy_id(identity.proxy_id);
-      e->set_environment(identity.environment);
-      e->set_sequence(r.sequence);
+    // The spooled bytes go as they are, with this proxy's id, environment
+    // and the sequence appended (a later field of a message sets it; the
+    // spooled events carry none of the three).
+    warden::v1::AuditEvent source;
+    source.set_proxy_id(identity.proxy_id);
+    source.set_environment(identity.environment);
+    const std::string source_bytes = source.SerializeAsString();
+    warden::v1::AuditEvent numbered;
+    std::string sequence_bytes;
+    for (SpoolRecord& r : *records) {
+      numbered.set_sequence(r.sequence);
+      numbered.SerializeToString(&sequence_bytes);
+      std::string* e = request.add_encoded_events();
+      *e = std::move(r.payload);
+      e->append(source_bytes);
+      e->append(sequence_bytes);
     }
   }
   // Without events: asks what the control plane has (after a restart or
@@ -141,7 +148,7 @@ absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
     waiters_.erase(waiters_.begin(), end);
   }
   for (auto& done : ready) done();
-  *sent_something = request.events_size() > 0 || !synced_with_server_;
+  *sent_something = request.encoded_events_size() > 0 || !synced_with_server_;
   synced_with_server_ = true;
   return absl::OkStatus();
 }

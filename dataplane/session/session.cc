@@ -1792,12 +1792,10 @@ std::shared_ptr<const warden::v1::Statement> ResultSummary(
   *summary->mutable_command_tags() = st.command_tags();
   *summary->mutable_tables() = st.tables();
   summary->set_fingerprint(st.fingerprint());
-  summary->set_audit_level(st.audit_level());
   summary->set_decision(st.decision());
   summary->set_policy(st.policy());
   summary->set_rule(st.rule());
   summary->set_bundle_revision(st.bundle_revision());
-  summary->set_bundle_digest(st.bundle_digest());
   summary->set_protocol(st.protocol());
   return summary;
 }

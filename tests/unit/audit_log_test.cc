@@ -158,6 +158,65 @@ TEST_F(AuditLogTest, EventsMustBeTheCertificatesAndConsecutive) {
   EXPECT_EQ(cp_->ledger()->Tree()->size(), 0u);
 }
 
+TEST_F(AuditLogTest, EncodedEventsAreTheSameLeavesAsDecodedOnes) {
+  // What a proxy sends: its spooled bytes with id, environment and
+  // sequence appended, not re-encoded.
+  const AppendAuditRequest decoded = Events("p1", "prod", 1, 3);
+  AppendAuditRequest encoded;
+  for (const auto& e : decoded.events()) {
+    warden::v1::AuditEvent spooled = e, tail;
+    spooled.clear_proxy_id();
+    spooled.clear_environment();
+    spooled.clear_sequence();
+    tail.set_proxy_id(e.proxy_id());
+    tail.set_environment(e.environment());
+    tail.set_sequence(e.sequence());
+    encoded.add_encoded_events(spooled.SerializeAsString() +
+                               tail.SerializeAsString());
+  }
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, encoded, absl::Now(), &response)
+                  .ok());
+  EXPECT_EQ(response.acknowledged_sequence(), 3u);
+  const auto entries = All();
+  ASSERT_EQ(entries.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    auto parts = audit::SplitLeaf(entries[i].leaf());
+    ASSERT_TRUE(parts.ok());
+    warden::v1::AuditLeaf leaf;
+    ASSERT_TRUE(leaf.ParseFromString(parts->second));
+    EXPECT_EQ(leaf.event().SerializeAsString(),
+              decoded.events(i).SerializeAsString());
+    EXPECT_EQ(leaf.source(), "prod/p1");
+    EXPECT_GT(leaf.received_at().seconds(), 0);
+  }
+  // Encoded events are held to the same rules: the certificate's proxy,
+  // consecutive sequences; and they must be events at all.
+  AppendAuditRequest bad;
+  warden::v1::AuditEvent other;
+  other.set_proxy_id("p2");
+  other.set_environment("prod");
+  other.set_sequence(4);
+  bad.add_encoded_events(other.SerializeAsString());
+  EXPECT_EQ(cp_->audit_ingest()
+                ->AppendFrom({"p1", "prod"}, bad, absl::Now(), &response)
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  bad.set_encoded_events(0, "\xff\xff\xff");
+  EXPECT_EQ(cp_->audit_ingest()
+                ->AppendFrom({"p1", "prod"}, bad, absl::Now(), &response)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  AppendAuditRequest both = Events("p1", "prod", 4, 4);
+  both.add_encoded_events(both.events(0).SerializeAsString());
+  EXPECT_EQ(cp_->audit_ingest()
+                ->AppendFrom({"p1", "prod"}, both, absl::Now(), &response)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(All().size(), 3u);
+}
+
 TEST_F(AuditLogTest, TheLogReplaysToTheSameTree) {
   ASSERT_TRUE(Append("p1", "prod", 1, 20).ok());
   ASSERT_TRUE(Append("p2", "dev", 1, 7).ok());
