@@ -113,14 +113,21 @@ int main(int argc, char** argv) {
       auto stub = warden::v1::AuditIngest::NewStub(channels[p]);
       const std::string proxy = "ingest-" + std::to_string(p);
       uint64_t next = 1;
-      // Built once; each batch only renumbers (the load is the server's).
+      // As a proxy sends them: the event's bytes as spooled, with the
+      // sequence appended (encoded_events). Encoded once; each batch only
+      // renumbers (the load is the server's).
+      warden::v1::AuditEvent base = StatementEvent(proxy, 1);
+      base.clear_sequence();
+      const std::string base_bytes = base.SerializeAsString();
       warden::v1::AppendAuditRequest request;
-      for (int i = 0; i < batch; ++i) {
-        *request.add_events() = StatementEvent(proxy, next + i);
-      }
+      for (int i = 0; i < batch; ++i) request.add_encoded_events();
+      warden::v1::AuditEvent numbered;
       while (!stop) {
         for (int i = 0; i < batch; ++i) {
-          request.mutable_events(i)->set_sequence(next + i);
+          numbered.set_sequence(next + i);
+          std::string* e = request.mutable_encoded_events(i);
+          *e = base_bytes;
+          numbered.AppendToString(e);
         }
         warden::v1::AppendAuditResponse response;
         grpc::ClientContext ctx;
