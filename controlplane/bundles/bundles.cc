@@ -107,6 +107,17 @@ absl::StatusOr<PushResult> Bundles::Push(
   }
   auto bundle = policy::lang::Compile(sources, diagnostics);
   if (!bundle.ok()) return bundle.status();
+  if (bundle->identity_providers_size() > 0) {
+    if (!resolver_) {
+      return absl::FailedPreconditionError(
+          "this control plane cannot fetch identity providers' keys");
+    }
+    if (absl::Status s = resolver_(&*bundle); !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          s.message(), " (the push is refused: proxies would not be able "
+                       "to verify this provider's tokens)"));
+    }
+  }
   auto head = Get(0);
   const bool have_head = head.ok();
   if (!have_head && !absl::IsNotFound(head.status())) return head.status();
@@ -127,6 +138,34 @@ absl::StatusOr<PushResult> Bundles::Push(
     kept.push_back(std::move(p));
   }
   return Publish(*bundle, kept, message, created_by, now, 0);
+}
+
+absl::StatusOr<PushResult> Bundles::RefreshKeys(const std::string& created_by,
+                                                absl::Time now) {
+  auto head = Get(0);
+  if (absl::IsNotFound(head.status())) return PushResult{0, "", true};
+  if (!head.ok()) return head.status();
+  warden::v1::PolicyBundle bundle;
+  if (!bundle.ParseFromString(head->signed_bundle().bundle())) {
+    return absl::DataLossError("the head revision holds no valid bundle");
+  }
+  const PushResult unchanged{head->signed_bundle().revision(), bundle.digest(),
+                             true};
+  if (bundle.identity_providers_size() == 0 || !resolver_) return unchanged;
+  const std::string before = bundle.digest();
+  if (absl::Status s = resolver_(&bundle); !s.ok()) return s;
+  if (bundle.digest() == before) return unchanged;
+  std::vector<warden::v1::PolicySource> sources(head->sources().begin(),
+                                                head->sources().end());
+  std::string names;
+  for (const auto& idp : bundle.identity_providers()) {
+    absl::StrAppend(&names, names.empty() ? "" : ", ", idp.name());
+  }
+  return Publish(bundle, sources,
+                 absl::StrCat("identity provider keys changed (", names,
+                              ") since revision ",
+                              head->signed_bundle().revision()),
+                 created_by, now, 0);
 }
 
 absl::StatusOr<PushResult> Bundles::Rollback(uint64_t to_revision,

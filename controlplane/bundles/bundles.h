@@ -7,6 +7,7 @@
 #define WARDEN_CONTROLPLANE_BUNDLES_BUNDLES_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,20 @@ class Bundles {
   // Not owned; must outlive this.
   Bundles(state::StateMachine* state, const store::Store* store,
           SigningKey key);
+
+  // Fills the keys of a compiled bundle's identity providers (and its
+  // digest): controlplane/idp in warden-control. Without one, a push with
+  // identity providers is refused.
+  using KeyResolver = std::function<absl::Status(warden::v1::PolicyBundle*)>;
+  void SetKeyResolver(KeyResolver resolver) {
+    resolver_ = std::move(resolver);
+  }
+
+  // Fetches the head revision's identity-provider keys again; when any
+  // changed, publishes the same policies with the new keys as a new
+  // revision (created by `created_by`). `unchanged` otherwise.
+  absl::StatusOr<PushResult> RefreshKeys(const std::string& created_by,
+                                         absl::Time now);
 
   // Push compiles `sources`. Invalid: InvalidArgument listing every
   // diagnostic (file:line:col), also in `diagnostics` if given. Content
@@ -73,6 +88,7 @@ class Bundles {
   state::StateMachine* const state_;
   const store::Store* const store_;
   const SigningKey key_;
+  KeyResolver resolver_;
 };
 
 }  // namespace warden::controlplane::bundles

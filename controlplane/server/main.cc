@@ -30,6 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/address.h"
 #include "common/crypto.h"
@@ -39,6 +40,7 @@
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/ca/ca.h"
 #include "controlplane/distribution/distribution.h"
+#include "controlplane/idp/keys.h"
 #include "controlplane/log/rocksdb_log.h"
 #include "controlplane/server/audit_services.h"
 #include "controlplane/server/services.h"
@@ -69,7 +71,8 @@ absl::StatusOr<std::string> LoadOrCreateSigningKey(const std::string& path,
 int main(int argc, char** argv) {
   CLI::App app{"warden-control: Warden's control plane", "warden-control"};
   std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
-                        signing_key, proxy_cert_ttl_text = "24h";
+                        signing_key, proxy_cert_ttl_text = "24h",
+                        idp_ca_file, idp_refresh_text = "10m";
   std::vector<std::string> tls_sans;
   app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
       ->required();
@@ -85,6 +88,13 @@ int main(int argc, char** argv) {
   app.add_option("--proxy-cert-ttl", proxy_cert_ttl_text,
                  "Lifetime of proxy client certificates (proxies renew at "
                  "two thirds)")
+      ->capture_default_str();
+  app.add_option("--idp-ca-file", idp_ca_file,
+                 "PEM CA bundle to verify identity providers' HTTPS with "
+                 "(default: the system's)");
+  app.add_option("--idp-refresh", idp_refresh_text,
+                 "How often identity providers' keys are fetched again; a "
+                 "change is published as a new policy revision")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
@@ -169,6 +179,18 @@ int main(int argc, char** argv) {
   }
   cp::bundles::Bundles bundles(&state, store->get(),
                                cp::bundles::SigningKey{*private_pem});
+  absl::Duration idp_refresh;
+  if (!absl::ParseDuration(idp_refresh_text, &idp_refresh) ||
+      idp_refresh < absl::Seconds(1)) {
+    std::cerr << "warden-control: --idp-refresh: expected a duration of at "
+                 "least 1s, such as 10m\n";
+    return 2;
+  }
+  cp::idp::FetchOptions idp_fetch;
+  idp_fetch.ca_file = idp_ca_file;
+  bundles.SetKeyResolver([idp_fetch](warden::v1::PolicyBundle* bundle) {
+    return cp::idp::ResolveAll(bundle, idp_fetch);
+  });
   cp::distribution::Distributor distributor(&bundles, authority->get(),
                                             store->get());
   // The audit log: its own Ed25519 key (DATA_DIR/audit.key) signs the
@@ -264,6 +286,29 @@ int main(int argc, char** argv) {
   }
   spdlog::info("warden-control ready on {} (port {}, TLS)", listen, port);
 
+  // Identity providers rotate their keys: fetch them again every
+  // --idp-refresh and publish a new revision when they changed, so proxies
+  // learn new keys before tokens signed with them arrive.
+  absl::Notification stopping;
+  std::thread idp_refresher([&] {
+    while (!stopping.WaitForNotificationWithTimeout(idp_refresh)) {
+      auto refreshed = bundles.RefreshKeys("warden-control", absl::Now());
+      if (!refreshed.ok()) {
+        spdlog::warn("identity provider keys not refreshed (proxies keep "
+                     "the keys they have): {}",
+                     refreshed.status().ToString());
+        continue;
+      }
+      if (refreshed->unchanged) continue;
+      spdlog::info("identity provider keys changed: revision {} published",
+                   refreshed->revision);
+      admin_audit.Record("warden-control", "policy.keys",
+                         absl::StrCat("revision ", refreshed->revision),
+                         "identity provider keys changed", true);
+      distributor.Publish();
+    }
+  });
+
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -272,6 +317,8 @@ int main(int argc, char** argv) {
   int received = 0;
   sigwait(&signals, &received);
   spdlog::info("signal {}: shutting down", received);
+  stopping.Notify();
+  idp_refresher.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   (*checkpointer)->Stop();
   return 0;

@@ -721,9 +721,11 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
     const Listener& l = cfg.listeners[i];
     if (l.auth != ClientAuthMethod::kOidc) continue;
     const std::string path = absl::StrCat("listeners[", i, "]");
-    if (cfg.identity_providers.empty()) {
+    if (cfg.identity_providers.empty() && !cfg.policy.control_plane) {
       c.Error(root["listeners"][i], path,
-              "auth: oidc needs identity_providers (none configured)");
+              "auth: oidc needs identity_providers, here or pushed with the "
+              "policies through policy.control_plane (neither is "
+              "configured)");
     }
     for (const auto& name : l.identity_providers) {
       if (cfg.FindIdentityProvider(name) == nullptr) {

@@ -173,7 +173,18 @@ absl::Status Server::Start() {
       shared_.listener_tls[l.name] = *ctx;
     }
     if (l.auth == config::ClientAuthMethod::kOidc) {
-      auto oidc = session::OidcAuthenticator::Create(config_, l);
+      session::OidcAuthenticator::BundleSource from_bundle;
+      if (config_.policy.control_plane) {
+        // Providers pushed with the policies (kind: IdentityProvider),
+        // keys fetched and signed by warden-control.
+        from_bundle = [this]() -> std::shared_ptr<const warden::v1::PolicyBundle> {
+          auto gate = shared_.CurrentGate();
+          if (gate == nullptr) return nullptr;
+          return std::shared_ptr<const warden::v1::PolicyBundle>(
+              gate, &gate->bundle());
+        };
+      }
+      auto oidc = session::OidcAuthenticator::Create(config_, l, from_bundle);
       if (!oidc.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("listener ", l.name, ": ", oidc.status().message()));

@@ -1,5 +1,6 @@
 #include "dataplane/session/oidc_authenticator.h"
 
+#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -75,14 +76,15 @@ class OidcExchange : public AuthExchange {
                          issuer.status().message(), ")")),
                      "oidc");
     }
-    OidcAuthenticator::Provider* provider = authenticator_->Find(*issuer);
+    const std::shared_ptr<const ResolvedProvider> provider =
+        authenticator_->Find(*issuer, request_.environment);
     if (provider == nullptr) {
       return Refused(absl::UnauthenticatedError(absl::StrCat(
                          "issuer '", issuer->substr(0, 200),
                          "' is not an identity provider of this listener")),
                      "oidc");
     }
-    const config::IdentityProvider& idp = *provider->config;
+    const config::IdentityProvider& idp = provider->config;
     const std::string method = absl::StrCat("oidc:", idp.name);
     jwt::VerifyOptions options;
     options.issuer = idp.issuer;
@@ -90,12 +92,11 @@ class OidcExchange : public AuthExchange {
     options.algorithms = idp.algorithms;
     options.clock_skew = absl::Milliseconds(idp.clock_skew_ms);
     options.max_lifetime = absl::Milliseconds(idp.max_token_lifetime_ms);
-    auto claims = jwt::Verify(token, *provider->keys->Current(), options);
+    auto claims = jwt::Verify(token, *provider->Keys(false), options);
     if (!claims.ok() &&
         absl::StrContains(claims.status().message(), "unknown key id")) {
       // The provider may have rotated its keys since they were read.
-      claims = jwt::Verify(token, *provider->keys->Current(/*force=*/true),
-                           options);
+      claims = jwt::Verify(token, *provider->Keys(/*force=*/true), options);
     }
     if (!claims.ok()) return Refused(claims.status(), method);
     for (const auto& [name, want] : idp.required_claims) {
@@ -197,8 +198,10 @@ std::shared_ptr<const jwt::KeySet> ProviderKeys::Current(bool force) {
 }
 
 absl::StatusOr<std::unique_ptr<OidcAuthenticator>> OidcAuthenticator::Create(
-    const config::ProxyConfig& config, const config::Listener& listener) {
+    const config::ProxyConfig& config, const config::Listener& listener,
+    BundleSource bundle) {
   auto auth = std::unique_ptr<OidcAuthenticator>(new OidcAuthenticator());
+  auth->bundle_ = std::move(bundle);
   for (const auto& idp : config.identity_providers) {
     if (!listener.identity_providers.empty() &&
         std::find(listener.identity_providers.begin(),
@@ -212,15 +215,89 @@ absl::StatusOr<std::unique_ptr<OidcAuthenticator>> OidcAuthenticator::Create(
           absl::StrCat("identity provider ", idp.name, ": ",
                        keys.status().message()));
     }
-    auth->providers_.push_back(Provider{&idp, *std::move(keys)});
+    ResolvedProvider p;
+    p.config = idp;
+    p.file_keys = keys->get();
+    auth->file_keys_.push_back(*std::move(keys));
+    auth->configured_.push_back(std::move(p));
   }
   return auth;
 }
 
-OidcAuthenticator::Provider* OidcAuthenticator::Find(
-    const std::string& issuer) {
-  for (auto& p : providers_) {
-    if (p.config->issuer == issuer) return &p;
+std::shared_ptr<const ProviderList> OidcAuthenticator::BundleProviders() {
+  std::shared_ptr<const warden::v1::PolicyBundle> bundle =
+      bundle_ ? bundle_() : nullptr;
+  absl::MutexLock lock(&mu_);
+  if (bundle == parsed_from_ && from_bundle_ != nullptr) return from_bundle_;
+  auto list = std::make_shared<ProviderList>();
+  if (bundle != nullptr) {
+    for (const auto& spec : bundle->identity_providers()) {
+      auto keys = jwt::KeySet::FromJwks(spec.jwks());
+      if (!keys.ok()) {
+        // Signed by warden-control, which checked it: log and skip.
+        spdlog::error("identity provider {} in the policy bundle has no "
+                      "usable keys: {}",
+                      spec.name(), keys.status().ToString());
+        continue;
+      }
+      ResolvedProvider p;
+      p.config.name = spec.name();
+      p.config.issuer = spec.issuer();
+      p.config.audiences.assign(spec.audiences().begin(),
+                                spec.audiences().end());
+      if (spec.algorithms_size() > 0) {
+        p.config.algorithms.assign(spec.algorithms().begin(),
+                                   spec.algorithms().end());
+      }
+      if (!spec.user_claim().empty()) p.config.user_claim = spec.user_claim();
+      if (spec.groups_claims_size() > 0) {
+        p.config.groups_claims.assign(spec.groups_claims().begin(),
+                                      spec.groups_claims().end());
+      }
+      for (const auto& cv : spec.required_claims()) {
+        p.config.required_claims.emplace_back(cv.claim(), cv.value());
+      }
+      if (spec.clock_skew_seconds() > 0) {
+        p.config.clock_skew_ms =
+            static_cast<int>(spec.clock_skew_seconds() * 1000);
+      }
+      if (spec.max_token_lifetime_seconds() > 0) {
+        p.config.max_token_lifetime_ms =
+            static_cast<int>(spec.max_token_lifetime_seconds() * 1000);
+      }
+      if (!spec.kind().empty()) p.config.kind = spec.kind();
+      p.environments.assign(spec.environments().begin(),
+                            spec.environments().end());
+      p.keys = std::make_shared<const jwt::KeySet>(*std::move(keys));
+      list->push_back(std::move(p));
+    }
+  }
+  parsed_from_ = std::move(bundle);
+  from_bundle_ = std::move(list);
+  return from_bundle_;
+}
+
+std::shared_ptr<const ResolvedProvider> OidcAuthenticator::Find(
+    const std::string& issuer, const std::string& environment) {
+  for (const auto& p : configured_) {
+    // Lives as long as the authenticator, which outlives its exchanges.
+    if (p.config.issuer == issuer) {
+      return std::shared_ptr<const ResolvedProvider>(std::shared_ptr<void>(),
+                                                     &p);
+    }
+  }
+  const std::shared_ptr<const ProviderList> list = BundleProviders();
+  for (const auto& p : *list) {
+    if (p.config.issuer != issuer) continue;
+    if (!p.environments.empty() &&
+        std::none_of(p.environments.begin(), p.environments.end(),
+                     [&](const std::string& glob) {
+                       return fnmatch(glob.c_str(), environment.c_str(), 0) ==
+                              0;
+                     })) {
+      continue;
+    }
+    return std::shared_ptr<const ResolvedProvider>(list, &p);
   }
   return nullptr;
 }

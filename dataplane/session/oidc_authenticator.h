@@ -9,6 +9,7 @@
 #ifndef WARDEN_DATAPLANE_SESSION_OIDC_AUTHENTICATOR_H_
 #define WARDEN_DATAPLANE_SESSION_OIDC_AUTHENTICATOR_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "common/jwt.h"
 #include "dataplane/config/config.h"
 #include "dataplane/session/authenticator.h"
+#include "proto/warden/v1/policy.pb.h"
 
 namespace warden::session {
 
@@ -45,23 +47,51 @@ class ProviderKeys {
   absl::Time checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
+// A provider as an exchange uses it: from the proxy config (keys from its
+// file) or from the policy bundle (keys in the bundle).
+struct ResolvedProvider {
+  config::IdentityProvider config;
+  std::vector<std::string> environments;  // globs; empty: all
+  ProviderKeys* file_keys = nullptr;      // config providers
+  std::shared_ptr<const jwt::KeySet> keys;  // bundle providers
+  std::shared_ptr<const jwt::KeySet> Keys(bool force) const {
+    return file_keys != nullptr ? file_keys->Current(force) : keys;
+  }
+};
+using ProviderList = std::vector<ResolvedProvider>;
+
 class OidcAuthenticator : public Authenticator {
  public:
-  // The providers `listener` accepts (all configured ones when it names
-  // none); reads each provider's JWKS, failing with the provider's name.
+  // The policy bundle in force (null before the first), whose
+  // identity_providers apply too; null when policies come from files.
+  using BundleSource =
+      std::function<std::shared_ptr<const warden::v1::PolicyBundle>()>;
+
+  // The providers `listener` accepts from the proxy config (all configured
+  // ones when it names none), each JWKS read now, failing with the
+  // provider's name; plus, through `bundle`, those of the policy bundle.
   static absl::StatusOr<std::unique_ptr<OidcAuthenticator>> Create(
-      const config::ProxyConfig& config, const config::Listener& listener);
+      const config::ProxyConfig& config, const config::Listener& listener,
+      BundleSource bundle = nullptr);
   std::unique_ptr<AuthExchange> Begin(const AuthRequest& request) override;
 
-  struct Provider {
-    const config::IdentityProvider* config;
-    std::unique_ptr<ProviderKeys> keys;
-  };
-  // For the exchange: the provider whose issuer is `issuer`, or null.
-  Provider* Find(const std::string& issuer);
+  // For the exchange: the provider of `environment` whose issuer is
+  // `issuer`, or null. Config providers first.
+  // The result keeps its provider list alive while it is used.
+  std::shared_ptr<const ResolvedProvider> Find(const std::string& issuer,
+                                               const std::string& environment);
 
  private:
-  std::vector<Provider> providers_;
+  // The bundle's providers, parsed once per bundle.
+  std::shared_ptr<const ProviderList> BundleProviders();
+
+  std::vector<std::unique_ptr<ProviderKeys>> file_keys_;
+  ProviderList configured_;
+  BundleSource bundle_;
+  absl::Mutex mu_;
+  std::shared_ptr<const warden::v1::PolicyBundle> parsed_from_
+      ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const ProviderList> from_bundle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace warden::session

@@ -230,6 +230,108 @@ class Compiler : public DiagnosticSink {
     }
   }
 
+  // kind: IdentityProvider. Its keys are not in the file: warden-control
+  // fetches them (jwks_uri, or the issuer's discovery document).
+  void CompileIdentityProvider(const YAML::Node& doc,
+                               warden::v1::IdentityProviderSpec* idp) {
+    idp->set_source(absl::StrCat(file(), ":", doc.Mark().line + 1));
+    const YAML::Node meta = doc["metadata"];
+    if (!meta || !Map(meta, "metadata", {"name"}) || !meta["name"]) {
+      Error(meta ? meta : doc, "metadata.name is required");
+    } else {
+      idp->set_name(meta["name"].Scalar());
+    }
+    const YAML::Node spec = doc["spec"];
+    if (!spec) {
+      Error(doc, "spec is required");
+      return;
+    }
+    if (!Map(spec, "spec",
+             {"issuer", "audiences", "environments", "algorithms",
+              "user_claim", "groups_claims", "required_claims", "clock_skew",
+              "max_token_lifetime", "kind", "jwks_uri"})) {
+      return;
+    }
+    if (!spec["issuer"] || !spec["issuer"].IsScalar() ||
+        spec["issuer"].Scalar().rfind("https://", 0) != 0) {
+      Error(spec["issuer"] ? spec["issuer"] : spec,
+            "issuer must be the provider's https:// issuer URL",
+            "exactly the `iss` of its tokens, e.g. "
+            "https://example.okta.com/oauth2/default");
+    } else {
+      idp->set_issuer(spec["issuer"].Scalar());
+    }
+    for (auto a : Strings(spec["audiences"], "audiences")) {
+      idp->add_audiences(a);
+    }
+    if (idp->audiences().empty()) {
+      Error(spec["audiences"] ? spec["audiences"] : spec,
+            "audiences must list at least one audience",
+            "the client id (ID tokens) or API audience (access tokens)");
+    }
+    for (auto e : Strings(spec["environments"], "environments")) {
+      idp->add_environments(e);
+    }
+    const auto algorithms = Strings(spec["algorithms"], "algorithms");
+    for (size_t i = 0; i < algorithms.size(); ++i) {
+      if (algorithms[i] != "RS256" && algorithms[i] != "ES256") {
+        Error(spec["algorithms"].IsSequence() ? spec["algorithms"][i]
+                                              : spec["algorithms"],
+              "algorithm '" + algorithms[i] + "' is not supported",
+              "RS256 and ES256 only; none and HMAC are never accepted");
+      }
+      idp->add_algorithms(algorithms[i]);
+    }
+    if (spec["user_claim"]) idp->set_user_claim(spec["user_claim"].Scalar());
+    for (auto g : Strings(spec["groups_claims"], "groups_claims")) {
+      idp->add_groups_claims(g);
+    }
+    if (const YAML::Node rc = spec["required_claims"]) {
+      if (!rc.IsMap()) {
+        Error(rc, "required_claims must map claim names to values");
+      } else {
+        for (const auto& kv : rc) {
+          auto* cv = idp->add_required_claims();
+          cv->set_claim(kv.first.Scalar());
+          if (!kv.second.IsScalar()) {
+            Error(kv.second, "required claim values must be strings");
+          } else {
+            cv->set_value(kv.second.Scalar());
+          }
+        }
+      }
+    }
+    auto seconds = [&](const char* key, int64_t max, int64_t* out) {
+      const YAML::Node n = spec[key];
+      if (!n) return;
+      absl::Duration d;
+      if (!n.IsScalar() || !absl::ParseDuration(n.Scalar(), &d) ||
+          d < absl::Seconds(1) || d > absl::Seconds(max)) {
+        Error(n, absl::StrCat(key, " must be a duration such as 60s or 12h"));
+        return;
+      }
+      *out = absl::ToInt64Seconds(d);
+    };
+    int64_t skew = 0, lifetime = 0;
+    seconds("clock_skew", 3600, &skew);
+    seconds("max_token_lifetime", 7 * 86400, &lifetime);
+    idp->set_clock_skew_seconds(skew);
+    idp->set_max_token_lifetime_seconds(lifetime);
+    if (spec["kind"]) {
+      std::string k;
+      if (OneOf(spec["kind"], "kind", {"human", "agent", "service"}, &k)) {
+        idp->set_kind(k);
+      }
+    }
+    if (const YAML::Node u = spec["jwks_uri"]) {
+      if (!u.IsScalar() || u.Scalar().rfind("https://", 0) != 0) {
+        Error(u, "jwks_uri must be an https:// URL");
+      } else {
+        idp->set_jwks_uri(u.Scalar());
+      }
+    }
+  }
+
   void CompileDocument(const YAML::Node& doc, warden::v1::PolicyBundle* out) {
     if (!doc || doc.IsNull()) return;
     if (!Map(doc, "document", {"apiVersion", "kind", "metadata", "spec"})) {
@@ -241,10 +343,15 @@ class Compiler : public DiagnosticSink {
     }
     const std::string kind = doc["kind"] ? doc["kind"].Scalar() : "";
     if (kind == "PolicyTest") return;
+    if (kind == "IdentityProvider") {
+      CompileIdentityProvider(doc, out->add_identity_providers());
+      return;
+    }
     if (kind != "Policy") {
       Error(doc["kind"] ? doc["kind"] : doc,
             "kind '" + kind + "' is not supported here",
-            "this compiler takes kind: Policy (and skips PolicyTest)");
+            "this compiler takes kind: Policy and IdentityProvider (and "
+            "skips PolicyTest)");
       return;
     }
     warden::v1::Policy* policy = out->add_policies();
@@ -324,7 +431,25 @@ absl::StatusOr<warden::v1::PolicyBundle> Compile(
       // no exception leaves this function.
       try {
         const int before = bundle.policies_size();
+        const int idps_before = bundle.identity_providers_size();
         compiler.CompileDocument(doc, &bundle);
+        if (bundle.identity_providers_size() > idps_before) {
+          const auto& idp = bundle.identity_providers(idps_before);
+          for (int i = 0; i < idps_before; ++i) {
+            const auto& other = bundle.identity_providers(i);
+            if (!idp.name().empty() && other.name() == idp.name()) {
+              compiler.Error(doc["metadata"]["name"],
+                             "duplicate identity provider '" + idp.name() +
+                                 "' (also " + other.source() + ")");
+            } else if (!idp.issuer().empty() &&
+                       other.issuer() == idp.issuer()) {
+              compiler.Error(doc["spec"]["issuer"],
+                             "identity provider '" + idp.name() +
+                                 "' has the issuer of '" + other.name() +
+                                 "' (" + other.source() + ")");
+            }
+          }
+        }
         if (bundle.policies_size() > before) {
           const std::string& name = bundle.policies(before).name();
           if (!name.empty() && !policy_names.insert(name).second) {
@@ -357,6 +482,7 @@ std::string ContentDigest(const warden::v1::PolicyBundle& bundle) {
   std::string serialized;
   warden::v1::PolicyBundle content;
   *content.mutable_policies() = bundle.policies();
+  *content.mutable_identity_providers() = bundle.identity_providers();
   {
     google::protobuf::io::StringOutputStream stream(&serialized);
     google::protobuf::io::CodedOutputStream coded(&stream);

@@ -104,3 +104,50 @@ class FakeIdp:
         header, _, sig = self.token(user).split(".")
         payload = b64(json.dumps(self.claims(as_user)))
         return header + "." + payload + "." + sig
+
+
+class IdpServer:
+    """Serves a FakeIdp over HTTPS on 127.0.0.1 (a thread of the test):
+    its OpenID discovery document and its current JWKS, as an identity
+    provider does; `issuer` is https://localhost:PORT."""
+
+    def __init__(self, cert, key, port):
+        import http.server
+        import ssl
+        import threading
+
+        self.port = port
+        self.idp = FakeIdp(issuer="https://localhost:%d" % port)
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": outer.idp.issuer, "jwks_uri": outer.idp.issuer + "/keys"}
+                elif self.path == "/keys":
+                    body = outer.idp.jwks()
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -5,7 +5,9 @@ password. psycopg2 connects as a real client would. Valid tokens map to the
 user and groups the policy sees; every kind of bad token is refused with
 SQLSTATE 28000 and says why; rotated keys are picked up."""
 
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,7 +18,8 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 
-from fakeidp import FakeIdp  # noqa: E402
+from fakeidp import FakeIdp, IdpServer  # noqa: E402
+from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
 from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
 sys.path.insert(0, HERE)
@@ -181,6 +184,176 @@ environments:
         finally:
             self.idp.keys = [old] + self.idp.keys
             self.idp.write_jwks(self.jwks)
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class BundleOidcTest(unittest.TestCase):
+    """The provider pushed with the policies (kind: IdentityProvider):
+    warden-control fetches its discovery document and keys over HTTPS and
+    signs them into the bundle; the proxy has no route to the provider and
+    no provider in its own config."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="warden-identity-bundle-")
+        cls.proxy = cls.control = cls.server = None
+        cls.pg = PostgresServer()
+        try:
+            cls.pg.start()
+            setup_sample(cls.pg)
+            cls.certs = make_ca_and_cert(os.path.join(cls.work, "tls"))
+            cls.server = IdpServer(cls.certs["cert"], cls.certs["key"], free_port())
+            cls.idp = cls.server.idp
+            cls.control = ControlPlane(cls.work, extra_args=[
+                "--idp-ca-file", cls.certs["ca"], "--idp-refresh", "1s"]).start()
+            cls.policies = os.path.join(cls.work, "policies")
+            os.makedirs(cls.policies)
+            with open(os.path.join(cls.policies, "prod.yaml"), "w") as f:
+                f.write(POLICY)
+            cls.write_idp(cls.idp.issuer)
+            r = cls.push()
+            assert r.returncode == 0, r.stdout + r.stderr
+            token = cls.control.bootstrap_token_file("prod", "idp-p1")
+            cls.port = free_port()
+            config = f"""
+proxy: {{ workers: 1, log_level: info }}
+policy:
+  control_plane:
+    address: localhost:{cls.control.port}
+    ca_file: {cls.control.ca_file}
+    trusted_keys: [{cls.control.signing_pub()}]
+    state_dir: {os.path.join(cls.work, 'state')}
+    bootstrap_token_file: {token}
+    proxy_id: idp-p1
+audit: {{ mode: async, spool_dir: {os.path.join(cls.work, 'spool')} }}
+listeners:
+  - name: main
+    port: {cls.port}
+    environment: prod
+    auth: oidc
+    tls: {{ mode: require, cert_file: {cls.certs['cert']}, key_file: {cls.certs['key']} }}
+environments:
+  - name: prod
+    databases:
+      - name: shop
+        upstream: {{ host: 127.0.0.1, port: {cls.pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+"""
+            cls.proxy = WardenProxy(config, cls.work, {"main": cls.port}).start()
+            assert wait_until(lambda: "in force" in cls.proxy.log()), cls.proxy.log()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def write_idp(cls, issuer, environments="[prod]"):
+        with open(os.path.join(cls.policies, "idp.yaml"), "w") as f:
+            f.write(f"""apiVersion: warden/v1
+kind: IdentityProvider
+metadata: {{ name: corp }}
+spec:
+  issuer: {issuer}
+  audiences: [warden]
+  environments: {environments}
+  groups_claims: [groups]
+""")
+
+    @classmethod
+    def push(cls):
+        return subprocess.run([WARDENCTL, "policy", "push", cls.policies],
+                              env=cls.control.env(), capture_output=True, text=True, timeout=60)
+
+    @classmethod
+    def tearDownClass(cls):
+        for part in (cls.proxy, cls.control):
+            if part:
+                part.stop()
+        if cls.server:
+            cls.server.stop()
+        cls.pg.stop()
+
+    def connect(self, user, token):
+        return psycopg2.connect(host="localhost", port=self.port, dbname="shop", user=user,
+                                password=token, sslmode="verify-full",
+                                sslrootcert=self.certs["ca"], connect_timeout=10)
+
+    def test_1_bundle_keys_authenticate_and_the_trail_names_the_user(self):
+        self.assertIn("/keys", self.server.requests)  # fetched by warden-control
+        conn = self.connect("dana@example.com",
+                            self.idp.token("dana@example.com", ["engineers", "oncall"]))
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+        conn.close()
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            self.connect("dana@example.com", self.idp.token("dana@example.com", aud="x")).close()
+        self.assertIn("audience 'x' is not one of 'warden'", str(cm.exception))
+
+        def auth_events():
+            r = subprocess.run([WARDENCTL, "audit", "search", "--kind", "authentication",
+                                "--format", "json"], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            return [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+        self.assertTrue(wait_until(lambda: len(auth_events()) >= 2), self.proxy.log()[-2000:])
+        ok = [e for e in auth_events() if e["authentication"].get("success")]
+        self.assertEqual(ok[0]["identity"]["user"], "dana@example.com")
+        self.assertEqual(ok[0]["identity"]["groups"], ["engineers", "oncall"])
+        self.assertEqual(ok[0]["authentication"]["method"], "oidc:corp")
+        failed = [e for e in auth_events() if not e["authentication"].get("success")]
+        self.assertEqual(failed[0]["authentication"]["method"], "oidc:corp")
+        self.assertIn("audience", failed[0]["authentication"]["reason"])
+
+    def test_2_rotated_provider_keys_reach_the_proxy_in_a_new_revision(self):
+        user = "erin@example.com"
+        old = self.idp.rotate("k2")
+
+        def connects():
+            try:
+                self.connect(user, self.idp.token(user)).close()
+                return True
+            except psycopg2.OperationalError:
+                return False
+        self.assertTrue(wait_until(connects, timeout=30), self.control.log()[-2000:])
+        r = subprocess.run([WARDENCTL, "policy", "history"], env=self.control.env(),
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn("identity provider keys changed (corp)", r.stdout)
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            self.connect(user, self.idp.token(user, key=old)).close()
+        self.assertIn("unknown key id 'k1'", str(cm.exception))
+
+    def test_3_a_provider_whose_keys_cannot_be_fetched_is_refused_at_push(self):
+        try:
+            self.write_idp("https://localhost:%d" % free_port())
+            r = self.push()
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("identity provider corp: discovery", r.stderr)
+            self.assertIn("push is refused", r.stderr)
+        finally:
+            self.write_idp(self.idp.issuer)
+
+    def test_4_a_provider_of_another_environment_is_not_accepted_here(self):
+        try:
+            self.write_idp(self.idp.issuer, environments="[staging]")
+            r = self.push()
+            self.assertEqual(r.returncode, 0, r.stderr)
+            user = "fay@example.com"
+
+            def refused():
+                try:
+                    self.connect(user, self.idp.token(user)).close()
+                    return False
+                except psycopg2.OperationalError as e:
+                    return "is not an identity provider of this listener" in str(e)
+            self.assertTrue(wait_until(refused))
+        finally:
+            self.write_idp(self.idp.issuer)
+            self.push()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/bundle/bundle.h"
+#include "policy/lang/compile.h"
 
 namespace warden::controlplane {
 namespace {
@@ -167,6 +168,77 @@ TEST_F(BundlesTest, RevisionsAreLogIndexesSharedWithOtherChanges) {
   EXPECT_TRUE(policy::bundle::VerifyBundle(bundles_->Get(2)->signed_bundle(),
                                            trusted_, 0)
                   .ok());
+}
+
+constexpr char kIdp[] = R"(apiVersion: warden/v1
+kind: IdentityProvider
+metadata: { name: corp }
+spec:
+  issuer: https://idp.example.com
+  audiences: [warden]
+)";
+
+TEST_F(BundlesTest, IdentityProvidersNeedTheirKeysFetched) {
+  // No way to fetch: the push is refused, nothing committed.
+  auto refused = bundles_->Push({{"prod.yaml", Policy("guard", "DROP TABLE")},
+                                 {"idp.yaml", kIdp}},
+                                "msg", "ci-main", kNow, false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*bundles_->Head(), 0u);
+
+  // A fetch that fails refuses the push with the provider's error.
+  bundles_->SetKeyResolver([](warden::v1::PolicyBundle*) {
+    return absl::UnavailableError("identity provider corp: discovery: down");
+  });
+  refused = bundles_->Push({{"prod.yaml", Policy("guard", "DROP TABLE")},
+                            {"idp.yaml", kIdp}},
+                           "msg", "ci-main", kNow, false);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("corp: discovery: down"));
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("push is refused"));
+
+  // Keys as the resolver finds them go into the signed bundle.
+  std::string keys = R"({"keys":[1]})";
+  bundles_->SetKeyResolver([&keys](warden::v1::PolicyBundle* b) {
+    for (auto& idp : *b->mutable_identity_providers()) idp.set_jwks(keys);
+    b->set_digest(policy::lang::ContentDigest(*b));
+    return absl::OkStatus();
+  });
+  auto pushed = bundles_->Push({{"prod.yaml", Policy("guard", "DROP TABLE")},
+                                {"idp.yaml", kIdp}},
+                               "msg", "ci-main", kNow, false);
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  auto head = bundles_->Get(0);
+  ASSERT_TRUE(head.ok());
+  auto verified = policy::bundle::VerifyBundle(head->signed_bundle(), trusted_, 0);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  ASSERT_EQ(verified->identity_providers_size(), 1);
+  EXPECT_EQ(verified->identity_providers(0).jwks(), keys);
+  EXPECT_EQ(verified->identity_providers(0).issuer(), "https://idp.example.com");
+
+  // Refresh: same keys, nothing new; changed keys, a new revision with the
+  // same policies, saying why.
+  auto same = bundles_->RefreshKeys("warden-control", kNow);
+  ASSERT_TRUE(same.ok());
+  EXPECT_TRUE(same->unchanged);
+  EXPECT_EQ(*bundles_->Head(), pushed->revision);
+  keys = R"({"keys":[2]})";
+  auto rotated = bundles_->RefreshKeys("warden-control", kNow);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_FALSE(rotated->unchanged);
+  EXPECT_GT(rotated->revision, pushed->revision);
+  head = bundles_->Get(0);
+  EXPECT_THAT(head->signed_bundle().message(),
+              HasSubstr("identity provider keys changed (corp)"));
+  EXPECT_EQ(head->signed_bundle().created_by(), "warden-control");
+  EXPECT_EQ(head->sources_size(), 2);
+  verified = policy::bundle::VerifyBundle(head->signed_bundle(), trusted_, 0);
+  ASSERT_TRUE(verified.ok());
+  EXPECT_EQ(verified->identity_providers(0).jwks(), keys);
+  EXPECT_EQ(verified->policies_size(), 1);
 }
 
 }  // namespace

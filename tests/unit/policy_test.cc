@@ -152,6 +152,81 @@ TEST_F(PolicyTest, IdentityEnvironmentAndUnparseable) {
               HasSubstr("Destructive DDL is blocked"));
 }
 
+TEST(PolicyCompileTest, IdentityProvidersCompileIntoTheBundle) {
+  auto bundle = lang::Compile({{"idp.yaml", R"(apiVersion: warden/v1
+kind: IdentityProvider
+metadata: { name: google }
+spec:
+  issuer: https://accounts.google.com
+  audiences: [123.apps.googleusercontent.com]
+  environments: [prod, "stag*"]
+  algorithms: [RS256]
+  user_claim: email
+  required_claims: { hd: example.com }
+  clock_skew: 30s
+  max_token_lifetime: 2h
+  kind: human
+)"}});
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  ASSERT_EQ(bundle->identity_providers_size(), 1);
+  const auto& idp = bundle->identity_providers(0);
+  EXPECT_EQ(idp.name(), "google");
+  EXPECT_EQ(idp.issuer(), "https://accounts.google.com");
+  EXPECT_EQ(idp.environments_size(), 2);
+  EXPECT_EQ(idp.required_claims(0).claim(), "hd");
+  EXPECT_EQ(idp.required_claims(0).value(), "example.com");
+  EXPECT_EQ(idp.clock_skew_seconds(), 30);
+  EXPECT_EQ(idp.max_token_lifetime_seconds(), 7200);
+  EXPECT_EQ(idp.source(), "idp.yaml:1");
+  EXPECT_TRUE(idp.jwks().empty()) << "keys are warden-control's to fetch";
+  // The provider is part of the content digest.
+  auto other = lang::Compile({{"idp.yaml", R"(apiVersion: warden/v1
+kind: IdentityProvider
+metadata: { name: google }
+spec:
+  issuer: https://accounts.google.com
+  audiences: [456.apps.googleusercontent.com]
+)"}});
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->digest(), bundle->digest());
+}
+
+TEST(PolicyCompileTest, BadIdentityProvidersAreNamed) {
+  std::vector<lang::Diagnostic> diags;
+  auto bundle = lang::Compile({{"idp.yaml", R"(apiVersion: warden/v1
+kind: IdentityProvider
+metadata: { name: a }
+spec:
+  issuer: http://idp.example.com
+  algorithms: [HS256]
+---
+apiVersion: warden/v1
+kind: IdentityProvider
+metadata: { name: b }
+spec:
+  issuer: https://same.example.com
+  audiences: [x]
+---
+apiVersion: warden/v1
+kind: IdentityProvider
+metadata: { name: c }
+spec:
+  issuer: https://same.example.com
+  audiences: [x]
+  jwks_uri: ftp://keys
+)"}},
+                              &diags);
+  ASSERT_FALSE(bundle.ok());
+  std::string all;
+  for (const auto& d : diags) all += d.ToString() + "\n";
+  EXPECT_THAT(all, HasSubstr("idp.yaml:5:11: issuer must be the provider's "
+                             "https:// issuer URL"));
+  EXPECT_THAT(all, HasSubstr("audiences must list at least one audience"));
+  EXPECT_THAT(all, HasSubstr("algorithm 'HS256' is not supported"));
+  EXPECT_THAT(all, HasSubstr("jwks_uri must be an https:// URL"));
+  EXPECT_THAT(all, HasSubstr("identity provider 'c' has the issuer of 'b'"));
+}
+
 TEST(PolicyCompileTest, DiagnosticsNamePositionAndHint) {
   std::vector<lang::Diagnostic> diags;
   auto bundle = lang::Compile({{"bad.yaml", R"(apiVersion: warden/v1
