@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
 from controlharness import WARDENCTL_BIN, ControlPlane  # noqa: E402
 from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
+from fakeidp import IdpServer  # noqa: E402
 
 USERS = {"alice": ("alice-pw", ["prod", "dev"]), "bob": ("bob-pw", ["dev"])}
 # prod is governed by policy/examples/production.yaml, dev by development.yaml.
@@ -50,6 +51,12 @@ listeners:
     port: {ports['dev']}
     environment: dev
     tls: {{ mode: allow, cert_file: {certs['cert']}, key_file: {certs['key']} }}
+  - name: sso
+    address: 127.0.0.1
+    port: {ports['sso']}
+    environment: prod
+    auth: oidc              # tokens of the identity provider pushed with the policies
+    tls: {{ mode: require, cert_file: {certs['cert']}, key_file: {certs['key']} }}
 environments:
   - name: prod
     databases:
@@ -74,6 +81,7 @@ def main():
     pg = PostgresServer()
     proxy = None
     control = None
+    idp = None
     stop = {"now": False}
 
     def on_signal(signum, frame):
@@ -86,14 +94,31 @@ def main():
         pg.start()
         setup_sample(pg)
         certs = make_ca_and_cert(os.path.join(work, "certs"))
-        ports = {"prod": free_port(), "dev": free_port()}
+        ports = {"prod": free_port(), "dev": free_port(), "sso": free_port()}
         os.environ["WARDEN_DEMO_SVC_PASSWORD"] = "svc-scram-pw"
+        print("Starting the demo's identity provider (OpenID Connect, HTTPS) ...", flush=True)
+        idp = IdpServer(certs["cert"], certs["key"], free_port())
         print("Starting warden-control ...", flush=True)
         # No operator certificate: warden-control serves one from its own CA
         # (DATA_DIR/ca.crt), which also issues the proxy's client certificate.
-        control = ControlPlane(work).start()
-        print("Pushing policy/examples through the control plane ...", flush=True)
-        push = subprocess.run([WARDENCTL_BIN, "policy", "push", POLICY_DIR, "-m", "demo"],
+        # It fetches the identity provider's keys, trusting the demo CA.
+        control = ControlPlane(work, extra_args=["--idp-ca-file", certs["ca"]]).start()
+        # The example policies plus the demo's identity provider.
+        policies = os.path.join(work, "policies")
+        shutil.copytree(POLICY_DIR, policies)
+        with open(os.path.join(policies, "demo-idp.yaml"), "w") as f:
+            f.write(f"""apiVersion: warden/v1
+kind: IdentityProvider
+metadata: {{ name: demo-idp }}
+spec:
+  issuer: {idp.idp.issuer}
+  audiences: [{idp.idp.audience}]
+  environments: [prod, dev]
+  groups_claims: [groups]
+""")
+        print("Pushing policy/examples and the identity provider through the control plane ...",
+              flush=True)
+        push = subprocess.run([WARDENCTL_BIN, "policy", "push", policies, "-m", "demo"],
                               env=control.env(), capture_output=True, text=True, timeout=60)
         if push.returncode != 0:
             print("wardenctl policy push failed:\n" + push.stdout + push.stderr, file=sys.stderr)
@@ -119,7 +144,8 @@ def main():
               % (control.port, control.ca_file, control.data))
         print("%s policy status      # fleet: the proxy runs the pushed revision" % WARDENCTL_BIN)
         print("%s policy history" % WARDENCTL_BIN)
-        print("%s policy push policy/examples -m 'my change'" % WARDENCTL_BIN)
+        print("%s policy push %s -m 'my change'   # policy/examples + demo-idp.yaml"
+              % (WARDENCTL_BIN, policies))
         print("# the audit trail: every session and statement, tamper-evident")
         print("%s audit tail --follow" % WARDENCTL_BIN)
         print("%s audit checkpoint --out /tmp/checkpoint.note && %s audit export --out /tmp/audit.jsonl"
@@ -138,6 +164,15 @@ def main():
             print("PGHOST=127.0.0.1 PGPORT=%d PGUSER=alice PGPASSWORD=alice-pw PGDATABASE=shop "
                   "PGSSLMODE=require psql" % ports[env])
             print()
+        token_file = os.path.join(work, "alice@example.com.jwt")
+        with open(token_file, "w") as f:
+            f.write(idp.idp.token("alice@example.com", ["engineers", "dba"], lifetime=8 * 3600))
+        print("# prod, signed in through the demo's identity provider: its token is the password")
+        print("# (a token for anyone: curl -s --cacert %s 'https://localhost:%d/token?user=NAME&groups=G1,G2')"
+              % (certs["ca"], idp.port))
+        print('PGPASSWORD=$(cat %s) psql "host=127.0.0.1 port=%d user=alice@example.com '
+              'dbname=shop sslmode=require"' % (token_file, ports["sso"]))
+        print()
         print("Try in prod (refused by the guardrails; the statements never run):")
         print("  DROP TABLE orders;              -- denied")
         print("  DELETE FROM orders;             -- denied: no WHERE clause")
@@ -166,6 +201,8 @@ def main():
             proxy.stop()
         if control:
             control.stop()
+        if idp:
+            idp.stop()
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
         print("Stopped warden-proxy, warden-control and PostgreSQL.", flush=True)

@@ -124,6 +124,23 @@ class IdpServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 outer.requests.append(self.path)
+                if self.path.startswith("/token?"):
+                    # A test provider's convenience (loopback only): a
+                    # token for whoever asks, as after a login.
+                    from urllib.parse import parse_qs, urlsplit
+                    q = parse_qs(urlsplit(self.path).query)
+                    user = q.get("user", [""])[0]
+                    groups = [g for g in q.get("groups", [""])[0].split(",") if g]
+                    if not user:
+                        self.send_error(400, "user= is required")
+                        return
+                    data = (outer.idp.token(user, groups, lifetime=8 * 3600) + "\n").encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if self.path == "/.well-known/openid-configuration":
                     body = {"issuer": outer.idp.issuer, "jwks_uri": outer.idp.issuer + "/keys"}
                 elif self.path == "/keys":

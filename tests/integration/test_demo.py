@@ -107,6 +107,23 @@ class DemoTest(unittest.TestCase):
                 time.sleep(0.2)
             self.assertIn("alice: DENY", tail)
             self.assertIn("DROP TABLE orders", tail)
+            # Signed in through the demo's identity provider, as printed:
+            # the audit trail names the provider's user.
+            token_file, sso = re.search(r'^PGPASSWORD=\$\(cat (\S+)\) psql "([^"]+)"$',
+                                        out, re.M).groups()
+            with open(token_file) as f:
+                token = f.read().strip()
+            r = subprocess.run(["psql", sso, "-Atc", "SELECT 'sso-' || count(*) FROM orders"],
+                               env=dict(os.environ, PGPASSWORD=token),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "sso-20", r.stderr)
+            deadline = time.time() + 20
+            while time.time() < deadline and "alice@example.com" not in tail:
+                tail = subprocess.run([wardenctl, "audit", "tail", "--limit", "100"], env=ctl_env,
+                                      capture_output=True, text=True, timeout=30).stdout
+                time.sleep(0.2)
+            self.assertRegex(tail, r"alice@example\.com: authentication ok \(oidc:demo-idp\)")
+            self.assertIn("alice@example.com: ALLOW SELECT 'sso-' || count(*) FROM orders", tail)
             audit_lines = re.findall(r"^(\S+ audit (?:checkpoint|verify) .*)$", out, re.M)
             self.assertEqual(len(audit_lines), 2, out)
             for line in audit_lines:
