@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "policy/bundle/bundle.h"
+#include "policy/lang/compile.h"
 
 namespace warden::controlplane::bundles {
 namespace {
@@ -118,6 +119,7 @@ absl::StatusOr<PushResult> Bundles::Push(
                        "to verify this provider's tokens)"));
     }
   }
+  if (absl::Status s = WithServiceTokens(&*bundle); !s.ok()) return s;
   auto head = Get(0);
   const bool have_head = head.ok();
   if (!have_head && !absl::IsNotFound(head.status())) return head.status();
@@ -138,6 +140,40 @@ absl::StatusOr<PushResult> Bundles::Push(
     kept.push_back(std::move(p));
   }
   return Publish(*bundle, kept, message, created_by, now, 0);
+}
+
+absl::Status Bundles::WithServiceTokens(
+    warden::v1::PolicyBundle* bundle) const {
+  bundle->clear_service_tokens();
+  if (service_tokens_) {
+    auto tokens = service_tokens_();
+    if (!tokens.ok()) return tokens.status();
+    for (auto& t : *tokens) *bundle->add_service_tokens() = std::move(t);
+  }
+  bundle->set_digest(policy::lang::ContentDigest(*bundle));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PushResult> Bundles::RefreshServiceTokens(
+    const std::string& created_by, absl::Time now) {
+  auto head = Get(0);
+  if (absl::IsNotFound(head.status())) return PushResult{0, "", true};
+  if (!head.ok()) return head.status();
+  warden::v1::PolicyBundle bundle;
+  if (!bundle.ParseFromString(head->signed_bundle().bundle())) {
+    return absl::DataLossError("the head revision holds no valid bundle");
+  }
+  const std::string before = bundle.digest();
+  if (absl::Status s = WithServiceTokens(&bundle); !s.ok()) return s;
+  if (bundle.digest() == before) {
+    return PushResult{head->signed_bundle().revision(), before, true};
+  }
+  std::vector<warden::v1::PolicySource> sources(head->sources().begin(),
+                                                head->sources().end());
+  return Publish(bundle, sources,
+                 absl::StrCat("service tokens changed since revision ",
+                              head->signed_bundle().revision()),
+                 created_by, now, 0);
 }
 
 absl::StatusOr<PushResult> Bundles::RefreshKeys(const std::string& created_by,
@@ -182,6 +218,9 @@ absl::StatusOr<PushResult> Bundles::Rollback(uint64_t to_revision,
     return absl::DataLossError(
         absl::StrCat("revision ", to_revision, " holds no valid bundle"));
   }
+  // The old policies, but never old service tokens: a token revoked since
+  // must stay revoked.
+  if (absl::Status s = WithServiceTokens(&bundle); !s.ok()) return s;
   std::vector<warden::v1::PolicySource> sources(target->sources().begin(),
                                                 target->sources().end());
   return Publish(bundle, sources,

@@ -44,6 +44,20 @@ class Bundles {
     resolver_ = std::move(resolver);
   }
 
+  // The active service tokens (hashes) every revision carries; without
+  // one, bundles carry none.
+  using ServiceTokenSource = std::function<
+      absl::StatusOr<std::vector<warden::v1::ServiceToken>>()>;
+  void SetServiceTokens(ServiceTokenSource source) {
+    service_tokens_ = std::move(source);
+  }
+
+  // Publishes the head revision again with the service tokens active now,
+  // if they differ from the ones it carries (a token was created, revoked
+  // or expired). `unchanged` otherwise, and before the first push.
+  absl::StatusOr<PushResult> RefreshServiceTokens(const std::string& created_by,
+                                                  absl::Time now);
+
   // Fetches the head revision's identity-provider keys again; when any
   // changed, publishes the same policies with the new keys as a new
   // revision (created by `created_by`). `unchanged` otherwise.
@@ -87,8 +101,12 @@ class Bundles {
 
   state::StateMachine* const state_;
   const store::Store* const store_;
+  // Puts the current service tokens into `bundle` and re-digests it.
+  absl::Status WithServiceTokens(warden::v1::PolicyBundle* bundle) const;
+
   const SigningKey key_;
   KeyResolver resolver_;
+  ServiceTokenSource service_tokens_;
 };
 
 }  // namespace warden::controlplane::bundles

@@ -159,11 +159,20 @@ int main(int argc, char** argv) {
   create_cmd
       ->add_option("--scope", create.scopes,
                    "policy:write, policy:read, audit:read, approvals:decide, "
-                   "admin (repeatable), or proxy:enroll alone for a one-time "
-                   "proxy bootstrap token")
+                   "admin (repeatable); proxy:enroll alone for a one-time "
+                   "proxy bootstrap token; db:connect alone for an agent's or "
+                   "service's database token")
       ->required();
-  create_cmd->add_option("--environment", create.environment,
-                         "proxy:enroll: the environment the proxy serves");
+  create_cmd->add_option("--environment", create.environments,
+                         "proxy:enroll: the environment the proxy serves; "
+                         "db:connect: where it may connect (repeatable)");
+  create_cmd->add_option("--kind", create.kind,
+                         "db:connect: agent (default) or service");
+  create_cmd->add_option("--database", create.databases,
+                         "db:connect: databases it may use (repeatable; "
+                         "default: all of its environments')");
+  create_cmd->add_option("--group", create.groups,
+                         "db:connect: groups policies see (repeatable)");
   create_cmd->add_option("--proxy-id", create.proxy_id,
                          "proxy:enroll: the only proxy id it may enroll as "
                          "(default: the proxy's choice)");

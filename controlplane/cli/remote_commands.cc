@@ -53,6 +53,7 @@ constexpr struct {
     {"approvals:decide", warden::v1::TOKEN_SCOPE_APPROVALS_DECIDE},
     {"admin", warden::v1::TOKEN_SCOPE_ADMIN},
     {"proxy:enroll", warden::v1::TOKEN_SCOPE_PROXY_ENROLL},
+    {"db:connect", warden::v1::TOKEN_SCOPE_DATABASE_CONNECT},
 };
 
 std::string ScopeName(int scope) {
@@ -189,6 +190,10 @@ json TokenJson(const warden::v1::TokenInfo& t, absl::Time now) {
           {"proxy_id", t.proxy_id()},
           {"single_use", t.single_use()},
           {"used_at", TimeJson(t.used_at())},
+          {"kind", t.kind()},
+          {"environments", t.environments()},
+          {"databases", t.databases()},
+          {"groups", t.groups()},
           {"state", state}};
 }
 
@@ -628,12 +633,32 @@ int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
       return UsageError(
           absl::StrCat("unknown scope '", name,
                        "'; scopes: policy:write, policy:read, audit:read, "
-                       "approvals:decide, admin, proxy:enroll"),
+                       "approvals:decide, admin, proxy:enroll, db:connect"),
           err);
     }
     request.add_scopes(found->scope);
   }
-  request.set_environment(options.environment);
+  const bool service =
+      request.scopes_size() == 1 &&
+      request.scopes(0) == warden::v1::TOKEN_SCOPE_DATABASE_CONNECT;
+  if (service) {
+    for (const auto& e : options.environments) request.add_environments(e);
+    for (const auto& d : options.databases) request.add_databases(d);
+    for (const auto& g : options.groups) request.add_groups(g);
+    request.set_kind(options.kind.empty() ? "agent" : options.kind);
+  } else {
+    if (!options.kind.empty() || !options.databases.empty() ||
+        !options.groups.empty()) {
+      return UsageError(
+          "--kind, --database and --group are for --scope db:connect", err);
+    }
+    if (options.environments.size() > 1) {
+      return UsageError("a proxy:enroll token names one --environment", err);
+    }
+    if (!options.environments.empty()) {
+      request.set_environment(options.environments[0]);
+    }
+  }
   request.set_proxy_id(options.proxy_id);
   absl::Duration ttl;
   if (!absl::ParseDuration(options.ttl, &ttl) || ttl < absl::ZeroDuration()) {

@@ -125,8 +125,14 @@ struct TokenCreateOptions : RemoteOptions {
   std::string ttl = "720h";         // "0": never expires.
   // proxy:enroll (bootstrap) tokens only: the environment and, optionally,
   // the proxy id the enrolling proxy's certificate will name.
-  std::string environment;
+  // proxy:enroll takes exactly one; db:connect one or more.
+  std::vector<std::string> environments;
   std::string proxy_id;
+  // db:connect (service) tokens only: agent or service, the databases
+  // (none: all) and groups policies see.
+  std::string kind;
+  std::vector<std::string> databases;
+  std::vector<std::string> groups;
 };
 
 // `wardenctl tokens create`: the secret token alone on one line of `out`

@@ -222,7 +222,26 @@ int main(int argc, char** argv) {
   cp::server::AdminAudit admin_audit(&audit_ingest);
   cp::server::PolicyServiceImpl policy_service(&bundles, &tokens,
                                                &distributor, &admin_audit);
-  cp::server::TokenServiceImpl token_service(&tokens, &admin_audit);
+  // Service tokens travel (as hashes) in every bundle: a created or revoked
+  // one is a new revision for every proxy at once.
+  bundles.SetServiceTokens([&tokens] {
+    return tokens.ServiceTokens(absl::Now());
+  });
+  auto republish_service_tokens = [&bundles, &distributor, &admin_audit] {
+    auto refreshed = bundles.RefreshServiceTokens("warden-control", absl::Now());
+    if (!refreshed.ok()) {
+      spdlog::error("service tokens not republished: {}",
+                    refreshed.status().ToString());
+      return;
+    }
+    if (refreshed->unchanged) return;
+    admin_audit.Record("warden-control", "policy.service_tokens",
+                       absl::StrCat("revision ", refreshed->revision),
+                       "service tokens changed", true);
+    distributor.Publish();
+  };
+  cp::server::TokenServiceImpl token_service(&tokens, &admin_audit,
+                                             republish_service_tokens);
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
                                              proxy_cert_ttl, &admin_audit);
 
@@ -292,6 +311,9 @@ int main(int argc, char** argv) {
   absl::Notification stopping;
   std::thread idp_refresher([&] {
     while (!stopping.WaitForNotificationWithTimeout(idp_refresh)) {
+      // Expired service tokens leave the bundle too (proxies already refuse
+      // them by their expiry).
+      republish_service_tokens();
       auto refreshed = bundles.RefreshKeys("warden-control", absl::Now());
       if (!refreshed.ok()) {
         spdlog::warn("identity provider keys not refreshed (proxies keep "

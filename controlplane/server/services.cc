@@ -276,10 +276,15 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
   const bool bootstrap =
       std::find(scopes.begin(), scopes.end(),
                 warden::v1::TOKEN_SCOPE_PROXY_ENROLL) != scopes.end();
-  if (bootstrap && scopes.size() != 1) {
+  const bool service =
+      std::find(scopes.begin(), scopes.end(),
+                warden::v1::TOKEN_SCOPE_DATABASE_CONNECT) != scopes.end();
+  if ((bootstrap || service) && scopes.size() != 1) {
     return Done(context,
                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                             "a proxy:enroll token carries no other scope"));
+                             bootstrap
+                                 ? "a proxy:enroll token carries no other scope"
+                                 : "a db:connect token carries no other scope"));
   }
   if (!bootstrap &&
       (!request->environment().empty() || !request->proxy_id().empty())) {
@@ -288,25 +293,46 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
                              "environment and proxy_id are only for "
                              "proxy:enroll (bootstrap) tokens"));
   }
+  if (!service &&
+      (request->environments_size() > 0 || request->databases_size() > 0 ||
+       request->groups_size() > 0 || !request->kind().empty())) {
+    return Done(context,
+                grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             "environments, databases, groups and kind are "
+                             "only for db:connect (service) tokens"));
+  }
+  auto list = [](const auto& field) {
+    return std::vector<std::string>(field.begin(), field.end());
+  };
   auto created =
       bootstrap ? tokens_->CreateBootstrap(request->name(),
                                            request->environment(),
                                            request->proxy_id(), ttl,
                                            Caller(*who), absl::Now())
+      : service ? tokens_->CreateService(
+                      request->name(), request->kind(),
+                      list(request->environments()),
+                      list(request->databases()), list(request->groups()), ttl,
+                      Caller(*who), absl::Now())
                 : tokens_->Create(request->name(), scopes, ttl, Caller(*who),
                                   absl::Now());
   if (!created.ok()) return Done(context, ToGrpc(created.status()));
+  if (service && service_tokens_changed_) service_tokens_changed_();
   if (audit_ != nullptr) {
     std::vector<std::string> names;
     for (int sc : created->info.scopes()) {
       names.push_back(warden::v1::TokenScope_Name(sc));
     }
-    audit_->Record(Caller(*who), "token.create", created->info.id(),
-                   absl::StrCat(created->info.name(), " ",
-                                absl::StrJoin(names, ","),
-                                created->info.environment().empty()
-                                    ? ""
-                                    : " env " + created->info.environment()));
+    audit_->Record(
+        Caller(*who), "token.create", created->info.id(),
+        absl::StrCat(created->info.name(), " ", absl::StrJoin(names, ","),
+                     created->info.environment().empty()
+                         ? ""
+                         : " env " + created->info.environment(),
+                     created->info.kind().empty()
+                         ? ""
+                         : " " + created->info.kind() + " env " +
+                               absl::StrJoin(created->info.environments(), ",")));
   }
   response->set_token(created->token);
   *response->mutable_info() = created->info;
@@ -335,6 +361,11 @@ grpc::ServerUnaryReactor* TokenServiceImpl::RevokeToken(
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto info = tokens_->Revoke(request->id(), absl::Now());
   if (!info.ok()) return Done(context, ToGrpc(info.status()));
+  if (service_tokens_changed_ &&
+      tokens::Tokens::HasScope(*info,
+                               warden::v1::TOKEN_SCOPE_DATABASE_CONNECT)) {
+    service_tokens_changed_();
+  }
   if (audit_ != nullptr) {
     audit_->Record(Caller(*who), "token.revoke", info->id(), info->name());
   }

@@ -77,8 +77,13 @@ class PolicyServiceImpl final
 class TokenServiceImpl final
     : public warden::v1::TokenService::CallbackService {
  public:
-  explicit TokenServiceImpl(tokens::Tokens* tokens, AdminAudit* audit = nullptr)
-      : tokens_(tokens), audit_(audit) {}
+  // With `service_tokens_changed`, called after a db:connect token was
+  // created or revoked (warden-control republishes the bundle with it).
+  explicit TokenServiceImpl(tokens::Tokens* tokens, AdminAudit* audit = nullptr,
+                            std::function<void()> service_tokens_changed = {})
+      : tokens_(tokens),
+        audit_(audit),
+        service_tokens_changed_(std::move(service_tokens_changed)) {}
 
   grpc::ServerUnaryReactor* CreateToken(
       grpc::CallbackServerContext* context,
@@ -96,6 +101,7 @@ class TokenServiceImpl final
  private:
   tokens::Tokens* const tokens_;
   AdminAudit* const audit_;
+  const std::function<void()> service_tokens_changed_;
 };
 
 // ProxyEnrollment: Warden's CA issues proxies their client certificates.

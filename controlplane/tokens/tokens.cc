@@ -65,6 +65,11 @@ absl::StatusOr<CreatedToken> Tokens::Create(
           "them with an environment (wardenctl proxies bootstrap-token) and "
           "no other scope");
     }
+    if (s == warden::v1::TOKEN_SCOPE_DATABASE_CONNECT) {
+      return absl::InvalidArgumentError(
+          "db:connect is the scope of service tokens; create them with a "
+          "kind and environments, and no other scope");
+    }
   }
   TokenRecord record;
   TokenInfo* info = record.mutable_info();
@@ -102,6 +107,79 @@ absl::StatusOr<CreatedToken> Tokens::CreateBootstrap(
   info->set_proxy_id(proxy_id);
   info->set_single_use(true);
   return Insert(std::move(record));
+}
+
+absl::StatusOr<CreatedToken> Tokens::CreateService(
+    const std::string& name, const std::string& kind,
+    const std::vector<std::string>& environments,
+    const std::vector<std::string>& databases,
+    const std::vector<std::string>& groups, absl::Duration ttl,
+    const std::string& created_by, absl::Time now) {
+  // The name is the user name the agent connects as: the same rules as a
+  // proxy's names keep it printable and unambiguous in the audit trail.
+  if (auto s = ValidateProxyName("service token name", name); !s.ok()) {
+    return s;
+  }
+  if (kind != "agent" && kind != "service") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a service token's kind is agent or service, not '",
+                     kind, "'"));
+  }
+  if (environments.empty()) {
+    return absl::InvalidArgumentError(
+        "a service token names the environments it may connect to");
+  }
+  for (const auto& e : environments) {
+    if (auto s = ValidateProxyName("environment", e); !s.ok()) return s;
+  }
+  for (const auto& d : databases) {
+    if (d.empty()) return absl::InvalidArgumentError("empty database name");
+  }
+  TokenRecord record;
+  TokenInfo* info = record.mutable_info();
+  info->set_name(name);
+  info->add_scopes(warden::v1::TOKEN_SCOPE_DATABASE_CONNECT);
+  SetTime(now, info->mutable_created_at());
+  if (ttl > absl::ZeroDuration()) SetTime(now + ttl, info->mutable_expires_at());
+  info->set_created_by(created_by);
+  info->set_kind(kind);
+  for (const auto& e : environments) info->add_environments(e);
+  for (const auto& d : databases) info->add_databases(d);
+  for (const auto& g : groups) info->add_groups(g);
+  return Insert(std::move(record));
+}
+
+absl::StatusOr<std::vector<warden::v1::ServiceToken>> Tokens::ServiceTokens(
+    absl::Time now) const {
+  auto rows = store_->Scan(store::Column::kTokens, state::kTokenPrefix);
+  if (!rows.ok()) return rows.status();
+  std::vector<warden::v1::ServiceToken> out;
+  for (const auto& row : *rows) {
+    TokenRecord record;
+    if (!record.ParseFromString(row.value)) {
+      return absl::DataLossError(absl::StrCat(row.key, " does not parse"));
+    }
+    const TokenInfo& info = record.info();
+    if (!Active(info, now) ||
+        std::find(info.scopes().begin(), info.scopes().end(),
+                  warden::v1::TOKEN_SCOPE_DATABASE_CONNECT) ==
+            info.scopes().end()) {
+      continue;
+    }
+    warden::v1::ServiceToken t;
+    t.set_id(info.id());
+    t.set_name(info.name());
+    t.set_secret_sha256(record.secret_sha256());
+    t.set_kind(info.kind());
+    *t.mutable_environments() = info.environments();
+    *t.mutable_databases() = info.databases();
+    *t.mutable_groups() = info.groups();
+    if (info.has_expires_at()) t.set_expires_at_unix(info.expires_at().seconds());
+    out.push_back(std::move(t));
+  }
+  // Scan order is key order (by id): deterministic, so an unchanged set
+  // gives an unchanged bundle digest.
+  return out;
 }
 
 absl::StatusOr<CreatedToken> Tokens::Insert(TokenRecord record) {
@@ -233,7 +311,8 @@ bool Tokens::HasScope(const TokenInfo& info, warden::v1::TokenScope scope) {
   for (int s : info.scopes()) {
     if (s == scope) return true;
     if (s == warden::v1::TOKEN_SCOPE_ADMIN &&
-        scope != warden::v1::TOKEN_SCOPE_PROXY_ENROLL) {
+        scope != warden::v1::TOKEN_SCOPE_PROXY_ENROLL &&
+        scope != warden::v1::TOKEN_SCOPE_DATABASE_CONNECT) {
       return true;
     }
   }

@@ -18,6 +18,7 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "proto/warden/v1/control.pb.h"
+#include "proto/warden/v1/policy.pb.h"
 
 namespace warden::controlplane::tokens {
 
@@ -45,6 +46,22 @@ class Tokens {
       const std::string& proxy_id, absl::Duration ttl,
       const std::string& created_by, absl::Time now);
 
+  // CreateService issues a db:connect service token for an AI agent,
+  // pipeline or service (`kind` agent or service) named `name` (the user
+  // name it connects as), for `environments` (required) and `databases`
+  // (empty: all), with `groups` for policies. InvalidArgument otherwise.
+  absl::StatusOr<CreatedToken> CreateService(
+      const std::string& name, const std::string& kind,
+      const std::vector<std::string>& environments,
+      const std::vector<std::string>& databases,
+      const std::vector<std::string>& groups, absl::Duration ttl,
+      const std::string& created_by, absl::Time now);
+
+  // The active db:connect tokens as bundles carry them (hashes only), in a
+  // stable order.
+  absl::StatusOr<std::vector<warden::v1::ServiceToken>> ServiceTokens(
+      absl::Time now) const;
+
   // Consume marks a single-use token used (through the log), exactly once
   // even under concurrent calls: Unauthenticated if it was used already.
   absl::Status Consume(const std::string& id, absl::Time now);
@@ -66,7 +83,8 @@ class Tokens {
       bool include_inactive, absl::Time now) const;
 
   // Whether `info` grants `scope`; admin grants every scope but
-  // proxy:enroll, which only bootstrap tokens carry.
+  // proxy:enroll and db:connect, which only bootstrap and service tokens
+  // carry.
   static bool HasScope(const warden::v1::TokenInfo& info,
                        warden::v1::TokenScope scope);
 

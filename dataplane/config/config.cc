@@ -184,11 +184,12 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
       l->auth = ClientAuthMethod::kScramSha256;
     } else if (auth == "password") {
       l->auth = ClientAuthMethod::kPassword;
-    } else if (auth == "oidc") {
+    } else if (auth == "token" || auth == "oidc") {
       l->auth = ClientAuthMethod::kOidc;
     } else {
       c.Error(node["auth"], path + ".auth",
-              "expected scram-sha-256, password or oidc, got '" + auth + "'");
+              "expected scram-sha-256, password or token (oidc), got '" + auth +
+                  "'");
     }
   }
   c.StringList(node, "identity_providers", path, &l->identity_providers);
@@ -240,7 +241,7 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
   if (l->auth == ClientAuthMethod::kOidc &&
       l->tls_mode != ClientTlsMode::kRequire) {
     c.Error(node, path,
-            "auth: oidc receives bearer tokens as the password and is only "
+            "auth: token receives bearer tokens as the password and is only "
             "allowed with tls.mode: require");
   }
 }
@@ -723,9 +724,9 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
     const std::string path = absl::StrCat("listeners[", i, "]");
     if (cfg.identity_providers.empty() && !cfg.policy.control_plane) {
       c.Error(root["listeners"][i], path,
-              "auth: oidc needs identity_providers, here or pushed with the "
-              "policies through policy.control_plane (neither is "
-              "configured)");
+              "auth: token needs identity_providers here, or a control plane "
+              "(policy.control_plane) whose bundles bring providers and "
+              "service tokens");
     }
     for (const auto& name : l.identity_providers) {
       if (cfg.FindIdentityProvider(name) == nullptr) {

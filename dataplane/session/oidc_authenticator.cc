@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/crypto.h"
 #include "common/files.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/messages.h"
@@ -69,6 +70,7 @@ class OidcExchange : public AuthExchange {
     auto password = pgwire::ParsePasswordMessage(body);
     if (!password.ok()) return Refused(password.status(), "oidc");
     const absl::string_view token = absl::StripAsciiWhitespace(*password);
+    if (absl::StartsWith(token, "wdn_")) return ServiceToken(token);
     auto issuer = jwt::PeekIssuer(token);
     if (!issuer.ok()) {
       return Refused(absl::UnauthenticatedError(absl::StrCat(
@@ -146,6 +148,26 @@ class OidcExchange : public AuthExchange {
   }
 
  private:
+  AuthStep ServiceToken(absl::string_view token) {
+    const char* method = "service-token";
+    auto t = authenticator_->FindServiceToken(token, request_.environment,
+                                              request_.database);
+    if (!t.ok()) return Refused(t.status(), method);
+    if (t->name() != request_.user) {
+      return Refused(absl::PermissionDeniedError(absl::StrCat(
+                         "the token is for '", t->name(), "', not '",
+                         request_.user, "'; connect with user=", t->name())),
+                     method);
+    }
+    AuthStep step;
+    step.state = AuthStep::State::kSuccess;
+    step.identity.set_user(t->name());
+    for (const auto& g : t->groups()) step.identity.add_groups(g);
+    step.identity.set_kind(KindOf(t->kind()));
+    step.identity.set_auth_method(method);
+    return step;
+  }
+
   OidcAuthenticator* const authenticator_;
   const AuthRequest request_;
   bool done_ = false;
@@ -224,13 +246,16 @@ absl::StatusOr<std::unique_ptr<OidcAuthenticator>> OidcAuthenticator::Create(
   return auth;
 }
 
-std::shared_ptr<const ProviderList> OidcAuthenticator::BundleProviders() {
+std::shared_ptr<const BundleIdentities> OidcAuthenticator::BundleProviders() {
   std::shared_ptr<const warden::v1::PolicyBundle> bundle =
       bundle_ ? bundle_() : nullptr;
   absl::MutexLock lock(&mu_);
   if (bundle == parsed_from_ && from_bundle_ != nullptr) return from_bundle_;
-  auto list = std::make_shared<ProviderList>();
+  auto list = std::make_shared<BundleIdentities>();
   if (bundle != nullptr) {
+    for (const auto& t : bundle->service_tokens()) {
+      list->service_tokens[t.id()] = t;
+    }
     for (const auto& spec : bundle->identity_providers()) {
       auto keys = jwt::KeySet::FromJwks(spec.jwks());
       if (!keys.ok()) {
@@ -269,7 +294,7 @@ std::shared_ptr<const ProviderList> OidcAuthenticator::BundleProviders() {
       p.environments.assign(spec.environments().begin(),
                             spec.environments().end());
       p.keys = std::make_shared<const jwt::KeySet>(*std::move(keys));
-      list->push_back(std::move(p));
+      list->providers.push_back(std::move(p));
     }
   }
   parsed_from_ = std::move(bundle);
@@ -286,8 +311,8 @@ std::shared_ptr<const ResolvedProvider> OidcAuthenticator::Find(
                                                      &p);
     }
   }
-  const std::shared_ptr<const ProviderList> list = BundleProviders();
-  for (const auto& p : *list) {
+  const std::shared_ptr<const BundleIdentities> list = BundleProviders();
+  for (const auto& p : list->providers) {
     if (p.config.issuer != issuer) continue;
     if (!p.environments.empty() &&
         std::none_of(p.environments.begin(), p.environments.end(),
@@ -300,6 +325,56 @@ std::shared_ptr<const ResolvedProvider> OidcAuthenticator::Find(
     return std::shared_ptr<const ResolvedProvider>(list, &p);
   }
   return nullptr;
+}
+
+absl::StatusOr<warden::v1::ServiceToken> OidcAuthenticator::FindServiceToken(
+    absl::string_view token, const std::string& environment,
+    const std::string& database) {
+  // wdn_<16 hex id>_<64 hex secret>, as warden-control issues them.
+  constexpr size_t kId = 16, kSecret = 64;
+  const auto hex = [](absl::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
+             (c >= 'a' && c <= 'f');
+    });
+  };
+  if (token.size() != 4 + kId + 1 + kSecret || token[4 + kId] != '_' ||
+      !hex(token.substr(4, kId)) || !hex(token.substr(4 + kId + 1))) {
+    return absl::UnauthenticatedError(
+        "malformed service token (expected wdn_<16 hex>_<64 hex>)");
+  }
+  const std::string id = absl::StrCat("tok_", token.substr(4, kId));
+  const std::shared_ptr<const BundleIdentities> ids = BundleProviders();
+  const auto it = ids->service_tokens.find(id);
+  const std::string presented =
+      crypto::HexEncode(crypto::Sha256(token.substr(4 + kId + 1)));
+  if (it == ids->service_tokens.end() ||
+      !crypto::ConstantTimeEquals(presented, it->second.secret_sha256())) {
+    // Unknown, revoked (no longer in the bundle) or a wrong secret: the
+    // same answer, so the bundle's contents cannot be probed.
+    return absl::UnauthenticatedError(absl::StrCat(
+        "service token ", id, " is unknown, revoked or wrong"));
+  }
+  const warden::v1::ServiceToken& t = it->second;
+  if (t.expires_at_unix() != 0 &&
+      absl::FromUnixSeconds(t.expires_at_unix()) <= absl::Now()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("service token ", id, " (", t.name(), ") has expired"));
+  }
+  if (std::find(t.environments().begin(), t.environments().end(),
+                environment) == t.environments().end()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("service token ", id, " (", t.name(),
+                     ") is not for environment ", environment));
+  }
+  if (t.databases_size() > 0 &&
+      std::find(t.databases().begin(), t.databases().end(), database) ==
+          t.databases().end()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("service token ", id, " (", t.name(),
+                     ") is not for database ", database));
+  }
+  return t;
 }
 
 std::unique_ptr<AuthExchange> OidcAuthenticator::Begin(

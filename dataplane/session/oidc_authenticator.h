@@ -1,5 +1,7 @@
-// Authenticates clients by an OpenID Connect token sent as the password
-// (listeners with `auth: oidc`, which require TLS): psql, JDBC and every
+// Authenticates clients by a token sent as the password (listeners with
+// `auth: token`, also spelled `oidc`; TLS only): a Warden service token
+// (wdn_..., for agents and services; checked against the hashes in the
+// policy bundle) or an OpenID Connect token. psql, JDBC and every
 // driver can send one without plugins. The token must verify against its
 // provider's keys (common/jwt: RS256/ES256 only, issuer, audience, expiry
 // with bounded skew, lifetime), carry the provider's required claims, and
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -58,7 +61,13 @@ struct ResolvedProvider {
     return file_keys != nullptr ? file_keys->Current(force) : keys;
   }
 };
-using ProviderList = std::vector<ResolvedProvider>;
+// What a bundle brings: its identity providers (keys parsed) and its
+// service tokens by id.
+struct BundleIdentities {
+  std::vector<ResolvedProvider> providers;
+  absl::flat_hash_map<std::string, warden::v1::ServiceToken> service_tokens;
+};
+
 
 class OidcAuthenticator : public Authenticator {
  public:
@@ -82,16 +91,25 @@ class OidcAuthenticator : public Authenticator {
                                                const std::string& environment);
 
  private:
-  // The bundle's providers, parsed once per bundle.
-  std::shared_ptr<const ProviderList> BundleProviders();
+  // The bundle's providers and tokens, parsed once per bundle.
+  std::shared_ptr<const BundleIdentities> BundleProviders();
+
+ public:
+  // A Warden service token (wdn_...) of the bundle in force for
+  // `environment` / `database`: the token's record, or why not.
+  absl::StatusOr<warden::v1::ServiceToken> FindServiceToken(
+      absl::string_view token, const std::string& environment,
+      const std::string& database);
+
+ private:
 
   std::vector<std::unique_ptr<ProviderKeys>> file_keys_;
-  ProviderList configured_;
+  std::vector<ResolvedProvider> configured_;
   BundleSource bundle_;
   absl::Mutex mu_;
   std::shared_ptr<const warden::v1::PolicyBundle> parsed_from_
       ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const ProviderList> from_bundle_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const BundleIdentities> from_bundle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace warden::session

@@ -483,6 +483,7 @@ std::string ContentDigest(const warden::v1::PolicyBundle& bundle) {
   warden::v1::PolicyBundle content;
   *content.mutable_policies() = bundle.policies();
   *content.mutable_identity_providers() = bundle.identity_providers();
+  *content.mutable_service_tokens() = bundle.service_tokens();
   {
     google::protobuf::io::StringOutputStream stream(&serialized);
     google::protobuf::io::CodedOutputStream coded(&stream);

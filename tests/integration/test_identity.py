@@ -355,6 +355,59 @@ spec:
             self.write_idp(self.idp.issuer)
             self.push()
 
+    def ctl(self, *args):
+        return subprocess.run([WARDENCTL] + list(args), env=self.control.env(),
+                              capture_output=True, text=True, timeout=60)
+
+    def test_5_service_tokens_for_agents_work_until_revoked(self):
+        r = self.ctl("tokens", "create", "support-bot", "--scope", "db:connect",
+                     "--kind", "agent", "--environment", "prod", "--database", "shop",
+                     "--group", "support", "--ttl", "1h", "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        created = json.loads(r.stdout)
+        token, token_id = created["token"], created["info"]["id"]
+        self.assertEqual(created["info"]["kind"], "agent")
+
+        def connect(user="support-bot", secret=token):
+            try:
+                conn = psycopg2.connect(host="localhost", port=self.port, dbname="shop",
+                                        user=user, password=secret, sslmode="verify-full",
+                                        sslrootcert=self.certs["ca"], connect_timeout=10)
+                with conn, conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                conn.close()
+                return ""
+            except psycopg2.OperationalError as e:
+                return str(e)
+        # The new revision carrying the token's hash reaches the proxy.
+        self.assertTrue(wait_until(lambda: connect() == "", timeout=20), connect())
+        self.assertIn("the token is for 'support-bot'", connect(user="other-bot"))
+        self.assertIn("is unknown, revoked or wrong", connect(secret=token[:-4] + "0000"))
+        # The audit trail knows it is an agent, and its groups.
+        r = self.ctl("audit", "search", "--user", "support-bot", "--kind", "authentication",
+                     "--format", "json")
+        events = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+        ok = [e for e in events if e["authentication"].get("success")]
+        self.assertTrue(ok, r.stdout + r.stderr)
+        self.assertEqual(ok[0]["identity"]["kind"], "IDENTITY_KIND_AGENT")
+        self.assertEqual(ok[0]["identity"]["groups"], ["support"])
+        self.assertEqual(ok[0]["authentication"]["method"], "service-token")
+        # Scoped: a token for another database does not open this one.
+        r = self.ctl("tokens", "create", "etl-job", "--scope", "db:connect", "--kind",
+                     "service", "--environment", "prod", "--database", "warehouse",
+                     "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        other = json.loads(r.stdout)["token"]
+        self.assertTrue(wait_until(
+            lambda: "is not for database shop" in connect(user="etl-job", secret=other)))
+        # Revoked: refused on the next connection.
+        r = self.ctl("tokens", "revoke", token_id)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_until(lambda: "is unknown, revoked or wrong" in connect(),
+                                   timeout=20))
+        r = self.ctl("policy", "history")
+        self.assertIn("service tokens changed", r.stdout)
+
 
 if __name__ == "__main__":
     unittest.main()

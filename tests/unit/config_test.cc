@@ -713,7 +713,7 @@ TEST(ConfigTest, BadListenerAuth) {
                            "    auth: md5\n"));
   EXPECT_THAT(Errors(cfg),
               ElementsAre("proxy.yaml:4:11: listeners[0].auth: expected "
-                          "scram-sha-256, password or oidc, got 'md5'"));
+                          "scram-sha-256, password or token (oidc), got 'md5'"));
 }
 
 TEST(ConfigTest, BadListenerTlsMode) {

@@ -241,5 +241,48 @@ TEST_F(BundlesTest, IdentityProvidersNeedTheirKeysFetched) {
   EXPECT_EQ(verified->policies_size(), 1);
 }
 
+TEST_F(BundlesTest, ServiceTokensTravelInEveryRevisionAndRollbackKeepsTheCurrentOnes) {
+  std::vector<warden::v1::ServiceToken> active;
+  bundles_->SetServiceTokens(
+      [&active]() -> absl::StatusOr<std::vector<warden::v1::ServiceToken>> {
+        return active;
+      });
+  warden::v1::ServiceToken bot;
+  bot.set_id("tok_1");
+  bot.set_name("support-bot");
+  bot.set_secret_sha256(std::string(64, 'a'));
+  active.push_back(bot);
+  auto first = Push(Policy("guard", "DROP TABLE"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto head = bundles_->Get(0);
+  auto verified = policy::bundle::VerifyBundle(head->signed_bundle(), trusted_, 0);
+  ASSERT_TRUE(verified.ok());
+  ASSERT_EQ(verified->service_tokens_size(), 1);
+  EXPECT_EQ(verified->service_tokens(0).name(), "support-bot");
+
+  // Nothing changed: no revision. Revoked: a new revision without it.
+  EXPECT_TRUE(bundles_->RefreshServiceTokens("warden-control", kNow)->unchanged);
+  active.clear();
+  auto revoked = bundles_->RefreshServiceTokens("warden-control", kNow);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_FALSE(revoked->unchanged);
+  head = bundles_->Get(0);
+  EXPECT_THAT(head->signed_bundle().message(),
+              HasSubstr("service tokens changed"));
+  verified = policy::bundle::VerifyBundle(head->signed_bundle(), trusted_, 0);
+  ASSERT_TRUE(verified.ok());
+  EXPECT_EQ(verified->service_tokens_size(), 0);
+  EXPECT_EQ(verified->policies_size(), 1);
+
+  // Rolling back to the first revision restores its policies, not the
+  // token revoked since.
+  auto rolled = bundles_->Rollback(first->revision, "", "ci-main", kNow);
+  ASSERT_TRUE(rolled.ok()) << rolled.status();
+  head = bundles_->Get(0);
+  verified = policy::bundle::VerifyBundle(head->signed_bundle(), trusted_, 0);
+  ASSERT_TRUE(verified.ok());
+  EXPECT_EQ(verified->service_tokens_size(), 0);
+}
+
 }  // namespace
 }  // namespace warden::controlplane

@@ -182,6 +182,69 @@ TEST(TokensTest, BadRequestsAreRefused) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(TokensTest, ServiceTokensAreScopedHashedAndGrantNoApi) {
+  Node node(FreshDir());
+  auto created = node.tokens().CreateService(
+      "support-bot", "agent", {"prod"}, {"shop"}, {"support"}, absl::Hours(1),
+      "admin", kNow);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const auto& info = created->info;
+  EXPECT_EQ(info.kind(), "agent");
+  ASSERT_EQ(info.scopes_size(), 1);
+  EXPECT_EQ(info.scopes(0), warden::v1::TOKEN_SCOPE_DATABASE_CONNECT);
+  // Not an API token: no scope, and admin does not imply db:connect.
+  EXPECT_FALSE(tokens::Tokens::HasScope(info, TOKEN_SCOPE_POLICY_READ));
+  warden::v1::TokenInfo admin;
+  admin.add_scopes(TOKEN_SCOPE_ADMIN);
+  EXPECT_FALSE(tokens::Tokens::HasScope(
+      admin, warden::v1::TOKEN_SCOPE_DATABASE_CONNECT));
+  // What bundles carry: the hash, never the secret.
+  auto listed = node.tokens().ServiceTokens(kNow);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  const auto& t = (*listed)[0];
+  EXPECT_EQ(t.id(), info.id());
+  EXPECT_EQ(t.name(), "support-bot");
+  EXPECT_EQ(t.secret_sha256().size(), 64u);
+  EXPECT_EQ(created->token.find(t.secret_sha256()), std::string::npos);
+  EXPECT_EQ(t.environments(0), "prod");
+  EXPECT_EQ(t.databases(0), "shop");
+  EXPECT_EQ(t.groups(0), "support");
+  EXPECT_EQ(t.expires_at_unix(), absl::ToUnixSeconds(kNow + absl::Hours(1)));
+  // Revoked or expired tokens leave the list; API tokens are never in it.
+  ASSERT_TRUE(node.tokens()
+                  .Create("ci", {TOKEN_SCOPE_POLICY_WRITE}, absl::ZeroDuration(),
+                          "admin", kNow)
+                  .ok());
+  EXPECT_EQ(node.tokens().ServiceTokens(kNow + absl::Hours(2))->size(), 0u);
+  ASSERT_TRUE(node.tokens().Revoke(info.id(), kNow).ok());
+  EXPECT_EQ(node.tokens().ServiceTokens(kNow)->size(), 0u);
+
+  // Refusals say why.
+  EXPECT_THAT(std::string(node.tokens()
+                              .CreateService("bot", "robot", {"prod"}, {}, {},
+                                             absl::ZeroDuration(), "a", kNow)
+                              .status()
+                              .message()),
+              HasSubstr("agent or service"));
+  EXPECT_THAT(std::string(node.tokens()
+                              .CreateService("bot", "agent", {}, {}, {},
+                                             absl::ZeroDuration(), "a", kNow)
+                              .status()
+                              .message()),
+              HasSubstr("names the environments"));
+  EXPECT_FALSE(node.tokens()
+                   .CreateService("bad name!", "agent", {"prod"}, {}, {},
+                                  absl::ZeroDuration(), "a", kNow)
+                   .ok());
+  EXPECT_THAT(std::string(node.tokens()
+                              .Create("x", {warden::v1::TOKEN_SCOPE_DATABASE_CONNECT},
+                                      absl::ZeroDuration(), "a", kNow)
+                              .status()
+                              .message()),
+              HasSubstr("db:connect is the scope of service tokens"));
+}
+
 TEST(StateMachineTest, StateSurvivesRestartAndEveryChangeIsALogEntry) {
   const std::string dir = FreshDir();
   std::string token;
