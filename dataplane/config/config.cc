@@ -316,12 +316,57 @@ void ParseIdentityProvider(Checker& c, const YAML::Node& node,
   }
 }
 
+// Resolves password / password_env / password_file of `node` (at most
+// one); returns how many were given.
+int ParsePassword(Checker& c, const YAML::Node& node, const std::string& path,
+                  const std::string& base_dir, std::string* password) {
+  int sources = 0;
+  std::string value;
+  if (c.String(node, "password", path, &value, false)) {
+    *password = value;
+    ++sources;
+  }
+  if (c.String(node, "password_env", path, &value, false)) {
+    ++sources;
+    const char* env = std::getenv(value.c_str());
+    if (env == nullptr || *env == '\0') {
+      c.Error(node["password_env"], path + ".password_env",
+              "environment variable " + value + " is not set or empty");
+    } else {
+      *password = env;
+    }
+  }
+  if (c.String(node, "password_file", path, &value, false)) {
+    ++sources;
+    const std::string file = c.File(base_dir, value);
+    std::ifstream in(file);
+    if (!in) {
+      c.Error(node["password_file"], path + ".password_file",
+              "cannot read '" + file + "'");
+    } else {
+      std::getline(in, *password);
+      if (!password->empty() && password->back() == '\r') {
+        password->pop_back();
+      }
+      if (password->empty()) {
+        c.Error(node["password_file"], path + ".password_file",
+                "'" + file + "' starts with an empty line");
+      }
+    }
+  }
+  if (sources > 1) {
+    c.Error(node, path,
+            "set only one of password, password_env, password_file");
+  }
+  return sources;
+}
+
 void ParseUpstream(Checker& c, const YAML::Node& node, const std::string& path,
                    const std::string& base_dir, Upstream* u) {
   if (!c.ExpectMap(
           node, path,
           {"host", "port", "database", "user", "password", "password_env",
-           "password_file", "auth", "tls", "connect_timeout"})) {
+           "password_file", "auth", "tls", "connect_timeout", "roles"})) {
     return;
   }
   c.String(node, "host", path, &u->host, false);
@@ -345,48 +390,35 @@ void ParseUpstream(Checker& c, const YAML::Node& node, const std::string& path,
         node["auth"], path + ".auth",
         "expected scram-sha-256, md5, password or trust, got '" + auth + "'");
   }
-  int sources = 0;
-  std::string value;
-  if (c.String(node, "password", path, &value, false)) {
-    u->password = value;
-    ++sources;
-  }
-  if (c.String(node, "password_env", path, &value, false)) {
-    ++sources;
-    const char* env = std::getenv(value.c_str());
-    if (env == nullptr || *env == '\0') {
-      c.Error(node["password_env"], path + ".password_env",
-              "environment variable " + value + " is not set or empty");
-    } else {
-      u->password = env;
-    }
-  }
-  if (c.String(node, "password_file", path, &value, false)) {
-    ++sources;
-    const std::string file = c.File(base_dir, value);
-    std::ifstream in(file);
-    if (!in) {
-      c.Error(node["password_file"], path + ".password_file",
-              "cannot read '" + file + "'");
-    } else {
-      std::getline(in, u->password);
-      if (!u->password.empty() && u->password.back() == '\r') {
-        u->password.pop_back();
-      }
-      if (u->password.empty()) {
-        c.Error(node["password_file"], path + ".password_file",
-                "'" + file + "' starts with an empty line");
-      }
-    }
-  }
-  if (sources > 1) {
-    c.Error(node, path,
-            "set only one of password, password_env, password_file");
-  }
+  const int sources = ParsePassword(c, node, path, base_dir, &u->password);
   if (sources == 0 && u->auth != UpstreamAuthMethod::kTrust) {
     c.Error(node, path,
             "a password (password, password_env or password_file) is required "
             "unless auth: trust");
+  }
+  if (const YAML::Node roles = node["roles"]) {
+    if (!roles.IsMap()) {
+      c.Error(roles, path + ".roles",
+              "expected a map of database role: {password | password_env | "
+              "password_file}");
+    } else {
+      for (const auto& kv : roles) {
+        const std::string role = kv.first.Scalar();
+        const std::string rpath = absl::StrCat(path, ".roles.", role);
+        if (!c.ExpectMap(kv.second, rpath,
+                         {"password", "password_env", "password_file"})) {
+          continue;
+        }
+        std::string password;
+        if (ParsePassword(c, kv.second, rpath, base_dir, &password) == 0 &&
+            u->auth != UpstreamAuthMethod::kTrust) {
+          c.Error(kv.second, rpath,
+                  "a password (password, password_env or password_file) is "
+                  "required unless auth: trust");
+        }
+        u->roles[role] = std::move(password);
+      }
+    }
   }
   if (const YAML::Node tls = node["tls"]) {
     const std::string tpath = path + ".tls";

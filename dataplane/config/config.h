@@ -84,6 +84,9 @@ struct Upstream {
   std::string database;  // upstream database name.
   std::string user;      // service role the proxy logs in as.
   std::string password;  // resolved from password/password_env/password_file.
+  // Database roles identity mappings may pick (kind: IdentityMapping), each
+  // with its password (resolved like `password`); never in bundles.
+  std::map<std::string, std::string> roles;
   UpstreamAuthMethod auth = UpstreamAuthMethod::kScramSha256;
   UpstreamTlsMode tls_mode = UpstreamTlsMode::kDisable;
   std::string ca_file;

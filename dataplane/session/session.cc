@@ -721,13 +721,50 @@ void Session::HandleAuthStep(AuthStep step) {
                              environment_->name, "\""),
                 warden::v1::SESSION_END_REASON_POLICY);
   }
+  // The database role: the service role, or the one the bundle's identity
+  // mappings give this identity here (with credentials only this proxy has).
+  upstream_user_ = database_->upstream.user;
+  upstream_password_ = database_->upstream.password;
+  if (shared_->governed) {
+    const std::shared_ptr<const gate::Gate> gate = shared_->CurrentGate();
+    const policy::engine::RoleDecision role = policy::engine::MapRole(
+        gate->bundle(), subject_, environment_->name, database_name_);
+    std::string refusal;
+    if (role.mapped && role.role.empty()) {
+      refusal = role.reason;
+    } else if (role.mapped && role.role != database_->upstream.user) {
+      const auto it = database_->upstream.roles.find(role.role);
+      if (it == database_->upstream.roles.end()) {
+        refusal = absl::StrCat(
+            "identity mapping ", role.mapping, " (", role.source,
+            ") gives database role ", role.role,
+            ", for which this proxy has no credentials (upstream.roles)");
+        spdlog::error("session {}: {}", peer_address_, refusal);
+      } else {
+        upstream_user_ = role.role;
+        upstream_password_ = it->second;
+      }
+    }
+    if (!refusal.empty()) {
+      warden::v1::AuditEvent event =
+          NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+      auto* a = event.mutable_authentication();
+      a->set_success(false);
+      a->set_method(identity_.auth_method());
+      a->set_reason(refusal);
+      a->set_claimed_user(user_);
+      Audit(std::move(event));
+      return Fail("28000", absl::StrCat("Warden: ", refusal),
+                  warden::v1::SESSION_END_REASON_POLICY);
+    }
+  }
   {
     warden::v1::AuditEvent event =
         NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_START);
     auto* start = event.mutable_session_start();
     start->set_client_address(peer_address_);
     start->set_database(database_name_);
-    start->set_upstream_role(database_->upstream.user);
+    start->set_upstream_role(upstream_user_);
     start->set_client_tls(tls_negotiated_);
     for (const auto& [k, v] : startup_params_) {
       if (k == "application_name") start->set_application_name(v);
@@ -1042,7 +1079,7 @@ void Session::SendUpstreamStartup() {
   const config::Upstream& up = database_->upstream;
   std::vector<std::pair<std::string, std::string>> params;
   params.reserve(startup_params_.size() + 2);
-  params.emplace_back("user", up.user);
+  params.emplace_back("user", upstream_user_);
   params.emplace_back("database", up.database);
   for (const auto& p : startup_params_) params.push_back(p);
   std::string message;
@@ -1119,13 +1156,14 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
       if (up.auth != config::UpstreamAuthMethod::kPassword) {
         return mismatch("cleartext password");
       }
-      pgwire::WritePasswordMessage(&out, up.password);
+      pgwire::WritePasswordMessage(&out, upstream_password_);
       break;
     case 5:
       if (up.auth != config::UpstreamAuthMethod::kMd5) return mismatch("md5");
       if (auth->data.size() != 4) return refuse("malformed md5 salt");
       pgwire::WritePasswordMessage(
-          &out, auth::Md5PasswordResponse(up.user, up.password, auth->data));
+          &out, auth::Md5PasswordResponse(upstream_user_, upstream_password_,
+                                          auth->data));
       break;
     case 10: {
       if (up.auth != config::UpstreamAuthMethod::kScramSha256) {
@@ -1140,7 +1178,7 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
         rest.remove_prefix(nul + 1);
       }
       if (!offered) return refuse("it did not offer SCRAM-SHA-256");
-      scram_client_ = std::make_unique<auth::ScramClient>(up.password);
+      scram_client_ = std::make_unique<auth::ScramClient>(upstream_password_);
       pgwire::WriteSaslInitialResponse(&out, auth::ScramServer::kMechanism,
                                        scram_client_->ClientFirstMessage());
       break;

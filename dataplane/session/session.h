@@ -290,6 +290,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<AuthExchange> auth_;
   warden::v1::Identity identity_;
   std::unique_ptr<auth::ScramClient> scram_client_;
+  // The role Warden logs in to the database as (the service role, or the
+  // one an identity mapping picked) and its password.
+  std::string upstream_user_;
+  std::string upstream_password_;
 
   // Relay state.
   bool ready_ = false;  // first ReadyForQuery seen.

@@ -55,6 +55,19 @@ bool AnyGlob(const Container& patterns, const std::string& value) {
   return false;
 }
 
+bool IdentityMatches(const warden::v1::IdentityMatch& id, const Subject& who) {
+  if (!id.users().empty() && !AnyGlob(id.users(), who.user)) return false;
+  if (!id.groups().empty()) {
+    bool any = false;
+    for (const auto& g : who.groups) {
+      any = any || std::find(id.groups().begin(), id.groups().end(), g) !=
+                       id.groups().end();
+    }
+    if (!any) return false;
+  }
+  return id.kind().empty() || id.kind() == who.kind;
+}
+
 const std::string kPublic = "public";
 
 // "schema.table" globs; an unqualified relation is taken as "public.name"
@@ -210,19 +223,7 @@ bool RuleMatches(const CompiledRule& c, const sql::StatementFacts& f,
     return false;
   }
   if (m.dynamic_sql() && !f.unresolved_dynamic_sql) return false;
-  if (m.has_identity()) {
-    const auto& id = m.identity();
-    if (!id.users().empty() && !AnyGlob(id.users(), who.user)) return false;
-    if (!id.groups().empty()) {
-      bool any = false;
-      for (const auto& g : who.groups) {
-        any = any || std::find(id.groups().begin(), id.groups().end(), g) !=
-                         id.groups().end();
-      }
-      if (!any) return false;
-    }
-    if (!id.kind().empty() && id.kind() != who.kind) return false;
-  }
+  if (m.has_identity() && !IdentityMatches(m.identity(), who)) return false;
   return true;
 }
 
@@ -434,6 +435,41 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
   Decision out = std::move(verdict.best);
   out.audit = verdict.audit;
   return out;
+}
+
+RoleDecision MapRole(const warden::v1::PolicyBundle& bundle,
+                     const Subject& subject, const std::string& environment,
+                     const std::string& database) {
+  RoleDecision d;
+  for (const auto& mapping : bundle.identity_mappings()) {
+    if (!mapping.environments().empty() &&
+        !AnyGlob(mapping.environments(), environment)) {
+      continue;
+    }
+    if (!mapping.databases().empty() &&
+        !AnyGlob(mapping.databases(), database)) {
+      continue;
+    }
+    d.mapped = true;
+    d.mapping = mapping.name();
+    for (const auto& rule : mapping.rules()) {
+      if (IdentityMatches(rule.match(), subject)) {
+        d.role = rule.database_role();
+        d.source = rule.source();
+        return d;
+      }
+    }
+    d.role = mapping.default_role();
+    d.source = mapping.source();
+    if (d.role.empty()) {
+      d.reason = absl::StrCat("no rule of identity mapping ", mapping.name(),
+                              " (", mapping.source(), ") gives ",
+                              subject.user, " a database role in ",
+                              environment, "/", database);
+    }
+    return d;
+  }
+  return d;
 }
 
 }  // namespace warden::policy::engine

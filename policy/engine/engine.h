@@ -64,6 +64,22 @@ Decision Evaluate(const warden::v1::PolicyBundle& bundle,
                   const absl::Status& error, const Subject& subject,
                   const std::string& environment, const std::string& database);
 
+// Which database role `subject` uses in `environment`/`database`: the
+// first identity mapping of the bundle that applies there decides (its
+// first matching rule, else its default role). `mapped` false: no mapping
+// applies (the proxy's service role is used); `role` empty with `mapped`:
+// refused, `reason` says why.
+struct RoleDecision {
+  bool mapped = false;
+  std::string role;
+  std::string mapping;  // the mapping's name
+  std::string source;   // file:line of the rule (or mapping, for a default)
+  std::string reason;
+};
+RoleDecision MapRole(const warden::v1::PolicyBundle& bundle,
+                     const Subject& subject, const std::string& environment,
+                     const std::string& database);
+
 // A bundle prepared once for repeated evaluation (what the proxy holds):
 // every glob list of every rule is split into exact names (hash lookups),
 // "prefix*" patterns and real globs. Evaluates exactly like the functions

@@ -332,6 +332,74 @@ class Compiler : public DiagnosticSink {
     }
   }
 
+  bool CompileIdentityMatch(const YAML::Node& id,
+                            warden::v1::IdentityMatch* im) {
+    if (!Map(id, "match", {"user", "users", "groups", "kind"})) return false;
+    for (auto u : Strings(id["user"], "user")) im->add_users(u);
+    for (auto u : Strings(id["users"], "users")) im->add_users(u);
+    for (auto g : Strings(id["groups"], "groups")) im->add_groups(g);
+    if (id["kind"]) {
+      std::string k;
+      if (OneOf(id["kind"], "kind", {"human", "agent", "service"}, &k)) {
+        im->set_kind(k);
+      }
+    }
+    return true;
+  }
+
+  // kind: IdentityMapping: identities to database roles.
+  void CompileIdentityMapping(const YAML::Node& doc,
+                              warden::v1::IdentityMapping* mapping) {
+    mapping->set_source(absl::StrCat(file(), ":", doc.Mark().line + 1));
+    const YAML::Node meta = doc["metadata"];
+    if (!meta || !Map(meta, "metadata", {"name"}) || !meta["name"]) {
+      Error(meta ? meta : doc, "metadata.name is required");
+    } else {
+      mapping->set_name(meta["name"].Scalar());
+    }
+    const YAML::Node spec = doc["spec"];
+    if (!spec) {
+      Error(doc, "spec is required");
+      return;
+    }
+    if (!Map(spec, "spec",
+             {"environments", "databases", "rules", "default_role"})) {
+      return;
+    }
+    for (auto e : Strings(spec["environments"], "environments")) {
+      mapping->add_environments(e);
+    }
+    for (auto d : Strings(spec["databases"], "databases")) {
+      mapping->add_databases(d);
+    }
+    if (spec["default_role"]) {
+      mapping->set_default_role(spec["default_role"].Scalar());
+    }
+    const YAML::Node rules = spec["rules"];
+    if (!rules || !rules.IsSequence() || rules.size() == 0) {
+      Error(rules ? rules : spec, "rules must be a non-empty list",
+            "each rule: { match: { groups: [dba] }, database_role: app_admin }");
+      return;
+    }
+    for (const auto& r : rules) {
+      warden::v1::RoleRule* rule = mapping->add_rules();
+      rule->set_source(absl::StrCat(file(), ":", r.Mark().line + 1));
+      if (!Map(r, "rule", {"match", "database_role"})) continue;
+      if (!r["database_role"] || !r["database_role"].IsScalar() ||
+          r["database_role"].Scalar().empty()) {
+        Error(r, "a rule needs a database_role");
+      } else {
+        rule->set_database_role(r["database_role"].Scalar());
+      }
+      if (!r["match"]) {
+        Error(r, "a rule needs a match",
+              "match: { groups: [...] }, { users: [...] } or { kind: agent }");
+      } else {
+        CompileIdentityMatch(r["match"], rule->mutable_match());
+      }
+    }
+  }
+
   void CompileDocument(const YAML::Node& doc, warden::v1::PolicyBundle* out) {
     if (!doc || doc.IsNull()) return;
     if (!Map(doc, "document", {"apiVersion", "kind", "metadata", "spec"})) {
@@ -347,11 +415,15 @@ class Compiler : public DiagnosticSink {
       CompileIdentityProvider(doc, out->add_identity_providers());
       return;
     }
+    if (kind == "IdentityMapping") {
+      CompileIdentityMapping(doc, out->add_identity_mappings());
+      return;
+    }
     if (kind != "Policy") {
       Error(doc["kind"] ? doc["kind"] : doc,
             "kind '" + kind + "' is not supported here",
-            "this compiler takes kind: Policy and IdentityProvider (and "
-            "skips PolicyTest)");
+            "this compiler takes kind: Policy, IdentityProvider and "
+            "IdentityMapping (and skips PolicyTest)");
       return;
     }
     warden::v1::Policy* policy = out->add_policies();
@@ -484,6 +556,7 @@ std::string ContentDigest(const warden::v1::PolicyBundle& bundle) {
   *content.mutable_policies() = bundle.policies();
   *content.mutable_identity_providers() = bundle.identity_providers();
   *content.mutable_service_tokens() = bundle.service_tokens();
+  *content.mutable_identity_mappings() = bundle.identity_mappings();
   {
     google::protobuf::io::StringOutputStream stream(&serialized);
     google::protobuf::io::CodedOutputStream coded(&stream);

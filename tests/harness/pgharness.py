@@ -73,6 +73,7 @@ host    all       postgres      127.0.0.1/32   trust
 host    all       warden_svc    127.0.0.1/32   scram-sha-256
 host    all       warden_md5    127.0.0.1/32   md5
 host    all       warden_trust  127.0.0.1/32   trust
+host    all       +warden_mapped 127.0.0.1/32  scram-sha-256
 host    all       all           127.0.0.1/32   reject
 host    all       all           ::1/128        reject
 """

@@ -209,6 +209,17 @@ class BundleOidcTest(unittest.TestCase):
         try:
             cls.pg.start()
             setup_sample(cls.pg)
+            # Roles identity mappings pick (members of warden_mapped may log
+            # in over scram; see pgharness).
+            cls.pg.psql("""
+CREATE ROLE warden_mapped NOLOGIN;
+CREATE ROLE app_admin LOGIN PASSWORD 'admin-pw' IN ROLE warden_mapped;
+CREATE ROLE app_ro LOGIN PASSWORD 'ro-pw' IN ROLE warden_mapped;
+GRANT CONNECT ON DATABASE shop TO app_admin, app_ro;""")
+            cls.pg.psql("""
+GRANT USAGE ON SCHEMA public TO app_admin, app_ro;
+GRANT ALL ON ALL TABLES IN SCHEMA public TO app_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_ro;""", dbname="shop")
             cls.certs = make_ca_and_cert(os.path.join(cls.work, "tls"))
             cls.server = IdpServer(cls.certs["cert"], cls.certs["key"], free_port())
             cls.idp = cls.server.idp
@@ -244,7 +255,15 @@ environments:
   - name: prod
     databases:
       - name: shop
-        upstream: {{ host: 127.0.0.1, port: {cls.pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+        upstream:
+          host: 127.0.0.1
+          port: {cls.pg.port}
+          database: shop
+          user: warden_svc
+          password: svc-scram-pw
+          roles:
+            app_admin: {{ password: admin-pw }}
+            app_ro: {{ password: ro-pw }}
 """
             cls.proxy = WardenProxy(config, cls.work, {"main": cls.port}).start()
             assert wait_until(lambda: "in force" in cls.proxy.log()), cls.proxy.log()
@@ -407,6 +426,76 @@ spec:
                                    timeout=20))
         r = self.ctl("policy", "history")
         self.assertIn("service tokens changed", r.stdout)
+
+    def test_6_identity_mappings_pick_the_database_role(self):
+        mapping = os.path.join(self.policies, "roles.yaml")
+        with open(mapping, "w") as f:
+            f.write("""apiVersion: warden/v1
+kind: IdentityMapping
+metadata: { name: roles }
+spec:
+  environments: [prod]
+  rules:
+    - match: { groups: [dba] }
+      database_role: app_admin
+    - match: { kind: agent }
+      database_role: app_ro
+    - match: { groups: [auditors] }
+      database_role: app_nobody
+""")
+        try:
+            r = self.push()
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+            def current_user(user, token):
+                try:
+                    conn = self.connect(user, token)
+                    with conn, conn.cursor() as cur:
+                        cur.execute("SELECT current_user")
+                        return cur.fetchone()[0]
+                except psycopg2.Error as e:
+                    return str(e)
+            dba = self.idp.token("gus@example.com", ["dba"])
+            self.assertTrue(wait_until(
+                lambda: current_user("gus@example.com", dba) == "app_admin"),
+                current_user("gus@example.com", dba))
+            # An agent gets the read-only role: PostgreSQL itself refuses its
+            # writes.
+            r = self.ctl("tokens", "create", "report-bot", "--scope", "db:connect",
+                         "--environment", "prod", "--format", "json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            bot = json.loads(r.stdout)["token"]
+            self.assertTrue(wait_until(lambda: current_user("report-bot", bot) == "app_ro"),
+                            current_user("report-bot", bot))
+            conn = self.connect("report-bot", bot)
+            try:
+                with self.assertRaises(psycopg2.Error) as cm:
+                    conn.cursor().execute("DELETE FROM orders WHERE id = -1")
+                self.assertEqual(cm.exception.pgcode, "42501")
+                self.assertIn("permission denied for table orders", str(cm.exception))
+            finally:
+                conn.close()
+            # No rule for this identity and no default role: refused, with why.
+            message = current_user("hal@example.com",
+                                   self.idp.token("hal@example.com", ["engineers"]))
+            self.assertIn("no rule of identity mapping roles", message)
+            # A role this proxy has no credentials for: refused, named.
+            message = current_user("ivy@example.com",
+                                   self.idp.token("ivy@example.com", ["auditors"]))
+            self.assertIn("database role app_nobody, for which this proxy has no credentials",
+                          message)
+            # The session's role is in the audit trail.
+            r = self.ctl("audit", "search", "--user", "gus@example.com", "--kind",
+                         "session_start", "--format", "json")
+            starts = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+            self.assertTrue(wait_until(lambda: any(
+                json.loads(l)["leaf"]["event"]["session_start"].get("upstream_role") == "app_admin"
+                for l in self.ctl("audit", "search", "--user", "gus@example.com", "--kind",
+                                  "session_start", "--format", "json").stdout.splitlines()
+                if l.strip())), starts)
+        finally:
+            os.remove(mapping)
+            self.push()
 
 
 if __name__ == "__main__":

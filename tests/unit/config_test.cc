@@ -310,6 +310,31 @@ TEST(ConfigTest, AuditSettingsAndDefaults) {
   EXPECT_EQ(defaults->audit.sync_timeout_ms, 2000);
 }
 
+TEST(ConfigTest, UpstreamRolesHoldTheirOwnPasswords) {
+  ::setenv("WARDEN_TEST_RO_PW", "ro-secret", 1);
+  auto cfg = Parse(UpstreamConfig(
+      "          database: appdb\n"
+      "          user: warden\n"
+      "          password: svc-pw\n"
+      "          roles:\n"
+      "            app_admin: { password: admin-pw }\n"
+      "            app_ro: { password_env: WARDEN_TEST_RO_PW }\n"));
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  const auto& roles = cfg->environments[0].databases[0].upstream.roles;
+  ASSERT_EQ(roles.size(), 2u);
+  EXPECT_EQ(roles.at("app_admin"), "admin-pw");
+  EXPECT_EQ(roles.at("app_ro"), "ro-secret");
+  auto bad = Parse(UpstreamConfig(
+      "          database: appdb\n"
+      "          user: warden\n"
+      "          password: svc-pw\n"
+      "          roles:\n"
+      "            app_admin: { passwd: x }\n"));
+  const auto errors = Errors(bad);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_THAT(errors[0], HasSubstr("roles.app_admin: unknown key 'passwd'"));
+}
+
 TEST(ConfigTest, BadAuditSettingsAreNamed) {
   auto cfg = Parse(absl::StrCat(
       "audit:\n  mode: sometimes\n  spool_dir: /s\n  results: maybe\n",

@@ -227,6 +227,70 @@ spec:
   EXPECT_THAT(all, HasSubstr("identity provider 'c' has the issuer of 'b'"));
 }
 
+TEST(PolicyCompileTest, IdentityMappingsPickTheFirstMatchingRole) {
+  auto bundle = lang::Compile({{"roles.yaml", R"(apiVersion: warden/v1
+kind: IdentityMapping
+metadata: { name: shop-roles }
+spec:
+  environments: [prod]
+  databases: [shop]
+  rules:
+    - match: { groups: [dba] }
+      database_role: app_admin
+    - match: { kind: agent, users: ["support-*"] }
+      database_role: app_support
+---
+apiVersion: warden/v1
+kind: IdentityMapping
+metadata: { name: everywhere-else }
+spec:
+  rules:
+    - match: { groups: [engineers] }
+      database_role: app_rw
+  default_role: app_ro
+)"}});
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  ASSERT_EQ(bundle->identity_mappings_size(), 2);
+  engine::Subject dba{"alice", {"engineers", "dba"}, "human"};
+  engine::Subject bot{"support-bot", {}, "agent"};
+  engine::Subject other_bot{"etl-bot", {}, "agent"};
+  auto d = engine::MapRole(*bundle, dba, "prod", "shop");
+  EXPECT_TRUE(d.mapped);
+  EXPECT_EQ(d.role, "app_admin") << "first rule wins";
+  EXPECT_EQ(d.mapping, "shop-roles");
+  EXPECT_EQ(d.source, "roles.yaml:8");
+  EXPECT_EQ(engine::MapRole(*bundle, bot, "prod", "shop").role, "app_support");
+  // The first mapping that applies decides: no rule and no default there.
+  d = engine::MapRole(*bundle, other_bot, "prod", "shop");
+  EXPECT_TRUE(d.mapped);
+  EXPECT_TRUE(d.role.empty());
+  EXPECT_THAT(d.reason, HasSubstr("no rule of identity mapping shop-roles"));
+  // Elsewhere the second mapping applies, with its default.
+  EXPECT_EQ(engine::MapRole(*bundle, dba, "staging", "shop").role, "app_rw");
+  EXPECT_EQ(engine::MapRole(*bundle, other_bot, "prod", "billing").role,
+            "app_ro");
+  // Without mappings nothing is mapped: the service role is used.
+  EXPECT_FALSE(engine::MapRole(warden::v1::PolicyBundle(), dba, "prod", "shop")
+                   .mapped);
+
+  std::vector<lang::Diagnostic> diags;
+  auto bad = lang::Compile({{"bad.yaml", R"(apiVersion: warden/v1
+kind: IdentityMapping
+metadata: { name: r }
+spec:
+  rules:
+    - match: { kind: robot }
+    - database_role: x
+)"}},
+                           &diags);
+  ASSERT_FALSE(bad.ok());
+  std::string all;
+  for (const auto& diag : diags) all += diag.ToString() + "\n";
+  EXPECT_THAT(all, HasSubstr("a rule needs a database_role"));
+  EXPECT_THAT(all, HasSubstr("kind must be one of human, agent, service"));
+  EXPECT_THAT(all, HasSubstr("a rule needs a match"));
+}
+
 TEST(PolicyCompileTest, DiagnosticsNamePositionAndHint) {
   std::vector<lang::Diagnostic> diags;
   auto bundle = lang::Compile({{"bad.yaml", R"(apiVersion: warden/v1
