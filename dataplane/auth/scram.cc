@@ -1,10 +1,13 @@
 #include "dataplane/auth/scram.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -409,8 +412,7 @@ absl::StatusOr<std::string> ScramClient::HandleServerFirst(
       absl::StrCat("c=", crypto::Base64Encode("n,,"), ",r=", nonce);
   const std::string auth_message =
       absl::StrCat(client_first_bare_, ",", server_first, ",", without_proof);
-  const std::string salted =
-      crypto::Pbkdf2HmacSha256(password_, *salt, iterations);
+  const std::string salted = SaltedPassword(password_, *salt, iterations);
   const std::string client_key = crypto::HmacSha256(salted, "Client Key");
   const std::string stored_key = crypto::Sha256(client_key);
   const std::string server_key = crypto::HmacSha256(salted, "Server Key");
@@ -419,6 +421,52 @@ absl::StatusOr<std::string> ScramClient::HandleServerFirst(
   expected_server_signature_ = crypto::HmacSha256(server_key, auth_message);
   state_ = State::kSentClientFinal;
   return absl::StrCat(without_proof, ",p=", crypto::Base64Encode(proof));
+}
+
+namespace {
+
+// PostgreSQL keeps one salt and iteration count per role, so every login
+// of the proxy to it derives the same salted password: 4096 rounds of
+// PBKDF2, most of a login's CPU. Kept per (password, salt, iterations),
+// bounded; it holds nothing the proxy does not hold already (the password).
+struct SaltedCache {
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, std::string> entries ABSL_GUARDED_BY(mu);
+  std::atomic<uint64_t> hits{0};
+};
+
+SaltedCache& Cache() {
+  static SaltedCache* cache = new SaltedCache();
+  return *cache;
+}
+
+}  // namespace
+
+std::string SaltedPassword(const std::string& password,
+                           const std::string& salt, int iterations) {
+  constexpr size_t kMaxEntries = 256;
+  const std::string key = absl::StrCat(crypto::Sha256(password), salt, ":",
+                                       iterations);
+  SaltedCache& cache = Cache();
+  {
+    absl::MutexLock lock(&cache.mu);
+    const auto it = cache.entries.find(key);
+    if (it != cache.entries.end()) {
+      cache.hits.fetch_add(1, std::memory_order_relaxed);
+      return it->second;
+    }
+  }
+  std::string salted = crypto::Pbkdf2HmacSha256(password, salt, iterations);
+  absl::MutexLock lock(&cache.mu);
+  // A server that changes salts at every login only costs itself the
+  // derivation; the cache starts over rather than grow.
+  if (cache.entries.size() >= kMaxEntries) cache.entries.clear();
+  cache.entries.emplace(key, salted);
+  return salted;
+}
+
+uint64_t SaltedPasswordCacheHits() {
+  return Cache().hits.load(std::memory_order_relaxed);
 }
 
 absl::Status ScramClient::VerifyServerFinal(absl::string_view server_final) {

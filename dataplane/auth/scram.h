@@ -130,6 +130,14 @@ class ScramServer {
 // channel binding ("n,,"). Call order: ClientFirstMessage (any number of
 // times), HandleServerFirst once, VerifyServerFinal once; out-of-order calls
 // return FailedPrecondition. Not thread-safe.
+// PBKDF2-HMAC-SHA256 of `password` for a server's salt and iteration
+// count, remembered (bounded) so repeated logins to the same role derive
+// it once. Thread-safe.
+std::string SaltedPassword(const std::string& password,
+                           const std::string& salt, int iterations);
+// How often SaltedPassword answered from what it remembered (tests).
+uint64_t SaltedPasswordCacheHits();
+
 class ScramClient {
  public:
   // Nonce: 18 random bytes, base64 (if the CSPRNG fails, HandleServerFirst

@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_split.h"
 #include "dataplane/auth/scram.h"
+#include "common/crypto.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -193,6 +194,27 @@ TEST(ScramExchangeTest, RightPasswordSucceeds) {
   ScramClient client("correct horse");
   EXPECT_THAT(client.ClientFirstMessage(), StartsWith("n,,n=,r="));
   EXPECT_TRUE(RunExchange(client, server).ok());
+}
+
+TEST(ScramExchangeTest, RepeatedLoginsDeriveTheSaltedPasswordOnce) {
+  ScramVerifier v = MakeScramVerifier("cache me", "salt-for-cache", 64);
+  const uint64_t before = SaltedPasswordCacheHits();
+  for (int i = 0; i < 3; ++i) {
+    ScramServer server(v, "svc", kMockSecret);
+    ScramClient client("cache me");
+    ASSERT_TRUE(RunExchange(client, server).ok());
+  }
+  EXPECT_EQ(SaltedPasswordCacheHits() - before, 2u);
+  // What it remembers is per password, salt and iteration count: another
+  // password under the same salt is derived (and still refused).
+  ScramServer server(v, "svc", kMockSecret);
+  ScramClient wrong("cache me not");
+  EXPECT_EQ(RunExchange(wrong, server).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(SaltedPassword("cache me", "salt-for-cache", 64),
+            crypto::Pbkdf2HmacSha256("cache me", "salt-for-cache", 64));
+  EXPECT_NE(SaltedPassword("cache me", "salt-for-cache", 65),
+            SaltedPassword("cache me", "salt-for-cache", 64));
 }
 
 TEST(ScramExchangeTest, RandomNoncesDiffer) {
