@@ -725,9 +725,18 @@ int RunTokensList(const TokenListOptions& options, std::ostream& out,
     const json j = TokenJson(t, now);
     std::vector<std::string> scopes;
     for (int s : t.scopes()) scopes.push_back(ScopeName(s));
+    std::string scope_text = absl::StrJoin(scopes, ",");
+    if (!t.kind().empty()) {  // a service token: what it may reach
+      absl::StrAppend(&scope_text, " (", t.kind(), ", ",
+                      absl::StrJoin(t.environments(), ","),
+                      t.databases().empty()
+                          ? ""
+                          : "/" + absl::StrJoin(t.databases(), ","),
+                      ")");
+    }
     const std::string expires = TimeText(t.expires_at());
     out << absl::StrFormat("%-22s %-16s %-32s %-20s %-20s %s\n", t.id(),
-                           t.name(), absl::StrJoin(scopes, ","),
+                           t.name(), scope_text,
                            TimeText(t.created_at()),
                            expires.empty() ? "never" : expires,
                            j["state"].get<std::string>());

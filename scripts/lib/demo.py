@@ -55,7 +55,7 @@ listeners:
     address: 127.0.0.1
     port: {ports['sso']}
     environment: prod
-    auth: oidc              # tokens of the identity provider pushed with the policies
+    auth: token             # identity-provider or service tokens as the password
     tls: {{ mode: require, cert_file: {certs['cert']}, key_file: {certs['key']} }}
 environments:
   - name: prod
