@@ -119,6 +119,9 @@ absl::StatusOr<PushResult> Bundles::Push(
                        "to verify this provider's tokens)"));
     }
   }
+  // From here to the commit, no other publication: the head compared with
+  // is the parent of what is committed.
+  absl::MutexLock lock(&publish_mu_);
   if (absl::Status s = WithServiceTokens(&*bundle); !s.ok()) return s;
   auto head = Get(0);
   const bool have_head = head.ok();
@@ -156,6 +159,7 @@ absl::Status Bundles::WithServiceTokens(
 
 absl::StatusOr<PushResult> Bundles::RefreshServiceTokens(
     const std::string& created_by, absl::Time now) {
+  absl::MutexLock lock(&publish_mu_);
   auto head = Get(0);
   if (absl::IsNotFound(head.status())) return PushResult{0, "", true};
   if (!head.ok()) return head.status();
@@ -189,8 +193,15 @@ absl::StatusOr<PushResult> Bundles::RefreshKeys(const std::string& created_by,
                              true};
   if (bundle.identity_providers_size() == 0 || !resolver_) return unchanged;
   const std::string before = bundle.digest();
+  // Fetched without holding the publication lock (providers may be slow);
+  // published only if nothing else was published meanwhile (else the
+  // next round fetches again), so a push is never overwritten.
   if (absl::Status s = resolver_(&bundle); !s.ok()) return s;
   if (bundle.digest() == before) return unchanged;
+  absl::MutexLock lock(&publish_mu_);
+  auto now_head = Head();
+  if (!now_head.ok()) return now_head.status();
+  if (*now_head != head->signed_bundle().revision()) return unchanged;
   std::vector<warden::v1::PolicySource> sources(head->sources().begin(),
                                                 head->sources().end());
   std::string names;
@@ -211,6 +222,7 @@ absl::StatusOr<PushResult> Bundles::Rollback(uint64_t to_revision,
   if (to_revision == 0) {
     return absl::InvalidArgumentError("name the revision to roll back to");
   }
+  absl::MutexLock lock(&publish_mu_);
   auto target = Get(to_revision);
   if (!target.ok()) return target.status();
   warden::v1::PolicyBundle bundle;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
@@ -107,6 +108,9 @@ class Bundles {
   const SigningKey key_;
   KeyResolver resolver_;
   ServiceTokenSource service_tokens_;
+  // Serializes publications (push, rollback, refreshes): each reads the
+  // head and commits its successor without another in between.
+  absl::Mutex publish_mu_;
 };
 
 }  // namespace warden::controlplane::bundles

@@ -284,5 +284,39 @@ TEST_F(BundlesTest, ServiceTokensTravelInEveryRevisionAndRollbackKeepsTheCurrent
   EXPECT_EQ(verified->service_tokens_size(), 0);
 }
 
+TEST_F(BundlesTest, AKeyRefreshNeverOverwritesAPushMadeWhileItFetched) {
+  std::string keys = R"({"keys":[1]})";
+  bundles_->SetKeyResolver([&keys](warden::v1::PolicyBundle* b) {
+    for (auto& idp : *b->mutable_identity_providers()) idp.set_jwks(keys);
+    b->set_digest(policy::lang::ContentDigest(*b));
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(bundles_
+                  ->Push({{"prod.yaml", Policy("guard", "DROP TABLE")},
+                          {"idp.yaml", kIdp}},
+                         "msg", "ci-main", kNow, false)
+                  .ok());
+  // While the refresh fetches (new keys), CI pushes new policies.
+  uint64_t pushed = 0;
+  bundles_->SetKeyResolver([&](warden::v1::PolicyBundle* b) {
+    auto p = Push(Policy("guard", "TRUNCATE TABLE"));
+    EXPECT_TRUE(p.ok()) << p.status();
+    pushed = p.ok() ? p->revision : 0;
+    for (auto& idp : *b->mutable_identity_providers()) {
+      idp.set_jwks(R"({"keys":[2]})");
+    }
+    b->set_digest(policy::lang::ContentDigest(*b));
+    return absl::OkStatus();
+  });
+  auto refreshed = bundles_->RefreshKeys("warden-control", kNow);
+  ASSERT_TRUE(refreshed.ok()) << refreshed.status();
+  EXPECT_TRUE(refreshed->unchanged);
+  EXPECT_EQ(*bundles_->Head(), pushed) << "the push stays the head";
+  auto head = bundles_->Get(0);
+  warden::v1::PolicyBundle bundle;
+  ASSERT_TRUE(bundle.ParseFromString(head->signed_bundle().bundle()));
+  EXPECT_EQ(bundle.policies(0).rules(0).match().commands(0), "TRUNCATE TABLE");
+}
+
 }  // namespace
 }  // namespace warden::controlplane
