@@ -51,6 +51,19 @@ absl::StatusOr<BundleRecord> Bundles::Get(uint64_t revision) const {
   return record;
 }
 
+absl::StatusOr<Bundles::Revision> Bundles::Load(uint64_t revision) const {
+  auto record = Get(revision);
+  if (!record.ok()) return record.status();
+  Revision out;
+  if (!out.bundle.ParseFromString(record->signed_bundle().bundle())) {
+    return absl::DataLossError(
+        absl::StrCat("revision ", record->signed_bundle().revision(),
+                     " holds no valid bundle"));
+  }
+  out.record = *std::move(record);
+  return out;
+}
+
 absl::StatusOr<std::vector<BundleRecord>> Bundles::History(
     size_t limit, uint64_t before) const {
   auto rows = store_->Scan(store::Column::kBundles, state::kRevisionPrefix);
@@ -71,8 +84,7 @@ absl::StatusOr<std::vector<BundleRecord>> Bundles::History(
 }
 
 absl::StatusOr<PushResult> Bundles::Publish(
-    const warden::v1::PolicyBundle& bundle,
-    const std::vector<warden::v1::PolicySource>& sources,
+    const warden::v1::PolicyBundle& bundle, const Sources& sources,
     const std::string& message, const std::string& created_by, absl::Time now,
     uint64_t rollback_of) {
   auto head = Head();
@@ -92,7 +104,7 @@ absl::StatusOr<PushResult> Bundles::Publish(
         warden::v1::LogEntry entry;
         BundleRecord* record = entry.mutable_put_bundle();
         *record->mutable_signed_bundle() = *std::move(signed_bundle);
-        for (const auto& s : sources) *record->add_sources() = s;
+        *record->mutable_sources() = sources;
         return entry;
       });
   if (!index.ok()) return index.status();
@@ -123,24 +135,21 @@ absl::StatusOr<PushResult> Bundles::Push(
   // is the parent of what is committed.
   absl::MutexLock lock(&publish_mu_);
   if (absl::Status s = WithServiceTokens(&*bundle); !s.ok()) return s;
-  auto head = Get(0);
-  const bool have_head = head.ok();
-  if (!have_head && !absl::IsNotFound(head.status())) return head.status();
-  if (have_head) {
-    warden::v1::PolicyBundle running;
-    if (running.ParseFromString(head->signed_bundle().bundle()) &&
-        running.digest() == bundle->digest()) {
-      return PushResult{head->signed_bundle().revision(), bundle->digest(),
-                        true};
-    }
+  // A head whose bundle does not decode compares as different content.
+  auto head = Load(0);
+  if (!head.ok() && !absl::IsNotFound(head.status()) &&
+      !absl::IsDataLoss(head.status())) {
+    return head.status();
+  }
+  if (head.ok() && head->bundle.digest() == bundle->digest()) {
+    return PushResult{head->revision(), bundle->digest(), true};
   }
   if (dry_run) return PushResult{0, bundle->digest(), false};
-  std::vector<warden::v1::PolicySource> kept;
+  Sources kept;
   for (const auto& s : sources) {
-    warden::v1::PolicySource p;
-    p.set_name(s.name);
-    p.set_text(s.text);
-    kept.push_back(std::move(p));
+    warden::v1::PolicySource* p = kept.Add();
+    p->set_name(s.name);
+    p->set_text(s.text);
   }
   return Publish(*bundle, kept, message, created_by, now, 0);
 }
@@ -160,58 +169,46 @@ absl::Status Bundles::WithServiceTokens(
 absl::StatusOr<PushResult> Bundles::RefreshServiceTokens(
     const std::string& created_by, absl::Time now) {
   absl::MutexLock lock(&publish_mu_);
-  auto head = Get(0);
+  auto head = Load(0);
   if (absl::IsNotFound(head.status())) return PushResult{0, "", true};
   if (!head.ok()) return head.status();
-  warden::v1::PolicyBundle bundle;
-  if (!bundle.ParseFromString(head->signed_bundle().bundle())) {
-    return absl::DataLossError("the head revision holds no valid bundle");
-  }
-  const std::string before = bundle.digest();
+  warden::v1::PolicyBundle bundle = head->bundle;
   if (absl::Status s = WithServiceTokens(&bundle); !s.ok()) return s;
-  if (bundle.digest() == before) {
-    return PushResult{head->signed_bundle().revision(), before, true};
+  if (bundle.digest() == head->bundle.digest()) {
+    return PushResult{head->revision(), bundle.digest(), true};
   }
-  std::vector<warden::v1::PolicySource> sources(head->sources().begin(),
-                                                head->sources().end());
-  return Publish(bundle, sources,
+  return Publish(bundle, head->record.sources(),
                  absl::StrCat("service tokens changed since revision ",
-                              head->signed_bundle().revision()),
+                              head->revision()),
                  created_by, now, 0);
 }
 
 absl::StatusOr<PushResult> Bundles::RefreshKeys(const std::string& created_by,
                                                 absl::Time now) {
-  auto head = Get(0);
+  auto head = Load(0);
   if (absl::IsNotFound(head.status())) return PushResult{0, "", true};
   if (!head.ok()) return head.status();
-  warden::v1::PolicyBundle bundle;
-  if (!bundle.ParseFromString(head->signed_bundle().bundle())) {
-    return absl::DataLossError("the head revision holds no valid bundle");
+  const PushResult unchanged{head->revision(), head->bundle.digest(), true};
+  if (head->bundle.identity_providers_size() == 0 || !resolver_) {
+    return unchanged;
   }
-  const PushResult unchanged{head->signed_bundle().revision(), bundle.digest(),
-                             true};
-  if (bundle.identity_providers_size() == 0 || !resolver_) return unchanged;
-  const std::string before = bundle.digest();
   // Fetched without holding the publication lock (providers may be slow);
   // published only if nothing else was published meanwhile (else the
   // next round fetches again), so a push is never overwritten.
+  warden::v1::PolicyBundle bundle = head->bundle;
   if (absl::Status s = resolver_(&bundle); !s.ok()) return s;
-  if (bundle.digest() == before) return unchanged;
+  if (bundle.digest() == head->bundle.digest()) return unchanged;
   absl::MutexLock lock(&publish_mu_);
   auto now_head = Head();
   if (!now_head.ok()) return now_head.status();
-  if (*now_head != head->signed_bundle().revision()) return unchanged;
-  std::vector<warden::v1::PolicySource> sources(head->sources().begin(),
-                                                head->sources().end());
+  if (*now_head != head->revision()) return unchanged;
   std::string names;
   for (const auto& idp : bundle.identity_providers()) {
     absl::StrAppend(&names, names.empty() ? "" : ", ", idp.name());
   }
-  return Publish(bundle, sources,
+  return Publish(bundle, head->record.sources(),
                  absl::StrCat("identity provider keys changed (", names,
-                              ") since revision ",
-                              head->signed_bundle().revision()),
+                              ") since revision ", head->revision()),
                  created_by, now, 0);
 }
 
@@ -223,19 +220,12 @@ absl::StatusOr<PushResult> Bundles::Rollback(uint64_t to_revision,
     return absl::InvalidArgumentError("name the revision to roll back to");
   }
   absl::MutexLock lock(&publish_mu_);
-  auto target = Get(to_revision);
+  auto target = Load(to_revision);
   if (!target.ok()) return target.status();
-  warden::v1::PolicyBundle bundle;
-  if (!bundle.ParseFromString(target->signed_bundle().bundle())) {
-    return absl::DataLossError(
-        absl::StrCat("revision ", to_revision, " holds no valid bundle"));
-  }
   // The old policies, but never old service tokens: a token revoked since
   // must stay revoked.
-  if (absl::Status s = WithServiceTokens(&bundle); !s.ok()) return s;
-  std::vector<warden::v1::PolicySource> sources(target->sources().begin(),
-                                                target->sources().end());
-  return Publish(bundle, sources,
+  if (absl::Status s = WithServiceTokens(&target->bundle); !s.ok()) return s;
+  return Publish(target->bundle, target->record.sources(),
                  message.empty()
                      ? absl::StrCat("rollback to revision ", to_revision)
                      : message,

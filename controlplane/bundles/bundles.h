@@ -94,8 +94,17 @@ class Bundles {
   absl::StatusOr<uint64_t> Head() const;
 
  private:
+  using Sources = google::protobuf::RepeatedPtrField<warden::v1::PolicySource>;
+  // A stored revision (0: the head) and its bundle, decoded.
+  struct Revision {
+    warden::v1::BundleRecord record;
+    warden::v1::PolicyBundle bundle;
+    uint64_t revision() const { return record.signed_bundle().revision(); }
+  };
+  absl::StatusOr<Revision> Load(uint64_t revision) const;
+
   absl::StatusOr<PushResult> Publish(const warden::v1::PolicyBundle& bundle,
-                                     const std::vector<warden::v1::PolicySource>& sources,
+                                     const Sources& sources,
                                      const std::string& message,
                                      const std::string& created_by,
                                      absl::Time now, uint64_t rollback_of);
