@@ -135,14 +135,15 @@ absl::StatusOr<PushResult> Bundles::Push(
   // is the parent of what is committed.
   absl::MutexLock lock(&publish_mu_);
   if (absl::Status s = WithServiceTokens(&*bundle); !s.ok()) return s;
-  // A head whose bundle does not decode compares as different content.
-  auto head = Load(0);
-  if (!head.ok() && !absl::IsNotFound(head.status()) &&
-      !absl::IsDataLoss(head.status())) {
-    return head.status();
-  }
-  if (head.ok() && head->bundle.digest() == bundle->digest()) {
-    return PushResult{head->revision(), bundle->digest(), true};
+  auto head = Get(0);
+  if (!head.ok() && !absl::IsNotFound(head.status())) return head.status();
+  if (head.ok()) {
+    warden::v1::PolicyBundle running;
+    if (running.ParseFromString(head->signed_bundle().bundle()) &&
+        running.digest() == bundle->digest()) {
+      return PushResult{head->signed_bundle().revision(), bundle->digest(),
+                        true};
+    }
   }
   if (dry_run) return PushResult{0, bundle->digest(), false};
   Sources kept;
