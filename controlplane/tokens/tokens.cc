@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/proxy_identity.h"
+#include "common/warden_token.h"
 
 namespace warden::controlplane::tokens {
 namespace {
@@ -15,9 +15,8 @@ namespace {
 using warden::v1::TokenInfo;
 using warden::v1::TokenRecord;
 
-constexpr char kTokenTag[] = "wdn_";
-constexpr size_t kIdHex = 16;
-constexpr size_t kSecretHex = 64;
+constexpr size_t kIdBytes = 8;
+constexpr size_t kSecretBytes = 32;
 
 void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t micros = absl::ToUnixMicros(t);
@@ -27,12 +26,6 @@ void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
 
 absl::Time FromProto(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
-bool IsHex(absl::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f');
-  });
 }
 
 bool Active(const TokenInfo& info, absl::Time now) {
@@ -183,22 +176,21 @@ absl::StatusOr<std::vector<warden::v1::ServiceToken>> Tokens::ServiceTokens(
 }
 
 absl::StatusOr<CreatedToken> Tokens::Insert(TokenRecord record) {
-  auto id_bytes = crypto::RandomBytes(kIdHex / 2);
-  auto secret_bytes = crypto::RandomBytes(kSecretHex / 2);
+  auto id_bytes = crypto::RandomBytes(kIdBytes);
+  auto secret_bytes = crypto::RandomBytes(kSecretBytes);
   if (!id_bytes.ok()) return id_bytes.status();
   if (!secret_bytes.ok()) return secret_bytes.status();
-  const std::string id_hex = crypto::HexEncode(*id_bytes);
   const std::string secret = crypto::HexEncode(*secret_bytes);
 
   TokenInfo* info = record.mutable_info();
-  info->set_id(absl::StrCat("tok_", id_hex));
-  record.set_secret_sha256(crypto::HexEncode(crypto::Sha256(secret)));
+  info->set_id(absl::StrCat("tok_", crypto::HexEncode(*id_bytes)));
+  record.set_secret_sha256(WardenTokenSecretHash(secret));
 
   warden::v1::LogEntry entry;
   *entry.mutable_put_token() = record;
   auto index = state_->Commit(entry);
   if (!index.ok()) return index.status();
-  return CreatedToken{absl::StrCat(kTokenTag, id_hex, "_", secret), *info};
+  return CreatedToken{FormatWardenToken(info->id(), secret), *info};
 }
 
 absl::StatusOr<TokenRecord> Tokens::Load(const std::string& id) const {
@@ -214,22 +206,15 @@ absl::StatusOr<TokenRecord> Tokens::Load(const std::string& id) const {
 
 absl::StatusOr<TokenInfo> Tokens::Authenticate(absl::string_view token,
                                                absl::Time now) const {
-  const size_t tag = sizeof(kTokenTag) - 1;
-  if (token.size() != tag + kIdHex + 1 + kSecretHex ||
-      !absl::StartsWith(token, kTokenTag) || token[tag + kIdHex] != '_' ||
-      !IsHex(token.substr(tag, kIdHex)) ||
-      !IsHex(token.substr(tag + kIdHex + 1))) {
-    return absl::UnauthenticatedError(
-        "malformed token (expected wdn_<16 hex>_<64 hex>)");
-  }
-  const std::string id = absl::StrCat("tok_", token.substr(tag, kIdHex));
+  auto parsed = ParseWardenToken(token);
+  if (!parsed.ok()) return absl::UnauthenticatedError(parsed.status().message());
+  const std::string& id = parsed->id;
   auto record = Load(id);
   if (absl::IsNotFound(record.status())) {
     return absl::UnauthenticatedError(absl::StrCat("unknown token ", id));
   }
   if (!record.ok()) return record.status();
-  const std::string presented = crypto::HexEncode(
-      crypto::Sha256(token.substr(tag + kIdHex + 1)));
+  const std::string presented = WardenTokenSecretHash(parsed->secret);
   if (!crypto::ConstantTimeEquals(presented, record->secret_sha256())) {
     return absl::UnauthenticatedError(
         absl::StrCat("wrong secret for token ", id));

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/files.h"
+#include "common/warden_token.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/messages.h"
 #include "spdlog/spdlog.h"
@@ -70,7 +71,7 @@ class OidcExchange : public AuthExchange {
     auto password = pgwire::ParsePasswordMessage(body);
     if (!password.ok()) return Refused(password.status(), "oidc");
     const absl::string_view token = absl::StripAsciiWhitespace(*password);
-    if (absl::StartsWith(token, "wdn_")) return ServiceToken(token);
+    if (absl::StartsWith(token, kWardenTokenTag)) return ServiceToken(token);
     auto issuer = jwt::PeekIssuer(token);
     if (!issuer.ok()) {
       return Refused(absl::UnauthenticatedError(absl::StrCat(
@@ -330,26 +331,17 @@ std::shared_ptr<const ResolvedProvider> OidcAuthenticator::Find(
 absl::StatusOr<warden::v1::ServiceToken> OidcAuthenticator::FindServiceToken(
     absl::string_view token, const std::string& environment,
     const std::string& database) {
-  // wdn_<16 hex id>_<64 hex secret>, as warden-control issues them.
-  constexpr size_t kId = 16, kSecret = 64;
-  const auto hex = [](absl::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) {
-      return absl::ascii_isdigit(static_cast<unsigned char>(c)) ||
-             (c >= 'a' && c <= 'f');
-    });
-  };
-  if (token.size() != 4 + kId + 1 + kSecret || token[4 + kId] != '_' ||
-      !hex(token.substr(4, kId)) || !hex(token.substr(4 + kId + 1))) {
+  auto parsed = ParseWardenToken(token);
+  if (!parsed.ok()) {
     return absl::UnauthenticatedError(
-        "malformed service token (expected wdn_<16 hex>_<64 hex>)");
+        absl::StrCat("service token: ", parsed.status().message()));
   }
-  const std::string id = absl::StrCat("tok_", token.substr(4, kId));
+  const std::string& id = parsed->id;
   const std::shared_ptr<const BundleIdentities> ids = BundleProviders();
   const auto it = ids->service_tokens.find(id);
-  const std::string presented =
-      crypto::HexEncode(crypto::Sha256(token.substr(4 + kId + 1)));
   if (it == ids->service_tokens.end() ||
-      !crypto::ConstantTimeEquals(presented, it->second.secret_sha256())) {
+      !crypto::ConstantTimeEquals(WardenTokenSecretHash(parsed->secret),
+                                  it->second.secret_sha256())) {
     // Unknown, revoked (no longer in the bundle) or a wrong secret: the
     // same answer, so the bundle's contents cannot be probed.
     return absl::UnauthenticatedError(absl::StrCat(
