@@ -9,51 +9,28 @@
 //   - a JWKS that parses has at least one key, and every key it has is
 //     findable by its id;
 //   - Split accepts only three base64url parts, and PeekIssuer agrees.
-#include <openssl/bn.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/escaping.h"
 #include "absl/time/time.h"
 #include "common/jwt.h"
+#include "tests/unit/jwt_test_util.h"
 
 namespace {
 
 namespace jwt = warden::jwt;
 
-std::string B64(const std::string& s) { return absl::WebSafeBase64Escape(s); }
-
-std::string BnParam(EVP_PKEY* key, const char* name, int pad) {
-  BIGNUM* bn = nullptr;
-  EVP_PKEY_get_bn_param(key, name, &bn);
-  std::string out(pad > 0 ? pad : BN_num_bytes(bn), '\0');
-  BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()),
-               static_cast<int>(out.size()));
-  BN_free(bn);
-  return out;
-}
-
 // Keys made once per process; only their public halves are used.
 const jwt::KeySet& Keys() {
   static const jwt::KeySet* keys = [] {
-    EVP_PKEY* rsa = EVP_RSA_gen(2048);
-    EVP_PKEY* ec = EVP_EC_gen("P-256");
-    const std::string jwks = absl::StrCat(
-        R"({"keys":[{"kty":"RSA","kid":"k","n":")",
-        B64(BnParam(rsa, "n", 0)), R"(","e":")", B64(BnParam(rsa, "e", 0)),
-        R"("},{"kty":"EC","kid":"e","crv":"P-256","x":")",
-        B64(BnParam(ec, "qx", 32)), R"(","y":")", B64(BnParam(ec, "qy", 32)),
-        R"("}]})");
-    EVP_PKEY_free(rsa);
-    EVP_PKEY_free(ec);
-    auto parsed = jwt::KeySet::FromJwks(jwks);
+    namespace t = warden::jwt::testing;
+    t::PkeyPtr rsa = t::NewRsa();
+    t::PkeyPtr ec = t::NewEc();
+    const nlohmann::json jwks = {
+        {"keys", {t::RsaJwk(rsa.get(), "k"), t::EcJwk(ec.get(), "e")}}};
+    auto parsed = jwt::KeySet::FromJwks(jwks.dump());
     if (!parsed.ok() || parsed->size() != 2) abort();
     return new jwt::KeySet(*std::move(parsed));
   }();
