@@ -1319,21 +1319,21 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         if (pending_syncs_ > 0) --pending_syncs_;
         break;
       case pgwire::BackendType::kErrorResponse: {
+        // Parsed once for the result tracker, refusals and severity.
+        const auto error = pgwire::ParseErrorResponse(frame.body);
         if (track_results && ready_) {
-          const auto error = pgwire::ParseErrorResponse(frame.body);
           results_.Error(error.ok() ? error->Get('C') : "XX000", clock(),
                          &completions_);
         }
-        if (!refusals_.empty()) {
+        if (!refusals_.empty() && error.ok()) {
           std::string refusal;
-          if (TakeRefusal(frame.body, &refusal)) {
+          if (TakeRefusal(*error, &refusal)) {
             Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
             Send(Side::kClient, refusal);
             forward_from = pos + frame.size;
             break;
           }
         }
-        auto error = pgwire::ParseErrorResponse(frame.body);
         if (error.ok()) {
           const absl::string_view severity =
               error->Get('V').empty() ? error->Get('S') : error->Get('V');
@@ -1635,12 +1635,11 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
   }
 }
 
-bool Session::TakeRefusal(absl::string_view body, std::string* error) {
-  const auto parsed = pgwire::ParseErrorResponse(body);
-  if (!parsed.ok()) return false;
+bool Session::TakeRefusal(const pgwire::ErrorResponse& parsed,
+                          std::string* error) {
   const std::string prefix =
       absl::StrCat("warden_refusal_", refusal_token_, "_");
-  const absl::string_view message = parsed->Get('M');
+  const absl::string_view message = parsed.Get('M');
   const size_t at = message.find(prefix);
   if (at == absl::string_view::npos) return false;
   absl::string_view digits = message.substr(at + prefix.size());

@@ -29,6 +29,7 @@
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/conn.h"
 #include "dataplane/net/event_loop.h"
+#include "dataplane/pgwire/messages.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/result_tracker.h"
@@ -262,8 +263,9 @@ class Session : public std::enable_shared_from_this<Session> {
                           absl::Time now);
   // Queues `error` for the next poison and returns the poison's name.
   std::string QueueRefusal(std::string error);
-  // Rewrites the upstream ErrorResponse `body` if it is a poison's.
-  bool TakeRefusal(absl::string_view body, std::string* error);
+  // Gives the refusal to send instead of the upstream ErrorResponse
+  // `parsed`, if it is a poison's.
+  bool TakeRefusal(const pgwire::ErrorResponse& parsed, std::string* error);
   void DropSkippedRefusals();
   SharedState* shared_;
   net::EventLoop* loop_;
