@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy  # noqa: E402
+from proxyharness import WardenProxy, cpu_seconds  # noqa: E402
 from controlharness import WARDENCTL_BIN, ControlPlane  # noqa: E402
 
 POLICY_DIR = os.path.join(REPO, "policy", "examples")
@@ -66,14 +66,6 @@ users:
   - {{ name: alice, password: alice-pw }}
 """
 
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def pgbench(port, args, clients, duration):

@@ -33,15 +33,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 from controlharness import WARDENCTL_BIN, ControlPlane  # noqa: E402
 from fakeidp import IdpServer  # noqa: E402
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+from proxyharness import WardenProxy, make_ca_and_cert, cpu_seconds  # noqa: E402
 
 
 def logins(n, **kwargs):

@@ -40,6 +40,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 import pgharness  # noqa: E402
 from pgharness import PostgresServer, setup_sample, free_port  # noqa: E402
+from proxyharness import cpu_seconds  # noqa: E402
 
 HOST = "127.0.0.1"
 CLIENT_USER, CLIENT_PW = "alice", "alice-pw"      # clients -> Warden / PgBouncer
@@ -123,14 +124,6 @@ def stop_pid(proc, what, timeout=15.0):
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             log("%s (pid %d) did not exit after SIGKILL" % (what, proc.pid))
-
-
-def proc_cpu_seconds(pid):
-    """utime+stime of the whole process (all threads, live and exited)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state); utime is field 14, stime field 15.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def proc_rss_kib(pid):
@@ -446,9 +439,9 @@ class Bench:
         cmd = (["pgbench", "-n", "-h", HOST, "-p", str(port), "-U", user,
                 "-c", str(clients), "-j", str(threads), "-T", str(duration)]
                + extra + [BENCH_DB])
-        cpu0 = proc_cpu_seconds(pid) if pid else None
+        cpu0 = cpu_seconds(pid) if pid else None
         r = run(cmd, timeout=duration + 120, env=client_env(pw))
-        cpu1 = proc_cpu_seconds(pid) if pid else None
+        cpu1 = cpu_seconds(pid) if pid else None
         out = r.stdout.decode(errors="replace")
         err = r.stderr.decode(errors="replace")
         self.check_alive()
@@ -540,12 +533,12 @@ class Bench:
                            "-U", user, "-d", BENCH_DB] + psql_args
                     stdin = open(infile, "rb") if infile else subprocess.DEVNULL
                     try:
-                        cpu0 = proc_cpu_seconds(pid) if pid else None
+                        cpu0 = cpu_seconds(pid) if pid else None
                         t0 = time.monotonic()
                         r = run(cmd, timeout=a.stream_timeout, env=client_env(pw), stdin=stdin,
                                 stdout=subprocess.PIPE if expect else subprocess.DEVNULL)
                         wall = time.monotonic() - t0
-                        cpu1 = proc_cpu_seconds(pid) if pid else None
+                        cpu1 = cpu_seconds(pid) if pid else None
                     finally:
                         if infile:
                             stdin.close()

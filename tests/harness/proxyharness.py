@@ -42,6 +42,23 @@ def make_ca_and_cert(directory, names=("localhost",), ips=("127.0.0.1",)):
     return {"ca": p("ca.pem"), "ca_key": p("ca.key"), "cert": p("server.pem"), "key": p("server.key")}
 
 
+def wait_until(predicate, timeout=20.0, interval=0.1):
+    """Polls `predicate` until it is true (True) or `timeout` passes (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_port(port, timeout=15.0, proc=None):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 sys.path.insert(0, HERE)
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy  # noqa: E402
+from proxyharness import WardenProxy, wait_until  # noqa: E402
 from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402
 import rawpg  # noqa: E402
 
@@ -40,14 +40,6 @@ spec:
       message: not in prod
 """
 
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 class AuditTest(unittest.TestCase):

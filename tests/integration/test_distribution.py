@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -18,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 sys.path.insert(0, HERE)
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
+from proxyharness import WardenProxy, make_ca_and_cert, wait_until  # noqa: E402
 import rawpg  # noqa: E402
 from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane as Control  # noqa: E402
 
@@ -34,14 +33,6 @@ spec:
       message: pushed from the control plane
 """
 
-
-def wait_until(predicate, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 class DistributionTest(unittest.TestCase):

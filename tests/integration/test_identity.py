@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 from fakeidp import FakeIdp, IdpServer  # noqa: E402
 from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
+from proxyharness import WardenProxy, make_ca_and_cert, wait_until  # noqa: E402
 sys.path.insert(0, HERE)
 import rawpg  # noqa: E402
 
@@ -185,14 +185,6 @@ environments:
             self.idp.keys = [old] + self.idp.keys
             self.idp.write_jwks(self.jwks)
 
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 class BundleOidcTest(unittest.TestCase):

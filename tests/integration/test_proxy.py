@@ -20,7 +20,7 @@ import psycopg  # noqa: E402
 import psycopg2  # noqa: E402
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import PROXY_BIN, WardenProxy, make_ca_and_cert  # noqa: E402
+from proxyharness import PROXY_BIN, WardenProxy, make_ca_and_cert, wait_until  # noqa: E402
 import rawpg  # noqa: E402
 
 PG = None
@@ -198,14 +198,6 @@ def active_statements(marker):
     d.close()
     return n
 
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def assert_alive(test):
