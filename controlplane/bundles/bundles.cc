@@ -1,10 +1,13 @@
 #include "controlplane/bundles/bundles.h"
 
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "policy/bundle/bundle.h"
 #include "policy/lang/compile.h"
 
@@ -12,6 +15,16 @@ namespace warden::controlplane::bundles {
 namespace {
 
 using warden::v1::BundleRecord;
+
+template <typename T>
+bool SameRepeated(const google::protobuf::RepeatedPtrField<T>& a,
+                  const google::protobuf::RepeatedPtrField<T>& b) {
+  if (a.size() != b.size()) return false;
+  for (int i = 0; i < a.size(); ++i) {
+    if (a[i].SerializeAsString() != b[i].SerializeAsString()) return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -134,7 +147,7 @@ absl::StatusOr<PushResult> Bundles::Push(
   // From here to the commit, no other publication: the head compared with
   // is the parent of what is committed.
   absl::MutexLock lock(&publish_mu_);
-  if (absl::Status s = WithServiceTokens(&*bundle); !s.ok()) return s;
+  if (absl::Status s = WithIdentities(&*bundle); !s.ok()) return s;
   auto head = Get(0);
   if (!head.ok() && !absl::IsNotFound(head.status())) return head.status();
   if (head.ok()) {
@@ -155,7 +168,7 @@ absl::StatusOr<PushResult> Bundles::Push(
   return Publish(*bundle, kept, message, created_by, now, 0);
 }
 
-absl::Status Bundles::WithServiceTokens(
+absl::Status Bundles::WithIdentities(
     warden::v1::PolicyBundle* bundle) const {
   bundle->clear_service_tokens();
   if (service_tokens_) {
@@ -163,24 +176,37 @@ absl::Status Bundles::WithServiceTokens(
     if (!tokens.ok()) return tokens.status();
     for (auto& t : *tokens) *bundle->add_service_tokens() = std::move(t);
   }
+  bundle->clear_directory();
+  if (directory_) {
+    auto entries = directory_();
+    if (!entries.ok()) return entries.status();
+    for (auto& e : *entries) *bundle->add_directory() = std::move(e);
+  }
   bundle->set_digest(policy::lang::ContentDigest(*bundle));
   return absl::OkStatus();
 }
 
-absl::StatusOr<PushResult> Bundles::RefreshServiceTokens(
+absl::StatusOr<PushResult> Bundles::RefreshIdentities(
     const std::string& created_by, absl::Time now) {
   absl::MutexLock lock(&publish_mu_);
   auto head = Load(0);
   if (absl::IsNotFound(head.status())) return PushResult{0, "", true};
   if (!head.ok()) return head.status();
   warden::v1::PolicyBundle bundle = head->bundle;
-  if (absl::Status s = WithServiceTokens(&bundle); !s.ok()) return s;
+  if (absl::Status s = WithIdentities(&bundle); !s.ok()) return s;
   if (bundle.digest() == head->bundle.digest()) {
     return PushResult{head->revision(), bundle.digest(), true};
   }
+  std::vector<std::string> changed;
+  if (!SameRepeated(bundle.service_tokens(), head->bundle.service_tokens())) {
+    changed.push_back("service tokens");
+  }
+  if (!SameRepeated(bundle.directory(), head->bundle.directory())) {
+    changed.push_back("directory");
+  }
   return Publish(bundle, head->record.sources(),
-                 absl::StrCat("service tokens changed since revision ",
-                              head->revision()),
+                 absl::StrCat(absl::StrJoin(changed, " and "),
+                              " changed since revision ", head->revision()),
                  created_by, now, 0);
 }
 
@@ -225,7 +251,7 @@ absl::StatusOr<PushResult> Bundles::Rollback(uint64_t to_revision,
   if (!target.ok()) return target.status();
   // The old policies, but never old service tokens: a token revoked since
   // must stay revoked.
-  if (absl::Status s = WithServiceTokens(&target->bundle); !s.ok()) return s;
+  if (absl::Status s = WithIdentities(&target->bundle); !s.ok()) return s;
   return Publish(target->bundle, target->record.sources(),
                  message.empty()
                      ? absl::StrCat("rollback to revision ", to_revision)

@@ -52,12 +52,18 @@ class Bundles {
   void SetServiceTokens(ServiceTokenSource source) {
     service_tokens_ = std::move(source);
   }
+  // The directory (SCIM users and groups) every revision carries; without
+  // one, bundles carry none.
+  using DirectorySource = std::function<
+      absl::StatusOr<std::vector<warden::v1::DirectoryEntry>>()>;
+  void SetDirectory(DirectorySource source) { directory_ = std::move(source); }
 
-  // Publishes the head revision again with the service tokens active now,
-  // if they differ from the ones it carries (a token was created, revoked
-  // or expired). `unchanged` otherwise, and before the first push.
-  absl::StatusOr<PushResult> RefreshServiceTokens(const std::string& created_by,
-                                                  absl::Time now);
+  // Publishes the head revision again with the service tokens and the
+  // directory in force now, if they differ from the ones it carries (a
+  // token was created, revoked or expired; SCIM changed a user or group).
+  // `unchanged` otherwise, and before the first push.
+  absl::StatusOr<PushResult> RefreshIdentities(const std::string& created_by,
+                                               absl::Time now);
 
   // Fetches the head revision's identity-provider keys again; when any
   // changed, publishes the same policies with the new keys as a new
@@ -111,12 +117,14 @@ class Bundles {
 
   state::StateMachine* const state_;
   const store::Store* const store_;
-  // Puts the current service tokens into `bundle` and re-digests it.
-  absl::Status WithServiceTokens(warden::v1::PolicyBundle* bundle) const;
+  // Puts the current service tokens and directory into `bundle` and
+  // re-digests it.
+  absl::Status WithIdentities(warden::v1::PolicyBundle* bundle) const;
 
   const SigningKey key_;
   KeyResolver resolver_;
   ServiceTokenSource service_tokens_;
+  DirectorySource directory_;
   // Serializes publications (push, rollback, refreshes): each reads the
   // head and commits its successor without another in between.
   absl::Mutex publish_mu_;

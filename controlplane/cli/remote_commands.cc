@@ -54,6 +54,7 @@ constexpr struct {
     {"admin", warden::v1::TOKEN_SCOPE_ADMIN},
     {"proxy:enroll", warden::v1::TOKEN_SCOPE_PROXY_ENROLL},
     {"db:connect", warden::v1::TOKEN_SCOPE_DATABASE_CONNECT},
+    {"scim", warden::v1::TOKEN_SCOPE_SCIM},
 };
 
 std::string ScopeName(int scope) {
@@ -633,7 +634,7 @@ int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
       return UsageError(
           absl::StrCat("unknown scope '", name,
                        "'; scopes: policy:write, policy:read, audit:read, "
-                       "approvals:decide, admin, proxy:enroll, db:connect"),
+                       "approvals:decide, admin, proxy:enroll, db:connect, scim"),
           err);
     }
     request.add_scopes(found->scope);

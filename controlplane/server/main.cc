@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
@@ -39,10 +40,14 @@
 #include "controlplane/audit/ledger.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/ca/ca.h"
+#include "controlplane/directory/directory.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/idp/keys.h"
 #include "controlplane/log/rocksdb_log.h"
+#include "controlplane/scim/scim.h"
+#include "controlplane/scim/server.h"
 #include "controlplane/server/audit_services.h"
+#include "controlplane/server/coalescer.h"
 #include "controlplane/server/services.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
@@ -72,7 +77,7 @@ int main(int argc, char** argv) {
   CLI::App app{"warden-control: Warden's control plane", "warden-control"};
   std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
                         signing_key, proxy_cert_ttl_text = "24h",
-                        idp_ca_file, idp_refresh_text = "10m";
+                        idp_ca_file, idp_refresh_text = "10m", scim_listen;
   std::vector<std::string> tls_sans;
   app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
       ->required();
@@ -96,6 +101,10 @@ int main(int argc, char** argv) {
                  "How often identity providers' keys are fetched again; a "
                  "change is published as a new policy revision")
       ->capture_default_str();
+  app.add_option("--scim-listen", scim_listen,
+                 "host:port to serve SCIM 2.0 on (HTTPS, same certificate "
+                 "as gRPC; bearer: a token with the scim scope); off when "
+                 "empty");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("warden-control");
@@ -227,19 +236,27 @@ int main(int argc, char** argv) {
   bundles.SetServiceTokens([&tokens] {
     return tokens.ServiceTokens(absl::Now());
   });
-  auto republish_service_tokens = [&bundles, &distributor, &admin_audit] {
-    auto refreshed = bundles.RefreshServiceTokens("warden-control", absl::Now());
+  // SCIM's users and groups travel in every bundle too.
+  cp::directory::Directory directory(&state, store->get());
+  bundles.SetDirectory([&directory] { return directory.Entries(); });
+  auto republish_identities = [&bundles, &distributor, &admin_audit] {
+    auto refreshed = bundles.RefreshIdentities("warden-control", absl::Now());
     if (!refreshed.ok()) {
-      spdlog::error("service tokens not republished: {}",
+      spdlog::error("service tokens and directory not republished: {}",
                     refreshed.status().ToString());
       return;
     }
     if (refreshed->unchanged) return;
-    admin_audit.Record("warden-control", "policy.service_tokens",
+    admin_audit.Record("warden-control", "policy.identities",
                        absl::StrCat("revision ", refreshed->revision),
-                       "service tokens changed", true);
+                       "service tokens or directory changed", true);
     distributor.Publish();
   };
+  // Changes arrive in bursts (a SCIM sync sends one request per user and
+  // group): they are published together, at most a few times a second.
+  cp::server::Coalescer republisher(absl::Milliseconds(200),
+                                    republish_identities);
+  auto republish_service_tokens = [&republisher] { republisher.Request(); };
   cp::server::TokenServiceImpl token_service(&tokens, &admin_audit,
                                              republish_service_tokens);
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
@@ -249,6 +266,7 @@ int main(int argc, char** argv) {
   cp::server::AuditExportImpl audit_export(&tokens, &ledger,
                                            checkpointer->get());
 
+  std::string server_cert_pem, server_key_pem;
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   options.pem_root_certs = (*authority)->certificate_pem();
@@ -260,6 +278,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     options.pem_key_cert_pairs.push_back({*key, *cert});
+    server_cert_pem = *cert;
+    server_key_pem = *key;
   } else {
     std::vector<std::string> dns = {"localhost"}, ips = {"127.0.0.1", "::1"};
     for (const std::string& san : tls_sans) {
@@ -274,6 +294,8 @@ int main(int argc, char** argv) {
     }
     options.pem_key_cert_pairs.push_back(
         {issued->key_pem, issued->certificate_pem});
+    server_cert_pem = issued->certificate_pem;
+    server_key_pem = issued->key_pem;
     spdlog::info("serving a certificate from Warden's CA for {}; clients "
                  "trust {}/ca.crt",
                  absl::StrJoin(dns, ", ") + ", " + absl::StrJoin(ips, ", "),
@@ -303,6 +325,48 @@ int main(int argc, char** argv) {
     spdlog::error("cannot listen on {}", listen);
     return 1;
   }
+  // SCIM: Okta's and Entra ID's provisioning keep the directory current.
+  cp::scim::Service scim_service(
+      &directory,
+      [&tokens](absl::string_view bearer) -> absl::StatusOr<std::string> {
+        auto info = tokens.Authenticate(bearer, absl::Now());
+        if (!info.ok()) return info.status();
+        if (!cp::tokens::Tokens::HasScope(*info, warden::v1::TOKEN_SCOPE_SCIM)) {
+          return absl::PermissionDeniedError(absl::StrCat(
+              "token ", info->name(), " lacks the scim scope"));
+        }
+        return info->name();
+      },
+      [&admin_audit, &republisher](const cp::scim::Change& change) {
+        admin_audit.Record(absl::StrCat("token:", change.actor), change.action,
+                           change.target, change.detail, true);
+        republisher.Request();
+      });
+  std::unique_ptr<cp::scim::Server> scim_server;
+  if (!scim_listen.empty()) {
+    const size_t colon = scim_listen.rfind(':');
+    std::string host = scim_listen.substr(0, colon);
+    if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+      host = host.substr(1, host.size() - 2);
+    }
+    uint32_t scim_port = 0;
+    if (colon == std::string::npos || host.empty() ||
+        !absl::SimpleAtoi(scim_listen.substr(colon + 1), &scim_port) ||
+        scim_port > 65535) {
+      std::cerr << "warden-control: --scim-listen: expected host:port\n";
+      return 2;
+    }
+    auto started = cp::scim::Server::Start(&scim_service, host,
+                                           static_cast<uint16_t>(scim_port),
+                                           server_cert_pem, server_key_pem);
+    if (!started.ok()) {
+      spdlog::error("{}", started.status().ToString());
+      return 1;
+    }
+    scim_server = *std::move(started);
+    spdlog::info("SCIM endpoint ready on https://{}:{}/scim/v2", host,
+                 scim_server->port());
+  }
   spdlog::info("warden-control ready on {} (port {}, TLS)", listen, port);
 
   // Identity providers rotate their keys: fetch them again every
@@ -313,7 +377,7 @@ int main(int argc, char** argv) {
     while (!stopping.WaitForNotificationWithTimeout(idp_refresh)) {
       // Expired service tokens leave the bundle too (proxies already refuse
       // them by their expiry).
-      republish_service_tokens();
+      republish_identities();
       auto refreshed = bundles.RefreshKeys("warden-control", absl::Now());
       if (!refreshed.ok()) {
         spdlog::warn("identity provider keys not refreshed (proxies keep "
@@ -341,6 +405,8 @@ int main(int argc, char** argv) {
   spdlog::info("signal {}: shutting down", received);
   stopping.Notify();
   idp_refresher.join();
+  scim_server.reset();
+  republisher.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(3));
   (*checkpointer)->Stop();
   return 0;

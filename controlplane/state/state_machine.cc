@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/audit/ledger.h"
 
@@ -17,6 +18,64 @@ std::string RevisionKey(uint64_t revision) {
 
 StateMachine::StateMachine(log::Log* log, store::Store* store)
     : log_(log), store_(store) {}
+
+std::string DirectoryNameKey(absl::string_view user_name) {
+  return absl::StrCat(kDirectoryNamePrefix, absl::AsciiStrToLower(user_name));
+}
+
+absl::Status StateMachine::StageDirectory(
+    const warden::v1::DirectoryChange& change, uint64_t index,
+    store::Batch* batch) const {
+  using store::Column;
+  switch (change.change_case()) {
+    case warden::v1::DirectoryChange::kPutUser: {
+      const warden::v1::DirectoryUser& user = change.put_user();
+      if (user.id().empty() || user.user_name().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "log entry ", index, ": directory user without id or userName"));
+      }
+      const std::string key = absl::StrCat(kDirectoryUserPrefix, user.id());
+      // The name index follows renames and deletions.
+      auto old_bytes = store_->Get(Column::kDirectory, key);
+      if (old_bytes.ok()) {
+        warden::v1::DirectoryUser old;
+        if (old.ParseFromString(*old_bytes) && !old.deleted()) {
+          const std::string old_name = DirectoryNameKey(old.user_name());
+          auto holder = store_->Get(Column::kDirectory, old_name);
+          if (holder.ok() && *holder == user.id()) {
+            batch->Delete(Column::kDirectory, old_name);
+          }
+        }
+      } else if (!absl::IsNotFound(old_bytes.status())) {
+        return old_bytes.status();
+      }
+      if (!user.deleted()) {
+        batch->Put(Column::kDirectory, DirectoryNameKey(user.user_name()),
+                   user.id());
+      }
+      batch->Put(Column::kDirectory, key, user.SerializeAsString());
+      return absl::OkStatus();
+    }
+    case warden::v1::DirectoryChange::kPutGroup:
+      if (change.put_group().id().empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("log entry ", index, ": directory group without id"));
+      }
+      batch->Put(Column::kDirectory,
+                 absl::StrCat(kDirectoryGroupPrefix, change.put_group().id()),
+                 change.put_group().SerializeAsString());
+      return absl::OkStatus();
+    case warden::v1::DirectoryChange::kDeleteGroup:
+      batch->Delete(Column::kDirectory,
+                    absl::StrCat(kDirectoryGroupPrefix, change.delete_group()));
+      return absl::OkStatus();
+    case warden::v1::DirectoryChange::CHANGE_NOT_SET:
+      break;
+  }
+  return absl::DataLossError(absl::StrCat(
+      "log entry ", index, " holds a directory change this version cannot "
+      "apply"));
+}
 
 absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
                                  uint64_t index) {
@@ -47,6 +106,13 @@ absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
     case warden::v1::LogEntry::kAppendAudit: {
       if (absl::Status s =
               audit::StageAppend(*store_, entry.append_audit(), &batch);
+          !s.ok()) {
+        return s;
+      }
+      break;
+    }
+    case warden::v1::LogEntry::kDirectory: {
+      if (absl::Status s = StageDirectory(entry.directory(), index, &batch);
           !s.ok()) {
         return s;
       }

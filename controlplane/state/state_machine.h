@@ -9,6 +9,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
+
+#include "absl/strings/string_view.h"
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -26,6 +29,13 @@ namespace warden::controlplane::state {
 inline constexpr char kTokenPrefix[] = "tok/";
 inline constexpr char kRevisionPrefix[] = "rev/";
 inline constexpr char kHeadKey[] = "head";
+// Column::kDirectory: "user/<id>" -> serialized warden.v1.DirectoryUser
+// (tombstones included); "group/<id>" -> warden.v1.DirectoryGroup;
+// "name/<lower-case userName>" -> the id of the live user of that name.
+inline constexpr char kDirectoryUserPrefix[] = "user/";
+inline constexpr char kDirectoryGroupPrefix[] = "group/";
+inline constexpr char kDirectoryNamePrefix[] = "name/";
+std::string DirectoryNameKey(absl::string_view user_name);
 std::string RevisionKey(uint64_t revision);
 
 class StateMachine {
@@ -53,6 +63,9 @@ class StateMachine {
   absl::Status Apply(const warden::v1::LogEntry& entry, uint64_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CatchUpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stages a directory change (the record and its name index).
+  absl::Status StageDirectory(const warden::v1::DirectoryChange& change,
+                              uint64_t index, store::Batch* batch) const;
 
   log::Log* const log_;
   store::Store* const store_;

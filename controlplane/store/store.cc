@@ -17,7 +17,8 @@ namespace warden::controlplane::store {
 namespace {
 
 constexpr Column kColumns[] = {Column::kBundles, Column::kTokens,
-                               Column::kFleet, Column::kAudit};
+                               Column::kFleet, Column::kAudit,
+                               Column::kDirectory};
 constexpr char kMetaColumn[] = "meta";
 // Keys of the meta column.
 constexpr char kAppliedIndexKey[] = "applied_index";
@@ -41,6 +42,8 @@ absl::string_view ColumnName(Column column) {
       return "fleet";
     case Column::kAudit:
       return "audit";
+    case Column::kDirectory:
+      return "directory";
   }
   return "";
 }

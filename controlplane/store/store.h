@@ -33,6 +33,9 @@ enum class Column {
   kFleet,    // last known state of each proxy (controlplane/distribution)
   kAudit,    // the audit log: leaves, tree, per-source sequences
              // (controlplane/audit)
+  kDirectory,  // users and groups provisioned over SCIM
+               // (controlplane/directory); added later: an older database
+               // gets the column at its next open.
 };
 
 // ColumnName(Column::kBundles) is "bundles", the RocksDB column family name.

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -55,7 +56,24 @@ Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
       revision_(revision),
       generation_(NextGeneration()),
       matcher_(&bundle_),
-      cache_(cache_entries) {}
+      cache_(cache_entries) {
+  // A userName names its entry before any alias does.
+  for (const auto& entry : bundle_.directory()) {
+    directory_.emplace(absl::AsciiStrToLower(entry.user_name()), &entry);
+  }
+  for (const auto& entry : bundle_.directory()) {
+    for (const std::string& alias : entry.aliases()) {
+      directory_.emplace(absl::AsciiStrToLower(alias), &entry);
+    }
+  }
+}
+
+const warden::v1::DirectoryEntry* Gate::FindDirectoryEntry(
+    absl::string_view user) const {
+  if (directory_.empty()) return nullptr;
+  auto it = directory_.find(absl::AsciiStrToLower(user));
+  return it == directory_.end() ? nullptr : it->second;
+}
 
 absl::StatusOr<std::unique_ptr<Gate>> Gate::Load(
     const std::vector<std::string>& paths, size_t cache_entries) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "policy/engine/engine.h"
@@ -73,6 +74,11 @@ class Gate {
                             const std::string& environment,
                             const std::string& database) const;
 
+  // The directory entry (SCIM) of `user`, by userName or e-mail alias,
+  // case-insensitive; null when the directory does not know the user.
+  const warden::v1::DirectoryEntry* FindDirectoryEntry(
+      absl::string_view user) const;
+
   const warden::v1::PolicyBundle& bundle() const { return bundle_; }
   uint64_t revision() const { return revision_; }
   // Unique per Gate ever built in this process (never reused, unlike an
@@ -92,6 +98,9 @@ class Gate {
   const uint64_t generation_;
   const policy::engine::Matcher matcher_;  // over bundle_.
   mutable policy::sql::FactsCache cache_;
+  // Lower-case userName and aliases -> entries of bundle_.directory().
+  absl::flat_hash_map<std::string, const warden::v1::DirectoryEntry*>
+      directory_;
 };
 
 }  // namespace warden::gate

@@ -90,6 +90,21 @@ absl::Status Server::StartBundleClient() {
         spdlog::info("policy revision {} ({}) in force: {} policies",
                      revision, bundle.digest().substr(0, 12),
                      bundle.policies_size());
+        // Idle sessions too: a user deactivated in the directory is closed
+        // now, not at their next statement. (No sessions before the
+        // workers exist; the bundle client starts first.)
+        if (!workers_ready_.load(std::memory_order_acquire)) {
+          return absl::OkStatus();
+        }
+        for (auto& worker : workers_) {
+          Worker* w = worker.get();
+          w->loop->Post([w] {
+            std::vector<std::shared_ptr<session::Session>> live;
+            live.reserve(w->sessions.size());
+            for (auto& [ptr, session] : w->sessions) live.push_back(session);
+            for (auto& s : live) s->OnPolicyChanged();
+          });
+        }
         return absl::OkStatus();
       });
   if (!client.ok()) {
@@ -218,6 +233,7 @@ absl::Status Server::Start() {
     WARDEN_RETURN_IF_ERROR(worker->loop->Init());
     workers_.push_back(std::move(worker));
   }
+  workers_ready_.store(true, std::memory_order_release);
   for (const auto& l : config_.listeners) {
     sockaddr_storage addr{};
     socklen_t addr_len = 0;

@@ -4,6 +4,7 @@
 #ifndef WARDEN_DATAPLANE_SERVER_SERVER_H_
 #define WARDEN_DATAPLANE_SERVER_SERVER_H_
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -85,6 +86,8 @@ class Server {
   std::unique_ptr<audit::Recorder> recorder_;
   std::unique_ptr<audit::Sender> sender_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Set once workers_ is complete (read by the bundle client's thread).
+  std::atomic<bool> workers_ready_{false};
   std::vector<std::pair<std::string, uint16_t>> bound_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::atomic<bool> stopping_{false};

@@ -669,6 +669,7 @@ void Session::HandleAuthStep(AuthStep step) {
       break;
   }
   identity_ = std::move(step.identity);
+  base_groups_.assign(identity_.groups().begin(), identity_.groups().end());
   auth_.reset();
   {
     warden::v1::AuditEvent event =
@@ -727,6 +728,21 @@ void Session::HandleAuthStep(AuthStep step) {
   upstream_password_ = database_->upstream.password;
   if (shared_->governed) {
     const std::shared_ptr<const gate::Gate> gate = shared_->CurrentGate();
+    // The directory (SCIM) first: a deactivated user goes no further, and
+    // its groups count for the role mapping.
+    if (!ApplyDirectory(*gate)) {
+      const std::string refusal = DeactivatedReason();
+      warden::v1::AuditEvent event =
+          NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+      auto* a = event.mutable_authentication();
+      a->set_success(false);
+      a->set_method(identity_.auth_method());
+      a->set_reason(refusal);
+      a->set_claimed_user(user_);
+      Audit(std::move(event));
+      return Fail("28000", absl::StrCat("Warden: ", refusal),
+                  warden::v1::SESSION_END_REASON_POLICY);
+    }
     const policy::engine::RoleDecision role = policy::engine::MapRole(
         gate->bundle(), subject_, environment_->name, database_name_);
     std::string refusal;
@@ -823,6 +839,13 @@ size_t Session::ProcessClient(absl::string_view buf) {
   const std::shared_ptr<const gate::Gate> gate =
       shared_->governed && phase_ == Phase::kRelay ? shared_->CurrentGate()
                                                    : nullptr;
+  // The directory in this policy: deactivated since the last batch means
+  // this one never reaches the database; groups follow SCIM's changes.
+  if (gate != nullptr && gate->generation() != directory_generation_ &&
+      !ApplyDirectory(*gate)) {
+    CloseDeactivated();
+    return 0;
+  }
   // Result events: one clock reading for the messages of this read.
   const bool track_results =
       shared_->recorder != nullptr && shared_->audit_results;
@@ -1684,6 +1707,47 @@ void Session::Fail(absl::string_view sqlstate, absl::string_view message,
   }
   Finish(reason, message);
   if (client_.open()) ArmTimer(kLingerMs);
+}
+
+bool Session::ApplyDirectory(const gate::Gate& gate) {
+  directory_generation_ = gate.generation();
+  const warden::v1::DirectoryEntry* entry =
+      gate.FindDirectoryEntry(identity_.user());
+  if (entry != nullptr && !entry->active()) return false;
+  std::vector<std::string> groups = base_groups_;
+  if (entry != nullptr) {
+    for (const std::string& g : entry->groups()) {
+      if (std::find(groups.begin(), groups.end(), g) == groups.end()) {
+        groups.push_back(g);
+      }
+    }
+  }
+  if (groups != subject_.groups) {
+    subject_.groups = groups;
+    // (Prepared statements are judged again anyway: a new gate.)
+    identity_.mutable_groups()->Assign(groups.begin(), groups.end());
+  }
+  return true;
+}
+
+std::string Session::DeactivatedReason() const {
+  return absl::StrCat(identity_.user(),
+                      " is deactivated in the identity provider's directory "
+                      "(SCIM)");
+}
+
+void Session::CloseDeactivated() {
+  const std::string why = DeactivatedReason();
+  spdlog::info("session {}: {}; closing it", peer_address_, why);
+  Fail("28000", absl::StrCat("Warden: ", why, "; this session is closed"),
+       warden::v1::SESSION_END_REASON_POLICY);
+}
+
+void Session::OnPolicyChanged() {
+  if (phase_ != Phase::kRelay || !shared_->governed) return;
+  const std::shared_ptr<const gate::Gate> gate = shared_->CurrentGate();
+  if (gate == nullptr || gate->generation() == directory_generation_) return;
+  if (!ApplyDirectory(*gate)) CloseDeactivated();
 }
 
 void Session::Shutdown() {

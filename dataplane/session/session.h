@@ -115,6 +115,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // a running statement upstream and closes both sides.
   void Shutdown();
 
+  // OnPolicyChanged applies a new policy's directory at once (loop thread):
+  // a user deactivated over SCIM is told so (FATAL 28000) and closed, even
+  // while idle.
+  void OnPolicyChanged();
+
  private:
   enum class Phase {
     kStartup,          // reading a startup packet (maybe after TLS).
@@ -193,6 +198,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason);
   void FailProtocol(absl::string_view message);
+  // ApplyDirectory reads the identity's entry in `gate`'s directory:
+  // false if the user is deactivated or deleted there; else the subject's
+  // groups become the proven ones plus the directory's.
+  bool ApplyDirectory(const gate::Gate& gate);
+  std::string DeactivatedReason() const;
+  void CloseDeactivated();
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
@@ -311,6 +322,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Enforcement state (only used when shared_->gate is set).
   policy::engine::Subject subject_;
+  // The groups the identity proved (token, certificate, config); the
+  // directory's are added to them at every policy change.
+  std::vector<std::string> base_groups_;
+  uint64_t directory_generation_ = 0;  // of the gate last applied
   std::string refusal_token_;       // random, per session.
   uint64_t refusal_seq_ = 0;
   uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.

@@ -557,6 +557,7 @@ std::string ContentDigest(const warden::v1::PolicyBundle& bundle) {
   *content.mutable_identity_providers() = bundle.identity_providers();
   *content.mutable_service_tokens() = bundle.service_tokens();
   *content.mutable_identity_mappings() = bundle.identity_mappings();
+  *content.mutable_directory() = bundle.directory();
   {
     google::protobuf::io::StringOutputStream stream(&serialized);
     google::protobuf::io::CodedOutputStream coded(&stream);

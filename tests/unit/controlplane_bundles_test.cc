@@ -261,9 +261,9 @@ TEST_F(BundlesTest, ServiceTokensTravelInEveryRevisionAndRollbackKeepsTheCurrent
   EXPECT_EQ(verified->service_tokens(0).name(), "support-bot");
 
   // Nothing changed: no revision. Revoked: a new revision without it.
-  EXPECT_TRUE(bundles_->RefreshServiceTokens("warden-control", kNow)->unchanged);
+  EXPECT_TRUE(bundles_->RefreshIdentities("warden-control", kNow)->unchanged);
   active.clear();
-  auto revoked = bundles_->RefreshServiceTokens("warden-control", kNow);
+  auto revoked = bundles_->RefreshIdentities("warden-control", kNow);
   ASSERT_TRUE(revoked.ok()) << revoked.status();
   EXPECT_FALSE(revoked->unchanged);
   head = bundles_->Get(0);

@@ -221,3 +221,34 @@ TEST(GateLoadTest, LoadCompilesOrReportsDiagnostics) {
 
 }  // namespace
 }  // namespace warden::gate
+
+namespace warden::gate {
+namespace {
+
+TEST(GateDirectoryTest, FindsUsersByNameOrAliasIgnoringCase) {
+  warden::v1::PolicyBundle bundle;
+  auto* alice = bundle.add_directory();
+  alice->set_user_name("alice@example.com");
+  alice->add_aliases("a.smith@example.com");
+  alice->set_active(true);
+  alice->add_groups("dba");
+  auto* bob = bundle.add_directory();
+  bob->set_user_name("bob");
+  // An alias never hides another user's userName.
+  bob->add_aliases("alice@example.com");
+  Gate gate(bundle, 10);
+  const warden::v1::DirectoryEntry* found =
+      gate.FindDirectoryEntry("A.Smith@Example.com");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->user_name(), "alice@example.com");
+  found = gate.FindDirectoryEntry("ALICE@example.com");
+  ASSERT_NE(found, nullptr);
+  EXPECT_TRUE(found->active());
+  found = gate.FindDirectoryEntry("bob");
+  ASSERT_NE(found, nullptr);
+  EXPECT_FALSE(found->active());
+  EXPECT_EQ(gate.FindDirectoryEntry("carol"), nullptr);
+}
+
+}  // namespace
+}  // namespace warden::gate

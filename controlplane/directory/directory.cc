@@ -1,0 +1,292 @@
+#include "controlplane/directory/directory.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+
+namespace warden::controlplane::directory {
+namespace {
+
+using store::Column;
+using warden::v1::DirectoryChange;
+using warden::v1::DirectoryEntry;
+using warden::v1::DirectoryGroup;
+using warden::v1::DirectoryUser;
+
+int64_t UnixMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+// A random id in the UUID text form SCIM clients are used to.
+absl::StatusOr<std::string> NewId() {
+  auto bytes = crypto::RandomBytes(16);
+  if (!bytes.ok()) return bytes.status();
+  const std::string hex = crypto::HexEncode(*bytes);
+  return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-",
+                      hex.substr(12, 4), "-", hex.substr(16, 4), "-",
+                      hex.substr(20));
+}
+
+template <typename Message>
+absl::StatusOr<Message> Parse(const std::string& bytes, absl::string_view key) {
+  Message m;
+  if (!m.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("directory record ", key, " does not parse"));
+  }
+  return m;
+}
+
+}  // namespace
+
+Directory::Directory(state::StateMachine* state, const store::Store* store)
+    : state_(state), store_(store) {}
+
+absl::StatusOr<DirectoryUser> Directory::LoadUser(absl::string_view id) const {
+  const std::string key = absl::StrCat(state::kDirectoryUserPrefix, id);
+  auto bytes = store_->Get(Column::kDirectory, key);
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(absl::StrCat("no user with id ", id));
+  }
+  if (!bytes.ok()) return bytes.status();
+  return Parse<DirectoryUser>(*bytes, key);
+}
+
+absl::StatusOr<DirectoryUser> Directory::GetUser(absl::string_view id) const {
+  auto user = LoadUser(id);
+  if (user.ok() && user->deleted()) {
+    return absl::NotFoundError(absl::StrCat("user ", id, " was deleted"));
+  }
+  return user;
+}
+
+absl::StatusOr<DirectoryUser> Directory::FindUser(
+    absl::string_view user_name) const {
+  auto id = store_->Get(Column::kDirectory, state::DirectoryNameKey(user_name));
+  if (absl::IsNotFound(id.status())) {
+    return absl::NotFoundError(absl::StrCat("no user named ", user_name));
+  }
+  if (!id.ok()) return id.status();
+  return GetUser(*id);
+}
+
+absl::StatusOr<std::vector<DirectoryUser>> Directory::AllUsers() const {
+  auto rows = store_->Scan(Column::kDirectory, state::kDirectoryUserPrefix);
+  if (!rows.ok()) return rows.status();
+  std::vector<DirectoryUser> users;
+  users.reserve(rows->size());
+  for (const store::KeyValue& kv : *rows) {
+    auto user = Parse<DirectoryUser>(kv.value, kv.key);
+    if (!user.ok()) return user.status();
+    users.push_back(*std::move(user));
+  }
+  return users;
+}
+
+absl::StatusOr<std::vector<DirectoryUser>> Directory::Users() const {
+  auto all = AllUsers();
+  if (!all.ok()) return all.status();
+  std::vector<DirectoryUser> live;
+  for (DirectoryUser& u : *all) {
+    if (!u.deleted()) live.push_back(std::move(u));
+  }
+  std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) {
+    return a.user_name() < b.user_name();
+  });
+  return live;
+}
+
+absl::Status Directory::Commit(DirectoryChange change,
+                               const std::string& actor) {
+  change.set_actor(actor);
+  warden::v1::LogEntry entry;
+  *entry.mutable_directory() = std::move(change);
+  return state_->Commit(entry).status();
+}
+
+absl::StatusOr<DirectoryUser> Directory::PutUser(DirectoryUser user,
+                                                 const std::string& actor,
+                                                 absl::Time now) {
+  if (user.user_name().empty()) {
+    return absl::InvalidArgumentError("userName is required");
+  }
+  absl::MutexLock lock(&write_mu_);
+  auto holder = FindUser(user.user_name());
+  if (holder.ok() && holder->id() != user.id()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "userName ", user.user_name(), " is taken by user ", holder->id()));
+  }
+  if (!holder.ok() && !absl::IsNotFound(holder.status())) {
+    return holder.status();
+  }
+  if (user.id().empty()) {
+    auto id = NewId();
+    if (!id.ok()) return id.status();
+    user.set_id(*id);
+    user.set_created_unix_ms(UnixMillis(now));
+    user.set_version(1);
+  } else {
+    auto old = GetUser(user.id());
+    if (!old.ok()) return old.status();
+    user.set_created_unix_ms(old->created_unix_ms());
+    user.set_version(old->version() + 1);
+  }
+  user.set_modified_unix_ms(UnixMillis(now));
+  user.set_deleted(false);
+  DirectoryChange change;
+  *change.mutable_put_user() = user;
+  if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+  return user;
+}
+
+absl::Status Directory::DeleteUser(absl::string_view id,
+                                   const std::string& actor, absl::Time now) {
+  absl::MutexLock lock(&write_mu_);
+  auto user = GetUser(id);
+  if (!user.ok()) return user.status();
+  user->set_deleted(true);
+  user->set_active(false);
+  user->set_version(user->version() + 1);
+  user->set_modified_unix_ms(UnixMillis(now));
+  DirectoryChange change;
+  *change.mutable_put_user() = *std::move(user);
+  return Commit(std::move(change), actor);
+}
+
+absl::StatusOr<DirectoryGroup> Directory::GetGroup(absl::string_view id) const {
+  const std::string key = absl::StrCat(state::kDirectoryGroupPrefix, id);
+  auto bytes = store_->Get(Column::kDirectory, key);
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(absl::StrCat("no group with id ", id));
+  }
+  if (!bytes.ok()) return bytes.status();
+  auto group = Parse<DirectoryGroup>(*bytes, key);
+  if (!group.ok()) return group.status();
+  // Members deleted since drop out.
+  DirectoryGroup live = *group;
+  live.clear_member_ids();
+  for (const std::string& member : group->member_ids()) {
+    if (GetUser(member).ok()) live.add_member_ids(member);
+  }
+  return live;
+}
+
+absl::StatusOr<std::vector<DirectoryGroup>> Directory::Groups() const {
+  auto rows = store_->Scan(Column::kDirectory, state::kDirectoryGroupPrefix);
+  if (!rows.ok()) return rows.status();
+  std::vector<DirectoryGroup> groups;
+  for (const store::KeyValue& kv : *rows) {
+    auto group = GetGroup(
+        absl::string_view(kv.key).substr(strlen(state::kDirectoryGroupPrefix)));
+    if (!group.ok()) return group.status();
+    groups.push_back(*std::move(group));
+  }
+  std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
+    return a.display_name() < b.display_name();
+  });
+  return groups;
+}
+
+absl::StatusOr<DirectoryGroup> Directory::PutGroup(DirectoryGroup group,
+                                                   const std::string& actor,
+                                                   absl::Time now) {
+  if (group.display_name().empty()) {
+    return absl::InvalidArgumentError("displayName is required");
+  }
+  absl::MutexLock lock(&write_mu_);
+  auto groups = Groups();
+  if (!groups.ok()) return groups.status();
+  const std::string name = absl::AsciiStrToLower(group.display_name());
+  const DirectoryGroup* old = nullptr;
+  for (const DirectoryGroup& g : *groups) {
+    if (g.id() == group.id()) old = &g;
+    if (g.id() != group.id() && absl::AsciiStrToLower(g.display_name()) == name) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "displayName ", group.display_name(), " is taken by group ", g.id()));
+    }
+  }
+  // Members: live users, each once, in the order given.
+  absl::flat_hash_set<std::string> seen;
+  DirectoryGroup stored = group;
+  stored.clear_member_ids();
+  for (const std::string& member : group.member_ids()) {
+    if (!seen.insert(member).second) continue;
+    if (!GetUser(member).ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("member ", member, " is not a user of this directory"));
+    }
+    stored.add_member_ids(member);
+  }
+  if (group.id().empty()) {
+    auto id = NewId();
+    if (!id.ok()) return id.status();
+    stored.set_id(*id);
+    stored.set_created_unix_ms(UnixMillis(now));
+    stored.set_version(1);
+  } else {
+    if (old == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no group with id ", group.id()));
+    }
+    stored.set_created_unix_ms(old->created_unix_ms());
+    stored.set_version(old->version() + 1);
+  }
+  stored.set_modified_unix_ms(UnixMillis(now));
+  DirectoryChange change;
+  *change.mutable_put_group() = stored;
+  if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+  return stored;
+}
+
+absl::Status Directory::DeleteGroup(absl::string_view id,
+                                    const std::string& actor) {
+  absl::MutexLock lock(&write_mu_);
+  if (auto group = GetGroup(id); !group.ok()) return group.status();
+  DirectoryChange change;
+  change.set_delete_group(std::string(id));
+  return Commit(std::move(change), actor);
+}
+
+absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
+  auto users = AllUsers();
+  if (!users.ok()) return users.status();
+  auto groups = Groups();
+  if (!groups.ok()) return groups.status();
+  absl::flat_hash_map<std::string, std::set<std::string>> groups_of;
+  for (const DirectoryGroup& g : *groups) {
+    for (const std::string& member : g.member_ids()) {
+      groups_of[member].insert(g.display_name());
+    }
+  }
+  // By lower-case userName; a live user wins over a tombstone of the name.
+  std::map<std::string, DirectoryEntry> entries;
+  for (const DirectoryUser& u : *users) {
+    const std::string name = absl::AsciiStrToLower(u.user_name());
+    auto it = entries.find(name);
+    if (it != entries.end() && u.deleted()) continue;
+    DirectoryEntry entry;
+    entry.set_user_name(name);
+    entry.set_active(u.active() && !u.deleted());
+    std::set<std::string> aliases;
+    for (const std::string& email : u.emails()) {
+      std::string alias = absl::AsciiStrToLower(email);
+      if (!alias.empty() && alias != name) aliases.insert(std::move(alias));
+    }
+    for (const std::string& a : aliases) entry.add_aliases(a);
+    if (!u.deleted()) {
+      for (const std::string& g : groups_of[u.id()]) entry.add_groups(g);
+    }
+    entries[name] = std::move(entry);
+  }
+  std::vector<DirectoryEntry> out;
+  out.reserve(entries.size());
+  for (auto& [name, entry] : entries) out.push_back(std::move(entry));
+  return out;
+}
+
+}  // namespace warden::controlplane::directory

@@ -1,0 +1,81 @@
+// The directory: users and groups an identity provider provisions over
+// SCIM (controlplane/scim), kept through the ordered log like every other
+// control-plane state. Proxies learn it from the policy bundle
+// (PolicyBundle.directory, built by Entries()): a deactivated or deleted
+// user is refused, and SCIM groups add to the groups a token or
+// certificate carries.
+//
+// Thread-safe: writes are serialized (check, then commit) so that two
+// concurrent creates cannot both take a userName.
+#ifndef WARDEN_CONTROLPLANE_DIRECTORY_DIRECTORY_H_
+#define WARDEN_CONTROLPLANE_DIRECTORY_DIRECTORY_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/store/store.h"
+#include "proto/warden/v1/policy.pb.h"
+#include "proto/warden/v1/state.pb.h"
+
+namespace warden::controlplane::directory {
+
+class Directory {
+ public:
+  // Not owned; must outlive this.
+  Directory(state::StateMachine* state, const store::Store* store);
+
+  // Users. GetUser: NotFound for an unknown or deleted id.
+  absl::StatusOr<warden::v1::DirectoryUser> GetUser(absl::string_view id) const;
+  // The live user of that userName (case-insensitive); NotFound otherwise.
+  absl::StatusOr<warden::v1::DirectoryUser> FindUser(
+      absl::string_view user_name) const;
+  // Live users, by userName.
+  absl::StatusOr<std::vector<warden::v1::DirectoryUser>> Users() const;
+
+  // PutUser creates (`user.id()` empty: a new id) or replaces a user from
+  // the fields SCIM read; keeps id and creation time, bumps the version.
+  // AlreadyExists when another live user has the userName; NotFound when
+  // replacing an unknown or deleted id.
+  absl::StatusOr<warden::v1::DirectoryUser> PutUser(
+      warden::v1::DirectoryUser user, const std::string& actor,
+      absl::Time now);
+  // DeleteUser leaves a tombstone (see DirectoryUser.deleted).
+  absl::Status DeleteUser(absl::string_view id, const std::string& actor,
+                          absl::Time now);
+
+  // Groups. Members of a group are live users; deleted ones drop out.
+  absl::StatusOr<warden::v1::DirectoryGroup> GetGroup(
+      absl::string_view id) const;
+  absl::StatusOr<std::vector<warden::v1::DirectoryGroup>> Groups() const;
+  // PutGroup as PutUser; AlreadyExists for a displayName another group has
+  // (case-insensitive), InvalidArgument for a member that is no live user.
+  absl::StatusOr<warden::v1::DirectoryGroup> PutGroup(
+      warden::v1::DirectoryGroup group, const std::string& actor,
+      absl::Time now);
+  absl::Status DeleteGroup(absl::string_view id, const std::string& actor);
+
+  // What bundles carry: every user (tombstones as inactive, unless a live
+  // user took the name again) with lower-case names, e-mail aliases and
+  // group names, sorted by userName.
+  absl::StatusOr<std::vector<warden::v1::DirectoryEntry>> Entries() const;
+
+ private:
+  absl::StatusOr<warden::v1::DirectoryUser> LoadUser(
+      absl::string_view id) const;
+  absl::StatusOr<std::vector<warden::v1::DirectoryUser>> AllUsers() const;
+  absl::Status Commit(warden::v1::DirectoryChange change,
+                      const std::string& actor);
+
+  state::StateMachine* const state_;
+  const store::Store* const store_;
+  absl::Mutex write_mu_;  // serializes check-then-commit
+};
+
+}  // namespace warden::controlplane::directory
+
+#endif  // WARDEN_CONTROLPLANE_DIRECTORY_DIRECTORY_H_

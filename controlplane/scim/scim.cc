@@ -1,0 +1,964 @@
+#include "controlplane/scim/scim.h"
+
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "nlohmann/json.hpp"
+
+namespace warden::controlplane::scim {
+namespace {
+
+using Json = nlohmann::json;
+using warden::v1::DirectoryGroup;
+using warden::v1::DirectoryUser;
+
+constexpr char kUserSchema[] = "urn:ietf:params:scim:schemas:core:2.0:User";
+constexpr char kGroupSchema[] = "urn:ietf:params:scim:schemas:core:2.0:Group";
+constexpr char kListSchema[] =
+    "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+constexpr char kErrorSchema[] = "urn:ietf:params:scim:api:messages:2.0:Error";
+constexpr char kPatchSchema[] = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+constexpr int kMaxCount = 1000;
+
+// A failed request: HTTP status, SCIM scimType (may be empty) and detail.
+struct Fault {
+  int status;
+  std::string scim_type;
+  std::string detail;
+};
+
+Response ErrorResponse(const Fault& f) {
+  Json body = {{"schemas", {kErrorSchema}},
+               {"status", std::to_string(f.status)},
+               {"detail", f.detail}};
+  if (!f.scim_type.empty()) body["scimType"] = f.scim_type;
+  return Response{f.status, body.dump(), "", ""};
+}
+
+Fault FromStatus(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kAlreadyExists:
+      return {409, "uniqueness", std::string(s.message())};
+    case absl::StatusCode::kNotFound:
+      return {404, "", std::string(s.message())};
+    case absl::StatusCode::kInvalidArgument:
+      return {400, "invalidValue", std::string(s.message())};
+    default:
+      return {500, "", std::string(s.message())};
+  }
+}
+
+using absl::EqualsIgnoreCase;
+
+// Attribute names are case-insensitive in SCIM: the key of `object` that
+// spells `name`, or null.
+const std::string* FindKey(const Json& object, absl::string_view name) {
+  if (!object.is_object()) return nullptr;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (EqualsIgnoreCase(it.key(), name)) return &it.key();
+  }
+  return nullptr;
+}
+
+const Json* Member(const Json& object, absl::string_view name) {
+  const std::string* key = FindKey(object, name);
+  return key == nullptr ? nullptr : &object.find(*key).value();
+}
+
+std::optional<std::string> StringMember(const Json& object,
+                                        absl::string_view name) {
+  const Json* v = Member(object, name);
+  if (v == nullptr || !v->is_string()) return std::nullopt;
+  return v->get<std::string>();
+}
+
+// Entra ID sends booleans as the strings "True" and "False".
+std::optional<bool> AsBool(const Json& v) {
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_string()) {
+    const std::string s = v.get<std::string>();
+    if (EqualsIgnoreCase(s, "true")) return true;
+    if (EqualsIgnoreCase(s, "false")) return false;
+  }
+  return std::nullopt;
+}
+
+// Sets `object[name]` (reusing the spelling already there).
+Json& Slot(Json& object, absl::string_view name) {
+  const std::string* key = FindKey(object, name);
+  return object[key != nullptr ? *key : std::string(name)];
+}
+
+void EraseKey(Json& object, absl::string_view name) {
+  if (const std::string* key = FindKey(object, name)) {
+    const std::string copy = *key;
+    object.erase(copy);
+  }
+}
+
+std::string Timestamp(int64_t unix_ms) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(unix_ms),
+                          absl::UTCTimeZone());
+}
+
+std::string ETag(uint64_t version) { return absl::StrCat("W/\"", version, "\""); }
+
+// Drops what the server owns from a resource as the client sent it.
+void StripServerAttributes(Json* resource) {
+  for (const char* name : {"id", "meta", "schemas"}) EraseKey(*resource, name);
+}
+
+// ---- Users ----
+
+absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
+  if (!resource.is_object()) {
+    return absl::InvalidArgumentError("a User must be a JSON object");
+  }
+  StripServerAttributes(&resource);
+  DirectoryUser user;
+  const auto user_name = StringMember(resource, "userName");
+  if (!user_name || absl::StripAsciiWhitespace(*user_name).empty()) {
+    return absl::InvalidArgumentError("userName is required");
+  }
+  user.set_user_name(std::string(absl::StripAsciiWhitespace(*user_name)));
+  if (auto external = StringMember(resource, "externalId")) {
+    user.set_external_id(*external);
+  }
+  bool active = true;
+  if (const Json* a = Member(resource, "active")) {
+    auto b = AsBool(*a);
+    if (!b) return absl::InvalidArgumentError("active must be a boolean");
+    active = *b;
+    Slot(resource, "active") = active;
+  }
+  user.set_active(active);
+  if (const Json* emails = Member(resource, "emails")) {
+    if (!emails->is_array()) {
+      return absl::InvalidArgumentError("emails must be an array");
+    }
+    for (const Json& e : *emails) {
+      if (!e.is_object()) {
+        return absl::InvalidArgumentError("each email must be an object");
+      }
+      if (auto value = StringMember(e, "value")) user.add_emails(*value);
+    }
+  }
+  user.set_resource_json(resource.dump());
+  return user;
+}
+
+Json UserJson(const DirectoryUser& user, const std::string& base_url) {
+  Json out = Json::parse(user.resource_json(), nullptr, false);
+  if (!out.is_object()) out = Json::object();
+  Json schemas = Json::array({kUserSchema});
+  for (auto it = out.begin(); it != out.end(); ++it) {
+    if (absl::StartsWith(it.key(), "urn:")) schemas.push_back(it.key());
+  }
+  out["schemas"] = std::move(schemas);
+  out["id"] = user.id();
+  Slot(out, "userName") = user.user_name();
+  Slot(out, "active") = user.active();
+  out["meta"] = {{"resourceType", "User"},
+                 {"created", Timestamp(user.created_unix_ms())},
+                 {"lastModified", Timestamp(user.modified_unix_ms())},
+                 {"version", ETag(user.version())},
+                 {"location", absl::StrCat(base_url, "/Users/", user.id())}};
+  return out;
+}
+
+// ---- Groups ----
+
+absl::StatusOr<DirectoryGroup> GroupFromResource(Json resource) {
+  if (!resource.is_object()) {
+    return absl::InvalidArgumentError("a Group must be a JSON object");
+  }
+  StripServerAttributes(&resource);
+  DirectoryGroup group;
+  const auto name = StringMember(resource, "displayName");
+  if (!name || absl::StripAsciiWhitespace(*name).empty()) {
+    return absl::InvalidArgumentError("displayName is required");
+  }
+  group.set_display_name(std::string(absl::StripAsciiWhitespace(*name)));
+  if (auto external = StringMember(resource, "externalId")) {
+    group.set_external_id(*external);
+  }
+  if (const Json* members = Member(resource, "members")) {
+    if (!members->is_array() && !members->is_null()) {
+      return absl::InvalidArgumentError("members must be an array");
+    }
+    if (members->is_array()) {
+      for (const Json& m : *members) {
+        auto value = m.is_object() ? StringMember(m, "value") : std::nullopt;
+        if (!value) {
+          return absl::InvalidArgumentError(
+              "each member must be an object with a string value (a user "
+              "id)");
+        }
+        group.add_member_ids(*value);
+      }
+    }
+    EraseKey(resource, "members");
+  }
+  group.set_resource_json(resource.dump());
+  return group;
+}
+
+Json GroupJson(const DirectoryGroup& group, const directory::Directory& dir,
+               const std::string& base_url, bool with_members) {
+  Json out = Json::parse(group.resource_json(), nullptr, false);
+  if (!out.is_object()) out = Json::object();
+  out["schemas"] = Json::array({kGroupSchema});
+  out["id"] = group.id();
+  Slot(out, "displayName") = group.display_name();
+  if (with_members) {
+    Json members = Json::array();
+    for (const std::string& id : group.member_ids()) {
+      Json m = {{"value", id},
+                {"$ref", absl::StrCat(base_url, "/Users/", id)},
+                {"type", "User"}};
+      if (auto user = dir.GetUser(id); user.ok()) m["display"] = user->user_name();
+      members.push_back(std::move(m));
+    }
+    out["members"] = std::move(members);
+  }
+  out["meta"] = {{"resourceType", "Group"},
+                 {"created", Timestamp(group.created_unix_ms())},
+                 {"lastModified", Timestamp(group.modified_unix_ms())},
+                 {"version", ETag(group.version())},
+                 {"location", absl::StrCat(base_url, "/Groups/", group.id())}};
+  return out;
+}
+
+// A group resource with its members, for PATCH to work on.
+Json GroupResourceForPatch(const DirectoryGroup& group) {
+  Json out = Json::parse(group.resource_json(), nullptr, false);
+  if (!out.is_object()) out = Json::object();
+  Slot(out, "displayName") = group.display_name();
+  Json members = Json::array();
+  for (const std::string& id : group.member_ids()) {
+    members.push_back({{"value", id}});
+  }
+  out["members"] = std::move(members);
+  return out;
+}
+
+// ---- PATCH (RFC 7644 3.5.2) ----
+
+// attr, attr.sub, attr[f eq "v"], attr[f eq "v"].sub, each optionally
+// behind a schema URN ("urn:...:enterprise:2.0:User:department").
+struct Path {
+  std::string urn;  // empty: the core schema
+  std::string attr;
+  bool filtered = false;
+  std::string filter_attr;
+  std::string filter_value;
+  std::string sub;
+};
+
+// Splits `text` at its top-level " eq " into attribute and value (quotes
+// removed): the only comparison Okta and Entra ID send.
+std::optional<std::pair<std::string, std::string>> SplitEq(
+    absl::string_view text) {
+  int depth = 0;
+  bool quoted = false;
+  for (size_t i = 0; i + 4 <= text.size(); ++i) {
+    const char c = text[i];
+    if (c == '"' && (i == 0 || text[i - 1] != '\\')) quoted = !quoted;
+    if (quoted) continue;
+    if (c == '[') ++depth;
+    if (c == ']') --depth;
+    if (depth == 0 && EqualsIgnoreCase(text.substr(i, 4), " eq ")) {
+      std::string attr(absl::StripAsciiWhitespace(text.substr(0, i)));
+      absl::string_view value = absl::StripAsciiWhitespace(text.substr(i + 4));
+      if (attr.empty() || value.empty()) return std::nullopt;
+      std::string v;
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+        value = value.substr(1, value.size() - 2);
+        for (size_t j = 0; j < value.size(); ++j) {
+          if (value[j] == '\\' && j + 1 < value.size()) ++j;
+          v.push_back(value[j]);
+        }
+      } else {
+        v = std::string(value);
+      }
+      return std::make_pair(attr, v);
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<Path> ParsePath(absl::string_view text, bool is_user) {
+  Path path;
+  text = absl::StripAsciiWhitespace(text);
+  if (absl::StartsWithIgnoreCase(text, "urn:")) {
+    // The attribute follows the URN's last ':' (outside any filter).
+    const size_t bracket = text.find('[');
+    const size_t colon = text.substr(0, bracket).rfind(':');
+    path.urn = std::string(text.substr(0, colon));
+    text = text.substr(colon + 1);
+    if (EqualsIgnoreCase(path.urn, is_user ? kUserSchema : kGroupSchema)) {
+      path.urn.clear();
+    }
+  }
+  const size_t bracket = text.find('[');
+  if (bracket != absl::string_view::npos) {
+    const size_t close = text.find(']', bracket);
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("bad path: ", text));
+    }
+    auto eq = SplitEq(text.substr(bracket + 1, close - bracket - 1));
+    if (!eq) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unsupported filter in path ", text, " (only `attr eq \"value\"`)"));
+    }
+    path.attr = std::string(text.substr(0, bracket));
+    path.filtered = true;
+    path.filter_attr = eq->first;
+    path.filter_value = eq->second;
+    absl::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != '.') {
+        return absl::InvalidArgumentError(absl::StrCat("bad path: ", text));
+      }
+      path.sub = std::string(rest.substr(1));
+    }
+  } else {
+    const size_t dot = text.find('.');
+    path.attr = std::string(text.substr(0, dot));
+    if (dot != absl::string_view::npos) {
+      path.sub = std::string(text.substr(dot + 1));
+    }
+  }
+  if (path.attr.empty()) {
+    return absl::InvalidArgumentError("a PATCH path names no attribute");
+  }
+  return path;
+}
+
+bool Matches(const Json& element, const Path& path) {
+  const Json* v = Member(element, path.filter_attr);
+  if (v == nullptr) return false;
+  if (v->is_string()) return v->get<std::string>() == path.filter_value;
+  return v->dump() == path.filter_value;
+}
+
+// The value of a multi-valued element, for de-duplicating members.
+std::optional<std::string> ElementValue(const Json& element) {
+  return element.is_object() ? StringMember(element, "value") : std::nullopt;
+}
+
+enum class Op { kAdd, kReplace, kRemove };
+
+absl::Status ApplyAt(Json* resource, Op op, const Path& path,
+                     const Json* value) {
+  Json* container = resource;
+  if (!path.urn.empty()) {
+    if (op == Op::kRemove && FindKey(*resource, path.urn) == nullptr) {
+      return absl::OkStatus();
+    }
+    container = &Slot(*resource, path.urn);
+    if (!container->is_object()) *container = Json::object();
+  }
+  if (op != Op::kRemove && value == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("add and replace need a value (path ", path.attr, ")"));
+  }
+  if (!path.filtered) {
+    if (!path.sub.empty()) {
+      if (op == Op::kRemove) {
+        if (FindKey(*container, path.attr) != nullptr) {
+          Json& parent = Slot(*container, path.attr);
+          if (parent.is_object()) EraseKey(parent, path.sub);
+        }
+        return absl::OkStatus();
+      }
+      Json& parent = Slot(*container, path.attr);
+      if (!parent.is_object()) parent = Json::object();
+      Slot(parent, path.sub) = *value;
+      return absl::OkStatus();
+    }
+    if (op == Op::kRemove) {
+      if (value != nullptr && value->is_array() &&
+          FindKey(*container, path.attr) != nullptr) {
+        // Entra ID: remove these members ({"value": id}) from the list.
+        Json& list = Slot(*container, path.attr);
+        if (list.is_array()) {
+          std::set<std::string> gone;
+          for (const Json& v : *value) {
+            if (auto id = ElementValue(v)) gone.insert(*id);
+          }
+          Json kept = Json::array();
+          for (const Json& e : list) {
+            auto id = ElementValue(e);
+            if (!id || gone.count(*id) == 0) kept.push_back(e);
+          }
+          list = std::move(kept);
+          return absl::OkStatus();
+        }
+      }
+      EraseKey(*container, path.attr);
+      return absl::OkStatus();
+    }
+    Json& target = Slot(*container, path.attr);
+    if (op == Op::kAdd && (target.is_array() || value->is_array())) {
+      // Adding to a multi-valued attribute appends (each value once).
+      if (!target.is_array()) target = Json::array();
+      const Json items = value->is_array() ? *value : Json::array({*value});
+      for (const Json& item : items) {
+        auto id = ElementValue(item);
+        const bool present =
+            id && std::any_of(target.begin(), target.end(),
+                              [&](const Json& e) { return ElementValue(e) == id; });
+        if (!present) target.push_back(item);
+      }
+      return absl::OkStatus();
+    }
+    target = *value;
+    return absl::OkStatus();
+  }
+  // A value filter selects elements of a multi-valued attribute.
+  if (op == Op::kRemove && FindKey(*container, path.attr) == nullptr) {
+    return absl::OkStatus();
+  }
+  Json& list = Slot(*container, path.attr);
+  if (!list.is_array()) {
+    if (op == Op::kRemove) return absl::OkStatus();
+    list = Json::array();
+  }
+  bool matched = false;
+  Json kept = Json::array();
+  for (Json& element : list) {
+    if (!Matches(element, path)) {
+      kept.push_back(std::move(element));
+      continue;
+    }
+    matched = true;
+    if (op == Op::kRemove) {
+      if (path.sub.empty()) continue;  // the element goes
+      EraseKey(element, path.sub);
+    } else if (!path.sub.empty()) {
+      Slot(element, path.sub) = *value;
+    } else if (value->is_object()) {
+      for (auto it = value->begin(); it != value->end(); ++it) {
+        Slot(element, it.key()) = it.value();
+      }
+    }
+    kept.push_back(std::move(element));
+  }
+  if (!matched && op != Op::kRemove) {
+    Json element = Json::object();
+    element[path.filter_attr] = path.filter_value;
+    if (!path.sub.empty()) {
+      element[path.sub] = *value;
+    } else if (value->is_object()) {
+      for (auto it = value->begin(); it != value->end(); ++it) {
+        element[it.key()] = it.value();
+      }
+    }
+    kept.push_back(std::move(element));
+  }
+  list = std::move(kept);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyPatch(const Json& patch, bool is_user, Json* resource) {
+  const Json* ops = patch.is_object() ? Member(patch, "Operations") : nullptr;
+  if (ops == nullptr || !ops->is_array() || ops->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a PATCH body is a ", kPatchSchema, " with a list of Operations"));
+  }
+  for (const Json& operation : *ops) {
+    if (!operation.is_object()) {
+      return absl::InvalidArgumentError("each operation must be an object");
+    }
+    const std::string name =
+        absl::AsciiStrToLower(StringMember(operation, "op").value_or(""));
+    Op op;
+    if (name == "add") {
+      op = Op::kAdd;
+    } else if (name == "replace") {
+      op = Op::kReplace;
+    } else if (name == "remove") {
+      op = Op::kRemove;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown PATCH op \"", name, "\""));
+    }
+    const Json* value = Member(operation, "value");
+    const auto path_text = StringMember(operation, "path");
+    if (path_text && !path_text->empty()) {
+      auto path = ParsePath(*path_text, is_user);
+      if (!path.ok()) return path.status();
+      if (absl::Status s = ApplyAt(resource, op, *path, value); !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    // No path: the value holds attributes ("name.givenName" and schema
+    // URNs allowed as keys).
+    if (op == Op::kRemove) {
+      return absl::InvalidArgumentError("remove needs a path (noTarget)");
+    }
+    if (value == nullptr || !value->is_object()) {
+      return absl::InvalidArgumentError(
+          "add or replace without a path needs an object value");
+    }
+    for (auto it = value->begin(); it != value->end(); ++it) {
+      if (absl::StartsWithIgnoreCase(it.key(), "urn:") &&
+          it.value().is_object()) {
+        Json& extension = Slot(*resource, it.key());
+        if (!extension.is_object()) extension = Json::object();
+        for (auto e = it.value().begin(); e != it.value().end(); ++e) {
+          Slot(extension, e.key()) = e.value();
+        }
+        continue;
+      }
+      auto path = ParsePath(it.key(), is_user);
+      if (!path.ok()) return path.status();
+      if (absl::Status s = ApplyAt(resource, op, *path, &it.value()); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---- Lists ----
+
+struct Filter {
+  std::string attr;  // lower case: username, externalid, id, emails.value,
+                     // displayname
+  std::string value;
+};
+
+absl::StatusOr<std::optional<Filter>> ParseFilter(
+    const std::map<std::string, std::string>& query, bool is_user) {
+  auto it = query.find("filter");
+  if (it == query.end() || absl::StripAsciiWhitespace(it->second).empty()) {
+    return std::optional<Filter>();
+  }
+  auto eq = SplitEq(it->second);
+  if (!eq) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unsupported filter \"", it->second,
+        "\": Warden's SCIM endpoint filters with `attribute eq \"value\"`"));
+  }
+  std::string attr = absl::AsciiStrToLower(eq->first);
+  // emails[type eq "work"].value: any e-mail of the user.
+  if (absl::StartsWith(attr, "emails")) attr = "emails.value";
+  for (absl::string_view prefix : {absl::string_view(kUserSchema),
+                                   absl::string_view(kGroupSchema)}) {
+    const std::string p = absl::StrCat(absl::AsciiStrToLower(prefix), ":");
+    if (absl::StartsWith(attr, p)) attr = attr.substr(p.size());
+  }
+  const std::vector<std::string> allowed =
+      is_user ? std::vector<std::string>{"username", "externalid", "id",
+                                         "emails.value", "displayname"}
+              : std::vector<std::string>{"displayname", "externalid", "id"};
+  if (std::find(allowed.begin(), allowed.end(), attr) == allowed.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot filter on ", eq->first, "; filter on ",
+        is_user ? "userName, externalId, id, emails.value or displayName"
+                : "displayName, externalId or id"));
+  }
+  return std::optional<Filter>(Filter{attr, eq->second});
+}
+
+bool UserMatches(const DirectoryUser& user, const Filter& f) {
+  if (f.attr == "username") return EqualsIgnoreCase(user.user_name(), f.value);
+  if (f.attr == "externalid") return user.external_id() == f.value;
+  if (f.attr == "id") return user.id() == f.value;
+  if (f.attr == "emails.value") {
+    return std::any_of(user.emails().begin(), user.emails().end(),
+                       [&](const std::string& e) {
+                         return EqualsIgnoreCase(e, f.value);
+                       });
+  }
+  Json resource = Json::parse(user.resource_json(), nullptr, false);
+  return StringMember(resource, "displayName") == f.value;
+}
+
+bool GroupMatches(const DirectoryGroup& group, const Filter& f) {
+  if (f.attr == "displayname") {
+    return EqualsIgnoreCase(group.display_name(), f.value);
+  }
+  if (f.attr == "externalid") return group.external_id() == f.value;
+  return group.id() == f.value;
+}
+
+absl::StatusOr<std::pair<size_t, size_t>> Page(
+    const std::map<std::string, std::string>& query) {
+  int64_t start = 1, count = 100;
+  if (auto it = query.find("startIndex"); it != query.end()) {
+    if (!absl::SimpleAtoi(it->second, &start)) {
+      return absl::InvalidArgumentError("startIndex must be a number");
+    }
+  }
+  if (auto it = query.find("count"); it != query.end()) {
+    if (!absl::SimpleAtoi(it->second, &count)) {
+      return absl::InvalidArgumentError("count must be a number");
+    }
+  }
+  start = std::max<int64_t>(start, 1);
+  count = std::clamp<int64_t>(count, 0, kMaxCount);
+  return std::make_pair(static_cast<size_t>(start), static_cast<size_t>(count));
+}
+
+Response ListResponse(const std::vector<Json>& all, size_t start,
+                      size_t count) {
+  Json resources = Json::array();
+  for (size_t i = start - 1; i < all.size() && resources.size() < count; ++i) {
+    resources.push_back(all[i]);
+  }
+  Json body = {{"schemas", {kListSchema}},
+               {"totalResults", all.size()},
+               {"startIndex", start},
+               {"itemsPerPage", resources.size()},
+               {"Resources", std::move(resources)}};
+  return Response{200, body.dump(), "", ""};
+}
+
+bool ExcludesMembers(const std::map<std::string, std::string>& query) {
+  auto it = query.find("excludedAttributes");
+  return it != query.end() &&
+         absl::StrContains(absl::AsciiStrToLower(it->second), "members");
+}
+
+Response ServiceProviderConfig() {
+  Json body = {
+      {"schemas",
+       {"urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"}},
+      {"patch", {{"supported", true}}},
+      {"bulk", {{"supported", false}, {"maxOperations", 0}, {"maxPayloadSize", 0}}},
+      {"filter", {{"supported", true}, {"maxResults", kMaxCount}}},
+      {"changePassword", {{"supported", false}}},
+      {"sort", {{"supported", false}}},
+      {"etag", {{"supported", true}}},
+      {"authenticationSchemes",
+       {{{"type", "oauthbearertoken"},
+         {"name", "Bearer token"},
+         {"description",
+          "A Warden API token with the scim scope (wardenctl tokens create "
+          "NAME --scope scim)"}}}}};
+  return Response{200, body.dump(), "", ""};
+}
+
+Response ResourceTypes(const std::string& base_url) {
+  Json user = {{"schemas", {"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}},
+               {"id", "User"},
+               {"name", "User"},
+               {"endpoint", "/Users"},
+               {"schema", kUserSchema},
+               {"meta", {{"resourceType", "ResourceType"},
+                         {"location", base_url + "/ResourceTypes/User"}}}};
+  Json group = {{"schemas", {"urn:ietf:params:scim:schemas:core:2.0:ResourceType"}},
+                {"id", "Group"},
+                {"name", "Group"},
+                {"endpoint", "/Groups"},
+                {"schema", kGroupSchema},
+                {"meta", {{"resourceType", "ResourceType"},
+                          {"location", base_url + "/ResourceTypes/Group"}}}};
+  return ListResponse({user, group}, 1, kMaxCount);
+}
+
+Response Schemas() {
+  Json user = {{"id", kUserSchema},
+               {"name", "User"},
+               {"attributes",
+                Json::array({{{"name", "userName"},
+                              {"type", "string"},
+                              {"required", true},
+                              {"uniqueness", "server"}},
+                             {{"name", "active"}, {"type", "boolean"}},
+                             {{"name", "emails"},
+                              {"type", "complex"},
+                              {"multiValued", true}}})}};
+  Json group = {{"id", kGroupSchema},
+                {"name", "Group"},
+                {"attributes",
+                 Json::array({{{"name", "displayName"},
+                               {"type", "string"},
+                               {"required", true}},
+                              {{"name", "members"},
+                               {"type", "complex"},
+                               {"multiValued", true}}})}};
+  return ListResponse({user, group}, 1, kMaxCount);
+}
+
+std::string MemberDelta(const DirectoryGroup& before,
+                        const DirectoryGroup& after) {
+  std::set<std::string> old_ids(before.member_ids().begin(),
+                                before.member_ids().end());
+  std::set<std::string> new_ids(after.member_ids().begin(),
+                                after.member_ids().end());
+  int added = 0, removed = 0;
+  for (const auto& id : new_ids) added += old_ids.count(id) == 0;
+  for (const auto& id : old_ids) removed += new_ids.count(id) == 0;
+  return absl::StrCat(after.member_ids_size(), " members (+", added, " -",
+                      removed, ")");
+}
+
+}  // namespace
+
+Service::Service(directory::Directory* directory, Authorize authorize,
+                 Changed changed)
+    : directory_(directory),
+      authorize_(std::move(authorize)),
+      changed_(std::move(changed)) {}
+
+Response Service::Handle(const Request& request, absl::Time now) const {
+  absl::string_view auth = request.authorization;
+  if (!absl::ConsumePrefix(&auth, "Bearer ") &&
+      !absl::ConsumePrefix(&auth, "bearer ")) {
+    return ErrorResponse({401, "",
+                          "send a Warden token with the scim scope as "
+                          "\"Authorization: Bearer <token>\""});
+  }
+  auto actor = authorize_(absl::StripAsciiWhitespace(auth));
+  if (!actor.ok()) {
+    return ErrorResponse(
+        {absl::IsPermissionDenied(actor.status()) ? 403 : 401, "",
+         std::string(actor.status().message())});
+  }
+  absl::string_view path = request.path;
+  if (!absl::ConsumePrefix(&path, "/scim/v2")) {
+    return ErrorResponse({404, "", "SCIM is served under /scim/v2"});
+  }
+  absl::ConsumeSuffix(&path, "/");
+  const std::string& method = request.method;
+  const auto parse_body = [&](Json* out) -> std::optional<Fault> {
+    *out = Json::parse(request.body, nullptr, false);
+    if (out->is_discarded() || !out->is_object()) {
+      return Fault{400, "invalidSyntax", "the body is not a JSON object"};
+    }
+    return std::nullopt;
+  };
+
+  if (path == "/ServiceProviderConfig" && method == "GET") {
+    return ServiceProviderConfig();
+  }
+  if (path == "/ResourceTypes" && method == "GET") {
+    return ResourceTypes(request.base_url);
+  }
+  if (path == "/Schemas" && method == "GET") return Schemas();
+
+  const bool users = absl::ConsumePrefix(&path, "/Users");
+  const bool groups = !users && absl::ConsumePrefix(&path, "/Groups");
+  if (!users && !groups) {
+    return ErrorResponse({404, "", absl::StrCat("no SCIM resource at ",
+                                                request.path)});
+  }
+  std::string id;
+  if (!path.empty()) {
+    if (path.front() != '/' || path.substr(1).find('/') != absl::string_view::npos) {
+      return ErrorResponse({404, "", absl::StrCat("no SCIM resource at ",
+                                                  request.path)});
+    }
+    id = std::string(path.substr(1));
+  }
+
+  if (users) {
+    const auto respond = [&](const DirectoryUser& u, int status) {
+      Response r{status, UserJson(u, request.base_url).dump(), "",
+                 ETag(u.version())};
+      if (status == 201) r.location = request.base_url + "/Users/" + u.id();
+      return r;
+    };
+    const auto commit = [&](const DirectoryUser* before, DirectoryUser after,
+                            int status) -> Response {
+      auto stored = directory_->PutUser(std::move(after), *actor, now);
+      if (!stored.ok()) return ErrorResponse(FromStatus(stored.status()));
+      std::string action = "directory.user.update";
+      if (before == nullptr) {
+        action = "directory.user.create";
+      } else if (before->active() && !stored->active()) {
+        action = "directory.user.deactivate";
+      } else if (!before->active() && stored->active()) {
+        action = "directory.user.reactivate";
+      }
+      changed_(Change{*actor, action, stored->user_name(),
+                      absl::StrCat("id ", stored->id(), ", ",
+                                   stored->active() ? "active" : "inactive")});
+      return respond(*stored, status);
+    };
+    if (id.empty() && method == "POST") {
+      Json body;
+      if (auto fault = parse_body(&body)) return ErrorResponse(*fault);
+      auto user = UserFromResource(std::move(body));
+      if (!user.ok()) return ErrorResponse(FromStatus(user.status()));
+      return commit(nullptr, *std::move(user), 201);
+    }
+    if (id.empty() && method == "GET") {
+      auto filter = ParseFilter(request.query, true);
+      if (!filter.ok()) {
+        return ErrorResponse({400, "invalidFilter",
+                              std::string(filter.status().message())});
+      }
+      auto page = Page(request.query);
+      if (!page.ok()) return ErrorResponse(FromStatus(page.status()));
+      std::vector<DirectoryUser> found;
+      if (filter->has_value() && (*filter)->attr == "username") {
+        // The common case (Okta and Entra ID look users up by userName
+        // before creating them) reads one key.
+        auto user = directory_->FindUser((*filter)->value);
+        if (user.ok()) {
+          found.push_back(*std::move(user));
+        } else if (!absl::IsNotFound(user.status())) {
+          return ErrorResponse(FromStatus(user.status()));
+        }
+      } else {
+        auto all = directory_->Users();
+        if (!all.ok()) return ErrorResponse(FromStatus(all.status()));
+        for (DirectoryUser& u : *all) {
+          if (!filter->has_value() || UserMatches(u, **filter)) {
+            found.push_back(std::move(u));
+          }
+        }
+      }
+      std::vector<Json> resources;
+      for (const DirectoryUser& u : found) {
+        resources.push_back(UserJson(u, request.base_url));
+      }
+      return ListResponse(resources, page->first, page->second);
+    }
+    if (id.empty()) {
+      return ErrorResponse({405, "", absl::StrCat(method, " /Users is not "
+                                                          "supported")});
+    }
+    auto current = directory_->GetUser(id);
+    if (!current.ok()) return ErrorResponse(FromStatus(current.status()));
+    if (method == "GET") return respond(*current, 200);
+    if (method == "DELETE") {
+      if (absl::Status s = directory_->DeleteUser(id, *actor, now); !s.ok()) {
+        return ErrorResponse(FromStatus(s));
+      }
+      changed_(Change{*actor, "directory.user.delete", current->user_name(),
+                      absl::StrCat("id ", id)});
+      return Response{204, "", "", ""};
+    }
+    if (method == "PUT" || method == "PATCH") {
+      Json body;
+      if (auto fault = parse_body(&body)) return ErrorResponse(*fault);
+      Json resource;
+      if (method == "PUT") {
+        resource = std::move(body);
+      } else {
+        resource = Json::parse(current->resource_json(), nullptr, false);
+        if (!resource.is_object()) resource = Json::object();
+        Slot(resource, "userName") = current->user_name();
+        Slot(resource, "active") = current->active();
+        if (absl::Status s = ApplyPatch(body, true, &resource); !s.ok()) {
+          return ErrorResponse(FromStatus(s));
+        }
+      }
+      auto user = UserFromResource(std::move(resource));
+      if (!user.ok()) return ErrorResponse(FromStatus(user.status()));
+      user->set_id(id);
+      return commit(&*current, *std::move(user), 200);
+    }
+    return ErrorResponse({405, "", absl::StrCat(method, " /Users/{id} is not "
+                                                        "supported")});
+  }
+
+  // Groups.
+  const auto commit = [&](const DirectoryGroup* before, DirectoryGroup after,
+                          int status, bool with_body) -> Response {
+    auto stored = directory_->PutGroup(std::move(after), *actor, now);
+    if (!stored.ok()) return ErrorResponse(FromStatus(stored.status()));
+    changed_(Change{*actor,
+                    before == nullptr ? "directory.group.create"
+                                      : "directory.group.update",
+                    stored->display_name(),
+                    absl::StrCat("id ", stored->id(), ", ",
+                                 MemberDelta(before != nullptr
+                                                 ? *before
+                                                 : DirectoryGroup(),
+                                             *stored))});
+    if (!with_body) return Response{204, "", "", ETag(stored->version())};
+    Response r{status,
+               GroupJson(*stored, *directory_, request.base_url, true).dump(),
+               "", ETag(stored->version())};
+    if (status == 201) r.location = request.base_url + "/Groups/" + stored->id();
+    return r;
+  };
+  if (id.empty() && method == "POST") {
+    Json body;
+    if (auto fault = parse_body(&body)) return ErrorResponse(*fault);
+    auto group = GroupFromResource(std::move(body));
+    if (!group.ok()) return ErrorResponse(FromStatus(group.status()));
+    return commit(nullptr, *std::move(group), 201, true);
+  }
+  if (id.empty() && method == "GET") {
+    auto filter = ParseFilter(request.query, false);
+    if (!filter.ok()) {
+      return ErrorResponse(
+          {400, "invalidFilter", std::string(filter.status().message())});
+    }
+    auto page = Page(request.query);
+    if (!page.ok()) return ErrorResponse(FromStatus(page.status()));
+    auto all = directory_->Groups();
+    if (!all.ok()) return ErrorResponse(FromStatus(all.status()));
+    std::vector<Json> resources;
+    const bool with_members = !ExcludesMembers(request.query);
+    for (const DirectoryGroup& g : *all) {
+      if (!filter->has_value() || GroupMatches(g, **filter)) {
+        resources.push_back(
+            GroupJson(g, *directory_, request.base_url, with_members));
+      }
+    }
+    return ListResponse(resources, page->first, page->second);
+  }
+  if (id.empty()) {
+    return ErrorResponse(
+        {405, "", absl::StrCat(method, " /Groups is not supported")});
+  }
+  auto current = directory_->GetGroup(id);
+  if (!current.ok()) return ErrorResponse(FromStatus(current.status()));
+  if (method == "GET") {
+    return Response{200,
+                    GroupJson(*current, *directory_, request.base_url,
+                              !ExcludesMembers(request.query))
+                        .dump(),
+                    "", ETag(current->version())};
+  }
+  if (method == "DELETE") {
+    if (absl::Status s = directory_->DeleteGroup(id, *actor); !s.ok()) {
+      return ErrorResponse(FromStatus(s));
+    }
+    changed_(Change{*actor, "directory.group.delete", current->display_name(),
+                    absl::StrCat("id ", id)});
+    return Response{204, "", "", ""};
+  }
+  if (method == "PUT" || method == "PATCH") {
+    Json body;
+    if (auto fault = parse_body(&body)) return ErrorResponse(*fault);
+    Json resource;
+    if (method == "PUT") {
+      resource = std::move(body);
+    } else {
+      resource = GroupResourceForPatch(*current);
+      if (absl::Status s = ApplyPatch(body, false, &resource); !s.ok()) {
+        return ErrorResponse(FromStatus(s));
+      }
+    }
+    auto group = GroupFromResource(std::move(resource));
+    if (!group.ok()) return ErrorResponse(FromStatus(group.status()));
+    group->set_id(id);
+    // PATCH answers 204 (as Okta and Entra ID accept); PUT the group.
+    return commit(&*current, *std::move(group), 200, method == "PUT");
+  }
+  return ErrorResponse(
+      {405, "", absl::StrCat(method, " /Groups/{id} is not supported")});
+}
+
+}  // namespace warden::controlplane::scim

@@ -1,0 +1,89 @@
+// SCIM 2.0 (RFC 7643/7644) over the directory: what Okta's and Entra ID's
+// provisioning send to keep Warden's users and groups in step with the
+// identity provider. Transport-free (controlplane/scim/server puts it on
+// HTTPS), so the protocol is tested without sockets.
+//
+// Served, under /scim/v2:
+//   GET    /ServiceProviderConfig, /ResourceTypes, /Schemas
+//   POST   /Users, /Groups                       create (201; 409 if taken)
+//   GET    /Users, /Groups                       list; filter `attr eq "v"`
+//                                                (userName, externalId, id,
+//                                                emails.value, displayName),
+//                                                startIndex, count,
+//                                                excludedAttributes=members
+//   GET    /Users/{id}, /Groups/{id}
+//   PUT    /Users/{id}, /Groups/{id}             replace
+//   PATCH  /Users/{id}, /Groups/{id}             PatchOp: add, replace,
+//                                                remove; with or without a
+//                                                path, value filters
+//                                                (`members[value eq "id"]`,
+//                                                `emails[type eq "work"].value`)
+//                                                and schema URNs
+//   DELETE /Users/{id}, /Groups/{id}             204
+// Deactivating a user (`active: false`, as Okta and Entra ID send it, also
+// the string "False") or deleting one takes effect on every proxy with the
+// next bundle: the user is refused and their open sessions are closed.
+#ifndef WARDEN_CONTROLPLANE_SCIM_SCIM_H_
+#define WARDEN_CONTROLPLANE_SCIM_SCIM_H_
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "controlplane/directory/directory.h"
+
+namespace warden::controlplane::scim {
+
+struct Request {
+  std::string method;  // GET, POST, PUT, PATCH, DELETE
+  std::string path;    // e.g. "/scim/v2/Users/<id>"
+  std::map<std::string, std::string> query;  // decoded
+  std::string body;
+  std::string authorization;  // the Authorization header
+  // "https://host:port/scim/v2", for meta.location.
+  std::string base_url;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;      // application/scim+json; empty for 204
+  std::string location;  // 201: the new resource
+  std::string etag;      // W/"<version>" of a returned resource
+};
+
+// One committed change, for the control plane's audit log.
+struct Change {
+  std::string actor;   // the bearer token's name
+  std::string action;  // e.g. "directory.user.deactivate"
+  std::string target;  // userName or displayName
+  std::string detail;
+};
+
+class Service {
+ public:
+  // Checks a bearer token (without "Bearer "): the caller's name, or
+  // Unauthenticated / PermissionDenied with the reason.
+  using Authorize =
+      std::function<absl::StatusOr<std::string>(absl::string_view token)>;
+  // Called after every committed change (to audit and republish bundles).
+  using Changed = std::function<void(const Change& change)>;
+
+  // `directory` is not owned and must outlive this.
+  Service(directory::Directory* directory, Authorize authorize,
+          Changed changed);
+
+  // Thread-safe (the directory serializes writes).
+  Response Handle(const Request& request, absl::Time now) const;
+
+ private:
+  directory::Directory* const directory_;
+  const Authorize authorize_;
+  const Changed changed_;
+};
+
+}  // namespace warden::controlplane::scim
+
+#endif  // WARDEN_CONTROLPLANE_SCIM_SCIM_H_

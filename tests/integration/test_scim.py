@@ -1,0 +1,374 @@
+"""SCIM 2.0 provisioning, end to end with real processes: warden-control
+serves SCIM over HTTPS; requests shaped exactly as Okta's and Entra ID's
+provisioning send them create users and groups, change group membership
+and deactivate users. Those changes reach a real warden-proxy in the next
+policy revision and change what a connected psycopg2 client may do (at its
+next statement), close a deactivated user's open session, and refuse their
+new connections with SQLSTATE 28000. Tokens come from a fake identity
+provider whose keys the test generates."""
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import psycopg2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
+
+from fakeidp import IdpServer  # noqa: E402
+from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402
+from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
+from proxyharness import WardenProxy, make_ca_and_cert, wait_until  # noqa: E402
+
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+POLICY = """apiVersion: warden/v1
+kind: Policy
+metadata: { name: contractors }
+spec:
+  environments: [prod]
+  rules:
+    - name: contractors-read-only
+      match: { identity: { groups: [contractors] }, classes: [write, ddl] }
+      action: deny
+      message: contractors may only read
+"""
+
+WRITE = "UPDATE customers SET name = name WHERE false"
+
+
+class ScimTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="warden-scim-")
+        cls.proxy = cls.control = cls.server = None
+        cls.pg = PostgresServer()
+        try:
+            cls.pg.start()
+            setup_sample(cls.pg)
+            cls.certs = make_ca_and_cert(os.path.join(cls.work, "tls"))
+            cls.server = IdpServer(cls.certs["cert"], cls.certs["key"], free_port())
+            cls.idp = cls.server.idp
+            cls.scim_port = free_port()
+            cls.control = ControlPlane(cls.work, extra_args=[
+                "--idp-ca-file", cls.certs["ca"],
+                "--scim-listen", "127.0.0.1:%d" % cls.scim_port]).start()
+            assert wait_until(lambda: "SCIM endpoint ready" in cls.control.log()), \
+                cls.control.log()
+            policies = os.path.join(cls.work, "policies")
+            os.makedirs(policies)
+            with open(os.path.join(policies, "prod.yaml"), "w") as f:
+                f.write(POLICY)
+            with open(os.path.join(policies, "idp.yaml"), "w") as f:
+                f.write(f"""apiVersion: warden/v1
+kind: IdentityProvider
+metadata: {{ name: corp }}
+spec:
+  issuer: {cls.idp.issuer}
+  audiences: [warden]
+  groups_claims: [groups]
+""")
+            r = subprocess.run([WARDENCTL, "policy", "push", policies], env=cls.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+            cls.scim_token = cls.create_token("okta-provisioning", "scim")
+            cls.reader_token = cls.create_token("reader", "policy:read")
+            token = cls.control.bootstrap_token_file("prod", "scim-p1")
+            cls.port = free_port()
+            config = f"""
+proxy: {{ workers: 2, log_level: info }}
+policy:
+  control_plane:
+    address: localhost:{cls.control.port}
+    ca_file: {cls.control.ca_file}
+    trusted_keys: [{cls.control.signing_pub()}]
+    state_dir: {os.path.join(cls.work, 'state')}
+    bootstrap_token_file: {token}
+    proxy_id: scim-p1
+audit: {{ mode: async, spool_dir: {os.path.join(cls.work, 'spool')} }}
+listeners:
+  - name: main
+    port: {cls.port}
+    environment: prod
+    auth: token
+    tls: {{ mode: require, cert_file: {cls.certs['cert']}, key_file: {cls.certs['key']} }}
+environments:
+  - name: prod
+    databases:
+      - name: shop
+        upstream:
+          host: 127.0.0.1
+          port: {cls.pg.port}
+          database: shop
+          user: warden_svc
+          password: svc-scram-pw
+"""
+            cls.proxy = WardenProxy(config, cls.work, {"main": cls.port}).start()
+            assert wait_until(lambda: "in force" in cls.proxy.log()), cls.proxy.log()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for part in (cls.proxy, cls.control):
+            if part:
+                part.stop()
+        if cls.server:
+            cls.server.stop()
+        cls.pg.stop()
+
+    @classmethod
+    def create_token(cls, name, scope):
+        r = subprocess.run([WARDENCTL, "tokens", "create", name, "--scope", scope],
+                           env=cls.control.env(), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return next(w for w in r.stdout.split() if w.startswith("wdn_"))
+
+    def scim(self, method, path, body=None, token=None, query=None):
+        """One HTTPS request as a provisioning client sends it: returns
+        (status, parsed body or None, headers)."""
+        url = "https://localhost:%d/scim/v2%s" % (self.scim_port, path)
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Content-Type", "application/scim+json")
+        if token != "":
+            req.add_header("Authorization", "Bearer " + (token or self.scim_token))
+        ctx = ssl.create_default_context(cafile=self.control.ca_file)
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=20) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None, resp.headers
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, json.loads(raw) if raw else None, e.headers
+
+    def connect(self, user, groups=()):
+        return psycopg2.connect(host="localhost", port=self.port, dbname="shop", user=user,
+                                password=self.idp.token(user, list(groups)),
+                                sslmode="verify-full", sslrootcert=self.certs["ca"],
+                                connect_timeout=10)
+
+    @staticmethod
+    def write_refused(conn):
+        """True if the policy refuses the write on this open session."""
+        with conn.cursor() as cur:
+            try:
+                cur.execute(WRITE)
+            except psycopg2.Error as e:
+                conn.rollback()
+                if e.pgcode == "42501" and "contractors may only read" in str(e):
+                    return True
+                raise
+        conn.rollback()
+        return False
+
+    def test_0_the_endpoint_requires_a_scim_token(self):
+        status, body, _ = self.scim("GET", "/Users", token="")
+        self.assertEqual(status, 401)
+        self.assertIn("Bearer", body["detail"])
+        status, body, _ = self.scim("GET", "/Users", token="wdn_0000000000000000_" + "0" * 64)
+        self.assertEqual(status, 401)
+        status, body, _ = self.scim("GET", "/Users", token=self.reader_token)
+        self.assertEqual(status, 403)
+        self.assertIn("lacks the scim scope", body["detail"])
+        self.assertEqual(body["schemas"], ["urn:ietf:params:scim:api:messages:2.0:Error"])
+        status, body, _ = self.scim("GET", "/ServiceProviderConfig")
+        self.assertEqual(status, 200)
+        self.assertTrue(body["patch"]["supported"])
+
+    def test_1_okta_provisioning_changes_what_a_connected_user_may_do(self):
+        name = "alice@example.com"
+        # Okta looks the user up first, then creates it.
+        status, body, _ = self.scim("GET", "/Users",
+                                    query={"filter": 'userName eq "%s"' % name,
+                                           "startIndex": "1", "count": "100"})
+        self.assertEqual((status, body["totalResults"]), (200, 0))
+        status, user, headers = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": name,
+            "name": {"givenName": "Alice", "familyName": "Anders"},
+            "emails": [{"primary": True, "value": name, "type": "work"}],
+            "displayName": "Alice Anders", "locale": "en-US", "externalId": "00u1abcd",
+            "groups": [], "active": True})
+        self.assertEqual(status, 201, user)
+        alice = user["id"]
+        self.assertEqual(headers["Location"], user["meta"]["location"])
+        self.assertEqual(user["name"]["givenName"], "Alice")
+        status, again, _ = self.scim("POST", "/Users", {"schemas": [USER], "userName": name})
+        self.assertEqual((status, again["scimType"]), (409, "uniqueness"))
+        status, body, _ = self.scim("GET", "/Users",
+                                    query={"filter": 'userName eq "ALICE@example.com"'})
+        self.assertEqual([r["id"] for r in body["Resources"]], [alice])
+
+        conn = self.connect(name)  # her token carries no groups
+        self.assertFalse(self.write_refused(conn))
+
+        status, group, _ = self.scim("POST", "/Groups", {
+            "schemas": [GROUP], "displayName": "contractors", "members": []})
+        self.assertEqual(status, 201, group)
+        gid = group["id"]
+        status, _, _ = self.scim("PATCH", "/Groups/" + gid, {
+            "schemas": [PATCH],
+            "Operations": [{"op": "add", "path": "members",
+                            "value": [{"value": alice, "display": name}]}]})
+        self.assertEqual(status, 204)
+        # The same open session: refused from its next statement on, once
+        # the new revision reached the proxy.
+        self.assertTrue(wait_until(lambda: self.write_refused(conn)), self.proxy.log()[-2000:])
+        status, body, _ = self.scim("GET", "/Groups/" + gid)
+        self.assertEqual([m["value"] for m in body["members"]], [alice])
+
+        status, _, _ = self.scim("PATCH", "/Groups/" + gid, {
+            "schemas": [PATCH],
+            "Operations": [{"op": "remove", "path": 'members[value eq "%s"]' % alice}]})
+        self.assertEqual(status, 204)
+        self.assertTrue(wait_until(lambda: not self.write_refused(conn)))
+
+        # Deactivation: the idle session is closed by the proxy, and new
+        # connections are refused with the reason.
+        status, body, _ = self.scim("PATCH", "/Users/" + alice, {
+            "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+        self.assertEqual((status, body["active"]), (200, False))
+        self.assertTrue(wait_until(
+            lambda: "alice@example.com is deactivated in the identity provider's "
+                    "directory (SCIM); closing it" in self.proxy.log()),
+            self.proxy.log()[-2000:])
+        with self.assertRaises(psycopg2.Error):
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+        conn.close()
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            self.connect(name).close()
+        self.assertIn("alice@example.com is deactivated", str(cm.exception))
+
+        # Okta reactivates with a PUT of the whole user.
+        user["active"] = True
+        status, body, _ = self.scim("PUT", "/Users/" + alice, user)
+        self.assertEqual((status, body["active"]), (200, True))
+        self.assertTrue(wait_until(lambda: self.try_connect(name)))
+
+    def try_connect(self, name):
+        try:
+            self.connect(name).close()
+            return True
+        except psycopg2.OperationalError:
+            return False
+
+    def test_2_entra_id_provisioning_changes_what_a_connected_user_may_do(self):
+        name = "bob@example.com"
+        status, body, _ = self.scim("GET", "/Users",
+                                    query={"filter": 'userName eq "%s"' % name})
+        self.assertEqual(body["totalResults"], 0)
+        status, user, _ = self.scim("POST", "/Users", {
+            "schemas": [USER, ENTERPRISE], "externalId": "bob", "userName": name,
+            "active": True, "displayName": "Bob Berg",
+            "emails": [{"primary": True, "type": "work", "value": name}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": "Bob Berg", "familyName": "Berg", "givenName": "Bob"},
+            ENTERPRISE: {"department": "Operations"}})
+        self.assertEqual(status, 201, user)
+        bob = user["id"]
+        self.assertIn(ENTERPRISE, user["schemas"])
+        # Entra ID's attribute updates: paths, a value filter, a schema URN.
+        status, user, _ = self.scim("PATCH", "/Users/" + bob, {
+            "schemas": [PATCH], "Operations": [
+                {"op": "Replace", "path": "displayName", "value": "Bobby Berg"},
+                {"op": "Add", "path": 'emails[type eq "work"].value', "value": "bob.berg@example.com"},
+                {"op": "Replace", "path": ENTERPRISE + ":department", "value": "Security"},
+                {"op": "Replace", "path": "name.givenName", "value": "Bobby"}]})
+        self.assertEqual(status, 200, user)
+        self.assertEqual(user["displayName"], "Bobby Berg")
+        self.assertEqual(user["emails"][0]["value"], "bob.berg@example.com")
+        self.assertEqual(user[ENTERPRISE]["department"], "Security")
+        self.assertEqual(user["name"]["givenName"], "Bobby")
+        status, body, _ = self.scim("GET", "/Users",
+                                    query={"filter": 'externalId eq "bob"'})
+        self.assertEqual([r["id"] for r in body["Resources"]], [bob])
+
+        status, body, _ = self.scim("GET", "/Groups",
+                                    query={"filter": 'displayName eq "contractors"',
+                                           "excludedAttributes": "members"})
+        self.assertEqual(body["totalResults"], 1)
+        self.assertNotIn("members", body["Resources"][0])
+        gid = body["Resources"][0]["id"]
+
+        conn = self.connect(name)
+        self.assertFalse(self.write_refused(conn))
+        status, _, _ = self.scim("PATCH", "/Groups/" + gid, {
+            "schemas": [PATCH],
+            "Operations": [{"op": "Add", "path": "members", "value": [{"value": bob}]}]})
+        self.assertEqual(status, 204)
+        self.assertTrue(wait_until(lambda: self.write_refused(conn)))
+        status, _, _ = self.scim("PATCH", "/Groups/" + gid, {
+            "schemas": [PATCH],
+            "Operations": [{"op": "Remove", "path": "members", "value": [{"value": bob}]}]})
+        self.assertEqual(status, 204)
+        self.assertTrue(wait_until(lambda: not self.write_refused(conn)))
+
+        # Entra ID disables with the string "False".
+        status, body, _ = self.scim("PATCH", "/Users/" + bob, {
+            "schemas": [PATCH],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
+        self.assertEqual((status, body["active"]), (200, False))
+        self.assertTrue(wait_until(lambda: conn.closed or not self.alive(conn)))
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            self.connect(name).close()
+        self.assertIn("bob@example.com is deactivated", str(cm.exception))
+        # A deleted user stays refused (their token is still valid).
+        status, _, _ = self.scim("DELETE", "/Users/" + bob)
+        self.assertEqual(status, 204)
+        status, _, _ = self.scim("GET", "/Users/" + bob)
+        self.assertEqual(status, 404)
+        with self.assertRaises(psycopg2.OperationalError):
+            self.connect(name).close()
+
+    @staticmethod
+    def alive(conn):
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except psycopg2.Error:
+            return False
+
+    def test_3_changes_are_in_the_audit_log(self):
+        def admin_events():
+            r = subprocess.run([WARDENCTL, "audit", "search", "--kind", "admin",
+                                "--format", "json"], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            return [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+        events = admin_events()
+        actions = [(e["admin"]["action"], e["admin"].get("target")) for e in events]
+        self.assertIn(("directory.user.create", "alice@example.com"), actions)
+        self.assertIn(("directory.user.deactivate", "alice@example.com"), actions)
+        self.assertIn(("directory.user.reactivate", "alice@example.com"), actions)
+        self.assertIn(("directory.user.delete", "bob@example.com"), actions)
+        self.assertIn(("directory.group.update", "contractors"), actions)
+        deactivate = next(e for e in events if e["admin"]["action"] == "directory.user.deactivate")
+        self.assertEqual(deactivate["admin"].get("actor", deactivate["identity"]["user"]),
+                         "token:okta-provisioning")
+        # The proxy audited the refused logins with the reason.
+        r = subprocess.run([WARDENCTL, "audit", "search", "--kind", "authentication",
+                            "--format", "json"], env=self.control.env(),
+                           capture_output=True, text=True, timeout=60)
+        refused = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+        refused = [e for e in refused if not e["authentication"].get("success")]
+        self.assertTrue(any("deactivated in the identity provider's directory" in
+                            e["authentication"].get("reason", "") for e in refused))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,407 @@
+// The directory and its SCIM 2.0 protocol, on a real store and log: users
+// and groups as Okta's and Entra ID's provisioning send them, what bundles
+// carry, and replay of the log.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "controlplane/bundles/bundles.h"
+#include "controlplane/directory/directory.h"
+#include "controlplane/log/rocksdb_log.h"
+#include "controlplane/scim/scim.h"
+#include "controlplane/server/coalescer.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/store/store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace warden::controlplane {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+const absl::Time kNow = absl::FromUnixSeconds(1790000000);
+constexpr char kPatch[] = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+constexpr char kEnterprise[] =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+class ScimTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = ::testing::TempDir() + "/scim_" + info->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    Open();
+  }
+  void Open() {
+    auto log = log::RocksDbLog::Open(dir_ + "/log");
+    auto store = store::Store::Open(dir_ + "/state");
+    ASSERT_TRUE(log.ok() && store.ok());
+    log_ = std::move(*log);
+    store_ = std::move(*store);
+    state_ = std::make_unique<state::StateMachine>(log_.get(), store_.get());
+    ASSERT_TRUE(state_->CatchUp().ok());
+    directory_ = std::make_unique<directory::Directory>(state_.get(),
+                                                        store_.get());
+    service_ = std::make_unique<scim::Service>(
+        directory_.get(),
+        [](absl::string_view token) -> absl::StatusOr<std::string> {
+          if (token == "good") return std::string("okta");
+          if (token == "reader") {
+            return absl::PermissionDeniedError("token reader lacks scim");
+          }
+          return absl::UnauthenticatedError("unknown token");
+        },
+        [this](const scim::Change& c) {
+          changes_.push_back(c.action + " " + c.target);
+        });
+  }
+  void Close() {
+    service_.reset();
+    directory_.reset();
+    state_.reset();
+    store_.reset();
+    log_.reset();
+  }
+
+  struct Reply {
+    int status;
+    Json body;
+    std::string location;
+  };
+  Reply Call(const std::string& method, const std::string& path,
+             const Json& body = Json(), const std::string& token = "good",
+             std::map<std::string, std::string> query = {}) {
+    scim::Request r;
+    r.method = method;
+    r.path = "/scim/v2" + path;
+    r.query = std::move(query);
+    if (!body.is_null()) r.body = body.dump();
+    r.authorization = token.empty() ? "" : "Bearer " + token;
+    r.base_url = "https://warden.test/scim/v2";
+    scim::Response response = service_->Handle(r, kNow);
+    Json parsed = response.body.empty()
+                      ? Json()
+                      : Json::parse(response.body, nullptr, false);
+    return Reply{response.status, parsed, response.location};
+  }
+  std::string CreateUser(const std::string& name, Json extra = Json::object()) {
+    Json body = {{"schemas", {"urn:ietf:params:scim:schemas:core:2.0:User"}},
+                 {"userName", name}};
+    body.update(extra);
+    Reply r = Call("POST", "/Users", body);
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body.value("id", "");
+  }
+  std::string CreateGroup(const std::string& name) {
+    Reply r = Call("POST", "/Groups", {{"displayName", name}});
+    EXPECT_EQ(r.status, 201) << r.body.dump();
+    return r.body.value("id", "");
+  }
+  std::vector<std::string> Members(const std::string& gid) {
+    std::vector<std::string> ids;
+    const Reply group = Call("GET", "/Groups/" + gid);
+    for (const Json& m : group.body["members"]) {
+      ids.push_back(m["value"]);
+    }
+    return ids;
+  }
+
+  std::string dir_;
+  std::unique_ptr<log::RocksDbLog> log_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<state::StateMachine> state_;
+  std::unique_ptr<directory::Directory> directory_;
+  std::unique_ptr<scim::Service> service_;
+  std::vector<std::string> changes_;
+};
+
+TEST_F(ScimTest, RefusesCallersWithoutAScimToken) {
+  EXPECT_EQ(Call("GET", "/Users", Json(), "").status, 401);
+  EXPECT_EQ(Call("GET", "/Users", Json(), "bad").status, 401);
+  Reply r = Call("GET", "/Users", Json(), "reader");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_THAT(r.body["detail"].get<std::string>(), HasSubstr("lacks scim"));
+  EXPECT_EQ(r.body["status"], "403");  // SCIM errors carry it as a string
+}
+
+TEST_F(ScimTest, CreatesFindsAndRefusesDuplicateUsers) {
+  const std::string id = CreateUser(
+      "Alice@Example.com",
+      {{"emails", {{{"value", "alice@example.com"}, {"type", "work"}}}},
+       {"externalId", "00u1"}});
+  Reply dup = Call("POST", "/Users", {{"userName", "alice@example.com"}});
+  EXPECT_EQ(dup.status, 409);
+  EXPECT_EQ(dup.body["scimType"], "uniqueness");
+  Reply found = Call("GET", "/Users", Json(), "good",
+                     {{"filter", "userName eq \"ALICE@example.COM\""}});
+  ASSERT_EQ(found.body["totalResults"], 1);
+  EXPECT_EQ(found.body["Resources"][0]["id"], id);
+  EXPECT_EQ(found.body["Resources"][0]["meta"]["version"], "W/\"1\"");
+  EXPECT_EQ(Call("GET", "/Users", Json(), "good",
+                 {{"filter", "externalId eq \"00u1\""}})
+                .body["totalResults"],
+            1);
+  EXPECT_EQ(Call("GET", "/Users", Json(), "good",
+                 {{"filter", "emails[type eq \"work\"].value eq "
+                             "\"alice@example.com\""}})
+                .body["totalResults"],
+            1);
+  EXPECT_EQ(Call("GET", "/Users", Json(), "good",
+                 {{"filter", "userName eq \"nobody\""}})
+                .body["totalResults"],
+            0);
+  Reply bad = Call("GET", "/Users", Json(), "good",
+                   {{"filter", "userName sw \"a\""}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["scimType"], "invalidFilter");
+  EXPECT_EQ(Call("POST", "/Users", {{"name", {{"givenName", "x"}}}}).status,
+            400);
+  scim::Request garbage;
+  garbage.method = "POST";
+  garbage.path = "/scim/v2/Users";
+  garbage.body = "{not json";
+  garbage.authorization = "Bearer good";
+  EXPECT_EQ(service_->Handle(garbage, kNow).status, 400);
+  EXPECT_EQ(Call("GET", "/Users/no-such-id").status, 404);
+  EXPECT_THAT(changes_, ElementsAre("directory.user.create Alice@Example.com"));
+}
+
+TEST_F(ScimTest, PaginatesLists) {
+  for (int i = 0; i < 5; ++i) CreateUser(absl::StrCat("u", i));
+  Reply page = Call("GET", "/Users", Json(), "good",
+                    {{"startIndex", "2"}, {"count", "2"}});
+  EXPECT_EQ(page.body["totalResults"], 5);
+  EXPECT_EQ(page.body["itemsPerPage"], 2);
+  EXPECT_EQ(page.body["Resources"][0]["userName"], "u1");
+  EXPECT_EQ(page.body["Resources"][1]["userName"], "u2");
+}
+
+TEST_F(ScimTest, AppliesOktaAndEntraPatchShapes) {
+  const std::string id = CreateUser(
+      "bob@example.com", {{"name", {{"givenName", "Bob"}}},
+                          {kEnterprise, {{"department", "Ops"}}}});
+  // Okta: no path, an object value.
+  Reply r = Call("PATCH", "/Users/" + id,
+                 {{"schemas", {kPatch}},
+                  {"Operations",
+                   {{{"op", "replace"}, {"value", {{"active", false}}}}}}});
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["active"], false);
+  // Entra ID: capitalized ops, "True" as a string, paths with a filter and
+  // a schema URN.
+  r = Call("PATCH", "/Users/" + id,
+           {{"schemas", {kPatch}},
+            {"Operations",
+             {{{"op", "Replace"}, {"path", "active"}, {"value", "True"}},
+              {{"op", "Add"},
+               {"path", "emails[type eq \"work\"].value"},
+               {"value", "bob@example.com"}},
+              {{"op", "Replace"},
+               {"path", std::string(kEnterprise) + ":department"},
+               {"value", "Security"}},
+              {{"op", "Replace"}, {"path", "name.givenName"}, {"value", "Rob"}},
+              {{"op", "Remove"}, {"path", "name.familyName"}}}}});
+  ASSERT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_EQ(r.body["active"], true);
+  EXPECT_EQ(r.body["emails"][0]["type"], "work");
+  EXPECT_EQ(r.body["emails"][0]["value"], "bob@example.com");
+  EXPECT_EQ(r.body[kEnterprise]["department"], "Security");
+  EXPECT_EQ(r.body["name"]["givenName"], "Rob");
+  EXPECT_EQ(r.body["meta"]["version"], "W/\"3\"");
+  // The e-mail added is an alias proxies know.
+  auto entries = directory_->Entries();
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 1);
+  EXPECT_TRUE((*entries)[0].active());
+  EXPECT_THAT((*entries)[0].aliases(), ElementsAre());  // same as userName
+  // Bad operations are refused and change nothing.
+  r = Call("PATCH", "/Users/" + id,
+           {{"Operations", {{{"op", "move"}, {"path", "active"}}}}});
+  EXPECT_EQ(r.status, 400);
+  r = Call("PATCH", "/Users/" + id, {{"Operations", Json::array()}});
+  EXPECT_EQ(r.status, 400);
+  r = Call("PATCH", "/Users/" + id,
+           {{"Operations",
+             {{{"op", "replace"}, {"path", "active"}, {"value", "maybe"}}}}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(Call("GET", "/Users/" + id).body["meta"]["version"], "W/\"3\"");
+  EXPECT_THAT(changes_, ElementsAre("directory.user.create bob@example.com",
+                                    "directory.user.deactivate bob@example.com",
+                                    "directory.user.reactivate bob@example.com"));
+}
+
+TEST_F(ScimTest, GroupMembershipFollowsBothProvidersPatches) {
+  const std::string alice = CreateUser("alice");
+  const std::string bob = CreateUser("bob");
+  const std::string gid = CreateGroup("dba");
+  // Okta: add with a path and a list (a member twice counts once).
+  EXPECT_EQ(Call("PATCH", "/Groups/" + gid,
+                 {{"schemas", {kPatch}},
+                  {"Operations",
+                   {{{"op", "add"},
+                     {"path", "members"},
+                     {"value", {{{"value", alice}, {"display", "alice"}},
+                                {{"value", alice}}}}}}}})
+                .status,
+            204);
+  // Entra ID: Add, then Remove with a value list.
+  EXPECT_EQ(Call("PATCH", "/Groups/" + gid,
+                 {{"Operations",
+                   {{{"op", "Add"},
+                     {"path", "members"},
+                     {"value", {{{"value", bob}}}}}}}})
+                .status,
+            204);
+  EXPECT_THAT(Members(gid), ElementsAre(alice, bob));
+  EXPECT_EQ(Call("PATCH", "/Groups/" + gid,
+                 {{"Operations",
+                   {{{"op", "Remove"},
+                     {"path", "members"},
+                     {"value", {{{"value", bob}}}}}}}})
+                .status,
+            204);
+  EXPECT_THAT(Members(gid), ElementsAre(alice));
+  // Okta: remove by a value filter; rename without a path.
+  EXPECT_EQ(Call("PATCH", "/Groups/" + gid,
+                 {{"Operations",
+                   {{{"op", "remove"},
+                     {"path", "members[value eq \"" + alice + "\"]"}},
+                    {{"op", "replace"},
+                     {"value", {{"id", gid}, {"displayName", "dbas"}}}}}}})
+                .status,
+            204);
+  Reply g = Call("GET", "/Groups/" + gid);
+  EXPECT_EQ(g.body["displayName"], "dbas");
+  EXPECT_TRUE(g.body["members"].empty());
+  // Unknown members are refused; so is a second group of the same name.
+  EXPECT_EQ(Call("PATCH", "/Groups/" + gid,
+                 {{"Operations",
+                   {{{"op", "add"},
+                     {"path", "members"},
+                     {"value", {{{"value", "ghost"}}}}}}}})
+                .status,
+            400);
+  EXPECT_EQ(Call("POST", "/Groups", {{"displayName", "DBAS"}}).status, 409);
+  // excludedAttributes=members, as Entra ID asks.
+  Reply list = Call("GET", "/Groups", Json(), "good",
+                    {{"filter", "displayName eq \"dbas\""},
+                     {"excludedAttributes", "members"}});
+  ASSERT_EQ(list.body["totalResults"], 1);
+  EXPECT_FALSE(list.body["Resources"][0].contains("members"));
+  // PUT replaces the members.
+  Reply put = Call("PUT", "/Groups/" + gid,
+                   {{"displayName", "dbas"}, {"members", {{{"value", bob}}}}});
+  EXPECT_EQ(put.status, 200);
+  EXPECT_THAT(Members(gid), ElementsAre(bob));
+  EXPECT_EQ(Call("DELETE", "/Groups/" + gid).status, 204);
+  EXPECT_EQ(Call("GET", "/Groups/" + gid).status, 404);
+}
+
+TEST_F(ScimTest, BundleEntriesCarryStateGroupsAndTombstones) {
+  const std::string alice = CreateUser(
+      "Alice@example.com",
+      {{"emails", {{{"value", "a.smith@example.com"}}}}});
+  const std::string bob = CreateUser("bob");
+  const std::string gid = CreateGroup("contractors");
+  ASSERT_EQ(Call("PUT", "/Groups/" + gid,
+                 {{"displayName", "contractors"},
+                  {"members", {{{"value", alice}}, {{"value", bob}}}}})
+                .status,
+            200);
+  ASSERT_EQ(Call("DELETE", "/Users/" + bob).status, 204);
+  EXPECT_EQ(Call("GET", "/Users/" + bob).status, 404);
+  auto entries = directory_->Entries();
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 2);
+  EXPECT_EQ((*entries)[0].user_name(), "alice@example.com");
+  EXPECT_TRUE((*entries)[0].active());
+  EXPECT_THAT((*entries)[0].aliases(), ElementsAre("a.smith@example.com"));
+  EXPECT_THAT((*entries)[0].groups(), ElementsAre("contractors"));
+  // The deleted user stays, refused, and left its groups.
+  EXPECT_EQ((*entries)[1].user_name(), "bob");
+  EXPECT_FALSE((*entries)[1].active());
+  EXPECT_TRUE((*entries)[1].groups().empty());
+  EXPECT_THAT(Members(gid), ElementsAre(alice));
+  // The name is free again; the new live user wins over the tombstone.
+  CreateUser("bob");
+  entries = directory_->Entries();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_TRUE((*entries)[1].active());
+}
+
+TEST_F(ScimTest, TheDirectoryIsRebuiltFromTheLog) {
+  const std::string id = CreateUser("carol");
+  ASSERT_EQ(Call("PATCH", "/Users/" + id,
+                 {{"Operations", {{{"op", "replace"},
+                                   {"path", "userName"},
+                                   {"value", "carol.c"}}}}})
+                .status,
+            200);
+  auto before = directory_->Entries();
+  ASSERT_TRUE(before.ok());
+  Close();
+  std::filesystem::remove_all(dir_ + "/state");  // keep only the log
+  Open();
+  auto after = directory_->Entries();
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1);
+  EXPECT_EQ((*after)[0].SerializeAsString(), (*before)[0].SerializeAsString());
+  EXPECT_TRUE(directory_->FindUser("CAROL.C").ok());
+  EXPECT_TRUE(absl::IsNotFound(directory_->FindUser("carol").status()));
+}
+
+TEST_F(ScimTest, BundlesRepublishWhenTheDirectoryChanges) {
+  auto key = crypto::GenerateEd25519Key();
+  ASSERT_TRUE(key.ok());
+  bundles::Bundles bundles(state_.get(), store_.get(),
+                           bundles::SigningKey{key->private_pem});
+  bundles.SetDirectory([this] { return directory_->Entries(); });
+  const std::string policy =
+      "apiVersion: warden/v1\nkind: Policy\nmetadata: { name: p }\nspec:\n"
+      "  environments: [prod]\n  rules:\n    - name: r\n"
+      "      match: { commands: [\"DROP TABLE\"] }\n      action: deny\n";
+  ASSERT_TRUE(bundles.Push({{"p.yaml", policy}}, "", "t", kNow, false).ok());
+  EXPECT_TRUE(bundles.RefreshIdentities("t", kNow)->unchanged);
+  const std::string id = CreateUser("dave");
+  auto refreshed = bundles.RefreshIdentities("t", kNow);
+  ASSERT_TRUE(refreshed.ok());
+  EXPECT_FALSE(refreshed->unchanged);
+  auto head = bundles.Get(0);
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->signed_bundle().revision(), refreshed->revision);
+  warden::v1::PolicyBundle bundle;
+  ASSERT_TRUE(bundle.ParseFromString(head->signed_bundle().bundle()));
+  ASSERT_EQ(bundle.directory_size(), 1);
+  EXPECT_EQ(bundle.directory(0).user_name(), "dave");
+  EXPECT_THAT(head->signed_bundle().message(), HasSubstr("directory changed"));
+  EXPECT_TRUE(bundles.RefreshIdentities("t", kNow)->unchanged);
+}
+
+TEST(CoalescerTest, RequestsDuringARunBecomeOneMoreRun) {
+  absl::Notification first_started, release;
+  int runs = 0;
+  server::Coalescer coalescer(absl::Milliseconds(1), [&] {
+    if (++runs == 1) {
+      first_started.Notify();
+      release.WaitForNotification();
+    }
+  });
+  coalescer.Request();
+  first_started.WaitForNotification();
+  for (int i = 0; i < 50; ++i) coalescer.Request();
+  release.Notify();
+  coalescer.Stop();  // runs what is pending, then ends
+  EXPECT_EQ(runs, 2);
+}
+
+}  // namespace
+}  // namespace warden::controlplane
