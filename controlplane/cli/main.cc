@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "controlplane/cli/policy_commands.h"
@@ -192,6 +193,34 @@ int main(int argc, char** argv) {
   revoke_cmd->add_option("id", revoke.id, "Token id (tok_...)")->required();
   AddRemote(revoke_cmd, &revoke, &revoke_format);
 
+  CLI::App* identities = app.add_subcommand(
+      "identities",
+      "The directory: users and groups from SCIM; cut anyone off at once");
+  identities->require_subcommand(1);
+  cli::IdentitiesListOptions identities_list;
+  std::string identities_list_format = "text";
+  CLI::App* identities_list_cmd = identities->add_subcommand(
+      "list", "Users, whether active, and their directory groups");
+  identities_list_cmd->add_option("--user", identities_list.user,
+                                  "Only this user");
+  AddRemote(identities_list_cmd, &identities_list, &identities_list_format);
+  cli::IdentitiesSetActiveOptions deactivate, activate;
+  activate.active = true;
+  std::string deactivate_format = "text", activate_format = "text";
+  CLI::App* deactivate_cmd = identities->add_subcommand(
+      "deactivate",
+      "Refuse a user on every proxy and close their open sessions (admin)");
+  CLI::App* activate_cmd =
+      identities->add_subcommand("activate", "Let a deactivated user back");
+  for (auto [cmd, opts, format] :
+       {std::tuple{deactivate_cmd, &deactivate, &deactivate_format},
+        {activate_cmd, &activate, &activate_format}}) {
+    cmd->add_option("user", opts->user, "User name (as they connect)")
+        ->required();
+    cmd->add_option("--reason", opts->reason, "Recorded in the audit log");
+    AddRemote(cmd, opts, format);
+  }
+
   CLI::App* audit = app.add_subcommand(
       "audit", "The tamper-evident audit log (audit:read; verify is offline)");
   audit->require_subcommand(1);
@@ -313,6 +342,18 @@ int main(int argc, char** argv) {
        [&] { return cli::RunTokensList(list, std::cout, std::cerr); }},
       {revoke_cmd, &revoke, &revoke_format,
        [&] { return cli::RunTokensRevoke(revoke, std::cout, std::cerr); }},
+      {identities_list_cmd, &identities_list, &identities_list_format,
+       [&] {
+         return cli::RunIdentitiesList(identities_list, std::cout, std::cerr);
+       }},
+      {deactivate_cmd, &deactivate, &deactivate_format,
+       [&] {
+         return cli::RunIdentitiesSetActive(deactivate, std::cout, std::cerr);
+       }},
+      {activate_cmd, &activate, &activate_format,
+       [&] {
+         return cli::RunIdentitiesSetActive(activate, std::cout, std::cerr);
+       }},
       {tail_cmd, &tail, &tail_format,
        [&] { return cli::RunAuditTail(tail, std::cout, std::cerr); }},
       {search_cmd, &search, &search_format,

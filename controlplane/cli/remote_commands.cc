@@ -143,6 +143,9 @@ class Remote {
     return warden::v1::TokenService::NewStub(channel_);
   }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  std::unique_ptr<warden::v1::DirectoryService::Stub> Directory() const {
+    return warden::v1::DirectoryService::NewStub(channel_);
+  }
   std::unique_ptr<warden::v1::AuditLog::Stub> Audit() const {
     return warden::v1::AuditLog::NewStub(channel_);
   }
@@ -764,6 +767,85 @@ int RunTokensRevoke(const TokenRevokeOptions& options, std::ostream& out,
     out << "revoked " << response.info().id() << " (" << response.info().name()
         << ")\n";
   }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
+// wardenctl identities
+
+namespace {
+
+json IdentityJson(const warden::v1::DirectoryIdentity& i) {
+  return json{{"id", i.id()},
+              {"user_name", i.user_name()},
+              {"active", i.active()},
+              {"groups", std::vector<std::string>(i.groups().begin(),
+                                                  i.groups().end())},
+              {"emails", std::vector<std::string>(i.emails().begin(),
+                                                  i.emails().end())},
+              {"external_id", i.external_id()},
+              {"modified_at", TimeText(i.modified_at())}};
+}
+
+}  // namespace
+
+int RunIdentitiesList(const IdentitiesListOptions& options, std::ostream& out,
+                      std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::ListIdentitiesRequest request;
+  request.set_user_name(options.user);
+  warden::v1::ListIdentitiesResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Directory()->ListIdentities(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    json list = json::array();
+    for (const auto& i : response.identities()) list.push_back(IdentityJson(i));
+    out << json({{"identities", std::move(list)}}).dump(2) << "\n";
+    return kExitOk;
+  }
+  out << absl::StrFormat("%-32s %-9s %-20s %s\n", "USER", "STATE", "MODIFIED",
+                         "GROUPS");
+  for (const auto& i : response.identities()) {
+    out << absl::StrFormat("%-32s %-9s %-20s %s\n", i.user_name(),
+                           i.active() ? "active" : "inactive",
+                           TimeText(i.modified_at()),
+                           absl::StrJoin(i.groups(), ","));
+  }
+  return kExitOk;
+}
+
+int RunIdentitiesSetActive(const IdentitiesSetActiveOptions& options,
+                           std::ostream& out, std::ostream& err) {
+  if (options.user.empty()) return UsageError("name the user", err);
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::SetIdentityActiveRequest request;
+  request.set_user_name(options.user);
+  request.set_active(options.active);
+  request.set_reason(options.reason);
+  warden::v1::SetIdentityActiveResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      remote.Directory()->SetIdentityActive(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    json j = IdentityJson(response.identity());
+    j["created"] = response.created();
+    out << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  out << (options.active ? "activated " : "deactivated ")
+      << response.identity().user_name()
+      << (response.created() ? " (not in the directory before)" : "")
+      << (options.active ? ""
+                         : "; proxies refuse them and close their sessions "
+                           "with the next revision")
+      << "\n";
   return kExitOk;
 }
 

@@ -158,6 +158,26 @@ struct TokenRevokeOptions : RemoteOptions {
 int RunTokensRevoke(const TokenRevokeOptions& options, std::ostream& out,
                     std::ostream& err);
 
+struct IdentitiesListOptions : RemoteOptions {
+  std::string user;  // empty: everyone
+};
+
+// `wardenctl identities list`: "USER  STATE  MODIFIED  GROUPS" per
+// directory user (policy:read). JSON: {"identities": [...]}.
+int RunIdentitiesList(const IdentitiesListOptions& options, std::ostream& out,
+                      std::ostream& err);
+
+struct IdentitiesSetActiveOptions : RemoteOptions {
+  std::string user;
+  bool active = false;
+  std::string reason;
+};
+
+// `wardenctl identities deactivate|activate USER` (admin): cuts a user off
+// on every proxy (or lets them back), SCIM-provisioned or not.
+int RunIdentitiesSetActive(const IdentitiesSetActiveOptions& options,
+                           std::ostream& out, std::ostream& err);
+
 // ---------------------------------------------------------------------------
 // wardenctl audit (scope audit:read, except verify, which is offline)
 

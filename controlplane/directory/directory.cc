@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "nlohmann/json.hpp"
 
 namespace warden::controlplane::directory {
 namespace {
@@ -113,10 +114,63 @@ absl::Status Directory::Commit(DirectoryChange change,
 absl::StatusOr<DirectoryUser> Directory::PutUser(DirectoryUser user,
                                                  const std::string& actor,
                                                  absl::Time now) {
+  absl::MutexLock lock(&write_mu_);
+  return PutUserLocked(std::move(user), actor, now);
+}
+
+absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
+    const std::string& user_name, bool active, const std::string& actor,
+    absl::Time now) {
+  absl::MutexLock lock(&write_mu_);
+  SetActiveResult result;
+  auto user = FindUser(user_name);
+  if (absl::IsNotFound(user.status())) {
+    result.created = true;
+    user = DirectoryUser();
+    user->set_user_name(user_name);
+    user->set_resource_json(nlohmann::json({{"userName", user_name}}).dump());
+  } else if (!user.ok()) {
+    return user.status();
+  } else if (user->active() == active) {
+    result.user = *std::move(user);
+    return result;
+  }
+  user->set_active(active);
+  // The SCIM resource says so too (what GET /Users/{id} returns).
+  nlohmann::json resource =
+      nlohmann::json::parse(user->resource_json(), nullptr, false);
+  if (!resource.is_object()) resource = nlohmann::json::object();
+  resource["active"] = active;
+  user->set_resource_json(resource.dump());
+  auto stored = PutUserLocked(*std::move(user), actor, now);
+  if (!stored.ok()) return stored.status();
+  result.user = *std::move(stored);
+  result.changed = true;
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> Directory::GroupsOf(
+    absl::string_view user_id) const {
+  auto groups = Groups();
+  if (!groups.ok()) return groups.status();
+  std::vector<std::string> names;
+  for (const DirectoryGroup& g : *groups) {
+    for (const std::string& member : g.member_ids()) {
+      if (member == user_id) {
+        names.push_back(g.display_name());
+        break;
+      }
+    }
+  }
+  return names;
+}
+
+absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
+                                                       const std::string& actor,
+                                                       absl::Time now) {
   if (user.user_name().empty()) {
     return absl::InvalidArgumentError("userName is required");
   }
-  absl::MutexLock lock(&write_mu_);
   auto holder = FindUser(user.user_name());
   if (holder.ok() && holder->id() != user.id()) {
     return absl::AlreadyExistsError(absl::StrCat(

@@ -44,6 +44,21 @@ class Directory {
   absl::StatusOr<warden::v1::DirectoryUser> PutUser(
       warden::v1::DirectoryUser user, const std::string& actor,
       absl::Time now);
+  // SetActive (de)activates the live user of that userName; a name the
+  // directory does not know gets a record (`created`), so any identity can
+  // be cut off at once, SCIM or not.
+  struct SetActiveResult {
+    warden::v1::DirectoryUser user;
+    bool created = false;
+    bool changed = false;
+  };
+  absl::StatusOr<SetActiveResult> SetActive(const std::string& user_name,
+                                            bool active,
+                                            const std::string& actor,
+                                            absl::Time now);
+  // The display names of the groups `user_id` belongs to.
+  absl::StatusOr<std::vector<std::string>> GroupsOf(
+      absl::string_view user_id) const;
   // DeleteUser leaves a tombstone (see DirectoryUser.deleted).
   absl::Status DeleteUser(absl::string_view id, const std::string& actor,
                           absl::Time now);
@@ -70,6 +85,9 @@ class Directory {
   absl::StatusOr<std::vector<warden::v1::DirectoryUser>> AllUsers() const;
   absl::Status Commit(warden::v1::DirectoryChange change,
                       const std::string& actor);
+  absl::StatusOr<warden::v1::DirectoryUser> PutUserLocked(
+      warden::v1::DirectoryUser user, const std::string& actor,
+      absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   state::StateMachine* const state_;
   const store::Store* const store_;

@@ -259,6 +259,8 @@ int main(int argc, char** argv) {
   auto republish_service_tokens = [&republisher] { republisher.Request(); };
   cp::server::TokenServiceImpl token_service(&tokens, &admin_audit,
                                              republish_service_tokens);
+  cp::server::DirectoryServiceImpl directory_service(
+      &directory, &tokens, &admin_audit, [&republisher] { republisher.Request(); });
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
                                              proxy_cert_ttl, &admin_audit);
 
@@ -316,6 +318,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(&policy_service);
   builder.RegisterService(&token_service);
   builder.RegisterService(&enrollment);
+  builder.RegisterService(&directory_service);
   builder.RegisterService(&audit_ingest);
   builder.RegisterService(&audit_log);
   builder.RegisterService(&audit_export);

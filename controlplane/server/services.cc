@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -20,6 +21,7 @@ using warden::v1::TokenScope;
 
 constexpr char kPolicyService[] = "/warden.v1.PolicyService/";
 constexpr char kTokenService[] = "/warden.v1.TokenService/";
+constexpr char kDirectoryService[] = "/warden.v1.DirectoryService/";
 constexpr char kEnrollMethod[] = "/warden.v1.ProxyEnrollment/Enroll";
 constexpr char kAuditLogService[] = "/warden.v1.AuditLog/";
 
@@ -79,6 +81,12 @@ TokenScope RequiredScope(absl::string_view method) {
         name == "RevokeToken") {
       return warden::v1::TOKEN_SCOPE_ADMIN;
     }
+  }
+  if (absl::StartsWith(method, kDirectoryService)) {
+    const absl::string_view name =
+        method.substr(sizeof(kDirectoryService) - 1);
+    if (name == "ListIdentities") return warden::v1::TOKEN_SCOPE_POLICY_READ;
+    if (name == "SetIdentityActive") return warden::v1::TOKEN_SCOPE_ADMIN;
   }
   if (method == kEnrollMethod) return warden::v1::TOKEN_SCOPE_PROXY_ENROLL;
   if (method == "/warden.v1.AuditExport/Subscribe" ||
@@ -370,6 +378,94 @@ grpc::ServerUnaryReactor* TokenServiceImpl::RevokeToken(
     audit_->Record(Caller(*who), "token.revoke", info->id(), info->name());
   }
   *response->mutable_info() = *std::move(info);
+  return Done(context, grpc::Status::OK);
+}
+
+// ---------------------------------------------------------------------------
+// DirectoryService
+
+namespace {
+
+absl::Status FillIdentity(const directory::Directory& directory,
+                          const warden::v1::DirectoryUser& user,
+                          warden::v1::DirectoryIdentity* out) {
+  out->set_id(user.id());
+  out->set_user_name(user.user_name());
+  out->set_active(user.active());
+  out->set_external_id(user.external_id());
+  *out->mutable_emails() = user.emails();
+  SetTimestamp(absl::FromUnixMillis(user.modified_unix_ms()),
+               out->mutable_modified_at());
+  auto groups = directory.GroupsOf(user.id());
+  if (!groups.ok()) return groups.status();
+  for (std::string& g : *groups) out->add_groups(std::move(g));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* DirectoryServiceImpl::ListIdentities(
+    grpc::CallbackServerContext* context,
+    const warden::v1::ListIdentitiesRequest* request,
+    warden::v1::ListIdentitiesResponse* response) {
+  auto who = Authorize(
+      *tokens_, context,
+      RequiredScope("/warden.v1.DirectoryService/ListIdentities"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  std::vector<warden::v1::DirectoryUser> users;
+  if (!request->user_name().empty()) {
+    auto user = directory_->FindUser(request->user_name());
+    if (!user.ok()) return Done(context, ToGrpc(user.status()));
+    users.push_back(*std::move(user));
+  } else {
+    auto all = directory_->Users();
+    if (!all.ok()) return Done(context, ToGrpc(all.status()));
+    users = *std::move(all);
+  }
+  for (const auto& user : users) {
+    if (absl::Status s =
+            FillIdentity(*directory_, user, response->add_identities());
+        !s.ok()) {
+      return Done(context, ToGrpc(s));
+    }
+  }
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* DirectoryServiceImpl::SetIdentityActive(
+    grpc::CallbackServerContext* context,
+    const warden::v1::SetIdentityActiveRequest* request,
+    warden::v1::SetIdentityActiveResponse* response) {
+  auto who = Authorize(
+      *tokens_, context,
+      RequiredScope("/warden.v1.DirectoryService/SetIdentityActive"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  const std::string name(absl::StripAsciiWhitespace(request->user_name()));
+  if (name.empty()) {
+    return Done(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                      "name the user to (de)activate"));
+  }
+  auto result =
+      directory_->SetActive(name, request->active(), Caller(*who), absl::Now());
+  if (!result.ok()) return Done(context, ToGrpc(result.status()));
+  if (result->changed) {
+    if (audit_ != nullptr) {
+      audit_->Record(Caller(*who),
+                     request->active() ? "directory.user.reactivate"
+                                       : "directory.user.deactivate",
+                     result->user.user_name(),
+                     absl::StrCat("wardenctl identities",
+                                  request->reason().empty() ? "" : ": ",
+                                  request->reason()));
+    }
+    if (changed_) changed_();
+  }
+  response->set_created(result->created);
+  if (absl::Status s = FillIdentity(*directory_, result->user,
+                                    response->mutable_identity());
+      !s.ok()) {
+    return Done(context, ToGrpc(s));
+  }
   return Done(context, grpc::Status::OK);
 }
 

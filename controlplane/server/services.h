@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/ca/ca.h"
+#include "controlplane/directory/directory.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/tokens/tokens.h"
 #include "proto/warden/v1/control.grpc.pb.h"
@@ -107,6 +108,37 @@ class TokenServiceImpl final
 // ProxyEnrollment: Warden's CA issues proxies their client certificates.
 // Enroll takes a one-time bootstrap token (scope proxy:enroll); Renew takes
 // the proxy's current certificate (mTLS).
+// DirectoryService: `wardenctl identities` lists the directory and cuts any
+// user off (or lets them back) at once.
+class DirectoryServiceImpl final
+    : public warden::v1::DirectoryService::CallbackService {
+ public:
+  // Not owned. `changed` runs after every committed change (warden-control
+  // republishes the bundle with the directory).
+  DirectoryServiceImpl(directory::Directory* directory,
+                       const tokens::Tokens* tokens, AdminAudit* audit,
+                       std::function<void()> changed)
+      : directory_(directory),
+        tokens_(tokens),
+        audit_(audit),
+        changed_(std::move(changed)) {}
+
+  grpc::ServerUnaryReactor* ListIdentities(
+      grpc::CallbackServerContext* context,
+      const warden::v1::ListIdentitiesRequest* request,
+      warden::v1::ListIdentitiesResponse* response) override;
+  grpc::ServerUnaryReactor* SetIdentityActive(
+      grpc::CallbackServerContext* context,
+      const warden::v1::SetIdentityActiveRequest* request,
+      warden::v1::SetIdentityActiveResponse* response) override;
+
+ private:
+  directory::Directory* const directory_;
+  const tokens::Tokens* const tokens_;
+  AdminAudit* const audit_;
+  const std::function<void()> changed_;
+};
+
 class ProxyEnrollmentImpl final
     : public warden::v1::ProxyEnrollment::CallbackService {
  public:

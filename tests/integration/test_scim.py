@@ -369,6 +369,39 @@ environments:
         self.assertTrue(any("deactivated in the identity provider's directory" in
                             e["authentication"].get("reason", "") for e in refused))
 
+    def test_4_wardenctl_cuts_off_a_user_the_directory_never_saw(self):
+        name = "carol@example.com"  # not provisioned: her token is enough
+        conn = self.connect(name, ["engineers"])
+        self.assertTrue(self.alive(conn))
+
+        def ctl(*args):
+            return subprocess.run([WARDENCTL, "identities", *args], env=self.control.env(),
+                                  capture_output=True, text=True, timeout=60)
+        r = ctl("deactivate", name, "--reason", "laptop stolen")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("deactivated carol@example.com (not in the directory before)", r.stdout)
+        self.assertTrue(wait_until(lambda: not self.alive(conn)), self.proxy.log()[-2000:])
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            self.connect(name).close()
+        self.assertIn("carol@example.com is deactivated", str(cm.exception))
+        r = ctl("list", "--format", "json")
+        listed = {i["user_name"]: i for i in json.loads(r.stdout)["identities"]}
+        self.assertFalse(listed[name]["active"])
+        self.assertTrue(listed["alice@example.com"]["active"])
+        self.assertNotIn("bob@example.com", listed)  # deleted
+        # SCIM sees her too (an Okta push would find and link her).
+        status, body, _ = self.scim("GET", "/Users", query={"filter": 'userName eq "%s"' % name})
+        self.assertEqual(body["Resources"][0]["active"], False)
+        r = ctl("activate", name)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_until(lambda: self.try_connect(name)))
+        # A policy:read token may list but not deactivate.
+        r = subprocess.run([WARDENCTL, "identities", "deactivate", name],
+                           env=self.control.env(self.reader_token),
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("scope", r.stderr.lower())
+
 
 if __name__ == "__main__":
     unittest.main()

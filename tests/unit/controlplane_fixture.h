@@ -22,6 +22,7 @@
 #include "controlplane/audit/checkpointer.h"
 #include "controlplane/audit/ledger.h"
 #include "controlplane/bundles/bundles.h"
+#include "controlplane/directory/directory.h"
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/log/rocksdb_log.h"
 #include "controlplane/server/audit_services.h"
@@ -83,6 +84,10 @@ class TestControlPlane {
         tokens_.get(), admin_audit_.get());
     enrollment_ = std::make_unique<server::ProxyEnrollmentImpl>(
         tokens_.get(), authority_.get(), proxy_cert_ttl, admin_audit_.get());
+    directory_ =
+        std::make_unique<directory::Directory>(state_.get(), store_.get());
+    directory_service_ = std::make_unique<server::DirectoryServiceImpl>(
+        directory_.get(), tokens_.get(), admin_audit_.get(), nullptr);
     audit_log_ = std::make_unique<server::AuditLogImpl>(
         tokens_.get(), ledger_.get(), checkpointer_.get());
     audit_export_ = std::make_unique<server::AuditExportImpl>(
@@ -103,6 +108,7 @@ class TestControlPlane {
     builder.RegisterService(policy_service_.get());
     builder.RegisterService(token_service_.get());
     builder.RegisterService(enrollment_.get());
+    builder.RegisterService(directory_service_.get());
     builder.RegisterService(audit_ingest_.get());
     builder.RegisterService(audit_log_.get());
     builder.RegisterService(audit_export_.get());
@@ -211,6 +217,8 @@ class TestControlPlane {
   std::unique_ptr<server::PolicyServiceImpl> policy_service_;
   std::unique_ptr<server::TokenServiceImpl> token_service_;
   std::unique_ptr<server::ProxyEnrollmentImpl> enrollment_;
+  std::unique_ptr<directory::Directory> directory_;
+  std::unique_ptr<server::DirectoryServiceImpl> directory_service_;
   crypto::Ed25519KeyPair audit_key_;
   std::unique_ptr<audit::Ledger> ledger_;
   std::unique_ptr<audit::Checkpointer> checkpointer_;

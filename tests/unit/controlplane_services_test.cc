@@ -225,6 +225,20 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
   };
   std::string victim_id;  // a token RevokeToken revokes (set below).
   const std::vector<Rpc> token_rpcs = {
+      {"/warden.v1.DirectoryService/ListIdentities",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::ListIdentitiesResponse out;
+         return warden::v1::DirectoryService::NewStub(ch)->ListIdentities(
+             c, {}, &out);
+       }},
+      {"/warden.v1.DirectoryService/SetIdentityActive",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::SetIdentityActiveRequest r;
+         r.set_user_name("mallory@example.com");
+         warden::v1::SetIdentityActiveResponse out;
+         return warden::v1::DirectoryService::NewStub(ch)->SetIdentityActive(
+             c, r, &out);
+       }},
       {"/warden.v1.PolicyService/PushPolicy",
        [&](grpc::ClientContext* c, ChannelPtr ch) {
          warden::v1::PushPolicyRequest r;
