@@ -102,7 +102,11 @@ def main():
         # No operator certificate: warden-control serves one from its own CA
         # (DATA_DIR/ca.crt), which also issues the proxy's client certificate.
         # It fetches the identity provider's keys, trusting the demo CA.
-        control = ControlPlane(work, extra_args=["--idp-ca-file", certs["ca"]]).start()
+        # It also serves SCIM, as Okta or Entra ID provisioning would use it.
+        scim_port = free_port()
+        control = ControlPlane(work, extra_args=[
+            "--idp-ca-file", certs["ca"],
+            "--scim-listen", "127.0.0.1:%d" % scim_port]).start()
         # The example policies plus the demo's identity provider.
         policies = os.path.join(work, "policies")
         shutil.copytree(POLICY_DIR, policies)
@@ -172,6 +176,18 @@ spec:
               % (certs["ca"], idp.port))
         print('PGPASSWORD=$(cat %s) psql "host=127.0.0.1 port=%d user=alice@example.com '
               'dbname=shop sslmode=require"' % (token_file, ports["sso"]))
+        print()
+        scim = subprocess.run([WARDENCTL_BIN, "tokens", "create", "demo-scim", "--scope", "scim"],
+                              env=control.env(), capture_output=True, text=True, timeout=60)
+        scim_token = os.path.join(work, "scim.token")
+        with open(scim_token, "w") as f:
+            f.write(scim.stdout.strip() + "\n")
+        print("# the directory: SCIM as Okta or Entra ID provision it; a deactivated user is")
+        print("# refused and their open sessions are closed")
+        print("curl -s --cacert %s -H \"Authorization: Bearer $(cat %s)\" "
+              "https://localhost:%d/scim/v2/Users" % (control.ca_file, scim_token, scim_port))
+        print("%s identities deactivate alice@example.com   # then: identities activate ..."
+              % WARDENCTL_BIN)
         print()
         print("Try in prod (refused by the guardrails; the statements never run):")
         print("  DROP TABLE orders;              -- denied")

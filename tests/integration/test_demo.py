@@ -1,6 +1,7 @@
 """The README's first command works: the demo starts PostgreSQL and
 warden-proxy, its printed psql lines connect, and Ctrl-C stops everything."""
 
+import json
 import os
 import re
 import signal
@@ -131,6 +132,13 @@ class DemoTest(unittest.TestCase):
                                    text=True, timeout=60)
                 self.assertEqual(r.returncode, 0, line + "\n" + r.stdout + r.stderr)
             self.assertIn("verified", r.stdout)
+            # The printed SCIM line answers as a provisioning client expects.
+            scim_line = re.search(r"^(curl .*/scim/v2/Users)$",
+                                  out, re.M).group(1)
+            r = subprocess.run(scim_line, shell=True, capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, scim_line + "\n" + r.stderr)
+            self.assertEqual(json.loads(r.stdout)["schemas"],
+                             ["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
             proc.send_signal(signal.SIGINT)
             rest, _ = proc.communicate(timeout=60)
             self.assertEqual(proc.returncode, 0, rest)
