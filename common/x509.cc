@@ -360,7 +360,7 @@ absl::StatusOr<Certificate> Parse(absl::string_view cert_pem) {
 }
 
 absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
-                    absl::Time now) {
+                    absl::Time now, Purpose purpose) {
   auto cert = LoadCert(cert_pem);
   if (!cert.ok()) return cert.status();
   auto ca = LoadCert(ca_cert_pem);
@@ -370,6 +370,9 @@ absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
   StoreCtxPtr ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), nullptr);
   X509_STORE_CTX_set_time(ctx.get(), 0, absl::ToTimeT(now));
+  if (purpose == Purpose::kClientAuth) {
+    X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
+  }
   if (X509_verify_cert(ctx.get()) != 1) {
     const int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();

@@ -80,9 +80,12 @@ struct Certificate {
 absl::StatusOr<Certificate> Parse(absl::string_view cert_pem);
 
 // Verify checks that `cert_pem` chains to `ca_cert_pem` and is valid at
-// `now`. PermissionDenied with OpenSSL's reason otherwise.
+// `now`; with `client_auth`, also that it may authenticate a TLS client
+// (its extendedKeyUsage, when present, includes clientAuth). PermissionDenied
+// with OpenSSL's reason otherwise.
+enum class Purpose { kAny, kClientAuth };
 absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
-                    absl::Time now);
+                    absl::Time now, Purpose purpose = Purpose::kAny);
 
 // KeyMatchesCertificate: whether `key_pem` is the private half of the
 // certificate's public key.
