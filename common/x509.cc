@@ -245,6 +245,21 @@ absl::StatusOr<std::string> GenerateKey() {
   return openssl::PrivatePem(key.get());
 }
 
+absl::StatusOr<std::string> PrivateKeyDer(absl::string_view key_pem) {
+  auto key = LoadPrivateKey(key_pem);
+  if (!key.ok()) return key.status();
+  std::unique_ptr<PKCS8_PRIV_KEY_INFO,
+                  Deleter<PKCS8_PRIV_KEY_INFO, PKCS8_PRIV_KEY_INFO_free>>
+      info(EVP_PKEY2PKCS8(key->get()));
+  if (info == nullptr) return Internal("convert the key to PKCS#8");
+  unsigned char* der = nullptr;
+  const int n = i2d_PKCS8_PRIV_KEY_INFO(info.get(), &der);
+  if (n <= 0) return Internal("encode the key as DER");
+  std::string out(reinterpret_cast<char*>(der), n);
+  OPENSSL_free(der);
+  return out;
+}
+
 absl::StatusOr<std::string> MakeRequest(absl::string_view key_pem,
                                         absl::string_view common_name) {
   auto key = LoadPrivateKey(key_pem);

@@ -26,6 +26,10 @@ namespace warden::x509 {
 // GenerateKey() returns a fresh P-256 private key (PEM).
 absl::StatusOr<std::string> GenerateKey();
 
+// PrivateKeyDer(key_pem) returns the key as unencrypted PKCS#8 DER, the
+// form Java's PostgreSQL driver (JDBC `sslkey`) reads.
+absl::StatusOr<std::string> PrivateKeyDer(absl::string_view key_pem);
+
 // MakeRequest(key_pem, common_name) returns a PKCS#10 certificate request
 // (PEM) signed by the key: the proof that the requester holds it.
 absl::StatusOr<std::string> MakeRequest(absl::string_view key_pem,
