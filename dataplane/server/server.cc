@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/files.h"
+#include "common/tls.h"
 #include "common/status_macros.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/sqlstate.h"
@@ -148,6 +150,24 @@ absl::Status Server::StartAudit() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<session::CertAuthenticator::CaSource>
+Server::CertificateAuthority(const config::Listener& listener) const {
+  if (!listener.tls->client_ca_file.empty()) {
+    auto pem = ReadFile(listener.tls->client_ca_file);
+    if (!pem.ok()) return pem.status();
+    return session::CertAuthenticator::CaSource(
+        [pem = *std::move(pem)] { return pem; });
+  }
+  if (bundle_client_ == nullptr) {
+    return absl::InvalidArgumentError(
+        "auth: cert needs tls.client_ca_file or a control plane");
+  }
+  // Warden's CA as learned at enrollment (it may arrive after start).
+  const bundle_client::BundleClient* client = bundle_client_.get();
+  return session::CertAuthenticator::CaSource(
+      [client] { return client->warden_ca_pem(); });
+}
+
 absl::Status Server::Start() {
   RaiseFileLimit();
   auto secret = crypto::RandomBytes(32);
@@ -170,7 +190,25 @@ absl::Status Server::Start() {
         return absl::InvalidArgumentError(
             absl::StrCat("listener ", l.name, ": ", ctx.status().message()));
       }
+      if (l.auth == config::ClientAuthMethod::kCert) {
+        if (absl::Status s = tls::RequestClientCertificates(
+                ctx->get(), l.tls->client_ca_file);
+            !s.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("listener ", l.name, ": ", s.message()));
+        }
+      }
       shared_.listener_tls[l.name] = *ctx;
+    }
+    if (l.auth == config::ClientAuthMethod::kCert) {
+      auto ca = CertificateAuthority(l);
+      if (!ca.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("listener ", l.name, ": ", ca.status().message()));
+      }
+      shared_.authenticators[l.name] =
+          std::make_unique<session::CertAuthenticator>(*std::move(ca));
+      continue;
     }
     if (l.auth == config::ClientAuthMethod::kOidc) {
       session::OidcAuthenticator::BundleSource from_bundle;
