@@ -208,7 +208,6 @@ class IdpServer:
                 if self.path.startswith("/token?"):
                     # A test provider's convenience (loopback only): a
                     # token for whoever asks, as after a login.
-                    from urllib.parse import parse_qs, urlsplit
                     q = parse_qs(urlsplit(self.path).query)
                     user = q.get("user", [""])[0]
                     groups = [g for g in q.get("groups", [""])[0].split(",") if g]

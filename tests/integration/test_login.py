@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.request
 
@@ -196,6 +197,11 @@ environments:
     def test_device_flow_end_to_end(self):
         out = os.path.join(self.work, "device")
         env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+        # The provider asks wardenctl to slow down once: the next poll must
+        # come at least 5 s later (RFC 8628 3.5).
+        self.server.slow_down_once = True
+        self.addCleanup(setattr, self.server, "slow_down_once", False)
+        started = time.time()
         proc = subprocess.Popen(self.login_args(out, "--idp-ca-file", self.certs["ca"]), env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -217,6 +223,9 @@ environments:
                 proc.kill()
         self.assertEqual(proc.returncode, 0, stderr)
         self.assertIn("user=bo@example.com", stdout)
+        self.assertGreaterEqual(time.time() - started, 6)
+        bo = [d for d in self.server.devices.values() if d.get("user") == "bo@example.com"]
+        self.assertEqual(bo[0]["polls"], 2)
         self.assertIn("POST /device/authorize", self.server.requests)
         conn = self.connect("bo@example.com", out)
         with conn, conn.cursor() as cur:
