@@ -200,6 +200,17 @@ absl::Status Server::Start() {
       }
       shared_.listener_tls[l.name] = *ctx;
     }
+    session::OidcAuthenticator::BundleSource from_bundle;
+    if (config_.policy.control_plane) {
+      // Providers pushed with the policies (kind: IdentityProvider), keys
+      // fetched and signed by warden-control.
+      from_bundle = [this]() -> std::shared_ptr<const warden::v1::PolicyBundle> {
+        auto gate = shared_.CurrentGate();
+        if (gate == nullptr) return nullptr;
+        return std::shared_ptr<const warden::v1::PolicyBundle>(
+            gate, &gate->bundle());
+      };
+    }
     if (l.auth == config::ClientAuthMethod::kCert) {
       auto ca = CertificateAuthority(l);
       if (!ca.ok()) {
@@ -207,21 +218,11 @@ absl::Status Server::Start() {
             absl::StrCat("listener ", l.name, ": ", ca.status().message()));
       }
       shared_.authenticators[l.name] =
-          std::make_unique<session::CertAuthenticator>(*std::move(ca));
+          std::make_unique<session::CertAuthenticator>(*std::move(ca),
+                                                       from_bundle);
       continue;
     }
     if (l.auth == config::ClientAuthMethod::kOidc) {
-      session::OidcAuthenticator::BundleSource from_bundle;
-      if (config_.policy.control_plane) {
-        // Providers pushed with the policies (kind: IdentityProvider),
-        // keys fetched and signed by warden-control.
-        from_bundle = [this]() -> std::shared_ptr<const warden::v1::PolicyBundle> {
-          auto gate = shared_.CurrentGate();
-          if (gate == nullptr) return nullptr;
-          return std::shared_ptr<const warden::v1::PolicyBundle>(
-              gate, &gate->bundle());
-        };
-      }
       auto oidc = session::OidcAuthenticator::Create(config_, l, from_bundle);
       if (!oidc.ok()) {
         return absl::InvalidArgumentError(

@@ -1,5 +1,8 @@
 #include "dataplane/session/cert_authenticator.h"
 
+#include <fnmatch.h>
+
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -25,6 +28,27 @@ AuthStep Refused(absl::Status why, std::string method) {
   return step;
 }
 
+// Whether `bundle` still has `provider` and accepts it in `environment`.
+absl::Status ProviderAccepted(const warden::v1::PolicyBundle& bundle,
+                              const std::string& provider,
+                              const std::string& environment) {
+  for (const auto& spec : bundle.identity_providers()) {
+    if (spec.name() != provider) continue;
+    if (spec.environments().empty() ||
+        std::any_of(spec.environments().begin(), spec.environments().end(),
+                    [&](const std::string& glob) {
+                      return fnmatch(glob.c_str(), environment.c_str(), 0) == 0;
+                    })) {
+      return absl::OkStatus();
+    }
+    return absl::PermissionDeniedError(
+        absl::StrCat("identity provider ", provider,
+                     " is not accepted in environment ", environment));
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "identity provider ", provider, " is not in the policy bundle"));
+}
+
 class CertExchange : public AuthExchange {
  public:
   explicit CertExchange(AuthStep verdict) : verdict_(std::move(verdict)) {}
@@ -41,9 +65,9 @@ class CertExchange : public AuthExchange {
 
 }  // namespace
 
-AuthStep CertAuthenticator::Authenticate(const AuthRequest& request,
-                                         const std::string& ca_pem,
-                                         absl::Time now) {
+AuthStep CertAuthenticator::Authenticate(
+    const AuthRequest& request, const std::string& ca_pem, absl::Time now,
+    const warden::v1::PolicyBundle* bundle) {
   if (!request.tls) {  // the listener config requires TLS; a guard.
     return Refused(absl::FailedPreconditionError(
                        "client certificates are only accepted over TLS"),
@@ -94,6 +118,13 @@ AuthStep CertAuthenticator::Authenticate(const AuthRequest& request,
                        "'; connect with user=", identity->user)),
                    method);
   }
+  if (bundle != nullptr) {
+    if (absl::Status s = ProviderAccepted(*bundle, identity->provider,
+                                          request.environment);
+        !s.ok()) {
+      return Refused(s, method);
+    }
+  }
   AuthStep step;
   step.state = AuthStep::State::kSuccess;
   step.identity.set_user(identity->user);
@@ -105,8 +136,10 @@ AuthStep CertAuthenticator::Authenticate(const AuthRequest& request,
 
 std::unique_ptr<AuthExchange> CertAuthenticator::Begin(
     const AuthRequest& request) {
+  const std::shared_ptr<const warden::v1::PolicyBundle> bundle =
+      bundle_ ? bundle_() : nullptr;
   return std::make_unique<CertExchange>(
-      Authenticate(request, ca_ ? ca_() : "", absl::Now()));
+      Authenticate(request, ca_ ? ca_() : "", absl::Now(), bundle.get()));
 }
 
 }  // namespace warden::session

@@ -255,7 +255,7 @@ TEST_F(UserCertificateTest, ValidTokenEarnsACertificateTheProxyAccepts) {
 
   AuthStep ok = CertAuthenticator::Authenticate(
       Request("ana@example.com", issued->certificate_pem()),
-      authority_->certificate_pem(), absl::Now());
+      authority_->certificate_pem(), absl::Now(), &bundle_);
   ASSERT_EQ(ok.state, AuthStep::State::kSuccess) << ok.error;
   EXPECT_EQ(ok.identity.user(), "ana@example.com");
   EXPECT_THAT(ok.identity.groups(), ElementsAre("eng", "oncall"));
@@ -299,7 +299,7 @@ TEST_F(UserCertificateTest, ProxyRefusesOtherUsersOtherCasProxiesAndNoCert) {
   const std::string ca = authority_->certificate_pem();
   auto refused = [&](const session::AuthRequest& r, absl::Time now,
                      const std::string& want) {
-    AuthStep s = CertAuthenticator::Authenticate(r, ca, now);
+    AuthStep s = CertAuthenticator::Authenticate(r, ca, now, nullptr);
     EXPECT_EQ(s.state, AuthStep::State::kFailure);
     EXPECT_EQ(s.client_sqlstate, "28000");
     EXPECT_THAT(s.client_error, HasSubstr("Warden: certificate refused: "));
@@ -331,8 +331,33 @@ TEST_F(UserCertificateTest, ProxyRefusesOtherUsersOtherCasProxiesAndNoCert) {
   refused(Request("p1", proxy), absl::Now(), "names a Warden proxy");
 
   AuthStep unknown_ca = CertAuthenticator::Authenticate(
-      Request("ana@example.com", cert), "", absl::Now());
+      Request("ana@example.com", cert), "", absl::Now(), nullptr);
   EXPECT_THAT(unknown_ca.client_error, HasSubstr("does not know Warden's CA"));
+}
+
+TEST_F(UserCertificateTest, ProxyRefusesProvidersTheBundleNoLongerAccepts) {
+  const std::string cert =
+      authority_->IssueUser(csr_, {"ana@example.com", {}, "corp"}, absl::Now(),
+                            absl::Hours(1))
+          .value();
+  const auto request = Request("ana@example.com", cert);  // environment prod
+  const std::string ca = authority_->certificate_pem();
+  bundle_.mutable_identity_providers(0)->add_environments("stag*");
+  AuthStep other_env =
+      CertAuthenticator::Authenticate(request, ca, absl::Now(), &bundle_);
+  EXPECT_EQ(other_env.state, AuthStep::State::kFailure);
+  EXPECT_THAT(other_env.client_error,
+              HasSubstr("identity provider corp is not accepted in "
+                        "environment prod"));
+  bundle_.mutable_identity_providers(0)->add_environments("pr*");
+  EXPECT_EQ(CertAuthenticator::Authenticate(request, ca, absl::Now(), &bundle_)
+                .state,
+            AuthStep::State::kSuccess);
+  bundle_.clear_identity_providers();
+  AuthStep removed =
+      CertAuthenticator::Authenticate(request, ca, absl::Now(), &bundle_);
+  EXPECT_THAT(removed.client_error,
+              HasSubstr("identity provider corp is not in the policy bundle"));
 }
 
 TEST(PrivateKeyDer, IsPkcs8OpenSslReadsBack) {
