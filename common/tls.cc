@@ -57,6 +57,29 @@ absl::StatusOr<ContextPtr> MakeServerContext(const std::string& cert_file,
   return ctx;
 }
 
+namespace {
+// Accepts whatever chain the client sent; the application verifies it.
+int AcceptForApplication(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) {
+  return 1;
+}
+}  // namespace
+
+absl::Status RequestClientCertificates(SSL_CTX* ctx,
+                                       const std::string& ca_file) {
+  if (!ca_file.empty()) {
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca_file.c_str());
+    if (names == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot load client CA '", ca_file, "': ", ErrorString()));
+    }
+    SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
+  }
+  static const unsigned char kContext[] = "warden-client-cert";
+  SSL_CTX_set_session_id_context(ctx, kContext, sizeof(kContext) - 1);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, AcceptForApplication);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ContextPtr> MakeClientContext(const std::string& ca_file,
                                              bool verify) {
   ContextPtr ctx = Wrap(SSL_CTX_new(TLS_client_method()));

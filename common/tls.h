@@ -25,6 +25,15 @@ absl::StatusOr<ContextPtr> MakeServerContext(const std::string& cert_file,
 absl::StatusOr<ContextPtr> MakeClientContext(const std::string& ca_file,
                                              bool verify);
 
+// RequestClientCertificates makes a server context ask clients for a
+// certificate (advertising the subject of `ca_file`, when given, as the
+// acceptable issuer) without failing the handshake over it: the handshake
+// still proves the client holds the certificate's key, and the application
+// verifies the chain itself, so that a refusal reaches the client as a
+// readable error instead of a TLS alert.
+absl::Status RequestClientCertificates(SSL_CTX* ctx,
+                                       const std::string& ca_file);
+
 // ErrorString drains OpenSSL's thread-local error queue into one line.
 std::string ErrorString();
 

@@ -245,6 +245,21 @@ absl::StatusOr<std::string> GenerateKey() {
   return openssl::PrivatePem(key.get());
 }
 
+absl::StatusOr<std::string> PrivateKeyDer(absl::string_view key_pem) {
+  auto key = LoadPrivateKey(key_pem);
+  if (!key.ok()) return key.status();
+  std::unique_ptr<PKCS8_PRIV_KEY_INFO,
+                  Deleter<PKCS8_PRIV_KEY_INFO, PKCS8_PRIV_KEY_INFO_free>>
+      info(EVP_PKEY2PKCS8(key->get()));
+  if (info == nullptr) return Internal("convert the key to PKCS#8");
+  unsigned char* der = nullptr;
+  const int n = i2d_PKCS8_PRIV_KEY_INFO(info.get(), &der);
+  if (n <= 0) return Internal("encode the key as DER");
+  std::string out(reinterpret_cast<char*>(der), n);
+  OPENSSL_free(der);
+  return out;
+}
+
 absl::StatusOr<std::string> MakeRequest(absl::string_view key_pem,
                                         absl::string_view common_name) {
   auto key = LoadPrivateKey(key_pem);
@@ -360,7 +375,7 @@ absl::StatusOr<Certificate> Parse(absl::string_view cert_pem) {
 }
 
 absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
-                    absl::Time now) {
+                    absl::Time now, Purpose purpose) {
   auto cert = LoadCert(cert_pem);
   if (!cert.ok()) return cert.status();
   auto ca = LoadCert(ca_cert_pem);
@@ -370,6 +385,9 @@ absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
   StoreCtxPtr ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), nullptr);
   X509_STORE_CTX_set_time(ctx.get(), 0, absl::ToTimeT(now));
+  if (purpose == Purpose::kClientAuth) {
+    X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
+  }
   if (X509_verify_cert(ctx.get()) != 1) {
     const int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();

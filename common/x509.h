@@ -26,6 +26,10 @@ namespace warden::x509 {
 // GenerateKey() returns a fresh P-256 private key (PEM).
 absl::StatusOr<std::string> GenerateKey();
 
+// PrivateKeyDer(key_pem) returns the key as unencrypted PKCS#8 DER, the
+// form Java's PostgreSQL driver (JDBC `sslkey`) reads.
+absl::StatusOr<std::string> PrivateKeyDer(absl::string_view key_pem);
+
 // MakeRequest(key_pem, common_name) returns a PKCS#10 certificate request
 // (PEM) signed by the key: the proof that the requester holds it.
 absl::StatusOr<std::string> MakeRequest(absl::string_view key_pem,
@@ -80,9 +84,12 @@ struct Certificate {
 absl::StatusOr<Certificate> Parse(absl::string_view cert_pem);
 
 // Verify checks that `cert_pem` chains to `ca_cert_pem` and is valid at
-// `now`. PermissionDenied with OpenSSL's reason otherwise.
+// `now`; with `client_auth`, also that it may authenticate a TLS client
+// (its extendedKeyUsage, when present, includes clientAuth). PermissionDenied
+// with OpenSSL's reason otherwise.
+enum class Purpose { kAny, kClientAuth };
 absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
-                    absl::Time now);
+                    absl::Time now, Purpose purpose = Purpose::kAny);
 
 // KeyMatchesCertificate: whether `key_pem` is the private half of the
 // certificate's public key.

@@ -66,6 +66,31 @@ absl::StatusOr<std::string> Authority::IssueProxy(
                      x509::Usage::kClientAuth, now, ttl);
 }
 
+absl::StatusOr<std::string> Authority::IssueUser(
+    absl::string_view csr_pem, const UserIdentity& identity, absl::Time now,
+    absl::Duration ttl) const {
+  if (identity.user.empty() || identity.provider.empty()) {
+    return absl::InvalidArgumentError(
+        "a user certificate needs a user and an identity provider");
+  }
+  for (const auto& g : identity.groups) {
+    if (g.empty()) return absl::InvalidArgumentError("an empty group name");
+  }
+  auto public_key = x509::RequestPublicKey(csr_pem);
+  if (!public_key.ok()) return public_key.status();
+  std::string common_name = identity.user;
+  if (common_name.size() > 64) {  // cut whole UTF-8 characters only
+    size_t n = 64;
+    while (n > 0 && (static_cast<unsigned char>(common_name[n]) & 0xC0) == 0x80) {
+      --n;
+    }
+    common_name.resize(n);
+  }
+  return x509::Issue(certificate_pem_, key_pem_, *public_key,
+                     {std::move(common_name), UserUris(identity), {}, {}},
+                     x509::Usage::kClientAuth, now, ttl);
+}
+
 absl::StatusOr<Authority::KeyAndCertificate> Authority::IssueServer(
     const std::vector<std::string>& dns, const std::vector<std::string>& ips,
     absl::Time now, absl::Duration ttl) const {

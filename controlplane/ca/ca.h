@@ -6,6 +6,10 @@
 // binds the proxy id and environment, so a proxy cannot report itself as
 // another.
 //
+// It also issues people short-lived client certificates (IssueUser) after
+// they proved who they are with an identity provider's token (Login
+// service), which proxies with `auth: cert` listeners accept.
+//
 // Files in the data directory: ca.key (P-256, 0600) and ca.crt (what
 // proxies and wardenctl trust). The key never leaves the control plane.
 #ifndef WARDEN_CONTROLPLANE_CA_CA_H_
@@ -19,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/proxy_identity.h"
+#include "common/user_identity.h"
 
 namespace grpc {
 class AuthContext;
@@ -47,6 +52,16 @@ class Authority {
                                          const ProxyIdentity& identity,
                                          absl::Time now,
                                          absl::Duration ttl) const;
+
+  // IssueUser signs the public key of `csr_pem` (whose self-signature must
+  // verify) as a person's client certificate (`wardenctl login`): CN = the
+  // user (its first 64 bytes: X.509's limit), the URI SANs of
+  // common/user_identity (user, groups, provider), clientAuth, valid for
+  // `ttl`. InvalidArgument for a bad request or an empty user or provider.
+  absl::StatusOr<std::string> IssueUser(absl::string_view csr_pem,
+                                        const UserIdentity& identity,
+                                        absl::Time now,
+                                        absl::Duration ttl) const;
 
   // IssueServer signs a fresh server certificate (and returns its key)
   // for the given names, valid for `ttl`.

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "controlplane/cli/login_command.h"
 #include "controlplane/cli/policy_commands.h"
 #include "controlplane/cli/remote_commands.h"
 
@@ -294,6 +295,43 @@ int main(int argc, char** argv) {
       ->required();
   AddFormat(verify_cmd, &verify_format);
 
+  // wardenctl login: its --token is the ID token, not an API token.
+  cli::LoginOptions login;
+  std::string login_format = "text";
+  CLI::App* login_cmd = app.add_subcommand(
+      "login",
+      "Get a short-lived client certificate from Warden's CA with an "
+      "identity provider's ID token (or its device flow), for proxies' "
+      "auth: cert listeners");
+  login_cmd->add_option("--token", login.token_file,
+                        "File holding an ID token you already have ('-': "
+                        "stdin); without it, the provider's device flow runs");
+  login_cmd->add_option("--provider", login.provider,
+                        "Identity provider (by name); default: the only one");
+  login_cmd->add_option("--idp-ca-file", login.idp_ca_file,
+                        "PEM CA for the provider's HTTPS (default: the "
+                        "system's)");
+  login_cmd->add_option("--out", login.out_dir,
+                        "Where key, certificate and CA go (default ~/.warden)");
+  login_cmd->add_option("--proxy", login.proxy,
+                        "host:port of the proxy, for the printed psql line");
+  login_cmd->add_option("--dbname", login.dbname,
+                        "Database, for the printed psql line");
+  login_cmd->add_option("--proxy-ca-file", login.proxy_ca_file,
+                        "CA of the proxy's server certificate: the psql line "
+                        "then says sslmode=verify-full (else require)");
+  login_cmd->add_option("--server", login.connection.server,
+                        "Control plane host:port")
+      ->envname("WARDEN_SERVER");
+  login_cmd
+      ->add_option("--ca-file", login.connection.ca_file,
+                   "PEM CA that issued the control plane's certificate")
+      ->envname("WARDEN_CA_FILE");
+  login_cmd->add_option("--timeout", login.connection.timeout,
+                        "Per-request deadline")
+      ->capture_default_str();
+  AddFormat(login_cmd, &login_format);
+
   // CLI11 reports parse errors by exception; this is its documented
   // boundary (what CLI11_PARSE expands to), with our usage exit code.
   try {
@@ -313,6 +351,10 @@ int main(int argc, char** argv) {
   if (*verify_cmd) {
     verify.format = ParseFormat(verify_format);
     return cli::RunAuditVerify(verify, std::cout, std::cerr);
+  }
+  if (*login_cmd) {
+    login.format = ParseFormat(login_format);
+    return cli::RunLogin(login, std::cin, std::cout, std::cerr);
   }
   if (*eval_cmd) {
     eval.format = ParseFormat(eval_format);

@@ -12,22 +12,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
+#include "controlplane/idp/oidc_client.h"
 #include "proto/warden/v1/policy.pb.h"
 
 namespace warden::controlplane::idp {
-
-struct FetchOptions {
-  // PEM CA bundle to verify providers with; empty: the system's.
-  std::string ca_file;
-  absl::Duration timeout = absl::Seconds(10);
-  size_t max_bytes = 1u << 20;
-};
-
-// GET over https only (redirects too), certificate and host verified.
-// Errors name the URL and what failed (connect, TLS, HTTP status, size).
-absl::StatusOr<std::string> HttpsGet(const std::string& url,
-                                     const FetchOptions& options);
 
 // Sets idp->jwks (and, from discovery, jwks_uri when the spec gave none)
 // to what the provider serves now. The key set must hold at least one key

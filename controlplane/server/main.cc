@@ -5,6 +5,7 @@
 //   warden-control --data-dir DIR [--listen 127.0.0.1:7443]
 //                  [--tls-cert server.pem --tls-key server.key | --tls-san N]
 //                  [--signing-key DIR/signing.key] [--proxy-cert-ttl 24h]
+//                  [--user-cert-ttl 8h]
 //
 // First start: generates the Ed25519 signing key (DIR/signing.key, 0600;
 // public half in DIR/signing.pub, which proxies trust), Warden's CA
@@ -12,7 +13,9 @@
 // (DIR/admin.token, 0600). It always speaks TLS: with the operator's
 // certificate, or with one its CA issues at each start for localhost,
 // 127.0.0.1, ::1 and every --tls-san. Client certificates, when presented,
-// must come from Warden's CA (proxies: Watch and Renew).
+// must come from Warden's CA (proxies: Watch and Renew). People get
+// short-lived client certificates from the same CA with `wardenctl login`
+// (Login service: an identity provider's ID token for a certificate).
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
@@ -48,6 +51,7 @@
 #include "controlplane/scim/server.h"
 #include "controlplane/server/audit_services.h"
 #include "controlplane/server/coalescer.h"
+#include "controlplane/server/login_service.h"
 #include "controlplane/server/services.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
@@ -77,7 +81,8 @@ int main(int argc, char** argv) {
   CLI::App app{"warden-control: Warden's control plane", "warden-control"};
   std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
                         signing_key, proxy_cert_ttl_text = "24h",
-                        idp_ca_file, idp_refresh_text = "10m", scim_listen;
+                        user_cert_ttl_text = "8h", idp_ca_file,
+                        idp_refresh_text = "10m", scim_listen;
   std::vector<std::string> tls_sans;
   app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
       ->required();
@@ -93,6 +98,10 @@ int main(int argc, char** argv) {
   app.add_option("--proxy-cert-ttl", proxy_cert_ttl_text,
                  "Lifetime of proxy client certificates (proxies renew at "
                  "two thirds)")
+      ->capture_default_str();
+  app.add_option("--user-cert-ttl", user_cert_ttl_text,
+                 "Lifetime of the client certificates `wardenctl login` "
+                 "gets for people")
       ->capture_default_str();
   app.add_option("--idp-ca-file", idp_ca_file,
                  "PEM CA bundle to verify identity providers' HTTPS with "
@@ -126,6 +135,13 @@ int main(int argc, char** argv) {
       proxy_cert_ttl < absl::Seconds(3)) {
     std::cerr << "warden-control: --proxy-cert-ttl must be a duration of at "
                  "least 3s, e.g. 24h\n";
+    return 2;
+  }
+  absl::Duration user_cert_ttl;
+  if (!absl::ParseDuration(user_cert_ttl_text, &user_cert_ttl) ||
+      user_cert_ttl < absl::Seconds(3) || user_cert_ttl > absl::Hours(24 * 7)) {
+    std::cerr << "warden-control: --user-cert-ttl must be a duration from 3s "
+                 "to 168h, e.g. 8h\n";
     return 2;
   }
   mkdir(data_dir.c_str(), 0700);
@@ -263,6 +279,10 @@ int main(int argc, char** argv) {
       &directory, &tokens, &admin_audit, [&republisher] { republisher.Request(); });
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
                                              proxy_cert_ttl, &admin_audit);
+  // No API token: an identity provider's ID token earns a person a client
+  // certificate for `auth: cert` listeners.
+  cp::server::LoginImpl login(&bundles, authority->get(), user_cert_ttl,
+                              &admin_audit);
 
   cp::server::AuditLogImpl audit_log(&tokens, &ledger, checkpointer->get());
   cp::server::AuditExportImpl audit_export(&tokens, &ledger,
@@ -319,6 +339,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(&token_service);
   builder.RegisterService(&enrollment);
   builder.RegisterService(&directory_service);
+  builder.RegisterService(&login);
   builder.RegisterService(&audit_ingest);
   builder.RegisterService(&audit_log);
   builder.RegisterService(&audit_export);

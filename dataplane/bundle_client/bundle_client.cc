@@ -73,6 +73,10 @@ absl::StatusOr<std::unique_ptr<BundleClient>> BundleClient::Create(
   ::mkdir(options.state_dir.c_str(), 0700);
   auto client = std::unique_ptr<BundleClient>(
       new BundleClient(std::move(options), std::move(apply), std::move(keys)));
+  {
+    absl::MutexLock lock(&client->mu_);
+    client->warden_ca_pem_ = ReadFile(client->WardenCaPath()).value_or(*server_ca);
+  }
   client->server_ca_pem_ = *std::move(server_ca);
   return client;
 }
@@ -84,6 +88,15 @@ BundleClient::BundleClient(Options options, ApplyFn apply,
       keys_(std::move(keys)) {}
 
 BundleClient::~BundleClient() { Stop(); }
+
+std::string BundleClient::WardenCaPath() const {
+  return options_.state_dir + "/warden-ca.crt";
+}
+
+std::string BundleClient::warden_ca_pem() const {
+  absl::MutexLock lock(&mu_);
+  return warden_ca_pem_;
+}
 
 std::string BundleClient::LastKnownGoodPath() const {
   return options_.state_dir + "/last-known-good.bundle";
@@ -244,6 +257,15 @@ absl::StatusOr<BundleClient::Credentials> BundleClient::Obtain(
   if (auto s = WriteFileDurably(dir + "/proxy.crt", response.certificate_pem());
       !s.ok()) {
     return s;
+  }
+  if (!response.ca_certificate_pem().empty()) {
+    if (auto s = WriteFileDurably(WardenCaPath(), response.ca_certificate_pem());
+        !s.ok()) {
+      spdlog::error("cannot keep Warden's CA in {}: {}", WardenCaPath(),
+                    s.ToString());
+    }
+    absl::MutexLock lock(&mu_);
+    warden_ca_pem_ = response.ca_certificate_pem();
   }
   spdlog::info("{} certificate for proxy {} of environment {}, valid until {}",
                current != nullptr ? "renewed" : "enrolled: got a",

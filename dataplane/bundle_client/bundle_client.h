@@ -95,6 +95,12 @@ class BundleClient {
   absl::StatusOr<Identity> CurrentIdentity() const;
   // The CA (PEM) warden-control's certificate is verified with.
   const std::string& server_ca_pem() const { return server_ca_pem_; }
+  // Warden's CA (PEM): the one that issued this proxy's certificate (kept
+  // in STATE_DIR/warden-ca.crt since enrollment), which also issues people
+  // their `wardenctl login` certificates. Before the first enrollment that
+  // saved it: server_ca_pem(), which is the same CA unless warden-control
+  // serves an operator's certificate.
+  std::string warden_ca_pem() const;
 
  private:
   struct Credentials {
@@ -122,11 +128,13 @@ class BundleClient {
   // Verifies, applies and persists; the error is what gets NACKed.
   absl::Status Accept(const warden::v1::SignedBundle& signed_bundle);
   std::string LastKnownGoodPath() const;
+  std::string WardenCaPath() const;
 
   const Options options_;
   const ApplyFn apply_;
   const policy::bundle::TrustedKeys keys_;
   std::string server_ca_pem_;
+  std::string warden_ca_pem_ ABSL_GUARDED_BY(mu_);
   // Only the Run() thread writes credentials_ (under mu_).
   std::unique_ptr<Credentials> credentials_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> running_{0};

@@ -186,10 +186,12 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
       l->auth = ClientAuthMethod::kPassword;
     } else if (auth == "token" || auth == "oidc") {
       l->auth = ClientAuthMethod::kOidc;
+    } else if (auth == "cert") {
+      l->auth = ClientAuthMethod::kCert;
     } else {
       c.Error(node["auth"], path + ".auth",
-              "expected scram-sha-256, password or token (oidc), got '" + auth +
-                  "'");
+              "expected scram-sha-256, password, token (oidc) or cert, got '" +
+                  auth + "'");
     }
   }
   c.StringList(node, "identity_providers", path, &l->identity_providers);
@@ -199,7 +201,8 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
   }
   if (const YAML::Node tls = node["tls"]) {
     const std::string tpath = path + ".tls";
-    if (c.ExpectMap(tls, tpath, {"mode", "cert_file", "key_file"})) {
+    if (c.ExpectMap(tls, tpath,
+                    {"mode", "cert_file", "key_file", "client_ca_file"})) {
       std::string mode = "require";
       c.String(tls, "mode", tpath, &mode, false);
       if (mode == "disable") {
@@ -227,6 +230,14 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
             c.Error(tls["key_file"], tpath + ".key_file",
                     "cannot read '" + files.key_file + "'");
           }
+          if (c.String(tls, "client_ca_file", tpath, &files.client_ca_file,
+                       false)) {
+            files.client_ca_file = c.File(base_dir, files.client_ca_file);
+            if (!ReadableFile(files.client_ca_file)) {
+              c.Error(tls["client_ca_file"], tpath + ".client_ca_file",
+                      "cannot read '" + files.client_ca_file + "'");
+            }
+          }
           l->tls = files;
         }
       }
@@ -243,6 +254,17 @@ void ParseListener(Checker& c, const YAML::Node& node, const std::string& path,
     c.Error(node, path,
             "auth: token receives bearer tokens as the password and is only "
             "allowed with tls.mode: require");
+  }
+  if (l->auth == ClientAuthMethod::kCert &&
+      l->tls_mode != ClientTlsMode::kRequire) {
+    c.Error(node, path,
+            "auth: cert reads the identity from the TLS client certificate "
+            "and is only allowed with tls.mode: require");
+  }
+  if (l->auth != ClientAuthMethod::kCert && l->tls &&
+      !l->tls->client_ca_file.empty()) {
+    c.Error(node["tls"]["client_ca_file"], path + ".tls.client_ca_file",
+            "only used with auth: cert");
   }
 }
 
@@ -752,6 +774,14 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
   }
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
     const Listener& l = cfg.listeners[i];
+    if (l.auth == ClientAuthMethod::kCert && !cfg.policy.control_plane &&
+        l.tls && l.tls->client_ca_file.empty()) {
+      c.Error(root["listeners"][i], absl::StrCat("listeners[", i, "]"),
+              "auth: cert needs tls.client_ca_file (Warden's CA, "
+              "warden-control's DATA_DIR/ca.crt), or a control plane "
+              "(policy.control_plane) whose CA the proxy learns when it "
+              "enrolls");
+    }
     if (l.auth != ClientAuthMethod::kOidc) continue;
     const std::string path = absl::StrCat("listeners[", i, "]");
     if (cfg.identity_providers.empty() && !cfg.policy.control_plane) {

@@ -28,6 +28,8 @@ enum class ClientAuthMethod {
   kScramSha256,  // SCRAM-SHA-256 against the user's verifier.
   kPassword,     // cleartext password; only allowed on TLS-only listeners.
   kOidc,         // an identity provider's token as the password; TLS only.
+  kCert,         // a client certificate from Warden's CA (wardenctl login);
+                 // TLS only.
 };
 
 // An OpenID Connect identity provider whose tokens (JWT, sent as the
@@ -52,6 +54,10 @@ struct IdentityProvider {
 struct TlsFiles {
   std::string cert_file;  // PEM certificate chain.
   std::string key_file;   // PEM private key.
+  // auth: cert: the CA client certificates must chain to (Warden's CA,
+  // warden-control's DATA_DIR/ca.crt). Empty: the CA the proxy's own
+  // certificate came from when enrolled with a control plane.
+  std::string client_ca_file;
 };
 
 struct Listener {

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
@@ -64,6 +65,23 @@ absl::Status Conn::StartTls(SSL_CTX* ctx, bool server,
     }
   }
   return absl::OkStatus();
+}
+
+std::string Conn::PeerCertificatePem() const {
+  if (ssl_ == nullptr) return "";
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (cert == nullptr) return "";
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr) return "";
+  std::string out;
+  if (PEM_write_bio_X509(bio, cert) == 1) {
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    if (n > 0) out.assign(data, n);
+  }
+  BIO_free(bio);
+  ERR_clear_error();
+  return out;
 }
 
 IoOutcome Conn::SslOutcome(int ret, const char* op) {

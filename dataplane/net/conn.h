@@ -50,6 +50,10 @@ class Conn {
                         const std::string& verify_host);
   // Handshake returns kOk once done, kWantRead/kWantWrite to retry.
   IoOutcome Handshake();
+  // The certificate the peer presented in the TLS handshake (PEM; the
+  // handshake proved the peer holds its key, the chain is for the caller to
+  // verify), or "" without TLS or without one.
+  std::string PeerCertificatePem() const;
 
   IoOutcome Read(char* buf, size_t cap);
   IoOutcome Write(const char* data, size_t len);

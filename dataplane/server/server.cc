@@ -12,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/files.h"
+#include "common/tls.h"
 #include "common/status_macros.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/sqlstate.h"
@@ -163,6 +165,24 @@ absl::Status Server::StartAudit() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<session::CertAuthenticator::CaSource>
+Server::CertificateAuthority(const config::Listener& listener) const {
+  if (!listener.tls->client_ca_file.empty()) {
+    auto pem = ReadFile(listener.tls->client_ca_file);
+    if (!pem.ok()) return pem.status();
+    return session::CertAuthenticator::CaSource(
+        [pem = *std::move(pem)] { return pem; });
+  }
+  if (bundle_client_ == nullptr) {
+    return absl::InvalidArgumentError(
+        "auth: cert needs tls.client_ca_file or a control plane");
+  }
+  // Warden's CA as learned at enrollment (it may arrive after start).
+  const bundle_client::BundleClient* client = bundle_client_.get();
+  return session::CertAuthenticator::CaSource(
+      [client] { return client->warden_ca_pem(); });
+}
+
 absl::Status Server::Start() {
   RaiseFileLimit();
   auto secret = crypto::RandomBytes(32);
@@ -185,20 +205,39 @@ absl::Status Server::Start() {
         return absl::InvalidArgumentError(
             absl::StrCat("listener ", l.name, ": ", ctx.status().message()));
       }
+      if (l.auth == config::ClientAuthMethod::kCert) {
+        if (absl::Status s = tls::RequestClientCertificates(
+                ctx->get(), l.tls->client_ca_file);
+            !s.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("listener ", l.name, ": ", s.message()));
+        }
+      }
       shared_.listener_tls[l.name] = *ctx;
     }
-    if (l.auth == config::ClientAuthMethod::kOidc) {
-      session::OidcAuthenticator::BundleSource from_bundle;
-      if (config_.policy.control_plane) {
-        // Providers pushed with the policies (kind: IdentityProvider),
-        // keys fetched and signed by warden-control.
-        from_bundle = [this]() -> std::shared_ptr<const warden::v1::PolicyBundle> {
-          auto gate = shared_.CurrentGate();
-          if (gate == nullptr) return nullptr;
-          return std::shared_ptr<const warden::v1::PolicyBundle>(
-              gate, &gate->bundle());
-        };
+    session::OidcAuthenticator::BundleSource from_bundle;
+    if (config_.policy.control_plane) {
+      // Providers pushed with the policies (kind: IdentityProvider), keys
+      // fetched and signed by warden-control.
+      from_bundle = [this]() -> std::shared_ptr<const warden::v1::PolicyBundle> {
+        auto gate = shared_.CurrentGate();
+        if (gate == nullptr) return nullptr;
+        return std::shared_ptr<const warden::v1::PolicyBundle>(
+            gate, &gate->bundle());
+      };
+    }
+    if (l.auth == config::ClientAuthMethod::kCert) {
+      auto ca = CertificateAuthority(l);
+      if (!ca.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("listener ", l.name, ": ", ca.status().message()));
       }
+      shared_.authenticators[l.name] =
+          std::make_unique<session::CertAuthenticator>(*std::move(ca),
+                                                       from_bundle);
+      continue;
+    }
+    if (l.auth == config::ClientAuthMethod::kOidc) {
       auto oidc = session::OidcAuthenticator::Create(config_, l, from_bundle);
       if (!oidc.ok()) {
         return absl::InvalidArgumentError(

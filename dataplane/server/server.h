@@ -19,6 +19,7 @@
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/event_loop.h"
+#include "dataplane/session/cert_authenticator.h"
 #include "dataplane/session/session.h"
 
 namespace warden::server {
@@ -54,6 +55,10 @@ class Server {
   std::string MetricsText() const;
   absl::Status Ready() const;
   absl::Status StartAudit();
+  // Where an `auth: cert` listener learns Warden's CA: its
+  // tls.client_ca_file, else the control plane's enrollment.
+  absl::StatusOr<session::CertAuthenticator::CaSource> CertificateAuthority(
+      const config::Listener& listener) const;
   struct Worker;
   // One listening socket of one worker.
   struct Acceptor : net::EventLoop::Handler {

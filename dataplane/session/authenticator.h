@@ -26,6 +26,9 @@ struct AuthRequest {
   std::string database;     // "database" from the startup packet.
   std::string environment;  // the listener's environment.
   bool tls = false;         // the client connection is encrypted.
+  // The certificate the client presented in the TLS handshake (PEM), which
+  // proves it holds the key; its chain is not yet verified. Empty: none.
+  std::string peer_certificate_pem;
 };
 
 struct AuthStep {

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/files.h"
+#include "common/oidc_claims.h"
 #include "common/warden_token.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/messages.h"
@@ -102,47 +103,23 @@ class OidcExchange : public AuthExchange {
       claims = jwt::Verify(token, *provider->Keys(/*force=*/true), options);
     }
     if (!claims.ok()) return Refused(claims.status(), method);
-    for (const auto& [name, want] : idp.required_claims) {
-      const std::string got = claims->String(name);
-      if (got != want) {
-        return Refused(
-            absl::PermissionDeniedError(absl::StrCat(
-                "claim '", name, "' is '", got, "', ", idp.name,
-                " requires '", want, "'")),
-            method);
-      }
-    }
-    if (idp.user_claim == "email" &&
-        claims->String("email_verified") == "false") {
-      return Refused(absl::PermissionDeniedError(
-                         "the token's email is not verified by the provider"),
-                     method);
-    }
-    const std::string user = claims->String(idp.user_claim);
-    if (user.empty()) {
+    oidc::ClaimRules rules;
+    rules.provider = idp.name;
+    rules.user_claim = idp.user_claim;
+    rules.groups_claims = idp.groups_claims;
+    rules.required_claims = idp.required_claims;
+    auto mapped = oidc::MapClaims(*claims, rules);
+    if (!mapped.ok()) return Refused(mapped.status(), method);
+    if (!absl::EqualsIgnoreCase(mapped->user, request_.user)) {
       return Refused(absl::PermissionDeniedError(absl::StrCat(
-                         "the token has no '", idp.user_claim,
-                         "' claim to name the user")),
-                     method);
-    }
-    if (!absl::EqualsIgnoreCase(user, request_.user)) {
-      return Refused(absl::PermissionDeniedError(absl::StrCat(
-                         "the token is for '", user, "', not '", request_.user,
-                         "'; connect with user=", user)),
+                         "the token is for '", mapped->user, "', not '",
+                         request_.user, "'; connect with user=", mapped->user)),
                      method);
     }
     AuthStep step;
     step.state = AuthStep::State::kSuccess;
-    step.identity.set_user(user);
-    std::vector<std::string> groups;
-    for (const auto& claim : idp.groups_claims) {
-      for (auto& g : claims->List(claim)) {
-        if (std::find(groups.begin(), groups.end(), g) == groups.end()) {
-          groups.push_back(std::move(g));
-        }
-      }
-    }
-    for (auto& g : groups) step.identity.add_groups(std::move(g));
+    step.identity.set_user(mapped->user);
+    for (auto& g : mapped->groups) step.identity.add_groups(std::move(g));
     step.identity.set_kind(KindOf(idp.kind));
     step.identity.set_auth_method(method);
     return step;

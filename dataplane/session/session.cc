@@ -636,6 +636,9 @@ void Session::HandleStartup(absl::string_view body) {
   request.database = database_name_;
   request.environment = listener_->environment;
   request.tls = tls;
+  if (listener_->auth == config::ClientAuthMethod::kCert) {
+    request.peer_certificate_pem = client_.conn->PeerCertificatePem();
+  }
   auth_ = shared_->authenticators.at(listener_->name)->Begin(request);
   phase_ = Phase::kAuth;
   HandleAuthStep(auth_->Start());
@@ -658,6 +661,8 @@ void Session::HandleAuthStep(AuthStep step) {
                         ? "password"
                     : listener_->auth == config::ClientAuthMethod::kOidc
                         ? "oidc"
+                    : listener_->auth == config::ClientAuthMethod::kCert
+                        ? "cert"
                         : "scram-sha-256");
       a->set_reason(std::string(step.error.message()));
       a->set_claimed_user(user_);

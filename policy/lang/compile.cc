@@ -249,7 +249,7 @@ class Compiler : public DiagnosticSink {
     if (!Map(spec, "spec",
              {"issuer", "audiences", "environments", "algorithms",
               "user_claim", "groups_claims", "required_claims", "clock_skew",
-              "max_token_lifetime", "kind", "jwks_uri"})) {
+              "max_token_lifetime", "kind", "jwks_uri", "client_id"})) {
       return;
     }
     if (!spec["issuer"] || !spec["issuer"].IsScalar() ||
@@ -271,6 +271,17 @@ class Compiler : public DiagnosticSink {
     }
     for (auto e : Strings(spec["environments"], "environments")) {
       idp->add_environments(e);
+    }
+    // The client `wardenctl login` asks for tokens as; default: the first
+    // audience (an ID token's `aud` is the client id).
+    if (const YAML::Node c = spec["client_id"]) {
+      if (!c.IsScalar() || c.Scalar().empty()) {
+        Error(c, "client_id must be the OAuth client id wardenctl login uses");
+      } else {
+        idp->set_client_id(c.Scalar());
+      }
+    } else if (!idp->audiences().empty()) {
+      idp->set_client_id(idp->audiences(0));
     }
     const auto algorithms = Strings(spec["algorithms"], "algorithms");
     for (size_t i = 0; i < algorithms.size(); ++i) {

@@ -106,28 +106,108 @@ class FakeIdp:
         return header + "." + payload + "." + sig
 
 
+def code_hint(device):
+    return device["user_code"].lower()
+
+
 class IdpServer:
     """Serves a FakeIdp over HTTPS on 127.0.0.1 (a thread of the test):
     its OpenID discovery document and its current JWKS, as an identity
-    provider does; `issuer` is https://localhost:PORT."""
+    provider does; `issuer` is https://localhost:PORT.
+
+    It also runs the OAuth device authorization grant (RFC 8628) as
+    `wardenctl login` uses it: POST /device/authorize (client_id, scope)
+    answers a device_code and user_code (interval 1 s); POST /token with
+    grant_type urn:ietf:params:oauth:grant-type:device_code answers
+    authorization_pending until the test approves the code with
+    GET /device/approve?user_code=C&user=U&groups=G1,G2 (or denies it with
+    &deny=1), then an ID token for U whose `aud` is the client id. With
+    `slow_down_once` set, the first poll of each code answers slow_down."""
+
+    DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
     def __init__(self, cert, key, port):
         import http.server
+        import secrets
         import ssl
         import threading
+        from urllib.parse import parse_qs, urlsplit
 
         self.port = port
         self.idp = FakeIdp(issuer="https://localhost:%d" % port)
         self.requests = []
+        self.devices = {}  # device_code -> state
+        self.slow_down_once = False
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                outer.requests.append("POST " + self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                if self.path == "/device/authorize":
+                    if not form.get("client_id"):
+                        return self.answer(400, {"error": "invalid_client"})
+                    code = secrets.token_urlsafe(16)
+                    user_code = secrets.token_hex(4).upper()
+                    outer.devices[code] = {"user_code": user_code, "client_id": form["client_id"],
+                                           "scope": form.get("scope", ""), "state": "pending",
+                                           "expires": time.time() + 300, "polls": 0}
+                    uri = outer.idp.issuer + "/device"
+                    return self.answer(200, {"device_code": code, "user_code": user_code,
+                                             "verification_uri": uri,
+                                             "verification_uri_complete": uri + "?user_code=" + user_code,
+                                             "expires_in": 300, "interval": 1})
+                if self.path == "/token":
+                    if form.get("grant_type") != outer.DEVICE_GRANT:
+                        return self.answer(400, {"error": "unsupported_grant_type"})
+                    d = outer.devices.get(form.get("device_code", ""))
+                    if d is None or d["client_id"] != form.get("client_id"):
+                        return self.answer(400, {"error": "invalid_grant"})
+                    d["polls"] += 1
+                    if time.time() > d["expires"]:
+                        return self.answer(400, {"error": "expired_token"})
+                    if outer.slow_down_once and d["polls"] == 1:
+                        return self.answer(400, {"error": "slow_down"})
+                    if d["state"] == "pending":
+                        return self.answer(400, {"error": "authorization_pending"})
+                    if d["state"] == "denied":
+                        return self.answer(400, {"error": "access_denied"})
+                    d["state"] = "used"  # a device code is good once
+                    token = outer.idp.token(d["user"], d["groups"], aud=d["client_id"])
+                    return self.answer(200, {"id_token": token, "access_token": "at-" + code_hint(d),
+                                             "token_type": "Bearer", "expires_in": 600})
+                self.send_error(404)
+
             def do_GET(self):
                 outer.requests.append(self.path)
+                if self.path.startswith("/device/approve?"):
+                    q = parse_qs(urlsplit(self.path).query)
+                    user_code = q.get("user_code", [""])[0]
+                    found = [d for d in outer.devices.values()
+                             if d["user_code"] == user_code and d["state"] == "pending"]
+                    if not found:
+                        return self.answer(404, {"error": "no pending code " + user_code})
+                    d = found[0]
+                    if q.get("deny", [""])[0]:
+                        d["state"] = "denied"
+                    else:
+                        d["user"] = q.get("user", [""])[0]
+                        d["groups"] = [g for g in q.get("groups", [""])[0].split(",") if g]
+                        d["state"] = "approved"
+                    return self.answer(200, {"state": d["state"]})
                 if self.path.startswith("/token?"):
                     # A test provider's convenience (loopback only): a
                     # token for whoever asks, as after a login.
-                    from urllib.parse import parse_qs, urlsplit
                     q = parse_qs(urlsplit(self.path).query)
                     user = q.get("user", [""])[0]
                     groups = [g for g in q.get("groups", [""])[0].split(",") if g]
@@ -142,7 +222,10 @@ class IdpServer:
                     self.wfile.write(data)
                     return
                 if self.path == "/.well-known/openid-configuration":
-                    body = {"issuer": outer.idp.issuer, "jwks_uri": outer.idp.issuer + "/keys"}
+                    body = {"issuer": outer.idp.issuer, "jwks_uri": outer.idp.issuer + "/keys",
+                            "token_endpoint": outer.idp.issuer + "/token",
+                            "device_authorization_endpoint": outer.idp.issuer + "/device/authorize",
+                            "grant_types_supported": [outer.DEVICE_GRANT]}
                 elif self.path == "/keys":
                     body = outer.idp.jwks()
                 else:

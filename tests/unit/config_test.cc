@@ -19,6 +19,7 @@
 namespace warden::config {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
@@ -738,7 +739,47 @@ TEST(ConfigTest, BadListenerAuth) {
                            "    auth: md5\n"));
   EXPECT_THAT(Errors(cfg),
               ElementsAre("proxy.yaml:4:11: listeners[0].auth: expected "
-                          "scram-sha-256, password or token (oidc), got 'md5'"));
+                          "scram-sha-256, password, token (oidc) or cert, got 'md5'"));
+}
+
+TEST(ConfigTest, CertListenerNeedsTlsAndACa) {
+  const std::string dir = MakeTempDir("cert_listener");
+  WriteFile(dir + "/cert.pem", "cert");
+  WriteFile(dir + "/key.pem", "key");
+  WriteFile(dir + "/warden-ca.pem", "ca");
+  auto plain = Parse(ListenerConfig("  - name: main\n"
+                                    "    environment: prod\n"
+                                    "    auth: cert\n"),
+                     dir);
+  EXPECT_THAT(Errors(plain),
+              Contains(HasSubstr("auth: cert reads the identity from the TLS "
+                                 "client certificate and is only allowed "
+                                 "with tls.mode: require")));
+  auto no_ca = Parse(ListenerConfig("  - name: main\n"
+                                    "    environment: prod\n"
+                                    "    auth: cert\n"
+                                    "    tls: {cert_file: cert.pem, "
+                                    "key_file: key.pem}\n"),
+                     dir);
+  EXPECT_THAT(Errors(no_ca),
+              ElementsAre(HasSubstr("auth: cert needs tls.client_ca_file")));
+  auto ok = Parse(ListenerConfig("  - name: main\n"
+                                 "    environment: prod\n"
+                                 "    auth: cert\n"
+                                 "    tls: {cert_file: cert.pem, key_file: "
+                                 "key.pem, client_ca_file: warden-ca.pem}\n"),
+                  dir);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->listeners[0].auth, config::ClientAuthMethod::kCert);
+  EXPECT_EQ(ok->listeners[0].tls->client_ca_file, dir + "/warden-ca.pem");
+  auto not_cert = Parse(ListenerConfig("  - name: main\n"
+                                       "    environment: prod\n"
+                                       "    auth: password\n"
+                                       "    tls: {cert_file: cert.pem, key_file: "
+                                       "key.pem, client_ca_file: warden-ca.pem}\n"),
+                        dir);
+  EXPECT_THAT(Errors(not_cert),
+              ElementsAre(HasSubstr("tls.client_ca_file: only used with auth: cert")));
 }
 
 TEST(ConfigTest, BadListenerTlsMode) {

@@ -1,0 +1,186 @@
+#include "controlplane/server/login_service.h"
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/jwt.h"
+#include "common/oidc_claims.h"
+#include "common/user_identity.h"
+#include "common/x509.h"
+#include "controlplane/server/audit_services.h"
+#include "controlplane/server/services.h"
+
+namespace warden::controlplane::server {
+namespace {
+
+absl::Status TokenRefused(const absl::Status& why) {
+  return absl::Status(why.code(),
+                      absl::StrCat("token refused: ", why.message()));
+}
+
+std::string ClientId(const warden::v1::IdentityProviderSpec& spec) {
+  if (!spec.client_id().empty()) return spec.client_id();
+  return spec.audiences().empty() ? "" : spec.audiences(0);
+}
+
+grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
+                                 const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpc(status));
+  return reactor;
+}
+
+const warden::v1::DirectoryEntry* FindDirectoryEntry(
+    const warden::v1::PolicyBundle& bundle, const std::string& user) {
+  const std::string name = absl::AsciiStrToLower(user);
+  for (const auto& entry : bundle.directory()) {
+    if (entry.user_name() == name) return &entry;
+  }
+  for (const auto& entry : bundle.directory()) {
+    for (const std::string& alias : entry.aliases()) {
+      if (alias == name) return &entry;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
+    const warden::v1::PolicyBundle& bundle, const ca::Authority& authority,
+    const warden::v1::IssueUserCertificateRequest& request, absl::Time now,
+    absl::Duration ttl) {
+  if (bundle.identity_providers().empty()) {
+    return absl::FailedPreconditionError(
+        "no identity provider is configured: push a kind: IdentityProvider "
+        "with the policies");
+  }
+  if (auto pub = x509::RequestPublicKey(request.csr_pem()); !pub.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate request: ", pub.status().message()));
+  }
+  auto issuer = jwt::PeekIssuer(request.id_token());
+  if (!issuer.ok()) {
+    return TokenRefused(absl::UnauthenticatedError(
+        absl::StrCat("not an identity provider's token (",
+                     issuer.status().message(), ")")));
+  }
+  const warden::v1::IdentityProviderSpec* spec = nullptr;
+  for (const auto& p : bundle.identity_providers()) {
+    if (p.issuer() == *issuer &&
+        (request.provider().empty() || request.provider() == p.name())) {
+      spec = &p;
+      break;
+    }
+  }
+  if (spec == nullptr) {
+    return TokenRefused(absl::UnauthenticatedError(absl::StrCat(
+        "issuer '", issuer->substr(0, 200), "' is not ",
+        request.provider().empty()
+            ? std::string("an identity provider of the policy bundle")
+            : absl::StrCat("identity provider ", request.provider()))));
+  }
+  auto keys = jwt::KeySet::FromJwks(spec->jwks());
+  if (!keys.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("identity provider ", spec->name(),
+                     " has no usable keys yet: ", keys.status().message()));
+  }
+  jwt::VerifyOptions options = oidc::VerifyOptionsFromSpec(*spec);
+  options.now = now;
+  auto claims = jwt::Verify(request.id_token(), *keys, options);
+  if (!claims.ok()) return TokenRefused(claims.status());
+  auto mapped = oidc::MapClaims(*claims, oidc::ClaimRulesFromSpec(*spec));
+  if (!mapped.ok()) return TokenRefused(mapped.status());
+  // A user the directory deactivated gets no certificate (proxies would
+  // refuse it anyway; this says so at login). Same matching as proxies:
+  // userName first, then e-mail aliases, ignoring case.
+  if (const warden::v1::DirectoryEntry* entry =
+          FindDirectoryEntry(bundle, mapped->user);
+      entry != nullptr && !entry->active()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        mapped->user,
+        " is deactivated in the identity provider's directory (SCIM)"));
+  }
+  UserIdentity identity{mapped->user, mapped->groups, spec->name()};
+  auto cert = authority.IssueUser(request.csr_pem(), identity, now, ttl);
+  if (!cert.ok()) return cert.status();
+  auto parsed = x509::Parse(*cert);
+  if (!parsed.ok()) return parsed.status();
+  warden::v1::IssueUserCertificateResponse response;
+  response.set_certificate_pem(*cert);
+  response.set_ca_certificate_pem(authority.certificate_pem());
+  response.set_user(identity.user);
+  for (const auto& g : identity.groups) response.add_groups(g);
+  response.set_provider(identity.provider);
+  response.mutable_not_after()->set_seconds(absl::ToUnixSeconds(parsed->not_after));
+  return response;
+}
+
+absl::StatusOr<warden::v1::PolicyBundle> LoginImpl::HeadBundle() const {
+  auto head = bundles_->Get(0);
+  if (absl::IsNotFound(head.status())) {
+    return absl::FailedPreconditionError(
+        "no policies pushed yet, so no identity provider is configured");
+  }
+  if (!head.ok()) return head.status();
+  warden::v1::PolicyBundle bundle;
+  if (!bundle.ParseFromString(head->signed_bundle().bundle())) {
+    return absl::InternalError("the head bundle does not parse");
+  }
+  return bundle;
+}
+
+grpc::ServerUnaryReactor* LoginImpl::ListProviders(
+    grpc::CallbackServerContext* context,
+    const warden::v1::ListProvidersRequest* /*request*/,
+    warden::v1::ListProvidersResponse* response) {
+  auto bundle = HeadBundle();
+  if (!bundle.ok()) return Finish(context, bundle.status());
+  for (const auto& spec : bundle->identity_providers()) {
+    auto* p = response->add_providers();
+    p->set_name(spec.name());
+    p->set_issuer(spec.issuer());
+    p->set_client_id(ClientId(spec));
+    for (const auto& e : spec.environments()) p->add_environments(e);
+  }
+  return Finish(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
+    grpc::CallbackServerContext* context,
+    const warden::v1::IssueUserCertificateRequest* request,
+    warden::v1::IssueUserCertificateResponse* response) {
+  auto bundle = HeadBundle();
+  absl::StatusOr<warden::v1::IssueUserCertificateResponse> issued =
+      bundle.ok() ? server::IssueUserCertificate(*bundle, *authority_, *request,
+                                                 absl::Now(), ttl_)
+                  : bundle.status();
+  if (audit_ != nullptr) {
+    if (issued.ok()) {
+      audit_->Record(
+          issued->user(), "identity.certificate",
+          absl::StrCat(issued->provider(), "/", issued->user()),
+          absl::StrCat("certificate issued until ",
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                        absl::FromUnixSeconds(
+                                            issued->not_after().seconds()),
+                                        absl::UTCTimeZone()),
+                       "; groups: ", absl::StrJoin(issued->groups(), ",")),
+          true);
+    } else {
+      audit_->Record("unauthenticated", "identity.certificate",
+                     request->provider().empty() ? "-" : request->provider(),
+                     issued.status().ToString(), false);
+    }
+  }
+  if (!issued.ok()) return Finish(context, issued.status());
+  *response = *std::move(issued);
+  return Finish(context, absl::OkStatus());
+}
+
+}  // namespace warden::controlplane::server

@@ -1,0 +1,67 @@
+// Login: people trade an identity provider's ID token for a short-lived
+// client certificate from Warden's CA (`wardenctl login`). No API token:
+// the ID token is the proof, verified against the keys and rules of the
+// head bundle's identity providers (kind: IdentityProvider), exactly as a
+// proxy verifies a token sent as the password (common/jwt,
+// common/oidc_claims). The certificate names the user, their groups and the
+// provider (common/user_identity); proxies with `auth: cert` listeners
+// accept it. Every issue and refusal is an admin audit event
+// "identity.certificate".
+#ifndef WARDEN_CONTROLPLANE_SERVER_LOGIN_SERVICE_H_
+#define WARDEN_CONTROLPLANE_SERVER_LOGIN_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "controlplane/bundles/bundles.h"
+#include "controlplane/ca/ca.h"
+#include "proto/warden/v1/control.grpc.pb.h"
+
+namespace warden::controlplane::server {
+
+class AdminAudit;  // audit_services.h
+
+// The certificate a verified token earns, or why not: Unauthenticated
+// "token refused: ..." (does not verify, unknown issuer), PermissionDenied
+// "token refused: ..." (the provider's claim rules), InvalidArgument (bad
+// request), FailedPrecondition (no provider pushed).
+absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
+    const warden::v1::PolicyBundle& bundle, const ca::Authority& authority,
+    const warden::v1::IssueUserCertificateRequest& request, absl::Time now,
+    absl::Duration ttl);
+
+class LoginImpl final : public warden::v1::Login::CallbackService {
+ public:
+  // Not owned. `certificate_ttl`: lifetime of issued user certificates.
+  LoginImpl(const bundles::Bundles* bundles, const ca::Authority* authority,
+            absl::Duration certificate_ttl, AdminAudit* audit = nullptr)
+      : bundles_(bundles),
+        authority_(authority),
+        ttl_(certificate_ttl),
+        audit_(audit) {}
+
+  grpc::ServerUnaryReactor* ListProviders(
+      grpc::CallbackServerContext* context,
+      const warden::v1::ListProvidersRequest* request,
+      warden::v1::ListProvidersResponse* response) override;
+  grpc::ServerUnaryReactor* IssueUserCertificate(
+      grpc::CallbackServerContext* context,
+      const warden::v1::IssueUserCertificateRequest* request,
+      warden::v1::IssueUserCertificateResponse* response) override;
+
+ private:
+  // The head revision's bundle; FailedPrecondition before the first push.
+  absl::StatusOr<warden::v1::PolicyBundle> HeadBundle() const;
+
+  const bundles::Bundles* const bundles_;
+  const ca::Authority* const authority_;
+  const absl::Duration ttl_;
+  AdminAudit* const audit_;
+};
+
+}  // namespace warden::controlplane::server
+
+#endif  // WARDEN_CONTROLPLANE_SERVER_LOGIN_SERVICE_H_

@@ -1,0 +1,145 @@
+#include "dataplane/session/cert_authenticator.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/proxy_identity.h"
+#include "common/user_identity.h"
+#include "common/x509.h"
+
+namespace warden::session {
+namespace {
+
+AuthStep Refused(absl::Status why, std::string method) {
+  AuthStep step;
+  step.state = AuthStep::State::kFailure;
+  step.client_sqlstate = "28000";
+  // The holder of a certificate learns nothing secret from why it is
+  // refused, and needs it to fix the connection.
+  step.client_error =
+      absl::StrCat("Warden: certificate refused: ", why.message());
+  step.error = std::move(why);
+  step.method = std::move(method);
+  return step;
+}
+
+// Whether `bundle` still has `provider` and accepts it in `environment`.
+absl::Status ProviderAccepted(const warden::v1::PolicyBundle& bundle,
+                              const std::string& provider,
+                              const std::string& environment) {
+  for (const auto& spec : bundle.identity_providers()) {
+    if (spec.name() != provider) continue;
+    if (spec.environments().empty() ||
+        std::any_of(spec.environments().begin(), spec.environments().end(),
+                    [&](const std::string& glob) {
+                      return fnmatch(glob.c_str(), environment.c_str(), 0) == 0;
+                    })) {
+      return absl::OkStatus();
+    }
+    return absl::PermissionDeniedError(
+        absl::StrCat("identity provider ", provider,
+                     " is not accepted in environment ", environment));
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "identity provider ", provider, " is not in the policy bundle"));
+}
+
+class CertExchange : public AuthExchange {
+ public:
+  explicit CertExchange(AuthStep verdict) : verdict_(std::move(verdict)) {}
+  AuthStep Start() override { return verdict_; }
+  AuthStep OnMessage(absl::string_view /*body*/) override {
+    return Refused(absl::FailedPreconditionError(
+                       "no password is asked on a certificate listener"),
+                   "cert");
+  }
+
+ private:
+  const AuthStep verdict_;
+};
+
+}  // namespace
+
+AuthStep CertAuthenticator::Authenticate(
+    const AuthRequest& request, const std::string& ca_pem, absl::Time now,
+    const warden::v1::PolicyBundle* bundle) {
+  if (!request.tls) {  // the listener config requires TLS; a guard.
+    return Refused(absl::FailedPreconditionError(
+                       "client certificates are only accepted over TLS"),
+                   "cert");
+  }
+  if (request.peer_certificate_pem.empty()) {
+    return Refused(
+        absl::UnauthenticatedError(
+            "no client certificate: get one with `wardenctl login` and "
+            "connect with sslcert=... sslkey=... (the lines it prints)"),
+        "cert");
+  }
+  if (ca_pem.empty()) {
+    return Refused(absl::UnavailableError(
+                       "this proxy does not know Warden's CA yet (it has not "
+                       "enrolled with warden-control)"),
+                   "cert");
+  }
+  if (absl::Status s = x509::Verify(request.peer_certificate_pem, ca_pem, now,
+                                    x509::Purpose::kClientAuth);
+      !s.ok()) {
+    return Refused(
+        absl::UnauthenticatedError(absl::StrCat(
+            "not a valid certificate from Warden's CA (", s.message(), ")")),
+        "cert");
+  }
+  auto cert = x509::Parse(request.peer_certificate_pem);
+  if (!cert.ok()) return Refused(cert.status(), "cert");
+  const std::string serial = absl::StrCat("serial ", cert->serial_hex);
+  if (ProxyIdentityFromUris(cert->subject.uris).ok()) {
+    return Refused(absl::PermissionDeniedError(absl::StrCat(
+                       "certificate ", serial,
+                       " names a Warden proxy, not a person")),
+                   "cert");
+  }
+  auto identity = UserIdentityFromUris(cert->subject.uris);
+  if (!identity.ok()) {
+    return Refused(absl::PermissionDeniedError(absl::StrCat(
+                       "certificate ", serial, ": ",
+                       identity.status().message())),
+                   "cert");
+  }
+  const std::string method = absl::StrCat("cert:", identity->provider);
+  if (!absl::EqualsIgnoreCase(identity->user, request.user)) {
+    return Refused(absl::PermissionDeniedError(absl::StrCat(
+                       "the certificate (", serial, ") is for '",
+                       identity->user, "', not '", request.user,
+                       "'; connect with user=", identity->user)),
+                   method);
+  }
+  if (bundle != nullptr) {
+    if (absl::Status s = ProviderAccepted(*bundle, identity->provider,
+                                          request.environment);
+        !s.ok()) {
+      return Refused(s, method);
+    }
+  }
+  AuthStep step;
+  step.state = AuthStep::State::kSuccess;
+  step.identity.set_user(identity->user);
+  for (auto& g : identity->groups) step.identity.add_groups(std::move(g));
+  step.identity.set_kind(warden::v1::IDENTITY_KIND_HUMAN);
+  step.identity.set_auth_method(method);
+  return step;
+}
+
+std::unique_ptr<AuthExchange> CertAuthenticator::Begin(
+    const AuthRequest& request) {
+  const std::shared_ptr<const warden::v1::PolicyBundle> bundle =
+      bundle_ ? bundle_() : nullptr;
+  return std::make_unique<CertExchange>(
+      Authenticate(request, ca_ ? ca_() : "", absl::Now(), bundle.get()));
+}
+
+}  // namespace warden::session

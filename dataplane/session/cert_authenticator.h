@@ -1,0 +1,54 @@
+// Authenticates clients by a client certificate from Warden's CA (listeners
+// with `auth: cert`; TLS only), the certificate a person gets with
+// `wardenctl login` after proving who they are to their identity provider.
+// The TLS handshake proved the client holds the certificate's key; here the
+// certificate must chain to Warden's CA, be valid now and for clientAuth,
+// name a user (common/user_identity; never a proxy), and that user must be
+// the one the client connects as. Its groups become the identity's groups,
+// the method is "cert:<provider>" and the kind human. No password is asked.
+// With a policy bundle (proxies of a control plane), the certificate's
+// provider must still be one of the bundle's identity providers and accept
+// the listener's environment (its `environments` globs), as for tokens.
+// Refusals are SQLSTATE 28000 "Warden: certificate refused: <why>".
+#ifndef WARDEN_DATAPLANE_SESSION_CERT_AUTHENTICATOR_H_
+#define WARDEN_DATAPLANE_SESSION_CERT_AUTHENTICATOR_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "dataplane/session/authenticator.h"
+#include "proto/warden/v1/policy.pb.h"
+
+namespace warden::session {
+
+class CertAuthenticator : public Authenticator {
+ public:
+  // Warden's CA certificate (PEM) as known now; "" when not yet known (a
+  // proxy that has not enrolled). Called once per connection.
+  using CaSource = std::function<std::string()>;
+
+  // The policy bundle in force (null before the first, or when policies
+  // come from files).
+  using BundleSource =
+      std::function<std::shared_ptr<const warden::v1::PolicyBundle>()>;
+
+  explicit CertAuthenticator(CaSource ca, BundleSource bundle = nullptr)
+      : ca_(std::move(ca)), bundle_(std::move(bundle)) {}
+  std::unique_ptr<AuthExchange> Begin(const AuthRequest& request) override;
+
+  // The verdict for `request` against `ca_pem` at `now`, and `bundle`'s
+  // providers unless null (what Begin's exchange answers at once).
+  static AuthStep Authenticate(const AuthRequest& request,
+                               const std::string& ca_pem, absl::Time now,
+                               const warden::v1::PolicyBundle* bundle);
+
+ private:
+  const CaSource ca_;
+  const BundleSource bundle_;
+};
+
+}  // namespace warden::session
+
+#endif  // WARDEN_DATAPLANE_SESSION_CERT_AUTHENTICATOR_H_
