@@ -11,9 +11,10 @@ Coalescer::Coalescer(absl::Duration delay, std::function<void()> action)
 
 Coalescer::~Coalescer() { Stop(); }
 
-void Coalescer::Request() {
+void Coalescer::Request(bool urgent) {
   absl::MutexLock lock(&mu_);
   pending_ = true;
+  urgent_ = urgent_ || urgent;
 }
 
 void Coalescer::Stop() {
@@ -26,6 +27,8 @@ void Coalescer::Stop() {
 
 bool Coalescer::HasWork() const { return pending_ || stopping_; }
 
+bool Coalescer::RunNow() const { return stopping_ || urgent_; }
+
 void Coalescer::Loop() {
   for (;;) {
     {
@@ -34,8 +37,9 @@ void Coalescer::Loop() {
       if (!pending_ && stopping_) return;
       // Let the rest of a burst arrive (unless shutting down).
       const absl::Time until = absl::Now() + delay_;
-      mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
+      mu_.AwaitWithDeadline(absl::Condition(this, &Coalescer::RunNow), until);
       pending_ = false;
+      urgent_ = false;
     }
     action_();
   }

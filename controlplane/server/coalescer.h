@@ -19,20 +19,23 @@ class Coalescer {
   Coalescer(absl::Duration delay, std::function<void()> action);
   ~Coalescer();  // Stop()
 
-  // Thread-safe; returns at once.
-  void Request();
+  // Thread-safe; returns at once. `urgent`: run without waiting for the
+  // rest of a burst (e.g. a user was deactivated).
+  void Request(bool urgent = false);
   // Runs a pending action, then ends the thread. Idempotent.
   void Stop();
 
  private:
   void Loop();
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RunNow() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const absl::Duration delay_;
   const std::function<void()> action_;
   absl::Mutex mu_;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool urgent_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -272,11 +272,15 @@ int main(int argc, char** argv) {
   // group): they are published together, at most a few times a second.
   cp::server::Coalescer republisher(absl::Milliseconds(200),
                                     republish_identities);
-  auto republish_service_tokens = [&republisher] { republisher.Request(); };
+  // A revoked service token is published at once, too.
+  auto republish_service_tokens = [&republisher] {
+    republisher.Request(/*urgent=*/true);
+  };
   cp::server::TokenServiceImpl token_service(&tokens, &admin_audit,
                                              republish_service_tokens);
   cp::server::DirectoryServiceImpl directory_service(
-      &directory, &tokens, &admin_audit, [&republisher] { republisher.Request(); });
+      &directory, &tokens, &admin_audit,
+      [&republisher] { republisher.Request(/*urgent=*/true); });
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
                                              proxy_cert_ttl, &admin_audit);
   // No API token: an identity provider's ID token earns a person a client
@@ -364,7 +368,10 @@ int main(int argc, char** argv) {
       [&admin_audit, &republisher](const cp::scim::Change& change) {
         admin_audit.Record(absl::StrCat("token:", change.actor), change.action,
                            change.target, change.detail, true);
-        republisher.Request();
+        // Taking access away is published at once; the rest waits for
+        // the burst it belongs to.
+        republisher.Request(change.action == "directory.user.deactivate" ||
+                            change.action == "directory.user.delete");
       });
   std::unique_ptr<cp::scim::Server> scim_server;
   if (!scim_listen.empty()) {

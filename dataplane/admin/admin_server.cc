@@ -15,6 +15,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   server->http_ = std::make_unique<httplib::Server>();
   httplib::Server& http = *server->http_;
   http.set_keep_alive_max_count(100);
+  http.set_tcp_nodelay(true);  // else Nagle + delayed ACK: +40 ms a scrape
   http.set_read_timeout(5, 0);
   http.set_write_timeout(5, 0);
   http.Get("/metrics", [metrics = handlers.metrics](const httplib::Request&,

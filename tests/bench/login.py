@@ -7,6 +7,7 @@ after the other from psycopg2, side by side in one run:
   oidc-rs256  warden-proxy, an RS256 identity-provider token as the password
   oidc-es256  warden-proxy, an ES256 token
   service     warden-proxy, a Warden service token (db:connect)
+  cert        warden-proxy, a `wardenctl login` client certificate
 
     /usr/bin/python3 tests/bench/login.py [--logins 300] [--reps 3]
 
@@ -91,7 +92,7 @@ spec:
         if r.returncode != 0:
             raise RuntimeError(r.stderr)
         service_token = json.loads(r.stdout)["token"]
-        ports = {"scram": free_port(), "token": free_port()}
+        ports = {"scram": free_port(), "token": free_port(), "cert": free_port()}
         tls = "{ mode: require, cert_file: %s, key_file: %s }" % (certs["cert"], certs["key"])
         config = f"""
 proxy: {{ workers: 2, log_level: warn }}
@@ -106,6 +107,7 @@ policy:
 listeners:
   - {{ name: scram, port: {ports['scram']}, environment: prod, tls: {tls} }}
   - {{ name: token, port: {ports['token']}, environment: prod, auth: token, tls: {tls} }}
+  - {{ name: cert, port: {ports['cert']}, environment: prod, auth: cert, tls: {tls} }}
 environments:
   - name: prod
     databases:
@@ -121,6 +123,17 @@ users:
         common = dict(host="localhost", dbname="shop", sslmode="verify-full",
                       sslrootcert=certs["ca"])
         user = "alice@example.com"
+        # A certificate as a person gets it: wardenctl login with a token.
+        token_file = os.path.join(work, "alice.jwt")
+        with open(token_file, "w") as f:
+            f.write(idp.idp.token(user, ["engineers"]))
+        login_dir = os.path.join(work, "login")
+        r = subprocess.run([WARDENCTL_BIN, "login", "--token", token_file, "--out", login_dir,
+                            "--server", "localhost:%d" % control.port,
+                            "--ca-file", control.ca_file],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
         cases = [
             ("direct", None, dict(host="127.0.0.1", port=pg.port, dbname="shop",
                                   user="warden_svc", password="svc-scram-pw",
@@ -133,6 +146,9 @@ users:
                                                               key=idp.idp.keys[1]))),
             ("service", proxy, dict(common, port=ports["token"], user="bench-bot",
                                     password=service_token)),
+            ("cert", proxy, dict(common, port=ports["cert"], user=user,
+                                 sslcert=os.path.join(login_dir, "client.crt"),
+                                 sslkey=os.path.join(login_dir, "client.key"))),
         ]
         results = {}
         for name, _, kwargs in cases:  # warm-up

@@ -403,5 +403,14 @@ TEST(CoalescerTest, RequestsDuringARunBecomeOneMoreRun) {
   EXPECT_EQ(runs, 2);
 }
 
+TEST(CoalescerTest, AnUrgentRequestDoesNotWaitForTheBurst) {
+  absl::Notification ran;
+  // A delay no test would wait for: only urgency can run the action.
+  server::Coalescer coalescer(absl::Hours(1), [&] { ran.Notify(); });
+  coalescer.Request(/*urgent=*/true);
+  ran.WaitForNotification();
+  EXPECT_TRUE(ran.HasBeenNotified());
+}
+
 }  // namespace
 }  // namespace warden::controlplane
