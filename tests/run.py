@@ -199,6 +199,7 @@ FUZZERS = [
     ("bundle_decode_fuzz", "tests/fuzz/corpus/bundle"),
     ("merkle_proof_fuzz", "tests/fuzz/corpus/merkle"),
     ("jwt_fuzz", "tests/fuzz/corpus/jwt"),
+    ("scim_patch_fuzz", "tests/fuzz/corpus/scim"),
 ]
 
 

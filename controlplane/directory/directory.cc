@@ -128,7 +128,9 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
     result.created = true;
     user = DirectoryUser();
     user->set_user_name(user_name);
-    user->set_resource_json(nlohmann::json({{"userName", user_name}}).dump());
+    const nlohmann::json resource = {{"userName", user_name}};
+    user->set_resource_json(resource.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (!user.ok()) {
     return user.status();
   } else if (user->active() == active) {
@@ -141,7 +143,8 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
       nlohmann::json::parse(user->resource_json(), nullptr, false);
   if (!resource.is_object()) resource = nlohmann::json::object();
   resource["active"] = active;
-  user->set_resource_json(resource.dump());
+  user->set_resource_json(resource.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace));
   auto stored = PutUserLocked(*std::move(user), actor, now);
   if (!stored.ok()) return stored.status();
   result.user = *std::move(stored);

@@ -13,21 +13,19 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "controlplane/scim/patch.h"
 #include "nlohmann/json.hpp"
 
 namespace warden::controlplane::scim {
 namespace {
 
-using Json = nlohmann::json;
+using absl::EqualsIgnoreCase;
 using warden::v1::DirectoryGroup;
 using warden::v1::DirectoryUser;
 
-constexpr char kUserSchema[] = "urn:ietf:params:scim:schemas:core:2.0:User";
-constexpr char kGroupSchema[] = "urn:ietf:params:scim:schemas:core:2.0:Group";
 constexpr char kListSchema[] =
     "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 constexpr char kErrorSchema[] = "urn:ietf:params:scim:api:messages:2.0:Error";
-constexpr char kPatchSchema[] = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 constexpr int kMaxCount = 1000;
 
 // A failed request: HTTP status, SCIM scimType (may be empty) and detail.
@@ -42,7 +40,7 @@ Response ErrorResponse(const Fault& f) {
                {"status", std::to_string(f.status)},
                {"detail", f.detail}};
   if (!f.scim_type.empty()) body["scimType"] = f.scim_type;
-  return Response{f.status, body.dump(), "", ""};
+  return Response{f.status, body.dump(-1, ' ', false, Json::error_handler_t::replace), "", ""};
 }
 
 Fault FromStatus(const absl::Status& s) {
@@ -55,54 +53,6 @@ Fault FromStatus(const absl::Status& s) {
       return {400, "invalidValue", std::string(s.message())};
     default:
       return {500, "", std::string(s.message())};
-  }
-}
-
-using absl::EqualsIgnoreCase;
-
-// Attribute names are case-insensitive in SCIM: the key of `object` that
-// spells `name`, or null.
-const std::string* FindKey(const Json& object, absl::string_view name) {
-  if (!object.is_object()) return nullptr;
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    if (EqualsIgnoreCase(it.key(), name)) return &it.key();
-  }
-  return nullptr;
-}
-
-const Json* Member(const Json& object, absl::string_view name) {
-  const std::string* key = FindKey(object, name);
-  return key == nullptr ? nullptr : &object.find(*key).value();
-}
-
-std::optional<std::string> StringMember(const Json& object,
-                                        absl::string_view name) {
-  const Json* v = Member(object, name);
-  if (v == nullptr || !v->is_string()) return std::nullopt;
-  return v->get<std::string>();
-}
-
-// Entra ID sends booleans as the strings "True" and "False".
-std::optional<bool> AsBool(const Json& v) {
-  if (v.is_boolean()) return v.get<bool>();
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    if (EqualsIgnoreCase(s, "true")) return true;
-    if (EqualsIgnoreCase(s, "false")) return false;
-  }
-  return std::nullopt;
-}
-
-// Sets `object[name]` (reusing the spelling already there).
-Json& Slot(Json& object, absl::string_view name) {
-  const std::string* key = FindKey(object, name);
-  return object[key != nullptr ? *key : std::string(name)];
-}
-
-void EraseKey(Json& object, absl::string_view name) {
-  if (const std::string* key = FindKey(object, name)) {
-    const std::string copy = *key;
-    object.erase(copy);
   }
 }
 
@@ -153,7 +103,7 @@ absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
       if (auto value = StringMember(e, "value")) user.add_emails(*value);
     }
   }
-  user.set_resource_json(resource.dump());
+  user.set_resource_json(resource.dump(-1, ' ', false, Json::error_handler_t::replace));
   return user;
 }
 
@@ -209,7 +159,7 @@ absl::StatusOr<DirectoryGroup> GroupFromResource(Json resource) {
     }
     EraseKey(resource, "members");
   }
-  group.set_resource_json(resource.dump());
+  group.set_resource_json(resource.dump(-1, ' ', false, Json::error_handler_t::replace));
   return group;
 }
 
@@ -250,287 +200,6 @@ Json GroupResourceForPatch(const DirectoryGroup& group) {
   }
   out["members"] = std::move(members);
   return out;
-}
-
-// ---- PATCH (RFC 7644 3.5.2) ----
-
-// attr, attr.sub, attr[f eq "v"], attr[f eq "v"].sub, each optionally
-// behind a schema URN ("urn:...:enterprise:2.0:User:department").
-struct Path {
-  std::string urn;  // empty: the core schema
-  std::string attr;
-  bool filtered = false;
-  std::string filter_attr;
-  std::string filter_value;
-  std::string sub;
-};
-
-// Splits `text` at its top-level " eq " into attribute and value (quotes
-// removed): the only comparison Okta and Entra ID send.
-std::optional<std::pair<std::string, std::string>> SplitEq(
-    absl::string_view text) {
-  int depth = 0;
-  bool quoted = false;
-  for (size_t i = 0; i + 4 <= text.size(); ++i) {
-    const char c = text[i];
-    if (c == '"' && (i == 0 || text[i - 1] != '\\')) quoted = !quoted;
-    if (quoted) continue;
-    if (c == '[') ++depth;
-    if (c == ']') --depth;
-    if (depth == 0 && EqualsIgnoreCase(text.substr(i, 4), " eq ")) {
-      std::string attr(absl::StripAsciiWhitespace(text.substr(0, i)));
-      absl::string_view value = absl::StripAsciiWhitespace(text.substr(i + 4));
-      if (attr.empty() || value.empty()) return std::nullopt;
-      std::string v;
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-        value = value.substr(1, value.size() - 2);
-        for (size_t j = 0; j < value.size(); ++j) {
-          if (value[j] == '\\' && j + 1 < value.size()) ++j;
-          v.push_back(value[j]);
-        }
-      } else {
-        v = std::string(value);
-      }
-      return std::make_pair(attr, v);
-    }
-  }
-  return std::nullopt;
-}
-
-absl::StatusOr<Path> ParsePath(absl::string_view text, bool is_user) {
-  Path path;
-  text = absl::StripAsciiWhitespace(text);
-  if (absl::StartsWithIgnoreCase(text, "urn:")) {
-    // The attribute follows the URN's last ':' (outside any filter).
-    const size_t bracket = text.find('[');
-    const size_t colon = text.substr(0, bracket).rfind(':');
-    path.urn = std::string(text.substr(0, colon));
-    text = text.substr(colon + 1);
-    if (EqualsIgnoreCase(path.urn, is_user ? kUserSchema : kGroupSchema)) {
-      path.urn.clear();
-    }
-  }
-  const size_t bracket = text.find('[');
-  if (bracket != absl::string_view::npos) {
-    const size_t close = text.find(']', bracket);
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("bad path: ", text));
-    }
-    auto eq = SplitEq(text.substr(bracket + 1, close - bracket - 1));
-    if (!eq) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unsupported filter in path ", text, " (only `attr eq \"value\"`)"));
-    }
-    path.attr = std::string(text.substr(0, bracket));
-    path.filtered = true;
-    path.filter_attr = eq->first;
-    path.filter_value = eq->second;
-    absl::string_view rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != '.') {
-        return absl::InvalidArgumentError(absl::StrCat("bad path: ", text));
-      }
-      path.sub = std::string(rest.substr(1));
-    }
-  } else {
-    const size_t dot = text.find('.');
-    path.attr = std::string(text.substr(0, dot));
-    if (dot != absl::string_view::npos) {
-      path.sub = std::string(text.substr(dot + 1));
-    }
-  }
-  if (path.attr.empty()) {
-    return absl::InvalidArgumentError("a PATCH path names no attribute");
-  }
-  return path;
-}
-
-bool Matches(const Json& element, const Path& path) {
-  const Json* v = Member(element, path.filter_attr);
-  if (v == nullptr) return false;
-  if (v->is_string()) return v->get<std::string>() == path.filter_value;
-  return v->dump() == path.filter_value;
-}
-
-// The value of a multi-valued element, for de-duplicating members.
-std::optional<std::string> ElementValue(const Json& element) {
-  return element.is_object() ? StringMember(element, "value") : std::nullopt;
-}
-
-enum class Op { kAdd, kReplace, kRemove };
-
-absl::Status ApplyAt(Json* resource, Op op, const Path& path,
-                     const Json* value) {
-  Json* container = resource;
-  if (!path.urn.empty()) {
-    if (op == Op::kRemove && FindKey(*resource, path.urn) == nullptr) {
-      return absl::OkStatus();
-    }
-    container = &Slot(*resource, path.urn);
-    if (!container->is_object()) *container = Json::object();
-  }
-  if (op != Op::kRemove && value == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("add and replace need a value (path ", path.attr, ")"));
-  }
-  if (!path.filtered) {
-    if (!path.sub.empty()) {
-      if (op == Op::kRemove) {
-        if (FindKey(*container, path.attr) != nullptr) {
-          Json& parent = Slot(*container, path.attr);
-          if (parent.is_object()) EraseKey(parent, path.sub);
-        }
-        return absl::OkStatus();
-      }
-      Json& parent = Slot(*container, path.attr);
-      if (!parent.is_object()) parent = Json::object();
-      Slot(parent, path.sub) = *value;
-      return absl::OkStatus();
-    }
-    if (op == Op::kRemove) {
-      if (value != nullptr && value->is_array() &&
-          FindKey(*container, path.attr) != nullptr) {
-        // Entra ID: remove these members ({"value": id}) from the list.
-        Json& list = Slot(*container, path.attr);
-        if (list.is_array()) {
-          std::set<std::string> gone;
-          for (const Json& v : *value) {
-            if (auto id = ElementValue(v)) gone.insert(*id);
-          }
-          Json kept = Json::array();
-          for (const Json& e : list) {
-            auto id = ElementValue(e);
-            if (!id || gone.count(*id) == 0) kept.push_back(e);
-          }
-          list = std::move(kept);
-          return absl::OkStatus();
-        }
-      }
-      EraseKey(*container, path.attr);
-      return absl::OkStatus();
-    }
-    Json& target = Slot(*container, path.attr);
-    if (op == Op::kAdd && (target.is_array() || value->is_array())) {
-      // Adding to a multi-valued attribute appends (each value once).
-      if (!target.is_array()) target = Json::array();
-      const Json items = value->is_array() ? *value : Json::array({*value});
-      for (const Json& item : items) {
-        auto id = ElementValue(item);
-        const bool present =
-            id && std::any_of(target.begin(), target.end(),
-                              [&](const Json& e) { return ElementValue(e) == id; });
-        if (!present) target.push_back(item);
-      }
-      return absl::OkStatus();
-    }
-    target = *value;
-    return absl::OkStatus();
-  }
-  // A value filter selects elements of a multi-valued attribute.
-  if (op == Op::kRemove && FindKey(*container, path.attr) == nullptr) {
-    return absl::OkStatus();
-  }
-  Json& list = Slot(*container, path.attr);
-  if (!list.is_array()) {
-    if (op == Op::kRemove) return absl::OkStatus();
-    list = Json::array();
-  }
-  bool matched = false;
-  Json kept = Json::array();
-  for (Json& element : list) {
-    if (!Matches(element, path)) {
-      kept.push_back(std::move(element));
-      continue;
-    }
-    matched = true;
-    if (op == Op::kRemove) {
-      if (path.sub.empty()) continue;  // the element goes
-      EraseKey(element, path.sub);
-    } else if (!path.sub.empty()) {
-      Slot(element, path.sub) = *value;
-    } else if (value->is_object()) {
-      for (auto it = value->begin(); it != value->end(); ++it) {
-        Slot(element, it.key()) = it.value();
-      }
-    }
-    kept.push_back(std::move(element));
-  }
-  if (!matched && op != Op::kRemove) {
-    Json element = Json::object();
-    element[path.filter_attr] = path.filter_value;
-    if (!path.sub.empty()) {
-      element[path.sub] = *value;
-    } else if (value->is_object()) {
-      for (auto it = value->begin(); it != value->end(); ++it) {
-        element[it.key()] = it.value();
-      }
-    }
-    kept.push_back(std::move(element));
-  }
-  list = std::move(kept);
-  return absl::OkStatus();
-}
-
-absl::Status ApplyPatch(const Json& patch, bool is_user, Json* resource) {
-  const Json* ops = patch.is_object() ? Member(patch, "Operations") : nullptr;
-  if (ops == nullptr || !ops->is_array() || ops->empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a PATCH body is a ", kPatchSchema, " with a list of Operations"));
-  }
-  for (const Json& operation : *ops) {
-    if (!operation.is_object()) {
-      return absl::InvalidArgumentError("each operation must be an object");
-    }
-    const std::string name =
-        absl::AsciiStrToLower(StringMember(operation, "op").value_or(""));
-    Op op;
-    if (name == "add") {
-      op = Op::kAdd;
-    } else if (name == "replace") {
-      op = Op::kReplace;
-    } else if (name == "remove") {
-      op = Op::kRemove;
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown PATCH op \"", name, "\""));
-    }
-    const Json* value = Member(operation, "value");
-    const auto path_text = StringMember(operation, "path");
-    if (path_text && !path_text->empty()) {
-      auto path = ParsePath(*path_text, is_user);
-      if (!path.ok()) return path.status();
-      if (absl::Status s = ApplyAt(resource, op, *path, value); !s.ok()) {
-        return s;
-      }
-      continue;
-    }
-    // No path: the value holds attributes ("name.givenName" and schema
-    // URNs allowed as keys).
-    if (op == Op::kRemove) {
-      return absl::InvalidArgumentError("remove needs a path (noTarget)");
-    }
-    if (value == nullptr || !value->is_object()) {
-      return absl::InvalidArgumentError(
-          "add or replace without a path needs an object value");
-    }
-    for (auto it = value->begin(); it != value->end(); ++it) {
-      if (absl::StartsWithIgnoreCase(it.key(), "urn:") &&
-          it.value().is_object()) {
-        Json& extension = Slot(*resource, it.key());
-        if (!extension.is_object()) extension = Json::object();
-        for (auto e = it.value().begin(); e != it.value().end(); ++e) {
-          Slot(extension, e.key()) = e.value();
-        }
-        continue;
-      }
-      auto path = ParsePath(it.key(), is_user);
-      if (!path.ok()) return path.status();
-      if (absl::Status s = ApplyAt(resource, op, *path, &it.value()); !s.ok()) {
-        return s;
-      }
-    }
-  }
-  return absl::OkStatus();
 }
 
 // ---- Lists ----
@@ -625,7 +294,7 @@ Response ListResponse(const std::vector<Json>& all, size_t start,
                {"startIndex", start},
                {"itemsPerPage", resources.size()},
                {"Resources", std::move(resources)}};
-  return Response{200, body.dump(), "", ""};
+  return Response{200, body.dump(-1, ' ', false, Json::error_handler_t::replace), "", ""};
 }
 
 bool ExcludesMembers(const std::map<std::string, std::string>& query) {
@@ -650,7 +319,7 @@ Response ServiceProviderConfig() {
          {"description",
           "A Warden API token with the scim scope (wardenctl tokens create "
           "NAME --scope scim)"}}}}};
-  return Response{200, body.dump(), "", ""};
+  return Response{200, body.dump(-1, ' ', false, Json::error_handler_t::replace), "", ""};
 }
 
 Response ResourceTypes(const std::string& base_url) {
@@ -769,7 +438,7 @@ Response Service::Handle(const Request& request, absl::Time now) const {
 
   if (users) {
     const auto respond = [&](const DirectoryUser& u, int status) {
-      Response r{status, UserJson(u, request.base_url).dump(), "",
+      Response r{status, UserJson(u, request.base_url).dump(-1, ' ', false, Json::error_handler_t::replace), "",
                  ETag(u.version())};
       if (status == 201) r.location = request.base_url + "/Users/" + u.id();
       return r;
@@ -886,7 +555,7 @@ Response Service::Handle(const Request& request, absl::Time now) const {
                                              *stored))});
     if (!with_body) return Response{204, "", "", ETag(stored->version())};
     Response r{status,
-               GroupJson(*stored, *directory_, request.base_url, true).dump(),
+               GroupJson(*stored, *directory_, request.base_url, true).dump(-1, ' ', false, Json::error_handler_t::replace),
                "", ETag(stored->version())};
     if (status == 201) r.location = request.base_url + "/Groups/" + stored->id();
     return r;
@@ -928,7 +597,7 @@ Response Service::Handle(const Request& request, absl::Time now) const {
     return Response{200,
                     GroupJson(*current, *directory_, request.base_url,
                               !ExcludesMembers(request.query))
-                        .dump(),
+                        .dump(-1, ' ', false, Json::error_handler_t::replace),
                     "", ETag(current->version())};
   }
   if (method == "DELETE") {
