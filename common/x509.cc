@@ -330,10 +330,10 @@ absl::StatusOr<std::string> Issue(absl::string_view ca_cert_pem,
                validity);
 }
 
-absl::StatusOr<Certificate> Parse(absl::string_view cert_pem) {
-  auto cert = LoadCert(cert_pem);
-  if (!cert.ok()) return cert.status();
-  X509* c = cert->get();
+namespace {
+
+// The names and validity of `c` (not its public key).
+Certificate Describe(X509* c) {
   Certificate out;
   out.subject.common_name = CommonName(X509_get_subject_name(c));
   out.issuer_common_name = CommonName(X509_get_issuer_name(c));
@@ -368,22 +368,32 @@ absl::StatusOr<Certificate> Parse(absl::string_view cert_pem) {
       }
     }
   }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<Certificate> Parse(absl::string_view cert_pem) {
+  auto cert = LoadCert(cert_pem);
+  if (!cert.ok()) return cert.status();
+  X509* c = cert->get();
+  Certificate out = Describe(c);
   auto pub = openssl::PublicPem(X509_get0_pubkey(c));
   if (!pub.ok()) return pub.status();
   out.public_key_pem = *pub;
   return out;
 }
 
-absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
-                    absl::Time now, Purpose purpose) {
-  auto cert = LoadCert(cert_pem);
-  if (!cert.ok()) return cert.status();
-  auto ca = LoadCert(ca_cert_pem);
-  if (!ca.ok()) return ca.status();
-  StorePtr store(X509_STORE_new());
-  X509_STORE_add_cert(store.get(), ca->get());
+namespace {
+
+absl::Status VerifyIn(X509_STORE* store, X509* cert, absl::Time now,
+                      Purpose purpose) {
   StoreCtxPtr ctx(X509_STORE_CTX_new());
-  X509_STORE_CTX_init(ctx.get(), store.get(), cert->get(), nullptr);
+  if (ctx == nullptr ||
+      X509_STORE_CTX_init(ctx.get(), store, cert, nullptr) != 1) {
+    ERR_clear_error();
+    return absl::InternalError("cannot set up certificate verification");
+  }
   X509_STORE_CTX_set_time(ctx.get(), 0, absl::ToTimeT(now));
   if (purpose == Purpose::kClientAuth) {
     X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_CLIENT);
@@ -395,6 +405,52 @@ absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
         "certificate does not verify: ", X509_verify_cert_error_string(err)));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
+                    absl::Time now, Purpose purpose) {
+  auto cert = LoadCert(cert_pem);
+  if (!cert.ok()) return cert.status();
+  auto ca = LoadCert(ca_cert_pem);
+  if (!ca.ok()) return ca.status();
+  StorePtr store(X509_STORE_new());
+  X509_STORE_add_cert(store.get(), ca->get());
+  return VerifyIn(store.get(), cert->get(), now, purpose);
+}
+
+struct Anchor::Impl {
+  StorePtr store;
+};
+
+Anchor::Anchor() : impl_(std::make_unique<Impl>()) {}
+Anchor::~Anchor() = default;
+
+absl::StatusOr<std::shared_ptr<const Anchor>> Anchor::FromPem(
+    absl::string_view ca_pem) {
+  auto ca = LoadCert(ca_pem);
+  if (!ca.ok()) return ca.status();
+  std::shared_ptr<Anchor> anchor(new Anchor());
+  anchor->impl_->store.reset(X509_STORE_new());
+  if (anchor->impl_->store == nullptr ||
+      X509_STORE_add_cert(anchor->impl_->store.get(), ca->get()) != 1) {
+    ERR_clear_error();
+    return absl::InternalError("cannot build a certificate store");
+  }
+  return std::shared_ptr<const Anchor>(std::move(anchor));
+}
+
+absl::StatusOr<Certificate> Anchor::VerifyAndParse(absl::string_view cert_pem,
+                                                   absl::Time now,
+                                                   Purpose purpose) const {
+  auto cert = LoadCert(cert_pem);
+  if (!cert.ok()) return cert.status();
+  if (absl::Status s = VerifyIn(impl_->store.get(), cert->get(), now, purpose);
+      !s.ok()) {
+    return s;
+  }
+  return Describe(cert->get());
 }
 
 bool KeyMatchesCertificate(absl::string_view key_pem,

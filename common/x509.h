@@ -14,6 +14,7 @@
 #ifndef WARDEN_COMMON_X509_H_
 #define WARDEN_COMMON_X509_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,29 @@ absl::StatusOr<Certificate> Parse(absl::string_view cert_pem);
 enum class Purpose { kAny, kClientAuth };
 absl::Status Verify(absl::string_view cert_pem, absl::string_view ca_cert_pem,
                     absl::Time now, Purpose purpose = Purpose::kAny);
+
+// A CA certificate parsed once, to check many certificates against: the
+// proxy checks every client certificate with one. With OpenSSL 3 each
+// decode of a certificate costs a few hundred microseconds (its public
+// key goes through the provider decoders), so a login decodes the
+// client's certificate once and the CA never. Thread-safe.
+class Anchor {
+ public:
+  static absl::StatusOr<std::shared_ptr<const Anchor>> FromPem(
+      absl::string_view ca_pem);
+  ~Anchor();
+
+  // Verify and Parse in one decode of `cert_pem`; the Certificate's
+  // public_key_pem is left empty (encoding it costs as much again).
+  absl::StatusOr<Certificate> VerifyAndParse(absl::string_view cert_pem,
+                                             absl::Time now,
+                                             Purpose purpose) const;
+
+ private:
+  Anchor();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // KeyMatchesCertificate: whether `key_pem` is the private half of the
 // certificate's public key.

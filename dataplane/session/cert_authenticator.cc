@@ -68,6 +68,23 @@ class CertExchange : public AuthExchange {
 AuthStep CertAuthenticator::Authenticate(
     const AuthRequest& request, const std::string& ca_pem, absl::Time now,
     const warden::v1::PolicyBundle* bundle) {
+  std::shared_ptr<const x509::Anchor> anchor;
+  if (!ca_pem.empty()) {
+    auto parsed = x509::Anchor::FromPem(ca_pem);
+    if (!parsed.ok()) {
+      return Refused(absl::UnavailableError(absl::StrCat(
+                         "this proxy cannot read Warden's CA: ",
+                         parsed.status().message())),
+                     "cert");
+    }
+    anchor = *std::move(parsed);
+  }
+  return Authenticate(request, anchor.get(), now, bundle);
+}
+
+AuthStep CertAuthenticator::Authenticate(
+    const AuthRequest& request, const x509::Anchor* ca, absl::Time now,
+    const warden::v1::PolicyBundle* bundle) {
   if (!request.tls) {  // the listener config requires TLS; a guard.
     return Refused(absl::FailedPreconditionError(
                        "client certificates are only accepted over TLS"),
@@ -80,22 +97,22 @@ AuthStep CertAuthenticator::Authenticate(
             "connect with sslcert=... sslkey=... (the lines it prints)"),
         "cert");
   }
-  if (ca_pem.empty()) {
+  if (ca == nullptr) {
     return Refused(absl::UnavailableError(
                        "this proxy does not know Warden's CA yet (it has not "
                        "enrolled with warden-control)"),
                    "cert");
   }
-  if (absl::Status s = x509::Verify(request.peer_certificate_pem, ca_pem, now,
-                                    x509::Purpose::kClientAuth);
-      !s.ok()) {
+  // One decode of the certificate for both (see x509::Anchor).
+  auto cert = ca->VerifyAndParse(request.peer_certificate_pem, now,
+                                 x509::Purpose::kClientAuth);
+  if (!cert.ok()) {
     return Refused(
-        absl::UnauthenticatedError(absl::StrCat(
-            "not a valid certificate from Warden's CA (", s.message(), ")")),
+        absl::UnauthenticatedError(
+            absl::StrCat("not a valid certificate from Warden's CA (",
+                         cert.status().message(), ")")),
         "cert");
   }
-  auto cert = x509::Parse(request.peer_certificate_pem);
-  if (!cert.ok()) return Refused(cert.status(), "cert");
   const std::string serial = absl::StrCat("serial ", cert->serial_hex);
   if (ProxyIdentityFromUris(cert->subject.uris).ok()) {
     return Refused(absl::PermissionDeniedError(absl::StrCat(
@@ -134,12 +151,27 @@ AuthStep CertAuthenticator::Authenticate(
   return step;
 }
 
+std::shared_ptr<const x509::Anchor> CertAuthenticator::Anchor() {
+  std::string pem = ca_ ? ca_() : "";
+  absl::MutexLock lock(&mu_);
+  if (pem != anchor_pem_) {
+    anchor_pem_ = std::move(pem);
+    anchor_.reset();
+    if (!anchor_pem_.empty()) {
+      auto parsed = x509::Anchor::FromPem(anchor_pem_);
+      if (parsed.ok()) anchor_ = *std::move(parsed);
+    }
+  }
+  return anchor_;
+}
+
 std::unique_ptr<AuthExchange> CertAuthenticator::Begin(
     const AuthRequest& request) {
   const std::shared_ptr<const warden::v1::PolicyBundle> bundle =
       bundle_ ? bundle_() : nullptr;
+  const std::shared_ptr<const x509::Anchor> anchor = Anchor();
   return std::make_unique<CertExchange>(
-      Authenticate(request, ca_ ? ca_() : "", absl::Now(), bundle.get()));
+      Authenticate(request, anchor.get(), absl::Now(), bundle.get()));
 }
 
 }  // namespace warden::session

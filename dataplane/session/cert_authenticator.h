@@ -17,7 +17,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/x509.h"
 #include "dataplane/session/authenticator.h"
 #include "proto/warden/v1/policy.pb.h"
 
@@ -43,10 +46,20 @@ class CertAuthenticator : public Authenticator {
   static AuthStep Authenticate(const AuthRequest& request,
                                const std::string& ca_pem, absl::Time now,
                                const warden::v1::PolicyBundle* bundle);
+  // The same against a CA parsed once (null: the CA is not known yet).
+  static AuthStep Authenticate(const AuthRequest& request,
+                               const x509::Anchor* ca, absl::Time now,
+                               const warden::v1::PolicyBundle* bundle);
 
  private:
+  // Warden's CA parsed, rebuilt only when the source's PEM changes.
+  std::shared_ptr<const x509::Anchor> Anchor();
+
   const CaSource ca_;
   const BundleSource bundle_;
+  absl::Mutex mu_;
+  std::string anchor_pem_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const x509::Anchor> anchor_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace warden::session

@@ -69,6 +69,45 @@ TEST(X509Test, IssuesAClientCertificateFromARequest) {
   EXPECT_FALSE(KeyMatchesCertificate(*other_key, *cert));
 }
 
+TEST(X509Test, AnAnchorVerifiesAndParsesLikeVerifyAndParse) {
+  const Ca ca = MakeCa("Warden test CA");
+  auto anchor = Anchor::FromPem(ca.cert);
+  ASSERT_TRUE(anchor.ok()) << anchor.status();
+  auto key = GenerateKey();
+  ASSERT_TRUE(key.ok());
+  const absl::Time now = absl::Now();
+  auto cert = Issue(ca.cert, ca.key, *RequestPublicKey(*MakeRequest(*key, "x")),
+                    {"ana", {"spiffe://warden/user/ana"}, {}, {}},
+                    Usage::kClientAuth, now, absl::Hours(1));
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  auto got = (*anchor)->VerifyAndParse(*cert, now, Purpose::kClientAuth);
+  ASSERT_TRUE(got.ok()) << got.status();
+  auto want = Parse(*cert);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(got->subject.common_name, want->subject.common_name);
+  EXPECT_EQ(got->subject.uris, want->subject.uris);
+  EXPECT_EQ(got->serial_hex, want->serial_hex);
+  EXPECT_EQ(got->not_after, want->not_after);
+  EXPECT_TRUE(got->public_key_pem.empty());
+  // The anchor is reused: expired, foreign and garbage certificates fail
+  // as Verify says, and a good one still passes after them.
+  EXPECT_EQ((*anchor)
+                ->VerifyAndParse(*cert, now + absl::Hours(2),
+                                 Purpose::kClientAuth)
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  const Ca other = MakeCa("Other CA");
+  EXPECT_EQ((*anchor)->VerifyAndParse(other.cert, now, Purpose::kAny)
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_FALSE((*anchor)->VerifyAndParse("garbage", now, Purpose::kAny).ok());
+  EXPECT_TRUE(
+      (*anchor)->VerifyAndParse(*cert, now, Purpose::kClientAuth).ok());
+  EXPECT_FALSE(Anchor::FromPem("not a certificate").ok());
+}
+
 TEST(X509Test, ServerCertificateCarriesIpAndDnsNames) {
   const Ca ca = MakeCa("Warden test CA");
   auto key = GenerateKey();
