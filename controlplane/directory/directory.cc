@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "nlohmann/json.hpp"
@@ -42,6 +43,36 @@ absl::StatusOr<Message> Parse(const std::string& bytes, absl::string_view key) {
         absl::StrCat("directory record ", key, " does not parse"));
   }
   return m;
+}
+
+constexpr char kEnterprise[] =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+// The attributes policies can match, read from a user's SCIM resource
+// (names as SCIM spells them; attribute names are case-insensitive).
+void AddAttributes(const std::string& resource_json, DirectoryEntry* entry) {
+  const nlohmann::json resource =
+      nlohmann::json::parse(resource_json, nullptr, false);
+  if (!resource.is_object()) return;
+  const auto take = [&](const nlohmann::json& object,
+                        std::initializer_list<const char*> names) {
+    if (!object.is_object()) return;
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      for (const char* name : names) {
+        if (absl::EqualsIgnoreCase(it.key(), name) && it->is_string() &&
+            !it->get<std::string>().empty()) {
+          (*entry->mutable_attributes())[name] = it->get<std::string>();
+        }
+      }
+    }
+  };
+  take(resource, {"title", "userType"});
+  for (auto it = resource.begin(); it != resource.end(); ++it) {
+    if (absl::EqualsIgnoreCase(it.key(), kEnterprise)) {
+      take(*it, {"department", "organization", "division", "costCenter",
+                 "employeeNumber"});
+    }
+  }
 }
 
 }  // namespace
@@ -337,6 +368,7 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     for (const std::string& a : aliases) entry.add_aliases(a);
     if (!u.deleted()) {
       for (const std::string& g : groups_of[u.id()]) entry.add_groups(g);
+      AddAttributes(u.resource_json(), &entry);
     }
     entries[name] = std::move(entry);
   }

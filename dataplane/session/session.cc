@@ -1732,6 +1732,16 @@ bool Session::ApplyDirectory(const gate::Gate& gate) {
     // (Prepared statements are judged again anyway: a new gate.)
     identity_.mutable_groups()->Assign(groups.begin(), groups.end());
   }
+  std::map<std::string, std::string> attributes;
+  if (entry != nullptr) {
+    attributes.insert(entry->attributes().begin(), entry->attributes().end());
+  }
+  if (attributes != subject_.attributes) {
+    subject_.attributes = attributes;
+    identity_.mutable_attributes()->clear();
+    identity_.mutable_attributes()->insert(attributes.begin(),
+                                           attributes.end());
+  }
   return true;
 }
 

@@ -65,6 +65,10 @@ bool IdentityMatches(const warden::v1::IdentityMatch& id, const Subject& who) {
     }
     if (!any) return false;
   }
+  for (const auto& [name, glob] : id.attributes()) {
+    auto it = who.attributes.find(name);
+    if (it == who.attributes.end() || !Glob(glob, it->second)) return false;
+  }
   return id.kind().empty() || id.kind() == who.kind;
 }
 

@@ -4,6 +4,7 @@
 #ifndef WARDEN_POLICY_ENGINE_ENGINE_H_
 #define WARDEN_POLICY_ENGINE_ENGINE_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ struct Subject {
   std::string user;
   std::vector<std::string> groups;
   std::string kind;  // human | agent | service.
+  // From the directory (SCIM): department, title, ...
+  std::map<std::string, std::string> attributes;
 };
 
 struct Decision {

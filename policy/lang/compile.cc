@@ -156,21 +156,42 @@ class Compiler : public DiagnosticSink {
       match->set_dynamic_sql(d.IsScalar() && d.Scalar() == "true");
     }
     if (const YAML::Node id = m["identity"]) {
-      if (Map(id, "identity", {"user", "users", "groups", "kind"})) {
-        auto* im = match->mutable_identity();
-        for (auto u : Strings(id["user"], "user")) im->add_users(u);
-        for (auto u : Strings(id["users"], "users")) im->add_users(u);
-        for (auto g : Strings(id["groups"], "groups")) im->add_groups(g);
-        if (id["kind"]) {
-          const std::string k =
-              id["kind"].IsScalar() ? id["kind"].Scalar() : "";
-          if (k != "human" && k != "agent" && k != "service") {
-            Error(id["kind"], "kind must be human, agent or service");
+      CompileIdentityMatch(id, "identity", match->mutable_identity());
+    }
+  }
+
+  // An identity match (rules' `match.identity`, mappings' `match`).
+  bool CompileIdentityMatch(const YAML::Node& id, const std::string& what,
+                            warden::v1::IdentityMatch* im) {
+    if (!Map(id, what, {"user", "users", "groups", "kind", "attributes"})) {
+      return false;
+    }
+    for (auto u : Strings(id["user"], "user")) im->add_users(u);
+    for (auto u : Strings(id["users"], "users")) im->add_users(u);
+    for (auto g : Strings(id["groups"], "groups")) im->add_groups(g);
+    if (id["kind"]) {
+      std::string k;
+      if (OneOf(id["kind"], "kind", {"human", "agent", "service"}, &k)) {
+        im->set_kind(k);
+      }
+    }
+    if (const YAML::Node a = id["attributes"]) {
+      if (!a.IsMap()) {
+        Error(a, "attributes must map attribute names to value globs, e.g. "
+                 "{ department: Security }");
+      } else {
+        for (auto it = a.begin(); it != a.end(); ++it) {
+          if (!it->second.IsScalar() || it->second.Scalar().empty()) {
+            Error(it->second, "attribute " + it->first.Scalar() +
+                                  " needs a value glob");
+            continue;
           }
-          im->set_kind(k);
+          (*im->mutable_attributes())[it->first.Scalar()] =
+              it->second.Scalar();
         }
       }
     }
+    return true;
   }
 
   void CompileRule(const YAML::Node& node, warden::v1::Rule* rule,
@@ -343,20 +364,7 @@ class Compiler : public DiagnosticSink {
     }
   }
 
-  bool CompileIdentityMatch(const YAML::Node& id,
-                            warden::v1::IdentityMatch* im) {
-    if (!Map(id, "match", {"user", "users", "groups", "kind"})) return false;
-    for (auto u : Strings(id["user"], "user")) im->add_users(u);
-    for (auto u : Strings(id["users"], "users")) im->add_users(u);
-    for (auto g : Strings(id["groups"], "groups")) im->add_groups(g);
-    if (id["kind"]) {
-      std::string k;
-      if (OneOf(id["kind"], "kind", {"human", "agent", "service"}, &k)) {
-        im->set_kind(k);
-      }
-    }
-    return true;
-  }
+
 
   // kind: IdentityMapping: identities to database roles.
   void CompileIdentityMapping(const YAML::Node& doc,
@@ -406,7 +414,7 @@ class Compiler : public DiagnosticSink {
         Error(r, "a rule needs a match",
               "match: { groups: [...] }, { users: [...] } or { kind: agent }");
       } else {
-        CompileIdentityMatch(r["match"], rule->mutable_match());
+        CompileIdentityMatch(r["match"], "match", rule->mutable_match());
       }
     }
   }

@@ -43,6 +43,10 @@ spec:
       match: { identity: { groups: [contractors] }, classes: [write, ddl] }
       action: deny
       message: contractors may only read
+    - name: finance-reads-only
+      match: { identity: { attributes: { department: "Fin*" } }, classes: [write, ddl] }
+      action: deny
+      message: finance reads only
 """
 
 WRITE = "UPDATE customers SET name = name WHERE false"
@@ -401,6 +405,45 @@ environments:
                            capture_output=True, text=True, timeout=60)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("scope", r.stderr.lower())
+
+    def test_5_directory_attributes_are_what_policies_match(self):
+        name = "fay@example.com"
+        status, user, _ = self.scim("POST", "/Users", {
+            "schemas": [USER, ENTERPRISE], "userName": name, "active": True,
+            ENTERPRISE: {"department": "Finance"}, "title": "Analyst"})
+        self.assertEqual(status, 201, user)
+        conn = self.connect(name)
+
+        def finance_refused():
+            with conn.cursor() as cur:
+                try:
+                    cur.execute(WRITE)
+                except psycopg2.Error as e:
+                    conn.rollback()
+                    self.assertIn("finance reads only", str(e))
+                    return True
+            conn.rollback()
+            return False
+        self.assertTrue(wait_until(finance_refused), self.proxy.log()[-2000:])
+        # Entra ID moves her to another department: the same session may
+        # write at its next statement.
+        status, _, _ = self.scim("PATCH", "/Users/" + user["id"], {
+            "schemas": [PATCH], "Operations": [
+                {"op": "Replace", "path": ENTERPRISE + ":department", "value": "Engineering"}]})
+        self.assertEqual(status, 200)
+        self.assertTrue(wait_until(lambda: not finance_refused()))
+        conn.close()
+        # The audit trail shows what the policy saw.
+        r = subprocess.run([WARDENCTL, "audit", "search", "--user", name, "--kind", "statement",
+                            "--format", "json"], env=self.control.env(),
+                           capture_output=True, text=True, timeout=60)
+        events = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+        departments = {e["identity"].get("attributes", {}).get("department") for e in events}
+        self.assertIn("Finance", departments)
+        self.assertIn("Engineering", departments)
+        # (Statements before the directory reached the proxy had none.)
+        self.assertTrue(all(e["identity"]["attributes"].get("title") == "Analyst"
+                            for e in events if e["identity"].get("attributes")))
 
 
 if __name__ == "__main__":

@@ -291,6 +291,58 @@ spec:
   EXPECT_THAT(all, HasSubstr("a rule needs a match"));
 }
 
+TEST(PolicyCompileTest, IdentityAttributesFromTheDirectoryAreMatched) {
+  auto bundle = lang::Compile({{"p.yaml", R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: finance }
+spec:
+  environments: [prod]
+  rules:
+    - name: finance-reads-only
+      match: { identity: { attributes: { department: "Fin*" } }, classes: [write] }
+      action: deny
+---
+apiVersion: warden/v1
+kind: IdentityMapping
+metadata: { name: roles }
+spec:
+  rules:
+    - match: { attributes: { title: DBA, department: Platform } }
+      database_role: app_admin
+  default_role: app_ro
+)"}});
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  engine::Subject finance{"fay", {}, "human", {{"department", "Finance"}}};
+  engine::Subject other{"otto", {}, "human", {{"department", "Sales"}}};
+  engine::Subject none{"nina", {}, "human"};
+  const auto write = sql::Analyze("UPDATE t SET a = 1");
+  EXPECT_EQ(engine::Evaluate(*bundle, write, finance, "prod", "shop").action,
+            warden::v1::POLICY_ACTION_DENY);
+  EXPECT_NE(engine::Evaluate(*bundle, write, other, "prod", "shop").action,
+            warden::v1::POLICY_ACTION_DENY);
+  EXPECT_NE(engine::Evaluate(*bundle, write, none, "prod", "shop").action,
+            warden::v1::POLICY_ACTION_DENY);
+  // Every attribute of a match must hold.
+  engine::Subject dba{"dora", {}, "human",
+                      {{"title", "DBA"}, {"department", "Platform"}}};
+  engine::Subject half{"hal", {}, "human", {{"title", "DBA"}}};
+  EXPECT_EQ(engine::MapRole(*bundle, dba, "prod", "shop").role, "app_admin");
+  EXPECT_EQ(engine::MapRole(*bundle, half, "prod", "shop").role, "app_ro");
+  // Attributes need value globs.
+  auto bad = lang::Compile({{"bad.yaml", R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: bad }
+spec:
+  rules:
+    - name: r
+      match: { identity: { attributes: [department] } }
+      action: deny
+)"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("attributes must map attribute names to value globs"));
+}
+
 TEST(PolicyCompileTest, DiagnosticsNamePositionAndHint) {
   std::vector<lang::Diagnostic> diags;
   auto bundle = lang::Compile({{"bad.yaml", R"(apiVersion: warden/v1

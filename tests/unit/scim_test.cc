@@ -217,12 +217,13 @@ TEST_F(ScimTest, AppliesOktaAndEntraPatchShapes) {
   EXPECT_EQ(r.body[kEnterprise]["department"], "Security");
   EXPECT_EQ(r.body["name"]["givenName"], "Rob");
   EXPECT_EQ(r.body["meta"]["version"], "W/\"3\"");
-  // The e-mail added is an alias proxies know.
+  // Policies can match the department, as the bundle carries it.
   auto entries = directory_->Entries();
   ASSERT_TRUE(entries.ok());
   ASSERT_EQ(entries->size(), 1);
   EXPECT_TRUE((*entries)[0].active());
   EXPECT_THAT((*entries)[0].aliases(), ElementsAre());  // same as userName
+  EXPECT_EQ((*entries)[0].attributes().at("department"), "Security");
   // Bad operations are refused and change nothing.
   r = Call("PATCH", "/Users/" + id,
            {{"Operations", {{{"op", "move"}, {"path", "active"}}}}});
