@@ -1,7 +1,6 @@
 #include "controlplane/directory/directory.h"
 
 #include <algorithm>
-#include <cstring>
 #include <map>
 #include <set>
 #include <utility>
@@ -33,6 +32,25 @@ absl::StatusOr<std::string> NewId() {
   return absl::StrCat(hex.substr(0, 8), "-", hex.substr(8, 4), "-",
                       hex.substr(12, 4), "-", hex.substr(16, 4), "-",
                       hex.substr(20));
+}
+
+// A new record (`old` null) gets an id, its creation time and version 1;
+// a replacement keeps `old`'s creation time and bumps the version. Both
+// are modified now.
+template <typename Record>
+absl::Status Stamp(const Record* old, absl::Time now, Record* record) {
+  if (old == nullptr) {
+    auto id = NewId();
+    if (!id.ok()) return id.status();
+    record->set_id(*id);
+    record->set_created_unix_ms(UnixMillis(now));
+    record->set_version(1);
+  } else {
+    record->set_created_unix_ms(old->created_unix_ms());
+    record->set_version(old->version() + 1);
+  }
+  record->set_modified_unix_ms(UnixMillis(now));
+  return absl::OkStatus();
 }
 
 template <typename Message>
@@ -213,19 +231,14 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
   if (!holder.ok() && !absl::IsNotFound(holder.status())) {
     return holder.status();
   }
-  if (user.id().empty()) {
-    auto id = NewId();
-    if (!id.ok()) return id.status();
-    user.set_id(*id);
-    user.set_created_unix_ms(UnixMillis(now));
-    user.set_version(1);
-  } else {
-    auto old = GetUser(user.id());
+  absl::StatusOr<DirectoryUser> old;
+  const DirectoryUser* previous = nullptr;  // null: a new user
+  if (!user.id().empty()) {
+    old = GetUser(user.id());
     if (!old.ok()) return old.status();
-    user.set_created_unix_ms(old->created_unix_ms());
-    user.set_version(old->version() + 1);
+    previous = &*old;
   }
-  user.set_modified_unix_ms(UnixMillis(now));
+  if (absl::Status s = Stamp(previous, now, &user); !s.ok()) return s;
   user.set_deleted(false);
   DirectoryChange change;
   *change.mutable_put_user() = user;
@@ -266,13 +279,31 @@ absl::StatusOr<DirectoryGroup> Directory::GetGroup(absl::string_view id) const {
 }
 
 absl::StatusOr<std::vector<DirectoryGroup>> Directory::Groups() const {
+  auto users = AllUsers();
+  if (!users.ok()) return users.status();
+  return GroupsWithLiveMembers(*users);
+}
+
+absl::StatusOr<std::vector<DirectoryGroup>> Directory::GroupsWithLiveMembers(
+    const std::vector<DirectoryUser>& users) const {
+  absl::flat_hash_set<absl::string_view> live;
+  for (const DirectoryUser& u : users) {
+    if (!u.deleted()) live.insert(u.id());
+  }
   auto rows = store_->Scan(Column::kDirectory, state::kDirectoryGroupPrefix);
   if (!rows.ok()) return rows.status();
   std::vector<DirectoryGroup> groups;
+  groups.reserve(rows->size());
   for (const store::KeyValue& kv : *rows) {
-    auto group = GetGroup(
-        absl::string_view(kv.key).substr(strlen(state::kDirectoryGroupPrefix)));
+    auto group = Parse<DirectoryGroup>(kv.value, kv.key);
     if (!group.ok()) return group.status();
+    // Members deleted since drop out.
+    auto* ids = group->mutable_member_ids();
+    ids->erase(std::remove_if(ids->begin(), ids->end(),
+                              [&](const std::string& id) {
+                                return !live.contains(id);
+                              }),
+               ids->end());
     groups.push_back(*std::move(group));
   }
   std::sort(groups.begin(), groups.end(), [](const auto& a, const auto& b) {
@@ -311,20 +342,10 @@ absl::StatusOr<DirectoryGroup> Directory::PutGroup(DirectoryGroup group,
     }
     stored.add_member_ids(member);
   }
-  if (group.id().empty()) {
-    auto id = NewId();
-    if (!id.ok()) return id.status();
-    stored.set_id(*id);
-    stored.set_created_unix_ms(UnixMillis(now));
-    stored.set_version(1);
-  } else {
-    if (old == nullptr) {
-      return absl::NotFoundError(absl::StrCat("no group with id ", group.id()));
-    }
-    stored.set_created_unix_ms(old->created_unix_ms());
-    stored.set_version(old->version() + 1);
+  if (!group.id().empty() && old == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no group with id ", group.id()));
   }
-  stored.set_modified_unix_ms(UnixMillis(now));
+  if (absl::Status s = Stamp(old, now, &stored); !s.ok()) return s;
   DirectoryChange change;
   *change.mutable_put_group() = stored;
   if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
@@ -343,7 +364,7 @@ absl::Status Directory::DeleteGroup(absl::string_view id,
 absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
   auto users = AllUsers();
   if (!users.ok()) return users.status();
-  auto groups = Groups();
+  auto groups = GroupsWithLiveMembers(*users);
   if (!groups.ok()) return groups.status();
   absl::flat_hash_map<std::string, std::set<std::string>> groups_of;
   for (const DirectoryGroup& g : *groups) {

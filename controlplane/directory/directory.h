@@ -83,6 +83,10 @@ class Directory {
   absl::StatusOr<warden::v1::DirectoryUser> LoadUser(
       absl::string_view id) const;
   absl::StatusOr<std::vector<warden::v1::DirectoryUser>> AllUsers() const;
+  // Every group, members limited to the live ones of `users` (all users,
+  // tombstones included, as AllUsers returns them).
+  absl::StatusOr<std::vector<warden::v1::DirectoryGroup>> GroupsWithLiveMembers(
+      const std::vector<warden::v1::DirectoryUser>& users) const;
   absl::Status Commit(warden::v1::DirectoryChange change,
                       const std::string& actor);
   absl::StatusOr<warden::v1::DirectoryUser> PutUserLocked(

@@ -68,22 +68,30 @@ void StripServerAttributes(Json* resource) {
   for (const char* name : {"id", "meta", "schemas"}) EraseKey(*resource, name);
 }
 
+// Checks that `resource` is an object with a non-blank string `attribute`,
+// drops what the server owns from it, and returns the name, trimmed.
+absl::StatusOr<std::string> Name(Json* resource, absl::string_view type,
+                                 absl::string_view attribute) {
+  if (!resource->is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a ", type, " must be a JSON object"));
+  }
+  StripServerAttributes(resource);
+  const auto name = StringMember(*resource, attribute);
+  if (!name || absl::StripAsciiWhitespace(*name).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(attribute, " is required"));
+  }
+  return std::string(absl::StripAsciiWhitespace(*name));
+}
+
 // ---- Users ----
 
 absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
-  if (!resource.is_object()) {
-    return absl::InvalidArgumentError("a User must be a JSON object");
-  }
-  StripServerAttributes(&resource);
+  auto user_name = Name(&resource, "User", "userName");
+  if (!user_name.ok()) return user_name.status();
   DirectoryUser user;
-  const auto user_name = StringMember(resource, "userName");
-  if (!user_name || absl::StripAsciiWhitespace(*user_name).empty()) {
-    return absl::InvalidArgumentError("userName is required");
-  }
-  user.set_user_name(std::string(absl::StripAsciiWhitespace(*user_name)));
-  if (auto external = StringMember(resource, "externalId")) {
-    user.set_external_id(*external);
-  }
+  user.set_user_name(*std::move(user_name));
+  user.set_external_id(StringMember(resource, "externalId").value_or(""));
   bool active = true;
   if (const Json* a = Member(resource, "active")) {
     auto b = AsBool(*a);
@@ -129,19 +137,11 @@ Json UserJson(const DirectoryUser& user, const std::string& base_url) {
 // ---- Groups ----
 
 absl::StatusOr<DirectoryGroup> GroupFromResource(Json resource) {
-  if (!resource.is_object()) {
-    return absl::InvalidArgumentError("a Group must be a JSON object");
-  }
-  StripServerAttributes(&resource);
+  auto name = Name(&resource, "Group", "displayName");
+  if (!name.ok()) return name.status();
   DirectoryGroup group;
-  const auto name = StringMember(resource, "displayName");
-  if (!name || absl::StripAsciiWhitespace(*name).empty()) {
-    return absl::InvalidArgumentError("displayName is required");
-  }
-  group.set_display_name(std::string(absl::StripAsciiWhitespace(*name)));
-  if (auto external = StringMember(resource, "externalId")) {
-    group.set_external_id(*external);
-  }
+  group.set_display_name(*std::move(name));
+  group.set_external_id(StringMember(resource, "externalId").value_or(""));
   if (const Json* members = Member(resource, "members")) {
     if (!members->is_array() && !members->is_null()) {
       return absl::InvalidArgumentError("members must be an array");

@@ -735,19 +735,7 @@ void Session::HandleAuthStep(AuthStep step) {
     const std::shared_ptr<const gate::Gate> gate = shared_->CurrentGate();
     // The directory (SCIM) first: a deactivated user goes no further, and
     // its groups count for the role mapping.
-    if (!ApplyDirectory(*gate)) {
-      const std::string refusal = DeactivatedReason();
-      warden::v1::AuditEvent event =
-          NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
-      auto* a = event.mutable_authentication();
-      a->set_success(false);
-      a->set_method(identity_.auth_method());
-      a->set_reason(refusal);
-      a->set_claimed_user(user_);
-      Audit(std::move(event));
-      return Fail("28000", absl::StrCat("Warden: ", refusal),
-                  warden::v1::SESSION_END_REASON_POLICY);
-    }
+    if (!ApplyDirectory(*gate)) return RefuseIdentity(DeactivatedReason());
     const policy::engine::RoleDecision role = policy::engine::MapRole(
         gate->bundle(), subject_, environment_->name, database_name_);
     std::string refusal;
@@ -766,18 +754,7 @@ void Session::HandleAuthStep(AuthStep step) {
         upstream_password_ = it->second;
       }
     }
-    if (!refusal.empty()) {
-      warden::v1::AuditEvent event =
-          NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
-      auto* a = event.mutable_authentication();
-      a->set_success(false);
-      a->set_method(identity_.auth_method());
-      a->set_reason(refusal);
-      a->set_claimed_user(user_);
-      Audit(std::move(event));
-      return Fail("28000", absl::StrCat("Warden: ", refusal),
-                  warden::v1::SESSION_END_REASON_POLICY);
-    }
+    if (!refusal.empty()) return RefuseIdentity(refusal);
   }
   {
     warden::v1::AuditEvent event =
@@ -1712,6 +1689,19 @@ void Session::Fail(absl::string_view sqlstate, absl::string_view message,
   }
   Finish(reason, message);
   if (client_.open()) ArmTimer(kLingerMs);
+}
+
+void Session::RefuseIdentity(const std::string& reason) {
+  warden::v1::AuditEvent event =
+      NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+  auto* a = event.mutable_authentication();
+  a->set_success(false);
+  a->set_method(identity_.auth_method());
+  a->set_reason(reason);
+  a->set_claimed_user(user_);
+  Audit(std::move(event));
+  Fail("28000", absl::StrCat("Warden: ", reason),
+       warden::v1::SESSION_END_REASON_POLICY);
 }
 
 bool Session::ApplyDirectory(const gate::Gate& gate) {

@@ -202,6 +202,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // false if the user is deactivated or deleted there; else the subject's
   // groups become the proven ones plus the directory's.
   bool ApplyDirectory(const gate::Gate& gate);
+  // RefuseIdentity turns away an identity that authenticated but may not
+  // connect (deactivated, unmapped): an AUTHENTICATION failure event with
+  // `reason`, then FATAL 28000 "Warden: <reason>".
+  void RefuseIdentity(const std::string& reason);
   std::string DeactivatedReason() const;
   void CloseDeactivated();
   void CloseUpstream(bool cancel_if_busy);

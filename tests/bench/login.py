@@ -17,7 +17,6 @@ warden-control in the policy bundle, as in production. All on loopback;
 every process is stopped at the end."""
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -67,43 +66,17 @@ def main():
         certs = make_ca_and_cert(os.path.join(work, "tls"))
         idp = IdpServer(certs["cert"], certs["key"], free_port())
         control = ControlPlane(work, extra_args=["--idp-ca-file", certs["ca"]]).start()
-        policies = os.path.join(work, "policies")
-        os.makedirs(policies)
         with open(os.path.join(REPO, "policy", "examples", "production.yaml")) as f:
             production = f.read()
-        with open(os.path.join(policies, "production.yaml"), "w") as f:
-            f.write(production)
-        with open(os.path.join(policies, "idp.yaml"), "w") as f:
-            f.write(f"""apiVersion: warden/v1
-kind: IdentityProvider
-metadata: {{ name: bench-idp }}
-spec:
-  issuer: {idp.idp.issuer}
-  audiences: [{idp.idp.audience}]
-""")
-        env = control.env()
-        r = subprocess.run([WARDENCTL_BIN, "policy", "push", policies], env=env,
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        r = subprocess.run([WARDENCTL_BIN, "tokens", "create", "bench-bot", "--scope",
-                            "db:connect", "--environment", "prod", "--format", "json"],
-                           env=env, capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        service_token = json.loads(r.stdout)["token"]
+        control.push_files({"production.yaml": production,
+                            "idp.yaml": idp.idp.provider_yaml("bench-idp", groups_claims=())})
+        service_token = control.create_token("bench-bot", "--scope", "db:connect",
+                                             "--environment", "prod")
         ports = {"scram": free_port(), "token": free_port(), "cert": free_port()}
         tls = "{ mode: require, cert_file: %s, key_file: %s }" % (certs["cert"], certs["key"])
         config = f"""
 proxy: {{ workers: 2, log_level: warn }}
-policy:
-  control_plane:
-    address: localhost:{control.port}
-    ca_file: {control.ca_file}
-    trusted_keys: [{control.signing_pub()}]
-    state_dir: {os.path.join(work, 'state')}
-    bootstrap_token_file: {control.bootstrap_token_file("prod", "login-bench")}
-    proxy_id: login-bench
+{control.proxy_policy(os.path.join(work, 'state'), "prod", "login-bench")}
 listeners:
   - {{ name: scram, port: {ports['scram']}, environment: prod, tls: {tls} }}
   - {{ name: token, port: {ports['token']}, environment: prod, auth: token, tls: {tls} }}

@@ -89,43 +89,17 @@ def main():
             "--idp-ca-file", certs["ca"], "--scim-listen", "127.0.0.1:%d" % scim_port]).start()
         if not wait_until(lambda: "SCIM endpoint ready" in control.log()):
             raise RuntimeError(control.log())
-        policies = os.path.join(work, "policies")
-        os.makedirs(policies)
         with open(os.path.join(REPO, "policy", "examples", "production.yaml")) as f:
             production = f.read()
-        with open(os.path.join(policies, "production.yaml"), "w") as f:
-            f.write(production)
-        with open(os.path.join(policies, "idp.yaml"), "w") as f:
-            f.write(f"""apiVersion: warden/v1
-kind: IdentityProvider
-metadata: {{ name: bench-idp }}
-spec:
-  issuer: {idp.idp.issuer}
-  audiences: [{idp.idp.audience}]
-""")
-        env = control.env()
-        r = subprocess.run([WARDENCTL_BIN, "policy", "push", policies], env=env,
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        r = subprocess.run([WARDENCTL_BIN, "tokens", "create", "bench-scim", "--scope", "scim",
-                            "--format", "json"], env=env, capture_output=True, text=True,
-                           timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr)
-        scim = Scim(scim_port, control.ca_file, json.loads(r.stdout)["token"])
+        control.push_files({"production.yaml": production,
+                            "idp.yaml": idp.idp.provider_yaml("bench-idp", groups_claims=())})
+        scim = Scim(scim_port, control.ca_file,
+                    control.create_token("bench-scim", "--scope", "scim"))
         port = free_port()
         state_dir = os.path.join(work, "state")
         config = f"""
 proxy: {{ workers: 2, log_level: info }}
-policy:
-  control_plane:
-    address: localhost:{control.port}
-    ca_file: {control.ca_file}
-    trusted_keys: [{control.signing_pub()}]
-    state_dir: {state_dir}
-    bootstrap_token_file: {control.bootstrap_token_file("prod", "scim-bench")}
-    proxy_id: scim-bench
+{control.proxy_policy(state_dir, "prod", "scim-bench")}
 listeners:
   - name: token
     port: {port}
@@ -144,7 +118,7 @@ environments:
 
         def revisions():
             r = subprocess.run([WARDENCTL_BIN, "policy", "history", "--limit", "100000",
-                                "--format", "json"], env=env, capture_output=True, text=True,
+                                "--format", "json"], env=control.env(), capture_output=True, text=True,
                                timeout=60)
             return len(json.loads(r.stdout)["revisions"])
 

@@ -8,6 +8,7 @@ data directory) and stops it by PID.
     cp.bootstrap_token_file("prod", "p1")      # for a proxy to enroll with
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -90,6 +91,43 @@ class ControlPlane:
         with os.fdopen(fd, "w") as f:
             f.write(r.stdout.strip() + "\n")
         return path
+
+    def push_files(self, files):
+        """Writes `files` ({name: YAML text}) to a fresh folder and pushes it
+        with wardenctl; returns the folder. RuntimeError with wardenctl's
+        output when the push is refused."""
+        folder = os.path.join(self.work, "policies-%d" % time.time_ns())
+        os.makedirs(folder)
+        for name, text in files.items():
+            with open(os.path.join(folder, name), "w") as f:
+                f.write(text)
+        r = subprocess.run([WARDENCTL_BIN, "policy", "push", folder], env=self.env(),
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("wardenctl policy push: " + r.stdout + r.stderr)
+        return folder
+
+    def create_token(self, name, *options):
+        """`wardenctl tokens create NAME OPTIONS...`: the token's secret."""
+        r = subprocess.run([WARDENCTL_BIN, "tokens", "create", name, *options,
+                            "--format", "json"], env=self.env(), capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("wardenctl tokens create: " + r.stderr)
+        return json.loads(r.stdout)["token"]
+
+    def proxy_policy(self, state_dir, environment, proxy_id):
+        """The `policy:` block of a proxy config that enrolls with this
+        control plane as `proxy_id` of `environment` (a fresh one-time
+        bootstrap token) and keeps its state in `state_dir`."""
+        return f"""policy:
+  control_plane:
+    address: localhost:{self.port}
+    ca_file: {self.ca_file}
+    trusted_keys: [{self.signing_pub()}]
+    state_dir: {state_dir}
+    bootstrap_token_file: {self.bootstrap_token_file(environment, proxy_id)}
+    proxy_id: {proxy_id}"""
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:

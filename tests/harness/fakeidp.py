@@ -73,6 +73,18 @@ class FakeIdp:
         self.keys = [SigningKey(kid, "RS256")]
         return old
 
+    def provider_yaml(self, name, environments=None, groups_claims=("groups",)):
+        """This provider as a policy file (kind: IdentityProvider) for
+        warden-control to fetch its keys from."""
+        lines = ["apiVersion: warden/v1", "kind: IdentityProvider",
+                 "metadata: { name: %s }" % name, "spec:",
+                 "  issuer: %s" % self.issuer, "  audiences: [%s]" % self.audience]
+        if environments:
+            lines.append("  environments: [%s]" % ", ".join(environments))
+        if groups_claims:
+            lines.append("  groups_claims: [%s]" % ", ".join(groups_claims))
+        return "\n".join(lines) + "\n"
+
     def claims(self, user, groups=(), lifetime=600, **extra):
         now = int(time.time())
         c = {"iss": self.issuer, "sub": "sub-" + user, "aud": self.audience, "email": user,

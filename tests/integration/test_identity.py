@@ -224,18 +224,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_ro;""", dbname="shop")
             cls.write_idp(cls.idp.issuer)
             r = cls.push()
             assert r.returncode == 0, r.stdout + r.stderr
-            token = cls.control.bootstrap_token_file("prod", "idp-p1")
             cls.port = free_port()
             config = f"""
 proxy: {{ workers: 1, log_level: info }}
-policy:
-  control_plane:
-    address: localhost:{cls.control.port}
-    ca_file: {cls.control.ca_file}
-    trusted_keys: [{cls.control.signing_pub()}]
-    state_dir: {os.path.join(cls.work, 'state')}
-    bootstrap_token_file: {token}
-    proxy_id: idp-p1
+{cls.control.proxy_policy(os.path.join(cls.work, 'state'), "prod", "idp-p1")}
 audit: {{ mode: async, spool_dir: {os.path.join(cls.work, 'spool')} }}
 listeners:
   - name: main

@@ -41,16 +41,6 @@ spec:
       message: contractors may only read
 """
 
-IDP = """apiVersion: warden/v1
-kind: IdentityProvider
-metadata: {{ name: corp }}
-spec:
-  issuer: {issuer}
-  audiences: [warden]
-  environments: [prod]
-  groups_claims: [groups]
-"""
-
 
 def psql_binary():
     return os.path.join(PG_BIN, "psql") if os.path.exists(os.path.join(PG_BIN, "psql")) else "psql"
@@ -70,28 +60,14 @@ class LoginTest(unittest.TestCase):
             cls.idp = cls.server.idp
             cls.control = ControlPlane(cls.work, extra_args=[
                 "--idp-ca-file", cls.certs["ca"], "--user-cert-ttl", "1h"]).start()
-            cls.policies = os.path.join(cls.work, "policies")
-            os.makedirs(cls.policies)
-            with open(os.path.join(cls.policies, "prod.yaml"), "w") as f:
-                f.write(POLICY)
-            with open(os.path.join(cls.policies, "idp.yaml"), "w") as f:
-                f.write(IDP.format(issuer=cls.idp.issuer))
-            r = subprocess.run([WARDENCTL, "policy", "push", cls.policies],
-                               env=cls.control.env(), capture_output=True, text=True, timeout=60)
-            assert r.returncode == 0, r.stdout + r.stderr
-            token = cls.control.bootstrap_token_file("prod", "login-p1")
+            cls.control.push_files({
+                "prod.yaml": POLICY,
+                "idp.yaml": cls.idp.provider_yaml("corp", environments=["prod"])})
             cls.port, cls.file_port = free_port(), free_port()
             tls = f"mode: require, cert_file: {cls.certs['cert']}, key_file: {cls.certs['key']}"
             config = f"""
 proxy: {{ workers: 1, log_level: info }}
-policy:
-  control_plane:
-    address: localhost:{cls.control.port}
-    ca_file: {cls.control.ca_file}
-    trusted_keys: [{cls.control.signing_pub()}]
-    state_dir: {os.path.join(cls.work, 'state')}
-    bootstrap_token_file: {token}
-    proxy_id: login-p1
+{cls.control.proxy_policy(os.path.join(cls.work, 'state'), "prod", "login-p1")}
 audit: {{ mode: async, spool_dir: {os.path.join(cls.work, 'spool')} }}
 listeners:
   - {{ name: certs, port: {cls.port}, environment: prod, auth: cert, tls: {{ {tls} }} }}

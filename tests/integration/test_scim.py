@@ -70,36 +70,14 @@ class ScimTest(unittest.TestCase):
                 "--scim-listen", "127.0.0.1:%d" % cls.scim_port]).start()
             assert wait_until(lambda: "SCIM endpoint ready" in cls.control.log()), \
                 cls.control.log()
-            policies = os.path.join(cls.work, "policies")
-            os.makedirs(policies)
-            with open(os.path.join(policies, "prod.yaml"), "w") as f:
-                f.write(POLICY)
-            with open(os.path.join(policies, "idp.yaml"), "w") as f:
-                f.write(f"""apiVersion: warden/v1
-kind: IdentityProvider
-metadata: {{ name: corp }}
-spec:
-  issuer: {cls.idp.issuer}
-  audiences: [warden]
-  groups_claims: [groups]
-""")
-            r = subprocess.run([WARDENCTL, "policy", "push", policies], env=cls.control.env(),
-                               capture_output=True, text=True, timeout=60)
-            assert r.returncode == 0, r.stdout + r.stderr
-            cls.scim_token = cls.create_token("okta-provisioning", "scim")
-            cls.reader_token = cls.create_token("reader", "policy:read")
-            token = cls.control.bootstrap_token_file("prod", "scim-p1")
+            cls.control.push_files({"prod.yaml": POLICY,
+                                    "idp.yaml": cls.idp.provider_yaml("corp")})
+            cls.scim_token = cls.control.create_token("okta-provisioning", "--scope", "scim")
+            cls.reader_token = cls.control.create_token("reader", "--scope", "policy:read")
             cls.port = free_port()
             config = f"""
 proxy: {{ workers: 2, log_level: info }}
-policy:
-  control_plane:
-    address: localhost:{cls.control.port}
-    ca_file: {cls.control.ca_file}
-    trusted_keys: [{cls.control.signing_pub()}]
-    state_dir: {os.path.join(cls.work, 'state')}
-    bootstrap_token_file: {token}
-    proxy_id: scim-p1
+{cls.control.proxy_policy(os.path.join(cls.work, 'state'), "prod", "scim-p1")}
 audit: {{ mode: async, spool_dir: {os.path.join(cls.work, 'spool')} }}
 listeners:
   - name: main
@@ -132,13 +110,6 @@ environments:
         if cls.server:
             cls.server.stop()
         cls.pg.stop()
-
-    @classmethod
-    def create_token(cls, name, scope):
-        r = subprocess.run([WARDENCTL, "tokens", "create", name, "--scope", scope],
-                           env=cls.control.env(), capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stdout + r.stderr
-        return next(w for w in r.stdout.split() if w.startswith("wdn_"))
 
     def scim(self, method, path, body=None, token=None, query=None):
         """One HTTPS request as a provisioning client sends it: returns
@@ -364,14 +335,18 @@ environments:
         deactivate = next(e for e in events if e["admin"]["action"] == "directory.user.deactivate")
         self.assertEqual(deactivate["admin"].get("actor", deactivate["identity"]["user"]),
                          "token:okta-provisioning")
-        # The proxy audited the refused logins with the reason.
-        r = subprocess.run([WARDENCTL, "audit", "search", "--kind", "authentication",
-                            "--format", "json"], env=self.control.env(),
-                           capture_output=True, text=True, timeout=60)
-        refused = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
-        refused = [e for e in refused if not e["authentication"].get("success")]
-        self.assertTrue(any("deactivated in the identity provider's directory" in
-                            e["authentication"].get("reason", "") for e in refused))
+        # The proxy audited the refused logins with the reason (its sender
+        # is asynchronous: wait for delivery).
+        def refused_reasons():
+            r = subprocess.run([WARDENCTL, "audit", "search", "--kind", "authentication",
+                                "--format", "json"], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            events = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+            return [e["authentication"].get("reason", "") for e in events
+                    if not e["authentication"].get("success")]
+        self.assertTrue(wait_until(lambda: any(
+            "deactivated in the identity provider's directory" in reason
+            for reason in refused_reasons())))
 
     def test_4_wardenctl_cuts_off_a_user_the_directory_never_saw(self):
         name = "carol@example.com"  # not provisioned: her token is enough
@@ -433,17 +408,21 @@ environments:
         self.assertEqual(status, 200)
         self.assertTrue(wait_until(lambda: not finance_refused()))
         conn.close()
-        # The audit trail shows what the policy saw.
-        r = subprocess.run([WARDENCTL, "audit", "search", "--user", name, "--kind", "statement",
-                            "--format", "json"], env=self.control.env(),
-                           capture_output=True, text=True, timeout=60)
-        events = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
-        departments = {e["identity"].get("attributes", {}).get("department") for e in events}
-        self.assertIn("Finance", departments)
-        self.assertIn("Engineering", departments)
+        # The audit trail shows what the policy saw (once the proxy's
+        # asynchronous sender has delivered the last statements).
+        def events():
+            r = subprocess.run([WARDENCTL, "audit", "search", "--user", name, "--kind",
+                                "statement", "--format", "json"], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            return [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+
+        def departments():
+            return {e["identity"].get("attributes", {}).get("department") for e in events()}
+        self.assertTrue(wait_until(lambda: {"Finance", "Engineering"} <= departments()),
+                        departments())
         # (Statements before the directory reached the proxy had none.)
         self.assertTrue(all(e["identity"]["attributes"].get("title") == "Analyst"
-                            for e in events if e["identity"].get("attributes")))
+                            for e in events() if e["identity"].get("attributes")))
 
 
 if __name__ == "__main__":
