@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -13,6 +12,7 @@
 #include "common/x509.h"
 #include "controlplane/server/audit_services.h"
 #include "controlplane/server/services.h"
+#include "policy/engine/engine.h"
 
 namespace warden::controlplane::server {
 namespace {
@@ -32,20 +32,6 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpc(status));
   return reactor;
-}
-
-const warden::v1::DirectoryEntry* FindDirectoryEntry(
-    const warden::v1::PolicyBundle& bundle, const std::string& user) {
-  const std::string name = absl::AsciiStrToLower(user);
-  for (const auto& entry : bundle.directory()) {
-    if (entry.user_name() == name) return &entry;
-  }
-  for (const auto& entry : bundle.directory()) {
-    for (const std::string& alias : entry.aliases()) {
-      if (alias == name) return &entry;
-    }
-  }
-  return nullptr;
 }
 
 }  // namespace
@@ -100,7 +86,7 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
   // refuse it anyway; this says so at login). Same matching as proxies:
   // userName first, then e-mail aliases, ignoring case.
   if (const warden::v1::DirectoryEntry* entry =
-          FindDirectoryEntry(bundle, mapped->user);
+          policy::engine::FindDirectoryEntry(bundle, mapped->user);
       entry != nullptr && !entry->active()) {
     return absl::PermissionDeniedError(absl::StrCat(
         mapped->user,

@@ -57,7 +57,8 @@ Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
       generation_(NextGeneration()),
       matcher_(&bundle_),
       cache_(cache_entries) {
-  // A userName names its entry before any alias does.
+  // policy::engine::FindDirectoryEntry's rules, indexed: a userName names
+  // its entry before any alias does.
   for (const auto& entry : bundle_.directory()) {
     directory_.emplace(absl::AsciiStrToLower(entry.user_name()), &entry);
   }

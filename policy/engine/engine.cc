@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -439,6 +440,20 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
   Decision out = std::move(verdict.best);
   out.audit = verdict.audit;
   return out;
+}
+
+const warden::v1::DirectoryEntry* FindDirectoryEntry(
+    const warden::v1::PolicyBundle& bundle, absl::string_view user) {
+  const std::string name = absl::AsciiStrToLower(user);
+  for (const auto& entry : bundle.directory()) {
+    if (entry.user_name() == name) return &entry;
+  }
+  for (const auto& entry : bundle.directory()) {
+    for (const std::string& alias : entry.aliases()) {
+      if (alias == name) return &entry;
+    }
+  }
+  return nullptr;
 }
 
 RoleDecision MapRole(const warden::v1::PolicyBundle& bundle,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "policy/sql/facts.h"
 #include "proto/warden/v1/policy.pb.h"
 
@@ -82,6 +83,12 @@ struct RoleDecision {
 RoleDecision MapRole(const warden::v1::PolicyBundle& bundle,
                      const Subject& subject, const std::string& environment,
                      const std::string& database);
+
+// The bundle's directory entry (SCIM) for `user`: by userName first, then
+// by e-mail alias, ignoring case; null when the directory does not know
+// the user. Linear; the proxy's gate keeps an index with the same rules.
+const warden::v1::DirectoryEntry* FindDirectoryEntry(
+    const warden::v1::PolicyBundle& bundle, absl::string_view user);
 
 // A bundle prepared once for repeated evaluation (what the proxy holds):
 // every glob list of every rule is split into exact names (hash lookups),
