@@ -118,14 +118,16 @@ void ResultTracker::CommandComplete(absl::string_view tag, absl::Time now,
   // Commands without a count in their tag (SHOW, say) still returned rows.
   const int64_t rows = counted >= 0 ? counted : head->data_rows;
   head->data_rows = 0;
-  Exec* exec = head->exec.get();
+  // Owned here: the queue entry may hold the last reference (its portal
+  // was re-bound or closed since), and PopExecute drops it.
+  std::shared_ptr<Exec> exec = head->exec;
   if (exec != nullptr) {
     exec->rows += rows;
     exec->last = now;
   }
   if (head->kind == Kind::kExecute) {
     PopExecute();
-    Complete(exec, now, "00000", "", out);
+    Complete(exec.get(), now, "00000", "", out);
   }
 }
 

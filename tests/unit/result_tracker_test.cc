@@ -44,6 +44,32 @@ TEST(RowsOfTagTest, ReadsTheCountOfEveryKindOfTag) {
   EXPECT_EQ(ResultTracker::RowsOfTag("SELECT 99999999999999999999999"), -1);
 }
 
+// The unnamed portal bound again (here for a refused statement, whose
+// Bind is not recorded) while its first execution is still unanswered:
+// the queued Execute is then the only owner of that execution, and its
+// CommandComplete must still complete it (the proxy once read it after
+// freeing it, and died, in this pipeline).
+TEST_F(ResultTrackerTest, PortalReboundBeforeItsAnswerStillCompletes) {
+  tracker_.Bind("", Recorded(8), Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Bind("", kUnrecorded, Now(), &out_);
+  tracker_.Execute("");
+  tracker_.Sync();
+  EXPECT_TRUE(out_.empty());
+  tracker_.DataRow();
+  tracker_.CommandComplete("SELECT 1", Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 8u);
+  ASSERT_NE(out_[0].intent.summary, nullptr);
+  EXPECT_EQ(out_[0].intent.summary->command_tags(0), "SELECT");
+  EXPECT_EQ(out_[0].rows, 1);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+  tracker_.Error("42501", Now(), &out_);
+  tracker_.ReadyForQuery(Now(), &out_);
+  EXPECT_EQ(out_.size(), 1u);
+  EXPECT_EQ(tracker_.pending(), 0u);
+}
+
 TEST_F(ResultTrackerTest, SimpleQueryReportsRowsDurationAndSuccess) {
   tracker_.Query(Recorded(4), Now());
   tracker_.DataRow();
