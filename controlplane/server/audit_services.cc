@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/synchronization/mutex.h"
+#include "common/audit_bounds.h"
 #include "controlplane/audit/export.h"
 #include "controlplane/server/services.h"
 #include "spdlog/spdlog.h"
@@ -25,6 +26,10 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
 
 // Entries per GetEntries call.
 constexpr uint64_t kMaxEntries = 1000;
+
+// An encoded event this small that decodes is within every limit of
+// audit_bounds (its strings are valid UTF-8, or it would not decode).
+constexpr size_t kBoundCheckAbove = 512;
 
 void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t micros = absl::ToUnixMicros(t);
@@ -65,12 +70,39 @@ absl::Status AuditIngestImpl::AppendFrom(
   const bool encoded = request.encoded_events_size() > 0;
   warden::v1::AuditEvent decoded;
   for (int i = 0; i < count; ++i) {
-    if (encoded && !decoded.ParseFromString(request.encoded_events(i))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("encoded event ", i, " is not an AuditEvent"));
+    // Every event is bounded (valid UTF-8, fields and size within limits)
+    // before it enters the log, so no entry can stop a reader; the bytes
+    // that came are kept as they are when nothing needed a change.
+    bool rewritten = false;
+    if (encoded) {
+      const std::string& bytes = request.encoded_events(i);
+      if (!decoded.ParseFromString(bytes)) {
+        // Not an AuditEvent (invalid UTF-8 from an older proxy, say):
+        // recorded as undecodable under its sequence, never refused, or
+        // this proxy's every later event would wait behind it.
+        warden::v1::AuditEventHeader header;
+        if (!header.ParseFromString(bytes)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "encoded event ", i,
+              " is not an AuditEvent and names no proxy and sequence"));
+        }
+        decoded.Clear();
+        decoded.set_proxy_id(header.proxy_id());
+        decoded.set_environment(header.environment());
+        decoded.set_sequence(header.sequence());
+        SetTime(now, decoded.mutable_time());
+        decoded.mutable_repairs()->set_undecodable(bytes);
+        audit_bounds::Bound(&decoded);
+        rewritten = true;
+      } else if (bytes.size() > kBoundCheckAbove) {
+        rewritten = audit_bounds::Bound(&decoded);
+      }
+    } else {
+      decoded = request.events(i);
+      audit_bounds::Bound(&decoded);
+      rewritten = true;
     }
-    const warden::v1::AuditEvent& event =
-        encoded ? decoded : request.events(i);
+    const warden::v1::AuditEvent& event = decoded;
     if (event.proxy_id() != identity.proxy_id ||
         event.environment() != identity.environment) {
       return absl::PermissionDeniedError(absl::StrCat(
@@ -94,7 +126,7 @@ absl::Status AuditIngestImpl::AppendFrom(
           " leaves a gap: the log has every event up to ", *acknowledged,
           "; resend from ", *acknowledged + 1));
     }
-    if (encoded) {
+    if (!rewritten) {
       const std::string& bytes = request.encoded_events(i);
       std::string* leaf = append->add_leaves();
       leaf->reserve(bytes.size() + tail.size() + 6);

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/audit_bounds.h"
 #include "proto/warden/v1/audit.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -24,6 +25,9 @@ void SetNow(google::protobuf::Timestamp* ts) {
 
 absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event) {
   SetNow(event.mutable_time());
+  // Valid UTF-8 and bounded, or warden-control could not decode it and
+  // every later event would wait behind it.
+  audit_bounds::Bound(&event);
   return spool_->Append(event.SerializeAsString());
 }
 

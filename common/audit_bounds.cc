@@ -1,0 +1,217 @@
+#include "common/audit_bounds.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/crypto.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/reflection.h"
+
+namespace warden::audit_bounds {
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+// Length of the valid UTF-8 sequence at the start of `s`, or 0.
+size_t SequenceLength(absl::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  const auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // surrogates
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+bool IsTextField(const FieldDescriptor* f) {
+  const std::string& name = f->full_name();
+  return name == "warden.v1.Statement.text" ||
+         name == "warden.v1.Statement.normalized_text" ||
+         name == "warden.v1.Statement.text_bytes";
+}
+
+struct Walker {
+  Limits limits;
+  warden::v1::EventRepairs* repairs;
+  std::vector<std::string> invalid;
+  std::vector<std::string> cut;
+
+  static void Note(std::vector<std::string>* list, const std::string& path) {
+    if (std::find(list->begin(), list->end(), path) == list->end()) {
+      list->push_back(path);
+    }
+  }
+
+  // Repairs one string value; the path names its field.
+  void Repair(const FieldDescriptor* f, const std::string& path,
+              std::string* value, Message* owner) {
+    if (f->type() == FieldDescriptor::TYPE_STRING && !IsValidUtf8(*value)) {
+      Note(&invalid, path);
+      if (f->full_name() == "warden.v1.Statement.text") {
+        // The exact bytes, for the record.
+        auto* st = static_cast<warden::v1::Statement*>(owner);
+        if (st->text_bytes().empty()) {
+          st->set_text_bytes(value->substr(0, limits.max_text));
+          if (value->size() > limits.max_text) Note(&cut, "statement.text_bytes");
+        }
+      }
+      *value = MakeValidUtf8(*value);
+    }
+    const size_t cap = IsTextField(f) ? limits.max_text : limits.max_string;
+    if (value->size() > cap) {
+      Note(&cut, path);
+      if (f->type() == FieldDescriptor::TYPE_STRING) {
+        value->resize(Utf8Prefix(*value, cap).size());
+      } else {
+        value->resize(cap);
+      }
+    }
+  }
+
+  void Walk(Message* m, const std::string& prefix) {
+    const Reflection* r = m->GetReflection();
+    std::vector<const FieldDescriptor*> fields;
+    r->ListFields(*m, &fields);
+    for (const FieldDescriptor* f : fields) {
+      if (f->full_name() == "warden.v1.AuditEvent.repairs") continue;
+      const std::string path =
+          prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
+      const bool is_string = f->type() == FieldDescriptor::TYPE_STRING ||
+                             f->type() == FieldDescriptor::TYPE_BYTES;
+      const bool is_message = f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+      if (!is_string && !is_message) continue;
+      if (f->is_repeated()) {
+        const int n = r->FieldSize(*m, f);
+        if (n > limits.max_repeated) {
+          Note(&cut, path);
+          for (int i = n; i > limits.max_repeated; --i) r->RemoveLast(m, f);
+        }
+        const int kept = r->FieldSize(*m, f);
+        for (int i = 0; i < kept; ++i) {
+          if (is_message) {
+            Walk(r->MutableRepeatedMessage(m, f, i), path);
+          } else {
+            std::string scratch;
+            const std::string& v = r->GetRepeatedStringReference(*m, f, i, &scratch);
+            if (v.size() <= limits.max_string && (f->type() == FieldDescriptor::TYPE_BYTES ||
+                                                  IsValidUtf8(v))) {
+              continue;
+            }
+            std::string value = v;
+            Repair(f, path, &value, m);
+            r->SetRepeatedString(m, f, i, std::move(value));
+          }
+        }
+      } else if (is_message) {
+        Walk(r->MutableMessage(m, f), path);
+      } else {
+        std::string scratch;
+        const std::string& v = r->GetStringReference(*m, f, &scratch);
+        const size_t cap = IsTextField(f) ? limits.max_text : limits.max_string;
+        if (v.size() <= cap && (f->type() == FieldDescriptor::TYPE_BYTES ||
+                                IsValidUtf8(v))) {
+          continue;
+        }
+        std::string value = v;
+        Repair(f, path, &value, m);
+        r->SetString(m, f, std::move(value));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+bool IsValidUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    // ASCII runs are the common case.
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = SequenceLength(s.substr(i));
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string MakeValidUtf8(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t n = SequenceLength(s.substr(i));
+    if (n == 0) {
+      out.append("\xEF\xBF\xBD");  // U+FFFD
+      ++i;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+absl::string_view Utf8Prefix(absl::string_view s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t end = max;
+  // Back up over continuation bytes to the start of the cut character.
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return s.substr(0, end);
+}
+
+bool Bound(warden::v1::AuditEvent* event, const Limits& limits) {
+  // Below this size nothing can be over a limit; only UTF-8 can be wrong.
+  const size_t smallest = std::min<size_t>(
+      {limits.max_string, limits.max_text,
+       2 * static_cast<size_t>(std::max(limits.max_repeated, 0))});
+  const size_t size = event->ByteSizeLong();
+  std::string original;
+  if (size > smallest) original = event->SerializeAsString();
+
+  warden::v1::EventRepairs* repairs = event->mutable_repairs();
+  const warden::v1::EventRepairs before = *repairs;
+  Walker walker{limits, repairs, {}, {}};
+  walker.Walk(event, "");
+  if (event->ByteSizeLong() > limits.max_event) {
+    Limits tight = limits;
+    tight.max_string = std::min<size_t>(limits.max_string, 256);
+    tight.max_text = std::min<size_t>(limits.max_text, limits.max_event / 4);
+    tight.max_repeated = std::min(limits.max_repeated, 16);
+    walker.limits = tight;
+    walker.Walk(event, "");
+  }
+  if (repairs->undecodable().size() > limits.max_text) {
+    repairs->mutable_undecodable()->resize(limits.max_text);
+    Walker::Note(&walker.cut, "repairs.undecodable");
+  }
+  for (const auto& p : walker.invalid) repairs->add_invalid_utf8(p);
+  for (const auto& p : walker.cut) repairs->add_truncated(p);
+  if (!walker.cut.empty() && repairs->original_size() == 0) {
+    repairs->set_original_size(size);
+    repairs->set_original_sha256(crypto::Sha256(original));
+  }
+  const bool changed = !walker.invalid.empty() || !walker.cut.empty();
+  if (!changed && before.ByteSizeLong() == 0) event->clear_repairs();
+  return changed;
+}
+
+}  // namespace warden::audit_bounds

@@ -1,0 +1,134 @@
+#include "common/audit_bounds.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/crypto.h"
+#include "gtest/gtest.h"
+#include "proto/warden/v1/audit.pb.h"
+
+namespace warden::audit_bounds {
+namespace {
+
+using ::warden::v1::AuditEvent;
+
+TEST(Utf8Test, AcceptsWhatProtobufAccepts) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));  // U+10FFFF
+}
+
+TEST(Utf8Test, RefusesEveryInvalidForm) {
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));              // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xe0\x80\xaf"));      // overlong
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate D800
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\x80"));              // lone continuation
+  EXPECT_FALSE(IsValidUtf8("ab\xe2\x82"));        // cut at the end
+}
+
+TEST(Utf8Test, MakeValidReplacesEachBadByte) {
+  EXPECT_EQ(MakeValidUtf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(MakeValidUtf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(MakeValidUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_TRUE(IsValidUtf8(MakeValidUtf8("\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82")));
+}
+
+TEST(Utf8Test, PrefixNeverSplitsACharacter) {
+  EXPECT_EQ(Utf8Prefix("ab\xe2\x82\xac", 4), "ab");
+  EXPECT_EQ(Utf8Prefix("ab\xe2\x82\xac", 5), "ab\xe2\x82\xac");
+  EXPECT_EQ(Utf8Prefix("abcdef", 3), "abc");
+}
+
+TEST(BoundTest, LeavesAnOrdinaryEventUntouched) {
+  AuditEvent e;
+  e.set_proxy_id("p1");
+  e.mutable_identity()->set_user("alice");
+  e.mutable_statement()->set_text("SELECT 'caf\xc3\xa9'");
+  const std::string before = e.SerializeAsString();
+  EXPECT_FALSE(Bound(&e));
+  EXPECT_FALSE(e.has_repairs());
+  EXPECT_EQ(e.SerializeAsString(), before);
+}
+
+TEST(BoundTest, InvalidUtf8IsReplacedNamedAndKeptAsBytes) {
+  AuditEvent e;
+  e.mutable_statement()->set_text("SELECT 1 /* \xff */");
+  e.mutable_statement()->add_parameters("ok");
+  e.mutable_statement()->add_parameters("\xfe");
+  e.mutable_identity()->set_user("mall\xffory");
+  ASSERT_TRUE(Bound(&e));
+  EXPECT_EQ(e.statement().text(), "SELECT 1 /* \xef\xbf\xbd */");
+  EXPECT_EQ(e.statement().text_bytes(), "SELECT 1 /* \xff */");
+  EXPECT_EQ(e.statement().parameters(1), "\xef\xbf\xbd");
+  EXPECT_EQ(e.identity().user(), "mall\xef\xbf\xbdory");
+  EXPECT_EQ(e.repairs().invalid_utf8_size(), 3);
+  EXPECT_EQ(e.repairs().truncated_size(), 0);
+  // It now encodes and decodes (proto3 refuses invalid UTF-8 on decode).
+  AuditEvent back;
+  EXPECT_TRUE(back.ParseFromString(e.SerializeAsString()));
+}
+
+TEST(BoundTest, OversizedFieldsAreCutWithTheOriginalsDigest) {
+  AuditEvent e;
+  e.set_kind(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+  e.mutable_authentication()->set_claimed_user(std::string(9900, 'u'));
+  e.mutable_authentication()->set_reason(std::string(3 << 20, 'r'));
+  for (int i = 0; i < 1000; ++i) e.mutable_identity()->add_groups("g");
+  const std::string original = e.SerializeAsString();
+  Limits limits;
+  ASSERT_TRUE(Bound(&e, limits));
+  EXPECT_EQ(e.authentication().claimed_user().size(), limits.max_string);
+  EXPECT_EQ(e.authentication().reason().size(), limits.max_string);
+  EXPECT_EQ(e.identity().groups_size(), limits.max_repeated);
+  EXPECT_EQ(e.repairs().original_size(), original.size());
+  EXPECT_EQ(e.repairs().original_sha256(), crypto::Sha256(original));
+  EXPECT_LE(e.ByteSizeLong(), limits.max_event);
+  const std::set<std::string> cut(e.repairs().truncated().begin(),
+                                  e.repairs().truncated().end());
+  EXPECT_EQ(cut, (std::set<std::string>{"identity.groups",
+                                        "authentication.claimed_user",
+                                        "authentication.reason"}));
+}
+
+TEST(BoundTest, StatementTextHasItsOwnLargerLimit) {
+  AuditEvent e;
+  e.mutable_statement()->set_text(std::string(100000, 'x'));
+  EXPECT_FALSE(Bound(&e));
+  e.mutable_statement()->set_text(std::string(300000, 'x') + "\xc3\xa9");
+  ASSERT_TRUE(Bound(&e));
+  EXPECT_EQ(e.statement().text().size(), Limits().max_text);
+}
+
+TEST(BoundTest, AnEventStillTooLargeIsCutHarder) {
+  AuditEvent e;
+  Limits limits;
+  limits.max_event = 64 * 1024;
+  for (int i = 0; i < 200; ++i) {
+    e.mutable_statement()->add_parameters(std::string(4000, 'p'));
+  }
+  e.mutable_statement()->set_text(std::string(200000, 't'));
+  ASSERT_TRUE(Bound(&e, limits));
+  EXPECT_LE(e.ByteSizeLong(), limits.max_event);
+  EXPECT_EQ(e.statement().parameters_size(), 16);
+}
+
+TEST(BoundTest, NeverCutsInsideACharacter) {
+  AuditEvent e;
+  std::string euros;
+  for (int i = 0; i < 2000; ++i) euros += "\xe2\x82\xac";
+  e.mutable_identity()->set_user(euros);
+  Limits limits;
+  limits.max_string = 100;
+  ASSERT_TRUE(Bound(&e, limits));
+  EXPECT_EQ(e.identity().user().size(), 99u);
+  EXPECT_TRUE(IsValidUtf8(e.identity().user()));
+  EXPECT_EQ(e.repairs().invalid_utf8_size(), 0);
+}
+
+}  // namespace
+}  // namespace warden::audit_bounds
