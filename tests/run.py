@@ -5,9 +5,10 @@ Steps (each counted per test case):
   integration  tests/integration: real PostgreSQL 15 + warden-proxy
   clients      psql, psycopg2, psycopg 3, SQLAlchemy, JDBC, node-pg through
                the proxy (with a policy), over plaintext and over TLS
+  security     tests/security: each attack found by a review, as a regression
   fuzz         the pgwire libFuzzer target for a bounded time
 
-Usage: /usr/bin/python3 tests/run.py [--only unit,integration,clients,fuzz]
+Usage: /usr/bin/python3 tests/run.py [--only unit,integration,security,clients,fuzz]
        [--fuzz-seconds N]
 """
 
@@ -26,6 +27,7 @@ import xml.etree.ElementTree as ET
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO, "tests", "security"))
 
 PATTERNS = ["//common/...", "//controlplane/...", "//dataplane/...", "//policy/...", "//proto/...", "//tests/..."]
 # One fuzz output base per checkout (Bazel binds an output base to its
@@ -102,12 +104,24 @@ class CountingResult(unittest.TextTestResult):
             record(subtest.id(), False, "subtest failure")
 
 
-def run_integration():
-    banner("integration (real PostgreSQL 15 + warden-proxy)")
-    suite = unittest.defaultTestLoader.discover(os.path.join(REPO, "tests", "integration"),
-                                                top_level_dir=os.path.join(REPO, "tests", "integration"))
+def run_python_suite(folder):
+    path = os.path.join(REPO, "tests", folder)
+    suite = unittest.defaultTestLoader.discover(path, top_level_dir=path)
+    if suite.countTestCases() == 0:
+        record("step " + folder, False, "found no tests")
+        return
     runner = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult, warnings="ignore")
     runner.run(suite)
+
+
+def run_integration():
+    banner("integration (real PostgreSQL 15 + warden-proxy)")
+    run_python_suite("integration")
+
+
+def run_security():
+    banner("security regressions (attacks on a real warden-control, proxy and PostgreSQL 15)")
+    run_python_suite("security")
 
 
 # The clients step runs the proxy with this policy; every suite's
@@ -235,7 +249,7 @@ def run_fuzz(seconds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="unit,integration,clients,fuzz")
+    ap.add_argument("--only", default="unit,integration,security,clients,fuzz")
     ap.add_argument("--fuzz-seconds", type=int, default=int(os.environ.get("WARDEN_FUZZ_SECONDS", "60")))
     args = ap.parse_args()
     steps = args.only.split(",")
@@ -246,6 +260,8 @@ def main():
                 run_unit()
             elif step == "integration":
                 run_integration()
+            elif step == "security":
+                run_security()
             elif step == "clients":
                 run_clients()
             elif step == "fuzz":
