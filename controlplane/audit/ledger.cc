@@ -103,14 +103,17 @@ absl::StatusOr<uint64_t> Ledger::Acknowledged(absl::string_view source) const {
 }
 
 absl::StatusOr<std::vector<warden::v1::AuditEntry>> Ledger::Entries(
-    uint64_t start, uint64_t end, size_t limit) const {
+    uint64_t start, uint64_t end, size_t limit, size_t max_bytes) const {
   auto tree = Tree();
   if (!tree.ok()) return tree.status();
   end = std::min(end, tree->size());
   std::vector<warden::v1::AuditEntry> out;
+  size_t bytes = 0;
   for (uint64_t i = start; i < end && out.size() < limit; ++i) {
     auto leaf = store_->Get(store::Column::kAudit, IndexKey(kLeafPrefix, i));
     if (!leaf.ok()) return leaf.status();
+    bytes += leaf->size() + 16;
+    if (!out.empty() && bytes > max_bytes) break;
     warden::v1::AuditEntry entry;
     entry.set_index(i);
     entry.set_leaf(*std::move(leaf));

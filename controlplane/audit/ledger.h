@@ -51,9 +51,17 @@ class Ledger {
   // The highest sequence appended from `source`; 0 when none.
   absl::StatusOr<uint64_t> Acknowledged(absl::string_view source) const;
 
-  // Leaves [start, min(end, size)); at most `limit`.
+  // Leaves [start, min(end, size)); at most `limit`, and no more once
+  // their bytes reach `max_bytes` (but always the first: one entry larger
+  // than the budget is returned alone, so a reader always moves on).
   absl::StatusOr<std::vector<warden::v1::AuditEntry>> Entries(
-      uint64_t start, uint64_t end, size_t limit) const;
+      uint64_t start, uint64_t end, size_t limit,
+      size_t max_bytes = kMaxPageBytes) const;
+
+  // What one page of entries may hold: well inside gRPC's default 4 MiB
+  // message limit, so every reader (export, tail, search, the SIEM
+  // stream) gets through any stretch of the log.
+  static constexpr size_t kMaxPageBytes = 2 << 20;
 
   // Proofs for the stored tree; InvalidArgument for sizes beyond it.
   absl::StatusOr<std::vector<std::string>> InclusionProof(

@@ -468,7 +468,11 @@ grpc::ServerUnaryReactor* AuditExportImpl::ListEvents(
   if (!tree.ok()) return Done(context, tree.status());
   uint64_t cursor = request->cursor();
   const uint64_t stop = std::min(tree->size(), cursor + scan);
-  while (cursor < stop && response->events_size() < page) {
+  // A page is bounded in bytes as well as events, so no stretch of the
+  // log is too large to list (it always holds at least one event).
+  size_t bytes = 0;
+  bool full = false;
+  while (!full && cursor < stop && response->events_size() < page) {
     auto entries = ledger_->Entries(cursor, stop, 256);
     if (!entries.ok()) return Done(context, entries.status());
     if (entries->empty()) break;
@@ -480,9 +484,17 @@ grpc::ServerUnaryReactor* AuditExportImpl::ListEvents(
           !s.ok()) {
         return Done(context, s);
       }
+      if (audit::Matches(request->filter(), record)) {
+        const size_t size = event.ByteSizeLong() + 8;
+        if (response->events_size() > 0 &&
+            bytes + size > audit::Ledger::kMaxPageBytes) {
+          full = true;  // this one starts the next page
+          break;
+        }
+        bytes += size;
+        *response->add_events() = std::move(event);
+      }
       cursor = e.index() + 1;
-      if (!audit::Matches(request->filter(), record)) continue;
-      *response->add_events() = std::move(event);
       if (response->events_size() >= page) break;
     }
   }

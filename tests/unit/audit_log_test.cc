@@ -203,7 +203,7 @@ TEST_F(AuditLogTest, EncodedEventsAreTheSameLeavesAsDecodedOnes) {
                 ->AppendFrom({"p1", "prod"}, bad, absl::Now(), &response)
                 .code(),
             absl::StatusCode::kPermissionDenied);
-  bad.set_encoded_events(0, "\xff\xff\xff");
+  bad.set_encoded_events(0, "\xff\xff\xff");  // names no proxy at all
   EXPECT_EQ(cp_->audit_ingest()
                 ->AppendFrom({"p1", "prod"}, bad, absl::Now(), &response)
                 .code(),
@@ -215,6 +215,56 @@ TEST_F(AuditLogTest, EncodedEventsAreTheSameLeavesAsDecodedOnes) {
                 .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(All().size(), 3u);
+}
+
+// An event that does not decode (invalid UTF-8 from a proxy that did not
+// repair it) is recorded as undecodable under its sequence instead of
+// stopping that proxy's trail; oversized events are cut at ingest; and
+// entries are read in pages bounded in bytes.
+TEST_F(AuditLogTest, EveryEventIsRecordableAndEveryPageReadable) {
+  AppendAuditRequest request;
+  warden::v1::AuditEvent bad;
+  bad.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  bad.mutable_statement()->set_text("SELECT 1 /* \xff */");  // not UTF-8
+  warden::v1::AuditEvent tail;
+  tail.set_proxy_id("p1");
+  tail.set_environment("prod");
+  tail.set_sequence(1);
+  std::string bytes;
+  bad.SerializePartialToString(&bytes);
+  const std::string encoded_bad = bytes + tail.SerializeAsString();
+  request.add_encoded_events(encoded_bad);
+  warden::v1::AuditEvent big;
+  big.set_kind(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+  big.mutable_authentication()->set_claimed_user(std::string(3 << 20, 'u'));
+  tail.set_sequence(2);
+  request.add_encoded_events(big.SerializeAsString() + tail.SerializeAsString());
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                  .ok());
+  EXPECT_EQ(response.acknowledged_sequence(), 2u);
+  auto entries = All();
+  ASSERT_EQ(entries.size(), 2u);
+  warden::v1::AuditLeaf leaf;
+  ASSERT_TRUE(leaf.ParseFromString(audit::SplitLeaf(entries[0].leaf())->second));
+  EXPECT_EQ(leaf.event().sequence(), 1u);
+  EXPECT_EQ(leaf.event().proxy_id(), "p1");
+  EXPECT_EQ(leaf.event().repairs().undecodable(), encoded_bad);
+  ASSERT_TRUE(leaf.ParseFromString(audit::SplitLeaf(entries[1].leaf())->second));
+  EXPECT_EQ(leaf.event().authentication().claimed_user().size(), 4096u);
+  EXPECT_EQ(leaf.event().repairs().truncated(0), "authentication.claimed_user");
+  EXPECT_LT(entries[1].leaf().size(), 8192u);
+  // The control plane's own events (an unauthenticated Login's provider)
+  // are bounded the same way.
+  ASSERT_TRUE(Append("p1", "prod", 3, 3).ok());
+  // Paging: at most the byte budget, but never less than one entry.
+  auto page = cp_->ledger()->Entries(0, 100, 1000, 100);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->size(), 1u);
+  page = cp_->ledger()->Entries(0, 100, 1000, 1 << 20);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->size(), 3u);
 }
 
 TEST_F(AuditLogTest, TheLogReplaysToTheSameTree) {
