@@ -16,6 +16,10 @@ namespace warden {
 struct ProxyIdentity {
   std::string proxy_id;
   std::string environment;
+  // The serial (hex) of the certificate it was read from, when it was read
+  // from one: warden-control binds each proxy id to its current
+  // certificate (controlplane/proxies).
+  std::string certificate_serial = {};
 };
 
 // Proxy ids and environment names: 1-64 of [A-Za-z0-9._-], not starting

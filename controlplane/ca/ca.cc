@@ -116,7 +116,13 @@ absl::StatusOr<ProxyIdentity> Authority::AuthenticateProxy(
   auto cert = x509::Parse(cert_pem);
   if (!cert.ok()) return absl::UnauthenticatedError(cert.status().message());
   auto identity = ProxyIdentityFromUris(cert->subject.uris);
-  if (identity.ok()) return identity;
+  if (identity.ok()) {
+    identity->certificate_serial = cert->serial_hex;
+    if (enrollment_check_) {
+      if (absl::Status s = enrollment_check_(*identity); !s.ok()) return s;
+    }
+    return identity;
+  }
   return absl::UnauthenticatedError(absl::StrCat(
       "certificate ", cert->subject.common_name,
       " (serial ", cert->serial_hex, ") is not a Warden proxy certificate"));

@@ -15,6 +15,7 @@
 #ifndef WARDEN_CONTROLPLANE_CA_CA_H_
 #define WARDEN_CONTROLPLANE_CA_CA_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,9 +74,20 @@ class Authority {
       const std::vector<std::string>& dns, const std::vector<std::string>& ips,
       absl::Time now, absl::Duration ttl) const;
 
+  // Decides whether a proxy's certificate is still the one its id is
+  // bound to (not revoked, not replaced): set once by warden-control
+  // (controlplane/proxies), before serving. The status it returns is
+  // the refusal.
+  using EnrollmentCheck =
+      std::function<absl::Status(const ProxyIdentity& identity)>;
+  void SetEnrollmentCheck(EnrollmentCheck check) {
+    enrollment_check_ = std::move(check);
+  }
+
   // AuthenticateProxy checks a certificate presented by a peer: it must
-  // chain to this CA, be valid at `now` and name a proxy. Unauthenticated
-  // with the reason otherwise.
+  // chain to this CA, be valid at `now`, name a proxy and pass the
+  // enrollment check. Unauthenticated (or the check's refusal) with the
+  // reason otherwise.
   absl::StatusOr<ProxyIdentity> AuthenticateProxy(absl::string_view cert_pem,
                                                   absl::Time now) const;
 
@@ -92,6 +104,7 @@ class Authority {
 
   const std::string certificate_pem_;
   const std::string key_pem_;
+  EnrollmentCheck enrollment_check_;
 };
 
 }  // namespace warden::controlplane::ca
