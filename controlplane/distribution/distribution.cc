@@ -280,6 +280,12 @@ class Refused final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse
 
 }  // namespace
 
+bool Distributor::Knows(const std::string& environment,
+                        const std::string& proxy_id) const {
+  absl::MutexLock lock(&mu_);
+  return fleet_.count({environment, proxy_id}) > 0;
+}
+
 Distributor::Distributor(const bundles::Bundles* bundles,
                          const ca::Authority* authority,
                          store::Store* fleet_store)

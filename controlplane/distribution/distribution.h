@@ -61,6 +61,10 @@ class Distributor final
   warden::v1::GetFleetStatusResponse FleetStatus(
       const std::string& environment) const;
 
+  // Whether the proxy `environment`/`proxy_id` ever opened a stream here.
+  bool Knows(const std::string& environment,
+             const std::string& proxy_id) const;
+
   // ACKs/NACKs whose nonce was not the outstanding one (ignored).
   uint64_t stale_responses() const;
   // Open Watch streams (hello received or not).

@@ -47,6 +47,7 @@
 #include "controlplane/distribution/distribution.h"
 #include "controlplane/idp/keys.h"
 #include "controlplane/log/rocksdb_log.h"
+#include "controlplane/proxies/registry.h"
 #include "controlplane/scim/scim.h"
 #include "controlplane/scim/server.h"
 #include "controlplane/server/audit_services.h"
@@ -281,8 +282,13 @@ int main(int argc, char** argv) {
   cp::server::DirectoryServiceImpl directory_service(
       &directory, &tokens, &admin_audit,
       [&republisher] { republisher.Request(/*urgent=*/true); });
+  // One identity per proxy id, bound to its current certificate: checked
+  // on every proxy call.
+  auto proxy_registry = cp::server::NewProxyRegistry(
+      &state, store->get(), &ledger, &distributor, authority->get());
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
-                                             proxy_cert_ttl, &admin_audit);
+                                             proxy_registry.get(), proxy_cert_ttl,
+                                             &admin_audit);
   // No API token: an identity provider's ID token earns a person a client
   // certificate for `auth: cert` listeners.
   cp::server::LoginImpl login(&bundles, authority->get(), user_cert_ttl,

@@ -89,6 +89,12 @@ TokenScope RequiredScope(absl::string_view method) {
     if (name == "SetIdentityActive") return warden::v1::TOKEN_SCOPE_ADMIN;
   }
   if (method == kEnrollMethod) return warden::v1::TOKEN_SCOPE_PROXY_ENROLL;
+  if (method == "/warden.v1.ProxyEnrollment/ListProxies") {
+    return warden::v1::TOKEN_SCOPE_POLICY_READ;
+  }
+  if (method == "/warden.v1.ProxyEnrollment/RevokeProxy") {
+    return warden::v1::TOKEN_SCOPE_ADMIN;
+  }
   if (method == "/warden.v1.AuditExport/Subscribe" ||
       method == "/warden.v1.AuditExport/ListEvents") {
     return warden::v1::TOKEN_SCOPE_AUDIT_READ;
@@ -472,7 +478,28 @@ grpc::ServerUnaryReactor* DirectoryServiceImpl::SetIdentityActive(
 // ---------------------------------------------------------------------------
 // ProxyEnrollment
 
-absl::Status ProxyEnrollmentImpl::Issue(
+std::unique_ptr<proxies::Registry> NewProxyRegistry(
+    state::StateMachine* state, const store::Store* store,
+    const audit::Ledger* ledger, const distribution::Distributor* distributor,
+    ca::Authority* authority) {
+  auto registry = std::make_unique<proxies::Registry>(
+      state, store,
+      [ledger, distributor](const std::string& environment,
+                            const std::string& proxy_id)
+          -> absl::StatusOr<bool> {
+        if (distributor->Knows(environment, proxy_id)) return true;
+        auto acked =
+            ledger->Acknowledged(absl::StrCat(environment, "/", proxy_id));
+        if (!acked.ok()) return acked.status();
+        return *acked > 0;
+      });
+  proxies::Registry* raw = registry.get();
+  authority->SetEnrollmentCheck(
+      [raw](const ProxyIdentity& identity) { return raw->Check(identity); });
+  return registry;
+}
+
+absl::StatusOr<std::string> ProxyEnrollmentImpl::Issue(
     const std::string& csr_pem, const ca::ProxyIdentity& identity,
     warden::v1::EnrollResponse* response) const {
   auto cert = authority_->IssueProxy(csr_pem, identity, absl::Now(), ttl_);
@@ -484,8 +511,36 @@ absl::Status ProxyEnrollmentImpl::Issue(
   response->set_proxy_id(identity.proxy_id);
   response->set_environment(identity.environment);
   SetTimestamp(parsed->not_after, response->mutable_not_after());
-  return absl::OkStatus();
+  return parsed->serial_hex;
 }
+
+namespace {
+
+void ToEnrolledProxy(const warden::v1::ProxyRecord& r,
+                     warden::v1::EnrolledProxy* out) {
+  out->set_environment(r.environment());
+  out->set_proxy_id(r.proxy_id());
+  out->set_certificate_serial(r.certificate_serial());
+  if (r.enrolled_unix_ms() != 0) {
+    SetTimestamp(absl::FromUnixMillis(r.enrolled_unix_ms()),
+                 out->mutable_enrolled_at());
+  }
+  out->set_enrolled_by(r.enrolled_by());
+  if (r.renewed_unix_ms() != 0) {
+    SetTimestamp(absl::FromUnixMillis(r.renewed_unix_ms()),
+                 out->mutable_renewed_at());
+  }
+  out->set_renewals(r.renewals());
+  out->set_revoked(r.revoked());
+  if (r.revoked()) {
+    SetTimestamp(absl::FromUnixMillis(r.revoked_unix_ms()),
+                 out->mutable_revoked_at());
+  }
+  out->set_revoked_by(r.revoked_by());
+  out->set_revoke_reason(r.revoke_reason());
+}
+
+}  // namespace
 
 grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
     grpc::CallbackServerContext* context,
@@ -493,7 +548,8 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
     warden::v1::EnrollResponse* response) {
   auto who = Authorize(*tokens_, context, RequiredScope(kEnrollMethod));
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
-  // A token that names the proxy decides; otherwise the proxy asks.
+  // A token that names the proxy decides; otherwise the proxy asks, and
+  // gets the id only if it is free.
   ca::ProxyIdentity identity{who->proxy_id(), who->environment()};
   if (identity.proxy_id.empty()) identity.proxy_id = request->proxy_id();
   if (auto s = ValidateProxyName("proxy id", identity.proxy_id); !s.ok()) {
@@ -503,16 +559,21 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
   if (auto pub = x509::RequestPublicKey(request->csr_pem()); !pub.ok()) {
     return Done(context, ToGrpc(pub.status()));
   }
-  if (auto s = tokens_->Consume(who->id(), absl::Now()); !s.ok()) {
-    return Done(context, ToGrpc(s));
-  }
-  const absl::Status issued = Issue(request->csr_pem(), identity, response);
+  const std::string actor = Caller(*who);
+  const absl::Status issued = registry_->Enroll(
+      identity, actor, absl::Now(), [&]() -> absl::StatusOr<std::string> {
+        if (auto s = tokens_->Consume(who->id(), absl::Now()); !s.ok()) {
+          return s;
+        }
+        return Issue(request->csr_pem(), identity, response);
+      });
   if (audit_ != nullptr) {
-    audit_->Record(Caller(*who), "proxy.enroll",
+    audit_->Record(actor, "proxy.enroll",
                    absl::StrCat(identity.environment, "/", identity.proxy_id),
                    issued.ok() ? "certificate issued" : issued.ToString(),
                    issued.ok());
   }
+  if (!issued.ok()) response->Clear();
   return Done(context, ToGrpc(issued));
 }
 
@@ -523,7 +584,53 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Renew(
   auto identity =
       authority_->AuthenticatePeer(*context->auth_context(), absl::Now());
   if (!identity.ok()) return Done(context, ToGrpc(identity.status()));
-  return Done(context, ToGrpc(Issue(request->csr_pem(), *identity, response)));
+  auto serial = Issue(request->csr_pem(), *identity, response);
+  if (!serial.ok()) return Done(context, ToGrpc(serial.status()));
+  if (absl::Status s = registry_->Renewed(*identity, *serial, absl::Now());
+      !s.ok()) {
+    response->Clear();
+    return Done(context, ToGrpc(s));
+  }
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ProxyEnrollmentImpl::ListProxies(
+    grpc::CallbackServerContext* context,
+    const warden::v1::ListProxiesRequest* /*request*/,
+    warden::v1::ListProxiesResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.ProxyEnrollment/ListProxies"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  auto records = registry_->List();
+  if (!records.ok()) return Done(context, ToGrpc(records.status()));
+  for (const auto& r : *records) ToEnrolledProxy(r, response->add_proxies());
+  return Done(context, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* ProxyEnrollmentImpl::RevokeProxy(
+    grpc::CallbackServerContext* context,
+    const warden::v1::RevokeProxyRequest* request,
+    warden::v1::RevokeProxyResponse* response) {
+  auto who = Authorize(*tokens_, context,
+                       RequiredScope("/warden.v1.ProxyEnrollment/RevokeProxy"));
+  if (!who.ok()) return Done(context, ToGrpc(who.status()));
+  if (request->reason().empty()) {
+    return Done(context, ToGrpc(absl::InvalidArgumentError(
+                             "say why the proxy is revoked (reason)")));
+  }
+  const std::string actor = Caller(*who);
+  auto revoked = registry_->Revoke(request->environment(), request->proxy_id(),
+                                   actor, request->reason(), absl::Now());
+  if (audit_ != nullptr) {
+    audit_->Record(
+        actor, "proxy.revoke",
+        absl::StrCat(request->environment(), "/", request->proxy_id()),
+        revoked.ok() ? request->reason() : revoked.status().ToString(),
+        revoked.ok());
+  }
+  if (!revoked.ok()) return Done(context, ToGrpc(revoked.status()));
+  ToEnrolledProxy(*revoked, response->mutable_proxy());
+  return Done(context, grpc::Status::OK);
 }
 
 }  // namespace warden::controlplane::server

@@ -12,10 +12,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "controlplane/audit/ledger.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/ca/ca.h"
 #include "controlplane/directory/directory.h"
 #include "controlplane/distribution/distribution.h"
+#include "controlplane/proxies/registry.h"
 #include "controlplane/tokens/tokens.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 
@@ -144,10 +146,12 @@ class ProxyEnrollmentImpl final
  public:
   // Not owned. `certificate_ttl`: lifetime of issued proxy certificates.
   ProxyEnrollmentImpl(tokens::Tokens* tokens, const ca::Authority* authority,
+                      proxies::Registry* registry,
                       absl::Duration certificate_ttl,
                       AdminAudit* audit = nullptr)
       : tokens_(tokens),
         authority_(authority),
+        registry_(registry),
         ttl_(certificate_ttl),
         audit_(audit) {}
 
@@ -158,17 +162,36 @@ class ProxyEnrollmentImpl final
   grpc::ServerUnaryReactor* Renew(grpc::CallbackServerContext* context,
                                   const warden::v1::RenewRequest* request,
                                   warden::v1::EnrollResponse* response) override;
+  grpc::ServerUnaryReactor* ListProxies(
+      grpc::CallbackServerContext* context,
+      const warden::v1::ListProxiesRequest* request,
+      warden::v1::ListProxiesResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeProxy(
+      grpc::CallbackServerContext* context,
+      const warden::v1::RevokeProxyRequest* request,
+      warden::v1::RevokeProxyResponse* response) override;
 
  private:
-  absl::Status Issue(const std::string& csr_pem,
-                     const ca::ProxyIdentity& identity,
-                     warden::v1::EnrollResponse* response) const;
+  // Issues the certificate; its serial (hex) on success.
+  absl::StatusOr<std::string> Issue(const std::string& csr_pem,
+                                    const ca::ProxyIdentity& identity,
+                                    warden::v1::EnrollResponse* response) const;
 
   tokens::Tokens* const tokens_;
   const ca::Authority* const authority_;
+  proxies::Registry* const registry_;
   const absl::Duration ttl_;
   AdminAudit* const audit_;
 };
+
+// The proxy registry as warden-control runs it: an id is in use if the
+// registry, the fleet view or the audit log knows it, and `authority`
+// refuses (through its enrollment check) any certificate the registry
+// does not bind. None is owned; all must outlive the registry.
+std::unique_ptr<proxies::Registry> NewProxyRegistry(
+    state::StateMachine* state, const store::Store* store,
+    const audit::Ledger* ledger, const distribution::Distributor* distributor,
+    ca::Authority* authority);
 
 // absl -> gRPC status, code and message preserved.
 grpc::Status ToGrpc(const absl::Status& status);

@@ -111,6 +111,18 @@ absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
       }
       break;
     }
+    case warden::v1::LogEntry::kPutProxy: {
+      const auto& record = entry.put_proxy();
+      if (record.environment().empty() || record.proxy_id().empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "log entry ", index, ": proxy record without environment or id"));
+      }
+      batch.Put(store::Column::kTokens,
+                absl::StrCat(kProxyPrefix, record.environment(), "/",
+                             record.proxy_id()),
+                record.SerializeAsString());
+      break;
+    }
     case warden::v1::LogEntry::kDirectory: {
       if (absl::Status s = StageDirectory(entry.directory(), index, &batch);
           !s.ok()) {

@@ -27,6 +27,9 @@ namespace warden::controlplane::state {
 // Column::kBundles: "rev/<20-digit revision>" -> serialized
 // warden.v1.BundleRecord; "head" -> the head revision, decimal.
 inline constexpr char kTokenPrefix[] = "tok/";
+// Enrolled proxies, "proxy/<environment>/<proxy_id>", in the tokens column
+// (they are credentials too).
+inline constexpr char kProxyPrefix[] = "proxy/";
 inline constexpr char kRevisionPrefix[] = "rev/";
 inline constexpr char kHeadKey[] = "head";
 // Column::kDirectory: "user/<id>" -> serialized warden.v1.DirectoryUser

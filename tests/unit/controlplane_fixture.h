@@ -82,8 +82,12 @@ class TestControlPlane {
         bundles_.get(), tokens_.get(), distributor_.get(), admin_audit_.get());
     token_service_ = std::make_unique<server::TokenServiceImpl>(
         tokens_.get(), admin_audit_.get());
+    proxy_registry_ = server::NewProxyRegistry(
+        state_.get(), store_.get(), ledger_.get(), distributor_.get(),
+        authority_.get());
     enrollment_ = std::make_unique<server::ProxyEnrollmentImpl>(
-        tokens_.get(), authority_.get(), proxy_cert_ttl, admin_audit_.get());
+        tokens_.get(), authority_.get(), proxy_registry_.get(), proxy_cert_ttl,
+        admin_audit_.get());
     directory_ =
         std::make_unique<directory::Directory>(state_.get(), store_.get());
     directory_service_ = std::make_unique<server::DirectoryServiceImpl>(
@@ -216,6 +220,7 @@ class TestControlPlane {
   std::unique_ptr<distribution::Distributor> distributor_;
   std::unique_ptr<server::PolicyServiceImpl> policy_service_;
   std::unique_ptr<server::TokenServiceImpl> token_service_;
+  std::unique_ptr<proxies::Registry> proxy_registry_;
   std::unique_ptr<server::ProxyEnrollmentImpl> enrollment_;
   std::unique_ptr<directory::Directory> directory_;
   std::unique_ptr<server::DirectoryServiceImpl> directory_service_;

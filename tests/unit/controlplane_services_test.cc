@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -346,6 +347,22 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
          warden::v1::EnrollResponse out;
          return warden::v1::ProxyEnrollment::NewStub(ch)->Enroll(c, r, &out);
        }},
+      {"/warden.v1.ProxyEnrollment/ListProxies",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::ListProxiesResponse out;
+         return warden::v1::ProxyEnrollment::NewStub(ch)->ListProxies(c, {},
+                                                                     &out);
+       }},
+      {"/warden.v1.ProxyEnrollment/RevokeProxy",
+       [&](grpc::ClientContext* c, ChannelPtr ch) {
+         warden::v1::RevokeProxyRequest r;
+         r.set_environment("prod");
+         r.set_proxy_id("p8");  // has audit events (below)
+         r.set_reason("matrix");
+         warden::v1::RevokeProxyResponse out;
+         return warden::v1::ProxyEnrollment::NewStub(ch)->RevokeProxy(c, r,
+                                                                     &out);
+       }},
   };
   // The calls proxies authenticate with their certificate instead.
   const std::vector<Rpc> certificate_rpcs = {
@@ -384,16 +401,17 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
   auto first = bundles_->Push({{"p.yaml", kPolicy}}, "m", "t", absl::Now(), false);
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->revision, 1u);
-  // One audit event, so that the proof RPCs have a leaf to prove.
-  {
+  // One audit event each from p1 and p8, so that the proof RPCs have a
+  // leaf to prove and p8 is a proxy RevokeProxy can revoke.
+  for (const char* id : {"p1", "p8"}) {
     warden::v1::AppendAuditRequest r;
     auto* e = r.add_events();
-    e->set_proxy_id("p1");
+    e->set_proxy_id(id);
     e->set_environment("prod");
     e->set_sequence(1);
     warden::v1::AppendAuditResponse out;
     ASSERT_TRUE(cp_->audit_ingest()
-                    ->AppendFrom({"p1", "prod"}, r, absl::Now(), &out)
+                    ->AppendFrom({id, "prod"}, r, absl::Now(), &out)
                     .ok());
   }
   victim_id = "tok_" + Mint({warden::v1::TOKEN_SCOPE_AUDIT_READ}).substr(4, 16);
@@ -544,6 +562,135 @@ TEST_F(ServicesTest, AuthorizationMatrix) {
   }
   EXPECT_EQ(server::RequiredScope("/warden.v1.PolicyService/Nope"),
             warden::v1::TOKEN_SCOPE_UNSPECIFIED);
+}
+
+// One identity per proxy id (issue 14): a bootstrap token that names no id
+// cannot enroll as a proxy that exists, so it cannot write into that
+// proxy's audit sequence; renewal moves the binding; revocation ends it.
+TEST_F(ServicesTest, AProxyIdIsBoundToItsCertificate) {
+  auto stub = warden::v1::ProxyEnrollment::NewStub(cp_->Channel());
+  auto bootstrap = [&](const std::string& env) {
+    auto t = tokens_->CreateBootstrap("boot", env, "", absl::Hours(1), "t",
+                                      absl::Now());
+    EXPECT_TRUE(t.ok());
+    return t->token;
+  };
+  auto enroll = [&](const std::string& bearer, const std::string& id,
+                    const std::string& key, warden::v1::EnrollResponse* out) {
+    warden::v1::EnrollRequest r;
+    r.set_csr_pem(*x509::MakeRequest(key, "x"));
+    r.set_proxy_id(id);
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + bearer);
+    return stub->Enroll(&ctx, r, out);
+  };
+  auto key = x509::GenerateKey();
+  warden::v1::EnrollResponse first;
+  ASSERT_TRUE(enroll(bootstrap("prod"), "edge-1", *key, &first).ok());
+
+  // Another token asking for the same id is refused, and not spent.
+  const std::string second_token = bootstrap("prod");
+  warden::v1::EnrollResponse stolen;
+  const grpc::Status taken = enroll(second_token, "edge-1", *key, &stolen);
+  EXPECT_EQ(taken.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(taken.error_message(), HasSubstr("already enrolled"));
+  EXPECT_TRUE(stolen.certificate_pem().empty());
+  warden::v1::EnrollResponse other;
+  EXPECT_TRUE(enroll(second_token, "edge-2", *key, &other).ok());
+
+  // An id in use before enrollments were recorded (it has audit events).
+  warden::v1::AppendAuditRequest events;
+  auto* e = events.add_events();
+  e->set_proxy_id("legacy-1");
+  e->set_environment("prod");
+  e->set_sequence(1);
+  warden::v1::AppendAuditResponse appended;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"legacy-1", "prod"}, events, absl::Now(),
+                               &appended)
+                  .ok());
+  EXPECT_EQ(enroll(bootstrap("prod"), "legacy-1", *key, &stolen).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+
+  // Renewal moves the binding: the certificate before the last one is
+  // refused everywhere, the last two are accepted.
+  auto renew = [&](const std::string& with, const std::string& cert, int n,
+                   const std::string& next, warden::v1::EnrollResponse* out) {
+    warden::v1::RenewRequest r;
+    r.set_csr_pem(*x509::MakeRequest(next, "x"));
+    grpc::ClientContext ctx;
+    return warden::v1::ProxyEnrollment::NewStub(cp_->ChannelWith(with, cert, n))
+        ->Renew(&ctx, r, out);
+  };
+  auto key2 = x509::GenerateKey();
+  auto key3 = x509::GenerateKey();
+  warden::v1::EnrollResponse second, third;
+  ASSERT_TRUE(renew(*key, first.certificate_pem(), 101, *key2, &second).ok());
+  ASSERT_TRUE(renew(*key2, second.certificate_pem(), 102, *key3, &third).ok());
+  const absl::Status old_cert =
+      cp_->authority()->AuthenticateProxy(first.certificate_pem(), absl::Now())
+          .status();
+  EXPECT_EQ(old_cert.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(old_cert.message()), HasSubstr("no longer speaks"));
+  EXPECT_TRUE(cp_->authority()
+                  ->AuthenticateProxy(second.certificate_pem(), absl::Now())
+                  .ok());
+  EXPECT_TRUE(cp_->authority()
+                  ->AuthenticateProxy(third.certificate_pem(), absl::Now())
+                  .ok());
+  // ... and the refused certificate cannot append audit events either.
+  {
+    warden::v1::AppendAuditRequest r;
+    warden::v1::AppendAuditResponse out;
+    grpc::ClientContext ctx;
+    EXPECT_EQ(warden::v1::AuditIngest::NewStub(
+                  cp_->ChannelWith(*key, first.certificate_pem(), 103))
+                  ->Append(&ctx, r, &out)
+                  .error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+
+  // Listed; revoked by an admin with a reason; refused from then on; and
+  // the id can be enrolled again.
+  const std::string admin = Mint({warden::v1::TOKEN_SCOPE_ADMIN});
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + admin);
+    warden::v1::ListProxiesResponse list;
+    ASSERT_TRUE(stub->ListProxies(&ctx, {}, &list).ok());
+    std::set<std::string> ids;
+    for (const auto& p : list.proxies()) ids.insert(p.proxy_id());
+    EXPECT_EQ(ids, (std::set<std::string>{"edge-1", "edge-2"}));
+  }
+  {
+    warden::v1::RevokeProxyRequest r;
+    r.set_environment("prod");
+    r.set_proxy_id("edge-1");
+    warden::v1::RevokeProxyResponse out;
+    grpc::ClientContext no_reason;
+    no_reason.AddMetadata("authorization", "Bearer " + admin);
+    EXPECT_EQ(stub->RevokeProxy(&no_reason, r, &out).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    r.set_reason("host decommissioned");
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + admin);
+    ASSERT_TRUE(stub->RevokeProxy(&ctx, r, &out).ok());
+    EXPECT_TRUE(out.proxy().revoked());
+  }
+  const absl::Status revoked =
+      cp_->authority()->AuthenticateProxy(third.certificate_pem(), absl::Now())
+          .status();
+  EXPECT_EQ(revoked.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(revoked.message()), HasSubstr("host decommissioned"));
+  warden::v1::EnrollResponse renewed_after;
+  EXPECT_EQ(renew(*key3, third.certificate_pem(), 104, *key, &renewed_after)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  warden::v1::EnrollResponse again;
+  ASSERT_TRUE(enroll(bootstrap("prod"), "edge-1", *key, &again).ok());
+  EXPECT_TRUE(cp_->authority()
+                  ->AuthenticateProxy(again.certificate_pem(), absl::Now())
+                  .ok());
 }
 
 // Enrollment end to end: a bootstrap token buys one certificate naming the

@@ -1,0 +1,183 @@
+#include "controlplane/proxies/registry.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace warden::controlplane::proxies {
+namespace {
+
+int64_t Ms(absl::Time t) { return absl::ToUnixMillis(t); }
+
+std::string When(int64_t ms) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMillis(ms),
+                          absl::UTCTimeZone());
+}
+
+}  // namespace
+
+Registry::Registry(state::StateMachine* state, const store::Store* store,
+                   HistoryFn has_history)
+    : state_(state), store_(store), has_history_(std::move(has_history)) {}
+
+std::string Registry::Key(const std::string& environment,
+                          const std::string& proxy_id) {
+  return absl::StrCat(state::kProxyPrefix, environment, "/", proxy_id);
+}
+
+absl::StatusOr<warden::v1::ProxyRecord> Registry::Load(
+    const std::string& environment, const std::string& proxy_id) const {
+  auto bytes = store_->Get(store::Column::kTokens, Key(environment, proxy_id));
+  if (!bytes.ok()) return bytes.status();
+  warden::v1::ProxyRecord record;
+  if (!record.ParseFromString(*bytes)) {
+    return absl::DataLossError(absl::StrCat(
+        "proxy record ", environment, "/", proxy_id, " does not parse"));
+  }
+  return record;
+}
+
+absl::Status Registry::Put(const warden::v1::ProxyRecord& record) {
+  warden::v1::LogEntry entry;
+  *entry.mutable_put_proxy() = record;
+  auto index = state_->Commit(entry);
+  return index.ok() ? absl::OkStatus() : index.status();
+}
+
+absl::Status Registry::Enroll(
+    const ProxyIdentity& identity, const std::string& actor, absl::Time now,
+    const std::function<absl::StatusOr<std::string>()>& issue) {
+  absl::MutexLock lock(&mu_);
+  const std::string name =
+      absl::StrCat(identity.environment, "/", identity.proxy_id);
+  auto existing = Load(identity.environment, identity.proxy_id);
+  if (existing.ok() && !existing->revoked()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "proxy ", name, " is already enrolled (since ",
+        When(existing->enrolled_unix_ms()), ", by ", existing->enrolled_by(),
+        "): enroll under another id, or revoke it first (wardenctl proxies "
+        "revoke ", name, " --reason ...) if it is to be replaced"));
+  }
+  if (!existing.ok() && !absl::IsNotFound(existing.status())) {
+    return existing.status();
+  }
+  if (absl::IsNotFound(existing.status()) && has_history_) {
+    auto used = has_history_(identity.environment, identity.proxy_id);
+    if (!used.ok()) return used.status();
+    if (*used) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "proxy ", name, " is already in use (it has audit events or fleet "
+          "status from before enrollments were recorded): enroll under "
+          "another id"));
+    }
+  }
+  auto serial = issue();
+  if (!serial.ok()) return serial.status();
+  warden::v1::ProxyRecord record;
+  record.set_environment(identity.environment);
+  record.set_proxy_id(identity.proxy_id);
+  record.set_certificate_serial(*serial);
+  record.set_enrolled_unix_ms(Ms(now));
+  record.set_enrolled_by(actor);
+  return Put(record);
+}
+
+absl::Status Registry::Renewed(const ProxyIdentity& identity,
+                               const std::string& new_serial, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto record = Load(identity.environment, identity.proxy_id);
+  warden::v1::ProxyRecord next;
+  if (absl::IsNotFound(record.status())) {
+    // Enrolled before the registry: bound from its first renewal on.
+    next.set_environment(identity.environment);
+    next.set_proxy_id(identity.proxy_id);
+    next.set_enrolled_by("before enrollments were recorded");
+  } else if (!record.ok()) {
+    return record.status();
+  } else {
+    next = *std::move(record);
+    if (next.revoked()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "proxy ", identity.environment, "/", identity.proxy_id,
+          " was revoked"));
+    }
+  }
+  next.set_previous_serial(identity.certificate_serial);
+  next.set_certificate_serial(new_serial);
+  next.set_renewed_unix_ms(Ms(now));
+  next.set_renewals(next.renewals() + 1);
+  return Put(next);
+}
+
+absl::StatusOr<warden::v1::ProxyRecord> Registry::Revoke(
+    const std::string& environment, const std::string& proxy_id,
+    const std::string& actor, const std::string& reason, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto record = Load(environment, proxy_id);
+  if (absl::IsNotFound(record.status())) {
+    // Enrolled before the registry: record the revocation all the same.
+    if (has_history_) {
+      auto used = has_history_(environment, proxy_id);
+      if (!used.ok()) return used.status();
+      if (!*used) {
+        return absl::NotFoundError(absl::StrCat(
+            "no proxy ", environment, "/", proxy_id,
+            " (wardenctl proxies list shows the enrolled ones)"));
+      }
+    }
+    warden::v1::ProxyRecord fresh;
+    fresh.set_environment(environment);
+    fresh.set_proxy_id(proxy_id);
+    fresh.set_enrolled_by("before enrollments were recorded");
+    record = std::move(fresh);
+  } else if (!record.ok()) {
+    return record.status();
+  }
+  if (record->revoked()) return *record;
+  record->set_revoked(true);
+  record->set_revoked_unix_ms(Ms(now));
+  record->set_revoked_by(actor);
+  record->set_revoke_reason(reason);
+  if (absl::Status s = Put(*record); !s.ok()) return s;
+  return *record;
+}
+
+absl::Status Registry::Check(const ProxyIdentity& identity) const {
+  auto record = Load(identity.environment, identity.proxy_id);
+  if (absl::IsNotFound(record.status())) return absl::OkStatus();
+  if (!record.ok()) return record.status();
+  const std::string name =
+      absl::StrCat(identity.environment, "/", identity.proxy_id);
+  if (record->revoked()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "proxy ", name, " was revoked at ", When(record->revoked_unix_ms()),
+        " by ", record->revoked_by(), ": ", record->revoke_reason()));
+  }
+  if (record->certificate_serial().empty()) return absl::OkStatus();
+  if (identity.certificate_serial == record->certificate_serial() ||
+      (!record->previous_serial().empty() &&
+       identity.certificate_serial == record->previous_serial())) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "certificate ", identity.certificate_serial, " no longer speaks for ",
+      name, ": the proxy id is bound to certificate ",
+      record->certificate_serial(), " (enrolled or renewed since)"));
+}
+
+absl::StatusOr<std::vector<warden::v1::ProxyRecord>> Registry::List() const {
+  auto rows = store_->Scan(store::Column::kTokens, state::kProxyPrefix);
+  if (!rows.ok()) return rows.status();
+  std::vector<warden::v1::ProxyRecord> out;
+  for (const auto& row : *rows) {
+    warden::v1::ProxyRecord record;
+    if (!record.ParseFromString(row.value)) {
+      return absl::DataLossError(
+          absl::StrCat("proxy record ", row.key, " does not parse"));
+    }
+    out.push_back(std::move(record));
+  }
+  return out;
+}
+
+}  // namespace warden::controlplane::proxies
