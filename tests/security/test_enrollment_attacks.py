@@ -1,0 +1,71 @@
+"""A bootstrap token without a proxy id once enrolled as a running proxy,
+appended events under its id with the sequences the real proxy was about
+to use, and the real proxy's events (a user's real DELETE) were then
+dropped as duplicates while `audit verify` passed (issue 14). Now an id is
+bound to its certificate: the second enrollment is refused, and the real
+proxy's events keep landing. Real warden-control, proxies, PostgreSQL."""
+
+import os
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from stack import Stack, wait_until  # noqa: E402
+
+
+class EnrollmentAttacks(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack("warden-sec-enroll-").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def test_a_second_enrollment_as_a_running_proxy_is_refused(self):
+        real_ports = dict(self.stack.ports)
+        # A bootstrap token that names no proxy id, used by an impostor
+        # configured with the running proxy's id.
+        token = self.stack.control.bootstrap_token_file("prod")
+        impostor = self.stack.make_proxy("impostor", self.stack.proxy_id, token_file=token)
+        self.stack.ports = real_ports
+        try:
+            try:
+                impostor.start(timeout=10)
+            except RuntimeError:
+                pass  # it may give up at once: either way it must not enroll
+            self.assertTrue(wait_until(lambda: "already enrolled" in impostor.log(), timeout=20),
+                            impostor.log()[-3000:])
+            self.assertFalse(os.path.exists(os.path.join(
+                self.stack.work, "impostor", "state", "proxy.crt")))
+        finally:
+            impostor.stop()
+        # The refusal is in the audit trail, naming the id it asked for.
+        refusals = [e["event"]["admin"] for e in self.stack.events()
+                    if e["event"].get("admin", {}).get("action") == "proxy.enroll"
+                    and not e["event"]["admin"].get("success")]
+        self.assertEqual(len(refusals), 1, refusals)
+        self.assertEqual(refusals[0]["target"], "prod/" + self.stack.proxy_id)
+        self.assertIn("ALREADY_EXISTS", refusals[0]["detail"])
+
+        # The real proxy's next statement is recorded, not dropped.
+        marker = "real-delete-%d" % time.time_ns()
+        conn = self.stack.raw()
+        try:
+            rows, error = conn.simple_query(
+                "DELETE FROM orders WHERE id = -1 /* %s */" % marker)
+            self.assertIsNone(error)
+        finally:
+            conn.close()
+        self.assertTrue(wait_until(
+            lambda: any(marker in t for t in self.stack.statement_texts()), timeout=20),
+            self.stack.proxy.log()[-2000:])
+        r = self.stack.verify_log()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
