@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "policy/sql/filter.h"
 
 namespace warden::policy::sql {
 namespace {
@@ -361,86 +362,6 @@ StatementFacts Classify(const std::string& node, const Json& body) {
   return f;
 }
 
-// Strips "location" keys so two constants compare by value only.
-Json WithoutLocation(const Json& j) {
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.key() != "location") out[it.key()] = WithoutLocation(it.value());
-    }
-    return out;
-  }
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (const auto& v : j) out.push_back(WithoutLocation(v));
-    return out;
-  }
-  return j;
-}
-
-bool IsBoolConst(const Json& node, bool value) {
-  if (!node.is_object() || !node.contains("A_Const")) return false;
-  const Json& c = node["A_Const"];
-  if (!c.contains("boolval")) return false;
-  const Json& b = c["boolval"];
-  const bool v = b.is_object() && b.value("boolval", false);
-  return v == value;
-}
-
-bool IsConstantTrue(const Json& node);
-
-bool IsConstantFalse(const Json& node) {
-  if (IsBoolConst(node, false)) return true;
-  if (node.is_object() && node.contains("BoolExpr")) {
-    const Json& b = node["BoolExpr"];
-    const std::string op = b.value("boolop", "");
-    const Json& args = b.contains("args") ? b["args"] : Json::array();
-    if (op == "NOT_EXPR") return args.size() == 1 && IsConstantTrue(args[0]);
-  }
-  return false;
-}
-
-bool IsConstantTrue(const Json& node) {
-  if (IsBoolConst(node, true)) return true;
-  if (!node.is_object()) return false;
-  if (node.contains("BoolExpr")) {
-    const Json& b = node["BoolExpr"];
-    const std::string op = b.value("boolop", "");
-    const Json& args = b.contains("args") ? b["args"] : Json::array();
-    if (op == "NOT_EXPR") return args.size() == 1 && IsConstantFalse(args[0]);
-    if (op == "OR_EXPR") {
-      for (const auto& a : args) {
-        if (IsConstantTrue(a)) return true;
-      }
-      return false;
-    }
-    if (op == "AND_EXPR") {
-      for (const auto& a : args) {
-        if (!IsConstantTrue(a)) return false;
-      }
-      return !args.empty();
-    }
-    return false;
-  }
-  if (node.contains("A_Expr")) {
-    // c = c for two equal constants.
-    const Json& e = node["A_Expr"];
-    if (e.value("kind", "") != "AEXPR_OP" || !e.contains("name") ||
-        e["name"].size() != 1 || !e.contains("lexpr") || !e.contains("rexpr")) {
-      return false;
-    }
-    const Json& name = e["name"][0];
-    if (!name.contains("String") || name["String"].value("sval", "") != "=") {
-      return false;
-    }
-    const Json& l = e["lexpr"];
-    const Json& r = e["rexpr"];
-    return l.contains("A_Const") && r.contains("A_Const") &&
-           WithoutLocation(l) == WithoutLocation(r);
-  }
-  return false;
-}
-
 // Relations and functions with their character positions; the JSON tree
 // orders keys alphabetically, so results are sorted back into source order.
 struct Found {
@@ -622,26 +543,6 @@ std::vector<std::string> SettingsNamed(const Json& where) {
   return out;
 }
 
-// Whether a MERGE may touch every row of its target: a constant-true ON
-// with a WHEN MATCHED UPDATE or DELETE that adds no condition of its own.
-bool MergeIsUnfiltered(const Json& body) {
-  if (body.contains("joinCondition") &&
-      !IsConstantTrue(body["joinCondition"])) {
-    return false;
-  }
-  for (const auto& w : body.value("mergeWhenClauses", Json::array())) {
-    if (!w.contains("MergeWhenClause")) continue;
-    const Json& c = w["MergeWhenClause"];
-    const std::string type = c.value("commandType", "");
-    if (c.value("matched", false) &&
-        (type == "CMD_UPDATE" || type == "CMD_DELETE") &&
-        (!c.contains("condition") || IsConstantTrue(c["condition"]))) {
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 const char* ClassName(StatementClass c) {
@@ -673,15 +574,16 @@ struct PlpgsqlResult {
   ~PlpgsqlResult() { pg_query_free_plpgsql_parse_result(r); }
 };
 
-absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(absl::string_view sql,
-                                                        int depth);
+absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(
+    absl::string_view sql, int depth, const FilterContext& context = {});
 
 // Adds the statements of `sql` (found by `via`) to `f.nested` and returns
 // true. SQL that cannot be parsed makes the parent unresolved (so policy
 // fails closed), unless `may_fail`: then it only returns false.
 bool AddNestedText(StatementFacts* f, const std::string& sql, const char* via,
-                   int depth, bool may_fail = false) {
-  auto nested = AnalyzeText(sql, depth + 1);
+                   int depth, bool may_fail = false,
+                   const FilterContext& context = {}) {
+  auto nested = AnalyzeText(sql, depth + 1, context);
   if (!nested.ok()) {
     if (!may_fail) f->unresolved_dynamic_sql = true;
     return false;
@@ -723,13 +625,15 @@ void AddDroppedRelations(const Json& body, Found* found) {
 }
 
 StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
-                           const std::string& text = "");
+                           const std::string& text = "",
+                           const FilterContext& context = {});
 
 void AddNestedNode(StatementFacts* f, const Json& stmt, const char* via,
-                   int depth) {
+                   int depth, const FilterContext& context = {}) {
   if (!stmt.is_object() || stmt.empty()) return;
   const auto node = stmt.begin();
-  StatementFacts n = AnalyzeNode(node.key(), node.value(), depth + 1);
+  StatementFacts n =
+      AnalyzeNode(node.key(), node.value(), depth + 1, "", context);
   n.nested_via = via;
   if (n.unresolved_dynamic_sql) f->unresolved_dynamic_sql = true;
   f->nested.push_back(std::move(n));
@@ -793,9 +697,9 @@ bool LiteralString(const std::string& expr, std::string* out) {
 
 // Walks a PL/pgSQL tree: SQL statements, expressions and EXECUTEs.
 void WalkPlpgsql(const Json& node, const std::string& parent_key,
-                 StatementFacts* f, int depth) {
+                 StatementFacts* f, int depth, const FilterContext& context) {
   if (node.is_array()) {
-    for (const auto& v : node) WalkPlpgsql(v, parent_key, f, depth);
+    for (const auto& v : node) WalkPlpgsql(v, parent_key, f, depth, context);
     return;
   }
   if (!node.is_object()) return;
@@ -813,7 +717,8 @@ void WalkPlpgsql(const Json& node, const std::string& parent_key,
       }
       if (expr != nullptr) {
         if (LiteralString(expr->value("query", ""), &literal)) {
-          AddNestedText(f, literal, "execute", depth);
+          AddNestedText(f, literal, "execute", depth, /*may_fail=*/false,
+                        context);
         } else {
           f->unresolved_dynamic_sql = true;  // EXECUTE of a computed string.
         }
@@ -823,24 +728,26 @@ void WalkPlpgsql(const Json& node, const std::string& parent_key,
     if (it.key() == "PLpgSQL_expr") {
       std::string query = v.value("query", "");
       if (parent_key == "sqlstmt") {
-        AddNestedText(f, query, "plpgsql", depth);
+        AddNestedText(f, query, "plpgsql", depth, /*may_fail=*/false, context);
       } else {
         // An expression ("n := f(x)", "n > 0", "SELECT ..." for PERFORM):
         // parse its right-hand side as a SELECT list.
         const size_t assign = query.find(":=");
         if (assign != std::string::npos) query = query.substr(assign + 2);
-        if (!AddNestedText(f, query, "plpgsql", depth, /*may_fail=*/true)) {
-          AddNestedText(f, "SELECT " + query, "plpgsql", depth);
+        if (!AddNestedText(f, query, "plpgsql", depth, /*may_fail=*/true,
+                           context)) {
+          AddNestedText(f, "SELECT " + query, "plpgsql", depth,
+                        /*may_fail=*/false, context);
         }
       }
       continue;
     }
-    WalkPlpgsql(v, it.key(), f, depth);
+    WalkPlpgsql(v, it.key(), f, depth, context);
   }
 }
 
 void AddPlpgsqlBody(StatementFacts* f, const std::string& create_function_sql,
-                    int depth) {
+                    int depth, const FilterContext& outer) {
   PlpgsqlResult parsed(create_function_sql);
   if (parsed.r.error != nullptr) {
     f->unresolved_dynamic_sql = true;
@@ -851,11 +758,40 @@ void AddPlpgsqlBody(StatementFacts* f, const std::string& create_function_sql,
     f->unresolved_dynamic_sql = true;
     return;
   }
-  WalkPlpgsql(tree, "", f, depth);
+  // Its variables and records are values in its statements (PL/pgSQL
+  // substitutes them as parameters), unless the body asks for names to
+  // mean columns (#variable_conflict use_column): then none is.
+  FilterContext context = outer;
+  if (absl::StrContains(absl::AsciiStrToLower(create_function_sql),
+                        "variable_conflict")) {
+    context.value_names.clear();  // its parameters too
+  } else {
+    std::function<void(const Json&)> datums = [&](const Json& j) {
+      if (j.is_array()) {
+        for (const auto& v : j) datums(v);
+      } else if (j.is_object()) {
+        for (auto it = j.begin(); it != j.end(); ++it) {
+          const Json& v = it.value();
+          if ((it.key() == "PLpgSQL_var" || it.key() == "PLpgSQL_row") &&
+              v.contains("refname") && v["refname"].is_string()) {
+            context.value_names.insert(v["refname"].get<std::string>());
+          } else if (it.key() == "PLpgSQL_rec" && v.contains("refname") &&
+                     v["refname"].is_string()) {
+            context.value_qualifiers.insert(v["refname"].get<std::string>());
+          } else {
+            datums(v);
+          }
+        }
+      }
+    };
+    datums(tree);
+  }
+  WalkPlpgsql(tree, "", f, depth, context);
 }
 
 StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
-                           const std::string& text) {
+                           const std::string& text,
+                           const FilterContext& context) {
   StatementFacts f = Classify(node, body);
   f.text = text;
   Found found;
@@ -902,12 +838,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
     f.prepared_name = body.value("name", "");
   }
   if (found.dynamic) f.unresolved_dynamic_sql = true;
-  if (f.node == "DeleteStmt" || f.node == "UpdateStmt") {
-    f.has_effective_filter =
-        body.contains("whereClause") && !IsConstantTrue(body["whereClause"]);
-  } else if (f.node == "MergeStmt") {
-    f.has_effective_filter = !MergeIsUnfiltered(body);
-  }
+  f.has_effective_filter = HasEffectiveFilter(f.node, body, context);
   if (node == "CopyStmt") {
     f.copy = body.value("is_program", false) ? "program"
              : body.contains("filename")     ? "file"
@@ -956,7 +887,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
       for (auto it = j.begin(); it != j.end(); ++it) {
         if (it.key() == "CommonTableExpr" && it.value().is_object() &&
             it.value().contains("ctequery")) {
-          AddNestedNode(&f, it.value()["ctequery"], "cte", depth);
+          AddNestedNode(&f, it.value()["ctequery"], "cte", depth, context);
         } else {
           ctes(it.value());
         }
@@ -977,18 +908,30 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
     }
   }
   if (node == "CopyStmt" && body.contains("query")) {
-    AddNestedNode(&f, body["query"], "copy", depth);  // COPY (DELETE ...) TO.
+    AddNestedNode(&f, body["query"], "copy", depth, context);  // COPY (DELETE ...) TO.
   }
   if (node == "ExplainStmt" && body.contains("query") &&
       HasDefElem(body.value("options", Json::array()), "analyze")) {
-    AddNestedNode(&f, body["query"], "explain analyze", depth);
+    AddNestedNode(&f, body["query"], "explain analyze", depth, context);
   } else if (node == "PrepareStmt" && body.contains("query")) {
-    AddNestedNode(&f, body["query"], "prepare", depth);
+    AddNestedNode(&f, body["query"], "prepare", depth, context);
   } else if (node == "RuleStmt" && body.contains("actions")) {
+    // A rule action's NEW and OLD are the row that fired it.
+    FilterContext rule_context = context;
+    rule_context.value_qualifiers.insert({"new", "old"});
     for (const auto& action : body["actions"]) {
-      AddNestedNode(&f, action, "rule", depth);
+      AddNestedNode(&f, action, "rule", depth, rule_context);
     }
   } else if (node == "CreateFunctionStmt") {
+    // Its parameters are values in its body, as $1 is.
+    FilterContext body_context = context;
+    for (const auto& p : body.value("parameters", Json::array())) {
+      const Json& fp = p.contains("FunctionParameter") ? p["FunctionParameter"]
+                                                       : Json::object();
+      if (fp.contains("name") && fp["name"].is_string()) {
+        body_context.value_names.insert(fp["name"].get<std::string>());
+      }
+    }
     const Json options = body.value("options", Json::array());
     const std::string language =
         absl::AsciiStrToLower(DefElemString(options, "language"));
@@ -1000,21 +943,22 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
           for (const auto& v : j) visit(v);
         } else if (j.is_object() && j.size() == 1 &&
                    absl::EndsWith(j.begin().key(), "Stmt")) {
-          AddNestedNode(&f, j, "function body", depth);
+          AddNestedNode(&f, j, "function body", depth, body_context);
         } else if (j.is_object()) {
           for (auto it = j.begin(); it != j.end(); ++it) visit(it.value());
         }
       };
       visit(body["sql_body"]);
     } else if (language == "sql") {
-      AddNestedText(&f, source, "function body", depth);
+      AddNestedText(&f, source, "function body", depth, /*may_fail=*/false,
+                    body_context);
     } else if (language == "plpgsql") {
       f.nested_languages.push_back("plpgsql");
       // libpg_query parses PL/pgSQL from the whole CREATE FUNCTION text.
       if (text.empty()) {
         f.unresolved_dynamic_sql = true;
       } else {
-        AddPlpgsqlBody(&f, text, depth);
+        AddPlpgsqlBody(&f, text, depth, body_context);
       }
     } else {
       f.nested_languages.push_back(language);  // e.g. plpython3u: opaque.
@@ -1032,7 +976,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
                      "CREATE FUNCTION warden_do() RETURNS void LANGUAGE "
                      "plpgsql AS $warden_do$" +
                          source + "$warden_do$",
-                     depth);
+                     depth, context);
     } else {
       f.unresolved_dynamic_sql = true;
     }
@@ -1040,8 +984,8 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   return f;
 }
 
-absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(absl::string_view sql,
-                                                        int depth) {
+absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(
+    absl::string_view sql, int depth, const FilterContext& context) {
   const std::string text(sql);
   ParseResult parsed(text);
   if (parsed.r.error != nullptr) {
@@ -1068,7 +1012,8 @@ absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(absl::string_view sql,
     StatementFacts f =
         AnalyzeNode(node.key(), node.value(), depth,
                     std::string(absl::StripAsciiWhitespace(
-                        absl::string_view(text).substr(location, length))));
+                        absl::string_view(text).substr(location, length))),
+                    context);
     FingerprintResult fp(f.text);
     if (fp.r.error == nullptr) f.fingerprint = fp.r.fingerprint_str;
     out.push_back(std::move(f));

@@ -38,11 +38,12 @@ struct StatementFacts {
   // Every column referenced, as written ("id", "o.total", "*"), plus the
   // columns INSERT and UPDATE write; source order, deduplicated.
   std::vector<std::string> columns;
-  // DELETE / UPDATE / MERGE: whether the WHERE clause actually filters.
-  // Absent, or constant-true (`true`, `1=1`, `'a'='a'`, `NOT false`,
-  // `true OR id=5`), counts as no filter; `id = 1 AND 1 = 1` is a filter.
-  // A MERGE is unfiltered when its ON is constant-true and a WHEN MATCHED
-  // UPDATE / DELETE adds no condition. Always true for other statements.
+  // DELETE / UPDATE / MERGE / INSERT ... ON CONFLICT DO UPDATE: whether
+  // the write is limited to rows it names: a conjunct constrains a column
+  // of the target against a value (policy/sql/filter.h has the whole
+  // definition). `WHERE true`, `1=1`, `$1`, `x = x`, `EXISTS (...)` or a
+  // condition on another table only are not filters. Always true for
+  // other statements.
   bool has_effective_filter = true;
   // Run-time parameters the statement changes, lower-case: SET, SET LOCAL,
   // RESET ("all" for RESET ALL), SET SESSION AUTHORIZATION

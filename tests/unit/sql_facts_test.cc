@@ -381,20 +381,123 @@ TEST(SqlFactsTest, EffectiveFilter) {
       {"DELETE FROM t WHERE id = 1", true},
       {"DELETE FROM t WHERE 1 = 2", true},  // filters everything out.
       {"DELETE FROM t WHERE false OR id = 3", true},
-      {"UPDATE t SET a = 1 WHERE id IN (SELECT id FROM s)", true},
       {"SELECT * FROM t", true},
       {"MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", false},
       {"MERGE INTO t USING s ON 1 = 1 WHEN MATCHED THEN UPDATE SET a = 1",
        false},
-      {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", true},
       {"MERGE INTO t USING s ON true WHEN MATCHED AND t.a = 1 THEN DELETE",
        true},
       {"MERGE INTO t USING s ON true WHEN NOT MATCHED THEN INSERT VALUES (1)",
+       true},
+      // Filters, by the positive definition: a target column against a
+      // value, whatever the value is.
+      {"DELETE FROM t WHERE id = $1", true},
+      {"DELETE FROM t WHERE $1 = id", true},
+      {"DELETE FROM t WHERE id IN (1, $2)", true},
+      {"DELETE FROM t WHERE id = ANY($1)", true},
+      {"DELETE FROM t WHERE id IS NULL", true},
+      {"DELETE FROM t WHERE id IS NOT DISTINCT FROM 3", true},
+      {"DELETE FROM t WHERE id BETWEEN 1 AND 5", true},
+      {"DELETE FROM t WHERE created < now() - interval '1 day'", true},
+      {"DELETE FROM t WHERE name LIKE 'abc%'", true},
+      {"DELETE FROM t WHERE (id)::int = 2", true},
+      {"DELETE FROM t WHERE t.id = 1", true},
+      {"DELETE FROM public.t WHERE public.t.id = 1", true},
+      {"DELETE FROM t x WHERE x.id = 1", true},
+      {"DELETE FROM t WHERE id = 1 OR id = 2", true},
+      {"DELETE FROM t WHERE id = 1 OR id IN (4, 5)", true},
+      {"DELETE FROM t WHERE CURRENT OF c", true},
+      {"DELETE FROM t WHERE archived", true},
+      {"UPDATE t SET a = v.a FROM (VALUES (1, 2)) AS v(id, a) WHERE t.id = v.id",
+       true},
+      {"MERGE INTO t USING (VALUES (1)) s(id) ON t.id = s.id WHEN MATCHED "
+       "THEN DELETE",
+       true},
+      {"MERGE INTO t USING s ON t.id = 7 WHEN MATCHED THEN DELETE", true},
+      {"INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 1", true},
+      {"INSERT INTO t SELECT * FROM u ON CONFLICT DO NOTHING", true},
+      {"INSERT INTO t SELECT * FROM u", true},
+      // Not filters: nothing constrains a target column against a value
+      // (issue 13's classes, each in more than one spelling).
+      {"DELETE FROM t WHERE $1", false},
+      {"UPDATE t SET a = 1 WHERE $1::boolean", false},
+      {"DELETE FROM t WHERE 1::int = 1", false},
+      {"DELETE FROM t WHERE 't'::boolean", false},
+      {"DELETE FROM t WHERE id = id", false},
+      {"DELETE FROM t WHERE t.id = t.id", false},
+      {"DELETE FROM t WHERE ctid = ctid", false},
+      {"DELETE FROM t WHERE id IS NOT NULL", false},
+      {"DELETE FROM t WHERE EXISTS (SELECT 1)", false},
+      {"DELETE FROM t WHERE (SELECT true)", false},
+      {"DELETE FROM t WHERE CASE WHEN true THEN true END", false},
+      {"DELETE FROM t WHERE coalesce(true)", false},
+      {"DELETE FROM t WHERE coalesce($1, true)", false},
+      {"DELETE FROM t WHERE id = 1 OR id <> 1", false},
+      {"DELETE FROM t WHERE id = 1 OR true", false},
+      {"DELETE FROM t WHERE id = coalesce($1, id)", false},
+      {"DELETE FROM t WHERE id = (SELECT max(id) FROM t) OR true", false},
+      {"DELETE FROM t WHERE NOT (id = 1)", false},
+      {"DELETE FROM t WHERE name LIKE '%'", false},
+      {"DELETE FROM t WHERE name LIKE $1", false},
+      {"DELETE FROM t WHERE id IN (SELECT id FROM t)", false},
+      {"UPDATE t SET a = 1 WHERE id IN (SELECT id FROM s)", false},
+      {"DELETE FROM t WHERE id = ANY(ARRAY(SELECT id FROM t))", false},
+      {"UPDATE t SET a = 1 FROM u WHERE u.id = 1", false},
+      {"UPDATE t SET a = 1 FROM u WHERE id = 1", false},  // whose id?
+      {"DELETE FROM t USING u WHERE u.id = 1", false},
+      {"DELETE FROM t USING u WHERE t.id = u.id", false},
+      {"DELETE FROM t x WHERE t.id = 1", false},  // t is not in scope
+      {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE", false},
+      {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.a = 1 THEN "
+       "UPDATE SET a = 1",
+       false},
+      {"INSERT INTO t SELECT * FROM u ON CONFLICT (id) DO UPDATE SET a = 1",
+       false},
+      {"INSERT INTO t SELECT * FROM u ON CONFLICT (id) DO UPDATE SET a = 1 "
+       "WHERE t.id = 5",
        true},
   };
   for (const Case& c : cases) {
     EXPECT_EQ(One(c.sql).has_effective_filter, c.filtered) << c.sql;
   }
+}
+
+// Names that are values where the statement runs: a rule's NEW and OLD,
+// a function's parameters, PL/pgSQL variables; and a writable CTE is
+// judged on its own.
+TEST(SqlFactsTest, EffectiveFilterOfNestedWrites) {
+  auto nested_filter = [](const char* sql) {
+    const StatementFacts f = One(sql);
+    EXPECT_FALSE(f.nested.empty()) << sql;
+    return f.nested.empty() || f.nested[0].has_effective_filter;
+  };
+  EXPECT_TRUE(nested_filter(
+      "CREATE RULE r AS ON INSERT TO o DO ALSO DELETE FROM a WHERE id = NEW.id"));
+  EXPECT_FALSE(nested_filter(
+      "CREATE RULE r AS ON INSERT TO o DO ALSO DELETE FROM a WHERE NEW.id = 1"));
+  EXPECT_TRUE(nested_filter(
+      "CREATE FUNCTION f(i int) RETURNS void LANGUAGE sql AS "
+      "'DELETE FROM t WHERE id = i'"));
+  EXPECT_TRUE(nested_filter(
+      "CREATE PROCEDURE p(i int) LANGUAGE plpgsql AS $$ BEGIN "
+      "DELETE FROM t WHERE id = i; END $$"));
+  EXPECT_TRUE(nested_filter(
+      "CREATE FUNCTION tg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "DELETE FROM t WHERE t.id = OLD.id; RETURN OLD; END $$"));
+  EXPECT_FALSE(nested_filter(
+      "CREATE PROCEDURE p(i int) LANGUAGE plpgsql AS $$ BEGIN "
+      "DELETE FROM t WHERE i = i; END $$"));
+  // A variable named like the column could be read as the column.
+  EXPECT_FALSE(nested_filter(
+      "CREATE PROCEDURE p(id int) LANGUAGE plpgsql AS $$ BEGIN "
+      "DELETE FROM t WHERE t.id = id; END $$"));
+  EXPECT_FALSE(nested_filter(
+      "CREATE PROCEDURE p(i int) LANGUAGE plpgsql AS $$ "
+      "#variable_conflict use_column\n BEGIN DELETE FROM t WHERE id = i; END $$"));
+  EXPECT_FALSE(nested_filter("WITH d AS (DELETE FROM t WHERE $1 RETURNING *) "
+                             "SELECT * FROM d"));
+  EXPECT_FALSE(nested_filter("PREPARE p(bool) AS UPDATE t SET a = 0 WHERE $1"));
+  EXPECT_TRUE(nested_filter("PREPARE p(int) AS UPDATE t SET a = 0 WHERE id = $1"));
 }
 
 TEST(SqlFactsTest, RelationsAndFunctionsAnywhereInTheTree) {
