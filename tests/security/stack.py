@@ -1,7 +1,7 @@
 """A real Warden stack for attack regressions: PostgreSQL 15 with the sample
 `shop` database, warden-control, and one warden-proxy enrolled with a
-bootstrap token, auditing to the control plane, with a policy that refuses
-DROP TABLE and unfiltered writes in `prod` (and allows them in `dev`).
+bootstrap token, auditing to the control plane, with the shipped example
+policies (policy/examples: production guardrails in `prod`, open `dev`).
 
     stack = Stack("warden-sec-").start()
     conn = stack.raw("prod")          # rawpg.RawConn, logged in as alice
@@ -26,29 +26,9 @@ from proxyharness import WardenProxy, wait_until  # noqa: E402
 from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402,F401
 import rawpg  # noqa: E402
 
-POLICY = """apiVersion: warden/v1
-kind: Policy
-metadata: { name: guard }
-spec:
-  environments: [prod]
-  rules:
-    - name: no-drop
-      match: { commands: [DROP TABLE] }
-      action: deny
-      message: not in prod
-    - name: no-unfiltered-writes
-      match: { commands: [DELETE, UPDATE], filter: none }
-      action: deny
-      message: Add a WHERE clause that filters.
----
-apiVersion: warden/v1
-kind: Policy
-metadata: { name: dev-open }
-spec:
-  environments: [dev]
-  defaults: { action: allow }
-  rules: []
-"""
+# The shipped example policies: production.yaml guards prod, and
+# development.yaml leaves dev open.
+EXAMPLES = os.path.join(os.path.dirname(TESTS), "policy", "examples")
 
 
 class Stack:
@@ -66,11 +46,7 @@ class Stack:
             self.pg.start()
             setup_sample(self.pg)
             self.control = ControlPlane(self.work, extra_args=self.control_args).start()
-            policies = os.path.join(self.work, "policies")
-            os.makedirs(policies)
-            with open(os.path.join(policies, "guard.yaml"), "w") as f:
-                f.write(POLICY)
-            r = self.ctl("policy", "push", policies)
+            r = self.ctl("policy", "push", EXAMPLES)
             assert r.returncode == 0, r.stderr
             self.proxy = self.make_proxy("proxy", self.proxy_id).start()
             assert wait_until(lambda: "in force" in self.proxy.log()), self.proxy.log()
