@@ -15,6 +15,51 @@ namespace warden::controlplane::scim {
 
 using absl::EqualsIgnoreCase;
 
+size_t JsonDepth(absl::string_view text) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, a '"' included
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '{':
+      case '[':
+        deepest = std::max(deepest, ++depth);
+        break;
+      case '}':
+      case ']':
+        // An unmatched closer is a syntax error the parser reports; not
+        // counting below zero keeps the count an upper bound.
+        if (depth > 0) --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return deepest;
+}
+
+absl::StatusOr<Json> ParseJson(absl::string_view text) {
+  if (JsonDepth(text) > kMaxJsonDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nested deeper than ", kMaxJsonDepth,
+                     " levels of objects and arrays (the limit)"));
+  }
+  Json parsed = Json::parse(text.begin(), text.end(), nullptr, false);
+  if (parsed.is_discarded()) return absl::InvalidArgumentError("not JSON");
+  return parsed;
+}
 
 // Attribute names are case-insensitive in SCIM: the key of `object` that
 // spells `name`, or null.

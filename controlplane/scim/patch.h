@@ -5,11 +5,13 @@
 #ifndef WARDEN_CONTROLPLANE_SCIM_PATCH_H_
 #define WARDEN_CONTROLPLANE_SCIM_PATCH_H_
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
@@ -23,6 +25,27 @@ inline constexpr char kGroupSchema[] =
     "urn:ietf:params:scim:schemas:core:2.0:Group";
 inline constexpr char kPatchSchema[] =
     "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+// How deep a SCIM body, and a resource Warden stores, may nest objects and
+// arrays (the top-level object is level 1). Okta and Entra ID send at most
+// about 5 levels. nlohmann-json's dump(), copy and comparison recurse once
+// per level, so without a limit a body nested 200,000 deep overflows the
+// stack of warden-control.
+inline constexpr size_t kMaxJsonDepth = 32;
+
+// The deepest nesting of objects and arrays in `text`, by one linear scan
+// that skips JSON strings (and their escapes); nothing recursive runs.
+// Checks nesting only: for any text a JSON parser accepts it is the depth
+// of the parsed value, for other text at least the depth a parser builds
+// before it stops. E.g. JsonDepth(R"({"a": [1, "]]"]})") == 2,
+// JsonDepth("7") == 0.
+size_t JsonDepth(absl::string_view text);
+
+// Parses `text` as JSON without exceptions, refusing before nlohmann-json
+// sees it text nested deeper than kMaxJsonDepth: InvalidArgument
+// "nested deeper than 32 levels of objects and arrays (the limit)" or
+// "not JSON".
+absl::StatusOr<Json> ParseJson(absl::string_view text);
 
 // The key of `object` that spells `name` ignoring case, or null (also for
 // a non-object).

@@ -36,11 +36,7 @@ struct Fault {
 };
 
 Response ErrorResponse(const Fault& f) {
-  Json body = {{"schemas", {kErrorSchema}},
-               {"status", std::to_string(f.status)},
-               {"detail", f.detail}};
-  if (!f.scim_type.empty()) body["scimType"] = f.scim_type;
-  return Response{f.status, body.dump(-1, ' ', false, Json::error_handler_t::replace), "", ""};
+  return scim::ErrorResponse(f.status, f.scim_type, f.detail);
 }
 
 Fault FromStatus(const absl::Status& s) {
@@ -62,6 +58,28 @@ std::string Timestamp(int64_t unix_ms) {
 }
 
 std::string ETag(uint64_t version) { return absl::StrCat("W/\"", version, "\""); }
+
+// A resource as the directory stores it (written by UserFromResource or
+// GroupFromResource, so an object within kMaxJsonDepth); an empty object
+// for anything else.
+Json StoredResource(const std::string& resource_json) {
+  auto parsed = ParseJson(resource_json);
+  if (!parsed.ok() || !parsed->is_object()) return Json::object();
+  return *std::move(parsed);
+}
+
+// The resource as the directory will store it, or InvalidArgument when it
+// nests deeper than kMaxJsonDepth (a PATCH value placed under a path).
+absl::StatusOr<std::string> StoredJson(const Json& resource) {
+  std::string text =
+      resource.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (JsonDepth(text) > kMaxJsonDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the resource would nest deeper than ", kMaxJsonDepth,
+                     " levels of objects and arrays (the limit)"));
+  }
+  return text;
+}
 
 // Drops what the server owns from a resource as the client sent it.
 void StripServerAttributes(Json* resource) {
@@ -111,13 +129,14 @@ absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
       if (auto value = StringMember(e, "value")) user.add_emails(*value);
     }
   }
-  user.set_resource_json(resource.dump(-1, ' ', false, Json::error_handler_t::replace));
+  auto stored = StoredJson(resource);
+  if (!stored.ok()) return stored.status();
+  user.set_resource_json(*std::move(stored));
   return user;
 }
 
 Json UserJson(const DirectoryUser& user, const std::string& base_url) {
-  Json out = Json::parse(user.resource_json(), nullptr, false);
-  if (!out.is_object()) out = Json::object();
+  Json out = StoredResource(user.resource_json());
   Json schemas = Json::array({kUserSchema});
   for (auto it = out.begin(); it != out.end(); ++it) {
     if (absl::StartsWith(it.key(), "urn:")) schemas.push_back(it.key());
@@ -159,14 +178,15 @@ absl::StatusOr<DirectoryGroup> GroupFromResource(Json resource) {
     }
     EraseKey(resource, "members");
   }
-  group.set_resource_json(resource.dump(-1, ' ', false, Json::error_handler_t::replace));
+  auto stored = StoredJson(resource);
+  if (!stored.ok()) return stored.status();
+  group.set_resource_json(*std::move(stored));
   return group;
 }
 
 Json GroupJson(const DirectoryGroup& group, const directory::Directory& dir,
                const std::string& base_url, bool with_members) {
-  Json out = Json::parse(group.resource_json(), nullptr, false);
-  if (!out.is_object()) out = Json::object();
+  Json out = StoredResource(group.resource_json());
   out["schemas"] = Json::array({kGroupSchema});
   out["id"] = group.id();
   Slot(out, "displayName") = group.display_name();
@@ -191,8 +211,7 @@ Json GroupJson(const DirectoryGroup& group, const directory::Directory& dir,
 
 // A group resource with its members, for PATCH to work on.
 Json GroupResourceForPatch(const DirectoryGroup& group) {
-  Json out = Json::parse(group.resource_json(), nullptr, false);
-  if (!out.is_object()) out = Json::object();
+  Json out = StoredResource(group.resource_json());
   Slot(out, "displayName") = group.display_name();
   Json members = Json::array();
   for (const std::string& id : group.member_ids()) {
@@ -253,7 +272,7 @@ bool UserMatches(const DirectoryUser& user, const Filter& f) {
                          return EqualsIgnoreCase(e, f.value);
                        });
   }
-  Json resource = Json::parse(user.resource_json(), nullptr, false);
+  const Json resource = StoredResource(user.resource_json());
   return StringMember(resource, "displayName") == f.value;
 }
 
@@ -379,6 +398,17 @@ std::string MemberDelta(const DirectoryGroup& before,
 
 }  // namespace
 
+Response ErrorResponse(int status, absl::string_view scim_type,
+                       absl::string_view detail) {
+  Json body = {{"schemas", {kErrorSchema}},
+               {"status", std::to_string(status)},
+               {"detail", std::string(detail)}};
+  if (!scim_type.empty()) body["scimType"] = std::string(scim_type);
+  return Response{status,
+                  body.dump(-1, ' ', false, Json::error_handler_t::replace),
+                  "", ""};
+}
+
 Service::Service(directory::Directory* directory, Authorize authorize,
                  Changed changed)
     : directory_(directory),
@@ -405,11 +435,22 @@ Response Service::Handle(const Request& request, absl::Time now) const {
   }
   absl::ConsumeSuffix(&path, "/");
   const std::string& method = request.method;
+  // Size and nesting are checked before nlohmann-json sees the body.
   const auto parse_body = [&](Json* out) -> std::optional<Fault> {
-    *out = Json::parse(request.body, nullptr, false);
-    if (out->is_discarded() || !out->is_object()) {
+    if (request.body.size() > kMaxBodyBytes) {
+      return Fault{413, "",
+                   absl::StrCat("the body is larger than ",
+                                kMaxBodyBytes >> 20, " MiB (the limit)")};
+    }
+    auto parsed = ParseJson(request.body);
+    if (!parsed.ok()) {
+      return Fault{400, "invalidSyntax",
+                   absl::StrCat("the body is ", parsed.status().message())};
+    }
+    if (!parsed->is_object()) {
       return Fault{400, "invalidSyntax", "the body is not a JSON object"};
     }
+    *out = *std::move(parsed);
     return std::nullopt;
   };
 
@@ -522,8 +563,7 @@ Response Service::Handle(const Request& request, absl::Time now) const {
       if (method == "PUT") {
         resource = std::move(body);
       } else {
-        resource = Json::parse(current->resource_json(), nullptr, false);
-        if (!resource.is_object()) resource = Json::object();
+        resource = StoredResource(current->resource_json());
         Slot(resource, "userName") = current->user_name();
         Slot(resource, "active") = current->active();
         if (absl::Status s = ApplyPatch(body, true, &resource); !s.ok()) {

@@ -23,9 +23,13 @@
 // Deactivating a user (`active: false`, as Okta and Entra ID send it, also
 // the string "False") or deleting one takes effect on every proxy with the
 // next bundle: the user is refused and their open sessions are closed.
+//
+// Bodies are refused before they are parsed when larger than kMaxBodyBytes
+// (413) or nested deeper than kMaxJsonDepth (patch.h; 400 invalidSyntax).
 #ifndef WARDEN_CONTROLPLANE_SCIM_SCIM_H_
 #define WARDEN_CONTROLPLANE_SCIM_SCIM_H_
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <string>
@@ -36,6 +40,11 @@
 #include "controlplane/directory/directory.h"
 
 namespace warden::controlplane::scim {
+
+// The largest request body served: a group PATCH with thousands of members
+// stays well below it. Larger bodies get 413 (the HTTPS listener refuses
+// them before reading them).
+inline constexpr size_t kMaxBodyBytes = size_t{8} << 20;
 
 struct Request {
   std::string method;  // GET, POST, PUT, PATCH, DELETE
@@ -53,6 +62,12 @@ struct Response {
   std::string location;  // 201: the new resource
   std::string etag;      // W/"<version>" of a returned resource
 };
+
+// A SCIM error response (RFC 7644 3.12): `status`, the error object with
+// `scimType` unless `scim_type` is empty, and `detail`. For what the
+// transport refuses itself (e.g. 413 for a body over kMaxBodyBytes).
+Response ErrorResponse(int status, absl::string_view scim_type,
+                       absl::string_view detail);
 
 // One committed change, for the control plane's audit log.
 struct Change {

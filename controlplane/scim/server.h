@@ -1,5 +1,7 @@
 // The SCIM endpoint on HTTPS (cpp-httplib's SSLServer, TLS 1.2+), serving
-// controlplane/scim's Service on its own threads.
+// controlplane/scim's Service on its own threads. Idle and slow peers are
+// bounded by short timeouts and a ConnectionGuard (connection_guard.h;
+// the numbers are in controlplane/scim/README.md).
 #ifndef WARDEN_CONTROLPLANE_SCIM_SERVER_H_
 #define WARDEN_CONTROLPLANE_SCIM_SERVER_H_
 
@@ -17,6 +19,8 @@ class SSLServer;
 
 namespace warden::controlplane::scim {
 
+class ConnectionGuard;
+
 class Server {
  public:
   // Listens on `host`:`port` (0: any free port) with the PEM certificate
@@ -30,6 +34,8 @@ class Server {
 
  private:
   Server() = default;
+  // Declared first: it must outlive the server's threads.
+  std::unique_ptr<ConnectionGuard> guard_;
   std::unique_ptr<httplib::SSLServer> http_;
   std::thread thread_;
   uint16_t port_ = 0;

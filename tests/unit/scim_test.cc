@@ -12,6 +12,7 @@
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/directory/directory.h"
 #include "controlplane/log/rocksdb_log.h"
+#include "controlplane/scim/patch.h"
 #include "controlplane/scim/scim.h"
 #include "controlplane/server/coalescer.h"
 #include "controlplane/state/state_machine.h"
@@ -92,6 +93,20 @@ class ScimTest : public ::testing::Test {
                       ? Json()
                       : Json::parse(response.body, nullptr, false);
     return Reply{response.status, parsed, response.location};
+  }
+  // A body as bytes: building a deeply nested Json to dump would itself
+  // recurse.
+  Reply CallRaw(const std::string& method, const std::string& path,
+                std::string body) {
+    scim::Request r;
+    r.method = method;
+    r.path = "/scim/v2" + path;
+    r.body = std::move(body);
+    r.authorization = "Bearer good";
+    r.base_url = "https://warden.test/scim/v2";
+    scim::Response response = service_->Handle(r, kNow);
+    return Reply{response.status, Json::parse(response.body, nullptr, false),
+                 response.location};
   }
   std::string CreateUser(const std::string& name, Json extra = Json::object()) {
     Json body = {{"schemas", {"urn:ietf:params:scim:schemas:core:2.0:User"}},
@@ -385,6 +400,107 @@ TEST_F(ScimTest, BundlesRepublishWhenTheDirectoryChanges) {
   EXPECT_EQ(bundle.directory(0).user_name(), "dave");
   EXPECT_THAT(head->signed_bundle().message(), HasSubstr("directory changed"));
   EXPECT_TRUE(bundles.RefreshIdentities("t", kNow)->unchanged);
+}
+
+// `{"a":{"a":...leaf...}}`, `depth` objects deep.
+std::string Nested(size_t depth, const std::string& leaf = "1") {
+  std::string out;
+  for (size_t i = 0; i < depth; ++i) out += R"({"a":)";
+  out += leaf;
+  out.append(depth, '}');
+  return out;
+}
+
+// Issue 14 item 5: a body nested 200,000 deep crashed warden-control in
+// nlohmann-json's recursive dump().
+TEST_F(ScimTest, RefusesBodiesNestedDeeperThanTheLimit) {
+  const auto expect_refused = [](const Reply& r) {
+    EXPECT_EQ(r.status, 400) << r.body.dump();
+    EXPECT_EQ(r.body["scimType"], "invalidSyntax");
+    EXPECT_EQ(r.body["status"], "400");
+    EXPECT_THAT(r.body["detail"].get<std::string>(),
+                HasSubstr("nested deeper than 32 levels"));
+  };
+  ASSERT_EQ(scim::kMaxJsonDepth, 32);
+  expect_refused(
+      CallRaw("POST", "/Users",
+              R"({"userName": "deep", "a": )" + Nested(200000) + "}"));
+  expect_refused(CallRaw("POST", "/Groups",
+                         std::string(200000, '[') + std::string(200000, ']')));
+  // At the limit: the user object is level 1, "a" holds the other 31.
+  Reply at = CallRaw("POST", "/Users",
+                     R"({"userName": "at", "a": )" + Nested(31) + "}");
+  ASSERT_EQ(at.status, 201) << at.body.dump();
+  const std::string id = at.body["id"];
+  Reply read = Call("GET", "/Users/" + id);
+  ASSERT_EQ(read.status, 200);
+  EXPECT_EQ(scim::JsonDepth(read.body.dump()), 32);
+  expect_refused(CallRaw("POST", "/Users",
+                         R"({"userName": "over", "a": )" + Nested(32) + "}"));
+  // Brackets inside strings are text.
+  EXPECT_EQ(CallRaw("POST", "/Users",
+                    R"({"userName": "brackets", "title": ")" +
+                        std::string(100, '[') + R"(\"{{{"})")
+                .status,
+            201);
+  // PATCH: a deep value is refused the same way, and changes nothing.
+  const std::string patch_head =
+      absl::StrCat(R"({"schemas": [")", kPatch,
+                   R"("], "Operations": [{"op": "add", "path": )");
+  expect_refused(
+      CallRaw("PATCH", "/Users/" + id,
+              patch_head + R"("title", "value": )" + Nested(200000) + "}]}"));
+  // A value within the body's limit that a path would put deeper than 32
+  // levels in the stored resource.
+  const Reply too_deep =
+      CallRaw("PATCH", "/Users/" + id,
+              patch_head + "\"" + kEnterprise +
+                  R"(:emails[type eq \"work\"].value", "value": )" +
+                  Nested(29) + "}]}");
+  EXPECT_EQ(too_deep.status, 400) << too_deep.body.dump();
+  EXPECT_EQ(too_deep.body["scimType"], "invalidValue");
+  EXPECT_THAT(too_deep.body["detail"].get<std::string>(),
+              HasSubstr("deeper than 32 levels"));
+  Reply after = Call("GET", "/Users/" + id);
+  EXPECT_EQ(after.body["meta"]["version"], "W/\"1\"");
+  EXPECT_FALSE(after.body.contains("title"));
+  EXPECT_THAT(changes_, ElementsAre("directory.user.create at",
+                                    "directory.user.create brackets"));
+}
+
+TEST_F(ScimTest, RefusesBodiesOverTheSizeLimit) {
+  std::string big = R"({"userName": "big", "title": ")";
+  big.append(scim::kMaxBodyBytes, 'x');
+  big += R"("})";
+  Reply r = CallRaw("POST", "/Users", big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_THAT(r.body["detail"].get<std::string>(), HasSubstr("8 MiB"));
+  EXPECT_TRUE(changes_.empty());
+}
+
+TEST(ScimJsonTest, JsonDepthCountsBracketsOutsideStrings) {
+  EXPECT_EQ(scim::JsonDepth("7"), 0);
+  EXPECT_EQ(scim::JsonDepth("{}"), 1);
+  EXPECT_EQ(scim::JsonDepth(R"({"a": [1, "]]"]})"), 2);
+  EXPECT_EQ(scim::JsonDepth(R"([{"a": "\"[{"}, [[]]])"), 3);
+  // An escaped backslash does not escape the quote after it.
+  EXPECT_EQ(scim::JsonDepth(R"(["\\", [[]]])"), 3);
+  // Malformed text: unmatched closers never lower the count below zero.
+  EXPECT_EQ(scim::JsonDepth("]]]][["), 2);
+  EXPECT_EQ(scim::JsonDepth(std::string(200000, '[')), 200000);
+}
+
+TEST(ScimJsonTest, ParseJsonRefusesDeepAndMalformedText) {
+  EXPECT_TRUE(scim::ParseJson(Nested(32)).ok());
+  auto deep = scim::ParseJson(Nested(33));
+  EXPECT_TRUE(absl::IsInvalidArgument(deep.status()));
+  EXPECT_THAT(deep.status().message(), HasSubstr("deeper than 32 levels"));
+  auto garbage = scim::ParseJson("{not json");
+  EXPECT_TRUE(absl::IsInvalidArgument(garbage.status()));
+  EXPECT_EQ(garbage.status().message(), "not JSON");
+  // Deep and malformed: refused by the scan, never parsed.
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      scim::ParseJson(std::string(200000, '{')).status()));
 }
 
 TEST(CoalescerTest, RequestsDuringARunBecomeOneMoreRun) {

@@ -1,0 +1,288 @@
+"""Attacks on warden-control's SCIM endpoint (issue 14, items 5 and 6):
+a body nested 200,000 deep must be refused with a SCIM error, not crash
+the process; idle TCP sockets and half-sent TLS handshakes (no
+credentials needed) must not keep a provisioning request waiting. A real
+warden-control serving SCIM over HTTPS on 127.0.0.1."""
+
+import gzip
+import http.client
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
+
+from controlharness import ControlPlane  # noqa: E402
+from pgharness import free_port  # noqa: E402
+from proxyharness import wait_until  # noqa: E402
+
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+DEEP = 200_000
+LIMIT = 32  # kMaxJsonDepth in controlplane/scim/patch.h
+MAX_BODY = 8 << 20  # kMaxBodyBytes in controlplane/scim/scim.h
+# What a provisioning request may take while the sockets are open.
+ANSWER_WITHIN = 1.0
+# No loop of this test runs longer than this.
+LOOP_BUDGET = 60.0
+
+
+def nested(depth, leaf=b"1"):
+    """`{"a":{"a":...leaf...}}`, `depth` objects deep, without recursion."""
+    return b'{"a":' * depth + leaf + b"}" * depth
+
+
+def client_hello():
+    """The first flight of a real TLS client (a ClientHello record)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    assert len(hello) > 100 and hello[0] == 0x16, hello[:8]
+    return hello
+
+
+class ScimLimits(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="warden-sec-scim-")
+        cls.control = None
+        try:
+            cls.scim_port = free_port()
+            cls.control = ControlPlane(cls.work, extra_args=[
+                "--scim-listen", "127.0.0.1:%d" % cls.scim_port]).start()
+            assert wait_until(lambda: "SCIM endpoint ready" in cls.control.log()), \
+                cls.control.log()
+            cls.token = cls.control.create_token("okta-provisioning", "--scope", "scim")
+            cls.ctx = ssl.create_default_context(cafile=cls.control.ca_file)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.control:
+            cls.control.stop()
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def scim(self, method, path, body=None, timeout=20):
+        """One HTTPS request with the scim token on a fresh connection:
+        (status, parsed body or None, seconds from connect to the answer)."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+        start = time.monotonic()
+        conn = http.client.HTTPSConnection("127.0.0.1", self.scim_port,
+                                           context=self.ctx, timeout=timeout)
+        try:
+            conn.request(method, "/scim/v2" + path, body=body, headers={
+                "Authorization": "Bearer " + self.token,
+                "Content-Type": "application/scim+json"})
+            resp = conn.getresponse()
+            raw = resp.read()
+            elapsed = time.monotonic() - start
+            return resp.status, (json.loads(raw) if raw else None), elapsed
+        finally:
+            conn.close()
+
+    def assert_serving(self):
+        """warden-control is alive and answers a normal request."""
+        self.assertIsNone(self.control.proc.poll(),
+                          "warden-control died:\n" + self.control.log()[-3000:])
+        status, body, _ = self.scim("GET", "/Users")
+        self.assertEqual(status, 200, body)
+        self.assertIn("totalResults", body)
+
+    def assert_nesting_refused(self, status, body):
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["schemas"], [ERROR])
+        self.assertEqual(body["status"], "400")
+        self.assertEqual(body["scimType"], "invalidSyntax")
+        self.assertIn("nested deeper than %d levels" % LIMIT, body["detail"])
+
+    # ---- item 5: nesting ----
+
+    def test_a_post_nested_200000_deep_is_refused_and_the_server_lives(self):
+        user = b'{"userName": "deep@example.com", "a": ' + nested(DEEP) + b"}"
+        status, body, _ = self.scim("POST", "/Users", user)
+        self.assert_nesting_refused(status, body)
+        status, body, _ = self.scim("POST", "/Groups", b"[" * DEEP + b"]" * DEEP)
+        self.assert_nesting_refused(status, body)
+        self.assert_serving()
+        self.assert_not_created("deep@example.com")
+
+    def test_a_patch_with_a_value_nested_200000_deep_is_refused(self):
+        status, user, _ = self.scim("POST", "/Users", {"userName": "patched@example.com"})
+        self.assertEqual(status, 201, user)
+        patch = (b'{"schemas": ["' + PATCH.encode() + b'"], "Operations": ['
+                 b'{"op": "replace", "path": "title", "value": ' + nested(DEEP) + b"}]}")
+        status, body, _ = self.scim("PATCH", "/Users/" + user["id"], patch)
+        self.assert_nesting_refused(status, body)
+        self.assert_serving()
+        status, after, _ = self.scim("GET", "/Users/" + user["id"])
+        self.assertEqual(status, 200, after)
+        self.assertNotIn("title", after)
+        self.assertEqual(after["meta"]["version"], user["meta"]["version"])
+
+    def test_a_body_at_the_limit_is_served(self):
+        # The user object is level 1, "a" holds the other 31.
+        body = b'{"userName": "limit@example.com", "a": ' + nested(LIMIT - 1) + b"}"
+        status, user, _ = self.scim("POST", "/Users", body)
+        self.assertEqual(status, 201, user)
+        status, read, _ = self.scim("GET", "/Users/" + user["id"])
+        self.assertEqual(status, 200, read)
+        self.assertEqual(json.dumps(read["a"]).count("{"), LIMIT - 1)
+        body = b'{"userName": "over@example.com", "a": ' + nested(LIMIT) + b"}"
+        self.assert_nesting_refused(*self.scim("POST", "/Users", body)[:2])
+
+    def assert_not_created(self, user_name):
+        status, body, _ = self.scim("GET", '/Users?filter=userName%%20eq%%20"%s"' % user_name)
+        self.assertEqual((status, body["totalResults"]), (200, 0), body)
+
+    def test_a_body_over_8_mib_is_refused_however_it_is_framed(self):
+        # Announced: refused before a byte of it is read.
+        conn = http.client.HTTPSConnection("127.0.0.1", self.scim_port,
+                                           context=self.ctx, timeout=10)
+        try:
+            conn.putrequest("POST", "/scim/v2/Users")
+            conn.putheader("Authorization", "Bearer " + self.token)
+            conn.putheader("Content-Type", "application/scim+json")
+            conn.putheader("Content-Length", str(MAX_BODY + 1))
+            conn.endheaders()
+            resp = conn.getresponse()
+            body = json.loads(resp.read())
+        finally:
+            conn.close()
+        self.assertEqual(resp.status, 413, body)
+        self.assertEqual((body["schemas"], body["status"]), ([ERROR], "413"))
+        self.assertIn("larger than 8 MiB", body["detail"])
+
+        # Chunked, which cpp-httplib's own limit does not cover: the server
+        # stops reading at the limit, answers 413 and closes.
+        user = (b'{"userName": "chunked@example.com", "title": "'
+                + b"x" * (MAX_BODY + 4096) + b'"}')
+        chunks = [b"%x\r\n" % len(user[i:i + 65536]) + user[i:i + 65536] + b"\r\n"
+                  for i in range(0, len(user), 65536)] + [b"0\r\n\r\n"]
+        answer = self.raw_post(b"Transfer-Encoding: chunked", chunks)
+        if answer:  # else reset before the answer was read
+            self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:300])
+        self.assert_not_created("chunked@example.com")
+
+        # Compressed: refused, not inflated.
+        packed = gzip.compress(b'{"userName": "gzip@example.com", "title": "'
+                               + b"x" * (MAX_BODY * 4) + b'"}')
+        answer = self.raw_post(b"Content-Encoding: gzip\r\nContent-Length: %d" % len(packed),
+                               [packed])
+        if answer:
+            self.assertTrue(answer.startswith(b"HTTP/1.1 415"), answer[:300])
+        self.assert_not_created("gzip@example.com")
+        self.assert_serving()
+
+    def raw_post(self, framing, pieces):
+        """POST /Users with the `framing` header line(s), then `pieces` of
+        body from another thread (the server may stop reading): the answer's
+        first bytes, or b"" when the connection was reset before them."""
+        raw = socket.create_connection(("127.0.0.1", self.scim_port), timeout=10)
+        tls = self.ctx.wrap_socket(raw, server_hostname="localhost")
+        answer = b""
+        try:
+            tls.sendall(b"POST /scim/v2/Users HTTP/1.1\r\nHost: localhost\r\n"
+                        b"Authorization: Bearer " + self.token.encode() + b"\r\n"
+                        b"Content-Type: application/scim+json\r\n" + framing + b"\r\n\r\n")
+
+            def send():
+                try:
+                    for piece in pieces:
+                        tls.sendall(piece)
+                except OSError:
+                    pass  # the server stopped reading
+
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            deadline = time.monotonic() + 20
+            try:
+                while b"\r\n\r\n" not in answer and time.monotonic() < deadline:
+                    piece = tls.recv(4096)
+                    if not piece:
+                        break
+                    answer += piece
+            except OSError:
+                pass
+            sender.join(timeout=20)
+            self.assertFalse(sender.is_alive(), "the body is still being sent")
+        finally:
+            tls.close()
+        return answer
+
+    # ---- item 6: idle sockets ----
+
+    def open_idle(self, count, first_bytes):
+        """`count` TCP connections to the SCIM port that send `first_bytes`
+        (maybe nothing) and then nothing more."""
+        deadline = time.monotonic() + LOOP_BUDGET
+        socks = []
+        try:
+            for _ in range(count):
+                self.assertLess(time.monotonic(), deadline, "opening idle sockets")
+                s = socket.create_connection(("127.0.0.1", self.scim_port), timeout=10)
+                socks.append(s)
+                if first_bytes:
+                    try:
+                        s.sendall(first_bytes)
+                    except OSError:
+                        pass  # the server already closed it: fine
+        except BaseException:
+            for s in socks:
+                s.close()
+            raise
+        return socks
+
+    def check_answers_while_idle(self, count, first_bytes):
+        socks = self.open_idle(count, first_bytes)
+        try:
+            timings = []
+            for pause in (0.0, 1.5):  # at once, then with the sockets settled
+                time.sleep(pause)
+                try:
+                    status, body, elapsed = self.scim("GET", "/Users", timeout=10)
+                except OSError as e:  # timeouts included
+                    self.fail("%d idle sockets: GET /Users got no answer: %r" % (count, e))
+                self.assertEqual(status, 200, body)
+                timings.append(elapsed)
+            print("\n  %d idle sockets (%s): GET /Users answered in %s" % (
+                count, "partial ClientHello" if first_bytes else "nothing sent",
+                ", ".join("%.3f s" % t for t in timings)), file=sys.stderr)
+            for t in timings:
+                self.assertLess(t, ANSWER_WITHIN, "%d idle sockets: %s" % (count, timings))
+        finally:
+            for s in socks:
+                s.close()
+        self.assertIsNone(self.control.proc.poll(), self.control.log()[-3000:])
+
+    def test_idle_tcp_sockets_do_not_stall_scim(self):
+        for count in (40, 200):
+            with self.subTest(count=count):
+                self.check_answers_while_idle(count, b"")
+
+    def test_half_sent_tls_handshakes_do_not_stall_scim(self):
+        hello = client_hello()
+        for count in (40, 200):
+            with self.subTest(count=count):
+                self.check_answers_while_idle(count, hello[:len(hello) // 2])
+
+
+if __name__ == "__main__":
+    unittest.main()
