@@ -11,6 +11,7 @@ namespace {
 constexpr absl::string_view kUserPrefix = "spiffe://warden/user/";
 constexpr absl::string_view kGroupPrefix = "spiffe://warden/group/";
 constexpr absl::string_view kIdpPrefix = "spiffe://warden/idp/";
+constexpr absl::string_view kKindPrefix = "spiffe://warden/kind/";
 
 bool Unreserved(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' ||
@@ -71,6 +72,10 @@ absl::StatusOr<std::string> PercentDecode(absl::string_view text) {
   return out;
 }
 
+bool IsIdentityKind(absl::string_view kind) {
+  return kind == "human" || kind == "agent" || kind == "service";
+}
+
 std::vector<std::string> UserUris(const UserIdentity& identity) {
   std::vector<std::string> uris;
   uris.push_back(absl::StrCat(kUserPrefix, PercentEncode(identity.user)));
@@ -78,24 +83,28 @@ std::vector<std::string> UserUris(const UserIdentity& identity) {
     uris.push_back(absl::StrCat(kGroupPrefix, PercentEncode(g)));
   }
   uris.push_back(absl::StrCat(kIdpPrefix, PercentEncode(identity.provider)));
+  if (!identity.kind.empty()) {
+    uris.push_back(absl::StrCat(kKindPrefix, PercentEncode(identity.kind)));
+  }
   return uris;
 }
 
 absl::StatusOr<UserIdentity> UserIdentityFromUris(
     const std::vector<std::string>& uris) {
+  // The names a certificate carries once: where each goes, and whether seen.
+  struct Single {
+    absl::string_view prefix;
+    const char* what;
+    std::string* into;
+    bool seen = false;
+  };
   UserIdentity out;
-  bool has_user = false, has_idp = false;
+  Single singles[] = {{kUserPrefix, "user", &out.user},
+                      {kIdpPrefix, "identity provider", &out.provider},
+                      {kKindPrefix, "identity kind", &out.kind}};
   for (const auto& uri : uris) {
     absl::string_view rest = uri;
-    std::string* into = nullptr;
-    bool* seen = nullptr;
-    if (absl::ConsumePrefix(&rest, kUserPrefix)) {
-      into = &out.user;
-      seen = &has_user;
-    } else if (absl::ConsumePrefix(&rest, kIdpPrefix)) {
-      into = &out.provider;
-      seen = &has_idp;
-    } else if (absl::ConsumePrefix(&rest, kGroupPrefix)) {
+    if (absl::ConsumePrefix(&rest, kGroupPrefix)) {
       auto group = PercentDecode(rest);
       if (!group.ok()) {
         return absl::InvalidArgumentError(
@@ -103,28 +112,45 @@ absl::StatusOr<UserIdentity> UserIdentityFromUris(
       }
       out.groups.push_back(*std::move(group));
       continue;
-    } else {
-      continue;
     }
-    if (*seen) {
+    Single* single = nullptr;
+    for (Single& s : singles) {
+      if (absl::ConsumePrefix(&rest, s.prefix)) {
+        single = &s;
+        break;
+      }
+    }
+    if (single == nullptr) continue;  // not a user URI
+    if (single->seen) {
       return absl::InvalidArgumentError(
-          absl::StrCat("the certificate names more than one ",
-                       into == &out.user ? "user" : "identity provider"));
+          absl::StrCat("the certificate names more than one ", single->what));
     }
     auto name = PercentDecode(rest);
     if (!name.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("URI ", uri, ": ", name.status().message()));
     }
-    *into = *std::move(name);
-    *seen = true;
+    *single->into = *std::move(name);
+    single->seen = true;
   }
-  if (!has_user) {
+  if (!singles[0].seen) {
     return absl::NotFoundError("the certificate names no Warden user");
   }
-  if (!has_idp) {
+  if (!singles[1].seen) {
     return absl::InvalidArgumentError(
         "the certificate names no identity provider");
+  }
+  if (!singles[2].seen) {
+    // Issued before certificates carried the kind: reading it as human
+    // would turn an agent into a person for every policy.
+    return absl::FailedPreconditionError(
+        "certificate from an older warden-control carries no identity kind; "
+        "run `wardenctl login` again");
+  }
+  if (!IsIdentityKind(out.kind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the certificate names an unknown identity kind '",
+                     out.kind.substr(0, 40), "' (human, agent or service)"));
   }
   return out;
 }

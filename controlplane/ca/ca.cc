@@ -73,6 +73,13 @@ absl::StatusOr<std::string> Authority::IssueUser(
     return absl::InvalidArgumentError(
         "a user certificate needs a user and an identity provider");
   }
+  // Proxies refuse a user certificate without a kind: never issue one.
+  if (!IsIdentityKind(identity.kind)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a user certificate needs an identity kind (human, agent or "
+        "service), not '",
+        identity.kind, "'"));
+  }
   for (const auto& g : identity.groups) {
     if (g.empty()) return absl::InvalidArgumentError("an empty group name");
   }

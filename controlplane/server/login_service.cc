@@ -27,6 +27,24 @@ std::string ClientId(const warden::v1::IdentityProviderSpec& spec) {
   return spec.audiences().empty() ? "" : spec.audiences(0);
 }
 
+// The first bytes of `text`, at most `max`, without splitting a UTF-8
+// character.
+std::string Prefix(absl::string_view text, size_t max) {
+  if (text.size() <= max) return std::string(text);
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return absl::StrCat(text.substr(0, n), "...");
+}
+
+// The identity kind a certificate just issued names (the response has no
+// field for it), for the audit record.
+std::string CertificateKind(const std::string& certificate_pem) {
+  auto parsed = x509::Parse(certificate_pem);
+  if (!parsed.ok()) return "?";
+  auto identity = UserIdentityFromUris(parsed->subject.uris);
+  return identity.ok() ? identity->kind : "?";
+}
+
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
                                  const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -64,11 +82,14 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
     }
   }
   if (spec == nullptr) {
+    // Nothing of the token is verified yet: its issuer is what the sender
+    // wrote, and the recorded reason says so.
     return TokenRefused(absl::UnauthenticatedError(absl::StrCat(
-        "issuer '", issuer->substr(0, 200), "' is not ",
+        "unverified issuer \"", Prefix(*issuer, 200), "\" is not ",
         request.provider().empty()
             ? std::string("an identity provider of the policy bundle")
-            : absl::StrCat("identity provider ", request.provider()))));
+            : absl::StrCat("identity provider \"",
+                           Prefix(request.provider(), 200), "\""))));
   }
   auto keys = jwt::KeySet::FromJwks(spec->jwks());
   if (!keys.ok()) {
@@ -92,7 +113,11 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
         mapped->user,
         " is deactivated in the identity provider's directory (SCIM)"));
   }
-  UserIdentity identity{mapped->user, mapped->groups, spec->name()};
+  // The kind this provider's tokens give (as on the proxy, where the same
+  // token sent as the password gets it), carried in the certificate so the
+  // proxy reads back the same identity.
+  UserIdentity identity{mapped->user, mapped->groups, spec->name(),
+                        spec->kind().empty() ? "human" : spec->kind()};
   auto cert = authority.IssueUser(request.csr_pem(), identity, now, ttl);
   if (!cert.ok()) return cert.status();
   auto parsed = x509::Parse(*cert);
@@ -152,10 +177,11 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
           issued->user(), "identity.certificate",
           absl::StrCat(issued->provider(), "/", issued->user()),
           absl::StrCat("certificate issued until ",
-                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                        absl::FromUnixSeconds(
-                                            issued->not_after().seconds()),
-                                        absl::UTCTimeZone()),
+                       absl::FormatTime(
+                           "%Y-%m-%dT%H:%M:%SZ",
+                           absl::FromUnixSeconds(issued->not_after().seconds()),
+                           absl::UTCTimeZone()),
+                       "; kind: ", CertificateKind(issued->certificate_pem()),
                        "; groups: ", absl::StrJoin(issued->groups(), ",")),
           true);
     } else {

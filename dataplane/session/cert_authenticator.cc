@@ -28,22 +28,43 @@ AuthStep Refused(absl::Status why, std::string method) {
   return step;
 }
 
-// Whether `bundle` still has `provider` and accepts it in `environment`.
+// The kind a certificate names (common/user_identity checked it is one of
+// the three); nothing defaults to human.
+absl::StatusOr<warden::v1::IdentityKind> KindOf(const std::string& kind) {
+  if (kind == "human") return warden::v1::IDENTITY_KIND_HUMAN;
+  if (kind == "agent") return warden::v1::IDENTITY_KIND_AGENT;
+  if (kind == "service") return warden::v1::IDENTITY_KIND_SERVICE;
+  return absl::PermissionDeniedError(
+      absl::StrCat("unknown identity kind '", kind, "'"));
+}
+
+// Whether `bundle` still has the certificate's provider, accepts it in
+// `environment`, and gives the kind the certificate names (a provider whose
+// kind changed since the login would otherwise keep its old kind in
+// certificates while its tokens get the new one).
 absl::Status ProviderAccepted(const warden::v1::PolicyBundle& bundle,
-                              const std::string& provider,
+                              const UserIdentity& identity,
                               const std::string& environment) {
+  const std::string& provider = identity.provider;
   for (const auto& spec : bundle.identity_providers()) {
     if (spec.name() != provider) continue;
-    if (spec.environments().empty() ||
-        std::any_of(spec.environments().begin(), spec.environments().end(),
-                    [&](const std::string& glob) {
-                      return fnmatch(glob.c_str(), environment.c_str(), 0) == 0;
-                    })) {
-      return absl::OkStatus();
+    if (!spec.environments().empty() &&
+        std::none_of(spec.environments().begin(), spec.environments().end(),
+                     [&](const std::string& glob) {
+                       return fnmatch(glob.c_str(), environment.c_str(), 0) ==
+                              0;
+                     })) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("identity provider ", provider,
+                       " is not accepted in environment ", environment));
     }
-    return absl::PermissionDeniedError(
-        absl::StrCat("identity provider ", provider,
-                     " is not accepted in environment ", environment));
+    const std::string kind = spec.kind().empty() ? "human" : spec.kind();
+    if (kind != identity.kind) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "the certificate names kind ", identity.kind, ", identity provider ",
+          provider, " now gives kind ", kind, "; run `wardenctl login` again"));
+    }
+    return absl::OkStatus();
   }
   return absl::PermissionDeniedError(absl::StrCat(
       "identity provider ", provider, " is not in the policy bundle"));
@@ -136,17 +157,23 @@ AuthStep CertAuthenticator::Authenticate(
                    method);
   }
   if (bundle != nullptr) {
-    if (absl::Status s = ProviderAccepted(*bundle, identity->provider,
-                                          request.environment);
+    if (absl::Status s =
+            ProviderAccepted(*bundle, *identity, request.environment);
         !s.ok()) {
       return Refused(s, method);
     }
+  }
+  auto kind = KindOf(identity->kind);
+  if (!kind.ok()) {
+    return Refused(absl::PermissionDeniedError(absl::StrCat(
+                       "certificate ", serial, ": ", kind.status().message())),
+                   method);
   }
   AuthStep step;
   step.state = AuthStep::State::kSuccess;
   step.identity.set_user(identity->user);
   for (auto& g : identity->groups) step.identity.add_groups(std::move(g));
-  step.identity.set_kind(warden::v1::IDENTITY_KIND_HUMAN);
+  step.identity.set_kind(*kind);
   step.identity.set_auth_method(method);
   return step;
 }

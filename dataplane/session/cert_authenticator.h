@@ -5,10 +5,16 @@
 // certificate must chain to Warden's CA, be valid now and for clientAuth,
 // name a user (common/user_identity; never a proxy), and that user must be
 // the one the client connects as. Its groups become the identity's groups,
-// the method is "cert:<provider>" and the kind human. No password is asked.
+// its kind (spiffe://warden/kind/..., the kind its provider's tokens give:
+// human, agent or service) the identity's kind, and the method is
+// "cert:<provider>". No password is asked. A certificate that names no kind
+// (issued by a warden-control from before kinds were carried) is refused,
+// never taken for a human: "certificate from an older warden-control
+// carries no identity kind; run `wardenctl login` again".
 // With a policy bundle (proxies of a control plane), the certificate's
-// provider must still be one of the bundle's identity providers and accept
-// the listener's environment (its `environments` globs), as for tokens.
+// provider must still be one of the bundle's identity providers, accept
+// the listener's environment (its `environments` globs), as for tokens, and
+// still give the kind the certificate names.
 // Refusals are SQLSTATE 28000 "Warden: certificate refused: <why>".
 #ifndef WARDEN_DATAPLANE_SESSION_CERT_AUTHENTICATOR_H_
 #define WARDEN_DATAPLANE_SESSION_CERT_AUTHENTICATOR_H_

@@ -2,13 +2,17 @@
 // (common/oidc_claims), the certificate's names (common/user_identity),
 // Warden's CA issuing a person's certificate, warden-control's
 // IssueUserCertificate deciding on a token, and the proxy's
-// CertAuthenticator reading the certificate back.
+// CertAuthenticator reading the certificate back: the same user, groups and
+// kind (human, agent, service) as the token gives, and no certificate
+// without a kind taken for a human.
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/jwt.h"
 #include "common/oidc_claims.h"
@@ -111,26 +115,72 @@ TEST(ClaimRulesFromSpec, DefaultsAndOverrides) {
 // --- common/user_identity -------------------------------------------------
 
 TEST(UserIdentity, UrisRoundTripWithEncodedNames) {
-  UserIdentity in{"ana@example.com", {"eng team", "a/b"}, "okta"};
+  UserIdentity in{"ana@example.com", {"eng team", "a/b"}, "okta", "agent"};
   const auto uris = UserUris(in);
   EXPECT_THAT(uris, ElementsAre("spiffe://warden/user/ana%40example.com",
                                 "spiffe://warden/group/eng%20team",
                                 "spiffe://warden/group/a%2Fb",
-                                "spiffe://warden/idp/okta"));
+                                "spiffe://warden/idp/okta",
+                                "spiffe://warden/kind/agent"));
   auto out = UserIdentityFromUris(uris);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->user, in.user);
   EXPECT_EQ(out->groups, in.groups);
   EXPECT_EQ(out->provider, "okta");
+  EXPECT_EQ(out->kind, "agent");
+}
+
+TEST(UserIdentity, EveryKindRoundTripsAndNothingElseIsAKind) {
+  for (const char* kind : {"human", "agent", "service"}) {
+    EXPECT_TRUE(IsIdentityKind(kind));
+    auto out = UserIdentityFromUris(UserUris({"a", {}, "corp", kind}));
+    ASSERT_TRUE(out.ok()) << kind << ": " << out.status();
+    EXPECT_EQ(out->kind, kind);
+  }
+  for (const char* not_kind : {"", "Human", "robot", "human "}) {
+    EXPECT_FALSE(IsIdentityKind(not_kind)) << not_kind;
+  }
+}
+
+TEST(UserIdentity, NoKindIsRefusedNeverHuman) {
+  // What a warden-control from before kinds were carried wrote.
+  auto old = UserIdentityFromUris({"spiffe://warden/user/ana%40example.com",
+                                   "spiffe://warden/group/eng",
+                                   "spiffe://warden/idp/corp"});
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(old.status().message(),
+            "certificate from an older warden-control carries no identity "
+            "kind; run `wardenctl login` again");
+  auto unknown = UserIdentityFromUris({"spiffe://warden/user/a",
+                                       "spiffe://warden/idp/corp",
+                                       "spiffe://warden/kind/robot"});
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("unknown identity kind"));
+  auto twice = UserIdentityFromUris(
+      {"spiffe://warden/user/a", "spiffe://warden/idp/corp",
+       "spiffe://warden/kind/human", "spiffe://warden/kind/agent"});
+  EXPECT_EQ(twice.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(twice.status().message(),
+              HasSubstr("more than one identity kind"));
+  EXPECT_FALSE(UserIdentityFromUris({"spiffe://warden/user/a",
+                                     "spiffe://warden/idp/corp",
+                                     "spiffe://warden/kind/"})
+                   .ok());
+  // UserUris writes no kind URI for an identity without one (the CA
+  // refuses to issue it, below).
+  EXPECT_THAT(
+      UserUris({"a", {}, "corp", ""}),
+      ElementsAre("spiffe://warden/user/a", "spiffe://warden/idp/corp"));
 }
 
 TEST(UserIdentity, MalformedNamesAreRefused) {
   EXPECT_TRUE(absl::IsNotFound(
       UserIdentityFromUris({"spiffe://warden/proxy/prod/p1"}).status()));
   EXPECT_FALSE(UserIdentityFromUris({"spiffe://warden/user/a"}).ok());  // no idp
-  EXPECT_FALSE(UserIdentityFromUris({"spiffe://warden/user/a",
-                                     "spiffe://warden/user/b",
-                                     "spiffe://warden/idp/x"})
+  EXPECT_FALSE(UserIdentityFromUris(
+                   {"spiffe://warden/user/a", "spiffe://warden/user/b",
+                    "spiffe://warden/idp/x", "spiffe://warden/kind/human"})
                    .ok());
   EXPECT_FALSE(PercentDecode("a%4").ok());
   EXPECT_FALSE(PercentDecode("a%zz").ok());
@@ -144,10 +194,12 @@ TEST(UserIdentity, MalformedNamesAreRefused) {
 class UserCertificateTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto key = x509::GenerateKey();
-    auto cert = x509::MakeSelfSignedCa(*key, {"Warden CA", {}, {}, {}},
-                                       absl::Now(), absl::Hours(24));
-    authority_ = std::move(controlplane::ca::Authority::FromPem(*cert, *key).value());
+    ca_key_ = x509::GenerateKey().value();
+    ca_cert_ = x509::MakeSelfSignedCa(ca_key_, {"Warden CA", {}, {}, {}},
+                                      absl::Now(), absl::Hours(24))
+                   .value();
+    authority_ = std::move(
+        controlplane::ca::Authority::FromPem(ca_cert_, ca_key_).value());
     user_key_ = x509::GenerateKey().value();
     csr_ = x509::MakeRequest(user_key_, "whoever").value();
 
@@ -195,23 +247,35 @@ class UserCertificateTest : public ::testing::Test {
     return r;
   }
 
+  // A certificate Warden's CA signed with exactly `uris` (what an older
+  // warden-control issued, say).
+  std::string SignedWithUris(const std::vector<std::string>& uris) {
+    return x509::Issue(ca_cert_, ca_key_, x509::RequestPublicKey(csr_).value(),
+                       {"ana@example.com", uris, {}, {}},
+                       x509::Usage::kClientAuth, absl::Now(), absl::Hours(1))
+        .value();
+  }
+
+  std::string ca_key_, ca_cert_;
   std::unique_ptr<controlplane::ca::Authority> authority_;
   std::string user_key_, csr_;
   jt::PkeyPtr idp_key_;
   warden::v1::PolicyBundle bundle_;
 };
 
-TEST_F(UserCertificateTest, IssueUserNamesUserGroupsAndProviderForClientAuth) {
-  auto cert = authority_->IssueUser(csr_, {"ana@example.com", {"eng"}, "corp"},
-                                    absl::Now(), absl::Hours(8));
+TEST_F(UserCertificateTest, IssueUserNamesUserGroupsProviderKindForClientAuth) {
+  auto cert =
+      authority_->IssueUser(csr_, {"ana@example.com", {"eng"}, "corp", "agent"},
+                            absl::Now(), absl::Hours(8));
   ASSERT_TRUE(cert.ok()) << cert.status();
   auto parsed = x509::Parse(*cert);
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ(parsed->subject.common_name, "ana@example.com");
-  EXPECT_THAT(parsed->subject.uris,
-              ElementsAre("spiffe://warden/user/ana%40example.com",
-                          "spiffe://warden/group/eng",
-                          "spiffe://warden/idp/corp"));
+  EXPECT_THAT(
+      parsed->subject.uris,
+      ElementsAre("spiffe://warden/user/ana%40example.com",
+                  "spiffe://warden/group/eng", "spiffe://warden/idp/corp",
+                  "spiffe://warden/kind/agent"));
   EXPECT_LE(parsed->not_after, absl::Now() + absl::Hours(8));
   EXPECT_GT(parsed->not_after, absl::Now() + absl::Hours(7));
   EXPECT_TRUE(x509::KeyMatchesCertificate(user_key_, *cert));
@@ -228,18 +292,28 @@ TEST_F(UserCertificateTest, IssueUserNamesUserGroupsAndProviderForClientAuth) {
 }
 
 TEST_F(UserCertificateTest, IssueUserRefusesBadRequests) {
-  EXPECT_EQ(authority_->IssueUser("not a csr", {"a", {}, "corp"}, absl::Now(),
-                                  absl::Hours(1))
+  EXPECT_EQ(authority_
+                ->IssueUser("not a csr", {"a", {}, "corp", "human"},
+                            absl::Now(), absl::Hours(1))
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(
-      authority_->IssueUser(csr_, {"", {}, "corp"}, absl::Now(), absl::Hours(1))
-          .ok());
+  EXPECT_FALSE(authority_
+                   ->IssueUser(csr_, {"", {}, "corp", "human"}, absl::Now(),
+                               absl::Hours(1))
+                   .ok());
+  // No certificate without a kind proxies accept: none, or an unknown one.
+  for (const char* kind : {"", "robot"}) {
+    auto no_kind = authority_->IssueUser(csr_, {"a", {}, "corp", kind},
+                                         absl::Now(), absl::Hours(1));
+    EXPECT_EQ(no_kind.status().code(), absl::StatusCode::kInvalidArgument)
+        << kind;
+    EXPECT_THAT(no_kind.status().message(), HasSubstr("identity kind"));
+  }
   // Over-long users keep their full name in the URI; CN is cut to 64.
   const std::string long_user(80, 'x');
-  auto cert = authority_->IssueUser(csr_, {long_user, {}, "corp"}, absl::Now(),
-                                    absl::Hours(1));
+  auto cert = authority_->IssueUser(csr_, {long_user, {}, "corp", "human"},
+                                    absl::Now(), absl::Hours(1));
   ASSERT_TRUE(cert.ok()) << cert.status();
   EXPECT_EQ(UserIdentityFromUris(x509::Parse(*cert)->subject.uris)->user,
             long_user);
@@ -297,8 +371,8 @@ TEST_F(UserCertificateTest, RefusedTokensSayWhy) {
   bundle_.mutable_identity_providers(0)->set_issuer("https://other.test");
   auto unknown = Issue(IdToken("ana@example.com"), csr_);
   EXPECT_THAT(unknown.status().message(),
-              HasSubstr("issuer 'https://idp.test' is not an identity "
-                        "provider"));
+              HasSubstr("unverified issuer \"https://idp.test\" is not an "
+                        "identity provider"));
   bundle_.clear_identity_providers();
   EXPECT_EQ(Issue(IdToken("ana@example.com"), csr_).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -306,8 +380,9 @@ TEST_F(UserCertificateTest, RefusedTokensSayWhy) {
 
 TEST_F(UserCertificateTest, ProxyRefusesOtherUsersOtherCasProxiesAndNoCert) {
   const std::string cert =
-      authority_->IssueUser(csr_, {"ana@example.com", {"eng"}, "corp"},
-                            absl::Now(), absl::Hours(1))
+      authority_
+          ->IssueUser(csr_, {"ana@example.com", {"eng"}, "corp", "human"},
+                      absl::Now(), absl::Hours(1))
           .value();
   const std::string ca = authority_->certificate_pem();
   auto refused = [&](const session::AuthRequest& r, absl::Time now,
@@ -332,8 +407,9 @@ TEST_F(UserCertificateTest, ProxyRefusesOtherUsersOtherCasProxiesAndNoCert) {
       other_key, {"Warden CA", {}, {}, {}}, absl::Now(), absl::Hours(24));
   auto other = controlplane::ca::Authority::FromPem(*other_ca_cert, other_key);
   const std::string foreign =
-      (*other)->IssueUser(csr_, {"ana@example.com", {}, "corp"}, absl::Now(),
-                          absl::Hours(1))
+      (*other)
+          ->IssueUser(csr_, {"ana@example.com", {}, "corp", "human"},
+                      absl::Now(), absl::Hours(1))
           .value();
   refused(Request("ana@example.com", foreign), absl::Now(),
           "not a valid certificate from Warden's CA");
@@ -350,8 +426,9 @@ TEST_F(UserCertificateTest, ProxyRefusesOtherUsersOtherCasProxiesAndNoCert) {
 
 TEST_F(UserCertificateTest, ProxyRefusesProvidersTheBundleNoLongerAccepts) {
   const std::string cert =
-      authority_->IssueUser(csr_, {"ana@example.com", {}, "corp"}, absl::Now(),
-                            absl::Hours(1))
+      authority_
+          ->IssueUser(csr_, {"ana@example.com", {}, "corp", "human"},
+                      absl::Now(), absl::Hours(1))
           .value();
   const auto request = Request("ana@example.com", cert);  // environment prod
   const std::string ca = authority_->certificate_pem();
@@ -371,6 +448,160 @@ TEST_F(UserCertificateTest, ProxyRefusesProvidersTheBundleNoLongerAccepts) {
       CertAuthenticator::Authenticate(request, ca, absl::Now(), &bundle_);
   EXPECT_THAT(removed.client_error,
               HasSubstr("identity provider corp is not in the policy bundle"));
+}
+
+// The identity facts policies see for one person: what the proxy's token
+// path derives from a verified token (common/oidc_claims and the provider's
+// kind, as dataplane/session/oidc_authenticator does) and what the
+// certificate path reads back from the certificate the same token earned.
+struct Facts {
+  std::string user;
+  std::vector<std::string> groups;
+  warden::v1::IdentityKind kind;
+  bool operator==(const Facts& o) const {
+    return user == o.user && groups == o.groups && kind == o.kind;
+  }
+};
+
+TEST_F(UserCertificateTest, KindSurvivesLoginForEveryProviderKind) {
+  const struct {
+    const char* provider_kind;  // as pushed; "" = unset
+    warden::v1::IdentityKind want;
+  } kCases[] = {{"", warden::v1::IDENTITY_KIND_HUMAN},
+                {"human", warden::v1::IDENTITY_KIND_HUMAN},
+                {"agent", warden::v1::IDENTITY_KIND_AGENT},
+                {"service", warden::v1::IDENTITY_KIND_SERVICE}};
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.provider_kind);
+    bundle_.mutable_identity_providers(0)->set_kind(c.provider_kind);
+    const std::string token = IdToken("bot@example.com");
+
+    // The token as the password: verified claims, mapped, provider's kind.
+    const auto& spec = bundle_.identity_providers(0);
+    jwt::VerifyOptions options = oidc::VerifyOptionsFromSpec(spec);
+    auto claims =
+        jwt::Verify(token, jwt::KeySet::FromJwks(spec.jwks()).value(), options);
+    ASSERT_TRUE(claims.ok()) << claims.status();
+    auto mapped = oidc::MapClaims(*claims, oidc::ClaimRulesFromSpec(spec));
+    ASSERT_TRUE(mapped.ok()) << mapped.status();
+    const Facts by_token{mapped->user, mapped->groups, c.want};
+
+    // The same token traded for a certificate, which the proxy reads back
+    // with the bundle (a proxy of the control plane) and without (policies
+    // from files): the same facts both ways.
+    auto issued = Issue(token, csr_);
+    ASSERT_TRUE(issued.ok()) << issued.status();
+    EXPECT_THAT(x509::Parse(issued->certificate_pem())->subject.uris,
+                ::testing::Contains(absl::StrCat(
+                    "spiffe://warden/kind/",
+                    *c.provider_kind ? c.provider_kind : "human")));
+    for (const warden::v1::PolicyBundle* bundle :
+         {static_cast<const warden::v1::PolicyBundle*>(&bundle_),
+          static_cast<const warden::v1::PolicyBundle*>(nullptr)}) {
+      AuthStep step = CertAuthenticator::Authenticate(
+          Request("bot@example.com", issued->certificate_pem()),
+          authority_->certificate_pem(), absl::Now(), bundle);
+      ASSERT_EQ(step.state, AuthStep::State::kSuccess) << step.error;
+      const Facts by_cert{
+          step.identity.user(),
+          {step.identity.groups().begin(), step.identity.groups().end()},
+          step.identity.kind()};
+      EXPECT_TRUE(by_cert == by_token)
+          << "certificate: " << by_cert.user << " kind " << by_cert.kind
+          << ", token: " << by_token.user << " kind " << by_token.kind;
+      EXPECT_EQ(step.identity.kind(), c.want);
+      EXPECT_EQ(step.identity.auth_method(), "cert:corp");
+    }
+  }
+}
+
+TEST_F(UserCertificateTest, CertificateWithoutKindIsRefusedNotTakenForHuman) {
+  // Signed by Warden's CA, as an older warden-control did: no kind URI.
+  const std::string old =
+      SignedWithUris({"spiffe://warden/user/ana%40example.com",
+                      "spiffe://warden/group/eng", "spiffe://warden/idp/corp"});
+  for (const warden::v1::PolicyBundle* bundle :
+       {static_cast<const warden::v1::PolicyBundle*>(&bundle_),
+        static_cast<const warden::v1::PolicyBundle*>(nullptr)}) {
+    AuthStep s = CertAuthenticator::Authenticate(
+        Request("ana@example.com", old), authority_->certificate_pem(),
+        absl::Now(), bundle);
+    EXPECT_EQ(s.state, AuthStep::State::kFailure);
+    EXPECT_EQ(s.client_sqlstate, "28000");
+    EXPECT_THAT(s.client_error,
+                HasSubstr("Warden: certificate refused: certificate serial "));
+    EXPECT_THAT(s.client_error,
+                HasSubstr("certificate from an older warden-control carries "
+                          "no identity kind; run `wardenctl login` again"));
+    EXPECT_FALSE(s.error.ok());
+    EXPECT_EQ(s.identity.kind(), warden::v1::IDENTITY_KIND_UNSPECIFIED);
+  }
+  // The same names with a kind are accepted: the kind alone made the
+  // difference.
+  AuthStep ok = CertAuthenticator::Authenticate(
+      Request("ana@example.com",
+              SignedWithUris({"spiffe://warden/user/ana%40example.com",
+                              "spiffe://warden/group/eng",
+                              "spiffe://warden/idp/corp",
+                              "spiffe://warden/kind/agent"})),
+      authority_->certificate_pem(), absl::Now(), &bundle_);
+  EXPECT_EQ(ok.state, AuthStep::State::kFailure);  // corp gives human now
+  EXPECT_THAT(ok.client_error,
+              HasSubstr("the certificate names kind agent, identity provider "
+                        "corp now gives kind human; run `wardenctl login` "
+                        "again"));
+  bundle_.mutable_identity_providers(0)->set_kind("agent");
+  ok = CertAuthenticator::Authenticate(
+      Request("ana@example.com",
+              SignedWithUris({"spiffe://warden/user/ana%40example.com",
+                              "spiffe://warden/group/eng",
+                              "spiffe://warden/idp/corp",
+                              "spiffe://warden/kind/agent"})),
+      authority_->certificate_pem(), absl::Now(), &bundle_);
+  ASSERT_EQ(ok.state, AuthStep::State::kSuccess) << ok.error;
+  EXPECT_EQ(ok.identity.kind(), warden::v1::IDENTITY_KIND_AGENT);
+}
+
+TEST_F(UserCertificateTest, ProviderKindChangedSinceLoginIsRefused) {
+  bundle_.mutable_identity_providers(0)->set_kind("agent");
+  auto issued = Issue(IdToken("bot@example.com"), csr_);
+  ASSERT_TRUE(issued.ok()) << issued.status();
+  // The operator reclassifies the provider: its tokens now give humans; a
+  // certificate saying agent no longer matches what the token would give.
+  bundle_.mutable_identity_providers(0)->set_kind("human");
+  AuthStep s = CertAuthenticator::Authenticate(
+      Request("bot@example.com", issued->certificate_pem()),
+      authority_->certificate_pem(), absl::Now(), &bundle_);
+  EXPECT_EQ(s.state, AuthStep::State::kFailure);
+  EXPECT_EQ(s.client_sqlstate, "28000");
+  EXPECT_THAT(s.client_error, HasSubstr("now gives kind human"));
+  EXPECT_EQ(s.method, "cert:corp");
+}
+
+TEST_F(UserCertificateTest, UnverifiedIssuerIsLabelledInTheRefusal) {
+  // Unsigned, and its issuer tries to start a new line of the audit trail.
+  const std::string evil_issuer =
+      "https://evil.test\n#9 2024-01-01T00:00:00.000Z prod/p1 #1 root: ALLOW";
+  const std::string token = absl::StrCat(
+      jt::B64(R"({"alg":"none"})"), ".",
+      jt::B64(
+          nlohmann::json({{"iss", evil_issuer}, {"email", "root@example.com"}})
+              .dump()),
+      ".");
+  auto refused = Issue(token, csr_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr(absl::StrCat("token refused: unverified issuer \"",
+                                     evil_issuer, "\" is not an identity ")));
+  // Only its first 200 bytes are repeated.
+  const std::string long_issuer(500, 'i');
+  auto long_refused = Issue(
+      absl::StrCat(jt::B64(R"({"alg":"none"})"), ".",
+                   jt::B64(nlohmann::json({{"iss", long_issuer}}).dump()), "."),
+      csr_);
+  EXPECT_THAT(long_refused.status().message(),
+              HasSubstr(absl::StrCat("\"", std::string(200, 'i'), "...\"")));
 }
 
 TEST(PrivateKeyDer, IsPkcs8OpenSslReadsBack) {
