@@ -25,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 int Fail(const absl::Status& status, std::ostream& err) {
-  err << "wardenctl login: " << status.message() << "\n";
+  err << "wardenctl login: " << TerminalSafe(status.message()) << "\n";
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:
       return kExitUsage;
@@ -134,7 +134,7 @@ int RunLogin(const LoginOptions& options, std::istream& in, std::ostream& out,
     err << "error: "
         << absl::StatusCodeToString(
                static_cast<absl::StatusCode>(status.error_code()))
-        << ": " << status.error_message() << "\n";
+        << ": " << TerminalSafe(status.error_message()) << "\n";
     return ExitForGrpc(status);
   };
 
@@ -157,11 +157,12 @@ int RunLogin(const LoginOptions& options, std::istream& in, std::ostream& out,
     flow.fetch.user_agent = "wardenctl";
     flow.client_id = provider->client_id();
     flow.prompt = [&err, &provider](const idp::DeviceAuthorization& device) {
-      err << "To log in with " << provider->name() << ", open "
-          << device.verification_uri << " and enter the code "
-          << device.user_code << "\n";
+      err << "To log in with " << TerminalSafe(provider->name()) << ", open "
+          << TerminalSafe(device.verification_uri) << " and enter the code "
+          << TerminalSafe(device.user_code) << "\n";
       if (!device.verification_uri_complete.empty()) {
-        err << "(or open " << device.verification_uri_complete << ")\n";
+        err << "(or open " << TerminalSafe(device.verification_uri_complete)
+            << ")\n";
       }
       err << "Waiting for approval..." << std::endl;
     };
@@ -232,13 +233,16 @@ int RunLogin(const LoginOptions& options, std::istream& in, std::ostream& out,
         << "\n";
     return kExitOk;
   }
-  err << "certificate for " << issued.user() << " ("
-      << (issued.groups().empty()
-              ? std::string("no groups")
-              : absl::StrCat("groups ", absl::StrJoin(issued.groups(), ", ")))
-      << "; " << issued.provider() << ") valid until " << until << " in "
-      << base.string() << "\n";
-  out << psql << "\n";
+  // What warden-control answered is printed escaped (TerminalSafe), as in
+  // every text output of wardenctl.
+  err << "certificate for " << TerminalSafe(issued.user()) << " ("
+      << TerminalSafe(issued.groups().empty()
+                          ? std::string("no groups")
+                          : absl::StrCat("groups ",
+                                         absl::StrJoin(issued.groups(), ", ")))
+      << "; " << TerminalSafe(issued.provider()) << ") valid until " << until
+      << " in " << TerminalSafe(base.string()) << "\n";
+  out << TerminalSafe(psql) << "\n";
   return kExitOk;
 }
 

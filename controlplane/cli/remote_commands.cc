@@ -126,7 +126,8 @@ class Remote {
              std::ostream& err) const {
     const std::string code = absl::StatusCodeToString(
         static_cast<absl::StatusCode>(status.error_code()));
-    err << "error: " << code << ": " << status.error_message() << "\n";
+    err << "error: " << code << ": " << TerminalSafe(status.error_message())
+        << "\n";
     if (options_->format == Format::kJson) {
       out << json({{"error",
                     {{"code", code}, {"message", status.error_message()}}}})
@@ -283,8 +284,78 @@ std::string ChangeText(const Change& c) {
   return out;
 }
 
+// The length of the UTF-8 sequence at the start of `s` and its code point,
+// or 0 when it is not one (bad lead or continuation byte, overlong form,
+// surrogate, beyond U+10FFFF, cut short).
+size_t DecodeUtf8(absl::string_view s, char32_t* code_point) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char lead = byte(0);
+  size_t length;
+  char32_t cp;
+  char32_t min;
+  if (lead < 0x80) {
+    *code_point = lead;
+    return 1;
+  } else if ((lead & 0xE0) == 0xC0) {
+    length = 2, cp = lead & 0x1F, min = 0x80;
+  } else if ((lead & 0xF0) == 0xE0) {
+    length = 3, cp = lead & 0x0F, min = 0x800;
+  } else if ((lead & 0xF8) == 0xF0) {
+    length = 4, cp = lead & 0x07, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (s.size() < length) return 0;
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i) & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  *code_point = cp;
+  return length;
+}
+
+// Code points that are printable but reorder or break what a terminal
+// shows: C1 controls, line and paragraph separators, bidi controls.
+bool Deceptive(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+         cp == 0x061C || cp == 0x200E || cp == 0x200F;
+}
+
 }  // namespace
 
+std::string TerminalSafe(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const unsigned char c = static_cast<unsigned char>(text[0]);
+    char32_t cp = 0;
+    const size_t n = DecodeUtf8(text, &cp);
+    if (n == 0) {  // not UTF-8: the byte itself
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+      text.remove_prefix(1);
+      continue;
+    }
+    if (cp == '\\') {
+      out += "\\\\";
+    } else if (cp == '\n') {
+      out += "\\n";
+    } else if (cp == '\r') {
+      out += "\\r";
+    } else if (cp == '\t') {
+      out += "\\t";
+    } else if (cp < 0x20 || cp == 0x7F) {
+      absl::StrAppendFormat(&out, "\\x%02x", static_cast<unsigned>(cp));
+    } else if (Deceptive(cp)) {
+      absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned>(cp));
+    } else {
+      out.append(text.data(), n);
+    }
+    text.remove_prefix(n);
+  }
+  return out;
+}
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const Connection& connection) {
@@ -397,19 +468,20 @@ int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err) {
         << "\n";
   } else if (!accepted) {
     for (const auto& d : response.diagnostics()) {
-      err << Diagnostic{d.file(), d.line(), d.column(), d.message(), d.hint()}
-                 .ToString()
+      err << TerminalSafe(Diagnostic{d.file(), d.line(), d.column(),
+                                     d.message(), d.hint()}
+                              .ToString())
           << "\n";
     }
     const int n = response.diagnostics_size();
     err << "rejected: " << n << (n == 1 ? " problem" : " problems") << "\n";
   } else if (options.dry_run) {
-    out << "dry run: valid, digest " << response.digest() << "\n";
+    out << "dry run: valid, digest " << TerminalSafe(response.digest()) << "\n";
   } else if (response.unchanged()) {
     out << "unchanged at revision " << response.revision() << "\n";
   } else {
     out << "revision " << response.revision() << " (digest "
-        << response.digest() << ")\n";
+        << TerminalSafe(response.digest()) << ")\n";
   }
   return accepted ? kExitOk : kExitFailed;
 }
@@ -464,9 +536,10 @@ int RunHistory(const HistoryOptions& options, std::ostream& out,
       message = absl::StrCat("rollback of ", b.rollback_of(),
                              message.empty() ? "" : ": ", message);
     }
-    out << absl::StrFormat("%-8d %-20s %-16s %-12s %s\n", b.revision(),
-                           TimeText(b.created_at()), b.created_by(),
-                           b.digest().substr(0, 12), message);
+    out << absl::StrFormat(
+        "%-8d %-20s %-16s %-12s %s\n", b.revision(), TimeText(b.created_at()),
+        TerminalSafe(b.created_by()), TerminalSafe(b.digest().substr(0, 12)),
+        TerminalSafe(message));
   }
   return kExitOk;
 }
@@ -496,7 +569,8 @@ int RunRollback(const RollbackOptions& options, std::ostream& out,
         << "\n";
   } else {
     out << "revision " << response.revision() << " (digest "
-        << response.digest() << "), rollback of " << options.revision << "\n";
+        << TerminalSafe(response.digest()) << "), rollback of "
+        << options.revision << "\n";
   }
   return kExitOk;
 }
@@ -545,9 +619,10 @@ int RunStatus(const StatusOptions& options, std::ostream& out,
       error = absl::StrCat("NACK ", p.nacked_revision(), ": ", error);
     }
     out << absl::StrFormat("%-24s %-12s %-8d %-8d %-9s %-20s %s\n",
-                           p.proxy_id(), p.environment(), p.running_revision(),
+                           TerminalSafe(p.proxy_id()),
+                           TerminalSafe(p.environment()), p.running_revision(),
                            p.sent_revision(), p.connected() ? "yes" : "no",
-                           TimeText(p.last_seen()), error);
+                           TimeText(p.last_seen()), TerminalSafe(error));
   }
   return kExitOk;
 }
@@ -616,7 +691,7 @@ int RunDiff(const DiffOptions& options, std::ostream& out, std::ostream& err) {
                .dump(2)
         << "\n";
   } else {
-    for (const auto& c : changes) out << ChangeText(c) << "\n";
+    for (const auto& c : changes) out << TerminalSafe(ChangeText(c)) << "\n";
     if (changes.empty()) {
       out << "no changes against revision " << revision << "\n";
     } else {
@@ -701,8 +776,9 @@ int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
   std::vector<std::string> scopes;
   for (int s : response.info().scopes()) scopes.push_back(ScopeName(s));
   const std::string expires = TimeText(response.info().expires_at());
-  err << "created token " << response.info().id() << " ("
-      << response.info().name() << ", " << absl::StrJoin(scopes, " ")
+  err << "created token " << TerminalSafe(response.info().id()) << " ("
+      << TerminalSafe(response.info().name()) << ", "
+      << absl::StrJoin(scopes, " ")
       << (expires.empty() ? ", never expires" : ", expires " + expires)
       << (response.info().single_use() ? ", works once" : "")
       << "); the token above is shown only once\n";
@@ -744,9 +820,9 @@ int RunTokensList(const TokenListOptions& options, std::ostream& out,
                       ")");
     }
     const std::string expires = TimeText(t.expires_at());
-    out << absl::StrFormat("%-22s %-16s %-32s %-20s %-20s %s\n", t.id(),
-                           t.name(), scope_text,
-                           TimeText(t.created_at()),
+    out << absl::StrFormat("%-22s %-16s %-32s %-20s %-20s %s\n",
+                           TerminalSafe(t.id()), TerminalSafe(t.name()),
+                           TerminalSafe(scope_text), TimeText(t.created_at()),
                            expires.empty() ? "never" : expires,
                            j["state"].get<std::string>());
   }
@@ -769,8 +845,8 @@ int RunTokensRevoke(const TokenRevokeOptions& options, std::ostream& out,
   if (options.format == Format::kJson) {
     out << TokenJson(response.info(), absl::Now()).dump(2) << "\n";
   } else {
-    out << "revoked " << response.info().id() << " (" << response.info().name()
-        << ")\n";
+    out << "revoked " << TerminalSafe(response.info().id()) << " ("
+        << TerminalSafe(response.info().name()) << ")\n";
   }
   return kExitOk;
 }
@@ -815,10 +891,10 @@ int RunIdentitiesList(const IdentitiesListOptions& options, std::ostream& out,
   out << absl::StrFormat("%-32s %-9s %-20s %s\n", "USER", "STATE", "MODIFIED",
                          "GROUPS");
   for (const auto& i : response.identities()) {
-    out << absl::StrFormat("%-32s %-9s %-20s %s\n", i.user_name(),
+    out << absl::StrFormat("%-32s %-9s %-20s %s\n", TerminalSafe(i.user_name()),
                            i.active() ? "active" : "inactive",
                            TimeText(i.modified_at()),
-                           absl::StrJoin(i.groups(), ","));
+                           TerminalSafe(absl::StrJoin(i.groups(), ",")));
   }
   return kExitOk;
 }
@@ -845,7 +921,7 @@ int RunIdentitiesSetActive(const IdentitiesSetActiveOptions& options,
     return kExitOk;
   }
   out << (options.active ? "activated " : "deactivated ")
-      << response.identity().user_name()
+      << TerminalSafe(response.identity().user_name())
       << (response.created() ? " (not in the directory before)" : "")
       << (options.active ? ""
                          : "; proxies refuse them and close their sessions "
@@ -952,8 +1028,10 @@ void PrintEntry(const warden::v1::AuditEntry& entry, Format format,
     out << "{\"index\": " << entry.index() << ", \"leaf\": " << text << "}\n";
     return;
   }
+  // One line per event whatever its fields hold: a newline a client put in
+  // a user name or a token's issuer must not print as a second event.
   out << "#" << entry.index() << " " << TimeOf(leaf.received_at()) << " "
-      << EventSummary(leaf) << "\n";
+      << TerminalSafe(EventSummary(leaf)) << "\n";
 }
 
 }  // namespace
@@ -1058,7 +1136,7 @@ int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
         << "\n";
   } else {
     (report.ok ? out : err) << (report.ok ? "verified: " : "NOT VERIFIED: ")
-                            << report.message << "\n";
+                            << TerminalSafe(report.message) << "\n";
   }
   return report.ok ? kExitOk : kExitFailed;
 }
@@ -1192,8 +1270,8 @@ int RunAuditProof(const AuditProofOptions& options, std::ostream& out,
            "checked\n";
   }
   if (!checkpoint.ok()) {
-    err << "NOT VERIFIED: checkpoint: " << checkpoint.status().message()
-        << "\n";
+    err << "NOT VERIFIED: checkpoint: "
+        << TerminalSafe(checkpoint.status().message()) << "\n";
     return kExitFailed;
   }
   warden::v1::GetEntriesResponse entries;
@@ -1231,7 +1309,7 @@ int RunAuditProof(const AuditProofOptions& options, std::ostream& out,
         << checkpoint->size << " (" << hashes.size() << " proof hashes)\n";
     PrintEntry(entries.entries(0), Format::kText, out);
   } else {
-    err << "NOT VERIFIED: " << verified.message() << "\n";
+    err << "NOT VERIFIED: " << TerminalSafe(verified.message()) << "\n";
   }
   return verified.ok() ? kExitOk : kExitFailed;
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "controlplane/cli/policy_commands.h"
 #include "policy/lang/compile.h"
 
@@ -33,7 +34,18 @@ struct Connection {
   std::string timeout = "10s";  // per RPC; absl duration syntax.
 };
 
-
+// TerminalSafe returns `text` as it may be printed in wardenctl's text
+// outputs, which show values others wrote (audit events, token and user
+// names, server messages): one line, no terminal control, no bidi trick.
+// Escaped: backslash as \\; \n \r \t; every other C0 control and DEL as
+// \xNN (ESC: \x1b); C1 controls U+0080-U+009F, line and paragraph
+// separators U+2028/U+2029, bidi embeddings and overrides U+202A-U+202E,
+// isolates U+2066-U+2069 and the marks U+061C, U+200E, U+200F as \uNNNN;
+// bytes that are not UTF-8 as \xNN. Everything else, printable Unicode
+// included, is kept.
+//   TerminalSafe("a\nb\x1b[2J") == "a\\nb\\x1b[2J"   (as C++ literals)
+// JSON outputs keep values exact instead (JSON escapes control characters).
+std::string TerminalSafe(absl::string_view text);
 
 // A TLS channel for `connection`, verifying the server against its CA
 // file. InvalidArgument (a usage error) without a server or a readable CA

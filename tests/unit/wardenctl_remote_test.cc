@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -15,8 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
+#include "common/x509.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/cli/remote_commands.h"
 #include "controlplane/log/rocksdb_log.h"
@@ -24,10 +28,9 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
-#include "tests/unit/controlplane_fixture.h"
 #include "gmock/gmock.h"
-#include "common/x509.h"
 #include "gtest/gtest.h"
+#include "tests/unit/controlplane_fixture.h"
 
 namespace warden::controlplane::cli {
 namespace {
@@ -474,6 +477,205 @@ TEST_F(WardenctlRemoteTest, AlwaysTlsAndClearConnectionErrors) {
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("cannot read CA file"));
 
+}
+
+// --- text outputs print what others wrote escaped (TerminalSafe) ----------
+
+TEST(TerminalSafe, KeepsPrintableTextAsItIs) {
+  EXPECT_EQ(TerminalSafe(""), "");
+  EXPECT_EQ(TerminalSafe("alice@example.com: ALLOW SELECT 'x' -> 42501"),
+            "alice@example.com: ALLOW SELECT 'x' -> 42501");
+  // Printable Unicode, including right-to-left letters and emoji, stays.
+  EXPECT_EQ(TerminalSafe(
+                "Zoë 日本 \xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D \xF0\x9F\x98\x80"),
+            "Zoë 日本 \xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D \xF0\x9F\x98\x80");
+  // U+00A0 (the first code point after the C1 controls) and U+202F stay.
+  EXPECT_EQ(TerminalSafe("a\xC2\xA0"
+                         "b\xE2\x80\xAF"
+                         "c"),
+            "a\xC2\xA0"
+            "b\xE2\x80\xAF"
+            "c");
+}
+
+TEST(TerminalSafe, EscapesNewlinesTabsAndTheBackslashItself) {
+  EXPECT_EQ(TerminalSafe("a\nb"), "a\\nb");
+  EXPECT_EQ(TerminalSafe("a\rb"), "a\\rb");
+  EXPECT_EQ(TerminalSafe("a\tb"), "a\\tb");
+  // A backslash is doubled, so a written "\n" never reads as an escape.
+  EXPECT_EQ(TerminalSafe("a\\nb"), "a\\\\nb");
+  EXPECT_EQ(TerminalSafe("C:\\x"), "C:\\\\x");
+}
+
+TEST(TerminalSafe, EscapesEveryOtherC0ControlAndDel) {
+  EXPECT_EQ(TerminalSafe(std::string("\0", 1)), "\\x00");
+  EXPECT_EQ(TerminalSafe("\x1b[2J\x1b]0;title\x07"),
+            "\\x1b[2J\\x1b]0;title\\x07");
+  EXPECT_EQ(TerminalSafe("\x08\x0b\x0c\x1f"), "\\x08\\x0b\\x0c\\x1f");
+  EXPECT_EQ(TerminalSafe("a\x7f"
+                         "b"),
+            "a\\x7fb");
+  for (int c = 0; c < 0x20; ++c) {
+    const std::string out = TerminalSafe(std::string(1, static_cast<char>(c)));
+    EXPECT_EQ(out[0], '\\') << c;
+    EXPECT_EQ(out.find_first_of(std::string("\0\n\r\x1b", 4)),
+              std::string::npos)
+        << c;
+  }
+}
+
+TEST(TerminalSafe, EscapesC1ControlsSeparatorsAndBidiControls) {
+  EXPECT_EQ(TerminalSafe("\xC2\x80"), "\\u0080");
+  EXPECT_EQ(TerminalSafe("\xC2\x85"), "\\u0085");  // NEL, a newline to some
+  EXPECT_EQ(TerminalSafe("\xC2\x9B"
+                         "31m"),
+            "\\u009b31m");  // CSI
+  EXPECT_EQ(TerminalSafe("\xC2\x9F"), "\\u009f");
+  EXPECT_EQ(TerminalSafe("a\xE2\x80\xA8"
+                         "b\xE2\x80\xA9"
+                         "c"),
+            "a\\u2028b\\u2029c");
+  // Embeddings and overrides U+202A-U+202E, isolates U+2066-U+2069, marks.
+  const struct {
+    const char* utf8;
+    const char* escaped;
+  } kBidi[] = {{"\xE2\x80\xAA", "\\u202a"}, {"\xE2\x80\xAB", "\\u202b"},
+               {"\xE2\x80\xAC", "\\u202c"}, {"\xE2\x80\xAD", "\\u202d"},
+               {"\xE2\x80\xAE", "\\u202e"}, {"\xE2\x81\xA6", "\\u2066"},
+               {"\xE2\x81\xA7", "\\u2067"}, {"\xE2\x81\xA8", "\\u2068"},
+               {"\xE2\x81\xA9", "\\u2069"}, {"\xD8\x9C", "\\u061c"},
+               {"\xE2\x80\x8E", "\\u200e"}, {"\xE2\x80\x8F", "\\u200f"}};
+  for (const auto& b : kBidi) {
+    EXPECT_EQ(TerminalSafe(absl::StrCat("x", b.utf8, "y")),
+              absl::StrCat("x", b.escaped, "y"));
+  }
+  // "evil.sh" shown as "hs.live" by a right-to-left override is not.
+  EXPECT_EQ(TerminalSafe("\xE2\x80\xAEhs.live"), "\\u202ehs.live");
+}
+
+TEST(TerminalSafe, EscapesBytesThatAreNotUtf8) {
+  EXPECT_EQ(TerminalSafe("a\xff"
+                         "b"),
+            "a\\xffb");
+  EXPECT_EQ(TerminalSafe("\xC2"), "\\xc2");           // cut short
+  EXPECT_EQ(TerminalSafe("\xC0\x8A"), "\\xc0\\x8a");  // overlong '\n'
+  EXPECT_EQ(TerminalSafe("\xE0\x80\x8A"), "\\xe0\\x80\\x8a");
+  EXPECT_EQ(TerminalSafe("\xED\xA0\x80"), "\\xed\\xa0\\x80");  // surrogate
+  EXPECT_EQ(TerminalSafe("\xF4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");
+  EXPECT_EQ(TerminalSafe("\x85"), "\\x85");  // a lone C1 byte (Latin-1 NEL)
+}
+
+TEST_F(WardenctlRemoteTest, AuditTailPrintsEveryEventOnOneLine) {
+  // A proxy's events whose fields hold what clients sent: a user name with
+  // a carriage return, a refusal naming an unverified issuer with a
+  // newline that forges a following event, ESC sequences, a line
+  // separator and a bidi override, and a statement over several lines.
+  const std::string forged =
+      "\n#99 2024-01-01T00:00:00.000Z prod/p1 #9 root: authentication ok "
+      "(oidc:corp)";
+  warden::v1::AppendAuditRequest request;
+  auto* auth = request.add_events();
+  auth->set_kind(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+  auth->set_proxy_id("p1");
+  auth->set_environment("prod");
+  auth->set_sequence(1);
+  auth->mutable_identity()->set_user("mallory\r\x1b[2K");
+  auth->mutable_authentication()->set_success(false);
+  auth->mutable_authentication()->set_method("oidc");
+  auth->mutable_authentication()->set_reason(absl::StrCat(
+      "token refused: unverified issuer \"https://evil.test", forged,
+      "\x1b[31m\xE2\x80\xA8\xE2\x80\xAE\xC2\x85\" is not an identity "
+      "provider of this listener"));
+  auto* st = request.add_events();
+  st->set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  st->set_proxy_id("p1");
+  st->set_environment("prod");
+  st->set_sequence(2);
+  st->mutable_identity()->set_user("alice");
+  st->mutable_statement()->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
+  st->mutable_statement()->set_decision(warden::v1::POLICY_ACTION_ALLOW);
+  st->mutable_statement()->set_text("SELECT 1\n-- done\tok");
+  warden::v1::AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                  .ok());
+
+  auto o = With<AuditTailOptions>(Mint({warden::v1::TOKEN_SCOPE_AUDIT_READ}));
+  o.from = 0;
+  Result r = Run(RunAuditTail, o);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const std::vector<std::string> lines =
+      absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_THAT(lines[0], StartsWith("#0 "));
+  EXPECT_THAT(lines[0],
+              HasSubstr("prod/p1 #1 mallory\\r\\x1b[2K: authentication FAILED "
+                        "(oidc): token refused: unverified issuer "
+                        "\"https://evil.test\\n#99 2024-01-01T00:00:00.000Z "
+                        "prod/p1 #9 root: authentication ok (oidc:corp)"
+                        "\\x1b[31m\\u2028\\u202e\\u0085\" is not an identity "
+                        "provider of this listener"));
+  EXPECT_THAT(lines[1], StartsWith("#1 "));
+  EXPECT_THAT(lines[1], HasSubstr("prod/p1 #2 alice: ALLOW SELECT 1\\n-- "
+                                  "done\\tok"));
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(r.out.find('\r'), std::string::npos);
+  EXPECT_EQ(r.out.find("\xE2\x80\xA8"), std::string::npos);
+  EXPECT_EQ(r.out.find("\xE2\x80\xAE"), std::string::npos);
+
+  // `audit search` prints the same way; JSON keeps the exact value.
+  o.search = true;
+  o.users = {"alice"};
+  r = Run(RunAuditTail, o);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("SELECT 1\\n-- done\\tok\n"));
+  o.search = false;
+  o.users.clear();
+  o.format = Format::kJson;
+  r = Run(RunAuditTail, o);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  const std::vector<std::string> json_lines =
+      absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(json_lines.size(), 2u) << r.out;
+  EXPECT_EQ(
+      nlohmann::json::parse(json_lines[0])["leaf"]["event"]["identity"]["user"],
+      "mallory\r\x1b[2K");
+}
+
+TEST_F(WardenctlRemoteTest, ListsAndHistoryPrintWhatOthersWroteEscaped) {
+  auto one_line = [](const std::string& text) {
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  // A directory user whose name carries a newline and ESC (deactivated by
+  // name: any name is accepted, as for a user no provider announced).
+  auto deactivate = With<IdentitiesSetActiveOptions>(admin_);
+  deactivate.user = "eve\nroot active\x1b[8m";
+  Result r = Run(RunIdentitiesSetActive, deactivate);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, StartsWith("deactivated eve\\nroot active\\x1b[8m"));
+  EXPECT_EQ(one_line(r.out), 1) << r.out;
+  auto list = With<IdentitiesListOptions>(admin_);
+  r = Run(RunIdentitiesList, list);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("eve\\nroot active\\x1b[8m"));
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(one_line(r.out), 2) << r.out;  // header and eve
+
+  // A push message that would forge a revision line in `policy history`.
+  Write("prod.yaml", kGuard);
+  auto push = With<PushOptions>(writer_);
+  push.paths = {dir_ + "/policies"};
+  push.message = "line one\n99       2024-01-01T00:00:00Z  ci  fake\x1b[0m";
+  r = Run(RunPush, push);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  auto history = With<HistoryOptions>(writer_);
+  r = Run(RunHistory, history);
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("line one\\n99       2024-01-01T00:00:00Z  ci  "
+                               "fake\\x1b[0m"));
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+  EXPECT_EQ(one_line(r.out), 2) << r.out;  // header and the revision
 }
 
 TEST_F(WardenctlRemoteTest, SourceNamesRelativeToTheDirectory) {
