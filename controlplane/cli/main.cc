@@ -222,6 +222,29 @@ int main(int argc, char** argv) {
     AddRemote(cmd, opts, format);
   }
 
+  CLI::App* proxies = app.add_subcommand(
+      "proxies", "Enrolled proxies: one identity per proxy id");
+  proxies->require_subcommand(1);
+  cli::ProxiesListOptions proxies_list;
+  std::string proxies_list_format = "text";
+  CLI::App* proxies_list_cmd = proxies->add_subcommand(
+      "list", "Every enrolled proxy, its certificate and state (policy:read)");
+  AddRemote(proxies_list_cmd, &proxies_list, &proxies_list_format);
+  cli::ProxiesRevokeOptions proxies_revoke;
+  std::string proxies_revoke_format = "text";
+  CLI::App* proxies_revoke_cmd = proxies->add_subcommand(
+      "revoke",
+      "Refuse a proxy's every call from now on; its id can then be enrolled "
+      "again (admin)");
+  proxies_revoke_cmd
+      ->add_option("proxy", proxies_revoke.proxy, "ENVIRONMENT/ID")
+      ->required();
+  proxies_revoke_cmd
+      ->add_option("--reason", proxies_revoke.reason,
+                   "Why (recorded in the audit log)")
+      ->required();
+  AddRemote(proxies_revoke_cmd, &proxies_revoke, &proxies_revoke_format);
+
   CLI::App* audit = app.add_subcommand(
       "audit", "The tamper-evident audit log (audit:read; verify is offline)");
   audit->require_subcommand(1);
@@ -395,6 +418,12 @@ int main(int argc, char** argv) {
       {activate_cmd, &activate, &activate_format,
        [&] {
          return cli::RunIdentitiesSetActive(activate, std::cout, std::cerr);
+       }},
+      {proxies_list_cmd, &proxies_list, &proxies_list_format,
+       [&] { return cli::RunProxiesList(proxies_list, std::cout, std::cerr); }},
+      {proxies_revoke_cmd, &proxies_revoke, &proxies_revoke_format,
+       [&] {
+         return cli::RunProxiesRevoke(proxies_revoke, std::cout, std::cerr);
        }},
       {tail_cmd, &tail, &tail_format,
        [&] { return cli::RunAuditTail(tail, std::cout, std::cerr); }},

@@ -931,6 +931,94 @@ int RunIdentitiesSetActive(const IdentitiesSetActiveOptions& options,
 }
 
 // ---------------------------------------------------------------------------
+// wardenctl proxies
+
+namespace {
+
+json ProxyJson(const warden::v1::EnrolledProxy& p) {
+  return {{"environment", p.environment()},
+          {"proxy_id", p.proxy_id()},
+          {"certificate_serial", p.certificate_serial()},
+          {"enrolled_at", TimeJson(p.enrolled_at())},
+          {"enrolled_by", p.enrolled_by()},
+          {"renewed_at", TimeJson(p.renewed_at())},
+          {"renewals", p.renewals()},
+          {"revoked", p.revoked()},
+          {"revoked_at", TimeJson(p.revoked_at())},
+          {"revoked_by", p.revoked_by()},
+          {"revoke_reason", p.revoke_reason()}};
+}
+
+}  // namespace
+
+int RunProxiesList(const ProxiesListOptions& options, std::ostream& out,
+                   std::ostream& err) {
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::ListProxiesResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      warden::v1::ProxyEnrollment::NewStub(remote.channel())
+          ->ListProxies(&context, {}, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    json list = json::array();
+    for (const auto& p : response.proxies()) list.push_back(ProxyJson(p));
+    out << json({{"proxies", std::move(list)}}).dump(2) << "\n";
+    return kExitOk;
+  }
+  out << absl::StrFormat("%-32s %-8s %-34s %-20s %s\n", "PROXY", "STATE",
+                         "CERTIFICATE", "ENROLLED", "BY");
+  for (const auto& p : response.proxies()) {
+    out << absl::StrFormat(
+        "%-32s %-8s %-34s %-20s %s\n",
+        TerminalSafe(absl::StrCat(p.environment(), "/", p.proxy_id())),
+        p.revoked() ? "revoked" : "active",
+        TerminalSafe(p.certificate_serial()), TimeText(p.enrolled_at()),
+        TerminalSafe(p.revoked() ? absl::StrCat(p.enrolled_by(),
+                                                "; revoked by ", p.revoked_by(),
+                                                ": ", p.revoke_reason())
+                                 : p.enrolled_by()));
+  }
+  return kExitOk;
+}
+
+int RunProxiesRevoke(const ProxiesRevokeOptions& options, std::ostream& out,
+                     std::ostream& err) {
+  const size_t slash = options.proxy.find('/');
+  if (slash == std::string::npos || slash == 0 ||
+      slash + 1 == options.proxy.size()) {
+    return UsageError("name the proxy as ENVIRONMENT/ID (wardenctl proxies list)",
+                      err);
+  }
+  if (options.reason.empty()) {
+    return UsageError("--reason is required (it is recorded in the audit log)",
+                      err);
+  }
+  Remote remote;
+  if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  warden::v1::RevokeProxyRequest request;
+  request.set_environment(options.proxy.substr(0, slash));
+  request.set_proxy_id(options.proxy.substr(slash + 1));
+  request.set_reason(options.reason);
+  warden::v1::RevokeProxyResponse response;
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  const grpc::Status status =
+      warden::v1::ProxyEnrollment::NewStub(remote.channel())
+          ->RevokeProxy(&context, request, &response);
+  if (!status.ok()) return remote.Failed(status, out, err);
+  if (options.format == Format::kJson) {
+    out << ProxyJson(response.proxy()).dump(2) << "\n";
+    return kExitOk;
+  }
+  out << "revoked " << TerminalSafe(options.proxy)
+      << "; its next call to warden-control is refused\n";
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
 // wardenctl audit
 
 namespace {

@@ -179,6 +179,23 @@ struct IdentitiesListOptions : RemoteOptions {
 int RunIdentitiesList(const IdentitiesListOptions& options, std::ostream& out,
                       std::ostream& err);
 
+struct ProxiesListOptions : RemoteOptions {};
+
+// `wardenctl proxies list`: "PROXY  STATE  CERTIFICATE  ENROLLED  BY"
+// per enrolled proxy (policy:read). JSON: {"proxies": [...]}.
+int RunProxiesList(const ProxiesListOptions& options, std::ostream& out,
+                   std::ostream& err);
+
+struct ProxiesRevokeOptions : RemoteOptions {
+  std::string proxy;  // ENVIRONMENT/ID
+  std::string reason;
+};
+
+// `wardenctl proxies revoke ENV/ID --reason ...` (admin): every later call
+// of that proxy is refused. "revoked ENV/ID". JSON: the proxy.
+int RunProxiesRevoke(const ProxiesRevokeOptions& options, std::ostream& out,
+                     std::ostream& err);
+
 struct IdentitiesSetActiveOptions : RemoteOptions {
   std::string user;
   bool active = false;

@@ -66,6 +66,37 @@ class EnrollmentAttacks(unittest.TestCase):
         r = self.stack.verify_log()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_z_a_revoked_proxy_is_refused_and_says_why(self):
+        r = self.stack.ctl("proxies", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("prod/" + self.stack.proxy_id, r.stdout)
+        self.assertIn("active", r.stdout)
+        r = self.stack.ctl("proxies", "revoke", "prod/" + self.stack.proxy_id)
+        self.assertNotEqual(r.returncode, 0)  # --reason is required
+        r = self.stack.ctl("proxies", "revoke", "prod/" + self.stack.proxy_id,
+                           "--reason", "host rebuilt")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The proxy's next audit append (and policy stream) is refused, with
+        # the reason in its log; its events wait in its spool.
+        conn = self.stack.raw()
+        try:
+            self.assertIsNone(conn.simple_query("SELECT 'after revoke'")[1])
+        finally:
+            conn.close()
+        self.assertTrue(wait_until(lambda: "host rebuilt" in self.stack.proxy.log(), timeout=30),
+                        self.stack.proxy.log()[-3000:])
+        self.assertFalse(any("after revoke" in t for t in self.stack.statement_texts()))
+        r = self.stack.ctl("proxies", "list", "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import json
+        proxies = {p["proxy_id"]: p for p in json.loads(r.stdout)["proxies"]}
+        self.assertTrue(proxies[self.stack.proxy_id]["revoked"])
+        self.assertEqual(proxies[self.stack.proxy_id]["revoke_reason"], "host rebuilt")
+        revokes = [e["event"]["admin"] for e in self.stack.events()
+                   if e["event"].get("admin", {}).get("action") == "proxy.revoke"]
+        self.assertEqual(len(revokes), 1)
+        self.assertEqual(revokes[0]["detail"], "host rebuilt")
+
 
 if __name__ == "__main__":
     unittest.main()
