@@ -24,6 +24,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/pgwire/startup.h"
+#include "dataplane/session/startup_params.h"
 #include "policy/sql/normalize.h"
 #include "spdlog/spdlog.h"
 
@@ -622,6 +623,14 @@ void Session::HandleStartup(absl::string_view body) {
                     warden::v1::SESSION_END_REASON_POLICY);
       }
       continue;
+    }
+    if (shared_->governed) {
+      // Judged as the SETs they are, before anything reaches the database.
+      if (absl::Status s = JudgeStartupParameter(name, value); !s.ok()) {
+        return Fail(pgwire::kRejectedConnection,
+                    absl::StrCat("Warden: ", s.message()),
+                    warden::v1::SESSION_END_REASON_POLICY);
+      }
     }
     startup_params_.emplace_back(std::string(name), std::string(value));
   }
@@ -1275,6 +1284,23 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
                         valid.message()),
            warden::v1::SESSION_END_REASON_UPSTREAM);
       return 0;
+    }
+    if (shared_->governed &&
+        frame.type == static_cast<char>(pgwire::BackendType::kParameterStatus)) {
+      // However it happened (a function's SET, ALTER ROLE ... SET), a
+      // server that now reads statements differently from Warden must not
+      // get another one from this session.
+      const auto status = pgwire::ParseParameterStatus(frame.body);
+      const std::string why =
+          status.ok() ? ReportedLexingState(status->name, status->value) : "";
+      if (!why.empty()) {
+        Fail(pgwire::kInsufficientPrivilege,
+             absl::StrCat("Warden: the database now reads statements "
+                          "differently from Warden (",
+                          why, "); the session is closed"),
+             warden::v1::SESSION_END_REASON_POLICY);
+        return 0;
+      }
     }
     if (phase_ == Phase::kUpstreamAuth) {
       pos += frame.size;

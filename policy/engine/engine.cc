@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "policy/sql/lexing.h"
 
 namespace warden::policy::engine {
 namespace {
@@ -438,6 +439,29 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
     d.reason = absl::StrCat("no policy applies to environment ", environment,
                             ", database ", database);
     return d;
+  }
+  // Built in, whatever the policies say: Warden must read every statement
+  // as PostgreSQL will (policy/sql/lexing.h). A policy's own denial keeps
+  // its name on the decision.
+  if (facts != nullptr &&
+      verdict.best.action != warden::v1::POLICY_ACTION_DENY) {
+    for (size_t i = 0; i < facts->size(); ++i) {
+      const std::string why = sql::LexingChangeIn((*facts)[i]);
+      if (why.empty()) continue;
+      Decision d;
+      d.action = warden::v1::POLICY_ACTION_DENY;
+      d.policy = "warden";
+      d.rule = "no-parser-differential";
+      d.message = absl::StrCat("Warden refuses this: ", why, ".");
+      d.reason = absl::StrCat((*facts)[i].command,
+                              " denied by Warden's built-in rule "
+                              "no-parser-differential: ",
+                              why);
+      d.audit = verdict.audit;
+      d.statement = static_cast<int>(i);
+      d.command = (*facts)[i].command;
+      return d;
+    }
   }
   Decision out = std::move(verdict.best);
   out.audit = verdict.audit;

@@ -369,6 +369,7 @@ struct Found {
   std::vector<std::pair<int, std::string>> functions;
   std::vector<std::pair<int, std::string>> columns;
   std::vector<std::pair<int, std::string>> settings;
+  std::vector<std::pair<std::string, std::string>> setting_values;
   std::vector<std::pair<int, std::string>> executed;
   bool dynamic = false;  // set_config with a computed name.
 };
@@ -385,6 +386,26 @@ bool StringConstant(const Json& node, std::string* out) {
   }
   *out = node["A_Const"]["sval"].value("sval", "");
   return true;
+}
+
+// The text of a constant as PostgreSQL would read it for a setting ('off',
+// off, 3, 'SJIS'::text); "?" for anything computed.
+std::string ConstantText(const Json& node) {
+  std::string out;
+  if (StringConstant(node, &out)) return out;
+  const Json* c = &node;
+  while (c->is_object() && c->contains("TypeCast")) c = &(*c)["TypeCast"]["arg"];
+  if (c->is_object() && c->contains("A_Const")) {
+    const Json& a = (*c)["A_Const"];
+    if (a.contains("ival")) {
+      return std::to_string(a["ival"].value("ival", 0));
+    }
+    if (a.contains("fval")) return a["fval"].value("fval", "?");
+    if (a.contains("boolval")) {
+      return a["boolval"].value("boolval", false) ? "true" : "false";
+    }
+  }
+  return "?";
 }
 
 // Run-time parameters a VariableSetStmt changes (SET, SET LOCAL, RESET,
@@ -415,6 +436,15 @@ void AddVariableSet(const Json& v, Found* found) {
     }
   } else if (!name.empty()) {
     found->settings.emplace_back(-1, name);
+    if (kind == "VAR_SET_VALUE") {
+      const Json args = v.value("args", Json::array());
+      std::vector<std::string> parts;
+      for (const auto& a : args) parts.push_back(ConstantText(a));
+      found->setting_values.emplace_back(
+          name, parts.empty() ? "?" : absl::StrJoin(parts, ", "));
+    } else {
+      found->setting_values.emplace_back(name, "DEFAULT");  // RESET, DEFAULT
+    }
   }
 }
 
@@ -466,6 +496,9 @@ void Collect(const Json& node, Found* found) {
         if (!args.empty() && StringConstant(args[0], &name)) {
           found->settings.emplace_back(v.value("location", -1),
                                        absl::AsciiStrToLower(name));
+          found->setting_values.emplace_back(
+              absl::AsciiStrToLower(name),
+              args.size() >= 2 ? ConstantText(args[1]) : "?");
         } else {
           found->settings.emplace_back(v.value("location", -1), "*");
           found->dynamic = true;
@@ -827,6 +860,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   f.functions = InSourceOrderUnique(std::move(found.functions));
   f.columns = InSourceOrderUnique(std::move(found.columns));
   f.settings = InSourceOrderUnique(std::move(found.settings));
+  f.setting_values = std::move(found.setting_values);
   if (node == "ExecuteStmt") f.executed.push_back(body.value("name", ""));
   for (auto& [unused, name] : found.executed) {
     if (std::find(f.executed.begin(), f.executed.end(), name) ==

@@ -8,6 +8,7 @@
 #define WARDEN_POLICY_SQL_FACTS_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -54,6 +55,11 @@ struct StatementFacts {
   // "*" when the name is computed (set_config(f(x), ...), which also sets
   // unresolved_dynamic_sql) or an UPDATE of pg_settings leaves it open.
   std::vector<std::string> settings;
+  // The values those changes set, where the statement says: (name, value)
+  // for SET / SET LOCAL / ALTER ... SET name = value and set_config(name,
+  // value, ...) with constants; value "DEFAULT" for RESET and SET ... TO
+  // DEFAULT; "?" when the value is computed (set_config(name, f(x), ...)).
+  std::vector<std::pair<std::string, std::string>> setting_values;
   // COPY: "stdio" (FROM STDIN / TO STDOUT, what psql's \copy sends),
   // "file" (a file on the database server) or "program" (a shell command
   // on the server). Empty for other statements.

@@ -3,6 +3,7 @@ run as an attacker would with a real driver against a real proxy and
 PostgreSQL 15, checking the data afterwards and not only the error."""
 
 import os
+import struct
 import sys
 import unittest
 
@@ -12,7 +13,7 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from stack import Stack  # noqa: E402
+from stack import Stack, rawpg  # noqa: E402
 
 
 class GuardrailAttacks(unittest.TestCase):
@@ -91,6 +92,87 @@ class GuardrailAttacks(unittest.TestCase):
                     self.assert_refused(caught.exception)
         finally:
             conn.close()
+        self.assertEqual(self.snapshot(), before)
+
+    PAYLOAD = "SELECT 'x\\'' ; UPDATE orders SET quantity = 0; --'"
+
+    def test_startup_parameters_that_change_lexing_are_refused(self):
+        """standard_conforming_strings=off or a client-only encoding, as
+        `options`, as a startup parameter, through libpq's PGOPTIONS."""
+        before = self.snapshot()
+        for extra in ({"options": "'-c standard_conforming_strings=off'"},
+                      {"options": "'--standard-conforming-strings=off'"},
+                      {"options": "'-c client_encoding=SJIS'"},
+                      {"client_encoding": "SJIS"},
+                      {"options": "'-c session_replication_role=replica'"}):
+            with self.subTest(extra=extra):
+                with self.assertRaises(psycopg2.OperationalError) as caught:
+                    psycopg2.connect(self.dsn(**extra))
+                self.assertIn("Warden", str(caught.exception))
+        # The raw startup parameter, as no driver would send it.
+        raw = rawpg.RawConn(self.stack.ports["prod"])
+        try:
+            body = struct.pack("!i", 196608) + (
+                b"user\0alice\0database\0shop\0standard_conforming_strings\0off\0\0")
+            raw.send(struct.pack("!i", len(body) + 4) + body)
+            t, body = raw.read_message()
+            self.assertEqual(t, b"E")
+            fields = rawpg.parse_error(body)
+            self.assertEqual(fields["C"], "08004")
+            self.assertIn("standard_conforming_strings", fields["M"])
+        finally:
+            raw.close()
+        self.assertEqual(self.snapshot(), before)
+
+    def test_session_changes_that_change_lexing_are_refused(self):
+        before = self.snapshot()
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            for sql in ("SET standard_conforming_strings = off",
+                        "SELECT set_config('standard_conforming_strings', 'off', false)",
+                        "SET client_encoding = 'SJIS'",
+                        "SET NAMES 'BIG5'",
+                        "SELECT set_config('client_encoding', 'GBK', true)",
+                        "ALTER ROLE warden_svc SET standard_conforming_strings = off"):
+                with self.subTest(sql=sql):
+                    with self.assertRaises(psycopg.errors.InsufficientPrivilege) as caught:
+                        conn.execute(sql)
+                    self.assertIn("no-parser-differential", str(caught.exception.diag.message_detail or "")
+                                  + str(caught.exception))
+            # The payload is one string literal to both readers now.
+            row = conn.execute(self.PAYLOAD).fetchone()
+            self.assertEqual(row[0], "x\\' ; UPDATE orders SET quantity = 0; --")
+            self.assertEqual(conn.execute("SHOW standard_conforming_strings").fetchone()[0], "on")
+        self.assertEqual(self.snapshot(), before)
+
+    def test_a_server_that_starts_reading_differently_ends_the_session(self):
+        """A function created outside Warden flips the setting; the server
+        reports it (ParameterStatus) and Warden closes the session before
+        another statement reaches the server."""
+        self.stack.pg.psql(
+            "CREATE FUNCTION public.flip() RETURNS text LANGUAGE plpgsql AS "
+            "$$ BEGIN RETURN set_config('standard_conforming_strings', 'off', false); END $$;"
+            "GRANT EXECUTE ON FUNCTION public.flip() TO PUBLIC;", dbname="shop")
+        before = self.snapshot()
+        try:
+            conn = psycopg2.connect(self.dsn())
+            conn.autocommit = True
+            cur = conn.cursor()
+            with self.assertRaises(psycopg2.Error):
+                cur.execute("SELECT public.flip()")
+                cur.execute(self.PAYLOAD)
+            # psycopg2 reports the closed connection; the FATAL message
+            # (which psql prints) names why.
+            self.assertTrue(conn.closed)
+            self.assertIn("reads statements differently", self.stack.proxy.log())
+            conn.close()
+            # A role the DBA set to read differently: refused at login.
+            self.stack.pg.psql("ALTER ROLE warden_svc SET standard_conforming_strings = off")
+            with self.assertRaises(psycopg2.OperationalError) as caught:
+                psycopg2.connect(self.dsn())
+            self.assertIn("reads statements differently", str(caught.exception))
+        finally:
+            self.stack.pg.psql("ALTER ROLE warden_svc RESET standard_conforming_strings")
+            self.stack.pg.psql("DROP FUNCTION public.flip()", dbname="shop")
         self.assertEqual(self.snapshot(), before)
 
 
