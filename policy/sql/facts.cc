@@ -372,6 +372,8 @@ struct Found {
   std::vector<std::pair<std::string, std::string>> setting_values;
   std::vector<std::pair<int, std::string>> executed;
   bool dynamic = false;  // set_config with a computed name.
+  // Queries given as text to functions that run them (query_to_xml, ...).
+  std::vector<std::string> sql_from_text;
 };
 
 // The value of a string constant, through casts ('x'::text); false when
@@ -489,6 +491,28 @@ void Collect(const Json& node, Found* found) {
       }
       found->functions.emplace_back(v.value("location", -1),
                                     absl::StrJoin(parts, "."));
+      // Functions that run a query given as text (PostgreSQL 15's
+      // query_to_xml family, ts_stat, ts_rewrite(query, text)): the text is
+      // nested SQL; computed, it is SQL Warden cannot see.
+      const std::string fn =
+          parts.empty() ? "" : absl::AsciiStrToLower(parts.back());
+      const Json fargs = v.value("args", Json::array());
+      int sql_arg = -1;
+      if (fn == "query_to_xml" || fn == "query_to_xmlschema" ||
+          fn == "query_to_xml_and_xmlschema" || fn == "ts_stat") {
+        sql_arg = 0;
+      } else if (fn == "ts_rewrite" && fargs.size() == 2) {
+        sql_arg = 1;
+      }
+      if (sql_arg >= 0) {
+        std::string text;
+        if (static_cast<int>(fargs.size()) > sql_arg &&
+            StringConstant(fargs[sql_arg], &text)) {
+          found->sql_from_text.push_back(std::move(text));
+        } else {
+          found->dynamic = true;
+        }
+      }
       // set_config(name, value, is_local), schema-qualified or not.
       if (!parts.empty() && parts.back() == "set_config") {
         std::string name;
@@ -872,6 +896,14 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
     f.prepared_name = body.value("name", "");
   }
   if (found.dynamic) f.unresolved_dynamic_sql = true;
+  for (const std::string& text : found.sql_from_text) {
+    if (depth >= kMaxDepth) {
+      f.unresolved_dynamic_sql = true;
+      break;
+    }
+    AddNestedText(&f, text, "sql from text", depth, /*may_fail=*/false,
+                  context);
+  }
   f.has_effective_filter = HasEffectiveFilter(f.node, body, context);
   if (node == "CopyStmt") {
     f.copy = body.value("is_program", false) ? "program"

@@ -62,8 +62,19 @@ const Json& Unwrapped(const Json& node) {
 }
 
 bool IsTargetColumn(const Json& raw, const Scope& s) {
-  const std::vector<std::string> names = ColumnNames(Unwrapped(raw));
-  if (names.size() == 1) return !s.others && s.value_names.count(names[0]) == 0;
+  // The column itself: a cast could merge distinct values (id::bool =
+  // true matches every non-zero id), so none is looked through; COLLATE
+  // only changes how text compares.
+  const Json* node = &raw;
+  while (node->is_object() && node->contains("CollateClause")) {
+    node = &Field((*node)["CollateClause"], "arg");
+  }
+  const std::vector<std::string> names = ColumnNames(*node);
+  if (names.size() == 1) {
+    // A bare alias or table name is the whole row (o::text LIKE '(%').
+    if (names[0] == s.target_alias || names[0] == s.target_name) return false;
+    return !s.others && s.value_names.count(names[0]) == 0;
+  }
   if (names.size() == 2) {
     return s.target_alias.empty() ? names[0] == s.target_name
                                   : names[0] == s.target_alias;
@@ -221,16 +232,16 @@ bool Constrains(const Json& node, const Scope& s, bool point_only) {
   if (kind == "AEXPR_OP") {
     if (op == "=") return ColumnAgainstValue(e, s);
     if (point_only) return false;
-    if (op == "<" || op == ">" || op == "<=" || op == ">=" || op == "<>" ||
-        op == "!=") {
+    // <> (and NOT IN, IS DISTINCT FROM below) excludes a few rows and
+    // keeps the rest: not a filter.
+    if (op == "<" || op == ">" || op == "<=" || op == ">=") {
       return ColumnAgainstValue(e, s);
     }
     return false;
   }
   if (kind == "AEXPR_NOT_DISTINCT") return ColumnAgainstValue(e, s);
-  if (kind == "AEXPR_DISTINCT") return !point_only && ColumnAgainstValue(e, s);
   if (kind == "AEXPR_IN") {
-    if (op != "=" && point_only) return false;  // NOT IN
+    if (op != "=") return false;  // NOT IN
     return IsTargetColumn(Field(e, "lexpr"), s) &&
            IsStrictList(Field(e, "rexpr"), s);
   }
@@ -311,10 +322,24 @@ bool UpsertIsFiltered(const Json& body, const FilterContext& context) {
   const Json& conflict = Field(body, "onConflictClause");
   if (Field(conflict, "action") != "ONCONFLICT_UPDATE") return true;
   const Json& select = Field(Field(body, "selectStmt"), "SelectStmt");
-  // DEFAULT VALUES (no select) or VALUES lists: as many rows as written.
-  if (select.is_null() ||
-      (select.contains("valuesLists") && !select.contains("fromClause"))) {
-    return true;
+  // DEFAULT VALUES (no select), or VALUES lists of values only: as many
+  // rows as written (a set-returning function in VALUES is not: VALUES
+  // (unnest(...)) or (generate_series(...)) makes any number).
+  if (select.is_null()) return true;
+  if (select.contains("valuesLists") && !select.contains("fromClause")) {
+    Scope values;
+    values.value_aliases = context.value_qualifiers;
+    values.value_names = context.value_names;
+    bool all_values = true;
+    for (const auto& row : select["valuesLists"]) {
+      for (const auto& v : Field(Field(row, "List"), "items")) {
+        const Json& u = Unwrapped(v);
+        all_values = all_values &&
+                     (IsStrictValue(u, values) ||
+                      (u.is_object() && u.contains("SetToDefault")));
+      }
+    }
+    if (all_values) return true;
   }
   Scope s = TargetScope(Field(body, "relation"), context);
   s.others = true;  // EXCLUDED is in scope

@@ -6,16 +6,18 @@
 // column of the target relation against a value:
 //   - the column: a column of the target, unqualified only when no other
 //     relation is in scope (no FROM / USING), otherwise qualified with the
-//     target's name or alias; a cast or COLLATE around it is fine;
+//     target's name or alias; COLLATE around it is fine, a cast is not (it
+//     can merge values: id::bool), nor is the whole row (o, o::text);
 //   - the value: a constant or a bound parameter ($n), through casts,
 //     COLLATE, arithmetic and function calls of values; or a column of a
 //     VALUES list in FROM / USING (a bounded set of constants); or what
 //     the context says is a value (FilterContext);
 //   - the constraint: = , IN (...), = ANY (...), IS NOT DISTINCT FROM,
-//     IS NULL, WHERE CURRENT OF (point constraints); or <, >, <=, >=, <>,
-//     NOT IN, BETWEEN, IS DISTINCT FROM, LIKE / ILIKE with a constant
-//     pattern that does not start with a wildcard, a bare boolean column
-//     or NOT of one (range constraints).
+//     IS NULL, WHERE CURRENT OF (point constraints); or <, >, <=, >=,
+//     BETWEEN, LIKE / ILIKE with a constant pattern that does not start
+//     with a wildcard, a bare boolean column or NOT of one (range
+//     constraints). <>, NOT IN and IS DISTINCT FROM keep almost every row
+//     and are not filters.
 // AND is filtered when any of its conjuncts is; OR only when every branch
 // is a point constraint (so `x = 1 OR x <> 1` is not). Anything else
 // (NOT, subqueries, EXISTS, CASE, coalesce, `x = x`, `ctid = ctid`, a
@@ -29,8 +31,8 @@
 //
 // MERGE is filtered when every WHEN MATCHED UPDATE / DELETE is limited by
 // its ON condition or its own AND condition. INSERT ... ON CONFLICT DO
-// UPDATE is filtered when its rows come from VALUES (or DEFAULT VALUES),
-// or its DO UPDATE has a filtering WHERE; INSERT ... SELECT ... ON
+// UPDATE is filtered when its rows come from VALUES of values only (or
+// DEFAULT VALUES), or its DO UPDATE has a filtering WHERE; INSERT ... SELECT ... ON
 // CONFLICT DO UPDATE may update every row and is not.
 #ifndef WARDEN_POLICY_SQL_FILTER_H_
 #define WARDEN_POLICY_SQL_FILTER_H_

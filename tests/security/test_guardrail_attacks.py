@@ -13,7 +13,7 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from stack import Stack, rawpg  # noqa: E402
+from stack import Stack, rawpg, wait_until  # noqa: E402
 
 
 class GuardrailAttacks(unittest.TestCase):
@@ -85,7 +85,17 @@ class GuardrailAttacks(unittest.TestCase):
                         "WITH d AS (DELETE FROM orders WHERE coalesce(true) RETURNING 1) "
                         "SELECT count(*) FROM d",
                         "INSERT INTO orders SELECT * FROM orders ON CONFLICT (id) "
-                        "DO UPDATE SET quantity = 0"):
+                        "DO UPDATE SET quantity = 0",
+                        # The red team's finds: casts, whole rows, set-returning
+                        # VALUES, SQL run from text.
+                        "DELETE FROM orders WHERE id::bool = true",
+                        "UPDATE customers c SET email = 'pwned' WHERE c::text LIKE '(%'",
+                        "UPDATE products p SET price = 0 WHERE p IS DISTINCT FROM NULL",
+                        "DELETE FROM orders WHERE id <> 0",
+                        "INSERT INTO products (id) VALUES (unnest(ARRAY(SELECT id FROM "
+                        "products))) ON CONFLICT (id) DO UPDATE SET price = 0",
+                        "SELECT query_to_xml('DELETE FROM orders RETURNING 1', true, "
+                        "false, '')"):
                 with self.subTest(sql=sql):
                     with self.assertRaises(psycopg2.errors.InsufficientPrivilege) as caught:
                         cur.execute(sql)
@@ -163,7 +173,9 @@ class GuardrailAttacks(unittest.TestCase):
             # psycopg2 reports the closed connection; the FATAL message
             # (which psql prints) names why.
             self.assertTrue(conn.closed)
-            self.assertIn("reads statements differently", self.stack.proxy.log())
+            self.assertTrue(wait_until(
+                lambda: "reads statements differently" in self.stack.proxy.log(), timeout=10),
+                self.stack.proxy.log()[-2000:])
             conn.close()
             # A role the DBA set to read differently: refused at login.
             self.stack.pg.psql("ALTER ROLE warden_svc SET standard_conforming_strings = off")

@@ -400,7 +400,27 @@ TEST(SqlFactsTest, EffectiveFilter) {
       {"DELETE FROM t WHERE id BETWEEN 1 AND 5", true},
       {"DELETE FROM t WHERE created < now() - interval '1 day'", true},
       {"DELETE FROM t WHERE name LIKE 'abc%'", true},
-      {"DELETE FROM t WHERE (id)::int = 2", true},
+      {"DELETE FROM t WHERE (id)::int = 2", false},  // a cast can merge
+      // The red team's finds (issue 13): casts, whole rows, set-returning
+      // VALUES, weak exclusions.
+      {"DELETE FROM t WHERE id::bool = true", false},
+      {"UPDATE t SET a = 1 WHERE CAST(id AS boolean) IN (true)", false},
+      {"DELETE FROM t o WHERE o::text LIKE '(abc'", false},
+      {"DELETE FROM t WHERE t::text >= '('", false},
+      {"UPDATE t p SET a = 0 WHERE p IS NULL", false},
+      {"DELETE FROM t WHERE id <> 0", false},
+      {"DELETE FROM t WHERE id NOT IN (0)", false},
+      {"DELETE FROM t WHERE id IS DISTINCT FROM NULL", false},
+      {"INSERT INTO t (id) VALUES (unnest(ARRAY(SELECT id FROM t))) ON "
+       "CONFLICT (id) DO UPDATE SET a = 0",
+       false},
+      {"INSERT INTO t (id) VALUES (generate_series(1, 1000)) ON CONFLICT (id) "
+       "DO UPDATE SET a = 0",
+       false},
+      {"INSERT INTO t (id, a) VALUES ($1, DEFAULT) ON CONFLICT (id) DO UPDATE "
+       "SET a = 0",
+       true},
+      {"DELETE FROM t WHERE name COLLATE \"C\" = 'x'", true},
       {"DELETE FROM t WHERE t.id = 1", true},
       {"DELETE FROM public.t WHERE public.t.id = 1", true},
       {"DELETE FROM t x WHERE x.id = 1", true},

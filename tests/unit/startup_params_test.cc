@@ -133,6 +133,11 @@ TEST(LexingStatementsTest, EverySpellingOfTheChangeIsFound) {
            "'off', false); END $$",
            "WITH s AS (SELECT set_config('client_encoding', 'UHC', false)) "
            "SELECT * FROM s",
+           // SQL given as text to a function that runs it (red team).
+           "SELECT query_to_xml($q$select set_config('client_encoding', "
+           "'SJIS', false)$q$, true, false, '')",
+           "SELECT * FROM ts_stat($q$select set_config('client_encoding', "
+           "'SJIS', false)::tsvector$q$)",
        }) {
     EXPECT_NE(Lexing(sql), "") << sql;
   }
