@@ -164,6 +164,15 @@ absl::StatusOr<DirectoryUser> Directory::PutUser(DirectoryUser user,
                                                  const std::string& actor,
                                                  absl::Time now) {
   absl::MutexLock lock(&write_mu_);
+  // SCIM writes what the identity provider says; an admin's hold stays.
+  user.clear_admin_hold();
+  user.clear_admin_hold_by();
+  if (!user.id().empty()) {
+    if (auto old = GetUser(user.id()); old.ok() && old->admin_hold()) {
+      user.set_admin_hold(true);
+      user.set_admin_hold_by(old->admin_hold_by());
+    }
+  }
   return PutUserLocked(std::move(user), actor, now);
 }
 
@@ -182,11 +191,14 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
         -1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (!user.ok()) {
     return user.status();
-  } else if (user->active() == active) {
+  } else if (user->active() == active && user->admin_hold() == !active) {
     result.user = *std::move(user);
     return result;
   }
   user->set_active(active);
+  // An admin's deactivation holds against SCIM until an admin lifts it.
+  user->set_admin_hold(!active);
+  user->set_admin_hold_by(active ? "" : actor);
   // The SCIM resource says so too (what GET /Users/{id} returns).
   nlohmann::json resource =
       nlohmann::json::parse(user->resource_json(), nullptr, false);
@@ -380,7 +392,7 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (it != entries.end() && u.deleted()) continue;
     DirectoryEntry entry;
     entry.set_user_name(name);
-    entry.set_active(u.active() && !u.deleted());
+    entry.set_active(u.active() && !u.deleted() && !u.admin_hold());
     std::set<std::string> aliases;
     for (const std::string& email : u.emails()) {
       std::string alias = absl::AsciiStrToLower(email);

@@ -106,12 +106,17 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
   // A user the directory deactivated gets no certificate (proxies would
   // refuse it anyway; this says so at login). Same matching as proxies:
   // userName first, then e-mail aliases, ignoring case.
-  if (const warden::v1::DirectoryEntry* entry =
-          policy::engine::FindDirectoryEntry(bundle, mapped->user);
-      entry != nullptr && !entry->active()) {
+  const policy::engine::DirectoryMatch match =
+      policy::engine::FindDirectoryEntry(bundle, mapped->user);
+  if (match.ambiguous) {
     return absl::PermissionDeniedError(absl::StrCat(
         mapped->user,
-        " is deactivated in the identity provider's directory (SCIM)"));
+        " is an e-mail alias of more than one user in Warden's directory, so "
+        "it names no one for sure"));
+  }
+  if (match.entry != nullptr && !match.entry->active()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(mapped->user, " is deactivated in Warden's directory"));
   }
   // The kind this provider's tokens give (as on the proxy, where the same
   // token sent as the password gets it), carried in the certificate so the

@@ -397,7 +397,7 @@ absl::Status FillIdentity(const directory::Directory& directory,
                           warden::v1::DirectoryIdentity* out) {
   out->set_id(user.id());
   out->set_user_name(user.user_name());
-  out->set_active(user.active());
+  out->set_active(user.active() && !user.admin_hold());  // what proxies do
   out->set_external_id(user.external_id());
   *out->mutable_emails() = user.emails();
   SetTimestamp(absl::FromUnixMillis(user.modified_unix_ms()),

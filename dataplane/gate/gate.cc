@@ -57,23 +57,28 @@ Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
       generation_(NextGeneration()),
       matcher_(&bundle_),
       cache_(cache_entries) {
-  // policy::engine::FindDirectoryEntry's rules, indexed: a userName names
-  // its entry before any alias does.
+  // policy::engine::FindDirectoryEntry's rules, indexed once per name.
   for (const auto& entry : bundle_.directory()) {
-    directory_.emplace(absl::AsciiStrToLower(entry.user_name()), &entry);
+    const std::string name = absl::AsciiStrToLower(entry.user_name());
+    directory_.emplace(name,
+                       policy::engine::FindDirectoryEntry(bundle_, name));
   }
   for (const auto& entry : bundle_.directory()) {
     for (const std::string& alias : entry.aliases()) {
-      directory_.emplace(absl::AsciiStrToLower(alias), &entry);
+      const std::string name = absl::AsciiStrToLower(alias);
+      if (directory_.contains(name)) continue;
+      directory_.emplace(name,
+                         policy::engine::FindDirectoryEntry(bundle_, name));
     }
   }
 }
 
-const warden::v1::DirectoryEntry* Gate::FindDirectoryEntry(
+policy::engine::DirectoryMatch Gate::FindDirectoryEntry(
     absl::string_view user) const {
-  if (directory_.empty()) return nullptr;
+  if (directory_.empty()) return {};
   auto it = directory_.find(absl::AsciiStrToLower(user));
-  return it == directory_.end() ? nullptr : it->second;
+  return it == directory_.end() ? policy::engine::DirectoryMatch{}
+                                : it->second;
 }
 
 absl::StatusOr<std::unique_ptr<Gate>> Gate::Load(

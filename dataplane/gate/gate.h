@@ -74,9 +74,9 @@ class Gate {
                             const std::string& environment,
                             const std::string& database) const;
 
-  // The directory entry (SCIM) of `user`, by userName or e-mail alias,
-  // case-insensitive; null when the directory does not know the user.
-  const warden::v1::DirectoryEntry* FindDirectoryEntry(
+  // The directory entry (SCIM) of `user`, by the rules of
+  // policy::engine::FindDirectoryEntry (indexed).
+  policy::engine::DirectoryMatch FindDirectoryEntry(
       absl::string_view user) const;
 
   const warden::v1::PolicyBundle& bundle() const { return bundle_; }
@@ -98,9 +98,9 @@ class Gate {
   const uint64_t generation_;
   const policy::engine::Matcher matcher_;  // over bundle_.
   mutable policy::sql::FactsCache cache_;
-  // Lower-case userName and aliases -> entries of bundle_.directory().
-  absl::flat_hash_map<std::string, const warden::v1::DirectoryEntry*>
-      directory_;
+  // Lower-case userName and aliases -> what they match in
+  // bundle_.directory().
+  absl::flat_hash_map<std::string, policy::engine::DirectoryMatch> directory_;
 };
 
 }  // namespace warden::gate

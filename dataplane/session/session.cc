@@ -1732,8 +1732,11 @@ void Session::RefuseIdentity(const std::string& reason) {
 
 bool Session::ApplyDirectory(const gate::Gate& gate) {
   directory_generation_ = gate.generation();
-  const warden::v1::DirectoryEntry* entry =
+  const policy::engine::DirectoryMatch match =
       gate.FindDirectoryEntry(identity_.user());
+  directory_ambiguous_ = match.ambiguous;
+  if (match.ambiguous) return false;
+  const warden::v1::DirectoryEntry* entry = match.entry;
   if (entry != nullptr && !entry->active()) return false;
   std::vector<std::string> groups = base_groups_;
   if (entry != nullptr) {
@@ -1762,9 +1765,13 @@ bool Session::ApplyDirectory(const gate::Gate& gate) {
 }
 
 std::string Session::DeactivatedReason() const {
-  return absl::StrCat(identity_.user(),
-                      " is deactivated in the identity provider's directory "
-                      "(SCIM)");
+  if (directory_ambiguous_) {
+    return absl::StrCat(identity_.user(),
+                        " is an e-mail alias of more than one user in Warden's "
+                        "directory, so it names no one for sure; connect as "
+                        "the userName");
+  }
+  return absl::StrCat(identity_.user(), " is deactivated in Warden's directory");
 }
 
 void Session::CloseDeactivated() {

@@ -57,8 +57,21 @@ bool AnyGlob(const Container& patterns, const std::string& value) {
   return false;
 }
 
+// User names match ignoring case, as logins and the directory do: a rule
+// for "alice@example.com" also holds for "Alice@Example.com".
+bool AnyUserGlob(const google::protobuf::RepeatedPtrField<std::string>& globs,
+                 const std::string& user) {
+  const std::string lower = absl::AsciiStrToLower(user);
+  for (const auto& g : globs) {
+    if (fnmatch(absl::AsciiStrToLower(g).c_str(), lower.c_str(), 0) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool IdentityMatches(const warden::v1::IdentityMatch& id, const Subject& who) {
-  if (!id.users().empty() && !AnyGlob(id.users(), who.user)) return false;
+  if (!id.users().empty() && !AnyUserGlob(id.users(), who.user)) return false;
   if (!id.groups().empty()) {
     bool any = false;
     for (const auto& g : who.groups) {
@@ -468,18 +481,24 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
   return out;
 }
 
-const warden::v1::DirectoryEntry* FindDirectoryEntry(
-    const warden::v1::PolicyBundle& bundle, absl::string_view user) {
+DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
+                                  absl::string_view user) {
   const std::string name = absl::AsciiStrToLower(user);
   for (const auto& entry : bundle.directory()) {
-    if (entry.user_name() == name) return &entry;
+    if (absl::AsciiStrToLower(entry.user_name()) == name) return {&entry};
   }
+  DirectoryMatch match;
+  int active = 0;
   for (const auto& entry : bundle.directory()) {
     for (const std::string& alias : entry.aliases()) {
-      if (alias == name) return &entry;
+      if (absl::AsciiStrToLower(alias) != name) continue;
+      if (!entry.active()) return {&entry};  // deactivated wins
+      if (++active == 1) match.entry = &entry;
+      break;
     }
   }
-  return nullptr;
+  if (active > 1) return {nullptr, /*ambiguous=*/true};
+  return match;
 }
 
 RoleDecision MapRole(const warden::v1::PolicyBundle& bundle,

@@ -84,11 +84,23 @@ RoleDecision MapRole(const warden::v1::PolicyBundle& bundle,
                      const Subject& subject, const std::string& environment,
                      const std::string& database);
 
-// The bundle's directory entry (SCIM) for `user`: by userName first, then
-// by e-mail alias, ignoring case; null when the directory does not know
-// the user. Linear; the proxy's gate keeps an index with the same rules.
-const warden::v1::DirectoryEntry* FindDirectoryEntry(
-    const warden::v1::PolicyBundle& bundle, absl::string_view user);
+// What the directory (SCIM) says about a user name.
+struct DirectoryMatch {
+  // Null when the directory does not know the name (or it is ambiguous).
+  const warden::v1::DirectoryEntry* entry = nullptr;
+  // The name is an alias of several active entries and a userName of
+  // none: it names no one for sure, and is refused.
+  bool ambiguous = false;
+};
+
+// The bundle's directory entry for `user`, ignoring case: the entry whose
+// userName it is; otherwise among the entries it is an e-mail alias of, an
+// inactive (deactivated or deleted) one wins over active ones, so a
+// deactivated person cannot come back through someone else's alias; two or
+// more active ones are ambiguous. Linear; the proxy's gate keeps an index
+// with the same rules.
+DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
+                                  absl::string_view user);
 
 // A bundle prepared once for repeated evaluation (what the proxy holds):
 // every glob list of every rule is split into exact names (hash lookups),

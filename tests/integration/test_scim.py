@@ -218,8 +218,8 @@ environments:
             "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
         self.assertEqual((status, body["active"]), (200, False))
         self.assertTrue(wait_until(
-            lambda: "alice@example.com is deactivated in the identity provider's "
-                    "directory (SCIM); closing it" in self.proxy.log()),
+            lambda: "alice@example.com is deactivated in Warden's directory; "
+                    "closing it" in self.proxy.log()),
             self.proxy.log()[-2000:])
         with self.assertRaises(psycopg2.Error):
             with conn.cursor() as cur:
@@ -345,7 +345,7 @@ environments:
             return [e["authentication"].get("reason", "") for e in events
                     if not e["authentication"].get("success")]
         self.assertTrue(wait_until(lambda: any(
-            "deactivated in the identity provider's directory" in reason
+            "deactivated in Warden's directory" in reason
             for reason in refused_reasons())))
 
     def test_4_wardenctl_cuts_off_a_user_the_directory_never_saw(self):

@@ -238,16 +238,58 @@ TEST(GateDirectoryTest, FindsUsersByNameOrAliasIgnoringCase) {
   bob->add_aliases("alice@example.com");
   Gate gate(bundle, 10);
   const warden::v1::DirectoryEntry* found =
-      gate.FindDirectoryEntry("A.Smith@Example.com");
+      gate.FindDirectoryEntry("A.Smith@Example.com").entry;
   ASSERT_NE(found, nullptr);
   EXPECT_EQ(found->user_name(), "alice@example.com");
-  found = gate.FindDirectoryEntry("ALICE@example.com");
+  found = gate.FindDirectoryEntry("ALICE@example.com").entry;
   ASSERT_NE(found, nullptr);
   EXPECT_TRUE(found->active());
-  found = gate.FindDirectoryEntry("bob");
+  found = gate.FindDirectoryEntry("bob").entry;
   ASSERT_NE(found, nullptr);
   EXPECT_FALSE(found->active());
-  EXPECT_EQ(gate.FindDirectoryEntry("carol"), nullptr);
+  EXPECT_EQ(gate.FindDirectoryEntry("carol").entry, nullptr);
+  EXPECT_FALSE(gate.FindDirectoryEntry("carol").ambiguous);
+}
+
+// Issue 14: a deactivated user came back through another (active) user's
+// e-mail alias, with that user's groups.
+TEST(GateDirectoryTest, AnAliasCannotBeBorrowed) {
+  warden::v1::PolicyBundle bundle;
+  auto* dave = bundle.add_directory();
+  dave->set_user_name("dave");
+  dave->add_aliases("dave@example.com");
+  dave->set_active(false);
+  auto* mallory = bundle.add_directory();
+  mallory->set_user_name("mallory");
+  mallory->add_aliases("dave@example.com");
+  mallory->add_aliases("shared@example.com");
+  mallory->set_active(true);
+  mallory->add_groups("dba");
+  auto* eve = bundle.add_directory();
+  eve->set_user_name("eve");
+  eve->add_aliases("shared@example.com");
+  eve->set_active(true);
+  Gate gate(bundle, 10);
+  const policy::engine::DirectoryMatch borrowed =
+      gate.FindDirectoryEntry("DAVE@example.com");
+  ASSERT_NE(borrowed.entry, nullptr);
+  EXPECT_EQ(borrowed.entry->user_name(), "dave");
+  EXPECT_FALSE(borrowed.entry->active());
+  const policy::engine::DirectoryMatch shared =
+      gate.FindDirectoryEntry("shared@example.com");
+  EXPECT_TRUE(shared.ambiguous);
+  EXPECT_EQ(shared.entry, nullptr);
+  // A userName is never ambiguous.
+  ASSERT_NE(gate.FindDirectoryEntry("mallory").entry, nullptr);
+  EXPECT_EQ(gate.FindDirectoryEntry("mallory").entry->user_name(), "mallory");
+  // The linear rules agree with the index, whatever the entries' order.
+  bundle.mutable_directory()->SwapElements(0, 1);
+  const policy::engine::DirectoryMatch linear =
+      policy::engine::FindDirectoryEntry(bundle, "dave@EXAMPLE.com");
+  ASSERT_NE(linear.entry, nullptr);
+  EXPECT_EQ(linear.entry->user_name(), "dave");
+  EXPECT_TRUE(
+      policy::engine::FindDirectoryEntry(bundle, "Shared@example.com").ambiguous);
 }
 
 }  // namespace

@@ -260,6 +260,10 @@ spec:
   EXPECT_EQ(d.mapping, "shop-roles");
   EXPECT_EQ(d.source, "roles.yaml:8");
   EXPECT_EQ(engine::MapRole(*bundle, bot, "prod", "shop").role, "app_support");
+  // User globs ignore case, as logins and the directory do (issue 14).
+  engine::Subject shouting_bot{"SUPPORT-Bot", {}, "agent"};
+  EXPECT_EQ(engine::MapRole(*bundle, shouting_bot, "prod", "shop").role,
+            "app_support");
   // The first mapping that applies decides: no rule and no default there.
   d = engine::MapRole(*bundle, other_bot, "prod", "shop");
   EXPECT_TRUE(d.mapped);

@@ -354,6 +354,40 @@ TEST_F(ScimTest, BundleEntriesCarryStateGroupsAndTombstones) {
   EXPECT_TRUE((*entries)[1].active());
 }
 
+// Issue 14: an admin's deactivation was silently lifted by the identity
+// provider's next PATCH active: true.
+TEST_F(ScimTest, AnAdminsDeactivationHoldsAgainstScim) {
+  const std::string dave = CreateUser("dave");
+  auto held = directory_->SetActive("dave", false, "token:secops", absl::Now());
+  ASSERT_TRUE(held.ok()) << held.status();
+  const Json reactivate = {
+      {"schemas", {"urn:ietf:params:scim:api:messages:2.0:PatchOp"}},
+      {"Operations", {{{"op", "replace"}, {"value", {{"active", true}}}}}}};
+  ASSERT_EQ(Call("PATCH", "/Users/" + dave, reactivate).status, 200);
+  ASSERT_EQ(Call("PUT", "/Users/" + dave,
+                 {{"userName", "dave"}, {"active", true}})
+                .status,
+            200);
+  auto entries = directory_->Entries();
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 1);
+  EXPECT_FALSE((*entries)[0].active()) << "SCIM lifted an admin's hold";
+  // An admin lifts it.
+  ASSERT_TRUE(
+      directory_->SetActive("dave", true, "token:secops", absl::Now()).ok());
+  entries = directory_->Entries();
+  ASSERT_TRUE(entries.ok());
+  EXPECT_TRUE((*entries)[0].active());
+  // And SCIM's own deactivation is SCIM's to lift.
+  const Json deactivate = {
+      {"schemas", {"urn:ietf:params:scim:api:messages:2.0:PatchOp"}},
+      {"Operations", {{{"op", "replace"}, {"value", {{"active", false}}}}}}};
+  ASSERT_EQ(Call("PATCH", "/Users/" + dave, deactivate).status, 200);
+  EXPECT_FALSE((*directory_->Entries())[0].active());
+  ASSERT_EQ(Call("PATCH", "/Users/" + dave, reactivate).status, 200);
+  EXPECT_TRUE((*directory_->Entries())[0].active());
+}
+
 TEST_F(ScimTest, TheDirectoryIsRebuiltFromTheLog) {
   const std::string id = CreateUser("carol");
   ASSERT_EQ(Call("PATCH", "/Users/" + id,

@@ -327,7 +327,7 @@ TEST_F(UserCertificateTest, DeactivatedDirectoryUsersGetNoCertificate) {
   auto refused = Issue(IdToken("Ana@Example.com"), csr_);
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(std::string(refused.status().message()),
-              HasSubstr("is deactivated in the identity provider's directory"));
+              HasSubstr("is deactivated in Warden's directory"));
   entry->set_active(true);
   EXPECT_TRUE(Issue(IdToken("ana@example.com"), csr_).ok());
 }
