@@ -84,8 +84,10 @@ class OidcExchange : public AuthExchange {
         authenticator_->Find(*issuer, request_.environment);
     if (provider == nullptr) {
       return Refused(absl::UnauthenticatedError(absl::StrCat(
-                         "issuer '", issuer->substr(0, 200),
-                         "' is not an identity provider of this listener")),
+                         "unverified issuer '", issuer->substr(0, 200),
+                         "' (read from a token whose signature was not "
+                         "checked) is not an identity provider of this "
+                         "listener")),
                      "oidc");
     }
     const config::IdentityProvider& idp = provider->config;

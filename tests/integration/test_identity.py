@@ -135,7 +135,8 @@ environments:
             "wrong audience": (idp.token(user, aud="another-app"),
                                "audience 'another-app' is not one of 'warden'"),
             "wrong issuer": (idp.token(user, iss="https://evil.test"),
-                             "issuer 'https://evil.test' is not an identity provider"),
+                             "unverified issuer 'https://evil.test' (read from a token "
+                             "whose signature was not checked) is not an identity provider"),
             "bad signature": (idp.tampered(user, "root@example.com"),
                               "signature does not verify"),
             "alg none": (idp.unsigned_token(user), "algorithm 'none' is not allowed"),
