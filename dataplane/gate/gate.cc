@@ -57,20 +57,8 @@ Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
       generation_(NextGeneration()),
       matcher_(&bundle_),
       cache_(cache_entries) {
-  // policy::engine::FindDirectoryEntry's rules, indexed once per name.
-  for (const auto& entry : bundle_.directory()) {
-    const std::string name = absl::AsciiStrToLower(entry.user_name());
-    directory_.emplace(name,
-                       policy::engine::FindDirectoryEntry(bundle_, name));
-  }
-  for (const auto& entry : bundle_.directory()) {
-    for (const std::string& alias : entry.aliases()) {
-      const std::string name = absl::AsciiStrToLower(alias);
-      if (directory_.contains(name)) continue;
-      directory_.emplace(name,
-                         policy::engine::FindDirectoryEntry(bundle_, name));
-    }
-  }
+  // policy::engine::FindDirectoryEntry's rules, indexed in one pass.
+  directory_ = policy::engine::DirectoryIndex(bundle_);
 }
 
 policy::engine::DirectoryMatch Gate::FindDirectoryEntry(

@@ -481,6 +481,24 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
   return out;
 }
 
+namespace {
+
+// One more entry the name is an alias of: an inactive one wins for good,
+// a second active one makes the name ambiguous.
+void AddAliasHolder(const warden::v1::DirectoryEntry& entry,
+                    DirectoryMatch* match) {
+  if (match->entry != nullptr && !match->entry->active()) return;
+  if (!entry.active()) {
+    *match = {&entry};
+  } else if (match->entry != nullptr || match->ambiguous) {
+    *match = {nullptr, /*ambiguous=*/true};
+  } else {
+    match->entry = &entry;
+  }
+}
+
+}  // namespace
+
 DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
                                   absl::string_view user) {
   const std::string name = absl::AsciiStrToLower(user);
@@ -488,17 +506,36 @@ DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
     if (absl::AsciiStrToLower(entry.user_name()) == name) return {&entry};
   }
   DirectoryMatch match;
-  int active = 0;
   for (const auto& entry : bundle.directory()) {
     for (const std::string& alias : entry.aliases()) {
-      if (absl::AsciiStrToLower(alias) != name) continue;
-      if (!entry.active()) return {&entry};  // deactivated wins
-      if (++active == 1) match.entry = &entry;
-      break;
+      if (absl::AsciiStrToLower(alias) == name) {
+        AddAliasHolder(entry, &match);
+        break;
+      }
     }
   }
-  if (active > 1) return {nullptr, /*ambiguous=*/true};
   return match;
+}
+
+absl::flat_hash_map<std::string, DirectoryMatch> DirectoryIndex(
+    const warden::v1::PolicyBundle& bundle) {
+  absl::flat_hash_map<std::string, DirectoryMatch> index;
+  for (const auto& entry : bundle.directory()) {
+    index[absl::AsciiStrToLower(entry.user_name())] = {&entry};
+  }
+  // Aliases in a second pass, so a userName always wins; each entry
+  // counts once per name.
+  absl::flat_hash_map<std::string, DirectoryMatch> aliases;
+  for (const auto& entry : bundle.directory()) {
+    absl::flat_hash_set<std::string> seen;
+    for (const std::string& alias : entry.aliases()) {
+      std::string name = absl::AsciiStrToLower(alias);
+      if (index.contains(name) || !seen.insert(name).second) continue;
+      AddAliasHolder(entry, &aliases[name]);
+    }
+  }
+  index.insert(aliases.begin(), aliases.end());
+  return index;
 }
 
 RoleDecision MapRole(const warden::v1::PolicyBundle& bundle,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "policy/sql/facts.h"
@@ -101,6 +102,11 @@ struct DirectoryMatch {
 // with the same rules.
 DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
                                   absl::string_view user);
+
+// The same answers for every userName and alias of the directory, built
+// in one pass (what the proxy's gate keeps): lower-case name -> match.
+absl::flat_hash_map<std::string, DirectoryMatch> DirectoryIndex(
+    const warden::v1::PolicyBundle& bundle);
 
 // A bundle prepared once for repeated evaluation (what the proxy holds):
 // every glob list of every rule is split into exact names (hash lookups),
