@@ -126,6 +126,12 @@ users:
         return self.ctl("audit", "verify", "--log", log, "--checkpoint", cp,
                         "--key", os.path.join(self.control.data, "audit.vkey"))
 
+    def recorded(self, marker, timeout=15):
+        """Whether a statement whose text holds `marker` reaches the audit
+        log within `timeout` seconds."""
+        return wait_until(lambda: any(marker in t for t in self.statement_texts()),
+                          timeout=timeout)
+
     def statement_texts(self):
         return [e["event"].get("statement", {}).get("text", "") for e in self.events()]
 

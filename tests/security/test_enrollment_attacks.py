@@ -60,9 +60,8 @@ class EnrollmentAttacks(unittest.TestCase):
             self.assertIsNone(error)
         finally:
             conn.close()
-        self.assertTrue(wait_until(
-            lambda: any(marker in t for t in self.stack.statement_texts()), timeout=20),
-            self.stack.proxy.log()[-2000:])
+        self.assertTrue(self.stack.recorded(marker, timeout=20),
+                        self.stack.proxy.log()[-2000:])
         r = self.stack.verify_log()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 

@@ -12,7 +12,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from stack import Stack, rawpg, wait_until  # noqa: E402
+from stack import Stack, rawpg  # noqa: E402
 
 M = rawpg.message
 
@@ -134,9 +134,7 @@ class ProxyAuditAttacks(unittest.TestCase):
             self.assertIsNone(error)
         finally:
             conn.close()
-        self.assertTrue(wait_until(lambda: any(marker in t for t in self.stack.statement_texts()),
-                                   timeout=15),
-                        self.stack.proxy.log()[-3000:])
+        self.assertTrue(self.stack.recorded(marker), self.stack.proxy.log()[-3000:])
         bad = [e["event"]["statement"] for e in self.stack.events()
                if "SELECT 1 /* " in e["event"].get("statement", {}).get("text", "")
                and e["event"]["statement"].get("phase") == "STATEMENT_PHASE_INTENT"]
@@ -172,9 +170,7 @@ class ProxyAuditAttacks(unittest.TestCase):
             self.assertIsNone(error)
         finally:
             conn.close()
-        self.assertTrue(wait_until(lambda: any(marker in t for t in self.stack.statement_texts()),
-                                   timeout=15),
-                        self.stack.proxy.log()[-3000:])
+        self.assertTrue(self.stack.recorded(marker), self.stack.proxy.log()[-3000:])
 
 
 if __name__ == "__main__":
