@@ -11,6 +11,7 @@ namespace warden {
 namespace {
 
 constexpr absl::string_view kPrefix = "spiffe://warden/proxy/";
+constexpr absl::string_view kServesPrefix = "spiffe://warden/proxy-serves/";
 
 }  // namespace
 
@@ -31,8 +32,28 @@ std::string ProxyUri(const ProxyIdentity& identity) {
   return absl::StrCat(kPrefix, identity.environment, "/", identity.proxy_id);
 }
 
+bool ProxyIdentity::Serves(absl::string_view env) const {
+  if (env == environment) return true;
+  for (const std::string& e : also_serves) {
+    if (e == env) return true;
+  }
+  return false;
+}
+
+std::string ProxyServesUri(absl::string_view environment) {
+  return absl::StrCat(kServesPrefix, environment);
+}
+
 absl::StatusOr<ProxyIdentity> ProxyIdentityFromUris(
     const std::vector<std::string>& uris) {
+  std::vector<std::string> serves;
+  for (const std::string& uri : uris) {
+    if (!absl::StartsWith(uri, kServesPrefix)) continue;
+    std::string env(absl::string_view(uri).substr(kServesPrefix.size()));
+    if (ValidateProxyName("environment", env).ok()) {
+      serves.push_back(std::move(env));
+    }
+  }
   for (const std::string& uri : uris) {
     if (!absl::StartsWith(uri, kPrefix)) continue;
     std::vector<std::string> parts =
@@ -41,6 +62,11 @@ absl::StatusOr<ProxyIdentity> ProxyIdentityFromUris(
     ProxyIdentity identity{parts[1], parts[0]};
     if (ValidateProxyName("proxy id", identity.proxy_id).ok() &&
         ValidateProxyName("environment", identity.environment).ok()) {
+      for (std::string& env : serves) {
+        if (env != identity.environment && !identity.Serves(env)) {
+          identity.also_serves.push_back(std::move(env));
+        }
+      }
       return identity;
     }
   }

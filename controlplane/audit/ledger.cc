@@ -14,6 +14,11 @@ constexpr char kLeafPrefix[] = "leaf/";
 constexpr char kHashPrefix[] = "hash/";
 constexpr char kTreeKey[] = "tree";
 constexpr char kSourcePrefix[] = "src/";
+constexpr char kDigestPrefix[] = "dig/";
+
+std::string DigestKey(absl::string_view source, uint64_t sequence) {
+  return absl::StrFormat("%s%s/%020u", kDigestPrefix, source, sequence);
+}
 
 std::string IndexKey(const char* prefix, uint64_t index) {
   return absl::StrFormat("%s%020u", prefix, index);
@@ -83,6 +88,10 @@ absl::Status StageAppend(const store::Store& store,
     if (absl::Status st = tree->AppendLeafHash(hash); !st.ok()) return st;
     batch->Put(store::Column::kAudit, IndexKey(kLeafPrefix, index), leaf_bytes);
     batch->Put(store::Column::kAudit, IndexKey(kHashPrefix, index), hash);
+    if (append.digests_size() == append.leaves_size()) {
+      batch->Put(store::Column::kAudit, DigestKey(append.source(), s),
+                 append.digests(i));
+    }
     previous = hash;
     ++next;
     changed = true;
@@ -100,6 +109,11 @@ absl::StatusOr<TreeBuilder> Ledger::Tree() const { return LoadTree(*store_); }
 
 absl::StatusOr<uint64_t> Ledger::Acknowledged(absl::string_view source) const {
   return LoadSequence(*store_, source);
+}
+
+absl::StatusOr<std::string> Ledger::Digest(absl::string_view source,
+                                           uint64_t sequence) const {
+  return store_->Get(store::Column::kAudit, DigestKey(source, sequence));
 }
 
 absl::StatusOr<std::vector<warden::v1::AuditEntry>> Ledger::Entries(

@@ -12,6 +12,7 @@
 //   "hash/<20-digit index>"  -> its 32-byte leaf hash
 //   "tree"                   -> TreeBuilder::Serialize() (size, frontier)
 //   "src/<source>"           -> highest sequence appended from that source
+//   "dig/<source>/<20-digit sequence>" -> SHA-256 of that event as sent
 #ifndef WARDEN_CONTROLPLANE_AUDIT_LEDGER_H_
 #define WARDEN_CONTROLPLANE_AUDIT_LEDGER_H_
 
@@ -50,6 +51,11 @@ class Ledger {
 
   // The highest sequence appended from `source`; 0 when none.
   absl::StatusOr<uint64_t> Acknowledged(absl::string_view source) const;
+
+  // The SHA-256 of event `sequence` of `source` as it was sent
+  // (AuditAppend.digests); NotFound for events appended without one.
+  absl::StatusOr<std::string> Digest(absl::string_view source,
+                                     uint64_t sequence) const;
 
   // Leaves [start, min(end, size)); at most `limit`, and no more once
   // their bytes reach `max_bytes` (but always the first: one entry larger

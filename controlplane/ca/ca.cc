@@ -59,10 +59,15 @@ absl::StatusOr<std::string> Authority::IssueProxy(
   if (auto s = ValidateProxyName("environment", identity.environment); !s.ok()) {
     return s;
   }
+  std::vector<std::string> uris = {ProxyUri(identity)};
+  for (const std::string& env : identity.also_serves) {
+    if (auto s = ValidateProxyName("environment", env); !s.ok()) return s;
+    if (env != identity.environment) uris.push_back(ProxyServesUri(env));
+  }
   auto public_key = x509::RequestPublicKey(csr_pem);
   if (!public_key.ok()) return public_key.status();
   return x509::Issue(certificate_pem_, key_pem_, *public_key,
-                     {identity.proxy_id, {ProxyUri(identity)}, {}, {}},
+                     {identity.proxy_id, std::move(uris), {}, {}},
                      x509::Usage::kClientAuth, now, ttl);
 }
 

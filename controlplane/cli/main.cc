@@ -166,8 +166,10 @@ int main(int argc, char** argv) {
                    "service's database token")
       ->required();
   create_cmd->add_option("--environment", create.environments,
-                         "proxy:enroll: the environment the proxy serves; "
-                         "db:connect: where it may connect (repeatable)");
+                         "proxy:enroll: the environment the proxy serves "
+                         "(repeat for each environment of its listeners; "
+                         "the first is its own); db:connect: where it may "
+                         "connect (repeatable)");
   create_cmd->add_option("--kind", create.kind,
                          "db:connect: agent (default) or service");
   create_cmd->add_option("--database", create.databases,

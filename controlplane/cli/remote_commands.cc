@@ -736,11 +736,14 @@ int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
       return UsageError(
           "--kind, --database and --group are for --scope db:connect", err);
     }
-    if (options.environments.size() > 1) {
-      return UsageError("a proxy:enroll token names one --environment", err);
-    }
+    // proxy:enroll: the first --environment is the proxy's own (its
+    // certificate and audit stream); the others are the environments its
+    // other listeners serve.
     if (!options.environments.empty()) {
       request.set_environment(options.environments[0]);
+      for (size_t i = 1; i < options.environments.size(); ++i) {
+        request.add_environments(options.environments[i]);
+      }
     }
   }
   request.set_proxy_id(options.proxy_id);

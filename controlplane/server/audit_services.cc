@@ -6,10 +6,12 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/synchronization/mutex.h"
 #include "common/audit_bounds.h"
+#include "common/crypto.h"
 #include "controlplane/audit/export.h"
 #include "controlplane/server/services.h"
 #include "spdlog/spdlog.h"
@@ -55,9 +57,21 @@ absl::Status AuditIngestImpl::AppendFrom(
   }
   const std::string source =
       absl::StrCat(identity.environment, "/", identity.proxy_id);
+  // One Append per source at a time: what it checks against the log
+  // (acknowledged sequence, digests) holds until its entry is committed.
+  absl::Mutex* source_mu;
+  {
+    absl::MutexLock lock(&sources_mu_);
+    auto& slot = source_locks_[source];
+    if (slot == nullptr) slot = std::make_unique<absl::Mutex>();
+    source_mu = slot.get();
+  }
+  absl::ReleasableMutexLock source_lock(source_mu);
   auto acknowledged = ledger_->Acknowledged(source);
   if (!acknowledged.ok()) return acknowledged.status();
   uint64_t expected = 0;
+  uint64_t conflicts = 0;
+  uint64_t first_conflict = 0;
   warden::v1::LogEntry entry;
   warden::v1::AuditAppend* append = entry.mutable_append_audit();
   append->set_source(source);
@@ -102,14 +116,31 @@ absl::Status AuditIngestImpl::AppendFrom(
       audit_bounds::Bound(&decoded);
       rewritten = true;
     }
-    const warden::v1::AuditEvent& event = decoded;
-    if (event.proxy_id() != identity.proxy_id ||
-        event.environment() != identity.environment) {
+    if (decoded.proxy_id() != identity.proxy_id) {
       return absl::PermissionDeniedError(absl::StrCat(
-          "event ", event.sequence(), " names proxy \"", event.proxy_id(),
-          "\" of \"", event.environment(), "\"; the certificate is for \"",
-          identity.proxy_id, "\" of \"", identity.environment, "\""));
+          "event ", decoded.sequence(), " names proxy \"",
+          absl::CHexEscape(decoded.proxy_id().substr(0, 80)),
+          "\"; the certificate is for \"", identity.proxy_id, "\" of \"",
+          identity.environment, "\""));
     }
+    // An event carries the environment of the listener that served it,
+    // which the certificate must cover; one it does not is recorded
+    // under the certificate's own, never refused (the proxy's later
+    // events would wait behind it) and never taken at its word.
+    if (decoded.environment().empty()) {
+      decoded.set_environment(identity.environment);  // an older proxy's
+      rewritten = true;
+    } else if (!identity.Serves(decoded.environment())) {
+      decoded.mutable_repairs()->set_unauthorized_environment(
+          decoded.environment());
+      decoded.set_environment(identity.environment);
+      rewritten = true;
+      spdlog::warn("audit: event {} of {} named environment \"{}\", which "
+                   "its certificate does not cover",
+                   decoded.sequence(), source,
+                   decoded.repairs().unauthorized_environment());
+    }
+    const warden::v1::AuditEvent& event = decoded;
     if (event.sequence() == 0 ||
         (expected != 0 && event.sequence() != expected)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -119,7 +150,19 @@ absl::Status AuditIngestImpl::AppendFrom(
                                           : ""));
     }
     expected = event.sequence() + 1;
-    if (event.sequence() <= *acknowledged) continue;  // have it already
+    // What tells a resend from another event under a used sequence: the
+    // event as recorded (environment filled in, before bounding), in one
+    // encoding whatever the transport was.
+    const std::string digest = crypto::Sha256(event.SerializeAsString());
+    if (event.sequence() <= *acknowledged) {
+      auto have = ledger_->Digest(source, event.sequence());
+      if (absl::IsNotFound(have.status())) continue;  // recorded before digests
+      if (!have.ok()) return have.status();
+      if (*have == digest) continue;  // a resend: have it already
+      ++conflicts;
+      if (first_conflict == 0) first_conflict = event.sequence();
+      continue;
+    }
     if (append->leaves_size() == 0 && event.sequence() != *acknowledged + 1) {
       return absl::FailedPreconditionError(absl::StrCat(
           "sequence ", event.sequence(), " of ", source,
@@ -148,6 +191,44 @@ absl::Status AuditIngestImpl::AppendFrom(
       append->add_leaves(leaf.SerializeAsString());
     }
     append->add_sequences(event.sequence());
+    append->add_digests(digest);
+  }
+  if (conflicts > 0) {
+    // Another proxy speaks as this one (a copied state directory), or its
+    // spool was replaced: never a silent duplicate. Nothing of this
+    // Append is recorded, so the sender keeps every event in its spool.
+    const uint64_t total = conflicts_.fetch_add(conflicts) + conflicts;
+    const std::string detail = absl::StrCat(
+        conflicts, " event(s) from sequence ", first_conflict,
+        " differ from the ones recorded under the same sequences; the "
+        "Append was refused (", total, " conflicting events since start)");
+    spdlog::error("audit: {}: {}", source, detail);
+    bool raise = false;
+    uint64_t since = 0;
+    {
+      absl::MutexLock lock(&sources_mu_);
+      AlarmState& state = alarms_[source];
+      state.since += conflicts;
+      if (now - state.last >= absl::Minutes(1)) {
+        raise = true;
+        since = state.since;
+        state.since = 0;
+        state.last = now;
+      }
+    }
+    if (raise && alarm_ && identity.environment != "control") {
+      source_lock.Release();  // the alarm appends as another source
+      alarm_(source, absl::StrCat(
+                         since, " conflicting event(s) refused since the "
+                                "last alarm; first sequence ",
+                         first_conflict, " of this Append"));
+    }
+    return absl::AlreadyExistsError(absl::StrCat(
+        "sequence ", first_conflict, " of ", source,
+        " is already recorded with other content: another proxy is using "
+        "this proxy's identity (a copied state_dir?) or its spool was "
+        "replaced. These events stay in the spool; give each proxy its own "
+        "state_dir and enrollment"));
   }
   if (append->leaves_size() > 0) {
     auto index = state_->Commit(entry);
@@ -160,6 +241,14 @@ absl::Status AuditIngestImpl::AppendFrom(
   response->set_acknowledged_sequence(*after);
   response->set_tree_size(tree->size());
   return absl::OkStatus();
+}
+
+AdminAudit::AdminAudit(AuditIngestImpl* ingest) : ingest_(ingest) {
+  ingest_->SetAlarm([this](const std::string& source,
+                           const std::string& detail) {
+    Record("warden-control", "audit.sequence_conflict", source, detail,
+           false);
+  });
 }
 
 absl::Status AdminAudit::Record(const std::string& actor,

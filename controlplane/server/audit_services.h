@@ -6,6 +6,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "controlplane/audit/checkpointer.h"
@@ -35,15 +41,41 @@ class AuditIngestImpl final
 
   // The body of Append once the caller is authenticated as `identity`
   // (tests call it directly).
+  // An event whose sequence is already recorded with other content (two
+  // proxies speaking as one, or a replaced spool) makes the whole Append
+  // fail with AlreadyExists: it is never dropped as a duplicate.
   absl::Status AppendFrom(const ca::ProxyIdentity& identity,
                           const warden::v1::AppendAuditRequest& request,
                           absl::Time now,
                           warden::v1::AppendAuditResponse* response);
 
+  // Events refused since start because their sequence was already
+  // recorded with other content.
+  uint64_t sequence_conflicts() const { return conflicts_.load(); }
+
+  // Called (outside any lock) when events were refused as conflicting,
+  // at most once a minute per source; AdminAudit records it in the log.
+  using Alarm =
+      std::function<void(const std::string& source, const std::string& detail)>;
+  void SetAlarm(Alarm alarm) { alarm_ = std::move(alarm); }
+
  private:
   state::StateMachine* const state_;
   const audit::Ledger* const ledger_;
   const ca::Authority* const authority_;
+  std::atomic<uint64_t> conflicts_{0};
+  Alarm alarm_;
+  absl::Mutex sources_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<absl::Mutex>> source_locks_
+      ABSL_GUARDED_BY(sources_mu_);
+  // When each source's conflict was last raised as an alarm, and how
+  // many conflicting events came since.
+  struct AlarmState {
+    absl::Time last = absl::InfinitePast();
+    uint64_t since = 0;
+  };
+  absl::flat_hash_map<std::string, AlarmState> alarms_
+      ABSL_GUARDED_BY(sources_mu_);
 };
 
 // Records the control plane's own actions (policy pushes and rollbacks,
@@ -52,7 +84,8 @@ class AuditIngestImpl final
 // committed. Thread-safe.
 class AdminAudit {
  public:
-  explicit AdminAudit(AuditIngestImpl* ingest) : ingest_(ingest) {}
+  // Also records `ingest`'s alarms (audit.sequence_conflict).
+  explicit AdminAudit(AuditIngestImpl* ingest);
   // Logs (and returns) an error when the event cannot be appended.
   absl::Status Record(const std::string& actor, const std::string& action,
                       const std::string& target, const std::string& detail,

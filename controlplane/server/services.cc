@@ -308,12 +308,14 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
                              "proxy:enroll (bootstrap) tokens"));
   }
   if (!service &&
-      (request->environments_size() > 0 || request->databases_size() > 0 ||
-       request->groups_size() > 0 || !request->kind().empty())) {
+      ((!bootstrap && request->environments_size() > 0) ||
+       request->databases_size() > 0 || request->groups_size() > 0 ||
+       !request->kind().empty())) {
     return Done(context,
                 grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                             "environments, databases, groups and kind are "
-                             "only for db:connect (service) tokens"));
+                             "databases, groups and kind are only for "
+                             "db:connect (service) tokens; environments for "
+                             "db:connect and proxy:enroll ones"));
   }
   auto list = [](const auto& field) {
     return std::vector<std::string>(field.begin(), field.end());
@@ -322,7 +324,8 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
       bootstrap ? tokens_->CreateBootstrap(request->name(),
                                            request->environment(),
                                            request->proxy_id(), ttl,
-                                           Caller(*who), absl::Now())
+                                           Caller(*who), absl::Now(),
+                                           list(request->environments()))
       : service ? tokens_->CreateService(
                       request->name(), request->kind(),
                       list(request->environments()),
@@ -342,7 +345,13 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
         absl::StrCat(created->info.name(), " ", absl::StrJoin(names, ","),
                      created->info.environment().empty()
                          ? ""
-                         : " env " + created->info.environment(),
+                         : absl::StrCat(
+                               " env ", created->info.environment(),
+                               created->info.environments_size() == 0
+                                   ? ""
+                                   : " also serves ",
+                               absl::StrJoin(created->info.environments(),
+                                             ",")),
                      created->info.kind().empty()
                          ? ""
                          : " " + created->info.kind() + " env " +
@@ -551,6 +560,8 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
   // A token that names the proxy decides; otherwise the proxy asks, and
   // gets the id only if it is free.
   ca::ProxyIdentity identity{who->proxy_id(), who->environment()};
+  identity.also_serves.assign(who->environments().begin(),
+                              who->environments().end());
   if (identity.proxy_id.empty()) identity.proxy_id = request->proxy_id();
   if (auto s = ValidateProxyName("proxy id", identity.proxy_id); !s.ok()) {
     return Done(context, ToGrpc(s));

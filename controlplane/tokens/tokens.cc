@@ -77,13 +77,32 @@ absl::StatusOr<CreatedToken> Tokens::Create(
 absl::StatusOr<CreatedToken> Tokens::CreateBootstrap(
     const std::string& name, const std::string& environment,
     const std::string& proxy_id, absl::Duration ttl,
-    const std::string& created_by, absl::Time now) {
+    const std::string& created_by, absl::Time now,
+    const std::vector<std::string>& also_serves) {
   if (name.empty()) return absl::InvalidArgumentError("a token needs a name");
-  if (auto s = ValidateProxyName("environment", environment); !s.ok()) return s;
-  if (environment == "control") {
+  std::vector<std::string> serves;
+  for (const std::string& env : also_serves) {
+    if (env == environment ||
+        std::find(serves.begin(), serves.end(), env) != serves.end()) {
+      continue;
+    }
+    serves.push_back(env);
+  }
+  if (serves.size() > 32) {
     return absl::InvalidArgumentError(
-        "environment \"control\" is reserved for warden-control's own audit "
-        "events");
+        "a proxy serves at most 33 environments");
+  }
+  for (const std::string& env : [&] {
+         std::vector<std::string> all = {environment};
+         all.insert(all.end(), serves.begin(), serves.end());
+         return all;
+       }()) {
+    if (auto s = ValidateProxyName("environment", env); !s.ok()) return s;
+    if (env == "control") {
+      return absl::InvalidArgumentError(
+          "environment \"control\" is reserved for warden-control's own "
+          "audit events");
+    }
   }
   if (!proxy_id.empty()) {
     if (auto s = ValidateProxyName("proxy id", proxy_id); !s.ok()) return s;
@@ -97,6 +116,7 @@ absl::StatusOr<CreatedToken> Tokens::CreateBootstrap(
   SetTime(now + ttl, info->mutable_expires_at());
   info->set_created_by(created_by);
   info->set_environment(environment);
+  for (const std::string& env : serves) info->add_environments(env);
   info->set_proxy_id(proxy_id);
   info->set_single_use(true);
   return Insert(std::move(record));

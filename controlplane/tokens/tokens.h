@@ -40,11 +40,14 @@ class Tokens {
 
   // CreateBootstrap issues a one-time proxy:enroll token for a proxy of
   // `environment` (and, if not empty, with id `proxy_id`), expiring after
-  // `ttl` (24 h when zero). InvalidArgument for bad names.
+  // `ttl` (24 h when zero). `also_serves` names other environments the
+  // proxy's listeners serve (kept in TokenInfo.environments; its
+  // certificate will name them). InvalidArgument for bad names.
   absl::StatusOr<CreatedToken> CreateBootstrap(
       const std::string& name, const std::string& environment,
       const std::string& proxy_id, absl::Duration ttl,
-      const std::string& created_by, absl::Time now);
+      const std::string& created_by, absl::Time now,
+      const std::vector<std::string>& also_serves = {});
 
   // CreateService issues a db:connect service token for an AI agent,
   // pipeline or service (`kind` agent or service) named `name` (the user

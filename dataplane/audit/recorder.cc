@@ -93,18 +93,25 @@ absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
     channel_cert_ = identity.cert_pem;
   }
   auto stub = warden::v1::AuditIngest::NewStub(channel_);
+  // Always from what the control plane acknowledged to this sender: a
+  // sequence it has from someone else is never taken as ours (it compares
+  // what we resend with what it has, and refuses a different event).
   warden::v1::AppendAuditRequest request;
-  if (synced_with_server_) {
-    auto records = spool_->Read(acknowledged_.load() + 1,
-                                options_.batch_events, options_.batch_bytes);
-    if (!records.ok()) return records.status();
-    if (records->empty()) return absl::OkStatus();
-    // The spooled bytes go as they are, with this proxy's id, environment
-    // and the sequence appended (a later field of a message sets it; the
-    // spooled events carry none of the three).
+  auto records = spool_->Read(acknowledged_.load() + 1, options_.batch_events,
+                              options_.batch_bytes);
+  if (!records.ok()) return records.status();
+  // Nothing to send: no call at all, except a first one that checks the
+  // control plane does not have more of ours than the spool.
+  if (records->empty() && synced_with_server_) return absl::OkStatus();
+  uint64_t last_sent = 0;
+  if (!records->empty()) {
+    // The spooled bytes go as they are, with this proxy's id and the
+    // sequence appended (a later field of a message sets it; the spooled
+    // events carry neither). The environment is the listener's, set when
+    // the event was recorded; warden-control fills in the certificate's
+    // for events that carry none (spooled by an older proxy).
     warden::v1::AuditEvent source;
     source.set_proxy_id(identity.proxy_id);
-    source.set_environment(identity.environment);
     const std::string source_bytes = source.SerializeAsString();
     warden::v1::AuditEvent numbered;
     std::string sequence_bytes;
@@ -115,31 +122,34 @@ absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
       *e = std::move(r.payload);
       e->append(source_bytes);
       e->append(sequence_bytes);
+      last_sent = r.sequence;
     }
   }
-  // Without events: asks what the control plane has (after a restart or
-  // an error, where to resend from).
   warden::v1::AppendAuditResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(30));
   const grpc::Status status = stub->Append(&context, request, &response);
   if (!status.ok()) {
-    synced_with_server_ = false;
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                         absl::StrCat("audit append: ", status.error_message()));
   }
   const uint64_t last = spool_->stats().next_sequence - 1;
-  uint64_t acked = response.acknowledged_sequence();
-  if (acked > last) {
-    // The control plane has more of ours than we have: our spool was lost
-    // or replaced. Never re-use sequences it has.
+  if (response.acknowledged_sequence() > last) {
+    // The control plane has more under our id than we ever had: our spool
+    // was lost or replaced, or another proxy uses this identity. Never
+    // re-use sequences it has.
     return absl::DataLossError(absl::StrCat(
-        "the control plane acknowledged sequence ", acked,
-        " but this proxy's spool ends at ", last,
-        "; the spool was lost or replaced. Move it away and restore it, "
-        "or start a new proxy id"));
+        "the control plane acknowledged sequence ",
+        response.acknowledged_sequence(), " but this proxy's spool ends at ",
+        last,
+        "; the spool was lost or replaced, or another proxy uses this "
+        "proxy's identity. Move the spool away and restore it, or start a "
+        "new proxy id"));
   }
+  // Only what we sent is ours to acknowledge.
+  const uint64_t acked =
+      std::min(response.acknowledged_sequence(), last_sent);
   if (absl::Status s = spool_->Acknowledge(acked); !s.ok()) return s;
   std::vector<std::function<void()>> ready;
   {
@@ -152,7 +162,7 @@ absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
     waiters_.erase(waiters_.begin(), end);
   }
   for (auto& done : ready) done();
-  *sent_something = request.encoded_events_size() > 0 || !synced_with_server_;
+  *sent_something = request.encoded_events_size() > 0;
   synced_with_server_ = true;
   return absl::OkStatus();
 }

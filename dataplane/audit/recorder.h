@@ -30,8 +30,9 @@ class Recorder {
  public:
   explicit Recorder(Spool* spool) : spool_(spool) {}
 
-  // Record appends `event` (its time is set here; proxy id, environment
-  // and sequence are the spool's and the sender's business). An error
+  // Record appends `event` (its time is set here; the caller sets the
+  // environment it belongs to; proxy id and sequence are the spool's and
+  // the sender's business). An error
   // (spool full, disk failing) means the event is NOT recorded: the caller
   // must not let the statement run.
   absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event);
@@ -44,9 +45,12 @@ class Recorder {
 
 // Streams the spool to warden-control (AuditIngest.Append, mTLS with the
 // proxy's certificate) and truncates it as the control plane acknowledges.
-// At-least-once: after any failure it asks the control plane what it has
-// (an empty Append) and resends from there. Also fsyncs the spool every
-// `sync_interval`, so one fsync covers many events.
+// At-least-once: after any failure it resends from the last sequence the
+// control plane acknowledged to it; the control plane skips what it has
+// (comparing content, so an event of another proxy under the same id and
+// sequence is refused, never taken for ours) and only what was sent is
+// acknowledged. Also fsyncs the spool every `sync_interval`, so one fsync
+// covers many events.
 struct SenderOptions {
   std::string address;
   std::string ca_pem;  // CA of warden-control's certificate
@@ -91,7 +95,7 @@ class Sender {
   const SenderOptions options_;
   const IdentityFn identity_;
   std::atomic<uint64_t> acknowledged_{0};
-  // Run() thread only.
+  // Run() thread only: whether one Append (even an empty one) succeeded.
   bool synced_with_server_ = false;
   std::shared_ptr<grpc::Channel> channel_;
   std::string channel_cert_;

@@ -158,6 +158,23 @@ absl::StatusOr<BundleClient::Identity> BundleClient::CurrentIdentity() const {
                   credentials_->proxy_id, credentials_->environment};
 }
 
+absl::Status BundleClient::MayServe(const std::string& environment) const {
+  absl::MutexLock lock(&mu_);
+  if (credentials_ == nullptr || credentials_->environment == environment) {
+    return absl::OkStatus();
+  }
+  for (const std::string& e : credentials_->also_serves) {
+    if (e == environment) return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "this proxy's certificate (", credentials_->environment, "/",
+      credentials_->proxy_id, ") does not cover environment \"", environment,
+      "\", so its sessions could not be recorded as such; enroll the proxy "
+      "with a bootstrap token that names every environment of its listeners "
+      "(wardenctl tokens create ... --scope proxy:enroll --environment ",
+      credentials_->environment, " --environment ", environment, ")"));
+}
+
 std::shared_ptr<grpc::ChannelCredentials> BundleClient::ChannelCredentials(
     const Credentials* client) const {
   grpc::SslCredentialsOptions ssl;
@@ -197,6 +214,7 @@ absl::StatusOr<BundleClient::Credentials> BundleClient::LoadCredentials(
   out.cert_pem = cert_pem;
   out.proxy_id = identity->proxy_id;
   out.environment = identity->environment;
+  out.also_serves = identity->also_serves;
   out.not_after = cert->not_after;
   const absl::Duration life = cert->not_after - cert->not_before;
   out.renew_at = std::min(cert->not_before + life * 2 / 3,

@@ -93,6 +93,10 @@ class BundleClient {
     std::string environment;
   };
   absl::StatusOr<Identity> CurrentIdentity() const;
+  // OK when the current certificate covers `environment` (its own or one
+  // it also serves), or when there is none yet; FailedPrecondition with
+  // what to do otherwise.
+  absl::Status MayServe(const std::string& environment) const;
   // The CA (PEM) warden-control's certificate is verified with.
   const std::string& server_ca_pem() const { return server_ca_pem_; }
   // Warden's CA (PEM): the one that issued this proxy's certificate (kept
@@ -108,6 +112,7 @@ class BundleClient {
     std::string cert_pem;
     std::string proxy_id;
     std::string environment;
+    std::vector<std::string> also_serves;
     absl::Time not_after;
     absl::Time renew_at;  // two thirds into its life.
   };

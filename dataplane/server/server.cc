@@ -152,6 +152,9 @@ absl::Status Server::StartAudit() {
       });
   sender_->Start();
   shared_.recorder = recorder_.get();
+  shared_.may_record = [client](const std::string& environment) {
+    return client->MayServe(environment);
+  };
   shared_.audit_results = config_.audit.results;
   if (config_.audit.mode == config::AuditMode::kSync) {
     shared_.audit_sync = sender_.get();

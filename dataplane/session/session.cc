@@ -605,6 +605,16 @@ void Session::HandleStartup(absl::string_view body) {
                 "sslmode=require",
                 warden::v1::SESSION_END_REASON_POLICY);
   }
+  if (shared_->recorder != nullptr && shared_->may_record) {
+    if (absl::Status s = shared_->may_record(listener_->environment);
+        !s.ok()) {
+      spdlog::error("session {}: refused: {}", peer_address_,
+                    std::string(s.message()));
+      return Fail(pgwire::kRejectedConnection,
+                  absl::StrCat("Warden: ", s.message()),
+                  warden::v1::SESSION_END_REASON_POLICY);
+    }
+  }
   user_ = std::string(startup->Get("user"));
   database_name_ = std::string(startup->Get("database"));
   if (database_name_.empty()) database_name_ = user_;
@@ -1833,6 +1843,9 @@ warden::v1::AuditEvent Session::NewEvent(
     warden::v1::AuditEventKind kind) const {
   warden::v1::AuditEvent event;
   event.set_kind(kind);
+  // The listener's: a proxy may serve several environments (the control
+  // plane checks that its certificate names this one).
+  event.set_environment(listener_->environment);
   event.set_session_id(session_id_);
   *event.mutable_identity() = identity_;
   return event;

@@ -70,6 +70,11 @@ struct SharedState {
   // how long they wait; null in async mode.
   audit::Sender* audit_sync = nullptr;
   int audit_sync_timeout_ms = 2000;
+  // Whether this proxy's audit events may name `environment` (its
+  // certificate covers it); null: no control plane, anything goes. A
+  // session on a listener it refuses is refused, so that none of its
+  // events is recorded under another environment.
+  std::function<absl::Status(const std::string& environment)> may_record;
   // Whether executions also record result events (audit.results).
   bool audit_results = false;
   // Result events that could not be recorded (the statement had run).

@@ -130,7 +130,8 @@ spec:
         print("  " + push.stdout.strip(), flush=True)
         print("Starting warden-proxy (it enrolls with a one-time bootstrap token) ...",
               flush=True)
-        token_file = control.bootstrap_token_file("prod", "demo-proxy")
+        token_file = control.bootstrap_token_file("prod", "demo-proxy",
+                                                  also_serves=["dev"])
         proxy = WardenProxy(config(pg, certs, ports, control, work, token_file), work,
                             ports).start()
         deadline = time.time() + 30

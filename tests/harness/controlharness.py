@@ -75,11 +75,15 @@ class ControlPlane:
         return dict(os.environ, WARDEN_SERVER="localhost:%d" % self.port,
                     WARDEN_CA_FILE=self.ca_file, WARDEN_TOKEN=token or self.admin_token())
 
-    def bootstrap_token_file(self, environment, proxy_id=None):
+    def bootstrap_token_file(self, environment, proxy_id=None, also_serves=()):
         """A one-time proxy:enroll token, created with wardenctl, in a file
-        (0600) for a proxy's control_plane.bootstrap_token_file."""
+        (0600) for a proxy's control_plane.bootstrap_token_file. The proxy
+        is of `environment`; `also_serves` names the environments of its
+        other listeners."""
         args = [WARDENCTL_BIN, "tokens", "create", "boot-%s" % (proxy_id or environment),
                 "--scope", "proxy:enroll", "--environment", environment, "--ttl", "1h"]
+        for other in also_serves:
+            args += ["--environment", other]
         if proxy_id:
             args += ["--proxy-id", proxy_id]
         r = subprocess.run(args, env=self.env(), capture_output=True, text=True, timeout=60)

@@ -58,7 +58,8 @@ class Stack:
     def make_proxy(self, name, proxy_id, token_file=None):
         workdir = os.path.join(self.work, name)
         os.makedirs(workdir, exist_ok=True)
-        token = token_file or self.control.bootstrap_token_file("prod", proxy_id)
+        token = token_file or self.control.bootstrap_token_file(
+            "prod", proxy_id, also_serves=["dev"])
         self.ports = {"prod": free_port(), "dev": free_port()}
         config = f"""
 proxy: {{ workers: 1, log_level: info }}

@@ -25,6 +25,7 @@ namespace warden::controlplane {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using warden::v1::AppendAuditRequest;
 using warden::v1::AppendAuditResponse;
 
@@ -156,6 +157,87 @@ TEST_F(AuditLogTest, EventsMustBeTheCertificatesAndConsecutive) {
                 .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(cp_->ledger()->Tree()->size(), 0u);
+}
+
+// Each event carries the environment of the listener that served it
+// (issue 14.8); the certificate must cover it, or the event is recorded
+// under the certificate's own and what it claimed is kept aside.
+TEST_F(AuditLogTest, EventsCarryTheirEnvironmentWithinTheCertificates) {
+  ca::ProxyIdentity identity{"p1", "prod"};
+  identity.also_serves = {"dev"};
+  AppendAuditRequest request = Events("p1", "dev", 1, 3);
+  request.mutable_events(1)->set_environment("staging");
+  request.mutable_events(2)->clear_environment();  // an older proxy's
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom(identity, request, absl::Now(), &response)
+                  .ok());
+  const auto entries = All();
+  ASSERT_EQ(entries.size(), 3u);
+  std::vector<warden::v1::AuditLeaf> leaves(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        leaves[i].ParseFromString(audit::SplitLeaf(entries[i].leaf())->second));
+    EXPECT_EQ(leaves[i].source(), "prod/p1");  // one sequence stream
+  }
+  EXPECT_EQ(leaves[0].event().environment(), "dev");
+  EXPECT_FALSE(leaves[0].event().has_repairs());
+  EXPECT_EQ(leaves[1].event().environment(), "prod");
+  EXPECT_EQ(leaves[1].event().repairs().unauthorized_environment(), "staging");
+  EXPECT_EQ(leaves[2].event().environment(), "prod");
+  // A certificate for prod alone cannot record dev events.
+  AppendAuditResponse other;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p2", "prod"}, Events("p2", "dev", 1, 1),
+                               absl::Now(), &other)
+                  .ok());
+  warden::v1::AuditLeaf leaf;
+  ASSERT_TRUE(leaf.ParseFromString(audit::SplitLeaf(All()[3].leaf())->second));
+  EXPECT_EQ(leaf.event().environment(), "prod");
+  EXPECT_EQ(leaf.event().repairs().unauthorized_environment(), "dev");
+}
+
+// The same (source, sequence) with other content is never a silent
+// duplicate (issue 14): the Append is refused, nothing of it is recorded,
+// an alarm is recorded (once a minute per source) and counted; a true
+// resend is still skipped.
+TEST_F(AuditLogTest, AnotherEventUnderARecordedSequenceIsAnAlarm) {
+  ASSERT_TRUE(Append("p1", "prod", 1, 3).ok());
+  AppendAuditRequest forged = Events("p1", "prod", 2, 5);
+  forged.mutable_events(0)->mutable_statement()->set_normalized_text(
+      "DELETE FROM orders");
+  AppendAuditResponse response;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const absl::Status refused = cp_->audit_ingest()->AppendFrom(
+        {"p1", "prod"}, forged, absl::Now(), &response);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kAlreadyExists);
+    EXPECT_THAT(std::string(refused.message()),
+                HasSubstr("sequence 2 of prod/p1 is already recorded"));
+  }
+  EXPECT_EQ(cp_->audit_ingest()->sequence_conflicts(), 3u);
+  EXPECT_EQ(*cp_->ledger()->Acknowledged("prod/p1"), 3u);
+  int alarms = 0, p1_events = 0;
+  for (const auto& e : All()) {
+    warden::v1::AuditLeaf leaf;
+    ASSERT_TRUE(leaf.ParseFromString(audit::SplitLeaf(e.leaf())->second));
+    if (leaf.source() == "prod/p1") {
+      ++p1_events;
+      EXPECT_THAT(leaf.event().statement().normalized_text(),
+                  Not(HasSubstr("DELETE")));
+    }
+    if (leaf.event().admin().action() == "audit.sequence_conflict") {
+      ++alarms;
+      EXPECT_EQ(leaf.event().admin().target(), "prod/p1");
+      EXPECT_FALSE(leaf.event().admin().success());
+    }
+  }
+  EXPECT_EQ(p1_events, 3);
+  EXPECT_EQ(alarms, 1);  // the retries within the minute are counted only
+  // The same events again (a resend after a lost acknowledgement), then
+  // new ones: recorded as before.
+  auto resent = Append("p1", "prod", 1, 5);
+  ASSERT_TRUE(resent.ok()) << resent.status();
+  EXPECT_EQ(resent->acknowledged_sequence(), 5u);
 }
 
 TEST_F(AuditLogTest, EncodedEventsAreTheSameLeavesAsDecodedOnes) {

@@ -797,5 +797,77 @@ TEST_F(ServicesTest, EnrollOnceThenRenewWithTheCertificate) {
   EXPECT_TRUE(created.info().has_expires_at());  // 24 h by default.
 }
 
+// A proxy whose listeners serve several environments (issue 14.8): the
+// bootstrap token names them, the certificate carries them through every
+// renewal, and nothing else can add one.
+TEST_F(ServicesTest, AProxyCertificateNamesTheEnvironmentsItServes) {
+  const std::string admin = Mint({warden::v1::TOKEN_SCOPE_ADMIN});
+  warden::v1::CreateTokenRequest create;
+  create.set_name("boot-multi");
+  create.add_scopes(warden::v1::TOKEN_SCOPE_PROXY_ENROLL);
+  create.set_environment("prod");
+  create.add_environments("dev");
+  create.add_environments("prod");  // its own: not repeated
+  create.add_environments("control");
+  warden::v1::CreateTokenResponse created;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + admin);
+    const grpc::Status reserved =
+        token_rpc_->CreateToken(&ctx, create, &created);
+    EXPECT_EQ(reserved.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(reserved.error_message(), HasSubstr("reserved"));
+  }
+  create.mutable_environments()->RemoveLast();
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + admin);
+    ASSERT_TRUE(token_rpc_->CreateToken(&ctx, create, &created).ok());
+  }
+  EXPECT_EQ(std::vector<std::string>(created.info().environments().begin(),
+                                     created.info().environments().end()),
+            std::vector<std::string>{"dev"});
+  auto key = x509::GenerateKey();
+  warden::v1::EnrollRequest request;
+  request.set_csr_pem(*x509::MakeRequest(*key, "x"));
+  request.set_proxy_id("edge-m");
+  warden::v1::EnrollResponse enrolled;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + created.token());
+    ASSERT_TRUE(warden::v1::ProxyEnrollment::NewStub(cp_->Channel())
+                    ->Enroll(&ctx, request, &enrolled)
+                    .ok());
+  }
+  auto identity = cp_->authority()->AuthenticateProxy(
+      enrolled.certificate_pem(), absl::Now());
+  ASSERT_TRUE(identity.ok()) << identity.status();
+  EXPECT_EQ(identity->environment, "prod");
+  EXPECT_TRUE(identity->Serves("prod"));
+  EXPECT_TRUE(identity->Serves("dev"));
+  EXPECT_FALSE(identity->Serves("staging"));
+  EXPECT_FALSE(identity->Serves("control"));
+  // Renewal keeps them.
+  auto next = x509::GenerateKey();
+  warden::v1::RenewRequest renew;
+  renew.set_csr_pem(*x509::MakeRequest(*next, "x"));
+  warden::v1::EnrollResponse renewed;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(warden::v1::ProxyEnrollment::NewStub(
+                  cp_->ChannelWith(*key, enrolled.certificate_pem(), 91))
+                  ->Renew(&ctx, renew, &renewed)
+                  .ok());
+  auto again = cp_->authority()->AuthenticateProxy(renewed.certificate_pem(),
+                                                   absl::Now());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->also_serves, std::vector<std::string>{"dev"});
+  // A URI that only looks like one is not taken.
+  auto parsed = ProxyIdentityFromUris(
+      {"spiffe://warden/proxy-serves/../x", "spiffe://warden/proxy/prod/p9",
+       "spiffe://warden/proxy-serves/dev"});
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->also_serves, std::vector<std::string>{"dev"});
+}
+
 }  // namespace
 }  // namespace warden::controlplane
