@@ -121,6 +121,25 @@ Verdict Gate::JudgeFunctionCall(uint32_t function_oid,
                  absl::OkStatus());
 }
 
+Verdict Gate::DenyBuiltIn(const Verdict& judged, const std::string& rule,
+                          const std::string& why) const {
+  policy::engine::Decision d;
+  d.action = warden::v1::POLICY_ACTION_DENY;
+  d.policy = "warden";
+  d.rule = rule;
+  d.message = absl::StrCat("Warden refuses this: ", why, ".");
+  d.reason = absl::StrCat(
+      judged.decision.command.empty() ? "statement" : judged.decision.command,
+      " denied by Warden's built-in rule ", rule, ": ", why);
+  d.audit = judged.decision.audit;
+  d.statement = judged.decision.statement;
+  d.command = judged.decision.command;
+  d.via = judged.decision.via;
+  Verdict v = Explain(std::move(d), absl::OkStatus());
+  v.facts = judged.facts;
+  return v;
+}
+
 Verdict Gate::Explain(policy::engine::Decision decision,
                       const absl::Status& parse_error) const {
   Verdict v;

@@ -74,6 +74,13 @@ class Gate {
                             const std::string& environment,
                             const std::string& database) const;
 
+  // A denial of an already judged statement by one of Warden's built-in
+  // rules (policy "warden", rule `rule`), whatever the policies decided:
+  // keeps `judged`'s facts, audit level and deciding statement. `why`
+  // completes "Warden refuses this: ...".
+  Verdict DenyBuiltIn(const Verdict& judged, const std::string& rule,
+                      const std::string& why) const;
+
   // The directory entry (SCIM) of `user`, by the rules of
   // policy::engine::FindDirectoryEntry (indexed).
   policy::engine::DirectoryMatch FindDirectoryEntry(

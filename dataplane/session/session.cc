@@ -934,6 +934,11 @@ size_t Session::ProcessClient(absl::string_view buf) {
         ++pending_syncs_;
         ++syncs_sent_;
         unsynced_ = false;
+        executed_unsynced_ = false;
+        break;
+      case pgwire::FrontendType::kExecute:
+        unsynced_ = true;
+        executed_unsynced_ = true;
         break;
       case pgwire::FrontendType::kTerminate:
         terminate = true;
@@ -1560,6 +1565,28 @@ std::string Session::QueueRefusal(std::string error) {
   return absl::StrCat("warden_refusal_", refusal_token_, "_", refusal_seq_);
 }
 
+gate::Verdict Session::SettledLexing(const gate::Gate& gate, gate::Verdict v,
+                                     absl::string_view sql) const {
+  // PostgreSQL reports a changed standard_conforming_strings or
+  // client_encoding (ParameterStatus) only before its next ReadyForQuery,
+  // but reads every message with the settings of the moment it arrives. A
+  // statement pipelined behind an unfinished one (which may call a
+  // function that changes them) is read by rules Warden cannot know yet.
+  // Without a backslash byte no such change moves a token boundary (no
+  // client encoding has a quote or comment byte as a trail byte), so only
+  // those statements wait for nothing: they are refused.
+  if (v.decision.action == warden::v1::POLICY_ACTION_DENY) return v;
+  if (pending_syncs_ == 0 && !executed_unsynced_) return v;
+  if (sql.find('\\') == absl::string_view::npos) return v;
+  return gate.DenyBuiltIn(
+      v, "no-pipelined-lexing",
+      "the statement contains a backslash and was sent before PostgreSQL "
+      "finished an earlier statement of this session, which may have "
+      "changed how it is read (standard_conforming_strings, client_encoding). "
+      "Send it once the earlier statements have completed (after their "
+      "Sync), or without a backslash");
+}
+
 void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
                     std::string* replacement) {
   const auto encode = [](const gate::Verdict& v) {
@@ -1583,8 +1610,10 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
     case pgwire::FrontendType::kQuery: {
       const auto q = pgwire::ParseQuery(body);
       if (!q.ok()) return;  // validated already.
-      const gate::Verdict v = gate.Judge(q->sql, subject_, environment_->name,
-                                         database_name_);
+      const gate::Verdict v = SettledLexing(
+          gate, gate.Judge(q->sql, subject_, environment_->name,
+                           database_name_),
+          q->sql);
       KeepVerdictForAudit(v);
       std::string error;
       if (!v.allowed) {
@@ -1608,8 +1637,10 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
     case pgwire::FrontendType::kParse: {
       const auto p = pgwire::ParseParse(body);
       if (!p.ok()) return;
-      const gate::Verdict v = gate.Judge(p->query, subject_,
-                                         environment_->name, database_name_);
+      const gate::Verdict v = SettledLexing(
+          gate, gate.Judge(p->query, subject_, environment_->name,
+                           database_name_),
+          p->query);
       KeepVerdictForAudit(v);
       std::string error;
       if (!v.allowed) {

@@ -234,6 +234,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // `replacement` (left empty when the message may be relayed).
   void Judge(const gate::Gate& gate, char type, absl::string_view body,
              std::string* replacement);
+  // `v`, or Warden's built-in denial no-pipelined-lexing when `sql` (of a
+  // Query or Parse) holds a backslash and an earlier statement of the
+  // session may still change how PostgreSQL reads it.
+  gate::Verdict SettledLexing(const gate::Gate& gate, gate::Verdict v,
+                              absl::string_view sql) const;
   // Prepared statements refused at Parse or by SQL PREPARE (one namespace
   // in PostgreSQL), so that Bind, Describe and SQL EXECUTE of them get the
   // same refusal.
@@ -325,6 +330,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool have_upstream_key_ = false;
   int pending_syncs_ = 0;           // Query/Sync/FunctionCall without 'Z'.
   bool unsynced_ = false;           // extended messages since the last Sync.
+  bool executed_unsynced_ = false;  // an Execute since the last Sync.
   bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
   bool scram_client_done_ = false;  // server signature verified.
   bool ended_ = false;

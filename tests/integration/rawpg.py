@@ -26,6 +26,33 @@ def query(sql):
     return message(b"Q", sql.encode() + b"\0")
 
 
+def parse(sql, name=b""):
+    """Parse of `sql` (bytes) as prepared statement `name`, no parameter types."""
+    return message(b"P", name + b"\0" + sql + b"\0" + struct.pack("!h", 0))
+
+
+def bind(portal=b"", statement=b""):
+    """Bind of `statement` to `portal`, no parameters, text results."""
+    return message(b"B", portal + b"\0" + statement + b"\0" + struct.pack("!hhh", 0, 0, 0))
+
+
+def execute(portal=b""):
+    return message(b"E", portal + b"\0" + struct.pack("!i", 0))
+
+
+SYNC = message(b"S")
+
+
+def read_to_ready(conn):
+    """Messages up to and including ReadyForQuery, as (type, body)."""
+    out = []
+    while True:
+        t, body = conn.read_message()
+        out.append((t, body))
+        if t == b"Z":
+            return out
+
+
 def parse_error(body):
     fields = {}
     for part in body.split(b"\0"):

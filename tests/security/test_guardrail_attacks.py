@@ -187,6 +187,71 @@ class GuardrailAttacks(unittest.TestCase):
             self.stack.pg.psql("DROP FUNCTION public.flip()", dbname="shop")
         self.assertEqual(self.snapshot(), before)
 
+    # Read with standard_conforming_strings on (Warden's view), a filtered
+    # write: WHERE id::text = 'x\' AND id = 1 AND id::text <> '...'. Read
+    # with it off, one string swallows the filter: WHERE id::text = '...'
+    # OR true.
+    SINGLE = (b"UPDATE orders SET quantity = 0 WHERE id::text = 'x\\' "
+              b"AND id = 1 AND id::text <> ' OR true --'")
+
+    def test_a_pipelined_statement_cannot_outrun_a_setting_change(self):
+        """The setting is flipped by a function (created outside Warden)
+        and the payload is pipelined behind it, so it reaches the server
+        before the server reports the change (ParameterStatus comes only
+        before ReadyForQuery). Each shape: simple queries, one extended
+        batch, and a second batch sent before the first one's Sync was
+        answered."""
+        self.stack.pg.psql(
+            "CREATE FUNCTION public.flip2() RETURNS text LANGUAGE plpgsql AS "
+            "$$ BEGIN RETURN set_config('standard_conforming_strings', 'off', false); END $$;"
+            "GRANT EXECUTE ON FUNCTION public.flip2() TO PUBLIC;", dbname="shop")
+        flip = rawpg.query("SELECT public.flip2()")
+        P, B, E, S = rawpg.parse, rawpg.bind, rawpg.execute, rawpg.SYNC
+        shapes = {
+            "simple": flip + rawpg.query(self.PAYLOAD),
+            "one extended batch": (P(b"SELECT public.flip2()") + B() + E()
+                                   + P(self.SINGLE) + B() + E() + S),
+            "second batch before the first's ReadyForQuery": (
+                P(b"SELECT public.flip2()") + B() + E() + S + P(self.SINGLE) + B() + E() + S),
+            "simple then extended": flip + P(self.SINGLE) + B() + E() + S,
+        }
+        before = self.snapshot()
+        try:
+            for name, pipeline in shapes.items():
+                with self.subTest(shape=name):
+                    refusals = self.stack.proxy.log().count("no-pipelined-lexing")
+                    conn = self.stack.raw()
+                    try:
+                        conn.send(pipeline)
+                        errors = []
+                        try:
+                            while True:
+                                t, body = conn.read_message()
+                                if t == b"E":
+                                    errors.append(rawpg.parse_error(body))
+                        except (ConnectionError, OSError, EOFError, struct.error):
+                            pass  # Warden closes the session once the change is reported
+                    finally:
+                        conn.close()
+                    # Refused (the client may see the session end first:
+                    # the change is reported before the refusal's turn).
+                    self.assertTrue(errors, name)
+                    self.assertTrue(wait_until(
+                        lambda: self.stack.proxy.log().count("no-pipelined-lexing") > refusals,
+                        timeout=10), self.stack.proxy.log()[-2000:])
+                    self.assertEqual(self.snapshot(), before, name)
+            # Without a backslash a pipelined statement is not held up.
+            conn = self.stack.raw()
+            try:
+                conn.send(rawpg.query("SELECT 1") + rawpg.query("SELECT 'no backslash'"))
+                replies = rawpg.read_to_ready(conn) + rawpg.read_to_ready(conn)
+                self.assertFalse([r for r in replies if r[0] == b"E"], replies)
+            finally:
+                conn.close()
+        finally:
+            self.stack.pg.psql("DROP FUNCTION public.flip2()", dbname="shop")
+        self.assertEqual(self.snapshot(), before)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -15,31 +15,8 @@ sys.path.insert(0, HERE)
 from stack import Stack, rawpg  # noqa: E402
 
 M = rawpg.message
-
-
-def parse(sql, name=b""):
-    return M(b"P", name + b"\0" + sql + b"\0" + struct.pack("!h", 0))
-
-
-def bind(portal=b"", statement=b""):
-    return M(b"B", portal + b"\0" + statement + b"\0" + struct.pack("!hhh", 0, 0, 0))
-
-
-def execute(portal=b""):
-    return M(b"E", portal + b"\0" + struct.pack("!i", 0))
-
-
-SYNC = M(b"S")
-
-
-def read_to_ready(conn):
-    """Messages up to and including ReadyForQuery, as (type, body)."""
-    out = []
-    while True:
-        t, body = conn.read_message()
-        out.append((t, body))
-        if t == b"Z":
-            return out
+parse, bind, execute, SYNC = rawpg.parse, rawpg.bind, rawpg.execute, rawpg.SYNC
+read_to_ready = rawpg.read_to_ready
 
 
 class ProxyAuditAttacks(unittest.TestCase):
