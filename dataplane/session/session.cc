@@ -1572,19 +1572,24 @@ gate::Verdict Session::SettledLexing(const gate::Gate& gate, gate::Verdict v,
   // but reads every message with the settings of the moment it arrives. A
   // statement pipelined behind an unfinished one (which may call a
   // function that changes them) is read by rules Warden cannot know yet.
-  // Without a backslash byte no such change moves a token boundary (no
-  // client encoding has a quote or comment byte as a trail byte), so only
-  // those statements wait for nothing: they are refused.
+  // Only a backslash or a non-ASCII byte reads differently under another
+  // such setting (no client encoding has a quote, '$' or comment byte
+  // inside a character; a non-ASCII name can become another name), so
+  // only those statements are refused; the rest pipeline freely.
   if (v.decision.action == warden::v1::POLICY_ACTION_DENY) return v;
   if (pending_syncs_ == 0 && !executed_unsynced_) return v;
-  if (sql.find('\\') == absl::string_view::npos) return v;
+  const bool sensitive = std::any_of(sql.begin(), sql.end(), [](char c) {
+    return c == '\\' || static_cast<unsigned char>(c) >= 0x80;
+  });
+  if (!sensitive) return v;
   return gate.DenyBuiltIn(
       v, "no-pipelined-lexing",
-      "the statement contains a backslash and was sent before PostgreSQL "
+      "the statement contains a backslash or a non-ASCII byte and was sent "
+      "before PostgreSQL "
       "finished an earlier statement of this session, which may have "
       "changed how it is read (standard_conforming_strings, client_encoding). "
       "Send it once the earlier statements have completed (after their "
-      "Sync), or without a backslash");
+      "Sync), or pass such text as a parameter");
 }
 
 void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,

@@ -235,7 +235,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Judge(const gate::Gate& gate, char type, absl::string_view body,
              std::string* replacement);
   // `v`, or Warden's built-in denial no-pipelined-lexing when `sql` (of a
-  // Query or Parse) holds a backslash and an earlier statement of the
+  // Query or Parse) holds a backslash or a non-ASCII byte and an earlier
+  // statement of the
   // session may still change how PostgreSQL reads it.
   gate::Verdict SettledLexing(const gate::Gate& gate, gate::Verdict v,
                               absl::string_view sql) const;

@@ -240,10 +240,19 @@ class GuardrailAttacks(unittest.TestCase):
                         lambda: self.stack.proxy.log().count("no-pipelined-lexing") > refusals,
                         timeout=10), self.stack.proxy.log()[-2000:])
                     self.assertEqual(self.snapshot(), before, name)
-            # Without a backslash a pipelined statement is not held up.
+            # A non-ASCII name pipelined the same way is refused too (under
+            # SJIS its bytes would name another table).
             conn = self.stack.raw()
             try:
-                conn.send(rawpg.query("SELECT 1") + rawpg.query("SELECT 'no backslash'"))
+                conn.send(rawpg.query("SELECT 1") + rawpg.query("SELECT 'caf\u00e9'"))
+                replies = rawpg.read_to_ready(conn) + rawpg.read_to_ready(conn)
+                errors = [rawpg.parse_error(b) for t, b in replies if t == b"E"]
+                self.assertEqual(len(errors), 1, replies)
+                self.assertIn("no-pipelined-lexing", errors[0]["M"])
+                # ... alone it runs, and ASCII without a backslash pipelines.
+                conn.send(rawpg.query("SELECT 'caf\u00e9'"))
+                self.assertFalse([r for r in rawpg.read_to_ready(conn) if r[0] == b"E"])
+                conn.send(rawpg.query("SELECT 1") + rawpg.query("SELECT 'plain'"))
                 replies = rawpg.read_to_ready(conn) + rawpg.read_to_ready(conn)
                 self.assertFalse([r for r in replies if r[0] == b"E"], replies)
             finally:
