@@ -403,44 +403,10 @@ int ExitForGrpc(const grpc::Status& status) {
   }
 }
 
-absl::StatusOr<std::vector<SourceFile>> ReadNamedSources(
-    const std::vector<std::string>& paths) {
-  if (paths.empty()) return policy::lang::ReadSources(paths);
-  std::vector<SourceFile> out;
-  std::set<std::string> full_paths;
-  std::map<std::string, std::string> names;  // name -> full path.
-  for (const std::string& given : paths) {
-    auto files = policy::lang::ReadSources({given});
-    if (!files.ok()) return files.status();
-    std::error_code ec;
-    const bool is_dir = fs::is_directory(given, ec);
-    fs::path base = fs::path(given).lexically_normal();
-    if (base.filename().empty()) base = base.parent_path();
-    for (SourceFile& f : *files) {
-      if (!full_paths.insert(f.name).second) continue;  // named twice.
-      std::string name = f.name;
-      if (is_dir) {
-        const fs::path rel = fs::path(f.name).lexically_relative(base);
-        if (!rel.empty() && !absl::StartsWith(rel.string(), "..")) {
-          name = rel.string();
-        }
-      }
-      auto [it, inserted] = names.emplace(name, f.name);
-      if (!inserted) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "'", it->second, "' and '", f.name, "' would both be pushed as '",
-            name, "'; push one directory or rename one"));
-      }
-      out.push_back(SourceFile{name, std::move(f.text)});
-    }
-  }
-  return out;
-}
-
 int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err) {
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
-  auto files = ReadNamedSources(options.paths);
+  auto files = policy::lang::ReadSources(options.paths);
   if (!files.ok()) return UsageError(files.status().message(), err);
   warden::v1::PushPolicyRequest request;
   for (const SourceFile& f : *files) {
@@ -630,7 +596,7 @@ int RunStatus(const StatusOptions& options, std::ostream& out,
 int RunDiff(const DiffOptions& options, std::ostream& out, std::ostream& err) {
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
-  auto files = ReadNamedSources(options.paths);
+  auto files = policy::lang::ReadSources(options.paths);
   if (!files.ok()) return UsageError(files.status().message(), err);
   std::vector<Diagnostic> diags;
   auto local = policy::lang::Compile(*files, &diags);

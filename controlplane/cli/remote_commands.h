@@ -57,12 +57,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
 // DEADLINE_EXCEEDED -> kExitUnavailable; everything else -> kExitFailed.
 int ExitForGrpc(const grpc::Status& status);
 
-// ReadSources, with names relative to a given directory ("prod.yaml", not
-// "policies/prod.yaml") so that diagnostics and history read the same from
-// any working directory; a file given by itself keeps the path as given.
-// InvalidArgument when two inputs end up with the same name.
-absl::StatusOr<std::vector<policy::lang::SourceFile>> ReadNamedSources(
-    const std::vector<std::string>& paths);
 
 struct RemoteOptions {
   Connection connection;

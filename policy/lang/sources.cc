@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <system_error>
 
@@ -56,7 +57,15 @@ absl::StatusOr<std::vector<SourceFile>> ReadSources(
   if (paths.empty()) {
     return absl::InvalidArgumentError("no policy file or folder given");
   }
-  std::vector<fs::path> files;
+  // Each file with the name it is compiled under: its path inside the
+  // folder given, or its own name for a file given alone. Names, not
+  // paths, reach the bundle (rule sources, so its digest): the same files
+  // give the same digest however the folder was spelled, from wherever.
+  struct Found {
+    fs::path path;
+    std::string name;
+  };
+  std::vector<Found> files;
   for (const std::string& given : paths) {
     const fs::path path(given);
     std::error_code ec;
@@ -67,7 +76,8 @@ absl::StatusOr<std::vector<SourceFile>> ReadSources(
                                        std::errc::no_such_file_or_directory));
     }
     if (!fs::is_directory(st)) {
-      files.push_back(path.lexically_normal());
+      files.push_back({path.lexically_normal(),
+                       path.lexically_normal().filename().string()});
       continue;
     }
     std::vector<fs::path> found;
@@ -86,15 +96,28 @@ absl::StatusOr<std::vector<SourceFile>> ReadSources(
           "policy folder '", given, "' contains no *.yaml or *.yml files"));
     }
     std::sort(found.begin(), found.end());
-    files.insert(files.end(), found.begin(), found.end());
+    const fs::path base = path.lexically_normal();
+    for (fs::path& p : found) {
+      std::string name = p.lexically_relative(base).generic_string();
+      if (name.empty() || absl::StartsWith(name, "..")) name = p.string();
+      files.push_back({std::move(p), std::move(name)});
+    }
   }
   std::vector<SourceFile> out;
   std::set<fs::path> seen;
-  for (const fs::path& p : files) {
-    if (!seen.insert(p).second) continue;  // named twice.
-    auto text = ReadFile(p);
+  std::map<std::string, fs::path> names;
+  for (const Found& f : files) {
+    if (!seen.insert(f.path).second) continue;  // named twice.
+    auto [it, inserted] = names.emplace(f.name, f.path);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", it->second.string(), "' and '", f.path.string(),
+          "' would both be named '", f.name,
+          "' in the bundle; give one folder, or rename one"));
+    }
+    auto text = ReadFile(f.path);
     if (!text.ok()) return text.status();
-    out.push_back(SourceFile{p.string(), *std::move(text)});
+    out.push_back(SourceFile{f.name, *std::move(text)});
   }
   return out;
 }

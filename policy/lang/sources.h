@@ -14,7 +14,11 @@ namespace warden::policy::lang {
 // ReadSources reads every path: a file is taken whatever its name; a folder
 // contributes every *.yaml / *.yml file below it (hidden files skipped),
 // recursively, in sorted order, so a bundle's digest does not depend on
-// directory order. A file named twice is read once. NotFound /
+// directory order. A file is named by its path inside the folder given
+// (a file given alone: by its own name), never by the path it was reached
+// through, so the same files compile to the same digest whichever way the
+// folder is spelled; two files that would get one name are
+// InvalidArgument. A file named twice is read once. NotFound /
 // PermissionDenied / Internal name the first path that cannot be read;
 // no paths, or a folder without policy files, is InvalidArgument (an empty
 // bundle would deny everything by surprise).

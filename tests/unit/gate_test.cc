@@ -183,9 +183,9 @@ TEST(GateLoadTest, FolderIsReadRecursivelyInSortedOrder) {
   auto sources = policy::lang::ReadSources({dir});
   ASSERT_TRUE(sources.ok()) << sources.status();
   ASSERT_EQ(sources->size(), 3u);
-  EXPECT_EQ((*sources)[0].name, dir + "/a.yml");
-  EXPECT_EQ((*sources)[1].name, dir + "/b.yaml");
-  EXPECT_EQ((*sources)[2].name, dir + "/sub/c.yaml");
+  EXPECT_EQ((*sources)[0].name, "a.yml");
+  EXPECT_EQ((*sources)[1].name, "b.yaml");
+  EXPECT_EQ((*sources)[2].name, "sub/c.yaml");
   EXPECT_EQ((*sources)[2].text, "# c\n");
 }
 

@@ -50,11 +50,39 @@ TEST_F(PolicyCommandsTest, ReadsDirectoriesRecursivelyInSortedOrder) {
   ASSERT_TRUE(files.ok()) << files.status();
   std::vector<std::string> names;
   for (const auto& f : *files) names.push_back(f.name);
-  // a.yaml named twice is read once.
-  EXPECT_THAT(names, ::testing::ElementsAre((dir_ / "a.yaml").string(),
-                                            (dir_ / "b.yaml").string(),
-                                            (dir_ / "sub/a.yml").string()));
+  // a.yaml named twice is read once; names are inside the folder.
+  EXPECT_THAT(names, ::testing::ElementsAre("a.yaml", "b.yaml", "sub/a.yml"));
   EXPECT_EQ((*files)[1].text, kPolicy);
+}
+
+// One digest for one content (issue 13 item 12): however the folder is
+// spelled, from wherever, validate prints the digest push computes.
+TEST_F(PolicyCommandsTest, TheDigestDependsOnlyOnContentAndNamesInTheFolder) {
+  Write("prod.yaml", kPolicy);
+  const fs::path cwd = fs::current_path();
+  std::vector<std::string> digests;
+  for (const std::string& spelling :
+       {dir_.string(), dir_.string() + "/", dir_.string() + "/./",
+        (dir_ / ".." / dir_.filename()).string(), std::string(".")}) {
+    if (spelling == ".") fs::current_path(dir_);
+    auto files = policy::lang::ReadSources({spelling});
+    fs::current_path(cwd);
+    ASSERT_TRUE(files.ok()) << spelling << ": " << files.status();
+    auto bundle = policy::lang::Compile(*files);
+    ASSERT_TRUE(bundle.ok()) << bundle.status();
+    digests.push_back(bundle->digest());
+  }
+  for (const auto& d : digests) EXPECT_EQ(d, digests[0]);
+  // The file given alone is named by its own name: the same digest again.
+  auto alone = policy::lang::ReadSources({(dir_ / "prod.yaml").string()});
+  ASSERT_TRUE(alone.ok());
+  EXPECT_EQ(policy::lang::Compile(*alone)->digest(), digests[0]);
+  // Two files that would share a name are refused, not merged.
+  Write("sub/prod.yaml", kPolicy);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      policy::lang::ReadSources({(dir_ / "prod.yaml").string(),
+                                 (dir_ / "sub/prod.yaml").string()})
+          .status()));
 }
 
 TEST_F(PolicyCommandsTest, MissingPathsAndEmptyDirectories) {

@@ -30,6 +30,7 @@
 #include "controlplane/tokens/tokens.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "policy/lang/sources.h"
 #include "tests/unit/controlplane_fixture.h"
 
 namespace warden::controlplane::cli {
@@ -682,7 +683,7 @@ TEST_F(WardenctlRemoteTest, SourceNamesRelativeToTheDirectory) {
   std::filesystem::create_directories(dir_ + "/policies/prod");
   Write("prod/a.yaml", kGuard);
   Write("b.yaml", kExtra);
-  auto files = ReadNamedSources({dir_ + "/policies/"});
+  auto files = policy::lang::ReadSources({dir_ + "/policies/"});
   ASSERT_TRUE(files.ok()) << files.status();
   ASSERT_EQ(files->size(), 2u);
   EXPECT_EQ((*files)[0].name, "b.yaml");
@@ -690,7 +691,7 @@ TEST_F(WardenctlRemoteTest, SourceNamesRelativeToTheDirectory) {
   // The same name from two places is refused rather than pushed twice.
   std::filesystem::create_directories(dir_ + "/other");
   std::ofstream(dir_ + "/other/b.yaml") << kExtra;
-  files = ReadNamedSources({dir_ + "/policies", dir_ + "/other"});
+  files = policy::lang::ReadSources({dir_ + "/policies", dir_ + "/other"});
   EXPECT_FALSE(files.ok());
 }
 
