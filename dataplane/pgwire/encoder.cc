@@ -299,6 +299,14 @@ void WriteDescribe(std::string* out, char kind, absl::string_view name) {
   w.End();
 }
 
+void WriteExecute(std::string* out, absl::string_view portal) {
+  MessageWriter w(out);
+  w.Begin('E');
+  w.CString(portal);
+  w.Int32(0);  // no row limit.
+  w.End();
+}
+
 void WriteTerminate(std::string* out) { WriteBodyless(out, 'X'); }
 
 }  // namespace warden::pgwire

@@ -95,6 +95,8 @@ void WriteBind(std::string* out, absl::string_view portal,
                absl::string_view statement);
 // kind: 'S' (statement) or 'P' (portal).
 void WriteDescribe(std::string* out, char kind, absl::string_view name);
+// Execute of `portal`, all rows.
+void WriteExecute(std::string* out, absl::string_view portal);
 void WriteTerminate(std::string* out);
 
 }  // namespace warden::pgwire

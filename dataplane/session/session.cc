@@ -41,6 +41,12 @@ constexpr int kReadsPerTurn = 16;
 constexpr size_t kMaxAuthMessageSize = 65535;
 // Bounds on per-session enforcement state (see Session::QueueRefusal).
 constexpr size_t kMaxRefusalsInFlight = 10000;
+// Portals Warden keeps to judge their Executes again (a session with more
+// open at once loses the oldest knowledge: PostgreSQL's transaction end
+// drops them anyway).
+constexpr size_t kMaxPortals = 4096;
+// Parse / Close / PREPARE / DEALLOCATE awaiting PostgreSQL's confirmation.
+constexpr size_t kMaxTentative = 100000;
 constexpr size_t kMaxRefusedStatements = 10000;
 // Text of allowed prepared statements kept per session to judge them again
 // when the policy changes.
@@ -1360,6 +1366,9 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
           ++syncs_done_;
           if (!refusals_.empty()) DropSkippedRefusals();
           if (track_results) results_.ReadyForQuery(clock(), &completions_);
+          if (!tentative_.empty()) SettleTentative();
+          // Idle: the transaction ended, and its portals with it.
+          if (frame.body == "I" && !portals_.empty()) portals_.clear();
         }
         ready_ = true;
         if (pending_syncs_ > 0) --pending_syncs_;
@@ -1391,7 +1400,21 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       case pgwire::BackendType::kDataRow:
         if (track_results) results_.DataRow();
         break;
+      case pgwire::BackendType::kParseComplete:
+        if (!tentative_.empty()) Confirm(Confirmation::kParse);
+        break;
+      case pgwire::BackendType::kCloseComplete:
+        if (!tentative_.empty()) Confirm(Confirmation::kClose);
+        break;
       case pgwire::BackendType::kCommandComplete:
+        if (!tentative_.empty()) {
+          const absl::string_view tag =
+              frame.body.substr(0, frame.body.find('\0'));
+          if (tag == "PREPARE") Confirm(Confirmation::kPrepareTag);
+          if (absl::StartsWith(tag, "DEALLOCATE")) {
+            Confirm(Confirmation::kDeallocateTag);
+          }
+        }
         if (track_results) {
           // Validated: the tag is terminated.
           results_.CommandComplete(
@@ -1531,20 +1554,100 @@ void Session::TrackSqlPrepares(const gate::Verdict& v,
       if (error != nullptr) {
         RememberRefused(name, *error);
       } else {
+        NoteStatement(BeginTentative(Confirmation::kPrepareTag), name);
         refused_statements_.erase(name);
         RememberPrepared(name, Prepared{nullptr, f.text, generation});
       }
     } else if (f.node == "DeallocateStmt" && error == nullptr) {
+      Tentative& t = BeginTentative(Confirmation::kDeallocateTag);
       if (f.prepared_name.empty()) {
+        std::vector<std::string> names;
+        for (const auto& [n, p] : prepared_) names.push_back(n);
+        for (const auto& [n, e] : refused_statements_) names.push_back(n);
+        for (const std::string& n : names) NoteStatement(t, n);
         refused_statements_.clear();
         prepared_.clear();
         prepared_bytes_ = 0;
       } else {
+        NoteStatement(t, name);
         refused_statements_.erase(name);
         ForgetPrepared(name);
       }
     }
   }
+}
+
+Session::Tentative& Session::BeginTentative(Confirmation by) {
+  if (tentative_.size() >= kMaxTentative) {
+    // Only a client that pipelines this many Parses and Closes without a
+    // Sync gets here; what they changed cannot be kept to check.
+    Fail(pgwire::kProgramLimitExceeded,
+         absl::StrCat("more than ", kMaxTentative,
+                      " Parse/Close messages without a Sync; send Sync "
+                      "more often"),
+         warden::v1::SESSION_END_REASON_POLICY);
+    tentative_.clear();
+  }
+  tentative_.push_back(Tentative{by});
+  return tentative_.back();
+}
+
+void Session::NoteStatement(Tentative& t, const std::string& name) {
+  for (const auto& [n, before] : t.statements) {
+    if (n == name) return;  // the first state is the one to restore
+  }
+  const auto p = prepared_.find(name);
+  t.statements.emplace_back(name, p == prepared_.end()
+                                      ? std::nullopt
+                                      : std::optional<Prepared>(p->second));
+  const auto r = refused_statements_.find(name);
+  t.refused.emplace_back(name, r == refused_statements_.end()
+                                   ? std::nullopt
+                                   : std::optional<std::string>(r->second));
+}
+
+void Session::NotePortal(Tentative& t, const std::string& name) {
+  const auto p = portals_.find(name);
+  t.portals.emplace_back(name, p == portals_.end()
+                                   ? std::nullopt
+                                   : std::optional<Prepared>(p->second));
+}
+
+void Session::Confirm(Confirmation by) {
+  for (Tentative& t : tentative_) {
+    if (t.by == by && !t.confirmed) {
+      t.confirmed = true;
+      return;
+    }
+  }
+}
+
+void Session::SettleTentative() {
+  for (auto t = tentative_.rbegin(); t != tentative_.rend(); ++t) {
+    if (t->confirmed) continue;
+    for (auto& [name, before] : t->statements) {
+      if (before.has_value()) {
+        RememberPrepared(name, *std::move(before));
+      } else {
+        ForgetPrepared(name);
+      }
+    }
+    for (auto& [name, before] : t->refused) {
+      if (before.has_value()) {
+        refused_statements_[name] = *std::move(before);
+      } else {
+        refused_statements_.erase(name);
+      }
+    }
+    for (auto& [name, before] : t->portals) {
+      if (before.has_value()) {
+        portals_[name] = *std::move(before);
+      } else {
+        portals_.erase(name);
+      }
+    }
+  }
+  tentative_.clear();
 }
 
 std::string Session::QueueRefusal(std::string error) {
@@ -1655,6 +1758,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
         error = *inherited;
       } else {
         const std::string name = StatementKey(p->statement);
+        NoteStatement(BeginTentative(Confirmation::kParse), name);
         refused_statements_.erase(name);
         RememberPrepared(name, Prepared{v.facts, "", gate.generation()});
         TrackSqlPrepares(v, nullptr, gate.generation());
@@ -1672,9 +1776,48 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       const auto it = refused_statements_.find(name);
       const std::string* error =
           it != refused_statements_.end() ? &it->second : Rejudge(gate, name);
-      if (error == nullptr) return;
       const absl::string_view portal = body.substr(0, body.find('\0'));
+      if (error == nullptr) {
+        // What the portal runs, for its Executes (a refused Bind leaves
+        // PostgreSQL's portal of that name as it was).
+        const auto known = prepared_.find(name);
+        if (known != prepared_.end()) {
+          if (portals_.size() >= kMaxPortals) portals_.clear();
+          portals_[std::string(portal)] = known->second;
+        } else {
+          portals_.erase(std::string(portal));
+        }
+        return;
+      }
       pgwire::WriteBind(replacement, portal, QueueRefusal(*error));
+      return;
+    }
+    case pgwire::FrontendType::kExecute: {
+      // A portal bound under an older policy is judged again: it runs
+      // what it was bound to, whatever policy was pushed since.
+      const std::string portal(body.substr(0, body.find('\0')));
+      const auto it = portals_.find(portal);
+      if (it == portals_.end() ||
+          it->second.generation == gate.generation()) {
+        return;
+      }
+      gate::Verdict v =
+          it->second.facts != nullptr
+              ? gate.JudgeFacts(it->second.facts, subject_,
+                                environment_->name, database_name_)
+              : gate.Judge(it->second.sql, subject_, environment_->name,
+                           database_name_);
+      if (v.allowed) {
+        it->second.generation = gate.generation();
+        return;
+      }
+      KeepVerdictForAudit(v);
+      spdlog::info("session {}: {} refused in {}/{}: portal \"{}\" bound "
+                   "under an earlier policy: {}",
+                   peer_address_, identity_.user(), environment_->name,
+                   database_name_, portal, v.decision.reason);
+      portal_refused_text_ = it->second.text();
+      pgwire::WriteExecute(replacement, QueueRefusal(encode(v)));
       return;
     }
     case pgwire::FrontendType::kDescribe: {
@@ -1689,10 +1832,20 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       return;
     }
     case pgwire::FrontendType::kClose: {
+      // Forgotten now, restored at ReadyForQuery unless PostgreSQL
+      // confirmed it (a Close it skipped leaves the statement in place).
       const auto c = pgwire::ParseClose(body);
-      if (c.ok() && c->kind == 'S') {
-        refused_statements_.erase(StatementKey(c->name));
-        ForgetPrepared(StatementKey(c->name));
+      if (!c.ok()) return;
+      Tentative& t = BeginTentative(Confirmation::kClose);
+      if (c->kind == 'S') {
+        const std::string name = StatementKey(c->name);
+        NoteStatement(t, name);
+        refused_statements_.erase(name);
+        ForgetPrepared(name);
+      } else {
+        const std::string name(c->name);
+        NotePortal(t, name);
+        portals_.erase(name);
       }
       return;
     }
@@ -2085,8 +2238,16 @@ void Session::RecordStatement(char type, absl::string_view body,
       }
       return;
     }
+    case pgwire::FrontendType::kExecute:
+      // Runs what its Bind recorded, unless a newer policy refused the
+      // portal: that refusal is recorded here.
+      if (replacement->empty() || verdict == nullptr) return;
+      sql = std::move(portal_refused_text_);
+      portal_refused_text_.clear();
+      protocol = "extended-execute";
+      break;
     default:
-      return;  // Describe / Execute / Sync: nothing new runs.
+      return;  // Describe / Sync: nothing new runs.
   }
   ++statements_;
   st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);

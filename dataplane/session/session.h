@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <string>
@@ -362,6 +363,16 @@ class Session : public std::enable_shared_from_this<Session> {
     policy::sql::FactsPtr facts;
     std::string sql;
     uint64_t generation = 0;
+    // Its text (for the audit of a refusal).
+    std::string text() const {
+      if (facts == nullptr) return sql;
+      std::string out;
+      for (const auto& f : *facts) {
+        if (!out.empty()) out += "; ";
+        out += f.text;
+      }
+      return out;
+    }
     // What keeping it costs, roughly: its text.
     size_t bytes() const {
       size_t n = sql.size();
@@ -373,6 +384,38 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   absl::flat_hash_map<std::string, Prepared> prepared_;
   size_t prepared_bytes_ = 0;
+  // Portals bound from known statements: what each runs and the policy
+  // generation that last allowed it, so an Execute after a policy change
+  // is judged again. Emptied when a transaction ends (PostgreSQL drops
+  // protocol portals then).
+  absl::flat_hash_map<std::string, Prepared> portals_;
+  // The text of the portal whose Execute Judge just refused, for its
+  // audit record.
+  std::string portal_refused_text_;
+
+  // What an allowed Parse, a Close or an SQL PREPARE / DEALLOCATE changed
+  // in what Warden knows (prepared_, refused_statements_, portals_) before
+  // PostgreSQL confirmed it (ParseComplete, CloseComplete, CommandComplete
+  // PREPARE / DEALLOCATE). At ReadyForQuery whatever PostgreSQL did not
+  // confirm (it skipped the message after an earlier error of its batch,
+  // or refused it) is undone: Warden forgets only what PostgreSQL forgot.
+  enum class Confirmation { kParse, kClose, kPrepareTag, kDeallocateTag };
+  struct Tentative {
+    Confirmation by;
+    bool confirmed = false;
+    // Before-states, by name; nullopt: absent.
+    std::vector<std::pair<std::string, std::optional<Prepared>>> statements;
+    std::vector<std::pair<std::string, std::optional<std::string>>> refused;
+    std::vector<std::pair<std::string, std::optional<Prepared>>> portals;
+  };
+  std::deque<Tentative> tentative_;
+  Tentative& BeginTentative(Confirmation by);
+  // Keep `name`'s state as it is now in `t`, to restore it if undone.
+  void NoteStatement(Tentative& t, const std::string& name);
+  void NotePortal(Tentative& t, const std::string& name);
+  void Confirm(Confirmation by);
+  // At ReadyForQuery: undo what was not confirmed, newest first.
+  void SettleTentative();
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
 

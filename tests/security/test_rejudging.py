@@ -1,0 +1,169 @@
+"""Re-judging after a policy change (issue 13 item 13). With a stricter
+policy pushed while a session stayed open, three earlier-prepared DELETEs
+still ran: a portal bound before the push was executed without being
+judged again, and a Close and an SQL DEALLOCATE that PostgreSQL skipped
+(an earlier message of the batch had failed) made Warden forget the
+statement, so its later use was not judged at all. Now portals are judged
+again at Execute, and Warden forgets only what PostgreSQL confirmed. Each
+attack checks the rows afterwards. Real warden-control, proxy, PostgreSQL."""
+
+import os
+import shutil
+import struct
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from stack import EXAMPLES, Stack, rawpg, wait_until  # noqa: E402
+
+P, B, E, S = rawpg.parse, rawpg.bind, rawpg.execute, rawpg.SYNC
+M = rawpg.message
+
+NO_ORDER_DELETES = """apiVersion: warden/v1
+kind: Policy
+metadata:
+  name: freeze-orders
+spec:
+  environments: [prod]
+  databases: ["*"]
+  defaults:
+    action: allow
+  rules:
+    - name: no-order-deletes
+      match:
+        commands: [DELETE]
+        objects: ["orders"]
+      action: deny
+      message: orders are frozen
+"""
+
+
+def bind_int(portal, statement, value):
+    """Bind of one text parameter."""
+    v = str(value).encode()
+    return M(b"B", portal + b"\0" + statement + b"\0" + struct.pack("!hh", 0, 1)
+             + struct.pack("!i", len(v)) + v + struct.pack("!h", 0))
+
+
+def close(kind, name):
+    return M(b"C", kind + name + b"\0")
+
+
+def errors_of(replies):
+    return [rawpg.parse_error(body) for t, body in replies if t == b"E"]
+
+
+class Rejudging(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack("warden-sec-rejudge-").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def order_ids(self):
+        return set(self.stack.scalar("SELECT string_agg(id::text, ',') FROM orders").split(","))
+
+    def push(self, extra):
+        """Pushes the shipped examples plus `extra` ({file: text}) and waits
+        until the proxy runs the new revision."""
+        folder = os.path.join(self.stack.work, "policies-%d" % time.time_ns())
+        shutil.copytree(EXAMPLES, folder)
+        for name, text in extra.items():
+            with open(os.path.join(folder, name), "w") as f:
+                f.write(text)
+        r = self.stack.ctl("policy", "push", folder, "-m", "rejudge test")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # "revision N (digest ...)" or "unchanged at revision N"
+        revision = r.stdout.split("revision ")[1].split()[0]
+        self.assertTrue(wait_until(
+            lambda: "policy revision %s " % revision in self.stack.proxy.log(), timeout=20),
+            self.stack.proxy.log()[-2000:])
+
+    def setUp(self):
+        self.push({})  # the shipped policy: filtered deletes are allowed
+
+    def test_a_portal_bound_before_the_push_is_judged_at_execute(self):
+        ids = self.order_ids()
+        victim = sorted(ids, key=int)[0]
+        conn = self.stack.raw()
+        try:
+            conn.send(rawpg.query("BEGIN"))
+            rawpg.read_to_ready(conn)
+            conn.send(P(b"DELETE FROM orders WHERE id = $1", b"d1") + bind_int(b"p1", b"d1", victim) + S)
+            self.assertEqual(errors_of(rawpg.read_to_ready(conn)), [])
+            self.push({"zz-freeze.yaml": NO_ORDER_DELETES})
+            conn.send(E(b"p1") + S)
+            errors = errors_of(rawpg.read_to_ready(conn))
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn("no-order-deletes", errors[0]["M"])
+            conn.send(rawpg.query("COMMIT"))
+            rawpg.read_to_ready(conn)
+        finally:
+            conn.close()
+        self.assertEqual(self.order_ids(), ids)
+        # The refusal is in the audit trail, with the portal's statement.
+        self.assertTrue(wait_until(lambda: any(
+            e["event"].get("statement", {}).get("rule") == "no-order-deletes"
+            and e["event"]["statement"].get("protocol") == "extended-execute"
+            for e in self.stack.events()), timeout=20))
+
+    def test_a_close_postgres_skipped_does_not_make_warden_forget(self):
+        ids = self.order_ids()
+        victim = sorted(ids, key=int)[1]
+        conn = self.stack.raw()
+        try:
+            conn.send(P(b"DELETE FROM orders WHERE id = $1", b"d2") + S)
+            self.assertEqual(errors_of(rawpg.read_to_ready(conn)), [])
+            # An error first (a Bind of a statement that does not exist):
+            # PostgreSQL skips the Close that follows, and keeps d2.
+            conn.send(B(b"", b"nonexistent") + close(b"S", b"d2") + S)
+            replies = rawpg.read_to_ready(conn)
+            self.assertEqual(len(errors_of(replies)), 1)
+            self.assertNotIn(b"3", [t for t, _ in replies])  # no CloseComplete
+            self.push({"zz-freeze.yaml": NO_ORDER_DELETES})
+            conn.send(bind_int(b"", b"d2", victim) + E() + S)
+            errors = errors_of(rawpg.read_to_ready(conn))
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn("no-order-deletes", errors[0]["M"])
+            # A Close PostgreSQL did run is forgotten as before.
+            conn.send(close(b"S", b"d2") + S)
+            self.assertIn(b"3", [t for t, _ in rawpg.read_to_ready(conn)])
+        finally:
+            conn.close()
+        self.assertEqual(self.order_ids(), ids)
+
+    def test_a_deallocate_postgres_skipped_does_not_make_warden_forget(self):
+        ids = self.order_ids()
+        victim = sorted(ids, key=int)[2]
+        conn = self.stack.raw()
+        try:
+            _, error = conn.simple_query("PREPARE d3(int) AS DELETE FROM orders WHERE id = $1")
+            self.assertIsNone(error)
+            # In a failed transaction PostgreSQL ignores the DEALLOCATE.
+            conn.send(rawpg.query("BEGIN; SELECT 1/0; DEALLOCATE d3"))
+            self.assertEqual(len(errors_of(rawpg.read_to_ready(conn))), 1)
+            conn.send(rawpg.query("DEALLOCATE d3"))  # still in the failed transaction
+            self.assertEqual(len(errors_of(rawpg.read_to_ready(conn))), 1)
+            conn.send(rawpg.query("ROLLBACK"))
+            rawpg.read_to_ready(conn)
+            self.push({"zz-freeze.yaml": NO_ORDER_DELETES})
+            _, error = conn.simple_query("EXECUTE d3(%s)" % victim)
+            self.assertIsNotNone(error)
+            self.assertIn("no-order-deletes", str(error))
+            # The extended-protocol route to the same statement as well.
+            conn.send(P(b"EXECUTE d3(%s)" % victim.encode()) + B() + E() + S)
+            errors = errors_of(rawpg.read_to_ready(conn))
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn("no-order-deletes", errors[0]["M"])
+        finally:
+            conn.close()
+        self.assertEqual(self.order_ids(), ids)
+
+
+if __name__ == "__main__":
+    unittest.main()
