@@ -73,8 +73,20 @@ absl::StatusOr<std::unique_ptr<Gate>> Gate::Load(
     const std::vector<std::string>& paths, size_t cache_entries) {
   auto sources = policy::lang::ReadSources(paths);
   if (!sources.ok()) return sources.status();
-  auto bundle = policy::lang::Compile(*sources);
-  if (!bundle.ok()) return bundle.status();
+  std::vector<policy::lang::Diagnostic> diagnostics;
+  auto bundle = policy::lang::Compile(*sources, &diagnostics);
+  if (!bundle.ok()) {
+    // Named by the path the operator configured, not the bundle name.
+    std::vector<std::string> lines;
+    for (policy::lang::Diagnostic d : diagnostics) {
+      for (const auto& f : *sources) {
+        if (f.name == d.file && !f.path.empty()) d.file = f.path;
+      }
+      lines.push_back(d.ToString());
+    }
+    if (lines.empty()) return bundle.status();
+    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  }
   return std::make_unique<Gate>(*std::move(bundle), cache_entries);
 }
 

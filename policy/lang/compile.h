@@ -13,8 +13,13 @@
 namespace warden::policy::lang {
 
 struct SourceFile {
-  std::string name;  // shown in diagnostics, e.g. "policy/prod.yaml".
+  // Its name in the bundle (rule sources, diagnostics), e.g.
+  // "prod/orders.yaml": part of the content, so of the digest.
+  std::string name;
   std::string text;
+  // Where it was read from, e.g. "policies/prod/orders.yaml", for tools
+  // that show diagnostics locally (not part of the bundle); may be empty.
+  std::string path = {};
 };
 
 struct Diagnostic {

@@ -117,7 +117,7 @@ absl::StatusOr<std::vector<SourceFile>> ReadSources(
     }
     auto text = ReadFile(f.path);
     if (!text.ok()) return text.status();
-    out.push_back(SourceFile{f.name, *std::move(text)});
+    out.push_back(SourceFile{f.name, *std::move(text), f.path.string()});
   }
   return out;
 }
