@@ -111,7 +111,11 @@ int main(int argc, char** argv) {
       ->required();
   push_cmd->add_option("--message,-m", push.message, "Why; kept in history");
   push_cmd->add_flag("--dry-run", push.dry_run,
-                     "Compile and validate on the server; create nothing");
+                     "Compile, validate and run the policy tests on the "
+                     "server; create nothing");
+  push_cmd->add_flag("--skip-tests", push.skip_tests,
+                     "Push even if the folder's PolicyTest cases fail "
+                     "(recorded in the audit trail)");
   AddRemote(push_cmd, &push, &push_format);
 
   cli::DiffOptions diff;

@@ -416,6 +416,7 @@ int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err) {
   }
   request.set_message(options.message);
   request.set_dry_run(options.dry_run);
+  request.set_skip_tests(options.skip_tests);
   warden::v1::PushPolicyResponse response;
   grpc::ClientContext context;
   remote.Prepare(&context);

@@ -67,6 +67,7 @@ struct PushOptions : RemoteOptions {
   std::vector<std::string> paths;
   std::string message;
   bool dry_run = false;
+  bool skip_tests = false;
 };
 
 // `wardenctl policy push`. Text: "revision N (digest D)", "unchanged at

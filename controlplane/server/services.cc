@@ -12,7 +12,9 @@
 #include "absl/strings/str_join.h"
 #include "common/x509.h"
 #include "controlplane/server/audit_services.h"
+#include "absl/strings/numbers.h"
 #include "policy/lang/compile.h"
+#include "policy/testing/testing.h"
 
 namespace warden::controlplane::server {
 namespace {
@@ -138,6 +140,50 @@ absl::StatusOr<warden::v1::TokenInfo> Authorize(
 // ---------------------------------------------------------------------------
 // PolicyService
 
+std::string PolicyServiceImpl::TestBeforePush(
+    const std::vector<policy::lang::SourceFile>& sources, bool skip,
+    std::vector<policy::lang::Diagnostic>* diagnostics) {
+  std::vector<policy::lang::Diagnostic> load;
+  auto suites = policy::testing::LoadTests(sources, &load);
+  if (!suites.ok()) {
+    // Broken test documents reject the push like broken policies.
+    diagnostics->insert(diagnostics->end(), load.begin(), load.end());
+    return "policy tests invalid";
+  }
+  size_t cases = 0;
+  for (const auto& s : *suites) cases += s.cases.size();
+  if (cases == 0) return "no policy tests";
+  auto bundle = policy::lang::Compile(sources);
+  if (!bundle.ok()) return "policy tests not run";  // Push reports why.
+  const auto results = policy::testing::RunTests(*bundle, *suites);
+  size_t failed = 0;
+  std::vector<policy::lang::Diagnostic> failures;
+  for (const auto& r : results) {
+    if (r.passed) continue;
+    ++failed;
+    policy::lang::Diagnostic d;
+    // r.source is "file:line".
+    const size_t colon = r.source.rfind(':');
+    d.file = colon == std::string::npos ? r.source : r.source.substr(0, colon);
+    if (colon != std::string::npos) {
+      (void)absl::SimpleAtoi(r.source.substr(colon + 1), &d.line);
+    }
+    d.message = absl::StrCat("policy test \"", r.suite, "\" case \"", r.name,
+                             "\" fails: ", absl::StrJoin(r.mismatches, "; "));
+    d.hint =
+        "run wardenctl policy test on these files; push --skip-tests pushes "
+        "anyway (recorded in the audit trail)";
+    failures.push_back(std::move(d));
+  }
+  if (failed == 0) return absl::StrCat(cases, " policy tests passed");
+  if (skip) {
+    return absl::StrCat("policy tests skipped: ", failed, " of ", cases,
+                        " failing");
+  }
+  diagnostics->insert(diagnostics->end(), failures.begin(), failures.end());
+  return absl::StrCat(failed, " of ", cases, " policy tests failed");
+}
+
 grpc::ServerUnaryReactor* PolicyServiceImpl::PushPolicy(
     grpc::CallbackServerContext* context,
     const warden::v1::PushPolicyRequest* request,
@@ -150,8 +196,14 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::PushPolicy(
     sources.push_back({s.name(), s.text()});
   }
   std::vector<policy::lang::Diagnostic> diagnostics;
-  auto pushed = bundles_->Push(sources, request->message(), Caller(*who),
-                               absl::Now(), request->dry_run(), &diagnostics);
+  // The folder's own tests gate the push: what CI validated is what runs.
+  auto tested = TestBeforePush(sources, request->skip_tests(), &diagnostics);
+  absl::StatusOr<bundles::PushResult> pushed =
+      absl::FailedPreconditionError("policy tests failed");
+  if (diagnostics.empty()) {
+    pushed = bundles_->Push(sources, request->message(), Caller(*who),
+                            absl::Now(), request->dry_run(), &diagnostics);
+  }
   if (!pushed.ok() && !diagnostics.empty()) {
     // Rejected policy: OK with every diagnostic, as the API documents.
     for (const auto& d : diagnostics) {
@@ -174,8 +226,8 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::PushPolicy(
   if (audit_ != nullptr && !request->dry_run() && !pushed->unchanged) {
     audit_->Record(Caller(*who), "policy.push",
                    absl::StrCat("revision ", pushed->revision),
-                   absl::StrCat("digest ", pushed->digest, ": ",
-                                request->message()));
+                   absl::StrCat("digest ", pushed->digest, " (", tested,
+                                "): ", request->message()));
   }
   return Done(context, grpc::Status::OK);
 }

@@ -71,6 +71,14 @@ class PolicyServiceImpl final
       warden::v1::GetFleetStatusResponse* response) override;
 
  private:
+  // Runs the PolicyTest documents of `sources` against their compiled
+  // bundle; failing cases (or broken test documents) go to `diagnostics`
+  // unless `skip`. Returns what the push's audit record says about it
+  // ("12 policy tests passed", "policy tests skipped: 2 of 12 failing").
+  static std::string TestBeforePush(
+      const std::vector<policy::lang::SourceFile>& sources, bool skip,
+      std::vector<policy::lang::Diagnostic>* diagnostics);
+
   bundles::Bundles* const bundles_;
   const tokens::Tokens* const tokens_;
   distribution::Distributor* const distributor_;

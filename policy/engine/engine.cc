@@ -268,25 +268,40 @@ const char* Verb(PolicyAction a) {
   }
 }
 
-// The decision so far: the most restrictive candidate (the first of equals)
-// and the most detailed audit level of all candidates.
+// Which of two equally restrictive candidates names the decision: a
+// policy that names the environment over a baseline one (no
+// `environments`), then a rule that matched over a default; the first of
+// equals otherwise. So adding a baseline policy never changes which policy
+// an environment's own decisions are attributed to.
+int Rank(bool rule, bool covering) { return (covering ? 2 : 0) + (rule ? 1 : 0); }
+
+// The decision so far: the most restrictive candidate (the best ranked of
+// equals) and the most detailed audit level of all candidates.
 struct Verdict {
   Decision best;
   bool decided = false;
+  int rank = 0;
   warden::v1::AuditLevel audit = warden::v1::AUDIT_LEVEL_UNSPECIFIED;
 
-  // True when a candidate with `action` would replace the best so far; the
-  // caller then builds it (texts are only built for winners, at most three
-  // times per message, which keeps evaluation allocation-free otherwise).
-  bool Wins(PolicyAction action, warden::v1::AuditLevel level) {
+  // True when a candidate with `action` and `rank` would replace the best
+  // so far; the caller then builds it (texts are only built for winners,
+  // which keeps evaluation allocation-free otherwise).
+  bool Wins(PolicyAction action, int candidate_rank,
+            warden::v1::AuditLevel level) {
     audit = std::max(audit, level);
-    return !decided || Severity(action) > Severity(best.action);
+    if (!decided) return true;
+    const int s = Severity(action), b = Severity(best.action);
+    return s > b || (s == b && candidate_rank > rank);
   }
-  void Consider(Decision candidate, warden::v1::AuditLevel level) {
-    if (Wins(candidate.action, level)) Take(std::move(candidate));
+  void Consider(Decision candidate, int candidate_rank,
+                warden::v1::AuditLevel level) {
+    if (Wins(candidate.action, candidate_rank, level)) {
+      Take(std::move(candidate), candidate_rank);
+    }
   }
-  void Take(Decision candidate) {
+  void Take(Decision candidate, int candidate_rank) {
     best = std::move(candidate);
+    rank = candidate_rank;
     decided = true;
   }
 };
@@ -338,11 +353,15 @@ Decision Candidate(const warden::v1::Policy& policy,
 }
 
 struct CompiledPolicy {
-  explicit CompiledPolicy(const warden::v1::Policy& p) : policy(&p) {
+  explicit CompiledPolicy(const warden::v1::Policy& p)
+      : policy(&p), baseline(p.environments().empty()) {
     rules.reserve(p.rules_size());
     for (const auto& r : p.rules()) rules.emplace_back(r);
   }
   const warden::v1::Policy* policy;
+  // No `environments`: its rules apply everywhere, but it opens no
+  // environment (see Matcher::Evaluate).
+  const bool baseline;
   std::vector<CompiledRule> rules;
 };
 
@@ -355,16 +374,18 @@ void EvaluateStatement(const CompiledPolicy& compiled,
     const warden::v1::Rule& rule = *c.rule;
     if (!RuleMatches(c, f, who)) continue;
     matched = true;
-    if (verdict->Wins(rule.action(),
+    const int rank = Rank(true, !compiled.baseline);
+    if (verdict->Wins(rule.action(), rank,
                       Resolve(rule.audit(), policy.default_audit()))) {
-      verdict->Take(Candidate(policy, &rule, f, at));
+      verdict->Take(Candidate(policy, &rule, f, at), rank);
     }
   }
+  const int default_rank = Rank(false, !compiled.baseline);
   if (!matched &&
-      verdict->Wins(policy.default_action(),
+      verdict->Wins(policy.default_action(), default_rank,
                     Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED,
                             policy.default_audit()))) {
-    verdict->Take(Candidate(policy, nullptr, f, at));
+    verdict->Take(Candidate(policy, nullptr, f, at), default_rank);
   }
   for (const auto& nested : f.nested) {
     Position inner = at;
@@ -411,6 +432,10 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
                            const std::string& environment,
                            const std::string& database) const {
   Verdict verdict;
+  // Whether a policy that names this environment applies: only such a
+  // policy opens it. Baseline policies (no `environments`) add their rules
+  // and defaults where one does, and are denied everywhere else.
+  bool covered = false;
   for (const CompiledPolicy& compiled : compiled_->policies) {
     const warden::v1::Policy& policy = *compiled.policy;
     if (!policy.environments().empty() &&
@@ -420,6 +445,8 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
     if (!policy.databases().empty() && !AnyGlob(policy.databases(), database)) {
       continue;
     }
+    if (!compiled.baseline) covered = true;
+    const int default_rank = Rank(false, !compiled.baseline);
     const auto policy_audit =
         Resolve(warden::v1::AUDIT_LEVEL_UNSPECIFIED, policy.default_audit());
     if (facts == nullptr) {
@@ -429,7 +456,7 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
       d.message = "the statement could not be parsed";
       d.reason = absl::StrCat("unparseable SQL (", error.message(),
                               "): policy ", policy.name());
-      verdict.Consider(std::move(d), policy_audit);
+      verdict.Consider(std::move(d), default_rank, policy_audit);
       continue;
     }
     if (facts->empty()) {  // an empty query string.
@@ -437,7 +464,7 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
       d.action = policy.default_action();
       d.policy = policy.name();
       d.reason = "empty query: default of policy " + policy.name();
-      verdict.Consider(std::move(d), policy_audit);
+      verdict.Consider(std::move(d), default_rank, policy_audit);
     }
     Position at;
     at.statements = static_cast<int>(facts->size());
@@ -451,6 +478,22 @@ Decision Matcher::Evaluate(const std::vector<sql::StatementFacts>* facts,
     d.action = warden::v1::POLICY_ACTION_DENY;
     d.reason = absl::StrCat("no policy applies to environment ", environment,
                             ", database ", database);
+    return d;
+  }
+  if (!covered && verdict.best.action != warden::v1::POLICY_ACTION_DENY) {
+    // Fail closed: a policy written for every environment (no
+    // `environments`) cannot open one nobody named.
+    Decision d;
+    d.action = warden::v1::POLICY_ACTION_DENY;
+    d.reason = absl::StrCat(
+        "no policy names environment ", environment, " (database ", database,
+        "); policies without `environments` add rules everywhere but open "
+        "no environment");
+    d.message = absl::StrCat(
+        "environment ", environment,
+        " is not governed by any policy; name it in a policy's "
+        "`environments` (\"*\" for all)");
+    d.audit = verdict.audit;
     return d;
   }
   // Built in, whatever the policies say: Warden must read every statement

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/crypto.h"
 #include "common/x509.h"
@@ -25,6 +26,7 @@
 #include "tests/unit/controlplane_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "controlplane/audit/leaf.h"
 #include "policy/bundle/bundle.h"
 
 namespace warden::controlplane {
@@ -795,6 +797,80 @@ TEST_F(ServicesTest, EnrollOnceThenRenewWithTheCertificate) {
   ASSERT_TRUE(token_rpc_->CreateToken(&cctx3, bad, &created).ok());
   EXPECT_TRUE(created.info().single_use());
   EXPECT_TRUE(created.info().has_expires_at());  // 24 h by default.
+}
+
+// The folder's PolicyTest cases gate the push (issue 13 item 11): a
+// failing case rejects it (dry runs too) with a diagnostic naming the
+// case; --skip-tests pushes anyway, and the audit record says so.
+TEST_F(ServicesTest, APushRunsThePolicyTestsOfItsFolder) {
+  constexpr char kTests[] = R"(apiVersion: warden/v1
+kind: PolicyTest
+metadata: { name: guard-tests }
+spec:
+  defaults: { environment: prod, database: shop, user: alice }
+  cases:
+    - name: drop-denied
+      sql: DROP TABLE orders
+      expect: { action: deny, rule: no-drop }
+    - name: truncate-denied
+      sql: TRUNCATE orders
+      expect: { action: deny }
+)";
+  const std::string writer =
+      "Bearer " + Mint({warden::v1::TOKEN_SCOPE_POLICY_WRITE});
+  warden::v1::PushPolicyRequest push;
+  auto* policy = push.add_sources();
+  policy->set_name("guard.yaml");
+  policy->set_text(kPolicy);
+  auto* tests = push.add_sources();
+  tests->set_name("guard_test.yaml");
+  tests->set_text(kTests);
+  auto send = [&](const warden::v1::PushPolicyRequest& r) {
+    warden::v1::PushPolicyResponse out;
+    grpc::ClientContext ctx;
+    Auth(&ctx, writer);
+    EXPECT_TRUE(policy_->PushPolicy(&ctx, r, &out).ok());
+    return out;
+  };
+  for (bool dry_run : {true, false}) {
+    push.set_dry_run(dry_run);
+    const auto refused = send(push);
+    EXPECT_EQ(refused.revision(), 0u);
+    ASSERT_EQ(refused.diagnostics_size(), 1);
+    EXPECT_EQ(refused.diagnostics(0).file(), "guard_test.yaml");
+    EXPECT_GT(refused.diagnostics(0).line(), 0);
+    EXPECT_THAT(refused.diagnostics(0).message(),
+                HasSubstr("case \"truncate-denied\" fails"));
+  }
+  push.set_dry_run(false);
+  push.set_skip_tests(true);
+  const auto skipped = send(push);
+  EXPECT_TRUE(skipped.diagnostics().empty());
+  EXPECT_GT(skipped.revision(), 0u);
+  // The push's audit record says the tests were skipped, and how many failed.
+  auto tree = cp_->ledger()->Tree();
+  ASSERT_TRUE(tree.ok());
+  auto entries = cp_->ledger()->Entries(0, tree->size(), 1000);
+  ASSERT_TRUE(entries.ok());
+  std::string detail;
+  for (const auto& e : *entries) {
+    warden::v1::AuditLeaf leaf;
+    ASSERT_TRUE(leaf.ParseFromString(audit::SplitLeaf(e.leaf())->second));
+    if (leaf.event().admin().action() == "policy.push") {
+      detail = leaf.event().admin().detail();
+    }
+  }
+  EXPECT_THAT(detail, HasSubstr("policy tests skipped: 1 of 2 failing"));
+  // Fixed tests pass, and say so.
+  push.set_skip_tests(false);
+  push.mutable_sources(1)->set_text(absl::StrReplaceAll(
+      kTests, {{"sql: TRUNCATE orders\n      expect: { action: deny }",
+                "sql: TRUNCATE orders\n      expect: { action: allow }"}}));
+  const auto passed = send(push);
+  EXPECT_TRUE(passed.diagnostics().empty()) << passed.diagnostics(0).message();
+  // (Tests are not part of the bundle: the same policies, no new revision.)
+  EXPECT_TRUE(passed.unchanged());
+  EXPECT_EQ(passed.revision(), skipped.revision());
 }
 
 // A proxy whose listeners serve several environments (issue 14.8): the

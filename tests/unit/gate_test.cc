@@ -136,6 +136,7 @@ TEST(GateTest, FunctionCallCountsAsUncheckableDynamicSql) {
 kind: Policy
 metadata: { name: guard }
 spec:
+  environments: ["*"]
   rules:
     - name: no-dynamic
       match: { dynamic_sql: true }

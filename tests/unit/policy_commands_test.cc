@@ -20,6 +20,7 @@ constexpr char kPolicy[] = R"(apiVersion: warden/v1
 kind: Policy
 metadata: { name: p }
 spec:
+  environments: [prod]
   rules:
     - { name: no-drop, match: { commands: ["DROP TABLE"] }, action: deny }
 )";

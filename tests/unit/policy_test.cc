@@ -152,6 +152,72 @@ TEST_F(PolicyTest, IdentityEnvironmentAndUnparseable) {
               HasSubstr("Destructive DDL is blocked"));
 }
 
+// Composition (issue 13 item 11): a policy without `environments` (a
+// baseline) adds its rules everywhere but opens no environment, and
+// never takes a decision of an environment's own policy over, whatever
+// the file names' order.
+TEST(PolicyCompositionTest, ABaselinePolicyCannotSwitchFailClosedOff) {
+  constexpr char kBaseline[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: a-baseline }
+spec:
+  defaults: { action: allow }
+  rules:
+    - { name: no-truncate, match: { commands: ["TRUNCATE TABLE"] }, action: deny }
+    - { name: reads-ok, match: { classes: [read] }, action: allow }
+)";
+  constexpr char kProd[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: prod-guard }
+spec:
+  environments: [prod]
+  defaults: { action: allow }
+  rules:
+    - { name: no-drop, match: { commands: ["DROP TABLE"] }, action: deny }
+    - { name: selects-ok, match: { commands: [SELECT] }, action: allow }
+)";
+  for (bool baseline_first : {true, false}) {
+    std::vector<lang::SourceFile> files = {{"a-baseline.yaml", kBaseline},
+                                           {"prod.yaml", kProd}};
+    if (!baseline_first) std::swap(files[0], files[1]);
+    auto bundle = lang::Compile(files);
+    ASSERT_TRUE(bundle.ok()) << bundle.status();
+    auto eval = [&](const std::string& sql, const std::string& env) {
+      return engine::Evaluate(*bundle, sql::Analyze(sql),
+                              {"alice", {}, "human"}, env, "shop");
+    };
+    // Staging: only the baseline applies; it opens nothing.
+    const engine::Decision staging = eval("SELECT 1", "staging");
+    EXPECT_EQ(staging.action, POLICY_ACTION_DENY);
+    EXPECT_THAT(staging.reason, HasSubstr("no policy names environment staging"));
+    // ... but its denials still name themselves.
+    EXPECT_EQ(eval("TRUNCATE orders", "staging").rule, "no-truncate");
+    EXPECT_EQ(eval("TRUNCATE orders", "prod").rule, "no-truncate");
+    // Prod: its own policy names the decisions, rule over default.
+    const engine::Decision select = eval("SELECT 1", "prod");
+    EXPECT_EQ(select.action, POLICY_ACTION_ALLOW);
+    EXPECT_EQ(select.policy, "prod-guard");
+    EXPECT_EQ(select.rule, "selects-ok");
+    const engine::Decision update = eval("UPDATE t SET a = 1 WHERE id = 1", "prod");
+    EXPECT_EQ(update.policy, "prod-guard");
+    EXPECT_EQ(update.rule, "");
+    EXPECT_EQ(eval("DROP TABLE orders", "prod").rule, "no-drop");
+  }
+  // Opening every environment is explicit.
+  auto everywhere = lang::Compile({{"all.yaml", R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: open }
+spec:
+  environments: ["*"]
+  defaults: { action: allow }
+)"}});
+  ASSERT_TRUE(everywhere.ok());
+  EXPECT_EQ(engine::Evaluate(*everywhere, sql::Analyze("SELECT 1"),
+                             {"alice", {}, "human"}, "staging", "shop")
+                .action,
+            POLICY_ACTION_ALLOW);
+}
+
 TEST(PolicyCompileTest, IdentityProvidersCompileIntoTheBundle) {
   auto bundle = lang::Compile({{"idp.yaml", R"(apiVersion: warden/v1
 kind: IdentityProvider
@@ -385,6 +451,7 @@ constexpr char kKeys[] = R"(apiVersion: warden/v1
 kind: Policy
 metadata: { name: keys }
 spec:
+  environments: [prod]
   defaults: { action: allow, audit: normalized }
   rules:
     - name: pii-columns
