@@ -437,6 +437,17 @@ void AddVariableSet(const Json& v, Found* found) {
       found->settings.emplace_back(-1, flat);  // "transaction_snapshot".
     }
   } else if (!name.empty()) {
+    if (name == "role" || name == "session_authorization") {
+      // Back to the session's own identity (RESET ROLE, SET ROLE NONE,
+      // SET SESSION AUTHORIZATION DEFAULT) changes to no other role.
+      bool reverts = kind == "VAR_RESET" || kind == "VAR_SET_DEFAULT";
+      if (kind == "VAR_SET_VALUE") {
+        const Json args = v.value("args", Json::array());
+        reverts = args.size() == 1 &&
+                  absl::AsciiStrToLower(ConstantText(args[0])) == "none";
+      }
+      if (reverts) return;
+    }
     found->settings.emplace_back(-1, name);
     if (kind == "VAR_SET_VALUE") {
       const Json args = v.value("args", Json::array());
@@ -933,11 +944,94 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   } else if (node == "AlterOwnerStmt") {
     f.subcommands.push_back("OWNER TO");
   } else if (node == "CreateExtensionStmt") {
-    f.nested_languages.push_back(
-        absl::AsciiStrToLower(body.value("extname", "")));
+    const std::string extension =
+        absl::AsciiStrToLower(body.value("extname", ""));
+    f.nested_languages.push_back(extension);
+    // A transform extension (jsonb_plperlu, hstore_plpython3u, ...)
+    // installs functions in its language: judged as that language.
+    for (const char* language : {"plperlu", "plpython3u", "plpython2u",
+                                 "plpythonu", "pltclu", "plperl",
+                                 "plpython3", "pltcl"}) {
+      if (extension != language &&
+          absl::EndsWith(extension, absl::StrCat("_", language))) {
+        f.nested_languages.push_back(language);
+        break;
+      }
+    }
+  } else if (node == "LockStmt") {
+    // What a lock blocks (LOCK without a mode takes ACCESS EXCLUSIVE).
+    static const char* const kModes[] = {
+        "", "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE",
+        "SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE",
+        "EXCLUSIVE", "ACCESS EXCLUSIVE"};
+    const int mode = body.value("mode", 8);
+    f.subcommands.push_back(mode >= 1 && mode <= 8 ? kModes[mode]
+                                                   : "ACCESS EXCLUSIVE");
+  } else if (node == "VacuumStmt") {
+    if (HasDefElem(body.value("options", Json::array()), "full")) {
+      f.subcommands.push_back("FULL");
+    }
+  } else if (node == "ReindexStmt") {
+    const std::string kind = body.value("kind", "");
+    f.subcommands.push_back(kind == "REINDEX_OBJECT_DATABASE" ? "DATABASE"
+                            : kind == "REINDEX_OBJECT_SYSTEM" ? "SYSTEM"
+                            : kind == "REINDEX_OBJECT_SCHEMA" ? "SCHEMA"
+                            : kind == "REINDEX_OBJECT_TABLE"  ? "TABLE"
+                                                              : "INDEX");
   } else if (node == "CreatePLangStmt") {
     f.nested_languages.push_back(
         absl::AsciiStrToLower(body.value("plname", "")));
+  }
+  // CASCADE drops what depends on the object: columns of tables whose
+  // type or default it is, views, ... (DROP TYPE/DOMAIN/FUNCTION/EXTENSION
+  // ... CASCADE destroys data like DROP TABLE).
+  bool cascade = body.value("behavior", "") == "DROP_CASCADE";
+  if (node == "AlterTableStmt") {
+    for (const auto& cmd : body.value("cmds", Json::array())) {
+      if (cmd.contains("AlterTableCmd") &&
+          cmd["AlterTableCmd"].value("behavior", "") == "DROP_CASCADE") {
+        cascade = true;
+      }
+    }
+  }
+  if (cascade) f.subcommands.push_back("CASCADE");
+  // A foreign table read through file_fdw's `program` or `filename` runs a
+  // shell command or reads a server file, as COPY ... PROGRAM / FILE does.
+  if (node == "CreateForeignTableStmt" || node == "AlterTableStmt" ||
+      node == "CreateForeignServerStmt" || node == "AlterForeignServerStmt") {
+    std::vector<const Json*> option_lists;
+    if (body.contains("options")) option_lists.push_back(&body["options"]);
+    if (body.contains("cmds") && body["cmds"].is_array()) {
+      for (const auto& cmd : body["cmds"]) {  // by reference: kept below
+        if (cmd.contains("AlterTableCmd") &&
+            cmd["AlterTableCmd"].contains("def")) {
+          option_lists.push_back(&cmd["AlterTableCmd"]["def"]);
+        }
+      }
+    }
+    auto names = [](const Json& options, const char* name) {
+      // A list, or (ALTER ... OPTIONS) a List node holding one.
+      const Json& list =
+          options.is_object() && options.contains("List")
+              ? options["List"].value("items", Json::array())
+              : options;
+      if (!list.is_array()) return false;
+      for (const auto& o : list) {
+        if (o.contains("DefElem") &&
+            absl::AsciiStrToLower(o["DefElem"].value("defname", "")) == name &&
+            o["DefElem"].value("defaction", "") != "DEFELEM_DROP") {
+          return true;
+        }
+      }
+      return false;
+    };
+    for (const Json* list : option_lists) {
+      if (names(*list, "program")) {
+        f.copy = "program";
+      } else if (names(*list, "filename") && f.copy != "program") {
+        f.copy = "file";
+      }
+    }
   }
   if (depth >= kMaxDepth) {
     f.unresolved_dynamic_sql = true;  // too deep to follow: fail closed.

@@ -255,7 +255,10 @@ TEST(SqlFactsTest, Settings) {
       {"RESET ALL", {"all"}},
       {"SET SESSION AUTHORIZATION bob", {"session_authorization"}},
       {"SET ROLE bob", {"role"}},
-      {"RESET ROLE", {"role"}},
+      // Back to the session's own identity: no role change.
+      {"RESET ROLE", {}},
+      {"SET ROLE NONE", {}},
+      {"SET ROLE admin", {"role"}},
       {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
        {"transaction_isolation"}},
       {"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
@@ -349,6 +352,46 @@ TEST(SqlFactsTest, Subcommands) {
   EXPECT_THAT(One("ALTER TABLE t DETACH PARTITION p").subcommands,
               ElementsAre("DETACH PARTITION"));
   EXPECT_TRUE(One("DROP TABLE t").subcommands.empty());
+  // CASCADE, lock modes, VACUUM FULL, what REINDEX covers (issue 13).
+  EXPECT_THAT(One("DROP TYPE s.status CASCADE").subcommands,
+              ElementsAre("CASCADE"));
+  EXPECT_THAT(One("ALTER TABLE t DROP COLUMN a CASCADE").subcommands,
+              ElementsAre("DROP COLUMN", "CASCADE"));
+  EXPECT_TRUE(One("DROP TYPE s.status RESTRICT").subcommands.empty());
+  EXPECT_THAT(One("LOCK t").subcommands, ElementsAre("ACCESS EXCLUSIVE"));
+  EXPECT_THAT(One("LOCK TABLE t IN ROW SHARE MODE").subcommands,
+              ElementsAre("ROW SHARE"));
+  EXPECT_THAT(One("VACUUM FULL t").subcommands, ElementsAre("FULL"));
+  EXPECT_THAT(One("VACUUM (FULL false) t").subcommands, ElementsAre());
+  EXPECT_THAT(One("REINDEX SYSTEM db").subcommands, ElementsAre("SYSTEM"));
+  EXPECT_THAT(One("REINDEX INDEX CONCURRENTLY i").subcommands,
+              ElementsAre("INDEX"));
+}
+
+// A foreign table read through file_fdw's program or filename option is
+// COPY ... PROGRAM / FILE; a transform extension is its language.
+TEST(SqlFactsTest, HiddenProgramsAndLanguages) {
+  EXPECT_EQ(One("CREATE FOREIGN TABLE f (a text) SERVER s "
+                "OPTIONS (program 'id')")
+                .copy,
+            "program");
+  EXPECT_EQ(One("CREATE FOREIGN TABLE f (a text) SERVER s "
+                "OPTIONS (FILENAME '/etc/passwd')")
+                .copy,
+            "file");
+  EXPECT_EQ(One("ALTER FOREIGN TABLE f OPTIONS (ADD program 'id')").copy,
+            "program");
+  EXPECT_EQ(One("ALTER FOREIGN TABLE f OPTIONS (DROP program)").copy, "");
+  EXPECT_EQ(One("CREATE FOREIGN TABLE f (a text) SERVER s "
+                "OPTIONS (format 'csv')")
+                .copy,
+            "");
+  EXPECT_THAT(One("CREATE EXTENSION jsonb_plperlu").nested_languages,
+              ElementsAre("jsonb_plperlu", "plperlu"));
+  EXPECT_THAT(One("CREATE EXTENSION ltree_plpython3u").nested_languages,
+              ElementsAre("ltree_plpython3u", "plpython3u"));
+  EXPECT_THAT(One("CREATE EXTENSION hstore").nested_languages,
+              ElementsAre("hstore"));
 }
 
 TEST(SqlFactsTest, LanguagesInstalled) {
