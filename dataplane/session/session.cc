@@ -1664,8 +1664,12 @@ std::string Session::QueueRefusal(std::string error) {
   r.seq = ++refusal_seq_;
   r.batch = syncs_sent_ + 1;
   r.error = std::move(error);
+  auto random = crypto::RandomBytes(12);
+  r.tag = random.ok() ? crypto::HexEncode(*random)
+                      : absl::StrCat(refusal_token_, "_", refusal_seq_);
+  std::string name = absl::StrCat("warden_refusal_", r.tag);
   refusals_.push_back(std::move(r));
-  return absl::StrCat("warden_refusal_", refusal_token_, "_", refusal_seq_);
+  return name;
 }
 
 gate::Verdict Session::SettledLexing(const gate::Gate& gate, gate::Verdict v,
@@ -1867,21 +1871,23 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
 
 bool Session::TakeRefusal(const pgwire::ErrorResponse& parsed,
                           std::string* error) {
-  const std::string prefix =
-      absl::StrCat("warden_refusal_", refusal_token_, "_");
+  constexpr absl::string_view kPrefix = "warden_refusal_";
   const absl::string_view message = parsed.Get('M');
-  const size_t at = message.find(prefix);
-  if (at == absl::string_view::npos) return false;
-  absl::string_view digits = message.substr(at + prefix.size());
-  size_t n = 0;
-  while (n < digits.size() && absl::ascii_isdigit(digits[n])) ++n;
-  uint64_t seq = 0;
-  if (!absl::SimpleAtoi(digits.substr(0, n), &seq)) return false;
-  for (auto it = refusals_.begin(); it != refusals_.end(); ++it) {
-    if (it->seq == seq) {
-      *error = std::move(it->error);
-      refusals_.erase(it);
-      return true;
+  for (size_t at = message.find(kPrefix); at != absl::string_view::npos;
+       at = message.find(kPrefix, at + 1)) {
+    absl::string_view rest = message.substr(at + kPrefix.size());
+    size_t n = 0;
+    while (n < rest.size() &&
+           (absl::ascii_isxdigit(rest[n]) || rest[n] == '_')) {
+      ++n;
+    }
+    const absl::string_view tag = rest.substr(0, n);
+    for (auto it = refusals_.begin(); it != refusals_.end(); ++it) {
+      if (it->tag == tag) {
+        *error = std::move(it->error);
+        refusals_.erase(it);
+        return true;
+      }
     }
   }
   return false;

@@ -229,6 +229,11 @@ class Session : public std::enable_shared_from_this<Session> {
     uint64_t seq = 0;
     uint64_t batch = 0;  // the Sync / Query that ends its batch.
     std::string error;   // the encoded ErrorResponse for the client.
+    // Random per refusal: the poison names it, and only PostgreSQL's error
+    // about that poison carries it. Nothing the client sent before the
+    // poison can know it (it is made when the poison is), so no error the
+    // client provokes is taken for a refusal.
+    std::string tag;
   };
   // Judge decides a frontend message (Query, Parse, Bind, Describe,
   // FunctionCall) and, when it must not run, writes its replacement to

@@ -499,7 +499,8 @@ class Compiler : public DiagnosticSink {
 
 std::string Diagnostic::ToString() const {
   std::string out = file;
-  if (line > 0) absl::StrAppend(&out, ":", line, ":", column);
+  if (line > 0) absl::StrAppend(&out, ":", line);
+  if (line > 0 && column > 0) absl::StrAppend(&out, ":", column);
   absl::StrAppend(&out, ": ", message);
   if (!hint.empty()) absl::StrAppend(&out, " (hint: ", hint, ")");
   return out;

@@ -773,15 +773,20 @@ void WalkPlpgsql(const Json& node, const std::string& parent_key,
   if (!node.is_object()) return;
   for (auto it = node.begin(); it != node.end(); ++it) {
     const Json& v = it.value();
-    if (it.key() == "PLpgSQL_stmt_dynexecute" ||
-        it.key() == "PLpgSQL_stmt_dynfors" || it.key() == "PLpgSQL_stmt_open") {
+    // Statements that run a query given as a string: EXECUTE, FOR ... IN
+    // EXECUTE (its `query`), OPEN ... FOR EXECUTE and RETURN QUERY EXECUTE
+    // (their `dynquery`). A static OPEN ... FOR / RETURN QUERY query is
+    // plain SQL, walked below like any other.
+    const bool dynamic_in_query = it.key() == "PLpgSQL_stmt_dynexecute" ||
+                                  it.key() == "PLpgSQL_stmt_dynfors";
+    const bool dynamic_in_dynquery = it.key() == "PLpgSQL_stmt_open" ||
+                                     it.key() == "PLpgSQL_stmt_return_query";
+    if (dynamic_in_query || dynamic_in_dynquery) {
       std::string literal;
       const Json* expr = nullptr;
-      if (v.contains("query") && v["query"].contains("PLpgSQL_expr")) {
-        expr = &v["query"]["PLpgSQL_expr"];
-      } else if (v.contains("dynquery") &&
-                 v["dynquery"].contains("PLpgSQL_expr")) {
-        expr = &v["dynquery"]["PLpgSQL_expr"];
+      const char* field = dynamic_in_query ? "query" : "dynquery";
+      if (v.contains(field) && v[field].contains("PLpgSQL_expr")) {
+        expr = &v[field]["PLpgSQL_expr"];
       }
       if (expr != nullptr) {
         if (LiteralString(expr->value("query", ""), &literal)) {

@@ -76,7 +76,8 @@ class Rejudging(unittest.TestCase):
         for name, text in extra.items():
             with open(os.path.join(folder, name), "w") as f:
                 f.write(text)
-        r = self.stack.ctl("policy", "push", folder, "-m", "rejudge test")
+        # The freeze breaks shipped test cases on purpose.
+        r = self.stack.ctl("policy", "push", folder, "-m", "rejudge test", "--skip-tests")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         # "revision N (digest ...)" or "unchanged at revision N"
         revision = r.stdout.split("revision ")[1].split()[0]

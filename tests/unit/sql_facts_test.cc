@@ -755,5 +755,32 @@ TEST(SqlFactsTest, PlpgsqlFunctionBodies) {
               ::testing::Contains("plpgsql:UPDATE"));
 }
 
+// PL/pgSQL statements that run a query given as a string (issue 13 item
+// 7): RETURN QUERY EXECUTE and OPEN ... FOR EXECUTE are EXECUTE; their
+// static forms are plain SQL, not dynamic.
+TEST(SqlFactsTest, PlpgsqlStringQueriesAreExecute) {
+  const std::string returns =
+      "CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN "
+      "RETURN QUERY EXECUTE 'DELETE FROM t RETURNING *'; END $$";
+  EXPECT_THAT(NestedOf(returns), ::testing::Contains("execute:DELETE"));
+  EXPECT_FALSE(One(returns).unresolved_dynamic_sql);
+  EXPECT_TRUE(One("CREATE FUNCTION f(q text) RETURNS SETOF t LANGUAGE "
+                  "plpgsql AS $$ BEGIN RETURN QUERY EXECUTE q; END $$")
+                  .unresolved_dynamic_sql);
+  EXPECT_TRUE(One("DO $$ DECLARE c refcursor; BEGIN OPEN c FOR EXECUTE "
+                  "'SELECT ' || 1; END $$")
+                  .unresolved_dynamic_sql);
+  // libpg_query's PL/pgSQL parser has no catalog to type a cursor
+  // variable, so any body that declares one does not parse: it fails
+  // closed as unresolved (docs/policy.md says so).
+  EXPECT_TRUE(One("DO $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT a "
+                  "FROM t; END $$")
+                  .unresolved_dynamic_sql);
+  const std::string return_static =
+      "CREATE FUNCTION f() RETURNS SETOF t LANGUAGE plpgsql AS $$ BEGIN "
+      "RETURN QUERY SELECT * FROM t; END $$";
+  EXPECT_FALSE(One(return_static).unresolved_dynamic_sql);
+}
+
 }  // namespace
 }  // namespace warden::policy::sql
