@@ -244,6 +244,7 @@ bool RuleMatches(const CompiledRule& c, const sql::StatementFacts& f,
     return false;
   }
   if (m.dynamic_sql() && !f.unresolved_dynamic_sql) return false;
+  if (m.has_temporary() && m.temporary() != f.temporary) return false;
   if (m.has_identity() && !IdentityMatches(m.identity(), who)) return false;
   return true;
 }

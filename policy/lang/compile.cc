@@ -90,7 +90,7 @@ class Compiler : public DiagnosticSink {
     if (!Map(m, "match",
              {"commands", "classes", "objects", "functions", "filter",
               "identity", "dynamic_sql", "columns", "settings", "copy",
-              "languages", "subcommands"})) {
+              "languages", "subcommands", "temporary"})) {
       return;
     }
     for (auto c : Strings(m["commands"], "commands")) {
@@ -147,6 +147,15 @@ class Compiler : public DiagnosticSink {
         Error(f, "filter must be 'none'",
               "filter: none matches DELETE/UPDATE/MERGE without an effective "
               "WHERE");
+      }
+    }
+    if (const YAML::Node t = m["temporary"]) {
+      if (!t.IsScalar() || (t.Scalar() != "true" && t.Scalar() != "false")) {
+        Error(t, "temporary must be true or false",
+              "temporary: false matches statements about permanent objects "
+              "only, so the session's own temporary tables are left out");
+      } else {
+        match->set_temporary(t.Scalar() == "true");
       }
     }
     if (const YAML::Node d = m["dynamic_sql"]) {

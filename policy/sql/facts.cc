@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -862,6 +863,147 @@ void AddPlpgsqlBody(StatementFacts* f, const std::string& create_function_sql,
   WalkPlpgsql(tree, "", f, depth, context);
 }
 
+// Whether every object `node` creates, changes or writes is temporary.
+bool OnlyTemporaryObjects(const std::string& node, const Json& body) {
+  auto temp_rangevar = [](const Json& rv) {
+    return rv.is_object() && (rv.value("relpersistence", "") == "t" ||
+                              absl::AsciiStrToLower(rv.value(
+                                  "schemaname", "")) == "pg_temp");
+  };
+  if (node == "CreateStmt" || node == "InsertStmt" || node == "UpdateStmt" ||
+      node == "DeleteStmt" || node == "MergeStmt" ||
+      node == "AlterTableStmt" || node == "IndexStmt" ||
+      node == "CreateTrigStmt") {
+    return body.contains("relation") && temp_rangevar(body["relation"]);
+  }
+  if (node == "CreateTableAsStmt") {
+    return body.contains("into") && body["into"].contains("rel") &&
+           temp_rangevar(body["into"]["rel"]);
+  }
+  if (node == "SelectStmt") {
+    return body.contains("intoClause") &&
+           body["intoClause"].contains("rel") &&
+           temp_rangevar(body["intoClause"]["rel"]);
+  }
+  if (node == "ViewStmt") {
+    return body.contains("view") && temp_rangevar(body["view"]);
+  }
+  if (node == "CreateSeqStmt" || node == "AlterSeqStmt") {
+    return body.contains("sequence") && temp_rangevar(body["sequence"]);
+  }
+  if (node == "TruncateStmt") {
+    const Json rels = body.value("relations", Json::array());
+    if (rels.empty()) return false;
+    for (const auto& r : rels) {
+      if (!r.contains("RangeVar") || !temp_rangevar(r["RangeVar"])) {
+        return false;
+      }
+    }
+    return true;
+  }
+  if (node == "DropStmt") {
+    const std::string type = body.value("removeType", "");
+    if (type != "OBJECT_TABLE" && type != "OBJECT_VIEW" &&
+        type != "OBJECT_SEQUENCE" && type != "OBJECT_INDEX") {
+      return false;
+    }
+    const Json objects = body.value("objects", Json::array());
+    if (objects.empty()) return false;
+    for (const auto& o : objects) {
+      const Json items = o.contains("List")
+                             ? o["List"].value("items", Json::array())
+                             : Json::array();
+      if (items.size() != 2 || !items[0].contains("String") ||
+          absl::AsciiStrToLower(items[0]["String"].value("sval", "")) !=
+              "pg_temp") {
+        return false;
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
+// "schema.name" of a name list ([{String}...]), a TypeName or an
+// ObjectWithArgs; empty for anything else.
+std::string QualifiedName(const Json& j) {
+  const Json* list = &j;
+  if (j.is_object()) {
+    if (j.contains("TypeName")) return QualifiedName(j["TypeName"]);
+    if (j.contains("List") && j["List"].contains("items")) {
+      list = &j["List"]["items"];
+    } else if (j.contains("names")) {
+      list = &j["names"];
+    } else if (j.contains("objname")) {
+      list = &j["objname"];
+    } else if (j.contains("String")) {
+      return j["String"].value("sval", "");
+    }
+  }
+  if (!list->is_array()) return "";
+  std::vector<std::string> parts;
+  for (const auto& p : *list) {
+    if (p.contains("String")) parts.push_back(p["String"].value("sval", ""));
+  }
+  return absl::StrJoin(parts, ".");
+}
+
+// Functions a definition makes PostgreSQL call later (an operator's
+// function, a cast's, an aggregate's state functions, a type's I/O, a
+// trigger's, a conversion's, an operator class's support functions): a
+// CREATE OPERATOR naming a denied function is judged as calling it.
+void CollectDefinedCalls(const std::string& node, const Json& body,
+                         Found* found) {
+  static const absl::flat_hash_set<std::string> kFunctionOptions = {
+      "function", "procedure", "sfunc", "finalfunc", "combinefunc",
+      "serialfunc", "deserialfunc", "msfunc", "minvfunc", "mfinalfunc",
+      "restrict", "join", "input", "output", "receive", "send", "typmod_in",
+      "typmod_out", "analyze", "subscript", "canonical", "subtype_diff",
+      "init", "lexize", "start", "gettoken", "end", "lextypes", "headline",
+      "handler", "validator", "inline"};
+  auto add = [&](const Json& name) {
+    std::string n = QualifiedName(name);
+    if (!n.empty()) found->functions.emplace_back(-1, std::move(n));
+  };
+  const char* options = node == "DefineStmt"          ? "definition"
+                        : node == "AlterOperatorStmt" ? "options"
+                        : node == "AlterTypeStmt"     ? "options"
+                                                      : nullptr;
+  if (options != nullptr && body.contains(options) &&
+      body[options].is_array()) {
+    for (const auto& o : body[options]) {
+      if (!o.contains("DefElem")) continue;
+      const Json& d = o["DefElem"];
+      if (d.contains("arg") &&
+          kFunctionOptions.contains(
+              absl::AsciiStrToLower(d.value("defname", "")))) {
+        add(d["arg"]);
+      }
+    }
+  }
+  for (const char* field : {"func", "fromsql", "tosql"}) {
+    if ((node == "CreateCastStmt" || node == "CreateTransformStmt") &&
+        body.contains(field)) {
+      add(body[field]);
+    }
+  }
+  if (node == "CreateTrigStmt" || node == "CreateEventTrigStmt") {
+    if (body.contains("funcname")) add(body["funcname"]);
+  }
+  if (node == "CreateConversionStmt" && body.contains("func_name")) {
+    add(body["func_name"]);
+  }
+  if ((node == "CreateOpClassStmt" || node == "AlterOpFamilyStmt") &&
+      body.contains("items") && body["items"].is_array()) {
+    for (const auto& item : body["items"]) {
+      if (item.contains("CreateOpClassItem") &&
+          item["CreateOpClassItem"].contains("name")) {
+        add(item["CreateOpClassItem"]["name"]);
+      }
+    }
+  }
+}
+
 StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
                            const std::string& text,
                            const FilterContext& context) {
@@ -869,6 +1011,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   f.text = text;
   Found found;
   Collect(body, &found);
+  CollectDefinedCalls(node, body, &found);
   // Columns written by INSERT (its column list) and UPDATE (SET targets);
   // SELECT aliases are names, not columns, and are not taken.
   const char* written = node == "InsertStmt"   ? "cols"
@@ -921,6 +1064,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
                   context);
   }
   f.has_effective_filter = HasEffectiveFilter(f.node, body, context);
+  f.temporary = OnlyTemporaryObjects(node, body);
   if (node == "CopyStmt") {
     f.copy = body.value("is_program", false) ? "program"
              : body.contains("filename")     ? "file"

@@ -94,6 +94,12 @@ struct StatementFacts {
   // string, a body in an opaque language (plpython3u, ...), unparseable
   // nested SQL. Policies treat it as unresolvable dynamic SQL.
   bool unresolved_dynamic_sql = false;
+  // What it creates, changes or writes is only the session's own
+  // temporary objects: CREATE TEMP TABLE / VIEW / SEQUENCE, CREATE TEMP
+  // TABLE AS, SELECT INTO TEMP, and writes, DDL or DROP naming pg_temp.*.
+  // (An unqualified name cannot be known to be temporary.) What it reads
+  // may be anything; nested statements have their own.
+  bool temporary = false;
 };
 
 // Analyze splits `sql` into statements and returns the facts of each.

@@ -312,6 +312,7 @@ nlohmann::json FactsToJson(const sql::StatementFacts& f) {
   out["nested_via"] = f.nested_via;
   out["nested_languages"] = f.nested_languages;
   out["unresolved_dynamic_sql"] = f.unresolved_dynamic_sql;
+  out["temporary"] = f.temporary;
   out["nested"] = std::move(nested);
   return out;
 }

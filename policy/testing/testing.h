@@ -102,7 +102,7 @@ std::string AuditName(warden::v1::AuditLevel level);
 //    "relations": [{"schema": "", "name": "orders"}], "functions": [],
 //    "columns": [], "has_effective_filter": false, "text": "...",
 //    "fingerprint": "...", "nested_via": "", "nested_languages": [],
-//    "unresolved_dynamic_sql": false, "nested": [...]}
+//    "unresolved_dynamic_sql": false, "temporary": false, "nested": [...]}
 nlohmann::json FactsToJson(const sql::StatementFacts& facts);
 
 // A decision as {"decision", "policy", "rule", "message", "reason"}.

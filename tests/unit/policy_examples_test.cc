@@ -497,7 +497,8 @@ const Case kCases[] = {
     // Require approval: DDL
     {kApproval, "ddl-needs-approval",
      "CREATE TABLE notes (id int PRIMARY KEY, body text)"},
-    {kApproval, "ddl-needs-approval", "CREATE TEMP TABLE scratch (id int)"},
+    // The session's own temporary objects are not schema changes.
+    {kAllow, "", "CREATE TEMP TABLE scratch (id int)"},
     {kApproval, "ddl-needs-approval", "CREATE UNLOGGED TABLE scratch (id int)"},
     {kApproval, "ddl-needs-approval",
      "CREATE TABLE IF NOT EXISTS notes (id int)"},
@@ -506,8 +507,9 @@ const Case kCases[] = {
     {kApproval, "ddl-needs-approval",
      "CREATE TABLE orders_copy AS TABLE orders WITH NO DATA"},
     {kApproval, "ddl-needs-approval", "SELECT * INTO orders_copy FROM orders"},
-    {kApproval, "ddl-needs-approval",
-     "SELECT id, total INTO TEMP t FROM orders WHERE id = 1"},
+    {kAllow, "", "SELECT id, total INTO TEMP t FROM orders WHERE id = 1"},
+    {kAllow, "", "DELETE FROM pg_temp.scratch"},
+    {kDeny, "no-unfiltered-writes", "DELETE FROM scratch"},
     {kApproval, "ddl-needs-approval",
      "CREATE MATERIALIZED VIEW daily AS SELECT 1"},
     {kApproval, "ddl-needs-approval",

@@ -755,6 +755,77 @@ TEST(SqlFactsTest, PlpgsqlFunctionBodies) {
               ::testing::Contains("plpgsql:UPDATE"));
 }
 
+// The session's own temporary objects (issue 13 item 9): what a statement
+// creates, changes or writes is temporary only when it says so.
+TEST(SqlFactsTest, TemporaryObjects) {
+  for (const char* sql :
+       {"CREATE TEMP TABLE t (a int)", "CREATE TEMPORARY TABLE t AS SELECT 1",
+        "SELECT 1 AS a INTO TEMP t", "CREATE TEMP VIEW v AS SELECT 1",
+        "CREATE TEMP SEQUENCE s", "DELETE FROM pg_temp.t",
+        "UPDATE pg_temp.t SET a = 1", "INSERT INTO pg_temp.t VALUES (1)",
+        "DROP TABLE pg_temp.t", "TRUNCATE pg_temp.t",
+        "CREATE INDEX ON pg_temp.t (a)", "ALTER TABLE pg_temp.t ADD b int"}) {
+    EXPECT_TRUE(One(sql).temporary) << sql;
+  }
+  for (const char* sql :
+       {"CREATE TABLE t (a int)", "CREATE UNLOGGED TABLE t (a int)",
+        "DELETE FROM t", "DROP TABLE pg_temp.t, orders",
+        "TRUNCATE pg_temp.t, orders", "DROP SCHEMA pg_temp",
+        "SELECT 1 AS a INTO t", "CREATE TABLE public.pg_temp (a int)"}) {
+    EXPECT_FALSE(One(sql).temporary) << sql;
+  }
+  // A CTE's write is a statement of its own.
+  const auto f = One(
+      "WITH d AS (DELETE FROM orders RETURNING *) "
+      "INSERT INTO pg_temp.t SELECT * FROM d");
+  EXPECT_TRUE(f.temporary);
+  ASSERT_EQ(f.nested.size(), 1u);
+  EXPECT_FALSE(f.nested[0].temporary);
+}
+
+// Definitions that make PostgreSQL call a function later are judged as
+// calling it (issue 13 item 7).
+TEST(SqlFactsTest, DefinitionsNameTheFunctionsTheyCall) {
+  struct Case {
+    const char* sql;
+    const char* function;
+  };
+  const Case cases[] = {
+      {"CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, "
+       "FUNCTION = pg_catalog.pg_terminate_backend)",
+       "pg_catalog.pg_terminate_backend"},
+      {"CREATE OPERATOR === (LEFTARG = int, PROCEDURE = lo_unlink)",
+       "lo_unlink"},
+      {"CREATE CAST (int AS text) WITH FUNCTION pg_read_file(int)",
+       "pg_read_file"},
+      {"CREATE AGGREGATE a(int) (SFUNC = lo_unlink, STYPE = int)",
+       "lo_unlink"},
+      {"CREATE AGGREGATE a(int) (SFUNC = int4pl, STYPE = int, "
+       "FINALFUNC = pg_reload_conf)",
+       "pg_reload_conf"},
+      {"CREATE TRIGGER t AFTER INSERT ON orders EXECUTE FUNCTION "
+       "pg_reload_conf()",
+       "pg_reload_conf"},
+      {"CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION "
+       "pg_reload_conf()",
+       "pg_reload_conf"},
+      {"CREATE CONVERSION c FOR 'UTF8' TO 'LATIN1' FROM lo_unlink",
+       "lo_unlink"},
+      {"CREATE TYPE box2 (INPUT = lo_import, OUTPUT = textout)", "lo_import"},
+      {"ALTER OPERATOR === (int, int) SET (RESTRICT = pg_reload_conf)",
+       "pg_reload_conf"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_THAT(One(c.sql).functions, ::testing::Contains(c.function))
+        << c.sql;
+  }
+  // Types named in a definition are not calls.
+  EXPECT_THAT(One("CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, "
+                  "FUNCTION = int4eq)")
+                  .functions,
+              ElementsAre("int4eq"));
+}
+
 // PL/pgSQL statements that run a query given as a string (issue 13 item
 // 7): RETURN QUERY EXECUTE and OPEN ... FOR EXECUTE are EXECUTE; their
 // static forms are plain SQL, not dynamic.
