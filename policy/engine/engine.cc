@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "policy/sql/catalog_classes.h"
 #include "policy/sql/lexing.h"
 
 namespace warden::policy::engine {
@@ -195,11 +196,31 @@ struct CompiledRule {
         columns(r.match().columns()),
         settings(r.match().settings()),
         languages(r.match().languages()),
-        subcommands(r.match().subcommands()) {}
+        subcommands(r.match().subcommands()),
+        function_classes(r.match().function_classes().begin(),
+                         r.match().function_classes().end()) {}
   const warden::v1::Rule* rule;
   absl::flat_hash_set<std::string> commands, classes;
   GlobSet functions, columns, settings, languages, subcommands;
+  absl::flat_hash_set<std::string> function_classes;
 };
+
+// Whether a function called or a catalog relation named is in one of
+// `classes` (policy/sql/catalog_classes.h).
+bool AnyCatalogClass(const absl::flat_hash_set<std::string>& classes,
+                     const sql::StatementFacts& f) {
+  for (const std::string& fn : f.functions) {
+    for (const std::string& c : sql::FunctionClassesOf(fn)) {
+      if (classes.contains(c)) return true;
+    }
+  }
+  for (const sql::Relation& r : f.relations) {
+    for (const std::string& c : sql::RelationClassesOf(r.schema, r.name)) {
+      if (classes.contains(c)) return true;
+    }
+  }
+  return false;
+}
 
 bool RuleMatches(const CompiledRule& c, const sql::StatementFacts& f,
                  const Subject& who) {
@@ -214,6 +235,9 @@ bool RuleMatches(const CompiledRule& c, const sql::StatementFacts& f,
     return false;
   }
   if (!c.functions.empty() && !c.functions.AnyDotted(f.functions)) {
+    return false;
+  }
+  if (!c.function_classes.empty() && !AnyCatalogClass(c.function_classes, f)) {
     return false;
   }
   if (!c.columns.empty() && !c.columns.AnyDotted(f.columns)) return false;

@@ -16,6 +16,7 @@
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "policy/lang/yaml_source.h"
+#include "policy/sql/catalog_classes.h"
 
 namespace warden::policy::lang {
 namespace {
@@ -90,7 +91,8 @@ class Compiler : public DiagnosticSink {
     if (!Map(m, "match",
              {"commands", "classes", "objects", "functions", "filter",
               "identity", "dynamic_sql", "columns", "settings", "copy",
-              "languages", "subcommands", "temporary"})) {
+              "languages", "subcommands", "temporary",
+              "function_classes"})) {
       return;
     }
     for (auto c : Strings(m["commands"], "commands")) {
@@ -118,6 +120,19 @@ class Compiler : public DiagnosticSink {
     }
     for (auto l : Strings(m["languages"], "languages")) {
       match->add_languages(absl::AsciiStrToLower(l));
+    }
+    {
+      const auto& known = sql::CatalogClassNames();
+      for (auto c : Strings(m["function_classes"], "function_classes")) {
+        c = absl::AsciiStrToLower(c);
+        if (std::find(known.begin(), known.end(), c) == known.end()) {
+          Error(m["function_classes"],
+                absl::StrCat("unknown function class '", c, "'"),
+                absl::StrCat("one of ", absl::StrJoin(known, ", ")));
+          continue;
+        }
+        match->add_function_classes(c);
+      }
     }
     for (auto c : Strings(m["subcommands"], "subcommands")) {
       match->add_subcommands(absl::AsciiStrToUpper(c));

@@ -695,7 +695,11 @@ const Case kCases[] = {
     {kAllow, "", "SELECT pg_backend_pid()"},
     {kAllow, "", "SELECT count(*) FROM pg_stat_activity"},
     {kAllow, "", "SELECT pg_size_pretty(pg_database_size('shop'))"},
-    {kAllow, "", "SELECT lo_from_bytea(0, 'x')"},
+    // Large-object writes are a class of PostgreSQL's catalog (issue 13).
+    {kDeny, "no-privileged-builtins", "SELECT lo_from_bytea(0, 'x')"},
+    {kDeny, "no-privileged-builtins", "SELECT pg_stat_reset()"},
+    {kDeny, "no-privileged-builtins", "SELECT * FROM pg_authid"},
+    {kAllow, "", "SELECT lo_get(16400)"},
     // Allowed: look-alikes
     {kAllow, "", "SELECT 'DROP TABLE orders'"},
     {kAllow, "", "SELECT $$DROP TABLE orders$$"},
@@ -936,7 +940,8 @@ TEST_F(PolicyExamplesTest, CompileWithRulesInOrder) {
           "no-drop-data-objects", "no-truncate", "no-unfiltered-writes",
           "no-drop-cascade", "no-alter-system", "no-copy-program",
           "no-copy-server-file", "no-load", "no-session-replication-role",
-          "no-superuser-functions", "no-untrusted-languages",
+          "no-superuser-functions", "no-privileged-builtins",
+          "no-untrusted-languages",
           "no-unresolved-dynamic-sql", "ddl-needs-approval",
           "dcl-needs-approval", "call-needs-approval", "do-needs-approval",
           "role-change-needs-approval", "blocking-lock-needs-approval",

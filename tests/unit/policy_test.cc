@@ -218,6 +218,40 @@ spec:
             POLICY_ACTION_ALLOW);
 }
 
+TEST(PolicyCompileTest, FunctionClassesAreChecked) {
+  std::vector<lang::Diagnostic> diags;
+  auto bad = lang::Compile({{"c.yaml", R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: c }
+spec:
+  environments: [prod]
+  rules:
+    - { name: r, match: { function_classes: [superuser, supreuser] }, action: deny }
+)"}},
+                           &diags);
+  ASSERT_FALSE(bad.ok());
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_THAT(diags[0].message, HasSubstr("unknown function class 'supreuser'"));
+  EXPECT_THAT(diags[0].hint, HasSubstr("large_object_write"));
+  auto good = lang::Compile({{"c.yaml", R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: c }
+spec:
+  environments: [prod]
+  rules:
+    - { name: r, match: { function_classes: [Superuser] }, action: deny }
+)"}});
+  ASSERT_TRUE(good.ok()) << good.status();
+  auto eval = [&](const std::string& sql) {
+    return engine::Evaluate(*good, sql::Analyze(sql), {"alice", {}, "human"},
+                            "prod", "shop");
+  };
+  EXPECT_EQ(eval("SELECT pg_read_file('/etc/passwd')").rule, "r");
+  EXPECT_EQ(eval("SELECT * FROM pg_catalog.pg_authid").rule, "r");
+  EXPECT_EQ(eval("SELECT 1").action, POLICY_ACTION_ALLOW);  // the default
+  EXPECT_EQ(eval("SELECT lo_get(1)").rule, "");
+}
+
 TEST(PolicyCompileTest, IdentityProvidersCompileIntoTheBundle) {
   auto bundle = lang::Compile({{"idp.yaml", R"(apiVersion: warden/v1
 kind: IdentityProvider
