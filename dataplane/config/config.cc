@@ -532,7 +532,9 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
     if (c.ExpectMap(p, "proxy",
                     {"workers", "max_client_connections", "startup_timeout",
                      "max_message_bytes", "max_backend_message_bytes",
-                     "max_buffered_bytes", "log_level"})) {
+                     "max_buffered_bytes", "log_level", "failed_login_window",
+                     "failed_logins_recorded",
+                     "failed_logins_refused_after"})) {
       int64_t v = 0;
       if (c.Int(p, "workers", "proxy", 1, 256, &v)) cfg.proxy.workers = v;
       if (c.Int(p, "max_client_connections", "proxy", 1, 1000000, &v)) {
@@ -548,6 +550,14 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
       }
       if (c.Int(p, "max_buffered_bytes", "proxy", 16384, 1 << 30, &v)) {
         cfg.proxy.max_buffered_bytes = v;
+      }
+      c.DurationMs(p, "failed_login_window", "proxy",
+                   &cfg.proxy.failed_login_window_ms);
+      if (c.Int(p, "failed_logins_recorded", "proxy", 1, 1000000, &v)) {
+        cfg.proxy.failed_logins_recorded = v;
+      }
+      if (c.Int(p, "failed_logins_refused_after", "proxy", 0, 100000000, &v)) {
+        cfg.proxy.failed_logins_refused_after = v;
       }
       if (c.String(p, "log_level", "proxy", &cfg.proxy.log_level, false)) {
         static const std::set<std::string> kLevels = {"trace", "debug", "info",

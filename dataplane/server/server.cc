@@ -323,10 +323,15 @@ absl::Status Server::Start() {
             : (l.tls_mode == config::ClientTlsMode::kRequire ? "required"
                                                              : "allowed"));
   }
+  shared_.login_failures.set_options(session::LoginFailures::Options{
+      absl::Milliseconds(config_.proxy.failed_login_window_ms),
+      config_.proxy.failed_logins_recorded,
+      config_.proxy.failed_logins_refused_after});
   for (auto& worker : workers_) {
     Worker* w = worker.get();
     w->thread = std::thread([w] { w->loop->Run(); });
   }
+  workers_[0]->loop->Post([this] { RecordLoginSummaries(false); });
   if (config_.admin) {
     auto admin = admin::AdminServer::Start(
         config_.admin->address, config_.admin->port,
@@ -395,6 +400,14 @@ std::string Server::MetricsText() const {
           st.oldest_pending == absl::InfiniteFuture()
               ? 0.0
               : absl::ToDoubleSeconds(now - st.oldest_pending));
+    m.Add("warden_failed_logins_summarized_total", "counter",
+          "Failed logins recorded in a summary event rather than one by "
+          "one (a flood from one address).",
+          shared_.login_failures.suppressed_total());
+    m.Add("warden_connections_refused_failed_logins_total", "counter",
+          "Connections refused because their address failed to log in too "
+          "often.",
+          shared_.login_failures.refused_total());
     m.Add("warden_audit_results_lost_total", "counter",
           "Result events that could not be recorded (spool full or "
           "failing); their statements had already run.",
@@ -450,6 +463,7 @@ void Server::OnAccept(Worker* worker, const config::Listener* listener,
 
 void Server::Stop() {
   if (stopping_.exchange(true)) return;
+  RecordLoginSummaries(/*all=*/true);  // nothing counted is left unrecorded
   admin_.reset();
   if (bundle_client_) bundle_client_->Stop();
   const auto deadline =
@@ -468,6 +482,31 @@ void Server::Stop() {
       StopWhenDrained(w, deadline);
     });
   }
+}
+
+void Server::RecordLoginSummaries(bool all) {
+  for (const auto& s : shared_.login_failures.TakeSummaries(absl::Now(), all)) {
+    const std::string text = session::LoginFailures::Describe(s);
+    spdlog::warn("{}", text);
+    if (recorder_ == nullptr) continue;
+    warden::v1::AuditEvent event;
+    event.set_kind(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+    auto* a = event.mutable_authentication();
+    a->set_success(false);
+    a->set_method("summary");
+    a->set_reason(text);
+    a->set_client_address(s.address);
+    a->set_count(s.failures);
+    a->set_recorded(s.recorded);
+    a->set_refused(s.refused);
+    if (auto recorded = recorder_->Record(std::move(event)); !recorded.ok()) {
+      spdlog::error("failed-login summary not recorded: {}",
+                    recorded.status().ToString());
+    }
+  }
+  if (all || stopping_.load()) return;
+  workers_[0]->loop->AddTimer(std::chrono::milliseconds(2000),
+                              [this] { RecordLoginSummaries(false); });
 }
 
 void Server::StopWhenDrained(Worker* worker,

@@ -77,6 +77,10 @@ class Server {
   };
   void OnAccept(Worker* worker, const config::Listener* listener, int fd);
   // Stops the worker once its sessions are gone or `deadline` passed.
+  // Records the failed-login summaries of windows that ended (all of them
+  // with `all`), as AUTHENTICATION events; then, unless stopping, again in
+  // a few seconds on worker 0's loop.
+  void RecordLoginSummaries(bool all);
   static void StopWhenDrained(Worker* worker,
                               std::chrono::steady_clock::time_point deadline);
 

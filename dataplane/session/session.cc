@@ -229,6 +229,7 @@ Session::Session(SharedState* shared, const config::Listener* listener,
       port = ntohs(v6->sin6_port);
     }
     peer_address_ = absl::StrCat(host, ":", port);
+    peer_host_ = host;
   }
   client_.conn = std::make_unique<net::Conn>(client_fd);
   client_.watcher.session = this;
@@ -611,6 +612,15 @@ void Session::HandleStartup(absl::string_view body) {
                 "sslmode=require",
                 warden::v1::SESSION_END_REASON_POLICY);
   }
+  if (shared_->login_failures.Refuse(peer_host_, absl::Now())) {
+    // Counted in the address's summary event, not recorded one by one.
+    spdlog::warn("session {}: refused: too many failed logins from {}",
+                 peer_address_, peer_host_);
+    return Fail("53300",
+                "Warden: too many failed logins from this address; try "
+                "again later",
+                warden::v1::SESSION_END_REASON_POLICY);
+  }
   if (shared_->recorder != nullptr && shared_->may_record) {
     if (absl::Status s = shared_->may_record(listener_->environment);
         !s.ok()) {
@@ -691,7 +701,11 @@ void Session::HandleAuthStep(AuthStep step) {
                         : "scram-sha-256");
       a->set_reason(std::string(step.error.message()));
       a->set_claimed_user(user_);
-      Audit(std::move(event));
+      // Past the first failures of this address in its window, counted in
+      // a summary event instead (LoginFailures).
+      if (shared_->login_failures.Failed(peer_host_, user_, absl::Now())) {
+        Audit(std::move(event));
+      }
       return Fail(step.client_sqlstate, step.client_error,
                   warden::v1::SESSION_END_REASON_POLICY);
     }

@@ -33,6 +33,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
+#include "dataplane/session/login_failures.h"
 #include "dataplane/session/result_tracker.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
@@ -81,6 +82,10 @@ struct SharedState {
   // Result events that could not be recorded (the statement had run).
   std::atomic<uint64_t> audit_results_lost{0};
   std::atomic<int> client_connections{0};
+  // Failed logins per client address: the audit trail records the first
+  // ones of a flood one by one and the rest as a summary, and an address
+  // that keeps failing is refused for a while.
+  LoginFailures login_failures;
   // By listener name; absent when the listener has TLS disabled.
   absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
   absl::flat_hash_map<std::string, std::unique_ptr<Authenticator>>
@@ -312,6 +317,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Peer client_;
   Peer upstream_;
   std::string peer_address_;
+  std::string peer_host_;  // the address without the port
   // Upstream addresses still to try if the current connect fails.
   std::vector<std::pair<std::string, uint16_t>> upstream_addresses_;
   size_t upstream_address_index_ = 0;

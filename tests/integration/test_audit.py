@@ -419,6 +419,9 @@ users:
         # The operator sees the spool grow and the lag: each session is at
         # least authentication, start, intent, result and end.
         self.assertTrue(wait_until(lambda: self.metrics()["warden_audit_sender_healthy"] == 0))
+        # (A session's end is recorded once the proxy has seen it close.)
+        self.assertTrue(wait_until(lambda: self.metrics()["warden_audit_spool_events"] >= 25),
+                        self.metrics())
         m = self.metrics()
         self.assertGreaterEqual(m["warden_audit_spool_events"], 25)
         self.assertGreater(m["warden_audit_spool_bytes"], 0)

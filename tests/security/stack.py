@@ -32,10 +32,12 @@ EXAMPLES = os.path.join(os.path.dirname(TESTS), "policy", "examples")
 
 
 class Stack:
-    def __init__(self, prefix, proxy_id="sec-p1", control_args=()):
+    def __init__(self, prefix, proxy_id="sec-p1", control_args=(), proxy_settings=""):
         self.work = tempfile.mkdtemp(prefix=prefix)
         self.proxy_id = proxy_id
         self.control_args = list(control_args)
+        # Extra `proxy:` settings, e.g. "failed_login_window: 4s".
+        self.proxy_settings = proxy_settings
         self.pg = PostgresServer()
         self.control = None
         self.proxy = None
@@ -62,7 +64,7 @@ class Stack:
             "prod", proxy_id, also_serves=["dev"])
         self.ports = {"prod": free_port(), "dev": free_port()}
         config = f"""
-proxy: {{ workers: 1, log_level: info }}
+proxy: {{ workers: 1, log_level: info{', ' + self.proxy_settings if self.proxy_settings else ''} }}
 policy:
   control_plane:
     address: localhost:{self.control.port}

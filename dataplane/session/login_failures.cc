@@ -1,0 +1,105 @@
+#include "dataplane/session/login_failures.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace warden::session {
+namespace {
+
+// Distinct user names kept per window, and bytes of each.
+constexpr size_t kMaxUsers = 20;
+constexpr size_t kMaxUserBytes = 64;
+// Addresses tracked at once (a spoofed-source flood of addresses must not
+// grow this without bound): beyond it, the oldest windows end early.
+constexpr size_t kMaxAddresses = 100000;
+
+}  // namespace
+
+void LoginFailures::Roll(const std::string& address, Window* w,
+                         absl::Time now) {
+  if (now - w->start < options_.window) return;
+  const uint64_t recorded =
+      std::min<uint64_t>(w->failures, options_.record_each);
+  if (w->failures > recorded || w->refused > 0) {
+    Summary s;
+    s.address = address;
+    s.start = w->start;
+    s.end = w->start + options_.window;
+    s.failures = w->failures;
+    s.recorded = recorded;
+    s.refused = w->refused;
+    s.users = std::move(w->users);
+    ended_.push_back(std::move(s));
+  }
+  *w = Window{now};
+}
+
+bool LoginFailures::Failed(const std::string& address, const std::string& user,
+                           absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (windows_.size() >= kMaxAddresses && !windows_.contains(address)) {
+    // End every window early rather than forget counts.
+    for (auto& [a, w] : windows_) {
+      w.start = now - options_.window;
+      Roll(a, &w, now);
+    }
+    windows_.clear();
+  }
+  auto [it, inserted] = windows_.try_emplace(address, Window{now});
+  Window& w = it->second;
+  Roll(address, &w, now);
+  ++w.failures;
+  if (w.failures <= static_cast<uint64_t>(options_.record_each)) return true;
+  suppressed_.fetch_add(1);
+  const std::string name = user.substr(0, kMaxUserBytes);
+  if (w.users.size() < kMaxUsers &&
+      std::find(w.users.begin(), w.users.end(), name) == w.users.end()) {
+    w.users.push_back(name);
+  }
+  return false;
+}
+
+bool LoginFailures::Refuse(const std::string& address, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (options_.refuse_after <= 0) return false;
+  auto it = windows_.find(address);
+  if (it == windows_.end()) return false;
+  Roll(address, &it->second, now);
+  if (it->second.failures < static_cast<uint64_t>(options_.refuse_after)) {
+    return false;
+  }
+  ++it->second.refused;
+  refused_.fetch_add(1);
+  return true;
+}
+
+std::vector<LoginFailures::Summary> LoginFailures::TakeSummaries(
+    absl::Time now, bool all) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = windows_.begin(); it != windows_.end();) {
+    if (all) it->second.start = now - options_.window;
+    Roll(it->first, &it->second, now);
+    // Quiet addresses are forgotten once their window ended.
+    if (it->second.failures == 0 && it->second.refused == 0) {
+      windows_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return std::exchange(ended_, {});
+}
+
+std::string LoginFailures::Describe(const Summary& s) {
+  return absl::StrCat(
+      s.failures, " failed logins from ", s.address, " in ",
+      absl::FormatDuration(s.end - s.start), " (", s.recorded,
+      " recorded one by one", s.refused > 0 ? ", " : "",
+      s.refused > 0 ? absl::StrCat(s.refused, " connections refused") : "",
+      s.users.empty() ? "" : "; users tried: ", absl::StrJoin(s.users, ", "),
+      s.users.size() >= kMaxUsers ? ", ..." : "", ")");
+}
+
+}  // namespace warden::session

@@ -1,0 +1,62 @@
+// dataplane/session/login_failures: a flood of failed logins from one
+// address is recorded without flooding, refused for a while, and nothing
+// is lost (every failure is an event or counted in a summary).
+#include "dataplane/session/login_failures.h"
+
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace warden::session {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(LoginFailuresTest, RecordsTheFirstThenSummarizesAndRefuses) {
+  LoginFailures f({absl::Seconds(60), 3, 5});
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  int recorded = 0;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_FALSE(f.Refuse("10.1.2.3", t0));
+    if (f.Failed("10.1.2.3", i % 2 ? "alice" : "bob", t0)) ++recorded;
+  }
+  EXPECT_EQ(recorded, 3);
+  // Another address is not affected.
+  EXPECT_FALSE(f.Refuse("10.9.9.9", t0));
+  EXPECT_TRUE(f.Failed("10.9.9.9", "carol", t0));
+  // Past refuse_after: refused until the window ends.
+  EXPECT_TRUE(f.Refuse("10.1.2.3", t0 + absl::Seconds(10)));
+  EXPECT_TRUE(f.Refuse("10.1.2.3", t0 + absl::Seconds(59)));
+  EXPECT_TRUE(f.TakeSummaries(t0 + absl::Seconds(59)).empty());
+  EXPECT_FALSE(f.Refuse("10.1.2.3", t0 + absl::Seconds(61)));
+  const auto summaries = f.TakeSummaries(t0 + absl::Seconds(61));
+  ASSERT_EQ(summaries.size(), 1u);  // 10.9.9.9 had nothing to summarize
+  const auto& s = summaries[0];
+  EXPECT_EQ(s.address, "10.1.2.3");
+  EXPECT_EQ(s.failures, 5u);
+  EXPECT_EQ(s.recorded, 3u);
+  EXPECT_EQ(s.refused, 2u);
+  EXPECT_EQ(s.users, (std::vector<std::string>{"alice", "bob"}));
+  EXPECT_THAT(LoginFailures::Describe(s),
+              HasSubstr("5 failed logins from 10.1.2.3 in 1m"));
+  EXPECT_THAT(LoginFailures::Describe(s), HasSubstr("2 connections refused"));
+  EXPECT_EQ(f.suppressed_total(), 2u);
+  EXPECT_EQ(f.refused_total(), 2u);
+  // A new window records again.
+  EXPECT_TRUE(f.Failed("10.1.2.3", "alice", t0 + absl::Seconds(62)));
+}
+
+TEST(LoginFailuresTest, ShutdownTakesTheOpenWindowsToo) {
+  LoginFailures f({absl::Seconds(60), 1, 0});  // never refuses
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  for (int i = 0; i < 4; ++i) f.Failed("::1", "x", t0);
+  EXPECT_FALSE(f.Refuse("::1", t0));
+  EXPECT_TRUE(f.TakeSummaries(t0 + absl::Seconds(1)).empty());
+  const auto all = f.TakeSummaries(t0 + absl::Seconds(1), /*all=*/true);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].failures, 4u);
+  EXPECT_EQ(all[0].recorded, 1u);
+}
+
+}  // namespace
+}  // namespace warden::session
