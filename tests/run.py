@@ -15,6 +15,7 @@ Usage: /usr/bin/python3 tests/run.py [--only unit,integration,security,clients,f
 import argparse
 import glob
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -40,8 +41,17 @@ failed = 0
 failures = []
 
 
+# In a child running one test module (--child): where each result goes, one
+# JSON line as soon as it is known, so a crash loses none of them.
+child_results = None
+
+
 def record(name, ok, detail=""):
     global passed, failed
+    if child_results is not None:
+        child_results.write(json.dumps([name, ok, detail]) + "\n")
+        child_results.flush()
+        return
     if ok:
         passed += 1
     else:
@@ -104,14 +114,59 @@ class CountingResult(unittest.TextTestResult):
             record(subtest.id(), False, "subtest failure")
 
 
+def test_modules(suite):
+    """The module names of every test in `suite`, in order."""
+    out = []
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            for m in test_modules(item):
+                if m not in out:
+                    out.append(m)
+        else:
+            m = item.id().split(".")[0]
+            if m not in out:
+                out.append(m)
+    return out
+
+
 def run_python_suite(folder):
+    """Runs each test module of tests/FOLDER in a child process, so a test
+    that crashes the interpreter (a segfault in a C extension) fails its
+    module and the run still ends with its counts."""
     path = os.path.join(REPO, "tests", folder)
     suite = unittest.defaultTestLoader.discover(path, top_level_dir=path)
     if suite.countTestCases() == 0:
         record("step " + folder, False, "found no tests")
         return
-    runner = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult, warnings="ignore")
+    for module in test_modules(suite):
+        fd, results = tempfile.mkstemp(prefix="warden-results-")
+        os.close(fd)
+        try:
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
+                                folder, module, results], cwd=REPO)
+            with open(results) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+        finally:
+            os.unlink(results)
+        for name, ok, detail in lines:
+            record(name, ok, detail)
+        if r.returncode < 0 or not lines:
+            record("%s/%s" % (folder, module), False,
+                   "the test process died (exit %d) after %d results" % (r.returncode, len(lines)))
+
+
+def run_child(folder, module, results):
+    """--child: runs one test module, writing each result to `results`."""
+    global child_results
+    path = os.path.join(REPO, "tests", folder)
+    sys.path.insert(0, path)
+    child_results = open(results, "a")
+    suite = unittest.defaultTestLoader.loadTestsFromName(module)
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult, warnings="ignore",
+                                     stream=sys.stdout)
     runner.run(suite)
+    child_results.close()
+    return 0
 
 
 def run_integration():
@@ -248,6 +303,8 @@ def run_fuzz(seconds):
 
 
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        return run_child(*sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="unit,integration,security,clients,fuzz")
     ap.add_argument("--fuzz-seconds", type=int, default=int(os.environ.get("WARDEN_FUZZ_SECONDS", "60")))
