@@ -246,11 +246,27 @@ absl::StatusOr<PushResult> Bundles::Rollback(uint64_t to_revision,
   if (to_revision == 0) {
     return absl::InvalidArgumentError("name the revision to roll back to");
   }
-  absl::MutexLock lock(&publish_mu_);
   auto target = Load(to_revision);
   if (!target.ok()) return target.status();
-  // The old policies, but never old service tokens: a token revoked since
-  // must stay revoked.
+  // The old policies, but never old keys: an identity provider's keys are
+  // fetched again (outside the lock: providers may be slow), so a key the
+  // provider retired since does not come back with the revision. A
+  // provider that cannot be reached refuses the rollback.
+  if (target->bundle.identity_providers_size() > 0) {
+    if (!resolver_) {
+      return absl::FailedPreconditionError(
+          "this control plane cannot fetch identity providers' keys");
+    }
+    if (absl::Status s = resolver_(&target->bundle); !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          s.message(), " (the rollback is refused: it would bring back the "
+                       "keys of revision ",
+          to_revision, ", which the provider may have retired)"));
+    }
+  }
+  absl::MutexLock lock(&publish_mu_);
+  // ... and never old service tokens or directory: a token revoked or a
+  // user deactivated since must stay so.
   if (absl::Status s = WithIdentities(&target->bundle); !s.ok()) return s;
   return Publish(target->bundle, target->record.sources(),
                  message.empty()

@@ -284,6 +284,44 @@ TEST_F(BundlesTest, ServiceTokensTravelInEveryRevisionAndRollbackKeepsTheCurrent
   EXPECT_EQ(verified->service_tokens_size(), 0);
 }
 
+// A rollback never brings back keys an identity provider retired since
+// (issue 14): the revision's policies with the provider's current keys;
+// a provider that cannot be reached refuses the rollback.
+TEST_F(BundlesTest, ARollbackFetchesTheProvidersKeysAgain) {
+  std::string keys = R"({"keys":["old"]})";
+  bool reachable = true;
+  bundles_->SetKeyResolver([&](warden::v1::PolicyBundle* b) {
+    if (!reachable) return absl::UnavailableError("corp: discovery: down");
+    for (auto& idp : *b->mutable_identity_providers()) idp.set_jwks(keys);
+    b->set_digest(policy::lang::ContentDigest(*b));
+    return absl::OkStatus();
+  });
+  auto first = bundles_->Push({{"prod.yaml", Policy("guard", "DROP TABLE")},
+                               {"idp.yaml", kIdp}},
+                              "msg", "ci-main", kNow, false);
+  ASSERT_TRUE(first.ok()) << first.status();
+  keys = R"({"keys":["new"]})";  // the provider retired "old"
+  ASSERT_TRUE(bundles_->Push({{"prod.yaml", Policy("guard", "TRUNCATE TABLE")},
+                              {"idp.yaml", kIdp}},
+                             "msg", "ci-main", kNow, false)
+                  .ok());
+  reachable = false;
+  auto refused = bundles_->Rollback(first->revision, "", "admin", kNow);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("rollback is refused"));
+  reachable = true;
+  auto rolled = bundles_->Rollback(first->revision, "", "admin", kNow);
+  ASSERT_TRUE(rolled.ok()) << rolled.status();
+  auto head = bundles_->Get(0);
+  ASSERT_TRUE(head.ok());
+  auto verified =
+      policy::bundle::VerifyBundle(head->signed_bundle(), trusted_, 0);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->policies(0).rules(0).match().commands(0), "DROP TABLE");
+  EXPECT_EQ(verified->identity_providers(0).jwks(), keys);
+}
+
 TEST_F(BundlesTest, AKeyRefreshNeverOverwritesAPushMadeWhileItFetched) {
   std::string keys = R"({"keys":[1]})";
   bundles_->SetKeyResolver([&keys](warden::v1::PolicyBundle* b) {
