@@ -1199,6 +1199,15 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
       if (scram_client_ != nullptr && !scram_client_done_) {
         return refuse("it skipped SCRAM's final server signature");
       }
+      if (up.auth == config::UpstreamAuthMethod::kScramSha256 &&
+          !scram_client_done_) {
+        // SCRAM is what proves the server knows the service password: a
+        // server that lets Warden in without it may not be the database.
+        return refuse(
+            "it accepted the login without SCRAM-SHA-256, so it never "
+            "proved it is the database (configure auth: trust for a "
+            "trust upstream)");
+      }
       phase_ = Phase::kRelay;
       return true;
     case 3:
