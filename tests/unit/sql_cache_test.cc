@@ -55,6 +55,10 @@ TEST(FactsCacheTest, FactsThatDependOnConstantsAreNeverShared) {
   };
   const Pair pairs[] = {
       {"DELETE FROM t WHERE 1 = 2", "DELETE FROM t WHERE 1 = 1"},
+      // A LIKE pattern's constant decides whether it filters.
+      {"DELETE FROM t WHERE name LIKE 'a%'", "DELETE FROM t WHERE name LIKE '%'"},
+      {"UPDATE t SET a = 1 WHERE name ILIKE 'x_'",
+       "UPDATE t SET a = 1 WHERE name ILIKE '%x'"},
       {"SELECT set_config('a', 'b', false)",
        "SELECT set_config('session_replication_role', 'replica', false)"},
       {"DO $$BEGIN PERFORM 1; END$$",
