@@ -8,11 +8,13 @@
 // that differs from a known one only in its constants reuses that one's
 // facts, at the cost of a normalization (a raw parse) instead of a full
 // analysis. Only statements whose facts cannot depend on a constant's
-// value are shared that way: plain SELECT and INSERT without nested
-// statements, settings, dynamic SQL or COPY. DELETE / UPDATE / MERGE (the
-// effective-filter test reads constants: `1 = 1`), DO blocks and function
-// bodies (string constants), set_config('name', ...) and everything else
-// are always analyzed from their own text. Facts from the normalized
+// value are shared that way: plain SELECT and INSERT, and DELETE / UPDATE
+// whose effective filter was decided by their shape alone (not by a
+// constant-only condition such as `1 = 1` or a LIKE pattern:
+// StatementFacts.filter_reads_constants), without nested statements,
+// settings, dynamic SQL or COPY. MERGE, DO blocks and function bodies
+// (string constants), set_config('name', ...) and everything else are
+// always analyzed from their own text. Facts from the normalized
 // cache carry the text of the statement first seen in `text`; callers that
 // need the exact text take it from the message.
 #ifndef WARDEN_POLICY_SQL_CACHE_H_

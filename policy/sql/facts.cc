@@ -1063,7 +1063,8 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
     AddNestedText(&f, text, "sql from text", depth, /*may_fail=*/false,
                   context);
   }
-  f.has_effective_filter = HasEffectiveFilter(f.node, body, context);
+  f.has_effective_filter = HasEffectiveFilter(f.node, body, context,
+                                              &f.filter_reads_constants);
   f.temporary = OnlyTemporaryObjects(node, body);
   if (node == "CopyStmt") {
     f.copy = body.value("is_program", false) ? "program"

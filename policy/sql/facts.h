@@ -100,6 +100,10 @@ struct StatementFacts {
   // (An unqualified name cannot be known to be temporary.) What it reads
   // may be anything; nested statements have their own.
   bool temporary = false;
+  // The effective-filter test read a constant's value (policy/sql/filter.h):
+  // the same statement with other constants may be judged otherwise, so
+  // its analysis is not shared by normalized text (cache.h).
+  bool filter_reads_constants = false;
 };
 
 // Analyze splits `sql` into statements and returns the facts of each.

@@ -21,6 +21,10 @@ struct Scope {
   std::set<std::string> value_aliases;
   // Variables and parameters named in a function body.
   std::set<std::string> value_names;
+  // Set when the result read a constant's value (a constant-only
+  // comparison, a LIKE pattern): the same shape with other constants may
+  // be judged otherwise. Null: not asked.
+  bool* reads_constants = nullptr;
 };
 
 const Json& Field(const Json& j, const char* key) {
@@ -154,6 +158,19 @@ bool IsConstantFalse(const Json& node) {
   return false;
 }
 
+// A condition of constants only: `true`, `NOT false`, `1 = 2`, `'a' < 'b'`.
+bool ConstantOnly(const Json& node) {
+  if (node.contains("A_Const")) return true;
+  const Json& b = Field(node, "BoolExpr");
+  if (Field(b, "boolop") == "NOT_EXPR" && Field(b, "args").size() == 1 &&
+      Field(b["args"][0], "A_Const").is_object()) {
+    return true;
+  }
+  const Json& e = Field(node, "A_Expr");
+  return Field(Field(e, "lexpr"), "A_Const").is_object() &&
+         Field(Field(e, "rexpr"), "A_Const").is_object();
+}
+
 bool IsStrictList(const Json& node, const Scope& s) {
   const Json& items = Field(Field(node, "List"), "items");
   if (!items.is_array() || items.empty()) return false;
@@ -179,16 +196,22 @@ bool ColumnAgainstValue(const Json& e, const Scope& s) {
          (IsTargetColumn(r, s) && IsValue(l, s) && !SameName(r, l));
 }
 
-bool LikePatternConstrains(const Json& pattern) {
+bool LikePatternConstrains(const Json& pattern, const Scope& s) {
   const Json& node = Unwrapped(pattern);
   const Json& sval = Field(Field(Field(node, "A_Const"), "sval"), "sval");
   if (!sval.is_string()) return false;  // a parameter may be '%'
+  if (s.reads_constants != nullptr) *s.reads_constants = true;
   const std::string p = sval.get<std::string>();
   return !p.empty() && p[0] != '%' && p[0] != '_';
 }
 
 bool Constrains(const Json& node, const Scope& s, bool point_only) {
   if (!node.is_object()) return false;
+  if (s.reads_constants != nullptr && ConstantOnly(node)) {
+    // `false`, `NOT true`, `1 = 2` filter (no row passes) and `true`,
+    // `1 = 1` do not: the constants decide.
+    *s.reads_constants = true;
+  }
   if (IsConstantFalse(node)) return true;  // no row at all
   if (node.contains("BoolExpr")) {
     const Json& b = node["BoolExpr"];
@@ -257,7 +280,7 @@ bool Constrains(const Json& node, const Scope& s, bool point_only) {
   if (kind == "AEXPR_LIKE" || kind == "AEXPR_ILIKE") {
     return (op == "~~" || op == "~~*") &&
            IsTargetColumn(Field(e, "lexpr"), s) &&
-           LikePatternConstrains(Field(e, "rexpr"));
+           LikePatternConstrains(Field(e, "rexpr"), s);
   }
   return false;
 }
@@ -349,13 +372,19 @@ bool UpsertIsFiltered(const Json& body, const FilterContext& context) {
 }  // namespace
 
 bool HasEffectiveFilter(const std::string& node, const Json& body,
-                        const FilterContext& context) {
+                        const FilterContext& context, bool* reads_constants) {
+  if (reads_constants != nullptr) *reads_constants = false;
   if (node == "DeleteStmt" || node == "UpdateStmt") {
     Scope s = TargetScope(Field(body, "relation"), context);
+    s.reads_constants = reads_constants;
     for (const char* key : {"usingClause", "fromClause"}) {
       for (const auto& item : Field(body, key)) AddOther(item, &s);
     }
     return Constrains(Field(body, "whereClause"), s, false);
+  }
+  // MERGE and upserts are not followed for it: said to read constants.
+  if (reads_constants != nullptr && node == "MergeStmt") {
+    *reads_constants = true;
   }
   if (node == "MergeStmt") return MergeIsFiltered(body, context);
   if (node == "InsertStmt") return UpsertIsFiltered(body, context);

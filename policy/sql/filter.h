@@ -55,8 +55,13 @@ struct FilterContext {
 // `node` is the statement's parse node name ("DeleteStmt", "UpdateStmt",
 // "MergeStmt", "InsertStmt"), `body` its libpg_query JSON. True for
 // anything that is not one of those writes.
+// With `reads_constants`: set to whether the result read a constant's
+// value (a constant-only condition such as `1 = 2`, a LIKE pattern; MERGE
+// and upserts always say so), so the same statement with other constants
+// could be judged otherwise.
 bool HasEffectiveFilter(const std::string& node, const nlohmann::json& body,
-                        const FilterContext& context = FilterContext());
+                        const FilterContext& context = FilterContext(),
+                        bool* reads_constants = nullptr);
 
 }  // namespace warden::policy::sql
 
