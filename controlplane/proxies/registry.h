@@ -68,6 +68,12 @@ class Registry {
 
   absl::StatusOr<std::vector<warden::v1::ProxyRecord>> List() const;
 
+  // The record of one proxy; NotFound when it was never enrolled here.
+  absl::StatusOr<warden::v1::ProxyRecord> Get(
+      const std::string& environment, const std::string& proxy_id) const {
+    return Load(environment, proxy_id);
+  }
+
   static std::string Key(const std::string& environment,
                          const std::string& proxy_id);
 

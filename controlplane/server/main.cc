@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
   std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
                         signing_key, proxy_cert_ttl_text = "24h",
                         user_cert_ttl_text = "8h", idp_ca_file,
-                        idp_refresh_text = "10m", scim_listen;
+                        idp_refresh_text = "10m", scim_listen,
+                        proxy_max_age_text = "8760h";
   std::vector<std::string> tls_sans;
   app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
       ->required();
@@ -99,6 +100,10 @@ int main(int argc, char** argv) {
   app.add_option("--proxy-cert-ttl", proxy_cert_ttl_text,
                  "Lifetime of proxy client certificates (proxies renew at "
                  "two thirds)")
+      ->capture_default_str();
+  app.add_option("--proxy-max-age", proxy_max_age_text,
+                 "How long after enrollment a proxy may keep renewing its "
+                 "certificate before it must be enrolled again (0: forever)")
       ->capture_default_str();
   app.add_option("--user-cert-ttl", user_cert_ttl_text,
                  "Lifetime of the client certificates `wardenctl login` "
@@ -136,6 +141,14 @@ int main(int argc, char** argv) {
       proxy_cert_ttl < absl::Seconds(3)) {
     std::cerr << "warden-control: --proxy-cert-ttl must be a duration of at "
                  "least 3s, e.g. 24h\n";
+    return 2;
+  }
+  absl::Duration proxy_max_age;
+  if (!absl::ParseDuration(proxy_max_age_text, &proxy_max_age) ||
+      proxy_max_age < absl::ZeroDuration() ||
+      (proxy_max_age > absl::ZeroDuration() && proxy_max_age < proxy_cert_ttl)) {
+    std::cerr << "warden-control: --proxy-max-age must be 0 (forever) or a "
+                 "duration of at least --proxy-cert-ttl, e.g. 8760h\n";
     return 2;
   }
   absl::Duration user_cert_ttl;
@@ -289,6 +302,7 @@ int main(int argc, char** argv) {
   cp::server::ProxyEnrollmentImpl enrollment(&tokens, authority->get(),
                                              proxy_registry.get(), proxy_cert_ttl,
                                              &admin_audit);
+  enrollment.set_max_age(proxy_max_age);
   // No API token: an identity provider's ID token earns a person a client
   // certificate for `auth: cert` listeners.
   cp::server::LoginImpl login(&bundles, authority->get(), user_cert_ttl,

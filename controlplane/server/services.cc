@@ -647,6 +647,28 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Renew(
   auto identity =
       authority_->AuthenticatePeer(*context->auth_context(), absl::Now());
   if (!identity.ok()) return Done(context, ToGrpc(identity.status()));
+  if (max_age_ > absl::ZeroDuration()) {
+    auto record = registry_->Get(identity->environment, identity->proxy_id);
+    if (record.ok() && record->enrolled_unix_ms() != 0) {
+      const absl::Time enrolled = absl::FromUnixMillis(record->enrolled_unix_ms());
+      if (absl::Now() - enrolled > max_age_) {
+        const std::string who =
+            absl::StrCat(identity->environment, "/", identity->proxy_id);
+        const absl::Status refused = absl::PermissionDeniedError(absl::StrCat(
+            "proxy ", who, " was enrolled at ", absl::FormatTime(enrolled),
+            " and certificates renew for at most ",
+            absl::FormatDuration(max_age_),
+            " after enrollment (--proxy-max-age); enroll it again: "
+            "wardenctl proxies revoke ", who,
+            " --reason re-enroll, then a new bootstrap token"));
+        if (audit_ != nullptr) {
+          audit_->Record("warden-control", "proxy.renew", who,
+                         std::string(refused.message()), false);
+        }
+        return Done(context, ToGrpc(refused));
+      }
+    }
+  }
   auto serial = Issue(request->csr_pem(), *identity, response);
   if (!serial.ok()) return Done(context, ToGrpc(serial.status()));
   if (absl::Status s = registry_->Renewed(*identity, *serial, absl::Now());

@@ -163,6 +163,11 @@ class ProxyEnrollmentImpl final
         ttl_(certificate_ttl),
         audit_(audit) {}
 
+  // Renewals end this long after enrollment (0: never): the proxy must then
+  // be enrolled again, with a new bootstrap token, so a stolen certificate
+  // cannot be kept alive forever by renewing it.
+  void set_max_age(absl::Duration max_age) { max_age_ = max_age; }
+
   grpc::ServerUnaryReactor* Enroll(
       grpc::CallbackServerContext* context,
       const warden::v1::EnrollRequest* request,
@@ -189,6 +194,7 @@ class ProxyEnrollmentImpl final
   const ca::Authority* const authority_;
   proxies::Registry* const registry_;
   const absl::Duration ttl_;
+  absl::Duration max_age_ = absl::ZeroDuration();
   AdminAudit* const audit_;
 };
 

@@ -204,6 +204,7 @@ class TestControlPlane {
   audit::Ledger* ledger() { return ledger_.get(); }
   audit::Checkpointer* checkpointer() { return checkpointer_.get(); }
   server::AuditIngestImpl* audit_ingest() { return audit_ingest_.get(); }
+  server::ProxyEnrollmentImpl* enrollment() { return enrollment_.get(); }
   const crypto::Ed25519KeyPair& audit_key() const { return audit_key_; }
 
  private:

@@ -873,6 +873,43 @@ spec:
   EXPECT_EQ(passed.revision(), skipped.revision());
 }
 
+// Renewal is bounded (issue 14): past --proxy-max-age after enrollment
+// the certificate is not renewed (refused, audited), so a stolen one
+// cannot be kept alive forever; enrolled again, it renews.
+TEST_F(ServicesTest, RenewalEndsAtTheMaximumAgeAfterEnrollment) {
+  auto token = tokens_->CreateBootstrap("boot-age", "prod", "old-1",
+                                        absl::Hours(1), "t", absl::Now());
+  ASSERT_TRUE(token.ok());
+  auto key = x509::GenerateKey();
+  warden::v1::EnrollRequest enroll;
+  enroll.set_csr_pem(*x509::MakeRequest(*key, "x"));
+  warden::v1::EnrollResponse enrolled;
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token->token);
+    ASSERT_TRUE(warden::v1::ProxyEnrollment::NewStub(cp_->Channel())
+                    ->Enroll(&ctx, enroll, &enrolled)
+                    .ok());
+  }
+  auto renew = [&](int n) {
+    warden::v1::RenewRequest r;
+    r.set_csr_pem(*x509::MakeRequest(*key, "x"));
+    warden::v1::EnrollResponse out;
+    grpc::ClientContext ctx;
+    return warden::v1::ProxyEnrollment::NewStub(
+               cp_->ChannelWith(*key, enrolled.certificate_pem(), n))
+        ->Renew(&ctx, r, &out);
+  };
+  cp_->enrollment()->set_max_age(absl::Hours(1));
+  EXPECT_TRUE(renew(201).ok());
+  cp_->enrollment()->set_max_age(absl::Milliseconds(1));
+  absl::SleepFor(absl::Milliseconds(20));
+  const grpc::Status refused = renew(202);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("enroll it again"));
+  cp_->enrollment()->set_max_age(absl::ZeroDuration());
+}
+
 // A proxy whose listeners serve several environments (issue 14.8): the
 // bootstrap token names them, the certificate carries them through every
 // renewal, and nothing else can add one.
