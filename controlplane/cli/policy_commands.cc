@@ -38,20 +38,6 @@ json DiagnosticsToJson(const std::vector<Diagnostic>& diags) {
   return out;
 }
 
-// Diagnostics name a file by its name in the bundle; shown here, by the
-// path it was read from, so an editor opens it from where wardenctl ran.
-void ShowLocalPaths(const std::vector<SourceFile>& files,
-                    std::vector<Diagnostic>* diags) {
-  for (Diagnostic& d : *diags) {
-    for (const SourceFile& f : files) {
-      if (f.name == d.file && !f.path.empty()) {
-        d.file = f.path;
-        break;
-      }
-    }
-  }
-}
-
 void PrintDiagnostics(const std::vector<Diagnostic>& diags, std::ostream& err) {
   for (const auto& d : diags) err << d.ToString() << "\n";
 }
@@ -137,7 +123,7 @@ int RunValidate(const ValidateOptions& options, std::ostream& out,
   std::vector<Diagnostic> test_diags;
   (void)policy::testing::LoadTests(*files, &test_diags);
   AppendNew(test_diags, &diags);
-  ShowLocalPaths(*files, &diags);
+  policy::lang::ShowLocalPaths(*files, &diags);
   const bool valid = bundle.ok() && diags.empty();
   int rules = 0;
   if (bundle.ok()) {
@@ -172,7 +158,7 @@ int RunTest(const TestOptions& options, std::ostream& out, std::ostream& err) {
   std::vector<Diagnostic> test_diags;
   auto suites = policy::testing::LoadTests(*files, &test_diags);
   AppendNew(test_diags, &diags);
-  ShowLocalPaths(*files, &diags);
+  policy::lang::ShowLocalPaths(*files, &diags);
 
   std::vector<policy::testing::CaseResult> results;
   if (diags.empty() && bundle.ok() && suites.ok()) {
@@ -245,7 +231,7 @@ int RunEval(const EvalOptions& options, std::istream& in, std::ostream& out,
   if (!files.ok()) return UsageError(files.status(), err);
   std::vector<Diagnostic> diags;
   auto bundle = policy::lang::Compile(*files, &diags);
-  ShowLocalPaths(*files, &diags);
+  policy::lang::ShowLocalPaths(*files, &diags);
   if (!bundle.ok()) {
     if (options.format == Format::kJson) {
       out << json({{"valid", false}, {"diagnostics", DiagnosticsToJson(diags)}})

@@ -77,13 +77,9 @@ absl::StatusOr<std::unique_ptr<Gate>> Gate::Load(
   auto bundle = policy::lang::Compile(*sources, &diagnostics);
   if (!bundle.ok()) {
     // Named by the path the operator configured, not the bundle name.
+    policy::lang::ShowLocalPaths(*sources, &diagnostics);
     std::vector<std::string> lines;
-    for (policy::lang::Diagnostic d : diagnostics) {
-      for (const auto& f : *sources) {
-        if (f.name == d.file && !f.path.empty()) d.file = f.path;
-      }
-      lines.push_back(d.ToString());
-    }
+    for (const auto& d : diagnostics) lines.push_back(d.ToString());
     if (lines.empty()) return bundle.status();
     return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
   }

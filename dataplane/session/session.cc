@@ -1610,6 +1610,7 @@ Session::Tentative& Session::BeginTentative(Confirmation by) {
                       "more often"),
          warden::v1::SESSION_END_REASON_POLICY);
     tentative_.clear();
+    for (size_t& from : confirm_from_) from = 0;
   }
   tentative_.push_back(Tentative{by});
   return tentative_.back();
@@ -1637,9 +1638,12 @@ void Session::NotePortal(Tentative& t, const std::string& name) {
 }
 
 void Session::Confirm(Confirmation by) {
-  for (Tentative& t : tentative_) {
-    if (t.by == by && !t.confirmed) {
-      t.confirmed = true;
+  // PostgreSQL answers in order, so each kind's confirmations go to its
+  // entries in order: a cursor per kind keeps a long pipeline linear.
+  size_t& from = confirm_from_[static_cast<int>(by)];
+  for (; from < tentative_.size(); ++from) {
+    if (tentative_[from].by == by) {
+      tentative_[from++].confirmed = true;
       return;
     }
   }
@@ -1671,6 +1675,7 @@ void Session::SettleTentative() {
     }
   }
   tentative_.clear();
+  for (size_t& from : confirm_from_) from = 0;
 }
 
 std::string Session::QueueRefusal(std::string error) {

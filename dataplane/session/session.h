@@ -420,6 +420,8 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<std::pair<std::string, std::optional<Prepared>>> portals;
   };
   std::deque<Tentative> tentative_;
+  // Per Confirmation kind: where its next unconfirmed entry may be.
+  size_t confirm_from_[4] = {0, 0, 0, 0};
   Tentative& BeginTentative(Confirmation by);
   // Keep `name`'s state as it is now in `t`, to restore it if undone.
   void NoteStatement(Tentative& t, const std::string& name);

@@ -122,4 +122,16 @@ absl::StatusOr<std::vector<SourceFile>> ReadSources(
   return out;
 }
 
+void ShowLocalPaths(const std::vector<SourceFile>& files,
+                    std::vector<Diagnostic>* diagnostics) {
+  for (Diagnostic& d : *diagnostics) {
+    for (const SourceFile& f : files) {
+      if (f.name == d.file && !f.path.empty()) {
+        d.file = f.path;
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace warden::policy::lang

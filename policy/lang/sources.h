@@ -25,6 +25,12 @@ namespace warden::policy::lang {
 absl::StatusOr<std::vector<SourceFile>> ReadSources(
     const std::vector<std::string>& paths);
 
+// Diagnostics name a file by its name in the bundle; shown locally
+// (wardenctl, the proxy's --check), by the path it was read from, so an
+// editor opens it from where the tool ran.
+void ShowLocalPaths(const std::vector<SourceFile>& files,
+                    std::vector<Diagnostic>* diagnostics);
+
 }  // namespace warden::policy::lang
 
 #endif  // WARDEN_POLICY_LANG_SOURCES_H_

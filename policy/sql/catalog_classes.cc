@@ -5,7 +5,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 
 namespace warden::policy::sql {
 namespace {
@@ -66,9 +65,22 @@ const Index& Relations() {
   return *index;
 }
 
-std::vector<std::string> Lookup(const Index& index, absl::string_view name) {
-  const auto it = index.find(absl::AsciiStrToLower(name));
-  return it == index.end() ? std::vector<std::string>{} : it->second;
+const std::vector<std::string>& None() {
+  static const std::vector<std::string>* none = new std::vector<std::string>;
+  return *none;
+}
+
+const std::vector<std::string>& Lookup(const Index& index,
+                                       absl::string_view name) {
+  // Lower-cased on the stack: no catalog name is this long, and this runs
+  // for every function and relation of every statement judged.
+  char lower[64];
+  if (name.empty() || name.size() > sizeof(lower)) return None();
+  for (size_t i = 0; i < name.size(); ++i) {
+    lower[i] = absl::ascii_tolower(static_cast<unsigned char>(name[i]));
+  }
+  const auto it = index.find(absl::string_view(lower, name.size()));
+  return it == index.end() ? None() : it->second;
 }
 
 }  // namespace
@@ -91,18 +103,18 @@ const std::vector<std::string>& CatalogClassNames() {
   return *names;
 }
 
-std::vector<std::string> FunctionClassesOf(absl::string_view name) {
-  std::string lower = absl::AsciiStrToLower(name);
-  absl::string_view n = lower;
-  if (absl::ConsumePrefix(&n, "pg_catalog.")) return Lookup(Functions(), n);
-  if (absl::StrContains(n, '.')) return {};  // another schema's function
-  return Lookup(Functions(), n);
+const std::vector<std::string>& FunctionClassesOf(absl::string_view name) {
+  if (absl::StartsWithIgnoreCase(name, "pg_catalog.")) {
+    name.remove_prefix(sizeof("pg_catalog.") - 1);
+  }
+  if (absl::StrContains(name, '.')) return None();  // another schema's
+  return Lookup(Functions(), name);
 }
 
-std::vector<std::string> RelationClassesOf(absl::string_view schema,
-                                           absl::string_view name) {
-  if (!schema.empty() && absl::AsciiStrToLower(schema) != "pg_catalog") {
-    return {};
+const std::vector<std::string>& RelationClassesOf(absl::string_view schema,
+                                                  absl::string_view name) {
+  if (!schema.empty() && !absl::EqualsIgnoreCase(schema, "pg_catalog")) {
+    return None();
   }
   return Lookup(Relations(), name);
 }

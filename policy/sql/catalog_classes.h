@@ -26,13 +26,14 @@ const std::vector<std::string>& CatalogClassNames();
 // The classes of the function a statement calls as `name`: unqualified
 // ("pg_read_file", which resolves to the built-in first) or qualified with
 // pg_catalog. Case-insensitive. Empty for functions of other schemas and
-// for names no class lists.
-std::vector<std::string> FunctionClassesOf(absl::string_view name);
+// for names no class lists. (References into a static table: policy
+// evaluation calls these for every function of every statement.)
+const std::vector<std::string>& FunctionClassesOf(absl::string_view name);
 
 // The classes of a relation a statement names (`schema` empty or
 // "pg_catalog"), e.g. pg_authid: superuser.
-std::vector<std::string> RelationClassesOf(absl::string_view schema,
-                                           absl::string_view name);
+const std::vector<std::string>& RelationClassesOf(absl::string_view schema,
+                                                  absl::string_view name);
 
 }  // namespace warden::policy::sql
 

@@ -53,6 +53,11 @@ def read_to_ready(conn):
             return out
 
 
+def errors(replies):
+    """The ErrorResponses among (type, body) replies, as parse_error dicts."""
+    return [parse_error(body) for t, body in replies if t == b"E"]
+
+
 def parse_error(body):
     fields = {}
     for part in body.split(b"\0"):

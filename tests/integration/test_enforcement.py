@@ -161,25 +161,15 @@ def close_msg(kind, name):
     return rawpg.message(b"C", kind + name.encode() + b"\0")
 
 
-SYNC = rawpg.message(b"S")
-
-
-def read_until_ready(conn):
-    """Messages up to and including ReadyForQuery, as (type, body)."""
-    out = []
-    while True:
-        t, body = conn.read_message()
-        out.append((t, body))
-        if t == b"Z":
-            return out
+SYNC = rawpg.SYNC
+read_until_ready = rawpg.read_to_ready
 
 
 def types(messages):
     return b"".join(t for t, _ in messages).decode()
 
 
-def errors(messages):
-    return [rawpg.parse_error(b) for t, b in messages if t == b"E"]
+errors = rawpg.errors
 
 
 class SimpleProtocol(unittest.TestCase):

@@ -19,8 +19,7 @@ sys.path.insert(0, HERE)
 from stack import Stack, rawpg  # noqa: E402
 
 
-def errors_of(replies):
-    return [rawpg.parse_error(body) for t, body in replies if t == b"E"]
+errors_of = rawpg.errors
 
 
 class RefusalSpoofing(unittest.TestCase):

@@ -52,8 +52,7 @@ def close(kind, name):
     return M(b"C", kind + name + b"\0")
 
 
-def errors_of(replies):
-    return [rawpg.parse_error(body) for t, body in replies if t == b"E"]
+errors_of = rawpg.errors
 
 
 class Rejudging(unittest.TestCase):
