@@ -286,8 +286,16 @@ StatementFacts Classify(const std::string& node, const Json& body) {
           C::kDdl);
     }
   } else if (node == "AlterTableStmt" || node == "AlterTableMoveAllStmt") {
+    // ALTER TABLE ... OWNER TO changes who holds the privileges: dcl, as
+    // ALTER SCHEMA ... OWNER TO (AlterOwnerStmt) is.
+    bool owner = false;
+    for (const auto& cmd : body.value("cmds", Json::array())) {
+      owner = owner || (cmd.contains("AlterTableCmd") &&
+                        cmd["AlterTableCmd"].value("subtype", "") ==
+                            "AT_ChangeOwner");
+    }
     set("ALTER " + ObjectTypeTag(body.value("objtype", "OBJECT_TABLE")),
-        C::kDdl);
+        owner ? C::kDcl : C::kDdl);
   } else if (node == "RenameStmt") {
     // Renaming a column or attribute is tagged after its relation.
     const std::string type = body.value("renameType", "");
@@ -886,7 +894,28 @@ bool OnlyTemporaryObjects(const std::string& node, const Json& body) {
            temp_rangevar(body["intoClause"]["rel"]);
   }
   if (node == "ViewStmt") {
-    return body.contains("view") && temp_rangevar(body["view"]);
+    // A temporary view over a permanent table is a way to write to that
+    // table (simple views are updatable): DELETE FROM pg_temp.v deletes
+    // from orders. Only a view over the session's own relations (or none)
+    // is the session's own.
+    if (!body.contains("view") || !temp_rangevar(body["view"])) return false;
+    bool only_temporary = true;
+    std::function<void(const Json&)> walk = [&](const Json& j) {
+      if (!only_temporary) return;
+      if (j.is_array()) {
+        for (const auto& v : j) walk(v);
+      } else if (j.is_object()) {
+        for (auto it = j.begin(); it != j.end(); ++it) {
+          if (it.key() == "RangeVar" && !temp_rangevar(it.value())) {
+            only_temporary = false;
+            return;
+          }
+          walk(it.value());
+        }
+      }
+    };
+    walk(body.value("query", Json()));
+    return only_temporary;
   }
   if (node == "CreateSeqStmt" || node == "AlterSeqStmt") {
     return body.contains("sequence") && temp_rangevar(body["sequence"]);

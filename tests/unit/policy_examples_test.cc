@@ -551,7 +551,7 @@ const Case kCases[] = {
     {kApproval, "ddl-needs-approval",
      "ALTER TABLE orders RENAME COLUMN total TO amount"},
     {kApproval, "ddl-needs-approval", "ALTER TABLE orders SET SCHEMA archive"},
-    {kApproval, "ddl-needs-approval", "ALTER TABLE orders OWNER TO app"},
+    {kApproval, "dcl-needs-approval", "ALTER TABLE orders OWNER TO app"},
     {kApproval, "ddl-needs-approval", "ALTER TABLE orders DISABLE TRIGGER ALL"},
     {kApproval, "ddl-needs-approval",
      "ALTER TABLE orders ENABLE ROW LEVEL SECURITY"},

@@ -130,7 +130,7 @@ TEST(SqlFactsTest, CommandTagsAndClasses) {
       {"ALTER TABLE t RENAME COLUMN a TO b", "ALTER TABLE",
        StatementClass::kDdl},
       {"ALTER TABLE t SET SCHEMA s", "ALTER TABLE", StatementClass::kDdl},
-      {"ALTER TABLE t OWNER TO bob", "ALTER TABLE", StatementClass::kDdl},
+      {"ALTER TABLE t OWNER TO bob", "ALTER TABLE", StatementClass::kDcl},
       {"ALTER FUNCTION f() OWNER TO bob", "ALTER FUNCTION",
        StatementClass::kDcl},
       {"ALTER MATERIALIZED VIEW m RENAME TO n", "ALTER MATERIALIZED VIEW",
@@ -761,6 +761,7 @@ TEST(SqlFactsTest, TemporaryObjects) {
   for (const char* sql :
        {"CREATE TEMP TABLE t (a int)", "CREATE TEMPORARY TABLE t AS SELECT 1",
         "SELECT 1 AS a INTO TEMP t", "CREATE TEMP VIEW v AS SELECT 1",
+        "CREATE TEMP VIEW v AS SELECT * FROM pg_temp.t",
         "CREATE TEMP SEQUENCE s", "DELETE FROM pg_temp.t",
         "UPDATE pg_temp.t SET a = 1", "INSERT INTO pg_temp.t VALUES (1)",
         "DROP TABLE pg_temp.t", "TRUNCATE pg_temp.t",
@@ -771,7 +772,12 @@ TEST(SqlFactsTest, TemporaryObjects) {
        {"CREATE TABLE t (a int)", "CREATE UNLOGGED TABLE t (a int)",
         "DELETE FROM t", "DROP TABLE pg_temp.t, orders",
         "TRUNCATE pg_temp.t, orders", "DROP SCHEMA pg_temp",
-        "SELECT 1 AS a INTO t", "CREATE TABLE public.pg_temp (a int)"}) {
+        "SELECT 1 AS a INTO t", "CREATE TABLE public.pg_temp (a int)",
+        // A temporary view over a permanent table writes through to it.
+        "CREATE TEMP VIEW v AS SELECT * FROM orders",
+        "CREATE TEMP VIEW v AS SELECT * FROM pg_temp.t JOIN orders USING (id)",
+        "CREATE TEMP VIEW v AS SELECT * FROM pg_temp.t WHERE id IN "
+        "(SELECT id FROM orders)"}) {
     EXPECT_FALSE(One(sql).temporary) << sql;
   }
   // A CTE's write is a statement of its own.
