@@ -3,9 +3,11 @@
 #include <pg_query.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/container/flat_hash_set.h"
@@ -20,6 +22,259 @@ namespace warden::policy::sql {
 namespace {
 
 using Json = nlohmann::json;
+
+// Bounds on what Warden hands to libpg_query and then walks: a statement
+// beyond them is refused with the reason, never analysed.
+//
+// libpg_query's lexer (PostgreSQL's scan.l) matches a whole run of
+// operator characters and then backs up to a "/*" or "--" inside it, so a
+// run of n such characters costs about n*n/2 steps ("/*/*/*..." nested
+// comments, "+-+-+-..."): 40,000 of them take seconds. The sum of the
+// squares of the runs bounds the lexer's work; 2^26 is a few tens of
+// milliseconds, and no written statement comes near it (a line of 80
+// dashes counts 6,400).
+constexpr uint64_t kMaxLexCost = uint64_t{1} << 26;
+// The parse tree is walked recursively; a left-deep expression of 10,000
+// terms ("1+1+1+...") is 20,000 levels deep. PostgreSQL itself refuses
+// such depths ("stack depth limit exceeded"); Warden refuses them before
+// its walk could exhaust a worker's stack.
+constexpr int kMaxTreeDepth = 4000;
+// libpg_query itself recurses once per level while it writes the tree
+// (about 300 bytes of stack a level) and has no depth check, so a deep
+// statement must be refused before it is parsed: by an upper bound on the
+// depth read off the text (EstimateNestingDepth).
+constexpr int kMaxEstimatedDepth = 1000;
+
+}  // namespace
+
+absl::Status CheckLexCost(absl::string_view text) {
+  static constexpr absl::string_view kOperatorChars = "~!@#^&|`?+-*/%<>=";
+  uint64_t cost = 0;
+  uint64_t run = 0;
+  for (const char c : text) {
+    if (kOperatorChars.find(c) != absl::string_view::npos) {
+      ++run;
+    } else {
+      cost += run * run;
+      run = 0;
+    }
+  }
+  cost += run * run;
+  if (cost > kMaxLexCost) {
+    return absl::InvalidArgumentError(
+        "statement too complex for Warden to judge: its runs of operator "
+        "characters or nested comments (such as \"/*/*/*...\") would take "
+        "the SQL lexer too long");
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// An upper bound on how deep libpg_query's tree of `text` can nest, from
+// a linear scan that skips literals and comments. Brackets nest; within a
+// bracket level, a chain of operators or of keywords that build one node
+// around the previous one (NOT, IS, ::, COLLATE, JOIN, UNION, CASE, ...)
+// nests once per link, and a comma, semicolon, AND, OR or the WHEN, THEN
+// and ELSE of a CASE ends the chain (PostgreSQL's grammar makes AND and OR
+// lists, not chains, and a CASE's arms a list). With
+// `plpgsql`, the text is a PL/pgSQL function: dollar-quoted bodies are
+// read, not skipped, and blocks (BEGIN, IF, LOOP, CASE ... END) nest.
+int EstimateNestingDepth(absl::string_view text, bool plpgsql) {
+  static constexpr absl::string_view kOperatorChars = "~!@#^&|`?+-*/%<>=";
+  static const absl::flat_hash_set<std::string> kChainWords = {
+      "not",      "is",       "collate", "at",     "like",   "ilike",
+      "similar",  "between",  "escape",  "join",   "union",  "intersect",
+      "except",   "case",     "overlaps", "in",    "isnull", "notnull",
+      "array",    "row",      "exists",  "any",    "all",    "some",
+      "operator"};  // OPERATOR(pg_catalog.+): its brackets end no chain
+  // Words that separate the elements of a list, as a comma does: AND and
+  // OR lists, the arms of a CASE.
+  static const absl::flat_hash_set<std::string> kListWords = {
+      "and", "or", "when", "then", "else", "elsif"};
+  static const absl::flat_hash_set<std::string> kBlockOpen = {
+      "begin", "if", "loop", "case"};
+  std::vector<int> chains = {0};
+  int sum = 0;  // of chains
+  int best = 0;
+  auto link = [&]() {
+    ++chains.back();
+    ++sum;
+    best = std::max(best, static_cast<int>(chains.size()) + sum);
+  };
+  auto open = [&]() {
+    chains.push_back(0);
+    best = std::max(best, static_cast<int>(chains.size()) + sum);
+  };
+  auto close = [&]() {
+    if (chains.size() > 1) {
+      sum -= chains.back();
+      chains.pop_back();
+    }
+  };
+  auto reset = [&]() {
+    sum -= chains.back();
+    chains.back() = 0;
+  };
+  bool skip_block_word = false;  // the IF of END IF
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const char c = text[i];
+    if (c == '\'' || c == '"') {
+      // A literal or quoted name; '' and "" inside, and a backslash in E''
+      // strings, do not end it (reading too far only lowers the bound on
+      // text that PostgreSQL rejects anyway).
+      const bool escapes =
+          c == '\'' && i > 0 && (text[i - 1] == 'e' || text[i - 1] == 'E');
+      ++i;
+      while (i < n) {
+        if (escapes && text[i] == '\\') {
+          i += 2;
+        } else if (text[i] == c && i + 1 < n && text[i + 1] == c) {
+          i += 2;
+        } else if (text[i] == c) {
+          ++i;
+          break;
+        } else {
+          ++i;
+        }
+      }
+      continue;
+    }
+    if (c == '-' && i + 1 < n && text[i + 1] == '-') {
+      while (i < n && text[i] != '\n') ++i;
+      continue;
+    }
+    if (c == '/' && i + 1 < n && text[i + 1] == '*') {
+      int comments = 0;
+      while (i < n) {
+        if (text[i] == '/' && i + 1 < n && text[i + 1] == '*') {
+          ++comments;
+          i += 2;
+        } else if (text[i] == '*' && i + 1 < n && text[i + 1] == '/') {
+          i += 2;
+          if (--comments == 0) break;
+        } else {
+          ++i;
+        }
+      }
+      continue;
+    }
+    if (c == '$') {
+      // $tag$ ... $tag$ (a parameter $1 is not one).
+      size_t j = i + 1;
+      while (j < n && (absl::ascii_isalnum(text[j]) || text[j] == '_')) ++j;
+      if (j < n && text[j] == '$' &&
+          (j == i + 1 || !absl::ascii_isdigit(text[i + 1]))) {
+        if (plpgsql) {
+          i = j + 1;  // read the body
+          continue;
+        }
+        const absl::string_view tag = text.substr(i, j - i + 1);
+        const size_t end = text.find(tag, j + 1);
+        i = end == absl::string_view::npos ? n : end + tag.size();
+        continue;
+      }
+      i = j;
+      continue;
+    }
+    if (c == '(' || c == '[') {
+      open();
+      ++i;
+      continue;
+    }
+    if (c == ')' || c == ']') {
+      close();
+      ++i;
+      continue;
+    }
+    if (c == ',' || c == ';') {
+      reset();
+      ++i;
+      continue;
+    }
+    if (c == ':' && i + 1 < n && text[i + 1] == ':') {
+      link();
+      i += 2;
+      continue;
+    }
+    if (kOperatorChars.find(c) != absl::string_view::npos) {
+      while (i < n && kOperatorChars.find(text[i]) != absl::string_view::npos) {
+        ++i;
+      }
+      link();
+      continue;
+    }
+    if (absl::ascii_isalpha(c) || c == '_') {
+      size_t j = i;
+      while (j < n && (absl::ascii_isalnum(text[j]) || text[j] == '_')) ++j;
+      const std::string word =
+          absl::AsciiStrToLower(text.substr(i, j - i));
+      i = j;
+      if (kListWords.contains(word)) {
+        reset();
+      } else if (plpgsql && word == "end") {
+        close();
+        skip_block_word = true;
+        continue;
+      } else if (plpgsql && kBlockOpen.contains(word) && !skip_block_word) {
+        open();
+      } else if (kChainWords.contains(word)) {
+        link();
+      }
+      skip_block_word = false;
+      continue;
+    }
+    ++i;
+  }
+  return best;
+}
+
+}  // namespace
+
+absl::Status CheckNestingDepth(absl::string_view text, bool plpgsql) {
+  if (EstimateNestingDepth(text, plpgsql) > kMaxEstimatedDepth) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "statement too complex for Warden to judge: it could nest more than ",
+        kMaxEstimatedDepth,
+        " levels deep (a very long chain of operators, casts, joins or "
+        "unions, or deeply nested brackets or blocks)"));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The nesting depth of a JSON text (libpg_query's parse tree), without
+// parsing it: brackets outside strings.
+absl::Status CheckTreeDepth(absl::string_view json) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxTreeDepth) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "statement too complex for Warden to judge: its parse tree is "
+            "nested more than ",
+            kMaxTreeDepth, " levels deep (a very long chain of operators or "
+                           "nested expressions)"));
+      }
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return absl::OkStatus();
+}
 
 // RAII over libpg_query's results.
 struct ParseResult {
@@ -751,8 +1006,12 @@ bool HasDefElem(const Json& options, const char* name) {
 
 // The string a PL/pgSQL EXECUTE runs, if it is a plain literal.
 bool LiteralString(const std::string& expr, std::string* out) {
+  if (!CheckLexCost(expr).ok() || !CheckNestingDepth(expr, false).ok()) {
+    return false;
+  }
   ParseResult parsed("SELECT " + expr);
   if (parsed.r.error != nullptr) return false;
+  if (!CheckTreeDepth(parsed.r.parse_tree).ok()) return false;
   const Json tree = Json::parse(parsed.r.parse_tree, nullptr, false);
   if (tree.is_discarded()) return false;
   const Json& stmts = tree["stmts"];
@@ -830,8 +1089,14 @@ void WalkPlpgsql(const Json& node, const std::string& parent_key,
 
 void AddPlpgsqlBody(StatementFacts* f, const std::string& create_function_sql,
                     int depth, const FilterContext& outer) {
+  if (!CheckLexCost(create_function_sql).ok() ||
+      !CheckNestingDepth(create_function_sql, /*plpgsql=*/true).ok()) {
+    f->unresolved_dynamic_sql = true;
+    return;
+  }
   PlpgsqlResult parsed(create_function_sql);
-  if (parsed.r.error != nullptr) {
+  if (parsed.r.error != nullptr ||
+      !CheckTreeDepth(parsed.r.plpgsql_funcs).ok()) {
     f->unresolved_dynamic_sql = true;
     return;
   }
@@ -1326,11 +1591,18 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
 absl::StatusOr<std::vector<StatementFacts>> AnalyzeText(
     absl::string_view sql, int depth, const FilterContext& context) {
   const std::string text(sql);
+  if (absl::Status cost = CheckLexCost(text); !cost.ok()) return cost;
+  if (absl::Status deep = CheckNestingDepth(text, false); !deep.ok()) {
+    return deep;
+  }
   ParseResult parsed(text);
   if (parsed.r.error != nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat(parsed.r.error->message, " (at character ",
                      parsed.r.error->cursorpos, ")"));
+  }
+  if (absl::Status depth = CheckTreeDepth(parsed.r.parse_tree); !depth.ok()) {
+    return depth;
   }
   const Json tree = Json::parse(parsed.r.parse_tree, nullptr,
                                 /*allow_exceptions=*/false);

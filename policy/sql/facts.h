@@ -112,6 +112,20 @@ struct StatementFacts {
 // character 10)`. Thread-safe.
 absl::StatusOr<std::vector<StatementFacts>> Analyze(absl::string_view sql);
 
+// Refuses (InvalidArgument, with the reason) a text whose lexing alone
+// would take libpg_query too long: runs of operator characters are
+// rescanned once per comment start inside them ("/*/*/*..."), so their
+// cost grows with the square of their length. Analyze checks it first;
+// anything else that hands SQL text to libpg_query must too.
+absl::Status CheckLexCost(absl::string_view text);
+
+// Refuses (InvalidArgument, with the reason) a text whose parse tree could
+// nest too deep for libpg_query, which recurses without a depth check
+// ("SELECT 1+1+1+..." with 100,000 terms exhausts a thread's stack).
+// `plpgsql`: the text is a CREATE FUNCTION of a PL/pgSQL body. Analyze
+// checks it first; anything else that hands SQL to libpg_query must too.
+absl::Status CheckNestingDepth(absl::string_view text, bool plpgsql);
+
 }  // namespace warden::policy::sql
 
 #endif  // WARDEN_POLICY_SQL_FACTS_H_

@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "policy/sql/facts.h"
 
 namespace warden::policy::sql {
 namespace {
@@ -25,6 +26,10 @@ class NormalizeResult {
 }  // namespace
 
 absl::StatusOr<std::string> Normalize(absl::string_view sql) {
+  if (absl::Status cost = CheckLexCost(sql); !cost.ok()) return cost;
+  if (absl::Status deep = CheckNestingDepth(sql, false); !deep.ok()) {
+    return deep;
+  }
   const NormalizeResult r{std::string(sql)};
   if (r.get().error != nullptr) {
     return absl::InvalidArgumentError(

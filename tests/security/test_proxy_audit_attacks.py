@@ -97,6 +97,42 @@ class ProxyAuditAttacks(unittest.TestCase):
                 self.assert_proxy_serves()
         self.assertEqual(self.stack.scalar("SELECT count(*) FROM orders"), before)
 
+    def test_statements_too_deep_or_costly_for_the_parser(self):
+        """A 100,000-term expression crashed the proxy (libpg_query recurses
+        without a depth check), and 100,000 nested comments kept a worker
+        busy for minutes (its lexer is quadratic in them). Both are refused
+        at once with the reason, in both protocols, while another session
+        keeps working."""
+        other = self.stack.raw()
+        try:
+            for text in (b"SELECT 1" + b"+1" * 100000,
+                         b"/*" * 100000 + b"*/" * 100000 + b"SELECT 1",
+                         b"SELECT " + b"(" * 100000 + b"1" + b")" * 100000):
+                for simple in (True, False):
+                    with self.subTest(text=text[:12], simple=simple):
+                        conn = self.stack.raw()
+                        try:
+                            started = time.monotonic()
+                            conn.send(M(b"Q", text + b"\0") if simple else
+                                      parse(text) + bind() + execute() + SYNC)
+                            replies = read_to_ready(conn)
+                            errors = [body for t, body in replies if t == b"E"]
+                            self.assertEqual(len(errors), 1, replies)
+                            self.assertIn(b"too complex for Warden to judge", errors[0])
+                            # Refused, not worked through: well under the
+                            # seconds the lexer would have taken.
+                            self.assertLess(time.monotonic() - started, 5)
+                            rows, error = conn.simple_query("SELECT 2")
+                            self.assertIsNone(error)
+                        finally:
+                            conn.close()
+                        rows, error = other.simple_query("SELECT 3")
+                        self.assertIsNone(error)
+                        self.assertEqual(rows, [["3"]])
+        finally:
+            other.close()
+        self.assert_proxy_serves()
+
     def test_invalid_utf8_statement_does_not_stop_the_trail(self):
         """A statement PostgreSQL refuses as invalid UTF-8 is recorded (made
         valid, with its bytes kept), and the statements after it reach

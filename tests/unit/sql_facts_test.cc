@@ -755,6 +755,72 @@ TEST(SqlFactsTest, PlpgsqlFunctionBodies) {
               ::testing::Contains("plpgsql:UPDATE"));
 }
 
+std::string Repeat(const std::string& s, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += s;
+  return out;
+}
+
+// Statements too deep or too costly for libpg_query are refused with the
+// reason before it sees them: it recurses without a depth check (100,000
+// "+1" terms crashed the proxy), and its lexer is quadratic in runs of
+// operator characters (nested comments stalled a worker for minutes).
+TEST(SqlFactsTest, TooComplexStatementsAreRefusedBeforeParsing) {
+  const int n = 100000;
+  for (const std::string& sql :
+       {"SELECT 1" + Repeat("+1", n),
+        "SELECT " + Repeat("(", n) + "1" + Repeat(")", n),
+        "SELECT 1" + Repeat("::int", n), "SELECT " + Repeat("NOT ", n) + "true",
+        "SELECT " + Repeat("- ", n) + "1", "SELECT true" + Repeat(" IS TRUE", n),
+        "SELECT 1" + Repeat(" OPERATOR(pg_catalog.+) 1", n),
+        "SELECT 1" + Repeat(" UNION SELECT 1", n / 10),
+        "SELECT 1 FROM t" + Repeat(" JOIN t USING (a)", n / 10),
+        "SELECT " + Repeat("ARRAY[", n / 10) + "1" + Repeat("]", n / 10),
+        Repeat("/*", n) + Repeat("*/", n) + "SELECT 1"}) {
+    const auto facts = Analyze(sql);
+    ASSERT_FALSE(facts.ok()) << sql.substr(0, 60);
+    EXPECT_EQ(facts.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(facts.status().message()),
+                ::testing::HasSubstr("too complex for Warden to judge"))
+        << sql.substr(0, 60);
+  }
+  // Nested blocks and SQL as text are read by the same bounds: what cannot
+  // be read is dynamic SQL, which the production policy refuses.
+  for (const std::string& sql :
+       {"DO $$ " + Repeat("BEGIN ", 20000) + "NULL; " + Repeat("END; ", 20000) +
+            "$$",
+        "DO $$ " + Repeat("BEGIN PERFORM 1; ", 20000) + Repeat("END; ", 20000) +
+            "$$",
+        "DO $$ BEGIN EXECUTE 'SELECT 1" + Repeat("+1", n) + "'; END $$"}) {
+    const auto facts = Analyze(sql);
+    ASSERT_TRUE(facts.ok()) << facts.status();
+    EXPECT_TRUE((*facts)[0].unresolved_dynamic_sql) << sql.substr(0, 60);
+  }
+}
+
+TEST(SqlFactsTest, LargeButShallowStatementsAreAnalyzed) {
+  std::string values = "INSERT INTO items (id, amount) VALUES ";
+  std::string ors = "SELECT * FROM orders WHERE ";
+  std::string arms = "SELECT CASE";
+  for (int i = 0; i < 20000; ++i) {
+    values += (i ? ", (" : "(") + std::to_string(i) + ", -" +
+              std::to_string(i) + ")";
+    ors += (i ? " OR (id = " : "(id = ") + std::to_string(i) +
+           " AND quantity = -1)";
+    if (i < 2000) {
+      arms += " WHEN id = " + std::to_string(i) + " THEN " + std::to_string(i);
+    }
+  }
+  arms += " END FROM orders";
+  for (const std::string& sql :
+       {values, ors, arms, "SELECT 1" + Repeat("+1", 500),
+        "SELECT " + Repeat("(", 300) + "1" + Repeat(")", 300),
+        "-- " + Repeat("-", 200) + "\nSELECT 1 /* " + Repeat("*", 200) + " */"}) {
+    const auto facts = Analyze(sql);
+    EXPECT_TRUE(facts.ok()) << sql.substr(0, 60) << ": " << facts.status();
+  }
+}
+
 // The session's own temporary objects (issue 13 item 9): what a statement
 // creates, changes or writes is temporary only when it says so.
 TEST(SqlFactsTest, TemporaryObjects) {
