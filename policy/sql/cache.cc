@@ -12,10 +12,13 @@ bool ConstantInsensitive(const std::vector<StatementFacts>& facts) {
   for (const StatementFacts& f : facts) {
     // DELETE and UPDATE too, when their filter was decided by the shape
     // alone: TPC-B's UPDATE ... WHERE aid = 17 is analyzed once.
+    // An upsert's DO UPDATE ... WHERE is a filter like DELETE's, and reads
+    // constants (WHERE 1 = 2 against WHERE 1 = 1): never shared.
     const bool shape_only_write =
-        (f.node == "DeleteStmt" || f.node == "UpdateStmt") &&
+        (f.node == "DeleteStmt" || f.node == "UpdateStmt" ||
+         f.node == "InsertStmt") &&
         !f.filter_reads_constants;
-    if (f.node != "SelectStmt" && f.node != "InsertStmt" && !shape_only_write) {
+    if (f.node != "SelectStmt" && !shape_only_write) {
       return false;
     }
     if (!f.nested.empty() || !f.settings.empty() || !f.copy.empty() ||

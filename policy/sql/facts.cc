@@ -764,6 +764,10 @@ void Collect(const Json& node, Found* found) {
         if (p.contains("String"))
           parts.push_back(p["String"].value("sval", ""));
       }
+      // shop.pg_catalog.lo_put: PostgreSQL accepts a database name in
+      // front only when it is the current database, so it means
+      // pg_catalog.lo_put.
+      if (parts.size() == 3) parts.erase(parts.begin());
       found->functions.emplace_back(v.value("location", -1),
                                     absl::StrJoin(parts, "."));
       // Functions that run a query given as text (PostgreSQL 15's
@@ -988,20 +992,33 @@ std::string DefElemString(const Json& options, const char* name) {
   return "";
 }
 
+// Whether boolean option `name` is on, as PostgreSQL reads it
+// (defGetBoolean): no value is true, 0/1, true/false, on/off; an option
+// given twice takes its last value, as ExplainQuery and ExecVacuum do
+// (EXPLAIN (ANALYZE false, ANALYZE) executes). A value PostgreSQL would
+// reject counts as on.
 bool HasDefElem(const Json& options, const char* name) {
   if (!options.is_array()) return false;
+  bool on = false;
   for (const auto& o : options) {
-    if (o.contains("DefElem") && o["DefElem"].value("defname", "") == name) {
-      // EXPLAIN (ANALYZE false) does not execute.
-      const Json& d = o["DefElem"];
-      if (d.contains("arg") && d["arg"].contains("String")) {
-        const std::string v = d["arg"]["String"].value("sval", "");
-        return v != "false" && v != "off" && v != "0";
-      }
-      return true;
+    if (!o.contains("DefElem") || o["DefElem"].value("defname", "") != name) {
+      continue;
+    }
+    const Json& d = o["DefElem"];
+    on = true;
+    if (!d.contains("arg")) continue;
+    const Json& arg = d["arg"];
+    if (arg.contains("String")) {
+      const std::string v =
+          absl::AsciiStrToLower(arg["String"].value("sval", ""));
+      on = v != "false" && v != "off";
+    } else if (arg.contains("Integer")) {
+      on = arg["Integer"].value("ival", 0) != 0;  // 0 is left out of the tree
+    } else if (arg.contains("Boolean")) {
+      on = arg["Boolean"].value("boolval", false);
     }
   }
-  return false;
+  return on;
 }
 
 // The string a PL/pgSQL EXECUTE runs, if it is a plain literal.
@@ -1139,9 +1156,10 @@ void AddPlpgsqlBody(StatementFacts* f, const std::string& create_function_sql,
 // Whether every object `node` creates, changes or writes is temporary.
 bool OnlyTemporaryObjects(const std::string& node, const Json& body) {
   auto temp_rangevar = [](const Json& rv) {
+    // Exactly pg_temp: the parser folds an unquoted PG_TEMP to it, and a
+    // quoted "PG_TEMP" is an ordinary schema of that name.
     return rv.is_object() && (rv.value("relpersistence", "") == "t" ||
-                              absl::AsciiStrToLower(rv.value(
-                                  "schemaname", "")) == "pg_temp");
+                              rv.value("schemaname", "") == "pg_temp");
   };
   if (node == "CreateStmt" || node == "InsertStmt" || node == "UpdateStmt" ||
       node == "DeleteStmt" || node == "MergeStmt" ||
@@ -1208,8 +1226,7 @@ bool OnlyTemporaryObjects(const std::string& node, const Json& body) {
                              ? o["List"].value("items", Json::array())
                              : Json::array();
       if (items.size() != 2 || !items[0].contains("String") ||
-          absl::AsciiStrToLower(items[0]["String"].value("sval", "")) !=
-              "pg_temp") {
+          items[0]["String"].value("sval", "") != "pg_temp") {
         return false;
       }
     }
@@ -1239,6 +1256,8 @@ std::string QualifiedName(const Json& j) {
   for (const auto& p : *list) {
     if (p.contains("String")) parts.push_back(p["String"].value("sval", ""));
   }
+  // database.schema.name: the database can only be the current one.
+  if (parts.size() == 3) parts.erase(parts.begin());
   return absl::StrJoin(parts, ".");
 }
 

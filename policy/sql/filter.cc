@@ -273,7 +273,8 @@ bool Constrains(const Json& node, const Scope& s, bool point_only) {
            IsStrictValue(Field(e, "rexpr"), s);
   }
   if (point_only) return false;
-  if (kind == "AEXPR_BETWEEN" || kind == "AEXPR_NOT_BETWEEN") {
+  // NOT BETWEEN, like <>, names the rows it leaves alone.
+  if (kind == "AEXPR_BETWEEN" || kind == "AEXPR_BETWEEN_SYM") {
     return IsTargetColumn(Field(e, "lexpr"), s) &&
            IsStrictList(Field(e, "rexpr"), s);
   }
@@ -382,8 +383,14 @@ bool HasEffectiveFilter(const std::string& node, const Json& body,
     }
     return Constrains(Field(body, "whereClause"), s, false);
   }
-  // MERGE and upserts are not followed for it: said to read constants.
-  if (reads_constants != nullptr && node == "MergeStmt") {
+  // MERGE and upserts are not followed for it: said to read constants
+  // (DO UPDATE ... WHERE 1 = 2 is filtered, WHERE 1 = 1 is not; a VALUES
+  // list of constants is bounded, one of expressions may not be).
+  if (reads_constants != nullptr &&
+      (node == "MergeStmt" ||
+       (node == "InsertStmt" &&
+        Field(Field(body, "onConflictClause"), "action") ==
+            "ONCONFLICT_UPDATE"))) {
     *reads_constants = true;
   }
   if (node == "MergeStmt") return MergeIsFiltered(body, context);

@@ -68,6 +68,16 @@ TEST(FactsCacheTest, FactsThatDependOnConstantsAreNeverShared) {
        "'session_replication_role'"},
       {"WITH d AS (DELETE FROM t WHERE id = 5 RETURNING *) SELECT 1",
        "WITH d AS (DELETE FROM t WHERE 1 = 1 RETURNING *) SELECT 1"},
+      // An upsert's DO UPDATE ... WHERE (found by an attack: the second
+      // was allowed on the first's analysis and rewrote every row).
+      {"INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0 "
+       "WHERE 1 = 2",
+       "INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0 "
+       "WHERE 1 = 1"},
+      {"INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0 "
+       "WHERE t.name LIKE 'zz%'",
+       "INSERT INTO t SELECT * FROM t ON CONFLICT (id) DO UPDATE SET a = 0 "
+       "WHERE t.name LIKE '%'"},
   };
   for (const Pair& p : pairs) {
     FactsCache cache(10);

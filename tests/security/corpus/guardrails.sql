@@ -93,6 +93,17 @@ SELECT * FROM query_to_xml_and_xmlschema('DELETE FROM orders RETURNING id', true
 SELECT cursor_to_xml('c', 1, true, true, ''), query_to_xml('DELETE FROM products', true, true, '')
 SELECT table_to_xml('orders', true, true, ''), query_to_xmlschema('UPDATE orders SET total = 0 RETURNING 1', true, true, '')
 DECLARE c_wipe CURSOR FOR WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d
+# Found by the red-team pass: a negation names the rows it leaves alone;
+# PostgreSQL takes the last of a repeated EXPLAIN option.
+DELETE FROM orders WHERE id NOT BETWEEN 0 AND -1
+UPDATE orders SET quantity = 0 WHERE id NOT BETWEEN SYMMETRIC 0 AND -1
+DELETE FROM orders WHERE id NOT IN (-1)
+DELETE FROM orders WHERE id IS DISTINCT FROM -1
+DELETE FROM orders WHERE name NOT LIKE 'zz%'
+EXPLAIN (ANALYZE false, ANALYZE) DELETE FROM orders
+EXPLAIN (ANALYZE 0, ANALYZE 1) UPDATE orders SET quantity = 0
+INSERT INTO orders SELECT * FROM orders ON CONFLICT (id) DO UPDATE SET total = 0 WHERE 1 = 1
+DELETE FROM "PG_TEMP".orders
 
 # ------------------------------------------------------------ drops, truncate
 @ deny no-drop-data-objects
@@ -195,6 +206,8 @@ SELECT rolpassword FROM pg_catalog.pg_authid
 SELECT pg_log_backend_memory_contexts(1)
 SELECT * FROM pg_ident_file_mappings
 SELECT pg_current_logfile()
+SELECT shop.pg_catalog.lo_from_bytea(0, 'x')
+SELECT shop.pg_catalog.lo_put(4242, 0, 'x')
 
 @ deny no-untrusted-languages
 CREATE FUNCTION f_py() RETURNS int LANGUAGE plpython3u AS 'return 1'
@@ -311,6 +324,7 @@ DROP FUNCTION f_one()
 DROP SEQUENCE orders_id_seq
 CREATE TEMP VIEW v_through AS SELECT * FROM orders
 CREATE TEMPORARY VIEW v_through2 AS SELECT o.* FROM orders o JOIN customers c ON c.id = o.customer_id
+CREATE TEMP VIEW v_settings AS SELECT * FROM pg_settings
 CREATE MATERIALIZED VIEW mv AS SELECT * FROM orders
 ALTER TABLE orders ALTER COLUMN quantity TYPE bigint
 CREATE TRIGGER tr_new AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION f_one()
@@ -346,6 +360,7 @@ LOCK orders IN EXCLUSIVE MODE
 LOCK orders IN SHARE ROW EXCLUSIVE MODE
 
 @ approval table-rewrite-needs-approval
+VACUUM (FULL false, FULL) orders
 VACUUM FULL orders
 VACUUM (FULL) orders
 VACUUM (FULL, ANALYZE) orders
@@ -387,6 +402,10 @@ WITH u AS (UPDATE orders SET quantity = 1 WHERE id = 1 RETURNING *) SELECT * FRO
 EXPLAIN ANALYZE UPDATE orders SET quantity = 1 WHERE id = 1
 EXPLAIN SELECT * FROM orders
 EXPLAIN ANALYZE SELECT 1
+EXPLAIN (ANALYZE, ANALYZE false) DELETE FROM orders
+EXPLAIN (ANALYZE off) UPDATE orders SET quantity = 0
+UPDATE orders SET quantity = 0 WHERE id BETWEEN 3 AND 4
+VACUUM (FULL true, FULL false) orders
 SET search_path = public
 SET statement_timeout = '5s'
 SET application_name = 'corpus'
@@ -557,6 +576,18 @@ end
 chain dynamic-after-do
 approval do-needs-approval | DO $$ BEGIN NULL; END $$
 deny no-unresolved-dynamic-sql | DO $$ BEGIN EXECUTE format('DELETE FROM %I', 'orders'); END $$
+end
+
+chain upsert-shape-then-constants
+allow | INSERT INTO orders SELECT * FROM orders ON CONFLICT (id) DO UPDATE SET total = 0 WHERE 1 = 2
+deny no-unfiltered-writes | INSERT INTO orders SELECT * FROM orders ON CONFLICT (id) DO UPDATE SET total = 0 WHERE 1 = 1
+allow | INSERT INTO customers SELECT * FROM customers ON CONFLICT (id) DO UPDATE SET email = 'x' WHERE customers.name LIKE 'zz%'
+deny no-unfiltered-writes | INSERT INTO customers SELECT * FROM customers ON CONFLICT (id) DO UPDATE SET email = 'x' WHERE customers.name LIKE '%'
+end
+
+chain temp-view-over-settings
+approval ddl-needs-approval | CREATE TEMP VIEW v_set AS SELECT * FROM pg_settings
+allow | SHOW statement_timeout
 end
 
 chain savepoint-survives-refusal
