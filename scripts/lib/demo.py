@@ -65,7 +65,10 @@ environments:
   - name: dev
     databases:
       - name: shop
-        upstream: {{ host: 127.0.0.1, port: {pg.port}, database: shop_staging, user: warden_svc, password_env: WARDEN_DEMO_SVC_PASSWORD }}
+        # Its own role: role settings (ALTER ROLE ... SET) reach every
+        # database, so dev, where everything is allowed, must not share
+        # prod's role.
+        upstream: {{ host: 127.0.0.1, port: {pg.port}, database: shop_staging, user: warden_dev, password_env: WARDEN_DEMO_DEV_PASSWORD }}
 users:
   - {{ name: alice, password: {USERS['alice'][0]}, groups: [engineers, dba], environments: [prod, dev] }}
   - {{ name: bob, password: {USERS['bob'][0]}, groups: [engineers], environments: [dev] }}
@@ -93,9 +96,18 @@ def main():
         print("Starting PostgreSQL 15 ...", flush=True)
         pg.start()
         setup_sample(pg)
+        # dev's own role (SCRAM; pg_hba lets members of warden_mapped in).
+        pg.psql("SET password_encryption = 'scram-sha-256';"
+                "CREATE ROLE warden_mapped NOLOGIN;"
+                "CREATE ROLE warden_dev LOGIN PASSWORD 'dev-scram-pw' IN ROLE warden_mapped;"
+                "GRANT ALL PRIVILEGES ON DATABASE shop_staging TO warden_dev;")
+        pg.psql("GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO warden_dev;"
+                "GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public TO warden_dev;"
+                "GRANT ALL PRIVILEGES ON SCHEMA public TO warden_dev;", dbname="shop_staging")
         certs = make_ca_and_cert(os.path.join(work, "certs"))
         ports = {"prod": free_port(), "dev": free_port(), "sso": free_port()}
         os.environ["WARDEN_DEMO_SVC_PASSWORD"] = "svc-scram-pw"
+        os.environ["WARDEN_DEMO_DEV_PASSWORD"] = "dev-scram-pw"
         print("Starting the demo's identity provider (OpenID Connect, HTTPS) ...", flush=True)
         idp = IdpServer(certs["cert"], certs["key"], free_port())
         print("Starting warden-control ...", flush=True)

@@ -87,6 +87,18 @@ class DemoTest(unittest.TestCase):
             r = subprocess.run(["psql", "-Atc", "CREATE TABLE demo_t (id int); DROP TABLE demo_t"],
                                env=env, capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
+            # dev has a role of its own: what it may set on its role does not
+            # reach prod's sessions (a red-team finding: a shared role let
+            # dev make every new prod session read-only).
+            r = subprocess.run(["psql", "-Atc", "SELECT current_user; "
+                                "ALTER ROLE CURRENT_USER SET default_transaction_read_only = on"],
+                               env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotEqual(r.stdout.split()[0], "warden_svc")
+            r = subprocess.run(["psql", psql_lines[0], "-Atc", "SHOW default_transaction_read_only"],
+                               env=dict(os.environ, PGPASSWORD="alice-pw"),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "off", r.stderr)
             # bob may not use prod.
             r = subprocess.run(["psql", psql_lines[0].replace("user=alice", "user=bob"), "-c", "SELECT 1"],
                                env=dict(os.environ, PGPASSWORD="bob-pw"),
