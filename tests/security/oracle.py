@@ -201,8 +201,13 @@ IGNORED_SETTINGS = {"transaction_isolation", "transaction_read_only",
                     "transaction_deferrable"}
 HARNESS_SETTINGS = {"statement_timeout", "lock_timeout"}
 CLIENT_ONLY_ENCODINGS = {"SJIS", "BIG5", "GBK", "GB18030", "UHC", "JOHAB", "SHIFT_JIS_2004"}
-RANGE_OPERATORS = re.compile(r"<|>|!=|\bBETWEEN\b|\bLIKE\b|\bILIKE\b|\bANY\b|\bALL\b|\bIN\b|\bSIMILAR\b|~",
+# A write whose filter has a range or pattern may rightly change every row
+# (WHERE id > 0 is a filter by its shape, docs/policy.md); a negation
+# (<>, NOT BETWEEN, NOT IN, NOT LIKE, IS DISTINCT FROM) never excuses it.
+RANGE_OPERATORS = re.compile(r"<|>|\bBETWEEN\b|\bLIKE\b|\bILIKE\b|\bANY\b|\bALL\b|\bIN\b|\bSIMILAR\b|~",
                              re.IGNORECASE)
+NEGATIONS = re.compile(r"\bNOT\s+(BETWEEN|IN|LIKE|ILIKE|SIMILAR)\b|\bIS\s+DISTINCT\b|<>|!=",
+                       re.IGNORECASE)
 
 
 # ------------------------------------------------------------------ analysis
@@ -309,7 +314,7 @@ def disagreements(sql, analysis, fx):
         if name not in analysis.written and not ddl_reported and not analysis.opaque():
             out.append("wrote %s (-%d +%d rows) but no write of it was reported" % (table, removed, added))
         if (allowed and total >= 3 and removed == total and not ddl_reported
-                and not RANGE_OPERATORS.search(sql)):
+                and not RANGE_OPERATORS.search(NEGATIONS.sub(" ", sql))):
             out.append("changed every row of %s (%d) and was allowed" % (table, total))
     ddl = permanent_ddl(fx.get("ddl", []))
     if (ddl or fx.get("catalog")) and not ddl_reported and not analysis.opaque():
@@ -480,6 +485,12 @@ PREDICATES = [
     "WHERE (id, id) = (id, id)", "WHERE ROW(id) = ROW(id)", "WHERE id = 4 OR (SELECT true)",
     "WHERE id <> -1", "WHERE id = id AND id = 1", "WHERE NOT (id <> id)",
     "WHERE id::bool IS NOT NULL", "WHERE 1 = id - id + 1",
+    # Negations name the rows they leave alone (a red-team finding).
+    "WHERE id NOT BETWEEN 0 AND -1", "WHERE id NOT BETWEEN SYMMETRIC 0 AND -1",
+    "WHERE id NOT IN (-1)", "WHERE id IS DISTINCT FROM -1", "WHERE id::text NOT LIKE 'zz%'",
+    "WHERE id BETWEEN 1 AND 2", "WHERE id::text LIKE '%'", "WHERE id::text LIKE '1%'",
+    # Same shapes, constants that decide: a cached analysis must not carry over.
+    "WHERE 1 = 2", "WHERE false", "WHERE 2 = 2",
 ]
 SETTINGS = [
     ("standard_conforming_strings", ["off", "on", "0", "false", "'off'"]),
@@ -503,6 +514,9 @@ FUNCTIONS = [
     "set_config('standard_conforming_strings', 'off', true)",
     "set_config(lower('SESSION_REPLICATION_ROLE'), 'replica', false)",
     "pg_notify('c', 'x')", "txid_current()", "pg_sleep(0)",
+    # The database's own name in front of a built-in (a red-team finding).
+    "oracle.pg_catalog.lo_put(4242, 0, 'x')", "oracle.pg_catalog.lo_from_bytea(0, 'x')",
+    "oracle.pg_catalog.setval('orders_id_seq', 1)", "oracle.pg_catalog.lo_unlink(4242)",
 ]
 DDL = [
     "CREATE TABLE t_new (a int)", "CREATE TEMP TABLE t_tmp (a int)", "DROP TABLE items",
@@ -550,8 +564,11 @@ def grammar(rng):
             on = pred.replace("WHERE ", "") or "true"
             return ("MERGE INTO %s t USING (SELECT 1 AS k) s ON %s WHEN MATCHED THEN DELETE"
                     % (table.replace("ONLY ", ""), on.replace("id", "t.id")))
-        return ("INSERT INTO orders (id, quantity) SELECT id, 1 FROM orders %s "
-                "ON CONFLICT (id) DO UPDATE SET quantity = 0" % pred)
+        if rng.random() < 0.5:
+            return ("INSERT INTO orders (id, quantity) SELECT id, 1 FROM orders %s "
+                    "ON CONFLICT (id) DO UPDATE SET quantity = 0" % pred)
+        return ("INSERT INTO orders SELECT * FROM orders ON CONFLICT (id) DO UPDATE "
+                "SET quantity = 0 %s" % pred.replace("id", "orders.id"))
     if kind < 0.65:
         name, values = rng.choice(SETTINGS)
         value = rng.choice(values)
@@ -578,7 +595,7 @@ def quote_literal(s):
 
 def mutate(sql, rng):
     """One random rewrite that keeps (or deliberately wraps) the meaning."""
-    choice = rng.randrange(14)
+    choice = rng.randrange(16)
     words = sql.split(" ")
     if choice == 0:
         return " ".join(w if rng.random() < 0.5 else w.swapcase() if not ("'" in w or '"' in w or "$" in w) else w
@@ -613,6 +630,13 @@ def mutate(sql, rng):
             name, sql, name)
     if choice == 12:
         return "BEGIN; " + sql + "; COMMIT"
+    if choice == 13:
+        # PostgreSQL takes the last of a repeated option (a red-team finding).
+        return "EXPLAIN (%s) %s" % (rng.choice(["ANALYZE false, ANALYZE", "ANALYZE 0, ANALYZE 1",
+                                                 "ANALYZE, ANALYZE off", "ANALYZE on, COSTS off"]), sql)
+    if choice == 14:
+        return re.sub(r"\b(pg_catalog\.)?(lo_\w+|setval|set_config)\(",
+                      lambda m: "oracle.pg_catalog.%s(" % m.group(2), sql, count=1)
     return sql.replace(" ", rng.choice(["  ", "\n", " \t"]))
 
 
@@ -640,11 +664,18 @@ def statements(count, seed, with_seeds=True):
     return out
 
 
-def run(count, seed, with_seeds=True, log=None):
-    """Judges and runs the statements; returns (stats, disagreements)."""
+def judged(count, seed, with_seeds=True):
+    """[(statement, `policy eval` verdict)]."""
     todo = statements(count, seed, with_seeds)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        verdicts = list(pool.map(judge, todo))
+        return list(zip(todo, pool.map(judge, todo)))
+
+
+def run(count, seed, with_seeds=True, log=None, verdicts=None):
+    """Judges and runs the statements; returns (stats, disagreements)."""
+    pairs = verdicts if verdicts is not None else judged(count, seed, with_seeds)
+    todo = [sql for sql, _ in pairs]
+    verdicts = [v for _, v in pairs]
     scratch = Scratch().start()
     stats = {"statements": len(todo), "ran": 0, "with_effects": 0, "denied": 0, "approval": 0,
              "allowed": 0, "unparseable_ran": 0}

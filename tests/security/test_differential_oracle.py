@@ -12,16 +12,26 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import psycopg2  # noqa: E402
+
 import oracle  # noqa: E402
+from stack import Stack  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "corpus"))
+import corpus  # noqa: E402
 
 # Generated statements besides the ~550 seeds; WARDEN_ORACLE_COUNT overrides.
 COUNT = int(os.environ.get("WARDEN_ORACLE_COUNT", "250"))
 SEED = int(os.environ.get("WARDEN_ORACLE_SEED", "20261206"))
+JUDGED = []
+
+
+def setUpModule():
+    JUDGED.extend(oracle.judged(COUNT, SEED))
 
 
 class DifferentialOracle(unittest.TestCase):
     def test_analysis_reports_what_postgresql_did(self):
-        stats, found = oracle.run(COUNT, SEED)
+        stats, found = oracle.run(COUNT, SEED, verdicts=JUDGED)
         report = "\n".join("%r\n    %s" % (sql, "\n    ".join(p)) for sql, p in found)
         self.assertEqual(found, [], "%d disagreements (seed %d):\n%s" % (len(found), SEED, report))
         # The pass exercised the database: most statements that ran had an
@@ -30,6 +40,46 @@ class DifferentialOracle(unittest.TestCase):
         self.assertGreater(stats["with_effects"], 200, stats)
         for key in ("denied", "approval", "allowed"):
             self.assertGreater(stats[key], 50, stats)
+
+
+class ProxyDecidesAsPolicyEval(unittest.TestCase):
+    """The same statements through a real proxy's prod listener, one session
+    each, in the order generated: many share a shape and differ only in
+    constants, so a cached analysis reused where the constants matter (an
+    upsert's DO UPDATE ... WHERE 1 = 2, then 1 = 1, was allowed) answers
+    differently from `policy eval`, which analyses each from scratch."""
+
+    def test_every_decision_matches(self):
+        stack = Stack("warden-sec-oracle-").start()
+        wrong = []
+        try:
+            for sql, verdict in JUDGED:
+                if verdict.get("decision") not in ("allow", "deny", "require_approval"):
+                    continue
+                conn = psycopg2.connect(host="127.0.0.1", port=stack.ports["prod"], user="alice",
+                                        password="alice-pw", dbname="shop", sslmode="disable",
+                                        connect_timeout=10)
+                conn.autocommit = True
+                answer = None
+                try:
+                    cur = conn.cursor()
+                    cur.execute("BEGIN")
+                    try:
+                        cur.execute(sql)
+                    except psycopg2.Error as e:
+                        answer = e.pgerror or str(e)
+                    except Exception as e:  # noqa: BLE001 - psycopg2 refuses COPY results
+                        answer = str(e)
+                finally:
+                    conn.close()
+                action, rule = corpus.classify(answer)
+                if action != verdict["decision"] or (action != "allow" and rule and rule != verdict["rule"]):
+                    wrong.append("%r: policy eval %s %s, the proxy %s %s (%s)"
+                                 % (sql[:200], verdict["decision"], verdict["rule"], action, rule,
+                                    (answer or "no error").splitlines()[0][:120]))
+        finally:
+            stack.stop()
+        self.assertEqual(wrong, [], "%d of %d differ:\n%s" % (len(wrong), len(JUDGED), "\n".join(wrong)))
 
 
 class OracleCatchesUnreportedEffects(unittest.TestCase):
