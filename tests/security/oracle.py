@@ -237,7 +237,8 @@ class Analysis:
         self.commands = {s["command"] for s in self.all}
         self.classes = {s["class"] for s in self.all}
         self.settings = {x.lower() for s in self.all for x in s.get("settings", [])}
-        self.functions = {x.lower() for s in self.all for x in s.get("functions", [])}
+        # By name, without the schema (pg_catalog.lo_put is lo_put).
+        self.functions = {x.lower().split(".")[-1] for s in self.all for x in s.get("functions", [])}
         self.dynamic = any(s.get("unresolved_dynamic_sql") for s in self.all)
         # A call to a function already in the database: its body is out of
         # Warden's sight (docs/policy.md), so what it does is not reported.
