@@ -259,12 +259,14 @@ bool RuleMatches(const CompiledRule& c, const sql::StatementFacts& f,
   if (!c.subcommands.empty() && !c.subcommands.Any(f.subcommands)) {
     return false;
   }
-  // filter: none is about writes that may touch every row: DELETE,
-  // UPDATE, MERGE and INSERT ... ON CONFLICT DO UPDATE (policy/sql/filter.h).
+  // filter: none is about statements that may touch every row: DELETE,
+  // UPDATE, MERGE, INSERT ... ON CONFLICT DO UPDATE, and SELECT ... FOR
+  // UPDATE / SHARE, which locks what it reads (policy/sql/filter.h).
   if (m.filter() == warden::v1::FILTER_MATCH_NONE &&
       (f.has_effective_filter ||
        (f.command != "DELETE" && f.command != "UPDATE" &&
-        f.command != "MERGE" && f.command != "INSERT"))) {
+        f.command != "MERGE" && f.command != "INSERT" &&
+        f.command != "SELECT"))) {
     return false;
   }
   if (m.dynamic_sql() && !f.unresolved_dynamic_sql) return false;

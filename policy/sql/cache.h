@@ -6,8 +6,10 @@
 // many ORMs) send a new text for every execution. For those a second LRU is
 // keyed by the normalized text (constants as $n, see normalize.h): a text
 // that differs from a known one only in its constants reuses that one's
-// facts, at the cost of a normalization (a raw parse) instead of a full
-// analysis. Only statements whose facts cannot depend on a constant's
+// facts, at the cost of a normalization instead of a full analysis: a
+// small exact lexer for plain text (identifiers, numbers, '...' strings,
+// operators; pgbench's and most ORMs' statements), a raw parse
+// (pg_query_normalize) for anything else. Only statements whose facts cannot depend on a constant's
 // value are shared that way: plain SELECT and INSERT, and DELETE / UPDATE
 // whose effective filter was decided by their shape alone (not by a
 // constant-only condition such as `1 = 1` or a LIKE pattern:

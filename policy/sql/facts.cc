@@ -1172,6 +1172,12 @@ bool OnlyTemporaryObjects(const std::string& node, const Json& body) {
            temp_rangevar(body["into"]["rel"]);
   }
   if (node == "SelectStmt") {
+    if (body.contains("lockingClause") && !body.contains("intoClause")) {
+      // FOR UPDATE of the session's own table blocks nobody.
+      const Json from = body.value("fromClause", Json::array());
+      return from.size() == 1 && from[0].contains("RangeVar") &&
+             temp_rangevar(from[0]["RangeVar"]);
+    }
     return body.contains("intoClause") &&
            body["intoClause"].contains("rel") &&
            temp_rangevar(body["intoClause"]["rel"]);
@@ -1419,6 +1425,26 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
           absl::EndsWith(extension, absl::StrCat("_", language))) {
         f.nested_languages.push_back(language);
         break;
+      }
+    }
+  } else if (node == "SelectStmt" && body.contains("lockingClause")) {
+    // SELECT ... FOR UPDATE: the row locks it takes (and how it waits).
+    for (const auto& l : body["lockingClause"]) {
+      const Json& c = l.value("LockingClause", Json::object());
+      const std::string strength = c.value("strength", "");
+      const std::string sub = strength == "LCS_FORKEYSHARE"      ? "FOR KEY SHARE"
+                              : strength == "LCS_FORSHARE"       ? "FOR SHARE"
+                              : strength == "LCS_FORNOKEYUPDATE" ? "FOR NO KEY UPDATE"
+                                                                 : "FOR UPDATE";
+      const std::string wait = c.value("waitPolicy", "");
+      for (const std::string& x :
+           {sub, std::string(wait == "LockWaitSkip"    ? "SKIP LOCKED"
+                             : wait == "LockWaitError" ? "NOWAIT"
+                                                       : "")}) {
+        if (!x.empty() && std::find(f.subcommands.begin(), f.subcommands.end(),
+                                    x) == f.subcommands.end()) {
+          f.subcommands.push_back(x);
+        }
       }
     }
   } else if (node == "LockStmt") {

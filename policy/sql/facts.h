@@ -43,8 +43,9 @@ struct StatementFacts {
   // the write is limited to rows it names: a conjunct constrains a column
   // of the target against a value (policy/sql/filter.h has the whole
   // definition). `WHERE true`, `1=1`, `$1`, `x = x`, `EXISTS (...)` or a
-  // condition on another table only are not filters. Always true for
-  // other statements.
+  // condition on another table only are not filters. SELECT ... FOR
+  // UPDATE / SHARE too (it locks every row it reads) unless it has a
+  // LIMIT. Always true for other statements.
   bool has_effective_filter = true;
   // Run-time parameters the statement changes, lower-case: SET, SET LOCAL,
   // RESET ("all" for RESET ALL), SET SESSION AUTHORIZATION

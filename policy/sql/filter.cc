@@ -395,6 +395,21 @@ bool HasEffectiveFilter(const std::string& node, const Json& body,
   }
   if (node == "MergeStmt") return MergeIsFiltered(body, context);
   if (node == "InsertStmt") return UpsertIsFiltered(body, context);
+  if (node == "SelectStmt" && Field(body, "lockingClause").is_array() &&
+      !body["lockingClause"].empty()) {
+    // SELECT ... FOR UPDATE / SHARE locks what it reads until the
+    // transaction ends: limited when it names the rows of its one table,
+    // or takes a LIMIT of them.
+    if (body.contains("limitCount")) return true;
+    const Json& from = Field(body, "fromClause");
+    if (!from.is_array() || from.size() != 1 ||
+        !Field(from[0], "RangeVar").is_object()) {
+      return false;
+    }
+    Scope s = TargetScope(from[0]["RangeVar"], context);
+    s.reads_constants = reads_constants;
+    return Constrains(Field(body, "whereClause"), s, false);
+  }
   return true;
 }
 

@@ -16,8 +16,8 @@
 //     IS NULL, WHERE CURRENT OF (point constraints); or <, >, <=, >=,
 //     BETWEEN, LIKE / ILIKE with a constant pattern that does not start
 //     with a wildcard, a bare boolean column or NOT of one (range
-//     constraints). <>, NOT IN and IS DISTINCT FROM keep almost every row
-//     and are not filters.
+//     constraints). <>, NOT IN, NOT BETWEEN, NOT LIKE and IS DISTINCT FROM
+//     name the rows left alone, not the rows changed, and are not filters.
 // AND is filtered when any of its conjuncts is; OR only when every branch
 // is a point constraint (so `x = 1 OR x <> 1` is not). Anything else
 // (NOT, subqueries, EXISTS, CASE, coalesce, `x = x`, `ctid = ctid`, a
@@ -34,6 +34,10 @@
 // UPDATE is filtered when its rows come from VALUES of values only (or
 // DEFAULT VALUES), or its DO UPDATE has a filtering WHERE; INSERT ... SELECT ... ON
 // CONFLICT DO UPDATE may update every row and is not.
+//
+// SELECT ... FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE locks the rows
+// it reads until the transaction ends: it is filtered when its one table's
+// rows are named as above, or it has a LIMIT.
 #ifndef WARDEN_POLICY_SQL_FILTER_H_
 #define WARDEN_POLICY_SQL_FILTER_H_
 

@@ -682,7 +682,9 @@ const Case kCases[] = {
     {kAllow, "", "SELECT 1"},
     {kAllow, "", "SELECT * FROM orders WHERE id = 1"},
     {kAllow, "", "select * from orders"},
-    {kAllow, "", "SELECT * FROM orders FOR UPDATE"},
+    {kApproval, "locking-read-needs-approval", "SELECT * FROM orders FOR UPDATE"},
+    {kAllow, "", "SELECT * FROM orders WHERE id = 3 FOR UPDATE"},
+    {kAllow, "", "SELECT * FROM orders ORDER BY id LIMIT 5 FOR UPDATE SKIP LOCKED"},
     {kAllow, "",
      "SELECT status, count(*) FROM orders GROUP BY status HAVING count(*) > 1"},
     {kAllow, "", "WITH x AS (SELECT 1) SELECT * FROM x"},
@@ -945,7 +947,7 @@ TEST_F(PolicyExamplesTest, CompileWithRulesInOrder) {
           "no-unresolved-dynamic-sql", "ddl-needs-approval",
           "dcl-needs-approval", "call-needs-approval", "do-needs-approval",
           "role-change-needs-approval", "blocking-lock-needs-approval",
-          "table-rewrite-needs-approval", "wide-reindex-needs-approval",
+          "locking-read-needs-approval", "table-rewrite-needs-approval", "wide-reindex-needs-approval",
           "availability-needs-approval", "sequence-reset-needs-approval"));
   const auto& dev = bundle_->policies(1);
   EXPECT_EQ(dev.name(), "development-open");

@@ -127,6 +127,51 @@ TEST(FactsCacheTest, WritesShareTheirShapesAnalysis) {
   }
 }
 
+// Plain texts are keyed without parsing; the key keeps everything but the
+// values of constants, so what differs in anything else is analyzed.
+TEST(FactsCacheTest, PlainTextsShareWithoutParsingAndStayExact) {
+  FactsCache cache(100);
+  ASSERT_TRUE(cache.Get("SELECT abalance FROM pgbench_accounts WHERE aid = 17;")
+                  .ok());
+  ASSERT_TRUE(
+      cache.Get("SELECT abalance FROM pgbench_accounts WHERE aid = 99171;")
+          .ok());
+  EXPECT_EQ(cache.stats().normalized_hits, 1u);
+  ASSERT_TRUE(cache.Get("UPDATE pgbench_tellers SET tbalance = tbalance + "
+                        "-4070 WHERE tid = 3;")
+                  .ok());
+  ASSERT_TRUE(cache.Get("UPDATE pgbench_tellers SET tbalance = tbalance + "
+                        "12.5e3 WHERE tid = 8;")
+                  .ok());
+  EXPECT_EQ(cache.stats().normalized_hits, 2u);
+  // Strings too, with '' inside.
+  ASSERT_TRUE(cache.Get("SELECT * FROM t WHERE name = 'O''Brien' AND id = 1").ok());
+  ASSERT_TRUE(cache.Get("SELECT * FROM t WHERE name = 'x' AND id = 2").ok());
+  EXPECT_EQ(cache.stats().normalized_hits, 3u);
+  // Two strings with only a newline between are one to PostgreSQL; with a
+  // space, a syntax error: never the same key.
+  ASSERT_TRUE(cache.Get("SELECT 'a'\n'b' FROM t WHERE id = 1").ok());
+  EXPECT_FALSE(cache.Get("SELECT 'a' 'b' FROM t WHERE id = 2").ok());
+  // Other identifiers, operators or keywords are other statements.
+  for (const char* other :
+       {"SELECT abalance FROM pgbench_accounts WHERE bid = 17;",
+        "SELECT abalance FROM pgbench_accounts WHERE aid > 17;",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = $1;",
+        "DELETE FROM pgbench_accounts WHERE aid = 17;"}) {
+    const uint64_t before = cache.stats().normalized_hits;
+    auto f = cache.Get(other);
+    ASSERT_TRUE(f.ok()) << other;
+    EXPECT_EQ(cache.stats().normalized_hits, before) << other;
+    EXPECT_EQ((**f)[0].text, absl::string_view(other).substr(
+                                 0, absl::string_view(other).size() - 1))
+        << other;
+  }
+  // Unusual text takes the parse, and still shares by its shape.
+  ASSERT_TRUE(cache.Get("SELECT E'\\x41' /* c */ FROM t WHERE id = 1").ok());
+  ASSERT_TRUE(cache.Get("SELECT E'\\x42' /* c */ FROM t WHERE id = 2").ok());
+  EXPECT_EQ(cache.stats().normalized_hits, 4u);
+}
+
 TEST(FactsCacheTest, ErrorsAreCachedAndLongTextIsNot) {
   FactsCache cache(10, /*max_text_bytes=*/32);
   EXPECT_FALSE(cache.Get("SELEC 1").ok());

@@ -359,6 +359,15 @@ LOCK orders IN SHARE MODE
 LOCK orders IN EXCLUSIVE MODE
 LOCK orders IN SHARE ROW EXCLUSIVE MODE
 
+# Locks every row it reads until the transaction ends.
+@ approval locking-read-needs-approval
+SELECT * FROM orders FOR UPDATE
+SELECT * FROM orders WHERE true FOR SHARE
+SELECT * FROM orders WHERE id = id FOR NO KEY UPDATE NOWAIT
+SELECT o.* FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = 1 FOR UPDATE
+SELECT * FROM orders FOR KEY SHARE SKIP LOCKED
+WITH l AS (SELECT * FROM orders FOR UPDATE) SELECT count(*) FROM l
+
 @ approval table-rewrite-needs-approval
 VACUUM (FULL false, FULL) orders
 VACUUM FULL orders
@@ -447,8 +456,9 @@ SELECT U&'\0041'
 SELECT 'x' AS "DELETE FROM orders"
 COPY orders TO STDOUT
 COPY (SELECT 1) TO STDOUT WITH CSV
-SELECT * FROM orders FOR UPDATE
 SELECT * FROM orders WHERE id = 1 FOR UPDATE SKIP LOCKED
+SELECT * FROM orders ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+SELECT * FROM orders WHERE id = $1 FOR NO KEY UPDATE
 LOCK orders IN ROW EXCLUSIVE MODE
 LOCK orders IN ACCESS SHARE MODE
 ANALYZE orders
