@@ -676,7 +676,7 @@ std::string ConstantText(const Json& node) {
 
 // Run-time parameters a VariableSetStmt changes (SET, SET LOCAL, RESET,
 // and the SET clauses of ALTER SYSTEM / ROLE / DATABASE / FUNCTION).
-void AddVariableSet(const Json& v, Found* found) {
+void AddVariableSet(const Json& v, Found* found, bool session = false) {
   const std::string kind = v.value("kind", "");
   const std::string name = absl::AsciiStrToLower(v.value("name", ""));
   if (kind == "VAR_RESET_ALL") {
@@ -701,16 +701,29 @@ void AddVariableSet(const Json& v, Found* found) {
       found->settings.emplace_back(-1, flat);  // "transaction_snapshot".
     }
   } else if (!name.empty()) {
-    if (name == "role" || name == "session_authorization") {
-      // Back to the session's own identity (RESET ROLE, SET ROLE NONE,
-      // SET SESSION AUTHORIZATION DEFAULT) changes to no other role.
-      bool reverts = kind == "VAR_RESET" || kind == "VAR_SET_DEFAULT";
-      if (kind == "VAR_SET_VALUE") {
-        const Json args = v.value("args", Json::array());
-        reverts = args.size() == 1 &&
-                  absl::AsciiStrToLower(ConstantText(args[0])) == "none";
+    // RESET x and SET x TO DEFAULT go back to the value the session
+    // started with (the server's configuration, the role's and database's
+    // settings, the startup parameters Warden judged): no new value, so no
+    // change to judge. The same for RESET ROLE, SET ROLE NONE and SET
+    // SESSION AUTHORIZATION DEFAULT: back to the session's own identity.
+    // The lexing check still sees them (setting_values).
+    // (Only for the session: ALTER ROLE / DATABASE / FUNCTION ... RESET
+    // changes what later sessions start with.)
+    if (session && (kind == "VAR_RESET" || kind == "VAR_SET_DEFAULT")) {
+      found->setting_values.emplace_back(name, "DEFAULT");
+      return;
+    }
+    if (!session && (name == "role" || name == "session_authorization") &&
+        (kind == "VAR_RESET" || kind == "VAR_SET_DEFAULT")) {
+      return;
+    }
+    if ((name == "role" || name == "session_authorization") &&
+        kind == "VAR_SET_VALUE") {
+      const Json args = v.value("args", Json::array());
+      if (args.size() == 1 &&
+          absl::AsciiStrToLower(ConstantText(args[0])) == "none") {
+        return;
       }
-      if (reverts) return;
     }
     found->settings.emplace_back(-1, name);
     if (kind == "VAR_SET_VALUE") {
@@ -1329,7 +1342,20 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   StatementFacts f = Classify(node, body);
   f.text = text;
   Found found;
-  Collect(body, &found);
+  if (node == "ExplainStmt" && body.contains("query") &&
+      !HasDefElem(body.value("options", Json::array()), "analyze")) {
+    // Plain EXPLAIN plans its statement without running it: what that
+    // statement would call or set is not done (issue 13 item 9).
+    Json planned_only = body;
+    planned_only.erase("query");
+    Collect(planned_only, &found);
+    // Which prepared statement it names is still worth knowing.
+    Found planned;
+    Collect(body["query"], &planned);
+    found.executed = std::move(planned.executed);
+  } else {
+    Collect(body, &found);
+  }
   CollectDefinedCalls(node, body, &found);
   // Columns written by INSERT (its column list) and UPDATE (SET targets);
   // SELECT aliases are names, not columns, and are not taken.
@@ -1344,7 +1370,7 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
       }
     }
   }
-  if (node == "VariableSetStmt") AddVariableSet(body, &found);
+  if (node == "VariableSetStmt") AddVariableSet(body, &found, /*session=*/true);
   if (node == "DropStmt") AddDroppedRelations(body, &found);
   if (node == "UpdateStmt" && body.contains("relation")) {
     // pg_settings is an updatable view over set_config().

@@ -266,9 +266,15 @@ const Case kCases[] = {
      "SET \"session_replication_role\" = replica"},
     {kDeny, "no-session-replication-role",
      "SET \"Session_Replication_Role\" = replica"},
-    {kDeny, "no-session-replication-role",
-     "SET session_replication_role TO DEFAULT"},
-    {kDeny, "no-session-replication-role", "RESET session_replication_role"},
+    // Back to the value the session started with: nothing new to judge.
+    {kAllow, "", "SET session_replication_role TO DEFAULT"},
+    {kAllow, "", "RESET session_replication_role"},
+    // Plain EXPLAIN plans without running.
+    {kAllow, "", "EXPLAIN SELECT pg_read_file('/etc/passwd')"},
+    {kAllow, "", "EXPLAIN SELECT set_config('session_replication_role', "
+                 "'replica', false)"},
+    {kDeny, "no-superuser-functions",
+     "EXPLAIN ANALYZE SELECT pg_read_file('/etc/passwd')"},
     {kDeny, "no-session-replication-role",
      "SET/**/session_replication_role = replica"},
     {kDeny, "no-session-replication-role",
@@ -433,7 +439,7 @@ const Case kCases[] = {
      "CREATE VIEW v AS SELECT pg_read_file('/etc/passwd')"},
     {kDeny, "no-superuser-functions",
      "PREPARE p (text) AS SELECT pg_read_file($1)"},
-    {kDeny, "no-superuser-functions", "EXPLAIN SELECT pg_read_file('x')"},
+    {kDeny, "no-superuser-functions", "EXPLAIN (ANALYZE) SELECT pg_read_file('x')"},
     {kDeny, "no-superuser-functions",
      "SELECT 1; SELECT pg_terminate_backend(1)"},
     // Untrusted languages

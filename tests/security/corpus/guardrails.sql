@@ -425,6 +425,10 @@ SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY
 SELECT set_config('application_name', 'x', false)
 SHOW standard_conforming_strings
 RESET statement_timeout
+RESET session_replication_role
+SET session_replication_role TO DEFAULT
+EXPLAIN SELECT pg_read_file('/etc/passwd')
+EXPLAIN SELECT set_config('standard_conforming_strings', 'off', false)
 RESET ROLE
 SET ROLE NONE
 BEGIN
