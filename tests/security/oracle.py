@@ -193,7 +193,8 @@ GRANT EXECUTE ON FUNCTION oracle_log.snapshot() TO PUBLIC;
 """
 
 SNAPSHOT = ("SELECT oracle_log.snapshot(), current_user, "
-            "(SELECT json_object_agg(name, setting) FROM pg_catalog.pg_settings)")
+            "(SELECT json_object_agg(name, setting) FROM pg_catalog.pg_settings), "
+            "(SELECT json_object_agg(name, reset_val) FROM pg_catalog.pg_settings)")
 
 # Per-transaction pseudo-settings (SET TRANSACTION ...) and ones that
 # PostgreSQL changes on its own.
@@ -304,7 +305,7 @@ def permanent_ddl(rows):
             and r[1] not in DATA_TAGS]
 
 
-def disagreements(sql, analysis, fx):
+def disagreements(sql, analysis, fx, reset_values=None):
     """Where what PostgreSQL did and what Warden reported or decided differ."""
     out = []
     allowed = analysis.decision == "allow"
@@ -326,6 +327,10 @@ def disagreements(sql, analysis, fx):
         if r[0] == "end" and r[1] not in analysis.commands and not analysis.opaque():
             out.append("ran %s, reported as %s" % (r[1], sorted(analysis.commands)))
     for name, old, new in fx.get("settings", []):
+        if reset_values and reset_values.get(name) == new:
+            # RESET / SET TO DEFAULT: back to what the session started
+            # with, which Warden does not count as a change (docs/policy.md).
+            continue
         if name.lower() not in analysis.settings and not {"*", "all"} & analysis.settings \
                 and not analysis.opaque():
             out.append("changed setting %s (%s -> %s) but reported settings %s"
@@ -373,6 +378,7 @@ class Scratch:
         self.pg = PostgresServer()
         self.conn = None
         self.roles = None
+        self.reset_values = {}
 
     def start(self):
         self.pg.start()
@@ -420,7 +426,8 @@ class Scratch:
 
     def snapshot(self, cur):
         cur.execute(SNAPSHOT)
-        snap, user, settings = cur.fetchone()
+        snap, user, settings, reset = cur.fetchone()
+        self.reset_values = reset
         return snap, user, settings
 
     def run(self, sql):
@@ -695,7 +702,8 @@ def run(count, seed, with_seeds=True, log=None, verdicts=None):
                     stats["unparseable_ran"] += 1
             if fx:
                 stats["with_effects"] += 1
-            problems = disagreements(sql, Analysis(verdict, scratch.user_functions, scratch.view_tables), fx)
+            problems = disagreements(sql, Analysis(verdict, scratch.user_functions, scratch.view_tables), fx,
+                                     scratch.reset_values)
             if problems:
                 found.append((sql, problems))
             if log:
