@@ -788,7 +788,11 @@ void Collect(const Json& node, Found* found) {
       // nested SQL; computed, it is SQL Warden cannot see.
       const std::string fn =
           parts.empty() ? "" : absl::AsciiStrToLower(parts.back());
-      const Json fargs = v.value("args", Json::array());
+      // By reference: a copy here is a copy of the whole subtree at every
+      // level of nested calls (quadratic: 990 nested AT TIME ZONE took a
+      // second).
+      static const Json kNoArgs = Json::array();
+      const Json& fargs = v.contains("args") ? v["args"] : kNoArgs;
       int sql_arg = -1;
       if (fn == "query_to_xml" || fn == "query_to_xmlschema" ||
           fn == "query_to_xml_and_xmlschema" || fn == "ts_stat") {
@@ -808,7 +812,7 @@ void Collect(const Json& node, Found* found) {
       // set_config(name, value, is_local), schema-qualified or not.
       if (!parts.empty() && parts.back() == "set_config") {
         std::string name;
-        const Json args = v.value("args", Json::array());
+        const Json& args = fargs;
         if (!args.empty() && StringConstant(args[0], &name)) {
           found->settings.emplace_back(v.value("location", -1),
                                        absl::AsciiStrToLower(name));
