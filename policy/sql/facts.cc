@@ -977,6 +977,78 @@ void AddDroppedRelations(const Json& body, Found* found) {
   }
 }
 
+// Row locks a statement takes: SELECT ... FOR UPDATE / NO KEY UPDATE /
+// SHARE / KEY SHARE in its own query (a SELECT, a cursor's, CREATE TABLE
+// AS's, INSERT ... SELECT's) or in any subquery. Their strengths (and
+// SKIP LOCKED / NOWAIT) are subcommands, and "UNFILTERED LOCK" says the
+// locks may cover every row of a table that is not the session's own:
+// the locking query does not name the rows of its one table (filter.h,
+// a LIMIT of at most 1,000 counts), or the lock is in a subquery.
+void AddRowLocks(const std::string& node, const Json& body,
+                 const FilterContext& context, StatementFacts* f) {
+  int clauses = 0;
+  std::function<void(const Json&)> count = [&](const Json& j) {
+    if (j.is_array()) {
+      for (const auto& v : j) count(v);
+    } else if (j.is_object()) {
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it.key() == "lockingClause" && it.value().is_array()) {
+          for (const auto& l : it.value()) {
+            ++clauses;
+            const Json& c = l.value("LockingClause", Json::object());
+            const std::string strength = c.value("strength", "");
+            const std::string wait = c.value("waitPolicy", "");
+            for (const std::string& x :
+                 {std::string(strength == "LCS_FORKEYSHARE" ? "FOR KEY SHARE"
+                              : strength == "LCS_FORSHARE"  ? "FOR SHARE"
+                              : strength == "LCS_FORNOKEYUPDATE"
+                                  ? "FOR NO KEY UPDATE"
+                                  : "FOR UPDATE"),
+                  std::string(wait == "LockWaitSkip"    ? "SKIP LOCKED"
+                              : wait == "LockWaitError" ? "NOWAIT"
+                                                        : "")}) {
+              if (!x.empty() && std::find(f->subcommands.begin(),
+                                          f->subcommands.end(),
+                                          x) == f->subcommands.end()) {
+                f->subcommands.push_back(x);
+              }
+            }
+          }
+        }
+        count(it.value());
+      }
+    }
+  };
+  count(body);
+  if (clauses == 0) return;
+  // The query whose own locking clause may be judged by its filter.
+  const Json* query = nullptr;
+  const char* inner = node == "DeclareCursorStmt" || node == "CreateTableAsStmt"
+                          ? "query"
+                      : node == "InsertStmt" ? "selectStmt"
+                                             : nullptr;
+  if (node == "SelectStmt") {
+    query = &body;
+  } else if (inner != nullptr && body.contains(inner) &&
+             body[inner].contains("SelectStmt")) {
+    query = &body[inner]["SelectStmt"];
+  }
+  // Whether a LIMIT is small decides it: never shared across constants.
+  f->filter_reads_constants = true;
+  bool unfiltered = true;
+  if (query != nullptr && query->contains("lockingClause") &&
+      (*query)["lockingClause"].size() == static_cast<size_t>(clauses)) {
+    const Json from = query->value("fromClause", Json::array());
+    const bool own_temp =
+        from.size() == 1 && from[0].contains("RangeVar") &&
+        (from[0]["RangeVar"].value("relpersistence", "") == "t" ||
+         from[0]["RangeVar"].value("schemaname", "") == "pg_temp");
+    unfiltered = !own_temp && !HasEffectiveFilter("SelectStmt", *query,
+                                                  context, nullptr);
+  }
+  if (unfiltered) f->subcommands.push_back("UNFILTERED LOCK");
+}
+
 StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
                            const std::string& text = "",
                            const FilterContext& context = {});
@@ -1457,27 +1529,11 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
         break;
       }
     }
-  } else if (node == "SelectStmt" && body.contains("lockingClause")) {
-    // SELECT ... FOR UPDATE: the row locks it takes (and how it waits).
-    for (const auto& l : body["lockingClause"]) {
-      const Json& c = l.value("LockingClause", Json::object());
-      const std::string strength = c.value("strength", "");
-      const std::string sub = strength == "LCS_FORKEYSHARE"      ? "FOR KEY SHARE"
-                              : strength == "LCS_FORSHARE"       ? "FOR SHARE"
-                              : strength == "LCS_FORNOKEYUPDATE" ? "FOR NO KEY UPDATE"
-                                                                 : "FOR UPDATE";
-      const std::string wait = c.value("waitPolicy", "");
-      for (const std::string& x :
-           {sub, std::string(wait == "LockWaitSkip"    ? "SKIP LOCKED"
-                             : wait == "LockWaitError" ? "NOWAIT"
-                                                       : "")}) {
-        if (!x.empty() && std::find(f.subcommands.begin(), f.subcommands.end(),
-                                    x) == f.subcommands.end()) {
-          f.subcommands.push_back(x);
-        }
-      }
-    }
-  } else if (node == "LockStmt") {
+  }
+  // Row locks (SELECT ... FOR UPDATE / SHARE), wherever the statement takes
+  // them: its own SELECT, a subquery, a cursor's or CREATE TABLE AS's query.
+  AddRowLocks(node, body, context, &f);
+  if (node == "LockStmt") {
     // What a lock blocks (LOCK without a mode takes ACCESS EXCLUSIVE).
     static const char* const kModes[] = {
         "", "ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE",

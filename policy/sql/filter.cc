@@ -399,8 +399,16 @@ bool HasEffectiveFilter(const std::string& node, const Json& body,
       !body["lockingClause"].empty()) {
     // SELECT ... FOR UPDATE / SHARE locks what it reads until the
     // transaction ends: limited when it names the rows of its one table,
-    // or takes a LIMIT of them.
-    if (body.contains("limitCount")) return true;
+    // or takes a LIMIT of at most 1,000 of them, written as a number
+    // (LIMIT ALL, LIMIT NULL, LIMIT $1 or a large one are not).
+    const Json& limit = Field(Field(Field(body, "limitCount"), "A_Const"), "ival");
+    if (reads_constants != nullptr && body.contains("limitCount")) {
+      *reads_constants = true;
+    }
+    if (Field(limit, "ival").is_number_integer() &&
+        limit["ival"].get<int64_t>() >= 1 && limit["ival"].get<int64_t>() <= 1000) {
+      return true;
+    }
     const Json& from = Field(body, "fromClause");
     if (!from.is_array() || from.size() != 1 ||
         !Field(from[0], "RangeVar").is_object()) {

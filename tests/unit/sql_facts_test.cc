@@ -821,6 +821,43 @@ TEST(SqlFactsTest, LargeButShallowStatementsAreAnalyzed) {
   }
 }
 
+// Row locks wherever they are taken; "UNFILTERED LOCK" when they may cover
+// every row (red-team pass 2 found each of the first group allowed).
+TEST(SqlFactsTest, RowLocksThatMayCoverEveryRow) {
+  auto has = [](const std::string& sql, const std::string& sub) {
+    const auto facts = Analyze(sql);
+    EXPECT_TRUE(facts.ok()) << sql;
+    if (!facts.ok()) return false;
+    const auto& s = (*facts)[0].subcommands;
+    return std::find(s.begin(), s.end(), sub) != s.end();
+  };
+  for (const char* sql :
+       {"SELECT * FROM orders FOR UPDATE", "SELECT * FROM orders WHERE true FOR SHARE",
+        "SELECT * FROM orders LIMIT ALL FOR UPDATE",
+        "SELECT * FROM orders LIMIT NULL FOR UPDATE",
+        "SELECT * FROM orders LIMIT 1000000 FOR UPDATE",
+        "SELECT * FROM orders LIMIT $1 FOR UPDATE",
+        "SELECT * FROM (SELECT * FROM orders FOR UPDATE) s",
+        "SELECT * FROM orders WHERE id = 1 AND id IN (SELECT id FROM orders FOR UPDATE)",
+        "DECLARE c CURSOR FOR SELECT * FROM orders FOR UPDATE",
+        "CREATE TEMP TABLE t AS SELECT * FROM orders FOR UPDATE",
+        "INSERT INTO pg_temp.t SELECT * FROM orders FOR KEY SHARE",
+        "SELECT o.* FROM orders o JOIN c ON c.id = o.c WHERE o.id = 1 FOR UPDATE"}) {
+    EXPECT_TRUE(has(sql, "UNFILTERED LOCK")) << sql;
+  }
+  for (const char* sql :
+       {"SELECT * FROM orders WHERE id = 1 FOR UPDATE",
+        "SELECT * FROM orders ORDER BY id LIMIT 10 FOR UPDATE SKIP LOCKED",
+        "DECLARE c CURSOR FOR SELECT * FROM orders WHERE id = $1 FOR UPDATE",
+        "SELECT * FROM pg_temp.t FOR UPDATE", "SELECT * FROM orders"}) {
+    EXPECT_FALSE(has(sql, "UNFILTERED LOCK")) << sql;
+  }
+  EXPECT_TRUE(has("SELECT * FROM orders WHERE id = 1 FOR UPDATE SKIP LOCKED",
+                  "SKIP LOCKED"));
+  EXPECT_TRUE(has("SELECT * FROM orders WHERE id = 1 FOR NO KEY UPDATE NOWAIT",
+                  "FOR NO KEY UPDATE"));
+}
+
 // The session's own temporary objects (issue 13 item 9): what a statement
 // creates, changes or writes is temporary only when it says so.
 TEST(SqlFactsTest, TemporaryObjects) {
