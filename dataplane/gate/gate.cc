@@ -1,6 +1,7 @@
 #include "dataplane/gate/gate.h"
 
 #include <atomic>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -103,9 +104,40 @@ Verdict Gate::JudgeFacts(policy::sql::FactsPtr facts,
                          const policy::engine::Subject& subject,
                          const std::string& environment,
                          const std::string& database) const {
-  Verdict v = Explain(matcher_.Evaluate(facts.get(), absl::OkStatus(), subject,
-                                        environment, database),
-                      absl::OkStatus());
+  // Everything the decision depends on besides the policy: the analysis
+  // (by address, pinned by the entry), where, and who.
+  std::string key = absl::StrCat(
+      reinterpret_cast<uintptr_t>(facts.get()), "\x1f", environment, "\x1f",
+      database, "\x1f", subject.user, "\x1f", subject.kind, "\x1f",
+      absl::StrJoin(subject.groups, "\x1e"), "\x1f",
+      absl::StrJoin(subject.attributes, "\x1e", absl::PairFormatter("\x1d")));
+  policy::engine::Decision decision;
+  bool hit = false;
+  {
+    absl::MutexLock lock(&decisions_mu_);
+    auto it = decisions_.find(key);
+    if (it != decisions_.end()) {
+      decision = it->second.decision;
+      hit = true;
+    }
+  }
+  // Only what the facts cache keeps anyway (short statements): an entry
+  // pins its analysis, and a long one-off text must not stay alive here.
+  size_t text_bytes = 0;
+  for (const auto& f : *facts) text_bytes += f.text.size();
+  if (!hit) {
+    decision = matcher_.Evaluate(facts.get(), absl::OkStatus(), subject,
+                                 environment, database);
+    if (text_bytes > kMaxCachedDecisionText) {
+      Verdict v = Explain(std::move(decision), absl::OkStatus());
+      v.facts = std::move(facts);
+      return v;
+    }
+    absl::MutexLock lock(&decisions_mu_);
+    if (decisions_.size() >= kMaxCachedDecisions) decisions_.clear();
+    decisions_.emplace(std::move(key), CachedDecision{facts, decision});
+  }
+  Verdict v = Explain(std::move(decision), absl::OkStatus());
   v.facts = std::move(facts);
   return v;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "policy/engine/engine.h"
@@ -105,6 +106,20 @@ class Gate {
   const uint64_t generation_;
   const policy::engine::Matcher matcher_;  // over bundle_.
   mutable policy::sql::FactsCache cache_;
+  // Decisions of shared analyses, per identity and place: the facts cache
+  // hands out one FactsPtr for every text of a statement shape, and the
+  // policy match is the larger part of judging it. An entry holds its
+  // FactsPtr, so the address in its key cannot be reused while it is
+  // there. Cleared when full; a Gate is one policy revision.
+  struct CachedDecision {
+    policy::sql::FactsPtr facts;
+    policy::engine::Decision decision;
+  };
+  static constexpr size_t kMaxCachedDecisions = 4096;
+  static constexpr size_t kMaxCachedDecisionText = 4096;  // bytes of SQL
+  mutable absl::Mutex decisions_mu_;
+  mutable absl::flat_hash_map<std::string, CachedDecision> decisions_
+      ABSL_GUARDED_BY(decisions_mu_);
   // Lower-case userName and aliases -> what they match in
   // bundle_.directory().
   absl::flat_hash_map<std::string, policy::engine::DirectoryMatch> directory_;

@@ -159,6 +159,40 @@ TEST(GateTest, RepeatedTextIsAnalyzedOnce) {
   EXPECT_EQ(stats.hits, 3u);
 }
 
+// A decision is reused only for the same analysis, identity and place:
+// one shared analysis (the same shape with other constants) judged for
+// people a rule tells apart, in places it tells apart, gets each its own.
+TEST(GateTest, CachedDecisionsAreTheirOwnIdentitysAndPlaces) {
+  constexpr char kScoped[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: scoped }
+spec:
+  environments: [prod]
+  rules:
+    - name: no-deletes-by-engineers
+      match:
+        commands: [DELETE]
+        identity: { groups: [eng] }
+      action: deny
+    - name: no-agent-deletes
+      match: { commands: [DELETE], identity: { kind: agent } }
+      action: deny
+)";
+  Gate gate = MakeGate(kScoped);
+  const policy::engine::Subject dba{"dana", {"dba"}, "human"};
+  const policy::engine::Subject bot{"dana", {"dba"}, "agent"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string sql = absl::StrCat("DELETE FROM t WHERE id = ", i);
+    EXPECT_FALSE(gate.Judge(sql, Alice(), "prod", "shop").allowed) << sql;
+    EXPECT_TRUE(gate.Judge(sql, dba, "prod", "shop").allowed) << sql;
+    EXPECT_FALSE(gate.Judge(sql, bot, "prod", "shop").allowed) << sql;
+    // No policy names dev: fail closed, whoever asks.
+    EXPECT_FALSE(gate.Judge(sql, dba, "dev", "shop").allowed) << sql;
+    EXPECT_FALSE(gate.Judge(sql, Alice(), "prod", "shop").allowed) << sql;
+  }
+  EXPECT_GE(gate.cache_stats().normalized_hits, 1u);
+}
+
 // ------------------------------------------------------------ Load / sources
 
 std::string TempDir(const std::string& name) {
