@@ -67,7 +67,11 @@ class GuardrailCorpus(unittest.TestCase):
     def setUpClass(cls):
         cls.statements, cls.chains = corpus.load()
         cls.stack = Stack("warden-sec-corpus-").start()
-        cls.baseline = cls.snapshot()
+        try:
+            cls.baseline = cls.snapshot()
+        except BaseException:
+            cls.stack.stop()  # tearDownClass does not run when this fails
+            raise
 
     @classmethod
     def tearDownClass(cls):
