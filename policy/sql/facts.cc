@@ -34,6 +34,8 @@ using Json = nlohmann::json;
 // milliseconds, and no written statement comes near it (a line of 80
 // dashes counts 6,400).
 constexpr uint64_t kMaxLexCost = uint64_t{1} << 26;
+// PostgreSQL's op_chars (scan.l): what an operator token is made of.
+constexpr absl::string_view kOperatorChars = "~!@#^&|`?+-*/%<>=";
 // The parse tree is walked recursively; a left-deep expression of 10,000
 // terms ("1+1+1+...") is 20,000 levels deep. PostgreSQL itself refuses
 // such depths ("stack depth limit exceeded"); Warden refuses them before
@@ -48,7 +50,6 @@ constexpr int kMaxEstimatedDepth = 1000;
 }  // namespace
 
 absl::Status CheckLexCost(absl::string_view text) {
-  static constexpr absl::string_view kOperatorChars = "~!@#^&|`?+-*/%<>=";
   uint64_t cost = 0;
   uint64_t run = 0;
   for (const char c : text) {
@@ -81,7 +82,6 @@ namespace {
 // `plpgsql`, the text is a PL/pgSQL function: dollar-quoted bodies are
 // read, not skipped, and blocks (BEGIN, IF, LOOP, CASE ... END) nest.
 int EstimateNestingDepth(absl::string_view text, bool plpgsql) {
-  static constexpr absl::string_view kOperatorChars = "~!@#^&|`?+-*/%<>=";
   static const absl::flat_hash_set<std::string> kChainWords = {
       "not",      "is",       "collate", "at",     "like",   "ilike",
       "similar",  "between",  "escape",  "join",   "union",  "intersect",
