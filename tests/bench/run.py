@@ -22,6 +22,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import math
 import os
 import platform
 import pwd
@@ -347,7 +348,7 @@ class Bench:
         self.warden_policy = None
         self.pgb = None
         self.tmp = None
-        self.results = {"pgbench": [], "stream": [], "memory": {}}
+        self.results = {"pgbench": [], "stream": [], "memory": {}, "policy_cost": []}
         self.facts = {}
 
     # -- lifecycle --------------------------------------------------------
@@ -398,7 +399,7 @@ class Bench:
         # Assigned before start() so a failed start is still torn down.
         self.warden = WardenProxy(self.args.proxy_bin, self.pg.port, self.args.workers)
         self.warden.start()
-        if "pgbench" not in self.args.skip:
+        if "pgbench" not in self.args.skip or self.args.policy_cost:
             self.warden_policy = WardenProxy(self.args.proxy_bin, self.pg.port,
                                              self.args.workers, policy=self.args.policy)
             self.warden_policy.start()
@@ -496,6 +497,41 @@ class Bench:
             self.results["pgbench"].append({
                 "key": key, "label": label, "clients": c, "threads": j,
                 "args": " ".join(extra), "runs": data[(key, c)]})
+
+    def run_policy_cost(self):
+        """Warden vs Warden+policy in back-to-back pairs.
+
+        The two proxies run the same workload one right after the other, in
+        alternating order, so a change in the machine's load (it is shared)
+        hits both members of a pair alike; the cost is read from each pair's
+        ratio rather than from medians taken minutes apart."""
+        a = self.args
+        rows = [(key, label, extra, tpcb, c, j)
+                for key, label, extra, tpcb in PGBENCH_ROWS for c, j in CLIENTS]
+        total = a.pairs * len(rows) * 2
+        done = 0
+        data = {(r[0], r[4]): [] for r in rows}
+        for p in range(a.pairs):
+            for i, (key, label, extra, tpcb, c, j) in enumerate(rows):
+                order = ("warden", "warden-policy") if (p + i) % 2 == 0 else \
+                        ("warden-policy", "warden")
+                pair = {}
+                for t in order:
+                    if tpcb:
+                        self.reset_tpcb()
+                    done += 1
+                    pair[t] = self.pgbench(t, extra, c, j, a.duration)
+                cost = 1 - pair["warden-policy"]["tps"] / pair["warden"]["tps"]
+                data[(key, c)].append({"pair": p + 1, "first": order[0], "cost": cost,
+                                       "warden": pair["warden"],
+                                       "warden-policy": pair["warden-policy"]})
+                log("[%d/%d] pair %d  %-22s c=%d  Warden %9.1f  +policy %9.1f  cost %+.1f%%"
+                    % (done, total, p + 1, label, c, pair["warden"]["tps"],
+                       pair["warden-policy"]["tps"], 100 * cost))
+        for key, label, extra, tpcb, c, j in rows:
+            self.results["policy_cost"].append({
+                "key": key, "label": label, "clients": c, "threads": j,
+                "args": " ".join(extra), "pairs": data[(key, c)]})
 
     # -- streaming ---------------------------------------------------------
     def run_stream(self):
@@ -933,6 +969,96 @@ def build_report(args, facts, results):
     return "\n".join(L), summary
 
 
+def median_interval(xs, level=0.95):
+    """Distribution-free confidence interval for the median of xs: the order
+    statistics (k, n-k+1) with the largest k whose binomial coverage is at
+    least `level`. Returns (low, high, coverage)."""
+    n = len(xs)
+    ys = sorted(xs)
+    best = None
+    for k in range(1, n // 2 + 1):
+        tail = sum(math.comb(n, i) for i in range(k)) / 2.0 ** n
+        coverage = 1 - 2 * tail
+        if coverage >= level:
+            best = (ys[k - 1], ys[n - k], coverage)
+    return best if best else (ys[0], ys[-1], 1 - 2 / 2.0 ** n)
+
+
+def build_policy_cost_report(args, facts, results):
+    L = []
+    w = L.append
+    w("## Policy cost, paired runs")
+    w("")
+    w("Command:")
+    w("")
+    w("```")
+    w(facts["command"])
+    w("```")
+    w("")
+    w("| | |")
+    w("|---|---|")
+    for k, label in (("date", "Date"), ("duration", "Run time"), ("nproc", "nproc"),
+                     ("cpu", "CPU"), ("load_start", "Load average at start"),
+                     ("load_end", "Load average at end"), ("postgres", "PostgreSQL"),
+                     ("git", "Warden commit"), ("proxy_build", "warden-proxy build")):
+        w("| %s | %s |" % (label, str(facts.get(k, "?")).replace("|", "\\|")))
+    w("")
+    w("Two warden-proxy processes on the same PostgreSQL: one passes statements through "
+      "(no policy), the other judges every statement against `%s`. For each workload, "
+      "%d pairs of %d s pgbench runs; the two runs of a pair are back to back, in "
+      "alternating order. Cost of a pair = 1 − (Warden+policy TPS / Warden TPS). The table "
+      "gives the median over pairs and a distribution-free confidence interval for that "
+      "median (order statistics); CPU is the proxy process's utime+stime per transaction, "
+      "median over pairs."
+      % (os.path.relpath(args.policy, REPO), args.pairs, args.duration))
+    w("")
+    w("| workload | clients | median cost | interval (coverage) | pairs with cost > 5% | "
+      "Warden µs/txn | Warden+policy µs/txn | CPU cost |")
+    w("|---|--:|--:|---|--:|--:|--:|--:|")
+    summary = []
+    for row in results["policy_cost"]:
+        costs = [x["cost"] for x in row["pairs"]]
+        lo, hi, cov = median_interval(costs)
+        mc = median(costs)
+        cw = median([x["warden"]["cpu_us_per_txn"] for x in row["pairs"]])
+        cp = median([x["warden-policy"]["cpu_us_per_txn"] for x in row["pairs"]])
+        w("| %s (`%s`) | %d | %.1f%% | %.1f%% … %.1f%% (%.0f%%) | %d of %d | %.1f | %.1f | %.1f%% |"
+          % (row["label"], row["args"], row["clients"], 100 * mc, 100 * lo, 100 * hi,
+             100 * cov, sum(1 for c in costs if c > 0.05), len(costs), cw, cp,
+             100 * (cp / cw - 1) if cw else float("nan")))
+        limit = 0.05 if row["key"].startswith("S-") else 0.10
+        summary.append((row, mc, lo, hi, limit))
+    w("")
+    w("| target | measured | status |")
+    w("|---|---|---|")
+    for name, keys, limit in (("policy cost ≤ 5% on select-only (median over pairs)",
+                               ("S-",), 0.05),
+                              ("policy cost ≤ 10% on TPC-B simple (median over pairs)",
+                               ("tpcb-",), 0.10)):
+        rows = [x for x in summary if x[0]["key"].startswith(keys)]
+        if not rows:
+            continue
+        worst = max(rows, key=lambda x: x[1])
+        w("| %s | highest %.1f%% (%s, %d clients) | %s |"
+          % (name, 100 * worst[1], worst[0]["label"], worst[0]["clients"],
+             "met" if worst[1] <= limit else "**not met**"))
+    w("")
+    w("<details><summary>Every pair (Warden TPS, Warden+policy TPS, cost; "
+      "first = the proxy that ran first)</summary>")
+    w("")
+    w("| workload | clients | pairs |")
+    w("|---|--:|---|")
+    for row in results["policy_cost"]:
+        w("| %s | %d | %s |" % (row["label"], row["clients"], "; ".join(
+            "%s/%s %+.1f%%%s" % (fmt(x["warden"]["tps"]), fmt(x["warden-policy"]["tps"]),
+                                 100 * x["cost"], "" if x["first"] == "warden" else " (policy first)")
+            for x in row["pairs"])))
+    w("")
+    w("</details>")
+    w("")
+    return "\n".join(L), summary
+
+
 # ---------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------
@@ -1004,6 +1130,11 @@ def main():
     ap.add_argument("--policy", default=DEFAULT_POLICY,
                     help="policy file for the Warden+policy target (default: "
                          "policy/examples/production.yaml)")
+    ap.add_argument("--policy-cost", action="store_true",
+                    help="measure only the cost of policy: Warden and Warden+policy run "
+                         "back to back in --pairs alternating pairs per workload")
+    ap.add_argument("--pairs", type=int, default=12,
+                    help="pairs per workload for --policy-cost (default 12)")
     ap.add_argument("--skip", action="append", default=[], choices=["pgbench", "stream", "memory"],
                     help="skip a section (repeatable)")
     args = ap.parse_args()
@@ -1016,6 +1147,8 @@ def main():
     if args.conns is None:
         args.conns = 200 if args.quick else 1000
     args.stream_timeout = max(120, args.rows // 2000)
+    if args.policy_cost and args.pairs < 6:
+        ap.error("--pairs must be at least 6 for a confidence interval")
     if args.reps < 1 or args.duration < 1 or args.rows < 1 or args.conns < 1:
         ap.error("--reps, --duration, --rows and --conns must be positive")
     if args.out:
@@ -1037,11 +1170,15 @@ def main():
         log("warden-proxy: %s" % args.proxy_bin)
         bench = Bench(args)
         bench.setup()
-        if "pgbench" not in args.skip:
+        if args.policy_cost:
+            bench.run_policy_cost()
+        elif "pgbench" not in args.skip:
             bench.run_pgbench()
-        if "stream" not in args.skip:
+        if args.policy_cost:
+            pass
+        elif "stream" not in args.skip:
             bench.run_stream()
-        if "memory" not in args.skip:
+        if "memory" not in args.skip and not args.policy_cost:
             bench.run_memory()
     except KeyboardInterrupt:
         log("interrupted; stopping everything")
@@ -1058,7 +1195,10 @@ def main():
             bench.teardown()
     finished = datetime.datetime.now(datetime.timezone.utc)
     facts = collect_facts(args, started, finished)
-    report, summary = build_report(args, facts, bench.results)
+    if args.policy_cost:
+        report, summary = build_policy_cost_report(args, facts, bench.results)
+    else:
+        report, summary = build_report(args, facts, bench.results)
     print(report)
     if args.out:
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
