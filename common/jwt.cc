@@ -184,6 +184,16 @@ absl::Status Refuse(absl::string_view why) {
   return absl::UnauthenticatedError(why);
 }
 
+// A header value read before the signature was checked, as a refusal may
+// quote it: anyone can write it, so it is capped, escaped (no newline or
+// control byte reaches a log line) and the caller labels it unverified.
+std::string Unverified(absl::string_view value) {
+  constexpr size_t kMaxShown = 64;
+  if (value.size() <= kMaxShown) return absl::CHexEscape(value);
+  return absl::StrCat(absl::CHexEscape(value.substr(0, kMaxShown)), "...(",
+                      value.size(), " bytes)");
+}
+
 std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
@@ -340,8 +350,9 @@ absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,
           options.algorithms.end() ||
       (alg != kRs256 && alg != kEs256)) {
     return Refuse(absl::StrCat(
-        "algorithm '", alg, "' is not allowed (allowed: ",
-        absl::StrJoin(options.algorithms, ", "), ")"));
+        "algorithm '", Unverified(alg), "' is not allowed (allowed: ",
+        absl::StrJoin(options.algorithms, ", "),
+        "; the algorithm is the token's unverified header value)"));
   }
   if (Member(header, "crit") != nullptr) {
     return Refuse("token has critical header extensions Warden does not know");
@@ -352,8 +363,9 @@ absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,
     return Refuse(kid.empty()
                       ? std::string("token names no key id (kid) and the "
                                     "provider has several keys")
-                      : absl::StrCat("unknown key id '", kid,
-                                     "' (not in the provider's key set)"));
+                      : absl::StrCat("unknown key id '", Unverified(kid),
+                                     "' (the token's unverified header "
+                                     "value; not in the provider's key set)"));
   }
   if (key->alg != alg) {
     return Refuse(absl::StrCat("key '", key->kid, "' is for ", key->alg,

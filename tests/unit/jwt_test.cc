@@ -180,13 +180,35 @@ TEST_F(JwtTest, AlgorithmConfusionIsRefused) {
   // An algorithm the provider's config does not allow.
   options_.algorithms = {"RS256"};
   EXPECT_THAT(Refusal(Es(Payload())),
-              HasSubstr("algorithm 'ES256' is not allowed (allowed: RS256)"));
+              HasSubstr("algorithm 'ES256' is not allowed (allowed: RS256;"));
   // Critical extensions Warden does not understand.
   options_.algorithms = {"RS256", "ES256"};
   EXPECT_THAT(Refusal(Token(rsa_.get(),
                             {{"alg", "RS256"}, {"kid", "r1"}, {"crit", {"b64"}}},
                             Payload())),
               HasSubstr("critical header"));
+}
+
+// alg and kid are read before the signature is checked: anyone can write
+// them, so a refusal quotes them capped and escaped, and says so.
+TEST_F(JwtTest, UnverifiedHeaderValuesAreLabelledCappedAndEscaped) {
+  const std::string forged_line =
+      "r9'\n2026-12-06T00:00:00Z prod alice ALLOW DELETE FROM orders";
+  const std::string kid_refusal = Refusal(Rs(Payload(), forged_line));
+  EXPECT_THAT(kid_refusal, HasSubstr("unverified header value"));
+  EXPECT_THAT(kid_refusal, HasSubstr("unknown key id 'r9\\'\\n2026"));
+  EXPECT_EQ(kid_refusal.find('\n'), std::string::npos) << kid_refusal;
+
+  const std::string huge(10000, 'k');
+  const std::string long_refusal = Refusal(Rs(Payload(), huge));
+  EXPECT_LT(long_refusal.size(), 300u) << long_refusal;
+  EXPECT_THAT(long_refusal, HasSubstr("...(10000 bytes)"));
+
+  const std::string alg_refusal = Refusal(Token(
+      rsa_.get(), {{"alg", "RS256\r\nX"}, {"kid", "r1"}}, Payload()));
+  EXPECT_THAT(alg_refusal, HasSubstr("algorithm 'RS256\\r\\nX'"));
+  EXPECT_THAT(alg_refusal, HasSubstr("unverified header value"));
+  EXPECT_EQ(alg_refusal.find('\n'), std::string::npos) << alg_refusal;
 }
 
 TEST_F(JwtTest, KeyIdsMustBeKnown) {
