@@ -1,4 +1,4 @@
-#include "dataplane/session/login_failures.h"
+#include "common/login_failures.h"
 
 #include <algorithm>
 #include <utility>
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace warden::session {
+namespace warden {
 namespace {
 
 // Distinct user names kept per window, and bytes of each.
@@ -55,7 +55,7 @@ bool LoginFailures::Failed(const std::string& address, const std::string& user,
   if (w.failures <= static_cast<uint64_t>(options_.record_each)) return true;
   suppressed_.fetch_add(1);
   const std::string name = user.substr(0, kMaxUserBytes);
-  if (w.users.size() < kMaxUsers &&
+  if (!name.empty() && w.users.size() < kMaxUsers &&
       std::find(w.users.begin(), w.users.end(), name) == w.users.end()) {
     w.users.push_back(name);
   }
@@ -102,4 +102,4 @@ std::string LoginFailures::Describe(const Summary& s) {
       s.users.size() >= kMaxUsers ? ", ..." : "", ")");
 }
 
-}  // namespace warden::session
+}  // namespace warden

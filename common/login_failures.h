@@ -7,8 +7,8 @@
 // new connections are refused before authentication until the window ends.
 // Nothing is lost: every failure is in an event or in a summary's count.
 // Thread-safe (sessions of every worker share one).
-#ifndef WARDEN_DATAPLANE_SESSION_LOGIN_FAILURES_H_
-#define WARDEN_DATAPLANE_SESSION_LOGIN_FAILURES_H_
+#ifndef WARDEN_COMMON_LOGIN_FAILURES_H_
+#define WARDEN_COMMON_LOGIN_FAILURES_H_
 
 #include <atomic>
 #include <cstdint>
@@ -19,7 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace warden::session {
+namespace warden {
 
 class LoginFailures {
  public:
@@ -82,6 +82,6 @@ class LoginFailures {
   std::atomic<uint64_t> refused_{0};
 };
 
-}  // namespace warden::session
+}  // namespace warden
 
-#endif  // WARDEN_DATAPLANE_SESSION_LOGIN_FAILURES_H_
+#endif  // WARDEN_COMMON_LOGIN_FAILURES_H_

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/jwt.h"
 #include "common/oidc_claims.h"
@@ -13,6 +14,7 @@
 #include "controlplane/server/audit_services.h"
 #include "controlplane/server/services.h"
 #include "policy/engine/engine.h"
+#include "spdlog/spdlog.h"
 
 namespace warden::controlplane::server {
 namespace {
@@ -43,6 +45,23 @@ std::string CertificateKind(const std::string& certificate_pem) {
   if (!parsed.ok()) return "?";
   auto identity = UserIdentityFromUris(parsed->subject.uris);
   return identity.ok() ? identity->kind : "?";
+}
+
+// The address part of gRPC's peer string ("ipv4:127.0.0.1:5000",
+// "ipv6:[::1]:5000"), what failures are counted by.
+std::string PeerHost(const std::string& peer) {
+  absl::string_view p = peer;
+  const size_t colon = p.find(':');
+  if (colon != absl::string_view::npos &&
+      (p.substr(0, colon) == "ipv4" || p.substr(0, colon) == "ipv6")) {
+    p.remove_prefix(colon + 1);
+  }
+  if (absl::ConsumePrefix(&p, "[")) {
+    const size_t close = p.find(']');
+    return std::string(p.substr(0, close));
+  }
+  const size_t port = p.rfind(':');
+  return std::string(port == absl::string_view::npos ? p : p.substr(0, port));
 }
 
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
@@ -167,10 +186,52 @@ grpc::ServerUnaryReactor* LoginImpl::ListProviders(
   return Finish(context, absl::OkStatus());
 }
 
+LoginImpl::LoginImpl(const bundles::Bundles* bundles,
+                     const ca::Authority* authority,
+                     absl::Duration certificate_ttl, AdminAudit* audit,
+                     LoginFailures::Options failures)
+    : bundles_(bundles),
+      authority_(authority),
+      ttl_(certificate_ttl),
+      audit_(audit),
+      failures_(failures) {
+  summarizer_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      RecordSummaries(false);
+    }
+  });
+}
+
+LoginImpl::~LoginImpl() {
+  stop_.Notify();
+  summarizer_.join();
+  RecordSummaries(true);
+}
+
+void LoginImpl::RecordSummaries(bool all) {
+  for (const auto& s : failures_.TakeSummaries(absl::Now(), all)) {
+    const std::string text = LoginFailures::Describe(s);
+    spdlog::warn("wardenctl login: {}", text);
+    if (audit_ != nullptr) {
+      audit_->Record("unauthenticated", "identity.certificate.failures",
+                     s.address, text, false);
+    }
+  }
+}
+
 grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
     grpc::CallbackServerContext* context,
     const warden::v1::IssueUserCertificateRequest* request,
     warden::v1::IssueUserCertificateResponse* response) {
+  // Nobody is authenticated yet: a peer that keeps failing is refused
+  // before its token is looked at, and counted.
+  const std::string peer = PeerHost(context->peer());
+  if (failures_.Refuse(peer, absl::Now())) {
+    return Finish(context,
+                  absl::ResourceExhaustedError(absl::StrCat(
+                      "too many refused logins from ", peer,
+                      "; try again in a minute")));
+  }
   auto bundle = HeadBundle();
   absl::StatusOr<warden::v1::IssueUserCertificateResponse> issued =
       bundle.ok() ? server::IssueUserCertificate(*bundle, *authority_, *request,
@@ -189,11 +250,16 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
                        "; kind: ", CertificateKind(issued->certificate_pem()),
                        "; groups: ", absl::StrJoin(issued->groups(), ",")),
           true);
-    } else {
+    } else if (failures_.Failed(peer, "", absl::Now())) {
+      // (Beyond the first ones in a minute, counted in the summary.)
       audit_->Record("unauthenticated", "identity.certificate",
                      request->provider().empty() ? "-" : request->provider(),
-                     issued.status().ToString(), false);
+                     absl::StrCat(issued.status().ToString(), " (from ", peer,
+                                  ")"),
+                     false);
     }
+  } else if (!issued.ok()) {
+    failures_.Failed(peer, "", absl::Now());
   }
   if (!issued.ok()) return Finish(context, issued.status());
   *response = *std::move(issued);

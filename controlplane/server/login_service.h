@@ -6,17 +6,23 @@
 // common/oidc_claims). The certificate names the user, their groups and the
 // provider (common/user_identity); proxies with `auth: cert` listeners
 // accept it. Every issue and refusal is an admin audit event
-// "identity.certificate".
+// "identity.certificate"; a flood of refusals from one peer address is
+// recorded as its first refusals plus one summary event per minute
+// ("identity.certificate.failures"), and a peer that keeps failing is
+// refused for the rest of the minute (common/login_failures).
 #ifndef WARDEN_CONTROLPLANE_SERVER_LOGIN_SERVICE_H_
 #define WARDEN_CONTROLPLANE_SERVER_LOGIN_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "controlplane/bundles/bundles.h"
+#include "common/login_failures.h"
 #include "controlplane/ca/ca.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 
@@ -36,12 +42,14 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
 class LoginImpl final : public warden::v1::Login::CallbackService {
  public:
   // Not owned. `certificate_ttl`: lifetime of issued user certificates.
+  // `failures`: how refusals per peer address are recorded and limited.
   LoginImpl(const bundles::Bundles* bundles, const ca::Authority* authority,
-            absl::Duration certificate_ttl, AdminAudit* audit = nullptr)
-      : bundles_(bundles),
-        authority_(authority),
-        ttl_(certificate_ttl),
-        audit_(audit) {}
+            absl::Duration certificate_ttl, AdminAudit* audit = nullptr,
+            LoginFailures::Options failures = {});
+  // Records the summaries of every open window.
+  ~LoginImpl() override;
+  LoginImpl(const LoginImpl&) = delete;
+  LoginImpl& operator=(const LoginImpl&) = delete;
 
   grpc::ServerUnaryReactor* ListProviders(
       grpc::CallbackServerContext* context,
@@ -56,10 +64,16 @@ class LoginImpl final : public warden::v1::Login::CallbackService {
   // The head revision's bundle; FailedPrecondition before the first push.
   absl::StatusOr<warden::v1::PolicyBundle> HeadBundle() const;
 
+  // Records the summaries of windows that ended (all of them at the end).
+  void RecordSummaries(bool all);
+
   const bundles::Bundles* const bundles_;
   const ca::Authority* const authority_;
   const absl::Duration ttl_;
   AdminAudit* const audit_;
+  LoginFailures failures_;
+  absl::Notification stop_;
+  std::thread summarizer_;  // records ended windows' summaries each second
 };
 
 }  // namespace warden::controlplane::server

@@ -5,7 +5,9 @@
 //   warden-control --data-dir DIR [--listen 127.0.0.1:7443]
 //                  [--tls-cert server.pem --tls-key server.key | --tls-san N]
 //                  [--signing-key DIR/signing.key] [--proxy-cert-ttl 24h]
-//                  [--user-cert-ttl 8h]
+//                  [--user-cert-ttl 8h] [--login-failure-window 60s]
+//                  [--login-failures-recorded 20]
+//                  [--login-failures-refused-after 100]
 //
 // First start: generates the Ed25519 signing key (DIR/signing.key, 0600;
 // public half in DIR/signing.pub, which proxies trust), Warden's CA
@@ -39,6 +41,7 @@
 #include "common/address.h"
 #include "common/crypto.h"
 #include "common/files.h"
+#include "common/login_failures.h"
 #include "controlplane/audit/checkpointer.h"
 #include "controlplane/audit/ledger.h"
 #include "controlplane/bundles/bundles.h"
@@ -84,7 +87,9 @@ int main(int argc, char** argv) {
                         signing_key, proxy_cert_ttl_text = "24h",
                         user_cert_ttl_text = "8h", idp_ca_file,
                         idp_refresh_text = "10m", scim_listen,
-                        proxy_max_age_text = "8760h";
+                        proxy_max_age_text = "8760h",
+                        login_failure_window_text = "60s";
+  int login_failures_recorded = 20, login_failures_refused_after = 100;
   std::vector<std::string> tls_sans;
   app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
       ->required();
@@ -120,6 +125,19 @@ int main(int argc, char** argv) {
                  "host:port to serve SCIM 2.0 on (HTTPS, same certificate "
                  "as gRPC; bearer: a token with the scim scope); off when "
                  "empty");
+  app.add_option("--login-failure-window", login_failure_window_text,
+                 "Window in which refused `wardenctl login` calls from one "
+                 "address are counted")
+      ->capture_default_str();
+  app.add_option("--login-failures-recorded", login_failures_recorded,
+                 "Refused logins per address and window recorded one by one; "
+                 "the rest are one summary event per window")
+      ->capture_default_str();
+  app.add_option("--login-failures-refused-after",
+                 login_failures_refused_after,
+                 "Refused logins from one address after which its calls are "
+                 "refused unread until the window ends (0: never)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("warden-control");
@@ -151,6 +169,17 @@ int main(int argc, char** argv) {
                  "duration of at least --proxy-cert-ttl, e.g. 8760h\n";
     return 2;
   }
+  warden::LoginFailures::Options login_failures;
+  if (!absl::ParseDuration(login_failure_window_text,
+                           &login_failures.window) ||
+      login_failures.window < absl::Seconds(1) ||
+      login_failures_recorded < 0 || login_failures_refused_after < 0) {
+    std::cerr << "warden-control: --login-failure-window must be a duration "
+                 "of at least 1s and the login failure counts 0 or more\n";
+    return 2;
+  }
+  login_failures.record_each = login_failures_recorded;
+  login_failures.refuse_after = login_failures_refused_after;
   absl::Duration user_cert_ttl;
   if (!absl::ParseDuration(user_cert_ttl_text, &user_cert_ttl) ||
       user_cert_ttl < absl::Seconds(3) || user_cert_ttl > absl::Hours(24 * 7)) {
@@ -306,7 +335,7 @@ int main(int argc, char** argv) {
   // No API token: an identity provider's ID token earns a person a client
   // certificate for `auth: cert` listeners.
   cp::server::LoginImpl login(&bundles, authority->get(), user_cert_ttl,
-                              &admin_audit);
+                              &admin_audit, login_failures);
 
   cp::server::AuditLogImpl audit_log(&tokens, &ledger, checkpointer->get());
   cp::server::AuditExportImpl audit_export(&tokens, &ledger,

@@ -136,7 +136,7 @@ struct ProxySettings {
   size_t max_buffered_bytes = 256u << 10;
   // Log level: trace, debug, info, warn, error. Default: info.
   std::string log_level = "info";
-  // Failed logins per client address (session/login_failures.h): the
+  // Failed logins per client address (common/login_failures.h): the
   // first `failed_logins_recorded` in a `failed_login_window` are audit
   // events one by one, the rest one summary event; after
   // `failed_logins_refused_after` (0: never) new connections from the

@@ -323,7 +323,7 @@ absl::Status Server::Start() {
             : (l.tls_mode == config::ClientTlsMode::kRequire ? "required"
                                                              : "allowed"));
   }
-  shared_.login_failures.set_options(session::LoginFailures::Options{
+  shared_.login_failures.set_options(LoginFailures::Options{
       absl::Milliseconds(config_.proxy.failed_login_window_ms),
       config_.proxy.failed_logins_recorded,
       config_.proxy.failed_logins_refused_after});
@@ -486,7 +486,7 @@ void Server::Stop() {
 
 void Server::RecordLoginSummaries(bool all) {
   for (const auto& s : shared_.login_failures.TakeSummaries(absl::Now(), all)) {
-    const std::string text = session::LoginFailures::Describe(s);
+    const std::string text = LoginFailures::Describe(s);
     spdlog::warn("{}", text);
     if (recorder_ == nullptr) continue;
     warden::v1::AuditEvent event;

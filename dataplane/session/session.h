@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/login_failures.h"
 #include "common/tls.h"
 #include "dataplane/audit/recorder.h"
 #include "dataplane/config/config.h"
@@ -33,7 +34,6 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
-#include "dataplane/session/login_failures.h"
 #include "dataplane/session/result_tracker.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
@@ -85,7 +85,7 @@ struct SharedState {
   // Failed logins per client address: the audit trail records the first
   // ones of a flood one by one and the rest as a summary, and an address
   // that keeps failing is refused for a while.
-  LoginFailures login_failures;
+  warden::LoginFailures login_failures;
   // By listener name; absent when the listener has TLS disabled.
   absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
   absl::flat_hash_map<std::string, std::unique_ptr<Authenticator>>

@@ -34,7 +34,10 @@ def unsigned_token(issuer):
 class AuditFlood(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.stack = Stack("warden-sec-flood-", proxy_settings="failed_login_window: 4s").start()
+        cls.stack = Stack("warden-sec-flood-", proxy_settings="failed_login_window: 4s",
+                          control_args=["--login-failure-window", "5s",
+                                        "--login-failures-recorded", "5",
+                                        "--login-failures-refused-after", "12"]).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -161,6 +164,41 @@ class AuditFlood(unittest.TestCase):
             follow.wait(timeout=10)
             follow.stdout.close()
             follow.stderr.close()
+
+
+    def test_z_refused_logins_at_the_control_plane_are_summarised_and_limited(self):
+        """`wardenctl login` needs no credentials, so a peer can call it
+        without end: its first refusals in a window are events one by one,
+        the rest one summary, and after 12 its calls are refused unread
+        until the window ends. Nothing is lost: every call is counted."""
+        time.sleep(6)  # the earlier test's calls are in a window that ended
+        bad = unsigned_token("https://flood.example")
+        outcomes = [self.login_call(bad, "flood-provider") for _ in range(16)]
+        for r in outcomes:
+            self.assertNotEqual(r.returncode, 0)
+        limited = [r for r in outcomes if "too many refused logins from 127.0.0.1" in r.stderr]
+        self.assertEqual(len(limited), 4, [r.stderr for r in outcomes])
+        self.assertTrue(all("too many" not in r.stderr for r in outcomes[:12]))
+
+        def summaries():
+            return [e["event"]["admin"] for e in self.stack.events()
+                    if e["event"].get("admin", {}).get("action") == "identity.certificate.failures"
+                    and "12 failed logins from 127.0.0.1" in e["event"]["admin"].get("detail", "")]
+        self.assertTrue(wait_until(lambda: summaries(), timeout=30), self.stack.control.log()[-2000:])
+        s = summaries()
+        self.assertEqual(len(s), 1, s)
+        self.assertIn("5 recorded one by one, 4 connections refused", s[0]["detail"])
+        self.assertEqual(s[0]["target"], "127.0.0.1")
+        one_by_one = [e for e in self.stack.events()
+                      if e["event"].get("admin", {}).get("action") == "identity.certificate"
+                      and e["event"]["admin"].get("target") == "flood-provider"]
+        self.assertEqual(len(one_by_one), 5)
+        self.assertIn("(from 127.0.0.1)", one_by_one[0]["event"]["admin"]["detail"])
+        # The window over, the address may try again (and is refused on the
+        # merits, not by the limit).
+        r = self.login_call(bad, "flood-provider")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("too many", r.stderr)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-// dataplane/session/login_failures: a flood of failed logins from one
+// common/login_failures: a flood of failed logins from one
 // address is recorded without flooding, refused for a while, and nothing
 // is lost (every failure is an event or counted in a summary).
-#include "dataplane/session/login_failures.h"
+#include "common/login_failures.h"
 
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace warden::session {
+namespace warden {
 namespace {
 
 using ::testing::HasSubstr;
@@ -59,4 +59,4 @@ TEST(LoginFailuresTest, ShutdownTakesTheOpenWindowsToo) {
 }
 
 }  // namespace
-}  // namespace warden::session
+}  // namespace warden
