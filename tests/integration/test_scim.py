@@ -424,6 +424,78 @@ environments:
         self.assertTrue(all(e["identity"]["attributes"].get("title") == "Analyst"
                             for e in events() if e["identity"].get("attributes")))
 
+    def test_6_an_alias_cannot_borrow_another_entry(self):
+        """Issue 14, item 4, over the wire: a deactivated user does not get
+        back in through an active user who carries their e-mail, and an
+        e-mail two active users carry names no one."""
+        def post(body):
+            status, user, _ = self.scim("POST", "/Users", dict({"schemas": [USER]}, **body))
+            self.assertEqual(status, 201, user)
+            return user["id"]
+
+        def refusal(name):
+            try:
+                self.connect(name).close()
+                return None
+            except psycopg2.OperationalError as e:
+                return str(e)
+
+        dave_mail = "dave@example.com"
+        dave = post({"userName": "dave", "active": True,
+                     "emails": [{"primary": True, "value": dave_mail, "type": "work"}]})
+        # His token names him by e-mail: the alias finds his entry.
+        self.assertTrue(wait_until(lambda: self.try_connect(dave_mail)), self.proxy.log()[-2000:])
+        status, body, _ = self.scim("PATCH", "/Users/" + dave, {
+            "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+        self.assertEqual((status, body["active"]), (200, False))
+        self.assertTrue(wait_until(lambda: refusal(dave_mail) is not None))
+        # Someone else, active, with Dave's e-mail, in a group (contractors,
+        # whose writes the policy refuses: that tells when the proxy has her).
+        status, found, _ = self.scim("GET", "/Groups",
+                                     query={"filter": 'displayName eq "contractors"'})
+        if found["totalResults"]:
+            gid = found["Resources"][0]["id"]
+        else:
+            status, group, _ = self.scim("POST", "/Groups", {
+                "schemas": [GROUP], "displayName": "contractors", "members": []})
+            self.assertEqual(status, 201, group)
+            gid = group["id"]
+        mallory = post({"userName": "mallory", "active": True,
+                        "emails": [{"value": dave_mail, "type": "home"}]})
+        status, _, _ = self.scim("PATCH", "/Groups/" + gid, {
+            "schemas": [PATCH],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": mallory}]}]})
+        self.assertEqual(status, 204)
+        conn = self.connect("mallory")
+        self.assertTrue(wait_until(lambda: self.write_refused(conn)), self.proxy.log()[-2000:])
+        conn.close()
+        # The proxy has her entry and group: Dave stays out, under any
+        # spelling of his e-mail.
+        for spelling in (dave_mail, "Dave@Example.COM"):
+            message = refusal(spelling)
+            self.assertIsNotNone(message, spelling)
+            self.assertIn("is deactivated in Warden's directory", message)
+        # Mallory herself is fine under her own name.
+        self.assertTrue(self.try_connect("mallory"))
+
+        # Two active users carrying one e-mail: it names no one for sure.
+        shared = "ops@example.com"
+        post({"userName": "olga", "active": True, "emails": [{"value": shared}]})
+        self.assertTrue(wait_until(lambda: self.try_connect(shared)))
+        post({"userName": "oscar", "active": True, "emails": [{"value": shared}]})
+        self.assertTrue(wait_until(lambda: refusal(shared) is not None))
+        self.assertIn("alias of more than one user", refusal(shared))
+        self.assertTrue(self.try_connect("olga"))
+
+        # The refusals are in the audit trail, under the name that was tried.
+        def refused_logins():
+            r = subprocess.run([WARDENCTL, "audit", "search", "--user", dave_mail,
+                                "--format", "json"], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            return [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+        self.assertTrue(wait_until(lambda: any(
+            "deactivated" in json.dumps(e) for e in refused_logins())))
+
 
 if __name__ == "__main__":
     unittest.main()
