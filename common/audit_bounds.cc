@@ -39,16 +39,40 @@ size_t SequenceLength(absl::string_view s) {
   return 0;
 }
 
+// The fields looked at by identity, resolved once (a name comparison per
+// field and event was most of a small event's cost).
+struct Fields {
+  const FieldDescriptor* repairs;
+  const FieldDescriptor* statement_text;
+  const FieldDescriptor* text[3];
+};
+
+const Fields& Known() {
+  static const Fields* fields = [] {
+    auto* f = new Fields;
+    const auto* event = warden::v1::AuditEvent::descriptor();
+    const auto* st = warden::v1::Statement::descriptor();
+    f->repairs = event->FindFieldByName("repairs");
+    f->statement_text = st->FindFieldByName("text");
+    f->text[0] = f->statement_text;
+    f->text[1] = st->FindFieldByName("normalized_text");
+    f->text[2] = st->FindFieldByName("text_bytes");
+    return f;
+  }();
+  return *fields;
+}
+
 bool IsTextField(const FieldDescriptor* f) {
-  const std::string& name = f->full_name();
-  return name == "warden.v1.Statement.text" ||
-         name == "warden.v1.Statement.normalized_text" ||
-         name == "warden.v1.Statement.text_bytes";
+  const Fields& k = Known();
+  return f == k.text[0] || f == k.text[1] || f == k.text[2];
+}
+
+std::string PathOf(const std::string& prefix, const FieldDescriptor* f) {
+  return prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
 }
 
 struct Walker {
   Limits limits;
-  warden::v1::EventRepairs* repairs;
   std::vector<std::string> invalid;
   std::vector<std::string> cut;
 
@@ -59,11 +83,12 @@ struct Walker {
   }
 
   // Repairs one string value; the path names its field.
-  void Repair(const FieldDescriptor* f, const std::string& path,
+  void Repair(const FieldDescriptor* f, const std::string& prefix,
               std::string* value, Message* owner) {
+    const std::string path = PathOf(prefix, f);
     if (f->type() == FieldDescriptor::TYPE_STRING && !IsValidUtf8(*value)) {
       Note(&invalid, path);
-      if (f->full_name() == "warden.v1.Statement.text") {
+      if (f == Known().statement_text) {
         // The exact bytes, for the record.
         auto* st = static_cast<warden::v1::Statement*>(owner);
         if (st->text_bytes().empty()) {
@@ -89,9 +114,7 @@ struct Walker {
     std::vector<const FieldDescriptor*> fields;
     r->ListFields(*m, &fields);
     for (const FieldDescriptor* f : fields) {
-      if (f->full_name() == "warden.v1.AuditEvent.repairs") continue;
-      const std::string path =
-          prefix.empty() ? f->name() : absl::StrCat(prefix, ".", f->name());
+      if (f == Known().repairs) continue;
       const bool is_string = f->type() == FieldDescriptor::TYPE_STRING ||
                              f->type() == FieldDescriptor::TYPE_BYTES;
       const bool is_message = f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
@@ -99,13 +122,13 @@ struct Walker {
       if (f->is_repeated()) {
         const int n = r->FieldSize(*m, f);
         if (n > limits.max_repeated) {
-          Note(&cut, path);
+          Note(&cut, PathOf(prefix, f));
           for (int i = n; i > limits.max_repeated; --i) r->RemoveLast(m, f);
         }
         const int kept = r->FieldSize(*m, f);
         for (int i = 0; i < kept; ++i) {
           if (is_message) {
-            Walk(r->MutableRepeatedMessage(m, f, i), path);
+            Walk(r->MutableRepeatedMessage(m, f, i), PathOf(prefix, f));
           } else {
             std::string scratch;
             const std::string& v = r->GetRepeatedStringReference(*m, f, i, &scratch);
@@ -114,12 +137,12 @@ struct Walker {
               continue;
             }
             std::string value = v;
-            Repair(f, path, &value, m);
+            Repair(f, prefix, &value, m);
             r->SetRepeatedString(m, f, i, std::move(value));
           }
         }
       } else if (is_message) {
-        Walk(r->MutableMessage(m, f), path);
+        Walk(r->MutableMessage(m, f), PathOf(prefix, f));
       } else {
         std::string scratch;
         const std::string& v = r->GetStringReference(*m, f, &scratch);
@@ -129,7 +152,7 @@ struct Walker {
           continue;
         }
         std::string value = v;
-        Repair(f, path, &value, m);
+        Repair(f, prefix, &value, m);
         r->SetString(m, f, std::move(value));
       }
     }
@@ -187,9 +210,7 @@ bool Bound(warden::v1::AuditEvent* event, const Limits& limits) {
   std::string original;
   if (size > smallest) original = event->SerializeAsString();
 
-  warden::v1::EventRepairs* repairs = event->mutable_repairs();
-  const warden::v1::EventRepairs before = *repairs;
-  Walker walker{limits, repairs, {}, {}};
+  Walker walker{limits, {}, {}};
   walker.Walk(event, "");
   if (event->ByteSizeLong() > limits.max_event) {
     Limits tight = limits;
@@ -199,6 +220,10 @@ bool Bound(warden::v1::AuditEvent* event, const Limits& limits) {
     walker.limits = tight;
     walker.Walk(event, "");
   }
+  if (!event->has_repairs() && walker.invalid.empty() && walker.cut.empty()) {
+    return false;  // the common case: nothing to say, and no copy made
+  }
+  warden::v1::EventRepairs* repairs = event->mutable_repairs();
   if (repairs->undecodable().size() > limits.max_text) {
     repairs->mutable_undecodable()->resize(limits.max_text);
     Walker::Note(&walker.cut, "repairs.undecodable");
@@ -210,7 +235,7 @@ bool Bound(warden::v1::AuditEvent* event, const Limits& limits) {
     repairs->set_original_sha256(crypto::Sha256(original));
   }
   const bool changed = !walker.invalid.empty() || !walker.cut.empty();
-  if (!changed && before.ByteSizeLong() == 0) event->clear_repairs();
+  if (!changed && repairs->ByteSizeLong() == 0) event->clear_repairs();
   return changed;
 }
 
