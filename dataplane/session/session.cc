@@ -87,6 +87,20 @@ const char* UpstreamAuthName(config::UpstreamAuthMethod m) {
   return "?";
 }
 
+// The portal an Execute, Describe('P') or Close('P') names.
+std::optional<std::string> PortalUsed(char type, absl::string_view body) {
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kExecute:
+      return std::string(body.substr(0, body.find('\0')));
+    case pgwire::FrontendType::kDescribe:
+    case pgwire::FrontendType::kClose:
+      if (body.empty() || body[0] != 'P') return std::nullopt;
+      return std::string(body.substr(1, body.find('\0', 1) - 1));
+    default:
+      return std::nullopt;
+  }
+}
+
 std::string Printable(char c) {
   if (absl::ascii_isprint(static_cast<unsigned char>(c))) {
     return absl::StrCat("'", std::string(1, c), "'");
@@ -895,8 +909,81 @@ size_t Session::ProcessClient(absl::string_view buf) {
       FailProtocol(valid.message());
       return 0;
     }
-    if (gate != nullptr || (shared_->recorder != nullptr &&
-                            phase_ == Phase::kRelay)) {
+    if ((frame.type == static_cast<char>(pgwire::FrontendType::kQuery) ||
+         frame.type == static_cast<char>(pgwire::FrontendType::kFunctionCall)) &&
+        extended_since_sync_) {
+      // After an error PostgreSQL skips everything up to the next Sync, a
+      // Query too, and then sends no ReadyForQuery for it: which answer
+      // belongs to which message would be a guess. No driver sends this
+      // (libpq refuses it in pipeline mode).
+      const bool query =
+          frame.type == static_cast<char>(pgwire::FrontendType::kQuery);
+      FailProtocol(absl::StrCat(
+          query ? "a Query" : "a FunctionCall",
+          " message arrived inside an unfinished extended-query batch "
+          "(Parse/Bind/Describe/Execute/Close without a Sync after them); "
+          "Warden relays it only after a Sync"));
+      return 0;
+    }
+    // Portals PostgreSQL may hold as freed or half-made memory. A Query that
+    // fails while running inside a transaction block leaves the unnamed
+    // portal pointing at the freed Query text and plan; a Bind that fails
+    // (a parameter that does not convert) leaves its portal created but
+    // never filled in; in an aborted transaction block both stay until
+    // ROLLBACK, and PostgreSQL 15's Execute (or Describe) of them reads
+    // the bad memory before checking anything and crashes the backend
+    // (every session of the server restarts). So Execute, Describe and
+    // Close of a portal are passed on only when its Bind is in the same
+    // batch (PostgreSQL skips them after an error) or in a finished batch
+    // without an error; Warden answers the rest as PostgreSQL does for a
+    // portal that does not exist (34000). Drivers bind and execute in the
+    // same batch, or fetch from a portal whose Bind has completed.
+    const auto type = static_cast<pgwire::FrontendType>(frame.type);
+    if (type == pgwire::FrontendType::kQuery) {
+      NotePortalOrigin("", /*tainted=*/true);
+    } else if (type == pgwire::FrontendType::kBind) {
+      NotePortalOrigin(std::string(frame.body.substr(0, frame.body.find('\0'))),
+                       false);
+    }
+    bool shielded = false;
+    if (const auto portal = PortalUsed(frame.type, frame.body);
+        portal.has_value() && !PortalSafe(*portal)) {
+      shielded = true;
+      std::string poison;
+      if (type == pgwire::FrontendType::kClose) {
+        // Its CloseComplete confirms this (empty) entry, not another
+        // Close's.
+        BeginTentative(Confirmation::kClose);
+        const std::string nothing = "warden_no_such_portal";
+        poison.push_back('C');
+        const uint32_t len = htonl(static_cast<uint32_t>(4 + 1 + nothing.size() + 1));
+        poison.append(reinterpret_cast<const char*>(&len), 4);
+        poison.push_back('P');
+        poison.append(nothing);
+        poison.push_back('\0');
+      } else {
+        std::string error;
+        pgwire::WriteErrorResponse(
+            &error, "ERROR", "34000",
+            absl::StrCat("portal \"", *portal, "\" does not exist"),
+            "Its Bind failed, or a simple Query came after it, or its Bind "
+            "has not completed yet; Warden does not pass this message on "
+            "(PostgreSQL 15 can crash on such a portal).",
+            "Bind the portal again (in the same batch) before using it.", 0);
+        const std::string name = QueueRefusal(std::move(error));
+        if (type == pgwire::FrontendType::kExecute) {
+          pgwire::WriteExecute(&poison, name);
+        } else {
+          pgwire::WriteDescribe(&poison, 'P', name);
+        }
+      }
+      Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
+      Send(Side::kUpstream, poison);
+      forward_from = pos + frame.size;
+      if (phase_ == Phase::kClosed) return 0;
+    }
+    if (!shielded && (gate != nullptr || (shared_->recorder != nullptr &&
+                                          phase_ == Phase::kRelay))) {
       replacement.clear();
       has_verdict_ = false;
       if (audit_cleared_) {
@@ -944,7 +1031,8 @@ size_t Session::ProcessClient(absl::string_view buf) {
     }
     if (track_results && phase_ == Phase::kRelay) {
       if (now == absl::InfinitePast()) now = absl::Now();
-      TrackClientMessage(frame.type, frame.body, !replacement.empty(), now);
+      TrackClientMessage(frame.type, frame.body,
+                         shielded || !replacement.empty(), now);
       if (!completions_.empty()) RecordResults();
     }
     switch (static_cast<pgwire::FrontendType>(frame.type)) {
@@ -955,10 +1043,21 @@ size_t Session::ProcessClient(absl::string_view buf) {
         ++syncs_sent_;
         unsynced_ = false;
         executed_unsynced_ = false;
+        if (frame.type == static_cast<char>(pgwire::FrontendType::kSync)) {
+          extended_since_sync_ = false;
+        }
         break;
       case pgwire::FrontendType::kExecute:
         unsynced_ = true;
         executed_unsynced_ = true;
+        extended_since_sync_ = true;
+        break;
+      case pgwire::FrontendType::kParse:
+      case pgwire::FrontendType::kBind:
+      case pgwire::FrontendType::kDescribe:
+      case pgwire::FrontendType::kClose:
+        unsynced_ = true;
+        extended_since_sync_ = true;
         break;
       case pgwire::FrontendType::kTerminate:
         terminate = true;
@@ -1387,16 +1486,26 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
           became_ready = true;
         } else {
           ++syncs_done_;
+          if (!portal_origins_.empty()) SettlePortals(frame.body == "I");
+          batch_had_error_ = false;
           if (!refusals_.empty()) DropSkippedRefusals();
           if (track_results) results_.ReadyForQuery(clock(), &completions_);
           if (!tentative_.empty()) SettleTentative();
-          // Idle: the transaction ended, and its portals with it.
-          if (frame.body == "I" && !portals_.empty()) portals_.clear();
+          // Idle: the transaction ended, and its portals with it (unless
+          // the client already sent more: its Binds are a later batch's).
+          if (frame.body == "I" && !portals_.empty() && pending_syncs_ <= 1 &&
+              !unsynced_) {
+            portals_.clear();
+          }
         }
         ready_ = true;
         if (pending_syncs_ > 0) --pending_syncs_;
         break;
       case pgwire::BackendType::kErrorResponse: {
+        if (ready_) {
+          error_batch_ = syncs_done_;
+          batch_had_error_ = true;
+        }
         // Parsed once for the result tracker, refusals and severity.
         const auto error = pgwire::ParseErrorResponse(frame.body);
         if (track_results && ready_) {
@@ -1612,7 +1721,7 @@ Session::Tentative& Session::BeginTentative(Confirmation by) {
     tentative_.clear();
     for (size_t& from : confirm_from_) from = 0;
   }
-  tentative_.push_back(Tentative{by});
+  tentative_.push_back(Tentative{by, syncs_sent_});
   return tentative_.back();
 }
 
@@ -1637,6 +1746,58 @@ void Session::NotePortal(Tentative& t, const std::string& name) {
                                    : std::optional<Prepared>(p->second));
 }
 
+void Session::NotePortalOrigin(const std::string& name, bool tainted) {
+  if (portal_origins_.size() >= kMaxPortals &&
+      portal_origins_.find(name) == portal_origins_.end()) {
+    // Forgetting makes those portals unknown, which are passed on (a
+    // SQL cursor is one): only a client with thousands of open portals
+    // in one transaction gets here.
+    portal_origins_.clear();
+  }
+  portal_origins_[name] = PortalOrigin{syncs_sent_, tainted};
+}
+
+bool Session::PortalSafe(const std::string& name) const {
+  const auto it = portal_origins_.find(name);
+  if (it == portal_origins_.end()) return true;  // a cursor, or none at all
+  if (it->second.tainted) return false;
+  // Bound in this batch: after an error PostgreSQL skips the message.
+  if (it->second.batch == syncs_sent_) return true;
+  // Bound in a batch that finished without an error.
+  return it->second.batch < syncs_done_;
+}
+
+void Session::SettlePortals(bool idle) {
+  // The batch whose ReadyForQuery just came.
+  const uint64_t finished = syncs_done_ - 1;
+  const bool failed = error_batch_ == finished && batch_had_error_;
+  batch_had_error_ = false;
+  for (auto it = portal_origins_.begin(); it != portal_origins_.end();) {
+    if (it->second.batch <= finished) {
+      if (idle) {  // the transaction ended, and its portals with it
+        portal_origins_.erase(it++);
+        continue;
+      }
+      if (failed && it->second.batch == finished) it->second.tainted = true;
+    }
+    ++it;
+  }
+}
+
+bool Session::RefusalPending(const std::string& name) const {
+  // Refused by a Parse PostgreSQL has not answered yet: if it skips that
+  // Parse (an earlier error in its batch), the name keeps what it named
+  // before, so only PostgreSQL can answer for it (it never has the refused
+  // statement either way).
+  for (const Tentative& t : tentative_) {
+    if (t.by != Confirmation::kRefusedParse || t.confirmed) continue;
+    for (const auto& [n, before] : t.statements) {
+      if (n == name) return true;
+    }
+  }
+  return false;
+}
+
 void Session::Confirm(Confirmation by) {
   // PostgreSQL answers in order, so each kind's confirmations go to its
   // entries in order: a cursor per kind keeps a long pipeline linear.
@@ -1650,32 +1811,64 @@ void Session::Confirm(Confirmation by) {
 }
 
 void Session::SettleTentative() {
-  for (auto t = tentative_.rbegin(); t != tentative_.rend(); ++t) {
-    if (t->confirmed) continue;
-    for (auto& [name, before] : t->statements) {
-      if (before.has_value()) {
-        RememberPrepared(name, *std::move(before));
-      } else {
-        ForgetPrepared(name);
+  // The batches whose ReadyForQuery came: their entries are first.
+  size_t settled = 0;
+  while (settled < tentative_.size() &&
+         tentative_[settled].batch < syncs_done_) {
+    ++settled;
+  }
+  // Undoes `name`'s change by an unconfirmed entry: a later, still open
+  // entry that changed the name again was noted against this one's
+  // outcome, so it takes this one's before-state instead; otherwise the
+  // state goes back to it.
+  const auto undo = [&](auto Tentative::*list, const std::string& name,
+                        auto before, auto restore) {
+    for (size_t k = settled; k < tentative_.size(); ++k) {
+      for (auto& [n, later_before] : tentative_[k].*list) {
+        if (n == name) {
+          later_before = std::move(before);
+          return;
+        }
       }
     }
-    for (auto& [name, before] : t->refused) {
-      if (before.has_value()) {
-        refused_statements_[name] = *std::move(before);
-      } else {
-        refused_statements_.erase(name);
-      }
+    restore(name, std::move(before));
+  };
+  for (size_t i = settled; i-- > 0;) {
+    Tentative& t = tentative_[i];
+    if (t.confirmed) continue;
+    for (auto& [name, before] : t.statements) {
+      undo(&Tentative::statements, name, std::move(before),
+           [this](const std::string& n, std::optional<Prepared> b) {
+             if (b.has_value()) {
+               RememberPrepared(n, *std::move(b));
+             } else {
+               ForgetPrepared(n);
+             }
+           });
     }
-    for (auto& [name, before] : t->portals) {
-      if (before.has_value()) {
-        portals_[name] = *std::move(before);
-      } else {
-        portals_.erase(name);
-      }
+    for (auto& [name, before] : t.refused) {
+      undo(&Tentative::refused, name, std::move(before),
+           [this](const std::string& n, std::optional<std::string> b) {
+             if (b.has_value()) {
+               refused_statements_[n] = *std::move(b);
+             } else {
+               refused_statements_.erase(n);
+             }
+           });
+    }
+    for (auto& [name, before] : t.portals) {
+      undo(&Tentative::portals, name, std::move(before),
+           [this](const std::string& n, std::optional<Prepared> b) {
+             if (b.has_value()) {
+               portals_[n] = *std::move(b);
+             } else {
+               portals_.erase(n);
+             }
+           });
     }
   }
-  tentative_.clear();
-  for (size_t& from : confirm_from_) from = 0;
+  tentative_.erase(tentative_.begin(), tentative_.begin() + settled);
+  for (size_t& from : confirm_from_) from = from > settled ? from - settled : 0;
 }
 
 std::string Session::QueueRefusal(std::string error) {
@@ -1797,17 +1990,32 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
         return;
       }
       TrackSqlPrepares(v, &error, gate.generation());
-      ForgetPrepared(StatementKey(p->statement));
-      RememberRefused(std::string(p->statement), error);
+      const std::string name = StatementKey(p->statement);
+      bool tentative = false;
+      if (p->statement.empty() || prepared_.count(name) == 0) {
+        // Undone at its batch's end unless PostgreSQL read the poison (it
+        // skips it after an earlier error, and the old unnamed statement
+        // then stays).
+        NoteStatement(BeginTentative(Confirmation::kRefusedParse), name);
+        tentative = true;
+        ForgetPrepared(name);
+        RememberRefused(std::string(p->statement), error);
+      }
+      // (A named statement PostgreSQL already has stays as it was: it
+      // refuses a Parse of an existing name, 42P05, and keeps the old one,
+      // so later Binds of the name run the old, judged statement.)
       pgwire::WriteParse(replacement, p->statement,
                          poison_sql(QueueRefusal(std::move(error))));
+      refusals_.back().parse = tentative;
       return;
     }
     case pgwire::FrontendType::kBind: {
       const std::string name = StatementKey(BindStatement(body));
       const auto it = refused_statements_.find(name);
-      const std::string* error =
-          it != refused_statements_.end() ? &it->second : Rejudge(gate, name);
+      const std::string* error = it != refused_statements_.end()
+                                     ? (RefusalPending(name) ? nullptr
+                                                             : &it->second)
+                                     : Rejudge(gate, name);
       const absl::string_view portal = body.substr(0, body.find('\0'));
       if (error == nullptr) {
         // What the portal runs, for its Executes (a refused Bind leaves
@@ -1857,8 +2065,10 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       if (!d.ok() || d->kind != 'S') return;
       const std::string name = StatementKey(d->name);
       const auto it = refused_statements_.find(name);
-      const std::string* error =
-          it != refused_statements_.end() ? &it->second : Rejudge(gate, name);
+      const std::string* error = it != refused_statements_.end()
+                                     ? (RefusalPending(name) ? nullptr
+                                                             : &it->second)
+                                     : Rejudge(gate, name);
       if (error == nullptr) return;
       pgwire::WriteDescribe(replacement, 'S', QueueRefusal(*error));
       return;
@@ -1913,7 +2123,9 @@ bool Session::TakeRefusal(const pgwire::ErrorResponse& parsed,
     for (auto it = refusals_.begin(); it != refusals_.end(); ++it) {
       if (it->tag == tag) {
         *error = std::move(it->error);
+        const bool parse = it->parse;
         refusals_.erase(it);
+        if (parse && !tentative_.empty()) Confirm(Confirmation::kRefusedParse);
         return true;
       }
     }

@@ -239,6 +239,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // poison can know it (it is made when the poison is), so no error the
     // client provokes is taken for a refusal.
     std::string tag;
+    bool parse = false;  // stands for a refused Parse (kRefusedParse)
   };
   // Judge decides a frontend message (Query, Parse, Bind, Describe,
   // FunctionCall) and, when it must not run, writes its replacement to
@@ -344,6 +345,24 @@ class Session : public std::enable_shared_from_this<Session> {
   int pending_syncs_ = 0;           // Query/Sync/FunctionCall without 'Z'.
   bool unsynced_ = false;           // extended messages since the last Sync.
   bool executed_unsynced_ = false;  // an Execute since the last Sync.
+  // Parse/Bind/Describe/Execute/Close since the last Sync: what PostgreSQL
+  // may skip after an error, a Query with it.
+  bool extended_since_sync_ = false;
+  // Where each portal came from (see ProcessClient): the batch of its Bind
+  // (syncs_sent_ then), and whether that batch failed or a simple Query
+  // replaced it, in which case PostgreSQL may hold it as freed memory.
+  struct PortalOrigin {
+    uint64_t batch = 0;
+    bool tainted = false;
+  };
+  absl::flat_hash_map<std::string, PortalOrigin> portal_origins_;
+  uint64_t error_batch_ = 0;     // the batch an ErrorResponse came in
+  bool batch_had_error_ = false;
+  void NotePortalOrigin(const std::string& name, bool tainted);
+  bool PortalSafe(const std::string& name) const;
+  // At ReadyForQuery: taints the finished batch's portals if it failed;
+  // forgets them all when the transaction ended (`idle`).
+  void SettlePortals(bool idle);
   bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
   bool scram_client_done_ = false;  // server signature verified.
   bool ended_ = false;
@@ -410,9 +429,21 @@ class Session : public std::enable_shared_from_this<Session> {
   // PREPARE / DEALLOCATE). At ReadyForQuery whatever PostgreSQL did not
   // confirm (it skipped the message after an earlier error of its batch,
   // or refused it) is undone: Warden forgets only what PostgreSQL forgot.
-  enum class Confirmation { kParse, kClose, kPrepareTag, kDeallocateTag };
+  // kRefusedParse: the poison that stands for a refused Parse came back as
+  // its error (PostgreSQL read it, and dropped the unnamed statement).
+  enum class Confirmation {
+    kParse,
+    kClose,
+    kPrepareTag,
+    kDeallocateTag,
+    kRefusedParse
+  };
   struct Tentative {
     Confirmation by;
+    // syncs_sent_ when it began: it belongs to the batch that the next
+    // Sync (or the Query itself) ends, and is settled at that batch's
+    // ReadyForQuery, not at an earlier one that arrives after it began.
+    uint64_t batch = 0;
     bool confirmed = false;
     // Before-states, by name; nullopt: absent.
     std::vector<std::pair<std::string, std::optional<Prepared>>> statements;
@@ -421,13 +452,17 @@ class Session : public std::enable_shared_from_this<Session> {
   };
   std::deque<Tentative> tentative_;
   // Per Confirmation kind: where its next unconfirmed entry may be.
-  size_t confirm_from_[4] = {0, 0, 0, 0};
+  size_t confirm_from_[5] = {0, 0, 0, 0, 0};
   Tentative& BeginTentative(Confirmation by);
   // Keep `name`'s state as it is now in `t`, to restore it if undone.
   void NoteStatement(Tentative& t, const std::string& name);
   void NotePortal(Tentative& t, const std::string& name);
   void Confirm(Confirmation by);
-  // At ReadyForQuery: undo what was not confirmed, newest first.
+  // Whether `name` was refused by a Parse whose outcome is still open.
+  bool RefusalPending(const std::string& name) const;
+  // At ReadyForQuery: undo what the finished batches left unconfirmed,
+  // newest first; later batches' entries stay (PostgreSQL has not answered
+  // them yet).
   void SettleTentative();
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
