@@ -1,6 +1,7 @@
 #include "dataplane/server/server.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -505,8 +506,15 @@ void Server::RecordLoginSummaries(bool all) {
     }
   }
   if (all || stopping_.load()) return;
+  ReleaseMemory();
   workers_[0]->loop->AddTimer(std::chrono::milliseconds(2000),
                               [this] { RecordLoginSummaries(false); });
+}
+
+void Server::ReleaseMemory() {
+  const int now = shared_.client_connections.load(std::memory_order_relaxed);
+  if (now < connections_at_last_tick_) malloc_trim(0);
+  connections_at_last_tick_ = now;
 }
 
 void Server::StopWhenDrained(Worker* worker,

@@ -81,6 +81,11 @@ class Server {
   // with `all`), as AUTHENTICATION events; then, unless stopping, again in
   // a few seconds on worker 0's loop.
   void RecordLoginSummaries(bool all);
+  // On the same tick: when sessions ended since the last one, gives the
+  // heap's free memory back to the system (glibc keeps it otherwise, so a
+  // long session's peak would stay resident after it closed).
+  void ReleaseMemory();
+  int connections_at_last_tick_ = 0;  // worker 0's loop only
   static void StopWhenDrained(Worker* worker,
                               std::chrono::steady_clock::time_point deadline);
 
