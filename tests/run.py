@@ -6,7 +6,8 @@ Steps (each counted per test case):
   clients      psql, psycopg2, psycopg 3, SQLAlchemy, JDBC, node-pg through
                the proxy (with a policy), over plaintext and over TLS
   security     tests/security: each attack found by a review, as a regression
-  fuzz         the pgwire libFuzzer target for a bounded time
+  fuzz         the libFuzzer targets for a bounded time, then random protocol
+               sequences against warden-proxy built with AddressSanitizer
 
 Usage: /usr/bin/python3 tests/run.py [--only unit,integration,security,clients,fuzz]
        [--fuzz-seconds N]
@@ -139,20 +140,27 @@ def run_python_suite(folder):
         record("step " + folder, False, "found no tests")
         return
     for module in test_modules(suite):
-        fd, results = tempfile.mkstemp(prefix="warden-results-")
-        os.close(fd)
-        try:
-            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
-                                folder, module, results], cwd=REPO)
-            with open(results) as f:
-                lines = [json.loads(line) for line in f if line.strip()]
-        finally:
-            os.unlink(results)
-        for name, ok, detail in lines:
-            record(name, ok, detail)
-        if r.returncode < 0 or not lines:
-            record("%s/%s" % (folder, module), False,
-                   "the test process died (exit %d) after %d results" % (r.returncode, len(lines)))
+        run_python_module(folder, module)
+
+
+def run_python_module(folder, module, env=None, label=""):
+    """Runs one test module of tests/FOLDER in a child process (with `env`
+    added to the environment); results are named with `label` in front."""
+    fd, results = tempfile.mkstemp(prefix="warden-results-")
+    os.close(fd)
+    try:
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
+                            folder, module, results], cwd=REPO,
+                           env=dict(os.environ, **(env or {})))
+        with open(results) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+    finally:
+        os.unlink(results)
+    for name, ok, detail in lines:
+        record(label + name, ok, detail)
+    if r.returncode < 0 or not lines:
+        record("%s%s/%s" % (label, folder, module), False,
+               "the test process died (exit %d) after %d results" % (r.returncode, len(lines)))
 
 
 def run_child(folder, module, results):
@@ -260,6 +268,7 @@ users:
         shutil.rmtree(work, ignore_errors=True)
 
 
+ASAN_PROXY_TARGET = "//dataplane/server:warden-proxy"
 FUZZERS = [
     # (target, seed corpus)
     ("pgwire_fuzz", "tests/fuzz/corpus/pgwire"),
@@ -277,7 +286,8 @@ def run_fuzz(seconds):
     banner("fuzz (libFuzzer + ASan, %d s per target)" % per)
     bazel = ["bazel", "--output_base=" + FUZZ_OUTPUT_BASE]
     build = subprocess.run(bazel + ["build", "--config=fuzz", "--symlink_prefix=/"]
-                           + ["//tests/fuzz:" + name for name, _ in FUZZERS],
+                           + ["//tests/fuzz:" + name for name, _ in FUZZERS]
+                           + [ASAN_PROXY_TARGET],
                            cwd=REPO, timeout=3000)
     if build.returncode != 0:
         record("fuzz build", False)
@@ -300,6 +310,16 @@ def run_fuzz(seconds):
             record("fuzz " + name, r.returncode == 0, r.stderr[-3000:] if r.returncode else "")
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    # The whole proxy under AddressSanitizer, attacked with random protocol
+    # sequences against a real PostgreSQL (tests/security/test_protocol_sequences.py).
+    asan_proxy = os.path.join(bin_dir, "dataplane/server/warden-proxy")
+    print("protocol sequences against warden-proxy built with ASan (%d s)" % seconds, flush=True)
+    run_python_module("security", "test_protocol_sequences",
+                      env={"WARDEN_PROXY_BIN": asan_proxy,
+                           "WARDEN_SEQ_FUZZ_SECONDS": str(seconds),
+                           "WARDEN_SEQ_FUZZ_SEED": os.environ.get("WARDEN_SEQ_FUZZ_SEED",
+                                                                  "7")},
+                      label="asan: ")
 
 
 def main():
