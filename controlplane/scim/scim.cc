@@ -104,9 +104,22 @@ absl::StatusOr<std::string> Name(Json* resource, absl::string_view type,
 
 // ---- Users ----
 
+// What one user may carry. Every proxy receives the directory in its
+// policy bundle (names, aliases, active, groups, attributes), so one user's
+// size is every proxy's business: no identity provider sends more than a
+// few e-mails or attributes of a few hundred bytes.
+constexpr size_t kMaxUserNameBytes = 256;
+constexpr size_t kMaxEmails = 16;
+constexpr size_t kMaxEmailBytes = 256;
+constexpr size_t kMaxUserResourceBytes = 64 * 1024;
+
 absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
   auto user_name = Name(&resource, "User", "userName");
   if (!user_name.ok()) return user_name.status();
+  if (user_name->size() > kMaxUserNameBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "userName is longer than ", kMaxUserNameBytes, " bytes"));
+  }
   DirectoryUser user;
   user.set_user_name(*std::move(user_name));
   user.set_external_id(StringMember(resource, "externalId").value_or(""));
@@ -122,15 +135,30 @@ absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
     if (!emails->is_array()) {
       return absl::InvalidArgumentError("emails must be an array");
     }
+    if (emails->size() > kMaxEmails) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a user may have at most ", kMaxEmails, " emails"));
+    }
     for (const Json& e : *emails) {
       if (!e.is_object()) {
         return absl::InvalidArgumentError("each email must be an object");
       }
-      if (auto value = StringMember(e, "value")) user.add_emails(*value);
+      if (auto value = StringMember(e, "value")) {
+        if (value->size() > kMaxEmailBytes) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "an email value is longer than ", kMaxEmailBytes, " bytes"));
+        }
+        user.add_emails(*value);
+      }
     }
   }
   auto stored = StoredJson(resource);
   if (!stored.ok()) return stored.status();
+  if (stored->size() > kMaxUserResourceBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the user resource is larger than ", kMaxUserResourceBytes / 1024,
+        " KiB (every proxy receives the directory)"));
+  }
   user.set_resource_json(*std::move(stored));
   return user;
 }

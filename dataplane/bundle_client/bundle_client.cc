@@ -21,6 +21,8 @@ namespace {
 
 // A proxy renews with this much margin at least, whatever the lifetime.
 constexpr absl::Duration kMinRenewMargin = absl::Seconds(1);
+// Largest bundle a proxy accepts (the directory is in it).
+constexpr int kMaxBundleBytes = 256 << 20;
 
 absl::Status WithContext(const grpc::Status& status, absl::string_view what) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
@@ -359,6 +361,10 @@ absl::Status BundleClient::WatchOnce() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // A bundle carries the whole directory; gRPC's default 4 MiB would stop
+  // every later revision (deactivations, revocations, keys) at some
+  // 50,000 users, silently keeping the last one.
+  args.SetMaxReceiveMessageSize(kMaxBundleBytes);
   auto stub = warden::v1::BundleDistribution::NewStub(
       grpc::CreateCustomChannel(options_.address, creds, args));
   grpc::ClientContext context;

@@ -496,6 +496,37 @@ environments:
         self.assertTrue(wait_until(lambda: any(
             "deactivated" in json.dumps(e) for e in refused_logins())))
 
+    def test_7_a_large_directory_still_reaches_the_proxies(self):
+        """Red team: users with 5 MB attributes made the bundle larger than
+        gRPC's default 4 MiB; every proxy then kept its last revision, so a
+        deactivation never arrived. A user is now at most 64 KiB (refused
+        with the reason), and proxies accept bundles far above 4 MiB."""
+        status, body, _ = self.scim("POST", "/Users", {
+            "schemas": [USER, ENTERPRISE], "userName": "huge@example.com",
+            ENTERPRISE: {"department": "d" * 5000000}})
+        self.assertEqual(status, 400, body)
+        self.assertIn("larger than 64 KiB", body["detail"])
+        status, body, _ = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": "many@example.com",
+            "emails": [{"value": "m%d@example.com" % i} for i in range(40)]})
+        self.assertEqual(status, 400, body)
+        self.assertIn("at most 16 emails", body["detail"])
+        # 80 users of 60 KB each: a directory of about 4.8 MB.
+        for i in range(80):
+            status, body, _ = self.scim("POST", "/Users", {
+                "schemas": [USER, ENTERPRISE], "userName": "bulk%d@example.com" % i,
+                ENTERPRISE: {"department": ("dept-%d-" % i) + "x" * 60000}})
+            self.assertEqual(status, 201, body)
+        name = "late@example.com"
+        conn = self.connect(name)
+        conn.close()
+        r = subprocess.run([WARDENCTL, "identities", "deactivate", name, "--reason", "test"],
+                           env=self.control.env(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_until(lambda: not self.try_connect(name), timeout=30),
+                        self.proxy.log()[-2000:])
+        self.assertNotIn("larger than max", self.proxy.log())
+
 
 if __name__ == "__main__":
     unittest.main()
