@@ -28,6 +28,20 @@ absl::Status ValidateProxyName(absl::string_view what,
       absl::CHexEscape(value.substr(0, 80)), "\""));
 }
 
+absl::Status CheckNotReserved(absl::string_view what, absl::string_view value) {
+  std::string lower = absl::AsciiStrToLower(value);
+  while (!lower.empty() &&
+         (lower.back() == '.' || lower.back() == '_' || lower.back() == '-')) {
+    lower.pop_back();
+  }
+  if (lower == "control" || lower == "warden-control") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", value, "\" is reserved for warden-control's own audit "
+        "events"));
+  }
+  return absl::OkStatus();
+}
+
 std::string ProxyUri(const ProxyIdentity& identity) {
   return absl::StrCat(kPrefix, identity.environment, "/", identity.proxy_id);
 }

@@ -34,6 +34,12 @@ struct ProxyIdentity {
 // Proxy ids and environment names: 1-64 of [A-Za-z0-9._-], not starting
 // with '.' (they become URI path segments and file names). InvalidArgument
 // naming `what` otherwise.
+// The names only warden-control's own audit events carry: environment
+// "control" and proxy id "warden-control", in any case and with trailing
+// '.', '_' or '-' (which ValidateProxyName allows), so that no proxy's
+// events can read like the control plane's. InvalidArgument if reserved.
+absl::Status CheckNotReserved(absl::string_view what, absl::string_view value);
+
 absl::Status ValidateProxyName(absl::string_view what, absl::string_view value);
 
 // "spiffe://warden/proxy/<environment>/<proxy_id>".

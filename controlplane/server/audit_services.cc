@@ -140,6 +140,21 @@ absl::Status AuditIngestImpl::AppendFrom(
                    decoded.sequence(), source,
                    decoded.repairs().unauthorized_environment());
     }
+    // Kinds only the control plane records: a proxy's claim to one is
+    // kept as a repair, never taken at its word (and never refused: that
+    // proxy's later events would wait behind it).
+    if (identity.environment != "control" &&
+        (decoded.kind() == warden::v1::AUDIT_EVENT_KIND_ADMIN ||
+         decoded.kind() == warden::v1::AUDIT_EVENT_KIND_POLICY_PUSH)) {
+      decoded.mutable_repairs()->set_unauthorized_kind(decoded.kind());
+      decoded.set_kind(warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED);
+      rewritten = true;
+      spdlog::warn("audit: event {} of {} claimed kind {}, which only "
+                   "warden-control records",
+                   decoded.sequence(), source,
+                   warden::v1::AuditEventKind_Name(
+                       decoded.repairs().unauthorized_kind()));
+    }
     const warden::v1::AuditEvent& event = decoded;
     if (event.sequence() == 0 ||
         (expected != 0 && event.sequence() != expected)) {

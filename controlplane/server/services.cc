@@ -618,6 +618,9 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
   if (auto s = ValidateProxyName("proxy id", identity.proxy_id); !s.ok()) {
     return Done(context, ToGrpc(s));
   }
+  if (auto s = CheckNotReserved("proxy id", identity.proxy_id); !s.ok()) {
+    return Done(context, ToGrpc(s));
+  }
   // Check the request before spending the token on it.
   if (auto pub = x509::RequestPublicKey(request->csr_pem()); !pub.ok()) {
     return Done(context, ToGrpc(pub.status()));

@@ -98,14 +98,11 @@ absl::StatusOr<CreatedToken> Tokens::CreateBootstrap(
          return all;
        }()) {
     if (auto s = ValidateProxyName("environment", env); !s.ok()) return s;
-    if (env == "control") {
-      return absl::InvalidArgumentError(
-          "environment \"control\" is reserved for warden-control's own "
-          "audit events");
-    }
+    if (auto s = CheckNotReserved("environment", env); !s.ok()) return s;
   }
   if (!proxy_id.empty()) {
     if (auto s = ValidateProxyName("proxy id", proxy_id); !s.ok()) return s;
+    if (auto s = CheckNotReserved("proxy id", proxy_id); !s.ok()) return s;
   }
   if (ttl <= absl::ZeroDuration()) ttl = absl::Hours(24);
   TokenRecord record;

@@ -197,6 +197,40 @@ TEST_F(AuditLogTest, EventsCarryTheirEnvironmentWithinTheCertificates) {
   EXPECT_EQ(leaf.event().repairs().unauthorized_environment(), "dev");
 }
 
+// Red team: a proxy's certificate appended ADMIN events naming an admin
+// token ("token:bootstrap-admin: policy.push"), which read like the control
+// plane's. Kinds only warden-control records are kept from proxies as a
+// repair, never as the kind; the proxy's trail goes on.
+TEST_F(AuditLogTest, ProxiesCannotRecordTheControlPlanesKinds) {
+  AppendAuditRequest request = Events("p1", "prod", 1, 3);
+  request.mutable_events(0)->set_kind(warden::v1::AUDIT_EVENT_KIND_ADMIN);
+  request.mutable_events(0)->mutable_identity()->set_user(
+      "token:bootstrap-admin");
+  request.mutable_events(1)->set_kind(
+      warden::v1::AUDIT_EVENT_KIND_POLICY_PUSH);
+  request.mutable_events(2)->set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                  .ok());
+  const auto entries = All();
+  ASSERT_EQ(entries.size(), 3u);
+  std::vector<warden::v1::AuditLeaf> leaves(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(
+        leaves[i].ParseFromString(audit::SplitLeaf(entries[i].leaf())->second));
+  }
+  EXPECT_EQ(leaves[0].event().kind(), warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED);
+  EXPECT_EQ(leaves[0].event().repairs().unauthorized_kind(),
+            warden::v1::AUDIT_EVENT_KIND_ADMIN);
+  EXPECT_EQ(leaves[0].source(), "prod/p1");
+  EXPECT_EQ(leaves[1].event().kind(), warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED);
+  EXPECT_EQ(leaves[1].event().repairs().unauthorized_kind(),
+            warden::v1::AUDIT_EVENT_KIND_POLICY_PUSH);
+  EXPECT_EQ(leaves[2].event().kind(), warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  EXPECT_FALSE(leaves[2].event().has_repairs());
+}
+
 // The same (source, sequence) with other content is never a silent
 // duplicate (issue 14): the Append is refused, nothing of it is recorded,
 // an alarm is recorded (once a minute per source) and counted; a true
@@ -608,11 +642,25 @@ TEST_F(AuditExportTest, ControlPlaneActionsAreInTheLog) {
                   "token.revoke " + created.info().id()));
   EXPECT_THAT(page.events(0).record().event().admin().detail(),
               HasSubstr("ticket-42"));
-  // No proxy can write as the control plane.
+  // No proxy can write as the control plane, in any spelling (red team:
+  // "Control", "control.", and proxy id "warden-control" elsewhere).
   EXPECT_FALSE(cp_->tokens()
                    ->CreateBootstrap("x", "control", "warden-control",
                                      absl::Hours(1), "t", absl::Now())
                    .ok());
+  for (const char* env : {"Control", "CONTROL", "control.", "control_-"}) {
+    auto t = cp_->tokens()->CreateBootstrap("x", env, "", absl::Hours(1), "t",
+                                            absl::Now());
+    EXPECT_FALSE(t.ok()) << env;
+    EXPECT_THAT(std::string(t.status().message()), HasSubstr("reserved"));
+  }
+  for (const char* id : {"warden-control", "Warden-Control", "warden-control."}) {
+    EXPECT_FALSE(cp_->tokens()
+                     ->CreateBootstrap("x", "dev", id, absl::Hours(1), "t",
+                                       absl::Now())
+                     .ok())
+        << id;
+  }
   auto ingest =
       warden::v1::AuditIngest::NewStub(cp_->ProxyChannel("warden-control", "control"));
   AppendAuditResponse response;
