@@ -136,6 +136,25 @@ class ScimLimits(unittest.TestCase):
         self.assertNotIn("title", after)
         self.assertEqual(after["meta"]["version"], user["meta"]["version"])
 
+    def test_a_patch_with_100000_emails_is_refused_at_once(self):
+        """Red team: such a PATCH (2.6 MB, under the body limit) kept
+        warden-control busy for minutes, long after the client left."""
+        status, user, _ = self.scim("POST", "/Users", {"userName": "mails@example.com"})
+        self.assertEqual(status, 201, user)
+        patch = {"schemas": [PATCH], "Operations": [
+            {"op": "add", "path": "emails",
+             "value": [{"value": "m%d@example.com" % i} for i in range(100000)]}]}
+        status, body, seconds = self.scim("PATCH", "/Users/" + user["id"], patch)
+        self.assertEqual(status, 400, body)
+        self.assertIn("at most 100 elements", body["detail"])
+        self.assertLess(seconds, 10)
+        # Within the limits, but more e-mails than a user has: refused too.
+        patch["Operations"][0]["value"] = [{"value": "m%d@example.com" % i} for i in range(40)]
+        status, body, _ = self.scim("PATCH", "/Users/" + user["id"], patch)
+        self.assertEqual(status, 400, body)
+        self.assertIn("at most 16 emails", body["detail"])
+        self.assert_serving()
+
     def test_a_body_at_the_limit_is_served(self):
         # The user object is level 1, "a" holds the other 31.
         body = b'{"userName": "limit@example.com", "a": ' + nested(LIMIT - 1) + b"}"
