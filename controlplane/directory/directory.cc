@@ -192,6 +192,11 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
   } else if (!user.ok()) {
     return user.status();
   } else if (user->active() == active && user->admin_hold() == !active) {
+    if (active) {
+      auto lifted = LiftTombstoneHolds(user_name, actor, now);
+      if (!lifted.ok()) return lifted.status();
+      result.changed = *lifted;
+    }
     result.user = *std::move(user);
     return result;
   }
@@ -208,9 +213,38 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
       -1, ' ', false, nlohmann::json::error_handler_t::replace));
   auto stored = PutUserLocked(*std::move(user), actor, now);
   if (!stored.ok()) return stored.status();
+  if (active) {
+    auto lifted = LiftTombstoneHolds(user_name, actor, now);
+    if (!lifted.ok()) return lifted.status();
+  }
   result.user = *std::move(stored);
   result.changed = true;
   return result;
+}
+
+absl::StatusOr<bool> Directory::LiftTombstoneHolds(const std::string& user_name,
+                                                   const std::string& actor,
+                                                   absl::Time now) {
+  // The hold is on the name: lift it from the name's tombstones too.
+  auto all = AllUsers();
+  if (!all.ok()) return all.status();
+  const std::string name = absl::AsciiStrToLower(user_name);
+  bool lifted = false;
+  for (DirectoryUser& t : *all) {
+    if (!t.deleted() || !t.admin_hold() ||
+        absl::AsciiStrToLower(t.user_name()) != name) {
+      continue;
+    }
+    t.set_admin_hold(false);
+    t.set_admin_hold_by("");
+    t.set_version(t.version() + 1);
+    t.set_modified_unix_ms(UnixMillis(now));
+    DirectoryChange change;
+    *change.mutable_put_user() = std::move(t);
+    if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+    lifted = true;
+  }
+  return lifted;
 }
 
 absl::StatusOr<std::vector<std::string>> Directory::GroupsOf(
@@ -252,6 +286,33 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
   }
   if (absl::Status s = Stamp(previous, now, &user); !s.ok()) return s;
   user.set_deleted(false);
+  // A renamed user who is deactivated (or held by an admin) leaves the old
+  // name behind as a tombstone: tokens and certificates issued for it may
+  // still be valid, and must stay refused (red team: a SCIM rename let
+  // them in again).
+  if (previous != nullptr &&
+      absl::AsciiStrToLower(previous->user_name()) !=
+          absl::AsciiStrToLower(user.user_name()) &&
+      (!previous->active() || previous->admin_hold())) {
+    DirectoryUser tombstone;
+    tombstone.set_user_name(previous->user_name());
+    for (const std::string& e : previous->emails()) tombstone.add_emails(e);
+    tombstone.set_active(false);
+    tombstone.set_deleted(true);
+    tombstone.set_admin_hold(previous->admin_hold());
+    tombstone.set_admin_hold_by(previous->admin_hold_by());
+    tombstone.set_resource_json(
+        nlohmann::json({{"userName", previous->user_name()},
+                        {"active", false}})
+            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (absl::Status s = Stamp<DirectoryUser>(nullptr, now, &tombstone);
+        !s.ok()) {
+      return s;
+    }
+    DirectoryChange change;
+    *change.mutable_put_user() = std::move(tombstone);
+    if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+  }
   DirectoryChange change;
   *change.mutable_put_user() = user;
   if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
@@ -384,6 +445,13 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
       groups_of[member].insert(g.display_name());
     }
   }
+  // Names an admin's hold is on, whichever record carries them now: a
+  // deletion and a new user of the same name (red team), or a rename, do
+  // not lift it; only `wardenctl identities activate` does.
+  absl::flat_hash_set<std::string> held;
+  for (const DirectoryUser& u : *users) {
+    if (u.admin_hold()) held.insert(absl::AsciiStrToLower(u.user_name()));
+  }
   // By lower-case userName; a live user wins over a tombstone of the name.
   std::map<std::string, DirectoryEntry> entries;
   for (const DirectoryUser& u : *users) {
@@ -392,7 +460,8 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (it != entries.end() && u.deleted()) continue;
     DirectoryEntry entry;
     entry.set_user_name(name);
-    entry.set_active(u.active() && !u.deleted() && !u.admin_hold());
+    entry.set_active(u.active() && !u.deleted() && !u.admin_hold() &&
+                     !held.contains(name));
     std::set<std::string> aliases;
     for (const std::string& email : u.emails()) {
       std::string alias = absl::AsciiStrToLower(email);

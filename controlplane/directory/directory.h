@@ -89,6 +89,12 @@ class Directory {
       const std::vector<warden::v1::DirectoryUser>& users) const;
   absl::Status Commit(warden::v1::DirectoryChange change,
                       const std::string& actor);
+  // Clears an admin's hold from the deleted records (tombstones) of
+  // `user_name`; true when there was one.
+  absl::StatusOr<bool> LiftTombstoneHolds(const std::string& user_name,
+                                          const std::string& actor,
+                                          absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::StatusOr<warden::v1::DirectoryUser> PutUserLocked(
       warden::v1::DirectoryUser user, const std::string& actor,
       absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);

@@ -527,6 +527,67 @@ environments:
                         self.proxy.log()[-2000:])
         self.assertNotIn("larger than max", self.proxy.log())
 
+    def test_8_a_rename_or_a_new_account_does_not_lift_a_deactivation(self):
+        """Red team: an admin's deactivation was undone by a SCIM rename of
+        the user, or by DELETE and POST of the same userName; a SCIM
+        deactivation by a rename. The hold is on the name now, and a
+        deactivated user's old name stays refused."""
+        def ctl(*args):
+            r = subprocess.run([WARDENCTL, "identities", *args], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+        def post(name, active=True):
+            status, user, _ = self.scim("POST", "/Users", {
+                "schemas": [USER], "userName": name, "active": active})
+            self.assertEqual(status, 201, user)
+            return user
+
+        def rename(user, new_name):
+            status, body, _ = self.scim("PATCH", "/Users/" + user["id"], {
+                "schemas": [PATCH],
+                "Operations": [{"op": "replace", "path": "userName", "value": new_name}]})
+            self.assertEqual(status, 200, body)
+
+        # Admin hold, then a rename.
+        ian = post("ian@example.com")
+        ctl("deactivate", "ian@example.com", "--reason", "incident 43")
+        self.assertTrue(wait_until(lambda: not self.try_connect("ian@example.com")))
+        rename(ian, "old.ian@example.com")
+        marker = post("marker1@example.com", active=False)  # a later revision
+        self.assertTrue(wait_until(lambda: not self.try_connect("marker1@example.com")))
+        self.assertFalse(self.try_connect("ian@example.com"))
+        self.assertFalse(self.try_connect("old.ian@example.com"))
+
+        # Admin hold, then DELETE and POST of the same name.
+        henry = post("henry@example.com")
+        ctl("deactivate", "henry@example.com", "--reason", "incident 44")
+        self.assertTrue(wait_until(lambda: not self.try_connect("henry@example.com")))
+        status, _, _ = self.scim("DELETE", "/Users/" + henry["id"])
+        self.assertEqual(status, 204)
+        post("henry@example.com")
+        post("marker2@example.com", active=False)
+        self.assertTrue(wait_until(lambda: not self.try_connect("marker2@example.com")))
+        self.assertFalse(self.try_connect("henry@example.com"))
+        # Only an admin lifts it.
+        ctl("activate", "henry@example.com")
+        self.assertTrue(wait_until(lambda: self.try_connect("henry@example.com")),
+                        self.proxy.log()[-2000:])
+
+        # Deactivated by the identity provider, then renamed: tokens for
+        # the old name (still valid for a while) stay refused.
+        kim = post("kim@example.com")
+        status, _, _ = self.scim("PATCH", "/Users/" + kim["id"], {
+            "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+        self.assertEqual(status, 200)
+        self.assertTrue(wait_until(lambda: not self.try_connect("kim@example.com")))
+        rename(kim, "kim.renamed@example.com")
+        post("marker3@example.com", active=False)
+        self.assertTrue(wait_until(lambda: not self.try_connect("marker3@example.com")))
+        self.assertFalse(self.try_connect("kim@example.com"))
+        self.assertFalse(self.try_connect("kim.renamed@example.com"))
+        del marker
+
 
 if __name__ == "__main__":
     unittest.main()
