@@ -534,7 +534,8 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
                      "max_message_bytes", "max_backend_message_bytes",
                      "max_buffered_bytes", "log_level", "failed_login_window",
                      "failed_logins_recorded",
-                     "failed_logins_refused_after"})) {
+                     "failed_logins_refused_after",
+                     "max_pending_logins_per_address"})) {
       int64_t v = 0;
       if (c.Int(p, "workers", "proxy", 1, 256, &v)) cfg.proxy.workers = v;
       if (c.Int(p, "max_client_connections", "proxy", 1, 1000000, &v)) {
@@ -558,6 +559,9 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
       }
       if (c.Int(p, "failed_logins_refused_after", "proxy", 0, 100000000, &v)) {
         cfg.proxy.failed_logins_refused_after = v;
+      }
+      if (c.Int(p, "max_pending_logins_per_address", "proxy", 0, 1000000, &v)) {
+        cfg.proxy.max_pending_logins_per_address = v;
       }
       if (c.String(p, "log_level", "proxy", &cfg.proxy.log_level, false)) {
         static const std::set<std::string> kLevels = {"trace", "debug", "info",

@@ -144,6 +144,11 @@ struct ProxySettings {
   int failed_login_window_ms = 60000;
   int failed_logins_recorded = 20;
   int failed_logins_refused_after = 100;
+  // Connections from one client address that have not finished logging
+  // in (TLS, startup, authentication) at once; more are refused with 53300
+  // at accept, so one address's idle sockets cannot take every client
+  // slot. 0: no limit.
+  int max_pending_logins_per_address = 256;
 };
 
 // Where policies come from pushed, signed bundles (warden-control).

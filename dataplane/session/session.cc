@@ -254,6 +254,7 @@ Session::Session(SharedState* shared, const config::Listener* listener,
 }
 
 Session::~Session() {
+  EndPendingLogin();
   if (timer_ != 0) loop_->CancelTimer(timer_);
   if (key_allocated_) shared_->cancels.Release(proxy_pid_, proxy_secret_);
   shared_->client_connections.fetch_sub(1, std::memory_order_relaxed);
@@ -263,6 +264,21 @@ void Session::Start() {
   live_->emplace(this, shared_from_this());
   ArmTimer(shared_->config->proxy.startup_timeout_ms);
   if (!Register(Side::kClient)) return;
+  // One address's connections that have not logged in yet are bounded, so
+  // its idle sockets cannot take every client slot (red team).
+  pending_login_ = shared_->pending_logins.Add(
+      peer_host_, shared_->config->proxy.max_pending_logins_per_address);
+  if (!pending_login_) {
+    spdlog::warn("session {}: refused: {} connections from {} have not "
+                 "logged in yet (proxy.max_pending_logins_per_address)",
+                 peer_address_,
+                 shared_->config->proxy.max_pending_logins_per_address,
+                 peer_host_);
+    Fail(pgwire::kTooManyConnections,
+         "Warden: too many connections from this address that have not "
+         "logged in yet; try again later",
+         warden::v1::SESSION_END_REASON_POLICY);
+  }
 }
 
 bool Session::Register(Side s) {
@@ -1308,6 +1324,7 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
             "trust upstream)");
       }
       phase_ = Phase::kRelay;
+      EndPendingLogin();
       return true;
     case 3:
       if (up.auth != config::UpstreamAuthMethod::kPassword) {

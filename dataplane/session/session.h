@@ -44,6 +44,34 @@ class ScramClient;
 
 namespace warden::session {
 
+// Connections per client address that have not finished logging in.
+// Thread-safe (sessions of every worker share one).
+class PendingLogins {
+ public:
+  // Counts one more for `host`; false (and not counted) at `limit`
+  // (0: none).
+  bool Add(const std::string& host, int limit) {
+    absl::MutexLock lock(&mu_);
+    int& n = count_[host];
+    if (limit > 0 && n >= limit) {
+      if (n == 0) count_.erase(host);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void Remove(const std::string& host) {
+    absl::MutexLock lock(&mu_);
+    auto it = count_.find(host);
+    if (it == count_.end()) return;
+    if (--it->second <= 0) count_.erase(it);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, int> count_ ABSL_GUARDED_BY(mu_);
+};
+
 // Everything sessions share. Built once at start; the maps are read-only
 // afterwards, the registry and counters are thread-safe.
 struct SharedState {
@@ -86,6 +114,7 @@ struct SharedState {
   // ones of a flood one by one and the rest as a summary, and an address
   // that keeps failing is refused for a while.
   warden::LoginFailures login_failures;
+  PendingLogins pending_logins;
   // By listener name; absent when the listener has TLS disabled.
   absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
   absl::flat_hash_map<std::string, std::unique_ptr<Authenticator>>
@@ -348,6 +377,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // Parse/Bind/Describe/Execute/Close since the last Sync: what PostgreSQL
   // may skip after an error, a Query with it.
   bool extended_since_sync_ = false;
+  // Counted in SharedState::pending_logins until logged in or gone.
+  bool pending_login_ = false;
+  void EndPendingLogin() {
+    if (pending_login_) shared_->pending_logins.Remove(peer_host_);
+    pending_login_ = false;
+  }
   // Where each portal came from (see ProcessClient): the batch of its Bind
   // (syncs_sent_ then), and whether that batch failed or a simple Query
   // replaced it, in which case PostgreSQL may hold it as freed memory.

@@ -1,0 +1,87 @@
+"""Idle sockets from one address must not lock everyone out (red team, issue
+14): 10,000 connections that sent nothing filled max_client_connections and
+every listener refused new clients. Connections from one address that have
+not logged in yet are now bounded (proxy.max_pending_logins_per_address):
+past the bound that address gets 53300 at once, other addresses and
+logged-in sessions are unaffected, and the slots come back when the idle
+sockets go. Real warden-proxy, warden-control and PostgreSQL 15."""
+
+import os
+import socket
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from stack import Stack, rawpg  # noqa: E402
+
+LIMIT = 20
+
+
+def conn_from(source, port):
+    """A rawpg connection whose source address is `source` (any 127/8
+    address is loopback)."""
+    c = rawpg.RawConn.__new__(rawpg.RawConn)
+    c.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                      source_address=(source, 0))
+    c.buf, c.pos, c.backend_key, c.params = bytearray(), 0, None, {}
+    return c
+
+
+class PendingLogins(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack("warden-sec-pending-",
+                          proxy_settings="max_pending_logins_per_address: %d" % LIMIT).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def login_from(self, source):
+        c = conn_from(source, self.stack.ports["prod"])
+        try:
+            c.login("alice", "alice-pw", "shop")
+            return c.simple_query("SELECT 1")
+        finally:
+            c.close()
+
+    def test_idle_sockets_of_one_address_are_bounded(self):
+        logged_in = self.stack.raw()  # a session that is already in
+        idle = [socket.create_connection(("127.0.0.1", self.stack.ports["prod"]),
+                                         timeout=10) for _ in range(LIMIT)]
+        try:
+            # The next one from the same address: refused at once, saying why.
+            c = rawpg.RawConn(self.stack.ports["prod"])
+            try:
+                replies = c.read_until_eof()
+            finally:
+                c.close()
+            errors = rawpg.errors(replies)
+            self.assertEqual([e["C"] for e in errors], ["53300"], replies)
+            self.assertIn("have not logged in yet", errors[0]["M"])
+            # Another address, and the session already in, are unaffected.
+            self.assertEqual(self.login_from("127.0.0.2"), ([["1"]], None))
+            self.assertEqual(logged_in.simple_query("SELECT 2"), ([["2"]], None))
+        finally:
+            for s in idle:
+                s.close()
+            logged_in.close()
+        # The slots come back with the sockets.
+        deadline_ok = False
+        for _ in range(50):
+            try:
+                if self.login_from("127.0.0.1") == ([["1"]], None):
+                    deadline_ok = True
+                    break
+            except (RuntimeError, OSError, EOFError):
+                pass
+            time.sleep(0.1)
+        self.assertTrue(deadline_ok, self.stack.proxy.log()[-2000:])
+        self.assertIsNone(self.stack.proxy.proc.poll())
+
+
+if __name__ == "__main__":
+    unittest.main()
