@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "common/log.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -140,9 +141,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("warden-control");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  auto logger = warden::log::InstallStderrLogger("warden-control");
 
   if (tls_cert.empty() != tls_key.empty()) {
     std::cerr << "warden-control: --tls-cert and --tls-key go together\n";

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "common/log.h"
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
 #include "dataplane/server/server.h"
@@ -23,9 +24,7 @@ int main(int argc, char** argv) {
                "validate the configuration and exit (0 valid, 2 invalid)");
   CLI11_PARSE(app, argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("warden-proxy");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  auto logger = warden::log::InstallStderrLogger("warden-proxy");
 
   auto config = warden::config::LoadConfig(config_path);
   if (!config.ok()) {

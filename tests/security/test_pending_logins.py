@@ -4,10 +4,13 @@ every listener refused new clients. Connections from one address that have
 not logged in yet are now bounded (proxy.max_pending_logins_per_address):
 past the bound that address gets 53300 at once, other addresses and
 logged-in sessions are unaffected, and the slots come back when the idle
-sockets go. Real warden-proxy, warden-control and PostgreSQL 15."""
+sockets go. And what such unauthenticated clients send cannot forge lines
+in the proxy's own log. Real warden-proxy, warden-control and PostgreSQL
+15."""
 
 import os
 import socket
+import struct
 import sys
 import time
 import unittest
@@ -81,6 +84,26 @@ class PendingLogins(unittest.TestCase):
             time.sleep(0.1)
         self.assertTrue(deadline_ok, self.stack.proxy.log()[-2000:])
         self.assertIsNone(self.stack.proxy.proc.poll())
+
+    def test_client_bytes_cannot_forge_log_lines(self):
+        """Red team: a startup user name with a newline made a whole line of
+        the proxy's log read like a successful login."""
+        forged = "2026-12-06T21:59:00.000+00:00 info session 127.0.0.1:40000: root authenticated"
+        user = ("x\n" + forged + "\x1b[2J\r").encode()
+        c = rawpg.RawConn(self.stack.ports["prod"])
+        try:
+            body = struct.pack("!i", 196608) + b"user\0" + user + b"\0database\0shop\0\0"
+            c.send(struct.pack("!i", len(body) + 4) + body)
+            t, body = c.read_message()
+            if t == b"R" and struct.unpack("!i", body[:4])[0] == 10:
+                c.send(rawpg.message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", 5) + b"n,,xx"))
+            c.read_until_eof()
+        finally:
+            c.close()
+        log = self.stack.proxy.log()
+        self.assertIn("x\\x0a2026-12-06T21:59:00.000", log)
+        self.assertNotIn("\n" + forged, log)
+        self.assertNotIn("\x1b", log)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,27 @@
+// The operational log of warden-proxy and warden-control: stderr, one line
+// per message, with every control byte of the message escaped. Messages
+// quote what clients sent (user names, token claims, statement text), and
+// the log goes to operators' pipelines: a newline or an escape sequence a
+// client chose must not make a line of its own or rewrite a terminal (red
+// team: an unauthenticated startup packet forged whole log lines).
+#ifndef WARDEN_COMMON_LOG_H_
+#define WARDEN_COMMON_LOG_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "spdlog/spdlog.h"
+
+namespace warden::log {
+
+// `text` with each byte below 0x20 and 0x7f written as \xNN (tab as \t).
+std::string EscapeControls(absl::string_view text);
+
+// A logger named `name` writing to stderr (colour on a terminal) with
+// Warden's pattern and escaping, made the default logger.
+std::shared_ptr<spdlog::logger> InstallStderrLogger(const std::string& name);
+
+}  // namespace warden::log
+
+#endif  // WARDEN_COMMON_LOG_H_
