@@ -9,8 +9,10 @@
 namespace warden {
 namespace {
 
-// Distinct user names kept per window, and bytes of each.
+// Distinct user names a summary lists (the most tried), names counted per
+// window, and bytes of each.
 constexpr size_t kMaxUsers = 20;
+constexpr size_t kMaxTrackedUsers = 32;
 constexpr size_t kMaxUserBytes = 64;
 // Addresses tracked at once (a spoofed-source flood of addresses must not
 // grow this without bound): beyond it, the oldest windows end early.
@@ -31,7 +33,15 @@ void LoginFailures::Roll(const std::string& address, Window* w,
     s.failures = w->failures;
     s.recorded = recorded;
     s.refused = w->refused;
-    s.users = std::move(w->users);
+    std::vector<std::pair<std::string, uint64_t>> tried(w->users.begin(),
+                                                        w->users.end());
+    std::sort(tried.begin(), tried.end(), [](const auto& a, const auto& b) {
+      return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
+    for (size_t i = 0; i < tried.size() && i < kMaxUsers; ++i) {
+      s.users.push_back(absl::StrCat(tried[i].first, " x", tried[i].second));
+    }
+    s.more_users = tried.size() > kMaxUsers || w->other_users > 0;
     ended_.push_back(std::move(s));
   }
   *w = Window{now};
@@ -52,13 +62,32 @@ bool LoginFailures::Failed(const std::string& address, const std::string& user,
   Window& w = it->second;
   Roll(address, &w, now);
   ++w.failures;
+  // Every failure counts toward the names tried, so that the most tried
+  // lead the summary: an attacker cannot bury the account it is guessing
+  // under names of its choosing (red team).
+  const std::string name = user.substr(0, kMaxUserBytes);
+  if (!name.empty()) {
+    auto n = w.users.find(name);
+    if (n != w.users.end()) {
+      ++n->second;
+    } else if (w.users.size() < kMaxTrackedUsers) {
+      w.users.emplace(name, 1);
+    } else {
+      // Space-saving: the least tried name makes room, and the new one
+      // inherits its count (an upper bound), so any name tried more than
+      // failures / kMaxTrackedUsers times is sure to be kept.
+      auto least = w.users.begin();
+      for (auto it = w.users.begin(); it != w.users.end(); ++it) {
+        if (it->second < least->second) least = it;
+      }
+      const uint64_t floor = least->second;
+      w.users.erase(least);
+      w.users.emplace(name, floor + 1);
+      ++w.other_users;
+    }
+  }
   if (w.failures <= static_cast<uint64_t>(options_.record_each)) return true;
   suppressed_.fetch_add(1);
-  const std::string name = user.substr(0, kMaxUserBytes);
-  if (!name.empty() && w.users.size() < kMaxUsers &&
-      std::find(w.users.begin(), w.users.end(), name) == w.users.end()) {
-    w.users.push_back(name);
-  }
   return false;
 }
 
@@ -98,8 +127,11 @@ std::string LoginFailures::Describe(const Summary& s) {
       absl::FormatDuration(s.end - s.start), " (", s.recorded,
       " recorded one by one", s.refused > 0 ? ", " : "",
       s.refused > 0 ? absl::StrCat(s.refused, " connections refused") : "",
-      s.users.empty() ? "" : "; users tried: ", absl::StrJoin(s.users, ", "),
-      s.users.size() >= kMaxUsers ? ", ..." : "", ")");
+      s.users.empty() ? "" : "; users tried, most first: ",
+      absl::StrJoin(s.users, ", "),
+      s.more_users ? ", ... (more names than tracked: counts are upper bounds)"
+                   : "",
+      ")");
 }
 
 }  // namespace warden

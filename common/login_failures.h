@@ -36,7 +36,9 @@ class LoginFailures {
     uint64_t failures = 0;    // all of them, recorded or not
     uint64_t recorded = 0;    // recorded one by one
     uint64_t refused = 0;     // connections refused before authentication
-    std::vector<std::string> users;  // distinct user names tried (capped)
+    // The user names tried most, as "name xN", most first (capped).
+    std::vector<std::string> users;
+    bool more_users = false;  // more names were tried than listed
   };
 
   LoginFailures() = default;
@@ -60,7 +62,7 @@ class LoginFailures {
   uint64_t refused_total() const { return refused_.load(); }
 
   // "812 failed logins from 10.1.2.3 in 60 s (20 recorded one by one,
-  // 790 connections refused; users tried: a, b, ...)".
+  // 790 connections refused; users tried, most first: a x700, b x3, ...)".
   static std::string Describe(const Summary& s);
 
  private:
@@ -68,7 +70,8 @@ class LoginFailures {
     absl::Time start;
     uint64_t failures = 0;
     uint64_t refused = 0;
-    std::vector<std::string> users;
+    absl::flat_hash_map<std::string, uint64_t> users;  // name -> failures
+    uint64_t other_users = 0;  // failures under names beyond the cap
   };
   // Ends `w` if its window is over (its summary, if any, goes to ended_).
   void Roll(const std::string& address, Window* w, absl::Time now)

@@ -3,6 +3,7 @@
 // is lost (every failure is an event or counted in a summary).
 #include "common/login_failures.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -36,7 +37,8 @@ TEST(LoginFailuresTest, RecordsTheFirstThenSummarizesAndRefuses) {
   EXPECT_EQ(s.failures, 5u);
   EXPECT_EQ(s.recorded, 3u);
   EXPECT_EQ(s.refused, 2u);
-  EXPECT_EQ(s.users, (std::vector<std::string>{"alice", "bob"}));
+  // Every failure counts toward the names, most tried first.
+  EXPECT_EQ(s.users, (std::vector<std::string>{"bob x3", "alice x2"}));
   EXPECT_THAT(LoginFailures::Describe(s),
               HasSubstr("5 failed logins from 10.1.2.3 in 1m"));
   EXPECT_THAT(LoginFailures::Describe(s), HasSubstr("2 connections refused"));
@@ -56,6 +58,28 @@ TEST(LoginFailuresTest, ShutdownTakesTheOpenWindowsToo) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].failures, 4u);
   EXPECT_EQ(all[0].recorded, 1u);
+}
+
+// Red team: 20 failures under junk names, then 60 under random long names,
+// then 10 as alice: the summary listed the first names and alice never
+// appeared. The most tried names lead, whatever came first.
+TEST(LoginFailuresTest, TheAccountUnderAttackLeadsTheSummary) {
+  LoginFailures f({absl::Seconds(60), 20, 0});
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  for (int i = 0; i < 20; ++i) f.Failed("10.1.2.3", absl::StrCat("junk", i), t0);
+  for (int i = 0; i < 60; ++i) {
+    f.Failed("10.1.2.3", absl::StrCat("n", i, std::string(50, 'z')), t0);
+  }
+  for (int i = 0; i < 10; ++i) f.Failed("10.1.2.3", "alice", t0);
+  f.Failed("10.1.2.3", "bob", t0);
+  const auto summaries = f.TakeSummaries(t0 + absl::Seconds(61));
+  ASSERT_EQ(summaries.size(), 1u);
+  ASSERT_FALSE(summaries[0].users.empty());
+  // (Counts are exact up to 32 names per window, upper bounds beyond.)
+  EXPECT_THAT(summaries[0].users[0], testing::StartsWith("alice x"));
+  EXPECT_THAT(LoginFailures::Describe(summaries[0]),
+              HasSubstr("users tried, most first: alice x"));
+  EXPECT_TRUE(summaries[0].more_users);
 }
 
 }  // namespace
