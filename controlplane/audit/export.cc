@@ -70,7 +70,11 @@ json Actor(const warden::v1::AuditEvent& e) {
 bool Matches(const warden::v1::AuditFilter& filter,
              const warden::v1::AuditLeaf& leaf) {
   const warden::v1::AuditEvent& e = leaf.event();
-  if (filter.users_size() > 0 && !AnyOf(filter.users(), e.identity().user())) {
+  // A failed login has no identity yet: the name it claimed is who was
+  // targeted, and an investigation searches by it (red team).
+  if (filter.users_size() > 0 && !AnyOf(filter.users(), e.identity().user()) &&
+      !(e.identity().user().empty() && e.has_authentication() &&
+        AnyOf(filter.users(), e.authentication().claimed_user()))) {
     return false;
   }
   if (filter.environments_size() > 0 &&

@@ -1007,7 +1007,13 @@ absl::StatusOr<std::string> LoadVerifierKey(const std::string& key) {
 
 std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
   const warden::v1::AuditEvent& e = leaf.event();
-  std::string who = e.identity().user().empty() ? "-" : e.identity().user();
+  std::string who = e.identity().user();
+  if (who.empty() && e.has_authentication() &&
+      !e.authentication().claimed_user().empty()) {
+    // Not verified: a failed login names whom it claimed to be.
+    who = absl::StrCat("(claimed) ", e.authentication().claimed_user());
+  }
+  if (who.empty()) who = "-";
   std::string what;
   switch (e.body_case()) {
     case warden::v1::AuditEvent::kSessionStart:

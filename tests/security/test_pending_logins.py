@@ -8,6 +8,7 @@ sockets go. And what such unauthenticated clients send cannot forge lines
 in the proxy's own log. Real warden-proxy, warden-control and PostgreSQL
 15."""
 
+import json
 import os
 import socket
 import struct
@@ -18,7 +19,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from stack import Stack, rawpg  # noqa: E402
+from stack import Stack, rawpg, wait_until  # noqa: E402
 
 LIMIT = 20
 
@@ -104,6 +105,28 @@ class PendingLogins(unittest.TestCase):
         self.assertIn("x\\x0a2026-12-06T21:59:00.000", log)
         self.assertNotIn("\n" + forged, log)
         self.assertNotIn("\x1b", log)
+
+    def test_failed_logins_are_found_by_the_name_they_claimed(self):
+        """Red team: a password-guessing run against alice was invisible to
+        `audit search --user alice` and read `-:` in `audit tail`."""
+        c = rawpg.RawConn(self.stack.ports["prod"])
+        try:
+            with self.assertRaises(RuntimeError):
+                c.login("alice", "not-her-password", "shop")
+        finally:
+            c.close()
+
+        def failed():
+            r = self.stack.ctl("audit", "search", "--user", "alice", "--kind",
+                               "authentication", "--format", "json")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            events = [json.loads(line)["leaf"]["event"] for line in r.stdout.splitlines()
+                      if line.strip()]
+            return [e for e in events if not e["authentication"].get("success")]
+        self.assertTrue(wait_until(lambda: failed(), timeout=30))
+        self.assertEqual(failed()[0]["authentication"]["claimed_user"], "alice")
+        r = self.stack.ctl("audit", "tail", "--limit", "200")
+        self.assertIn("(claimed) alice", r.stdout)
 
 
 if __name__ == "__main__":
