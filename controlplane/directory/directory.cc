@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -290,28 +291,41 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
   // name behind as a tombstone: tokens and certificates issued for it may
   // still be valid, and must stay refused (red team: a SCIM rename let
   // them in again).
-  if (previous != nullptr &&
-      absl::AsciiStrToLower(previous->user_name()) !=
-          absl::AsciiStrToLower(user.user_name()) &&
-      (!previous->active() || previous->admin_hold())) {
-    DirectoryUser tombstone;
-    tombstone.set_user_name(previous->user_name());
-    for (const std::string& e : previous->emails()) tombstone.add_emails(e);
-    tombstone.set_active(false);
-    tombstone.set_deleted(true);
-    tombstone.set_admin_hold(previous->admin_hold());
-    tombstone.set_admin_hold_by(previous->admin_hold_by());
-    tombstone.set_resource_json(
-        nlohmann::json({{"userName", previous->user_name()},
-                        {"active", false}})
-            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    if (absl::Status s = Stamp<DirectoryUser>(nullptr, now, &tombstone);
-        !s.ok()) {
-      return s;
+  // The same for an e-mail alias such a user loses.
+  if (previous != nullptr && (!previous->active() || previous->admin_hold())) {
+    std::set<std::string> kept = {absl::AsciiStrToLower(user.user_name())};
+    for (const std::string& e : user.emails()) {
+      kept.insert(absl::AsciiStrToLower(e));
     }
-    DirectoryChange change;
-    *change.mutable_put_user() = std::move(tombstone);
-    if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+    std::set<std::string> dropped;
+    for (const std::string& name :
+         [&] {
+           std::vector<std::string> names = {previous->user_name()};
+           names.insert(names.end(), previous->emails().begin(),
+                        previous->emails().end());
+           return names;
+         }()) {
+      const std::string lower = absl::AsciiStrToLower(name);
+      if (!lower.empty() && kept.count(lower) == 0) dropped.insert(lower);
+    }
+    for (const std::string& name : dropped) {
+      DirectoryUser tombstone;
+      tombstone.set_user_name(name);
+      tombstone.set_active(false);
+      tombstone.set_deleted(true);
+      tombstone.set_admin_hold(previous->admin_hold());
+      tombstone.set_admin_hold_by(previous->admin_hold_by());
+      tombstone.set_resource_json(
+          nlohmann::json({{"userName", name}, {"active", false}})
+              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      if (absl::Status s = Stamp<DirectoryUser>(nullptr, now, &tombstone);
+          !s.ok()) {
+        return s;
+      }
+      DirectoryChange change;
+      *change.mutable_put_user() = std::move(tombstone);
+      if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+    }
   }
   DirectoryChange change;
   *change.mutable_put_user() = user;

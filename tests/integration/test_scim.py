@@ -586,6 +586,23 @@ environments:
         self.assertTrue(wait_until(lambda: not self.try_connect("marker3@example.com")))
         self.assertFalse(self.try_connect("kim@example.com"))
         self.assertFalse(self.try_connect("kim.renamed@example.com"))
+
+        # Deactivated, then the e-mail alias his tokens carry is removed.
+        status, lena, _ = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": "lena", "active": True,
+            "emails": [{"value": "lena.mail@example.com", "primary": True}]})
+        self.assertEqual(status, 201, lena)
+        self.assertTrue(wait_until(lambda: self.try_connect("lena.mail@example.com")))
+        status, _, _ = self.scim("PATCH", "/Users/" + lena["id"], {
+            "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+        self.assertEqual(status, 200)
+        self.assertTrue(wait_until(lambda: not self.try_connect("lena.mail@example.com")))
+        status, body, _ = self.scim("PATCH", "/Users/" + lena["id"], {
+            "schemas": [PATCH], "Operations": [{"op": "remove", "path": "emails"}]})
+        self.assertEqual(status, 200, body)
+        post("marker4@example.com", active=False)
+        self.assertTrue(wait_until(lambda: not self.try_connect("marker4@example.com")))
+        self.assertFalse(self.try_connect("lena.mail@example.com"))
         del marker
 
 
