@@ -299,6 +299,14 @@ void WriteDescribe(std::string* out, char kind, absl::string_view name) {
   w.End();
 }
 
+void WriteClose(std::string* out, char kind, absl::string_view name) {
+  MessageWriter w(out);
+  w.Begin('C');
+  w.Byte(kind);
+  w.CString(name);
+  w.End();
+}
+
 void WriteExecute(std::string* out, absl::string_view portal) {
   MessageWriter w(out);
   w.Begin('E');

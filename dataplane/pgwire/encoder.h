@@ -97,6 +97,7 @@ void WriteBind(std::string* out, absl::string_view portal,
 void WriteDescribe(std::string* out, char kind, absl::string_view name);
 // Execute of `portal`, all rows.
 void WriteExecute(std::string* out, absl::string_view portal);
+void WriteClose(std::string* out, char kind, absl::string_view name);
 void WriteTerminate(std::string* out);
 
 }  // namespace warden::pgwire

@@ -88,14 +88,14 @@ const char* UpstreamAuthName(config::UpstreamAuthMethod m) {
 }
 
 // The portal an Execute, Describe('P') or Close('P') names.
-std::optional<std::string> PortalUsed(char type, absl::string_view body) {
+std::optional<absl::string_view> PortalUsed(char type, absl::string_view body) {
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kExecute:
-      return std::string(body.substr(0, body.find('\0')));
+      return body.substr(0, body.find('\0'));
     case pgwire::FrontendType::kDescribe:
     case pgwire::FrontendType::kClose:
       if (body.empty() || body[0] != 'P') return std::nullopt;
-      return std::string(body.substr(1, body.find('\0', 1) - 1));
+      return body.substr(1, body.find('\0', 1) - 1);
     default:
       return std::nullopt;
   }
@@ -970,13 +970,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
         // Its CloseComplete confirms this (empty) entry, not another
         // Close's.
         BeginTentative(Confirmation::kClose);
-        const std::string nothing = "warden_no_such_portal";
-        poison.push_back('C');
-        const uint32_t len = htonl(static_cast<uint32_t>(4 + 1 + nothing.size() + 1));
-        poison.append(reinterpret_cast<const char*>(&len), 4);
-        poison.push_back('P');
-        poison.append(nothing);
-        poison.push_back('\0');
+        pgwire::WriteClose(&poison, 'P', "warden_no_such_portal");
       } else {
         std::string error;
         pgwire::WriteErrorResponse(
@@ -1519,10 +1513,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         if (pending_syncs_ > 0) --pending_syncs_;
         break;
       case pgwire::BackendType::kErrorResponse: {
-        if (ready_) {
-          error_batch_ = syncs_done_;
-          batch_had_error_ = true;
-        }
+        if (ready_) batch_had_error_ = true;
         // Parsed once for the result tracker, refusals and severity.
         const auto error = pgwire::ParseErrorResponse(frame.body);
         if (track_results && ready_) {
@@ -1774,7 +1765,7 @@ void Session::NotePortalOrigin(const std::string& name, bool tainted) {
   portal_origins_[name] = PortalOrigin{syncs_sent_, tainted};
 }
 
-bool Session::PortalSafe(const std::string& name) const {
+bool Session::PortalSafe(absl::string_view name) const {
   const auto it = portal_origins_.find(name);
   if (it == portal_origins_.end()) return true;  // a cursor, or none at all
   if (it->second.tainted) return false;
@@ -1785,10 +1776,10 @@ bool Session::PortalSafe(const std::string& name) const {
 }
 
 void Session::SettlePortals(bool idle) {
-  // The batch whose ReadyForQuery just came.
+  // The batch whose ReadyForQuery just came; an error since the one
+  // before means it failed.
   const uint64_t finished = syncs_done_ - 1;
-  const bool failed = error_batch_ == finished && batch_had_error_;
-  batch_had_error_ = false;
+  const bool failed = batch_had_error_;
   for (auto it = portal_origins_.begin(); it != portal_origins_.end();) {
     if (it->second.batch <= finished) {
       if (idle) {  // the transaction ended, and its portals with it

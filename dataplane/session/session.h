@@ -391,10 +391,10 @@ class Session : public std::enable_shared_from_this<Session> {
     bool tainted = false;
   };
   absl::flat_hash_map<std::string, PortalOrigin> portal_origins_;
-  uint64_t error_batch_ = 0;     // the batch an ErrorResponse came in
+  // An ErrorResponse since the last ReadyForQuery.
   bool batch_had_error_ = false;
   void NotePortalOrigin(const std::string& name, bool tainted);
-  bool PortalSafe(const std::string& name) const;
+  bool PortalSafe(absl::string_view name) const;
   // At ReadyForQuery: taints the finished batch's portals if it failed;
   // forgets them all when the transaction ended (`idle`).
   void SettlePortals(bool idle);
