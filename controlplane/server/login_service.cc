@@ -237,6 +237,10 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
       bundle.ok() ? server::IssueUserCertificate(*bundle, *authority_, *request,
                                                  absl::Now(), ttl_)
                   : bundle.status();
+  // Refusals count toward the peer's window whether or not they are
+  // recorded; beyond the first ones in it, only its summary says so.
+  const bool record_refusal =
+      !issued.ok() && failures_.Failed(peer, "", absl::Now());
   if (audit_ != nullptr) {
     if (issued.ok()) {
       audit_->Record(
@@ -250,16 +254,13 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
                        "; kind: ", CertificateKind(issued->certificate_pem()),
                        "; groups: ", absl::StrJoin(issued->groups(), ",")),
           true);
-    } else if (failures_.Failed(peer, "", absl::Now())) {
-      // (Beyond the first ones in a minute, counted in the summary.)
+    } else if (record_refusal) {
       audit_->Record("unauthenticated", "identity.certificate",
                      request->provider().empty() ? "-" : request->provider(),
                      absl::StrCat(issued.status().ToString(), " (from ", peer,
                                   ")"),
                      false);
     }
-  } else if (!issued.ok()) {
-    failures_.Failed(peer, "", absl::Now());
   }
   if (!issued.ok()) return Finish(context, issued.status());
   *response = *std::move(issued);
