@@ -731,6 +731,30 @@ def collect_facts(args, started, finished):
     return facts
 
 
+FACT_LABELS = {
+    "date": "Date", "duration": "Run time", "nproc": "nproc", "cpu": "CPU",
+    "mem": "Memory", "kernel": "Kernel", "load_start": "Load average at start",
+    "load_end": "Load average at end", "postgres": "PostgreSQL", "pgbench": "pgbench",
+    "pgbouncer": "PgBouncer", "git": "Warden commit", "proxy_build": "warden-proxy build",
+    "proxy_bin": "warden-proxy binary",
+}
+
+
+def write_facts(w, facts, keys):
+    """The command and a table of the run's facts (`keys`, in order)."""
+    w("Command:")
+    w("")
+    w("```")
+    w(facts["command"])
+    w("```")
+    w("")
+    w("| | |")
+    w("|---|---|")
+    for k in keys:
+        w("| %s | %s |" % (FACT_LABELS[k], str(facts.get(k, "?")).replace("|", "\\|")))
+    w("")
+
+
 def build_report(args, facts, results):
     L = []
     w = L.append
@@ -743,22 +767,7 @@ def build_report(args, facts, results):
       "all on one machine over 127.0.0.1 TCP with SCRAM-SHA-256 client authentication "
       "and no TLS.")
     w("")
-    w("Command:")
-    w("")
-    w("```")
-    w(facts["command"])
-    w("```")
-    w("")
-    w("| | |")
-    w("|---|---|")
-    for k, label in (("date", "Date"), ("duration", "Run time"), ("nproc", "nproc"),
-                     ("cpu", "CPU"), ("mem", "Memory"), ("kernel", "Kernel"),
-                     ("load_start", "Load average at start"), ("load_end", "Load average at end"),
-                     ("postgres", "PostgreSQL"), ("pgbench", "pgbench"),
-                     ("pgbouncer", "PgBouncer"), ("git", "Warden commit"),
-                     ("proxy_build", "warden-proxy build"), ("proxy_bin", "warden-proxy binary")):
-        w("| %s | %s |" % (label, str(facts.get(k, "?")).replace("|", "\\|")))
-    w("")
+    write_facts(w, facts, FACT_LABELS)
     w("Settings: pgbench scale %d, %d s per pgbench run, %d repetitions with the three targets "
       "interleaved (rotated order) within each repetition; Warden `workers: %d`; PgBouncer "
       "`pool_mode = session` (single-threaded by design); PostgreSQL with `fsync = off`, "
@@ -989,20 +998,8 @@ def build_policy_cost_report(args, facts, results):
     w = L.append
     w("## Policy cost, paired runs")
     w("")
-    w("Command:")
-    w("")
-    w("```")
-    w(facts["command"])
-    w("```")
-    w("")
-    w("| | |")
-    w("|---|---|")
-    for k, label in (("date", "Date"), ("duration", "Run time"), ("nproc", "nproc"),
-                     ("cpu", "CPU"), ("load_start", "Load average at start"),
-                     ("load_end", "Load average at end"), ("postgres", "PostgreSQL"),
-                     ("git", "Warden commit"), ("proxy_build", "warden-proxy build")):
-        w("| %s | %s |" % (label, str(facts.get(k, "?")).replace("|", "\\|")))
-    w("")
+    write_facts(w, facts, ("date", "duration", "nproc", "cpu", "load_start", "load_end",
+                           "postgres", "git", "proxy_build"))
     w("Two warden-proxy processes on the same PostgreSQL: one passes statements through "
       "(no policy), the other judges every statement against `%s`. For each workload, "
       "%d pairs of %d s pgbench runs; the two runs of a pair are back to back, in "
