@@ -554,7 +554,7 @@ environments:
         ctl("deactivate", "ian@example.com", "--reason", "incident 43")
         self.assertTrue(wait_until(lambda: not self.try_connect("ian@example.com")))
         rename(ian, "old.ian@example.com")
-        marker = post("marker1@example.com", active=False)  # a later revision
+        post("marker1@example.com", active=False)  # a later revision
         self.assertTrue(wait_until(lambda: not self.try_connect("marker1@example.com")))
         self.assertFalse(self.try_connect("ian@example.com"))
         self.assertFalse(self.try_connect("old.ian@example.com"))
@@ -603,7 +603,6 @@ environments:
         post("marker4@example.com", active=False)
         self.assertTrue(wait_until(lambda: not self.try_connect("marker4@example.com")))
         self.assertFalse(self.try_connect("lena.mail@example.com"))
-        del marker
 
 
 if __name__ == "__main__":

@@ -70,6 +70,17 @@ class AuditLogTest : public ::testing::Test {
     EXPECT_TRUE(entries.ok());
     return *entries;
   }
+  // Every entry's leaf, decoded.
+  std::vector<warden::v1::AuditLeaf> Leaves() {
+    std::vector<warden::v1::AuditLeaf> leaves;
+    for (const auto& entry : All()) {
+      auto parts = audit::SplitLeaf(entry.leaf());
+      EXPECT_TRUE(parts.ok());
+      leaves.emplace_back();
+      EXPECT_TRUE(parts.ok() && leaves.back().ParseFromString(parts->second));
+    }
+    return leaves;
+  }
   std::unique_ptr<TestControlPlane> cp_;
 };
 
@@ -172,13 +183,10 @@ TEST_F(AuditLogTest, EventsCarryTheirEnvironmentWithinTheCertificates) {
   ASSERT_TRUE(cp_->audit_ingest()
                   ->AppendFrom(identity, request, absl::Now(), &response)
                   .ok());
-  const auto entries = All();
-  ASSERT_EQ(entries.size(), 3u);
-  std::vector<warden::v1::AuditLeaf> leaves(3);
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(
-        leaves[i].ParseFromString(audit::SplitLeaf(entries[i].leaf())->second));
-    EXPECT_EQ(leaves[i].source(), "prod/p1");  // one sequence stream
+  const auto leaves = Leaves();
+  ASSERT_EQ(leaves.size(), 3u);
+  for (const auto& leaf : leaves) {
+    EXPECT_EQ(leaf.source(), "prod/p1");  // one sequence stream
   }
   EXPECT_EQ(leaves[0].event().environment(), "dev");
   EXPECT_FALSE(leaves[0].event().has_repairs());
@@ -213,13 +221,8 @@ TEST_F(AuditLogTest, ProxiesCannotRecordTheControlPlanesKinds) {
   ASSERT_TRUE(cp_->audit_ingest()
                   ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
                   .ok());
-  const auto entries = All();
-  ASSERT_EQ(entries.size(), 3u);
-  std::vector<warden::v1::AuditLeaf> leaves(3);
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(
-        leaves[i].ParseFromString(audit::SplitLeaf(entries[i].leaf())->second));
-  }
+  const auto leaves = Leaves();
+  ASSERT_EQ(leaves.size(), 3u);
   EXPECT_EQ(leaves[0].event().kind(), warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED);
   EXPECT_EQ(leaves[0].event().repairs().unauthorized_kind(),
             warden::v1::AUDIT_EVENT_KIND_ADMIN);
