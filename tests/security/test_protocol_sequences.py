@@ -379,6 +379,12 @@ class ProtocolSequences(unittest.TestCase):
                          M(b"E", b"\0" + struct.pack("!i", 2))],
             "describe": [rawpg.query("BEGIN; ROLLBACK TO SAVEPOINT sp" + " " * 1000000),
                          M(b"D", b"P\0")],
+            # The other route the fuzzer found: a named portal whose Bind
+            # failed (a parameter that does not convert) in a transaction.
+            "failed bind": [rawpg.query("BEGIN"),
+                            M(b"P", b"fb\0SELECT $1::int\0\0\0")
+                            + bind_msg(b"p_fb", b"fb", [b"x"]) + rawpg.SYNC,
+                            M(b"E", b"p_fb\0" + struct.pack("!i", 2))],
         }
 
     def test_unnamed_portal_after_a_failed_query_never_reaches_postgres(self):
@@ -394,7 +400,7 @@ class ProtocolSequences(unittest.TestCase):
                     replies = []
                     for m in messages:
                         conn.send(m)
-                        if m[:1] == b"Q":
+                        if m[:1] == b"Q" or m.endswith(rawpg.SYNC):
                             replies += rawpg.read_to_ready(conn)
                     conn.send(rawpg.SYNC)
                     replies += rawpg.read_to_ready(conn)
