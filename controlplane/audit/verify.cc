@@ -10,7 +10,8 @@ namespace warden::controlplane::audit {
 
 VerifyReport VerifyExport(const std::vector<ExportedEntry>& entries,
                           absl::string_view checkpoint_note,
-                          absl::string_view verifier_key) {
+                          absl::string_view verifier_key,
+                          bool allow_uncovered) {
   VerifyReport report;
   report.entries = entries.size();
   auto checkpoint = VerifyCheckpoint(checkpoint_note, verifier_key);
@@ -69,6 +70,16 @@ VerifyReport VerifyExport(const std::vector<ExportedEntry>& entries,
         " entries is not the signed one: the log was rewritten (every link "
         "was recomputed) at or before entry ",
         checkpoint->size - 1);
+    return report;
+  }
+  if (entries.size() > checkpoint->size && !allow_uncovered) {
+    report.first_bad_index = static_cast<int64_t>(checkpoint->size);
+    report.message = absl::StrCat(
+        checkpoint->size, " entries match checkpoint ", checkpoint->origin,
+        ", but the export has ", entries.size() - checkpoint->size,
+        " more that no checkpoint signed (from entry ", checkpoint->size,
+        "): verify them against a newer checkpoint, export with --checkpoint "
+        "to stop at this one, or pass --allow-uncovered");
     return report;
   }
   report.ok = true;

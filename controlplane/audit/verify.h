@@ -34,10 +34,14 @@ struct VerifyReport {
 
 // VerifyExport runs every check; `report.message` says what failed, or
 // what was proven ("1234 entries match checkpoint warden/audit/... size
-// 1234").
+// 1234"). Entries after the checkpoint's size chain to the signed ones but
+// nothing signed them: anyone can compute a link (it is an unkeyed hash),
+// so by default they fail the check (first_bad_index is the first of
+// them); `allow_uncovered` accepts them and says how many were not proven.
 VerifyReport VerifyExport(const std::vector<ExportedEntry>& entries,
                           absl::string_view checkpoint_note,
-                          absl::string_view verifier_key);
+                          absl::string_view verifier_key,
+                          bool allow_uncovered = false);
 
 }  // namespace warden::controlplane::audit
 

@@ -297,6 +297,9 @@ int main(int argc, char** argv) {
       ->required();
   export_cmd->add_option("--from", export_opts.from, "First index");
   export_cmd->add_option("--to", export_opts.to, "End index (exclusive; 0: all)");
+  export_cmd->add_option("--checkpoint", export_opts.checkpoint_file,
+                         "Export exactly the entries this saved checkpoint "
+                         "signed (from 0; not with --from/--to)");
   AddRemote(export_cmd, &export_opts, &export_format);
 
   cli::AuditProofOptions proof;
@@ -322,6 +325,9 @@ int main(int argc, char** argv) {
   verify_cmd->add_option("--key", verify.key,
                          "Verifier key (text or file, e.g. DATA_DIR/audit.vkey)")
       ->required();
+  verify_cmd->add_flag("--allow-uncovered", verify.allow_uncovered,
+                       "Accept entries after the checkpoint (they are "
+                       "counted, not proven)");
   AddFormat(verify_cmd, &verify_format);
 
   // wardenctl login: its --token is the ID token, not an API token.

@@ -1129,16 +1129,45 @@ int RunAuditCheckpoint(const AuditCheckpointOptions& options,
 int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
                    std::ostream& err) {
   if (options.out_file.empty()) return UsageError("--out FILE is required", err);
+  uint64_t to = options.to;
+  if (!options.checkpoint_file.empty()) {
+    if (options.from != 0 || options.to != 0) {
+      return UsageError("--checkpoint exports from 0 to its size: not with "
+                        "--from or --to",
+                        err);
+    }
+    // Only the size is needed here; verify checks the signature.
+    auto note = ReadFile(options.checkpoint_file);
+    if (!note.ok()) {
+      return UsageError(
+          absl::StrCat("--checkpoint: ", note.status().message()), err);
+    }
+    const size_t body_end = note->find("\n\n");
+    auto checkpoint = audit::ParseCheckpointBody(
+        body_end == std::string::npos ? absl::string_view(*note)
+                                      : absl::string_view(*note).substr(
+                                            0, body_end + 1));
+    if (!checkpoint.ok()) {
+      return UsageError(absl::StrCat("--checkpoint: ",
+                                     checkpoint.status().message()),
+                        err);
+    }
+    if (checkpoint->size == 0) {
+      return UsageError("--checkpoint signs an empty log: nothing to export",
+                        err);
+    }
+    to = checkpoint->size;
+  }
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
   std::string text;
   uint64_t next = options.from;
   uint64_t count = 0;
   for (;;) {
-    if (options.to != 0 && next >= options.to) break;
+    if (to != 0 && next >= to) break;
     warden::v1::GetEntriesResponse response;
-    const grpc::Status status = remote.Entries(
-        next, options.to == 0 ? UINT64_MAX : options.to, &response);
+    const grpc::Status status =
+        remote.Entries(next, to == 0 ? UINT64_MAX : to, &response);
     if (!status.ok()) return remote.Failed(status, out, err);
     if (response.entries_size() == 0) break;
     for (const auto& e : response.entries()) {
@@ -1147,6 +1176,11 @@ int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
       next = e.index() + 1;
       ++count;
     }
+  }
+  if (to != 0 && next < to && !options.checkpoint_file.empty()) {
+    err << "error: the log has " << next << " entries but the checkpoint "
+        << "signed " << to << ": is it this log's?\n";
+    return kExitFailed;
   }
   if (auto s = WriteFileDurably(options.out_file, text); !s.ok()) {
     return UsageError(s.message(), err);
@@ -1173,10 +1207,36 @@ int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
   for (absl::string_view line : absl::StrSplit(*log, '\n')) {
     ++line_no;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
-    json j = json::parse(line.begin(), line.end(), nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("index") ||
-        !j["index"].is_number_unsigned() || !j.contains("leaf") ||
-        !j["leaf"].is_string()) {
+    // Strict: a line is exactly what `audit export` writes, {"index": N,
+    // "leaf": "BASE64"}. Anything else in a verified file (a decoded copy
+    // of the event, a second "leaf" that another JSON reader would take)
+    // is content verify could not check, so it is refused, not ignored.
+    std::string bad_member;
+    std::set<std::string> seen;
+    auto strict = [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth == 1 && event == json::parse_event_t::key &&
+          bad_member.empty()) {
+        const std::string name = parsed.get<std::string>();
+        if (name != "index" && name != "leaf") {
+          bad_member = absl::StrCat("member \"", TerminalSafe(name),
+                                    "\" is not part of an exported entry");
+        } else if (!seen.insert(name).second) {
+          // nlohmann keeps the last value, another reader the first.
+          bad_member = absl::StrCat("member \"", name, "\" appears twice");
+        }
+      }
+      return true;
+    };
+    json j = json::parse(line.begin(), line.end(), strict, false);
+    if (!bad_member.empty()) {
+      return UsageError(absl::StrCat(options.log_file, ":", line_no, ": ",
+                                     bad_member, "; verify refuses content "
+                                     "it cannot check"),
+                        err);
+    }
+    if (j.is_discarded() || !j.is_object() || j.size() != 2 ||
+        !j.contains("index") || !j["index"].is_number_unsigned() ||
+        !j.contains("leaf") || !j["leaf"].is_string()) {
       return UsageError(absl::StrCat(options.log_file, ":", line_no,
                                      ": not an exported entry"),
                         err);
@@ -1189,7 +1249,8 @@ int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
     }
     entries.push_back({j["index"].get<uint64_t>(), *std::move(leaf)});
   }
-  const audit::VerifyReport report = audit::VerifyExport(entries, *note, *key);
+  const audit::VerifyReport report = audit::VerifyExport(
+      entries, *note, *key, options.allow_uncovered);
   if (options.format == Format::kJson) {
     out << json({{"ok", report.ok},
                  {"checkpoint_size", report.checkpoint_size},

@@ -218,6 +218,8 @@ int RunAuditCheckpoint(const AuditCheckpointOptions& options,
 // to) (to 0: the current size) as JSON lines {"index": i, "leaf": base64}.
 struct AuditExportOptions : RemoteOptions {
   std::string out_file;
+  // A saved checkpoint: export exactly the entries it signed ([0, size)).
+  std::string checkpoint_file;
   uint64_t from = 0;
   uint64_t to = 0;
 };
@@ -228,11 +230,14 @@ int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
 // KEY is the verifier key text or a file holding it): checks the signature,
 // the hash chain and the Merkle root (controlplane/audit/verify). Exit 0
 // when the log matches, 1 naming the first bad index otherwise, 2 for
-// unreadable input.
+// unreadable input. Entries after the checkpoint fail (1) unless
+// --allow-uncovered; a line with anything but "index" and "leaf" (or one
+// of them twice) is unreadable input (2).
 struct AuditVerifyOptions {
   std::string log_file;
   std::string checkpoint_file;
   std::string key;
+  bool allow_uncovered = false;
   Format format = Format::kText;
 };
 int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,

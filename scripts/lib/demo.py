@@ -165,7 +165,7 @@ spec:
               % (WARDENCTL_BIN, policies))
         print("# the audit trail: every session and statement, tamper-evident")
         print("%s audit tail --follow" % WARDENCTL_BIN)
-        print("%s audit checkpoint --out /tmp/checkpoint.note && %s audit export --out /tmp/audit.jsonl"
+        print("%s audit checkpoint --out /tmp/checkpoint.note && %s audit export --checkpoint /tmp/checkpoint.note --out /tmp/audit.jsonl"
               % (WARDENCTL_BIN, WARDENCTL_BIN))
         print("%s audit verify --log /tmp/audit.jsonl --checkpoint /tmp/checkpoint.note --key %s/audit.vkey"
               % (WARDENCTL_BIN, control.data))

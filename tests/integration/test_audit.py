@@ -6,6 +6,7 @@ tampering with the export is caught and named; events survive kill -9 of the
 proxy and of the control plane, exactly once."""
 
 import base64
+import hashlib
 import json
 import queue
 import os
@@ -213,12 +214,32 @@ users:
         r = self.ctl("audit", "checkpoint", "--out", cp)
         self.assertEqual(r.returncode, 0, r.stderr)
         log = os.path.join(self.work, "log.jsonl")
-        r = self.ctl("audit", "export", "--out", log)
+        r = self.ctl("audit", "export", "--out", log, "--checkpoint", cp)
         self.assertEqual(r.returncode, 0, r.stderr)
         vkey = os.path.join(self.control.data, "audit.vkey")
         r = self.ctl("audit", "verify", "--log", log, "--checkpoint", cp, "--key", vkey)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("verified", r.stdout)
+        with open(cp) as f:
+            signed = int(f.read().split("\n")[1])
+        with open(log) as f:
+            self.assertEqual(sum(1 for l in f if l.strip()), signed)
+        # Entries the checkpoint did not sign are not "verified": a whole
+        # export made after more events arrived fails unless the caller
+        # accepts them explicitly.
+        self.run_sql("SELECT 'after-the-checkpoint'")
+        self.assertTrue(wait_until(lambda: len(self.events()) > signed))
+        whole = os.path.join(self.work, "whole.jsonl")
+        r = self.ctl("audit", "export", "--out", whole)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("audit", "verify", "--log", whole, "--checkpoint", cp,
+                     "--key", vkey, "--format", "json")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(json.loads(r.stdout)["first_bad_index"], signed)
+        r = self.ctl("audit", "verify", "--log", whole, "--checkpoint", cp,
+                     "--key", vkey, "--allow-uncovered")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("not covered", r.stdout)
         # An inclusion proof for the DROP against the saved checkpoint.
         index = [e for e in self.events()
                  if e["leaf"]["event"].get("statement", {}).get("text") == "DROP TABLE orders"][0]
@@ -258,6 +279,41 @@ users:
         swapped = [dict(e) for e in lines]
         swapped[1]["leaf"], swapped[2]["leaf"] = swapped[2]["leaf"], swapped[1]["leaf"]
         self.assertEqual(report(verify(swapped))["first_bad_index"], 1)
+        # Forged entries appended after the signed ones, each linked to
+        # its predecessor as the chain requires (the link is an unkeyed
+        # hash anyone can compute): refused, naming the first of them.
+        forged = [dict(e) for e in lines]
+        body = base64.b64decode(lines[-1]["leaf"])[32:]
+        for _ in range(3):
+            prev = base64.b64decode(forged[-1]["leaf"])
+            link = hashlib.sha256(b"\0" + prev).digest()
+            forged.append({"index": len(forged),
+                           "leaf": base64.b64encode(link + body).decode()})
+        self.assertEqual(report(verify(forged))["first_bad_index"], len(lines))
+
+        # Content verify cannot check is refused, not ignored: a decoded
+        # copy of an event beside its leaf, a second "leaf" member (one
+        # JSON reader takes the first, another the last).
+        def verify_text(text):
+            path = os.path.join(self.work, "tampered.jsonl")
+            with open(path, "w") as f:
+                f.write(text)
+            return self.ctl("audit", "verify", "--log", path, "--checkpoint", cp,
+                            "--key", vkey)
+        genuine = [json.dumps(e) for e in lines]
+        extra = list(genuine)
+        extra[1] = json.dumps(dict(lines[1], event={"user": "admin"}))
+        r = verify_text("\n".join(extra) + "\n")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(':2: member "event" is not part of an exported entry', r.stderr)
+        twice = list(genuine)
+        twice[1] = '{"index": 1, "leaf": "AAAA", "leaf": "%s"}' % lines[1]["leaf"]
+        r = verify_text("\n".join(twice) + "\n")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(':2: member "leaf" appears twice', r.stderr)
+        r = verify_text("\n".join(genuine) + "\n")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
         # The tail cut off.
         rep = report(verify(lines[:-2]))
         self.assertEqual(rep["first_bad_index"], len(lines) - 2)

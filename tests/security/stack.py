@@ -123,7 +123,7 @@ users:
         r = self.ctl("audit", "checkpoint", "--out", cp)
         assert r.returncode == 0, r.stderr
         log = os.path.join(self.work, "log.jsonl")
-        r = self.ctl("audit", "export", "--out", log)
+        r = self.ctl("audit", "export", "--out", log, "--checkpoint", cp)
         if r.returncode != 0:
             return r
         return self.ctl("audit", "verify", "--log", log, "--checkpoint", cp,
