@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace warden::controlplane::proxies {
@@ -60,6 +61,24 @@ absl::Status Registry::Enroll(
   }
   if (!existing.ok() && !absl::IsNotFound(existing.status())) {
     return existing.status();
+  }
+  // One proxy id is one proxy, whatever environments it serves: the same
+  // id (in any case) enrolled in a second environment would put two
+  // proxies under one name in every audit event (red team).
+  auto all = List();
+  if (!all.ok()) return all.status();
+  for (const auto& other : *all) {
+    if (other.revoked() ||
+        !absl::EqualsIgnoreCase(other.proxy_id(), identity.proxy_id) ||
+        (other.environment() == identity.environment &&
+         other.proxy_id() == identity.proxy_id)) {
+      continue;
+    }
+    return absl::AlreadyExistsError(absl::StrCat(
+        "proxy id ", identity.proxy_id, " is taken: ", other.environment(),
+        "/", other.proxy_id(), " is enrolled (since ",
+        When(other.enrolled_unix_ms()), ", by ", other.enrolled_by(),
+        "); a proxy id names one proxy in every environment and case"));
   }
   if (absl::IsNotFound(existing.status()) && has_history_) {
     auto used = has_history_(identity.environment, identity.proxy_id);

@@ -65,6 +65,28 @@ class EnrollmentAttacks(unittest.TestCase):
         r = self.stack.verify_log()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    def test_b_the_same_id_in_another_environment_or_case_is_refused(self):
+        # A dev bootstrap token, the running prod proxy's id in another
+        # case: a second proxy under the same name in every audit event.
+        real_ports = dict(self.stack.ports)
+        token = self.stack.control.bootstrap_token_file("dev")
+        twin = self.stack.make_proxy("twin", self.stack.proxy_id.upper(), token_file=token)
+        self.stack.ports = real_ports
+        try:
+            try:
+                twin.start(timeout=10)
+            except RuntimeError:
+                pass
+            self.assertTrue(wait_until(lambda: "is taken" in twin.log(), timeout=20),
+                            twin.log()[-3000:])
+            self.assertFalse(os.path.exists(os.path.join(
+                self.stack.work, "twin", "state", "proxy.crt")))
+        finally:
+            twin.stop()
+        r = self.stack.ctl("proxies", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("dev/", r.stdout)
+
     def test_z_a_revoked_proxy_is_refused_and_says_why(self):
         r = self.stack.ctl("proxies", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
