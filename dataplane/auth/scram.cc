@@ -197,6 +197,11 @@ std::string FormatScramVerifier(const ScramVerifier& v) {
 }
 
 // ---------------------------------------------------------------------------
+std::string ScramMockSalt(absl::string_view mock_secret,
+                          absl::string_view user) {
+  return crypto::HmacSha256(mock_secret, user).substr(0, kDefaultSaltLen);
+}
+
 // ScramServer
 
 ScramServer::ScramServer(std::optional<ScramVerifier> verifier,
@@ -211,7 +216,7 @@ ScramServer::ScramServer(std::optional<ScramVerifier> verifier,
   const std::string secret =
       mock_secret.empty() ? ProcessMockSecret() : std::string(mock_secret);
   verifier_.iterations = kScramDefaultIterations;
-  verifier_.salt = crypto::HmacSha256(secret, user).substr(0, kDefaultSaltLen);
+  verifier_.salt = ScramMockSalt(secret, user);
   // Keys nobody can match; the exchange fails regardless (mock_).
   verifier_.stored_key =
       crypto::HmacSha256(secret, absl::StrCat("mock StoredKey:", user));

@@ -50,6 +50,11 @@ absl::Status ValidateScramVerifier(const ScramVerifier& v);
 // deviation; the result always passes ValidateScramVerifier.
 absl::StatusOr<ScramVerifier> ParseScramVerifier(absl::string_view text);
 
+// The salt of `user`'s mock exchange under `mock_secret` (16 bytes):
+// HMAC-SHA256(mock_secret, user), truncated.
+std::string ScramMockSalt(absl::string_view mock_secret,
+                          absl::string_view user);
+
 // Derives the verifier for `password` with the given raw `salt`.
 // Precondition: iterations >= 1 (smaller values are treated as 1).
 ScramVerifier MakeScramVerifier(absl::string_view password,

@@ -509,6 +509,10 @@ void ParseUser(Checker& c, const YAML::Node& node, const std::string& path,
               std::string(made.status().message()));
     } else {
       u->scram_verifier = auth::FormatScramVerifier(*made);
+      // warden-proxy salts it again at start from the deployment's mock
+      // secret (server.cc), so the salt does not tell this user from an
+      // unknown one and stays the same across restarts.
+      u->password = password;
     }
   }
   c.StringList(node, "groups", path, &u->groups);
@@ -535,8 +539,14 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
                      "max_buffered_bytes", "log_level", "failed_login_window",
                      "failed_logins_recorded",
                      "failed_logins_refused_after",
-                     "max_pending_logins_per_address"})) {
+                     "max_pending_logins_per_address",
+                     "mock_auth_secret_file"})) {
       int64_t v = 0;
+      if (c.String(p, "mock_auth_secret_file", "proxy",
+                   &cfg.proxy.mock_auth_secret_file, false)) {
+        cfg.proxy.mock_auth_secret_file =
+            c.File(base_dir, cfg.proxy.mock_auth_secret_file);
+      }
       if (c.Int(p, "workers", "proxy", 1, 256, &v)) cfg.proxy.workers = v;
       if (c.Int(p, "max_client_connections", "proxy", 1, 1000000, &v)) {
         cfg.proxy.max_client_connections = v;

@@ -114,6 +114,10 @@ struct Environment {
 struct User {
   std::string name;
   std::string scram_verifier;  // "SCRAM-SHA-256$iter:salt$stored:server".
+  // A cleartext `password:` instead of a verifier: scram_verifier is made
+  // from it with a random salt, and warden-proxy makes it again at start,
+  // salted like an unknown user's mock exchange, then clears this.
+  std::string password;
   std::vector<std::string> groups;
   std::string kind = "human";  // human | agent | service.
   // Environments the user may connect to; empty means all.
@@ -149,6 +153,13 @@ struct ProxySettings {
   // at accept, so one address's idle sockets cannot take every client
   // slot. 0: no limit.
   int max_pending_logins_per_address = 256;
+  // Secret of the mock SCRAM exchange for unknown users (and of the salts
+  // of users configured with a cleartext password). Empty: the file
+  // mock-auth.secret in control_plane.state_dir, made on first start; with
+  // neither, a random secret per process. Replicas behind one address
+  // should share one file, else comparing their salts tells configured
+  // users from unknown ones.
+  std::string mock_auth_secret_file;
 };
 
 // Where policies come from pushed, signed bundles (warden-control).

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "dataplane/auth/scram.h"
 #include "common/files.h"
 #include "common/tls.h"
 #include "common/status_macros.h"
@@ -33,6 +35,57 @@ void RaiseFileLimit() {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }
+}
+
+// The secret of unknown users' mock SCRAM salts (dataplane/auth/scram). It
+// must outlive the process: a random one per process told configured users
+// (whose salt never changes) from unknown ones to anyone comparing salts
+// across a restart, the reason PostgreSQL keeps its mock nonce in the
+// cluster. It must not be derived from the users' verifiers or passwords,
+// since a salt anyone can ask for would then test password guesses
+// offline. So: proxy.mock_auth_secret_file, else a file made once in the
+// state directory, else (no persistent place) random, said at start.
+absl::StatusOr<std::string> MockAuthSecret(const config::ProxyConfig& config) {
+  std::string path = config.proxy.mock_auth_secret_file;
+  const bool configured = !path.empty();
+  if (!configured && config.policy.control_plane &&
+      !config.policy.control_plane->state_dir.empty()) {
+    path = absl::StrCat(config.policy.control_plane->state_dir,
+                        "/mock-auth.secret");
+  }
+  if (path.empty()) {
+    if (!config.users.empty()) {
+      spdlog::warn(
+          "no proxy.mock_auth_secret_file and no state directory: unknown "
+          "users' SCRAM salts change with every start, so comparing them "
+          "across a restart tells configured users from unknown ones");
+    }
+    return crypto::RandomBytes(32);
+  }
+  auto existing = ReadFile(path);
+  if (existing.ok()) {
+    if (existing->size() < 16) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "proxy.mock_auth_secret_file ", path,
+          ": holds fewer than 16 bytes (make one with: head -c 32 "
+          "/dev/urandom > FILE)"));
+    }
+    return *existing;
+  }
+  if (configured) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "proxy.mock_auth_secret_file: ", existing.status().message()));
+  }
+  auto fresh = crypto::RandomBytes(32);
+  if (!fresh.ok()) return fresh.status();
+  if (!configured) {
+    ::mkdir(config.policy.control_plane->state_dir.c_str(), 0700);
+  }
+  if (absl::Status s = WriteFileDurably(path, *fresh); !s.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot keep the mock auth secret: ", s.message()));
+  }
+  return *fresh;
 }
 
 }  // namespace
@@ -189,8 +242,17 @@ Server::CertificateAuthority(const config::Listener& listener) const {
 
 absl::Status Server::Start() {
   RaiseFileLimit();
-  auto secret = crypto::RandomBytes(32);
+  auto secret = MockAuthSecret(config_);
   if (!secret.ok()) return secret.status();
+  // Users configured with a cleartext password get the salt an unknown
+  // user of that name would get in the mock exchange: stable, and
+  // indistinguishable from one.
+  for (auto& user : config_.users) {
+    if (user.password.empty()) continue;
+    user.scram_verifier = auth::FormatScramVerifier(auth::MakeScramVerifier(
+        user.password, auth::ScramMockSalt(*secret, user.name)));
+    user.password.clear();
+  }
   if (config_.policy.control_plane) {
     if (absl::Status s = StartBundleClient(); !s.ok()) return s;
     if (absl::Status s = StartAudit(); !s.ok()) return s;

@@ -189,6 +189,26 @@ class RawConn:
             pass
 
 
+def scram_salt(port, user, database="shop", host="127.0.0.1"):
+    """The salt and iteration count a SCRAM listener answers `user`'s
+    client-first message with (no password needed), as (salt_b64, iters)."""
+    conn = RawConn(port, host)
+    try:
+        conn.send(startup_packet({"user": user, "database": database}))
+        t, body = conn.read_message()
+        if t != b"R" or struct.unpack("!i", body[:4])[0] != 10:
+            raise RuntimeError("not a SCRAM listener: %r %r" % (t, body[:64]))
+        first = b"n,,n=,r=" + base64.b64encode(os.urandom(18))
+        conn.send(message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first))
+        t, body = conn.read_message()
+        if t != b"R" or struct.unpack("!i", body[:4])[0] != 11:
+            raise RuntimeError("no server-first message: %r %r" % (t, body[:64]))
+        attrs = dict(a.split("=", 1) for a in body[4:].decode().split(","))
+        return attrs["s"], int(attrs["i"])
+    finally:
+        conn.close()
+
+
 def send_cancel(port, pid, secret, host="127.0.0.1"):
     with socket.create_connection((host, port), timeout=5) as s:
         s.sendall(struct.pack("!iiii", 16, 80877102, pid, secret))

@@ -1,6 +1,7 @@
 """Integration tests: a real PostgreSQL 15 and a real warden-proxy, both
 started here on free loopback ports and stopped by PID."""
 
+import base64
 import os
 import resource
 import socket
@@ -233,6 +234,54 @@ class AuthAndRouting(unittest.TestCase):
             errors.append(str(ctx.exception))
         for e, user in zip(errors, ("alice", "mallory")):
             self.assertIn('password authentication failed for user "%s"' % user, e)
+
+    def test_mock_salts_do_not_tell_configured_users_from_unknown_ones(self):
+        # Two replicas of one configuration sharing proxy.mock_auth_secret_file,
+        # and one of them restarted: a configured user's salt (alice, a
+        # cleartext password in the config) and an unknown user's mock salt
+        # are each the same everywhere, so comparing salts tells nothing.
+        secret = os.path.join(WORK, "mock-auth.secret")
+        with open(secret, "wb") as f:
+            f.write(os.urandom(32))
+        proxies = []
+        try:
+            salts = []
+            for name in ("replica-a", "replica-b", "replica-a"):
+                ports = {n: free_port() for n in ("plain", "tls", "password", "staging")}
+                config = proxy_config(PG, CERTS, RELAY.port, ports).replace(
+                    "proxy:\n", "proxy:\n  mock_auth_secret_file: %s\n" % secret, 1)
+                os.makedirs(os.path.join(WORK, name), exist_ok=True)
+                p = WardenProxy(config, os.path.join(WORK, name), ports).start()
+                proxies.append(p)
+                salts.append({u: rawpg.scram_salt(p.port("plain"), u)
+                              for u in ("alice", "mallory", "nobody")})
+                # The configured user still logs in with her password.
+                with psycopg.connect(dsn(user="alice", password="alice-pw").replace(
+                        "port=%d" % PROXY.port("plain"), "port=%d" % p.port("plain"))) as c:
+                    self.assertEqual(c.execute("SELECT 1").fetchone()[0], 1)
+                p.stop()
+            self.assertEqual(salts[0], salts[1])
+            self.assertEqual(salts[0], salts[2])
+            self.assertNotEqual(salts[0]["mallory"], salts[0]["nobody"])
+            self.assertEqual(len(base64.b64decode(salts[0]["alice"][0])),
+                             len(base64.b64decode(salts[0]["mallory"][0])))
+            self.assertEqual(salts[0]["alice"][1], salts[0]["mallory"][1])
+            # Another secret, other salts: they come from the secret.
+            with open(secret, "wb") as f:
+                f.write(os.urandom(32))
+            ports = {n: free_port() for n in ("plain", "tls", "password", "staging")}
+            config = proxy_config(PG, CERTS, RELAY.port, ports).replace(
+                "proxy:\n", "proxy:\n  mock_auth_secret_file: %s\n" % secret, 1)
+            os.makedirs(os.path.join(WORK, "replica-c"), exist_ok=True)
+            p = WardenProxy(config, os.path.join(WORK, "replica-c"), ports).start()
+            proxies.append(p)
+            self.assertNotEqual(rawpg.scram_salt(p.port("plain"), "mallory"),
+                                salts[0]["mallory"])
+            self.assertNotEqual(rawpg.scram_salt(p.port("plain"), "alice"),
+                                salts[0]["alice"])
+        finally:
+            for p in proxies:
+                p.stop()
 
     def test_unknown_database(self):
         with self.assertRaises(psycopg2.OperationalError) as ctx:

@@ -87,6 +87,14 @@ class EnrollmentAttacks(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("dev/", r.stdout)
 
+    def test_c_the_mock_auth_secret_outlives_the_process(self):
+        # Kept in the state directory, owner-only, so unknown users' mock
+        # SCRAM salts stay the same across restarts.
+        path = os.path.join(self.stack.work, "proxy", "state", "mock-auth.secret")
+        self.assertTrue(os.path.exists(path))
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.path.getsize(path), 32)
+
     def test_z_a_revoked_proxy_is_refused_and_says_why(self):
         r = self.stack.ctl("proxies", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
