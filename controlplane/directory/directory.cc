@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "nlohmann/json.hpp"
+#include "common/names.h"
 
 namespace warden::controlplane::directory {
 namespace {
@@ -229,11 +230,11 @@ absl::StatusOr<bool> Directory::LiftTombstoneHolds(const std::string& user_name,
   // The hold is on the name: lift it from the name's tombstones too.
   auto all = AllUsers();
   if (!all.ok()) return all.status();
-  const std::string name = absl::AsciiStrToLower(user_name);
+  const std::string name = FoldName(user_name);
   bool lifted = false;
   for (DirectoryUser& t : *all) {
     if (!t.deleted() || !t.admin_hold() ||
-        absl::AsciiStrToLower(t.user_name()) != name) {
+        FoldName(t.user_name()) != name) {
       continue;
     }
     t.set_admin_hold(false);
@@ -293,9 +294,9 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
   // them in again).
   // The same for an e-mail alias such a user loses.
   if (previous != nullptr && (!previous->active() || previous->admin_hold())) {
-    std::set<std::string> kept = {absl::AsciiStrToLower(user.user_name())};
+    std::set<std::string> kept = {FoldName(user.user_name())};
     for (const std::string& e : user.emails()) {
-      kept.insert(absl::AsciiStrToLower(e));
+      kept.insert(FoldName(e));
     }
     std::set<std::string> dropped;
     for (const std::string& name :
@@ -305,7 +306,7 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
                         previous->emails().end());
            return names;
          }()) {
-      const std::string lower = absl::AsciiStrToLower(name);
+      const std::string lower = FoldName(name);
       if (!lower.empty() && kept.count(lower) == 0) dropped.insert(lower);
     }
     for (const std::string& name : dropped) {
@@ -408,11 +409,11 @@ absl::StatusOr<DirectoryGroup> Directory::PutGroup(DirectoryGroup group,
   absl::MutexLock lock(&write_mu_);
   auto groups = Groups();
   if (!groups.ok()) return groups.status();
-  const std::string name = absl::AsciiStrToLower(group.display_name());
+  const std::string name = FoldName(group.display_name());
   const DirectoryGroup* old = nullptr;
   for (const DirectoryGroup& g : *groups) {
     if (g.id() == group.id()) old = &g;
-    if (g.id() != group.id() && absl::AsciiStrToLower(g.display_name()) == name) {
+    if (g.id() != group.id() && FoldName(g.display_name()) == name) {
       return absl::AlreadyExistsError(absl::StrCat(
           "displayName ", group.display_name(), " is taken by group ", g.id()));
     }
@@ -464,12 +465,12 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
   // not lift it; only `wardenctl identities activate` does.
   absl::flat_hash_set<std::string> held;
   for (const DirectoryUser& u : *users) {
-    if (u.admin_hold()) held.insert(absl::AsciiStrToLower(u.user_name()));
+    if (u.admin_hold()) held.insert(FoldName(u.user_name()));
   }
   // By lower-case userName; a live user wins over a tombstone of the name.
   std::map<std::string, DirectoryEntry> entries;
   for (const DirectoryUser& u : *users) {
-    const std::string name = absl::AsciiStrToLower(u.user_name());
+    const std::string name = FoldName(u.user_name());
     auto it = entries.find(name);
     if (it != entries.end() && u.deleted()) continue;
     DirectoryEntry entry;
@@ -478,7 +479,7 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
                      !held.contains(name));
     std::set<std::string> aliases;
     for (const std::string& email : u.emails()) {
-      std::string alias = absl::AsciiStrToLower(email);
+      std::string alias = FoldName(email);
       if (!alias.empty() && alias != name) aliases.insert(std::move(alias));
     }
     for (const std::string& a : aliases) entry.add_aliases(a);

@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "controlplane/scim/patch.h"
 #include "nlohmann/json.hpp"
+#include "common/names.h"
 
 namespace warden::controlplane::scim {
 namespace {
@@ -291,13 +292,13 @@ absl::StatusOr<std::optional<Filter>> ParseFilter(
 }
 
 bool UserMatches(const DirectoryUser& user, const Filter& f) {
-  if (f.attr == "username") return EqualsIgnoreCase(user.user_name(), f.value);
+  if (f.attr == "username") return SameName(user.user_name(), f.value);
   if (f.attr == "externalid") return user.external_id() == f.value;
   if (f.attr == "id") return user.id() == f.value;
   if (f.attr == "emails.value") {
     return std::any_of(user.emails().begin(), user.emails().end(),
                        [&](const std::string& e) {
-                         return EqualsIgnoreCase(e, f.value);
+                         return SameName(e, f.value);
                        });
   }
   const Json resource = StoredResource(user.resource_json());
@@ -306,7 +307,7 @@ bool UserMatches(const DirectoryUser& user, const Filter& f) {
 
 bool GroupMatches(const DirectoryGroup& group, const Filter& f) {
   if (f.attr == "displayname") {
-    return EqualsIgnoreCase(group.display_name(), f.value);
+    return SameName(group.display_name(), f.value);
   }
   if (f.attr == "externalid") return group.external_id() == f.value;
   return group.id() == f.value;

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/audit/ledger.h"
+#include "common/names.h"
 
 namespace warden::controlplane::state {
 
@@ -20,7 +21,7 @@ StateMachine::StateMachine(log::Log* log, store::Store* store)
     : log_(log), store_(store) {}
 
 std::string DirectoryNameKey(absl::string_view user_name) {
-  return absl::StrCat(kDirectoryNamePrefix, absl::AsciiStrToLower(user_name));
+  return absl::StrCat(kDirectoryNamePrefix, FoldName(user_name));
 }
 
 absl::Status StateMachine::StageDirectory(

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "policy/lang/compile.h"
 #include "policy/lang/sources.h"
+#include "common/names.h"
 
 namespace warden::gate {
 namespace {
@@ -65,7 +66,7 @@ Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
 policy::engine::DirectoryMatch Gate::FindDirectoryEntry(
     absl::string_view user) const {
   if (directory_.empty()) return {};
-  auto it = directory_.find(absl::AsciiStrToLower(user));
+  auto it = directory_.find(FoldName(user));
   return it == directory_.end() ? policy::engine::DirectoryMatch{}
                                 : it->second;
 }

@@ -11,6 +11,7 @@
 #include "common/proxy_identity.h"
 #include "common/user_identity.h"
 #include "common/x509.h"
+#include "common/names.h"
 
 namespace warden::session {
 namespace {
@@ -149,7 +150,7 @@ AuthStep CertAuthenticator::Authenticate(
                    "cert");
   }
   const std::string method = absl::StrCat("cert:", identity->provider);
-  if (!absl::EqualsIgnoreCase(identity->user, request.user)) {
+  if (!SameName(identity->user, request.user)) {
     return Refused(absl::PermissionDeniedError(absl::StrCat(
                        "the certificate (", serial, ") is for '",
                        identity->user, "', not '", request.user,

@@ -17,6 +17,7 @@
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/messages.h"
 #include "spdlog/spdlog.h"
+#include "common/names.h"
 
 namespace warden::session {
 namespace {
@@ -112,7 +113,7 @@ class OidcExchange : public AuthExchange {
     rules.required_claims = idp.required_claims;
     auto mapped = oidc::MapClaims(*claims, rules);
     if (!mapped.ok()) return Refused(mapped.status(), method);
-    if (!absl::EqualsIgnoreCase(mapped->user, request_.user)) {
+    if (!SameName(mapped->user, request_.user)) {
       return Refused(absl::PermissionDeniedError(absl::StrCat(
                          "the token is for '", mapped->user, "', not '",
                          request_.user, "'; connect with user=", mapped->user)),

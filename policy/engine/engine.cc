@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "policy/sql/catalog_classes.h"
 #include "policy/sql/lexing.h"
+#include "common/names.h"
 
 namespace warden::policy::engine {
 namespace {
@@ -62,9 +63,9 @@ bool AnyGlob(const Container& patterns, const std::string& value) {
 // for "alice@example.com" also holds for "Alice@Example.com".
 bool AnyUserGlob(const google::protobuf::RepeatedPtrField<std::string>& globs,
                  const std::string& user) {
-  const std::string lower = absl::AsciiStrToLower(user);
+  const std::string lower = FoldName(user);
   for (const auto& g : globs) {
-    if (fnmatch(absl::AsciiStrToLower(g).c_str(), lower.c_str(), 0) == 0) {
+    if (fnmatch(FoldName(g).c_str(), lower.c_str(), 0) == 0) {
       return true;
     }
   }
@@ -571,14 +572,14 @@ void AddAliasHolder(const warden::v1::DirectoryEntry& entry,
 
 DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
                                   absl::string_view user) {
-  const std::string name = absl::AsciiStrToLower(user);
+  const std::string name = FoldName(user);
   for (const auto& entry : bundle.directory()) {
-    if (absl::AsciiStrToLower(entry.user_name()) == name) return {&entry};
+    if (FoldName(entry.user_name()) == name) return {&entry};
   }
   DirectoryMatch match;
   for (const auto& entry : bundle.directory()) {
     for (const std::string& alias : entry.aliases()) {
-      if (absl::AsciiStrToLower(alias) == name) {
+      if (FoldName(alias) == name) {
         AddAliasHolder(entry, &match);
         break;
       }
@@ -591,7 +592,7 @@ absl::flat_hash_map<std::string, DirectoryMatch> DirectoryIndex(
     const warden::v1::PolicyBundle& bundle) {
   absl::flat_hash_map<std::string, DirectoryMatch> index;
   for (const auto& entry : bundle.directory()) {
-    index[absl::AsciiStrToLower(entry.user_name())] = {&entry};
+    index[FoldName(entry.user_name())] = {&entry};
   }
   // Aliases in a second pass, so a userName always wins; each entry
   // counts once per name.
@@ -599,7 +600,7 @@ absl::flat_hash_map<std::string, DirectoryMatch> DirectoryIndex(
   for (const auto& entry : bundle.directory()) {
     absl::flat_hash_set<std::string> seen;
     for (const std::string& alias : entry.aliases()) {
-      std::string name = absl::AsciiStrToLower(alias);
+      std::string name = FoldName(alias);
       if (index.contains(name) || !seen.insert(name).second) continue;
       AddAliasHolder(entry, &aliases[name]);
     }

@@ -604,6 +604,43 @@ environments:
         self.assertTrue(wait_until(lambda: not self.try_connect("marker4@example.com")))
         self.assertFalse(self.try_connect("lena.mail@example.com"))
 
+    def test_9_case_beyond_ascii_does_not_escape_a_deactivation(self):
+        """Red team: only A-Z were folded, so deactivating "ÅSA@EXAMPLE.COM"
+        (as the provider or the HR system spells it) did not stop a token
+        for "åsa@example.com". Names now match by Unicode's canonical
+        caseless form, in the directory, on the proxy and in SCIM filters."""
+        status, asa, _ = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": "ÅSA@EXAMPLE.COM", "active": True})
+        self.assertEqual(status, 201, asa)
+        self.assertTrue(wait_until(lambda: self.try_connect("åsa@example.com")))
+        # The provider looks her up in its own spelling before a PUT/POST.
+        for spelling in ("åsa@example.com", "a\u030asa@EXAMPLE.com"):
+            status, body, _ = self.scim(
+                "GET", "/Users", query={"filter": 'userName eq "%s"' % spelling})
+            self.assertEqual(status, 200, body)
+            self.assertEqual([u["id"] for u in body["Resources"]], [asa["id"]], spelling)
+        # A second account under another spelling of her name is refused.
+        status, body, _ = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": "åsa@example.com", "active": True})
+        self.assertEqual(status, 409, body)
+        status, _, _ = self.scim("PATCH", "/Users/" + asa["id"], {
+            "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+        self.assertEqual(status, 200)
+        for spelling in ("åsa@example.com", "a\u030asa@example.com", "Åsa@Example.com"):
+            self.assertTrue(wait_until(lambda: not self.try_connect(spelling)), spelling)
+
+        # An admin types the name in capitals; the token carries lower case.
+        self.assertTrue(self.try_connect("örjan@example.com"))
+        r = subprocess.run([WARDENCTL, "identities", "deactivate", "ÖRJAN@example.com",
+                            "--reason", "incident 45"], env=self.control.env(),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(wait_until(lambda: not self.try_connect("örjan@example.com")),
+                        self.proxy.log()[-2000:])
+        self.assertFalse(self.try_connect("o\u0308rjan@example.com"))
+        # Not a different letter: "orjan" is someone else.
+        self.assertTrue(self.try_connect("orjan@example.com"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -286,6 +286,25 @@ TEST(GateDirectoryTest, FindsUsersByNameOrAliasIgnoringCase) {
   EXPECT_FALSE(gate.FindDirectoryEntry("carol").ambiguous);
 }
 
+// Red team: only A-Z were folded, so a deactivation of "ÅSA@EXAMPLE.COM"
+// missed the token of "åsa@example.com".
+TEST(GateDirectoryTest, NonAsciiNamesMatchIgnoringCaseAndComposition) {
+  warden::v1::PolicyBundle bundle;
+  auto* asa = bundle.add_directory();
+  asa->set_user_name("\xC3\x85SA@EXAMPLE.COM");
+  asa->add_aliases("\xC3\x85sa.Lind@Example.com");
+  asa->set_active(false);
+  Gate gate(bundle, 10);
+  for (const char* name :
+       {"\xC3\xA5sa@example.com", "a\xCC\x8Asa@example.com",
+        "\xC3\xA5SA@example.com", "\xC3\xA5sa.lind@example.com"}) {
+    const warden::v1::DirectoryEntry* found = gate.FindDirectoryEntry(name).entry;
+    ASSERT_NE(found, nullptr) << name;
+    EXPECT_FALSE(found->active());
+  }
+  EXPECT_EQ(gate.FindDirectoryEntry("asa@example.com").entry, nullptr);
+}
+
 // Issue 14: a deactivated user came back through another (active) user's
 // e-mail alias, with that user's groups.
 TEST(GateDirectoryTest, AnAliasCannotBeBorrowed) {

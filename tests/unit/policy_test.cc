@@ -395,6 +395,29 @@ spec:
   EXPECT_THAT(all, HasSubstr("a rule needs a match"));
 }
 
+// Red team: globs folded A-Z only, so a rule for "ÅSA@*" missed the
+// login "åsa@example.com" that the directory matched.
+TEST(PolicyCompileTest, UserGlobsIgnoreCaseBeyondAscii) {
+  auto bundle = lang::Compile({{"roles.yaml", R"(apiVersion: warden/v1
+kind: IdentityMapping
+metadata: { name: nordic }
+spec:
+  rules:
+    - match: { users: ["\u00C5SA@*"] }
+      database_role: app_asa
+  default_role: app_ro
+)"}});
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  for (const char* user : {"\xC3\xA5sa@example.com", "a\xCC\x8Asa@example.com",
+                           "\xC3\x85SA@EXAMPLE.COM"}) {
+    engine::Subject who{user, {}, "human"};
+    EXPECT_EQ(engine::MapRole(*bundle, who, "prod", "shop").role, "app_asa")
+        << user;
+  }
+  engine::Subject ascii{"asa@example.com", {}, "human"};
+  EXPECT_EQ(engine::MapRole(*bundle, ascii, "prod", "shop").role, "app_ro");
+}
+
 TEST(PolicyCompileTest, IdentityAttributesFromTheDirectoryAreMatched) {
   auto bundle = lang::Compile({{"p.yaml", R"(apiVersion: warden/v1
 kind: Policy
