@@ -27,10 +27,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
   });
   http.Get("/readyz", [ready = handlers.ready](const httplib::Request&,
                                                httplib::Response& res) {
-    const absl::Status s = ready();
+    const absl::StatusOr<std::string> s = ready();
     res.status = s.ok() ? 200 : 503;
-    res.set_content(s.ok() ? std::string("ready\n")
-                           : absl::StrCat(s.message(), "\n"),
+    res.set_content(absl::StrCat(s.ok() ? *s : s.status().message(), "\n"),
                     "text/plain");
   });
   int bound = port;

@@ -1,6 +1,8 @@
 // A small HTTP endpoint for operators, off the data path: Prometheus
 // metrics (GET /metrics), liveness (GET /healthz) and readiness
-// (GET /readyz: 200 once a policy is in force, 503 with the reason before).
+// (GET /readyz: 200 once a policy is in force, with a note when the policy
+// watch is unhealthy; 503 with the reason before, or when it has been
+// unhealthy longer than the proxy allows).
 // Served by cpp-httplib on its own threads; plain HTTP, so bind it to
 // loopback or a pod-internal address (the default is 127.0.0.1).
 #ifndef WARDEN_DATAPLANE_ADMIN_ADMIN_SERVER_H_
@@ -24,8 +26,9 @@ namespace warden::admin {
 struct Handlers {
   // The Prometheus text exposition of the proxy's metrics.
   std::function<std::string()> metrics;
-  // Ok when the proxy can serve clients; otherwise why not.
-  std::function<absl::Status()> ready;
+  // The /readyz text when the proxy can serve clients ("ready", or
+  // "ready (...)" with what an operator should know); otherwise why not.
+  std::function<absl::StatusOr<std::string>()> ready;
 };
 
 class AdminServer {

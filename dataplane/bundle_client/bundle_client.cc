@@ -376,6 +376,8 @@ absl::Status BundleClient::WatchOnce() {
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::CancelledError("stopping");
     active_ = &context;
+    stream_opened_ = absl::Now();
+    delivered_ = false;
   }
   auto stream = stub->Watch(&context);
   warden::v1::WatchRequest hello;
@@ -388,6 +390,10 @@ absl::Status BundleClient::WatchOnce() {
     const absl::Status accepted = Accept(response.bundle());
     warden::v1::WatchRequest answer;
     if (accepted.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        delivered_ = true;
+      }
       spdlog::info("policy revision {} in force (from {})",
                    response.bundle().revision(), options_.address);
       answer.mutable_ack()->set_nonce(response.nonce());
@@ -406,6 +412,19 @@ absl::Status BundleClient::WatchOnce() {
   {
     absl::MutexLock lock(&mu_);
     active_ = nullptr;
+    // The stream was healthy until now; it is not any more (until the
+    // next one proves itself).
+    const absl::Time now = absl::Now();
+    const bool was_healthy = delivered_ || renewed_healthy_ ||
+                             now - stream_opened_ >= kStreamHealthyAfter;
+    const bool renewal =
+        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+        now >= renew_at;
+    // A renewal is not a failure: the next stream inherits the health.
+    renewed_healthy_ = was_healthy && renewal;
+    if (was_healthy) unhealthy_since_ = now;
+    stream_opened_ = absl::InfiniteFuture();
+    delivered_ = false;
   }
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
       absl::Now() >= renew_at) {
@@ -434,12 +453,27 @@ void BundleClient::Run() {
       continue;
     }
     if (absl::Now() - started > absl::Seconds(10)) backoff = absl::Seconds(1);
+    {
+      absl::MutexLock lock(&mu_);
+      last_error_ = ended.ToString();
+    }
     spdlog::warn("control plane {}: {}; keeping revision {}, retrying in {}",
                  options_.address, ended.ToString(), running_.load(),
                  absl::FormatDuration(backoff));
     if (stopped_.WaitForNotificationWithTimeout(backoff)) break;
     backoff = std::min(backoff * 2, absl::Seconds(30));
   }
+}
+
+BundleClient::WatchHealth BundleClient::watch_health() const {
+  absl::MutexLock lock(&mu_);
+  WatchHealth health;
+  health.connected = active_ != nullptr &&
+                     (delivered_ || renewed_healthy_ ||
+                      absl::Now() - stream_opened_ >= kStreamHealthyAfter);
+  health.since = health.connected ? stream_opened_ : unhealthy_since_;
+  health.last_error = last_error_;
+  return health;
 }
 
 void BundleClient::Start() {

@@ -80,6 +80,20 @@ class BundleClient {
 
   uint64_t running_revision() const { return running_.load(); }
 
+  // Whether the policy watch is healthy: a stream that has stayed open
+  // kStreamHealthyAfter, or one that delivered a bundle. Until then (and
+  // from the first failure on) `connected` is false, `since` is when it
+  // last stopped being healthy (the start, before the first stream), and
+  // `last_error` why the last stream ended. A proxy keeps serving its
+  // last bundle meanwhile; this is what /readyz and the metrics report.
+  struct WatchHealth {
+    bool connected = false;
+    absl::Time since;
+    std::string last_error;
+  };
+  WatchHealth watch_health() const;
+  static constexpr absl::Duration kStreamHealthyAfter = absl::Seconds(10);
+
   // The identity the current certificate names; empty before enrollment.
   std::string proxy_id() const;
 
@@ -146,6 +160,13 @@ class BundleClient {
   std::atomic<bool> stopping_{false};
   mutable absl::Mutex mu_;
   grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Watch health (watch_health()).
+  absl::Time stream_opened_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  bool delivered_ ABSL_GUARDED_BY(mu_) = false;  // on the open stream
+  // The open stream replaced a healthy one for a certificate renewal.
+  bool renewed_healthy_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time unhealthy_since_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
   absl::Notification stopped_;
   std::thread thread_;
 };

@@ -596,8 +596,10 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
         if (c.ExpectMap(cp, path,
                         {"address", "ca_file", "trusted_keys", "state_dir",
                          "bootstrap_token_file", "proxy_id",
-                         "environment"})) {
+                         "environment", "max_disconnected"})) {
           ControlPlaneSettings settings;
+          c.DurationMs(cp, "max_disconnected", path,
+                       &settings.max_disconnected_ms, absl::Hours(24 * 7));
           c.String(cp, "address", path, &settings.address, true);
           if (c.String(cp, "ca_file", path, &settings.ca_file, true)) {
             settings.ca_file = c.File(base_dir, settings.ca_file);

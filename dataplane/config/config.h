@@ -174,6 +174,11 @@ struct ControlPlaneSettings {
   std::string proxy_id;     // default: the host name (or the token's).
   std::string environment;  // must match the certificate when set; default:
                             // the one the bootstrap token names.
+  // How long the policy watch may fail (the proxy serving its last bundle)
+  // before /readyz says 503, so an orchestrator can take the proxy out of
+  // rotation while others are current. 0 (default): never; an unreachable
+  // control plane then takes no proxy out of service.
+  int max_disconnected_ms = 0;
 };
 
 // Where policies come from: files (`paths`), or the control plane.

@@ -409,13 +409,32 @@ absl::Status Server::Start() {
   return absl::OkStatus();
 }
 
-absl::Status Server::Ready() const {
+absl::StatusOr<std::string> Server::Ready() const {
   if (stopping_.load()) return absl::UnavailableError("shutting down");
   if (shared_.governed && shared_.CurrentGate() == nullptr) {
     return absl::UnavailableError(
         "no policy in force yet: connections are refused (57P03)");
   }
-  return absl::OkStatus();
+  if (bundle_client_ == nullptr) return std::string("ready");
+  // Serving the last bundle while the control plane cannot be reached (or
+  // its bundles cannot be received) is by design; saying so is not
+  // optional: deactivations and revocations published since are not here.
+  const auto health = bundle_client_->watch_health();
+  if (health.connected) return std::string("ready");
+  const absl::Duration down = absl::Now() - health.since;
+  const std::string what = absl::StrCat(
+      "policy revision ", bundle_client_->running_revision(),
+      "; no healthy policy watch for ", absl::FormatDuration(
+          absl::Trunc(down, absl::Seconds(1))),
+      health.last_error.empty() ? ""
+                                : absl::StrCat(": ", health.last_error));
+  const int max_ms = config_.policy.control_plane->max_disconnected_ms;
+  if (max_ms > 0 && down > absl::Milliseconds(max_ms)) {
+    return absl::UnavailableError(absl::StrCat(
+        "policy may be stale (control_plane.max_disconnected ",
+        absl::FormatDuration(absl::Milliseconds(max_ms)), "): ", what));
+  }
+  return absl::StrCat("ready (", what, ")");
 }
 
 std::string Server::MetricsText() const {
@@ -432,6 +451,19 @@ std::string Server::MetricsText() const {
     m.Add("warden_policy_in_force", "gauge",
           "1 when a policy is in force, 0 while connections are refused.",
           gate == nullptr ? 0 : 1);
+  }
+  if (bundle_client_ != nullptr) {
+    const auto health = bundle_client_->watch_health();
+    m.Add("warden_policy_watch_connected", "gauge",
+          "1 while the policy watch on warden-control is healthy (open for "
+          "10 s, or delivering bundles).",
+          health.connected ? 1 : 0);
+    m.Add("warden_policy_watch_unhealthy_seconds", "gauge",
+          "Seconds since the policy watch was last healthy (0 while it is): "
+          "how stale the policy may be.",
+          health.connected
+              ? 0
+              : absl::ToDoubleSeconds(absl::Now() - health.since));
   }
   if (spool_ != nullptr) {
     const audit::SpoolStats st = spool_->stats();

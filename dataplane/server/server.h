@@ -53,7 +53,7 @@ class Server {
   absl::Status StartBundleClient();
   // The admin endpoint's views.
   std::string MetricsText() const;
-  absl::Status Ready() const;
+  absl::StatusOr<std::string> Ready() const;
   absl::Status StartAudit();
   // Where an `auth: cert` listener learns Warden's CA: its
   // tls.client_ca_file, else the control plane's enrollment.

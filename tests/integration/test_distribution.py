@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.error
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -42,6 +44,7 @@ class DistributionTest(unittest.TestCase):
         cls.certs = make_ca_and_cert(os.path.join(cls.work, "certs"))
         cls.proxies = {}
         cls.tokens = {}
+        cls.admin_ports = {}
         cls.control = None
         cls.pg = PostgresServer()
         try:
@@ -59,6 +62,10 @@ class DistributionTest(unittest.TestCase):
     @classmethod
     def make_proxy(cls, name, port=None, enroll=True):
         port = port or free_port()
+        # p2 has an operator endpoint and may serve a stale policy for 3 s.
+        admin = ("admin: { port: %d }" % cls.admin_ports.setdefault(name, free_port())
+                 if name == "p2" else "")
+        stale = "max_disconnected: 3s" if name == "p2" else ""
         workdir = os.path.join(cls.work, name)
         os.makedirs(workdir, exist_ok=True)
         # One bootstrap token per proxy, made once: a restarted proxy reuses
@@ -77,6 +84,8 @@ policy:
     {token_line}
     proxy_id: {name}
     environment: prod
+    {stale}
+{admin}
 listeners:
   - {{ name: main, port: {port}, environment: prod }}
 environments:
@@ -129,6 +138,22 @@ users:
             return False
         return error is not None and rule in error.get("M", "")
 
+    def readyz(self, name):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.admin_ports[name],
+                                        timeout=10) as r:
+                return r.status, r.read().decode().strip()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode().strip()
+
+    def metric(self, name, metric):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_ports[name],
+                                    timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(metric + " "):
+                    return float(line.split()[1])
+        raise KeyError(metric)
+
     def fleet(self):
         r = self.ctl("policy", "status", "--format", "json")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -164,8 +189,22 @@ users:
             self.assertTrue(wait_until(lambda: self.refuses(proxy, "TRUNCATE orders", "no-truncate")))
         self.assertTrue(wait_until(lambda: all_running(second)))
 
+        self.assertTrue(wait_until(lambda: self.readyz("p2") == (200, "ready")),
+                        self.readyz("p2"))
+        self.assertEqual(self.metric("p2", "warden_policy_watch_connected"), 1)
+
         # The control plane goes away: the fleet keeps enforcing.
         self.control.stop(signal.SIGKILL)
+        self.assertTrue(self.refuses(self.proxies["p2"], "TRUNCATE orders", "no-truncate"))
+        # Still ready, but saying that its policy may be stale and why;
+        # past max_disconnected, out of rotation (503) while it serves on.
+        self.assertTrue(wait_until(lambda: self.readyz("p2")[1].startswith("ready (policy revision %d; no healthy policy watch for" % second)),
+                        self.readyz("p2"))
+        self.assertEqual(self.readyz("p2")[0], 200)
+        self.assertEqual(self.metric("p2", "warden_policy_watch_connected"), 0)
+        self.assertTrue(wait_until(lambda: self.readyz("p2")[0] == 503), self.readyz("p2"))
+        self.assertIn("policy may be stale (control_plane.max_disconnected 3s)", self.readyz("p2")[1])
+        self.assertGreater(self.metric("p2", "warden_policy_watch_unhealthy_seconds"), 3)
         self.assertTrue(self.refuses(self.proxies["p2"], "TRUNCATE orders", "no-truncate"))
         # A proxy restarted while it is away serves its last-known-good.
         port = self.proxies["p1"].port("main")
@@ -183,6 +222,8 @@ users:
             self.assertTrue(wait_until(lambda: self.refuses(proxy, "DROP TABLE orders", "no-drop-v3"),
                                        timeout=60), proxy.log()[-3000:])
         self.assertTrue(wait_until(lambda: all_running(third), timeout=30), self.fleet())
+        self.assertTrue(wait_until(lambda: self.readyz("p2") == (200, "ready")),
+                        self.readyz("p2"))
         self.assertEqual(self.query(self.proxies["p1"], "SELECT count(*) FROM orders"), None)
         # Each proxy enrolled once with its token and authenticates with the
         # certificate Warden's CA issued it.
