@@ -8,6 +8,7 @@
 //                  [--user-cert-ttl 8h] [--login-failure-window 60s]
 //                  [--login-failures-recorded 20]
 //                  [--login-failures-refused-after 100]
+//                  [--shutdown-timeout 20s]
 //
 // First start: generates the Ed25519 signing key (DIR/signing.key, 0600;
 // public half in DIR/signing.pub, which proxies trust), Warden's CA
@@ -20,6 +21,7 @@
 // (Login service: an identity provider's ID token for a certificate).
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <fstream>
@@ -139,6 +141,12 @@ int main(int argc, char** argv) {
                  "Refused logins from one address after which its calls are "
                  "refused unread until the window ends (0: never)")
       ->capture_default_str();
+  std::string shutdown_timeout_text = "20s";
+  app.add_option("--shutdown-timeout", shutdown_timeout_text,
+                 "After SIGTERM, how long requests still running may take "
+                 "before warden-control exits anyway (everything committed "
+                 "is durable)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto logger = warden::log::InstallStderrLogger("warden-control");
@@ -166,6 +174,13 @@ int main(int argc, char** argv) {
       (proxy_max_age > absl::ZeroDuration() && proxy_max_age < proxy_cert_ttl)) {
     std::cerr << "warden-control: --proxy-max-age must be 0 (forever) or a "
                  "duration of at least --proxy-cert-ttl, e.g. 8760h\n";
+    return 2;
+  }
+  absl::Duration shutdown_timeout;
+  if (!absl::ParseDuration(shutdown_timeout_text, &shutdown_timeout) ||
+      shutdown_timeout < absl::Seconds(1)) {
+    std::cerr << "warden-control: --shutdown-timeout must be a duration of "
+                 "at least 1s, e.g. 20s\n";
     return 2;
   }
   warden::LoginFailures::Options login_failures;
@@ -482,6 +497,18 @@ int main(int argc, char** argv) {
   int received = 0;
   sigwait(&signals, &received);
   spdlog::info("signal {}: shutting down", received);
+  // A request still being worked on (a large SCIM change whose client has
+  // gone) must not keep the process alive: past the timeout it exits
+  // anyway. Every change committed so far is in RocksDB's write-ahead log,
+  // and the ones not committed were never acknowledged.
+  std::thread([shutdown_timeout] {
+    absl::SleepFor(shutdown_timeout);
+    spdlog::error("shutdown did not finish within {} (requests still "
+                  "running): exiting now",
+                  absl::FormatDuration(shutdown_timeout));
+    spdlog::default_logger()->flush();
+    _exit(1);
+  }).detach();
   stopping.Notify();
   idp_refresher.join();
   scim_server.reset();
