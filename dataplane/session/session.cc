@@ -745,25 +745,15 @@ void Session::HandleAuthStep(AuthStep step) {
   identity_ = std::move(step.identity);
   base_groups_.assign(identity_.groups().begin(), identity_.groups().end());
   auth_.reset();
-  {
-    warden::v1::AuditEvent event =
-        NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
-    auto* a = event.mutable_authentication();
-    a->set_success(true);
-    a->set_method(identity_.auth_method());
-    a->set_claimed_user(user_);
-    if (!Audit(std::move(event))) {
-      return Fail("53000",
-                  "Warden cannot record this session in the audit trail "
-                  "(the local spool is full or failing); try again later",
-                  warden::v1::SESSION_END_REASON_INTERNAL);
-    }
-  }
+  // One AUTHENTICATION event per login, recorded once its outcome is
+  // known: the credentials held, but the directory, the role mapping, the
+  // database or a missing bundle may still refuse it (a success followed
+  // by a failure read as a deactivated user logging in; red team).
   if (shared_->governed && shared_->CurrentGate() == nullptr) {
-    return Fail(pgwire::kCannotConnectNow,
-                "this Warden proxy has no policy bundle yet (waiting for "
-                "the control plane); no statement can be judged",
-                warden::v1::SESSION_END_REASON_POLICY);
+    return RefuseLogin(pgwire::kCannotConnectNow,
+                       "this Warden proxy has no policy bundle yet (waiting "
+                       "for the control plane); no statement can be judged",
+                       "no policy bundle yet");
   }
   if (shared_->governed || shared_->recorder != nullptr) {
     subject_.user = identity_.user();
@@ -790,11 +780,11 @@ void Session::HandleAuthStep(AuthStep step) {
   Send(Side::kClient, step.reply);
   database_ = environment_->FindDatabase(database_name_);
   if (database_ == nullptr) {
-    return Fail(pgwire::kInvalidCatalogName,
-                absl::StrCat("database \"", database_name_,
-                             "\" does not exist in environment \"",
-                             environment_->name, "\""),
-                warden::v1::SESSION_END_REASON_POLICY);
+    const std::string why =
+        absl::StrCat("database \"", database_name_,
+                     "\" does not exist in environment \"",
+                     environment_->name, "\"");
+    return RefuseLogin(pgwire::kInvalidCatalogName, why, why);
   }
   // The database role: the service role, or the one the bundle's identity
   // mappings give this identity here (with credentials only this proxy has).
@@ -824,6 +814,20 @@ void Session::HandleAuthStep(AuthStep step) {
       }
     }
     if (!refusal.empty()) return RefuseIdentity(refusal);
+  }
+  {
+    warden::v1::AuditEvent event =
+        NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+    auto* a = event.mutable_authentication();
+    a->set_success(true);
+    a->set_method(identity_.auth_method());
+    a->set_claimed_user(user_);
+    if (!Audit(std::move(event))) {
+      return Fail("53000",
+                  "Warden cannot record this session in the audit trail "
+                  "(the local spool is full or failing); try again later",
+                  warden::v1::SESSION_END_REASON_INTERNAL);
+    }
   }
   {
     warden::v1::AuditEvent event =
@@ -2171,6 +2175,11 @@ void Session::Fail(absl::string_view sqlstate, absl::string_view message,
 }
 
 void Session::RefuseIdentity(const std::string& reason) {
+  RefuseLogin("28000", absl::StrCat("Warden: ", reason), reason);
+}
+
+void Session::RefuseLogin(const char* sqlstate, const std::string& message,
+                          const std::string& reason) {
   warden::v1::AuditEvent event =
       NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
   auto* a = event.mutable_authentication();
@@ -2179,8 +2188,7 @@ void Session::RefuseIdentity(const std::string& reason) {
   a->set_reason(reason);
   a->set_claimed_user(user_);
   Audit(std::move(event));
-  Fail("28000", absl::StrCat("Warden: ", reason),
-       warden::v1::SESSION_END_REASON_POLICY);
+  Fail(sqlstate, message, warden::v1::SESSION_END_REASON_POLICY);
 }
 
 bool Session::ApplyDirectory(const gate::Gate& gate) {

@@ -246,6 +246,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // connect (deactivated, unmapped): an AUTHENTICATION failure event with
   // `reason`, then FATAL 28000 "Warden: <reason>".
   void RefuseIdentity(const std::string& reason);
+  // RefuseLogin: the same for any refusal after the credentials held
+  // (`message` to the client as FATAL `sqlstate`, `reason` recorded): each
+  // login has exactly one AUTHENTICATION event.
+  void RefuseLogin(const char* sqlstate, const std::string& message,
+                   const std::string& reason);
   std::string DeactivatedReason() const;
   void CloseDeactivated();
   void CloseUpstream(bool cancel_if_busy);

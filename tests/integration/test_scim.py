@@ -347,6 +347,23 @@ environments:
         self.assertTrue(wait_until(lambda: any(
             "deactivated in Warden's directory" in reason
             for reason in refused_reasons())))
+        # One AUTHENTICATION event per login: a refused deactivated user's
+        # session has its failure and no success (red team: "authentication
+        # ok" then "FAILED" read as a deactivated user logging in).
+        r = subprocess.run([WARDENCTL, "audit", "search", "--kind", "authentication",
+                            "--limit", "100000", "--format", "json"], env=self.control.env(),
+                           capture_output=True, text=True, timeout=60)
+        by_session = {}
+        for line in r.stdout.splitlines():
+            if line.strip():
+                e = json.loads(line)["leaf"]["event"]
+                by_session.setdefault(e.get("session_id"), []).append(e["authentication"])
+        refused = [auths for auths in by_session.values()
+                   if any("deactivated in Warden's directory" in a.get("reason", "")
+                          for a in auths)]
+        self.assertTrue(refused)
+        for auths in refused:
+            self.assertEqual(len(auths), 1, auths)
 
     def test_4_wardenctl_cuts_off_a_user_the_directory_never_saw(self):
         name = "carol@example.com"  # not provisioned: her token is enough
