@@ -451,6 +451,8 @@ absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,
       claims.string_lists[it.key()] = std::move(list);
     } else if (it.value().is_boolean()) {
       claims.strings[it.key()] = it.value().get<bool>() ? "true" : "false";
+    } else {
+      claims.other_types.insert(it.key());
     }
   }
   return claims;

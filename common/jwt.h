@@ -13,6 +13,7 @@
 #define WARDEN_COMMON_JWT_H_
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,6 +81,9 @@ struct Claims {
   std::string algorithm;
   std::map<std::string, std::string> strings;                   // e.g. email, hd
   std::map<std::string, std::vector<std::string>> string_lists;  // e.g. groups
+  // Claims of any other JSON type (numbers, null, objects): present, but
+  // never read as a name or a value.
+  std::set<std::string> other_types;
   // A claim as one string ("" when absent or not a string).
   std::string String(const std::string& name) const;
   // A claim as a list (a single string becomes a list of one).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace warden::oidc {
@@ -16,10 +17,20 @@ absl::StatusOr<MappedIdentity> MapClaims(const jwt::Claims& claims,
                        " requires '", want, "'"));
     }
   }
-  if (rules.user_claim == "email" &&
-      claims.String("email_verified") == "false") {
-    return absl::PermissionDeniedError(
-        "the token's email is not verified by the provider");
+  // Some providers (Entra ID) send no email_verified; one that is sent must
+  // say true (a boolean, or the string "true"): 0, null or "no" are not a
+  // verification (red team).
+  if (rules.user_claim == "email") {
+    const bool present = claims.strings.count("email_verified") > 0 ||
+                         claims.string_lists.count("email_verified") > 0 ||
+                         claims.other_types.count("email_verified") > 0;
+    if (present && !(claims.strings.count("email_verified") > 0 &&
+                     absl::EqualsIgnoreCase(claims.String("email_verified"),
+                                            "true"))) {
+      return absl::PermissionDeniedError(
+          "the token's email is not verified by the provider "
+          "(email_verified is not true)");
+    }
   }
   MappedIdentity out;
   out.user = claims.String(rules.user_claim);

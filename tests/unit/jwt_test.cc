@@ -87,6 +87,17 @@ TEST_F(JwtTest, ValidRs256AndEs256TokensYieldTheirClaims) {
     EXPECT_EQ(claims->expires, absl::FromUnixSeconds(kNow + 3600));
   }
   EXPECT_EQ(Verify(Es(Payload()), keys_, options_)->algorithm, "ES256");
+  // Claims of other types are present but never read as a value.
+  json odd = Payload();
+  odd["email_verified"] = 0;
+  odd["address"] = {{"street", "x"}};
+  odd["nickname"] = nullptr;
+  auto claims = Verify(Rs(odd), keys_, options_);
+  ASSERT_TRUE(claims.ok()) << claims.status();
+  EXPECT_EQ(claims->String("email_verified"), "");
+  EXPECT_EQ(claims->other_types,
+            (std::set<std::string>{"address", "email_verified", "exp", "iat",
+                                   "nickname"}));
 }
 
 TEST_F(JwtTest, TimeClaimsAreCheckedWithBoundedSkew) {

@@ -82,6 +82,23 @@ TEST(MapClaims, UnverifiedEmailAndMissingUserAreRefused) {
   auto unverified = oidc::MapClaims(
       ClaimsOf({{"email", "a@x"}, {"email_verified", "false"}}), rules);
   EXPECT_THAT(unverified.status().message(), HasSubstr("not verified"));
+  // Anything but true is no verification: 0, null, "no" (red team).
+  for (const char* value : {"0", "no", "", "FALSE"}) {
+    EXPECT_FALSE(oidc::MapClaims(
+                     ClaimsOf({{"email", "a@x"}, {"email_verified", value}}),
+                     rules)
+                     .ok())
+        << value;
+  }
+  jwt::Claims numeric = ClaimsOf({{"email", "a@x"}});
+  numeric.other_types.insert("email_verified");  // 0 or null in the token
+  EXPECT_THAT(oidc::MapClaims(numeric, rules).status().message(),
+              HasSubstr("email_verified is not true"));
+  EXPECT_TRUE(oidc::MapClaims(
+                  ClaimsOf({{"email", "a@x"}, {"email_verified", "true"}}), rules)
+                  .ok());
+  EXPECT_TRUE(oidc::MapClaims(ClaimsOf({{"email", "a@x"}}), rules).ok())
+      << "absent (Entra ID) is accepted";
   auto missing = oidc::MapClaims(ClaimsOf({{"sub", "123"}}), rules);
   EXPECT_THAT(missing.status().message(),
               HasSubstr("no 'email' claim to name the user"));
