@@ -314,7 +314,8 @@ bool Tokens::HasScope(const TokenInfo& info, warden::v1::TokenScope scope) {
     if (s == scope) return true;
     if (s == warden::v1::TOKEN_SCOPE_ADMIN &&
         scope != warden::v1::TOKEN_SCOPE_PROXY_ENROLL &&
-        scope != warden::v1::TOKEN_SCOPE_DATABASE_CONNECT) {
+        scope != warden::v1::TOKEN_SCOPE_DATABASE_CONNECT &&
+        scope != warden::v1::TOKEN_SCOPE_SCIM) {
       return true;
     }
   }

@@ -87,7 +87,9 @@ class Tokens {
 
   // Whether `info` grants `scope`; admin grants every scope but
   // proxy:enroll and db:connect, which only bootstrap and service tokens
-  // carry.
+  // carry, and scim: the SCIM port faces the identity provider, and an
+  // operator's token has no business there (nor would its changes read as
+  // provisioning in the audit trail).
   static bool HasScope(const warden::v1::TokenInfo& info,
                        warden::v1::TokenScope scope);
 

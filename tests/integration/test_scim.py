@@ -161,6 +161,10 @@ environments:
         self.assertEqual(status, 403)
         self.assertIn("lacks the scim scope", body["detail"])
         self.assertEqual(body["schemas"], ["urn:ietf:params:scim:api:messages:2.0:Error"])
+        # Nor does the operator's admin token work there (red team).
+        status, body, _ = self.scim("GET", "/Users", token=self.control.admin_token())
+        self.assertEqual(status, 403, body)
+        self.assertIn("lacks the scim scope", body["detail"])
         status, body, _ = self.scim("GET", "/ServiceProviderConfig")
         self.assertEqual(status, 200)
         self.assertTrue(body["patch"]["supported"])
