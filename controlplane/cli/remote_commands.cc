@@ -1,6 +1,7 @@
 #include "controlplane/cli/remote_commands.h"
 
 #include <arpa/inet.h>
+#include <unicode/uchar.h>
 
 #include <algorithm>
 #include <chrono>
@@ -317,10 +318,16 @@ size_t DecodeUtf8(absl::string_view s, char32_t* code_point) {
 
 // Code points that are printable but reorder or break what a terminal
 // shows: C1 controls, line and paragraph separators, bidi controls.
+// What a terminal would not show as itself: C1 controls, line and
+// paragraph separators, and every default-ignorable code point (bidi
+// controls, zero-width spaces and joiners, soft hyphen, variation
+// selectors, Hangul fillers, tags) or format character, per ICU: a name
+// with U+200B in it must not read as the name without (red team).
 bool Deceptive(char32_t cp) {
+  const UChar32 c = static_cast<UChar32>(cp);
   return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
-         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
-         cp == 0x061C || cp == 0x200E || cp == 0x200F;
+         u_hasBinaryProperty(c, UCHAR_DEFAULT_IGNORABLE_CODE_POINT) ||
+         u_charType(c) == U_FORMAT_CHAR;
 }
 
 }  // namespace

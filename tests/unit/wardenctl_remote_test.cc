@@ -554,6 +554,27 @@ TEST(TerminalSafe, EscapesC1ControlsSeparatorsAndBidiControls) {
   EXPECT_EQ(TerminalSafe("\xE2\x80\xAEhs.live"), "\\u202ehs.live");
 }
 
+// Red team: "zwsp<U+200B>alice@example.com" read as alice's line.
+TEST(TerminalSafe, EscapesInvisibleCharacters) {
+  const struct {
+    const char* utf8;
+    const char* escaped;
+  } kInvisible[] = {
+      {"\xE2\x80\x8B", "\\u200b"},  // ZERO WIDTH SPACE
+      {"\xE2\x80\x8C", "\\u200c"},  // ZERO WIDTH NON-JOINER
+      {"\xE2\x80\x8D", "\\u200d"},  // ZERO WIDTH JOINER
+      {"\xE2\x81\xA0", "\\u2060"},  // WORD JOINER
+      {"\xEF\xBB\xBF", "\\ufeff"},  // BYTE ORDER MARK
+      {"\xC2\xAD", "\\u00ad"},       // SOFT HYPHEN
+      {"\xEF\xB8\x8F", "\\ufe0f"},  // VARIATION SELECTOR-16
+      {"\xE3\x85\xA4", "\\u3164"},  // HANGUL FILLER
+  };
+  for (const auto& c : kInvisible) {
+    EXPECT_EQ(TerminalSafe(absl::StrCat("x", c.utf8, "alice")),
+              absl::StrCat("x", c.escaped, "alice"));
+  }
+}
+
 TEST(TerminalSafe, EscapesBytesThatAreNotUtf8) {
   EXPECT_EQ(TerminalSafe("a\xff"
                          "b"),
