@@ -894,16 +894,23 @@ int RunIdentitiesSetActive(const IdentitiesSetActiveOptions& options,
   if (options.format == Format::kJson) {
     json j = IdentityJson(response.identity());
     j["created"] = response.created();
+    j["refused"] = response.refused();
+    if (!response.note().empty()) j["note"] = response.note();
     out << j.dump(2) << "\n";
     return kExitOk;
   }
-  out << (options.active ? "activated " : "deactivated ")
-      << TerminalSafe(response.identity().user_name())
-      << (response.created() ? " (not in the directory before)" : "")
-      << (options.active ? ""
-                         : "; proxies refuse them and close their sessions "
-                           "with the next revision")
-      << "\n";
+  if (options.active) {
+    out << (response.refused() ? "lifted the admin's hold on "
+                               : "activated ")
+        << TerminalSafe(response.identity().user_name());
+  } else {
+    out << "deactivated " << TerminalSafe(response.identity().user_name())
+        << (response.created() ? " (not in the directory before)" : "")
+        << "; proxies refuse them and close their sessions with the next "
+           "revision";
+  }
+  if (!response.note().empty()) out << " (" << TerminalSafe(response.note()) << ")";
+  out << "\n";
   return kExitOk;
 }
 

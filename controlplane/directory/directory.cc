@@ -185,40 +185,121 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
   SetActiveResult result;
   auto user = FindUser(user_name);
   if (absl::IsNotFound(user.status())) {
-    result.created = true;
-    user = DirectoryUser();
-    user->set_user_name(user_name);
-    const nlohmann::json resource = {{"userName", user_name}};
-    user->set_resource_json(resource.dump(
-        -1, ' ', false, nlohmann::json::error_handler_t::replace));
-  } else if (!user.ok()) {
-    return user.status();
-  } else if (user->active() == active && user->admin_hold() == !active) {
-    if (active) {
+    // A name that is no userName but an e-mail of exactly one live user
+    // names that person: an admin cuts someone off by the address they
+    // know, and the person's other names must stop too (red team).
+    auto all = AllUsers();
+    if (!all.ok()) return all.status();
+    const std::string name = FoldName(user_name);
+    std::vector<const DirectoryUser*> owners;
+    for (const DirectoryUser& u : *all) {
+      if (u.deleted()) continue;
+      for (const std::string& e : u.emails()) {
+        if (FoldName(e) == name) {
+          owners.push_back(&u);
+          break;
+        }
+      }
+    }
+    if (owners.size() == 1) {
+      user = *owners[0];
+      result.note = absl::StrCat(user_name, " is an e-mail of user ",
+                                 owners[0]->user_name(), ": applied to them");
+    }
+  }
+  if (!user.ok() && !absl::IsNotFound(user.status())) return user.status();
+
+  if (active) {
+    if (!user.ok()) {
+      // Nothing live of that name: lift an admin's hold on its tombstones,
+      // but a tombstone itself (the provider deleted or renamed the user)
+      // stays refused; an admin does not bring back who the provider
+      // removed (red team: activate re-admitted an offboarded user).
       auto lifted = LiftTombstoneHolds(user_name, actor, now);
       if (!lifted.ok()) return lifted.status();
       result.changed = *lifted;
+      result.user.set_user_name(user_name);
+      auto all = AllUsers();
+      if (!all.ok()) return all.status();
+      const std::string name = FoldName(user_name);
+      for (const DirectoryUser& t : *all) {
+        if (t.deleted() && FoldName(t.user_name()) == name) {
+          result.refused = true;
+          result.user = t;
+          break;
+        }
+      }
+      result.note = result.refused
+                        ? absl::StrCat(user_name,
+                                       " stays refused: the identity provider "
+                                       "deleted it (or renamed a deactivated "
+                                       "user away from it)")
+                        : absl::StrCat(user_name,
+                                       " had no hold: the directory does not "
+                                       "know it");
+      return result;
+    }
+    if (user->admin_hold() || (user->admin_record() && !user->active())) {
+      user->set_admin_hold(false);
+      user->set_admin_hold_by("");
+      if (user->admin_record()) {
+        user->set_active(true);
+        nlohmann::json resource =
+            nlohmann::json::parse(user->resource_json(), nullptr, false);
+        if (!resource.is_object()) resource = nlohmann::json::object();
+        resource["active"] = true;
+        user->set_resource_json(resource.dump(
+            -1, ' ', false, nlohmann::json::error_handler_t::replace));
+      }
+      auto stored = PutUserLocked(*std::move(user), actor, now);
+      if (!stored.ok()) return stored.status();
+      user = *std::move(stored);
+      result.changed = true;
+    }
+    auto lifted = LiftTombstoneHolds(user->user_name(), actor, now);
+    if (!lifted.ok()) return lifted.status();
+    result.changed = result.changed || *lifted;
+    if (!user->active()) {
+      result.refused = true;
+      result.note = absl::StrCat(
+          result.note.empty() ? "" : absl::StrCat(result.note, "; "),
+          "the identity provider has ", user->user_name(),
+          " deactivated: proxies refuse them until it activates them");
     }
     result.user = *std::move(user);
     return result;
   }
-  user->set_active(active);
-  // An admin's deactivation holds against SCIM until an admin lifts it.
-  user->set_admin_hold(!active);
-  user->set_admin_hold_by(active ? "" : actor);
-  // The SCIM resource says so too (what GET /Users/{id} returns).
-  nlohmann::json resource =
-      nlohmann::json::parse(user->resource_json(), nullptr, false);
-  if (!resource.is_object()) resource = nlohmann::json::object();
-  resource["active"] = active;
-  user->set_resource_json(resource.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace));
+
+  // Deactivate: a hold, which the provider's writes do not lift. A
+  // provider's user keeps its `active` (the provider's word); a name no
+  // provider wrote gets a record of the admin's own.
+  result.refused = true;
+  if (!user.ok()) {
+    result.created = true;
+    DirectoryUser record;
+    record.set_user_name(user_name);
+    record.set_admin_record(true);
+    record.set_active(false);
+    record.set_admin_hold(true);
+    record.set_admin_hold_by(actor);
+    record.set_resource_json(
+        nlohmann::json({{"userName", user_name}, {"active", false}})
+            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    auto stored = PutUserLocked(std::move(record), actor, now);
+    if (!stored.ok()) return stored.status();
+    result.user = *std::move(stored);
+    result.changed = true;
+    return result;
+  }
+  if (user->admin_hold()) {
+    result.user = *std::move(user);
+    return result;
+  }
+  user->set_admin_hold(true);
+  user->set_admin_hold_by(actor);
+  if (user->admin_record()) user->set_active(false);
   auto stored = PutUserLocked(*std::move(user), actor, now);
   if (!stored.ok()) return stored.status();
-  if (active) {
-    auto lifted = LiftTombstoneHolds(user_name, actor, now);
-    if (!lifted.ok()) return lifted.status();
-  }
   result.user = *std::move(stored);
   result.changed = true;
   return result;
@@ -272,6 +353,20 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
     return absl::InvalidArgumentError("userName is required");
   }
   auto holder = FindUser(user.user_name());
+  if (holder.ok() && holder->id() != user.id() && holder->admin_record() &&
+      !user.admin_record()) {
+    // The provider now writes a name an admin cut off before it was
+    // provisioned: the admin's record becomes a tombstone that keeps the
+    // hold on the name (red team: the provider's POST got 409).
+    holder->set_deleted(true);
+    holder->set_active(false);
+    holder->set_version(holder->version() + 1);
+    holder->set_modified_unix_ms(UnixMillis(now));
+    DirectoryChange change;
+    *change.mutable_put_user() = *holder;
+    if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+    holder = absl::NotFoundError("adopted");
+  }
   if (holder.ok() && holder->id() != user.id()) {
     return absl::AlreadyExistsError(absl::StrCat(
         "userName ", user.user_name(), " is taken by user ", holder->id()));

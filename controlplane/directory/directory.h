@@ -47,10 +47,18 @@ class Directory {
   // SetActive (de)activates the live user of that userName; a name the
   // directory does not know gets a record (`created`), so any identity can
   // be cut off at once, SCIM or not.
+  //
+  // Deactivating puts an admin's hold on the user (a name that is an
+  // e-mail of exactly one live user holds that user); the provider's
+  // writes do not lift it. Activating lifts only that hold: a user the
+  // provider deactivated, deleted or renamed away from the name stays
+  // refused (`refused`, with a `note` saying why).
   struct SetActiveResult {
     warden::v1::DirectoryUser user;
     bool created = false;
     bool changed = false;
+    bool refused = false;  // proxies refuse the name afterwards
+    std::string note;
   };
   absl::StatusOr<SetActiveResult> SetActive(const std::string& user_name,
                                             bool active,

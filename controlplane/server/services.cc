@@ -528,6 +528,8 @@ grpc::ServerUnaryReactor* DirectoryServiceImpl::SetIdentityActive(
     if (changed_) changed_();
   }
   response->set_created(result->created);
+  response->set_note(result->note);
+  response->set_refused(result->refused);
   if (absl::Status s = FillIdentity(*directory_, result->user,
                                     response->mutable_identity());
       !s.ok()) {

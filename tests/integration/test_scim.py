@@ -662,6 +662,74 @@ environments:
         # Not a different letter: "orjan" is someone else.
         self.assertTrue(self.try_connect("orjan@example.com"))
 
+    def test_9z_activate_lifts_only_the_admins_hold(self):
+        """Red team: `identities activate` re-admitted a user the identity
+        provider had deleted or deactivated during an admin's hold (the
+        incident closes after HR offboarded the person)."""
+        def ctl(*args):
+            r = subprocess.run([WARDENCTL, "identities", *args], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout
+
+        def post(name, **extra):
+            status, user, _ = self.scim("POST", "/Users", dict(
+                {"schemas": [USER], "userName": name, "active": True}, **extra))
+            self.assertEqual(status, 201, user)
+            return user
+
+        def marker(n):
+            post("marker1%d@example.com" % n, active=False)
+            self.assertTrue(wait_until(lambda: not self.try_connect("marker1%d@example.com" % n)))
+
+        # Hold, then the provider deletes the user, then the hold is lifted.
+        una = post("una@example.com")
+        ctl("deactivate", "una@example.com", "--reason", "incident 46")
+        status, _, _ = self.scim("DELETE", "/Users/" + una["id"])
+        self.assertEqual(status, 204)
+        out = ctl("activate", "una@example.com")
+        self.assertIn("stays refused: the identity provider deleted it", out)
+        marker(1)
+        self.assertFalse(self.try_connect("una@example.com"))
+
+        # Hold, then the provider deactivates, then the hold is lifted: the
+        # provider's word stands, and SCIM still reads active false.
+        vic = post("vic@example.com")
+        ctl("deactivate", "vic@example.com", "--reason", "incident 47")
+        status, _, _ = self.scim("PATCH", "/Users/" + vic["id"], {
+            "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+        self.assertEqual(status, 200)
+        out = ctl("activate", "vic@example.com")
+        self.assertIn("the identity provider has vic@example.com deactivated", out)
+        marker(2)
+        self.assertFalse(self.try_connect("vic@example.com"))
+        status, body, _ = self.scim("GET", "/Users/" + vic["id"])
+        self.assertEqual(body["active"], False)
+        # When the provider activates her again, she is back.
+        status, _, _ = self.scim("PATCH", "/Users/" + vic["id"], {
+            "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": True}}]})
+        self.assertEqual(status, 200)
+        self.assertTrue(wait_until(lambda: self.try_connect("vic@example.com")))
+
+        # A hold on someone's e-mail holds the person, under every name.
+        wes = post("wes", emails=[{"value": "wes.mail@example.com", "primary": True}])
+        self.assertTrue(wait_until(lambda: self.try_connect("wes")))
+        out = ctl("deactivate", "wes.mail@example.com", "--reason", "incident 48")
+        self.assertIn("is an e-mail of user wes", out)
+        self.assertTrue(wait_until(lambda: not self.try_connect("wes")))
+        self.assertFalse(self.try_connect("wes.mail@example.com"))
+        ctl("activate", "wes.mail@example.com")
+        self.assertTrue(wait_until(lambda: self.try_connect("wes")))
+
+        # An admin cut off a name before the provider knew it; the
+        # provider's create is accepted, and the hold stays on the name.
+        ctl("deactivate", "xan@example.com", "--reason", "incident 49")
+        post("xan@example.com")
+        marker(3)
+        self.assertFalse(self.try_connect("xan@example.com"))
+        ctl("activate", "xan@example.com")
+        self.assertTrue(wait_until(lambda: self.try_connect("xan@example.com")))
+
 
 if __name__ == "__main__":
     unittest.main()
