@@ -28,12 +28,17 @@ absl::Status ValidateProxyName(absl::string_view what,
       absl::CHexEscape(value.substr(0, 80)), "\""));
 }
 
-absl::Status CheckNotReserved(absl::string_view what, absl::string_view value) {
-  std::string lower = absl::AsciiStrToLower(value);
+std::string LookAlikeKey(absl::string_view name) {
+  std::string lower = absl::AsciiStrToLower(name);
   while (!lower.empty() &&
          (lower.back() == '.' || lower.back() == '_' || lower.back() == '-')) {
     lower.pop_back();
   }
+  return lower;
+}
+
+absl::Status CheckNotReserved(absl::string_view what, absl::string_view value) {
+  const std::string lower = LookAlikeKey(value);
   if (lower == "control" || lower == "warden-control") {
     return absl::InvalidArgumentError(absl::StrCat(
         what, " \"", value, "\" is reserved for warden-control's own audit "

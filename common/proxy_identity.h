@@ -40,6 +40,11 @@ struct ProxyIdentity {
 // events can read like the control plane's. InvalidArgument if reserved.
 absl::Status CheckNotReserved(absl::string_view what, absl::string_view value);
 
+// Names that read alike in an audit line share this key: lower case,
+// without trailing '.', '_' or '-' ("P1." and "p1" do). Reserved names and
+// proxy ids are unique by it.
+std::string LookAlikeKey(absl::string_view name);
+
 absl::Status ValidateProxyName(absl::string_view what, absl::string_view value);
 
 // "spiffe://warden/proxy/<environment>/<proxy_id>".

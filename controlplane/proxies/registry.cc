@@ -69,7 +69,7 @@ absl::Status Registry::Enroll(
   if (!all.ok()) return all.status();
   for (const auto& other : *all) {
     if (other.revoked() ||
-        !absl::EqualsIgnoreCase(other.proxy_id(), identity.proxy_id) ||
+        LookAlikeKey(other.proxy_id()) != LookAlikeKey(identity.proxy_id) ||
         (other.environment() == identity.environment &&
          other.proxy_id() == identity.proxy_id)) {
       continue;
@@ -78,7 +78,8 @@ absl::Status Registry::Enroll(
         "proxy id ", identity.proxy_id, " is taken: ", other.environment(),
         "/", other.proxy_id(), " is enrolled (since ",
         When(other.enrolled_unix_ms()), ", by ", other.enrolled_by(),
-        "); a proxy id names one proxy in every environment and case"));
+        "); a proxy id names one proxy in every environment, whatever its "
+        "case or trailing '.', '_' or '-'"));
   }
   if (absl::IsNotFound(existing.status()) && has_history_) {
     auto used = has_history_(identity.environment, identity.proxy_id);

@@ -66,26 +66,31 @@ class EnrollmentAttacks(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_b_the_same_id_in_another_environment_or_case_is_refused(self):
-        # A dev bootstrap token, the running prod proxy's id in another
-        # case: a second proxy under the same name in every audit event.
+        # The running prod proxy's id in another case from a dev token, and
+        # with a trailing '-' in prod (red team: "P1" and "p1." enrolled
+        # next to "p1"): look-alikes in every audit line.
         real_ports = dict(self.stack.ports)
-        token = self.stack.control.bootstrap_token_file("dev")
-        twin = self.stack.make_proxy("twin", self.stack.proxy_id.upper(), token_file=token)
-        self.stack.ports = real_ports
-        try:
+        for n, (env, proxy_id) in enumerate((("dev", self.stack.proxy_id.upper()),
+                                             ("prod", self.stack.proxy_id + "-"))):
+            token = self.stack.control.bootstrap_token_file(env, proxy_id)
+            name = "twin%d" % n
+            twin = self.stack.make_proxy(name, proxy_id, token_file=token)
+            self.stack.ports = real_ports
             try:
-                twin.start(timeout=10)
-            except RuntimeError:
-                pass
-            self.assertTrue(wait_until(lambda: "is taken" in twin.log(), timeout=20),
-                            twin.log()[-3000:])
-            self.assertFalse(os.path.exists(os.path.join(
-                self.stack.work, "twin", "state", "proxy.crt")))
-        finally:
-            twin.stop()
+                try:
+                    twin.start(timeout=10)
+                except RuntimeError:
+                    pass
+                self.assertTrue(wait_until(lambda: "is taken" in twin.log(), timeout=20),
+                                twin.log()[-3000:])
+                self.assertFalse(os.path.exists(os.path.join(
+                    self.stack.work, name, "state", "proxy.crt")))
+            finally:
+                twin.stop()
         r = self.stack.ctl("proxies", "list")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("dev/", r.stdout)
+        self.assertNotIn(self.stack.proxy_id + "-", r.stdout)
 
     def test_c_the_mock_auth_secret_outlives_the_process(self):
         # Kept in the state directory, owner-only, so unknown users' mock
