@@ -21,7 +21,7 @@ class EscapingSink : public spdlog::sinks::base_sink<std::mutex> {
     bool clean = true;
     for (char c : payload) {
       const auto b = static_cast<unsigned char>(c);
-      if (b < 0x20 || b == 0x7f) {
+      if (b < 0x20 || b >= 0x7f) {
         clean = false;
         break;
       }
@@ -49,18 +49,64 @@ class EscapingSink : public spdlog::sinks::base_sink<std::mutex> {
 
 }  // namespace
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `s` (and
+// its code point), or 0: overlong forms, surrogates and values past
+// U+10FFFF are not well formed.
+size_t Utf8Sequence(absl::string_view s, uint32_t* cp) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  size_t n;
+  uint32_t min;
+  if (b0 < 0x80) {
+    *cp = b0;
+    return 1;
+  } else if ((b0 & 0xE0) == 0xC0) {
+    n = 2, min = 0x80, *cp = b0 & 0x1F;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    n = 3, min = 0x800, *cp = b0 & 0x0F;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    n = 4, min = 0x10000, *cp = b0 & 0x07;
+  } else {
+    return 0;
+  }
+  if (s.size() < n) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if ((b & 0xC0) != 0x80) return 0;
+    *cp = (*cp << 6) | (b & 0x3F);
+  }
+  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) {
+    return 0;
+  }
+  return n;
+}
+
+}  // namespace
+
 std::string EscapeControls(absl::string_view text) {
   std::string out;
   out.reserve(text.size() + 8);
-  for (char c : text) {
-    const auto b = static_cast<unsigned char>(c);
-    if (c == '\t') {
-      out += "\\t";
-    } else if (b < 0x20 || b == 0x7f) {
-      out += absl::StrFormat("\\x%02x", b);
-    } else {
-      out.push_back(c);
+  while (!text.empty()) {
+    uint32_t cp = 0;
+    const size_t n = Utf8Sequence(text, &cp);
+    if (n == 0) {  // not UTF-8: the byte itself
+      out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(text[0]));
+      text.remove_prefix(1);
+      continue;
     }
+    if (cp == '\t') {
+      out += "\\t";
+    } else if (cp < 0x20 || cp == 0x7f) {
+      out += absl::StrFormat("\\x%02x", cp);
+    } else if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
+      // C1 controls (NEL is a newline to some log pipelines, CSI and OSC
+      // steer 8-bit terminals) and the line and paragraph separators.
+      out += absl::StrFormat("\\u%04x", cp);
+    } else {
+      out.append(text.data(), n);
+    }
+    text.remove_prefix(n);
   }
   return out;
 }

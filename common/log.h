@@ -15,7 +15,9 @@
 
 namespace warden::log {
 
-// `text` with each byte below 0x20 and 0x7f written as \xNN (tab as \t).
+// `text` with each control character escaped: bytes below 0x20 and 0x7f
+// as \xNN (tab as \t), the C1 controls U+0080-U+009F and U+2028/U+2029 as
+// \uNNNN, and bytes that are not UTF-8 as \xNN.
 std::string EscapeControls(absl::string_view text);
 
 // A logger named `name` writing to stderr (colour on a terminal) with

@@ -106,6 +106,29 @@ class PendingLogins(unittest.TestCase):
         self.assertNotIn("\n" + forged, log)
         self.assertNotIn("\x1b", log)
 
+        # Red team pass 4: C1 controls (NEL is a newline to some log
+        # pipelines; CSI steers 8-bit terminals) and bytes that are not
+        # UTF-8 went through as they were.
+        user = "c1\u0085" + forged + "\u009b2J"
+        c = rawpg.RawConn(self.stack.ports["prod"])
+        try:
+            body = (struct.pack("!i", 196608) + b"user\0" + user.encode() + b"raw\xff\x9b\0"
+                    + b"database\0shop\0\0")
+            c.send(struct.pack("!i", len(body) + 4) + body)
+            t, body = c.read_message()
+            if t == b"R" and struct.unpack("!i", body[:4])[0] == 10:
+                c.send(rawpg.message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", 5) + b"n,,xx"))
+            c.read_until_eof()
+        finally:
+            c.close()
+        self.assertTrue(wait_until(lambda: "c1\\u0085" in self.stack.proxy.log()),
+                        self.stack.proxy.log()[-2000:])
+        with open(self.stack.proxy.log_path, "rb") as f:
+            raw = f.read()
+        self.assertIn(b"\\u009b2Jraw\\xff\\x9b", raw)
+        for bad in (b"\xc2\x85", b"\xc2\x9b", b"\xff"):
+            self.assertNotIn(bad, raw)
+
     def test_failed_logins_are_found_by_the_name_they_claimed(self):
         """Red team: a password-guessing run against alice was invisible to
         `audit search --user alice` and read `-:` in `audit tail`."""
