@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -39,16 +40,21 @@ void LoginFailures::Roll(const std::string& address, Window* w,
       return a.second != b.second ? a.second > b.second : a.first < b.first;
     });
     for (size_t i = 0; i < tried.size() && i < kMaxUsers; ++i) {
-      s.users.push_back(absl::StrCat(tried[i].first, " x", tried[i].second));
+      // Quoted and escaped: a name "root x500, mallory" must not read as
+      // two entries with counts of its own (red team).
+      s.users.push_back(absl::StrCat("\"", absl::CHexEscape(tried[i].first),
+                                     "\" x", tried[i].second));
     }
-    s.more_users = tried.size() > kMaxUsers || w->other_users > 0;
+    s.unlisted_users = tried.size() > kMaxUsers ? tried.size() - kMaxUsers : 0;
+    s.counts_bounded = w->other_users > 0;
+    s.environments.assign(w->environments.begin(), w->environments.end());
     ended_.push_back(std::move(s));
   }
   *w = Window{now};
 }
 
 bool LoginFailures::Failed(const std::string& address, const std::string& user,
-                           absl::Time now) {
+                           absl::Time now, const std::string& environment) {
   absl::MutexLock lock(&mu_);
   if (windows_.size() >= kMaxAddresses && !windows_.contains(address)) {
     // End every window early rather than forget counts.
@@ -62,6 +68,9 @@ bool LoginFailures::Failed(const std::string& address, const std::string& user,
   Window& w = it->second;
   Roll(address, &w, now);
   ++w.failures;
+  if (!environment.empty() && w.environments.size() < kMaxTrackedUsers) {
+    w.environments.insert(environment);
+  }
   // Every failure counts toward the names tried, so that the most tried
   // lead the summary: an attacker cannot bury the account it is guessing
   // under names of its choosing (red team).
@@ -124,13 +133,19 @@ std::vector<LoginFailures::Summary> LoginFailures::TakeSummaries(
 std::string LoginFailures::Describe(const Summary& s) {
   return absl::StrCat(
       s.failures, " failed logins from ", s.address, " in ",
-      absl::FormatDuration(s.end - s.start), " (", s.recorded,
-      " recorded one by one", s.refused > 0 ? ", " : "",
+      absl::FormatDuration(s.end - s.start),
+      s.environments.empty() ? ""
+                             : absl::StrCat(" on ",
+                                            absl::StrJoin(s.environments, ", ")),
+      " (", s.recorded, " recorded one by one", s.refused > 0 ? ", " : "",
       s.refused > 0 ? absl::StrCat(s.refused, " connections refused") : "",
       s.users.empty() ? "" : "; users tried, most first: ",
       absl::StrJoin(s.users, ", "),
-      s.more_users ? ", ... (more names than tracked: counts are upper bounds)"
-                   : "",
+      s.unlisted_users > 0 ? absl::StrCat(", and ", s.unlisted_users, " more")
+                           : "",
+      s.counts_bounded
+          ? " (more names than tracked: counts are upper bounds)"
+          : "",
       ")");
 }
 

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,9 +37,13 @@ class LoginFailures {
     uint64_t failures = 0;    // all of them, recorded or not
     uint64_t recorded = 0;    // recorded one by one
     uint64_t refused = 0;     // connections refused before authentication
-    // The user names tried most, as "name xN", most first (capped).
+    // The user names tried most, as "\"name\" xN" (quoted and escaped:
+    // a name is the attacker's text), most first (capped).
     std::vector<std::string> users;
-    bool more_users = false;  // more names were tried than listed
+    size_t unlisted_users = 0;  // names tried beyond the listed ones
+    bool counts_bounded = false;  // names were evicted: counts are bounds
+    // Where the failures were (the environments of the listeners), sorted.
+    std::vector<std::string> environments;
   };
 
   LoginFailures() = default;
@@ -51,7 +56,7 @@ class LoginFailures {
   // A login from `address` failed (claiming `user`): true when it is to be
   // recorded one by one, false when it only counts toward the summary.
   bool Failed(const std::string& address, const std::string& user,
-              absl::Time now);
+              absl::Time now, const std::string& environment = "");
   // Whether a new connection from `address` is refused now (counted).
   bool Refuse(const std::string& address, absl::Time now);
   // The summaries of windows that ended by `now` (and, with `all`, of the
@@ -62,7 +67,8 @@ class LoginFailures {
   uint64_t refused_total() const { return refused_.load(); }
 
   // "812 failed logins from 10.1.2.3 in 60 s (20 recorded one by one,
-  // 790 connections refused; users tried, most first: a x700, b x3, ...)".
+  // 790 connections refused; users tried, most first: "a" x700, "b" x3,
+  // and 4 more)".
   static std::string Describe(const Summary& s);
 
  private:
@@ -72,6 +78,7 @@ class LoginFailures {
     uint64_t refused = 0;
     absl::flat_hash_map<std::string, uint64_t> users;  // name -> failures
     uint64_t other_users = 0;  // failures under names beyond the cap
+    std::set<std::string> environments;  // capped like the names
   };
   // Ends `w` if its window is over (its summary, if any, goes to ended_).
   void Roll(const std::string& address, Window* w, absl::Time now)

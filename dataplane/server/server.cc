@@ -590,6 +590,10 @@ void Server::RecordLoginSummaries(bool all) {
     a->set_success(false);
     a->set_method("summary");
     a->set_reason(text);
+    // Under the environment of the listeners that saw the failures, so
+    // `audit search --env dev` finds a flood on the dev listener (red
+    // team); failures on several go under the first, all named in text.
+    if (!s.environments.empty()) event.set_environment(s.environments[0]);
     a->set_client_address(s.address);
     a->set_count(s.failures);
     a->set_recorded(s.recorded);

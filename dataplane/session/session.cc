@@ -733,7 +733,8 @@ void Session::HandleAuthStep(AuthStep step) {
       a->set_claimed_user(user_);
       // Past the first failures of this address in its window, counted in
       // a summary event instead (LoginFailures).
-      if (shared_->login_failures.Failed(peer_host_, user_, absl::Now())) {
+      if (shared_->login_failures.Failed(peer_host_, user_, absl::Now(),
+                                         listener_->environment)) {
         Audit(std::move(event));
       }
       return Fail(step.client_sqlstate, step.client_error,

@@ -38,7 +38,7 @@ TEST(LoginFailuresTest, RecordsTheFirstThenSummarizesAndRefuses) {
   EXPECT_EQ(s.recorded, 3u);
   EXPECT_EQ(s.refused, 2u);
   // Every failure counts toward the names, most tried first.
-  EXPECT_EQ(s.users, (std::vector<std::string>{"bob x3", "alice x2"}));
+  EXPECT_EQ(s.users, (std::vector<std::string>{"\"bob\" x3", "\"alice\" x2"}));
   EXPECT_THAT(LoginFailures::Describe(s),
               HasSubstr("5 failed logins from 10.1.2.3 in 1m"));
   EXPECT_THAT(LoginFailures::Describe(s), HasSubstr("2 connections refused"));
@@ -76,10 +76,41 @@ TEST(LoginFailuresTest, TheAccountUnderAttackLeadsTheSummary) {
   ASSERT_EQ(summaries.size(), 1u);
   ASSERT_FALSE(summaries[0].users.empty());
   // (Counts are exact up to 32 names per window, upper bounds beyond.)
-  EXPECT_THAT(summaries[0].users[0], testing::StartsWith("alice x"));
+  EXPECT_THAT(summaries[0].users[0], testing::StartsWith("\"alice\" x"));
   EXPECT_THAT(LoginFailures::Describe(summaries[0]),
-              HasSubstr("users tried, most first: alice x"));
-  EXPECT_TRUE(summaries[0].more_users);
+              HasSubstr("users tried, most first: \"alice\" x"));
+  EXPECT_TRUE(summaries[0].counts_bounded);
+}
+
+// Red team pass 4: a claimed name "root x500, mallory" read as two entries
+// of the ranked list, the first "tried 500 times"; 24 names said "more
+// than tracked"; the summary was recorded under no listener's environment.
+TEST(LoginFailuresTest, NamesAreQuotedAndCountsSayWhatTheyAre) {
+  LoginFailures f({absl::Seconds(60), 20, 0});
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  for (int i = 0; i < 21; ++i) {
+    f.Failed("10.1.2.3", absl::StrCat("filler", i), t0, "dev");
+  }
+  for (int i = 0; i < 3; ++i) {
+    f.Failed("10.1.2.3", "victim", t0, "dev");
+    f.Failed("10.1.2.3", "root x500, mallory", t0, "dev");
+  }
+  const auto summaries = f.TakeSummaries(t0 + absl::Seconds(61));
+  ASSERT_EQ(summaries.size(), 1u);
+  const std::string text = LoginFailures::Describe(summaries[0]);
+  EXPECT_THAT(text, HasSubstr("27 failed logins from 10.1.2.3 in 1m on dev"));
+  EXPECT_THAT(text, HasSubstr("most first: \"root x500, mallory\" x3, "
+                              "\"victim\" x3, \"filler0\" x1"));
+  EXPECT_THAT(text, HasSubstr(", and 3 more)"));
+  EXPECT_THAT(text, testing::Not(HasSubstr("upper bounds")));
+  EXPECT_EQ(summaries[0].environments, std::vector<std::string>{"dev"});
+  // Quotes and control bytes in a name are escaped inside its quotes.
+  LoginFailures g({absl::Seconds(60), 0, 0});
+  g.Failed("10.1.2.4", "a\" x9, \"b\n", t0);
+  const auto more = g.TakeSummaries(t0 + absl::Seconds(61));
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_THAT(LoginFailures::Describe(more[0]),
+              HasSubstr("\"a\\\" x9, \\\"b\\n\" x1"));
 }
 
 }  // namespace
