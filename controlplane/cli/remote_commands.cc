@@ -1074,7 +1074,13 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
       break;
     }
     case warden::v1::AuditEvent::kAdmin:
-      what = absl::StrCat(e.admin().action(), " ", e.admin().target());
+      // A refused action says so, like a failed login: a refused
+      // enrollment must not read as a second enrollment (red team).
+      what = absl::StrCat(e.admin().action(), " ", e.admin().target(),
+                          e.admin().success() ? "" : " FAILED",
+                          e.admin().detail().empty()
+                              ? ""
+                              : ": " + e.admin().detail());
       break;
     default:
       what = warden::v1::AuditEventKind_Name(e.kind());

@@ -50,6 +50,13 @@ class EnrollmentAttacks(unittest.TestCase):
         self.assertEqual(len(refusals), 1, refusals)
         self.assertEqual(refusals[0]["target"], "prod/" + self.stack.proxy_id)
         self.assertIn("ALREADY_EXISTS", refusals[0]["detail"])
+        # The text form says it was refused (red team: it read exactly like
+        # the real proxy's enrollment).
+        r = self.stack.ctl("audit", "search", "--kind", "admin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [l for l in r.stdout.splitlines() if "proxy.enroll prod/%s" % self.stack.proxy_id in l]
+        self.assertTrue(any(" FAILED: ALREADY_EXISTS" in l for l in lines), lines)
+        self.assertTrue(any(" FAILED" not in l for l in lines), lines)
 
         # The real proxy's next statement is recorded, not dropped.
         marker = "real-delete-%d" % time.time_ns()
