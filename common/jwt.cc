@@ -336,6 +336,15 @@ absl::StatusOr<std::string> PeekIssuer(absl::string_view token) {
   return StringMember(payload, "iss");
 }
 
+std::string PeekClaim(absl::string_view token, const std::string& name) {
+  auto parts = Split(token);
+  if (!parts.ok()) return "";
+  const json payload =
+      json::parse(parts->payload_json, nullptr, /*allow_exceptions=*/false);
+  if (payload.is_discarded() || !payload.is_object()) return "";
+  return StringMember(payload, name.c_str());
+}
+
 absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,
                               const VerifyOptions& options) {
   auto parts = Split(token);

@@ -102,6 +102,11 @@ absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,
 // and rules verify it; nothing else may be trusted before Verify.
 absl::StatusOr<std::string> PeekIssuer(absl::string_view token);
 
+// The unverified string claim `name` of a token ("" when absent, not a
+// string, or the token does not parse): only to say whom a refused token
+// claimed to be, labelled as unverified.
+std::string PeekClaim(absl::string_view token, const std::string& name);
+
 // Decodes header and payload without verifying anything (for fuzzing the
 // parser and for error messages); InvalidArgument when malformed.
 struct Parts {

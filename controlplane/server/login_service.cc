@@ -76,7 +76,7 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
 absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
     const warden::v1::PolicyBundle& bundle, const ca::Authority& authority,
     const warden::v1::IssueUserCertificateRequest& request, absl::Time now,
-    absl::Duration ttl) {
+    absl::Duration ttl, std::string* verified_user) {
   if (bundle.identity_providers().empty()) {
     return absl::FailedPreconditionError(
         "no identity provider is configured: push a kind: IdentityProvider "
@@ -122,6 +122,7 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
   if (!claims.ok()) return TokenRefused(claims.status());
   auto mapped = oidc::MapClaims(*claims, oidc::ClaimRulesFromSpec(*spec));
   if (!mapped.ok()) return TokenRefused(mapped.status());
+  if (verified_user != nullptr) *verified_user = mapped->user;
   // A user the directory deactivated gets no certificate (proxies would
   // refuse it anyway; this says so at login). Same matching as proxies:
   // userName first, then e-mail aliases, ignoring case.
@@ -233,9 +234,11 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
                       "; try again in a minute")));
   }
   auto bundle = HeadBundle();
+  std::string verified_user;
   absl::StatusOr<warden::v1::IssueUserCertificateResponse> issued =
       bundle.ok() ? server::IssueUserCertificate(*bundle, *authority_, *request,
-                                                 absl::Now(), ttl_)
+                                                 absl::Now(), ttl_,
+                                                 &verified_user)
                   : bundle.status();
   // Refusals count toward the peer's window whether or not they are
   // recorded; beyond the first ones in it, only its summary says so.
@@ -255,11 +258,28 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
                        "; groups: ", absl::StrJoin(issued->groups(), ",")),
           true);
     } else if (record_refusal) {
-      audit_->Record("unauthenticated", "identity.certificate",
-                     request->provider().empty() ? "-" : request->provider(),
-                     absl::StrCat(issued.status().ToString(), " (from ", peer,
-                                  ")"),
-                     false);
+      // Under who asked: the verified user when the token held and the
+      // directory refused them (so `audit search --user` finds a cut-off
+      // person's attempts; red team), else whom the token claimed to be,
+      // marked unverified (anyone can write that).
+      std::string claimed;
+      if (verified_user.empty()) {
+        for (const char* claim : {"email", "preferred_username", "sub"}) {
+          claimed = jwt::PeekClaim(request->id_token(), claim);
+          if (!claimed.empty()) break;
+        }
+        if (claimed.size() > 256) claimed.resize(256);
+      }
+      audit_->Record(
+          verified_user.empty() ? "unauthenticated" : verified_user,
+          "identity.certificate",
+          !verified_user.empty()
+              ? verified_user
+              : claimed.empty()
+                    ? (request->provider().empty() ? "-" : request->provider())
+                    : absl::StrCat(claimed, " (unverified)"),
+          absl::StrCat(issued.status().ToString(), " (from ", peer, ")"),
+          false);
     }
   }
   if (!issued.ok()) return Finish(context, issued.status());

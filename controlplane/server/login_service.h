@@ -34,10 +34,13 @@ class AdminAudit;  // audit_services.h
 // "token refused: ..." (does not verify, unknown issuer), PermissionDenied
 // "token refused: ..." (the provider's claim rules), InvalidArgument (bad
 // request), FailedPrecondition (no provider pushed).
+// `verified_user` (optional) is set to the user the token names once its
+// signature and claims verified, also when the directory then refuses
+// them, so a refusal is recorded under who asked.
 absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
     const warden::v1::PolicyBundle& bundle, const ca::Authority& authority,
     const warden::v1::IssueUserCertificateRequest& request, absl::Time now,
-    absl::Duration ttl);
+    absl::Duration ttl, std::string* verified_user = nullptr);
 
 class LoginImpl final : public warden::v1::Login::CallbackService {
  public:

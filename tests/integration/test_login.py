@@ -245,6 +245,38 @@ environments:
         self.assertTrue(wait_until(lambda: any(
             e["admin"].get("action") == "identity.certificate" and not e["admin"].get("success")
             and "expired" in e["admin"].get("detail", "") for e in self.events("admin")), timeout=30))
+        # Whom it claimed to be is recorded, marked unverified.
+        refused = [e for e in self.events("admin")
+                   if e["admin"].get("action") == "identity.certificate"
+                   and "expired" in e["admin"].get("detail", "")]
+        self.assertEqual(refused[-1]["admin"]["target"], "cy@example.com (unverified)")
+        self.assertEqual(refused[-1]["admin"]["actor"], "unauthenticated")
+
+    def test_a_deactivated_users_attempt_is_found_by_user(self):
+        """Red team: a deactivated user's refused `wardenctl login` was
+        recorded as 'unauthenticated' with target '-', so `audit search
+        --user` could not say whether the person tried."""
+        user = "gil@example.com"
+        r = subprocess.run([WARDENCTL, "identities", "deactivate", user, "--reason", "left"],
+                           env=self.control.env(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r, out = self.login_with_token("gil", self.idp.token(user, ["engineers"]))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("is deactivated", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "client.crt")))
+
+        def attempts():
+            r = subprocess.run([WARDENCTL, "audit", "search", "--user", user, "--kind", "admin",
+                                "--format", "json"], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            return [json.loads(l)["leaf"]["event"]["admin"] for l in r.stdout.splitlines()
+                    if l.strip() and json.loads(l)["leaf"]["event"]["admin"].get("action")
+                    == "identity.certificate"]
+        self.assertTrue(wait_until(lambda: attempts(), timeout=30))
+        a = attempts()[0]
+        self.assertFalse(a.get("success", False))
+        self.assertEqual(a["target"], user)
+        self.assertIn("is deactivated", a["detail"])
 
     def test_certificate_for_another_user_is_refused(self):
         r, out = self.login_with_token("dee", self.idp.token("dee@example.com", ["engineers"]))
