@@ -277,7 +277,10 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
               ? verified_user
               : claimed.empty()
                     ? (request->provider().empty() ? "-" : request->provider())
-                    : absl::StrCat(claimed, " (unverified)"),
+                    : absl::StrCat(request->provider().empty()
+                                       ? ""
+                                       : request->provider() + "/",
+                                   claimed, " (unverified)"),
           absl::StrCat(issued.status().ToString(), " (from ", peer, ")"),
           false);
     }

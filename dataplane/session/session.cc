@@ -48,6 +48,13 @@ constexpr size_t kMaxPortals = 4096;
 // Parse / Close / PREPARE / DEALLOCATE awaiting PostgreSQL's confirmation.
 constexpr size_t kMaxTentative = 100000;
 constexpr size_t kMaxRefusedStatements = 10000;
+// Unanswered executions one session may have in flight before its client
+// is no longer read, and the count under which reading resumes. The resume
+// point is far above what PostgreSQL may hold back unflushed (its 8 KiB
+// output buffer: some 600 answers) until a Sync or Flush arrives, so a
+// client that pipelines and reads never waits on it.
+constexpr int64_t kMaxUnanswered = 10000;
+constexpr int64_t kResumeUnanswered = 5000;
 // Text of allowed prepared statements kept per session to judge them again
 // when the policy changes.
 constexpr size_t kMaxPreparedBytes = 64u << 20;
@@ -363,6 +370,10 @@ void Session::ReadLoop(Side s) {
   while (p.open() && MayRead(s)) {
     if (other(s).pending() >= shared_->config->proxy.max_buffered_bytes) {
       p.read_paused = true;  // resumed by Flush of the other peer.
+      return;
+    }
+    if (s == Side::kClient && unanswered_ >= kMaxUnanswered) {
+      unanswered_paused_ = true;  // resumed by answers (AnsweredOne, ...).
       return;
     }
     if (++reads > kReadsPerTurn) {
@@ -1050,6 +1061,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
                          shielded || !replacement.empty(), now);
       if (!completions_.empty()) RecordResults();
     }
+    if (phase_ == Phase::kRelay) CountRelayed(frame.type);
     switch (static_cast<pgwire::FrontendType>(frame.type)) {
       case pgwire::FrontendType::kQuery:
       case pgwire::FrontendType::kSync:
@@ -1502,6 +1514,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
           became_ready = true;
         } else {
           ++syncs_done_;
+          AnsweredReady();
           if (!portal_origins_.empty()) SettlePortals(frame.body == "I");
           batch_had_error_ = false;
           if (!refusals_.empty()) DropSkippedRefusals();
@@ -1518,7 +1531,10 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         if (pending_syncs_ > 0) --pending_syncs_;
         break;
       case pgwire::BackendType::kErrorResponse: {
-        if (ready_) batch_had_error_ = true;
+        if (ready_) {
+          batch_had_error_ = true;
+          AnsweredBatchError();
+        }
         // Parsed once for the result tracker, refusals and severity.
         const auto error = pgwire::ParseErrorResponse(frame.body);
         if (track_results && ready_) {
@@ -1560,6 +1576,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
             Confirm(Confirmation::kDeallocateTag);
           }
         }
+        AnsweredOne();
         if (track_results) {
           // Validated: the tag is terminated.
           results_.CommandComplete(
@@ -1568,9 +1585,11 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         }
         break;
       case pgwire::BackendType::kPortalSuspended:
+        AnsweredOne();
         if (track_results) results_.PortalSuspended(clock(), &completions_);
         break;
       case pgwire::BackendType::kEmptyQueryResponse:
+        AnsweredOne();
         if (track_results) results_.EmptyQuery(clock(), &completions_);
         break;
       case pgwire::BackendType::kAuthentication:
@@ -2601,6 +2620,72 @@ void Session::EraseAuditTemplate(const std::string& key) {
   if (it == audit_templates_.end()) return;
   audit_template_bytes_ -= it->second.statement.ByteSizeLong();
   audit_templates_.erase(it);
+}
+
+void Session::CountRelayed(char type) {
+  auto open_batch = [this]() -> UnansweredBatch& {
+    if (unanswered_batches_.empty() || unanswered_batches_.back().closed) {
+      unanswered_batches_.emplace_back();
+    }
+    return unanswered_batches_.back();
+  };
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kQuery:
+    case pgwire::FrontendType::kFunctionCall: {
+      UnansweredBatch b;
+      b.unanswered = 1;
+      b.simple = true;
+      b.closed = true;
+      unanswered_batches_.push_back(b);
+      ++unanswered_;
+      break;
+    }
+    case pgwire::FrontendType::kSync:
+      open_batch().closed = true;
+      break;
+    case pgwire::FrontendType::kExecute: {
+      UnansweredBatch& b = open_batch();
+      if (!b.failed) {
+        ++b.unanswered;
+        ++unanswered_;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Session::AnsweredOne() {
+  if (unanswered_batches_.empty()) return;
+  UnansweredBatch& b = unanswered_batches_.front();
+  if (b.simple || b.unanswered == 0) return;
+  --b.unanswered;
+  --unanswered_;
+  MaybeResumeAfterAnswers();
+}
+
+void Session::AnsweredBatchError() {
+  if (unanswered_batches_.empty()) return;
+  UnansweredBatch& b = unanswered_batches_.front();
+  if (b.simple) return;  // a Query's later statements do not run; 'Z' ends it
+  unanswered_ -= b.unanswered;
+  b.unanswered = 0;
+  b.failed = true;
+  MaybeResumeAfterAnswers();
+}
+
+void Session::AnsweredReady() {
+  if (unanswered_batches_.empty()) return;
+  unanswered_ -= unanswered_batches_.front().unanswered;
+  unanswered_batches_.pop_front();
+  MaybeResumeAfterAnswers();
+}
+
+void Session::MaybeResumeAfterAnswers() {
+  if (!unanswered_paused_ || unanswered_ > kResumeUnanswered) return;
+  unanswered_paused_ = false;
+  loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
 }
 
 void Session::TrackClientMessage(char type, absl::string_view body,

@@ -418,6 +418,28 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string refusal_token_;       // random, per session.
   uint64_t refusal_seq_ = 0;
   uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.
+  // Executions relayed upstream and not answered yet, per batch (the
+  // messages up to a Sync, or one Query or FunctionCall), oldest first.
+  // Past kMaxUnanswered the client is not read until answers bring it
+  // under kResumeUnanswered: a client that pipelines without reading the
+  // answers cannot pile up work, memory and audit events on the proxy
+  // (red team: 500,000 Bind/Execute without Sync stalled the worker's other
+  // sessions for seconds). An ErrorResponse answers its whole batch, since
+  // PostgreSQL skips the rest up to the Sync.
+  struct UnansweredBatch {
+    int64_t unanswered = 0;
+    bool simple = false;  // a Query or FunctionCall: its 'Z' answers it
+    bool failed = false;  // PostgreSQL skips the rest of it
+    bool closed = false;  // its Sync (or the Query) was relayed
+  };
+  std::deque<UnansweredBatch> unanswered_batches_;
+  int64_t unanswered_ = 0;
+  bool unanswered_paused_ = false;
+  void CountRelayed(char type);
+  void AnsweredOne();
+  void AnsweredBatchError();
+  void AnsweredReady();
+  void MaybeResumeAfterAnswers();
   uint64_t syncs_done_ = 0;         // their ReadyForQuery seen.
   std::deque<Refusal> refusals_;
   // Prepared statements (protocol level) that were refused at Parse, with

@@ -1,0 +1,123 @@
+"""A client that pipelines executions and never reads the answers (red
+team pass 4): one session sent 500,000 Bind/Execute pairs without a Sync,
+the proxy relayed them all, recorded two audit events each, and then spent
+seconds of its worker on them, stalling every other session of that
+worker. Now a session has at most about 10,000 unanswered executions in
+flight: past that its client is not read until answers come back. Real
+warden-control (audit on), warden-proxy and PostgreSQL; PostgreSQL's own
+sequence says how many executions reached it."""
+
+import os
+import socket
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from stack import Stack, rawpg, wait_until  # noqa: E402
+
+SENT = 25000
+# kMaxUnanswered in dataplane/session/session.cc, plus what one 64 KiB read
+# of Bind/Execute pairs can add before the bound is checked again.
+BOUND = 10000 + 65536 // 24 + 1
+
+
+class PipelineBacklog(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack("warden-sec-backlog-").start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def last_value(self):
+        return int(self.stack.scalar("SELECT last_value FROM orders_id_seq"))
+
+    def test_unread_pipeline_is_bounded_and_completes_when_read(self):
+        before = self.last_value()
+        conn = self.stack.raw("dev")
+        conn.sock.settimeout(60)
+        conn.send(rawpg.parse(b"SELECT nextval('orders_id_seq'), repeat('x', 4000)"))
+        pair = rawpg.bind() + rawpg.execute()
+        # Sent by a thread: the socket may fill once the proxy stops reading.
+        sender = threading.Thread(target=lambda: conn.send(pair * SENT), daemon=True)
+        sender.start()
+        # Without the bound every execution reaches PostgreSQL in well under
+        # this (the proxy relays until some 10 MB of socket buffers toward
+        # PostgreSQL are full); with it, the count stops near the bound.
+        time.sleep(4)
+        executed = self.last_value() - before
+        self.assertGreater(executed, 0)
+        # PostgreSQL itself stops early (its answers fill the sockets to a
+        # client that does not read); what the bound limits is what the
+        # proxy relays (and records) beyond that, into the sockets toward
+        # PostgreSQL: without it, all of them.
+        def relayed():
+            return sum(1 for e in self.stack.events()
+                       if e["event"].get("statement", {}).get("protocol") == "extended-execute"
+                       and "orders_id_seq" in e["event"]["statement"].get("text", "")
+                       and e["event"]["statement"].get("phase") != "STATEMENT_PHASE_RESULT")
+        self.assertTrue(wait_until(lambda: relayed() >= executed, timeout=30))
+        time.sleep(2)
+        self.assertLess(relayed(), executed + BOUND,
+                        "executions relayed though the client read no answer")
+
+        # The worker serves another session meanwhile (the stack runs one).
+        probe = self.stack.raw("dev")
+        try:
+            rows, error = probe.simple_query("SELECT 41 + 1")
+            self.assertIsNone(error)
+            self.assertEqual(rows, [["42"]])
+        finally:
+            probe.close()
+
+        # Reading the answers lets the rest through; nothing waits forever.
+        sender.join(timeout=60)
+        self.assertFalse(sender.is_alive())
+        conn.send(rawpg.SYNC)
+        conn.sock.settimeout(60)
+        completes = 0
+        while True:
+            t, body = conn.read_message()
+            if t == b"C":
+                completes += 1
+            elif t == b"E":
+                self.fail(rawpg.parse_error(body))
+            elif t == b"Z":
+                break
+        conn.close()
+        self.assertEqual(completes, SENT)
+        self.assertEqual(self.last_value() - before, SENT)
+
+    def test_an_error_answers_its_whole_batch(self):
+        # PostgreSQL skips everything after an error up to the Sync: those
+        # executions never get an answer of their own, so they must not
+        # hold the bound (a batch far over it completes at its Sync).
+        conn = self.stack.raw("dev")
+        try:
+            batch = (rawpg.parse(b"SELECT 1/0") + (rawpg.bind() + rawpg.execute()) * (3 * 10000)
+                     + rawpg.SYNC)
+            conn.send(batch)
+            conn.sock.settimeout(60)
+            errors = 0
+            while True:
+                t, body = conn.read_message()
+                if t == b"E":
+                    errors += 1
+                    self.assertEqual(rawpg.parse_error(body).get("C"), "22012")
+                elif t == b"Z":
+                    break
+            self.assertEqual(errors, 1)
+            rows, error = conn.simple_query("SELECT 'still here'")
+            self.assertIsNone(error)
+            self.assertEqual(rows, [["still here"]])
+        finally:
+            conn.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
