@@ -11,6 +11,12 @@ Steps (each counted per test case):
 
 Usage: /usr/bin/python3 tests/run.py [--only unit,integration,security,clients,fuzz]
        [--fuzz-seconds N]
+
+What counts: a C++ target passes only when Bazel says PASSED (its build
+event stream) and every case of its XML passed; a skipped or not-run case
+(GTEST_SKIP, unittest.skip, expectedFailure, an unexpected success) is a
+failure; a step that ran no case is a failure; the end says which steps
+ran and how many cases each.
 """
 
 import argparse
@@ -40,6 +46,10 @@ FUZZ_OUTPUT_BASE = os.path.expanduser(
 passed = 0
 failed = 0
 failures = []
+# Cases counted per step, printed at the end: a step that ran nothing is a
+# failure, never a silent pass.
+step_counts = {}
+current_step = None
 
 
 # In a child running one test module (--child): where each result goes, one
@@ -53,6 +63,8 @@ def record(name, ok, detail=""):
         child_results.write(json.dumps([name, ok, detail]) + "\n")
         child_results.flush()
         return
+    if current_step is not None:
+        step_counts[current_step] = step_counts.get(current_step, 0) + 1
     if ok:
         passed += 1
     else:
@@ -74,26 +86,69 @@ def run_unit():
         record("bazel query", False)
         return
     targets = [t for t in targets.stdout.split() if t.startswith("//")]
-    r = subprocess.run(["bazel", "test", "--test_output=errors"] + targets, cwd=REPO, timeout=3000)
+    if not targets:
+        record("unit targets", False, "bazel query found no test targets")
+        return
+    # Bazel's own verdict per target (its build event stream): a binary
+    # that crashed after writing its XML, or one that did not build (whose
+    # test.xml is an earlier run's), is not PASSED whatever the XML says.
+    events_file = tempfile.mktemp(prefix="warden-bep-", suffix=".json")
+    r = subprocess.run(["bazel", "test", "--test_output=errors",
+                        "--build_event_json_file=" + events_file] + targets,
+                       cwd=REPO, timeout=3000)
+    try:
+        status = test_statuses(events_file)
+    except (OSError, ValueError) as e:
+        status = {}
+        record("bazel build events", False, repr(e))
+    finally:
+        if os.path.exists(events_file):
+            os.unlink(events_file)
     testlogs = subprocess.run(["bazel", "info", "bazel-testlogs"], cwd=REPO,
                               capture_output=True, text=True).stdout.strip()
     for target in targets:
+        verdict = status.get(target, "NO_STATUS")
         pkg, name = target[2:].split(":")
         xml_path = os.path.join(testlogs, pkg, name, "test.xml")
-        if not os.path.exists(xml_path):
-            record(target, False, "no test result (build failure?)")
+        if verdict != "PASSED":
+            record(target, False, "bazel says %s (exit %d)" % (verdict, r.returncode))
             continue
-        root = ET.parse(xml_path).getroot()
-        cases = root.iter("testcase")
-        n = 0
-        for case in cases:
-            n += 1
-            bad = case.find("failure") is not None or case.find("error") is not None
-            record("%s %s.%s" % (target, case.get("classname"), case.get("name")), not bad)
-        if n == 0:
-            # A test binary that crashed before writing cases.
-            record(target, r.returncode == 0 and root.get("failures", "0") == "0",
-                   "no test cases recorded")
+        if not os.path.exists(xml_path):
+            record(target, False, "no test result")
+            continue
+        cases = xml_cases(ET.parse(xml_path).getroot())
+        for name, ok, detail in cases:
+            record("%s %s" % (target, name), ok, detail)
+        if not cases:
+            record(target, False, "no test cases recorded")
+
+
+def test_statuses(events_file):
+    """{label: overallStatus} from a Bazel --build_event_json_file."""
+    status = {}
+    with open(events_file) as f:
+        for line in f:
+            event = json.loads(line)
+            summary = event.get("testSummary")
+            label = event.get("id", {}).get("testSummary", {}).get("label")
+            if summary is not None and label:
+                status[label] = summary.get("overallStatus", "NO_STATUS")
+    return status
+
+
+def xml_cases(root):
+    """[(name, ok, detail)] of a GoogleTest XML report: a case that failed,
+    erred, was skipped (GTEST_SKIP) or did not run is not ok."""
+    out = []
+    for case in root.iter("testcase"):
+        bad = case.find("failure") is not None or case.find("error") is not None
+        skipped = (case.find("skipped") is not None
+                   or case.get("status") == "notrun"
+                   or case.get("result") in ("skipped", "suppressed"))
+        out.append(("%s.%s" % (case.get("classname"), case.get("name")),
+                    not bad and not skipped,
+                    "failed" if bad else "skipped" if skipped else ""))
+    return out
 
 
 class CountingResult(unittest.TextTestResult):
@@ -113,6 +168,20 @@ class CountingResult(unittest.TextTestResult):
         super().addSubTest(test, subtest, err)
         if err is not None:
             record(subtest.id(), False, "subtest failure")
+
+    # A test that did not run, or whose failure is expected, asserts
+    # nothing: each is counted as a failure.
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        record(test.id(), False, "skipped: " + str(reason))
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        record(test.id(), False, "expected failure (not allowed)")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        record(test.id(), False, "unexpected success")
 
 
 def test_modules(suite):
@@ -329,9 +398,12 @@ def main():
     ap.add_argument("--only", default="unit,integration,security,clients,fuzz")
     ap.add_argument("--fuzz-seconds", type=int, default=int(os.environ.get("WARDEN_FUZZ_SECONDS", "60")))
     args = ap.parse_args()
+    global current_step
     steps = args.only.split(",")
     started = time.time()
     for step in steps:
+        current_step = step
+        step_counts.setdefault(step, 0)
         try:
             if step == "unit":
                 run_unit()
@@ -347,6 +419,11 @@ def main():
                 record("unknown step " + step, False)
         except Exception as e:  # a crashed step is a failure, never a skip
             record("step " + step, False, repr(e))
+        if step_counts.get(step, 0) == 0:
+            record("step " + step, False, "ran no test cases")
+    current_step = None
+    print("\nSteps run: " + ", ".join("%s (%d cases)" % (s, step_counts.get(s, 0))
+                                       for s in steps))
     if failures:
         print("\nFailures:")
         for f in failures:
