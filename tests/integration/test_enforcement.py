@@ -202,8 +202,11 @@ class SimpleProtocol(unittest.TestCase):
                     "drop table if exists public.orders cascade",
                     "SELECT 1; DROP TABLE orders"):
             with self.subTest(sql=sql):
-                with self.assertRaises(psycopg2.errors.InsufficientPrivilege):
+                with self.assertRaises(psycopg2.errors.InsufficientPrivilege) as ctx:
                     c.cursor().execute(sql)
+                # Warden's refusal, not PostgreSQL's own 42501 ("must be
+                # owner of table orders": the service role owns nothing).
+                self.assertIn('rule "no-drop-table"', str(ctx.exception))
         self.assertTrue(table_exists("orders"))
         c.close()
 
@@ -223,8 +226,9 @@ class SimpleProtocol(unittest.TestCase):
         c = psycopg2.connect(dsn())
         cur = c.cursor()
         cur.execute("UPDATE customers SET name = 'changed-in-tx' WHERE id = 2")
-        with self.assertRaises(psycopg2.errors.InsufficientPrivilege):
+        with self.assertRaises(psycopg2.errors.InsufficientPrivilege) as ctx:
             cur.execute("DELETE FROM orders WHERE 1 = 1")
+        self.assertIn("no-unfiltered-writes", str(ctx.exception))
         # PostgreSQL itself now holds the transaction as failed: COMMIT rolls back.
         self.assertEqual(c.get_transaction_status(),
                          psycopg2.extensions.TRANSACTION_STATUS_INERROR)
@@ -284,7 +288,9 @@ class SimpleProtocol(unittest.TestCase):
     def test_sql_prepare_of_a_denied_statement_is_refused(self):
         conn = raw()
         conn.send(rawpg.query("PREPARE wipe AS DELETE FROM orders"))
-        self.assertEqual(errors(read_until_ready(conn))[0]["C"], "42501")
+        err = errors(read_until_ready(conn))[0]
+        self.assertEqual(err["C"], "42501")
+        self.assertIn("no-unfiltered-writes", err["M"])
         # EXECUTE (also under EXPLAIN ANALYZE) gets the same refusal, not
         # PostgreSQL's "does not exist".
         for sql in ("EXECUTE wipe", "EXPLAIN ANALYZE EXECUTE wipe"):
@@ -311,7 +317,9 @@ class SimpleProtocol(unittest.TestCase):
     def test_protocol_statement_refused_at_parse_is_refused_in_sql_execute(self):
         conn = raw()
         conn.send(parse_msg("DELETE FROM orders", "bulk") + SYNC)
-        self.assertEqual(errors(read_until_ready(conn))[0]["C"], "42501")
+        err = errors(read_until_ready(conn))[0]
+        self.assertEqual(err["C"], "42501")
+        self.assertIn("no-unfiltered-writes", err["M"])
         rows, error = conn.simple_query("EXECUTE bulk")
         self.assertEqual(error["C"], "42501")
         self.assertIn("no-unfiltered-writes", error["M"])
@@ -346,14 +354,18 @@ class ExtendedProtocol(unittest.TestCase):
     def test_named_statement_keeps_its_refusal(self):
         conn = raw()
         conn.send(parse_msg("TRUNCATE orders; DELETE FROM orders", "wipe") + SYNC)
-        self.assertEqual(errors(read_until_ready(conn))[0]["C"], "42501")
+        err = errors(read_until_ready(conn))[0]
+        self.assertEqual(err["C"], "42501")
+        self.assertIn('rule "', err["M"])
         conn.send(bind_msg("wipe", "p1") + execute_msg("p1") + SYNC)
         msgs = read_until_ready(conn)
         self.assertEqual(types(msgs), "EZ")
         self.assertEqual(errors(msgs)[0]["C"], "42501")
         self.assertIn("no-unfiltered-writes", errors(msgs)[0]["M"])
         conn.send(describe_msg(b"S", "wipe") + SYNC)
-        self.assertEqual(errors(read_until_ready(conn))[0]["C"], "42501")
+        err = errors(read_until_ready(conn))[0]
+        self.assertEqual(err["C"], "42501")
+        self.assertIn('rule "', err["M"])
         # Closed, the name is free again and PostgreSQL speaks for itself.
         conn.send(close_msg(b"S", "wipe") + SYNC)
         self.assertEqual(types(read_until_ready(conn)), "3Z")
@@ -380,14 +392,16 @@ class ExtendedProtocol(unittest.TestCase):
 
     def test_psycopg3_prepared_and_pipelined(self):
         with psycopg.connect(dsn(), autocommit=True) as c:
-            with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege) as ctx:
                 c.execute("DELETE FROM orders", prepare=True)
+            self.assertIn("no-unfiltered-writes", str(ctx.exception))
             self.assertEqual(c.execute("SELECT count(*) FROM orders WHERE id > %s", (0,),
                                        prepare=True).fetchone()[0], 20)
-            with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege) as ctx:
                 with c.pipeline():
                     c.execute("SELECT 1")
                     c.execute("UPDATE orders SET total = 0")
+            self.assertIn("no-unfiltered-writes", str(ctx.exception))
             self.assertEqual(c.execute("SELECT 5").fetchone()[0], 5)
         self.assertEqual(direct_scalar("SELECT count(*) FROM orders WHERE total = 0"), 0)
 

@@ -138,6 +138,8 @@ class ProductionGuardrails(unittest.TestCase):
     def test_unparseable_is_refused_as_syntax_error(self):
         rows, error = run("SELEC * FROM orders")
         self.assertEqual(error["C"], "42601")
+        # Warden's refusal, not PostgreSQL's own syntax error.
+        self.assertIn("Warden could not parse", error["M"])
 
     def test_dev_runs_what_prod_refuses(self):
         rows, error = run("CREATE TABLE scratch (id int); TRUNCATE scratch; DROP TABLE scratch",

@@ -55,8 +55,9 @@ class GuardrailAttacks(unittest.TestCase):
             self.assertEqual(cur.rowcount, 1)
             conn.rollback()
             # Binary parameters and prepared (named) statements alike.
-            with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege) as caught:
                 conn.execute("DELETE FROM orders WHERE %b", (True,), prepare=True)
+            self.assert_refused(caught.exception)
             conn.rollback()
         self.assertEqual(self.snapshot(), before)
 
@@ -72,8 +73,9 @@ class GuardrailAttacks(unittest.TestCase):
                 cur.execute("PREPARE p(bool) AS UPDATE products SET price = 0 WHERE $1; "
                             "EXECUTE p(true)")
             self.assert_refused(caught.exception)
-            with self.assertRaises(psycopg2.errors.InsufficientPrivilege):
+            with self.assertRaises(psycopg2.errors.InsufficientPrivilege) as caught:
                 cur.execute("PREPARE q(bool) AS UPDATE products SET price = 0 WHERE $1")
+            self.assert_refused(caught.exception)
             with self.assertRaises(psycopg2.Error):
                 cur.execute("EXECUTE q(true)")
             # Other tautologies, through the same driver.
