@@ -336,13 +336,18 @@ absl::StatusOr<std::string> PeekIssuer(absl::string_view token) {
   return StringMember(payload, "iss");
 }
 
-std::string PeekClaim(absl::string_view token, const std::string& name) {
+std::string PeekClaim(absl::string_view token,
+                      std::initializer_list<const char*> names) {
   auto parts = Split(token);
   if (!parts.ok()) return "";
   const json payload =
       json::parse(parts->payload_json, nullptr, /*allow_exceptions=*/false);
   if (payload.is_discarded() || !payload.is_object()) return "";
-  return StringMember(payload, name.c_str());
+  for (const char* name : names) {
+    std::string value = StringMember(payload, name);
+    if (!value.empty()) return value;
+  }
+  return "";
 }
 
 absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,

@@ -12,6 +12,7 @@
 #ifndef WARDEN_COMMON_JWT_H_
 #define WARDEN_COMMON_JWT_H_
 
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <memory>
@@ -102,10 +103,11 @@ absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,
 // and rules verify it; nothing else may be trusted before Verify.
 absl::StatusOr<std::string> PeekIssuer(absl::string_view token);
 
-// The unverified string claim `name` of a token ("" when absent, not a
-// string, or the token does not parse): only to say whom a refused token
-// claimed to be, labelled as unverified.
-std::string PeekClaim(absl::string_view token, const std::string& name);
+// The first of the unverified string claims `names` a token has ("" when
+// none is a non-empty string, or the token does not parse): only to say
+// whom a refused token claimed to be, labelled as unverified.
+std::string PeekClaim(absl::string_view token,
+                      std::initializer_list<const char*> names);
 
 // Decodes header and payload without verifying anything (for fuzzing the
 // parser and for error messages); InvalidArgument when malformed.

@@ -1,5 +1,7 @@
 #include "common/log.h"
 
+#include <unicode/utf8.h>
+
 #include <mutex>
 #include <utility>
 
@@ -49,53 +51,21 @@ class EscapingSink : public spdlog::sinks::base_sink<std::mutex> {
 
 }  // namespace
 
-namespace {
-
-// The length of the well-formed UTF-8 sequence at the start of `s` (and
-// its code point), or 0: overlong forms, surrogates and values past
-// U+10FFFF are not well formed.
-size_t Utf8Sequence(absl::string_view s, uint32_t* cp) {
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  size_t n;
-  uint32_t min;
-  if (b0 < 0x80) {
-    *cp = b0;
-    return 1;
-  } else if ((b0 & 0xE0) == 0xC0) {
-    n = 2, min = 0x80, *cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    n = 3, min = 0x800, *cp = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    n = 4, min = 0x10000, *cp = b0 & 0x07;
-  } else {
-    return 0;
-  }
-  if (s.size() < n) return 0;
-  for (size_t i = 1; i < n; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if ((b & 0xC0) != 0x80) return 0;
-    *cp = (*cp << 6) | (b & 0x3F);
-  }
-  if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF)) {
-    return 0;
-  }
-  return n;
-}
-
-}  // namespace
-
 std::string EscapeControls(absl::string_view text) {
   std::string out;
   out.reserve(text.size() + 8);
-  while (!text.empty()) {
-    uint32_t cp = 0;
-    const size_t n = Utf8Sequence(text, &cp);
-    if (n == 0) {  // not UTF-8: the byte itself
-      out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(text[0]));
-      text.remove_prefix(1);
-      continue;
-    }
-    if (cp == '\t') {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  const int32_t length = static_cast<int32_t>(text.size());
+  int32_t i = 0;
+  while (i < length) {
+    const int32_t start = i;
+    UChar32 cp;
+    U8_NEXT(bytes, i, length, cp);
+    if (cp < 0) {  // not UTF-8: the bytes themselves
+      for (int32_t j = start; j < i; ++j) {
+        out += absl::StrFormat("\\x%02x", bytes[j]);
+      }
+    } else if (cp == '\t') {
       out += "\\t";
     } else if (cp < 0x20 || cp == 0x7f) {
       out += absl::StrFormat("\\x%02x", cp);
@@ -104,9 +74,8 @@ std::string EscapeControls(absl::string_view text) {
       // steer 8-bit terminals) and the line and paragraph separators.
       out += absl::StrFormat("\\u%04x", cp);
     } else {
-      out.append(text.data(), n);
+      out.append(text.data() + start, i - start);
     }
-    text.remove_prefix(n);
   }
   return out;
 }

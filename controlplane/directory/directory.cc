@@ -184,15 +184,17 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
   absl::MutexLock lock(&write_mu_);
   SetActiveResult result;
   auto user = FindUser(user_name);
+  const std::string name = FoldName(user_name);
+  std::vector<DirectoryUser> all;  // read when the name is no userName
   if (absl::IsNotFound(user.status())) {
     // A name that is no userName but an e-mail of exactly one live user
     // names that person: an admin cuts someone off by the address they
     // know, and the person's other names must stop too (red team).
-    auto all = AllUsers();
-    if (!all.ok()) return all.status();
-    const std::string name = FoldName(user_name);
+    auto read = AllUsers();
+    if (!read.ok()) return read.status();
+    all = *std::move(read);
     std::vector<const DirectoryUser*> owners;
-    for (const DirectoryUser& u : *all) {
+    for (const DirectoryUser& u : all) {
       if (u.deleted()) continue;
       for (const std::string& e : u.emails()) {
         if (FoldName(e) == name) {
@@ -219,10 +221,7 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
       if (!lifted.ok()) return lifted.status();
       result.changed = *lifted;
       result.user.set_user_name(user_name);
-      auto all = AllUsers();
-      if (!all.ok()) return all.status();
-      const std::string name = FoldName(user_name);
-      for (const DirectoryUser& t : *all) {
+      for (const DirectoryUser& t : all) {
         if (t.deleted() && FoldName(t.user_name()) == name) {
           result.refused = true;
           result.user = t;

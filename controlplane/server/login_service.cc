@@ -264,10 +264,8 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
       // marked unverified (anyone can write that).
       std::string claimed;
       if (verified_user.empty()) {
-        for (const char* claim : {"email", "preferred_username", "sub"}) {
-          claimed = jwt::PeekClaim(request->id_token(), claim);
-          if (!claimed.empty()) break;
-        }
+        claimed = jwt::PeekClaim(request->id_token(),
+                                 {"email", "preferred_username", "sub"});
         if (claimed.size() > 256) claimed.resize(256);
       }
       audit_->Record(

@@ -51,7 +51,8 @@ constexpr size_t kMaxRefusedStatements = 10000;
 // Unanswered executions one session may have in flight before its client
 // is no longer read, and the count under which reading resumes. The resume
 // point is far above what PostgreSQL may hold back unflushed (its 8 KiB
-// output buffer: some 600 answers) until a Sync or Flush arrives, so a
+// output buffer: at most 8192 / 14 = 585 answers of the smallest kind, a
+// 14-byte CommandComplete) until a Sync or Flush arrives, so a
 // client that pipelines and reads never waits on it.
 constexpr int64_t kMaxUnanswered = 10000;
 constexpr int64_t kResumeUnanswered = 5000;
@@ -828,13 +829,7 @@ void Session::HandleAuthStep(AuthStep step) {
     if (!refusal.empty()) return RefuseIdentity(refusal);
   }
   {
-    warden::v1::AuditEvent event =
-        NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
-    auto* a = event.mutable_authentication();
-    a->set_success(true);
-    a->set_method(identity_.auth_method());
-    a->set_claimed_user(user_);
-    if (!Audit(std::move(event))) {
+    if (!Audit(LoginEvent(true, ""))) {
       return Fail("53000",
                   "Warden cannot record this session in the audit trail "
                   "(the local spool is full or failing); try again later",
@@ -2198,16 +2193,21 @@ void Session::RefuseIdentity(const std::string& reason) {
   RefuseLogin("28000", absl::StrCat("Warden: ", reason), reason);
 }
 
-void Session::RefuseLogin(const char* sqlstate, const std::string& message,
-                          const std::string& reason) {
+warden::v1::AuditEvent Session::LoginEvent(bool success,
+                                           const std::string& reason) {
   warden::v1::AuditEvent event =
       NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
   auto* a = event.mutable_authentication();
-  a->set_success(false);
+  a->set_success(success);
   a->set_method(identity_.auth_method());
-  a->set_reason(reason);
+  if (!reason.empty()) a->set_reason(reason);
   a->set_claimed_user(user_);
-  Audit(std::move(event));
+  return event;
+}
+
+void Session::RefuseLogin(const char* sqlstate, const std::string& message,
+                          const std::string& reason) {
+  Audit(LoginEvent(false, reason));
   Fail(sqlstate, message, warden::v1::SESSION_END_REASON_POLICY);
 }
 

@@ -251,6 +251,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // login has exactly one AUTHENTICATION event.
   void RefuseLogin(const char* sqlstate, const std::string& message,
                    const std::string& reason);
+  // The AUTHENTICATION event of a login whose credentials held.
+  warden::v1::AuditEvent LoginEvent(bool success, const std::string& reason);
   std::string DeactivatedReason() const;
   void CloseDeactivated();
   void CloseUpstream(bool cancel_if_busy);

@@ -86,11 +86,9 @@ class PendingLogins(unittest.TestCase):
         self.assertTrue(deadline_ok, self.stack.proxy.log()[-2000:])
         self.assertIsNone(self.stack.proxy.proc.poll())
 
-    def test_client_bytes_cannot_forge_log_lines(self):
-        """Red team: a startup user name with a newline made a whole line of
-        the proxy's log read like a successful login."""
-        forged = "2026-12-06T21:59:00.000+00:00 info session 127.0.0.1:40000: root authenticated"
-        user = ("x\n" + forged + "\x1b[2J\r").encode()
+    def fail_login_as(self, user):
+        """A startup packet claiming `user` (raw bytes), then a SCRAM
+        exchange that fails; returns when the proxy has closed."""
         c = rawpg.RawConn(self.stack.ports["prod"])
         try:
             body = struct.pack("!i", 196608) + b"user\0" + user + b"\0database\0shop\0\0"
@@ -101,6 +99,13 @@ class PendingLogins(unittest.TestCase):
             c.read_until_eof()
         finally:
             c.close()
+
+    def test_client_bytes_cannot_forge_log_lines(self):
+        """Red team: a startup user name with a newline made a whole line of
+        the proxy's log read like a successful login."""
+        forged = "2026-12-06T21:59:00.000+00:00 info session 127.0.0.1:40000: root authenticated"
+        user = ("x\n" + forged + "\x1b[2J\r").encode()
+        self.fail_login_as(user)
         log = self.stack.proxy.log()
         self.assertIn("x\\x0a2026-12-06T21:59:00.000", log)
         self.assertNotIn("\n" + forged, log)
@@ -109,18 +114,7 @@ class PendingLogins(unittest.TestCase):
         # Red team pass 4: C1 controls (NEL is a newline to some log
         # pipelines; CSI steers 8-bit terminals) and bytes that are not
         # UTF-8 went through as they were.
-        user = "c1\u0085" + forged + "\u009b2J"
-        c = rawpg.RawConn(self.stack.ports["prod"])
-        try:
-            body = (struct.pack("!i", 196608) + b"user\0" + user.encode() + b"raw\xff\x9b\0"
-                    + b"database\0shop\0\0")
-            c.send(struct.pack("!i", len(body) + 4) + body)
-            t, body = c.read_message()
-            if t == b"R" and struct.unpack("!i", body[:4])[0] == 10:
-                c.send(rawpg.message(b"p", b"SCRAM-SHA-256\0" + struct.pack("!i", 5) + b"n,,xx"))
-            c.read_until_eof()
-        finally:
-            c.close()
+        self.fail_login_as(("c1\u0085" + forged + "\u009b2J").encode() + b"raw\xff\x9b")
         self.assertTrue(wait_until(lambda: "c1\\u0085" in self.stack.proxy.log()),
                         self.stack.proxy.log()[-2000:])
         with open(self.stack.proxy.log_path, "rb") as f:
