@@ -161,6 +161,13 @@ absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(const std::string& dir,
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Errno("mkdir", dir);
   }
+  // Only whole segments are deleted once acknowledged and the newest one
+  // stays: a segment as large as the spool would fill it for good (every
+  // event acknowledged, every statement refused). With at most an eighth
+  // of the capacity per segment, acknowledged events hold back at most
+  // that much.
+  options.segment_bytes =
+      std::min(options.segment_bytes, std::max<uint64_t>(1, options.max_bytes / 8));
   std::unique_ptr<Spool> spool(new Spool(dir, options));
   if (absl::Status s = spool->Recover(); !s.ok()) return s;
   return spool;
@@ -232,6 +239,7 @@ absl::Status Spool::Recover() {
     seg.path = path;
     last_sequence = std::max(last_sequence, seg.last);
     pending_bytes_ += seg.bytes;
+    pending_bytes_hint_.store(pending_bytes_, std::memory_order_relaxed);
     segments_.push_back(std::move(seg));
   }
   next_sequence_ = last_sequence + 1;
@@ -311,6 +319,7 @@ absl::StatusOr<uint64_t> Spool::Append(absl::string_view payload) {
   seg.bytes += record.size();
   seg.last = sequence;
   pending_bytes_ += record.size();
+  pending_bytes_hint_.store(pending_bytes_, std::memory_order_relaxed);
   ++next_sequence_;
   pending_times_.emplace_back(sequence, absl::Now());
   return sequence;
@@ -442,6 +451,7 @@ absl::Status Spool::Acknowledge(uint64_t sequence) {
       return Errno("unlink", segments_.front().path);
     }
     pending_bytes_ -= segments_.front().bytes;
+    pending_bytes_hint_.store(pending_bytes_, std::memory_order_relaxed);
     segments_.pop_front();
   }
   return absl::OkStatus();

@@ -28,6 +28,7 @@
 #ifndef WARDEN_DATAPLANE_AUDIT_SPOOL_H_
 #define WARDEN_DATAPLANE_AUDIT_SPOOL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -102,6 +103,16 @@ class Spool {
 
   SpoolStats stats() const;
 
+  // The share of max_bytes that is unacknowledged (0 to 1): above one
+  // half the control plane is behind, and sessions that record fastest are
+  // slowed so that one of them cannot fill the spool for everyone.
+  // Lock-free (a relaxed read), for a decision taken per statement.
+  double Fill() const {
+    return static_cast<double>(
+               pending_bytes_hint_.load(std::memory_order_relaxed)) /
+           static_cast<double>(options_.max_bytes);
+  }
+
  private:
   struct Segment {
     uint64_t first = 0;  // first sequence in it
@@ -128,6 +139,8 @@ class Spool {
   uint64_t acked_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t synced_through_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // A copy of pending_bytes_ for Fill(), stored under mu_.
+  std::atomic<uint64_t> pending_bytes_hint_{0};
   // (sequence, append time) of events appended by this process and not
   // yet acknowledged; front is the oldest.
   std::deque<std::pair<uint64_t, absl::Time>> pending_times_

@@ -643,7 +643,7 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
   if (const YAML::Node a = root["audit"]) {
     if (c.ExpectMap(a, "audit",
                     {"mode", "spool_dir", "max_spool_bytes", "sync_timeout",
-                     "results"})) {
+                     "results", "backlogged_session_rate"})) {
       std::string mode = "async";
       c.String(a, "mode", "audit", &mode, false);
       if (mode == "async") {
@@ -665,6 +665,10 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
       if (c.Int(a, "max_spool_bytes", "audit", 1 << 20,
                 int64_t{1} << 40, &bytes)) {
         cfg.audit.max_spool_bytes = static_cast<uint64_t>(bytes);
+      }
+      int64_t rate = 0;
+      if (c.Int(a, "backlogged_session_rate", "audit", 0, 1000000, &rate)) {
+        cfg.audit.backlogged_session_rate = static_cast<int>(rate);
       }
       if (cfg.audit.mode != AuditMode::kOff &&
           !cfg.policy.control_plane.has_value()) {

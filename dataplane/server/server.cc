@@ -210,6 +210,7 @@ absl::Status Server::StartAudit() {
     return client->MayServe(environment);
   };
   shared_.audit_results = config_.audit.results;
+  shared_.audit_backlogged_session_rate = config_.audit.backlogged_session_rate;
   if (config_.audit.mode == config::AuditMode::kSync) {
     shared_.audit_sync = sender_.get();
     shared_.audit_sync_timeout_ms = config_.audit.sync_timeout_ms;
@@ -507,6 +508,11 @@ std::string Server::MetricsText() const {
           "Result events that could not be recorded (spool full or "
           "failing); their statements had already run.",
           shared_.audit_results_lost.load(std::memory_order_relaxed));
+    m.Add("warden_audit_sessions_throttled_total", "counter",
+          "Times a session was paused until the end of its second because "
+          "it recorded more audit events than its budget while the spool "
+          "was more than half full (audit.backlogged_session_rate).",
+          shared_.audit_sessions_throttled.load(std::memory_order_relaxed));
     if (sender_ != nullptr) {
       m.Add("warden_audit_sender_healthy", "gauge",
             "1 when the last exchange with the control plane succeeded.",

@@ -358,7 +358,8 @@ bool Session::MayRead(Side s) const {
   if (phase_ == Phase::kClosed) return false;
   if (s == Side::kClient) {
     return phase_ == Phase::kStartup || phase_ == Phase::kAuth ||
-           (phase_ == Phase::kRelay && ready_ && !waiting_audit_);
+           (phase_ == Phase::kRelay && ready_ && !waiting_audit_ &&
+            !audit_throttled_);
   }
   return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
          phase_ == Phase::kRelay;
@@ -886,8 +887,9 @@ void Session::DriveClientHandshake() {
 // Relay, client to upstream.
 
 size_t Session::ProcessClient(absl::string_view buf) {
-  // Sync audit: the head message waits for the control plane.
-  if (waiting_audit_) return 0;
+  // Sync audit: the head message waits for the control plane; a session
+  // over its audit budget waits for its next second.
+  if (waiting_audit_ || audit_throttled_) return 0;
   // Before authentication a client may only send small messages (as
   // PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH): nobody unauthenticated gets to
   // make Warden buffer megabytes.
@@ -913,6 +915,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
       shared_->recorder != nullptr && shared_->audit_results;
   absl::Time now = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
+    if (phase_ == Phase::kRelay && AuditThrottled()) break;
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
     if (frame.status == pgwire::FrameStatus::kNeedMore) break;
     if (frame.status == pgwire::FrameStatus::kError) {
@@ -2322,8 +2325,54 @@ warden::v1::AuditEvent Session::NewEvent(
   return event;
 }
 
+bool Session::AuditThrottled() {
+  const int64_t rate = shared_->audit_backlogged_session_rate;
+  if (rate <= 0 || audit_window_events_ == 0 ||
+      shared_->recorder == nullptr) {
+    return false;
+  }
+  // Up to half full, no limit; above, each session's budget for its
+  // current second shrinks with the fill: the full rate at 50%, half of it
+  // at 70%, one event from 90%. A flood slows down as the spool fills and
+  // (from one session) cannot fill the last tenth; everyone else goes on,
+  // more slowly near the end, instead of being refused.
+  const double fill = shared_->recorder->spool()->Fill();
+  if (fill <= 0.5) return false;
+  const int64_t budget = std::max<int64_t>(
+      1, static_cast<int64_t>(static_cast<double>(rate) * (0.9 - fill) / 0.4));
+  if (audit_window_events_ < budget) return false;
+  const absl::Time now = absl::Now();
+  const absl::Time window_end = audit_window_start_ + absl::Seconds(1);
+  if (now >= window_end) {  // a new second: a new budget.
+    audit_window_start_ = now;
+    audit_window_events_ = 0;
+    return false;
+  }
+  audit_throttled_ = true;
+  shared_->audit_sessions_throttled.fetch_add(1, std::memory_order_relaxed);
+  spdlog::debug("session {}: {} audit events this second with the spool "
+                "{:.0f}% full; not read until the second ends",
+                peer_address_, audit_window_events_, fill * 100);
+  std::weak_ptr<Session> weak = weak_from_this();
+  const int64_t wait_ms =
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(window_end - now) + 1);
+  loop_->AddTimer(std::chrono::milliseconds(wait_ms), [weak] {
+    if (auto self = weak.lock()) self->ResumeAfterThrottle();
+  });
+  return true;
+}
+
+void Session::ResumeAfterThrottle() {
+  if (!audit_throttled_ || phase_ == Phase::kClosed) return;
+  audit_throttled_ = false;
+  auto keep = shared_from_this();  // Consume may end the session.
+  Consume(Side::kClient, nullptr, 0);
+  if (!audit_throttled_ && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
+}
+
 bool Session::Audit(warden::v1::AuditEvent event) {
   if (shared_->recorder == nullptr) return true;
+  if (audit_window_events_++ == 0) audit_window_start_ = absl::Now();
   auto recorded = shared_->recorder->Record(std::move(event));
   if (!recorded.ok()) {
     spdlog::error("session {}: audit event not recorded: {}", peer_address_,
@@ -2734,6 +2783,7 @@ void Session::RecordResults() {
     st->mutable_duration()->set_seconds(absl::ToInt64Seconds(took));
     st->mutable_duration()->set_nanos(static_cast<int32_t>(
         absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
+    ++audit_window_events_;
     auto recorded = shared_->recorder->Record(std::move(event));
     if (!recorded.ok()) {
       // The statement already ran (its intent is recorded); the next one

@@ -109,6 +109,10 @@ struct SharedState {
   bool audit_results = false;
   // Result events that could not be recorded (the statement had run).
   std::atomic<uint64_t> audit_results_lost{0};
+  // audit.backlogged_session_rate (0: no limit), and how often a session
+  // was paused for it.
+  int64_t audit_backlogged_session_rate = 0;
+  std::atomic<uint64_t> audit_sessions_throttled{0};
   std::atomic<int> client_connections{0};
   // Failed logins per client address: the audit trail records the first
   // ones of a flood one by one and the rest as a summary, and an address
@@ -435,6 +439,15 @@ class Session : public std::enable_shared_from_this<Session> {
     bool closed = false;  // its Sync (or the Query) was relayed
   };
   std::deque<UnansweredBatch> unanswered_batches_;
+  // Audit events recorded since audit_window_start_ (a one-second window).
+  // While the spool is backlogged, a session past
+  // audit.backlogged_session_rate in its window is not read, and its
+  // buffered messages wait, until the window ends (AuditThrottled).
+  absl::Time audit_window_start_ = absl::InfinitePast();
+  int64_t audit_window_events_ = 0;
+  bool audit_throttled_ = false;
+  bool AuditThrottled();
+  void ResumeAfterThrottle();
   int64_t unanswered_ = 0;
   bool unanswered_paused_ = false;
   void CountRelayed(char type);

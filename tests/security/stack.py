@@ -32,12 +32,15 @@ EXAMPLES = os.path.join(os.path.dirname(TESTS), "policy", "examples")
 
 
 class Stack:
-    def __init__(self, prefix, proxy_id="sec-p1", control_args=(), proxy_settings=""):
+    def __init__(self, prefix, proxy_id="sec-p1", control_args=(), proxy_settings="",
+                 audit_settings=()):
         self.work = tempfile.mkdtemp(prefix=prefix)
         self.proxy_id = proxy_id
         self.control_args = list(control_args)
         # Extra `proxy:` settings, e.g. "failed_login_window: 4s".
         self.proxy_settings = proxy_settings
+        # Extra `audit:` lines, e.g. ("max_spool_bytes: 1048576",).
+        self.audit_settings = list(audit_settings)
         self.pg = PostgresServer()
         self.control = None
         self.proxy = None
@@ -63,6 +66,7 @@ class Stack:
         token = token_file or self.control.bootstrap_token_file(
             "prod", proxy_id, also_serves=["dev"])
         self.ports = {"prod": free_port(), "dev": free_port()}
+        audit_extra = "".join("  %s\n" % line for line in self.audit_settings)
         config = f"""
 proxy: {{ workers: 1, log_level: info{', ' + self.proxy_settings if self.proxy_settings else ''} }}
 policy:
@@ -76,7 +80,7 @@ policy:
 audit:
   mode: async
   spool_dir: {os.path.join(workdir, 'spool')}
-listeners:
+{audit_extra}listeners:
   - {{ name: prod, port: {self.ports['prod']}, environment: prod }}
   - {{ name: dev, port: {self.ports['dev']}, environment: dev }}
 environments:

@@ -294,7 +294,8 @@ constexpr absl::string_view kControlPlane = R"(policy:
 TEST(ConfigTest, AuditSettingsAndDefaults) {
   auto cfg = Parse(absl::StrCat(
       "audit:\n  mode: sync\n  spool_dir: /var/lib/warden/spool\n"
-      "  sync_timeout: 750ms\n  max_spool_bytes: 2097152\n  results: off\n",
+      "  sync_timeout: 750ms\n  max_spool_bytes: 2097152\n  results: off\n"
+      "  backlogged_session_rate: 0\n",
       kControlPlane, kMainListener, kProdEnv));
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->audit.mode, AuditMode::kSync);
@@ -302,12 +303,14 @@ TEST(ConfigTest, AuditSettingsAndDefaults) {
   EXPECT_EQ(cfg->audit.sync_timeout_ms, 750);
   EXPECT_EQ(cfg->audit.max_spool_bytes, 2097152u);
   EXPECT_FALSE(cfg->audit.results);
+  EXPECT_EQ(cfg->audit.backlogged_session_rate, 0);
 
   auto defaults = Parse(absl::StrCat("audit:\n  spool_dir: /s\n",
                                      kControlPlane, kMainListener, kProdEnv));
   ASSERT_TRUE(defaults.ok()) << defaults.status();
   EXPECT_EQ(defaults->audit.mode, AuditMode::kAsync);
   EXPECT_TRUE(defaults->audit.results);
+  EXPECT_EQ(defaults->audit.backlogged_session_rate, 1000);
   EXPECT_EQ(defaults->audit.sync_timeout_ms, 2000);
 }
 

@@ -140,6 +140,41 @@ TEST_F(SpoolTest, FullSpoolRefusesUntilAcknowledged) {
   EXPECT_TRUE(spool->Append(std::string(20, 'x')).ok());
 }
 
+// A spool smaller than the default segment (16 MiB) once filled its only
+// segment, which is never deleted while it is the newest: every event was
+// acknowledged and still every Append was refused, for good.
+TEST_F(SpoolTest, SpoolSmallerThanASegmentKeepsTakingAcknowledgedEvents) {
+  SpoolOptions options;  // default segment_bytes
+  options.max_bytes = 4096;
+  auto spool = Open(options);
+  const std::string event(100, 'x');
+  for (int i = 0; i < 1000; ++i) {  // 25 times the capacity
+    auto seq = spool->Append(event);
+    ASSERT_TRUE(seq.ok()) << "event " << i << ": " << seq.status();
+    ASSERT_TRUE(spool->Acknowledge(*seq).ok());
+  }
+  EXPECT_LT(spool->Fill(), 0.5);
+}
+
+TEST_F(SpoolTest, FillIsTheUnacknowledgedShareOfTheCapacity) {
+  SpoolOptions options;
+  options.max_bytes = 4096;
+  auto spool = Open(options);
+  EXPECT_EQ(spool->Fill(), 0.0);
+  int appended = 0;
+  while (spool->Fill() <= 0.5) {
+    ASSERT_TRUE(spool->Append(std::string(100, 'x')).ok());
+    ++appended;
+    ASSERT_LT(appended, 100);
+  }
+  EXPECT_GT(spool->stats().pending_bytes * 2, options.max_bytes);
+  EXPECT_LE((spool->stats().pending_bytes - 116) * 2, options.max_bytes);
+  ASSERT_TRUE(spool->Acknowledge(appended).ok());
+  ASSERT_TRUE(spool->Append(std::string(100, 'x')).ok());  // a new segment
+  ASSERT_TRUE(spool->Acknowledge(appended + 1).ok());
+  EXPECT_LT(spool->Fill(), 0.5);
+}
+
 TEST_F(SpoolTest, TornTailIsCutAndWritingContinues) {
   {
     auto spool = Open();

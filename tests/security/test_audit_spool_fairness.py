@@ -1,0 +1,188 @@
+"""One session must not fill the audit spool for everyone (issue 14).
+
+While warden-control is away (here: SIGSTOPped), a proxy keeps every audit
+event in its local spool and refuses statements (53000) once the spool is
+full: fail closed, never run unrecorded. A client that records faster than
+the others, here pipelined `SELECT 1`s whose answers it reads, used to
+fill the spool in well under a second, and then every other session was
+refused too. Now, while the spool is more than half full, a session that
+recorded more than `audit.backlogged_session_rate` events in its current
+second (a budget that shrinks as the spool fills) is not read until the
+second ends: the flooding session slows down and the others go on.
+
+Real PostgreSQL, warden-control and warden-proxy (audit on, a 1 MiB spool,
+the default rate of 1000).
+The control case (rate 0, no limit) shows the flood does fill the spool in
+the time the guarded case runs."""
+
+import os
+import signal
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from stack import Stack, rawpg  # noqa: E402
+
+FLOOD_SECONDS = 8   # how long the flood and the victim run
+BATCH = 50          # Query messages per pipelined write
+
+
+class Flood:
+    """Pipelined simple Queries on one session, answers read; counts the
+    statements that completed and those refused with 53000, per second."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.stop = threading.Event()
+        self.completed = []  # (time, count) per batch
+        self.refused = 0
+        self.error = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        try:
+            self.conn.sock.settimeout(30)
+            batch = rawpg.query("SELECT 1") * BATCH
+            while not self.stop.is_set():
+                self.conn.send(batch)
+                done = 0
+                for _ in range(BATCH):
+                    for t, body in rawpg.read_to_ready(self.conn):
+                        if t == b"C":
+                            done += 1
+                        elif t == b"E":
+                            if rawpg.parse_error(body).get("C") == "53000":
+                                self.refused += 1
+                self.completed.append((time.monotonic(), done))
+        except Exception as e:  # noqa: BLE001 (reported by the test)
+            self.error = e
+
+    def completed_between(self, start, end):
+        return sum(n for t, n in self.completed if start <= t < end)
+
+
+def run_flood(stack):
+    """SIGSTOPs warden-control, floods from one session for FLOOD_SECONDS
+    while another session runs one marked statement every 200 ms, then
+    SIGCONTs it. Returns (flood, victim results as (marker, sqlstate or
+    None), start time)."""
+    attacker = stack.raw("dev")
+    victim = stack.raw("dev")
+    # Both sessions are up before the control plane goes away.
+    assert victim.simple_query("SELECT 'warm-up'")[1] is None
+    pid = stack.control.proc.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        flood = Flood(attacker)
+        start = time.monotonic()
+        flood.thread.start()
+        results = []
+        i = 0
+        while time.monotonic() - start < FLOOD_SECONDS:
+            marker = "victim-%d-%d" % (os.getpid(), i)
+            i += 1
+            _, error = victim.simple_query("SELECT '%s'" % marker)
+            results.append((marker, error.get("C") if error else None))
+            time.sleep(0.2)
+        flood.stop.set()
+        flood.thread.join(timeout=30)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    attacker.close()
+    victim.close()
+    return flood, results, start
+
+
+class SpoolFairness(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack("warden-sec-fair-", audit_settings=(
+            "max_spool_bytes: 1048576",)).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def test_flooding_session_is_slowed_and_the_others_go_on(self):
+        flood, results, start = run_flood(self.stack)
+        self.assertIsNone(flood.error)
+        # The flood ran, and the spool did reach the point where it is
+        # slowed (past half of 1 MiB: thousands of events).
+        self.assertGreater(flood.completed_between(start, start + FLOOD_SECONDS), 500)
+        # The victim was never refused: the spool never filled.
+        refused = [m for m, code in results if code is not None]
+        self.assertEqual(refused, [], "victim statements refused: %s" % refused)
+        self.assertGreater(len(results), 20)
+        self.assertEqual(flood.refused, 0)
+        # Over the last 5 seconds the flood was slowed to a trickle: an
+        # intent and a result event per statement, a budget of at most 1000
+        # events a second shrinking to 1 as the spool fills. (Unslowed, it
+        # runs thousands of statements a second: see the control case.)
+        tail = flood.completed_between(start + FLOOD_SECONDS - 5, start + FLOOD_SECONDS)
+        self.assertLessEqual(tail, 5 * 100, "the flooding session was not slowed")
+        # Nothing was lost: once the control plane is back, every victim
+        # statement is in the audit log.
+        last = results[-1][0]
+        self.assertTrue(self.stack.recorded(last, timeout=60))
+        texts = "\n".join(self.stack.statement_texts())
+        missing = [m for m, _ in results if "'%s'" % m not in texts]
+        self.assertEqual(missing, [])
+        # And the flooding client is served at full speed again.
+        conn = self.stack.raw("dev")
+        self.assertIsNone(conn.simple_query("SELECT 'after'")[1])
+        conn.close()
+
+
+class SpoolWithoutFairness(unittest.TestCase):
+    """The control case: with no per-session limit the same flood fills the
+    spool and the victim is refused, so the guarded case tests something."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack("warden-sec-unfair-", audit_settings=(
+            "max_spool_bytes: 1048576",
+            "backlogged_session_rate: 0")).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def test_without_a_limit_the_flood_fills_the_spool(self):
+        flood, results, _ = run_flood(self.stack)
+        self.assertIsNone(flood.error)
+        refused = [m for m, code in results if code == "53000"]
+        self.assertGreater(len(refused), 0, "the flood never filled the spool")
+        # Unslowed, the flood runs thousands of statements a second (each
+        # refused one included).
+        self.assertGreater(flood.refused + sum(n for _, n in flood.completed),
+                           FLOOD_SECONDS * 1000)
+        # Fail closed, nothing lost: a refused statement is not in the log,
+        # one that ran is; and service returns with the control plane.
+        ran = [m for m, code in results if code is None]
+        # (Until the control plane drained the spool, even a login is
+        # refused: a session that cannot be recorded does not start.)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = self.stack.raw("dev")
+                _, error = conn.simple_query("SELECT 'after-unfair'")
+                conn.close()
+            except RuntimeError as e:
+                error = e.args[0]
+            if error is None or time.monotonic() > deadline:
+                break
+            self.assertEqual(error.get("C"), "53000", error)
+            time.sleep(0.5)
+        self.assertIsNone(error)
+        self.assertTrue(self.stack.recorded("after-unfair", timeout=60))
+        texts = "\n".join(self.stack.statement_texts())
+        self.assertEqual([m for m in ran if "'%s'" % m not in texts], [])
+        self.assertEqual([m for m in refused if "'%s'" % m in texts], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
