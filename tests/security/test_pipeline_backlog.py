@@ -100,6 +100,42 @@ class PipelineBacklog(unittest.TestCase):
         self.assertEqual(completes, SENT)
         self.assertEqual(self.last_value() - before, SENT)
 
+    def test_unread_simple_queries_are_bounded_too(self):
+        # The same without the extended protocol: pipelined Query messages
+        # (each its own batch, answered by its ReadyForQuery) and no answer
+        # read.
+        before = self.last_value()
+        conn = self.stack.raw("dev")
+        conn.sock.settimeout(60)
+        one = rawpg.query("SELECT nextval('orders_id_seq'), repeat('x', 4000), 'simple-pipe'")
+        sender = threading.Thread(target=lambda: conn.send(one * SENT), daemon=True)
+        sender.start()
+        time.sleep(4)
+        executed = self.last_value() - before
+        self.assertGreater(executed, 0)
+
+        def relayed():
+            return sum(1 for e in self.stack.events()
+                       if "'simple-pipe'" in e["event"].get("statement", {}).get("text", "")
+                       and e["event"]["statement"].get("phase") != "STATEMENT_PHASE_RESULT")
+        self.assertTrue(wait_until(lambda: relayed() >= executed, timeout=30))
+        time.sleep(2)
+        bound = 10000 + 65536 // len(one) + 1
+        self.assertLess(relayed(), executed + bound,
+                        "queries relayed though the client read no answer")
+        # Reading the answers lets the rest through.
+        completes = 0
+        for _ in range(SENT):
+            c, errors = count_to_ready(conn)
+            self.assertEqual(errors, [])
+            completes += c
+        sender.join(timeout=60)
+        self.assertFalse(sender.is_alive())
+        conn.close()
+        self.assertEqual(completes, SENT)
+        self.assertEqual(self.last_value() - before, SENT)
+        self.assertTrue(wait_until(lambda: relayed() == SENT, timeout=60))
+
     def test_an_error_answers_its_whole_batch(self):
         # PostgreSQL skips everything after an error up to the Sync: those
         # executions never get an answer of their own, so they must not
