@@ -1,10 +1,18 @@
 #include "common/names.h"
 
 #include <unicode/normalizer2.h>
+#include <unicode/uchar.h>
+#include <unicode/uscript.h>
 #include <unicode/unistr.h>
 #include <unicode/utf8.h>
 
+#include <set>
+#include <vector>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace warden {
 namespace {
@@ -27,7 +35,94 @@ bool IsValidUtf8(absl::string_view s) {
   return true;
 }
 
+// Whether a set of scripts may be mixed in one name (UTS #39, section
+// 5.2, "highly restrictive").
+bool ScriptsGoTogether(const std::set<UScriptCode>& scripts) {
+  if (scripts.size() <= 1) return true;
+  const std::vector<std::set<UScriptCode>> allowed = {
+      {USCRIPT_LATIN, USCRIPT_HAN, USCRIPT_HIRAGANA, USCRIPT_KATAKANA},
+      {USCRIPT_LATIN, USCRIPT_HAN, USCRIPT_BOPOMOFO},
+      {USCRIPT_LATIN, USCRIPT_HAN, USCRIPT_HANGUL},
+  };
+  for (const auto& group : allowed) {
+    bool inside = true;
+    for (UScriptCode s : scripts) inside = inside && group.count(s) > 0;
+    if (inside) return true;
+  }
+  return false;
+}
+
+absl::Status MixedScripts(const std::set<UScriptCode>& scripts) {
+  std::vector<std::string> names;
+  for (UScriptCode s : scripts) names.push_back(uscript_getName(s));
+  return absl::InvalidArgumentError(
+      absl::StrCat("mixes the ", absl::StrJoin(names, " and "),
+                   " scripts in one word, which can make it pass for "
+                   "another name"));
+}
+
 }  // namespace
+
+absl::Status CheckNameIsDistinct(absl::string_view name) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(name.data());
+  const int32_t n = static_cast<int32_t>(name.size());
+  std::set<UScriptCode> scripts;
+  bool ascii = true;
+  for (int32_t i = 0; i < n;) {
+    const int32_t at = i;
+    UChar32 c;
+    U8_NEXT(bytes, i, n, c);
+    if (c < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("is not valid UTF-8 (at byte ", at, ")"));
+    }
+    if (c >= 0x80) ascii = false;
+    const int8_t category = u_charType(c);
+    const bool invisible =
+        category == U_CONTROL_CHAR || category == U_FORMAT_CHAR ||
+        category == U_PRIVATE_USE_CHAR || category == U_UNASSIGNED ||
+        category == U_SURROGATE || category == U_LINE_SEPARATOR ||
+        category == U_PARAGRAPH_SEPARATOR ||
+        (category == U_SPACE_SEPARATOR && c != ' ') ||
+        u_hasBinaryProperty(c, UCHAR_DEFAULT_IGNORABLE_CODE_POINT);
+    if (invisible) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "holds U+%04X, a control, format, space or invisible character "
+          "that could make it pass for another name",
+          static_cast<uint32_t>(c)));
+    }
+    if (c == '@' || c == '.' || c == ' ') {
+      // The parts of an e-mail address, of a domain, of a full name are
+      // judged apart: "иван@example.ru" is fine, "ex\u0430mple" is not.
+      if (!ScriptsGoTogether(scripts)) return MixedScripts(scripts);
+      scripts.clear();
+      continue;
+    }
+    UErrorCode status = U_ZERO_ERROR;
+    const UScriptCode script = uscript_getScript(c, &status);
+    if (U_SUCCESS(status) && script != USCRIPT_COMMON &&
+        script != USCRIPT_INHERITED) {
+      scripts.insert(script);
+    }
+  }
+  if (!ScriptsGoTogether(scripts)) return MixedScripts(scripts);
+  if (ascii) return absl::OkStatus();
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(status);
+  const icu::Normalizer2* nfkc = icu::Normalizer2::getNFKCInstance(status);
+  if (U_FAILURE(status)) {
+    return absl::InternalError("ICU normalization data is missing");
+  }
+  const icu::UnicodeString composed = nfc->normalize(
+      icu::UnicodeString::fromUTF8(icu::StringPiece(name.data(), n)), status);
+  if (U_FAILURE(status) || !nfkc->isNormalized(composed, status) ||
+      U_FAILURE(status)) {
+    return absl::InvalidArgumentError(
+        "holds compatibility characters (fullwidth or styled letters, "
+        "ligatures, superscripts) that look like other characters");
+  }
+  return absl::OkStatus();
+}
 
 std::string FoldName(absl::string_view name) {
   if (IsAscii(name) || !IsValidUtf8(name)) return absl::AsciiStrToLower(name);

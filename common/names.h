@@ -17,6 +17,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace warden {
@@ -26,6 +27,23 @@ std::string FoldName(absl::string_view name);
 inline bool SameName(absl::string_view a, absl::string_view b) {
   return FoldName(a) == FoldName(b);
 }
+
+// CheckNameIsDistinct refuses a name (of a user, an e-mail alias, a group)
+// that can pass on screen for another one Warden treats as a different
+// person, with InvalidArgument saying why:
+//  - text that is not valid UTF-8, or holds control, format, private-use,
+//    unassigned or default-ignorable code points ("ali\u200Bce"), or
+//    spaces other than U+0020;
+//  - compatibility characters (the name is not NFKC): fullwidth "ａlice",
+//    ligatures, superscripts;
+//  - letters of scripts that do not go together in one word (UTS #39
+//    "highly restrictive"): one script, or Latin with Han and
+//    Hiragana/Katakana, Bopomofo or Hangul. The words are what '@', '.' and
+//    ' ' separate. "\u0430lice" (Cyrillic a) and "ex\u0430mple.com" are
+//    refused; "José", "田中taro", "Ελένη" and "иван@example.ru" are not.
+// A name wholly in a look-alike script ("\u0430\u0440\u0435" for "ape")
+// is not caught here: that needs comparing with every other name.
+absl::Status CheckNameIsDistinct(absl::string_view name);
 
 }  // namespace warden
 

@@ -100,7 +100,14 @@ absl::StatusOr<std::string> Name(Json* resource, absl::string_view type,
   if (!name || absl::StripAsciiWhitespace(*name).empty()) {
     return absl::InvalidArgumentError(absl::StrCat(attribute, " is required"));
   }
-  return std::string(absl::StripAsciiWhitespace(*name));
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(*name);
+  // Names are how people are told apart in policies and in the audit
+  // trail: none may pass on screen for another one.
+  if (absl::Status s = CheckNameIsDistinct(trimmed); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(attribute, " ", s.message()));
+  }
+  return std::string(trimmed);
 }
 
 // ---- Users ----
@@ -148,6 +155,10 @@ absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
         if (value->size() > kMaxEmailBytes) {
           return absl::InvalidArgumentError(absl::StrCat(
               "an email value is longer than ", kMaxEmailBytes, " bytes"));
+        }
+        if (absl::Status s = CheckNameIsDistinct(*value); !s.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("an email value ", s.message()));
         }
         user.add_emails(*value);
       }

@@ -8,6 +8,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/jwt.h"
+#include "common/names.h"
 #include "common/oidc_claims.h"
 #include "common/user_identity.h"
 #include "common/x509.h"
@@ -123,6 +124,12 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
   auto mapped = oidc::MapClaims(*claims, oidc::ClaimRulesFromSpec(*spec));
   if (!mapped.ok()) return TokenRefused(mapped.status());
   if (verified_user != nullptr) *verified_user = mapped->user;
+  // As on the proxy: no certificate for a name that passes on screen for
+  // another person's.
+  if (absl::Status s = CheckNameIsDistinct(mapped->user); !s.ok()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the user name ", s.message()));
+  }
   // A user the directory deactivated gets no certificate (proxies would
   // refuse it anyway; this says so at login). Same matching as proxies:
   // userName first, then e-mail aliases, ignoring case.

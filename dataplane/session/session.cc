@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/names.h"
 #include "dataplane/auth/scram.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/framing.h"
@@ -759,6 +760,12 @@ void Session::HandleAuthStep(AuthStep step) {
   identity_ = std::move(step.identity);
   base_groups_.assign(identity_.groups().begin(), identity_.groups().end());
   auth_.reset();
+  // A name that passes on screen for another person's ("\u0430lice" with a
+  // Cyrillic a) would dodge the rules written for that person's name and
+  // mislead whoever reads the audit trail: refused however it was proven.
+  if (absl::Status s = CheckNameIsDistinct(identity_.user()); !s.ok()) {
+    return RefuseIdentity(absl::StrCat("the user name ", s.message()));
+  }
   // One AUTHENTICATION event per login, recorded once its outcome is
   // known: the credentials held, but the directory, the role mapping, the
   // database or a missing bundle may still refuse it (a success followed

@@ -231,6 +231,51 @@ environments:
                       self.write_outcome(self.connect(self.cert_port, "old@example.com",
                                                       **current)) or "")
 
+    def test_look_alike_names_are_refused_on_every_path(self):
+        # "аlice" with a Cyrillic а reads as alice: rules written for alice
+        # would not apply to it, and an auditor would blame alice. Refused
+        # by token, by `wardenctl login`, and by a certificate of Warden's
+        # CA that names it; an ordinary non-ASCII name is not.
+        fake = "\u0430lice@example.com"
+        token = self.servers["corp"].idp.token(fake, ["oncall"])
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            self.connect(self.token_port, fake, password=token).close()
+        self.assertIn("the user name mixes the Cyrillic and Latin scripts", str(cm.exception))
+
+        out = os.path.join(self.work, "login-fake")
+        with open(out + ".jwt", "w") as f:
+            f.write(token + "\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+        r = subprocess.run([WARDENCTL, "login", "--token", out + ".jwt", "--out", out,
+                            "--server", "localhost:%d" % self.control.port,
+                            "--ca-file", self.control.ca_file], env=env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("PERMISSION_DENIED", r.stderr)
+        self.assertIn("mixes the Cyrillic and Latin scripts", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "client.crt")))
+
+        signed = self.sign_with_wardens_ca("fake", [
+            "spiffe://warden/user/%D0%B0lice%40example.com", "spiffe://warden/group/eng",
+            "spiffe://warden/idp/corp", "spiffe://warden/kind/human"])
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            self.connect(self.cert_port, fake, **signed).close()
+        self.assertIn("the user name mixes the Cyrillic and Latin scripts", str(cm.exception))
+
+        # Each refusal is in the audit trail, under the name it claimed.
+        self.assertTrue(wait_until(lambda: len(self.auth_events(fake)) >= 2, timeout=30),
+                        self.auth_events(fake))
+        for e in self.auth_events(fake):
+            self.assertFalse(e["authentication"].get("success"))
+            self.assertIn("mixes the Cyrillic and Latin scripts", e["authentication"]["reason"])
+
+        # A name in one script (with its accents) is anyone's right.
+        real = "jos\u00e9.\u0438\u0432\u0430\u043d@example.com"
+        token = self.servers["corp"].idp.token(real, ["oncall"])
+        self.assertIsNone(self.write_outcome(self.connect(self.token_port, real, password=token)))
+        self.assertIsNone(self.write_outcome(self.connect(self.cert_port, real,
+                                                          **self.login("real", token))))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -166,6 +166,57 @@ class ScimLimits(unittest.TestCase):
         body = b'{"userName": "over@example.com", "a": ' + nested(LIMIT) + b"}"
         self.assert_nesting_refused(*self.scim("POST", "/Users", body)[:2])
 
+    # ---- look-alike names ----
+
+    def test_names_that_pass_for_another_are_refused(self):
+        """A userName, e-mail or group that reads as another's (a Cyrillic
+        а in "аlice", a zero-width space, a fullwidth letter, a bidi
+        override) would dodge rules written for the real name and mislead
+        the audit trail's readers: 400 invalidValue, nothing created, by
+        POST, PUT and PATCH alike."""
+        bad = {
+            "\u0430lice@example.com": "mixes the Cyrillic and Latin scripts",
+            "ali\u200bce@example.com": "holds U+200B",
+            "\uff41lice@example.com": "holds compatibility characters",
+            "alice\u202e@example.com": "holds U+202E",
+            "alice@ex\u0430mple.com": "mixes the Cyrillic and Latin scripts",
+        }
+        for i, (name, why) in enumerate(bad.items()):
+            with self.subTest(name=name):
+                status, body, _ = self.scim("POST", "/Users", {"userName": name})
+                self.assertEqual((status, body.get("scimType")), (400, "invalidValue"), body)
+                self.assertIn("userName " + why, body["detail"])
+                status, body, _ = self.scim("POST", "/Users", {
+                    "userName": "ok-%d@example.com" % i,
+                    "emails": [{"value": name}]})
+                self.assertEqual(status, 400, body)
+                self.assertIn("an email value " + why, body["detail"])
+                status, body, _ = self.scim("POST", "/Groups", {"displayName": name})
+                self.assertEqual(status, 400, body)
+                self.assertIn("displayName " + why, body["detail"])
+        status, body, _ = self.scim("GET", "/Users?count=1000")
+        names = [u["userName"] for u in body.get("Resources", [])]
+        self.assertEqual([n for n in names if n in bad or n.startswith("ok-")], [])
+        # Renaming an existing user to one is refused the same way.
+        status, user, _ = self.scim("POST", "/Users", {"userName": "renamed@example.com"})
+        self.assertEqual(status, 201, user)
+        status, body, _ = self.scim("PUT", "/Users/" + user["id"],
+                                    {"userName": "\u0430lice@example.com"})
+        self.assertEqual(status, 400, body)
+        status, body, _ = self.scim("PATCH", "/Users/" + user["id"], {
+            "schemas": [PATCH], "Operations": [
+                {"op": "replace", "path": "userName", "value": "\u0430lice@example.com"}]})
+        self.assertEqual(status, 400, body)
+        status, after, _ = self.scim("GET", "/Users/" + user["id"])
+        self.assertEqual(after["userName"], "renamed@example.com")
+        # Names in one script, accents and all, are anyone's.
+        for name in ("jos\u00e9@example.com", "\u0438\u0432\u0430\u043d@example.ru",
+                     "\u7530\u4e2dtaro@example.jp"):
+            status, body, _ = self.scim("POST", "/Users", {"userName": name,
+                                                           "emails": [{"value": name}]})
+            self.assertEqual(status, 201, body)
+            self.assertEqual(body["userName"], name)
+
     def assert_not_created(self, user_name):
         status, body, _ = self.scim("GET", '/Users?filter=userName%%20eq%%20"%s"' % user_name)
         self.assertEqual((status, body["totalResults"]), (200, 0), body)

@@ -47,5 +47,46 @@ TEST(FoldNameTest, SameName) {
   EXPECT_FALSE(SameName("asa", "åsa"));
 }
 
+TEST(CheckNameIsDistinctTest, OrdinaryNamesPass) {
+  for (const char* name :
+       {"alice", "Alice.Smith+ci@example.com", "o'brien", "Jos\xC3\xA9",
+        "a\xCC\x8Asa",                                 // decomposed å
+        "\xCE\x95\xCE\xBB\xCE\xAD\xCE\xBD\xCE\xB7",  // Ελένη
+        "\xE7\x94\xB0\xE4\xB8\xADtaro",             // 田中taro
+        "\xE3\x81\x95\xE3\x81\x8F\xE3\x82\x89 \xE3\x82\xAB",  // さくら カ
+        "\xD0\xB8\xD0\xB2\xD0\xB0\xD0\xBD@example.ru",  // иван@
+        "svc-etl_01", "Mary Ann"}) {
+    EXPECT_TRUE(CheckNameIsDistinct(name).ok())
+        << name << ": " << CheckNameIsDistinct(name);
+  }
+}
+
+TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
+  struct Case {
+    const char* name;
+    const char* why;
+  };
+  for (const Case& c : {
+           Case{"\xD0\xB0lice", "Cyrillic"},          // Cyrillic а + Latin
+           Case{"adm\xCE\xB9n", "Greek"},             // Greek iota
+           Case{"ali\xE2\x80\x8B" "ce", "U+200B"},   // zero-width space
+           Case{"alice\xE2\x80\xAE", "U+202E"},      // right-to-left override
+           Case{"alice\xC2\xA0", "U+00A0"},           // no-break space
+           Case{"ali\xC2\xAD" "ce", "U+00AD"},           // soft hyphen
+           Case{"alice\xEF\xB8\x8F", "U+FE0F"},      // variation selector
+           Case{"ali\nce", "U+000A"},
+           Case{"\xEF\xBD\x81lice", "compatibility"},  // fullwidth a
+           Case{"\xF0\x9D\x90\x9Alice", "compatibility"},  // bold a
+           Case{"o\xEF\xAC\x81" "ce", "compatibility"},  // ﬁ ligature
+           Case{"alice\xFF", "UTF-8"},
+           Case{"\xD0\xB8\xD0\xB2\xD0\xB0n@example.ru", "Cyrillic"},
+           Case{"ivan@ex\xD0\xB0mple.com", "Cyrillic"},
+       }) {
+    const absl::Status s = CheckNameIsDistinct(c.name);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_NE(s.message().find(c.why), std::string::npos) << s.message();
+  }
+}
+
 }  // namespace
 }  // namespace warden
