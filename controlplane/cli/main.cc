@@ -165,9 +165,9 @@ int main(int argc, char** argv) {
   create_cmd
       ->add_option("--scope", create.scopes,
                    "policy:write, policy:read, audit:read, approvals:decide, "
-                   "admin (repeatable); proxy:enroll alone for a one-time "
-                   "proxy bootstrap token; db:connect alone for an agent's or "
-                   "service's database token")
+                   "scim, admin (repeatable); proxy:enroll alone for a "
+                   "one-time proxy bootstrap token; db:connect alone for an "
+                   "agent's or service's database token (with --environment)")
       ->required();
   create_cmd->add_option("--environment", create.environments,
                          "proxy:enroll: the environment the proxy serves "

@@ -4,6 +4,7 @@
 #include <unicode/uchar.h>
 
 #include <algorithm>
+#include <deque>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -1329,6 +1330,39 @@ int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
   };
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  // The matches of `filter` in [from, to), in order, at most `keep` of the
+  // last ones, or a failed status.
+  const auto matches_between =
+      [&](uint64_t from, uint64_t to, uint64_t keep,
+          std::deque<warden::v1::ExportedEvent>* got) -> grpc::Status {
+    uint64_t cursor = from;
+    while (cursor < to) {
+      warden::v1::ListEventsRequest request;
+      request.set_cursor(cursor);
+      *request.mutable_filter() = filter;
+      request.set_format(format);
+      request.set_page_size(1000);
+      request.set_scan_limit(to - cursor);
+      warden::v1::ListEventsResponse response;
+      grpc::ClientContext context;
+      remote.Prepare(&context);
+      const grpc::Status status =
+          warden::v1::AuditExport::NewStub(remote.channel())
+              ->ListEvents(&context, request, &response);
+      if (!status.ok()) return status;
+      for (const auto& e : response.events()) {
+        if (e.index() >= to) break;
+        got->push_back(e);
+        if (got->size() > keep) got->pop_front();
+      }
+      if (response.next_cursor() <= cursor) break;
+      cursor = response.next_cursor();
+    }
+    return grpc::Status::OK;
+  };
+  const bool filtered = filter.users_size() > 0 ||
+                        filter.environments_size() > 0 ||
+                        filter.decisions_size() > 0 || filter.kinds_size() > 0;
   uint64_t next = 0;
   if (options.from >= 0) {
     next = static_cast<uint64_t>(options.from);
@@ -1337,6 +1371,28 @@ int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
     const grpc::Status status = remote.Checkpoint(&cp);
     if (!status.ok()) return remote.Failed(status, out, err);
     next = cp.tree_size() > options.limit ? cp.tree_size() - options.limit : 0;
+    if (filtered) {
+      // The last --limit events that match, not the matches among the
+      // last --limit events: read back from the end in growing windows
+      // until enough are found or the log's start is reached.
+      std::deque<warden::v1::ExportedEvent> found;
+      uint64_t end = cp.tree_size();
+      uint64_t window = std::max<uint64_t>(options.limit, 1000);
+      while (found.size() < options.limit && end > 0) {
+        const uint64_t start = end > window ? end - window : 0;
+        std::deque<warden::v1::ExportedEvent> older;
+        const grpc::Status got = matches_between(
+            start, end, options.limit - found.size(), &older);
+        if (!got.ok()) return remote.Failed(got, out, err);
+        found.insert(found.begin(), older.begin(), older.end());
+        end = start;
+        window = std::min<uint64_t>(window * 2, 1u << 20);
+      }
+      for (const auto& e : found) print(e);
+      out.flush();  // a follower sees the backlog before the first new event
+      if (!options.follow) return kExitOk;
+      next = cp.tree_size();  // --follow goes on from here
+    }
   }
   if (options.follow) {
     warden::v1::SubscribeRequest request;

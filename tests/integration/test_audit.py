@@ -209,6 +209,27 @@ users:
             follow.wait(timeout=10)
             follow.stdout.close()
 
+        # tail's filters pick the last N events that match, not the matches
+        # among the last N events (issue 15: `tail --user alice --limit 3`
+        # printed nothing). The DROP is the only denial, far back by now.
+        self.run_sql(*["SELECT 'filler-%d'" % i for i in range(30)])
+        marker = "last-%d" % time.time_ns()
+        self.run_sql("SELECT '%s'" % marker)
+        self.assertTrue(wait_until(lambda: marker in self.ctl("audit", "tail", "--limit", "5").stdout))
+        r = self.ctl("audit", "tail", "--decision", "deny", "--limit", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.splitlines()), 1, r.stdout)
+        self.assertIn("DENY [no-drop] DROP TABLE orders", r.stdout)
+        self.assertNotIn("DROP TABLE", self.ctl("audit", "tail", "--limit", "20").stdout)
+        r = self.ctl("audit", "tail", "--user", "alice", "--kind", "statement", "--limit", "3",
+                     "--format", "json")
+        got = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        self.assertEqual(len(got), 3, r.stdout)
+        self.assertEqual([int(g["index"]) for g in got], sorted(int(g["index"]) for g in got))
+        # The newest: the marker's intent and its result event.
+        self.assertIn(marker, got[-2]["leaf"]["event"]["statement"]["text"])
+        self.assertEqual(got[-1]["leaf"]["event"]["statement"]["phase"], "STATEMENT_PHASE_RESULT")
+
         # Save a checkpoint and the log; verify offline with the key only.
         cp = os.path.join(self.work, "checkpoint.note")
         r = self.ctl("audit", "checkpoint", "--out", cp)
@@ -427,7 +448,8 @@ users:
         self.assertIn("result of #%d: 00000, 3 rows" % intent(select), r.stdout)
         self.assertIn("result of #%d: 22012, 0 rows" % intent(failing), r.stdout)
         # OCSF: status code and duration, failure for the error.
-        r = self.ctl("audit", "search", "--user", "alice", "--kind", "statement", "--ocsf")
+        r = self.ctl("audit", "search", "--user", "alice", "--kind", "statement", "--ocsf",
+                     "--limit", "100000")
         self.assertEqual(r.returncode, 0, r.stderr)
         ocsf = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
         failed = [o for o in ocsf if o["unmapped"].get("warden_intent_sequence") == intent(failing)]
