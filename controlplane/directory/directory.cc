@@ -557,9 +557,9 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
   // Names an admin's hold is on, whichever record carries them now: a
   // deletion and a new user of the same name (red team), or a rename, do
   // not lift it; only `wardenctl identities activate` does.
-  absl::flat_hash_set<std::string> held;
+  absl::flat_hash_map<std::string, std::string> held;  // name -> by whom
   for (const DirectoryUser& u : *users) {
-    if (u.admin_hold()) held.insert(FoldName(u.user_name()));
+    if (u.admin_hold()) held[FoldName(u.user_name())] = u.admin_hold_by();
   }
   // By lower-case userName; a live user wins over a tombstone of the name.
   std::map<std::string, DirectoryEntry> entries;
@@ -569,8 +569,21 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (it != entries.end() && u.deleted()) continue;
     DirectoryEntry entry;
     entry.set_user_name(name);
+    const auto hold = held.find(name);
     entry.set_active(u.active() && !u.deleted() && !u.admin_hold() &&
-                     !held.contains(name));
+                     hold == held.end());
+    if (hold != held.end() || u.admin_hold()) {
+      const std::string& by =
+          hold != held.end() ? hold->second : u.admin_hold_by();
+      entry.set_inactive_because(absl::StrCat(
+          "deactivated by an administrator",
+          by.empty() ? "" : absl::StrCat(" (", by, ")"),
+          " with wardenctl identities deactivate"));
+    } else if (u.deleted()) {
+      entry.set_inactive_because("deleted by the identity provider (SCIM)");
+    } else if (!u.active()) {
+      entry.set_inactive_because("deactivated by the identity provider (SCIM)");
+    }
     std::set<std::string> aliases;
     for (const std::string& email : u.emails()) {
       std::string alias = FoldName(email);

@@ -142,8 +142,10 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
         "it names no one for sure"));
   }
   if (match.entry != nullptr && !match.entry->active()) {
+    const std::string& why = match.entry->inactive_because();
     return absl::PermissionDeniedError(
-        absl::StrCat(mapped->user, " is deactivated in Warden's directory"));
+        absl::StrCat(mapped->user, " is deactivated in Warden's directory",
+                     why.empty() ? "" : ": ", why));
   }
   // The kind this provider's tokens give (as on the proxy, where the same
   // token sent as the password gets it), carried in the certificate so the

@@ -2228,7 +2228,10 @@ bool Session::ApplyDirectory(const gate::Gate& gate) {
   directory_ambiguous_ = match.ambiguous;
   if (match.ambiguous) return false;
   const warden::v1::DirectoryEntry* entry = match.entry;
-  if (entry != nullptr && !entry->active()) return false;
+  if (entry != nullptr && !entry->active()) {
+    inactive_because_ = entry->inactive_because();
+    return false;
+  }
   std::vector<std::string> groups = base_groups_;
   if (entry != nullptr) {
     for (const std::string& g : entry->groups()) {
@@ -2262,7 +2265,8 @@ std::string Session::DeactivatedReason() const {
                         "directory, so it names no one for sure; connect as "
                         "the userName");
   }
-  return absl::StrCat(identity_.user(), " is deactivated in Warden's directory");
+  return absl::StrCat(identity_.user(), " is deactivated in Warden's directory",
+                      inactive_because_.empty() ? "" : ": ", inactive_because_);
 }
 
 void Session::CloseDeactivated() {

@@ -421,6 +421,8 @@ class Session : public std::enable_shared_from_this<Session> {
   uint64_t directory_generation_ = 0;  // of the gate last applied
   // The user's name was an ambiguous directory alias (ApplyDirectory).
   bool directory_ambiguous_ = false;
+  // Who deactivated the user, from the directory (ApplyDirectory).
+  std::string inactive_because_;
   std::string refusal_token_;       // random, per session.
   uint64_t refusal_seq_ = 0;
   uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.

@@ -222,8 +222,8 @@ environments:
             "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
         self.assertEqual((status, body["active"]), (200, False))
         self.assertTrue(wait_until(
-            lambda: "alice@example.com is deactivated in Warden's directory; "
-                    "closing it" in self.proxy.log()),
+            lambda: "alice@example.com is deactivated in Warden's directory: deactivated "
+                    "by the identity provider (SCIM); closing it" in self.proxy.log()),
             self.proxy.log()[-2000:])
         with self.assertRaises(psycopg2.Error):
             with conn.cursor() as cur:
@@ -383,7 +383,11 @@ environments:
         self.assertTrue(wait_until(lambda: not self.alive(conn)), self.proxy.log()[-2000:])
         with self.assertRaises(psycopg2.OperationalError) as cm:
             self.connect(name).close()
-        self.assertIn("carol@example.com is deactivated", str(cm.exception))
+        # The refusal names who cut her off: an administrator, not the
+        # identity provider (issue 15).
+        self.assertIn("carol@example.com is deactivated in Warden's directory: deactivated "
+                      "by an administrator (", str(cm.exception))
+        self.assertIn(") with wardenctl identities deactivate", str(cm.exception))
         r = ctl("list", "--format", "json")
         listed = {i["user_name"]: i for i in json.loads(r.stdout)["identities"]}
         self.assertFalse(listed[name]["active"])

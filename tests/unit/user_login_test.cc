@@ -341,10 +341,12 @@ TEST_F(UserCertificateTest, DeactivatedDirectoryUsersGetNoCertificate) {
   entry->set_user_name("ana.smith");
   entry->add_aliases("ana@example.com");  // matched by e-mail too
   entry->set_active(false);
+  entry->set_inactive_because("deactivated by the identity provider (SCIM)");
   auto refused = Issue(IdToken("Ana@Example.com"), csr_);
   ASSERT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(std::string(refused.status().message()),
-              HasSubstr("is deactivated in Warden's directory"));
+              HasSubstr("is deactivated in Warden's directory: deactivated by "
+                        "the identity provider (SCIM)"));
   entry->set_active(true);
   EXPECT_TRUE(Issue(IdToken("ana@example.com"), csr_).ok());
 }
