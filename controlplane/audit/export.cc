@@ -1,11 +1,14 @@
 #include "controlplane/audit/export.h"
 
+#include "common/names.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/names.h"
 #include "controlplane/audit/leaf.h"
 
 namespace warden::controlplane::audit {
@@ -72,9 +75,20 @@ bool Matches(const warden::v1::AuditFilter& filter,
   const warden::v1::AuditEvent& e = leaf.event();
   // A failed login has no identity yet: the name it claimed is who was
   // targeted, and an investigation searches by it (red team).
-  if (filter.users_size() > 0 && !AnyOf(filter.users(), e.identity().user()) &&
+  // Names match as everywhere else in Warden: ignoring case, beyond ASCII
+  // (common/names.h), so `--user alice@example.com` finds the events of
+  // Alice@Example.COM too (red team).
+  const auto any_user = [&](const std::string& name) {
+    if (name.empty()) return false;
+    const std::string folded = FoldName(name);
+    for (const std::string& u : filter.users()) {
+      if (u == name || FoldName(u) == folded) return true;
+    }
+    return false;
+  };
+  if (filter.users_size() > 0 && !any_user(e.identity().user()) &&
       !(e.identity().user().empty() && e.has_authentication() &&
-        AnyOf(filter.users(), e.authentication().claimed_user()))) {
+        any_user(e.authentication().claimed_user()))) {
     return false;
   }
   if (filter.environments_size() > 0 &&
@@ -181,7 +195,7 @@ std::string ToOcsfJson(const warden::v1::AuditLeaf& leaf, uint64_t index) {
           warden::v1::SessionEndReason_Name(e.session_end().reason());
     }
     out["user"] = out.contains("user") ? out["user"] : out["actor"]["user"];
-  } else {
+  } else if (e.has_admin()) {
     class_uid = 6003;
     category_uid = 6;
     class_name = "API Activity";
@@ -189,6 +203,37 @@ std::string ToOcsfJson(const warden::v1::AuditLeaf& leaf, uint64_t index) {
     activity_name = e.admin().action();
     success = e.admin().success();
     out["api"] = {{"operation", e.admin().action()}};
+  } else {
+    // No body Warden can name (a proxy's claim ingest took away, or bytes
+    // that did not decode): OCSF's base event, never an API activity.
+    class_uid = 0;
+    category_uid = 0;
+    class_name = "Base Event";
+    activity_id = 0;
+    activity_name = "Unknown";
+    success = false;
+  }
+  if (e.has_repairs()) {
+    // What ingest changed, so a SIEM rule can tell a claim from a fact.
+    const warden::v1::EventRepairs& r = e.repairs();
+    json repairs = json::object();
+    if (r.unauthorized_kind() != warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED) {
+      repairs["unauthorized_kind"] =
+          warden::v1::AuditEventKind_Name(r.unauthorized_kind());
+    }
+    if (r.unauthorized_body()) repairs["unauthorized_body"] = true;
+    if (!r.unauthorized_environment().empty()) {
+      repairs["unauthorized_environment"] = r.unauthorized_environment();
+    }
+    if (!r.invalid_utf8().empty()) repairs["invalid_utf8"] = r.invalid_utf8();
+    if (!r.truncated().empty()) repairs["truncated"] = r.truncated();
+    if (r.unknown_field_bytes() > 0) {
+      repairs["unknown_field_bytes"] = r.unknown_field_bytes();
+    }
+    if (!r.undecodable().empty()) {
+      repairs["undecodable_bytes"] = r.undecodable().size();
+    }
+    out["unmapped"]["warden_repairs"] = std::move(repairs);
   }
   out["class_uid"] = class_uid;
   out["class_name"] = class_name;
@@ -207,7 +252,7 @@ absl::Status Export(uint64_t index, const std::string& leaf_bytes,
                     warden::v1::AuditLeaf* record) {
   auto parts = SplitLeaf(leaf_bytes);
   if (!parts.ok()) return parts.status();
-  if (!record->ParseFromString(parts->second)) {
+  if (!ParseAuditLeaf(parts->second, record)) {
     return absl::InvalidArgumentError(
         absl::StrCat("leaf ", index, " is not an audit leaf"));
   }
@@ -233,7 +278,7 @@ absl::StatusOr<uint64_t> FirstIndexAtOrAfter(const Ledger& ledger,
     if (entries->empty()) break;
     auto parts = SplitLeaf((*entries)[0].leaf());
     warden::v1::AuditLeaf leaf;
-    if (!parts.ok() || !leaf.ParseFromString(parts->second)) {
+    if (!parts.ok() || !ParseAuditLeaf(parts->second, &leaf)) {
       return absl::DataLossError(absl::StrCat("leaf ", mid, " does not parse"));
     }
     const absl::Time t = absl::FromUnixSeconds(leaf.received_at().seconds()) +

@@ -1,6 +1,7 @@
 #include "controlplane/audit/leaf.h"
 
 #include "absl/status/status.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/audit/merkle.h"
 
@@ -20,6 +21,21 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitLeaf(
   }
   return std::make_pair(std::string(leaf.substr(0, kHashSize)),
                         std::string(leaf.substr(kHashSize)));
+}
+
+bool ParseAuditLeaf(absl::string_view bytes, warden::v1::AuditLeaf* leaf) {
+  // Ingest parses an event with protobuf's default limit (100); in a leaf
+  // it sits one level deeper, and under a response or two more.
+  constexpr int kRecursionLimit = 200;
+  google::protobuf::io::CodedInputStream input(
+      reinterpret_cast<const uint8_t*>(bytes.data()),
+      static_cast<int>(bytes.size()));
+  input.SetRecursionLimit(kRecursionLimit);
+  if (!leaf->ParseFromCodedStream(&input) || !input.ConsumedEntireMessage()) {
+    return false;
+  }
+  leaf->DiscardUnknownFields();
+  return true;
 }
 
 }  // namespace warden::controlplane::audit

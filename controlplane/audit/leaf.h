@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "proto/warden/v1/audit.pb.h"
 
 namespace warden::controlplane::audit {
 
@@ -22,6 +23,16 @@ std::string MakeLeaf(absl::string_view previous_leaf_hash,
 // InvalidArgument when shorter than a hash.
 absl::StatusOr<std::pair<std::string, std::string>> SplitLeaf(
     absl::string_view leaf);
+
+// Parses the AuditLeaf bytes of a leaf (SplitLeaf's second part) for a
+// reader, and drops the fields this version does not know. Bytes no
+// reader can decode made every page, stream and verification that held
+// them fail for good (red team: unknown groups nested to protobuf's
+// recursion limit passed ingest, and one level deeper, inside a leaf or a
+// response, did not parse). So the depth allowed is that of anything
+// ingest ever took, and what is returned has no unknown fields left to
+// re-encode. False when the bytes are not an AuditLeaf.
+bool ParseAuditLeaf(absl::string_view bytes, warden::v1::AuditLeaf* leaf);
 
 }  // namespace warden::controlplane::audit
 

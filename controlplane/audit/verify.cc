@@ -42,7 +42,7 @@ VerifyReport VerifyExport(const std::vector<ExportedEntry>& entries,
       return report;
     }
     warden::v1::AuditLeaf leaf;
-    if (!leaf.ParseFromString(parts->second)) {
+    if (!ParseAuditLeaf(parts->second, &leaf)) {
       report.first_bad_index = static_cast<int64_t>(i);
       report.message = absl::StrCat("entry ", i, " is not an audit leaf");
       return report;

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/escaping.h"
@@ -1025,10 +1026,51 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
   std::string who = e.identity().user();
   if (who.empty() && e.has_authentication() &&
       !e.authentication().claimed_user().empty()) {
-    // Not verified: a failed login names whom it claimed to be.
-    who = absl::StrCat("(claimed) ", e.authentication().claimed_user());
+    // Not verified: a failed login names whom it claimed to be, quoted,
+    // so that a claimed "x: authentication ok (oidc:corp)" padded with
+    // spaces cannot read as a successful login (red team).
+    who = absl::StrCat(
+        "(claimed) \"",
+        absl::StrReplaceAll(e.authentication().claimed_user(),
+                            {{"\\", "\\\\"}, {"\"", "\\\""}}),
+        "\"");
   }
   if (who.empty()) who = "-";
+  // What ingest had to change says so first: a proxy's claim to an
+  // administrator's action or to another environment reads as a claim.
+  std::string repaired;
+  if (e.has_repairs()) {
+    const warden::v1::EventRepairs& r = e.repairs();
+    std::vector<std::string> notes;
+    if (r.unauthorized_kind() != warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED) {
+      notes.push_back(absl::StrCat(
+          "claimed kind ",
+          warden::v1::AuditEventKind_Name(r.unauthorized_kind()).substr(17)));
+    }
+    if (r.unauthorized_body()) notes.push_back("sent an admin action");
+    if (!r.unauthorized_environment().empty()) {
+      notes.push_back(
+          absl::StrCat("claimed environment ", r.unauthorized_environment()));
+    }
+    if (!r.invalid_utf8().empty()) {
+      notes.push_back(absl::StrCat("invalid UTF-8 in ",
+                                   absl::StrJoin(r.invalid_utf8(), ",")));
+    }
+    if (!r.truncated().empty()) {
+      notes.push_back(
+          absl::StrCat("cut: ", absl::StrJoin(r.truncated(), ",")));
+    }
+    if (r.unknown_field_bytes() > 0) {
+      notes.push_back(
+          absl::StrCat(r.unknown_field_bytes(), " bytes of unknown fields"));
+    }
+    if (!r.undecodable().empty() && !r.unauthorized_body()) {
+      notes.push_back("undecodable");
+    }
+    if (!notes.empty()) {
+      repaired = absl::StrCat("[REPAIRED: ", absl::StrJoin(notes, "; "), "] ");
+    }
+  }
   std::string what;
   switch (e.body_case()) {
     case warden::v1::AuditEvent::kSessionStart:
@@ -1086,7 +1128,8 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
     default:
       what = warden::v1::AuditEventKind_Name(e.kind());
   }
-  return absl::StrCat(leaf.source(), " #", e.sequence(), " ", who, ": ", what);
+  return absl::StrCat(leaf.source(), " #", e.sequence(), " ", who, ": ",
+                      repaired, what);
 }
 
 std::string TimeOf(const google::protobuf::Timestamp& ts) {
@@ -1101,7 +1144,7 @@ void PrintEntry(const warden::v1::AuditEntry& entry, Format format,
                 std::ostream& out) {
   auto parts = audit::SplitLeaf(entry.leaf());
   warden::v1::AuditLeaf leaf;
-  if (!parts.ok() || !leaf.ParseFromString(parts->second)) {
+  if (!parts.ok() || !audit::ParseAuditLeaf(parts->second, &leaf)) {
     out << "#" << entry.index() << " (not an audit leaf)\n";
     return;
   }
@@ -1228,6 +1271,15 @@ int RunAuditVerify(const AuditVerifyOptions& options, std::ostream& out,
   for (absl::string_view line : absl::StrSplit(*log, '\n')) {
     ++line_no;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
+    // A NUL ends the text for some readers and not for others (the JSON
+    // parser stopped there; red team: a second, forged entry after it
+    // passed): what some reader sees and verify did not check.
+    if (line.find('\0') != absl::string_view::npos) {
+      return UsageError(absl::StrCat(options.log_file, ":", line_no,
+                                     ": holds a NUL byte; verify refuses "
+                                     "content it cannot check"),
+                        err);
+    }
     // Strict: a line is exactly what `audit export` writes, {"index": N,
     // "leaf": "BASE64"}. Anything else in a verified file (a decoded copy
     // of the event, a second "leaf" that another JSON reader would take)

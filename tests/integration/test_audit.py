@@ -332,6 +332,13 @@ users:
         r = verify_text("\n".join(twice) + "\n")
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn(':2: member "leaf" appears twice', r.stderr)
+        # A second, forged entry after a NUL, where the parser stopped
+        # reading (red team pass 5).
+        hidden = list(genuine)
+        hidden[1] = genuine[1] + '\0{"index": 1, "leaf": "AAAA"}'
+        r = verify_text("\n".join(hidden) + "\n")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(":2: holds a NUL byte", r.stderr)
         r = verify_text("\n".join(genuine) + "\n")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 

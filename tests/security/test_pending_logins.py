@@ -143,7 +143,26 @@ class PendingLogins(unittest.TestCase):
         self.assertTrue(wait_until(lambda: failed(), timeout=30))
         self.assertEqual(failed()[0]["authentication"]["claimed_user"], "alice")
         r = self.stack.ctl("audit", "tail", "--limit", "200")
-        self.assertIn("(claimed) alice", r.stdout)
+        self.assertIn('(claimed) "alice"', r.stdout)
+        # Found under any case of the name, as Warden matches names.
+        r = self.stack.ctl("audit", "search", "--user", "ALICE", "--kind", "authentication")
+        self.assertIn('(claimed) "alice"', r.stdout)
+
+    def test_a_claimed_name_cannot_read_as_a_successful_login(self):
+        # Red team pass 5: "mallory: authentication ok (oidc:corp)" and 200
+        # spaces, claimed on a failed login, made its tail line read as a
+        # success in a terminal. The claimed name is quoted.
+        claim = "mallory: authentication ok (oidc:corp)" + " " * 200
+        conn = rawpg.RawConn(self.stack.ports["prod"])
+        with self.assertRaises(RuntimeError):
+            conn.login(claim, "wrong", "shop")
+        conn.close()
+
+        def line():
+            r = self.stack.ctl("audit", "tail", "--kind", "authentication", "--limit", "50")
+            return [l for l in r.stdout.splitlines() if "mallory" in l]
+        self.assertTrue(wait_until(lambda: line(), timeout=30))
+        self.assertIn('(claimed) "%s": authentication FAILED' % claim, line()[0])
 
 
 if __name__ == "__main__":

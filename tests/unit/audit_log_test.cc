@@ -15,7 +15,9 @@
 #include "controlplane/audit/checkpoint.h"
 #include "controlplane/audit/export.h"
 #include "controlplane/audit/ledger.h"
+#include "controlplane/audit/leaf.h"
 #include "controlplane/audit/merkle.h"
+#include "controlplane/audit/verify.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/warden/v1/audit.grpc.pb.h"
@@ -591,6 +593,132 @@ TEST_F(AuditExportTest, FiltersAndOcsf) {
   }
   EXPECT_EQ(seen.size(), 9u);
   EXPECT_EQ(seen.back(), 8u);
+}
+
+// Unknown field 1000 as `depth` nested groups: bytes protobuf skips, to
+// its recursion limit.
+std::string NestedGroups(int depth) {
+  std::string out;
+  for (int i = 0; i < depth; ++i) out += "\xC3\x3E";  // field 1000, group
+  for (int i = 0; i < depth; ++i) out += "\xC4\x3E";  // its end
+  return out;
+}
+
+// Red team pass 5: an event whose unknown groups nest just within the
+// parser's limit passed ingest, and one level deeper, in the leaf and in
+// every reader's response, did not parse: tail, search, the SIEM stream
+// and verify failed for good. Ingest drops unknown fields (and says how
+// many bytes); readers parse leaves with room for anything ever taken
+// and hand on no unknown fields.
+TEST_F(AuditExportTest, NestedUnknownFieldsCannotMakeTheLogUnreadable) {
+  AppendAuditRequest request;
+  const AppendAuditRequest plain = Events("p1", "prod", 1, 3);
+  const int depths[] = {90, 99, 100};
+  for (int i = 0; i < 3; ++i) {
+    request.add_encoded_events(plain.events(i).SerializeAsString() +
+                               NestedGroups(depths[i]));
+  }
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                  .ok());
+  ASSERT_EQ(response.acknowledged_sequence(), 3u);
+  const auto entries = All();
+  ASSERT_EQ(entries.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    warden::v1::AuditLeaf leaf;  // the default parser reads it
+    ASSERT_TRUE(leaf.ParseFromString(audit::SplitLeaf(entries[i].leaf())->second));
+    EXPECT_EQ(leaf.event().repairs().unknown_field_bytes(), 4u * depths[i]);
+    EXPECT_EQ(leaf.event().sequence(), static_cast<uint64_t>(i + 1));
+  }
+  for (auto format : {warden::v1::AUDIT_FORMAT_NATIVE,
+                      warden::v1::AUDIT_FORMAT_OCSF_JSON}) {
+    warden::v1::ListEventsRequest list;
+    list.set_format(format);
+    list.mutable_filter()->add_users("alice");
+    warden::v1::ListEventsResponse page;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", reader_);
+    ASSERT_TRUE(stub_->ListEvents(&ctx, list, &page).ok());
+    EXPECT_EQ(page.events_size(), 3);
+  }
+  std::vector<audit::ExportedEntry> exported;
+  for (const auto& e : entries) exported.push_back({e.index(), e.leaf()});
+  auto cp = cp_->checkpointer()->SignNow();
+  ASSERT_TRUE(cp.ok());
+  const audit::VerifyReport report = audit::VerifyExport(
+      exported, cp->note, cp_->checkpointer()->verifier_key());
+  EXPECT_TRUE(report.ok) << report.message;
+
+  // A leaf an older control plane stored with such groups (its event at
+  // the limit, the leaf one level past it) reads too, without them.
+  warden::v1::AuditLeaf old;
+  *old.mutable_event() = plain.events(0);
+  old.set_source("prod/p1");
+  const std::string event_bytes =
+      plain.events(0).SerializeAsString() + NestedGroups(100);
+  std::string bytes = "\x0a";  // field 1 (event), length-delimited
+  for (uint64_t n = event_bytes.size();; n >>= 7) {
+    if (n < 0x80) {
+      bytes.push_back(static_cast<char>(n));
+      break;
+    }
+    bytes.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  bytes += event_bytes;
+  warden::v1::AuditLeaf strict;
+  EXPECT_FALSE(strict.ParseFromString(bytes));  // protobuf's default limit
+  warden::v1::AuditLeaf lenient;
+  ASSERT_TRUE(audit::ParseAuditLeaf(bytes, &lenient));
+  EXPECT_EQ(lenient.event().sequence(), 1u);
+  EXPECT_TRUE(strict.ParseFromString(lenient.SerializeAsString()));
+  EXPECT_FALSE(audit::ParseAuditLeaf("\xff\xff", &lenient));
+}
+
+// Red team pass 5: an admin body under kind STATEMENT (or none) escaped
+// the kind check and printed as an administrator's token creation. A
+// proxy's admin body is dropped (its bytes kept), whatever the kind, and
+// the event is no API activity in OCSF.
+TEST_F(AuditExportTest, ProxiesCannotRecordAnAdministratorsAction) {
+  AppendAuditRequest request = Events("p1", "prod", 1, 2);
+  for (auto& e : *request.mutable_events()) {
+    e.clear_statement();
+    e.mutable_identity()->set_user("token:bootstrap-admin");
+    e.mutable_admin()->set_actor("token:bootstrap-admin");
+    e.mutable_admin()->set_action("tokens.create");
+    e.mutable_admin()->set_success(true);
+  }
+  request.mutable_events(0)->set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  request.mutable_events(1)->set_kind(
+      warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED);
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                  .ok());
+  const auto leaves = Leaves();
+  ASSERT_EQ(leaves.size(), 2u);
+  for (const auto& leaf : leaves) {
+    EXPECT_FALSE(leaf.event().has_admin());
+    EXPECT_EQ(leaf.event().kind(), warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED);
+    EXPECT_TRUE(leaf.event().repairs().unauthorized_body());
+    warden::v1::AdminAction kept;
+    ASSERT_TRUE(kept.ParseFromString(leaf.event().repairs().undecodable()));
+    EXPECT_EQ(kept.action(), "tokens.create");
+  }
+  EXPECT_EQ(leaves[0].event().repairs().unauthorized_kind(),
+            warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  warden::v1::ListEventsRequest list;
+  list.set_format(warden::v1::AUDIT_FORMAT_OCSF_JSON);
+  warden::v1::ListEventsResponse page;
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", reader_);
+  ASSERT_TRUE(stub_->ListEvents(&ctx, list, &page).ok());
+  ASSERT_EQ(page.events_size(), 2);
+  for (const auto& e : page.events()) {
+    const auto ocsf = nlohmann::json::parse(e.ocsf_json());
+    EXPECT_NE(ocsf["class_uid"], 6003);
+    EXPECT_EQ(ocsf["unmapped"]["warden_repairs"]["unauthorized_body"], true);
+  }
 }
 
 TEST_F(AuditExportTest, ControlPlaneActionsAreInTheLog) {
