@@ -575,6 +575,7 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (hold != held.end() || u.admin_hold()) {
       const std::string& by =
           hold != held.end() ? hold->second : u.admin_hold_by();
+      entry.set_admin_hold(true);
       entry.set_inactive_because(absl::StrCat(
           "deactivated by an administrator",
           by.empty() ? "" : absl::StrCat(" (", by, ")"),

@@ -482,7 +482,7 @@ void ParseUser(Checker& c, const YAML::Node& node, const std::string& path,
                User* u) {
   if (!c.ExpectMap(node, path,
                    {"name", "password", "scram_verifier", "groups", "kind",
-                    "environments"})) {
+                    "environments", "directory"})) {
     return;
   }
   c.String(node, "name", path, &u->name, true);
@@ -517,6 +517,7 @@ void ParseUser(Checker& c, const YAML::Node& node, const std::string& path,
   }
   c.StringList(node, "groups", path, &u->groups);
   c.StringList(node, "environments", path, &u->environments);
+  c.Bool(node, "directory", path, &u->directory);
   if (c.String(node, "kind", path, &u->kind, false) && u->kind != "human" &&
       u->kind != "agent" && u->kind != "service") {
     c.Error(node["kind"], path + ".kind",

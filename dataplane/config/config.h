@@ -122,6 +122,10 @@ struct User {
   std::string kind = "human";  // human | agent | service.
   // Environments the user may connect to; empty means all.
   std::vector<std::string> environments;
+  // Whether the identity provider's directory (SCIM) applies to this user
+  // as to a token's: its groups, attributes and deactivation. Default: no,
+  // only an administrator's `wardenctl identities deactivate` does.
+  bool directory = false;
 };
 
 struct ProxySettings {

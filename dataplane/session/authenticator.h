@@ -47,6 +47,12 @@ struct AuthStep {
   std::string method;
   // On kSuccess: who connected.
   warden::v1::Identity identity;
+  // Whether the identity provider's directory (SCIM: groups, attributes,
+  // deactivation) speaks for this identity. Not for the proxy config's
+  // own users (break-glass accounts), unless configured: a SCIM token
+  // must not lock them out or hand them groups. An administrator's hold
+  // reaches them either way.
+  bool provider_identity = true;
 };
 
 // One authentication conversation. Not thread-safe; owned by one session.

@@ -52,6 +52,7 @@ AuthStep Success(const config::User& user, const AuthRequest& request,
   for (const auto& g : user.groups) step.identity.add_groups(g);
   step.identity.set_kind(KindOf(user.kind));
   step.identity.set_auth_method(method);
+  step.provider_identity = user.directory;
   return step;
 }
 

@@ -758,6 +758,7 @@ void Session::HandleAuthStep(AuthStep step) {
       break;
   }
   identity_ = std::move(step.identity);
+  provider_identity_ = step.provider_identity;
   base_groups_.assign(identity_.groups().begin(), identity_.groups().end());
   auth_.reset();
   // A name that passes on screen for another person's ("\u0430lice" with a
@@ -2225,6 +2226,17 @@ bool Session::ApplyDirectory(const gate::Gate& gate) {
   directory_generation_ = gate.generation();
   const policy::engine::DirectoryMatch match =
       gate.FindDirectoryEntry(identity_.user());
+  if (!provider_identity_) {
+    // A user of the proxy config: only an administrator's hold on the
+    // name reaches it; the provider's entries, aliases and groups do not
+    // (red team: a SCIM token locked out and promoted break-glass users).
+    if (match.entry != nullptr && match.entry->admin_hold() &&
+        SameName(match.entry->user_name(), identity_.user())) {
+      inactive_because_ = match.entry->inactive_because();
+      return false;
+    }
+    return true;
+  }
   directory_ambiguous_ = match.ambiguous;
   if (match.ambiguous) return false;
   const warden::v1::DirectoryEntry* entry = match.entry;

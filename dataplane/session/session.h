@@ -423,6 +423,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool directory_ambiguous_ = false;
   // Who deactivated the user, from the directory (ApplyDirectory).
   std::string inactive_because_;
+  // AuthStep::provider_identity of the login.
+  bool provider_identity_ = true;
   std::string refusal_token_;       // random, per session.
   uint64_t refusal_seq_ = 0;
   uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.

@@ -33,7 +33,7 @@ EXAMPLES = os.path.join(os.path.dirname(TESTS), "policy", "examples")
 
 class Stack:
     def __init__(self, prefix, proxy_id="sec-p1", control_args=(), proxy_settings="",
-                 audit_settings=()):
+                 audit_settings=(), extra_users=()):
         self.work = tempfile.mkdtemp(prefix=prefix)
         self.proxy_id = proxy_id
         self.control_args = list(control_args)
@@ -41,6 +41,9 @@ class Stack:
         self.proxy_settings = proxy_settings
         # Extra `audit:` lines, e.g. ("max_spool_bytes: 1048576",).
         self.audit_settings = list(audit_settings)
+        # Extra `users:` entries (YAML flow maps), e.g.
+        # "{ name: carol, password: carol-pw, directory: true }".
+        self.extra_users = list(extra_users)
         self.pg = PostgresServer()
         self.control = None
         self.proxy = None
@@ -67,6 +70,7 @@ class Stack:
             "prod", proxy_id, also_serves=["dev"])
         self.ports = {"prod": free_port(), "dev": free_port()}
         audit_extra = "".join("  %s\n" % line for line in self.audit_settings)
+        users_extra = "".join("  - %s\n" % u for u in self.extra_users)
         config = f"""
 proxy: {{ workers: 1, log_level: info{', ' + self.proxy_settings if self.proxy_settings else ''} }}
 policy:
@@ -94,7 +98,7 @@ environments:
         upstream: {{ host: 127.0.0.1, port: {self.pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
 users:
   - {{ name: alice, password: alice-pw }}
-"""
+{users_extra}"""
         return WardenProxy(config, workdir, dict(self.ports))
 
     def stop(self):
@@ -109,9 +113,9 @@ users:
         return subprocess.run([WARDENCTL] + list(args), env=self.control.env(),
                               capture_output=True, text=True, timeout=timeout)
 
-    def raw(self, listener="prod"):
+    def raw(self, listener="prod", user="alice", password="alice-pw"):
         conn = rawpg.RawConn(self.ports[listener])
-        conn.login("alice", "alice-pw", "shop")
+        conn.login(user, password, "shop")
         return conn
 
     def events(self):
