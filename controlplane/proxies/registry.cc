@@ -121,6 +121,28 @@ absl::Status Registry::Renewed(const ProxyIdentity& identity,
           "proxy ", identity.environment, "/", identity.proxy_id,
           " was revoked"));
     }
+    // Only the current certificate renews. The one it replaced is still
+    // accepted on the stream and for appends until it expires, but a
+    // renewal from it would fork the proxy: a stale copy of its state
+    // directory took the id over and locked the live proxy out (red
+    // team). The exception: a retry right after a renewal whose answer
+    // the proxy never stored (it crashed), within kRenewRetryWindow.
+    if (!next.certificate_serial().empty() &&
+        identity.certificate_serial != next.certificate_serial()) {
+      const bool retry =
+          identity.certificate_serial == next.previous_serial() &&
+          now - absl::FromUnixMillis(next.renewed_unix_ms()) <=
+              kRenewRetryWindow;
+      if (!retry) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "certificate ", identity.certificate_serial, " of proxy ",
+            identity.environment, "/", identity.proxy_id,
+            " was already renewed (", When(next.renewed_unix_ms()),
+            ", to certificate ", next.certificate_serial(),
+            "); only the current certificate renews (a copy of an old "
+            "state directory must not take the proxy over)"));
+      }
+    }
   }
   next.set_previous_serial(identity.certificate_serial);
   next.set_certificate_serial(new_serial);

@@ -50,8 +50,14 @@ class Registry {
                       absl::Time now,
                       const std::function<absl::StatusOr<std::string>()>& issue);
 
+  // How long after a renewal the certificate it replaced may renew once
+  // more (the proxy crashed before it stored the new one).
+  static constexpr absl::Duration kRenewRetryWindow = absl::Minutes(5);
+
   // Moves the binding of `identity` (authenticated with its
-  // certificate_serial) to `new_serial`.
+  // certificate_serial) to `new_serial`. PermissionDenied when revoked,
+  // or when the certificate is not the current one (the one it replaced,
+  // after kRenewRetryWindow).
   absl::Status Renewed(const ProxyIdentity& identity,
                        const std::string& new_serial, absl::Time now);
 

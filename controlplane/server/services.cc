@@ -676,10 +676,24 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Renew(
   }
   auto serial = Issue(request->csr_pem(), *identity, response);
   if (!serial.ok()) return Done(context, ToGrpc(serial.status()));
-  if (absl::Status s = registry_->Renewed(*identity, *serial, absl::Now());
-      !s.ok()) {
+  const absl::Status renewed =
+      registry_->Renewed(*identity, *serial, absl::Now());
+  // Every renewal is in the audit trail, refused or not: which
+  // certificate became which is how a fork of a proxy is found.
+  if (audit_ != nullptr) {
+    const std::string who =
+        absl::StrCat(identity->environment, "/", identity->proxy_id);
+    audit_->Record(
+        absl::StrCat("proxy ", who), "proxy.renew", who,
+        renewed.ok() ? absl::StrCat("certificate ",
+                                    identity->certificate_serial,
+                                    " renewed to ", *serial)
+                     : std::string(renewed.message()),
+        renewed.ok());
+  }
+  if (!renewed.ok()) {
     response->Clear();
-    return Done(context, ToGrpc(s));
+    return Done(context, ToGrpc(renewed));
   }
   return Done(context, grpc::Status::OK);
 }

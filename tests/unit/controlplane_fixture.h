@@ -202,6 +202,7 @@ class TestControlPlane {
   distribution::Distributor* distributor() { return distributor_.get(); }
   const ca::Authority* authority() const { return authority_.get(); }
   audit::Ledger* ledger() { return ledger_.get(); }
+  proxies::Registry* proxy_registry() { return proxy_registry_.get(); }
   audit::Checkpointer* checkpointer() { return checkpointer_.get(); }
   server::AuditIngestImpl* audit_ingest() { return audit_ingest_.get(); }
   server::ProxyEnrollmentImpl* enrollment() { return enrollment_.get(); }

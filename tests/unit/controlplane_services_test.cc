@@ -640,6 +640,43 @@ TEST_F(ServicesTest, AProxyIdIsBoundToItsCertificate) {
   EXPECT_TRUE(cp_->authority()
                   ->AuthenticateProxy(third.certificate_pem(), absl::Now())
                   .ok());
+  // Only the current certificate renews (red team pass 5: the previous
+  // one, from a stale copy of the state directory, renewed again, took the
+  // id over and locked the live proxy out). Right after a renewal the
+  // previous one may retry once (the proxy crashed before storing the
+  // answer); later it is refused, and nothing moves.
+  {
+    auto serial_of = [](const std::string& pem) {
+      return x509::Parse(pem)->serial_hex;
+    };
+    ca::ProxyIdentity stale{"edge-1", "prod"};
+    stale.certificate_serial = serial_of(second.certificate_pem());
+    const absl::Time later =
+        absl::Now() + proxies::Registry::kRenewRetryWindow + absl::Minutes(1);
+    const absl::Status forked =
+        cp_->proxy_registry()->Renewed(stale, "AB12", later);
+    EXPECT_EQ(forked.code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_THAT(std::string(forked.message()),
+                HasSubstr("only the current certificate renews"));
+    EXPECT_TRUE(cp_->authority()
+                    ->AuthenticateProxy(third.certificate_pem(), absl::Now())
+                    .ok());
+    // Every renewal, refused or not, is in the audit trail.
+    std::vector<std::string> renewals;
+    auto all = cp_->ledger()->Entries(0, cp_->ledger()->Tree()->size(), 100000);
+    ASSERT_TRUE(all.ok());
+    for (const auto& entry : *all) {
+      warden::v1::AuditLeaf leaf;
+      ASSERT_TRUE(leaf.ParseFromString(audit::SplitLeaf(entry.leaf())->second));
+      if (leaf.event().admin().action() == "proxy.renew") {
+        renewals.push_back(leaf.event().admin().detail());
+      }
+    }
+    ASSERT_EQ(renewals.size(), 2u);
+    EXPECT_THAT(renewals[1],
+                HasSubstr("certificate " + serial_of(second.certificate_pem()) +
+                          " renewed to " + serial_of(third.certificate_pem())));
+  }
   // ... and the refused certificate cannot append audit events either.
   {
     warden::v1::AppendAuditRequest r;
