@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/synchronization/mutex.h"
 #include "common/audit_bounds.h"
@@ -295,6 +296,48 @@ absl::Status AuditIngestImpl::AppendFrom(
   response->set_acknowledged_sequence(*after);
   response->set_tree_size(tree->size());
   return absl::OkStatus();
+}
+
+ApiRefusals::ApiRefusals(AdminAudit* audit, LoginFailures::Options options)
+    : audit_(audit), failures_([&] {
+        options.refuse_after = 0;  // counted and summarised, never refused
+        return options;
+      }()) {
+  summarizer_ = std::thread([this] {
+    while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      RecordSummaries(false);
+    }
+  });
+}
+
+ApiRefusals::~ApiRefusals() {
+  stop_.Notify();
+  summarizer_.join();
+  RecordSummaries(true);
+}
+
+void ApiRefusals::Refused(const std::string& peer, const std::string& actor,
+                          warden::v1::TokenScope scope,
+                          const absl::Status& why) {
+  const std::string needed = warden::v1::TokenScope_Name(scope);
+  spdlog::info("refused an API call from {} ({}) needing {}: {}", peer, actor,
+               needed, why.ToString());
+  if (!failures_.Failed(peer, actor, absl::Now())) return;
+  audit_->Record(actor, "api.refused", needed,
+                 absl::StrCat("from ", peer, ": ", why.ToString()), false);
+}
+
+void ApiRefusals::RecordSummaries(bool all) {
+  for (const auto& s : failures_.TakeSummaries(absl::Now(), all)) {
+    std::string text = LoginFailures::Describe(s);
+    // The summary speaks of logins; these are API calls.
+    absl::StrReplaceAll({{"failed logins", "refused API calls"},
+                         {"users tried", "callers"}},
+                        &text);
+    spdlog::warn("API: {}", text);
+    audit_->Record("unauthenticated", "api.refused.summary", s.address, text,
+                   false);
+  }
 }
 
 AdminAudit::AdminAudit(AuditIngestImpl* ingest) : ingest_(ingest) {

@@ -10,9 +10,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/login_failures.h"
 #include "absl/time/time.h"
 #include "controlplane/audit/checkpointer.h"
 #include "controlplane/audit/ledger.h"
@@ -95,6 +98,31 @@ class AdminAudit {
   AuditIngestImpl* const ingest_;
   absl::Mutex mu_;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;  // 0: ask the log
+};
+
+// Refused API calls (no, unknown, revoked or expired token; a token
+// without the scope): who tried what is an audit question (red team: an
+// attempt to mint an admin token with a revoked one left no trace). Each
+// refusal is an ADMIN event `api.refused` (actor: the token when it
+// authenticated, else "unauthenticated"; target: the scope needed; detail:
+// the reason), the first ones of a peer in a window one by one and the
+// rest in a summary (`api.refused.summary`), so a flood cannot flood the
+// log. Thread-safe; a thread records the summaries.
+class ApiRefusals {
+ public:
+  ApiRefusals(AdminAudit* audit, LoginFailures::Options options);
+  ~ApiRefusals();  // records the open windows' summaries
+
+  void Refused(const std::string& peer, const std::string& actor,
+               warden::v1::TokenScope scope, const absl::Status& why);
+
+ private:
+  void RecordSummaries(bool all);
+
+  AdminAudit* const audit_;
+  LoginFailures failures_;
+  absl::Notification stop_;
+  std::thread summarizer_;
 };
 
 class AuditLogImpl final : public warden::v1::AuditLog::CallbackService {

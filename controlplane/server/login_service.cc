@@ -48,23 +48,6 @@ std::string CertificateKind(const std::string& certificate_pem) {
   return identity.ok() ? identity->kind : "?";
 }
 
-// The address part of gRPC's peer string ("ipv4:127.0.0.1:5000",
-// "ipv6:[::1]:5000"), what failures are counted by.
-std::string PeerHost(const std::string& peer) {
-  absl::string_view p = peer;
-  const size_t colon = p.find(':');
-  if (colon != absl::string_view::npos &&
-      (p.substr(0, colon) == "ipv4" || p.substr(0, colon) == "ipv6")) {
-    p.remove_prefix(colon + 1);
-  }
-  if (absl::ConsumePrefix(&p, "[")) {
-    const size_t close = p.find(']');
-    return std::string(p.substr(0, close));
-  }
-  const size_t port = p.rfind(':');
-  return std::string(port == absl::string_view::npos ? p : p.substr(0, port));
-}
-
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
                                  const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

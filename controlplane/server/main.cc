@@ -302,6 +302,10 @@ int main(int argc, char** argv) {
 
   // Pushes, rollbacks, token and enrollment changes go to the audit log.
   cp::server::AdminAudit admin_audit(&audit_ingest);
+  // Refused API calls are recorded too (first ones one by one, then
+  // summarised per peer, like failed logins).
+  cp::server::ApiRefusals api_refusals(&admin_audit, login_failures);
+  cp::server::SetApiRefusals(&api_refusals);
   cp::server::PolicyServiceImpl policy_service(&bundles, &tokens,
                                                &distributor, &admin_audit);
   // Service tokens travel (as hashes) in every bundle: a created or revoked

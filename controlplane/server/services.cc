@@ -1,12 +1,14 @@
 #include "controlplane/server/services.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/strings/str_join.h"
@@ -111,9 +113,50 @@ TokenScope RequiredScope(absl::string_view method) {
   return warden::v1::TOKEN_SCOPE_UNSPECIFIED;
 }
 
+// The address part of gRPC's peer string ("ipv4:127.0.0.1:5000",
+// "ipv6:[::1]:5000"), what failures are counted by.
+std::string PeerHost(const std::string& peer) {
+  absl::string_view p = peer;
+  const size_t colon = p.find(':');
+  if (colon != absl::string_view::npos &&
+      (p.substr(0, colon) == "ipv4" || p.substr(0, colon) == "ipv6")) {
+    p.remove_prefix(colon + 1);
+  }
+  if (absl::ConsumePrefix(&p, "[")) {
+    const size_t close = p.find(']');
+    return std::string(p.substr(0, close));
+  }
+  const size_t port = p.rfind(':');
+  return std::string(port == absl::string_view::npos ? p : p.substr(0, port));
+}
+
+namespace {
+std::atomic<ApiRefusals*> api_refusals{nullptr};
+
+absl::StatusOr<warden::v1::TokenInfo> AuthorizeUnrecorded(
+    const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,
+    TokenScope scope, std::string* actor);
+}  // namespace
+
+void SetApiRefusals(ApiRefusals* refusals) { api_refusals.store(refusals); }
+
 absl::StatusOr<warden::v1::TokenInfo> Authorize(
     const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,
     TokenScope scope) {
+  std::string actor = "unauthenticated";
+  auto info = AuthorizeUnrecorded(tokens, context, scope, &actor);
+  if (!info.ok()) {
+    if (ApiRefusals* r = api_refusals.load(); r != nullptr) {
+      r->Refused(PeerHost(context->peer()), actor, scope, info.status());
+    }
+  }
+  return info;
+}
+
+namespace {
+absl::StatusOr<warden::v1::TokenInfo> AuthorizeUnrecorded(
+    const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,
+    TokenScope scope, std::string* actor) {
   const auto& metadata = context->client_metadata();
   const auto it = metadata.find("authorization");
   if (it == metadata.end()) {
@@ -128,6 +171,7 @@ absl::StatusOr<warden::v1::TokenInfo> Authorize(
   }
   auto info = tokens.Authenticate(value.substr(kBearer.size()), absl::Now());
   if (!info.ok()) return info.status();
+  *actor = Caller(*info);
   if (scope == warden::v1::TOKEN_SCOPE_UNSPECIFIED ||
       !tokens::Tokens::HasScope(*info, scope)) {
     return absl::PermissionDeniedError(absl::StrCat(
@@ -136,6 +180,7 @@ absl::StatusOr<warden::v1::TokenInfo> Authorize(
   }
   return info;
 }
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // PolicyService

@@ -30,6 +30,16 @@ class AdminAudit;  // audit_services.h
 // (which are refused).
 warden::v1::TokenScope RequiredScope(absl::string_view method);
 
+// The address part of gRPC's peer string ("ipv4:127.0.0.1:5000",
+// "ipv6:[::1]:5000"), what failures are counted by.
+std::string PeerHost(const std::string& peer);
+
+class ApiRefusals;  // audit_services.h
+
+// Where Authorize reports the calls it refuses (null: nowhere); set once at
+// start, before serving, by warden-control.
+void SetApiRefusals(ApiRefusals* refusals);
+
 // Authenticates the caller of `context` for `scope`.
 absl::StatusOr<warden::v1::TokenInfo> Authorize(
     const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,

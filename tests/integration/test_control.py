@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 
 from pgharness import free_port  # noqa: E402
 from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
-from proxyharness import make_ca_and_cert  # noqa: E402
+from proxyharness import make_ca_and_cert, wait_until  # noqa: E402
 
 CONTROL, WARDENCTL = CONTROL_BIN, WARDENCTL_BIN
 EXAMPLES = os.path.join(REPO, "policy", "examples")
@@ -126,6 +126,27 @@ class ControlPlaneTest(unittest.TestCase):
         r = self.ctl("policy", "status", token="wdn_nonsense")
         self.assertEqual(r.returncode, 6)
         self.assertIn("UNAUTHENTICATED", r.stderr)
+        # Every refusal is in the audit trail, under who tried (red team
+        # pass 5: an admin token minted with a revoked one left no trace).
+        r = self.ctl("tokens", "create", "backdoor", "--scope", "admin", token=reader)
+        self.assertNotEqual(r.returncode, 0)
+
+        def refused():
+            r = self.ctl("audit", "search", "--kind", "admin", "--format", "json",
+                         "--limit", "100000")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            admin = [json.loads(l)["leaf"]["event"]["admin"] for l in r.stdout.splitlines()
+                     if l.strip()]
+            return [a for a in admin if a.get("action") == "api.refused"]
+        self.assertTrue(wait_until(lambda: len(refused()) >= 4, timeout=30), refused())
+        details = [(a.get("actor"), a.get("target"), a.get("detail")) for a in refused()]
+        self.assertTrue(any((actor or "").startswith("token:test-") and "lacks scope" in d
+                            for actor, _, d in details), details)
+        self.assertTrue(any("was revoked" in d and t == "TOKEN_SCOPE_ADMIN"
+                            for _, t, d in details), details)
+        self.assertTrue(any(actor == "unauthenticated" and "from 127.0.0.1" in d
+                            for actor, _, d in details), details)
+        self.assertTrue(all(not a.get("success") for a in refused()))
 
     def test_4_state_survives_restart(self):
         ci = self.mint("policy:write", "policy:read")
