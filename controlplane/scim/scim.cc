@@ -120,6 +120,9 @@ constexpr size_t kMaxUserNameBytes = 256;
 constexpr size_t kMaxEmails = 16;
 constexpr size_t kMaxEmailBytes = 256;
 constexpr size_t kMaxUserResourceBytes = 64 * 1024;
+constexpr size_t kMaxMatchedAttributeBytes = 256;
+constexpr char kEnterpriseSchema[] =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
   auto user_name = Name(&resource, "User", "userName");
@@ -161,6 +164,40 @@ absl::StatusOr<DirectoryUser> UserFromResource(Json resource) {
               absl::StrCat("an email value ", s.message()));
         }
         user.add_emails(*value);
+      }
+    }
+  }
+  // The attributes policies match travel to every proxy in every bundle
+  // revision (red team: 2,600 users with 30 KB titles made a 78 MB bundle
+  // and a deactivation took 20 s to arrive): each is a short string.
+  const auto check_matched = [](const Json& object,
+                                std::initializer_list<const char*> names)
+      -> absl::Status {
+    if (!object.is_object()) return absl::OkStatus();
+    for (auto it = object.begin(); it != object.end(); ++it) {
+      for (const char* name : names) {
+        if (absl::EqualsIgnoreCase(it.key(), name) && it->is_string() &&
+            it->get<std::string>().size() > kMaxMatchedAttributeBytes) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              name, " is longer than ", kMaxMatchedAttributeBytes,
+              " bytes (policies match it, and every proxy receives it with "
+              "every policy revision)"));
+        }
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = check_matched(resource, {"title", "userType"});
+      !s.ok()) {
+    return s;
+  }
+  for (auto it = resource.begin(); it != resource.end(); ++it) {
+    if (absl::EqualsIgnoreCase(it.key(), kEnterpriseSchema)) {
+      if (absl::Status s = check_matched(
+              *it, {"department", "organization", "division", "costCenter",
+                    "employeeNumber"});
+          !s.ok()) {
+        return s;
       }
     }
   }

@@ -525,10 +525,11 @@ environments:
         """Red team: users with 5 MB attributes made the bundle larger than
         gRPC's default 4 MiB; every proxy then kept its last revision, so a
         deactivation never arrived. A user is now at most 64 KiB (refused
-        with the reason), and proxies accept bundles far above 4 MiB."""
+        with the reason), the attributes proxies receive at most 256 bytes
+        each, and proxies accept bundles above 4 MiB."""
         status, body, _ = self.scim("POST", "/Users", {
             "schemas": [USER, ENTERPRISE], "userName": "huge@example.com",
-            ENTERPRISE: {"department": "d" * 5000000}})
+            "nickName": "d" * 5000000})
         self.assertEqual(status, 400, body)
         self.assertIn("larger than 64 KiB", body["detail"])
         status, body, _ = self.scim("POST", "/Users", {
@@ -536,11 +537,29 @@ environments:
             "emails": [{"value": "m%d@example.com" % i} for i in range(40)]})
         self.assertEqual(status, 400, body)
         self.assertIn("at most 16 emails", body["detail"])
-        # 80 users of 60 KB each: a directory of about 4.8 MB.
-        for i in range(80):
+        # What every proxy receives of a user is bounded too: the
+        # attributes policies match are short strings (red team pass 5:
+        # 30 KB titles made a 78 MB bundle).
+        status, body, _ = self.scim("POST", "/Users", {
+            "schemas": [USER, ENTERPRISE], "userName": "long@example.com",
+            ENTERPRISE: {"department": "d" * 257}})
+        self.assertEqual(status, 400, body)
+        self.assertIn("department is longer than 256 bytes", body["detail"])
+        status, body, _ = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": "long@example.com", "title": "t" * 257})
+        self.assertEqual(status, 400, body)
+        self.assertIn("title is longer than 256 bytes", body["detail"])
+        # 800 users at those limits (16 e-mails and 7 attributes each): a
+        # directory of about 4.7 MB in the bundle, over gRPC's default.
+        attrs = {k: "a" * 256 for k in ("department", "organization", "division",
+                                        "costCenter", "employeeNumber")}
+        for i in range(800):
             status, body, _ = self.scim("POST", "/Users", {
                 "schemas": [USER, ENTERPRISE], "userName": "bulk%d@example.com" % i,
-                ENTERPRISE: {"department": ("dept-%d-" % i) + "x" * 60000}})
+                "title": "t" * 256, "userType": "u" * 256,
+                "emails": [{"value": ("b%d-%d-" % (i, j)).ljust(240, "x") + "@example.com"}
+                           for j in range(16)],
+                ENTERPRISE: attrs})
             self.assertEqual(status, 201, body)
         name = "late@example.com"
         conn = self.connect(name)
@@ -551,6 +570,8 @@ environments:
         self.assertTrue(wait_until(lambda: not self.try_connect(name), timeout=30),
                         self.proxy.log()[-2000:])
         self.assertNotIn("larger than max", self.proxy.log())
+        bundle = os.path.join(self.work, "state", "last-known-good.bundle")
+        self.assertGreater(os.path.getsize(bundle), 4 << 20)
 
     def test_8_a_rename_or_a_new_account_does_not_lift_a_deactivation(self):
         """Red team: an admin's deactivation was undone by a SCIM rename of
