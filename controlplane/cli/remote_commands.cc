@@ -1105,7 +1105,10 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
             st.reason().empty() ? "" : " (" + st.reason() + ")");
         break;
       }
-      std::string text = !st.text().empty()             ? st.text()
+      // The exact bytes when the text had to be made valid UTF-8: printed
+      // with the invalid ones as \xNN (TerminalSafe), not as U+FFFD.
+      std::string text = !st.text_bytes().empty()       ? st.text_bytes()
+                         : !st.text().empty()             ? st.text()
                          : !st.normalized_text().empty() ? st.normalized_text()
                                                          : absl::StrJoin(
                                                                st.command_tags(),

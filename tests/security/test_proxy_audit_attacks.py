@@ -155,6 +155,9 @@ class ProxyAuditAttacks(unittest.TestCase):
         self.assertIn("\ufffd", bad[0]["text"])
         # The exact bytes the client sent are kept.
         self.assertEqual(base64.b64decode(bad[0]["text_bytes"]), b"SELECT 1 /* \xff\xfe */")
+        # The text line shows those bytes as \xNN, not as U+FFFD.
+        r = self.stack.ctl("audit", "tail", "--kind", "statement", "--limit", "1000")
+        self.assertIn("SELECT 1 /* \\xff\\xfe */", r.stdout)
         r = self.stack.verify_log()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("verified", r.stdout)
