@@ -125,13 +125,28 @@ std::optional<std::pair<std::string, std::string>> SplitEq(
       absl::string_view value = absl::StripAsciiWhitespace(text.substr(i + 4));
       if (attr.empty() || value.empty()) return std::nullopt;
       std::string v;
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-        value = value.substr(1, value.size() - 2);
-        for (size_t j = 0; j < value.size(); ++j) {
-          if (value[j] == '\\' && j + 1 < value.size()) ++j;
+      if (value.front() == '"') {
+        // One quoted string, and nothing after it: `"a" or userName pr`
+        // is not a value (a filter Warden does not support is refused,
+        // never read as a match of nothing).
+        size_t j = 1;
+        for (; j < value.size(); ++j) {
+          if (value[j] == '\\' && j + 1 < value.size()) {
+            v.push_back(value[++j]);
+            continue;
+          }
+          if (value[j] == '"') break;
           v.push_back(value[j]);
         }
+        if (j != value.size() - 1) return std::nullopt;
       } else {
+        // An unquoted value (true, false, a number) is one word.
+        for (char ch : value) {
+          if (absl::ascii_isspace(static_cast<unsigned char>(ch)) ||
+              ch == '"') {
+            return std::nullopt;
+          }
+        }
         v = std::string(value);
       }
       return std::make_pair(attr, v);

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
@@ -216,6 +217,25 @@ class ScimLimits(unittest.TestCase):
                                                            "emails": [{"value": name}]})
             self.assertEqual(status, 201, body)
             self.assertEqual(body["userName"], name)
+
+    def test_a_filter_it_cannot_read_is_refused_not_read_as_no_match(self):
+        # Red team pass 5: `userName eq "a" or userName pr` listed nothing
+        # (200) instead of saying the filter is not supported.
+        status, user, _ = self.scim("POST", "/Users", {"userName": "filtered@example.com"})
+        self.assertEqual(status, 201, user)
+        for f in ('userName eq "filtered@example.com" or userName pr',
+                  'userName eq "filtered@example.com" and active eq true',
+                  'userName eq filtered@example.com or x'):
+            with self.subTest(filter=f):
+                status, body, _ = self.scim(
+                    "GET", "/Users?filter=" + urllib.parse.quote(f))
+                self.assertEqual((status, body.get("scimType")), (400, "invalidFilter"), body)
+        status, body, _ = self.scim(
+            "GET", "/Users?filter=" + urllib.parse.quote('userName eq "FILTERED@example.com"'))
+        self.assertEqual((status, body["totalResults"]), (200, 1), body)
+        status, body, _ = self.scim(
+            "GET", "/Users?filter=" + urllib.parse.quote('userName eq "a \\"quoted\\" name"'))
+        self.assertEqual((status, body["totalResults"]), (200, 0), body)
 
     def assert_not_created(self, user_name):
         status, body, _ = self.scim("GET", '/Users?filter=userName%%20eq%%20"%s"' % user_name)
