@@ -53,7 +53,11 @@ absl::StatusOr<BundleRecord> Bundles::Get(uint64_t revision) const {
   auto bytes =
       store_->Get(store::Column::kBundles, state::RevisionKey(revision));
   if (absl::IsNotFound(bytes.status())) {
-    return absl::NotFoundError(absl::StrCat("no revision ", revision));
+    return absl::NotFoundError(absl::StrCat(
+        "no revision ", revision,
+        ": revisions are positions in warden-control's log, which token, "
+        "directory and audit changes share, so their numbers skip; "
+        "wardenctl policy history lists them"));
   }
   if (!bytes.ok()) return bytes.status();
   BundleRecord record;
