@@ -300,6 +300,9 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--checkpoint", export_opts.checkpoint_file,
                          "Export exactly the entries this saved checkpoint "
                          "signed (from 0; not with --from/--to)");
+  export_cmd->add_option("--decoded", export_opts.decoded_file,
+                         "Also write the entries decoded (readable JSON "
+                         "lines, as tail --format json) to this file");
   AddRemote(export_cmd, &export_opts, &export_format);
 
   cli::AuditProofOptions proof;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <sstream>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -1228,6 +1229,7 @@ int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
   std::string text;
+  std::ostringstream decoded;
   uint64_t next = options.from;
   uint64_t count = 0;
   for (;;) {
@@ -1240,6 +1242,7 @@ int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
     for (const auto& e : response.entries()) {
       absl::StrAppend(&text, "{\"index\": ", e.index(), ", \"leaf\": \"",
                       crypto::Base64Encode(e.leaf()), "\"}\n");
+      if (!options.decoded_file.empty()) PrintEntry(e, Format::kJson, decoded);
       next = e.index() + 1;
       ++count;
     }
@@ -1251,6 +1254,14 @@ int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
   }
   if (auto s = WriteFileDurably(options.out_file, text); !s.ok()) {
     return UsageError(s.message(), err);
+  }
+  if (!options.decoded_file.empty()) {
+    if (auto s = WriteFileDurably(options.decoded_file, decoded.str());
+        !s.ok()) {
+      return UsageError(s.message(), err);
+    }
+    err << "decoded copy in " << options.decoded_file
+        << " (for reading; verify reads " << options.out_file << ")\n";
   }
   err << "exported " << count << " entries to " << options.out_file << "\n";
   return kExitOk;

@@ -222,6 +222,10 @@ struct AuditExportOptions : RemoteOptions {
   std::string checkpoint_file;
   uint64_t from = 0;
   uint64_t to = 0;
+  // Also the same entries decoded, one JSON object per line as `audit tail
+  // --format json` prints them ({"index": N, "leaf": {...}}): for people
+  // and jq; `audit verify` reads the --out file, not this one.
+  std::string decoded_file;
 };
 int RunAuditExport(const AuditExportOptions& options, std::ostream& out,
                    std::ostream& err);

@@ -235,8 +235,19 @@ users:
         r = self.ctl("audit", "checkpoint", "--out", cp)
         self.assertEqual(r.returncode, 0, r.stderr)
         log = os.path.join(self.work, "log.jsonl")
-        r = self.ctl("audit", "export", "--out", log, "--checkpoint", cp)
+        decoded = os.path.join(self.work, "log.decoded.jsonl")
+        r = self.ctl("audit", "export", "--out", log, "--checkpoint", cp,
+                     "--decoded", decoded)
         self.assertEqual(r.returncode, 0, r.stderr)
+        # The readable copy: the same entries, decoded (issue 15: export
+        # wrote only base64 protobuf).
+        with open(log) as f:
+            exported = [json.loads(l) for l in f if l.strip()]
+        with open(decoded) as f:
+            readable = [json.loads(l) for l in f if l.strip()]
+        self.assertEqual([e["index"] for e in exported], [e["index"] for e in readable])
+        self.assertTrue(any(e["leaf"]["event"].get("statement", {}).get("text")
+                            == "DROP TABLE orders" for e in readable))
         vkey = os.path.join(self.control.data, "audit.vkey")
         r = self.ctl("audit", "verify", "--log", log, "--checkpoint", cp, "--key", vkey)
         self.assertEqual(r.returncode, 0, r.stderr)
