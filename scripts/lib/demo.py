@@ -57,6 +57,12 @@ listeners:
     environment: prod
     auth: token             # identity-provider or service tokens as the password
     tls: {{ mode: require, cert_file: {certs['cert']}, key_file: {certs['key']} }}
+  - name: certs
+    address: 127.0.0.1
+    port: {ports['cert']}
+    environment: prod
+    auth: cert              # client certificates from Warden's CA (wardenctl login)
+    tls: {{ mode: require, cert_file: {certs['cert']}, key_file: {certs['key']} }}
 environments:
   - name: prod
     databases:
@@ -103,9 +109,16 @@ def main():
                 "GRANT ALL PRIVILEGES ON DATABASE shop_staging TO warden_dev;")
         pg.psql("GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO warden_dev;"
                 "GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public TO warden_dev;"
-                "GRANT ALL PRIVILEGES ON SCHEMA public TO warden_dev;", dbname="shop_staging")
+                "GRANT ALL PRIVILEGES ON SCHEMA public TO warden_dev;"
+                # dev's role owns dev's tables, so what prod refuses (DROP
+                # TABLE, CREATE INDEX) does run in dev, as the banner says.
+                "DO $$ DECLARE t record; BEGIN FOR t IN SELECT tablename FROM pg_tables "
+                "WHERE schemaname = 'public' LOOP EXECUTE format("
+                "'ALTER TABLE public.%I OWNER TO warden_dev', t.tablename); END LOOP; END $$;",
+                dbname="shop_staging")
         certs = make_ca_and_cert(os.path.join(work, "certs"))
-        ports = {"prod": free_port(), "dev": free_port(), "sso": free_port()}
+        ports = {"prod": free_port(), "dev": free_port(), "sso": free_port(),
+                 "cert": free_port()}
         os.environ["WARDEN_DEMO_SVC_PASSWORD"] = "svc-scram-pw"
         os.environ["WARDEN_DEMO_DEV_PASSWORD"] = "dev-scram-pw"
         print("Starting the demo's identity provider (OpenID Connect, HTTPS) ...", flush=True)
@@ -189,6 +202,15 @@ spec:
               % (certs["ca"], idp.port))
         print('PGPASSWORD=$(cat %s) psql "host=127.0.0.1 port=%d user=alice@example.com '
               'dbname=shop sslmode=require"' % (token_file, ports["sso"]))
+        print("# or trade the token for a client certificate from Warden's CA (8 h) and use it;")
+        print("# wardenctl login prints the psql line for the certificate listener")
+        print("%s login --token %s --proxy 127.0.0.1:%d --dbname shop --proxy-ca-file %s --out %s"
+              % (WARDENCTL_BIN, token_file, ports["cert"], certs["ca"],
+                 os.path.join(work, "login")))
+        print("# without --token: a device login; open the printed URL and approve it in a browser")
+        print("%s login --idp-ca-file %s --proxy 127.0.0.1:%d --dbname shop --proxy-ca-file %s --out %s"
+              % (WARDENCTL_BIN, certs["ca"], ports["cert"], certs["ca"],
+                 os.path.join(work, "login-device")))
         print()
         scim = subprocess.run([WARDENCTL_BIN, "tokens", "create", "demo-scim", "--scope", "scim"],
                               env=control.env(), capture_output=True, text=True, timeout=60)

@@ -139,6 +139,7 @@ class IdpServer:
     DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
     def __init__(self, cert, key, port):
+        import html
         import http.server
         import secrets
         import ssl
@@ -200,8 +201,34 @@ class IdpServer:
                                              "token_type": "Bearer", "expires_in": 600})
                 self.send_error(404)
 
+            def page(self, status, html):
+                data = html.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self):
                 outer.requests.append(self.path)
+                if self.path == "/device" or self.path.startswith("/device?"):
+                    # The page a person opens (verification_uri): enter the
+                    # code, say who you are (this test provider has no
+                    # passwords), approve or deny.
+                    q = parse_qs(urlsplit(self.path).query)
+                    code = html.escape(q.get("user_code", [""])[0], quote=True)
+                    return self.page(200, f"""<!doctype html>
+<html><head><title>Demo identity provider: device login</title></head>
+<body><h1>Sign in a device</h1>
+<form method="get" action="/device/approve">
+<p><label>Code <input name="user_code" value="{code}" required></label></p>
+<p><label>User <input name="user" value="alice@example.com" required></label></p>
+<p><label>Groups <input name="groups" value="engineers,dba"></label></p>
+<p><button type="submit">Approve</button>
+<button type="submit" name="deny" value="1">Deny</button></p>
+</form></body></html>
+""")
                 if self.path.startswith("/device/approve?"):
                     q = parse_qs(urlsplit(self.path).query)
                     user_code = q.get("user_code", [""])[0]
@@ -216,6 +243,9 @@ class IdpServer:
                         d["user"] = q.get("user", [""])[0]
                         d["groups"] = [g for g in q.get("groups", [""])[0].split(",") if g]
                         d["state"] = "approved"
+                    if "text/html" in self.headers.get("Accept", ""):
+                        return self.page(200, "<!doctype html><p>Device login %s. You can "
+                                              "close this page.</p>" % d["state"])
                     return self.answer(200, {"state": d["state"]})
                 if self.path.startswith("/token?"):
                     # A test provider's convenience (loopback only): a

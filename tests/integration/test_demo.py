@@ -5,9 +5,12 @@ import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 import unittest
+import urllib.parse
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,10 +86,21 @@ class DemoTest(unittest.TestCase):
             r = subprocess.run(["psql", "-Atc", "SELECT current_database()"], env=env,
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.stdout.strip(), "shop_staging", r.stderr)
-            # dev is open (development.yaml): DDL runs there.
+            # dev is open (development.yaml): DDL runs there, the banner's
+            # statements too (issue 15: they failed with "must be owner").
             r = subprocess.run(["psql", "-Atc", "CREATE TABLE demo_t (id int); DROP TABLE demo_t"],
                                env=env, capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stderr)
+            tried = re.findall(r"^  ((?:DROP|DELETE|CREATE INDEX)[^;]*;)", out, re.M)
+            self.assertEqual(len(tried), 3, out)
+            for statement in tried:  # each in a transaction rolled back
+                r = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-Atc",
+                                    "BEGIN; " + statement + " ROLLBACK"],
+                                   env=env, capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 0, statement + "\n" + r.stderr)
+            r = subprocess.run(["psql", "-Atc", "SELECT count(*) FROM orders"],
+                               env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "20", r.stderr)
             # dev has a role of its own: what it may set on its role does not
             # reach prod's sessions (a red-team finding: a shared role let
             # dev make every new prod session read-only).
@@ -137,6 +151,48 @@ class DemoTest(unittest.TestCase):
                 time.sleep(0.2)
             self.assertRegex(tail, r"alice@example\.com: authentication ok \(oidc:demo-idp\)")
             self.assertIn("alice@example.com: ALLOW SELECT 'sso-' || count(*) FROM orders", tail)
+            # The printed `wardenctl login --token` line works against the
+            # demo (issue 15: it printed a psql line for a certificate
+            # listener the demo did not have), and so does the psql line it
+            # prints in turn.
+            login_line = re.search(r"^(\S+ login --token .*)$", out, re.M).group(1)
+            r = subprocess.run(login_line, shell=True, env=ctl_env, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, login_line + "\n" + r.stderr)
+            cert_psql = re.search(r'^psql "([^"]+)"$', r.stdout, re.M).group(1)
+            r = subprocess.run(["psql", cert_psql, "-Atc", "SELECT 'cert-' || count(*) FROM orders"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "cert-20", r.stderr)
+            # The device login: a page a person opens in a browser, with a
+            # form that approves the code.
+            device_line = re.search(r"^(\S+ login --idp-ca-file .*)$", out, re.M).group(1)
+            idp_ca = re.search(r"--idp-ca-file (\S+)", device_line).group(1)
+            login = subprocess.Popen(device_line, shell=True, env=ctl_env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                prompt = login.stderr.readline()
+                m = re.search(r"open (https://\S+) and enter the code (\S+)", prompt)
+                self.assertIsNotNone(m, prompt)
+                url, code = m.groups()
+                ctx = ssl.create_default_context(cafile=idp_ca)
+                page = urllib.request.urlopen(url, context=ctx, timeout=10).read().decode()
+                self.assertIn('name="user_code"', page)
+                self.assertIn('action="/device/approve"', page)
+                approve = url + "/approve?" + urllib.parse.urlencode(
+                    {"user_code": code, "user": "alice@example.com", "groups": "engineers"})
+                req = urllib.request.Request(approve, headers={"Accept": "text/html"})
+                done = urllib.request.urlopen(req, context=ctx, timeout=10).read().decode()
+                self.assertIn("approved", done)
+                stdout, stderr = login.communicate(timeout=60)
+            finally:
+                if login.poll() is None:
+                    login.kill()
+                    login.wait()
+            self.assertEqual(login.returncode, 0, stderr)
+            device_psql = re.search(r'^psql "([^"]+)"$', stdout, re.M).group(1)
+            r = subprocess.run(["psql", device_psql, "-Atc", "SELECT 'device-' || 1"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.stdout.strip(), "device-1", r.stderr)
             audit_lines = re.findall(r"^(\S+ audit (?:checkpoint|verify) .*)$", out, re.M)
             self.assertEqual(len(audit_lines), 2, out)
             for line in audit_lines:
