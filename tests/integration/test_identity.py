@@ -304,7 +304,10 @@ spec:
                                 "--format", "json"], env=self.control.env(),
                                capture_output=True, text=True, timeout=60)
             return [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
-        self.assertTrue(wait_until(lambda: len(auth_events()) >= 2), self.proxy.log()[-2000:])
+        self.assertTrue(wait_until(lambda: any(
+            e["authentication"].get("success") for e in auth_events()) and any(
+            not e["authentication"].get("success") for e in auth_events())),
+            self.proxy.log()[-2000:])
         ok = [e for e in auth_events() if e["authentication"].get("success")]
         self.assertEqual(ok[0]["identity"]["user"], "dana@example.com")
         self.assertEqual(ok[0]["identity"]["groups"], ["engineers", "oncall"])
@@ -388,11 +391,14 @@ spec:
         self.assertIn("the token is for 'support-bot'", connect(user="other-bot"))
         self.assertIn("is unknown, revoked or wrong", connect(secret=token[:-4] + "0000"))
         # The audit trail knows it is an agent, and its groups.
-        r = self.ctl("audit", "search", "--user", "support-bot", "--kind", "authentication",
-                     "--format", "json")
-        events = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
-        ok = [e for e in events if e["authentication"].get("success")]
-        self.assertTrue(ok, r.stdout + r.stderr)
+        # (The trail is asynchronous: wait for the event, not a guess of when.)
+        def succeeded():
+            r = self.ctl("audit", "search", "--user", "support-bot", "--kind", "authentication",
+                         "--format", "json")
+            events = [json.loads(l)["leaf"]["event"] for l in r.stdout.splitlines() if l.strip()]
+            return [e for e in events if e["authentication"].get("success")]
+        self.assertTrue(wait_until(lambda: succeeded(), timeout=30))
+        ok = succeeded()
         self.assertEqual(ok[0]["identity"]["kind"], "IDENTITY_KIND_AGENT")
         self.assertEqual(ok[0]["identity"]["groups"], ["support"])
         self.assertEqual(ok[0]["authentication"]["method"], "service-token")

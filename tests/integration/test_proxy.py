@@ -432,8 +432,9 @@ class Protocol(unittest.TestCase):
     def test_upstream_death_mid_query_raw_08006(self):
         conn = rawpg.RawConn(PROXY.port("plain"))
         conn.login("alice", "alice-pw", "relaydb")
-        conn.send(rawpg.query("SELECT pg_sleep(30)"))
-        time.sleep(0.3)
+        conn.send(rawpg.query("SELECT pg_sleep(30) /* warden-cut-test */"))
+        self.assertTrue(wait_until(lambda: active_statements("warden-cut-test") == 1),
+                        "query never started")
         RELAY.cut_all()
         messages = conn.read_until_eof()
         errors = [rawpg.parse_error(b) for t, b in messages if t == b"E"]
@@ -603,7 +604,10 @@ users: [{{ name: alice, password: alice-pw }}]
             busy = rawpg.RawConn(port)
             busy.login("alice", "alice-pw", "shop")
             busy.send(rawpg.query("SELECT pg_sleep(60) /* warden-shutdown-test */"))
-            time.sleep(0.5)
+            # Running on PostgreSQL before the proxy stops (else a proxy
+            # that never cancels would pass: nothing to cancel).
+            self.assertTrue(wait_until(lambda: active_statements("warden-shutdown-test") == 1),
+                            "statement never started")
             started = time.time()
             proxy.stop()
             self.assertLess(time.time() - started, 8)

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -342,12 +343,19 @@ TEST_F(BundleClientTest, RenewsItsCertificateAndKeepsWatching) {
   ASSERT_TRUE(client.ok());
   (*client)->Start();
   ASSERT_TRUE(applied.WaitFor(rev));
+  const absl::Time first_expires = absl::Now() + absl::Seconds(3);
   const std::string first = Serial();
   ASSERT_FALSE(first.empty());
-  // Past the first certificate's expiry: renewed (twice, probably), and
-  // still receiving pushes, which needs a certificate valid now.
-  absl::SleepFor(absl::Milliseconds(4500));
+  // Renewed: wait for the new certificate rather than for a guess of when.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (Serial() == first && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   EXPECT_NE(Serial(), first);
+  // Past the first certificate's expiry, still receiving pushes, which
+  // needs a certificate valid now.
+  absl::SleepFor(std::max(absl::ZeroDuration(),
+                          first_expires + absl::Milliseconds(200) - absl::Now()));
   const uint64_t rev2 = Push("no-drop-2");
   ASSERT_TRUE(applied.WaitFor(rev2));
   EXPECT_TRUE(WaitFleet("p1", [&](const auto& p) {
