@@ -1,7 +1,7 @@
 // BundleDistribution.Watch over a real gRPC server on loopback, with real
 // client streams: hello/ACK/NACK, pushes reaching connected proxies, stale
 // nonces, latest-wins while a bundle is in flight, fleet status through
-// PolicyService.GetFleetStatus, and a 200-watcher timing figure.
+// PolicyService.GetFleetStatus, and every one of many watchers getting a push.
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -361,8 +361,10 @@ TEST_F(DistributionTest, TwoProxiesBothGetPushSortedFleetAndDisconnect) {
   }));
 }
 
-TEST_F(DistributionTest, TwoHundredWatchersTiming) {
-  constexpr int kWatchers = 200;
+// Every watcher gets a push. How fast a fleet gets it is measured with
+// real processes by tests/bench/fleet.py (--watchers 500), not here.
+TEST_F(DistributionTest, EveryWatcherGetsThePush) {
+  constexpr int kWatchers = 20;
   const uint64_t rev = Push("no-drop");
   std::vector<std::unique_ptr<Watcher>> watchers;
   std::atomic<int> acked{0};
@@ -385,7 +387,6 @@ TEST_F(DistributionTest, TwoHundredWatchersTiming) {
     for (const auto& p : f.proxies()) connected += p.connected() ? 1 : 0;
     return connected == kWatchers;
   }));
-  const auto start = std::chrono::steady_clock::now();
   const uint64_t rev2 = Push("no-drop-2");
   ASSERT_TRUE(WaitFleet([&](const auto& f) {
     int running = 0;
@@ -394,15 +395,6 @@ TEST_F(DistributionTest, TwoHundredWatchersTiming) {
     }
     return running == kWatchers;
   }));
-  const double ms = std::chrono::duration<double, std::milli>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
-  std::printf(
-      "[timing] push -> all %d watchers ACKed revision %llu: %.1f ms "
-      "(in-process, one mTLS connection each, sync client threads, "
-      "includes the push's compile/sign/commit)\n",
-      kWatchers, static_cast<unsigned long long>(rev2), ms);
-  RecordProperty("watchers_acked_ms", static_cast<int>(ms));
   EXPECT_EQ(acked.load(), kWatchers);
   for (auto& w : watchers) w->ctx.TryCancel();
   for (auto& t : threads) t.join();
