@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
 namespace warden::policy::lang {
@@ -93,6 +94,26 @@ int64_t FirstInvalidUtf8(const std::string& s) {
   return -1;
 }
 
+// Byte offset of the first character YAML does not allow in a stream
+// (C0 controls other than tab, LF and CR; DEL; C1 controls other than
+// NEL), or -1. `s` is valid UTF-8.
+int64_t FirstControlCharacter(const std::string& s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7F) {
+      return static_cast<int64_t>(i);
+    }
+    // U+0080..U+009F are C2 80..C2 9F; U+0085 (NEL) is allowed.
+    if (c == 0xC2 && i + 1 < s.size()) {
+      const unsigned char next = static_cast<unsigned char>(s[i + 1]);
+      if (next >= 0x80 && next <= 0x9F && next != 0x85) {
+        return static_cast<int64_t>(i);
+      }
+    }
+  }
+  return -1;
+}
+
 }  // namespace
 
 size_t EditDistance(const std::string& a, const std::string& b) {
@@ -126,6 +147,36 @@ bool LoadDocuments(const SourceFile& file, std::vector<YAML::Node>* docs,
     }
     d.message = "the file is not valid UTF-8";
     d.hint = "policies and policy tests are UTF-8 text";
+    out->push_back(std::move(d));
+    return false;
+  }
+  // YAML's printable characters only (YAML 1.2, 5.1): a NUL or another
+  // control character inside a scalar came out of the YAML parser as bytes
+  // that are not UTF-8, and the bundle then did not parse where it was
+  // pushed (found by tests/fuzz/policy_lang_fuzz).
+  if (const int64_t bad = FirstControlCharacter(file.text); bad >= 0) {
+    Diagnostic d;
+    d.file = file.name;
+    d.line = 1;
+    d.column = 1;
+    for (int64_t i = 0; i < bad; ++i) {
+      if (file.text[i] == '\n') {
+        ++d.line;
+        d.column = 1;
+      } else if ((static_cast<unsigned char>(file.text[i]) & 0xC0) != 0x80) {
+        ++d.column;
+      }
+    }
+    const unsigned char c = static_cast<unsigned char>(file.text[bad]);
+    const unsigned code =
+        c < 0x80 ? c
+                 : ((c & 0x1F) << 6) |
+                       (static_cast<unsigned char>(file.text[bad + 1]) & 0x3F);
+    d.message = absl::StrFormat(
+        "the file holds the control character U+%04X, which YAML does not "
+        "allow",
+        code);
+    d.hint = "policies are printable text: tabs, newlines and characters";
     out->push_back(std::move(d));
     return false;
   }
