@@ -363,8 +363,9 @@ def run_fuzz(seconds):
         return
     bin_dir = subprocess.run(bazel + ["info", "--config=fuzz", "bazel-bin"], cwd=REPO,
                              capture_output=True, text=True).stdout.strip()
-    # libpg_query leaks a few bytes on some parse errors (system library,
-    # not ours); everything else leaking fails the run.
+    # libpg_query leaks a parse error's message inside pg_query_raw_parse
+    # (system library, not ours; tests/fuzz/lsan.supp names only that);
+    # everything else leaking fails the run.
     env = dict(os.environ, LSAN_OPTIONS="suppressions=" + os.path.join(REPO, "tests/fuzz/lsan.supp"))
     for name, corpus in FUZZERS:
         work = tempfile.mkdtemp(prefix="warden-fuzz-")
