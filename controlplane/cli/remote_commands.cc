@@ -1396,6 +1396,22 @@ int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
   };
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
+  // One page of matches of `filter` from `cursor` (scan_limit 0: the
+  // server's default).
+  const auto list_page = [&](uint64_t cursor, uint64_t page_size,
+                             uint64_t scan_limit,
+                             warden::v1::ListEventsResponse* response) {
+    warden::v1::ListEventsRequest request;
+    request.set_cursor(cursor);
+    *request.mutable_filter() = filter;
+    request.set_format(format);
+    request.set_page_size(static_cast<int32_t>(page_size));
+    request.set_scan_limit(scan_limit);
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    return warden::v1::AuditExport::NewStub(remote.channel())
+        ->ListEvents(&context, request, response);
+  };
   // The matches of `filter` in [from, to), in order, at most `keep` of the
   // last ones, or a failed status.
   const auto matches_between =
@@ -1403,18 +1419,9 @@ int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
           std::deque<warden::v1::ExportedEvent>* got) -> grpc::Status {
     uint64_t cursor = from;
     while (cursor < to) {
-      warden::v1::ListEventsRequest request;
-      request.set_cursor(cursor);
-      *request.mutable_filter() = filter;
-      request.set_format(format);
-      request.set_page_size(1000);
-      request.set_scan_limit(to - cursor);
       warden::v1::ListEventsResponse response;
-      grpc::ClientContext context;
-      remote.Prepare(&context);
       const grpc::Status status =
-          warden::v1::AuditExport::NewStub(remote.channel())
-              ->ListEvents(&context, request, &response);
+          list_page(cursor, 1000, to - cursor, &response);
       if (!status.ok()) return status;
       for (const auto& e : response.events()) {
         if (e.index() >= to) break;
@@ -1485,18 +1492,9 @@ int RunAuditTail(const AuditTailOptions& options, std::ostream& out,
   // to --limit matches from --from).
   uint64_t printed = 0;
   for (;;) {
-    warden::v1::ListEventsRequest request;
-    request.set_cursor(next);
-    *request.mutable_filter() = filter;
-    request.set_format(format);
-    request.set_page_size(static_cast<int32_t>(
-        std::min<uint64_t>(1000, options.limit - printed)));
     warden::v1::ListEventsResponse response;
-    grpc::ClientContext context;
-    remote.Prepare(&context);
-    const grpc::Status status =
-        warden::v1::AuditExport::NewStub(remote.channel())
-            ->ListEvents(&context, request, &response);
+    const grpc::Status status = list_page(
+        next, std::min<uint64_t>(1000, options.limit - printed), 0, &response);
     if (!status.ok()) return remote.Failed(status, out, err);
     for (const auto& e : response.events()) print(e);
     printed += response.events_size();

@@ -114,6 +114,26 @@ int64_t FirstControlCharacter(const std::string& s) {
   return -1;
 }
 
+// A diagnostic at byte `offset` of `file`: its line, and its column in
+// bytes or (`count_characters`, the text being UTF-8) in characters.
+Diagnostic DiagnosticAt(const SourceFile& file, int64_t offset,
+                        bool count_characters) {
+  Diagnostic d;
+  d.file = file.name;
+  d.line = 1;
+  d.column = 1;
+  for (int64_t i = 0; i < offset; ++i) {
+    const unsigned char c = static_cast<unsigned char>(file.text[i]);
+    if (c == '\n') {
+      ++d.line;
+      d.column = 1;
+    } else if (!count_characters || (c & 0xC0) != 0x80) {
+      ++d.column;
+    }
+  }
+  return d;
+}
+
 }  // namespace
 
 size_t EditDistance(const std::string& a, const std::string& b) {
@@ -133,18 +153,7 @@ size_t EditDistance(const std::string& a, const std::string& b) {
 bool LoadDocuments(const SourceFile& file, std::vector<YAML::Node>* docs,
                    std::vector<Diagnostic>* out) {
   if (const int64_t bad = FirstInvalidUtf8(file.text); bad >= 0) {
-    Diagnostic d;
-    d.file = file.name;
-    d.line = 1;
-    d.column = 1;
-    for (int64_t i = 0; i < bad; ++i) {
-      if (file.text[i] == '\n') {
-        ++d.line;
-        d.column = 1;
-      } else {
-        ++d.column;
-      }
-    }
+    Diagnostic d = DiagnosticAt(file, bad, /*count_characters=*/false);
     d.message = "the file is not valid UTF-8";
     d.hint = "policies and policy tests are UTF-8 text";
     out->push_back(std::move(d));
@@ -155,18 +164,7 @@ bool LoadDocuments(const SourceFile& file, std::vector<YAML::Node>* docs,
   // that are not UTF-8, and the bundle then did not parse where it was
   // pushed (found by tests/fuzz/policy_lang_fuzz).
   if (const int64_t bad = FirstControlCharacter(file.text); bad >= 0) {
-    Diagnostic d;
-    d.file = file.name;
-    d.line = 1;
-    d.column = 1;
-    for (int64_t i = 0; i < bad; ++i) {
-      if (file.text[i] == '\n') {
-        ++d.line;
-        d.column = 1;
-      } else if ((static_cast<unsigned char>(file.text[i]) & 0xC0) != 0x80) {
-        ++d.column;
-      }
-    }
+    Diagnostic d = DiagnosticAt(file, bad, /*count_characters=*/true);
     const unsigned char c = static_cast<unsigned char>(file.text[bad]);
     const unsigned code =
         c < 0x80 ? c

@@ -49,17 +49,18 @@ class PipelineBacklog(unittest.TestCase):
     def tearDownClass(cls):
         cls.stack.stop()
 
-    def last_value(self):
-        return int(self.stack.scalar("SELECT last_value FROM orders_id_seq"))
-
-    def test_unread_pipeline_is_bounded_and_completes_when_read(self):
+    def flood_unread(self, message, prefix=b""):
+        """Sends `prefix`, then SENT copies of `message` from a thread on a
+        new dev session, reads nothing for 4 s; returns (connection, sender
+        thread, sequence value before, executions PostgreSQL ran
+        meanwhile)."""
         before = self.last_value()
         conn = self.stack.raw("dev")
         conn.sock.settimeout(60)
-        conn.send(rawpg.parse(b"SELECT nextval('orders_id_seq'), repeat('x', 4000)"))
-        pair = rawpg.bind() + rawpg.execute()
+        if prefix:
+            conn.send(prefix)
         # Sent by a thread: the socket may fill once the proxy stops reading.
-        sender = threading.Thread(target=lambda: conn.send(pair * SENT), daemon=True)
+        sender = threading.Thread(target=lambda: conn.send(message * SENT), daemon=True)
         sender.start()
         # Without the bound every execution reaches PostgreSQL in well under
         # this (the proxy relays until some 10 MB of socket buffers toward
@@ -67,15 +68,28 @@ class PipelineBacklog(unittest.TestCase):
         time.sleep(4)
         executed = self.last_value() - before
         self.assertGreater(executed, 0)
+        return conn, sender, before, executed
+
+    def intents(self, predicate):
+        """How many intent events of statements `predicate` accepts."""
+        return sum(1 for e in self.stack.events()
+                   if predicate(e["event"].get("statement", {}))
+                   and e["event"]["statement"].get("phase") != "STATEMENT_PHASE_RESULT")
+
+    def last_value(self):
+        return int(self.stack.scalar("SELECT last_value FROM orders_id_seq"))
+
+    def test_unread_pipeline_is_bounded_and_completes_when_read(self):
+        conn, sender, before, executed = self.flood_unread(
+            rawpg.bind() + rawpg.execute(),
+            prefix=rawpg.parse(b"SELECT nextval('orders_id_seq'), repeat('x', 4000)"))
         # PostgreSQL itself stops early (its answers fill the sockets to a
         # client that does not read); what the bound limits is what the
         # proxy relays (and records) beyond that, into the sockets toward
         # PostgreSQL: without it, all of them.
         def relayed():
-            return sum(1 for e in self.stack.events()
-                       if e["event"].get("statement", {}).get("protocol") == "extended-execute"
-                       and "orders_id_seq" in e["event"]["statement"].get("text", "")
-                       and e["event"]["statement"].get("phase") != "STATEMENT_PHASE_RESULT")
+            return self.intents(lambda st: st.get("protocol") == "extended-execute"
+                                and "orders_id_seq" in st.get("text", ""))
         self.assertTrue(wait_until(lambda: relayed() >= executed, timeout=30))
         time.sleep(2)
         self.assertLess(relayed(), executed + BOUND,
@@ -104,20 +118,11 @@ class PipelineBacklog(unittest.TestCase):
         # The same without the extended protocol: pipelined Query messages
         # (each its own batch, answered by its ReadyForQuery) and no answer
         # read.
-        before = self.last_value()
-        conn = self.stack.raw("dev")
-        conn.sock.settimeout(60)
         one = rawpg.query("SELECT nextval('orders_id_seq'), repeat('x', 4000), 'simple-pipe'")
-        sender = threading.Thread(target=lambda: conn.send(one * SENT), daemon=True)
-        sender.start()
-        time.sleep(4)
-        executed = self.last_value() - before
-        self.assertGreater(executed, 0)
+        conn, sender, before, executed = self.flood_unread(one)
 
         def relayed():
-            return sum(1 for e in self.stack.events()
-                       if "'simple-pipe'" in e["event"].get("statement", {}).get("text", "")
-                       and e["event"]["statement"].get("phase") != "STATEMENT_PHASE_RESULT")
+            return self.intents(lambda st: "'simple-pipe'" in st.get("text", ""))
         self.assertTrue(wait_until(lambda: relayed() >= executed, timeout=30))
         time.sleep(2)
         bound = 10000 + 65536 // len(one) + 1
