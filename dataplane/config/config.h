@@ -216,7 +216,8 @@ struct AuditSettings {
   // SQLSTATE) after the database answered. The intent event before it
   // runs is recorded either way.
   bool results = true;
-  // Audit events per second one session may record once the spool is
+  // Audit events (and 512 bytes each) per second one session may record
+  // once the spool is
   // half full (the control plane is behind or away); the budget shrinks
   // as the spool fills (half of it at 70%, one event from 90%). A session
   // over its

@@ -57,6 +57,11 @@ constexpr size_t kMaxRefusedStatements = 10000;
 // client that pipelines and reads never waits on it.
 constexpr int64_t kMaxUnanswered = 10000;
 constexpr int64_t kResumeUnanswered = 5000;
+// Audit budget of a session while the spool is backlogged (AuditThrottled):
+// bytes per event of its budget (an event is a few hundred bytes), and the
+// longest it stays unread at a time.
+constexpr double kBudgetBytesPerEvent = 512;
+constexpr absl::Duration kMaxThrottle = absl::Seconds(60);
 // Text of allowed prepared statements kept per session to judge them again
 // when the policy changes.
 constexpr size_t kMaxPreparedBytes = 64u << 20;
@@ -2354,28 +2359,41 @@ bool Session::AuditThrottled() {
       shared_->recorder == nullptr) {
     return false;
   }
-  // Up to half full, no limit; above, each session's budget for its
-  // current second shrinks with the fill: the full rate at 50%, half of it
-  // at 70%, one event from 90%. A flood slows down as the spool fills and
-  // (from one session) cannot fill the last tenth; everyone else goes on,
-  // more slowly near the end, instead of being refused.
+  // Up to half full, no limit; above, each session's budget shrinks with
+  // the fill: the full rate at 50%, half of it at 70%, one event from 90%.
+  // A budget is in events and in bytes (kBudgetBytesPerEvent each), and a
+  // session pays for what it recorded by staying unread for as long as the
+  // budget takes to cover it (at most kMaxThrottle at a time): a flood of
+  // small events or of large ones slows down as the spool fills and (from
+  // one session) cannot fill the last tenth; everyone else goes on, more
+  // slowly near the end, instead of being refused (red team: 200 KB
+  // statements filled an 8 MiB spool past an event budget in 13 s).
   const double fill = shared_->recorder->spool()->Fill();
   if (fill <= 0.5) return false;
-  const int64_t budget = std::max<int64_t>(
-      1, static_cast<int64_t>(static_cast<double>(rate) * (0.9 - fill) / 0.4));
-  if (audit_window_events_ < budget) return false;
+  const double budget = std::max(
+      1.0, static_cast<double>(rate) * (0.9 - fill) / 0.4);
+  const double seconds = std::max(
+      static_cast<double>(audit_window_events_) / budget,
+      static_cast<double>(audit_window_bytes_) /
+          (budget * kBudgetBytesPerEvent));
   const absl::Time now = absl::Now();
-  const absl::Time window_end = audit_window_start_ + absl::Seconds(1);
-  if (now >= window_end) {  // a new second: a new budget.
+  const absl::Time window_end =
+      audit_window_start_ +
+      std::min(std::max(absl::Seconds(1), absl::Seconds(seconds)),
+               kMaxThrottle);
+  if (now >= window_end) {  // paid for: a new window, a new budget.
     audit_window_start_ = now;
     audit_window_events_ = 0;
+    audit_window_bytes_ = 0;
     return false;
   }
+  if (seconds < 1) return false;  // within this second's budget
   audit_throttled_ = true;
   shared_->audit_sessions_throttled.fetch_add(1, std::memory_order_relaxed);
-  spdlog::debug("session {}: {} audit events this second with the spool "
-                "{:.0f}% full; not read until the second ends",
-                peer_address_, audit_window_events_, fill * 100);
+  spdlog::debug("session {}: {} audit events ({} bytes) with the spool "
+                "{:.0f}% full; not read for {} ms",
+                peer_address_, audit_window_events_, audit_window_bytes_,
+                fill * 100, absl::ToInt64Milliseconds(window_end - now));
   std::weak_ptr<Session> weak = weak_from_this();
   const int64_t wait_ms =
       std::max<int64_t>(1, absl::ToInt64Milliseconds(window_end - now) + 1);
@@ -2396,6 +2414,9 @@ void Session::ResumeAfterThrottle() {
 bool Session::Audit(warden::v1::AuditEvent event) {
   if (shared_->recorder == nullptr) return true;
   if (audit_window_events_++ == 0) audit_window_start_ = absl::Now();
+  if (shared_->audit_backlogged_session_rate > 0) {
+    audit_window_bytes_ += static_cast<int64_t>(event.ByteSizeLong());
+  }
   auto recorded = shared_->recorder->Record(std::move(event));
   if (!recorded.ok()) {
     spdlog::error("session {}: audit event not recorded: {}", peer_address_,
@@ -2807,6 +2828,9 @@ void Session::RecordResults() {
     st->mutable_duration()->set_nanos(static_cast<int32_t>(
         absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
     ++audit_window_events_;
+    if (shared_->audit_backlogged_session_rate > 0) {
+      audit_window_bytes_ += static_cast<int64_t>(event.ByteSizeLong());
+    }
     auto recorded = shared_->recorder->Record(std::move(event));
     if (!recorded.ok()) {
       // The statement already ran (its intent is recorded); the next one

@@ -449,6 +449,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // buffered messages wait, until the window ends (AuditThrottled).
   absl::Time audit_window_start_ = absl::InfinitePast();
   int64_t audit_window_events_ = 0;
+  int64_t audit_window_bytes_ = 0;
   bool audit_throttled_ = false;
   bool AuditThrottled();
   void ResumeAfterThrottle();

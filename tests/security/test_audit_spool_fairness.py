@@ -17,6 +17,7 @@ the time the guarded case runs."""
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -35,23 +36,42 @@ class Flood:
     """Pipelined simple Queries on one session, answers read; counts the
     statements that completed and those refused with 53000, per second."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, padding=0):
         self.conn = conn
+        # Bytes of comment in each statement: large events, not many.
+        self.padding = padding
         self.stop = threading.Event()
         self.completed = []  # (time, count) per batch
         self.refused = 0
         self.error = None
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    def read_to_ready(self):
+        """rawpg.read_to_ready, waiting as long as the session is paused
+        (a throttled session is not read, so its answers wait too) until
+        stopped; None when stopped first."""
+        while True:
+            try:
+                return rawpg.read_to_ready(self.conn)
+            except (TimeoutError, socket.timeout):
+                if self.stop.is_set():
+                    return None
+
     def run(self):
         try:
-            self.conn.sock.settimeout(30)
-            batch = rawpg.query("SELECT 1") * BATCH
+            self.conn.sock.settimeout(1)
+            text = "SELECT 1" + (" /* %s */" % ("x" * self.padding) if self.padding else "")
+            batch = rawpg.query(text) * (BATCH if not self.padding else 1)
             while not self.stop.is_set():
+                self.conn.sock.settimeout(120)  # a paused session's socket fills
                 self.conn.send(batch)
+                self.conn.sock.settimeout(1)
                 done = 0
-                for _ in range(BATCH):
-                    for t, body in rawpg.read_to_ready(self.conn):
+                for _ in range(BATCH if not self.padding else 1):
+                    replies = self.read_to_ready()
+                    if replies is None:
+                        return
+                    for t, body in replies:
                         if t == b"C":
                             done += 1
                         elif t == b"E":
@@ -65,7 +85,7 @@ class Flood:
         return sum(n for t, n in self.completed if start <= t < end)
 
 
-def run_flood(stack):
+def run_flood(stack, padding=0):
     """SIGSTOPs warden-control, floods from one session for FLOOD_SECONDS
     while another session runs one marked statement every 200 ms, then
     SIGCONTs it. Returns (flood, victim results as (marker, sqlstate or
@@ -77,7 +97,7 @@ def run_flood(stack):
     pid = stack.control.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:
-        flood = Flood(attacker)
+        flood = Flood(attacker, padding)
         start = time.monotonic()
         flood.thread.start()
         results = []
@@ -135,6 +155,22 @@ class SpoolFairness(unittest.TestCase):
         conn = self.stack.raw("dev")
         self.assertIsNone(conn.simple_query("SELECT 'after'")[1])
         conn.close()
+
+
+    def test_large_statements_are_slowed_by_their_bytes(self):
+        # Red team pass 6: the budget counted events, and 200 KB statements
+        # (one event each, answers read) filled an 8 MiB spool in 13 s. The
+        # budget is in bytes too: such a session waits until its budget
+        # covers what it recorded.
+        flood, results, start = run_flood(self.stack, padding=100000)
+        self.assertIsNone(flood.error)
+        refused = [m for m, code in results if code is not None]
+        self.assertEqual(refused, [], "victim statements refused: %s" % refused)
+        self.assertEqual(flood.refused, 0)
+        # 1 MiB holds about 10 of them: the flood got a few in, then waited.
+        self.assertGreater(flood.completed_between(start, start + FLOOD_SECONDS), 3)
+        self.assertLess(flood.completed_between(start, start + FLOOD_SECONDS), 10)
+        self.assertTrue(self.stack.recorded(results[-1][0], timeout=60))
 
 
 class SpoolWithoutFairness(unittest.TestCase):
