@@ -235,6 +235,13 @@ Json UserJson(const DirectoryUser& user, const std::string& base_url) {
 absl::StatusOr<DirectoryGroup> GroupFromResource(Json resource) {
   auto name = Name(&resource, "Group", "displayName");
   if (!name.ok()) return name.status();
+  // Every member's directory entry carries the group's name to every proxy
+  // (red team: one 1 MB name with 5 members added 5 MB to each revision).
+  if (name->size() > kMaxMatchedAttributeBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "displayName is longer than ", kMaxMatchedAttributeBytes,
+        " bytes (every proxy receives it with each member)"));
+  }
   DirectoryGroup group;
   group.set_display_name(*std::move(name));
   group.set_external_id(StringMember(resource, "externalId").value_or(""));

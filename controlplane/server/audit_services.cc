@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/synchronization/mutex.h"
@@ -317,14 +318,19 @@ ApiRefusals::~ApiRefusals() {
 }
 
 void ApiRefusals::Refused(const std::string& peer, const std::string& actor,
-                          warden::v1::TokenScope scope,
-                          const absl::Status& why) {
-  const std::string needed = warden::v1::TokenScope_Name(scope);
-  spdlog::info("refused an API call from {} ({}) needing {}: {}", peer, actor,
-               needed, why.ToString());
+                          absl::string_view method, const absl::Status& why) {
+  // "/warden.v1.TokenService/CreateToken" -> "TokenService/CreateToken".
+  absl::string_view call = method;
+  absl::ConsumePrefix(&call, "/warden.v1.");
+  const std::string needed =
+      warden::v1::TokenScope_Name(RequiredScope(method));
+  spdlog::info("refused {} from {} ({}): {}", std::string(call), peer, actor,
+               why.ToString());
   if (!failures_.Failed(peer, actor, absl::Now())) return;
-  audit_->Record(actor, "api.refused", needed,
-                 absl::StrCat("from ", peer, ": ", why.ToString()), false);
+  audit_->Record(actor, "api.refused", std::string(call),
+                 absl::StrCat("from ", peer, ", needs ", needed, ": ",
+                              why.ToString()),
+                 false);
 }
 
 void ApiRefusals::RecordSummaries(bool all) {
@@ -395,7 +401,20 @@ grpc::ServerUnaryReactor* AuditIngestImpl::Append(
     warden::v1::AppendAuditResponse* response) {
   auto identity =
       authority_->AuthenticatePeer(*context->auth_context(), absl::Now());
-  if (!identity.ok()) return Done(context, identity.status());
+  if (!identity.ok()) {
+    // A replaced or revoked proxy certificate: its proxy retries every few
+    // seconds, so the log says so at most every 10 s, not per call.
+    static std::atomic<int64_t> last_logged{0};
+    const int64_t now_s = absl::ToUnixSeconds(absl::Now());
+    int64_t last = last_logged.load();
+    if (absl::IsPermissionDenied(identity.status()) && now_s - last >= 10 &&
+        last_logged.compare_exchange_strong(last, now_s)) {
+      spdlog::warn("audit: refused an append from {}: {}",
+                   PeerHost(context->peer()),
+                   std::string(identity.status().message()));
+    }
+    return Done(context, identity.status());
+  }
   if (identity->environment == "control") {
     // The control plane's own events; no proxy may write as it.
     return Done(context, absl::PermissionDeniedError(
@@ -409,8 +428,7 @@ grpc::ServerUnaryReactor* AuditLogImpl::GetCheckpoint(
     grpc::CallbackServerContext* context,
     const warden::v1::GetCheckpointRequest*,
     warden::v1::GetCheckpointResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.AuditLog/GetCheckpoint"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.AuditLog/GetCheckpoint");
   if (!who.ok()) return Done(context, who.status());
   // Sign the current tree if the background signer has not yet.
   auto latest = checkpointer_->SignNow();
@@ -426,8 +444,7 @@ grpc::ServerUnaryReactor* AuditLogImpl::GetEntries(
     grpc::CallbackServerContext* context,
     const warden::v1::GetEntriesRequest* request,
     warden::v1::GetEntriesResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.AuditLog/GetEntries"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.AuditLog/GetEntries");
   if (!who.ok()) return Done(context, who.status());
   if (request->end() < request->start()) {
     return Done(context, absl::InvalidArgumentError("end is before start"));
@@ -442,8 +459,7 @@ grpc::ServerUnaryReactor* AuditLogImpl::GetInclusionProof(
     grpc::CallbackServerContext* context,
     const warden::v1::GetInclusionProofRequest* request,
     warden::v1::GetInclusionProofResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.AuditLog/GetInclusionProof"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.AuditLog/GetInclusionProof");
   if (!who.ok()) return Done(context, who.status());
   uint64_t size = request->tree_size();
   if (size == 0) {
@@ -463,9 +479,7 @@ grpc::ServerUnaryReactor* AuditLogImpl::GetConsistencyProof(
     grpc::CallbackServerContext* context,
     const warden::v1::GetConsistencyProofRequest* request,
     warden::v1::GetConsistencyProofResponse* response) {
-  auto who = Authorize(
-      *tokens_, context,
-      RequiredScope("/warden.v1.AuditLog/GetConsistencyProof"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.AuditLog/GetConsistencyProof");
   if (!who.ok()) return Done(context, who.status());
   auto proof =
       ledger_->ConsistencyProof(request->first_size(), request->second_size());
@@ -624,8 +638,7 @@ class SubscribeStream final
 grpc::ServerWriteReactor<warden::v1::SubscribeResponse>*
 AuditExportImpl::Subscribe(grpc::CallbackServerContext* context,
                            const warden::v1::SubscribeRequest* request) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.AuditExport/Subscribe"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.AuditExport/Subscribe");
   if (!who.ok()) return new RefusedSubscribe(who.status());
   uint64_t start = request->cursor();
   if (start == 0 && request->has_since()) {
@@ -642,8 +655,7 @@ grpc::ServerUnaryReactor* AuditExportImpl::ListEvents(
     grpc::CallbackServerContext* context,
     const warden::v1::ListEventsRequest* request,
     warden::v1::ListEventsResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.AuditExport/ListEvents"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.AuditExport/ListEvents");
   if (!who.ok()) return Done(context, who.status());
   const int page = request->page_size() <= 0
                        ? 100

@@ -104,8 +104,8 @@ class AdminAudit {
 // without the scope): who tried what is an audit question (red team: an
 // attempt to mint an admin token with a revoked one left no trace). Each
 // refusal is an ADMIN event `api.refused` (actor: the token when it
-// authenticated, else "unauthenticated"; target: the scope needed; detail:
-// the reason), the first ones of a peer in a window one by one and the
+// authenticated, else "unauthenticated"; target: the RPC, e.g.
+// "TokenService/CreateToken"; detail: the scope it needs and the reason), the first ones of a peer in a window one by one and the
 // rest in a summary (`api.refused.summary`), so a flood cannot flood the
 // log. Thread-safe; a thread records the summaries.
 class ApiRefusals {
@@ -114,7 +114,7 @@ class ApiRefusals {
   ~ApiRefusals();  // records the open windows' summaries
 
   void Refused(const std::string& peer, const std::string& actor,
-               warden::v1::TokenScope scope, const absl::Status& why);
+               absl::string_view method, const absl::Status& why);
 
  private:
   void RecordSummaries(bool all);

@@ -142,12 +142,13 @@ void SetApiRefusals(ApiRefusals* refusals) { api_refusals.store(refusals); }
 
 absl::StatusOr<warden::v1::TokenInfo> Authorize(
     const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,
-    TokenScope scope) {
+    absl::string_view method) {
   std::string actor = "unauthenticated";
-  auto info = AuthorizeUnrecorded(tokens, context, scope, &actor);
+  auto info =
+      AuthorizeUnrecorded(tokens, context, RequiredScope(method), &actor);
   if (!info.ok()) {
     if (ApiRefusals* r = api_refusals.load(); r != nullptr) {
-      r->Refused(PeerHost(context->peer()), actor, scope, info.status());
+      r->Refused(PeerHost(context->peer()), actor, method, info.status());
     }
   }
   return info;
@@ -233,8 +234,7 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::PushPolicy(
     grpc::CallbackServerContext* context,
     const warden::v1::PushPolicyRequest* request,
     warden::v1::PushPolicyResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.PolicyService/PushPolicy"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.PolicyService/PushPolicy");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   std::vector<policy::lang::SourceFile> sources;
   for (const auto& s : request->sources()) {
@@ -281,8 +281,7 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::GetBundle(
     grpc::CallbackServerContext* context,
     const warden::v1::GetBundleRequest* request,
     warden::v1::GetBundleResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.PolicyService/GetBundle"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.PolicyService/GetBundle");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto record = bundles_->Get(request->revision());
   if (!record.ok()) return Done(context, ToGrpc(record.status()));
@@ -297,8 +296,7 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::ListHistory(
     grpc::CallbackServerContext* context,
     const warden::v1::ListHistoryRequest* request,
     warden::v1::ListHistoryResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.PolicyService/ListHistory"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.PolicyService/ListHistory");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   const size_t page =
       request->page_size() > 0 ? static_cast<size_t>(request->page_size()) : 50;
@@ -333,8 +331,7 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::Rollback(
     grpc::CallbackServerContext* context,
     const warden::v1::RollbackRequest* request,
     warden::v1::RollbackResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.PolicyService/Rollback"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.PolicyService/Rollback");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto result = bundles_->Rollback(request->to_revision(), request->message(),
                                    Caller(*who), absl::Now());
@@ -355,9 +352,7 @@ grpc::ServerUnaryReactor* PolicyServiceImpl::GetFleetStatus(
     grpc::CallbackServerContext* context,
     const warden::v1::GetFleetStatusRequest* request,
     warden::v1::GetFleetStatusResponse* response) {
-  auto who = Authorize(
-      *tokens_, context,
-      RequiredScope("/warden.v1.PolicyService/GetFleetStatus"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.PolicyService/GetFleetStatus");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto head = bundles_->Head();
   if (!head.ok()) return Done(context, ToGrpc(head.status()));
@@ -376,8 +371,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
     grpc::CallbackServerContext* context,
     const warden::v1::CreateTokenRequest* request,
     warden::v1::CreateTokenResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.TokenService/CreateToken"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.TokenService/CreateToken");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   std::vector<TokenScope> scopes;
   for (int s : request->scopes()) scopes.push_back(static_cast<TokenScope>(s));
@@ -463,8 +457,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::ListTokens(
     grpc::CallbackServerContext* context,
     const warden::v1::ListTokensRequest* request,
     warden::v1::ListTokensResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.TokenService/ListTokens"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.TokenService/ListTokens");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto list = tokens_->List(request->include_inactive(), absl::Now());
   if (!list.ok()) return Done(context, ToGrpc(list.status()));
@@ -476,8 +469,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::RevokeToken(
     grpc::CallbackServerContext* context,
     const warden::v1::RevokeTokenRequest* request,
     warden::v1::RevokeTokenResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.TokenService/RevokeToken"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.TokenService/RevokeToken");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto info = tokens_->Revoke(request->id(), absl::Now());
   if (!info.ok()) return Done(context, ToGrpc(info.status()));
@@ -520,9 +512,7 @@ grpc::ServerUnaryReactor* DirectoryServiceImpl::ListIdentities(
     grpc::CallbackServerContext* context,
     const warden::v1::ListIdentitiesRequest* request,
     warden::v1::ListIdentitiesResponse* response) {
-  auto who = Authorize(
-      *tokens_, context,
-      RequiredScope("/warden.v1.DirectoryService/ListIdentities"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.DirectoryService/ListIdentities");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   std::vector<warden::v1::DirectoryUser> users;
   if (!request->user_name().empty()) {
@@ -548,9 +538,7 @@ grpc::ServerUnaryReactor* DirectoryServiceImpl::SetIdentityActive(
     grpc::CallbackServerContext* context,
     const warden::v1::SetIdentityActiveRequest* request,
     warden::v1::SetIdentityActiveResponse* response) {
-  auto who = Authorize(
-      *tokens_, context,
-      RequiredScope("/warden.v1.DirectoryService/SetIdentityActive"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.DirectoryService/SetIdentityActive");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   const std::string name(absl::StripAsciiWhitespace(request->user_name()));
   if (name.empty()) {
@@ -654,7 +642,7 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Enroll(
     grpc::CallbackServerContext* context,
     const warden::v1::EnrollRequest* request,
     warden::v1::EnrollResponse* response) {
-  auto who = Authorize(*tokens_, context, RequiredScope(kEnrollMethod));
+  auto who = Authorize(*tokens_, context, kEnrollMethod);
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   // A token that names the proxy decides; otherwise the proxy asks, and
   // gets the id only if it is free.
@@ -696,7 +684,17 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::Renew(
     warden::v1::EnrollResponse* response) {
   auto identity =
       authority_->AuthenticatePeer(*context->auth_context(), absl::Now());
-  if (!identity.ok()) return Done(context, ToGrpc(identity.status()));
+  if (!identity.ok()) {
+    // A certificate of Warden's CA that no longer speaks for its proxy (a
+    // live proxy locked out by a fork, a stale copy): audited like every
+    // renewal (red team). A caller without a proxy certificate is not.
+    if (audit_ != nullptr && absl::IsPermissionDenied(identity.status())) {
+      audit_->Record("unauthenticated", "proxy.renew",
+                     PeerHost(context->peer()),
+                     std::string(identity.status().message()), false);
+    }
+    return Done(context, ToGrpc(identity.status()));
+  }
   if (max_age_ > absl::ZeroDuration()) {
     auto record = registry_->Get(identity->environment, identity->proxy_id);
     if (record.ok() && record->enrolled_unix_ms() != 0) {
@@ -747,8 +745,7 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::ListProxies(
     grpc::CallbackServerContext* context,
     const warden::v1::ListProxiesRequest* /*request*/,
     warden::v1::ListProxiesResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.ProxyEnrollment/ListProxies"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.ProxyEnrollment/ListProxies");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   auto records = registry_->List();
   if (!records.ok()) return Done(context, ToGrpc(records.status()));
@@ -760,8 +757,7 @@ grpc::ServerUnaryReactor* ProxyEnrollmentImpl::RevokeProxy(
     grpc::CallbackServerContext* context,
     const warden::v1::RevokeProxyRequest* request,
     warden::v1::RevokeProxyResponse* response) {
-  auto who = Authorize(*tokens_, context,
-                       RequiredScope("/warden.v1.ProxyEnrollment/RevokeProxy"));
+  auto who = Authorize(*tokens_, context, "/warden.v1.ProxyEnrollment/RevokeProxy");
   if (!who.ok()) return Done(context, ToGrpc(who.status()));
   if (request->reason().empty()) {
     return Done(context, ToGrpc(absl::InvalidArgumentError(

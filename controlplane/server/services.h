@@ -40,10 +40,12 @@ class ApiRefusals;  // audit_services.h
 // start, before serving, by warden-control.
 void SetApiRefusals(ApiRefusals* refusals);
 
-// Authenticates the caller of `context` for `scope`.
+// Authenticates the caller of `context` for `method` (its full name,
+// "/warden.v1.PolicyService/PushPolicy"), which needs RequiredScope(method);
+// a refusal is reported to SetApiRefusals' recorder with the method.
 absl::StatusOr<warden::v1::TokenInfo> Authorize(
     const tokens::Tokens& tokens, const grpc::CallbackServerContext* context,
-    warden::v1::TokenScope scope);
+    absl::string_view method);
 
 class PolicyServiceImpl final
     : public warden::v1::PolicyService::CallbackService {

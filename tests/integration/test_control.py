@@ -142,7 +142,9 @@ class ControlPlaneTest(unittest.TestCase):
         details = [(a.get("actor"), a.get("target"), a.get("detail")) for a in refused()]
         self.assertTrue(any((actor or "").startswith("token:test-") and "lacks scope" in d
                             for actor, _, d in details), details)
-        self.assertTrue(any("was revoked" in d and t == "TOKEN_SCOPE_ADMIN"
+        # What was tried: the call, and the scope it needs.
+        self.assertTrue(any("was revoked" in d and t == "TokenService/CreateToken"
+                            and "needs TOKEN_SCOPE_ADMIN" in d
                             for _, t, d in details), details)
         self.assertTrue(any(actor == "unauthenticated" and "from 127.0.0.1" in d
                             for actor, _, d in details), details)

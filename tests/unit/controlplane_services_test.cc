@@ -661,7 +661,13 @@ TEST_F(ServicesTest, AProxyIdIsBoundToItsCertificate) {
     EXPECT_TRUE(cp_->authority()
                     ->AuthenticateProxy(third.certificate_pem(), absl::Now())
                     .ok());
-    // Every renewal, refused or not, is in the audit trail.
+    // Every renewal, refused or not, is in the audit trail: the first
+    // certificate (two renewals back) is refused before it is bound to an
+    // identity, and that is recorded too.
+    warden::v1::EnrollResponse refused;
+    EXPECT_EQ(renew(*key, first.certificate_pem(), 105, *key2, &refused)
+                  .error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
     std::vector<std::string> renewals;
     auto all = cp_->ledger()->Entries(0, cp_->ledger()->Tree()->size(), 100000);
     ASSERT_TRUE(all.ok());
@@ -672,10 +678,11 @@ TEST_F(ServicesTest, AProxyIdIsBoundToItsCertificate) {
         renewals.push_back(leaf.event().admin().detail());
       }
     }
-    ASSERT_EQ(renewals.size(), 2u);
+    ASSERT_EQ(renewals.size(), 3u);
     EXPECT_THAT(renewals[1],
                 HasSubstr("certificate " + serial_of(second.certificate_pem()) +
                           " renewed to " + serial_of(third.certificate_pem())));
+    EXPECT_THAT(renewals[2], HasSubstr("no longer speaks for"));
   }
   // ... and the refused certificate cannot append audit events either.
   {
