@@ -124,6 +124,24 @@ absl::Status CheckNameIsDistinct(absl::string_view name) {
   return absl::OkStatus();
 }
 
+std::string QuoteUnverifiedName(absl::string_view name) {
+  std::string out = "\"";
+  for (size_t i = 0; i < name.size();) {
+    if (name[i] == ' ' && i + 1 < name.size() && name[i + 1] == ' ') {
+      size_t j = i;
+      while (j < name.size() && name[j] == ' ') ++j;
+      absl::StrAppend(&out, "<", j - i, " spaces>");
+      i = j;
+      continue;
+    }
+    if (name[i] == '"') out.push_back('"');
+    out.push_back(name[i]);
+    ++i;
+  }
+  out.push_back('"');
+  return out;
+}
+
 std::string FoldName(absl::string_view name) {
   if (IsAscii(name) || !IsValidUtf8(name)) return absl::AsciiStrToLower(name);
   UErrorCode status = U_ZERO_ERROR;

@@ -45,6 +45,13 @@ inline bool SameName(absl::string_view a, absl::string_view b) {
 // is not caught here: that needs comparing with every other name.
 absl::Status CheckNameIsDistinct(absl::string_view name);
 
+// A name nobody verified (a failed login's claim), as text lines show it:
+// in double quotes, a quote inside doubled (CSV style; the line is escaped
+// for the terminal afterwards, and a backslash here would print doubled
+// and read as the closing quote), and a run of spaces shown as its length
+// ("<150 spaces>"), so padding cannot push the rest of a line away.
+std::string QuoteUnverifiedName(absl::string_view name);
+
 }  // namespace warden
 
 #endif  // WARDEN_COMMON_NAMES_H_

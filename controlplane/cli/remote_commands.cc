@@ -21,11 +21,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
+#include "common/names.h"
 #include "common/crypto.h"
 #include "common/files.h"
 #include "absl/time/time.h"
@@ -1030,11 +1030,8 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
     // Not verified: a failed login names whom it claimed to be, quoted,
     // so that a claimed "x: authentication ok (oidc:corp)" padded with
     // spaces cannot read as a successful login (red team).
-    who = absl::StrCat(
-        "(claimed) \"",
-        absl::StrReplaceAll(e.authentication().claimed_user(),
-                            {{"\\", "\\\\"}, {"\"", "\\\""}}),
-        "\"");
+    who = absl::StrCat("(claimed) ",
+                       QuoteUnverifiedName(e.authentication().claimed_user()));
   }
   if (who.empty()) who = "-";
   // What ingest had to change says so first: a proxy's claim to an
@@ -1121,10 +1118,12 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
       break;
     }
     case warden::v1::AuditEvent::kAdmin:
-      // A refused action says so, like a failed login: a refused
-      // enrollment must not read as a second enrollment (red team).
-      what = absl::StrCat(e.admin().action(), " ", e.admin().target(),
-                          e.admin().success() ? "" : " FAILED",
+      // A refused action says so first, before any text a caller chose (a
+      // claimed name in the target; red team: padded to push FAILED off
+      // the screen, it read as "certificate issued").
+      what = absl::StrCat(e.admin().action(),
+                          e.admin().success() ? " " : " FAILED ",
+                          e.admin().target(),
                           e.admin().detail().empty()
                               ? ""
                               : ": " + e.admin().detail());

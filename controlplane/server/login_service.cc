@@ -270,7 +270,8 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
                     : absl::StrCat(request->provider().empty()
                                        ? ""
                                        : request->provider() + "/",
-                                   claimed, " (unverified)"),
+                                   QuoteUnverifiedName(claimed),
+                                   " (unverified)"),
           absl::StrCat(issued.status().ToString(), " (from ", peer, ")"),
           false);
     }

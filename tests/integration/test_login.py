@@ -249,7 +249,7 @@ environments:
         refused = [e for e in self.events("admin")
                    if e["admin"].get("action") == "identity.certificate"
                    and "expired" in e["admin"].get("detail", "")]
-        self.assertEqual(refused[-1]["admin"]["target"], "cy@example.com (unverified)")
+        self.assertEqual(refused[-1]["admin"]["target"], '"cy@example.com" (unverified)')
         self.assertEqual(refused[-1]["admin"]["actor"], "unauthenticated")
 
     def test_a_deactivated_users_attempt_is_found_by_user(self):

@@ -192,7 +192,7 @@ class AuditFlood(unittest.TestCase):
         one_by_one = [e for e in self.stack.events()
                       if e["event"].get("admin", {}).get("action") == "identity.certificate"
                       and e["event"]["admin"].get("target")
-                      == "flood-provider/mallory (unverified)"]
+                      == 'flood-provider/"mallory" (unverified)']
         self.assertEqual(len(one_by_one), 5)
         self.assertIn("(from 127.0.0.1)", one_by_one[0]["event"]["admin"]["detail"])
         # The window over, the address may try again (and is refused on the

@@ -54,8 +54,10 @@ class EnrollmentAttacks(unittest.TestCase):
         # the real proxy's enrollment).
         r = self.stack.ctl("audit", "search", "--kind", "admin")
         self.assertEqual(r.returncode, 0, r.stderr)
-        lines = [l for l in r.stdout.splitlines() if "proxy.enroll prod/%s" % self.stack.proxy_id in l]
-        self.assertTrue(any(" FAILED: ALREADY_EXISTS" in l for l in lines), lines)
+        lines = [l for l in r.stdout.splitlines()
+                 if "proxy.enroll" in l and "prod/%s:" % self.stack.proxy_id in l]
+        self.assertTrue(any("proxy.enroll FAILED prod/%s: ALREADY_EXISTS" % self.stack.proxy_id
+                            in l for l in lines), lines)
         self.assertTrue(any(" FAILED" not in l for l in lines), lines)
 
         # The real proxy's next statement is recorded, not dropped.

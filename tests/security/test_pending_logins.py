@@ -162,7 +162,18 @@ class PendingLogins(unittest.TestCase):
             r = self.stack.ctl("audit", "tail", "--kind", "authentication", "--limit", "50")
             return [l for l in r.stdout.splitlines() if "mallory" in l]
         self.assertTrue(wait_until(lambda: line(), timeout=30))
-        self.assertIn('(claimed) "%s": authentication FAILED' % claim, line()[0])
+        self.assertIn('(claimed) "mallory: authentication ok (oidc:corp)<200 spaces>": '
+                      'authentication FAILED', line()[0])
+        # A quote inside is doubled, never a backslash the terminal escaping
+        # would double into what reads as the closing quote (pass 6).
+        conn = rawpg.RawConn(self.stack.ports["prod"])
+        with self.assertRaises(RuntimeError):
+            conn.login('eve": authentication ok "', "wrong", "shop")
+        conn.close()
+        self.assertTrue(wait_until(lambda: any('"eve"": authentication ok """: authentication '
+                                               'FAILED' in l for l in self.stack.ctl(
+                                                   "audit", "tail", "--limit", "50").stdout
+                                               .splitlines()), timeout=30))
 
 
 if __name__ == "__main__":

@@ -88,5 +88,14 @@ TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
   }
 }
 
+TEST(QuoteUnverifiedNameTest, QuotesDoublesQuotesAndCountsSpaceRuns) {
+  EXPECT_EQ(QuoteUnverifiedName("alice"), "\"alice\"");
+  EXPECT_EQ(QuoteUnverifiedName("a\"b"), "\"a\"\"b\"");
+  EXPECT_EQ(QuoteUnverifiedName("Mary Ann"), "\"Mary Ann\"");
+  EXPECT_EQ(QuoteUnverifiedName("x" + std::string(150, ' ') + "y"),
+            "\"x<150 spaces>y\"");
+  EXPECT_EQ(QuoteUnverifiedName(""), "\"\"");
+}
+
 }  // namespace
 }  // namespace warden
