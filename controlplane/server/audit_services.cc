@@ -21,6 +21,49 @@
 namespace warden::controlplane::server {
 namespace {
 
+// What a proxy may say of its own repairs (common/audit_bounds on the
+// proxy: fields made valid or cut, the original's size and hash), bounded;
+// the rest is warden-control's to say, so a proxy's claim to it is
+// dropped (red team: a proxy key planted "[REPAIRED: undecodable]" and
+// 300,000 "cut" entries). True when anything changed.
+bool SanitizeProxyRepairs(warden::v1::AuditEvent* event) {
+  if (!event->has_repairs()) return false;
+  constexpr int kMaxEntries = 32;
+  constexpr size_t kMaxEntryBytes = 128;
+  warden::v1::EventRepairs* r = event->mutable_repairs();
+  bool changed = !r->undecodable().empty() ||
+                 !r->unauthorized_environment().empty() ||
+                 r->unauthorized_kind() != 0 || r->unauthorized_body() ||
+                 r->unknown_field_bytes() != 0;
+  r->clear_undecodable();
+  r->clear_unauthorized_environment();
+  r->clear_unauthorized_kind();
+  r->clear_unauthorized_body();
+  r->clear_unknown_field_bytes();
+  for (auto* list : {r->mutable_invalid_utf8(), r->mutable_truncated()}) {
+    if (list->size() > kMaxEntries) {
+      list->DeleteSubrange(kMaxEntries, list->size() - kMaxEntries);
+      changed = true;
+    }
+    for (std::string& entry : *list) {
+      if (entry.size() > kMaxEntryBytes) {
+        size_t cut = kMaxEntryBytes;  // at a character's start (UTF-8)
+        while (cut > 0 && (static_cast<unsigned char>(entry[cut]) & 0xC0) == 0x80) {
+          --cut;
+        }
+        entry.resize(cut);
+        changed = true;
+      }
+    }
+  }
+  if (r->original_sha256().size() > 32) {
+    r->mutable_original_sha256()->resize(32);
+    changed = true;
+  }
+  return changed;
+}
+
+
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
                                const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -111,6 +154,10 @@ absl::Status AuditIngestImpl::AppendFrom(
         audit_bounds::Bound(&decoded);
         rewritten = true;
       } else {
+        if (identity.environment != "control" &&
+            SanitizeProxyRepairs(&decoded)) {
+          rewritten = true;
+        }
         // Fields this version does not know are dropped: kept, a field of
         // nested groups within the parser's limit here is beyond it one
         // level deeper, in the leaf and in every reader's response (red
@@ -129,6 +176,7 @@ absl::Status AuditIngestImpl::AppendFrom(
       }
     } else {
       decoded = request.events(i);
+      if (identity.environment != "control") SanitizeProxyRepairs(&decoded);
       const size_t before = decoded.ByteSizeLong();
       decoded.DiscardUnknownFields();
       if (decoded.ByteSizeLong() != before) {

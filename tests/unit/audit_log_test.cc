@@ -721,6 +721,34 @@ TEST_F(AuditExportTest, ProxiesCannotRecordAnAdministratorsAction) {
   }
 }
 
+// Red team pass 6: a proxy's key planted repairs only warden-control
+// writes ("undecodable", claimed kinds) and 300,000 "cut" entries. A proxy
+// keeps only what it may say of its own repairs, bounded.
+TEST_F(AuditExportTest, ProxiesCannotPlantControlPlaneRepairs) {
+  AppendAuditRequest request = Events("p1", "prod", 1, 1);
+  warden::v1::EventRepairs* r = request.mutable_events(0)->mutable_repairs();
+  r->set_undecodable("forged");
+  r->set_unauthorized_kind(warden::v1::AUDIT_EVENT_KIND_ADMIN);
+  r->set_unauthorized_environment("control");
+  r->set_unknown_field_bytes(99);
+  for (int i = 0; i < 1000; ++i) r->add_truncated("statement.text");
+  r->add_invalid_utf8(std::string(300, 'x') + "\xc3\xa9");
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                  .ok());
+  const auto leaves = Leaves();
+  ASSERT_EQ(leaves.size(), 1u);
+  const warden::v1::EventRepairs& kept = leaves[0].event().repairs();
+  EXPECT_TRUE(kept.undecodable().empty());
+  EXPECT_EQ(kept.unauthorized_kind(), warden::v1::AUDIT_EVENT_KIND_UNSPECIFIED);
+  EXPECT_TRUE(kept.unauthorized_environment().empty());
+  EXPECT_EQ(kept.unknown_field_bytes(), 0u);
+  EXPECT_EQ(kept.truncated_size(), 32);
+  ASSERT_EQ(kept.invalid_utf8_size(), 1);
+  EXPECT_LE(kept.invalid_utf8(0).size(), 128u);
+}
+
 TEST_F(AuditExportTest, ControlPlaneActionsAreInTheLog) {
   const std::string admin =
       "Bearer " + cp_->Mint({warden::v1::TOKEN_SCOPE_ADMIN});
