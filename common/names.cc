@@ -3,6 +3,8 @@
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
 #include <unicode/uscript.h>
+#include <unicode/uniset.h>
+#include <unicode/uspoof.h>
 #include <unicode/unistr.h>
 #include <unicode/utf8.h>
 
@@ -52,6 +54,18 @@ bool ScriptsGoTogether(const std::set<UScriptCode>& scripts) {
   return false;
 }
 
+// Whether `c` is in Unicode's recommended set for identifiers (UTS #39,
+// Identifier_Status=Allowed): letters of modern languages, not IPA, math,
+// obsolete or look-alike ones such as U+0251 (ɑ) or U+029F (ʟ).
+bool Recommended(UChar32 c) {
+  static const icu::UnicodeSet* const recommended = [] {
+    UErrorCode status = U_ZERO_ERROR;
+    const icu::UnicodeSet* set = uspoof_getRecommendedUnicodeSet(&status);
+    return U_SUCCESS(status) ? set : nullptr;
+  }();
+  return recommended == nullptr || recommended->contains(c);
+}
+
 absl::Status MixedScripts(const std::set<UScriptCode>& scripts) {
   std::vector<std::string> names;
   for (UScriptCode s : scripts) names.push_back(uscript_getName(s));
@@ -97,6 +111,17 @@ absl::Status CheckNameIsDistinct(absl::string_view name) {
       if (!ScriptsGoTogether(scripts)) return MixedScripts(scripts);
       scripts.clear();
       continue;
+    }
+    // Symbols (an emoji in a group's name) are no letter's look-alike.
+    const bool symbol = category == U_MATH_SYMBOL ||
+                        category == U_CURRENCY_SYMBOL ||
+                        category == U_MODIFIER_SYMBOL ||
+                        category == U_OTHER_SYMBOL;
+    if (c >= 0x80 && !symbol && !Recommended(c)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "holds U+%04X, a character Unicode does not recommend in names "
+          "(UTS #39: technical, obsolete or look-alike)",
+          static_cast<uint32_t>(c)));
     }
     UErrorCode status = U_ZERO_ERROR;
     const UScriptCode script = uscript_getScript(c, &status);

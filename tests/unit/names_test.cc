@@ -55,7 +55,8 @@ TEST(CheckNameIsDistinctTest, OrdinaryNamesPass) {
         "\xE7\x94\xB0\xE4\xB8\xADtaro",             // 田中taro
         "\xE3\x81\x95\xE3\x81\x8F\xE3\x82\x89 \xE3\x82\xAB",  // さくら カ
         "\xD0\xB8\xD0\xB2\xD0\xB0\xD0\xBD@example.ru",  // иван@
-        "svc-etl_01", "Mary Ann"}) {
+        "svc-etl_01", "Mary Ann",
+        "Team \xF0\x9F\x9A\x80"}) {  // an emoji in a group's name
     EXPECT_TRUE(CheckNameIsDistinct(name).ok())
         << name << ": " << CheckNameIsDistinct(name);
   }
@@ -75,9 +76,14 @@ TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
            Case{"ali\xC2\xAD" "ce", "U+00AD"},           // soft hyphen
            Case{"alice\xEF\xB8\x8F", "U+FE0F"},      // variation selector
            Case{"ali\nce", "U+000A"},
-           Case{"\xEF\xBD\x81lice", "compatibility"},  // fullwidth a
-           Case{"\xF0\x9D\x90\x9Alice", "compatibility"},  // bold a
-           Case{"o\xEF\xAC\x81" "ce", "compatibility"},  // ﬁ ligature
+           Case{"\xEF\xBD\x81lice", "does not recommend"},  // fullwidth a
+           Case{"\xF0\x9D\x90\x9Alice", "does not recommend"},  // bold a
+           Case{"o\xEF\xAC\x81" "ce", "does not recommend"},  // ﬁ ligature
+           // Latin look-alikes of Latin letters (red team pass 6).
+           Case{"\xC9\x91lice", "U+0251"},                    // ɑ
+           Case{"a\xCA\x9F" "ice", "U+029F"},                 // small-cap L
+           Case{"al\xC9\xA9" "ce", "U+0269"},                 // ɩ
+           Case{"mary\xE2\x80\x90jane", "U+2010"},           // hyphen
            Case{"alice\xFF", "UTF-8"},
            Case{"\xD0\xB8\xD0\xB2\xD0\xB0n@example.ru", "Cyrillic"},
            Case{"ivan@ex\xD0\xB0mple.com", "Cyrillic"},
