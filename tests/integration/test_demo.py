@@ -218,8 +218,14 @@ class DemoTest(unittest.TestCase):
                 self.assertFalse(alive(pid), "pid %d still running after Ctrl-C" % pid)
         finally:
             if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+                # Ctrl-C first: the demo stops what it started (a SIGKILL
+                # would leave its PostgreSQL, control plane and proxy).
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 if __name__ == "__main__":
