@@ -178,7 +178,8 @@ class ScimLimits(unittest.TestCase):
         bad = {
             "\u0430lice@example.com": "mixes the Cyrillic and Latin scripts",
             "ali\u200bce@example.com": "holds U+200B",
-            "\uff41lice@example.com": "holds compatibility characters",
+            "\uff41lice@example.com": "holds U+FF41",  # fullwidth a
+            "\u0251lice@example.com": "holds U+0251",  # Latin alpha (pass 6)
             "alice\u202e@example.com": "holds U+202E",
             "alice@ex\u0430mple.com": "mixes the Cyrillic and Latin scripts",
         }

@@ -742,7 +742,7 @@ TEST(PolicyCompileTest, ControlCharactersAreAnError) {
             "c.yaml:10:15: the file holds the control character U+0001, which "
             "YAML does not allow (hint: policies are printable text: tabs, "
             "newlines and characters)");
-  for (const std::string bad : {std::string("a: \x7f"), std::string("a: \xc2\x9b"),
+  for (const std::string& bad : {std::string("a: \x7f"), std::string("a: \xc2\x9b"),
                                 std::string("a: b\0", 5)}) {
     EXPECT_FALSE(lang::Compile({{"b.yaml", bad}}).ok()) << bad;
   }
