@@ -262,6 +262,10 @@ absl::Status Export(uint64_t index, const std::string& leaf_bytes,
     out->set_ocsf_json(ToOcsfJson(*record, index));
   } else {
     *out->mutable_record() = *record;
+    // An older version's leaf may hold unknown fields nested to the
+    // parser's limit: encoded one level deeper, in the response, they
+    // would not parse on the reader's side.
+    out->mutable_record()->DiscardUnknownFields();
   }
   return absl::OkStatus();
 }

@@ -31,11 +31,7 @@ bool ParseAuditLeaf(absl::string_view bytes, warden::v1::AuditLeaf* leaf) {
       reinterpret_cast<const uint8_t*>(bytes.data()),
       static_cast<int>(bytes.size()));
   input.SetRecursionLimit(kRecursionLimit);
-  if (!leaf->ParseFromCodedStream(&input) || !input.ConsumedEntireMessage()) {
-    return false;
-  }
-  leaf->DiscardUnknownFields();
-  return true;
+  return leaf->ParseFromCodedStream(&input) && input.ConsumedEntireMessage();
 }
 
 }  // namespace warden::controlplane::audit

@@ -25,13 +25,13 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitLeaf(
     absl::string_view leaf);
 
 // Parses the AuditLeaf bytes of a leaf (SplitLeaf's second part) for a
-// reader, and drops the fields this version does not know. Bytes no
-// reader can decode made every page, stream and verification that held
-// them fail for good (red team: unknown groups nested to protobuf's
-// recursion limit passed ingest, and one level deeper, inside a leaf or a
-// response, did not parse). So the depth allowed is that of anything
-// ingest ever took, and what is returned has no unknown fields left to
-// re-encode. False when the bytes are not an AuditLeaf.
+// reader. Bytes no reader can decode made every page, stream and
+// verification that held them fail for good (red team: unknown groups
+// nested to protobuf's recursion limit passed ingest, and one level
+// deeper, inside a leaf or a response, did not parse). So the depth
+// allowed is that of anything ingest ever took; a reader that encodes the
+// leaf again (into a response) drops its unknown fields first. False when
+// the bytes are not an AuditLeaf.
 bool ParseAuditLeaf(absl::string_view bytes, warden::v1::AuditLeaf* leaf);
 
 }  // namespace warden::controlplane::audit

@@ -23,12 +23,15 @@ void SetNow(google::protobuf::Timestamp* ts) {
 
 }  // namespace
 
-absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event) {
+absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
+                                          size_t* size) {
   SetNow(event.mutable_time());
   // Valid UTF-8 and bounded, or warden-control could not decode it and
   // every later event would wait behind it.
   audit_bounds::Bound(&event);
-  return spool_->Append(event.SerializeAsString());
+  const std::string bytes = event.SerializeAsString();
+  if (size != nullptr) *size = bytes.size();
+  return spool_->Append(bytes);
 }
 
 Sender::Sender(Spool* spool, SenderOptions options, IdentityFn identity)

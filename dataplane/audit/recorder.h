@@ -35,7 +35,10 @@ class Recorder {
   // the sender's business). An error
   // (spool full, disk failing) means the event is NOT recorded: the caller
   // must not let the statement run.
-  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event);
+  // `size` (optional): the encoded event's bytes, what the spool holds of
+  // it (sessions budget audit bytes by it).
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event,
+                                  size_t* size = nullptr);
 
   Spool* spool() const { return spool_; }
 

@@ -2414,10 +2414,9 @@ void Session::ResumeAfterThrottle() {
 bool Session::Audit(warden::v1::AuditEvent event) {
   if (shared_->recorder == nullptr) return true;
   if (audit_window_events_++ == 0) audit_window_start_ = absl::Now();
-  if (shared_->audit_backlogged_session_rate > 0) {
-    audit_window_bytes_ += static_cast<int64_t>(event.ByteSizeLong());
-  }
-  auto recorded = shared_->recorder->Record(std::move(event));
+  size_t size = 0;
+  auto recorded = shared_->recorder->Record(std::move(event), &size);
+  audit_window_bytes_ += static_cast<int64_t>(size);
   if (!recorded.ok()) {
     spdlog::error("session {}: audit event not recorded: {}", peer_address_,
                   recorded.status().ToString());
@@ -2828,10 +2827,9 @@ void Session::RecordResults() {
     st->mutable_duration()->set_nanos(static_cast<int32_t>(
         absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
     ++audit_window_events_;
-    if (shared_->audit_backlogged_session_rate > 0) {
-      audit_window_bytes_ += static_cast<int64_t>(event.ByteSizeLong());
-    }
-    auto recorded = shared_->recorder->Record(std::move(event));
+    size_t size = 0;
+    auto recorded = shared_->recorder->Record(std::move(event), &size);
+    audit_window_bytes_ += static_cast<int64_t>(size);
     if (!recorded.ok()) {
       // The statement already ran (its intent is recorded); the next one
       // will be refused while the spool stays full.
