@@ -8,6 +8,7 @@
 #include <unicode/unistr.h>
 #include <unicode/utf8.h>
 
+#include <algorithm>
 #include <set>
 #include <vector>
 
@@ -165,6 +166,82 @@ std::string QuoteUnverifiedName(absl::string_view name) {
   }
   out.push_back('"');
   return out;
+}
+
+namespace {
+
+const USpoofChecker* SkeletonChecker() {
+  static const USpoofChecker* const checker = [] {
+    UErrorCode status = U_ZERO_ERROR;
+    USpoofChecker* c = uspoof_open(&status);
+    return U_SUCCESS(status) ? c : nullptr;
+  }();
+  return checker;
+}
+
+// fold(skeleton(text)); `text` valid UTF-8.
+std::string FoldedSkeleton(absl::string_view text) {
+  const USpoofChecker* checker = SkeletonChecker();
+  if (checker == nullptr) return FoldName(text);
+  UErrorCode status = U_ZERO_ERROR;
+  icu::UnicodeString skeleton;
+  uspoof_getSkeletonUnicodeString(
+      checker, 0,
+      icu::UnicodeString::fromUTF8(icu::StringPiece(
+          text.data(), static_cast<int32_t>(text.size()))),
+      skeleton, &status);
+  if (U_FAILURE(status)) return FoldName(text);
+  std::string out;
+  skeleton.toUTF8String(out);
+  // Prototypes may be capitals ("0" becomes "O"): fold once more.
+  return FoldName(out);
+}
+
+}  // namespace
+
+std::vector<std::string> NameSkeletons(absl::string_view name) {
+  // Text that is not UTF-8 is refused as a name anyway; it is its own key.
+  if (!IsValidUtf8(name)) return {absl::AsciiStrToLower(name)};
+  std::vector<std::string> keys = {FoldedSkeleton(FoldName(name))};
+  std::string as_written = FoldedSkeleton(name);
+  if (as_written != keys[0]) keys.push_back(std::move(as_written));
+  return keys;
+}
+
+bool NamesLookAlike(absl::string_view a, absl::string_view b) {
+  if (FoldName(a) == FoldName(b)) return false;
+  const std::vector<std::string> ka = NameSkeletons(a);
+  for (const std::string& k : NameSkeletons(b)) {
+    if (std::find(ka.begin(), ka.end(), k) != ka.end()) return true;
+  }
+  return false;
+}
+
+void LookAlikeIndex::Add(absl::string_view name) {
+  Known known{FoldName(name), std::string(name)};
+  for (std::string& key : NameSkeletons(name)) {
+    auto& names = by_skeleton_[std::move(key)];
+    bool present = false;
+    for (const Known& k : names) present = present || k.folded == known.folded;
+    if (!present) names.push_back(known);
+  }
+}
+
+std::string LookAlikeIndex::Find(absl::string_view name) const {
+  if (by_skeleton_.empty()) return "";
+  const std::string folded = FoldName(name);
+  std::string other;
+  for (const std::string& key : NameSkeletons(name)) {
+    auto it = by_skeleton_.find(key);
+    if (it == by_skeleton_.end()) continue;
+    for (const Known& k : it->second) {
+      // A name of the index is itself, whatever else looks like it (two
+      // existing names that collide were both let in before).
+      if (k.folded == folded) return "";
+      if (other.empty()) other = k.name;
+    }
+  }
+  return other;
 }
 
 std::string FoldName(absl::string_view name) {

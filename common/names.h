@@ -16,7 +16,9 @@
 #define WARDEN_COMMON_NAMES_H_
 
 #include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -44,6 +46,41 @@ inline bool SameName(absl::string_view a, absl::string_view b) {
 // A name wholly in a look-alike script ("\u0430\u0440\u0435" for "ape")
 // is not caught here: that needs comparing with every other name.
 absl::Status CheckNameIsDistinct(absl::string_view name);
+
+// NameSkeletons: the UTS #39 skeletons of a name (ICU's confusables
+// data), case-folded: two names look alike when they share one and their
+// folded forms differ. Whole-script look-alikes ("\u0430\u0440\u0435"
+// for "ape"), Latin look-alikes ("al\u0131ce" with a dotless i for
+// "alice"), digits for letters ("b0b" for "bob", "examp1e.com"), "rn" for
+// "m", and "Ian" for "lan" (a capital I passes for an l: the skeleton of
+// the name as written is kept next to that of its folded form). One or two
+// strings.
+std::vector<std::string> NameSkeletons(absl::string_view name);
+
+// Names of different people that look alike: `a` and `b` fold apart and
+// share a skeleton.
+bool NamesLookAlike(absl::string_view a, absl::string_view b);
+
+// LookAlikeIndex: names that exist (a directory's userNames, e-mail
+// aliases, group names; a config's users), by skeleton. Find answers which
+// of them a new name passes for. Not thread-safe while being filled; const
+// use is.
+class LookAlikeIndex {
+ public:
+  void Add(absl::string_view name);
+  // A name of the index that `name` looks like without being it (folded),
+  // as it was added; "" when there is none, or when `name` is itself in
+  // the index.
+  std::string Find(absl::string_view name) const;
+  bool empty() const { return by_skeleton_.empty(); }
+
+ private:
+  struct Known {
+    std::string folded;
+    std::string name;
+  };
+  absl::flat_hash_map<std::string, std::vector<Known>> by_skeleton_;
+};
 
 // A name nobody verified (a failed login's claim), as text lines show it:
 // in double quotes, a quote inside doubled (CSV style; the line is escaped

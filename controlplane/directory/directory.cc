@@ -380,6 +380,13 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
     if (!old.ok()) return old.status();
     previous = &*old;
   }
+  // (An admin's cut-off record is never refused: stopping a name comes
+  // first, whatever it looks like.)
+  if (!user.admin_record()) {
+    if (absl::Status s = CheckNamesLookDistinct(user, previous); !s.ok()) {
+      return s;
+    }
+  }
   if (absl::Status s = Stamp(previous, now, &user); !s.ok()) return s;
   user.set_deleted(false);
   // A renamed user who is deactivated (or held by an admin) leaves the old
@@ -426,6 +433,51 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
   *change.mutable_put_user() = user;
   if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
   return user;
+}
+
+absl::Status Directory::CheckNamesLookDistinct(
+    const DirectoryUser& user, const DirectoryUser* previous) const {
+  // Only names this write adds: a provider re-sending a user as it was
+  // costs no scan, and names let in before stay.
+  std::set<std::string> had;
+  if (previous != nullptr) {
+    had.insert(FoldName(previous->user_name()));
+    for (const std::string& e : previous->emails()) had.insert(FoldName(e));
+  }
+  std::vector<std::string> added;
+  if (had.count(FoldName(user.user_name())) == 0) {
+    added.push_back(user.user_name());
+  }
+  for (const std::string& e : user.emails()) {
+    if (had.count(FoldName(e)) == 0) added.push_back(e);
+  }
+  if (added.empty()) return absl::OkStatus();
+  auto all = AllUsers();
+  if (!all.ok()) return all.status();
+  // Every other record's names, the deleted and deactivated ones' too: a
+  // look-alike of a name someone was cut off under is the one to stop.
+  LookAlikeIndex index;
+  absl::flat_hash_map<std::string, std::string> owner;  // name -> user id
+  for (const DirectoryUser& other : *all) {
+    if (!user.id().empty() && other.id() == user.id()) continue;
+    index.Add(other.user_name());
+    owner.emplace(other.user_name(), other.id());
+    for (const std::string& e : other.emails()) {
+      index.Add(e);
+      owner.emplace(e, other.id());
+    }
+  }
+  for (const std::string& name : added) {
+    const std::string like = index.Find(name);
+    if (like.empty()) continue;
+    const std::string& id = owner[like];
+    return absl::AlreadyExistsError(absl::StrCat(
+        name == user.user_name() ? "userName " : "e-mail ", name,
+        " looks like ", like, id.empty() ? "" : absl::StrCat(" of user ", id),
+        " (Unicode confusables, UTS #39) and would pass for that person "
+        "on screen and in the audit trail; rename one of them"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Directory::DeleteUser(absl::string_view id,
@@ -510,6 +562,19 @@ absl::StatusOr<DirectoryGroup> Directory::PutGroup(DirectoryGroup group,
     if (g.id() != group.id() && FoldName(g.display_name()) == name) {
       return absl::AlreadyExistsError(absl::StrCat(
           "displayName ", group.display_name(), " is taken by group ", g.id()));
+    }
+  }
+  // A group named like another ("dbа" with a Cyrillic a next to "dba")
+  // would read as that group in policies' reviews and in the audit trail.
+  if (old == nullptr || FoldName(old->display_name()) != name) {
+    for (const DirectoryGroup& g : *groups) {
+      if (g.id() != group.id() &&
+          NamesLookAlike(g.display_name(), group.display_name())) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "displayName ", group.display_name(), " looks like ",
+            g.display_name(), " of group ", g.id(),
+            " (Unicode confusables, UTS #39); rename one of them"));
+      }
     }
   }
   // Members: live users, each once, in the order given.

@@ -103,6 +103,11 @@ class Directory {
                                           const std::string& actor,
                                           absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // AlreadyExists when a userName or e-mail `user` adds (to `previous`, null
+  // for a new user) looks like a name of another record (NamesLookAlike).
+  absl::Status CheckNamesLookDistinct(
+      const warden::v1::DirectoryUser& user,
+      const warden::v1::DirectoryUser* previous) const;
   absl::StatusOr<warden::v1::DirectoryUser> PutUserLocked(
       warden::v1::DirectoryUser user, const std::string& actor,
       absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);

@@ -113,6 +113,21 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
     return absl::PermissionDeniedError(
         absl::StrCat("the user name ", s.message()));
   }
+  // Nor for a name that looks like a directory name without being one.
+  if (policy::engine::FindDirectoryEntry(bundle, mapped->user).entry ==
+      nullptr) {
+    LookAlikeIndex known;
+    for (const auto& entry : bundle.directory()) {
+      known.Add(entry.user_name());
+      for (const auto& alias : entry.aliases()) known.Add(alias);
+    }
+    if (const std::string like = known.Find(mapped->user); !like.empty()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "the user name looks like ", like,
+          ", another user of Warden's directory (Unicode confusables, "
+          "UTS #39), and would pass for that person"));
+    }
+  }
   // A user the directory deactivated gets no certificate (proxies would
   // refuse it anyway; this says so at login). Same matching as proxies:
   // userName first, then e-mail aliases, ignoring case.

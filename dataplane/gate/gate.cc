@@ -61,6 +61,10 @@ Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
       cache_(cache_entries) {
   // policy::engine::FindDirectoryEntry's rules, indexed in one pass.
   directory_ = policy::engine::DirectoryIndex(bundle_);
+  for (const auto& entry : bundle_.directory()) {
+    lookalikes_.Add(entry.user_name());
+    for (const auto& alias : entry.aliases()) lookalikes_.Add(alias);
+  }
 }
 
 policy::engine::DirectoryMatch Gate::FindDirectoryEntry(

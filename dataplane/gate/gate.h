@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/names.h"
 #include "policy/engine/engine.h"
 #include "policy/sql/cache.h"
 #include "proto/warden/v1/policy.pb.h"
@@ -86,6 +87,15 @@ class Gate {
   // policy::engine::FindDirectoryEntry (indexed).
   policy::engine::DirectoryMatch FindDirectoryEntry(
       absl::string_view user) const;
+  // Whether `name` is a userName or e-mail alias of the directory (folded).
+  bool DirectoryHasName(absl::string_view name) const {
+    return directory_.contains(FoldName(name));
+  }
+  // The directory name (userName or alias) `name` looks like without
+  // being it (common/names NamesLookAlike); "" when none.
+  std::string DirectoryLookAlike(absl::string_view name) const {
+    return lookalikes_.Find(name);
+  }
 
   const warden::v1::PolicyBundle& bundle() const { return bundle_; }
   uint64_t revision() const { return revision_; }
@@ -123,6 +133,8 @@ class Gate {
   // Lower-case userName and aliases -> what they match in
   // bundle_.directory().
   absl::flat_hash_map<std::string, policy::engine::DirectoryMatch> directory_;
+  // The same names by skeleton.
+  LookAlikeIndex lookalikes_;
 };
 
 }  // namespace warden::gate

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "common/names.h"
 #include "dataplane/auth/scram.h"
 #include "common/files.h"
 #include "common/tls.h"
@@ -92,6 +93,10 @@ absl::StatusOr<std::string> MockAuthSecret(const config::ProxyConfig& config) {
 
 Server::Server(config::ProxyConfig config) : config_(std::move(config)) {
   shared_.config = &config_;
+  for (const auto& user : config_.users) {
+    shared_.config_user_names.insert(FoldName(user.name));
+    shared_.config_user_lookalikes.Add(user.name);
+  }
 }
 
 Server::~Server() {

@@ -772,6 +772,16 @@ void Session::HandleAuthStep(AuthStep step) {
   if (absl::Status s = CheckNameIsDistinct(identity_.user()); !s.ok()) {
     return RefuseIdentity(absl::StrCat("the user name ", s.message()));
   }
+  // Nor a name that looks like another known person's without being it
+  // ("b0b" next to "bob", a whole-script Cyrillic look-alike): known are
+  // the directory's names and the config's users.
+  if (const std::string like = LookAlikeOfKnownName(identity_.user());
+      !like.empty()) {
+    return RefuseIdentity(absl::StrCat(
+        "the user name looks like ", like,
+        ", another user known to Warden (Unicode confusables, UTS #39), "
+        "and would pass for that person in policies and the audit trail"));
+  }
   // One AUTHENTICATION event per login, recorded once its outcome is
   // known: the credentials held, but the directory, the role mapping, the
   // database or a missing bundle may still refuse it (a success followed
@@ -1961,6 +1971,18 @@ gate::Verdict Session::SettledLexing(const gate::Gate& gate, gate::Verdict v,
       "changed how it is read (standard_conforming_strings, client_encoding). "
       "Send it once the earlier statements have completed (after their "
       "Sync), or pass such text as a parameter");
+}
+
+std::string Session::LookAlikeOfKnownName(absl::string_view user) const {
+  const std::shared_ptr<const gate::Gate> gate =
+      shared_->governed ? shared_->CurrentGate() : nullptr;
+  if (shared_->config_user_names.contains(FoldName(user)) ||
+      (gate != nullptr && gate->DirectoryHasName(user))) {
+    return "";  // a known name is its own person
+  }
+  std::string like = shared_->config_user_lookalikes.Find(user);
+  if (like.empty() && gate != nullptr) like = gate->DirectoryLookAlike(user);
+  return like;
 }
 
 void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,

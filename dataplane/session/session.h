@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/login_failures.h"
 #include "common/tls.h"
+#include "common/names.h"
 #include "dataplane/audit/recorder.h"
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
@@ -76,6 +77,10 @@ class PendingLogins {
 // afterwards, the registry and counters are thread-safe.
 struct SharedState {
   const config::ProxyConfig* config = nullptr;
+  // The config's users (`users:`), folded and by skeleton: a login name
+  // that looks like one of them without being it is refused.
+  absl::flat_hash_set<std::string> config_user_names;
+  LookAlikeIndex config_user_lookalikes;
   // Whether a policy is configured (set once at start). Without one nothing
   // is enforced.
   bool governed = false;
@@ -250,6 +255,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // connect (deactivated, unmapped): an AUTHENTICATION failure event with
   // `reason`, then FATAL 28000 "Warden: <reason>".
   void RefuseIdentity(const std::string& reason);
+  // A known name (the config's users, the directory's) that `user` looks
+  // like without being one itself; "" when none.
+  std::string LookAlikeOfKnownName(absl::string_view user) const;
   // RefuseLogin: the same for any refusal after the credentials held
   // (`message` to the client as FATAL `sqlstate`, `reason` recorded): each
   // login has exactly one AUTHENTICATION event.

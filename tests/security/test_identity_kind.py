@@ -276,6 +276,56 @@ environments:
         self.assertIsNone(self.write_outcome(self.connect(self.cert_port, real,
                                                           **self.login("real", token))))
 
+    def test_look_alikes_of_known_names_are_refused(self):
+        # Names that pass the one-name checks (one script, recommended
+        # letters) but read as a name Warden knows: "b0b" for bob, whole-
+        # script Cyrillic "аре" for ape. Bob and ape were cut off by an admin
+        # (`identities deactivate`): coming back under a look-alike is the
+        # attack. Refused by token and by `wardenctl login`, and recorded.
+        for known in ("bob.kind@example.com", "ape.kind@example.com"):
+            r = subprocess.run([WARDENCTL, "identities", "deactivate", known, "--reason", "left"],
+                               env=self.control.env(), capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        # The proxy has the directory once it refuses bob himself.
+        bob_token = self.servers["corp"].idp.token("bob.kind@example.com", ["oncall"])
+
+        def bob_refused():
+            try:
+                self.connect(self.token_port, "bob.kind@example.com", password=bob_token).close()
+                return False
+            except psycopg2.OperationalError as e:
+                return "deactivated" in str(e)
+        self.assertTrue(wait_until(bob_refused, timeout=30), self.proxy.log()[-2000:])
+
+        for fake, like in (("b0b.kind@example.com", "bob.kind@example.com"),
+                           ("\u0430\u0440\u0435.kind@example.com", "ape.kind@example.com")):
+            with self.subTest(fake=fake):
+                token = self.servers["corp"].idp.token(fake, ["oncall"])
+                with self.assertRaises(psycopg2.OperationalError) as cm:
+                    self.connect(self.token_port, fake, password=token).close()
+                self.assertIn("the user name looks like %s, another user known to Warden" % like,
+                              str(cm.exception))
+                out = os.path.join(self.work, "login-lookalike")
+                with open(out + ".jwt", "w") as f:
+                    f.write(token + "\n")
+                env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+                r = subprocess.run([WARDENCTL, "login", "--token", out + ".jwt", "--out", out,
+                                    "--server", "localhost:%d" % self.control.port,
+                                    "--ca-file", self.control.ca_file], env=env,
+                                   capture_output=True, text=True, timeout=60)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertIn("PERMISSION_DENIED", r.stderr)
+                self.assertIn("looks like %s" % like, r.stderr)
+                self.assertFalse(os.path.exists(os.path.join(out, "client.crt")))
+                self.assertTrue(wait_until(lambda: self.auth_events(fake), timeout=30))
+                e = self.auth_events(fake)[-1]
+                self.assertFalse(e["authentication"].get("success"))
+                self.assertIn("looks like " + like, e["authentication"]["reason"])
+        # A different name that merely resembles in spelling is not refused.
+        token = self.servers["corp"].idp.token("rob.kind@example.com", ["oncall"])
+        self.assertIsNone(self.write_outcome(self.connect(self.token_port, "rob.kind@example.com",
+                                                          password=token)))
+
 
 if __name__ == "__main__":
     unittest.main()

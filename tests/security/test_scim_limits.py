@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +21,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 
-from controlharness import ControlPlane  # noqa: E402
+from controlharness import ControlPlane, WARDENCTL_BIN as WARDENCTL  # noqa: E402
 from pgharness import free_port  # noqa: E402
 from proxyharness import wait_until  # noqa: E402
 
@@ -218,6 +219,63 @@ class ScimLimits(unittest.TestCase):
                                                            "emails": [{"value": name}]})
             self.assertEqual(status, 201, body)
             self.assertEqual(body["userName"], name)
+
+    def test_look_alikes_of_existing_names_are_refused(self):
+        """Names that pass the one-name checks but read as a name the
+        directory has ("car0l" for carol, whole-script Cyrillic "аре" for
+        ape, "rn" for "m"): 409 uniqueness naming the existing user, and
+        nothing stored. The provider re-sending an existing user is not
+        refused, and neither is an admin cutting a look-alike off."""
+        made = {}
+        for name in ("carol.la@example.com", "ape.la@example.com", "mary.la@example.com"):
+            status, body, _ = self.scim("POST", "/Users", {"userName": name})
+            self.assertEqual(status, 201, body)
+            made[name] = body
+        status, group, _ = self.scim("POST", "/Groups", {"displayName": "ops-la"})
+        self.assertEqual(status, 201, group)
+        for fake, like in (("car0l.la@example.com", "carol.la@example.com"),
+                           ("\u0430\u0440\u0435.la@example.com", "ape.la@example.com"),
+                           ("rnary.la@example.com", "mary.la@example.com"),
+                           ("CAROL.LA@EXAMPLE.C0M", "carol.la@example.com")):
+            with self.subTest(fake=fake):
+                status, body, _ = self.scim("POST", "/Users", {"userName": fake})
+                self.assertEqual((status, body.get("scimType")), (409, "uniqueness"), body)
+                self.assertIn("userName %s looks like %s of user %s" % (
+                    fake, like, made[like]["id"]), body["detail"])
+                status, body, _ = self.scim("POST", "/Users", {
+                    "userName": "other-%d.la@example.com" % len(fake),
+                    "emails": [{"value": fake}]})
+                self.assertEqual((status, body.get("scimType")), (409, "uniqueness"), body)
+                self.assertIn("e-mail %s looks like %s" % (fake, like), body["detail"])
+        # Renaming onto a look-alike is refused too; the user stays as he was.
+        carol = made["carol.la@example.com"]
+        status, body, _ = self.scim("PATCH", "/Users/" + made["ape.la@example.com"]["id"], {
+            "schemas": [PATCH], "Operations": [
+                {"op": "replace", "path": "userName", "value": "car0l.la@example.com"}]})
+        self.assertEqual(status, 409, body)
+        status, body, _ = self.scim("GET", "/Users/" + made["ape.la@example.com"]["id"])
+        self.assertEqual(body["userName"], "ape.la@example.com")
+        status, body, _ = self.scim("POST", "/Groups", {"displayName": "0ps-la"})
+        self.assertEqual((status, body.get("scimType")), (409, "uniqueness"), body)
+        self.assertIn("displayName 0ps-la looks like ops-la of group " + group["id"],
+                      body["detail"])
+        status, body, _ = self.scim("GET", "/Users?count=1000")
+        names = [u["userName"] for u in body.get("Resources", [])]
+        self.assertEqual([n for n in names if "0" in n or n.startswith("rn") or
+                          n.startswith("\u0430")], [])
+        # The provider re-sending a user as it is, and the same person under
+        # another case, still work.
+        status, body, _ = self.scim("PUT", "/Users/" + carol["id"],
+                                    {"userName": "Carol.La@example.com", "active": True})
+        self.assertEqual(status, 200, body)
+        status, body, _ = self.scim("PUT", "/Users/" + carol["id"],
+                                    {"userName": "Carol.La@example.com", "active": True,
+                                     "emails": [{"value": "carol.la@example.com"}]})
+        self.assertEqual(status, 200, body)
+        # An admin may always cut a name off, whatever it looks like.
+        r = subprocess.run([WARDENCTL, "identities", "deactivate", "car0l.la@example.com"],
+                           env=self.control.env(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_a_filter_it_cannot_read_is_refused_not_read_as_no_match(self):
         # Red team pass 5: `userName eq "a" or userName pr` listed nothing

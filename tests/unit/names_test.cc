@@ -94,6 +94,57 @@ TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
   }
 }
 
+TEST(NamesLookAlikeTest, LookAlikesThatPassTheOneNameCheck) {
+  // Each of these passes CheckNameIsDistinct on its own (one script,
+  // recommended characters): only a comparison with the other name finds
+  // them.
+  struct Pair {
+    const char* known;
+    const char* impostor;
+  };
+  for (const Pair& p : {
+           Pair{"ape", "\xD0\xB0\xD1\x80\xD0\xB5"},  // Cyrillic а р е
+           Pair{"alice", "al\xC4\xB1" "ce"},        // dotless i
+           Pair{"bob", "b0b"},
+           Pair{"joe@example.com", "joe@examp1e.com"},
+           Pair{"mary", "rnary"},
+           Pair{"lan", "Ian"},                      // capital I for l
+           Pair{"ALICE", "al\xC4\xB1" "ce"},        // whatever the case
+       }) {
+    ASSERT_TRUE(CheckNameIsDistinct(p.impostor).ok()) << p.impostor;
+    EXPECT_TRUE(NamesLookAlike(p.known, p.impostor)) << p.impostor;
+    EXPECT_TRUE(NamesLookAlike(p.impostor, p.known)) << p.impostor;
+  }
+}
+
+TEST(NamesLookAlikeTest, TheSamePersonAndDifferentNamesDoNot) {
+  EXPECT_FALSE(NamesLookAlike("alice", "Alice"));
+  EXPECT_FALSE(NamesLookAlike("alice@example.com", "ALICE@EXAMPLE.COM"));
+  EXPECT_FALSE(NamesLookAlike("alice", "alicia"));
+  EXPECT_FALSE(NamesLookAlike("bob", "rob"));
+  EXPECT_FALSE(NamesLookAlike("jos\xC3\xA9", "jose"));  // é is not e
+  EXPECT_FALSE(NamesLookAlike("\xD0\xB8\xD0\xB2\xD0\xB0\xD0\xBD", "ivan"));
+}
+
+TEST(LookAlikeIndexTest, FindsTheNameAnImpostorPassesFor) {
+  LookAlikeIndex index;
+  EXPECT_TRUE(index.empty());
+  index.Add("alice@example.com");
+  index.Add("Bob");
+  EXPECT_FALSE(index.empty());
+  EXPECT_EQ(index.Find("alice@examp1e.com"), "alice@example.com");
+  EXPECT_EQ(index.Find("b0b"), "Bob");
+  EXPECT_EQ(index.Find("bob"), "");  // Bob himself
+  EXPECT_EQ(index.Find("carol"), "");
+  // Two existing names that look alike were both let in: each is still
+  // itself, and a third look-alike is named.
+  index.Add("mary");
+  index.Add("rnary");
+  EXPECT_EQ(index.Find("mary"), "");
+  EXPECT_EQ(index.Find("rnary"), "");
+  EXPECT_NE(index.Find("m\xC9\x91ry"), "");  // ɑ (U+0251) for a
+}
+
 TEST(QuoteUnverifiedNameTest, QuotesDoublesQuotesAndCountsSpaceRuns) {
   EXPECT_EQ(QuoteUnverifiedName("alice"), "\"alice\"");
   EXPECT_EQ(QuoteUnverifiedName("a\"b"), "\"a\"\"b\"");
