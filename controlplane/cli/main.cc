@@ -116,6 +116,10 @@ int main(int argc, char** argv) {
   push_cmd->add_flag("--skip-tests", push.skip_tests,
                      "Push even if the folder's PolicyTest cases fail "
                      "(recorded in the audit trail)");
+  push_cmd->add_option("--wait", push.wait,
+                       "Then wait up to this long (e.g. 30s) until every "
+                       "connected proxy runs the revision; exit 1 if one "
+                       "refuses it or the time runs out");
   AddRemote(push_cmd, &push, &push_format);
 
   cli::DiffOptions diff;

@@ -413,7 +413,79 @@ int ExitForGrpc(const grpc::Status& status) {
   }
 }
 
+namespace {
+
+// Polls GetFleetStatus until every proxy connected at the first look runs
+// `revision` or newer.
+int WaitForFleet(Remote& remote, uint64_t revision, absl::Duration wait,
+                 Format format, std::ostream& out, std::ostream& err) {
+  const absl::Time deadline = absl::Now() + wait;
+  std::set<std::string> awaited;  // connected at the first look
+  bool first = true;
+  while (true) {
+    warden::v1::GetFleetStatusRequest request;
+    warden::v1::GetFleetStatusResponse response;
+    grpc::ClientContext context;
+    remote.Prepare(&context);
+    const grpc::Status status =
+        remote.Policy()->GetFleetStatus(&context, request, &response);
+    if (!status.ok()) return remote.Failed(status, out, err);
+    std::vector<std::string> lagging, refused;
+    json waited = json::object();
+    for (const auto& p : response.proxies()) {
+      if (first && p.connected()) awaited.insert(p.proxy_id());
+      if (awaited.count(p.proxy_id()) == 0) continue;
+      waited[p.proxy_id()] = p.running_revision();
+      if (p.running_revision() >= revision) continue;
+      if (p.nacked_revision() >= revision) {
+        refused.push_back(absl::StrCat(TerminalSafe(p.proxy_id()),
+                                       " refused revision ",
+                                       p.nacked_revision(), ": ",
+                                       TerminalSafe(p.last_error())));
+      } else {
+        lagging.push_back(absl::StrCat(
+            TerminalSafe(p.proxy_id()), " runs ", p.running_revision(),
+            " (sent ", p.sent_revision(), p.connected() ? "" : ", disconnected",
+            ")"));
+      }
+    }
+    first = false;
+    if (!refused.empty()) {
+      for (const auto& r : refused) err << r << "\n";
+      return kExitFailed;
+    }
+    if (lagging.empty()) {
+      if (format == Format::kJson) {
+        out << json({{"revision", revision}, {"waited", waited}}).dump(2)
+            << "\n";
+      } else {
+        out << awaited.size() << (awaited.size() == 1 ? " proxy runs"
+                                                       : " proxies run")
+            << " revision " << revision << "\n";
+      }
+      return kExitOk;
+    }
+    if (absl::Now() >= deadline) {
+      err << "waited " << absl::FormatDuration(wait)
+          << "; not running revision " << revision << " yet:\n";
+      for (const auto& l : lagging) err << "  " << l << "\n";
+      return kExitFailed;
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
+}  // namespace
+
 int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err) {
+  absl::Duration wait = absl::ZeroDuration();
+  if (!options.wait.empty() &&
+      (!absl::ParseDuration(options.wait, &wait) ||
+       wait <= absl::ZeroDuration())) {
+    return UsageError(absl::StrCat("--wait ", options.wait,
+                                   " is not a positive duration (e.g. 30s)"),
+                      err);
+  }
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
   auto files = policy::lang::ReadSources(options.paths);
@@ -460,7 +532,11 @@ int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err) {
     out << "revision " << response.revision() << " (digest "
         << TerminalSafe(response.digest()) << ")\n";
   }
-  return accepted ? kExitOk : kExitFailed;
+  if (!accepted || options.dry_run || wait <= absl::ZeroDuration()) {
+    return accepted ? kExitOk : kExitFailed;
+  }
+  return WaitForFleet(remote, response.revision(), wait, options.format, out,
+                      err);
 }
 
 int RunHistory(const HistoryOptions& options, std::ostream& out,

@@ -68,6 +68,9 @@ struct PushOptions : RemoteOptions {
   std::string message;
   bool dry_run = false;
   bool skip_tests = false;
+  // --wait DURATION: after the push, wait until every connected proxy runs
+  // the revision (or a newer one); "" does not wait.
+  std::string wait;
 };
 
 // `wardenctl policy push`. Text: "revision N (digest D)", "unchanged at
@@ -75,6 +78,10 @@ struct PushOptions : RemoteOptions {
 // each diagnostic ("file:line:col: message (hint: ...)") and "rejected: N
 // problems" on `err` and returns kExitFailed. JSON: {"accepted", "dry_run",
 // "unchanged", "revision", "digest", "diagnostics": [...]}.
+// With `wait`, it then polls the fleet status: every proxy connected at the
+// time runs the revision -> "N proxies run revision R" (JSON: "proxies",
+// "waited": {"proxy_id": running_revision}); a proxy that refused it (NACK)
+// or the wait running out -> the lagging proxies on `err`, kExitFailed.
 int RunPush(const PushOptions& options, std::ostream& out, std::ostream& err);
 
 struct HistoryOptions : RemoteOptions {

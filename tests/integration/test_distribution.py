@@ -231,6 +231,48 @@ users:
             self.assertIn("enrolled: got a certificate for proxy %s of environment prod" % name,
                           self.proxies[name].log())
 
+    def test_push_wait_returns_once_every_proxy_runs_the_revision(self):
+        if not wait_until(lambda: all(p["connected"] for p in self.fleet()["proxies"]
+                                      if p["proxy_id"] in ("p1", "p2"))):
+            self.fail(self.fleet())
+        path = os.path.join(self.work, "policies-wait")
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "prod.yaml"), "w") as f:
+            f.write(POLICY.replace("no-drop", "no-drop-waited"))
+        r = self.ctl("policy", "push", path, "--wait", "30s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rev = int(r.stdout.split()[1])
+        self.assertIn("2 proxies run revision %d" % rev, r.stdout)
+        # No waiting of our own: when push returns, both proxies enforce it.
+        running = {p["proxy_id"]: p["running_revision"] for p in self.fleet()["proxies"]}
+        self.assertGreaterEqual(running["p1"], rev)
+        self.assertGreaterEqual(running["p2"], rev)
+        for proxy in (self.proxies["p1"], self.proxies["p2"]):
+            self.assertTrue(self.refuses(proxy, "DROP TABLE orders", "no-drop-waited"))
+
+        # A proxy that cannot take it (stopped) makes the wait fail, named.
+        pid = self.proxies["p1"].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with open(os.path.join(path, "prod.yaml"), "w") as f:
+                f.write(POLICY.replace("no-drop", "no-drop-stalled"))
+            r = self.ctl("policy", "push", path, "--wait", "2s")
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            stalled = int(r.stdout.split()[1])
+            self.assertIn("not running revision %d yet" % stalled, r.stderr)
+            self.assertIn("p1 runs %d" % rev, r.stderr)
+            self.assertNotIn("p2 runs", r.stderr)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        r = self.ctl("policy", "push", path, "--wait", "30s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("unchanged at revision %d" % stalled, r.stdout)
+        self.assertIn("2 proxies run revision %d" % stalled, r.stdout)
+        # A wait that is no duration is a usage error, before anything is sent.
+        r = self.ctl("policy", "push", path, "--wait", "soon")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--wait soon is not a positive duration", r.stderr)
+
     def test_proxy_without_certificate_or_token_fails_closed(self):
         proxy = self.make_proxy("p3", enroll=False)
         proxy.start()
