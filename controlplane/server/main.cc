@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -85,6 +86,11 @@ absl::StatusOr<std::string> LoadOrCreateSigningKey(const std::string& path,
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef NDEBUG
+  // As in warden-proxy: Debian's Abseil keeps the lock-order graph on
+  // every Mutex::Lock unless told not to; tests and debug builds keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
   CLI::App app{"warden-control: Warden's control plane", "warden-control"};
   std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
                         signing_key, proxy_cert_ttl_text = "24h",
