@@ -87,6 +87,7 @@ TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
            Case{"alice\xFF", "UTF-8"},
            Case{"\xD0\xB8\xD0\xB2\xD0\xB0n@example.ru", "Cyrillic"},
            Case{"ivan@ex\xD0\xB0mple.com", "Cyrillic"},
+           Case{"joe@example\xC2\xB7" "com", "U+00B7"},  // middle dot
        }) {
     const absl::Status s = CheckNameIsDistinct(c.name);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
