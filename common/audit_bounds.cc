@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/crypto.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -160,6 +161,24 @@ struct Walker {
 };
 
 }  // namespace
+
+bool IsEventFieldPath(absl::string_view path) {
+  if (path.empty()) return false;
+  const google::protobuf::Descriptor* message =
+      warden::v1::AuditEvent::descriptor();
+  const FieldDescriptor* field = nullptr;
+  for (absl::string_view part : absl::StrSplit(path, '.')) {
+    if (message == nullptr) return false;  // a part after a scalar
+    field = message->FindFieldByName(std::string(part));
+    if (field == nullptr) return false;
+    message = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE
+                  ? field->message_type()
+                  : nullptr;
+  }
+  return field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE ||
+         field->type() == FieldDescriptor::TYPE_STRING ||
+         field->type() == FieldDescriptor::TYPE_BYTES;
+}
 
 bool IsValidUtf8(absl::string_view s) {
   size_t i = 0;

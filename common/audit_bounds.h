@@ -40,6 +40,11 @@ struct Limits {
 // anything (and then `event->repairs()` says what).
 bool Bound(warden::v1::AuditEvent* event, const Limits& limits = Limits());
 
+// Whether `path` names a string, bytes or message field of AuditEvent the
+// way Bound's repairs do ("statement.text", "identity.groups"): field
+// names joined by '.', each a field of the message before it.
+bool IsEventFieldPath(absl::string_view path);
+
 // Standard UTF-8 as protobuf checks it: no overlong forms, no surrogates,
 // nothing above U+10FFFF.
 bool IsValidUtf8(absl::string_view s);

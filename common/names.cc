@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -79,6 +80,18 @@ absl::Status MixedScripts(const std::set<UScriptCode>& scripts) {
 }  // namespace
 
 absl::Status CheckNameIsDistinct(absl::string_view name) {
+  // Spaces at either end, or two in a row, do not show: "dave@example.com "
+  // reads as dave's name and is not his (red team pass 7).
+  if (!name.empty() && (name.front() == ' ' || name.back() == ' ')) {
+    return absl::InvalidArgumentError(
+        "begins or ends with a space, which does not show and could make "
+        "it pass for another name");
+  }
+  if (absl::StrContains(name, "  ")) {
+    return absl::InvalidArgumentError(
+        "holds two spaces in a row, which read as one and could make it "
+        "pass for another name");
+  }
   const auto* bytes = reinterpret_cast<const uint8_t*>(name.data());
   const int32_t n = static_cast<int32_t>(name.size());
   std::set<UScriptCode> scripts;

@@ -35,7 +35,7 @@ inline bool SameName(absl::string_view a, absl::string_view b) {
 // person, with InvalidArgument saying why:
 //  - text that is not valid UTF-8, or holds control, format, private-use,
 //    unassigned or default-ignorable code points ("ali\u200Bce"), or
-//    spaces other than U+0020;
+//    spaces other than U+0020, or U+0020 at either end or twice in a row;
 //  - compatibility characters (the name is not NFKC): fullwidth "ａlice",
 //    ligatures, superscripts;
 //  - letters of scripts that do not go together in one word (UTS #39

@@ -1,13 +1,12 @@
 #include "controlplane/audit/export.h"
 
-#include "common/names.h"
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/names.h"
 #include "controlplane/audit/leaf.h"
 
@@ -106,6 +105,22 @@ bool Matches(const warden::v1::AuditFilter& filter,
   }
   return true;
 }
+
+namespace {
+
+// JSON allows U+2028, U+2029 and U+0085 raw inside strings, but readers
+// that split lines on Unicode's line breaks (Python's splitlines, some
+// SIEM shippers) cut a record there: a database client could split one
+// OCSF line into several, some unparseable (red team pass 7). Escaped,
+// each record stays one line. They occur only inside strings (JSON's own
+// whitespace is ASCII).
+std::string EscapeUnicodeLineBreaks(std::string text) {
+  return absl::StrReplaceAll(text, {{"\xE2\x80\xA8", "\\u2028"},
+                                    {"\xE2\x80\xA9", "\\u2029"},
+                                    {"\xC2\x85", "\\u0085"}});
+}
+
+}  // namespace
 
 std::string ToOcsfJson(const warden::v1::AuditLeaf& leaf, uint64_t index) {
   const warden::v1::AuditEvent& e = leaf.event();
@@ -243,7 +258,8 @@ std::string ToOcsfJson(const warden::v1::AuditLeaf& leaf, uint64_t index) {
   out["type_uid"] = class_uid * 100 + activity_id;
   out["status_id"] = success ? 1 : 2;
   out["status"] = success ? "Success" : "Failure";
-  return out.dump();
+  return EscapeUnicodeLineBreaks(
+      out.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 absl::Status Export(uint64_t index, const std::string& leaf_bytes,

@@ -133,6 +133,18 @@ absl::Status Registry::Renewed(const ProxyIdentity& identity,
           identity.certificate_serial == next.previous_serial() &&
           now - absl::FromUnixMillis(next.renewed_unix_ms()) <=
               kRenewRetryWindow;
+      if (retry && next.current_used()) {
+        // The proxy has the new certificate (it used it): this retry comes
+        // from a copy of the old state directory (red team: it took the
+        // id over within the window).
+        return absl::PermissionDeniedError(absl::StrCat(
+            "certificate ", identity.certificate_serial, " of proxy ",
+            identity.environment, "/", identity.proxy_id,
+            " was already renewed (", When(next.renewed_unix_ms()),
+            ", to certificate ", next.certificate_serial(),
+            ", which the proxy has used since); only the current "
+            "certificate renews"));
+      }
       if (!retry) {
         return absl::PermissionDeniedError(absl::StrCat(
             "certificate ", identity.certificate_serial, " of proxy ",
@@ -146,6 +158,7 @@ absl::Status Registry::Renewed(const ProxyIdentity& identity,
   }
   next.set_previous_serial(identity.certificate_serial);
   next.set_certificate_serial(new_serial);
+  next.set_current_used(false);
   next.set_renewed_unix_ms(Ms(now));
   next.set_renewals(next.renewals() + 1);
   return Put(next);
@@ -184,7 +197,7 @@ absl::StatusOr<warden::v1::ProxyRecord> Registry::Revoke(
   return *record;
 }
 
-absl::Status Registry::Check(const ProxyIdentity& identity) const {
+absl::Status Registry::Check(const ProxyIdentity& identity) {
   auto record = Load(identity.environment, identity.proxy_id);
   if (absl::IsNotFound(record.status())) return absl::OkStatus();
   if (!record.ok()) return record.status();
@@ -196,8 +209,23 @@ absl::Status Registry::Check(const ProxyIdentity& identity) const {
         " by ", record->revoked_by(), ": ", record->revoke_reason()));
   }
   if (record->certificate_serial().empty()) return absl::OkStatus();
-  if (identity.certificate_serial == record->certificate_serial() ||
-      (!record->previous_serial().empty() &&
+  if (identity.certificate_serial == record->certificate_serial()) {
+    if (!record->current_used()) {
+      // Once per renewal: from now on the replaced certificate cannot
+      // renew (Renewed). Read again under the lock, so a renewal in
+      // between is not undone.
+      absl::MutexLock lock(&mu_);
+      auto fresh = Load(identity.environment, identity.proxy_id);
+      if (fresh.ok() &&
+          fresh->certificate_serial() == identity.certificate_serial &&
+          !fresh->current_used()) {
+        fresh->set_current_used(true);
+        if (absl::Status s = Put(*fresh); !s.ok()) return s;
+      }
+    }
+    return absl::OkStatus();
+  }
+  if ((!record->previous_serial().empty() &&
        identity.certificate_serial == record->previous_serial())) {
     return absl::OkStatus();
   }

@@ -56,8 +56,9 @@ class Registry {
 
   // Moves the binding of `identity` (authenticated with its
   // certificate_serial) to `new_serial`. PermissionDenied when revoked,
-  // or when the certificate is not the current one (the one it replaced,
-  // after kRenewRetryWindow).
+  // or when the certificate is not the current one (the one it replaced
+  // may retry within kRenewRetryWindow, unless the current one has been
+  // used since).
   absl::Status Renewed(const ProxyIdentity& identity,
                        const std::string& new_serial, absl::Time now);
 
@@ -70,7 +71,10 @@ class Registry {
   // its serial is the bound one (or the one it renewed) and the proxy is
   // not revoked. An id with no record (enrolled before the registry) is
   // accepted. PERMISSION_DENIED with the reason otherwise.
-  absl::Status Check(const ProxyIdentity& identity) const;
+  // The first call with a certificate after its renewal records that the
+  // proxy has it (ProxyRecord.current_used): the certificate it replaced
+  // may no longer renew.
+  absl::Status Check(const ProxyIdentity& identity);
 
   absl::StatusOr<std::vector<warden::v1::ProxyRecord>> List() const;
 

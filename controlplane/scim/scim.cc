@@ -494,21 +494,34 @@ Response ErrorResponse(int status, absl::string_view scim_type,
 }
 
 Service::Service(directory::Directory* directory, Authorize authorize,
-                 Changed changed)
+                 Changed changed, Refused refused)
     : directory_(directory),
       authorize_(std::move(authorize)),
-      changed_(std::move(changed)) {}
+      changed_(std::move(changed)),
+      refused_(std::move(refused)) {}
 
 Response Service::Handle(const Request& request, absl::Time now) const {
   absl::string_view auth = request.authorization;
+  // "POST /Users/<id>", at most 200 bytes of it, for the refusal's record.
+  const auto call = [&request] {
+    absl::string_view path = request.path;
+    absl::ConsumePrefix(&path, "/scim/v2");
+    return absl::StrCat(request.method.substr(0, 16), " ",
+                        path.substr(0, 180));
+  };
   if (!absl::ConsumePrefix(&auth, "Bearer ") &&
       !absl::ConsumePrefix(&auth, "bearer ")) {
+    if (refused_) {
+      refused_(request.peer, call(),
+               absl::UnauthenticatedError("no bearer token"));
+    }
     return ErrorResponse({401, "",
                           "send a Warden token with the scim scope as "
                           "\"Authorization: Bearer <token>\""});
   }
   auto actor = authorize_(absl::StripAsciiWhitespace(auth));
   if (!actor.ok()) {
+    if (refused_) refused_(request.peer, call(), actor.status());
     return ErrorResponse(
         {absl::IsPermissionDenied(actor.status()) ? 403 : 401, "",
          std::string(actor.status().message())});

@@ -52,6 +52,7 @@ struct Request {
   std::map<std::string, std::string> query;  // decoded
   std::string body;
   std::string authorization;  // the Authorization header
+  std::string peer;           // the client's address, for refusals
   // "https://host:port/scim/v2", for meta.location.
   std::string base_url;
 };
@@ -85,10 +86,16 @@ class Service {
       std::function<absl::StatusOr<std::string>(absl::string_view token)>;
   // Called after every committed change (to audit and republish bundles).
   using Changed = std::function<void(const Change& change)>;
+  // Called for every request refused for its credentials (401, 403), with
+  // the peer, the call ("POST /Users") and why: audited like every other
+  // refused API call.
+  using Refused = std::function<void(const std::string& peer,
+                                     const std::string& call,
+                                     const absl::Status& why)>;
 
   // `directory` is not owned and must outlive this.
   Service(directory::Directory* directory, Authorize authorize,
-          Changed changed);
+          Changed changed, Refused refused = nullptr);
 
   // Thread-safe (the directory serializes writes).
   Response Handle(const Request& request, absl::Time now) const;
@@ -97,6 +104,7 @@ class Service {
   directory::Directory* const directory_;
   const Authorize authorize_;
   const Changed changed_;
+  const Refused refused_;
 };
 
 }  // namespace warden::controlplane::scim

@@ -173,6 +173,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     for (const auto& [name, value] : req.params) request.query[name] = value;
     request.body = std::move(body);
     request.authorization = req.get_header_value("Authorization");
+    request.peer = req.remote_addr;
     std::string host = req.get_header_value("Host");
     if (host.empty()) host = "localhost";
     request.base_url = absl::StrCat("https://", host, "/scim/v2");

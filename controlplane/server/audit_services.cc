@@ -45,6 +45,15 @@ bool SanitizeProxyRepairs(warden::v1::AuditEvent* event) {
       list->DeleteSubrange(kMaxEntries, list->size() - kMaxEntries);
       changed = true;
     }
+    // Only names of the event's fields (red team pass 7: free text here
+    // rendered as "[REPAIRED: ...; sent an admin action] control/...").
+    const int before = list->size();
+    list->erase(std::remove_if(list->begin(), list->end(),
+                               [](const std::string& entry) {
+                                 return !audit_bounds::IsEventFieldPath(entry);
+                               }),
+                list->end());
+    changed = changed || list->size() != before;
     for (std::string& entry : *list) {
       if (entry.size() > kMaxEntryBytes) {
         size_t cut = kMaxEntryBytes;  // at a character's start (UTF-8)
@@ -366,12 +375,15 @@ ApiRefusals::~ApiRefusals() {
 }
 
 void ApiRefusals::Refused(const std::string& peer, const std::string& actor,
-                          absl::string_view method, const absl::Status& why) {
+                          absl::string_view method, const absl::Status& why,
+                          absl::string_view needed_scope) {
   // "/warden.v1.TokenService/CreateToken" -> "TokenService/CreateToken".
   absl::string_view call = method;
   absl::ConsumePrefix(&call, "/warden.v1.");
   const std::string needed =
-      warden::v1::TokenScope_Name(RequiredScope(method));
+      !needed_scope.empty()
+          ? std::string(needed_scope)
+          : warden::v1::TokenScope_Name(RequiredScope(method));
   spdlog::info("refused {} from {} ({}): {}", std::string(call), peer, actor,
                why.ToString());
   if (!failures_.Failed(peer, actor, absl::Now())) return;

@@ -113,8 +113,12 @@ class ApiRefusals {
   ApiRefusals(AdminAudit* audit, LoginFailures::Options options);
   ~ApiRefusals();  // records the open windows' summaries
 
+  // `method` a gRPC method ("/warden.v1.TokenService/CreateToken"), or
+  // with `needed` the call of another API and the scope it needs ("SCIM
+  // POST /Users", "scim").
   void Refused(const std::string& peer, const std::string& actor,
-               absl::string_view method, const absl::Status& why);
+               absl::string_view method, const absl::Status& why,
+               absl::string_view needed = "");
 
  private:
   void RecordSummaries(bool all);

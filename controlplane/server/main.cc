@@ -445,6 +445,15 @@ int main(int argc, char** argv) {
         // the burst it belongs to.
         republisher.Request(change.action == "directory.user.deactivate" ||
                             change.action == "directory.user.delete");
+      },
+      // Refused for its credentials: audited like a refused gRPC call
+      // (api.refused, summarized per peer past the first ones).
+      [&api_refusals](const std::string& peer, const std::string& call,
+                      const absl::Status& why) {
+        api_refusals.Refused(
+            peer,
+            absl::IsPermissionDenied(why) ? "token without scim" : "unauthenticated",
+            absl::StrCat("SCIM ", call), why, "TOKEN_SCOPE_SCIM");
       });
   std::unique_ptr<cp::scim::Server> scim_server;
   if (!scim_listen.empty()) {

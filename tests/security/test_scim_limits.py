@@ -277,6 +277,42 @@ class ScimLimits(unittest.TestCase):
                            env=self.control.env(), capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_refused_credentials_are_in_the_audit_trail(self):
+        """Red team pass 7: 401 and 403 at SCIM left only a log line; an
+        operator's token showing up at the SCIM port is exactly what an
+        auditor wants to see. Recorded as api.refused, like gRPC calls."""
+        admin = self.control.admin_token()
+        for token, status in ((None, 401), ("wdn_nonsense", 401), (admin, 403)):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.scim_port,
+                                               context=self.ctx, timeout=20)
+            try:
+                headers = {"Authorization": "Bearer " + token} if token else {}
+                conn.request("GET", "/scim/v2/Users?count=1", headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                self.assertEqual(resp.status, status, token)
+            finally:
+                conn.close()
+
+        def refused():
+            r = subprocess.run([WARDENCTL, "audit", "search", "--kind", "admin", "--format",
+                                "json", "--limit", "100000"], env=self.control.env(),
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            admin_events = [json.loads(l)["leaf"]["event"]["admin"]
+                            for l in r.stdout.splitlines() if l.strip()]
+            return [a for a in admin_events if a.get("action") == "api.refused"
+                    and a.get("target", "").startswith("SCIM ")]
+        self.assertTrue(wait_until(lambda: len(refused()) >= 3, timeout=30), refused())
+        events = refused()
+        self.assertTrue(all(a["target"] == "SCIM GET /Users" for a in events), events)
+        self.assertTrue(all("from 127.0.0.1" in a["detail"] and
+                            "needs TOKEN_SCOPE_SCIM" in a["detail"] for a in events), events)
+        self.assertTrue(any(a["actor"] == "token without scim" and "lacks the scim scope"
+                            in a["detail"] for a in events), events)
+        self.assertEqual(sum(a["actor"] == "unauthenticated" for a in events), 2, events)
+        self.assertTrue(all(not a.get("success") for a in events))
+
     def test_a_filter_it_cannot_read_is_refused_not_read_as_no_match(self):
         # Red team pass 5: `userName eq "a" or userName pr` listed nothing
         # (200) instead of saying the filter is not supported.

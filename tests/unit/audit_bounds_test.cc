@@ -131,4 +131,16 @@ TEST(BoundTest, NeverCutsInsideACharacter) {
 }
 
 }  // namespace
+TEST(IsEventFieldPathTest, NamesOfTheEventsFieldsOnly) {
+  for (const char* ok : {"statement.text", "identity.user", "identity.groups",
+                         "statement", "admin.detail", "repairs.undecodable"}) {
+    EXPECT_TRUE(IsEventFieldPath(ok)) << ok;
+  }
+  for (const char* bad : {"", "nosuch", "statement.text.x", "statement.",
+                          ".statement", "statement..text", "statement text",
+                          "identity.user; cut: x", "sequence"}) {
+    EXPECT_FALSE(IsEventFieldPath(bad)) << bad;
+  }
+}
+
 }  // namespace warden::audit_bounds

@@ -595,6 +595,35 @@ TEST_F(AuditExportTest, FiltersAndOcsf) {
   EXPECT_EQ(seen.back(), 8u);
 }
 
+// Red team pass 7: a statement with U+2028 (or U+2029, U+0085) split one
+// OCSF line into several for readers that split on Unicode line breaks.
+TEST_F(AuditExportTest, OcsfRecordsStayOneLineForEveryLineSplitter) {
+  AppendAuditRequest request = Events("p1", "prod", 1, 1);
+  const std::string text =
+      "SELECT 'a\xE2\x80\xA8" "b\xE2\x80\xA9" "c\xC2\x85" "d'";
+  request.mutable_events(0)->mutable_statement()->set_text(text);
+  AppendAuditResponse response;
+  ASSERT_TRUE(cp_->audit_ingest()
+                  ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
+                  .ok());
+  warden::v1::ListEventsRequest list;
+  list.set_format(warden::v1::AUDIT_FORMAT_OCSF_JSON);
+  warden::v1::ListEventsResponse page;
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", reader_);
+  ASSERT_TRUE(stub_->ListEvents(&ctx, list, &page).ok());
+  ASSERT_EQ(page.events_size(), 1);
+  const std::string& line = page.events(0).ocsf_json();
+  for (const char* brk : {"\n", "\r", "\xE2\x80\xA8", "\xE2\x80\xA9",
+                          "\xC2\x85"}) {
+    EXPECT_EQ(line.find(brk), std::string::npos) << line;
+  }
+  EXPECT_NE(line.find("\\u2028"), std::string::npos) << line;
+  // Escaped, not lost: the statement reads back exactly.
+  EXPECT_NE(nlohmann::json::parse(line).dump().find("b\xE2\x80\xA9"),
+            std::string::npos);
+}
+
 // Unknown field 1000 as `depth` nested groups: bytes protobuf skips, to
 // its recursion limit.
 std::string NestedGroups(int depth) {
@@ -735,6 +764,15 @@ TEST_F(AuditExportTest, ProxiesCannotPlantControlPlaneRepairs) {
   r->set_unknown_field_bytes(99);
   for (int i = 0; i < 1000; ++i) r->add_truncated("statement.text");
   r->add_invalid_utf8(std::string(300, 'x') + "\xc3\xa9");
+  // Red team pass 7: free text here rendered in `tail` as warden-control's
+  // own words; only names of the event's fields are kept.
+  r->add_invalid_utf8(
+      "identity.user; cut: statement.text; claimed kind ADMIN; sent an "
+      "admin action] control/warden-control #1 token:bootstrap-admin");
+  r->add_invalid_utf8("identity.user");
+  r->add_invalid_utf8("statement.text.x");
+  r->add_invalid_utf8("nosuch");
+  r->add_invalid_utf8("");
   AppendAuditResponse response;
   ASSERT_TRUE(cp_->audit_ingest()
                   ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
@@ -748,7 +786,7 @@ TEST_F(AuditExportTest, ProxiesCannotPlantControlPlaneRepairs) {
   EXPECT_EQ(kept.unknown_field_bytes(), 0u);
   EXPECT_EQ(kept.truncated_size(), 32);
   ASSERT_EQ(kept.invalid_utf8_size(), 1);
-  EXPECT_LE(kept.invalid_utf8(0).size(), 128u);
+  EXPECT_EQ(kept.invalid_utf8(0), "identity.user");
 }
 
 TEST_F(AuditExportTest, ControlPlaneActionsAreInTheLog) {

@@ -661,6 +661,29 @@ TEST_F(ServicesTest, AProxyIdIsBoundToItsCertificate) {
     EXPECT_TRUE(cp_->authority()
                     ->AuthenticateProxy(third.certificate_pem(), absl::Now())
                     .ok());
+    // Within the window too, once the new certificate has been used (as
+    // just above): the proxy has it, so the retry is a copy's (red team
+    // pass 7: it took the id over within the window).
+    const absl::Status copied =
+        cp_->proxy_registry()->Renewed(stale, "AB13", absl::Now());
+    EXPECT_EQ(copied.code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_THAT(std::string(copied.message()),
+                HasSubstr("which the proxy has used since"));
+    EXPECT_TRUE(cp_->authority()
+                    ->AuthenticateProxy(third.certificate_pem(), absl::Now())
+                    .ok());
+    // While the new certificate has not been used, the one it replaced
+    // may retry (the answer was lost): once, then the next is unused too.
+    ca::ProxyIdentity current{"edge-1", "prod"};
+    current.certificate_serial = serial_of(third.certificate_pem());
+    ASSERT_TRUE(
+        cp_->proxy_registry()->Renewed(current, "CC01", absl::Now()).ok());
+    EXPECT_TRUE(
+        cp_->proxy_registry()->Renewed(current, "CC02", absl::Now()).ok());
+    auto record = cp_->proxy_registry()->Get("prod", "edge-1");
+    ASSERT_TRUE(record.ok());
+    EXPECT_EQ(record->certificate_serial(), "CC02");
+    EXPECT_FALSE(record->current_used());
     // Every renewal, refused or not, is in the audit trail: the first
     // certificate (two renewals back) is refused before it is bound to an
     // identity, and that is recorded too.

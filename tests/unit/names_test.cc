@@ -88,6 +88,9 @@ TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
            Case{"\xD0\xB8\xD0\xB2\xD0\xB0n@example.ru", "Cyrillic"},
            Case{"ivan@ex\xD0\xB0mple.com", "Cyrillic"},
            Case{"joe@example\xC2\xB7" "com", "U+00B7"},  // middle dot
+           Case{"dave@example.com ", "ends with a space"},
+           Case{" dave@example.com", "begins or ends with a space"},
+           Case{"da  ve@example.com", "two spaces in a row"},
        }) {
     const absl::Status s = CheckNameIsDistinct(c.name);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
