@@ -258,6 +258,18 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
     auto lifted = LiftTombstoneHolds(user->user_name(), actor, now);
     if (!lifted.ok()) return lifted.status();
     result.changed = result.changed || *lifted;
+    // Still held through one of its e-mails, if another record holds that
+    // name (Entries): say which name to activate.
+    for (const std::string& e : user->emails()) {
+      auto other = FindUser(e);
+      if (other.ok() && other->id() != user->id() && other->admin_hold()) {
+        result.refused = true;
+        result.note = absl::StrCat(
+            result.note.empty() ? "" : absl::StrCat(result.note, "; "),
+            "its e-mail ", e, " is held too (", other->user_name(),
+            "): activate that name as well");
+      }
+    }
     if (!user->active()) {
       result.refused = true;
       result.note = absl::StrCat(
@@ -313,10 +325,13 @@ absl::StatusOr<bool> Directory::LiftTombstoneHolds(const std::string& user_name,
   const std::string name = FoldName(user_name);
   bool lifted = false;
   for (DirectoryUser& t : *all) {
-    if (!t.deleted() || !t.admin_hold() ||
-        FoldName(t.user_name()) != name) {
-      continue;
+    if (!t.deleted() || !t.admin_hold()) continue;
+    // By its userName or one of its e-mails (a hold typed as an e-mail).
+    bool named = FoldName(t.user_name()) == name;
+    for (const std::string& e : t.emails()) {
+      named = named || FoldName(e) == name;
     }
+    if (!named) continue;
     t.set_admin_hold(false);
     t.set_admin_hold_by("");
     t.set_version(t.version() + 1);
@@ -622,9 +637,16 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
   // Names an admin's hold is on, whichever record carries them now: a
   // deletion and a new user of the same name (red team), or a rename, do
   // not lift it; only `wardenctl identities activate` does.
+  // Every name of a held record, its e-mails too: a hold typed as an
+  // e-mail and applied to its owner must not end when the provider deletes
+  // the owner and creates a user under that e-mail (red team pass 7).
   absl::flat_hash_map<std::string, std::string> held;  // name -> by whom
   for (const DirectoryUser& u : *users) {
-    if (u.admin_hold()) held[FoldName(u.user_name())] = u.admin_hold_by();
+    if (!u.admin_hold()) continue;
+    held[FoldName(u.user_name())] = u.admin_hold_by();
+    for (const std::string& e : u.emails()) {
+      held.emplace(FoldName(e), u.admin_hold_by());
+    }
   }
   // By lower-case userName; a live user wins over a tombstone of the name.
   std::map<std::string, DirectoryEntry> entries;
@@ -634,7 +656,15 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (it != entries.end() && u.deleted()) continue;
     DirectoryEntry entry;
     entry.set_user_name(name);
-    const auto hold = held.find(name);
+    // Held by its userName or by any of its e-mails: a user the provider
+    // gave a held name as an e-mail is the person that name was cut off
+    // under (a hold placed before provisioning, red team pass 7), until
+    // an admin activates the name.
+    auto hold = held.find(name);
+    for (const std::string& email : u.emails()) {
+      if (hold != held.end()) break;
+      hold = held.find(FoldName(email));
+    }
     entry.set_active(u.active() && !u.deleted() && !u.admin_hold() &&
                      hold == held.end());
     if (hold != held.end() || u.admin_hold()) {

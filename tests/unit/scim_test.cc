@@ -388,6 +388,57 @@ TEST_F(ScimTest, AnAdminsDeactivationHoldsAgainstScim) {
   EXPECT_TRUE((*directory_->Entries())[0].active());
 }
 
+// Red team pass 7: a hold typed as an e-mail was applied to its owner and
+// then lost when the provider deleted the owner and created a user under
+// that e-mail; a hold placed before provisioning stayed on the name while
+// a user the provider gave that name as an e-mail connected.
+TEST_F(ScimTest, AHoldFollowsEveryNameOfTheHeldPerson) {
+  auto entry_of = [&](const std::string& name) {
+    const auto entries = directory_->Entries();
+    EXPECT_TRUE(entries.ok());
+    for (const auto& e : *entries) {
+      if (e.user_name() == name) return e;
+    }
+    ADD_FAILURE() << "no entry " << name;
+    return warden::v1::DirectoryEntry();
+  };
+  const std::string pat = CreateUser(
+      "pat@example.com", {{"emails", {{{"value", "pat.mail@example.com"}}}}});
+  ASSERT_TRUE(directory_
+                  ->SetActive("pat.mail@example.com", false, "token:secops",
+                              absl::Now())
+                  .ok());
+  ASSERT_EQ(Call("DELETE", "/Users/" + pat).status, 204);
+  CreateUser("PAT.MAIL@example.com");
+  const auto reborn = entry_of("pat.mail@example.com");
+  EXPECT_FALSE(reborn.active());
+  EXPECT_TRUE(reborn.admin_hold());
+  // Activating the name the admin typed lifts it.
+  auto lifted = directory_->SetActive("pat.mail@example.com", true,
+                                      "token:secops", absl::Now());
+  ASSERT_TRUE(lifted.ok()) << lifted.status();
+  EXPECT_TRUE(entry_of("pat.mail@example.com").active());
+
+  // A hold on a name nobody had yet, then a user with it as an e-mail.
+  ASSERT_TRUE(
+      directory_->SetActive("zed@example.com", false, "token:secops",
+                            absl::Now())
+          .ok());
+  CreateUser("zoe@example.com",
+             {{"emails", {{{"value", "zed@example.com"}}}}});
+  EXPECT_FALSE(entry_of("zoe@example.com").active());
+  auto still = directory_->SetActive("zoe@example.com", true, "token:secops",
+                                     absl::Now());
+  ASSERT_TRUE(still.ok());
+  EXPECT_TRUE(still->refused);
+  EXPECT_THAT(still->note, HasSubstr("its e-mail zed@example.com is held"));
+  ASSERT_TRUE(
+      directory_->SetActive("zed@example.com", true, "token:secops",
+                            absl::Now())
+          .ok());
+  EXPECT_TRUE(entry_of("zoe@example.com").active());
+}
+
 TEST_F(ScimTest, TheDirectoryIsRebuiltFromTheLog) {
   const std::string id = CreateUser("carol");
   ASSERT_EQ(Call("PATCH", "/Users/" + id,
