@@ -782,6 +782,14 @@ void Session::HandleAuthStep(AuthStep step) {
         ", another user known to Warden (Unicode confusables, UTS #39), "
         "and would pass for that person in policies and the audit trail"));
   }
+  // From here on the session spends its identity's audit budget, shared
+  // with the identity's other sessions (red team pass 7: one client filled
+  // the spool with a new session per statement, each on a fresh budget).
+  if (shared_->audit_backlogged_session_rate > 0 &&
+      shared_->recorder != nullptr) {
+    audit_window_ =
+        shared_->audit_windows.For(FoldName(identity_.user()), absl::Now());
+  }
   // One AUTHENTICATION event per login, recorded once its outcome is
   // known: the credentials held, but the directory, the role mapping, the
   // database or a missing bundle may still refuse it (a success followed
@@ -2375,12 +2383,51 @@ warden::v1::AuditEvent Session::NewEvent(
   return event;
 }
 
+std::shared_ptr<AuditWindow> AuditWindows::For(const std::string& identity,
+                                               absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto& window = windows_[identity];
+  if (window == nullptr) {
+    window = std::make_shared<AuditWindow>();
+    if (windows_.size() > 4096) {
+      // Those no session holds and idle past the longest pause.
+      for (auto it = windows_.begin(); it != windows_.end();) {
+        bool idle = false;
+        if (it->second.use_count() == 1 && it->second != window) {
+          absl::MutexLock w(&it->second->mu);
+          idle = now - it->second->last_used > 2 * kMaxThrottle;
+        }
+        if (idle) {
+          windows_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  return window;
+}
+
+void Session::CountAudit(size_t bytes) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&audit_window_->mu);
+  if (audit_window_->events++ == 0) audit_window_->start = now;
+  audit_window_->bytes += static_cast<int64_t>(bytes);
+  audit_window_->last_used = now;
+}
+
 bool Session::AuditThrottled() {
   const int64_t rate = shared_->audit_backlogged_session_rate;
-  if (rate <= 0 || audit_window_events_ == 0 ||
-      shared_->recorder == nullptr) {
-    return false;
+  if (rate <= 0 || shared_->recorder == nullptr) return false;
+  int64_t events, bytes;
+  absl::Time start;
+  {
+    absl::MutexLock lock(&audit_window_->mu);
+    events = audit_window_->events;
+    bytes = audit_window_->bytes;
+    start = audit_window_->start;
   }
+  if (events == 0) return false;
   // Up to half full, no limit; above, each session's budget shrinks with
   // the fill: the full rate at 50%, half of it at 70%, one event from 90%.
   // A budget is in events and in bytes (kBudgetBytesPerEvent each), and a
@@ -2395,18 +2442,20 @@ bool Session::AuditThrottled() {
   const double budget = std::max(
       1.0, static_cast<double>(rate) * (0.9 - fill) / 0.4);
   const double seconds = std::max(
-      static_cast<double>(audit_window_events_) / budget,
-      static_cast<double>(audit_window_bytes_) /
-          (budget * kBudgetBytesPerEvent));
+      static_cast<double>(events) / budget,
+      static_cast<double>(bytes) / (budget * kBudgetBytesPerEvent));
   const absl::Time now = absl::Now();
   const absl::Time window_end =
-      audit_window_start_ +
-      std::min(std::max(absl::Seconds(1), absl::Seconds(seconds)),
-               kMaxThrottle);
+      start + std::min(std::max(absl::Seconds(1), absl::Seconds(seconds)),
+                       kMaxThrottle);
   if (now >= window_end) {  // paid for: a new window, a new budget.
-    audit_window_start_ = now;
-    audit_window_events_ = 0;
-    audit_window_bytes_ = 0;
+    absl::MutexLock lock(&audit_window_->mu);
+    // (Unless another session of the identity began one meanwhile.)
+    if (audit_window_->start == start) {
+      audit_window_->start = now;
+      audit_window_->events = 0;
+      audit_window_->bytes = 0;
+    }
     return false;
   }
   if (seconds < 1) return false;  // within this second's budget
@@ -2414,7 +2463,7 @@ bool Session::AuditThrottled() {
   shared_->audit_sessions_throttled.fetch_add(1, std::memory_order_relaxed);
   spdlog::debug("session {}: {} audit events ({} bytes) with the spool "
                 "{:.0f}% full; not read for {} ms",
-                peer_address_, audit_window_events_, audit_window_bytes_,
+                peer_address_, events, bytes,
                 fill * 100, absl::ToInt64Milliseconds(window_end - now));
   std::weak_ptr<Session> weak = weak_from_this();
   const int64_t wait_ms =
@@ -2435,10 +2484,9 @@ void Session::ResumeAfterThrottle() {
 
 bool Session::Audit(warden::v1::AuditEvent event) {
   if (shared_->recorder == nullptr) return true;
-  if (audit_window_events_++ == 0) audit_window_start_ = absl::Now();
   size_t size = 0;
   auto recorded = shared_->recorder->Record(std::move(event), &size);
-  audit_window_bytes_ += static_cast<int64_t>(size);
+  CountAudit(size);
   if (!recorded.ok()) {
     spdlog::error("session {}: audit event not recorded: {}", peer_address_,
                   recorded.status().ToString());
@@ -2848,10 +2896,9 @@ void Session::RecordResults() {
     st->mutable_duration()->set_seconds(absl::ToInt64Seconds(took));
     st->mutable_duration()->set_nanos(static_cast<int32_t>(
         absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
-    ++audit_window_events_;
     size_t size = 0;
     auto recorded = shared_->recorder->Record(std::move(event), &size);
-    audit_window_bytes_ += static_cast<int64_t>(size);
+    CountAudit(size);
     if (!recorded.ok()) {
       // The statement already ran (its intent is recorded); the next one
       // will be refused while the spool stays full.

@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/login_failures.h"
@@ -73,6 +74,32 @@ class PendingLogins {
   absl::flat_hash_map<std::string, int> count_ ABSL_GUARDED_BY(mu_);
 };
 
+// Audit events an identity recorded since `start`, across all its sessions
+// (AuditThrottled): while the spool is backlogged, the budget is one per
+// identity, so opening more sessions, or a new one per statement, buys no
+// more of the spool.
+struct AuditWindow {
+  absl::Mutex mu;
+  absl::Time start ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  int64_t events ABSL_GUARDED_BY(mu) = 0;
+  int64_t bytes ABSL_GUARDED_BY(mu) = 0;
+  absl::Time last_used ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+};
+
+// The windows, by identity (folded user name). Kept past their sessions'
+// end (an identity that reconnects finds its unpaid window), dropped once
+// idle for a while when there are many.
+class AuditWindows {
+ public:
+  std::shared_ptr<AuditWindow> For(const std::string& identity,
+                                   absl::Time now);
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<AuditWindow>> windows_
+      ABSL_GUARDED_BY(mu_);
+};
+
 // Everything sessions share. Built once at start; the maps are read-only
 // afterwards, the registry and counters are thread-safe.
 struct SharedState {
@@ -118,6 +145,7 @@ struct SharedState {
   // was paused for it.
   int64_t audit_backlogged_session_rate = 0;
   std::atomic<uint64_t> audit_sessions_throttled{0};
+  AuditWindows audit_windows;
   std::atomic<int> client_connections{0};
   // Failed logins per client address: the audit trail records the first
   // ones of a flood one by one and the rest as a summary, and an address
@@ -451,13 +479,13 @@ class Session : public std::enable_shared_from_this<Session> {
     bool closed = false;  // its Sync (or the Query) was relayed
   };
   std::deque<UnansweredBatch> unanswered_batches_;
-  // Audit events recorded since audit_window_start_ (a one-second window).
-  // While the spool is backlogged, a session past
-  // audit.backlogged_session_rate in its window is not read, and its
-  // buffered messages wait, until the window ends (AuditThrottled).
-  absl::Time audit_window_start_ = absl::InfinitePast();
-  int64_t audit_window_events_ = 0;
-  int64_t audit_window_bytes_ = 0;
+  // Audit events recorded in the current window: the session's own until
+  // login, then its identity's (shared with its other sessions). While the
+  // spool is backlogged, a session whose window is past
+  // audit.backlogged_session_rate is not read, and its buffered messages
+  // wait, until the window is paid for (AuditThrottled).
+  std::shared_ptr<AuditWindow> audit_window_ = std::make_shared<AuditWindow>();
+  void CountAudit(size_t bytes);
   bool audit_throttled_ = false;
   bool AuditThrottled();
   void ResumeAfterThrottle();

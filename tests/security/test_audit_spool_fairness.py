@@ -8,7 +8,9 @@ fill the spool in well under a second, and then every other session was
 refused too. Now, while the spool is more than half full, a session that
 recorded more than `audit.backlogged_session_rate` events in its current
 second (a budget that shrinks as the spool fills) is not read until the
-second ends: the flooding session slows down and the others go on.
+second ends: the flooding session slows down and the others go on. The
+budget is per identity, shared by all its sessions: a client that opens a
+new session per statement buys no more of the spool (red team pass 7).
 
 Real PostgreSQL, warden-control and warden-proxy (audit on, a 1 MiB spool,
 the default rate of 1000).
@@ -85,21 +87,63 @@ class Flood:
         return sum(n for t, n in self.completed if start <= t < end)
 
 
-def run_flood(stack, padding=0):
-    """SIGSTOPs warden-control, floods from one session for FLOOD_SECONDS
-    while another session runs one marked statement every 200 ms, then
+class ReconnectFlood(Flood):
+    """A new session (same identity) for every large statement, from
+    several threads: each session records one event and goes."""
+
+    def __init__(self, stack, padding, threads=3):
+        super().__init__(None, padding)
+        self.stack = stack
+        self.threads = [threading.Thread(target=self.run, daemon=True)
+                        for _ in range(threads)]
+        self.lock = threading.Lock()
+
+    def run(self):
+        text = "SELECT 1 /* %s */" % ("x" * self.padding)
+        try:
+            while not self.stop.is_set():
+                conn = self.stack.raw("dev")
+                try:
+                    conn.sock.settimeout(120)
+                    conn.send(rawpg.query(text))
+                    conn.sock.settimeout(1)
+                    self.conn = conn
+                    while True:
+                        try:
+                            replies = rawpg.read_to_ready(conn)
+                            break
+                        except (TimeoutError, socket.timeout):
+                            if self.stop.is_set():
+                                return
+                    done = sum(1 for t, _ in replies if t == b"C")
+                    refused = sum(1 for t, body in replies if t == b"E" and
+                                  rawpg.parse_error(body).get("C") == "53000")
+                    with self.lock:
+                        self.completed.append((time.monotonic(), done))
+                        self.refused += refused
+                finally:
+                    conn.close()
+        except Exception as e:  # noqa: BLE001 (reported by the test)
+            self.error = e
+
+
+def run_flood(stack, padding=0, reconnect=False):
+    """SIGSTOPs warden-control, floods from one session (or, with
+    `reconnect`, a new session per statement) for FLOOD_SECONDS while
+    another user's session runs one marked statement every 200 ms, then
     SIGCONTs it. Returns (flood, victim results as (marker, sqlstate or
     None), start time)."""
     attacker = stack.raw("dev")
-    victim = stack.raw("dev")
+    victim = stack.raw("dev", "victim", "victim-pw")
     # Both sessions are up before the control plane goes away.
     assert victim.simple_query("SELECT 'warm-up'")[1] is None
     pid = stack.control.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:
-        flood = Flood(attacker, padding)
+        flood = ReconnectFlood(stack, padding) if reconnect else Flood(attacker, padding)
         start = time.monotonic()
-        flood.thread.start()
+        for t in getattr(flood, "threads", [flood.thread]):
+            t.start()
         results = []
         i = 0
         while time.monotonic() - start < FLOOD_SECONDS:
@@ -109,7 +153,8 @@ def run_flood(stack, padding=0):
             results.append((marker, error.get("C") if error else None))
             time.sleep(0.2)
         flood.stop.set()
-        flood.thread.join(timeout=30)
+        for t in getattr(flood, "threads", [flood.thread]):
+            t.join(timeout=30)
     finally:
         os.kill(pid, signal.SIGCONT)
     attacker.close()
@@ -121,7 +166,8 @@ class SpoolFairness(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.stack = Stack("warden-sec-fair-", audit_settings=(
-            "max_spool_bytes: 1048576",)).start()
+            "max_spool_bytes: 1048576",),
+            extra_users=("{ name: victim, password: victim-pw }",)).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -177,6 +223,24 @@ class SpoolFairness(unittest.TestCase):
         self.assertTrue(self.stack.recorded(results[-1][0], timeout=60))
 
 
+    def test_a_new_session_per_statement_buys_no_more_of_the_spool(self):
+        # Red team pass 7: the budget was per session, so one client that
+        # opened a new session for each 100 KB statement (three at a time)
+        # filled the spool and the others were refused within 7 s. The
+        # budget is the identity's.
+        flood, results, start = run_flood(self.stack, padding=100000, reconnect=True)
+        self.assertIsNone(flood.error)
+        refused = [m for m, code in results if code is not None]
+        self.assertEqual(refused, [], "victim statements refused: %s" % refused)
+        self.assertGreater(len(results), 20)
+        self.assertEqual(flood.refused, 0)
+        self.assertGreater(flood.completed_between(start, start + FLOOD_SECONDS), 3)
+        self.assertLessEqual(
+            flood.completed_between(start + FLOOD_SECONDS - 5, start + FLOOD_SECONDS), 3,
+            "the reconnecting client was not slowed")
+        self.assertTrue(self.stack.recorded(results[-1][0], timeout=60))
+
+
 class SpoolWithoutFairness(unittest.TestCase):
     """The control case: with no per-session limit the same flood fills the
     spool and the victim is refused, so the guarded case tests something."""
@@ -185,7 +249,8 @@ class SpoolWithoutFairness(unittest.TestCase):
     def setUpClass(cls):
         cls.stack = Stack("warden-sec-unfair-", audit_settings=(
             "max_spool_bytes: 1048576",
-            "backlogged_session_rate: 0")).start()
+            "backlogged_session_rate: 0"),
+            extra_users=("{ name: victim, password: victim-pw }",)).start()
 
     @classmethod
     def tearDownClass(cls):
