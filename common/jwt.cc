@@ -454,6 +454,11 @@ absl::StatusOr<Claims> Verify(absl::string_view token, const KeySet& keys,
     }
   }
   claims.expires = exp;
+  if (*has_iat) {
+    claims.issued = iat;
+  } else if (options.max_lifetime > absl::ZeroDuration()) {
+    claims.issued = exp - options.max_lifetime - options.clock_skew;
+  }
   for (auto it = payload.begin(); it != payload.end(); ++it) {
     if (it.value().is_string()) {
       claims.strings[it.key()] = it.value().get<std::string>();

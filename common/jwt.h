@@ -78,6 +78,9 @@ struct Claims {
   std::string issuer;
   std::string subject;
   absl::Time expires;
+  // When it was issued: `iat`, or without one the earliest its lifetime
+  // limit allows (expires - max_lifetime); InfinitePast when neither says.
+  absl::Time issued = absl::InfinitePast();
   std::string key_id;
   std::string algorithm;
   std::map<std::string, std::string> strings;                   // e.g. email, hd

@@ -648,6 +648,14 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
       held.emplace(FoldName(e), u.admin_hold_by());
     }
   }
+  // Names a deleted record carries (a deleted or renamed user's, an alias
+  // a provider removed): a live user holding one now took it over.
+  absl::flat_hash_set<std::string> tombstoned;
+  for (const DirectoryUser& u : *users) {
+    if (!u.deleted()) continue;
+    tombstoned.insert(FoldName(u.user_name()));
+    for (const std::string& e : u.emails()) tombstoned.insert(FoldName(e));
+  }
   // By lower-case userName; a live user wins over a tombstone of the name.
   std::map<std::string, DirectoryEntry> entries;
   for (const DirectoryUser& u : *users) {
@@ -689,6 +697,9 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (!u.deleted()) {
       for (const std::string& g : groups_of[u.id()]) entry.add_groups(g);
       AddAttributes(u.resource_json(), &entry);
+      if (tombstoned.contains(name)) {
+        entry.set_name_reused_unix_ms(u.created_unix_ms());
+      }
     }
     entries[name] = std::move(entry);
   }

@@ -12,9 +12,11 @@
 #define WARDEN_DATAPLANE_SESSION_AUTHENTICATOR_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "proto/warden/v1/session.pb.h"
@@ -53,6 +55,11 @@ struct AuthStep {
   // must not lock them out or hand them groups. An administrator's hold
   // reaches them either way.
   bool provider_identity = true;
+  // When the credential was issued, for one that is dated (a token's iat,
+  // a certificate's notBefore): a directory name reused since then
+  // (DirectoryEntry.name_reused_unix_ms) refuses it. Unset for passwords
+  // and service tokens.
+  std::optional<absl::Time> credential_issued;
 };
 
 // One authentication conversation. Not thread-safe; owned by one session.

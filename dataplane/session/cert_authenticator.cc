@@ -176,6 +176,11 @@ AuthStep CertAuthenticator::Authenticate(
   for (auto& g : identity->groups) step.identity.add_groups(std::move(g));
   step.identity.set_kind(*kind);
   step.identity.set_auth_method(method);
+  // Warden's CA backdates notBefore by a minute (a tenth of the lifetime
+  // for short ones): the issue time is that much later.
+  step.credential_issued =
+      cert->not_before +
+      std::min(absl::Minutes(1), (cert->not_after - cert->not_before) / 11);
   return step;
 }
 

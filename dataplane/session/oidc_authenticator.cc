@@ -125,6 +125,7 @@ class OidcExchange : public AuthExchange {
     for (auto& g : mapped->groups) step.identity.add_groups(std::move(g));
     step.identity.set_kind(KindOf(idp.kind));
     step.identity.set_auth_method(method);
+    step.credential_issued = claims->issued;
     return step;
   }
 

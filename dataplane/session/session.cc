@@ -764,6 +764,7 @@ void Session::HandleAuthStep(AuthStep step) {
   }
   identity_ = std::move(step.identity);
   provider_identity_ = step.provider_identity;
+  credential_issued_ = step.credential_issued;
   base_groups_.assign(identity_.groups().begin(), identity_.groups().end());
   auth_.reset();
   // A name that passes on screen for another person's ("\u0430lice" with a
@@ -2277,6 +2278,25 @@ bool Session::ApplyDirectory(const gate::Gate& gate) {
   const warden::v1::DirectoryEntry* entry = match.entry;
   if (entry != nullptr && !entry->active()) {
     inactive_because_ = entry->inactive_because();
+    return false;
+  }
+  // A token or certificate issued before the name became its current
+  // user's was issued to the user who had it before (deleted or renamed
+  // by the identity provider; red team pass 7: such a certificate, valid
+  // for hours, passed as the new account).
+  if (entry != nullptr && entry->name_reused_unix_ms() != 0 &&
+      credential_issued_.has_value() &&
+      // (A token's iat is in whole seconds.)
+      *credential_issued_ + absl::Seconds(1) <=
+          absl::FromUnixMillis(entry->name_reused_unix_ms())) {
+    inactive_because_ = absl::StrCat(
+        "this credential was issued before the name became its current "
+        "user's (",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                         absl::FromUnixMillis(entry->name_reused_unix_ms()),
+                         absl::UTCTimeZone()),
+        "; it belonged to a user the identity provider deleted or renamed): "
+        "get a new token or run wardenctl login again");
     return false;
   }
   std::vector<std::string> groups = base_groups_;

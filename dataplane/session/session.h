@@ -461,6 +461,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string inactive_because_;
   // AuthStep::provider_identity of the login.
   bool provider_identity_ = true;
+  // When the credential was issued (AuthStep.credential_issued).
+  std::optional<absl::Time> credential_issued_;
   std::string refusal_token_;       // random, per session.
   uint64_t refusal_seq_ = 0;
   uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.

@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.error
 import urllib.parse
@@ -649,6 +650,34 @@ environments:
         post("marker4@example.com", active=False)
         self.assertTrue(wait_until(lambda: not self.try_connect("marker4@example.com")))
         self.assertFalse(self.try_connect("lena.mail@example.com"))
+
+    def test_8b_a_credential_of_a_names_earlier_holder_is_refused(self):
+        """Red team pass 7: the provider deleted nora and later created a new
+        user named nora; a token (or a certificate, valid for hours) issued
+        to the first nora passed as the new one. A credential issued before
+        the name became its current user's is refused."""
+        name = "nora@example.com"
+        status, nora, _ = self.scim("POST", "/Users", {"schemas": [USER], "userName": name})
+        self.assertEqual(status, 201, nora)
+        self.assertTrue(wait_until(lambda: self.try_connect(name)))
+        issued = int(time.time()) - 5   # the first nora's token, still valid
+        old_token = self.idp.token(name, iat=issued, exp=issued + 3600)
+        status, _, _ = self.scim("DELETE", "/Users/" + nora["id"])
+        self.assertEqual(status, 204)
+        status, body, _ = self.scim("POST", "/Users", {"schemas": [USER], "userName": name})
+        self.assertEqual(status, 201, body)
+        status, body, _ = self.scim("POST", "/Users", {"schemas": [USER], "active": False,
+                                                       "userName": "marker8b@example.com"})
+        self.assertEqual(status, 201, body)
+        self.assertTrue(wait_until(lambda: not self.try_connect("marker8b@example.com")))
+        with self.assertRaises(psycopg2.OperationalError) as cm:
+            psycopg2.connect(host="localhost", port=self.port, dbname="shop", user=name,
+                             password=old_token, sslmode="verify-full",
+                             sslrootcert=self.certs["ca"], connect_timeout=10).close()
+        self.assertIn("this credential was issued before the name became its current user's",
+                      str(cm.exception))
+        # The new nora's own token works.
+        self.assertTrue(self.try_connect(name))
 
     def test_9_case_beyond_ascii_does_not_escape_a_deactivation(self):
         """Red team: only A-Z were folded, so deactivating "ÅSA@EXAMPLE.COM"
