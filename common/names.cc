@@ -1,5 +1,6 @@
 #include "common/names.h"
 
+#include <unicode/locid.h>
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>
 #include <unicode/uscript.h>
@@ -92,14 +93,37 @@ absl::Status CheckNameIsDistinct(absl::string_view name) {
         "holds two spaces in a row, which read as one and could make it "
         "pass for another name");
   }
+  // A dot at either end or two in a row is easily missed:
+  // "dave@example.com." is not dave's name (red team pass 8).
+  if (!name.empty() && (name.front() == '.' || name.back() == '.')) {
+    return absl::InvalidArgumentError(
+        "begins or ends with a dot, which is easily missed and could make "
+        "it pass for another name");
+  }
+  if (absl::StrContains(name, "..")) {
+    return absl::InvalidArgumentError(
+        "holds two dots in a row, which could make it pass for another "
+        "name");
+  }
   const auto* bytes = reinterpret_cast<const uint8_t*>(name.data());
   const int32_t n = static_cast<int32_t>(name.size());
   std::set<UScriptCode> scripts;
   bool ascii = true;
+  UChar32 previous = -1;
   for (int32_t i = 0; i < n;) {
     const int32_t at = i;
     UChar32 c;
     U8_NEXT(bytes, i, n, c);
+    const UChar32 before = previous;
+    previous = c;
+    // A dot above an i or j (soft-dotted letters) does not show: "i\u0307"
+    // reads as "i" (red team pass 8).
+    if (c == 0x0307 && before >= 0 &&
+        u_hasBinaryProperty(before, UCHAR_SOFT_DOTTED)) {
+      return absl::InvalidArgumentError(
+          "holds U+0307 (a dot above) on a soft-dotted letter such as i, "
+          "where it does not show");
+    }
     if (c < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("is not valid UTF-8 (at byte ", at, ")"));
@@ -192,8 +216,8 @@ const USpoofChecker* SkeletonChecker() {
   return checker;
 }
 
-// fold(skeleton(text)); `text` valid UTF-8.
-std::string FoldedSkeleton(absl::string_view text) {
+// skeleton(text); `text` valid UTF-8.
+std::string Skeleton(absl::string_view text) {
   const USpoofChecker* checker = SkeletonChecker();
   if (checker == nullptr) return FoldName(text);
   UErrorCode status = U_ZERO_ERROR;
@@ -206,8 +230,7 @@ std::string FoldedSkeleton(absl::string_view text) {
   if (U_FAILURE(status)) return FoldName(text);
   std::string out;
   skeleton.toUTF8String(out);
-  // Prototypes may be capitals ("0" becomes "O"): fold once more.
-  return FoldName(out);
+  return out;
 }
 
 }  // namespace
@@ -215,9 +238,25 @@ std::string FoldedSkeleton(absl::string_view text) {
 std::vector<std::string> NameSkeletons(absl::string_view name) {
   // Text that is not UTF-8 is refused as a name anyway; it is its own key.
   if (!IsValidUtf8(name)) return {absl::AsciiStrToLower(name)};
-  std::vector<std::string> keys = {FoldedSkeleton(FoldName(name))};
-  std::string as_written = FoldedSkeleton(name);
-  if (as_written != keys[0]) keys.push_back(std::move(as_written));
+  // Names match whatever their case, so a name is all of its case forms:
+  // the skeletons of its lower-case form, of its capitals ("B1LLY" reads
+  // as "BILLY", billy's name in capitals; "B0B" as "BOB": a zero is a
+  // capital O's look-alike), and of the name as written ("Ian" reads as
+  // "lan"). Skeletons are compared as they are: "IAN" and "LAN" do not
+  // look alike, and neither do "KAI" and "KAL".
+  std::vector<std::string> keys = {Skeleton(FoldName(name))};
+  const auto add = [&keys](std::string key) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+      keys.push_back(std::move(key));
+    }
+  };
+  icu::UnicodeString upper = icu::UnicodeString::fromUTF8(
+      icu::StringPiece(name.data(), static_cast<int32_t>(name.size())));
+  upper.toUpper(icu::Locale::getRoot());
+  std::string upper_utf8;
+  upper.toUTF8String(upper_utf8);
+  add(Skeleton(upper_utf8));
+  add(Skeleton(name));
   return keys;
 }
 

@@ -48,13 +48,13 @@ inline bool SameName(absl::string_view a, absl::string_view b) {
 absl::Status CheckNameIsDistinct(absl::string_view name);
 
 // NameSkeletons: the UTS #39 skeletons of a name (ICU's confusables
-// data), case-folded: two names look alike when they share one and their
-// folded forms differ. Whole-script look-alikes ("\u0430\u0440\u0435"
+// data) in each of its case forms: two names look alike when they share
+// one and their folded forms differ. Whole-script look-alikes ("\u0430\u0440\u0435"
 // for "ape"), Latin look-alikes ("al\u0131ce" with a dotless i for
 // "alice"), digits for letters ("b0b" for "bob", "examp1e.com"), "rn" for
-// "m", and "Ian" for "lan" (a capital I passes for an l: the skeleton of
-// the name as written is kept next to that of its folded form). One or two
-// strings.
+// "m", and "Ian" for "lan" (a capital I passes for an l), "B1LLY" for
+// "BILLY" (billy's name in capitals): the skeletons of the lower-case
+// form, the capitals and the name as written. One to three strings.
 std::vector<std::string> NameSkeletons(absl::string_view name);
 
 // Names of different people that look alike: `a` and `b` fold apart and

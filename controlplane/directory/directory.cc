@@ -326,12 +326,28 @@ absl::StatusOr<bool> Directory::LiftTombstoneHolds(const std::string& user_name,
   bool lifted = false;
   for (DirectoryUser& t : *all) {
     if (!t.deleted() || !t.admin_hold()) continue;
-    // By its userName or one of its e-mails (a hold typed as an e-mail).
-    bool named = FoldName(t.user_name()) == name;
-    for (const std::string& e : t.emails()) {
-      named = named || FoldName(e) == name;
+    if (FoldName(t.user_name()) != name) {
+      // One of its e-mails: the hold is lifted from that name only; the
+      // record's other names stay held (red team pass 8: activating the
+      // new user who took a held person's e-mail released the person).
+      bool named = false;
+      for (const std::string& e : t.emails()) {
+        named = named || FoldName(e) == name;
+      }
+      bool released = false;
+      for (const std::string& r : t.released_names()) {
+        released = released || FoldName(r) == name;
+      }
+      if (!named || released) continue;
+      t.add_released_names(name);
+      t.set_version(t.version() + 1);
+      t.set_modified_unix_ms(UnixMillis(now));
+      DirectoryChange change;
+      *change.mutable_put_user() = std::move(t);
+      if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+      lifted = true;
+      continue;
     }
-    if (!named) continue;
     t.set_admin_hold(false);
     t.set_admin_hold_by("");
     t.set_version(t.version() + 1);
@@ -645,7 +661,12 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (!u.admin_hold()) continue;
     held[FoldName(u.user_name())] = u.admin_hold_by();
     for (const std::string& e : u.emails()) {
-      held.emplace(FoldName(e), u.admin_hold_by());
+      const std::string folded = FoldName(e);
+      bool released = false;
+      for (const std::string& r : u.released_names()) {
+        released = released || FoldName(r) == folded;
+      }
+      if (!released) held.emplace(folded, u.admin_hold_by());
     }
   }
   // Names a deleted record carries (a deleted or renamed user's, an alias

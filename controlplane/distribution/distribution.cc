@@ -167,6 +167,13 @@ class Distributor::Stream final
       proxy_id_ = hello.proxy_id();
       environment_ = hello.environment();
       running_ = hello.running_revision();
+      // A revision this control plane never made (a state directory from
+      // another one, or a made-up claim) is not what it runs as far as the
+      // fleet view goes: `policy push --wait` would count it as caught up
+      // with every later push (red team pass 8). It gets the head.
+      if (d_->head_ != nullptr && running_ > d_->head_->revision()) {
+        running_ = 0;
+      }
       auto& entry = d_->fleet_[{environment_, proxy_id_}];
       ++entry.open_streams;
       entry.status.set_proxy_id(proxy_id_);

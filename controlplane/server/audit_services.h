@@ -9,6 +9,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -123,8 +124,14 @@ class ApiRefusals {
  private:
   void RecordSummaries(bool all);
 
+  static constexpr uint64_t kMaxIndividualPerMinute = 200;
   AdminAudit* const audit_;
   LoginFailures failures_;
+  absl::Mutex overflow_mu_;
+  absl::Time minute_start_ ABSL_GUARDED_BY(overflow_mu_) = absl::InfinitePast();
+  uint64_t individual_ ABSL_GUARDED_BY(overflow_mu_) = 0;
+  uint64_t overflow_ ABSL_GUARDED_BY(overflow_mu_) = 0;
+  std::set<std::string> overflow_peers_ ABSL_GUARDED_BY(overflow_mu_);
   absl::Notification stop_;
   std::thread summarizer_;
 };

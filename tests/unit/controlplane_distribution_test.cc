@@ -192,6 +192,26 @@ TEST_F(DistributionTest, HelloGetsVerifiableHeadAckShowsInFleet) {
   w->ctx.TryCancel();
 }
 
+// Red team pass 8: a hello claiming a revision this control plane never
+// made was shown as what the proxy runs, and `policy push --wait` counted
+// the proxy as caught up with every later push.
+TEST_F(DistributionTest, AClaimedRevisionPastTheHeadIsNotBelieved) {
+  const uint64_t rev = Push("no-drop");
+  auto w = Open();
+  ASSERT_TRUE(w->Hello("p1", "prod", 1000000000000ull));
+  WatchResponse got;
+  ASSERT_TRUE(w->stream->Read(&got));
+  EXPECT_EQ(got.bundle().revision(), rev);  // it gets the head
+  ASSERT_TRUE(WaitFleet([&](const auto& f) {
+    const auto* p = Find(f, "p1");
+    return p && p->connected() && p->sent_revision() == rev;
+  }));
+  EXPECT_EQ(Find(distributor_->FleetStatus(""), "p1")->running_revision(), 0u);
+  ASSERT_TRUE(w->Ack(got.nonce(), rev));
+  ASSERT_TRUE(WaitRunning("p1", rev));
+  w->ctx.TryCancel();
+}
+
 TEST_F(DistributionTest, PushWhileConnectedArrivesUnasked) {
   auto w = Open();
   ASSERT_TRUE(w->Hello("p1", "prod", 0));  // nothing pushed: nothing sent.

@@ -91,6 +91,10 @@ TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
            Case{"dave@example.com ", "ends with a space"},
            Case{" dave@example.com", "begins or ends with a space"},
            Case{"da  ve@example.com", "two spaces in a row"},
+           Case{"dave@example.com.", "ends with a dot"},
+           Case{".dave@example.com", "begins or ends with a dot"},
+           Case{"dave..x@example.com", "two dots in a row"},
+           Case{"i\xCC\x87lker", "U+0307"},  // dot above on i
        }) {
     const absl::Status s = CheckNameIsDistinct(c.name);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
@@ -114,6 +118,12 @@ TEST(NamesLookAlikeTest, LookAlikesThatPassTheOneNameCheck) {
            Pair{"mary", "rnary"},
            Pair{"lan", "Ian"},                      // capital I for l
            Pair{"ALICE", "al\xC4\xB1" "ce"},        // whatever the case
+           // Capitals: "B1LLY" and "EMlLY" read as BILLY and EMILY, which
+           // are billy's and emily's names (red team pass 8).
+           Pair{"billy@example.com", "B1LLY@example.com"},
+           Pair{"emily", "EMlLY"},
+           Pair{"alice", "AL1CE"},
+           Pair{"alice", "aIice"},
        }) {
     ASSERT_TRUE(CheckNameIsDistinct(p.impostor).ok()) << p.impostor;
     EXPECT_TRUE(NamesLookAlike(p.known, p.impostor)) << p.impostor;
@@ -126,6 +136,10 @@ TEST(NamesLookAlikeTest, TheSamePersonAndDifferentNamesDoNot) {
   EXPECT_FALSE(NamesLookAlike("alice@example.com", "ALICE@EXAMPLE.COM"));
   EXPECT_FALSE(NamesLookAlike("alice", "alicia"));
   EXPECT_FALSE(NamesLookAlike("bob", "rob"));
+  // A capital I reads as an l, not as an L.
+  EXPECT_FALSE(NamesLookAlike("IAN", "LAN"));
+  EXPECT_FALSE(NamesLookAlike("kai", "kal"));
+  EXPECT_FALSE(NamesLookAlike("ai@example.com", "al@example.com"));
   EXPECT_FALSE(NamesLookAlike("jos\xC3\xA9", "jose"));  // é is not e
   EXPECT_FALSE(NamesLookAlike("\xD0\xB8\xD0\xB2\xD0\xB0\xD0\xBD", "ivan"));
 }

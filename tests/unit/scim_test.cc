@@ -419,6 +419,26 @@ TEST_F(ScimTest, AHoldFollowsEveryNameOfTheHeldPerson) {
   ASSERT_TRUE(lifted.ok()) << lifted.status();
   EXPECT_TRUE(entry_of("pat.mail@example.com").active());
 
+  // Red team pass 8: activating the new user who took a held person's
+  // e-mail released the held person too.
+  const std::string vic = CreateUser(
+      "vic@example.com", {{"emails", {{{"value", "vic.mail@example.com"}}}}});
+  ASSERT_TRUE(
+      directory_->SetActive("vic@example.com", false, "token:secops",
+                            absl::Now())
+          .ok());
+  ASSERT_EQ(Call("DELETE", "/Users/" + vic).status, 204);
+  CreateUser("VIC@example.com");
+  CreateUser("vic.mail@example.com");
+  EXPECT_FALSE(entry_of("vic@example.com").active());
+  EXPECT_FALSE(entry_of("vic.mail@example.com").active());
+  ASSERT_TRUE(directory_
+                  ->SetActive("vic.mail@example.com", true, "token:secops",
+                              absl::Now())
+                  .ok());
+  EXPECT_TRUE(entry_of("vic.mail@example.com").active());
+  EXPECT_FALSE(entry_of("vic@example.com").active()) << "vic was released";
+
   // A hold on a name nobody had yet, then a user with it as an e-mail.
   ASSERT_TRUE(
       directory_->SetActive("zed@example.com", false, "token:secops",
