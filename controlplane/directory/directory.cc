@@ -455,21 +455,58 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
           !s.ok()) {
         return s;
       }
+      if (names_indexed_) IndexNamesLocked(tombstone);
       DirectoryChange change;
       *change.mutable_put_user() = std::move(tombstone);
-      if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+      if (absl::Status s = Commit(std::move(change), actor); !s.ok()) {
+        names_indexed_ = false;  // read again next time
+        return s;
+      }
     }
   }
+  if (names_indexed_) IndexNamesLocked(user);
   DirectoryChange change;
   *change.mutable_put_user() = user;
-  if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+  if (absl::Status s = Commit(std::move(change), actor); !s.ok()) {
+    names_indexed_ = false;
+    return s;
+  }
   return user;
 }
 
+void Directory::IndexNamesLocked(const DirectoryUser& user) {
+  // Its previous names out, its names now in.
+  auto old = indexed_names_.find(user.id());
+  if (old != indexed_names_.end()) {
+    for (const std::string& key : old->second) {
+      auto bucket = names_by_skeleton_.find(key);
+      if (bucket == names_by_skeleton_.end()) continue;
+      auto& refs = bucket->second;
+      refs.erase(std::remove_if(refs.begin(), refs.end(),
+                                [&](const IndexedName& r) {
+                                  return r.id == user.id();
+                                }),
+                 refs.end());
+      if (refs.empty()) names_by_skeleton_.erase(bucket);
+    }
+    indexed_names_.erase(old);
+  }
+  std::vector<std::string> names = {user.user_name()};
+  names.insert(names.end(), user.emails().begin(), user.emails().end());
+  std::vector<std::string>& keys = indexed_names_[user.id()];
+  for (const std::string& name : names) {
+    const std::string folded = FoldName(name);
+    for (std::string& key : NameSkeletons(name)) {
+      names_by_skeleton_[key].push_back(IndexedName{folded, name, user.id()});
+      keys.push_back(std::move(key));
+    }
+  }
+}
+
 absl::Status Directory::CheckNamesLookDistinct(
-    const DirectoryUser& user, const DirectoryUser* previous) const {
+    const DirectoryUser& user, const DirectoryUser* previous) {
   // Only names this write adds: a provider re-sending a user as it was
-  // costs no scan, and names let in before stay.
+  // costs nothing, and names let in before stay.
   std::set<std::string> had;
   if (previous != nullptr) {
     had.insert(FoldName(previous->user_name()));
@@ -483,28 +520,38 @@ absl::Status Directory::CheckNamesLookDistinct(
     if (had.count(FoldName(e)) == 0) added.push_back(e);
   }
   if (added.empty()) return absl::OkStatus();
-  auto all = AllUsers();
-  if (!all.ok()) return all.status();
-  // Every other record's names, the deleted and deactivated ones' too: a
-  // look-alike of a name someone was cut off under is the one to stop.
-  LookAlikeIndex index;
-  absl::flat_hash_map<std::string, std::string> owner;  // name -> user id
-  for (const DirectoryUser& other : *all) {
-    if (!user.id().empty() && other.id() == user.id()) continue;
-    index.Add(other.user_name());
-    owner.emplace(other.user_name(), other.id());
-    for (const std::string& e : other.emails()) {
-      index.Add(e);
-      owner.emplace(e, other.id());
-    }
+  // Every record's names by skeleton, the deleted and deactivated ones'
+  // too (a look-alike of a name someone was cut off under is the one to
+  // stop): read once, then kept up to date by every write of a user
+  // (IndexNamesLocked), so a write costs its own names' lookups, not a
+  // scan of the directory (red team pass 8: 0.13 s a write at 3,000 users,
+  // under the write lock).
+  if (!names_indexed_) {
+    auto all = AllUsers();
+    if (!all.ok()) return all.status();
+    for (const DirectoryUser& u : *all) IndexNamesLocked(u);
+    names_indexed_ = true;
   }
   for (const std::string& name : added) {
-    const std::string like = index.Find(name);
-    if (like.empty()) continue;
-    const std::string& id = owner[like];
+    const std::string folded = FoldName(name);
+    const IndexedName* like = nullptr;
+    bool itself = false;  // another record has this very name
+    for (const std::string& key : NameSkeletons(name)) {
+      auto bucket = names_by_skeleton_.find(key);
+      if (bucket == names_by_skeleton_.end()) continue;
+      for (const IndexedName& r : bucket->second) {
+        if (!user.id().empty() && r.id == user.id()) continue;
+        if (r.folded == folded) {
+          itself = true;
+        } else if (like == nullptr) {
+          like = &r;
+        }
+      }
+    }
+    if (itself || like == nullptr) continue;
     return absl::AlreadyExistsError(absl::StrCat(
         name == user.user_name() ? "userName " : "e-mail ", name,
-        " looks like ", like, id.empty() ? "" : absl::StrCat(" of user ", id),
+        " looks like ", like->name, " of user ", like->id,
         " (Unicode confusables, UTS #39) and would pass for that person "
         "on screen and in the audit trail; rename one of them"));
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -107,7 +108,12 @@ class Directory {
   // for a new user) looks like a name of another record (NamesLookAlike).
   absl::Status CheckNamesLookDistinct(
       const warden::v1::DirectoryUser& user,
-      const warden::v1::DirectoryUser* previous) const;
+      const warden::v1::DirectoryUser* previous)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Puts `user`'s names (userName, e-mails) in the look-alike index in
+  // place of what it had there.
+  void IndexNamesLocked(const warden::v1::DirectoryUser& user)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::StatusOr<warden::v1::DirectoryUser> PutUserLocked(
       warden::v1::DirectoryUser user, const std::string& actor,
       absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -115,6 +121,19 @@ class Directory {
   state::StateMachine* const state_;
   const store::Store* const store_;
   absl::Mutex write_mu_;  // serializes check-then-commit
+  // Every record's names by skeleton (NameSkeletons), built on first use
+  // and kept by every write of a user; this object is the directory's
+  // only writer.
+  struct IndexedName {
+    std::string folded;
+    std::string name;
+    std::string id;
+  };
+  bool names_indexed_ ABSL_GUARDED_BY(write_mu_) = false;
+  absl::flat_hash_map<std::string, std::vector<IndexedName>> names_by_skeleton_
+      ABSL_GUARDED_BY(write_mu_);
+  absl::flat_hash_map<std::string, std::vector<std::string>> indexed_names_
+      ABSL_GUARDED_BY(write_mu_);  // user id -> its skeleton keys
 };
 
 }  // namespace warden::controlplane::directory
