@@ -109,17 +109,26 @@ absl::Status CheckNameIsDistinct(absl::string_view name) {
   const int32_t n = static_cast<int32_t>(name.size());
   std::set<UScriptCode> scripts;
   bool ascii = true;
-  UChar32 previous = -1;
+  // The last character that is not a combining mark: the base the marks
+  // after it sit on.
+  UChar32 base = -1;
   for (int32_t i = 0; i < n;) {
     const int32_t at = i;
     UChar32 c;
     U8_NEXT(bytes, i, n, c);
-    const UChar32 before = previous;
-    previous = c;
+    const UChar32 on = base;
+    if (c >= 0) {
+      const int8_t type = u_charType(c);
+      if (type != U_NON_SPACING_MARK && type != U_ENCLOSING_MARK &&
+          type != U_COMBINING_SPACING_MARK) {
+        base = c;
+      }
+    }
     // A dot above an i or j (soft-dotted letters) does not show: "i\u0307"
-    // reads as "i" (red team pass 8).
-    if (c == 0x0307 && before >= 0 &&
-        u_hasBinaryProperty(before, UCHAR_SOFT_DOTTED)) {
+    // reads as "i" (red team pass 8), also with other marks between them
+    // ("\u1ECB" or "i\u0323" then U+0307; pass 9).
+    if (c == 0x0307 && on >= 0 &&
+        u_hasBinaryProperty(on, UCHAR_SOFT_DOTTED)) {
       return absl::InvalidArgumentError(
           "holds U+0307 (a dot above) on a soft-dotted letter such as i, "
           "where it does not show");
@@ -167,6 +176,11 @@ absl::Status CheckNameIsDistinct(absl::string_view name) {
         script != USCRIPT_INHERITED) {
       scripts.insert(script);
     }
+  }
+  if (base == '.') {  // "example." with a mark on the dot (pass 9)
+    return absl::InvalidArgumentError(
+        "begins or ends with a dot, which is easily missed and could make "
+        "it pass for another name");
   }
   if (!ScriptsGoTogether(scripts)) return MixedScripts(scripts);
   if (ascii) return absl::OkStatus();

@@ -56,6 +56,7 @@ TEST(CheckNameIsDistinctTest, OrdinaryNamesPass) {
         "\xE3\x81\x95\xE3\x81\x8F\xE3\x82\x89 \xE3\x82\xAB",  // さくら カ
         "\xD0\xB8\xD0\xB2\xD0\xB0\xD0\xBD@example.ru",  // иван@
         "svc-etl_01", "Mary Ann",
+        "Nguy\xE1\xBB\x85n Th\xE1\xBB\x8B",  // Nguyễn Thị
         "Team \xF0\x9F\x9A\x80"}) {  // an emoji in a group's name
     EXPECT_TRUE(CheckNameIsDistinct(name).ok())
         << name << ": " << CheckNameIsDistinct(name);
@@ -95,6 +96,10 @@ TEST(CheckNameIsDistinctTest, LookAlikesAreRefused) {
            Case{".dave@example.com", "begins or ends with a dot"},
            Case{"dave..x@example.com", "two dots in a row"},
            Case{"i\xCC\x87lker", "U+0307"},  // dot above on i
+           // ... with a below-mark between, or on a precomposed ị (pass 9)
+           Case{"li\xCC\xA3\xCC\x87na", "U+0307"},
+           Case{"l\xE1\xBB\x8B\xCC\x87na", "U+0307"},
+           Case{"dave@example.\xCC\x80", "ends with a dot"},
        }) {
     const absl::Status s = CheckNameIsDistinct(c.name);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.name;
