@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -78,32 +79,29 @@ absl::Status MixedScripts(const std::set<UScriptCode>& scripts) {
                    "another name"));
 }
 
+absl::Status EdgeError(absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("begins or ends with a ", what,
+                   ", which is easily missed and could make it pass for "
+                   "another name"));
+}
+
 }  // namespace
 
 absl::Status CheckNameIsDistinct(absl::string_view name) {
-  // Spaces at either end, or two in a row, do not show: "dave@example.com "
-  // reads as dave's name and is not his (red team pass 7).
-  if (!name.empty() && (name.front() == ' ' || name.back() == ' ')) {
-    return absl::InvalidArgumentError(
-        "begins or ends with a space, which does not show and could make "
-        "it pass for another name");
-  }
-  if (absl::StrContains(name, "  ")) {
-    return absl::InvalidArgumentError(
-        "holds two spaces in a row, which read as one and could make it "
-        "pass for another name");
-  }
-  // A dot at either end or two in a row is easily missed:
-  // "dave@example.com." is not dave's name (red team pass 8).
-  if (!name.empty() && (name.front() == '.' || name.back() == '.')) {
-    return absl::InvalidArgumentError(
-        "begins or ends with a dot, which is easily missed and could make "
-        "it pass for another name");
-  }
-  if (absl::StrContains(name, "..")) {
-    return absl::InvalidArgumentError(
-        "holds two dots in a row, which could make it pass for another "
-        "name");
+  // A space or a dot at either end, or two in a row, is easily missed:
+  // "dave@example.com " and "dave@example.com." are not dave's name (red
+  // team passes 7 and 8).
+  for (const auto& [c, what] : {std::pair<char, const char*>{' ', "space"},
+                                std::pair<char, const char*>{'.', "dot"}}) {
+    if (!name.empty() && (name.front() == c || name.back() == c)) {
+      return EdgeError(what);
+    }
+    if (absl::StrContains(name, std::string(2, c))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("holds two ", what, "s in a row, which are easily "
+                       "missed and could make it pass for another name"));
+    }
   }
   const auto* bytes = reinterpret_cast<const uint8_t*>(name.data());
   const int32_t n = static_cast<int32_t>(name.size());
@@ -177,11 +175,7 @@ absl::Status CheckNameIsDistinct(absl::string_view name) {
       scripts.insert(script);
     }
   }
-  if (base == '.') {  // "example." with a mark on the dot (pass 9)
-    return absl::InvalidArgumentError(
-        "begins or ends with a dot, which is easily missed and could make "
-        "it pass for another name");
-  }
+  if (base == '.') return EdgeError("dot");  // a mark on it (pass 9)
   if (!ScriptsGoTogether(scripts)) return MixedScripts(scripts);
   if (ascii) return absl::OkStatus();
   UErrorCode status = U_ZERO_ERROR;

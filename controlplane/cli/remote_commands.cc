@@ -415,6 +415,15 @@ int ExitForGrpc(const grpc::Status& status) {
 
 namespace {
 
+grpc::Status GetFleet(Remote& remote, const std::string& environment,
+                      warden::v1::GetFleetStatusResponse* response) {
+  warden::v1::GetFleetStatusRequest request;
+  request.set_environment(environment);
+  grpc::ClientContext context;
+  remote.Prepare(&context);
+  return remote.Policy()->GetFleetStatus(&context, request, response);
+}
+
 // Polls GetFleetStatus until every proxy connected at the first look runs
 // `revision` or newer.
 int WaitForFleet(Remote& remote, uint64_t revision, absl::Duration wait,
@@ -423,12 +432,8 @@ int WaitForFleet(Remote& remote, uint64_t revision, absl::Duration wait,
   std::set<std::string> awaited;  // connected at the first look
   bool first = true;
   while (true) {
-    warden::v1::GetFleetStatusRequest request;
     warden::v1::GetFleetStatusResponse response;
-    grpc::ClientContext context;
-    remote.Prepare(&context);
-    const grpc::Status status =
-        remote.Policy()->GetFleetStatus(&context, request, &response);
+    const grpc::Status status = GetFleet(remote, "", &response);
     if (!status.ok()) return remote.Failed(status, out, err);
     std::vector<std::string> lagging, refused;
     json waited = json::object();
@@ -632,13 +637,8 @@ int RunStatus(const StatusOptions& options, std::ostream& out,
               std::ostream& err) {
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
-  warden::v1::GetFleetStatusRequest request;
-  request.set_environment(options.environment);
   warden::v1::GetFleetStatusResponse response;
-  grpc::ClientContext context;
-  remote.Prepare(&context);
-  const grpc::Status status =
-      remote.Policy()->GetFleetStatus(&context, request, &response);
+  const grpc::Status status = GetFleet(remote, options.environment, &response);
   if (!status.ok()) return remote.Failed(status, out, err);
   if (options.format == Format::kJson) {
     json proxies = json::array();

@@ -133,24 +133,16 @@ absl::Status Registry::Renewed(const ProxyIdentity& identity,
           identity.certificate_serial == next.previous_serial() &&
           now - absl::FromUnixMillis(next.renewed_unix_ms()) <=
               kRenewRetryWindow;
-      if (retry && next.current_used()) {
-        // The proxy has the new certificate (it used it): this retry comes
-        // from a copy of the old state directory (red team: it took the
-        // id over within the window).
+      // Once the proxy has used the new certificate, a retry can only
+      // come from a copy of the old state directory (red team: it took
+      // the id over within the window).
+      if (!retry || next.current_used()) {
         return absl::PermissionDeniedError(absl::StrCat(
             "certificate ", identity.certificate_serial, " of proxy ",
             identity.environment, "/", identity.proxy_id,
             " was already renewed (", When(next.renewed_unix_ms()),
             ", to certificate ", next.certificate_serial(),
-            ", which the proxy has used since); only the current "
-            "certificate renews"));
-      }
-      if (!retry) {
-        return absl::PermissionDeniedError(absl::StrCat(
-            "certificate ", identity.certificate_serial, " of proxy ",
-            identity.environment, "/", identity.proxy_id,
-            " was already renewed (", When(next.renewed_unix_ms()),
-            ", to certificate ", next.certificate_serial(),
+            next.current_used() ? ", which the proxy has used since" : "",
             "); only the current certificate renews (a copy of an old "
             "state directory must not take the proxy over)"));
       }

@@ -2439,6 +2439,10 @@ void Session::CountAudit(size_t bytes) {
 bool Session::AuditThrottled() {
   const int64_t rate = shared_->audit_backlogged_session_rate;
   if (rate <= 0 || shared_->recorder == nullptr) return false;
+  // Up to half full, no limit (an atomic read; the identity's window,
+  // shared with its other sessions, is locked only past that).
+  const double fill = shared_->recorder->spool()->Fill();
+  if (fill <= 0.5) return false;
   int64_t events, bytes;
   absl::Time start;
   {
@@ -2448,7 +2452,7 @@ bool Session::AuditThrottled() {
     start = audit_window_->start;
   }
   if (events == 0) return false;
-  // Up to half full, no limit; above, each session's budget shrinks with
+  // Above half full, each identity's budget shrinks with
   // the fill: the full rate at 50%, half of it at 70%, one event from 90%.
   // A budget is in events and in bytes (kBudgetBytesPerEvent each), and a
   // session pays for what it recorded by staying unread for as long as the
@@ -2457,8 +2461,6 @@ bool Session::AuditThrottled() {
   // one session) cannot fill the last tenth; everyone else goes on, more
   // slowly near the end, instead of being refused (red team: 200 KB
   // statements filled an 8 MiB spool past an event budget in 13 s).
-  const double fill = shared_->recorder->spool()->Fill();
-  if (fill <= 0.5) return false;
   const double budget = std::max(
       1.0, static_cast<double>(rate) * (0.9 - fill) / 0.4);
   const double seconds = std::max(

@@ -129,7 +129,8 @@ environments:
         finally:
             conn.close()
 
-    def login(self, name, token):
+    def run_login(self, name, token):
+        """`wardenctl login --token` into login-NAME: (result, out dir)."""
         out = os.path.join(self.work, "login-" + name)
         token_file = out + ".jwt"
         with open(token_file, "w") as f:
@@ -139,6 +140,10 @@ environments:
                             "--server", "localhost:%d" % self.control.port,
                             "--ca-file", self.control.ca_file], env=env,
                            capture_output=True, text=True, timeout=60)
+        return r, out
+
+    def login(self, name, token):
+        r, out = self.run_login(name, token)
         self.assertEqual(r.returncode, 0, r.stderr)
         return {"sslcert": os.path.join(out, "client.crt"),
                 "sslkey": os.path.join(out, "client.key")}
@@ -242,14 +247,7 @@ environments:
             self.connect(self.token_port, fake, password=token).close()
         self.assertIn("the user name mixes the Cyrillic and Latin scripts", str(cm.exception))
 
-        out = os.path.join(self.work, "login-fake")
-        with open(out + ".jwt", "w") as f:
-            f.write(token + "\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-        r = subprocess.run([WARDENCTL, "login", "--token", out + ".jwt", "--out", out,
-                            "--server", "localhost:%d" % self.control.port,
-                            "--ca-file", self.control.ca_file], env=env,
-                           capture_output=True, text=True, timeout=60)
+        r, out = self.run_login("fake", token)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("PERMISSION_DENIED", r.stderr)
         self.assertIn("mixes the Cyrillic and Latin scripts", r.stderr)
@@ -305,14 +303,7 @@ environments:
                     self.connect(self.token_port, fake, password=token).close()
                 self.assertIn("the user name looks like %s, another user known to Warden" % like,
                               str(cm.exception))
-                out = os.path.join(self.work, "login-lookalike")
-                with open(out + ".jwt", "w") as f:
-                    f.write(token + "\n")
-                env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-                r = subprocess.run([WARDENCTL, "login", "--token", out + ".jwt", "--out", out,
-                                    "--server", "localhost:%d" % self.control.port,
-                                    "--ca-file", self.control.ca_file], env=env,
-                                   capture_output=True, text=True, timeout=60)
+                r, out = self.run_login("lookalike", token)
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn("PERMISSION_DENIED", r.stderr)
                 self.assertIn("looks like %s" % like, r.stderr)

@@ -496,6 +496,16 @@ class AuditExportTest : public AuditLogTest {
                     ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
                     .ok());
   }
+  // ListEvents as an audit reader, in OCSF; fails the test if the call does.
+  warden::v1::ListEventsResponse ListOcsf(
+      warden::v1::ListEventsRequest list = {}) {
+    list.set_format(warden::v1::AUDIT_FORMAT_OCSF_JSON);
+    warden::v1::ListEventsResponse page;
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", reader_);
+    EXPECT_TRUE(stub_->ListEvents(&ctx, list, &page).ok());
+    return page;
+  }
   std::string reader_;
   std::unique_ptr<warden::v1::AuditExport::Stub> stub_;
 };
@@ -606,12 +616,7 @@ TEST_F(AuditExportTest, OcsfRecordsStayOneLineForEveryLineSplitter) {
   ASSERT_TRUE(cp_->audit_ingest()
                   ->AppendFrom({"p1", "prod"}, request, absl::Now(), &response)
                   .ok());
-  warden::v1::ListEventsRequest list;
-  list.set_format(warden::v1::AUDIT_FORMAT_OCSF_JSON);
-  warden::v1::ListEventsResponse page;
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", reader_);
-  ASSERT_TRUE(stub_->ListEvents(&ctx, list, &page).ok());
+  const warden::v1::ListEventsResponse page = ListOcsf();
   ASSERT_EQ(page.events_size(), 1);
   const std::string& line = page.events(0).ocsf_json();
   for (const char* brk : {"\n", "\r", "\xE2\x80\xA8", "\xE2\x80\xA9",
@@ -738,12 +743,7 @@ TEST_F(AuditExportTest, ProxiesCannotRecordAnAdministratorsAction) {
   }
   EXPECT_EQ(leaves[0].event().repairs().unauthorized_kind(),
             warden::v1::AUDIT_EVENT_KIND_STATEMENT);
-  warden::v1::ListEventsRequest list;
-  list.set_format(warden::v1::AUDIT_FORMAT_OCSF_JSON);
-  warden::v1::ListEventsResponse page;
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", reader_);
-  ASSERT_TRUE(stub_->ListEvents(&ctx, list, &page).ok());
+  const warden::v1::ListEventsResponse page = ListOcsf();
   ASSERT_EQ(page.events_size(), 2);
   for (const auto& e : page.events()) {
     const auto ocsf = nlohmann::json::parse(e.ocsf_json());
