@@ -57,10 +57,30 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
 
 }  // namespace
 
+LookAlikeIndex DirectoryNames(const warden::v1::PolicyBundle& bundle) {
+  LookAlikeIndex names;
+  for (const auto& entry : bundle.directory()) {
+    names.Add(entry.user_name());
+    for (const auto& alias : entry.aliases()) names.Add(alias);
+  }
+  return names;
+}
+
+std::shared_ptr<const LookAlikeIndex> LoginImpl::KnownNames(
+    const warden::v1::PolicyBundle& bundle) {
+  absl::MutexLock lock(&names_mu_);
+  if (names_ == nullptr || names_digest_ != bundle.digest()) {
+    names_ = std::make_shared<const LookAlikeIndex>(DirectoryNames(bundle));
+    names_digest_ = bundle.digest();
+  }
+  return names_;
+}
+
 absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
     const warden::v1::PolicyBundle& bundle, const ca::Authority& authority,
     const warden::v1::IssueUserCertificateRequest& request, absl::Time now,
-    absl::Duration ttl, std::string* verified_user) {
+    absl::Duration ttl, std::string* verified_user,
+    const LookAlikeIndex* known_names) {
   if (bundle.identity_providers().empty()) {
     return absl::FailedPreconditionError(
         "no identity provider is configured: push a kind: IdentityProvider "
@@ -116,12 +136,13 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
   // Nor for a name that looks like a directory name without being one.
   if (policy::engine::FindDirectoryEntry(bundle, mapped->user).entry ==
       nullptr) {
-    LookAlikeIndex known;
-    for (const auto& entry : bundle.directory()) {
-      known.Add(entry.user_name());
-      for (const auto& alias : entry.aliases()) known.Add(alias);
+    LookAlikeIndex made;
+    if (known_names == nullptr) {
+      made = DirectoryNames(bundle);
+      known_names = &made;
     }
-    if (const std::string like = known.Find(mapped->user); !like.empty()) {
+    if (const std::string like = known_names->Find(mapped->user);
+        !like.empty()) {
       return absl::PermissionDeniedError(absl::StrCat(
           "the user name looks like ", like,
           ", another user of Warden's directory (Unicode confusables, "
@@ -245,7 +266,8 @@ grpc::ServerUnaryReactor* LoginImpl::IssueUserCertificate(
   absl::StatusOr<warden::v1::IssueUserCertificateResponse> issued =
       bundle.ok() ? server::IssueUserCertificate(*bundle, *authority_, *request,
                                                  absl::Now(), ttl_,
-                                                 &verified_user)
+                                                 &verified_user,
+                                                 KnownNames(*bundle).get())
                   : bundle.status();
   // Refusals count toward the peer's window whether or not they are
   // recorded; beyond the first ones in it, only its summary says so.

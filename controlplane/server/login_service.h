@@ -15,14 +15,17 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "controlplane/bundles/bundles.h"
 #include "common/login_failures.h"
+#include "common/names.h"
+#include "controlplane/bundles/bundles.h"
 #include "controlplane/ca/ca.h"
 #include "proto/warden/v1/control.grpc.pb.h"
 
@@ -40,7 +43,12 @@ class AdminAudit;  // audit_services.h
 absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
     const warden::v1::PolicyBundle& bundle, const ca::Authority& authority,
     const warden::v1::IssueUserCertificateRequest& request, absl::Time now,
-    absl::Duration ttl, std::string* verified_user = nullptr);
+    absl::Duration ttl, std::string* verified_user = nullptr,
+    const LookAlikeIndex* known_names = nullptr);
+
+// The bundle directory's names (userNames, e-mails) by skeleton, for the
+// look-alike check of IssueUserCertificate.
+LookAlikeIndex DirectoryNames(const warden::v1::PolicyBundle& bundle);
 
 class LoginImpl final : public warden::v1::Login::CallbackService {
  public:
@@ -66,6 +74,10 @@ class LoginImpl final : public warden::v1::Login::CallbackService {
  private:
   // The head revision's bundle; FailedPrecondition before the first push.
   absl::StatusOr<warden::v1::PolicyBundle> HeadBundle() const;
+  // DirectoryNames of `bundle`, made once per bundle (by digest), not per
+  // login.
+  std::shared_ptr<const LookAlikeIndex> KnownNames(
+      const warden::v1::PolicyBundle& bundle);
 
   // Records the summaries of windows that ended (all of them at the end).
   void RecordSummaries(bool all);
@@ -75,6 +87,9 @@ class LoginImpl final : public warden::v1::Login::CallbackService {
   const absl::Duration ttl_;
   AdminAudit* const audit_;
   LoginFailures failures_;
+  absl::Mutex names_mu_;
+  std::string names_digest_ ABSL_GUARDED_BY(names_mu_);
+  std::shared_ptr<const LookAlikeIndex> names_ ABSL_GUARDED_BY(names_mu_);
   absl::Notification stop_;
   std::thread summarizer_;  // records ended windows' summaries each second
 };
