@@ -15,10 +15,13 @@
 #ifndef WARDEN_COMMON_NAMES_H_
 #define WARDEN_COMMON_NAMES_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -53,8 +56,10 @@ absl::Status CheckNameIsDistinct(absl::string_view name);
 // for "ape"), Latin look-alikes ("al\u0131ce" with a dotless i for
 // "alice"), digits for letters ("b0b" for "bob", "examp1e.com"), "rn" for
 // "m", and "Ian" for "lan" (a capital I passes for an l), "B1LLY" for
-// "BILLY" (billy's name in capitals): the skeletons of the lower-case
-// form, the capitals and the name as written. One to three strings.
+// "BILLY" (billy's name in capitals), "EMlLY@example.com" for
+// "EMILY@example.com": the skeletons of the name in lower case, in
+// capitals, capitalised, with the parts before and after the last '@'
+// each in any of those, and as written. One to eleven strings.
 std::vector<std::string> NameSkeletons(absl::string_view name);
 
 // Names of different people that look alike: `a` and `b` fold apart and
@@ -72,15 +77,23 @@ class LookAlikeIndex {
   // as it was added; "" when there is none, or when `name` is itself in
   // the index.
   std::string Find(absl::string_view name) const;
-  bool empty() const { return by_skeleton_.empty(); }
+  bool empty() const { return names_.empty(); }
 
  private:
-  struct Known {
-    std::string folded;
-    std::string name;
-  };
-  absl::flat_hash_map<std::string, std::vector<Known>> by_skeleton_;
+  // Each name once, as added; the skeletons by their 64-bit hash (a
+  // collision is ruled out on a hit by comparing the skeletons
+  // themselves), so that a proxy holds a directory's index in little
+  // more than its names.
+  std::vector<std::string> names_;
+  absl::flat_hash_set<std::string> folded_;
+  absl::flat_hash_map<uint64_t, absl::InlinedVector<uint32_t, 1>> by_skeleton_;
 };
+
+namespace internal {
+// NameSkeletons computed with ICU whatever the text (NameSkeletons takes a
+// shortcut for ASCII names that gives the same keys); for tests.
+std::vector<std::string> NameSkeletonsWithIcu(absl::string_view name);
+}  // namespace internal
 
 // A name nobody verified (a failed login's claim), as text lines show it:
 // in double quotes, a quote inside doubled (CSV style; the line is escaped

@@ -178,6 +178,24 @@ absl::StatusOr<DirectoryUser> Directory::PutUser(DirectoryUser user,
   return PutUserLocked(std::move(user), actor, now);
 }
 
+absl::flat_hash_map<std::string, std::string> Directory::HeldNames(
+    const std::vector<DirectoryUser>& users) {
+  absl::flat_hash_map<std::string, std::string> held;  // name -> by whom
+  for (const DirectoryUser& u : users) {
+    if (!u.admin_hold()) continue;
+    held[FoldName(u.user_name())] = u.admin_hold_by();
+    for (const std::string& e : u.emails()) {
+      const std::string folded = FoldName(e);
+      bool released = false;
+      for (const std::string& r : u.released_names()) {
+        released = released || FoldName(r) == folded;
+      }
+      if (!released) held.emplace(folded, u.admin_hold_by());
+    }
+  }
+  return held;
+}
+
 absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
     const std::string& user_name, bool active, const std::string& actor,
     absl::Time now) {
@@ -258,17 +276,23 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
     auto lifted = LiftTombstoneHolds(user->user_name(), actor, now);
     if (!lifted.ok()) return lifted.status();
     result.changed = result.changed || *lifted;
-    // Still held through one of its e-mails, if another record holds that
-    // name (Entries): say which name to activate.
-    for (const std::string& e : user->emails()) {
-      auto other = FindUser(e);
-      if (other.ok() && other->id() != user->id() && other->admin_hold()) {
-        result.refused = true;
-        result.note = absl::StrCat(
-            result.note.empty() ? "" : absl::StrCat(result.note, "; "),
-            "its e-mail ", e, " is held too (", other->user_name(),
-            "): activate that name as well");
-      }
+    // Still held through one of its names, if another record (live or
+    // deleted) holds that name (Entries): say which name to activate (red
+    // team pass 9: a hold through a deleted record's name went unsaid).
+    auto everyone = AllUsers();
+    if (!everyone.ok()) return everyone.status();
+    const auto held = HeldNames(*everyone);
+    std::vector<std::string> names = {user->user_name()};
+    names.insert(names.end(), user->emails().begin(), user->emails().end());
+    for (const std::string& n : names) {
+      auto hold = held.find(FoldName(n));
+      if (hold == held.end()) continue;
+      result.refused = true;
+      result.note = absl::StrCat(
+          result.note.empty() ? "" : absl::StrCat(result.note, "; "),
+          n == user->user_name() ? "its name " : "its e-mail ", n,
+          " is held too (by ", hold->second.empty() ? "an admin" : hold->second,
+          "): activate that name as well");
     }
     if (!user->active()) {
       result.refused = true;
@@ -420,6 +444,10 @@ absl::StatusOr<DirectoryUser> Directory::PutUserLocked(DirectoryUser user,
   }
   if (absl::Status s = Stamp(previous, now, &user); !s.ok()) return s;
   user.set_deleted(false);
+  if (absl::Status s = TrackNameHoldersLocked(&user, previous, actor, now);
+      !s.ok()) {
+    return s;
+  }
   // A renamed user who is deactivated (or held by an admin) leaves the old
   // name behind as a tombstone: tokens and certificates issued for it may
   // still be valid, and must stay refused (red team: a SCIM rename let
@@ -494,13 +522,130 @@ void Directory::IndexNamesLocked(const DirectoryUser& user) {
   std::vector<std::string> names = {user.user_name()};
   names.insert(names.end(), user.emails().begin(), user.emails().end());
   std::vector<std::string>& keys = indexed_names_[user.id()];
+  for (const auto& [given_up, when] : user.names_given_up_unix_ms()) {
+    ever_held_.insert(given_up);
+  }
   for (const std::string& name : names) {
     const std::string folded = FoldName(name);
+    if (!folded.empty()) ever_held_.insert(folded);
     for (std::string& key : NameSkeletons(name)) {
       names_by_skeleton_[key].push_back(IndexedName{folded, name, user.id()});
       keys.push_back(std::move(key));
     }
   }
+}
+
+absl::Status Directory::EnsureNamesIndexedLocked() {
+  if (names_indexed_) return absl::OkStatus();
+  auto all = AllUsers();
+  if (!all.ok()) return all.status();
+  for (const DirectoryUser& u : *all) IndexNamesLocked(u);
+  names_indexed_ = true;
+  return absl::OkStatus();
+}
+
+namespace {
+
+// A record's names, lower-case.
+std::set<std::string> FoldedNames(const DirectoryUser& user) {
+  std::set<std::string> names;
+  if (std::string n = FoldName(user.user_name()); !n.empty()) {
+    names.insert(std::move(n));
+  }
+  for (const std::string& e : user.emails()) {
+    if (std::string n = FoldName(e); !n.empty()) names.insert(std::move(n));
+  }
+  return names;
+}
+
+// Names a record remembers giving up: enough for any real identity
+// provider; past it the oldest are forgotten (and a record taking one of
+// those later is not told it had a holder).
+constexpr int kMaxGivenUpNames = 1000;
+
+}  // namespace
+
+absl::Status Directory::TrackNameHoldersLocked(DirectoryUser* user,
+                                               const DirectoryUser* previous,
+                                               const std::string& actor,
+                                               absl::Time now) {
+  // What the directory knows about the record's names comes from its
+  // stored version, never from the writer (SCIM sends none of it).
+  user->clear_names_taken_unix_ms();
+  user->clear_names_given_up_unix_ms();
+  const std::set<std::string> names = FoldedNames(*user);
+  std::set<std::string> had;
+  if (previous != nullptr) {
+    had = FoldedNames(*previous);
+    for (const auto& [name, when] : previous->names_taken_unix_ms()) {
+      if (names.count(name) != 0) (*user->mutable_names_taken_unix_ms())[name] = when;
+    }
+    for (const auto& [name, when] : previous->names_given_up_unix_ms()) {
+      if (names.count(name) == 0) {
+        (*user->mutable_names_given_up_unix_ms())[name] = when;
+      }
+    }
+  }
+  std::vector<std::string> added;
+  std::vector<std::string> dropped;
+  for (const std::string& n : names) {
+    if (had.count(n) == 0) added.push_back(n);
+  }
+  for (const std::string& n : had) {
+    if (names.count(n) == 0) dropped.push_back(n);
+  }
+  if (added.empty() && dropped.empty()) return absl::OkStatus();
+  if (absl::Status s = EnsureNamesIndexedLocked(); !s.ok()) return s;
+  const int64_t now_ms = UnixMillis(now);
+  // A name another record has, or any record had (this one too: renamed
+  // away and back, red team pass 9), changes hands now.
+  for (const std::string& n : added) {
+    if (ever_held_.contains(n)) (*user->mutable_names_taken_unix_ms())[n] = now_ms;
+  }
+  auto& given_up = *user->mutable_names_given_up_unix_ms();
+  for (const std::string& n : dropped) given_up[n] = now_ms;
+  while (given_up.size() > static_cast<size_t>(kMaxGivenUpNames)) {
+    auto oldest = given_up.begin();
+    for (auto it = given_up.begin(); it != given_up.end(); ++it) {
+      if (it->second < oldest->second) oldest = it;
+    }
+    given_up.erase(oldest);
+  }
+  // A dropped name other live users still carry (an e-mail two records
+  // shared, refused as ambiguous until now) names only them from now on:
+  // credentials for it issued so far may be the dropping user's (red team
+  // pass 9: an alias moved from one active user to another).
+  std::set<std::string> others;
+  for (const std::string& n : dropped) {
+    for (const std::string& key : NameSkeletons(n)) {
+      auto bucket = names_by_skeleton_.find(key);
+      if (bucket == names_by_skeleton_.end()) continue;
+      for (const IndexedName& r : bucket->second) {
+        if (r.folded == n && r.id != user->id()) others.insert(r.id);
+      }
+    }
+  }
+  for (const std::string& id : others) {
+    auto other = GetUser(id);  // live ones only
+    if (!other.ok()) {
+      if (absl::IsNotFound(other.status())) continue;
+      return other.status();
+    }
+    const std::set<std::string> theirs = FoldedNames(*other);
+    bool changed = false;
+    for (const std::string& n : dropped) {
+      if (theirs.count(n) == 0) continue;
+      (*other->mutable_names_taken_unix_ms())[n] = now_ms;
+      changed = true;
+    }
+    if (!changed) continue;
+    other->set_version(other->version() + 1);
+    other->set_modified_unix_ms(now_ms);
+    DirectoryChange change;
+    *change.mutable_put_user() = *std::move(other);
+    if (absl::Status s = Commit(std::move(change), actor); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Directory::CheckNamesLookDistinct(
@@ -526,12 +671,7 @@ absl::Status Directory::CheckNamesLookDistinct(
   // (IndexNamesLocked), so a write costs its own names' lookups, not a
   // scan of the directory (red team pass 8: 0.13 s a write at 3,000 users,
   // under the write lock).
-  if (!names_indexed_) {
-    auto all = AllUsers();
-    if (!all.ok()) return all.status();
-    for (const DirectoryUser& u : *all) IndexNamesLocked(u);
-    names_indexed_ = true;
-  }
+  if (absl::Status s = EnsureNamesIndexedLocked(); !s.ok()) return s;
   for (const std::string& name : added) {
     const std::string folded = FoldName(name);
     const IndexedName* like = nullptr;
@@ -703,19 +843,7 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
   // Every name of a held record, its e-mails too: a hold typed as an
   // e-mail and applied to its owner must not end when the provider deletes
   // the owner and creates a user under that e-mail (red team pass 7).
-  absl::flat_hash_map<std::string, std::string> held;  // name -> by whom
-  for (const DirectoryUser& u : *users) {
-    if (!u.admin_hold()) continue;
-    held[FoldName(u.user_name())] = u.admin_hold_by();
-    for (const std::string& e : u.emails()) {
-      const std::string folded = FoldName(e);
-      bool released = false;
-      for (const std::string& r : u.released_names()) {
-        released = released || FoldName(r) == folded;
-      }
-      if (!released) held.emplace(folded, u.admin_hold_by());
-    }
-  }
+  const absl::flat_hash_map<std::string, std::string> held = HeldNames(*users);
   // Names a deleted record carries (a deleted or renamed user's, an alias
   // a provider removed): a live user holding one now took it over.
   absl::flat_hash_set<std::string> tombstoned;
@@ -765,7 +893,15 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
     if (!u.deleted()) {
       for (const std::string& g : groups_of[u.id()]) entry.add_groups(g);
       AddAttributes(u.resource_json(), &entry);
-      if (tombstoned.contains(name)) {
+      for (const auto& [taken, when] : u.names_taken_unix_ms()) {
+        if (taken == name || aliases.count(taken) != 0) {
+          (*entry.mutable_names_reused_unix_ms())[taken] = when;
+        }
+      }
+      // Written before names_taken existed: the tombstone says the name
+      // had a holder, the creation time when this user took it.
+      if (tombstoned.contains(name) &&
+          !entry.names_reused_unix_ms().contains(name)) {
         entry.set_name_reused_unix_ms(u.created_unix_ms());
       }
     }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -96,6 +97,11 @@ class Directory {
   // tombstones included, as AllUsers returns them).
   absl::StatusOr<std::vector<warden::v1::DirectoryGroup>> GroupsWithLiveMembers(
       const std::vector<warden::v1::DirectoryUser>& users) const;
+  // The names an admin's hold is on, whichever record (live or deleted)
+  // carries them now, and who placed it: every name of a held record but
+  // the e-mails released from it.
+  static absl::flat_hash_map<std::string, std::string> HeldNames(
+      const std::vector<warden::v1::DirectoryUser>& users);
   absl::Status Commit(warden::v1::DirectoryChange change,
                       const std::string& actor);
   // Clears an admin's hold from the deleted records (tombstones) of
@@ -111,8 +117,19 @@ class Directory {
       const warden::v1::DirectoryUser* previous)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Puts `user`'s names (userName, e-mails) in the look-alike index in
-  // place of what it had there.
+  // place of what it had there, and in the set of names ever held.
   void IndexNamesLocked(const warden::v1::DirectoryUser& user)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Reads every record into the indexes above once.
+  absl::Status EnsureNamesIndexedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Keeps `user`'s names_taken/names_given_up (from `previous`, null for a
+  // new user) for the names this write adds and drops: a name another
+  // record has or had is taken now; a name dropped while other live users
+  // still carry it is taken anew by each of them (committed here), since
+  // credentials for it issued until now may be the dropping user's.
+  absl::Status TrackNameHoldersLocked(warden::v1::DirectoryUser* user,
+                                      const warden::v1::DirectoryUser* previous,
+                                      const std::string& actor, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::StatusOr<warden::v1::DirectoryUser> PutUserLocked(
       warden::v1::DirectoryUser user, const std::string& actor,
@@ -134,6 +151,9 @@ class Directory {
       ABSL_GUARDED_BY(write_mu_);
   absl::flat_hash_map<std::string, std::vector<std::string>> indexed_names_
       ABSL_GUARDED_BY(write_mu_);  // user id -> its skeleton keys
+  // Every lower-case name any record has or gave up: a record that takes
+  // one of them takes it from an earlier holder.
+  absl::flat_hash_set<std::string> ever_held_ ABSL_GUARDED_BY(write_mu_);
 };
 
 }  // namespace warden::controlplane::directory

@@ -215,7 +215,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     guard->RequestArrived(req.ssl);
     serve(req, *std::move(body), res);
   };
-  const std::string pattern = "/scim/v2(/.*)?";
+  // Every path: the service checks the token before it looks at the path,
+  // so an unauthenticated probe anywhere is refused (401) and audited like
+  // any other (red team pass 9: paths outside /scim/v2 got a 404 first).
+  const std::string pattern = "/.*";
   http.Get(pattern, without_body);
   http.Post(pattern, with_body);
   http.Put(pattern, with_body);

@@ -1,5 +1,6 @@
 #include "controlplane/server/login_service.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -165,6 +166,20 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
     return absl::PermissionDeniedError(
         absl::StrCat(mapped->user, " is deactivated in Warden's directory",
                      why.empty() ? "" : ": ", why));
+  }
+  // A token issued before the name became its current holder's was issued
+  // to the one before: no certificate (it would carry a fresh notBefore
+  // and pass the proxies' same check).
+  if (match.entry != nullptr) {
+    const std::optional<absl::Time> reused =
+        policy::engine::NameReusedAt(*match.entry, mapped->user);
+    if (reused.has_value() && claims->issued + absl::Seconds(1) <= *reused) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "this token was issued before the name ", FoldName(mapped->user),
+          " became its current user's (",
+          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *reused, absl::UTCTimeZone()),
+          "; another user had it): sign in to the identity provider again"));
+    }
   }
   // The kind this provider's tokens give (as on the proxy, where the same
   // token sent as the password gets it), carried in the certificate so the

@@ -2284,19 +2284,21 @@ bool Session::ApplyDirectory(const gate::Gate& gate) {
   // user's was issued to the user who had it before (deleted or renamed
   // by the identity provider; red team pass 7: such a certificate, valid
   // for hours, passed as the new account).
-  if (entry != nullptr && entry->name_reused_unix_ms() != 0 &&
-      credential_issued_.has_value() &&
+  // The same for a name moved between users (red team pass 9): per name,
+  // the one this session connected as.
+  const std::optional<absl::Time> reused =
+      entry == nullptr
+          ? std::nullopt
+          : policy::engine::NameReusedAt(*entry, identity_.user());
+  if (reused.has_value() && credential_issued_.has_value() &&
       // (A token's iat is in whole seconds.)
-      *credential_issued_ + absl::Seconds(1) <=
-          absl::FromUnixMillis(entry->name_reused_unix_ms())) {
+      *credential_issued_ + absl::Seconds(1) <= *reused) {
     inactive_because_ = absl::StrCat(
         "this credential was issued before the name became its current "
-        "user's (",
-        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                         absl::FromUnixMillis(entry->name_reused_unix_ms()),
-                         absl::UTCTimeZone()),
-        "; it belonged to a user the identity provider deleted or renamed): "
-        "get a new token or run wardenctl login again");
+        "user's (", FoldName(identity_.user()), " since ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *reused, absl::UTCTimeZone()),
+        "; the identity provider gave it to this user after another had "
+        "it): get a new token or run wardenctl login again");
     return false;
   }
   std::vector<std::string> groups = base_groups_;

@@ -588,6 +588,18 @@ DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
   return match;
 }
 
+std::optional<absl::Time> NameReusedAt(const warden::v1::DirectoryEntry& entry,
+                                       absl::string_view name) {
+  auto it = entry.names_reused_unix_ms().find(FoldName(name));
+  if (it != entry.names_reused_unix_ms().end()) {
+    return absl::FromUnixMillis(it->second);
+  }
+  if (entry.name_reused_unix_ms() != 0) {
+    return absl::FromUnixMillis(entry.name_reused_unix_ms());
+  }
+  return std::nullopt;
+}
+
 absl::flat_hash_map<std::string, DirectoryMatch> DirectoryIndex(
     const warden::v1::PolicyBundle& bundle) {
   absl::flat_hash_map<std::string, DirectoryMatch> index;

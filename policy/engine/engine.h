@@ -6,12 +6,14 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "policy/sql/facts.h"
 #include "proto/warden/v1/policy.pb.h"
 
@@ -102,6 +104,13 @@ struct DirectoryMatch {
 // with the same rules.
 DirectoryMatch FindDirectoryEntry(const warden::v1::PolicyBundle& bundle,
                                   absl::string_view user);
+
+// When `name` (the entry's userName or one of its aliases, any case)
+// became the entry's, if it had a holder before: a token or certificate
+// for the name issued before then was issued to that holder. Nullopt when
+// the name never changed hands.
+std::optional<absl::Time> NameReusedAt(const warden::v1::DirectoryEntry& entry,
+                                       absl::string_view name);
 
 // The same answers for every userName and alias of the directory, built
 // in one pass (what the proxy's gate keeps): lower-case name -> match.

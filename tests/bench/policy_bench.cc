@@ -3,6 +3,8 @@
 // guardrails (policy/examples/production.yaml).
 //   bazel run -c opt //tests/bench:policy_bench
 //   bazel-bin/tests/bench/policy_bench --policy=path/to/policy.yaml
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -89,6 +91,35 @@ void BM_NewConstants(benchmark::State& state) {
     if (++i == texts.size()) i = 0;
   }
 }
+// What a proxy does with each policy revision for the directory in it:
+// the name index and the look-alike index (UTS #39 skeletons of every
+// userName and e-mail in each way it may be written). N users of two
+// names each; "KiB" is the heap the Gate holds beyond the bundle itself.
+void BM_GateWithDirectory(benchmark::State& state) {
+  warden::v1::PolicyBundle bundle = *g_bundle;
+  for (int i = 0; i < state.range(0); ++i) {
+    auto* e = bundle.add_directory();
+    e->set_user_name("user" + std::to_string(i) + "@example.com");
+    e->add_aliases("first" + std::to_string(i) + ".last@example.com");
+    e->set_active(true);
+    e->add_groups("engineers");
+  }
+  size_t held = 0;
+  for (auto _ : state) {
+    const size_t before = mallinfo2().uordblks;
+    warden::gate::Gate gate(bundle, 10000);
+    const size_t after = mallinfo2().uordblks;
+    held = after - before - bundle.SpaceUsedLong();
+    const warden::gate::Gate* built = &gate;
+    benchmark::DoNotOptimize(built);
+  }
+  state.counters["KiB"] = static_cast<double>(held) / 1024;
+}
+BENCHMARK(BM_GateWithDirectory)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_NewConstants);
 
 // pgbench TPC-B -M simple: the UPDATE with new constants every time. Its

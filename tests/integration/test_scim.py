@@ -679,6 +679,113 @@ environments:
         # The new nora's own token works.
         self.assertTrue(self.try_connect(name))
 
+    def test_8c_a_name_moved_between_active_users_refuses_its_earlier_holders_credentials(self):
+        """Red team pass 9 (R1, R2): no deleted record is kept when a name
+        moves between two active users (an e-mail removed from one and
+        given to another; a userName renamed away, taken by someone else,
+        then renamed back), so the earlier holder's token or certificate
+        still passed as the new one. Every name now records when its
+        current user took it; older credentials for it are refused, on the
+        proxy and by wardenctl login."""
+        def post(name, emails=()):
+            status, user, _ = self.scim("POST", "/Users", {
+                "schemas": [USER], "userName": name, "active": True,
+                "emails": [{"value": e} for e in emails]})
+            self.assertEqual(status, 201, user)
+            return user
+
+        def patch(user, *ops):
+            status, body, _ = self.scim("PATCH", "/Users/" + user["id"],
+                                        {"schemas": [PATCH], "Operations": list(ops)})
+            self.assertEqual(status, 200, body)
+
+        def old_token(name):
+            issued = int(time.time()) - 5   # still valid for an hour
+            return self.idp.token(name, iat=issued, exp=issued + 3600)
+
+        def refusal(name, token):
+            try:
+                psycopg2.connect(host="localhost", port=self.port, dbname="shop", user=name,
+                                 password=token, sslmode="verify-full",
+                                 sslrootcert=self.certs["ca"], connect_timeout=10).close()
+                return None
+            except psycopg2.OperationalError as e:
+                return str(e)
+
+        marker = [0]
+
+        def settle():
+            marker[0] += 1
+            name = "marker8c-%d@example.com" % marker[0]
+            status, body, _ = self.scim("POST", "/Users", {"schemas": [USER], "active": False,
+                                                           "userName": name})
+            self.assertEqual(status, 201, body)
+            self.assertTrue(wait_until(lambda: not self.try_connect(name)))
+
+        # R1: an e-mail moved from one active user to another.
+        alias = "desk8c@example.com"
+        ann = post("ann8c@example.com", [alias])
+        self.assertTrue(wait_until(lambda: self.try_connect(alias)))
+        anns = old_token(alias)
+        self.assertIsNone(refusal(alias, anns))   # hers, while she has it
+        patch(ann, {"op": "remove", "path": "emails"})
+        post("ben8c@example.com", [alias])
+        settle()
+        why = refusal(alias, anns)
+        self.assertIsNotNone(why, "Ann's token for the moved e-mail passed as Ben")
+        self.assertIn("this credential was issued before the name became its current user's "
+                      "(%s since" % alias, why)
+        # Not through wardenctl login either: a fresh certificate would
+        # pass the proxies' check.
+        r = self.login_with_token(alias, anns)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("this token was issued before the name %s became its current user's" % alias,
+                      r.stderr)
+        self.assertTrue(self.try_connect(alias))   # Ben's own token
+        r = self.login_with_token(alias, self.idp.token(alias))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        # An e-mail two users shared (ambiguous, refused) and one gives up:
+        # a token for it issued before then may be the other's.
+        shared = "shared8c@example.com"
+        cat = post("cat8c@example.com", [shared])
+        post("dan8c@example.com", [shared])
+        earlier = old_token(shared)
+        time.sleep(1.1)   # a token's iat is in whole seconds
+        patch(cat, {"op": "remove", "path": "emails"})
+        settle()
+        self.assertIsNotNone(refusal(shared, earlier))
+        self.assertTrue(self.try_connect(shared))   # Dan's token from now on
+
+        # R2: a userName renamed away, taken by another user, renamed back.
+        sal = post("sal8c@example.com")
+        patch(sal, {"op": "replace", "path": "userName", "value": "sal8c.away@example.com"})
+        bo = post("sal8c@example.com")
+        settle()
+        self.assertTrue(self.try_connect("sal8c@example.com"))
+        bos = self.idp.token("sal8c@example.com")
+        time.sleep(1.1)
+        patch(bo, {"op": "replace", "path": "userName", "value": "bo8c@example.com"})
+        patch(sal, {"op": "replace", "path": "userName", "value": "sal8c@example.com"})
+        settle()
+        self.assertIsNotNone(refusal("sal8c@example.com", bos),
+                             "Bo's token passed as Sal after Sal took the name back")
+        self.assertTrue(self.try_connect("sal8c@example.com"))
+
+    def login_with_token(self, name, token):
+        """wardenctl login with `token`; the completed process."""
+        out = os.path.join(self.work, "login-" + name)
+        token_file = out + ".jwt"
+        with open(token_file, "w") as f:
+            f.write(token + "\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+        return subprocess.run(
+            [WARDENCTL, "login", "--out", out, "--proxy", "localhost:%d" % self.port,
+             "--dbname", "shop", "--proxy-ca-file", self.certs["ca"],
+             "--server", "localhost:%d" % self.control.port,
+             "--ca-file", self.control.ca_file, "--token", token_file],
+            env=env, capture_output=True, text=True, timeout=60)
+
     def test_9_case_beyond_ascii_does_not_escape_a_deactivation(self):
         """Red team: only A-Z were folded, so deactivating "ÅSA@EXAMPLE.COM"
         (as the provider or the HR system spells it) did not stop a token

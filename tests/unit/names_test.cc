@@ -129,6 +129,21 @@ TEST(NamesLookAlikeTest, LookAlikesThatPassTheOneNameCheck) {
            Pair{"emily", "EMlLY"},
            Pair{"alice", "AL1CE"},
            Pair{"alice", "aIice"},
+           // Capitals and small letters mixed by part or capitalised
+           // (red team pass 9): each reads as a way the name is written.
+           Pair{"emily@c9.example", "EMlLY@c9.example"},
+           Pair{"billy@c9.example", "BlLLY@c9.example"},
+           Pair{"emily@c9.example", "EmiIy@c9.example"},
+           Pair{"billy@c9.example", "BiIly@c9.example"},
+           Pair{"will", "WiII"},
+           Pair{"alice", "AIice"},
+           Pair{"emily.smith@example.com", "EmiIy.Smith@example.com"},
+           Pair{"emily.smith@example.com", "EMILY.SMlTH@EXAMPLE.COM"},
+           // The price: names that differ in an i for an l where one
+           // of them is written with capitals ("Ian", "AI@...").
+           Pair{"ian", "lan"},
+           Pair{"IAN", "LAN"},
+           Pair{"ai@example.com", "al@example.com"},
        }) {
     ASSERT_TRUE(CheckNameIsDistinct(p.impostor).ok()) << p.impostor;
     EXPECT_TRUE(NamesLookAlike(p.known, p.impostor)) << p.impostor;
@@ -141,12 +156,38 @@ TEST(NamesLookAlikeTest, TheSamePersonAndDifferentNamesDoNot) {
   EXPECT_FALSE(NamesLookAlike("alice@example.com", "ALICE@EXAMPLE.COM"));
   EXPECT_FALSE(NamesLookAlike("alice", "alicia"));
   EXPECT_FALSE(NamesLookAlike("bob", "rob"));
-  // A capital I reads as an l, not as an L.
-  EXPECT_FALSE(NamesLookAlike("IAN", "LAN"));
+  // A capital I reads as an l, not as an L, and case is not mixed
+  // within a part of a name.
   EXPECT_FALSE(NamesLookAlike("kai", "kal"));
-  EXPECT_FALSE(NamesLookAlike("ai@example.com", "al@example.com"));
+  EXPECT_FALSE(NamesLookAlike("kai@example.com", "kal@example.com"));
+  EXPECT_FALSE(NamesLookAlike("emily", "emlly"));  // lower case only
+  EXPECT_FALSE(NamesLookAlike("emily.smith@example.com",
+                              "emily.smith@example.org"));
   EXPECT_FALSE(NamesLookAlike("jos\xC3\xA9", "jose"));  // é is not e
   EXPECT_FALSE(NamesLookAlike("\xD0\xB8\xD0\xB2\xD0\xB0\xD0\xBD", "ivan"));
+}
+
+// NameSkeletons skips ICU for ASCII names: the keys must be ICU's.
+TEST(NameSkeletonsTest, TheAsciiShortcutGivesIcusKeys) {
+  std::vector<std::string> texts = {"alice", "B1LLY@example.com",
+                                    "EmiIy.Smith@Example.COM", "rn@m.rn",
+                                    "a@b@c", "@x", "x@", "Mary Ann"};
+  // Every pair of printable characters, then longer random names.
+  for (char a = 0x20; a < 0x7f; ++a) {
+    for (char b = 0x20; b < 0x7f; ++b) texts.push_back(std::string{a, b});
+  }
+  uint32_t seed = 12345;
+  for (int n = 0; n < 2000; ++n) {
+    std::string t;
+    for (int i = 0; i < 12; ++i) {
+      seed = seed * 1103515245 + 12345;
+      t.push_back(static_cast<char>(0x20 + (seed >> 16) % 95));
+    }
+    texts.push_back(t);
+  }
+  for (const std::string& t : texts) {
+    ASSERT_EQ(NameSkeletons(t), internal::NameSkeletonsWithIcu(t)) << t;
+  }
 }
 
 TEST(LookAlikeIndexTest, FindsTheNameAnImpostorPassesFor) {

@@ -2,6 +2,7 @@
 // and groups as Okta's and Entra ID's provisioning send them, what bundles
 // carry, and replay of the log.
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -88,7 +89,7 @@ class ScimTest : public ::testing::Test {
     if (!body.is_null()) r.body = body.dump();
     r.authorization = token.empty() ? "" : "Bearer " + token;
     r.base_url = "https://warden.test/scim/v2";
-    scim::Response response = service_->Handle(r, kNow);
+    scim::Response response = service_->Handle(r, now_);
     Json parsed = response.body.empty()
                       ? Json()
                       : Json::parse(response.body, nullptr, false);
@@ -104,7 +105,7 @@ class ScimTest : public ::testing::Test {
     r.body = std::move(body);
     r.authorization = "Bearer good";
     r.base_url = "https://warden.test/scim/v2";
-    scim::Response response = service_->Handle(r, kNow);
+    scim::Response response = service_->Handle(r, now_);
     return Reply{response.status, Json::parse(response.body, nullptr, false),
                  response.location};
   }
@@ -130,6 +131,7 @@ class ScimTest : public ::testing::Test {
     return ids;
   }
 
+  absl::Time now_ = kNow;  // what the service is told the time is
   std::string dir_;
   std::unique_ptr<log::RocksDbLog> log_;
   std::unique_ptr<store::Store> store_;
@@ -457,6 +459,31 @@ TEST_F(ScimTest, AHoldFollowsEveryNameOfTheHeldPerson) {
                             absl::Now())
           .ok());
   EXPECT_TRUE(entry_of("zoe@example.com").active());
+
+  // Red team pass 9: the hold is on a deleted record's name (a held user
+  // renamed away) that a new user has as an e-mail; activating the new
+  // user said "activated" and nothing more.
+  const std::string bx = CreateUser("bx@example.com");
+  ASSERT_TRUE(
+      directory_->SetActive("bx@example.com", false, "token:secops",
+                            absl::Now())
+          .ok());
+  ASSERT_EQ(Call("PATCH", "/Users/" + bx,
+                 {{"Operations", {{{"op", "replace"},
+                                   {"path", "userName"},
+                                   {"value", "bx2@example.com"}}}}})
+                .status,
+            200);
+  CreateUser("bz@example.com", {{"emails", {{{"value", "bx@example.com"}}}}});
+  EXPECT_FALSE(entry_of("bz@example.com").active());
+  auto held = directory_->SetActive("bz@example.com", true, "token:secops",
+                                    absl::Now());
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(held->refused);
+  EXPECT_THAT(held->note,
+              HasSubstr("its e-mail bx@example.com is held too (by "
+                        "token:secops): activate that name as well"));
+  EXPECT_FALSE(entry_of("bz@example.com").active());
 }
 
 TEST_F(ScimTest, TheDirectoryIsRebuiltFromTheLog) {
@@ -478,6 +505,80 @@ TEST_F(ScimTest, TheDirectoryIsRebuiltFromTheLog) {
   EXPECT_EQ((*after)[0].SerializeAsString(), (*before)[0].SerializeAsString());
   EXPECT_TRUE(directory_->FindUser("CAROL.C").ok());
   EXPECT_TRUE(absl::IsNotFound(directory_->FindUser("carol").status()));
+}
+
+// Red team pass 9 (R1, R2): a name moved between active users kept no
+// record, so the earlier holder's credentials passed as the new one. Each
+// entry now says, per name, when it took a name that had a holder.
+TEST_F(ScimTest, EntriesSayWhenANameChangedHands) {
+  const auto reused = [this](const std::string& user) {
+    std::map<std::string, int64_t> out;
+    auto entries = directory_->Entries();
+    EXPECT_TRUE(entries.ok());
+    for (const auto& e : *entries) {
+      if (e.user_name() != user) continue;
+      for (const auto& [name, when] : e.names_reused_unix_ms()) {
+        out[name] = when;
+      }
+      EXPECT_EQ(e.name_reused_unix_ms(), 0) << user;  // the legacy field
+    }
+    return out;
+  };
+  const auto ms = [](absl::Time t) { return absl::ToUnixMillis(t); };
+  const Json remove_emails = {
+      {"Operations", {{{"op", "remove"}, {"path", "emails"}}}}};
+  const auto rename = [&](const std::string& id, const std::string& to) {
+    return Call("PATCH", "/Users/" + id,
+                {{"Operations", {{{"op", "replace"},
+                                  {"path", "userName"},
+                                  {"value", to}}}}})
+        .status;
+  };
+  // First provisioning takes nothing from anyone: no forced re-login.
+  const std::string ann =
+      CreateUser("ann", {{"emails", {{{"value", "desk@example.com"}}}}});
+  EXPECT_TRUE(reused("ann").empty());
+  // The e-mail moves from Ann to Ben.
+  now_ = kNow + absl::Minutes(1);
+  ASSERT_EQ(Call("PATCH", "/Users/" + ann, remove_emails).status, 200);
+  now_ = kNow + absl::Minutes(2);
+  const std::string ben =
+      CreateUser("ben", {{"emails", {{{"value", "Desk@example.com"}}}}});
+  EXPECT_EQ(reused("ben"),
+            (std::map<std::string, int64_t>{{"desk@example.com", ms(now_)}}));
+  // A rewrite of Ben that keeps the e-mail keeps the time.
+  now_ = kNow + absl::Minutes(3);
+  ASSERT_EQ(Call("PUT", "/Users/" + ben,
+                 {{"userName", "ben"},
+                  {"emails", {{{"value", "desk@example.com"}}}},
+                  {"names_taken_unix_ms", {{"desk@example.com", 0}}}})
+                .status,
+            200);
+  EXPECT_EQ(reused("ben")["desk@example.com"], ms(kNow + absl::Minutes(2)));
+
+  // Renamed away, the name taken by another, renamed back (R2): the
+  // directory read again from its records after a restart still knows.
+  ASSERT_EQ(rename(ann, "ann.away"), 200);
+  const std::string cy = CreateUser("ann");
+  now_ = kNow + absl::Minutes(4);
+  ASSERT_EQ(rename(cy, "cy"), 200);
+  Close();
+  Open();
+  now_ = kNow + absl::Minutes(5);
+  ASSERT_EQ(rename(ann, "ann"), 200);
+  EXPECT_EQ(reused("ann"),
+            (std::map<std::string, int64_t>{{"ann", ms(now_)}}));
+
+  // Two users share an e-mail (refused as ambiguous); when one gives it
+  // up, the other takes it anew.
+  const std::string dee =
+      CreateUser("dee", {{"emails", {{{"value", "ops@example.com"}}}}});
+  CreateUser("eve", {{"emails", {{{"value", "ops@example.com"}}}}});
+  now_ = kNow + absl::Minutes(6);
+  ASSERT_EQ(Call("PATCH", "/Users/" + dee, remove_emails).status, 200);
+  EXPECT_EQ(reused("eve"),
+            (std::map<std::string, int64_t>{{"ops@example.com", ms(now_)}}));
+  EXPECT_TRUE(reused("dee").empty());
 }
 
 TEST_F(ScimTest, BundlesRepublishWhenTheDirectoryChanges) {
