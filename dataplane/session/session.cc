@@ -821,7 +821,7 @@ void Session::HandleAuthStep(AuthStep step) {
       return Fail(pgwire::kInternalError, "cannot draw random bytes",
                   warden::v1::SESSION_END_REASON_INTERNAL);
     }
-    refusal_token_ = crypto::HexEncode(*token);
+    refusals_.set_fallback_token(crypto::HexEncode(*token));
   }
   Send(Side::kClient, step.reply);
   database_ = environment_->FindDatabase(database_name_);
@@ -1547,7 +1547,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
           AnsweredReady();
           if (!portal_origins_.empty()) SettlePortals(frame.body == "I");
           batch_had_error_ = false;
-          if (!refusals_.empty()) DropSkippedRefusals();
+          if (!refusals_.empty()) refusals_.DropDone(syncs_done_);
           if (track_results) results_.ReadyForQuery(clock(), &completions_);
           if (!tentative_.empty()) SettleTentative();
           // Idle: the transaction ended, and its portals with it (unless
@@ -1933,7 +1933,12 @@ void Session::SettleTentative() {
   for (size_t& from : confirm_from_) from = from > settled ? from - settled : 0;
 }
 
-std::string Session::QueueRefusal(std::string error) {
+std::string Session::QueueRefusal(std::string error, bool parse) {
+  CheckRefusalRoom();
+  return refusals_.Queue(std::move(error), syncs_sent_ + 1, parse);
+}
+
+void Session::CheckRefusalRoom() {
   if (refusals_.size() >= kMaxRefusalsInFlight) {
     // Only a client that pipelines thousands of refused statements without
     // reading a single answer gets here; its errors would pile up in memory.
@@ -1943,16 +1948,6 @@ std::string Session::QueueRefusal(std::string error) {
                       "read the results of what you sent"),
          warden::v1::SESSION_END_REASON_POLICY);
   }
-  Refusal r;
-  r.seq = ++refusal_seq_;
-  r.batch = syncs_sent_ + 1;
-  r.error = std::move(error);
-  auto random = crypto::RandomBytes(12);
-  r.tag = random.ok() ? crypto::HexEncode(*random)
-                      : absl::StrCat(refusal_token_, "_", refusal_seq_);
-  std::string name = absl::StrCat("warden_refusal_", r.tag);
-  refusals_.push_back(std::move(r));
-  return name;
 }
 
 gate::Verdict Session::SettledLexing(const gate::Gate& gate, gate::Verdict v,
@@ -2010,9 +2005,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
                                   : std::string(sql));
   };
   // The poison SQL is a syntax error whose message carries its name.
-  const auto poison_sql = [](const std::string& name) {
-    return absl::StrCat("/* refused by Warden policy */ ", name);
-  };
+  const auto poison_sql = &Refusals::PoisonSql;
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kQuery: {
       const auto q = pgwire::ParseQuery(body);
@@ -2079,8 +2072,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       // refuses a Parse of an existing name, 42P05, and keeps the old one,
       // so later Binds of the name run the old, judged statement.)
       pgwire::WriteParse(replacement, p->statement,
-                         poison_sql(QueueRefusal(std::move(error))));
-      refusals_.back().parse = tentative;
+                         poison_sql(QueueRefusal(std::move(error), tentative)));
       return;
     }
     case pgwire::FrontendType::kBind: {
@@ -2183,36 +2175,11 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
 
 bool Session::TakeRefusal(const pgwire::ErrorResponse& parsed,
                           std::string* error) {
-  constexpr absl::string_view kPrefix = "warden_refusal_";
-  const absl::string_view message = parsed.Get('M');
-  for (size_t at = message.find(kPrefix); at != absl::string_view::npos;
-       at = message.find(kPrefix, at + 1)) {
-    absl::string_view rest = message.substr(at + kPrefix.size());
-    size_t n = 0;
-    while (n < rest.size() &&
-           (absl::ascii_isxdigit(rest[n]) || rest[n] == '_')) {
-      ++n;
-    }
-    const absl::string_view tag = rest.substr(0, n);
-    for (auto it = refusals_.begin(); it != refusals_.end(); ++it) {
-      if (it->tag == tag) {
-        *error = std::move(it->error);
-        const bool parse = it->parse;
-        refusals_.erase(it);
-        if (parse && !tentative_.empty()) Confirm(Confirmation::kRefusedParse);
-        return true;
-      }
-    }
-  }
-  return false;
-}
-
-void Session::DropSkippedRefusals() {
-  // A poison PostgreSQL skipped (an earlier error in its batch) has nothing
-  // to rewrite; the client saw that earlier error instead.
-  while (!refusals_.empty() && refusals_.front().batch <= syncs_done_) {
-    refusals_.pop_front();
-  }
+  auto taken = refusals_.Take(parsed);
+  if (!taken.has_value()) return false;
+  *error = std::move(taken->error);
+  if (taken->parse && !tentative_.empty()) Confirm(Confirmation::kRefusedParse);
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -2555,27 +2522,17 @@ void Session::ResumeAfterAudit(bool timed_out) {
 void Session::PoisonMessage(char type, absl::string_view body,
                             const std::string& error,
                             std::string* replacement) {
-  const std::string poison = absl::StrCat("/* refused by Warden policy */ ",
-                                          QueueRefusal(error));
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kParse: {
-      const auto p = pgwire::ParseParse(body);
-      const std::string name = p.ok() ? std::string(p->statement) : "";
-      EraseAuditTemplate(StatementKey(name));
-      ForgetPrepared(StatementKey(name));
-      RememberRefused(name, error);
-      pgwire::WriteParse(replacement, name, poison);
-      return;
-    }
-    case pgwire::FrontendType::kBind: {
-      const absl::string_view portal = body.substr(0, body.find('\0'));
-      pgwire::WriteBind(replacement, portal, QueueRefusal(error));
-      return;
-    }
-    default:  // Query, FunctionCall
-      pgwire::WriteQuery(replacement, poison);
-      return;
+  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
+    const auto p = pgwire::ParseParse(body);
+    const std::string name = p.ok() ? std::string(p->statement) : "";
+    EraseAuditTemplate(StatementKey(name));
+    ForgetPrepared(StatementKey(name));
+    RememberRefused(name, error);
   }
+  // One refusal per message (a Bind used to queue a second one that no
+  // error ever took, left until its batch ended).
+  CheckRefusalRoom();
+  refusals_.WriteSubstitute(type, body, error, syncs_sent_ + 1, replacement);
 }
 
 namespace {
@@ -2786,19 +2743,13 @@ void Session::RecordStatement(char type, absl::string_view body,
   if (!replacement->empty()) return;
   // Not recorded, not refused yet: it must not run.
   const std::string error = UnrecordedError();
-  const std::string poison = absl::StrCat("/* refused by Warden policy */ ",
-                                          QueueRefusal(error));
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kParse:
-      EraseAuditTemplate(StatementKey(statement_name));
-      ForgetPrepared(StatementKey(statement_name));
-      RememberRefused(statement_name, error);
-      pgwire::WriteParse(replacement, statement_name, poison);
-      break;
-    default:
-      pgwire::WriteQuery(replacement, poison);
-      break;
+  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
+    EraseAuditTemplate(StatementKey(statement_name));
+    ForgetPrepared(StatementKey(statement_name));
+    RememberRefused(statement_name, error);
   }
+  CheckRefusalRoom();
+  refusals_.WriteSubstitute(type, body, error, syncs_sent_ + 1, replacement);
 }
 
 void Session::EraseAuditTemplate(const std::string& key) {

@@ -36,6 +36,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
+#include "dataplane/session/refusals.h"
 #include "dataplane/session/result_tracker.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
@@ -300,23 +301,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
   bool Busy() const { return pending_syncs_ > 0 || unsynced_; }
 
-  // Policy enforcement. A refused message is replaced upstream by a
-  // "poison" message that fails in PostgreSQL without touching data (a
-  // syntax error, or a statement name that cannot exist), so PostgreSQL
-  // itself puts the transaction and the pipeline into the state a failed
-  // statement leaves them in; the poison's ErrorResponse, recognised by a
-  // per-session token and a sequence number, is replaced by the refusal.
-  struct Refusal {
-    uint64_t seq = 0;
-    uint64_t batch = 0;  // the Sync / Query that ends its batch.
-    std::string error;   // the encoded ErrorResponse for the client.
-    // Random per refusal: the poison names it, and only PostgreSQL's error
-    // about that poison carries it. Nothing the client sent before the
-    // poison can know it (it is made when the poison is), so no error the
-    // client provokes is taken for a refusal.
-    std::string tag;
-    bool parse = false;  // stands for a refused Parse (kRefusedParse)
-  };
+  // Policy enforcement: a refused message is replaced upstream by a poison
+  // whose error is rewritten into the refusal (see refusals.h).
   // Judge decides a frontend message (Query, Parse, Bind, Describe,
   // FunctionCall) and, when it must not run, writes its replacement to
   // `replacement` (left empty when the message may be relayed).
@@ -375,12 +361,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // poison or refusal, so its answer is not the statement's).
   void TrackClientMessage(char type, absl::string_view body, bool replaced,
                           absl::Time now);
-  // Queues `error` for the next poison and returns the poison's name.
-  std::string QueueRefusal(std::string error);
+  // Queues `error` for the next poison (of the batch the next Sync ends)
+  // and returns the poison's name; fails the session past
+  // kMaxRefusalsInFlight. `parse`: it stands for a refused Parse.
+  std::string QueueRefusal(std::string error, bool parse = false);
+  // Fails the session when kMaxRefusalsInFlight refusals wait already.
+  void CheckRefusalRoom();
   // Gives the refusal to send instead of the upstream ErrorResponse
   // `parsed`, if it is a poison's.
   bool TakeRefusal(const pgwire::ErrorResponse& parsed, std::string* error);
-  void DropSkippedRefusals();
   SharedState* shared_;
   net::EventLoop* loop_;
   SessionMap* live_;
@@ -463,8 +452,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool provider_identity_ = true;
   // When the credential was issued (AuthStep.credential_issued).
   std::optional<absl::Time> credential_issued_;
-  std::string refusal_token_;       // random, per session.
-  uint64_t refusal_seq_ = 0;
   uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.
   // Executions relayed upstream and not answered yet, per batch (the
   // messages up to a Sync, or one Query or FunctionCall), oldest first.
@@ -499,7 +486,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void AnsweredReady();
   void MaybeResumeAfterAnswers();
   uint64_t syncs_done_ = 0;         // their ReadyForQuery seen.
-  std::deque<Refusal> refusals_;
+  Refusals refusals_;
   // Prepared statements (protocol level) that were refused at Parse, with
   // the ErrorResponse a later Bind or Describe of them gets.
   absl::flat_hash_map<std::string, std::string> refused_statements_;
