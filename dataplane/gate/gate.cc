@@ -12,6 +12,7 @@
 #include "policy/lang/compile.h"
 #include "policy/lang/sources.h"
 #include "common/names.h"
+#include "dataplane/pgwire/sqlstate.h"
 
 namespace warden::gate {
 namespace {
@@ -200,7 +201,7 @@ Verdict Gate::Explain(policy::engine::Decision decision,
                                 bundle_.digest().substr(0, 12), "]");
   const warden::v1::Rule* rule = FindRule(bundle_, d.policy, d.rule);
   if (d.action == warden::v1::POLICY_ACTION_REQUIRE_APPROVAL) {
-    v.sqlstate = "42501";
+    v.sqlstate = pgwire::kInsufficientPrivilege;
     v.message = absl::StrCat("Warden: approval required by rule \"", d.rule,
                              "\" of policy \"", d.policy, "\"");
     if (!d.message.empty()) absl::StrAppend(&v.message, ": ", d.message);
@@ -209,7 +210,7 @@ Verdict Gate::Explain(policy::engine::Decision decision,
   }
   if (!parse_error.ok()) {
     // What PostgreSQL would have said, and that Warden refused it unseen.
-    v.sqlstate = "42601";
+    v.sqlstate = pgwire::kSyntaxError;
     // policy/sql ends the message with " (at character N)": that becomes
     // the position field, as PostgreSQL sends it.
     absl::string_view text = parse_error.message();
@@ -225,7 +226,7 @@ Verdict Gate::Explain(policy::engine::Decision decision,
         d.policy, "\"); fix the syntax and retry.");
     return v;
   }
-  v.sqlstate = "42501";
+  v.sqlstate = pgwire::kInsufficientPrivilege;
   if (!d.rule.empty()) {
     v.message = absl::StrCat("Warden: denied by rule \"", d.rule,
                              "\" of policy \"", d.policy, "\"");

@@ -5,6 +5,7 @@
 
 namespace warden::pgwire {
 
+inline constexpr char kSuccessfulCompletion[] = "00000";
 inline constexpr char kConnectionException[] = "08000";
 inline constexpr char kRejectedConnection[] = "08004";
 inline constexpr char kConnectionFailure[] = "08006";
@@ -12,8 +13,11 @@ inline constexpr char kProtocolViolation[] = "08P01";
 inline constexpr char kFeatureNotSupported[] = "0A000";
 inline constexpr char kInvalidAuthorization[] = "28000";
 inline constexpr char kInvalidPassword[] = "28P01";
+inline constexpr char kInvalidCursorName[] = "34000";
 inline constexpr char kInvalidCatalogName[] = "3D000";
+inline constexpr char kSyntaxError[] = "42601";
 inline constexpr char kInsufficientPrivilege[] = "42501";
+inline constexpr char kInsufficientResources[] = "53000";
 inline constexpr char kTooManyConnections[] = "53300";
 inline constexpr char kProgramLimitExceeded[] = "54000";
 inline constexpr char kQueryCanceled[] = "57014";

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "proto/warden/v1/session.pb.h"
+#include "dataplane/pgwire/sqlstate.h"
 
 namespace warden::session {
 
@@ -42,7 +43,7 @@ struct AuthStep {
   // On kFailure: the reason to log and audit. The client sees `client_error`
   // (deliberately vague, as PostgreSQL's "password authentication failed").
   absl::Status error;
-  std::string client_sqlstate = "28P01";
+  std::string client_sqlstate = pgwire::kInvalidPassword;
   std::string client_error;
   // How the client tried to authenticate, for the audit event (e.g.
   // "oidc:okta"); empty: the listener's method.

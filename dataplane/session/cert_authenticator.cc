@@ -12,6 +12,7 @@
 #include "common/user_identity.h"
 #include "common/x509.h"
 #include "common/names.h"
+#include "dataplane/pgwire/sqlstate.h"
 
 namespace warden::session {
 namespace {
@@ -19,7 +20,7 @@ namespace {
 AuthStep Refused(absl::Status why, std::string method) {
   AuthStep step;
   step.state = AuthStep::State::kFailure;
-  step.client_sqlstate = "28000";
+  step.client_sqlstate = pgwire::kInvalidAuthorization;
   // The holder of a certificate learns nothing secret from why it is
   // refused, and needs it to fix the connection.
   step.client_error =

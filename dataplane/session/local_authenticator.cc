@@ -9,6 +9,7 @@
 #include "dataplane/auth/scram.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/messages.h"
+#include "dataplane/pgwire/sqlstate.h"
 
 namespace warden::session {
 namespace {
@@ -23,7 +24,7 @@ AuthStep Failure(absl::Status why, const std::string& user) {
   AuthStep step;
   step.state = AuthStep::State::kFailure;
   step.error = std::move(why);
-  step.client_sqlstate = "28P01";
+  step.client_sqlstate = pgwire::kInvalidPassword;
   step.client_error =
       absl::StrCat("password authentication failed for user \"", user, "\"");
   return step;
@@ -40,7 +41,7 @@ AuthStep Success(const config::User& user, const AuthRequest& request,
     step.state = AuthStep::State::kFailure;
     step.error = absl::PermissionDeniedError(absl::StrCat(
         "user ", user.name, " may not use environment ", request.environment));
-    step.client_sqlstate = "28000";
+    step.client_sqlstate = pgwire::kInvalidAuthorization;
     step.client_error = absl::StrCat("user \"", user.name,
                                      "\" is not allowed in environment \"",
                                      request.environment, "\"");
@@ -117,7 +118,7 @@ class ScramExchange : public AuthExchange {
   AuthStep Malformed(absl::Status why) {
     AuthStep step;
     step.state = AuthStep::State::kFailure;
-    step.client_sqlstate = "08P01";
+    step.client_sqlstate = pgwire::kProtocolViolation;
     step.client_error =
         absl::StrCat("malformed SCRAM message: ", why.message());
     step.error = std::move(why);

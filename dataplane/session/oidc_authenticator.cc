@@ -18,6 +18,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "spdlog/spdlog.h"
 #include "common/names.h"
+#include "dataplane/pgwire/sqlstate.h"
 
 namespace warden::session {
 namespace {
@@ -38,7 +39,7 @@ warden::v1::IdentityKind KindOf(const std::string& kind) {
 AuthStep Refused(absl::Status why, std::string method) {
   AuthStep step;
   step.state = AuthStep::State::kFailure;
-  step.client_sqlstate = "28000";
+  step.client_sqlstate = pgwire::kInvalidAuthorization;
   // Unlike a password, a token's faults are no secret to its holder, and
   // "expired" or "wrong audience" is what they need to fix it.
   step.client_error = absl::StrCat("Warden: token refused: ", why.message());

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "dataplane/pgwire/sqlstate.h"
 
 namespace warden::session {
 
@@ -73,7 +74,7 @@ void ResultTracker::DropPortal(const std::string& name,
   exec->open = false;
   if (exec->pending > 0 || exec->done) return;  // its answers complete it.
   if (exec->suspended) {
-    Complete(exec.get(), exec->last, "00000",
+    Complete(exec.get(), exec->last, pgwire::kSuccessfulCompletion,
              "portal closed before all its rows were fetched", out);
   } else {
     Complete(exec.get(), exec->last, "",
@@ -127,7 +128,7 @@ void ResultTracker::CommandComplete(absl::string_view tag, absl::Time now,
   }
   if (head->kind == Kind::kExecute) {
     PopExecute();
-    Complete(exec.get(), now, "00000", "", out);
+    Complete(exec.get(), now, pgwire::kSuccessfulCompletion, "", out);
   }
 }
 
@@ -143,7 +144,7 @@ void ResultTracker::PortalSuspended(absl::Time now,
   }
   PopExecute();
   if (exec != nullptr && !exec->open && exec->pending == 0) {
-    Complete(exec.get(), now, "00000",
+    Complete(exec.get(), now, pgwire::kSuccessfulCompletion,
              "portal closed before all its rows were fetched", out);
   }
 }
@@ -153,7 +154,7 @@ void ResultTracker::EmptyQuery(absl::Time now, std::vector<Completion>* out) {
   if (head == nullptr || head->kind != Kind::kExecute) return;
   std::shared_ptr<Exec> exec = head->exec;
   PopExecute();
-  Complete(exec.get(), now, "00000", "empty query", out);
+  Complete(exec.get(), now, pgwire::kSuccessfulCompletion, "empty query", out);
 }
 
 void ResultTracker::Error(absl::string_view sqlstate, absl::Time now,
@@ -189,7 +190,7 @@ void ResultTracker::ReadyForQuery(absl::Time now,
                                   batch_error_, ")"),
                out);
     } else {
-      Complete(exec, now, exec->sqlstate.empty() ? "00000" : exec->sqlstate,
+      Complete(exec, now, exec->sqlstate.empty() ? pgwire::kSuccessfulCompletion : exec->sqlstate,
                "", out);
     }
   }
@@ -205,7 +206,7 @@ void ResultTracker::Finish(absl::string_view why, absl::Time now,
   queue_.clear();
   for (auto& [name, exec] : portals_) {
     if (exec->suspended) {
-      Complete(exec.get(), exec->last, "00000",
+      Complete(exec.get(), exec->last, pgwire::kSuccessfulCompletion,
                absl::StrCat("portal still open when the session ended: ", why),
                out);
     } else {

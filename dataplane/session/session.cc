@@ -665,7 +665,7 @@ void Session::HandleStartup(absl::string_view body) {
     // Counted in the address's summary event, not recorded one by one.
     spdlog::warn("session {}: refused: too many failed logins from {}",
                  peer_address_, peer_host_);
-    return Fail("53300",
+    return Fail(pgwire::kTooManyConnections,
                 "Warden: too many failed logins from this address; try "
                 "again later",
                 warden::v1::SESSION_END_REASON_POLICY);
@@ -863,7 +863,7 @@ void Session::HandleAuthStep(AuthStep step) {
   }
   {
     if (!Audit(LoginEvent(true, ""))) {
-      return Fail("53000",
+      return Fail(pgwire::kInsufficientResources,
                   "Warden cannot record this session in the audit trail "
                   "(the local spool is full or failing); try again later",
                   warden::v1::SESSION_END_REASON_INTERNAL);
@@ -881,7 +881,7 @@ void Session::HandleAuthStep(AuthStep step) {
       if (k == "application_name") start->set_application_name(v);
     }
     if (!Audit(std::move(event))) {
-      return Fail("53000",
+      return Fail(pgwire::kInsufficientResources,
                   "Warden cannot record this session in the audit trail "
                   "(the local spool is full or failing); try again later",
                   warden::v1::SESSION_END_REASON_INTERNAL);
@@ -1020,7 +1020,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
       } else {
         std::string error;
         pgwire::WriteErrorResponse(
-            &error, "ERROR", "34000",
+            &error, "ERROR", pgwire::kInvalidCursorName,
             absl::StrCat("portal \"", *portal, "\" does not exist"),
             "Its Bind failed, or a simple Query came after it, or its Bind "
             "has not completed yet; Warden does not pass this message on "
@@ -1050,7 +1050,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
           audit_refuse_next_ = false;
           std::string error;
           pgwire::WriteErrorResponse(
-              &error, "ERROR", "53000",
+              &error, "ERROR", pgwire::kInsufficientResources,
               absl::StrCat("Warden: the control plane did not confirm this "
                            "statement's audit record within ",
                            shared_->audit_sync_timeout_ms,
@@ -1568,7 +1568,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         // Parsed once for the result tracker, refusals and severity.
         const auto error = pgwire::ParseErrorResponse(frame.body);
         if (track_results && ready_) {
-          results_.Error(error.ok() ? error->Get('C') : "XX000", clock(),
+          results_.Error(error.ok() ? error->Get('C') : pgwire::kInternalError, clock(),
                          &completions_);
         }
         if (!refusals_.empty() && error.ok()) {
@@ -2204,7 +2204,7 @@ void Session::Fail(absl::string_view sqlstate, absl::string_view message,
 }
 
 void Session::RefuseIdentity(const std::string& reason) {
-  RefuseLogin("28000", absl::StrCat("Warden: ", reason), reason);
+  RefuseLogin(pgwire::kInvalidAuthorization, absl::StrCat("Warden: ", reason), reason);
 }
 
 warden::v1::AuditEvent Session::LoginEvent(bool success,
@@ -2308,7 +2308,7 @@ std::string Session::DeactivatedReason() const {
 void Session::CloseDeactivated() {
   const std::string why = DeactivatedReason();
   spdlog::info("session {}: {}; closing it", peer_address_, why);
-  Fail("28000", absl::StrCat("Warden: ", why, "; this session is closed"),
+  Fail(pgwire::kInvalidAuthorization, absl::StrCat("Warden: ", why, "; this session is closed"),
        warden::v1::SESSION_END_REASON_POLICY);
 }
 
@@ -2541,7 +2541,7 @@ namespace {
 std::string UnrecordedError() {
   std::string error;
   pgwire::WriteErrorResponse(
-      &error, "ERROR", "53000",
+      &error, "ERROR", pgwire::kInsufficientResources,
       "Warden: the audit trail cannot record this statement (the local "
       "spool is full or failing); it was not run",
       "", "Retry later; the proxy's operators are alerted by its log.", 0);
