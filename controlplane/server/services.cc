@@ -10,11 +10,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/strings/str_join.h"
 #include "common/x509.h"
 #include "controlplane/server/audit_services.h"
 #include "absl/strings/numbers.h"
+#include "google/protobuf/descriptor.h"
 #include "policy/lang/compile.h"
 #include "policy/testing/testing.h"
 
@@ -23,11 +25,7 @@ namespace {
 
 using warden::v1::TokenScope;
 
-constexpr char kPolicyService[] = "/warden.v1.PolicyService/";
-constexpr char kTokenService[] = "/warden.v1.TokenService/";
-constexpr char kDirectoryService[] = "/warden.v1.DirectoryService/";
 constexpr char kEnrollMethod[] = "/warden.v1.ProxyEnrollment/Enroll";
-constexpr char kAuditLogService[] = "/warden.v1.AuditLog/";
 
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t micros = absl::ToUnixMicros(t);
@@ -66,51 +64,18 @@ grpc::Status ToGrpc(const absl::Status& status) {
 }
 
 TokenScope RequiredScope(absl::string_view method) {
-  static const std::pair<const char*, TokenScope> kTable[] = {
-      {"PushPolicy", warden::v1::TOKEN_SCOPE_POLICY_WRITE},
-      {"Rollback", warden::v1::TOKEN_SCOPE_POLICY_WRITE},
-      {"GetBundle", warden::v1::TOKEN_SCOPE_POLICY_READ},
-      {"ListHistory", warden::v1::TOKEN_SCOPE_POLICY_READ},
-      {"GetFleetStatus", warden::v1::TOKEN_SCOPE_POLICY_READ},
-  };
-  if (absl::StartsWith(method, kPolicyService)) {
-    const absl::string_view name = method.substr(sizeof(kPolicyService) - 1);
-    for (const auto& [m, scope] : kTable) {
-      if (name == m) return scope;
-    }
+  // "/warden.v1.PolicyService/PushPolicy": the method's option in the
+  // .proto says (scopes.proto); a method without one takes no token.
+  if (!absl::ConsumePrefix(&method, "/")) {
+    return warden::v1::TOKEN_SCOPE_UNSPECIFIED;
   }
-  if (absl::StartsWith(method, kTokenService)) {
-    const absl::string_view name = method.substr(sizeof(kTokenService) - 1);
-    if (name == "CreateToken" || name == "ListTokens" ||
-        name == "RevokeToken") {
-      return warden::v1::TOKEN_SCOPE_ADMIN;
-    }
+  const google::protobuf::MethodDescriptor* m =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+          absl::StrReplaceAll(method, {{"/", "."}}));
+  if (m == nullptr || !m->options().HasExtension(warden::v1::required_scope)) {
+    return warden::v1::TOKEN_SCOPE_UNSPECIFIED;
   }
-  if (absl::StartsWith(method, kDirectoryService)) {
-    const absl::string_view name =
-        method.substr(sizeof(kDirectoryService) - 1);
-    if (name == "ListIdentities") return warden::v1::TOKEN_SCOPE_POLICY_READ;
-    if (name == "SetIdentityActive") return warden::v1::TOKEN_SCOPE_ADMIN;
-  }
-  if (method == kEnrollMethod) return warden::v1::TOKEN_SCOPE_PROXY_ENROLL;
-  if (method == "/warden.v1.ProxyEnrollment/ListProxies") {
-    return warden::v1::TOKEN_SCOPE_POLICY_READ;
-  }
-  if (method == "/warden.v1.ProxyEnrollment/RevokeProxy") {
-    return warden::v1::TOKEN_SCOPE_ADMIN;
-  }
-  if (method == "/warden.v1.AuditExport/Subscribe" ||
-      method == "/warden.v1.AuditExport/ListEvents") {
-    return warden::v1::TOKEN_SCOPE_AUDIT_READ;
-  }
-  if (absl::StartsWith(method, kAuditLogService)) {
-    const absl::string_view name = method.substr(sizeof(kAuditLogService) - 1);
-    if (name == "GetCheckpoint" || name == "GetEntries" ||
-        name == "GetInclusionProof" || name == "GetConsistencyProof") {
-      return warden::v1::TOKEN_SCOPE_AUDIT_READ;
-    }
-  }
-  return warden::v1::TOKEN_SCOPE_UNSPECIFIED;
+  return m->options().GetExtension(warden::v1::required_scope);
 }
 
 // The address part of gRPC's peer string ("ipv4:127.0.0.1:5000",
