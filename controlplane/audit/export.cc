@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/proto_time.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -301,8 +302,7 @@ absl::StatusOr<uint64_t> FirstIndexAtOrAfter(const Ledger& ledger,
     if (!parts.ok() || !ParseAuditLeaf(parts->second, &leaf)) {
       return absl::DataLossError(absl::StrCat("leaf ", mid, " does not parse"));
     }
-    const absl::Time t = absl::FromUnixSeconds(leaf.received_at().seconds()) +
-                         absl::Nanoseconds(leaf.received_at().nanos());
+    const absl::Time t = FromTimestamp(leaf.received_at());
     if (t < since) {
       lo = mid + 1;
     } else {

@@ -15,6 +15,7 @@
 #include <set>
 #include <utility>
 
+#include "common/proto_time.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -808,10 +809,7 @@ int RunTokensCreate(const TokenCreateOptions& options, std::ostream& out,
                       err);
   }
   if (ttl > absl::ZeroDuration()) {
-    const int64_t seconds = absl::ToInt64Seconds(ttl);
-    request.mutable_ttl()->set_seconds(seconds);
-    request.mutable_ttl()->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(ttl - absl::Seconds(seconds))));
+    SetDuration(ttl, request.mutable_ttl());
   }
   Remote remote;
   if (int rc = remote.Open(options, err); rc != kExitOk) return rc;
@@ -1169,8 +1167,7 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
     case warden::v1::AuditEvent::kStatement: {
       const auto& st = e.statement();
       if (st.phase() == warden::v1::STATEMENT_PHASE_RESULT) {
-        const absl::Duration took = absl::Seconds(st.duration().seconds()) +
-                                    absl::Nanoseconds(st.duration().nanos());
+        const absl::Duration took = FromDuration(st.duration());
         what = absl::StrCat(
             "result of #", st.intent_sequence(), ": ",
             st.sqlstate().empty() ? "no answer" : st.sqlstate(), ", ",
@@ -1213,8 +1210,7 @@ std::string EventSummary(const warden::v1::AuditLeaf& leaf) {
 
 std::string TimeOf(const google::protobuf::Timestamp& ts) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ",
-                          absl::FromUnixSeconds(ts.seconds()) +
-                              absl::Nanoseconds(ts.nanos()),
+                          FromTimestamp(ts),
                           absl::UTCTimeZone());
 }
 

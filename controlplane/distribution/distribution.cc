@@ -3,6 +3,7 @@
 #include <deque>
 #include <utility>
 
+#include "common/proto_time.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -24,14 +25,6 @@ using warden::v1::WatchResponse;
 // A NACK error is shown in the fleet view; a proxy must not be able to make
 // the control plane keep megabytes for it.
 constexpr size_t kMaxErrorBytes = 1024;
-
-void SetNow(google::protobuf::Timestamp* ts) {
-  const absl::Time now = absl::Now();
-  const int64_t seconds = absl::ToUnixSeconds(now);
-  ts->set_seconds(seconds);
-  ts->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(now - absl::FromUnixSeconds(seconds))));
-}
 
 }  // namespace
 
@@ -180,13 +173,13 @@ class Distributor::Stream final
       entry.status.set_environment(environment_);
       entry.status.set_running_revision(running_);
       entry.status.set_connected(true);
-      SetNow(entry.status.mutable_last_seen());
+      SetTimestamp(absl::Now(), entry.status.mutable_last_seen());
       d_->PersistLocked(entry.status);
       MaybeSendHeadLocked();
       return grpc::Status::OK;
     }
     auto& entry = d_->fleet_[{environment_, proxy_id_}];
-    SetNow(entry.status.mutable_last_seen());
+    SetTimestamp(absl::Now(), entry.status.mutable_last_seen());
     switch (request_.kind_case()) {
       case WatchRequest::kHello:
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

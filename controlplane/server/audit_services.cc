@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/proto_time.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -89,12 +90,6 @@ constexpr uint64_t kMaxEntries = 1000;
 // audit_bounds (its strings are valid UTF-8, or it would not decode).
 constexpr size_t kBoundCheckAbove = 512;
 
-void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  out->set_seconds(micros / 1000000);
-  out->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-}
-
 }  // namespace
 
 absl::Status AuditIngestImpl::AppendFrom(
@@ -135,7 +130,7 @@ absl::Status AuditIngestImpl::AppendFrom(
   // the event's bytes go in as they came (a message field is its bytes).
   warden::v1::AuditLeaf leaf_tail;
   leaf_tail.set_source(source);
-  SetTime(now, leaf_tail.mutable_received_at());
+  SetTimestamp(now, leaf_tail.mutable_received_at());
   const std::string tail = leaf_tail.SerializeAsString();
   const bool encoded = request.encoded_events_size() > 0;
   warden::v1::AuditEvent decoded;
@@ -160,7 +155,7 @@ absl::Status AuditIngestImpl::AppendFrom(
         decoded.set_proxy_id(header.proxy_id());
         decoded.set_environment(header.environment());
         decoded.set_sequence(header.sequence());
-        SetTime(now, decoded.mutable_time());
+        SetTimestamp(now, decoded.mutable_time());
         decoded.mutable_repairs()->set_undecodable(bytes);
         audit_bounds::Bound(&decoded);
         rewritten = true;
@@ -483,7 +478,7 @@ absl::Status AdminAudit::Record(const std::string& actor,
   e->set_proxy_id(self.proxy_id);
   e->set_environment(self.environment);
   e->set_sequence(next_);
-  SetTime(absl::Now(), e->mutable_time());
+  SetTimestamp(absl::Now(), e->mutable_time());
   e->mutable_identity()->set_user(actor);
   auto* admin = e->mutable_admin();
   admin->set_actor(actor);
@@ -633,8 +628,7 @@ class SubscribeStream final
       : service_(service), request_(request), cursor_(start) {
     interval_ = absl::Seconds(10);
     if (request.has_checkpoint_interval()) {
-      interval_ = absl::Seconds(request.checkpoint_interval().seconds()) +
-                  absl::Nanoseconds(request.checkpoint_interval().nanos());
+      interval_ = FromDuration(request.checkpoint_interval());
       interval_ = std::max(interval_, absl::Milliseconds(100));
     }
     std::thread([this] { Run(); }).detach();
@@ -750,8 +744,7 @@ AuditExportImpl::Subscribe(grpc::CallbackServerContext* context,
   uint64_t start = request->cursor();
   if (start == 0 && request->has_since()) {
     auto first = audit::FirstIndexAtOrAfter(
-        *ledger_, absl::FromUnixSeconds(request->since().seconds()) +
-                      absl::Nanoseconds(request->since().nanos()));
+        *ledger_, FromTimestamp(request->since()));
     if (!first.ok()) return new RefusedSubscribe(first.status());
     start = *first;
   }

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/proto_time.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -27,12 +28,6 @@ using warden::v1::TokenScope;
 
 constexpr char kEnrollMethod[] = "/warden.v1.ProxyEnrollment/Enroll";
 
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  out->set_seconds(micros / 1000000);
-  out->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-}
-
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context,
                                const grpc::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -48,11 +43,6 @@ std::string Caller(const warden::v1::TokenInfo& info) {
 void SetTime(const google::protobuf::Timestamp& from,
              google::protobuf::Timestamp* to) {
   *to = from;
-}
-
-absl::Time FromDuration(const google::protobuf::Duration& d) {
-  return absl::UnixEpoch() + absl::Seconds(d.seconds()) +
-         absl::Nanoseconds(d.nanos());
 }
 
 }  // namespace
@@ -341,7 +331,7 @@ grpc::ServerUnaryReactor* TokenServiceImpl::CreateToken(
   std::vector<TokenScope> scopes;
   for (int s : request->scopes()) scopes.push_back(static_cast<TokenScope>(s));
   const absl::Duration ttl =
-      request->has_ttl() ? FromDuration(request->ttl()) - absl::UnixEpoch()
+      request->has_ttl() ? FromDuration(request->ttl())
                          : absl::ZeroDuration();
   const bool bootstrap =
       std::find(scopes.begin(), scopes.end(),

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/proto_time.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -18,19 +19,9 @@ using warden::v1::TokenRecord;
 constexpr size_t kIdBytes = 8;
 constexpr size_t kSecretBytes = 32;
 
-void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  out->set_seconds(micros / 1000000);
-  out->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
 bool Active(const TokenInfo& info, absl::Time now) {
   if (info.has_revoked_at() || info.has_used_at()) return false;
-  return !info.has_expires_at() || FromProto(info.expires_at()) > now;
+  return !info.has_expires_at() || FromTimestamp(info.expires_at()) > now;
 }
 
 }  // namespace
@@ -68,8 +59,8 @@ absl::StatusOr<CreatedToken> Tokens::Create(
   TokenInfo* info = record.mutable_info();
   info->set_name(name);
   for (auto s : scopes) info->add_scopes(s);
-  SetTime(now, info->mutable_created_at());
-  if (ttl > absl::ZeroDuration()) SetTime(now + ttl, info->mutable_expires_at());
+  SetTimestamp(now, info->mutable_created_at());
+  if (ttl > absl::ZeroDuration()) SetTimestamp(now + ttl, info->mutable_expires_at());
   info->set_created_by(created_by);
   return Insert(std::move(record));
 }
@@ -109,8 +100,8 @@ absl::StatusOr<CreatedToken> Tokens::CreateBootstrap(
   TokenInfo* info = record.mutable_info();
   info->set_name(name);
   info->add_scopes(warden::v1::TOKEN_SCOPE_PROXY_ENROLL);
-  SetTime(now, info->mutable_created_at());
-  SetTime(now + ttl, info->mutable_expires_at());
+  SetTimestamp(now, info->mutable_created_at());
+  SetTimestamp(now + ttl, info->mutable_expires_at());
   info->set_created_by(created_by);
   info->set_environment(environment);
   for (const std::string& env : serves) info->add_environments(env);
@@ -149,8 +140,8 @@ absl::StatusOr<CreatedToken> Tokens::CreateService(
   TokenInfo* info = record.mutable_info();
   info->set_name(name);
   info->add_scopes(warden::v1::TOKEN_SCOPE_DATABASE_CONNECT);
-  SetTime(now, info->mutable_created_at());
-  if (ttl > absl::ZeroDuration()) SetTime(now + ttl, info->mutable_expires_at());
+  SetTimestamp(now, info->mutable_created_at());
+  if (ttl > absl::ZeroDuration()) SetTimestamp(now + ttl, info->mutable_expires_at());
   info->set_created_by(created_by);
   info->set_kind(kind);
   for (const auto& e : environments) info->add_environments(e);
@@ -241,7 +232,7 @@ absl::StatusOr<TokenInfo> Tokens::Authenticate(absl::string_view token,
     return absl::UnauthenticatedError(
         absl::StrCat("token ", id, " (", info.name(), ") was revoked"));
   }
-  if (info.has_expires_at() && FromProto(info.expires_at()) <= now) {
+  if (info.has_expires_at() && FromTimestamp(info.expires_at()) <= now) {
     return absl::UnauthenticatedError(
         absl::StrCat("token ", id, " (", info.name(), ") has expired"));
   }
@@ -265,7 +256,7 @@ absl::Status Tokens::Consume(const std::string& id, absl::Time now) {
         "token ", id, " (", record->info().name(), ") was used already; "
         "bootstrap tokens work once"));
   }
-  SetTime(now, record->mutable_info()->mutable_used_at());
+  SetTimestamp(now, record->mutable_info()->mutable_used_at());
   warden::v1::LogEntry entry;
   *entry.mutable_put_token() = *record;
   auto index = state_->Commit(entry);
@@ -280,7 +271,7 @@ absl::StatusOr<TokenInfo> Tokens::Revoke(const std::string& id,
   }
   if (!record.ok()) return record.status();
   if (record->info().has_revoked_at()) return record->info();
-  SetTime(now, record->mutable_info()->mutable_revoked_at());
+  SetTimestamp(now, record->mutable_info()->mutable_revoked_at());
   warden::v1::LogEntry entry;
   *entry.mutable_put_token() = *record;
   auto index = state_->Commit(entry);
@@ -304,7 +295,7 @@ absl::StatusOr<std::vector<TokenInfo>> Tokens::List(bool include_inactive,
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const TokenInfo& a, const TokenInfo& b) {
-                     return FromProto(a.created_at()) < FromProto(b.created_at());
+                     return FromTimestamp(a.created_at()) < FromTimestamp(b.created_at());
                    });
   return out;
 }

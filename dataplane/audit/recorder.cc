@@ -6,6 +6,7 @@
 #include <chrono>
 #include <utility>
 
+#include "common/proto_time.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/audit_bounds.h"
@@ -15,17 +16,12 @@
 namespace warden::audit {
 namespace {
 
-void SetNow(google::protobuf::Timestamp* ts) {
-  const int64_t micros = absl::ToUnixMicros(absl::Now());
-  ts->set_seconds(micros / 1000000);
-  ts->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
-}
 
 }  // namespace
 
 absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
                                           size_t* size) {
-  SetNow(event.mutable_time());
+  SetTimestamp(absl::Now(), event.mutable_time());
   // Valid UTF-8 and bounded, or warden-control could not decode it and
   // every later event would wait behind it.
   audit_bounds::Bound(&event);

@@ -13,6 +13,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/proto_time.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -2868,9 +2869,7 @@ void Session::RecordResults() {
     st->set_sqlstate(c.sqlstate);
     if (!c.note.empty()) st->set_reason(c.note);
     const absl::Duration took = std::max(c.duration, absl::ZeroDuration());
-    st->mutable_duration()->set_seconds(absl::ToInt64Seconds(took));
-    st->mutable_duration()->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
+    SetDuration(took, st->mutable_duration());
     size_t size = 0;
     auto recorded = shared_->recorder->Record(std::move(event), &size);
     CountAudit(size);
@@ -2911,9 +2910,7 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
     end->set_detail(std::string(why));
     end->set_statements(statements_);
     const absl::Duration took = absl::Now() - started_at_;
-    end->mutable_duration()->set_seconds(absl::ToInt64Seconds(took));
-    end->mutable_duration()->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(took % absl::Seconds(1))));
+    SetDuration(took, end->mutable_duration());
     Audit(std::move(event));  // the session is over either way.
   }
   if (identity_.user().empty()) {

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "common/proto_time.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -113,11 +114,7 @@ absl::StatusOr<warden::v1::SignedBundle> SignBundle(
   out.set_digest(crypto::HexEncode(crypto::Sha256(*bytes)));
   out.set_key_id(std::move(key_id));
   out.set_created_by(meta.created_by);
-  const int64_t seconds = absl::ToUnixSeconds(meta.created_at);  // floors.
-  out.mutable_created_at()->set_seconds(seconds);
-  out.mutable_created_at()->set_nanos(
-      static_cast<int32_t>(absl::ToInt64Nanoseconds(
-          meta.created_at - absl::FromUnixSeconds(seconds))));
+  SetTimestamp(meta.created_at, out.mutable_created_at());
   out.set_message(meta.message);
   out.set_rollback_of(meta.rollback_of);
   WARDEN_ASSIGN_OR_RETURN(
