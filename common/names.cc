@@ -399,7 +399,9 @@ bool NamesLookAlike(absl::string_view a, absl::string_view b) {
 }
 
 void LookAlikeIndex::Add(absl::string_view name) {
-  if (!folded_.insert(FoldName(name)).second) return;  // added before
+  folded_.insert(FoldName(name));
+  // Each spelling once: "Jane@Iab.example" has keys its lower case has not.
+  if (!spellings_.insert(std::string(name)).second) return;
   const uint32_t index = static_cast<uint32_t>(names_.size());
   names_.emplace_back(name);
   for (const std::string& key : NameSkeletons(name)) {

@@ -85,6 +85,7 @@ class LookAlikeIndex {
   // themselves), so that a proxy holds a directory's index in little
   // more than its names.
   std::vector<std::string> names_;
+  absl::flat_hash_set<std::string> spellings_;
   absl::flat_hash_set<std::string> folded_;
   absl::flat_hash_map<uint64_t, absl::InlinedVector<uint32_t, 1>> by_skeleton_;
 };

@@ -276,6 +276,15 @@ absl::StatusOr<Directory::SetActiveResult> Directory::SetActive(
     auto lifted = LiftTombstoneHolds(user->user_name(), actor, now);
     if (!lifted.ok()) return lifted.status();
     result.changed = result.changed || *lifted;
+    // The name typed, when it is the user's e-mail: a hold on it through a
+    // deleted record is lifted too (red team pass 10: "activate z" named
+    // the user who has e-mail z and never lifted z itself, so the advice
+    // "activate that name as well" could not be followed).
+    if (FoldName(user_name) != FoldName(user->user_name())) {
+      auto also = LiftTombstoneHolds(user_name, actor, now);
+      if (!also.ok()) return also.status();
+      result.changed = result.changed || *also;
+    }
     // Still held through one of its names, if another record (live or
     // deleted) holds that name (Entries): say which name to activate (red
     // team pass 9: a hold through a deleted record's name went unsaid).
@@ -522,12 +531,16 @@ void Directory::IndexNamesLocked(const DirectoryUser& user) {
   std::vector<std::string> names = {user.user_name()};
   names.insert(names.end(), user.emails().begin(), user.emails().end());
   std::vector<std::string>& keys = indexed_names_[user.id()];
+  const auto held = [&](const std::string& folded) {
+    auto [it, added] = ever_held_.try_emplace(folded, user.id());
+    if (!added && it->second != user.id()) it->second = "*";
+  };
   for (const auto& [given_up, when] : user.names_given_up_unix_ms()) {
-    ever_held_.insert(given_up);
+    held(given_up);
   }
   for (const std::string& name : names) {
     const std::string folded = FoldName(name);
-    if (!folded.empty()) ever_held_.insert(folded);
+    if (!folded.empty()) held(folded);
     for (std::string& key : NameSkeletons(name)) {
       names_by_skeleton_[key].push_back(IndexedName{folded, name, user.id()});
       keys.push_back(std::move(key));
@@ -597,10 +610,14 @@ absl::Status Directory::TrackNameHoldersLocked(DirectoryUser* user,
   if (added.empty() && dropped.empty()) return absl::OkStatus();
   if (absl::Status s = EnsureNamesIndexedLocked(); !s.ok()) return s;
   const int64_t now_ms = UnixMillis(now);
-  // A name another record has, or any record had (this one too: renamed
-  // away and back, red team pass 9), changes hands now.
+  // A name another record has or had changes hands now (renamed away,
+  // taken by another, renamed back: red team pass 9); one this record
+  // alone ever held comes back to it unchanged (pass 10).
   for (const std::string& n : added) {
-    if (ever_held_.contains(n)) (*user->mutable_names_taken_unix_ms())[n] = now_ms;
+    auto it = ever_held_.find(n);
+    if (it != ever_held_.end() && it->second != user->id()) {
+      (*user->mutable_names_taken_unix_ms())[n] = now_ms;
+    }
   }
   auto& given_up = *user->mutable_names_given_up_unix_ms();
   for (const std::string& n : dropped) given_up[n] = now_ms;
@@ -652,17 +669,17 @@ absl::Status Directory::CheckNamesLookDistinct(
     const DirectoryUser& user, const DirectoryUser* previous) {
   // Only names this write adds: a provider re-sending a user as it was
   // costs nothing, and names let in before stay.
+  // Spellings, not folded names: a change of case is a new spelling
+  // (red team pass 10: "WIII" renamed to "wiII" next to "will").
   std::set<std::string> had;
   if (previous != nullptr) {
-    had.insert(FoldName(previous->user_name()));
-    for (const std::string& e : previous->emails()) had.insert(FoldName(e));
+    had.insert(previous->user_name());
+    had.insert(previous->emails().begin(), previous->emails().end());
   }
   std::vector<std::string> added;
-  if (had.count(FoldName(user.user_name())) == 0) {
-    added.push_back(user.user_name());
-  }
+  if (had.count(user.user_name()) == 0) added.push_back(user.user_name());
   for (const std::string& e : user.emails()) {
-    if (had.count(FoldName(e)) == 0) added.push_back(e);
+    if (had.count(e) == 0) added.push_back(e);
   }
   if (added.empty()) return absl::OkStatus();
   // Every record's names by skeleton, the deleted and deactivated ones'
@@ -675,20 +692,25 @@ absl::Status Directory::CheckNamesLookDistinct(
   for (const std::string& name : added) {
     const std::string folded = FoldName(name);
     const IndexedName* like = nullptr;
-    bool itself = false;  // another record has this very name
+    // Another record has this very spelling: the name is no new sight,
+    // whatever else looks like it (two existing names that collide were
+    // both let in before). The same name in another case is a new sight
+    // (red team pass 10: "BIII" created, deleted, then "biII" next to
+    // "bill").
+    bool known = false;
     for (const std::string& key : NameSkeletons(name)) {
       auto bucket = names_by_skeleton_.find(key);
       if (bucket == names_by_skeleton_.end()) continue;
       for (const IndexedName& r : bucket->second) {
         if (!user.id().empty() && r.id == user.id()) continue;
         if (r.folded == folded) {
-          itself = true;
+          known = known || r.name == name;
         } else if (like == nullptr) {
           like = &r;
         }
       }
     }
-    if (itself || like == nullptr) continue;
+    if (known || like == nullptr) continue;
     return absl::AlreadyExistsError(absl::StrCat(
         name == user.user_name() ? "userName " : "e-mail ", name,
         " looks like ", like->name, " of user ", like->id,
@@ -784,7 +806,9 @@ absl::StatusOr<DirectoryGroup> Directory::PutGroup(DirectoryGroup group,
   }
   // A group named like another ("dbа" with a Cyrillic a next to "dba")
   // would read as that group in policies' reviews and in the audit trail.
-  if (old == nullptr || FoldName(old->display_name()) != name) {
+  // Checked whenever the spelling changes, a change of case too (red team
+  // pass 10: "AII-STAFF" renamed to "aII-staff" next to "all-staff").
+  if (old == nullptr || old->display_name() != group.display_name()) {
     for (const DirectoryGroup& g : *groups) {
       if (g.id() != group.id() &&
           NamesLookAlike(g.display_name(), group.display_name())) {
@@ -890,6 +914,13 @@ absl::StatusOr<std::vector<DirectoryEntry>> Directory::Entries() const {
       if (!alias.empty() && alias != name) aliases.insert(std::move(alias));
     }
     for (const std::string& a : aliases) entry.add_aliases(a);
+    // As the provider wrote them, where that is not their lower case.
+    std::set<std::string> written;
+    if (u.user_name() != name) written.insert(u.user_name());
+    for (const std::string& email : u.emails()) {
+      if (email != FoldName(email)) written.insert(email);
+    }
+    for (const std::string& w : written) entry.add_written_names(w);
     if (!u.deleted()) {
       for (const std::string& g : groups_of[u.id()]) entry.add_groups(g);
       AddAttributes(u.resource_json(), &entry);

@@ -151,9 +151,11 @@ class Directory {
       ABSL_GUARDED_BY(write_mu_);
   absl::flat_hash_map<std::string, std::vector<std::string>> indexed_names_
       ABSL_GUARDED_BY(write_mu_);  // user id -> its skeleton keys
-  // Every lower-case name any record has or gave up: a record that takes
-  // one of them takes it from an earlier holder.
-  absl::flat_hash_set<std::string> ever_held_ ABSL_GUARDED_BY(write_mu_);
+  // Every lower-case name any record has or gave up, with the one record
+  // that ever held it, or "*" when more than one did: a record that takes
+  // a name another record held takes it from an earlier holder.
+  absl::flat_hash_map<std::string, std::string> ever_held_
+      ABSL_GUARDED_BY(write_mu_);
 };
 
 }  // namespace warden::controlplane::directory

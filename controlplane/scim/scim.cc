@@ -500,14 +500,40 @@ Service::Service(directory::Directory* directory, Authorize authorize,
       changed_(std::move(changed)),
       refused_(std::move(refused)) {}
 
+namespace {
+
+// A path or method as the record shows it: what is not a letter, digit or
+// one of - . _ ~ / percent-encoded (red team pass 10: a decoded path with
+// spaces wrote ": from 10.66.6.6, ..." into the refusal's line before the
+// real peer, and bytes that are not UTF-8 became U+FFFD).
+std::string EncodeForRecord(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(u) || c == '-' || c == '.' || c == '_' ||
+        c == '~' || c == '/') {
+      out.push_back(c);
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(u, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Response Service::Handle(const Request& request, absl::Time now) const {
   absl::string_view auth = request.authorization;
   // "POST /Users/<id>", at most 200 bytes of it, for the refusal's record.
   const auto call = [&request] {
     absl::string_view path = request.path;
-    absl::ConsumePrefix(&path, "/scim/v2");
-    return absl::StrCat(request.method.substr(0, 16), " ",
-                        path.substr(0, 180));
+    // Only the prefix itself ("/scim/v2Users" stays as it came).
+    if (path == "/scim/v2" || absl::StartsWith(path, "/scim/v2/")) {
+      path.remove_prefix(8);
+    }
+    return absl::StrCat(EncodeForRecord(request.method.substr(0, 16)), " ",
+                        EncodeForRecord(path.substr(0, 180)));
   };
   if (!absl::ConsumePrefix(&auth, "Bearer ") &&
       !absl::ConsumePrefix(&auth, "bearer ")) {

@@ -224,12 +224,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   http.Put(pattern, with_body);
   http.Patch(pattern, with_body);
   http.Delete(pattern, with_body);
+  http.Options(pattern, without_body);
   // What cpp-httplib refuses itself (a body over the limit, a malformed
   // request, a path outside /scim/v2) gets a SCIM error object too.
   http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request& req, httplib::Response& res) {
+      [serve](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) {
           return httplib::Server::HandlerResponse::Unhandled;
+        }
+        // No route (a method such as OPTIONS, a target such as "*" or an
+        // absolute URL): the service answers it like any other, token
+        // first, so an unauthenticated probe is refused and audited (red
+        // team pass 10: these got a 404 and no record).
+        if (res.status == 404 || res.status == 405) {
+          serve(req, std::string(), res);
+          return httplib::Server::HandlerResponse::Handled;
         }
         std::string detail = absl::StrCat("HTTP ", res.status);
         if (res.status == 413) {

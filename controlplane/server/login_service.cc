@@ -63,6 +63,7 @@ LookAlikeIndex DirectoryNames(const warden::v1::PolicyBundle& bundle) {
   for (const auto& entry : bundle.directory()) {
     names.Add(entry.user_name());
     for (const auto& alias : entry.aliases()) names.Add(alias);
+    for (const auto& written : entry.written_names()) names.Add(written);
   }
   return names;
 }
@@ -173,12 +174,14 @@ absl::StatusOr<warden::v1::IssueUserCertificateResponse> IssueUserCertificate(
   if (match.entry != nullptr) {
     const std::optional<absl::Time> reused =
         policy::engine::NameReusedAt(*match.entry, mapped->user);
-    if (reused.has_value() && claims->issued + absl::Seconds(1) <= *reused) {
+    if (reused.has_value() && absl::ToUnixSeconds(claims->issued) <=
+                                  absl::ToUnixSeconds(*reused)) {
       return absl::PermissionDeniedError(absl::StrCat(
           "this token was issued before the name ", FoldName(mapped->user),
           " became its current user's (",
           absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *reused, absl::UTCTimeZone()),
-          "; another user had it): sign in to the identity provider again"));
+          "; it changed hands in the identity provider): sign in to the "
+          "identity provider again"));
     }
   }
   // The kind this provider's tokens give (as on the proxy, where the same

@@ -5,11 +5,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/names.h"
 #include "common/proto_time.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -445,12 +447,29 @@ grpc::ServerUnaryReactor* TokenServiceImpl::RevokeToken(
 
 namespace {
 
-absl::Status FillIdentity(const directory::Directory& directory,
-                          const warden::v1::DirectoryUser& user,
-                          warden::v1::DirectoryIdentity* out) {
+// Whether proxies accept each directory userName (lower case), as the
+// policy bundle's entries say.
+absl::StatusOr<absl::flat_hash_map<std::string, bool>> AcceptedNames(
+    const directory::Directory& directory) {
+  auto entries = directory.Entries();
+  if (!entries.ok()) return entries.status();
+  absl::flat_hash_map<std::string, bool> accepted;
+  for (const auto& e : *entries) accepted[e.user_name()] = e.active();
+  return accepted;
+}
+
+absl::Status FillIdentity(
+    const directory::Directory& directory, const warden::v1::DirectoryUser& user,
+    const absl::flat_hash_map<std::string, bool>& accepted,
+    warden::v1::DirectoryIdentity* out) {
   out->set_id(user.id());
   out->set_user_name(user.user_name());
-  out->set_active(user.active() && !user.admin_hold());  // what proxies do
+  // What proxies do: the bundle's entry, which also counts holds on the
+  // user's names placed through other records (red team pass 10: a user
+  // held through a deleted record's e-mail was listed as active).
+  auto it = accepted.find(FoldName(user.user_name()));
+  out->set_active(it != accepted.end() ? it->second
+                                       : user.active() && !user.admin_hold());
   out->set_external_id(user.external_id());
   *out->mutable_emails() = user.emails();
   SetTimestamp(absl::FromUnixMillis(user.modified_unix_ms()),
@@ -479,9 +498,11 @@ grpc::ServerUnaryReactor* DirectoryServiceImpl::ListIdentities(
     if (!all.ok()) return Done(context, ToGrpc(all.status()));
     users = *std::move(all);
   }
+  auto accepted = AcceptedNames(*directory_);
+  if (!accepted.ok()) return Done(context, ToGrpc(accepted.status()));
   for (const auto& user : users) {
-    if (absl::Status s =
-            FillIdentity(*directory_, user, response->add_identities());
+    if (absl::Status s = FillIdentity(*directory_, user, *accepted,
+                                      response->add_identities());
         !s.ok()) {
       return Done(context, ToGrpc(s));
     }
@@ -518,7 +539,9 @@ grpc::ServerUnaryReactor* DirectoryServiceImpl::SetIdentityActive(
   response->set_created(result->created);
   response->set_note(result->note);
   response->set_refused(result->refused);
-  if (absl::Status s = FillIdentity(*directory_, result->user,
+  auto accepted = AcceptedNames(*directory_);
+  if (!accepted.ok()) return Done(context, ToGrpc(accepted.status()));
+  if (absl::Status s = FillIdentity(*directory_, result->user, *accepted,
                                     response->mutable_identity());
       !s.ok()) {
     return Done(context, ToGrpc(s));

@@ -65,6 +65,9 @@ Gate::Gate(warden::v1::PolicyBundle bundle, size_t cache_entries,
   for (const auto& entry : bundle_.directory()) {
     lookalikes_.Add(entry.user_name());
     for (const auto& alias : entry.aliases()) lookalikes_.Add(alias);
+    // As the provider wrote them: "jane@Iab.example" reads as
+    // "jane@lab.example", its lower case does not (red team pass 10).
+    for (const auto& written : entry.written_names()) lookalikes_.Add(written);
   }
 }
 

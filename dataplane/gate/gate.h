@@ -87,10 +87,6 @@ class Gate {
   // policy::engine::FindDirectoryEntry (indexed).
   policy::engine::DirectoryMatch FindDirectoryEntry(
       absl::string_view user) const;
-  // Whether `name` is a userName or e-mail alias of the directory (folded).
-  bool DirectoryHasName(absl::string_view name) const {
-    return directory_.contains(FoldName(name));
-  }
   // The directory name (userName or alias) `name` looks like without
   // being it (common/names NamesLookAlike); "" when none.
   std::string DirectoryLookAlike(absl::string_view name) const {

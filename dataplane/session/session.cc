@@ -1981,10 +1981,13 @@ gate::Verdict Session::SettledLexing(const gate::Gate& gate, gate::Verdict v,
 std::string Session::LookAlikeOfKnownName(absl::string_view user) const {
   const std::shared_ptr<const gate::Gate> gate =
       shared_->governed ? shared_->CurrentGate() : nullptr;
-  if (shared_->config_user_names.contains(FoldName(user)) ||
-      (gate != nullptr && gate->DirectoryHasName(user))) {
-    return "";  // a known name is its own person
+  if (shared_->config_user_names.contains(FoldName(user))) {
+    return "";  // a configured user is their own person
   }
+  // A directory name is checked against the config's users too: the
+  // identity provider does not know them, so SCIM let "AIice" in next to
+  // a configured "alice" (red team pass 10). Against the directory only
+  // when it is not one of its names (Find: a known name is itself).
   std::string like = shared_->config_user_lookalikes.Find(user);
   if (like.empty() && gate != nullptr) like = gate->DirectoryLookAlike(user);
   return like;
@@ -2228,6 +2231,7 @@ void Session::RefuseLogin(const char* sqlstate, const std::string& message,
 
 bool Session::ApplyDirectory(const gate::Gate& gate) {
   directory_generation_ = gate.generation();
+  credential_predates_name_ = false;
   const policy::engine::DirectoryMatch match =
       gate.FindDirectoryEntry(identity_.user());
   if (!provider_identity_) {
@@ -2258,15 +2262,19 @@ bool Session::ApplyDirectory(const gate::Gate& gate) {
       entry == nullptr
           ? std::nullopt
           : policy::engine::NameReusedAt(*entry, identity_.user());
+  // Whole seconds on both sides (a token's iat, a certificate's
+  // notBefore): a credential of the second the name moved in may be the
+  // earlier holder's, and is refused too (red team pass 10).
   if (reused.has_value() && credential_issued_.has_value() &&
-      // (A token's iat is in whole seconds.)
-      *credential_issued_ + absl::Seconds(1) <= *reused) {
+      absl::ToUnixSeconds(*credential_issued_) <=
+          absl::ToUnixSeconds(*reused)) {
+    credential_predates_name_ = true;
     inactive_because_ = absl::StrCat(
         "this credential was issued before the name became its current "
         "user's (", FoldName(identity_.user()), " since ",
         absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *reused, absl::UTCTimeZone()),
-        "; the identity provider gave it to this user after another had "
-        "it): get a new token or run wardenctl login again");
+        "; it changed hands in the identity provider): get a new token or "
+        "run wardenctl login again");
     return false;
   }
   std::vector<std::string> groups = base_groups_;
@@ -2301,6 +2309,9 @@ std::string Session::DeactivatedReason() const {
                         " is an e-mail alias of more than one user in Warden's "
                         "directory, so it names no one for sure; connect as "
                         "the userName");
+  }
+  if (credential_predates_name_) {
+    return absl::StrCat(identity_.user(), ": ", inactive_because_);
   }
   return absl::StrCat(identity_.user(), " is deactivated in Warden's directory",
                       inactive_because_.empty() ? "" : ": ", inactive_because_);

@@ -452,6 +452,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool provider_identity_ = true;
   // When the credential was issued (AuthStep.credential_issued).
   std::optional<absl::Time> credential_issued_;
+  // The directory refused the credential as older than its name's current
+  // holder (not as deactivated).
+  bool credential_predates_name_ = false;
   uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.
   // Executions relayed upstream and not answered yet, per batch (the
   // messages up to a Sync, or one Query or FunctionCall), oldest first.

@@ -450,30 +450,6 @@ class Bench:
         return self.pgbench_result(target, cmd, r.returncode, r.stdout, r.stderr,
                                    pid, cpu0, cpu1)
 
-    def pgbench_together(self, targets, extra, clients, threads, duration):
-        """The same pgbench against each target at the same time: the
-        machine's state (other tenants, frequency, the kernel) is the same
-        for all of them, so their ratio carries far less noise than runs
-        taken one after the other. Each target gets `clients` of its own."""
-        started = []
-        for t in targets:
-            cmd, env, pid = self.pgbench_cmd(t, extra, clients, threads, duration)
-            cpu0 = cpu_seconds(pid) if pid else None
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE)
-            started.append((t, cmd, pid, cpu0, proc))
-        out = {}
-        for t, cmd, pid, cpu0, proc in started:
-            try:
-                stdout, stderr = proc.communicate(timeout=duration + 120)
-            except subprocess.TimeoutExpired as e:
-                proc.kill()
-                raise BenchError("timed out: %s" % shlex.join(cmd)) from e
-            cpu1 = cpu_seconds(pid) if pid else None
-            out[t] = self.pgbench_result(t, cmd, proc.returncode, stdout, stderr,
-                                         pid, cpu0, cpu1)
-        return out
-
     def pgbench_result(self, target, cmd, returncode, stdout, stderr, pid, cpu0, cpu1):
         out = stdout.decode(errors="replace")
         err = stderr.decode(errors="replace")
@@ -548,12 +524,7 @@ class Bench:
                 order = ("warden", "warden-policy") if (p + i) % 2 == 0 else \
                         ("warden-policy", "warden")
                 pair = {}
-                if a.together:
-                    if tpcb:
-                        self.reset_tpcb()
-                    done += 2
-                    pair = self.pgbench_together(order, extra, c, j, a.duration)
-                for t in ([] if a.together else order):
+                for t in order:
                     if tpcb:
                         self.reset_tpcb()
                     done += 1
@@ -1039,15 +1010,12 @@ def build_policy_cost_report(args, facts, results):
                            "postgres", "git", "proxy_build"))
     w("Two warden-proxy processes on the same PostgreSQL: one passes statements through "
       "(no policy), the other judges every statement against `%s`. For each workload, "
-      "%d pairs of %d s pgbench runs; %s Cost of a pair = 1 − (Warden+policy TPS / Warden "
-      "TPS). The table gives the median over pairs and a distribution-free confidence "
-      "interval for that median (order statistics); CPU is the proxy process's utime+stime "
-      "per transaction, median over pairs."
-      % (os.path.relpath(args.policy, REPO), args.pairs, args.duration,
-         "the two runs of a pair run at the same time, one pgbench per proxy with the "
-         "workload's clients each (so the machine carries twice the clients), and share "
-         "whatever the machine does meanwhile." if args.together else
-         "the two runs of a pair are back to back, in alternating order."))
+      "%d pairs of %d s pgbench runs; the two runs of a pair are back to back, in "
+      "alternating order. Cost of a pair = 1 − (Warden+policy TPS / Warden TPS). The table "
+      "gives the median over pairs and a distribution-free confidence interval for that "
+      "median (order statistics); CPU is the proxy process's utime+stime per transaction, "
+      "median over pairs."
+      % (os.path.relpath(args.policy, REPO), args.pairs, args.duration))
     w("")
     w("| workload | clients | median cost | interval (coverage) | pairs with cost > 5% | "
       "Warden µs/txn | Warden+policy µs/txn | CPU cost |")
@@ -1170,9 +1138,6 @@ def main():
     ap.add_argument("--policy-cost", action="store_true",
                     help="measure only the cost of policy: Warden and Warden+policy run "
                          "back to back in --pairs alternating pairs per workload")
-    ap.add_argument("--together", action="store_true",
-                    help="with --policy-cost: run each pair's two pgbench runs at the same "
-                         "time (each with the workload's clients) instead of back to back")
     ap.add_argument("--pairs", type=int, default=12,
                     help="pairs per workload for --policy-cost (default 12)")
     ap.add_argument("--skip", action="append", default=[], choices=["pgbench", "stream", "memory"],
@@ -1187,8 +1152,6 @@ def main():
     if args.conns is None:
         args.conns = 200 if args.quick else 1000
     args.stream_timeout = max(120, args.rows // 2000)
-    if args.together and not args.policy_cost:
-        ap.error("--together goes with --policy-cost")
     if args.policy_cost and args.pairs < 6:
         ap.error("--pairs must be at least 6 for a confidence interval")
     if args.reps < 1 or args.duration < 1 or args.rows < 1 or args.conns < 1:

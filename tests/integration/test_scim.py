@@ -96,6 +96,9 @@ environments:
           database: shop
           user: warden_svc
           password: svc-scram-pw
+users:
+  - name: breakglass
+    password: breakglass-pw-not-used-here
 """
             cls.proxy = WardenProxy(config, cls.work, {"main": cls.port}).start()
             assert wait_until(lambda: "in force" in cls.proxy.log()), cls.proxy.log()
@@ -670,6 +673,7 @@ environments:
                                                        "userName": "marker8b@example.com"})
         self.assertEqual(status, 201, body)
         self.assertTrue(wait_until(lambda: not self.try_connect("marker8b@example.com")))
+        time.sleep(1.1)   # the new nora's token below is of a later second
         with self.assertRaises(psycopg2.OperationalError) as cm:
             psycopg2.connect(host="localhost", port=self.port, dbname="shop", user=name,
                              password=old_token, sslmode="verify-full",
@@ -715,6 +719,10 @@ environments:
         marker = [0]
 
         def settle():
+            # Tokens minted from here on are of a later second than the
+            # change (a token of the same second may be the earlier
+            # holder's, and is refused).
+            time.sleep(1.1)
             marker[0] += 1
             name = "marker8c-%d@example.com" % marker[0]
             status, body, _ = self.scim("POST", "/Users", {"schemas": [USER], "active": False,
@@ -771,6 +779,30 @@ environments:
         self.assertIsNotNone(refusal("sal8c@example.com", bos),
                              "Bo's token passed as Sal after Sal took the name back")
         self.assertTrue(self.try_connect("sal8c@example.com"))
+
+    def test_8d_a_directory_name_that_looks_like_a_configured_user_is_refused(self):
+        """Red team pass 10: SCIM cannot know the proxies' configured users,
+        so it accepts "Breakg1ass" next to a configured "breakglass"; once
+        in the directory, its token connected (the proxy compared only
+        names the directory did not know)."""
+        status, body, _ = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": "Breakg1ass", "active": True})
+        self.assertEqual(status, 201, body)
+        def refusal():
+            try:
+                self.connect("Breakg1ass").close()
+                return None
+            except psycopg2.OperationalError as e:
+                return str(e)
+        # A later change that the proxy applies: then Breakg1ass is a
+        # directory name there too.
+        status, body, _ = self.scim("POST", "/Users", {
+            "schemas": [USER], "userName": "marker8d@example.com", "active": False})
+        self.assertEqual(status, 201, body)
+        self.assertTrue(wait_until(lambda: not self.try_connect("marker8d@example.com")))
+        why = refusal()
+        self.assertIsNotNone(why, "a look-alike of a configured user connected")
+        self.assertIn("looks like breakglass", why)
 
     def login_with_token(self, name, token):
         """wardenctl login with `token`; the completed process."""

@@ -305,19 +305,27 @@ class ScimLimits(unittest.TestCase):
                     and a.get("target", "").startswith("SCIM ")]
         # Pass 9: a probe outside /scim/v2 got a 404 before its token was
         # looked at, and nothing was recorded.
-        conn = http.client.HTTPSConnection("127.0.0.1", self.scim_port,
-                                           context=self.ctx, timeout=20)
-        try:
-            conn.request("GET", "/admin/export")
-            resp = conn.getresponse()
-            resp.read()
-            self.assertEqual(resp.status, 401)
-        finally:
-            conn.close()
-        self.assertTrue(wait_until(lambda: len(refused()) >= 4, timeout=30), refused())
-        probes = [a for a in refused() if a["target"] == "SCIM GET /admin/export"]
-        self.assertEqual([a["actor"] for a in probes], ["unauthenticated"], refused())
-        events = [a for a in refused() if a["target"] != "SCIM GET /admin/export"]
+        # Pass 10: methods and targets no route takes ("OPTIONS *"), and a
+        # path whose decoded text would write its own "from ..." into the
+        # line.
+        for method, target in (("GET", "/admin/export"), ("OPTIONS", "*"),
+                               ("GET", "/scim/v2/Users%3A%20from%2010.66.6.6%2C")):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.scim_port,
+                                               context=self.ctx, timeout=20)
+            try:
+                conn.request(method, target)
+                resp = conn.getresponse()
+                resp.read()
+                self.assertEqual(resp.status, 401, (method, target))
+            finally:
+                conn.close()
+        probes = ("SCIM GET /admin/export", "SCIM OPTIONS %2a",
+                  "SCIM GET /Users%3a%20from%2010.66.6.6%2c")
+        self.assertTrue(wait_until(lambda: len(refused()) >= 6, timeout=30), refused())
+        for target in probes:
+            self.assertEqual([a["actor"] for a in refused() if a["target"] == target],
+                             ["unauthenticated"], (target, refused()))
+        events = [a for a in refused() if a["target"] not in probes]
         self.assertTrue(all(a["target"] == "SCIM GET /Users" for a in events), events)
         self.assertTrue(all("from 127.0.0.1" in a["detail"] and
                             "needs TOKEN_SCOPE_SCIM" in a["detail"] for a in events), events)

@@ -484,6 +484,26 @@ TEST_F(ScimTest, AHoldFollowsEveryNameOfTheHeldPerson) {
               HasSubstr("its e-mail bx@example.com is held too (by "
                         "token:secops): activate that name as well"));
   EXPECT_FALSE(entry_of("bz@example.com").active());
+
+  // Pass 10: following that advice must work. The held person deleted,
+  // a new user with their e-mail: activating the e-mail lifts it.
+  const std::string p = CreateUser(
+      "p@example.com", {{"emails", {{{"value", "z@example.com"}}}}});
+  ASSERT_TRUE(
+      directory_->SetActive("p@example.com", false, "token:secops", absl::Now())
+          .ok());
+  ASSERT_EQ(Call("DELETE", "/Users/" + p).status, 204);
+  CreateUser("q@example.com", {{"emails", {{{"value", "z@example.com"}}}}});
+  EXPECT_FALSE(entry_of("q@example.com").active());
+  auto advice = directory_->SetActive("q@example.com", true, "token:secops",
+                                      absl::Now());
+  ASSERT_TRUE(advice.ok());
+  EXPECT_THAT(advice->note, HasSubstr("its e-mail z@example.com is held too"));
+  ASSERT_TRUE(
+      directory_->SetActive("z@example.com", true, "token:secops", absl::Now())
+          .ok());
+  EXPECT_TRUE(entry_of("q@example.com").active());
+  EXPECT_FALSE(entry_of("p@example.com").active()) << "p stays held";
 }
 
 TEST_F(ScimTest, TheDirectoryIsRebuiltFromTheLog) {
@@ -569,6 +589,13 @@ TEST_F(ScimTest, EntriesSayWhenANameChangedHands) {
   EXPECT_EQ(reused("ann"),
             (std::map<std::string, int64_t>{{"ann", ms(now_)}}));
 
+  // A name only its own record ever held comes back to it unchanged: no
+  // forced sign-in (red team pass 10).
+  const std::string solo = CreateUser("solo");
+  ASSERT_EQ(rename(solo, "solo.away"), 200);
+  ASSERT_EQ(rename(solo, "solo"), 200);
+  EXPECT_TRUE(reused("solo").empty());
+
   // Two users share an e-mail (refused as ambiguous); when one gives it
   // up, the other takes it anew.
   const std::string dee =
@@ -579,6 +606,38 @@ TEST_F(ScimTest, EntriesSayWhenANameChangedHands) {
   EXPECT_EQ(reused("eve"),
             (std::map<std::string, int64_t>{{"ops@example.com", ms(now_)}}));
   EXPECT_TRUE(reused("dee").empty());
+}
+
+// Red team pass 10: a look-alike got in by changing only the case of a
+// name the check had let through ("WIII" to "wiII" next to "will"), or by
+// taking a deleted record's name in another case.
+TEST_F(ScimTest, ACaseChangeIsANewSpellingAndIsChecked) {
+  CreateUser("will@d.example");
+  const std::string w = CreateUser("WIII@d.example");  // reads as WILL? no
+  const Reply renamed = Call("PATCH", "/Users/" + w,
+                             {{"Operations", {{{"op", "replace"},
+                                               {"path", "userName"},
+                                               {"value", "wiII@d.example"}}}}});
+  EXPECT_EQ(renamed.status, 409) << renamed.body.dump();
+  EXPECT_THAT(renamed.body.dump(), HasSubstr("looks like will@d.example"));
+  // Re-sending it as it is stays allowed.
+  EXPECT_EQ(Call("PUT", "/Users/" + w, {{"userName", "WIII@d.example"}}).status,
+            200);
+
+  CreateUser("bill@d.example");
+  const std::string b = CreateUser("BIII@d.example");
+  ASSERT_EQ(Call("DELETE", "/Users/" + b).status, 204);
+  const Reply reborn = Call("POST", "/Users", {{"userName", "biII@d.example"}});
+  EXPECT_EQ(reborn.status, 409) << reborn.body.dump();
+
+  // Groups too.
+  CreateGroup("all-staff");
+  Reply g = Call("POST", "/Groups", {{"displayName", "AII-STAFF"}});
+  ASSERT_EQ(g.status, 201) << g.body.dump();
+  const Reply regrouped =
+      Call("PUT", "/Groups/" + g.body.value("id", ""),
+           {{"displayName", "aII-staff"}});
+  EXPECT_EQ(regrouped.status, 409) << regrouped.body.dump();
 }
 
 TEST_F(ScimTest, BundlesRepublishWhenTheDirectoryChanges) {
