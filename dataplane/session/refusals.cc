@@ -11,6 +11,13 @@ namespace warden::session {
 
 namespace {
 constexpr absl::string_view kPrefix = "warden_refusal_";
+
+// The poison SQL of a Query or Parse: a syntax error whose message carries
+// the name.
+std::string PoisonSql(absl::string_view name) {
+  return absl::StrCat("/* refused by Warden policy */ ", name);
+}
+
 }  // namespace
 
 std::string Refusals::Queue(std::string error, uint64_t batch, bool parse) {
@@ -25,10 +32,6 @@ std::string Refusals::Queue(std::string error, uint64_t batch, bool parse) {
   std::string name = absl::StrCat(kPrefix, r.tag);
   queue_.push_back(std::move(r));
   return name;
-}
-
-std::string Refusals::PoisonSql(absl::string_view name) {
-  return absl::StrCat("/* refused by Warden policy */ ", name);
 }
 
 void Refusals::WriteSubstitute(char type, absl::string_view body,

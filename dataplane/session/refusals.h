@@ -49,10 +49,6 @@ class Refusals {
   void WriteSubstitute(char type, absl::string_view body, std::string error,
                        uint64_t batch, std::string* out, bool parse = false);
 
-  // The poison SQL of a Query or Parse: a syntax error whose message
-  // carries the name.
-  static std::string PoisonSql(absl::string_view name);
-
   struct Taken {
     std::string error;
     bool parse = false;

@@ -1934,9 +1934,16 @@ void Session::SettleTentative() {
   for (size_t& from : confirm_from_) from = from > settled ? from - settled : 0;
 }
 
-std::string Session::QueueRefusal(std::string error, bool parse) {
+std::string Session::QueueRefusal(std::string error) {
   CheckRefusalRoom();
-  return refusals_.Queue(std::move(error), syncs_sent_ + 1, parse);
+  return refusals_.Queue(std::move(error), syncs_sent_ + 1);
+}
+
+void Session::Substitute(char type, absl::string_view body, std::string error,
+                         std::string* replacement, bool parse) {
+  CheckRefusalRoom();
+  refusals_.WriteSubstitute(type, body, std::move(error), syncs_sent_ + 1,
+                            replacement, parse);
 }
 
 void Session::CheckRefusalRoom() {
@@ -2008,8 +2015,6 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
                  sql.size() > 200 ? absl::StrCat(sql.substr(0, 200), "...")
                                   : std::string(sql));
   };
-  // The poison SQL is a syntax error whose message carries its name.
-  const auto poison_sql = &Refusals::PoisonSql;
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kQuery: {
       const auto q = pgwire::ParseQuery(body);
@@ -2034,8 +2039,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
         return;
       }
       TrackSqlPrepares(v, &error, gate.generation());
-      pgwire::WriteQuery(replacement,
-                         poison_sql(QueueRefusal(std::move(error))));
+      Substitute(type, body, std::move(error), replacement);
       return;
     }
     case pgwire::FrontendType::kParse: {
@@ -2075,8 +2079,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       // (A named statement PostgreSQL already has stays as it was: it
       // refuses a Parse of an existing name, 42P05, and keeps the old one,
       // so later Binds of the name run the old, judged statement.)
-      pgwire::WriteParse(replacement, p->statement,
-                         poison_sql(QueueRefusal(std::move(error), tentative)));
+      Substitute(type, body, std::move(error), replacement, tentative);
       return;
     }
     case pgwire::FrontendType::kBind: {
@@ -2099,7 +2102,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
         }
         return;
       }
-      pgwire::WriteBind(replacement, portal, QueueRefusal(*error));
+      Substitute(type, body, *error, replacement);
       return;
     }
     case pgwire::FrontendType::kExecute: {
@@ -2127,7 +2130,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
                    peer_address_, identity_.user(), environment_->name,
                    database_name_, portal, v.decision.reason);
       portal_refused_text_ = it->second.text();
-      pgwire::WriteExecute(replacement, QueueRefusal(encode(v)));
+      Substitute(type, body, encode(v), replacement);
       return;
     }
     case pgwire::FrontendType::kDescribe: {
@@ -2140,7 +2143,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
                                                              : &it->second)
                                      : Rejudge(gate, name);
       if (error == nullptr) return;
-      pgwire::WriteDescribe(replacement, 'S', QueueRefusal(*error));
+      Substitute(type, body, *error, replacement);
       return;
     }
     case pgwire::FrontendType::kClose: {
@@ -2169,7 +2172,7 @@ void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
       KeepVerdictForAudit(v);
       if (v.allowed) return;
       log(v, absl::StrCat("<function call, OID ", f->function_oid, ">"));
-      pgwire::WriteQuery(replacement, poison_sql(QueueRefusal(encode(v))));
+      Substitute(type, body, encode(v), replacement);
       return;
     }
     default:
@@ -2543,8 +2546,7 @@ void Session::PoisonMessage(char type, absl::string_view body,
   }
   // One refusal per message (a Bind used to queue a second one that no
   // error ever took, left until its batch ended).
-  CheckRefusalRoom();
-  refusals_.WriteSubstitute(type, body, error, syncs_sent_ + 1, replacement);
+  Substitute(type, body, error, replacement);
 }
 
 namespace {
@@ -2663,9 +2665,7 @@ void Session::RecordStatement(char type, absl::string_view body,
         }
         return;
       }
-      const std::string error = UnrecordedError();
-      const absl::string_view portal = body.substr(0, body.find('\0'));
-      pgwire::WriteBind(replacement, portal, QueueRefusal(error));
+      Substitute(type, body, UnrecordedError(), replacement);
       return;
     }
     case pgwire::FrontendType::kClose: {
@@ -2760,8 +2760,7 @@ void Session::RecordStatement(char type, absl::string_view body,
     ForgetPrepared(StatementKey(statement_name));
     RememberRefused(statement_name, error);
   }
-  CheckRefusalRoom();
-  refusals_.WriteSubstitute(type, body, error, syncs_sent_ + 1, replacement);
+  Substitute(type, body, error, replacement);
 }
 
 void Session::EraseAuditTemplate(const std::string& key) {

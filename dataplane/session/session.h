@@ -361,10 +361,14 @@ class Session : public std::enable_shared_from_this<Session> {
   // poison or refusal, so its answer is not the statement's).
   void TrackClientMessage(char type, absl::string_view body, bool replaced,
                           absl::Time now);
-  // Queues `error` for the next poison (of the batch the next Sync ends)
-  // and returns the poison's name; fails the session past
-  // kMaxRefusalsInFlight. `parse`: it stands for a refused Parse.
-  std::string QueueRefusal(std::string error, bool parse = false);
+  // Writes the substitute of refused message `type` (Refusals) to
+  // `replacement`, its refusal queued for the batch the next Sync ends;
+  // fails the session past kMaxRefusalsInFlight. `parse`: it stands for a
+  // refused Parse.
+  void Substitute(char type, absl::string_view body, std::string error,
+                  std::string* replacement, bool parse = false);
+  // The same for a poison the caller writes itself; returns its name.
+  std::string QueueRefusal(std::string error);
   // Fails the session when kMaxRefusalsInFlight refusals wait already.
   void CheckRefusalRoom();
   // Gives the refusal to send instead of the upstream ErrorResponse

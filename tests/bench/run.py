@@ -435,28 +435,20 @@ class Bench:
             self.pgbench(t, ["-S", "-M", "simple"], 1, 1, 2)  # connectivity + warm-up
 
     # -- pgbench ------------------------------------------------------------
-    def pgbench_cmd(self, target, extra, clients, threads, duration):
+    def pgbench(self, target, extra, clients, threads, duration):
         port, user, pw, pid = self.target(target)
         cmd = (["pgbench", "-n", "-h", HOST, "-p", str(port), "-U", user,
                 "-c", str(clients), "-j", str(threads), "-T", str(duration)]
                + extra + [BENCH_DB])
-        return cmd, client_env(pw), pid
-
-    def pgbench(self, target, extra, clients, threads, duration):
-        cmd, env, pid = self.pgbench_cmd(target, extra, clients, threads, duration)
         cpu0 = cpu_seconds(pid) if pid else None
-        r = run(cmd, timeout=duration + 120, env=env)
+        r = run(cmd, timeout=duration + 120, env=client_env(pw))
         cpu1 = cpu_seconds(pid) if pid else None
-        return self.pgbench_result(target, cmd, r.returncode, r.stdout, r.stderr,
-                                   pid, cpu0, cpu1)
-
-    def pgbench_result(self, target, cmd, returncode, stdout, stderr, pid, cpu0, cpu1):
-        out = stdout.decode(errors="replace")
-        err = stderr.decode(errors="replace")
+        out = r.stdout.decode(errors="replace")
+        err = r.stderr.decode(errors="replace")
         self.check_alive()
-        if returncode != 0:
+        if r.returncode != 0:
             raise BenchError("pgbench against %s failed (rc=%d): %s\n%s\n%s"
-                             % (target, returncode, shlex.join(cmd), out[-2000:], err[-2000:]))
+                             % (target, r.returncode, shlex.join(cmd), out[-2000:], err[-2000:]))
         m_tps = re.search(r"^tps = ([0-9.]+) \(without initial connection time\)", out, re.M)
         m_n = re.search(r"^number of transactions actually processed: (\d+)", out, re.M)
         m_fail = re.search(r"^number of failed transactions: (\d+)", out, re.M)
