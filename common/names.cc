@@ -401,9 +401,10 @@ bool NamesLookAlike(absl::string_view a, absl::string_view b) {
 void LookAlikeIndex::Add(absl::string_view name) {
   folded_.insert(FoldName(name));
   // Each spelling once: "Jane@Iab.example" has keys its lower case has not.
-  if (!spellings_.insert(std::string(name)).second) return;
+  auto [spelling, added] = spellings_.insert(std::string(name));
+  if (!added) return;
   const uint32_t index = static_cast<uint32_t>(names_.size());
-  names_.emplace_back(name);
+  names_.push_back(&*spelling);
   for (const std::string& key : NameSkeletons(name)) {
     by_skeleton_[absl::HashOf(key)].push_back(index);
   }
@@ -421,9 +422,9 @@ std::string LookAlikeIndex::Find(absl::string_view name) const {
     if (it == by_skeleton_.end()) continue;
     for (const uint32_t i : it->second) {
       // The hash matched; the skeleton itself must.
-      for (const std::string& theirs : NameSkeletons(names_[i])) {
+      for (const std::string& theirs : NameSkeletons(*names_[i])) {
         if (std::find(keys.begin(), keys.end(), theirs) != keys.end()) {
-          return names_[i];
+          return *names_[i];
         }
       }
     }

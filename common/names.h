@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
+#include "absl/container/node_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -84,8 +85,8 @@ class LookAlikeIndex {
   // collision is ruled out on a hit by comparing the skeletons
   // themselves), so that a proxy holds a directory's index in little
   // more than its names.
-  std::vector<std::string> names_;
-  absl::flat_hash_set<std::string> spellings_;
+  absl::node_hash_set<std::string> spellings_;  // stable: names_ points in
+  std::vector<const std::string*> names_;
   absl::flat_hash_set<std::string> folded_;
   absl::flat_hash_map<uint64_t, absl::InlinedVector<uint32_t, 1>> by_skeleton_;
 };
