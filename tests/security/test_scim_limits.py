@@ -319,8 +319,8 @@ class ScimLimits(unittest.TestCase):
                 self.assertEqual(resp.status, 401, (method, target))
             finally:
                 conn.close()
-        probes = ("SCIM GET /admin/export", "SCIM OPTIONS %2a",
-                  "SCIM GET /Users%3a%20from%2010.66.6.6%2c")
+        probes = ("SCIM GET /admin/export", "SCIM OPTIONS %2A",
+                  "SCIM GET /Users%3A%20from%2010.66.6.6%2C")
         self.assertTrue(wait_until(lambda: len(refused()) >= 6, timeout=30), refused())
         for target in probes:
             self.assertEqual([a["actor"] for a in refused() if a["target"] == target],
