@@ -6,6 +6,7 @@ data directory) and stops it by PID.
                                                # or None: its own CA's
     cp.port, cp.data, cp.admin_token(), cp.ca_file
     cp.bootstrap_token_file("prod", "p1")      # for a proxy to enroll with
+    cp.login_with_token(out_dir, id_token)     # wardenctl login --token
 """
 
 import json
@@ -119,6 +120,20 @@ class ControlPlane:
         if r.returncode != 0:
             raise RuntimeError("wardenctl tokens create: " + r.stderr)
         return json.loads(r.stdout)["token"]
+
+    def login_with_token(self, out, token, *extra):
+        """`wardenctl login --token` against this control plane, the
+        certificate into directory `out` (the token in `out`.jwt), with no
+        WARDEN_* variables from the test's environment; `extra`: more
+        options (--proxy ...). The completed process."""
+        token_file = out + ".jwt"
+        with open(token_file, "w") as f:
+            f.write(token + "\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
+        return subprocess.run(
+            [WARDENCTL_BIN, "login", "--token", token_file, "--out", out,
+             "--server", "localhost:%d" % self.port, "--ca-file", self.ca_file, *extra],
+            env=env, capture_output=True, text=True, timeout=60)
 
     def proxy_policy(self, state_dir, environment, proxy_id):
         """The `policy:` block of a proxy config that enrolls with this

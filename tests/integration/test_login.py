@@ -100,21 +100,18 @@ environments:
 
     # -- helpers -------------------------------------------------------------
 
+    def proxy_args(self):
+        return ["--proxy", "localhost:%d" % self.port, "--dbname", "shop",
+                "--proxy-ca-file", self.certs["ca"]]
+
     def login_args(self, out, *extra):
-        return [WARDENCTL, "login", "--out", out, "--proxy", "localhost:%d" % self.port,
-                "--dbname", "shop", "--proxy-ca-file", self.certs["ca"],
+        return [WARDENCTL, "login", "--out", out, *self.proxy_args(),
                 "--server", "localhost:%d" % self.control.port,
                 "--ca-file", self.control.ca_file] + list(extra)
 
     def login_with_token(self, name, token):
         out = os.path.join(self.work, name)
-        token_file = os.path.join(self.work, name + ".jwt")
-        with open(token_file, "w") as f:
-            f.write(token + "\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-        r = subprocess.run(self.login_args(out, "--token", token_file), env=env,
-                           capture_output=True, text=True, timeout=60)
-        return r, out
+        return self.control.login_with_token(out, token, *self.proxy_args()), out
 
     def connect(self, user, out, port=None, **kw):
         args = dict(host="localhost", port=port or self.port, dbname="shop", user=user,

@@ -75,7 +75,7 @@ class ScimTest(unittest.TestCase):
                                     "idp.yaml": cls.idp.provider_yaml("corp")})
             cls.scim_token = cls.control.create_token("okta-provisioning", "--scope", "scim")
             cls.reader_token = cls.control.create_token("reader", "--scope", "policy:read")
-            cls.port = free_port()
+            cls.port, cls.cert_port = free_port(), free_port()
             config = f"""
 proxy: {{ workers: 2, log_level: info }}
 {cls.control.proxy_policy(os.path.join(cls.work, 'state'), "prod", "scim-p1")}
@@ -85,6 +85,11 @@ listeners:
     port: {cls.port}
     environment: prod
     auth: token
+    tls: {{ mode: require, cert_file: {cls.certs['cert']}, key_file: {cls.certs['key']} }}
+  - name: certs
+    port: {cls.cert_port}
+    environment: prod
+    auth: cert
     tls: {{ mode: require, cert_file: {cls.certs['cert']}, key_file: {cls.certs['key']} }}
 environments:
   - name: prod
@@ -100,7 +105,8 @@ users:
   - name: breakglass
     password: breakglass-pw-not-used-here
 """
-            cls.proxy = WardenProxy(config, cls.work, {"main": cls.port}).start()
+            cls.proxy = WardenProxy(config, cls.work, {"main": cls.port,
+                                                       "certs": cls.cert_port}).start()
             assert wait_until(lambda: "in force" in cls.proxy.log()), cls.proxy.log()
         except BaseException:
             cls.tearDownClass()
@@ -736,6 +742,10 @@ users:
         self.assertTrue(wait_until(lambda: self.try_connect(alias)))
         anns = old_token(alias)
         self.assertIsNone(refusal(alias, anns))   # hers, while she has it
+        # Her certificate for it too (wardenctl login while she has it).
+        r = self.login_with_token("ann8c", anns)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIsNone(self.cert_refusal(alias, "ann8c"))
         patch(ann, {"op": "remove", "path": "emails"})
         post("ben8c@example.com", [alias])
         settle()
@@ -743,6 +753,10 @@ users:
         self.assertIsNotNone(why, "Ann's token for the moved e-mail passed as Ben")
         self.assertIn("this credential was issued before the name became its current user's "
                       "(%s since" % alias, why)
+        why = self.cert_refusal(alias, "ann8c")
+        self.assertIsNotNone(why, "Ann's certificate for the moved e-mail passed as Ben")
+        self.assertIn("this credential was issued before the name became its current user's",
+                      why)
         # Not through wardenctl login either: a fresh certificate would
         # pass the proxies' check.
         r = self.login_with_token(alias, anns)
@@ -805,18 +819,26 @@ users:
         self.assertIn("looks like breakglass", why)
 
     def login_with_token(self, name, token):
-        """wardenctl login with `token`; the completed process."""
-        out = os.path.join(self.work, "login-" + name)
-        token_file = out + ".jwt"
-        with open(token_file, "w") as f:
-            f.write(token + "\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-        return subprocess.run(
-            [WARDENCTL, "login", "--out", out, "--proxy", "localhost:%d" % self.port,
-             "--dbname", "shop", "--proxy-ca-file", self.certs["ca"],
-             "--server", "localhost:%d" % self.control.port,
-             "--ca-file", self.control.ca_file, "--token", token_file],
-            env=env, capture_output=True, text=True, timeout=60)
+        """wardenctl login with `token` into login-NAME; the completed process."""
+        return self.control.login_with_token(
+            self.cert_dir(name), token, "--proxy", "localhost:%d" % self.cert_port,
+            "--dbname", "shop", "--proxy-ca-file", self.certs["ca"])
+
+    def cert_dir(self, name):
+        return os.path.join(self.work, "login-" + name)
+
+    def cert_refusal(self, name, login):
+        """None when the certificate `login_with_token(login, ...)` wrote
+        connects as `name` on the certificate listener, else the error."""
+        out = self.cert_dir(login)
+        try:
+            psycopg2.connect(host="localhost", port=self.cert_port, dbname="shop", user=name,
+                             sslmode="verify-full", sslrootcert=self.certs["ca"],
+                             sslcert=os.path.join(out, "client.crt"),
+                             sslkey=os.path.join(out, "client.key"), connect_timeout=10).close()
+            return None
+        except psycopg2.OperationalError as e:
+            return str(e)
 
     def test_9_case_beyond_ascii_does_not_escape_a_deactivation(self):
         """Red team: only A-Z were folded, so deactivating "ÅSA@EXAMPLE.COM"

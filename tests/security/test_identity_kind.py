@@ -132,15 +132,7 @@ environments:
     def run_login(self, name, token):
         """`wardenctl login --token` into login-NAME: (result, out dir)."""
         out = os.path.join(self.work, "login-" + name)
-        token_file = out + ".jwt"
-        with open(token_file, "w") as f:
-            f.write(token + "\n")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
-        r = subprocess.run([WARDENCTL, "login", "--token", token_file, "--out", out,
-                            "--server", "localhost:%d" % self.control.port,
-                            "--ca-file", self.control.ca_file], env=env,
-                           capture_output=True, text=True, timeout=60)
-        return r, out
+        return self.control.login_with_token(out, token), out
 
     def login(self, name, token):
         r, out = self.run_login(name, token)
