@@ -305,6 +305,26 @@ TEST(GateDirectoryTest, NonAsciiNamesMatchIgnoringCaseAndComposition) {
   EXPECT_EQ(gate.FindDirectoryEntry("asa@example.com").entry, nullptr);
 }
 
+// Red team pass 10: bundles had names in lower case only, so a name that
+// reads like the provider's own spelling ("jane@Iab.example", capital I)
+// passed at proxies.
+TEST(GateDirectoryTest, LookAlikesOfTheNamesAsTheProviderWroteThem) {
+  warden::v1::PolicyBundle bundle;
+  auto* jane = bundle.add_directory();
+  jane->set_user_name("jane@iab.example");
+  jane->set_active(true);
+  {
+    Gate lower_only(bundle, 10);
+    EXPECT_EQ(lower_only.DirectoryLookAlike("jane@lab.example"), "");
+  }
+  jane->add_written_names("jane@Iab.example");
+  Gate gate(bundle, 10);
+  EXPECT_EQ(gate.DirectoryLookAlike("jane@lab.example"), "jane@Iab.example");
+  // Jane herself, in any case, is no look-alike.
+  EXPECT_EQ(gate.DirectoryLookAlike("JANE@IAB.EXAMPLE"), "");
+  EXPECT_EQ(gate.DirectoryLookAlike("jane@iab.example"), "");
+}
+
 // Issue 14: a deactivated user came back through another (active) user's
 // e-mail alias, with that user's groups.
 TEST(GateDirectoryTest, AnAliasCannotBeBorrowed) {

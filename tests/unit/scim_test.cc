@@ -343,6 +343,8 @@ TEST_F(ScimTest, BundleEntriesCarryStateGroupsAndTombstones) {
   EXPECT_EQ((*entries)[0].user_name(), "alice@example.com");
   EXPECT_TRUE((*entries)[0].active());
   EXPECT_THAT((*entries)[0].aliases(), ElementsAre("a.smith@example.com"));
+  // As the provider wrote it, where that is not its lower case.
+  EXPECT_THAT((*entries)[0].written_names(), ElementsAre("Alice@example.com"));
   EXPECT_THAT((*entries)[0].groups(), ElementsAre("contractors"));
   // The deleted user stays, refused, and left its groups.
   EXPECT_EQ((*entries)[1].user_name(), "bob");
