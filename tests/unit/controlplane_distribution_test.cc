@@ -149,6 +149,19 @@ class DistributionTest : public ::testing::Test {
     }
     return nullptr;
   }
+  // p1 was sent `revision` and runs nothing yet; once it ACKs `got`, it
+  // runs it.
+  void ExpectSentThenRunning(Watcher* w, const WatchResponse& got,
+                             uint64_t revision) {
+    ASSERT_TRUE(WaitFleet([&](const auto& f) {
+      const auto* p = Find(f, "p1");
+      return p && p->connected() && p->sent_revision() == revision;
+    }));
+    EXPECT_EQ(Find(distributor_->FleetStatus(""), "p1")->running_revision(),
+              0u);
+    ASSERT_TRUE(w->Ack(got.nonce(), revision));
+    ASSERT_TRUE(WaitRunning("p1", revision));
+  }
   bool WaitRunning(const std::string& id, uint64_t revision) {
     return WaitFleet([&](const auto& f) {
       const auto* p = Find(f, id);
@@ -174,13 +187,7 @@ TEST_F(DistributionTest, HelloGetsVerifiableHeadAckShowsInFleet) {
   EXPECT_FALSE(got.nonce().empty());
   EXPECT_EQ(got.bundle().revision(), rev);
   EXPECT_TRUE(policy::bundle::VerifyBundle(got.bundle(), trusted_, 0).ok());
-  ASSERT_TRUE(WaitFleet([&](const auto& f) {
-    const auto* p = Find(f, "p1");
-    return p && p->connected() && p->sent_revision() == rev;
-  }));
-  EXPECT_EQ(Find(distributor_->FleetStatus(""), "p1")->running_revision(), 0u);
-  ASSERT_TRUE(w->Ack(got.nonce(), rev));
-  ASSERT_TRUE(WaitRunning("p1", rev));
+  ExpectSentThenRunning(w.get(), got, rev);
   // Also through the RPC the fleet view uses.
   const auto fleet = Fleet();
   EXPECT_EQ(fleet.current_revision(), rev);
@@ -202,13 +209,7 @@ TEST_F(DistributionTest, AClaimedRevisionPastTheHeadIsNotBelieved) {
   WatchResponse got;
   ASSERT_TRUE(w->stream->Read(&got));
   EXPECT_EQ(got.bundle().revision(), rev);  // it gets the head
-  ASSERT_TRUE(WaitFleet([&](const auto& f) {
-    const auto* p = Find(f, "p1");
-    return p && p->connected() && p->sent_revision() == rev;
-  }));
-  EXPECT_EQ(Find(distributor_->FleetStatus(""), "p1")->running_revision(), 0u);
-  ASSERT_TRUE(w->Ack(got.nonce(), rev));
-  ASSERT_TRUE(WaitRunning("p1", rev));
+  ExpectSentThenRunning(w.get(), got, rev);
   w->ctx.TryCancel();
 }
 
