@@ -27,6 +27,7 @@
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/pgwire/startup.h"
 #include "dataplane/session/startup_params.h"
+#include "dataplane/stages/policy_stage.h"
 #include "policy/sql/normalize.h"
 #include "spdlog/spdlog.h"
 
@@ -43,13 +44,10 @@ constexpr int kReadsPerTurn = 16;
 constexpr size_t kMaxAuthMessageSize = 65535;
 // Bounds on per-session enforcement state (see Session::QueueRefusal).
 constexpr size_t kMaxRefusalsInFlight = 10000;
-// Portals Warden keeps to judge their Executes again (a session with more
-// open at once loses the oldest knowledge: PostgreSQL's transaction end
-// drops them anyway).
+// Portals whose origin Warden keeps (PortalSafe; a session with more open
+// at once loses the oldest knowledge: PostgreSQL's transaction end drops
+// them anyway).
 constexpr size_t kMaxPortals = 4096;
-// Parse / Close / PREPARE / DEALLOCATE awaiting PostgreSQL's confirmation.
-constexpr size_t kMaxTentative = 100000;
-constexpr size_t kMaxRefusedStatements = 10000;
 // Unanswered executions one session may have in flight before its client
 // is no longer read, and the count under which reading resumes. The resume
 // point is far above what PostgreSQL may hold back unflushed (its 8 KiB
@@ -63,9 +61,6 @@ constexpr int64_t kResumeUnanswered = 5000;
 // longest it stays unread at a time.
 constexpr double kBudgetBytesPerEvent = 512;
 constexpr absl::Duration kMaxThrottle = absl::Seconds(60);
-// Text of allowed prepared statements kept per session to judge them again
-// when the policy changes.
-constexpr size_t kMaxPreparedBytes = 64u << 20;
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -365,7 +360,7 @@ bool Session::MayRead(Side s) const {
   if (phase_ == Phase::kClosed) return false;
   if (s == Side::kClient) {
     return phase_ == Phase::kStartup || phase_ == Phase::kAuth ||
-           (phase_ == Phase::kRelay && ready_ && !waiting_audit_ &&
+           (phase_ == Phase::kRelay && ready_ && !chain_.holding() &&
             !audit_throttled_);
   }
   return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
@@ -561,10 +556,6 @@ void Session::OnTimer() {
           warden::v1::SESSION_END_REASON_UPSTREAM);
       return;
     case Phase::kRelay:
-      if (waiting_audit_) {
-        ResumeAfterAudit(/*timed_out=*/true);
-        return;
-      }
       if (!ready_) {
         Fail(pgwire::kConnectionFailure,
              "timed out waiting for the upstream database to become ready",
@@ -889,6 +880,7 @@ void Session::HandleAuthStep(AuthStep step) {
     }
     audit_session_started_ = shared_->recorder != nullptr;
   }
+  BuildChain();
   std::string ok;
   pgwire::WriteAuthenticationOk(&ok);
   Send(Side::kClient, ok);
@@ -922,7 +914,7 @@ void Session::DriveClientHandshake() {
 size_t Session::ProcessClient(absl::string_view buf) {
   // Sync audit: the head message waits for the control plane; a session
   // over its audit budget waits for its next second.
-  if (waiting_audit_ || audit_throttled_) return 0;
+  if (chain_.holding() || audit_throttled_) return 0;
   // Before authentication a client may only send small messages (as
   // PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH): nobody unauthenticated gets to
   // make Warden buffer megabytes.
@@ -943,10 +935,8 @@ size_t Session::ProcessClient(absl::string_view buf) {
     CloseDeactivated();
     return 0;
   }
-  // Result events: one clock reading for the messages of this read.
-  const bool track_results =
-      shared_->recorder != nullptr && shared_->audit_results;
-  absl::Time now = absl::InfinitePast();
+  // One clock reading for the messages of this read (Now()).
+  now_ = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     if (phase_ == Phase::kRelay && AuditThrottled()) break;
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
@@ -1014,9 +1004,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
       shielded = true;
       std::string poison;
       if (type == pgwire::FrontendType::kClose) {
-        // Its CloseComplete confirms this (empty) entry, not another
-        // Close's.
-        BeginTentative(Confirmation::kClose);
+        // (The policy stage expects its CloseComplete.)
         pgwire::WriteClose(&poison, 'P', "warden_no_such_portal");
       } else {
         std::string error;
@@ -1039,82 +1027,50 @@ size_t Session::ProcessClient(absl::string_view buf) {
       forward_from = pos + frame.size;
       if (phase_ == Phase::kClosed) return 0;
     }
-    if (!shielded && (gate != nullptr || (shared_->recorder != nullptr &&
-                                          phase_ == Phase::kRelay))) {
-      replacement.clear();
-      has_verdict_ = false;
-      if (audit_cleared_) {
-        // Judged and recorded before a sync-mode hold: relay it now (or,
-        // if the control plane never confirmed its event, refuse it).
-        audit_cleared_ = false;
-        if (audit_refuse_next_) {
-          audit_refuse_next_ = false;
-          std::string error;
-          pgwire::WriteErrorResponse(
-              &error, "ERROR", pgwire::kInsufficientResources,
-              absl::StrCat("Warden: the control plane did not confirm this "
-                           "statement's audit record within ",
-                           shared_->audit_sync_timeout_ms,
-                           " ms (audit mode sync); it was not run"),
-              "", "Retry later; the proxy's operators are alerted by its log.",
-              0);
-          PoisonMessage(frame.type, frame.body, error, &replacement);
-        }
-      } else {
-        intent_ = Intent{};
-        if (gate != nullptr) Judge(*gate, frame.type, frame.body, &replacement);
-        if (shared_->recorder != nullptr) {
-          last_audit_sequence_ = 0;
-          RecordStatement(frame.type, frame.body,
-                          has_verdict_ ? &last_verdict_ : nullptr,
-                          &replacement);
-          if (shared_->audit_sync != nullptr && replacement.empty() &&
-              last_audit_sequence_ != 0 &&
-              shared_->audit_sync->acknowledged() < last_audit_sequence_) {
-            // Sync mode: what came before goes now; this message waits
-            // (kept in the buffer) until its event is committed.
-            Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-            HoldForAudit(last_audit_sequence_);
-            return pos;
-          }
-        }
+    if (phase_ == Phase::kRelay && !chain_.empty()) {
+      // The stages (policy, audit): relay the message, refuse it, or hold
+      // it (it stays in the buffer; what came before goes now).
+      execution_.gate = gate.get();
+      const stages::StageResult r =
+          chain_.OnFrontend({frame.type, frame.body, shielded});
+      if (r == stages::StageResult::kHold) {
+        Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
+        return pos;
       }
-      if (!replacement.empty()) {
+      if (!shielded && execution_.refusal.has_value()) {
+        replacement.clear();
+        Substitute(frame.type, frame.body,
+                   std::move(execution_.refusal->error), &replacement,
+                   execution_.refusal->parse);
         Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
         Send(Side::kUpstream, replacement);
         forward_from = pos + frame.size;
         if (phase_ == Phase::kClosed) return 0;
       }
     }
-    if (track_results && phase_ == Phase::kRelay) {
-      if (now == absl::InfinitePast()) now = absl::Now();
-      TrackClientMessage(frame.type, frame.body,
-                         shielded || !replacement.empty(), now);
-      if (!completions_.empty()) RecordResults();
-    }
     if (phase_ == Phase::kRelay) CountRelayed(frame.type);
     switch (static_cast<pgwire::FrontendType>(frame.type)) {
       case pgwire::FrontendType::kQuery:
       case pgwire::FrontendType::kSync:
       case pgwire::FrontendType::kFunctionCall:
-        ++pending_syncs_;
-        ++syncs_sent_;
-        unsynced_ = false;
-        executed_unsynced_ = false;
+        ++pipeline_.pending_syncs;
+        ++pipeline_.syncs_sent;
+        pipeline_.unsynced = false;
+        pipeline_.executed_unsynced = false;
         if (frame.type == static_cast<char>(pgwire::FrontendType::kSync)) {
           extended_since_sync_ = false;
         }
         break;
       case pgwire::FrontendType::kExecute:
-        unsynced_ = true;
-        executed_unsynced_ = true;
+        pipeline_.unsynced = true;
+        pipeline_.executed_unsynced = true;
         extended_since_sync_ = true;
         break;
       case pgwire::FrontendType::kParse:
       case pgwire::FrontendType::kBind:
       case pgwire::FrontendType::kDescribe:
       case pgwire::FrontendType::kClose:
-        unsynced_ = true;
+        pipeline_.unsynced = true;
         extended_since_sync_ = true;
         break;
       case pgwire::FrontendType::kTerminate:
@@ -1124,7 +1080,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
         FailProtocol("unexpected authentication message after startup");
         return 0;
       default:
-        unsynced_ = true;
+        pipeline_.unsynced = true;
         break;
     }
     pos += frame.size;
@@ -1465,14 +1421,16 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
   const size_t max_size = shared_->config->proxy.max_backend_message_bytes;
   size_t pos = 0, forward_from = 0;
   bool became_ready = false;
-  // Result events follow the answers to relayed statements (after the
-  // first ReadyForQuery), recorded before the client sees them.
-  const bool track_results = shared_->recorder != nullptr &&
-                             shared_->audit_results && audit_session_started_;
-  absl::Time now = absl::InfinitePast();
-  auto clock = [&now] {
-    if (now == absl::InfinitePast()) now = absl::Now();
-    return now;
+  // One clock reading for the messages of this read (Now()).
+  now_ = absl::InfinitePast();
+  // The stages see each answer to what was relayed (after the first
+  // ReadyForQuery), before the client does.
+  const auto to_stages = [this](const pgwire::Frame& frame,
+                                bool refusal_taken = false,
+                                bool refused_parse = false) {
+    if (chain_.empty()) return;
+    chain_.OnBackend(
+        {frame.type, frame.body, refusal_taken, refused_parse});
   };
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
@@ -1544,43 +1502,33 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         if (!ready_) {
           became_ready = true;
         } else {
-          ++syncs_done_;
+          ++pipeline_.syncs_done;
           AnsweredReady();
           if (!portal_origins_.empty()) SettlePortals(frame.body == "I");
           batch_had_error_ = false;
-          if (!refusals_.empty()) refusals_.DropDone(syncs_done_);
-          if (track_results) results_.ReadyForQuery(clock(), &completions_);
-          if (!tentative_.empty()) SettleTentative();
-          // Idle: the transaction ended, and its portals with it (unless
-          // the client already sent more: its Binds are a later batch's).
-          if (frame.body == "I" && !portals_.empty() && pending_syncs_ <= 1 &&
-              !unsynced_) {
-            portals_.clear();
-          }
+          if (!refusals_.empty()) refusals_.DropDone(pipeline_.syncs_done);
+          to_stages(frame);
         }
         ready_ = true;
-        if (pending_syncs_ > 0) --pending_syncs_;
+        if (pipeline_.pending_syncs > 0) --pipeline_.pending_syncs;
         break;
       case pgwire::BackendType::kErrorResponse: {
         if (ready_) {
           batch_had_error_ = true;
           AnsweredBatchError();
         }
-        // Parsed once for the result tracker, refusals and severity.
+        // Parsed once for the refusals and severity.
         const auto error = pgwire::ParseErrorResponse(frame.body);
-        if (track_results && ready_) {
-          results_.Error(error.ok() ? error->Get('C') : pgwire::kInternalError, clock(),
-                         &completions_);
-        }
         if (!refusals_.empty() && error.ok()) {
-          std::string refusal;
-          if (TakeRefusal(*error, &refusal)) {
+          if (auto taken = refusals_.Take(*error); taken.has_value()) {
+            if (ready_) to_stages(frame, true, taken->parse);
             Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
-            Send(Side::kClient, refusal);
+            Send(Side::kClient, taken->error);
             forward_from = pos + frame.size;
             break;
           }
         }
+        if (ready_) to_stages(frame);
         if (error.ok()) {
           const absl::string_view severity =
               error->Get('V').empty() ? error->Get('S') : error->Get('V');
@@ -1589,39 +1537,16 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         }
         break;
       }
-      case pgwire::BackendType::kDataRow:
-        if (track_results) results_.DataRow();
-        break;
-      case pgwire::BackendType::kParseComplete:
-        if (!tentative_.empty()) Confirm(Confirmation::kParse);
-        break;
-      case pgwire::BackendType::kCloseComplete:
-        if (!tentative_.empty()) Confirm(Confirmation::kClose);
-        break;
       case pgwire::BackendType::kCommandComplete:
-        if (!tentative_.empty()) {
-          const absl::string_view tag =
-              frame.body.substr(0, frame.body.find('\0'));
-          if (tag == "PREPARE") Confirm(Confirmation::kPrepareTag);
-          if (absl::StartsWith(tag, "DEALLOCATE")) {
-            Confirm(Confirmation::kDeallocateTag);
-          }
-        }
-        AnsweredOne();
-        if (track_results) {
-          // Validated: the tag is terminated.
-          results_.CommandComplete(
-              frame.body.substr(0, frame.body.find('\0')), clock(),
-              &completions_);
-        }
-        break;
       case pgwire::BackendType::kPortalSuspended:
-        AnsweredOne();
-        if (track_results) results_.PortalSuspended(clock(), &completions_);
-        break;
       case pgwire::BackendType::kEmptyQueryResponse:
         AnsweredOne();
-        if (track_results) results_.EmptyQuery(clock(), &completions_);
+        to_stages(frame);
+        break;
+      case pgwire::BackendType::kDataRow:
+      case pgwire::BackendType::kParseComplete:
+      case pgwire::BackendType::kCloseComplete:
+        to_stages(frame);
         break;
       case pgwire::BackendType::kAuthentication:
         Fail(pgwire::kConnectionFailure,
@@ -1631,7 +1556,6 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       default:
         break;
     }
-    if (!completions_.empty()) RecordResults();
     pos += frame.size;
   }
   Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
@@ -1648,167 +1572,6 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
 // ---------------------------------------------------------------------------
 // Policy enforcement.
 
-namespace {
-
-// The statement name of a Bind body (portal\0statement\0...); the message
-// was validated, so both strings are terminated.
-absl::string_view BindStatement(absl::string_view body) {
-  const size_t portal_end = body.find('\0');
-  const size_t start = portal_end + 1;
-  return body.substr(start, body.find('\0', start) - start);
-}
-
-}  // namespace
-
-// PostgreSQL knows a prepared statement by the first NAMEDATALEN-1 bytes
-// of its name; so does Warden (which also bounds what it keeps per name).
-static std::string StatementKey(absl::string_view name) {
-  return std::string(name.substr(0, 63));
-}
-
-void Session::RememberPrepared(const std::string& name, Prepared prepared) {
-  // Assigned in place: the unnamed statement is replaced on every Parse.
-  Prepared& slot = prepared_[name];
-  prepared_bytes_ -= slot.bytes();
-  prepared_bytes_ += prepared.bytes();
-  slot = std::move(prepared);
-  if (prepared_bytes_ > kMaxPreparedBytes) {
-    Fail(pgwire::kProgramLimitExceeded,
-         "prepared statements in this session exceed what Warden keeps to "
-         "re-check them when the policy changes; deallocate some",
-         warden::v1::SESSION_END_REASON_POLICY);
-  }
-}
-
-void Session::ForgetPrepared(const std::string& name) {
-  const auto it = prepared_.find(name);
-  if (it == prepared_.end()) return;
-  prepared_bytes_ -= it->second.bytes();
-  prepared_.erase(it);
-}
-
-const std::string* Session::Rejudge(const gate::Gate& gate,
-                                    const std::string& name) {
-  const auto it = prepared_.find(name);
-  if (it == prepared_.end() || it->second.generation == gate.generation()) {
-    return nullptr;
-  }
-  const gate::Verdict v =
-      it->second.facts != nullptr
-          ? gate.JudgeFacts(it->second.facts, subject_, environment_->name,
-                            database_name_)
-          : gate.Judge(it->second.sql, subject_, environment_->name,
-                       database_name_);
-  if (v.allowed) {
-    it->second.generation = gate.generation();
-    return nullptr;
-  }
-  spdlog::info("session {}: {} refused in {}/{}: prepared statement {} under "
-               "the new policy: {}",
-               peer_address_, identity_.user(), environment_->name,
-               database_name_, name, v.decision.reason);
-  std::string error;
-  pgwire::WriteErrorResponse(&error, "ERROR", v.sqlstate, v.message, v.detail,
-                             v.hint, v.position);
-  ForgetPrepared(name);
-  RememberRefused(name, std::move(error));
-  return &refused_statements_[name];
-}
-
-void Session::RememberRefused(std::string name, std::string error) {
-  if (refused_statements_.size() >= kMaxRefusedStatements) {
-    // Forgetting is safe: a forgotten name was never prepared upstream, so
-    // using it still fails, with PostgreSQL's 26000 instead.
-    refused_statements_.clear();
-  }
-  refused_statements_[StatementKey(name)] = std::move(error);
-}
-
-const std::string* Session::RefusedExecute(const gate::Gate& gate,
-                                           const gate::Verdict& v) {
-  if (v.facts == nullptr) return nullptr;
-  for (const auto& f : *v.facts) {
-    for (const auto& executed : f.executed) {
-      const std::string name = StatementKey(executed);
-      const auto it = refused_statements_.find(name);
-      if (it != refused_statements_.end()) return &it->second;
-      if (const std::string* now_refused = Rejudge(gate, name)) {
-        return now_refused;
-      }
-    }
-  }
-  return nullptr;
-}
-
-void Session::TrackSqlPrepares(const gate::Verdict& v,
-                               const std::string* error, uint64_t generation) {
-  if (v.facts == nullptr) return;
-  for (const auto& f : *v.facts) {
-    const std::string name = StatementKey(f.prepared_name);
-    if (f.node == "PrepareStmt") {
-      if (error != nullptr) {
-        RememberRefused(name, *error);
-      } else {
-        NoteStatement(BeginTentative(Confirmation::kPrepareTag), name);
-        refused_statements_.erase(name);
-        RememberPrepared(name, Prepared{nullptr, f.text, generation});
-      }
-    } else if (f.node == "DeallocateStmt" && error == nullptr) {
-      Tentative& t = BeginTentative(Confirmation::kDeallocateTag);
-      if (f.prepared_name.empty()) {
-        std::vector<std::string> names;
-        for (const auto& [n, p] : prepared_) names.push_back(n);
-        for (const auto& [n, e] : refused_statements_) names.push_back(n);
-        for (const std::string& n : names) NoteStatement(t, n);
-        refused_statements_.clear();
-        prepared_.clear();
-        prepared_bytes_ = 0;
-      } else {
-        NoteStatement(t, name);
-        refused_statements_.erase(name);
-        ForgetPrepared(name);
-      }
-    }
-  }
-}
-
-Session::Tentative& Session::BeginTentative(Confirmation by) {
-  if (tentative_.size() >= kMaxTentative) {
-    // Only a client that pipelines this many Parses and Closes without a
-    // Sync gets here; what they changed cannot be kept to check.
-    Fail(pgwire::kProgramLimitExceeded,
-         absl::StrCat("more than ", kMaxTentative,
-                      " Parse/Close messages without a Sync; send Sync "
-                      "more often"),
-         warden::v1::SESSION_END_REASON_POLICY);
-    tentative_.clear();
-    for (size_t& from : confirm_from_) from = 0;
-  }
-  tentative_.push_back(Tentative{by, syncs_sent_});
-  return tentative_.back();
-}
-
-void Session::NoteStatement(Tentative& t, const std::string& name) {
-  for (const auto& [n, before] : t.statements) {
-    if (n == name) return;  // the first state is the one to restore
-  }
-  const auto p = prepared_.find(name);
-  t.statements.emplace_back(name, p == prepared_.end()
-                                      ? std::nullopt
-                                      : std::optional<Prepared>(p->second));
-  const auto r = refused_statements_.find(name);
-  t.refused.emplace_back(name, r == refused_statements_.end()
-                                   ? std::nullopt
-                                   : std::optional<std::string>(r->second));
-}
-
-void Session::NotePortal(Tentative& t, const std::string& name) {
-  const auto p = portals_.find(name);
-  t.portals.emplace_back(name, p == portals_.end()
-                                   ? std::nullopt
-                                   : std::optional<Prepared>(p->second));
-}
-
 void Session::NotePortalOrigin(const std::string& name, bool tainted) {
   if (portal_origins_.size() >= kMaxPortals &&
       portal_origins_.find(name) == portal_origins_.end()) {
@@ -1817,7 +1580,7 @@ void Session::NotePortalOrigin(const std::string& name, bool tainted) {
     // in one transaction gets here.
     portal_origins_.clear();
   }
-  portal_origins_[name] = PortalOrigin{syncs_sent_, tainted};
+  portal_origins_[name] = PortalOrigin{pipeline_.syncs_sent, tainted};
 }
 
 bool Session::PortalSafe(absl::string_view name) const {
@@ -1825,15 +1588,15 @@ bool Session::PortalSafe(absl::string_view name) const {
   if (it == portal_origins_.end()) return true;  // a cursor, or none at all
   if (it->second.tainted) return false;
   // Bound in this batch: after an error PostgreSQL skips the message.
-  if (it->second.batch == syncs_sent_) return true;
+  if (it->second.batch == pipeline_.syncs_sent) return true;
   // Bound in a batch that finished without an error.
-  return it->second.batch < syncs_done_;
+  return it->second.batch < pipeline_.syncs_done;
 }
 
 void Session::SettlePortals(bool idle) {
   // The batch whose ReadyForQuery just came; an error since the one
   // before means it failed.
-  const uint64_t finished = syncs_done_ - 1;
+  const uint64_t finished = pipeline_.syncs_done - 1;
   const bool failed = batch_had_error_;
   for (auto it = portal_origins_.begin(); it != portal_origins_.end();) {
     if (it->second.batch <= finished) {
@@ -1847,102 +1610,15 @@ void Session::SettlePortals(bool idle) {
   }
 }
 
-bool Session::RefusalPending(const std::string& name) const {
-  // Refused by a Parse PostgreSQL has not answered yet: if it skips that
-  // Parse (an earlier error in its batch), the name keeps what it named
-  // before, so only PostgreSQL can answer for it (it never has the refused
-  // statement either way).
-  for (const Tentative& t : tentative_) {
-    if (t.by != Confirmation::kRefusedParse || t.confirmed) continue;
-    for (const auto& [n, before] : t.statements) {
-      if (n == name) return true;
-    }
-  }
-  return false;
-}
-
-void Session::Confirm(Confirmation by) {
-  // PostgreSQL answers in order, so each kind's confirmations go to its
-  // entries in order: a cursor per kind keeps a long pipeline linear.
-  size_t& from = confirm_from_[static_cast<int>(by)];
-  for (; from < tentative_.size(); ++from) {
-    if (tentative_[from].by == by) {
-      tentative_[from++].confirmed = true;
-      return;
-    }
-  }
-}
-
-void Session::SettleTentative() {
-  // The batches whose ReadyForQuery came: their entries are first.
-  size_t settled = 0;
-  while (settled < tentative_.size() &&
-         tentative_[settled].batch < syncs_done_) {
-    ++settled;
-  }
-  // Undoes `name`'s change by an unconfirmed entry: a later, still open
-  // entry that changed the name again was noted against this one's
-  // outcome, so it takes this one's before-state instead; otherwise the
-  // state goes back to it.
-  const auto undo = [&](auto Tentative::*list, const std::string& name,
-                        auto before, auto restore) {
-    for (size_t k = settled; k < tentative_.size(); ++k) {
-      for (auto& [n, later_before] : tentative_[k].*list) {
-        if (n == name) {
-          later_before = std::move(before);
-          return;
-        }
-      }
-    }
-    restore(name, std::move(before));
-  };
-  for (size_t i = settled; i-- > 0;) {
-    Tentative& t = tentative_[i];
-    if (t.confirmed) continue;
-    for (auto& [name, before] : t.statements) {
-      undo(&Tentative::statements, name, std::move(before),
-           [this](const std::string& n, std::optional<Prepared> b) {
-             if (b.has_value()) {
-               RememberPrepared(n, *std::move(b));
-             } else {
-               ForgetPrepared(n);
-             }
-           });
-    }
-    for (auto& [name, before] : t.refused) {
-      undo(&Tentative::refused, name, std::move(before),
-           [this](const std::string& n, std::optional<std::string> b) {
-             if (b.has_value()) {
-               refused_statements_[n] = *std::move(b);
-             } else {
-               refused_statements_.erase(n);
-             }
-           });
-    }
-    for (auto& [name, before] : t.portals) {
-      undo(&Tentative::portals, name, std::move(before),
-           [this](const std::string& n, std::optional<Prepared> b) {
-             if (b.has_value()) {
-               portals_[n] = *std::move(b);
-             } else {
-               portals_.erase(n);
-             }
-           });
-    }
-  }
-  tentative_.erase(tentative_.begin(), tentative_.begin() + settled);
-  for (size_t& from : confirm_from_) from = from > settled ? from - settled : 0;
-}
-
 std::string Session::QueueRefusal(std::string error) {
   CheckRefusalRoom();
-  return refusals_.Queue(std::move(error), syncs_sent_ + 1);
+  return refusals_.Queue(std::move(error), pipeline_.syncs_sent + 1);
 }
 
 void Session::Substitute(char type, absl::string_view body, std::string error,
                          std::string* replacement, bool parse) {
   CheckRefusalRoom();
-  refusals_.WriteSubstitute(type, body, std::move(error), syncs_sent_ + 1,
+  refusals_.WriteSubstitute(type, body, std::move(error), pipeline_.syncs_sent + 1,
                             replacement, parse);
 }
 
@@ -1958,33 +1634,6 @@ void Session::CheckRefusalRoom() {
   }
 }
 
-gate::Verdict Session::SettledLexing(const gate::Gate& gate, gate::Verdict v,
-                                     absl::string_view sql) const {
-  // PostgreSQL reports a changed standard_conforming_strings or
-  // client_encoding (ParameterStatus) only before its next ReadyForQuery,
-  // but reads every message with the settings of the moment it arrives. A
-  // statement pipelined behind an unfinished one (which may call a
-  // function that changes them) is read by rules Warden cannot know yet.
-  // Only a backslash or a non-ASCII byte reads differently under another
-  // such setting (no client encoding has a quote, '$' or comment byte
-  // inside a character; a non-ASCII name can become another name), so
-  // only those statements are refused; the rest pipeline freely.
-  if (v.decision.action == warden::v1::POLICY_ACTION_DENY) return v;
-  if (pending_syncs_ == 0 && !executed_unsynced_) return v;
-  const bool sensitive = std::any_of(sql.begin(), sql.end(), [](char c) {
-    return c == '\\' || static_cast<unsigned char>(c) >= 0x80;
-  });
-  if (!sensitive) return v;
-  return gate.DenyBuiltIn(
-      v, "no-pipelined-lexing",
-      "the statement contains a backslash or a non-ASCII byte and was sent "
-      "before PostgreSQL "
-      "finished an earlier statement of this session, which may have "
-      "changed how it is read (standard_conforming_strings, client_encoding). "
-      "Send it once the earlier statements have completed (after their "
-      "Sync), or pass such text as a parameter");
-}
-
 std::string Session::LookAlikeOfKnownName(absl::string_view user) const {
   const std::shared_ptr<const gate::Gate> gate =
       shared_->governed ? shared_->CurrentGate() : nullptr;
@@ -1998,195 +1647,6 @@ std::string Session::LookAlikeOfKnownName(absl::string_view user) const {
   std::string like = shared_->config_user_lookalikes.Find(user);
   if (like.empty() && gate != nullptr) like = gate->DirectoryLookAlike(user);
   return like;
-}
-
-void Session::Judge(const gate::Gate& gate, char type, absl::string_view body,
-                    std::string* replacement) {
-  const auto encode = [](const gate::Verdict& v) {
-    std::string error;
-    pgwire::WriteErrorResponse(&error, "ERROR", v.sqlstate, v.message,
-                               v.detail, v.hint, v.position);
-    return error;
-  };
-  const auto log = [&](const gate::Verdict& v, absl::string_view sql) {
-    spdlog::info("session {}: {} refused in {}/{}: {} [{}]", peer_address_,
-                 identity_.user(), environment_->name, database_name_,
-                 v.decision.reason,
-                 sql.size() > 200 ? absl::StrCat(sql.substr(0, 200), "...")
-                                  : std::string(sql));
-  };
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kQuery: {
-      const auto q = pgwire::ParseQuery(body);
-      if (!q.ok()) return;  // validated already.
-      const gate::Verdict v = SettledLexing(
-          gate, gate.Judge(q->sql, subject_, environment_->name,
-                           database_name_),
-          q->sql);
-      KeepVerdictForAudit(v);
-      std::string error;
-      if (!v.allowed) {
-        log(v, q->sql);
-        error = encode(v);
-      } else if (const std::string* inherited = RefusedExecute(gate, v)) {
-        spdlog::info("session {}: {} refused in {}/{}: EXECUTE of a refused "
-                     "prepared statement",
-                     peer_address_, identity_.user(), environment_->name,
-                     database_name_);
-        error = *inherited;
-      } else {
-        TrackSqlPrepares(v, nullptr, gate.generation());
-        return;
-      }
-      TrackSqlPrepares(v, &error, gate.generation());
-      Substitute(type, body, std::move(error), replacement);
-      return;
-    }
-    case pgwire::FrontendType::kParse: {
-      const auto p = pgwire::ParseParse(body);
-      if (!p.ok()) return;
-      const gate::Verdict v = SettledLexing(
-          gate, gate.Judge(p->query, subject_, environment_->name,
-                           database_name_),
-          p->query);
-      KeepVerdictForAudit(v);
-      std::string error;
-      if (!v.allowed) {
-        log(v, p->query);
-        error = encode(v);
-      } else if (const std::string* inherited = RefusedExecute(gate, v)) {
-        error = *inherited;
-      } else {
-        const std::string name = StatementKey(p->statement);
-        NoteStatement(BeginTentative(Confirmation::kParse), name);
-        refused_statements_.erase(name);
-        RememberPrepared(name, Prepared{v.facts, "", gate.generation()});
-        TrackSqlPrepares(v, nullptr, gate.generation());
-        return;
-      }
-      TrackSqlPrepares(v, &error, gate.generation());
-      const std::string name = StatementKey(p->statement);
-      bool tentative = false;
-      if (p->statement.empty() || prepared_.count(name) == 0) {
-        // Undone at its batch's end unless PostgreSQL read the poison (it
-        // skips it after an earlier error, and the old unnamed statement
-        // then stays).
-        NoteStatement(BeginTentative(Confirmation::kRefusedParse), name);
-        tentative = true;
-        ForgetPrepared(name);
-        RememberRefused(std::string(p->statement), error);
-      }
-      // (A named statement PostgreSQL already has stays as it was: it
-      // refuses a Parse of an existing name, 42P05, and keeps the old one,
-      // so later Binds of the name run the old, judged statement.)
-      Substitute(type, body, std::move(error), replacement, tentative);
-      return;
-    }
-    case pgwire::FrontendType::kBind: {
-      const std::string name = StatementKey(BindStatement(body));
-      const auto it = refused_statements_.find(name);
-      const std::string* error = it != refused_statements_.end()
-                                     ? (RefusalPending(name) ? nullptr
-                                                             : &it->second)
-                                     : Rejudge(gate, name);
-      const absl::string_view portal = body.substr(0, body.find('\0'));
-      if (error == nullptr) {
-        // What the portal runs, for its Executes (a refused Bind leaves
-        // PostgreSQL's portal of that name as it was).
-        const auto known = prepared_.find(name);
-        if (known != prepared_.end()) {
-          if (portals_.size() >= kMaxPortals) portals_.clear();
-          portals_[std::string(portal)] = known->second;
-        } else {
-          portals_.erase(std::string(portal));
-        }
-        return;
-      }
-      Substitute(type, body, *error, replacement);
-      return;
-    }
-    case pgwire::FrontendType::kExecute: {
-      // A portal bound under an older policy is judged again: it runs
-      // what it was bound to, whatever policy was pushed since.
-      const std::string portal(body.substr(0, body.find('\0')));
-      const auto it = portals_.find(portal);
-      if (it == portals_.end() ||
-          it->second.generation == gate.generation()) {
-        return;
-      }
-      gate::Verdict v =
-          it->second.facts != nullptr
-              ? gate.JudgeFacts(it->second.facts, subject_,
-                                environment_->name, database_name_)
-              : gate.Judge(it->second.sql, subject_, environment_->name,
-                           database_name_);
-      if (v.allowed) {
-        it->second.generation = gate.generation();
-        return;
-      }
-      KeepVerdictForAudit(v);
-      spdlog::info("session {}: {} refused in {}/{}: portal \"{}\" bound "
-                   "under an earlier policy: {}",
-                   peer_address_, identity_.user(), environment_->name,
-                   database_name_, portal, v.decision.reason);
-      portal_refused_text_ = it->second.text();
-      Substitute(type, body, encode(v), replacement);
-      return;
-    }
-    case pgwire::FrontendType::kDescribe: {
-      const auto d = pgwire::ParseDescribe(body);
-      if (!d.ok() || d->kind != 'S') return;
-      const std::string name = StatementKey(d->name);
-      const auto it = refused_statements_.find(name);
-      const std::string* error = it != refused_statements_.end()
-                                     ? (RefusalPending(name) ? nullptr
-                                                             : &it->second)
-                                     : Rejudge(gate, name);
-      if (error == nullptr) return;
-      Substitute(type, body, *error, replacement);
-      return;
-    }
-    case pgwire::FrontendType::kClose: {
-      // Forgotten now, restored at ReadyForQuery unless PostgreSQL
-      // confirmed it (a Close it skipped leaves the statement in place).
-      const auto c = pgwire::ParseClose(body);
-      if (!c.ok()) return;
-      Tentative& t = BeginTentative(Confirmation::kClose);
-      if (c->kind == 'S') {
-        const std::string name = StatementKey(c->name);
-        NoteStatement(t, name);
-        refused_statements_.erase(name);
-        ForgetPrepared(name);
-      } else {
-        const std::string name(c->name);
-        NotePortal(t, name);
-        portals_.erase(name);
-      }
-      return;
-    }
-    case pgwire::FrontendType::kFunctionCall: {
-      const auto f = pgwire::ParseFunctionCall(body);
-      if (!f.ok()) return;
-      const gate::Verdict v = gate.JudgeFunctionCall(
-          f->function_oid, subject_, environment_->name, database_name_);
-      KeepVerdictForAudit(v);
-      if (v.allowed) return;
-      log(v, absl::StrCat("<function call, OID ", f->function_oid, ">"));
-      Substitute(type, body, encode(v), replacement);
-      return;
-    }
-    default:
-      return;
-  }
-}
-
-bool Session::TakeRefusal(const pgwire::ErrorResponse& parsed,
-                          std::string* error) {
-  auto taken = refusals_.Take(parsed);
-  if (!taken.has_value()) return false;
-  *error = std::move(taken->error);
-  if (taken->parse && !tentative_.empty()) Confirm(Confirmation::kRefusedParse);
-  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -2368,13 +1828,6 @@ void Session::CloseClient() {
   MaybeRelease();
 }
 
-void Session::KeepVerdictForAudit(const gate::Verdict& v) {
-  // Only the audit reads it: no copy per statement when audit is off.
-  if (shared_->recorder == nullptr) return;
-  last_verdict_ = v;
-  has_verdict_ = true;
-}
-
 warden::v1::AuditEvent Session::NewEvent(
     warden::v1::AuditEventKind kind) const {
   warden::v1::AuditEvent event;
@@ -2488,287 +1941,85 @@ void Session::ResumeAfterThrottle() {
   if (!audit_throttled_ && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
 }
 
-bool Session::Audit(warden::v1::AuditEvent event) {
-  if (shared_->recorder == nullptr) return true;
+absl::StatusOr<uint64_t> Session::Record(warden::v1::AuditEvent event) {
   size_t size = 0;
   auto recorded = shared_->recorder->Record(std::move(event), &size);
   CountAudit(size);
+  return recorded;
+}
+
+bool Session::Audit(warden::v1::AuditEvent event) {
+  if (shared_->recorder == nullptr) return true;
+  auto recorded = Record(std::move(event));
   if (!recorded.ok()) {
     spdlog::error("session {}: audit event not recorded: {}", peer_address_,
                   recorded.status().ToString());
     return false;
   }
-  last_audit_sequence_ = *recorded;
   return true;
-}
-
-void Session::HoldForAudit(uint64_t sequence) {
-  waiting_audit_ = true;
-  audit_cleared_ = true;
-  ArmTimer(shared_->audit_sync_timeout_ms);
-  std::weak_ptr<Session> weak = weak_from_this();
-  net::EventLoop* loop = loop_;
-  shared_->audit_sync->WhenAcknowledged(sequence, [weak, loop] {
-    loop->Post([weak] {
-      if (auto self = weak.lock()) self->ResumeAfterAudit(false);
-    });
-  });
-  shared_->audit_sync->Nudge();
-}
-
-void Session::ResumeAfterAudit(bool timed_out) {
-  if (!waiting_audit_ || phase_ == Phase::kClosed) return;
-  waiting_audit_ = false;
-  if (timer_ != 0) {
-    loop_->CancelTimer(timer_);
-    timer_ = 0;
-  }
-  if (timed_out) {
-    audit_refuse_next_ = true;
-    spdlog::error("session {}: the control plane did not confirm an audit "
-                  "event within {} ms; refusing the statement",
-                  peer_address_, shared_->audit_sync_timeout_ms);
-  }
-  auto keep = shared_from_this();  // Consume may end the session.
-  Consume(Side::kClient, nullptr, 0);
-  if (!waiting_audit_ && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
-}
-
-void Session::PoisonMessage(char type, absl::string_view body,
-                            const std::string& error,
-                            std::string* replacement) {
-  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
-    const auto p = pgwire::ParseParse(body);
-    const std::string name = p.ok() ? std::string(p->statement) : "";
-    EraseAuditTemplate(StatementKey(name));
-    ForgetPrepared(StatementKey(name));
-    RememberRefused(name, error);
-  }
-  // One refusal per message (a Bind used to queue a second one that no
-  // error ever took, left until its batch ended).
-  Substitute(type, body, error, replacement);
 }
 
 namespace {
 
-// What a client gets for a statement the audit trail could not record.
-std::string UnrecordedError() {
-  std::string error;
-  pgwire::WriteErrorResponse(
-      &error, "ERROR", pgwire::kInsufficientResources,
-      "Warden: the audit trail cannot record this statement (the local "
-      "spool is full or failing); it was not run",
-      "", "Retry later; the proxy's operators are alerted by its log.", 0);
-  return error;
-}
+// Sync mode: the audit sender's acknowledgements, as the audit stage
+// waits for them.
+class SenderAcks : public stages::AuditAcks {
+ public:
+  explicit SenderAcks(audit::Sender* sender) : sender_(sender) {}
+  uint64_t acknowledged() const override { return sender_->acknowledged(); }
+  void WhenAcknowledged(uint64_t sequence,
+                        std::function<void()> done) override {
+    sender_->WhenAcknowledged(sequence, std::move(done));
+  }
+  void Nudge() override { sender_->Nudge(); }
 
-// What a result event repeats of its intent: enough to read it alone
-// (tags, tables, decision), not the text or parameters.
-std::shared_ptr<const warden::v1::Statement> ResultSummary(
-    const warden::v1::Statement& st) {
-  auto summary = std::make_shared<warden::v1::Statement>();
-  summary->set_phase(warden::v1::STATEMENT_PHASE_RESULT);
-  summary->set_database(st.database());
-  *summary->mutable_command_tags() = st.command_tags();
-  *summary->mutable_tables() = st.tables();
-  summary->set_fingerprint(st.fingerprint());
-  summary->set_decision(st.decision());
-  summary->set_policy(st.policy());
-  summary->set_rule(st.rule());
-  summary->set_bundle_revision(st.bundle_revision());
-  summary->set_protocol(st.protocol());
-  return summary;
-}
+ private:
+  audit::Sender* sender_;
+};
 
 }  // namespace
 
-void Session::RecordStatement(char type, absl::string_view body,
-                              const gate::Verdict* verdict,
-                              std::string* replacement) {
-  std::string sql;
-  std::string statement_name;
-  const char* protocol = "simple";
-  warden::v1::AuditEvent event =
-      NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
-  auto* st = event.mutable_statement();
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kQuery: {
-      const auto q = pgwire::ParseQuery(body);
-      if (!q.ok()) return;
-      sql = std::string(q->sql);
-      break;
-    }
-    case pgwire::FrontendType::kParse: {
-      const auto p = pgwire::ParseParse(body);
-      if (!p.ok()) return;
-      sql = std::string(p->query);
-      statement_name = std::string(p->statement);
-      protocol = "extended-prepare";
-      break;
-    }
-    case pgwire::FrontendType::kFunctionCall: {
-      const auto f = pgwire::ParseFunctionCall(body);
-      if (!f.ok()) return;
-      sql = absl::StrCat("<function call, OID ", f->function_oid, ">");
-      protocol = "function-call";
-      break;
-    }
-    case pgwire::FrontendType::kBind: {
-      // Every execution of a prepared statement is a statement of its own:
-      // recorded with what its Parse recorded.
-      if (!replacement->empty()) return;  // refused; recorded at Parse.
-      statement_name = std::string(BindStatement(body));
-      std::shared_ptr<const warden::v1::Statement> summary;
-      const auto it = audit_templates_.find(StatementKey(statement_name));
-      if (it != audit_templates_.end()) {
-        *st = it->second.statement;
-        summary = it->second.summary;
-      } else {
-        st->set_reason(absl::StrCat("execution of prepared statement \"",
-                                    statement_name,
-                                    "\" whose text Warden did not keep"));
-      }
-      st->set_protocol("extended-execute");
-      if (st->audit_level() == warden::v1::AUDIT_LEVEL_FULL) {
-        // Full: the bound parameters too (text as sent; binary by size; a
-        // value is capped so one statement cannot bloat the trail).
-        constexpr size_t kMaxParamBytes = 1024;
-        if (const auto bind = pgwire::ParseBind(body); bind.ok()) {
-          for (size_t i = 0; i < bind->params.size(); ++i) {
-            const auto& param = bind->params[i];
-            const int16_t fmt =
-                bind->param_formats.empty()      ? 0
-                : bind->param_formats.size() == 1 ? bind->param_formats[0]
-                                                  : bind->param_formats[i];
-            if (param.is_null) {
-              st->add_parameters("NULL");
-            } else if (fmt != 0) {
-              st->add_parameters(
-                  absl::StrCat("<binary, ", param.value.size(), " bytes>"));
-            } else if (param.value.size() > kMaxParamBytes) {
-              st->add_parameters(absl::StrCat(
-                  param.value.substr(0, kMaxParamBytes), "... <",
-                  param.value.size(), " bytes>"));
-            } else {
-              st->add_parameters(std::string(param.value));
-            }
-          }
-        }
-      }
-      ++statements_;
-      if (shared_->audit_results && summary == nullptr) {
-        summary = ResultSummary(*st);
-      }
-      if (Audit(std::move(event))) {
-        if (shared_->audit_results) {
-          intent_ = Intent{last_audit_sequence_, std::move(summary)};
-        }
-        return;
-      }
-      Substitute(type, body, UnrecordedError(), replacement);
-      return;
-    }
-    case pgwire::FrontendType::kClose: {
-      const auto c = pgwire::ParseClose(body);
-      if (c.ok() && c->kind == 'S') {
-        EraseAuditTemplate(StatementKey(c->name));
-      }
-      return;
-    }
-    case pgwire::FrontendType::kExecute:
-      // Runs what its Bind recorded, unless a newer policy refused the
-      // portal: that refusal is recorded here.
-      if (replacement->empty() || verdict == nullptr) return;
-      sql = std::move(portal_refused_text_);
-      portal_refused_text_.clear();
-      protocol = "extended-execute";
-      break;
-    default:
-      return;  // Describe / Sync: nothing new runs.
+void Session::BuildChain() {
+  facts_.subject = &subject_;
+  facts_.environment = environment_->name;
+  facts_.database = database_name_;
+  facts_.peer_address = peer_address_;
+  const bool audit = shared_->recorder != nullptr;
+  if (shared_->governed) {
+    chain_.Add(std::make_unique<stages::PolicyStage>(
+        static_cast<stages::StageCallbacks*>(this), audit));
   }
-  ++statements_;
-  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
-  st->set_database(database_name_);
-  st->set_protocol(protocol);
-  warden::v1::AuditLevel level = warden::v1::AUDIT_LEVEL_FULL;
-  if (verdict != nullptr) {
-    level = verdict->decision.audit;
-    st->set_decision(verdict->allowed ? warden::v1::POLICY_ACTION_ALLOW
-                                      : verdict->decision.action);
-    st->set_policy(verdict->decision.policy);
-    st->set_rule(verdict->decision.rule);
-    st->set_reason(verdict->decision.reason);
-    st->set_bundle_revision(verdict->revision);
-    st->set_bundle_digest(verdict->digest);
-    if (!verdict->allowed) st->set_sqlstate(verdict->sqlstate);
-    if (verdict->facts != nullptr) {
-      for (const auto& f : *verdict->facts) {
-        st->add_command_tags(f.command);
-        if (st->fingerprint().empty()) st->set_fingerprint(f.fingerprint);
-        for (const auto& r : f.relations) {
-          st->add_tables(r.schema.empty() ? r.name
-                                          : absl::StrCat(r.schema, ".", r.name));
-        }
-        for (const auto& c : f.columns) st->add_columns(c);
-      }
+  if (audit) {
+    stages::AuditStageOptions options;
+    options.results = shared_->audit_results;
+    if (shared_->audit_sync != nullptr) {
+      audit_acks_ = std::make_unique<SenderAcks>(shared_->audit_sync);
+      options.sync = audit_acks_.get();
+      options.sync_timeout_ms = shared_->audit_sync_timeout_ms;
     }
-  } else {
-    st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
+    options.results_lost = &shared_->audit_results_lost;
+    auto stage = std::make_unique<stages::AuditStage>(
+        static_cast<stages::StageCallbacks*>(this),
+        static_cast<stages::AuditTrail*>(this), options);
+    audit_stage_ = stage.get();
+    chain_.Add(std::move(stage));
   }
-  if (level == warden::v1::AUDIT_LEVEL_UNSPECIFIED) {
-    level = warden::v1::AUDIT_LEVEL_FULL;
-  }
-  st->set_audit_level(level);
-  if (level == warden::v1::AUDIT_LEVEL_FULL) {
-    st->set_text(sql);
-  } else if (level == warden::v1::AUDIT_LEVEL_NORMALIZED) {
-    auto normalized = policy::sql::Normalize(sql);
-    // Unparseable SQL has no constants to strip safely: keep none of it.
-    if (normalized.ok()) st->set_normalized_text(*normalized);
-  }
-  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
-    // What each later execution (Bind) of it records; bounded.
-    const std::string key = StatementKey(statement_name);
-    EraseAuditTemplate(key);
-    if (replacement->empty() &&
-        audit_template_bytes_ + st->ByteSizeLong() <= kMaxAuditTemplateBytes) {
-      audit_template_bytes_ += st->ByteSizeLong();
-      AuditTemplate t{*st, nullptr};
-      // The Parse itself executes nothing: the template's protocol is
-      // that of its executions.
-      t.statement.set_protocol("extended-execute");
-      if (shared_->audit_results) t.summary = ResultSummary(t.statement);
-      audit_templates_.emplace(key, std::move(t));
-    }
-  }
-  std::shared_ptr<const warden::v1::Statement> summary;
-  if (shared_->audit_results && replacement->empty() &&
-      type != static_cast<char>(pgwire::FrontendType::kParse)) {
-    summary = ResultSummary(*st);
-  }
-  if (Audit(std::move(event))) {
-    if (summary != nullptr) {
-      intent_ = Intent{last_audit_sequence_, std::move(summary)};
-    }
-    return;
-  }
-  if (!replacement->empty()) return;
-  // Not recorded, not refused yet: it must not run.
-  const std::string error = UnrecordedError();
-  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
-    EraseAuditTemplate(StatementKey(statement_name));
-    ForgetPrepared(StatementKey(statement_name));
-    RememberRefused(statement_name, error);
-  }
-  Substitute(type, body, error, replacement);
 }
 
-void Session::EraseAuditTemplate(const std::string& key) {
-  const auto it = audit_templates_.find(key);
-  if (it == audit_templates_.end()) return;
-  audit_template_bytes_ -= it->second.statement.ByteSizeLong();
-  audit_templates_.erase(it);
+void Session::Refuse(std::string error, bool parse) {
+  // The first refusal of a message wins (see Chain).
+  if (execution_.refusal.has_value()) return;
+  execution_.refusal = stages::Refusal{std::move(error), parse};
 }
+
+void Session::Resume() {
+  if (phase_ == Phase::kClosed) return;
+  chain_.MarkResumed();
+  auto keep = shared_from_this();  // Consume may end the session.
+  Consume(Side::kClient, nullptr, 0);
+  if (!chain_.holding() && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
+}
+
 
 void Session::CountRelayed(char type) {
   auto open_batch = [this]() -> UnansweredBatch& {
@@ -2836,65 +2087,6 @@ void Session::MaybeResumeAfterAnswers() {
   loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
 }
 
-void Session::TrackClientMessage(char type, absl::string_view body,
-                                 bool replaced, absl::Time now) {
-  Intent intent = replaced ? Intent{} : std::move(intent_);
-  intent_ = Intent{};
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kQuery:
-      results_.Query(std::move(intent), now);
-      break;
-    case pgwire::FrontendType::kFunctionCall:
-      results_.FunctionCall(std::move(intent), now);
-      break;
-    case pgwire::FrontendType::kBind:
-      // Validated: the portal name is terminated.
-      results_.Bind(body.substr(0, body.find('\0')), std::move(intent), now,
-                    &completions_);
-      break;
-    case pgwire::FrontendType::kExecute:
-      results_.Execute(body.substr(0, body.find('\0')));
-      break;
-    case pgwire::FrontendType::kClose:
-      if (const auto c = pgwire::ParseClose(body); c.ok()) {
-        results_.Close(c->kind, c->name, &completions_);
-      }
-      break;
-    case pgwire::FrontendType::kSync:
-      results_.Sync();
-      break;
-    default:
-      break;
-  }
-}
-
-void Session::RecordResults() {
-  for (Completion& c : completions_) {
-    warden::v1::AuditEvent event =
-        NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
-    warden::v1::Statement* st = event.mutable_statement();
-    *st = *c.intent.summary;
-    st->set_intent_sequence(c.intent.sequence);
-    st->set_rows(c.rows);
-    st->set_sqlstate(c.sqlstate);
-    if (!c.note.empty()) st->set_reason(c.note);
-    const absl::Duration took = std::max(c.duration, absl::ZeroDuration());
-    SetDuration(took, st->mutable_duration());
-    size_t size = 0;
-    auto recorded = shared_->recorder->Record(std::move(event), &size);
-    CountAudit(size);
-    if (!recorded.ok()) {
-      // The statement already ran (its intent is recorded); the next one
-      // will be refused while the spool stays full.
-      shared_->audit_results_lost.fetch_add(1, std::memory_order_relaxed);
-      spdlog::error("session {}: result of audit event {} not recorded: {}",
-                    peer_address_, c.intent.sequence,
-                    recorded.status().ToString());
-    }
-  }
-  completions_.clear();
-}
-
 void Session::Finish(SessionEndReason reason, absl::string_view why) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
@@ -2908,17 +2100,17 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
     shared_->cancels.Release(proxy_pid_, proxy_secret_);
     key_allocated_ = false;
   }
-  if (audit_session_started_ && shared_->audit_results) {
-    results_.Finish(why, absl::Now(), &completions_);
-    RecordResults();
-  }
+  // The stages' last words (a held statement withdrawn, the results of
+  // what was still running).
+  chain_.OnEnd(why);
   if (audit_session_started_) {
     warden::v1::AuditEvent event =
         NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_END);
     auto* end = event.mutable_session_end();
     end->set_reason(reason);
     end->set_detail(std::string(why));
-    end->set_statements(statements_);
+    end->set_statements(audit_stage_ != nullptr ? audit_stage_->statements()
+                                                : 0);
     const absl::Duration took = absl::Now() - started_at_;
     SetDuration(took, end->mutable_duration());
     Audit(std::move(event));  // the session is over either way.

@@ -37,7 +37,9 @@
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/refusals.h"
-#include "dataplane/session/result_tracker.h"
+#include "dataplane/stages/audit_stage.h"
+#include "dataplane/stages/chain.h"
+#include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
 
@@ -176,7 +178,9 @@ class Session;
 // The sessions of one worker, which own them; loop thread only.
 using SessionMap = absl::flat_hash_map<Session*, std::shared_ptr<Session>>;
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>,
+                private stages::StageCallbacks,
+                private stages::AuditTrail {
  public:
   // Takes ownership of `client_fd`. Create with std::make_shared; Start()
   // puts the session into `live`, and it removes itself once both of its
@@ -274,7 +278,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Endings. `at_fault` says which side ended the session, for logs and,
   // later, the audit record.
   void Fail(absl::string_view sqlstate, absl::string_view message,
-            warden::v1::SessionEndReason reason);
+            warden::v1::SessionEndReason reason) override;
   void FailProtocol(absl::string_view message);
   // ApplyDirectory reads the identity's entry in `gate`'s directory:
   // false if the user is deactivated or deleted there; else the subject's
@@ -299,68 +303,35 @@ class Session : public std::enable_shared_from_this<Session> {
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
-  bool Busy() const { return pending_syncs_ > 0 || unsynced_; }
+  bool Busy() const {
+    return pipeline_.pending_syncs > 0 || pipeline_.unsynced;
+  }
 
-  // Policy enforcement: a refused message is replaced upstream by a poison
-  // whose error is rewritten into the refusal (see refusals.h).
-  // Judge decides a frontend message (Query, Parse, Bind, Describe,
-  // FunctionCall) and, when it must not run, writes its replacement to
-  // `replacement` (left empty when the message may be relayed).
-  void Judge(const gate::Gate& gate, char type, absl::string_view body,
-             std::string* replacement);
-  // `v`, or Warden's built-in denial no-pipelined-lexing when `sql` (of a
-  // Query or Parse) holds a backslash or a non-ASCII byte and an earlier
-  // statement of the
-  // session may still change how PostgreSQL reads it.
-  gate::Verdict SettledLexing(const gate::Gate& gate, gate::Verdict v,
-                              absl::string_view sql) const;
-  // Prepared statements refused at Parse or by SQL PREPARE (one namespace
-  // in PostgreSQL), so that Bind, Describe and SQL EXECUTE of them get the
-  // same refusal.
-  void RememberRefused(std::string name, std::string error);
-  // For an allowed message: the refusal of a prepared statement it
-  // EXECUTEs, if any.
-  // (Judging statements prepared under an older policy again on the way.)
-  const std::string* RefusedExecute(const gate::Gate& gate,
-                                    const gate::Verdict& v);
-  // Records PREPAREs of a message (refused when `error` is set) and, for
-  // allowed messages, DEALLOCATEs.
-  void TrackSqlPrepares(const gate::Verdict& v, const std::string* error,
-                        uint64_t generation);
-  struct Prepared;
-  void RememberPrepared(const std::string& name, Prepared prepared);
-  void ForgetPrepared(const std::string& name);
-  // For a prepared statement judged by an older policy: judges it again
-  // with `gate`; returns the refusal if it is now refused (and remembers
-  // it), nullptr otherwise.
-  const std::string* Rejudge(const gate::Gate& gate, const std::string& name);
-  // Audit. NewEvent starts an event of this session; Audit records it and
-  // says whether it is on disk (false: the spool is full or failing).
-  warden::v1::AuditEvent NewEvent(warden::v1::AuditEventKind kind) const;
-  // Keeps the gate's verdict for RecordStatement (when audit is on).
-  void KeepVerdictForAudit(const gate::Verdict& v);
+  // The stages of this session's listener (BuildChain, once logged in):
+  // policy when one is configured, audit when it is on.
+  void BuildChain();
+  // StageCallbacks.
+  stages::Execution& execution() override { return execution_; }
+  const stages::Pipeline& pipeline() const override { return pipeline_; }
+  const stages::SessionFacts& facts() const override { return facts_; }
+  void Refuse(std::string error, bool parse) override;
+  void SendToClient(absl::string_view bytes) override {
+    Send(Side::kClient, bytes);
+  }
+  void Resume() override;
+  net::EventLoop& loop() override { return *loop_; }
+  absl::Time Now() override {
+    if (now_ == absl::InfinitePast()) now_ = absl::Now();
+    return now_;
+  }
+  // AuditTrail. NewEvent starts an event of this session; Record records
+  // it (counted against the audit budget).
+  warden::v1::AuditEvent NewEvent(
+      warden::v1::AuditEventKind kind) const override;
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) override;
+  // Audit records a session event and says whether it is on disk (false:
+  // the spool is full or failing; logged).
   bool Audit(warden::v1::AuditEvent event);
-  // Sync mode: stops relaying client messages until the control plane
-  // acknowledged `sequence` (or the timeout refuses the held statement).
-  void HoldForAudit(uint64_t sequence);
-  void ResumeAfterAudit(bool timed_out);
-  // Replaces a Query / Parse / Bind / FunctionCall by a poison carrying
-  // `error`, as for a policy refusal.
-  void PoisonMessage(char type, absl::string_view body,
-                     const std::string& error, std::string* replacement);
-  // Records a Query, Parse or FunctionCall with the gate's verdict (null
-  // when no policy is configured). If it cannot be recorded, a message
-  // that would run is replaced by a poison carrying a 53000 refusal: no
-  // statement runs unrecorded.
-  void RecordStatement(char type, absl::string_view body,
-                       const gate::Verdict* verdict, std::string* replacement);
-  void EraseAuditTemplate(const std::string& key);
-  // Result events: what the tracker completed, recorded.
-  void RecordResults();
-  // Tells the tracker of a client message being relayed (`replaced`: by a
-  // poison or refusal, so its answer is not the statement's).
-  void TrackClientMessage(char type, absl::string_view body, bool replaced,
-                          absl::Time now);
   // Writes the substitute of refused message `type` (Refusals) to
   // `replacement`, its refusal queued for the batch the next Sync ends;
   // fails the session past kMaxRefusalsInFlight. `parse`: it stands for a
@@ -371,9 +342,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string QueueRefusal(std::string error);
   // Fails the session when kMaxRefusalsInFlight refusals wait already.
   void CheckRefusalRoom();
-  // Gives the refusal to send instead of the upstream ErrorResponse
-  // `parsed`, if it is a poison's.
-  bool TakeRefusal(const pgwire::ErrorResponse& parsed, std::string* error);
   SharedState* shared_;
   net::EventLoop* loop_;
   SessionMap* live_;
@@ -411,9 +379,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool key_allocated_ = false;
   CancelTarget cancel_target_;
   bool have_upstream_key_ = false;
-  int pending_syncs_ = 0;           // Query/Sync/FunctionCall without 'Z'.
-  bool unsynced_ = false;           // extended messages since the last Sync.
-  bool executed_unsynced_ = false;  // an Execute since the last Sync.
+  // Batches relayed and answered (Query/Sync/FunctionCall and their 'Z').
+  stages::Pipeline pipeline_;
   // Parse/Bind/Describe/Execute/Close since the last Sync: what PostgreSQL
   // may skip after an error, a Query with it.
   bool extended_since_sync_ = false;
@@ -424,7 +391,7 @@ class Session : public std::enable_shared_from_this<Session> {
     pending_login_ = false;
   }
   // Where each portal came from (see ProcessClient): the batch of its Bind
-  // (syncs_sent_ then), and whether that batch failed or a simple Query
+  // (pipeline_.syncs_sent then), and whether that batch failed or a simple Query
   // replaced it, in which case PostgreSQL may hold it as freed memory.
   struct PortalOrigin {
     uint64_t batch = 0;
@@ -459,7 +426,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // The directory refused the credential as older than its name's current
   // holder (not as deactivated).
   bool credential_predates_name_ = false;
-  uint64_t syncs_sent_ = 0;         // Query/Sync/FunctionCall relayed.
   // Executions relayed upstream and not answered yet, per batch (the
   // messages up to a Sync, or one Query or FunctionCall), oldest first.
   // Past kMaxUnanswered the client is not read until answers bring it
@@ -492,122 +458,24 @@ class Session : public std::enable_shared_from_this<Session> {
   void AnsweredBatchError();
   void AnsweredReady();
   void MaybeResumeAfterAnswers();
-  uint64_t syncs_done_ = 0;         // their ReadyForQuery seen.
   Refusals refusals_;
-  // Prepared statements (protocol level) that were refused at Parse, with
-  // the ErrorResponse a later Bind or Describe of them gets.
-  absl::flat_hash_map<std::string, std::string> refused_statements_;
-  // Prepared statements (protocol Parse and SQL PREPARE) that were allowed,
-  // with their text and the gate generation that judged them: when the
-  // policy changes, the next Bind / Describe / EXECUTE judges them again,
-  // so a tightened policy also stops statements prepared before it.
-  struct Prepared {
-    // Protocol Parse: the analysis the gate already made (shared with its
-    // cache, nothing copied per statement). SQL PREPARE: its text.
-    policy::sql::FactsPtr facts;
-    std::string sql;
-    uint64_t generation = 0;
-    // Its text (for the audit of a refusal).
-    std::string text() const {
-      if (facts == nullptr) return sql;
-      std::string out;
-      for (const auto& f : *facts) {
-        if (!out.empty()) out += "; ";
-        out += f.text;
-      }
-      return out;
-    }
-    // What keeping it costs, roughly: its text.
-    size_t bytes() const {
-      size_t n = sql.size();
-      if (facts != nullptr) {
-        for (const auto& f : *facts) n += f.text.size();
-      }
-      return n;
-    }
-  };
-  absl::flat_hash_map<std::string, Prepared> prepared_;
-  size_t prepared_bytes_ = 0;
-  // Portals bound from known statements: what each runs and the policy
-  // generation that last allowed it, so an Execute after a policy change
-  // is judged again. Emptied when a transaction ends (PostgreSQL drops
-  // protocol portals then).
-  absl::flat_hash_map<std::string, Prepared> portals_;
-  // The text of the portal whose Execute Judge just refused, for its
-  // audit record.
-  std::string portal_refused_text_;
-
-  // What an allowed Parse, a Close or an SQL PREPARE / DEALLOCATE changed
-  // in what Warden knows (prepared_, refused_statements_, portals_) before
-  // PostgreSQL confirmed it (ParseComplete, CloseComplete, CommandComplete
-  // PREPARE / DEALLOCATE). At ReadyForQuery whatever PostgreSQL did not
-  // confirm (it skipped the message after an earlier error of its batch,
-  // or refused it) is undone: Warden forgets only what PostgreSQL forgot.
-  // kRefusedParse: the poison that stands for a refused Parse came back as
-  // its error (PostgreSQL read it, and dropped the unnamed statement).
-  enum class Confirmation {
-    kParse,
-    kClose,
-    kPrepareTag,
-    kDeallocateTag,
-    kRefusedParse
-  };
-  struct Tentative {
-    Confirmation by;
-    // syncs_sent_ when it began: it belongs to the batch that the next
-    // Sync (or the Query itself) ends, and is settled at that batch's
-    // ReadyForQuery, not at an earlier one that arrives after it began.
-    uint64_t batch = 0;
-    bool confirmed = false;
-    // Before-states, by name; nullopt: absent.
-    std::vector<std::pair<std::string, std::optional<Prepared>>> statements;
-    std::vector<std::pair<std::string, std::optional<std::string>>> refused;
-    std::vector<std::pair<std::string, std::optional<Prepared>>> portals;
-  };
-  std::deque<Tentative> tentative_;
-  // Per Confirmation kind: where its next unconfirmed entry may be.
-  size_t confirm_from_[5] = {0, 0, 0, 0, 0};
-  Tentative& BeginTentative(Confirmation by);
-  // Keep `name`'s state as it is now in `t`, to restore it if undone.
-  void NoteStatement(Tentative& t, const std::string& name);
-  void NotePortal(Tentative& t, const std::string& name);
-  void Confirm(Confirmation by);
-  // Whether `name` was refused by a Parse whose outcome is still open.
-  bool RefusalPending(const std::string& name) const;
-  // At ReadyForQuery: undo what the finished batches left unconfirmed,
-  // newest first; later batches' entries stay (PostgreSQL has not answered
-  // them yet).
-  void SettleTentative();
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
 
   // Audit state.
-  uint64_t last_audit_sequence_ = 0;  // of the last event Audit() recorded
-  bool waiting_audit_ = false;  // sync: the head client message waits
-  bool audit_cleared_ = false;  // the head message was judged and recorded
-  bool audit_refuse_next_ = false;  // ... but the control plane timed out
   std::string session_id_;       // random, for correlating events
   absl::Time started_at_;
   bool audit_session_started_ = false;
-  uint64_t statements_ = 0;
-  // Per prepared statement, what its Parse recorded, so that each execution
-  // (Bind) records the same, and what its results repeat; bounded by
-  // kMaxAuditTemplateBytes.
-  static constexpr size_t kMaxAuditTemplateBytes = 16u << 20;
-  struct AuditTemplate {
-    warden::v1::Statement statement;
-    std::shared_ptr<const warden::v1::Statement> summary;
-  };
-  absl::flat_hash_map<std::string, AuditTemplate> audit_templates_;
-  size_t audit_template_bytes_ = 0;
-  // Result events (audit.results): the intent RecordStatement recorded
-  // for the message being relayed, and the executions awaiting answers.
-  Intent intent_;
-  ResultTracker results_;
-  std::vector<Completion> completions_;
-  // The verdict of the last Query / Parse / FunctionCall Judge decided.
-  gate::Verdict last_verdict_;
-  bool has_verdict_ = false;
+  // Sync mode: the audit sender's acknowledgements, for the audit stage.
+  std::unique_ptr<stages::AuditAcks> audit_acks_;
+
+  // The statement path: the stages, the message in flight, who and where.
+  stages::Chain chain_{this};
+  stages::AuditStage* audit_stage_ = nullptr;  // in chain_; null: no audit
+  stages::Execution execution_;
+  stages::SessionFacts facts_;
+  // One clock reading per batch of messages (Now()).
+  absl::Time now_ = absl::InfinitePast();
 };
 
 }  // namespace warden::session

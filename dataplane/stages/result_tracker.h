@@ -17,8 +17,8 @@
 // execution whose rows add up over its Execute messages).
 //
 // Not thread-safe: one per session, on the session's loop thread.
-#ifndef WARDEN_DATAPLANE_SESSION_RESULT_TRACKER_H_
-#define WARDEN_DATAPLANE_SESSION_RESULT_TRACKER_H_
+#ifndef WARDEN_DATAPLANE_STAGES_RESULT_TRACKER_H_
+#define WARDEN_DATAPLANE_STAGES_RESULT_TRACKER_H_
 
 #include <cstdint>
 #include <deque>
@@ -31,7 +31,7 @@
 #include "absl/time/time.h"
 #include "proto/warden/v1/audit.pb.h"
 
-namespace warden::session {
+namespace warden::stages {
 
 // The recorded intent event an execution answers. sequence 0: not
 // recorded (a refused or unaudited message), so no completion is reported
@@ -132,6 +132,6 @@ class ResultTracker {
   std::string batch_error_;  // SQLSTATE of the batch being answered.
 };
 
-}  // namespace warden::session
+}  // namespace warden::stages
 
-#endif  // WARDEN_DATAPLANE_SESSION_RESULT_TRACKER_H_
+#endif  // WARDEN_DATAPLANE_STAGES_RESULT_TRACKER_H_

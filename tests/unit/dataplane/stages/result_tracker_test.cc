@@ -1,4 +1,4 @@
-#include "dataplane/session/result_tracker.h"
+#include "dataplane/stages/result_tracker.h"
 
 #include <memory>
 #include <string>
@@ -7,7 +7,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
-namespace warden::session {
+namespace warden::stages {
 namespace {
 
 Intent Recorded(uint64_t sequence) {
@@ -280,4 +280,4 @@ TEST_F(ResultTrackerTest, ManyNamedPortalsAreBoundedButStayPaired) {
 }
 
 }  // namespace
-}  // namespace warden::session
+}  // namespace warden::stages

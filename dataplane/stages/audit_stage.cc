@@ -1,0 +1,443 @@
+#include "dataplane/stages/audit_stage.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/proto_time.h"
+#include "dataplane/net/event_loop.h"
+#include "dataplane/pgwire/encoder.h"
+#include "dataplane/pgwire/messages.h"
+#include "dataplane/pgwire/sqlstate.h"
+#include "dataplane/stages/policy_stage.h"
+#include "policy/sql/normalize.h"
+#include "spdlog/spdlog.h"
+
+namespace warden::stages {
+namespace {
+
+// What the templates of one session may hold.
+constexpr size_t kMaxTemplateBytes = 16u << 20;
+
+// What a client gets for a statement the audit trail could not record.
+std::string UnrecordedError() {
+  std::string error;
+  pgwire::WriteErrorResponse(
+      &error, "ERROR", pgwire::kInsufficientResources,
+      "Warden: the audit trail cannot record this statement (the local "
+      "spool is full or failing); it was not run",
+      "", "Retry later; the proxy's operators are alerted by its log.", 0);
+  return error;
+}
+
+// What a result event repeats of its intent: enough to read it alone
+// (tags, tables, decision), not the text or parameters.
+std::shared_ptr<const warden::v1::Statement> ResultSummary(
+    const warden::v1::Statement& st) {
+  auto summary = std::make_shared<warden::v1::Statement>();
+  summary->set_phase(warden::v1::STATEMENT_PHASE_RESULT);
+  summary->set_database(st.database());
+  *summary->mutable_command_tags() = st.command_tags();
+  *summary->mutable_tables() = st.tables();
+  summary->set_fingerprint(st.fingerprint());
+  summary->set_decision(st.decision());
+  summary->set_policy(st.policy());
+  summary->set_rule(st.rule());
+  summary->set_bundle_revision(st.bundle_revision());
+  summary->set_protocol(st.protocol());
+  return summary;
+}
+
+}  // namespace
+
+AuditStage::AuditStage(StageCallbacks* callbacks, AuditTrail* trail,
+                       AuditStageOptions options)
+    : callbacks_(callbacks),
+      trail_(trail),
+      options_(options),
+      loop_(&callbacks->loop()) {}
+
+AuditStage::~AuditStage() {
+  if (hold_timer_ != 0) loop_->CancelTimer(hold_timer_);
+}
+
+StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
+  Execution& execution = callbacks_->execution();
+  if (resumed) {
+    // Recorded before the hold: relay it now, or, if the control plane
+    // never confirmed its event, refuse it.
+    if (timed_out_) {
+      timed_out_ = false;
+      std::string error;
+      pgwire::WriteErrorResponse(
+          &error, "ERROR", pgwire::kInsufficientResources,
+          absl::StrCat("Warden: the control plane did not confirm this "
+                       "statement's audit record within ",
+                       options_.sync_timeout_ms,
+                       " ms (audit mode sync); it was not run"),
+          "", "Retry later; the proxy's operators are alerted by its log.", 0);
+      if (m.type == static_cast<char>(pgwire::FrontendType::kParse)) {
+        const auto p = pgwire::ParseParse(m.body);
+        EraseTemplate(StatementKey(p.ok() ? p->statement : ""));
+      }
+      callbacks_->Refuse(std::move(error));
+    }
+  } else if (m.shielded) {
+    intent_ = Intent{};
+  } else {
+    intent_ = Intent{};
+    const uint64_t sequence = RecordStatement(m);
+    if (options_.sync != nullptr && !execution.refusal.has_value() &&
+        sequence != 0 && options_.sync->acknowledged() < sequence) {
+      // Sync mode: this message waits (kept in the client's buffer) until
+      // its event is committed.
+      Hold(sequence);
+      return StageResult::kHold;
+    }
+  }
+  const bool replaced = m.shielded || execution.refusal.has_value();
+  if (options_.results) Track(m, replaced);
+  return replaced ? StageResult::kReplaced : StageResult::kContinue;
+}
+
+uint64_t AuditStage::Record(warden::v1::AuditEvent event) {
+  auto recorded = trail_->Record(std::move(event));
+  if (!recorded.ok()) {
+    spdlog::error("session {}: audit event not recorded: {}",
+                  callbacks_->facts().peer_address,
+                  recorded.status().ToString());
+    return 0;
+  }
+  return *recorded;
+}
+
+void AuditStage::Hold(uint64_t sequence) {
+  waiting_ = true;
+  std::weak_ptr<AuditStage*> weak = self_;
+  hold_timer_ = loop_->AddTimer(
+      std::chrono::milliseconds(options_.sync_timeout_ms), [weak] {
+        if (auto self = weak.lock()) {
+          (*self)->hold_timer_ = 0;
+          (*self)->EndHold(/*timed_out=*/true);
+        }
+      });
+  net::EventLoop* loop = loop_;
+  options_.sync->WhenAcknowledged(sequence, [weak, loop] {
+    loop->Post([weak] {
+      if (auto self = weak.lock()) (*self)->EndHold(/*timed_out=*/false);
+    });
+  });
+  options_.sync->Nudge();
+}
+
+void AuditStage::EndHold(bool timed_out) {
+  if (!waiting_) return;
+  waiting_ = false;
+  if (hold_timer_ != 0) {
+    loop_->CancelTimer(hold_timer_);
+    hold_timer_ = 0;
+  }
+  if (timed_out) {
+    timed_out_ = true;
+    spdlog::error("session {}: the control plane did not confirm an audit "
+                  "event within {} ms; refusing the statement",
+                  callbacks_->facts().peer_address, options_.sync_timeout_ms);
+  }
+  callbacks_->Resume();
+}
+
+void AuditStage::OnBackend(const Backend& m) {
+  if (!options_.results) return;
+  switch (static_cast<pgwire::BackendType>(m.type)) {
+    case pgwire::BackendType::kReadyForQuery:
+      results_.ReadyForQuery(callbacks_->Now(), &completions_);
+      break;
+    case pgwire::BackendType::kErrorResponse: {
+      const auto error = pgwire::ParseErrorResponse(m.body);
+      results_.Error(error.ok() ? error->Get('C') : pgwire::kInternalError,
+                     callbacks_->Now(), &completions_);
+      break;
+    }
+    case pgwire::BackendType::kDataRow:
+      results_.DataRow();
+      break;
+    case pgwire::BackendType::kCommandComplete:
+      // Validated: the tag is terminated.
+      results_.CommandComplete(m.body.substr(0, m.body.find('\0')),
+                               callbacks_->Now(), &completions_);
+      break;
+    case pgwire::BackendType::kPortalSuspended:
+      results_.PortalSuspended(callbacks_->Now(), &completions_);
+      break;
+    case pgwire::BackendType::kEmptyQueryResponse:
+      results_.EmptyQuery(callbacks_->Now(), &completions_);
+      break;
+    default:
+      break;
+  }
+  if (!completions_.empty()) RecordResults();
+}
+
+void AuditStage::OnEnd(absl::string_view why) {
+  waiting_ = false;
+  if (hold_timer_ != 0) {
+    loop_->CancelTimer(hold_timer_);
+    hold_timer_ = 0;
+  }
+  if (!options_.results) return;
+  results_.Finish(why, absl::Now(), &completions_);
+  RecordResults();
+}
+
+
+uint64_t AuditStage::RecordStatement(const Frontend& m) {
+  const char type = m.type;
+  const absl::string_view body = m.body;
+  Execution& execution = callbacks_->execution();
+  const bool refused = execution.refusal.has_value();
+  const gate::Verdict* verdict =
+      execution.verdict.has_value() ? &*execution.verdict : nullptr;
+  std::string sql;
+  std::string statement_name;
+  const char* protocol = "simple";
+  warden::v1::AuditEvent event =
+      trail_->NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  auto* st = event.mutable_statement();
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kQuery: {
+      const auto q = pgwire::ParseQuery(body);
+      if (!q.ok()) return 0;
+      sql = std::string(q->sql);
+      break;
+    }
+    case pgwire::FrontendType::kParse: {
+      const auto p = pgwire::ParseParse(body);
+      if (!p.ok()) return 0;
+      sql = std::string(p->query);
+      statement_name = std::string(p->statement);
+      protocol = "extended-prepare";
+      break;
+    }
+    case pgwire::FrontendType::kFunctionCall: {
+      const auto f = pgwire::ParseFunctionCall(body);
+      if (!f.ok()) return 0;
+      sql = absl::StrCat("<function call, OID ", f->function_oid, ">");
+      protocol = "function-call";
+      break;
+    }
+    case pgwire::FrontendType::kBind: {
+      // Every execution of a prepared statement is a statement of its own:
+      // recorded with what its Parse recorded.
+      if (refused) return 0;  // recorded at Parse.
+      statement_name = std::string(BindStatement(body));
+      std::shared_ptr<const warden::v1::Statement> summary;
+      const auto it = templates_.find(StatementKey(statement_name));
+      if (it != templates_.end()) {
+        *st = it->second.statement;
+        summary = it->second.summary;
+      } else {
+        st->set_reason(absl::StrCat("execution of prepared statement \"",
+                                    statement_name,
+                                    "\" whose text Warden did not keep"));
+      }
+      st->set_protocol("extended-execute");
+      if (st->audit_level() == warden::v1::AUDIT_LEVEL_FULL) {
+        // Full: the bound parameters too (text as sent; binary by size; a
+        // value is capped so one statement cannot bloat the trail).
+        constexpr size_t kMaxParamBytes = 1024;
+        if (const auto bind = pgwire::ParseBind(body); bind.ok()) {
+          for (size_t i = 0; i < bind->params.size(); ++i) {
+            const auto& param = bind->params[i];
+            const int16_t fmt =
+                bind->param_formats.empty()      ? 0
+                : bind->param_formats.size() == 1 ? bind->param_formats[0]
+                                                  : bind->param_formats[i];
+            if (param.is_null) {
+              st->add_parameters("NULL");
+            } else if (fmt != 0) {
+              st->add_parameters(
+                  absl::StrCat("<binary, ", param.value.size(), " bytes>"));
+            } else if (param.value.size() > kMaxParamBytes) {
+              st->add_parameters(absl::StrCat(
+                  param.value.substr(0, kMaxParamBytes), "... <",
+                  param.value.size(), " bytes>"));
+            } else {
+              st->add_parameters(std::string(param.value));
+            }
+          }
+        }
+      }
+      ++statements_;
+      if (options_.results && summary == nullptr) {
+        summary = ResultSummary(*st);
+      }
+      if (const uint64_t sequence = Record(std::move(event)); sequence != 0) {
+        if (options_.results) intent_ = Intent{sequence, std::move(summary)};
+        return sequence;
+      }
+      callbacks_->Refuse(UnrecordedError());
+      return 0;
+    }
+    case pgwire::FrontendType::kClose: {
+      const auto c = pgwire::ParseClose(body);
+      if (c.ok() && c->kind == 'S') {
+        EraseTemplate(StatementKey(c->name));
+      }
+      return 0;
+    }
+    case pgwire::FrontendType::kExecute:
+      // Runs what its Bind recorded, unless a newer policy refused the
+      // portal: that refusal is recorded here.
+      if (!refused || verdict == nullptr) return 0;
+      sql = std::move(execution.refused_portal_text);
+      execution.refused_portal_text.clear();
+      protocol = "extended-execute";
+      break;
+    default:
+      return 0;  // Describe / Sync: nothing new runs.
+  }
+  ++statements_;
+  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
+  st->set_database(callbacks_->facts().database);
+  st->set_protocol(protocol);
+  warden::v1::AuditLevel level = warden::v1::AUDIT_LEVEL_FULL;
+  if (verdict != nullptr) {
+    level = verdict->decision.audit;
+    st->set_decision(verdict->allowed ? warden::v1::POLICY_ACTION_ALLOW
+                                      : verdict->decision.action);
+    st->set_policy(verdict->decision.policy);
+    st->set_rule(verdict->decision.rule);
+    st->set_reason(verdict->decision.reason);
+    st->set_bundle_revision(verdict->revision);
+    st->set_bundle_digest(verdict->digest);
+    if (!verdict->allowed) st->set_sqlstate(verdict->sqlstate);
+    if (verdict->facts != nullptr) {
+      for (const auto& f : *verdict->facts) {
+        st->add_command_tags(f.command);
+        if (st->fingerprint().empty()) st->set_fingerprint(f.fingerprint);
+        for (const auto& r : f.relations) {
+          st->add_tables(r.schema.empty() ? r.name
+                                          : absl::StrCat(r.schema, ".", r.name));
+        }
+        for (const auto& c : f.columns) st->add_columns(c);
+      }
+    }
+  } else {
+    st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
+  }
+  if (level == warden::v1::AUDIT_LEVEL_UNSPECIFIED) {
+    level = warden::v1::AUDIT_LEVEL_FULL;
+  }
+  st->set_audit_level(level);
+  if (level == warden::v1::AUDIT_LEVEL_FULL) {
+    st->set_text(sql);
+  } else if (level == warden::v1::AUDIT_LEVEL_NORMALIZED) {
+    auto normalized = policy::sql::Normalize(sql);
+    // Unparseable SQL has no constants to strip safely: keep none of it.
+    if (normalized.ok()) st->set_normalized_text(*normalized);
+  }
+  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
+    // What each later execution (Bind) of it records; bounded.
+    const std::string key = StatementKey(statement_name);
+    EraseTemplate(key);
+    if (!refused &&
+        template_bytes_ + st->ByteSizeLong() <= kMaxTemplateBytes) {
+      template_bytes_ += st->ByteSizeLong();
+      Template t{*st, nullptr};
+      // The Parse itself executes nothing: the template's protocol is
+      // that of its executions.
+      t.statement.set_protocol("extended-execute");
+      if (options_.results) t.summary = ResultSummary(t.statement);
+      templates_.emplace(key, std::move(t));
+    }
+  }
+  std::shared_ptr<const warden::v1::Statement> summary;
+  if (options_.results && !refused &&
+      type != static_cast<char>(pgwire::FrontendType::kParse)) {
+    summary = ResultSummary(*st);
+  }
+  if (const uint64_t sequence = Record(std::move(event)); sequence != 0) {
+    if (summary != nullptr) intent_ = Intent{sequence, std::move(summary)};
+    return sequence;
+  }
+  if (refused) return 0;
+  // Not recorded, not refused yet: it must not run.
+  const std::string error = UnrecordedError();
+  if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
+    EraseTemplate(StatementKey(statement_name));
+  }
+  callbacks_->Refuse(error);
+  return 0;
+}
+
+void AuditStage::EraseTemplate(const std::string& key) {
+  const auto it = templates_.find(key);
+  if (it == templates_.end()) return;
+  template_bytes_ -= it->second.statement.ByteSizeLong();
+  templates_.erase(it);
+}
+
+void AuditStage::Track(const Frontend& m, bool replaced) {
+  const char type = m.type;
+  const absl::string_view body = m.body;
+  const absl::Time now = callbacks_->Now();
+  Intent intent = replaced ? Intent{} : std::move(intent_);
+  intent_ = Intent{};
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kQuery:
+      results_.Query(std::move(intent), now);
+      break;
+    case pgwire::FrontendType::kFunctionCall:
+      results_.FunctionCall(std::move(intent), now);
+      break;
+    case pgwire::FrontendType::kBind:
+      // Validated: the portal name is terminated.
+      results_.Bind(body.substr(0, body.find('\0')), std::move(intent), now,
+                    &completions_);
+      break;
+    case pgwire::FrontendType::kExecute:
+      results_.Execute(body.substr(0, body.find('\0')));
+      break;
+    case pgwire::FrontendType::kClose:
+      if (const auto c = pgwire::ParseClose(body); c.ok()) {
+        results_.Close(c->kind, c->name, &completions_);
+      }
+      break;
+    case pgwire::FrontendType::kSync:
+      results_.Sync();
+      break;
+    default:
+      break;
+  }
+  if (!completions_.empty()) RecordResults();
+}
+
+void AuditStage::RecordResults() {
+  for (Completion& c : completions_) {
+    warden::v1::AuditEvent event =
+        trail_->NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+    warden::v1::Statement* st = event.mutable_statement();
+    *st = *c.intent.summary;
+    st->set_intent_sequence(c.intent.sequence);
+    st->set_rows(c.rows);
+    st->set_sqlstate(c.sqlstate);
+    if (!c.note.empty()) st->set_reason(c.note);
+    const absl::Duration took = std::max(c.duration, absl::ZeroDuration());
+    SetDuration(took, st->mutable_duration());
+    auto recorded = trail_->Record(std::move(event));
+    if (!recorded.ok()) {
+      // The statement already ran (its intent is recorded); the next one
+      // will be refused while the spool stays full.
+      if (options_.results_lost != nullptr) {
+        options_.results_lost->fetch_add(1, std::memory_order_relaxed);
+      }
+      spdlog::error("session {}: result of audit event {} not recorded: {}",
+                    callbacks_->facts().peer_address, c.intent.sequence,
+                    recorded.status().ToString());
+    }
+  }
+  completions_.clear();
+}
+
+}  // namespace warden::stages

@@ -1,0 +1,285 @@
+// The policy stage, with fake callbacks and a real gate: what it refuses,
+// what it remembers across messages, and what PostgreSQL's answers undo.
+#include "dataplane/stages/policy_stage.h"
+
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "dataplane/pgwire/encoder.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "policy/lang/compile.h"
+#include "tests/unit/dataplane/stages/fake_callbacks.h"
+
+namespace warden::stages {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kNoDrop[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: guard }
+spec:
+  environments: [prod]
+  rules:
+    - name: no-drop
+      match: { commands: [DROP TABLE] }
+      action: deny
+      message: Dropping tables is not allowed.
+)";
+
+// A tightened policy: reading is denied too.
+constexpr char kNoSelect[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: guard }
+spec:
+  environments: [prod]
+  rules:
+    - name: no-drop
+      match: { commands: [DROP TABLE] }
+      action: deny
+      message: Dropping tables is not allowed.
+    - name: no-select
+      match: { commands: [SELECT] }
+      action: deny
+      message: Reading is paused.
+)";
+
+std::unique_ptr<gate::Gate> MakeGate(const char* text) {
+  auto bundle = policy::lang::Compile({{"guard.yaml", text}});
+  EXPECT_TRUE(bundle.ok()) << bundle.status();
+  return std::make_unique<gate::Gate>(
+      bundle.ok() ? *bundle : warden::v1::PolicyBundle(), 100);
+}
+
+std::string Query(absl::string_view sql) {
+  std::string m;
+  pgwire::WriteQuery(&m, sql);
+  return Body(m);
+}
+std::string Parse(absl::string_view name, absl::string_view sql) {
+  std::string m;
+  pgwire::WriteParse(&m, name, sql);
+  return Body(m);
+}
+std::string Bind(absl::string_view portal, absl::string_view statement) {
+  std::string m;
+  pgwire::WriteBind(&m, portal, statement);
+  return Body(m);
+}
+std::string Execute(absl::string_view portal) {
+  std::string m;
+  pgwire::WriteExecute(&m, portal);
+  return Body(m);
+}
+std::string Describe(char kind, absl::string_view name) {
+  std::string m;
+  pgwire::WriteDescribe(&m, kind, name);
+  return Body(m);
+}
+std::string Close(char kind, absl::string_view name) {
+  std::string m;
+  pgwire::WriteClose(&m, kind, name);
+  return Body(m);
+}
+
+struct PolicyStageTest : ::testing::Test {
+  PolicyStageTest() : stage(&cb, /*keep_verdicts=*/true) {
+    gate = MakeGate(kNoDrop);
+    cb.execution().gate = gate.get();
+  }
+  // Runs one client message as the chain would: a fresh execution.
+  StageResult Send(char type, const std::string& body, bool shielded = false) {
+    const gate::Gate* g = cb.execution().gate;
+    cb.execution() = Execution{};
+    cb.execution().gate = g;
+    bodies.push_back(body);  // the stage may keep views into it
+    return stage.OnFrontend({type, bodies.back(), shielded}, false);
+  }
+  std::string Error() const {
+    return cb.execution_.refusal.has_value() ? cb.execution_.refusal->error
+                                             : "";
+  }
+  void Sync() {
+    ++cb.pipeline_.syncs_sent;
+    ++cb.pipeline_.pending_syncs;
+  }
+  // PostgreSQL's ReadyForQuery for the oldest batch.
+  void Ready(char status = 'T') {
+    ++cb.pipeline_.syncs_done;
+    bodies.push_back(std::string(1, status));
+    stage.OnBackend({'Z', bodies.back()});
+    --cb.pipeline_.pending_syncs;
+  }
+  void Backend(char type, std::string body = "") {
+    bodies.push_back(std::move(body));
+    stage.OnBackend({type, bodies.back()});
+  }
+
+  FakeCallbacks cb;
+  std::unique_ptr<gate::Gate> gate;
+  PolicyStage stage;
+  std::deque<std::string> bodies;
+};
+
+TEST_F(PolicyStageTest, ADeniedQueryIsRefusedWithTheGatesWordsAndVerdict) {
+  EXPECT_EQ(Send('Q', Query("select 1")), StageResult::kContinue);
+  ASSERT_TRUE(cb.execution().verdict.has_value());
+  EXPECT_TRUE(cb.execution().verdict->allowed);
+
+  EXPECT_EQ(Send('Q', Query("drop table orders")), StageResult::kReplaced);
+  EXPECT_THAT(Error(), HasSubstr("Dropping tables is not allowed."));
+  EXPECT_THAT(Error(), HasSubstr("42501"));
+  ASSERT_TRUE(cb.execution().verdict.has_value());
+  EXPECT_FALSE(cb.execution().verdict->allowed);
+  EXPECT_FALSE(cb.execution().refusal->parse);
+}
+
+TEST_F(PolicyStageTest, WithoutAuditNoVerdictIsCopied) {
+  PolicyStage quiet(&cb, /*keep_verdicts=*/false);
+  const std::string body = Query("drop table orders");
+  EXPECT_EQ(quiet.OnFrontend({'Q', body}, false), StageResult::kReplaced);
+  EXPECT_FALSE(cb.execution().verdict.has_value());
+}
+
+TEST_F(PolicyStageTest, WithoutAGateNothingIsJudged) {
+  cb.execution().gate = nullptr;
+  EXPECT_EQ(Send('Q', Query("drop table orders")), StageResult::kContinue);
+  EXPECT_FALSE(cb.execution().refusal.has_value());
+}
+
+TEST_F(PolicyStageTest, ARefusedParseRefusesItsBindAndDescribeToo) {
+  EXPECT_EQ(Send('P', Parse("s1", "drop table orders")),
+            StageResult::kReplaced);
+  const std::string error = Error();
+  EXPECT_TRUE(cb.execution().refusal->parse);  // a new name: PostgreSQL drops it
+  Sync();
+  // The poison came back as its error: PostgreSQL read it.
+  stage.OnBackend({'E', "", /*refusal_taken=*/true, /*refused_parse=*/true});
+  Ready();
+  EXPECT_EQ(Send('B', Bind("", "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Error(), error);
+  EXPECT_EQ(Send('D', Describe('S', "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Error(), error);
+  // Another name is not affected.
+  EXPECT_EQ(Send('B', Bind("", "s2")), StageResult::kContinue);
+}
+
+TEST_F(PolicyStageTest, SqlExecuteOfARefusedPrepareIsRefused) {
+  auto tighter = MakeGate(kNoSelect);
+  cb.execution().gate = tighter.get();
+  EXPECT_EQ(Send('Q', Query("prepare p as select * from orders")),
+            StageResult::kReplaced);
+  EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
+  const std::string error = Error();
+  Sync();
+  Ready('I');
+  EXPECT_EQ(Send('Q', Query("execute p")), StageResult::kReplaced);
+  EXPECT_EQ(Error(), error);
+}
+
+TEST_F(PolicyStageTest, ATightenedPolicyReachesPreparedStatementsAndPortals) {
+  EXPECT_EQ(Send('P', Parse("s1", "select * from orders")),
+            StageResult::kContinue);
+  EXPECT_EQ(Send('B', Bind("p1", "s1")), StageResult::kContinue);
+  Sync();
+  Backend('1');  // ParseComplete
+  Backend('2');  // BindComplete
+  Ready();       // in a transaction: the portal stays
+  // The policy changes: what was prepared or bound is judged again.
+  auto tighter = MakeGate(kNoSelect);
+  cb.execution().gate = tighter.get();
+  EXPECT_EQ(Send('E', Execute("p1")), StageResult::kReplaced);
+  EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
+  EXPECT_EQ(cb.execution().refused_portal_text, "select * from orders");
+  EXPECT_EQ(Send('B', Bind("p2", "s1")), StageResult::kReplaced);
+  EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
+  EXPECT_EQ(Send('D', Describe('S', "s1")), StageResult::kReplaced);
+}
+
+TEST_F(PolicyStageTest, AParsePostgreSQLSkippedIsUndoneAtReadyForQuery) {
+  // s1 is refused and PostgreSQL confirms it never had it.
+  ASSERT_EQ(Send('P', Parse("s1", "drop table orders")),
+            StageResult::kReplaced);
+  const std::string refusal = Error();
+  Sync();
+  stage.OnBackend({'E', "", true, true});
+  Ready();
+  // An allowed Parse of the same name, skipped by PostgreSQL (an earlier
+  // error in its batch): no ParseComplete.
+  ASSERT_EQ(Send('P', Parse("s1", "select 1")), StageResult::kContinue);
+  EXPECT_EQ(Send('B', Bind("", "s1")), StageResult::kContinue);
+  Sync();
+  Backend('E', "");  // the batch's first message failed
+  Ready();
+  // Warden forgets only what PostgreSQL forgot: s1 is still the refused one.
+  EXPECT_EQ(Send('B', Bind("", "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Error(), refusal);
+  EXPECT_EQ(stage.tentative_count(), 0u);
+}
+
+TEST_F(PolicyStageTest, AConfirmedCloseForgetsTheStatement) {
+  ASSERT_EQ(Send('P', Parse("s1", "select 1")), StageResult::kContinue);
+  Sync();
+  Backend('1');
+  Ready();
+  EXPECT_EQ(stage.prepared_count(), 1u);
+  ASSERT_EQ(Send('C', Close('S', "s1")), StageResult::kContinue);
+  Sync();
+  Backend('3');  // CloseComplete
+  Ready();
+  EXPECT_EQ(stage.prepared_count(), 0u);
+  EXPECT_EQ(stage.tentative_count(), 0u);
+}
+
+TEST_F(PolicyStageTest, AShieldedCloseKeepsTheConfirmationsInStep) {
+  ASSERT_EQ(Send('P', Parse("s1", "select 1")), StageResult::kContinue);
+  Sync();
+  Backend('1');
+  Ready();
+  // The session answered a Close of an unsafe portal with its own Close;
+  // then the client closes s1 in the same batch.
+  EXPECT_EQ(Send('C', Close('P', "bad"), /*shielded=*/true),
+            StageResult::kContinue);
+  EXPECT_FALSE(cb.execution().refusal.has_value());
+  ASSERT_EQ(Send('C', Close('S', "s1")), StageResult::kContinue);
+  Sync();
+  // PostgreSQL skipped the client's Close (only the shield's CloseComplete
+  // came): s1 must come back.
+  Backend('3');
+  Backend('E', "");
+  Ready();
+  EXPECT_EQ(stage.prepared_count(), 1u);
+}
+
+TEST_F(PolicyStageTest, PipelinedBackslashesWaitForTheEarlierStatements) {
+  // Nothing in flight: a backslash is fine.
+  EXPECT_EQ(Send('Q', Query("select 'a\\b'")), StageResult::kContinue);
+  Sync();  // ... and it has not been answered yet
+  EXPECT_EQ(Send('Q', Query("select 'a\\b'")), StageResult::kReplaced);
+  EXPECT_THAT(Error(), HasSubstr("backslash or a non-ASCII byte"));
+  // Plain ASCII pipelines freely.
+  EXPECT_EQ(Send('Q', Query("select 2")), StageResult::kContinue);
+}
+
+TEST_F(PolicyStageTest, AParseALaterStageRefusedStandsForThatRefusal) {
+  const std::string body = Parse("s9", "select 1");
+  ASSERT_EQ(Send('P', body), StageResult::kContinue);
+  stage.OnRefusedLater({'P', body}, Refusal{"not-recorded", false});
+  EXPECT_EQ(Send('B', Bind("", "s9")), StageResult::kReplaced);
+  EXPECT_EQ(Error(), "not-recorded");
+}
+
+TEST_F(PolicyStageTest, TooManyPreparedBytesEndTheSession) {
+  const std::string big(1 << 20, 'x');
+  for (int i = 0; i < 70 && cb.failed_sqlstate.empty(); ++i) {
+    Send('Q', Query("prepare p" + std::to_string(i) + " as select '" + big +
+                    "'"));
+  }
+  EXPECT_EQ(cb.failed_sqlstate, "54000");
+  EXPECT_THAT(cb.failed_message, HasSubstr("prepared statements"));
+}
+
+}  // namespace
+}  // namespace warden::stages
