@@ -161,17 +161,6 @@ struct SharedState {
   absl::flat_hash_map<const config::Upstream*, tls::ContextPtr> upstream_tls;
 };
 
-// Sends a CancelRequest for `target` on a fresh connection and calls `done`
-// (if set) once the upstream closed that connection, which PostgreSQL does
-// after signalling the backend. Bounded by a 5 s timer.
-// ParseAddress fills `out` for a literal IPv4 or IPv6 address; false for
-// anything else (a host name).
-bool ParseAddress(const std::string& host, uint16_t port,
-                  struct sockaddr_storage* out, unsigned int* len);
-
-void SendCancel(net::EventLoop* loop, const CancelTarget& target,
-                std::function<void()> done = nullptr);
-
 class Session;
 // The sessions of one worker, which own them; loop thread only.
 using SessionMap = absl::flat_hash_map<Session*, std::shared_ptr<Session>>;
