@@ -338,6 +338,9 @@ absl::Status Server::Start() {
     }
   }
 
+  resolver_ = std::make_unique<net::Resolver>();
+  shared_.resolver = resolver_.get();
+
   int workers = config_.proxy.workers;
   if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
   for (int i = 0; i < workers; ++i) {

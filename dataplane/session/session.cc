@@ -1074,46 +1074,24 @@ void Session::ConnectUpstream() {
   if (net::ParseAddress(up.host, up.port, &probe, &probe_len)) {
     return ConnectTo({{up.host, up.port}}, 0);
   }
-  // A host name: resolve off the loop (getaddrinfo blocks) and come back.
+  // A host name: resolved off the loop (getaddrinfo blocks) by the
+  // server's resolver, which answers on this loop and keeps it alive until
+  // then. The connect timer armed above bounds the wait.
   std::weak_ptr<Session> weak = weak_from_this();
-  // The resolver thread may outlive the worker: it keeps the loop alive.
-  std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
-  std::thread([weak, loop, host = up.host, port = up.port] {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* result = nullptr;
-    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
-    std::vector<std::pair<std::string, uint16_t>> addresses;
-    for (addrinfo* a = result; rc == 0 && a != nullptr; a = a->ai_next) {
-      char text[INET6_ADDRSTRLEN] = {0};
-      if (a->ai_family == AF_INET) {
-        inet_ntop(AF_INET,
-                  &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, text,
-                  sizeof(text));
-      } else if (a->ai_family == AF_INET6) {
-        inet_ntop(AF_INET6,
-                  &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, text,
-                  sizeof(text));
-      } else {
-        continue;
-      }
-      addresses.emplace_back(text, port);
-    }
-    if (result != nullptr) freeaddrinfo(result);
-    const std::string error = rc == 0 ? "" : gai_strerror(rc);
-    loop->Post([weak, addresses, error, host] {
-      auto self = weak.lock();
-      if (!self || self->phase_ != Phase::kUpstreamConnect) return;
-      if (addresses.empty()) {
-        return self->Fail(
-            pgwire::kConnectionFailure,
-            absl::StrCat("cannot resolve upstream host '", host,
-                         "': ", error.empty() ? "no addresses" : error),
-            warden::v1::SESSION_END_REASON_UPSTREAM);
-      }
-      self->ConnectTo(addresses, 0);
-    });
-  }).detach();
+  shared_->resolver->Resolve(
+      up.host, up.port, loop_->shared_from_this(),
+      [weak, host = up.host](absl::StatusOr<net::Addresses> addresses) {
+        auto self = weak.lock();
+        if (!self || self->phase_ != Phase::kUpstreamConnect) return;
+        if (!addresses.ok()) {
+          return self->Fail(
+              pgwire::kConnectionFailure,
+              absl::StrCat("cannot resolve upstream host '", host,
+                           "': ", addresses.status().message()),
+              warden::v1::SESSION_END_REASON_UPSTREAM);
+        }
+        self->ConnectTo(*std::move(addresses), 0);
+      });
 }
 
 void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,

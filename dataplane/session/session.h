@@ -33,6 +33,7 @@
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/conn.h"
 #include "dataplane/net/event_loop.h"
+#include "dataplane/net/resolver.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
@@ -159,6 +160,9 @@ struct SharedState {
       authenticators;
   // By upstream (address of the config entry); absent when TLS is disabled.
   absl::flat_hash_map<const config::Upstream*, tls::ContextPtr> upstream_tls;
+  // Looks up upstream host names (set by the server, which owns it; needed
+  // only when an upstream is given by name).
+  net::Resolver* resolver = nullptr;
 };
 
 class Session;
