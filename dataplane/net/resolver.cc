@@ -123,10 +123,10 @@ void Resolver::Deliver(Request request, absl::StatusOr<Addresses> result) {
   // The loop must not own itself through its own task: the task holds only
   // the callback and the answer, and the loop reference ends here.
   std::shared_ptr<EventLoop> loop = std::move(request.loop);
-  loop->Post([done = std::move(request.done),
-              result = std::move(result)]() mutable {
-    done(std::move(result));
-  });
+  loop->Post(
+      [done = std::move(request.done), result = std::move(result)]() mutable {
+        done(std::move(result));
+      });
 }
 
 void Resolver::Work() {

@@ -33,9 +33,8 @@ class Resolver {
  public:
   using Callback = std::function<void(absl::StatusOr<Addresses>)>;
   // What a pool thread runs for one name (getaddrinfo unless replaced).
-  using LookupFn =
-      std::function<absl::StatusOr<Addresses>(const std::string& host,
-                                              uint16_t port)>;
+  using LookupFn = std::function<absl::StatusOr<Addresses>(
+      const std::string& host, uint16_t port)>;
 
   struct Options {
     // Lookups that run at once.
@@ -68,8 +67,8 @@ class Resolver {
   //   - Cancelled when the resolver is destroyed before the lookup ran.
   // `loop` is kept alive until the answer is posted; an answer posted to a
   // loop that never runs again is dropped with the loop's tasks.
-  void Resolve(std::string host, uint16_t port,
-               std::shared_ptr<EventLoop> loop, Callback done);
+  void Resolve(std::string host, uint16_t port, std::shared_ptr<EventLoop> loop,
+               Callback done);
 
  private:
   struct Request {

@@ -1084,11 +1084,10 @@ void Session::ConnectUpstream() {
         auto self = weak.lock();
         if (!self || self->phase_ != Phase::kUpstreamConnect) return;
         if (!addresses.ok()) {
-          return self->Fail(
-              pgwire::kConnectionFailure,
-              absl::StrCat("cannot resolve upstream host '", host,
-                           "': ", addresses.status().message()),
-              warden::v1::SESSION_END_REASON_UPSTREAM);
+          return self->Fail(pgwire::kConnectionFailure,
+                            absl::StrCat("cannot resolve upstream host '", host,
+                                         "': ", addresses.status().message()),
+                            warden::v1::SESSION_END_REASON_UPSTREAM);
         }
         self->ConnectTo(*std::move(addresses), 0);
       });

@@ -107,8 +107,7 @@ TEST(ResolverTest, InvalidNamesFailAtOnceWithoutAQuery) {
   // DNS query leaves the machine).
   FakeLookup fake;
   Resolver resolver({/*threads=*/1, /*max_queued=*/1, fake.Fn()});
-  for (const char* name :
-       {"no-such-host.invalid", "db.INVALID.", "invalid"}) {
+  for (const char* name : {"no-such-host.invalid", "db.INVALID.", "invalid"}) {
     auto answer = ResolveOnLoop(resolver, name);
     EXPECT_EQ(answer.status().code(), absl::StatusCode::kNotFound) << name;
     EXPECT_FALSE(answer.status().message().empty());
@@ -199,7 +198,8 @@ TEST(ResolverTest, DestructionFailsQueuedLookupsAndFinishesTheRunningOne) {
   EXPECT_EQ(results["a"].code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(results["b"].code(), absl::StatusCode::kCancelled);
   EXPECT_TRUE(results["run"].ok()) << results["run"];
-  EXPECT_EQ(calls, (std::map<std::string, int>{{"a", 1}, {"b", 1}, {"run", 1}}));
+  EXPECT_EQ(calls,
+            (std::map<std::string, int>{{"a", 1}, {"b", 1}, {"run", 1}}));
   EXPECT_EQ(fake.calls.load(), 1);  // queued names were never looked up.
 }
 
