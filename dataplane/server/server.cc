@@ -16,6 +16,7 @@
 #include "common/crypto.h"
 #include "common/names.h"
 #include "dataplane/auth/scram.h"
+#include "dataplane/net/address.h"
 #include "common/files.h"
 #include "common/tls.h"
 #include "common/status_macros.h"
@@ -337,6 +338,9 @@ absl::Status Server::Start() {
     }
   }
 
+  resolver_ = std::make_unique<net::Resolver>();
+  shared_.resolver = resolver_.get();
+
   int workers = config_.proxy.workers;
   if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
   for (int i = 0; i < workers; ++i) {
@@ -348,13 +352,13 @@ absl::Status Server::Start() {
   for (const auto& l : config_.listeners) {
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
-    if (!session::ParseAddress(l.address, l.port, &addr, &addr_len)) {
+    if (!net::ParseAddress(l.address, l.port, &addr, &addr_len)) {
       return absl::InvalidArgumentError(
           absl::StrCat("listener ", l.name, ": bad address '", l.address, "'"));
     }
     uint16_t port = l.port;
     for (auto& worker : workers_) {
-      session::ParseAddress(l.address, port, &addr, &addr_len);
+      net::ParseAddress(l.address, port, &addr, &addr_len);
       const int fd =
           socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       const int one = 1;

@@ -19,6 +19,7 @@
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/event_loop.h"
+#include "dataplane/net/resolver.h"
 #include "dataplane/session/cert_authenticator.h"
 #include "dataplane/session/session.h"
 
@@ -69,7 +70,8 @@ class Server {
     void OnEvents(uint32_t events) override;
   };
   struct Worker {
-    // Shared: a resolver thread may hold it past the worker's end.
+    // Shared: the resolver holds it until it posted its answer, possibly
+    // past the worker's end.
     std::shared_ptr<net::EventLoop> loop = std::make_shared<net::EventLoop>();
     std::vector<std::unique_ptr<Acceptor>> acceptors;
     session::SessionMap sessions;  // loop thread only.
@@ -100,6 +102,10 @@ class Server {
   std::unique_ptr<audit::Recorder> recorder_;
   std::unique_ptr<audit::Sender> sender_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  // Upstream host names, for every worker's sessions. Destroyed before the
+  // workers (after Wait(), so no session asks any more): queued lookups are
+  // failed, running ones finish onto loops that no longer run.
+  std::unique_ptr<net::Resolver> resolver_;
   // Set once workers_ is complete (read by the bundle client's thread).
   std::atomic<bool> workers_ready_{false};
   std::vector<std::pair<std::string, uint16_t>> bound_;

@@ -1,7 +1,6 @@
 #include "dataplane/session/session.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
@@ -10,7 +9,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 #include <utility>
 
 #include "common/proto_time.h"
@@ -21,6 +19,8 @@
 #include "common/crypto.h"
 #include "common/names.h"
 #include "dataplane/auth/scram.h"
+#include "dataplane/net/address.h"
+#include "dataplane/net/cancel_sender.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/framing.h"
 #include "dataplane/pgwire/messages.h"
@@ -123,109 +123,17 @@ std::string Printable(char c) {
 
 namespace {
 
-// Connects to the upstream, sends one CancelRequest and waits until the
-// server closes the connection (or 5 s pass). Deletes itself.
-class CancelSender : public net::EventLoop::Handler {
- public:
-  static void Start(net::EventLoop* loop, const CancelTarget& target,
-                    std::function<void()> done) {
-    auto* sender = new CancelSender(loop, std::move(done));
-    sender->Begin(target);
-  }
-
-  void OnEvents(uint32_t events) override {
-    if (finished_) return;
-    if (!sent_ && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-      int error = 0;
-      socklen_t len = sizeof(error);
-      getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &len);
-      if (error != 0) {
-        spdlog::warn("cancel: cannot reach upstream: {}", std::strerror(error));
-        return Finish();
-      }
-      const ssize_t n =
-          ::send(fd_, message_.data(), message_.size(), MSG_NOSIGNAL);
-      if (n != static_cast<ssize_t>(message_.size())) return Finish();
-      sent_ = true;
-    }
-    if (sent_ && (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))) {
-      char sink[64];
-      const ssize_t n = ::recv(fd_, sink, sizeof(sink), 0);
-      if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) Finish();
-    }
-  }
-
- private:
-  CancelSender(net::EventLoop* loop, std::function<void()> done)
-      : loop_(loop), done_(std::move(done)) {}
-
-  void Begin(const CancelTarget& target) {
-    pgwire::WriteCancelRequest(&message_, target.upstream_pid,
-                               target.upstream_secret);
-    sockaddr_storage addr{};
-    socklen_t addr_len = 0;
-    if (!ParseAddress(target.host, target.port, &addr, &addr_len)) {
-      spdlog::warn("cancel: bad upstream address {}", target.host);
-      return Finish();
-    }
-    fd_ = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return Finish();
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 &&
-        errno != EINPROGRESS) {
-      spdlog::warn("cancel: cannot reach upstream: {}", std::strerror(errno));
-      return Finish();
-    }
-    if (!loop_->Watch(fd_, this).ok()) return Finish();
-    timer_ = loop_->AddTimer(std::chrono::seconds(5), [this] {
-      timer_ = 0;
-      Finish();
-    });
-  }
-
-  void Finish() {
-    if (finished_) return;
-    finished_ = true;
-    if (timer_ != 0) loop_->CancelTimer(timer_);
-    if (fd_ >= 0) ::close(fd_);
-    if (done_) done_();
-    // Events for this object may still be queued in the current batch.
-    loop_->Defer([this] { delete this; });
-  }
-
-  net::EventLoop* loop_;
-  std::function<void()> done_;
-  std::string message_;
-  int fd_ = -1;
-  bool sent_ = false;
-  bool finished_ = false;
-  net::EventLoop::TimerId timer_ = 0;
-};
+// The registry's record of a backend, cancelled through net/.
+void SendCancel(net::EventLoop* loop, const CancelTarget& target,
+                std::function<void()> done = nullptr) {
+  net::SendCancel(loop,
+                  net::CancelTarget{target.host, target.port,
+                                    target.upstream_pid,
+                                    target.upstream_secret},
+                  std::move(done));
+}
 
 }  // namespace
-
-bool ParseAddress(const std::string& host, uint16_t port, sockaddr_storage* out,
-                  socklen_t* len) {
-  auto* v4 = reinterpret_cast<sockaddr_in*>(out);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(port);
-    *len = sizeof(sockaddr_in);
-    return true;
-  }
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(out);
-  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(port);
-    *len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
-}
-
-void SendCancel(net::EventLoop* loop, const CancelTarget& target,
-                std::function<void()> done) {
-  CancelSender::Start(loop, target, std::move(done));
-}
 
 Session::Session(SharedState* shared, const config::Listener* listener,
                  int client_fd, net::EventLoop* loop, SessionMap* live)
@@ -1117,49 +1025,26 @@ void Session::ConnectUpstream() {
   ArmTimer(up.connect_timeout_ms);
   sockaddr_storage probe{};
   socklen_t probe_len = 0;
-  if (ParseAddress(up.host, up.port, &probe, &probe_len)) {
+  if (net::ParseAddress(up.host, up.port, &probe, &probe_len)) {
     return ConnectTo({{up.host, up.port}}, 0);
   }
-  // A host name: resolve off the loop (getaddrinfo blocks) and come back.
+  // A host name: resolved off the loop (getaddrinfo blocks) by the
+  // server's resolver, which answers on this loop and keeps it alive until
+  // then. The connect timer armed above bounds the wait.
   std::weak_ptr<Session> weak = weak_from_this();
-  // The resolver thread may outlive the worker: it keeps the loop alive.
-  std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
-  std::thread([weak, loop, host = up.host, port = up.port] {
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* result = nullptr;
-    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
-    std::vector<std::pair<std::string, uint16_t>> addresses;
-    for (addrinfo* a = result; rc == 0 && a != nullptr; a = a->ai_next) {
-      char text[INET6_ADDRSTRLEN] = {0};
-      if (a->ai_family == AF_INET) {
-        inet_ntop(AF_INET,
-                  &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, text,
-                  sizeof(text));
-      } else if (a->ai_family == AF_INET6) {
-        inet_ntop(AF_INET6,
-                  &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, text,
-                  sizeof(text));
-      } else {
-        continue;
-      }
-      addresses.emplace_back(text, port);
-    }
-    if (result != nullptr) freeaddrinfo(result);
-    const std::string error = rc == 0 ? "" : gai_strerror(rc);
-    loop->Post([weak, addresses, error, host] {
-      auto self = weak.lock();
-      if (!self || self->phase_ != Phase::kUpstreamConnect) return;
-      if (addresses.empty()) {
-        return self->Fail(
-            pgwire::kConnectionFailure,
-            absl::StrCat("cannot resolve upstream host '", host,
-                         "': ", error.empty() ? "no addresses" : error),
-            warden::v1::SESSION_END_REASON_UPSTREAM);
-      }
-      self->ConnectTo(addresses, 0);
-    });
-  }).detach();
+  shared_->resolver->Resolve(
+      up.host, up.port, loop_->shared_from_this(),
+      [weak, host = up.host](absl::StatusOr<net::Addresses> addresses) {
+        auto self = weak.lock();
+        if (!self || self->phase_ != Phase::kUpstreamConnect) return;
+        if (!addresses.ok()) {
+          return self->Fail(pgwire::kConnectionFailure,
+                            absl::StrCat("cannot resolve upstream host '", host,
+                                         "': ", addresses.status().message()),
+                            warden::v1::SESSION_END_REASON_UPSTREAM);
+        }
+        self->ConnectTo(*std::move(addresses), 0);
+      });
 }
 
 void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
@@ -1170,7 +1055,7 @@ void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
     const auto& [host, port] = upstream_addresses_[index];
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
-    if (!ParseAddress(host, port, &addr, &addr_len)) continue;
+    if (!net::ParseAddress(host, port, &addr, &addr_len)) continue;
     const int fd =
         socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) continue;

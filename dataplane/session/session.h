@@ -33,6 +33,7 @@
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/conn.h"
 #include "dataplane/net/event_loop.h"
+#include "dataplane/net/resolver.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
@@ -161,18 +162,10 @@ struct SharedState {
       authenticators;
   // By upstream (address of the config entry); absent when TLS is disabled.
   absl::flat_hash_map<const config::Upstream*, tls::ContextPtr> upstream_tls;
+  // Looks up upstream host names (set by the server, which owns it; needed
+  // only when an upstream is given by name).
+  net::Resolver* resolver = nullptr;
 };
-
-// Sends a CancelRequest for `target` on a fresh connection and calls `done`
-// (if set) once the upstream closed that connection, which PostgreSQL does
-// after signalling the backend. Bounded by a 5 s timer.
-// ParseAddress fills `out` for a literal IPv4 or IPv6 address; false for
-// anything else (a host name).
-bool ParseAddress(const std::string& host, uint16_t port,
-                  struct sockaddr_storage* out, unsigned int* len);
-
-void SendCancel(net::EventLoop* loop, const CancelTarget& target,
-                std::function<void()> done = nullptr);
 
 class Session;
 // The sessions of one worker, which own them; loop thread only.

@@ -139,6 +139,10 @@ environments:
         upstream: {{ host: 127.0.0.1, port: {relay_port}, database: shop, user: warden_svc, password: svc-scram-pw }}
       - name: deaddb
         upstream: {{ host: 127.0.0.1, port: {free_port()}, database: shop, user: warden_svc, password: svc-scram-pw }}
+      - name: namedb
+        upstream: {{ host: localhost, port: {pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+      - name: nowheredb
+        upstream: {{ host: nowhere.invalid, port: {pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
   - name: staging
     databases:
       - name: shop
@@ -303,6 +307,30 @@ class AuthAndRouting(unittest.TestCase):
         with self.assertRaises(psycopg.OperationalError) as ctx:
             psycopg.connect(dsn("deaddb"))
         self.assertIn("cannot connect to the upstream database", str(ctx.exception))
+
+    def test_upstream_by_host_name(self):
+        # The proxy's resolver looks the name up; the session connects to
+        # what it found.
+        with psycopg2.connect(dsn("namedb")) as c, c.cursor() as cur:
+            cur.execute("SELECT current_user")
+            self.assertEqual(cur.fetchone()[0], "warden_svc")
+        c.close()
+        # Cancels go to the address the name resolved to.
+        conn = rawpg.RawConn(PROXY.port("plain"))
+        conn.login("alice", "alice-pw", "namedb")
+        conn.send(rawpg.query("SELECT pg_sleep(60) /* warden-named-cancel-test */"))
+        self.assertTrue(wait_until(lambda: active_statements("warden-named-cancel-test") == 1),
+                        "query never started")
+        rawpg.send_cancel(PROXY.port("plain"), conn.backend_key[0], conn.backend_key[1])
+        self.assertTrue(wait_until(lambda: active_statements("warden-named-cancel-test") == 0),
+                        "the cancel did not reach the upstream found by name")
+        conn.close()
+
+    def test_upstream_host_that_does_not_resolve(self):
+        # .invalid never resolves (RFC 6761): the lookup's error, not a hang.
+        with self.assertRaises(psycopg.OperationalError) as ctx:
+            psycopg.connect(dsn("nowheredb"))
+        self.assertIn("cannot resolve upstream host 'nowhere.invalid'", str(ctx.exception))
 
     def test_replication_connections_refused(self):
         with self.assertRaises(psycopg2.OperationalError) as ctx:
