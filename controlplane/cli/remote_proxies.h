@@ -3,10 +3,8 @@
 #ifndef WARDEN_CONTROLPLANE_CLI_REMOTE_PROXIES_H_
 #define WARDEN_CONTROLPLANE_CLI_REMOTE_PROXIES_H_
 
-#include <cstdint>
 #include <ostream>
 #include <string>
-#include <vector>
 
 #include "controlplane/cli/remote_common.h"
 
