@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iterator>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -220,17 +219,16 @@ int RunLogin(const LoginOptions& options, std::istream& in, std::ostream& out,
       absl::UTCTimeZone());
   const std::string psql = PsqlLine(options, issued.user(), cert_path, key_path);
   if (options.format == Format::kJson) {
-    out << nlohmann::json({{"user", issued.user()},
-                           {"groups", issued.groups()},
-                           {"provider", issued.provider()},
-                           {"not_after", until},
-                           {"certificate", cert_path.string()},
-                           {"key", key_path.string()},
-                           {"key_pk8", pk8_path.string()},
-                           {"ca", ca_path.string()},
-                           {"psql", psql}})
-               .dump(2)
-        << "\n";
+    WriteJson({{"user", issued.user()},
+               {"groups", issued.groups()},
+               {"provider", issued.provider()},
+               {"not_after", until},
+               {"certificate", cert_path.string()},
+               {"key", key_path.string()},
+               {"key_pk8", pk8_path.string()},
+               {"ca", ca_path.string()},
+               {"psql", psql}},
+              out);
     return kExitOk;
   }
   // What warden-control answered is printed escaped (TerminalSafe), as in

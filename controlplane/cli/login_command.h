@@ -20,7 +20,7 @@
 #include <ostream>
 #include <string>
 
-#include "controlplane/cli/remote_commands.h"
+#include "controlplane/cli/remote_common.h"
 
 namespace warden::controlplane::cli {
 

@@ -1,7 +1,7 @@
 // wardenctl: Warden's command-line tool. Parses the command line with
-// CLI11 and hands over to policy_commands (offline) and remote_commands
-// (warden-control over gRPC); exit codes are listed in policy_commands.h and
-// in controlplane/cli/README.md.
+// CLI11 and hands over to policy_commands (offline) and the remote_* files,
+// one per noun (warden-control over gRPC; remote_common.h); exit codes are
+// listed in policy_commands.h and in controlplane/cli/README.md.
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <iostream>
@@ -11,7 +11,12 @@
 
 #include "controlplane/cli/login_command.h"
 #include "controlplane/cli/policy_commands.h"
-#include "controlplane/cli/remote_commands.h"
+#include "controlplane/cli/remote_audit.h"
+#include "controlplane/cli/remote_common.h"
+#include "controlplane/cli/remote_identities.h"
+#include "controlplane/cli/remote_policy.h"
+#include "controlplane/cli/remote_proxies.h"
+#include "controlplane/cli/remote_tokens.h"
 
 namespace {
 
@@ -102,7 +107,7 @@ int main(int argc, char** argv) {
       ->required();
   AddFormat(eval_cmd, &eval_format);
 
-  // Remote commands (remote_commands.h).
+  // Remote commands (remote_policy.h).
   cli::PushOptions push;
   std::string push_format = "text";
   CLI::App* push_cmd = policy->add_subcommand(

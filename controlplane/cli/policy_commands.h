@@ -21,7 +21,7 @@ enum ExitCode : int {
   kExitUsage = 2,            // bad flags, unreadable path, no inputs.
   kExitDenied = 3,           // eval: deny.
   kExitRequiresApproval = 4, // eval: require_approval.
-  // Remote commands (remote_commands.h):
+  // Remote commands (remote_common.h):
   kExitDifferences = 5,      // diff: local policies differ from the server.
   kExitAuth = 6,             // UNAUTHENTICATED / PERMISSION_DENIED.
   kExitUnavailable = 7       // UNAVAILABLE / DEADLINE_EXCEEDED.
