@@ -1,10 +1,14 @@
 // Maps the BackendKeyData the proxy hands to clients onto the upstream's, so
 // a CancelRequest (which arrives on a fresh connection, possibly on another
-// worker) reaches the right backend. Clients never see upstream keys.
+// worker) reaches the right backend, and the session that owns the key (a
+// statement Warden holds, e.g. for the audit trail's acknowledgement, has
+// not reached the backend: its session withdraws it). Clients never see
+// upstream keys.
 #ifndef WARDEN_DATAPLANE_SESSION_CANCEL_REGISTRY_H_
 #define WARDEN_DATAPLANE_SESSION_CANCEL_REGISTRY_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -19,6 +23,9 @@ struct CancelTarget {
   uint16_t port = 0;
   int32_t upstream_pid = 0;
   int32_t upstream_secret = 0;
+  // Tells the owning session that its client cancelled (thread-safe: it
+  // posts to the session's loop); may be empty.
+  std::function<void()> notify_session;
 };
 
 // Thread-safe.

@@ -27,6 +27,7 @@
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/pgwire/startup.h"
 #include "dataplane/session/startup_params.h"
+#include "dataplane/stages/directory_stage.h"
 #include "dataplane/stages/policy_stage.h"
 #include "policy/sql/normalize.h"
 #include "spdlog/spdlog.h"
@@ -533,6 +534,9 @@ size_t Session::ProcessStartup(absl::string_view buf) {
       if (target) {
         spdlog::debug("session {}: cancel for upstream pid {}", peer_address_,
                       target->upstream_pid);
+        // A statement Warden holds never reached the backend: its session
+        // withdraws it; what runs upstream is cancelled there.
+        if (target->notify_session) target->notify_session();
         // The requester's connection closes once the upstream has taken the
         // cancel, as PostgreSQL's own postmaster behaves.
         SendCancel(loop_, *target,
@@ -663,9 +667,12 @@ void Session::HandleAuthStep(AuthStep step) {
       break;
   }
   identity_ = std::move(step.identity);
-  provider_identity_ = step.provider_identity;
-  credential_issued_ = step.credential_issued;
-  base_groups_.assign(identity_.groups().begin(), identity_.groups().end());
+  if (shared_->governed) {
+    directory_ = std::make_unique<stages::DirectoryStage>(
+        static_cast<stages::StageCallbacks*>(this), &identity_, &subject_,
+        stages::DirectoryStage::Login{step.provider_identity,
+                                      step.credential_issued});
+  }
   auth_.reset();
   // A name that passes on screen for another person's ("\u0430lice" with a
   // Cyrillic a) would dodge the rules written for that person's name and
@@ -740,7 +747,7 @@ void Session::HandleAuthStep(AuthStep step) {
     const std::shared_ptr<const gate::Gate> gate = shared_->CurrentGate();
     // The directory (SCIM) first: a deactivated user goes no further, and
     // its groups count for the role mapping.
-    if (!ApplyDirectory(*gate)) return RefuseIdentity(DeactivatedReason());
+    if (!directory_->Apply(*gate)) return RefuseIdentity(directory_->Reason());
     const policy::engine::RoleDecision role = policy::engine::MapRole(
         gate->bundle(), subject_, environment_->name, database_name_);
     std::string refusal;
@@ -836,13 +843,6 @@ size_t Session::ProcessClient(absl::string_view buf) {
   const std::shared_ptr<const gate::Gate> gate =
       shared_->governed && phase_ == Phase::kRelay ? shared_->CurrentGate()
                                                    : nullptr;
-  // The directory in this policy: deactivated since the last batch means
-  // this one never reaches the database; groups follow SCIM's changes.
-  if (gate != nullptr && gate->generation() != directory_generation_ &&
-      !ApplyDirectory(*gate)) {
-    CloseDeactivated();
-    return 0;
-  }
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
@@ -941,6 +941,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
       execution_.gate = gate.get();
       const stages::StageResult r =
           chain_.OnFrontend({frame.type, frame.body, shielded});
+      if (phase_ == Phase::kClosed) return 0;  // e.g. a deactivated user
       if (r == stages::StageResult::kHold) {
         Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
         return pos;
@@ -1376,6 +1377,17 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
           std::tie(proxy_pid_, proxy_secret_) = *key;
           key_allocated_ = true;
         }
+        if (!cancel_target_.notify_session) {
+          // The session may be gone when a cancel arrives; its loop is
+          // kept alive by the registry entry until Release.
+          std::weak_ptr<Session> weak = weak_from_this();
+          std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
+          cancel_target_.notify_session = [weak, loop] {
+            loop->Post([weak] {
+              if (auto self = weak.lock()) self->OnClientCancel();
+            });
+          };
+        }
         shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
         std::string ours;
         pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
@@ -1577,106 +1589,18 @@ void Session::RefuseLogin(const char* sqlstate, const std::string& message,
   Fail(sqlstate, message, warden::v1::SESSION_END_REASON_POLICY);
 }
 
-bool Session::ApplyDirectory(const gate::Gate& gate) {
-  directory_generation_ = gate.generation();
-  credential_predates_name_ = false;
-  const policy::engine::DirectoryMatch match =
-      gate.FindDirectoryEntry(identity_.user());
-  if (!provider_identity_) {
-    // A user of the proxy config: only an administrator's hold on the
-    // name reaches it; the provider's entries, aliases and groups do not
-    // (red team: a SCIM token locked out and promoted break-glass users).
-    if (match.entry != nullptr && match.entry->admin_hold() &&
-        SameName(match.entry->user_name(), identity_.user())) {
-      inactive_because_ = match.entry->inactive_because();
-      return false;
-    }
-    return true;
-  }
-  directory_ambiguous_ = match.ambiguous;
-  if (match.ambiguous) return false;
-  const warden::v1::DirectoryEntry* entry = match.entry;
-  if (entry != nullptr && !entry->active()) {
-    inactive_because_ = entry->inactive_because();
-    return false;
-  }
-  // A token or certificate issued before the name became its current
-  // user's was issued to the user who had it before (deleted or renamed
-  // by the identity provider; red team pass 7: such a certificate, valid
-  // for hours, passed as the new account).
-  // The same for a name moved between users (red team pass 9): per name,
-  // the one this session connected as.
-  const std::optional<absl::Time> reused =
-      entry == nullptr
-          ? std::nullopt
-          : policy::engine::NameReusedAt(*entry, identity_.user());
-  // Whole seconds on both sides (a token's iat, a certificate's
-  // notBefore): a credential of the second the name moved in may be the
-  // earlier holder's, and is refused too (red team pass 10).
-  if (reused.has_value() && credential_issued_.has_value() &&
-      absl::ToUnixSeconds(*credential_issued_) <=
-          absl::ToUnixSeconds(*reused)) {
-    credential_predates_name_ = true;
-    inactive_because_ = absl::StrCat(
-        "this credential was issued before the name became its current "
-        "user's (", FoldName(identity_.user()), " since ",
-        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *reused, absl::UTCTimeZone()),
-        "; it changed hands in the identity provider): get a new token or "
-        "run wardenctl login again");
-    return false;
-  }
-  std::vector<std::string> groups = base_groups_;
-  if (entry != nullptr) {
-    for (const std::string& g : entry->groups()) {
-      if (std::find(groups.begin(), groups.end(), g) == groups.end()) {
-        groups.push_back(g);
-      }
-    }
-  }
-  if (groups != subject_.groups) {
-    subject_.groups = groups;
-    // (Prepared statements are judged again anyway: a new gate.)
-    identity_.mutable_groups()->Assign(groups.begin(), groups.end());
-  }
-  std::map<std::string, std::string> attributes;
-  if (entry != nullptr) {
-    attributes.insert(entry->attributes().begin(), entry->attributes().end());
-  }
-  if (attributes != subject_.attributes) {
-    subject_.attributes = attributes;
-    identity_.mutable_attributes()->clear();
-    identity_.mutable_attributes()->insert(attributes.begin(),
-                                           attributes.end());
-  }
-  return true;
-}
-
-std::string Session::DeactivatedReason() const {
-  if (directory_ambiguous_) {
-    return absl::StrCat(identity_.user(),
-                        " is an e-mail alias of more than one user in Warden's "
-                        "directory, so it names no one for sure; connect as "
-                        "the userName");
-  }
-  if (credential_predates_name_) {
-    return absl::StrCat(identity_.user(), ": ", inactive_because_);
-  }
-  return absl::StrCat(identity_.user(), " is deactivated in Warden's directory",
-                      inactive_because_.empty() ? "" : ": ", inactive_because_);
-}
-
-void Session::CloseDeactivated() {
-  const std::string why = DeactivatedReason();
-  spdlog::info("session {}: {}; closing it", peer_address_, why);
-  Fail(pgwire::kInvalidAuthorization, absl::StrCat("Warden: ", why, "; this session is closed"),
-       warden::v1::SESSION_END_REASON_POLICY);
-}
-
 void Session::OnPolicyChanged() {
   if (phase_ != Phase::kRelay || !shared_->governed) return;
   const std::shared_ptr<const gate::Gate> gate = shared_->CurrentGate();
-  if (gate == nullptr || gate->generation() == directory_generation_) return;
-  if (!ApplyDirectory(*gate)) CloseDeactivated();
+  // The directory's word on this user applies at once, even while idle.
+  if (gate != nullptr) chain_.OnPolicy(*gate);
+}
+
+void Session::OnClientCancel() {
+  if (phase_ != Phase::kRelay || !chain_.holding()) return;
+  spdlog::info("session {}: {} cancelled a held statement", peer_address_,
+               identity_.user());
+  chain_.OnCancel();
 }
 
 void Session::Shutdown() {
@@ -1870,6 +1794,8 @@ void Session::BuildChain() {
   facts_.database = database_name_;
   facts_.peer_address = peer_address_;
   const bool audit = shared_->recorder != nullptr;
+  // Client to database: directory, policy, audit (stages/README.md).
+  if (directory_ != nullptr) chain_.Add(std::move(directory_));
   if (shared_->governed) {
     chain_.Add(std::make_unique<stages::PolicyStage>(
         static_cast<stages::StageCallbacks*>(this), audit));

@@ -40,6 +40,7 @@
 #include "dataplane/session/refusals.h"
 #include "dataplane/stages/audit_stage.h"
 #include "dataplane/stages/chain.h"
+#include "dataplane/stages/directory_stage.h"
 #include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
@@ -195,6 +196,11 @@ class Session : public std::enable_shared_from_this<Session>,
   // while idle.
   void OnPolicyChanged();
 
+  // OnClientCancel: the client sent a CancelRequest with this session's key
+  // (loop thread). A statement a stage holds is withdrawn; one running
+  // upstream is cancelled there by the requester.
+  void OnClientCancel();
+
  private:
   enum class Phase {
     kStartup,          // reading a startup packet (maybe after TLS).
@@ -273,10 +279,6 @@ class Session : public std::enable_shared_from_this<Session>,
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason) override;
   void FailProtocol(absl::string_view message);
-  // ApplyDirectory reads the identity's entry in `gate`'s directory:
-  // false if the user is deactivated or deleted there; else the subject's
-  // groups become the proven ones plus the directory's.
-  bool ApplyDirectory(const gate::Gate& gate);
   // RefuseIdentity turns away an identity that authenticated but may not
   // connect (deactivated, unmapped): an AUTHENTICATION failure event with
   // `reason`, then FATAL 28000 "Warden: <reason>".
@@ -291,8 +293,6 @@ class Session : public std::enable_shared_from_this<Session>,
                    const std::string& reason);
   // The AUTHENTICATION event of a login whose credentials held.
   warden::v1::AuditEvent LoginEvent(bool success, const std::string& reason);
-  std::string DeactivatedReason() const;
-  void CloseDeactivated();
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
@@ -313,6 +313,7 @@ class Session : public std::enable_shared_from_this<Session>,
   }
   void Resume() override;
   net::EventLoop& loop() override { return *loop_; }
+  bool ended() const override { return phase_ == Phase::kClosed; }
   absl::Time Now() override {
     if (now_ == absl::InfinitePast()) now_ = absl::Now();
     return now_;
@@ -404,21 +405,9 @@ class Session : public std::enable_shared_from_this<Session>,
 
   // Enforcement state (only used when shared_->gate is set).
   policy::engine::Subject subject_;
-  // The groups the identity proved (token, certificate, config); the
-  // directory's are added to them at every policy change.
-  std::vector<std::string> base_groups_;
-  uint64_t directory_generation_ = 0;  // of the gate last applied
-  // The user's name was an ambiguous directory alias (ApplyDirectory).
-  bool directory_ambiguous_ = false;
-  // Who deactivated the user, from the directory (ApplyDirectory).
-  std::string inactive_because_;
-  // AuthStep::provider_identity of the login.
-  bool provider_identity_ = true;
-  // When the credential was issued (AuthStep.credential_issued).
-  std::optional<absl::Time> credential_issued_;
-  // The directory refused the credential as older than its name's current
-  // holder (not as deactivated).
-  bool credential_predates_name_ = false;
+  // The directory's word on the user (governed sessions): built at login,
+  // where it is first applied, then the chain's first stage.
+  std::unique_ptr<stages::DirectoryStage> directory_;
   // Executions relayed upstream and not answered yet, per batch (the
   // messages up to a Sync, or one Query or FunctionCall), oldest first.
   // Past kMaxUnanswered the client is not read until answers bring it

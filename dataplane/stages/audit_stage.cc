@@ -67,16 +67,26 @@ StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
   if (resumed) {
     // Recorded before the hold: relay it now, or, if the control plane
     // never confirmed its event, refuse it.
-    if (timed_out_) {
-      timed_out_ = false;
+    if (hold_end_ != HoldEnd::kAcknowledged) {
       std::string error;
-      pgwire::WriteErrorResponse(
-          &error, "ERROR", pgwire::kInsufficientResources,
-          absl::StrCat("Warden: the control plane did not confirm this "
-                       "statement's audit record within ",
-                       options_.sync_timeout_ms,
-                       " ms (audit mode sync); it was not run"),
-          "", "Retry later; the proxy's operators are alerted by its log.", 0);
+      if (hold_end_ == HoldEnd::kTimedOut) {
+        pgwire::WriteErrorResponse(
+            &error, "ERROR", pgwire::kInsufficientResources,
+            absl::StrCat("Warden: the control plane did not confirm this "
+                         "statement's audit record within ",
+                         options_.sync_timeout_ms,
+                         " ms (audit mode sync); it was not run"),
+            "", "Retry later; the proxy's operators are alerted by its log.",
+            0);
+      } else {
+        pgwire::WriteErrorResponse(
+            &error, "ERROR", pgwire::kQueryCanceled,
+            "canceling statement due to user request",
+            "Warden withdrew it while it waited for the control plane to "
+            "confirm its audit record (audit mode sync); it was not run.",
+            "", 0);
+      }
+      hold_end_ = HoldEnd::kAcknowledged;
       if (m.type == static_cast<char>(pgwire::FrontendType::kParse)) {
         const auto p = pgwire::ParseParse(m.body);
         EraseTemplate(StatementKey(p.ok() ? p->statement : ""));
@@ -119,27 +129,29 @@ void AuditStage::Hold(uint64_t sequence) {
       std::chrono::milliseconds(options_.sync_timeout_ms), [weak] {
         if (auto self = weak.lock()) {
           (*self)->hold_timer_ = 0;
-          (*self)->EndHold(/*timed_out=*/true);
+          (*self)->EndHold(HoldEnd::kTimedOut);
         }
       });
   net::EventLoop* loop = loop_;
   options_.sync->WhenAcknowledged(sequence, [weak, loop] {
     loop->Post([weak] {
-      if (auto self = weak.lock()) (*self)->EndHold(/*timed_out=*/false);
+      if (auto self = weak.lock()) (*self)->EndHold(HoldEnd::kAcknowledged);
     });
   });
   options_.sync->Nudge();
 }
 
-void AuditStage::EndHold(bool timed_out) {
+void AuditStage::OnCancel() { EndHold(HoldEnd::kCancelled); }
+
+void AuditStage::EndHold(HoldEnd how) {
   if (!waiting_) return;
   waiting_ = false;
   if (hold_timer_ != 0) {
     loop_->CancelTimer(hold_timer_);
     hold_timer_ = 0;
   }
-  if (timed_out) {
-    timed_out_ = true;
+  hold_end_ = how;
+  if (how == HoldEnd::kTimedOut) {
     spdlog::error("session {}: the control plane did not confirm an audit "
                   "event within {} ms; refusing the statement",
                   callbacks_->facts().peer_address, options_.sync_timeout_ms);

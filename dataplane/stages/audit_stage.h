@@ -72,6 +72,9 @@ class AuditStage : public Stage {
 
   StageResult OnFrontend(const Frontend& m, bool resumed) override;
   void OnBackend(const Backend& m) override;
+  // The client cancelled while its statement is held: it is withdrawn
+  // (refused with 57014, never run).
+  void OnCancel() override;
   void OnEnd(absl::string_view why) override;
 
   // Statements recorded (for the session's end event).
@@ -88,7 +91,8 @@ class AuditStage : public Stage {
   void EraseTemplate(const std::string& key);
   // Sync mode: waits for `sequence`'s acknowledgement.
   void Hold(uint64_t sequence);
-  void EndHold(bool timed_out);
+  enum class HoldEnd { kAcknowledged, kTimedOut, kCancelled };
+  void EndHold(HoldEnd how);
   // Result events: follows the message to its answers.
   void Track(const Frontend& m, bool replaced);
   void RecordResults();
@@ -108,11 +112,11 @@ class AuditStage : public Stage {
   size_t template_bytes_ = 0;
   // The intent the message in flight recorded (kept across a hold).
   Intent intent_;
-  // Sync hold: waiting for the acknowledgement; its timer; whether it
-  // timed out (the held message is refused).
+  // Sync hold: waiting for the acknowledgement; its timer; how it ended
+  // (anything but acknowledged: the held message is refused).
   bool waiting_ = false;
   uint64_t hold_timer_ = 0;
-  bool timed_out_ = false;
+  HoldEnd hold_end_ = HoldEnd::kAcknowledged;
   // Posted callbacks check it: the stage may be gone when they run.
   std::shared_ptr<AuditStage*> self_ = std::make_shared<AuditStage*>(this);
   ResultTracker results_;

@@ -21,6 +21,7 @@ StageResult Chain::OnFrontend(const Frontend& m) {
   for (size_t i = first; i < stages_.size(); ++i) {
     const bool refused_before = execution.refusal.has_value();
     const StageResult r = stages_[i]->OnFrontend(m, resumed && i == first);
+    if (callbacks_->ended()) return StageResult::kReplaced;
     if (r == StageResult::kHold) {
       held_ = i;
       return StageResult::kHold;
@@ -41,6 +42,13 @@ void Chain::OnBackend(const Backend& m) {
 
 void Chain::OnCancel() {
   for (auto& stage : stages_) stage->OnCancel();
+}
+
+void Chain::OnPolicy(const gate::Gate& gate) {
+  for (auto& stage : stages_) {
+    stage->OnPolicy(gate);
+    if (callbacks_->ended()) return;
+  }
 }
 
 void Chain::OnEnd(absl::string_view why) {

@@ -33,13 +33,16 @@ class Chain {
   // after Resume() of a held message, from the stage that held it (the
   // execution kept). kHold: the caller keeps `m` and stops reading the
   // client until the stage resumes; kReplaced: the execution's refusal
-  // says with what; kContinue: relay `m`.
+  // says with what; kContinue: relay `m`. A stage that ended the session
+  // (Fail) ends the run: later stages do not see the message.
   StageResult OnFrontend(const Frontend& m);
 
   // Backend messages, last stage first.
   void OnBackend(const Backend& m);
   // A CancelRequest of this session's client.
   void OnCancel();
+  // A new policy is in force.
+  void OnPolicy(const gate::Gate& gate);
   void OnEnd(absl::string_view why);
 
   // A stage holds the message at the head of the client's buffer.

@@ -118,9 +118,12 @@ class StageCallbacks {
   // Runs the held message through the chain again, from the stage that
   // held it. Loop thread only.
   virtual void Resume() = 0;
-  // Ends the session with a FATAL `sqlstate` error (a bound exceeded).
+  // Ends the session with a FATAL `sqlstate` error (a bound exceeded, a
+  // user deactivated); the chain stops there.
   virtual void Fail(absl::string_view sqlstate, absl::string_view message,
                     warden::v1::SessionEndReason reason) = 0;
+  // The session has ended.
+  virtual bool ended() const = 0;
   virtual net::EventLoop& loop() = 0;
   // The time, read once per batch of messages the session processes.
   virtual absl::Time Now() = 0;
@@ -138,6 +141,8 @@ class Stage {
   virtual void OnBackend(const Backend& m) {}
   // The client cancelled (CancelRequest): a held message is withdrawn.
   virtual void OnCancel() {}
+  // A new policy is in force (also while the session is idle).
+  virtual void OnPolicy(const gate::Gate& gate) {}
   // The session ended.
   virtual void OnEnd(absl::string_view why) {}
 };

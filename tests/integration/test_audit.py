@@ -505,6 +505,55 @@ users:
         finally:
             proxy.stop()
 
+    def test_5_a_cancel_withdraws_a_statement_held_for_the_audit_trail(self):
+        """Ctrl-C on a statement that waits for the control plane's
+        acknowledgement (sync mode) withdraws it at once, long before the
+        sync timeout, and it never runs; the session goes on."""
+        port = free_port()
+        token = self.control.bootstrap_token_file("prod", "audit-sync-cancel")
+        proxy = self.make_proxy("sync-cancel-proxy", "audit-sync-cancel", port, token,
+                                "mode: sync\n  sync_timeout: 60s").start()
+        marker = "held-%d" % time.time_ns()
+        conn = None
+        try:
+            self.assertTrue(wait_until(lambda: "in force" in proxy.log()), proxy.log())
+            conn = rawpg.RawConn(port, timeout=30)
+            conn.login("alice", "alice-pw", "shop")
+            self.assertIsNone(conn.simple_query("CREATE TABLE IF NOT EXISTS held_marks (m text)")[1])
+            # The control plane stops answering: the next statement is held.
+            os.kill(self.control.proc.pid, signal.SIGSTOP)
+            try:
+                conn.send(rawpg.query("INSERT INTO held_marks VALUES ('%s')" % marker))
+                # Held: a second later it has not reached the database.
+                time.sleep(1)
+                self.assertEqual(self.marks(marker), "0")
+                started = time.time()
+                rawpg.send_cancel(port, conn.backend_key[0], conn.backend_key[1])
+                replies = rawpg.read_to_ready(conn)
+                took = time.time() - started
+            finally:
+                os.kill(self.control.proc.pid, signal.SIGCONT)
+            errs = rawpg.errors(replies)
+            self.assertEqual(len(errs), 1, replies)
+            self.assertEqual(errs[0]["C"], "57014")
+            self.assertEqual(errs[0]["M"], "canceling statement due to user request")
+            self.assertIn("was not run", errs[0]["D"])
+            self.assertLess(took, 10)  # the sync timeout is 60 s
+            self.assertIn("cancelled a held statement", proxy.log())
+            # The session goes on, and the withdrawn INSERT never ran.
+            self.assertTrue(wait_until(
+                lambda: conn.simple_query("SELECT 1")[1] is None, timeout=30))
+            self.assertEqual(self.marks(marker), "0")
+        finally:
+            if conn:
+                conn.close()
+            proxy.stop()
+
+    def marks(self, marker):
+        """How many rows of held_marks hold `marker` (read directly)."""
+        return self.pg.psql("SELECT count(*) FROM held_marks WHERE m = '%s'" % marker,
+                            dbname="shop").strip()
+
     def test_2_kill_9_loses_nothing_and_duplicates_nothing(self):
         marker = "k9-%d" % time.time_ns()
         # Statements reach the database through the proxy while the control

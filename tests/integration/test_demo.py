@@ -145,7 +145,9 @@ class DemoTest(unittest.TestCase):
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(r.stdout.strip(), "sso-20", r.stderr)
             deadline = time.time() + 20
-            while time.time() < deadline and "alice@example.com" not in tail:
+            # (Wait for the statement itself: the login's events may reach
+            # the control plane in an earlier batch than it.)
+            while time.time() < deadline and "alice@example.com: ALLOW" not in tail:
                 tail = subprocess.run([wardenctl, "audit", "tail", "--limit", "100"], env=ctl_env,
                                       capture_output=True, text=True, timeout=30).stdout
                 time.sleep(0.2)

@@ -179,5 +179,22 @@ TEST(CancelRegistryTest, ConcurrentUseStaysConsistent) {
   EXPECT_EQ(registry.size(), 0u);
 }
 
+TEST(CancelRegistryTest, ACancelReachesTheOwningSessionOnlyWithTheRightKey) {
+  CancelRegistry registry;
+  const auto [pid, secret] = *registry.Allocate();
+  int told = 0;
+  CancelTarget target = Target("127.0.0.1", 5432, 77, 88);
+  target.notify_session = [&told] { ++told; };
+  registry.Register(pid, secret, target);
+  EXPECT_FALSE(registry.Lookup(pid, secret + 1).has_value());
+  const auto found = registry.Lookup(pid, secret);
+  ASSERT_TRUE(found.has_value());
+  ASSERT_TRUE(static_cast<bool>(found->notify_session));
+  found->notify_session();
+  EXPECT_EQ(told, 1);
+  registry.Release(pid, secret);
+  EXPECT_FALSE(registry.Lookup(pid, secret).has_value());
+}
+
 }  // namespace
 }  // namespace warden::session

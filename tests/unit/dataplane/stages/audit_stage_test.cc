@@ -216,6 +216,35 @@ TEST_F(AuditStageTest, SyncModeRefusesWhatTheControlPlaneNeverConfirmed) {
               HasSubstr("whose text Warden did not keep"));
 }
 
+TEST_F(AuditStageTest, ACancelWithdrawsTheHeldStatement) {
+  FakeAcks acks;
+  AuditStageOptions options;
+  options.sync = &acks;
+  options.sync_timeout_ms = 60000;
+  auto stage = Make(options);
+  const std::string q = Query("delete from orders");
+  ASSERT_EQ(Send(*stage, 'Q', q), StageResult::kHold);
+  // Not held: a cancel has nothing to withdraw.
+  AuditStage idle(&cb, &trail, options);
+  idle.OnCancel();
+  EXPECT_EQ(cb.resumes, 0);
+  stage->OnCancel();
+  EXPECT_EQ(cb.resumes, 1);
+  EXPECT_FALSE(stage->holding());
+  EXPECT_EQ(Send(*stage, 'Q', q, /*resumed=*/true), StageResult::kReplaced);
+  ASSERT_TRUE(cb.execution().refusal.has_value());
+  EXPECT_THAT(cb.execution().refusal->error, HasSubstr("57014"));
+  EXPECT_THAT(cb.execution().refusal->error,
+              HasSubstr("canceling statement due to user request"));
+  // The acknowledgement that comes later resumes nothing, and the next
+  // statement is not refused.
+  acks.waiting[0].second();
+  RunFor(20);
+  EXPECT_EQ(cb.resumes, 1);
+  acks.acked = ~0ull;
+  EXPECT_EQ(Send(*stage, 'Q', Query("select 1")), StageResult::kContinue);
+}
+
 TEST_F(AuditStageTest, AnEndedSessionIsNotResumed) {
   FakeAcks acks;
   AuditStageOptions options;

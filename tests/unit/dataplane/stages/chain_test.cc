@@ -30,6 +30,10 @@ class ScriptedStage : public Stage {
       cb_->Refuse("error-from-" + name_, false);
       return StageResult::kReplaced;
     }
+    if (fail) {
+      cb_->Fail("28000", "gone", warden::v1::SESSION_END_REASON_POLICY);
+      return StageResult::kContinue;
+    }
     if (set_text) cb_->execution().refused_portal_text = name_;
     return StageResult::kContinue;
   }
@@ -46,6 +50,7 @@ class ScriptedStage : public Stage {
   bool hold_next = false;
   bool refuse = false;
   bool set_text = false;
+  bool fail = false;
 
  private:
   std::string name_;
@@ -128,6 +133,13 @@ TEST_F(ChainFixture, ARefusalAfterAResumeIsToldToTheStagesBefore) {
   EXPECT_EQ(chain.OnFrontend({'Q', "m"}), StageResult::kReplaced);
   EXPECT_EQ(log, (std::vector<std::string>{"b:resumed:m", "a:told:error-from-b",
                                            "c:m:refused"}));
+}
+
+TEST_F(ChainFixture, AStageThatEndsTheSessionEndsTheRun) {
+  stages[0]->fail = true;  // e.g. the directory: the user is deactivated
+  EXPECT_EQ(chain.OnFrontend({'Q', "m"}), StageResult::kReplaced);
+  // Nothing later judges or records a message that never runs.
+  EXPECT_EQ(log, (std::vector<std::string>{"a:m"}));
 }
 
 TEST_F(ChainFixture, EndDropsTheHold) {

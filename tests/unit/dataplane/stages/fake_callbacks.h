@@ -44,6 +44,7 @@ class FakeCallbacks : public StageCallbacks {
     failed_sqlstate = std::string(sqlstate);
     failed_message = std::string(message);
   }
+  bool ended() const override { return !failed_sqlstate.empty(); }
   net::EventLoop& loop() override { return loop_; }
   absl::Time Now() override { return now; }
 
