@@ -16,7 +16,7 @@
 
 #include "absl/time/time.h"
 #include "common/jwt.h"
-#include "tests/unit/jwt_test_util.h"
+#include "tests/unit/common/jwt_test_util.h"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/startup.h"
 #include "gtest/gtest.h"
-#include "tests/unit/pgwire_test_util.h"
+#include "tests/unit/dataplane/pgwire/pgwire_test_util.h"
 
 namespace warden::pgwire {
 namespace {

@@ -4,7 +4,7 @@
 #include "dataplane/pgwire/framing.h"
 #include "dataplane/pgwire/messages.h"
 #include "gtest/gtest.h"
-#include "tests/unit/pgwire_test_util.h"
+#include "tests/unit/dataplane/pgwire/pgwire_test_util.h"
 
 namespace warden::pgwire {
 namespace {

@@ -23,7 +23,7 @@
 #include "dataplane/session/cert_authenticator.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/jwt_test_util.h"
+#include "tests/unit/common/jwt_test_util.h"
 
 namespace warden {
 namespace {

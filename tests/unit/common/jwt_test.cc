@@ -8,7 +8,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/jwt_test_util.h"
+#include "tests/unit/common/jwt_test_util.h"
 
 namespace warden::jwt {
 namespace {

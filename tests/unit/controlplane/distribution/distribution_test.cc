@@ -27,7 +27,7 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
-#include "tests/unit/controlplane_fixture.h"
+#include "tests/unit/controlplane/controlplane_fixture.h"
 #include "gtest/gtest.h"
 #include "policy/bundle/bundle.h"
 

@@ -15,7 +15,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/pgwire_test_util.h"
+#include "tests/unit/dataplane/pgwire/pgwire_test_util.h"
 
 namespace warden::session {
 namespace {

@@ -21,7 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/warden/v1/audit.grpc.pb.h"
-#include "tests/unit/controlplane_fixture.h"
+#include "tests/unit/controlplane/controlplane_fixture.h"
 
 namespace warden::controlplane {
 namespace {

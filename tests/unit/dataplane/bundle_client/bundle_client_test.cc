@@ -17,7 +17,7 @@
 #include "common/x509.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/unit/controlplane_fixture.h"
+#include "tests/unit/controlplane/controlplane_fixture.h"
 
 namespace warden::bundle_client {
 namespace {
