@@ -107,10 +107,11 @@ struct PolicyStageTest : ::testing::Test {
   }
   // PostgreSQL's ReadyForQuery for the oldest batch.
   void Ready(char status = 'T') {
+    // As the correlator counts it before the stages see it.
     ++cb.pipeline_.syncs_done;
+    --cb.pipeline_.pending_syncs;
     bodies.push_back(std::string(1, status));
     stage.OnBackend({'Z', bodies.back()});
-    --cb.pipeline_.pending_syncs;
   }
   void Backend(char type, std::string body = "") {
     bodies.push_back(std::move(body));
@@ -196,6 +197,24 @@ TEST_F(PolicyStageTest, ATightenedPolicyReachesPreparedStatementsAndPortals) {
   EXPECT_EQ(Send('B', Bind("p2", "s1")), StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
   EXPECT_EQ(Send('D', Describe('S', "s1")), StageResult::kReplaced);
+}
+
+TEST_F(PolicyStageTest, AnIdleReadyForQueryEndsThePortalsUnlessMoreWasSent) {
+  ASSERT_EQ(Send('P', Parse("s1", "select * from orders")),
+            StageResult::kContinue);
+  ASSERT_EQ(Send('B', Bind("p1", "s1")), StageResult::kContinue);
+  Sync();
+  // The client already bound p2 in the next batch before the first one's
+  // ReadyForQuery came.
+  ASSERT_EQ(Send('B', Bind("p2", "s1")), StageResult::kContinue);
+  Sync();
+  Backend('1');
+  Backend('2');
+  Ready('I');  // idle, but a batch is still in flight: portals stay
+  EXPECT_EQ(stage.portal_count(), 2u);
+  Backend('2');
+  Ready('I');  // idle and nothing in flight: the transaction's portals end
+  EXPECT_EQ(stage.portal_count(), 0u);
 }
 
 TEST_F(PolicyStageTest, AParsePostgreSQLSkippedIsUndoneAtReadyForQuery) {

@@ -35,7 +35,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/lang/sources.h"
-#include "tests/unit/controlplane_fixture.h"
+#include "tests/unit/controlplane/controlplane_fixture.h"
 
 namespace warden::controlplane::cli {
 namespace {

@@ -1,0 +1,119 @@
+// The correlator: batches, unanswered executions and portal origins in
+// protocol order, as PostgreSQL answers them.
+#include "dataplane/session/correlator.h"
+
+#include <string>
+
+#include "dataplane/pgwire/encoder.h"
+#include "gtest/gtest.h"
+
+namespace warden::session {
+namespace {
+
+std::string Body(const std::string& m) { return m.substr(5); }
+std::string Bind(absl::string_view portal) {
+  std::string m;
+  pgwire::WriteBind(&m, portal, "s");
+  return Body(m);
+}
+std::string Execute(absl::string_view portal) {
+  std::string m;
+  pgwire::WriteExecute(&m, portal);
+  return Body(m);
+}
+std::string Describe(absl::string_view portal) {
+  std::string m;
+  pgwire::WriteDescribe(&m, 'P', portal);
+  return Body(m);
+}
+
+TEST(CorrelatorTest, BatchesAreCountedAsTheyAreSentAndAnswered) {
+  Correlator c;
+  EXPECT_FALSE(c.busy());
+  c.Relayed('P');
+  EXPECT_TRUE(c.pipeline().unsynced);
+  EXPECT_TRUE(c.extended_since_sync());
+  c.Relayed('E');
+  EXPECT_TRUE(c.pipeline().executed_unsynced);
+  c.Relayed('S');
+  EXPECT_EQ(c.pipeline().syncs_sent, 1u);
+  EXPECT_EQ(c.pipeline().pending_syncs, 1);
+  EXPECT_FALSE(c.pipeline().unsynced);
+  EXPECT_FALSE(c.extended_since_sync());
+  EXPECT_TRUE(c.busy());
+  c.Relayed('Q');
+  EXPECT_EQ(c.pipeline().pending_syncs, 2);
+  c.Answered();
+  c.Ready(false);
+  EXPECT_EQ(c.pipeline().syncs_done, 1u);
+  EXPECT_EQ(c.pipeline().pending_syncs, 1);
+  c.Answered();
+  c.Ready(true);
+  EXPECT_EQ(c.pipeline().pending_syncs, 0);
+  EXPECT_FALSE(c.busy());
+  EXPECT_EQ(c.unanswered(), 0);
+}
+
+TEST(CorrelatorTest, AClientThatDoesNotReadIsPausedUntilAnswersCome) {
+  Correlator c;
+  for (int64_t i = 0; i < Correlator::kMaxUnanswered; ++i) c.Relayed('E');
+  EXPECT_FALSE(c.MayRead());
+  EXPECT_FALSE(c.TakeResume());
+  // Answers under the resume point let it be read again, once.
+  for (int64_t i = 0;
+       i < Correlator::kMaxUnanswered - Correlator::kResumeUnanswered; ++i) {
+    c.Answered();
+  }
+  EXPECT_TRUE(c.TakeResume());
+  EXPECT_FALSE(c.TakeResume());
+  EXPECT_TRUE(c.MayRead());
+}
+
+TEST(CorrelatorTest, AnErrorAnswersTheRestOfItsBatch) {
+  Correlator c;
+  for (int i = 0; i < 3; ++i) c.Relayed('E');
+  c.Relayed('S');
+  EXPECT_EQ(c.unanswered(), 3);
+  c.Answered();
+  c.Failed();  // PostgreSQL skips the other two
+  EXPECT_EQ(c.unanswered(), 0);
+  c.Ready(false);
+  EXPECT_EQ(c.unanswered(), 0);
+}
+
+TEST(CorrelatorTest, PortalsOfAFailedBatchOrAFailedQueryAreShielded) {
+  Correlator c;
+  // Bound and executed in one batch: passed on (PostgreSQL skips the
+  // Execute if the Bind failed).
+  EXPECT_FALSE(c.UnsafePortal('B', Bind("p")).has_value());
+  EXPECT_FALSE(c.UnsafePortal('E', Execute("p")).has_value());
+  c.Relayed('B');
+  c.Relayed('E');
+  c.Relayed('S');
+  // Its batch failed; inside the transaction block the portal may be half
+  // made: a later Execute or Describe of it is Warden's to answer.
+  c.Failed();
+  c.Ready(false);
+  ASSERT_TRUE(c.UnsafePortal('E', Execute("p")).has_value());
+  EXPECT_EQ(*c.UnsafePortal('D', Describe("p")), "p");
+  // A simple Query taints the unnamed portal.
+  EXPECT_FALSE(c.UnsafePortal('Q', "select 1").has_value());
+  c.Relayed('Q');
+  EXPECT_TRUE(c.UnsafePortal('E', Execute("")).has_value());
+  // The transaction ends: PostgreSQL drops the portals, Warden forgets.
+  c.Ready(true);
+  EXPECT_FALSE(c.UnsafePortal('E', Execute("p")).has_value());
+  // A portal whose Bind has not completed yet (an earlier batch still in
+  // flight) is not passed on either.
+  EXPECT_FALSE(c.UnsafePortal('B', Bind("q")).has_value());
+  c.Relayed('B');
+  c.Relayed('S');
+  EXPECT_TRUE(c.UnsafePortal('E', Execute("q")).has_value());
+  c.Ready(false);
+  EXPECT_FALSE(c.UnsafePortal('E', Execute("q")).has_value());
+  // A cursor Warden never saw bound is PostgreSQL's to answer.
+  EXPECT_FALSE(c.UnsafePortal('E', Execute("my_cursor")).has_value());
+}
+
+}  // namespace
+}  // namespace warden::session
