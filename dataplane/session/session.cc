@@ -45,18 +45,6 @@ constexpr int kReadsPerTurn = 16;
 constexpr size_t kMaxAuthMessageSize = 65535;
 // Bounds on per-session enforcement state (see Session::QueueRefusal).
 constexpr size_t kMaxRefusalsInFlight = 10000;
-// Portals whose origin Warden keeps (PortalSafe; a session with more open
-// at once loses the oldest knowledge: PostgreSQL's transaction end drops
-// them anyway).
-constexpr size_t kMaxPortals = 4096;
-// Unanswered executions one session may have in flight before its client
-// is no longer read, and the count under which reading resumes. The resume
-// point is far above what PostgreSQL may hold back unflushed (its 8 KiB
-// output buffer: at most 8192 / 14 = 585 answers of the smallest kind, a
-// 14-byte CommandComplete) until a Sync or Flush arrives, so a
-// client that pipelines and reads never waits on it.
-constexpr int64_t kMaxUnanswered = 10000;
-constexpr int64_t kResumeUnanswered = 5000;
 // Audit budget of a session while the spool is backlogged (AuditThrottled):
 // bytes per event of its budget (an event is a few hundred bytes), and the
 // longest it stays unread at a time.
@@ -96,20 +84,6 @@ const char* UpstreamAuthName(config::UpstreamAuthMethod m) {
       return "trust";
   }
   return "?";
-}
-
-// The portal an Execute, Describe('P') or Close('P') names.
-std::optional<absl::string_view> PortalUsed(char type, absl::string_view body) {
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kExecute:
-      return body.substr(0, body.find('\0'));
-    case pgwire::FrontendType::kDescribe:
-    case pgwire::FrontendType::kClose:
-      if (body.empty() || body[0] != 'P') return std::nullopt;
-      return body.substr(1, body.find('\0', 1) - 1);
-    default:
-      return std::nullopt;
-  }
 }
 
 std::string Printable(char c) {
@@ -285,9 +259,8 @@ void Session::ReadLoop(Side s) {
       p.read_paused = true;  // resumed by Flush of the other peer.
       return;
     }
-    if (s == Side::kClient && unanswered_ >= kMaxUnanswered) {
-      unanswered_paused_ = true;  // resumed by answers (AnsweredOne, ...).
-      return;
+    if (s == Side::kClient && !correlator_.MayRead()) {
+      return;  // too many unanswered executions: resumed by answers.
     }
     if (++reads > kReadsPerTurn) {
       // A busy stream yields to the worker's other sessions. Readiness is
@@ -872,7 +845,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
     }
     if ((frame.type == static_cast<char>(pgwire::FrontendType::kQuery) ||
          frame.type == static_cast<char>(pgwire::FrontendType::kFunctionCall)) &&
-        extended_since_sync_) {
+        correlator_.extended_since_sync()) {
       // After an error PostgreSQL skips everything up to the next Sync, a
       // Query too, and then sends no ReadyForQuery for it: which answer
       // belongs to which message would be a guess. No driver sends this
@@ -886,29 +859,13 @@ size_t Session::ProcessClient(absl::string_view buf) {
           "Warden relays it only after a Sync"));
       return 0;
     }
-    // Portals PostgreSQL may hold as freed or half-made memory. A Query that
-    // fails while running inside a transaction block leaves the unnamed
-    // portal pointing at the freed Query text and plan; a Bind that fails
-    // (a parameter that does not convert) leaves its portal created but
-    // never filled in; in an aborted transaction block both stay until
-    // ROLLBACK, and PostgreSQL 15's Execute (or Describe) of them reads
-    // the bad memory before checking anything and crashes the backend
-    // (every session of the server restarts). So Execute, Describe and
-    // Close of a portal are passed on only when its Bind is in the same
-    // batch (PostgreSQL skips them after an error) or in a finished batch
-    // without an error; Warden answers the rest as PostgreSQL does for a
-    // portal that does not exist (34000). Drivers bind and execute in the
-    // same batch, or fetch from a portal whose Bind has completed.
+    // Portals PostgreSQL may hold as freed or half-made memory (see
+    // correlator.h): Warden answers as PostgreSQL does for a portal that
+    // does not exist (34000) instead of passing the message on.
     const auto type = static_cast<pgwire::FrontendType>(frame.type);
-    if (type == pgwire::FrontendType::kQuery) {
-      NotePortalOrigin("", /*tainted=*/true);
-    } else if (type == pgwire::FrontendType::kBind) {
-      NotePortalOrigin(std::string(frame.body.substr(0, frame.body.find('\0'))),
-                       false);
-    }
     bool shielded = false;
-    if (const auto portal = PortalUsed(frame.type, frame.body);
-        portal.has_value() && !PortalSafe(*portal)) {
+    if (const auto portal = correlator_.UnsafePortal(frame.type, frame.body);
+        portal.has_value()) {
       shielded = true;
       std::string poison;
       if (type == pgwire::FrontendType::kClose) {
@@ -957,31 +914,8 @@ size_t Session::ProcessClient(absl::string_view buf) {
         if (phase_ == Phase::kClosed) return 0;
       }
     }
-    if (phase_ == Phase::kRelay) CountRelayed(frame.type);
+    correlator_.Relayed(frame.type);
     switch (static_cast<pgwire::FrontendType>(frame.type)) {
-      case pgwire::FrontendType::kQuery:
-      case pgwire::FrontendType::kSync:
-      case pgwire::FrontendType::kFunctionCall:
-        ++pipeline_.pending_syncs;
-        ++pipeline_.syncs_sent;
-        pipeline_.unsynced = false;
-        pipeline_.executed_unsynced = false;
-        if (frame.type == static_cast<char>(pgwire::FrontendType::kSync)) {
-          extended_since_sync_ = false;
-        }
-        break;
-      case pgwire::FrontendType::kExecute:
-        pipeline_.unsynced = true;
-        pipeline_.executed_unsynced = true;
-        extended_since_sync_ = true;
-        break;
-      case pgwire::FrontendType::kParse:
-      case pgwire::FrontendType::kBind:
-      case pgwire::FrontendType::kDescribe:
-      case pgwire::FrontendType::kClose:
-        pipeline_.unsynced = true;
-        extended_since_sync_ = true;
-        break;
       case pgwire::FrontendType::kTerminate:
         terminate = true;
         break;
@@ -989,7 +923,6 @@ size_t Session::ProcessClient(absl::string_view buf) {
         FailProtocol("unexpected authentication message after startup");
         return 0;
       default:
-        pipeline_.unsynced = true;
         break;
     }
     pos += frame.size;
@@ -1399,21 +1332,16 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
         if (!ready_) {
           became_ready = true;
         } else {
-          ++pipeline_.syncs_done;
-          AnsweredReady();
-          if (!portal_origins_.empty()) SettlePortals(frame.body == "I");
-          batch_had_error_ = false;
-          if (!refusals_.empty()) refusals_.DropDone(pipeline_.syncs_done);
+          correlator_.Ready(frame.body == "I");
+          if (!refusals_.empty()) {
+            refusals_.DropDone(correlator_.pipeline().syncs_done);
+          }
           to_stages(frame);
         }
         ready_ = true;
-        if (pipeline_.pending_syncs > 0) --pipeline_.pending_syncs;
         break;
       case pgwire::BackendType::kErrorResponse: {
-        if (ready_) {
-          batch_had_error_ = true;
-          AnsweredBatchError();
-        }
+        if (ready_) correlator_.Failed();
         // Parsed once for the refusals and severity.
         const auto error = pgwire::ParseErrorResponse(frame.body);
         if (!refusals_.empty() && error.ok()) {
@@ -1437,7 +1365,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       case pgwire::BackendType::kCommandComplete:
       case pgwire::BackendType::kPortalSuspended:
       case pgwire::BackendType::kEmptyQueryResponse:
-        AnsweredOne();
+        correlator_.Answered();
         to_stages(frame);
         break;
       case pgwire::BackendType::kDataRow:
@@ -1456,6 +1384,10 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
     pos += frame.size;
   }
   Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
+  if (correlator_.TakeResume() && phase_ == Phase::kRelay) {
+    // Answers brought the unanswered executions back under the limit.
+    loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
+  }
   if (became_ready && phase_ == Phase::kRelay) {
     spdlog::debug("session {}: relaying {}/{} for {}", peer_address_,
                   environment_->name, database_name_, identity_.user());
@@ -1469,53 +1401,15 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
 // ---------------------------------------------------------------------------
 // Policy enforcement.
 
-void Session::NotePortalOrigin(const std::string& name, bool tainted) {
-  if (portal_origins_.size() >= kMaxPortals &&
-      portal_origins_.find(name) == portal_origins_.end()) {
-    // Forgetting makes those portals unknown, which are passed on (a
-    // SQL cursor is one): only a client with thousands of open portals
-    // in one transaction gets here.
-    portal_origins_.clear();
-  }
-  portal_origins_[name] = PortalOrigin{pipeline_.syncs_sent, tainted};
-}
-
-bool Session::PortalSafe(absl::string_view name) const {
-  const auto it = portal_origins_.find(name);
-  if (it == portal_origins_.end()) return true;  // a cursor, or none at all
-  if (it->second.tainted) return false;
-  // Bound in this batch: after an error PostgreSQL skips the message.
-  if (it->second.batch == pipeline_.syncs_sent) return true;
-  // Bound in a batch that finished without an error.
-  return it->second.batch < pipeline_.syncs_done;
-}
-
-void Session::SettlePortals(bool idle) {
-  // The batch whose ReadyForQuery just came; an error since the one
-  // before means it failed.
-  const uint64_t finished = pipeline_.syncs_done - 1;
-  const bool failed = batch_had_error_;
-  for (auto it = portal_origins_.begin(); it != portal_origins_.end();) {
-    if (it->second.batch <= finished) {
-      if (idle) {  // the transaction ended, and its portals with it
-        portal_origins_.erase(it++);
-        continue;
-      }
-      if (failed && it->second.batch == finished) it->second.tainted = true;
-    }
-    ++it;
-  }
-}
-
 std::string Session::QueueRefusal(std::string error) {
   CheckRefusalRoom();
-  return refusals_.Queue(std::move(error), pipeline_.syncs_sent + 1);
+  return refusals_.Queue(std::move(error), correlator_.pipeline().syncs_sent + 1);
 }
 
 void Session::Substitute(char type, absl::string_view body, std::string error,
                          std::string* replacement, bool parse) {
   CheckRefusalRoom();
-  refusals_.WriteSubstitute(type, body, std::move(error), pipeline_.syncs_sent + 1,
+  refusals_.WriteSubstitute(type, body, std::move(error), correlator_.pipeline().syncs_sent + 1,
                             replacement, parse);
 }
 
@@ -1831,72 +1725,6 @@ void Session::Resume() {
   if (!chain_.holding() && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
 }
 
-
-void Session::CountRelayed(char type) {
-  auto open_batch = [this]() -> UnansweredBatch& {
-    if (unanswered_batches_.empty() || unanswered_batches_.back().closed) {
-      unanswered_batches_.emplace_back();
-    }
-    return unanswered_batches_.back();
-  };
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kQuery:
-    case pgwire::FrontendType::kFunctionCall: {
-      UnansweredBatch b;
-      b.unanswered = 1;
-      b.simple = true;
-      b.closed = true;
-      unanswered_batches_.push_back(b);
-      ++unanswered_;
-      break;
-    }
-    case pgwire::FrontendType::kSync:
-      open_batch().closed = true;
-      break;
-    case pgwire::FrontendType::kExecute: {
-      UnansweredBatch& b = open_batch();
-      if (!b.failed) {
-        ++b.unanswered;
-        ++unanswered_;
-      }
-      break;
-    }
-    default:
-      break;
-  }
-}
-
-void Session::AnsweredOne() {
-  if (unanswered_batches_.empty()) return;
-  UnansweredBatch& b = unanswered_batches_.front();
-  if (b.simple || b.unanswered == 0) return;
-  --b.unanswered;
-  --unanswered_;
-  MaybeResumeAfterAnswers();
-}
-
-void Session::AnsweredBatchError() {
-  if (unanswered_batches_.empty()) return;
-  UnansweredBatch& b = unanswered_batches_.front();
-  if (b.simple) return;  // a Query's later statements do not run; 'Z' ends it
-  unanswered_ -= b.unanswered;
-  b.unanswered = 0;
-  b.failed = true;
-  MaybeResumeAfterAnswers();
-}
-
-void Session::AnsweredReady() {
-  if (unanswered_batches_.empty()) return;
-  unanswered_ -= unanswered_batches_.front().unanswered;
-  unanswered_batches_.pop_front();
-  MaybeResumeAfterAnswers();
-}
-
-void Session::MaybeResumeAfterAnswers() {
-  if (!unanswered_paused_ || unanswered_ > kResumeUnanswered) return;
-  unanswered_paused_ = false;
-  loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
-}
 
 void Session::Finish(SessionEndReason reason, absl::string_view why) {
   if (phase_ == Phase::kClosed) return;

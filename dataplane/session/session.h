@@ -37,6 +37,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
+#include "dataplane/session/correlator.h"
 #include "dataplane/session/refusals.h"
 #include "dataplane/stages/audit_stage.h"
 #include "dataplane/stages/chain.h"
@@ -296,16 +297,16 @@ class Session : public std::enable_shared_from_this<Session>,
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
-  bool Busy() const {
-    return pipeline_.pending_syncs > 0 || pipeline_.unsynced;
-  }
+  bool Busy() const { return correlator_.busy(); }
 
   // The stages of this session's listener (BuildChain, once logged in):
   // policy when one is configured, audit when it is on.
   void BuildChain();
   // StageCallbacks.
   stages::Execution& execution() override { return execution_; }
-  const stages::Pipeline& pipeline() const override { return pipeline_; }
+  const stages::Pipeline& pipeline() const override {
+    return correlator_.pipeline();
+  }
   const stages::SessionFacts& facts() const override { return facts_; }
   void Refuse(std::string error, bool parse) override;
   void SendToClient(absl::string_view bytes) override {
@@ -373,32 +374,14 @@ class Session : public std::enable_shared_from_this<Session>,
   bool key_allocated_ = false;
   CancelTarget cancel_target_;
   bool have_upstream_key_ = false;
-  // Batches relayed and answered (Query/Sync/FunctionCall and their 'Z').
-  stages::Pipeline pipeline_;
-  // Parse/Bind/Describe/Execute/Close since the last Sync: what PostgreSQL
-  // may skip after an error, a Query with it.
-  bool extended_since_sync_ = false;
+  // Batches, executions and portals in flight, in protocol order.
+  Correlator correlator_;
   // Counted in SharedState::pending_logins until logged in or gone.
   bool pending_login_ = false;
   void EndPendingLogin() {
     if (pending_login_) shared_->pending_logins.Remove(peer_host_);
     pending_login_ = false;
   }
-  // Where each portal came from (see ProcessClient): the batch of its Bind
-  // (pipeline_.syncs_sent then), and whether that batch failed or a simple Query
-  // replaced it, in which case PostgreSQL may hold it as freed memory.
-  struct PortalOrigin {
-    uint64_t batch = 0;
-    bool tainted = false;
-  };
-  absl::flat_hash_map<std::string, PortalOrigin> portal_origins_;
-  // An ErrorResponse since the last ReadyForQuery.
-  bool batch_had_error_ = false;
-  void NotePortalOrigin(const std::string& name, bool tainted);
-  bool PortalSafe(absl::string_view name) const;
-  // At ReadyForQuery: taints the finished batch's portals if it failed;
-  // forgets them all when the transaction ended (`idle`).
-  void SettlePortals(bool idle);
   bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
   bool scram_client_done_ = false;  // server signature verified.
   bool ended_ = false;
@@ -408,21 +391,6 @@ class Session : public std::enable_shared_from_this<Session>,
   // The directory's word on the user (governed sessions): built at login,
   // where it is first applied, then the chain's first stage.
   std::unique_ptr<stages::DirectoryStage> directory_;
-  // Executions relayed upstream and not answered yet, per batch (the
-  // messages up to a Sync, or one Query or FunctionCall), oldest first.
-  // Past kMaxUnanswered the client is not read until answers bring it
-  // under kResumeUnanswered: a client that pipelines without reading the
-  // answers cannot pile up work, memory and audit events on the proxy
-  // (red team: 500,000 Bind/Execute without Sync stalled the worker's other
-  // sessions for seconds). An ErrorResponse answers its whole batch, since
-  // PostgreSQL skips the rest up to the Sync.
-  struct UnansweredBatch {
-    int64_t unanswered = 0;
-    bool simple = false;  // a Query or FunctionCall: its 'Z' answers it
-    bool failed = false;  // PostgreSQL skips the rest of it
-    bool closed = false;  // its Sync (or the Query) was relayed
-  };
-  std::deque<UnansweredBatch> unanswered_batches_;
   // Audit events recorded in the current window: the session's own until
   // login, then its identity's (shared with its other sessions). While the
   // spool is backlogged, a session whose window is past
@@ -433,13 +401,6 @@ class Session : public std::enable_shared_from_this<Session>,
   bool audit_throttled_ = false;
   bool AuditThrottled();
   void ResumeAfterThrottle();
-  int64_t unanswered_ = 0;
-  bool unanswered_paused_ = false;
-  void CountRelayed(char type);
-  void AnsweredOne();
-  void AnsweredBatchError();
-  void AnsweredReady();
-  void MaybeResumeAfterAnswers();
   Refusals refusals_;
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;

@@ -99,9 +99,10 @@ void PolicyStage::OnBackend(const Backend& m) {
     case pgwire::BackendType::kReadyForQuery: {
       if (!tentative_.empty()) SettleTentative();
       // Idle: the transaction ended, and its portals with it (unless the
-      // client already sent more: its Binds are a later batch's).
+      // client already sent more: its Binds are a later batch's). The
+      // pipeline already counts this batch as answered.
       const Pipeline& p = callbacks_->pipeline();
-      if (m.body == "I" && !portals_.empty() && p.pending_syncs <= 1 &&
+      if (m.body == "I" && !portals_.empty() && p.pending_syncs == 0 &&
           !p.unsynced) {
         portals_.clear();
       }

@@ -86,7 +86,9 @@ struct Execution {
 };
 
 // Where the session's batches are (the correlator's counters): a batch is
-// the messages up to a Sync, or one Query or FunctionCall.
+// the messages up to a Sync, or one Query or FunctionCall. Stages see a
+// ReadyForQuery after it was counted (syncs_done and pending_syncs
+// include it).
 struct Pipeline {
   uint64_t syncs_sent = 0;  // batches relayed.
   uint64_t syncs_done = 0;  // their ReadyForQuery seen.
