@@ -270,6 +270,19 @@ void PolicyStage::NotePortal(Tentative& t, const std::string& name) {
 
 
 
+bool PolicyStage::RemovalPending(const std::string& name) const {
+  for (const Tentative& t : tentative_) {
+    if (t.confirmed || (t.by != Confirmation::kClose &&
+                        t.by != Confirmation::kDeallocateTag)) {
+      continue;
+    }
+    for (const auto& [n, before] : t.statements) {
+      if (n == name && before.has_value()) return true;
+    }
+  }
+  return false;
+}
+
 bool PolicyStage::RefusalPending(const std::string& name) const {
   // Refused by a Parse PostgreSQL has not answered yet: if it skips that
   // Parse (an earlier error in its batch), the name keeps what it named
@@ -451,7 +464,11 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
       TrackSqlPrepares(v, &error, gate.generation());
       const std::string name = StatementKey(p->statement);
       bool tentative = false;
-      if (p->statement.empty() || prepared_.count(name) == 0) {
+      // A name whose Close (or DEALLOCATE) PostgreSQL has not confirmed
+      // may still be there: if PostgreSQL skipped that Close, it keeps the
+      // old statement, and so does Warden (below).
+      if (p->statement.empty() ||
+          (prepared_.count(name) == 0 && !RemovalPending(name))) {
         // Undone at its batch's end unless PostgreSQL read the poison (it
         // skips it after an earlier error, and the old unnamed statement
         // then stays).

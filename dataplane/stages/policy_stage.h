@@ -136,6 +136,9 @@ class PolicyStage : public Stage {
   void Confirm(Confirmation by);
   // Whether `name` was refused by a Parse whose outcome is still open.
   bool RefusalPending(const std::string& name) const;
+  // Whether `name` was a prepared statement until a Close or DEALLOCATE
+  // that PostgreSQL has not confirmed yet (it may skip it).
+  bool RemovalPending(const std::string& name) const;
   // At ReadyForQuery: undo what the finished batches left unconfirmed,
   // newest first; later batches' entries stay (PostgreSQL has not answered
   // them yet).

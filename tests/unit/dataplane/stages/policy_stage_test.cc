@@ -238,6 +238,34 @@ TEST_F(PolicyStageTest, AParsePostgreSQLSkippedIsUndoneAtReadyForQuery) {
   EXPECT_EQ(stage.tentative_count(), 0u);
 }
 
+// Protocol-sequence fuzzer, seed 1318: a Close PostgreSQL skipped (an
+// error earlier in its part) left the statement in place, but a refused
+// Parse of the same name sent right after it was taken as naming nothing,
+// and its refusal then stood for the name: a later Bind that PostgreSQL
+// runs (the old, judged statement) was refused.
+TEST_F(PolicyStageTest, ARefusedParseAfterAnUnconfirmedCloseKeepsTheOldOne) {
+  ASSERT_EQ(Send('P', Parse("s2", "commit")), StageResult::kContinue);
+  Sync();
+  Backend('1');
+  Ready();
+  // One send: a part that fails before its Close, then a refused Parse.
+  ASSERT_EQ(Send('B', Bind("", "nope")), StageResult::kContinue);
+  ASSERT_EQ(Send('C', Close('S', "s2")), StageResult::kContinue);
+  Sync();
+  ASSERT_EQ(Send('P', Parse("s2", "drop table orders")),
+            StageResult::kReplaced);
+  EXPECT_FALSE(cb.execution().refusal->parse);
+  Sync();
+  // PostgreSQL: the Bind fails, the Close is skipped; the poison fails.
+  Backend('E', "");
+  Ready();
+  stage.OnBackend({'E', "", /*refusal_taken=*/true, /*refused_parse=*/false});
+  Ready();
+  // s2 is still the COMMIT PostgreSQL has: its Bind goes through.
+  EXPECT_EQ(Send('B', Bind("", "s2")), StageResult::kContinue);
+  EXPECT_EQ(stage.prepared_count(), 1u);
+}
+
 TEST_F(PolicyStageTest, AConfirmedCloseForgetsTheStatement) {
   ASSERT_EQ(Send('P', Parse("s1", "select 1")), StageResult::kContinue);
   Sync();
