@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "dataplane/audit/sink.h"
 #include "dataplane/audit/spool.h"
 #include "proto/warden/v1/audit.pb.h"
 
@@ -26,7 +27,7 @@ class Channel;
 
 namespace warden::audit {
 
-class Recorder {
+class Recorder : public AuditSink {
  public:
   explicit Recorder(Spool* spool) : spool_(spool) {}
 
@@ -38,7 +39,8 @@ class Recorder {
   // `size` (optional): the encoded event's bytes, what the spool holds of
   // it (sessions budget audit bytes by it).
   absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event,
-                                  size_t* size = nullptr);
+                                  size_t* size = nullptr) override;
+  double Fill() const override { return spool_->Fill(); }
 
   Spool* spool() const { return spool_; }
 
@@ -63,7 +65,7 @@ struct SenderOptions {
   absl::Duration idle_poll = absl::Milliseconds(50);
 };
 
-class Sender {
+class Sender : public AuditAcks {
  public:
   struct Identity {
     std::string key_pem;
@@ -75,20 +77,21 @@ class Sender {
   using IdentityFn = std::function<absl::StatusOr<Identity>()>;
 
   Sender(Spool* spool, SenderOptions options, IdentityFn identity);
-  ~Sender();  // Stop()s
+  ~Sender() override;  // Stop()s
 
   void Start();
   void Stop();
 
   // Highest sequence the control plane acknowledged (this process).
-  uint64_t acknowledged() const { return acknowledged_.load(); }
+  uint64_t acknowledged() const override { return acknowledged_.load(); }
   std::string last_error() const;
 
   // Calls `done` (from the sender's thread, or at once from this one) when
   // the control plane has acknowledged `sequence`. For `sync` mode.
-  void WhenAcknowledged(uint64_t sequence, std::function<void()> done);
+  void WhenAcknowledged(uint64_t sequence,
+                        std::function<void()> done) override;
   // Sends now instead of at the next poll (sync mode: a statement waits).
-  void Nudge();
+  void Nudge() override;
 
  private:
   void Run();

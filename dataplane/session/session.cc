@@ -18,7 +18,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
 #include "common/names.h"
-#include "dataplane/auth/scram.h"
 #include "dataplane/net/address.h"
 #include "dataplane/net/cancel_sender.h"
 #include "dataplane/pgwire/encoder.h"
@@ -27,6 +26,7 @@
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/pgwire/startup.h"
 #include "dataplane/session/startup_params.h"
+#include "dataplane/session/upstream_login.h"
 #include "dataplane/stages/directory_stage.h"
 #include "dataplane/stages/policy_stage.h"
 #include "policy/sql/normalize.h"
@@ -70,20 +70,6 @@ const char* ReasonName(SessionEndReason r) {
     default:
       return "unspecified";
   }
-}
-
-const char* UpstreamAuthName(config::UpstreamAuthMethod m) {
-  switch (m) {
-    case config::UpstreamAuthMethod::kScramSha256:
-      return "scram-sha-256";
-    case config::UpstreamAuthMethod::kMd5:
-      return "md5";
-    case config::UpstreamAuthMethod::kPassword:
-      return "password";
-    case config::UpstreamAuthMethod::kTrust:
-      return "trust";
-  }
-  return "?";
 }
 
 std::string Printable(char c) {
@@ -1071,137 +1057,29 @@ void Session::SendUpstreamStartup() {
 }
 
 bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
-  const config::Upstream& up = database_->upstream;
-  auto refuse = [&](const std::string& why) {
-    Fail(pgwire::kRejectedConnection,
-         absl::StrCat("Warden could not log in to the upstream database for "
-                      "\"",
-                      database_name_, "\": ", why),
-         warden::v1::SESSION_END_REASON_UPSTREAM);
-    return false;
-  };
-  switch (type) {
-    case 'R':
-      break;
-    case 'E': {
-      auto error = pgwire::ParseErrorResponse(body);
-      const std::string sqlstate =
-          error.ok() ? std::string(error->Get('C')) : "";
-      const std::string message =
-          error.ok() ? std::string(error->Get('M')) : "malformed error";
-      spdlog::warn("session {}: upstream refused startup: {} {}", peer_address_,
-                   sqlstate, message);
-      if (absl::StartsWith(sqlstate, "28")) {
-        return refuse("the upstream rejected the service credentials");
-      }
-      Fail(sqlstate.size() == 5 ? sqlstate
-                                : std::string(pgwire::kConnectionFailure),
-           absl::StrCat("upstream database: ", message),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
-      return false;
-    }
-    case 'v':  // NegotiateProtocolVersion: we asked for plain 3.0.
-    case 'N':  // NoticeResponse during startup: nothing to act on.
+  if (upstream_login_ == nullptr) {
+    upstream_login_ = std::make_unique<UpstreamLogin>(
+        database_->upstream, upstream_user_, upstream_password_,
+        database_name_);
+  }
+  UpstreamLogin::Step step = upstream_login_->OnMessage(type, body);
+  switch (step.state) {
+    case UpstreamLogin::Step::State::kContinue:
+      if (!step.reply.empty()) Send(Side::kUpstream, step.reply);
       return true;
-    default:
-      Fail(pgwire::kConnectionFailure,
-           absl::StrCat("upstream sent ", Printable(type),
-                        " during authentication"),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
-      return false;
-  }
-  auto auth = pgwire::ParseAuthentication(body);
-  if (!auth.ok()) {
-    Fail(pgwire::kConnectionFailure,
-         absl::StrCat("malformed authentication request from upstream: ",
-                      auth.status().message()),
-         warden::v1::SESSION_END_REASON_UPSTREAM);
-    return false;
-  }
-  const auto mismatch = [&](const char* asked) {
-    return refuse(absl::StrCat(
-        "it asked for ", asked, " authentication but Warden is configured for ",
-        UpstreamAuthName(up.auth),
-        " (refusing, so the service password cannot be downgraded or "
-        "harvested)"));
-  };
-  std::string out;
-  switch (auth->code) {
-    case 0:  // AuthenticationOk.
-      if (scram_client_ != nullptr && !scram_client_done_) {
-        return refuse("it skipped SCRAM's final server signature");
-      }
-      if (up.auth == config::UpstreamAuthMethod::kScramSha256 &&
-          !scram_client_done_) {
-        // SCRAM is what proves the server knows the service password: a
-        // server that lets Warden in without it may not be the database.
-        return refuse(
-            "it accepted the login without SCRAM-SHA-256, so it never "
-            "proved it is the database (configure auth: trust for a "
-            "trust upstream)");
-      }
+    case UpstreamLogin::Step::State::kDone:
+      upstream_login_.reset();
       phase_ = Phase::kRelay;
       EndPendingLogin();
       return true;
-    case 3:
-      if (up.auth != config::UpstreamAuthMethod::kPassword) {
-        return mismatch("cleartext password");
-      }
-      pgwire::WritePasswordMessage(&out, upstream_password_);
-      break;
-    case 5:
-      if (up.auth != config::UpstreamAuthMethod::kMd5) return mismatch("md5");
-      if (auth->data.size() != 4) return refuse("malformed md5 salt");
-      pgwire::WritePasswordMessage(
-          &out, auth::Md5PasswordResponse(upstream_user_, upstream_password_,
-                                          auth->data));
-      break;
-    case 10: {
-      if (up.auth != config::UpstreamAuthMethod::kScramSha256) {
-        return mismatch("SASL");
-      }
-      bool offered = false;
-      for (absl::string_view rest = auth->data; !rest.empty();) {
-        const size_t nul = rest.find('\0');
-        const absl::string_view mech = rest.substr(0, nul);
-        if (mech == auth::ScramServer::kMechanism) offered = true;
-        if (nul == absl::string_view::npos) break;
-        rest.remove_prefix(nul + 1);
-      }
-      if (!offered) return refuse("it did not offer SCRAM-SHA-256");
-      scram_client_ = std::make_unique<auth::ScramClient>(upstream_password_);
-      pgwire::WriteSaslInitialResponse(&out, auth::ScramServer::kMechanism,
-                                       scram_client_->ClientFirstMessage());
-      break;
-    }
-    case 11: {
-      if (scram_client_ == nullptr) return refuse("unexpected SASLContinue");
-      auto final_message = scram_client_->HandleServerFirst(auth->data);
-      if (!final_message.ok()) {
-        return refuse(std::string(final_message.status().message()));
-      }
-      pgwire::WriteSaslResponse(&out, *final_message);
-      break;
-    }
-    case 12: {
-      if (scram_client_ == nullptr) return refuse("unexpected SASLFinal");
-      const absl::Status verified =
-          scram_client_->VerifyServerFinal(auth->data);
-      if (!verified.ok()) {
-        return refuse(absl::StrCat("the server's SCRAM signature is wrong: ",
-                                   verified.message()));
-      }
-      scram_client_done_ = true;
-      return true;
-    }
-    default:
-      return refuse(
-          absl::StrCat("it asked for unsupported authentication "
-                       "method ",
-                       auth->code));
+    case UpstreamLogin::Step::State::kFailed:
+      spdlog::warn("session {}: upstream login failed: {} {}", peer_address_,
+                   step.sqlstate, step.message);
+      Fail(step.sqlstate, step.message,
+           warden::v1::SESSION_END_REASON_UPSTREAM);
+      return false;
   }
-  Send(Side::kUpstream, out);
-  return true;
+  return false;
 }
 
 // ---------------------------------------------------------------------------
@@ -1581,7 +1459,7 @@ bool Session::AuditThrottled() {
   if (rate <= 0 || shared_->recorder == nullptr) return false;
   // Up to half full, no limit (an atomic read; the identity's window,
   // shared with its other sessions, is locked only past that).
-  const double fill = shared_->recorder->spool()->Fill();
+  const double fill = shared_->recorder->Fill();
   if (fill <= 0.5) return false;
   int64_t events, bytes;
   absl::Time start;
@@ -1662,25 +1540,6 @@ bool Session::Audit(warden::v1::AuditEvent event) {
   return true;
 }
 
-namespace {
-
-// Sync mode: the audit sender's acknowledgements, as the audit stage
-// waits for them.
-class SenderAcks : public stages::AuditAcks {
- public:
-  explicit SenderAcks(audit::Sender* sender) : sender_(sender) {}
-  uint64_t acknowledged() const override { return sender_->acknowledged(); }
-  void WhenAcknowledged(uint64_t sequence,
-                        std::function<void()> done) override {
-    sender_->WhenAcknowledged(sequence, std::move(done));
-  }
-  void Nudge() override { sender_->Nudge(); }
-
- private:
-  audit::Sender* sender_;
-};
-
-}  // namespace
 
 void Session::BuildChain() {
   facts_.subject = &subject_;
@@ -1698,8 +1557,7 @@ void Session::BuildChain() {
     stages::AuditStageOptions options;
     options.results = shared_->audit_results;
     if (shared_->audit_sync != nullptr) {
-      audit_acks_ = std::make_unique<SenderAcks>(shared_->audit_sync);
-      options.sync = audit_acks_.get();
+      options.sync = shared_->audit_sync;
       options.sync_timeout_ms = shared_->audit_sync_timeout_ms;
     }
     options.results_lost = &shared_->audit_results_lost;

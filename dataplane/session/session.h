@@ -28,7 +28,7 @@
 #include "common/login_failures.h"
 #include "common/tls.h"
 #include "common/names.h"
-#include "dataplane/audit/recorder.h"
+#include "dataplane/audit/sink.h"
 #include "dataplane/config/config.h"
 #include "dataplane/gate/gate.h"
 #include "dataplane/net/conn.h"
@@ -38,6 +38,7 @@
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/correlator.h"
+#include "dataplane/session/upstream_login.h"
 #include "dataplane/session/refusals.h"
 #include "dataplane/stages/audit_stage.h"
 #include "dataplane/stages/chain.h"
@@ -45,10 +46,6 @@
 #include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
-
-namespace warden::auth {
-class ScramClient;
-}
 
 namespace warden::session {
 
@@ -133,10 +130,10 @@ struct SharedState {
  public:
   CancelRegistry cancels;
   // Where sessions record audit events; null when audit is off.
-  audit::Recorder* recorder = nullptr;
+  audit::AuditSink* recorder = nullptr;
   // Sync mode: the sender whose acknowledgements statements wait for, and
   // how long they wait; null in async mode.
-  audit::Sender* audit_sync = nullptr;
+  audit::AuditAcks* audit_sync = nullptr;
   int audit_sync_timeout_ms = 2000;
   // Whether this proxy's audit events may name `environment` (its
   // certificate covers it); null: no control plane, anything goes. A
@@ -362,7 +359,8 @@ class Session : public std::enable_shared_from_this<Session>,
   bool tls_negotiated_ = false;
   std::unique_ptr<AuthExchange> auth_;
   warden::v1::Identity identity_;
-  std::unique_ptr<auth::ScramClient> scram_client_;
+  // Logging in to the upstream (kUpstreamAuth only).
+  std::unique_ptr<UpstreamLogin> upstream_login_;
   // The role Warden logs in to the database as (the service role, or the
   // one an identity mapping picked) and its password.
   std::string upstream_user_;
@@ -383,7 +381,6 @@ class Session : public std::enable_shared_from_this<Session>,
     pending_login_ = false;
   }
   bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
-  bool scram_client_done_ = false;  // server signature verified.
   bool ended_ = false;
 
   // Enforcement state (only used when shared_->gate is set).
@@ -409,8 +406,6 @@ class Session : public std::enable_shared_from_this<Session>,
   std::string session_id_;       // random, for correlating events
   absl::Time started_at_;
   bool audit_session_started_ = false;
-  // Sync mode: the audit sender's acknowledgements, for the audit stage.
-  std::unique_ptr<stages::AuditAcks> audit_acks_;
 
   // The statement path: the stages, the message in flight, who and where.
   stages::Chain chain_{this};

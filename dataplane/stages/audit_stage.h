@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "dataplane/audit/sink.h"
 #include "dataplane/stages/result_tracker.h"
 #include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
@@ -41,24 +42,12 @@ class AuditTrail {
   virtual absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) = 0;
 };
 
-// Sync mode: the control plane's acknowledgements (audit::Sender).
-class AuditAcks {
- public:
-  virtual ~AuditAcks() = default;
-  virtual uint64_t acknowledged() const = 0;
-  // Runs `done` (on any thread) once `sequence` is acknowledged.
-  virtual void WhenAcknowledged(uint64_t sequence,
-                                std::function<void()> done) = 0;
-  // Asks for the pending events to be sent now.
-  virtual void Nudge() = 0;
-};
-
 struct AuditStageOptions {
   // Result events too (audit.results).
   bool results = false;
   // Sync mode: the acknowledgements statements wait for, and how long;
   // null in async mode.
-  AuditAcks* sync = nullptr;
+  audit::AuditAcks* sync = nullptr;
   int sync_timeout_ms = 2000;
   // Result events that could not be recorded (the statement had run).
   std::atomic<uint64_t>* results_lost = nullptr;

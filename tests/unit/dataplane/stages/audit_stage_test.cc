@@ -41,7 +41,7 @@ class FakeTrail : public AuditTrail {
   bool full = false;
 };
 
-class FakeAcks : public AuditAcks {
+class FakeAcks : public audit::AuditAcks {
  public:
   uint64_t acknowledged() const override { return acked; }
   void WhenAcknowledged(uint64_t sequence,

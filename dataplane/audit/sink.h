@@ -1,0 +1,45 @@
+// What a session needs of the audit trail, without the transport: a sink
+// that writes an event where it is durable, and, in sync mode, the control
+// plane's acknowledgements. The Recorder and the Sender implement them; the
+// session and its stages see only these (no gRPC on the statement path).
+#ifndef WARDEN_DATAPLANE_AUDIT_SINK_H_
+#define WARDEN_DATAPLANE_AUDIT_SINK_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "proto/warden/v1/audit.pb.h"
+
+namespace warden::dataplane::audit {
+
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  // Writes `event` durably and returns its sequence; an error means it is
+  // NOT recorded (the caller must not let the statement run). `size`
+  // (optional): the encoded event's bytes (sessions budget audit bytes by
+  // it).
+  virtual absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event,
+                                          size_t* size) = 0;
+  // How full the local spool is, 0 to 1 (sessions are slowed past half).
+  virtual double Fill() const = 0;
+};
+
+class AuditAcks {
+ public:
+  virtual ~AuditAcks() = default;
+  // Highest sequence the control plane acknowledged.
+  virtual uint64_t acknowledged() const = 0;
+  // Runs `done` (on any thread, or at once) once `sequence` is
+  // acknowledged.
+  virtual void WhenAcknowledged(uint64_t sequence,
+                                std::function<void()> done) = 0;
+  // Sends the pending events now instead of at the next poll.
+  virtual void Nudge() = 0;
+};
+
+}  // namespace warden::dataplane::audit
+
+#endif  // WARDEN_DATAPLANE_AUDIT_SINK_H_
