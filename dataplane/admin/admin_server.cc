@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
-namespace warden::admin {
+namespace warden::dataplane::admin {
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
     const std::string& address, uint16_t port, Handlers handlers) {
@@ -62,4 +62,4 @@ MetricsText& MetricsText::Add(const std::string& name, const std::string& type,
   return *this;
 }
 
-}  // namespace warden::admin
+}  // namespace warden::dataplane::admin

@@ -21,7 +21,7 @@ namespace httplib {
 class Server;
 }
 
-namespace warden::admin {
+namespace warden::dataplane::admin {
 
 struct Handlers {
   // The Prometheus text exposition of the proxy's metrics.
@@ -63,6 +63,6 @@ class MetricsText {
   std::string text_;
 };
 
-}  // namespace warden::admin
+}  // namespace warden::dataplane::admin
 
 #endif  // WARDEN_DATAPLANE_ADMIN_ADMIN_SERVER_H_

@@ -13,7 +13,7 @@
 #include "proto/warden/v1/audit.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::audit {
+namespace warden::dataplane::audit {
 namespace {
 
 
@@ -201,4 +201,4 @@ void Sender::Run() {
   }
 }
 
-}  // namespace warden::audit
+}  // namespace warden::dataplane::audit

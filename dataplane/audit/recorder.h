@@ -25,7 +25,7 @@ namespace grpc {
 class Channel;
 }
 
-namespace warden::audit {
+namespace warden::dataplane::audit {
 
 class Recorder : public AuditSink {
  public:
@@ -114,6 +114,6 @@ class Sender : public AuditAcks {
   std::thread syncer_;
 };
 
-}  // namespace warden::audit
+}  // namespace warden::dataplane::audit
 
 #endif  // WARDEN_DATAPLANE_AUDIT_RECORDER_H_

@@ -20,7 +20,7 @@
 #include "absl/time/clock.h"
 #include "common/files.h"
 
-namespace warden::audit {
+namespace warden::dataplane::audit {
 namespace {
 
 constexpr size_t kHeader = 8;     // length + crc
@@ -470,4 +470,4 @@ SpoolStats Spool::stats() const {
   return s;
 }
 
-}  // namespace warden::audit
+}  // namespace warden::dataplane::audit

@@ -41,7 +41,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
-namespace warden::audit {
+namespace warden::dataplane::audit {
 
 struct SpoolOptions {
   // Unacknowledged bytes (records with their framing) the spool may hold;
@@ -155,6 +155,6 @@ class Spool {
   mutable ReadHint read_hint_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace warden::audit
+}  // namespace warden::dataplane::audit
 
 #endif  // WARDEN_DATAPLANE_AUDIT_SPOOL_H_

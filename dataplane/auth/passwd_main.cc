@@ -18,7 +18,7 @@
 #include "dataplane/auth/scram.h"
 
 int main(int argc, char** argv) {
-  int iterations = warden::auth::kScramDefaultIterations;
+  int iterations = warden::dataplane::auth::kScramDefaultIterations;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--iterations=") &&
@@ -42,13 +42,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: empty password on stdin\n", argv[0]);
     return 1;
   }
-  absl::StatusOr<warden::auth::ScramVerifier> verifier =
-      warden::auth::MakeScramVerifierRandomSalt(password, iterations);
+  absl::StatusOr<warden::dataplane::auth::ScramVerifier> verifier =
+      warden::dataplane::auth::MakeScramVerifierRandomSalt(password, iterations);
   if (!verifier.ok()) {
     std::fprintf(stderr, "%s: %s\n", argv[0],
                  std::string(verifier.status().message()).c_str());
     return 2;
   }
-  std::printf("%s\n", warden::auth::FormatScramVerifier(*verifier).c_str());
+  std::printf("%s\n", warden::dataplane::auth::FormatScramVerifier(*verifier).c_str());
   return 0;
 }

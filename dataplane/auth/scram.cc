@@ -16,7 +16,7 @@
 #include "common/crypto.h"
 #include "common/status_macros.h"
 
-namespace warden::auth {
+namespace warden::dataplane::auth {
 namespace {
 
 constexpr absl::string_view kVerifierPrefix = "SCRAM-SHA-256$";
@@ -514,4 +514,4 @@ std::string Md5PasswordResponse(absl::string_view user,
       "md5", crypto::HexEncode(crypto::Md5(absl::StrCat(inner, salt4))));
 }
 
-}  // namespace warden::auth
+}  // namespace warden::dataplane::auth

@@ -22,7 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace warden::auth {
+namespace warden::dataplane::auth {
 
 // Default PBKDF2 iteration count (PostgreSQL's scram_iterations default).
 inline constexpr int kScramDefaultIterations = 4096;
@@ -189,6 +189,6 @@ std::string Md5PasswordResponse(absl::string_view user,
                                 absl::string_view password,
                                 absl::string_view salt4);
 
-}  // namespace warden::auth
+}  // namespace warden::dataplane::auth
 
 #endif  // WARDEN_DATAPLANE_AUTH_SCRAM_H_

@@ -16,7 +16,7 @@
 #include "proto/warden/v1/control.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::bundle_client {
+namespace warden::dataplane::bundle_client {
 namespace {
 
 // A proxy renews with this much margin at least, whatever the lifetime.
@@ -492,4 +492,4 @@ void BundleClient::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-}  // namespace warden::bundle_client
+}  // namespace warden::dataplane::bundle_client

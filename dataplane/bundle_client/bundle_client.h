@@ -39,7 +39,7 @@ class ChannelCredentials;
 class ClientContext;
 }
 
-namespace warden::bundle_client {
+namespace warden::dataplane::bundle_client {
 
 struct Options {
   std::string address;      // warden-control, host:port.
@@ -171,6 +171,6 @@ class BundleClient {
   std::thread thread_;
 };
 
-}  // namespace warden::bundle_client
+}  // namespace warden::dataplane::bundle_client
 
 #endif  // WARDEN_DATAPLANE_BUNDLE_CLIENT_BUNDLE_CLIENT_H_

@@ -15,7 +15,7 @@
 #include "absl/time/time.h"
 #include "dataplane/auth/scram.h"
 
-namespace warden::config {
+namespace warden::dataplane::config {
 namespace {
 
 // Collects every problem with its position so an operator fixes them in one
@@ -898,4 +898,4 @@ absl::StatusOr<ProxyConfig> LoadConfig(const std::string& path) {
   return ParseConfig(buffer.str(), path, base_dir);
 }
 
-}  // namespace warden::config
+}  // namespace warden::dataplane::config

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace warden::config {
+namespace warden::dataplane::config {
 
 // How a listener treats TLS from clients.
 enum class ClientTlsMode {
@@ -259,6 +259,6 @@ absl::StatusOr<ProxyConfig> ParseConfig(absl::string_view text,
 // LoadConfig reads and parses the file at `path`.
 absl::StatusOr<ProxyConfig> LoadConfig(const std::string& path);
 
-}  // namespace warden::config
+}  // namespace warden::dataplane::config
 
 #endif  // WARDEN_DATAPLANE_CONFIG_CONFIG_H_

@@ -14,7 +14,7 @@
 #include "common/names.h"
 #include "dataplane/pgwire/sqlstate.h"
 
-namespace warden::gate {
+namespace warden::dataplane::gate {
 namespace {
 
 const warden::v1::Rule* FindRule(const warden::v1::PolicyBundle& bundle,
@@ -243,4 +243,4 @@ Verdict Gate::Explain(policy::engine::Decision decision,
   return v;
 }
 
-}  // namespace warden::gate
+}  // namespace warden::dataplane::gate

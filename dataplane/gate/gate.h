@@ -19,7 +19,7 @@
 #include "policy/sql/cache.h"
 #include "proto/warden/v1/policy.pb.h"
 
-namespace warden::gate {
+namespace warden::dataplane::gate {
 
 struct Verdict {
   bool allowed = true;
@@ -133,6 +133,6 @@ class Gate {
   LookAlikeIndex lookalikes_;
 };
 
-}  // namespace warden::gate
+}  // namespace warden::dataplane::gate
 
 #endif  // WARDEN_DATAPLANE_GATE_GATE_H_

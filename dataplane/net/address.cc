@@ -3,7 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 bool ParseAddress(const std::string& host, uint16_t port, sockaddr_storage* out,
                   socklen_t* len) {
@@ -24,4 +24,4 @@ bool ParseAddress(const std::string& host, uint16_t port, sockaddr_storage* out,
   return false;
 }
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 // ParseAddress fills `out` (and `len`) for a literal IPv4 or IPv6 address
 // and `port`; false for anything else (a host name), which needs a
@@ -15,6 +15,6 @@ namespace warden::net {
 bool ParseAddress(const std::string& host, uint16_t port, sockaddr_storage* out,
                   socklen_t* len);
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net
 
 #endif  // WARDEN_DATAPLANE_NET_ADDRESS_H_

@@ -13,7 +13,7 @@
 #include "dataplane/pgwire/encoder.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 namespace {
 
 // Connects to the upstream, sends one CancelRequest and waits until the
@@ -100,4 +100,4 @@ void SendCancel(EventLoop* loop, const CancelTarget& target,
   CancelSender::Start(loop, target, std::move(done));
 }
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net

@@ -9,7 +9,7 @@
 
 #include "dataplane/net/event_loop.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 // The backend to cancel: where its server listens (a literal address, as
 // the connection to it was made) and the key it handed out in
@@ -28,6 +28,6 @@ struct CancelTarget {
 void SendCancel(EventLoop* loop, const CancelTarget& target,
                 std::function<void()> done = nullptr);
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net
 
 #endif  // WARDEN_DATAPLANE_NET_CANCEL_SENDER_H_

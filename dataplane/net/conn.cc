@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/tls.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 Conn::Conn(int fd) : fd_(fd) {
   const int flags = fcntl(fd_, F_GETFL, 0);
@@ -204,4 +204,4 @@ void Conn::Close() {
   ::close(fd_);
 }
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net

@@ -16,7 +16,7 @@
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 enum class IoResult {
   kOk,         // `bytes` transferred (> 0).
@@ -70,6 +70,6 @@ class Conn {
   bool closed_ = false;
 };
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net
 
 #endif  // WARDEN_DATAPLANE_NET_CONN_H_

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 EventLoop::EventLoop() = default;
 
@@ -171,4 +171,4 @@ void EventLoop::Run() {
   }
 }
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net

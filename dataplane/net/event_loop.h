@@ -28,7 +28,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 class EventLoop : public std::enable_shared_from_this<EventLoop> {
  public:
@@ -98,6 +98,6 @@ class EventLoop : public std::enable_shared_from_this<EventLoop> {
       timers_;
 };
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net
 
 #endif  // WARDEN_DATAPLANE_NET_EVENT_LOOP_H_

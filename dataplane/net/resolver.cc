@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/net/address.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 namespace {
 
 // RFC 6761 section 6.4: "invalid" and the names under it never resolve.
@@ -144,4 +144,4 @@ void Resolver::Work() {
   }
 }
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net

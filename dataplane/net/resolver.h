@@ -23,7 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "dataplane/net/event_loop.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 
 // Where a name points: literal IP addresses (text ParseAddress accepts),
 // each with the port asked for, in getaddrinfo's order.
@@ -95,6 +95,6 @@ class Resolver {
 // and IPv6 addresses with `port`; errors as Resolver::Resolve describes.
 absl::StatusOr<Addresses> LookUpHost(const std::string& host, uint16_t port);
 
-}  // namespace warden::net
+}  // namespace warden::dataplane::net
 
 #endif  // WARDEN_DATAPLANE_NET_RESOLVER_H_

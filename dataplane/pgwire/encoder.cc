@@ -6,7 +6,7 @@
 
 #include "dataplane/pgwire/messages.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 void PutUint32(char* p, uint32_t v) {
@@ -317,4 +317,4 @@ void WriteExecute(std::string* out, absl::string_view portal) {
 
 void WriteTerminate(std::string* out) { WriteBodyless(out, 'X'); }
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

@@ -18,7 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/pgwire/types.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 
 // Appends complete wire messages to an output string:
 //   MessageWriter w(&out);
@@ -100,6 +100,6 @@ void WriteExecute(std::string* out, absl::string_view portal);
 void WriteClose(std::string* out, char kind, absl::string_view name);
 void WriteTerminate(std::string* out);
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire
 
 #endif  // WARDEN_DATAPLANE_PGWIRE_ENCODER_H_

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/pgwire/reader.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 Frame ErrorFrame(char type, std::string message) {
@@ -65,4 +65,4 @@ Frame NextStartupPacket(absl::string_view buf, size_t max_size) {
   return frame;
 }
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

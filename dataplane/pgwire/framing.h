@@ -18,7 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/pgwire/types.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 
 enum class FrameStatus { kNeedMore, kMessage, kError };
 
@@ -49,6 +49,6 @@ Frame NextMessage(absl::string_view buf, size_t max_size);
 Frame NextStartupPacket(absl::string_view buf,
                         size_t max_size = kMaxStartupPacketSize);
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire
 
 #endif  // WARDEN_DATAPLANE_PGWIRE_FRAMING_H_

@@ -6,7 +6,7 @@
 #include "common/status_macros.h"
 #include "dataplane/pgwire/reader.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 using internal::Reader;
@@ -570,4 +570,4 @@ absl::Status ValidateBackend(char type, absl::string_view body) {
   return fn(body);
 }
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

@@ -26,7 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/pgwire/types.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 
 // ---------------------------------------------------------------- frontend
 
@@ -235,6 +235,6 @@ absl::Status ValidateFrontend(char type, absl::string_view body);
 // column lengths must account for exactly the body size.
 absl::Status ValidateBackend(char type, absl::string_view body);
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire
 
 #endif  // WARDEN_DATAPLANE_PGWIRE_MESSAGES_H_

@@ -3,7 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
-namespace warden::pgwire::internal {
+namespace warden::dataplane::pgwire::internal {
 
 std::string Quote(absl::string_view s) {
   constexpr size_t kMax = 64;
@@ -130,4 +130,4 @@ absl::Status Reader::ExpectEnd() const {
       absl::StrCat(remaining(), " trailing bytes after the last field"));
 }
 
-}  // namespace warden::pgwire::internal
+}  // namespace warden::dataplane::pgwire::internal

@@ -18,7 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/pgwire/messages.h"
 
-namespace warden::pgwire::internal {
+namespace warden::dataplane::pgwire::internal {
 
 inline uint32_t LoadUint32(const char* p) {
   const auto* u = reinterpret_cast<const unsigned char*>(p);
@@ -88,6 +88,6 @@ class Reader {
   size_t pos_ = 0;
 };
 
-}  // namespace warden::pgwire::internal
+}  // namespace warden::dataplane::pgwire::internal
 
 #endif  // WARDEN_DATAPLANE_PGWIRE_READER_H_

@@ -3,7 +3,7 @@
 #ifndef WARDEN_DATAPLANE_PGWIRE_SQLSTATE_H_
 #define WARDEN_DATAPLANE_PGWIRE_SQLSTATE_H_
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 
 inline constexpr char kSuccessfulCompletion[] = "00000";
 inline constexpr char kConnectionException[] = "08000";
@@ -25,6 +25,6 @@ inline constexpr char kAdminShutdown[] = "57P01";
 inline constexpr char kCannotConnectNow[] = "57P03";
 inline constexpr char kInternalError[] = "XX000";
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire
 
 #endif  // WARDEN_DATAPLANE_PGWIRE_SQLSTATE_H_

@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/pgwire/reader.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 absl::Status Invalid(absl::string_view detail) {
@@ -104,4 +104,4 @@ absl::StatusOr<StartupMessage> ParseStartup(absl::string_view body) {
   return msg;
 }
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

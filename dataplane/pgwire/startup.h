@@ -17,7 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/pgwire/types.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 
 enum class StartupKind {
   kStartup,
@@ -51,6 +51,6 @@ struct StartupMessage {
 //    and nothing after it; no duplicate names; "user" present and non-empty.
 absl::StatusOr<StartupMessage> ParseStartup(absl::string_view body);
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire
 
 #endif  // WARDEN_DATAPLANE_PGWIRE_STARTUP_H_

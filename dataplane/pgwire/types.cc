@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_format.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 
 const char* ToString(FrontendType t) {
   switch (t) {
@@ -108,4 +108,4 @@ std::string DescribeTypeByte(char c) {
   return absl::StrFormat("0x%02x", u);
 }
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 
 // Largest frontend message (type byte + length + body) accepted by default.
 inline constexpr size_t kDefaultMaxMessageSize = 64 << 20;
@@ -84,6 +84,6 @@ bool IsBackendType(char c);
 // Renders a type byte for error messages: "'Q'" when printable, else "0x07".
 std::string DescribeTypeByte(char c);
 
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire
 
 #endif  // WARDEN_DATAPLANE_PGWIRE_TYPES_H_

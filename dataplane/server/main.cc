@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
 
   auto logger = warden::log::InstallStderrLogger("warden-proxy");
 
-  auto config = warden::config::LoadConfig(config_path);
+  auto config = warden::dataplane::config::LoadConfig(config_path);
   if (!config.ok()) {
     std::cerr << "warden-proxy: invalid configuration:\n"
               << config.status().message() << "\n";
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   }
   if (check_only) {
     if (!config->policy.paths.empty()) {
-      auto gate = warden::gate::Gate::Load(config->policy.paths, 1);
+      auto gate = warden::dataplane::gate::Gate::Load(config->policy.paths, 1);
       if (!gate.ok()) {
         std::cerr << "warden-proxy: invalid policy:\n"
                   << gate.status().message() << "\n";
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  warden::server::Server server(*std::move(config));
+  warden::dataplane::server::Server server(*std::move(config));
   if (auto status = server.Start(); !status.ok()) {
     spdlog::error("cannot start: {}", std::string(status.message()));
     return 1;

@@ -26,7 +26,7 @@
 #include "dataplane/session/oidc_authenticator.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::server {
+namespace warden::dataplane::server {
 namespace {
 
 // Thousands of clients each cost two descriptors; lift the soft limit.
@@ -655,4 +655,4 @@ uint16_t Server::BoundPort(const std::string& listener) const {
   return 0;
 }
 
-}  // namespace warden::server
+}  // namespace warden::dataplane::server

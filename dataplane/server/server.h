@@ -23,7 +23,7 @@
 #include "dataplane/session/cert_authenticator.h"
 #include "dataplane/session/session.h"
 
-namespace warden::server {
+namespace warden::dataplane::server {
 
 class Server {
  public:
@@ -113,6 +113,6 @@ class Server {
   std::atomic<bool> stopping_{false};
 };
 
-}  // namespace warden::server
+}  // namespace warden::dataplane::server
 
 #endif  // WARDEN_DATAPLANE_SERVER_SERVER_H_

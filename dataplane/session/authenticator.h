@@ -22,7 +22,7 @@
 #include "proto/warden/v1/session.pb.h"
 #include "dataplane/pgwire/sqlstate.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 struct AuthRequest {
   std::string user;         // "user" from the startup packet.
@@ -80,6 +80,6 @@ class Authenticator {
   virtual std::unique_ptr<AuthExchange> Begin(const AuthRequest& request) = 0;
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_AUTHENTICATOR_H_

@@ -4,7 +4,7 @@
 
 #include "common/crypto.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 std::optional<std::pair<int32_t, int32_t>> CancelRegistry::Allocate() {
   for (int attempt = 0; attempt < 64; ++attempt) {
@@ -57,4 +57,4 @@ size_t CancelRegistry::size() const {
   return entries_.size();
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

@@ -16,7 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 struct CancelTarget {
   std::string host;
@@ -50,6 +50,6 @@ class CancelRegistry {
   absl::flat_hash_map<int32_t, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_CANCEL_REGISTRY_H_

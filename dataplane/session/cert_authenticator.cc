@@ -14,7 +14,7 @@
 #include "common/names.h"
 #include "dataplane/pgwire/sqlstate.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 AuthStep Refused(absl::Status why, std::string method) {
@@ -208,4 +208,4 @@ std::unique_ptr<AuthExchange> CertAuthenticator::Begin(
       Authenticate(request, anchor.get(), absl::Now(), bundle.get()));
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

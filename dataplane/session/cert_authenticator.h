@@ -30,7 +30,7 @@
 #include "dataplane/session/authenticator.h"
 #include "proto/warden/v1/policy.pb.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 class CertAuthenticator : public Authenticator {
  public:
@@ -68,6 +68,6 @@ class CertAuthenticator : public Authenticator {
   std::shared_ptr<const x509::Anchor> anchor_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_CERT_AUTHENTICATOR_H_

@@ -2,7 +2,7 @@
 
 #include "dataplane/pgwire/messages.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 // The portal an Execute, Describe('P') or Close('P') names.
@@ -181,4 +181,4 @@ bool Correlator::TakeResume() {
   return true;
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

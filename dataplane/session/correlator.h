@@ -30,7 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/stages/stage.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 class Correlator {
  public:
@@ -110,6 +110,6 @@ class Correlator {
   bool batch_had_error_ = false;
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_CORRELATOR_H_

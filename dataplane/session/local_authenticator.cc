@@ -11,7 +11,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 warden::v1::IdentityKind KindOf(const std::string& kind) {
@@ -206,4 +206,4 @@ std::unique_ptr<AuthExchange> LocalAuthenticator::Begin(
   return std::make_unique<ScramExchange>(user, request, mock_secret_);
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

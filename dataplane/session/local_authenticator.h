@@ -7,7 +7,7 @@
 #include "dataplane/config/config.h"
 #include "dataplane/session/authenticator.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 // LocalAuthenticator speaks SCRAM-SHA-256 (or, on listeners configured with
 // `auth: password`, which require TLS, a cleartext password checked against
@@ -26,6 +26,6 @@ class LocalAuthenticator : public Authenticator {
   std::string mock_secret_;
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_LOCAL_AUTHENTICATOR_H_

@@ -20,7 +20,7 @@
 #include "common/names.h"
 #include "dataplane/pgwire/sqlstate.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 std::string FileFingerprint(const std::string& path) {
@@ -356,4 +356,4 @@ std::unique_ptr<AuthExchange> OidcAuthenticator::Begin(
   return std::make_unique<OidcExchange>(this, request);
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

@@ -25,7 +25,7 @@
 #include "dataplane/session/authenticator.h"
 #include "proto/warden/v1/policy.pb.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 // A provider's key set, read from its JWKS file and read again when the
 // file changes (checked at most once a second, and at once when a token
@@ -112,6 +112,6 @@ class OidcAuthenticator : public Authenticator {
   std::shared_ptr<const BundleIdentities> from_bundle_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_OIDC_AUTHENTICATOR_H_

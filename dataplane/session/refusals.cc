@@ -7,7 +7,7 @@
 #include "common/crypto.h"
 #include "dataplane/pgwire/encoder.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 namespace {
 constexpr absl::string_view kPrefix = "warden_refusal_";
@@ -89,4 +89,4 @@ void Refusals::DropDone(uint64_t batches_done) {
   }
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

@@ -25,7 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/pgwire/messages.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 class Refusals {
  public:
@@ -75,6 +75,6 @@ class Refusals {
   std::deque<Refusal> queue_;
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_REFUSALS_H_

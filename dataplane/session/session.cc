@@ -32,7 +32,7 @@
 #include "policy/sql/normalize.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 using warden::v1::SessionEndReason;
@@ -1624,4 +1624,4 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
   MaybeRelease();
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

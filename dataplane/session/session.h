@@ -47,7 +47,7 @@
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 // Connections per client address that have not finished logging in.
 // Thread-safe (sessions of every worker share one).
@@ -416,6 +416,6 @@ class Session : public std::enable_shared_from_this<Session>,
   absl::Time now_ = absl::InfinitePast();
 };
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_SESSION_H_

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "policy/sql/lexing.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 const char* const kAcceptedStartupParameters[] = {
     // What drivers send (libpq, JDBC, node-pg, DBeaver).
@@ -122,4 +122,4 @@ std::string ReportedLexingState(absl::string_view name,
   return policy::sql::LexingChange(n, value);
 }
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 
 // Lower-case names; documented in docs/proxy-config.md.
 extern const char* const kAcceptedStartupParameters[];
@@ -43,6 +43,6 @@ absl::Status JudgeStartupParameter(absl::string_view name,
 std::string ReportedLexingState(absl::string_view name,
                                 absl::string_view value);
 
-}  // namespace warden::session
+}  // namespace warden::dataplane::session
 
 #endif  // WARDEN_DATAPLANE_SESSION_STARTUP_PARAMS_H_

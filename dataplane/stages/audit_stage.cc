@@ -14,7 +14,7 @@
 #include "policy/sql/normalize.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 namespace {
 
 // What the templates of one session may hold.
@@ -452,4 +452,4 @@ void AuditStage::RecordResults() {
   completions_.clear();
 }
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

@@ -28,7 +28,7 @@
 #include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 // Where a session's events go: the session fills in who and where, and
 // counts what it recorded against its budget.
@@ -112,6 +112,6 @@ class AuditStage : public Stage {
   std::vector<Completion> completions_;
 };
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
 
 #endif  // WARDEN_DATAPLANE_STAGES_AUDIT_STAGE_H_

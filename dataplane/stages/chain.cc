@@ -1,6 +1,6 @@
 #include "dataplane/stages/chain.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 StageResult Chain::OnFrontend(const Frontend& m) {
   Execution& execution = callbacks_->execution();
@@ -57,4 +57,4 @@ void Chain::OnEnd(absl::string_view why) {
   resumed_ = false;
 }
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

@@ -17,7 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "dataplane/stages/stage.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 class Chain {
  public:
@@ -59,6 +59,6 @@ class Chain {
   bool resumed_ = false;
 };
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
 
 #endif  // WARDEN_DATAPLANE_STAGES_CHAIN_H_

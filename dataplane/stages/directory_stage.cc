@@ -10,7 +10,7 @@
 #include "dataplane/pgwire/sqlstate.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 DirectoryStage::DirectoryStage(StageCallbacks* callbacks,
                                warden::v1::Identity* identity,
@@ -137,4 +137,4 @@ std::string DirectoryStage::Reason() const {
                       inactive_because_.empty() ? "" : ": ", inactive_because_);
 }
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

@@ -20,7 +20,7 @@
 #include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 class DirectoryStage : public Stage {
  public:
@@ -63,6 +63,6 @@ class DirectoryStage : public Stage {
   std::string inactive_because_;
 };
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
 
 #endif  // WARDEN_DATAPLANE_STAGES_DIRECTORY_STAGE_H_

@@ -10,7 +10,7 @@
 #include "dataplane/pgwire/sqlstate.h"
 #include "spdlog/spdlog.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 namespace {
 
 // Portals Warden keeps to judge their Executes again (a session with more
@@ -581,4 +581,4 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
   }
 }
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

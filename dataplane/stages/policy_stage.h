@@ -26,7 +26,7 @@
 #include "dataplane/gate/gate.h"
 #include "dataplane/stages/stage.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 // PostgreSQL knows a prepared statement by the first NAMEDATALEN-1 bytes
 // of its name; so does Warden (which also bounds what it keeps per name).
@@ -161,6 +161,6 @@ class PolicyStage : public Stage {
   size_t confirm_from_[5] = {0, 0, 0, 0, 0};
 };
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
 
 #endif  // WARDEN_DATAPLANE_STAGES_POLICY_STAGE_H_

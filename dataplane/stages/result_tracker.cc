@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "dataplane/pgwire/sqlstate.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 int64_t ResultTracker::RowsOfTag(absl::string_view tag) {
   const size_t space = tag.rfind(' ');
@@ -217,4 +217,4 @@ void ResultTracker::Finish(absl::string_view why, absl::Time now,
   portals_.clear();
 }
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

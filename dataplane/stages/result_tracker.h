@@ -31,7 +31,7 @@
 #include "absl/time/time.h"
 #include "proto/warden/v1/audit.pb.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 // The recorded intent event an execution answers. sequence 0: not
 // recorded (a refused or unaudited message), so no completion is reported
@@ -132,6 +132,6 @@ class ResultTracker {
   std::string batch_error_;  // SQLSTATE of the batch being answered.
 };
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
 
 #endif  // WARDEN_DATAPLANE_STAGES_RESULT_TRACKER_H_

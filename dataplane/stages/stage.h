@@ -28,11 +28,11 @@
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 class EventLoop;
 }
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 enum class StageResult {
   kContinue,  // relay the message (or let the next stage decide).
@@ -149,6 +149,6 @@ class Stage {
   virtual void OnEnd(absl::string_view why) {}
 };
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
 
 #endif  // WARDEN_DATAPLANE_STAGES_STAGE_H_

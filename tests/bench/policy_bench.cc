@@ -54,7 +54,7 @@ void BM_Cold(benchmark::State& state, const char* sql) {
 // What the proxy does per statement once the text is cached: cache lookup,
 // evaluation and (for refusals) the wording.
 void BM_Cached(benchmark::State& state, const char* sql) {
-  warden::gate::Gate gate(*g_bundle, 10000);
+  warden::dataplane::gate::Gate gate(*g_bundle, 10000);
   for (auto _ : state) {
     auto v = gate.Judge(sql, kAlice, "prod", "shop");
     benchmark::DoNotOptimize(v);
@@ -83,7 +83,7 @@ std::vector<std::string> MakeTexts(bool update) {
 // per-statement cost of policy in the proxy for pgbench -S -M simple.
 void BM_NewConstants(benchmark::State& state) {
   static const std::vector<std::string> texts = MakeTexts(false);
-  warden::gate::Gate gate(*g_bundle, 10000);
+  warden::dataplane::gate::Gate gate(*g_bundle, 10000);
   size_t i = 0;
   for (auto _ : state) {
     auto v = gate.Judge(texts[i], kAlice, "prod", "shop");
@@ -107,10 +107,10 @@ void BM_GateWithDirectory(benchmark::State& state) {
   size_t held = 0;
   for (auto _ : state) {
     const size_t before = mallinfo2().uordblks;
-    warden::gate::Gate gate(bundle, 10000);
+    warden::dataplane::gate::Gate gate(bundle, 10000);
     const size_t after = mallinfo2().uordblks;
     held = after - before - bundle.SpaceUsedLong();
-    const warden::gate::Gate* built = &gate;
+    const warden::dataplane::gate::Gate* built = &gate;
     benchmark::DoNotOptimize(built);
   }
   state.counters["KiB"] = static_cast<double>(held) / 1024;
@@ -127,7 +127,7 @@ BENCHMARK(BM_NewConstants);
 // (before, each one cost BM_Cold/oltp_update).
 void BM_NewConstantsUpdate(benchmark::State& state) {
   static const std::vector<std::string> texts = MakeTexts(true);
-  warden::gate::Gate gate(*g_bundle, 10000);
+  warden::dataplane::gate::Gate gate(*g_bundle, 10000);
   size_t i = 0;
   for (auto _ : state) {
     auto v = gate.Judge(texts[i], kAlice, "prod", "shop");

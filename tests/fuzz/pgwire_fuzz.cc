@@ -13,7 +13,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/startup.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 void Check(bool ok) {
@@ -149,10 +149,10 @@ void ParseBackendByType(char type, absl::string_view body) {
 }
 
 }  // namespace
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace warden::pgwire;  // NOLINT(build/namespaces)
+  using namespace warden::dataplane::pgwire;  // NOLINT(build/namespaces)
   const absl::string_view input(reinterpret_cast<const char*>(data), size);
   absl::string_view rest = input;
 
@@ -183,8 +183,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     Check(f.size >= 5 && f.size <= rest.size() && f.size <= max_size);
     Check(Within(f.body, rest) && f.body.size() + 5 == f.size);
-    warden::pgwire::ParseFrontendByType(f.type, f.body);
-    warden::pgwire::ParseBackendByType(f.type, f.body);
+    warden::dataplane::pgwire::ParseFrontendByType(f.type, f.body);
+    warden::dataplane::pgwire::ParseBackendByType(f.type, f.body);
     rest.remove_prefix(f.size);
   }
   return 0;

@@ -31,8 +31,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 namespace jt = ::warden::jwt::testing;
-using session::AuthStep;
-using session::CertAuthenticator;
+using dataplane::session::AuthStep;
+using dataplane::session::CertAuthenticator;
 
 jwt::Claims ClaimsOf(std::map<std::string, std::string> strings,
                      std::map<std::string, std::vector<std::string>> lists = {}) {
@@ -253,9 +253,9 @@ class UserCertificateTest : public ::testing::Test {
         bundle_, *authority_, request, absl::Now(), absl::Hours(8));
   }
 
-  session::AuthRequest Request(const std::string& user,
+  dataplane::session::AuthRequest Request(const std::string& user,
                                const std::string& cert_pem) {
-    session::AuthRequest r;
+    dataplane::session::AuthRequest r;
     r.user = user;
     r.database = "shop";
     r.environment = "prod";
@@ -404,7 +404,7 @@ TEST_F(UserCertificateTest, ProxyRefusesOtherUsersOtherCasProxiesAndNoCert) {
                       absl::Now(), absl::Hours(1))
           .value();
   const std::string ca = authority_->certificate_pem();
-  auto refused = [&](const session::AuthRequest& r, absl::Time now,
+  auto refused = [&](const dataplane::session::AuthRequest& r, absl::Time now,
                      const std::string& want) {
     AuthStep s = CertAuthenticator::Authenticate(r, ca, now, nullptr);
     EXPECT_EQ(s.state, AuthStep::State::kFailure);

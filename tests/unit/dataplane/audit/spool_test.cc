@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace warden::audit {
+namespace warden::dataplane::audit {
 namespace {
 
 using ::testing::HasSubstr;
@@ -308,4 +308,4 @@ TEST_F(SpoolTest, ConcurrentAppendsGetUniqueGapFreeSequences) {
 }
 
 }  // namespace
-}  // namespace warden::audit
+}  // namespace warden::dataplane::audit

@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace warden::auth {
+namespace warden::dataplane::auth {
 namespace {
 
 using ::testing::HasSubstr;
@@ -532,4 +532,4 @@ TEST(Md5PasswordResponseTest, DependsOnEveryInput) {
 }
 
 }  // namespace
-}  // namespace warden::auth
+}  // namespace warden::dataplane::auth

@@ -19,7 +19,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/controlplane/controlplane_fixture.h"
 
-namespace warden::bundle_client {
+namespace warden::dataplane::bundle_client {
 namespace {
 
 using ::testing::HasSubstr;
@@ -365,4 +365,4 @@ TEST_F(BundleClientTest, RenewsItsCertificateAndKeepsWatching) {
 }
 
 }  // namespace
-}  // namespace warden::bundle_client
+}  // namespace warden::dataplane::bundle_client

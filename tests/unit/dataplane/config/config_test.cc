@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace warden::config {
+namespace warden::dataplane::config {
 namespace {
 
 using ::testing::Contains;
@@ -1096,9 +1096,9 @@ TEST(ConfigTest, LoadConfigReadsFileAndResolvesAgainstItsFolder) {
 }
 
 }  // namespace
-}  // namespace warden::config
+}  // namespace warden::dataplane::config
 
-namespace warden::config {
+namespace warden::dataplane::config {
 namespace {
 
 TEST(ConfigReviewTest, DuplicateKeysAreErrors) {
@@ -1220,4 +1220,4 @@ TEST(ConfigTest, ControlPlaneErrors) {
 }
 
 }  // namespace
-}  // namespace warden::config
+}  // namespace warden::dataplane::config

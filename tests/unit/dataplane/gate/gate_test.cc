@@ -12,7 +12,7 @@
 #include "policy/lang/compile.h"
 #include "policy/lang/sources.h"
 
-namespace warden::gate {
+namespace warden::dataplane::gate {
 namespace {
 
 using ::testing::HasSubstr;
@@ -255,9 +255,9 @@ TEST(GateLoadTest, LoadCompilesOrReportsDiagnostics) {
 }
 
 }  // namespace
-}  // namespace warden::gate
+}  // namespace warden::dataplane::gate
 
-namespace warden::gate {
+namespace warden::dataplane::gate {
 namespace {
 
 TEST(GateDirectoryTest, FindsUsersByNameOrAliasIgnoringCase) {
@@ -367,4 +367,4 @@ TEST(GateDirectoryTest, AnAliasCannotBeBorrowed) {
 }
 
 }  // namespace
-}  // namespace warden::gate
+}  // namespace warden::dataplane::gate

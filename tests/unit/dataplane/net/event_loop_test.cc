@@ -12,7 +12,7 @@
 
 #include "gtest/gtest.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 namespace {
 
 using std::chrono::milliseconds;
@@ -113,4 +113,4 @@ TEST(EventLoopTest, WatchedSocketReportsEachArrivalOnceEdgeTriggered) {
 }
 
 }  // namespace
-}  // namespace warden::net
+}  // namespace warden::dataplane::net

@@ -16,7 +16,7 @@
 #include "dataplane/net/event_loop.h"
 #include "gtest/gtest.h"
 
-namespace warden::net {
+namespace warden::dataplane::net {
 namespace {
 
 // A loop that stops itself if a test's answers never come, so a broken
@@ -236,4 +236,4 @@ TEST(ResolverTest, KeepsTheLoopAliveUntilItAnswersAndAGoneLoopDropsIt) {
 }
 
 }  // namespace
-}  // namespace warden::net
+}  // namespace warden::dataplane::net

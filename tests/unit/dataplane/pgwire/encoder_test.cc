@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/pgwire/pgwire_test_util.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 using testing::Cs;
@@ -276,4 +276,4 @@ TEST(EncoderRoundTripTest, SqlStateConstantsAreFiveChars) {
 }
 
 }  // namespace
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/pgwire/pgwire_test_util.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 using testing::Cs;
@@ -185,4 +185,4 @@ TEST(NextStartupPacketTest, BadLengths) {
 }
 
 }  // namespace
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

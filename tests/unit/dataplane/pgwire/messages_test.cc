@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/pgwire/pgwire_test_util.h"
 
-namespace warden::pgwire {
+namespace warden::dataplane::pgwire {
 namespace {
 
 using testing::Byte;
@@ -543,4 +543,4 @@ TEST(PgwireStartupTest, MalformedParameters) {
 }
 
 }  // namespace
-}  // namespace warden::pgwire
+}  // namespace warden::dataplane::pgwire

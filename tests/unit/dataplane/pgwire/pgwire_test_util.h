@@ -10,7 +10,7 @@
 
 #include "absl/strings/string_view.h"
 
-namespace warden::pgwire::testing {
+namespace warden::dataplane::pgwire::testing {
 
 // Parsers return views into their input: Keep() gives a temporary a home
 // that lives until the test binary exits.
@@ -54,6 +54,6 @@ inline std::string Packet(absl::string_view body) {
   return I32(static_cast<int64_t>(body.size()) + 4) + std::string(body);
 }
 
-}  // namespace warden::pgwire::testing
+}  // namespace warden::dataplane::pgwire::testing
 
 #endif  // WARDEN_TESTS_UNIT_PGWIRE_TEST_UTIL_H_

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 CancelTarget Target(std::string host, uint16_t port, int32_t pid,
@@ -197,4 +197,4 @@ TEST(CancelRegistryTest, ACancelReachesTheOwningSessionOnlyWithTheRightKey) {
 }
 
 }  // namespace
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

@@ -7,7 +7,7 @@
 #include "dataplane/pgwire/encoder.h"
 #include "gtest/gtest.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 std::string Body(const std::string& m) { return m.substr(5); }
@@ -116,4 +116,4 @@ TEST(CorrelatorTest, PortalsOfAFailedBatchOrAFailedQueryAreShielded) {
 }
 
 }  // namespace
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

@@ -17,7 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/pgwire/pgwire_test_util.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 using pgwire::testing::Cs;
@@ -466,4 +466,4 @@ TEST_F(LocalAuthenticatorTest, CleartextEnvironmentNotAllowed) {
 }
 
 }  // namespace
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 using ::testing::HasSubstr;
@@ -138,4 +138,4 @@ TEST(RefusalsTest, PoisonsPostgresSkippedAreDroppedWhenTheirBatchEnds) {
 }
 
 }  // namespace
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

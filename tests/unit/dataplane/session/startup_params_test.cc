@@ -10,7 +10,7 @@
 #include "policy/sql/facts.h"
 #include "policy/sql/lexing.h"
 
-namespace warden::session {
+namespace warden::dataplane::session {
 namespace {
 
 using ::testing::HasSubstr;
@@ -161,4 +161,4 @@ TEST(LexingStatementsTest, HarmlessSettingsAreLeftToPolicy) {
 }
 
 }  // namespace
-}  // namespace warden::session
+}  // namespace warden::dataplane::session

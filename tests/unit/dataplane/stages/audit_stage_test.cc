@@ -17,7 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/stages/fake_callbacks.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 namespace {
 
 using ::testing::HasSubstr;
@@ -298,4 +298,4 @@ TEST_F(AuditStageTest, ResultsFollowTheAnswers) {
 }
 
 }  // namespace
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

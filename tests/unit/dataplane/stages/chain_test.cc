@@ -8,7 +8,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/stages/fake_callbacks.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 namespace {
 
 // A stage that does what the test says and logs what it saw.
@@ -154,4 +154,4 @@ TEST_F(ChainFixture, EndDropsTheHold) {
 }
 
 }  // namespace
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

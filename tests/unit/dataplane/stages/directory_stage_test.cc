@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/stages/fake_callbacks.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 namespace {
 
 using ::testing::ElementsAre;
@@ -135,4 +135,4 @@ TEST_F(DirectoryStageTest, ConfigUsersAnswerOnlyToAnAdministratorsHold) {
 }
 
 }  // namespace
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

@@ -12,7 +12,7 @@
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/stages/stage.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 
 class FakeCallbacks : public StageCallbacks {
  public:
@@ -69,6 +69,6 @@ inline std::string Body(const std::string& message) {
   return message.substr(5);
 }
 
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
 
 #endif  // WARDEN_TESTS_UNIT_DATAPLANE_STAGES_FAKE_CALLBACKS_H_

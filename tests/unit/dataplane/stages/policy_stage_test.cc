@@ -12,7 +12,7 @@
 #include "policy/lang/compile.h"
 #include "tests/unit/dataplane/stages/fake_callbacks.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 namespace {
 
 using ::testing::HasSubstr;
@@ -329,4 +329,4 @@ TEST_F(PolicyStageTest, TooManyPreparedBytesEndTheSession) {
 }
 
 }  // namespace
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages

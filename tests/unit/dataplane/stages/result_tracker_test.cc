@@ -7,7 +7,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
-namespace warden::stages {
+namespace warden::dataplane::stages {
 namespace {
 
 Intent Recorded(uint64_t sequence) {
@@ -280,4 +280,4 @@ TEST_F(ResultTrackerTest, ManyNamedPortalsAreBoundedButStayPaired) {
 }
 
 }  // namespace
-}  // namespace warden::stages
+}  // namespace warden::dataplane::stages
