@@ -107,6 +107,13 @@ absl::StatusOr<SaslInitialResponse> ParseSaslInitialResponse(
 // ----------------------------------------------------------------- backend
 
 // Authentication codes.
+// PostgreSQL knows prepared statements and portals by the first
+// NAMEDATALEN-1 bytes of their names ("p" x 63 + "B" is the portal bound as
+// "p" x 63 + "E"): whatever tracks them keys them so (red team pass 11).
+inline absl::string_view ObjectName(absl::string_view name) {
+  return name.substr(0, 63);
+}
+
 inline constexpr int32_t kAuthOk = 0;
 inline constexpr int32_t kAuthKerberosV5 = 2;
 inline constexpr int32_t kAuthCleartextPassword = 3;

@@ -9,11 +9,11 @@ namespace {
 std::optional<absl::string_view> PortalUsed(char type, absl::string_view body) {
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kExecute:
-      return body.substr(0, body.find('\0'));
+      return pgwire::ObjectName(body.substr(0, body.find('\0')));
     case pgwire::FrontendType::kDescribe:
     case pgwire::FrontendType::kClose:
       if (body.empty() || body[0] != 'P') return std::nullopt;
-      return body.substr(1, body.find('\0', 1) - 1);
+      return pgwire::ObjectName(body.substr(1, body.find('\0', 1) - 1));
     default:
       return std::nullopt;
   }
@@ -33,7 +33,8 @@ std::optional<std::string> Correlator::UnsafePortal(char type,
       return std::nullopt;
     case pgwire::FrontendType::kBind:
       // Validated: the portal name is terminated.
-      NoteOrigin(std::string(body.substr(0, body.find('\0'))), false);
+      NoteOrigin(std::string(pgwire::ObjectName(body.substr(0, body.find('\0')))),
+                 false);
       return std::nullopt;
     default:
       break;

@@ -215,6 +215,16 @@ void Session::OnEvents(Side s, uint32_t events) {
     }
     return;
   }
+  if (s == Side::kClient && phase_ == Phase::kRelay && chain_.holding() &&
+      (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    // The client hung up while a stage holds its statement (it is not read
+    // meanwhile, so this edge is all it gets): nobody waits for the answer,
+    // and the statement is withdrawn as a cancel would (red team pass 11:
+    // held statements ran once acknowledged, after their clients left).
+    spdlog::info("session {}: the client left while its statement was held",
+                 peer_address_);
+    return PeerLost(Side::kClient, /*eof=*/true, "");
+  }
   if (writable) {
     if (p.read_wants_write) {
       p.read_wants_write = false;

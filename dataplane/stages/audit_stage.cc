@@ -56,6 +56,7 @@ AuditStage::AuditStage(StageCallbacks* callbacks, AuditTrail* trail,
     : callbacks_(callbacks),
       trail_(trail),
       options_(options),
+      summaries_(options.results || options.sync != nullptr),
       loop_(&callbacks->loop()) {}
 
 AuditStage::~AuditStage() {
@@ -69,7 +70,8 @@ StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
     // never confirmed its event, refuse it.
     if (hold_end_ != HoldEnd::kAcknowledged) {
       std::string error;
-      if (hold_end_ == HoldEnd::kTimedOut) {
+      const bool timed_out = hold_end_ == HoldEnd::kTimedOut;
+      if (timed_out) {
         pgwire::WriteErrorResponse(
             &error, "ERROR", pgwire::kInsufficientResources,
             absl::StrCat("Warden: the control plane did not confirm this "
@@ -92,6 +94,16 @@ StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
         EraseTemplate(StatementKey(p.ok() ? p->statement : ""));
       }
       callbacks_->Refuse(std::move(error));
+      // Its intent is in the trail: the trail also says it did not run.
+      RecordNotRun(timed_out ? pgwire::kInsufficientResources
+                             : pgwire::kQueryCanceled,
+                   timed_out
+                       ? absl::StrCat("not run: the control plane did not "
+                                      "confirm its audit record within ",
+                                      options_.sync_timeout_ms, " ms")
+                       : "not run: withdrawn by the client's cancel while it "
+                         "waited for the control plane to confirm its audit "
+                         "record");
     }
   } else if (m.shielded) {
     intent_ = Intent{};
@@ -192,6 +204,11 @@ void AuditStage::OnBackend(const Backend& m) {
 }
 
 void AuditStage::OnEnd(absl::string_view why) {
+  if (waiting_) {
+    RecordNotRun("", absl::StrCat("not run: the session ended (", why,
+                                  ") while it waited for the control plane "
+                                  "to confirm its audit record"));
+  }
   waiting_ = false;
   if (hold_timer_ != 0) {
     loop_->CancelTimer(hold_timer_);
@@ -281,11 +298,9 @@ uint64_t AuditStage::RecordStatement(const Frontend& m) {
         }
       }
       ++statements_;
-      if (options_.results && summary == nullptr) {
-        summary = ResultSummary(*st);
-      }
+      if (summaries_ && summary == nullptr) summary = ResultSummary(*st);
       if (const uint64_t sequence = Record(std::move(event)); sequence != 0) {
-        if (options_.results) intent_ = Intent{sequence, std::move(summary)};
+        if (summaries_) intent_ = Intent{sequence, std::move(summary)};
         return sequence;
       }
       callbacks_->Refuse(UnrecordedError());
@@ -360,13 +375,16 @@ uint64_t AuditStage::RecordStatement(const Frontend& m) {
       // The Parse itself executes nothing: the template's protocol is
       // that of its executions.
       t.statement.set_protocol("extended-execute");
-      if (options_.results) t.summary = ResultSummary(t.statement);
+      if (summaries_) t.summary = ResultSummary(t.statement);
       templates_.emplace(key, std::move(t));
     }
   }
   std::shared_ptr<const warden::v1::Statement> summary;
-  if (options_.results && !refused &&
-      type != static_cast<char>(pgwire::FrontendType::kParse)) {
+  // (A Parse runs nothing; only in sync mode, where it may be held and
+  // withdrawn, does it need what a "not run" event repeats.)
+  if (summaries_ && !refused &&
+      (type != static_cast<char>(pgwire::FrontendType::kParse) ||
+       options_.sync != nullptr)) {
     summary = ResultSummary(*st);
   }
   if (const uint64_t sequence = Record(std::move(event)); sequence != 0) {
@@ -423,6 +441,18 @@ void AuditStage::Track(const Frontend& m, bool replaced) {
       break;
   }
   if (!completions_.empty()) RecordResults();
+}
+
+void AuditStage::RecordNotRun(absl::string_view sqlstate, std::string note) {
+  if (intent_.sequence == 0 || intent_.summary == nullptr) return;
+  Completion c;
+  c.intent = std::move(intent_);
+  c.sqlstate = std::string(sqlstate);
+  c.note = std::move(note);
+  c.duration = absl::ZeroDuration();
+  intent_ = Intent{};
+  completions_.push_back(std::move(c));
+  RecordResults();
 }
 
 void AuditStage::RecordResults() {

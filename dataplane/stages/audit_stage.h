@@ -85,10 +85,16 @@ class AuditStage : public Stage {
   // Result events: follows the message to its answers.
   void Track(const Frontend& m, bool replaced);
   void RecordResults();
+  // A held statement that will not run (withdrawn, timed out, its session
+  // ended): a result event for its intent says so, results on or off.
+  void RecordNotRun(absl::string_view sqlstate, std::string note);
 
   StageCallbacks* callbacks_;
   AuditTrail* trail_;
   const AuditStageOptions options_;
+  // What a result event would repeat of an intent is kept (results on, or
+  // sync mode, where a held statement may end up not run).
+  const bool summaries_;
   net::EventLoop* loop_;
   uint64_t statements_ = 0;
   // Per prepared statement, what its Parse recorded, so that each execution

@@ -120,7 +120,7 @@ absl::string_view BindStatement(absl::string_view body) {
 }
 
 std::string StatementKey(absl::string_view name) {
-  return std::string(name.substr(0, 63));
+  return std::string(pgwire::ObjectName(name));
 }
 
 void PolicyStage::RememberPrepared(const std::string& name, Prepared prepared) {
@@ -194,14 +194,70 @@ const std::string* PolicyStage::RefusedExecute(const gate::Gate& gate,
         return now_refused;
       }
     }
+    // FETCH / MOVE of a cursor declared, or a portal bound, under an older
+    // policy (red team pass 11, F1): it reads what was declared then.
+    if (f.node == "FetchStmt" && !f.cursor.empty()) {
+      const std::string name = StatementKey(f.cursor);
+      Prepared* target = nullptr;
+      if (const auto c = cursors_.find(name); c != cursors_.end()) {
+        target = &c->second;
+      } else if (const auto p = portals_.find(name); p != portals_.end()) {
+        target = &p->second;
+      }
+      if (target != nullptr) {
+        if (const std::string* refused = RejudgePortal(gate, name, *target)) {
+          return refused;
+        }
+      }
+    }
   }
   return nullptr;
+}
+
+const std::string* PolicyStage::RejudgePortal(const gate::Gate& gate,
+                                              const std::string& name,
+                                              Prepared& prepared) {
+  if (prepared.generation == gate.generation()) return nullptr;
+  const SessionFacts& facts = callbacks_->facts();
+  const gate::Verdict v =
+      prepared.facts != nullptr
+          ? gate.JudgeFacts(prepared.facts, *facts.subject, facts.environment,
+                            facts.database)
+          : gate.Judge(prepared.sql, *facts.subject, facts.environment,
+                       facts.database);
+  if (v.allowed) {
+    prepared.generation = gate.generation();
+    return nullptr;
+  }
+  spdlog::info("session {}: {} refused in {}/{}: cursor \"{}\" declared "
+               "under an earlier policy: {}",
+               facts.peer_address, facts.subject->user, facts.environment,
+               facts.database, name, v.decision.reason);
+  portal_refusal_.clear();
+  pgwire::WriteErrorResponse(&portal_refusal_, "ERROR", v.sqlstate, v.message,
+                             v.detail, v.hint, v.position);
+  return &portal_refusal_;
 }
 
 void PolicyStage::TrackSqlPrepares(const gate::Verdict& v,
                                const std::string* error, uint64_t generation) {
   if (v.facts == nullptr) return;
   for (const auto& f : *v.facts) {
+    if (f.node == "DeclareCursorStmt" && error == nullptr) {
+      // What the cursor reads, to judge its FETCHes (and protocol
+      // Executes) again after a policy change. Kept until declared again:
+      // a WITH HOLD cursor outlives its transaction, and a stale entry
+      // only judges a FETCH that PostgreSQL refuses anyway.
+      const std::string cursor = StatementKey(f.cursor);
+      if (cursors_.size() >= kMaxPortals && cursors_.count(cursor) == 0) {
+        callbacks_->Fail(pgwire::kProgramLimitExceeded,
+                         "more cursors in this session than Warden keeps to "
+                         "re-check them when the policy changes",
+                         warden::v1::SESSION_END_REASON_POLICY);
+        return;
+      }
+      cursors_[cursor] = Prepared{nullptr, f.text, generation};
+    }
     const std::string name = StatementKey(f.prepared_name);
     if (f.node == "PrepareStmt") {
       if (error != nullptr) {
@@ -497,9 +553,9 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
         const auto known = prepared_.find(name);
         if (known != prepared_.end()) {
           if (portals_.size() >= kMaxPortals) portals_.clear();
-          portals_[std::string(portal)] = known->second;
+          portals_[StatementKey(portal)] = known->second;
         } else {
-          portals_.erase(std::string(portal));
+          portals_.erase(StatementKey(portal));
         }
         return;
       }
@@ -509,12 +565,21 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
     case pgwire::FrontendType::kExecute: {
       // A portal bound under an older policy is judged again: it runs
       // what it was bound to, whatever policy was pushed since.
-      const std::string portal(body.substr(0, body.find('\0')));
-      const auto it = portals_.find(portal);
-      if (it == portals_.end() ||
-          it->second.generation == gate.generation()) {
+      const std::string portal = StatementKey(body.substr(0, body.find('\0')));
+      auto it = portals_.find(portal);
+      if (it == portals_.end()) {
+        // A SQL cursor, executed through the protocol (red team pass 11).
+        const auto c = cursors_.find(portal);
+        if (c != cursors_.end() && c->second.generation != gate.generation()) {
+          if (const std::string* refused =
+                  RejudgePortal(gate, portal, c->second)) {
+            callbacks_->execution().refused_portal_text = c->second.text();
+            callbacks_->Refuse(*refused);
+          }
+        }
         return;
       }
+      if (it->second.generation == gate.generation()) return;
       gate::Verdict v =
           it->second.facts != nullptr
               ? gate.JudgeFacts(it->second.facts, *facts.subject,
@@ -559,7 +624,7 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
         refused_statements_.erase(name);
         ForgetPrepared(name);
       } else {
-        const std::string name(c->name);
+        const std::string name = StatementKey(c->name);
         NotePortal(t, name);
         portals_.erase(name);
       }

@@ -101,6 +101,11 @@ class PolicyStage : public Stage {
   // with `gate`; returns the refusal if it is now refused (and remembers
   // it), nullptr otherwise.
   const std::string* Rejudge(const gate::Gate& gate, const std::string& name);
+  // The same for a cursor or portal `name` running `prepared`; the refusal
+  // is not remembered (a cursor is declared again, not refused by name).
+  const std::string* RejudgePortal(const gate::Gate& gate,
+                                   const std::string& name,
+                                   Prepared& prepared);
 
   // What an allowed Parse, a Close or an SQL PREPARE / DEALLOCATE changed
   // in what Warden knows (prepared_, refused_statements_, portals_) before
@@ -156,6 +161,11 @@ class PolicyStage : public Stage {
   // is judged again. Emptied when a transaction ends (PostgreSQL drops
   // protocol portals then).
   absl::flat_hash_map<std::string, Prepared> portals_;
+  // SQL cursors (DECLARE), by name: what each reads and the generation
+  // that last allowed it.
+  absl::flat_hash_map<std::string, Prepared> cursors_;
+  // The last refusal RejudgePortal made.
+  std::string portal_refusal_;
   std::deque<Tentative> tentative_;
   // Per Confirmation kind: where its next unconfirmed entry may be.
   size_t confirm_from_[5] = {0, 0, 0, 0, 0};

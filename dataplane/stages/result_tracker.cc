@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
 
 namespace warden::dataplane::stages {
@@ -39,7 +40,7 @@ void ResultTracker::FunctionCall(Intent intent, absl::Time now) {
 
 void ResultTracker::Bind(absl::string_view portal, Intent intent,
                          absl::Time now, std::vector<Completion>* out) {
-  std::string name(portal);
+  std::string name(pgwire::ObjectName(portal));
   DropPortal(name, out);
   if (intent.sequence == 0) return;
   if (!name.empty() && portals_.size() >= kMaxPortals) return;
@@ -51,7 +52,8 @@ void ResultTracker::Bind(absl::string_view portal, Intent intent,
 
 void ResultTracker::Execute(absl::string_view portal) {
   std::shared_ptr<Exec> exec;
-  if (const auto it = portals_.find(portal); it != portals_.end()) {
+  if (const auto it = portals_.find(pgwire::ObjectName(portal));
+      it != portals_.end()) {
     exec = it->second;
     ++exec->pending;
   }
@@ -60,7 +62,7 @@ void ResultTracker::Execute(absl::string_view portal) {
 
 void ResultTracker::Close(char kind, absl::string_view name,
                           std::vector<Completion>* out) {
-  if (kind == 'P') DropPortal(std::string(name), out);
+  if (kind == 'P') DropPortal(std::string(pgwire::ObjectName(name)), out);
 }
 
 void ResultTracker::Sync() { ++sent_; }

@@ -1475,6 +1475,10 @@ StatementFacts AnalyzeNode(const std::string& node, const Json& body, int depth,
   if (node == "PrepareStmt" || node == "DeallocateStmt") {
     f.prepared_name = body.value("name", "");
   }
+  if (node == "DeclareCursorStmt" || node == "FetchStmt" ||
+      node == "ClosePortalStmt") {
+    f.cursor = body.value("portalname", "");
+  }
   if (found.dynamic) f.unresolved_dynamic_sql = true;
   for (const std::string& text : found.sql_from_text) {
     if (depth >= kMaxDepth) {

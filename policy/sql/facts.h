@@ -76,6 +76,10 @@ struct StatementFacts {
   // (also under EXPLAIN or CREATE TABLE AS).
   std::string prepared_name;
   std::vector<std::string> executed;
+  // SQL cursors (the namespace protocol-level portals share): the name a
+  // DECLARE creates, a FETCH or MOVE reads, a CLOSE closes (empty for
+  // CLOSE ALL).
+  std::string cursor;
   std::string text;         // this statement's own text.
   std::string fingerprint;  // libpg_query fingerprint (hex).
 

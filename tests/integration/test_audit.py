@@ -544,10 +544,52 @@ users:
             self.assertTrue(wait_until(
                 lambda: conn.simple_query("SELECT 1")[1] is None, timeout=30))
             self.assertEqual(self.marks(marker), "0")
+            # Its intent is in the trail, and so is the fact that it did
+            # not run (red team pass 11, F6).
+            self.assertTrue(wait_until(lambda: self.not_run(marker), timeout=30))
+            st = self.not_run(marker)["statement"]
+            self.assertEqual(st["sqlstate"], "57014")
+            self.assertIn("not run: withdrawn by the client's cancel", st["reason"])
+
+            # A client that leaves while its statement is held withdraws it
+            # too (F5: it ran once acknowledged, after its client had gone).
+            gone = marker + "-gone"
+            os.kill(self.control.proc.pid, signal.SIGSTOP)
+            try:
+                other = rawpg.RawConn(port, timeout=30)
+                other.login("alice", "alice-pw", "shop")
+                other.send(rawpg.query("INSERT INTO held_marks VALUES ('%s')" % gone))
+                time.sleep(1)
+                other.sock.close()
+                self.assertTrue(wait_until(
+                    lambda: "the client left while its statement was held" in proxy.log(),
+                    timeout=10), proxy.log()[-2000:])
+            finally:
+                os.kill(self.control.proc.pid, signal.SIGCONT)
+            self.assertTrue(wait_until(lambda: self.not_run(gone), timeout=30))
+            self.assertIn("not run: the session ended", self.not_run(gone)["statement"]["reason"])
+            self.assertEqual(self.marks(gone), "0")
         finally:
             if conn:
                 conn.close()
             proxy.stop()
+
+    def not_run(self, marker):
+        """The result event saying the held statement with `marker` did not
+        run, or None."""
+        events = [e["leaf"]["event"] for e in self.events()]
+        intents = {int(ev["sequence"]) for ev in events
+                   if ev.get("proxy_id") == "audit-sync-cancel"
+                   and marker in ev.get("statement", {}).get("text", "")
+                   and ev["statement"].get("phase") == "STATEMENT_PHASE_INTENT"}
+        for ev in events:
+            st = ev.get("statement", {})
+            if (ev.get("proxy_id") == "audit-sync-cancel"
+                    and st.get("phase") == "STATEMENT_PHASE_RESULT"
+                    and int(st.get("intent_sequence", 0)) in intents
+                    and st.get("reason", "").startswith("not run")):
+                return ev
+        return None
 
     def marks(self, marker):
         """How many rows of held_marks hold `marker` (read directly)."""

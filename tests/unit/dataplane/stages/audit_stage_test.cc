@@ -205,6 +205,14 @@ TEST_F(AuditStageTest, SyncModeRefusesWhatTheControlPlaneNeverConfirmed) {
   EXPECT_THAT(cb.execution().refusal->error,
               HasSubstr("did not confirm this statement's audit record within "
                         "20 ms"));
+  // The trail says its intent did not run (red team pass 11, F6).
+  const uint64_t parse_intent = 101;  // FakeTrail's first sequence
+  ASSERT_EQ(trail.events.size(), 2u);
+  EXPECT_EQ(trail.events[1].statement().phase(),
+            warden::v1::STATEMENT_PHASE_RESULT);
+  EXPECT_EQ(trail.events[1].statement().intent_sequence(), parse_intent);
+  EXPECT_EQ(trail.events[1].statement().sqlstate(), "53000");
+  EXPECT_THAT(trail.events[1].statement().reason(), HasSubstr("not run"));
   // A late acknowledgement changes nothing.
   acks.waiting[0].second();
   RunFor(20);
@@ -236,6 +244,11 @@ TEST_F(AuditStageTest, ACancelWithdrawsTheHeldStatement) {
   EXPECT_THAT(cb.execution().refusal->error, HasSubstr("57014"));
   EXPECT_THAT(cb.execution().refusal->error,
               HasSubstr("canceling statement due to user request"));
+  ASSERT_EQ(trail.events.size(), 2u);
+  EXPECT_EQ(trail.events[1].statement().intent_sequence(), trail.sequence - 1);
+  EXPECT_EQ(trail.events[1].statement().sqlstate(), "57014");
+  EXPECT_THAT(trail.events[1].statement().reason(),
+              HasSubstr("not run: withdrawn by the client's cancel"));
   // The acknowledgement that comes later resumes nothing, and the next
   // statement is not refused.
   acks.waiting[0].second();
@@ -252,9 +265,14 @@ TEST_F(AuditStageTest, AnEndedSessionIsNotResumed) {
   options.sync_timeout_ms = 20;
   auto stage = Make(options);
   ASSERT_EQ(Send(*stage, 'Q', Query("select 1")), StageResult::kHold);
-  stage->OnEnd("client went away");
+  stage->OnEnd("client closed the connection");
   RunFor(100);
   EXPECT_EQ(cb.resumes, 0);
+  ASSERT_EQ(trail.events.size(), 2u);
+  EXPECT_EQ(trail.events[1].statement().intent_sequence(), trail.sequence - 1);
+  EXPECT_THAT(trail.events[1].statement().reason(),
+              HasSubstr("not run: the session ended (client closed the "
+                        "connection)"));
   // Nor after the stage is gone.
   acks.waiting[0].second();
   stage.reset();

@@ -46,6 +46,19 @@ spec:
       message: Reading is paused.
 )";
 
+// Tightened by object: the orders table is off limits, however it is read.
+constexpr char kNoOrders[] = R"(apiVersion: warden/v1
+kind: Policy
+metadata: { name: guard }
+spec:
+  environments: [prod]
+  rules:
+    - name: no-orders
+      match: { objects: ["orders"] }
+      action: deny
+      message: Orders are off limits.
+)";
+
 std::unique_ptr<gate::Gate> MakeGate(const char* text) {
   auto bundle = policy::lang::Compile({{"guard.yaml", text}});
   EXPECT_TRUE(bundle.ok()) << bundle.status();
@@ -215,6 +228,55 @@ TEST_F(PolicyStageTest, AnIdleReadyForQueryEndsThePortalsUnlessMoreWasSent) {
   Backend('2');
   Ready('I');  // idle and nothing in flight: the transaction's portals end
   EXPECT_EQ(stage.portal_count(), 0u);
+}
+
+// Red team pass 11 (F2): PostgreSQL knows a portal by its first 63 bytes,
+// so a name that differs after them is the same portal.
+TEST_F(PolicyStageTest, APortalReachedByALongerNameIsJudgedAgainToo) {
+  const std::string bound = std::string(63, 'p') + "E";
+  const std::string alias = std::string(63, 'p') + "B";
+  ASSERT_EQ(Send('P', Parse("s1", "select * from orders")),
+            StageResult::kContinue);
+  ASSERT_EQ(Send('B', Bind(bound, "s1")), StageResult::kContinue);
+  Sync();
+  Backend('1');
+  Backend('2');
+  Ready();
+  auto tighter = MakeGate(kNoSelect);
+  cb.execution().gate = tighter.get();
+  EXPECT_EQ(Send('E', Execute(alias)), StageResult::kReplaced);
+  EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
+}
+
+// Red team pass 11 (F1): a cursor declared, or a portal bound, under the
+// old policy was read with SQL FETCH (or a protocol Execute of the
+// cursor) under the new one without being judged again.
+TEST_F(PolicyStageTest, CursorsAndFetchAreJudgedAgainUnderANewPolicy) {
+  ASSERT_EQ(Send('Q', Query("declare hc cursor with hold for select * from "
+                            "orders")),
+            StageResult::kContinue);
+  ASSERT_EQ(Send('P', Parse("s1", "select * from orders")),
+            StageResult::kContinue);
+  ASSERT_EQ(Send('B', Bind("p1", "s1")), StageResult::kContinue);
+  Sync();
+  Backend('1');
+  Backend('2');
+  Ready();
+  // Same policy: nothing changes.
+  EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kContinue);
+  auto tighter = MakeGate(kNoOrders);
+  cb.execution().gate = tighter.get();
+  EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kReplaced);
+  EXPECT_THAT(Error(), HasSubstr("Orders are off limits."));
+  EXPECT_EQ(Send('Q', Query("move 1 in hc")), StageResult::kReplaced);
+  EXPECT_EQ(Send('Q', Query("fetch all from p1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('E', Execute("hc")), StageResult::kReplaced);
+  EXPECT_EQ(cb.execution().refused_portal_text,
+            "declare hc cursor with hold for select * from orders");
+  // A cursor declared again under the new policy is judged as declared.
+  EXPECT_EQ(Send('Q', Query("declare hc cursor for select 1")),
+            StageResult::kContinue);
+  EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kContinue);
 }
 
 TEST_F(PolicyStageTest, AParsePostgreSQLSkippedIsUndoneAtReadyForQuery) {

@@ -70,6 +70,19 @@ TEST_F(ResultTrackerTest, PortalReboundBeforeItsAnswerStillCompletes) {
   EXPECT_EQ(tracker_.pending(), 0u);
 }
 
+// Red team pass 11 (F2): executed through a longer name (PostgreSQL reads
+// the first 63 bytes), the DELETE was recorded as never executed.
+TEST_F(ResultTrackerTest, APortalExecutedByALongerNameIsTheSamePortal) {
+  tracker_.Bind(std::string(63, 'p') + "E", Recorded(9), Now(), &out_);
+  tracker_.Execute(std::string(63, 'p') + "B");
+  tracker_.Sync();
+  tracker_.CommandComplete("DELETE 3", Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 9u);
+  EXPECT_EQ(out_[0].rows, 3);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+}
+
 TEST_F(ResultTrackerTest, SimpleQueryReportsRowsDurationAndSuccess) {
   tracker_.Query(Recorded(4), Now());
   tracker_.DataRow();
