@@ -1587,6 +1587,20 @@ void Session::Refuse(std::string error, bool parse) {
 
 void Session::Resume() {
   if (phase_ == Phase::kClosed) return;
+  // The client may have hung up while its statement was held (the edge
+  // may have come with the bytes read before the hold, e.g. a Terminate
+  // right after the statement): nobody waits for it, it is withdrawn.
+  if (client_.open() && !client_.conn->tls()) {
+    char byte;
+    const ssize_t n =
+        recv(client_.conn->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                   errno != EINTR)) {
+      spdlog::info("session {}: the client left while its statement was held",
+                   peer_address_);
+      return PeerLost(Side::kClient, /*eof=*/true, "");
+    }
+  }
   chain_.MarkResumed();
   auto keep = shared_from_this();  // Consume may end the session.
   Consume(Side::kClient, nullptr, 0);

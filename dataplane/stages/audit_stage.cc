@@ -66,6 +66,7 @@ AuditStage::~AuditStage() {
 StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
   Execution& execution = callbacks_->execution();
   if (resumed) {
+    held_ = false;
     // Recorded before the hold: relay it now, or, if the control plane
     // never confirmed its event, refuse it.
     if (hold_end_ != HoldEnd::kAcknowledged) {
@@ -136,6 +137,7 @@ uint64_t AuditStage::Record(warden::v1::AuditEvent event) {
 
 void AuditStage::Hold(uint64_t sequence) {
   waiting_ = true;
+  held_ = true;
   std::weak_ptr<AuditStage*> weak = self_;
   hold_timer_ = loop_->AddTimer(
       std::chrono::milliseconds(options_.sync_timeout_ms), [weak] {
@@ -204,7 +206,8 @@ void AuditStage::OnBackend(const Backend& m) {
 }
 
 void AuditStage::OnEnd(absl::string_view why) {
-  if (waiting_) {
+  if (held_) {
+    held_ = false;
     RecordNotRun("", absl::StrCat("not run: the session ended (", why,
                                   ") while it waited for the control plane "
                                   "to confirm its audit record"));
@@ -315,10 +318,20 @@ uint64_t AuditStage::RecordStatement(const Frontend& m) {
     }
     case pgwire::FrontendType::kExecute:
       // Runs what its Bind recorded, unless a newer policy refused the
-      // portal: that refusal is recorded here.
-      if (!refused || verdict == nullptr) return 0;
-      sql = std::move(execution.refused_portal_text);
-      execution.refused_portal_text.clear();
+      // portal: that refusal is recorded here. A SQL cursor has no Bind:
+      // each Execute of it is recorded here (red team pass 11, F3).
+      if (refused && verdict != nullptr) {
+        sql = std::move(execution.refused_portal_text);
+        execution.refused_portal_text.clear();
+      } else if (!refused && !execution.cursor_text.empty()) {
+        sql = std::move(execution.cursor_text);
+        execution.cursor_text.clear();
+        st->set_reason(absl::StrCat(
+            "execution of cursor \"", body.substr(0, body.find('\0')),
+            "\" through the protocol"));
+      } else {
+        return 0;
+      }
       protocol = "extended-execute";
       break;
     default:
@@ -427,6 +440,12 @@ void AuditStage::Track(const Frontend& m, bool replaced) {
                     &completions_);
       break;
     case pgwire::FrontendType::kExecute:
+      // A cursor's execution recorded its own intent: it is followed as a
+      // portal bound for it.
+      if (intent.sequence != 0) {
+        results_.Bind(body.substr(0, body.find('\0')), std::move(intent), now,
+                      &completions_);
+      }
       results_.Execute(body.substr(0, body.find('\0')));
       break;
     case pgwire::FrontendType::kClose:

@@ -110,6 +110,8 @@ class AuditStage : public Stage {
   // Sync hold: waiting for the acknowledgement; its timer; how it ended
   // (anything but acknowledged: the held message is refused).
   bool waiting_ = false;
+  // A message is held (from Hold until it comes back resumed).
+  bool held_ = false;
   uint64_t hold_timer_ = 0;
   HoldEnd hold_end_ = HoldEnd::kAcknowledged;
   // Posted callbacks check it: the stage may be gone when they run.

@@ -229,6 +229,7 @@ const std::string* PolicyStage::RejudgePortal(const gate::Gate& gate,
     prepared.generation = gate.generation();
     return nullptr;
   }
+  Keep(v);
   spdlog::info("session {}: {} refused in {}/{}: cursor \"{}\" declared "
                "under an earlier policy: {}",
                facts.peer_address, facts.subject->user, facts.environment,
@@ -568,15 +569,18 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
       const std::string portal = StatementKey(body.substr(0, body.find('\0')));
       auto it = portals_.find(portal);
       if (it == portals_.end()) {
-        // A SQL cursor, executed through the protocol (red team pass 11).
+        // A SQL cursor, executed through the protocol (red team pass 11):
+        // judged again, and named for the audit trail, which has no Bind
+        // of it.
         const auto c = cursors_.find(portal);
-        if (c != cursors_.end() && c->second.generation != gate.generation()) {
-          if (const std::string* refused =
-                  RejudgePortal(gate, portal, c->second)) {
-            callbacks_->execution().refused_portal_text = c->second.text();
-            callbacks_->Refuse(*refused);
-          }
+        if (c == cursors_.end()) return;
+        if (const std::string* refused =
+                RejudgePortal(gate, portal, c->second)) {
+          callbacks_->execution().refused_portal_text = c->second.text();
+          callbacks_->Refuse(*refused);
+          return;
         }
+        callbacks_->execution().cursor_text = c->second.text();
         return;
       }
       if (it->second.generation == gate.generation()) return;

@@ -81,6 +81,9 @@ struct Execution {
   std::optional<gate::Verdict> verdict;
   // For an Execute refused under a newer policy: what its portal runs.
   std::string refused_portal_text;
+  // For an Execute of a SQL cursor (DECLARE, not a protocol Bind): its
+  // DECLARE, so that the execution has an intent event of its own.
+  std::string cursor_text;
   // Set by the first stage that refused the message.
   std::optional<Refusal> refusal;
 };

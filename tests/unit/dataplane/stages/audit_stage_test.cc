@@ -280,6 +280,33 @@ TEST_F(AuditStageTest, AnEndedSessionIsNotResumed) {
   EXPECT_EQ(cb.resumes, 0);
 }
 
+// Red team pass 11 (F3): a SQL cursor read through a protocol Execute
+// left no event for the read.
+TEST_F(AuditStageTest, AnExecuteOfACursorIsAStatementOfItsOwn) {
+  AuditStageOptions options;
+  options.results = true;
+  auto stage = Make(options);
+  std::string m;
+  pgwire::WriteExecute(&m, "exfil");
+  cb.execution() = Execution{};
+  cb.execution().cursor_text = "declare exfil cursor with hold for select * from customers";
+  bodies.push_back(Body(m));
+  ASSERT_EQ(stage->OnFrontend({'E', bodies.back()}, false), StageResult::kContinue);
+  ASSERT_EQ(trail.events.size(), 1u);
+  const auto& st = trail.events[0].statement();
+  EXPECT_EQ(st.text(), "declare exfil cursor with hold for select * from customers");
+  EXPECT_EQ(st.protocol(), "extended-execute");
+  EXPECT_THAT(st.reason(), HasSubstr("execution of cursor \"exfil\""));
+  const uint64_t intent = trail.sequence;
+  Backend(*stage, 'D', "");
+  std::string tag = "FETCH 1";
+  tag.push_back('\0');
+  Backend(*stage, 'C', tag);
+  ASSERT_EQ(trail.events.size(), 2u);
+  EXPECT_EQ(trail.events[1].statement().intent_sequence(), intent);
+  EXPECT_EQ(trail.events[1].statement().rows(), 1);
+}
+
 TEST_F(AuditStageTest, ResultsFollowTheAnswers) {
   AuditStageOptions options;
   options.results = true;

@@ -262,8 +262,14 @@ TEST_F(PolicyStageTest, CursorsAndFetchAreJudgedAgainUnderANewPolicy) {
   Backend('1');
   Backend('2');
   Ready();
-  // Same policy: nothing changes.
+  // Same policy: nothing changes; an Execute of the cursor names its
+  // DECLARE for the audit trail.
   EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kContinue);
+  EXPECT_EQ(Send('E', Execute("hc")), StageResult::kContinue);
+  EXPECT_EQ(cb.execution().cursor_text,
+            "declare hc cursor with hold for select * from orders");
+  EXPECT_EQ(Send('E', Execute("p1")), StageResult::kContinue);
+  EXPECT_EQ(cb.execution().cursor_text, "");
   auto tighter = MakeGate(kNoOrders);
   cb.execution().gate = tighter.get();
   EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kReplaced);
