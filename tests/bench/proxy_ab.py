@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""Two builds of warden-proxy side by side in one run: pgbench select-only
+(simple and prepared, 8 clients) through each, with audit off and async,
+interleaved, against the same PostgreSQL 15 and warden-control with the
+production policy. For "what did this change cost":
+
+    /usr/bin/python3 tests/bench/proxy_ab.py --before OLD_BINARY \\
+        [--after bazel-bin/dataplane/server/warden-proxy] [--reps 3] [--duration 8]
+
+Build OLD_BINARY from an earlier commit (git worktree add, bazel build
+//dataplane/server:warden-proxy, copy it out). Prints TPS and proxy CPU
+per transaction (utime+stime from /proc), medians of the repetitions. All
+local; every process is stopped at the end."""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
+sys.path.insert(0, HERE)
+
+from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
+from proxyharness import WardenProxy, cpu_seconds  # noqa: E402
+from controlharness import WARDENCTL_BIN, ControlPlane  # noqa: E402
+import audit_cost  # noqa: E402
+
+WORKLOADS = [("select-only, simple", ["-S", "-M", "simple"]),
+             ("select-only, prepared", ["-S", "-M", "prepared"])]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--before", required=True)
+    ap.add_argument("--after", default=os.path.join(REPO, "bazel-bin/dataplane/server/warden-proxy"))
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=8)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="warden-proxy-ab-")
+    pg = PostgresServer(extra_conf={"fsync": "on", "synchronous_commit": "on"})
+    control = None
+    proxies = {}
+    try:
+        pg.start()
+        setup_sample(pg)
+        pg.psql("CREATE DATABASE bench OWNER warden_svc;")
+        subprocess.run(["pgbench", "-i", "-s", "10", "-q", "-h", "127.0.0.1", "-p", str(pg.port),
+                        "-U", "warden_svc", "bench"], check=True, capture_output=True,
+                       env=dict(os.environ, PGPASSWORD="svc-scram-pw"), timeout=900)
+        control = ControlPlane(work).start()
+        push = subprocess.run([WARDENCTL_BIN, "policy", "push", audit_cost.POLICY_DIR],
+                              env=control.env(), capture_output=True, text=True, timeout=60)
+        if push.returncode != 0:
+            raise RuntimeError(push.stderr)
+        for which, binary in (("before", a.before), ("after", a.after)):
+            for mode in ("off", "async"):
+                name = "ab-%s-%s" % (which, mode)
+                pwork = os.path.join(work, name)
+                os.makedirs(pwork)
+                port = free_port()
+                config = audit_cost.proxy_config(name, control, pg.port, port, pwork, mode)
+                proxies[(which, mode)] = WardenProxy(config, pwork, {"main": port},
+                                                     binary=binary).start()
+        deadline = time.time() + 30
+        while time.time() < deadline and not all("in force" in p.log()
+                                                  for p in proxies.values()):
+            time.sleep(0.1)
+        results = {}
+        for label, args in WORKLOADS:
+            for p in proxies.values():  # warm-up
+                audit_cost.pgbench(p.port("main"), args, 8, 2)
+            for _ in range(a.reps):
+                for key, p in proxies.items():  # interleaved
+                    cpu0 = cpu_seconds(p.pid)
+                    tps, txns = audit_cost.pgbench(p.port("main"), args, 8, a.duration)
+                    results.setdefault((label,) + key, []).append(
+                        (tps, 1e6 * (cpu_seconds(p.pid) - cpu0) / max(1, txns)))
+        print("| workload | audit | before TPS | after TPS | after/before "
+              "| proxy µs/txn before → after |")
+        print("|---|---|--:|--:|--:|--:|")
+        med = lambda rows, i: statistics.median(r[i] for r in rows)
+        for label, _ in WORKLOADS:
+            for mode in ("off", "async"):
+                b, f = results[(label, "before", mode)], results[(label, "after", mode)]
+                print("| %s, 8 clients | %s | %.0f | %.0f | %.2f× | %.1f → %.1f |"
+                      % (label, mode, med(b, 0), med(f, 0), med(f, 0) / med(b, 0),
+                         med(b, 1), med(f, 1)))
+    finally:
+        for p in proxies.values():
+            p.stop()
+        if control is not None:
+            control.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    main()
