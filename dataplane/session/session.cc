@@ -45,11 +45,6 @@ constexpr int kReadsPerTurn = 16;
 constexpr size_t kMaxAuthMessageSize = 65535;
 // Bounds on per-session enforcement state (see Session::QueueRefusal).
 constexpr size_t kMaxRefusalsInFlight = 10000;
-// Audit budget of a session while the spool is backlogged (AuditThrottled):
-// bytes per event of its budget (an event is a few hundred bytes), and the
-// longest it stays unread at a time.
-constexpr double kBudgetBytesPerEvent = 512;
-constexpr absl::Duration kMaxThrottle = absl::Seconds(60);
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -1431,37 +1426,8 @@ warden::v1::AuditEvent Session::NewEvent(
   return event;
 }
 
-std::shared_ptr<AuditWindow> AuditWindows::For(const std::string& identity,
-                                               absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  auto& window = windows_[identity];
-  if (window == nullptr) {
-    window = std::make_shared<AuditWindow>();
-    if (windows_.size() > 4096) {
-      // Those no session holds and idle past the longest pause.
-      for (auto it = windows_.begin(); it != windows_.end();) {
-        bool idle = false;
-        if (it->second.use_count() == 1 && it->second != window) {
-          absl::MutexLock w(&it->second->mu);
-          idle = now - it->second->last_used > 2 * kMaxThrottle;
-        }
-        if (idle) {
-          windows_.erase(it++);
-        } else {
-          ++it;
-        }
-      }
-    }
-  }
-  return window;
-}
-
 void Session::CountAudit(size_t bytes) {
-  const absl::Time now = absl::Now();
-  absl::MutexLock lock(&audit_window_->mu);
-  if (audit_window_->events++ == 0) audit_window_->start = now;
-  audit_window_->bytes += static_cast<int64_t>(bytes);
-  audit_window_->last_used = now;
+  session::CountAudit(*audit_window_, bytes, absl::Now());
 }
 
 bool Session::AuditThrottled() {
@@ -1471,53 +1437,19 @@ bool Session::AuditThrottled() {
   // shared with its other sessions, is locked only past that).
   const double fill = shared_->recorder->Fill();
   if (fill <= 0.5) return false;
-  int64_t events, bytes;
-  absl::Time start;
-  {
-    absl::MutexLock lock(&audit_window_->mu);
-    events = audit_window_->events;
-    bytes = audit_window_->bytes;
-    start = audit_window_->start;
-  }
-  if (events == 0) return false;
-  // Above half full, each identity's budget shrinks with
-  // the fill: the full rate at 50%, half of it at 70%, one event from 90%.
-  // A budget is in events and in bytes (kBudgetBytesPerEvent each), and a
-  // session pays for what it recorded by staying unread for as long as the
-  // budget takes to cover it (at most kMaxThrottle at a time): a flood of
-  // small events or of large ones slows down as the spool fills and (from
-  // one session) cannot fill the last tenth; everyone else goes on, more
-  // slowly near the end, instead of being refused (red team: 200 KB
-  // statements filled an 8 MiB spool past an event budget in 13 s).
-  const double budget = std::max(
-      1.0, static_cast<double>(rate) * (0.9 - fill) / 0.4);
-  const double seconds = std::max(
-      static_cast<double>(events) / budget,
-      static_cast<double>(bytes) / (budget * kBudgetBytesPerEvent));
   const absl::Time now = absl::Now();
-  const absl::Time window_end =
-      start + std::min(std::max(absl::Seconds(1), absl::Seconds(seconds)),
-                       kMaxThrottle);
-  if (now >= window_end) {  // paid for: a new window, a new budget.
-    absl::MutexLock lock(&audit_window_->mu);
-    // (Unless another session of the identity began one meanwhile.)
-    if (audit_window_->start == start) {
-      audit_window_->start = now;
-      audit_window_->events = 0;
-      audit_window_->bytes = 0;
-    }
-    return false;
-  }
-  if (seconds < 1) return false;  // within this second's budget
+  const std::optional<Throttle> throttle =
+      AuditThrottle(*audit_window_, rate, fill, now);
+  if (!throttle.has_value()) return false;
   audit_throttled_ = true;
   shared_->audit_sessions_throttled.fetch_add(1, std::memory_order_relaxed);
   spdlog::debug("session {}: {} audit events ({} bytes) with the spool "
                 "{:.0f}% full; not read for {} ms",
-                peer_address_, events, bytes,
-                fill * 100, absl::ToInt64Milliseconds(window_end - now));
+                peer_address_, throttle->events, throttle->bytes, fill * 100,
+                absl::ToInt64Milliseconds(throttle->until - now));
   std::weak_ptr<Session> weak = weak_from_this();
-  const int64_t wait_ms =
-      std::max<int64_t>(1, absl::ToInt64Milliseconds(window_end - now) + 1);
+  const int64_t wait_ms = std::max<int64_t>(
+      1, absl::ToInt64Milliseconds(throttle->until - now) + 1);
   loop_->AddTimer(std::chrono::milliseconds(wait_ms), [weak] {
     if (auto self = weak.lock()) self->ResumeAfterThrottle();
   });

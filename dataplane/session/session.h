@@ -35,6 +35,7 @@
 #include "dataplane/net/event_loop.h"
 #include "dataplane/net/resolver.h"
 #include "dataplane/pgwire/messages.h"
+#include "dataplane/session/audit_budget.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/correlator.h"
@@ -75,32 +76,6 @@ class PendingLogins {
  private:
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, int> count_ ABSL_GUARDED_BY(mu_);
-};
-
-// Audit events an identity recorded since `start`, across all its sessions
-// (AuditThrottled): while the spool is backlogged, the budget is one per
-// identity, so opening more sessions, or a new one per statement, buys no
-// more of the spool.
-struct AuditWindow {
-  absl::Mutex mu;
-  absl::Time start ABSL_GUARDED_BY(mu) = absl::InfinitePast();
-  int64_t events ABSL_GUARDED_BY(mu) = 0;
-  int64_t bytes ABSL_GUARDED_BY(mu) = 0;
-  absl::Time last_used ABSL_GUARDED_BY(mu) = absl::InfinitePast();
-};
-
-// The windows, by identity (folded user name). Kept past their sessions'
-// end (an identity that reconnects finds its unpaid window), dropped once
-// idle for a while when there are many.
-class AuditWindows {
- public:
-  std::shared_ptr<AuditWindow> For(const std::string& identity,
-                                   absl::Time now);
-
- private:
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<AuditWindow>> windows_
-      ABSL_GUARDED_BY(mu_);
 };
 
 // Everything sessions share. Built once at start; the maps are read-only
