@@ -41,6 +41,24 @@ spec:
 """
 
 
+SEAL_ORDERS = """apiVersion: warden/v1
+kind: Policy
+metadata:
+  name: seal-orders
+spec:
+  environments: [prod]
+  databases: ["*"]
+  defaults:
+    action: allow
+  rules:
+    - name: orders-sealed
+      match:
+        objects: ["orders"]
+      action: deny
+      message: orders are sealed
+"""
+
+
 def bind_int(portal, statement, value):
     """Bind of one text parameter."""
     v = str(value).encode()
@@ -163,6 +181,95 @@ class Rejudging(unittest.TestCase):
         finally:
             conn.close()
         self.assertEqual(self.order_ids(), ids)
+
+    # Red team pass 11 (F1, F2, F3): cursors, FETCH and long portal names.
+
+    def test_a_cursor_declared_before_the_push_is_judged_at_fetch(self):
+        conn = self.stack.raw()
+        try:
+            _, error = conn.simple_query(
+                "DECLARE sealed_c CURSOR WITH HOLD FOR SELECT id FROM orders")
+            self.assertIsNone(error)
+            self.push({"zz-seal.yaml": SEAL_ORDERS})
+            for attempt in (rawpg.query("FETCH ALL FROM sealed_c"),
+                            rawpg.query("MOVE FORWARD 1 IN sealed_c"),
+                            E(b"sealed_c") + S):  # the protocol route
+                conn.send(attempt)
+                replies = rawpg.read_to_ready(conn)
+                errors = errors_of(replies)
+                self.assertEqual(len(errors), 1, replies)
+                self.assertIn("orders-sealed", errors[0]["M"])
+                self.assertNotIn(b"D", [t for t, _ in replies])  # no row left
+        finally:
+            conn.close()
+
+    def test_a_portal_bound_before_the_push_is_judged_at_sql_fetch(self):
+        ids = self.order_ids()
+        victim = sorted(ids, key=int)[3]
+        conn = self.stack.raw()
+        try:
+            conn.send(rawpg.query("BEGIN"))
+            rawpg.read_to_ready(conn)
+            conn.send(P(b"DELETE FROM orders WHERE id = $1 RETURNING id", b"d4")
+                      + bind_int(b"fp4", b"d4", victim) + S)
+            self.assertEqual(errors_of(rawpg.read_to_ready(conn)), [])
+            self.push({"zz-freeze.yaml": NO_ORDER_DELETES})
+            _, error = conn.simple_query("FETCH ALL FROM fp4")
+            self.assertIsNotNone(error)
+            self.assertIn("no-order-deletes", error["M"])
+            conn.send(rawpg.query("ROLLBACK"))
+            rawpg.read_to_ready(conn)
+        finally:
+            conn.close()
+        self.assertEqual(self.order_ids(), ids)
+
+    def test_a_longer_name_is_the_same_portal(self):
+        # PostgreSQL knows a portal by its first 63 bytes.
+        ids = self.order_ids()
+        victim = sorted(ids, key=int)[4]
+        bound, alias = b"p" * 63 + b"E", b"p" * 63 + b"B"
+        conn = self.stack.raw()
+        try:
+            conn.send(rawpg.query("BEGIN"))
+            rawpg.read_to_ready(conn)
+            conn.send(P(b"DELETE FROM orders WHERE id = $1", b"d5")
+                      + bind_int(bound, b"d5", victim) + S)
+            self.assertEqual(errors_of(rawpg.read_to_ready(conn)), [])
+            self.push({"zz-freeze.yaml": NO_ORDER_DELETES})
+            conn.send(E(alias) + S)
+            errors = errors_of(rawpg.read_to_ready(conn))
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn("no-order-deletes", errors[0]["M"])
+            conn.send(rawpg.query("COMMIT"))
+            rawpg.read_to_ready(conn)
+        finally:
+            conn.close()
+        self.assertEqual(self.order_ids(), ids)
+
+    def test_reading_a_cursor_through_the_protocol_is_in_the_trail(self):
+        conn = self.stack.raw()
+        marker = "cursor_read_%d" % time.time_ns()
+        try:
+            _, error = conn.simple_query(
+                "DECLARE %s CURSOR WITH HOLD FOR SELECT id FROM customers" % marker)
+            self.assertIsNone(error)
+            conn.send(E(marker.encode()) + S)
+            replies = rawpg.read_to_ready(conn)
+            self.assertEqual(errors_of(replies), [])
+            rows = [t for t, _ in replies].count(b"D")
+            self.assertGreater(rows, 0)
+        finally:
+            conn.close()
+
+        def read_event():
+            for e in self.stack.events():
+                st = e["event"].get("statement", {})
+                if (marker in st.get("text", "")
+                        and st.get("protocol") == "extended-execute"
+                        and "execution of cursor" in st.get("reason", "")):
+                    return e
+            return None
+        self.assertTrue(wait_until(lambda: read_event() is not None, timeout=20))
 
 
 if __name__ == "__main__":
