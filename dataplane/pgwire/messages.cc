@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "dataplane/pgwire/reader.h"
@@ -553,6 +554,14 @@ std::string UnknownType(const char* side, char type) {
 }
 
 }  // namespace
+
+std::string PrintableType(char type) {
+  if (absl::ascii_isprint(static_cast<unsigned char>(type))) {
+    return absl::StrCat("'", std::string(1, type), "'");
+  }
+  return absl::StrCat(
+      "0x", absl::Hex(static_cast<unsigned char>(type), absl::kZeroPad2));
+}
 
 absl::Status ValidateFrontend(char type, absl::string_view body) {
   const Validator fn = FrontendTable().at(type);

@@ -114,6 +114,9 @@ inline absl::string_view ObjectName(absl::string_view name) {
   return name.substr(0, 63);
 }
 
+// A message type byte for error messages: 'Q', or 0x00 when unprintable.
+std::string PrintableType(char type);
+
 inline constexpr int32_t kAuthOk = 0;
 inline constexpr int32_t kAuthKerberosV5 = 2;
 inline constexpr int32_t kAuthCleartextPassword = 3;

@@ -72,6 +72,14 @@ void Correlator::Relayed(char type) {
     }
     return unanswered_batches_.back();
   };
+  // A Query, FunctionCall or Sync ends a batch; its ReadyForQuery will
+  // answer it.
+  auto end_batch = [this] {
+    ++pipeline_.pending_syncs;
+    ++pipeline_.syncs_sent;
+    pipeline_.unsynced = false;
+    pipeline_.executed_unsynced = false;
+  };
   switch (static_cast<pgwire::FrontendType>(type)) {
     case pgwire::FrontendType::kQuery:
     case pgwire::FrontendType::kFunctionCall: {
@@ -81,18 +89,12 @@ void Correlator::Relayed(char type) {
       b.closed = true;
       unanswered_batches_.push_back(b);
       ++unanswered_;
-      ++pipeline_.pending_syncs;
-      ++pipeline_.syncs_sent;
-      pipeline_.unsynced = false;
-      pipeline_.executed_unsynced = false;
+      end_batch();
       break;
     }
     case pgwire::FrontendType::kSync:
       open_batch().closed = true;
-      ++pipeline_.pending_syncs;
-      ++pipeline_.syncs_sent;
-      pipeline_.unsynced = false;
-      pipeline_.executed_unsynced = false;
+      end_batch();
       extended_since_sync_ = false;
       break;
     case pgwire::FrontendType::kExecute: {
@@ -127,7 +129,7 @@ void Correlator::Answered() {
   if (b.simple || b.unanswered == 0) return;
   --b.unanswered;
   --unanswered_;
-  if (paused_ && unanswered_ <= kResumeUnanswered) resume_ = true;
+  NoteAnswers();
 }
 
 void Correlator::Failed() {
@@ -138,7 +140,7 @@ void Correlator::Failed() {
   unanswered_ -= b.unanswered;
   b.unanswered = 0;
   b.failed = true;
-  if (paused_ && unanswered_ <= kResumeUnanswered) resume_ = true;
+  NoteAnswers();
 }
 
 void Correlator::Ready(bool idle) {
@@ -146,7 +148,7 @@ void Correlator::Ready(bool idle) {
   if (!unanswered_batches_.empty()) {
     unanswered_ -= unanswered_batches_.front().unanswered;
     unanswered_batches_.pop_front();
-    if (paused_ && unanswered_ <= kResumeUnanswered) resume_ = true;
+    NoteAnswers();
   }
   if (!portal_origins_.empty()) {
     // The batch whose ReadyForQuery just came; an error since the one
@@ -167,6 +169,10 @@ void Correlator::Ready(bool idle) {
   }
   batch_had_error_ = false;
   if (pipeline_.pending_syncs > 0) --pipeline_.pending_syncs;
+}
+
+void Correlator::NoteAnswers() {
+  if (paused_ && unanswered_ <= kResumeUnanswered) resume_ = true;
 }
 
 bool Correlator::MayRead() {

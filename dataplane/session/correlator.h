@@ -81,6 +81,8 @@ class Correlator {
  private:
   void NoteOrigin(const std::string& portal, bool tainted);
   bool PortalSafe(absl::string_view name) const;
+  // After answers: whether a paused client may be read again.
+  void NoteAnswers();
 
   stages::Pipeline pipeline_;
   bool extended_since_sync_ = false;

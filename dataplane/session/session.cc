@@ -67,14 +67,6 @@ const char* ReasonName(SessionEndReason r) {
   }
 }
 
-std::string Printable(char c) {
-  if (absl::ascii_isprint(static_cast<unsigned char>(c))) {
-    return absl::StrCat("'", std::string(1, c), "'");
-  }
-  return absl::StrCat(
-      "0x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-}
-
 }  // namespace
 
 namespace {
@@ -820,7 +812,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
     if (phase_ == Phase::kAuth) {
       if (frame.type != static_cast<char>(pgwire::FrontendType::kPassword)) {
         FailProtocol(absl::StrCat("expected an authentication response, got ",
-                                  Printable(frame.type)));
+                                  pgwire::PrintableType(frame.type)));
         return 0;
       }
       pos += frame.size;

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "dataplane/auth/scram.h"
@@ -27,14 +26,6 @@ const char* MethodName(config::UpstreamAuthMethod m) {
       return "trust";
   }
   return "?";
-}
-
-std::string Printable(char c) {
-  if (absl::ascii_isprint(static_cast<unsigned char>(c))) {
-    return absl::StrCat("'", std::string(1, c), "'");
-  }
-  return absl::StrCat(
-      "0x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
 }
 
 UpstreamLogin::Step Failed(std::string sqlstate, std::string message) {
@@ -88,7 +79,7 @@ UpstreamLogin::Step UpstreamLogin::OnMessage(char type,
       return Step{};
     default:
       return Failed(pgwire::kConnectionFailure,
-                    absl::StrCat("upstream sent ", Printable(type),
+                    absl::StrCat("upstream sent ", pgwire::PrintableType(type),
                                  " during authentication"));
   }
   auto auth = pgwire::ParseAuthentication(body);

@@ -151,12 +151,7 @@ const std::string* PolicyStage::Rejudge(const gate::Gate& gate,
   if (it == prepared_.end() || it->second.generation == gate.generation()) {
     return nullptr;
   }
-  const gate::Verdict v =
-      it->second.facts != nullptr
-          ? gate.JudgeFacts(it->second.facts, *facts.subject, facts.environment,
-                            facts.database)
-          : gate.Judge(it->second.sql, *facts.subject, facts.environment,
-                       facts.database);
+  const gate::Verdict v = JudgeAgain(gate, it->second);
   if (v.allowed) {
     it->second.generation = gate.generation();
     return nullptr;
@@ -198,13 +193,7 @@ const std::string* PolicyStage::RefusedExecute(const gate::Gate& gate,
     // policy (red team pass 11, F1): it reads what was declared then.
     if (f.node == "FetchStmt" && !f.cursor.empty()) {
       const std::string name = StatementKey(f.cursor);
-      Prepared* target = nullptr;
-      if (const auto c = cursors_.find(name); c != cursors_.end()) {
-        target = &c->second;
-      } else if (const auto p = portals_.find(name); p != portals_.end()) {
-        target = &p->second;
-      }
-      if (target != nullptr) {
+      if (Prepared* target = FindPortal(name, nullptr)) {
         if (const std::string* refused = RejudgePortal(gate, name, *target)) {
           return refused;
         }
@@ -214,24 +203,42 @@ const std::string* PolicyStage::RefusedExecute(const gate::Gate& gate,
   return nullptr;
 }
 
+PolicyStage::Prepared* PolicyStage::FindPortal(const std::string& name,
+                                               bool* cursor) {
+  // One namespace in PostgreSQL, one entry here (a Bind drops the
+  // cursor entry of its name, a DECLARE the portal entry).
+  if (const auto p = portals_.find(name); p != portals_.end()) {
+    return &p->second;
+  }
+  const auto c = cursors_.find(name);
+  if (c == cursors_.end()) return nullptr;
+  if (cursor != nullptr) *cursor = true;
+  return &c->second;
+}
+
+gate::Verdict PolicyStage::JudgeAgain(const gate::Gate& gate,
+                                      const Prepared& prepared) const {
+  const SessionFacts& facts = callbacks_->facts();
+  return prepared.facts != nullptr
+             ? gate.JudgeFacts(prepared.facts, *facts.subject,
+                               facts.environment, facts.database)
+             : gate.Judge(prepared.sql, *facts.subject, facts.environment,
+                          facts.database);
+}
+
 const std::string* PolicyStage::RejudgePortal(const gate::Gate& gate,
                                               const std::string& name,
                                               Prepared& prepared) {
   if (prepared.generation == gate.generation()) return nullptr;
-  const SessionFacts& facts = callbacks_->facts();
-  const gate::Verdict v =
-      prepared.facts != nullptr
-          ? gate.JudgeFacts(prepared.facts, *facts.subject, facts.environment,
-                            facts.database)
-          : gate.Judge(prepared.sql, *facts.subject, facts.environment,
-                       facts.database);
+  const gate::Verdict v = JudgeAgain(gate, prepared);
   if (v.allowed) {
     prepared.generation = gate.generation();
     return nullptr;
   }
   Keep(v);
-  spdlog::info("session {}: {} refused in {}/{}: cursor \"{}\" declared "
-               "under an earlier policy: {}",
+  const SessionFacts& facts = callbacks_->facts();
+  spdlog::info("session {}: {} refused in {}/{}: portal or cursor \"{}\" "
+               "opened under an earlier policy: {}",
                facts.peer_address, facts.subject->user, facts.environment,
                facts.database, name, v.decision.reason);
   portal_refusal_.clear();
@@ -258,6 +265,7 @@ void PolicyStage::TrackSqlPrepares(const gate::Verdict& v,
         return;
       }
       cursors_[cursor] = Prepared{nullptr, f.text, generation};
+      portals_.erase(cursor);
     }
     const std::string name = StatementKey(f.prepared_name);
     if (f.node == "PrepareStmt") {
@@ -555,6 +563,7 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
         if (known != prepared_.end()) {
           if (portals_.size() >= kMaxPortals) portals_.clear();
           portals_[StatementKey(portal)] = known->second;
+          cursors_.erase(StatementKey(portal));
         } else {
           portals_.erase(StatementKey(portal));
         }
@@ -566,41 +575,18 @@ void PolicyStage::Judge(const gate::Gate& gate, char type,
     case pgwire::FrontendType::kExecute: {
       // A portal bound under an older policy is judged again: it runs
       // what it was bound to, whatever policy was pushed since.
+      // A SQL cursor (DECLARE) has no Bind: the audit trail records its
+      // execution here (red team pass 11).
       const std::string portal = StatementKey(body.substr(0, body.find('\0')));
-      auto it = portals_.find(portal);
-      if (it == portals_.end()) {
-        // A SQL cursor, executed through the protocol (red team pass 11):
-        // judged again, and named for the audit trail, which has no Bind
-        // of it.
-        const auto c = cursors_.find(portal);
-        if (c == cursors_.end()) return;
-        if (const std::string* refused =
-                RejudgePortal(gate, portal, c->second)) {
-          callbacks_->execution().refused_portal_text = c->second.text();
-          callbacks_->Refuse(*refused);
-          return;
-        }
-        callbacks_->execution().cursor_text = c->second.text();
+      bool cursor = false;
+      Prepared* target = FindPortal(portal, &cursor);
+      if (target == nullptr) return;
+      if (const std::string* refused = RejudgePortal(gate, portal, *target)) {
+        callbacks_->execution().refused_portal_text = target->text();
+        callbacks_->Refuse(*refused);
         return;
       }
-      if (it->second.generation == gate.generation()) return;
-      gate::Verdict v =
-          it->second.facts != nullptr
-              ? gate.JudgeFacts(it->second.facts, *facts.subject,
-                                facts.environment, facts.database)
-              : gate.Judge(it->second.sql, *facts.subject, facts.environment,
-                           facts.database);
-      if (v.allowed) {
-        it->second.generation = gate.generation();
-        return;
-      }
-      Keep(v);
-      spdlog::info("session {}: {} refused in {}/{}: portal \"{}\" bound "
-                   "under an earlier policy: {}",
-                   facts.peer_address, facts.subject->user,
-                   facts.environment, facts.database, portal, v.decision.reason);
-      callbacks_->execution().refused_portal_text = it->second.text();
-      callbacks_->Refuse(encode(v));
+      if (cursor) callbacks_->execution().cursor_text = target->text();
       return;
     }
     case pgwire::FrontendType::kDescribe: {

@@ -101,6 +101,12 @@ class PolicyStage : public Stage {
   // with `gate`; returns the refusal if it is now refused (and remembers
   // it), nullptr otherwise.
   const std::string* Rejudge(const gate::Gate& gate, const std::string& name);
+  // The protocol portal or SQL cursor `name` (`cursor`, if set: whether it
+  // is a cursor); nullptr when neither is known.
+  Prepared* FindPortal(const std::string& name, bool* cursor);
+  // What `prepared` runs, judged by `gate`.
+  gate::Verdict JudgeAgain(const gate::Gate& gate,
+                           const Prepared& prepared) const;
   // The same for a cursor or portal `name` running `prepared`; the refusal
   // is not remembered (a cursor is declared again, not refused by name).
   const std::string* RejudgePortal(const gate::Gate& gate,

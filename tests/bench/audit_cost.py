@@ -68,6 +68,33 @@ users:
 
 
 
+def start_stack(work):
+    """PostgreSQL 15 with a pgbench database (scale 10, fsync on) and a
+    warden-control with the production policy pushed; returns (pg, control).
+    The caller stops both; on failure this stops what it started."""
+    pg = PostgresServer(extra_conf={"fsync": "on", "synchronous_commit": "on"})
+    control = None
+    try:
+        pg.start()
+        setup_sample(pg)
+        pg.psql("CREATE DATABASE bench OWNER warden_svc;")
+        subprocess.run(["pgbench", "-i", "-s", "10", "-q", "-h", "127.0.0.1", "-p",
+                        str(pg.port), "-U", "warden_svc", "bench"], check=True,
+                       capture_output=True, env=dict(os.environ, PGPASSWORD="svc-scram-pw"),
+                       timeout=900)
+        control = ControlPlane(work).start()
+        push = subprocess.run([WARDENCTL_BIN, "policy", "push", POLICY_DIR],
+                              env=control.env(), capture_output=True, text=True, timeout=60)
+        if push.returncode != 0:
+            raise RuntimeError(push.stderr)
+        return pg, control
+    except BaseException:
+        if control is not None:
+            control.stop()
+        pg.stop()
+        raise
+
+
 def pgbench(port, args, clients, duration):
     cmd = (["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", "alice",
             "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(duration)] + args + ["bench"])
@@ -89,21 +116,10 @@ def main():
                     "//controlplane/cli:wardenctl", "//dataplane/server:warden-proxy"],
                    cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="warden-audit-cost-")
-    pg = PostgresServer(extra_conf={"fsync": "on", "synchronous_commit": "on"})
-    control = None
+    pg = control = None
     proxies = {}
     try:
-        pg.start()
-        setup_sample(pg)
-        pg.psql("CREATE DATABASE bench OWNER warden_svc;")
-        subprocess.run(["pgbench", "-i", "-s", "10", "-q", "-h", "127.0.0.1", "-p", str(pg.port),
-                        "-U", "warden_svc", "bench"], check=True, capture_output=True,
-                       env=dict(os.environ, PGPASSWORD="svc-scram-pw"), timeout=900)
-        control = ControlPlane(work).start()
-        push = subprocess.run([WARDENCTL_BIN, "policy", "push", POLICY_DIR], env=control.env(),
-                              capture_output=True, text=True, timeout=60)
-        if push.returncode != 0:
-            raise RuntimeError(push.stderr)
+        pg, control = start_stack(work)
         for name, audit in (("bench-audit-off", "off"),
                             ("bench-audit-intents", "async-intents"),
                             ("bench-audit-async", "async"), ("bench-audit-sync", "sync")):
@@ -152,7 +168,8 @@ def main():
             p.stop()
         if control:
             control.stop()
-        pg.stop()
+        if pg:
+            pg.stop()
 
 
 if __name__ == "__main__":

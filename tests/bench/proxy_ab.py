@@ -15,7 +15,6 @@ local; every process is stopped at the end."""
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +24,8 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, HERE)
 
-from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
+from pgharness import free_port  # noqa: E402
 from proxyharness import WardenProxy, cpu_seconds  # noqa: E402
-from controlharness import WARDENCTL_BIN, ControlPlane  # noqa: E402
 import audit_cost  # noqa: E402
 
 WORKLOADS = [("select-only, simple", ["-S", "-M", "simple"]),
@@ -42,21 +40,10 @@ def main():
     ap.add_argument("--duration", type=int, default=8)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="warden-proxy-ab-")
-    pg = PostgresServer(extra_conf={"fsync": "on", "synchronous_commit": "on"})
-    control = None
+    pg = control = None
     proxies = {}
     try:
-        pg.start()
-        setup_sample(pg)
-        pg.psql("CREATE DATABASE bench OWNER warden_svc;")
-        subprocess.run(["pgbench", "-i", "-s", "10", "-q", "-h", "127.0.0.1", "-p", str(pg.port),
-                        "-U", "warden_svc", "bench"], check=True, capture_output=True,
-                       env=dict(os.environ, PGPASSWORD="svc-scram-pw"), timeout=900)
-        control = ControlPlane(work).start()
-        push = subprocess.run([WARDENCTL_BIN, "policy", "push", audit_cost.POLICY_DIR],
-                              env=control.env(), capture_output=True, text=True, timeout=60)
-        if push.returncode != 0:
-            raise RuntimeError(push.stderr)
+        pg, control = audit_cost.start_stack(work)
         for which, binary in (("before", a.before), ("after", a.after)):
             for mode in ("off", "async"):
                 name = "ab-%s-%s" % (which, mode)
@@ -95,7 +82,8 @@ def main():
             p.stop()
         if control is not None:
             control.stop()
-        pg.stop()
+        if pg is not None:
+            pg.stop()
 
 
 if __name__ == "__main__":

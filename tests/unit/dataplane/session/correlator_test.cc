@@ -4,27 +4,20 @@
 
 #include <string>
 
-#include "dataplane/pgwire/encoder.h"
+#include "tests/unit/dataplane/pgwire/bodies.h"
 #include "gtest/gtest.h"
 
 namespace warden::dataplane::session {
 namespace {
 
-std::string Body(const std::string& m) { return m.substr(5); }
-std::string Bind(absl::string_view portal) {
-  std::string m;
-  pgwire::WriteBind(&m, portal, "s");
-  return Body(m);
-}
-std::string Execute(absl::string_view portal) {
-  std::string m;
-  pgwire::WriteExecute(&m, portal);
-  return Body(m);
-}
+using pgwire::testing::BindBody;
+using pgwire::testing::DescribeBody;
+using pgwire::testing::ExecuteBody;
+
+std::string Bind(absl::string_view portal) { return BindBody(portal, "s"); }
+std::string Execute(absl::string_view portal) { return ExecuteBody(portal); }
 std::string Describe(absl::string_view portal) {
-  std::string m;
-  pgwire::WriteDescribe(&m, 'P', portal);
-  return Body(m);
+  return DescribeBody('P', portal);
 }
 
 TEST(CorrelatorTest, BatchesAreCountedAsTheyAreSentAndAnswered) {

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "dataplane/auth/scram.h"
 #include "dataplane/pgwire/encoder.h"
+#include "tests/unit/dataplane/pgwire/bodies.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -19,8 +20,7 @@ using State = UpstreamLogin::Step::State;
 
 constexpr char kPassword[] = "svc-secret-pw";
 
-// The body of an encoded backend message.
-std::string Body(const std::string& m) { return m.substr(5); }
+using pgwire::testing::Body;
 
 std::string Sasl() {
   std::string m;

@@ -12,15 +12,19 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "dataplane/pgwire/encoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/dataplane/pgwire/bodies.h"
 #include "tests/unit/dataplane/stages/fake_callbacks.h"
 
 namespace warden::dataplane::stages {
 namespace {
 
 using ::testing::HasSubstr;
+using pgwire::testing::BindBody;
+using pgwire::testing::ExecuteBody;
+using pgwire::testing::ParseBody;
+using pgwire::testing::QueryBody;
 
 class FakeTrail : public AuditTrail {
  public:
@@ -54,21 +58,6 @@ class FakeAcks : public audit::AuditAcks {
   std::vector<std::pair<uint64_t, std::function<void()>>> waiting;
 };
 
-std::string Query(absl::string_view sql) {
-  std::string m;
-  pgwire::WriteQuery(&m, sql);
-  return Body(m);
-}
-std::string Parse(absl::string_view name, absl::string_view sql) {
-  std::string m;
-  pgwire::WriteParse(&m, name, sql);
-  return Body(m);
-}
-std::string Bind(absl::string_view portal, absl::string_view statement) {
-  std::string m;
-  pgwire::WriteBind(&m, portal, statement);
-  return Body(m);
-}
 
 struct AuditStageTest : ::testing::Test {
   void SetUp() override { ASSERT_TRUE(cb.loop_init.ok()); }
@@ -111,7 +100,7 @@ TEST_F(AuditStageTest, RecordsTheIntentWithTheVerdictBeforeItRuns) {
   cb.execution() = Execution{};
   cb.execution().verdict = v;
   cb.execution().refusal = Refusal{"refused", false};
-  bodies.push_back(Query("drop table orders"));
+  bodies.push_back(QueryBody("drop table orders"));
   EXPECT_EQ(stage->OnFrontend({'Q', bodies.back()}, false),
             StageResult::kReplaced);
   ASSERT_EQ(trail.events.size(), 1u);
@@ -128,7 +117,7 @@ TEST_F(AuditStageTest, RecordsTheIntentWithTheVerdictBeforeItRuns) {
 TEST_F(AuditStageTest, WhatCannotBeRecordedDoesNotRun) {
   auto stage = Make();
   trail.full = true;
-  EXPECT_EQ(Send(*stage, 'Q', Query("select 1")), StageResult::kReplaced);
+  EXPECT_EQ(Send(*stage, 'Q', QueryBody("select 1")), StageResult::kReplaced);
   ASSERT_TRUE(cb.execution().refusal.has_value());
   EXPECT_THAT(cb.execution().refusal->error,
               HasSubstr("the audit trail cannot record this statement"));
@@ -137,10 +126,10 @@ TEST_F(AuditStageTest, WhatCannotBeRecordedDoesNotRun) {
 
 TEST_F(AuditStageTest, EachBindRecordsWhatItsParseRecorded) {
   auto stage = Make();
-  ASSERT_EQ(Send(*stage, 'P', Parse("s1", "select * from orders")),
+  ASSERT_EQ(Send(*stage, 'P', ParseBody("s1", "select * from orders")),
             StageResult::kContinue);
-  ASSERT_EQ(Send(*stage, 'B', Bind("", "s1")), StageResult::kContinue);
-  ASSERT_EQ(Send(*stage, 'B', Bind("", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send(*stage, 'B', BindBody("", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send(*stage, 'B', BindBody("", "s1")), StageResult::kContinue);
   ASSERT_EQ(trail.events.size(), 3u);
   EXPECT_EQ(trail.events[0].statement().protocol(), "extended-prepare");
   for (int i : {1, 2}) {
@@ -150,15 +139,15 @@ TEST_F(AuditStageTest, EachBindRecordsWhatItsParseRecorded) {
   // A refused Bind runs nothing and records nothing (its Parse did).
   cb.execution() = Execution{};
   cb.execution().refusal = Refusal{"refused", false};
-  bodies.push_back(Bind("", "s1"));
+  bodies.push_back(BindBody("", "s1"));
   stage->OnFrontend({'B', bodies.back()}, false);
   EXPECT_EQ(trail.events.size(), 3u);
   // A Parse that could not be recorded leaves no template behind.
   trail.full = true;
-  ASSERT_EQ(Send(*stage, 'P', Parse("s1", "select 2")),
+  ASSERT_EQ(Send(*stage, 'P', ParseBody("s1", "select 2")),
             StageResult::kReplaced);
   trail.full = false;
-  ASSERT_EQ(Send(*stage, 'B', Bind("", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send(*stage, 'B', BindBody("", "s1")), StageResult::kContinue);
   EXPECT_THAT(trail.events.back().statement().reason(),
               HasSubstr("whose text Warden did not keep"));
 }
@@ -169,7 +158,7 @@ TEST_F(AuditStageTest, SyncModeHoldsUntilTheAcknowledgement) {
   options.sync = &acks;
   options.sync_timeout_ms = 5000;
   auto stage = Make(options);
-  const std::string q = Query("select 1");
+  const std::string q = QueryBody("select 1");
   EXPECT_EQ(Send(*stage, 'Q', q), StageResult::kHold);
   EXPECT_TRUE(stage->holding());
   ASSERT_EQ(acks.waiting.size(), 1u);
@@ -196,7 +185,7 @@ TEST_F(AuditStageTest, SyncModeRefusesWhatTheControlPlaneNeverConfirmed) {
   options.sync = &acks;
   options.sync_timeout_ms = 20;
   auto stage = Make(options);
-  const std::string p = Parse("s1", "select 1");
+  const std::string p = ParseBody("s1", "select 1");
   ASSERT_EQ(Send(*stage, 'P', p), StageResult::kHold);
   RunFor(200);
   EXPECT_EQ(cb.resumes, 1);
@@ -219,7 +208,7 @@ TEST_F(AuditStageTest, SyncModeRefusesWhatTheControlPlaneNeverConfirmed) {
   EXPECT_EQ(cb.resumes, 1);
   // The refused Parse left no template: its Binds record no text.
   acks.acked = ~0ull;
-  ASSERT_EQ(Send(*stage, 'B', Bind("", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send(*stage, 'B', BindBody("", "s1")), StageResult::kContinue);
   EXPECT_THAT(trail.events.back().statement().reason(),
               HasSubstr("whose text Warden did not keep"));
 }
@@ -230,7 +219,7 @@ TEST_F(AuditStageTest, ACancelWithdrawsTheHeldStatement) {
   options.sync = &acks;
   options.sync_timeout_ms = 60000;
   auto stage = Make(options);
-  const std::string q = Query("delete from orders");
+  const std::string q = QueryBody("delete from orders");
   ASSERT_EQ(Send(*stage, 'Q', q), StageResult::kHold);
   // Not held: a cancel has nothing to withdraw.
   AuditStage idle(&cb, &trail, options);
@@ -255,7 +244,7 @@ TEST_F(AuditStageTest, ACancelWithdrawsTheHeldStatement) {
   RunFor(20);
   EXPECT_EQ(cb.resumes, 1);
   acks.acked = ~0ull;
-  EXPECT_EQ(Send(*stage, 'Q', Query("select 1")), StageResult::kContinue);
+  EXPECT_EQ(Send(*stage, 'Q', QueryBody("select 1")), StageResult::kContinue);
 }
 
 TEST_F(AuditStageTest, AnEndedSessionIsNotResumed) {
@@ -264,7 +253,7 @@ TEST_F(AuditStageTest, AnEndedSessionIsNotResumed) {
   options.sync = &acks;
   options.sync_timeout_ms = 20;
   auto stage = Make(options);
-  ASSERT_EQ(Send(*stage, 'Q', Query("select 1")), StageResult::kHold);
+  ASSERT_EQ(Send(*stage, 'Q', QueryBody("select 1")), StageResult::kHold);
   stage->OnEnd("client closed the connection");
   RunFor(100);
   EXPECT_EQ(cb.resumes, 0);
@@ -286,11 +275,9 @@ TEST_F(AuditStageTest, AnExecuteOfACursorIsAStatementOfItsOwn) {
   AuditStageOptions options;
   options.results = true;
   auto stage = Make(options);
-  std::string m;
-  pgwire::WriteExecute(&m, "exfil");
   cb.execution() = Execution{};
   cb.execution().cursor_text = "declare exfil cursor with hold for select * from customers";
-  bodies.push_back(Body(m));
+  bodies.push_back(ExecuteBody("exfil"));
   ASSERT_EQ(stage->OnFrontend({'E', bodies.back()}, false), StageResult::kContinue);
   ASSERT_EQ(trail.events.size(), 1u);
   const auto& st = trail.events[0].statement();
@@ -311,7 +298,7 @@ TEST_F(AuditStageTest, ResultsFollowTheAnswers) {
   AuditStageOptions options;
   options.results = true;
   auto stage = Make(options);
-  ASSERT_EQ(Send(*stage, 'Q', Query("select * from orders")),
+  ASSERT_EQ(Send(*stage, 'Q', QueryBody("select * from orders")),
             StageResult::kContinue);
   const uint64_t intent = trail.sequence;
   Backend(*stage, 'D', "");
@@ -327,13 +314,13 @@ TEST_F(AuditStageTest, ResultsFollowTheAnswers) {
   EXPECT_EQ(result.rows(), 2);
   EXPECT_EQ(result.sqlstate(), "00000");
   // A result that cannot be recorded is counted.
-  ASSERT_EQ(Send(*stage, 'Q', Query("select 1")), StageResult::kContinue);
+  ASSERT_EQ(Send(*stage, 'Q', QueryBody("select 1")), StageResult::kContinue);
   trail.full = true;
   Backend(*stage, 'Z', "I");
   EXPECT_EQ(lost.load(), 1u);
   trail.full = false;
   // What was still running when the session ended is recorded too.
-  ASSERT_EQ(Send(*stage, 'Q', Query("select pg_sleep(10)")),
+  ASSERT_EQ(Send(*stage, 'Q', QueryBody("select pg_sleep(10)")),
             StageResult::kContinue);
   const uint64_t running = trail.sequence;
   stage->OnEnd("client went away");

@@ -9,7 +9,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "dataplane/net/event_loop.h"
-#include "dataplane/pgwire/encoder.h"
 #include "dataplane/stages/stage.h"
 
 namespace warden::dataplane::stages {
@@ -63,11 +62,6 @@ class FakeCallbacks : public StageCallbacks {
   SessionFacts facts_;
   net::EventLoop loop_;
 };
-
-// The body of an encoded frontend message (without type and length).
-inline std::string Body(const std::string& message) {
-  return message.substr(5);
-}
 
 }  // namespace warden::dataplane::stages
 

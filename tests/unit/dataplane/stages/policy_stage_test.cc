@@ -6,16 +6,22 @@
 #include <memory>
 #include <string>
 
-#include "dataplane/pgwire/encoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "policy/lang/compile.h"
+#include "tests/unit/dataplane/pgwire/bodies.h"
 #include "tests/unit/dataplane/stages/fake_callbacks.h"
 
 namespace warden::dataplane::stages {
 namespace {
 
 using ::testing::HasSubstr;
+using pgwire::testing::BindBody;
+using pgwire::testing::CloseBody;
+using pgwire::testing::DescribeBody;
+using pgwire::testing::ExecuteBody;
+using pgwire::testing::ParseBody;
+using pgwire::testing::QueryBody;
 
 constexpr char kNoDrop[] = R"(apiVersion: warden/v1
 kind: Policy
@@ -66,36 +72,6 @@ std::unique_ptr<gate::Gate> MakeGate(const char* text) {
       bundle.ok() ? *bundle : warden::v1::PolicyBundle(), 100);
 }
 
-std::string Query(absl::string_view sql) {
-  std::string m;
-  pgwire::WriteQuery(&m, sql);
-  return Body(m);
-}
-std::string Parse(absl::string_view name, absl::string_view sql) {
-  std::string m;
-  pgwire::WriteParse(&m, name, sql);
-  return Body(m);
-}
-std::string Bind(absl::string_view portal, absl::string_view statement) {
-  std::string m;
-  pgwire::WriteBind(&m, portal, statement);
-  return Body(m);
-}
-std::string Execute(absl::string_view portal) {
-  std::string m;
-  pgwire::WriteExecute(&m, portal);
-  return Body(m);
-}
-std::string Describe(char kind, absl::string_view name) {
-  std::string m;
-  pgwire::WriteDescribe(&m, kind, name);
-  return Body(m);
-}
-std::string Close(char kind, absl::string_view name) {
-  std::string m;
-  pgwire::WriteClose(&m, kind, name);
-  return Body(m);
-}
 
 struct PolicyStageTest : ::testing::Test {
   PolicyStageTest() : stage(&cb, /*keep_verdicts=*/true) {
@@ -138,11 +114,11 @@ struct PolicyStageTest : ::testing::Test {
 };
 
 TEST_F(PolicyStageTest, ADeniedQueryIsRefusedWithTheGatesWordsAndVerdict) {
-  EXPECT_EQ(Send('Q', Query("select 1")), StageResult::kContinue);
+  EXPECT_EQ(Send('Q', QueryBody("select 1")), StageResult::kContinue);
   ASSERT_TRUE(cb.execution().verdict.has_value());
   EXPECT_TRUE(cb.execution().verdict->allowed);
 
-  EXPECT_EQ(Send('Q', Query("drop table orders")), StageResult::kReplaced);
+  EXPECT_EQ(Send('Q', QueryBody("drop table orders")), StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("Dropping tables is not allowed."));
   EXPECT_THAT(Error(), HasSubstr("42501"));
   ASSERT_TRUE(cb.execution().verdict.has_value());
@@ -152,19 +128,19 @@ TEST_F(PolicyStageTest, ADeniedQueryIsRefusedWithTheGatesWordsAndVerdict) {
 
 TEST_F(PolicyStageTest, WithoutAuditNoVerdictIsCopied) {
   PolicyStage quiet(&cb, /*keep_verdicts=*/false);
-  const std::string body = Query("drop table orders");
+  const std::string body = QueryBody("drop table orders");
   EXPECT_EQ(quiet.OnFrontend({'Q', body}, false), StageResult::kReplaced);
   EXPECT_FALSE(cb.execution().verdict.has_value());
 }
 
 TEST_F(PolicyStageTest, WithoutAGateNothingIsJudged) {
   cb.execution().gate = nullptr;
-  EXPECT_EQ(Send('Q', Query("drop table orders")), StageResult::kContinue);
+  EXPECT_EQ(Send('Q', QueryBody("drop table orders")), StageResult::kContinue);
   EXPECT_FALSE(cb.execution().refusal.has_value());
 }
 
 TEST_F(PolicyStageTest, ARefusedParseRefusesItsBindAndDescribeToo) {
-  EXPECT_EQ(Send('P', Parse("s1", "drop table orders")),
+  EXPECT_EQ(Send('P', ParseBody("s1", "drop table orders")),
             StageResult::kReplaced);
   const std::string error = Error();
   EXPECT_TRUE(cb.execution().refusal->parse);  // a new name: PostgreSQL drops it
@@ -172,31 +148,31 @@ TEST_F(PolicyStageTest, ARefusedParseRefusesItsBindAndDescribeToo) {
   // The poison came back as its error: PostgreSQL read it.
   stage.OnBackend({'E', "", /*refusal_taken=*/true, /*refused_parse=*/true});
   Ready();
-  EXPECT_EQ(Send('B', Bind("", "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('B', BindBody("", "s1")), StageResult::kReplaced);
   EXPECT_EQ(Error(), error);
-  EXPECT_EQ(Send('D', Describe('S', "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('D', DescribeBody('S', "s1")), StageResult::kReplaced);
   EXPECT_EQ(Error(), error);
   // Another name is not affected.
-  EXPECT_EQ(Send('B', Bind("", "s2")), StageResult::kContinue);
+  EXPECT_EQ(Send('B', BindBody("", "s2")), StageResult::kContinue);
 }
 
 TEST_F(PolicyStageTest, SqlExecuteOfARefusedPrepareIsRefused) {
   auto tighter = MakeGate(kNoSelect);
   cb.execution().gate = tighter.get();
-  EXPECT_EQ(Send('Q', Query("prepare p as select * from orders")),
+  EXPECT_EQ(Send('Q', QueryBody("prepare p as select * from orders")),
             StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
   const std::string error = Error();
   Sync();
   Ready('I');
-  EXPECT_EQ(Send('Q', Query("execute p")), StageResult::kReplaced);
+  EXPECT_EQ(Send('Q', QueryBody("execute p")), StageResult::kReplaced);
   EXPECT_EQ(Error(), error);
 }
 
 TEST_F(PolicyStageTest, ATightenedPolicyReachesPreparedStatementsAndPortals) {
-  EXPECT_EQ(Send('P', Parse("s1", "select * from orders")),
+  EXPECT_EQ(Send('P', ParseBody("s1", "select * from orders")),
             StageResult::kContinue);
-  EXPECT_EQ(Send('B', Bind("p1", "s1")), StageResult::kContinue);
+  EXPECT_EQ(Send('B', BindBody("p1", "s1")), StageResult::kContinue);
   Sync();
   Backend('1');  // ParseComplete
   Backend('2');  // BindComplete
@@ -204,22 +180,22 @@ TEST_F(PolicyStageTest, ATightenedPolicyReachesPreparedStatementsAndPortals) {
   // The policy changes: what was prepared or bound is judged again.
   auto tighter = MakeGate(kNoSelect);
   cb.execution().gate = tighter.get();
-  EXPECT_EQ(Send('E', Execute("p1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('E', ExecuteBody("p1")), StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
   EXPECT_EQ(cb.execution().refused_portal_text, "select * from orders");
-  EXPECT_EQ(Send('B', Bind("p2", "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('B', BindBody("p2", "s1")), StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
-  EXPECT_EQ(Send('D', Describe('S', "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('D', DescribeBody('S', "s1")), StageResult::kReplaced);
 }
 
 TEST_F(PolicyStageTest, AnIdleReadyForQueryEndsThePortalsUnlessMoreWasSent) {
-  ASSERT_EQ(Send('P', Parse("s1", "select * from orders")),
+  ASSERT_EQ(Send('P', ParseBody("s1", "select * from orders")),
             StageResult::kContinue);
-  ASSERT_EQ(Send('B', Bind("p1", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send('B', BindBody("p1", "s1")), StageResult::kContinue);
   Sync();
   // The client already bound p2 in the next batch before the first one's
   // ReadyForQuery came.
-  ASSERT_EQ(Send('B', Bind("p2", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send('B', BindBody("p2", "s1")), StageResult::kContinue);
   Sync();
   Backend('1');
   Backend('2');
@@ -235,16 +211,16 @@ TEST_F(PolicyStageTest, AnIdleReadyForQueryEndsThePortalsUnlessMoreWasSent) {
 TEST_F(PolicyStageTest, APortalReachedByALongerNameIsJudgedAgainToo) {
   const std::string bound = std::string(63, 'p') + "E";
   const std::string alias = std::string(63, 'p') + "B";
-  ASSERT_EQ(Send('P', Parse("s1", "select * from orders")),
+  ASSERT_EQ(Send('P', ParseBody("s1", "select * from orders")),
             StageResult::kContinue);
-  ASSERT_EQ(Send('B', Bind(bound, "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send('B', BindBody(bound, "s1")), StageResult::kContinue);
   Sync();
   Backend('1');
   Backend('2');
   Ready();
   auto tighter = MakeGate(kNoSelect);
   cb.execution().gate = tighter.get();
-  EXPECT_EQ(Send('E', Execute(alias)), StageResult::kReplaced);
+  EXPECT_EQ(Send('E', ExecuteBody(alias)), StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("Reading is paused."));
 }
 
@@ -252,42 +228,42 @@ TEST_F(PolicyStageTest, APortalReachedByALongerNameIsJudgedAgainToo) {
 // old policy was read with SQL FETCH (or a protocol Execute of the
 // cursor) under the new one without being judged again.
 TEST_F(PolicyStageTest, CursorsAndFetchAreJudgedAgainUnderANewPolicy) {
-  ASSERT_EQ(Send('Q', Query("declare hc cursor with hold for select * from "
+  ASSERT_EQ(Send('Q', QueryBody("declare hc cursor with hold for select * from "
                             "orders")),
             StageResult::kContinue);
-  ASSERT_EQ(Send('P', Parse("s1", "select * from orders")),
+  ASSERT_EQ(Send('P', ParseBody("s1", "select * from orders")),
             StageResult::kContinue);
-  ASSERT_EQ(Send('B', Bind("p1", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send('B', BindBody("p1", "s1")), StageResult::kContinue);
   Sync();
   Backend('1');
   Backend('2');
   Ready();
   // Same policy: nothing changes; an Execute of the cursor names its
   // DECLARE for the audit trail.
-  EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kContinue);
-  EXPECT_EQ(Send('E', Execute("hc")), StageResult::kContinue);
+  EXPECT_EQ(Send('Q', QueryBody("fetch all from hc")), StageResult::kContinue);
+  EXPECT_EQ(Send('E', ExecuteBody("hc")), StageResult::kContinue);
   EXPECT_EQ(cb.execution().cursor_text,
             "declare hc cursor with hold for select * from orders");
-  EXPECT_EQ(Send('E', Execute("p1")), StageResult::kContinue);
+  EXPECT_EQ(Send('E', ExecuteBody("p1")), StageResult::kContinue);
   EXPECT_EQ(cb.execution().cursor_text, "");
   auto tighter = MakeGate(kNoOrders);
   cb.execution().gate = tighter.get();
-  EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kReplaced);
+  EXPECT_EQ(Send('Q', QueryBody("fetch all from hc")), StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("Orders are off limits."));
-  EXPECT_EQ(Send('Q', Query("move 1 in hc")), StageResult::kReplaced);
-  EXPECT_EQ(Send('Q', Query("fetch all from p1")), StageResult::kReplaced);
-  EXPECT_EQ(Send('E', Execute("hc")), StageResult::kReplaced);
+  EXPECT_EQ(Send('Q', QueryBody("move 1 in hc")), StageResult::kReplaced);
+  EXPECT_EQ(Send('Q', QueryBody("fetch all from p1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('E', ExecuteBody("hc")), StageResult::kReplaced);
   EXPECT_EQ(cb.execution().refused_portal_text,
             "declare hc cursor with hold for select * from orders");
   // A cursor declared again under the new policy is judged as declared.
-  EXPECT_EQ(Send('Q', Query("declare hc cursor for select 1")),
+  EXPECT_EQ(Send('Q', QueryBody("declare hc cursor for select 1")),
             StageResult::kContinue);
-  EXPECT_EQ(Send('Q', Query("fetch all from hc")), StageResult::kContinue);
+  EXPECT_EQ(Send('Q', QueryBody("fetch all from hc")), StageResult::kContinue);
 }
 
 TEST_F(PolicyStageTest, AParsePostgreSQLSkippedIsUndoneAtReadyForQuery) {
   // s1 is refused and PostgreSQL confirms it never had it.
-  ASSERT_EQ(Send('P', Parse("s1", "drop table orders")),
+  ASSERT_EQ(Send('P', ParseBody("s1", "drop table orders")),
             StageResult::kReplaced);
   const std::string refusal = Error();
   Sync();
@@ -295,13 +271,13 @@ TEST_F(PolicyStageTest, AParsePostgreSQLSkippedIsUndoneAtReadyForQuery) {
   Ready();
   // An allowed Parse of the same name, skipped by PostgreSQL (an earlier
   // error in its batch): no ParseComplete.
-  ASSERT_EQ(Send('P', Parse("s1", "select 1")), StageResult::kContinue);
-  EXPECT_EQ(Send('B', Bind("", "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send('P', ParseBody("s1", "select 1")), StageResult::kContinue);
+  EXPECT_EQ(Send('B', BindBody("", "s1")), StageResult::kContinue);
   Sync();
   Backend('E', "");  // the batch's first message failed
   Ready();
   // Warden forgets only what PostgreSQL forgot: s1 is still the refused one.
-  EXPECT_EQ(Send('B', Bind("", "s1")), StageResult::kReplaced);
+  EXPECT_EQ(Send('B', BindBody("", "s1")), StageResult::kReplaced);
   EXPECT_EQ(Error(), refusal);
   EXPECT_EQ(stage.tentative_count(), 0u);
 }
@@ -312,15 +288,15 @@ TEST_F(PolicyStageTest, AParsePostgreSQLSkippedIsUndoneAtReadyForQuery) {
 // and its refusal then stood for the name: a later Bind that PostgreSQL
 // runs (the old, judged statement) was refused.
 TEST_F(PolicyStageTest, ARefusedParseAfterAnUnconfirmedCloseKeepsTheOldOne) {
-  ASSERT_EQ(Send('P', Parse("s2", "commit")), StageResult::kContinue);
+  ASSERT_EQ(Send('P', ParseBody("s2", "commit")), StageResult::kContinue);
   Sync();
   Backend('1');
   Ready();
   // One send: a part that fails before its Close, then a refused Parse.
-  ASSERT_EQ(Send('B', Bind("", "nope")), StageResult::kContinue);
-  ASSERT_EQ(Send('C', Close('S', "s2")), StageResult::kContinue);
+  ASSERT_EQ(Send('B', BindBody("", "nope")), StageResult::kContinue);
+  ASSERT_EQ(Send('C', CloseBody('S', "s2")), StageResult::kContinue);
   Sync();
-  ASSERT_EQ(Send('P', Parse("s2", "drop table orders")),
+  ASSERT_EQ(Send('P', ParseBody("s2", "drop table orders")),
             StageResult::kReplaced);
   EXPECT_FALSE(cb.execution().refusal->parse);
   Sync();
@@ -330,17 +306,17 @@ TEST_F(PolicyStageTest, ARefusedParseAfterAnUnconfirmedCloseKeepsTheOldOne) {
   stage.OnBackend({'E', "", /*refusal_taken=*/true, /*refused_parse=*/false});
   Ready();
   // s2 is still the COMMIT PostgreSQL has: its Bind goes through.
-  EXPECT_EQ(Send('B', Bind("", "s2")), StageResult::kContinue);
+  EXPECT_EQ(Send('B', BindBody("", "s2")), StageResult::kContinue);
   EXPECT_EQ(stage.prepared_count(), 1u);
 }
 
 TEST_F(PolicyStageTest, AConfirmedCloseForgetsTheStatement) {
-  ASSERT_EQ(Send('P', Parse("s1", "select 1")), StageResult::kContinue);
+  ASSERT_EQ(Send('P', ParseBody("s1", "select 1")), StageResult::kContinue);
   Sync();
   Backend('1');
   Ready();
   EXPECT_EQ(stage.prepared_count(), 1u);
-  ASSERT_EQ(Send('C', Close('S', "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send('C', CloseBody('S', "s1")), StageResult::kContinue);
   Sync();
   Backend('3');  // CloseComplete
   Ready();
@@ -349,16 +325,16 @@ TEST_F(PolicyStageTest, AConfirmedCloseForgetsTheStatement) {
 }
 
 TEST_F(PolicyStageTest, AShieldedCloseKeepsTheConfirmationsInStep) {
-  ASSERT_EQ(Send('P', Parse("s1", "select 1")), StageResult::kContinue);
+  ASSERT_EQ(Send('P', ParseBody("s1", "select 1")), StageResult::kContinue);
   Sync();
   Backend('1');
   Ready();
   // The session answered a Close of an unsafe portal with its own Close;
   // then the client closes s1 in the same batch.
-  EXPECT_EQ(Send('C', Close('P', "bad"), /*shielded=*/true),
+  EXPECT_EQ(Send('C', CloseBody('P', "bad"), /*shielded=*/true),
             StageResult::kContinue);
   EXPECT_FALSE(cb.execution().refusal.has_value());
-  ASSERT_EQ(Send('C', Close('S', "s1")), StageResult::kContinue);
+  ASSERT_EQ(Send('C', CloseBody('S', "s1")), StageResult::kContinue);
   Sync();
   // PostgreSQL skipped the client's Close (only the shield's CloseComplete
   // came): s1 must come back.
@@ -370,26 +346,26 @@ TEST_F(PolicyStageTest, AShieldedCloseKeepsTheConfirmationsInStep) {
 
 TEST_F(PolicyStageTest, PipelinedBackslashesWaitForTheEarlierStatements) {
   // Nothing in flight: a backslash is fine.
-  EXPECT_EQ(Send('Q', Query("select 'a\\b'")), StageResult::kContinue);
+  EXPECT_EQ(Send('Q', QueryBody("select 'a\\b'")), StageResult::kContinue);
   Sync();  // ... and it has not been answered yet
-  EXPECT_EQ(Send('Q', Query("select 'a\\b'")), StageResult::kReplaced);
+  EXPECT_EQ(Send('Q', QueryBody("select 'a\\b'")), StageResult::kReplaced);
   EXPECT_THAT(Error(), HasSubstr("backslash or a non-ASCII byte"));
   // Plain ASCII pipelines freely.
-  EXPECT_EQ(Send('Q', Query("select 2")), StageResult::kContinue);
+  EXPECT_EQ(Send('Q', QueryBody("select 2")), StageResult::kContinue);
 }
 
 TEST_F(PolicyStageTest, AParseALaterStageRefusedStandsForThatRefusal) {
-  const std::string body = Parse("s9", "select 1");
+  const std::string body = ParseBody("s9", "select 1");
   ASSERT_EQ(Send('P', body), StageResult::kContinue);
   stage.OnRefusedLater({'P', body}, Refusal{"not-recorded", false});
-  EXPECT_EQ(Send('B', Bind("", "s9")), StageResult::kReplaced);
+  EXPECT_EQ(Send('B', BindBody("", "s9")), StageResult::kReplaced);
   EXPECT_EQ(Error(), "not-recorded");
 }
 
 TEST_F(PolicyStageTest, TooManyPreparedBytesEndTheSession) {
   const std::string big(1 << 20, 'x');
   for (int i = 0; i < 70 && cb.failed_sqlstate.empty(); ++i) {
-    Send('Q', Query("prepare p" + std::to_string(i) + " as select '" + big +
+    Send('Q', QueryBody("prepare p" + std::to_string(i) + " as select '" + big +
                     "'"));
   }
   EXPECT_EQ(cb.failed_sqlstate, "54000");
