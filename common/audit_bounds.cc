@@ -160,7 +160,113 @@ struct Walker {
   }
 };
 
+// The wire-format check behind EncodingWithinBounds.
+class WireCheck {
+ public:
+  explicit WireCheck(const Limits& limits) : limits_(limits) {}
+
+  bool Message(absl::string_view in, const google::protobuf::Descriptor* d,
+               int depth) {
+    if (depth > 32) return false;
+    // Occurrences of each repeated field, by field index.
+    constexpr int kMaxFields = 64;
+    if (d->field_count() > kMaxFields) return false;
+    int counts[kMaxFields] = {0};
+    while (!in.empty()) {
+      uint64_t tag = 0;
+      if (!Varint(&in, &tag)) return false;
+      const int number = static_cast<int>(tag >> 3);
+      const int wire_type = static_cast<int>(tag & 7);
+      const FieldDescriptor* f = d->FindFieldByNumber(number);
+      if (f == nullptr || f == Known().repairs) return false;
+      uint64_t skip = 0;
+      switch (wire_type) {
+        case 0:
+          if (!Varint(&in, &skip)) return false;
+          continue;
+        case 1:
+          skip = 8;
+          break;
+        case 5:
+          skip = 4;
+          break;
+        case 2: {
+          uint64_t length = 0;
+          if (!Varint(&in, &length) || length > in.size()) return false;
+          const absl::string_view value = in.substr(0, length);
+          in.remove_prefix(length);
+          const bool is_message =
+              f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+          const bool is_string = f->type() == FieldDescriptor::TYPE_STRING ||
+                                 f->type() == FieldDescriptor::TYPE_BYTES;
+          if (!is_message && !is_string) continue;  // packed scalars
+          // A repeated field within its count; a message field once (two
+          // would be merged, and their lists counted together).
+          ++counts[f->index()];
+          if (f->is_repeated() ? counts[f->index()] > limits_.max_repeated
+                               : is_message && counts[f->index()] > 1) {
+            return false;
+          }
+          if (is_message) {
+            if (!Message(value, f->message_type(), depth + 1)) return false;
+            continue;
+          }
+          const size_t cap =
+              IsTextField(f) ? limits_.max_text : limits_.max_string;
+          if (value.size() > cap) return false;
+          if (f->type() == FieldDescriptor::TYPE_STRING &&
+              !IsValidUtf8(value)) {
+            return false;
+          }
+          continue;
+        }
+        default:
+          return false;  // groups, or not protobuf
+      }
+      if (skip > in.size()) return false;
+      in.remove_prefix(skip);
+    }
+    return true;
+  }
+
+ private:
+  static bool Varint(absl::string_view* in, uint64_t* value) {
+    uint64_t result = 0;
+    for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+      const uint8_t byte = static_cast<uint8_t>(in->front());
+      in->remove_prefix(1);
+      result |= static_cast<uint64_t>(byte & 0x7F) << shift;
+      if ((byte & 0x80) == 0) {
+        *value = result;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  const Limits& limits_;
+};
+
 }  // namespace
+
+bool EncodingWithinBounds(absl::string_view encoded, const Limits& limits) {
+  if (encoded.size() > limits.max_event) return false;
+  return WireCheck(limits).Message(encoded,
+                                   warden::v1::AuditEvent::descriptor(), 0);
+}
+
+bool AppendBounded(warden::v1::AuditEvent* event, std::string* out,
+                   const Limits& limits) {
+  const size_t start = out->size();
+  event->AppendToString(out);
+  if (EncodingWithinBounds(absl::string_view(*out).substr(start), limits)) {
+    return false;
+  }
+  out->resize(start);
+  const bool changed = Bound(event, limits);
+  event->AppendToString(out);
+  return changed;
+}
 
 bool IsEventFieldPath(absl::string_view path) {
   if (path.empty()) return false;

@@ -40,6 +40,21 @@ struct Limits {
 // anything (and then `event->repairs()` says what).
 bool Bound(warden::v1::AuditEvent* event, const Limits& limits = Limits());
 
+// Appends `event`'s encoding to `out`, bounded as Bound would bound it, and
+// returns what Bound would. Encoding first and checking the bytes is much
+// cheaper than Bound's walk, which runs only when the check finds
+// something to repair (or something it does not vouch for).
+bool AppendBounded(warden::v1::AuditEvent* event, std::string* out,
+                   const Limits& limits = Limits());
+
+// Whether the encoding of an AuditEvent needs nothing of Bound: no
+// `repairs`, every string valid UTF-8 and within its limit, every repeated
+// string or message field within max_repeated, the whole within
+// max_event. False also for what it cannot vouch for (unknown fields,
+// groups, malformed bytes).
+bool EncodingWithinBounds(absl::string_view encoded,
+                          const Limits& limits = Limits());
+
 // Whether `path` names a string, bytes or message field of AuditEvent the
 // way Bound's repairs do ("statement.text", "identity.groups"): field
 // names joined by '.', each a field of the message before it.

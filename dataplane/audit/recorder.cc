@@ -24,8 +24,34 @@ absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
   SetTimestamp(absl::Now(), event.mutable_time());
   // Valid UTF-8 and bounded, or warden-control could not decode it and
   // every later event would wait behind it.
-  audit_bounds::Bound(&event);
-  const std::string bytes = event.SerializeAsString();
+  std::string bytes;
+  audit_bounds::AppendBounded(&event, &bytes);
+  if (size != nullptr) *size = bytes.size();
+  return spool_->Append(bytes);
+}
+
+absl::StatusOr<uint64_t> Recorder::Record(absl::string_view shared,
+                                          warden::v1::AuditEvent event,
+                                          size_t* size) {
+  if (shared.empty()) return Record(std::move(event), size);
+  SetTimestamp(absl::Now(), event.mutable_time());
+  // The encoding of a message is the concatenation of its fields', so the
+  // shared part's bytes go as they are, followed by this event's own.
+  std::string bytes;
+  bytes.reserve(shared.size() + 512);
+  bytes.append(shared.data(), shared.size());
+  audit_bounds::AppendBounded(&event, &bytes);
+  if (bytes.size() > audit_bounds::Limits().max_event) {
+    // Each part within bounds, not both together: bounded as one event.
+    warden::v1::AuditEvent whole;
+    if (!whole.ParseFromArray(shared.data(), static_cast<int>(shared.size()))) {
+      return absl::InternalError("the session's shared audit fields do not "
+                                 "decode");
+    }
+    whole.MergeFrom(event);
+    bytes.clear();
+    audit_bounds::AppendBounded(&whole, &bytes);
+  }
   if (size != nullptr) *size = bytes.size();
   return spool_->Append(bytes);
 }
@@ -77,8 +103,8 @@ void Sender::Stop() {
   if (syncer_.joinable()) syncer_.join();
 }
 
-absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
-  *sent_something = false;
+absl::Status Sender::SendOnce(const Identity& identity, size_t* sent) {
+  *sent = 0;
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = options_.ca_pem;
   ssl.pem_private_key = identity.key_pem;
@@ -161,7 +187,7 @@ absl::Status Sender::SendOnce(const Identity& identity, bool* sent_something) {
     waiters_.erase(waiters_.begin(), end);
   }
   for (auto& done : ready) done();
-  *sent_something = request.encoded_events_size() > 0;
+  *sent = static_cast<size_t>(request.encoded_events_size());
   synced_with_server_ = true;
   return absl::OkStatus();
 }
@@ -171,7 +197,7 @@ void Sender::Run() {
   while (!stop_.HasBeenNotified()) {
     auto identity = identity_();
     absl::Status status = identity.status();
-    bool sent = false;
+    size_t sent = 0;
     if (identity.ok()) status = SendOnce(*identity, &sent);
     if (!status.ok()) {
       {
@@ -191,10 +217,15 @@ void Sender::Run() {
       last_error_.clear();
     }
     backoff = absl::Milliseconds(200);
-    if (!sent) {
-      // Idle: until the next poll, a nudge (sync mode) or Stop().
+    if (sent < options_.batch_events) {
+      // Idle, or a part batch: wait until the next poll (or, after a part
+      // batch, `batch_delay`, so that one call carries what a busy proxy
+      // records meanwhile instead of one call per few events), a nudge
+      // (a statement waits in sync mode) or Stop().
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&nudged_), options_.idle_poll);
+      mu_.AwaitWithTimeout(
+          absl::Condition(&nudged_),
+          sent == 0 ? options_.idle_poll : options_.batch_delay);
       nudged_ = false;
       if (stop_.HasBeenNotified()) break;
     }

@@ -40,6 +40,9 @@ class Recorder : public AuditSink {
   // it (sessions budget audit bytes by it).
   absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event,
                                   size_t* size = nullptr) override;
+  absl::StatusOr<uint64_t> Record(absl::string_view shared,
+                                  warden::v1::AuditEvent event,
+                                  size_t* size = nullptr) override;
   double Fill() const override { return spool_->Fill(); }
 
   Spool* spool() const { return spool_; }
@@ -63,6 +66,10 @@ struct SenderOptions {
   size_t batch_bytes = 2u << 20;
   absl::Duration sync_interval = absl::Milliseconds(20);
   absl::Duration idle_poll = absl::Milliseconds(50);
+  // After a call that sent less than a full batch, how long the sender
+  // waits before the next one unless a statement waits for it (sync
+  // mode): fewer, larger calls cost both processes less per event.
+  absl::Duration batch_delay = absl::Milliseconds(10);
 };
 
 class Sender : public AuditAcks {
@@ -95,7 +102,7 @@ class Sender : public AuditAcks {
 
  private:
   void Run();
-  absl::Status SendOnce(const Identity& identity, bool* sent_something);
+  absl::Status SendOnce(const Identity& identity, size_t* sent);
 
   Spool* const spool_;
   const SenderOptions options_;

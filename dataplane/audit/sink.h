@@ -8,8 +8,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
+
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "proto/warden/v1/audit.pb.h"
 
 namespace warden::dataplane::audit {
@@ -23,9 +27,22 @@ class AuditSink {
   // it).
   virtual absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event,
                                           size_t* size) = 0;
+  // The same for an event whose fields shared by a session's events
+  // (identity, environment, session id) were encoded once, in `shared`
+  // (EncodeShared), and are not set in `event`: only `event` is bounded
+  // and encoded here, and the recorded event is `shared`'s fields and
+  // `event`'s.
+  virtual absl::StatusOr<uint64_t> Record(absl::string_view shared,
+                                          warden::v1::AuditEvent event,
+                                          size_t* size) = 0;
   // How full the local spool is, 0 to 1 (sessions are slowed past half).
   virtual double Fill() const = 0;
 };
+
+// The encoding of `shared` (the fields a session's events have in common)
+// for AuditSink::Record, or nothing when it would need a repair to be
+// recorded (too long, not UTF-8): then the session records whole events.
+std::optional<std::string> EncodeShared(const warden::v1::AuditEvent& shared);
 
 class AuditAcks {
  public:

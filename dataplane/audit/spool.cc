@@ -148,6 +148,7 @@ Spool::Spool(std::string dir, SpoolOptions options)
 
 Spool::~Spool() {
   absl::MutexLock lock(&mu_);
+  (void)PersistAckedLocked();
   for (int fd : unsynced_fds_) ::close(fd);
   if (fd_ >= 0) ::close(fd_);
 }
@@ -180,6 +181,7 @@ absl::Status Spool::Recover() {
       return absl::DataLossError(
           absl::StrCat(dir_, "/acked does not hold a sequence number"));
     }
+    acked_persisted_ = acked_;
   }
   std::vector<std::pair<uint64_t, std::string>> files;
   DIR* d = ::opendir(dir_.c_str());
@@ -331,6 +333,7 @@ absl::Status Spool::Sync() {
   uint64_t target = 0;
   {
     absl::MutexLock lock(&mu_);
+    if (absl::Status s = PersistAckedLocked(); !s.ok()) return s;
     target = next_sequence_ - 1;
     if (target <= synced_through_) return absl::OkStatus();
     fds = std::move(unsynced_fds_);
@@ -423,6 +426,13 @@ absl::Status Spool::WriteAckedLocked(uint64_t sequence) {
   return WriteFileDurably(dir_ + "/acked", absl::StrCat(sequence, "\n"));
 }
 
+absl::Status Spool::PersistAckedLocked() {
+  if (acked_ <= acked_persisted_) return absl::OkStatus();
+  if (absl::Status s = WriteAckedLocked(acked_); !s.ok()) return s;
+  acked_persisted_ = acked_;
+  return absl::OkStatus();
+}
+
 absl::Status Spool::Acknowledge(uint64_t sequence) {
   absl::MutexLock lock(&mu_);
   if (sequence <= acked_) return absl::OkStatus();
@@ -431,8 +441,15 @@ absl::Status Spool::Acknowledge(uint64_t sequence) {
         "acknowledgement of sequence ", sequence, " but the spool's last is ",
         next_sequence_ - 1));
   }
-  if (absl::Status s = WriteAckedLocked(sequence); !s.ok()) return s;
   acked_ = sequence;
+  // "acked" is written durably before any segment is deleted (a restart
+  // must never continue below it), otherwise at the next Sync: an
+  // acknowledgement lost in a crash only makes the sender resend events
+  // the control plane already has, which it skips. One file replace and
+  // fsync per Sync instead of one per Append call.
+  if (segments_.size() > 1 && segments_.front().last <= acked_) {
+    if (absl::Status s = PersistAckedLocked(); !s.ok()) return s;
+  }
   // Each entry stands for the events from its sequence up to the next
   // entry's (a recovered range, or one event appended by this process).
   while (!pending_times_.empty() && pending_times_.front().first <= sequence) {

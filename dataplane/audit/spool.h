@@ -11,7 +11,9 @@
 //   payload (a serialized warden.v1.AuditEvent)
 //
 // and "acked" (the highest sequence the control plane acknowledged, written
-// durably). Append() write(2)s the record before returning, so once it
+// durably at each Sync, before any segment is deleted, and on close; after
+// a crash it may lag, and the sender resends what the control plane then
+// skips as already held). Append() write(2)s the record before returning, so once it
 // returns the event survives a crash of the proxy process; Sync() fsyncs
 // (the caller batches: one fsync for many events). Acknowledge() deletes
 // whole segments that hold only acknowledged events: the spool is truncated
@@ -126,6 +128,8 @@ class Spool {
   absl::Status StartSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteAckedLocked(uint64_t sequence)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes "acked" if acked_ moved since it was last written.
+  absl::Status PersistAckedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
   const SpoolOptions options_;
@@ -137,6 +141,7 @@ class Spool {
   std::vector<int> unsynced_fds_ ABSL_GUARDED_BY(mu_);  // sealed, not synced
   uint64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t acked_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t acked_persisted_ ABSL_GUARDED_BY(mu_) = 0;  // in "acked"
   uint64_t synced_through_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // A copy of pending_bytes_ for Fill(), stored under mu_.

@@ -1410,12 +1410,34 @@ warden::v1::AuditEvent Session::NewEvent(
     warden::v1::AuditEventKind kind) const {
   warden::v1::AuditEvent event;
   event.set_kind(kind);
+  // Once the chain runs, who and where are encoded once per identity
+  // (SharedEventFields) and Record adds them.
+  if (chain_built_) return event;
+  AddSharedFields(&event);
+  return event;
+}
+
+void Session::AddSharedFields(warden::v1::AuditEvent* event) const {
   // The listener's: a proxy may serve several environments (the control
   // plane checks that its certificate names this one).
-  event.set_environment(listener_->environment);
-  event.set_session_id(session_id_);
-  *event.mutable_identity() = identity_;
-  return event;
+  event->set_environment(listener_->environment);
+  event->set_session_id(session_id_);
+  *event->mutable_identity() = identity_;
+}
+
+const std::string* Session::SharedEventFields() {
+  // The directory stage is the only one that changes the identity once
+  // the chain runs.
+  const uint64_t version =
+      directory_view_ != nullptr ? directory_view_->identity_changes() : 0;
+  if (!shared_fields_built_ || version != shared_fields_version_) {
+    warden::v1::AuditEvent shared;
+    AddSharedFields(&shared);
+    shared_fields_ = audit::EncodeShared(shared);
+    shared_fields_version_ = version;
+    shared_fields_built_ = true;
+  }
+  return shared_fields_.has_value() ? &*shared_fields_ : nullptr;
 }
 
 void Session::CountAudit(size_t bytes) {
@@ -1458,7 +1480,14 @@ void Session::ResumeAfterThrottle() {
 
 absl::StatusOr<uint64_t> Session::Record(warden::v1::AuditEvent event) {
   size_t size = 0;
-  auto recorded = shared_->recorder->Record(std::move(event), &size);
+  absl::StatusOr<uint64_t> recorded;
+  const std::string* shared = chain_built_ ? SharedEventFields() : nullptr;
+  if (shared != nullptr) {
+    recorded = shared_->recorder->Record(*shared, std::move(event), &size);
+  } else {
+    if (chain_built_) AddSharedFields(&event);
+    recorded = shared_->recorder->Record(std::move(event), &size);
+  }
   CountAudit(size);
   return recorded;
 }
@@ -1481,7 +1510,9 @@ void Session::BuildChain() {
   facts_.database = database_name_;
   facts_.peer_address = peer_address_;
   const bool audit = shared_->recorder != nullptr;
+  chain_built_ = true;
   // Client to database: directory, policy, audit (stages/README.md).
+  directory_view_ = directory_.get();
   if (directory_ != nullptr) chain_.Add(std::move(directory_));
   if (shared_->governed) {
     chain_.Add(std::make_unique<stages::PolicyStage>(

@@ -363,6 +363,7 @@ class Session : public std::enable_shared_from_this<Session>,
   // The directory's word on the user (governed sessions): built at login,
   // where it is first applied, then the chain's first stage.
   std::unique_ptr<stages::DirectoryStage> directory_;
+  const stages::DirectoryStage* directory_view_ = nullptr;  // in chain_
   // Audit events recorded in the current window: the session's own until
   // login, then its identity's (shared with its other sessions). While the
   // spool is backlogged, a session whose window is past
@@ -381,6 +382,16 @@ class Session : public std::enable_shared_from_this<Session>,
   std::string session_id_;       // random, for correlating events
   absl::Time started_at_;
   bool audit_session_started_ = false;
+  // From BuildChain on, what every event of the session shares (identity,
+  // environment, session id) is encoded once per identity version and
+  // recorded with each event's own part; nullopt: it needs a repair, and
+  // whole events are recorded.
+  bool chain_built_ = false;
+  void AddSharedFields(warden::v1::AuditEvent* event) const;
+  const std::string* SharedEventFields();
+  bool shared_fields_built_ = false;
+  uint64_t shared_fields_version_ = 0;
+  std::optional<std::string> shared_fields_;
 
   // The statement path: the stages, the message in flight, who and where.
   stages::Chain chain_{this};

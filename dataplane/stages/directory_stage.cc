@@ -109,6 +109,7 @@ bool DirectoryStage::Apply(const gate::Gate& gate) {
     subject_->groups = groups;
     // (Prepared statements are judged again anyway: a new gate.)
     identity_->mutable_groups()->Assign(groups.begin(), groups.end());
+    ++identity_changes_;
   }
   std::map<std::string, std::string> attributes;
   if (entry != nullptr) {
@@ -119,6 +120,7 @@ bool DirectoryStage::Apply(const gate::Gate& gate) {
     identity_->mutable_attributes()->clear();
     identity_->mutable_attributes()->insert(attributes.begin(),
                                            attributes.end());
+    ++identity_changes_;
   }
   return true;
 }

@@ -45,6 +45,10 @@ class DirectoryStage : public Stage {
   StageResult OnFrontend(const Frontend& m, bool resumed) override;
   void OnPolicy(const gate::Gate& gate) override;
 
+  // How often the stage changed the identity's groups or attributes (the
+  // session re-encodes what its audit events share when it moves).
+  uint64_t identity_changes() const { return identity_changes_; }
+
  private:
   // Applies a gate of a new generation; ends the session if refused.
   bool Recheck(const gate::Gate& gate);
@@ -57,6 +61,7 @@ class DirectoryStage : public Stage {
   // directory's are added to them at every policy change.
   const std::vector<std::string> base_groups_;
   uint64_t generation_ = 0;  // of the gate last applied
+  uint64_t identity_changes_ = 0;
   // Why the last Apply refused.
   bool ambiguous_ = false;
   bool credential_predates_name_ = false;

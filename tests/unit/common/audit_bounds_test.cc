@@ -5,12 +5,14 @@
 #include <vector>
 
 #include "common/crypto.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "proto/warden/v1/audit.pb.h"
 
 namespace warden::audit_bounds {
 namespace {
 
+using ::google::protobuf::util::MessageDifferencer;
 using ::warden::v1::AuditEvent;
 
 TEST(Utf8Test, AcceptsWhatProtobufAccepts) {
@@ -131,6 +133,118 @@ TEST(BoundTest, NeverCutsInsideACharacter) {
 }
 
 }  // namespace
+// AppendBounded checks the encoding instead of walking the message; it
+// must record exactly what Bound and an encoding record, for ordinary
+// events and for every kind of repair.
+std::vector<AuditEvent> Corpus() {
+  std::vector<AuditEvent> out;
+  AuditEvent base;
+  base.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  base.set_environment("prod");
+  base.mutable_identity()->set_user("alice@example.com");
+  base.mutable_identity()->add_groups("dba");
+  (*base.mutable_identity()->mutable_attributes())["dept"] = "eng";
+  base.mutable_statement()->set_text("SELECT 1");
+  base.mutable_statement()->add_tables("public.t");
+  base.mutable_statement()->set_bundle_revision(7);
+  out.push_back(base);
+  AuditEvent e = base;
+  e.mutable_statement()->set_text("SELECT '\xff'");
+  out.push_back(e);
+  e = base;
+  e.mutable_identity()->add_groups("g\xc3");
+  out.push_back(e);
+  e = base;
+  (*e.mutable_identity()->mutable_attributes())["k"] = "v\xed\xa0\x80";
+  out.push_back(e);
+  e = base;
+  (*e.mutable_identity()->mutable_attributes())[std::string(5000, 'k')] = "v";
+  out.push_back(e);
+  e = base;
+  e.mutable_identity()->set_user(std::string(4097, 'u'));
+  out.push_back(e);
+  e = base;
+  e.mutable_identity()->set_user(std::string(4096, 'u'));  // at the limit
+  out.push_back(e);
+  e = base;
+  e.mutable_statement()->set_text(std::string(256 * 1024 + 1, 't'));
+  out.push_back(e);
+  e = base;
+  e.mutable_statement()->set_text(std::string(256 * 1024, 't'));
+  out.push_back(e);
+  e = base;
+  for (int i = 0; i < 257; ++i) e.mutable_statement()->add_parameters("p");
+  out.push_back(e);
+  e = base;
+  for (int i = 0; i < 256; ++i) e.mutable_statement()->add_parameters("p");
+  out.push_back(e);
+  e = base;
+  for (int i = 0; i < 257; ++i) {
+    (*e.mutable_identity()->mutable_attributes())[std::to_string(i)] = "v";
+  }
+  out.push_back(e);
+  e = base;
+  e.mutable_repairs()->set_undecodable("raw");
+  out.push_back(e);
+  e = base;
+  for (int i = 0; i < 250; ++i) {
+    e.mutable_statement()->add_parameters(std::string(4000, 'p'));
+  }
+  e.mutable_statement()->set_text(std::string(200000, 't'));
+  out.push_back(e);  // each field within its limit, the whole over 1 MiB
+  return out;
+}
+
+TEST(AppendBoundedTest, RecordsWhatBoundAndAnEncodingRecord) {
+  int repaired = 0;
+  for (const AuditEvent& event : Corpus()) {
+    AuditEvent walked = event;
+    const bool walked_changed = Bound(&walked);
+    AuditEvent checked = event;
+    std::string out = "prefix";
+    const bool checked_changed = AppendBounded(&checked, &out);
+    EXPECT_EQ(checked_changed, walked_changed)
+        << event.ShortDebugString().substr(0, 200);
+    ASSERT_EQ(out.substr(0, 6), "prefix");
+    AuditEvent recorded;
+    ASSERT_TRUE(recorded.ParseFromString(out.substr(6)));
+    // (A map's encoding order, and so the digest of a cut event's
+    // original encoding, differ between two encodings of one event.)
+    recorded.mutable_repairs()->clear_original_sha256();
+    walked.mutable_repairs()->clear_original_sha256();
+    if (recorded.repairs().ByteSizeLong() == 0) recorded.clear_repairs();
+    if (walked.repairs().ByteSizeLong() == 0) walked.clear_repairs();
+    // (Which entries of a map over the count are dropped is the map's
+    // order too: the same number are.)
+    EXPECT_EQ(recorded.identity().attributes_size(),
+              walked.identity().attributes_size());
+    MessageDifferencer differ;
+    if (event.identity().attributes_size() > Limits().max_repeated) {
+      differ.IgnoreField(
+          warden::v1::Identity::descriptor()->FindFieldByName("attributes"));
+    }
+    EXPECT_TRUE(differ.Compare(recorded, walked))
+        << event.ShortDebugString().substr(0, 200);
+    EXPECT_EQ(EncodingWithinBounds(event.SerializeAsString()),
+              !walked_changed && !event.has_repairs());
+    if (walked_changed) ++repaired;
+  }
+  EXPECT_GE(repaired, 8);  // the corpus does exercise the repairs
+}
+
+// What the check cannot vouch for goes to the walk: unknown fields, a
+// message field that appears twice (its lists would be merged), bytes
+// that are not an encoding.
+TEST(AppendBoundedTest, WhatTheCheckCannotVouchForIsWalked) {
+  AuditEvent e;
+  e.mutable_identity()->set_user("alice");
+  std::string twice = e.SerializeAsString() + e.SerializeAsString();
+  EXPECT_TRUE(EncodingWithinBounds(e.SerializeAsString()));
+  EXPECT_FALSE(EncodingWithinBounds(twice));
+  EXPECT_FALSE(EncodingWithinBounds(std::string("\xf8\xff\xff\x7f\x01", 5)));
+  EXPECT_FALSE(EncodingWithinBounds(std::string("\x0a\x10ab", 4)));  // short
+}
+
 TEST(IsEventFieldPathTest, NamesOfTheEventsFieldsOnly) {
   for (const char* ok : {"statement.text", "identity.user", "identity.groups",
                          "statement", "admin.detail", "repairs.undecodable"}) {

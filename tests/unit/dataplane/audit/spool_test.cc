@@ -85,6 +85,43 @@ TEST_F(SpoolTest, SequencesAndEventsSurviveARestart) {
   EXPECT_EQ(rest->back().payload, "y");
 }
 
+// "acked" is not rewritten (and fsynced) per acknowledgement: at each
+// Sync, before any segment is deleted, and on close. A crash in between
+// only makes the sender resend what the control plane already holds.
+TEST_F(SpoolTest, AcknowledgementsArePersistedAtSyncAndBeforeDeletion) {
+  auto acked_file = [this]() -> std::string {
+    std::ifstream in(dir_ + "/acked");
+    std::string s;
+    std::getline(in, s);
+    return s;
+  };
+  SpoolOptions options;
+  options.segment_bytes = 100;
+  auto spool = Open(options);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(spool->Append("x").ok());
+  ASSERT_TRUE(spool->Acknowledge(1).ok());
+  EXPECT_EQ(acked_file(), "");  // not yet: one segment, nothing deleted
+  EXPECT_EQ(spool->stats().acked, 1u);
+  ASSERT_TRUE(spool->Sync().ok());
+  EXPECT_EQ(acked_file(), "1");
+  // Enough for several segments; acknowledging the first ones deletes
+  // them, and "acked" is on disk first.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(spool->Append(std::string(20, 'a')).ok());
+  }
+  const size_t before = Segments().size();
+  ASSERT_GT(before, 2u);
+  ASSERT_TRUE(spool->Acknowledge(15).ok());
+  EXPECT_LT(Segments().size(), before);
+  EXPECT_EQ(acked_file(), "15");
+  ASSERT_TRUE(spool->Acknowledge(16).ok());
+  spool.reset();  // closing writes it
+  EXPECT_EQ(acked_file(), "16");
+  spool = Open(options);
+  EXPECT_EQ(spool->stats().acked, 16u);
+  EXPECT_EQ(spool->stats().next_sequence, 23u);
+}
+
 TEST_F(SpoolTest, AcknowledgedSegmentsAreDeletedNeverUnacknowledgedOnes) {
   SpoolOptions options;
   options.segment_bytes = 100;  // about 3 records of 30 bytes each

@@ -1,0 +1,125 @@
+// What recording one statement event costs the proxy's session thread, as
+// the session does it: the event built, bounded, encoded and appended to a
+// real spool (a write(2) per event; fsync is the syncer's, not counted).
+// "Whole" builds every event with the session's identity, environment and
+// session id; "Shared" encodes those once per session (EncodeShared) and
+// each event's own part alone, as sessions do since issue 16.
+//   bazel run -c opt //tests/bench:recorder_bench
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "benchmark/benchmark.h"
+#include "common/audit_bounds.h"
+#include "dataplane/audit/recorder.h"
+#include "dataplane/audit/sink.h"
+#include "dataplane/audit/spool.h"
+#include "proto/warden/v1/audit.pb.h"
+
+namespace {
+
+using warden::dataplane::audit::EncodeShared;
+using warden::dataplane::audit::Recorder;
+using warden::dataplane::audit::Spool;
+using warden::dataplane::audit::SpoolOptions;
+
+warden::v1::AuditEvent SessionFields() {
+  warden::v1::AuditEvent e;
+  e.set_environment("prod");
+  e.set_session_id("5f0c2a9e41d7b3c8");
+  auto* id = e.mutable_identity();
+  id->set_user("alice@example.com");
+  id->add_groups("engineers");
+  id->add_groups("oncall");
+  id->set_kind(warden::v1::IDENTITY_KIND_HUMAN);
+  id->set_auth_method("oidc:okta");
+  (*id->mutable_attributes())["department"] = "Engineering";
+  return e;
+}
+
+warden::v1::AuditEvent Own() {
+  warden::v1::AuditEvent e;
+  e.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  auto* st = e.mutable_statement();
+  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
+  st->set_database("bench");
+  st->set_protocol("simple");
+  st->add_command_tags("SELECT");
+  st->add_tables("public.pgbench_accounts");
+  st->add_columns("abalance");
+  st->add_columns("aid");
+  st->set_fingerprint("a1b2c3d4e5f60718");
+  st->set_text("SELECT abalance FROM pgbench_accounts WHERE aid = 4711;");
+  st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
+  st->set_policy("production-guardrails");
+  st->set_bundle_revision(42);
+  st->set_bundle_digest(std::string(64, 'f'));
+  st->set_audit_level(warden::v1::AUDIT_LEVEL_FULL);
+  return e;
+}
+
+std::unique_ptr<Spool> OpenSpool(const char* name) {
+  const std::string dir =
+      std::filesystem::temp_directory_path() /
+      (std::string("warden-recorder-bench-") + name + "-" +
+       std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto spool = Spool::Open(dir, SpoolOptions());
+  if (!spool.ok()) std::abort();
+  return *std::move(spool);
+}
+
+// Keeps the spool from filling: what the sender does as the control plane
+// acknowledges.
+void Acknowledge(Spool* spool, uint64_t sequence) {
+  if (sequence % 4096 == 0) (void)spool->Acknowledge(sequence);
+}
+
+void BM_RecordWhole(benchmark::State& state) {
+  auto spool = OpenSpool("whole");
+  Recorder recorder(spool.get());
+  const warden::v1::AuditEvent session = SessionFields();
+  const warden::v1::AuditEvent own = Own();
+  for (auto _ : state) {
+    warden::v1::AuditEvent event = session;  // what NewEvent did
+    event.MergeFrom(own);
+    auto seq = recorder.Record(std::move(event));
+    if (!seq.ok()) std::abort();
+    Acknowledge(spool.get(), *seq);
+  }
+}
+BENCHMARK(BM_RecordWhole);
+
+void BM_RecordShared(benchmark::State& state) {
+  auto spool = OpenSpool("shared");
+  Recorder recorder(spool.get());
+  const std::string shared = *EncodeShared(SessionFields());
+  const warden::v1::AuditEvent own = Own();
+  for (auto _ : state) {
+    auto seq = recorder.Record(shared, own);
+    if (!seq.ok()) std::abort();
+    Acknowledge(spool.get(), *seq);
+  }
+}
+BENCHMARK(BM_RecordShared);
+
+// The spool's part: framing, CRC and the write(2) of an encoded event.
+void BM_SpoolAppend(benchmark::State& state) {
+  auto spool = OpenSpool("append");
+  warden::v1::AuditEvent event = SessionFields();
+  event.MergeFrom(Own());
+  const std::string bytes = event.SerializeAsString();
+  for (auto _ : state) {
+    auto seq = spool->Append(bytes);
+    if (!seq.ok()) std::abort();
+    Acknowledge(spool.get(), *seq);
+  }
+}
+BENCHMARK(BM_SpoolAppend);
+
+}  // namespace
+
+BENCHMARK_MAIN();
