@@ -19,41 +19,79 @@ namespace {
 
 }  // namespace
 
-absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
-                                          size_t* size) {
+std::string Recorder::Encode(absl::string_view shared,
+                             warden::v1::AuditEvent event) {
   SetTimestamp(absl::Now(), event.mutable_time());
   // Valid UTF-8 and bounded, or warden-control could not decode it and
-  // every later event would wait behind it.
+  // every later event would wait behind it. The encoding of a message is
+  // the concatenation of its fields', so the shared part's bytes go as
+  // they are, followed by this event's own.
   std::string bytes;
+  bytes.reserve(shared.size() + 512);
+  bytes.append(shared.data(), shared.size());
   audit_bounds::AppendBounded(&event, &bytes);
-  if (size != nullptr) *size = bytes.size();
-  return spool_->Append(bytes);
+  if (!shared.empty() && bytes.size() > audit_bounds::Limits().max_event) {
+    // Each part within bounds, not both together: bounded as one event.
+    warden::v1::AuditEvent whole;
+    if (whole.ParseFromArray(shared.data(), static_cast<int>(shared.size()))) {
+      whole.MergeFrom(event);
+      bytes.clear();
+      audit_bounds::AppendBounded(&whole, &bytes);
+    }
+  }
+  return bytes;
+}
+
+absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
+                                          size_t* size) {
+  return Record("", std::move(event), size);
 }
 
 absl::StatusOr<uint64_t> Recorder::Record(absl::string_view shared,
                                           warden::v1::AuditEvent event,
                                           size_t* size) {
-  if (shared.empty()) return Record(std::move(event), size);
-  SetTimestamp(absl::Now(), event.mutable_time());
-  // The encoding of a message is the concatenation of its fields', so the
-  // shared part's bytes go as they are, followed by this event's own.
-  std::string bytes;
-  bytes.reserve(shared.size() + 512);
-  bytes.append(shared.data(), shared.size());
-  audit_bounds::AppendBounded(&event, &bytes);
-  if (bytes.size() > audit_bounds::Limits().max_event) {
-    // Each part within bounds, not both together: bounded as one event.
-    warden::v1::AuditEvent whole;
-    if (!whole.ParseFromArray(shared.data(), static_cast<int>(shared.size()))) {
-      return absl::InternalError("the session's shared audit fields do not "
-                                 "decode");
-    }
-    whole.MergeFrom(event);
-    bytes.clear();
-    audit_bounds::AppendBounded(&whole, &bytes);
-  }
+  const std::string bytes = Encode(shared, std::move(event));
   if (size != nullptr) *size = bytes.size();
   return spool_->Append(bytes);
+}
+
+namespace {
+// What this thread staged since its last WriteStaged.
+struct ThreadStaged {
+  bool any = false;
+  SpoolTicket first;
+  SpoolTicket last;
+};
+thread_local ThreadStaged thread_staged;
+}  // namespace
+
+absl::StatusOr<uint64_t> Recorder::Stage(absl::string_view shared,
+                                         warden::v1::AuditEvent event,
+                                         size_t* size) {
+  const std::string bytes = Encode(shared, std::move(event));
+  if (size != nullptr) *size = bytes.size();
+  auto ticket = spool_->Stage(bytes);
+  if (!ticket.ok()) return ticket.status();
+  if (!thread_staged.any) thread_staged.first = *ticket;
+  thread_staged.any = true;
+  thread_staged.last = *ticket;
+  return ticket->sequence;
+}
+
+absl::Status Recorder::WriteStaged() {
+  const absl::Status status = spool_->WriteStaged();
+  if (!thread_staged.any) return status;
+  const ThreadStaged mine = thread_staged;
+  thread_staged = ThreadStaged();
+  // Sequences rise within a thread: its last event written in the epoch
+  // of its first means all of them are.
+  if (mine.first.epoch == mine.last.epoch && spool_->Written(mine.last)) {
+    return absl::OkStatus();
+  }
+  return status.ok() ? absl::DataLossError(
+                           "audit events staged by this session thread were "
+                           "dropped by a failed spool write")
+                     : status;
 }
 
 Sender::Sender(Spool* spool, SenderOptions options, IdentityFn identity)

@@ -43,11 +43,18 @@ class Recorder : public AuditSink {
   absl::StatusOr<uint64_t> Record(absl::string_view shared,
                                   warden::v1::AuditEvent event,
                                   size_t* size = nullptr) override;
+  absl::StatusOr<uint64_t> Stage(absl::string_view shared,
+                                 warden::v1::AuditEvent event,
+                                 size_t* size = nullptr) override;
+  absl::Status WriteStaged() override;
   double Fill() const override { return spool_->Fill(); }
 
   Spool* spool() const { return spool_; }
 
  private:
+  // The recorded bytes: stamped, bounded, encoded.
+  static std::string Encode(absl::string_view shared,
+                            warden::v1::AuditEvent event);
   Spool* const spool_;
 };
 

@@ -35,6 +35,18 @@ class AuditSink {
   virtual absl::StatusOr<uint64_t> Record(absl::string_view shared,
                                           warden::v1::AuditEvent event,
                                           size_t* size) = 0;
+  // Stage is Record without the write: the event has its sequence, and
+  // the next WriteStaged (of any thread) writes it with every other staged
+  // event in one write(2). The caller must not act on it (relay its
+  // statement) before this thread's WriteStaged returned OK. `shared` as
+  // for Record, or empty for a whole event.
+  virtual absl::StatusOr<uint64_t> Stage(absl::string_view shared,
+                                         warden::v1::AuditEvent event,
+                                         size_t* size) = 0;
+  // Writes what is staged; OK when every event this thread staged since
+  // its previous WriteStaged is written, an error when any of them is not
+  // recorded.
+  virtual absl::Status WriteStaged() = 0;
   // How full the local spool is, 0 to 1 (sessions are slowed past half).
   virtual double Fill() const = 0;
 };

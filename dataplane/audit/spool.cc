@@ -147,6 +147,7 @@ Spool::Spool(std::string dir, SpoolOptions options)
     : dir_(std::move(dir)), options_(options) {}
 
 Spool::~Spool() {
+  (void)WriteStaged();
   absl::MutexLock lock(&mu_);
   (void)PersistAckedLocked();
   for (int fd : unsynced_fds_) ::close(fd);
@@ -245,6 +246,7 @@ absl::Status Spool::Recover() {
     segments_.push_back(std::move(seg));
   }
   next_sequence_ = last_sequence + 1;
+  written_through_ = last_sequence;
   synced_through_ = last_sequence;  // what survived a restart is on disk.
   if (!segments_.empty()) {
     const Segment& newest = segments_.back();
@@ -257,8 +259,8 @@ absl::Status Spool::Recover() {
   return absl::OkStatus();
 }
 
-absl::Status Spool::StartSegmentLocked() {
-  const std::string path = dir_ + "/" + SegmentName(next_sequence_);
+absl::Status Spool::StartSegmentLocked(uint64_t first) {
+  const std::string path = dir_ + "/" + SegmentName(first);
   const int fd = ::open(path.c_str(),
                         O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
                         0600);
@@ -267,14 +269,27 @@ absl::Status Spool::StartSegmentLocked() {
   fd_ = fd;
   dir_dirty_ = true;
   Segment seg;
-  seg.first = next_sequence_;
-  seg.last = next_sequence_ - 1;
+  seg.first = first;
+  seg.last = first - 1;
   seg.path = path;
   segments_.push_back(std::move(seg));
   return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> Spool::Append(absl::string_view payload) {
+  auto ticket = Stage(payload);
+  if (!ticket.ok()) return ticket.status();
+  const absl::Status written = WriteStaged();
+  if (!Written(*ticket)) {
+    return written.ok() ? absl::InternalError(absl::StrCat(
+                              "audit spool ", dir_, ": event ",
+                              ticket->sequence, " was not written"))
+                        : written;
+  }
+  return ticket->sequence;
+}
+
+absl::StatusOr<SpoolTicket> Spool::Stage(absl::string_view payload) {
   if (payload.size() > options_.max_record_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("audit event of ", payload.size(),
@@ -290,51 +305,110 @@ absl::StatusOr<uint64_t> Spool::Append(absl::string_view payload) {
         options_.max_bytes, " bytes; the control plane has not acknowledged "
         "events since sequence ", acked_ + 1, ")"));
   }
-  if (fd_ < 0 || segments_.back().bytes >= options_.segment_bytes) {
-    if (absl::Status s = StartSegmentLocked(); !s.ok()) return s;
-  }
   const uint64_t sequence = next_sequence_;
-  std::string record(frame, '\0');
-  PutU32(static_cast<uint32_t>(length), record.data());
-  PutU64(sequence, record.data() + kHeader);
-  std::memcpy(record.data() + kHeader + kSequence, payload.data(),
-              payload.size());
-  PutU32(Crc(record.data() + kHeader, length), record.data() + 4);
-  Segment& seg = segments_.back();
-  size_t written = 0;
-  while (written < record.size()) {
-    const ssize_t n =
-        ::write(fd_, record.data() + written, record.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const absl::Status error = Errno("write", seg.path);
-      // Leave no torn record in front of later ones.
-      if (::ftruncate(fd_, static_cast<off_t>(seg.bytes)) != 0) {
-        return absl::InternalError(absl::StrCat(
-            error.message(), "; and the partial record could not be removed: ",
-            std::strerror(errno)));
-      }
-      return error;
-    }
-    written += static_cast<size_t>(n);
-  }
-  seg.bytes += record.size();
-  seg.last = sequence;
-  pending_bytes_ += record.size();
+  const size_t at = staged_.size();
+  staged_.resize(at + frame);
+  char* record = staged_.data() + at;
+  PutU32(static_cast<uint32_t>(length), record);
+  PutU64(sequence, record + kHeader);
+  std::memcpy(record + kHeader + kSequence, payload.data(), payload.size());
+  PutU32(Crc(record + kHeader, length), record + 4);
+  if (staged_first_ == 0) staged_first_ = sequence;
+  pending_bytes_ += frame;
   pending_bytes_hint_.store(pending_bytes_, std::memory_order_relaxed);
   ++next_sequence_;
   pending_times_.emplace_back(sequence, absl::Now());
-  return sequence;
+  return SpoolTicket{sequence, epoch_};
+}
+
+void Spool::DropStagedLocked(uint64_t first, uint64_t bytes) {
+  // Their sequences are used again (sequences have no gaps); a ticket of
+  // this epoch tells by `dropped_from_` that it was not written.
+  pending_bytes_ -= bytes + staged_.size();
+  pending_bytes_hint_.store(pending_bytes_, std::memory_order_relaxed);
+  staged_.clear();
+  staged_first_ = 0;
+  while (!pending_times_.empty() && pending_times_.back().first >= first) {
+    pending_times_.pop_back();
+  }
+  next_sequence_ = first;
+  dropped_from_.push_back(first);
+  ++epoch_;
+}
+
+absl::Status Spool::WriteStaged() {
+  absl::MutexLock write_lock(&write_mu_);
+  std::string batch;
+  uint64_t first = 0;
+  uint64_t last = 0;
+  int fd = -1;
+  uint64_t offset = 0;
+  std::string path;
+  {
+    absl::MutexLock lock(&mu_);
+    if (staged_.empty()) return absl::OkStatus();
+    first = staged_first_;
+    if (fd_ < 0 || segments_.back().bytes >= options_.segment_bytes) {
+      if (absl::Status s = StartSegmentLocked(first); !s.ok()) {
+        DropStagedLocked(first, 0);
+        return s;
+      }
+    }
+    batch.swap(staged_);
+    staged_first_ = 0;
+    last = next_sequence_ - 1;
+    fd = fd_;
+    offset = segments_.back().bytes;
+    path = segments_.back().path;
+  }
+  // Outside mu_: sessions stage the next events while this one writes.
+  absl::Status error;
+  size_t written = 0;
+  while (written < batch.size()) {
+    const ssize_t n = ::write(fd, batch.data() + written, batch.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = Errno("write", path);
+      break;
+    }
+    written += static_cast<size_t>(n);
+  }
+  absl::MutexLock lock(&mu_);
+  if (!error.ok()) {
+    // Leave no torn record in front of later ones.
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
+      error = absl::InternalError(absl::StrCat(
+          error.message(), "; and the partial records could not be removed: ",
+          std::strerror(errno)));
+    }
+    DropStagedLocked(first, batch.size());
+    return error;
+  }
+  Segment& seg = segments_.back();
+  seg.bytes += batch.size();
+  seg.last = last;
+  written_through_ = last;
+  return absl::OkStatus();
+}
+
+bool Spool::Written(SpoolTicket ticket) const {
+  absl::MutexLock lock(&mu_);
+  if (ticket.epoch == epoch_) return ticket.sequence <= written_through_;
+  return ticket.epoch < dropped_from_.size() &&
+         ticket.sequence < dropped_from_[ticket.epoch];
 }
 
 absl::Status Spool::Sync() {
   std::vector<int> fds;
   bool sync_dir = false;
   uint64_t target = 0;
+  // What sessions staged and did not write yet (they write at the end of
+  // their loop's batch; this is the safety net).
+  if (absl::Status s = WriteStaged(); !s.ok()) return s;
   {
     absl::MutexLock lock(&mu_);
     if (absl::Status s = PersistAckedLocked(); !s.ok()) return s;
-    target = next_sequence_ - 1;
+    target = written_through_;
     if (target <= synced_through_) return absl::OkStatus();
     fds = std::move(unsynced_fds_);
     unsynced_fds_.clear();

@@ -60,6 +60,14 @@ struct SpoolRecord {
   std::string payload;
 };
 
+// Which staged event, for Written(): its sequence and the spool's epoch
+// when it was staged (a failed write ends an epoch and its sequences are
+// used again).
+struct SpoolTicket {
+  uint64_t sequence = 0;
+  uint64_t epoch = 0;
+};
+
 struct SpoolStats {
   uint64_t next_sequence = 1;
   uint64_t acked = 0;          // highest acknowledged sequence
@@ -84,6 +92,17 @@ class Spool {
   // when the spool is full (the caller refuses the statement), Internal on
   // an I/O error (likewise).
   absl::StatusOr<uint64_t> Append(absl::string_view payload);
+
+  // Stage frames one event and gives it its sequence without writing it:
+  // the next WriteStaged (of any thread) writes every staged event with
+  // one write(2). Errors as Append's (full, too large). The caller does
+  // not act on the event (relay its statement) before Written() says so.
+  absl::StatusOr<SpoolTicket> Stage(absl::string_view payload);
+  // Writes what is staged. On an error nothing of it is recorded: those
+  // events (and any staged meanwhile) are dropped, their sequences used
+  // again, and Written() is false for each of them.
+  absl::Status WriteStaged();
+  bool Written(SpoolTicket ticket) const;
 
   // Sync makes every appended record durable (fdatasync of the segments
   // written since the last Sync, and of the directory after new ones).
@@ -125,7 +144,10 @@ class Spool {
 
   Spool(std::string dir, SpoolOptions options);
   absl::Status Recover();
-  absl::Status StartSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartSegmentLocked(uint64_t first)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropStagedLocked(uint64_t first, uint64_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteAckedLocked(uint64_t sequence)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes "acked" if acked_ moved since it was last written.
@@ -134,7 +156,16 @@ class Spool {
   const std::string dir_;
   const SpoolOptions options_;
 
+  // One writer at a time (in sequence order); taken before mu_.
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
+  // Framed records staged and not yet written, from staged_first_ on.
+  std::string staged_ ABSL_GUARDED_BY(mu_);
+  uint64_t staged_first_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t written_through_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  // For each ended epoch, the first sequence its failed write dropped.
+  std::vector<uint64_t> dropped_from_ ABSL_GUARDED_BY(mu_);
   std::deque<Segment> segments_ ABSL_GUARDED_BY(mu_);
   int fd_ ABSL_GUARDED_BY(mu_) = -1;  // the newest segment, for appends
   bool dir_dirty_ ABSL_GUARDED_BY(mu_) = false;

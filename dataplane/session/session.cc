@@ -27,6 +27,7 @@
 #include "dataplane/pgwire/startup.h"
 #include "dataplane/session/startup_params.h"
 #include "dataplane/session/upstream_login.h"
+#include "dataplane/session/audit_writes.h"
 #include "dataplane/stages/directory_stage.h"
 #include "dataplane/stages/policy_stage.h"
 #include "policy/sql/normalize.h"
@@ -336,6 +337,15 @@ void Session::Consume(Side s, const char* data, size_t n) {
 void Session::Send(Side s, absl::string_view data) {
   Peer& p = peer(s);
   if (data.empty() || !p.open()) return;
+  if (s == Side::kUpstream && audit_write_pending_) {
+    // Not before this session's audit events are on disk (OnAuditWritten).
+    if (p.pending() == 0) {
+      p.out.clear();
+      p.out_pos = 0;
+    }
+    p.out.append(data.data(), data.size());
+    return;
+  }
   if (p.pending() == 0) {
     while (!data.empty()) {
       const net::IoOutcome r = p.conn->Write(data.data(), data.size());
@@ -358,6 +368,7 @@ void Session::Send(Side s, absl::string_view data) {
 
 void Session::Flush(Side s) {
   Peer& p = peer(s);
+  if (s == Side::kUpstream && audit_write_pending_) return;
   while (p.open() && p.pending() > 0) {
     const net::IoOutcome r =
         p.conn->Write(p.out.data() + p.out_pos, p.pending());
@@ -1482,11 +1493,18 @@ absl::StatusOr<uint64_t> Session::Record(warden::v1::AuditEvent event) {
   size_t size = 0;
   absl::StatusOr<uint64_t> recorded;
   const std::string* shared = chain_built_ ? SharedEventFields() : nullptr;
-  if (shared != nullptr) {
-    recorded = shared_->recorder->Record(*shared, std::move(event), &size);
-  } else {
-    if (chain_built_) AddSharedFields(&event);
-    recorded = shared_->recorder->Record(std::move(event), &size);
+  if (shared == nullptr && chain_built_) AddSharedFields(&event);
+  // Staged: written with every other event of this worker's batch, before
+  // anything this session sends upstream from now on (Send holds it).
+  recorded = shared_->recorder->Stage(shared != nullptr ? *shared : "",
+                                      std::move(event), &size);
+  if (recorded.ok() && !audit_write_pending_) {
+    audit_write_pending_ = true;
+    std::weak_ptr<Session> weak = weak_from_this();
+    AfterAuditWrite(loop_, shared_->recorder,
+                    [weak](const absl::Status& status) {
+                      if (auto self = weak.lock()) self->OnAuditWritten(status);
+                    });
   }
   CountAudit(size);
   return recorded;
@@ -1503,6 +1521,24 @@ bool Session::Audit(warden::v1::AuditEvent event) {
   return true;
 }
 
+
+void Session::OnAuditWritten(const absl::Status& status) {
+  audit_write_pending_ = false;
+  if (phase_ == Phase::kClosed) return;
+  auto keep = shared_from_this();  // Fail or Flush may end the session.
+  if (!status.ok()) {
+    spdlog::error("session {}: audit events not recorded: {}", peer_address_,
+                  status.ToString());
+    return Fail(pgwire::kInternalError,
+                "Warden could not write this session's audit events (the "
+                "local spool is failing); what they record did not run",
+                warden::v1::SESSION_END_REASON_INTERNAL);
+  }
+  // A statement in sync mode waits for the control plane: its event can
+  // be sent now.
+  if (shared_->audit_sync != nullptr) shared_->audit_sync->Nudge();
+  Flush(Side::kUpstream);
+}
 
 void Session::BuildChain() {
   facts_.subject = &subject_;

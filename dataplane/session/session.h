@@ -387,6 +387,10 @@ class Session : public std::enable_shared_from_this<Session>,
   // recorded with each event's own part; nullopt: it needs a repair, and
   // whole events are recorded.
   bool chain_built_ = false;
+  // Events staged in this batch of the worker's events, not yet written:
+  // nothing goes upstream until OnAuditWritten.
+  bool audit_write_pending_ = false;
+  void OnAuditWritten(const absl::Status& status);
   void AddSharedFields(warden::v1::AuditEvent* event) const;
   const std::string* SharedEventFields();
   bool shared_fields_built_ = false;

@@ -1,5 +1,8 @@
 #include "dataplane/audit/spool.h"
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -88,6 +91,102 @@ TEST_F(SpoolTest, SequencesAndEventsSurviveARestart) {
 // "acked" is not rewritten (and fsynced) per acknowledgement: at each
 // Sync, before any segment is deleted, and on close. A crash in between
 // only makes the sender resend what the control plane already holds.
+// Staged events are written together by the next WriteStaged, of any
+// thread, in sequence order; not before (the sender never reads them).
+TEST_F(SpoolTest, StagedEventsAreWrittenTogetherInOrder) {
+  auto spool = Open();
+  std::vector<SpoolTicket> tickets;
+  for (int i = 1; i <= 3; ++i) {
+    auto t = spool->Stage(absl::StrCat("e", i));
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(t->sequence, static_cast<uint64_t>(i));
+    tickets.push_back(*t);
+  }
+  EXPECT_FALSE(spool->Written(tickets.back()));
+  auto none = spool->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(spool->stats().pending_events, 3u);  // counted against the limit
+  ASSERT_TRUE(spool->WriteStaged().ok());
+  for (const SpoolTicket& t : tickets) EXPECT_TRUE(spool->Written(t));
+  auto all = spool->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[2].payload, "e3");
+  // Closing writes what is still staged.
+  ASSERT_TRUE(spool->Stage("e4").ok());
+  spool.reset();
+  spool = Open();
+  EXPECT_EQ(spool->stats().next_sequence, 5u);
+}
+
+TEST_F(SpoolTest, ThreadsStagingAndWritingKeepSequencesWhole) {
+  auto spool = Open(SpoolOptions{.segment_bytes = 4096});
+  constexpr int kPerThread = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&spool, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto ticket = spool->Stage(absl::StrCat("t", t, "-", i));
+        ASSERT_TRUE(ticket.ok());
+        if (i % 3 == 0) {
+          ASSERT_TRUE(spool->WriteStaged().ok());
+          EXPECT_TRUE(spool->Written(*ticket));
+        }
+      }
+      ASSERT_TRUE(spool->WriteStaged().ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  auto all = spool->Read(1, 100000, 1 << 30);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 4u * kPerThread);
+  std::set<std::string> payloads;
+  for (size_t i = 0; i < all->size(); ++i) {
+    EXPECT_EQ((*all)[i].sequence, i + 1);
+    payloads.insert((*all)[i].payload);
+  }
+  EXPECT_EQ(payloads.size(), 4u * kPerThread);
+  spool.reset();
+  spool = Open(SpoolOptions{.segment_bytes = 4096});  // recovers cleanly
+  EXPECT_EQ(spool->stats().next_sequence, 4u * kPerThread + 1);
+}
+
+// A write that fails records none of its events: each is reported not
+// written, their sequences are used again (no gap), and nothing torn is
+// left in front of later events.
+TEST_F(SpoolTest, AFailedWriteDropsItsEventsAndReusesTheirSequences) {
+  auto spool = Open();
+  ASSERT_TRUE(spool->Append("before").ok());
+  const auto size = std::filesystem::file_size(Segments().front());
+  std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  rlimit small = old;
+  small.rlim_cur = size + 100;  // room for a part of the batch only
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  auto a = spool->Stage(std::string(60, 'a'));
+  auto b = spool->Stage(std::string(60, 'b'));
+  ASSERT_TRUE(a.ok() && b.ok());
+  const absl::Status failed = spool->WriteStaged();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old), 0);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_FALSE(spool->Written(*a));
+  EXPECT_FALSE(spool->Written(*b));
+  EXPECT_EQ(std::filesystem::file_size(Segments().front()), size);
+  auto c = spool->Stage("after");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->sequence, a->sequence);  // used again
+  ASSERT_TRUE(spool->WriteStaged().ok());
+  EXPECT_TRUE(spool->Written(*c));
+  EXPECT_FALSE(spool->Written(*b));  // a ticket of the failed write stays so
+  auto all = spool->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].payload, "after");
+  EXPECT_EQ(spool->stats().pending_events, 2u);
+}
+
 TEST_F(SpoolTest, AcknowledgementsArePersistedAtSyncAndBeforeDeletion) {
   auto acked_file = [this]() -> std::string {
     std::ifstream in(dir_ + "/acked");
