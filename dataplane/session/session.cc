@@ -23,7 +23,6 @@
 #include "dataplane/pgwire/framing.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
-#include "dataplane/session/startup_params.h"
 #include "dataplane/session/upstream_login.h"
 #include "dataplane/stages/directory_stage.h"
 #include "dataplane/stages/policy_stage.h"
@@ -244,7 +243,7 @@ bool Session::MayRead(Side s) const {
   if (phase_ == Phase::kClosed) return false;
   if (s == Side::kClient) {
     return phase_ == Phase::kLogin ||
-           (phase_ == Phase::kRelay && ready_ && !chain_.holding() &&
+           (phase_ == Phase::kRelay && backend_.ready() && !chain_.holding() &&
             !audit_throttled_);
   }
   return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
@@ -308,7 +307,7 @@ void Session::PeerLost(Side s, bool eof, const std::string& error) {
     CloseClient();
     Finish(warden::v1::SESSION_END_REASON_CLIENT,
            eof ? "client closed the connection" : error);
-  } else if (phase_ == Phase::kRelay && upstream_fatal_) {
+  } else if (phase_ == Phase::kRelay && backend_.fatal()) {
     // The upstream already told the client why (e.g. 57P01).
     CloseUpstream(false);
     client_.close_after_flush = true;
@@ -438,7 +437,7 @@ void Session::OnTimer() {
            warden::v1::SESSION_END_REASON_UPSTREAM);
       return;
     case Phase::kRelay:
-      if (!ready_) {
+      if (!backend_.ready()) {
         Fail(pgwire::kConnectionFailure,
              "timed out waiting for the upstream database to become ready",
              warden::v1::SESSION_END_REASON_UPSTREAM);
@@ -854,18 +853,9 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
   }
   const size_t max_size = shared_->config->proxy.max_backend_message_bytes;
   size_t pos = 0, forward_from = 0;
-  bool became_ready = false;
+  const bool was_ready = backend_.ready();
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
-  // The stages see each answer to what was relayed (after the first
-  // ReadyForQuery), before the client does.
-  const auto to_stages = [this](const pgwire::Frame& frame,
-                                bool refusal_taken = false,
-                                bool refused_parse = false) {
-    if (chain_.empty()) return;
-    chain_.OnBackend(
-        {frame.type, frame.body, refusal_taken, refused_parse});
-  };
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
     if (frame.status == pgwire::FrameStatus::kNeedMore) break;
@@ -879,22 +869,11 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
            warden::v1::SESSION_END_REASON_UPSTREAM);
       return 0;
     }
-    if (shared_->governed &&
-        frame.type == static_cast<char>(pgwire::BackendType::kParameterStatus)) {
-      // However it happened (a function's SET, ALTER ROLE ... SET), a
-      // server that now reads statements differently from Warden must not
-      // get another one from this session.
-      const auto status = pgwire::ParseParameterStatus(frame.body);
-      const std::string why =
-          status.ok() ? ReportedLexingState(status->name, status->value) : "";
-      if (!why.empty()) {
-        Fail(pgwire::kInsufficientPrivilege,
-             absl::StrCat("Warden: the database now reads statements "
-                          "differently from Warden (",
-                          why, "); the session is closed"),
-             warden::v1::SESSION_END_REASON_POLICY);
-        return 0;
-      }
+    if (const BackendRelay::Step screened =
+            backend_.Screen(frame.type, frame.body);
+        screened.action == BackendRelay::Step::Action::kFail) {
+      Fail(screened.sqlstate, screened.message, screened.reason);
+      return 0;
     }
     if (phase_ == Phase::kUpstreamAuth) {
       pos += frame.size;
@@ -902,99 +881,25 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       if (!HandleUpstreamAuth(frame.type, frame.body)) return 0;
       continue;
     }
-    switch (static_cast<pgwire::BackendType>(frame.type)) {
-      case pgwire::BackendType::kBackendKeyData: {
-        auto key = pgwire::ParseBackendKeyData(frame.body);
-        if (ready_ || !key.ok()) {
-          Fail(pgwire::kConnectionFailure,
-               "unexpected BackendKeyData from the upstream database",
-               warden::v1::SESSION_END_REASON_UPSTREAM);
-          return 0;
-        }
+    // What the message means (BackendRelay); the client gets it, or what
+    // replaces it, in order with the messages before it.
+    BackendRelay::Step step = backend_.OnMessage(frame.type, frame.body);
+    switch (step.action) {
+      case BackendRelay::Step::Action::kRelay:
+        break;
+      case BackendRelay::Step::Action::kReplace:
         Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
-        cancel_target_.upstream_pid = key->pid;
-        cancel_target_.upstream_secret = key->secret;
-        have_upstream_key_ = true;
-        if (!key_allocated_) {
-          const auto key = shared_->cancels.Allocate();
-          if (!key) {
-            Fail(pgwire::kInternalError, "cannot allocate a cancel key",
-                 warden::v1::SESSION_END_REASON_INTERNAL);
-            return 0;
-          }
-          std::tie(proxy_pid_, proxy_secret_) = *key;
-          key_allocated_ = true;
-        }
-        if (!cancel_target_.notify_session) {
-          // The session may be gone when a cancel arrives; its loop is
-          // kept alive by the registry entry until Release.
-          std::weak_ptr<Session> weak = weak_from_this();
-          std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
-          cancel_target_.notify_session = [weak, loop] {
-            loop->Post([weak] {
-              if (auto self = weak.lock()) self->OnClientCancel();
-            });
-          };
-        }
-        shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
-        std::string ours;
-        pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
-        Send(Side::kClient, ours);
+        Send(Side::kClient, step.replacement);
         forward_from = pos + frame.size;
         break;
-      }
-      case pgwire::BackendType::kReadyForQuery:
-        if (!ready_) {
-          became_ready = true;
-        } else {
-          correlator_.Ready(frame.body == "I");
-          if (!refusals_.empty()) {
-            refusals_.DropDone(correlator_.pipeline().syncs_done);
-          }
-          to_stages(frame);
-        }
-        ready_ = true;
+      case BackendRelay::Step::Action::kBackendKey:
+        Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
+        if (!SendOwnCancelKey(step.key)) return 0;
+        forward_from = pos + frame.size;
         break;
-      case pgwire::BackendType::kErrorResponse: {
-        if (ready_) correlator_.Failed();
-        // Parsed once for the refusals and severity.
-        const auto error = pgwire::ParseErrorResponse(frame.body);
-        if (!refusals_.empty() && error.ok()) {
-          if (auto taken = refusals_.Take(*error); taken.has_value()) {
-            if (ready_) to_stages(frame, true, taken->parse);
-            Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
-            Send(Side::kClient, taken->error);
-            forward_from = pos + frame.size;
-            break;
-          }
-        }
-        if (ready_) to_stages(frame);
-        if (error.ok()) {
-          const absl::string_view severity =
-              error->Get('V').empty() ? error->Get('S') : error->Get('V');
-          if (severity == "FATAL" || severity == "PANIC")
-            upstream_fatal_ = true;
-        }
-        break;
-      }
-      case pgwire::BackendType::kCommandComplete:
-      case pgwire::BackendType::kPortalSuspended:
-      case pgwire::BackendType::kEmptyQueryResponse:
-        correlator_.Answered();
-        to_stages(frame);
-        break;
-      case pgwire::BackendType::kDataRow:
-      case pgwire::BackendType::kParseComplete:
-      case pgwire::BackendType::kCloseComplete:
-        to_stages(frame);
-        break;
-      case pgwire::BackendType::kAuthentication:
-        Fail(pgwire::kConnectionFailure,
-             "unexpected authentication request from the upstream database",
-             warden::v1::SESSION_END_REASON_UPSTREAM);
+      case BackendRelay::Step::Action::kFail:
+        Fail(step.sqlstate, step.message, step.reason);
         return 0;
-      default:
-        break;
     }
     pos += frame.size;
   }
@@ -1003,7 +908,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
     // Answers brought the unanswered executions back under the limit.
     loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
   }
-  if (became_ready && phase_ == Phase::kRelay) {
+  if (!was_ready && backend_.ready() && phase_ == Phase::kRelay) {
     spdlog::debug("session {}: relaying {}/{} for {}", peer_address_,
                   environment_->name, admission_.database_name,
                   identity_.user());
@@ -1012,6 +917,38 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
     });
   }
   return pos;
+}
+
+bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
+  cancel_target_.upstream_pid = key.pid;
+  cancel_target_.upstream_secret = key.secret;
+  have_upstream_key_ = true;
+  if (!key_allocated_) {
+    const auto allocated = shared_->cancels.Allocate();
+    if (!allocated) {
+      Fail(pgwire::kInternalError, "cannot allocate a cancel key",
+           warden::v1::SESSION_END_REASON_INTERNAL);
+      return false;
+    }
+    std::tie(proxy_pid_, proxy_secret_) = *allocated;
+    key_allocated_ = true;
+  }
+  if (!cancel_target_.notify_session) {
+    // The session may be gone when a cancel arrives; its loop is
+    // kept alive by the registry entry until Release.
+    std::weak_ptr<Session> weak = weak_from_this();
+    std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
+    cancel_target_.notify_session = [weak, loop] {
+      loop->Post([weak] {
+        if (auto self = weak.lock()) self->OnClientCancel();
+      });
+    };
+  }
+  shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
+  std::string ours;
+  pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
+  Send(Side::kClient, ours);
+  return true;
 }
 
 // ---------------------------------------------------------------------------

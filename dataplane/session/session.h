@@ -37,6 +37,7 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/audit_budget.h"
 #include "dataplane/session/authenticator.h"
+#include "dataplane/session/backend_relay.h"
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
@@ -245,6 +246,10 @@ class Session : public std::enable_shared_from_this<Session>,
   void SendUpstreamStartup();
   size_t ProcessUpstream(absl::string_view buf);
   bool HandleUpstreamAuth(char type, absl::string_view body);
+  // Keeps the backend's cancel `key` for this session's cancels and sends
+  // the client the session's own key (registered in SharedState::cancels)
+  // instead; false when the session failed.
+  bool SendOwnCancelKey(const pgwire::BackendKeyData& key);
 
   // Endings. `at_fault` says which side ended the session, for logs and,
   // later, the audit record.
@@ -332,7 +337,6 @@ class Session : public std::enable_shared_from_this<Session>,
   std::unique_ptr<UpstreamLogin> upstream_login_;
 
   // Relay state.
-  bool ready_ = false;  // first ReadyForQuery seen.
   int32_t proxy_pid_ = 0, proxy_secret_ = 0;
   bool key_allocated_ = false;
   CancelTarget cancel_target_;
@@ -345,7 +349,6 @@ class Session : public std::enable_shared_from_this<Session>,
     if (pending_login_) shared_->pending_logins.Remove(peer_host_);
     pending_login_ = false;
   }
-  bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
   bool ended_ = false;
 
   // Enforcement state (only used when shared_->gate is set).
@@ -372,6 +375,9 @@ class Session : public std::enable_shared_from_this<Session>,
   // The statement path: the stages, the message in flight, who and where.
   stages::Chain chain_{this};
   stages::AuditStage* audit_stage_ = nullptr;  // in chain_; null: no audit
+  // What the database's messages mean once the relay runs: its first
+  // ReadyForQuery, batches ended, refusals taken back, a FATAL error.
+  BackendRelay backend_{shared_->governed, &correlator_, &refusals_, &chain_};
   stages::Execution execution_;
   stages::SessionFacts facts_;
   // One clock reading per batch of messages (Now()).
