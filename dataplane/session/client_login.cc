@@ -16,6 +16,23 @@
 #include "spdlog/spdlog.h"
 
 namespace warden::dataplane::session {
+namespace {
+
+// A listener's method as the audit trail names it.
+const char* MethodName(config::ClientAuthMethod method) {
+  switch (method) {
+    case config::ClientAuthMethod::kPassword:
+      return "password";
+    case config::ClientAuthMethod::kOidc:
+      return "oidc";
+    case config::ClientAuthMethod::kCert:
+      return "cert";
+    default:
+      return "scram-sha-256";
+  }
+}
+
+}  // namespace
 
 ClientLogin::ClientLogin(Context context, Callbacks* callbacks)
     : context_(std::move(context)), callbacks_(callbacks) {}
@@ -199,13 +216,7 @@ void ClientLogin::HandleAuthStep(AuthStep step) {
       auto* a = event.mutable_authentication();
       a->set_success(false);
       a->set_method(!step.method.empty() ? step.method
-                    : listener.auth == config::ClientAuthMethod::kPassword
-                        ? "password"
-                    : listener.auth == config::ClientAuthMethod::kOidc
-                        ? "oidc"
-                    : listener.auth == config::ClientAuthMethod::kCert
-                        ? "cert"
-                        : "scram-sha-256");
+                                         : MethodName(listener.auth));
       a->set_reason(std::string(step.error.message()));
       a->set_claimed_user(user_);
       // Past the first failures of this address in its window, counted in
@@ -286,10 +297,9 @@ void ClientLogin::HandleAuthStep(AuthStep step) {
   const std::string& database_name = admission_.database_name;
   admission_.database = environment.FindDatabase(database_name);
   if (admission_.database == nullptr) {
-    const std::string why =
-        absl::StrCat("database \"", database_name,
-                     "\" does not exist in environment \"", environment.name,
-                     "\"");
+    const std::string why = absl::StrCat("database \"", database_name,
+                                         "\" does not exist in environment \"",
+                                         environment.name, "\"");
     return RefuseLogin(pgwire::kInvalidCatalogName, why, why);
   }
   // The database role: the service role, or the one the bundle's identity

@@ -488,8 +488,7 @@ void Session::OnCancelRequest(int32_t pid, int32_t secret) {
     SendCancel(loop_, *target,
                [self = shared_from_this()] { self->CloseClient(); });
   } else {
-    spdlog::debug("session {}: cancel request for unknown key",
-                  peer_address_);
+    spdlog::debug("session {}: cancel request for unknown key", peer_address_);
     CloseClient();
   }
 }
@@ -511,8 +510,8 @@ void Session::OnLoggedIn(ClientLogin::Admission admission) {
   pgwire::WriteAuthenticationOk(&ok);
   Send(Side::kClient, ok);
   spdlog::info("session {}: {} authenticated ({}) for {}/{}", peer_address_,
-                identity_.user(), identity_.auth_method(), environment_->name,
-                admission_.database_name);
+               identity_.user(), identity_.auth_method(), environment_->name,
+               admission_.database_name);
   ConnectUpstream();
 }
 

@@ -66,7 +66,8 @@ class RecordingStage : public stages::Stage {
   }
   void OnBackend(const stages::Backend& m) override {
     std::string what(1, m.type);
-    if (m.refusal_taken) what += m.refused_parse ? " refused parse" : " refused";
+    if (m.refusal_taken)
+      what += m.refused_parse ? " refused parse" : " refused";
     seen_->push_back(what);
   }
 
@@ -75,9 +76,7 @@ class RecordingStage : public stages::Stage {
 };
 
 struct BackendRelayTest : ::testing::Test {
-  BackendRelayTest() {
-    chain.Add(std::make_unique<RecordingStage>(&seen));
-  }
+  BackendRelayTest() { chain.Add(std::make_unique<RecordingStage>(&seen)); }
   // The first ReadyForQuery, ending the database's startup.
   void Start(BackendRelay& relay) {
     ASSERT_EQ(relay.OnMessage('Z', ReadyBody('I')).action, Action::kRelay);
@@ -140,8 +139,9 @@ TEST_F(BackendRelayTest, OtherErrorsGoOnAndFatalOnesAreNoted) {
       Action::kRelay);
   EXPECT_FALSE(refusals.empty());
   EXPECT_FALSE(relay.fatal());
-  EXPECT_EQ(relay.OnMessage('E', ErrorBody("FATAL", pgwire::kAdminShutdown,
-                                           "terminating connection"))
+  EXPECT_EQ(relay
+                .OnMessage('E', ErrorBody("FATAL", pgwire::kAdminShutdown,
+                                          "terminating connection"))
                 .action,
             Action::kRelay);
   EXPECT_TRUE(relay.fatal());
@@ -188,22 +188,21 @@ TEST_F(BackendRelayTest, ASettingThatChangesHowStatementsReadEndsTheSession) {
   EXPECT_EQ(step.reason, warden::v1::SESSION_END_REASON_POLICY);
   EXPECT_THAT(step.message,
               HasSubstr("the database now reads statements differently"));
-  EXPECT_EQ(relay
-                .Screen('S', ParameterStatusBody("application_name", "psql"))
-                .action,
-            Action::kRelay);
-  EXPECT_EQ(relay
-                .Screen('S', ParameterStatusBody(
-                                 "standard_conforming_strings", "on"))
-                .action,
-            Action::kRelay);
+  EXPECT_EQ(
+      relay.Screen('S', ParameterStatusBody("application_name", "psql")).action,
+      Action::kRelay);
+  EXPECT_EQ(
+      relay
+          .Screen('S', ParameterStatusBody("standard_conforming_strings", "on"))
+          .action,
+      Action::kRelay);
 }
 
 TEST_F(BackendRelayTest, WithoutAPolicySettingsAreNotScreened) {
   BackendRelay ungoverned(/*governed=*/false, &correlator, &refusals, &chain);
   EXPECT_EQ(ungoverned
-                .Screen('S', ParameterStatusBody(
-                                 "standard_conforming_strings", "off"))
+                .Screen('S', ParameterStatusBody("standard_conforming_strings",
+                                                 "off"))
                 .action,
             Action::kRelay);
 }

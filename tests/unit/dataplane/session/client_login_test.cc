@@ -44,9 +44,8 @@ std::string Startup(const Params& params) {
   return m;
 }
 std::string AliceStartup() {
-  return Startup({{"user", "alice"},
-                  {"database", "shop"},
-                  {"application_name", "psql"}});
+  return Startup(
+      {{"user", "alice"}, {"database", "shop"}, {"application_name", "psql"}});
 }
 // The same packet claiming protocol 3.`minor`.
 std::string WithMinorVersion(std::string packet, uint8_t minor) {
@@ -478,7 +477,8 @@ TEST_F(ClientLoginTest, WithoutAuditTheEnvironmentIsNotAsked) {
   EXPECT_FALSE(session.closed);
 }
 
-TEST_F(ClientLoginTest, AnAddressThatKeepsFailingIsRefusedBeforeAuthenticating) {
+TEST_F(ClientLoginTest,
+       AnAddressThatKeepsFailingIsRefusedBeforeAuthenticating) {
   login_failures.set_options({absl::Seconds(60), 20, 1});
   Login();
   authenticator.script.push_back(Failure("wrong password"));
@@ -540,7 +540,7 @@ TEST_F(ClientLoginTest, TheExchangeRunsInOrderAndLeavesTheRestForTheRelay) {
   EXPECT_EQ(session.admitted->upstream_password, "svc-pw");
   EXPECT_THAT(session.admitted->startup_params,
               ElementsAre(Pair("application_name", "psql")));
-  EXPECT_EQ(session.admitted->directory, nullptr);  // not governed
+  EXPECT_EQ(session.admitted->directory, nullptr);         // not governed
   EXPECT_EQ(session.admitted->refusal_token.size(), 16u);  // audit is on
   // Done: nothing more is the login's.
   EXPECT_EQ(Feed(Password("three")), 0u);
@@ -559,7 +559,8 @@ TEST_F(ClientLoginTest, AnAuthenticationMessageArrivingInPiecesWaits) {
   EXPECT_TRUE(session.admitted.has_value());
 }
 
-TEST_F(ClientLoginTest, OnlyAuthenticationResponsesAreAcceptedDuringTheExchange) {
+TEST_F(ClientLoginTest,
+       OnlyAuthenticationResponsesAreAcceptedDuringTheExchange) {
   Login();
   authenticator.script.push_back(Continue("first"));
   Feed(AliceStartup());
@@ -593,8 +594,8 @@ TEST_F(ClientLoginTest, AuthenticationMessagesAreBoundedAsPostgresBoundsThem) {
   ASSERT_EQ(authenticator.messages.size(), 1u);
   // One byte more: refused on its header, without waiting for (or
   // buffering) its body.
-  EXPECT_EQ(
-      Feed(PasswordOfSize(ClientLogin::kMaxAuthMessageSize + 1, true)), 0u);
+  EXPECT_EQ(Feed(PasswordOfSize(ClientLogin::kMaxAuthMessageSize + 1, true)),
+            0u);
   EXPECT_EQ(session.failed_sqlstate, pgwire::kProtocolViolation);
   EXPECT_EQ(authenticator.messages.size(), 1u);
 }
