@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "common/proto_time.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,8 +23,6 @@
 #include "dataplane/pgwire/framing.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
-#include "dataplane/pgwire/startup.h"
-#include "dataplane/session/startup_params.h"
 #include "dataplane/session/upstream_login.h"
 #include "dataplane/session/audit_writes.h"
 #include "dataplane/stages/directory_stage.h"
@@ -42,8 +39,6 @@ constexpr size_t kScratchSize = 64 * 1024;
 constexpr int kLingerMs = 2000;
 // Reads (of up to kScratchSize) one session may do before yielding.
 constexpr int kReadsPerTurn = 16;
-// Largest message accepted during authentication.
-constexpr size_t kMaxAuthMessageSize = 65535;
 // Bounds on per-session enforcement state (see Session::QueueRefusal).
 constexpr size_t kMaxRefusalsInFlight = 10000;
 
@@ -118,6 +113,28 @@ Session::Session(SharedState* shared, const config::Listener* listener,
   upstream_.watcher.session = this;
   upstream_.watcher.side = Side::kUpstream;
   shared_->client_connections.fetch_add(1, std::memory_order_relaxed);
+  ClientLogin::Context login;
+  login.listener = listener_;
+  login.environment = environment_;
+  login.authenticator = shared_->authenticators.at(listener_->name).get();
+  if (const auto it = shared_->listener_tls.find(listener_->name);
+      it != shared_->listener_tls.end()) {
+    login.tls = it->second.get();
+  }
+  login.login_failures = &shared_->login_failures;
+  login.recording = shared_->recorder != nullptr;
+  login.may_record = &shared_->may_record;
+  login.governed = shared_->governed;
+  login.gate = [shared] { return shared->CurrentGate(); };
+  login.config_user_names = &shared_->config_user_names;
+  login.config_user_lookalikes = &shared_->config_user_lookalikes;
+  login.peer_address = peer_address_;
+  login.peer_host = peer_host_;
+  login.identity = &identity_;
+  login.subject = &subject_;
+  login.stage_callbacks = static_cast<stages::StageCallbacks*>(this);
+  client_login_ = std::make_unique<ClientLogin>(
+      std::move(login), static_cast<ClientLogin::Callbacks*>(this));
 }
 
 Session::~Session() {
@@ -226,8 +243,8 @@ void Session::OnEvents(Side s, uint32_t events) {
 bool Session::MayRead(Side s) const {
   if (phase_ == Phase::kClosed) return false;
   if (s == Side::kClient) {
-    return phase_ == Phase::kStartup || phase_ == Phase::kAuth ||
-           (phase_ == Phase::kRelay && ready_ && !chain_.holding() &&
+    return phase_ == Phase::kLogin ||
+           (phase_ == Phase::kRelay && backend_.ready() && !chain_.holding() &&
             !audit_throttled_);
   }
   return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
@@ -291,7 +308,7 @@ void Session::PeerLost(Side s, bool eof, const std::string& error) {
     CloseClient();
     Finish(warden::v1::SESSION_END_REASON_CLIENT,
            eof ? "client closed the connection" : error);
-  } else if (phase_ == Phase::kRelay && upstream_fatal_) {
+  } else if (phase_ == Phase::kRelay && backend_.fatal()) {
     // The upstream already told the client why (e.g. 57P01).
     CloseUpstream(false);
     client_.close_after_flush = true;
@@ -320,7 +337,7 @@ void Session::Consume(Side s, const char* data, size_t n) {
   if (buf.empty()) return;
   size_t used = 0;
   if (s == Side::kClient) {
-    used = phase_ == Phase::kStartup ? ProcessStartup(buf) : ProcessClient(buf);
+    used = phase_ == Phase::kLogin ? ProcessLogin(buf) : ProcessClient(buf);
   } else {
     used = ProcessUpstream(buf);
   }
@@ -415,9 +432,8 @@ void Session::ArmTimer(int ms) {
 
 void Session::OnTimer() {
   switch (phase_) {
-    case Phase::kStartup:
+    case Phase::kLogin:
     case Phase::kClientTls:
-    case Phase::kAuth:
       Fail(pgwire::kQueryCanceled, "canceling authentication due to timeout",
            warden::v1::SESSION_END_REASON_CLIENT);
       return;
@@ -425,14 +441,14 @@ void Session::OnTimer() {
     case Phase::kUpstreamSsl:
     case Phase::kUpstreamTls:
     case Phase::kUpstreamAuth:
-      Fail(
-          pgwire::kConnectionFailure,
-          absl::StrCat("timed out connecting to the upstream database at ",
-                       database_->upstream.host, ":", database_->upstream.port),
-          warden::v1::SESSION_END_REASON_UPSTREAM);
+      Fail(pgwire::kConnectionFailure,
+           absl::StrCat("timed out connecting to the upstream database at ",
+                        admission_.database->upstream.host, ":",
+                        admission_.database->upstream.port),
+           warden::v1::SESSION_END_REASON_UPSTREAM);
       return;
     case Phase::kRelay:
-      if (!ready_) {
+      if (!backend_.ready()) {
         Fail(pgwire::kConnectionFailure,
              "timed out waiting for the upstream database to become ready",
              warden::v1::SESSION_END_REASON_UPSTREAM);
@@ -450,325 +466,63 @@ void Session::OnTimer() {
 // ---------------------------------------------------------------------------
 // Client startup and authentication.
 
-size_t Session::ProcessStartup(absl::string_view buf) {
-  const pgwire::Frame frame = pgwire::NextStartupPacket(buf);
-  if (frame.status == pgwire::FrameStatus::kNeedMore) return 0;
-  if (frame.status == pgwire::FrameStatus::kError) {
-    FailProtocol(frame.error.message());
-    return 0;
+size_t Session::ProcessLogin(absl::string_view buf) {
+  const size_t used = client_login_->OnClientBytes(buf);
+  // Logged in (connecting upstream) or ended: the handshake's state goes.
+  if (phase_ != Phase::kLogin && phase_ != Phase::kClientTls) {
+    client_login_.reset();
   }
-  auto startup = pgwire::ParseStartup(frame.body);
-  if (!startup.ok()) {
-    FailProtocol(startup.status().message());
-    return 0;
-  }
-  switch (startup->kind) {
-    case pgwire::StartupKind::kSslRequest: {
-      if (tls_negotiated_) {
-        FailProtocol("SSLRequest received twice");
-        return 0;
-      }
-      tls_negotiated_ = true;
-      const auto it = shared_->listener_tls.find(listener_->name);
-      if (it == shared_->listener_tls.end()) {
-        Send(Side::kClient, "N");
-        return frame.size;
-      }
-      if (buf.size() > frame.size) {
-        // Bytes sent before the TLS handshake would be trusted as if they
-        // had been encrypted (CVE-2021-23214): refuse.
-        FailProtocol("unencrypted data received after SSLRequest");
-        return 0;
-      }
-      Send(Side::kClient, "S");
-      if (client_.pending() > 0 || !client_.open()) return frame.size;
-      auto status = client_.conn->StartTls(it->second.get(), true, "");
-      if (!status.ok()) {
-        Fail(pgwire::kInternalError, status.message(),
-             warden::v1::SESSION_END_REASON_INTERNAL);
-        return 0;
-      }
-      phase_ = Phase::kClientTls;
-      return frame.size;
-    }
-    case pgwire::StartupKind::kGssEncRequest:
-      Send(Side::kClient, "N");
-      return frame.size;
-    case pgwire::StartupKind::kCancelRequest: {
-      const auto target =
-          shared_->cancels.Lookup(startup->cancel_pid, startup->cancel_secret);
-      Finish(warden::v1::SESSION_END_REASON_CLIENT, "cancel request");
-      if (target) {
-        spdlog::debug("session {}: cancel for upstream pid {}", peer_address_,
-                      target->upstream_pid);
-        // A statement Warden holds never reached the backend: its session
-        // withdraws it; what runs upstream is cancelled there.
-        if (target->notify_session) target->notify_session();
-        // The requester's connection closes once the upstream has taken the
-        // cancel, as PostgreSQL's own postmaster behaves.
-        SendCancel(loop_, *target,
-                   [self = shared_from_this()] { self->CloseClient(); });
-      } else {
-        spdlog::debug("session {}: cancel request for unknown key",
-                      peer_address_);
-        CloseClient();
-      }
-      return frame.size;
-    }
-    case pgwire::StartupKind::kStartup:
-      HandleStartup(frame.body);
-      return frame.size;
-  }
-  return frame.size;
+  return used;
 }
 
-void Session::HandleStartup(absl::string_view body) {
-  auto startup = pgwire::ParseStartup(body);
-  if (!startup.ok()) return FailProtocol(startup.status().message());
-  const bool tls = client_.conn->tls();
-  if (listener_->tls_mode == config::ClientTlsMode::kRequire && !tls) {
-    return Fail(pgwire::kInvalidAuthorization,
-                "Warden requires TLS on this listener; connect with "
-                "sslmode=require",
-                warden::v1::SESSION_END_REASON_POLICY);
+void Session::StartClientTls(SSL_CTX* context) {
+  if (client_.pending() > 0 || !client_.open()) return;
+  auto status = client_.conn->StartTls(context, true, "");
+  if (!status.ok()) {
+    return Fail(pgwire::kInternalError, status.message(),
+                warden::v1::SESSION_END_REASON_INTERNAL);
   }
-  if (shared_->login_failures.Refuse(peer_host_, absl::Now())) {
-    // Counted in the address's summary event, not recorded one by one.
-    spdlog::warn("session {}: refused: too many failed logins from {}",
-                 peer_address_, peer_host_);
-    return Fail(pgwire::kTooManyConnections,
-                "Warden: too many failed logins from this address; try "
-                "again later",
-                warden::v1::SESSION_END_REASON_POLICY);
-  }
-  if (shared_->recorder != nullptr && shared_->may_record) {
-    if (absl::Status s = shared_->may_record(listener_->environment);
-        !s.ok()) {
-      spdlog::error("session {}: refused: {}", peer_address_,
-                    std::string(s.message()));
-      return Fail(pgwire::kRejectedConnection,
-                  absl::StrCat("Warden: ", s.message()),
-                  warden::v1::SESSION_END_REASON_POLICY);
-    }
-  }
-  user_ = std::string(startup->Get("user"));
-  database_name_ = std::string(startup->Get("database"));
-  if (database_name_.empty()) database_name_ = user_;
-  std::vector<std::string> unrecognized;
-  for (const auto& [name, value] : startup->parameters) {
-    if (name == "user" || name == "database") continue;
-    if (absl::StartsWith(name, "_pq_.")) {
-      unrecognized.emplace_back(name);
-      continue;
-    }
-    if (name == "replication") {
-      const std::string v = absl::AsciiStrToLower(value);
-      if (v != "false" && v != "off" && v != "no" && v != "0") {
-        return Fail(pgwire::kFeatureNotSupported,
-                    "replication connections are not supported through Warden",
-                    warden::v1::SESSION_END_REASON_POLICY);
-      }
-      continue;
-    }
-    if (shared_->governed) {
-      // Judged as the SETs they are, before anything reaches the database.
-      if (absl::Status s = JudgeStartupParameter(name, value); !s.ok()) {
-        return Fail(pgwire::kRejectedConnection,
-                    absl::StrCat("Warden: ", s.message()),
-                    warden::v1::SESSION_END_REASON_POLICY);
-      }
-    }
-    startup_params_.emplace_back(std::string(name), std::string(value));
-  }
-  const int32_t minor = startup->protocol_version & 0xffff;
-  if (minor > 0 || !unrecognized.empty()) {
-    std::string out;
-    pgwire::WriteNegotiateProtocolVersion(&out, 0, unrecognized);
-    Send(Side::kClient, out);
-  }
-  AuthRequest request;
-  request.user = user_;
-  request.database = database_name_;
-  request.environment = listener_->environment;
-  request.tls = tls;
-  if (listener_->auth == config::ClientAuthMethod::kCert) {
-    request.peer_certificate_pem = client_.conn->PeerCertificatePem();
-  }
-  auth_ = shared_->authenticators.at(listener_->name)->Begin(request);
-  phase_ = Phase::kAuth;
-  HandleAuthStep(auth_->Start());
+  phase_ = Phase::kClientTls;
 }
 
-void Session::HandleAuthStep(AuthStep step) {
-  switch (step.state) {
-    case AuthStep::State::kContinue:
-      Send(Side::kClient, step.reply);
-      return;
-    case AuthStep::State::kFailure: {
-      spdlog::info("session {}: authentication failed for user '{}': {}",
-                   peer_address_, user_, step.error.ToString());
-      warden::v1::AuditEvent event =
-          NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
-      auto* a = event.mutable_authentication();
-      a->set_success(false);
-      a->set_method(!step.method.empty() ? step.method
-                    : listener_->auth == config::ClientAuthMethod::kPassword
-                        ? "password"
-                    : listener_->auth == config::ClientAuthMethod::kOidc
-                        ? "oidc"
-                    : listener_->auth == config::ClientAuthMethod::kCert
-                        ? "cert"
-                        : "scram-sha-256");
-      a->set_reason(std::string(step.error.message()));
-      a->set_claimed_user(user_);
-      // Past the first failures of this address in its window, counted in
-      // a summary event instead (LoginFailures).
-      if (shared_->login_failures.Failed(peer_host_, user_, absl::Now(),
-                                         listener_->environment)) {
-        Audit(std::move(event));
-      }
-      return Fail(step.client_sqlstate, step.client_error,
-                  warden::v1::SESSION_END_REASON_POLICY);
-    }
-    case AuthStep::State::kSuccess:
-      break;
+void Session::OnCancelRequest(int32_t pid, int32_t secret) {
+  const auto target = shared_->cancels.Lookup(pid, secret);
+  Finish(warden::v1::SESSION_END_REASON_CLIENT, "cancel request");
+  if (target) {
+    spdlog::debug("session {}: cancel for upstream pid {}", peer_address_,
+                  target->upstream_pid);
+    // A statement Warden holds never reached the backend: its session
+    // withdraws it; what runs upstream is cancelled there.
+    if (target->notify_session) target->notify_session();
+    // The requester's connection closes once the upstream has taken the
+    // cancel, as PostgreSQL's own postmaster behaves.
+    SendCancel(loop_, *target,
+               [self = shared_from_this()] { self->CloseClient(); });
+  } else {
+    spdlog::debug("session {}: cancel request for unknown key", peer_address_);
+    CloseClient();
   }
-  identity_ = std::move(step.identity);
-  if (shared_->governed) {
-    directory_ = std::make_unique<stages::DirectoryStage>(
-        static_cast<stages::StageCallbacks*>(this), &identity_, &subject_,
-        stages::DirectoryStage::Login{step.provider_identity,
-                                      step.credential_issued});
-  }
-  auth_.reset();
-  // A name that passes on screen for another person's ("\u0430lice" with a
-  // Cyrillic a) would dodge the rules written for that person's name and
-  // mislead whoever reads the audit trail: refused however it was proven.
-  if (absl::Status s = CheckNameIsDistinct(identity_.user()); !s.ok()) {
-    return RefuseIdentity(absl::StrCat("the user name ", s.message()));
-  }
-  // Nor a name that looks like another known person's without being it
-  // ("b0b" next to "bob", a whole-script Cyrillic look-alike): known are
-  // the directory's names and the config's users.
-  if (const std::string like = LookAlikeOfKnownName(identity_.user());
-      !like.empty()) {
-    return RefuseIdentity(absl::StrCat(
-        "the user name looks like ", like,
-        ", another user known to Warden (Unicode confusables, UTS #39), "
-        "and would pass for that person in policies and the audit trail"));
-  }
-  // From here on the session spends its identity's audit budget, shared
-  // with the identity's other sessions (red team pass 7: one client filled
-  // the spool with a new session per statement, each on a fresh budget).
+}
+
+void Session::OnIdentityProven() {
   if (shared_->audit_backlogged_session_rate > 0 &&
       shared_->recorder != nullptr) {
     audit_window_ =
         shared_->audit_windows.For(FoldName(identity_.user()), absl::Now());
   }
-  // One AUTHENTICATION event per login, recorded once its outcome is
-  // known: the credentials held, but the directory, the role mapping, the
-  // database or a missing bundle may still refuse it (a success followed
-  // by a failure read as a deactivated user logging in; red team).
-  if (shared_->governed && shared_->CurrentGate() == nullptr) {
-    return RefuseLogin(pgwire::kCannotConnectNow,
-                       "this Warden proxy has no policy bundle yet (waiting "
-                       "for the control plane); no statement can be judged",
-                       "no policy bundle yet");
-  }
-  if (shared_->governed || shared_->recorder != nullptr) {
-    subject_.user = identity_.user();
-    subject_.groups.assign(identity_.groups().begin(),
-                           identity_.groups().end());
-    switch (identity_.kind()) {
-      case warden::v1::IDENTITY_KIND_AGENT:
-        subject_.kind = "agent";
-        break;
-      case warden::v1::IDENTITY_KIND_SERVICE:
-        subject_.kind = "service";
-        break;
-      default:
-        subject_.kind = "human";
-        break;
-    }
-    auto token = crypto::RandomBytes(8);
-    if (!token.ok()) {
-      return Fail(pgwire::kInternalError, "cannot draw random bytes",
-                  warden::v1::SESSION_END_REASON_INTERNAL);
-    }
-    refusals_.set_fallback_token(crypto::HexEncode(*token));
-  }
-  Send(Side::kClient, step.reply);
-  database_ = environment_->FindDatabase(database_name_);
-  if (database_ == nullptr) {
-    const std::string why =
-        absl::StrCat("database \"", database_name_,
-                     "\" does not exist in environment \"",
-                     environment_->name, "\"");
-    return RefuseLogin(pgwire::kInvalidCatalogName, why, why);
-  }
-  // The database role: the service role, or the one the bundle's identity
-  // mappings give this identity here (with credentials only this proxy has).
-  upstream_user_ = database_->upstream.user;
-  upstream_password_ = database_->upstream.password;
-  if (shared_->governed) {
-    const std::shared_ptr<const gate::Gate> gate = shared_->CurrentGate();
-    // The directory (SCIM) first: a deactivated user goes no further, and
-    // its groups count for the role mapping.
-    if (!directory_->Apply(*gate)) return RefuseIdentity(directory_->Reason());
-    const policy::engine::RoleDecision role = policy::engine::MapRole(
-        gate->bundle(), subject_, environment_->name, database_name_);
-    std::string refusal;
-    if (role.mapped && role.role.empty()) {
-      refusal = role.reason;
-    } else if (role.mapped && role.role != database_->upstream.user) {
-      const auto it = database_->upstream.roles.find(role.role);
-      if (it == database_->upstream.roles.end()) {
-        refusal = absl::StrCat(
-            "identity mapping ", role.mapping, " (", role.source,
-            ") gives database role ", role.role,
-            ", for which this proxy has no credentials (upstream.roles)");
-        spdlog::error("session {}: {}", peer_address_, refusal);
-      } else {
-        upstream_user_ = role.role;
-        upstream_password_ = it->second;
-      }
-    }
-    if (!refusal.empty()) return RefuseIdentity(refusal);
-  }
-  {
-    if (!Audit(LoginEvent(true, ""))) {
-      return Fail(pgwire::kInsufficientResources,
-                  "Warden cannot record this session in the audit trail "
-                  "(the local spool is full or failing); try again later",
-                  warden::v1::SESSION_END_REASON_INTERNAL);
-    }
-  }
-  {
-    warden::v1::AuditEvent event =
-        NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_START);
-    auto* start = event.mutable_session_start();
-    start->set_client_address(peer_address_);
-    start->set_database(database_name_);
-    start->set_upstream_role(upstream_user_);
-    start->set_client_tls(tls_negotiated_);
-    for (const auto& [k, v] : startup_params_) {
-      if (k == "application_name") start->set_application_name(v);
-    }
-    if (!Audit(std::move(event))) {
-      return Fail(pgwire::kInsufficientResources,
-                  "Warden cannot record this session in the audit trail "
-                  "(the local spool is full or failing); try again later",
-                  warden::v1::SESSION_END_REASON_INTERNAL);
-    }
-    audit_session_started_ = shared_->recorder != nullptr;
-  }
+}
+
+void Session::OnLoggedIn(ClientLogin::Admission admission) {
+  admission_ = std::move(admission);
+  refusals_.set_fallback_token(std::move(admission_.refusal_token));
+  audit_session_started_ = shared_->recorder != nullptr;
   BuildChain();
   std::string ok;
   pgwire::WriteAuthenticationOk(&ok);
   Send(Side::kClient, ok);
   spdlog::info("session {}: {} authenticated ({}) for {}/{}", peer_address_,
-                identity_.user(), identity_.auth_method(), environment_->name,
-                database_name_);
+               identity_.user(), identity_.auth_method(), environment_->name,
+               admission_.database_name);
   ConnectUpstream();
 }
 
@@ -776,7 +530,7 @@ void Session::DriveClientHandshake() {
   const net::IoOutcome r = client_.conn->Handshake();
   switch (r.result) {
     case net::IoResult::kOk:
-      phase_ = Phase::kStartup;
+      phase_ = Phase::kLogin;
       ReadLoop(Side::kClient);
       return;
     case net::IoResult::kWantRead:
@@ -797,12 +551,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
   // Sync audit: the head message waits for the control plane; a session
   // over its audit budget waits for its next second.
   if (chain_.holding() || audit_throttled_) return 0;
-  // Before authentication a client may only send small messages (as
-  // PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH): nobody unauthenticated gets to
-  // make Warden buffer megabytes.
-  const size_t max_size = phase_ == Phase::kAuth
-                              ? kMaxAuthMessageSize
-                              : shared_->config->proxy.max_message_bytes;
+  const size_t max_size = shared_->config->proxy.max_message_bytes;
   size_t pos = 0, forward_from = 0;
   bool terminate = false;
   std::string replacement;
@@ -819,18 +568,6 @@ size_t Session::ProcessClient(absl::string_view buf) {
     if (frame.status == pgwire::FrameStatus::kError) {
       FailProtocol(frame.error.message());
       return 0;
-    }
-    if (phase_ == Phase::kAuth) {
-      if (frame.type != static_cast<char>(pgwire::FrontendType::kPassword)) {
-        FailProtocol(absl::StrCat("expected an authentication response, got ",
-                                  pgwire::PrintableType(frame.type)));
-        return 0;
-      }
-      pos += frame.size;
-      forward_from = pos;
-      HandleAuthStep(auth_->OnMessage(frame.body));
-      if (phase_ != Phase::kAuth) return pos;  // rest waits for the relay.
-      continue;
     }
     const absl::Status valid = pgwire::ValidateFrontend(frame.type, frame.body);
     if (!valid.ok()) {
@@ -949,7 +686,7 @@ void Session::StartClientRelay() {
 
 void Session::ConnectUpstream() {
   phase_ = Phase::kUpstreamConnect;
-  const config::Upstream& up = database_->upstream;
+  const config::Upstream& up = admission_.database->upstream;
   ArmTimer(up.connect_timeout_ms);
   sockaddr_storage probe{};
   socklen_t probe_len = 0;
@@ -977,7 +714,7 @@ void Session::ConnectUpstream() {
 
 void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
                         size_t index) {
-  const config::Upstream& up = database_->upstream;
+  const config::Upstream& up = admission_.database->upstream;
   upstream_addresses_ = std::move(addresses);
   for (; index < upstream_addresses_.size(); ++index) {
     const auto& [host, port] = upstream_addresses_[index];
@@ -1010,7 +747,7 @@ void Session::OnUpstreamConnectEvent() {
   socklen_t len = sizeof(error);
   getsockopt(upstream_.conn->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
   if (error == 0) return OnUpstreamConnected();
-  const config::Upstream& up = database_->upstream;
+  const config::Upstream& up = admission_.database->upstream;
   upstream_.conn->Close();
   upstream_.conn.reset();
   if (upstream_address_index_ + 1 < upstream_addresses_.size()) {
@@ -1024,7 +761,8 @@ void Session::OnUpstreamConnectEvent() {
 }
 
 void Session::OnUpstreamConnected() {
-  if (database_->upstream.tls_mode == config::UpstreamTlsMode::kDisable) {
+  if (admission_.database->upstream.tls_mode ==
+      config::UpstreamTlsMode::kDisable) {
     return SendUpstreamStartup();
   }
   std::string request;
@@ -1051,12 +789,12 @@ void Session::DriveUpstreamHandshake() {
 }
 
 void Session::SendUpstreamStartup() {
-  const config::Upstream& up = database_->upstream;
+  const config::Upstream& up = admission_.database->upstream;
   std::vector<std::pair<std::string, std::string>> params;
-  params.reserve(startup_params_.size() + 2);
-  params.emplace_back("user", upstream_user_);
+  params.reserve(admission_.startup_params.size() + 2);
+  params.emplace_back("user", admission_.upstream_user);
   params.emplace_back("database", up.database);
-  for (const auto& p : startup_params_) params.push_back(p);
+  for (const auto& p : admission_.startup_params) params.push_back(p);
   std::string message;
   pgwire::WriteStartupMessage(&message, params);
   phase_ = Phase::kUpstreamAuth;
@@ -1067,8 +805,8 @@ void Session::SendUpstreamStartup() {
 bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
   if (upstream_login_ == nullptr) {
     upstream_login_ = std::make_unique<UpstreamLogin>(
-        database_->upstream, upstream_user_, upstream_password_,
-        database_name_);
+        admission_.database->upstream, admission_.upstream_user,
+        admission_.upstream_password, admission_.database_name);
   }
   UpstreamLogin::Step step = upstream_login_->OnMessage(type, body);
   switch (step.state) {
@@ -1108,7 +846,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
            warden::v1::SESSION_END_REASON_UPSTREAM);
       return 0;
     }
-    const config::Upstream& up = database_->upstream;
+    const config::Upstream& up = admission_.database->upstream;
     const auto it = shared_->upstream_tls.find(&up);
     const std::string verify_host =
         up.tls_mode == config::UpstreamTlsMode::kVerifyFull ? up.server_name
@@ -1125,18 +863,9 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
   }
   const size_t max_size = shared_->config->proxy.max_backend_message_bytes;
   size_t pos = 0, forward_from = 0;
-  bool became_ready = false;
+  const bool was_ready = backend_.ready();
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
-  // The stages see each answer to what was relayed (after the first
-  // ReadyForQuery), before the client does.
-  const auto to_stages = [this](const pgwire::Frame& frame,
-                                bool refusal_taken = false,
-                                bool refused_parse = false) {
-    if (chain_.empty()) return;
-    chain_.OnBackend(
-        {frame.type, frame.body, refusal_taken, refused_parse});
-  };
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
     if (frame.status == pgwire::FrameStatus::kNeedMore) break;
@@ -1150,22 +879,11 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
            warden::v1::SESSION_END_REASON_UPSTREAM);
       return 0;
     }
-    if (shared_->governed &&
-        frame.type == static_cast<char>(pgwire::BackendType::kParameterStatus)) {
-      // However it happened (a function's SET, ALTER ROLE ... SET), a
-      // server that now reads statements differently from Warden must not
-      // get another one from this session.
-      const auto status = pgwire::ParseParameterStatus(frame.body);
-      const std::string why =
-          status.ok() ? ReportedLexingState(status->name, status->value) : "";
-      if (!why.empty()) {
-        Fail(pgwire::kInsufficientPrivilege,
-             absl::StrCat("Warden: the database now reads statements "
-                          "differently from Warden (",
-                          why, "); the session is closed"),
-             warden::v1::SESSION_END_REASON_POLICY);
-        return 0;
-      }
+    if (const BackendRelay::Step screened =
+            backend_.Screen(frame.type, frame.body);
+        screened.action == BackendRelay::Step::Action::kFail) {
+      Fail(screened.sqlstate, screened.message, screened.reason);
+      return 0;
     }
     if (phase_ == Phase::kUpstreamAuth) {
       pos += frame.size;
@@ -1173,99 +891,25 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       if (!HandleUpstreamAuth(frame.type, frame.body)) return 0;
       continue;
     }
-    switch (static_cast<pgwire::BackendType>(frame.type)) {
-      case pgwire::BackendType::kBackendKeyData: {
-        auto key = pgwire::ParseBackendKeyData(frame.body);
-        if (ready_ || !key.ok()) {
-          Fail(pgwire::kConnectionFailure,
-               "unexpected BackendKeyData from the upstream database",
-               warden::v1::SESSION_END_REASON_UPSTREAM);
-          return 0;
-        }
+    // What the message means (BackendRelay); the client gets it, or what
+    // replaces it, in order with the messages before it.
+    BackendRelay::Step step = backend_.OnMessage(frame.type, frame.body);
+    switch (step.action) {
+      case BackendRelay::Step::Action::kRelay:
+        break;
+      case BackendRelay::Step::Action::kReplace:
         Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
-        cancel_target_.upstream_pid = key->pid;
-        cancel_target_.upstream_secret = key->secret;
-        have_upstream_key_ = true;
-        if (!key_allocated_) {
-          const auto key = shared_->cancels.Allocate();
-          if (!key) {
-            Fail(pgwire::kInternalError, "cannot allocate a cancel key",
-                 warden::v1::SESSION_END_REASON_INTERNAL);
-            return 0;
-          }
-          std::tie(proxy_pid_, proxy_secret_) = *key;
-          key_allocated_ = true;
-        }
-        if (!cancel_target_.notify_session) {
-          // The session may be gone when a cancel arrives; its loop is
-          // kept alive by the registry entry until Release.
-          std::weak_ptr<Session> weak = weak_from_this();
-          std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
-          cancel_target_.notify_session = [weak, loop] {
-            loop->Post([weak] {
-              if (auto self = weak.lock()) self->OnClientCancel();
-            });
-          };
-        }
-        shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
-        std::string ours;
-        pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
-        Send(Side::kClient, ours);
+        Send(Side::kClient, step.replacement);
         forward_from = pos + frame.size;
         break;
-      }
-      case pgwire::BackendType::kReadyForQuery:
-        if (!ready_) {
-          became_ready = true;
-        } else {
-          correlator_.Ready(frame.body == "I");
-          if (!refusals_.empty()) {
-            refusals_.DropDone(correlator_.pipeline().syncs_done);
-          }
-          to_stages(frame);
-        }
-        ready_ = true;
+      case BackendRelay::Step::Action::kBackendKey:
+        Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
+        if (!SendOwnCancelKey(step.key)) return 0;
+        forward_from = pos + frame.size;
         break;
-      case pgwire::BackendType::kErrorResponse: {
-        if (ready_) correlator_.Failed();
-        // Parsed once for the refusals and severity.
-        const auto error = pgwire::ParseErrorResponse(frame.body);
-        if (!refusals_.empty() && error.ok()) {
-          if (auto taken = refusals_.Take(*error); taken.has_value()) {
-            if (ready_) to_stages(frame, true, taken->parse);
-            Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
-            Send(Side::kClient, taken->error);
-            forward_from = pos + frame.size;
-            break;
-          }
-        }
-        if (ready_) to_stages(frame);
-        if (error.ok()) {
-          const absl::string_view severity =
-              error->Get('V').empty() ? error->Get('S') : error->Get('V');
-          if (severity == "FATAL" || severity == "PANIC")
-            upstream_fatal_ = true;
-        }
-        break;
-      }
-      case pgwire::BackendType::kCommandComplete:
-      case pgwire::BackendType::kPortalSuspended:
-      case pgwire::BackendType::kEmptyQueryResponse:
-        correlator_.Answered();
-        to_stages(frame);
-        break;
-      case pgwire::BackendType::kDataRow:
-      case pgwire::BackendType::kParseComplete:
-      case pgwire::BackendType::kCloseComplete:
-        to_stages(frame);
-        break;
-      case pgwire::BackendType::kAuthentication:
-        Fail(pgwire::kConnectionFailure,
-             "unexpected authentication request from the upstream database",
-             warden::v1::SESSION_END_REASON_UPSTREAM);
+      case BackendRelay::Step::Action::kFail:
+        Fail(step.sqlstate, step.message, step.reason);
         return 0;
-      default:
-        break;
     }
     pos += frame.size;
   }
@@ -1274,14 +918,47 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
     // Answers brought the unanswered executions back under the limit.
     loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
   }
-  if (became_ready && phase_ == Phase::kRelay) {
+  if (!was_ready && backend_.ready() && phase_ == Phase::kRelay) {
     spdlog::debug("session {}: relaying {}/{} for {}", peer_address_,
-                  environment_->name, database_name_, identity_.user());
+                  environment_->name, admission_.database_name,
+                  identity_.user());
     loop_->Defer([self = shared_from_this()] {
       if (self->phase_ == Phase::kRelay) self->StartClientRelay();
     });
   }
   return pos;
+}
+
+bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
+  cancel_target_.upstream_pid = key.pid;
+  cancel_target_.upstream_secret = key.secret;
+  have_upstream_key_ = true;
+  if (!key_allocated_) {
+    const auto allocated = shared_->cancels.Allocate();
+    if (!allocated) {
+      Fail(pgwire::kInternalError, "cannot allocate a cancel key",
+           warden::v1::SESSION_END_REASON_INTERNAL);
+      return false;
+    }
+    std::tie(proxy_pid_, proxy_secret_) = *allocated;
+    key_allocated_ = true;
+  }
+  if (!cancel_target_.notify_session) {
+    // The session may be gone when a cancel arrives; its loop is
+    // kept alive by the registry entry until Release.
+    std::weak_ptr<Session> weak = weak_from_this();
+    std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
+    cancel_target_.notify_session = [weak, loop] {
+      loop->Post([weak] {
+        if (auto self = weak.lock()) self->OnClientCancel();
+      });
+    };
+  }
+  shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
+  std::string ours;
+  pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
+  Send(Side::kClient, ours);
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -1311,21 +988,6 @@ void Session::CheckRefusalRoom() {
   }
 }
 
-std::string Session::LookAlikeOfKnownName(absl::string_view user) const {
-  const std::shared_ptr<const gate::Gate> gate =
-      shared_->governed ? shared_->CurrentGate() : nullptr;
-  if (shared_->config_user_names.contains(FoldName(user))) {
-    return "";  // a configured user is their own person
-  }
-  // A directory name is checked against the config's users too: the
-  // identity provider does not know them, so SCIM let "AIice" in next to
-  // a configured "alice" (red team pass 10). Against the directory only
-  // when it is not one of its names (Find: a known name is itself).
-  std::string like = shared_->config_user_lookalikes.Find(user);
-  if (like.empty() && gate != nullptr) like = gate->DirectoryLookAlike(user);
-  return like;
-}
-
 // ---------------------------------------------------------------------------
 // Endings.
 
@@ -1345,28 +1007,6 @@ void Session::Fail(absl::string_view sqlstate, absl::string_view message,
   }
   Finish(reason, message);
   if (client_.open()) ArmTimer(kLingerMs);
-}
-
-void Session::RefuseIdentity(const std::string& reason) {
-  RefuseLogin(pgwire::kInvalidAuthorization, absl::StrCat("Warden: ", reason), reason);
-}
-
-warden::v1::AuditEvent Session::LoginEvent(bool success,
-                                           const std::string& reason) {
-  warden::v1::AuditEvent event =
-      NewEvent(warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
-  auto* a = event.mutable_authentication();
-  a->set_success(success);
-  a->set_method(identity_.auth_method());
-  if (!reason.empty()) a->set_reason(reason);
-  a->set_claimed_user(user_);
-  return event;
-}
-
-void Session::RefuseLogin(const char* sqlstate, const std::string& message,
-                          const std::string& reason) {
-  Audit(LoginEvent(false, reason));
-  Fail(sqlstate, message, warden::v1::SESSION_END_REASON_POLICY);
 }
 
 void Session::OnPolicyChanged() {
@@ -1543,13 +1183,15 @@ void Session::OnAuditWritten(const absl::Status& status) {
 void Session::BuildChain() {
   facts_.subject = &subject_;
   facts_.environment = environment_->name;
-  facts_.database = database_name_;
+  facts_.database = admission_.database_name;
   facts_.peer_address = peer_address_;
   const bool audit = shared_->recorder != nullptr;
   chain_built_ = true;
   // Client to database: directory, policy, audit (stages/README.md).
-  directory_view_ = directory_.get();
-  if (directory_ != nullptr) chain_.Add(std::move(directory_));
+  directory_view_ = admission_.directory.get();
+  if (admission_.directory != nullptr) {
+    chain_.Add(std::move(admission_.directory));
+  }
   if (shared_->governed) {
     chain_.Add(std::make_unique<stages::PolicyStage>(
         static_cast<stages::StageCallbacks*>(this), audit));

@@ -37,7 +37,9 @@
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/audit_budget.h"
 #include "dataplane/session/authenticator.h"
+#include "dataplane/session/backend_relay.h"
 #include "dataplane/session/cancel_registry.h"
+#include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
 #include "dataplane/session/upstream_login.h"
 #include "dataplane/session/refusals.h"
@@ -147,7 +149,8 @@ using SessionMap = absl::flat_hash_map<Session*, std::shared_ptr<Session>>;
 
 class Session : public std::enable_shared_from_this<Session>,
                 private stages::StageCallbacks,
-                private stages::AuditTrail {
+                private stages::AuditTrail,
+                private ClientLogin::Callbacks {
  public:
   // Takes ownership of `client_fd`. Create with std::make_shared; Start()
   // puts the session into `live`, and it removes itself once both of its
@@ -176,9 +179,8 @@ class Session : public std::enable_shared_from_this<Session>,
 
  private:
   enum class Phase {
-    kStartup,          // reading a startup packet (maybe after TLS).
+    kLogin,            // startup packets and authentication (ClientLogin).
     kClientTls,        // TLS handshake with the client.
-    kAuth,             // client authentication exchange.
     kUpstreamConnect,  // TCP connect to the upstream.
     kUpstreamSsl,      // waiting for the upstream's answer to SSLRequest.
     kUpstreamTls,      // TLS handshake with the upstream.
@@ -228,10 +230,8 @@ class Session : public std::enable_shared_from_this<Session>,
   void ArmTimer(int ms);
   void OnTimer();
 
-  // Client side.
-  size_t ProcessStartup(absl::string_view buf);
-  void HandleStartup(absl::string_view body);
-  void HandleAuthStep(AuthStep step);
+  // Client side. ProcessLogin passes the client's bytes to its login.
+  size_t ProcessLogin(absl::string_view buf);
   void DriveClientHandshake();
   size_t ProcessClient(absl::string_view buf);
   void StartClientRelay();
@@ -246,26 +246,16 @@ class Session : public std::enable_shared_from_this<Session>,
   void SendUpstreamStartup();
   size_t ProcessUpstream(absl::string_view buf);
   bool HandleUpstreamAuth(char type, absl::string_view body);
+  // Keeps the backend's cancel `key` for this session's cancels and sends
+  // the client the session's own key (registered in SharedState::cancels)
+  // instead; false when the session failed.
+  bool SendOwnCancelKey(const pgwire::BackendKeyData& key);
 
   // Endings. `at_fault` says which side ended the session, for logs and,
   // later, the audit record.
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason) override;
   void FailProtocol(absl::string_view message);
-  // RefuseIdentity turns away an identity that authenticated but may not
-  // connect (deactivated, unmapped): an AUTHENTICATION failure event with
-  // `reason`, then FATAL 28000 "Warden: <reason>".
-  void RefuseIdentity(const std::string& reason);
-  // A known name (the config's users, the directory's) that `user` looks
-  // like without being one itself; "" when none.
-  std::string LookAlikeOfKnownName(absl::string_view user) const;
-  // RefuseLogin: the same for any refusal after the credentials held
-  // (`message` to the client as FATAL `sqlstate`, `reason` recorded): each
-  // login has exactly one AUTHENTICATION event.
-  void RefuseLogin(const char* sqlstate, const std::string& message,
-                   const std::string& reason);
-  // The AUTHENTICATION event of a login whose credentials held.
-  warden::v1::AuditEvent LoginEvent(bool success, const std::string& reason);
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
@@ -309,16 +299,25 @@ class Session : public std::enable_shared_from_this<Session>,
   std::string QueueRefusal(std::string error);
   // Fails the session when kMaxRefusalsInFlight refusals wait already.
   void CheckRefusalRoom();
+  // ClientLogin::Callbacks (SendToClient, Fail, ended, NewEvent and Audit
+  // above serve the login too).
+  void StartClientTls(SSL_CTX* context) override;
+  bool ClientTls() const override { return client_.conn->tls(); }
+  std::string ClientCertificatePem() const override {
+    return client_.conn->PeerCertificatePem();
+  }
+  void OnCancelRequest(int32_t pid, int32_t secret) override;
+  void OnIdentityProven() override;
+  void OnLoggedIn(ClientLogin::Admission admission) override;
   SharedState* shared_;
   net::EventLoop* loop_;
   SessionMap* live_;
   bool released_ = false;
   const config::Listener* listener_;
   const config::Environment* environment_;
-  const config::Database* database_ = nullptr;
   net::EventLoop::TimerId timer_ = 0;
 
-  Phase phase_ = Phase::kStartup;
+  Phase phase_ = Phase::kLogin;
   Peer client_;
   Peer upstream_;
   std::string peer_address_;
@@ -327,22 +326,17 @@ class Session : public std::enable_shared_from_this<Session>,
   std::vector<std::pair<std::string, uint16_t>> upstream_addresses_;
   size_t upstream_address_index_ = 0;
 
-  // Startup facts.
-  std::vector<std::pair<std::string, std::string>> startup_params_;
-  std::string user_;
-  std::string database_name_;
-  bool tls_negotiated_ = false;
-  std::unique_ptr<AuthExchange> auth_;
+  // The client's login (kLogin and kClientTls only), then what it
+  // settled: the database, the role to log in to it as, the parameters to
+  // pass on.
+  std::unique_ptr<ClientLogin> client_login_;
+  ClientLogin::Admission admission_;
+  // Who connected (set by the login once the credentials held).
   warden::v1::Identity identity_;
   // Logging in to the upstream (kUpstreamAuth only).
   std::unique_ptr<UpstreamLogin> upstream_login_;
-  // The role Warden logs in to the database as (the service role, or the
-  // one an identity mapping picked) and its password.
-  std::string upstream_user_;
-  std::string upstream_password_;
 
   // Relay state.
-  bool ready_ = false;  // first ReadyForQuery seen.
   int32_t proxy_pid_ = 0, proxy_secret_ = 0;
   bool key_allocated_ = false;
   CancelTarget cancel_target_;
@@ -355,15 +349,12 @@ class Session : public std::enable_shared_from_this<Session>,
     if (pending_login_) shared_->pending_logins.Remove(peer_host_);
     pending_login_ = false;
   }
-  bool upstream_fatal_ = false;     // upstream already sent a FATAL error.
   bool ended_ = false;
 
   // Enforcement state (only used when shared_->gate is set).
   policy::engine::Subject subject_;
-  // The directory's word on the user (governed sessions): built at login,
-  // where it is first applied, then the chain's first stage.
-  std::unique_ptr<stages::DirectoryStage> directory_;
-  const stages::DirectoryStage* directory_view_ = nullptr;  // in chain_
+  // The directory stage, in chain_ (it changes the identity).
+  const stages::DirectoryStage* directory_view_ = nullptr;
   // Audit events recorded in the current window: the session's own until
   // login, then its identity's (shared with its other sessions). While the
   // spool is backlogged, a session whose window is past
@@ -400,6 +391,9 @@ class Session : public std::enable_shared_from_this<Session>,
   // The statement path: the stages, the message in flight, who and where.
   stages::Chain chain_{this};
   stages::AuditStage* audit_stage_ = nullptr;  // in chain_; null: no audit
+  // What the database's messages mean once the relay runs: its first
+  // ReadyForQuery, batches ended, refusals taken back, a FATAL error.
+  BackendRelay backend_{shared_->governed, &correlator_, &refusals_, &chain_};
   stages::Execution execution_;
   stages::SessionFacts facts_;
   // One clock reading per batch of messages (Now()).

@@ -1,0 +1,230 @@
+// What the database's messages mean once the relay runs: the first
+// ReadyForQuery, batches ended for the correlator, refusals taken back
+// from PostgreSQL's errors, FATAL errors noted, the cancel key kept from
+// the client, and what ends the session; and what the stages see.
+#include "dataplane/session/backend_relay.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dataplane/pgwire/encoder.h"
+#include "dataplane/pgwire/messages.h"
+#include "dataplane/pgwire/sqlstate.h"
+#include "dataplane/session/correlator.h"
+#include "dataplane/session/refusals.h"
+#include "dataplane/stages/chain.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/dataplane/pgwire/bodies.h"
+#include "tests/unit/dataplane/stages/fake_callbacks.h"
+
+namespace warden::dataplane::session {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using Action = BackendRelay::Step::Action;
+using pgwire::testing::Body;
+
+std::string ReadyBody(char status) {
+  std::string m;
+  pgwire::WriteReadyForQuery(&m, status);
+  return Body(m);
+}
+std::string ErrorBody(absl::string_view severity, absl::string_view sqlstate,
+                      absl::string_view message) {
+  std::string m;
+  pgwire::WriteErrorResponse(&m, severity, sqlstate, message);
+  return Body(m);
+}
+std::string CompleteBody(absl::string_view tag) {
+  std::string m;
+  pgwire::WriteCommandComplete(&m, tag);
+  return Body(m);
+}
+std::string KeyBody(int32_t pid, int32_t secret) {
+  std::string m;
+  pgwire::WriteBackendKeyData(&m, pid, secret);
+  return Body(m);
+}
+std::string ParameterStatusBody(absl::string_view name,
+                                absl::string_view value) {
+  std::string m;
+  pgwire::WriteParameterStatus(&m, name, value);
+  return Body(m);
+}
+
+// Records what the stages were shown.
+class RecordingStage : public stages::Stage {
+ public:
+  explicit RecordingStage(std::vector<std::string>* seen) : seen_(seen) {}
+  stages::StageResult OnFrontend(const stages::Frontend&, bool) override {
+    return stages::StageResult::kContinue;
+  }
+  void OnBackend(const stages::Backend& m) override {
+    std::string what(1, m.type);
+    if (m.refusal_taken)
+      what += m.refused_parse ? " refused parse" : " refused";
+    seen_->push_back(what);
+  }
+
+ private:
+  std::vector<std::string>* seen_;
+};
+
+struct BackendRelayTest : ::testing::Test {
+  BackendRelayTest() { chain.Add(std::make_unique<RecordingStage>(&seen)); }
+  // The first ReadyForQuery, ending the database's startup.
+  void Start(BackendRelay& relay) {
+    ASSERT_EQ(relay.OnMessage('Z', ReadyBody('I')).action, Action::kRelay);
+    ASSERT_TRUE(relay.ready());
+  }
+
+  stages::FakeCallbacks callbacks;
+  stages::Chain chain{&callbacks};
+  Correlator correlator;
+  Refusals refusals;
+  std::vector<std::string> seen;
+  BackendRelay relay{/*governed=*/true, &correlator, &refusals, &chain};
+};
+
+TEST_F(BackendRelayTest, TheFirstReadyForQueryOnlyEndsTheStartup) {
+  EXPECT_FALSE(relay.ready());
+  // Before it: the backend's cancel key, which the client does not get.
+  const auto key = relay.OnMessage('K', KeyBody(1234, 5678));
+  EXPECT_EQ(key.action, Action::kBackendKey);
+  EXPECT_EQ(key.key.pid, 1234);
+  EXPECT_EQ(key.key.secret, 5678);
+  EXPECT_EQ(relay.OnMessage('Z', ReadyBody('I')).action, Action::kRelay);
+  EXPECT_TRUE(relay.ready());
+  EXPECT_EQ(correlator.pipeline().syncs_done, 0u);
+  EXPECT_THAT(seen, IsEmpty());
+}
+
+TEST_F(BackendRelayTest, LaterReadyForQueriesEndBatches) {
+  Start(relay);
+  correlator.Relayed('Q');
+  EXPECT_TRUE(correlator.busy());
+  relay.OnMessage('C', CompleteBody("SELECT 1"));
+  EXPECT_EQ(relay.OnMessage('Z', ReadyBody('I')).action, Action::kRelay);
+  EXPECT_EQ(correlator.pipeline().syncs_done, 1u);
+  EXPECT_FALSE(correlator.busy());
+  EXPECT_THAT(seen, ElementsAre("C", "Z"));
+}
+
+TEST_F(BackendRelayTest, APoisonsErrorIsReplacedByItsRefusal) {
+  Start(relay);
+  const std::string poison = refusals.Queue("the refusal", 1, /*parse=*/true);
+  correlator.Relayed('P');
+  correlator.Relayed('S');
+  const auto step = relay.OnMessage(
+      'E', ErrorBody("ERROR", "42601",
+                     "syntax error at or near \"" + poison + "\""));
+  EXPECT_EQ(step.action, Action::kReplace);
+  EXPECT_EQ(step.replacement, "the refusal");
+  EXPECT_TRUE(refusals.empty());
+  EXPECT_THAT(seen, ElementsAre("E refused parse"));
+  EXPECT_FALSE(relay.fatal());
+}
+
+TEST_F(BackendRelayTest, OtherErrorsGoOnAndFatalOnesAreNoted) {
+  Start(relay);
+  refusals.Queue("a refusal", 1);
+  EXPECT_EQ(
+      relay.OnMessage('E', ErrorBody("ERROR", "22012", "division by zero"))
+          .action,
+      Action::kRelay);
+  EXPECT_FALSE(refusals.empty());
+  EXPECT_FALSE(relay.fatal());
+  EXPECT_EQ(relay
+                .OnMessage('E', ErrorBody("FATAL", pgwire::kAdminShutdown,
+                                          "terminating connection"))
+                .action,
+            Action::kRelay);
+  EXPECT_TRUE(relay.fatal());
+  EXPECT_THAT(seen, ElementsAre("E", "E"));
+}
+
+TEST_F(BackendRelayTest, APanicIsFatalToo) {
+  relay.OnMessage('E', ErrorBody("PANIC", "XX000", "the server crashed"));
+  EXPECT_TRUE(relay.fatal());
+  // Before the first ReadyForQuery the stages are not told.
+  EXPECT_THAT(seen, IsEmpty());
+}
+
+TEST_F(BackendRelayTest, RefusalsOfABatchPostgresSkippedGoWithItsEnd) {
+  Start(relay);
+  refusals.Queue("skipped", 1);
+  correlator.Relayed('S');
+  relay.OnMessage('Z', ReadyBody('I'));
+  EXPECT_TRUE(refusals.empty());
+}
+
+TEST_F(BackendRelayTest, ASecondOrLateCancelKeyEndsTheSession) {
+  Start(relay);
+  const auto step = relay.OnMessage('K', KeyBody(1, 2));
+  EXPECT_EQ(step.action, Action::kFail);
+  EXPECT_EQ(step.sqlstate, pgwire::kConnectionFailure);
+  EXPECT_EQ(step.reason, warden::v1::SESSION_END_REASON_UPSTREAM);
+}
+
+TEST_F(BackendRelayTest, AnAuthenticationRequestDuringTheRelayEndsTheSession) {
+  Start(relay);
+  std::string m;
+  pgwire::WriteAuthenticationCleartextPassword(&m);
+  const auto step = relay.OnMessage('R', Body(m));
+  EXPECT_EQ(step.action, Action::kFail);
+  EXPECT_THAT(step.message, HasSubstr("unexpected authentication request"));
+}
+
+TEST_F(BackendRelayTest, ASettingThatChangesHowStatementsReadEndsTheSession) {
+  const auto step = relay.Screen(
+      'S', ParameterStatusBody("standard_conforming_strings", "off"));
+  EXPECT_EQ(step.action, Action::kFail);
+  EXPECT_EQ(step.sqlstate, pgwire::kInsufficientPrivilege);
+  EXPECT_EQ(step.reason, warden::v1::SESSION_END_REASON_POLICY);
+  EXPECT_THAT(step.message,
+              HasSubstr("the database now reads statements differently"));
+  EXPECT_EQ(
+      relay.Screen('S', ParameterStatusBody("application_name", "psql")).action,
+      Action::kRelay);
+  EXPECT_EQ(
+      relay
+          .Screen('S', ParameterStatusBody("standard_conforming_strings", "on"))
+          .action,
+      Action::kRelay);
+}
+
+TEST_F(BackendRelayTest, WithoutAPolicySettingsAreNotScreened) {
+  BackendRelay ungoverned(/*governed=*/false, &correlator, &refusals, &chain);
+  EXPECT_EQ(ungoverned
+                .Screen('S', ParameterStatusBody("standard_conforming_strings",
+                                                 "off"))
+                .action,
+            Action::kRelay);
+}
+
+TEST_F(BackendRelayTest, ExecutionsAreAnsweredForBackpressure) {
+  Start(relay);
+  for (int i = 0; i < 3; ++i) {
+    correlator.Relayed('B');
+    correlator.Relayed('E');
+  }
+  correlator.Relayed('S');
+  EXPECT_EQ(correlator.unanswered(), 3);
+  relay.OnMessage('C', CompleteBody("SELECT 1"));
+  std::string suspended;
+  pgwire::WriteEmptyQueryResponse(&suspended);
+  relay.OnMessage('I', Body(suspended));
+  EXPECT_EQ(correlator.unanswered(), 1);
+  EXPECT_EQ(relay.OnMessage('D', std::string("\0\0", 2)).action,
+            Action::kRelay);
+  EXPECT_EQ(correlator.unanswered(), 1);
+  EXPECT_THAT(seen, ElementsAre("C", "I", "D"));
+}
+
+}  // namespace
+}  // namespace warden::dataplane::session
