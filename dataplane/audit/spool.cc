@@ -93,16 +93,23 @@ struct Parsed {
   std::vector<size_t> ends;  // where each record ends in the buffer
   size_t good_bytes = 0;     // bytes up to the end of the last good record
   std::string error;         // empty when the whole buffer parsed
+  // The error is the buffer ending inside a record (a torn write, or a
+  // read that stopped there), and the record's whole size if known.
+  bool truncated = false;
+  size_t truncated_record = 0;
 };
 
+// `max_kept`: stop once that many records are kept (keep only).
 Parsed ParseRecords(absl::string_view data, uint32_t max_record_bytes,
-                    uint64_t from, bool keep) {
+                    uint64_t from, bool keep,
+                    size_t max_kept = SIZE_MAX) {
   Parsed p;
   size_t at = 0;
   uint64_t expected = 0;
-  while (at < data.size()) {
+  while (at < data.size() && (!keep || p.records.size() < max_kept)) {
     if (data.size() - at < kHeader + kSequence) {
       p.error = "truncated record header";
+      p.truncated = true;
       break;
     }
     const uint32_t length = GetU32(data.data() + at);
@@ -113,6 +120,8 @@ Parsed ParseRecords(absl::string_view data, uint32_t max_record_bytes,
     }
     if (data.size() - at - kHeader < length) {
       p.error = "truncated record";
+      p.truncated = true;
+      p.truncated_record = kHeader + length;
       break;
     }
     const char* body = data.data() + at + kHeader;
@@ -460,36 +469,56 @@ absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(uint64_t from,
   std::vector<SpoolRecord> out;
   size_t bytes = 0;
   ReadHint next = hint;
+  // Read in chunks about one batch large: a sender that is behind takes
+  // one batch per call without reading and checking the rest of the
+  // segment each time.
+  const uint64_t chunk = std::max<uint64_t>(max_bytes, 64u << 10) + (4u << 10);
+  bool full = false;
   for (const Segment& seg : segments) {
+    if (full) break;
     // The sender reads on from where its last Read stopped: start there
     // instead of re-reading the segment from its beginning.
-    const uint64_t start = hint.path == seg.path && hint.sequence <= from &&
-                                   hint.sequence >= seg.first
-                               ? hint.offset
-                               : 0;
-    if (start >= seg.bytes) continue;
-    // Only what was complete when the segment list was taken.
-    auto data = ReadAll(seg.path, start, seg.bytes - start);
-    if (absl::IsNotFound(data.status())) continue;  // acknowledged meanwhile
-    if (!data.ok()) return data.status();
-    Parsed parsed =
-        ParseRecords(*data, options_.max_record_bytes, from, /*keep=*/true);
-    if (!parsed.error.empty()) {
-      return absl::DataLossError(absl::StrCat(seg.path, " at byte ",
-                                              start + parsed.good_bytes, ": ",
-                                              parsed.error));
-    }
-    bool full = false;
-    for (size_t i = 0; i < parsed.records.size(); ++i) {
-      if (out.size() >= max_events || (bytes >= max_bytes && !out.empty())) {
-        full = true;
-        break;
+    uint64_t start = hint.path == seg.path && hint.sequence <= from &&
+                             hint.sequence >= seg.first
+                         ? hint.offset
+                         : 0;
+    uint64_t want = chunk;
+    while (start < seg.bytes && !full) {
+      // Only what was complete when the segment list was taken.
+      const uint64_t size = std::min<uint64_t>(want, seg.bytes - start);
+      auto data = ReadAll(seg.path, start, size);
+      if (absl::IsNotFound(data.status())) break;  // acknowledged meanwhile
+      if (!data.ok()) return data.status();
+      Parsed parsed = ParseRecords(*data, options_.max_record_bytes, from,
+                                   /*keep=*/true, max_events - out.size());
+      const bool cut_by_read = start + data->size() < seg.bytes;
+      if (!parsed.error.empty() && !(parsed.truncated && cut_by_read)) {
+        return absl::DataLossError(absl::StrCat(seg.path, " at byte ",
+                                                start + parsed.good_bytes,
+                                                ": ", parsed.error));
       }
-      bytes += parsed.records[i].payload.size();
-      next = {seg.path, parsed.records[i].sequence + 1, start + parsed.ends[i]};
-      out.push_back(std::move(parsed.records[i]));
+      if (parsed.good_bytes == 0) {
+        if (!parsed.truncated || parsed.truncated_record <= size) break;
+        want = parsed.truncated_record;  // one record larger than a chunk
+        continue;
+      }
+      size_t used = parsed.good_bytes;
+      for (size_t i = 0; i < parsed.records.size(); ++i) {
+        if (out.size() >= max_events || (bytes >= max_bytes && !out.empty())) {
+          full = true;
+          used = i == 0 ? 0 : parsed.ends[i - 1];
+          break;
+        }
+        bytes += parsed.records[i].payload.size();
+        next = {seg.path, parsed.records[i].sequence + 1,
+                start + parsed.ends[i]};
+        out.push_back(std::move(parsed.records[i]));
+      }
+      if (out.size() >= max_events) full = true;
+      if (used == 0) break;
+      start += used;
+      want = chunk;
     }
-    if (full) break;
   }
   absl::MutexLock lock(&mu_);
   read_hint_ = next;

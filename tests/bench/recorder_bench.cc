@@ -106,6 +106,26 @@ void BM_RecordShared(benchmark::State& state) {
 }
 BENCHMARK(BM_RecordShared);
 
+// As sessions record since: staged, and one write per batch of the
+// worker's events (Arg: events per batch; 1 is the worst case).
+void BM_StageShared(benchmark::State& state) {
+  auto spool = OpenSpool("staged");
+  Recorder recorder(spool.get());
+  const std::string shared = *EncodeShared(SessionFields());
+  const warden::v1::AuditEvent own = Own();
+  const int64_t batch = state.range(0);
+  for (auto _ : state) {
+    for (int64_t i = 0; i < batch; ++i) {
+      auto seq = recorder.Stage(shared, own);
+      if (!seq.ok()) std::abort();
+      Acknowledge(spool.get(), *seq);
+    }
+    if (!recorder.WriteStaged().ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+BENCHMARK(BM_StageShared)->Arg(1)->Arg(4)->Arg(16);
+
 // The spool's part: framing, CRC and the write(2) of an encoded event.
 void BM_SpoolAppend(benchmark::State& state) {
   auto spool = OpenSpool("append");

@@ -187,6 +187,42 @@ TEST_F(SpoolTest, AFailedWriteDropsItsEventsAndReusesTheirSequences) {
   EXPECT_EQ(spool->stats().pending_events, 2u);
 }
 
+// A sender that is behind reads one batch per call, in order, from where
+// it stopped (the spool reads about a batch of the file, not the rest of
+// the segment); a record larger than that is still read whole.
+TEST_F(SpoolTest, ABacklogIsReadBatchByBatch) {
+  auto spool = Open();
+  for (int i = 1; i <= 5000; ++i) {
+    ASSERT_TRUE(spool->Append(absl::StrCat("event-", i, std::string(100, '.'))).ok());
+  }
+  ASSERT_TRUE(spool->Append(std::string(3 << 20, 'L')).ok());  // 5001
+  ASSERT_TRUE(spool->Append("after").ok());                     // 5002
+  uint64_t from = 1;
+  int calls = 0;
+  std::vector<SpoolRecord> all;
+  while (from <= 5002) {
+    auto batch = spool->Read(from, 1000, 64 << 10);
+    ASSERT_TRUE(batch.ok()) << batch.status();
+    ASSERT_FALSE(batch->empty());
+    EXPECT_LE(batch->size(), 1000u);
+    EXPECT_EQ(batch->front().sequence, from);
+    from = batch->back().sequence + 1;
+    for (auto& r : *batch) all.push_back(std::move(r));
+    ASSERT_LT(++calls, 200);
+  }
+  ASSERT_EQ(all.size(), 5002u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].sequence, i + 1);
+  EXPECT_EQ(all[4999].payload.substr(0, 11), "event-5000.");
+  EXPECT_EQ(all[5000].payload.size(), 3u << 20);
+  EXPECT_EQ(all[5001].payload, "after");
+  EXPECT_GT(calls, 5);  // batches of about 64 KiB, not the whole backlog
+  // Reading again from an earlier sequence (a resend) still works.
+  auto again = spool->Read(10, 5, 1 << 20);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 5u);
+  EXPECT_EQ(again->front().sequence, 10u);
+}
+
 TEST_F(SpoolTest, AcknowledgementsArePersistedAtSyncAndBeforeDeletion) {
   auto acked_file = [this]() -> std::string {
     std::ifstream in(dir_ + "/acked");
