@@ -107,6 +107,27 @@ def pgbench(port, args, clients, duration):
     return float(m.group(1)), int(n.group(1))
 
 
+def latencies(port, args, clients, duration):
+    """p50 and p99 transaction latency (ms) of a pgbench run, from its
+    per-transaction log (-l)."""
+    with tempfile.TemporaryDirectory(prefix="warden-pgbench-log-") as d:
+        cmd = (["pgbench", "-n", "-h", "127.0.0.1", "-p", str(port), "-U", "alice",
+                "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(duration),
+                "-l", "--log-prefix", os.path.join(d, "txn")] + args + ["bench"])
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120,
+                           env=dict(os.environ, PGPASSWORD="alice-pw"))
+        if r.returncode != 0:
+            raise RuntimeError("pgbench failed: %s" % r.stderr[-1500:])
+        us = []
+        for name in os.listdir(d):
+            with open(os.path.join(d, name)) as f:
+                us.extend(int(line.split()[2]) for line in f if line.strip())
+    us.sort()
+    if not us:
+        raise RuntimeError("pgbench logged no transactions")
+    return us[len(us) // 2] / 1000.0, us[min(len(us) - 1, len(us) * 99 // 100)] / 1000.0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--duration", type=int, default=10)
@@ -159,6 +180,14 @@ def main():
                      med(on, 0), med(on, 0) / med(off, 0),
                      med(sy, 0), med(sy, 0) / med(off, 0), med(off, 1), med(it, 1),
                      med(on, 1), med(on, 2)))
+        print("\nLatency per statement (select-only, simple, 8 clients; pgbench -l):\n")
+        print("| audit | p50 ms | p99 ms |")
+        print("|---|--:|--:|")
+        for name, label in (("bench-audit-off", "off"), ("bench-audit-async", "async"),
+                            ("bench-audit-sync", "sync")):
+            p50, p99 = latencies(proxies[name].port("main"), ["-S", "-M", "simple"], 8,
+                                 a.duration)
+            print("| %s | %.2f | %.2f |" % (label, p50, p99))
         tree = subprocess.run([WARDENCTL_BIN, "audit", "checkpoint", "--format", "json"],
                               env=control.env(), capture_output=True, text=True, timeout=60)
         print("\naudit log after the run: %s" % tree.stdout.strip().replace("\n", " ")[:200])
