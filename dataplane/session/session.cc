@@ -39,8 +39,6 @@ constexpr size_t kScratchSize = 64 * 1024;
 constexpr int kLingerMs = 2000;
 // Reads (of up to kScratchSize) one session may do before yielding.
 constexpr int kReadsPerTurn = 16;
-// Bounds on per-session enforcement state (see Session::QueueRefusal).
-constexpr size_t kMaxRefusalsInFlight = 10000;
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -551,10 +549,8 @@ size_t Session::ProcessClient(absl::string_view buf) {
   // Sync audit: the head message waits for the control plane; a session
   // over its audit budget waits for its next second.
   if (chain_.holding() || audit_throttled_) return 0;
-  const size_t max_size = shared_->config->proxy.max_message_bytes;
   size_t pos = 0, forward_from = 0;
   bool terminate = false;
-  std::string replacement;
   // One policy snapshot for the whole batch (see SharedState::CurrentGate).
   const std::shared_ptr<const gate::Gate> gate =
       shared_->governed && phase_ == Phase::kRelay ? shared_->CurrentGate()
@@ -563,101 +559,35 @@ size_t Session::ProcessClient(absl::string_view buf) {
   now_ = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
     if (phase_ == Phase::kRelay && AuditThrottled()) break;
-    const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
-    if (frame.status == pgwire::FrameStatus::kNeedMore) break;
-    if (frame.status == pgwire::FrameStatus::kError) {
-      FailProtocol(frame.error.message());
-      return 0;
-    }
-    const absl::Status valid = pgwire::ValidateFrontend(frame.type, frame.body);
-    if (!valid.ok()) {
-      FailProtocol(valid.message());
-      return 0;
-    }
-    if ((frame.type == static_cast<char>(pgwire::FrontendType::kQuery) ||
-         frame.type == static_cast<char>(pgwire::FrontendType::kFunctionCall)) &&
-        correlator_.extended_since_sync()) {
-      // After an error PostgreSQL skips everything up to the next Sync, a
-      // Query too, and then sends no ReadyForQuery for it: which answer
-      // belongs to which message would be a guess. No driver sends this
-      // (libpq refuses it in pipeline mode).
-      const bool query =
-          frame.type == static_cast<char>(pgwire::FrontendType::kQuery);
-      FailProtocol(absl::StrCat(
-          query ? "a Query" : "a FunctionCall",
-          " message arrived inside an unfinished extended-query batch "
-          "(Parse/Bind/Describe/Execute/Close without a Sync after them); "
-          "Warden relays it only after a Sync"));
-      return 0;
-    }
-    // Portals PostgreSQL may hold as freed or half-made memory (see
-    // correlator.h): Warden answers as PostgreSQL does for a portal that
-    // does not exist (34000) instead of passing the message on.
-    const auto type = static_cast<pgwire::FrontendType>(frame.type);
-    bool shielded = false;
-    if (const auto portal = correlator_.UnsafePortal(frame.type, frame.body);
-        portal.has_value()) {
-      shielded = true;
-      std::string poison;
-      if (type == pgwire::FrontendType::kClose) {
-        // (The policy stage expects its CloseComplete.)
-        pgwire::WriteClose(&poison, 'P', "warden_no_such_portal");
-      } else {
-        std::string error;
-        pgwire::WriteErrorResponse(
-            &error, "ERROR", pgwire::kInvalidCursorName,
-            absl::StrCat("portal \"", *portal, "\" does not exist"),
-            "Its Bind failed, or a simple Query came after it, or its Bind "
-            "has not completed yet; Warden does not pass this message on "
-            "(PostgreSQL 15 can crash on such a portal).",
-            "Bind the portal again (in the same batch) before using it.", 0);
-        const std::string name = QueueRefusal(std::move(error));
-        if (type == pgwire::FrontendType::kExecute) {
-          pgwire::WriteExecute(&poison, name);
-        } else {
-          pgwire::WriteDescribe(&poison, 'P', name);
-        }
-      }
+    // What the message means (FrontendRelay); the upstream gets it, or
+    // what replaces it, in order with the messages before it.
+    FrontendRelay::Step step = frontend_.OnMessage(
+        buf.substr(pos), gate.get(), phase_ == Phase::kRelay);
+    if (step.action == FrontendRelay::Step::Action::kNeedMore) break;
+    if (step.replacement.has_value()) {
       Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-      Send(Side::kUpstream, poison);
-      forward_from = pos + frame.size;
+      Send(Side::kUpstream, *step.replacement);
+      forward_from = pos + step.size;
       if (phase_ == Phase::kClosed) return 0;
     }
-    if (phase_ == Phase::kRelay && !chain_.empty()) {
-      // The stages (policy, audit): relay the message, refuse it, or hold
-      // it (it stays in the buffer; what came before goes now).
-      execution_.gate = gate.get();
-      const stages::StageResult r =
-          chain_.OnFrontend({frame.type, frame.body, shielded});
-      if (phase_ == Phase::kClosed) return 0;  // e.g. a deactivated user
-      if (r == stages::StageResult::kHold) {
+    switch (step.action) {
+      case FrontendRelay::Step::Action::kNeedMore:
+      case FrontendRelay::Step::Action::kRelay:
+        break;
+      case FrontendRelay::Step::Action::kHold:
         Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
         return pos;
-      }
-      if (!shielded && execution_.refusal.has_value()) {
-        replacement.clear();
-        Substitute(frame.type, frame.body,
-                   std::move(execution_.refusal->error), &replacement,
-                   execution_.refusal->parse);
-        Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-        Send(Side::kUpstream, replacement);
-        forward_from = pos + frame.size;
-        if (phase_ == Phase::kClosed) return 0;
-      }
-    }
-    correlator_.Relayed(frame.type);
-    switch (static_cast<pgwire::FrontendType>(frame.type)) {
-      case pgwire::FrontendType::kTerminate:
-        terminate = true;
-        break;
-      case pgwire::FrontendType::kPassword:
-        FailProtocol("unexpected authentication message after startup");
+      case FrontendRelay::Step::Action::kViolation:
+        FailProtocol(step.message);
         return 0;
-      default:
-        break;
+      case FrontendRelay::Step::Action::kEnded:
+        return 0;
     }
-    pos += frame.size;
-    if (terminate) break;
+    pos += step.size;
+    if (step.terminate) {
+      terminate = true;
+      break;
+    }
   }
   Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
   if (terminate && phase_ != Phase::kClosed) {
@@ -959,33 +889,6 @@ bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
   pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
   Send(Side::kClient, ours);
   return true;
-}
-
-// ---------------------------------------------------------------------------
-// Policy enforcement.
-
-std::string Session::QueueRefusal(std::string error) {
-  CheckRefusalRoom();
-  return refusals_.Queue(std::move(error), correlator_.pipeline().syncs_sent + 1);
-}
-
-void Session::Substitute(char type, absl::string_view body, std::string error,
-                         std::string* replacement, bool parse) {
-  CheckRefusalRoom();
-  refusals_.WriteSubstitute(type, body, std::move(error), correlator_.pipeline().syncs_sent + 1,
-                            replacement, parse);
-}
-
-void Session::CheckRefusalRoom() {
-  if (refusals_.size() >= kMaxRefusalsInFlight) {
-    // Only a client that pipelines thousands of refused statements without
-    // reading a single answer gets here; its errors would pile up in memory.
-    Fail(pgwire::kProgramLimitExceeded,
-         absl::StrCat("more than ", kMaxRefusalsInFlight,
-                      " refused statements are waiting for their errors; "
-                      "read the results of what you sent"),
-         warden::v1::SESSION_END_REASON_POLICY);
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
+#include "dataplane/session/frontend_relay.h"
 #include "dataplane/session/upstream_login.h"
 #include "dataplane/session/refusals.h"
 #include "dataplane/stages/audit_stage.h"
@@ -289,16 +290,6 @@ class Session : public std::enable_shared_from_this<Session>,
   // Audit records a session event and says whether it is on disk (false:
   // the spool is full or failing; logged).
   bool Audit(warden::v1::AuditEvent event);
-  // Writes the substitute of refused message `type` (Refusals) to
-  // `replacement`, its refusal queued for the batch the next Sync ends;
-  // fails the session past kMaxRefusalsInFlight. `parse`: it stands for a
-  // refused Parse.
-  void Substitute(char type, absl::string_view body, std::string error,
-                  std::string* replacement, bool parse = false);
-  // The same for a poison the caller writes itself; returns its name.
-  std::string QueueRefusal(std::string error);
-  // Fails the session when kMaxRefusalsInFlight refusals wait already.
-  void CheckRefusalRoom();
   // ClientLogin::Callbacks (SendToClient, Fail, ended, NewEvent and Audit
   // above serve the login too).
   void StartClientTls(SSL_CTX* context) override;
@@ -394,6 +385,11 @@ class Session : public std::enable_shared_from_this<Session>,
   // What the database's messages mean once the relay runs: its first
   // ReadyForQuery, batches ended, refusals taken back, a FATAL error.
   BackendRelay backend_{shared_->governed, &correlator_, &refusals_, &chain_};
+  // What the client's messages mean once the relay runs: framing and
+  // validation, the stages' word, shields and refusals' substitutes.
+  FrontendRelay frontend_{&correlator_, &refusals_, &chain_,
+                          static_cast<stages::StageCallbacks*>(this),
+                          shared_->config->proxy.max_message_bytes};
   stages::Execution execution_;
   stages::SessionFacts facts_;
   // One clock reading per batch of messages (Now()).
