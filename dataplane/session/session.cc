@@ -439,11 +439,7 @@ void Session::OnTimer() {
     case Phase::kUpstreamSsl:
     case Phase::kUpstreamTls:
     case Phase::kUpstreamAuth:
-      Fail(pgwire::kConnectionFailure,
-           absl::StrCat("timed out connecting to the upstream database at ",
-                        admission_.database->upstream.host, ":",
-                        admission_.database->upstream.port),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
+      Fail(connector_->TimedOut());
       return;
     case Phase::kRelay:
       if (!backend_.ready()) {
@@ -617,11 +613,14 @@ void Session::StartClientRelay() {
 void Session::ConnectUpstream() {
   phase_ = Phase::kUpstreamConnect;
   const config::Upstream& up = admission_.database->upstream;
+  const auto tls = shared_->upstream_tls.find(&up);
+  connector_ = std::make_unique<UpstreamConnector>(
+      &up, tls != shared_->upstream_tls.end() ? tls->second.get() : nullptr,
+      admission_.upstream_user, admission_.startup_params);
   ArmTimer(up.connect_timeout_ms);
-  sockaddr_storage probe{};
-  socklen_t probe_len = 0;
-  if (net::ParseAddress(up.host, up.port, &probe, &probe_len)) {
-    return ConnectTo({{up.host, up.port}}, 0);
+  if (auto literal = connector_->LiteralAddresses(); literal.has_value()) {
+    connector_->SetAddresses(*std::move(literal));
+    return ConnectNext();
   }
   // A host name: resolved off the loop (getaddrinfo blocks) by the
   // server's resolver, which answers on this loop and keeps it alive until
@@ -629,25 +628,22 @@ void Session::ConnectUpstream() {
   std::weak_ptr<Session> weak = weak_from_this();
   shared_->resolver->Resolve(
       up.host, up.port, loop_->shared_from_this(),
-      [weak, host = up.host](absl::StatusOr<net::Addresses> addresses) {
+      [weak](absl::StatusOr<net::Addresses> addresses) {
         auto self = weak.lock();
         if (!self || self->phase_ != Phase::kUpstreamConnect) return;
         if (!addresses.ok()) {
-          return self->Fail(pgwire::kConnectionFailure,
-                            absl::StrCat("cannot resolve upstream host '", host,
-                                         "': ", addresses.status().message()),
-                            warden::v1::SESSION_END_REASON_UPSTREAM);
+          return self->Fail(
+              self->connector_->LookupFailed(addresses.status()));
         }
-        self->ConnectTo(*std::move(addresses), 0);
+        self->connector_->SetAddresses(*std::move(addresses));
+        self->ConnectNext();
       });
 }
 
-void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
-                        size_t index) {
-  const config::Upstream& up = admission_.database->upstream;
-  upstream_addresses_ = std::move(addresses);
-  for (; index < upstream_addresses_.size(); ++index) {
-    const auto& [host, port] = upstream_addresses_[index];
+void Session::ConnectNext() {
+  while (const UpstreamConnector::Address* address =
+             connector_->NextAddress()) {
+    const auto& [host, port] = *address;
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
     if (!net::ParseAddress(host, port, &addr, &addr_len)) continue;
@@ -659,77 +655,45 @@ void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
       ::close(fd);
       continue;
     }
-    upstream_address_index_ = index;
     cancel_target_.host = host;
     cancel_target_.port = port;
     upstream_.conn = std::make_unique<net::Conn>(fd);
     Register(Side::kUpstream);  // the connect completes as EPOLLOUT.
     return;
   }
-  Fail(pgwire::kConnectionFailure,
-       absl::StrCat("cannot connect to the upstream database at ", up.host, ":",
-                    up.port),
-       warden::v1::SESSION_END_REASON_UPSTREAM);
+  Fail(connector_->ConnectFailed(0));
 }
 
 void Session::OnUpstreamConnectEvent() {
   int error = 0;
   socklen_t len = sizeof(error);
   getsockopt(upstream_.conn->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
-  if (error == 0) return OnUpstreamConnected();
-  const config::Upstream& up = admission_.database->upstream;
+  if (error == 0) {
+    // An SSLRequest first when TLS is configured, else the startup.
+    phase_ = connector_->wants_tls() ? Phase::kUpstreamSsl
+                                     : Phase::kUpstreamAuth;
+    Send(Side::kUpstream, connector_->FirstMessage());
+    return ReadLoop(Side::kUpstream);
+  }
   upstream_.conn->Close();
   upstream_.conn.reset();
-  if (upstream_address_index_ + 1 < upstream_addresses_.size()) {
-    return ConnectTo(std::move(upstream_addresses_),
-                     upstream_address_index_ + 1);
-  }
-  Fail(pgwire::kConnectionFailure,
-       absl::StrCat("cannot connect to the upstream database at ", up.host, ":",
-                    up.port, ": ", std::strerror(error)),
-       warden::v1::SESSION_END_REASON_UPSTREAM);
-}
-
-void Session::OnUpstreamConnected() {
-  if (admission_.database->upstream.tls_mode ==
-      config::UpstreamTlsMode::kDisable) {
-    return SendUpstreamStartup();
-  }
-  std::string request;
-  pgwire::WriteSslRequest(&request);
-  phase_ = Phase::kUpstreamSsl;
-  Send(Side::kUpstream, request);
-  ReadLoop(Side::kUpstream);
+  if (connector_->has_next()) return ConnectNext();
+  Fail(connector_->ConnectFailed(error));
 }
 
 void Session::DriveUpstreamHandshake() {
   const net::IoOutcome r = upstream_.conn->Handshake();
   switch (r.result) {
     case net::IoResult::kOk:
-      return SendUpstreamStartup();
+      phase_ = Phase::kUpstreamAuth;
+      Send(Side::kUpstream, connector_->StartupMessage());
+      return ReadLoop(Side::kUpstream);
     case net::IoResult::kWantRead:
     case net::IoResult::kWantWrite:
       return;  // the next edge continues the handshake.
     default:
-      Fail(pgwire::kConnectionFailure,
-           absl::StrCat("TLS with the upstream database failed: ",
-                        r.error.empty() ? "connection closed" : r.error),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
+      Fail(connector_->TlsFailed(r.error));
   }
-}
-
-void Session::SendUpstreamStartup() {
-  const config::Upstream& up = admission_.database->upstream;
-  std::vector<std::pair<std::string, std::string>> params;
-  params.reserve(admission_.startup_params.size() + 2);
-  params.emplace_back("user", admission_.upstream_user);
-  params.emplace_back("database", up.database);
-  for (const auto& p : admission_.startup_params) params.push_back(p);
-  std::string message;
-  pgwire::WriteStartupMessage(&message, params);
-  phase_ = Phase::kUpstreamAuth;
-  Send(Side::kUpstream, message);
-  ReadLoop(Side::kUpstream);
 }
 
 bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
@@ -763,29 +727,15 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
 
 size_t Session::ProcessUpstream(absl::string_view buf) {
   if (phase_ == Phase::kUpstreamSsl) {
-    if (buf.size() > 1) {
-      Fail(pgwire::kConnectionFailure,
-           "upstream sent unexpected data after its SSL response",
-           warden::v1::SESSION_END_REASON_UPSTREAM);
+    const UpstreamConnector::SslAnswer answer = connector_->OnSslAnswer(buf);
+    if (answer.failure.has_value()) {
+      Fail(*answer.failure);
       return 0;
     }
-    if (buf[0] != 'S') {
-      Fail(pgwire::kConnectionFailure,
-           "the upstream database refused TLS, which this database's "
-           "configuration requires",
-           warden::v1::SESSION_END_REASON_UPSTREAM);
-      return 0;
-    }
-    const config::Upstream& up = admission_.database->upstream;
-    const auto it = shared_->upstream_tls.find(&up);
-    const std::string verify_host =
-        up.tls_mode == config::UpstreamTlsMode::kVerifyFull ? up.server_name
-                                                            : "";
     const absl::Status started =
-        upstream_.conn->StartTls(it->second.get(), false, verify_host);
+        upstream_.conn->StartTls(answer.context, false, answer.verify_host);
     if (!started.ok()) {
-      Fail(pgwire::kInternalError, started.message(),
-           warden::v1::SESSION_END_REASON_INTERNAL);
+      Fail(UpstreamConnector::TlsNotStarted(started));
       return 0;
     }
     phase_ = Phase::kUpstreamTls;

@@ -42,6 +42,7 @@
 #include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
 #include "dataplane/session/frontend_relay.h"
+#include "dataplane/session/upstream_connector.h"
 #include "dataplane/session/upstream_login.h"
 #include "dataplane/session/refusals.h"
 #include "dataplane/stages/audit_stage.h"
@@ -239,12 +240,10 @@ class Session : public std::enable_shared_from_this<Session>,
 
   // Upstream side.
   void ConnectUpstream();
-  void ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
-                 size_t index);
+  // Tries the connector's addresses in order until a connect starts.
+  void ConnectNext();
   void OnUpstreamConnectEvent();
-  void OnUpstreamConnected();
   void DriveUpstreamHandshake();
-  void SendUpstreamStartup();
   size_t ProcessUpstream(absl::string_view buf);
   bool HandleUpstreamAuth(char type, absl::string_view body);
   // Keeps the backend's cancel `key` for this session's cancels and sends
@@ -256,6 +255,9 @@ class Session : public std::enable_shared_from_this<Session>,
   // later, the audit record.
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason) override;
+  void Fail(const UpstreamConnector::Failure& failure) {
+    Fail(failure.sqlstate, failure.message, failure.reason);
+  }
   void FailProtocol(absl::string_view message);
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
@@ -313,9 +315,6 @@ class Session : public std::enable_shared_from_this<Session>,
   Peer upstream_;
   std::string peer_address_;
   std::string peer_host_;  // the address without the port
-  // Upstream addresses still to try if the current connect fails.
-  std::vector<std::pair<std::string, uint16_t>> upstream_addresses_;
-  size_t upstream_address_index_ = 0;
 
   // The client's login (kLogin and kClientTls only), then what it
   // settled: the database, the role to log in to it as, the parameters to
@@ -324,6 +323,8 @@ class Session : public std::enable_shared_from_this<Session>,
   ClientLogin::Admission admission_;
   // Who connected (set by the login once the credentials held).
   warden::v1::Identity identity_;
+  // Reaching the upstream (from kUpstreamConnect on).
+  std::unique_ptr<UpstreamConnector> connector_;
   // Logging in to the upstream (kUpstreamAuth only).
   std::unique_ptr<UpstreamLogin> upstream_login_;
 
