@@ -111,6 +111,16 @@ Session::Session(SharedState* shared, const config::Listener* listener,
   upstream_.watcher.session = this;
   upstream_.watcher.side = Side::kUpstream;
   shared_->client_connections.fetch_add(1, std::memory_order_relaxed);
+  SessionAudit::Context audit;
+  audit.recorder = shared_->recorder;
+  audit.backlogged_session_rate = shared_->audit_backlogged_session_rate;
+  audit.sessions_throttled = &shared_->audit_sessions_throttled;
+  audit.environment = listener_->environment;
+  audit.session_id = session_id_;
+  audit.identity = &identity_;
+  audit.peer_address = peer_address_;
+  audit_ = std::make_unique<SessionAudit>(
+      std::move(audit), static_cast<SessionAudit::Callbacks*>(this));
   ClientLogin::Context login;
   login.listener = listener_;
   login.environment = environment_;
@@ -243,7 +253,7 @@ bool Session::MayRead(Side s) const {
   if (s == Side::kClient) {
     return phase_ == Phase::kLogin ||
            (phase_ == Phase::kRelay && backend_.ready() && !chain_.holding() &&
-            !audit_throttled_);
+            !audit_->throttled());
   }
   return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
          phase_ == Phase::kRelay;
@@ -352,7 +362,7 @@ void Session::Consume(Side s, const char* data, size_t n) {
 void Session::Send(Side s, absl::string_view data) {
   Peer& p = peer(s);
   if (data.empty() || !p.open()) return;
-  if (s == Side::kUpstream && audit_write_pending_) {
+  if (s == Side::kUpstream && audit_->write_pending()) {
     // Not before this session's audit events are on disk (OnAuditWritten).
     if (p.pending() == 0) {
       p.out.clear();
@@ -383,7 +393,7 @@ void Session::Send(Side s, absl::string_view data) {
 
 void Session::Flush(Side s) {
   Peer& p = peer(s);
-  if (s == Side::kUpstream && audit_write_pending_) return;
+  if (s == Side::kUpstream && audit_->write_pending()) return;
   while (p.open() && p.pending() > 0) {
     const net::IoOutcome r =
         p.conn->Write(p.out.data() + p.out_pos, p.pending());
@@ -501,8 +511,8 @@ void Session::OnCancelRequest(int32_t pid, int32_t secret) {
 void Session::OnIdentityProven() {
   if (shared_->audit_backlogged_session_rate > 0 &&
       shared_->recorder != nullptr) {
-    audit_window_ =
-        shared_->audit_windows.For(FoldName(identity_.user()), absl::Now());
+    audit_->set_window(
+        shared_->audit_windows.For(FoldName(identity_.user()), absl::Now()));
   }
 }
 
@@ -544,7 +554,7 @@ void Session::DriveClientHandshake() {
 size_t Session::ProcessClient(absl::string_view buf) {
   // Sync audit: the head message waits for the control plane; a session
   // over its audit budget waits for its next second.
-  if (chain_.holding() || audit_throttled_) return 0;
+  if (chain_.holding() || audit_->throttled()) return 0;
   size_t pos = 0, forward_from = 0;
   bool terminate = false;
   // One policy snapshot for the whole batch (see SharedState::CurrentGate).
@@ -554,7 +564,7 @@ size_t Session::ProcessClient(absl::string_view buf) {
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
-    if (phase_ == Phase::kRelay && AuditThrottled()) break;
+    if (phase_ == Phase::kRelay && audit_->Throttled()) break;
     // What the message means (FrontendRelay); the upstream gets it, or
     // what replaces it, in order with the messages before it.
     FrontendRelay::Step step = frontend_.OnMessage(
@@ -910,113 +920,34 @@ void Session::CloseClient() {
   MaybeRelease();
 }
 
-warden::v1::AuditEvent Session::NewEvent(
-    warden::v1::AuditEventKind kind) const {
-  warden::v1::AuditEvent event;
-  event.set_kind(kind);
-  // Once the chain runs, who and where are encoded once per identity
-  // (SharedEventFields) and Record adds them.
-  if (chain_built_) return event;
-  AddSharedFields(&event);
-  return event;
-}
-
-void Session::AddSharedFields(warden::v1::AuditEvent* event) const {
-  // The listener's: a proxy may serve several environments (the control
-  // plane checks that its certificate names this one).
-  event->set_environment(listener_->environment);
-  event->set_session_id(session_id_);
-  *event->mutable_identity() = identity_;
-}
-
-const std::string* Session::SharedEventFields() {
-  // The directory stage is the only one that changes the identity once
-  // the chain runs.
-  const uint64_t version =
-      directory_view_ != nullptr ? directory_view_->identity_changes() : 0;
-  if (!shared_fields_built_ || version != shared_fields_version_) {
-    warden::v1::AuditEvent shared;
-    AddSharedFields(&shared);
-    shared_fields_ = audit::EncodeShared(shared);
-    shared_fields_version_ = version;
-    shared_fields_built_ = true;
-  }
-  return shared_fields_.has_value() ? &*shared_fields_ : nullptr;
-}
-
-void Session::CountAudit(size_t bytes) {
-  session::CountAudit(*audit_window_, bytes, absl::Now());
-}
-
-bool Session::AuditThrottled() {
-  const int64_t rate = shared_->audit_backlogged_session_rate;
-  if (rate <= 0 || shared_->recorder == nullptr) return false;
-  // Up to half full, no limit (an atomic read; the identity's window,
-  // shared with its other sessions, is locked only past that).
-  const double fill = shared_->recorder->Fill();
-  if (fill <= 0.5) return false;
-  const absl::Time now = absl::Now();
-  const std::optional<Throttle> throttle =
-      AuditThrottle(*audit_window_, rate, fill, now);
-  if (!throttle.has_value()) return false;
-  audit_throttled_ = true;
-  shared_->audit_sessions_throttled.fetch_add(1, std::memory_order_relaxed);
-  spdlog::debug("session {}: {} audit events ({} bytes) with the spool "
-                "{:.0f}% full; not read for {} ms",
-                peer_address_, throttle->events, throttle->bytes, fill * 100,
-                absl::ToInt64Milliseconds(throttle->until - now));
+void Session::AwaitAuditWrite() {
   std::weak_ptr<Session> weak = weak_from_this();
-  const int64_t wait_ms = std::max<int64_t>(
-      1, absl::ToInt64Milliseconds(throttle->until - now) + 1);
-  loop_->AddTimer(std::chrono::milliseconds(wait_ms), [weak] {
-    if (auto self = weak.lock()) self->ResumeAfterThrottle();
-  });
-  return true;
+  AfterAuditWrite(loop_, shared_->recorder,
+                  [weak](const absl::Status& status) {
+                    if (auto self = weak.lock()) self->OnAuditWritten(status);
+                  });
+}
+
+void Session::ResumeAfter(absl::Duration delay) {
+  std::weak_ptr<Session> weak = weak_from_this();
+  loop_->AddTimer(std::chrono::milliseconds(absl::ToInt64Milliseconds(delay)),
+                  [weak] {
+                    if (auto self = weak.lock()) self->ResumeAfterThrottle();
+                  });
 }
 
 void Session::ResumeAfterThrottle() {
-  if (!audit_throttled_ || phase_ == Phase::kClosed) return;
-  audit_throttled_ = false;
+  if (!audit_->throttled() || phase_ == Phase::kClosed) return;
+  audit_->Unthrottle();
   auto keep = shared_from_this();  // Consume may end the session.
   Consume(Side::kClient, nullptr, 0);
-  if (!audit_throttled_ && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
-}
-
-absl::StatusOr<uint64_t> Session::Record(warden::v1::AuditEvent event) {
-  size_t size = 0;
-  absl::StatusOr<uint64_t> recorded;
-  const std::string* shared = chain_built_ ? SharedEventFields() : nullptr;
-  if (shared == nullptr && chain_built_) AddSharedFields(&event);
-  // Staged: written with every other event of this worker's batch, before
-  // anything this session sends upstream from now on (Send holds it).
-  recorded = shared_->recorder->Stage(shared != nullptr ? *shared : "",
-                                      std::move(event), &size);
-  if (recorded.ok() && !audit_write_pending_) {
-    audit_write_pending_ = true;
-    std::weak_ptr<Session> weak = weak_from_this();
-    AfterAuditWrite(loop_, shared_->recorder,
-                    [weak](const absl::Status& status) {
-                      if (auto self = weak.lock()) self->OnAuditWritten(status);
-                    });
+  if (!audit_->throttled() && phase_ != Phase::kClosed) {
+    ReadLoop(Side::kClient);
   }
-  CountAudit(size);
-  return recorded;
 }
-
-bool Session::Audit(warden::v1::AuditEvent event) {
-  if (shared_->recorder == nullptr) return true;
-  auto recorded = Record(std::move(event));
-  if (!recorded.ok()) {
-    spdlog::error("session {}: audit event not recorded: {}", peer_address_,
-                  recorded.status().ToString());
-    return false;
-  }
-  return true;
-}
-
 
 void Session::OnAuditWritten(const absl::Status& status) {
-  audit_write_pending_ = false;
+  audit_->Written();
   if (phase_ == Phase::kClosed) return;
   auto keep = shared_from_this();  // Fail or Flush may end the session.
   if (!status.ok()) {
@@ -1039,9 +970,8 @@ void Session::BuildChain() {
   facts_.database = admission_.database_name;
   facts_.peer_address = peer_address_;
   const bool audit = shared_->recorder != nullptr;
-  chain_built_ = true;
+  audit_->ChainBuilt(admission_.directory.get());
   // Client to database: directory, policy, audit (stages/README.md).
-  directory_view_ = admission_.directory.get();
   if (admission_.directory != nullptr) {
     chain_.Add(std::move(admission_.directory));
   }

@@ -45,6 +45,7 @@
 #include "dataplane/session/upstream_connector.h"
 #include "dataplane/session/upstream_login.h"
 #include "dataplane/session/refusals.h"
+#include "dataplane/session/session_audit.h"
 #include "dataplane/stages/audit_stage.h"
 #include "dataplane/stages/chain.h"
 #include "dataplane/stages/directory_stage.h"
@@ -152,7 +153,8 @@ using SessionMap = absl::flat_hash_map<Session*, std::shared_ptr<Session>>;
 class Session : public std::enable_shared_from_this<Session>,
                 private stages::StageCallbacks,
                 private stages::AuditTrail,
-                private ClientLogin::Callbacks {
+                private ClientLogin::Callbacks,
+                private SessionAudit::Callbacks {
  public:
   // Takes ownership of `client_fd`. Create with std::make_shared; Start()
   // puts the session into `live`, and it removes itself once both of its
@@ -284,14 +286,25 @@ class Session : public std::enable_shared_from_this<Session>,
     if (now_ == absl::InfinitePast()) now_ = absl::Now();
     return now_;
   }
-  // AuditTrail. NewEvent starts an event of this session; Record records
-  // it (counted against the audit budget).
+  // AuditTrail and ClientLogin::Callbacks: the session's events
+  // (SessionAudit).
   warden::v1::AuditEvent NewEvent(
-      warden::v1::AuditEventKind kind) const override;
-  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) override;
-  // Audit records a session event and says whether it is on disk (false:
-  // the spool is full or failing; logged).
-  bool Audit(warden::v1::AuditEvent event);
+      warden::v1::AuditEventKind kind) const override {
+    return audit_->NewEvent(kind);
+  }
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) override {
+    return audit_->Record(std::move(event));
+  }
+  bool Audit(warden::v1::AuditEvent event) override {
+    return audit_->Audit(std::move(event));
+  }
+  // SessionAudit::Callbacks. OnAuditWritten: this batch's events are on
+  // disk (what waited goes upstream) or not (the session fails);
+  // ResumeAfterThrottle: the audit budget allows reading the client again.
+  void AwaitAuditWrite() override;
+  void ResumeAfter(absl::Duration delay) override;
+  void OnAuditWritten(const absl::Status& status);
+  void ResumeAfterThrottle();
   // ClientLogin::Callbacks (SendToClient, Fail, ended, NewEvent and Audit
   // above serve the login too).
   void StartClientTls(SSL_CTX* context) override;
@@ -345,18 +358,6 @@ class Session : public std::enable_shared_from_this<Session>,
 
   // Enforcement state (only used when shared_->gate is set).
   policy::engine::Subject subject_;
-  // The directory stage, in chain_ (it changes the identity).
-  const stages::DirectoryStage* directory_view_ = nullptr;
-  // Audit events recorded in the current window: the session's own until
-  // login, then its identity's (shared with its other sessions). While the
-  // spool is backlogged, a session whose window is past
-  // audit.backlogged_session_rate is not read, and its buffered messages
-  // wait, until the window is paid for (AuditThrottled).
-  std::shared_ptr<AuditWindow> audit_window_ = std::make_shared<AuditWindow>();
-  void CountAudit(size_t bytes);
-  bool audit_throttled_ = false;
-  bool AuditThrottled();
-  void ResumeAfterThrottle();
   Refusals refusals_;
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
@@ -365,20 +366,9 @@ class Session : public std::enable_shared_from_this<Session>,
   std::string session_id_;       // random, for correlating events
   absl::Time started_at_;
   bool audit_session_started_ = false;
-  // From BuildChain on, what every event of the session shares (identity,
-  // environment, session id) is encoded once per identity version and
-  // recorded with each event's own part; nullopt: it needs a repair, and
-  // whole events are recorded.
-  bool chain_built_ = false;
-  // Events staged in this batch of the worker's events, not yet written:
-  // nothing goes upstream until OnAuditWritten.
-  bool audit_write_pending_ = false;
-  void OnAuditWritten(const absl::Status& status);
-  void AddSharedFields(warden::v1::AuditEvent* event) const;
-  const std::string* SharedEventFields();
-  bool shared_fields_built_ = false;
-  uint64_t shared_fields_version_ = 0;
-  std::optional<std::string> shared_fields_;
+  // The session's events: staged, shared fields, the hold on the upstream
+  // until they are written, the audit budget (set in the constructor).
+  std::unique_ptr<SessionAudit> audit_;
 
   // The statement path: the stages, the message in flight, who and where.
   stages::Chain chain_{this};
