@@ -85,8 +85,7 @@ class FrontendRelay {
   // Example: with a policy stage that refuses it, OnMessage of a Query
   // returns kRelay with `replacement` a poison Query whose refusal is
   // queued for the next batch.
-  Step OnMessage(absl::string_view buf, const gate::Gate* gate,
-                 bool relaying);
+  Step OnMessage(absl::string_view buf, const gate::Gate* gate, bool relaying);
 
  private:
   // A refusal queued for the batch the next Sync ends; returns the name

@@ -83,10 +83,11 @@ bool SessionAudit::Throttled() {
   if (context_.sessions_throttled != nullptr) {
     context_.sessions_throttled->fetch_add(1, std::memory_order_relaxed);
   }
-  spdlog::debug("session {}: {} audit events ({} bytes) with the spool "
-                "{:.0f}% full; not read for {} ms",
-                context_.peer_address, throttle->events, throttle->bytes,
-                fill * 100, absl::ToInt64Milliseconds(throttle->until - now));
+  spdlog::debug(
+      "session {}: {} audit events ({} bytes) with the spool "
+      "{:.0f}% full; not read for {} ms",
+      context_.peer_address, throttle->events, throttle->bytes, fill * 100,
+      absl::ToInt64Milliseconds(throttle->until - now));
   const int64_t wait_ms = std::max<int64_t>(
       1, absl::ToInt64Milliseconds(throttle->until - now) + 1);
   callbacks_->ResumeAfter(absl::Milliseconds(wait_ms));

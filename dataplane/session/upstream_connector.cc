@@ -48,18 +48,18 @@ UpstreamConnector::SslAnswer UpstreamConnector::OnSslAnswer(
     absl::string_view buf) const {
   SslAnswer answer;
   if (buf.size() > 1) {
-    answer.failure = Failure{
-        pgwire::kConnectionFailure,
-        "upstream sent unexpected data after its SSL response",
-        warden::v1::SESSION_END_REASON_UPSTREAM};
+    answer.failure =
+        Failure{pgwire::kConnectionFailure,
+                "upstream sent unexpected data after its SSL response",
+                warden::v1::SESSION_END_REASON_UPSTREAM};
     return answer;
   }
   if (buf.empty() || buf[0] != 'S') {
-    answer.failure = Failure{
-        pgwire::kConnectionFailure,
-        "the upstream database refused TLS, which this database's "
-        "configuration requires",
-        warden::v1::SESSION_END_REASON_UPSTREAM};
+    answer.failure =
+        Failure{pgwire::kConnectionFailure,
+                "the upstream database refused TLS, which this database's "
+                "configuration requires",
+                warden::v1::SESSION_END_REASON_UPSTREAM};
     return answer;
   }
   answer.context = tls_;
@@ -78,8 +78,9 @@ UpstreamConnector::Failure UpstreamConnector::LookupFailed(
 }
 
 UpstreamConnector::Failure UpstreamConnector::ConnectFailed(int error) const {
-  std::string message = absl::StrCat("cannot connect to the upstream database at ",
-                                     upstream_->host, ":", upstream_->port);
+  std::string message =
+      absl::StrCat("cannot connect to the upstream database at ",
+                   upstream_->host, ":", upstream_->port);
   if (error != 0) absl::StrAppend(&message, ": ", std::strerror(error));
   return {pgwire::kConnectionFailure, std::move(message),
           warden::v1::SESSION_END_REASON_UPSTREAM};

@@ -87,7 +87,8 @@ struct SessionAuditTest : ::testing::Test {
 
 TEST_F(SessionAuditTest, BeforeTheChainEventsCarryTheSharedFields) {
   auto audit = Make(&sink);
-  const auto event = audit->NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_START);
+  const auto event =
+      audit->NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_START);
   EXPECT_EQ(event.kind(), warden::v1::AUDIT_EVENT_KIND_SESSION_START);
   EXPECT_EQ(event.environment(), "prod");
   EXPECT_EQ(event.session_id(), "0123abcd");

@@ -36,8 +36,8 @@ config::Upstream Upstream(std::string host, config::UpstreamTlsMode tls) {
 
 UpstreamConnector Connector(const config::Upstream* up) {
   return UpstreamConnector(
-      up, up->tls_mode == config::UpstreamTlsMode::kDisable ? nullptr
-                                                            : kContext,
+      up,
+      up->tls_mode == config::UpstreamTlsMode::kDisable ? nullptr : kContext,
       "svc_reader", {{"application_name", "psql"}});
 }
 
