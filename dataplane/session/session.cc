@@ -39,8 +39,6 @@ constexpr size_t kScratchSize = 64 * 1024;
 constexpr int kLingerMs = 2000;
 // Reads (of up to kScratchSize) one session may do before yielding.
 constexpr int kReadsPerTurn = 16;
-// Bounds on per-session enforcement state (see Session::QueueRefusal).
-constexpr size_t kMaxRefusalsInFlight = 10000;
 
 // One read buffer per worker thread: an idle session owns none.
 char* Scratch() {
@@ -113,6 +111,16 @@ Session::Session(SharedState* shared, const config::Listener* listener,
   upstream_.watcher.session = this;
   upstream_.watcher.side = Side::kUpstream;
   shared_->client_connections.fetch_add(1, std::memory_order_relaxed);
+  SessionAudit::Context audit;
+  audit.recorder = shared_->recorder;
+  audit.backlogged_session_rate = shared_->audit_backlogged_session_rate;
+  audit.sessions_throttled = &shared_->audit_sessions_throttled;
+  audit.environment = listener_->environment;
+  audit.session_id = session_id_;
+  audit.identity = &identity_;
+  audit.peer_address = peer_address_;
+  audit_ = std::make_unique<SessionAudit>(
+      std::move(audit), static_cast<SessionAudit::Callbacks*>(this));
   ClientLogin::Context login;
   login.listener = listener_;
   login.environment = environment_;
@@ -245,7 +253,7 @@ bool Session::MayRead(Side s) const {
   if (s == Side::kClient) {
     return phase_ == Phase::kLogin ||
            (phase_ == Phase::kRelay && backend_.ready() && !chain_.holding() &&
-            !audit_throttled_);
+            !audit_->throttled());
   }
   return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
          phase_ == Phase::kRelay;
@@ -354,7 +362,7 @@ void Session::Consume(Side s, const char* data, size_t n) {
 void Session::Send(Side s, absl::string_view data) {
   Peer& p = peer(s);
   if (data.empty() || !p.open()) return;
-  if (s == Side::kUpstream && audit_write_pending_) {
+  if (s == Side::kUpstream && audit_->write_pending()) {
     // Not before this session's audit events are on disk (OnAuditWritten).
     if (p.pending() == 0) {
       p.out.clear();
@@ -385,7 +393,7 @@ void Session::Send(Side s, absl::string_view data) {
 
 void Session::Flush(Side s) {
   Peer& p = peer(s);
-  if (s == Side::kUpstream && audit_write_pending_) return;
+  if (s == Side::kUpstream && audit_->write_pending()) return;
   while (p.open() && p.pending() > 0) {
     const net::IoOutcome r =
         p.conn->Write(p.out.data() + p.out_pos, p.pending());
@@ -441,11 +449,7 @@ void Session::OnTimer() {
     case Phase::kUpstreamSsl:
     case Phase::kUpstreamTls:
     case Phase::kUpstreamAuth:
-      Fail(pgwire::kConnectionFailure,
-           absl::StrCat("timed out connecting to the upstream database at ",
-                        admission_.database->upstream.host, ":",
-                        admission_.database->upstream.port),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
+      Fail(connector_->TimedOut());
       return;
     case Phase::kRelay:
       if (!backend_.ready()) {
@@ -507,8 +511,8 @@ void Session::OnCancelRequest(int32_t pid, int32_t secret) {
 void Session::OnIdentityProven() {
   if (shared_->audit_backlogged_session_rate > 0 &&
       shared_->recorder != nullptr) {
-    audit_window_ =
-        shared_->audit_windows.For(FoldName(identity_.user()), absl::Now());
+    audit_->set_window(
+        shared_->audit_windows.For(FoldName(identity_.user()), absl::Now()));
   }
 }
 
@@ -550,11 +554,9 @@ void Session::DriveClientHandshake() {
 size_t Session::ProcessClient(absl::string_view buf) {
   // Sync audit: the head message waits for the control plane; a session
   // over its audit budget waits for its next second.
-  if (chain_.holding() || audit_throttled_) return 0;
-  const size_t max_size = shared_->config->proxy.max_message_bytes;
+  if (chain_.holding() || audit_->throttled()) return 0;
   size_t pos = 0, forward_from = 0;
   bool terminate = false;
-  std::string replacement;
   // One policy snapshot for the whole batch (see SharedState::CurrentGate).
   const std::shared_ptr<const gate::Gate> gate =
       shared_->governed && phase_ == Phase::kRelay ? shared_->CurrentGate()
@@ -562,102 +564,36 @@ size_t Session::ProcessClient(absl::string_view buf) {
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
-    if (phase_ == Phase::kRelay && AuditThrottled()) break;
-    const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
-    if (frame.status == pgwire::FrameStatus::kNeedMore) break;
-    if (frame.status == pgwire::FrameStatus::kError) {
-      FailProtocol(frame.error.message());
-      return 0;
-    }
-    const absl::Status valid = pgwire::ValidateFrontend(frame.type, frame.body);
-    if (!valid.ok()) {
-      FailProtocol(valid.message());
-      return 0;
-    }
-    if ((frame.type == static_cast<char>(pgwire::FrontendType::kQuery) ||
-         frame.type == static_cast<char>(pgwire::FrontendType::kFunctionCall)) &&
-        correlator_.extended_since_sync()) {
-      // After an error PostgreSQL skips everything up to the next Sync, a
-      // Query too, and then sends no ReadyForQuery for it: which answer
-      // belongs to which message would be a guess. No driver sends this
-      // (libpq refuses it in pipeline mode).
-      const bool query =
-          frame.type == static_cast<char>(pgwire::FrontendType::kQuery);
-      FailProtocol(absl::StrCat(
-          query ? "a Query" : "a FunctionCall",
-          " message arrived inside an unfinished extended-query batch "
-          "(Parse/Bind/Describe/Execute/Close without a Sync after them); "
-          "Warden relays it only after a Sync"));
-      return 0;
-    }
-    // Portals PostgreSQL may hold as freed or half-made memory (see
-    // correlator.h): Warden answers as PostgreSQL does for a portal that
-    // does not exist (34000) instead of passing the message on.
-    const auto type = static_cast<pgwire::FrontendType>(frame.type);
-    bool shielded = false;
-    if (const auto portal = correlator_.UnsafePortal(frame.type, frame.body);
-        portal.has_value()) {
-      shielded = true;
-      std::string poison;
-      if (type == pgwire::FrontendType::kClose) {
-        // (The policy stage expects its CloseComplete.)
-        pgwire::WriteClose(&poison, 'P', "warden_no_such_portal");
-      } else {
-        std::string error;
-        pgwire::WriteErrorResponse(
-            &error, "ERROR", pgwire::kInvalidCursorName,
-            absl::StrCat("portal \"", *portal, "\" does not exist"),
-            "Its Bind failed, or a simple Query came after it, or its Bind "
-            "has not completed yet; Warden does not pass this message on "
-            "(PostgreSQL 15 can crash on such a portal).",
-            "Bind the portal again (in the same batch) before using it.", 0);
-        const std::string name = QueueRefusal(std::move(error));
-        if (type == pgwire::FrontendType::kExecute) {
-          pgwire::WriteExecute(&poison, name);
-        } else {
-          pgwire::WriteDescribe(&poison, 'P', name);
-        }
-      }
+    if (phase_ == Phase::kRelay && audit_->Throttled()) break;
+    // What the message means (FrontendRelay); the upstream gets it, or
+    // what replaces it, in order with the messages before it.
+    FrontendRelay::Step step = frontend_.OnMessage(
+        buf.substr(pos), gate.get(), phase_ == Phase::kRelay);
+    if (step.action == FrontendRelay::Step::Action::kNeedMore) break;
+    if (step.replacement.has_value()) {
       Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-      Send(Side::kUpstream, poison);
-      forward_from = pos + frame.size;
+      Send(Side::kUpstream, *step.replacement);
+      forward_from = pos + step.size;
       if (phase_ == Phase::kClosed) return 0;
     }
-    if (phase_ == Phase::kRelay && !chain_.empty()) {
-      // The stages (policy, audit): relay the message, refuse it, or hold
-      // it (it stays in the buffer; what came before goes now).
-      execution_.gate = gate.get();
-      const stages::StageResult r =
-          chain_.OnFrontend({frame.type, frame.body, shielded});
-      if (phase_ == Phase::kClosed) return 0;  // e.g. a deactivated user
-      if (r == stages::StageResult::kHold) {
+    switch (step.action) {
+      case FrontendRelay::Step::Action::kNeedMore:
+      case FrontendRelay::Step::Action::kRelay:
+        break;
+      case FrontendRelay::Step::Action::kHold:
         Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
         return pos;
-      }
-      if (!shielded && execution_.refusal.has_value()) {
-        replacement.clear();
-        Substitute(frame.type, frame.body,
-                   std::move(execution_.refusal->error), &replacement,
-                   execution_.refusal->parse);
-        Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-        Send(Side::kUpstream, replacement);
-        forward_from = pos + frame.size;
-        if (phase_ == Phase::kClosed) return 0;
-      }
-    }
-    correlator_.Relayed(frame.type);
-    switch (static_cast<pgwire::FrontendType>(frame.type)) {
-      case pgwire::FrontendType::kTerminate:
-        terminate = true;
-        break;
-      case pgwire::FrontendType::kPassword:
-        FailProtocol("unexpected authentication message after startup");
+      case FrontendRelay::Step::Action::kViolation:
+        FailProtocol(step.message);
         return 0;
-      default:
-        break;
+      case FrontendRelay::Step::Action::kEnded:
+        return 0;
     }
-    pos += frame.size;
-    if (terminate) break;
+    pos += step.size;
+    if (step.terminate) {
+      terminate = true;
+      break;
+    }
   }
   Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
   if (terminate && phase_ != Phase::kClosed) {
@@ -687,11 +623,14 @@ void Session::StartClientRelay() {
 void Session::ConnectUpstream() {
   phase_ = Phase::kUpstreamConnect;
   const config::Upstream& up = admission_.database->upstream;
+  const auto tls = shared_->upstream_tls.find(&up);
+  connector_ = std::make_unique<UpstreamConnector>(
+      &up, tls != shared_->upstream_tls.end() ? tls->second.get() : nullptr,
+      admission_.upstream_user, admission_.startup_params);
   ArmTimer(up.connect_timeout_ms);
-  sockaddr_storage probe{};
-  socklen_t probe_len = 0;
-  if (net::ParseAddress(up.host, up.port, &probe, &probe_len)) {
-    return ConnectTo({{up.host, up.port}}, 0);
+  if (auto literal = connector_->LiteralAddresses(); literal.has_value()) {
+    connector_->SetAddresses(*std::move(literal));
+    return ConnectNext();
   }
   // A host name: resolved off the loop (getaddrinfo blocks) by the
   // server's resolver, which answers on this loop and keeps it alive until
@@ -699,25 +638,22 @@ void Session::ConnectUpstream() {
   std::weak_ptr<Session> weak = weak_from_this();
   shared_->resolver->Resolve(
       up.host, up.port, loop_->shared_from_this(),
-      [weak, host = up.host](absl::StatusOr<net::Addresses> addresses) {
+      [weak](absl::StatusOr<net::Addresses> addresses) {
         auto self = weak.lock();
         if (!self || self->phase_ != Phase::kUpstreamConnect) return;
         if (!addresses.ok()) {
-          return self->Fail(pgwire::kConnectionFailure,
-                            absl::StrCat("cannot resolve upstream host '", host,
-                                         "': ", addresses.status().message()),
-                            warden::v1::SESSION_END_REASON_UPSTREAM);
+          return self->Fail(
+              self->connector_->LookupFailed(addresses.status()));
         }
-        self->ConnectTo(*std::move(addresses), 0);
+        self->connector_->SetAddresses(*std::move(addresses));
+        self->ConnectNext();
       });
 }
 
-void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
-                        size_t index) {
-  const config::Upstream& up = admission_.database->upstream;
-  upstream_addresses_ = std::move(addresses);
-  for (; index < upstream_addresses_.size(); ++index) {
-    const auto& [host, port] = upstream_addresses_[index];
+void Session::ConnectNext() {
+  while (const UpstreamConnector::Address* address =
+             connector_->NextAddress()) {
+    const auto& [host, port] = *address;
     sockaddr_storage addr{};
     socklen_t addr_len = 0;
     if (!net::ParseAddress(host, port, &addr, &addr_len)) continue;
@@ -729,77 +665,45 @@ void Session::ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
       ::close(fd);
       continue;
     }
-    upstream_address_index_ = index;
     cancel_target_.host = host;
     cancel_target_.port = port;
     upstream_.conn = std::make_unique<net::Conn>(fd);
     Register(Side::kUpstream);  // the connect completes as EPOLLOUT.
     return;
   }
-  Fail(pgwire::kConnectionFailure,
-       absl::StrCat("cannot connect to the upstream database at ", up.host, ":",
-                    up.port),
-       warden::v1::SESSION_END_REASON_UPSTREAM);
+  Fail(connector_->ConnectFailed(0));
 }
 
 void Session::OnUpstreamConnectEvent() {
   int error = 0;
   socklen_t len = sizeof(error);
   getsockopt(upstream_.conn->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
-  if (error == 0) return OnUpstreamConnected();
-  const config::Upstream& up = admission_.database->upstream;
+  if (error == 0) {
+    // An SSLRequest first when TLS is configured, else the startup.
+    phase_ = connector_->wants_tls() ? Phase::kUpstreamSsl
+                                     : Phase::kUpstreamAuth;
+    Send(Side::kUpstream, connector_->FirstMessage());
+    return ReadLoop(Side::kUpstream);
+  }
   upstream_.conn->Close();
   upstream_.conn.reset();
-  if (upstream_address_index_ + 1 < upstream_addresses_.size()) {
-    return ConnectTo(std::move(upstream_addresses_),
-                     upstream_address_index_ + 1);
-  }
-  Fail(pgwire::kConnectionFailure,
-       absl::StrCat("cannot connect to the upstream database at ", up.host, ":",
-                    up.port, ": ", std::strerror(error)),
-       warden::v1::SESSION_END_REASON_UPSTREAM);
-}
-
-void Session::OnUpstreamConnected() {
-  if (admission_.database->upstream.tls_mode ==
-      config::UpstreamTlsMode::kDisable) {
-    return SendUpstreamStartup();
-  }
-  std::string request;
-  pgwire::WriteSslRequest(&request);
-  phase_ = Phase::kUpstreamSsl;
-  Send(Side::kUpstream, request);
-  ReadLoop(Side::kUpstream);
+  if (connector_->has_next()) return ConnectNext();
+  Fail(connector_->ConnectFailed(error));
 }
 
 void Session::DriveUpstreamHandshake() {
   const net::IoOutcome r = upstream_.conn->Handshake();
   switch (r.result) {
     case net::IoResult::kOk:
-      return SendUpstreamStartup();
+      phase_ = Phase::kUpstreamAuth;
+      Send(Side::kUpstream, connector_->StartupMessage());
+      return ReadLoop(Side::kUpstream);
     case net::IoResult::kWantRead:
     case net::IoResult::kWantWrite:
       return;  // the next edge continues the handshake.
     default:
-      Fail(pgwire::kConnectionFailure,
-           absl::StrCat("TLS with the upstream database failed: ",
-                        r.error.empty() ? "connection closed" : r.error),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
+      Fail(connector_->TlsFailed(r.error));
   }
-}
-
-void Session::SendUpstreamStartup() {
-  const config::Upstream& up = admission_.database->upstream;
-  std::vector<std::pair<std::string, std::string>> params;
-  params.reserve(admission_.startup_params.size() + 2);
-  params.emplace_back("user", admission_.upstream_user);
-  params.emplace_back("database", up.database);
-  for (const auto& p : admission_.startup_params) params.push_back(p);
-  std::string message;
-  pgwire::WriteStartupMessage(&message, params);
-  phase_ = Phase::kUpstreamAuth;
-  Send(Side::kUpstream, message);
-  ReadLoop(Side::kUpstream);
 }
 
 bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
@@ -833,29 +737,15 @@ bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
 
 size_t Session::ProcessUpstream(absl::string_view buf) {
   if (phase_ == Phase::kUpstreamSsl) {
-    if (buf.size() > 1) {
-      Fail(pgwire::kConnectionFailure,
-           "upstream sent unexpected data after its SSL response",
-           warden::v1::SESSION_END_REASON_UPSTREAM);
+    const UpstreamConnector::SslAnswer answer = connector_->OnSslAnswer(buf);
+    if (answer.failure.has_value()) {
+      Fail(*answer.failure);
       return 0;
     }
-    if (buf[0] != 'S') {
-      Fail(pgwire::kConnectionFailure,
-           "the upstream database refused TLS, which this database's "
-           "configuration requires",
-           warden::v1::SESSION_END_REASON_UPSTREAM);
-      return 0;
-    }
-    const config::Upstream& up = admission_.database->upstream;
-    const auto it = shared_->upstream_tls.find(&up);
-    const std::string verify_host =
-        up.tls_mode == config::UpstreamTlsMode::kVerifyFull ? up.server_name
-                                                            : "";
     const absl::Status started =
-        upstream_.conn->StartTls(it->second.get(), false, verify_host);
+        upstream_.conn->StartTls(answer.context, false, answer.verify_host);
     if (!started.ok()) {
-      Fail(pgwire::kInternalError, started.message(),
-           warden::v1::SESSION_END_REASON_INTERNAL);
+      Fail(UpstreamConnector::TlsNotStarted(started));
       return 0;
     }
     phase_ = Phase::kUpstreamTls;
@@ -962,33 +852,6 @@ bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
 }
 
 // ---------------------------------------------------------------------------
-// Policy enforcement.
-
-std::string Session::QueueRefusal(std::string error) {
-  CheckRefusalRoom();
-  return refusals_.Queue(std::move(error), correlator_.pipeline().syncs_sent + 1);
-}
-
-void Session::Substitute(char type, absl::string_view body, std::string error,
-                         std::string* replacement, bool parse) {
-  CheckRefusalRoom();
-  refusals_.WriteSubstitute(type, body, std::move(error), correlator_.pipeline().syncs_sent + 1,
-                            replacement, parse);
-}
-
-void Session::CheckRefusalRoom() {
-  if (refusals_.size() >= kMaxRefusalsInFlight) {
-    // Only a client that pipelines thousands of refused statements without
-    // reading a single answer gets here; its errors would pile up in memory.
-    Fail(pgwire::kProgramLimitExceeded,
-         absl::StrCat("more than ", kMaxRefusalsInFlight,
-                      " refused statements are waiting for their errors; "
-                      "read the results of what you sent"),
-         warden::v1::SESSION_END_REASON_POLICY);
-  }
-}
-
-// ---------------------------------------------------------------------------
 // Endings.
 
 void Session::Fail(absl::string_view sqlstate, absl::string_view message,
@@ -1057,113 +920,34 @@ void Session::CloseClient() {
   MaybeRelease();
 }
 
-warden::v1::AuditEvent Session::NewEvent(
-    warden::v1::AuditEventKind kind) const {
-  warden::v1::AuditEvent event;
-  event.set_kind(kind);
-  // Once the chain runs, who and where are encoded once per identity
-  // (SharedEventFields) and Record adds them.
-  if (chain_built_) return event;
-  AddSharedFields(&event);
-  return event;
-}
-
-void Session::AddSharedFields(warden::v1::AuditEvent* event) const {
-  // The listener's: a proxy may serve several environments (the control
-  // plane checks that its certificate names this one).
-  event->set_environment(listener_->environment);
-  event->set_session_id(session_id_);
-  *event->mutable_identity() = identity_;
-}
-
-const std::string* Session::SharedEventFields() {
-  // The directory stage is the only one that changes the identity once
-  // the chain runs.
-  const uint64_t version =
-      directory_view_ != nullptr ? directory_view_->identity_changes() : 0;
-  if (!shared_fields_built_ || version != shared_fields_version_) {
-    warden::v1::AuditEvent shared;
-    AddSharedFields(&shared);
-    shared_fields_ = audit::EncodeShared(shared);
-    shared_fields_version_ = version;
-    shared_fields_built_ = true;
-  }
-  return shared_fields_.has_value() ? &*shared_fields_ : nullptr;
-}
-
-void Session::CountAudit(size_t bytes) {
-  session::CountAudit(*audit_window_, bytes, absl::Now());
-}
-
-bool Session::AuditThrottled() {
-  const int64_t rate = shared_->audit_backlogged_session_rate;
-  if (rate <= 0 || shared_->recorder == nullptr) return false;
-  // Up to half full, no limit (an atomic read; the identity's window,
-  // shared with its other sessions, is locked only past that).
-  const double fill = shared_->recorder->Fill();
-  if (fill <= 0.5) return false;
-  const absl::Time now = absl::Now();
-  const std::optional<Throttle> throttle =
-      AuditThrottle(*audit_window_, rate, fill, now);
-  if (!throttle.has_value()) return false;
-  audit_throttled_ = true;
-  shared_->audit_sessions_throttled.fetch_add(1, std::memory_order_relaxed);
-  spdlog::debug("session {}: {} audit events ({} bytes) with the spool "
-                "{:.0f}% full; not read for {} ms",
-                peer_address_, throttle->events, throttle->bytes, fill * 100,
-                absl::ToInt64Milliseconds(throttle->until - now));
+void Session::AwaitAuditWrite() {
   std::weak_ptr<Session> weak = weak_from_this();
-  const int64_t wait_ms = std::max<int64_t>(
-      1, absl::ToInt64Milliseconds(throttle->until - now) + 1);
-  loop_->AddTimer(std::chrono::milliseconds(wait_ms), [weak] {
-    if (auto self = weak.lock()) self->ResumeAfterThrottle();
-  });
-  return true;
+  AfterAuditWrite(loop_, shared_->recorder,
+                  [weak](const absl::Status& status) {
+                    if (auto self = weak.lock()) self->OnAuditWritten(status);
+                  });
+}
+
+void Session::ResumeAfter(absl::Duration delay) {
+  std::weak_ptr<Session> weak = weak_from_this();
+  loop_->AddTimer(std::chrono::milliseconds(absl::ToInt64Milliseconds(delay)),
+                  [weak] {
+                    if (auto self = weak.lock()) self->ResumeAfterThrottle();
+                  });
 }
 
 void Session::ResumeAfterThrottle() {
-  if (!audit_throttled_ || phase_ == Phase::kClosed) return;
-  audit_throttled_ = false;
+  if (!audit_->throttled() || phase_ == Phase::kClosed) return;
+  audit_->Unthrottle();
   auto keep = shared_from_this();  // Consume may end the session.
   Consume(Side::kClient, nullptr, 0);
-  if (!audit_throttled_ && phase_ != Phase::kClosed) ReadLoop(Side::kClient);
-}
-
-absl::StatusOr<uint64_t> Session::Record(warden::v1::AuditEvent event) {
-  size_t size = 0;
-  absl::StatusOr<uint64_t> recorded;
-  const std::string* shared = chain_built_ ? SharedEventFields() : nullptr;
-  if (shared == nullptr && chain_built_) AddSharedFields(&event);
-  // Staged: written with every other event of this worker's batch, before
-  // anything this session sends upstream from now on (Send holds it).
-  recorded = shared_->recorder->Stage(shared != nullptr ? *shared : "",
-                                      std::move(event), &size);
-  if (recorded.ok() && !audit_write_pending_) {
-    audit_write_pending_ = true;
-    std::weak_ptr<Session> weak = weak_from_this();
-    AfterAuditWrite(loop_, shared_->recorder,
-                    [weak](const absl::Status& status) {
-                      if (auto self = weak.lock()) self->OnAuditWritten(status);
-                    });
+  if (!audit_->throttled() && phase_ != Phase::kClosed) {
+    ReadLoop(Side::kClient);
   }
-  CountAudit(size);
-  return recorded;
 }
-
-bool Session::Audit(warden::v1::AuditEvent event) {
-  if (shared_->recorder == nullptr) return true;
-  auto recorded = Record(std::move(event));
-  if (!recorded.ok()) {
-    spdlog::error("session {}: audit event not recorded: {}", peer_address_,
-                  recorded.status().ToString());
-    return false;
-  }
-  return true;
-}
-
 
 void Session::OnAuditWritten(const absl::Status& status) {
-  audit_write_pending_ = false;
+  audit_->Written();
   if (phase_ == Phase::kClosed) return;
   auto keep = shared_from_this();  // Fail or Flush may end the session.
   if (!status.ok()) {
@@ -1186,9 +970,8 @@ void Session::BuildChain() {
   facts_.database = admission_.database_name;
   facts_.peer_address = peer_address_;
   const bool audit = shared_->recorder != nullptr;
-  chain_built_ = true;
+  audit_->ChainBuilt(admission_.directory.get());
   // Client to database: directory, policy, audit (stages/README.md).
-  directory_view_ = admission_.directory.get();
   if (admission_.directory != nullptr) {
     chain_.Add(std::move(admission_.directory));
   }

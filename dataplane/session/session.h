@@ -41,8 +41,11 @@
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
+#include "dataplane/session/frontend_relay.h"
+#include "dataplane/session/upstream_connector.h"
 #include "dataplane/session/upstream_login.h"
 #include "dataplane/session/refusals.h"
+#include "dataplane/session/session_audit.h"
 #include "dataplane/stages/audit_stage.h"
 #include "dataplane/stages/chain.h"
 #include "dataplane/stages/directory_stage.h"
@@ -150,7 +153,8 @@ using SessionMap = absl::flat_hash_map<Session*, std::shared_ptr<Session>>;
 class Session : public std::enable_shared_from_this<Session>,
                 private stages::StageCallbacks,
                 private stages::AuditTrail,
-                private ClientLogin::Callbacks {
+                private ClientLogin::Callbacks,
+                private SessionAudit::Callbacks {
  public:
   // Takes ownership of `client_fd`. Create with std::make_shared; Start()
   // puts the session into `live`, and it removes itself once both of its
@@ -238,12 +242,10 @@ class Session : public std::enable_shared_from_this<Session>,
 
   // Upstream side.
   void ConnectUpstream();
-  void ConnectTo(std::vector<std::pair<std::string, uint16_t>> addresses,
-                 size_t index);
+  // Tries the connector's addresses in order until a connect starts.
+  void ConnectNext();
   void OnUpstreamConnectEvent();
-  void OnUpstreamConnected();
   void DriveUpstreamHandshake();
-  void SendUpstreamStartup();
   size_t ProcessUpstream(absl::string_view buf);
   bool HandleUpstreamAuth(char type, absl::string_view body);
   // Keeps the backend's cancel `key` for this session's cancels and sends
@@ -255,6 +257,9 @@ class Session : public std::enable_shared_from_this<Session>,
   // later, the audit record.
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason) override;
+  void Fail(const UpstreamConnector::Failure& failure) {
+    Fail(failure.sqlstate, failure.message, failure.reason);
+  }
   void FailProtocol(absl::string_view message);
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
@@ -281,24 +286,25 @@ class Session : public std::enable_shared_from_this<Session>,
     if (now_ == absl::InfinitePast()) now_ = absl::Now();
     return now_;
   }
-  // AuditTrail. NewEvent starts an event of this session; Record records
-  // it (counted against the audit budget).
+  // AuditTrail and ClientLogin::Callbacks: the session's events
+  // (SessionAudit).
   warden::v1::AuditEvent NewEvent(
-      warden::v1::AuditEventKind kind) const override;
-  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) override;
-  // Audit records a session event and says whether it is on disk (false:
-  // the spool is full or failing; logged).
-  bool Audit(warden::v1::AuditEvent event);
-  // Writes the substitute of refused message `type` (Refusals) to
-  // `replacement`, its refusal queued for the batch the next Sync ends;
-  // fails the session past kMaxRefusalsInFlight. `parse`: it stands for a
-  // refused Parse.
-  void Substitute(char type, absl::string_view body, std::string error,
-                  std::string* replacement, bool parse = false);
-  // The same for a poison the caller writes itself; returns its name.
-  std::string QueueRefusal(std::string error);
-  // Fails the session when kMaxRefusalsInFlight refusals wait already.
-  void CheckRefusalRoom();
+      warden::v1::AuditEventKind kind) const override {
+    return audit_->NewEvent(kind);
+  }
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) override {
+    return audit_->Record(std::move(event));
+  }
+  bool Audit(warden::v1::AuditEvent event) override {
+    return audit_->Audit(std::move(event));
+  }
+  // SessionAudit::Callbacks. OnAuditWritten: this batch's events are on
+  // disk (what waited goes upstream) or not (the session fails);
+  // ResumeAfterThrottle: the audit budget allows reading the client again.
+  void AwaitAuditWrite() override;
+  void ResumeAfter(absl::Duration delay) override;
+  void OnAuditWritten(const absl::Status& status);
+  void ResumeAfterThrottle();
   // ClientLogin::Callbacks (SendToClient, Fail, ended, NewEvent and Audit
   // above serve the login too).
   void StartClientTls(SSL_CTX* context) override;
@@ -322,9 +328,6 @@ class Session : public std::enable_shared_from_this<Session>,
   Peer upstream_;
   std::string peer_address_;
   std::string peer_host_;  // the address without the port
-  // Upstream addresses still to try if the current connect fails.
-  std::vector<std::pair<std::string, uint16_t>> upstream_addresses_;
-  size_t upstream_address_index_ = 0;
 
   // The client's login (kLogin and kClientTls only), then what it
   // settled: the database, the role to log in to it as, the parameters to
@@ -333,6 +336,8 @@ class Session : public std::enable_shared_from_this<Session>,
   ClientLogin::Admission admission_;
   // Who connected (set by the login once the credentials held).
   warden::v1::Identity identity_;
+  // Reaching the upstream (from kUpstreamConnect on).
+  std::unique_ptr<UpstreamConnector> connector_;
   // Logging in to the upstream (kUpstreamAuth only).
   std::unique_ptr<UpstreamLogin> upstream_login_;
 
@@ -353,18 +358,6 @@ class Session : public std::enable_shared_from_this<Session>,
 
   // Enforcement state (only used when shared_->gate is set).
   policy::engine::Subject subject_;
-  // The directory stage, in chain_ (it changes the identity).
-  const stages::DirectoryStage* directory_view_ = nullptr;
-  // Audit events recorded in the current window: the session's own until
-  // login, then its identity's (shared with its other sessions). While the
-  // spool is backlogged, a session whose window is past
-  // audit.backlogged_session_rate is not read, and its buffered messages
-  // wait, until the window is paid for (AuditThrottled).
-  std::shared_ptr<AuditWindow> audit_window_ = std::make_shared<AuditWindow>();
-  void CountAudit(size_t bytes);
-  bool audit_throttled_ = false;
-  bool AuditThrottled();
-  void ResumeAfterThrottle();
   Refusals refusals_;
   warden::v1::SessionEndReason end_reason_ =
       warden::v1::SESSION_END_REASON_UNSPECIFIED;
@@ -373,20 +366,9 @@ class Session : public std::enable_shared_from_this<Session>,
   std::string session_id_;       // random, for correlating events
   absl::Time started_at_;
   bool audit_session_started_ = false;
-  // From BuildChain on, what every event of the session shares (identity,
-  // environment, session id) is encoded once per identity version and
-  // recorded with each event's own part; nullopt: it needs a repair, and
-  // whole events are recorded.
-  bool chain_built_ = false;
-  // Events staged in this batch of the worker's events, not yet written:
-  // nothing goes upstream until OnAuditWritten.
-  bool audit_write_pending_ = false;
-  void OnAuditWritten(const absl::Status& status);
-  void AddSharedFields(warden::v1::AuditEvent* event) const;
-  const std::string* SharedEventFields();
-  bool shared_fields_built_ = false;
-  uint64_t shared_fields_version_ = 0;
-  std::optional<std::string> shared_fields_;
+  // The session's events: staged, shared fields, the hold on the upstream
+  // until they are written, the audit budget (set in the constructor).
+  std::unique_ptr<SessionAudit> audit_;
 
   // The statement path: the stages, the message in flight, who and where.
   stages::Chain chain_{this};
@@ -394,6 +376,11 @@ class Session : public std::enable_shared_from_this<Session>,
   // What the database's messages mean once the relay runs: its first
   // ReadyForQuery, batches ended, refusals taken back, a FATAL error.
   BackendRelay backend_{shared_->governed, &correlator_, &refusals_, &chain_};
+  // What the client's messages mean once the relay runs: framing and
+  // validation, the stages' word, shields and refusals' substitutes.
+  FrontendRelay frontend_{&correlator_, &refusals_, &chain_,
+                          static_cast<stages::StageCallbacks*>(this),
+                          shared_->config->proxy.max_message_bytes};
   stages::Execution execution_;
   stages::SessionFacts facts_;
   // One clock reading per batch of messages (Now()).

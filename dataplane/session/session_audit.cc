@@ -1,0 +1,97 @@
+#include "dataplane/session/session_audit.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "spdlog/spdlog.h"
+
+namespace warden::dataplane::session {
+
+warden::v1::AuditEvent SessionAudit::NewEvent(
+    warden::v1::AuditEventKind kind) const {
+  warden::v1::AuditEvent event;
+  event.set_kind(kind);
+  // Once the chain runs, who and where are encoded once per identity
+  // (SharedEventFields) and Record adds them.
+  if (chain_built_) return event;
+  AddSharedFields(&event);
+  return event;
+}
+
+void SessionAudit::AddSharedFields(warden::v1::AuditEvent* event) const {
+  // The listener's: a proxy may serve several environments (the control
+  // plane checks that its certificate names this one).
+  event->set_environment(context_.environment);
+  event->set_session_id(context_.session_id);
+  *event->mutable_identity() = *context_.identity;
+}
+
+const std::string* SessionAudit::SharedEventFields() {
+  // The directory stage is the only one that changes the identity once
+  // the chain runs.
+  const uint64_t version =
+      directory_ != nullptr ? directory_->identity_changes() : 0;
+  if (!shared_fields_built_ || version != shared_fields_version_) {
+    warden::v1::AuditEvent shared;
+    AddSharedFields(&shared);
+    shared_fields_ = audit::EncodeShared(shared);
+    shared_fields_version_ = version;
+    shared_fields_built_ = true;
+  }
+  return shared_fields_.has_value() ? &*shared_fields_ : nullptr;
+}
+
+absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
+  size_t size = 0;
+  const std::string* shared = chain_built_ ? SharedEventFields() : nullptr;
+  if (shared == nullptr && chain_built_) AddSharedFields(&event);
+  // Staged: written with every other event of this worker's batch, before
+  // anything this session sends upstream from now on (write_pending()).
+  absl::StatusOr<uint64_t> recorded = context_.recorder->Stage(
+      shared != nullptr ? *shared : "", std::move(event), &size);
+  if (recorded.ok() && !write_pending_) {
+    write_pending_ = true;
+    callbacks_->AwaitAuditWrite();
+  }
+  CountAudit(*window_, size, absl::Now());
+  return recorded;
+}
+
+bool SessionAudit::Audit(warden::v1::AuditEvent event) {
+  if (context_.recorder == nullptr) return true;
+  auto recorded = Record(std::move(event));
+  if (!recorded.ok()) {
+    spdlog::error("session {}: audit event not recorded: {}",
+                  context_.peer_address, recorded.status().ToString());
+    return false;
+  }
+  return true;
+}
+
+bool SessionAudit::Throttled() {
+  const int64_t rate = context_.backlogged_session_rate;
+  if (rate <= 0 || context_.recorder == nullptr) return false;
+  // Up to half full, no limit (an atomic read; the identity's window,
+  // shared with its other sessions, is locked only past that).
+  const double fill = context_.recorder->Fill();
+  if (fill <= 0.5) return false;
+  const absl::Time now = absl::Now();
+  const std::optional<Throttle> throttle =
+      AuditThrottle(*window_, rate, fill, now);
+  if (!throttle.has_value()) return false;
+  throttled_ = true;
+  if (context_.sessions_throttled != nullptr) {
+    context_.sessions_throttled->fetch_add(1, std::memory_order_relaxed);
+  }
+  spdlog::debug(
+      "session {}: {} audit events ({} bytes) with the spool "
+      "{:.0f}% full; not read for {} ms",
+      context_.peer_address, throttle->events, throttle->bytes, fill * 100,
+      absl::ToInt64Milliseconds(throttle->until - now));
+  const int64_t wait_ms = std::max<int64_t>(
+      1, absl::ToInt64Milliseconds(throttle->until - now) + 1);
+  callbacks_->ResumeAfter(absl::Milliseconds(wait_ms));
+  return true;
+}
+
+}  // namespace warden::dataplane::session

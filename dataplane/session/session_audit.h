@@ -1,0 +1,129 @@
+// SessionAudit: a session's audit events, with no I/O of its own: what
+// every event of the session shares, staging them in the audit sink, the
+// hold on the upstream until they are written, and the audit budget of
+// the identity while the spool is backlogged.
+//
+// - Events are staged (AuditSink::Stage), not written one by one: the
+//   worker writes every staged event of its batch at once
+//   (AfterAuditWrite). From the first staged event until that write is
+//   done, write_pending() holds: the session sends nothing upstream (what
+//   it would send waits in its buffer), so that no statement runs before
+//   its event is on disk. The session calls Written() when the write is
+//   done (and fails if it failed).
+// - Once the chain runs (ChainBuilt), what every event shares (identity,
+//   environment, session id) is encoded once and sent with each event's
+//   own part; it is encoded again when the directory stage changes the
+//   identity (identity_changes()). Before that, events carry the fields
+//   themselves (NewEvent).
+// - While the spool is more than half full and the identity's events are
+//   past audit.backlogged_session_rate, Throttled() says so and asks the
+//   session to resume after the window is paid for; the session does not
+//   read its client meanwhile.
+//
+// Not thread-safe: one per session, on its loop thread.
+#ifndef WARDEN_DATAPLANE_SESSION_SESSION_AUDIT_H_
+#define WARDEN_DATAPLANE_SESSION_SESSION_AUDIT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "dataplane/audit/sink.h"
+#include "dataplane/session/audit_budget.h"
+#include "dataplane/stages/directory_stage.h"
+#include "proto/warden/v1/audit.pb.h"
+#include "proto/warden/v1/session.pb.h"
+
+namespace warden::dataplane::session {
+
+class SessionAudit {
+ public:
+  // What the session does for its audit (its event loop).
+  class Callbacks {
+   public:
+    virtual ~Callbacks() = default;
+    // Calls SessionAudit::Written (through the session) once this batch's
+    // staged events are written (AfterAuditWrite); once per batch.
+    virtual void AwaitAuditWrite() = 0;
+    // Resumes reading the client `delay` from now (a throttle ends).
+    virtual void ResumeAfter(absl::Duration delay) = 0;
+  };
+
+  struct Context {
+    // Where events are staged; null when audit is off.
+    audit::AuditSink* recorder = nullptr;
+    // audit.backlogged_session_rate (0: no limit), and the count of
+    // sessions throttled for it.
+    int64_t backlogged_session_rate = 0;
+    std::atomic<uint64_t>* sessions_throttled = nullptr;
+    // The listener's environment, the session's id and its identity (the
+    // session's, changed by the login and the directory stage), all
+    // outliving this; the peer address for logs.
+    std::string environment;
+    std::string session_id;
+    const warden::v1::Identity* identity = nullptr;
+    std::string peer_address;
+  };
+
+  SessionAudit(Context context, Callbacks* callbacks)
+      : context_(std::move(context)), callbacks_(callbacks) {}
+
+  // A new event of this session. Before the chain runs it carries the
+  // shared fields itself; after, Record adds them.
+  warden::v1::AuditEvent NewEvent(warden::v1::AuditEventKind kind) const;
+  // Stages `event` (the recorder must be set), counts it against the
+  // audit window, and asks for the batch's write once.
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event);
+  // Record for session events: true when audit is off or the event is
+  // staged, false (logged) when the spool refused it.
+  bool Audit(warden::v1::AuditEvent event);
+
+  // The chain runs from now on; `directory` (may be null) is the stage
+  // that may change the identity.
+  void ChainBuilt(const stages::DirectoryStage* directory) {
+    chain_built_ = true;
+    directory_ = directory;
+  }
+  // The events counted from now on are the identity's (`window`, shared
+  // with its other sessions), no longer the session's own.
+  void set_window(std::shared_ptr<AuditWindow> window) {
+    window_ = std::move(window);
+  }
+
+  // Events are staged and not yet written: nothing may go upstream.
+  bool write_pending() const { return write_pending_; }
+  // The batch's write is done (the session acts on its status).
+  void Written() { write_pending_ = false; }
+
+  // Whether the session must stop reading its client for the audit
+  // budget; when it starts, the session is asked to resume later.
+  bool Throttled();
+  bool throttled() const { return throttled_; }
+  // The throttle's wait is over (or the session resumes anyway).
+  void Unthrottle() { throttled_ = false; }
+
+ private:
+  void AddSharedFields(warden::v1::AuditEvent* event) const;
+  // The encoded shared fields for the current identity; null when they
+  // cannot be encoded (whole events are recorded then).
+  const std::string* SharedEventFields();
+
+  const Context context_;
+  Callbacks* const callbacks_;
+  bool chain_built_ = false;
+  const stages::DirectoryStage* directory_ = nullptr;
+  std::shared_ptr<AuditWindow> window_ = std::make_shared<AuditWindow>();
+  bool write_pending_ = false;
+  bool throttled_ = false;
+  bool shared_fields_built_ = false;
+  uint64_t shared_fields_version_ = 0;
+  std::optional<std::string> shared_fields_;
+};
+
+}  // namespace warden::dataplane::session
+
+#endif  // WARDEN_DATAPLANE_SESSION_SESSION_AUDIT_H_

@@ -1,0 +1,186 @@
+// A session's audit events: staged (never written one by one), the hold
+// on the upstream from the first staged event until the batch's write,
+// the shared fields carried by each event before the chain runs and
+// encoded once after, failures reported, and the audit budget of a
+// backlogged spool.
+#include "dataplane/session/session_audit.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "dataplane/audit/sink.h"
+#include "gtest/gtest.h"
+
+namespace warden::dataplane::session {
+namespace {
+
+// Keeps what was staged; Record and WriteStaged are not to be called.
+class FakeSink : public audit::AuditSink {
+ public:
+  struct Staged {
+    std::string shared;
+    warden::v1::AuditEvent event;
+  };
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent, size_t*) override {
+    ADD_FAILURE() << "Record instead of Stage";
+    return absl::InternalError("no");
+  }
+  absl::StatusOr<uint64_t> Record(absl::string_view, warden::v1::AuditEvent,
+                                  size_t*) override {
+    ADD_FAILURE() << "Record instead of Stage";
+    return absl::InternalError("no");
+  }
+  absl::StatusOr<uint64_t> Stage(absl::string_view shared,
+                                 warden::v1::AuditEvent event,
+                                 size_t* size) override {
+    if (!status.ok()) return status;
+    staged.push_back({std::string(shared), std::move(event)});
+    if (size != nullptr) *size = 100;
+    return staged.size();
+  }
+  absl::Status WriteStaged() override {
+    ADD_FAILURE() << "the session does not write";
+    return absl::OkStatus();
+  }
+  double Fill() const override { return fill; }
+
+  std::vector<Staged> staged;
+  absl::Status status;
+  double fill = 0;
+};
+
+class FakeCallbacks : public SessionAudit::Callbacks {
+ public:
+  void AwaitAuditWrite() override { ++awaits; }
+  void ResumeAfter(absl::Duration delay) override { resumes.push_back(delay); }
+  int awaits = 0;
+  std::vector<absl::Duration> resumes;
+};
+
+struct SessionAuditTest : ::testing::Test {
+  SessionAuditTest() { identity.set_user("alice"); }
+  std::unique_ptr<SessionAudit> Make(audit::AuditSink* recorder,
+                                     int64_t rate = 0) {
+    SessionAudit::Context c;
+    c.recorder = recorder;
+    c.backlogged_session_rate = rate;
+    c.sessions_throttled = &throttled;
+    c.environment = "prod";
+    c.session_id = "0123abcd";
+    c.identity = &identity;
+    c.peer_address = "127.0.0.1:5555";
+    return std::make_unique<SessionAudit>(std::move(c), &callbacks);
+  }
+  warden::v1::AuditEvent Event() {
+    return warden::v1::AuditEvent();  // (kind irrelevant here)
+  }
+
+  FakeSink sink;
+  FakeCallbacks callbacks;
+  warden::v1::Identity identity;
+  std::atomic<uint64_t> throttled{0};
+};
+
+TEST_F(SessionAuditTest, BeforeTheChainEventsCarryTheSharedFields) {
+  auto audit = Make(&sink);
+  const auto event =
+      audit->NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_START);
+  EXPECT_EQ(event.kind(), warden::v1::AUDIT_EVENT_KIND_SESSION_START);
+  EXPECT_EQ(event.environment(), "prod");
+  EXPECT_EQ(event.session_id(), "0123abcd");
+  EXPECT_EQ(event.identity().user(), "alice");
+  ASSERT_TRUE(audit->Audit(event));
+  ASSERT_EQ(sink.staged.size(), 1u);
+  EXPECT_EQ(sink.staged[0].shared, "");  // a whole event.
+}
+
+TEST_F(SessionAuditTest, OnceTheChainRunsTheSharedFieldsAreEncodedOnce) {
+  auto audit = Make(&sink);
+  audit->ChainBuilt(nullptr);
+  const auto event = audit->NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_END);
+  EXPECT_EQ(event.environment(), "");
+  EXPECT_FALSE(event.has_identity());
+  ASSERT_TRUE(audit->Record(event).ok());
+  warden::v1::AuditEvent shared;
+  shared.set_environment("prod");
+  shared.set_session_id("0123abcd");
+  *shared.mutable_identity() = identity;
+  ASSERT_EQ(sink.staged.size(), 1u);
+  EXPECT_EQ(sink.staged[0].shared, *audit::EncodeShared(shared));
+  EXPECT_FALSE(sink.staged[0].event.has_identity());
+  // Encoded once: without the directory stage, the identity is taken as
+  // it was (only that stage changes it once the chain runs).
+  identity.set_user("mallory");
+  ASSERT_TRUE(audit->Record(Event()).ok());
+  EXPECT_EQ(sink.staged[1].shared, sink.staged[0].shared);
+}
+
+TEST_F(SessionAuditTest, NothingGoesUpstreamUntilTheBatchIsWritten) {
+  auto audit = Make(&sink);
+  EXPECT_FALSE(audit->write_pending());
+  ASSERT_TRUE(audit->Audit(Event()));
+  EXPECT_TRUE(audit->write_pending());
+  ASSERT_TRUE(audit->Audit(Event()));
+  EXPECT_EQ(callbacks.awaits, 1);  // one write per batch.
+  audit->Written();
+  EXPECT_FALSE(audit->write_pending());
+  ASSERT_TRUE(audit->Audit(Event()));
+  EXPECT_TRUE(audit->write_pending());
+  EXPECT_EQ(callbacks.awaits, 2);
+  EXPECT_EQ(sink.staged.size(), 3u);
+}
+
+TEST_F(SessionAuditTest, AnEventTheSpoolRefusesIsReported) {
+  auto audit = Make(&sink);
+  sink.status = absl::ResourceExhaustedError("spool full");
+  EXPECT_FALSE(audit->Audit(Event()));
+  EXPECT_FALSE(audit->Record(Event()).ok());
+  EXPECT_FALSE(audit->write_pending());
+  EXPECT_EQ(callbacks.awaits, 0);
+}
+
+TEST_F(SessionAuditTest, WithoutARecorderNothingIsRecorded) {
+  auto audit = Make(nullptr, /*rate=*/1);
+  EXPECT_TRUE(audit->Audit(Event()));
+  EXPECT_FALSE(audit->write_pending());
+  EXPECT_FALSE(audit->Throttled());
+}
+
+TEST_F(SessionAuditTest, ABackloggedSpoolThrottlesAnIdentityOverItsRate) {
+  auto audit = Make(&sink, /*rate=*/1);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(audit->Audit(Event()));
+  // Up to half full, no limit.
+  sink.fill = 0.5;
+  EXPECT_FALSE(audit->Throttled());
+  EXPECT_FALSE(audit->throttled());
+  sink.fill = 0.9;
+  EXPECT_TRUE(audit->Throttled());
+  EXPECT_TRUE(audit->throttled());
+  EXPECT_EQ(throttled.load(), 1u);
+  ASSERT_EQ(callbacks.resumes.size(), 1u);
+  EXPECT_GE(callbacks.resumes[0], absl::Milliseconds(1));
+  audit->Unthrottle();
+  EXPECT_FALSE(audit->throttled());
+}
+
+TEST_F(SessionAuditTest, TheIdentitysWindowIsSharedWithItsOtherSessions) {
+  auto window = std::make_shared<AuditWindow>();
+  auto first = Make(&sink, /*rate=*/1);
+  first->set_window(window);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(first->Audit(Event()));
+  // A second session of the same identity pays for the first's events.
+  auto second = Make(&sink, /*rate=*/1);
+  second->set_window(window);
+  sink.fill = 0.9;
+  EXPECT_TRUE(second->Throttled());
+  // One of another identity does not.
+  auto other = Make(&sink, /*rate=*/1);
+  EXPECT_FALSE(other->Throttled());
+}
+
+}  // namespace
+}  // namespace warden::dataplane::session
