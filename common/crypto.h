@@ -4,6 +4,7 @@
 #define WARDEN_COMMON_CRYPTO_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,6 +14,10 @@ namespace warden::crypto {
 
 // Sha256("abc") returns the 32-byte binary digest.
 std::string Sha256(absl::string_view data);
+
+// Sha256Concat({a, b}) is Sha256(a + b) without building the concatenation
+// (e.g. a domain-separation prefix and a large body).
+std::string Sha256Concat(std::initializer_list<absl::string_view> parts);
 
 // Md5(data) returns the 16-byte binary digest (OpenSSL EVP_md5). Only for
 // protocol compatibility (PostgreSQL's legacy md5 auth); not for security.

@@ -1,5 +1,10 @@
 #include "common/crypto.h"
 
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 
@@ -9,6 +14,38 @@ namespace {
 TEST(CryptoTest, Sha256MatchesFips180Vector) {
   EXPECT_EQ(HexEncode(Sha256("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(CryptoTest, Sha256ConcatHashesTheConcatenation) {
+  EXPECT_EQ(Sha256Concat({"a", "bc"}), Sha256("abc"));
+  EXPECT_EQ(Sha256Concat({"", "abc", ""}), Sha256("abc"));
+  EXPECT_EQ(Sha256Concat({}), Sha256(""));
+  EXPECT_EQ(HexEncode(Sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  // FIPS 180-2 two-block vector, split mid-block.
+  EXPECT_EQ(HexEncode(Sha256Concat(
+                {"abcdbcdecdefdefgefghfghighij", "hijkijkljklmklmnlmnomnopnopq"})),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  // Binary bytes, and a part larger than SHA-256's block.
+  const std::string big(1000, '\0');
+  EXPECT_EQ(Sha256Concat({absl::string_view("\x00", 1), big}),
+            Sha256(std::string(1, '\0') + big));
+}
+
+TEST(CryptoTest, Sha256IsTheSameFromManyThreads) {
+  // Each thread keeps its own context: none sees another's state.
+  const std::string want = Sha256("warden");
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        if (Sha256Concat({"war", "den"}) != want) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(CryptoTest, HmacSha256MatchesRfc4231Case2) {
