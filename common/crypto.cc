@@ -210,24 +210,55 @@ absl::StatusOr<std::string> Ed25519RawPublicKey(absl::string_view public_pem) {
   return raw;
 }
 
-absl::StatusOr<std::string> Ed25519Sign(absl::string_view private_pem,
-                                        absl::string_view message) {
-  WARDEN_ASSIGN_OR_RETURN(Pkey key, LoadPrivate(private_pem));
+namespace {
+
+absl::StatusOr<std::string> SignWith(EVP_PKEY* key, absl::string_view message) {
   MdCtx ctx(EVP_MD_CTX_new());
   std::string signature(kEd25519SignatureBytes, '\0');
   size_t len = signature.size();
   // Ed25519 is one-shot (no digest: the message is hashed by the scheme).
   if (ctx == nullptr ||
-      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) !=
-          1 ||
+      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key) != 1 ||
       EVP_DigestSign(ctx.get(),
                      reinterpret_cast<unsigned char*>(signature.data()), &len,
                      reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1 ||
       len != kEd25519SignatureBytes) {
+    ERR_clear_error();
     return absl::InternalError("OpenSSL Ed25519 signing failed");
   }
   return signature;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Ed25519Sign(absl::string_view private_pem,
+                                        absl::string_view message) {
+  WARDEN_ASSIGN_OR_RETURN(Pkey key, LoadPrivate(private_pem));
+  return SignWith(key.get(), message);
+}
+
+absl::StatusOr<Ed25519Signer> Ed25519Signer::FromPem(
+    absl::string_view private_pem) {
+  WARDEN_ASSIGN_OR_RETURN(Pkey key, LoadPrivate(private_pem));
+  std::string raw(kEd25519KeyBytes, '\0');
+  size_t len = raw.size();
+  if (EVP_PKEY_get_raw_public_key(
+          key.get(), reinterpret_cast<unsigned char*>(raw.data()), &len) != 1 ||
+      len != kEd25519KeyBytes) {
+    ERR_clear_error();
+    return absl::InternalError("OpenSSL could not export the public key");
+  }
+  Ed25519Signer signer;
+  signer.key_ = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
+  signer.raw_public_key_ = std::move(raw);
+  return signer;
+}
+
+absl::StatusOr<std::string> Ed25519Signer::Sign(
+    absl::string_view message) const {
+  if (key_ == nullptr) return absl::FailedPreconditionError("no signing key");
+  return SignWith(key_.get(), message);
 }
 
 absl::Status Ed25519Verify(absl::string_view public_pem,

@@ -179,6 +179,44 @@ TEST(Ed25519Test, MatchesRfc8032TestVector1) {
   EXPECT_TRUE(Ed25519Verify(*pub, "", *sig).ok());
 }
 
+TEST(Ed25519Test, ASignerSignsAsEd25519SignDoes) {
+  // RFC 8032 section 7.1, TEST 2 (one-byte message).
+  auto priv = Ed25519PrivateKeyFromRaw(Unhex(
+      "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"));
+  ASSERT_TRUE(priv.ok());
+  auto signer = Ed25519Signer::FromPem(*priv);
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  EXPECT_EQ(HexEncode(signer->raw_public_key()),
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+  auto sig = signer->Sign(Unhex("72"));
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ(HexEncode(*sig),
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+            "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
+  EXPECT_EQ(*sig, *Ed25519Sign(*priv, Unhex("72")));
+  // Copies share the key, from any thread.
+  const Ed25519Signer copy = *signer;
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (*copy.Sign(Unhex("72")) != *sig) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok());
+  EXPECT_EQ(Ed25519Signer::FromPem(pair->public_pem).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Ed25519Signer::FromPem("not a key").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Ed25519Signer().Sign("m").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(Ed25519Test, PublicKeyFromRawRoundTrips) {
   auto pair = GenerateEd25519Key();
   ASSERT_TRUE(pair.ok());
