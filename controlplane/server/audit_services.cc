@@ -19,6 +19,7 @@
 #include "common/crypto.h"
 #include "controlplane/audit/export.h"
 #include "controlplane/server/services.h"
+#include "controlplane/server/unknown_fields.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::controlplane::server {
@@ -91,6 +92,40 @@ constexpr uint64_t kMaxEntries = 1000;
 constexpr size_t kBoundCheckAbove = 512;
 
 }  // namespace
+
+AuditIngestImpl::AuditIngestImpl(state::StateMachine* state,
+                                 const audit::Ledger* ledger,
+                                 const ca::Authority* authority)
+    : state_(state), ledger_(ledger), authority_(authority) {
+  for (int i = 0; i < kAppendThreads; ++i) {
+    appenders_.emplace_back([this] {
+      for (;;) {
+        std::function<void()> work;
+        {
+          absl::MutexLock lock(&work_mu_);
+          work_mu_.Await(absl::Condition(
+              +[](AuditIngestImpl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                   self->work_mu_) {
+                return self->stopping_ || !self->work_.empty();
+              },
+              this));
+          if (work_.empty()) return;  // stopping, and nothing left
+          work = std::move(work_.front());
+          work_.pop_front();
+        }
+        work();
+      }
+    });
+  }
+}
+
+AuditIngestImpl::~AuditIngestImpl() {
+  {
+    absl::MutexLock lock(&work_mu_);
+    stopping_ = true;
+  }
+  for (std::thread& t : appenders_) t.join();
+}
 
 absl::Status AuditIngestImpl::AppendFrom(
     const ca::ProxyIdentity& identity,
@@ -169,12 +204,14 @@ absl::Status AuditIngestImpl::AppendFrom(
         // level deeper, in the leaf and in every reader's response (red
         // team: one such event made tail, search, the SIEM stream and
         // verify fail for good).
-        const size_t before = decoded.ByteSizeLong();
-        decoded.DiscardUnknownFields();
-        const size_t after = decoded.ByteSizeLong();
-        if (after != before) {
-          decoded.mutable_repairs()->set_unknown_field_bytes(before - after);
-          rewritten = true;
+        if (HasUnknownFields(decoded)) {
+          const size_t before = decoded.ByteSizeLong();
+          decoded.DiscardUnknownFields();
+          const size_t after = decoded.ByteSizeLong();
+          if (after != before) {
+            decoded.mutable_repairs()->set_unknown_field_bytes(before - after);
+            rewritten = true;
+          }
         }
         if (rewritten || bytes.size() > kBoundCheckAbove) {
           rewritten = audit_bounds::Bound(&decoded) || rewritten;
@@ -183,11 +220,13 @@ absl::Status AuditIngestImpl::AppendFrom(
     } else {
       decoded = request.events(i);
       if (identity.environment != "control") SanitizeProxyRepairs(&decoded);
-      const size_t before = decoded.ByteSizeLong();
-      decoded.DiscardUnknownFields();
-      if (decoded.ByteSizeLong() != before) {
-        decoded.mutable_repairs()->set_unknown_field_bytes(
-            before - decoded.ByteSizeLong());
+      if (HasUnknownFields(decoded)) {
+        const size_t before = decoded.ByteSizeLong();
+        decoded.DiscardUnknownFields();
+        if (decoded.ByteSizeLong() != before) {
+          decoded.mutable_repairs()->set_unknown_field_bytes(
+              before - decoded.ByteSizeLong());
+        }
       }
       audit_bounds::Bound(&decoded);
       rewritten = true;
@@ -523,7 +562,14 @@ grpc::ServerUnaryReactor* AuditIngestImpl::Append(
                              "environment \"control\" is reserved for "
                              "warden-control's own events"));
   }
-  return Done(context, AppendFrom(*identity, *request, absl::Now(), response));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::MutexLock lock(&work_mu_);
+  work_.push_back([this, reactor, identity = *std::move(identity), request,
+                   response] {
+    reactor->Finish(
+        ToGrpc(AppendFrom(identity, *request, absl::Now(), response)));
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AuditLogImpl::GetCheckpoint(
