@@ -80,6 +80,12 @@ absl::Status StateMachine::StageDirectory(
 
 namespace {
 
+// The log holds every entry durably before it is applied, and CatchUp
+// replays whatever the store lost in a power loss before anything is
+// served: the store's own fsync would add nothing.
+constexpr store::Store::Durability kDurability =
+    store::Store::Durability::kReplayable;
+
 // Puts of audit appends one store batch may collect before it is written
 // (CatchUp after a long outage would otherwise build one huge batch).
 constexpr size_t kMaxStagedAuditOps = 200000;
@@ -108,7 +114,7 @@ void StateMachine::ApplyEntries(
     if (staged_from == i) return absl::OkStatus();
     store::Batch batch;
     audit_.TakeStaged(&batch);
-    absl::Status s = store_->Apply(batch, first + i - 1);
+    absl::Status s = store_->Apply(batch, first + i - 1, kDurability);
     audit_.Written(s.ok());
     if (!s.ok()) fail_from(staged_from, s);
     staged_from = i;
@@ -131,7 +137,7 @@ void StateMachine::ApplyEntries(
     if (!write_staged().ok()) return;
     store::Batch batch;
     absl::Status s = Stage(entry, index, &batch);
-    if (s.ok()) s = store_->Apply(batch, index);
+    if (s.ok()) s = store_->Apply(batch, index, kDurability);
     if (!s.ok()) {
       fail_from(i, s);
       return;

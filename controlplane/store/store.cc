@@ -66,6 +66,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   rocksdb::DBOptions options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
+  // After a power loss, the write-ahead log is replayed up to its first
+  // incomplete record and no further: the store is a consistent prefix of
+  // what was applied (what Durability::kReplayable relies on). RocksDB's
+  // default, stated here because this depends on it.
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
 
   // RocksDB must open every existing column family; one we do not know means
   // a newer (or foreign) database, which we refuse rather than ignore.
@@ -177,7 +182,8 @@ absl::StatusOr<std::vector<KeyValue>> Store::Scan(
   return out;
 }
 
-absl::Status Store::Apply(const Batch& batch, uint64_t log_index) {
+absl::Status Store::Apply(const Batch& batch, uint64_t log_index,
+                          Durability durability) {
   absl::MutexLock lock(&mu_);
   if (log_index == 0) {
     return absl::InvalidArgumentError("log index 0 is not a log entry");
@@ -200,7 +206,7 @@ absl::Status Store::Apply(const Batch& batch, uint64_t log_index) {
       write.Put(meta_, kAppliedIndexKey, EncodeIndex(log_index));
   if (!s.ok()) return ToAbslStatus(s, "build write batch");
   rocksdb::WriteOptions options;
-  options.sync = true;
+  options.sync = durability == Durability::kSynced;
   s = db_->Write(options, &write);
   if (!s.ok()) {
     return ToAbslStatus(s, absl::StrCat("apply log index ", log_index));

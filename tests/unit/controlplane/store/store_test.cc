@@ -105,6 +105,32 @@ TEST(StoreTest, AppliedBatchAndIndexSurviveReopen) {
   EXPECT_EQ(*store->Get(Column::kFleet, "proxy-1"), "rev 1");
 }
 
+TEST(StoreTest, ReplayableAppliesAreReadAtOnceAndSurviveAProcessEnd) {
+  std::string path = FreshPath();
+  {
+    std::unique_ptr<Store> store = OpenOrDie(path);
+    ASSERT_NE(store, nullptr);
+    Batch batch;
+    batch.Put(Column::kAudit, "leaf/1", "one");
+    ASSERT_TRUE(store->Apply(batch, 3, Store::Durability::kReplayable).ok());
+    EXPECT_EQ(store->applied_index(), 3u);
+    EXPECT_EQ(*store->Get(Column::kAudit, "leaf/1"), "one");
+    // The same index rules as a synced apply.
+    EXPECT_EQ(store->Apply(batch, 3, Store::Durability::kReplayable).code(),
+              absl::StatusCode::kFailedPrecondition);
+    Batch more;
+    more.Put(Column::kAudit, "leaf/2", "two");
+    ASSERT_TRUE(store->Apply(more, 4, Store::Durability::kReplayable).ok());
+  }
+  // Closed without a sync of its own: RocksDB recovers the batches from
+  // its write-ahead log, index and data together.
+  std::unique_ptr<Store> store = OpenOrDie(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->applied_index(), 4u);
+  EXPECT_EQ(*store->Get(Column::kAudit, "leaf/1"), "one");
+  EXPECT_EQ(*store->Get(Column::kAudit, "leaf/2"), "two");
+}
+
 TEST(StoreTest, AppliedIndexIsMonotonicAndStaleIndexesWriteNothing) {
   std::string path = FreshPath();
   {
