@@ -80,7 +80,9 @@ absl::StatusOr<uint64_t> RocksDbLog::AppendBatch(
   const uint64_t first = last_index_ + 1;
   // One WriteBatch: RocksDB writes it as one WAL record, so after a crash
   // either every entry of it is there or none, and the log stays gap-free.
-  rocksdb::WriteBatch batch;
+  size_t bytes = 64;
+  for (const std::string& entry : entries) bytes += entry.size() + 24;
+  rocksdb::WriteBatch batch(bytes);
   for (size_t i = 0; i < entries.size(); ++i) {
     rocksdb::Status s = batch.Put(EncodeIndex(first + i), entries[i]);
     if (!s.ok()) {

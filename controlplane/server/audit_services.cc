@@ -169,6 +169,7 @@ absl::Status AuditIngestImpl::AppendFrom(
   const std::string tail = leaf_tail.SerializeAsString();
   const bool encoded = request.encoded_events_size() > 0;
   warden::v1::AuditEvent decoded;
+  std::string encoding;
   for (int i = 0; i < count; ++i) {
     // Every event is bounded (valid UTF-8, fields and size within limits)
     // before it enters the log, so no entry can stop a reader; the bytes
@@ -302,7 +303,8 @@ absl::Status AuditIngestImpl::AppendFrom(
     // What tells a resend from another event under a used sequence: the
     // event as recorded (environment filled in, before bounding), in one
     // encoding whatever the transport was.
-    const std::string digest = crypto::Sha256(event.SerializeAsString());
+    event.SerializeToString(&encoding);  // reuses the buffer's memory
+    const std::string digest = crypto::Sha256(encoding);
     if (event.sequence() <= *acknowledged) {
       auto have = ledger_->Digest(source, event.sequence());
       if (absl::IsNotFound(have.status())) continue;  // recorded before digests
