@@ -81,8 +81,8 @@ absl::Status StateMachine::StageDirectory(
 namespace {
 
 // The log holds every entry durably before it is applied, and CatchUp
-// replays whatever the store lost in a power loss before anything is
-// served: the store's own fsync would add nothing.
+// replays whatever the store lost in a crash before anything is served:
+// the store's own fsync and write-ahead log would add nothing.
 constexpr store::Store::Durability kDurability =
     store::Store::Durability::kReplayable;
 

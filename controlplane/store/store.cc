@@ -66,10 +66,16 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   rocksdb::DBOptions options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
-  // After a power loss, the write-ahead log is replayed up to its first
-  // incomplete record and no further: the store is a consistent prefix of
-  // what was applied (what Durability::kReplayable relies on). RocksDB's
-  // default, stated here because this depends on it.
+  // Batches applied without RocksDB's write-ahead log
+  // (Durability::kReplayable) reach the disk when memtables are flushed:
+  // all column families together, so that what is on disk is always a
+  // prefix of the applied batches with the applied index of that prefix
+  // (the meta column's), whatever a crash interrupts.
+  options.atomic_flush = true;
+  // After a power loss, the write-ahead log (synced batches, fleet
+  // observations) is replayed up to its first incomplete record and no
+  // further. RocksDB's default, stated here because the store depends on
+  // it.
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
 
   // RocksDB must open every existing column family; one we do not know means
@@ -213,6 +219,10 @@ absl::Status Store::Apply(const Batch& batch, uint64_t log_index,
   if (!s.ok()) return ToAbslStatus(s, "build write batch");
   rocksdb::WriteOptions options;
   options.sync = durability == Durability::kSynced;
+  // A replayable batch is in the log that replays it: writing it to
+  // RocksDB's own write-ahead log as well only copied every audit leaf
+  // once more.
+  options.disableWAL = durability == Durability::kReplayable;
   s = db_->Write(options, &write);
   if (!s.ok()) {
     return ToAbslStatus(s, absl::StrCat("apply log index ", log_index));

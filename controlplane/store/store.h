@@ -85,8 +85,8 @@ class Store {
 
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
-  // Closes the database. Everything Apply returned OK for is on disk
-  // already, or (kReplayable) in the write-ahead log RocksDB recovers.
+  // Closes the database, flushing what kReplayable applies left in
+  // memory.
   ~Store();
 
   // Get returns the value of `key` in `column`, or kNotFound if absent.
@@ -99,15 +99,15 @@ class Store {
                                              absl::string_view prefix) const;
 
   // Whether Apply returns only once the write is on disk (kSynced), or
-  // once it is in RocksDB's write-ahead log in the page cache (kReplayable:
-  // it survives a crash of the process, and after a power loss the store
-  // comes back as a consistent prefix of what was applied, with the
-  // applied index of that prefix). kReplayable is for a caller that
-  // applies what a synced log already holds and replays the log past the
-  // store's applied index at start (the state machine's CatchUp), which
-  // needs no fsync here. Whatever drops log entries (snapshots, truncating
-  // the log's front) must not count on a kReplayable write before the
-  // store has been flushed.
+  // once it is in memory (kReplayable: not in RocksDB's write-ahead log;
+  // it reaches the disk when the memtables are flushed, every column
+  // family at once, or when the store is closed). After a crash of the
+  // process or the machine, the store comes back as a consistent prefix
+  // of what was applied, with the applied index of that prefix.
+  // kReplayable is for a caller that applies what a synced log already
+  // holds and replays the log past the store's applied index before it
+  // serves (the state machine's CatchUp). Whatever drops log entries
+  // (snapshots, truncating the log's front) must flush the store first.
   enum class Durability { kSynced, kReplayable };
 
   // Apply writes `batch` and records `log_index` as the applied index, in one

@@ -11,6 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -294,6 +297,60 @@ TEST_F(StateMachineTest, CatchUpAppliesRunsOfAppendsAsTheyWereCommitted) {
   audit::Ledger a(store_.get()), b(replayed.get());
   EXPECT_EQ(a.Tree()->Root(), b.Tree()->Root());
   EXPECT_EQ(a.Tree()->size(), 40u);
+}
+
+// The store's applies are not synced, nor in RocksDB's write-ahead log: a
+// process that dies after its commits returned leaves them in the log
+// only, and CatchUp makes the store whole again.
+TEST(StateMachineCrashTest, CommittedEntriesSurviveAProcessDeathThroughTheLog) {
+  const std::string log_path = FreshPath("log");
+  const std::string store_path = FreshPath("store");
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto log = log::RocksDbLog::Open(log_path);
+    auto store = store::Store::Open(store_path);
+    if (!log.ok() || !store.ok()) _exit(2);
+    StateMachine sm(log->get(), store->get());
+    for (int i = 0; i < 30; ++i) {
+      if (!sm.Commit(AuditEntry(absl::StrCat("prod/p", i % 3), 1 + (i / 3) * 4,
+                                4 + (i / 3) * 4))
+               .ok()) {
+        _exit(3);
+      }
+      if (i % 10 == 0 && !sm.Commit(TokenEntry(absl::StrCat("t", i))).ok()) {
+        _exit(4);
+      }
+    }
+    _exit(0);  // committed, acknowledged, never closed
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  auto log = log::RocksDbLog::Open(log_path);
+  auto store = store::Store::Open(store_path);
+  ASSERT_TRUE(log.ok() && store.ok());
+  EXPECT_EQ((*log)->LastIndex(), 33u);
+  EXPECT_LT((*store)->applied_index(), 33u) << "nothing was flushed";
+  StateMachine sm(log->get(), store->get());
+  ASSERT_TRUE(sm.CatchUp().ok());
+  EXPECT_EQ((*store)->applied_index(), 33u);
+  audit::Ledger ledger(store->get());
+  EXPECT_EQ(ledger.Tree()->size(), 120u);
+  for (int p = 0; p < 3; ++p) {
+    EXPECT_EQ(*ledger.Acknowledged(absl::StrCat("prod/p", p)), 40u);
+  }
+  EXPECT_TRUE((*store)->Get(store::Column::kTokens, "tok/t20").ok());
+  // The same tree as a replay into a fresh store, and the next commit
+  // goes on from it.
+  auto fresh = store::Store::Open(FreshPath("fresh"));
+  ASSERT_TRUE(fresh.ok());
+  StateMachine replay(log->get(), fresh->get());
+  ASSERT_TRUE(replay.CatchUp().ok());
+  EXPECT_EQ(audit::Ledger(fresh->get()).Tree()->Root(), ledger.Tree()->Root());
+  ASSERT_TRUE(sm.Commit(AuditEntry("prod/p0", 41, 41)).ok());
+  EXPECT_EQ(ledger.Tree()->size(), 121u);
 }
 
 }  // namespace
