@@ -20,6 +20,7 @@
 #include "controlplane/audit/export.h"
 #include "controlplane/server/services.h"
 #include "controlplane/server/unknown_fields.h"
+#include "google/protobuf/arena.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::controlplane::server {
@@ -168,7 +169,15 @@ absl::Status AuditIngestImpl::AppendFrom(
   SetTimestamp(now, leaf_tail.mutable_received_at());
   const std::string tail = leaf_tail.SerializeAsString();
   const bool encoded = request.encoded_events_size() > 0;
-  warden::v1::AuditEvent decoded;
+  // Each event is decoded into the same message. On an arena, decoding the
+  // next one reuses its strings and leaves its sub-messages to the arena
+  // instead of freeing and allocating each (dropped with the arena).
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.start_block_size = 64 << 10;
+  arena_options.max_block_size = 1 << 20;
+  google::protobuf::Arena arena(arena_options);
+  warden::v1::AuditEvent& decoded =
+      *google::protobuf::Arena::CreateMessage<warden::v1::AuditEvent>(&arena);
   std::string encoding;
   for (int i = 0; i < count; ++i) {
     // Every event is bounded (valid UTF-8, fields and size within limits)
