@@ -574,12 +574,29 @@ grpc::ServerUnaryReactor* AuditIngestImpl::Append(
                              "warden-control's own events"));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::MutexLock lock(&work_mu_);
-  work_.push_back([this, reactor, identity = *std::move(identity), request,
-                   response] {
-    reactor->Finish(
-        ToGrpc(AppendFrom(identity, *request, absl::Now(), response)));
-  });
+  {
+    absl::MutexLock lock(&work_mu_);
+    if (inline_appends_ > 0) {
+      // A gRPC thread already waits for a commit: this one is handed over,
+      // so that gRPC's threads go on reading.
+      work_.push_back([this, reactor, identity = *std::move(identity),
+                       request, response] {
+        reactor->Finish(
+            ToGrpc(AppendFrom(identity, *request, absl::Now(), response)));
+      });
+      return reactor;
+    }
+    ++inline_appends_;
+  }
+  // The only Append under way on gRPC's threads (a proxy appending alone,
+  // the common case): run here and spare the handover to another thread.
+  const absl::Status status =
+      AppendFrom(*identity, *request, absl::Now(), response);
+  {
+    absl::MutexLock lock(&work_mu_);
+    --inline_appends_;
+  }
+  reactor->Finish(ToGrpc(status));
   return reactor;
 }
 

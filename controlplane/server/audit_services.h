@@ -76,9 +76,12 @@ class AuditIngestImpl final
   // An Append waits for its commit's fsync. gRPC runs callbacks on as
   // few threads as there are cores (two here), so Appends waited there
   // would take turns, and concurrent proxies would never share a group
-  // commit. They run on these threads instead; gRPC's go on serving.
+  // commit. One Append at a time runs on a gRPC thread (no handover for a
+  // proxy appending alone); the others run on these threads, and gRPC's
+  // go on serving.
   absl::Mutex work_mu_;
   std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(work_mu_);
+  int inline_appends_ ABSL_GUARDED_BY(work_mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(work_mu_) = false;
   std::vector<std::thread> appenders_;
   std::atomic<uint64_t> conflicts_{0};
