@@ -20,6 +20,7 @@ warden-control build."""
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -217,6 +218,7 @@ def main():
             control.stop()
         if pg:
             pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
