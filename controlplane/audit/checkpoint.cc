@@ -287,17 +287,21 @@ absl::StatusOr<ParsedVerifierKey> ParseVerifierKey(absl::string_view text) {
 absl::StatusOr<std::string> SignNote(absl::string_view text,
                                      absl::string_view key_name,
                                      absl::string_view private_pem) {
+  WARDEN_ASSIGN_OR_RETURN(crypto::Ed25519Signer key,
+                          crypto::Ed25519Signer::FromPem(private_pem));
+  return SignNote(text, key_name, key);
+}
+
+absl::StatusOr<std::string> SignNote(absl::string_view text,
+                                     absl::string_view key_name,
+                                     const crypto::Ed25519Signer& key) {
   WARDEN_RETURN_IF_ERROR(CheckNoteText(text));
   WARDEN_RETURN_IF_ERROR(CheckKeyName(key_name));
-  WARDEN_ASSIGN_OR_RETURN(std::string public_pem,
-                          crypto::Ed25519PublicKeyFromPrivate(private_pem));
-  WARDEN_ASSIGN_OR_RETURN(std::string raw,
-                          crypto::Ed25519RawPublicKey(public_pem));
-  WARDEN_ASSIGN_OR_RETURN(std::string signature,
-                          crypto::Ed25519Sign(private_pem, text));
+  WARDEN_ASSIGN_OR_RETURN(std::string signature, key.Sign(text));
   return absl::StrCat(
       text, "\n", kSigPrefix, key_name, " ",
-      crypto::Base64Encode(absl::StrCat(KeyHash(key_name, raw), signature)),
+      crypto::Base64Encode(
+          absl::StrCat(KeyHash(key_name, key.raw_public_key()), signature)),
       "\n");
 }
 

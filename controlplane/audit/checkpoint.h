@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/crypto.h"
 
 namespace warden::controlplane::audit {
 
@@ -89,6 +90,10 @@ absl::StatusOr<ParsedVerifierKey> ParseVerifierKey(absl::string_view text);
 absl::StatusOr<std::string> SignNote(absl::string_view text,
                                      absl::string_view key_name,
                                      absl::string_view private_pem);
+// The same with a key decoded once (a signer of many notes).
+absl::StatusOr<std::string> SignNote(absl::string_view text,
+                                     absl::string_view key_name,
+                                     const crypto::Ed25519Signer& key);
 
 // VerifyNote(note, verifier_key) returns the note's text (with its final
 // '\n') if at least one signature line is by `verifier_key` (same name and

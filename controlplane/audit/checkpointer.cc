@@ -20,16 +20,18 @@ absl::StatusOr<std::unique_ptr<Checkpointer>> Checkpointer::Create(
   std::string origin = absl::StrCat("warden/audit/", *key_id);
   auto verifier = VerifierKey(origin, *public_pem);
   if (!verifier.ok()) return verifier.status();
+  auto key = crypto::Ed25519Signer::FromPem(private_pem);
+  if (!key.ok()) return key.status();
   return std::unique_ptr<Checkpointer>(
-      new Checkpointer(ledger, std::move(private_pem), std::move(origin),
+      new Checkpointer(ledger, *std::move(key), std::move(origin),
                        *std::move(verifier), busy, idle));
 }
 
-Checkpointer::Checkpointer(const Ledger* ledger, std::string private_pem,
+Checkpointer::Checkpointer(const Ledger* ledger, crypto::Ed25519Signer key,
                            std::string origin, std::string verifier_key,
                            absl::Duration busy, absl::Duration idle)
     : ledger_(ledger),
-      private_pem_(std::move(private_pem)),
+      key_(std::move(key)),
       origin_(std::move(origin)),
       verifier_key_(std::move(verifier_key)),
       busy_(busy),
@@ -50,7 +52,7 @@ absl::StatusOr<SignedCheckpoint> Checkpointer::SignNow(bool force) {
   Checkpoint checkpoint{origin_, tree->size(), tree->Root()};
   auto body = CheckpointBody(checkpoint);
   if (!body.ok()) return body.status();
-  auto note = SignNote(*body, origin_, private_pem_);
+  auto note = SignNote(*body, origin_, key_);
   if (!note.ok()) return note.status();
   absl::MutexLock lock(&mu_);
   // Never go back: a concurrent SignNow may have signed a larger tree.

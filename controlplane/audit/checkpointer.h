@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/crypto.h"
 #include "controlplane/audit/ledger.h"
 
 namespace warden::controlplane::audit {
@@ -48,12 +49,12 @@ class Checkpointer {
   const std::string& verifier_key() const { return verifier_key_; }
 
  private:
-  Checkpointer(const Ledger* ledger, std::string private_pem,
+  Checkpointer(const Ledger* ledger, crypto::Ed25519Signer key,
                std::string origin, std::string verifier_key,
                absl::Duration busy, absl::Duration idle);
 
   const Ledger* const ledger_;
-  const std::string private_pem_;
+  const crypto::Ed25519Signer key_;  // decoded once
   const std::string origin_;
   const std::string verifier_key_;
   const absl::Duration busy_;

@@ -1,11 +1,12 @@
 #include "controlplane/audit/ledger.h"
 
+#include <cstring>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 
 namespace warden::controlplane::audit {
 namespace {
@@ -16,12 +17,19 @@ constexpr char kTreeKey[] = "tree";
 constexpr char kSourcePrefix[] = "src/";
 constexpr char kDigestPrefix[] = "dig/";
 
-std::string DigestKey(absl::string_view source, uint64_t sequence) {
-  return absl::StrFormat("%s%s/%020u", kDigestPrefix, source, sequence);
+// "<prefix><20-digit zero-padded index>", as StrFormat("%s%020u") wrote
+// it, without the format parser (three keys per event).
+std::string IndexKey(absl::string_view prefix, uint64_t index) {
+  std::string key(prefix.size() + 20, '0');
+  std::memcpy(key.data(), prefix.data(), prefix.size());
+  for (size_t i = key.size(); index != 0; index /= 10) {
+    key[--i] = static_cast<char>('0' + index % 10);
+  }
+  return key;
 }
 
-std::string IndexKey(const char* prefix, uint64_t index) {
-  return absl::StrFormat("%s%020u", prefix, index);
+std::string DigestKey(absl::string_view source, uint64_t sequence) {
+  return IndexKey(absl::StrCat(kDigestPrefix, source, "/"), sequence);
 }
 
 absl::StatusOr<TreeBuilder> LoadTree(const store::Store& store) {
@@ -62,47 +70,108 @@ class StoreHashReader final : public HashReader {
 absl::Status StageAppend(const store::Store& store,
                          const warden::v1::AuditAppend& append,
                          store::Batch* batch) {
-  auto tree = LoadTree(store);
-  if (!tree.ok()) return tree.status();
-  auto sequence = LoadSequence(store, append.source());
-  if (!sequence.ok()) return sequence.status();
-  std::string previous(kHashSize, '\0');
-  if (tree->size() > 0) {
-    auto last = store.Get(store::Column::kAudit,
-                          IndexKey(kHashPrefix, tree->size() - 1));
-    if (!last.ok()) return last.status();
-    previous = *std::move(last);
+  AuditApplier applier(&store);
+  WARDEN_RETURN_IF_ERROR(applier.Stage(append));
+  applier.TakeStaged(batch);
+  return absl::OkStatus();
+}
+
+absl::Status AuditApplier::Load() {
+  if (loaded_) return absl::OkStatus();
+  WARDEN_ASSIGN_OR_RETURN(TreeBuilder tree, LoadTree(*store_));
+  std::string last(kHashSize, '\0');
+  if (tree.size() > 0) {
+    WARDEN_ASSIGN_OR_RETURN(
+        last, store_->Get(store::Column::kAudit,
+                          IndexKey(kHashPrefix, tree.size() - 1)));
   }
-  uint64_t next = *sequence + 1;
-  bool changed = false;
+  tree_ = std::move(tree);
+  last_hash_ = std::move(last);
+  sequences_.clear();
+  loaded_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> AuditApplier::Sequence(const std::string& source) {
+  auto it = sequences_.find(source);
+  if (it != sequences_.end()) return it->second;
+  WARDEN_ASSIGN_OR_RETURN(uint64_t sequence, LoadSequence(*store_, source));
+  sequences_.emplace(source, sequence);
+  return sequence;
+}
+
+absl::Status AuditApplier::Stage(const warden::v1::AuditAppend& append) {
+  WARDEN_RETURN_IF_ERROR(Load());
   // Sequences travel next to the leaves, so applying never parses them.
   if (append.sequences_size() != append.leaves_size()) return absl::OkStatus();
+  WARDEN_ASSIGN_OR_RETURN(const uint64_t sequence, Sequence(append.source()));
+  uint64_t next = sequence + 1;
+  const bool with_digests = append.digests_size() == append.leaves_size();
+  const std::string digest_prefix =
+      absl::StrCat(kDigestPrefix, append.source(), "/");
+  bool changed = false;
   for (int i = 0; i < append.leaves_size(); ++i) {
-    const std::string& bytes = append.leaves(i);
     const uint64_t s = append.sequences(i);
     if (s < next) continue;  // a duplicate of at-least-once delivery.
     if (s > next) break;     // a gap: the source resends from `next`.
-    const std::string leaf_bytes = MakeLeaf(previous, bytes);
-    const std::string hash = LeafHash(leaf_bytes);
-    const uint64_t index = tree->size();
-    if (absl::Status st = tree->AppendLeafHash(hash); !st.ok()) return st;
-    batch->Put(store::Column::kAudit, IndexKey(kLeafPrefix, index), leaf_bytes);
-    batch->Put(store::Column::kAudit, IndexKey(kHashPrefix, index), hash);
-    if (append.digests_size() == append.leaves_size()) {
-      batch->Put(store::Column::kAudit, DigestKey(append.source(), s),
-                 append.digests(i));
+    std::string leaf_bytes = MakeLeaf(last_hash_, append.leaves(i));
+    std::string hash = LeafHash(leaf_bytes);
+    const uint64_t index = tree_.size();
+    if (absl::Status st = tree_.AppendLeafHash(hash); !st.ok()) {
+      loaded_ = false;  // earlier leaves of this entry are in the tree
+      return st;
     }
-    previous = hash;
+    leaves_.push_back({IndexKey(kLeafPrefix, index), std::move(leaf_bytes)});
+    hashes_.push_back({IndexKey(kHashPrefix, index), hash});
+    if (with_digests) {
+      digests_.push_back({IndexKey(digest_prefix, s), append.digests(i)});
+    }
+    staged_ops_ += with_digests ? 3 : 2;
+    last_hash_ = std::move(hash);
     ++next;
     changed = true;
   }
   if (changed) {
-    batch->Put(store::Column::kAudit, kTreeKey, tree->Serialize());
-    batch->Put(store::Column::kAudit,
-               absl::StrCat(kSourcePrefix, append.source()),
-               absl::StrCat(next - 1));
+    sequences_[append.source()] = next - 1;
+    if (touched_.insert(append.source()).second) ++staged_ops_;
+    if (!tree_changed_) ++staged_ops_;
+    tree_changed_ = true;
   }
   return absl::OkStatus();
+}
+
+void AuditApplier::TakeStaged(store::Batch* batch) {
+  // Digest keys of one source ascend; so do leaf and hash keys.
+  for (std::vector<Put>* puts : {&digests_, &hashes_, &leaves_}) {
+    for (Put& put : *puts) {
+      batch->Put(store::Column::kAudit, std::move(put.key),
+                 std::move(put.value));
+    }
+    puts->clear();
+  }
+  for (const std::string& source : touched_) {
+    batch->Put(store::Column::kAudit, absl::StrCat(kSourcePrefix, source),
+               absl::StrCat(sequences_[source]));
+  }
+  touched_.clear();
+  if (tree_changed_) {
+    batch->Put(store::Column::kAudit, kTreeKey, tree_.Serialize());
+  }
+  tree_changed_ = false;
+  staged_ops_ = 0;
+}
+
+void AuditApplier::Written(bool ok) {
+  if (!ok) {
+    loaded_ = false;
+    sequences_.clear();
+    for (std::vector<Put>* puts : {&digests_, &hashes_, &leaves_}) {
+      puts->clear();
+    }
+    touched_.clear();
+    tree_changed_ = false;
+    staged_ops_ = 0;
+  }
 }
 
 absl::StatusOr<TreeBuilder> Ledger::Tree() const { return LoadTree(*store_); }

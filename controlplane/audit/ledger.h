@@ -17,9 +17,11 @@
 #define WARDEN_CONTROLPLANE_AUDIT_LEDGER_H_
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "controlplane/audit/leaf.h"
@@ -41,6 +43,62 @@ namespace warden::controlplane::audit {
 absl::Status StageAppend(const store::Store& store,
                          const warden::v1::AuditAppend& append,
                          store::Batch* batch);
+
+// StageAppend for a run of entries applied in one store batch (the state
+// machine's group commit): each entry is staged on top of the ones staged
+// before it (their leaves, tree and sequences), which the store does not
+// have yet. Keeps the tree's frontier, the last leaf hash and the sources'
+// sequences in memory between batches, so applying reads the store only
+// after a batch failed or for a source not seen yet. Not thread-safe (the
+// state machine applies under its lock); the only writer of the audit
+// column.
+//
+//   AuditApplier applier(&store);
+//   applier.Stage(first);  applier.Stage(second);
+//   store::Batch batch;  applier.TakeStaged(&batch);
+//   applier.Written(store.Apply(batch, index).ok());
+class AuditApplier {
+ public:
+  explicit AuditApplier(const store::Store* store) : store_(store) {}
+
+  // Stages what applying `append` changes (as StageAppend). On error the
+  // staged batch must not be written: call Written(false).
+  absl::Status Stage(const warden::v1::AuditAppend& append);
+
+  // Whether anything was staged since the last TakeStaged.
+  bool has_staged() const { return staged_ops_ > 0; }
+  // Puts in the store's batch so far (to bound a batch).
+  size_t staged_ops() const { return staged_ops_; }
+
+  // Moves the staged writes into `batch`: the digests, leaf hashes and
+  // leaves in ascending key order (so the store inserts each run in
+  // sequence), then each source's new sequence and the tree, once each.
+  void TakeStaged(store::Batch* batch);
+
+  // After the batch of TakeStaged was written (true) or not (false: what
+  // was kept in memory is dropped and read again from the store).
+  void Written(bool ok);
+
+ private:
+  absl::Status Load();
+  absl::StatusOr<uint64_t> Sequence(const std::string& source);
+
+  const store::Store* const store_;
+  bool loaded_ = false;
+  TreeBuilder tree_;
+  std::string last_hash_;  // of leaf tree_.size() - 1; zeros when empty
+  // Highest sequence per source, as staged (sources read so far).
+  absl::flat_hash_map<std::string, uint64_t> sequences_;
+  // Staged writes, by kind.
+  struct Put {
+    std::string key;
+    std::string value;
+  };
+  std::vector<Put> digests_, hashes_, leaves_;
+  std::set<std::string> touched_;  // sources whose sequence moved
+  bool tree_changed_ = false;
+  size_t staged_ops_ = 0;
+};
 
 class Ledger {
  public:

@@ -157,20 +157,13 @@ absl::Status SubProof(const HashReader& reader, uint64_t begin, uint64_t m,
 }  // namespace
 
 std::string LeafHash(absl::string_view leaf) {
-  std::string buf;
-  buf.reserve(1 + leaf.size());
-  buf.push_back(kLeafPrefix);
-  buf.append(leaf.data(), leaf.size());
-  return crypto::Sha256(buf);
+  const char prefix = kLeafPrefix;
+  return crypto::Sha256Concat({absl::string_view(&prefix, 1), leaf});
 }
 
 std::string NodeHash(absl::string_view left, absl::string_view right) {
-  std::string buf;
-  buf.reserve(1 + left.size() + right.size());
-  buf.push_back(kNodePrefix);
-  buf.append(left.data(), left.size());
-  buf.append(right.data(), right.size());
-  return crypto::Sha256(buf);
+  const char prefix = kNodePrefix;
+  return crypto::Sha256Concat({absl::string_view(&prefix, 1), left, right});
 }
 
 std::string EmptyRoot() { return crypto::Sha256(""); }

@@ -3,6 +3,7 @@
 #include <grpcpp/security/auth_context.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -48,8 +49,13 @@ absl::StatusOr<std::unique_ptr<Authority>> Authority::FromPem(
     return absl::InvalidArgumentError(
         "the CA key does not match the CA certificate");
   }
+  auto anchor = x509::Anchor::FromPem(certificate_pem);
+  if (!anchor.ok()) return anchor.status();
+  auto ca = x509::Parse(certificate_pem);
+  if (!ca.ok()) return ca.status();
   return std::unique_ptr<Authority>(
-      new Authority(std::move(certificate_pem), std::move(key_pem)));
+      new Authority(std::move(certificate_pem), std::move(key_pem),
+                    *std::move(anchor), ca->not_before, ca->not_after));
 }
 
 absl::StatusOr<std::string> Authority::IssueProxy(
@@ -119,13 +125,38 @@ absl::StatusOr<Authority::KeyAndCertificate> Authority::IssueServer(
   return KeyAndCertificate{*std::move(key), *std::move(cert)};
 }
 
+absl::StatusOr<x509::Certificate> Authority::VerifiedCertificate(
+    absl::string_view cert_pem, absl::Time now) const {
+  {
+    absl::MutexLock lock(&verified_mu_);
+    auto it = verified_.find(cert_pem);
+    if (it != verified_.end() && it->second.valid_from <= now &&
+        now <= it->second.valid_until) {
+      return it->second.certificate;
+    }
+  }
+  // Not seen, or outside its window: OpenSSL decides (and says why not).
+  auto cert = anchor_->VerifyAndParse(cert_pem, now, x509::Purpose::kAny);
+  if (!cert.ok()) return cert.status();
+  Verified verified{*cert, std::max(cert->not_before, ca_not_before_),
+                    std::min(cert->not_after, ca_not_after_)};
+  absl::MutexLock lock(&verified_mu_);
+  if (verified_.size() >= kMaxVerified &&
+      verified_.find(cert_pem) == verified_.end()) {
+    verified_.erase(verified_.begin());  // any one: bounded, never all
+  }
+  verified_.insert_or_assign(std::string(cert_pem), std::move(verified));
+  return cert;
+}
+
+size_t Authority::verified_certificates() const {
+  absl::MutexLock lock(&verified_mu_);
+  return verified_.size();
+}
+
 absl::StatusOr<ProxyIdentity> Authority::AuthenticateProxy(
     absl::string_view cert_pem, absl::Time now) const {
-  if (absl::Status s = x509::Verify(cert_pem, certificate_pem_, now);
-      !s.ok()) {
-    return absl::UnauthenticatedError(s.message());
-  }
-  auto cert = x509::Parse(cert_pem);
+  auto cert = VerifiedCertificate(cert_pem, now);
   if (!cert.ok()) return absl::UnauthenticatedError(cert.status().message());
   auto identity = ProxyIdentityFromUris(cert->subject.uris);
   if (identity.ok()) {

@@ -31,6 +31,13 @@ class Log {
   // Concurrent appends get distinct, consecutive indexes.
   virtual absl::StatusOr<uint64_t> Append(std::string entry) = 0;
 
+  // AppendBatch durably stores `entries` (at least one) as consecutive
+  // entries, all or none, and returns the index of the first: what a group
+  // of concurrent commits shares (one synced write for all of them).
+  // InvalidArgument for no entries.
+  virtual absl::StatusOr<uint64_t> AppendBatch(
+      std::vector<std::string> entries) = 0;
+
   // Read returns up to `max` entries starting at index `from`, in index
   // order. `from` == LastIndex() + 1 (or `max` == 0) returns no entries;
   // kInvalidArgument for `from` == 0, kOutOfRange for `from` >

@@ -8,6 +8,7 @@
 #include "controlplane/store/rocksdb_util.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "rocksdb/write_batch.h"
 
 namespace warden::controlplane::log {
 
@@ -65,16 +66,37 @@ RocksDbLog::~RocksDbLog() {
 }
 
 absl::StatusOr<uint64_t> RocksDbLog::Append(std::string entry) {
+  std::vector<std::string> one;
+  one.push_back(std::move(entry));
+  return AppendBatch(std::move(one));
+}
+
+absl::StatusOr<uint64_t> RocksDbLog::AppendBatch(
+    std::vector<std::string> entries) {
+  if (entries.empty()) {
+    return absl::InvalidArgumentError("append of no log entries");
+  }
   absl::MutexLock lock(&mu_);
-  uint64_t index = last_index_ + 1;
+  const uint64_t first = last_index_ + 1;
+  // One WriteBatch: RocksDB writes it as one WAL record, so after a crash
+  // either every entry of it is there or none, and the log stays gap-free.
+  size_t bytes = 64;
+  for (const std::string& entry : entries) bytes += entry.size() + 24;
+  rocksdb::WriteBatch batch(bytes);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    rocksdb::Status s = batch.Put(EncodeIndex(first + i), entries[i]);
+    if (!s.ok()) {
+      return ToAbslStatus(s, absl::StrCat("append to log ", path_));
+    }
+  }
   rocksdb::WriteOptions options;
   options.sync = true;
-  rocksdb::Status s = db_->Put(options, EncodeIndex(index), entry);
+  rocksdb::Status s = db_->Write(options, &batch);
   if (!s.ok()) {
     return ToAbslStatus(s, absl::StrCat("append to log ", path_));
   }
-  last_index_ = index;
-  return index;
+  last_index_ = first + entries.size() - 1;
+  return first;
 }
 
 absl::StatusOr<std::vector<Entry>> RocksDbLog::Read(uint64_t from, size_t max) {

@@ -23,8 +23,9 @@ class DB;
 namespace warden::controlplane::log {
 
 // Thread-safe. Appends are serialized and each is one synced RocksDB write
-// (so one fsync per entry; group commit can come later behind the same
-// interface). Reads run concurrently with appends.
+// (one fsync per Append, or per AppendBatch: the state machine's group
+// commit hands concurrent entries over together). Reads run concurrently
+// with appends.
 class RocksDbLog : public Log {
  public:
   // Open opens (creating if missing) the log in directory `path`. Returns
@@ -39,6 +40,8 @@ class RocksDbLog : public Log {
   ~RocksDbLog() override;
 
   absl::StatusOr<uint64_t> Append(std::string entry) override;
+  absl::StatusOr<uint64_t> AppendBatch(
+      std::vector<std::string> entries) override;
   // Returns kDataLoss if an index in the range is missing on disk.
   absl::StatusOr<std::vector<Entry>> Read(uint64_t from, size_t max) override;
   uint64_t LastIndex() const override;

@@ -19,6 +19,8 @@
 #include "common/crypto.h"
 #include "controlplane/audit/export.h"
 #include "controlplane/server/services.h"
+#include "controlplane/server/unknown_fields.h"
+#include "google/protobuf/arena.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::controlplane::server {
@@ -92,6 +94,40 @@ constexpr size_t kBoundCheckAbove = 512;
 
 }  // namespace
 
+AuditIngestImpl::AuditIngestImpl(state::StateMachine* state,
+                                 const audit::Ledger* ledger,
+                                 const ca::Authority* authority)
+    : state_(state), ledger_(ledger), authority_(authority) {
+  for (int i = 0; i < kAppendThreads; ++i) {
+    appenders_.emplace_back([this] {
+      for (;;) {
+        std::function<void()> work;
+        {
+          absl::MutexLock lock(&work_mu_);
+          work_mu_.Await(absl::Condition(
+              +[](AuditIngestImpl* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                   self->work_mu_) {
+                return self->stopping_ || !self->work_.empty();
+              },
+              this));
+          if (work_.empty()) return;  // stopping, and nothing left
+          work = std::move(work_.front());
+          work_.pop_front();
+        }
+        work();
+      }
+    });
+  }
+}
+
+AuditIngestImpl::~AuditIngestImpl() {
+  {
+    absl::MutexLock lock(&work_mu_);
+    stopping_ = true;
+  }
+  for (std::thread& t : appenders_) t.join();
+}
+
 absl::Status AuditIngestImpl::AppendFrom(
     const ca::ProxyIdentity& identity,
     const warden::v1::AppendAuditRequest& request, absl::Time now,
@@ -133,7 +169,16 @@ absl::Status AuditIngestImpl::AppendFrom(
   SetTimestamp(now, leaf_tail.mutable_received_at());
   const std::string tail = leaf_tail.SerializeAsString();
   const bool encoded = request.encoded_events_size() > 0;
-  warden::v1::AuditEvent decoded;
+  // Each event is decoded into the same message. On an arena, decoding the
+  // next one reuses its strings and leaves its sub-messages to the arena
+  // instead of freeing and allocating each (dropped with the arena).
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.start_block_size = 64 << 10;
+  arena_options.max_block_size = 1 << 20;
+  google::protobuf::Arena arena(arena_options);
+  warden::v1::AuditEvent& decoded =
+      *google::protobuf::Arena::CreateMessage<warden::v1::AuditEvent>(&arena);
+  std::string encoding;
   for (int i = 0; i < count; ++i) {
     // Every event is bounded (valid UTF-8, fields and size within limits)
     // before it enters the log, so no entry can stop a reader; the bytes
@@ -169,12 +214,14 @@ absl::Status AuditIngestImpl::AppendFrom(
         // level deeper, in the leaf and in every reader's response (red
         // team: one such event made tail, search, the SIEM stream and
         // verify fail for good).
-        const size_t before = decoded.ByteSizeLong();
-        decoded.DiscardUnknownFields();
-        const size_t after = decoded.ByteSizeLong();
-        if (after != before) {
-          decoded.mutable_repairs()->set_unknown_field_bytes(before - after);
-          rewritten = true;
+        if (HasUnknownFields(decoded)) {
+          const size_t before = decoded.ByteSizeLong();
+          decoded.DiscardUnknownFields();
+          const size_t after = decoded.ByteSizeLong();
+          if (after != before) {
+            decoded.mutable_repairs()->set_unknown_field_bytes(before - after);
+            rewritten = true;
+          }
         }
         if (rewritten || bytes.size() > kBoundCheckAbove) {
           rewritten = audit_bounds::Bound(&decoded) || rewritten;
@@ -183,11 +230,13 @@ absl::Status AuditIngestImpl::AppendFrom(
     } else {
       decoded = request.events(i);
       if (identity.environment != "control") SanitizeProxyRepairs(&decoded);
-      const size_t before = decoded.ByteSizeLong();
-      decoded.DiscardUnknownFields();
-      if (decoded.ByteSizeLong() != before) {
-        decoded.mutable_repairs()->set_unknown_field_bytes(
-            before - decoded.ByteSizeLong());
+      if (HasUnknownFields(decoded)) {
+        const size_t before = decoded.ByteSizeLong();
+        decoded.DiscardUnknownFields();
+        if (decoded.ByteSizeLong() != before) {
+          decoded.mutable_repairs()->set_unknown_field_bytes(
+              before - decoded.ByteSizeLong());
+        }
       }
       audit_bounds::Bound(&decoded);
       rewritten = true;
@@ -263,7 +312,8 @@ absl::Status AuditIngestImpl::AppendFrom(
     // What tells a resend from another event under a used sequence: the
     // event as recorded (environment filled in, before bounding), in one
     // encoding whatever the transport was.
-    const std::string digest = crypto::Sha256(event.SerializeAsString());
+    event.SerializeToString(&encoding);  // reuses the buffer's memory
+    const std::string digest = crypto::Sha256(encoding);
     if (event.sequence() <= *acknowledged) {
       auto have = ledger_->Digest(source, event.sequence());
       if (absl::IsNotFound(have.status())) continue;  // recorded before digests
@@ -523,7 +573,31 @@ grpc::ServerUnaryReactor* AuditIngestImpl::Append(
                              "environment \"control\" is reserved for "
                              "warden-control's own events"));
   }
-  return Done(context, AppendFrom(*identity, *request, absl::Now(), response));
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  {
+    absl::MutexLock lock(&work_mu_);
+    if (inline_appends_ > 0) {
+      // A gRPC thread already waits for a commit: this one is handed over,
+      // so that gRPC's threads go on reading.
+      work_.push_back([this, reactor, identity = *std::move(identity),
+                       request, response] {
+        reactor->Finish(
+            ToGrpc(AppendFrom(identity, *request, absl::Now(), response)));
+      });
+      return reactor;
+    }
+    ++inline_appends_;
+  }
+  // The only Append under way on gRPC's threads (a proxy appending alone,
+  // the common case): run here and spare the handover to another thread.
+  const absl::Status status =
+      AppendFrom(*identity, *request, absl::Now(), response);
+  {
+    absl::MutexLock lock(&work_mu_);
+    --inline_appends_;
+  }
+  reactor->Finish(ToGrpc(status));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AuditLogImpl::GetCheckpoint(

@@ -7,11 +7,13 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
@@ -35,8 +37,9 @@ class AuditIngestImpl final
  public:
   // Not owned.
   AuditIngestImpl(state::StateMachine* state, const audit::Ledger* ledger,
-                  const ca::Authority* authority)
-      : state_(state), ledger_(ledger), authority_(authority) {}
+                  const ca::Authority* authority);
+  // Finishes the Appends it has taken, then stops its threads.
+  ~AuditIngestImpl() override;
 
   grpc::ServerUnaryReactor* Append(
       grpc::CallbackServerContext* context,
@@ -57,6 +60,9 @@ class AuditIngestImpl final
   // recorded with other content.
   uint64_t sequence_conflicts() const { return conflicts_.load(); }
 
+  // Threads that run Appends (see appenders_).
+  static constexpr int kAppendThreads = 16;
+
   // Called (outside any lock) when events were refused as conflicting,
   // at most once a minute per source; AdminAudit records it in the log.
   using Alarm =
@@ -67,6 +73,17 @@ class AuditIngestImpl final
   state::StateMachine* const state_;
   const audit::Ledger* const ledger_;
   const ca::Authority* const authority_;
+  // An Append waits for its commit's fsync. gRPC runs callbacks on as
+  // few threads as there are cores (two here), so Appends waited there
+  // would take turns, and concurrent proxies would never share a group
+  // commit. One Append at a time runs on a gRPC thread (no handover for a
+  // proxy appending alone); the others run on these threads, and gRPC's
+  // go on serving.
+  absl::Mutex work_mu_;
+  std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(work_mu_);
+  int inline_appends_ ABSL_GUARDED_BY(work_mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(work_mu_) = false;
+  std::vector<std::thread> appenders_;
   std::atomic<uint64_t> conflicts_{0};
   Alarm alarm_;
   absl::Mutex sources_mu_;

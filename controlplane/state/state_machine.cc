@@ -18,7 +18,7 @@ std::string RevisionKey(uint64_t revision) {
 }
 
 StateMachine::StateMachine(log::Log* log, store::Store* store)
-    : log_(log), store_(store) {}
+    : log_(log), store_(store), audit_(store) {}
 
 std::string DirectoryNameKey(absl::string_view user_name) {
   return absl::StrCat(kDirectoryNamePrefix, FoldName(user_name));
@@ -78,9 +78,78 @@ absl::Status StateMachine::StageDirectory(
       "apply"));
 }
 
+namespace {
+
+// The log holds every entry durably before it is applied, and CatchUp
+// replays whatever the store lost in a crash before anything is served:
+// the store's own fsync and write-ahead log would add nothing.
+constexpr store::Store::Durability kDurability =
+    store::Store::Durability::kReplayable;
+
+// Puts of audit appends one store batch may collect before it is written
+// (CatchUp after a long outage would otherwise build one huge batch).
+constexpr size_t kMaxStagedAuditOps = 200000;
+
+}  // namespace
+
 absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
                                  uint64_t index) {
-  store::Batch batch;
+  std::vector<absl::Status> results;
+  ApplyEntries({&entry}, index, &results);
+  return results[0];
+}
+
+void StateMachine::ApplyEntries(
+    const std::vector<const warden::v1::LogEntry*>& entries, uint64_t first,
+    std::vector<absl::Status>* results) {
+  results->assign(entries.size(), absl::OkStatus());
+  // Audit appends staged but not written yet: entries [staged_from, i).
+  size_t staged_from = 0;
+  size_t i = 0;
+  auto fail_from = [&](size_t from, const absl::Status& s) {
+    for (size_t k = from; k < entries.size(); ++k) (*results)[k] = s;
+  };
+  // Writes the staged audit appends, entries [staged_from, i).
+  auto write_staged = [&]() -> absl::Status {
+    if (staged_from == i) return absl::OkStatus();
+    store::Batch batch;
+    audit_.TakeStaged(&batch);
+    absl::Status s = store_->Apply(batch, first + i - 1, kDurability);
+    audit_.Written(s.ok());
+    if (!s.ok()) fail_from(staged_from, s);
+    staged_from = i;
+    return s;
+  };
+  for (; i < entries.size(); ++i) {
+    const warden::v1::LogEntry& entry = *entries[i];
+    const uint64_t index = first + i;
+    if (entry.change_case() == warden::v1::LogEntry::kAppendAudit) {
+      if (audit_.staged_ops() >= kMaxStagedAuditOps) {
+        if (!write_staged().ok()) return;
+      }
+      if (absl::Status s = audit_.Stage(entry.append_audit()); !s.ok()) {
+        audit_.Written(false);
+        fail_from(staged_from, s);
+        return;
+      }
+      continue;
+    }
+    if (!write_staged().ok()) return;
+    store::Batch batch;
+    absl::Status s = Stage(entry, index, &batch);
+    if (s.ok()) s = store_->Apply(batch, index, kDurability);
+    if (!s.ok()) {
+      fail_from(i, s);
+      return;
+    }
+    staged_from = i + 1;
+  }
+  write_staged().IgnoreError();  // recorded in `results`
+}
+
+absl::Status StateMachine::Stage(const warden::v1::LogEntry& entry,
+                                 uint64_t index, store::Batch* out) const {
+  store::Batch& batch = *out;
   switch (entry.change_case()) {
     case warden::v1::LogEntry::kPutToken: {
       const auto& record = entry.put_token();
@@ -104,14 +173,9 @@ absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
       batch.Put(store::Column::kBundles, kHeadKey, std::to_string(revision));
       break;
     }
-    case warden::v1::LogEntry::kAppendAudit: {
-      if (absl::Status s =
-              audit::StageAppend(*store_, entry.append_audit(), &batch);
-          !s.ok()) {
-        return s;
-      }
-      break;
-    }
+    case warden::v1::LogEntry::kAppendAudit:
+      // ApplyEntries stages these with audit_.
+      return absl::InternalError("audit appends are not staged here");
     case warden::v1::LogEntry::kPutProxy: {
       const auto& record = entry.put_proxy();
       if (record.environment().empty() || record.proxy_id().empty()) {
@@ -124,34 +188,68 @@ absl::Status StateMachine::Apply(const warden::v1::LogEntry& entry,
                 record.SerializeAsString());
       break;
     }
-    case warden::v1::LogEntry::kDirectory: {
-      if (absl::Status s = StageDirectory(entry.directory(), index, &batch);
-          !s.ok()) {
-        return s;
-      }
-      break;
-    }
+    case warden::v1::LogEntry::kDirectory:
+      return StageDirectory(entry.directory(), index, &batch);
     case warden::v1::LogEntry::CHANGE_NOT_SET:
       // An entry from a newer version this one does not know: refusing to
       // go on is safer than skipping a change.
       return absl::DataLossError(absl::StrCat(
           "log entry ", index, " holds a change this version cannot apply"));
   }
-  return store_->Apply(batch, index);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> StateMachine::Commit(
     const warden::v1::LogEntry& entry) {
-  absl::MutexLock lock(&mu_);
+  Pending pending{&entry, entry.SerializeAsString()};
+  absl::MutexLock queue_lock(&queue_mu_);
+  queue_.push_back(&pending);
+  // A group being written may have taken this commit; otherwise, once no
+  // group is being written, the first waiter writes everything queued.
+  while (!pending.done && writing_) queue_cv_.Wait(&queue_mu_);
+  if (pending.done) return pending.result;
+  writing_ = true;
+  std::vector<Pending*> group;
+  group.swap(queue_);
+  queue_mu_.Unlock();
+  {
+    absl::MutexLock lock(&mu_);
+    WriteGroup(group);
+  }
+  queue_mu_.Lock();
+  for (Pending* p : group) p->done = true;
+  writing_ = false;
+  queue_cv_.SignalAll();
+  return pending.result;
+}
+
+void StateMachine::WriteGroup(const std::vector<Pending*>& group) {
+  auto fail = [&](const absl::Status& s) {
+    for (Pending* p : group) p->result = s;
+  };
   // An earlier apply that failed after its append must land first, or the
   // store would skip it (it accepts any higher index).
-  if (absl::Status s = CatchUpLocked(); !s.ok()) return s;
-  auto index = log_->Append(entry.SerializeAsString());
-  if (!index.ok()) return index.status();
-  if (absl::Status applied = Apply(entry, *index); !applied.ok()) {
-    return applied;  // CatchUp at the next start retries it.
+  if (absl::Status s = CatchUpLocked(); !s.ok()) return fail(s);
+  std::vector<std::string> bytes;
+  std::vector<const warden::v1::LogEntry*> entries;
+  bytes.reserve(group.size());
+  entries.reserve(group.size());
+  for (Pending* p : group) {
+    bytes.push_back(std::move(p->bytes));
+    entries.push_back(p->entry);
   }
-  return *index;
+  auto first = log_->AppendBatch(std::move(bytes));
+  if (!first.ok()) return fail(first.status());
+  std::vector<absl::Status> applied;
+  ApplyEntries(entries, *first, &applied);
+  for (size_t i = 0; i < group.size(); ++i) {
+    // A failed apply is retried by the next commit's (or start's) CatchUp.
+    if (applied[i].ok()) {
+      group[i]->result = *first + i;
+    } else {
+      group[i]->result = applied[i];
+    }
+  }
 }
 
 absl::StatusOr<uint64_t> StateMachine::CommitAt(
@@ -188,20 +286,24 @@ absl::Status StateMachine::CatchUpLocked() {
         " but the log ends at ", last, "; the log was lost or replaced"));
   }
   while (next <= last) {
-    auto entries = log_->Read(next, 1024);
-    if (!entries.ok()) return entries.status();
-    if (entries->empty()) break;
-    for (const auto& e : *entries) {
-      warden::v1::LogEntry entry;
-      if (!entry.ParseFromString(e.data)) {
+    auto read = log_->Read(next, 1024);
+    if (!read.ok()) return read.status();
+    if (read->empty()) break;
+    std::vector<warden::v1::LogEntry> parsed(read->size());
+    std::vector<const warden::v1::LogEntry*> entries;
+    for (size_t i = 0; i < read->size(); ++i) {
+      if (!parsed[i].ParseFromString((*read)[i].data)) {
         return absl::DataLossError(
-            absl::StrCat("log entry ", e.index, " does not parse"));
+            absl::StrCat("log entry ", (*read)[i].index, " does not parse"));
       }
-      if (absl::Status applied = Apply(entry, e.index); !applied.ok()) {
-        return applied;
-      }
-      next = e.index + 1;
+      entries.push_back(&parsed[i]);
     }
+    std::vector<absl::Status> applied;
+    ApplyEntries(entries, read->front().index, &applied);
+    for (const absl::Status& s : applied) {
+      if (!s.ok()) return s;
+    }
+    next = read->back().index + 1;
   }
   return absl::OkStatus();
 }

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "controlplane/audit/ledger.h"
 #include "controlplane/log/log.h"
 #include "controlplane/store/store.h"
 #include "proto/warden/v1/state.pb.h"
@@ -47,7 +49,11 @@ class StateMachine {
   StateMachine(log::Log* log, store::Store* store);
 
   // Commit appends `entry` to the log and applies it; returns its index.
-  // Serialized: commits are applied in the order they were appended.
+  // Commits are applied in the order they were appended. Concurrent
+  // commits are written together (group commit): while one group is being
+  // written the next ones queue, and the next group is one synced log
+  // append of all of them and, for a run of audit appends, one synced
+  // store batch; each caller returns once its own entry is applied.
   absl::StatusOr<uint64_t> Commit(const warden::v1::LogEntry& entry);
 
   // CommitAt builds the entry knowing the index it will get (a policy
@@ -63,16 +69,45 @@ class StateMachine {
   absl::Status CatchUp();
 
  private:
+  // A commit waiting in (or written by) a group.
+  struct Pending {
+    const warden::v1::LogEntry* entry;
+    std::string bytes;
+    absl::StatusOr<uint64_t> result = absl::UnknownError("not written");
+    bool done = false;
+  };
+
   absl::Status Apply(const warden::v1::LogEntry& entry, uint64_t index)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies entries first, first + 1, ... in order, a run of audit
+  // appends in one store batch; `results[i]` is entry i's outcome. Stops
+  // at the first failure (the rest get it too; CatchUp applies them).
+  void ApplyEntries(const std::vector<const warden::v1::LogEntry*>& entries,
+                    uint64_t first, std::vector<absl::Status>* results)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends and applies one group of commits.
+  void WriteGroup(const std::vector<Pending*>& group)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CatchUpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stages the store writes of an entry other than an audit append.
+  absl::Status Stage(const warden::v1::LogEntry& entry, uint64_t index,
+                     store::Batch* batch) const;
   // Stages a directory change (the record and its name index).
   absl::Status StageDirectory(const warden::v1::DirectoryChange& change,
                               uint64_t index, store::Batch* batch) const;
 
   log::Log* const log_;
   store::Store* const store_;
+  // Held while appending and applying; log order is apply order.
   absl::Mutex mu_;
+  audit::AuditApplier audit_ ABSL_GUARDED_BY(mu_);
+
+  // The group commit's queue: commits not yet taken by a group, and
+  // whether a group is being written.
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::CondVar queue_cv_;
+  std::vector<Pending*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;
 };
 
 }  // namespace warden::controlplane::state

@@ -85,7 +85,8 @@ class Store {
 
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
-  // Closes the database. Everything Apply returned OK for is on disk already.
+  // Closes the database, flushing what kReplayable applies left in
+  // memory.
   ~Store();
 
   // Get returns the value of `key` in `column`, or kNotFound if absent.
@@ -97,9 +98,21 @@ class Store {
   absl::StatusOr<std::vector<KeyValue>> Scan(Column column,
                                              absl::string_view prefix) const;
 
+  // Whether Apply returns only once the write is on disk (kSynced), or
+  // once it is in memory (kReplayable: not in RocksDB's write-ahead log;
+  // it reaches the disk when the memtables are flushed, every column
+  // family at once, or when the store is closed). After a crash of the
+  // process or the machine, the store comes back as a consistent prefix
+  // of what was applied, with the applied index of that prefix.
+  // kReplayable is for a caller that applies what a synced log already
+  // holds and replays the log past the store's applied index before it
+  // serves (the state machine's CatchUp). Whatever drops log entries
+  // (snapshots, truncating the log's front) must flush the store first.
+  enum class Durability { kSynced, kReplayable };
+
   // Apply writes `batch` and records `log_index` as the applied index, in one
-  // synced RocksDB WriteBatch: after a crash either all of it is there or
-  // none. An empty batch only advances the applied index (a log entry that
+  // RocksDB WriteBatch: after a crash either all of it is there or none.
+  // An empty batch only advances the applied index (a log entry that
   // changes no state).
   //
   // `log_index` must be greater than applied_index(); gaps are allowed (not
@@ -107,7 +120,8 @@ class Store {
   // 0, and kFailedPrecondition without writing anything for an index <=
   // applied_index() — also when equal: replaying an entry twice is a bug in
   // the caller, who resumes the log at applied_index() + 1.
-  absl::Status Apply(const Batch& batch, uint64_t log_index);
+  absl::Status Apply(const Batch& batch, uint64_t log_index,
+                     Durability durability = Durability::kSynced);
 
   // PutObservation writes one key of node-local, non-replicated state (the
   // fleet view: what proxies last reported to this node) outside the log:

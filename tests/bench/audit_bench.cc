@@ -3,21 +3,28 @@
 // about the size of a real one) for D seconds, back to back, over its own
 // mTLS connection. Reports committed events per second and, for every
 // batch, the time from its acknowledgement to the first signed checkpoint
-// that covers it (polled with GetCheckpoint every 20 ms). Prints JSON.
+// that covers it (polled with GetCheckpoint every 20 ms). With
+// --control-pid, also warden-control's CPU (utime + stime of all its
+// threads, from /proc/PID/stat) over the load, per committed event: read
+// after enrollment, right before the first Append, and after the last
+// acknowledgement. Prints JSON.
 //
 //   audit_bench --server localhost:7443 --ca ca.crt --token-file admin.token
-//       [--proxies 4] [--batch 1000] [--seconds 10]
+//       [--proxies 4] [--batch 1000] [--seconds 10] [--control-pid PID]
 // tests/bench/audit.py runs it against a fresh warden-control.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -57,18 +64,43 @@ warden::v1::AuditEvent StatementEvent(const std::string& proxy, uint64_t seq) {
   return e;
 }
 
+// utime + stime of process `pid` (all its threads) in seconds; -1 when
+// unreadable.
+double CpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
+  // Fields after the command name, which is in parentheses and may hold
+  // spaces: state is field 3, utime 14, stime 15.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields;
+  size_t i = close + 2;
+  while (i < stat.size()) {
+    size_t end = stat.find(' ', i);
+    if (end == std::string::npos) end = stat.size();
+    fields.push_back(stat.substr(i, end - i));
+    i = end + 1;
+  }
+  if (fields.size() < 13) return -1;
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"audit_bench: AuditIngest load generator"};
   std::string server, ca, token_file;
-  int proxies = 4, batch = 1000, seconds = 10;
+  int proxies = 4, batch = 1000, seconds = 10, control_pid = 0;
   app.add_option("--server", server)->required();
   app.add_option("--ca", ca)->required();
   app.add_option("--token-file", token_file)->required();
   app.add_option("--proxies", proxies);
   app.add_option("--batch", batch);
   app.add_option("--seconds", seconds);
+  app.add_option("--control-pid", control_pid,
+                 "warden-control's PID, to report its CPU per event");
   CLI11_PARSE(app, argc, argv);
 
   grpc::SslCredentialsOptions ssl;
@@ -107,6 +139,7 @@ int main(int argc, char** argv) {
   std::vector<double> checkpoint_ms;
   std::atomic<bool> failed{false};
   std::vector<std::thread> threads;
+  const double cpu_before = control_pid > 0 ? CpuSeconds(control_pid) : -1;
   const auto start = Clock::now();
   for (int p = 0; p < proxies; ++p) {
     threads.emplace_back([&, p] {
@@ -173,6 +206,7 @@ int main(int argc, char** argv) {
   for (auto& t : threads) t.join();
   const double elapsed =
       std::chrono::duration<double>(Clock::now() - start).count();
+  const double cpu_after = control_pid > 0 ? CpuSeconds(control_pid) : -1;
   watcher.join();
   std::sort(checkpoint_ms.begin(), checkpoint_ms.end());
   auto pct = [&](double q) {
@@ -187,6 +221,15 @@ int main(int argc, char** argv) {
             << ", \"event_bytes\": "
             << StatementEvent("ingest-0", 1).ByteSizeLong()
             << ", \"checkpoint_p50_ms\": " << pct(0.5)
-            << ", \"checkpoint_p99_ms\": " << pct(0.99) << "}" << std::endl;
+            << ", \"checkpoint_p99_ms\": " << pct(0.99);
+  if (cpu_before >= 0 && cpu_after >= 0 && committed > 0) {
+    const double cpu = cpu_after - cpu_before;
+    std::cout << ", \"control_cpu_seconds\": " << cpu
+              << ", \"control_cpu_us_per_event\": "
+              << cpu * 1e6 / static_cast<double>(committed)
+              << ", \"control_cpu_us_per_append\": "
+              << cpu * 1e6 / (static_cast<double>(committed) / batch);
+  }
+  std::cout << "}" << std::endl;
   return failed ? 1 : 0;
 }

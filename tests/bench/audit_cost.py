@@ -9,11 +9,18 @@ policy pushed through warden-control, interleaved in one run:
 Prints TPS per workload for each proxy and the cost of audit (1 - async /
 off). With audit on, every statement's event is written to the spool before
 the statement is relayed, the spool is fsynced every 20 ms and streamed to
-warden-control. All local; every process is stopped at the end."""
+warden-control. All local; every process is stopped at the end.
+
+warden-control's CPU (utime + stime from /proc) is reported per
+transaction and per event it committed (the growth of its audit tree over
+the run) for the async proxy. `--modes async` and `--workloads 2,3` (1-based
+rows of the table) measure a part only; WARDEN_CONTROL_BIN picks another
+warden-control build."""
 
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -128,22 +135,45 @@ def latencies(port, args, clients, duration):
     return us[len(us) // 2] / 1000.0, us[min(len(us) - 1, len(us) * 99 // 100)] / 1000.0
 
 
+MODES = (("bench-audit-off", "off"), ("bench-audit-intents", "async-intents"),
+         ("bench-audit-async", "async"), ("bench-audit-sync", "sync"))
+
+
+def tree_size(control):
+    """The audit tree's size now (wardenctl audit checkpoint)."""
+    r = subprocess.run([WARDENCTL_BIN, "audit", "checkpoint", "--format", "json"],
+                       env=control.env(), capture_output=True, text=True, timeout=60)
+    m = re.search(r'"(?:tree_)?size"\s*:\s*"?(\d+)', r.stdout)
+    if r.returncode != 0 or not m:
+        raise RuntimeError("wardenctl audit checkpoint: %s %s" % (r.stdout, r.stderr))
+    return int(m.group(1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--modes", default="off,async-intents,async,sync",
+                    help="comma-separated subset of off, async-intents, async, sync")
+    ap.add_argument("--workloads", default="",
+                    help="comma-separated 1-based rows of the workload table (default all)")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the binaries in bazel-bin as they are")
     a = ap.parse_args()
-    subprocess.run(["bazel", "build", "//controlplane/server:warden-control",
-                    "//controlplane/cli:wardenctl", "//dataplane/server:warden-proxy"],
-                   cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    modes = [m for m in MODES if m[1] in a.modes.split(",")]
+    workloads = ([WORKLOADS[int(i) - 1] for i in a.workloads.split(",")]
+                 if a.workloads else WORKLOADS)
+    if not a.no_build:
+        subprocess.run(["bazel", "build", "//controlplane/server:warden-control",
+                        "//controlplane/cli:wardenctl", "//dataplane/server:warden-proxy"],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     work = tempfile.mkdtemp(prefix="warden-audit-cost-")
     pg = control = None
     proxies = {}
     try:
         pg, control = start_stack(work)
-        for name, audit in (("bench-audit-off", "off"),
-                            ("bench-audit-intents", "async-intents"),
-                            ("bench-audit-async", "async"), ("bench-audit-sync", "sync")):
+        for name, audit in modes:
             pwork = os.path.join(work, name)
             os.makedirs(pwork)
             port = free_port()
@@ -153,38 +183,58 @@ def main():
         while time.time() < deadline and not all("in force" in p.log() for p in proxies.values()):
             time.sleep(0.1)
         results = {}
-        for label, args, clients in WORKLOADS:
+        for label, args, clients in workloads:
             for name, p in proxies.items():  # warm-up
                 pgbench(p.port("main"), args, clients, 2)
             for _ in range(a.reps):
                 for name, p in proxies.items():  # interleaved
+                    # Let the previous run's spool drain (its events would
+                    # be counted here), then count this run's.
+                    time.sleep(1)
+                    events0 = tree_size(control)
                     proxy0, control0 = cpu_seconds(p.pid), cpu_seconds(control.pid)
                     tps, txns = pgbench(p.port("main"), args, clients, a.duration)
+                    control_cpu = cpu_seconds(control.pid) - control0
                     proxy_us = 1e6 * (cpu_seconds(p.pid) - proxy0) / max(1, txns)
-                    control_us = 1e6 * (cpu_seconds(control.pid) - control0) / max(1, txns)
+                    events = tree_size(control) - events0
+                    control_us = 1e6 * control_cpu / max(1, txns)
+                    control_event_us = 1e6 * control_cpu / max(1, events)
                     results.setdefault((label, clients, name), []).append(
-                        (tps, proxy_us, control_us))
+                        (tps, proxy_us, control_us, control_event_us, events / max(1, txns)))
+        med = lambda rows, i: statistics.median(r[i] for r in rows)
+        if len(modes) < len(MODES):
+            print("| workload | clients | audit | TPS | proxy µs/txn | warden-control µs/txn "
+                  "| events/txn | warden-control µs/event |")
+            print("|---|--:|---|--:|--:|--:|--:|--:|")
+            for label, args, clients in workloads:
+                for name, audit in modes:
+                    rows = results[(label, clients, name)]
+                    print("| %s | %d | %s | %.0f | %.1f | %.1f | %.2f | %.1f |"
+                          % (label, clients, audit, med(rows, 0), med(rows, 1), med(rows, 2),
+                             med(rows, 4), med(rows, 3)))
+            return 0
         print("| workload | clients | audit off TPS | async, intents only | async TPS | async/off "
               "| sync TPS | sync/off | proxy µs/txn off → intents → async "
-              "| warden-control µs/txn (async) |")
-        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-        med = lambda rows, i: statistics.median(r[i] for r in rows)
-        for label, args, clients in WORKLOADS:
+              "| warden-control µs/txn (async) | warden-control µs/event (async) |")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for label, args, clients in workloads:
             off = results[(label, clients, "bench-audit-off")]
             it = results[(label, clients, "bench-audit-intents")]
             on = results[(label, clients, "bench-audit-async")]
             sy = results[(label, clients, "bench-audit-sync")]
             print("| %s | %d | %.0f | %.0f (%.2f×) | %.0f | %.2f× | %.0f | %.2f× "
-                  "| %.1f → %.1f → %.1f | %.1f |"
+                  "| %.1f → %.1f → %.1f | %.1f | %.1f |"
                   % (label, clients, med(off, 0), med(it, 0), med(it, 0) / med(off, 0),
                      med(on, 0), med(on, 0) / med(off, 0),
                      med(sy, 0), med(sy, 0) / med(off, 0), med(off, 1), med(it, 1),
-                     med(on, 1), med(on, 2)))
+                     med(on, 1), med(on, 2), med(on, 3)))
         print("\nLatency per statement (select-only, simple, 8 clients; pgbench -l):\n")
         print("| audit | p50 ms | p99 ms |")
         print("|---|--:|--:|")
         for name, label in (("bench-audit-off", "off"), ("bench-audit-async", "async"),
                             ("bench-audit-sync", "sync")):
+            if name not in proxies:
+                continue
             p50, p99 = latencies(proxies[name].port("main"), ["-S", "-M", "simple"], 8,
                                  a.duration)
             print("| %s | %.2f | %.2f |" % (label, p50, p99))
@@ -199,6 +249,7 @@ def main():
             control.stop()
         if pg:
             pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

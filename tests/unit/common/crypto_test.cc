@@ -1,5 +1,10 @@
 #include "common/crypto.h"
 
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 
@@ -9,6 +14,38 @@ namespace {
 TEST(CryptoTest, Sha256MatchesFips180Vector) {
   EXPECT_EQ(HexEncode(Sha256("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(CryptoTest, Sha256ConcatHashesTheConcatenation) {
+  EXPECT_EQ(Sha256Concat({"a", "bc"}), Sha256("abc"));
+  EXPECT_EQ(Sha256Concat({"", "abc", ""}), Sha256("abc"));
+  EXPECT_EQ(Sha256Concat({}), Sha256(""));
+  EXPECT_EQ(HexEncode(Sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  // FIPS 180-2 two-block vector, split mid-block.
+  EXPECT_EQ(HexEncode(Sha256Concat(
+                {"abcdbcdecdefdefgefghfghighij", "hijkijkljklmklmnlmnomnopnopq"})),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  // Binary bytes, and a part larger than SHA-256's block.
+  const std::string big(1000, '\0');
+  EXPECT_EQ(Sha256Concat({absl::string_view("\x00", 1), big}),
+            Sha256(std::string(1, '\0') + big));
+}
+
+TEST(CryptoTest, Sha256IsTheSameFromManyThreads) {
+  // Each thread keeps its own context: none sees another's state.
+  const std::string want = Sha256("warden");
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        if (Sha256Concat({"war", "den"}) != want) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(CryptoTest, HmacSha256MatchesRfc4231Case2) {
@@ -140,6 +177,44 @@ TEST(Ed25519Test, MatchesRfc8032TestVector1) {
             "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
             "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b");
   EXPECT_TRUE(Ed25519Verify(*pub, "", *sig).ok());
+}
+
+TEST(Ed25519Test, ASignerSignsAsEd25519SignDoes) {
+  // RFC 8032 section 7.1, TEST 2 (one-byte message).
+  auto priv = Ed25519PrivateKeyFromRaw(Unhex(
+      "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"));
+  ASSERT_TRUE(priv.ok());
+  auto signer = Ed25519Signer::FromPem(*priv);
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  EXPECT_EQ(HexEncode(signer->raw_public_key()),
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
+  auto sig = signer->Sign(Unhex("72"));
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ(HexEncode(*sig),
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+            "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
+  EXPECT_EQ(*sig, *Ed25519Sign(*priv, Unhex("72")));
+  // Copies share the key, from any thread.
+  const Ed25519Signer copy = *signer;
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (*copy.Sign(Unhex("72")) != *sig) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  auto pair = GenerateEd25519Key();
+  ASSERT_TRUE(pair.ok());
+  EXPECT_EQ(Ed25519Signer::FromPem(pair->public_pem).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Ed25519Signer::FromPem("not a key").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Ed25519Signer().Sign("m").status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(Ed25519Test, PublicKeyFromRawRoundTrips) {

@@ -80,6 +80,12 @@ TEST(SignedNoteTest, AgreesWithGoSumdbNote) {
       SignNote(kPeterText, "PeterNeumann", *private_pem);
   ASSERT_TRUE(note.ok()) << note.status();
   EXPECT_EQ(*note, want);
+  // The same with the key decoded once (what the checkpointer signs with).
+  auto signer = crypto::Ed25519Signer::FromPem(*private_pem);
+  ASSERT_TRUE(signer.ok());
+  EXPECT_EQ(SignNote(kPeterText, "PeterNeumann", *signer).value(), want);
+  EXPECT_EQ(SignNote("", "PeterNeumann", *signer).status().code(),
+            absl::StatusCode::kInvalidArgument);
   absl::StatusOr<std::string> text = VerifyNote(want, kPeterKey);
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text, kPeterText);

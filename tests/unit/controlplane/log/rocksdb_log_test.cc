@@ -149,6 +149,65 @@ TEST(RocksDbLogTest, ConcurrentAppendsGetDistinctConsecutiveIndexes) {
   }
 }
 
+TEST(RocksDbLogTest, AppendBatchStoresConsecutiveEntriesAndSurvivesReopen) {
+  std::string path = FreshPath();
+  {
+    std::unique_ptr<RocksDbLog> log = OpenOrDie(path);
+    ASSERT_NE(log, nullptr);
+    ASSERT_EQ(*log->Append("one"), 1u);
+    absl::StatusOr<uint64_t> first = log->AppendBatch({"two", "three", "four"});
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(*first, 2u);
+    EXPECT_EQ(log->LastIndex(), 4u);
+    EXPECT_EQ(*log->AppendBatch({"five"}), 5u);
+    // Nothing to append is a caller's mistake, and changes nothing.
+    EXPECT_EQ(log->AppendBatch({}).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(log->LastIndex(), 5u);
+  }
+  std::unique_ptr<RocksDbLog> log = OpenOrDie(path);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->LastIndex(), 5u);
+  EXPECT_EQ(*log->Append("six"), 6u);
+  EXPECT_THAT(*log->Read(1, 10),
+              ElementsAre(IsEntry(1, "one"), IsEntry(2, "two"),
+                          IsEntry(3, "three"), IsEntry(4, "four"),
+                          IsEntry(5, "five"), IsEntry(6, "six")));
+}
+
+TEST(RocksDbLogTest, ConcurrentBatchesKeepTheirEntriesTogether) {
+  std::unique_ptr<RocksDbLog> log = OpenOrDie(FreshPath());
+  ASSERT_NE(log, nullptr);
+  constexpr int kThreads = 4;
+  constexpr int kBatches = 10;
+  constexpr int kPerBatch = 3;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<std::string> batch;
+        for (int i = 0; i < kPerBatch; ++i) {
+          batch.push_back(absl::StrCat("t", t, "-b", b, "-", i));
+        }
+        ASSERT_TRUE(log->AppendBatch(std::move(batch)).ok());
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  constexpr uint64_t kTotal = kThreads * kBatches * kPerBatch;
+  std::vector<Entry> entries = *log->Read(1, kTotal);
+  ASSERT_EQ(entries.size(), kTotal);
+  // Each batch's entries are consecutive and in their order.
+  for (size_t i = 0; i < entries.size(); i += kPerBatch) {
+    const std::string prefix =
+        entries[i].data.substr(0, entries[i].data.rfind('-') + 1);
+    for (int k = 0; k < kPerBatch; ++k) {
+      EXPECT_EQ(entries[i + k].index, i + k + 1);
+      EXPECT_EQ(entries[i + k].data, absl::StrCat(prefix, k));
+    }
+  }
+}
+
 TEST(RocksDbLogTest, OpeningARegularFileIsAClearError) {
   std::string path = FreshPath();
   std::ofstream(path) << "not a log";

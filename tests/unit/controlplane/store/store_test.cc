@@ -3,6 +3,10 @@
 #include <memory>
 #include <string>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
 #include "controlplane/store/store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -103,6 +107,70 @@ TEST(StoreTest, AppliedBatchAndIndexSurviveReopen) {
   EXPECT_EQ(*store->Get(Column::kBundles, "rev/1"), "one");
   EXPECT_EQ(*store->Get(Column::kTokens, "tok_a"), "hash");
   EXPECT_EQ(*store->Get(Column::kFleet, "proxy-1"), "rev 1");
+}
+
+TEST(StoreTest, ReplayableAppliesAreReadAtOnceAndSurviveAProcessEnd) {
+  std::string path = FreshPath();
+  {
+    std::unique_ptr<Store> store = OpenOrDie(path);
+    ASSERT_NE(store, nullptr);
+    Batch batch;
+    batch.Put(Column::kAudit, "leaf/1", "one");
+    ASSERT_TRUE(store->Apply(batch, 3, Store::Durability::kReplayable).ok());
+    EXPECT_EQ(store->applied_index(), 3u);
+    EXPECT_EQ(*store->Get(Column::kAudit, "leaf/1"), "one");
+    // The same index rules as a synced apply.
+    EXPECT_EQ(store->Apply(batch, 3, Store::Durability::kReplayable).code(),
+              absl::StatusCode::kFailedPrecondition);
+    Batch more;
+    more.Put(Column::kAudit, "leaf/2", "two");
+    ASSERT_TRUE(store->Apply(more, 4, Store::Durability::kReplayable).ok());
+  }
+  // Closing flushes what was only in memory.
+  std::unique_ptr<Store> store = OpenOrDie(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->applied_index(), 4u);
+  EXPECT_EQ(*store->Get(Column::kAudit, "leaf/1"), "one");
+  EXPECT_EQ(*store->Get(Column::kAudit, "leaf/2"), "two");
+}
+
+TEST(StoreTest, ACrashLosesReplayableAppliesWholeWithTheirIndex) {
+  std::string path = FreshPath();
+  // A process that applies and dies without closing the store.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = Store::Open(path);
+    if (!store.ok()) _exit(2);
+    Batch synced;
+    synced.Put(Column::kTokens, "tok/a", "a");
+    if (!(*store)->Apply(synced, 1).ok()) _exit(3);
+    for (uint64_t index = 2; index <= 50; ++index) {
+      Batch batch;
+      batch.Put(Column::kAudit, absl::StrCat("leaf/", index), "leaf");
+      batch.Put(Column::kTokens, absl::StrCat("tok/", index), "token");
+      if (!(*store)->Apply(batch, index, Store::Durability::kReplayable).ok()) {
+        _exit(4);
+      }
+    }
+    _exit(0);  // no close, no flush
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::unique_ptr<Store> store = OpenOrDie(path);
+  ASSERT_NE(store, nullptr);
+  // What was flushed (here only the synced apply) and nothing past it:
+  // the applied index says where a replay of the log resumes.
+  const uint64_t applied = store->applied_index();
+  EXPECT_GE(applied, 1u);
+  EXPECT_EQ(*store->Get(Column::kTokens, "tok/a"), "a");
+  for (uint64_t index = 2; index <= 50; ++index) {
+    const bool have = store->Get(Column::kAudit, absl::StrCat("leaf/", index)).ok();
+    EXPECT_EQ(have, index <= applied) << index;
+    EXPECT_EQ(store->Get(Column::kTokens, absl::StrCat("tok/", index)).ok(), have)
+        << index;
+  }
 }
 
 TEST(StoreTest, AppliedIndexIsMonotonicAndStaleIndexesWriteNothing) {
