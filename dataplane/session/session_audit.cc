@@ -53,7 +53,7 @@ absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
     write_pending_ = true;
     callbacks_->AwaitAuditWrite();
   }
-  CountAudit(*window_, size, absl::Now());
+  CountAudit(*window_, size, context_.recorder->Fill(), absl::Now());
   return recorded;
 }
 
