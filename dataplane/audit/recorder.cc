@@ -19,8 +19,8 @@ namespace {
 
 }  // namespace
 
-std::string Recorder::Encode(absl::string_view shared,
-                             warden::v1::AuditEvent event) {
+absl::StatusOr<std::string> Recorder::Encode(absl::string_view shared,
+                                             warden::v1::AuditEvent event) {
   SetTimestamp(absl::Now(), event.mutable_time());
   // Valid UTF-8 and bounded, or warden-control could not decode it and
   // every later event would wait behind it. The encoding of a message is
@@ -33,11 +33,14 @@ std::string Recorder::Encode(absl::string_view shared,
   if (!shared.empty() && bytes.size() > audit_bounds::Limits().max_event) {
     // Each part within bounds, not both together: bounded as one event.
     warden::v1::AuditEvent whole;
-    if (whole.ParseFromArray(shared.data(), static_cast<int>(shared.size()))) {
-      whole.MergeFrom(event);
-      bytes.clear();
-      audit_bounds::AppendBounded(&whole, &bytes);
+    if (!whole.ParseFromArray(shared.data(), static_cast<int>(shared.size()))) {
+      return absl::InternalError(
+          "the session's shared audit fields do not decode, and with this "
+          "event they are over the event size limit");
     }
+    whole.MergeFrom(event);
+    bytes.clear();
+    audit_bounds::AppendBounded(&whole, &bytes);
   }
   return bytes;
 }
@@ -50,9 +53,10 @@ absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
 absl::StatusOr<uint64_t> Recorder::Record(absl::string_view shared,
                                           warden::v1::AuditEvent event,
                                           size_t* size) {
-  const std::string bytes = Encode(shared, std::move(event));
-  if (size != nullptr) *size = bytes.size();
-  return spool_->Append(bytes);
+  const absl::StatusOr<std::string> bytes = Encode(shared, std::move(event));
+  if (!bytes.ok()) return bytes.status();
+  if (size != nullptr) *size = bytes->size();
+  return spool_->Append(*bytes);
 }
 
 namespace {
@@ -68,9 +72,10 @@ thread_local ThreadStaged thread_staged;
 absl::StatusOr<uint64_t> Recorder::Stage(absl::string_view shared,
                                          warden::v1::AuditEvent event,
                                          size_t* size) {
-  const std::string bytes = Encode(shared, std::move(event));
-  if (size != nullptr) *size = bytes.size();
-  auto ticket = spool_->Stage(bytes);
+  const absl::StatusOr<std::string> bytes = Encode(shared, std::move(event));
+  if (!bytes.ok()) return bytes.status();
+  if (size != nullptr) *size = bytes->size();
+  auto ticket = spool_->Stage(*bytes);
   if (!ticket.ok()) return ticket.status();
   if (!thread_staged.any) thread_staged.first = *ticket;
   thread_staged.any = true;

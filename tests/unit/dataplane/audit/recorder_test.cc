@@ -117,5 +117,20 @@ TEST_F(RecorderTest, APairOverTheEventLimitIsBoundedAsOneEvent) {
   EXPECT_GT(e.repairs().ByteSizeLong(), 0u);
 }
 
+// Shared bytes that do not decode cannot be bounded together with a large
+// event: refused, never recorded over the limit (and nothing is staged).
+TEST_F(RecorderTest, SharedBytesThatDoNotDecodeAreNotRecordedOverTheLimit) {
+  const std::string garbage(900 * 1024, '\xff');
+  auto seq = recorder_->Record(garbage, Statement(std::string(400 * 1024, 's')));
+  ASSERT_FALSE(seq.ok());
+  EXPECT_EQ(seq.status().code(), absl::StatusCode::kInternal);
+  auto staged = recorder_->Stage(garbage, Statement(std::string(400 * 1024, 's')));
+  ASSERT_FALSE(staged.ok());
+  ASSERT_TRUE(recorder_->WriteStaged().ok());
+  // A small event with the same bytes is within the limit and kept as is
+  // (the limit is what this guards).
+  EXPECT_TRUE(recorder_->Record(std::string(10, 'x'), Statement("SELECT 1")).ok());
+}
+
 }  // namespace
 }  // namespace warden::dataplane::audit
