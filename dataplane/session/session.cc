@@ -970,7 +970,11 @@ void Session::BuildChain() {
   facts_.database = admission_.database_name;
   facts_.peer_address = peer_address_;
   const bool audit = shared_->recorder != nullptr;
-  audit_->ChainBuilt(admission_.directory.get());
+  if (const stages::DirectoryStage* directory = admission_.directory.get()) {
+    audit_->ChainBuilt([directory] { return directory->identity_changes(); });
+  } else {
+    audit_->ChainBuilt(nullptr);
+  }
   // Client to database: directory, policy, audit (stages/README.md).
   if (admission_.directory != nullptr) {
     chain_.Add(std::move(admission_.directory));

@@ -30,7 +30,7 @@ const std::string* SessionAudit::SharedEventFields() {
   // The directory stage is the only one that changes the identity once
   // the chain runs.
   const uint64_t version =
-      directory_ != nullptr ? directory_->identity_changes() : 0;
+      identity_changes_ ? identity_changes_() : 0;
   if (!shared_fields_built_ || version != shared_fields_version_) {
     warden::v1::AuditEvent shared;
     AddSharedFields(&shared);

@@ -13,7 +13,7 @@
 // - Once the chain runs (ChainBuilt), what every event shares (identity,
 //   environment, session id) is encoded once and sent with each event's
 //   own part; it is encoded again when the directory stage changes the
-//   identity (identity_changes()). Before that, events carry the fields
+//   identity (the count ChainBuilt was given). Before that, events carry the fields
 //   themselves (NewEvent).
 // - While the spool is more than half full and the identity's events are
 //   past audit.backlogged_session_rate, Throttled() says so and asks the
@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,7 +35,6 @@
 #include "absl/time/time.h"
 #include "dataplane/audit/sink.h"
 #include "dataplane/session/audit_budget.h"
-#include "dataplane/stages/directory_stage.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
 
@@ -82,11 +82,12 @@ class SessionAudit {
   // staged, false (logged) when the spool refused it.
   bool Audit(warden::v1::AuditEvent event);
 
-  // The chain runs from now on; `directory` (may be null) is the stage
-  // that may change the identity.
-  void ChainBuilt(const stages::DirectoryStage* directory) {
+  // The chain runs from now on; `identity_changes` (may be empty) counts
+  // the changes of the identity (the directory stage's, the only one that
+  // changes it once the chain runs).
+  void ChainBuilt(std::function<uint64_t()> identity_changes) {
     chain_built_ = true;
-    directory_ = directory;
+    identity_changes_ = std::move(identity_changes);
   }
   // The events counted from now on are the identity's (`window`, shared
   // with its other sessions), no longer the session's own.
@@ -115,7 +116,7 @@ class SessionAudit {
   const Context context_;
   Callbacks* const callbacks_;
   bool chain_built_ = false;
-  const stages::DirectoryStage* directory_ = nullptr;
+  std::function<uint64_t()> identity_changes_;
   std::shared_ptr<AuditWindow> window_ = std::make_shared<AuditWindow>();
   bool write_pending_ = false;
   bool throttled_ = false;

@@ -119,6 +119,31 @@ TEST_F(SessionAuditTest, OnceTheChainRunsTheSharedFieldsAreEncodedOnce) {
   EXPECT_EQ(sink.staged[1].shared, sink.staged[0].shared);
 }
 
+// The directory stage changed the identity: the next event's shared part
+// is encoded again, with the new groups; until then it is reused.
+TEST_F(SessionAuditTest, TheSharedFieldsAreEncodedAgainWhenTheIdentityChanges) {
+  auto audit = Make(&sink);
+  uint64_t changes = 0;
+  audit->ChainBuilt([&changes] { return changes; });
+  ASSERT_TRUE(audit->Record(Event()).ok());
+  identity.add_groups("dba");
+  ASSERT_TRUE(audit->Record(Event()).ok());
+  ASSERT_EQ(sink.staged.size(), 2u);
+  EXPECT_EQ(sink.staged[1].shared, sink.staged[0].shared);  // not yet told
+  ++changes;
+  ASSERT_TRUE(audit->Record(Event()).ok());
+  ASSERT_EQ(sink.staged.size(), 3u);
+  warden::v1::AuditEvent decoded;
+  ASSERT_TRUE(decoded.ParseFromString(sink.staged[2].shared));
+  ASSERT_EQ(decoded.identity().groups_size(), 1);
+  EXPECT_EQ(decoded.identity().groups(0), "dba");
+  EXPECT_EQ(decoded.identity().user(), "alice");
+  EXPECT_NE(sink.staged[2].shared, sink.staged[0].shared);
+  // And kept for the events after it.
+  ASSERT_TRUE(audit->Record(Event()).ok());
+  EXPECT_EQ(sink.staged[3].shared, sink.staged[2].shared);
+}
+
 TEST_F(SessionAuditTest, NothingGoesUpstreamUntilTheBatchIsWritten) {
   auto audit = Make(&sink);
   EXPECT_FALSE(audit->write_pending());
