@@ -13,8 +13,8 @@
 // - Once the chain runs (ChainBuilt), what every event shares (identity,
 //   environment, session id) is encoded once and sent with each event's
 //   own part; it is encoded again when the directory stage changes the
-//   identity (the count ChainBuilt was given). Before that, events carry the fields
-//   themselves (NewEvent).
+//   identity (the count ChainBuilt was given). Before that, events carry
+//   the fields themselves (NewEvent).
 // - While the spool is more than half full and the identity's events are
 //   past audit.backlogged_session_rate, Throttled() says so and asks the
 //   session to resume after the window is paid for; the session does not
