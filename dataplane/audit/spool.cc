@@ -489,6 +489,7 @@ absl::StatusOr<std::vector<SpoolRecord>> Spool::Read(uint64_t from,
       auto data = ReadAll(seg.path, start, size);
       if (absl::IsNotFound(data.status())) break;  // acknowledged meanwhile
       if (!data.ok()) return data.status();
+      bytes_read_.fetch_add(data->size(), std::memory_order_relaxed);
       Parsed parsed = ParseRecords(*data, options_.max_record_bytes, from,
                                    /*keep=*/true, max_events - out.size());
       const bool cut_by_read = start + data->size() < seg.bytes;

@@ -134,6 +134,13 @@ class Spool {
            static_cast<double>(options_.max_bytes);
   }
 
+  // Bytes Read took from its segment files since the spool was opened (a
+  // sender that is behind should read about what it sends, not re-read
+  // the rest of a segment on each call).
+  uint64_t bytes_read() const {
+    return bytes_read_.load(std::memory_order_relaxed);
+  }
+
  private:
   struct Segment {
     uint64_t first = 0;  // first sequence in it
@@ -189,6 +196,7 @@ class Spool {
     uint64_t offset = 0;
   };
   mutable ReadHint read_hint_ ABSL_GUARDED_BY(mu_);
+  mutable std::atomic<uint64_t> bytes_read_{0};
 };
 
 }  // namespace warden::dataplane::audit

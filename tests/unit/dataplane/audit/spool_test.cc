@@ -216,6 +216,12 @@ TEST_F(SpoolTest, ABacklogIsReadBatchByBatch) {
   EXPECT_EQ(all[5000].payload.size(), 3u << 20);
   EXPECT_EQ(all[5001].payload, "after");
   EXPECT_GT(calls, 5);  // batches of about 64 KiB, not the whole backlog
+  // And each byte is read about once, give or take one chunk (68 KiB) per
+  // call: the whole backlog is some 3.7 MB; re-reading the rest of the
+  // segment on every call read ten times that.
+  const uint64_t appended = 5000 * 120 + (3u << 20) + 5;
+  EXPECT_LT(spool->bytes_read(), appended + (calls + 1) * (72u << 10))
+      << "read " << spool->bytes_read() << " bytes in " << calls << " calls";
   // Reading again from an earlier sequence (a resend) still works.
   auto again = spool->Read(10, 5, 1 << 20);
   ASSERT_TRUE(again.ok());
