@@ -30,39 +30,11 @@
 #include "absl/strings/str_cat.h"
 #include "proto/warden/v1/audit.grpc.pb.h"
 #include "tests/bench/enroll.h"
+#include "tests/bench/events.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-warden::v1::AuditEvent StatementEvent(const std::string& proxy, uint64_t seq) {
-  warden::v1::AuditEvent e;
-  e.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
-  e.set_proxy_id(proxy);
-  e.set_environment("bench");
-  e.set_session_id("0123456789abcdef");
-  e.set_sequence(seq);
-  e.mutable_time()->set_seconds(1790000000 + seq / 1000);
-  e.mutable_identity()->set_user("alice@example.com");
-  e.mutable_identity()->add_groups("engineers");
-  e.mutable_identity()->set_kind(warden::v1::IDENTITY_KIND_HUMAN);
-  auto* st = e.mutable_statement();
-  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
-  st->set_database("shop");
-  st->add_command_tags("UPDATE");
-  st->add_tables("public.orders");
-  st->set_fingerprint("a1b2c3d4e5f60718");
-  st->set_audit_level(warden::v1::AUDIT_LEVEL_FULL);
-  st->set_text(absl::StrCat(
-      "UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = ",
-      seq));
-  st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
-  st->set_policy("production-guardrails");
-  st->set_bundle_revision(7);
-  st->set_bundle_digest(std::string(64, 'e'));
-  st->set_protocol("extended");
-  return e;
-}
 
 // utime + stime of process `pid` (all its threads) in seconds; -1 when
 // unreadable.
@@ -149,7 +121,7 @@ int main(int argc, char** argv) {
       // As a proxy sends them: the event's bytes as spooled, with the
       // sequence appended (encoded_events). Encoded once; each batch only
       // renumbers (the load is the server's).
-      warden::v1::AuditEvent base = StatementEvent(proxy, 1);
+      warden::v1::AuditEvent base = warden::bench::UpdateIntent(proxy, 1);
       base.clear_sequence();
       const std::string base_bytes = base.SerializeAsString();
       warden::v1::AppendAuditRequest request;
@@ -219,7 +191,7 @@ int main(int argc, char** argv) {
             << ", \"events_per_second\": "
             << static_cast<uint64_t>(committed / elapsed)
             << ", \"event_bytes\": "
-            << StatementEvent("ingest-0", 1).ByteSizeLong()
+            << warden::bench::UpdateIntent("ingest-0", 1).ByteSizeLong()
             << ", \"checkpoint_p50_ms\": " << pct(0.5)
             << ", \"checkpoint_p99_ms\": " << pct(0.99);
   if (cpu_before >= 0 && cpu_after >= 0 && committed > 0) {

@@ -9,38 +9,17 @@
 #include "benchmark/benchmark.h"
 #include "common/audit_bounds.h"
 #include "proto/warden/v1/audit.pb.h"
+#include "tests/bench/events.h"
 
 namespace {
 
+// A statement's intent as the proxy bounds it: the session's fields and
+// the statement's own.
 warden::v1::AuditEvent Intent(const std::string& text) {
-  warden::v1::AuditEvent e;
-  e.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  warden::v1::AuditEvent e = warden::bench::SessionFields();
   e.set_proxy_id("proxy-eu-1");
-  e.set_environment("prod");
-  e.set_session_id("5f0c2a9e41d7b3c8");
   e.set_sequence(123456);
-  auto* id = e.mutable_identity();
-  id->set_user("alice@example.com");
-  id->add_groups("engineers");
-  id->add_groups("oncall");
-  id->set_kind(warden::v1::IDENTITY_KIND_HUMAN);
-  id->set_auth_method("oidc:okta");
-  (*id->mutable_attributes())["department"] = "Engineering";
-  auto* st = e.mutable_statement();
-  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
-  st->set_database("shop");
-  st->set_protocol("simple");
-  st->add_command_tags("SELECT");
-  st->add_tables("public.pgbench_accounts");
-  st->add_columns("abalance");
-  st->add_columns("aid");
-  st->set_fingerprint("a1b2c3d4e5f60718");
-  st->set_text(text);
-  st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
-  st->set_policy("production-guardrails");
-  st->set_bundle_revision(42);
-  st->set_bundle_digest(std::string(64, 'f'));
-  st->set_audit_level(warden::v1::AUDIT_LEVEL_FULL);
+  e.MergeFrom(warden::bench::PgbenchSelect(text));
   return e;
 }
 

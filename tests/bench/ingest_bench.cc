@@ -32,38 +32,11 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "proto/warden/v1/audit.pb.h"
+#include "tests/bench/events.h"
 
 namespace {
 
 using namespace warden::controlplane;  // NOLINT
-
-warden::v1::AuditEvent StatementEvent(const std::string& proxy) {
-  warden::v1::AuditEvent e;
-  e.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
-  e.set_proxy_id(proxy);
-  e.set_environment("bench");
-  e.set_session_id("0123456789abcdef");
-  e.mutable_time()->set_seconds(1790000000);
-  e.mutable_identity()->set_user("alice@example.com");
-  e.mutable_identity()->add_groups("engineers");
-  e.mutable_identity()->set_kind(warden::v1::IDENTITY_KIND_HUMAN);
-  auto* st = e.mutable_statement();
-  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
-  st->set_database("shop");
-  st->add_command_tags("UPDATE");
-  st->add_tables("public.orders");
-  st->set_fingerprint("a1b2c3d4e5f60718");
-  st->set_audit_level(warden::v1::AUDIT_LEVEL_FULL);
-  st->set_text(
-      "UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = "
-      "4711");
-  st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
-  st->set_policy("production-guardrails");
-  st->set_bundle_revision(7);
-  st->set_bundle_digest(std::string(64, 'e'));
-  st->set_protocol("extended");
-  return e;
-}
 
 double ProcessCpuSeconds() {
   rusage u;
@@ -111,7 +84,7 @@ int main(int argc, char** argv) {
   for (int p = 0; p < proxies; ++p) {
     threads.emplace_back([&, p] {
       const std::string proxy = absl::StrCat("ingest-", p);
-      warden::v1::AuditEvent base = StatementEvent(proxy);
+      warden::v1::AuditEvent base = warden::bench::UpdateIntent(proxy, 4711);
       const std::string base_bytes = base.SerializeAsString();
       warden::v1::AuditEvent numbered;
       warden::v1::AppendAuditRequest request;

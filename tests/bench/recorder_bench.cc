@@ -18,6 +18,7 @@
 #include "dataplane/audit/sink.h"
 #include "dataplane/audit/spool.h"
 #include "proto/warden/v1/audit.pb.h"
+#include "tests/bench/events.h"
 
 namespace {
 
@@ -26,39 +27,11 @@ using warden::dataplane::audit::Recorder;
 using warden::dataplane::audit::Spool;
 using warden::dataplane::audit::SpoolOptions;
 
-warden::v1::AuditEvent SessionFields() {
-  warden::v1::AuditEvent e;
-  e.set_environment("prod");
-  e.set_session_id("5f0c2a9e41d7b3c8");
-  auto* id = e.mutable_identity();
-  id->set_user("alice@example.com");
-  id->add_groups("engineers");
-  id->add_groups("oncall");
-  id->set_kind(warden::v1::IDENTITY_KIND_HUMAN);
-  id->set_auth_method("oidc:okta");
-  (*id->mutable_attributes())["department"] = "Engineering";
-  return e;
-}
+using warden::bench::SessionFields;
 
 warden::v1::AuditEvent Own() {
-  warden::v1::AuditEvent e;
-  e.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
-  auto* st = e.mutable_statement();
-  st->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
-  st->set_database("bench");
-  st->set_protocol("simple");
-  st->add_command_tags("SELECT");
-  st->add_tables("public.pgbench_accounts");
-  st->add_columns("abalance");
-  st->add_columns("aid");
-  st->set_fingerprint("a1b2c3d4e5f60718");
-  st->set_text("SELECT abalance FROM pgbench_accounts WHERE aid = 4711;");
-  st->set_decision(warden::v1::POLICY_ACTION_ALLOW);
-  st->set_policy("production-guardrails");
-  st->set_bundle_revision(42);
-  st->set_bundle_digest(std::string(64, 'f'));
-  st->set_audit_level(warden::v1::AUDIT_LEVEL_FULL);
-  return e;
+  return warden::bench::PgbenchSelect(
+      "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;");
 }
 
 std::unique_ptr<Spool> OpenSpool(const char* name) {
