@@ -35,16 +35,7 @@ namespace {
 
 using warden::v1::SessionEndReason;
 
-constexpr size_t kScratchSize = 64 * 1024;
 constexpr int kLingerMs = 2000;
-// Reads (of up to kScratchSize) one session may do before yielding.
-constexpr int kReadsPerTurn = 16;
-
-// One read buffer per worker thread: an idle session owns none.
-char* Scratch() {
-  static thread_local std::unique_ptr<char[]> buffer(new char[kScratchSize]);
-  return buffer.get();
-}
 
 const char* ReasonName(SessionEndReason r) {
   switch (r) {
@@ -105,11 +96,7 @@ Session::Session(SharedState* shared, const config::Listener* listener,
     peer_address_ = absl::StrCat(host, ":", port);
     peer_host_ = host;
   }
-  client_.conn = std::make_unique<net::Conn>(client_fd);
-  client_.watcher.session = this;
-  client_.watcher.side = Side::kClient;
-  upstream_.watcher.session = this;
-  upstream_.watcher.side = Side::kUpstream;
+  duplex_.client().conn = std::make_unique<net::Conn>(client_fd);
   shared_->client_connections.fetch_add(1, std::memory_order_relaxed);
   SessionAudit::Context audit;
   audit.recorder = shared_->recorder;
@@ -192,8 +179,8 @@ bool Session::Register(Side s) {
 }
 
 void Session::MaybeRelease() {
-  if (released_ || phase_ != Phase::kClosed || client_.open() ||
-      upstream_.open()) {
+  if (released_ || phase_ != Phase::kClosed || duplex_.client().open() ||
+      duplex_.upstream().open()) {
     return;
   }
   released_ = true;
@@ -211,9 +198,8 @@ void Session::MaybeRelease() {
 // Event plumbing.
 
 void Session::OnEvents(Side s, uint32_t events) {
-  Peer& p = peer(s);
+  Duplex::Peer& p = peer(s);
   if (!p.open()) return;
-  const bool readable = events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP);
   const bool writable = events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
   if (s == Side::kUpstream && phase_ == Phase::kUpstreamConnect) {
     if (writable) OnUpstreamConnectEvent();
@@ -238,14 +224,7 @@ void Session::OnEvents(Side s, uint32_t events) {
                  peer_address_);
     return PeerLost(Side::kClient, /*eof=*/true, "");
   }
-  if (writable) {
-    if (p.read_wants_write) {
-      p.read_wants_write = false;
-      ReadLoop(s);
-    }
-    if (p.pending() > 0 || p.close_after_flush) Flush(s);
-  }
-  if (readable && p.open()) ReadLoop(s);
+  duplex_.OnReady(s, events);
 }
 
 bool Session::MayRead(Side s) const {
@@ -259,54 +238,30 @@ bool Session::MayRead(Side s) const {
          phase_ == Phase::kRelay;
 }
 
-void Session::ReadLoop(Side s) {
-  Peer& p = peer(s);
-  char* buf = Scratch();
-  int reads = 0;
-  while (p.open() && MayRead(s)) {
-    if (other(s).pending() >= shared_->config->proxy.max_buffered_bytes) {
-      p.read_paused = true;  // resumed by Flush of the other peer.
-      return;
-    }
-    if (s == Side::kClient && !correlator_.MayRead()) {
-      return;  // too many unanswered executions: resumed by answers.
-    }
-    if (++reads > kReadsPerTurn) {
-      // A busy stream yields to the worker's other sessions. Readiness is
-      // edge-triggered and the socket is not drained, so continue by post.
-      loop_->Defer([self = shared_from_this(), s] { self->ReadLoop(s); });
-      return;
-    }
-    const net::IoOutcome r = p.conn->Read(buf, kScratchSize);
-    switch (r.result) {
-      case net::IoResult::kOk:
-        Consume(s, buf, r.bytes);
-        if (phase_ == Phase::kClientTls && s == Side::kClient) {
-          DriveClientHandshake();
-          return;
-        }
-        if (phase_ == Phase::kUpstreamTls && s == Side::kUpstream) {
-          DriveUpstreamHandshake();
-          return;
-        }
-        if (r.bytes < kScratchSize && !p.conn->tls()) {
-          // A short plaintext read drained the socket: anything arriving
-          // later raises a new edge, so skip the recv that would only
-          // return EAGAIN (one syscall per message on the hot path).
-          return;
-        }
-        continue;
-      case net::IoResult::kWantRead:
-        return;  // drained; the next edge resumes.
-      case net::IoResult::kWantWrite:
-        p.read_wants_write = true;  // resumed by the next EPOLLOUT.
-        return;
-      case net::IoResult::kEof:
-      case net::IoResult::kError:
-        PeerLost(s, r.result == net::IoResult::kEof, r.error);
-        return;
-    }
+bool Session::MayReadMore(Side s) {
+  // Too many unanswered executions: resumed by answers.
+  return s != Side::kClient || correlator_.MayRead();
+}
+
+void Session::DeferRead(Side s) {
+  loop_->Defer([self = shared_from_this(), s] { self->ReadLoop(s); });
+}
+
+size_t Session::OnBytes(Side s, absl::string_view buf) {
+  if (s == Side::kUpstream) return ProcessUpstream(buf);
+  return phase_ == Phase::kLogin ? ProcessLogin(buf) : ProcessClient(buf);
+}
+
+bool Session::StopAfterRead(Side s) {
+  if (phase_ == Phase::kClientTls && s == Side::kClient) {
+    DriveClientHandshake();
+    return true;
   }
+  if (phase_ == Phase::kUpstreamTls && s == Side::kUpstream) {
+    DriveUpstreamHandshake();
+    return true;
+  }
+  return false;
 }
 
 void Session::PeerLost(Side s, bool eof, const std::string& error) {
@@ -319,7 +274,7 @@ void Session::PeerLost(Side s, bool eof, const std::string& error) {
   } else if (phase_ == Phase::kRelay && backend_.fatal()) {
     // The upstream already told the client why (e.g. 57P01).
     CloseUpstream(false);
-    client_.close_after_flush = true;
+    duplex_.client().close_after_flush = true;
     Flush(Side::kClient);
     Finish(warden::v1::SESSION_END_REASON_UPSTREAM,
            "upstream ended the session with a FATAL error");
@@ -329,101 +284,6 @@ void Session::PeerLost(Side s, bool eof, const std::string& error) {
              ? "lost the connection to the upstream database"
              : "the upstream database closed the connection during startup",
          warden::v1::SESSION_END_REASON_UPSTREAM);
-  }
-}
-
-void Session::Consume(Side s, const char* data, size_t n) {
-  Peer& p = peer(s);
-  absl::string_view buf;
-  const bool buffered = !p.in.empty();
-  if (buffered) {
-    if (n > 0) p.in.append(data, n);
-    buf = p.in;
-  } else {
-    buf = absl::string_view(data, n);
-  }
-  if (buf.empty()) return;
-  size_t used = 0;
-  if (s == Side::kClient) {
-    used = phase_ == Phase::kLogin ? ProcessLogin(buf) : ProcessClient(buf);
-  } else {
-    used = ProcessUpstream(buf);
-  }
-  if (phase_ == Phase::kClosed) return;
-  if (buffered) {
-    p.in.erase(0, used);
-    if (p.in.empty() && p.in.capacity() > kScratchSize)
-      std::string().swap(p.in);
-  } else if (used < buf.size()) {
-    p.in.assign(buf.data() + used, buf.size() - used);
-  }
-}
-
-void Session::Send(Side s, absl::string_view data) {
-  Peer& p = peer(s);
-  if (data.empty() || !p.open()) return;
-  if (s == Side::kUpstream && audit_->write_pending()) {
-    // Not before this session's audit events are on disk (OnAuditWritten).
-    if (p.pending() == 0) {
-      p.out.clear();
-      p.out_pos = 0;
-    }
-    p.out.append(data.data(), data.size());
-    return;
-  }
-  if (p.pending() == 0) {
-    while (!data.empty()) {
-      const net::IoOutcome r = p.conn->Write(data.data(), data.size());
-      if (r.result == net::IoResult::kOk) {
-        data.remove_prefix(r.bytes);
-        continue;
-      }
-      if (r.result == net::IoResult::kWantWrite ||
-          r.result == net::IoResult::kWantRead) {
-        break;
-      }
-      return PeerLost(s, /*eof=*/false, r.error);  // broken peer.
-    }
-    if (data.empty()) return;
-    p.out.clear();
-    p.out_pos = 0;
-  }
-  p.out.append(data.data(), data.size());  // flushed on EPOLLOUT.
-}
-
-void Session::Flush(Side s) {
-  Peer& p = peer(s);
-  if (s == Side::kUpstream && audit_->write_pending()) return;
-  while (p.open() && p.pending() > 0) {
-    const net::IoOutcome r =
-        p.conn->Write(p.out.data() + p.out_pos, p.pending());
-    if (r.result == net::IoResult::kOk) {
-      p.out_pos += r.bytes;
-      continue;
-    }
-    if (r.result == net::IoResult::kWantWrite ||
-        r.result == net::IoResult::kWantRead) {
-      return;  // the next edge resumes the flush.
-    }
-    return PeerLost(s, /*eof=*/false, r.error);
-  }
-  if (!p.open()) return;
-  // Drained: release the buffer if it grew, then lift backpressure.
-  p.out_pos = 0;
-  if (p.out.capacity() > kScratchSize) {
-    std::string().swap(p.out);
-  } else {
-    p.out.clear();
-  }
-  if (p.close_after_flush) {
-    p.conn->Close();
-    MaybeRelease();
-    return;
-  }
-  Peer& o = other(s);
-  if (o.read_paused) {
-    o.read_paused = false;
-    ReadLoop(Other(s));
   }
 }
 
@@ -460,8 +320,8 @@ void Session::OnTimer() {
       return;
     case Phase::kClosed:
       // Linger expired: a client that does not read its error is dropped.
-      if (client_.open()) client_.conn->Close();
-      if (upstream_.open()) upstream_.conn->Close();
+      if (duplex_.client().open()) duplex_.client().conn->Close();
+      if (duplex_.upstream().open()) duplex_.upstream().conn->Close();
       MaybeRelease();
       return;
   }
@@ -480,8 +340,8 @@ size_t Session::ProcessLogin(absl::string_view buf) {
 }
 
 void Session::StartClientTls(SSL_CTX* context) {
-  if (client_.pending() > 0 || !client_.open()) return;
-  auto status = client_.conn->StartTls(context, true, "");
+  if (duplex_.client().pending() > 0 || !duplex_.client().open()) return;
+  auto status = duplex_.client().conn->StartTls(context, true, "");
   if (!status.ok()) {
     return Fail(pgwire::kInternalError, status.message(),
                 warden::v1::SESSION_END_REASON_INTERNAL);
@@ -531,7 +391,7 @@ void Session::OnLoggedIn(ClientLogin::Admission admission) {
 }
 
 void Session::DriveClientHandshake() {
-  const net::IoOutcome r = client_.conn->Handshake();
+  const net::IoOutcome r = duplex_.client().conn->Handshake();
   switch (r.result) {
     case net::IoResult::kOk:
       phase_ = Phase::kLogin;
@@ -599,8 +459,8 @@ size_t Session::ProcessClient(absl::string_view buf) {
   if (terminate && phase_ != Phase::kClosed) {
     // Everything the client sent before Terminate must still reach the
     // upstream; then both sides close.
-    upstream_.close_after_flush = true;
-    if (upstream_.pending() == 0 && upstream_.open()) upstream_.conn->Close();
+    duplex_.upstream().close_after_flush = true;
+    if (duplex_.upstream().pending() == 0 && duplex_.upstream().open()) duplex_.upstream().conn->Close();
     CloseClient();
     Finish(warden::v1::SESSION_END_REASON_CLIENT, "client sent Terminate");
     ArmTimer(kLingerMs);
@@ -613,7 +473,7 @@ void Session::StartClientRelay() {
     loop_->CancelTimer(timer_);
     timer_ = 0;
   }
-  if (!client_.in.empty()) Consume(Side::kClient, nullptr, 0);
+  if (!duplex_.client().in.empty()) Consume(Side::kClient, nullptr, 0);
   ReadLoop(Side::kClient);
 }
 
@@ -667,7 +527,7 @@ void Session::ConnectNext() {
     }
     cancel_target_.host = host;
     cancel_target_.port = port;
-    upstream_.conn = std::make_unique<net::Conn>(fd);
+    duplex_.upstream().conn = std::make_unique<net::Conn>(fd);
     Register(Side::kUpstream);  // the connect completes as EPOLLOUT.
     return;
   }
@@ -677,7 +537,7 @@ void Session::ConnectNext() {
 void Session::OnUpstreamConnectEvent() {
   int error = 0;
   socklen_t len = sizeof(error);
-  getsockopt(upstream_.conn->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
+  getsockopt(duplex_.upstream().conn->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
   if (error == 0) {
     // An SSLRequest first when TLS is configured, else the startup.
     phase_ = connector_->wants_tls() ? Phase::kUpstreamSsl
@@ -685,14 +545,14 @@ void Session::OnUpstreamConnectEvent() {
     Send(Side::kUpstream, connector_->FirstMessage());
     return ReadLoop(Side::kUpstream);
   }
-  upstream_.conn->Close();
-  upstream_.conn.reset();
+  duplex_.upstream().conn->Close();
+  duplex_.upstream().conn.reset();
   if (connector_->has_next()) return ConnectNext();
   Fail(connector_->ConnectFailed(error));
 }
 
 void Session::DriveUpstreamHandshake() {
-  const net::IoOutcome r = upstream_.conn->Handshake();
+  const net::IoOutcome r = duplex_.upstream().conn->Handshake();
   switch (r.result) {
     case net::IoResult::kOk:
       phase_ = Phase::kUpstreamAuth;
@@ -743,7 +603,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       return 0;
     }
     const absl::Status started =
-        upstream_.conn->StartTls(answer.context, false, answer.verify_host);
+        duplex_.upstream().conn->StartTls(answer.context, false, answer.verify_host);
     if (!started.ok()) {
       Fail(UpstreamConnector::TlsNotStarted(started));
       return 0;
@@ -857,19 +717,19 @@ bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
 void Session::Fail(absl::string_view sqlstate, absl::string_view message,
                    SessionEndReason reason) {
   if (phase_ == Phase::kClosed) return;
-  const bool can_tell_client = client_.open() && phase_ != Phase::kClientTls;
+  const bool can_tell_client = duplex_.client().open() && phase_ != Phase::kClientTls;
   CloseUpstream(/*cancel_if_busy=*/true);
   if (can_tell_client) {
     std::string error;
     pgwire::WriteErrorResponse(&error, "FATAL", sqlstate, message);
     Send(Side::kClient, error);
-    client_.close_after_flush = true;
-    if (client_.open() && client_.pending() == 0) client_.conn->Close();
+    duplex_.client().close_after_flush = true;
+    if (duplex_.client().open() && duplex_.client().pending() == 0) duplex_.client().conn->Close();
   } else {
     CloseClient();
   }
   Finish(reason, message);
-  if (client_.open()) ArmTimer(kLingerMs);
+  if (duplex_.client().open()) ArmTimer(kLingerMs);
 }
 
 void Session::OnPolicyChanged() {
@@ -900,23 +760,23 @@ void Session::FailProtocol(absl::string_view message) {
 }
 
 void Session::CloseUpstream(bool cancel_if_busy) {
-  if (!upstream_.open()) return;
+  if (!duplex_.upstream().open()) return;
   if (cancel_if_busy && have_upstream_key_ && Busy()) {
     // PostgreSQL notices a vanished client only when it next writes; cancel
     // the running statement so it does not run on unattended.
     SendCancel(loop_, cancel_target_);
   }
-  if (phase_ == Phase::kRelay && upstream_.pending() == 0) {
+  if (phase_ == Phase::kRelay && duplex_.upstream().pending() == 0) {
     std::string terminate;
     pgwire::WriteTerminate(&terminate);
-    upstream_.conn->Write(terminate.data(), terminate.size());
+    duplex_.upstream().conn->Write(terminate.data(), terminate.size());
   }
-  upstream_.conn->Close();
+  duplex_.upstream().conn->Close();
   MaybeRelease();
 }
 
 void Session::CloseClient() {
-  if (client_.open()) client_.conn->Close();
+  if (duplex_.client().open()) duplex_.client().conn->Close();
   MaybeRelease();
 }
 
@@ -1010,10 +870,10 @@ void Session::Resume() {
   // The client may have hung up while its statement was held (the edge
   // may have come with the bytes read before the hold, e.g. a Terminate
   // right after the statement): nobody waits for it, it is withdrawn.
-  if (client_.open() && !client_.conn->tls()) {
+  if (duplex_.client().open() && !duplex_.client().conn->tls()) {
     char byte;
     const ssize_t n =
-        recv(client_.conn->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        recv(duplex_.client().conn->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
                    errno != EINTR)) {
       spdlog::info("session {}: the client left while its statement was held",

@@ -41,6 +41,7 @@
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
+#include "dataplane/session/duplex.h"
 #include "dataplane/session/frontend_relay.h"
 #include "dataplane/session/upstream_connector.h"
 #include "dataplane/session/upstream_login.h"
@@ -154,7 +155,8 @@ class Session : public std::enable_shared_from_this<Session>,
                 private stages::StageCallbacks,
                 private stages::AuditTrail,
                 private ClientLogin::Callbacks,
-                private SessionAudit::Callbacks {
+                private SessionAudit::Callbacks,
+                private Duplex::Callbacks {
  public:
   // Takes ownership of `client_fd`. Create with std::make_shared; Start()
   // puts the session into `live`, and it removes itself once both of its
@@ -192,45 +194,33 @@ class Session : public std::enable_shared_from_this<Session>,
     kRelay,            // relaying (client reads start at the first 'Z').
     kClosed,
   };
-  enum class Side { kClient, kUpstream };
-
-  // Routes a socket's events to the session (one per peer).
-  struct Watcher : net::EventLoop::Handler {
-    Session* session = nullptr;
-    Side side = Side::kClient;
-    void OnEvents(uint32_t events) override { session->OnEvents(side, events); }
-  };
-
-  struct Peer {
-    std::unique_ptr<net::Conn> conn;
-    Watcher watcher;
-    std::string in;                 // bytes of an incomplete message.
-    std::string out;                // bytes not yet accepted by the socket.
-    size_t out_pos = 0;             // start of unsent bytes in `out`.
-    bool read_paused = false;       // backpressure from the other peer.
-    bool read_wants_write = false;  // TLS read needs the socket writable.
-    bool close_after_flush = false;
-    size_t pending() const { return out.size() - out_pos; }
-    bool open() const { return conn != nullptr && !conn->closed(); }
-  };
-
-  Peer& peer(Side s) { return s == Side::kClient ? client_ : upstream_; }
-  Peer& other(Side s) { return s == Side::kClient ? upstream_ : client_; }
-  Side Other(Side s) {
-    return s == Side::kClient ? Side::kUpstream : Side::kClient;
-  }
-
-  // Event plumbing.
-  void OnEvents(Side s, uint32_t events);
+  // Event plumbing: the sockets and their buffers are Duplex's; the
+  // session says when a side may be read and what its bytes mean.
+  Duplex::Peer& peer(Side s) { return duplex_.peer(s); }
+  Duplex::Peer& other(Side s) { return duplex_.other(s); }
+  static Side Other(Side s) { return Duplex::Other(s); }
   bool Register(Side s);
   void MaybeRelease();
-  void ReadLoop(Side s);
-  bool MayRead(Side s) const;
-  void Consume(Side s, const char* data, size_t n);
+  void ReadLoop(Side s) { duplex_.ReadLoop(s); }
+  void Consume(Side s, const char* data, size_t n) {
+    duplex_.Consume(s, data, n);
+  }
+  void Send(Side s, absl::string_view data) { duplex_.Send(s, data); }
+  void Flush(Side s) { duplex_.Flush(s); }
   // PeerLost ends the session after side `s` closed (eof) or broke.
   void PeerLost(Side s, bool eof, const std::string& error);
-  void Send(Side s, absl::string_view data);
-  void Flush(Side s);
+  // Duplex::Callbacks.
+  void OnEvents(Side s, uint32_t events) override;
+  bool MayRead(Side s) const override;
+  bool MayReadMore(Side s) override;
+  void DeferRead(Side s) override;
+  size_t OnBytes(Side s, absl::string_view buf) override;
+  bool StopAfterRead(Side s) override;
+  void OnPeerLost(Side s, bool eof, const std::string& error) override {
+    PeerLost(s, eof, error);
+  }
+  bool UpstreamHeld() const override { return audit_->write_pending(); }
+  void OnPeerClosed() override { MaybeRelease(); }
   void ArmTimer(int ms);
   void OnTimer();
 
@@ -308,9 +298,9 @@ class Session : public std::enable_shared_from_this<Session>,
   // ClientLogin::Callbacks (SendToClient, Fail, ended, NewEvent and Audit
   // above serve the login too).
   void StartClientTls(SSL_CTX* context) override;
-  bool ClientTls() const override { return client_.conn->tls(); }
+  bool ClientTls() const override { return duplex_.client().conn->tls(); }
   std::string ClientCertificatePem() const override {
-    return client_.conn->PeerCertificatePem();
+    return duplex_.client().conn->PeerCertificatePem();
   }
   void OnCancelRequest(int32_t pid, int32_t secret) override;
   void OnIdentityProven() override;
@@ -324,8 +314,9 @@ class Session : public std::enable_shared_from_this<Session>,
   net::EventLoop::TimerId timer_ = 0;
 
   Phase phase_ = Phase::kLogin;
-  Peer client_;
-  Peer upstream_;
+  // The two sockets and the bytes between them.
+  Duplex duplex_{static_cast<Duplex::Callbacks*>(this),
+                 shared_->config->proxy.max_buffered_bytes};
   std::string peer_address_;
   std::string peer_host_;  // the address without the port
 
