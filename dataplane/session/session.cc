@@ -1,7 +1,5 @@
 #include "dataplane/session/session.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -18,7 +16,6 @@
 #include "common/crypto.h"
 #include "common/names.h"
 #include "dataplane/net/address.h"
-#include "dataplane/net/cancel_sender.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/framing.h"
 #include "dataplane/pgwire/messages.h"
@@ -54,20 +51,6 @@ const char* ReasonName(SessionEndReason r) {
 
 }  // namespace
 
-namespace {
-
-// The registry's record of a backend, cancelled through net/.
-void SendCancel(net::EventLoop* loop, const CancelTarget& target,
-                std::function<void()> done = nullptr) {
-  net::SendCancel(loop,
-                  net::CancelTarget{target.host, target.port,
-                                    target.upstream_pid,
-                                    target.upstream_secret},
-                  std::move(done));
-}
-
-}  // namespace
-
 Session::Session(SharedState* shared, const config::Listener* listener,
                  int client_fd, net::EventLoop* loop, SessionMap* live)
     : shared_(shared),
@@ -79,22 +62,9 @@ Session::Session(SharedState* shared, const config::Listener* listener,
   if (auto id = crypto::RandomBytes(8); id.ok()) {
     session_id_ = crypto::HexEncode(*id);
   }
-  sockaddr_storage remote{};
-  socklen_t len = sizeof(remote);
-  if (getpeername(client_fd, reinterpret_cast<sockaddr*>(&remote), &len) == 0) {
-    char host[INET6_ADDRSTRLEN] = {0};
-    uint16_t port = 0;
-    if (remote.ss_family == AF_INET) {
-      auto* v4 = reinterpret_cast<sockaddr_in*>(&remote);
-      inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-      port = ntohs(v4->sin_port);
-    } else if (remote.ss_family == AF_INET6) {
-      auto* v6 = reinterpret_cast<sockaddr_in6*>(&remote);
-      inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-      port = ntohs(v6->sin6_port);
-    }
-    peer_address_ = absl::StrCat(host, ":", port);
-    peer_host_ = host;
+  if (const std::optional<net::Peer> peer = net::PeerOf(client_fd)) {
+    peer_address_ = absl::StrCat(peer->host, ":", peer->port);
+    peer_host_ = peer->host;
   }
   duplex_.client().conn = std::make_unique<net::Conn>(client_fd);
   shared_->client_connections.fetch_add(1, std::memory_order_relaxed);
@@ -135,7 +105,6 @@ Session::Session(SharedState* shared, const config::Listener* listener,
 Session::~Session() {
   EndPendingLogin();
   if (timer_ != 0) loop_->CancelTimer(timer_);
-  if (key_allocated_) shared_->cancels.Release(proxy_pid_, proxy_secret_);
   shared_->client_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -514,19 +483,9 @@ void Session::ConnectNext() {
   while (const UpstreamConnector::Address* address =
              connector_->NextAddress()) {
     const auto& [host, port] = *address;
-    sockaddr_storage addr{};
-    socklen_t addr_len = 0;
-    if (!net::ParseAddress(host, port, &addr, &addr_len)) continue;
-    const int fd =
-        socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const int fd = net::StartConnect(host, port);
     if (fd < 0) continue;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 &&
-        errno != EINPROGRESS) {
-      ::close(fd);
-      continue;
-    }
-    cancel_target_.host = host;
-    cancel_target_.port = port;
+    cancel_key_.SetUpstream(host, port);
     duplex_.upstream().conn = std::make_unique<net::Conn>(fd);
     Register(Side::kUpstream);  // the connect completes as EPOLLOUT.
     return;
@@ -680,34 +639,21 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
 }
 
 bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
-  cancel_target_.upstream_pid = key.pid;
-  cancel_target_.upstream_secret = key.secret;
-  have_upstream_key_ = true;
-  if (!key_allocated_) {
-    const auto allocated = shared_->cancels.Allocate();
-    if (!allocated) {
-      Fail(pgwire::kInternalError, "cannot allocate a cancel key",
-           warden::v1::SESSION_END_REASON_INTERNAL);
-      return false;
-    }
-    std::tie(proxy_pid_, proxy_secret_) = *allocated;
-    key_allocated_ = true;
+  // The session may be gone when a cancel arrives; its loop is kept alive
+  // by the registry entry until Release.
+  std::weak_ptr<Session> weak = weak_from_this();
+  std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
+  absl::StatusOr<std::string> ours = cancel_key_.OnUpstreamKey(key, [weak, loop] {
+    loop->Post([weak] {
+      if (auto self = weak.lock()) self->OnClientCancel();
+    });
+  });
+  if (!ours.ok()) {
+    Fail(pgwire::kInternalError, ours.status().message(),
+         warden::v1::SESSION_END_REASON_INTERNAL);
+    return false;
   }
-  if (!cancel_target_.notify_session) {
-    // The session may be gone when a cancel arrives; its loop is
-    // kept alive by the registry entry until Release.
-    std::weak_ptr<Session> weak = weak_from_this();
-    std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
-    cancel_target_.notify_session = [weak, loop] {
-      loop->Post([weak] {
-        if (auto self = weak.lock()) self->OnClientCancel();
-      });
-    };
-  }
-  shared_->cancels.Register(proxy_pid_, proxy_secret_, cancel_target_);
-  std::string ours;
-  pgwire::WriteBackendKeyData(&ours, proxy_pid_, proxy_secret_);
-  Send(Side::kClient, ours);
+  Send(Side::kClient, *ours);
   return true;
 }
 
@@ -761,10 +707,10 @@ void Session::FailProtocol(absl::string_view message) {
 
 void Session::CloseUpstream(bool cancel_if_busy) {
   if (!duplex_.upstream().open()) return;
-  if (cancel_if_busy && have_upstream_key_ && Busy()) {
+  if (cancel_if_busy && cancel_key_.has_upstream_key() && Busy()) {
     // PostgreSQL notices a vanished client only when it next writes; cancel
     // the running statement so it does not run on unattended.
-    SendCancel(loop_, cancel_target_);
+    cancel_key_.CancelUpstream(loop_);
   }
   if (phase_ == Phase::kRelay && duplex_.upstream().pending() == 0) {
     std::string terminate;
@@ -897,10 +843,7 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
     loop_->CancelTimer(timer_);
     timer_ = 0;
   }
-  if (key_allocated_) {
-    shared_->cancels.Release(proxy_pid_, proxy_secret_);
-    key_allocated_ = false;
-  }
+  cancel_key_.Release();
   // The stages' last words (a held statement withdrawn, the results of
   // what was still running).
   chain_.OnEnd(why);

@@ -38,6 +38,7 @@
 #include "dataplane/session/audit_budget.h"
 #include "dataplane/session/authenticator.h"
 #include "dataplane/session/backend_relay.h"
+#include "dataplane/session/cancel_key.h"
 #include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
@@ -333,10 +334,7 @@ class Session : public std::enable_shared_from_this<Session>,
   std::unique_ptr<UpstreamLogin> upstream_login_;
 
   // Relay state.
-  int32_t proxy_pid_ = 0, proxy_secret_ = 0;
-  bool key_allocated_ = false;
-  CancelTarget cancel_target_;
-  bool have_upstream_key_ = false;
+  CancelKey cancel_key_{&shared_->cancels};
   // Batches, executions and portals in flight, in protocol order.
   Correlator correlator_;
   // Counted in SharedState::pending_logins until logged in or gone.
