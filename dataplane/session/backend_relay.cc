@@ -97,7 +97,12 @@ BackendRelay::Step BackendRelay::OnMessage(char type, absl::string_view body) {
       return Step();
     case pgwire::BackendType::kDataRow:
     case pgwire::BackendType::kParseComplete:
+    case pgwire::BackendType::kBindComplete:
     case pgwire::BackendType::kCloseComplete:
+    case pgwire::BackendType::kRowDescription:
+    case pgwire::BackendType::kNoData:
+      // (Each answers its message: the audit stage pairs errors with the
+      // message they answer.)
       ToStages(type, body);
       return Step();
     case pgwire::BackendType::kAuthentication:

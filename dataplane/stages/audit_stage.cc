@@ -199,6 +199,19 @@ void AuditStage::OnBackend(const Backend& m) {
     case pgwire::BackendType::kEmptyQueryResponse:
       results_.EmptyQuery(callbacks_->Now(), &completions_);
       break;
+    case pgwire::BackendType::kParseComplete:
+      results_.ParseComplete();
+      break;
+    case pgwire::BackendType::kBindComplete:
+      results_.BindComplete();
+      break;
+    case pgwire::BackendType::kCloseComplete:
+      results_.CloseComplete();
+      break;
+    case pgwire::BackendType::kRowDescription:
+    case pgwire::BackendType::kNoData:
+      results_.Described();
+      break;
     default:
       break;
   }
@@ -434,23 +447,31 @@ void AuditStage::Track(const Frontend& m, bool replaced) {
     case pgwire::FrontendType::kFunctionCall:
       results_.FunctionCall(std::move(intent), now);
       break;
+    case pgwire::FrontendType::kParse:
+      results_.Parse();
+      break;
     case pgwire::FrontendType::kBind:
       // Validated: the portal name is terminated.
       results_.Bind(body.substr(0, body.find('\0')), std::move(intent), now,
                     &completions_);
       break;
+    case pgwire::FrontendType::kDescribe:
+      results_.Describe();
+      break;
     case pgwire::FrontendType::kExecute:
       // A cursor's execution recorded its own intent: it is followed as a
       // portal bound for it.
       if (intent.sequence != 0) {
-        results_.Bind(body.substr(0, body.find('\0')), std::move(intent), now,
-                      &completions_);
+        results_.Cursor(body.substr(0, body.find('\0')), std::move(intent),
+                        now, &completions_);
       }
       results_.Execute(body.substr(0, body.find('\0')));
       break;
     case pgwire::FrontendType::kClose:
       if (const auto c = pgwire::ParseClose(body); c.ok()) {
         results_.Close(c->kind, c->name, &completions_);
+      } else {
+        results_.Close('S', "", &completions_);  // (validated: not reached)
       }
       break;
     case pgwire::FrontendType::kSync:

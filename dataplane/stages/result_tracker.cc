@@ -38,9 +38,33 @@ void ResultTracker::FunctionCall(Intent intent, absl::Time now) {
   queue_.back().kind = Kind::kFunctionCall;
 }
 
+void ResultTracker::Parse() {
+  queue_.push_back(Entry{Kind::kParse, sent_ + 1, nullptr});
+}
+
+void ResultTracker::Describe() {
+  queue_.push_back(Entry{Kind::kDescribe, sent_ + 1, nullptr});
+}
+
 void ResultTracker::Bind(absl::string_view portal, Intent intent,
                          absl::Time now, std::vector<Completion>* out) {
   std::string name(pgwire::ObjectName(portal));
+  Follow(name, std::move(intent), now, out);
+  // The Bind's own answer (BindComplete or the error that fails it).
+  std::shared_ptr<Exec> exec;
+  if (const auto it = portals_.find(name); it != portals_.end()) {
+    exec = it->second;
+  }
+  queue_.push_back(Entry{Kind::kBind, sent_ + 1, std::move(exec)});
+}
+
+void ResultTracker::Cursor(absl::string_view portal, Intent intent,
+                           absl::Time now, std::vector<Completion>* out) {
+  Follow(std::string(pgwire::ObjectName(portal)), std::move(intent), now, out);
+}
+
+void ResultTracker::Follow(std::string name, Intent intent, absl::Time now,
+                           std::vector<Completion>* out) {
   DropPortal(name, out);
   if (intent.sequence == 0) return;
   if (!name.empty() && portals_.size() >= kMaxPortals) return;
@@ -63,6 +87,7 @@ void ResultTracker::Execute(absl::string_view portal) {
 void ResultTracker::Close(char kind, absl::string_view name,
                           std::vector<Completion>* out) {
   if (kind == 'P') DropPortal(std::string(pgwire::ObjectName(name)), out);
+  queue_.push_back(Entry{Kind::kClose, sent_ + 1, nullptr});
 }
 
 void ResultTracker::Sync() { ++sent_; }
@@ -89,6 +114,20 @@ ResultTracker::Entry* ResultTracker::Head() {
   return &queue_.front();
 }
 
+ResultTracker::Entry* ResultTracker::ResultHead() {
+  Entry* head = Head();
+  while (head != nullptr && AnsweredByOneMessage(head->kind)) {
+    queue_.pop_front();
+    head = Head();
+  }
+  return head;
+}
+
+void ResultTracker::Answered(Kind kind) {
+  Entry* head = Head();
+  if (head != nullptr && head->kind == kind) queue_.pop_front();
+}
+
 void ResultTracker::PopExecute() {
   Exec* exec = queue_.front().exec.get();
   if (exec != nullptr) --exec->pending;
@@ -110,12 +149,12 @@ void ResultTracker::Complete(Exec* exec, absl::Time now, std::string sqlstate,
 }
 
 void ResultTracker::DataRow() {
-  if (Entry* head = Head()) ++head->data_rows;
+  if (Entry* head = ResultHead()) ++head->data_rows;
 }
 
 void ResultTracker::CommandComplete(absl::string_view tag, absl::Time now,
                                     std::vector<Completion>* out) {
-  Entry* head = Head();
+  Entry* head = ResultHead();
   if (head == nullptr || head->kind == Kind::kFunctionCall) return;
   const int64_t counted = RowsOfTag(tag);
   // Commands without a count in their tag (SHOW, say) still returned rows.
@@ -136,7 +175,7 @@ void ResultTracker::CommandComplete(absl::string_view tag, absl::Time now,
 
 void ResultTracker::PortalSuspended(absl::Time now,
                                     std::vector<Completion>* out) {
-  Entry* head = Head();
+  Entry* head = ResultHead();
   if (head == nullptr || head->kind != Kind::kExecute) return;
   std::shared_ptr<Exec> exec = head->exec;
   if (exec != nullptr) {
@@ -152,7 +191,7 @@ void ResultTracker::PortalSuspended(absl::Time now,
 }
 
 void ResultTracker::EmptyQuery(absl::Time now, std::vector<Completion>* out) {
-  Entry* head = Head();
+  Entry* head = ResultHead();
   if (head == nullptr || head->kind != Kind::kExecute) return;
   std::shared_ptr<Exec> exec = head->exec;
   PopExecute();
@@ -164,6 +203,20 @@ void ResultTracker::Error(absl::string_view sqlstate, absl::Time now,
   if (batch_error_.empty()) batch_error_ = std::string(sqlstate);
   Entry* head = Head();
   if (head == nullptr) return;
+  if (AnsweredByOneMessage(head->kind)) {
+    // The error answers this message (PostgreSQL skips the rest of the
+    // batch). A Bind that fails fails its execution: it never runs.
+    std::shared_ptr<Exec> exec =
+        head->kind == Kind::kBind ? head->exec : nullptr;
+    queue_.pop_front();
+    if (exec != nullptr) {
+      if (exec->sqlstate.empty()) exec->sqlstate = std::string(sqlstate);
+      exec->last = now;
+      Complete(exec.get(), now, std::string(sqlstate),
+               "not run: its Bind failed", out);
+    }
+    return;
+  }
   std::shared_ptr<Exec> exec = head->exec;
   if (exec != nullptr) {
     if (exec->sqlstate.empty()) exec->sqlstate = std::string(sqlstate);
@@ -182,6 +235,18 @@ void ResultTracker::ReadyForQuery(absl::Time now,
     queue_.pop_front();
     Exec* exec = entry.exec.get();
     if (exec == nullptr) continue;
+    if (AnsweredByOneMessage(entry.kind)) {
+      // A Bind skipped after an earlier error: its execution did not run
+      // either (its Execute, if any, says so below).
+      if (entry.kind == Kind::kBind && exec->pending == 0 &&
+          !batch_error_.empty()) {
+        Complete(exec, now, batch_error_,
+                 absl::StrCat("not run: an earlier message of its pipeline "
+                              "failed (", batch_error_, ")"),
+                 out);
+      }
+      continue;
+    }
     if (entry.kind == Kind::kExecute) {
       --exec->pending;
       Complete(exec, now, batch_error_,
@@ -203,6 +268,8 @@ void ResultTracker::ReadyForQuery(absl::Time now,
 void ResultTracker::Finish(absl::string_view why, absl::Time now,
                            std::vector<Completion>* out) {
   for (Entry& entry : queue_) {
+    // (A Bind's execution is its Execute's, or its portal's below.)
+    if (AnsweredByOneMessage(entry.kind)) continue;
     Complete(entry.exec.get(), now, "", absl::StrCat("no answer: ", why), out);
   }
   queue_.clear();

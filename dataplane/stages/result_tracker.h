@@ -6,10 +6,16 @@
 // order it received them, an ErrorResponse in the extended protocol makes
 // it skip everything up to the next Sync, and ReadyForQuery closes each
 // Query, FunctionCall and Sync. So the session tells the tracker every
-// Query, FunctionCall, Bind, Execute, Close and Sync as it relays it, and
-// every CommandComplete, DataRow, PortalSuspended, EmptyQueryResponse,
-// ErrorResponse and ReadyForQuery as it forwards it, and gets back one
-// Completion per execution whose intent event was recorded.
+// Query, FunctionCall, Parse, Bind, Describe, Execute, Close and Sync as it
+// relays it, and every answer as it forwards it (ParseComplete,
+// BindComplete, CloseComplete, RowDescription or NoData for a Describe,
+// CommandComplete, DataRow, PortalSuspended, EmptyQueryResponse,
+// ErrorResponse, ReadyForQuery), and gets back one Completion per
+// execution whose intent event was recorded. Each message that PostgreSQL
+// answers waits in one queue, so an ErrorResponse is blamed on the message
+// it answers: a Bind whose parameters PostgreSQL refused (22P02) fails its
+// own execution, and the executions it made PostgreSQL skip are "not run"
+// (they used to take its error as their own).
 //
 // An execution is a simple Query (all its statements: rows summed, the
 // first error's SQLSTATE), a FunctionCall, or the executions of one bound
@@ -61,14 +67,26 @@ class ResultTracker {
   // Client messages, in the order they are relayed upstream.
   void Query(Intent intent, absl::Time now);
   void FunctionCall(Intent intent, absl::Time now);
+  void Parse();
   void Bind(absl::string_view portal, Intent intent, absl::Time now,
             std::vector<Completion>* out);
+  void Describe();
+  // A SQL cursor's Execute that recorded its own intent (there is no Bind):
+  // its portal is followed from now on, as if bound for it.
+  void Cursor(absl::string_view portal, Intent intent, absl::Time now,
+              std::vector<Completion>* out);
   void Execute(absl::string_view portal);
   // kind 'P' (portal) or 'S' (statement; nothing to do).
   void Close(char kind, absl::string_view name, std::vector<Completion>* out);
   void Sync();
 
   // Upstream messages, in the order they are forwarded.
+  // ParseComplete, BindComplete, CloseComplete, and a Describe's last
+  // answer (RowDescription or NoData; RowDescription of a Query is not).
+  void ParseComplete() { Answered(Kind::kParse); }
+  void BindComplete() { Answered(Kind::kBind); }
+  void CloseComplete() { Answered(Kind::kClose); }
+  void Described() { Answered(Kind::kDescribe); }
   void DataRow();
   void CommandComplete(absl::string_view tag, absl::Time now,
                        std::vector<Completion>* out);
@@ -108,7 +126,21 @@ class ResultTracker {
     bool open = true;      // the portal still exists on the client's side.
     bool done = false;
   };
-  enum class Kind { kQuery, kFunctionCall, kExecute };
+  // kQuery, kFunctionCall and kExecute are answered by their results;
+  // the others by one message each (or an error).
+  enum class Kind {
+    kQuery,
+    kFunctionCall,
+    kExecute,
+    kParse,
+    kBind,
+    kDescribe,
+    kClose
+  };
+  static bool AnsweredByOneMessage(Kind kind) {
+    return kind == Kind::kParse || kind == Kind::kBind ||
+           kind == Kind::kDescribe || kind == Kind::kClose;
+  }
   struct Entry {
     Kind kind;
     uint64_t batch;             // the Sync / Query / FunctionCall ending it.
@@ -118,6 +150,15 @@ class ResultTracker {
 
   // The head entry if it belongs to the batch now being answered.
   Entry* Head();
+  // The head entry for a result (Execute, Query, FunctionCall): messages
+  // before it that are answered by one message were answered (PostgreSQL
+  // answers in order), so they are passed over.
+  Entry* ResultHead();
+  // The head is answered by one message of its kind.
+  void Answered(Kind kind);
+  // Follows `portal` as `intent`'s execution (Bind, Cursor).
+  void Follow(std::string name, Intent intent, absl::Time now,
+              std::vector<Completion>* out);
   void Complete(Exec* exec, absl::Time now, std::string sqlstate,
                 std::string note,
                 std::vector<Completion>* out);

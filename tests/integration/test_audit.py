@@ -418,6 +418,64 @@ users:
             self.assertEqual(r["statement"]["sqlstate"], "00000")
             self.assertEqual(r["statement"]["protocol"], "extended-execute")
 
+    def test_3b_a_bind_postgresql_refuses_fails_its_own_execution(self):
+        """Bind a (1), Bind b ('abc' for an int: PostgreSQL refuses it at
+        Bind, 22P02), Execute a, Execute b, Sync. b's result says its Bind
+        failed; a, which PostgreSQL skipped, did not run. (Before, a took
+        b's 22P02 as its own error and b was reported as skipped.) The
+        database is asked too: a's row is not there."""
+        marker = "bindfail-%d" % time.time_ns()
+        table = "t_" + marker.replace("-", "_")
+        self.assertEqual(self.run_sql("CREATE TABLE %s (v int)" % table), [None])
+        sql = "INSERT INTO %s SELECT $1::int WHERE '%s' <> ''" % (table, marker)
+        msg = rawpg.message
+
+        def bind(portal, value):
+            return msg(b"B", portal + b"\0s1\0" + struct.pack("!hh", 0, 1)
+                       + struct.pack("!i", len(value)) + value + struct.pack("!h", 0))
+        conn = rawpg.RawConn(self.port)
+        try:
+            conn.login("alice", "alice-pw", "shop")
+            conn.send(msg(b"P", b"s1\0" + sql.encode() + b"\0" + struct.pack("!h", 0))
+                      + bind(b"a", b"1") + bind(b"b", b"abc")
+                      + msg(b"E", b"a\0" + struct.pack("!i", 0))
+                      + msg(b"E", b"b\0" + struct.pack("!i", 0)) + msg(b"S"))
+            replies = []
+            while True:
+                t, body = conn.read_message()
+                replies.append(t)
+                if t == b"Z":
+                    break
+            self.assertEqual(replies, [b"1", b"2", b"E", b"Z"])
+        finally:
+            conn.close()
+        check = rawpg.RawConn(self.port)
+        try:
+            check.login("alice", "alice-pw", "shop")
+            self.assertEqual(check.simple_query("SELECT count(*) FROM %s" % table),
+                             ([["0"]], None))
+        finally:
+            check.close()
+
+        def executions():
+            return sorted(
+                (int(e["leaf"]["event"]["sequence"]),
+                 e["leaf"]["event"]["statement"].get("parameters"))
+                for e in self.events()
+                if marker in e["leaf"]["event"].get("statement", {}).get("text", "")
+                and e["leaf"]["event"]["statement"]["protocol"] == "extended-execute")
+        self.assertTrue(wait_until(lambda: len(executions()) == 2), executions())
+        (seq_a, params_a), (seq_b, params_b) = executions()
+        self.assertEqual((params_a, params_b), (["1"], ["abc"]))
+        self.assertTrue(wait_until(lambda: len(self.results_of([seq_a, seq_b])) == 2))
+        by_intent = {int(r["statement"]["intent_sequence"]): r["statement"]
+                     for r in self.results_of([seq_a, seq_b])}
+        self.assertEqual(by_intent[seq_b]["sqlstate"], "22P02")
+        self.assertEqual(by_intent[seq_b]["reason"], "not run: its Bind failed")
+        self.assertEqual(by_intent[seq_a]["sqlstate"], "22P02")
+        self.assertEqual(by_intent[seq_a]["reason"],
+                         "not run: an earlier message of its pipeline failed (22P02)")
+
     def results_of(self, intent_sequences):
         """Result events answering the given intent sequences (audit-p1)."""
         want = set(intent_sequences)

@@ -226,5 +226,20 @@ TEST_F(BackendRelayTest, ExecutionsAreAnsweredForBackpressure) {
   EXPECT_THAT(seen, ElementsAre("C", "I", "D"));
 }
 
+// Every answer of an extended-query message reaches the stages, in order,
+// so the audit stage can tell which message an error answers (a failed
+// Bind fails its own execution); ParameterDescription, which is always
+// followed by RowDescription or NoData, and notices do not.
+TEST_F(BackendRelayTest, TheStagesSeeTheAnswerOfEveryMessage) {
+  Start(relay);
+  for (const char type : {'P', 'B', 'D', 'E', 'C', 'S'}) {
+    correlator.Relayed(type);
+  }
+  for (const char type : {'1', '2', 't', 'n', 'T', '3'}) {
+    EXPECT_EQ(relay.OnMessage(type, "").action, Action::kRelay) << type;
+  }
+  EXPECT_THAT(seen, ElementsAre("1", "2", "n", "T", "3"));
+}
+
 }  // namespace
 }  // namespace warden::dataplane::session

@@ -155,6 +155,7 @@ TEST_F(ResultTrackerTest, AnErrorSkipsTheRestOfThePipelineUntilSync) {
   tracker_.Bind("", Recorded(8), Now(), &out_);
   tracker_.Execute("");
   tracker_.Sync();
+  tracker_.BindComplete();  // the first Bind's; its Execute fails.
   tracker_.Error("22012", Now(), &out_);
   ASSERT_EQ(out_.size(), 1u);
   EXPECT_EQ(out_[0].intent.sequence, 7u);
@@ -181,6 +182,111 @@ TEST_F(ResultTrackerTest, AnErrorOfAnEarlierBatchIsNotBlamedOnTheNext) {
   ASSERT_EQ(out_.size(), 1u);
   EXPECT_EQ(out_[0].sqlstate, "00000");
   EXPECT_EQ(out_[0].rows, 3);
+}
+
+// Bind a, Bind b (PostgreSQL refuses its parameter: 22P02), Execute a,
+// Execute b, Sync. The error answers b's Bind: b failed, and a, which
+// PostgreSQL skipped, did not run (it used to take b's error as its own,
+// and b was reported as skipped).
+TEST_F(ResultTrackerTest, ABindThatFailsFailsItsOwnExecutionNotAnother) {
+  tracker_.Parse();
+  tracker_.Bind("a", Recorded(5), Now(), &out_);
+  tracker_.Bind("b", Recorded(6), Now(), &out_);
+  tracker_.Execute("a");
+  tracker_.Execute("b");
+  tracker_.Sync();
+  tracker_.ParseComplete();
+  tracker_.BindComplete();
+  tracker_.Error("22P02", Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 6u);
+  EXPECT_EQ(out_[0].sqlstate, "22P02");
+  EXPECT_EQ(out_[0].note, "not run: its Bind failed");
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[1].intent.sequence, 5u);
+  EXPECT_EQ(out_[1].sqlstate, "22P02");
+  EXPECT_EQ(out_[1].note,
+            "not run: an earlier message of its pipeline failed (22P02)");
+  EXPECT_EQ(tracker_.pending(), 0u);
+  // Nothing more is reported for either portal when it goes.
+  tracker_.Close('P', "a", &out_);
+  tracker_.Close('P', "b", &out_);
+  tracker_.Sync();
+  tracker_.CloseComplete();
+  tracker_.CloseComplete();
+  tracker_.ReadyForQuery(Now(), &out_);
+  EXPECT_EQ(out_.size(), 2u);
+  EXPECT_EQ(tracker_.pending(), 0u);
+}
+
+// A Parse that fails (42P01) in a batch that executes an earlier portal:
+// the portal did not run, it did not fail.
+TEST_F(ResultTrackerTest, AParseThatFailsIsNotBlamedOnAnExecution) {
+  tracker_.Bind("a", Recorded(7), Now(), &out_);
+  tracker_.Parse();
+  tracker_.Execute("a");
+  tracker_.Sync();
+  tracker_.BindComplete();
+  tracker_.Error("42P01", Now(), &out_);
+  EXPECT_TRUE(out_.empty());
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 7u);
+  EXPECT_NE(out_[0].note.find("not run"), std::string::npos) << out_[0].note;
+}
+
+// A Bind skipped after an earlier error in its batch, never executed: not
+// run, said at the batch's end.
+TEST_F(ResultTrackerTest, ABindSkippedAfterAnErrorDidNotRun) {
+  tracker_.Bind("a", Recorded(8), Now(), &out_);
+  tracker_.Bind("b", Recorded(9), Now(), &out_);
+  tracker_.Sync();
+  tracker_.Error("22P02", Now(), &out_);  // a's Bind
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[0].intent.sequence, 8u);
+  EXPECT_EQ(out_[0].note, "not run: its Bind failed");
+  EXPECT_EQ(out_[1].intent.sequence, 9u);
+  EXPECT_NE(out_[1].note.find("not run: an earlier message"),
+            std::string::npos);
+}
+
+// Describe and Close are answered in order too: an Execute's own error
+// after a Describe is still its own.
+TEST_F(ResultTrackerTest, DescribeAndCloseAnswersKeepThePairing) {
+  tracker_.Parse();
+  tracker_.Bind("", Recorded(10), Now(), &out_);
+  tracker_.Describe();
+  tracker_.Execute("");
+  tracker_.Close('S', "s1", &out_);
+  tracker_.Sync();
+  tracker_.ParseComplete();
+  tracker_.BindComplete();
+  tracker_.Described();
+  tracker_.DataRow();
+  tracker_.CommandComplete("SELECT 1", Now(), &out_);
+  tracker_.CloseComplete();
+  tracker_.ReadyForQuery(Now(), &out_);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].sqlstate, "00000");
+  EXPECT_EQ(out_[0].rows, 1);
+  tracker_.Parse();
+  tracker_.Bind("", Recorded(11), Now(), &out_);
+  tracker_.Describe();
+  tracker_.Execute("");
+  tracker_.Sync();
+  tracker_.ParseComplete();
+  tracker_.BindComplete();
+  tracker_.Described();
+  tracker_.Error("22012", Now(), &out_);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[1].intent.sequence, 11u);
+  EXPECT_EQ(out_[1].sqlstate, "22012");
+  EXPECT_EQ(out_[1].note, "");
+  tracker_.ReadyForQuery(Now(), &out_);
+  EXPECT_EQ(out_.size(), 2u);
+  EXPECT_EQ(tracker_.pending(), 0u);
 }
 
 TEST_F(ResultTrackerTest, APortalFetchedInPartsIsOneExecution) {
