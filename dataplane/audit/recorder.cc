@@ -141,7 +141,12 @@ void Sender::Start() {
 }
 
 void Sender::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stop_.HasBeenNotified()) stop_.Notify();
+    nudged_ = true;  // (wakes a sender waiting for its next poll)
+    if (inflight_ != nullptr) inflight_->TryCancel();
+  }
   if (thread_.joinable()) thread_.join();
   if (syncer_.joinable()) syncer_.join();
 }
@@ -197,7 +202,18 @@ absl::Status Sender::SendOnce(const Identity& identity, size_t* sent) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(30));
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_.HasBeenNotified()) {
+      return absl::CancelledError("audit append: the proxy is stopping");
+    }
+    inflight_ = &context;
+  }
   const grpc::Status status = stub->Append(&context, request, &response);
+  {
+    absl::MutexLock lock(&mu_);
+    inflight_ = nullptr;
+  }
   if (!status.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                         absl::StrCat("audit append: ", status.error_message()));

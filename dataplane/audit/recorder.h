@@ -23,6 +23,7 @@
 
 namespace grpc {
 class Channel;
+class ClientContext;
 }
 
 namespace warden::dataplane::audit {
@@ -125,6 +126,10 @@ class Sender : public AuditAcks {
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::multimap<uint64_t, std::function<void()>> waiters_ ABSL_GUARDED_BY(mu_);
   bool nudged_ ABSL_GUARDED_BY(mu_) = false;
+  // The Append in flight, cancelled by Stop: a proxy told to stop does not
+  // wait out the call's deadline on a control plane that does not answer
+  // (its events stay in the spool and are sent after the restart).
+  grpc::ClientContext* inflight_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Notification stop_;
   std::thread thread_;
   std::thread syncer_;

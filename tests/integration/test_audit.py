@@ -708,6 +708,34 @@ users:
             self.assertTrue(seqs, source)
             self.assertEqual(seqs, list(range(1, len(seqs) + 1)), source)
 
+    def test_6_sigterm_does_not_wait_for_a_control_plane_that_does_not_answer(self):
+        """The control plane stopped (SIGSTOP: its socket takes connections
+        and requests, nothing answers) while the proxy's Append waits for
+        it: SIGTERM stops the proxy in seconds, not after the call's 30 s
+        deadline (red team), and the events it had stay in its spool and
+        reach the log after the restart."""
+        marker = "term-%d" % time.time_ns()
+        os.kill(self.control.pid, signal.SIGSTOP)
+        try:
+            self.assertIsNone(self.run_sql("SELECT '%s'" % marker)[0])
+            time.sleep(1)  # the sender sends the events and waits
+            started = time.monotonic()
+            self.proxy.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proxy.proc.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                self.fail("the proxy did not stop within 25 s of SIGTERM")
+            took = time.monotonic() - started
+        finally:
+            os.kill(self.control.pid, signal.SIGCONT)
+        self.assertEqual(self.proxy.proc.returncode, 0)
+        self.assertLess(took, 10, self.proxy.log()[-2000:])
+        self.proxy.stop()  # already gone: closes its log
+        type(self).proxy = self.make_proxy().start()  # tearDownClass stops it
+        self.assertTrue(wait_until(
+            lambda: "SELECT '%s'" % marker in self.statement_texts(), timeout=40),
+            self.proxy.log()[-3000:])
+
 
 if __name__ == "__main__":
     unittest.main()
