@@ -49,6 +49,7 @@ class Recorder : public AuditSink {
                                  size_t* size = nullptr) override;
   absl::Status WriteStaged() override;
   double Fill() const override { return spool_->Fill(); }
+  uint64_t CapacityBytes() const override { return spool_->max_bytes(); }
 
   Spool* spool() const { return spool_; }
 

@@ -49,6 +49,8 @@ class AuditSink {
   virtual absl::Status WriteStaged() = 0;
   // How full the local spool is, 0 to 1 (sessions are slowed past half).
   virtual double Fill() const = 0;
+  // The spool's size in bytes (what Fill is a share of); 0 when unknown.
+  virtual uint64_t CapacityBytes() const { return 0; }
 };
 
 // The encoding of `shared` (the fields a session's events have in common)

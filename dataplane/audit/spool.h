@@ -134,6 +134,9 @@ class Spool {
            static_cast<double>(options_.max_bytes);
   }
 
+  // options.max_bytes: what Fill is a share of.
+  uint64_t max_bytes() const { return options_.max_bytes; }
+
   // Bytes Read took from its segment files since the spool was opened (a
   // sender that is behind should read about what it sends, not re-read
   // the rest of a segment on each call).

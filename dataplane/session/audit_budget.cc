@@ -30,7 +30,26 @@ std::shared_ptr<AuditWindow> AuditWindows::For(const std::string& identity,
   return window;
 }
 
-void CountAudit(AuditWindow& window, size_t bytes, double fill,
+namespace {
+
+// Events a second an identity of `weight` may record with the spool `fill`
+// full: the rate at half full, falling to one at kReserveFill; past half,
+// below the reserve, the fill counts as much as the weight.
+double Budget(int64_t rate, double fill, double weight) {
+  const double weighed =
+      fill >= kReserveFill ? fill : 0.5 + (std::max(fill, 0.5) - 0.5) * weight;
+  return std::max(1.0,
+                  static_cast<double>(rate) * (kReserveFill - weighed) / 0.4);
+}
+
+// What recording `events` events of `bytes` costs at `budget`, in seconds.
+double Price(double events, double bytes, double budget) {
+  return std::max(events / budget, bytes / (budget * kBudgetBytesPerEvent));
+}
+
+}  // namespace
+
+void CountAudit(AuditWindow& window, size_t bytes, int64_t rate, double fill,
                 absl::Time now) {
   BacklogTally* const tally = window.tally.get();
   uint64_t epoch = 0;
@@ -53,9 +72,19 @@ void CountAudit(AuditWindow& window, size_t bytes, double fill,
   int64_t backlog_bytes = 0;
   {
     absl::MutexLock lock(&window.mu);
-    if (window.events++ == 0) window.start = now;
-    window.bytes += static_cast<int64_t>(bytes);
     window.last_used = now;
+    if (rate <= 0 || fill <= 0.5) {
+      // Up to half full nothing is owed.
+      window.start = absl::InfinitePast();
+      window.events = 0;
+      window.bytes = 0;
+      window.cost = 0;
+    } else {
+      if (window.events++ == 0 && window.start == absl::InfinitePast()) {
+        window.start = now;
+      }
+      window.bytes += static_cast<int64_t>(bytes);
+    }
     if (epoch != 0) {
       if (window.backlog_epoch != epoch) {
         window.backlog_epoch = epoch;
@@ -66,10 +95,28 @@ void CountAudit(AuditWindow& window, size_t bytes, double fill,
     }
   }
   if (epoch != 0) {
-    absl::MutexLock lock(&tally->mu);
-    if (tally->epoch == epoch) {
-      tally->heaviest = std::max(tally->heaviest, backlog_bytes);
+    {
+      absl::MutexLock lock(&tally->mu);
+      if (tally->epoch == epoch) {
+        tally->heaviest = std::max(tally->heaviest, backlog_bytes);
+      }
     }
+    if (rate > 0) {
+      // Priced now, at this fill and weight: an event is never priced
+      // again when the spool fills further (a light session used to wait
+      // 9 s for events it had recorded at a larger budget).
+      const double cost = Price(
+          1, static_cast<double>(bytes),
+          Budget(rate, fill,
+                 fill >= kReserveFill ? 1.0 : BacklogWeight(window)));
+      absl::MutexLock lock(&window.mu);
+      window.cost += cost;
+    }
+  } else if (tally == nullptr && rate > 0 && fill > 0.5) {
+    const double cost =
+        Price(1, static_cast<double>(bytes), Budget(rate, fill, 1.0));
+    absl::MutexLock lock(&window.mu);
+    window.cost += cost;
   }
 }
 
@@ -93,40 +140,46 @@ double BacklogWeight(AuditWindow& window) {
 }
 
 std::optional<Throttle> AuditThrottle(AuditWindow& window, int64_t rate,
-                                      double fill, absl::Time now) {
+                                      double fill, absl::Time now,
+                                      size_t next_bytes) {
   if (rate <= 0 || fill <= 0.5) return std::nullopt;
   int64_t events, bytes;
+  double cost;
   absl::Time start;
   {
     absl::MutexLock lock(&window.mu);
+    if (window.events == 0 && next_bytes > 0 &&
+        window.start == absl::InfinitePast()) {
+      window.start = now;  // a statement waits to be paid for from now
+    }
     events = window.events;
-    bytes = window.bytes;
+    bytes = window.bytes + static_cast<int64_t>(next_bytes);
+    cost = window.cost;
     start = window.start;
   }
-  if (events == 0) return std::nullopt;
-  // Past half full, as much of the fill as the identity's part of the
-  // backlog.
-  const double weighed = 0.5 + (fill - 0.5) * BacklogWeight(window);
-  const double budget =
-      std::max(1.0, static_cast<double>(rate) * (0.9 - weighed) / 0.4);
+  if (events == 0 && next_bytes == 0) return std::nullopt;
+  // What was recorded, at the prices it was recorded at, and the next
+  // statement's bytes at the fill it would leave.
+  const double weight = fill >= kReserveFill ? 1.0 : BacklogWeight(window);
   const double seconds =
-      std::max(static_cast<double>(events) / budget,
-               static_cast<double>(bytes) / (budget * kBudgetBytesPerEvent));
-  const absl::Time window_end =
-      start + std::min(std::max(absl::Seconds(1), absl::Seconds(seconds)),
-                       kMaxThrottle);
-  if (now >= window_end) {  // paid for: a new window, a new budget.
+      cost + Price(0, static_cast<double>(next_bytes),
+                   Budget(rate, fill, weight));
+  const absl::Time paid_at =
+      start + std::max(absl::Seconds(1), absl::Seconds(seconds));
+  if (now >= paid_at) {  // paid for: a new window, a new budget.
     absl::MutexLock lock(&window.mu);
     // (Unless another session of the identity began one meanwhile.)
     if (window.start == start) {
-      window.start = now;
+      window.start = events == 0 ? absl::InfinitePast() : now;
       window.events = 0;
       window.bytes = 0;
+      window.cost = 0;
     }
     return std::nullopt;
   }
   if (seconds < 1) return std::nullopt;  // within this second's budget
-  return Throttle{window_end, events, bytes};
+  // Checked again at least every kMaxThrottle (the spool may drain).
+  return Throttle{std::min(paid_at, now + kMaxThrottle), events, bytes};
 }
 
 }  // namespace warden::dataplane::session

@@ -1,24 +1,31 @@
 // What a session may record while the spool is backlogged: past half full,
 // each identity gets a budget of audit events (and bytes) per second that
 // shrinks as the spool fills (the full audit.backlogged_session_rate at
-// 50%, half of it at 70%, one event from 90%), shared by all its sessions,
-// and a session that spent it is not read until the budget covers what it
-// recorded (at most kMaxThrottle at a time). A flood of small events or of
-// large ones slows down as the spool fills and, from one identity, cannot
-// fill the last tenth; everyone else goes on, more slowly near the end,
-// instead of being refused (red team: 200 KB statements filled an 8 MiB
-// spool past an event budget in 13 s).
+// 50%, half of it at 70%, one event (512 bytes) from 90%), shared by all
+// its sessions, and a session that spent it is not read until the budget
+// covers what it recorded (rechecked at least every kMaxThrottle).
 //
-// The shrinking budget weighs on an identity by its part of the backlog:
-// the bytes it recorded since the spool went past half full, against the
-// heaviest identity's. The heaviest pays the full price; one that recorded
-// a tenth of what the heaviest did feels a tenth of the fill beyond half.
-// Identities that record alike are all slowed as before; a flood no longer
-// slows everyone else to one event a second once it has pushed the spool
-// past 90% (a session next to a 100 KB-statement flood waited 9 s for
-// events it had recorded at a larger budget). Recording more raises an
-// identity's part, so a light identity that starts to flood soon pays the
-// full price too.
+// - Below 90%, the fill past half weighs on an identity by its part of
+//   the backlog: the bytes it recorded since the spool went past half
+//   full, against the heaviest identity's. The heaviest pays the full
+//   price; one that recorded a tenth as much feels a tenth of the fill
+//   past half. So one flooding identity does not slow everyone else.
+// - The last tenth is the reserve: there every identity pays the full
+//   price, one event a second, whatever its part (red team: a second
+//   identity, fresh and so weightless, filled the last tenth in a second).
+// - Each event is priced when it is recorded, at the fill and weight of
+//   that moment: what was recorded is never priced again as the spool
+//   fills (a session next to a flood used to wait 9 s when the spool
+//   crossed into the reserve, for events recorded at a larger budget).
+// - A statement pays before it is read in: its bytes (a Query's or Parse's
+//   length) count with what the identity recorded, at the fill it would
+//   leave, so a large statement cannot jump into the reserve and pay
+//   afterwards (red team: one 200 KB statement took the spool from 77% to
+//   96%), and it waits until the whole price is paid: the longest pause is
+//   kMaxThrottle at a time, but what is unpaid is not forgiven.
+//
+// The spool still fills, and then refuses everyone (53000), if the control
+// plane stays away long enough for everyone's trickle to fill the reserve.
 //
 // No I/O and no clock of its own (the caller passes the time); the session
 // pauses and resumes reading.
@@ -39,10 +46,12 @@
 
 namespace warden::dataplane::session {
 
-// Bytes per event of a budget (an event is a few hundred bytes), and the
-// longest a session stays unread at a time.
+// Bytes per event of a budget (an event is a few hundred bytes), the
+// longest a session stays unread before its budget is checked again, and
+// the fill from which every identity pays the full price.
 inline constexpr double kBudgetBytesPerEvent = 512;
 inline constexpr absl::Duration kMaxThrottle = absl::Seconds(60);
+inline constexpr double kReserveFill = 0.9;
 
 // What every identity recorded since the spool last went past half full
 // (a backlog): the heaviest identity's bytes, by which the others' part is
@@ -66,6 +75,8 @@ struct AuditWindow {
   absl::Time start ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   int64_t events ABSL_GUARDED_BY(mu) = 0;
   int64_t bytes ABSL_GUARDED_BY(mu) = 0;
+  // Their price in seconds, each event priced when it was recorded.
+  double cost ABSL_GUARDED_BY(mu) = 0;
   absl::Time last_used ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   // The bytes it recorded in backlog `backlog_epoch` of `tally` (null:
   // weighed as the heaviest, as a window on its own is).
@@ -91,9 +102,10 @@ class AuditWindows {
       ABSL_GUARDED_BY(mu_);
 };
 
-// Counts one recorded event of `bytes` in `window`, with the spool `fill`
-// (0 to 1) full.
-void CountAudit(AuditWindow& window, size_t bytes, double fill,
+// Counts one recorded event of `bytes` in `window`, priced at
+// audit.backlogged_session_rate `rate` with the spool `fill` (0 to 1)
+// full (up to half full, or without a rate, nothing is owed).
+void CountAudit(AuditWindow& window, size_t bytes, int64_t rate, double fill,
                 absl::Time now);
 
 // The part of the backlog `window`'s identity recorded, against the
@@ -101,17 +113,20 @@ void CountAudit(AuditWindow& window, size_t bytes, double fill,
 double BacklogWeight(AuditWindow& window);
 
 // Whether a session of `window`'s identity must stop being read now, with
-// the spool `fill` (0 to 1) full and audit.backlogged_session_rate `rate`
-// (0: no limit): the time it may be read again, or nullopt. The fill past
-// half counts as much as the identity's BacklogWeight. A window that is
-// paid for starts afresh.
+// audit.backlogged_session_rate `rate` (0: no limit), before a message
+// that records about `next_bytes` (0: little or nothing) and would leave
+// the spool `fill` (0 to 1) full: the time its budget is checked again, or
+// nullopt. Below kReserveFill the fill past half counts as much as the
+// identity's BacklogWeight. A window that is paid for (with `next_bytes`)
+// starts afresh.
 struct Throttle {
   absl::Time until;
   int64_t events = 0;  // what the window holds (for the log)
-  int64_t bytes = 0;
+  int64_t bytes = 0;   // and the next message's
 };
 std::optional<Throttle> AuditThrottle(AuditWindow& window, int64_t rate,
-                                      double fill, absl::Time now);
+                                      double fill, absl::Time now,
+                                      size_t next_bytes = 0);
 
 }  // namespace warden::dataplane::session
 

@@ -45,6 +45,7 @@ size_t ClientLogin::OnClientBytes(absl::string_view buf) {
       return OnStartupPacket(buf);
     case State::kAuth:
       return OnAuthMessages(buf);
+    case State::kThrottled:
     case State::kDone:
       return 0;
   }
@@ -261,6 +262,35 @@ void ClientLogin::HandleAuthStep(AuthStep step) {
   // with the identity's other sessions (red team pass 7: one client filled
   // the spool with a new session per statement, each on a fresh budget).
   callbacks_->OnIdentityProven();
+  if (const std::optional<absl::Duration> wait = callbacks_->LoginAuditWait()) {
+    // The spool is backlogged and this identity spent its audit budget:
+    // its login records nothing until the budget covers it (red team: one
+    // identity's login loop filled the spool's last tenth in 3 s). The
+    // startup timeout bounds the wait.
+    spdlog::info("session {}: login of {} waits {} ms for its audit budget",
+                 context_.peer_address, identity.user(),
+                 absl::ToInt64Milliseconds(*wait));
+    state_ = State::kThrottled;
+    held_reply_ = std::move(step.reply);
+    callbacks_->ResumeLoginAfter(*wait);
+    return;
+  }
+  Admit(std::move(step.reply));
+}
+
+void ClientLogin::ResumeAdmission() {
+  if (state_ != State::kThrottled) return;
+  if (const std::optional<absl::Duration> wait = callbacks_->LoginAuditWait()) {
+    callbacks_->ResumeLoginAfter(*wait);
+    return;
+  }
+  state_ = State::kAuth;
+  Admit(std::move(held_reply_));
+}
+
+void ClientLogin::Admit(std::string reply) {
+  warden::v1::Identity& identity = *context_.identity;
+  policy::engine::Subject& subject = *context_.subject;
   // One AUTHENTICATION event per login, recorded once its outcome is
   // known: the credentials held, but the directory, the role mapping, the
   // database or a missing bundle may still refuse it (a success followed
@@ -292,7 +322,7 @@ void ClientLogin::HandleAuthStep(AuthStep step) {
     }
     admission_.refusal_token = crypto::HexEncode(*token);
   }
-  callbacks_->SendToClient(step.reply);
+  callbacks_->SendToClient(reply);
   const config::Environment& environment = *context_.environment;
   const std::string& database_name = admission_.database_name;
   admission_.database = environment.FindDatabase(database_name);

@@ -39,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +47,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "common/login_failures.h"
 #include "common/names.h"
 #include "dataplane/config/config.h"
@@ -120,6 +122,12 @@ class ClientLogin {
     // holds it): from here on the session's audit events are its
     // identity's to pay for (audit_budget.h).
     virtual void OnIdentityProven() = 0;
+    // How long the proven identity must wait for its audit budget before
+    // its login records anything (the spool is backlogged and the identity
+    // spent its budget); nullopt: it may go on now.
+    virtual std::optional<absl::Duration> LoginAuditWait() = 0;
+    // Calls ResumeAdmission `delay` from now.
+    virtual void ResumeLoginAfter(absl::Duration delay) = 0;
     // Admitted, its AUTHENTICATION and SESSION_START events recorded: the
     // session takes over what the login settled (Admission), sends
     // AuthenticationOk and connects upstream.
@@ -182,17 +190,25 @@ class ClientLogin {
   // begins the exchange (the Authenticator's first challenge is sent).
   size_t OnClientBytes(absl::string_view buf);
 
+  // A login that waited for its identity's audit budget goes on (or waits
+  // again); nothing for any other.
+  void ResumeAdmission();
+
  private:
   enum class State {
-    kStartup,  // reading a startup packet (maybe after TLS).
-    kAuth,     // the authentication exchange.
-    kDone,     // logged in or refused.
+    kStartup,    // reading a startup packet (maybe after TLS).
+    kAuth,       // the authentication exchange.
+    kThrottled,  // proven, waiting for the identity's audit budget.
+    kDone,       // logged in or refused.
   };
 
   size_t OnStartupPacket(absl::string_view buf);
   size_t OnAuthMessages(absl::string_view buf);
   void HandleStartup(const pgwire::StartupMessage& startup);
   void HandleAuthStep(AuthStep step);
+  // The identity is proven: admits it (or refuses it), `reply` being the
+  // authenticator's last message for the client.
+  void Admit(std::string reply);
   void FailProtocol(absl::string_view message);
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason);
@@ -216,6 +232,7 @@ class ClientLogin {
   State state_ = State::kStartup;
   bool tls_negotiated_ = false;  // an SSLRequest was answered.
   std::string user_;             // as the startup packet claims it.
+  std::string held_reply_;       // Admit's, while kThrottled.
   std::unique_ptr<AuthExchange> auth_;
   Admission admission_;
 };

@@ -5,10 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
+#include "common/audit_bounds.h"
 #include "common/proto_time.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -33,6 +35,19 @@ namespace {
 using warden::v1::SessionEndReason;
 
 constexpr int kLingerMs = 2000;
+
+// About what the next client message records: a Query's or Parse's length
+// (its text is recorded, up to an event's limit), read from its header
+// before the whole message has arrived; 0 for the others.
+size_t StatementBytes(absl::string_view buf) {
+  if (buf.size() < 5 || (buf[0] != 'Q' && buf[0] != 'P')) return 0;
+  uint32_t length = 0;
+  for (int i = 1; i <= 4; ++i) {
+    length = (length << 8) | static_cast<uint8_t>(buf[i]);
+  }
+  if (length <= 4) return 0;
+  return std::min<size_t>(length - 4, audit_bounds::Limits().max_event);
+}
 
 const char* ReasonName(SessionEndReason r) {
   switch (r) {
@@ -345,6 +360,20 @@ void Session::OnIdentityProven() {
   }
 }
 
+std::optional<absl::Duration> Session::LoginAuditWait() {
+  return audit_->Wait();
+}
+
+void Session::ResumeLoginAfter(absl::Duration delay) {
+  std::weak_ptr<Session> weak = weak_from_this();
+  loop_->AddTimer(std::chrono::milliseconds(absl::ToInt64Milliseconds(delay)),
+                  [weak] {
+                    auto self = weak.lock();
+                    if (!self || self->phase_ != Phase::kLogin) return;
+                    self->client_login_->ResumeAdmission();
+                  });
+}
+
 void Session::OnLoggedIn(ClientLogin::Admission admission) {
   admission_ = std::move(admission);
   refusals_.set_fallback_token(std::move(admission_.refusal_token));
@@ -393,7 +422,10 @@ size_t Session::ProcessClient(absl::string_view buf) {
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
   while (pos < buf.size() && phase_ != Phase::kClosed) {
-    if (phase_ == Phase::kRelay && audit_->Throttled()) break;
+    if (phase_ == Phase::kRelay &&
+        audit_->Throttled(StatementBytes(buf.substr(pos)))) {
+      break;
+    }
     // What the message means (FrontendRelay); the upstream gets it, or
     // what replaces it, in order with the messages before it.
     FrontendRelay::Step step = frontend_.OnMessage(

@@ -305,6 +305,8 @@ class Session : public std::enable_shared_from_this<Session>,
   }
   void OnCancelRequest(int32_t pid, int32_t secret) override;
   void OnIdentityProven() override;
+  std::optional<absl::Duration> LoginAuditWait() override;
+  void ResumeLoginAfter(absl::Duration delay) override;
   void OnLoggedIn(ClientLogin::Admission admission) override;
   SharedState* shared_;
   net::EventLoop* loop_;

@@ -53,7 +53,8 @@ absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
     write_pending_ = true;
     callbacks_->AwaitAuditWrite();
   }
-  CountAudit(*window_, size, context_.recorder->Fill(), absl::Now());
+  CountAudit(*window_, size, context_.backlogged_session_rate,
+             context_.recorder->Fill(), absl::Now());
   return recorded;
 }
 
@@ -68,17 +69,35 @@ bool SessionAudit::Audit(warden::v1::AuditEvent event) {
   return true;
 }
 
-bool SessionAudit::Throttled() {
+std::optional<Throttle> SessionAudit::Check(size_t next_bytes,
+                                            absl::Time now) {
   const int64_t rate = context_.backlogged_session_rate;
-  if (rate <= 0 || context_.recorder == nullptr) return false;
+  if (rate <= 0 || context_.recorder == nullptr) return std::nullopt;
   // Up to half full, no limit (an atomic read; the identity's window,
-  // shared with its other sessions, is locked only past that).
-  const double fill = context_.recorder->Fill();
-  if (fill <= 0.5) return false;
+  // shared with its other sessions, is locked only past that). The fill
+  // is the one the next message would leave.
+  double fill = context_.recorder->Fill();
+  if (next_bytes > 0) {
+    if (const uint64_t capacity = context_.recorder->CapacityBytes()) {
+      fill += static_cast<double>(next_bytes) / static_cast<double>(capacity);
+    }
+  }
+  if (fill <= 0.5) return std::nullopt;
+  return AuditThrottle(*window_, rate, fill, now, next_bytes);
+}
+
+std::optional<absl::Duration> SessionAudit::Wait() {
   const absl::Time now = absl::Now();
-  const std::optional<Throttle> throttle =
-      AuditThrottle(*window_, rate, fill, now);
+  const std::optional<Throttle> throttle = Check(0, now);
+  if (!throttle.has_value()) return std::nullopt;
+  return std::max(absl::Milliseconds(1), throttle->until - now);
+}
+
+bool SessionAudit::Throttled(size_t next_bytes) {
+  const absl::Time now = absl::Now();
+  const std::optional<Throttle> throttle = Check(next_bytes, now);
   if (!throttle.has_value()) return false;
+  const double fill = context_.recorder->Fill();
   throttled_ = true;
   if (context_.sessions_throttled != nullptr) {
     context_.sessions_throttled->fetch_add(1, std::memory_order_relaxed);

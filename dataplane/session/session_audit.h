@@ -101,13 +101,21 @@ class SessionAudit {
   void Written() { write_pending_ = false; }
 
   // Whether the session must stop reading its client for the audit
-  // budget; when it starts, the session is asked to resume later.
-  bool Throttled();
+  // budget, before a message that records about `next_bytes` (a Query's
+  // or Parse's length; 0 for the others); when it starts, the session is
+  // asked to resume later.
+  bool Throttled(size_t next_bytes = 0);
+  // How long the identity must wait before it records more (its budget
+  // spent while the spool is backlogged; at least 1 ms), or nullopt;
+  // nothing else happens (a login asks this before it records).
+  std::optional<absl::Duration> Wait();
   bool throttled() const { return throttled_; }
   // The throttle's wait is over (or the session resumes anyway).
   void Unthrottle() { throttled_ = false; }
 
  private:
+  // The throttle for a message of `next_bytes`, if any, and now.
+  std::optional<Throttle> Check(size_t next_bytes, absl::Time now);
   void AddSharedFields(warden::v1::AuditEvent* event) const;
   // The encoded shared fields for the current identity; null when they
   // cannot be encoded (whole events are recorded then).

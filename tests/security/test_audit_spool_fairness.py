@@ -241,6 +241,147 @@ class SpoolFairness(unittest.TestCase):
             *run_flood(self.stack, padding=100000, reconnect=True))
 
 
+class Victim:
+    """Another user's session: one marked statement every 200 ms, on a
+    thread; what each got (marker, SQLSTATE or None)."""
+
+    def __init__(self, stack):
+        self.conn = stack.raw("dev", "victim", "victim-pw")
+        assert self.conn.simple_query("SELECT 'warm-up'")[1] is None
+        self.results = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        self.conn.sock.settimeout(120)
+        i = 0
+        while not self.stop.is_set():
+            marker = "victim-%d-%d-%d" % (os.getpid(), id(self), i)
+            i += 1
+            _, error = self.conn.simple_query("SELECT '%s'" % marker)
+            self.results.append((marker, error.get("C") if error else None))
+            time.sleep(0.2)
+
+    def halt(self):
+        self.stop.set()
+        self.thread.join(timeout=130)
+        self.conn.close()
+
+    def refused(self):
+        return [m for m, code in self.results if code is not None]
+
+
+class SpoolReserve(unittest.TestCase):
+    """The last tenth of the spool (red team pass on the weighed budget):
+    every identity pays the full price there, a statement pays before it is
+    read in, and a login waits for its identity's budget. Each attack below
+    filled the spool (and got the other user refused) before."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack("warden-sec-reserve-", audit_settings=(
+            "max_spool_bytes: 1048576",),
+            extra_users=("{ name: victim, password: victim-pw }",
+                         "{ name: mallory, password: mallory-pw }")).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def attack(self, phases):
+        """Runs `phases` (callables, each given the stop event, run on
+        threads, one after the other for the seconds given) next to the
+        victim with warden-control stopped; returns the victim."""
+        victim = Victim(self.stack)
+        pid = self.stack.control.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            victim.thread.start()
+            for seconds, start, halt in phases:
+                start()
+                time.sleep(seconds)
+                halt()
+            victim.halt()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        return victim
+
+    def drain(self, victim):
+        # Nothing lost: every statement of the victim's is in the log.
+        self.assertTrue(self.stack.recorded(victim.results[-1][0], timeout=60))
+        texts = "\n".join(self.stack.statement_texts())
+        self.assertEqual([m for m, _ in victim.results if "'%s'" % m not in texts], [])
+
+    def test_a_second_identity_cannot_fill_the_reserve(self):
+        # alice floods until she is slowed near 90%; then mallory, who has
+        # recorded nothing (and so weighed nothing), floods. She used to
+        # take the spool from 89% to 100% in a second, and the victim was
+        # refused from then on.
+        first = Flood(self.stack.raw("dev"))
+        second = Flood(self.stack.raw("dev", "mallory", "mallory-pw"))
+        victim = self.attack([
+            (9, first.thread.start, lambda: None),
+            (6, second.thread.start, lambda: (first.stop.set(), second.stop.set())),
+        ])
+        for f in (first, second):
+            f.thread.join(timeout=30)
+            self.assertIsNone(f.error)
+            self.assertEqual(f.refused, 0)
+        self.assertEqual(victim.refused(), [])
+        self.assertGreater(len(victim.results), 20)
+        # (Before: 256 of mallory's statements ran, then 700 were refused.)
+        self.assertLessEqual(second.completed_between(0, float("inf")), 100)
+        self.drain(victim)
+
+    def test_b_a_large_statement_cannot_jump_into_the_reserve(self):
+        # 200 KB statements: four take the spool to 77%; the fifth would
+        # leave it at 96%, so it waits for its whole price (at one event,
+        # 512 bytes, a second). It used to be read in first and paid for
+        # afterwards: 96% in 2.7 s.
+        flood = Flood(self.stack.raw("dev", "mallory", "mallory-pw"), padding=200000)
+        victim = self.attack([(10, flood.thread.start, flood.stop.set)])
+        flood.thread.join(timeout=30)
+        self.assertIsNone(flood.error)
+        self.assertEqual(flood.refused, 0)
+        self.assertLessEqual(flood.completed_between(0, float("inf")), 4)
+        self.assertEqual(victim.refused(), [])
+        self.drain(victim)
+
+    def test_c_a_login_loop_waits_for_its_budget(self):
+        # alice floods until she is slowed near 90%, then logs in and out
+        # in a loop from two threads: logins were recorded unthrottled, and
+        # 319 of them filled the reserve in 3 s.
+        flood = Flood(self.stack.raw("dev"))
+        stop = threading.Event()
+        logins = []
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    conn = self.stack.raw("dev")
+                    conn.close()
+                    logins.append(None)
+                except RuntimeError as e:
+                    logins.append(e.args[0])
+        threads = [threading.Thread(target=loop, daemon=True) for _ in range(2)]
+
+        def start_logins():
+            flood.stop.set()
+            for t in threads:
+                t.start()
+        victim = self.attack([(9, flood.thread.start, lambda: None),
+                              (6, start_logins, stop.set)])
+        for t in threads:
+            t.join(timeout=30)
+        flood.thread.join(timeout=30)
+        self.assertEqual(victim.refused(), [])
+        self.assertFalse(any(t.is_alive() for t in threads))
+        # Slowed to the identity's budget in the reserve (a login records
+        # two events): a handful in 6 s, not hundreds.
+        self.assertLessEqual(logins.count(None), 20, len(logins))
+        self.drain(victim)
+
+
 class SpoolWithoutFairness(unittest.TestCase):
     """The control case: with no per-session limit the same flood fills the
     spool and the victim is refused, so the guarded case tests something."""

@@ -171,6 +171,16 @@ class FakeSession : public ClientLogin::Callbacks {
     return audit_ok;
   }
   void OnIdentityProven() override { calls.push_back("proven"); }
+  std::optional<absl::Duration> LoginAuditWait() override {
+    if (audit_waits.empty()) return std::nullopt;
+    const absl::Duration wait = audit_waits.front();
+    audit_waits.erase(audit_waits.begin());
+    return wait;
+  }
+  void ResumeLoginAfter(absl::Duration delay) override {
+    calls.push_back("wait");
+    resume_delays.push_back(delay);
+  }
   void OnLoggedIn(ClientLogin::Admission admission) override {
     calls.push_back("logged in");
     admitted = std::move(admission);
@@ -181,6 +191,8 @@ class FakeSession : public ClientLogin::Callbacks {
   bool client_tls = false;
   std::string certificate;
   bool audit_ok = true;
+  // What LoginAuditWait answers, one call each (then nullopt).
+  std::vector<absl::Duration> audit_waits;
   // Recorded.
   std::string sent;
   std::vector<std::string> calls;
@@ -194,6 +206,7 @@ class FakeSession : public ClientLogin::Callbacks {
   std::optional<std::pair<int32_t, int32_t>> cancel;
   std::vector<warden::v1::AuditEvent> events;
   std::optional<ClientLogin::Admission> admitted;
+  std::vector<absl::Duration> resume_delays;
 };
 
 struct ClientLoginTest : ::testing::Test {
@@ -545,6 +558,35 @@ TEST_F(ClientLoginTest, TheExchangeRunsInOrderAndLeavesTheRestForTheRelay) {
   // Done: nothing more is the login's.
   EXPECT_EQ(Feed(Password("three")), 0u);
   EXPECT_EQ(authenticator.messages.size(), 2u);
+}
+
+// The identity spent its audit budget (the spool is backlogged): the
+// proven login records nothing and waits, twice here, then goes on as any
+// other (red team: one identity's login loop filled the spool's reserve).
+// Bytes the client sends meanwhile are not the login's.
+TEST_F(ClientLoginTest, ALoginWaitsForItsIdentitysAuditBudget) {
+  Login();
+  authenticator.script.push_back(Success("alice", "final"));
+  session.audit_waits = {absl::Milliseconds(1500), absl::Milliseconds(200)};
+  Feed(AliceStartup());
+  EXPECT_THAT(session.calls, ElementsAre("proven", "wait"));
+  EXPECT_TRUE(session.events.empty());
+  EXPECT_EQ(session.sent, "");
+  EXPECT_EQ(Feed(Query("select 1")), 0u);
+  login->ResumeAdmission();  // still over budget
+  EXPECT_THAT(session.calls, ElementsAre("proven", "wait", "wait"));
+  EXPECT_THAT(session.resume_delays,
+              ElementsAre(absl::Milliseconds(1500), absl::Milliseconds(200)));
+  EXPECT_TRUE(session.events.empty());
+  login->ResumeAdmission();
+  EXPECT_THAT(session.calls, ElementsAre("proven", "wait", "wait", "logged in"));
+  EXPECT_EQ(session.sent, "final");
+  ASSERT_EQ(session.events.size(), 2u);
+  EXPECT_EQ(session.events[0].kind(), warden::v1::AUDIT_EVENT_KIND_AUTHENTICATION);
+  EXPECT_EQ(session.events[1].kind(), warden::v1::AUDIT_EVENT_KIND_SESSION_START);
+  // Once done, a resume is nothing.
+  login->ResumeAdmission();
+  EXPECT_EQ(session.calls.size(), 4u);
 }
 
 TEST_F(ClientLoginTest, AnAuthenticationMessageArrivingInPiecesWaits) {

@@ -47,10 +47,12 @@ class FakeSink : public audit::AuditSink {
     return absl::OkStatus();
   }
   double Fill() const override { return fill; }
+  uint64_t CapacityBytes() const override { return capacity; }
 
   std::vector<Staged> staged;
   absl::Status status;
   double fill = 0;
+  uint64_t capacity = 0;
 };
 
 class FakeCallbacks : public SessionAudit::Callbacks {
@@ -177,6 +179,7 @@ TEST_F(SessionAuditTest, WithoutARecorderNothingIsRecorded) {
 
 TEST_F(SessionAuditTest, ABackloggedSpoolThrottlesAnIdentityOverItsRate) {
   auto audit = Make(&sink, /*rate=*/1);
+  sink.fill = 0.9;  // (events recorded up to half full owe nothing)
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(audit->Audit(Event()));
   // Up to half full, no limit.
   sink.fill = 0.5;
@@ -192,15 +195,51 @@ TEST_F(SessionAuditTest, ABackloggedSpoolThrottlesAnIdentityOverItsRate) {
   EXPECT_FALSE(audit->throttled());
 }
 
+// A statement is judged at the fill it would leave: with the spool at 45%
+// nobody is slowed, but a 600 KB statement would leave it at 102% of 1 MB
+// (the reserve: a budget of one event, 512 bytes, a second) and waits; a
+// small one is read on.
+TEST_F(SessionAuditTest, AStatementIsJudgedAtTheFillItWouldLeave) {
+  auto audit = Make(&sink, /*rate=*/1000);
+  sink.fill = 0.45;
+  sink.capacity = 1'000'000;
+  EXPECT_FALSE(audit->Throttled(100));
+  EXPECT_TRUE(audit->Throttled(600'000));
+  ASSERT_EQ(callbacks.resumes.size(), 1u);
+  EXPECT_EQ(callbacks.resumes[0], kMaxThrottle + absl::Milliseconds(1));
+  audit->Unthrottle();
+  // Without a known capacity the fill is taken as it is.
+  sink.capacity = 0;
+  EXPECT_FALSE(audit->Throttled(600'000));
+}
+
+// What a login asks before it records: how long to wait, and nothing else
+// (no pause of its own, no resume asked).
+TEST_F(SessionAuditTest, WaitSaysHowLongWithoutThrottling) {
+  auto audit = Make(&sink, /*rate=*/1000);
+  sink.fill = 0.95;  // the reserve: one event a second
+  EXPECT_FALSE(audit->Wait().has_value());  // nothing recorded yet
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(audit->Audit(Event()));
+  const auto wait = audit->Wait();
+  ASSERT_TRUE(wait.has_value());
+  EXPECT_GT(*wait, absl::Seconds(2));
+  EXPECT_LE(*wait, absl::Seconds(3));
+  EXPECT_FALSE(audit->throttled());
+  EXPECT_TRUE(callbacks.resumes.empty());
+  EXPECT_EQ(throttled.load(), 0u);
+  sink.fill = 0.4;
+  EXPECT_FALSE(audit->Wait().has_value());
+}
+
 TEST_F(SessionAuditTest, TheIdentitysWindowIsSharedWithItsOtherSessions) {
   auto window = std::make_shared<AuditWindow>();
   auto first = Make(&sink, /*rate=*/1);
   first->set_window(window);
+  sink.fill = 0.9;
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(first->Audit(Event()));
   // A second session of the same identity pays for the first's events.
   auto second = Make(&sink, /*rate=*/1);
   second->set_window(window);
-  sink.fill = 0.9;
   EXPECT_TRUE(second->Throttled());
   // One of another identity does not.
   auto other = Make(&sink, /*rate=*/1);
