@@ -219,8 +219,10 @@ struct AuditSettings {
   // Audit events (and 512 bytes each) per second one identity (all its
   // sessions) may record once the spool is half full (the control plane
   // is behind or away); the budget shrinks as the spool fills (half of it
-  // at 70%, one event from 90%) for the identity that recorded most since
-  // half full, less for lighter ones (session/audit_budget.h). A session
+  // at 70%, one event from 90%); below 90% lighter identities feel less
+  // of the fill, from 90% every identity pays the full price, and
+  // statements and logins pay before they go on (session/audit_budget.h).
+  // A session
   // over its budget is not read until the budget covers what it recorded,
   // so the client that records fastest cannot fill the spool and get every
   // session refused (53000); the others go on. 0: no limit.
