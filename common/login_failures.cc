@@ -24,8 +24,7 @@ constexpr size_t kMaxAddresses = 100000;
 void LoginFailures::Roll(const std::string& address, Window* w,
                          absl::Time now) {
   if (now - w->start < options_.window) return;
-  const uint64_t recorded =
-      std::min<uint64_t>(w->failures, options_.record_each);
+  const uint64_t recorded = w->recorded;
   if (w->failures > recorded || w->refused > 0) {
     Summary s;
     s.address = address;
@@ -54,7 +53,8 @@ void LoginFailures::Roll(const std::string& address, Window* w,
 }
 
 bool LoginFailures::Failed(const std::string& address, const std::string& user,
-                           absl::Time now, const std::string& environment) {
+                           absl::Time now, const std::string& environment,
+                           bool may_record_each) {
   absl::MutexLock lock(&mu_);
   if (windows_.size() >= kMaxAddresses && !windows_.contains(address)) {
     // End every window early rather than forget counts.
@@ -95,7 +95,11 @@ bool LoginFailures::Failed(const std::string& address, const std::string& user,
       ++w.other_users;
     }
   }
-  if (w.failures <= static_cast<uint64_t>(options_.record_each)) return true;
+  if (may_record_each &&
+      w.recorded < static_cast<uint64_t>(options_.record_each)) {
+    ++w.recorded;
+    return true;
+  }
   suppressed_.fetch_add(1);
   return false;
 }

@@ -54,9 +54,12 @@ class LoginFailures {
   }
 
   // A login from `address` failed (claiming `user`): true when it is to be
-  // recorded one by one, false when it only counts toward the summary.
+  // recorded one by one, false when it only counts toward the summary
+  // (always, when `may_record_each` is false: the audit spool is
+  // backlogged, and failures from many addresses could fill it).
   bool Failed(const std::string& address, const std::string& user,
-              absl::Time now, const std::string& environment = "");
+              absl::Time now, const std::string& environment = "",
+              bool may_record_each = true);
   // Whether a new connection from `address` is refused now (counted).
   bool Refuse(const std::string& address, absl::Time now);
   // The summaries of windows that ended by `now` (and, with `all`, of the
@@ -75,6 +78,7 @@ class LoginFailures {
   struct Window {
     absl::Time start;
     uint64_t failures = 0;
+    uint64_t recorded = 0;  // of the failures, recorded one by one
     uint64_t refused = 0;
     absl::flat_hash_map<std::string, uint64_t> users;  // name -> failures
     uint64_t other_users = 0;  // failures under names beyond the cap

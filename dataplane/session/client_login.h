@@ -148,6 +148,9 @@ class ClientLogin {
     SSL_CTX* tls = nullptr;
     // Failed logins per client address, shared by every session.
     warden::LoginFailures* login_failures = nullptr;
+    // How full the audit spool is (0 to 1; empty: audit off). Past half,
+    // failed logins are only counted in summaries, not recorded each.
+    std::function<double()> spool_fill;
     // Whether audit is on (sessions record events).
     bool recording = false;
     // With audit on, whether this proxy may record events of an
@@ -210,6 +213,8 @@ class ClientLogin {
   // authenticator's last message for the client.
   void Admit(std::string reply);
   void FailProtocol(absl::string_view message);
+  // The claimed user name as recorded (capped).
+  std::string ClaimedUser() const;
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason);
   // A known name (the config's users, the directory's) that `user` looks

@@ -102,6 +102,9 @@ Session::Session(SharedState* shared, const config::Listener* listener,
     login.tls = it->second.get();
   }
   login.login_failures = &shared_->login_failures;
+  if (audit::AuditSink* recorder = shared_->recorder) {
+    login.spool_fill = [recorder] { return recorder->Fill(); };
+  }
   login.recording = shared_->recorder != nullptr;
   login.may_record = &shared_->may_record;
   login.governed = shared_->governed;

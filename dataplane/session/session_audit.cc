@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::dataplane::session {
@@ -42,6 +43,20 @@ const std::string* SessionAudit::SharedEventFields() {
 }
 
 absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
+  if (event.kind() == warden::v1::AUDIT_EVENT_KIND_STATEMENT &&
+      event.statement().phase() == warden::v1::STATEMENT_PHASE_INTENT &&
+      context_.backlogged_session_rate > 0) {
+    const size_t bytes = event.ByteSizeLong();
+    const size_t unpaid = bytes > prepaid_bytes_ ? bytes - prepaid_bytes_ : 0;
+    prepaid_bytes_ = 0;
+    if (unpaid > kUnpricedBytes && Check(unpaid, absl::Now()).has_value()) {
+      return absl::UnavailableError(absl::StrCat(
+          "Warden: the audit spool is backlogged (the control plane is "
+          "behind) and this identity's audit budget does not cover this "
+          "statement's ",
+          bytes, "-byte record now; it was not run"));
+    }
+  }
   size_t size = 0;
   const std::string* shared = chain_built_ ? SharedEventFields() : nullptr;
   if (shared == nullptr && chain_built_) AddSharedFields(&event);
@@ -96,7 +111,10 @@ std::optional<absl::Duration> SessionAudit::Wait() {
 bool SessionAudit::Throttled(size_t next_bytes) {
   const absl::Time now = absl::Now();
   const std::optional<Throttle> throttle = Check(next_bytes, now);
-  if (!throttle.has_value()) return false;
+  if (!throttle.has_value()) {
+    prepaid_bytes_ = next_bytes;
+    return false;
+  }
   const double fill = context_.recorder->Fill();
   throttled_ = true;
   if (context_.sessions_throttled != nullptr) {

@@ -76,8 +76,15 @@ class SessionAudit {
   // shared fields itself; after, Record adds them.
   warden::v1::AuditEvent NewEvent(warden::v1::AuditEventKind kind) const;
   // Stages `event` (the recorder must be set), counts it against the
-  // audit window, and asks for the batch's write once.
+  // audit window, and asks for the batch's write once. A statement's
+  // intent whose record is larger than what its message paid before it
+  // was read (Throttled's `next_bytes`) by more than kUnpricedBytes, and
+  // that the identity's budget does not cover (the spool backlogged), is
+  // not recorded: Unavailable (retry later), and the statement is refused (red
+  // team: a Bind repeats its prepared statement's text, a cursor's Execute
+  // its DECLARE's; one identity filled the spool with them in 2 s).
   absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event);
+  static constexpr size_t kUnpricedBytes = 1024;
   // Record for session events: true when audit is off or the event is
   // staged, false (logged) when the spool refused it.
   bool Audit(warden::v1::AuditEvent event);
@@ -128,6 +135,8 @@ class SessionAudit {
   std::shared_ptr<AuditWindow> window_ = std::make_shared<AuditWindow>();
   bool write_pending_ = false;
   bool throttled_ = false;
+  // What the message being processed paid for before it was read.
+  size_t prepaid_bytes_ = 0;
   bool shared_fields_built_ = false;
   uint64_t shared_fields_version_ = 0;
   std::optional<std::string> shared_fields_;

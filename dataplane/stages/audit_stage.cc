@@ -20,9 +20,16 @@ namespace {
 // What the templates of one session may hold.
 constexpr size_t kMaxTemplateBytes = 16u << 20;
 
-// What a client gets for a statement the audit trail could not record.
-std::string UnrecordedError() {
+// What a client gets for a statement the audit trail could not record
+// (`why`: the trail's refusal).
+std::string UnrecordedError(const absl::Status& why) {
   std::string error;
+  if (absl::IsUnavailable(why)) {  // the identity's audit budget
+    pgwire::WriteErrorResponse(&error, "ERROR", pgwire::kInsufficientResources,
+                               why.message(), "",
+                               "Retry later, or with a smaller statement.", 0);
+    return error;
+  }
   pgwire::WriteErrorResponse(
       &error, "ERROR", pgwire::kInsufficientResources,
       "Warden: the audit trail cannot record this statement (the local "
@@ -127,9 +134,15 @@ StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
 uint64_t AuditStage::Record(warden::v1::AuditEvent event) {
   auto recorded = trail_->Record(std::move(event));
   if (!recorded.ok()) {
-    spdlog::error("session {}: audit event not recorded: {}",
-                  callbacks_->facts().peer_address,
-                  recorded.status().ToString());
+    last_error_ = recorded.status();
+    if (absl::IsUnavailable(last_error_)) {
+      spdlog::info("session {}: {}", callbacks_->facts().peer_address,
+                   std::string(last_error_.message()));
+    } else {
+      spdlog::error("session {}: audit event not recorded: {}",
+                    callbacks_->facts().peer_address,
+                    recorded.status().ToString());
+    }
     return 0;
   }
   return *recorded;
@@ -319,7 +332,7 @@ uint64_t AuditStage::RecordStatement(const Frontend& m) {
         if (summaries_) intent_ = Intent{sequence, std::move(summary)};
         return sequence;
       }
-      callbacks_->Refuse(UnrecordedError());
+      callbacks_->Refuse(UnrecordedError(last_error_));
       return 0;
     }
     case pgwire::FrontendType::kClose: {
@@ -419,7 +432,7 @@ uint64_t AuditStage::RecordStatement(const Frontend& m) {
   }
   if (refused) return 0;
   // Not recorded, not refused yet: it must not run.
-  const std::string error = UnrecordedError();
+  const std::string error = UnrecordedError(last_error_);
   if (type == static_cast<char>(pgwire::FrontendType::kParse)) {
     EraseTemplate(StatementKey(statement_name));
   }

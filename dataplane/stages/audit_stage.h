@@ -112,6 +112,8 @@ class AuditStage : public Stage {
   bool waiting_ = false;
   // A message is held (from Hold until it comes back resumed).
   bool held_ = false;
+  // Why the last Record failed (for the refusal's text).
+  absl::Status last_error_;
   uint64_t hold_timer_ = 0;
   HoldEnd hold_end_ = HoldEnd::kAcknowledged;
   // Posted callbacks check it: the stage may be gone when they run.

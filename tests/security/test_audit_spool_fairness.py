@@ -382,6 +382,42 @@ class SpoolReserve(unittest.TestCase):
         self.drain(victim)
 
 
+    def test_d_a_bind_that_repeats_a_large_statement_is_priced(self):
+        # A Bind records its prepared statement's whole text again, and was
+        # not priced: 200 KB prepared while the spool was empty, then bound
+        # and executed in a loop, took it from 2% to 98% in 2 s. Now each
+        # such record is priced when it is built, and refused (53000, the
+        # budget's reason) while the identity's budget does not cover it.
+        conn = self.stack.raw("dev", "mallory", "mallory-pw")
+        conn.send(rawpg.parse(("SELECT 1 /* %s */" % ("x" * 200000)).encode(), b"big")
+                  + rawpg.SYNC)
+        self.assertEqual(rawpg.errors(rawpg.read_to_ready(conn)), [])
+        outcome = {"ran": 0, "refused": 0, "other": []}
+        stop = threading.Event()
+
+        def replay():
+            conn.sock.settimeout(120)
+            while not stop.is_set():
+                conn.send(rawpg.bind(b"", b"big") + rawpg.execute() + rawpg.SYNC)
+                errors = rawpg.errors(rawpg.read_to_ready(conn))
+                if not errors:
+                    outcome["ran"] += 1
+                elif errors[0].get("C") == "53000" and "audit budget" in errors[0].get("M", ""):
+                    outcome["refused"] += 1
+                else:
+                    outcome["other"].append(errors[0])
+        thread = threading.Thread(target=replay, daemon=True)
+        victim = self.attack([(8, thread.start, stop.set)])
+        thread.join(timeout=30)
+        conn.close()
+        self.assertEqual(outcome["other"], [])
+        self.assertEqual(victim.refused(), [])
+        # A few fit while the spool fills from empty; then they are refused.
+        self.assertLessEqual(outcome["ran"], 6, outcome)
+        self.assertGreater(outcome["refused"], 0, outcome)
+        self.drain(victim)
+
+
 class SpoolWithoutFairness(unittest.TestCase):
     """The control case: with no per-session limit the same flood fills the
     spool and the victim is refused, so the guarded case tests something."""

@@ -48,6 +48,22 @@ TEST(LoginFailuresTest, RecordsTheFirstThenSummarizesAndRefuses) {
   EXPECT_TRUE(f.Failed("10.1.2.3", "alice", t0 + absl::Seconds(62)));
 }
 
+// A failure that may not be recorded one by one (the spool is backlogged)
+// is counted for the summary, and the summary says how many were recorded.
+TEST(LoginFailuresTest, FailuresThatMayNotBeRecordedEachGoToTheSummary) {
+  LoginFailures f({absl::Seconds(60), 3, 0});
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  EXPECT_TRUE(f.Failed("10.1.2.3", "alice", t0));
+  EXPECT_FALSE(f.Failed("10.1.2.3", "alice", t0, "", /*may_record_each=*/false));
+  EXPECT_FALSE(f.Failed("10.1.2.3", "alice", t0, "", false));
+  EXPECT_TRUE(f.Failed("10.1.2.3", "alice", t0));  // a second of three
+  const auto summaries = f.TakeSummaries(t0 + absl::Seconds(61));
+  ASSERT_EQ(summaries.size(), 1u);
+  EXPECT_EQ(summaries[0].failures, 4u);
+  EXPECT_EQ(summaries[0].recorded, 2u);
+  EXPECT_EQ(f.suppressed_total(), 2u);
+}
+
 TEST(LoginFailuresTest, ShutdownTakesTheOpenWindowsToo) {
   LoginFailures f({absl::Seconds(60), 1, 0});  // never refuses
   const absl::Time t0 = absl::FromUnixSeconds(1000);

@@ -230,6 +230,7 @@ struct ClientLoginTest : ::testing::Test {
     context.authenticator = &authenticator;
     context.tls = tls;
     context.login_failures = &login_failures;
+    context.spool_fill = [this] { return spool_fill; };
     context.recording = recording;
     context.may_record = &may_record;
     context.governed = governed;
@@ -260,6 +261,7 @@ struct ClientLoginTest : ::testing::Test {
   ScriptedAuthenticator authenticator;
   SSL_CTX* tls = nullptr;
   warden::LoginFailures login_failures;
+  double spool_fill = 0;
   bool recording = true;
   std::function<absl::Status(const std::string&)> may_record;
   bool governed = false;
@@ -659,6 +661,30 @@ TEST_F(ClientLoginTest, FailedCredentialsAreRecordedOnceAndEndTheSession) {
   EXPECT_EQ(a.method(), "scram-sha-256");  // the listener's
   EXPECT_EQ(a.claimed_user(), "alice");
   EXPECT_THAT(session.calls, ElementsAre("fail"));
+}
+
+// While the spool is backlogged a failed login is only counted for the
+// summary, and a claimed user name is recorded capped (red team: 3 KB
+// names from 20 addresses filled the spool in 2 s).
+TEST_F(ClientLoginTest, FailedLoginsOfABackloggedSpoolGoToTheSummary) {
+  spool_fill = 0.6;
+  Login();
+  authenticator.script.push_back(Failure("wrong proof"));
+  Feed(AliceStartup());
+  Feed(Password("bad"));
+  EXPECT_EQ(session.failed_sqlstate, pgwire::kInvalidPassword);
+  EXPECT_TRUE(session.events.empty());
+  EXPECT_EQ(login_failures.suppressed_total(), 1u);
+}
+
+TEST_F(ClientLoginTest, AClaimedUserNameIsRecordedCapped) {
+  Login();
+  authenticator.script.push_back(Failure("wrong proof"));
+  Feed(Startup({{"user", std::string(3000, 'm')}, {"database", "shop"}}));
+  Feed(Password("bad"));
+  ASSERT_EQ(session.events.size(), 1u);
+  EXPECT_EQ(session.events[0].authentication().claimed_user(),
+            std::string(128, 'm') + "... (3000 bytes)");
 }
 
 TEST_F(ClientLoginTest, TheClientsCertificateIsPassedOnOnlyOnCertListeners) {

@@ -231,6 +231,41 @@ TEST_F(SessionAuditTest, WaitSaysHowLongWithoutThrottling) {
   EXPECT_FALSE(audit->Wait().has_value());
 }
 
+// A statement's record larger than what its message paid before it was
+// read (a Bind repeats its prepared statement's text) is priced when it is
+// built: refused while the identity's budget does not cover it, nothing
+// staged. A Query that paid for its length goes through.
+TEST_F(SessionAuditTest, AnUnpaidLargeStatementRecordIsRefused) {
+  auto audit = Make(&sink, /*rate=*/1000);
+  audit->ChainBuilt(nullptr);
+  sink.fill = 0.95;
+  sink.capacity = 1 << 20;
+  warden::v1::AuditEvent bind;
+  bind.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
+  bind.mutable_statement()->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
+  bind.mutable_statement()->set_text(std::string(200'000, 'x'));
+  auto recorded = audit->Record(bind);
+  ASSERT_FALSE(recorded.ok());
+  EXPECT_EQ(recorded.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(sink.staged.empty());
+  // Small ones are not priced here (their message paid, or they are small).
+  bind.mutable_statement()->set_text("SELECT 1");
+  EXPECT_TRUE(audit->Record(bind).ok());
+  // A result event is never refused.
+  warden::v1::AuditEvent result = bind;
+  result.mutable_statement()->set_phase(warden::v1::STATEMENT_PHASE_RESULT);
+  result.mutable_statement()->set_text(std::string(200'000, 'x'));
+  EXPECT_TRUE(audit->Record(result).ok());
+  // A Query that paid for its length before it was read is recorded.
+  auto query_session = Make(&sink, /*rate=*/1000);
+  query_session->ChainBuilt(nullptr);
+  sink.fill = 0.4;  // (paid: the spool was not backlogged when it was read)
+  ASSERT_FALSE(query_session->Throttled(200'000));
+  sink.fill = 0.95;
+  bind.mutable_statement()->set_text(std::string(200'000, 'x'));
+  EXPECT_TRUE(query_session->Record(bind).ok());
+}
+
 TEST_F(SessionAuditTest, TheIdentitysWindowIsSharedWithItsOtherSessions) {
   auto window = std::make_shared<AuditWindow>();
   auto first = Make(&sink, /*rate=*/1);
