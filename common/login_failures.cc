@@ -1,6 +1,7 @@
 #include "common/login_failures.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -132,6 +133,50 @@ std::vector<LoginFailures::Summary> LoginFailures::TakeSummaries(
     }
   }
   return std::exchange(ended_, {});
+}
+
+LoginFailures::Summary LoginFailures::Combine(
+    const std::vector<Summary>& summaries) {
+  constexpr size_t kNamedAddresses = 5;
+  constexpr size_t kNamedUsers = 10;
+  std::vector<const Summary*> order;
+  for (const Summary& s : summaries) order.push_back(&s);
+  std::sort(order.begin(), order.end(), [](const Summary* a, const Summary* b) {
+    return a->failures != b->failures ? a->failures > b->failures
+                                      : a->address < b->address;
+  });
+  Summary out;
+  std::vector<std::string> named;
+  std::set<std::string> environments;
+  for (const Summary* s : order) {
+    if (named.empty()) {
+      out.start = s->start;
+      out.end = s->end;
+    }
+    out.start = std::min(out.start, s->start);
+    out.end = std::max(out.end, s->end);
+    out.failures += s->failures;
+    out.recorded += s->recorded;
+    out.refused += s->refused;
+    if (named.size() < kNamedAddresses) named.push_back(s->address);
+    for (const std::string& user : s->users) {
+      if (out.users.size() < kNamedUsers) {
+        out.users.push_back(user);
+      } else {
+        ++out.unlisted_users;
+      }
+    }
+    out.unlisted_users += s->unlisted_users;
+    out.counts_bounded = out.counts_bounded || s->counts_bounded;
+    for (const std::string& e : s->environments) {
+      if (environments.size() < kMaxTrackedUsers) environments.insert(e);
+    }
+  }
+  out.address = absl::StrCat(
+      summaries.size(), " addresses (", absl::StrJoin(named, ", "),
+      summaries.size() > named.size() ? ", ..." : "", ")");
+  out.environments.assign(environments.begin(), environments.end());
+  return out;
 }
 
 std::string LoginFailures::Describe(const Summary& s) {

@@ -46,6 +46,12 @@ class LoginFailures {
     std::vector<std::string> environments;
   };
 
+  // Several addresses' summaries as one (while the audit spool is
+  // backlogged, one event instead of one per address): the counts summed,
+  // the addresses with the most failures named (the rest counted), their
+  // most tried names first.
+  static Summary Combine(const std::vector<Summary>& summaries);
+
   LoginFailures() = default;
   explicit LoginFailures(Options options) : options_(options) {}
   void set_options(Options options) {

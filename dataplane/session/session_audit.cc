@@ -50,11 +50,28 @@ absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
     const size_t unpaid = bytes > prepaid_bytes_ ? bytes - prepaid_bytes_ : 0;
     prepaid_bytes_ = 0;
     if (unpaid > kUnpricedBytes && Check(unpaid, absl::Now()).has_value()) {
-      return absl::UnavailableError(absl::StrCat(
-          "Warden: the audit spool is backlogged (the control plane is "
-          "behind) and this identity's audit budget does not cover this "
-          "statement's ",
-          bytes, "-byte record now; it was not run"));
+      warden::v1::Statement* st = event.mutable_statement();
+      if (st->decision() == warden::v1::POLICY_ACTION_ALLOW ||
+          st->decision() == warden::v1::POLICY_ACTION_UNSPECIFIED) {
+        return absl::UnavailableError(absl::StrCat(
+            "Warden: the audit spool is backlogged (the control plane is "
+            "behind) and this identity's audit budget does not cover this "
+            "statement's ",
+            bytes, "-byte record now; it was not run"));
+      }
+      // Refused by policy: it does not run either way, and the attempt
+      // stays in the trail (red team: such DENY records went unrecorded),
+      // without what makes it large.
+      st->clear_text();
+      st->clear_normalized_text();
+      st->clear_parameters();
+      st->clear_tables();
+      st->clear_columns();
+      st->set_reason(absl::StrCat(
+          st->reason(), st->reason().empty() ? "" : "; ",
+          "text, tables and columns not recorded: the audit spool was "
+          "backlogged and this identity's budget did not cover the ",
+          bytes, "-byte record"));
     }
   }
   size_t size = 0;

@@ -64,6 +64,29 @@ TEST(LoginFailuresTest, FailuresThatMayNotBeRecordedEachGoToTheSummary) {
   EXPECT_EQ(f.suppressed_total(), 2u);
 }
 
+// While the spool is backlogged the server records one event for every
+// address's summary: counts summed, the busiest addresses named.
+TEST(LoginFailuresTest, ManyAddressesSummariesCombineIntoOne) {
+  LoginFailures f({absl::Seconds(60), 1, 0});
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  for (int a = 0; a < 8; ++a) {
+    for (int i = 0; i <= a; ++i) {
+      f.Failed(absl::StrCat("10.0.0.", a), absl::StrCat("user", a), t0);
+    }
+  }
+  const auto summaries = f.TakeSummaries(t0 + absl::Seconds(61));
+  ASSERT_EQ(summaries.size(), 7u);  // (10.0.0.0 had one failure, recorded)
+  const LoginFailures::Summary all = LoginFailures::Combine(summaries);
+  EXPECT_EQ(all.failures, 35u);  // 2 + 3 + ... + 8
+  EXPECT_EQ(all.recorded, 7u);
+  EXPECT_EQ(all.address,
+            "7 addresses (10.0.0.7, 10.0.0.6, 10.0.0.5, 10.0.0.4, 10.0.0.3, ...)");
+  EXPECT_EQ(all.users.front(), "\"user7\" x8");
+  EXPECT_EQ(all.start, t0);
+  EXPECT_THAT(LoginFailures::Describe(all),
+              HasSubstr("35 failed logins from 7 addresses"));
+}
+
 TEST(LoginFailuresTest, ShutdownTakesTheOpenWindowsToo) {
   LoginFailures f({absl::Seconds(60), 1, 0});  // never refuses
   const absl::Time t0 = absl::FromUnixSeconds(1000);

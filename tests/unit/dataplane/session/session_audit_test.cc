@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "dataplane/audit/sink.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace warden::dataplane::session {
@@ -244,10 +245,24 @@ TEST_F(SessionAuditTest, AnUnpaidLargeStatementRecordIsRefused) {
   bind.set_kind(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
   bind.mutable_statement()->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
   bind.mutable_statement()->set_text(std::string(200'000, 'x'));
+  bind.mutable_statement()->set_decision(warden::v1::POLICY_ACTION_ALLOW);
   auto recorded = audit->Record(bind);
   ASSERT_FALSE(recorded.ok());
   EXPECT_EQ(recorded.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(sink.staged.empty());
+  // Refused by policy, it is recorded all the same, without its text.
+  warden::v1::AuditEvent denied = bind;
+  denied.mutable_statement()->set_decision(warden::v1::POLICY_ACTION_DENY);
+  denied.mutable_statement()->add_tables("public.orders");
+  denied.mutable_statement()->set_reason("no-unfiltered-writes");
+  ASSERT_TRUE(audit->Record(denied).ok());
+  ASSERT_EQ(sink.staged.size(), 1u);
+  const auto& kept = sink.staged[0].event.statement();
+  EXPECT_EQ(kept.decision(), warden::v1::POLICY_ACTION_DENY);
+  EXPECT_EQ(kept.text(), "");
+  EXPECT_EQ(kept.tables_size(), 0);
+  EXPECT_THAT(kept.reason(), ::testing::StartsWith("no-unfiltered-writes; text"));
+  sink.staged.clear();
   // Small ones are not priced here (their message paid, or they are small).
   bind.mutable_statement()->set_text("SELECT 1");
   EXPECT_TRUE(audit->Record(bind).ok());
