@@ -438,7 +438,7 @@ warden::v1::AuditEvent ClientLogin::LoginEvent(bool success,
 std::string ClientLogin::ClaimedUser() const {
   // PostgreSQL reads 63 bytes of a name; what a client claims beyond a
   // little more is not worth its room in the trail.
-  constexpr size_t kMaxClaimedUser = 128;
+  constexpr size_t kMaxClaimedUser = 256;
   if (user_.size() <= kMaxClaimedUser) return user_;
   return absl::StrCat(user_.substr(0, kMaxClaimedUser), "... (",
                       user_.size(), " bytes)");

@@ -684,7 +684,7 @@ TEST_F(ClientLoginTest, AClaimedUserNameIsRecordedCapped) {
   Feed(Password("bad"));
   ASSERT_EQ(session.events.size(), 1u);
   EXPECT_EQ(session.events[0].authentication().claimed_user(),
-            std::string(128, 'm') + "... (3000 bytes)");
+            std::string(256, 'm') + "... (3000 bytes)");
 }
 
 TEST_F(ClientLoginTest, TheClientsCertificateIsPassedOnOnlyOnCertListeners) {
