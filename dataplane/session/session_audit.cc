@@ -7,6 +7,16 @@
 #include "spdlog/spdlog.h"
 
 namespace warden::dataplane::session {
+namespace {
+
+// What makes a statement's record large: its text and parameters.
+size_t ApproximateBytes(const warden::v1::Statement& st) {
+  size_t bytes = st.text().size() + st.normalized_text().size();
+  for (const std::string& p : st.parameters()) bytes += p.size();
+  return bytes;
+}
+
+}  // namespace
 
 warden::v1::AuditEvent SessionAudit::NewEvent(
     warden::v1::AuditEventKind kind) const {
@@ -43,9 +53,12 @@ const std::string* SessionAudit::SharedEventFields() {
 }
 
 absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
+  // (A small record up to half full is not sized: one atomic read.)
   if (event.kind() == warden::v1::AUDIT_EVENT_KIND_STATEMENT &&
       event.statement().phase() == warden::v1::STATEMENT_PHASE_INTENT &&
-      context_.backlogged_session_rate > 0) {
+      context_.backlogged_session_rate > 0 &&
+      (context_.recorder->Fill() > 0.5 ||
+       ApproximateBytes(event.statement()) > kUnpricedBytes)) {
     const size_t bytes = event.ByteSizeLong();
     const size_t unpaid = bytes > prepaid_bytes_ ? bytes - prepaid_bytes_ : 0;
     prepaid_bytes_ = 0;

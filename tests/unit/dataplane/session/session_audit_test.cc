@@ -271,6 +271,14 @@ TEST_F(SessionAuditTest, AnUnpaidLargeStatementRecordIsRefused) {
   result.mutable_statement()->set_phase(warden::v1::STATEMENT_PHASE_RESULT);
   result.mutable_statement()->set_text(std::string(200'000, 'x'));
   EXPECT_TRUE(audit->Record(result).ok());
+  // Below half full, a record large enough to take the spool into the
+  // reserve is priced too.
+  sink.fill = 0.45;
+  bind.mutable_statement()->set_text(std::string(550'000, 'x'));
+  recorded = audit->Record(bind);
+  ASSERT_FALSE(recorded.ok());
+  EXPECT_EQ(recorded.status().code(), absl::StatusCode::kUnavailable);
+  sink.fill = 0.95;
   // A Query that paid for its length before it was read is recorded.
   auto query_session = Make(&sink, /*rate=*/1000);
   query_session->ChainBuilt(nullptr);
