@@ -47,6 +47,12 @@ double Price(double events, double bytes, double budget) {
   return std::max(events / budget, bytes / (budget * kBudgetBytesPerEvent));
 }
 
+// The weight Budget gives `window`'s identity at `fill` (in the reserve
+// the weight does not count, so the tally is not read).
+double WeightAt(AuditWindow& window, double fill) {
+  return fill >= kReserveFill ? 1.0 : BacklogWeight(window);
+}
+
 }  // namespace
 
 void CountAudit(AuditWindow& window, size_t bytes, int64_t rate, double fill,
@@ -95,26 +101,17 @@ void CountAudit(AuditWindow& window, size_t bytes, int64_t rate, double fill,
     }
   }
   if (epoch != 0) {
-    {
-      absl::MutexLock lock(&tally->mu);
-      if (tally->epoch == epoch) {
-        tally->heaviest = std::max(tally->heaviest, backlog_bytes);
-      }
+    absl::MutexLock lock(&tally->mu);
+    if (tally->epoch == epoch) {
+      tally->heaviest = std::max(tally->heaviest, backlog_bytes);
     }
-    if (rate > 0) {
-      // Priced now, at this fill and weight: an event is never priced
-      // again when the spool fills further (a light session used to wait
-      // 9 s for events it had recorded at a larger budget).
-      const double cost = Price(
-          1, static_cast<double>(bytes),
-          Budget(rate, fill,
-                 fill >= kReserveFill ? 1.0 : BacklogWeight(window)));
-      absl::MutexLock lock(&window.mu);
-      window.cost += cost;
-    }
-  } else if (tally == nullptr && rate > 0 && fill > 0.5) {
-    const double cost =
-        Price(1, static_cast<double>(bytes), Budget(rate, fill, 1.0));
+  }
+  if (rate > 0 && fill > 0.5) {
+    // Priced now, at this fill and weight: an event is never priced again
+    // when the spool fills further (a light session used to wait 9 s for
+    // events it had recorded at a larger budget).
+    const double cost = Price(1, static_cast<double>(bytes),
+                              Budget(rate, fill, WeightAt(window, fill)));
     absl::MutexLock lock(&window.mu);
     window.cost += cost;
   }
@@ -160,10 +157,9 @@ std::optional<Throttle> AuditThrottle(AuditWindow& window, int64_t rate,
   if (events == 0 && next_bytes == 0) return std::nullopt;
   // What was recorded, at the prices it was recorded at, and the next
   // statement's bytes at the fill it would leave.
-  const double weight = fill >= kReserveFill ? 1.0 : BacklogWeight(window);
   const double seconds =
       cost + Price(0, static_cast<double>(next_bytes),
-                   Budget(rate, fill, weight));
+                   Budget(rate, fill, WeightAt(window, fill)));
   const absl::Time paid_at =
       start + std::max(absl::Seconds(1), absl::Seconds(seconds));
   if (now >= paid_at) {  // paid for: a new window, a new budget.

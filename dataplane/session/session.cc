@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "common/audit_bounds.h"
@@ -40,13 +41,13 @@ constexpr int kLingerMs = 2000;
 // (its text is recorded, up to an event's limit), read from its header
 // before the whole message has arrived; 0 for the others.
 size_t StatementBytes(absl::string_view buf) {
-  if (buf.size() < 5 || (buf[0] != 'Q' && buf[0] != 'P')) return 0;
-  uint32_t length = 0;
-  for (int i = 1; i <= 4; ++i) {
-    length = (length << 8) | static_cast<uint8_t>(buf[i]);
-  }
-  if (length <= 4) return 0;
-  return std::min<size_t>(length - 4, audit_bounds::Limits().max_event);
+  if (buf.empty() || (buf[0] != 'Q' && buf[0] != 'P')) return 0;
+  // (No bound here: FrontendRelay refuses an oversized message.)
+  const pgwire::Frame frame =
+      pgwire::NextMessage(buf, std::numeric_limits<size_t>::max());
+  // kNeedMore says the whole size once the length is read; 0 before.
+  if (frame.status == pgwire::FrameStatus::kError || frame.size <= 5) return 0;
+  return std::min<size_t>(frame.size - 5, audit_bounds::Limits().max_event);
 }
 
 const char* ReasonName(SessionEndReason r) {
