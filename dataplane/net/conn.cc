@@ -204,4 +204,12 @@ void Conn::Close() {
   ::close(fd_);
 }
 
+bool Conn::PeerHungUp() const {
+  if (closed_ || ssl_ != nullptr) return false;
+  char byte;
+  const ssize_t n = recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                    errno != EINTR);
+}
+
 }  // namespace warden::dataplane::net

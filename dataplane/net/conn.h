@@ -58,6 +58,11 @@ class Conn {
   IoOutcome Read(char* buf, size_t cap);
   IoOutcome Write(const char* data, size_t len);
 
+  // Whether the peer has hung up, seen without reading: the socket is at
+  // its end (or broken) with no byte left to read. Only for plain TCP
+  // (false with TLS, whose records cannot be peeked at this way).
+  bool PeerHungUp() const;
+
   // Close closes the socket (which also removes it from epoll).
   void Close();
   bool closed() const { return closed_; }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "dataplane/pgwire/framing.h"
 #include "dataplane/pgwire/sqlstate.h"
 #include "dataplane/session/startup_params.h"
 
@@ -23,6 +24,58 @@ BackendRelay::Step Failed(std::string sqlstate, std::string message,
 }
 
 }  // namespace
+
+size_t BackendRelay::OnBytes(absl::string_view buf, size_t max_message_bytes,
+                             Output* out) {
+  Splice splice(buf, [out](absl::string_view bytes) { out->ToClient(bytes); });
+  while (!splice.done() && !out->ended()) {
+    const pgwire::Frame frame =
+        pgwire::NextMessage(splice.rest(), max_message_bytes);
+    if (frame.status == pgwire::FrameStatus::kNeedMore) break;
+    const absl::Status valid =
+        frame.status == pgwire::FrameStatus::kError
+            ? frame.error
+            : pgwire::ValidateBackend(frame.type, frame.body);
+    if (!valid.ok()) {
+      out->Fail(pgwire::kConnectionFailure,
+                absl::StrCat("invalid message from the upstream database: ",
+                             valid.message()),
+                warden::v1::SESSION_END_REASON_UPSTREAM);
+      return 0;
+    }
+    if (const Step screened = Screen(frame.type, frame.body);
+        screened.action == Action::kFail) {
+      out->Fail(screened.sqlstate, screened.message, screened.reason);
+      return 0;
+    }
+    if (out->logging_in()) {
+      splice.Drop(frame.size);
+      if (!out->OnLoginMessage(frame.type, frame.body)) return 0;
+      continue;
+    }
+    // The client gets the message, or what replaces it, in order with the
+    // messages before it.
+    const Step step = OnMessage(frame.type, frame.body);
+    switch (step.action) {
+      case Action::kRelay:
+        splice.Keep(frame.size);
+        break;
+      case Action::kReplace:
+        splice.Replace(frame.size, step.replacement);
+        break;
+      case Action::kBackendKey:
+        splice.SendKept();
+        if (!out->OnBackendKey(step.key)) return 0;
+        splice.Drop(frame.size);
+        break;
+      case Action::kFail:
+        out->Fail(step.sqlstate, step.message, step.reason);
+        return 0;
+    }
+  }
+  splice.SendKept();
+  return splice.taken();
+}
 
 BackendRelay::Step BackendRelay::Screen(char type,
                                         absl::string_view body) const {

@@ -1,8 +1,8 @@
-// BackendRelay: what each message from the database means to the session
-// once Warden has logged in, with no I/O. The session frames and
-// validates the messages and forwards them to the client; this keeps the
-// books and says, per message, whether it goes on as it is, goes in place
-// of something else, or ends the session:
+// BackendRelay: what each message from the database means to the session,
+// with no I/O. OnBytes frames and validates the bytes the session read
+// from the database, hands the messages of Warden's own login to it, and
+// passes the rest on to the client (Output), each as it is, in place of
+// something else, or not at all when it ends the session:
 //
 // - ParameterStatus (governed sessions, Warden's login included, Screen):
 //   a setting with which PostgreSQL reads statements differently from
@@ -33,6 +33,7 @@
 
 #include "absl/strings/string_view.h"
 #include "dataplane/pgwire/messages.h"
+#include "dataplane/session/splice.h"
 #include "dataplane/session/correlator.h"
 #include "dataplane/session/refusals.h"
 #include "dataplane/stages/chain.h"
@@ -68,6 +69,37 @@ class BackendRelay {
     warden::v1::SessionEndReason reason =
         warden::v1::SESSION_END_REASON_UNSPECIFIED;
   };
+
+  // What the session does with the database's messages (OnBytes).
+  class Output {
+   public:
+    virtual ~Output() = default;
+    // Bytes for the client, in order.
+    virtual void ToClient(absl::string_view bytes) = 0;
+    // Warden is still logging in to the database: the message is its
+    // login's, not the client's (OnLoginMessage; false: the session
+    // failed).
+    virtual bool logging_in() const = 0;
+    virtual bool OnLoginMessage(char type, absl::string_view body) = 0;
+    // The backend's cancel key: the client gets the session's own, sent
+    // with ToClient (false: the session failed).
+    virtual bool OnBackendKey(const pgwire::BackendKeyData& key) = 0;
+    virtual void Fail(absl::string_view sqlstate, absl::string_view message,
+                      warden::v1::SessionEndReason reason) = 0;
+    virtual bool ended() const = 0;
+  };
+
+  // The database's bytes from a message boundary: frames, validates and
+  // screens each message (Screen), then gives it to Warden's login or to
+  // OnMessage and the client. Returns how many bytes were used: up to an
+  // incomplete message, or 0 when the session failed (an invalid or
+  // oversized message, over `max_message_bytes`, fails it: the stream is
+  // out of step).
+  //
+  // Example: "Z" (ReadyForQuery) then half a DataRow: ToClient gets the
+  // ReadyForQuery, and its length is returned.
+  size_t OnBytes(absl::string_view buf, size_t max_message_bytes,
+                 Output* out);
 
   // Any validated message from the database, Warden's login included:
   // kFail when it reports a setting under which PostgreSQL reads

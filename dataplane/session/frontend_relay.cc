@@ -8,11 +8,63 @@
 #include "dataplane/pgwire/framing.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
+#include "dataplane/session/splice.h"
 #include "proto/warden/v1/session.pb.h"
 
 namespace warden::dataplane::session {
 
 using Action = FrontendRelay::Step::Action;
+
+FrontendRelay::Read FrontendRelay::OnBytes(absl::string_view buf,
+                                           const gate::Gate* gate,
+                                           bool relaying, Output* out) {
+  Read read;
+  Splice splice(buf,
+                [out](absl::string_view bytes) { out->ToUpstream(bytes); });
+  while (!splice.done() && !session_->ended()) {
+    if (relaying && !out->MayTake(splice.rest())) break;
+    // The upstream gets the message, or what replaces it, in order with
+    // the messages before it.
+    Step step = OnMessage(splice.rest(), gate, relaying);
+    switch (step.action) {
+      case Step::Action::kNeedMore:
+        break;
+      case Step::Action::kRelay:
+        if (step.replacement.has_value()) {
+          splice.Replace(step.size, *step.replacement);
+          if (session_->ended()) {  // the upstream broke
+            read.end = Read::End::kEnded;
+            return read;
+          }
+        } else {
+          splice.Keep(step.size);
+        }
+        break;
+      case Step::Action::kHold:
+        // Nothing of a held message goes now, not even a substitute: it
+        // is read again, from the start, when a stage resumes it.
+        splice.SendKept();
+        read.end = Read::End::kHeld;
+        read.used = splice.taken();
+        return read;
+      case Step::Action::kViolation:
+        read.end = Read::End::kViolation;
+        read.message = std::move(step.message);
+        return read;
+      case Step::Action::kEnded:
+        read.end = Read::End::kEnded;
+        return read;
+    }
+    if (step.action == Step::Action::kNeedMore) break;
+    if (step.terminate) {
+      read.end = Read::End::kTerminate;
+      break;
+    }
+  }
+  splice.SendKept();
+  read.used = splice.taken();
+  return read;
+}
 
 FrontendRelay::Step FrontendRelay::OnMessage(absl::string_view buf,
                                              const gate::Gate* gate,

@@ -78,6 +78,40 @@ class FrontendRelay {
     std::string message;  // kViolation: why.
   };
 
+  // What the session does with the client's messages (OnBytes).
+  class Output {
+   public:
+    virtual ~Output() = default;
+    // Bytes for the database, in order.
+    virtual void ToUpstream(absl::string_view bytes) = 0;
+    // Whether the next message may be taken now; `next` is the unread
+    // bytes from it on (its header may be all there is). False leaves it
+    // unread (the session's audit budget).
+    virtual bool MayTake(absl::string_view next) = 0;
+  };
+  // How a read of the client's bytes ended (OnBytes).
+  struct Read {
+    enum class End {
+      kMore,       // all taken, or the rest waits for more bytes.
+      kHeld,       // a stage holds the message at `used`: it stays unread.
+      kTerminate,  // Terminate was relayed: both sides close.
+      kViolation,  // a protocol violation (`message`): fail the session.
+      kEnded,      // the session ended while a message was judged.
+    };
+    End end = End::kMore;
+    size_t used = 0;
+    std::string message;
+  };
+  // The client's bytes from a message boundary: each message through
+  // OnMessage, what goes upstream to `out`, in order. Stops at an
+  // incomplete message, a message `out` may not take yet, a held one,
+  // Terminate, a violation or the session's end.
+  //
+  // Example: a Query the policy refuses, then half a Query: ToUpstream
+  // gets the poison in place of the first, and its length is `used`.
+  Read OnBytes(absl::string_view buf, const gate::Gate* gate, bool relaying,
+               Output* out);
+
   // The first message of `buf` (bytes the client sent, from a message
   // boundary). `gate`: the policy snapshot of this batch (null: none).
   // `relaying`: the session is in its relay phase (the stages run).

@@ -1,33 +1,20 @@
 #include "dataplane/session/session.h"
 
-#include <openssl/ssl.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <limits>
+#include <memory>
+#include <string>
 #include <utility>
 
-#include "common/audit_bounds.h"
-#include "common/proto_time.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/crypto.h"
 #include "common/names.h"
 #include "dataplane/net/address.h"
 #include "dataplane/pgwire/encoder.h"
-#include "dataplane/pgwire/framing.h"
-#include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
-#include "dataplane/session/upstream_login.h"
 #include "dataplane/session/audit_writes.h"
-#include "dataplane/stages/directory_stage.h"
-#include "dataplane/stages/policy_stage.h"
-#include "policy/sql/normalize.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::dataplane::session {
@@ -37,32 +24,10 @@ using warden::v1::SessionEndReason;
 
 constexpr int kLingerMs = 2000;
 
-// About what the next client message records: a Query's or Parse's length
-// (its text is recorded, up to an event's limit), read from its header
-// before the whole message has arrived; 0 for the others.
-size_t StatementBytes(absl::string_view buf) {
-  if (buf.empty() || (buf[0] != 'Q' && buf[0] != 'P')) return 0;
-  // (No bound here: FrontendRelay refuses an oversized message.)
-  const pgwire::Frame frame =
-      pgwire::NextMessage(buf, std::numeric_limits<size_t>::max());
-  // kNeedMore says the whole size once the length is read; 0 before.
-  if (frame.status == pgwire::FrameStatus::kError || frame.size <= 5) return 0;
-  return std::min<size_t>(frame.size - 5, audit_bounds::Limits().max_event);
-}
-
-const char* ReasonName(SessionEndReason r) {
-  switch (r) {
-    case warden::v1::SESSION_END_REASON_CLIENT:
-      return "client";
-    case warden::v1::SESSION_END_REASON_UPSTREAM:
-      return "upstream";
-    case warden::v1::SESSION_END_REASON_POLICY:
-      return "policy";
-    case warden::v1::SESSION_END_REASON_INTERNAL:
-      return "internal";
-    default:
-      return "unspecified";
-  }
+// "client" for SESSION_END_REASON_CLIENT, for log lines.
+std::string ReasonName(SessionEndReason r) {
+  return absl::AsciiStrToLower(absl::StripPrefix(
+      warden::v1::SessionEndReason_Name(r), "SESSION_END_REASON_"));
 }
 
 }  // namespace
@@ -94,24 +59,7 @@ Session::Session(SharedState* shared, const config::Listener* listener,
   audit.peer_address = peer_address_;
   audit_ = std::make_unique<SessionAudit>(
       std::move(audit), static_cast<SessionAudit::Callbacks*>(this));
-  ClientLogin::Context login;
-  login.listener = listener_;
-  login.environment = environment_;
-  login.authenticator = shared_->authenticators.at(listener_->name).get();
-  if (const auto it = shared_->listener_tls.find(listener_->name);
-      it != shared_->listener_tls.end()) {
-    login.tls = it->second.get();
-  }
-  login.login_failures = &shared_->login_failures;
-  if (audit::AuditSink* recorder = shared_->recorder) {
-    login.spool_fill = [recorder] { return recorder->Fill(); };
-  }
-  login.recording = shared_->recorder != nullptr;
-  login.may_record = &shared_->may_record;
-  login.governed = shared_->governed;
-  login.gate = [shared] { return shared->CurrentGate(); };
-  login.config_user_names = &shared_->config_user_names;
-  login.config_user_lookalikes = &shared_->config_user_lookalikes;
+  ClientLogin::Context login = shared_->LoginContext(*listener_);
   login.peer_address = peer_address_;
   login.peer_host = peer_host_;
   login.identity = &identity_;
@@ -188,19 +136,12 @@ void Session::MaybeRelease() {
 void Session::OnEvents(Side s, uint32_t events) {
   Duplex::Peer& p = peer(s);
   if (!p.open()) return;
-  const bool writable = events & (EPOLLOUT | EPOLLERR | EPOLLHUP);
-  if (s == Side::kUpstream && phase_ == Phase::kUpstreamConnect) {
-    if (writable) OnUpstreamConnectEvent();
-    return;
+  if (s == Side::kUpstream && phase_ == Phase::kUpstream &&
+      dial_->OnEvents(events)) {
+    return;  // connecting, or the TLS handshake.
   }
-  if ((s == Side::kClient && phase_ == Phase::kClientTls) ||
-      (s == Side::kUpstream && phase_ == Phase::kUpstreamTls)) {
-    if (s == Side::kClient) {
-      DriveClientHandshake();
-    } else {
-      DriveUpstreamHandshake();
-    }
-    return;
+  if (s == Side::kClient && phase_ == Phase::kClientTls) {
+    return DriveClientHandshake();
   }
   if (s == Side::kClient && phase_ == Phase::kRelay && chain_.holding() &&
       (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
@@ -222,8 +163,8 @@ bool Session::MayRead(Side s) const {
            (phase_ == Phase::kRelay && backend_.ready() && !chain_.holding() &&
             !audit_->throttled());
   }
-  return phase_ == Phase::kUpstreamSsl || phase_ == Phase::kUpstreamAuth ||
-         phase_ == Phase::kRelay;
+  return phase_ == Phase::kUpstream ? dial_->reading()
+                                    : phase_ == Phase::kRelay;
 }
 
 bool Session::MayReadMore(Side s) {
@@ -245,11 +186,8 @@ bool Session::StopAfterRead(Side s) {
     DriveClientHandshake();
     return true;
   }
-  if (phase_ == Phase::kUpstreamTls && s == Side::kUpstream) {
-    DriveUpstreamHandshake();
-    return true;
-  }
-  return false;
+  return phase_ == Phase::kUpstream && s == Side::kUpstream &&
+         dial_->StopAfterRead();
 }
 
 void Session::PeerLost(Side s, bool eof, const std::string& error) {
@@ -286,6 +224,14 @@ void Session::ArmTimer(int ms) {
   });
 }
 
+void Session::After(absl::Duration delay, void (*then)(Session*)) {
+  std::weak_ptr<Session> weak = weak_from_this();
+  loop_->AddTimer(std::chrono::milliseconds(absl::ToInt64Milliseconds(delay)),
+                  [weak, then] {
+                    if (auto self = weak.lock()) then(self.get());
+                  });
+}
+
 void Session::OnTimer() {
   switch (phase_) {
     case Phase::kLogin:
@@ -293,12 +239,8 @@ void Session::OnTimer() {
       Fail(pgwire::kQueryCanceled, "canceling authentication due to timeout",
            warden::v1::SESSION_END_REASON_CLIENT);
       return;
-    case Phase::kUpstreamConnect:
-    case Phase::kUpstreamSsl:
-    case Phase::kUpstreamTls:
-    case Phase::kUpstreamAuth:
-      Fail(connector_->TimedOut());
-      return;
+    case Phase::kUpstream:
+      return DialFailed(dial_->TimedOut());
     case Phase::kRelay:
       if (!backend_.ready()) {
         Fail(pgwire::kConnectionFailure,
@@ -369,20 +311,28 @@ std::optional<absl::Duration> Session::LoginAuditWait() {
 }
 
 void Session::ResumeLoginAfter(absl::Duration delay) {
-  std::weak_ptr<Session> weak = weak_from_this();
-  loop_->AddTimer(std::chrono::milliseconds(absl::ToInt64Milliseconds(delay)),
-                  [weak] {
-                    auto self = weak.lock();
-                    if (!self || self->phase_ != Phase::kLogin) return;
-                    self->client_login_->ResumeAdmission();
-                  });
+  After(delay, [](Session* self) {
+    if (self->phase_ == Phase::kLogin) self->client_login_->ResumeAdmission();
+  });
 }
 
 void Session::OnLoggedIn(ClientLogin::Admission admission) {
   admission_ = std::move(admission);
   refusals_.set_fallback_token(std::move(admission_.refusal_token));
   audit_session_started_ = shared_->recorder != nullptr;
-  BuildChain();
+  facts_.subject = &subject_;
+  facts_.environment = environment_->name;
+  facts_.database = admission_.database_name;
+  facts_.peer_address = peer_address_;
+  if (const stages::DirectoryStage* directory = admission_.directory.get()) {
+    audit_->ChainBuilt([directory] { return directory->identity_changes(); });
+  } else {
+    audit_->ChainBuilt(nullptr);
+  }
+  audit_stage_ = shared_->BuildChain(
+      std::move(admission_.directory),
+      static_cast<stages::StageCallbacks*>(this),
+      static_cast<stages::AuditTrail*>(this), &chain_);
   std::string ok;
   pgwire::WriteAuthenticationOk(&ok);
   Send(Side::kClient, ok);
@@ -417,60 +367,37 @@ size_t Session::ProcessClient(absl::string_view buf) {
   // Sync audit: the head message waits for the control plane; a session
   // over its audit budget waits for its next second.
   if (chain_.holding() || audit_->throttled()) return 0;
-  size_t pos = 0, forward_from = 0;
-  bool terminate = false;
+  const bool relaying = phase_ == Phase::kRelay;
   // One policy snapshot for the whole batch (see SharedState::CurrentGate).
   const std::shared_ptr<const gate::Gate> gate =
-      shared_->governed && phase_ == Phase::kRelay ? shared_->CurrentGate()
-                                                   : nullptr;
+      shared_->governed && relaying ? shared_->CurrentGate() : nullptr;
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
-  while (pos < buf.size() && phase_ != Phase::kClosed) {
-    if (phase_ == Phase::kRelay &&
-        audit_->Throttled(StatementBytes(buf.substr(pos)))) {
+  const FrontendRelay::Read read =
+      frontend_.OnBytes(buf, gate.get(), relaying, this);
+  switch (read.end) {
+    case FrontendRelay::Read::End::kMore:
+    case FrontendRelay::Read::End::kHeld:
       break;
-    }
-    // What the message means (FrontendRelay); the upstream gets it, or
-    // what replaces it, in order with the messages before it.
-    FrontendRelay::Step step = frontend_.OnMessage(
-        buf.substr(pos), gate.get(), phase_ == Phase::kRelay);
-    if (step.action == FrontendRelay::Step::Action::kNeedMore) break;
-    if (step.replacement.has_value()) {
-      Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-      Send(Side::kUpstream, *step.replacement);
-      forward_from = pos + step.size;
-      if (phase_ == Phase::kClosed) return 0;
-    }
-    switch (step.action) {
-      case FrontendRelay::Step::Action::kNeedMore:
-      case FrontendRelay::Step::Action::kRelay:
-        break;
-      case FrontendRelay::Step::Action::kHold:
-        Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-        return pos;
-      case FrontendRelay::Step::Action::kViolation:
-        FailProtocol(step.message);
-        return 0;
-      case FrontendRelay::Step::Action::kEnded:
-        return 0;
-    }
-    pos += step.size;
-    if (step.terminate) {
-      terminate = true;
+    case FrontendRelay::Read::End::kViolation:
+      FailProtocol(read.message);
+      return 0;
+    case FrontendRelay::Read::End::kEnded:
+      return 0;
+    case FrontendRelay::Read::End::kTerminate:
+      if (phase_ == Phase::kClosed) break;
+      // Everything the client sent before Terminate must still reach the
+      // upstream; then both sides close.
+      duplex_.upstream().close_after_flush = true;
+      if (duplex_.upstream().pending() == 0 && duplex_.upstream().open()) {
+        duplex_.upstream().conn->Close();
+      }
+      CloseClient();
+      Finish(warden::v1::SESSION_END_REASON_CLIENT, "client sent Terminate");
+      ArmTimer(kLingerMs);
       break;
-    }
   }
-  Send(Side::kUpstream, buf.substr(forward_from, pos - forward_from));
-  if (terminate && phase_ != Phase::kClosed) {
-    // Everything the client sent before Terminate must still reach the
-    // upstream; then both sides close.
-    duplex_.upstream().close_after_flush = true;
-    if (duplex_.upstream().pending() == 0 && duplex_.upstream().open()) duplex_.upstream().conn->Close();
-    CloseClient();
-    Finish(warden::v1::SESSION_END_REASON_CLIENT, "client sent Terminate");
-    ArmTimer(kLingerMs);
-  }
-  return pos;
+  return read.used;
 }
 
 void Session::StartClientRelay() {
@@ -486,179 +413,62 @@ void Session::StartClientRelay() {
 // Upstream connection.
 
 void Session::ConnectUpstream() {
-  phase_ = Phase::kUpstreamConnect;
+  phase_ = Phase::kUpstream;
   const config::Upstream& up = admission_.database->upstream;
   const auto tls = shared_->upstream_tls.find(&up);
-  connector_ = std::make_unique<UpstreamConnector>(
-      &up, tls != shared_->upstream_tls.end() ? tls->second.get() : nullptr,
-      admission_.upstream_user, admission_.startup_params);
-  ArmTimer(up.connect_timeout_ms);
-  if (auto literal = connector_->LiteralAddresses(); literal.has_value()) {
-    connector_->SetAddresses(*std::move(literal));
-    return ConnectNext();
-  }
-  // A host name: resolved off the loop (getaddrinfo blocks) by the
-  // server's resolver, which answers on this loop and keeps it alive until
-  // then. The connect timer armed above bounds the wait.
+  UpstreamDial::Login login;
+  login.user = admission_.upstream_user;
+  login.password = admission_.upstream_password;
+  login.database = admission_.database_name;
+  login.params = admission_.startup_params;
+  dial_ = std::make_unique<UpstreamDial>(
+      static_cast<UpstreamDial::Callbacks*>(this), &duplex_.upstream(), &up,
+      tls != shared_->upstream_tls.end() ? tls->second.get() : nullptr,
+      std::move(login), peer_address_);
+  ArmTimer(up.connect_timeout_ms);  // bounds the lookup too.
+  dial_->Start();
+}
+
+bool Session::WatchUpstream(const std::string& host, uint16_t port) {
+  cancel_key_.SetUpstream(host, port);
+  return Register(Side::kUpstream);
+}
+
+void Session::Resolve(const std::string& host, uint16_t port) {
+  // The server's resolver answers on this loop and keeps it alive until
+  // then.
   std::weak_ptr<Session> weak = weak_from_this();
   shared_->resolver->Resolve(
-      up.host, up.port, loop_->shared_from_this(),
+      host, port, loop_->shared_from_this(),
       [weak](absl::StatusOr<net::Addresses> addresses) {
         auto self = weak.lock();
-        if (!self || self->phase_ != Phase::kUpstreamConnect) return;
-        if (!addresses.ok()) {
-          return self->Fail(
-              self->connector_->LookupFailed(addresses.status()));
-        }
-        self->connector_->SetAddresses(*std::move(addresses));
-        self->ConnectNext();
+        if (!self || self->phase_ != Phase::kUpstream) return;
+        self->dial_->OnResolved(std::move(addresses));
       });
 }
 
-void Session::ConnectNext() {
-  while (const UpstreamConnector::Address* address =
-             connector_->NextAddress()) {
-    const auto& [host, port] = *address;
-    const int fd = net::StartConnect(host, port);
-    if (fd < 0) continue;
-    cancel_key_.SetUpstream(host, port);
-    duplex_.upstream().conn = std::make_unique<net::Conn>(fd);
-    Register(Side::kUpstream);  // the connect completes as EPOLLOUT.
-    return;
+bool Session::OnLoginMessage(char type, absl::string_view body) {
+  if (!dial_->OnLoginMessage(type, body)) return false;
+  if (dial_->state() == UpstreamDial::State::kDone) {
+    phase_ = Phase::kRelay;
+    EndPendingLogin();
   }
-  Fail(connector_->ConnectFailed(0));
-}
-
-void Session::OnUpstreamConnectEvent() {
-  int error = 0;
-  socklen_t len = sizeof(error);
-  getsockopt(duplex_.upstream().conn->fd(), SOL_SOCKET, SO_ERROR, &error, &len);
-  if (error == 0) {
-    // An SSLRequest first when TLS is configured, else the startup.
-    phase_ = connector_->wants_tls() ? Phase::kUpstreamSsl
-                                     : Phase::kUpstreamAuth;
-    Send(Side::kUpstream, connector_->FirstMessage());
-    return ReadLoop(Side::kUpstream);
-  }
-  duplex_.upstream().conn->Close();
-  duplex_.upstream().conn.reset();
-  if (connector_->has_next()) return ConnectNext();
-  Fail(connector_->ConnectFailed(error));
-}
-
-void Session::DriveUpstreamHandshake() {
-  const net::IoOutcome r = duplex_.upstream().conn->Handshake();
-  switch (r.result) {
-    case net::IoResult::kOk:
-      phase_ = Phase::kUpstreamAuth;
-      Send(Side::kUpstream, connector_->StartupMessage());
-      return ReadLoop(Side::kUpstream);
-    case net::IoResult::kWantRead:
-    case net::IoResult::kWantWrite:
-      return;  // the next edge continues the handshake.
-    default:
-      Fail(connector_->TlsFailed(r.error));
-  }
-}
-
-bool Session::HandleUpstreamAuth(char type, absl::string_view body) {
-  if (upstream_login_ == nullptr) {
-    upstream_login_ = std::make_unique<UpstreamLogin>(
-        admission_.database->upstream, admission_.upstream_user,
-        admission_.upstream_password, admission_.database_name);
-  }
-  UpstreamLogin::Step step = upstream_login_->OnMessage(type, body);
-  switch (step.state) {
-    case UpstreamLogin::Step::State::kContinue:
-      if (!step.reply.empty()) Send(Side::kUpstream, step.reply);
-      return true;
-    case UpstreamLogin::Step::State::kDone:
-      upstream_login_.reset();
-      phase_ = Phase::kRelay;
-      EndPendingLogin();
-      return true;
-    case UpstreamLogin::Step::State::kFailed:
-      spdlog::warn("session {}: upstream login failed: {} {}", peer_address_,
-                   step.sqlstate, step.message);
-      Fail(step.sqlstate, step.message,
-           warden::v1::SESSION_END_REASON_UPSTREAM);
-      return false;
-  }
-  return false;
+  return true;
 }
 
 // ---------------------------------------------------------------------------
 // Relay, upstream to client.
 
 size_t Session::ProcessUpstream(absl::string_view buf) {
-  if (phase_ == Phase::kUpstreamSsl) {
-    const UpstreamConnector::SslAnswer answer = connector_->OnSslAnswer(buf);
-    if (answer.failure.has_value()) {
-      Fail(*answer.failure);
-      return 0;
-    }
-    const absl::Status started =
-        duplex_.upstream().conn->StartTls(answer.context, false, answer.verify_host);
-    if (!started.ok()) {
-      Fail(UpstreamConnector::TlsNotStarted(started));
-      return 0;
-    }
-    phase_ = Phase::kUpstreamTls;
-    return 1;
+  if (phase_ == Phase::kUpstream &&
+      dial_->state() == UpstreamDial::State::kSsl) {
+    return dial_->OnSslAnswer(buf);
   }
-  const size_t max_size = shared_->config->proxy.max_backend_message_bytes;
-  size_t pos = 0, forward_from = 0;
   const bool was_ready = backend_.ready();
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
-  while (pos < buf.size() && phase_ != Phase::kClosed) {
-    const pgwire::Frame frame = pgwire::NextMessage(buf.substr(pos), max_size);
-    if (frame.status == pgwire::FrameStatus::kNeedMore) break;
-    absl::Status valid = frame.status == pgwire::FrameStatus::kError
-                             ? frame.error
-                             : pgwire::ValidateBackend(frame.type, frame.body);
-    if (!valid.ok()) {
-      Fail(pgwire::kConnectionFailure,
-           absl::StrCat("invalid message from the upstream database: ",
-                        valid.message()),
-           warden::v1::SESSION_END_REASON_UPSTREAM);
-      return 0;
-    }
-    if (const BackendRelay::Step screened =
-            backend_.Screen(frame.type, frame.body);
-        screened.action == BackendRelay::Step::Action::kFail) {
-      Fail(screened.sqlstate, screened.message, screened.reason);
-      return 0;
-    }
-    if (phase_ == Phase::kUpstreamAuth) {
-      pos += frame.size;
-      forward_from = pos;
-      if (!HandleUpstreamAuth(frame.type, frame.body)) return 0;
-      continue;
-    }
-    // What the message means (BackendRelay); the client gets it, or what
-    // replaces it, in order with the messages before it.
-    BackendRelay::Step step = backend_.OnMessage(frame.type, frame.body);
-    switch (step.action) {
-      case BackendRelay::Step::Action::kRelay:
-        break;
-      case BackendRelay::Step::Action::kReplace:
-        Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
-        Send(Side::kClient, step.replacement);
-        forward_from = pos + frame.size;
-        break;
-      case BackendRelay::Step::Action::kBackendKey:
-        Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
-        if (!SendOwnCancelKey(step.key)) return 0;
-        forward_from = pos + frame.size;
-        break;
-      case BackendRelay::Step::Action::kFail:
-        Fail(step.sqlstate, step.message, step.reason);
-        return 0;
-    }
-    pos += frame.size;
-  }
-  Send(Side::kClient, buf.substr(forward_from, pos - forward_from));
+  const size_t used = backend_.OnBytes(
+      buf, shared_->config->proxy.max_backend_message_bytes, this);
   if (correlator_.TakeResume() && phase_ == Phase::kRelay) {
     // Answers brought the unanswered executions back under the limit.
     loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
@@ -671,7 +481,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
       if (self->phase_ == Phase::kRelay) self->StartClientRelay();
     });
   }
-  return pos;
+  return used;
 }
 
 bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
@@ -771,11 +581,7 @@ void Session::AwaitAuditWrite() {
 }
 
 void Session::ResumeAfter(absl::Duration delay) {
-  std::weak_ptr<Session> weak = weak_from_this();
-  loop_->AddTimer(std::chrono::milliseconds(absl::ToInt64Milliseconds(delay)),
-                  [weak] {
-                    if (auto self = weak.lock()) self->ResumeAfterThrottle();
-                  });
+  After(delay, [](Session* self) { self->ResumeAfterThrottle(); });
 }
 
 void Session::ResumeAfterThrottle() {
@@ -806,41 +612,6 @@ void Session::OnAuditWritten(const absl::Status& status) {
   Flush(Side::kUpstream);
 }
 
-void Session::BuildChain() {
-  facts_.subject = &subject_;
-  facts_.environment = environment_->name;
-  facts_.database = admission_.database_name;
-  facts_.peer_address = peer_address_;
-  const bool audit = shared_->recorder != nullptr;
-  if (const stages::DirectoryStage* directory = admission_.directory.get()) {
-    audit_->ChainBuilt([directory] { return directory->identity_changes(); });
-  } else {
-    audit_->ChainBuilt(nullptr);
-  }
-  // Client to database: directory, policy, audit (stages/README.md).
-  if (admission_.directory != nullptr) {
-    chain_.Add(std::move(admission_.directory));
-  }
-  if (shared_->governed) {
-    chain_.Add(std::make_unique<stages::PolicyStage>(
-        static_cast<stages::StageCallbacks*>(this), audit));
-  }
-  if (audit) {
-    stages::AuditStageOptions options;
-    options.results = shared_->audit_results;
-    if (shared_->audit_sync != nullptr) {
-      options.sync = shared_->audit_sync;
-      options.sync_timeout_ms = shared_->audit_sync_timeout_ms;
-    }
-    options.results_lost = &shared_->audit_results_lost;
-    auto stage = std::make_unique<stages::AuditStage>(
-        static_cast<stages::StageCallbacks*>(this),
-        static_cast<stages::AuditTrail*>(this), options);
-    audit_stage_ = stage.get();
-    chain_.Add(std::move(stage));
-  }
-}
-
 void Session::Refuse(std::string error, bool parse) {
   // The first refusal of a message wins (see Chain).
   if (execution_.refusal.has_value()) return;
@@ -852,16 +623,10 @@ void Session::Resume() {
   // The client may have hung up while its statement was held (the edge
   // may have come with the bytes read before the hold, e.g. a Terminate
   // right after the statement): nobody waits for it, it is withdrawn.
-  if (duplex_.client().open() && !duplex_.client().conn->tls()) {
-    char byte;
-    const ssize_t n =
-        recv(duplex_.client().conn->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                   errno != EINTR)) {
-      spdlog::info("session {}: the client left while its statement was held",
-                   peer_address_);
-      return PeerLost(Side::kClient, /*eof=*/true, "");
-    }
+  if (duplex_.client().open() && duplex_.client().conn->PeerHungUp()) {
+    spdlog::info("session {}: the client left while its statement was held",
+                 peer_address_);
+    return PeerLost(Side::kClient, /*eof=*/true, "");
   }
   chain_.MarkResumed();
   auto keep = shared_from_this();  // Consume may end the session.
@@ -884,16 +649,9 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
   // what was still running).
   chain_.OnEnd(why);
   if (audit_session_started_) {
-    warden::v1::AuditEvent event =
-        NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_END);
-    auto* end = event.mutable_session_end();
-    end->set_reason(reason);
-    end->set_detail(std::string(why));
-    end->set_statements(audit_stage_ != nullptr ? audit_stage_->statements()
-                                                : 0);
-    const absl::Duration took = absl::Now() - started_at_;
-    SetDuration(took, end->mutable_duration());
-    Audit(std::move(event));  // the session is over either way.
+    audit_->RecordEnd(
+        reason, why, audit_stage_ != nullptr ? audit_stage_->statements() : 0,
+        absl::Now() - started_at_);
   }
   if (identity_.user().empty()) {
     spdlog::debug("session {} ended ({}): {}", peer_address_,

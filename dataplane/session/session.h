@@ -7,146 +7,33 @@
 #ifndef WARDEN_DATAPLANE_SESSION_SESSION_H_
 #define WARDEN_DATAPLANE_SESSION_SESSION_H_
 
-#include <sys/socket.h>
-
-#include <atomic>
 #include <cstdint>
-#include <deque>
-#include <optional>
-#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/login_failures.h"
-#include "common/tls.h"
-#include "common/names.h"
-#include "dataplane/audit/sink.h"
 #include "dataplane/config/config.h"
-#include "dataplane/gate/gate.h"
-#include "dataplane/net/conn.h"
 #include "dataplane/net/event_loop.h"
-#include "dataplane/net/resolver.h"
 #include "dataplane/pgwire/messages.h"
-#include "dataplane/session/audit_budget.h"
-#include "dataplane/session/authenticator.h"
 #include "dataplane/session/backend_relay.h"
 #include "dataplane/session/cancel_key.h"
-#include "dataplane/session/cancel_registry.h"
 #include "dataplane/session/client_login.h"
 #include "dataplane/session/correlator.h"
 #include "dataplane/session/duplex.h"
 #include "dataplane/session/frontend_relay.h"
-#include "dataplane/session/upstream_connector.h"
-#include "dataplane/session/upstream_login.h"
 #include "dataplane/session/refusals.h"
 #include "dataplane/session/session_audit.h"
+#include "dataplane/session/shared_state.h"
+#include "dataplane/session/upstream_dial.h"
 #include "dataplane/stages/audit_stage.h"
 #include "dataplane/stages/chain.h"
-#include "dataplane/stages/directory_stage.h"
 #include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 #include "proto/warden/v1/session.pb.h"
 
 namespace warden::dataplane::session {
-
-// Connections per client address that have not finished logging in.
-// Thread-safe (sessions of every worker share one).
-class PendingLogins {
- public:
-  // Counts one more for `host`; false (and not counted) at `limit`
-  // (0: none).
-  bool Add(const std::string& host, int limit) {
-    absl::MutexLock lock(&mu_);
-    int& n = count_[host];
-    if (limit > 0 && n >= limit) {
-      if (n == 0) count_.erase(host);
-      return false;
-    }
-    ++n;
-    return true;
-  }
-  void Remove(const std::string& host) {
-    absl::MutexLock lock(&mu_);
-    auto it = count_.find(host);
-    if (it == count_.end()) return;
-    if (--it->second <= 0) count_.erase(it);
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, int> count_ ABSL_GUARDED_BY(mu_);
-};
-
-// Everything sessions share. Built once at start; the maps are read-only
-// afterwards, the registry and counters are thread-safe.
-struct SharedState {
-  const config::ProxyConfig* config = nullptr;
-  // The config's users (`users:`), folded and by skeleton: a login name
-  // that looks like one of them without being it is refused.
-  absl::flat_hash_set<std::string> config_user_names;
-  LookAlikeIndex config_user_lookalikes;
-  // Whether a policy is configured (set once at start). Without one nothing
-  // is enforced.
-  bool governed = false;
-  // The policy gate in force. Replaced as a whole on reload; every batch of
-  // client messages is judged by the gate it loaded first, so a statement
-  // never sees half of an old and half of a new policy.
-  std::shared_ptr<const gate::Gate> CurrentGate() const {
-    return std::atomic_load(&gate_);
-  }
-  void SetGate(std::shared_ptr<const gate::Gate> gate) {
-    std::atomic_store(&gate_, std::move(gate));
-  }
-
- private:
-  std::shared_ptr<const gate::Gate> gate_;
-
- public:
-  CancelRegistry cancels;
-  // Where sessions record audit events; null when audit is off.
-  audit::AuditSink* recorder = nullptr;
-  // Sync mode: the sender whose acknowledgements statements wait for, and
-  // how long they wait; null in async mode.
-  audit::AuditAcks* audit_sync = nullptr;
-  int audit_sync_timeout_ms = 2000;
-  // Whether this proxy's audit events may name `environment` (its
-  // certificate covers it); null: no control plane, anything goes. A
-  // session on a listener it refuses is refused, so that none of its
-  // events is recorded under another environment.
-  std::function<absl::Status(const std::string& environment)> may_record;
-  // Whether executions also record result events (audit.results).
-  bool audit_results = false;
-  // Result events that could not be recorded (the statement had run).
-  std::atomic<uint64_t> audit_results_lost{0};
-  // audit.backlogged_session_rate (0: no limit), and how often a session
-  // was paused for it.
-  int64_t audit_backlogged_session_rate = 0;
-  std::atomic<uint64_t> audit_sessions_throttled{0};
-  AuditWindows audit_windows;
-  std::atomic<int> client_connections{0};
-  // Failed logins per client address: the audit trail records the first
-  // ones of a flood one by one and the rest as a summary, and an address
-  // that keeps failing is refused for a while.
-  warden::LoginFailures login_failures;
-  PendingLogins pending_logins;
-  // By listener name; absent when the listener has TLS disabled.
-  absl::flat_hash_map<std::string, tls::ContextPtr> listener_tls;
-  absl::flat_hash_map<std::string, std::unique_ptr<Authenticator>>
-      authenticators;
-  // By upstream (address of the config entry); absent when TLS is disabled.
-  absl::flat_hash_map<const config::Upstream*, tls::ContextPtr> upstream_tls;
-  // Looks up upstream host names (set by the server, which owns it; needed
-  // only when an upstream is given by name).
-  net::Resolver* resolver = nullptr;
-};
 
 class Session;
 // The sessions of one worker, which own them; loop thread only.
@@ -157,7 +44,10 @@ class Session : public std::enable_shared_from_this<Session>,
                 private stages::AuditTrail,
                 private ClientLogin::Callbacks,
                 private SessionAudit::Callbacks,
-                private Duplex::Callbacks {
+                private Duplex::Callbacks,
+                private UpstreamDial::Callbacks,
+                private FrontendRelay::Output,
+                private BackendRelay::Output {
  public:
   // Takes ownership of `client_fd`. Create with std::make_shared; Start()
   // puts the session into `live`, and it removes itself once both of its
@@ -186,13 +76,10 @@ class Session : public std::enable_shared_from_this<Session>,
 
  private:
   enum class Phase {
-    kLogin,            // startup packets and authentication (ClientLogin).
-    kClientTls,        // TLS handshake with the client.
-    kUpstreamConnect,  // TCP connect to the upstream.
-    kUpstreamSsl,      // waiting for the upstream's answer to SSLRequest.
-    kUpstreamTls,      // TLS handshake with the upstream.
-    kUpstreamAuth,     // authenticating to the upstream.
-    kRelay,            // relaying (client reads start at the first 'Z').
+    kLogin,      // startup packets and authentication (ClientLogin).
+    kClientTls,  // TLS handshake with the client.
+    kUpstream,   // reaching and logging in to the database (UpstreamDial).
+    kRelay,      // relaying (client reads start at the first 'Z').
     kClosed,
   };
   // Event plumbing: the sockets and their buffers are Duplex's; the
@@ -222,8 +109,11 @@ class Session : public std::enable_shared_from_this<Session>,
   }
   bool UpstreamHeld() const override { return audit_->write_pending(); }
   void OnPeerClosed() override { MaybeRelease(); }
+  // The session's one timer (startup, connect, linger): OnTimer.
   void ArmTimer(int ms);
   void OnTimer();
+  // Calls `then` after `delay` unless the session is gone by then.
+  void After(absl::Duration delay, void (*then)(Session*));
 
   // Client side. ProcessLogin passes the client's bytes to its login.
   size_t ProcessLogin(absl::string_view buf);
@@ -231,14 +121,36 @@ class Session : public std::enable_shared_from_this<Session>,
   size_t ProcessClient(absl::string_view buf);
   void StartClientRelay();
 
-  // Upstream side.
+  // Upstream side: UpstreamDial reaches the database and logs in; the
+  // relay's bytes go through BackendRelay.
   void ConnectUpstream();
-  // Tries the connector's addresses in order until a connect starts.
-  void ConnectNext();
-  void OnUpstreamConnectEvent();
-  void DriveUpstreamHandshake();
   size_t ProcessUpstream(absl::string_view buf);
-  bool HandleUpstreamAuth(char type, absl::string_view body);
+  // UpstreamDial::Callbacks.
+  bool WatchUpstream(const std::string& host, uint16_t port) override;
+  void SendUpstream(absl::string_view bytes) override {
+    Send(Side::kUpstream, bytes);
+  }
+  void ReadUpstream() override { ReadLoop(Side::kUpstream); }
+  void Resolve(const std::string& host, uint16_t port) override;
+  void DialFailed(const UpstreamConnector::Failure& failure) override {
+    Fail(failure.sqlstate, failure.message, failure.reason);
+  }
+  // BackendRelay::Output (Fail and ended() below serve it too).
+  void ToClient(absl::string_view bytes) override {
+    Send(Side::kClient, bytes);
+  }
+  bool logging_in() const override { return phase_ == Phase::kUpstream; }
+  bool OnLoginMessage(char type, absl::string_view body) override;
+  bool OnBackendKey(const pgwire::BackendKeyData& key) override {
+    return SendOwnCancelKey(key);
+  }
+  // FrontendRelay::Output.
+  void ToUpstream(absl::string_view bytes) override {
+    Send(Side::kUpstream, bytes);
+  }
+  bool MayTake(absl::string_view next) override {
+    return !audit_->ThrottledBefore(next);
+  }
   // Keeps the backend's cancel `key` for this session's cancels and sends
   // the client the session's own key (registered in SharedState::cancels)
   // instead; false when the session failed.
@@ -248,18 +160,12 @@ class Session : public std::enable_shared_from_this<Session>,
   // later, the audit record.
   void Fail(absl::string_view sqlstate, absl::string_view message,
             warden::v1::SessionEndReason reason) override;
-  void Fail(const UpstreamConnector::Failure& failure) {
-    Fail(failure.sqlstate, failure.message, failure.reason);
-  }
   void FailProtocol(absl::string_view message);
   void CloseUpstream(bool cancel_if_busy);
   void CloseClient();
   void Finish(warden::v1::SessionEndReason reason, absl::string_view why);
   bool Busy() const { return correlator_.busy(); }
 
-  // The stages of this session's listener (BuildChain, once logged in):
-  // policy when one is configured, audit when it is on.
-  void BuildChain();
   // StageCallbacks.
   stages::Execution& execution() override { return execution_; }
   const stages::Pipeline& pipeline() const override {
@@ -330,10 +236,8 @@ class Session : public std::enable_shared_from_this<Session>,
   ClientLogin::Admission admission_;
   // Who connected (set by the login once the credentials held).
   warden::v1::Identity identity_;
-  // Reaching the upstream (from kUpstreamConnect on).
-  std::unique_ptr<UpstreamConnector> connector_;
-  // Logging in to the upstream (kUpstreamAuth only).
-  std::unique_ptr<UpstreamLogin> upstream_login_;
+  // Reaching and logging in to the upstream (from kUpstream on).
+  std::unique_ptr<UpstreamDial> dial_;
 
   // Relay state.
   CancelKey cancel_key_{&shared_->cancels};

@@ -1,9 +1,13 @@
 #include "dataplane/session/session_audit.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/audit_bounds.h"
+#include "common/proto_time.h"
+#include "dataplane/pgwire/framing.h"
 #include "spdlog/spdlog.h"
 
 namespace warden::dataplane::session {
@@ -136,6 +140,29 @@ std::optional<absl::Duration> SessionAudit::Wait() {
   const std::optional<Throttle> throttle = Check(0, now);
   if (!throttle.has_value()) return std::nullopt;
   return std::max(absl::Milliseconds(1), throttle->until - now);
+}
+
+size_t SessionAudit::RecordedBytes(absl::string_view next) {
+  if (next.empty() || (next[0] != 'Q' && next[0] != 'P')) return 0;
+  // (No bound here: FrontendRelay refuses an oversized message.)
+  const pgwire::Frame frame =
+      pgwire::NextMessage(next, std::numeric_limits<size_t>::max());
+  // kNeedMore says the whole size once the length is read; 0 before.
+  if (frame.status == pgwire::FrameStatus::kError || frame.size <= 5) return 0;
+  return std::min<size_t>(frame.size - 5, audit_bounds::Limits().max_event);
+}
+
+void SessionAudit::RecordEnd(warden::v1::SessionEndReason reason,
+                             absl::string_view why, uint64_t statements,
+                             absl::Duration lasted) {
+  warden::v1::AuditEvent event =
+      NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_END);
+  auto* end = event.mutable_session_end();
+  end->set_reason(reason);
+  end->set_detail(std::string(why));
+  end->set_statements(statements);
+  SetDuration(lasted, end->mutable_duration());
+  Audit(std::move(event));
 }
 
 bool SessionAudit::Throttled(size_t next_bytes) {

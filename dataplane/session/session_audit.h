@@ -32,6 +32,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "dataplane/audit/sink.h"
 #include "dataplane/session/audit_budget.h"
@@ -102,6 +103,12 @@ class SessionAudit {
     window_ = std::move(window);
   }
 
+  // The session's last event (SESSION_END): why it ended, how many
+  // statements it ran, how long it lasted. Recorded whatever the budget
+  // (the session is over either way).
+  void RecordEnd(warden::v1::SessionEndReason reason, absl::string_view why,
+                 uint64_t statements, absl::Duration lasted);
+
   // Events are staged and not yet written: nothing may go upstream.
   bool write_pending() const { return write_pending_; }
   // The batch's write is done (the session acts on its status).
@@ -112,6 +119,13 @@ class SessionAudit {
   // or Parse's length; 0 for the others); when it starts, the session is
   // asked to resume later.
   bool Throttled(size_t next_bytes = 0);
+  // Throttled before the client's message `next` (its bytes so far, from
+  // its header on): a Query or Parse pays for its length (its text is
+  // recorded, up to an event's limit) before the rest of it is read.
+  bool ThrottledBefore(absl::string_view next) {
+    return Throttled(RecordedBytes(next));
+  }
+  static size_t RecordedBytes(absl::string_view next);
   // How long the identity must wait before it records more (its budget
   // spent while the spool is backlogged; at least 1 ms), or nullopt;
   // nothing else happens (a login asks this before it records).

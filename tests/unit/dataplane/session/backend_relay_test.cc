@@ -4,11 +4,14 @@
 // the client, and what ends the session; and what the stages see.
 #include "dataplane/session/backend_relay.h"
 
+#include <arpa/inet.h>
+
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "dataplane/pgwire/encoder.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
@@ -239,6 +242,86 @@ TEST_F(BackendRelayTest, TheStagesSeeTheAnswerOfEveryMessage) {
     EXPECT_EQ(relay.OnMessage(type, "").action, Action::kRelay) << type;
   }
   EXPECT_THAT(seen, ElementsAre("1", "2", "n", "T", "3"));
+}
+
+// OnBytes: a whole read of the database's bytes, what the client gets.
+struct Client : BackendRelay::Output {
+  void ToClient(absl::string_view bytes) override { sends.emplace_back(bytes); }
+  bool logging_in() const override { return login_messages > 0; }
+  bool OnLoginMessage(char type, absl::string_view) override {
+    login.push_back(type);
+    --login_messages;
+    return true;
+  }
+  bool OnBackendKey(const pgwire::BackendKeyData& key) override {
+    ToClient("own key for " + std::to_string(key.pid));
+    return true;
+  }
+  void Fail(absl::string_view sqlstate, absl::string_view message,
+            warden::v1::SessionEndReason) override {
+    failed = absl::StrCat(sqlstate, " ", message);
+  }
+  bool ended() const override { return !failed.empty(); }
+  std::vector<std::string> sends;
+  std::string login;
+  int login_messages = 0;
+  std::string failed;
+};
+
+std::string Message(char type, const std::string& body) {
+  std::string m(1, type);
+  const uint32_t n = htonl(static_cast<uint32_t>(body.size() + 4));
+  m.append(reinterpret_cast<const char*>(&n), 4);
+  return m + body;
+}
+
+TEST_F(BackendRelayTest, OnBytesHandsTheLoginItsMessagesThenRelays) {
+  const std::string auth_ok = Message('R', std::string("\0\0\0\0", 4));
+  const std::string param = Message('S', ParameterStatusBody("TimeZone", "UTC"));
+  const std::string key = Message('K', KeyBody(42, 7));
+  const std::string ready = Message('Z', ReadyBody('I'));
+  const std::string half = Message('C', CompleteBody("SELECT 1")).substr(0, 6);
+  Client client;
+  client.login_messages = 1;
+  const size_t used = relay.OnBytes(auth_ok + param + key + ready + half,
+                                    /*max_message_bytes=*/1 << 20, &client);
+  EXPECT_EQ(used, auth_ok.size() + param.size() + key.size() + ready.size());
+  EXPECT_EQ(client.login, "R");
+  // The login's message is not the client's; the backend's key is
+  // replaced by the session's own, in order.
+  EXPECT_THAT(client.sends, ElementsAre(param, "own key for 42", ready));
+  EXPECT_TRUE(relay.ready());
+  EXPECT_TRUE(client.failed.empty());
+}
+
+TEST_F(BackendRelayTest, OnBytesFailsOnAnInvalidOrOversizedMessage) {
+  Start(relay);
+  const std::string ready = Message('Z', ReadyBody('I'));
+  Client invalid;
+  EXPECT_EQ(relay.OnBytes(ready + Message('Z', "XY"), 1 << 20, &invalid), 0u);
+  EXPECT_THAT(invalid.failed, HasSubstr("invalid message from the upstream"));
+  // Nothing reaches the client after the session's last word, not even
+  // the valid message before.
+  EXPECT_THAT(invalid.sends, IsEmpty());
+
+  Client oversized;
+  const std::string row = Message('D', std::string(100, 'x'));
+  EXPECT_EQ(relay.OnBytes(row, /*max_message_bytes=*/50, &oversized), 0u);
+  EXPECT_THAT(oversized.failed, HasSubstr("invalid message"));
+}
+
+TEST_F(BackendRelayTest, OnBytesReplacesAPoisonsErrorInPlace) {
+  Start(relay);
+  const std::string poison = refusals.Queue("the refusal", 1, /*parse=*/false);
+  correlator.Relayed('Q');
+  const std::string error = Message(
+      'E', ErrorBody("ERROR", "42601",
+                     "syntax error at or near \"" + poison + "\""));
+  const std::string ready = Message('Z', ReadyBody('I'));
+  Client client;
+  EXPECT_EQ(relay.OnBytes(error + ready, 1 << 20, &client),
+            error.size() + ready.size());
+  EXPECT_THAT(client.sends, ElementsAre("the refusal", ready));
 }
 
 }  // namespace

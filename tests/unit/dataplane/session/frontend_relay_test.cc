@@ -221,5 +221,102 @@ TEST_F(FrontendRelayTest, TooManyRefusalsWaitingEndTheSession) {
   EXPECT_EQ(callbacks.failed_sqlstate, pgwire::kProgramLimitExceeded);
 }
 
+// OnBytes: a whole read of the client's bytes, what goes upstream.
+struct Upstream : FrontendRelay::Output {
+  void ToUpstream(absl::string_view bytes) override {
+    sends.emplace_back(bytes);
+  }
+  bool MayTake(absl::string_view next) override {
+    offered.emplace_back(next.substr(0, 1));
+    return takes-- > 0;
+  }
+  std::vector<std::string> sends;
+  std::vector<std::string> offered;
+  int takes = 1000;
+};
+
+TEST_F(FrontendRelayTest, ARunOfRelayedMessagesGoesUpstreamAsOneSlice) {
+  const std::string a = Query("select 1"), b = Query("select 2");
+  const std::string half = Query("select 3").substr(0, 7);
+  Upstream up;
+  const auto read = relay.OnBytes(a + b + half, nullptr, true, &up);
+  EXPECT_EQ(read.end, FrontendRelay::Read::End::kMore);
+  EXPECT_EQ(read.used, a.size() + b.size());
+  EXPECT_THAT(up.sends, ElementsAre(a + b));
+  EXPECT_THAT(seen, ElementsAre("Q", "Q"));
+}
+
+TEST_F(FrontendRelayTest, ARefusedMessagesSubstituteGoesInItsPlaceInOrder) {
+  const std::string a = Query("select 1"), b = Query("drop table t");
+  Upstream up;
+  verdict = ScriptedStage::Verdict::kRefuse;
+  const auto read = relay.OnBytes(a + b, nullptr, true, &up);
+  EXPECT_EQ(read.used, a.size() + b.size());
+  // Both refused here: each substitute in its message's place, never the
+  // refused text.
+  ASSERT_EQ(up.sends.size(), 2u);
+  for (const std::string& sent : up.sends) {
+    EXPECT_EQ(sent.find("drop table"), std::string::npos);
+    EXPECT_EQ(sent.find("select 1"), std::string::npos);
+  }
+  EXPECT_EQ(refusals.size(), 2u);
+}
+
+TEST_F(FrontendRelayTest, AHeldMessageStaysUnreadAndWhatCameBeforeGoes) {
+  const std::string a = Query("select 1"), b = Query("select 2");
+  Upstream up;
+  const auto first = relay.OnBytes(a, nullptr, true, &up);
+  ASSERT_EQ(first.used, a.size());
+  verdict = ScriptedStage::Verdict::kHold;
+  up.sends.clear();
+  const auto read = relay.OnBytes(b + a, nullptr, true, &up);
+  EXPECT_EQ(read.end, FrontendRelay::Read::End::kHeld);
+  EXPECT_EQ(read.used, 0u);
+  EXPECT_THAT(up.sends, IsEmpty());
+}
+
+TEST_F(FrontendRelayTest, AMessageTheOutputMayNotTakeYetStaysUnread) {
+  const std::string a = Query("select 1"), b = Query("select 2");
+  Upstream up;
+  up.takes = 1;
+  const auto read = relay.OnBytes(a + b, nullptr, true, &up);
+  EXPECT_EQ(read.end, FrontendRelay::Read::End::kMore);
+  EXPECT_EQ(read.used, a.size());
+  EXPECT_THAT(up.offered, ElementsAre("Q", "Q"));
+  EXPECT_THAT(up.sends, ElementsAre(a));
+  // Before the relay (the login's own messages) nothing is priced.
+  Upstream before;
+  before.takes = 0;
+  EXPECT_EQ(relay.OnBytes(a, nullptr, false, &before).used, a.size());
+  EXPECT_THAT(before.offered, IsEmpty());
+}
+
+TEST_F(FrontendRelayTest, TerminateEndsTheReadAfterItIsRelayed) {
+  std::string terminate;
+  pgwire::WriteTerminate(&terminate);
+  const std::string a = Query("select 1");
+  Upstream up;
+  const auto read = relay.OnBytes(a + terminate + a, nullptr, true, &up);
+  EXPECT_EQ(read.end, FrontendRelay::Read::End::kTerminate);
+  EXPECT_EQ(read.used, a.size() + terminate.size());
+  EXPECT_THAT(up.sends, ElementsAre(a + terminate));
+}
+
+TEST_F(FrontendRelayTest, AViolationOrTheSessionsEndSendsNothingMore) {
+  const std::string a = Query("select 1");
+  Upstream up;
+  const auto bad = relay.OnBytes(a + std::string("Q\0\0\0\1", 5), nullptr,
+                                 true, &up);
+  EXPECT_EQ(bad.end, FrontendRelay::Read::End::kViolation);
+  EXPECT_FALSE(bad.message.empty());
+  EXPECT_THAT(up.sends, IsEmpty());  // not even the valid message before
+
+  Upstream after;
+  verdict = ScriptedStage::Verdict::kFail;
+  const auto ended = relay.OnBytes(a + a, nullptr, true, &after);
+  EXPECT_EQ(ended.end, FrontendRelay::Read::End::kEnded);
+  EXPECT_THAT(after.sends, IsEmpty());
+}
+
 }  // namespace
 }  // namespace warden::dataplane::session
