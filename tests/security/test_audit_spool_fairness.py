@@ -418,6 +418,52 @@ class SpoolReserve(unittest.TestCase):
         self.drain(victim)
 
 
+    def test_e_a_refusal_the_budget_cannot_cover_is_recorded_without_its_text(self):
+        # mallory floods until she is slowed near 90%, then sends a DROP
+        # TABLE of 100 long table names on prod (5.5 KB; its DENY record,
+        # which lists every table, about twice that). Production policy
+        # refuses it. Its record was larger than the Query paid for and her
+        # budget did not cover it, and it used to be dropped: an attempt
+        # missing from the trail. It is recorded without its text, tables
+        # and columns, and its reason says why.
+        flood = Flood(self.stack.raw("dev", "mallory", "mallory-pw"))
+        tag = "u%d" % os.getpid()
+        names = ", ".join("%s%s_%03d" % ("t" * 50, tag, i) for i in range(100))
+        outcome = {}
+
+        def attempt():
+            try:
+                conn = self.stack.raw("prod", "mallory", "mallory-pw")
+                conn.sock.settimeout(120)
+                outcome["error"] = conn.simple_query("DROP TABLE " + names)[1]
+                conn.close()
+            except Exception as e:  # noqa: BLE001 (reported below)
+                outcome["exception"] = e
+        thread = threading.Thread(target=attempt, daemon=True)
+        victim = self.attack([(9, flood.thread.start, flood.stop.set),
+                              (1, thread.start, lambda: thread.join(timeout=90))])
+        flood.thread.join(timeout=30)
+        self.assertNotIn("exception", outcome)
+        self.assertEqual((outcome.get("error") or {}).get("C"), "42501", outcome)
+        self.assertEqual(victim.refused(), [])
+        self.drain(victim)
+
+        def denials():
+            return [e["event"]["statement"] for e in self.stack.events()
+                    if e["event"].get("identity", {}).get("user") == "mallory"
+                    and e["event"].get("statement", {}).get("decision")
+                    not in (None, "POLICY_ACTION_ALLOW")]
+        deadline = time.monotonic() + 30
+        while not denials() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        found = denials()
+        self.assertEqual(len(found), 1, found)
+        st = found[0]
+        self.assertIn("text, tables and columns not recorded", st.get("reason", ""))
+        self.assertNotIn(tag, str(st))
+        self.assertEqual(st.get("sqlstate"), "42501")
+
+
 class SpoolWithoutFairness(unittest.TestCase):
     """The control case: with no per-session limit the same flood fills the
     spool and the victim is refused, so the guarded case tests something."""
