@@ -26,7 +26,7 @@ BackendRelay::Step Failed(std::string sqlstate, std::string message,
 }  // namespace
 
 size_t BackendRelay::OnBytes(absl::string_view buf, size_t max_message_bytes,
-                             Output* out) {
+                             absl::Time now, Output* out) {
   Splice splice(buf, [out](absl::string_view bytes) { out->ToClient(bytes); });
   while (!splice.done() && !out->ended()) {
     const pgwire::Frame frame =
@@ -55,7 +55,7 @@ size_t BackendRelay::OnBytes(absl::string_view buf, size_t max_message_bytes,
     }
     // The client gets the message, or what replaces it, in order with the
     // messages before it.
-    const Step step = OnMessage(frame.type, frame.body);
+    const Step step = OnMessage(frame.type, frame.body, now);
     switch (step.action) {
       case Action::kRelay:
         splice.Keep(frame.size);
@@ -97,7 +97,9 @@ BackendRelay::Step BackendRelay::Screen(char type,
                 warden::v1::SESSION_END_REASON_POLICY);
 }
 
-BackendRelay::Step BackendRelay::OnMessage(char type, absl::string_view body) {
+BackendRelay::Step BackendRelay::OnMessage(char type, absl::string_view body,
+                                           absl::Time now) {
+  if (ready_) correlator_->Forwarded(type, body, now);
   switch (static_cast<pgwire::BackendType>(type)) {
     case pgwire::BackendType::kBackendKeyData: {
       auto key = pgwire::ParseBackendKeyData(body);

@@ -32,6 +32,8 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/session/splice.h"
 #include "dataplane/session/correlator.h"
@@ -98,8 +100,9 @@ class BackendRelay {
   //
   // Example: "Z" (ReadyForQuery) then half a DataRow: ToClient gets the
   // ReadyForQuery, and its length is returned.
+  // `now`: when the bytes were read (for the executions' durations).
   size_t OnBytes(absl::string_view buf, size_t max_message_bytes,
-                 Output* out);
+                 absl::Time now, Output* out);
 
   // Any validated message from the database, Warden's login included:
   // kFail when it reports a setting under which PostgreSQL reads
@@ -114,7 +117,13 @@ class BackendRelay {
   // its error, OnMessage('E', that error) returns kReplace with the
   // refusal's ErrorResponse; the stages saw the message with
   // refusal_taken set.
-  Step OnMessage(char type, absl::string_view body);
+  // `now`: when it was read. Every message after the first ReadyForQuery
+  // is paired with its execution (Correlator::Forwarded) before the
+  // stages see it.
+  Step OnMessage(char type, absl::string_view body, absl::Time now);
+  Step OnMessage(char type, absl::string_view body) {
+    return OnMessage(type, body, absl::Now());
+  }
 
   // The first ReadyForQuery has arrived: the database is ready and the
   // client is read from now on.

@@ -1,5 +1,7 @@
 #include "dataplane/session/correlator.h"
 
+#include <utility>
+
 #include "dataplane/pgwire/messages.h"
 
 namespace warden::dataplane::session {
@@ -65,7 +67,9 @@ bool Correlator::PortalSafe(absl::string_view name) const {
   return it->second.batch < pipeline_.syncs_done;
 }
 
-void Correlator::Relayed(char type) {
+void Correlator::Relayed(char type, absl::string_view body,
+                         stages::Intent intent, absl::Time now) {
+  results_.OnFrontend(type, body, std::move(intent), now, &completions_);
   auto open_batch = [this]() -> UnansweredBatch& {
     if (unanswered_batches_.empty() || unanswered_batches_.back().closed) {
       unanswered_batches_.emplace_back();

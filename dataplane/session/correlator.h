@@ -16,8 +16,13 @@
 //   Describe of it crashes the backend. Such portals are answered by
 //   Warden (UnsafePortal), not passed on.
 //
-// No I/O; one per session. (The pairing of executions with their results
-// for the audit trail is ResultTracker's, in the audit stage.)
+// - which execution each answer belongs to (stages::ResultTracker, always
+//   on): every message relayed and every answer forwarded, so that each
+//   execution with a recorded intent completes with its rows, duration
+//   and SQLSTATE (completions(), taken by the audit stage), an error
+//   blamed on the message it answers.
+//
+// No I/O; one per session.
 #ifndef WARDEN_DATAPLANE_SESSION_CORRELATOR_H_
 #define WARDEN_DATAPLANE_SESSION_CORRELATOR_H_
 
@@ -25,9 +30,12 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "dataplane/stages/result_tracker.h"
 #include "dataplane/stages/stage.h"
 
 namespace warden::dataplane::session {
@@ -59,10 +67,17 @@ class Correlator {
   // come from, and returns the portal an Execute, Describe or Close names
   // if PostgreSQL may hold it as freed memory.
   std::optional<std::string> UnsafePortal(char type, absl::string_view body);
-  // A client message relayed (as is or by its substitute).
-  void Relayed(char type);
+  // A client message relayed (as is or by its substitute), with the
+  // intent recorded for it (stages::Execution::intent; empty: none).
+  void Relayed(char type, absl::string_view body = {},
+               stages::Intent intent = {},
+               absl::Time now = absl::InfinitePast());
 
   // Backend messages after the first ReadyForQuery.
+  // Any of them, before the stages see it: paired with its execution.
+  void Forwarded(char type, absl::string_view body, absl::Time now) {
+    results_.OnBackend(type, body, now, &completions_);
+  }
   // One execution answered (CommandComplete, PortalSuspended,
   // EmptyQueryResponse).
   void Answered();
@@ -70,6 +85,13 @@ class Correlator {
   void Failed();
   // ReadyForQuery (`idle`: status 'I', the transaction ended).
   void Ready(bool idle);
+
+  // The session ended: what was still running completes, marked `why`.
+  void Finish(absl::string_view why, absl::Time now) {
+    results_.Finish(why, now, &completions_);
+  }
+  // Executions with a recorded intent that completed, not yet taken.
+  std::vector<stages::Completion>* completions() { return &completions_; }
 
   // Backpressure. Whether the client may be read now; if not, the
   // correlator remembers that it paused it.
@@ -110,6 +132,10 @@ class Correlator {
   absl::flat_hash_map<std::string, PortalOrigin> portal_origins_;
   // An ErrorResponse since the last ReadyForQuery.
   bool batch_had_error_ = false;
+
+  // Which execution each answer belongs to.
+  stages::ResultTracker results_;
+  std::vector<stages::Completion> completions_;
 };
 
 }  // namespace warden::dataplane::session

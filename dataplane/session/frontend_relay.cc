@@ -112,6 +112,7 @@ FrontendRelay::Step FrontendRelay::OnMessage(absl::string_view buf,
       return step;
     }
   }
+  stages::Intent intent;
   if (relaying && !chain_->empty()) {
     // The stages (policy, audit): relay the message, refuse it, or hold
     // it (it stays in the buffer; what came before goes now).
@@ -137,8 +138,10 @@ FrontendRelay::Step FrontendRelay::OnMessage(absl::string_view buf,
         return step;
       }
     }
+    intent = std::move(execution.intent);
   }
-  correlator_->Relayed(frame.type);
+  correlator_->Relayed(frame.type, frame.body, std::move(intent),
+                       session_->Now());
   if (type == pgwire::FrontendType::kTerminate) {
     step.terminate = true;
   } else if (type == pgwire::FrontendType::kPassword) {

@@ -468,7 +468,7 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
   // One clock reading for the messages of this read (Now()).
   now_ = absl::InfinitePast();
   const size_t used = backend_.OnBytes(
-      buf, shared_->config->proxy.max_backend_message_bytes, this);
+      buf, shared_->config->proxy.max_backend_message_bytes, Now(), this);
   if (correlator_.TakeResume() && phase_ == Phase::kRelay) {
     // Answers brought the unanswered executions back under the limit.
     loop_->Defer([self = shared_from_this()] { self->ReadLoop(Side::kClient); });
@@ -645,8 +645,9 @@ void Session::Finish(SessionEndReason reason, absl::string_view why) {
     timer_ = 0;
   }
   cancel_key_.Release();
-  // The stages' last words (a held statement withdrawn, the results of
-  // what was still running).
+  // What was still running completes; the stages' last words (a held
+  // statement withdrawn, the results of what was still running).
+  correlator_.Finish(why, absl::Now());
   chain_.OnEnd(why);
   if (audit_session_started_) {
     audit_->RecordEnd(

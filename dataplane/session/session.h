@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -179,6 +180,9 @@ class Session : public std::enable_shared_from_this<Session>,
   void Resume() override;
   net::EventLoop& loop() override { return *loop_; }
   bool ended() const override { return phase_ == Phase::kClosed; }
+  std::vector<stages::Completion>* completions() override {
+    return correlator_.completions();
+  }
   absl::Time Now() override {
     if (now_ == absl::InfinitePast()) now_ = absl::Now();
     return now_;

@@ -72,6 +72,9 @@ AuditStage::~AuditStage() {
 
 StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
   Execution& execution = callbacks_->execution();
+  // What the messages relayed before this one completed (a portal bound
+  // again, closed).
+  if (options_.results) RecordResults(*callbacks_->completions());
   if (resumed) {
     held_ = false;
     // Recorded before the hold: relay it now, or, if the control plane
@@ -127,7 +130,12 @@ StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
     }
   }
   const bool replaced = m.shielded || execution.refusal.has_value();
-  if (options_.results) Track(m, replaced);
+  if (options_.results) {
+    // The session's correlator follows the message from its relay to its
+    // answers; a substitute's answers are not this intent's.
+    execution.intent = replaced ? Intent{} : std::move(intent_);
+    intent_ = Intent{};
+  }
   return replaced ? StageResult::kReplaced : StageResult::kContinue;
 }
 
@@ -187,48 +195,9 @@ void AuditStage::EndHold(HoldEnd how) {
 }
 
 void AuditStage::OnBackend(const Backend& m) {
-  if (!options_.results) return;
-  switch (static_cast<pgwire::BackendType>(m.type)) {
-    case pgwire::BackendType::kReadyForQuery:
-      results_.ReadyForQuery(callbacks_->Now(), &completions_);
-      break;
-    case pgwire::BackendType::kErrorResponse: {
-      const auto error = pgwire::ParseErrorResponse(m.body);
-      results_.Error(error.ok() ? error->Get('C') : pgwire::kInternalError,
-                     callbacks_->Now(), &completions_);
-      break;
-    }
-    case pgwire::BackendType::kDataRow:
-      results_.DataRow();
-      break;
-    case pgwire::BackendType::kCommandComplete:
-      // Validated: the tag is terminated.
-      results_.CommandComplete(m.body.substr(0, m.body.find('\0')),
-                               callbacks_->Now(), &completions_);
-      break;
-    case pgwire::BackendType::kPortalSuspended:
-      results_.PortalSuspended(callbacks_->Now(), &completions_);
-      break;
-    case pgwire::BackendType::kEmptyQueryResponse:
-      results_.EmptyQuery(callbacks_->Now(), &completions_);
-      break;
-    case pgwire::BackendType::kParseComplete:
-      results_.ParseComplete();
-      break;
-    case pgwire::BackendType::kBindComplete:
-      results_.BindComplete();
-      break;
-    case pgwire::BackendType::kCloseComplete:
-      results_.CloseComplete();
-      break;
-    case pgwire::BackendType::kRowDescription:
-    case pgwire::BackendType::kNoData:
-      results_.Described();
-      break;
-    default:
-      break;
-  }
-  if (!completions_.empty()) RecordResults();
+  // The correlator paired the answer with its execution before the
+  // stages see it: what it completed is recorded now.
+  if (options_.results) RecordResults(*callbacks_->completions());
 }
 
 void AuditStage::OnEnd(absl::string_view why) {
@@ -243,9 +212,8 @@ void AuditStage::OnEnd(absl::string_view why) {
     loop_->CancelTimer(hold_timer_);
     hold_timer_ = 0;
   }
-  if (!options_.results) return;
-  results_.Finish(why, absl::Now(), &completions_);
-  RecordResults();
+  // (The session completed what was still running before this.)
+  if (options_.results) RecordResults(*callbacks_->completions());
 }
 
 
@@ -447,69 +415,20 @@ void AuditStage::EraseTemplate(const std::string& key) {
   templates_.erase(it);
 }
 
-void AuditStage::Track(const Frontend& m, bool replaced) {
-  const char type = m.type;
-  const absl::string_view body = m.body;
-  const absl::Time now = callbacks_->Now();
-  Intent intent = replaced ? Intent{} : std::move(intent_);
-  intent_ = Intent{};
-  switch (static_cast<pgwire::FrontendType>(type)) {
-    case pgwire::FrontendType::kQuery:
-      results_.Query(std::move(intent), now);
-      break;
-    case pgwire::FrontendType::kFunctionCall:
-      results_.FunctionCall(std::move(intent), now);
-      break;
-    case pgwire::FrontendType::kParse:
-      results_.Parse();
-      break;
-    case pgwire::FrontendType::kBind:
-      // Validated: the portal name is terminated.
-      results_.Bind(body.substr(0, body.find('\0')), std::move(intent), now,
-                    &completions_);
-      break;
-    case pgwire::FrontendType::kDescribe:
-      results_.Describe();
-      break;
-    case pgwire::FrontendType::kExecute:
-      // A cursor's execution recorded its own intent: it is followed as a
-      // portal bound for it.
-      if (intent.sequence != 0) {
-        results_.Cursor(body.substr(0, body.find('\0')), std::move(intent),
-                        now, &completions_);
-      }
-      results_.Execute(body.substr(0, body.find('\0')));
-      break;
-    case pgwire::FrontendType::kClose:
-      if (const auto c = pgwire::ParseClose(body); c.ok()) {
-        results_.Close(c->kind, c->name, &completions_);
-      } else {
-        results_.Close('S', "", &completions_);  // (validated: not reached)
-      }
-      break;
-    case pgwire::FrontendType::kSync:
-      results_.Sync();
-      break;
-    default:
-      break;
-  }
-  if (!completions_.empty()) RecordResults();
-}
-
 void AuditStage::RecordNotRun(absl::string_view sqlstate, std::string note) {
   if (intent_.sequence == 0 || intent_.summary == nullptr) return;
-  Completion c;
+  std::vector<Completion> not_run(1);
+  Completion& c = not_run[0];
   c.intent = std::move(intent_);
   c.sqlstate = std::string(sqlstate);
   c.note = std::move(note);
   c.duration = absl::ZeroDuration();
   intent_ = Intent{};
-  completions_.push_back(std::move(c));
-  RecordResults();
+  RecordResults(not_run);
 }
 
-void AuditStage::RecordResults() {
-  for (Completion& c : completions_) {
+void AuditStage::RecordResults(std::vector<Completion>& completions) {
+  for (Completion& c : completions) {
     warden::v1::AuditEvent event =
         trail_->NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
     warden::v1::Statement* st = event.mutable_statement();
@@ -532,7 +451,7 @@ void AuditStage::RecordResults() {
                     recorded.status().ToString());
     }
   }
-  completions_.clear();
+  completions.clear();
 }
 
 }  // namespace warden::dataplane::stages

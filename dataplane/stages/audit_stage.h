@@ -24,7 +24,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "dataplane/audit/sink.h"
-#include "dataplane/stages/result_tracker.h"
 #include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 
@@ -82,9 +81,8 @@ class AuditStage : public Stage {
   void Hold(uint64_t sequence);
   enum class HoldEnd { kAcknowledged, kTimedOut, kCancelled };
   void EndHold(HoldEnd how);
-  // Result events: follows the message to its answers.
-  void Track(const Frontend& m, bool replaced);
-  void RecordResults();
+  // Result events for `completions` (taken: the vector is emptied).
+  void RecordResults(std::vector<Completion>& completions);
   // A held statement that will not run (withdrawn, timed out, its session
   // ended): a result event for its intent says so, results on or off.
   void RecordNotRun(absl::string_view sqlstate, std::string note);
@@ -118,8 +116,6 @@ class AuditStage : public Stage {
   HoldEnd hold_end_ = HoldEnd::kAcknowledged;
   // Posted callbacks check it: the stage may be gone when they run.
   std::shared_ptr<AuditStage*> self_ = std::make_shared<AuditStage*>(this);
-  ResultTracker results_;
-  std::vector<Completion> completions_;
 };
 
 }  // namespace warden::dataplane::stages

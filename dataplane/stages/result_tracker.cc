@@ -23,6 +23,74 @@ int64_t ResultTracker::RowsOfTag(absl::string_view tag) {
   return rows;
 }
 
+void ResultTracker::OnFrontend(char type, absl::string_view body,
+                               Intent intent, absl::Time now,
+                               std::vector<Completion>* out) {
+  switch (static_cast<pgwire::FrontendType>(type)) {
+    case pgwire::FrontendType::kQuery:
+      return Query(std::move(intent), now);
+    case pgwire::FrontendType::kFunctionCall:
+      return FunctionCall(std::move(intent), now);
+    case pgwire::FrontendType::kParse:
+      return Parse();
+    case pgwire::FrontendType::kBind:
+      // Validated: the portal name is terminated.
+      return Bind(body.substr(0, body.find('\0')), std::move(intent), now,
+                  out);
+    case pgwire::FrontendType::kDescribe:
+      return Describe();
+    case pgwire::FrontendType::kExecute:
+      // A cursor's execution recorded its own intent: it is followed as a
+      // portal bound for it.
+      if (intent.sequence != 0) {
+        Cursor(body.substr(0, body.find('\0')), std::move(intent), now, out);
+      }
+      return Execute(body.substr(0, body.find('\0')));
+    case pgwire::FrontendType::kClose:
+      if (const auto c = pgwire::ParseClose(body); c.ok()) {
+        return Close(c->kind, c->name, out);
+      }
+      return Close('S', "", out);  // (validated: not reached)
+    case pgwire::FrontendType::kSync:
+      return Sync();
+    default:
+      return;
+  }
+}
+
+void ResultTracker::OnBackend(char type, absl::string_view body,
+                              absl::Time now, std::vector<Completion>* out) {
+  switch (static_cast<pgwire::BackendType>(type)) {
+    case pgwire::BackendType::kReadyForQuery:
+      return ReadyForQuery(now, out);
+    case pgwire::BackendType::kErrorResponse: {
+      const auto error = pgwire::ParseErrorResponse(body);
+      return Error(error.ok() ? error->Get('C') : pgwire::kInternalError, now,
+                   out);
+    }
+    case pgwire::BackendType::kDataRow:
+      return DataRow();
+    case pgwire::BackendType::kCommandComplete:
+      // Validated: the tag is terminated.
+      return CommandComplete(body.substr(0, body.find('\0')), now, out);
+    case pgwire::BackendType::kPortalSuspended:
+      return PortalSuspended(now, out);
+    case pgwire::BackendType::kEmptyQueryResponse:
+      return EmptyQuery(now, out);
+    case pgwire::BackendType::kParseComplete:
+      return ParseComplete();
+    case pgwire::BackendType::kBindComplete:
+      return BindComplete();
+    case pgwire::BackendType::kCloseComplete:
+      return CloseComplete();
+    case pgwire::BackendType::kRowDescription:
+    case pgwire::BackendType::kNoData:
+      return Described();
+    default:
+      return;
+  }
+}
+
 void ResultTracker::Query(Intent intent, absl::Time now) {
   std::shared_ptr<Exec> exec;
   if (intent.sequence != 0) {

@@ -22,6 +22,9 @@
 // portal (a portal fetched in parts, as JDBC does with a fetch size, is one
 // execution whose rows add up over its Execute messages).
 //
+// The session's Correlator keeps one, always on (OnFrontend, OnBackend);
+// the audit stage records the completions.
+//
 // Not thread-safe: one per session, on the session's loop thread.
 #ifndef WARDEN_DATAPLANE_STAGES_RESULT_TRACKER_H_
 #define WARDEN_DATAPLANE_STAGES_RESULT_TRACKER_H_
@@ -35,35 +38,23 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "dataplane/stages/stage.h"
 #include "proto/warden/v1/audit.pb.h"
 
 namespace warden::dataplane::stages {
 
-// The recorded intent event an execution answers. sequence 0: not
-// recorded (a refused or unaudited message), so no completion is reported
-// for it, but its answers are still followed to keep the pairing right.
-struct Intent {
-  uint64_t sequence = 0;
-  // What the result event repeats of the intent (tags, tables, decision);
-  // shared, not copied, between the executions of one prepared statement.
-  std::shared_ptr<const warden::v1::Statement> summary;
-};
-
-struct Completion {
-  Intent intent;
-  int64_t rows = 0;
-  // From relaying the message to the database's last answer for it.
-  absl::Duration duration;
-  // "00000" on success; the database's SQLSTATE on error; empty when the
-  // database never answered (the session ended first).
-  std::string sqlstate;
-  // Why there is no ordinary result, e.g. "not run: an earlier message of
-  // its pipeline failed (42P01)".
-  std::string note;
-};
-
 class ResultTracker {
  public:
+  // A client message as it is relayed, with the intent recorded for it
+  // (empty: none, or it was replaced by a substitute): one of the calls
+  // below by its type.
+  void OnFrontend(char type, absl::string_view body, Intent intent,
+                  absl::Time now, std::vector<Completion>* out);
+  // A database message as it is forwarded (after the first
+  // ReadyForQuery): one of the calls below by its type.
+  void OnBackend(char type, absl::string_view body, absl::Time now,
+                 std::vector<Completion>* out);
+
   // Client messages, in the order they are relayed upstream.
   void Query(Intent intent, absl::Time now);
   void FunctionCall(Intent intent, absl::Time now);

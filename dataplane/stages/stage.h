@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -69,6 +70,31 @@ struct Refusal {
   bool parse = false;
 };
 
+// The recorded intent event an execution answers. sequence 0: not
+// recorded (a refused or unaudited message), so no completion is reported
+// for it, but its answers are still followed to keep the pairing right.
+struct Intent {
+  uint64_t sequence = 0;
+  // What the result event repeats of the intent (tags, tables, decision);
+  // shared, not copied, between the executions of one prepared statement.
+  std::shared_ptr<const warden::v1::Statement> summary;
+};
+
+// An execution the database has answered (or that ended unanswered),
+// for the result event of its intent.
+struct Completion {
+  Intent intent;
+  int64_t rows = 0;
+  // From relaying the message to the database's last answer for it.
+  absl::Duration duration;
+  // "00000" on success; the database's SQLSTATE on error; empty when the
+  // database never answered (the session ended first).
+  std::string sqlstate;
+  // Why there is no ordinary result, e.g. "not run: an earlier message of
+  // its pipeline failed (42P01)".
+  std::string note;
+};
+
 // What the stages know of the message in flight, shared along the chain:
 // an earlier stage's verdict is what a later one records. Reset for each
 // new message; kept across a hold.
@@ -86,6 +112,10 @@ struct Execution {
   std::string cursor_text;
   // Set by the first stage that refused the message.
   std::optional<Refusal> refusal;
+  // The intent event recorded for it (the audit stage, with results on):
+  // the session's correlator follows its execution from here and reports
+  // its Completion (StageCallbacks::completions()).
+  Intent intent;
 };
 
 // Where the session's batches are (the correlator's counters): a batch is
@@ -132,6 +162,11 @@ class StageCallbacks {
   virtual net::EventLoop& loop() = 0;
   // The time, read once per batch of messages the session processes.
   virtual absl::Time Now() = 0;
+  // Executions with a recorded intent that the database answered (or
+  // that ended unanswered), in order, not yet taken: the correlator pairs
+  // every message the session relays with its answers, and the audit
+  // stage takes these to record their results.
+  virtual std::vector<Completion>* completions() = 0;
 };
 
 class Stage {

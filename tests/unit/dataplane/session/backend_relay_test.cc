@@ -284,7 +284,8 @@ TEST_F(BackendRelayTest, OnBytesHandsTheLoginItsMessagesThenRelays) {
   Client client;
   client.login_messages = 1;
   const size_t used = relay.OnBytes(auth_ok + param + key + ready + half,
-                                    /*max_message_bytes=*/1 << 20, &client);
+                                    /*max_message_bytes=*/1 << 20, absl::Now(),
+                                    &client);
   EXPECT_EQ(used, auth_ok.size() + param.size() + key.size() + ready.size());
   EXPECT_EQ(client.login, "R");
   // The login's message is not the client's; the backend's key is
@@ -298,7 +299,8 @@ TEST_F(BackendRelayTest, OnBytesFailsOnAnInvalidOrOversizedMessage) {
   Start(relay);
   const std::string ready = Message('Z', ReadyBody('I'));
   Client invalid;
-  EXPECT_EQ(relay.OnBytes(ready + Message('Z', "XY"), 1 << 20, &invalid), 0u);
+  EXPECT_EQ(relay.OnBytes(ready + Message('Z', "XY"), 1 << 20, absl::Now(),
+                          &invalid), 0u);
   EXPECT_THAT(invalid.failed, HasSubstr("invalid message from the upstream"));
   // Nothing reaches the client after the session's last word, not even
   // the valid message before.
@@ -306,7 +308,8 @@ TEST_F(BackendRelayTest, OnBytesFailsOnAnInvalidOrOversizedMessage) {
 
   Client oversized;
   const std::string row = Message('D', std::string(100, 'x'));
-  EXPECT_EQ(relay.OnBytes(row, /*max_message_bytes=*/50, &oversized), 0u);
+  EXPECT_EQ(relay.OnBytes(row, /*max_message_bytes=*/50, absl::Now(),
+                          &oversized), 0u);
   EXPECT_THAT(oversized.failed, HasSubstr("invalid message"));
 }
 
@@ -319,7 +322,7 @@ TEST_F(BackendRelayTest, OnBytesReplacesAPoisonsErrorInPlace) {
                      "syntax error at or near \"" + poison + "\""));
   const std::string ready = Message('Z', ReadyBody('I'));
   Client client;
-  EXPECT_EQ(relay.OnBytes(error + ready, 1 << 20, &client),
+  EXPECT_EQ(relay.OnBytes(error + ready, 1 << 20, absl::Now(), &client),
             error.size() + ready.size());
   EXPECT_THAT(client.sends, ElementsAre("the refusal", ready));
 }

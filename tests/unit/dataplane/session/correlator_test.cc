@@ -2,6 +2,7 @@
 // protocol order, as PostgreSQL answers them.
 #include "dataplane/session/correlator.h"
 
+#include <memory>
 #include <string>
 
 #include "tests/unit/dataplane/pgwire/bodies.h"
@@ -115,6 +116,45 @@ TEST(CorrelatorTest, PortalsOfAFailedBatchOrAFailedQueryAreShielded) {
   EXPECT_TRUE(c.UnsafePortal('E', Execute(std::string(63, 'p') + "B")).has_value());
   // A cursor Warden never saw bound is PostgreSQL's to answer.
   EXPECT_FALSE(c.UnsafePortal('E', Execute("my_cursor")).has_value());
+}
+
+// Which execution each answer belongs to, always on: an execution with a
+// recorded intent completes with its own answers, whatever else the
+// session relayed; one without an intent is followed but not reported.
+TEST(CorrelatorTest, EachAnswerIsPairedWithItsExecution) {
+  Correlator c;
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  auto summary = std::make_shared<warden::v1::Statement>();
+  // An unrecorded Query (audit off, or refused), then a recorded one.
+  c.Relayed('Q', pgwire::testing::QueryBody("select 1"), {}, t0);
+  c.Relayed('Q', pgwire::testing::QueryBody("select 2"),
+            stages::Intent{7, summary}, t0);
+  std::string one = "SELECT 1";
+  one.push_back('\0');
+  c.Forwarded('D', "", t0);
+  c.Forwarded('C', one, t0 + absl::Milliseconds(1));
+  c.Forwarded('Z', "I", t0 + absl::Milliseconds(1));
+  EXPECT_TRUE(c.completions()->empty());  // the first is not reported
+  c.Forwarded('D', "", t0);
+  c.Forwarded('D', "", t0);
+  std::string two = "SELECT 2";
+  two.push_back('\0');
+  c.Forwarded('C', two, t0 + absl::Milliseconds(3));
+  c.Forwarded('Z', "I", t0 + absl::Milliseconds(3));
+  ASSERT_EQ(c.completions()->size(), 1u);
+  const stages::Completion& done = c.completions()->front();
+  EXPECT_EQ(done.intent.sequence, 7u);
+  EXPECT_EQ(done.rows, 2);
+  EXPECT_EQ(done.sqlstate, "00000");
+  EXPECT_EQ(done.duration, absl::Milliseconds(3));
+  c.completions()->clear();
+  // What is still running when the session ends completes too.
+  c.Relayed('Q', pgwire::testing::QueryBody("select pg_sleep(9)"),
+            stages::Intent{8, summary}, t0);
+  c.Finish("client went away", t0);
+  ASSERT_EQ(c.completions()->size(), 1u);
+  EXPECT_EQ(c.completions()->front().intent.sequence, 8u);
+  EXPECT_EQ(c.completions()->front().sqlstate, "");
 }
 
 }  // namespace

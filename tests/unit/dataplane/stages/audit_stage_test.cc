@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "dataplane/stages/result_tracker.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/unit/dataplane/pgwire/bodies.h"
@@ -69,11 +70,24 @@ struct AuditStageTest : ::testing::Test {
                    bool resumed = false) {
     if (!resumed) cb.execution() = Execution{};
     bodies.push_back(body);
-    return stage.OnFrontend({type, bodies.back()}, resumed);
+    const StageResult r = stage.OnFrontend({type, bodies.back()}, resumed);
+    if (r != StageResult::kHold) Relay(type);
+    return r;
+  }
+  // What the session's correlator does once the message is relayed: it
+  // follows its execution (the intent the stage left) to the answers.
+  void Relay(char type) {
+    tracker.OnFrontend(type, bodies.back(), std::move(cb.execution().intent),
+                       cb.now, &cb.completed);
   }
   void Backend(AuditStage& stage, char type, std::string body) {
     bodies.push_back(std::move(body));
+    tracker.OnBackend(type, bodies.back(), cb.now, &cb.completed);
     stage.OnBackend({type, bodies.back()});
+  }
+  void End(AuditStage& stage, absl::string_view why) {
+    tracker.Finish(why, cb.now, &cb.completed);
+    stage.OnEnd(why);
   }
   // Runs the loop for `ms` (timers, posted work).
   void RunFor(int ms) {
@@ -83,6 +97,7 @@ struct AuditStageTest : ::testing::Test {
   }
 
   FakeCallbacks cb;
+  ResultTracker tracker;
   FakeTrail trail;
   std::atomic<uint64_t> lost{0};
   std::deque<std::string> bodies;
@@ -279,6 +294,7 @@ TEST_F(AuditStageTest, AnExecuteOfACursorIsAStatementOfItsOwn) {
   cb.execution().cursor_text = "declare exfil cursor with hold for select * from customers";
   bodies.push_back(ExecuteBody("exfil"));
   ASSERT_EQ(stage->OnFrontend({'E', bodies.back()}, false), StageResult::kContinue);
+  Relay('E');
   ASSERT_EQ(trail.events.size(), 1u);
   const auto& st = trail.events[0].statement();
   EXPECT_EQ(st.text(), "declare exfil cursor with hold for select * from customers");
@@ -323,7 +339,7 @@ TEST_F(AuditStageTest, ResultsFollowTheAnswers) {
   ASSERT_EQ(Send(*stage, 'Q', QueryBody("select pg_sleep(10)")),
             StageResult::kContinue);
   const uint64_t running = trail.sequence;
-  stage->OnEnd("client went away");
+  End(*stage, "client went away");
   EXPECT_EQ(trail.events.back().statement().intent_sequence(), running);
   EXPECT_EQ(trail.events.back().statement().phase(),
             warden::v1::STATEMENT_PHASE_RESULT);

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -46,6 +47,7 @@ class FakeCallbacks : public StageCallbacks {
   bool ended() const override { return !failed_sqlstate.empty(); }
   net::EventLoop& loop() override { return loop_; }
   absl::Time Now() override { return now; }
+  std::vector<Completion>* completions() override { return &completed; }
 
   Execution execution_;
   Pipeline pipeline_;
@@ -56,6 +58,8 @@ class FakeCallbacks : public StageCallbacks {
   std::string failed_sqlstate;
   std::string failed_message;
   absl::Time now = absl::FromUnixSeconds(1700000000);
+  // What the session's correlator completed (the tests put them here).
+  std::vector<Completion> completed;
   absl::Status loop_init;
 
  private:
