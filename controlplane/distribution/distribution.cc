@@ -1,5 +1,6 @@
 #include "controlplane/distribution/distribution.h"
 
+#include <algorithm>
 #include <deque>
 #include <utility>
 
@@ -130,6 +131,30 @@ class Distributor::Stream final
     }
   }
 
+  // A heartbeat (the head revision), if this stream asked for them and
+  // nothing is being written: a write still in flight (a large bundle, or
+  // a connection that stopped taking data) is not queued behind, so a
+  // blackholed stream holds one message at most.
+  // `first`: the one right after the hello, queued behind the bundle if
+  // one is being sent, so the proxy can tell silence from the start.
+  void MaybeSendHeartbeatLocked(bool first = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(d_->mu_) {
+    if (!hello_ || !heartbeats_ || finishing_ || !queue_.empty()) return;
+    if (writing_ && !first) return;
+    WatchResponse response;
+    auto* heartbeat = response.mutable_heartbeat();
+    heartbeat->set_head_revision(d_->head_ != nullptr ? d_->head_->revision()
+                                                      : 0);
+    heartbeat->set_interval_ms(static_cast<uint32_t>(
+        absl::ToInt64Milliseconds(d_->heartbeat_interval_)));
+    ++d_->heartbeats_sent_;
+    if (writing_) {
+      queue_.push_back(std::move(response));
+    } else {
+      StartWriteLocked(std::move(response));
+    }
+  }
+
  private:
   grpc::Status HandleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(d_->mu_) {
     if (!hello_) {
@@ -157,6 +182,7 @@ class Distributor::Stream final
                             "the fleet view is full");
       }
       hello_ = true;
+      heartbeats_ = hello.heartbeats();
       proxy_id_ = hello.proxy_id();
       environment_ = hello.environment();
       running_ = hello.running_revision();
@@ -176,6 +202,7 @@ class Distributor::Stream final
       SetTimestamp(absl::Now(), entry.status.mutable_last_seen());
       d_->PersistLocked(entry.status);
       MaybeSendHeadLocked();
+      MaybeSendHeartbeatLocked(/*first=*/true);
       return grpc::Status::OK;
     }
     auto& entry = d_->fleet_[{environment_, proxy_id_}];
@@ -255,6 +282,7 @@ class Distributor::Stream final
   WatchResponse write_;
 
   bool hello_ = false;
+  bool heartbeats_ = false;  // the hello asked for them.
   std::string proxy_id_;
   std::string environment_;
   uint64_t running_ = 0;
@@ -288,9 +316,14 @@ bool Distributor::Knows(const std::string& environment,
 
 Distributor::Distributor(const bundles::Bundles* bundles,
                          const ca::Authority* authority,
-                         store::Store* fleet_store)
-    : bundles_(bundles), authority_(authority), fleet_store_(fleet_store) {
+                         store::Store* fleet_store,
+                         absl::Duration heartbeat_interval)
+    : bundles_(bundles),
+      authority_(authority),
+      fleet_store_(fleet_store),
+      heartbeat_interval_(std::max(heartbeat_interval, absl::Milliseconds(1))) {
   RefreshHead();
+  heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   if (fleet_store_ == nullptr) return;
   auto rows = fleet_store_->Scan(store::Column::kFleet, kFleetPrefix);
   if (!rows.ok()) {
@@ -307,7 +340,23 @@ Distributor::Distributor(const bundles::Bundles* bundles,
   }
 }
 
-Distributor::~Distributor() = default;
+Distributor::~Distributor() {
+  stop_heartbeats_.Notify();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+}
+
+void Distributor::HeartbeatLoop() {
+  while (!stop_heartbeats_.WaitForNotificationWithTimeout(
+      heartbeat_interval_)) {
+    absl::MutexLock lock(&mu_);
+    for (Stream* stream : streams_) stream->MaybeSendHeartbeatLocked();
+  }
+}
+
+uint64_t Distributor::heartbeats_sent() const {
+  absl::MutexLock lock(&mu_);
+  return heartbeats_sent_;
+}
 
 grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Distributor::Watch(
     grpc::CallbackServerContext* context) {

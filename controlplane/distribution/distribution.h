@@ -11,6 +11,11 @@
 // PERMISSION_DENIED. The fleet view is persisted in the store's fleet
 // column, so it survives a restart (with every proxy disconnected until it
 // reconnects).
+//
+// Heartbeats: on every stream whose hello asked for them, the server sends
+// a WatchHeartbeat (the head revision) every `heartbeat_interval`, so a
+// proxy notices a connection that silently stopped delivering (blackholed)
+// within a few heartbeats, not at gRPC keepalive's pace, and reconnects.
 #ifndef WARDEN_CONTROLPLANE_DISTRIBUTION_DISTRIBUTION_H_
 #define WARDEN_CONTROLPLANE_DISTRIBUTION_DISTRIBUTION_H_
 
@@ -20,11 +25,14 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "controlplane/bundles/bundles.h"
 #include "controlplane/ca/ca.h"
 #include "controlplane/store/store.h"
@@ -37,9 +45,11 @@ class Distributor final
  public:
   // None is owned; all must outlive this. `fleet_store` may be null (the
   // fleet view is then in memory only). The gRPC server this is registered
-  // with must be shut down before this is destroyed.
+  // with must be shut down before this is destroyed. Streams that ask for
+  // heartbeats get one every `heartbeat_interval`.
   Distributor(const bundles::Bundles* bundles, const ca::Authority* authority,
-              store::Store* fleet_store);
+              store::Store* fleet_store,
+              absl::Duration heartbeat_interval = kHeartbeatInterval);
   ~Distributor() override;
 
   Distributor(const Distributor&) = delete;
@@ -69,6 +79,13 @@ class Distributor final
   uint64_t stale_responses() const;
   // Open Watch streams (hello received or not).
   size_t open_streams() const;
+  // Heartbeats handed to gRPC so far (all streams).
+  uint64_t heartbeats_sent() const;
+
+  // How often a stream that asked for heartbeats gets one. A proxy
+  // presumes a stream dead after three missed ones (15 s by default,
+  // dataplane control_plane.watch_silence_timeout).
+  static constexpr absl::Duration kHeartbeatInterval = absl::Seconds(5);
 
  private:
   class Stream;
@@ -82,6 +99,9 @@ class Distributor final
 
   // Loads the head from `bundles_` and keeps it if newer than head_.
   void RefreshHead() ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends a heartbeat on every stream that asked for them, every
+  // heartbeat_interval_, until stop_heartbeats_.
+  void HeartbeatLoop();
   // Writes `status` to the fleet column (best effort: logged on failure).
   void PersistLocked(const warden::v1::ProxyStatus& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -96,6 +116,11 @@ class Distributor final
   std::map<FleetKey, FleetEntry> fleet_ ABSL_GUARDED_BY(mu_);
   uint64_t next_nonce_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t stale_responses_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t heartbeats_sent_ ABSL_GUARDED_BY(mu_) = 0;
+
+  const absl::Duration heartbeat_interval_;
+  absl::Notification stop_heartbeats_;
+  std::thread heartbeat_thread_;
 };
 
 }  // namespace warden::controlplane::distribution

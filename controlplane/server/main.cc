@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
                         user_cert_ttl_text = "8h", idp_ca_file,
                         idp_refresh_text = "10m", scim_listen,
                         proxy_max_age_text = "8760h",
-                        login_failure_window_text = "60s";
+                        login_failure_window_text = "60s",
+                        watch_heartbeat_text = "5s";
   int login_failures_recorded = 20, login_failures_refused_after = 100;
   std::vector<std::string> tls_sans;
   app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
@@ -129,6 +130,11 @@ int main(int argc, char** argv) {
   app.add_option("--idp-refresh", idp_refresh_text,
                  "How often identity providers' keys are fetched again; a "
                  "change is published as a new policy revision")
+      ->capture_default_str();
+  app.add_option("--watch-heartbeat", watch_heartbeat_text,
+                 "How often every proxy's policy watch stream gets a "
+                 "heartbeat; a proxy gives a stream up as dead (and "
+                 "reconnects) after three are missed")
       ->capture_default_str();
   app.add_option("--scim-listen", scim_listen,
                  "host:port to serve SCIM 2.0 on (HTTPS, same certificate "
@@ -279,8 +285,16 @@ int main(int argc, char** argv) {
   bundles.SetKeyResolver([idp_fetch](warden::v1::PolicyBundle* bundle) {
     return cp::idp::ResolveAll(bundle, idp_fetch);
   });
+  absl::Duration watch_heartbeat;
+  if (!absl::ParseDuration(watch_heartbeat_text, &watch_heartbeat) ||
+      watch_heartbeat < absl::Milliseconds(100) ||
+      watch_heartbeat > absl::Minutes(5)) {
+    std::cerr << "warden-control: --watch-heartbeat: expected a duration "
+                 "from 100ms to 5m, such as 5s\n";
+    return 2;
+  }
   cp::distribution::Distributor distributor(&bundles, authority->get(),
-                                            store->get());
+                                            store->get(), watch_heartbeat);
   // The audit log: its own Ed25519 key (DATA_DIR/audit.key) signs the
   // checkpoints; DATA_DIR/audit.vkey is the verifier key auditors keep.
   auto audit_pem = LoadOrCreateSigningKey(data_dir + "/audit.key",

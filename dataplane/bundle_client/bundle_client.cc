@@ -21,6 +21,8 @@ namespace {
 
 // A proxy renews with this much margin at least, whatever the lifetime.
 constexpr absl::Duration kMinRenewMargin = absl::Seconds(1);
+// How often the watchdog looks at the open stream's liveness.
+constexpr absl::Duration kWatchdogTick = absl::Milliseconds(250);
 // Largest bundle a proxy accepts (the directory is in it).
 constexpr int kMaxBundleBytes = 256 << 20;
 
@@ -361,6 +363,11 @@ absl::Status BundleClient::WatchOnce() {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Each stream on a connection of its own: a stream given up as silent
+  // (WatchLiveness) must be replaced by a new connection, not by another
+  // stream on the same dead one, which gRPC's process-wide subchannel pool
+  // would otherwise reuse for an identical channel.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // A bundle carries the whole directory; gRPC's default 4 MiB would stop
   // every later revision (deactivations, revocations, keys) at some
   // 50,000 users, silently keeping the last one.
@@ -378,16 +385,56 @@ absl::Status BundleClient::WatchOnce() {
     active_ = &context;
     stream_opened_ = absl::Now();
     delivered_ = false;
+    liveness_ = std::make_unique<WatchLiveness>(
+        options_.watch_silence_timeout, stream_opened_);
+    given_up_ = absl::OkStatus();
+    watch_done_ = false;
   }
+  // The watchdog: a stream that goes silent (a connection blackholed
+  // between here and warden-control delivers nothing and is never reset)
+  // is cancelled after the silence bound, not after keepalive's, so the
+  // proxy reconnects and fetches what it missed (a deactivation).
+  std::thread watchdog([this, &context] {
+    absl::MutexLock lock(&mu_);
+    while (!mu_.AwaitWithTimeout(absl::Condition(&watch_done_),
+                                 kWatchdogTick)) {
+      absl::Status alive = liveness_->Check(absl::Now(), running_.load());
+      if (!alive.ok()) {
+        spdlog::warn("control plane {}: {}", options_.address,
+                     std::string(alive.message()));
+        given_up_ = std::move(alive);
+        context.TryCancel();
+        return;
+      }
+    }
+  });
   auto stream = stub->Watch(&context);
   warden::v1::WatchRequest hello;
   hello.mutable_hello()->set_proxy_id(credentials.proxy_id);
   hello.mutable_hello()->set_environment(credentials.environment);
   hello.mutable_hello()->set_running_revision(running_.load());
+  hello.mutable_hello()->set_heartbeats(true);
   bool ok = stream->Write(hello);
   warden::v1::WatchResponse response;
   while (ok && stream->Read(&response)) {
+    if (response.has_heartbeat() && !response.has_bundle()) {
+      const auto& heartbeat = response.heartbeat();
+      absl::MutexLock lock(&mu_);
+      liveness_->OnHeartbeat(absl::Now(), heartbeat.head_revision(),
+                             absl::Milliseconds(heartbeat.interval_ms()),
+                             running_.load());
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      liveness_->OnBundle(absl::Now());
+    }
     const absl::Status accepted = Accept(response.bundle());
+    {
+      absl::MutexLock lock(&mu_);
+      if (!accepted.ok()) liveness_->OnRefused(response.bundle().revision());
+      liveness_->OnHandled(absl::Now());
+    }
     warden::v1::WatchRequest answer;
     if (accepted.ok()) {
       {
@@ -409,23 +456,39 @@ absl::Status BundleClient::WatchOnce() {
   }
   stream->WritesDone();
   const grpc::Status status = stream->Finish();
+  absl::Status given_up;
+  {
+    absl::MutexLock lock(&mu_);
+    watch_done_ = true;
+  }
+  watchdog.join();
   {
     absl::MutexLock lock(&mu_);
     active_ = nullptr;
+    given_up = given_up_;
     // The stream was healthy until now; it is not any more (until the
     // next one proves itself).
     const absl::Time now = absl::Now();
     const bool was_healthy = delivered_ || renewed_healthy_ ||
                              now - stream_opened_ >= kStreamHealthyAfter;
     const bool renewal =
+        given_up.ok() &&
         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
         now >= renew_at;
     // A renewal is not a failure: the next stream inherits the health.
     renewed_healthy_ = was_healthy && renewal;
-    if (was_healthy) unhealthy_since_ = now;
+    if (was_healthy) {
+      // A silent stream may have been dead since it last said something:
+      // the policy is stale since then, not since the watchdog noticed.
+      unhealthy_since_ = given_up.ok()
+                             ? now
+                             : std::min(now, std::max(liveness_->last_heard(),
+                                                      stream_opened_));
+    }
     stream_opened_ = absl::InfiniteFuture();
     delivered_ = false;
   }
+  if (!given_up.ok()) return given_up;
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
       absl::Now() >= renew_at) {
     return absl::OkStatus();  // time to renew, not a failure.
@@ -468,11 +531,26 @@ void BundleClient::Run() {
 BundleClient::WatchHealth BundleClient::watch_health() const {
   absl::MutexLock lock(&mu_);
   WatchHealth health;
-  health.connected = active_ != nullptr &&
-                     (delivered_ || renewed_healthy_ ||
-                      absl::Now() - stream_opened_ >= kStreamHealthyAfter);
-  health.since = health.connected ? stream_opened_ : unhealthy_since_;
-  health.last_error = last_error_;
+  const absl::Time now = absl::Now();
+  // A stream past its silence bound is unhealthy at once, even before the
+  // watchdog's next look cancels it.
+  absl::Status alive = given_up_;
+  if (alive.ok() && active_ != nullptr && liveness_ != nullptr) {
+    alive = liveness_->Check(now, running_.load());
+  }
+  const bool open_healthy = active_ != nullptr &&
+                            (delivered_ || renewed_healthy_ ||
+                             now - stream_opened_ >= kStreamHealthyAfter);
+  health.connected = open_healthy && alive.ok();
+  if (health.connected) {
+    health.since = stream_opened_;
+  } else if (open_healthy) {  // healthy but for its silence.
+    health.since = std::min(now, std::max(liveness_->last_heard(),
+                                          stream_opened_));
+  } else {
+    health.since = unhealthy_since_;
+  }
+  health.last_error = alive.ok() ? last_error_ : alive.ToString();
   return health;
 }
 

@@ -31,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "dataplane/bundle_client/watch_liveness.h"
 #include "policy/bundle/bundle.h"
 #include "proto/warden/v1/policy.pb.h"
 
@@ -56,6 +57,13 @@ struct Options {
   std::string environment;
   // The id to ask for when proxy_id is empty (e.g. the host name).
   std::string enroll_as;
+  // A Watch stream that delivered nothing (no heartbeat, no bundle) for
+  // this long is presumed dead: cancelled, reported unhealthy and replaced
+  // by a new connection. Judged only once warden-control sent a heartbeat
+  // on it (one that predates heartbeats sends none). Zero: three of the
+  // heartbeat intervals warden-control announces (15 s at its default).
+  // Never less than two announced intervals (WatchLiveness).
+  absl::Duration watch_silence_timeout = absl::ZeroDuration();
 };
 
 class BundleClient {
@@ -81,11 +89,15 @@ class BundleClient {
   uint64_t running_revision() const { return running_.load(); }
 
   // Whether the policy watch is healthy: a stream that has stayed open
-  // kStreamHealthyAfter, or one that delivered a bundle. Until then (and
-  // from the first failure on) `connected` is false, `since` is when it
-  // last stopped being healthy (the start, before the first stream), and
-  // `last_error` why the last stream ended. A proxy keeps serving its
-  // last bundle meanwhile; this is what /readyz and the metrics report.
+  // kStreamHealthyAfter, or one that delivered a bundle, and that is not
+  // silent or behind (WatchLiveness: no heartbeat for
+  // watch_silence_timeout, or a newer revision announced and not sent).
+  // Until then (and from the first failure on) `connected` is false,
+  // `since` is when it last stopped being healthy (the start, before the
+  // first stream; for a silent stream, when it last delivered something),
+  // and `last_error` why the last stream ended (or why the open one is
+  // being given up). A proxy keeps serving its last bundle meanwhile; this
+  // is what /readyz and the metrics report.
   struct WatchHealth {
     bool connected = false;
     absl::Time since;
@@ -165,6 +177,11 @@ class BundleClient {
   bool delivered_ ABSL_GUARDED_BY(mu_) = false;  // on the open stream
   // The open stream replaced a healthy one for a certificate renewal.
   bool renewed_healthy_ ABSL_GUARDED_BY(mu_) = false;
+  // The open stream's liveness (heartbeats), and why the watchdog gave it
+  // up (OK: it did not). watch_done_: the stream ended (the watchdog stops).
+  std::unique_ptr<WatchLiveness> liveness_ ABSL_GUARDED_BY(mu_);
+  absl::Status given_up_ ABSL_GUARDED_BY(mu_);
+  bool watch_done_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time unhealthy_since_ ABSL_GUARDED_BY(mu_) = absl::Now();
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   absl::Notification stopped_;

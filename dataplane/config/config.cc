@@ -597,10 +597,20 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
         if (c.ExpectMap(cp, path,
                         {"address", "ca_file", "trusted_keys", "state_dir",
                          "bootstrap_token_file", "proxy_id",
-                         "environment", "max_disconnected"})) {
+                         "environment", "max_disconnected",
+                         "watch_silence_timeout"})) {
           ControlPlaneSettings settings;
           c.DurationMs(cp, "max_disconnected", path,
                        &settings.max_disconnected_ms, absl::Hours(24 * 7));
+          if (c.DurationMs(cp, "watch_silence_timeout", path,
+                           &settings.watch_silence_timeout_ms,
+                           absl::Minutes(10)) &&
+              settings.watch_silence_timeout_ms < 1000) {
+            c.Error(cp["watch_silence_timeout"],
+                    path + ".watch_silence_timeout",
+                    "expected at least 1s (by default three of warden-"
+                    "control's heartbeat intervals: 15s at its default 5s)");
+          }
           c.String(cp, "address", path, &settings.address, true);
           if (c.String(cp, "ca_file", path, &settings.ca_file, true)) {
             settings.ca_file = c.File(base_dir, settings.ca_file);

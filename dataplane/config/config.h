@@ -183,6 +183,12 @@ struct ControlPlaneSettings {
   // rotation while others are current. 0 (default): never; an unreachable
   // control plane then takes no proxy out of service.
   int max_disconnected_ms = 0;
+  // A policy watch stream that delivered nothing (no heartbeat, no bundle)
+  // this long is presumed dead (a blackholed connection): given up,
+  // reported unhealthy and reconnected. Judged once warden-control sent a
+  // heartbeat on it. 0 (default): three of the heartbeat intervals it
+  // announces (15 s at its default 5 s); never less than two of them.
+  int watch_silence_timeout_ms = 0;
 };
 
 // Where policies come from: files (`paths`), or the control plane.

@@ -143,6 +143,8 @@ absl::Status Server::StartBundleClient() {
   gethostname(host, sizeof(host) - 1);
   options.enroll_as = host;
   options.environment = cp.environment;
+  options.watch_silence_timeout =
+      absl::Milliseconds(cp.watch_silence_timeout_ms);
   const size_t cache_entries = config_.policy.cache_entries;
   auto client = bundle_client::BundleClient::Create(
       options, [this, cache_entries](const warden::v1::PolicyBundle& bundle,
@@ -466,7 +468,7 @@ std::string Server::MetricsText() const {
     const auto health = bundle_client_->watch_health();
     m.Add("warden_policy_watch_connected", "gauge",
           "1 while the policy watch on warden-control is healthy (open for "
-          "10 s, or delivering bundles).",
+          "10 s, or delivering bundles, and not silent: heartbeats arriving).",
           health.connected ? 1 : 0);
     m.Add("warden_policy_watch_unhealthy_seconds", "gauge",
           "Seconds since the policy watch was last healthy (0 while it is): "

@@ -55,11 +55,13 @@ struct Watcher {
   grpc::ClientContext ctx;
   std::unique_ptr<Stream> stream;
 
-  bool Hello(const std::string& id, const std::string& env, uint64_t running) {
+  bool Hello(const std::string& id, const std::string& env, uint64_t running,
+             bool heartbeats = false) {
     WatchRequest req;
     req.mutable_hello()->set_proxy_id(id);
     req.mutable_hello()->set_environment(env);
     req.mutable_hello()->set_running_revision(running);
+    req.mutable_hello()->set_heartbeats(heartbeats);
     return stream->Write(req);
   }
   bool Ack(const std::string& nonce, uint64_t revision) {
@@ -196,6 +198,55 @@ TEST_F(DistributionTest, HelloGetsVerifiableHeadAckShowsInFleet) {
   EXPECT_EQ(fleet.proxies(0).running_revision(), rev);
   EXPECT_TRUE(fleet.proxies(0).connected());
   EXPECT_TRUE(fleet.proxies(0).has_last_seen());
+  w->ctx.TryCancel();
+}
+
+// F8: a stream whose hello asks for heartbeats gets one right after the
+// hello (behind the head bundle) and then every interval, naming the head;
+// one that does not ask (a proxy that predates them would NACK each) gets
+// none.
+TEST_F(DistributionTest, HeartbeatsOnlyToStreamsThatAskForThem) {
+  const uint64_t rev = Push("no-drop");
+  auto quiet = Open("p1");
+  ASSERT_TRUE(quiet->Hello("p1", "prod", 0));
+  WatchResponse got;
+  ASSERT_TRUE(quiet->stream->Read(&got));
+  EXPECT_EQ(got.bundle().revision(), rev);
+  EXPECT_FALSE(got.has_heartbeat());
+  ASSERT_TRUE(quiet->Ack(got.nonce(), rev));
+  ASSERT_TRUE(WaitRunning("p1", rev));
+
+  const uint64_t before = distributor_->heartbeats_sent();
+  auto w = Open("p2");
+  ASSERT_TRUE(w->Hello("p2", "prod", 0, /*heartbeats=*/true));
+  ASSERT_TRUE(w->stream->Read(&got));
+  EXPECT_EQ(got.bundle().revision(), rev);
+  const std::string nonce = got.nonce();
+  WatchResponse beat;
+  ASSERT_TRUE(w->stream->Read(&beat));  // the first, behind the bundle.
+  ASSERT_TRUE(beat.has_heartbeat());
+  EXPECT_FALSE(beat.has_bundle());
+  EXPECT_TRUE(beat.nonce().empty());
+  EXPECT_EQ(beat.heartbeat().head_revision(), rev);
+  EXPECT_EQ(beat.heartbeat().interval_ms(),
+            absl::ToInt64Milliseconds(
+                distribution::Distributor::kHeartbeatInterval));
+  ASSERT_TRUE(w->Ack(nonce, rev));
+  // The next one within the interval (and some slack).
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(w->stream->Read(&beat));
+  EXPECT_TRUE(beat.has_heartbeat());
+  EXPECT_EQ(beat.heartbeat().head_revision(), rev);
+  EXPECT_LT(absl::Now() - start,
+            distribution::Distributor::kHeartbeatInterval + absl::Seconds(2));
+  EXPECT_GE(distributor_->heartbeats_sent(), before + 2);
+  // A heartbeat is not answered, and not counted as a stale response.
+  EXPECT_EQ(distributor_->stale_responses(), 0u);
+
+  // The quiet stream got nothing since its bundle: cancel it, and its
+  // next read is the end, not a heartbeat.
+  quiet->ctx.TryCancel();
+  EXPECT_FALSE(quiet->stream->Read(&got));
   w->ctx.TryCancel();
 }
 

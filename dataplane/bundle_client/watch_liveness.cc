@@ -1,0 +1,81 @@
+#include "dataplane/bundle_client/watch_liveness.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace warden::dataplane::bundle_client {
+namespace {
+
+std::string Seconds(absl::Duration d) {
+  return absl::FormatDuration(absl::Trunc(d, absl::Seconds(1)));
+}
+
+}  // namespace
+
+WatchLiveness::WatchLiveness(absl::Duration silence_timeout, absl::Time opened)
+    : silence_timeout_(silence_timeout), last_heard_(opened) {}
+
+absl::Duration WatchLiveness::bound() const {
+  if (silence_timeout_ > absl::ZeroDuration()) {
+    return std::max(silence_timeout_, 2 * interval_);
+  }
+  if (interval_ <= absl::ZeroDuration()) return kDefaultBound;
+  return std::max(kMissedHeartbeats * interval_, kMinBound);
+}
+
+void WatchLiveness::OnHeartbeat(absl::Time now, uint64_t head_revision,
+                                absl::Duration interval, uint64_t running) {
+  armed_ = true;
+  last_heard_ = std::max(last_heard_, now);
+  if (interval > absl::ZeroDuration()) interval_ = interval;
+  if (head_revision > running && head_revision > refused_) {
+    // Behind since the first heartbeat that said so; a later heartbeat
+    // naming a newer head does not restart the clock.
+    if (behind_since_ == absl::InfiniteFuture()) behind_since_ = now;
+    head_ = std::max(head_, head_revision);
+  } else {
+    behind_since_ = absl::InfiniteFuture();
+    head_ = head_revision;
+  }
+}
+
+void WatchLiveness::OnBundle(absl::Time now) {
+  last_heard_ = std::max(last_heard_, now);
+  handling_ = true;
+  // A bundle is what "behind" waits for; whether it is the one (or is
+  // accepted) the next heartbeat tells.
+  behind_since_ = absl::InfiniteFuture();
+}
+
+void WatchLiveness::OnHandled(absl::Time now) {
+  last_heard_ = std::max(last_heard_, now);
+  handling_ = false;
+}
+
+void WatchLiveness::OnRefused(uint64_t revision) {
+  refused_ = std::max(refused_, revision);
+}
+
+absl::Status WatchLiveness::Check(absl::Time now, uint64_t running) const {
+  if (!armed_ || handling_) return absl::OkStatus();
+  const absl::Duration limit = bound();
+  const absl::Duration silent = now - last_heard_;
+  if (silent > limit) {
+    return absl::UnavailableError(absl::StrCat(
+        "watch stream silent for ", Seconds(silent),
+        " (no heartbeat or bundle from warden-control within ",
+        Seconds(limit),
+        "): the connection is presumed dead; reconnecting"));
+  }
+  if (behind_since_ != absl::InfiniteFuture() && head_ > running &&
+      head_ > refused_ && now - behind_since_ > limit) {
+    return absl::UnavailableError(absl::StrCat(
+        "warden-control is at policy revision ", head_,
+        " but this proxy runs ", running, " and no bundle followed for ",
+        Seconds(now - behind_since_), "; reconnecting"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace warden::dataplane::bundle_client

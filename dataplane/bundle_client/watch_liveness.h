@@ -1,0 +1,93 @@
+// Whether a policy Watch stream is still alive, from what it delivered.
+//
+// warden-control sends a heartbeat (WatchHeartbeat: its head revision and
+// interval) every few seconds on a stream whose hello asked for them. A
+// connection that silently stops delivering (packets dropped, nothing
+// reset) would otherwise look open until gRPC keepalive gives up, and a
+// deactivation published meanwhile would not arrive. WatchLiveness is the
+// bookkeeping for one stream: the bundle client tells it what arrived and
+// asks Check() whether the stream is to be given up:
+//
+//  - silent: nothing arrived (no heartbeat, no bundle) for longer than the
+//    bound, while the proxy was waiting for the next message (time spent
+//    applying a bundle is the proxy's own, not silence);
+//  - behind: a heartbeat named a newer revision than the proxy runs (and
+//    not one it refused on this stream), and no bundle arrived within the
+//    bound.
+//
+// Only a stream that has delivered one heartbeat is judged: a control plane
+// that predates heartbeats sends none, and its quiet streams are healthy.
+// The bound: three heartbeat intervals as the control plane announces them
+// (15 s at its default of 5 s; at least 1 s), or the configured one, but
+// never less than two announced intervals (a control plane with a slower
+// heartbeat than the proxy expects must not make its streams flap).
+//
+// Not thread-safe; the caller locks. Pure (times are passed in), for tests.
+#ifndef WARDEN_DATAPLANE_BUNDLE_CLIENT_WATCH_LIVENESS_H_
+#define WARDEN_DATAPLANE_BUNDLE_CLIENT_WATCH_LIVENESS_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace warden::dataplane::bundle_client {
+
+class WatchLiveness {
+ public:
+  // `silence_timeout`: how long a stream may deliver nothing (after its
+  // first heartbeat) before it is presumed dead; zero: three announced
+  // heartbeat intervals. `opened`: when the stream was opened.
+  WatchLiveness(absl::Duration silence_timeout, absl::Time opened);
+
+  // Missed heartbeats after which a stream is presumed dead, by default.
+  static constexpr int kMissedHeartbeats = 3;
+  // The bound while no interval was announced (warden-control's default
+  // interval is 5 s), and the least one.
+  static constexpr absl::Duration kDefaultBound = absl::Seconds(15);
+  static constexpr absl::Duration kMinBound = absl::Seconds(1);
+
+  // A heartbeat arrived: the control plane is at `head_revision` and sends
+  // the next within `interval` (zero: unknown). `running`: the revision the
+  // proxy runs now.
+  void OnHeartbeat(absl::Time now, uint64_t head_revision,
+                   absl::Duration interval, uint64_t running);
+  // A bundle arrived; the proxy verifies and applies it now, which is not
+  // silence however long it takes.
+  void OnBundle(absl::Time now);
+  // The proxy finished applying (or refusing) the bundle: silence is
+  // counted from here again (answering it included: an ACK that cannot be
+  // written is a dead stream too).
+  void OnHandled(absl::Time now);
+  // The proxy refused (NACKed) `revision` on this stream: the server will
+  // not resend it here, so heartbeats naming it are not "behind".
+  void OnRefused(uint64_t revision);
+
+  // OK while the stream is to be kept; UNAVAILABLE with why not (silent,
+  // or behind) otherwise. `running`: the revision the proxy runs now.
+  absl::Status Check(absl::Time now, uint64_t running) const;
+
+  // Whether a heartbeat arrived on this stream (silence is judged then).
+  bool armed() const { return armed_; }
+  // When the stream last delivered something, or the proxy last finished
+  // handling it: from when on a dead stream may have been dead.
+  absl::Time last_heard() const { return last_heard_; }
+  // The silence bound now in force.
+  absl::Duration bound() const;
+
+ private:
+  const absl::Duration silence_timeout_;
+  absl::Duration interval_ = absl::ZeroDuration();
+  bool armed_ = false;
+  bool handling_ = false;  // between OnBundle and OnHandled.
+  absl::Time last_heard_;
+  // The newest head a heartbeat named, and since when the proxy has been
+  // behind it without a bundle arriving (InfiniteFuture: not behind).
+  uint64_t head_ = 0;
+  absl::Time behind_since_ = absl::InfiniteFuture();
+  uint64_t refused_ = 0;
+};
+
+}  // namespace warden::dataplane::bundle_client
+
+#endif  // WARDEN_DATAPLANE_BUNDLE_CLIENT_WATCH_LIVENESS_H_

@@ -1,0 +1,178 @@
+#include "dataplane/bundle_client/watch_liveness.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace warden::dataplane::bundle_client {
+namespace {
+
+constexpr absl::Duration kBound = absl::Seconds(15);
+constexpr absl::Duration kInterval = absl::Seconds(5);
+
+class WatchLivenessTest : public ::testing::Test {
+ protected:
+  const absl::Time t0_ = absl::FromUnixSeconds(1700000000);
+  absl::Time At(double seconds) const {
+    return t0_ + absl::Milliseconds(static_cast<int64_t>(seconds * 1000));
+  }
+};
+
+TEST_F(WatchLivenessTest, AStreamWithoutHeartbeatsIsNeverSilent) {
+  // A control plane that predates heartbeats: quiet streams stay.
+  WatchLiveness live(kBound, At(0));
+  EXPECT_FALSE(live.armed());
+  EXPECT_TRUE(live.Check(At(3600), 7).ok());
+  live.OnBundle(At(1));
+  live.OnHandled(At(2));
+  EXPECT_FALSE(live.armed());
+  EXPECT_TRUE(live.Check(At(3600), 7).ok());
+}
+
+TEST_F(WatchLivenessTest, HeartbeatsKeepItAlive) {
+  WatchLiveness live(kBound, At(0));
+  for (int i = 1; i <= 20; ++i) {
+    live.OnHeartbeat(At(5 * i), 3, kInterval, 3);
+    EXPECT_TRUE(live.Check(At(5 * i + 4.9), 3).ok()) << i;
+  }
+  EXPECT_TRUE(live.armed());
+}
+
+TEST_F(WatchLivenessTest, SilentPastTheBoundAfterAHeartbeat) {
+  WatchLiveness live(kBound, At(0));
+  live.OnHeartbeat(At(5), 3, kInterval, 3);
+  EXPECT_TRUE(live.Check(At(20), 3).ok());  // exactly the bound: kept.
+  const absl::Status dead = live.Check(At(20.5), 3);
+  EXPECT_EQ(dead.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(dead.message().find("watch stream silent for 15s"),
+            absl::string_view::npos)
+      << dead;
+  EXPECT_EQ(live.last_heard(), At(5));
+  // Still dead later, with the longer silence said.
+  EXPECT_NE(live.Check(At(42), 3).message().find("silent for 37s"),
+            absl::string_view::npos);
+}
+
+TEST_F(WatchLivenessTest, ABundleCountsAsHeard) {
+  WatchLiveness live(kBound, At(0));
+  live.OnHeartbeat(At(1), 3, kInterval, 3);
+  live.OnBundle(At(10));
+  live.OnHandled(At(10.1));
+  EXPECT_TRUE(live.Check(At(25), 4).ok());
+  EXPECT_FALSE(live.Check(At(25.2), 4).ok());
+}
+
+TEST_F(WatchLivenessTest, ApplyingABundleIsNotSilence) {
+  // Verifying and compiling a large directory takes the proxy's own time;
+  // the stream is not judged meanwhile, and silence counts from the end.
+  WatchLiveness live(kBound, At(0));
+  live.OnHeartbeat(At(1), 4, kInterval, 3);
+  live.OnBundle(At(2));
+  EXPECT_TRUE(live.Check(At(60), 3).ok());
+  live.OnHandled(At(61));
+  EXPECT_TRUE(live.Check(At(75), 4).ok());
+  EXPECT_FALSE(live.Check(At(76.5), 4).ok());
+}
+
+TEST_F(WatchLivenessTest, TheBoundIsAtLeastTwoAnnouncedIntervals) {
+  // A control plane with a slower heartbeat than this proxy's bound
+  // assumes must not make its streams flap.
+  WatchLiveness live(absl::Seconds(15), At(0));
+  live.OnHeartbeat(At(1), 3, absl::Seconds(20), 3);
+  EXPECT_EQ(live.bound(), absl::Seconds(40));
+  EXPECT_TRUE(live.Check(At(40), 3).ok());
+  EXPECT_FALSE(live.Check(At(41.5), 3).ok());
+  // A faster one does not shorten the configured bound.
+  WatchLiveness fast(absl::Seconds(15), At(0));
+  fast.OnHeartbeat(At(1), 3, absl::Seconds(1), 3);
+  EXPECT_EQ(fast.bound(), absl::Seconds(15));
+  // Nor does a heartbeat that announces no interval.
+  WatchLiveness unknown(absl::Seconds(15), At(0));
+  unknown.OnHeartbeat(At(1), 3, absl::ZeroDuration(), 3);
+  EXPECT_EQ(unknown.bound(), absl::Seconds(15));
+}
+
+TEST_F(WatchLivenessTest, UnconfiguredTheBoundIsThreeAnnouncedIntervals) {
+  WatchLiveness live(absl::ZeroDuration(), At(0));
+  EXPECT_EQ(live.bound(), absl::Seconds(15));  // nothing announced yet.
+  live.OnHeartbeat(At(1), 3, kInterval, 3);
+  EXPECT_EQ(live.bound(), absl::Seconds(15));  // warden-control's default.
+  EXPECT_TRUE(live.Check(At(16), 3).ok());
+  EXPECT_NE(live.Check(At(16.5), 3).message().find("silent for 15s"),
+            absl::string_view::npos);
+  // A control plane with a faster heartbeat (--watch-heartbeat 1s): 3 s.
+  WatchLiveness fast(absl::ZeroDuration(), At(0));
+  fast.OnHeartbeat(At(1), 3, absl::Seconds(1), 3);
+  EXPECT_EQ(fast.bound(), absl::Seconds(3));
+  EXPECT_TRUE(fast.Check(At(3.9), 3).ok());
+  EXPECT_FALSE(fast.Check(At(4.1), 3).ok());
+  // Never under a second.
+  WatchLiveness fastest(absl::ZeroDuration(), At(0));
+  fastest.OnHeartbeat(At(1), 3, absl::Milliseconds(100), 3);
+  EXPECT_EQ(fastest.bound(), WatchLiveness::kMinBound);
+  // Nor without heartbeats at all.
+  WatchLiveness quiet(absl::ZeroDuration(), At(0));
+  EXPECT_TRUE(quiet.Check(At(3600), 3).ok());
+}
+
+TEST_F(WatchLivenessTest, BehindWithoutABundleIsUnhealthy) {
+  // Heartbeats keep arriving but name a revision that never comes.
+  WatchLiveness live(kBound, At(0));
+  live.OnHeartbeat(At(1), 3, kInterval, 3);
+  for (int i = 1; i <= 4; ++i) {
+    live.OnHeartbeat(At(1 + 5 * i), 5, kInterval, 3);
+  }
+  EXPECT_TRUE(live.Check(At(21), 3).ok());  // behind since 6 s: 15 s.
+  const absl::Status behind = live.Check(At(21.5), 3);
+  EXPECT_EQ(behind.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(behind.message().find("warden-control is at policy revision 5 "
+                                  "but this proxy runs 3"),
+            absl::string_view::npos)
+      << behind;
+  // It got there by other means (e.g. running is read afresh): fine.
+  EXPECT_TRUE(live.Check(At(21.5), 5).ok());
+}
+
+TEST_F(WatchLivenessTest, ABundleEndsBeingBehind) {
+  WatchLiveness live(kBound, At(0));
+  live.OnHeartbeat(At(1), 5, kInterval, 3);  // the bundle is on its way.
+  live.OnBundle(At(1.1));
+  live.OnHandled(At(1.5));
+  live.OnHeartbeat(At(6), 5, kInterval, 5);
+  live.OnHeartbeat(At(11), 5, kInterval, 5);
+  live.OnHeartbeat(At(16), 5, kInterval, 5);
+  EXPECT_TRUE(live.Check(At(20), 5).ok());
+  // A newer head announced later starts its own clock.
+  live.OnHeartbeat(At(21), 6, kInterval, 5);
+  live.OnHeartbeat(At(26), 6, kInterval, 5);
+  live.OnHeartbeat(At(31), 6, kInterval, 5);
+  EXPECT_TRUE(live.Check(At(35), 5).ok());
+  live.OnHeartbeat(At(36), 6, kInterval, 5);
+  EXPECT_FALSE(live.Check(At(36.5), 5).ok());
+}
+
+TEST_F(WatchLivenessTest, ARefusedRevisionIsNotBehind) {
+  // The server does not resend a NACKed revision on the stream; the proxy
+  // knows why it does not run it (the fleet view shows the NACK).
+  WatchLiveness live(kBound, At(0));
+  live.OnBundle(At(0.5));
+  live.OnRefused(5);
+  live.OnHandled(At(0.6));
+  for (int i = 1; i <= 10; ++i) live.OnHeartbeat(At(5 * i), 5, kInterval, 3);
+  EXPECT_TRUE(live.Check(At(52), 3).ok());
+  // A newer one than the refused one is expected again.
+  for (int i = 11; i <= 15; ++i) live.OnHeartbeat(At(5 * i), 6, kInterval, 3);
+  EXPECT_FALSE(live.Check(At(75), 3).ok());
+}
+
+TEST_F(WatchLivenessTest, AHeadBelowTheRunningRevisionIsNotBehind) {
+  // A proxy whose state came from another control plane runs a higher
+  // revision than this one's head; that is the NACK path, not silence.
+  WatchLiveness live(kBound, At(0));
+  for (int i = 1; i <= 10; ++i) live.OnHeartbeat(At(5 * i), 2, kInterval, 9);
+  EXPECT_TRUE(live.Check(At(52), 9).ok());
+}
+
+}  // namespace
+}  // namespace warden::dataplane::bundle_client
