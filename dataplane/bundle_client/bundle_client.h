@@ -5,7 +5,10 @@
 // ACKs or NACKs it. While the control plane is away it keeps the bundle in
 // force and reconnects with backoff; at start it re-verifies the
 // last-known-good bundle from disk, so a restarted proxy serves without the
-// control plane.
+// control plane. A stream that goes silent (no heartbeat from warden-control
+// for three of its intervals; WatchLiveness) is given up and reconnected,
+// so a blackholed connection does not hold deactivations back until gRPC
+// keepalive notices.
 //
 // Authentication (mTLS): the proxy holds a client certificate from Warden's
 // CA. On first start it generates a P-256 key in the state directory and
