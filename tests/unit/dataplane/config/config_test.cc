@@ -1193,6 +1193,28 @@ TEST(ConfigTest, PolicyFromTheControlPlane) {
   EXPECT_EQ(cfg->policy.control_plane->bootstrap_token_file,
             "/srv/warden/secrets/bootstrap.token");
   EXPECT_TRUE(cfg->policy.paths.empty());
+  // Default: three of warden-control's announced heartbeat intervals.
+  EXPECT_EQ(cfg->policy.control_plane->watch_silence_timeout_ms, 0);
+}
+
+TEST(ConfigTest, WatchSilenceTimeout) {
+  const std::string head =
+      "policy:\n"
+      "  control_plane: {address: a:1, ca_file: c, trusted_keys: [k], "
+      "state_dir: s, watch_silence_timeout: ";
+  auto cfg = Parse(absl::StrCat(head, "6s}\n", kMainListener, kProdEnv));
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->policy.control_plane->watch_silence_timeout_ms, 6000);
+  EXPECT_THAT(Errors(Parse(absl::StrCat(head, "500ms}\n", kMainListener,
+                                        kProdEnv))),
+              ElementsAre(HasSubstr(
+                  "policy.control_plane.watch_silence_timeout: expected at "
+                  "least 1s")));
+  EXPECT_THAT(Errors(Parse(absl::StrCat(head, "11m}\n", kMainListener,
+                                        kProdEnv))),
+              ElementsAre(HasSubstr("policy.control_plane."
+                                    "watch_silence_timeout: expected a "
+                                    "duration")));
 }
 
 TEST(ConfigTest, ControlPlaneErrors) {
