@@ -387,6 +387,7 @@ absl::Status BundleClient::WatchOnce() {
     delivered_ = false;
     liveness_ = std::make_unique<WatchLiveness>(
         options_.watch_silence_timeout, stream_opened_);
+    if (heartbeats_seen_) liveness_->ExpectHeartbeats(heartbeat_interval_);
     given_up_ = absl::OkStatus();
     watch_done_ = false;
   }
@@ -423,6 +424,8 @@ absl::Status BundleClient::WatchOnce() {
       liveness_->OnHeartbeat(absl::Now(), heartbeat.head_revision(),
                              absl::Milliseconds(heartbeat.interval_ms()),
                              running_.load());
+      heartbeats_seen_ = true;
+      heartbeat_interval_ = absl::Milliseconds(heartbeat.interval_ms());
       continue;
     }
     {

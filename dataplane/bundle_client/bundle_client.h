@@ -185,6 +185,11 @@ class BundleClient {
   std::unique_ptr<WatchLiveness> liveness_ ABSL_GUARDED_BY(mu_);
   absl::Status given_up_ ABSL_GUARDED_BY(mu_);
   bool watch_done_ ABSL_GUARDED_BY(mu_) = false;
+  // The interval of the last heartbeat any stream of this process got
+  // (zero: none yet): from then on every new stream is expected to
+  // heartbeat from its opening.
+  absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);
+  bool heartbeats_seen_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time unhealthy_since_ ABSL_GUARDED_BY(mu_) = absl::Now();
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   absl::Notification stopped_;

@@ -24,9 +24,15 @@ absl::Duration WatchLiveness::bound() const {
   return std::max(kMissedHeartbeats * interval_, kMinBound);
 }
 
+void WatchLiveness::ExpectHeartbeats(absl::Duration interval) {
+  armed_ = true;
+  if (interval > absl::ZeroDuration()) interval_ = interval;
+}
+
 void WatchLiveness::OnHeartbeat(absl::Time now, uint64_t head_revision,
                                 absl::Duration interval, uint64_t running) {
   armed_ = true;
+  heard_heartbeat_ = true;
   last_heard_ = std::max(last_heard_, now);
   if (interval > absl::ZeroDuration()) interval_ = interval;
   if (head_revision > running && head_revision > refused_) {
@@ -61,6 +67,12 @@ absl::Status WatchLiveness::Check(absl::Time now, uint64_t running) const {
   if (!armed_ || handling_) return absl::OkStatus();
   const absl::Duration limit = bound();
   const absl::Duration silent = now - last_heard_;
+  if (silent > limit && !heard_heartbeat_) {
+    return absl::UnavailableError(absl::StrCat(
+        "no heartbeat on this watch stream for ", Seconds(silent),
+        " (warden-control sent them on earlier streams; bound ",
+        Seconds(limit), "): the connection is presumed dead; reconnecting"));
+  }
   if (silent > limit) {
     return absl::UnavailableError(absl::StrCat(
         "watch stream silent for ", Seconds(silent),

@@ -15,8 +15,12 @@
 //    not one it refused on this stream), and no bundle arrived within the
 //    bound.
 //
-// Only a stream that has delivered one heartbeat is judged: a control plane
-// that predates heartbeats sends none, and its quiet streams are healthy.
+// Only a stream that has delivered one heartbeat is judged, or one opened
+// after an earlier stream of this process delivered heartbeats
+// (ExpectHeartbeats): a control plane that predates heartbeats sends none,
+// and its quiet streams are healthy; but once this control plane is known
+// to send them, an attacker cannot let a new connection through and
+// blackhole it before its first heartbeat to be judged by keepalive again.
 // The bound: three heartbeat intervals as the control plane announces them
 // (15 s at its default of 5 s; at least 1 s), or the configured one, but
 // never less than two announced intervals (a control plane with a slower
@@ -46,6 +50,11 @@ class WatchLiveness {
   // interval is 5 s), and the least one.
   static constexpr absl::Duration kDefaultBound = absl::Seconds(15);
   static constexpr absl::Duration kMinBound = absl::Seconds(1);
+
+  // Judge silence from the stream's opening: an earlier stream delivered
+  // heartbeats every `interval` (warden-control sends the first right
+  // after the hello), so this one must too.
+  void ExpectHeartbeats(absl::Duration interval);
 
   // A heartbeat arrived: the control plane is at `head_revision` and sends
   // the next within `interval` (zero: unknown). `running`: the revision the
@@ -79,6 +88,7 @@ class WatchLiveness {
   const absl::Duration silence_timeout_;
   absl::Duration interval_ = absl::ZeroDuration();
   bool armed_ = false;
+  bool heard_heartbeat_ = false;  // on this stream.
   bool handling_ = false;  // between OnBundle and OnHandled.
   absl::Time last_heard_;
   // The newest head a heartbeat named, and since when the proxy has been

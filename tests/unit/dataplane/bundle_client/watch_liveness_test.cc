@@ -30,6 +30,34 @@ TEST_F(WatchLivenessTest, AStreamWithoutHeartbeatsIsNeverSilent) {
   EXPECT_TRUE(live.Check(At(3600), 7).ok());
 }
 
+TEST_F(WatchLivenessTest, OnceHeartbeatsWereSeenANewStreamIsJudgedFromItsOpening) {
+  // An attacker lets the new connection through and blackholes it before
+  // its first heartbeat: it is still given up within the bound.
+  WatchLiveness live(absl::ZeroDuration(), At(0));
+  live.ExpectHeartbeats(absl::Seconds(1));
+  EXPECT_TRUE(live.armed());
+  EXPECT_EQ(live.bound(), absl::Seconds(3));
+  EXPECT_TRUE(live.Check(At(3), 0).ok());
+  const absl::Status dead = live.Check(At(3.5), 0);
+  EXPECT_EQ(dead.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(dead.message().find("no heartbeat on this watch stream for 3s"),
+            absl::string_view::npos)
+      << dead;
+  // A bundle alone (the head, right after the hello) does not disarm it.
+  WatchLiveness bundle_only(absl::ZeroDuration(), At(0));
+  bundle_only.ExpectHeartbeats(kInterval);
+  bundle_only.OnBundle(At(0.1));
+  bundle_only.OnHandled(At(0.2));
+  EXPECT_FALSE(bundle_only.Check(At(15.5), 1).ok());
+  // Once its heartbeats come, it is judged as usual.
+  WatchLiveness fine(absl::ZeroDuration(), At(0));
+  fine.ExpectHeartbeats(kInterval);
+  fine.OnHeartbeat(At(0.1), 1, kInterval, 1);
+  EXPECT_TRUE(fine.Check(At(15), 1).ok());
+  EXPECT_NE(fine.Check(At(15.5), 1).message().find("watch stream silent"),
+            absl::string_view::npos);
+}
+
 TEST_F(WatchLivenessTest, HeartbeatsKeepItAlive) {
   WatchLiveness live(kBound, At(0));
   for (int i = 1; i <= 20; ++i) {
