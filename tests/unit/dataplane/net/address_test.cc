@@ -9,27 +9,12 @@
 #include <unistd.h>
 
 #include "gtest/gtest.h"
+#include "tests/unit/dataplane/net/loopback.h"
 
 namespace warden::dataplane::net {
 namespace {
 
-// A listener on 127.0.0.1 on a free port.
-struct Listener {
-  int fd = -1;
-  uint16_t port = 0;
-  Listener() {
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    listen(fd, 4);
-    socklen_t len = sizeof(a);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~Listener() { close(fd); }
-};
+using Listener = testing::LoopbackListener;
 
 TEST(AddressTest, LiteralAddressesOnly) {
   sockaddr_storage out{};

@@ -19,6 +19,7 @@
 #include "dataplane/pgwire/encoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/dataplane/net/loopback.h"
 
 namespace warden::dataplane::session {
 namespace {
@@ -27,23 +28,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using State = UpstreamDial::State;
 
-// A loopback listener (port 0: the kernel picks one); closed at the end.
-struct Listener {
-  Listener() {
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    listen(fd, 4);
-    socklen_t len = sizeof(a);
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~Listener() { close(fd); }
-  int fd = -1;
-  uint16_t port = 0;
-};
+using Listener = net::testing::LoopbackListener;
 
 // A port nobody listens on: bound, then closed.
 uint16_t ClosedPort() {
