@@ -426,7 +426,26 @@ class SpoolReserve(unittest.TestCase):
         # budget did not cover it, and it used to be dropped: an attempt
         # missing from the trail. It is recorded without its text, tables
         # and columns, and its reason says why.
-        flood = Flood(self.stack.raw("dev", "mallory", "mallory-pw"))
+        #
+        # (Her flood sends 5 statements at a time and reads every answer
+        # before it stops: statements of hers still queued in the proxy
+        # would share her budget with the DROP and delay it by a second
+        # each.)
+        flood_stop = threading.Event()
+        flooded = {"batches": 0}
+
+        def flood():
+            conn = self.stack.raw("dev", "mallory", "mallory-pw")
+            conn.sock.settimeout(120)
+            try:
+                while not flood_stop.is_set():
+                    conn.send(rawpg.query("SELECT 1") * 5)
+                    for _ in range(5):
+                        rawpg.read_to_ready(conn)
+                    flooded["batches"] += 1
+            finally:
+                conn.close()
+        flooder = threading.Thread(target=flood, daemon=True)
         tag = "u%d" % os.getpid()
         names = ", ".join("%s%s_%03d" % ("t" * 50, tag, i) for i in range(100))
         outcome = {}
@@ -434,17 +453,25 @@ class SpoolReserve(unittest.TestCase):
         def attempt():
             try:
                 conn = self.stack.raw("prod", "mallory", "mallory-pw")
-                conn.sock.settimeout(120)
+                conn.sock.settimeout(170)
+                started = time.monotonic()
                 outcome["error"] = conn.simple_query("DROP TABLE " + names)[1]
+                outcome["seconds"] = time.monotonic() - started
                 conn.close()
             except Exception as e:  # noqa: BLE001 (reported below)
                 outcome["exception"] = e
         thread = threading.Thread(target=attempt, daemon=True)
-        victim = self.attack([(9, flood.thread.start, flood.stop.set),
-                              (1, thread.start, lambda: thread.join(timeout=90))])
-        flood.thread.join(timeout=30)
+
+        def stop_flood():
+            flood_stop.set()
+            flooder.join(timeout=120)
+        victim = self.attack([(9, flooder.start, stop_flood),
+                              (1, thread.start, lambda: thread.join(timeout=180))])
+        self.assertFalse(flooder.is_alive())
+        self.assertGreater(flooded["batches"], 0)
         self.assertNotIn("exception", outcome)
         self.assertEqual((outcome.get("error") or {}).get("C"), "42501", outcome)
+        print("drop took %.1f s after %d flood batches" % (outcome["seconds"], flooded["batches"]), file=sys.stderr)
         self.assertEqual(victim.refused(), [])
         self.drain(victim)
 
