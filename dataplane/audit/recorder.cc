@@ -131,8 +131,12 @@ void Sender::Nudge() {
 void Sender::Start() {
   thread_ = std::thread([this] { Run(); });
   syncer_ = std::thread([this] {
+    absl::Time acked_due = absl::Now() + options_.acked_interval;
     while (!stop_.WaitForNotificationWithTimeout(options_.sync_interval)) {
-      if (absl::Status s = spool_->Sync(); !s.ok()) {
+      const absl::Time now = absl::Now();
+      const bool persist_acked = now >= acked_due;
+      if (persist_acked) acked_due = now + options_.acked_interval;
+      if (absl::Status s = spool_->Sync(persist_acked); !s.ok()) {
         spdlog::error("audit spool fsync: {}", s.ToString());
       }
     }

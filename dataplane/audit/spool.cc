@@ -407,7 +407,7 @@ bool Spool::Written(SpoolTicket ticket) const {
          ticket.sequence < dropped_from_[ticket.epoch];
 }
 
-absl::Status Spool::Sync() {
+absl::Status Spool::Sync(bool persist_acked) {
   std::vector<int> fds;
   bool sync_dir = false;
   uint64_t target = 0;
@@ -416,7 +416,9 @@ absl::Status Spool::Sync() {
   if (absl::Status s = WriteStaged(); !s.ok()) return s;
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status s = PersistAckedLocked(); !s.ok()) return s;
+    if (persist_acked) {
+      if (absl::Status s = PersistAckedLocked(); !s.ok()) return s;
+    }
     target = written_through_;
     if (target <= synced_through_) return absl::OkStatus();
     fds = std::move(unsynced_fds_);

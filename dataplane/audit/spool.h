@@ -11,7 +11,8 @@
 //   payload (a serialized warden.v1.AuditEvent)
 //
 // and "acked" (the highest sequence the control plane acknowledged, written
-// durably at each Sync, before any segment is deleted, and on close; after
+// durably at Sync (the sender's syncer asks for it about once a second),
+// before any segment is deleted, and on close; after
 // a crash it may lag, and the sender resends what the control plane then
 // skips as already held). Append() write(2)s the record before returning, so once it
 // returns the event survives a crash of the proxy process; Sync() fsyncs
@@ -106,7 +107,11 @@ class Spool {
 
   // Sync makes every appended record durable (fdatasync of the segments
   // written since the last Sync, and of the directory after new ones).
-  absl::Status Sync();
+  // With `persist_acked` (the default) it also writes "acked" if the
+  // acknowledged sequence moved; without, "acked" is left to a later Sync,
+  // to a segment's deletion and to closing (it may lag anyway: a lagging
+  // "acked" only makes the sender resend what the control plane skips).
+  absl::Status Sync(bool persist_acked = true);
 
   // Read returns up to `max_events` records (and about `max_bytes`) with
   // sequence >= `from`, in order, from disk. Records already acknowledged

@@ -263,6 +263,31 @@ TEST_F(SpoolTest, AcknowledgementsArePersistedAtSyncAndBeforeDeletion) {
   EXPECT_EQ(spool->stats().next_sequence, 23u);
 }
 
+// The sender's syncer fsyncs the events every 20 ms but writes "acked"
+// about once a second: Sync(false) syncs the records and leaves "acked"
+// as it was, and the next Sync() (or closing) writes it.
+TEST_F(SpoolTest, SyncWithoutAckedSyncsRecordsOnly) {
+  auto acked_file = [this]() -> std::string {
+    std::ifstream in(dir_ + "/acked");
+    std::string s;
+    std::getline(in, s);
+    return s;
+  };
+  auto spool = Open();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(spool->Append("x").ok());
+  ASSERT_TRUE(spool->Acknowledge(2).ok());
+  ASSERT_TRUE(spool->Sync(/*persist_acked=*/false).ok());
+  EXPECT_EQ(spool->stats().synced_through, 3u);
+  EXPECT_EQ(acked_file(), "");
+  ASSERT_TRUE(spool->Sync().ok());
+  EXPECT_EQ(acked_file(), "2");
+  ASSERT_TRUE(spool->Acknowledge(3).ok());
+  ASSERT_TRUE(spool->Sync(/*persist_acked=*/false).ok());
+  EXPECT_EQ(acked_file(), "2");
+  spool.reset();  // closing writes it
+  EXPECT_EQ(acked_file(), "3");
+}
+
 TEST_F(SpoolTest, AcknowledgedSegmentsAreDeletedNeverUnacknowledgedOnes) {
   SpoolOptions options;
   options.segment_bytes = 100;  // about 3 records of 30 bytes each
