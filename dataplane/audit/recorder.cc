@@ -1,6 +1,8 @@
 #include "dataplane/audit/recorder.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/client_unary_call.h>
+#include <grpcpp/impl/rpc_method.h>
 
 #include <algorithm>
 #include <chrono>
@@ -16,8 +18,46 @@
 namespace warden::dataplane::audit {
 namespace {
 
+// AuditIngest.Append, called with a request encoded by the sender.
+constexpr char kAppendMethod[] = "/warden.v1.AuditIngest/Append";
+
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+size_t VarintSize(uint64_t value) {
+  size_t n = 1;
+  while (value >= 0x80) {
+    value >>= 7;
+    ++n;
+  }
+  return n;
+}
 
 }  // namespace
+
+void AppendEncodedEvent(absl::string_view spooled, absl::string_view source,
+                        uint64_t sequence, std::string* request) {
+  // AuditEvent.sequence: field 5, varint.
+  constexpr char kSequenceTag = (5 << 3) | 0;
+  // AppendAuditRequest.encoded_events: field 2, length-delimited.
+  constexpr char kEncodedEventsTag = (2 << 3) | 2;
+  const size_t length =
+      spooled.size() + source.size() +
+      (sequence != 0 ? 1 + VarintSize(sequence) : 0);
+  request->push_back(kEncodedEventsTag);
+  AppendVarint(length, request);
+  request->append(spooled.data(), spooled.size());
+  request->append(source.data(), source.size());
+  if (sequence != 0) {
+    request->push_back(kSequenceTag);
+    AppendVarint(sequence, request);
+  }
+}
 
 absl::StatusOr<std::string> Recorder::Encode(absl::string_view shared,
                                              warden::v1::AuditEvent event) {
@@ -168,40 +208,40 @@ absl::Status Sender::SendOnce(const Identity& identity, size_t* sent) {
     channel_ = grpc::CreateCustomChannel(options_.address,
                                          grpc::SslCredentials(ssl), args);
     channel_cert_ = identity.cert_pem;
+    append_method_ = std::make_unique<grpc::internal::RpcMethod>(
+        kAppendMethod, grpc::internal::RpcMethod::NORMAL_RPC, channel_);
   }
-  auto stub = warden::v1::AuditIngest::NewStub(channel_);
   // Always from what the control plane acknowledged to this sender: a
   // sequence it has from someone else is never taken as ours (it compares
   // what we resend with what it has, and refuses a different event).
-  warden::v1::AppendAuditRequest request;
-  auto records = spool_->Read(acknowledged_.load() + 1, options_.batch_events,
-                              options_.batch_bytes);
-  if (!records.ok()) return records.status();
-  // Nothing to send: no call at all, except a first one that checks the
-  // control plane does not have more of ours than the spool.
-  if (records->empty() && synced_with_server_) return absl::OkStatus();
-  uint64_t last_sent = 0;
-  if (!records->empty()) {
-    // The spooled bytes go as they are, with this proxy's id and the
-    // sequence appended (a later field of a message sets it; the spooled
-    // events carry neither). The environment is the listener's, set when
-    // the event was recorded; warden-control fills in the certificate's
-    // for events that carry none (spooled by an older proxy).
+  //
+  // The request is encoded here, not built as a message: each event is
+  // the spooled bytes as they are, with this proxy's id and the sequence
+  // appended (a later field of a message sets it; the spooled events
+  // carry neither), as field 2 (encoded_events) of AppendAuditRequest.
+  // The environment is the listener's, set when the event was recorded;
+  // warden-control fills in the certificate's for events that carry none
+  // (spooled by an older proxy). One buffer, reused: no string per event.
+  if (source_proxy_id_ != identity.proxy_id || source_bytes_.empty()) {
     warden::v1::AuditEvent source;
     source.set_proxy_id(identity.proxy_id);
-    const std::string source_bytes = source.SerializeAsString();
-    warden::v1::AuditEvent numbered;
-    std::string sequence_bytes;
-    for (SpoolRecord& r : *records) {
-      numbered.set_sequence(r.sequence);
-      numbered.SerializeToString(&sequence_bytes);
-      std::string* e = request.add_encoded_events();
-      *e = std::move(r.payload);
-      e->append(source_bytes);
-      e->append(sequence_bytes);
-      last_sent = r.sequence;
-    }
+    source_bytes_ = source.SerializeAsString();
+    source_proxy_id_ = identity.proxy_id;
   }
+  request_.clear();
+  uint64_t last_sent = 0;
+  size_t count = 0;
+  const absl::Status read = spool_->ReadEach(
+      acknowledged_.load() + 1, options_.batch_events, options_.batch_bytes,
+      [&](uint64_t sequence, absl::string_view payload) {
+        AppendEncodedEvent(payload, source_bytes_, sequence, &request_);
+        last_sent = sequence;
+      },
+      &count);
+  if (!read.ok()) return read;
+  // Nothing to send: no call at all, except a first one that checks the
+  // control plane does not have more of ours than the spool.
+  if (count == 0 && synced_with_server_) return absl::OkStatus();
   warden::v1::AppendAuditResponse response;
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
@@ -213,7 +253,12 @@ absl::Status Sender::SendOnce(const Identity& identity, size_t* sent) {
     }
     inflight_ = &context;
   }
-  const grpc::Status status = stub->Append(&context, request, &response);
+  grpc::Slice slice(request_);
+  grpc::ByteBuffer request(&slice, 1);
+  const grpc::Status status = grpc::internal::BlockingUnaryCall<
+      grpc::ByteBuffer, warden::v1::AppendAuditResponse, grpc::ByteBuffer,
+      grpc::protobuf::MessageLite>(channel_.get(), *append_method_, &context,
+                                   request, &response);
   {
     absl::MutexLock lock(&mu_);
     inflight_ = nullptr;
@@ -250,7 +295,7 @@ absl::Status Sender::SendOnce(const Identity& identity, size_t* sent) {
     waiters_.erase(waiters_.begin(), end);
   }
   for (auto& done : ready) done();
-  *sent = static_cast<size_t>(request.encoded_events_size());
+  *sent = count;
   synced_with_server_ = true;
   return absl::OkStatus();
 }

@@ -24,6 +24,9 @@
 namespace grpc {
 class Channel;
 class ClientContext;
+namespace internal {
+class RpcMethod;
+}
 }
 
 namespace warden::dataplane::audit {
@@ -61,6 +64,15 @@ class Recorder : public AuditSink {
                                             warden::v1::AuditEvent event);
   Spool* const spool_;
 };
+
+// Appends to `request` (an encoded AppendAuditRequest) one element of
+// its encoded_events: the `spooled` bytes of an event, then `source` (the
+// encoding of an AuditEvent with only proxy_id set) and the event's
+// `sequence`, exactly what AppendAuditRequest::add_encoded_events with
+// those three concatenated would serialize to. For the sender, which
+// encodes its requests itself instead of copying every event into one.
+void AppendEncodedEvent(absl::string_view spooled, absl::string_view source,
+                        uint64_t sequence, std::string* request);
 
 // Streams the spool to warden-control (AuditIngest.Append, mTLS with the
 // proxy's certificate) and truncates it as the control plane acknowledges.
@@ -129,6 +141,13 @@ class Sender : public AuditAcks {
   bool synced_with_server_ = false;
   std::shared_ptr<grpc::Channel> channel_;
   std::string channel_cert_;
+  // Run() thread only: AuditIngest.Append registered on channel_, the
+  // encoded request (reused between calls) and the encoding of the proxy
+  // id appended to each event.
+  std::unique_ptr<grpc::internal::RpcMethod> append_method_;
+  std::string request_;
+  std::string source_bytes_;
+  std::string source_proxy_id_;
   mutable absl::Mutex mu_;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::multimap<uint64_t, std::function<void()>> waiters_ ABSL_GUARDED_BY(mu_);

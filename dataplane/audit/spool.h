@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -54,6 +55,10 @@ struct SpoolOptions {
   uint64_t segment_bytes = 16ull << 20;
   // Largest single event.
   uint32_t max_record_bytes = 16u << 20;
+  // Written, unacknowledged records kept in memory as well, up to this
+  // many bytes, so that a sender that keeps up reads them without a file
+  // read or a checksum (ReadEach); 0: always from disk.
+  uint64_t memory_tail_bytes = 4ull << 20;
 };
 
 struct SpoolRecord {
@@ -120,6 +125,18 @@ class Spool {
   absl::StatusOr<std::vector<SpoolRecord>> Read(uint64_t from,
                                                 size_t max_events,
                                                 size_t max_bytes) const;
+
+  // ReadEach calls `fn` with what Read would return, record by record,
+  // without copying the payloads into records of their own. The records
+  // this process wrote and still keeps in memory (memory_tail_bytes) are
+  // visited from there when they reach back to `from`: no file read and no
+  // checksum (they are the bytes that were written); others are read from
+  // disk as Read does. `fn` runs under a lock that WriteStaged takes too:
+  // it should copy and return. The count of records visited in `*count`.
+  absl::Status ReadEach(
+      uint64_t from, size_t max_events, size_t max_bytes,
+      absl::FunctionRef<void(uint64_t sequence, absl::string_view payload)> fn,
+      size_t* count) const;
 
   // Acknowledge records that every event up to `sequence` is committed by
   // the control plane: persisted to "acked", and segments holding only
@@ -204,6 +221,16 @@ class Spool {
     uint64_t offset = 0;
   };
   mutable ReadHint read_hint_ ABSL_GUARDED_BY(mu_);
+  // The memory tail: framed records as written, of sequences tail_first_
+  // to tail_next_ - 1, from tail_start_ in tail_ (what is before it was
+  // acknowledged). tail_first_ == 0: none kept (the sender reads from
+  // disk until records are kept again). Taken after mu_ and write_mu_.
+  void TrimTailLocked(uint64_t acked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_);
+  mutable absl::Mutex tail_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::string tail_ ABSL_GUARDED_BY(tail_mu_);
+  size_t tail_start_ ABSL_GUARDED_BY(tail_mu_) = 0;
+  uint64_t tail_first_ ABSL_GUARDED_BY(tail_mu_) = 0;
+  uint64_t tail_next_ ABSL_GUARDED_BY(tail_mu_) = 0;
   mutable std::atomic<uint64_t> bytes_read_{0};
 };
 

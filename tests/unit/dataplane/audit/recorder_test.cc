@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dataplane/audit/sink.h"
 #include "dataplane/audit/spool.h"
@@ -130,6 +131,38 @@ TEST_F(RecorderTest, SharedBytesThatDoNotDecodeAreNotRecordedOverTheLimit) {
   // A small event with the same bytes is within the limit and kept as is
   // (the limit is what this guards).
   EXPECT_TRUE(recorder_->Record(std::string(10, 'x'), Statement("SELECT 1")).ok());
+}
+
+// The sender encodes its Append requests itself: the same bytes as the
+// message built with add_encoded_events(spooled + source + sequence).
+TEST(AppendEncodedEventTest, EncodesWhatTheRequestMessageWould) {
+  warden::v1::AuditEvent event;
+  event.set_session_id("s-1");
+  event.mutable_statement()->set_text(std::string(300, 'x'));
+  const std::string spooled = event.SerializeAsString();
+  warden::v1::AuditEvent source;
+  source.set_proxy_id("p1");
+  const std::string source_bytes = source.SerializeAsString();
+  warden::v1::AppendAuditRequest expected;
+  std::string encoded;
+  const std::vector<uint64_t> sequences = {1, 127, 128, 300, 1ull << 40};
+  for (uint64_t sequence : sequences) {
+    warden::v1::AuditEvent numbered;
+    numbered.set_sequence(sequence);
+    expected.add_encoded_events(spooled + source_bytes +
+                                numbered.SerializeAsString());
+    AppendEncodedEvent(spooled, source_bytes, sequence, &encoded);
+  }
+  EXPECT_EQ(encoded, expected.SerializeAsString());
+  warden::v1::AppendAuditRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(encoded));
+  ASSERT_EQ(parsed.encoded_events_size(), 5);
+  warden::v1::AuditEvent last;
+  ASSERT_TRUE(last.ParseFromString(parsed.encoded_events(4)));
+  EXPECT_EQ(last.proxy_id(), "p1");
+  EXPECT_EQ(last.sequence(), 1ull << 40);
+  EXPECT_EQ(last.session_id(), "s-1");
+  EXPECT_EQ(last.statement().text(), std::string(300, 'x'));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -286,6 +287,94 @@ TEST_F(SpoolTest, SyncWithoutAckedSyncsRecordsOnly) {
   EXPECT_EQ(acked_file(), "2");
   spool.reset();  // closing writes it
   EXPECT_EQ(acked_file(), "3");
+}
+
+// ReadEach visits what Read returns. What this process wrote comes from
+// memory (no file read, bytes_read unchanged) while the kept records reach
+// back to `from`; what is not kept (written before a restart, or dropped
+// when the memory tail was full) comes from disk. Staged, unwritten
+// events are not visited.
+TEST_F(SpoolTest, ReadEachVisitsWhatReadReturnsFromMemoryOrDisk) {
+  using Records = std::vector<std::pair<uint64_t, std::string>>;
+  auto each = [](Spool& spool, uint64_t from, size_t max_events,
+                 size_t max_bytes) {
+    Records out;
+    size_t count = 0;
+    EXPECT_TRUE(spool
+                    .ReadEach(
+                        from, max_events, max_bytes,
+                        [&](uint64_t sequence, absl::string_view payload) {
+                          out.emplace_back(sequence, std::string(payload));
+                        },
+                        &count)
+                    .ok());
+    EXPECT_EQ(count, out.size());
+    return out;
+  };
+  auto read = [](Spool& spool, uint64_t from, size_t max_events,
+                 size_t max_bytes) {
+    Records out;
+    auto records = spool.Read(from, max_events, max_bytes);
+    EXPECT_TRUE(records.ok()) << records.status();
+    if (records.ok()) {
+      for (auto& r : *records) out.emplace_back(r.sequence, r.payload);
+    }
+    return out;
+  };
+  SpoolOptions options;
+  options.memory_tail_bytes = 200;  // 16 bytes of framing per record
+  {
+    auto spool = Open(options);
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(spool->Append(absl::StrCat("before-restart-", i)).ok());
+    }
+  }
+  auto spool = Open(options);
+  for (int i = 4; i <= 6; ++i) {
+    ASSERT_TRUE(spool->Append(absl::StrCat("event-", i)).ok());
+  }
+  // From the start: the recovered records are on disk only.
+  const Records all = each(*spool, 1, 100, 1 << 20);
+  ASSERT_EQ(all.size(), 6u);
+  EXPECT_EQ(all, read(*spool, 1, 100, 1 << 20));
+  EXPECT_EQ(all[0].second, "before-restart-1");
+  EXPECT_EQ(all[5].second, "event-6");
+  // This process's records: from memory.
+  uint64_t bytes_read = spool->bytes_read();
+  const Records mine = each(*spool, 4, 100, 1 << 20);
+  EXPECT_EQ(spool->bytes_read(), bytes_read);
+  EXPECT_EQ(mine, Records(all.begin() + 3, all.end()));
+  EXPECT_EQ(each(*spool, 5, 1, 1 << 20), Records({all[4]}));
+  EXPECT_EQ(each(*spool, 4, 100, 1), Records({all[3]}));  // at least one
+  EXPECT_EQ(each(*spool, 7, 100, 1 << 20), Records());
+  ASSERT_TRUE(spool->Acknowledge(4).ok());
+  EXPECT_EQ(each(*spool, 5, 100, 1 << 20), Records(all.begin() + 4, all.end()));
+  EXPECT_EQ(spool->bytes_read(), bytes_read);
+  // Staged is not written: not visited until it is.
+  ASSERT_TRUE(spool->Stage("staged-7").ok());
+  EXPECT_EQ(each(*spool, 7, 100, 1 << 20), Records());
+  ASSERT_TRUE(spool->WriteStaged().ok());
+  EXPECT_EQ(each(*spool, 7, 100, 1 << 20), Records({{7, "staged-7"}}));
+  EXPECT_EQ(spool->bytes_read(), bytes_read);
+  // More than the memory tail holds: what it dropped is read from disk,
+  // and the records still kept from memory; either way what Read returns.
+  for (int i = 8; i <= 20; ++i) {
+    ASSERT_TRUE(spool->Append(absl::StrCat("overflowing-", i)).ok());
+  }
+  for (uint64_t from = 5; from <= 21; ++from) {
+    EXPECT_EQ(each(*spool, from, 100, 1 << 20), read(*spool, from, 100, 1 << 20))
+        << "from " << from;
+    EXPECT_EQ(each(*spool, from, 3, 1 << 20), read(*spool, from, 3, 1 << 20))
+        << "from " << from;
+  }
+  bytes_read = spool->bytes_read();
+  EXPECT_EQ(each(*spool, 20, 100, 1 << 20), Records({{20, "overflowing-20"}}));
+  EXPECT_EQ(spool->bytes_read(), bytes_read);
+  ASSERT_TRUE(spool->Acknowledge(20).ok());
+  EXPECT_EQ(each(*spool, 21, 100, 1 << 20), Records());
+  ASSERT_TRUE(spool->Append("after").ok());
+  EXPECT_EQ(each(*spool, 21, 100, 1 << 20), Records({{21, "after"}}));
+  EXPECT_EQ(spool->bytes_read(), bytes_read);
 }
 
 TEST_F(SpoolTest, AcknowledgedSegmentsAreDeletedNeverUnacknowledgedOnes) {
