@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/crypto.h"
@@ -160,25 +161,122 @@ struct Walker {
   }
 };
 
+// What the wire-format check needs of each field of a message type, by
+// field number, resolved once per type: a descriptor lookup and several
+// accessor calls per field and event were about half of the check.
+struct WireField {
+  enum class Kind : uint8_t { kUnknown, kOther, kString, kBytes, kMessage };
+  Kind kind = Kind::kUnknown;  // kUnknown: no such field, or `repairs`
+  bool repeated = false;
+  bool text = false;  // IsTextField
+  int index = 0;
+  const struct WireType* message = nullptr;  // kMessage
+};
+
+struct WireType {
+  const google::protobuf::Descriptor* descriptor = nullptr;
+  int field_count = 0;
+  std::vector<WireField> by_number;  // [number]; beyond: the descriptor
+};
+
+const WireType* WireTypeOf(const google::protobuf::Descriptor* d);
+
+WireField Describe(const FieldDescriptor* f) {
+  WireField w;
+  if (f == nullptr || f == Known().repairs) return w;
+  w.repeated = f->is_repeated();
+  w.text = IsTextField(f);
+  w.index = f->index();
+  if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+    w.kind = WireField::Kind::kMessage;
+  } else if (f->type() == FieldDescriptor::TYPE_STRING) {
+    w.kind = WireField::Kind::kString;
+  } else if (f->type() == FieldDescriptor::TYPE_BYTES) {
+    w.kind = WireField::Kind::kBytes;
+  } else {
+    w.kind = WireField::Kind::kOther;
+  }
+  return w;
+}
+
+// Field numbers above this are looked up in the descriptor instead (no
+// audit message has any; a table that large would be mostly empty).
+constexpr int kMaxTableNumber = 1024;
+
+const WireType* WireTypeOf(const google::protobuf::Descriptor* d) {
+  static const auto* types = [] {
+    auto* all = new absl::node_hash_map<const google::protobuf::Descriptor*,
+                                        WireType>();
+    std::vector<const google::protobuf::Descriptor*> todo = {
+        warden::v1::AuditEvent::descriptor()};
+    while (!todo.empty()) {
+      const google::protobuf::Descriptor* m = todo.back();
+      todo.pop_back();
+      if (all->contains(m)) continue;
+      WireType& t = (*all)[m];
+      t.descriptor = m;
+      t.field_count = m->field_count();
+      for (int i = 0; i < m->field_count(); ++i) {
+        const FieldDescriptor* f = m->field(i);
+        if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+          todo.push_back(f->message_type());
+        }
+      }
+    }
+    // Now that every type has its (stable) entry, the fields.
+    for (auto& [m, t] : *all) {
+      int max_number = 0;
+      for (int i = 0; i < m->field_count(); ++i) {
+        max_number = std::max(max_number, m->field(i)->number());
+      }
+      t.by_number.resize(std::min(max_number, kMaxTableNumber) + 1);
+      for (int i = 0; i < m->field_count(); ++i) {
+        const FieldDescriptor* f = m->field(i);
+        if (f->number() > kMaxTableNumber) continue;
+        WireField& w = t.by_number[f->number()];
+        w = Describe(f);
+        if (w.kind == WireField::Kind::kMessage) {
+          w.message = &all->at(f->message_type());
+        }
+      }
+    }
+    return all;
+  }();
+  const auto it = types->find(d);
+  return it == types->end() ? nullptr : &it->second;
+}
+
 // The wire-format check behind EncodingWithinBounds.
 class WireCheck {
  public:
   explicit WireCheck(const Limits& limits) : limits_(limits) {}
 
-  bool Message(absl::string_view in, const google::protobuf::Descriptor* d,
-               int depth) {
+  bool Message(absl::string_view in, const WireType& d, int depth) {
     if (depth > 32) return false;
     // Occurrences of each repeated field, by field index.
     constexpr int kMaxFields = 64;
-    if (d->field_count() > kMaxFields) return false;
+    if (d.field_count > kMaxFields) return false;
     int counts[kMaxFields] = {0};
     while (!in.empty()) {
       uint64_t tag = 0;
       if (!Varint(&in, &tag)) return false;
-      const int number = static_cast<int>(tag >> 3);
+      const uint64_t number = tag >> 3;
       const int wire_type = static_cast<int>(tag & 7);
-      const FieldDescriptor* f = d->FindFieldByNumber(number);
-      if (f == nullptr || f == Known().repairs) return false;
+      WireField beyond;
+      if (number >= d.by_number.size()) {  // kMaxTableNumber
+        if (number > static_cast<uint64_t>(FieldDescriptor::kMaxNumber)) {
+          return false;
+        }
+        const FieldDescriptor* fd =
+            d.descriptor->FindFieldByNumber(static_cast<int>(number));
+        beyond = Describe(fd);
+        if (beyond.kind == WireField::Kind::kMessage) {
+          beyond.message = WireTypeOf(fd->message_type());
+        }
+      }
+      const WireField& f =
+          number < d.by_number.size() ? d.by_number[number] : beyond;
+      if (f.kind == WireField::Kind::kUnknown) return false;
       uint64_t skip = 0;
       switch (wire_type) {
         case 0:
@@ -195,27 +293,24 @@ class WireCheck {
           if (!Varint(&in, &length) || length > in.size()) return false;
           const absl::string_view value = in.substr(0, length);
           in.remove_prefix(length);
-          const bool is_message =
-              f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
-          const bool is_string = f->type() == FieldDescriptor::TYPE_STRING ||
-                                 f->type() == FieldDescriptor::TYPE_BYTES;
+          const bool is_message = f.kind == WireField::Kind::kMessage;
+          const bool is_string = f.kind == WireField::Kind::kString ||
+                                 f.kind == WireField::Kind::kBytes;
           if (!is_message && !is_string) continue;  // packed scalars
           // A repeated field within its count; a message field once (two
           // would be merged, and their lists counted together).
-          ++counts[f->index()];
-          if (f->is_repeated() ? counts[f->index()] > limits_.max_repeated
-                               : is_message && counts[f->index()] > 1) {
+          ++counts[f.index];
+          if (f.repeated ? counts[f.index] > limits_.max_repeated
+                         : is_message && counts[f.index] > 1) {
             return false;
           }
           if (is_message) {
-            if (!Message(value, f->message_type(), depth + 1)) return false;
+            if (!Message(value, *f.message, depth + 1)) return false;
             continue;
           }
-          const size_t cap =
-              IsTextField(f) ? limits_.max_text : limits_.max_string;
+          const size_t cap = f.text ? limits_.max_text : limits_.max_string;
           if (value.size() > cap) return false;
-          if (f->type() == FieldDescriptor::TYPE_STRING &&
-              !IsValidUtf8(value)) {
+          if (f.kind == WireField::Kind::kString && !IsValidUtf8(value)) {
             return false;
           }
           continue;
@@ -251,8 +346,8 @@ class WireCheck {
 
 bool EncodingWithinBounds(absl::string_view encoded, const Limits& limits) {
   if (encoded.size() > limits.max_event) return false;
-  return WireCheck(limits).Message(encoded,
-                                   warden::v1::AuditEvent::descriptor(), 0);
+  return WireCheck(limits).Message(
+      encoded, *WireTypeOf(warden::v1::AuditEvent::descriptor()), 0);
 }
 
 bool AppendBounded(warden::v1::AuditEvent* event, std::string* out,

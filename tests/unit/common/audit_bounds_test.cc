@@ -245,6 +245,27 @@ TEST(AppendBoundedTest, WhatTheCheckCannotVouchForIsWalked) {
   EXPECT_FALSE(EncodingWithinBounds(std::string("\x0a\x10ab", 4)));  // short
 }
 
+// The check looks fields up in a table per message type, built once:
+// a field number the event does not have (within the table, past it, or
+// past what protobuf allows though it truncates to a field's) goes to the
+// walk, as a descriptor lookup sent it.
+TEST(AppendBoundedTest, FieldNumbersTheEventDoesNotHaveAreWalked) {
+  auto field = [](uint64_t number) {
+    std::string s;
+    uint64_t v = (number << 3) | 2;  // length-delimited
+    while (v >= 0x80) {
+      s.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    s.push_back(static_cast<char>(v));
+    return s + std::string("\x01" "a", 2);
+  };
+  EXPECT_TRUE(EncodingWithinBounds(field(2)));  // proxy_id
+  EXPECT_FALSE(EncodingWithinBounds(field(1000)));
+  EXPECT_FALSE(EncodingWithinBounds(field(100000)));
+  EXPECT_FALSE(EncodingWithinBounds(field((1ull << 32) + 2)));
+}
+
 TEST(IsEventFieldPathTest, NamesOfTheEventsFieldsOnly) {
   for (const char* ok : {"statement.text", "identity.user", "identity.groups",
                          "statement", "admin.detail", "repairs.undecodable"}) {
