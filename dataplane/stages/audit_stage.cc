@@ -432,7 +432,13 @@ void AuditStage::RecordResults(std::vector<Completion>& completions) {
     warden::v1::AuditEvent event =
         trail_->NewEvent(warden::v1::AUDIT_EVENT_KIND_STATEMENT);
     warden::v1::Statement* st = event.mutable_statement();
-    *st = *c.intent.summary;
+    if (c.intent.summary.use_count() == 1) {
+      // Its only holder (a simple query's own summary; a prepared
+      // statement's is shared with its template): taken, not copied.
+      *st = std::move(const_cast<warden::v1::Statement&>(*c.intent.summary));
+    } else {
+      *st = *c.intent.summary;
+    }
     st->set_intent_sequence(c.intent.sequence);
     st->set_rows(c.rows);
     st->set_sqlstate(c.sqlstate);
