@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
+#include "dataplane/audit/crc32.h"
 
 namespace warden::dataplane::audit {
 namespace {
@@ -45,11 +45,7 @@ uint64_t GetU64(const char* in) {
   return v;
 }
 
-uint32_t Crc(const char* data, size_t n) {
-  return static_cast<uint32_t>(
-      crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data),
-            static_cast<uInt>(n)));
-}
+uint32_t Crc(const char* data, size_t n) { return Crc32(data, n); }
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(
