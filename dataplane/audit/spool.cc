@@ -25,6 +25,7 @@ namespace {
 
 constexpr size_t kHeader = 8;     // length + crc
 constexpr size_t kSequence = 8;   // inside the checksummed part
+constexpr size_t kRecycledBatchBytes = 64u << 10;
 constexpr char kPrefix[] = "seg-";
 constexpr char kSuffix[] = ".log";
 
@@ -312,11 +313,13 @@ absl::StatusOr<SpoolTicket> Spool::Stage(absl::string_view payload) {
   }
   const uint64_t sequence = next_sequence_;
   const size_t at = staged_.size();
-  staged_.resize(at + frame);
+  char header[kHeader + kSequence];
+  PutU32(static_cast<uint32_t>(length), header);
+  PutU32(0, header + 4);  // the CRC, below
+  PutU64(sequence, header + kHeader);
+  staged_.append(header, sizeof(header));
+  staged_.append(payload.data(), payload.size());
   char* record = staged_.data() + at;
-  PutU32(static_cast<uint32_t>(length), record);
-  PutU64(sequence, record + kHeader);
-  std::memcpy(record + kHeader + kSequence, payload.data(), payload.size());
   PutU32(Crc(record + kHeader, length), record + 4);
   if (staged_first_ == 0) staged_first_ = sequence;
   pending_bytes_ += frame;
@@ -401,10 +404,12 @@ absl::Status Spool::WriteStaged() {
         kept + batch.size() > options_.memory_tail_bytes) {
       // Not a continuation (the first write, or records dropped from the
       // tail because it was full): keep from this batch on, if it fits.
+      tail_erased_ += tail_.size();
       tail_.clear();
       tail_start_ = 0;
       tail_first_ = 0;
       tail_next_ = 0;
+      tail_read_sequence_ = 0;
       if (batch.size() <= options_.memory_tail_bytes) {
         tail_.swap(batch);
         tail_first_ = first;
@@ -413,22 +418,39 @@ absl::Status Spool::WriteStaged() {
     } else {
       if (tail_start_ > 0 && tail_start_ >= tail_.size() / 2) {
         tail_.erase(0, tail_start_);
+        tail_erased_ += tail_start_;
         tail_start_ = 0;
       }
       tail_.append(batch);
       tail_next_ = last + 1;
     }
   }
+  // The written buffer (or the tail's old one) stages the next batch: it
+  // need not grow again from nothing, a reallocation every few events.
+  if (staged_.empty() && staged_.capacity() < batch.capacity() &&
+      batch.capacity() <= kRecycledBatchBytes) {
+    batch.clear();
+    staged_.swap(batch);
+  }
   return absl::OkStatus();
 }
 
 void Spool::TrimTailLocked(uint64_t acked) {
   if (tail_first_ == 0) return;
+  if (tail_read_sequence_ == acked + 1 && tail_read_sequence_ > tail_first_ &&
+      tail_read_sequence_ <= tail_next_ &&
+      tail_read_offset_ >= tail_erased_ + tail_start_ &&
+      tail_read_offset_ <= tail_erased_ + tail_.size()) {
+    // Up to where the sender's last read stopped: no walk.
+    tail_start_ = static_cast<size_t>(tail_read_offset_ - tail_erased_);
+    tail_first_ = tail_read_sequence_;
+  }
   while (tail_first_ <= acked && tail_first_ < tail_next_) {
     tail_start_ += kHeader + GetU32(tail_.data() + tail_start_);
     ++tail_first_;
   }
   if (tail_first_ == tail_next_) {
+    tail_erased_ += tail_.size();
     tail_.clear();
     tail_start_ = 0;
   }
@@ -458,6 +480,8 @@ absl::Status Spool::ReadEach(
         at += kHeader + length;
         ++sequence;
       }
+      tail_read_sequence_ = sequence;
+      tail_read_offset_ = tail_erased_ + at;
       return absl::OkStatus();
     }
   }

@@ -231,6 +231,14 @@ class Spool {
   size_t tail_start_ ABSL_GUARDED_BY(tail_mu_) = 0;
   uint64_t tail_first_ ABSL_GUARDED_BY(tail_mu_) = 0;
   uint64_t tail_next_ ABSL_GUARDED_BY(tail_mu_) = 0;
+  // Bytes erased from the front of tail_ so far, and where the last
+  // ReadEach from memory stopped (its next sequence, 0 when unknown, and
+  // that record's offset counted from the first byte ever kept): the
+  // acknowledgement of what was read trims to it without walking the
+  // records' headers, which are no longer in the CPU's cache by then.
+  uint64_t tail_erased_ ABSL_GUARDED_BY(tail_mu_) = 0;
+  mutable uint64_t tail_read_sequence_ ABSL_GUARDED_BY(tail_mu_) = 0;
+  mutable uint64_t tail_read_offset_ ABSL_GUARDED_BY(tail_mu_) = 0;
   mutable std::atomic<uint64_t> bytes_read_{0};
 };
 

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -375,6 +376,55 @@ TEST_F(SpoolTest, ReadEachVisitsWhatReadReturnsFromMemoryOrDisk) {
   ASSERT_TRUE(spool->Append("after").ok());
   EXPECT_EQ(each(*spool, 21, 100, 1 << 20), Records({{21, "after"}}));
   EXPECT_EQ(spool->bytes_read(), bytes_read);
+}
+
+// A sender's loop: events written in batches of every size, read in
+// parts, acknowledged wholly or in part (the memory tail trims to where
+// the last read stopped, or walks to a partial acknowledgement), the tail
+// compacted and, when full, started again: what ReadEach visits is always
+// what Read returns.
+TEST_F(SpoolTest, ReadEachFollowsASendersReadsAndAcknowledgements) {
+  SpoolOptions options;
+  options.memory_tail_bytes = 2000;
+  options.segment_bytes = 4096;
+  auto spool = Open(options);
+  std::mt19937 random(7);
+  uint64_t acked = 0;
+  uint64_t written = 0;
+  for (int round = 0; round < 400; ++round) {
+    const int events = static_cast<int>(random() % 12);
+    for (int i = 0; i < events; ++i) {
+      ASSERT_TRUE(
+          spool->Stage(std::string(1 + random() % 120, 'a' + i % 26)).ok());
+    }
+    ASSERT_TRUE(spool->WriteStaged().ok());
+    written += events;
+    const size_t max_events = 1 + random() % 20;
+    std::vector<std::pair<uint64_t, std::string>> visited;
+    size_t count = 0;
+    ASSERT_TRUE(spool
+                    ->ReadEach(acked + 1, max_events, 1 << 20,
+                               [&](uint64_t sequence, absl::string_view p) {
+                                 visited.emplace_back(sequence, std::string(p));
+                               },
+                               &count)
+                    .ok());
+    auto records = spool->Read(acked + 1, max_events, 1 << 20);
+    ASSERT_TRUE(records.ok());
+    ASSERT_EQ(visited.size(), records->size()) << "round " << round;
+    for (size_t i = 0; i < visited.size(); ++i) {
+      ASSERT_EQ(visited[i].first, (*records)[i].sequence);
+      ASSERT_EQ(visited[i].second, (*records)[i].payload);
+    }
+    if (visited.empty()) continue;
+    // All that was read, or part of it.
+    const uint64_t last = visited.back().first;
+    const uint64_t ack = random() % 3 == 0 ? acked + 1 + random() % (last - acked)
+                                           : last;
+    ASSERT_LE(ack, written);
+    ASSERT_TRUE(spool->Acknowledge(ack).ok());
+    acked = ack;
+  }
 }
 
 TEST_F(SpoolTest, AcknowledgedSegmentsAreDeletedNeverUnacknowledgedOnes) {
