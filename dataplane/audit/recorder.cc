@@ -59,18 +59,18 @@ void AppendEncodedEvent(absl::string_view spooled, absl::string_view source,
   }
 }
 
-absl::StatusOr<std::string> Recorder::Encode(absl::string_view shared,
-                                             warden::v1::AuditEvent event) {
+absl::Status Recorder::Encode(absl::string_view shared,
+                              warden::v1::AuditEvent event,
+                              std::string* bytes) {
   SetTimestamp(absl::Now(), event.mutable_time());
   // Valid UTF-8 and bounded, or warden-control could not decode it and
   // every later event would wait behind it. The encoding of a message is
   // the concatenation of its fields', so the shared part's bytes go as
   // they are, followed by this event's own.
-  std::string bytes;
-  bytes.reserve(shared.size() + 512);
-  bytes.append(shared.data(), shared.size());
-  audit_bounds::AppendBounded(&event, &bytes);
-  if (!shared.empty() && bytes.size() > audit_bounds::Limits().max_event) {
+  bytes->clear();
+  bytes->append(shared.data(), shared.size());
+  audit_bounds::AppendBounded(&event, bytes);
+  if (!shared.empty() && bytes->size() > audit_bounds::Limits().max_event) {
     // Each part within bounds, not both together: bounded as one event.
     warden::v1::AuditEvent whole;
     if (!whole.ParseFromArray(shared.data(), static_cast<int>(shared.size()))) {
@@ -79,11 +79,23 @@ absl::StatusOr<std::string> Recorder::Encode(absl::string_view shared,
           "event they are over the event size limit");
     }
     whole.MergeFrom(event);
-    bytes.clear();
-    audit_bounds::AppendBounded(&whole, &bytes);
+    bytes->clear();
+    audit_bounds::AppendBounded(&whole, bytes);
   }
-  return bytes;
+  return absl::OkStatus();
 }
+
+namespace {
+// Where this thread encodes its events before the spool copies them: one
+// buffer reused instead of an allocation per event; one that grew for a
+// large event is let go.
+constexpr size_t kKeptEncodeBuffer = 64u << 10;
+thread_local std::string encode_buffer;
+
+void ReleaseIfLarge(std::string* buffer) {
+  if (buffer->capacity() > kKeptEncodeBuffer) std::string().swap(*buffer);
+}
+}  // namespace
 
 absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
                                           size_t* size) {
@@ -93,10 +105,14 @@ absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
 absl::StatusOr<uint64_t> Recorder::Record(absl::string_view shared,
                                           warden::v1::AuditEvent event,
                                           size_t* size) {
-  const absl::StatusOr<std::string> bytes = Encode(shared, std::move(event));
-  if (!bytes.ok()) return bytes.status();
-  if (size != nullptr) *size = bytes->size();
-  return spool_->Append(*bytes);
+  if (absl::Status s = Encode(shared, std::move(event), &encode_buffer);
+      !s.ok()) {
+    return s;
+  }
+  if (size != nullptr) *size = encode_buffer.size();
+  absl::StatusOr<uint64_t> sequence = spool_->Append(encode_buffer);
+  ReleaseIfLarge(&encode_buffer);
+  return sequence;
 }
 
 namespace {
@@ -112,10 +128,13 @@ thread_local ThreadStaged thread_staged;
 absl::StatusOr<uint64_t> Recorder::Stage(absl::string_view shared,
                                          warden::v1::AuditEvent event,
                                          size_t* size) {
-  const absl::StatusOr<std::string> bytes = Encode(shared, std::move(event));
-  if (!bytes.ok()) return bytes.status();
-  if (size != nullptr) *size = bytes->size();
-  auto ticket = spool_->Stage(*bytes);
+  if (absl::Status s = Encode(shared, std::move(event), &encode_buffer);
+      !s.ok()) {
+    return s;
+  }
+  if (size != nullptr) *size = encode_buffer.size();
+  auto ticket = spool_->Stage(encode_buffer);
+  ReleaseIfLarge(&encode_buffer);
   if (!ticket.ok()) return ticket.status();
   if (!thread_staged.any) thread_staged.first = *ticket;
   thread_staged.any = true;

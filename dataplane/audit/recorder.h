@@ -57,11 +57,12 @@ class Recorder : public AuditSink {
   Spool* spool() const { return spool_; }
 
  private:
-  // The recorded bytes: stamped, bounded, encoded. An error when the pair
-  // is over the event limit and `shared` does not decode (it came from
-  // EncodeShared, so this is a bug): nothing over the limit is recorded.
-  static absl::StatusOr<std::string> Encode(absl::string_view shared,
-                                            warden::v1::AuditEvent event);
+  // The recorded bytes, into `*bytes` (replaced): stamped, bounded,
+  // encoded. An error when the pair is over the event limit and `shared`
+  // does not decode (it came from EncodeShared, so this is a bug): nothing
+  // over the limit is recorded.
+  static absl::Status Encode(absl::string_view shared,
+                             warden::v1::AuditEvent event, std::string* bytes);
   Spool* const spool_;
 };
 
