@@ -33,6 +33,29 @@ TEST(Utf8Test, RefusesEveryInvalidForm) {
   EXPECT_FALSE(IsValidUtf8("ab\xe2\x82"));        // cut at the end
 }
 
+// The check reads ASCII eight bytes at a time: a bad or a multi-byte
+// sequence at any position of a longer string, and a string cut inside a
+// character at any length, are judged as byte by byte (MakeValidUtf8,
+// which changes exactly the strings that are not valid).
+TEST(Utf8Test, EveryPositionInLongerStrings) {
+  const std::vector<std::string> inserts = {
+      "\xff", "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80",
+      "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+  for (const std::string& insert : inserts) {
+    for (size_t length = 0; length < 40; ++length) {
+      for (size_t at = 0; at <= length; ++at) {
+        std::string s(length, 'a');
+        s.insert(at, insert);
+        EXPECT_EQ(IsValidUtf8(s), MakeValidUtf8(s) == s)
+            << "insert of " << insert.size() << " bytes at " << at
+            << " of " << length;
+        const std::string cut = s.substr(0, at + insert.size() - 1);
+        EXPECT_EQ(IsValidUtf8(cut), MakeValidUtf8(cut) == cut);
+      }
+    }
+  }
+}
+
 TEST(Utf8Test, MakeValidReplacesEachBadByte) {
   EXPECT_EQ(MakeValidUtf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
   EXPECT_EQ(MakeValidUtf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd");
