@@ -147,6 +147,8 @@ class Distributor::Stream final
                                                       : 0);
     heartbeat->set_interval_ms(static_cast<uint32_t>(
         absl::ToInt64Milliseconds(d_->heartbeat_interval_)));
+    heartbeat->set_stream_elapsed_ms(static_cast<uint64_t>(std::max<int64_t>(
+        0, absl::ToInt64Milliseconds(absl::Now() - hello_at_))));
     ++d_->heartbeats_sent_;
     if (writing_) {
       queue_.push_back(std::move(response));
@@ -182,6 +184,7 @@ class Distributor::Stream final
                             "the fleet view is full");
       }
       hello_ = true;
+      hello_at_ = absl::Now();
       heartbeats_ = hello.heartbeats();
       proxy_id_ = hello.proxy_id();
       environment_ = hello.environment();
@@ -283,6 +286,7 @@ class Distributor::Stream final
 
   bool hello_ = false;
   bool heartbeats_ = false;  // the hello asked for them.
+  absl::Time hello_at_;      // when the hello arrived (heartbeats' clock).
   std::string proxy_id_;
   std::string environment_;
   uint64_t running_ = 0;

@@ -7,9 +7,10 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "absl/strings/ascii.h"
 #include "common/files.h"
 #include "common/proxy_identity.h"
 #include "common/x509.h"
@@ -80,6 +81,16 @@ absl::StatusOr<std::unique_ptr<BundleClient>> BundleClient::Create(
   {
     absl::MutexLock lock(&client->mu_);
     client->warden_ca_pem_ = ReadFile(client->WardenCaPath()).value_or(*server_ca);
+    // An earlier run got heartbeats from warden-control: expect them from
+    // the first stream.
+    int64_t interval_ms = 0;
+    if (auto text = ReadFile(client->HeartbeatsPath());
+        text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text),
+                                      &interval_ms) &&
+        interval_ms > 0) {
+      client->heartbeats_seen_ = true;
+      client->heartbeat_interval_ = absl::Milliseconds(interval_ms);
+    }
   }
   client->server_ca_pem_ = *std::move(server_ca);
   return client;
@@ -421,11 +432,17 @@ absl::Status BundleClient::WatchOnce() {
     if (response.has_heartbeat() && !response.has_bundle()) {
       const auto& heartbeat = response.heartbeat();
       absl::MutexLock lock(&mu_);
-      liveness_->OnHeartbeat(absl::Now(), heartbeat.head_revision(),
-                             absl::Milliseconds(heartbeat.interval_ms()),
-                             running_.load());
+      liveness_->OnHeartbeat(
+          absl::Now(), heartbeat.head_revision(),
+          absl::Milliseconds(heartbeat.interval_ms()), running_.load(),
+          heartbeat.has_stream_elapsed_ms()
+              ? std::optional<absl::Duration>(
+                    absl::Milliseconds(heartbeat.stream_elapsed_ms()))
+              : std::nullopt);
+      const bool first = !heartbeats_seen_;
       heartbeats_seen_ = true;
       heartbeat_interval_ = absl::Milliseconds(heartbeat.interval_ms());
+      if (first) RememberHeartbeats();
       continue;
     }
     {
@@ -472,8 +489,7 @@ absl::Status BundleClient::WatchOnce() {
     // The stream was healthy until now; it is not any more (until the
     // next one proves itself).
     const absl::Time now = absl::Now();
-    const bool was_healthy = delivered_ || renewed_healthy_ ||
-                             now - stream_opened_ >= kStreamHealthyAfter;
+    const bool was_healthy = StreamProvenLocked(now);
     const bool renewal =
         given_up.ok() &&
         status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
@@ -531,6 +547,34 @@ void BundleClient::Run() {
   }
 }
 
+bool BundleClient::StreamProvenLocked(absl::Time now) const {
+  if (delivered_ || renewed_healthy_) return true;
+  // Once warden-control is known to send heartbeats, a stream proves
+  // itself by delivering one, not by staying open: a path that lets each
+  // new connection open and delivers nothing on it would otherwise look
+  // healthy for most of every reconnect cycle, and the staleness clock
+  // (and control_plane.max_disconnected) would restart with each one (red
+  // team).
+  if (liveness_ != nullptr && liveness_->armed()) {
+    return liveness_->heard_heartbeat();
+  }
+  return now - stream_opened_ >= kStreamHealthyAfter;
+}
+
+void BundleClient::RememberHeartbeats() {
+  // Kept in the state directory, so that a restarted proxy expects them
+  // from its first stream too (red team: after a restart, a stream let
+  // through and blackholed at its first bundle was judged by keepalive
+  // only, again and again).
+  const absl::Status written = WriteFileDurably(
+      HeartbeatsPath(),
+      absl::StrCat(absl::ToInt64Milliseconds(heartbeat_interval_), "\n"));
+  if (!written.ok()) {
+    spdlog::warn("cannot record that warden-control sends heartbeats: {}",
+                 written.ToString());
+  }
+}
+
 BundleClient::WatchHealth BundleClient::watch_health() const {
   absl::MutexLock lock(&mu_);
   WatchHealth health;
@@ -541,9 +585,7 @@ BundleClient::WatchHealth BundleClient::watch_health() const {
   if (alive.ok() && active_ != nullptr && liveness_ != nullptr) {
     alive = liveness_->Check(now, running_.load());
   }
-  const bool open_healthy = active_ != nullptr &&
-                            (delivered_ || renewed_healthy_ ||
-                             now - stream_opened_ >= kStreamHealthyAfter);
+  const bool open_healthy = active_ != nullptr && StreamProvenLocked(now);
   health.connected = open_healthy && alive.ok();
   if (health.connected) {
     health.since = stream_opened_;

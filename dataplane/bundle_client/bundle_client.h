@@ -163,6 +163,17 @@ class BundleClient {
   absl::Status Accept(const warden::v1::SignedBundle& signed_bundle);
   std::string LastKnownGoodPath() const;
   std::string WardenCaPath() const;
+  // Where the proxy keeps that warden-control sends heartbeats (their
+  // interval in milliseconds), so that a restart expects them at once.
+  std::string HeartbeatsPath() const {
+    return options_.state_dir + "/watch-heartbeats";
+  }
+  void RememberHeartbeats() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the open stream has shown it works: it delivered a bundle (or
+  // replaced a healthy one for a renewal); once heartbeats are expected,
+  // it delivered one; before that, it stayed open kStreamHealthyAfter.
+  bool StreamProvenLocked(absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   const ApplyFn apply_;
@@ -185,9 +196,10 @@ class BundleClient {
   std::unique_ptr<WatchLiveness> liveness_ ABSL_GUARDED_BY(mu_);
   absl::Status given_up_ ABSL_GUARDED_BY(mu_);
   bool watch_done_ ABSL_GUARDED_BY(mu_) = false;
-  // The interval of the last heartbeat any stream of this process got
-  // (zero: none yet): from then on every new stream is expected to
-  // heartbeat from its opening.
+  // The interval of the last heartbeat any stream of this process, or of
+  // an earlier process with this state directory, got (zero: none yet):
+  // from then on every new stream is expected to heartbeat from its
+  // opening.
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);
   bool heartbeats_seen_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time unhealthy_since_ ABSL_GUARDED_BY(mu_) = absl::Now();

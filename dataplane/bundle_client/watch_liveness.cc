@@ -14,7 +14,7 @@ std::string Seconds(absl::Duration d) {
 }  // namespace
 
 WatchLiveness::WatchLiveness(absl::Duration silence_timeout, absl::Time opened)
-    : silence_timeout_(silence_timeout), last_heard_(opened) {}
+    : silence_timeout_(silence_timeout), opened_(opened), last_heard_(opened) {}
 
 absl::Duration WatchLiveness::bound() const {
   if (silence_timeout_ > absl::ZeroDuration()) {
@@ -30,9 +30,14 @@ void WatchLiveness::ExpectHeartbeats(absl::Duration interval) {
 }
 
 void WatchLiveness::OnHeartbeat(absl::Time now, uint64_t head_revision,
-                                absl::Duration interval, uint64_t running) {
+                                absl::Duration interval, uint64_t running,
+                                std::optional<absl::Duration> sent_after) {
   armed_ = true;
   heard_heartbeat_ = true;
+  if (sent_after.has_value()) {
+    sent_after_ = sent_after;
+    lag_at_receipt_ = (now - opened_ - excused_) - *sent_after;
+  }
   last_heard_ = std::max(last_heard_, now);
   if (interval > absl::ZeroDuration()) interval_ = interval;
   if (head_revision > running && head_revision > refused_) {
@@ -49,6 +54,7 @@ void WatchLiveness::OnHeartbeat(absl::Time now, uint64_t head_revision,
 void WatchLiveness::OnBundle(absl::Time now) {
   last_heard_ = std::max(last_heard_, now);
   handling_ = true;
+  handling_since_ = now;
   // A bundle is what "behind" waits for; whether it is the one (or is
   // accepted) the next heartbeat tells.
   behind_since_ = absl::InfiniteFuture();
@@ -56,6 +62,7 @@ void WatchLiveness::OnBundle(absl::Time now) {
 
 void WatchLiveness::OnHandled(absl::Time now) {
   last_heard_ = std::max(last_heard_, now);
+  if (handling_) excused_ += std::max(absl::ZeroDuration(), now - handling_since_);
   handling_ = false;
 }
 
@@ -79,6 +86,23 @@ absl::Status WatchLiveness::Check(absl::Time now, uint64_t running) const {
         " (no heartbeat or bundle from warden-control within ",
         Seconds(limit),
         "): the connection is presumed dead; reconnecting"));
+  }
+  // How far behind warden-control what arrived is: its newest heartbeat
+  // was sent `sent_after_` into the stream; this much of the stream's time
+  // has passed here. Judged once the last heartbeat already came late by
+  // more than an interval: a stream that is merely silent is reported as
+  // silent (above), not as late.
+  const absl::Duration interval =
+      interval_ > absl::ZeroDuration() ? interval_ : kDefaultBound / 3;
+  if (sent_after_.has_value() && lag_at_receipt_ > interval) {
+    const absl::Duration late = (now - opened_ - excused_) - *sent_after_;
+    if (late > limit) {
+      return absl::UnavailableError(absl::StrCat(
+          "watch stream runs ", Seconds(late),
+          " behind warden-control (its heartbeats arrive ever later; bound ",
+          Seconds(limit),
+          "): the connection is presumed held back; reconnecting"));
+    }
   }
   if (behind_since_ != absl::InfiniteFuture() && head_ > running &&
       head_ > refused_ && now - behind_since_ > limit) {

@@ -13,7 +13,14 @@
 //    applying a bundle is the proxy's own, not silence);
 //  - behind: a heartbeat named a newer revision than the proxy runs (and
 //    not one it refused on this stream), and no bundle arrived within the
-//    bound.
+//    bound;
+//  - late: the heartbeats say how long after the stream's hello each was
+//    sent; the proxy's own time since it opened the stream, less that,
+//    is how far the stream runs behind warden-control (the time the proxy
+//    spent applying bundles excused). Past the bound, the stream is given
+//    up however regularly heartbeats arrive (red team: a path that held
+//    the stream's data back and let it out a heartbeat at a time, just
+//    under the silence bound, kept a deactivation queued for minutes).
 //
 // Only a stream that has delivered one heartbeat is judged, or one opened
 // after an earlier stream of this process delivered heartbeats
@@ -31,6 +38,7 @@
 #define WARDEN_DATAPLANE_BUNDLE_CLIENT_WATCH_LIVENESS_H_
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -59,8 +67,11 @@ class WatchLiveness {
   // A heartbeat arrived: the control plane is at `head_revision` and sends
   // the next within `interval` (zero: unknown). `running`: the revision the
   // proxy runs now.
+  // `sent_after`: how long after the stream's hello warden-control sent it
+  // (nullopt: a control plane that does not say).
   void OnHeartbeat(absl::Time now, uint64_t head_revision,
-                   absl::Duration interval, uint64_t running);
+                   absl::Duration interval, uint64_t running,
+                   std::optional<absl::Duration> sent_after = std::nullopt);
   // A bundle arrived; the proxy verifies and applies it now, which is not
   // silence however long it takes.
   void OnBundle(absl::Time now);
@@ -76,8 +87,10 @@ class WatchLiveness {
   // or behind) otherwise. `running`: the revision the proxy runs now.
   absl::Status Check(absl::Time now, uint64_t running) const;
 
-  // Whether a heartbeat arrived on this stream (silence is judged then).
+  // Whether silence is judged on this stream (a heartbeat arrived on it,
+  // or heartbeats are expected), and whether one arrived on it.
   bool armed() const { return armed_; }
+  bool heard_heartbeat() const { return heard_heartbeat_; }
   // When the stream last delivered something, or the proxy last finished
   // handling it: from when on a dead stream may have been dead.
   absl::Time last_heard() const { return last_heard_; }
@@ -86,6 +99,15 @@ class WatchLiveness {
 
  private:
   const absl::Duration silence_timeout_;
+  const absl::Time opened_;
+  // Time spent applying bundles (not the stream's lateness), and since
+  // when the one being applied (handling_).
+  absl::Duration excused_ = absl::ZeroDuration();
+  absl::Time handling_since_;
+  // The last heartbeat's send time, after the stream's hello, and how
+  // late it already was when it arrived.
+  std::optional<absl::Duration> sent_after_;
+  absl::Duration lag_at_receipt_ = absl::ZeroDuration();
   absl::Duration interval_ = absl::ZeroDuration();
   bool armed_ = false;
   bool heard_heartbeat_ = false;  // on this stream.

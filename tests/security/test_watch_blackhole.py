@@ -75,6 +75,8 @@ class BlackholeRelay:
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.lock = threading.Lock()
         self.pairs = []          # [client, upstream, blackholed]
+        # New connections are blackholed from their first byte too.
+        self.blackhole_new = False
         self.accepted = 0
         self.dropped_bytes = 0
         self.stopping = False
@@ -125,7 +127,7 @@ class BlackholeRelay:
             client.close()
             return
         upstream.settimeout(None)
-        pair = [client, upstream, False]
+        pair = [client, upstream, self.blackhole_new]
         with self.lock:
             self.pairs.append(pair)
             self.accepted += 1
@@ -337,6 +339,36 @@ users:
         # And healthy again on the new connection.
         self.assertTrue(wait_until(lambda: self.admin("/readyz") == (200, "ready"),
                                    timeout=15), self.admin("/readyz"))
+
+
+    def test_b_a_restarted_proxy_expects_heartbeats_from_its_first_stream(self):
+        # Red team: the proxy learnt that warden-control sends heartbeats
+        # only from a stream of its own run, so after a restart a stream
+        # let through and blackholed was judged by keepalive alone, and
+        # /readyz said "ready" once it had stayed open 10 s (it also said so
+        # for most of every reconnect cycle of a running proxy). The proxy
+        # now keeps it in its state directory, and a stream that expects
+        # heartbeats is healthy only once it delivered one.
+        self.assertTrue(wait_until(lambda: self.admin("/readyz") == (200, "ready"),
+                                   timeout=30), self.admin("/readyz"))
+        self.proxy.stop()
+        self.relay.blackhole_new = True
+        samples = []
+        try:
+            self.proxy.start()
+            deadline = time.monotonic() + self.BOUND_SECONDS + 10
+            while time.monotonic() < deadline:
+                samples.append(self.admin("/readyz"))
+                time.sleep(0.5)
+        finally:
+            self.relay.blackhole_new = False
+        self.assertGreater(len(samples), 10)
+        self.assertNotIn((200, "ready"), samples)
+        self.assertTrue(any("no heartbeat on this watch stream" in body
+                            for _, body in samples), samples[-3:])
+        # Once the path is clear, the next stream proves itself.
+        self.assertTrue(wait_until(lambda: self.admin("/readyz") == (200, "ready"),
+                                   timeout=60), self.admin("/readyz"))
 
 
 class WatchBlackholeDefaultHeartbeat(WatchBlackhole):

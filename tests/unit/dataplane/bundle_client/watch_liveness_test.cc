@@ -202,5 +202,52 @@ TEST_F(WatchLivenessTest, AHeadBelowTheRunningRevisionIsNotBehind) {
   EXPECT_TRUE(live.Check(At(52), 9).ok());
 }
 
+// Red team: a path that holds the stream's data back and lets it out one
+// heartbeat at a time, every 12 s (under the 15 s silence bound), with the
+// queue growing: heartbeats arrive regularly but ever later, and the
+// deactivation's bundle waits behind them.
+TEST_F(WatchLivenessTest, HeartbeatsThatArriveEverLaterAreLate) {
+  WatchLiveness live(absl::ZeroDuration(), At(0));
+  // On time: sent n*5 s into the stream, arriving right after.
+  for (int n = 0; n <= 4; ++n) {
+    live.OnHeartbeat(At(5 * n + 0.05), 1, kInterval, 1, absl::Seconds(5 * n));
+    EXPECT_TRUE(live.Check(At(5 * n + 4.9), 1).ok()) << n;
+  }
+  // Then released every 12 s, the next one each time: heartbeat k is sent
+  // at 5k s and arrives at 20 + 12(k - 4) s.
+  int k = 5;
+  absl::Status verdict;
+  double t = 20;
+  for (; k < 20; ++k) {
+    t += 12;
+    live.OnHeartbeat(At(t), 1, kInterval, 1, absl::Seconds(5 * k));
+    verdict = live.Check(At(t + 0.25), 1);
+    if (!verdict.ok()) break;
+  }
+  ASSERT_FALSE(verdict.ok());
+  EXPECT_NE(verdict.message().find("behind warden-control"),
+            absl::string_view::npos)
+      << verdict;
+  // Given up once the lag passed the bound: at the third such release
+  // (lag 7, 14, then 21 s), never silent for the 15 s bound meanwhile.
+  EXPECT_EQ(k, 7);
+}
+
+TEST_F(WatchLivenessTest, TimeSpentApplyingABundleIsNotLateness) {
+  WatchLiveness live(absl::ZeroDuration(), At(0));
+  live.OnHeartbeat(At(0.05), 1, kInterval, 1, absl::ZeroDuration());
+  // A bundle that takes 40 s to verify and apply.
+  live.OnBundle(At(1));
+  live.OnHandled(At(41));
+  // The heartbeats queued meanwhile come at once, sent 5 to 40 s in.
+  live.OnHeartbeat(At(41.01), 2, kInterval, 2, absl::Seconds(40));
+  EXPECT_TRUE(live.Check(At(41.5), 2).ok());
+  // A control plane that does not say when it sent them: no lateness.
+  WatchLiveness old(absl::ZeroDuration(), At(0));
+  for (int n = 0; n < 10; ++n) old.OnHeartbeat(At(12 * n), 1, kInterval, 1);
+  EXPECT_TRUE(old.Check(At(12 * 9 + 1), 1).ok());
+  EXPECT_TRUE(old.heard_heartbeat());
+}
+
 }  // namespace
 }  // namespace warden::dataplane::bundle_client
