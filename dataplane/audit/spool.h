@@ -57,8 +57,13 @@ struct SpoolOptions {
   uint32_t max_record_bytes = 16u << 20;
   // Written, unacknowledged records kept in memory as well, up to this
   // many bytes, so that a sender that keeps up reads them without a file
-  // read or a checksum (ReadEach); 0: always from disk.
-  uint64_t memory_tail_bytes = 4ull << 20;
+  // read or a checksum (ReadEach); 0: always from disk. Off by default:
+  // with 4 MiB the proxy's resident memory after long sessions rose by up
+  // to 18 MB and varied from run to run (tests/security/
+  // test_long_sessions.py), not yet understood (probably its pages moving
+  // between threads' allocator arenas); to be looked into before it is
+  // turned on again.
+  uint64_t memory_tail_bytes = 0;
 };
 
 struct SpoolRecord {
