@@ -208,7 +208,10 @@ void ResultTracker::Complete(Exec* exec, absl::Time now, std::string sqlstate,
   exec->done = true;
   if (exec->intent.sequence == 0) return;
   Completion c;
-  c.intent = exec->intent;
+  // Done: nothing reads the execution's intent again, so the completion
+  // takes it (the audit stage then moves a summary it alone holds into
+  // the result event instead of copying it).
+  c.intent = std::move(exec->intent);
   c.rows = exec->rows;
   c.duration = now - exec->started;
   c.sqlstate = std::move(sqlstate);
