@@ -97,6 +97,29 @@ absl::StatusOr<Bind> ParseBind(absl::string_view body) {
   return out;
 }
 
+absl::StatusOr<BindTarget> ParseBindTarget(absl::string_view body) {
+  Reader r(body, "Bind message");
+  BindTarget out;
+  WARDEN_ASSIGN_OR_RETURN(out.portal, r.ReadCString("portal name"));
+  WARDEN_ASSIGN_OR_RETURN(out.statement, r.ReadCString("statement name"));
+  WARDEN_ASSIGN_OR_RETURN(uint16_t nformats,
+                          r.ReadCount("parameter format count", 2));
+  WARDEN_RETURN_IF_ERROR(
+      r.ReadBytes(size_t{nformats} * 2, "parameter formats").status());
+  WARDEN_ASSIGN_OR_RETURN(uint16_t nparams, r.ReadCount("parameter count", 4));
+  WARDEN_RETURN_IF_ERROR(
+      CheckFormatCount(r, nformats, nparams, "parameter format", "parameter"));
+  for (size_t i = 0; i < nparams; ++i) {
+    WARDEN_RETURN_IF_ERROR(r.ReadValue(What("parameter", i + 1)).status());
+  }
+  WARDEN_ASSIGN_OR_RETURN(uint16_t nresults,
+                          r.ReadCount("result format count", 2));
+  WARDEN_RETURN_IF_ERROR(
+      r.ReadFormats(nresults, "result format", &out.result_formats));
+  WARDEN_RETURN_IF_ERROR(r.ExpectEnd());
+  return out;
+}
+
 absl::StatusOr<Execute> ParseExecute(absl::string_view body) {
   Reader r(body, "Execute message");
   Execute out;

@@ -56,6 +56,13 @@ struct Bind {
   std::vector<int16_t> result_formats;
 };
 
+// What a Bind names and asks for, without its parameters (ParseBindTarget).
+struct BindTarget {
+  absl::string_view portal;
+  absl::string_view statement;
+  std::vector<int16_t> result_formats;
+};
+
 struct Execute {
   absl::string_view portal;
   int32_t max_rows;  // <= 0 means no limit
@@ -93,6 +100,10 @@ absl::StatusOr<Parse> ParseParse(absl::string_view body);
 // Also checks that the number of parameter formats is 0, 1 or the number of
 // parameters, as PostgreSQL does.
 absl::StatusOr<Bind> ParseBind(absl::string_view body);
+// The portal, statement and result formats of a Bind, its parameters
+// skipped (its structure checked as ParseBind does, the parameter format
+// codes excepted), for readers that need only those.
+absl::StatusOr<BindTarget> ParseBindTarget(absl::string_view body);
 absl::StatusOr<Execute> ParseExecute(absl::string_view body);
 absl::StatusOr<Describe> ParseDescribe(absl::string_view body);
 absl::StatusOr<Close> ParseClose(absl::string_view body);

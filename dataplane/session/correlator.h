@@ -92,6 +92,10 @@ class Correlator {
   }
   // Executions with a recorded intent that completed, not yet taken.
   std::vector<stages::Completion>* completions() { return &completions_; }
+  // The execution the backend message last Forwarded answers (null: none).
+  const stages::ExecutionRecord* answering() const {
+    return results_.answering();
+  }
 
   // Backpressure. Whether the client may be read now; if not, the
   // correlator remembers that it paused it.

@@ -183,6 +183,9 @@ class Session : public std::enable_shared_from_this<Session>,
   std::vector<stages::Completion>* completions() override {
     return correlator_.completions();
   }
+  const stages::ExecutionRecord* answering() const override {
+    return correlator_.answering();
+  }
   absl::Time Now() override {
     if (now_ == absl::InfinitePast()) now_ = absl::Now();
     return now_;

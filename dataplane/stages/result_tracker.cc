@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "dataplane/pgwire/messages.h"
 #include "dataplane/pgwire/sqlstate.h"
@@ -32,13 +33,21 @@ void ResultTracker::OnFrontend(char type, absl::string_view body,
     case pgwire::FrontendType::kFunctionCall:
       return FunctionCall(std::move(intent), now);
     case pgwire::FrontendType::kParse:
-      return Parse();
+      // Validated: the statement name is terminated.
+      return Parse(body.substr(0, body.find('\0')));
     case pgwire::FrontendType::kBind:
-      // Validated: the portal name is terminated.
+      if (auto bind = pgwire::ParseBindTarget(body); bind.ok()) {
+        return Bind(bind->portal, std::move(intent), now, out, bind->statement,
+                    std::move(bind->result_formats));
+      }
+      // (validated: not reached)
       return Bind(body.substr(0, body.find('\0')), std::move(intent), now,
                   out);
     case pgwire::FrontendType::kDescribe:
-      return Describe();
+      if (const auto d = pgwire::ParseDescribe(body); d.ok()) {
+        return Describe(d->kind, d->name);
+      }
+      return Describe();  // (validated: not reached)
     case pgwire::FrontendType::kExecute:
       // A cursor's execution recorded its own intent: it is followed as a
       // portal bound for it.
@@ -60,6 +69,8 @@ void ResultTracker::OnFrontend(char type, absl::string_view body,
 
 void ResultTracker::OnBackend(char type, absl::string_view body,
                               absl::Time now, std::vector<Completion>* out) {
+  answering_ = nullptr;
+  Recycle(std::move(answering_keep_));
   switch (static_cast<pgwire::BackendType>(type)) {
     case pgwire::BackendType::kReadyForQuery:
       return ReadyForQuery(now, out);
@@ -85,19 +96,31 @@ void ResultTracker::OnBackend(char type, absl::string_view body,
       return CloseComplete();
     case pgwire::BackendType::kRowDescription:
     case pgwire::BackendType::kNoData:
-      return Described();
+      return Described(type, body);
+    case pgwire::BackendType::kCopyInResponse:
+    case pgwire::BackendType::kCopyOutResponse:
+    case pgwire::BackendType::kCopyBothResponse:
+    case pgwire::BackendType::kCopyData:
+    case pgwire::BackendType::kCopyDone:
+    case pgwire::BackendType::kNoticeResponse:
+    case pgwire::BackendType::kFunctionCallResponse:
+      // Part of the answer of the execution at the head.
+      if (Entry* head = PeekResult()) answering_ = head->exec.get();
+      return;
     default:
       return;
   }
 }
 
+const ExecutionRecord* ResultTracker::Portal(absl::string_view name) const {
+  const auto it = portals_.find(name);
+  return it == portals_.end() ? nullptr : it->second.get();
+}
+
 void ResultTracker::Query(Intent intent, absl::Time now) {
-  std::shared_ptr<Exec> exec;
-  if (intent.sequence != 0) {
-    exec = std::make_shared<Exec>();
-    exec->intent = std::move(intent);
-    exec->started = exec->last = now;
-  }
+  std::shared_ptr<Exec> exec = NewExec();
+  exec->intent = std::move(intent);
+  exec->started = exec->last = now;
   queue_.push_back(Entry{Kind::kQuery, ++sent_, std::move(exec)});
 }
 
@@ -106,18 +129,42 @@ void ResultTracker::FunctionCall(Intent intent, absl::Time now) {
   queue_.back().kind = Kind::kFunctionCall;
 }
 
-void ResultTracker::Parse() {
+void ResultTracker::Parse(absl::string_view statement) {
+  // The name's description is the old statement's until PostgreSQL takes
+  // the new one (or skips it): unknown from now on either way.
+  if (!statements_.empty()) {
+    if (const auto it = statements_.find(pgwire::ObjectName(statement));
+        it != statements_.end()) {
+      statements_.erase(it);
+    }
+  }
   queue_.push_back(Entry{Kind::kParse, sent_ + 1, nullptr});
 }
 
-void ResultTracker::Describe() {
-  queue_.push_back(Entry{Kind::kDescribe, sent_ + 1, nullptr});
+void ResultTracker::Describe(char kind, absl::string_view name) {
+  Entry entry{Kind::kDescribe, sent_ + 1, nullptr};
+  entry.described_kind = kind;
+  entry.described_name = std::string(pgwire::ObjectName(name));
+  queue_.push_back(std::move(entry));
 }
 
 void ResultTracker::Bind(absl::string_view portal, Intent intent,
-                         absl::Time now, std::vector<Completion>* out) {
+                         absl::Time now, std::vector<Completion>* out,
+                         absl::string_view statement,
+                         std::vector<int16_t> result_formats) {
   std::string name(pgwire::ObjectName(portal));
-  Follow(name, std::move(intent), now, out);
+  if (Exec* exec = Follow(name, std::move(intent), now, out)) {
+    exec->statement = std::string(pgwire::ObjectName(statement));
+    // All text is said with no codes.
+    bool text = true;
+    for (const int16_t f : result_formats) text = text && f == 0;
+    if (!text) exec->result_formats = std::move(result_formats);
+    if (const auto it = statements_.find(exec->statement);
+        it != statements_.end()) {
+      exec->row_description = it->second;
+      exec->described = ExecutionRecord::Described::kStatement;
+    }
+  }
   // The Bind's own answer (BindComplete or the error that fails it).
   std::shared_ptr<Exec> exec;
   if (const auto it = portals_.find(name); it != portals_.end()) {
@@ -131,15 +178,18 @@ void ResultTracker::Cursor(absl::string_view portal, Intent intent,
   Follow(std::string(pgwire::ObjectName(portal)), std::move(intent), now, out);
 }
 
-void ResultTracker::Follow(std::string name, Intent intent, absl::Time now,
-                           std::vector<Completion>* out) {
+ResultTracker::Exec* ResultTracker::Follow(std::string name, Intent intent,
+                                           absl::Time now,
+                                           std::vector<Completion>* out) {
   DropPortal(name, out);
-  if (intent.sequence == 0) return;
-  if (!name.empty() && portals_.size() >= kMaxPortals) return;
-  auto exec = std::make_shared<Exec>();
+  if (!name.empty() && portals_.size() >= kMaxPortals) return nullptr;
+  std::shared_ptr<Exec> exec = NewExec();
   exec->intent = std::move(intent);
+  exec->portal = name;
   exec->started = exec->last = now;
+  Exec* followed = exec.get();
   portals_.emplace(std::move(name), std::move(exec));
+  return followed;
 }
 
 void ResultTracker::Execute(absl::string_view portal) {
@@ -155,6 +205,7 @@ void ResultTracker::Execute(absl::string_view portal) {
 void ResultTracker::Close(char kind, absl::string_view name,
                           std::vector<Completion>* out) {
   if (kind == 'P') DropPortal(std::string(pgwire::ObjectName(name)), out);
+  if (kind == 'S') statements_.erase(pgwire::ObjectName(name));
   queue_.push_back(Entry{Kind::kClose, sent_ + 1, nullptr});
 }
 
@@ -167,14 +218,41 @@ void ResultTracker::DropPortal(const std::string& name,
   std::shared_ptr<Exec> exec = std::move(it->second);
   portals_.erase(it);
   exec->open = false;
-  if (exec->pending > 0 || exec->done) return;  // its answers complete it.
-  if (exec->suspended) {
+  if (exec->pending > 0 || exec->done) {
+    // Its answers complete it.
+  } else if (exec->suspended) {
     Complete(exec.get(), exec->last, pgwire::kSuccessfulCompletion,
              "portal closed before all its rows were fetched", out);
   } else {
     Complete(exec.get(), exec->last, "",
              "not executed: the portal was bound but never executed", out);
   }
+  Recycle(std::move(exec));
+}
+
+std::shared_ptr<ResultTracker::Exec> ResultTracker::NewExec() {
+  if (spare_ == nullptr) return std::make_shared<Exec>();
+  std::shared_ptr<Exec> exec = std::move(spare_);
+  *exec = Exec();
+  return exec;
+}
+
+void ResultTracker::Recycle(std::shared_ptr<Exec> exec) {
+  if (exec != nullptr && exec.use_count() == 1) spare_ = std::move(exec);
+}
+
+void ResultTracker::PopFront() {
+  Recycle(std::move(queue_.front().exec));
+  queue_.pop_front();
+}
+
+std::shared_ptr<const std::string> ResultTracker::Description(
+    absl::string_view body) {
+  // Most clients run the same statements again: their columns are shared.
+  if (last_description_ == nullptr || *last_description_ != body) {
+    last_description_ = std::make_shared<const std::string>(body);
+  }
+  return last_description_;
 }
 
 ResultTracker::Entry* ResultTracker::Head() {
@@ -185,21 +263,66 @@ ResultTracker::Entry* ResultTracker::Head() {
 ResultTracker::Entry* ResultTracker::ResultHead() {
   Entry* head = Head();
   while (head != nullptr && AnsweredByOneMessage(head->kind)) {
-    queue_.pop_front();
+    PopFront();
     head = Head();
   }
   return head;
 }
 
+ResultTracker::Entry* ResultTracker::PeekResult() {
+  for (Entry& entry : queue_) {
+    if (entry.batch != done_ + 1) return nullptr;
+    if (!AnsweredByOneMessage(entry.kind)) return &entry;
+  }
+  return nullptr;
+}
+
+void ResultTracker::Described(char type, absl::string_view body) {
+  Entry* head = Head();
+  if (head == nullptr) return;
+  const bool rows = type == static_cast<char>(pgwire::BackendType::kRowDescription);
+  if (head->kind == Kind::kDescribe) {
+    std::shared_ptr<const std::string> description =
+        Description(rows ? body : absl::string_view());
+    if (head->described_kind == 'P') {
+      if (const auto it = portals_.find(head->described_name);
+          it != portals_.end()) {
+        it->second->row_description = std::move(description);
+        it->second->described = ExecutionRecord::Described::kPortal;
+      }
+    } else if (statements_.size() < kMaxStatements ||
+               statements_.contains(head->described_name)) {
+      // Portals bound from it before this answer came (a pipelined Parse,
+      // Describe, Bind, Execute) are described by it too.
+      for (auto& [name, exec] : portals_) {
+        if (exec->described == ExecutionRecord::Described::kNo &&
+            exec->statement == head->described_name && !exec->done) {
+          exec->row_description = description;
+          exec->described = ExecutionRecord::Described::kStatement;
+        }
+      }
+      statements_[head->described_name] = std::move(description);
+    }
+    queue_.pop_front();
+    return;
+  }
+  // A Query's statement's columns, before its rows.
+  if (rows && head->kind == Kind::kQuery && head->exec != nullptr) {
+    head->exec->row_description = Description(body);
+    head->exec->described = ExecutionRecord::Described::kQuery;
+    answering_ = head->exec.get();
+  }
+}
+
 void ResultTracker::Answered(Kind kind) {
   Entry* head = Head();
-  if (head != nullptr && head->kind == kind) queue_.pop_front();
+  if (head != nullptr && head->kind == kind) PopFront();
 }
 
 void ResultTracker::PopExecute() {
   Exec* exec = queue_.front().exec.get();
   if (exec != nullptr) --exec->pending;
-  queue_.pop_front();
+  PopFront();
 }
 
 void ResultTracker::Complete(Exec* exec, absl::Time now, std::string sqlstate,
@@ -220,13 +343,27 @@ void ResultTracker::Complete(Exec* exec, absl::Time now, std::string sqlstate,
 }
 
 void ResultTracker::DataRow() {
-  if (Entry* head = ResultHead()) ++head->data_rows;
+  if (Entry* head = ResultHead()) {
+    ++head->data_rows;
+    answering_ = head->exec.get();
+  }
+}
+
+void ResultTracker::Answering(std::shared_ptr<Exec> exec) {
+  answering_ = exec.get();
+  answering_keep_ = std::move(exec);
 }
 
 void ResultTracker::CommandComplete(absl::string_view tag, absl::Time now,
                                     std::vector<Completion>* out) {
+  // SQL PREPARE and DEALLOCATE change the names the descriptions are
+  // kept by (they share the protocol's namespace).
+  if (absl::StartsWith(tag, "PREPARE") || absl::StartsWith(tag, "DEALLOCATE")) {
+    statements_.clear();
+  }
   Entry* head = ResultHead();
   if (head == nullptr || head->kind == Kind::kFunctionCall) return;
+  Answering(head->exec);
   const int64_t counted = RowsOfTag(tag);
   // Commands without a count in their tag (SHOW, say) still returned rows.
   const int64_t rows = counted >= 0 ? counted : head->data_rows;
@@ -249,6 +386,7 @@ void ResultTracker::PortalSuspended(absl::Time now,
   Entry* head = ResultHead();
   if (head == nullptr || head->kind != Kind::kExecute) return;
   std::shared_ptr<Exec> exec = head->exec;
+  Answering(exec);
   if (exec != nullptr) {
     exec->rows += head->data_rows;
     exec->suspended = true;
@@ -265,6 +403,7 @@ void ResultTracker::EmptyQuery(absl::Time now, std::vector<Completion>* out) {
   Entry* head = ResultHead();
   if (head == nullptr || head->kind != Kind::kExecute) return;
   std::shared_ptr<Exec> exec = head->exec;
+  Answering(exec);
   PopExecute();
   Complete(exec.get(), now, pgwire::kSuccessfulCompletion, "empty query", out);
 }
@@ -279,6 +418,7 @@ void ResultTracker::Error(absl::string_view sqlstate, absl::Time now,
     // batch). A Bind that fails fails its execution: it never runs.
     std::shared_ptr<Exec> exec =
         head->kind == Kind::kBind ? head->exec : nullptr;
+    Answering(exec);
     queue_.pop_front();
     if (exec != nullptr) {
       if (exec->sqlstate.empty()) exec->sqlstate = std::string(sqlstate);
@@ -289,6 +429,7 @@ void ResultTracker::Error(absl::string_view sqlstate, absl::Time now,
     return;
   }
   std::shared_ptr<Exec> exec = head->exec;
+  Answering(exec);
   if (exec != nullptr) {
     if (exec->sqlstate.empty()) exec->sqlstate = std::string(sqlstate);
     exec->last = now;

@@ -22,6 +22,12 @@
 // portal (a portal fetched in parts, as JDBC does with a fetch size, is one
 // execution whose rows add up over its Execute messages).
 //
+// It also keeps, for every execution (recorded or not), its portal, the
+// statement it was bound from, its result formats and the RowDescription
+// that describes its rows (stages::ExecutionRecord), and says which
+// execution the backend message being forwarded answers (answering()),
+// for the stages that read the answers.
+//
 // The session's Correlator keeps one, always on (OnFrontend, OnBackend);
 // the audit stage records the completions.
 //
@@ -58,10 +64,13 @@ class ResultTracker {
   // Client messages, in the order they are relayed upstream.
   void Query(Intent intent, absl::Time now);
   void FunctionCall(Intent intent, absl::Time now);
-  void Parse();
+  void Parse(absl::string_view statement = {});
+  // `result_formats`: the Bind's result format codes.
   void Bind(absl::string_view portal, Intent intent, absl::Time now,
-            std::vector<Completion>* out);
-  void Describe();
+            std::vector<Completion>* out, absl::string_view statement = {},
+            std::vector<int16_t> result_formats = {});
+  // kind 'S' (statement) or 'P' (portal).
+  void Describe(char kind = 'S', absl::string_view name = {});
   // A SQL cursor's Execute that recorded its own intent (there is no Bind):
   // its portal is followed from now on, as if bound for it.
   void Cursor(absl::string_view portal, Intent intent, absl::Time now,
@@ -72,12 +81,13 @@ class ResultTracker {
   void Sync();
 
   // Upstream messages, in the order they are forwarded.
-  // ParseComplete, BindComplete, CloseComplete, and a Describe's last
-  // answer (RowDescription or NoData; RowDescription of a Query is not).
+  // ParseComplete, BindComplete, CloseComplete.
   void ParseComplete() { Answered(Kind::kParse); }
   void BindComplete() { Answered(Kind::kBind); }
   void CloseComplete() { Answered(Kind::kClose); }
-  void Described() { Answered(Kind::kDescribe); }
+  // A RowDescription (`type` 'T'; a Describe's last answer, or a Query's
+  // statement's) or NoData ('n'; a Describe's).
+  void Described(char type, absl::string_view body);
   void DataRow();
   void CommandComplete(absl::string_view tag, absl::Time now,
                        std::vector<Completion>* out);
@@ -91,9 +101,17 @@ class ResultTracker {
   void Finish(absl::string_view why, absl::Time now,
               std::vector<Completion>* out);
 
+  // The execution the last backend message given to OnBackend answers
+  // (null: none); valid until the next call.
+  const ExecutionRecord* answering() const { return answering_; }
+  // The execution a portal runs, if followed (tests, and stages that look
+  // ahead of the answers).
+  const ExecutionRecord* Portal(absl::string_view name) const;
+
   // Executions awaiting an answer (for tests and bounds).
   size_t pending() const { return queue_.size(); }
   size_t portals() const { return portals_.size(); }
+  size_t statements() const { return statements_.size(); }
 
   // Rows a CommandComplete tag reports ("SELECT 3", "INSERT 0 3",
   // "UPDATE 2"), or -1 when the command has no row count ("CREATE TABLE").
@@ -103,11 +121,13 @@ class ResultTracker {
   // thousands of portals open does not make the proxy keep thousands of
   // records); their executions still complete, without rows in parts.
   static constexpr size_t kMaxPortals = 256;
+  // Prepared statements whose RowDescription is kept (beyond: not kept,
+  // their portals are kNo unless described themselves).
+  static constexpr size_t kMaxStatements = 1024;
 
  private:
   // One execution; shared by the queued messages that feed it.
-  struct Exec {
-    Intent intent;
+  struct Exec : ExecutionRecord {
     absl::Time started;
     absl::Time last;       // of the last answer.
     int64_t rows = 0;
@@ -137,6 +157,9 @@ class ResultTracker {
     uint64_t batch;             // the Sync / Query / FunctionCall ending it.
     std::shared_ptr<Exec> exec;  // null: not followed.
     int64_t data_rows = 0;
+    // A Describe's kind and name.
+    char described_kind = 0;
+    std::string described_name;
   };
 
   // The head entry if it belongs to the batch now being answered.
@@ -145,15 +168,28 @@ class ResultTracker {
   // before it that are answered by one message were answered (PostgreSQL
   // answers in order), so they are passed over.
   Entry* ResultHead();
+  // The head entry a result belongs to, without passing over anything
+  // (a notice or COPY message may come before a one-message answer).
+  Entry* PeekResult();
   // The head is answered by one message of its kind.
   void Answered(Kind kind);
   // Follows `portal` as `intent`'s execution (Bind, Cursor).
-  void Follow(std::string name, Intent intent, absl::Time now,
-              std::vector<Completion>* out);
+  Exec* Follow(std::string name, Intent intent, absl::Time now,
+               std::vector<Completion>* out);
   void Complete(Exec* exec, absl::Time now, std::string sqlstate,
                 std::string note,
                 std::vector<Completion>* out);
   void DropPortal(const std::string& name, std::vector<Completion>* out);
+  // Executions are reused once nothing else refers to them (one is kept
+  // spare), so that a session does not allocate one per statement.
+  std::shared_ptr<Exec> NewExec();
+  void Recycle(std::shared_ptr<Exec> exec);
+  // Pops the head entry.
+  void PopFront();
+  // A RowDescription body, shared with the last one when it is the same.
+  std::shared_ptr<const std::string> Description(absl::string_view body);
+  // The execution the message being forwarded answers.
+  void Answering(std::shared_ptr<Exec> exec);
   // Pops the head Execute entry.
   void PopExecute();
 
@@ -162,6 +198,16 @@ class ResultTracker {
   uint64_t sent_ = 0;  // batches relayed (Query, FunctionCall, Sync).
   uint64_t done_ = 0;  // their ReadyForQuery seen.
   std::string batch_error_;  // SQLSTATE of the batch being answered.
+  // Prepared statements' RowDescription (empty: NoData), from the answers
+  // to their Describe.
+  absl::flat_hash_map<std::string, std::shared_ptr<const std::string>>
+      statements_;
+  // What answering() returns, and the reference that keeps it alive when
+  // its last queue entry was popped for this message.
+  const ExecutionRecord* answering_ = nullptr;
+  std::shared_ptr<Exec> answering_keep_;
+  std::shared_ptr<Exec> spare_;
+  std::shared_ptr<const std::string> last_description_;
 };
 
 }  // namespace warden::dataplane::stages

@@ -80,6 +80,44 @@ struct Intent {
   std::shared_ptr<const warden::v1::Statement> summary;
 };
 
+// What the session's correlator knows of one execution (a simple Query, a
+// FunctionCall, or the executions of one bound portal) while the database
+// answers it: the stages that read answers (masking, issue 18) learn here
+// which statement a DataRow answers and what its columns are.
+struct ExecutionRecord {
+  // Where its RowDescription came from.
+  enum class Described {
+    kNo,         // not seen: the client never asked (nor did a Query send
+                 // one); a stage that needs the columns describes the
+                 // portal itself, or fails closed.
+    kQuery,      // a simple Query's own, for the statement whose rows
+                 // follow (each statement of a multi-statement Query
+                 // replaces it).
+    kPortal,     // the answer to a Describe of its portal: formats
+                 // included.
+    kStatement,  // the answer to a Describe of the prepared statement it
+                 // was bound from, before this Bind: the formats are
+                 // `result_formats`. PostgreSQL may have re-prepared the
+                 // name since (DEALLOCATE and PREPARE run by dynamic SQL
+                 // inside a function are invisible on the wire), so a
+                 // guard must not trust it alone.
+  };
+  // The intent event recorded for it (sequence 0: none). It moves into
+  // the execution's Completion when the execution completes.
+  Intent intent;
+  // Its portal ("" the unnamed portal, and for a Query or FunctionCall)
+  // and the prepared statement the portal was bound from.
+  std::string portal;
+  std::string statement;
+  // A RowDescription body as the database sent it; null when `described`
+  // is kNo, empty when the database answered NoData.
+  std::shared_ptr<const std::string> row_description;
+  Described described = Described::kNo;
+  // The result format codes of its Bind (none: all text; one: for all
+  // columns; else one per column), as PostgreSQL reads them.
+  std::vector<int16_t> result_formats;
+};
+
 // An execution the database has answered (or that ended unanswered),
 // for the result event of its intent.
 struct Completion {
@@ -167,6 +205,11 @@ class StageCallbacks {
   // every message the session relays with its answers, and the audit
   // stage takes these to record their results.
   virtual std::vector<Completion>* completions() = 0;
+  // During Stage::OnBackend: the execution the backend message answers
+  // (its rows, its RowDescription, its CommandComplete, its error; a
+  // COPY's data; a notice raised while it ran), or null when the message
+  // answers none (ParseComplete, ReadyForQuery, a ParameterStatus).
+  virtual const ExecutionRecord* answering() const = 0;
 };
 
 class Stage {

@@ -159,6 +159,25 @@ TEST(PgwireMessagesTest, Bind) {
   EXPECT_EQ(b->result_formats, (std::vector<int16_t>{1}));
 }
 
+TEST(PgwireMessagesTest, BindTargetSkipsTheParameters) {
+  auto b = ParseBindTarget(Keep(BindBody()));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->portal, "portal");
+  EXPECT_EQ(b->statement, "stmt");
+  EXPECT_EQ(b->result_formats, (std::vector<int16_t>{1}));
+  // Its structure is checked as ParseBind's is: a parameter running past
+  // the body, a format count that fits no parameter count, trailing bytes.
+  const std::string overrun = Cs("") + Cs("") + I16(0) + I16(2) + I32(1) +
+                              "x" + I32(900) + std::string(12, 'y');
+  EXPECT_EQ(ParseBindTarget(overrun).status().message(),
+            "Bind message: parameter 2 length 900 exceeds remaining 12 bytes");
+  EXPECT_FALSE(
+      ParseBindTarget(Cs("") + Cs("") + I16(2) + I16(0) + I16(0) + I16(1) +
+                      I16(0) + I16(0))
+          .ok());
+  EXPECT_FALSE(ParseBindTarget(BindBody() + "z").ok());
+}
+
 TEST(PgwireMessagesTest, BindParameterLengthOverrun) {
   const std::string body = Cs("") + Cs("") + I16(0) + I16(2) + I32(1) + "x" +
                            I32(900) + std::string(12, 'y');

@@ -48,6 +48,7 @@ class FakeCallbacks : public StageCallbacks {
   net::EventLoop& loop() override { return loop_; }
   absl::Time Now() override { return now; }
   std::vector<Completion>* completions() override { return &completed; }
+  const ExecutionRecord* answering() const override { return answering_; }
 
   Execution execution_;
   Pipeline pipeline_;
@@ -60,6 +61,8 @@ class FakeCallbacks : public StageCallbacks {
   absl::Time now = absl::FromUnixSeconds(1700000000);
   // What the session's correlator completed (the tests put them here).
   std::vector<Completion> completed;
+  // What answering() returns (the tests set it).
+  const ExecutionRecord* answering_ = nullptr;
   absl::Status loop_init;
 
  private:

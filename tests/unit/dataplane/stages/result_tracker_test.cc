@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
@@ -263,7 +265,7 @@ TEST_F(ResultTrackerTest, DescribeAndCloseAnswersKeepThePairing) {
   tracker_.Sync();
   tracker_.ParseComplete();
   tracker_.BindComplete();
-  tracker_.Described();
+  tracker_.Described('n', "");
   tracker_.DataRow();
   tracker_.CommandComplete("SELECT 1", Now(), &out_);
   tracker_.CloseComplete();
@@ -278,7 +280,7 @@ TEST_F(ResultTrackerTest, DescribeAndCloseAnswersKeepThePairing) {
   tracker_.Sync();
   tracker_.ParseComplete();
   tracker_.BindComplete();
-  tracker_.Described();
+  tracker_.Described('n', "");
   tracker_.Error("22012", Now(), &out_);
   ASSERT_EQ(out_.size(), 2u);
   EXPECT_EQ(out_[1].intent.sequence, 11u);
@@ -398,5 +400,195 @@ TEST_F(ResultTrackerTest, ManyNamedPortalsAreBoundedButStayPaired) {
   EXPECT_EQ(out_[0].rows, 2) << "the untracked Execute took its own answer";
 }
 
+
+// ---------------------------------------------------------------------------
+// The execution record: which execution each answer belongs to, and what
+// describes its rows (for the stages that read answers, e.g. masking).
+
+// Message bodies as a client or PostgreSQL sends them.
+std::string Cs(absl::string_view s) { return absl::StrCat(s, std::string(1, '\0')); }
+std::string I16(int v) {
+  return std::string{static_cast<char>((v >> 8) & 0xff),
+                     static_cast<char>(v & 0xff)};
+}
+std::string BindBody(absl::string_view portal, absl::string_view statement,
+                     std::vector<int> result_formats) {
+  // One text parameter, "42".
+  std::string body = Cs(portal) + Cs(statement) + I16(0) + I16(1);
+  body += std::string{0, 0, 0, 2} + "42";
+  body += I16(static_cast<int>(result_formats.size()));
+  for (const int f : result_formats) body += I16(f);
+  return body;
+}
+
+class ExecutionRecordTest : public ResultTrackerTest {
+ protected:
+  void Client(char type, absl::string_view body, Intent intent = {}) {
+    tracker_.OnFrontend(type, body, std::move(intent), Now(), &out_);
+  }
+  // A backend message; returns the execution it answers.
+  const ExecutionRecord* Server(char type, absl::string_view body = {}) {
+    tracker_.OnBackend(type, body, Now(), &out_);
+    return tracker_.answering();
+  }
+};
+
+TEST_F(ExecutionRecordTest, AQuerysRowsAnswerItsStatementsDescription) {
+  Client('Q', Cs("SELECT id FROM a; SELECT email FROM b"));
+  const ExecutionRecord* described = Server('T', "columns of a");
+  ASSERT_NE(described, nullptr);
+  EXPECT_EQ(described->described, ExecutionRecord::Described::kQuery);
+  EXPECT_EQ(*described->row_description, "columns of a");
+  EXPECT_EQ(Server('D', "row"), described);
+  EXPECT_EQ(Server('C', Cs("SELECT 1")), described);
+  // The second statement's rows are described by its own RowDescription.
+  EXPECT_EQ(Server('T', "columns of b"), described);
+  EXPECT_EQ(*Server('D', "row")->row_description, "columns of b");
+  EXPECT_EQ(Server('N', "a notice"), described);
+  EXPECT_EQ(Server('C', Cs("SELECT 1")), described);
+  EXPECT_EQ(Server('Z', "I"), nullptr);
+  // Nobody recorded an intent for it: it completes without a report.
+  EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(ExecutionRecordTest, APortalsDescribeDescribesItsRowsWithTheirFormats) {
+  Client('P', Cs("s1") + Cs("SELECT email FROM users WHERE id = $1") + I16(0));
+  Client('B', BindBody("", "s1", {1}), Recorded(4));
+  Client('D', "P" + Cs(""));
+  Client('E', Cs("") + std::string(4, '\0'));
+  Client('S', "");
+  EXPECT_EQ(Server('1'), nullptr);
+  EXPECT_EQ(Server('2'), nullptr);
+  EXPECT_EQ(Server('T', "binary email column"), nullptr);
+  const ExecutionRecord* row = Server('D', "a row");
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(row->portal, "");
+  EXPECT_EQ(row->statement, "s1");
+  EXPECT_EQ(row->intent.sequence, 4u);
+  EXPECT_EQ(row->result_formats, std::vector<int16_t>{1});
+  EXPECT_EQ(row->described, ExecutionRecord::Described::kPortal);
+  EXPECT_EQ(*row->row_description, "binary email column");
+  EXPECT_EQ(Server('C', Cs("SELECT 1")), row);
+  EXPECT_EQ(Server('Z', "I"), nullptr);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].intent.sequence, 4u);
+}
+
+// JDBC's first execution of a statement pipelines Parse, Describe of the
+// statement, Bind and Execute: the Bind comes before the description, and
+// is described by it once it arrives. Later Binds of it are described at
+// once; all-text formats are said with none.
+TEST_F(ExecutionRecordTest, AStatementsDescriptionDescribesItsPortals) {
+  Client('P', Cs("S_1") + Cs("SELECT email FROM users") + I16(0));
+  Client('D', "S" + Cs("S_1"));
+  Client('B', BindBody("", "S_1", {0}));
+  Client('E', Cs("") + std::string(4, '\0'));
+  Client('S', "");
+  Server('1');
+  EXPECT_EQ(Server('t', std::string(2, '\0')), nullptr);
+  Server('T', "email column");
+  Server('2');
+  const ExecutionRecord* row = Server('D', "a row");
+  ASSERT_NE(row, nullptr);
+  EXPECT_EQ(row->described, ExecutionRecord::Described::kStatement);
+  EXPECT_EQ(*row->row_description, "email column");
+  EXPECT_TRUE(row->result_formats.empty());
+  Server('C', Cs("SELECT 1"));
+  Server('Z', "I");
+  EXPECT_EQ(tracker_.statements(), 1u);
+
+  Client('B', BindBody("p2", "S_1", {}));
+  ASSERT_NE(tracker_.Portal("p2"), nullptr);
+  EXPECT_EQ(tracker_.Portal("p2")->described,
+            ExecutionRecord::Described::kStatement);
+  EXPECT_EQ(*tracker_.Portal("p2")->row_description, "email column");
+}
+
+// What can make a kept description name another statement forgets it: a
+// Parse or Close of the name, SQL PREPARE and DEALLOCATE (same namespace).
+TEST_F(ExecutionRecordTest, ANameThatMayNowBeAnotherStatementIsNotDescribed) {
+  const auto describe = [this](absl::string_view name) {
+    Client('P', Cs(name) + Cs("SELECT email FROM users") + I16(0));
+    Client('D', "S" + Cs(name));
+    Client('S', "");
+    Server('1');
+    Server('T', "email column");
+    Server('Z', "I");
+  };
+  const auto bound = [this](absl::string_view name) {
+    Client('B', BindBody("p", name, {}));
+    Client('S', "");
+    Server('2');
+    Server('Z', "T");
+    return tracker_.Portal("p")->described;
+  };
+  describe("a");
+  EXPECT_EQ(bound("a"), ExecutionRecord::Described::kStatement);
+  Client('C', "S" + Cs("a"));
+  Client('S', "");
+  Server('3');
+  Server('Z', "T");
+  EXPECT_EQ(bound("a"), ExecutionRecord::Described::kNo);
+
+  describe("b");
+  Client('P', Cs("b") + Cs("SELECT ssn FROM users") + I16(0));
+  EXPECT_EQ(bound("b"), ExecutionRecord::Described::kNo);
+
+  for (const char* tag : {"DEALLOCATE", "DEALLOCATE ALL", "PREPARE"}) {
+    describe("c");
+    EXPECT_EQ(bound("c"), ExecutionRecord::Described::kStatement);
+    Client('Q', Cs("DEALLOCATE c; PREPARE c AS SELECT ssn FROM users"));
+    Server('C', Cs(tag));
+    Server('Z', "I");
+    EXPECT_EQ(bound("c"), ExecutionRecord::Described::kNo) << tag;
+  }
+}
+
+// A notice or a COPY message belongs to the execution at the head without
+// passing over a one-message answer still to come; an error that fails a
+// Bind answers that Bind's execution.
+TEST_F(ExecutionRecordTest, NoticesAndBindErrorsAnswerTheRightExecution) {
+  Client('P', Cs("") + Cs("COPY users TO STDOUT") + I16(0));
+  Client('B', BindBody("", "", {}), Recorded(6));
+  Client('E', Cs("") + std::string(4, '\0'));
+  Client('S', "");
+  const ExecutionRecord* copy = Server('N', "a notice before ParseComplete");
+  ASSERT_NE(copy, nullptr);
+  EXPECT_EQ(copy->intent.sequence, 6u);
+  EXPECT_EQ(Server('1'), nullptr);
+  EXPECT_EQ(Server('2'), nullptr);
+  EXPECT_EQ(Server('H', std::string(3, '\0')), copy);
+  EXPECT_EQ(Server('d', "1\talice@example.com\n"), copy);
+  EXPECT_EQ(Server('c'), copy);
+  EXPECT_EQ(Server('C', Cs("COPY 1")), copy);
+  Server('Z', "I");
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].rows, 1);
+
+  Client('B', BindBody("", "", {}), Recorded(7));
+  const ExecutionRecord* bound = tracker_.Portal("");
+  Client('E', Cs("") + std::string(4, '\0'));
+  Client('S', "");
+  const ExecutionRecord* failed =
+      Server('E', "S" + Cs("ERROR") + "C" + Cs("22P02") + std::string(1, '\0'));
+  EXPECT_EQ(failed, bound);
+  ASSERT_EQ(out_.size(), 2u);
+  EXPECT_EQ(out_[1].intent.sequence, 7u);
+  EXPECT_EQ(out_[1].sqlstate, "22P02");
+}
+
+// Unrecorded executions are followed too (masking applies with audit off).
+TEST_F(ExecutionRecordTest, ExecutionsWithoutAnIntentAreFollowed) {
+  Client('B', BindBody("cur", "", {}));
+  ASSERT_NE(tracker_.Portal("cur"), nullptr);
+  EXPECT_EQ(tracker_.Portal("cur")->intent.sequence, 0u);
+  Client('E', Cs("cur") + std::string(4, '\0'));
+  Client('S', "");
+  Server('2');
+  EXPECT_EQ(Server('D', "row"), tracker_.Portal("cur"));
+  Server('s');
+  Server('Z', "T");
+  EXPECT_TRUE(out_.empty());
+}
 }  // namespace
 }  // namespace warden::dataplane::stages
