@@ -144,7 +144,8 @@ void ResultTracker::Parse(absl::string_view statement) {
 void ResultTracker::Describe(char kind, absl::string_view name) {
   Entry entry{Kind::kDescribe, sent_ + 1, nullptr};
   entry.described_kind = kind;
-  entry.described_name = std::string(pgwire::ObjectName(name));
+  entry.described_name =
+      std::make_unique<const std::string>(pgwire::ObjectName(name));
   queue_.push_back(std::move(entry));
 }
 
@@ -152,44 +153,58 @@ void ResultTracker::Bind(absl::string_view portal, Intent intent,
                          absl::Time now, std::vector<Completion>* out,
                          absl::string_view statement,
                          std::vector<int16_t> result_formats) {
-  std::string name(pgwire::ObjectName(portal));
-  if (Exec* exec = Follow(name, std::move(intent), now, out)) {
-    exec->statement = std::string(pgwire::ObjectName(statement));
+  const std::shared_ptr<Exec>* followed =
+      Follow(pgwire::ObjectName(portal), std::move(intent), now, out);
+  if (followed != nullptr) {
+    Exec* exec = followed->get();
+    const absl::string_view bound_from = pgwire::ObjectName(statement);
+    exec->statement.assign(bound_from.data(), bound_from.size());
     // All text is said with no codes.
     bool text = true;
     for (const int16_t f : result_formats) text = text && f == 0;
     if (!text) exec->result_formats = std::move(result_formats);
-    if (const auto it = statements_.find(exec->statement);
-        it != statements_.end()) {
-      exec->row_description = it->second;
-      exec->described = ExecutionRecord::Described::kStatement;
+    if (!statements_.empty()) {
+      if (const auto it = statements_.find(exec->statement);
+          it != statements_.end()) {
+        exec->row_description = it->second;
+        exec->described = ExecutionRecord::Described::kStatement;
+      }
     }
   }
   // The Bind's own answer (BindComplete or the error that fails it).
-  std::shared_ptr<Exec> exec;
-  if (const auto it = portals_.find(name); it != portals_.end()) {
-    exec = it->second;
-  }
-  queue_.push_back(Entry{Kind::kBind, sent_ + 1, std::move(exec)});
+  queue_.push_back(Entry{Kind::kBind, sent_ + 1,
+                         followed != nullptr ? *followed : nullptr});
 }
 
 void ResultTracker::Cursor(absl::string_view portal, Intent intent,
                            absl::Time now, std::vector<Completion>* out) {
-  Follow(std::string(pgwire::ObjectName(portal)), std::move(intent), now, out);
+  Follow(pgwire::ObjectName(portal), std::move(intent), now, out);
 }
 
-ResultTracker::Exec* ResultTracker::Follow(std::string name, Intent intent,
-                                           absl::Time now,
-                                           std::vector<Completion>* out) {
-  DropPortal(name, out);
-  if (!name.empty() && portals_.size() >= kMaxPortals) return nullptr;
-  std::shared_ptr<Exec> exec = NewExec();
+const std::shared_ptr<ResultTracker::Exec>* ResultTracker::Follow(
+    absl::string_view name, Intent intent, absl::Time now,
+    std::vector<Completion>* out) {
+  std::shared_ptr<Exec>* slot = nullptr;
+  if (const auto it = portals_.find(name); it != portals_.end()) {
+    if (it->second.use_count() == 1 && it->second->done) {
+      // Its last execution is over and nothing else refers to it (the
+      // unnamed portal bound again, the common case): reused in place.
+      slot = &it->second;
+      (*slot)->Reset();
+    } else {
+      DropPortal(std::string(name), out);
+    }
+  }
+  if (slot == nullptr) {
+    if (!name.empty() && portals_.size() >= kMaxPortals) return nullptr;
+    slot = &portals_[name];
+    *slot = NewExec();
+  }
+  Exec* exec = slot->get();
   exec->intent = std::move(intent);
-  exec->portal = name;
+  exec->portal.assign(name.data(), name.size());
   exec->started = exec->last = now;
-  Exec* followed = exec.get();
-  portals_.emplace(std::move(name), std::move(exec));
-  return followed;
+  return slot;
 }
 
 void ResultTracker::Execute(absl::string_view portal) {
@@ -233,8 +248,24 @@ void ResultTracker::DropPortal(const std::string& name,
 std::shared_ptr<ResultTracker::Exec> ResultTracker::NewExec() {
   if (spare_ == nullptr) return std::make_shared<Exec>();
   std::shared_ptr<Exec> exec = std::move(spare_);
-  *exec = Exec();
+  exec->Reset();
   return exec;
+}
+
+void ResultTracker::Exec::Reset() {
+  intent = Intent();
+  portal.clear();
+  statement.clear();
+  row_description.reset();
+  described = Described::kNo;
+  result_formats.clear();
+  started = last = absl::Time();
+  rows = 0;
+  sqlstate.clear();
+  pending = 0;
+  suspended = false;
+  open = true;
+  done = false;
 }
 
 void ResultTracker::Recycle(std::shared_ptr<Exec> exec) {
@@ -285,23 +316,23 @@ void ResultTracker::Described(char type, absl::string_view body) {
     std::shared_ptr<const std::string> description =
         Description(rows ? body : absl::string_view());
     if (head->described_kind == 'P') {
-      if (const auto it = portals_.find(head->described_name);
+      if (const auto it = portals_.find(*head->described_name);
           it != portals_.end()) {
         it->second->row_description = std::move(description);
         it->second->described = ExecutionRecord::Described::kPortal;
       }
     } else if (statements_.size() < kMaxStatements ||
-               statements_.contains(head->described_name)) {
+               statements_.contains(*head->described_name)) {
       // Portals bound from it before this answer came (a pipelined Parse,
       // Describe, Bind, Execute) are described by it too.
       for (auto& [name, exec] : portals_) {
         if (exec->described == ExecutionRecord::Described::kNo &&
-            exec->statement == head->described_name && !exec->done) {
+            exec->statement == *head->described_name && !exec->done) {
           exec->row_description = description;
           exec->described = ExecutionRecord::Described::kStatement;
         }
       }
-      statements_[head->described_name] = std::move(description);
+      statements_[*head->described_name] = std::move(description);
     }
     queue_.pop_front();
     return;
@@ -443,23 +474,21 @@ void ResultTracker::Error(absl::string_view sqlstate, absl::Time now,
 void ResultTracker::ReadyForQuery(absl::Time now,
                                   std::vector<Completion>* out) {
   while (!queue_.empty() && queue_.front().batch <= done_ + 1) {
-    Entry entry = std::move(queue_.front());
+    const Kind kind = queue_.front().kind;
+    std::shared_ptr<Exec> owned = std::move(queue_.front().exec);
     queue_.pop_front();
-    Exec* exec = entry.exec.get();
+    Exec* exec = owned.get();
     if (exec == nullptr) continue;
-    if (AnsweredByOneMessage(entry.kind)) {
+    if (AnsweredByOneMessage(kind)) {
       // A Bind skipped after an earlier error: its execution did not run
       // either (its Execute, if any, says so below).
-      if (entry.kind == Kind::kBind && exec->pending == 0 &&
-          !batch_error_.empty()) {
+      if (kind == Kind::kBind && exec->pending == 0 && !batch_error_.empty()) {
         Complete(exec, now, batch_error_,
                  absl::StrCat("not run: an earlier message of its pipeline "
                               "failed (", batch_error_, ")"),
                  out);
       }
-      continue;
-    }
-    if (entry.kind == Kind::kExecute) {
+    } else if (kind == Kind::kExecute) {
       --exec->pending;
       Complete(exec, now, batch_error_,
                batch_error_.empty()
@@ -469,9 +498,12 @@ void ResultTracker::ReadyForQuery(absl::Time now,
                                   batch_error_, ")"),
                out);
     } else {
-      Complete(exec, now, exec->sqlstate.empty() ? pgwire::kSuccessfulCompletion : exec->sqlstate,
+      Complete(exec, now,
+               exec->sqlstate.empty() ? pgwire::kSuccessfulCompletion
+                                      : exec->sqlstate,
                "", out);
     }
+    Recycle(std::move(owned));
   }
   ++done_;
   batch_error_.clear();

@@ -136,6 +136,8 @@ class ResultTracker {
     bool suspended = false;
     bool open = true;      // the portal still exists on the client's side.
     bool done = false;
+    // As new, keeping what the strings and vectors hold allocated.
+    void Reset();
   };
   // kQuery, kFunctionCall and kExecute are answered by their results;
   // the others by one message each (or an error).
@@ -157,9 +159,9 @@ class ResultTracker {
     uint64_t batch;             // the Sync / Query / FunctionCall ending it.
     std::shared_ptr<Exec> exec;  // null: not followed.
     int64_t data_rows = 0;
-    // A Describe's kind and name.
+    // A Describe's kind and name (allocated for Describe entries only).
     char described_kind = 0;
-    std::string described_name;
+    std::unique_ptr<const std::string> described_name;
   };
 
   // The head entry if it belongs to the batch now being answered.
@@ -173,9 +175,11 @@ class ResultTracker {
   Entry* PeekResult();
   // The head is answered by one message of its kind.
   void Answered(Kind kind);
-  // Follows `portal` as `intent`'s execution (Bind, Cursor).
-  Exec* Follow(std::string name, Intent intent, absl::Time now,
-               std::vector<Completion>* out);
+  // Follows `portal` as `intent`'s execution (Bind, Cursor): its slot in
+  // portals_, or null when too many portals are followed.
+  const std::shared_ptr<Exec>* Follow(absl::string_view name, Intent intent,
+                                      absl::Time now,
+                                      std::vector<Completion>* out);
   void Complete(Exec* exec, absl::Time now, std::string sqlstate,
                 std::string note,
                 std::vector<Completion>* out);
