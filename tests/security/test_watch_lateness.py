@@ -147,7 +147,6 @@ class _Flow:
                 now = time.monotonic()
                 with self.cond:
                     self.queue.extend((now, r) for r in records)
-                    self.relay.record_sizes.extend(len(r) for r in records)
                     self.cond.notify_all()
         with self.cond:
             self.upstream_done = True
@@ -215,7 +214,6 @@ class HoldBackRelay:
         self.lock = threading.Lock()
         self.flows = []
         self.accepted = 0
-        self.record_sizes = []   # every record warden-control sent, for diagnostics
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
