@@ -1,5 +1,6 @@
 #include "dataplane/session/cancel_key.h"
 
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -16,6 +17,29 @@ void SendCancel(net::EventLoop* loop, const CancelTarget& target,
                                     target.upstream_pid,
                                     target.upstream_secret},
                   std::move(done));
+}
+
+bool ForwardCancelRequest(const CancelRegistry& registry,
+                          net::EventLoop* loop, int32_t pid, int32_t secret,
+                          std::function<void()> done) {
+  const std::optional<CancelTarget> target = registry.Lookup(pid, secret);
+  if (!target) {
+    if (done) done();
+    return false;
+  }
+  if (target->notify_session) target->notify_session();
+  SendCancel(loop, *target, std::move(done));
+  return true;
+}
+
+absl::StatusOr<std::string> CancelKey::OnUpstreamKey(
+    const pgwire::BackendKeyData& key, net::EventLoop* loop,
+    std::function<void()> on_cancel) {
+  // The registry entry keeps the loop alive until Release.
+  return OnUpstreamKey(
+      key, [loop = loop->shared_from_this(), on_cancel = std::move(on_cancel)] {
+        loop->Post(on_cancel);
+      });
 }
 
 absl::StatusOr<std::string> CancelKey::OnUpstreamKey(

@@ -28,6 +28,17 @@ namespace warden::dataplane::session {
 void SendCancel(net::EventLoop* loop, const CancelTarget& target,
                 std::function<void()> done = nullptr);
 
+// A client's CancelRequest for (`pid`, `secret`), which arrived on a
+// connection of its own: the session the key names is told (a statement a
+// stage holds never reached the backend; the session withdraws it) and
+// what runs upstream is cancelled there. `done` runs on `loop` once the
+// upstream took the cancel or the attempt failed, at once for a key nobody
+// holds, so that the requester's connection closes as PostgreSQL's own
+// postmaster closes it. Whether the key was known.
+bool ForwardCancelRequest(const CancelRegistry& registry,
+                          net::EventLoop* loop, int32_t pid, int32_t secret,
+                          std::function<void()> done);
+
 class CancelKey {
  public:
   explicit CancelKey(CancelRegistry* registry) : registry_(registry) {}
@@ -47,6 +58,12 @@ class CancelKey {
   // its place; an error when no key can be allocated.
   absl::StatusOr<std::string> OnUpstreamKey(const pgwire::BackendKeyData& key,
                                             std::function<void()> notify_session);
+  // The same, where `on_cancel` runs on `loop` (the session's) each time
+  // the client cancels; it must not outlive what it refers to unless
+  // guarded (the session passes a weak pointer).
+  absl::StatusOr<std::string> OnUpstreamKey(const pgwire::BackendKeyData& key,
+                                            net::EventLoop* loop,
+                                            std::function<void()> on_cancel);
 
   // Whether the upstream's key is known (a cancel can reach the backend).
   bool has_upstream_key() const { return has_upstream_key_; }

@@ -280,22 +280,12 @@ void Session::StartClientTls(SSL_CTX* context) {
 }
 
 void Session::OnCancelRequest(int32_t pid, int32_t secret) {
-  const auto target = shared_->cancels.Lookup(pid, secret);
   Finish(warden::v1::SESSION_END_REASON_CLIENT, "cancel request");
-  if (target) {
-    spdlog::debug("session {}: cancel for upstream pid {}", peer_address_,
-                  target->upstream_pid);
-    // A statement Warden holds never reached the backend: its session
-    // withdraws it; what runs upstream is cancelled there.
-    if (target->notify_session) target->notify_session();
-    // The requester's connection closes once the upstream has taken the
-    // cancel, as PostgreSQL's own postmaster behaves.
-    SendCancel(loop_, *target,
-               [self = shared_from_this()] { self->CloseClient(); });
-  } else {
-    spdlog::debug("session {}: cancel request for unknown key", peer_address_);
-    CloseClient();
-  }
+  const bool known = ForwardCancelRequest(
+      shared_->cancels, loop_, pid, secret,
+      [self = shared_from_this()] { self->CloseClient(); });
+  spdlog::debug("session {}: cancel request for {} key", peer_address_,
+                known ? "a known" : "an unknown");
 }
 
 void Session::OnIdentityProven() {
@@ -485,15 +475,11 @@ size_t Session::ProcessUpstream(absl::string_view buf) {
 }
 
 bool Session::SendOwnCancelKey(const pgwire::BackendKeyData& key) {
-  // The session may be gone when a cancel arrives; its loop is kept alive
-  // by the registry entry until Release.
-  std::weak_ptr<Session> weak = weak_from_this();
-  std::shared_ptr<net::EventLoop> loop = loop_->shared_from_this();
-  absl::StatusOr<std::string> ours = cancel_key_.OnUpstreamKey(key, [weak, loop] {
-    loop->Post([weak] {
-      if (auto self = weak.lock()) self->OnClientCancel();
-    });
-  });
+  // The session may be gone when a cancel arrives.
+  absl::StatusOr<std::string> ours = cancel_key_.OnUpstreamKey(
+      key, loop_, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->OnClientCancel();
+      });
   if (!ours.ok()) {
     Fail(pgwire::kInternalError, ours.status().message(),
          warden::v1::SESSION_END_REASON_INTERNAL);

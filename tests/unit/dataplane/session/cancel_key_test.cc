@@ -3,10 +3,20 @@
 // a second upstream key keeps the client's; released, it cancels nothing.
 #include "dataplane/session/cancel_key.h"
 
-#include <string>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "dataplane/net/event_loop.h"
 #include "dataplane/pgwire/messages.h"
 #include "gtest/gtest.h"
+#include "tests/unit/dataplane/net/loopback.h"
 
 namespace warden::dataplane::session {
 namespace {
@@ -85,6 +95,67 @@ TEST(CancelKeyTest, ReleasedOrDestroyedItCancelsNothing) {
   }
   EXPECT_FALSE(registry.Lookup(ours.pid, ours.secret).has_value());
   EXPECT_EQ(registry.size(), 0u);
+}
+
+// A CancelRequest from a client, on a connection of its own, reaches the
+// session on its loop and the upstream backend (a real loopback socket
+// here, standing in for PostgreSQL); a key nobody holds reaches nothing
+// and the requester is let go at once.
+TEST(CancelKeyTest, ACancelRequestReachesTheSessionAndTheUpstream) {
+  net::testing::LoopbackListener upstream;
+  auto loop = std::make_shared<net::EventLoop>();
+  ASSERT_TRUE(loop->Init().ok());
+  std::thread runner([&loop] { loop->Run(); });
+
+  CancelRegistry registry;
+  CancelKey key(&registry);
+  key.SetUpstream("127.0.0.1", upstream.port);
+  std::atomic<int> session_told{0};
+  std::atomic<bool> on_session_loop{false};
+  auto sent = key.OnUpstreamKey({4242, 777}, loop.get(), [&] {
+    on_session_loop = loop->InLoopThread();
+    ++session_told;
+  });
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  const pgwire::BackendKeyData ours = KeyOf(*sent);
+
+  std::atomic<bool> unknown_done{false};
+  EXPECT_FALSE(ForwardCancelRequest(registry, loop.get(), ours.pid,
+                                    ours.secret ^ 1,
+                                    [&] { unknown_done = true; }));
+  EXPECT_TRUE(unknown_done);
+
+  std::atomic<bool> done{false};
+  loop->Post([&] {
+    EXPECT_TRUE(ForwardCancelRequest(registry, loop.get(), ours.pid,
+                                     ours.secret, [&] { done = true; }));
+  });
+  // What the upstream receives: the 16-byte CancelRequest with ITS key.
+  const int conn = accept(upstream.fd, nullptr, nullptr);
+  ASSERT_GE(conn, 0);
+  char request[16];
+  size_t got = 0;
+  while (got < sizeof(request)) {
+    const ssize_t n = read(conn, request + got, sizeof(request) - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(conn);
+  ASSERT_EQ(got, sizeof(request));
+  uint32_t words[4];
+  std::memcpy(words, request, sizeof(words));
+  EXPECT_EQ(ntohl(words[0]), 16u);
+  EXPECT_EQ(ntohl(words[1]), 80877102u);  // the CancelRequest code
+  EXPECT_EQ(static_cast<int32_t>(ntohl(words[2])), 4242);
+  EXPECT_EQ(static_cast<int32_t>(ntohl(words[3])), 777);
+  for (int i = 0; i < 500 && (!done || session_told == 0); ++i) {
+    usleep(10000);
+  }
+  EXPECT_TRUE(done);
+  EXPECT_EQ(session_told, 1);
+  EXPECT_TRUE(on_session_loop);
+  loop->Stop();
+  runner.join();
 }
 
 }  // namespace
