@@ -52,6 +52,34 @@ def wait_until(predicate, timeout=20.0, interval=0.1):
     return False
 
 
+def pause(pid, timeout=10.0):
+    """SIGSTOPs process `pid` and returns once every thread of it has
+    stopped. kill(2) returns before that: the stop is taken by one thread,
+    which tells the others when it next runs, so on a loaded machine the
+    process's other threads can go on working for milliseconds (a test
+    once saw a stopped control plane acknowledge an event it was sent
+    after the SIGSTOP). Resume with os.kill(pid, signal.SIGCONT)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except FileNotFoundError:
+            return True  # gone: nothing of it runs
+        for tid in tasks:
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, IndexError):
+                continue
+            if state not in ("T", "t"):
+                return False
+        return True
+
+    if not wait_until(stopped, timeout=timeout, interval=0.005):
+        raise AssertionError("process %d did not stop within %ss" % (pid, timeout))
+
+
 def cpu_seconds(pid):
     """User + system CPU time of process `pid` so far, from /proc."""
     with open("/proc/%d/stat" % pid) as f:

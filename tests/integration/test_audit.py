@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 sys.path.insert(0, HERE)
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy, wait_until  # noqa: E402
+from proxyharness import WardenProxy, pause, wait_until  # noqa: E402
 from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402
 import rawpg  # noqa: E402
 
@@ -579,12 +579,12 @@ users:
             conn.login("alice", "alice-pw", "shop")
             self.assertIsNone(conn.simple_query("CREATE TABLE IF NOT EXISTS held_marks (m text)")[1])
             # The control plane stops answering: the next statement is held.
-            os.kill(self.control.proc.pid, signal.SIGSTOP)
+            pause(self.control.proc.pid)
             try:
                 conn.send(rawpg.query("INSERT INTO held_marks VALUES ('%s')" % marker))
                 # Held: a second later it has not reached the database.
                 time.sleep(1)
-                self.assertEqual(self.marks(marker), "0")
+                self.assertEqual(self.marks(marker), "0", proxy.log()[-4000:])
                 started = time.time()
                 rawpg.send_cancel(port, conn.backend_key[0], conn.backend_key[1])
                 replies = rawpg.read_to_ready(conn)
@@ -612,7 +612,7 @@ users:
             # A client that leaves while its statement is held withdraws it
             # too (F5: it ran once acknowledged, after its client had gone).
             gone = marker + "-gone"
-            os.kill(self.control.proc.pid, signal.SIGSTOP)
+            pause(self.control.proc.pid)
             try:
                 other = rawpg.RawConn(port, timeout=30)
                 other.login("alice", "alice-pw", "shop")
@@ -715,7 +715,7 @@ users:
         deadline (red team), and the events it had stay in its spool and
         reach the log after the restart."""
         marker = "term-%d" % time.time_ns()
-        os.kill(self.control.pid, signal.SIGSTOP)
+        pause(self.control.pid)
         try:
             self.assertIsNone(self.run_sql("SELECT '%s'" % marker)[0])
             time.sleep(1)  # the sender sends the events and waits

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "harness"))
 sys.path.insert(0, HERE)
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy, make_ca_and_cert, wait_until  # noqa: E402
+from proxyharness import WardenProxy, make_ca_and_cert, pause, wait_until  # noqa: E402
 import rawpg  # noqa: E402
 from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane as Control  # noqa: E402
 
@@ -252,7 +252,7 @@ users:
 
         # A proxy that cannot take it (stopped) makes the wait fail, named.
         pid = self.proxies["p1"].pid
-        os.kill(pid, signal.SIGSTOP)
+        pause(pid)
         try:
             with open(os.path.join(path, "prod.yaml"), "w") as f:
                 f.write(POLICY.replace("no-drop", "no-drop-stalled"))

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(TESTS, "harness"))
 sys.path.insert(0, os.path.join(TESTS, "integration"))
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy, wait_until  # noqa: E402
+from proxyharness import WardenProxy, pause, wait_until  # noqa: E402,F401
 from controlharness import WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402,F401
 import rawpg  # noqa: E402
 

@@ -32,7 +32,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from stack import Stack, rawpg  # noqa: E402
+from stack import Stack, pause, rawpg  # noqa: E402
 
 FLOOD_SECONDS = 8   # how long the flood and the victim run
 BATCH = 50          # Query messages per pipelined write
@@ -142,7 +142,7 @@ def run_flood(stack, padding=0, reconnect=False):
     # Both sessions are up before the control plane goes away.
     assert victim.simple_query("SELECT 'warm-up'")[1] is None
     pid = stack.control.proc.pid
-    os.kill(pid, signal.SIGSTOP)
+    pause(pid)
     try:
         flood = ReconnectFlood(stack, padding) if reconnect else Flood(attacker, padding)
         start = time.monotonic()
@@ -294,7 +294,7 @@ class SpoolReserve(unittest.TestCase):
         victim with warden-control stopped; returns the victim."""
         victim = Victim(self.stack)
         pid = self.stack.control.proc.pid
-        os.kill(pid, signal.SIGSTOP)
+        pause(pid)
         try:
             victim.thread.start()
             for seconds, start, halt in phases:
