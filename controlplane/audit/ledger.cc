@@ -58,7 +58,8 @@ class StoreHashReader final : public HashReader {
  public:
   explicit StoreHashReader(const store::Store* store) : store_(store) {}
   absl::StatusOr<std::string> LeafHashAt(uint64_t index) const override {
-    return store_->Get(store::Column::kAudit, IndexKey(kHashPrefix, index));
+    return store_->Get(store::Column::kAuditHashes,
+                       IndexKey(kHashPrefix, index));
   }
 
  private:
@@ -82,7 +83,7 @@ absl::Status AuditApplier::Load() {
   std::string last(kHashSize, '\0');
   if (tree.size() > 0) {
     WARDEN_ASSIGN_OR_RETURN(
-        last, store_->Get(store::Column::kAudit,
+        last, store_->Get(store::Column::kAuditHashes,
                           IndexKey(kHashPrefix, tree.size() - 1)));
   }
   tree_ = std::move(tree);
@@ -141,11 +142,15 @@ absl::Status AuditApplier::Stage(const warden::v1::AuditAppend& append) {
 }
 
 void AuditApplier::TakeStaged(store::Batch* batch) {
-  // Digest keys of one source ascend; so do leaf and hash keys.
-  for (std::vector<Put>* puts : {&digests_, &hashes_, &leaves_}) {
+  // Each kind in its own column, in ascending key order (digest keys of
+  // one source ascend; so do leaf and hash keys).
+  const std::pair<std::vector<Put>*, store::Column> kinds[] = {
+      {&digests_, store::Column::kAuditDigests},
+      {&hashes_, store::Column::kAuditHashes},
+      {&leaves_, store::Column::kAuditLeaves}};
+  for (const auto& [puts, column] : kinds) {
     for (Put& put : *puts) {
-      batch->Put(store::Column::kAudit, std::move(put.key),
-                 std::move(put.value));
+      batch->Put(column, std::move(put.key), std::move(put.value));
     }
     puts->clear();
   }
@@ -182,7 +187,8 @@ absl::StatusOr<uint64_t> Ledger::Acknowledged(absl::string_view source) const {
 
 absl::StatusOr<std::string> Ledger::Digest(absl::string_view source,
                                            uint64_t sequence) const {
-  return store_->Get(store::Column::kAudit, DigestKey(source, sequence));
+  return store_->Get(store::Column::kAuditDigests,
+                     DigestKey(source, sequence));
 }
 
 absl::StatusOr<std::vector<warden::v1::AuditEntry>> Ledger::Entries(
@@ -193,7 +199,8 @@ absl::StatusOr<std::vector<warden::v1::AuditEntry>> Ledger::Entries(
   std::vector<warden::v1::AuditEntry> out;
   size_t bytes = 0;
   for (uint64_t i = start; i < end && out.size() < limit; ++i) {
-    auto leaf = store_->Get(store::Column::kAudit, IndexKey(kLeafPrefix, i));
+    auto leaf =
+        store_->Get(store::Column::kAuditLeaves, IndexKey(kLeafPrefix, i));
     if (!leaf.ok()) return leaf.status();
     bytes += leaf->size() + 16;
     if (!out.empty() && bytes > max_bytes) break;

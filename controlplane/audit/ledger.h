@@ -7,12 +7,16 @@
 // bytes of the log entry, so the leaves also form a hash chain that names
 // the first entry a tampered copy breaks.
 //
-// Keys in store::Column::kAudit:
-//   "leaf/<20-digit index>"  -> the leaf bytes
-//   "hash/<20-digit index>"  -> its 32-byte leaf hash
-//   "tree"                   -> TreeBuilder::Serialize() (size, frontier)
-//   "src/<source>"           -> highest sequence appended from that source
-//   "dig/<source>/<20-digit sequence>" -> SHA-256 of that event as sent
+// Keys, per store column (each per-event kind in its own column, written
+// in ascending order only; the store's schema version 1 had them all in
+// kAudit, with the same keys):
+//   kAuditLeaves:  "leaf/<20-digit index>"  -> the leaf bytes
+//   kAuditHashes:  "hash/<20-digit index>"  -> its 32-byte leaf hash
+//   kAuditDigests: "dig/<source>/<20-digit sequence>" -> SHA-256 of that
+//                  event as sent
+//   kAudit:        "tree"         -> TreeBuilder::Serialize() (size,
+//                                    frontier)
+//                  "src/<source>" -> highest sequence appended from it
 #ifndef WARDEN_CONTROLPLANE_AUDIT_LEDGER_H_
 #define WARDEN_CONTROLPLANE_AUDIT_LEDGER_H_
 

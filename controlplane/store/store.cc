@@ -16,15 +16,53 @@
 namespace warden::controlplane::store {
 namespace {
 
-constexpr Column kColumns[] = {Column::kBundles, Column::kTokens,
-                               Column::kFleet, Column::kAudit,
-                               Column::kDirectory};
+// In the order of the enum (Handle() indexes by it).
+constexpr Column kColumns[] = {
+    Column::kBundles,      Column::kTokens,      Column::kFleet,
+    Column::kAudit,        Column::kDirectory,   Column::kAuditLeaves,
+    Column::kAuditHashes,  Column::kAuditDigests};
 constexpr char kMetaColumn[] = "meta";
 // Keys of the meta column.
 constexpr char kAppliedIndexKey[] = "applied_index";
 constexpr char kSchemaVersionKey[] = "schema_version";
 // Bump when the meta layout or the set of columns changes incompatibly.
-constexpr char kSchemaVersion[] = "1";
+// 1: the audit log's leaves, leaf hashes and digests in kAudit.
+// 2: each of those in its own column (MigrateAuditColumns moves them).
+constexpr char kSchemaVersion[] = "2";
+constexpr char kSchemaVersionBeforeAuditColumns[] = "1";
+
+// What version 2 moved out of kAudit: keys with this prefix, unchanged,
+// to this column.
+struct AuditMove {
+  const char* prefix;
+  Column to;
+};
+constexpr AuditMove kAuditMoves[] = {
+    {"leaf/", Column::kAuditLeaves},
+    {"hash/", Column::kAuditHashes},
+    {"dig/", Column::kAuditDigests},
+};
+// Keys moved per atomic batch of the migration (a leaf is about 400
+// bytes; a batch stays a few MB).
+constexpr size_t kMigrationBatchKeys = 10000;
+
+// The smallest key after every key starting with `prefix` (prefixes here
+// are ASCII, never ending in 0xff).
+std::string PrefixEnd(absl::string_view prefix) {
+  std::string end(prefix);
+  ++end.back();
+  return end;
+}
+
+rocksdb::ColumnFamilyOptions OptionsFor(absl::string_view name) {
+  rocksdb::ColumnFamilyOptions options;
+  // Leaf hashes and digests are SHA-256 outputs: compressing their blocks
+  // costs a pass over them at every flush and saves nothing.
+  if (name == "audit_hashes" || name == "audit_digests") {
+    options.compression = rocksdb::kNoCompression;
+  }
+  return options;
+}
 
 rocksdb::Slice ToSlice(absl::string_view s) {
   return rocksdb::Slice(s.data(), s.size());
@@ -44,6 +82,12 @@ absl::string_view ColumnName(Column column) {
       return "audit";
     case Column::kDirectory:
       return "directory";
+    case Column::kAuditLeaves:
+      return "audit_leaves";
+    case Column::kAuditHashes:
+      return "audit_hashes";
+    case Column::kAuditDigests:
+      return "audit_digests";
   }
   return "";
 }
@@ -93,7 +137,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : known) {
-    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    descriptors.emplace_back(name, OptionsFor(name));
   }
   std::unique_ptr<Store> store(new Store());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -109,6 +153,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   s = store->db_->Get(rocksdb::ReadOptions(), store->meta_, kSchemaVersionKey,
                       &value);
   if (s.IsNotFound()) {
+    // Every build wrote the version at the first open: a database
+    // without one is one this Open created.
     rocksdb::WriteOptions sync;
     sync.sync = true;
     s = store->db_->Put(sync, store->meta_, kSchemaVersionKey, kSchemaVersion);
@@ -117,6 +163,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
     }
   } else if (!s.ok()) {
     return ToAbslStatus(s, absl::StrCat("read schema version of ", path));
+  } else if (value == kSchemaVersionBeforeAuditColumns) {
+    WARDEN_RETURN_IF_ERROR(store->MigrateAuditColumns(path));
   } else if (value != kSchemaVersion) {
     return absl::FailedPreconditionError(
         absl::StrCat("store ", path, " has schema version '", value,
@@ -137,6 +185,72 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
     return ToAbslStatus(s, absl::StrCat("read applied index of ", path));
   }
   return store;
+}
+
+absl::Status Store::MigrateAuditColumns(const std::string& path) {
+  // Each batch puts some keys in their new column and deletes them from
+  // kAudit (one range deletion), in RocksDB's write-ahead log: after a
+  // crash every key is in exactly one of the two, and the next Open moves
+  // what is left. Nothing else writes before Open returns, and the
+  // version says 2 only once everything has moved.
+  rocksdb::ColumnFamilyHandle* audit = Handle(Column::kAudit);
+  for (const AuditMove& move : kAuditMoves) {
+    const absl::string_view prefix = move.prefix;
+    rocksdb::ColumnFamilyHandle* to = Handle(move.to);
+    bool more = true;
+    while (more) {
+      rocksdb::WriteBatch batch;
+      std::string last;
+      size_t keys = 0;
+      {
+        std::unique_ptr<rocksdb::Iterator> it(
+            db_->NewIterator(rocksdb::ReadOptions(), audit));
+        for (it->Seek(ToSlice(prefix));
+             it->Valid() && keys < kMigrationBatchKeys; it->Next()) {
+          absl::string_view key(it->key().data(), it->key().size());
+          if (!absl::StartsWith(key, prefix)) break;
+          rocksdb::Status s = batch.Put(to, it->key(), it->value());
+          if (!s.ok()) return ToAbslStatus(s, "build migration batch");
+          last.assign(key.data(), key.size());
+          ++keys;
+        }
+        if (!it->status().ok()) {
+          return ToAbslStatus(it->status(),
+                              absl::StrCat("migrate store ", path));
+        }
+        more = keys == kMigrationBatchKeys;
+      }
+      if (keys == 0) break;
+      // [prefix, last + "\0"): exactly the keys just copied.
+      last.push_back('\0');
+      rocksdb::Status s = batch.DeleteRange(audit, ToSlice(prefix), last);
+      if (!s.ok()) return ToAbslStatus(s, "build migration batch");
+      s = db_->Write(rocksdb::WriteOptions(), &batch);
+      if (!s.ok()) {
+        return ToAbslStatus(
+            s, absl::StrCat("migrate store ", path, ": move ", prefix));
+      }
+    }
+    // Drop what the range deletions cover from kAudit's files now rather
+    // than at some later compaction.
+    const std::string end = PrefixEnd(prefix);
+    const rocksdb::Slice begin_slice = ToSlice(prefix);
+    const rocksdb::Slice end_slice = ToSlice(end);
+    rocksdb::Status s = db_->CompactRange(rocksdb::CompactRangeOptions(), audit,
+                                          &begin_slice, &end_slice);
+    if (!s.ok()) {
+      return ToAbslStatus(s, absl::StrCat("migrate store ", path,
+                                          ": compact ", prefix));
+    }
+  }
+  rocksdb::WriteOptions sync;
+  sync.sync = true;  // after every move in the same write-ahead log
+  rocksdb::Status s = db_->Put(sync, meta_, kSchemaVersionKey, kSchemaVersion);
+  if (!s.ok()) {
+    return ToAbslStatus(s, absl::StrCat("migrate store ", path,
+                                        ": write schema version"));
+  }
+  return absl::OkStatus();
 }
 
 Store::~Store() {

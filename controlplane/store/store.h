@@ -36,6 +36,14 @@ enum class Column {
   kDirectory,  // users and groups provisioned over SCIM
                // (controlplane/directory); added later: an older database
                // gets the column at its next open.
+  // The audit log's per-event keys, one kind per column (schema version
+  // 2; version 1 kept them in kAudit): each column is written in
+  // ascending key order only, so its flushed files never overlap and
+  // compactions move them instead of rewriting them. Open moves a version
+  // 1 database's keys here (see README.md).
+  kAuditLeaves,   // "leaf/<index>" -> leaf bytes
+  kAuditHashes,   // "hash/<index>" -> leaf hash
+  kAuditDigests,  // "dig/<source>/<sequence>" -> SHA-256 of the event
 };
 
 // ColumnName(Column::kBundles) is "bundles", the RocksDB column family name.
@@ -76,7 +84,10 @@ struct KeyValue {
 class Store {
  public:
   // Open opens (creating if missing) the database in directory `path`, with
-  // every column family. Returns kFailedPrecondition if `path` exists and is
+  // every column family. A database of schema version 1 (an older build's)
+  // is migrated first: its audit keys move from kAudit to the columns of
+  // their kind, in batches that each move some keys atomically, so an
+  // interrupted migration resumes at the next Open. Returns kFailedPrecondition if `path` exists and is
   // not a directory, or if the database has a schema version or column
   // families this code does not know; kDataLoss on corruption; other RocksDB
   // failures (unwritable path, database locked by another process) as
@@ -136,6 +147,8 @@ class Store {
  private:
   Store() = default;
   rocksdb::ColumnFamilyHandle* Handle(Column column) const;
+  // Schema version 1 -> 2: moves the audit keys to their own columns.
+  absl::Status MigrateAuditColumns(const std::string& path);
 
   rocksdb::DB* db_ = nullptr;
   // Owned; indexed by static_cast<int>(Column); meta_ is the private column.

@@ -40,11 +40,18 @@ warden::v1::AuditAppend Append(const std::string& source, uint64_t from,
   return append;
 }
 
+// Every audit column, keyed "<column>:<key>".
 std::map<std::string, std::string> Audit(const store::Store& store) {
   std::map<std::string, std::string> out;
-  auto all = store.Scan(store::Column::kAudit, "");
-  EXPECT_TRUE(all.ok());
-  for (const auto& kv : *all) out[kv.key] = kv.value;
+  for (store::Column column :
+       {store::Column::kAudit, store::Column::kAuditLeaves,
+        store::Column::kAuditHashes, store::Column::kAuditDigests}) {
+    auto all = store.Scan(column, "");
+    EXPECT_TRUE(all.ok());
+    for (const auto& kv : *all) {
+      out[absl::StrCat(store::ColumnName(column), ":", kv.key)] = kv.value;
+    }
+  }
   return out;
 }
 
@@ -108,6 +115,15 @@ TEST(AuditApplierTest, KeysOfEachKindAreStagedInAscendingOrder) {
     if (kind == previous_kind) EXPECT_LT(previous, op.key);
     previous_kind = kind;
     previous = op.key;
+  }
+  // Each kind in its own column.
+  for (const auto& op : batch.ops()) {
+    const std::string kind = op.key.substr(0, op.key.find('/'));
+    const store::Column want = kind == "dig"    ? store::Column::kAuditDigests
+                               : kind == "hash" ? store::Column::kAuditHashes
+                               : kind == "leaf" ? store::Column::kAuditLeaves
+                                                : store::Column::kAudit;
+    EXPECT_EQ(store::ColumnName(op.column), store::ColumnName(want)) << op.key;
   }
   EXPECT_EQ(batch.ops().front().key, "dig/prod/a/00000000000000000001");
   EXPECT_EQ(batch.ops()[120].key, "hash/00000000000000000000");

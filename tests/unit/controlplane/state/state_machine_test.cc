@@ -119,7 +119,10 @@ class StateMachineTest : public ::testing::Test {
   // Everything in the audit and tokens columns.
   static std::map<std::string, std::string> Contents(const store::Store& s) {
     std::map<std::string, std::string> out;
-    for (auto column : {store::Column::kAudit, store::Column::kTokens}) {
+    for (auto column :
+         {store::Column::kAudit, store::Column::kAuditLeaves,
+          store::Column::kAuditHashes, store::Column::kAuditDigests,
+          store::Column::kTokens}) {
       auto all = s.Scan(column, "");
       EXPECT_TRUE(all.ok());
       for (const auto& kv : *all) {
