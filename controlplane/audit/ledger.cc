@@ -142,6 +142,7 @@ absl::Status AuditApplier::Stage(const warden::v1::AuditAppend& append) {
 }
 
 void AuditApplier::TakeStaged(store::Batch* batch) {
+  batch->Reserve(batch->size() + staged_ops_);
   // Each kind in its own column, in ascending key order (digest keys of
   // one source ascend; so do leaf and hash keys).
   const std::pair<std::vector<Put>*, store::Column> kinds[] = {

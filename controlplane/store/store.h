@@ -65,6 +65,9 @@ class Batch {
 
   void Put(Column column, std::string key, std::string value);
   void Delete(Column column, std::string key);
+  // Room for `n` operations in all (a caller that knows how many it adds:
+  // growing by doubling moves every one again).
+  void Reserve(size_t n) { ops_.reserve(n); }
 
   const std::vector<Op>& ops() const { return ops_; }
   bool empty() const { return ops_.empty(); }
