@@ -8,8 +8,8 @@
 // the first entry a tampered copy breaks.
 //
 // Keys, per store column (each per-event kind in its own column, written
-// in ascending order only; the store's schema version 1 had them all in
-// kAudit, with the same keys):
+// in ascending key order per source; the store's schema version 1 had them
+// all in kAudit, with the same keys):
 //   kAuditLeaves:  "leaf/<20-digit index>"  -> the leaf bytes
 //   kAuditHashes:  "hash/<20-digit index>"  -> its 32-byte leaf hash
 //   kAuditDigests: "dig/<source>/<20-digit sequence>" -> SHA-256 of that

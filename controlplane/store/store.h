@@ -37,10 +37,10 @@ enum class Column {
                // (controlplane/directory); added later: an older database
                // gets the column at its next open.
   // The audit log's per-event keys, one kind per column (schema version
-  // 2; version 1 kept them in kAudit): each column is written in
-  // ascending key order only, so its flushed files never overlap and
-  // compactions move them instead of rewriting them. Open moves a version
-  // 1 database's keys here (see README.md).
+  // 2; version 1 kept them in kAudit). Leaves and hashes are written in
+  // ascending key order only, so their flushed files never overlap and
+  // compactions move them instead of rewriting them; digests ascend per
+  // source. Open moves a version 1 database's keys here (see README.md).
   kAuditLeaves,   // "leaf/<index>" -> leaf bytes
   kAuditHashes,   // "hash/<index>" -> leaf hash
   kAuditDigests,  // "dig/<source>/<sequence>" -> SHA-256 of the event
