@@ -7,12 +7,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "controlplane/store/rocksdb_util.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/perf_level.h"
 #include "rocksdb/write_batch.h"
+#include "spdlog/spdlog.h"
 
 namespace warden::controlplane::store {
 namespace {
@@ -173,7 +176,15 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   } else if (!s.ok()) {
     return ToAbslStatus(s, absl::StrCat("read schema version of ", path));
   } else if (value == kSchemaVersionBeforeAuditColumns) {
+    // Once per data directory; an older build cannot open it afterwards.
+    spdlog::info("store {}: moving the audit log to its own columns (store "
+                 "format {} to {}; an older warden-control cannot open it "
+                 "afterwards)",
+                 path, kSchemaVersionBeforeAuditColumns, kSchemaVersion);
+    const absl::Time started = absl::Now();
     WARDEN_RETURN_IF_ERROR(store->MigrateAuditColumns(path));
+    spdlog::info("store {}: moved in {}", path,
+                 absl::FormatDuration(absl::Now() - started));
   } else if (value != kSchemaVersion) {
     return absl::FailedPreconditionError(
         absl::StrCat("store ", path, " has schema version '", value,
