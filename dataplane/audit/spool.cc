@@ -396,36 +396,7 @@ absl::Status Spool::WriteStaged() {
   seg.bytes += batch.size();
   seg.last = last;
   written_through_ = last;
-  if (options_.memory_tail_bytes > 0) {
-    // Still under write_mu_: the tail grows in the order of the writes.
-    absl::MutexLock tail_lock(&tail_mu_);
-    const size_t kept = tail_.size() - tail_start_;
-    if (tail_first_ == 0 || tail_next_ != first ||
-        kept + batch.size() > options_.memory_tail_bytes) {
-      // Not a continuation (the first write, or records dropped from the
-      // tail because it was full): keep from this batch on, if it fits.
-      tail_erased_ += tail_.size();
-      tail_.clear();
-      tail_start_ = 0;
-      tail_first_ = 0;
-      tail_next_ = 0;
-      tail_read_sequence_ = 0;
-      if (batch.size() <= options_.memory_tail_bytes) {
-        tail_.swap(batch);
-        tail_first_ = first;
-        tail_next_ = last + 1;
-      }
-    } else {
-      if (tail_start_ > 0 && tail_start_ >= tail_.size() / 2) {
-        tail_.erase(0, tail_start_);
-        tail_erased_ += tail_start_;
-        tail_start_ = 0;
-      }
-      tail_.append(batch);
-      tail_next_ = last + 1;
-    }
-  }
-  // The written buffer (or the tail's old one) stages the next batch: it
+  // The written buffer stages the next batch: it
   // need not grow again from nothing, a reallocation every few events.
   if (staged_.empty() && staged_.capacity() < batch.capacity() &&
       batch.capacity() <= kRecycledBatchBytes) {
@@ -435,56 +406,11 @@ absl::Status Spool::WriteStaged() {
   return absl::OkStatus();
 }
 
-void Spool::TrimTailLocked(uint64_t acked) {
-  if (tail_first_ == 0) return;
-  if (tail_read_sequence_ == acked + 1 && tail_read_sequence_ > tail_first_ &&
-      tail_read_sequence_ <= tail_next_ &&
-      tail_read_offset_ >= tail_erased_ + tail_start_ &&
-      tail_read_offset_ <= tail_erased_ + tail_.size()) {
-    // Up to where the sender's last read stopped: no walk.
-    tail_start_ = static_cast<size_t>(tail_read_offset_ - tail_erased_);
-    tail_first_ = tail_read_sequence_;
-  }
-  while (tail_first_ <= acked && tail_first_ < tail_next_) {
-    tail_start_ += kHeader + GetU32(tail_.data() + tail_start_);
-    ++tail_first_;
-  }
-  if (tail_first_ == tail_next_) {
-    tail_erased_ += tail_.size();
-    tail_.clear();
-    tail_start_ = 0;
-  }
-}
-
 absl::Status Spool::ReadEach(
     uint64_t from, size_t max_events, size_t max_bytes,
     absl::FunctionRef<void(uint64_t, absl::string_view)> fn,
     size_t* count) const {
   *count = 0;
-  {
-    absl::MutexLock lock(&tail_mu_);
-    if (tail_first_ != 0 && from >= tail_first_ && from <= tail_next_) {
-      size_t at = tail_start_;
-      uint64_t sequence = tail_first_;
-      size_t bytes = 0;
-      while (at < tail_.size() && *count < max_events &&
-             (bytes < max_bytes || *count == 0)) {
-        const uint32_t length = GetU32(tail_.data() + at);
-        if (sequence >= from) {
-          const absl::string_view payload(tail_.data() + at + kHeader + kSequence,
-                                          length - kSequence);
-          fn(sequence, payload);
-          bytes += payload.size();
-          ++*count;
-        }
-        at += kHeader + length;
-        ++sequence;
-      }
-      tail_read_sequence_ = sequence;
-      tail_read_offset_ = tail_erased_ + at;
-      return absl::OkStatus();
-    }
-  }
   auto records = Read(from, max_events, max_bytes);
   if (!records.ok()) return records.status();
   for (const SpoolRecord& r : *records) fn(r.sequence, r.payload);
@@ -640,10 +566,6 @@ absl::Status Spool::Acknowledge(uint64_t sequence) {
         next_sequence_ - 1));
   }
   acked_ = sequence;
-  {
-    absl::MutexLock tail_lock(&tail_mu_);
-    TrimTailLocked(acked_);
-  }
   // "acked" is written durably before any segment is deleted (a restart
   // must never continue below it), otherwise at the next Sync: an
   // acknowledgement lost in a crash only makes the sender resend events

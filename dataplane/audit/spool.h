@@ -55,15 +55,6 @@ struct SpoolOptions {
   uint64_t segment_bytes = 16ull << 20;
   // Largest single event.
   uint32_t max_record_bytes = 16u << 20;
-  // Written, unacknowledged records kept in memory as well, up to this
-  // many bytes, so that a sender that keeps up reads them without a file
-  // read or a checksum (ReadEach); 0: always from disk. Off by default:
-  // with 4 MiB the proxy's resident memory after long sessions rose by up
-  // to 18 MB and varied from run to run (tests/security/
-  // test_long_sessions.py), not yet understood (probably its pages moving
-  // between threads' allocator arenas); to be looked into before it is
-  // turned on again.
-  uint64_t memory_tail_bytes = 0;
 };
 
 struct SpoolRecord {
@@ -132,12 +123,8 @@ class Spool {
                                                 size_t max_bytes) const;
 
   // ReadEach calls `fn` with what Read would return, record by record,
-  // without copying the payloads into records of their own. The records
-  // this process wrote and still keeps in memory (memory_tail_bytes) are
-  // visited from there when they reach back to `from`: no file read and no
-  // checksum (they are the bytes that were written); others are read from
-  // disk as Read does. `fn` runs under a lock that WriteStaged takes too:
-  // it should copy and return. The count of records visited in `*count`.
+  // without copying the payloads into records of their own. The count of
+  // records visited in `*count`.
   absl::Status ReadEach(
       uint64_t from, size_t max_events, size_t max_bytes,
       absl::FunctionRef<void(uint64_t sequence, absl::string_view payload)> fn,
@@ -226,24 +213,6 @@ class Spool {
     uint64_t offset = 0;
   };
   mutable ReadHint read_hint_ ABSL_GUARDED_BY(mu_);
-  // The memory tail: framed records as written, of sequences tail_first_
-  // to tail_next_ - 1, from tail_start_ in tail_ (what is before it was
-  // acknowledged). tail_first_ == 0: none kept (the sender reads from
-  // disk until records are kept again). Taken after mu_ and write_mu_.
-  void TrimTailLocked(uint64_t acked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tail_mu_);
-  mutable absl::Mutex tail_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  std::string tail_ ABSL_GUARDED_BY(tail_mu_);
-  size_t tail_start_ ABSL_GUARDED_BY(tail_mu_) = 0;
-  uint64_t tail_first_ ABSL_GUARDED_BY(tail_mu_) = 0;
-  uint64_t tail_next_ ABSL_GUARDED_BY(tail_mu_) = 0;
-  // Bytes erased from the front of tail_ so far, and where the last
-  // ReadEach from memory stopped (its next sequence, 0 when unknown, and
-  // that record's offset counted from the first byte ever kept): the
-  // acknowledgement of what was read trims to it without walking the
-  // records' headers, which are no longer in the CPU's cache by then.
-  uint64_t tail_erased_ ABSL_GUARDED_BY(tail_mu_) = 0;
-  mutable uint64_t tail_read_sequence_ ABSL_GUARDED_BY(tail_mu_) = 0;
-  mutable uint64_t tail_read_offset_ ABSL_GUARDED_BY(tail_mu_) = 0;
   mutable std::atomic<uint64_t> bytes_read_{0};
 };
 
