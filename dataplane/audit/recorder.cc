@@ -60,16 +60,16 @@ void AppendEncodedEvent(absl::string_view spooled, absl::string_view source,
 }
 
 absl::Status Recorder::Encode(absl::string_view shared,
-                              warden::v1::AuditEvent event,
+                              warden::v1::AuditEvent* event,
                               std::string* bytes) {
-  SetTimestamp(absl::Now(), event.mutable_time());
+  SetTimestamp(absl::Now(), event->mutable_time());
   // Valid UTF-8 and bounded, or warden-control could not decode it and
   // every later event would wait behind it. The encoding of a message is
   // the concatenation of its fields', so the shared part's bytes go as
   // they are, followed by this event's own.
   bytes->clear();
   bytes->append(shared.data(), shared.size());
-  audit_bounds::AppendBounded(&event, bytes);
+  audit_bounds::AppendBounded(event, bytes);
   if (!shared.empty() && bytes->size() > audit_bounds::Limits().max_event) {
     // Each part within bounds, not both together: bounded as one event.
     warden::v1::AuditEvent whole;
@@ -78,7 +78,7 @@ absl::Status Recorder::Encode(absl::string_view shared,
           "the session's shared audit fields do not decode, and with this "
           "event they are over the event size limit");
     }
-    whole.MergeFrom(event);
+    whole.MergeFrom(*event);
     bytes->clear();
     audit_bounds::AppendBounded(&whole, bytes);
   }
@@ -105,8 +105,7 @@ absl::StatusOr<uint64_t> Recorder::Record(warden::v1::AuditEvent event,
 absl::StatusOr<uint64_t> Recorder::Record(absl::string_view shared,
                                           warden::v1::AuditEvent event,
                                           size_t* size) {
-  if (absl::Status s = Encode(shared, std::move(event), &encode_buffer);
-      !s.ok()) {
+  if (absl::Status s = Encode(shared, &event, &encode_buffer); !s.ok()) {
     return s;
   }
   if (size != nullptr) *size = encode_buffer.size();
@@ -126,10 +125,9 @@ thread_local ThreadStaged thread_staged;
 }  // namespace
 
 absl::StatusOr<uint64_t> Recorder::Stage(absl::string_view shared,
-                                         warden::v1::AuditEvent event,
+                                         warden::v1::AuditEvent* event,
                                          size_t* size) {
-  if (absl::Status s = Encode(shared, std::move(event), &encode_buffer);
-      !s.ok()) {
+  if (absl::Status s = Encode(shared, event, &encode_buffer); !s.ok()) {
     return s;
   }
   if (size != nullptr) *size = encode_buffer.size();

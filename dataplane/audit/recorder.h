@@ -48,7 +48,7 @@ class Recorder : public AuditSink {
                                   warden::v1::AuditEvent event,
                                   size_t* size = nullptr) override;
   absl::StatusOr<uint64_t> Stage(absl::string_view shared,
-                                 warden::v1::AuditEvent event,
+                                 warden::v1::AuditEvent* event,
                                  size_t* size = nullptr) override;
   absl::Status WriteStaged() override;
   double Fill() const override { return spool_->Fill(); }
@@ -62,7 +62,7 @@ class Recorder : public AuditSink {
   // does not decode (it came from EncodeShared, so this is a bug): nothing
   // over the limit is recorded.
   static absl::Status Encode(absl::string_view shared,
-                             warden::v1::AuditEvent event, std::string* bytes);
+                             warden::v1::AuditEvent* event, std::string* bytes);
   Spool* const spool_;
 };
 

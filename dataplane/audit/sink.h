@@ -39,9 +39,10 @@ class AuditSink {
   // the next WriteStaged (of any thread) writes it with every other staged
   // event in one write(2). The caller must not act on it (relay its
   // statement) before this thread's WriteStaged returned OK. `shared` as
-  // for Record, or empty for a whole event.
+  // for Record, or empty for a whole event. `*event` is left as recorded
+  // (stamped, bounded), so that the caller may move its fields on.
   virtual absl::StatusOr<uint64_t> Stage(absl::string_view shared,
-                                         warden::v1::AuditEvent event,
+                                         warden::v1::AuditEvent* event,
                                          size_t* size) = 0;
   // Writes what is staged; OK when every event this thread staged since
   // its previous WriteStaged is written, an error when any of them is not

@@ -196,8 +196,8 @@ class Session : public std::enable_shared_from_this<Session>,
       warden::v1::AuditEventKind kind) const override {
     return audit_->NewEvent(kind);
   }
-  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) override {
-    return audit_->Record(std::move(event));
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent* event) override {
+    return audit_->Record(event);
   }
   bool Audit(warden::v1::AuditEvent event) override {
     return audit_->Audit(std::move(event));

@@ -56,18 +56,18 @@ const std::string* SessionAudit::SharedEventFields() {
   return shared_fields_.has_value() ? &*shared_fields_ : nullptr;
 }
 
-absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
+absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent* event) {
   // (A small record up to half full is not sized: one atomic read.)
-  if (event.kind() == warden::v1::AUDIT_EVENT_KIND_STATEMENT &&
-      event.statement().phase() == warden::v1::STATEMENT_PHASE_INTENT &&
+  if (event->kind() == warden::v1::AUDIT_EVENT_KIND_STATEMENT &&
+      event->statement().phase() == warden::v1::STATEMENT_PHASE_INTENT &&
       context_.backlogged_session_rate > 0 &&
       (context_.recorder->Fill() > 0.5 ||
-       ApproximateBytes(event.statement()) > kUnpricedBytes)) {
-    const size_t bytes = event.ByteSizeLong();
+       ApproximateBytes(event->statement()) > kUnpricedBytes)) {
+    const size_t bytes = event->ByteSizeLong();
     const size_t unpaid = bytes > prepaid_bytes_ ? bytes - prepaid_bytes_ : 0;
     prepaid_bytes_ = 0;
     if (unpaid > kUnpricedBytes && Check(unpaid, absl::Now()).has_value()) {
-      warden::v1::Statement* st = event.mutable_statement();
+      warden::v1::Statement* st = event->mutable_statement();
       if (st->decision() == warden::v1::POLICY_ACTION_ALLOW ||
           st->decision() == warden::v1::POLICY_ACTION_UNSPECIFIED) {
         return absl::UnavailableError(absl::StrCat(
@@ -93,11 +93,11 @@ absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
   }
   size_t size = 0;
   const std::string* shared = chain_built_ ? SharedEventFields() : nullptr;
-  if (shared == nullptr && chain_built_) AddSharedFields(&event);
+  if (shared == nullptr && chain_built_) AddSharedFields(event);
   // Staged: written with every other event of this worker's batch, before
   // anything this session sends upstream from now on (write_pending()).
   absl::StatusOr<uint64_t> recorded = context_.recorder->Stage(
-      shared != nullptr ? *shared : "", std::move(event), &size);
+      shared != nullptr ? *shared : "", event, &size);
   if (recorded.ok() && !write_pending_) {
     write_pending_ = true;
     callbacks_->AwaitAuditWrite();
@@ -109,7 +109,7 @@ absl::StatusOr<uint64_t> SessionAudit::Record(warden::v1::AuditEvent event) {
 
 bool SessionAudit::Audit(warden::v1::AuditEvent event) {
   if (context_.recorder == nullptr) return true;
-  auto recorded = Record(std::move(event));
+  auto recorded = Record(&event);
   if (!recorded.ok()) {
     spdlog::error("session {}: audit event not recorded: {}",
                   context_.peer_address, recorded.status().ToString());

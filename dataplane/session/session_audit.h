@@ -84,7 +84,8 @@ class SessionAudit {
   // not recorded: Unavailable (retry later), and the statement is refused (red
   // team: a Bind repeats its prepared statement's text, a cursor's Execute
   // its DECLARE's; one identity filled the spool with them in 2 s).
-  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event);
+  // `*event` is left as recorded, for the caller to move its fields on.
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent* event);
   static constexpr size_t kUnpricedBytes = 1024;
   // Record for session events: true when audit is off or the event is
   // staged, false (logged) when the spool refused it.

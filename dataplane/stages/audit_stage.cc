@@ -56,6 +56,24 @@ std::shared_ptr<const warden::v1::Statement> ResultSummary(
   return summary;
 }
 
+// The same, taking the fields from an intent already recorded (`st` is
+// left without them): no copy of its tags, tables and names.
+std::shared_ptr<const warden::v1::Statement> TakeResultSummary(
+    warden::v1::Statement* st) {
+  auto summary = std::make_shared<warden::v1::Statement>();
+  summary->set_phase(warden::v1::STATEMENT_PHASE_RESULT);
+  summary->set_database(std::move(*st->mutable_database()));
+  summary->mutable_command_tags()->Swap(st->mutable_command_tags());
+  summary->mutable_tables()->Swap(st->mutable_tables());
+  summary->set_fingerprint(std::move(*st->mutable_fingerprint()));
+  summary->set_decision(st->decision());
+  summary->set_policy(std::move(*st->mutable_policy()));
+  summary->set_rule(std::move(*st->mutable_rule()));
+  summary->set_bundle_revision(st->bundle_revision());
+  summary->set_protocol(std::move(*st->mutable_protocol()));
+  return summary;
+}
+
 }  // namespace
 
 AuditStage::AuditStage(StageCallbacks* callbacks, AuditTrail* trail,
@@ -139,8 +157,8 @@ StageResult AuditStage::OnFrontend(const Frontend& m, bool resumed) {
   return replaced ? StageResult::kReplaced : StageResult::kContinue;
 }
 
-uint64_t AuditStage::Record(warden::v1::AuditEvent event) {
-  auto recorded = trail_->Record(std::move(event));
+uint64_t AuditStage::Record(warden::v1::AuditEvent* event) {
+  auto recorded = trail_->Record(event);
   if (!recorded.ok()) {
     last_error_ = recorded.status();
     if (absl::IsUnavailable(last_error_)) {
@@ -295,9 +313,11 @@ uint64_t AuditStage::RecordStatement(const Frontend& m) {
         }
       }
       ++statements_;
-      if (summaries_ && summary == nullptr) summary = ResultSummary(*st);
-      if (const uint64_t sequence = Record(std::move(event)); sequence != 0) {
-        if (summaries_) intent_ = Intent{sequence, std::move(summary)};
+      if (const uint64_t sequence = Record(&event); sequence != 0) {
+        if (summaries_) {
+          if (summary == nullptr) summary = TakeResultSummary(st);
+          intent_ = Intent{sequence, std::move(summary)};
+        }
         return sequence;
       }
       callbacks_->Refuse(UnrecordedError(last_error_));
@@ -386,16 +406,15 @@ uint64_t AuditStage::RecordStatement(const Frontend& m) {
       templates_.emplace(key, std::move(t));
     }
   }
-  std::shared_ptr<const warden::v1::Statement> summary;
   // (A Parse runs nothing; only in sync mode, where it may be held and
   // withdrawn, does it need what a "not run" event repeats.)
-  if (summaries_ && !refused &&
+  const bool summarize =
+      summaries_ && !refused &&
       (type != static_cast<char>(pgwire::FrontendType::kParse) ||
-       options_.sync != nullptr)) {
-    summary = ResultSummary(*st);
-  }
-  if (const uint64_t sequence = Record(std::move(event)); sequence != 0) {
-    if (summary != nullptr) intent_ = Intent{sequence, std::move(summary)};
+       options_.sync != nullptr);
+  if (const uint64_t sequence = Record(&event); sequence != 0) {
+    // Recorded: what the result event repeats moves out of it.
+    if (summarize) intent_ = Intent{sequence, TakeResultSummary(st)};
     return sequence;
   }
   if (refused) return 0;
@@ -445,7 +464,7 @@ void AuditStage::RecordResults(std::vector<Completion>& completions) {
     if (!c.note.empty()) st->set_reason(c.note);
     const absl::Duration took = std::max(c.duration, absl::ZeroDuration());
     SetDuration(took, st->mutable_duration());
-    auto recorded = trail_->Record(std::move(event));
+    auto recorded = trail_->Record(&event);
     if (!recorded.ok()) {
       // The statement already ran (its intent is recorded); the next one
       // will be refused while the spool stays full.

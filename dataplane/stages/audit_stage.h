@@ -37,8 +37,9 @@ class AuditTrail {
   virtual warden::v1::AuditEvent NewEvent(
       warden::v1::AuditEventKind kind) const = 0;
   // The event's sequence once it is on disk; an error when the spool is
-  // full or failing.
-  virtual absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) = 0;
+  // full or failing. `*event` is left as recorded (stamped, bounded, maybe
+  // stripped), so that the caller may move its fields on.
+  virtual absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent* event) = 0;
 };
 
 struct AuditStageOptions {
@@ -75,7 +76,7 @@ class AuditStage : public Stage {
   // recorded. A message that would run and cannot be recorded is refused.
   uint64_t RecordStatement(const Frontend& m);
   // Records `event`; its sequence, 0 (logged) when it is not on disk.
-  uint64_t Record(warden::v1::AuditEvent event);
+  uint64_t Record(warden::v1::AuditEvent* event);
   void EraseTemplate(const std::string& key);
   // Sync mode: waits for `sequence`'s acknowledgement.
   void Hold(uint64_t sequence);

@@ -89,7 +89,8 @@ void BM_StageShared(benchmark::State& state) {
   const int64_t batch = state.range(0);
   for (auto _ : state) {
     for (int64_t i = 0; i < batch; ++i) {
-      auto seq = recorder.Stage(shared, own);
+      warden::v1::AuditEvent event = own;
+      auto seq = recorder.Stage(shared, &event);
       if (!seq.ok()) std::abort();
       Acknowledge(spool.get(), *seq);
     }

@@ -125,7 +125,8 @@ TEST_F(RecorderTest, SharedBytesThatDoNotDecodeAreNotRecordedOverTheLimit) {
   auto seq = recorder_->Record(garbage, Statement(std::string(400 * 1024, 's')));
   ASSERT_FALSE(seq.ok());
   EXPECT_EQ(seq.status().code(), absl::StatusCode::kInternal);
-  auto staged = recorder_->Stage(garbage, Statement(std::string(400 * 1024, 's')));
+  warden::v1::AuditEvent large = Statement(std::string(400 * 1024, 's'));
+  auto staged = recorder_->Stage(garbage, &large);
   ASSERT_FALSE(staged.ok());
   ASSERT_TRUE(recorder_->WriteStaged().ok());
   // A small event with the same bytes is within the limit and kept as is

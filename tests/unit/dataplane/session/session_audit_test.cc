@@ -19,6 +19,12 @@
 namespace warden::dataplane::session {
 namespace {
 
+// SessionAudit::Record of a copy of `event`.
+absl::StatusOr<uint64_t> RecordOf(SessionAudit& audit,
+                                  warden::v1::AuditEvent event) {
+  return audit.Record(&event);
+}
+
 // Keeps what was staged; Record and WriteStaged are not to be called.
 class FakeSink : public audit::AuditSink {
  public:
@@ -36,10 +42,10 @@ class FakeSink : public audit::AuditSink {
     return absl::InternalError("no");
   }
   absl::StatusOr<uint64_t> Stage(absl::string_view shared,
-                                 warden::v1::AuditEvent event,
+                                 warden::v1::AuditEvent* event,
                                  size_t* size) override {
     if (!status.ok()) return status;
-    staged.push_back({std::string(shared), std::move(event)});
+    staged.push_back({std::string(shared), *event});
     if (size != nullptr) *size = 100;
     return staged.size();
   }
@@ -107,7 +113,7 @@ TEST_F(SessionAuditTest, OnceTheChainRunsTheSharedFieldsAreEncodedOnce) {
   const auto event = audit->NewEvent(warden::v1::AUDIT_EVENT_KIND_SESSION_END);
   EXPECT_EQ(event.environment(), "");
   EXPECT_FALSE(event.has_identity());
-  ASSERT_TRUE(audit->Record(event).ok());
+  ASSERT_TRUE(RecordOf(*audit, event).ok());
   warden::v1::AuditEvent shared;
   shared.set_environment("prod");
   shared.set_session_id("0123abcd");
@@ -118,7 +124,7 @@ TEST_F(SessionAuditTest, OnceTheChainRunsTheSharedFieldsAreEncodedOnce) {
   // Encoded once: without the directory stage, the identity is taken as
   // it was (only that stage changes it once the chain runs).
   identity.set_user("mallory");
-  ASSERT_TRUE(audit->Record(Event()).ok());
+  ASSERT_TRUE(RecordOf(*audit, Event()).ok());
   EXPECT_EQ(sink.staged[1].shared, sink.staged[0].shared);
 }
 
@@ -128,13 +134,13 @@ TEST_F(SessionAuditTest, TheSharedFieldsAreEncodedAgainWhenTheIdentityChanges) {
   auto audit = Make(&sink);
   uint64_t changes = 0;
   audit->ChainBuilt([&changes] { return changes; });
-  ASSERT_TRUE(audit->Record(Event()).ok());
+  ASSERT_TRUE(RecordOf(*audit, Event()).ok());
   identity.add_groups("dba");
-  ASSERT_TRUE(audit->Record(Event()).ok());
+  ASSERT_TRUE(RecordOf(*audit, Event()).ok());
   ASSERT_EQ(sink.staged.size(), 2u);
   EXPECT_EQ(sink.staged[1].shared, sink.staged[0].shared);  // not yet told
   ++changes;
-  ASSERT_TRUE(audit->Record(Event()).ok());
+  ASSERT_TRUE(RecordOf(*audit, Event()).ok());
   ASSERT_EQ(sink.staged.size(), 3u);
   warden::v1::AuditEvent decoded;
   ASSERT_TRUE(decoded.ParseFromString(sink.staged[2].shared));
@@ -143,7 +149,7 @@ TEST_F(SessionAuditTest, TheSharedFieldsAreEncodedAgainWhenTheIdentityChanges) {
   EXPECT_EQ(decoded.identity().user(), "alice");
   EXPECT_NE(sink.staged[2].shared, sink.staged[0].shared);
   // And kept for the events after it.
-  ASSERT_TRUE(audit->Record(Event()).ok());
+  ASSERT_TRUE(RecordOf(*audit, Event()).ok());
   EXPECT_EQ(sink.staged[3].shared, sink.staged[2].shared);
 }
 
@@ -166,7 +172,7 @@ TEST_F(SessionAuditTest, AnEventTheSpoolRefusesIsReported) {
   auto audit = Make(&sink);
   sink.status = absl::ResourceExhaustedError("spool full");
   EXPECT_FALSE(audit->Audit(Event()));
-  EXPECT_FALSE(audit->Record(Event()).ok());
+  EXPECT_FALSE(RecordOf(*audit, Event()).ok());
   EXPECT_FALSE(audit->write_pending());
   EXPECT_EQ(callbacks.awaits, 0);
 }
@@ -246,7 +252,7 @@ TEST_F(SessionAuditTest, AnUnpaidLargeStatementRecordIsRefused) {
   bind.mutable_statement()->set_phase(warden::v1::STATEMENT_PHASE_INTENT);
   bind.mutable_statement()->set_text(std::string(200'000, 'x'));
   bind.mutable_statement()->set_decision(warden::v1::POLICY_ACTION_ALLOW);
-  auto recorded = audit->Record(bind);
+  auto recorded = RecordOf(*audit, bind);
   ASSERT_FALSE(recorded.ok());
   EXPECT_EQ(recorded.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(sink.staged.empty());
@@ -255,7 +261,7 @@ TEST_F(SessionAuditTest, AnUnpaidLargeStatementRecordIsRefused) {
   denied.mutable_statement()->set_decision(warden::v1::POLICY_ACTION_DENY);
   denied.mutable_statement()->add_tables("public.orders");
   denied.mutable_statement()->set_reason("no-unfiltered-writes");
-  ASSERT_TRUE(audit->Record(denied).ok());
+  ASSERT_TRUE(RecordOf(*audit, denied).ok());
   ASSERT_EQ(sink.staged.size(), 1u);
   const auto& kept = sink.staged[0].event.statement();
   EXPECT_EQ(kept.decision(), warden::v1::POLICY_ACTION_DENY);
@@ -265,17 +271,17 @@ TEST_F(SessionAuditTest, AnUnpaidLargeStatementRecordIsRefused) {
   sink.staged.clear();
   // Small ones are not priced here (their message paid, or they are small).
   bind.mutable_statement()->set_text("SELECT 1");
-  EXPECT_TRUE(audit->Record(bind).ok());
+  EXPECT_TRUE(RecordOf(*audit, bind).ok());
   // A result event is never refused.
   warden::v1::AuditEvent result = bind;
   result.mutable_statement()->set_phase(warden::v1::STATEMENT_PHASE_RESULT);
   result.mutable_statement()->set_text(std::string(200'000, 'x'));
-  EXPECT_TRUE(audit->Record(result).ok());
+  EXPECT_TRUE(RecordOf(*audit, result).ok());
   // Below half full, a record large enough to take the spool into the
   // reserve is priced too.
   sink.fill = 0.45;
   bind.mutable_statement()->set_text(std::string(550'000, 'x'));
-  recorded = audit->Record(bind);
+  recorded = RecordOf(*audit, bind);
   ASSERT_FALSE(recorded.ok());
   EXPECT_EQ(recorded.status().code(), absl::StatusCode::kUnavailable);
   sink.fill = 0.95;
@@ -286,7 +292,7 @@ TEST_F(SessionAuditTest, AnUnpaidLargeStatementRecordIsRefused) {
   ASSERT_FALSE(query_session->Throttled(200'000));
   sink.fill = 0.95;
   bind.mutable_statement()->set_text(std::string(200'000, 'x'));
-  EXPECT_TRUE(query_session->Record(bind).ok());
+  EXPECT_TRUE(RecordOf(*query_session, bind).ok());
 }
 
 TEST_F(SessionAuditTest, TheIdentitysWindowIsSharedWithItsOtherSessions) {

@@ -36,9 +36,10 @@ class FakeTrail : public AuditTrail {
     e.set_session_id("s-1");
     return e;
   }
-  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent event) override {
+  absl::StatusOr<uint64_t> Record(warden::v1::AuditEvent* event) override {
     if (full) return absl::ResourceExhaustedError("spool full");
-    events.push_back(std::move(event));
+    // A copy: the stage may move fields out of what was recorded.
+    events.push_back(*event);
     return ++sequence;
   }
   std::vector<warden::v1::AuditEvent> events;
@@ -329,6 +330,15 @@ TEST_F(AuditStageTest, ResultsFollowTheAnswers) {
   EXPECT_EQ(result.intent_sequence(), intent);
   EXPECT_EQ(result.rows(), 2);
   EXPECT_EQ(result.sqlstate(), "00000");
+  // It repeats what its intent recorded (moved out of the intent once
+  // that was on disk), not the text.
+  const auto& recorded = trail.events[0].statement();
+  EXPECT_EQ(recorded.database(), "shop");
+  EXPECT_EQ(result.database(), "shop");
+  EXPECT_EQ(result.protocol(), recorded.protocol());
+  EXPECT_EQ(result.protocol(), "simple");
+  EXPECT_EQ(result.decision(), recorded.decision());
+  EXPECT_TRUE(result.text().empty());
   // A result that cannot be recorded is counted.
   ASSERT_EQ(Send(*stage, 'Q', QueryBody("select 1")), StageResult::kContinue);
   trail.full = true;
