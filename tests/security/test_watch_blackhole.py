@@ -23,28 +23,23 @@ without it)."""
 
 import os
 import selectors
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(TESTS, "harness"))
 sys.path.insert(0, os.path.join(TESTS, "integration"))
 
-from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from proxyharness import WardenProxy, wait_until  # noqa: E402
-from controlharness import CONTROL_BIN, WARDENCTL_BIN as WARDENCTL, ControlPlane  # noqa: E402
+from proxyharness import wait_until  # noqa: E402
+from controlharness import CONTROL_BIN  # noqa: E402
 import rawpg  # noqa: E402
-
-EXAMPLES = os.path.join(os.path.dirname(TESTS), "policy", "examples")
+import watchstack  # noqa: E402
 
 # How long the test keeps looking past the bound, to say how long the
 # deactivation did take when it failed.
@@ -156,7 +151,7 @@ class BlackholeRelay:
         self.listener.close()
 
 
-class WatchBlackhole(unittest.TestCase):
+class WatchBlackhole(watchstack.WatchStack):
     """With warden-control heartbeating every second (--watch-heartbeat 1s)
     the proxy gives a silent stream up after 3 s: carol is refused within
     8 s, which keepalive alone (10 s timeout after a ping, then a
@@ -167,78 +162,18 @@ class WatchBlackhole(unittest.TestCase):
     # seconds counts from when the stream last delivered something).
     MIN_UNHEALTHY_SECONDS = 2.0
 
-    @classmethod
-    def setUpClass(cls):
-        cls.work = tempfile.mkdtemp(prefix="warden-sec-f8-")
-        cls.pg = PostgresServer()
-        cls.control = cls.proxy = cls.relay = None
-        try:
-            cls.pg.start()
-            setup_sample(cls.pg)
-            args = []
-            if cls.HEARTBEAT and control_knows_heartbeats():
-                args = ["--watch-heartbeat", cls.HEARTBEAT]
-            cls.control = ControlPlane(cls.work, extra_args=args).start()
-            r = cls.ctl("policy", "push", EXAMPLES)
-            assert r.returncode == 0, r.stderr
-            cls.relay = BlackholeRelay(cls.control.port)
-            cls.port, cls.admin_port = free_port(), free_port()
-            workdir = os.path.join(cls.work, "proxy")
-            os.makedirs(workdir)
-            token = cls.control.bootstrap_token_file("prod", "f8-p1")
-            config = f"""
-proxy: {{ workers: 1, log_level: info }}
-policy:
-  control_plane:
-    address: localhost:{cls.relay.port}
-    ca_file: {cls.control.ca_file}
-    trusted_keys: [{cls.control.signing_pub()}]
-    state_dir: {os.path.join(workdir, 'state')}
-    bootstrap_token_file: {token}
-    proxy_id: f8-p1
-admin: {{ address: 127.0.0.1, port: {cls.admin_port} }}
-listeners:
-  - {{ name: prod, port: {cls.port}, environment: prod }}
-environments:
-  - name: prod
-    databases:
-      - name: shop
-        upstream: {{ host: 127.0.0.1, port: {cls.pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
-users:
-  - {{ name: carol, password: carol-pw, directory: true }}
-"""
-            cls.proxy = WardenProxy(config, workdir, {"prod": cls.port,
-                                                      "admin": cls.admin_port}).start()
-            assert wait_until(lambda: "in force" in cls.proxy.log()), cls.proxy.log()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    PROXY_ID = "f8-p1"
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.proxy:
-            cls.proxy.stop()
-        if cls.relay:
-            cls.relay.stop()
-        if cls.control and cls.control.proc:
-            cls.control.stop()
-        cls.pg.stop()
-        shutil.rmtree(cls.work, ignore_errors=True)
+    def make_relay(cls, control_port):
+        return BlackholeRelay(control_port)
 
     @classmethod
-    def ctl(cls, *args):
-        return subprocess.run([WARDENCTL] + list(args), env=cls.control.env(),
-                              capture_output=True, text=True, timeout=60)
-
-    def admin(self, path):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.admin_port, path),
-                                        timeout=5) as resp:
-                return resp.status, resp.read().decode().strip()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode().strip()
-        except OSError as e:
-            return 0, str(e)
+    def control_args(cls):
+        # An older warden-control (WARDEN_CONTROL_BIN) has no heartbeats.
+        if cls.HEARTBEAT and control_knows_heartbeats():
+            return super().control_args()
+        return []
 
     def login(self):
         """None when carol's login and a statement work, else the error."""
