@@ -19,23 +19,23 @@ throughout).
 
 Heartbeats say when warden-control sent them (stream_elapsed_ms, time
 since the stream's hello), so the proxy knows how far behind the stream
-runs, and gives it up past the bound (`watch stream runs 3s behind
-warden-control (its heartbeats arrive ever later; bound 3s) ...`), reports
+runs, and gives it up past the bound (`watch stream runs 6s behind
+warden-control (its heartbeats arrive ever later; bound 6s) ...`), reports
 it on /readyz and reconnects; the new connection goes through (the relay
 drips the connections open when told, as an attacker holding one flow
 back), and brings the deactivation. What holds every connection back
 delivers no bundle however it is judged: the proxy keeps its
 last-known-good policy and says so (docs/proxy-config.md).
 
-With a 1 s heartbeat the bound is 3 s: a stream is given up once a
-heartbeat came more than an interval late and the stream ran 3 s behind
-(about 1 + 3 s), then the proxy reconnects after a second and fetches the
-bundle. Carol is refused (28000) within BOUND_SECONDS (8 s, as in
-test_watch_blackhole) of her deactivation, published
-DRIP_BEFORE_DEACTIVATION (12 s) into the drip: the proxy gave the stream up
-before that, where a build that does not judge lateness still has some
-12 s of queue ahead of the deactivation, so it fails at the bound whatever
-the timing (it refused carol after 12.8 s, /readyz 'ready' throughout).
+With a 1 s heartbeat and a 6 s bound (watch_silence_timeout, set here so
+that a stalled relay thread cannot trip silence first), a stream is given
+up once a heartbeat arrives more than 6 s behind, some 12-14 s into the
+drip; the proxy reconnects after a second and fetches the bundle. Carol
+is refused (28000) within BOUND_SECONDS (8 s, as in test_watch_blackhole)
+of her deactivation, published DRIP_BEFORE_DEACTIVATION (18 s) into the
+drip: the proxy gave the stream up before that, where a build that does
+not judge lateness still has some 18 s of queue ahead of the
+deactivation, so it fails at the bound whatever the timing.
 A blackholed stream (nothing let through) is test_watch_blackhole's.
 
 Run against another build with WARDEN_PROXY_BIN / WARDEN_CONTROL_BIN /
@@ -247,20 +247,26 @@ class HoldBackRelay:
 
 class WatchLateness(watchstack.WatchStack):
     """warden-control heartbeats every second (--watch-heartbeat 1s; it
-    takes 100ms to 5m), so the proxy's bound is three intervals, 3 s; the
-    relay lets one heartbeat out every 2 s."""
+    takes 100ms to 5m) and the proxy's bound is 6 s
+    (control_plane.watch_silence_timeout); the relay lets one heartbeat
+    out every 2 s."""
     HEARTBEAT = "1s"
-    # Under the 3 s silence bound by a whole interval: a build that judges
-    # silence only never gives the stream up.
+    SILENCE_TIMEOUT = "6s"
+    # Under the 6 s silence bound by 4 s, so that a relay thread that
+    # stalls on a loaded machine does not trip silence instead (CI saw a
+    # 3 s bound with 1 s to spare trip it): a build that judges silence
+    # only never gives the stream up.
     DRIP_EVERY = 2.0
-    # A record sent this long into the drip is delivered as late: on a
-    # build that does not judge lateness, past the bound by 4 s.
-    DRIP_BEFORE_DEACTIVATION = 12.0
-    # Held back 1 s past an interval (when lateness is judged) and 3 s
-    # behind (the bound), a 1 s reconnect backoff, and 3 s to spare.
+    # A heartbeat sent P s into the drip arrives P s late, at 2P: one
+    # more than 6 s behind arrives some 12-14 s into the drip, when the
+    # proxy gives the stream up. The deactivation comes after that; on a
+    # build that does not judge lateness it is 18 s late, over the bound.
+    DRIP_BEFORE_DEACTIVATION = 18.0
+    # The stream was given up before the deactivation: a new connection
+    # brings it at once; 8 s as in test_watch_blackhole.
     BOUND_SECONDS = 8
     # How long the test keeps looking past the bound, to say how long the
-    # deactivation did take when it failed (the drip's 12 s and then some).
+    # deactivation did take when it failed (the drip's 18 s and then some).
     OBSERVE_SECONDS = 30
 
     PROXY_ID = "f8-late-p1"

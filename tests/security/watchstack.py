@@ -34,6 +34,9 @@ EXAMPLES = os.path.join(os.path.dirname(TESTS), "policy", "examples")
 class WatchStack(unittest.TestCase):
     HEARTBEAT = "1s"
     PROXY_ID = "f8-p1"
+    # control_plane.watch_silence_timeout ("6s"), or None: the proxy's
+    # default (three heartbeat intervals).
+    SILENCE_TIMEOUT = None
 
     @classmethod
     def make_relay(cls, control_port):
@@ -61,6 +64,8 @@ class WatchStack(unittest.TestCase):
             workdir = os.path.join(cls.work, "proxy")
             os.makedirs(workdir)
             token = cls.control.bootstrap_token_file("prod", cls.PROXY_ID)
+            silence = ("\n    watch_silence_timeout: %s" % cls.SILENCE_TIMEOUT
+                       if cls.SILENCE_TIMEOUT else "")
             config = f"""
 proxy: {{ workers: 1, log_level: info }}
 policy:
@@ -70,7 +75,7 @@ policy:
     trusted_keys: [{cls.control.signing_pub()}]
     state_dir: {os.path.join(workdir, 'state')}
     bootstrap_token_file: {token}
-    proxy_id: {cls.PROXY_ID}
+    proxy_id: {cls.PROXY_ID}{silence}
 admin: {{ address: 127.0.0.1, port: {cls.admin_port} }}
 listeners:
   - {{ name: prod, port: {cls.port}, environment: prod }}
