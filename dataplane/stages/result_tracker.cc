@@ -132,6 +132,7 @@ void ResultTracker::FunctionCall(Intent intent, absl::Time now) {
 void ResultTracker::Parse(absl::string_view statement) {
   // The name's description is the old statement's until PostgreSQL takes
   // the new one (or skips it): unknown from now on either way.
+  ++name_changes_;
   if (!statements_.empty()) {
     if (const auto it = statements_.find(pgwire::ObjectName(statement));
         it != statements_.end()) {
@@ -144,8 +145,8 @@ void ResultTracker::Parse(absl::string_view statement) {
 void ResultTracker::Describe(char kind, absl::string_view name) {
   Entry entry{Kind::kDescribe, sent_ + 1, nullptr};
   entry.described_kind = kind;
-  entry.described_name =
-      std::make_unique<const std::string>(pgwire::ObjectName(name));
+  entry.described = std::make_unique<const Entry::Described>(Entry::Described{
+      std::string(pgwire::ObjectName(name)), name_changes_});
   queue_.push_back(std::move(entry));
 }
 
@@ -159,6 +160,7 @@ void ResultTracker::Bind(absl::string_view portal, Intent intent,
     Exec* exec = followed->get();
     const absl::string_view bound_from = pgwire::ObjectName(statement);
     exec->statement.assign(bound_from.data(), bound_from.size());
+    exec->bound_at = name_changes_;
     // All text is said with no codes.
     bool text = true;
     for (const int16_t f : result_formats) text = text && f == 0;
@@ -220,7 +222,10 @@ void ResultTracker::Execute(absl::string_view portal) {
 void ResultTracker::Close(char kind, absl::string_view name,
                           std::vector<Completion>* out) {
   if (kind == 'P') DropPortal(std::string(pgwire::ObjectName(name)), out);
-  if (kind == 'S') statements_.erase(pgwire::ObjectName(name));
+  if (kind == 'S') {
+    ++name_changes_;
+    statements_.erase(pgwire::ObjectName(name));
+  }
   queue_.push_back(Entry{Kind::kClose, sent_ + 1, nullptr});
 }
 
@@ -266,6 +271,7 @@ void ResultTracker::Exec::Reset() {
   suspended = false;
   open = true;
   done = false;
+  bound_at = 0;
 }
 
 void ResultTracker::Recycle(std::shared_ptr<Exec> exec) {
@@ -315,24 +321,27 @@ void ResultTracker::Described(char type, absl::string_view body) {
   if (head->kind == Kind::kDescribe) {
     std::shared_ptr<const std::string> description =
         Description(rows ? body : absl::string_view());
+    const Entry::Described& target = *head->described;
     if (head->described_kind == 'P') {
-      if (const auto it = portals_.find(*head->described_name);
+      if (const auto it = portals_.find(target.name);
           it != portals_.end()) {
         it->second->row_description = std::move(description);
         it->second->described = ExecutionRecord::Described::kPortal;
       }
-    } else if (statements_.size() < kMaxStatements ||
-               statements_.contains(*head->described_name)) {
-      // Portals bound from it before this answer came (a pipelined Parse,
+    } else if (target.names_at == name_changes_ &&
+               (statements_.size() < kMaxStatements ||
+                statements_.contains(target.name))) {
+      // Portals bound from it since the Describe (a pipelined Parse,
       // Describe, Bind, Execute) are described by it too.
       for (auto& [name, exec] : portals_) {
         if (exec->described == ExecutionRecord::Described::kNo &&
-            exec->statement == *head->described_name && !exec->done) {
+            exec->statement == target.name && !exec->done &&
+            exec->bound_at == target.names_at) {
           exec->row_description = description;
           exec->described = ExecutionRecord::Described::kStatement;
         }
       }
-      statements_[*head->described_name] = std::move(description);
+      statements_[target.name] = std::move(description);
     }
     queue_.pop_front();
     return;
@@ -390,6 +399,7 @@ void ResultTracker::CommandComplete(absl::string_view tag, absl::Time now,
   // SQL PREPARE and DEALLOCATE change the names the descriptions are
   // kept by (they share the protocol's namespace).
   if (absl::StartsWith(tag, "PREPARE") || absl::StartsWith(tag, "DEALLOCATE")) {
+    ++name_changes_;
     statements_.clear();
   }
   Entry* head = ResultHead();

@@ -136,6 +136,8 @@ class ResultTracker {
     bool suspended = false;
     bool open = true;      // the portal still exists on the client's side.
     bool done = false;
+    // name_changes_ when it was bound.
+    uint64_t bound_at = 0;
     // As new, keeping what the strings and vectors hold allocated.
     void Reset();
   };
@@ -159,9 +161,14 @@ class ResultTracker {
     uint64_t batch;             // the Sync / Query / FunctionCall ending it.
     std::shared_ptr<Exec> exec;  // null: not followed.
     int64_t data_rows = 0;
-    // A Describe's kind and name (allocated for Describe entries only).
+    // A Describe's kind and name, and name_changes_ when it was sent
+    // (allocated for Describe entries only).
     char described_kind = 0;
-    std::unique_ptr<const std::string> described_name;
+    struct Described {
+      std::string name;
+      uint64_t names_at = 0;
+    };
+    std::unique_ptr<const Described> described;
   };
 
   // The head entry if it belongs to the batch now being answered.
@@ -210,6 +217,12 @@ class ResultTracker {
   // its last queue entry was popped for this message.
   const ExecutionRecord* answering_ = nullptr;
   std::shared_ptr<Exec> answering_keep_;
+  // Counts what may give a statement name to another statement (Parse,
+  // Close of a statement, SQL PREPARE and DEALLOCATE): a statement's
+  // Describe answer describes only portals bound, and is kept only, when
+  // no name changed since the Describe was sent (otherwise the answer may
+  // be an older statement's of that name).
+  uint64_t name_changes_ = 0;
   std::shared_ptr<Exec> spare_;
   std::shared_ptr<const std::string> last_description_;
 };

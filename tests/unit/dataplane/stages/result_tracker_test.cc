@@ -544,6 +544,47 @@ TEST_F(ExecutionRecordTest, ANameThatMayNowBeAnotherStatementIsNotDescribed) {
   }
 }
 
+// A statement's Describe answer is not taken for a name that may have
+// changed hands since the Describe was sent: a portal bound from the
+// name's earlier statement stays undescribed, and an answer that crossed
+// a new Parse of the name is not kept for it.
+TEST_F(ExecutionRecordTest, ADescribeAnswerIsNotTakenAcrossANameChange) {
+  // p1 is bound from s1's first statement, never described.
+  Client('P', Cs("s1") + Cs("SELECT id FROM users") + I16(0));
+  Client('B', BindBody("p1", "s1", {}));
+  Client('S', "");
+  Server('1');
+  Server('2');
+  Server('Z', "T");
+  // s1 is closed and prepared again as another statement, then described.
+  Client('C', "S" + Cs("s1"));
+  Client('P', Cs("s1") + Cs("SELECT ssn FROM users") + I16(0));
+  Client('D', "S" + Cs("s1"));
+  Client('S', "");
+  Server('3');
+  Server('1');
+  Server('T', "ssn column");
+  Server('Z', "T");
+  EXPECT_EQ(tracker_.Portal("p1")->described,
+            ExecutionRecord::Described::kNo);
+  EXPECT_EQ(tracker_.statements(), 1u);
+
+  // A Describe sent before a new Parse of the name: its answer is the
+  // old statement's, and is not kept for the new one.
+  Client('D', "S" + Cs("s1"));
+  Client('C', "S" + Cs("s1"));
+  Client('P', Cs("s1") + Cs("SELECT email FROM users") + I16(0));
+  Client('S', "");
+  Server('T', "ssn column");
+  Server('3');
+  Server('1');
+  Server('Z', "T");
+  EXPECT_EQ(tracker_.statements(), 0u);
+  Client('B', BindBody("p2", "s1", {}));
+  EXPECT_EQ(tracker_.Portal("p2")->described,
+            ExecutionRecord::Described::kNo);
+}
+
 // A notice or a COPY message belongs to the execution at the head without
 // passing over a one-message answer still to come; an error that fails a
 // Bind answers that Bind's execution.
