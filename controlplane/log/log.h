@@ -10,7 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace warden::controlplane::log {
 
@@ -46,8 +50,45 @@ class Log {
   virtual absl::StatusOr<std::vector<Entry>> Read(uint64_t from,
                                                   size_t max) = 0;
 
-  // The index of the last appended entry; 0 for an empty log.
+  // The index of the last appended entry; 0 for an empty log. A log with
+  // several writers (etcd) answers with the last index it knows of, which
+  // may lag other writers' appends until Refresh() or its watch.
   virtual uint64_t LastIndex() const = 0;
+
+  // AppendBatchAt stores `entries` (at least one) at indexes first,
+  // first + 1, ... only if the log's last index is first - 1, all or none,
+  // and returns `first`. kAborted when another writer took index `first`
+  // meanwhile (the caller applies what it missed and retries; LastIndex()
+  // then says where the log ends). What every writer of a shared log uses;
+  // the default, for single-writer logs, checks LastIndex() and appends.
+  virtual absl::StatusOr<uint64_t> AppendBatchAt(
+      uint64_t first, const std::vector<std::string>& entries) {
+    if (LastIndex() + 1 != first) {
+      return absl::AbortedError(absl::StrCat("log index ", first,
+                                             " is taken; the log ends at ",
+                                             LastIndex()));
+    }
+    return AppendBatch(entries);
+  }
+
+  // Refresh asks the log's source of truth where it ends (other writers'
+  // appends included) and returns that last index; LastIndex() is at least
+  // it afterwards. kUnavailable when it cannot be reached.
+  virtual absl::StatusOr<uint64_t> Refresh() { return LastIndex(); }
+
+  // WaitBeyond returns once LastIndex() > `index` or at `deadline`,
+  // whichever comes first, with LastIndex(). A single-writer log has no
+  // one else to wait for and returns at once.
+  virtual uint64_t WaitBeyond(uint64_t index, absl::Time deadline) {
+    (void)index;
+    (void)deadline;
+    return LastIndex();
+  }
+
+  // The most entries, and bytes of entries, one append may carry (a shared
+  // log's transaction limits); callers split larger groups.
+  virtual size_t MaxBatchEntries() const { return SIZE_MAX; }
+  virtual size_t MaxBatchBytes() const { return SIZE_MAX; }
 };
 
 }  // namespace warden::controlplane::log

@@ -73,10 +73,26 @@ absl::StatusOr<uint64_t> RocksDbLog::Append(std::string entry) {
 
 absl::StatusOr<uint64_t> RocksDbLog::AppendBatch(
     std::vector<std::string> entries) {
+  absl::MutexLock lock(&mu_);
+  return AppendLocked(entries);
+}
+
+absl::StatusOr<uint64_t> RocksDbLog::AppendBatchAt(
+    uint64_t first, const std::vector<std::string>& entries) {
+  absl::MutexLock lock(&mu_);
+  if (last_index_ + 1 != first) {
+    return absl::AbortedError(absl::StrCat("log index ", first,
+                                           " is taken; the log ends at ",
+                                           last_index_));
+  }
+  return AppendLocked(entries);
+}
+
+absl::StatusOr<uint64_t> RocksDbLog::AppendLocked(
+    const std::vector<std::string>& entries) {
   if (entries.empty()) {
     return absl::InvalidArgumentError("append of no log entries");
   }
-  absl::MutexLock lock(&mu_);
   const uint64_t first = last_index_ + 1;
   // One WriteBatch: RocksDB writes it as one WAL record, so after a crash
   // either every entry of it is there or none, and the log stays gap-free.

@@ -42,12 +42,17 @@ class RocksDbLog : public Log {
   absl::StatusOr<uint64_t> Append(std::string entry) override;
   absl::StatusOr<uint64_t> AppendBatch(
       std::vector<std::string> entries) override;
+  absl::StatusOr<uint64_t> AppendBatchAt(
+      uint64_t first, const std::vector<std::string>& entries) override;
   // Returns kDataLoss if an index in the range is missing on disk.
   absl::StatusOr<std::vector<Entry>> Read(uint64_t from, size_t max) override;
   uint64_t LastIndex() const override;
 
  private:
   RocksDbLog() = default;
+  absl::StatusOr<uint64_t> AppendLocked(
+      const std::vector<std::string>& entries)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   rocksdb::DB* db_ = nullptr;
   std::string path_;
