@@ -1,5 +1,6 @@
 #include "controlplane/state/state_machine.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "controlplane/audit/ledger.h"
 #include "common/names.h"
+#include "spdlog/spdlog.h"
 
 namespace warden::controlplane::state {
 
@@ -85,6 +87,10 @@ namespace {
 // the store's own fsync and write-ahead log would add nothing.
 constexpr store::Store::Durability kDurability =
     store::Store::Durability::kReplayable;
+
+// How many times a commit tries again after other replicas took the index
+// it was appended at (each time it first applies their entries).
+constexpr int kMaxConflicts = 1000;
 
 // Puts of audit appends one store batch may collect before it is written
 // (CatchUp after a long outage would otherwise build one huge batch).
@@ -224,31 +230,63 @@ absl::StatusOr<uint64_t> StateMachine::Commit(
 }
 
 void StateMachine::WriteGroup(const std::vector<Pending*>& group) {
+  // In runs the log takes in one append (a shared log's transaction
+  // limits; a single-node log takes the whole group).
+  const size_t max_entries = std::max<size_t>(1, log_->MaxBatchEntries());
+  const size_t max_bytes = log_->MaxBatchBytes();
+  size_t begin = 0;
+  while (begin < group.size()) {
+    size_t end = begin;
+    size_t bytes = 0;
+    while (end < group.size() && end - begin < max_entries &&
+           (end == begin || bytes + group[end]->bytes.size() <= max_bytes)) {
+      bytes += group[end]->bytes.size();
+      ++end;
+    }
+    WriteRun(group, begin, end);
+    begin = end;
+  }
+}
+
+void StateMachine::WriteRun(const std::vector<Pending*>& group, size_t begin,
+                            size_t end) {
   auto fail = [&](const absl::Status& s) {
-    for (Pending* p : group) p->result = s;
+    for (size_t i = begin; i < end; ++i) group[i]->result = s;
   };
-  // An earlier apply that failed after its append must land first, or the
-  // store would skip it (it accepts any higher index).
-  if (absl::Status s = CatchUpLocked(); !s.ok()) return fail(s);
   std::vector<std::string> bytes;
   std::vector<const warden::v1::LogEntry*> entries;
-  bytes.reserve(group.size());
-  entries.reserve(group.size());
-  for (Pending* p : group) {
-    bytes.push_back(std::move(p->bytes));
-    entries.push_back(p->entry);
+  bytes.reserve(end - begin);
+  entries.reserve(end - begin);
+  for (size_t i = begin; i < end; ++i) {
+    bytes.push_back(std::move(group[i]->bytes));
+    entries.push_back(group[i]->entry);
   }
-  auto first = log_->AppendBatch(std::move(bytes));
-  if (!first.ok()) return fail(first.status());
-  std::vector<absl::Status> applied;
-  ApplyEntries(entries, *first, &applied);
-  for (size_t i = 0; i < group.size(); ++i) {
-    // A failed apply is retried by the next commit's (or start's) CatchUp.
-    if (applied[i].ok()) {
-      group[i]->result = *first + i;
-    } else {
-      group[i]->result = applied[i];
+  for (int attempt = 0;; ++attempt) {
+    // What is in the log and not in the store lands first: an earlier
+    // apply that failed after its append, or another replica's entries
+    // (the store accepts any higher index and would skip them).
+    if (absl::Status s = CatchUpLocked(); !s.ok()) return fail(s);
+    // Right after what this store applied, not after the log's LastIndex():
+    // with a shared log, another replica's append may have moved that on
+    // since the catch-up, and appending beyond it would skip those entries
+    // here (the store accepts any higher index). The log refuses an index
+    // that is taken (kAborted), and the next round applies what took it.
+    auto first = log_->AppendBatchAt(store_->applied_index() + 1, bytes);
+    if (absl::IsAborted(first.status()) && attempt < kMaxConflicts) {
+      continue;  // another replica took the index; apply its entries first
     }
+    if (!first.ok()) return fail(first.status());
+    std::vector<absl::Status> applied;
+    ApplyEntries(entries, *first, &applied);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      // A failed apply is retried by the next commit's (or start's) CatchUp.
+      if (applied[i].ok()) {
+        group[begin + i]->result = *first + i;
+      } else {
+        group[begin + i]->result = applied[i];
+      }
+    }
+    return;
   }
 }
 
@@ -256,21 +294,67 @@ absl::StatusOr<uint64_t> StateMachine::CommitAt(
     const std::function<absl::StatusOr<warden::v1::LogEntry>(uint64_t)>&
         build) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CatchUpLocked(); !s.ok()) return s;
-  const uint64_t next = log_->LastIndex() + 1;
-  auto entry = build(next);
-  if (!entry.ok()) return entry.status();
-  auto index = log_->Append(entry->SerializeAsString());
-  if (!index.ok()) return index.status();
-  if (*index != next) {
-    return absl::InternalError(absl::StrCat("the log assigned index ", *index,
-                                            " instead of ", next));
+  for (int attempt = 0;; ++attempt) {
+    if (absl::Status s = CatchUpLocked(); !s.ok()) return s;
+    const uint64_t next = store_->applied_index() + 1;  // as in WriteRun
+    auto entry = build(next);
+    if (!entry.ok()) return entry.status();
+    auto index = log_->AppendBatchAt(next, {entry->SerializeAsString()});
+    if (absl::IsAborted(index.status()) && attempt < kMaxConflicts) {
+      continue;  // another replica took `next`: build for the index after
+    }
+    if (!index.ok()) return index.status();
+    if (*index != next) {
+      return absl::InternalError(absl::StrCat(
+          "the log assigned index ", *index, " instead of ", next));
+    }
+    if (absl::Status applied = Apply(*entry, *index); !applied.ok()) {
+      return applied;
+    }
+    return *index;
   }
-  if (absl::Status applied = Apply(*entry, *index); !applied.ok()) {
-    return applied;
-  }
-  return *index;
 }
+
+void StateMachine::StartFollowing(
+    std::function<void(uint64_t applied_index)> applied) {
+  follower_ = std::thread([this, applied = std::move(applied)] {
+    absl::Duration backoff = absl::Milliseconds(100);
+    std::string last_error;
+    while (!stop_following_.HasBeenNotified()) {
+      const uint64_t known = store_->applied_index();
+      log_->WaitBeyond(known, absl::Now() + absl::Milliseconds(500));
+      if (stop_following_.HasBeenNotified()) break;
+      if (log_->LastIndex() <= known) continue;
+      absl::Status s;
+      uint64_t now_applied = known;
+      {
+        absl::MutexLock lock(&mu_);
+        s = CatchUpLocked();
+        now_applied = store_->applied_index();
+      }
+      if (now_applied > known && applied) applied(now_applied);
+      if (!s.ok()) {
+        if (s.ToString() != last_error) {
+          spdlog::warn("state: cannot apply the log's new entries: {}",
+                       s.ToString());
+          last_error = s.ToString();
+        }
+        if (stop_following_.WaitForNotificationWithTimeout(backoff)) break;
+        backoff = std::min(backoff * 2, absl::Seconds(5));
+        continue;
+      }
+      last_error.clear();
+      backoff = absl::Milliseconds(100);
+    }
+  });
+}
+
+void StateMachine::StopFollowing() {
+  stop_following_.Notify();
+  if (follower_.joinable()) follower_.join();
+}
+
+StateMachine::~StateMachine() { StopFollowing(); }
 
 absl::Status StateMachine::CatchUp() {
   absl::MutexLock lock(&mu_);

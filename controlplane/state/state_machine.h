@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -17,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "controlplane/audit/ledger.h"
 #include "controlplane/log/log.h"
 #include "controlplane/store/store.h"
@@ -47,6 +49,7 @@ class StateMachine {
  public:
   // Neither is owned; both must outlive the state machine.
   StateMachine(log::Log* log, store::Store* store);
+  ~StateMachine();
 
   // Commit appends `entry` to the log and applies it; returns its index.
   // Commits are applied in the order they were appended. Concurrent
@@ -68,6 +71,16 @@ class StateMachine {
   // at start, before serving. DataLoss if the store is ahead of the log.
   absl::Status CatchUp();
 
+  // StartFollowing applies, on a thread of its own, what other replicas
+  // append to a shared log (etcd): within about a round trip of etcd's
+  // watch, and at least every 500 ms. `applied` (optional) is called with
+  // the store's applied index after each catch-up that applied something
+  // (to publish a new policy revision to this replica's proxies). Errors
+  // are logged and retried with backoff. Once, after CatchUp().
+  void StartFollowing(std::function<void(uint64_t applied_index)> applied);
+  // Stops following (the destructor does too).
+  void StopFollowing();
+
  private:
   // A commit waiting in (or written by) a group.
   struct Pending {
@@ -85,8 +98,12 @@ class StateMachine {
   void ApplyEntries(const std::vector<const warden::v1::LogEntry*>& entries,
                     uint64_t first, std::vector<absl::Status>* results)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Appends and applies one group of commits.
+  // Appends and applies one group of commits, in runs the log takes at
+  // once (WriteRun: group[begin, end)); a run whose index another replica
+  // took is retried after applying that replica's entries.
   void WriteGroup(const std::vector<Pending*>& group)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteRun(const std::vector<Pending*>& group, size_t begin, size_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CatchUpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stages the store writes of an entry other than an audit append.
@@ -108,6 +125,9 @@ class StateMachine {
   absl::CondVar queue_cv_;
   std::vector<Pending*> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool writing_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  absl::Notification stop_following_;
+  std::thread follower_;
 };
 
 }  // namespace warden::controlplane::state
