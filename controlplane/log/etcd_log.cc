@@ -190,43 +190,52 @@ uint64_t EtcdLog::WaitBeyond(uint64_t index, absl::Time deadline) {
   return last_index_;
 }
 
+void EtcdLog::LastKeyRequest(etcdserverpb::RangeRequest* request) const {
+  request->set_key(options_.prefix);
+  request->set_range_end(range_end_);
+  request->set_sort_order(etcdserverpb::RangeRequest::DESCEND);
+  request->set_sort_target(etcdserverpb::RangeRequest::KEY);
+  request->set_limit(1);
+  request->set_keys_only(true);
+}
+
 absl::StatusOr<uint64_t> EtcdLog::Refresh() {
   etcdserverpb::RangeRequest request;
-  request.set_key(options_.prefix);
-  request.set_range_end(range_end_);
-  request.set_sort_order(etcdserverpb::RangeRequest::DESCEND);
-  request.set_sort_target(etcdserverpb::RangeRequest::KEY);
-  request.set_limit(1);
-  request.set_keys_only(true);
-  for (size_t attempt = 0; attempt < channels_.size(); ++attempt) {
+  LastKeyRequest(&request);
+  etcdserverpb::RangeResponse response;
+  if (absl::Status s = Range(request, "read where the log ends", &response);
+      !s.ok()) {
+    return s;
+  }
+  uint64_t last = 0;
+  if (response.kvs_size() > 0 && !IndexOf(response.kvs(0).key(), &last)) {
+    return absl::DataLossError(absl::StrCat(
+        "etcd: the key '", absl::CHexEscape(response.kvs(0).key()),
+        "' under the log prefix is not a log entry"));
+  }
+  Saw(last);
+  absl::MutexLock lock(&mu_);
+  refreshed_revision_ =
+      std::max(refreshed_revision_, response.header().revision());
+  return last_index_;
+}
+
+absl::Status EtcdLog::Range(const etcdserverpb::RangeRequest& request,
+                            absl::string_view what,
+                            etcdserverpb::RangeResponse* response) {
+  for (size_t attempt = 0;; ++attempt) {
     auto channel = Channel();
     grpc::ClientContext context;
     SetDeadline(&context);
-    etcdserverpb::RangeResponse response;
     grpc::Status s = etcdserverpb::KV::NewStub(channel)->Range(
-        &context, request, &response);
-    if (!s.ok()) {
-      if (Unreachable(s) && attempt + 1 < channels_.size()) {
-        NextEndpoint(channel);
-        continue;
-      }
-      return FromGrpc(s, "read where the log ends");
+        &context, request, response);
+    if (s.ok()) return absl::OkStatus();
+    if (Unreachable(s) && attempt + 1 < channels_.size()) {
+      NextEndpoint(channel);
+      continue;
     }
-    uint64_t last = 0;
-    if (response.kvs_size() > 0 && !IndexOf(response.kvs(0).key(), &last)) {
-      return absl::DataLossError(absl::StrCat(
-          "etcd: the key '", absl::CHexEscape(response.kvs(0).key()),
-          "' under the log prefix is not a log entry"));
-    }
-    Saw(last);
-    {
-      absl::MutexLock lock(&mu_);
-      refreshed_revision_ =
-          std::max(refreshed_revision_, response.header().revision());
-    }
-    return LastIndex();
+    return FromGrpc(s, what);
   }
-  return absl::UnavailableError("etcd: no endpoint answered");
 }
 
 absl::StatusOr<uint64_t> EtcdLog::Append(std::string entry) {
@@ -274,14 +283,7 @@ absl::StatusOr<uint64_t> EtcdLog::AppendBatchAt(
     put->set_value(entries[i]);
   }
   // On a conflict, where the log ends now, in the same round trip.
-  etcdserverpb::RangeRequest* last =
-      request.add_failure()->mutable_request_range();
-  last->set_key(options_.prefix);
-  last->set_range_end(range_end_);
-  last->set_sort_order(etcdserverpb::RangeRequest::DESCEND);
-  last->set_sort_target(etcdserverpb::RangeRequest::KEY);
-  last->set_limit(1);
-  last->set_keys_only(true);
+  LastKeyRequest(request.add_failure()->mutable_request_range());
 
   auto channel = Channel();
   grpc::ClientContext context;
@@ -322,45 +324,35 @@ absl::StatusOr<std::vector<Entry>> EtcdLog::Read(uint64_t from, size_t max) {
   request.set_range_end(max >= UINT64_MAX - from ? range_end_
                                                  : KeyOf(from + max));
   request.set_limit(static_cast<int64_t>(std::min<size_t>(max, 1 << 20)));
-  for (size_t attempt = 0; attempt < channels_.size(); ++attempt) {
-    auto channel = Channel();
-    grpc::ClientContext context;
-    SetDeadline(&context);
-    etcdserverpb::RangeResponse response;
-    grpc::Status s = etcdserverpb::KV::NewStub(channel)->Range(
-        &context, request, &response);
-    if (!s.ok()) {
-      if (Unreachable(s) && attempt + 1 < channels_.size()) {
-        NextEndpoint(channel);
-        continue;
-      }
-      return FromGrpc(s, absl::StrCat("read from index ", from));
+  etcdserverpb::RangeResponse response;
+  if (absl::Status s =
+          Range(request, absl::StrCat("read from index ", from), &response);
+      !s.ok()) {
+    return s;
+  }
+  uint64_t want = from;
+  for (const mvccpb::KeyValue& kv : response.kvs()) {
+    uint64_t index = 0;
+    if (!IndexOf(kv.key(), &index) || index != want) {
+      return absl::DataLossError(absl::StrCat(
+          "etcd: the log is missing index ", want, " (found '",
+          absl::CHexEscape(kv.key()), "')"));
     }
-    uint64_t want = from;
-    for (const mvccpb::KeyValue& kv : response.kvs()) {
-      uint64_t index = 0;
-      if (!IndexOf(kv.key(), &index) || index != want) {
-        return absl::DataLossError(absl::StrCat(
-            "etcd: the log is missing index ", want, " (found '",
-            absl::CHexEscape(kv.key()), "')"));
-      }
-      out.push_back(Entry{index, kv.value()});
-      ++want;
-    }
-    if (!out.empty()) {
-      Saw(out.back().index);
-      return out;
-    }
-    auto end = Refresh();
-    if (!end.ok()) return end.status();
-    if (from > *end + 1) {
-      return absl::OutOfRangeError(absl::StrCat(
-          "read from index ", from, " past the end of the log (last ", *end,
-          ")"));
-    }
+    out.push_back(Entry{index, kv.value()});
+    ++want;
+  }
+  if (!out.empty()) {
+    Saw(out.back().index);
     return out;
   }
-  return absl::UnavailableError("etcd: no endpoint answered");
+  auto end = Refresh();
+  if (!end.ok()) return end.status();
+  if (from > *end + 1) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "read from index ", from, " past the end of the log (last ", *end,
+        ")"));
+  }
+  return out;
 }
 
 void EtcdLog::Follow() {

@@ -32,6 +32,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -41,6 +42,11 @@ namespace grpc {
 class Channel;
 class ClientContext;
 }  // namespace grpc
+
+namespace etcdserverpb {
+class RangeRequest;
+class RangeResponse;
+}  // namespace etcdserverpb
 
 namespace warden::controlplane::log {
 
@@ -107,6 +113,12 @@ class EtcdLog : public Log {
   std::shared_ptr<grpc::Channel> Channel() const;
   void NextEndpoint(const std::shared_ptr<grpc::Channel>& failed);
   void SetDeadline(grpc::ClientContext* context) const;
+  // The highest key under the prefix: where the log ends.
+  void LastKeyRequest(etcdserverpb::RangeRequest* request) const;
+  // One Range, moving to the next endpoint when one is unreachable.
+  absl::Status Range(const etcdserverpb::RangeRequest& request,
+                     absl::string_view what,
+                     etcdserverpb::RangeResponse* response);
   // Records that the log reaches at least `index`, waking WaitBeyond.
   void Saw(uint64_t index);
   // Parses an entry key of this prefix; false for any other key.

@@ -17,6 +17,7 @@
 #include "controlplane/store/store.h"
 #include "gtest/gtest.h"
 #include "proto/warden/v1/state.pb.h"
+#include "tests/unit/controlplane/state/entries.h"
 #include "tests/unit/controlplane/log/etcd_cluster.h"
 
 namespace warden::controlplane::state {
@@ -24,24 +25,8 @@ namespace {
 
 using ::warden::testing::EtcdCluster;
 
-warden::v1::LogEntry AuditEntry(const std::string& source, uint64_t from,
-                                uint64_t to) {
-  warden::v1::LogEntry entry;
-  auto* append = entry.mutable_append_audit();
-  append->set_source(source);
-  for (uint64_t s = from; s <= to; ++s) {
-    append->add_leaves(absl::StrCat("leaf of ", source, " #", s));
-    append->add_sequences(s);
-    append->add_digests(std::string(32, static_cast<char>('a' + s % 26)));
-  }
-  return entry;
-}
-
-warden::v1::LogEntry TokenEntry(const std::string& id) {
-  warden::v1::LogEntry entry;
-  entry.mutable_put_token()->mutable_info()->set_id(id);
-  return entry;
-}
+using ::warden::controlplane::state::testing::AuditEntry;
+using ::warden::controlplane::state::testing::TokenEntry;
 
 struct Replica {
   std::unique_ptr<log::EtcdLog> log;
