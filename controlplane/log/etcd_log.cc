@@ -1,6 +1,7 @@
 #include "controlplane/log/etcd_log.h"
 
 #include <algorithm>
+#include <random>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
+#include "controlplane/log/etcd_batch.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "spdlog/spdlog.h"
 #include "third_party/etcd/rpc.grpc.pb.h"
@@ -48,7 +50,11 @@ std::string PrefixEnd(const std::string& prefix) {
 }  // namespace
 
 EtcdLog::EtcdLog(EtcdOptions options)
-    : options_(std::move(options)), range_end_(PrefixEnd(options_.prefix)) {}
+    : options_(std::move(options)), range_end_(PrefixEnd(options_.prefix)) {
+  std::random_device random;
+  const uint64_t id = (static_cast<uint64_t>(random()) << 32) ^ random();
+  writer_ = absl::StrCat(absl::Hex(id, absl::kZeroPad16));
+}
 
 absl::StatusOr<std::unique_ptr<EtcdLog>> EtcdLog::Open(EtcdOptions options) {
   if (options.endpoints.empty()) {
@@ -88,7 +94,6 @@ absl::StatusOr<std::unique_ptr<EtcdLog>> EtcdLog::Open(EtcdOptions options) {
   }
   std::unique_ptr<EtcdLog> log(new EtcdLog(std::move(options)));
   grpc::ChannelArguments args;
-  // Entries up to max_batch_bytes each come back from Read in pages.
   args.SetMaxReceiveMessageSize(64 << 20);
   // Redial a lost endpoint quickly: a replica fails over to another etcd
   // member instead of waiting out gRPC's default backoff.
@@ -98,20 +103,11 @@ absl::StatusOr<std::unique_ptr<EtcdLog>> EtcdLog::Open(EtcdOptions options) {
     log->channels_.push_back(
         grpc::CreateCustomChannel(endpoint, credentials, args));
   }
-  // Where the log ends, and from which revision to follow it.
-  absl::Status last;
-  for (size_t i = 0; i < log->channels_.size(); ++i) {
-    auto refreshed = log->Refresh();
-    if (refreshed.ok()) {
-      last = absl::OkStatus();
-      break;
-    }
-    last = refreshed.status();
-  }
-  if (!last.ok()) {
+  if (absl::Status s = log->Scan(); !s.ok()) {
+    if (absl::IsDataLoss(s)) return s;
     return absl::UnavailableError(
         absl::StrCat("etcd at ", absl::StrJoin(log->options_.endpoints, ", "),
-                     ": ", last.message()));
+                     ": ", s.message()));
   }
   EtcdLog* self = log.get();
   log->follower_ = std::thread([self] { self->Follow(); });
@@ -122,32 +118,94 @@ EtcdLog::~EtcdLog() {
   stop_.Notify();
   {
     absl::MutexLock lock(&watch_mu_);
-    if (grpc::ClientContext* context = watch_context_.load()) {
-      context->TryCancel();
-    }
+    if (watch_context_ != nullptr) watch_context_->TryCancel();
   }
   if (follower_.joinable()) follower_.join();
 }
 
-std::string EtcdLog::KeyOf(uint64_t index) const {
-  std::string key = options_.prefix;
-  std::string digits = absl::StrCat(index);
-  key.append(kIndexDigits - std::min(kIndexDigits, digits.size()), '0');
-  key.append(digits);
-  return key;
-}
-
-bool EtcdLog::IndexOf(const std::string& key, uint64_t* index) const {
-  if (key.size() != options_.prefix.size() + kIndexDigits ||
-      key.compare(0, options_.prefix.size(), options_.prefix) != 0) {
+bool EtcdLog::ParseKey(const std::string& key, uint64_t* count) const {
+  // <prefix><16 hex>/<20 digits>-<count>
+  const size_t p = options_.prefix.size();
+  if (key.size() < p + 16 + 1 + kIndexDigits + 2 ||
+      key.compare(0, p, options_.prefix) != 0 || key[p + 16] != '/' ||
+      key[p + 17 + kIndexDigits] != '-') {
     return false;
   }
-  absl::string_view digits =
-      absl::string_view(key).substr(options_.prefix.size());
-  for (char c : digits) {
+  for (size_t i = p; i < p + 16; ++i) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(key[i]))) return false;
+  }
+  for (size_t i = p + 17; i < p + 17 + kIndexDigits; ++i) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(key[i]))) return false;
+  }
+  absl::string_view n = absl::string_view(key).substr(p + 18 + kIndexDigits);
+  for (char c : n) {
     if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
   }
-  return absl::SimpleAtoi(digits, index) && *index > 0;
+  return absl::SimpleAtoi(n, count) && *count > 0;
+}
+
+void EtcdLog::Number(const std::string& key, int64_t revision) {
+  uint64_t count = 0;
+  if (!ParseKey(key, &count)) {
+    if (broken_.ok()) {
+      broken_ = absl::DataLossError(absl::StrCat(
+          "etcd: the key '", absl::CHexEscape(key),
+          "' under the log prefix is not a batch of the log"));
+      spdlog::error("{}", broken_.ToString());
+    }
+    return;
+  }
+  if (revision <= numbered_revision_) return;  // numbered already
+  batches_.push_back(Batch{key, revision, last_index_ + 1, count});
+  last_index_ += count;
+  numbered_revision_ = revision;
+}
+
+absl::Status EtcdLog::Scan() {
+  // Every batch key with its create revision, at one revision of etcd.
+  std::vector<std::pair<int64_t, std::string>> found;
+  etcdserverpb::RangeRequest request;
+  request.set_key(options_.prefix);
+  request.set_range_end(range_end_);
+  request.set_keys_only(true);
+  request.set_limit(10000);
+  int64_t at = 0;
+  while (true) {
+    etcdserverpb::RangeResponse response;
+    if (absl::Status s = Range(request, "read the log's batches", &response);
+        !s.ok()) {
+      return s;
+    }
+    if (at == 0) {
+      at = response.header().revision();
+      request.set_revision(at);
+    }
+    for (const mvccpb::KeyValue& kv : response.kvs()) {
+      found.emplace_back(kv.create_revision(), kv.key());
+    }
+    if (!response.more() || response.kvs().empty()) break;
+    request.set_key(response.kvs().rbegin()->key() + std::string(1, '\0'));
+  }
+  std::sort(found.begin(), found.end());
+  absl::MutexLock lock(&mu_);
+  // A rescan (after etcd compacted the watch's history) must number the
+  // batches already numbered the same way.
+  const std::deque<Batch> before = std::move(batches_);
+  batches_.clear();
+  last_index_ = 0;
+  numbered_revision_ = 0;
+  for (const auto& [revision, key] : found) Number(key, revision);
+  for (size_t i = 0; i < before.size(); ++i) {
+    if (i >= batches_.size() || batches_[i].key != before[i].key) {
+      broken_ = absl::DataLossError(absl::StrCat(
+          "etcd: the log's batch ", before[i].key,
+          " is gone or moved (edited behind Warden's back)"));
+      spdlog::error("{}", broken_.ToString());
+      break;
+    }
+  }
+  numbered_revision_ = std::max(numbered_revision_, at);
+  return broken_;
 }
 
 std::shared_ptr<grpc::Channel> EtcdLog::Channel() const {
@@ -171,55 +229,6 @@ void EtcdLog::SetDeadline(grpc::ClientContext* context) const {
   context->set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
 }
 
-void EtcdLog::Saw(uint64_t index) {
-  absl::MutexLock lock(&mu_);
-  last_index_ = std::max(last_index_, index);
-}
-
-uint64_t EtcdLog::LastIndex() const {
-  absl::MutexLock lock(&mu_);
-  return last_index_;
-}
-
-uint64_t EtcdLog::WaitBeyond(uint64_t index, absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  auto beyond = [this, index]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return last_index_ > index;
-  };
-  mu_.AwaitWithDeadline(absl::Condition(&beyond), deadline);
-  return last_index_;
-}
-
-void EtcdLog::LastKeyRequest(etcdserverpb::RangeRequest* request) const {
-  request->set_key(options_.prefix);
-  request->set_range_end(range_end_);
-  request->set_sort_order(etcdserverpb::RangeRequest::DESCEND);
-  request->set_sort_target(etcdserverpb::RangeRequest::KEY);
-  request->set_limit(1);
-  request->set_keys_only(true);
-}
-
-absl::StatusOr<uint64_t> EtcdLog::Refresh() {
-  etcdserverpb::RangeRequest request;
-  LastKeyRequest(&request);
-  etcdserverpb::RangeResponse response;
-  if (absl::Status s = Range(request, "read where the log ends", &response);
-      !s.ok()) {
-    return s;
-  }
-  uint64_t last = 0;
-  if (response.kvs_size() > 0 && !IndexOf(response.kvs(0).key(), &last)) {
-    return absl::DataLossError(absl::StrCat(
-        "etcd: the key '", absl::CHexEscape(response.kvs(0).key()),
-        "' under the log prefix is not a log entry"));
-  }
-  Saw(last);
-  absl::MutexLock lock(&mu_);
-  refreshed_revision_ =
-      std::max(refreshed_revision_, response.header().revision());
-  return last_index_;
-}
-
 absl::Status EtcdLog::Range(const etcdserverpb::RangeRequest& request,
                             absl::string_view what,
                             etcdserverpb::RangeResponse* response) {
@@ -238,154 +247,273 @@ absl::Status EtcdLog::Range(const etcdserverpb::RangeRequest& request,
   }
 }
 
+absl::Status EtcdLog::Txn(const etcdserverpb::TxnRequest& request,
+                          absl::string_view what,
+                          etcdserverpb::TxnResponse* response) {
+  const absl::Time deadline = absl::Now() + options_.call_timeout;
+  while (true) {
+    auto channel = Channel();
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    grpc::Status s =
+        etcdserverpb::KV::NewStub(channel)->Txn(&context, request, response);
+    if (s.ok()) return absl::OkStatus();
+    if (!Unreachable(s) || absl::Now() >= deadline) return FromGrpc(s, what);
+    NextEndpoint(channel);
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+uint64_t EtcdLog::LastIndex() const {
+  absl::MutexLock lock(&mu_);
+  return last_index_;
+}
+
+uint64_t EtcdLog::WaitBeyond(uint64_t index, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto beyond = [this, index]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return last_index_ > index;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&beyond), deadline);
+  return last_index_;
+}
+
+absl::Status EtcdLog::WaitForRevision(int64_t revision, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto reached = [this, revision]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return numbered_revision_ >= revision || !broken_.ok();
+  };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&reached), deadline)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "etcd: the log's watch has not reached revision ", revision,
+        " (at ", numbered_revision_, ")"));
+  }
+  return broken_;
+}
+
+absl::StatusOr<uint64_t> EtcdLog::Refresh() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!broken_.ok()) return broken_;
+  }
+  // The newest batch not numbered yet, if any: wait for the watch to
+  // number it.
+  etcdserverpb::RangeRequest request;
+  request.set_key(options_.prefix);
+  request.set_range_end(range_end_);
+  request.set_keys_only(true);
+  request.set_sort_target(etcdserverpb::RangeRequest::CREATE);
+  request.set_sort_order(etcdserverpb::RangeRequest::DESCEND);
+  request.set_limit(1);
+  etcdserverpb::RangeResponse response;
+  if (absl::Status s = Range(request, "read where the log ends", &response);
+      !s.ok()) {
+    return s;
+  }
+  if (response.kvs_size() > 0) {
+    if (absl::Status s =
+            WaitForRevision(response.kvs(0).create_revision(),
+                            absl::Now() + options_.call_timeout);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return LastIndex();
+}
+
 absl::StatusOr<uint64_t> EtcdLog::Append(std::string entry) {
-  std::vector<std::string> one;
-  one.push_back(std::move(entry));
-  return AppendBatch(std::move(one));
+  return WriteBatch({std::move(entry)}, 0);
 }
 
 absl::StatusOr<uint64_t> EtcdLog::AppendBatch(
     std::vector<std::string> entries) {
-  // Another writer may take the index first: catch up with it and retry.
-  for (int attempt = 0;; ++attempt) {
-    auto first = AppendBatchAt(LastIndex() + 1, entries);
-    if (!absl::IsAborted(first.status()) || attempt >= 100) return first;
-  }
+  return WriteBatch(entries, 0);
 }
 
 absl::StatusOr<uint64_t> EtcdLog::AppendBatchAt(
     uint64_t first, const std::vector<std::string>& entries) {
+  if (first == 0) return absl::InvalidArgumentError("log indexes start at 1");
+  int64_t after = 0;  // the revision of the batch holding first - 1
+  {
+    absl::MutexLock lock(&mu_);
+    if (last_index_ + 1 != first) {
+      return absl::AbortedError(absl::StrCat("log index ", first,
+                                             " is taken; the log ends at ",
+                                             last_index_));
+    }
+    if (!batches_.empty()) after = batches_.back().revision;
+  }
+  // Nothing created after that batch: then this one gets index `first`.
+  return WriteBatch(entries, after + 1);
+}
+
+absl::StatusOr<uint64_t> EtcdLog::WriteBatch(
+    const std::vector<std::string>& entries, int64_t created_before) {
   if (entries.empty()) {
     return absl::InvalidArgumentError("append of no log entries");
   }
-  if (first == 0) return absl::InvalidArgumentError("log indexes start at 1");
   size_t bytes = 0;
   for (const std::string& e : entries) bytes += e.size();
   if (entries.size() > options_.max_batch_entries ||
       bytes > options_.max_batch_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "etcd: an append of ", entries.size(), " entries and ", bytes,
-        " bytes is over one transaction's limit (", options_.max_batch_entries,
+        " bytes is over the log's limit (", options_.max_batch_entries,
         " entries, ", options_.max_batch_bytes, " bytes)"));
   }
-  etcdserverpb::TxnRequest request;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const std::string key = KeyOf(first + i);
-    // Created by nobody yet: create revision 0.
-    etcdserverpb::Compare* compare = request.add_compare();
-    compare->set_result(etcdserverpb::Compare::EQUAL);
-    compare->set_target(etcdserverpb::Compare::CREATE);
-    compare->set_key(key);
-    compare->set_create_revision(0);
-    etcdserverpb::PutRequest* put =
-        request.add_success()->mutable_request_put();
-    put->set_key(key);
-    put->set_value(entries[i]);
+  std::string key;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!broken_.ok()) return broken_;
+    std::string counter = absl::StrCat(++counter_);
+    key = absl::StrCat(options_.prefix, writer_, "/",
+                       std::string(kIndexDigits - counter.size(), '0'),
+                       counter, "-", entries.size());
   }
-  // On a conflict, where the log ends now, in the same round trip.
-  LastKeyRequest(request.add_failure()->mutable_request_range());
+  warden::log::EtcdBatch batch;
+  for (const std::string& e : entries) batch.add_entries(e);
 
-  auto channel = Channel();
-  grpc::ClientContext context;
-  SetDeadline(&context);
+  etcdserverpb::TxnRequest request;
+  // Not written yet: a retry after a lost answer does not write it twice.
+  etcdserverpb::Compare* fresh = request.add_compare();
+  fresh->set_result(etcdserverpb::Compare::EQUAL);
+  fresh->set_target(etcdserverpb::Compare::CREATE);
+  fresh->set_key(key);
+  fresh->set_create_revision(0);
+  if (created_before > 0) {
+    // No batch created since the one before `first`.
+    etcdserverpb::Compare* quiet = request.add_compare();
+    quiet->set_result(etcdserverpb::Compare::LESS);
+    quiet->set_target(etcdserverpb::Compare::CREATE);
+    quiet->set_key(options_.prefix);
+    quiet->set_range_end(range_end_);
+    quiet->set_create_revision(created_before);
+  }
+  etcdserverpb::PutRequest* put = request.add_success()->mutable_request_put();
+  put->set_key(key);
+  put->set_value(batch.SerializeAsString());
+  request.add_failure()->mutable_request_range()->set_key(key);
+
   etcdserverpb::TxnResponse response;
-  grpc::Status s =
-      etcdserverpb::KV::NewStub(channel)->Txn(&context, request, &response);
-  if (!s.ok()) {
-    // Not retried here: a Txn that timed out may still have been applied.
-    // The caller's next attempt finds out (its index is then taken, and the
-    // entries read back are its own).
-    if (Unreachable(s)) NextEndpoint(channel);
-    return FromGrpc(s, absl::StrCat("append at index ", first));
-  }
-  if (response.succeeded()) {
-    Saw(first + entries.size() - 1);
-    return first;
-  }
-  uint64_t end = 0;
-  if (response.responses_size() > 0 &&
-      response.responses(0).response_range().kvs_size() > 0) {
-    if (!IndexOf(response.responses(0).response_range().kvs(0).key(), &end)) {
-      return absl::DataLossError(
-          "etcd: a key under the log prefix is not a log entry");
+  if (absl::Status s = Txn(request, "append", &response); !s.ok()) return s;
+  int64_t revision = response.header().revision();
+  if (!response.succeeded()) {
+    const auto& existing = response.responses(0).response_range();
+    if (existing.kvs_size() == 0) {
+      // The quiet compare failed: another replica appended first. Number
+      // what it wrote before saying so, so that the caller's catch-up
+      // finds it.
+      auto end = Refresh();
+      if (!end.ok()) return end.status();
+      return absl::AbortedError(absl::StrCat(
+          "log index is taken: another replica appended first; the log "
+          "ends at ", *end));
     }
+    revision = existing.kvs(0).create_revision();  // an earlier try landed
   }
-  Saw(end);
-  return absl::AbortedError(absl::StrCat("log index ", first,
-                                         " is taken; the log ends at ", end));
+  if (absl::Status s =
+          WaitForRevision(revision, absl::Now() + options_.call_timeout);
+      !s.ok()) {
+    return s;
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto it = batches_.rbegin(); it != batches_.rend(); ++it) {
+    if (it->key == key) return it->first;
+    if (it->revision < revision) break;
+  }
+  return absl::InternalError(
+      absl::StrCat("etcd: the log's watch did not number ", key));
 }
 
 absl::StatusOr<std::vector<Entry>> EtcdLog::Read(uint64_t from, size_t max) {
   if (from == 0) return absl::InvalidArgumentError("log indexes start at 1");
   std::vector<Entry> out;
   if (max == 0) return out;
-  etcdserverpb::RangeRequest request;
-  request.set_key(KeyOf(from));
-  request.set_range_end(max >= UINT64_MAX - from ? range_end_
-                                                 : KeyOf(from + max));
-  request.set_limit(static_cast<int64_t>(std::min<size_t>(max, 1 << 20)));
-  etcdserverpb::RangeResponse response;
-  if (absl::Status s =
-          Range(request, absl::StrCat("read from index ", from), &response);
+  std::vector<Batch> wanted;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!broken_.ok()) return broken_;
+    if (from <= last_index_) {
+      auto it = std::upper_bound(
+          batches_.begin(), batches_.end(), from,
+          [](uint64_t index, const Batch& b) { return index < b.first; });
+      --it;  // the batch holding `from`
+      const uint64_t until = from + std::min<uint64_t>(max, 1u << 20);
+      // At most 64 batches and about 4 MiB of entries per call.
+      for (; it != batches_.end() && it->first < until && wanted.size() < 64;
+           ++it) {
+        wanted.push_back(*it);
+      }
+    }
+  }
+  if (wanted.empty()) {
+    auto end = Refresh();
+    if (!end.ok()) return end.status();
+    if (from > *end + 1) {
+      return absl::OutOfRangeError(absl::StrCat(
+          "read from index ", from, " past the end of the log (last ", *end,
+          ")"));
+    }
+    if (from <= *end) return Read(from, max);  // numbered meanwhile
+    return out;
+  }
+  etcdserverpb::TxnRequest request;
+  for (const Batch& b : wanted) {
+    request.add_success()->mutable_request_range()->set_key(b.key);
+  }
+  etcdserverpb::TxnResponse response;
+  if (absl::Status s = Txn(request, absl::StrCat("read from index ", from),
+                           &response);
       !s.ok()) {
     return s;
   }
-  uint64_t want = from;
-  for (const mvccpb::KeyValue& kv : response.kvs()) {
-    uint64_t index = 0;
-    if (!IndexOf(kv.key(), &index) || index != want) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    const Batch& b = wanted[i];
+    const auto& range = response.responses(i).response_range();
+    warden::log::EtcdBatch batch;
+    if (range.kvs_size() == 0 ||
+        !batch.ParseFromString(range.kvs(0).value()) ||
+        static_cast<uint64_t>(batch.entries_size()) != b.count) {
       return absl::DataLossError(absl::StrCat(
-          "etcd: the log is missing index ", want, " (found '",
-          absl::CHexEscape(kv.key()), "')"));
+          "etcd: the log's batch ", b.key, " (indexes ", b.first, " to ",
+          b.first + b.count - 1, ") is ",
+          range.kvs_size() == 0 ? "gone" : "not what was written"));
     }
-    out.push_back(Entry{index, kv.value()});
-    ++want;
-  }
-  if (!out.empty()) {
-    Saw(out.back().index);
-    return out;
-  }
-  auto end = Refresh();
-  if (!end.ok()) return end.status();
-  if (from > *end + 1) {
-    return absl::OutOfRangeError(absl::StrCat(
-        "read from index ", from, " past the end of the log (last ", *end,
-        ")"));
+    for (uint64_t k = 0; k < b.count; ++k) {
+      const uint64_t index = b.first + k;
+      if (index < from) continue;
+      if (out.size() >= max || (!out.empty() && bytes > (4u << 20))) {
+        return out;
+      }
+      bytes += batch.entries(k).size();
+      out.push_back(Entry{index, std::move(*batch.mutable_entries(k))});
+    }
   }
   return out;
 }
 
 void EtcdLog::Follow() {
-  int64_t revision;
-  {
-    absl::MutexLock lock(&mu_);
-    revision = refreshed_revision_ + 1;
-  }
   absl::Duration backoff = absl::Milliseconds(100);
   while (!stop_.HasBeenNotified()) {
-    const int64_t next = WatchOnce(revision);
-    if (stop_.HasBeenNotified()) break;
-    if (next > revision) {
-      revision = next;
-      backoff = absl::Milliseconds(100);
-    }
-    // The stream ended (an endpoint lost, a compaction past `revision`):
-    // learn where the log ends, then watch again from there.
-    if (Refresh().ok()) {
+    int64_t from;
+    {
       absl::MutexLock lock(&mu_);
-      revision = std::max(revision, refreshed_revision_ + 1);
+      if (!broken_.ok()) break;
+      from = numbered_revision_ + 1;
     }
+    WatchOnce(from);
     if (stop_.WaitForNotificationWithTimeout(backoff)) break;
     backoff = std::min(backoff * 2, absl::Seconds(2));
   }
 }
 
-int64_t EtcdLog::WatchOnce(int64_t revision) {
+void EtcdLog::WatchOnce(int64_t revision) {
   grpc::ClientContext context;
   {
     absl::MutexLock lock(&watch_mu_);
-    if (stop_.HasBeenNotified()) return revision;
-    watch_context_.store(&context);
+    if (stop_.HasBeenNotified()) return;
+    watch_context_ = &context;
   }
   auto channel = Channel();
   auto stub = etcdserverpb::Watch::NewStub(channel);
@@ -395,35 +523,42 @@ int64_t EtcdLog::WatchOnce(int64_t revision) {
   create->set_key(options_.prefix);
   create->set_range_end(range_end_);
   create->set_start_revision(revision);
-  create->set_progress_notify(true);
   create->add_filters(etcdserverpb::WatchCreateRequest::NODELETE);
-  int64_t next = revision;
+  bool compacted = false;
   if (stream->Write(request)) {
     etcdserverpb::WatchResponse response;
     while (stream->Read(&response)) {
-      if (response.canceled() || response.compact_revision() > 0) {
-        break;  // compacted past `revision`: Follow re-reads the end.
+      if (response.compact_revision() > 0) {
+        compacted = true;  // etcd forgot the history from `revision`
+        break;
       }
+      if (response.canceled()) break;
+      absl::MutexLock lock(&mu_);
       for (const mvccpb::Event& event : response.events()) {
-        uint64_t index = 0;
+        // A key's creation, not a later change of it (there is none).
         if (event.type() == mvccpb::Event::PUT &&
-            IndexOf(event.kv().key(), &index)) {
-          Saw(index);
+            event.kv().create_revision() == event.kv().mod_revision()) {
+          Number(event.kv().key(), event.kv().create_revision());
         }
-        next = std::max(next, event.kv().mod_revision() + 1);
       }
+      if (!broken_.ok()) break;
     }
   }
   context.TryCancel();
   grpc::Status s = stream->Finish();
   {
     absl::MutexLock lock(&watch_mu_);
-    watch_context_.store(nullptr);
+    watch_context_ = nullptr;
   }
-  if (!s.ok() && Unreachable(s) && !stop_.HasBeenNotified()) {
+  if (compacted) {
+    // Number the batches again from a scan; the ones numbered already
+    // must come out the same.
+    if (absl::Status scanned = Scan(); !scanned.ok()) {
+      spdlog::warn("etcd: rescanning the log: {}", scanned.ToString());
+    }
+  } else if (!s.ok() && Unreachable(s) && !stop_.HasBeenNotified()) {
     NextEndpoint(channel);
   }
-  return next;
 }
 
 }  // namespace warden::controlplane::log

@@ -1,20 +1,31 @@
 // EtcdLog: the ordered log of a warden-control cluster, kept in etcd (3.4+)
 // through its v3 gRPC API. Every replica appends to it and follows it; etcd's
-// consensus orders the entries, so every replica applies the same entries in
+// revisions order the entries, so every replica applies the same entries in
 // the same order.
 //
-// Layout: entry i is the key `<prefix><20-digit zero-padded i>`, its value
-// the entry's bytes. Indexes are gap-free: an append is one etcd Txn that
-// creates keys first..first+n-1 only if none of them exists yet (a Compare
-// on each key's create revision), so two replicas racing for the same index
-// cannot both win; the loser gets kAborted, applies what the winner wrote
-// and retries. Keys are created in index order, so etcd's revisions order the
-// entries the same way as their indexes.
+// Layout: each append is one etcd key,
+//   <prefix><16 hex: this client's writer id>/<20-digit counter>-<count>
+// holding a warden.log.EtcdBatch of `count` entries. Keys never collide
+// (a random writer id per client, a counter per append), so appends from
+// several replicas never conflict: etcd orders them by revision, and each
+// entry's index is its position in that order (the batches in revision
+// order, the entries of a batch in turn), counted the same way by every
+// replica. Indexes are therefore gap-free and identical everywhere, and an
+// append learns its index once the watch has reached its revision.
 //
-// LastIndex() is the last index this client knows of: what it appended, what
-// Refresh() read, and what a watch on the prefix reports (a background
-// thread), so that a replica learns of other replicas' appends within about
-// a round trip. WaitBeyond() waits for that.
+// An append is a Txn that creates its key only if it does not exist yet, so
+// a call that timed out is retried with the same key without writing the
+// batch twice. AppendBatchAt (an entry that must know its index, such as a
+// policy revision signed with it) adds a compare that no batch was created
+// after the one holding index `first - 1`; kAborted when one was.
+//
+// A background watch on the prefix follows every replica's appends in
+// revision order and numbers them; LastIndex() is what it numbered so far,
+// and Refresh() waits until it has caught up with etcd's current revision.
+// Open() numbers the existing batches (their keys only, in revision order).
+// The numbering of every batch since the log's start is kept in memory
+// (about 100 bytes per append); trimming it with the log's compaction is
+// issue 19's next step.
 //
 // Connections: a list of etcd endpoints ("host:port"); a call that finds an
 // endpoint unreachable moves to the next one. TLS with a client certificate
@@ -25,6 +36,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -46,6 +58,8 @@ class ClientContext;
 namespace etcdserverpb {
 class RangeRequest;
 class RangeResponse;
+class TxnRequest;
+class TxnResponse;
 }  // namespace etcdserverpb
 
 namespace warden::controlplane::log {
@@ -62,37 +76,38 @@ struct EtcdOptions {
   std::string key_file;
   // No TLS at all (etcd on a trusted loopback only); must be asked for.
   bool plaintext = false;
-  // Deadline of each etcd call.
+  // Deadline of each etcd call; an append retries within it on another
+  // endpoint.
   absl::Duration call_timeout = absl::Seconds(10);
-  // One Txn's limits: etcd refuses more than --max-txn-ops (128 by default)
-  // operations per branch and requests over --max-request-bytes (1.5 MiB).
-  size_t max_batch_entries = 100;
+  // One append's limits: etcd refuses requests over --max-request-bytes
+  // (1.5 MiB by default).
+  size_t max_batch_entries = 1000;
   size_t max_batch_bytes = 1u << 20;
 };
 
 class EtcdLog : public Log {
  public:
   // Open connects (TLS files read now: kInvalidArgument naming a file that
-  // cannot be read), reads where the log ends (kUnavailable naming the
-  // endpoints when none answers) and starts following the prefix.
+  // cannot be read), numbers the log's batches (kUnavailable naming the
+  // endpoints when none answers; kDataLoss for a key under the prefix that
+  // is not a batch) and starts following the prefix.
   static absl::StatusOr<std::unique_ptr<EtcdLog>> Open(EtcdOptions options);
 
   EtcdLog(const EtcdLog&) = delete;
   EtcdLog& operator=(const EtcdLog&) = delete;
   ~EtcdLog() override;
 
-  // Append and AppendBatch append after the last index this client knows
-  // of, catching up with other writers and retrying on a conflict (their
-  // entries are never overwritten). kResourceExhausted for a batch over
-  // max_batch_entries or max_batch_bytes.
+  // Append and AppendBatch write one batch and return the index of its
+  // first entry once the watch has numbered it. kResourceExhausted for a
+  // batch over max_batch_entries or max_batch_bytes.
   absl::StatusOr<uint64_t> Append(std::string entry) override;
   absl::StatusOr<uint64_t> AppendBatch(
       std::vector<std::string> entries) override;
   absl::StatusOr<uint64_t> AppendBatchAt(
       uint64_t first, const std::vector<std::string>& entries) override;
-  // A linearizable read of entries from..from+max-1 that exist. kDataLoss
-  // if one in the middle is missing (the log was edited behind Warden's
-  // back); kOutOfRange for `from` beyond the log's end + 1.
+  // Entries from..from+max-1 that exist, read from etcd. kDataLoss if a
+  // batch numbered earlier is gone (deleted behind Warden's back);
+  // kOutOfRange for `from` beyond the log's end + 1.
   absl::StatusOr<std::vector<Entry>> Read(uint64_t from, size_t max) override;
   uint64_t LastIndex() const override;
   absl::StatusOr<uint64_t> Refresh() override;
@@ -102,45 +117,66 @@ class EtcdLog : public Log {
   }
   size_t MaxBatchBytes() const override { return options_.max_batch_bytes; }
 
-  // The key of entry `index`.
-  std::string KeyOf(uint64_t index) const;
-
  private:
+  // One batch as numbered: its key, etcd revision, first index and count.
+  struct Batch {
+    std::string key;
+    int64_t revision = 0;
+    uint64_t first = 0;
+    uint64_t count = 0;
+  };
+
   explicit EtcdLog(EtcdOptions options);
 
-  // The channel to use now, and a move to the next endpoint after a call
-  // found this one unreachable.
   std::shared_ptr<grpc::Channel> Channel() const;
   void NextEndpoint(const std::shared_ptr<grpc::Channel>& failed);
   void SetDeadline(grpc::ClientContext* context) const;
-  // The highest key under the prefix: where the log ends.
-  void LastKeyRequest(etcdserverpb::RangeRequest* request) const;
   // One Range, moving to the next endpoint when one is unreachable.
   absl::Status Range(const etcdserverpb::RangeRequest& request,
                      absl::string_view what,
                      etcdserverpb::RangeResponse* response);
-  // Records that the log reaches at least `index`, waking WaitBeyond.
-  void Saw(uint64_t index);
-  // Parses an entry key of this prefix; false for any other key.
-  bool IndexOf(const std::string& key, uint64_t* index) const;
-  // Follows the prefix with etcd's Watch until Close (reconnecting).
+  // One Txn, likewise, retried on another endpoint until the call timeout
+  // (callers make it idempotent).
+  absl::Status Txn(const etcdserverpb::TxnRequest& request,
+                   absl::string_view what,
+                   etcdserverpb::TxnResponse* response);
+  // The entry count a batch key carries; false for any other key.
+  bool ParseKey(const std::string& key, uint64_t* count) const;
+  // Numbers a batch created at `revision` (in revision order).
+  void Number(const std::string& key, int64_t revision)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Numbers every batch that exists (Open).
+  absl::Status Scan();
+  // Writes `entries` as one batch (conditions added by `guard`), waits
+  // until it is numbered and returns its first index.
+  absl::StatusOr<uint64_t> WriteBatch(
+      const std::vector<std::string>& entries, int64_t created_before);
+  // Waits until the watch has numbered everything up to `revision`.
+  absl::Status WaitForRevision(int64_t revision, absl::Time deadline);
+  // Follows the prefix with etcd's Watch until the log is closed.
   void Follow();
-  // One Watch stream from `revision` until it ends; the next revision.
-  int64_t WatchOnce(int64_t revision);
+  // One Watch stream from `revision` until it ends.
+  void WatchOnce(int64_t revision);
 
   const EtcdOptions options_;
   std::string range_end_;  // the prefix's end, for ranges over it
+  std::string writer_;     // this client's writer id, 16 hex digits
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
+
   mutable absl::Mutex mu_;
   size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t counter_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Batch> batches_ ABSL_GUARDED_BY(mu_);
   uint64_t last_index_ ABSL_GUARDED_BY(mu_) = 0;
-  // etcd's revision when Refresh last read the log's end: a new watch
-  // starts after it.
-  int64_t refreshed_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  // The highest etcd revision numbered (batches up to it are in batches_).
+  int64_t numbered_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  // Set when the watch cannot go on (a batch it cannot number): every
+  // call then fails with it.
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification stop_;
-  std::atomic<grpc::ClientContext*> watch_context_{nullptr};
   absl::Mutex watch_mu_;
+  grpc::ClientContext* watch_context_ ABSL_GUARDED_BY(watch_mu_) = nullptr;
   std::thread follower_;
 };
 

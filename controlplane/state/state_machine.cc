@@ -261,32 +261,29 @@ void StateMachine::WriteRun(const std::vector<Pending*>& group, size_t begin,
     bytes.push_back(std::move(group[i]->bytes));
     entries.push_back(group[i]->entry);
   }
-  for (int attempt = 0;; ++attempt) {
-    // What is in the log and not in the store lands first: an earlier
-    // apply that failed after its append, or another replica's entries
-    // (the store accepts any higher index and would skip them).
-    if (absl::Status s = CatchUpLocked(); !s.ok()) return fail(s);
-    // Right after what this store applied, not after the log's LastIndex():
-    // with a shared log, another replica's append may have moved that on
-    // since the catch-up, and appending beyond it would skip those entries
-    // here (the store accepts any higher index). The log refuses an index
-    // that is taken (kAborted), and the next round applies what took it.
-    auto first = log_->AppendBatchAt(store_->applied_index() + 1, bytes);
-    if (absl::IsAborted(first.status()) && attempt < kMaxConflicts) {
-      continue;  // another replica took the index; apply its entries first
+  // What is in the log and not in the store lands first: an earlier apply
+  // that failed after its append (the store accepts any higher index and
+  // would skip it).
+  if (absl::Status s = CatchUpLocked(); !s.ok()) return fail(s);
+  auto first = log_->AppendBatch(std::move(bytes));
+  if (!first.ok()) return fail(first.status());
+  // With a shared log, other replicas' entries may have landed before this
+  // group's: they are applied first, in log order.
+  if (absl::Status s = CatchUpLocked(*first - 1); !s.ok()) return fail(s);
+  if (store_->applied_index() + 1 != *first) {
+    return fail(absl::InternalError(absl::StrCat(
+        "the log put entry ", *first, " after the store's applied index ",
+        store_->applied_index())));
+  }
+  std::vector<absl::Status> applied;
+  ApplyEntries(entries, *first, &applied);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    // A failed apply is retried by the next commit's (or start's) CatchUp.
+    if (applied[i].ok()) {
+      group[begin + i]->result = *first + i;
+    } else {
+      group[begin + i]->result = applied[i];
     }
-    if (!first.ok()) return fail(first.status());
-    std::vector<absl::Status> applied;
-    ApplyEntries(entries, *first, &applied);
-    for (size_t i = 0; i < entries.size(); ++i) {
-      // A failed apply is retried by the next commit's (or start's) CatchUp.
-      if (applied[i].ok()) {
-        group[begin + i]->result = *first + i;
-      } else {
-        group[begin + i]->result = applied[i];
-      }
-    }
-    return;
   }
 }
 
@@ -361,16 +358,16 @@ absl::Status StateMachine::CatchUp() {
   return CatchUpLocked();
 }
 
-absl::Status StateMachine::CatchUpLocked() {
+absl::Status StateMachine::CatchUpLocked(uint64_t through) {
   uint64_t next = store_->applied_index() + 1;
-  const uint64_t last = log_->LastIndex();
+  const uint64_t last = std::min(through, log_->LastIndex());
   if (next > last + 1) {
     return absl::DataLossError(absl::StrCat(
         "the store has applied index ", next - 1,
         " but the log ends at ", last, "; the log was lost or replaced"));
   }
   while (next <= last) {
-    auto read = log_->Read(next, 1024);
+    auto read = log_->Read(next, std::min<uint64_t>(1024, last - next + 1));
     if (!read.ok()) return read.status();
     if (read->empty()) break;
     std::vector<warden::v1::LogEntry> parsed(read->size());

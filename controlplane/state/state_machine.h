@@ -99,13 +99,16 @@ class StateMachine {
                     uint64_t first, std::vector<absl::Status>* results)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends and applies one group of commits, in runs the log takes at
-  // once (WriteRun: group[begin, end)); a run whose index another replica
-  // took is retried after applying that replica's entries.
+  // once (WriteRun: group[begin, end)); with a shared log, entries other
+  // replicas appended before a run are applied before it.
   void WriteGroup(const std::vector<Pending*>& group)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteRun(const std::vector<Pending*>& group, size_t begin, size_t end)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status CatchUpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies the log's entries after the store's applied index, through
+  // `through` (or the log's LastIndex(), whichever is lower).
+  absl::Status CatchUpLocked(uint64_t through = UINT64_MAX)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stages the store writes of an entry other than an audit append.
   absl::Status Stage(const warden::v1::LogEntry& entry, uint64_t index,
                      store::Batch* batch) const;

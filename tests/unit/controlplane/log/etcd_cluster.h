@@ -21,7 +21,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/files.h"
 #include "controlplane/log/etcd_log.h"
+#include "grpcpp/grpcpp.h"
+#include "third_party/etcd/rpc.grpc.pb.h"
 
 namespace warden::testing {
 
@@ -155,6 +158,17 @@ class EtcdCluster {
   }
 
   const std::string& dir() const { return dir_; }
+
+  // etcd's KV API directly, as the cluster's client certificate: what
+  // somebody with etcd access could do behind Warden's back.
+  std::unique_ptr<etcdserverpb::KV::Stub> RawKv() const {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = *warden::ReadFile(dir_ + "/ca.pem");
+    tls.pem_cert_chain = *warden::ReadFile(dir_ + "/client.pem");
+    tls.pem_private_key = *warden::ReadFile(dir_ + "/client.key");
+    return etcdserverpb::KV::NewStub(grpc::CreateChannel(
+        Endpoints().front(), grpc::SslCredentials(tls)));
+  }
 
   std::string LogTail() const {
     std::string out;

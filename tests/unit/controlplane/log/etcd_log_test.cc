@@ -11,8 +11,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/unit/controlplane/log/etcd_cluster.h"
+#include "third_party/etcd/rpc.grpc.pb.h"
 
 namespace warden::controlplane::log {
 namespace {
@@ -146,8 +148,15 @@ TEST_F(EtcdLogTest, RacingWritersGetGapFreeDistinctIndexes) {
 
   size_t total = 0;
   for (const auto& g : got) total += g.size();
-  auto entries = logs[0]->Read(1, total + 10);
-  ASSERT_TRUE(entries.ok()) << entries.status();
+  // Read pages (a call returns what fits in one etcd request).
+  std::vector<Entry> all;
+  while (true) {
+    auto page = logs[0]->Read(all.size() + 1, total + 10);
+    ASSERT_TRUE(page.ok()) << page.status();
+    if (page->empty()) break;
+    all.insert(all.end(), page->begin(), page->end());
+  }
+  const std::vector<Entry>* entries = &all;
   ASSERT_EQ(entries->size(), total);  // nothing lost, nothing extra
   for (size_t i = 0; i < entries->size(); ++i) {
     const Entry& e = (*entries)[i];
@@ -241,22 +250,68 @@ TEST_F(EtcdLogTest, EtcdRefusesClientsWithoutTheClusterCertificate) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(EtcdLogTest, AHoleInTheLogIsDataLossNotSkipped) {
+TEST_F(EtcdLogTest, WhatIsEditedBehindWardensBackIsDataLossNotSkipped) {
   auto log = OpenLog();
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->AppendBatch({"one", "two"}).ok());
-  // Somebody writes entry 4 behind Warden's back, leaving a hole at 3.
-  auto other = OpenLog();
-  ASSERT_TRUE(other->AppendBatchAt(4, {"four"}).ok());
+  ASSERT_TRUE(log->Append("three").ok());
+  auto kv = cluster_->RawKv();
+
+  // The first batch deleted: reading it is data loss, never a shorter log.
+  etcdserverpb::RangeRequest list;
+  list.set_key(Prefix());
+  list.set_range_end(Prefix().substr(0, Prefix().size() - 1) + "0");
+  list.set_sort_target(etcdserverpb::RangeRequest::CREATE);
+  list.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
+  etcdserverpb::RangeResponse keys;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->Range(&context, list, &keys).ok());
+  }
+  ASSERT_EQ(keys.kvs_size(), 2);
+  {
+    etcdserverpb::DeleteRangeRequest del;
+    del.set_key(keys.kvs(0).key());
+    etcdserverpb::DeleteRangeResponse deleted;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->DeleteRange(&context, del, &deleted).ok());
+    ASSERT_EQ(deleted.deleted(), 1);
+  }
   auto read = log->Read(1, 10);
   EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(read.status().message().find("missing index 3"),
-            std::string::npos)
+  EXPECT_NE(read.status().message().find("is gone"), std::string::npos)
       << read.status();
-  EXPECT_EQ(log->Read(3, 10).status().code(), absl::StatusCode::kDataLoss);
-  auto before = log->Read(1, 2);  // what precedes the hole still reads
-  ASSERT_TRUE(before.ok());
-  EXPECT_EQ(before->size(), 2u);
+  auto rest = log->Read(3, 10);  // what was not touched still reads
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ((*rest)[0].data, "three");
+  // A replica starting now cannot number the log the same way (index 1 and
+  // 2 are gone): it numbers what is there, so it must be told apart. Its
+  // entries start at "three".
+  auto late = OpenLog();
+  ASSERT_NE(late, nullptr);
+  EXPECT_EQ(late->LastIndex(), 1u);
+
+  // A key under the prefix that is not a batch: refused, never numbered.
+  {
+    etcdserverpb::PutRequest put;
+    put.set_key(Prefix() + "not-a-batch");
+    put.set_value("x");
+    etcdserverpb::PutResponse done;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->Put(&context, put, &done).ok());
+  }
+  auto refused = EtcdLog::Open(cluster_->Options(Prefix()));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss)
+      << refused.status();
+  // The running client's watch saw it too: it stops appending.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::Status appended;
+  while (absl::Now() < deadline) {
+    appended = log->Append("four").status();
+    if (absl::IsDataLoss(appended)) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(appended.code(), absl::StatusCode::kDataLoss) << appended;
 }
 
 // Three members; the endpoint a replica talks to dies: it moves to the next.
