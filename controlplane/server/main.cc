@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -61,6 +63,7 @@
 #include "controlplane/server/coalescer.h"
 #include "controlplane/server/login_service.h"
 #include "controlplane/server/services.h"
+#include "controlplane/log/etcd_log.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
@@ -101,8 +104,32 @@ int main(int argc, char** argv) {
                         watch_heartbeat_text = "5s";
   int login_failures_recorded = 20, login_failures_refused_after = 100;
   std::vector<std::string> tls_sans;
-  app.add_option("--data-dir", data_dir, "State directory (log, store, keys)")
-      ->required();
+  // Cluster mode: the ordered log in etcd, shared by every replica.
+  std::vector<std::string> etcd_endpoints;
+  std::string etcd_prefix = "/warden/log/", etcd_ca_file, etcd_cert_file,
+              etcd_key_file;
+  bool etcd_plaintext = false;
+  app.add_option("--etcd-endpoints", etcd_endpoints,
+                 "Run as a replica of a cluster whose ordered log is in "
+                 "etcd: its client endpoints, host:port (comma-separated)")
+      ->delimiter(',');
+  app.add_option("--etcd-prefix", etcd_prefix,
+                 "Key prefix of the cluster's log in etcd (ends in '/')");
+  app.add_option("--etcd-ca-file", etcd_ca_file,
+                 "PEM CA that signed etcd's serving certificates");
+  app.add_option("--etcd-cert-file", etcd_cert_file,
+                 "PEM client certificate of this replica for etcd");
+  app.add_option("--etcd-key-file", etcd_key_file,
+                 "PEM key of --etcd-cert-file");
+  app.add_flag("--etcd-plaintext", etcd_plaintext,
+               "Talk to etcd without TLS (a trusted loopback only)");
+  std::string create_shared_keys;
+  app.add_option("--create-shared-keys", create_shared_keys,
+                 "Create the keys every replica of a cluster shares (ca.key, "
+                 "ca.crt, signing.key, signing.pub) in this new directory, "
+                 "then exit");
+  app.add_option("--data-dir", data_dir,
+                 "State directory (log, store, keys); required");
   app.add_option("--listen", listen, "host:port to serve gRPC on")
       ->capture_default_str();
   app.add_option("--tls-cert", tls_cert, "PEM certificate chain");
@@ -163,6 +190,36 @@ int main(int argc, char** argv) {
 
   auto logger = warden::log::InstallStderrLogger("warden-control");
 
+  if (!create_shared_keys.empty()) {
+    // One source for what every replica must share: made once, then
+    // distributed (a Kubernetes Secret, a file copied to each data dir).
+    if (mkdir(create_shared_keys.c_str(), 0700) != 0) {
+      std::cerr << "warden-control: --create-shared-keys " << create_shared_keys
+                << ": " << std::strerror(errno)
+                << " (it must be a new directory)\n";
+      return 2;
+    }
+    auto authority = cp::ca::Authority::LoadOrCreate(create_shared_keys);
+    auto signing = LoadOrCreateSigningKey(create_shared_keys + "/signing.key",
+                                          create_shared_keys + "/signing.pub");
+    if (!authority.ok() || !signing.ok()) {
+      std::cerr << "warden-control: cannot create the shared keys: "
+                << (authority.ok() ? signing.status() : authority.status())
+                << "\n";
+      return 1;
+    }
+    std::cout << "created " << create_shared_keys
+              << "/{ca.key,ca.crt,signing.key,signing.pub}: copy ca.key and "
+                 "ca.crt into each replica's --data-dir and give each "
+                 "--signing-key "
+              << create_shared_keys << "/signing.key\n";
+    return 0;
+  }
+  if (data_dir.empty()) {
+    std::cerr << "warden-control: --data-dir is required\n";
+    return 2;
+  }
+
   if (tls_cert.empty() != tls_key.empty()) {
     std::cerr << "warden-control: --tls-cert and --tls-key go together\n";
     return 2;
@@ -216,17 +273,55 @@ int main(int argc, char** argv) {
   mkdir(data_dir.c_str(), 0700);
   if (signing_key.empty()) signing_key = data_dir + "/signing.key";
 
-  auto log = cp::log::RocksDbLog::Open(data_dir + "/log");
-  if (!log.ok()) {
-    spdlog::error("cannot open the log: {}", log.status().ToString());
-    return 1;
+  const bool cluster = !etcd_endpoints.empty();
+  std::unique_ptr<cp::log::Log> log;
+  if (cluster) {
+    // Every replica must sign bundles and issue certificates with the same
+    // keys, from one source (a file or a Kubernetes Secret), never one
+    // generated per replica.
+    for (const std::string& shared :
+         {signing_key.empty() ? std::string() : signing_key,
+          data_dir + "/ca.key", data_dir + "/ca.crt"}) {
+      if (shared.empty() || !warden::ReadFile(shared).ok()) {
+        std::cerr << "warden-control: in cluster mode (--etcd-endpoints) the "
+                     "signing key (--signing-key) and the CA ("
+                  << data_dir
+                  << "/ca.key, ca.crt) are shared by every replica and must "
+                     "exist; missing: "
+                  << (shared.empty() ? "--signing-key" : shared) << "\n";
+        return 2;
+      }
+    }
+    cp::log::EtcdOptions etcd;
+    etcd.endpoints = etcd_endpoints;
+    etcd.prefix = etcd_prefix;
+    etcd.ca_file = etcd_ca_file;
+    etcd.cert_file = etcd_cert_file;
+    etcd.key_file = etcd_key_file;
+    etcd.plaintext = etcd_plaintext;
+    auto opened = cp::log::EtcdLog::Open(etcd);
+    if (!opened.ok()) {
+      spdlog::error("cannot open the cluster's log: {}",
+                    opened.status().ToString());
+      return 1;
+    }
+    spdlog::info("cluster replica: the ordered log is {} in etcd at {}",
+                 etcd_prefix, absl::StrJoin(etcd_endpoints, ", "));
+    log = *std::move(opened);
+  } else {
+    auto opened = cp::log::RocksDbLog::Open(data_dir + "/log");
+    if (!opened.ok()) {
+      spdlog::error("cannot open the log: {}", opened.status().ToString());
+      return 1;
+    }
+    log = *std::move(opened);
   }
   auto store = cp::store::Store::Open(data_dir + "/state");
   if (!store.ok()) {
     spdlog::error("cannot open the store: {}", store.status().ToString());
     return 1;
   }
-  cp::state::StateMachine state(log->get(), store->get());
+  cp::state::StateMachine state(log.get(), store->get());
   if (absl::Status s = state.CatchUp(); !s.ok()) {
     spdlog::error("cannot catch up with the log: {}", s.ToString());
     return 1;
@@ -440,6 +535,12 @@ int main(int argc, char** argv) {
     spdlog::error("cannot listen on {}", listen);
     return 1;
   }
+  if (cluster) {
+    // What other replicas commit (policy pushes above all) reaches this
+    // replica's store within about a round trip of etcd's watch, and its
+    // proxies at once.
+    state.StartFollowing([&distributor](uint64_t) { distributor.Publish(); });
+  }
   // SCIM: Okta's and Entra ID's provisioning keep the directory current.
   cp::scim::Service scim_service(
       &directory,
@@ -543,6 +644,7 @@ int main(int argc, char** argv) {
     _exit(1);
   }).detach();
   stopping.Notify();
+  state.StopFollowing();  // it publishes through the distributor
   idp_refresher.join();
   scim_server.reset();
   republisher.Stop();

@@ -1,0 +1,193 @@
+"""warden-control as a cluster: two replicas on one real etcd (three members,
+TLS with client certificates, started by the test on loopback) share one
+ordered log. What one replica takes, the other serves: tokens, policy
+revisions, and a new revision reaches a proxy connected to the other
+replica. Cluster mode refuses to start with keys of its own."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+
+from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
+from etcdharness import EtcdCluster  # noqa: E402
+from pgharness import free_port  # noqa: E402
+from proxyharness import WardenProxy  # noqa: E402
+
+POLICY = """apiVersion: warden/v1
+kind: Policy
+metadata:
+  name: cluster-test
+spec:
+  environments: [prod]
+  databases: ["*"]
+  defaults:
+    action: allow
+  rules:
+    - name: {rule}
+      match:
+        commands: ["DROP TABLE"]
+      action: deny
+"""
+
+
+class Replica(ControlPlane):
+    """A ControlPlane whose admin token may come from another replica."""
+
+    token = None
+
+    def admin_token(self):
+        return self.token or super().admin_token()
+
+
+class ClusterReplicas(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.work = tempfile.mkdtemp(prefix="warden-cluster-")
+        cls.etcd = EtcdCluster(cls.work, members=3).start()
+        cls.keys = os.path.join(cls.work, "shared-keys")
+        subprocess.run([CONTROL_BIN, "--create-shared-keys", cls.keys], check=True,
+                       capture_output=True, timeout=30)
+        cls.replicas = []
+        for name in ("a", "b"):
+            work = os.path.join(cls.work, name)
+            data = os.path.join(work, "control-data")
+            os.makedirs(data)
+            for f in ("ca.key", "ca.crt"):
+                shutil.copy(os.path.join(cls.keys, f), data)
+            r = Replica(work, extra_args=["--signing-key", os.path.join(cls.keys, "signing.key")]
+                        + cls.etcd.control_args())
+            # One at a time: the first creates the bootstrap admin token,
+            # the second finds it in the log.
+            cls.replicas.append(r.start())
+        cls.a, cls.b = cls.replicas
+        cls.b.token = cls.a.admin_token()
+
+    @classmethod
+    def tearDownClass(cls):
+        for r in cls.replicas:
+            r.stop()
+        cls.etcd.stop()
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def wardenctl(self, replica, *args):
+        return subprocess.run([WARDENCTL_BIN, *args], env=replica.env(), capture_output=True,
+                              text=True, timeout=60)
+
+    def push(self, replica, rule):
+        folder = tempfile.mkdtemp(dir=self.work)
+        with open(os.path.join(folder, "p.yaml"), "w") as f:
+            f.write(POLICY.format(rule=rule))
+        r = self.wardenctl(replica, "policy", "push", folder)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def eventually(self, check, timeout=15):
+        deadline = time.time() + timeout
+        while True:
+            ok, detail = check()
+            if ok:
+                return detail
+            if time.time() > deadline:
+                self.fail(detail)
+            time.sleep(0.1)
+
+    def test_1_one_bootstrap_token_for_the_cluster(self):
+        self.assertIn("cluster replica", self.b.log())
+        # The second replica found the first one's token in the log rather
+        # than making its own.
+        self.assertFalse(os.path.exists(os.path.join(self.b.data, "admin.token")))
+        r = self.wardenctl(self.b, "tokens", "list")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("bootstrap-admin", r.stdout)
+
+    def test_2_a_token_made_on_one_replica_works_on_the_other(self):
+        r = subprocess.run([WARDENCTL_BIN, "tokens", "create", "made-on-a", "--scope", "admin",
+                            "--ttl", "1h", "--format", "json"], env=self.a.env(),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        made = json.loads(r.stdout)
+        secret = made["token"]
+
+        def works():
+            r = subprocess.run([WARDENCTL_BIN, "tokens", "list"],
+                               env=self.b.env(token=secret), capture_output=True,
+                               text=True, timeout=60)
+            return r.returncode == 0 and "made-on-a" in r.stdout, r.stderr
+        self.eventually(works)
+        # Revoked on B: refused on A.
+        r = self.wardenctl(self.b, "tokens", "revoke", made["info"]["id"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+        def refused():
+            r = subprocess.run([WARDENCTL_BIN, "tokens", "list"],
+                               env=self.a.env(token=secret), capture_output=True,
+                               text=True, timeout=60)
+            return r.returncode != 0, "a token revoked on B still works on A"
+        self.eventually(refused)
+
+    def test_3_a_revision_pushed_to_one_replica_reaches_a_proxy_of_the_other(self):
+        self.push(self.a, "first")
+        work = os.path.join(self.work, "proxy")
+        os.makedirs(work)
+        port = free_port()
+        token = self.b.bootstrap_token_file("prod", "p-on-b")
+        config = f"""
+proxy: {{ workers: 1, log_level: info }}
+policy:
+  control_plane:
+    address: localhost:{self.b.port}
+    ca_file: {self.b.ca_file}
+    trusted_keys: [{os.path.join(self.keys, "signing.pub")}]
+    state_dir: {os.path.join(work, "state")}
+    bootstrap_token_file: {token}
+    proxy_id: p-on-b
+audit: {{ mode: off }}
+listeners:
+  - {{ name: main, port: {port}, environment: prod }}
+environments:
+  - name: prod
+    databases:
+      - name: app
+        upstream: {{ host: 127.0.0.1, port: {free_port()}, database: app, user: u, password: p }}
+users:
+  - {{ name: alice, password: alice-pw }}
+"""
+        proxy = WardenProxy(config, work, {"main": port}).start()
+        try:
+            self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+            history = self.wardenctl(self.b, "policy", "history")
+            self.assertEqual(history.returncode, 0, history.stderr)
+            before = proxy.log().count("in force")
+            # Pushed to A; B's proxy gets it through B's stream.
+            self.push(self.a, "second")
+
+            def arrived():
+                return proxy.log().count("in force") > before, proxy.log()[-2000:]
+            self.eventually(arrived)
+            # Both replicas list the same history.
+            ha = self.wardenctl(self.a, "policy", "history")
+            hb = self.wardenctl(self.b, "policy", "history")
+            self.assertEqual(ha.returncode, 0, ha.stderr)
+            self.assertEqual(ha.stdout, hb.stdout)
+        finally:
+            proxy.stop()
+
+    def test_4_cluster_mode_refuses_keys_of_its_own(self):
+        work = os.path.join(self.work, "lonely")
+        os.makedirs(os.path.join(work, "control-data"))
+        r = subprocess.run([CONTROL_BIN, "--data-dir", os.path.join(work, "control-data"),
+                            "--listen", "127.0.0.1:%d" % free_port()] + self.etcd.control_args(),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("shared by every replica", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
