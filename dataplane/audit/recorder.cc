@@ -157,7 +157,10 @@ absl::Status Recorder::WriteStaged() {
 }
 
 Sender::Sender(Spool* spool, SenderOptions options, IdentityFn identity)
-    : spool_(spool), options_(std::move(options)), identity_(std::move(identity)) {
+    : spool_(spool),
+      options_(std::move(options)),
+      addresses_(options_.address),
+      identity_(std::move(identity)) {
   acknowledged_ = spool_->stats().acked;
 }
 
@@ -222,7 +225,8 @@ absl::Status Sender::SendOnce(const Identity& identity, size_t* sent) {
   if (channel_ == nullptr || channel_cert_ != identity.cert_pem) {
     grpc::ChannelArguments args;
     args.SetMaxSendMessageSize(64 << 20);
-    channel_ = grpc::CreateCustomChannel(options_.address,
+    channel_address_ = addresses_.Current();
+    channel_ = grpc::CreateCustomChannel(channel_address_,
                                          grpc::SslCredentials(ssl), args);
     channel_cert_ = identity.cert_pem;
     append_method_ = std::make_unique<grpc::internal::RpcMethod>(
@@ -281,8 +285,18 @@ absl::Status Sender::SendOnce(const Identity& identity, size_t* sent) {
     inflight_ = nullptr;
   }
   if (!status.ok()) {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+        status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      // The next call goes to the next replica, if there is one. Resending
+      // from what was acknowledged keeps the log free of gaps and
+      // duplicates whichever replica takes it (one ordered log).
+      if (addresses_.Failed(channel_address_) != channel_address_) {
+        channel_ = nullptr;
+      }
+    }
     return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        absl::StrCat("audit append: ", status.error_message()));
+                        absl::StrCat("audit append to ", channel_address_,
+                                     ": ", status.error_message()));
   }
   const uint64_t last = spool_->stats().next_sequence - 1;
   if (response.acknowledged_sequence() > last) {

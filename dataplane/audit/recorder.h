@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/address.h"
 #include "dataplane/audit/sink.h"
 #include "dataplane/audit/spool.h"
 #include "proto/warden/v1/audit.pb.h"
@@ -84,6 +85,8 @@ void AppendEncodedEvent(absl::string_view spooled, absl::string_view source,
 // acknowledged. Also fsyncs the spool every `sync_interval`, so one fsync
 // covers many events.
 struct SenderOptions {
+  // warden-control, host:port; a cluster's replicas comma-separated (the
+  // sender moves to the next when the one in use cannot be reached).
   std::string address;
   std::string ca_pem;  // CA of warden-control's certificate
   size_t batch_events = 1000;
@@ -136,12 +139,14 @@ class Sender : public AuditAcks {
 
   Spool* const spool_;
   const SenderOptions options_;
+  warden::AddressRing addresses_;
   const IdentityFn identity_;
   std::atomic<uint64_t> acknowledged_{0};
   // Run() thread only: whether one Append (even an empty one) succeeded.
   bool synced_with_server_ = false;
   std::shared_ptr<grpc::Channel> channel_;
   std::string channel_cert_;
+  std::string channel_address_;
   // Run() thread only: AuditIngest.Append registered on channel_, the
   // encoded request (reused between calls) and the encoding of the proxy
   // id appended to each event.

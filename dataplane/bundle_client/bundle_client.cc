@@ -99,6 +99,7 @@ absl::StatusOr<std::unique_ptr<BundleClient>> BundleClient::Create(
 BundleClient::BundleClient(Options options, ApplyFn apply,
                            policy::bundle::TrustedKeys keys)
     : options_(std::move(options)),
+      addresses_(options_.address),
       apply_(std::move(apply)),
       keys_(std::move(keys)) {}
 
@@ -243,8 +244,28 @@ absl::StatusOr<BundleClient::Credentials> BundleClient::Obtain(
   if (!key.ok()) return key.status();
   auto csr = x509::MakeRequest(*key, options_.proxy_id);
   if (!csr.ok()) return csr.status();
+  // A replica that cannot be reached: the next one, each once.
+  for (size_t attempt = 0;; ++attempt) {
+    const std::string address = addresses_.Current();
+    auto obtained = ObtainFrom(address, current, *key, *csr);
+    if (obtained.ok() || attempt + 1 >= addresses_.size() ||
+        (!absl::IsUnavailable(obtained.status()) &&
+         !absl::IsDeadlineExceeded(obtained.status()))) {
+      return obtained;
+    }
+    spdlog::warn("control plane {}: {}; trying the next replica", address,
+                 obtained.status().ToString());
+    addresses_.Failed(address);
+  }
+}
+
+absl::StatusOr<BundleClient::Credentials> BundleClient::ObtainFrom(
+    const std::string& address, const Credentials* current,
+    const std::string& key_pem, const std::string& csr_pem) {
+  const std::string* key = &key_pem;
+  const std::string* csr = &csr_pem;
   auto stub = warden::v1::ProxyEnrollment::NewStub(grpc::CreateChannel(
-      options_.address, ChannelCredentials(current)));
+      address, ChannelCredentials(current)));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::seconds(30));
@@ -358,6 +379,7 @@ absl::Status BundleClient::EnsureCredentials() {
 }
 
 absl::Status BundleClient::WatchOnce() {
+  const std::string address = addresses_.Current();
   if (absl::Status s = EnsureCredentials(); !s.ok()) return s;
   Credentials credentials;
   {
@@ -384,7 +406,7 @@ absl::Status BundleClient::WatchOnce() {
   // 50,000 users, silently keeping the last one.
   args.SetMaxReceiveMessageSize(kMaxBundleBytes);
   auto stub = warden::v1::BundleDistribution::NewStub(
-      grpc::CreateCustomChannel(options_.address, creds, args));
+      grpc::CreateCustomChannel(address, creds, args));
   grpc::ClientContext context;
   // The stream ends when the certificate is due for renewal; Run() renews
   // and reconnects at once.
@@ -406,13 +428,13 @@ absl::Status BundleClient::WatchOnce() {
   // between here and warden-control delivers nothing and is never reset)
   // is cancelled after the silence bound, not after keepalive's, so the
   // proxy reconnects and fetches what it missed (a deactivation).
-  std::thread watchdog([this, &context] {
+  std::thread watchdog([this, &context, &address] {
     absl::MutexLock lock(&mu_);
     while (!mu_.AwaitWithTimeout(absl::Condition(&watch_done_),
                                  kWatchdogTick)) {
       absl::Status alive = liveness_->Check(absl::Now(), running_.load());
       if (!alive.ok()) {
-        spdlog::warn("control plane {}: {}", options_.address,
+        spdlog::warn("control plane {}: {}", address,
                      std::string(alive.message()));
         given_up_ = std::move(alive);
         context.TryCancel();
@@ -462,7 +484,7 @@ absl::Status BundleClient::WatchOnce() {
         delivered_ = true;
       }
       spdlog::info("policy revision {} in force (from {})",
-                   response.bundle().revision(), options_.address);
+                   response.bundle().revision(), address);
       answer.mutable_ack()->set_nonce(response.nonce());
       answer.mutable_ack()->set_revision(response.bundle().revision());
     } else {
@@ -539,8 +561,12 @@ void BundleClient::Run() {
       absl::MutexLock lock(&mu_);
       last_error_ = ended.ToString();
     }
-    spdlog::warn("control plane {}: {}; keeping revision {}, retrying in {}",
-                 options_.address, ended.ToString(), running_.load(),
+    // With several replicas, the next attempt goes to the next one.
+    const std::string failed = addresses_.Current();
+    const std::string next = addresses_.Failed(failed);
+    spdlog::warn("control plane {}: {}; keeping revision {}, retrying{} in {}",
+                 failed, ended.ToString(), running_.load(),
+                 next == failed ? "" : absl::StrCat(" with ", next),
                  absl::FormatDuration(backoff));
     if (stopped_.WaitForNotificationWithTimeout(backoff)) break;
     backoff = std::min(backoff * 2, absl::Seconds(30));

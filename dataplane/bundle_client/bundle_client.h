@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/address.h"
 #include "dataplane/bundle_client/watch_liveness.h"
 #include "policy/bundle/bundle.h"
 #include "proto/warden/v1/policy.pb.h"
@@ -46,7 +47,10 @@ class ClientContext;
 namespace warden::dataplane::bundle_client {
 
 struct Options {
-  std::string address;      // warden-control, host:port.
+  // warden-control, host:port; the replicas of a cluster as a
+  // comma-separated list (the client moves to the next one when the one in
+  // use fails).
+  std::string address;
   std::string ca_file;      // CA of warden-control's server certificate.
   std::vector<std::string> trusted_key_files;  // Ed25519 public keys (PEM).
   std::string state_dir;    // last-known-good, proxy.key, proxy.crt.
@@ -152,6 +156,11 @@ class BundleClient {
       const;
   // Enroll (with the bootstrap token) or Renew (with `current`).
   absl::StatusOr<Credentials> Obtain(const Credentials* current);
+  // Obtain from one replica.
+  absl::StatusOr<Credentials> ObtainFrom(const std::string& address,
+                                         const Credentials* current,
+                                         const std::string& key_pem,
+                                         const std::string& csr_pem);
   std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(
       const Credentials* client) const;
   BundleClient(Options options, ApplyFn apply,
@@ -176,6 +185,8 @@ class BundleClient {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
+  // options_.address as a list, one of them in use.
+  warden::AddressRing addresses_;
   const ApplyFn apply_;
   const policy::bundle::TrustedKeys keys_;
   std::string server_ca_pem_;

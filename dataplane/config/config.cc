@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/address.h"
 #include "dataplane/auth/scram.h"
 
 namespace warden::dataplane::config {
@@ -611,7 +612,34 @@ absl::StatusOr<ProxyConfig> ParseRoot(Checker& c, const YAML::Node& root,
                     "expected at least 1s (by default three of warden-"
                     "control's heartbeat intervals: 15s at its default 5s)");
           }
-          c.String(cp, "address", path, &settings.address, true);
+          // One address, or a cluster's replicas: a list or a
+          // comma-separated string (the proxy moves to the next replica
+          // when the one in use fails).
+          if (cp["address"] && cp["address"].IsSequence()) {
+            std::vector<std::string> replicas;
+            if (c.StringList(cp, "address", path, &replicas)) {
+              settings.address = absl::StrJoin(replicas, ",");
+            }
+          } else {
+            c.String(cp, "address", path, &settings.address, true);
+          }
+          if (cp["address"]) {
+            const std::vector<std::string> replicas =
+                SplitAddressList(settings.address);
+            if (replicas.empty()) {
+              c.Error(cp["address"], path + ".address",
+                      "expected warden-control's host:port, or a list of "
+                      "its replicas");
+            }
+            for (const std::string& a : replicas) {
+              const size_t colon = a.rfind(':');
+              if (colon == std::string::npos || colon == 0 ||
+                  colon + 1 == a.size()) {
+                c.Error(cp["address"], path + ".address",
+                        absl::StrCat("'", a, "' is not host:port"));
+              }
+            }
+          }
           if (c.String(cp, "ca_file", path, &settings.ca_file, true)) {
             settings.ca_file = c.File(base_dir, settings.ca_file);
           }

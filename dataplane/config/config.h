@@ -168,7 +168,9 @@ struct ProxySettings {
 
 // Where policies come from pushed, signed bundles (warden-control).
 struct ControlPlaneSettings {
-  std::string address;  // host:port of warden-control.
+  // host:port of warden-control; a cluster's replicas comma-separated
+  // (the YAML may give a list).
+  std::string address;
   std::string ca_file;  // CA of warden-control's TLS certificate.
   std::vector<std::string> trusted_keys;  // Ed25519 public keys (PEM files).
   std::string state_dir;    // last-known-good bundle, proxy key and cert.

@@ -7,17 +7,20 @@ replica. Cluster mode refuses to start with keys of its own."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+import psycopg2
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 
 from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
 from etcdharness import EtcdCluster  # noqa: E402
-from pgharness import free_port  # noqa: E402
+from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
 from proxyharness import WardenProxy  # noqa: E402
 
 POLICY = """apiVersion: warden/v1
@@ -178,6 +181,95 @@ users:
             self.assertEqual(ha.stdout, hb.stdout)
         finally:
             proxy.stop()
+
+    def test_5_a_proxy_moves_to_another_replica_and_loses_no_audit_event(self):
+        """Last: it kills replica B. A proxy given both replicas (B first)
+        records statements through B; B dies; it records more through A,
+        keeps receiving policy from A, and A's log holds every statement's
+        intent event exactly once."""
+        self.push(self.a, "before-failover")  # a policy, also when run alone
+        pg = PostgresServer()
+        pg.start()
+        proxy = None
+        try:
+            setup_sample(pg)
+            work = os.path.join(self.work, "failover")
+            os.makedirs(work)
+            port = free_port()
+            token = self.b.bootstrap_token_file("prod", "p-failover")
+            config = f"""
+proxy: {{ workers: 1, log_level: info }}
+policy:
+  control_plane:
+    address: [localhost:{self.b.port}, localhost:{self.a.port}]
+    ca_file: {self.b.ca_file}
+    trusted_keys: [{os.path.join(self.keys, "signing.pub")}]
+    state_dir: {os.path.join(work, "state")}
+    bootstrap_token_file: {token}
+    proxy_id: p-failover
+audit: {{ mode: async, spool_dir: {os.path.join(work, "spool")} }}
+listeners:
+  - {{ name: main, port: {port}, environment: prod }}
+environments:
+  - name: prod
+    databases:
+      - name: shop
+        upstream: {{ host: 127.0.0.1, port: {pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+users:
+  - {{ name: alice, password: alice-pw }}
+"""
+            proxy = WardenProxy(config, work, {"main": port}).start()
+            self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+
+            def run(markers):
+                conn = psycopg2.connect(host="127.0.0.1", port=port, user="alice",
+                                        password="alice-pw", dbname="shop")
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    for m in markers:
+                        cur.execute("SELECT 'cluster-marker-%d'" % m)
+                        self.assertEqual(cur.fetchone()[0], "cluster-marker-%d" % m)
+                conn.close()
+
+            run(range(0, 20))
+            self.b.stop(signal.SIGKILL)
+            run(range(20, 40))
+            before = proxy.log().count("in force")
+            self.push(self.a, "after-failover")
+            self.eventually(lambda: (proxy.log().count("in force") > before,
+                                     proxy.log()[-3000:]), timeout=60)
+
+            decoded = os.path.join(work, "decoded.jsonl")
+
+            def all_recorded():
+                r = subprocess.run(
+                    [WARDENCTL_BIN, "audit", "export", "--out", os.path.join(work, "a.jsonl"),
+                     "--decoded", decoded], env=self.a.env(), capture_output=True,
+                    text=True, timeout=60)
+                if r.returncode != 0:
+                    return False, r.stderr
+                with open(decoded) as f:
+                    text = f.read()
+                seen = [text.count("'cluster-marker-%d'" % m) for m in range(40)]
+                return all(n > 0 for n in seen), "markers seen per statement: %s" % seen
+            self.eventually(all_recorded, timeout=60)
+            intents = {}
+            sample = ""
+            with open(decoded) as f:
+                for line in f:
+                    text = json.dumps(json.loads(line))
+                    for m in range(40):
+                        if "'cluster-marker-%d'" % m in text:
+                            sample = sample or text
+                            if "STATEMENT_PHASE_INTENT" in text:
+                                intents[m] = intents.get(m, 0) + 1
+            self.assertEqual(sorted(intents), list(range(40)), sample)
+            self.assertEqual(set(intents.values()), {1}, "an intent recorded twice: %s" % intents)
+            self.assertIn("trying", proxy.log())  # it moved on from B
+        finally:
+            if proxy is not None:
+                proxy.stop()
+            pg.stop()
 
     def test_4_cluster_mode_refuses_keys_of_its_own(self):
         work = os.path.join(self.work, "lonely")
