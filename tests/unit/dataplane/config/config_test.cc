@@ -1197,6 +1197,32 @@ TEST(ConfigTest, PolicyFromTheControlPlane) {
   EXPECT_EQ(cfg->policy.control_plane->watch_silence_timeout_ms, 0);
 }
 
+TEST(ConfigTest, ControlPlaneReplicasAsAListOrCommaSeparated) {
+  const std::string rest =
+      "    ca_file: ca.crt\n"
+      "    trusted_keys: [signing.pub]\n"
+      "    state_dir: state\n";
+  auto listed = Parse(absl::StrCat("policy:\n  control_plane:\n"
+                                   "    address: [wc-a:7443, wc-b:7443]\n",
+                                   rest, kMainListener, kProdEnv));
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(listed->policy.control_plane->address, "wc-a:7443,wc-b:7443");
+  auto commas = Parse(absl::StrCat("policy:\n  control_plane:\n"
+                                   "    address: wc-a:7443, wc-b:7443\n",
+                                   rest, kMainListener, kProdEnv));
+  ASSERT_TRUE(commas.ok()) << commas.status();
+  EXPECT_EQ(commas->policy.control_plane->address, "wc-a:7443, wc-b:7443");
+  // Each one must be host:port.
+  EXPECT_THAT(Errors(Parse(absl::StrCat("policy:\n  control_plane:\n"
+                                        "    address: [wc-a:7443, wc-b]\n",
+                                        rest, kMainListener, kProdEnv))),
+              ElementsAre(HasSubstr("'wc-b' is not host:port")));
+  EXPECT_THAT(Errors(Parse(absl::StrCat("policy:\n  control_plane:\n"
+                                        "    address: \", \"\n",
+                                        rest, kMainListener, kProdEnv))),
+              ElementsAre(HasSubstr("policy.control_plane.address")));
+}
+
 TEST(ConfigTest, WatchSilenceTimeout) {
   const std::string head =
       "policy:\n"
