@@ -101,6 +101,40 @@ class ClusterReplicas(unittest.TestCase):
                 self.fail(detail)
             time.sleep(0.1)
 
+    def start_proxy(self, name, replicas, pg_port, audit=False):
+        """A proxy of `prod` that enrolls through the first of `replicas`
+        (and is given all of them), in its own folder; its port."""
+        work = os.path.join(self.work, name)
+        os.makedirs(work)
+        port = free_port()
+        token = replicas[0].bootstrap_token_file("prod", name)
+        addresses = ", ".join("localhost:%d" % r.port for r in replicas)
+        spool = os.path.join(work, "spool")
+        config = f"""
+proxy: {{ workers: 1, log_level: info }}
+policy:
+  control_plane:
+    address: [{addresses}]
+    ca_file: {replicas[0].ca_file}
+    trusted_keys: [{os.path.join(self.keys, "signing.pub")}]
+    state_dir: {os.path.join(work, "state")}
+    bootstrap_token_file: {token}
+    proxy_id: {name}
+audit: {{ mode: {"async" if audit else "off"}, spool_dir: {spool} }}
+listeners:
+  - {{ name: main, port: {port}, environment: prod }}
+environments:
+  - name: prod
+    databases:
+      - name: shop
+        upstream: {{ host: 127.0.0.1, port: {pg_port}, database: shop, user: warden_svc, password: svc-scram-pw }}
+users:
+  - {{ name: alice, password: alice-pw }}
+"""
+        proxy = WardenProxy(config, work, {"main": port}).start()
+        self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+        return proxy, port, work
+
     def test_1_one_bootstrap_token_for_the_cluster(self):
         self.assertIn("cluster replica", self.b.log())
         # The second replica found the first one's token in the log rather
@@ -137,34 +171,9 @@ class ClusterReplicas(unittest.TestCase):
 
     def test_3_a_revision_pushed_to_one_replica_reaches_a_proxy_of_the_other(self):
         self.push(self.a, "first")
-        work = os.path.join(self.work, "proxy")
-        os.makedirs(work)
-        port = free_port()
-        token = self.b.bootstrap_token_file("prod", "p-on-b")
-        config = f"""
-proxy: {{ workers: 1, log_level: info }}
-policy:
-  control_plane:
-    address: localhost:{self.b.port}
-    ca_file: {self.b.ca_file}
-    trusted_keys: [{os.path.join(self.keys, "signing.pub")}]
-    state_dir: {os.path.join(work, "state")}
-    bootstrap_token_file: {token}
-    proxy_id: p-on-b
-audit: {{ mode: off }}
-listeners:
-  - {{ name: main, port: {port}, environment: prod }}
-environments:
-  - name: prod
-    databases:
-      - name: app
-        upstream: {{ host: 127.0.0.1, port: {free_port()}, database: app, user: u, password: p }}
-users:
-  - {{ name: alice, password: alice-pw }}
-"""
-        proxy = WardenProxy(config, work, {"main": port}).start()
+        # No database behind it: this test only follows policy.
+        proxy, _, _ = self.start_proxy("p-on-b", [self.b], free_port())
         try:
-            self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
             history = self.wardenctl(self.b, "policy", "history")
             self.assertEqual(history.returncode, 0, history.stderr)
             before = proxy.log().count("in force")
@@ -193,33 +202,8 @@ users:
         proxy = None
         try:
             setup_sample(pg)
-            work = os.path.join(self.work, "failover")
-            os.makedirs(work)
-            port = free_port()
-            token = self.b.bootstrap_token_file("prod", "p-failover")
-            config = f"""
-proxy: {{ workers: 1, log_level: info }}
-policy:
-  control_plane:
-    address: [localhost:{self.b.port}, localhost:{self.a.port}]
-    ca_file: {self.b.ca_file}
-    trusted_keys: [{os.path.join(self.keys, "signing.pub")}]
-    state_dir: {os.path.join(work, "state")}
-    bootstrap_token_file: {token}
-    proxy_id: p-failover
-audit: {{ mode: async, spool_dir: {os.path.join(work, "spool")} }}
-listeners:
-  - {{ name: main, port: {port}, environment: prod }}
-environments:
-  - name: prod
-    databases:
-      - name: shop
-        upstream: {{ host: 127.0.0.1, port: {pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
-users:
-  - {{ name: alice, password: alice-pw }}
-"""
-            proxy = WardenProxy(config, work, {"main": port}).start()
-            self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+            proxy, port, work = self.start_proxy("p-failover", [self.b, self.a], pg.port,
+                                                 audit=True)
 
             def run(markers):
                 conn = psycopg2.connect(host="127.0.0.1", port=port, user="alice",
