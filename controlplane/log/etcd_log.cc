@@ -523,7 +523,6 @@ void EtcdLog::WatchOnce(int64_t revision) {
   create->set_key(options_.prefix);
   create->set_range_end(range_end_);
   create->set_start_revision(revision);
-  create->add_filters(etcdserverpb::WatchCreateRequest::NODELETE);
   bool compacted = false;
   if (stream->Write(request)) {
     etcdserverpb::WatchResponse response;
@@ -535,10 +534,22 @@ void EtcdLog::WatchOnce(int64_t revision) {
       if (response.canceled()) break;
       absl::MutexLock lock(&mu_);
       for (const mvccpb::Event& event : response.events()) {
-        // A key's creation, not a later change of it (there is none).
         if (event.type() == mvccpb::Event::PUT &&
             event.kv().create_revision() == event.kv().mod_revision()) {
           Number(event.kv().key(), event.kv().create_revision());
+          continue;
+        }
+        // A batch is written once and never changed or deleted by Warden:
+        // either is an edit behind its back, and what replicas applied may
+        // no longer be what a replica starting now would read (red team).
+        if (broken_.ok()) {
+          broken_ = absl::DataLossError(absl::StrCat(
+              "etcd: the log's key '", absl::CHexEscape(event.kv().key()),
+              "' was ",
+              event.type() == mvccpb::Event::DELETE ? "deleted" : "changed",
+              " behind Warden's back (at etcd revision ",
+              event.kv().mod_revision(), "); this replica stops applying"));
+          spdlog::error("{}", broken_.ToString());
         }
       }
       if (!broken_.ok()) break;

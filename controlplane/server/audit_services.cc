@@ -5,6 +5,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "common/proto_time.h"
 #include "absl/status/status.h"
@@ -25,6 +26,37 @@
 
 namespace warden::controlplane::server {
 namespace {
+
+// `append` as consecutive runs of its events, each run's entry within
+// `budget` bytes (an event alone over it still goes alone: bounded events
+// fit the log's limit).
+std::vector<warden::v1::LogEntry> SplitAppend(
+    const warden::v1::AuditAppend& append, size_t budget) {
+  // Room for the entry's own framing and the source.
+  const size_t overhead = 64 + append.source().size();
+  std::vector<warden::v1::LogEntry> parts;
+  warden::v1::AuditAppend* part = nullptr;
+  size_t bytes = 0;
+  for (int i = 0; i < append.leaves_size(); ++i) {
+    // A leaf, its sequence and its digest, each with tag and length.
+    const size_t item = append.leaves(i).size() + 8 + 11 +
+                        (i < append.digests_size()
+                             ? append.digests(i).size() + 2
+                             : 0);
+    if (part == nullptr || (part->leaves_size() > 0 &&
+                            bytes + item + overhead > budget)) {
+      part = parts.emplace_back().mutable_append_audit();
+      part->set_source(append.source());
+      bytes = 0;
+    }
+    part->add_leaves(append.leaves(i));
+    part->add_sequences(append.sequences(i));
+    if (i < append.digests_size()) part->add_digests(append.digests(i));
+    bytes += item;
+  }
+  return parts;
+}
+
 
 // What a proxy may say of its own repairs (common/audit_bounds on the
 // proxy: fields made valid or cut, the original's size and hash), bounded;
@@ -394,8 +426,22 @@ absl::Status AuditIngestImpl::AppendFrom(
         "state_dir and enrollment"));
   }
   if (append->leaves_size() > 0) {
-    auto index = state_->Commit(entry);
-    if (!index.ok()) return index.status();
+    // One log entry, unless it is over what the log takes in one append
+    // (a cluster's etcd: about 1.4 MiB): then consecutive runs of the
+    // events, in order, each its own entry (this source's lock keeps
+    // anything else of it from coming between). A run that fails leaves
+    // the ones before it recorded; the proxy resends from what was
+    // acknowledged.
+    const size_t budget = state_->MaxEntryBytes();
+    if (entry.ByteSizeLong() <= budget) {
+      auto index = state_->Commit(entry);
+      if (!index.ok()) return index.status();
+    } else {
+      for (const warden::v1::LogEntry& part : SplitAppend(*append, budget)) {
+        auto index = state_->Commit(part);
+        if (!index.ok()) return index.status();
+      }
+    }
   }
   auto after = ledger_->Acknowledged(source);
   if (!after.ok()) return after.status();
@@ -501,7 +547,8 @@ void ApiRefusals::RecordSummaries(bool all) {
   }
 }
 
-AdminAudit::AdminAudit(AuditIngestImpl* ingest) : ingest_(ingest) {
+AdminAudit::AdminAudit(AuditIngestImpl* ingest, std::string self)
+    : ingest_(ingest), self_(std::move(self)) {
   ingest_->SetAlarm([this](const std::string& source,
                            const std::string& detail) {
     Record("warden-control", "audit.sequence_conflict", source, detail,
@@ -513,7 +560,7 @@ absl::Status AdminAudit::Record(const std::string& actor,
                                 const std::string& action,
                                 const std::string& target,
                                 const std::string& detail, bool success) {
-  const ca::ProxyIdentity self{"warden-control", "control"};
+  const ca::ProxyIdentity self{self_, "control"};
   absl::MutexLock lock(&mu_);
   warden::v1::AppendAuditResponse response;
   if (next_ == 0) {

@@ -105,8 +105,13 @@ class AuditIngestImpl final
 // committed. Thread-safe.
 class AdminAudit {
  public:
-  // Also records `ingest`'s alarms (audit.sequence_conflict).
-  explicit AdminAudit(AuditIngestImpl* ingest);
+  // Also records `ingest`'s alarms (audit.sequence_conflict). `self` is
+  // the source its events are recorded under ("control/<self>"), with
+  // sequences of its own: each replica of a cluster needs its own name, or
+  // their events would take each other's sequences and be refused as
+  // conflicting (red team).
+  explicit AdminAudit(AuditIngestImpl* ingest,
+                      std::string self = "warden-control");
   // Logs (and returns) an error when the event cannot be appended.
   absl::Status Record(const std::string& actor, const std::string& action,
                       const std::string& target, const std::string& detail,
@@ -114,6 +119,7 @@ class AdminAudit {
 
  private:
   AuditIngestImpl* const ingest_;
+  const std::string self_;
   absl::Mutex mu_;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;  // 0: ask the log
 };

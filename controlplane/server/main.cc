@@ -109,6 +109,12 @@ int main(int argc, char** argv) {
   std::string etcd_prefix = "/warden/log/", etcd_ca_file, etcd_cert_file,
               etcd_key_file;
   bool etcd_plaintext = false;
+  std::string replica_name;
+  app.add_option("--replica-name", replica_name,
+                 "Cluster mode: this replica's name, stable across restarts "
+                 "and unique in the cluster (its own audit events are "
+                 "recorded as control/warden-control-NAME); default: "
+                 "HOSTNAME-PORT");
   app.add_option("--etcd-endpoints", etcd_endpoints,
                  "Run as a replica of a cluster whose ordered log is in "
                  "etcd: its client endpoints, host:port (comma-separated)")
@@ -416,7 +422,20 @@ int main(int argc, char** argv) {
   cp::server::AuditIngestImpl audit_ingest(&state, &ledger, authority->get());
 
   // Pushes, rollbacks, token and enrollment changes go to the audit log.
-  cp::server::AdminAudit admin_audit(&audit_ingest);
+  // Each replica records its own events under a source of its own.
+  std::string admin_source = "warden-control";
+  if (cluster) {
+    if (replica_name.empty()) {
+      char host[256] = {0};
+      gethostname(host, sizeof(host) - 1);
+      replica_name =
+          absl::StrCat(host, "-", listen.substr(listen.rfind(':') + 1));
+    }
+    admin_source = absl::StrCat("warden-control-", replica_name);
+    spdlog::info("this replica records its own audit events as control/{}",
+                 admin_source);
+  }
+  cp::server::AdminAudit admin_audit(&audit_ingest, admin_source);
   // Refused API calls are recorded too (first ones one by one, then
   // summarised per peer, like failed logins).
   cp::server::ApiRefusals api_refusals(&admin_audit, login_failures);

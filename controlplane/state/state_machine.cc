@@ -347,7 +347,9 @@ void StateMachine::StartFollowing(
 }
 
 void StateMachine::StopFollowing() {
-  stop_following_.Notify();
+  // Once: at shutdown and again from the destructor (a second Notify
+  // aborts the process).
+  if (!stop_following_.HasBeenNotified()) stop_following_.Notify();
   if (follower_.joinable()) follower_.join();
 }
 

@@ -67,6 +67,10 @@ class StateMachine {
       const std::function<absl::StatusOr<warden::v1::LogEntry>(uint64_t)>&
           build);
 
+  // The largest entry the log takes (a cluster's etcd limits a request;
+  // a single node takes anything): callers split what they can.
+  size_t MaxEntryBytes() const { return log_->MaxBatchBytes(); }
+
   // CatchUp applies every log entry after the store's applied index. Call
   // at start, before serving. DataLoss if the store is ahead of the log.
   absl::Status CatchUp();

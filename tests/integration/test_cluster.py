@@ -169,6 +169,35 @@ users:
             return r.returncode != 0, "a token revoked on B still works on A"
         self.eventually(refused)
 
+    def test_2b_each_replicas_own_events_are_all_recorded(self):
+        # Red team: both replicas recorded their administrators' actions as
+        # one source with sequences of their own, and each refused the
+        # other's as conflicting: the command succeeded, its event was lost.
+        names = []
+        for i in range(6):
+            replica = (self.a, self.b)[i % 2]
+            name = "audited-%d" % i
+            r = self.wardenctl(replica, "tokens", "create", name, "--scope", "audit:read",
+                               "--ttl", "1h")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            names.append(name)
+        decoded = os.path.join(self.work, "admin-events.jsonl")
+
+        def all_recorded():
+            r = subprocess.run(
+                [WARDENCTL_BIN, "audit", "export", "--out", decoded + ".raw",
+                 "--decoded", decoded], env=self.a.env(), capture_output=True, text=True,
+                timeout=60)
+            if r.returncode != 0:
+                return False, r.stderr
+            with open(decoded) as f:
+                creates = [line for line in f if "token.create" in line]
+            missing = [n for n in names if not any(n in line for line in creates)]
+            return not missing, "token.create events missing for %s" % missing
+        self.eventually(all_recorded)
+        for r in self.replicas:
+            self.assertNotIn("not recorded", r.log())
+
     def test_3_a_revision_pushed_to_one_replica_reaches_a_proxy_of_the_other(self):
         self.push(self.a, "first")
         # No database behind it: this test only follows policy.
@@ -205,17 +234,21 @@ users:
             proxy, port, work = self.start_proxy("p-failover", [self.b, self.a], pg.port,
                                                  audit=True)
 
-            def run(markers):
+            def run(markers, padding=0):
                 conn = psycopg2.connect(host="127.0.0.1", port=port, user="alice",
                                         password="alice-pw", dbname="shop")
                 conn.autocommit = True
                 with conn.cursor() as cur:
                     for m in markers:
-                        cur.execute("SELECT 'cluster-marker-%d'" % m)
+                        cur.execute("SELECT 'cluster-marker-%d', '%s'" % (m, "x" * padding))
                         self.assertEqual(cur.fetchone()[0], "cluster-marker-%d" % m)
                 conn.close()
 
-            run(range(0, 20))
+            # Large statements first: their events make Appends over what one
+            # etcd request takes, which the replica splits into several
+            # entries (never refused: the proxy would resend them forever).
+            run(range(0, 10), padding=200 * 1024)
+            run(range(10, 20))
             self.b.stop(signal.SIGKILL)
             run(range(20, 40))
             before = proxy.log().count("in force")
@@ -254,6 +287,24 @@ users:
             if proxy is not None:
                 proxy.stop()
             pg.stop()
+
+    def test_4b_a_replica_stops_cleanly_on_sigterm(self):
+        # Red team: every SIGTERM ended in an abort (a second Notify).
+        work = os.path.join(self.work, "c")
+        data = os.path.join(work, "control-data")
+        os.makedirs(data)
+        for f in ("ca.key", "ca.crt"):
+            shutil.copy(os.path.join(self.keys, f), data)
+        c = Replica(work, extra_args=["--signing-key", os.path.join(self.keys, "signing.key")]
+                    + self.etcd.control_args()).start()
+        c.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(c.proc.wait(timeout=30), 0, c.log()[-2000:])
+        c.stop()
+        # And a single node (the same shutdown path).
+        single = ControlPlane(os.path.join(self.work, "single")).start()
+        single.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(single.proc.wait(timeout=30), 0, single.log()[-2000:])
+        single.stop()
 
     def test_4_cluster_mode_refuses_keys_of_its_own(self):
         work = os.path.join(self.work, "lonely")

@@ -250,67 +250,96 @@ TEST_F(EtcdLogTest, EtcdRefusesClientsWithoutTheClusterCertificate) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(EtcdLogTest, WhatIsEditedBehindWardensBackIsDataLossNotSkipped) {
+// The batch keys of `prefix`, oldest first, read behind the log's back.
+std::vector<std::string> BatchKeys(etcdserverpb::KV::Stub* kv,
+                                   const std::string& prefix) {
+  etcdserverpb::RangeRequest list;
+  list.set_key(prefix);
+  list.set_range_end(prefix.substr(0, prefix.size() - 1) + "0");
+  list.set_sort_target(etcdserverpb::RangeRequest::CREATE);
+  list.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
+  etcdserverpb::RangeResponse keys;
+  grpc::ClientContext context;
+  EXPECT_TRUE(kv->Range(&context, list, &keys).ok());
+  std::vector<std::string> out;
+  for (const auto& k : keys.kvs()) out.push_back(k.key());
+  return out;
+}
+
+// Waits until `log` refuses appends with DATA_LOSS (its watch saw the edit).
+absl::Status AppendUntilDataLoss(EtcdLog* log) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::Status appended;
+  while (absl::Now() < deadline) {
+    appended = log->Append("after the edit").status();
+    if (absl::IsDataLoss(appended)) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return appended;
+}
+
+TEST_F(EtcdLogTest, ADeletedBatchIsDataLossNotAShorterLog) {
   auto log = OpenLog();
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->AppendBatch({"one", "two"}).ok());
   ASSERT_TRUE(log->Append("three").ok());
   auto kv = cluster_->RawKv();
+  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  ASSERT_EQ(keys.size(), 2u);
+  etcdserverpb::DeleteRangeRequest del;
+  del.set_key(keys[0]);
+  etcdserverpb::DeleteRangeResponse deleted;
+  grpc::ClientContext context;
+  ASSERT_TRUE(kv->DeleteRange(&context, del, &deleted).ok());
+  ASSERT_EQ(deleted.deleted(), 1);
 
-  // The first batch deleted: reading it is data loss, never a shorter log.
-  etcdserverpb::RangeRequest list;
-  list.set_key(Prefix());
-  list.set_range_end(Prefix().substr(0, Prefix().size() - 1) + "0");
-  list.set_sort_target(etcdserverpb::RangeRequest::CREATE);
-  list.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
-  etcdserverpb::RangeResponse keys;
-  {
-    grpc::ClientContext context;
-    ASSERT_TRUE(kv->Range(&context, list, &keys).ok());
-  }
-  ASSERT_EQ(keys.kvs_size(), 2);
-  {
-    etcdserverpb::DeleteRangeRequest del;
-    del.set_key(keys.kvs(0).key());
-    etcdserverpb::DeleteRangeResponse deleted;
-    grpc::ClientContext context;
-    ASSERT_TRUE(kv->DeleteRange(&context, del, &deleted).ok());
-    ASSERT_EQ(deleted.deleted(), 1);
-  }
+  // The running replica's watch saw it: it stops, never renumbers.
+  absl::Status appended = AppendUntilDataLoss(log.get());
+  EXPECT_EQ(appended.code(), absl::StatusCode::kDataLoss) << appended;
+  EXPECT_NE(appended.message().find("deleted behind Warden's back"),
+            std::string::npos)
+      << appended;
   auto read = log->Read(1, 10);
   EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(read.status().message().find("is gone"), std::string::npos)
-      << read.status();
-  auto rest = log->Read(3, 10);  // what was not touched still reads
-  ASSERT_TRUE(rest.ok());
-  EXPECT_EQ((*rest)[0].data, "three");
-  // A replica starting now cannot number the log the same way (index 1 and
-  // 2 are gone): it numbers what is there, so it must be told apart. Its
-  // entries start at "three".
-  auto late = OpenLog();
-  ASSERT_NE(late, nullptr);
-  EXPECT_EQ(late->LastIndex(), 1u);
+}
 
-  // A key under the prefix that is not a batch: refused, never numbered.
-  {
-    etcdserverpb::PutRequest put;
-    put.set_key(Prefix() + "not-a-batch");
-    put.set_value("x");
-    etcdserverpb::PutResponse done;
-    grpc::ClientContext context;
-    ASSERT_TRUE(kv->Put(&context, put, &done).ok());
-  }
+TEST_F(EtcdLogTest, AChangedBatchIsDataLoss) {
+  auto log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append("the token as written").ok());
+  auto kv = cluster_->RawKv();
+  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  ASSERT_EQ(keys.size(), 1u);
+  // The same key, other content (an applied batch rewritten).
+  etcdserverpb::PutRequest put;
+  put.set_key(keys[0]);
+  put.set_value("\x0a\x05forge");
+  etcdserverpb::PutResponse done;
+  grpc::ClientContext context;
+  ASSERT_TRUE(kv->Put(&context, put, &done).ok());
+  absl::Status appended = AppendUntilDataLoss(log.get());
+  EXPECT_EQ(appended.code(), absl::StatusCode::kDataLoss) << appended;
+  EXPECT_NE(appended.message().find("changed behind Warden's back"),
+            std::string::npos)
+      << appended;
+}
+
+TEST_F(EtcdLogTest, AKeyThatIsNotABatchIsDataLoss) {
+  auto log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append("one").ok());
+  auto kv = cluster_->RawKv();
+  etcdserverpb::PutRequest put;
+  put.set_key(Prefix() + "not-a-batch");
+  put.set_value("x");
+  etcdserverpb::PutResponse done;
+  grpc::ClientContext context;
+  ASSERT_TRUE(kv->Put(&context, put, &done).ok());
+  // Refused at start, and by the running client's watch.
   auto refused = EtcdLog::Open(cluster_->Options(Prefix()));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss)
       << refused.status();
-  // The running client's watch saw it too: it stops appending.
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  absl::Status appended;
-  while (absl::Now() < deadline) {
-    appended = log->Append("four").status();
-    if (absl::IsDataLoss(appended)) break;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  absl::Status appended = AppendUntilDataLoss(log.get());
   EXPECT_EQ(appended.code(), absl::StatusCode::kDataLoss) << appended;
 }
 
