@@ -301,6 +301,7 @@ users:
         self.assertEqual(c.proc.wait(timeout=30), 0, c.log()[-2000:])
         c.stop()
         # And a single node (the same shutdown path).
+        os.makedirs(os.path.join(self.work, "single"))
         single = ControlPlane(os.path.join(self.work, "single")).start()
         single.proc.send_signal(signal.SIGTERM)
         self.assertEqual(single.proc.wait(timeout=30), 0, single.log()[-2000:])
