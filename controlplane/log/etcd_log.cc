@@ -11,9 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/crypto.h"
 #include "common/files.h"
 #include "controlplane/log/etcd_batch.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "openssl/crypto.h"
 #include "spdlog/spdlog.h"
 #include "third_party/etcd/rpc.grpc.pb.h"
 
@@ -66,6 +68,10 @@ absl::StatusOr<std::unique_ptr<EtcdLog>> EtcdLog::Open(EtcdOptions options) {
   }
   if (options.max_batch_entries == 0 || options.max_batch_bytes == 0) {
     return absl::InvalidArgumentError("etcd: batch limits must be positive");
+  }
+  if (options.mac_key.size() < 16) {
+    return absl::InvalidArgumentError(
+        "etcd: the log needs the cluster's batch key (16 bytes or more)");
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.plaintext) {
@@ -121,6 +127,19 @@ EtcdLog::~EtcdLog() {
     if (watch_context_ != nullptr) watch_context_->TryCancel();
   }
   if (follower_.joinable()) follower_.join();
+}
+
+std::string EtcdLog::Mac(
+    const std::string& key,
+    const google::protobuf::RepeatedPtrField<std::string>& entries) const {
+  // The key, then each entry with its length: no two batches share an
+  // input (a batch moved to another key, or split differently, fails).
+  std::string data = absl::StrCat("warden/etcd-log/v1\n", key, "\n");
+  for (const std::string& e : entries) {
+    absl::StrAppend(&data, e.size(), ":");
+    data.append(e);
+  }
+  return warden::crypto::HmacSha256(options_.mac_key, data);
 }
 
 bool EtcdLog::ParseKey(const std::string& key, uint64_t* count) const {
@@ -372,6 +391,7 @@ absl::StatusOr<uint64_t> EtcdLog::WriteBatch(
   }
   warden::log::EtcdBatch batch;
   for (const std::string& e : entries) batch.add_entries(e);
+  batch.set_mac(Mac(key, batch.entries()));
 
   etcdserverpb::TxnRequest request;
   // Not written yet: a retry after a lost answer does not write it twice.
@@ -479,6 +499,17 @@ absl::StatusOr<std::vector<Entry>> EtcdLog::Read(uint64_t from, size_t max) {
           "etcd: the log's batch ", b.key, " (indexes ", b.first, " to ",
           b.first + b.count - 1, ") is ",
           range.kvs_size() == 0 ? "gone" : "not what was written"));
+    }
+    // Constant time: a forger learns nothing from how long it took.
+    const std::string want = Mac(b.key, batch.entries());
+    if (batch.mac().size() != want.size() ||
+        CRYPTO_memcmp(batch.mac().data(), want.data(), want.size()) != 0) {
+      return absl::DataLossError(absl::StrCat(
+          "etcd: the log's batch ", b.key, " (indexes ", b.first, " to ",
+          b.first + b.count - 1,
+          ") is not authenticated by the cluster's key: it was written "
+          "behind Warden's back, or this replica's shared keys (signing "
+          "key, CA) are not the ones that wrote the log"));
     }
     for (uint64_t k = 0; k < b.count; ++k) {
       const uint64_t index = b.first + k;

@@ -55,6 +55,11 @@ class Channel;
 class ClientContext;
 }  // namespace grpc
 
+namespace google::protobuf {
+template <typename T>
+class RepeatedPtrField;
+}  // namespace google::protobuf
+
 namespace etcdserverpb {
 class RangeRequest;
 class RangeResponse;
@@ -76,6 +81,12 @@ struct EtcdOptions {
   std::string key_file;
   // No TLS at all (etcd on a trusted loopback only); must be asked for.
   bool plaintext = false;
+  // The cluster's secret for authenticating batches (every replica has
+  // the same; warden-control derives it from the shared signing key).
+  // Each batch carries an HMAC of its key and entries, and Read refuses a
+  // batch without a valid one (kDataLoss): someone who can only write to
+  // etcd cannot add entries the replicas apply. Required.
+  std::string mac_key;
   // Deadline of each etcd call; an append retries within it on another
   // endpoint.
   absl::Duration call_timeout = absl::Seconds(10);
@@ -141,6 +152,10 @@ class EtcdLog : public Log {
   absl::Status Txn(const etcdserverpb::TxnRequest& request,
                    absl::string_view what,
                    etcdserverpb::TxnResponse* response);
+  // The MAC of a batch written under `key` with `entries`.
+  std::string Mac(const std::string& key,
+                  const google::protobuf::RepeatedPtrField<std::string>&
+                      entries) const;
   // The entry count a batch key carries; false for any other key.
   bool ParseKey(const std::string& key, uint64_t* count) const;
   // Numbers a batch created at `revision` (in revision order).

@@ -154,6 +154,7 @@ class EtcdCluster {
     o.cert_file = dir_ + "/client.pem";
     o.key_file = dir_ + "/client.key";
     o.call_timeout = absl::Seconds(5);
+    o.mac_key = "warden-test-cluster-batch-key";
     return o;
   }
 

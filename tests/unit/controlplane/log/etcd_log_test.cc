@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "controlplane/log/etcd_batch.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/unit/controlplane/log/etcd_cluster.h"
@@ -245,6 +246,11 @@ TEST_F(EtcdLogTest, EtcdRefusesClientsWithoutTheClusterCertificate) {
   EXPECT_NE(unread.status().message().find("no-such-ca.pem"),
             std::string::npos);
 
+  EtcdOptions no_key = cluster_->Options(Prefix());
+  no_key.mac_key.clear();
+  EXPECT_EQ(EtcdLog::Open(no_key).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
   EtcdOptions bad_prefix = cluster_->Options("/warden/no-slash");
   EXPECT_EQ(EtcdLog::Open(bad_prefix).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -341,6 +347,59 @@ TEST_F(EtcdLogTest, AKeyThatIsNotABatchIsDataLoss) {
       << refused.status();
   absl::Status appended = AppendUntilDataLoss(log.get());
   EXPECT_EQ(appended.code(), absl::StatusCode::kDataLoss) << appended;
+}
+
+TEST_F(EtcdLogTest, ABatchWrittenBehindWardensBackIsRefusedNotApplied) {
+  auto log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append("genuine").ok());
+  auto kv = cluster_->RawKv();
+  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  ASSERT_EQ(keys.size(), 1u);
+  std::string genuine_value;
+  {
+    etcdserverpb::RangeRequest get;
+    get.set_key(keys[0]);
+    etcdserverpb::RangeResponse got;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->Range(&context, get, &got).ok());
+    genuine_value = got.kvs(0).value();
+  }
+  auto put = [&](const std::string& key, const std::string& value) {
+    etcdserverpb::PutRequest request;
+    request.set_key(key);
+    request.set_value(value);
+    etcdserverpb::PutResponse done;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->Put(&context, request, &done).ok());
+  };
+  // A well-formed batch under a well-formed key, as someone with write
+  // access to etcd (but not the replicas' shared key) could add.
+  warden::log::EtcdBatch forged;
+  forged.add_entries("an admin token, say");
+  put(Prefix() + "ffffffffffffffff/00000000000000000001-1",
+      forged.SerializeAsString());
+  ASSERT_EQ(log->WaitBeyond(1, absl::Now() + absl::Seconds(10)), 2u);
+  auto read = log->Read(2, 1);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(read.status().message().find("not authenticated"),
+            std::string::npos)
+      << read.status();
+  EXPECT_EQ((*log->Read(1, 1))[0].data, "genuine");  // before it: readable
+
+  // A genuine batch copied under another key (a replay): refused too.
+  auto other = EtcdLog::Open(cluster_->Options(absl::StrCat(
+      "/warden/test/", "replay-", Prefix().size(), "/")));
+  ASSERT_TRUE(other.ok());
+  const std::string other_prefix =
+      absl::StrCat("/warden/test/", "replay-", Prefix().size(), "/");
+  put(other_prefix + keys[0].substr(Prefix().size(), 16) +
+          "/00000000000000000009-1",
+      genuine_value);
+  ASSERT_EQ((*other)->WaitBeyond(0, absl::Now() + absl::Seconds(10)), 1u);
+  auto replayed = (*other)->Read(1, 1);
+  EXPECT_EQ(replayed.status().code(), absl::StatusCode::kDataLoss)
+      << replayed.status();
 }
 
 // Three members; the endpoint a replica talks to dies: it moves to the next.
