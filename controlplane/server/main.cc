@@ -94,6 +94,16 @@ int main(int argc, char** argv) {
   // every Mutex::Lock unless told not to; tests and debug builds keep it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
+  // SIGINT and SIGTERM are taken by sigwait at the end of main, after the
+  // server is up. Blocked here, before any thread starts, so every thread
+  // (gRPC's, the log's watch, the follower) inherits the mask: otherwise
+  // a SIGTERM delivered to one of them, or before the wait, killed the
+  // process without its orderly shutdown.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   CLI::App app{"warden-control: Warden's control plane", "warden-control"};
   std::string data_dir, listen = "127.0.0.1:7443", tls_cert, tls_key,
                         signing_key, proxy_cert_ttl_text = "24h",
@@ -305,6 +315,16 @@ int main(int argc, char** argv) {
     etcd.cert_file = etcd_cert_file;
     etcd.key_file = etcd_key_file;
     etcd.plaintext = etcd_plaintext;
+    // Batches are authenticated with a key only the replicas hold: derived
+    // from the shared signing key (never the key itself), so nothing more
+    // to distribute, and bound to the shared CA too. A replica given other
+    // shared keys than the cluster's cannot read the log (it stops at
+    // start with DATA_LOSS, before serving or writing), and nothing it
+    // could append would be applied by the others.
+    etcd.mac_key = warden::crypto::HmacSha256(
+        *warden::ReadFile(signing_key),
+        absl::StrCat("warden/etcd-log-mac-key/v1\n",
+                     *warden::ReadFile(data_dir + "/ca.crt")));
     auto opened = cp::log::EtcdLog::Open(etcd);
     if (!opened.ok()) {
       spdlog::error("cannot open the cluster's log: {}",
@@ -642,11 +662,6 @@ int main(int argc, char** argv) {
     }
   });
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   int received = 0;
   sigwait(&signals, &received);
   spdlog::info("signal {}: shutting down", received);

@@ -316,6 +316,42 @@ users:
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn("shared by every replica", r.stderr)
 
+    def test_4c_a_replica_with_other_shared_keys_cannot_join(self):
+        # Red team: a replica given another signing key (or CA) joined and
+        # pushed revisions no proxy could verify. Now the log's batches
+        # are authenticated with a key derived from the cluster's shared
+        # keys: it stops at start, before serving or writing anything, and
+        # the cluster goes on.
+        self.push(self.a, "before-the-stranger")
+        for swap in ("signing", "ca"):
+            with self.subTest(swap=swap):
+                other = os.path.join(self.work, "other-keys-" + swap)
+                subprocess.run([CONTROL_BIN, "--create-shared-keys", other], check=True,
+                               capture_output=True, timeout=30)
+                work = os.path.join(self.work, "stranger-" + swap)
+                data = os.path.join(work, "control-data")
+                os.makedirs(data)
+                ca_from = other if swap == "ca" else self.keys
+                key_from = other if swap == "signing" else self.keys
+                for f in ("ca.key", "ca.crt"):
+                    shutil.copy(os.path.join(ca_from, f), data)
+                r = subprocess.run(
+                    [CONTROL_BIN, "--data-dir", data, "--listen", "127.0.0.1:%d" % free_port(),
+                     "--signing-key", os.path.join(key_from, "signing.key")]
+                    + self.etcd.control_args(),
+                    capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn("not authenticated by the cluster's key", r.stdout + r.stderr)
+        # The cluster is unharmed: a push to B lands, and A lists it too.
+        before = self.wardenctl(self.b, "policy", "history").stdout
+        self.push(self.b, "after-the-stranger")
+        after = self.wardenctl(self.b, "policy", "history")
+        self.assertEqual(after.returncode, 0, after.stderr)
+        self.assertGreater(len(after.stdout.splitlines()), len(before.splitlines()))
+        self.eventually(lambda: (
+            self.wardenctl(self.a, "policy", "history").stdout == after.stdout,
+            self.wardenctl(self.a, "policy", "history").stdout[-500:]))
+
 
 if __name__ == "__main__":
     unittest.main()
