@@ -245,38 +245,73 @@ absl::StatusOr<TokenInfo> Tokens::Authenticate(absl::string_view token,
 }
 
 absl::Status Tokens::Consume(const std::string& id, absl::Time now) {
-  absl::MutexLock lock(&consume_mu_);
-  auto record = Load(id);
-  if (absl::IsNotFound(record.status())) {
-    return absl::UnauthenticatedError(absl::StrCat("unknown token ", id));
-  }
-  if (!record.ok()) return record.status();
-  if (record->info().has_used_at()) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "token ", id, " (", record->info().name(), ") was used already; "
-        "bootstrap tokens work once"));
-  }
-  SetTimestamp(now, record->mutable_info()->mutable_used_at());
-  warden::v1::LogEntry entry;
-  *entry.mutable_put_token() = *record;
-  auto index = state_->Commit(entry);
+  // Decided against the whole log, not this replica's view of it: the
+  // check runs where the entry gets its index (CommitAt), and if another
+  // replica appended first (it may have spent or revoked this very token)
+  // it runs again on the state that includes that append. Two replicas
+  // given the same bootstrap token at once: one enrolls, one is refused.
+  auto index = state_->CommitAt(
+      [&](uint64_t) -> absl::StatusOr<warden::v1::LogEntry> {
+        auto record = Load(id);
+        if (absl::IsNotFound(record.status())) {
+          return absl::UnauthenticatedError(absl::StrCat("unknown token ", id));
+        }
+        if (!record.ok()) return record.status();
+        const TokenInfo& info = record->info();
+        if (info.has_used_at()) {
+          return absl::UnauthenticatedError(absl::StrCat(
+              "token ", id, " (", info.name(), ") was used already; "
+              "bootstrap tokens work once"));
+        }
+        if (info.has_revoked_at()) {
+          return absl::UnauthenticatedError(
+              absl::StrCat("token ", id, " (", info.name(), ") was revoked"));
+        }
+        if (info.has_expires_at() && FromTimestamp(info.expires_at()) <= now) {
+          return absl::UnauthenticatedError(
+              absl::StrCat("token ", id, " (", info.name(), ") has expired"));
+        }
+        SetTimestamp(now, record->mutable_info()->mutable_used_at());
+        warden::v1::LogEntry entry;
+        *entry.mutable_put_token() = *std::move(record);
+        return entry;
+      });
   return index.ok() ? absl::OkStatus() : index.status();
 }
 
 absl::StatusOr<TokenInfo> Tokens::Revoke(const std::string& id,
                                          absl::Time now) {
-  auto record = Load(id);
-  if (absl::IsNotFound(record.status())) {
-    return absl::NotFoundError(absl::StrCat("no token ", id));
+  // A read-modify-write of the whole record, so decided where the entry
+  // gets its index (as Consume): a revocation racing a consumption on
+  // another replica keeps both marks instead of the later write erasing
+  // the earlier one (an un-spent bootstrap token, or an un-revoked one).
+  TokenInfo result;
+  bool changed = false;
+  auto index = state_->CommitAt(
+      [&](uint64_t) -> absl::StatusOr<warden::v1::LogEntry> {
+        auto record = Load(id);
+        if (absl::IsNotFound(record.status())) {
+          return absl::NotFoundError(absl::StrCat("no token ", id));
+        }
+        if (!record.ok()) return record.status();
+        result = record->info();
+        changed = !record->info().has_revoked_at();
+        if (!changed) {
+          // Idempotent: nothing to write. Cancelled tells CommitAt to
+          // append nothing; it is not the caller's answer.
+          return absl::CancelledError("already revoked");
+        }
+        SetTimestamp(now, record->mutable_info()->mutable_revoked_at());
+        result = record->info();
+        warden::v1::LogEntry entry;
+        *entry.mutable_put_token() = *std::move(record);
+        return entry;
+      });
+  if (!changed && !index.ok() && absl::IsCancelled(index.status())) {
+    return result;
   }
-  if (!record.ok()) return record.status();
-  if (record->info().has_revoked_at()) return record->info();
-  SetTimestamp(now, record->mutable_info()->mutable_revoked_at());
-  warden::v1::LogEntry entry;
-  *entry.mutable_put_token() = *record;
-  auto index = state_->Commit(entry);
   if (!index.ok()) return index.status();
-  return record->info();
+  return result;
 }
 
 absl::StatusOr<std::vector<TokenInfo>> Tokens::List(bool include_inactive,

@@ -13,7 +13,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
@@ -66,7 +65,8 @@ class Tokens {
       absl::Time now) const;
 
   // Consume marks a single-use token used (through the log), exactly once
-  // even under concurrent calls: Unauthenticated if it was used already.
+  // even under concurrent calls on several replicas: Unauthenticated if it
+  // was used, revoked or expired by the time its entry is ordered.
   absl::Status Consume(const std::string& id, absl::Time now);
 
   // Authenticate checks a bearer token. Unauthenticated, with the reason
@@ -100,7 +100,6 @@ class Tokens {
 
   state::StateMachine* const state_;
   const store::Store* const store_;
-  absl::Mutex consume_mu_;  // serializes Consume's read-check-write
 };
 
 }  // namespace warden::controlplane::tokens

@@ -1,0 +1,162 @@
+// Tokens on two replicas of the control plane sharing one ordered log in a
+// real etcd (started by the test): a read-modify-write of a token decided
+// on one replica's stale view would let a one-time bootstrap token enroll
+// twice, or undo a revocation. Each test gives the second replica a stale
+// view on purpose (it does not follow the log between the steps).
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "controlplane/log/etcd_log.h"
+#include "controlplane/state/state_machine.h"
+#include "controlplane/store/store.h"
+#include "controlplane/tokens/tokens.h"
+#include "gtest/gtest.h"
+#include "tests/unit/controlplane/log/etcd_cluster.h"
+
+namespace warden::controlplane {
+namespace {
+
+using ::warden::testing::EtcdCluster;
+
+const absl::Time kNow = absl::FromUnixSeconds(1790000000);
+
+struct Replica {
+  std::unique_ptr<log::EtcdLog> log;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<state::StateMachine> state;
+  std::unique_ptr<tokens::Tokens> tokens;
+};
+
+class TokensClusterTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    cluster_ = new EtcdCluster(::testing::TempDir() + "/tokens_etcd", 1);
+    std::string why;
+    ASSERT_TRUE(cluster_->Start(&why)) << why;
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+
+  static std::unique_ptr<Replica> Start(const std::string& name) {
+    const std::string test =
+        ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    auto r = std::make_unique<Replica>();
+    auto log = log::EtcdLog::Open(
+        cluster_->Options(absl::StrCat("/warden/", test, "/log/")));
+    EXPECT_TRUE(log.ok()) << log.status();
+    if (!log.ok()) return nullptr;
+    r->log = *std::move(log);
+    const std::string path =
+        absl::StrCat(::testing::TempDir(), "/", test, "_", name);
+    std::filesystem::remove_all(path);
+    auto store = store::Store::Open(path);
+    EXPECT_TRUE(store.ok()) << store.status();
+    if (!store.ok()) return nullptr;
+    r->store = *std::move(store);
+    r->state = std::make_unique<state::StateMachine>(r->log.get(),
+                                                     r->store.get());
+    EXPECT_TRUE(r->state->CatchUp().ok());
+    r->tokens = std::make_unique<tokens::Tokens>(r->state.get(),
+                                                 r->store.get());
+    return r;
+  }
+
+  // Brings `r` up to the log's end as etcd knows it.
+  static void CatchUp(Replica& r) {
+    ASSERT_TRUE(r.log->Refresh().ok());
+    ASSERT_TRUE(r.state->CatchUp().ok());
+  }
+
+  static EtcdCluster* cluster_;
+};
+
+EtcdCluster* TokensClusterTest::cluster_ = nullptr;
+
+TEST_F(TokensClusterTest, ABootstrapTokenSpentOnOneReplicaIsRefusedOnTheOther) {
+  auto a = Start("a");
+  auto b = Start("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto token = a->tokens->CreateBootstrap("edge", "prod", "", absl::Hours(1),
+                                          "admin", kNow);
+  ASSERT_TRUE(token.ok()) << token.status();
+  CatchUp(*b);
+  // B's view: the token exists and is unused. Then A spends it.
+  ASSERT_TRUE(b->tokens->Authenticate(token->token, kNow).ok());
+  ASSERT_TRUE(a->tokens->Consume(token->info.id(), kNow).ok());
+  // B has not applied A's entry; it must still refuse.
+  const absl::Status second = b->tokens->Consume(token->info.id(), kNow);
+  EXPECT_TRUE(absl::IsUnauthenticated(second)) << second;
+  EXPECT_NE(second.message().find("used already"), std::string::npos)
+      << second;
+  // And the log holds exactly one consumption: every replica agrees.
+  CatchUp(*a);
+  CatchUp(*b);
+  EXPECT_EQ(a->store->applied_index(), b->store->applied_index());
+  EXPECT_EQ(a->store->applied_index(), 2u);  // create, consume
+  EXPECT_FALSE(a->tokens->Authenticate(token->token, kNow).ok());
+  EXPECT_FALSE(b->tokens->Authenticate(token->token, kNow).ok());
+}
+
+TEST_F(TokensClusterTest, ConcurrentSpendsOnTwoReplicasSucceedExactlyOnce) {
+  auto a = Start("a");
+  auto b = Start("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  for (int round = 0; round < 10; ++round) {
+    auto token = a->tokens->CreateBootstrap(absl::StrCat("edge", round),
+                                            "prod", "", absl::Hours(1),
+                                            "admin", kNow);
+    ASSERT_TRUE(token.ok()) << token.status();
+    CatchUp(*b);
+    absl::Status on_a, on_b;
+    std::thread ta([&] { on_a = a->tokens->Consume(token->info.id(), kNow); });
+    std::thread tb([&] { on_b = b->tokens->Consume(token->info.id(), kNow); });
+    ta.join();
+    tb.join();
+    EXPECT_NE(on_a.ok(), on_b.ok())
+        << "round " << round << ": " << on_a << " / " << on_b;
+    CatchUp(*a);
+  }
+}
+
+TEST_F(TokensClusterTest, ARevocationIsNotUndoneByASpendOnAStaleReplica) {
+  auto a = Start("a");
+  auto b = Start("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto token = a->tokens->CreateBootstrap("edge", "prod", "", absl::Hours(1),
+                                          "admin", kNow);
+  ASSERT_TRUE(token.ok()) << token.status();
+  CatchUp(*b);
+  auto revoked = a->tokens->Revoke(token->info.id(), kNow);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_TRUE(revoked->has_revoked_at());
+  // B still sees it live; spending it there must not write a record
+  // without the revocation.
+  const absl::Status spent = b->tokens->Consume(token->info.id(), kNow);
+  EXPECT_TRUE(absl::IsUnauthenticated(spent)) << spent;
+  EXPECT_NE(spent.message().find("revoked"), std::string::npos) << spent;
+  CatchUp(*a);
+  auto listed = a->tokens->List(/*include_inactive=*/true, kNow);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_TRUE((*listed)[0].has_revoked_at());
+  // Revoking again (on the stale side too) is idempotent and writes nothing.
+  const uint64_t before = a->store->applied_index();
+  auto again = b->tokens->Revoke(token->info.id(), kNow + absl::Minutes(1));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->revoked_at().seconds(), absl::ToUnixSeconds(kNow));
+  CatchUp(*a);
+  EXPECT_EQ(a->store->applied_index(), before);
+}
+
+}  // namespace
+}  // namespace warden::controlplane
