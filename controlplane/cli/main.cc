@@ -38,7 +38,10 @@ void AddFormat(CLI::App* command, std::string* format) {
 void AddRemote(CLI::App* command, cli::RemoteOptions* options,
                std::string* format) {
   cli::Connection& c = options->connection;
-  command->add_option("--server", c.server, "Control plane host:port")
+  command
+      ->add_option("--server", c.server,
+                   "Control plane host:port; a cluster's replicas as "
+                   "host:port,host:port (the first that answers is used)")
       ->envname("WARDEN_SERVER");
   command->add_option("--token", c.token, "API token (sent as a bearer token)")
       ->envname("WARDEN_TOKEN");
@@ -367,8 +370,10 @@ int main(int argc, char** argv) {
   login_cmd->add_option("--proxy-ca-file", login.proxy_ca_file,
                         "CA of the proxy's server certificate: the psql line "
                         "then says sslmode=verify-full (else require)");
-  login_cmd->add_option("--server", login.connection.server,
-                        "Control plane host:port")
+  login_cmd
+      ->add_option("--server", login.connection.server,
+                   "Control plane host:port; a cluster's replicas as "
+                   "host:port,host:port (the first that answers is used)")
       ->envname("WARDEN_SERVER");
   login_cmd
       ->add_option("--ca-file", login.connection.ca_file,

@@ -2,6 +2,7 @@
 
 #include <unicode/uchar.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -11,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/address.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
 
@@ -122,14 +124,50 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot read CA file '", connection.ca_file, "' (--ca-file)"));
   }
+  const std::vector<std::string> replicas =
+      SplitAddressList(connection.server);
+  if (replicas.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "no control plane address in '", connection.server,
+        "' (--server host:port, or several separated by commas)"));
+  }
   grpc::SslCredentialsOptions tls;
   tls.pem_root_certs = pem;
   // warden-control pages its answers under 4 MiB, but an entry recorded
   // before events were bounded may be larger: accept it rather than stop.
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(connection.server, grpc::SslCredentials(tls),
-                                   args);
+  auto make = [&](const std::string& target) {
+    return grpc::CreateCustomChannel(target, grpc::SslCredentials(tls), args);
+  };
+  // One replica (or one DNS name whose records gRPC tries in turn): as is.
+  if (replicas.size() == 1) return make(replicas[0]);
+  // Several replicas of a cluster: the first, in the order given, that
+  // completes a TLS handshake. A command is one process, so each run
+  // starts again from the first (list the nearest first). A call that
+  // then fails is not retried on another replica: a write whose answer
+  // was lost may have been applied, and the caller decides.
+  absl::Duration timeout;
+  if (!absl::ParseDuration(connection.timeout, &timeout) ||
+      timeout <= absl::ZeroDuration()) {
+    timeout = absl::Seconds(10);
+  }
+  const auto probe = absl::ToChronoMilliseconds(
+      std::min(timeout, absl::Seconds(5)));
+  for (const std::string& replica : replicas) {
+    std::shared_ptr<grpc::Channel> channel = make(replica);
+    const auto deadline = std::chrono::system_clock::now() + probe;
+    grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
+    while (state != GRPC_CHANNEL_READY &&
+           state != GRPC_CHANNEL_TRANSIENT_FAILURE &&
+           state != GRPC_CHANNEL_SHUTDOWN &&
+           channel->WaitForStateChange(state, deadline)) {
+      state = channel->GetState(/*try_to_connect=*/true);
+    }
+    if (state == GRPC_CHANNEL_READY) return channel;
+  }
+  // None answered: the first, so that the call fails with gRPC's reason.
+  return make(replicas[0]);
 }
 
 int ExitForGrpc(const grpc::Status& status) {

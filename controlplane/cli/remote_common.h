@@ -35,7 +35,9 @@ namespace warden::controlplane::cli {
 // How to reach the control plane (flags, or WARDEN_SERVER / WARDEN_TOKEN /
 // WARDEN_CA_FILE).
 struct Connection {
-  std::string server;   // host:port, [v6]:port.
+  // host:port, [v6]:port; or a cluster's replicas separated by commas,
+  // of which MakeChannel takes the first that answers.
+  std::string server;
   std::string token;    // sent as "authorization: Bearer <token>"; empty: none.
   std::string ca_file;  // PEM CA of warden-control's certificate (required).
   std::string timeout = "10s";  // per RPC; absl duration syntax.
@@ -62,6 +64,9 @@ std::string TerminalSafe(absl::string_view text);
 // A TLS channel for `connection`, verifying the server against its CA
 // file. InvalidArgument (a usage error) without a server or a readable CA
 // file: warden-control only speaks TLS, and a token is never sent in clear.
+// With several replicas ("a:7443,b:7443"), the first in that order whose
+// TLS handshake completes within min(timeout, 5s); if none does, the
+// first (its calls then fail UNAVAILABLE with gRPC's reason).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const Connection& connection);
 

@@ -251,6 +251,13 @@ users:
             run(range(10, 20))
             self.b.stop(signal.SIGKILL)
             run(range(20, 40))
+            # wardenctl given both replicas, the dead one first: it uses A.
+            both = dict(self.a.env(), WARDEN_SERVER="localhost:%d,localhost:%d"
+                        % (self.b.port, self.a.port))
+            r = subprocess.run([WARDENCTL_BIN, "policy", "history"], env=both,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, self.wardenctl(self.a, "policy", "history").stdout)
             before = proxy.log().count("in force")
             self.push(self.a, "after-failover")
             self.eventually(lambda: (proxy.log().count("in force") > before,

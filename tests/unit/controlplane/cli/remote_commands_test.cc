@@ -445,6 +445,52 @@ TEST_F(WardenctlRemoteTest, ServerDownIsUnavailable) {
   EXPECT_THAT(r.err, StartsWith("error: UNAVAILABLE: "));
 }
 
+// A cluster's replicas as one --server list: the first that answers.
+TEST_F(WardenctlRemoteTest, SeveralReplicasTheFirstThatAnswersIsUsed) {
+  // A port nothing listens on, and one that listens but never answers (a
+  // stopped replica: the kernel completes TCP, TLS never does).
+  auto bound = [](bool listening, int* fd_out) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    if (listening) {
+      listen(fd, 16);
+      *fd_out = fd;
+    } else {
+      close(fd);
+    }
+    return "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  };
+  int hung_fd = -1;
+  const std::string dead = bound(false, nullptr);
+  const std::string hung = bound(true, &hung_fd);
+  ASSERT_GE(hung_fd, 0);
+
+  auto o = With<StatusOptions>(writer_);
+  o.connection.timeout = "2s";
+  o.connection.server = dead + ", " + hung + "," + server_address_;
+  Result r = Run(RunStatus, o);
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("no proxies connected"));
+
+  // None answers: UNAVAILABLE, as with one server.
+  o.connection.server = dead + "," + hung;
+  r = Run(RunStatus, o);
+  EXPECT_EQ(r.code, kExitUnavailable) << r.out;
+  EXPECT_THAT(r.err, StartsWith("error: UNAVAILABLE: "));
+
+  // A list with no address at all is a usage error.
+  o.connection.server = " , ,";
+  r = Run(RunStatus, o);
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("no control plane address"));
+  close(hung_fd);
+}
+
 TEST_F(WardenctlRemoteTest, AlwaysTlsAndClearConnectionErrors) {
   auto o = With<StatusOptions>(writer_);
   o.connection.ca_file.clear();
