@@ -360,6 +360,14 @@ absl::Status StateMachine::CatchUp() {
   return CatchUpLocked();
 }
 
+absl::Status StateMachine::Sync() {
+  auto end = log_->Refresh();
+  if (!end.ok()) return end.status();
+  if (store_->applied_index() >= *end) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return CatchUpLocked(*end);
+}
+
 absl::Status StateMachine::CatchUpLocked(uint64_t through) {
   uint64_t next = store_->applied_index() + 1;
   const uint64_t last = std::min(through, log_->LastIndex());

@@ -75,6 +75,13 @@ class StateMachine {
   // at start, before serving. DataLoss if the store is ahead of the log.
   absl::Status CatchUp();
 
+  // Sync returns once this replica has applied everything the log held
+  // when it was called (for etcd, a linearizable read of where the log
+  // ends): a read after Sync sees every write any replica completed
+  // before it. Free on a single node. The log's error (UNAVAILABLE when
+  // etcd cannot be reached) otherwise: the caller fails closed.
+  absl::Status Sync();
+
   // StartFollowing applies, on a thread of its own, what other replicas
   // append to a shared log (etcd): within about a round trip of etcd's
   // watch, and at least every 500 ms. `applied` (optional) is called with

@@ -217,6 +217,15 @@ absl::StatusOr<TokenInfo> Tokens::Authenticate(absl::string_view token,
   auto parsed = ParseWardenToken(token);
   if (!parsed.ok()) return absl::UnauthenticatedError(parsed.status().message());
   const std::string& id = parsed->id;
+  // Current as of this call cluster-wide: a token revoked on any replica
+  // is refused here once its revocation returned (in a cluster, a read of
+  // where etcd's log ends; free on a single node). If that cannot be
+  // confirmed, no token is accepted.
+  if (absl::Status s = state_->Sync(); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot check the token against the cluster's latest state: ",
+        s.message()));
+  }
   auto record = Load(id);
   if (absl::IsNotFound(record.status())) {
     return absl::UnauthenticatedError(absl::StrCat("unknown token ", id));

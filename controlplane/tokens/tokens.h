@@ -69,9 +69,11 @@ class Tokens {
   // was used, revoked or expired by the time its entry is ordered.
   absl::Status Consume(const std::string& id, absl::Time now);
 
-  // Authenticate checks a bearer token. Unauthenticated, with the reason
-  // (malformed, unknown, wrong secret, revoked, expired, already used),
-  // otherwise.
+  // Authenticate checks a bearer token against the state as of the call
+  // (StateMachine::Sync: what any replica committed before is seen).
+  // Unauthenticated, with the reason (malformed, unknown, wrong secret,
+  // revoked, expired, already used), otherwise; Unavailable when the
+  // cluster's log cannot be read.
   absl::StatusOr<warden::v1::TokenInfo> Authenticate(absl::string_view token,
                                                      absl::Time now) const;
 

@@ -15,8 +15,10 @@
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/unit/controlplane/log/etcd_cluster.h"
+#include "third_party/etcd/rpc.grpc.pb.h"
 
 namespace warden::controlplane {
 namespace {
@@ -156,6 +158,53 @@ TEST_F(TokensClusterTest, ARevocationIsNotUndoneByASpendOnAStaleReplica) {
   EXPECT_EQ(again->revoked_at().seconds(), absl::ToUnixSeconds(kNow));
   CatchUp(*a);
   EXPECT_EQ(a->store->applied_index(), before);
+}
+
+TEST_F(TokensClusterTest, ATokenRevokedOnOneReplicaIsRefusedAtOnceOnTheOther) {
+  auto a = Start("a");
+  auto b = Start("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto token = a->tokens->Create("ci", {warden::v1::TOKEN_SCOPE_ADMIN},
+                                 absl::Hours(1), "admin", kNow);
+  ASSERT_TRUE(token.ok()) << token.status();
+  // B never follows the log here: what it knows, it learns in Authenticate.
+  ASSERT_TRUE(b->tokens->Authenticate(token->token, kNow).ok());
+  ASSERT_TRUE(a->tokens->Revoke(token->info.id(), kNow).ok());
+  auto after = b->tokens->Authenticate(token->token, kNow);
+  EXPECT_TRUE(absl::IsUnauthenticated(after.status())) << after.status();
+  EXPECT_NE(after.status().message().find("revoked"), std::string::npos)
+      << after.status();
+}
+
+TEST_F(TokensClusterTest, NoTokenIsAcceptedWhenTheClusterCannotBeRead) {
+  auto a = Start("a");
+  ASSERT_NE(a, nullptr);
+  auto token = a->tokens->Create("ci", {warden::v1::TOKEN_SCOPE_ADMIN},
+                                 absl::Hours(1), "admin", kNow);
+  ASSERT_TRUE(token.ok()) << token.status();
+  ASSERT_TRUE(a->tokens->Authenticate(token->token, kNow).ok());
+  // Someone edits the log behind Warden's back: the replica cannot say
+  // what is current any more, so it accepts nothing.
+  auto kv = cluster_->RawKv();
+  etcdserverpb::PutRequest put;
+  put.set_key(absl::StrCat("/warden/",
+                           ::testing::UnitTest::GetInstance()
+                               ->current_test_info()
+                               ->name(),
+                           "/log/not-a-batch"));
+  put.set_value("x");
+  etcdserverpb::PutResponse done;
+  grpc::ClientContext context;
+  ASSERT_TRUE(kv->Put(&context, put, &done).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::Status refused;
+  while (absl::Now() < deadline) {
+    refused = a->tokens->Authenticate(token->token, kNow).status();
+    if (!refused.ok()) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(absl::IsUnavailable(refused)) << refused;
 }
 
 }  // namespace
