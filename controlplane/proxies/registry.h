@@ -17,6 +17,7 @@
 #define WARDEN_CONTROLPLANE_PROXIES_REGISTRY_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,8 +45,9 @@ class Registry {
 
   // Enrolls `identity` (environment and id) if its id is free: calls
   // `issue` (which spends the token and issues the certificate, returning
-  // its serial) and records the binding, all under one lock so two
-  // enrollments of one id cannot both succeed. ALREADY_EXISTS when taken.
+  // its serial) and records the binding, decided against the whole log
+  // (two enrollments of one id, on one replica or two, cannot both
+  // succeed). ALREADY_EXISTS when taken.
   absl::Status Enroll(const ProxyIdentity& identity, const std::string& actor,
                       absl::Time now,
                       const std::function<absl::StatusOr<std::string>()>& issue);
@@ -90,7 +92,16 @@ class Registry {
  private:
   absl::StatusOr<warden::v1::ProxyRecord> Load(
       const std::string& environment, const std::string& proxy_id) const;
-  absl::Status Put(const warden::v1::ProxyRecord& record);
+  // Commits the record `decide` returns (nothing for nullopt), decided
+  // where its entry gets its index (StateMachine::CommitAt): `decide`
+  // reads the latest records, and runs again if another replica appended
+  // first.
+  absl::Status Decide(
+      const std::function<
+          absl::StatusOr<std::optional<warden::v1::ProxyRecord>>()>& decide);
+  // OK when `identity`'s id is free: not enrolled (or revoked) in its
+  // environment, and no look-alike id enrolled in any.
+  absl::Status Free(const ProxyIdentity& identity) const;
 
   state::StateMachine* const state_;
   const store::Store* const store_;

@@ -3,7 +3,6 @@
 // on one replica's stale view would let a one-time bootstrap token enroll
 // twice, or undo a revocation. Each test gives the second replica a stale
 // view on purpose (it does not follow the log between the steps).
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -11,13 +10,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "controlplane/log/etcd_log.h"
-#include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
 #include "controlplane/tokens/tokens.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/unit/controlplane/log/etcd_cluster.h"
+#include "tests/unit/controlplane/state/etcd_replica.h"
 #include "third_party/etcd/rpc.grpc.pb.h"
 
 namespace warden::controlplane {
@@ -28,10 +26,9 @@ using ::warden::testing::EtcdCluster;
 const absl::Time kNow = absl::FromUnixSeconds(1790000000);
 
 struct Replica {
-  std::unique_ptr<log::EtcdLog> log;
-  std::unique_ptr<store::Store> store;
-  std::unique_ptr<state::StateMachine> state;
+  std::unique_ptr<testing::EtcdReplica> replica;
   std::unique_ptr<tokens::Tokens> tokens;
+  store::Store* store = nullptr;
 };
 
 class TokensClusterTest : public ::testing::Test {
@@ -47,34 +44,16 @@ class TokensClusterTest : public ::testing::Test {
   }
 
   static std::unique_ptr<Replica> Start(const std::string& name) {
-    const std::string test =
-        ::testing::UnitTest::GetInstance()->current_test_info()->name();
     auto r = std::make_unique<Replica>();
-    auto log = log::EtcdLog::Open(
-        cluster_->Options(absl::StrCat("/warden/", test, "/log/")));
-    EXPECT_TRUE(log.ok()) << log.status();
-    if (!log.ok()) return nullptr;
-    r->log = *std::move(log);
-    const std::string path =
-        absl::StrCat(::testing::TempDir(), "/", test, "_", name);
-    std::filesystem::remove_all(path);
-    auto store = store::Store::Open(path);
-    EXPECT_TRUE(store.ok()) << store.status();
-    if (!store.ok()) return nullptr;
-    r->store = *std::move(store);
-    r->state = std::make_unique<state::StateMachine>(r->log.get(),
-                                                     r->store.get());
-    EXPECT_TRUE(r->state->CatchUp().ok());
-    r->tokens = std::make_unique<tokens::Tokens>(r->state.get(),
-                                                 r->store.get());
+    r->replica = testing::EtcdReplica::Start(*cluster_, name);
+    if (r->replica == nullptr) return nullptr;
+    r->store = r->replica->store.get();
+    r->tokens = std::make_unique<tokens::Tokens>(r->replica->state.get(),
+                                                 r->store);
     return r;
   }
 
-  // Brings `r` up to the log's end as etcd knows it.
-  static void CatchUp(Replica& r) {
-    ASSERT_TRUE(r.log->Refresh().ok());
-    ASSERT_TRUE(r.state->CatchUp().ok());
-  }
+  static void CatchUp(Replica& r) { r.replica->CatchUp(); }
 
   static EtcdCluster* cluster_;
 };
