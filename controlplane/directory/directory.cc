@@ -159,7 +159,18 @@ absl::Status Directory::Commit(DirectoryChange change,
   change.set_actor(actor);
   warden::v1::LogEntry entry;
   *entry.mutable_directory() = std::move(change);
-  return state_->Commit(entry).status();
+  const uint64_t before = state_->DirectoryChangesApplied();
+  const absl::Status committed = state_->Commit(entry).status();
+  const uint64_t after = state_->DirectoryChangesApplied();
+  // The index has this change already (callers index before committing);
+  // it is current if it was before and this was the only change applied.
+  if (committed.ok() && names_indexed_ && indexed_changes_ == before &&
+      after == before + 1) {
+    indexed_changes_ = after;
+  } else {
+    names_indexed_ = false;
+  }
+  return committed;
 }
 
 absl::StatusOr<DirectoryUser> Directory::PutUser(DirectoryUser user,
@@ -549,11 +560,18 @@ void Directory::IndexNamesLocked(const DirectoryUser& user) {
 }
 
 absl::Status Directory::EnsureNamesIndexedLocked() {
-  if (names_indexed_) return absl::OkStatus();
+  const uint64_t changes = state_->DirectoryChangesApplied();
+  if (names_indexed_ && indexed_changes_ == changes) return absl::OkStatus();
+  // Counted before the records are read: a change applied during the read
+  // makes the next call read them again.
   auto all = AllUsers();
   if (!all.ok()) return all.status();
+  names_by_skeleton_.clear();
+  indexed_names_.clear();
+  ever_held_.clear();
   for (const DirectoryUser& u : *all) IndexNamesLocked(u);
   names_indexed_ = true;
+  indexed_changes_ = changes;
   return absl::OkStatus();
 }
 

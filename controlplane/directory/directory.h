@@ -102,8 +102,11 @@ class Directory {
   // the e-mails released from it.
   static absl::flat_hash_map<std::string, std::string> HeldNames(
       const std::vector<warden::v1::DirectoryUser>& users);
+  // Commits `change`; the look-alike index stays current only if no other
+  // directory change was applied in between (another replica's).
   absl::Status Commit(warden::v1::DirectoryChange change,
-                      const std::string& actor);
+                      const std::string& actor)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Clears an admin's hold from the deleted records (tombstones) of
   // `user_name`; true when there was one.
   absl::StatusOr<bool> LiftTombstoneHolds(const std::string& user_name,
@@ -120,7 +123,8 @@ class Directory {
   // place of what it had there, and in the set of names ever held.
   void IndexNamesLocked(const warden::v1::DirectoryUser& user)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Reads every record into the indexes above once.
+  // Reads every record into the indexes above, again whenever a directory
+  // change this object did not make was applied (another replica's).
   absl::Status EnsureNamesIndexedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Keeps `user`'s names_taken/names_given_up (from `previous`, null for a
   // new user) for the names this write adds and drops: a name another
@@ -139,14 +143,17 @@ class Directory {
   const store::Store* const store_;
   absl::Mutex write_mu_;  // serializes check-then-commit
   // Every record's names by skeleton (NameSkeletons), built on first use
-  // and kept by every write of a user; this object is the directory's
-  // only writer.
+  // and kept by every write of a user made here; rebuilt when the state
+  // machine applied a directory change made elsewhere (in a cluster, every
+  // replica writes the directory): `indexed_changes_` is the state
+  // machine's DirectoryChangesApplied() the index reflects.
   struct IndexedName {
     std::string folded;
     std::string name;
     std::string id;
   };
   bool names_indexed_ ABSL_GUARDED_BY(write_mu_) = false;
+  uint64_t indexed_changes_ ABSL_GUARDED_BY(write_mu_) = 0;
   absl::flat_hash_map<std::string, std::vector<IndexedName>> names_by_skeleton_
       ABSL_GUARDED_BY(write_mu_);
   absl::flat_hash_map<std::string, std::vector<std::string>> indexed_names_

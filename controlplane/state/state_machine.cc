@@ -148,6 +148,9 @@ void StateMachine::ApplyEntries(
       fail_from(i, s);
       return;
     }
+    if (entry.change_case() == warden::v1::LogEntry::kDirectory) {
+      directory_applied_.fetch_add(1, std::memory_order_acq_rel);
+    }
     staged_from = i + 1;
   }
   write_staged().IgnoreError();  // recorded in `results`

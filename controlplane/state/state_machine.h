@@ -7,6 +7,7 @@
 #ifndef WARDEN_CONTROLPLANE_STATE_STATE_MACHINE_H_
 #define WARDEN_CONTROLPLANE_STATE_STATE_MACHINE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -82,6 +83,13 @@ class StateMachine {
   // etcd cannot be reached) otherwise: the caller fails closed.
   absl::Status Sync();
 
+  // How many directory changes this replica has applied since it started,
+  // whoever committed them (this replica or, in a cluster, another): a
+  // cache of the directory knows from it whether it is still current.
+  uint64_t DirectoryChangesApplied() const {
+    return directory_applied_.load(std::memory_order_acquire);
+  }
+
   // StartFollowing applies, on a thread of its own, what other replicas
   // append to a shared log (etcd): within about a round trip of etcd's
   // watch, and at least every 500 ms. `applied` (optional) is called with
@@ -142,6 +150,7 @@ class StateMachine {
 
   absl::Notification stop_following_;
   std::thread follower_;
+  std::atomic<uint64_t> directory_applied_{0};
 };
 
 }  // namespace warden::controlplane::state
