@@ -373,12 +373,14 @@ absl::Status StateMachine::Sync() {
 
 absl::Status StateMachine::CatchUpLocked(uint64_t through) {
   uint64_t next = store_->applied_index() + 1;
-  const uint64_t last = std::min(through, log_->LastIndex());
-  if (next > last + 1) {
+  const uint64_t log_last = log_->LastIndex();
+  if (next > log_last + 1) {
     return absl::DataLossError(absl::StrCat(
         "the store has applied index ", next - 1,
-        " but the log ends at ", last, "; the log was lost or replaced"));
+        " but the log ends at ", log_last, "; the log was lost or replaced"));
   }
+  // Already beyond `through` (applied since the caller looked): done.
+  const uint64_t last = std::min(through, log_last);
   while (next <= last) {
     auto read = log_->Read(next, std::min<uint64_t>(1024, last - next + 1));
     if (!read.ok()) return read.status();
