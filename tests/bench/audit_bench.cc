@@ -11,6 +11,9 @@
 //
 //   audit_bench --server localhost:7443 --ca ca.crt --token-file admin.token
 //       [--proxies 4] [--batch 1000] [--seconds 10] [--control-pid PID]
+//       [--id-prefix ingest-]
+// Also reports each Append's round trip (append_p50_ms, append_p99_ms):
+// the commit latency a proxy sees.
 // tests/bench/audit.py runs it against a fresh warden-control.
 #include <grpcpp/grpcpp.h>
 
@@ -63,7 +66,7 @@ double CpuSeconds(int pid) {
 
 int main(int argc, char** argv) {
   CLI::App app{"audit_bench: AuditIngest load generator"};
-  std::string server, ca, token_file;
+  std::string server, ca, token_file, id_prefix = "ingest-";
   int proxies = 4, batch = 1000, seconds = 10, control_pid = 0;
   app.add_option("--server", server)->required();
   app.add_option("--ca", ca)->required();
@@ -71,6 +74,9 @@ int main(int argc, char** argv) {
   app.add_option("--proxies", proxies);
   app.add_option("--batch", batch);
   app.add_option("--seconds", seconds);
+  app.add_option("--id-prefix", id_prefix,
+                 "proxy ids are PREFIX0, PREFIX1, ... (distinct per run when "
+                 "several runs share a cluster)");
   app.add_option("--control-pid", control_pid,
                  "warden-control's PID, to report its CPU per event");
   CLI11_PARSE(app, argc, argv);
@@ -83,7 +89,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < proxies; ++i) {
     auto channel = warden::bench::EnrollProxy(admin, bearer, server,
                                               ssl.pem_root_certs,
-                                              "ingest-" + std::to_string(i),
+                                              id_prefix + std::to_string(i),
                                               "bench", i);
     if (!channel.ok()) {
       std::cerr << channel.status() << "\n";
@@ -99,9 +105,15 @@ int main(int argc, char** argv) {
     warden::v1::CreateTokenResponse out;
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", bearer);
-    warden::v1::TokenService::NewStub(admin)->CreateToken(&ctx, r, &out);
+    const grpc::Status s =
+        warden::v1::TokenService::NewStub(admin)->CreateToken(&ctx, r, &out);
+    if (!s.ok()) {
+      std::cerr << "audit reader token: " << s.error_message() << "\n";
+      return std::string();
+    }
     return "Bearer " + out.token();
   }();
+  if (reader_token.empty()) return 1;
 
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> committed{0};
@@ -109,6 +121,7 @@ int main(int argc, char** argv) {
   // (tree size after the batch, when it was acknowledged)
   std::vector<std::pair<uint64_t, Clock::time_point>> acked;
   std::vector<double> checkpoint_ms;
+  std::vector<double> append_ms;  // each Append's round trip
   std::atomic<bool> failed{false};
   std::vector<std::thread> threads;
   const double cpu_before = control_pid > 0 ? CpuSeconds(control_pid) : -1;
@@ -116,7 +129,7 @@ int main(int argc, char** argv) {
   for (int p = 0; p < proxies; ++p) {
     threads.emplace_back([&, p] {
       auto stub = warden::v1::AuditIngest::NewStub(channels[p]);
-      const std::string proxy = "ingest-" + std::to_string(p);
+      const std::string proxy = id_prefix + std::to_string(p);
       uint64_t next = 1;
       // As a proxy sends them: the event's bytes as spooled, with the
       // sequence appended (encoded_events). Encoded once; each batch only
@@ -136,7 +149,11 @@ int main(int argc, char** argv) {
         }
         warden::v1::AppendAuditResponse response;
         grpc::ClientContext ctx;
+        const auto sent = Clock::now();
         const grpc::Status s = stub->Append(&ctx, request, &response);
+        const double took =
+            std::chrono::duration<double, std::milli>(Clock::now() - sent)
+                .count();
         if (!s.ok()) {
           std::cerr << proxy << ": " << s.error_message() << "\n";
           failed = true;
@@ -146,18 +163,40 @@ int main(int argc, char** argv) {
         committed += batch;
         std::lock_guard<std::mutex> lock(mu);
         acked.emplace_back(response.tree_size(), Clock::now());
+        append_ms.push_back(took);
       }
     });
   }
   // Checkpoint watcher.
+  std::atomic<bool> give_up{false};  // checkpoints stopped coming
+  std::atomic<bool> all_acked{false};  // every proxy thread has ended
+  std::atomic<uint64_t> last_checkpoint{0};
+  std::string last_checkpoint_error;  // the watcher's; read after join
+  double slowest_checkpoint_ms = 0;   // likewise
+  int checkpoint_errors = 0;          // likewise
   std::thread watcher([&] {
     auto log = warden::v1::AuditLog::NewStub(admin);
     size_t covered = 0;
-    while (!stop || covered < acked.size()) {
+    // Until every Append in flight at `stop` has its answer (all_acked)
+    // and every acknowledgement is covered.
+    while ((!all_acked || covered < acked.size()) && !give_up) {
       warden::v1::GetCheckpointResponse cp;
       grpc::ClientContext ctx;
       ctx.AddMetadata("authorization", reader_token);
-      if (log->GetCheckpoint(&ctx, {}, &cp).ok()) {
+      ctx.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+      const auto asked = Clock::now();
+      const grpc::Status got = log->GetCheckpoint(&ctx, {}, &cp);
+      slowest_checkpoint_ms = std::max<double>(
+          slowest_checkpoint_ms,
+          std::chrono::duration<double, std::milli>(Clock::now() - asked)
+              .count());
+      if (got.ok()) last_checkpoint = cp.tree_size();
+      if (!got.ok()) {
+        ++checkpoint_errors;
+        last_checkpoint_error = got.error_message();
+      }
+      if (got.ok()) {
         const auto now = Clock::now();
         std::lock_guard<std::mutex> lock(mu);
         while (covered < acked.size() && acked[covered].first <= cp.tree_size()) {
@@ -169,23 +208,46 @@ int main(int argc, char** argv) {
         // Acks may arrive out of tree-size order across proxies.
         std::sort(acked.begin() + covered, acked.end());
       }
-      if (stop && covered >= acked.size()) break;
+      if (all_acked && covered >= acked.size()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   stop = true;
   for (auto& t : threads) t.join();
+  all_acked = true;
   const double elapsed =
       std::chrono::duration<double>(Clock::now() - start).count();
   const double cpu_after = control_pid > 0 ? CpuSeconds(control_pid) : -1;
+  // Every acknowledged batch should be in a checkpoint within seconds; a
+  // control plane that stops making them must not hang the bench.
+  for (int waited = 0; waited < 600; ++waited) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (checkpoint_ms.size() >= acked.size()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  give_up = true;
   watcher.join();
+  if (checkpoint_ms.size() < acked.size()) {
+    std::cerr << acked.size() - checkpoint_ms.size()
+              << " acknowledged batches were in no checkpoint after 60 s "
+              << "(largest acknowledged tree size " << acked.back().first
+              << ", last checkpoint's " << last_checkpoint << "; "
+              << checkpoint_errors << " GetCheckpoint errors, last '"
+              << last_checkpoint_error << "'; slowest call "
+              << slowest_checkpoint_ms << " ms; " << acked.size()
+              << " acknowledged, " << checkpoint_ms.size() << " covered)\n";
+    failed = true;
+  }
   std::sort(checkpoint_ms.begin(), checkpoint_ms.end());
-  auto pct = [&](double q) {
-    if (checkpoint_ms.empty()) return 0.0;
-    return checkpoint_ms[std::min(checkpoint_ms.size() - 1,
-                                  static_cast<size_t>(q * checkpoint_ms.size()))];
+  std::sort(append_ms.begin(), append_ms.end());
+  auto quantile = [](const std::vector<double>& v, double q) {
+    if (v.empty()) return 0.0;
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))];
   };
+  auto pct = [&](double q) { return quantile(checkpoint_ms, q); };
   std::cout << "{\"proxies\": " << proxies << ", \"batch\": " << batch
             << ", \"seconds\": " << elapsed << ", \"events\": " << committed
             << ", \"events_per_second\": "
@@ -193,7 +255,9 @@ int main(int argc, char** argv) {
             << ", \"event_bytes\": "
             << warden::bench::UpdateIntent("ingest-0", 1).ByteSizeLong()
             << ", \"checkpoint_p50_ms\": " << pct(0.5)
-            << ", \"checkpoint_p99_ms\": " << pct(0.99);
+            << ", \"checkpoint_p99_ms\": " << pct(0.99)
+            << ", \"append_p50_ms\": " << quantile(append_ms, 0.5)
+            << ", \"append_p99_ms\": " << quantile(append_ms, 0.99);
   if (cpu_before >= 0 && cpu_after >= 0 && committed > 0) {
     const double cpu = cpu_after - cpu_before;
     std::cout << ", \"control_cpu_seconds\": " << cpu
