@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -225,6 +226,95 @@ class DemoTest(unittest.TestCase):
                 proc.send_signal(signal.SIGINT)
                 try:
                     proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+    def test_cluster_demo_survives_a_killed_replica(self):
+        """scripts/demo --cluster: three replicas on etcd; the printed lines
+        work, and with the replica the proxy and wardenctl use killed, both
+        move on: the proxy reports to another replica, wardenctl reads the
+        same history there, and Ctrl-C stops everything, etcd included."""
+        proc = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "scripts/lib/demo.py"),
+                                 "--cluster", "--for-seconds", "180"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            lines = []
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                lines.append(line)
+                if line.startswith("Press Ctrl-C"):
+                    break
+            out = "".join(lines)
+            controls = [(int(pid), int(port)) for pid, port in re.findall(
+                r"^warden-control \(pid (\d+)\) on localhost:(\d+)", out, re.M)]
+            self.assertEqual(len(controls), 3, out)
+            etcd_line = re.search(r"^etcd members on (.*) \(TLS", out, re.M)
+            self.assertIsNotNone(etcd_line, out)
+            export = re.search(r"^export (.*)$", out, re.M).group(1)
+            env = dict(os.environ)
+            for k, v in re.findall(r"(\w+)=(\$\(cat [^)]+\)|\S+)", export):
+                if v.startswith("$(cat "):
+                    with open(v[len("$(cat "):-1]) as f:
+                        v = f.read().strip()
+                env[k] = v
+            self.assertEqual(env["WARDEN_SERVER"],
+                             ",".join("localhost:%d" % port for _, port in controls))
+            wardenctl = re.search(r"^(\S+) policy status", out, re.M).group(1)
+            history = subprocess.run([wardenctl, "policy", "history"], env=env,
+                                     capture_output=True, text=True, timeout=30)
+            self.assertEqual(history.returncode, 0, history.stderr)
+            psql_line = re.findall(r'^psql "([^"]+)"', out, re.M)[0]
+
+            def count():
+                return subprocess.run(["psql", psql_line, "-Atc", "SELECT count(*) FROM orders"],
+                                      env=dict(os.environ, PGPASSWORD="alice-pw"),
+                                      capture_output=True, text=True, timeout=30)
+            self.assertEqual(count().stdout.strip(), "20")
+            # Each replica lists the proxies connected to it: before the
+            # kill, the second does not list the demo's.
+            second = subprocess.run([wardenctl, "policy", "status", "--format", "json"],
+                                    env=dict(env, WARDEN_SERVER="localhost:%d" % controls[1][1]),
+                                    capture_output=True, text=True, timeout=30)
+            self.assertEqual(second.returncode, 0, second.stderr)
+            self.assertNotIn('"demo-proxy"', second.stdout)
+            # The first replica (the one both use) dies.
+            os.kill(controls[0][0], signal.SIGKILL)
+            r = subprocess.run([wardenctl, "policy", "history"], env=env,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, history.stdout)
+            self.assertEqual(count().stdout.strip(), "20")
+            # The proxy's policy watch moves on: another replica lists it.
+            deadline = time.time() + 60
+            status = ""
+            while time.time() < deadline and '"demo-proxy"' not in status:
+                status = subprocess.run([wardenctl, "policy", "status", "--format", "json"],
+                                        env=env, capture_output=True, text=True,
+                                        timeout=30).stdout
+                time.sleep(0.5)
+            self.assertIn('"demo-proxy"', status)
+            proc.send_signal(signal.SIGINT)
+            rest, _ = proc.communicate(timeout=90)
+            self.assertEqual(proc.returncode, 0, rest)
+            for pid, _ in controls[1:]:
+                deadline = time.time() + 10
+                while alive(pid) and time.time() < deadline:
+                    time.sleep(0.1)
+                self.assertFalse(alive(pid), "replica %d still running after Ctrl-C" % pid)
+            for endpoint in etcd_line.group(1).split(", "):
+                port = int(endpoint.rsplit(":", 1)[1])
+                with socket.socket() as probe:
+                    self.assertNotEqual(probe.connect_ex(("127.0.0.1", port)), 0,
+                                        "etcd still listens on %d" % port)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=90)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
