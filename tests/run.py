@@ -6,10 +6,12 @@ Steps (each counted per test case):
   clients      psql, psycopg2, psycopg 3, SQLAlchemy, JDBC, node-pg through
                the proxy (with a policy), over plaintext and over TLS
   security     tests/security: each attack found by a review, as a regression
+  chaos        tests/chaos: faults under load on a whole cluster (etcd, three
+               warden-control replicas, two proxies, PostgreSQL)
   fuzz         the libFuzzer targets for a bounded time, then random protocol
                sequences against warden-proxy built with AddressSanitizer
 
-Usage: /usr/bin/python3 tests/run.py [--only unit,integration,security,clients,fuzz]
+Usage: /usr/bin/python3 tests/run.py [--only unit,integration,security,chaos,clients,fuzz]
        [--fuzz-seconds N]
 
 What counts: a C++ target passes only when Bazel says PASSED (its build
@@ -251,6 +253,11 @@ def run_integration():
     run_python_suite("integration")
 
 
+def run_chaos():
+    banner("chaos (faults under load: etcd, three replicas, two proxies, PostgreSQL 15)")
+    run_python_suite("chaos")
+
+
 def run_security():
     banner("security regressions (attacks on a real warden-control, proxy and PostgreSQL 15)")
     run_python_suite("security")
@@ -396,7 +403,7 @@ def main():
     if len(sys.argv) == 5 and sys.argv[1] == "--child":
         return run_child(*sys.argv[2:])
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="unit,integration,security,clients,fuzz")
+    ap.add_argument("--only", default="unit,integration,security,chaos,clients,fuzz")
     ap.add_argument("--fuzz-seconds", type=int, default=int(os.environ.get("WARDEN_FUZZ_SECONDS", "60")))
     args = ap.parse_args()
     global current_step
@@ -412,6 +419,8 @@ def main():
                 run_integration()
             elif step == "security":
                 run_security()
+            elif step == "chaos":
+                run_chaos()
             elif step == "clients":
                 run_clients()
             elif step == "fuzz":

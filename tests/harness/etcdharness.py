@@ -8,6 +8,7 @@ openssl, stopped by PID.
     etcd.endpoints()            # ["127.0.0.1:PORT", ...]
     etcd.control_args()         # warden-control's --etcd-* options
     etcd.kill(0); etcd.start_member(0)
+    etcd.leader()               # index of the member that leads
     etcd.stop()
 """
 
@@ -105,6 +106,26 @@ class EtcdCluster:
                 logs += f.read()[-2000:]
         self.stop()
         raise RuntimeError("etcd did not come up:\n" + logs)
+
+    def leader(self):
+        """The index of the member that leads now (None if no member says)."""
+        import json
+        for i, endpoint in enumerate(self.endpoints()):
+            if self.members[i]["proc"] is None:
+                continue
+            r = subprocess.run(
+                ["etcdctl", "--endpoints", "https://" + endpoint,
+                 "--cacert", self.file("ca.pem"), "--cert", self.file("client.pem"),
+                 "--key", self.file("client.key"), "--dial-timeout", "2s",
+                 "--command-timeout", "3s", "endpoint", "status", "-w", "json"],
+                capture_output=True, text=True, timeout=30,
+                env=dict(os.environ, ETCDCTL_API="3"))
+            if r.returncode != 0:
+                continue
+            status = json.loads(r.stdout)[0]["Status"]
+            if status["leader"] == status["header"]["member_id"]:
+                return i
+        return None
 
     def kill(self, i):
         """SIGKILL member i, as a crash would."""
