@@ -17,7 +17,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
-from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
+from clusterharness import shared_keys, start_replica  # noqa: E402
+from controlharness import WARDENCTL_BIN, ControlPlane  # noqa: E402
 from etcdharness import EtcdCluster  # noqa: E402
 from proxyharness import WardenProxy, make_ca_and_cert  # noqa: E402
 from fakeidp import IdpServer  # noqa: E402
@@ -142,28 +143,17 @@ def main():
             print("Starting etcd (three members, TLS with client certificates) ...",
                   flush=True)
             etcd = EtcdCluster(work, members=3).start()
-            keys = os.path.join(work, "shared-keys")
-            subprocess.run([CONTROL_BIN, "--create-shared-keys", keys], check=True,
-                           capture_output=True, timeout=30)
+            keys = shared_keys(work)
             signing_pub = os.path.join(keys, "signing.pub")
             for i in range(3):
                 print("Starting warden-control replica %d of 3 ..." % (i + 1), flush=True)
-                rwork = os.path.join(work, "replica-%d" % (i + 1))
-                data = os.path.join(rwork, "control-data")
-                os.makedirs(data)
-                for f in ("ca.key", "ca.crt"):
-                    shutil.copy(os.path.join(keys, f), data)
-                extra = idp_args + ["--signing-key", os.path.join(keys, "signing.key")]
-                if i == 0:
-                    extra += ["--scim-listen", "127.0.0.1:%d" % scim_port]
+                extra = idp_args + (["--scim-listen", "127.0.0.1:%d" % scim_port] if i == 0
+                                    else [])
                 # One at a time: the first makes the bootstrap admin token.
-                controls.append(ControlPlane(rwork, extra_args=extra + etcd.control_args())
-                                .start())
+                controls.append(start_replica(work, etcd, keys, "replica-%d" % (i + 1), extra))
             control = controls[0]
-            # The others take the first one's admin token.
-            admin_token = control.admin_token()
-            for c in controls[1:]:
-                c.admin_token = lambda: admin_token
+            for c in controls[1:]:  # the first one's admin token
+                c.token = control.admin_token()
         else:
             print("Starting warden-control ...", flush=True)
             control = ControlPlane(work, extra_args=idp_args + [

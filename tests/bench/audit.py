@@ -32,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 
-from controlharness import CONTROL_BIN, ControlPlane  # noqa: E402
+from clusterharness import start_replicas  # noqa: E402
+from controlharness import ControlPlane  # noqa: E402
 from etcdharness import EtcdCluster  # noqa: E402
 
 BENCH = os.path.join(REPO, "bazel-bin/tests/bench/audit_bench")
@@ -68,19 +69,8 @@ def cluster(a):
     etcd = EtcdCluster(work, members=a.etcd_members).start()
     replicas = []
     try:
-        keys = os.path.join(work, "shared-keys")
-        subprocess.run([CONTROL_BIN, "--create-shared-keys", keys], check=True,
-                       capture_output=True, timeout=30)
-        for i in range(a.cluster):
-            rwork = os.path.join(work, "r%d" % i)
-            data = os.path.join(rwork, "control-data")
-            os.makedirs(data)
-            for f in ("ca.key", "ca.crt"):
-                shutil.copy(os.path.join(keys, f), data)
-            # One at a time: the first makes the bootstrap admin token.
-            replicas.append(ControlPlane(
-                rwork, extra_args=["--signing-key", os.path.join(keys, "signing.key")]
-                + etcd.control_args()).start())
+        _, started = start_replicas(work, etcd, ["r%d" % i for i in range(a.cluster)])
+        replicas.extend(started)
         token_file = os.path.join(replicas[0].data, "admin.token")
         results = [None] * len(replicas)
         errors = []

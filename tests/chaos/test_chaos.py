@@ -37,34 +37,11 @@ import psycopg2
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 
-from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
+from clusterharness import proxy_config, push_rule, start_replica, start_replicas  # noqa: E402
+from controlharness import WARDENCTL_BIN  # noqa: E402
 from etcdharness import EtcdCluster  # noqa: E402
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
 from proxyharness import WardenProxy  # noqa: E402
-
-POLICY = """apiVersion: warden/v1
-kind: Policy
-metadata:
-  name: chaos
-spec:
-  environments: [prod]
-  databases: ["*"]
-  defaults:
-    action: allow
-  rules:
-    - name: {rule}
-      match:
-        commands: ["DROP TABLE"]
-      action: deny
-"""
-
-
-class Replica(ControlPlane):
-    token = None
-
-    def admin_token(self):
-        return self.token or super().admin_token()
-
 
 class Client(threading.Thread):
     """Runs INSERTs of its own markers through one proxy until told to stop,
@@ -115,12 +92,7 @@ class ChaosTest(unittest.TestCase):
         self.work = tempfile.mkdtemp(prefix="warden-chaos-")
         self.procs = []
         self.etcd = EtcdCluster(self.work, members=3).start()
-        self.keys = os.path.join(self.work, "shared-keys")
-        subprocess.run([CONTROL_BIN, "--create-shared-keys", self.keys], check=True,
-                       capture_output=True, timeout=30)
-        self.replicas = [self.start_replica(name) for name in ("a", "b", "c")]
-        for r in self.replicas[1:]:
-            r.token = self.replicas[0].admin_token()
+        self.keys, self.replicas = start_replicas(self.work, self.etcd, ["a", "b", "c"])
         self.pg = PostgresServer()
         self.pg.start()
         setup_sample(self.pg)
@@ -146,59 +118,20 @@ class ChaosTest(unittest.TestCase):
 
     # --- helpers ----------------------------------------------------------
 
-    def start_replica(self, name):
-        work = os.path.join(self.work, name)
-        data = os.path.join(work, "control-data")
-        if not os.path.isdir(data):
-            os.makedirs(data)
-            for f in ("ca.key", "ca.crt"):
-                shutil.copy(os.path.join(self.keys, f), data)
-        r = Replica(work, extra_args=["--signing-key", os.path.join(self.keys, "signing.key")]
-                    + self.etcd.control_args())
-        return r.start()
-
     def wardenctl(self, replica, *args, timeout=60):
         return subprocess.run([WARDENCTL_BIN, *args], env=replica.env(), capture_output=True,
                               text=True, timeout=timeout)
 
     def push(self, replica, rule):
-        folder = tempfile.mkdtemp(dir=self.work)
-        with open(os.path.join(folder, "p.yaml"), "w") as f:
-            f.write(POLICY.format(rule=rule))
-        r = self.wardenctl(replica, "policy", "push", folder)
+        r = push_rule(replica, self.work, rule)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-
-    def proxy_config(self, name, replicas, port):
-        work = os.path.join(self.work, name)
-        addresses = ", ".join("localhost:%d" % r.port for r in replicas)
-        token = replicas[0].bootstrap_token_file("prod", name)
-        return f"""
-proxy: {{ workers: 2, log_level: info }}
-policy:
-  control_plane:
-    address: [{addresses}]
-    ca_file: {replicas[0].ca_file}
-    trusted_keys: [{os.path.join(self.keys, "signing.pub")}]
-    state_dir: {os.path.join(work, "state")}
-    bootstrap_token_file: {token}
-    proxy_id: {name}
-audit: {{ mode: async, spool_dir: {os.path.join(work, "spool")} }}
-listeners:
-  - {{ name: main, port: {port}, environment: prod }}
-environments:
-  - name: prod
-    databases:
-      - name: shop
-        upstream: {{ host: 127.0.0.1, port: {self.pg.port}, database: shop, user: warden_svc, password: svc-scram-pw }}
-users:
-  - {{ name: alice, password: alice-pw }}
-"""
 
     def start_proxy(self, name, replicas, port=None, config=None):
         work = os.path.join(self.work, name)
         os.makedirs(work, exist_ok=True)
         port = port or free_port()
-        config = config or self.proxy_config(name, replicas, port)
+        config = config or proxy_config(name, self.work, replicas, self.keys, self.pg.port,
+                                        port, workers=2)
         proxy = WardenProxy(config, work, {"main": port}).start()
         self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
         return proxy
@@ -299,7 +232,7 @@ users:
             self.proxies["p2"] = p2 = WardenProxy(p2_config, os.path.join(self.work, "p2"),
                                                   {"main": p2_port}).start()
             step("proxy p2 restarted on its state directory")
-            self.replicas[0] = a = self.start_replica("a")
+            self.replicas[0] = a = start_replica(self.work, self.etcd, self.keys, "a")
             a.token = b.admin_token()
             step("replica a restarted")
         finally:

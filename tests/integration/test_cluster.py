@@ -18,35 +18,11 @@ import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 
+from clusterharness import proxy_config, push_rule, start_replica, start_replicas  # noqa: E402
 from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
 from etcdharness import EtcdCluster  # noqa: E402
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
 from proxyharness import WardenProxy  # noqa: E402
-
-POLICY = """apiVersion: warden/v1
-kind: Policy
-metadata:
-  name: cluster-test
-spec:
-  environments: [prod]
-  databases: ["*"]
-  defaults:
-    action: allow
-  rules:
-    - name: {rule}
-      match:
-        commands: ["DROP TABLE"]
-      action: deny
-"""
-
-
-class Replica(ControlPlane):
-    """A ControlPlane whose admin token may come from another replica."""
-
-    token = None
-
-    def admin_token(self):
-        return self.token or super().admin_token()
 
 
 class ClusterReplicas(unittest.TestCase):
@@ -54,23 +30,10 @@ class ClusterReplicas(unittest.TestCase):
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="warden-cluster-")
         cls.etcd = EtcdCluster(cls.work, members=3).start()
-        cls.keys = os.path.join(cls.work, "shared-keys")
-        subprocess.run([CONTROL_BIN, "--create-shared-keys", cls.keys], check=True,
-                       capture_output=True, timeout=30)
-        cls.replicas = []
-        for name in ("a", "b"):
-            work = os.path.join(cls.work, name)
-            data = os.path.join(work, "control-data")
-            os.makedirs(data)
-            for f in ("ca.key", "ca.crt"):
-                shutil.copy(os.path.join(cls.keys, f), data)
-            r = Replica(work, extra_args=["--signing-key", os.path.join(cls.keys, "signing.key")]
-                        + cls.etcd.control_args())
-            # One at a time: the first creates the bootstrap admin token,
-            # the second finds it in the log.
-            cls.replicas.append(r.start())
+        # One at a time: the first creates the bootstrap admin token, the
+        # second finds it in the log.
+        cls.keys, cls.replicas = start_replicas(cls.work, cls.etcd, ["a", "b"])
         cls.a, cls.b = cls.replicas
-        cls.b.token = cls.a.admin_token()
 
     @classmethod
     def tearDownClass(cls):
@@ -84,10 +47,7 @@ class ClusterReplicas(unittest.TestCase):
                               text=True, timeout=60)
 
     def push(self, replica, rule):
-        folder = tempfile.mkdtemp(dir=self.work)
-        with open(os.path.join(folder, "p.yaml"), "w") as f:
-            f.write(POLICY.format(rule=rule))
-        r = self.wardenctl(replica, "policy", "push", folder)
+        r = push_rule(replica, self.work, rule)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         return r.stdout
 
@@ -107,30 +67,8 @@ class ClusterReplicas(unittest.TestCase):
         work = os.path.join(self.work, name)
         os.makedirs(work)
         port = free_port()
-        token = replicas[0].bootstrap_token_file("prod", name)
-        addresses = ", ".join("localhost:%d" % r.port for r in replicas)
-        spool = os.path.join(work, "spool")
-        config = f"""
-proxy: {{ workers: 1, log_level: info }}
-policy:
-  control_plane:
-    address: [{addresses}]
-    ca_file: {replicas[0].ca_file}
-    trusted_keys: [{os.path.join(self.keys, "signing.pub")}]
-    state_dir: {os.path.join(work, "state")}
-    bootstrap_token_file: {token}
-    proxy_id: {name}
-audit: {{ mode: {"async" if audit else "off"}, spool_dir: {spool} }}
-listeners:
-  - {{ name: main, port: {port}, environment: prod }}
-environments:
-  - name: prod
-    databases:
-      - name: shop
-        upstream: {{ host: 127.0.0.1, port: {pg_port}, database: shop, user: warden_svc, password: svc-scram-pw }}
-users:
-  - {{ name: alice, password: alice-pw }}
-"""
+        config = proxy_config(name, self.work, replicas, self.keys, pg_port, port,
+                              audit="async" if audit else "off")
         proxy = WardenProxy(config, work, {"main": port}).start()
         self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
         return proxy, port, work
@@ -297,13 +235,7 @@ users:
 
     def test_4b_a_replica_stops_cleanly_on_sigterm(self):
         # Red team: every SIGTERM ended in an abort (a second Notify).
-        work = os.path.join(self.work, "c")
-        data = os.path.join(work, "control-data")
-        os.makedirs(data)
-        for f in ("ca.key", "ca.crt"):
-            shutil.copy(os.path.join(self.keys, f), data)
-        c = Replica(work, extra_args=["--signing-key", os.path.join(self.keys, "signing.key")]
-                    + self.etcd.control_args()).start()
+        c = start_replica(self.work, self.etcd, self.keys, "c")
         c.proc.send_signal(signal.SIGTERM)
         self.assertEqual(c.proc.wait(timeout=30), 0, c.log()[-2000:])
         c.stop()

@@ -17,8 +17,8 @@
 namespace warden::controlplane::directory {
 namespace {
 
-using ::warden::testing::EtcdCluster;
 using ::warden::testing::EtcdReplica;
+using ::warden::testing::EtcdSuite;
 
 const absl::Time kNow = absl::FromUnixSeconds(1790000000);
 
@@ -27,21 +27,11 @@ struct Node {
   std::unique_ptr<Directory> directory;
 };
 
-class DirectoryClusterTest : public ::testing::Test {
+class DirectoryClusterTest : public EtcdSuite {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = new EtcdCluster(::testing::TempDir() + "/directory_etcd", 1);
-    std::string why;
-    ASSERT_TRUE(cluster_->Start(&why)) << why;
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   static std::unique_ptr<Node> Start(const std::string& name) {
     auto n = std::make_unique<Node>();
-    n->replica = EtcdReplica::Start(*cluster_, name);
+    n->replica = EtcdReplica::Start(cluster(), name);
     if (n->replica == nullptr) return nullptr;
     n->directory = std::make_unique<Directory>(n->replica->state.get(),
                                                n->replica->store.get());
@@ -56,10 +46,7 @@ class DirectoryClusterTest : public ::testing::Test {
     return n.directory->PutUser(user, "okta", kNow);
   }
 
-  static EtcdCluster* cluster_;
 };
-
-EtcdCluster* DirectoryClusterTest::cluster_ = nullptr;
 
 TEST_F(DirectoryClusterTest, ANameLikeOneMadeOnAnotherReplicaIsRefused) {
   auto a = Start("a");

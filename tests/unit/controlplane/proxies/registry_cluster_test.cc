@@ -17,8 +17,8 @@
 namespace warden::controlplane::proxies {
 namespace {
 
-using ::warden::testing::EtcdCluster;
 using ::warden::testing::EtcdReplica;
+using ::warden::testing::EtcdSuite;
 
 const absl::Time kNow = absl::FromUnixSeconds(1790000000);
 
@@ -27,21 +27,11 @@ struct Node {
   std::unique_ptr<Registry> registry;
 };
 
-class RegistryClusterTest : public ::testing::Test {
+class RegistryClusterTest : public EtcdSuite {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = new EtcdCluster(::testing::TempDir() + "/registry_etcd", 1);
-    std::string why;
-    ASSERT_TRUE(cluster_->Start(&why)) << why;
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   static std::unique_ptr<Node> Start(const std::string& name) {
     auto n = std::make_unique<Node>();
-    n->replica = EtcdReplica::Start(*cluster_, name);
+    n->replica = EtcdReplica::Start(cluster(), name);
     if (n->replica == nullptr) return nullptr;
     n->registry = std::make_unique<Registry>(
         n->replica->state.get(), n->replica->store.get(), nullptr);
@@ -55,10 +45,7 @@ class RegistryClusterTest : public ::testing::Test {
                               });
   }
 
-  static EtcdCluster* cluster_;
 };
-
-EtcdCluster* RegistryClusterTest::cluster_ = nullptr;
 
 TEST_F(RegistryClusterTest, OneIdEnrolledOnTwoReplicasGoesToOneProxy) {
   auto a = Start("a");

@@ -57,6 +57,27 @@ struct EtcdReplica {
   }
 };
 
+// A test suite whose tests share one etcd (one member, started once for
+// the suite in the test's temporary folder): derive from it and call
+// EtcdReplica::Start(cluster(), name); each test gets a log of its own
+// (under its name).
+class EtcdSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    cluster_ = new EtcdCluster(::testing::TempDir() + "/suite_etcd", 1);
+    std::string why;
+    ASSERT_TRUE(cluster_->Start(&why)) << why;
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  static const EtcdCluster& cluster() { return *cluster_; }
+
+ private:
+  static inline EtcdCluster* cluster_ = nullptr;
+};
+
 }  // namespace warden::testing
 
 #endif  // WARDEN_TESTS_UNIT_CONTROLPLANE_STATE_ETCD_REPLICA_H_

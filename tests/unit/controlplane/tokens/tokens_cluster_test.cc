@@ -21,7 +21,6 @@
 namespace warden::controlplane {
 namespace {
 
-using ::warden::testing::EtcdCluster;
 
 const absl::Time kNow = absl::FromUnixSeconds(1790000000);
 
@@ -31,21 +30,11 @@ struct Replica {
   store::Store* store = nullptr;
 };
 
-class TokensClusterTest : public ::testing::Test {
+class TokensClusterTest : public testing::EtcdSuite {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = new EtcdCluster(::testing::TempDir() + "/tokens_etcd", 1);
-    std::string why;
-    ASSERT_TRUE(cluster_->Start(&why)) << why;
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   static std::unique_ptr<Replica> Start(const std::string& name) {
     auto r = std::make_unique<Replica>();
-    r->replica = testing::EtcdReplica::Start(*cluster_, name);
+    r->replica = testing::EtcdReplica::Start(cluster(), name);
     if (r->replica == nullptr) return nullptr;
     r->store = r->replica->store.get();
     r->tokens = std::make_unique<tokens::Tokens>(r->replica->state.get(),
@@ -55,10 +44,7 @@ class TokensClusterTest : public ::testing::Test {
 
   static void CatchUp(Replica& r) { r.replica->CatchUp(); }
 
-  static EtcdCluster* cluster_;
 };
-
-EtcdCluster* TokensClusterTest::cluster_ = nullptr;
 
 TEST_F(TokensClusterTest, ABootstrapTokenSpentOnOneReplicaIsRefusedOnTheOther) {
   auto a = Start("a");
@@ -165,7 +151,7 @@ TEST_F(TokensClusterTest, NoTokenIsAcceptedWhenTheClusterCannotBeRead) {
   ASSERT_TRUE(a->tokens->Authenticate(token->token, kNow).ok());
   // Someone edits the log behind Warden's back: the replica cannot say
   // what is current any more, so it accepts nothing.
-  auto kv = cluster_->RawKv();
+  auto kv = cluster().RawKv();
   etcdserverpb::PutRequest put;
   put.set_key(absl::StrCat("/warden/",
                            ::testing::UnitTest::GetInstance()
