@@ -28,22 +28,40 @@ def alive(pid):
         return False
 
 
+def read_banner(proc, timeout):
+    """The demo's output up to its "Press Ctrl-C" line."""
+    lines = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    return "".join(lines)
+
+
+def exported_env(out):
+    """The environment after the demo's printed `export ...` line, with its
+    $(cat FILE) read."""
+    export = re.search(r"^export (.*)$", out, re.M).group(1)
+    env = dict(os.environ)
+    for k, v in re.findall(r"(\w+)=(\$\(cat [^)]+\)|\S+)", export):
+        if v.startswith("$(cat "):
+            with open(v[len("$(cat "):-1]) as f:
+                v = f.read().strip()
+        env[k] = v
+    return env
+
+
 class DemoTest(unittest.TestCase):
     def test_demo_connects_and_stops_on_ctrl_c(self):
         proc = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "scripts/lib/demo.py"),
                                  "--for-seconds", "120"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines = []
         try:
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                lines.append(line)
-                if line.startswith("Press Ctrl-C"):
-                    break
-            out = "".join(lines)
+            out = read_banner(proc, 60)
             psql_lines = re.findall(r'^psql "([^"]+)"', out, re.M)
             env_lines = re.findall(r"^(PGHOST=.*) psql$", out, re.M)
             self.assertEqual(len(psql_lines), 2, out)
@@ -52,13 +70,7 @@ class DemoTest(unittest.TestCase):
             proxy_pid = int(re.search(r"warden-proxy \(pid (\d+)\)", out).group(1))
             control_pid = int(re.search(r"warden-control \(pid (\d+)\)", out).group(1))
             # The printed control-plane lines work: the proxy runs the pushed revision.
-            export = re.search(r"^export (.*)$", out, re.M).group(1)
-            env = dict(os.environ)
-            for k, v in re.findall(r"(\w+)=(\$\(cat [^)]+\)|\S+)", export):
-                if v.startswith("$(cat "):
-                    with open(v[len("$(cat "):-1]) as f:
-                        v = f.read().strip()
-                env[k] = v
+            env = exported_env(out)
             wardenctl = re.search(r"^(\S+) policy status", out, re.M).group(1)
             r = subprocess.run([wardenctl, "policy", "status", "--format", "json"], env=env,
                                capture_output=True, text=True, timeout=30)
@@ -121,12 +133,7 @@ class DemoTest(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("not allowed in environment", r.stderr)
             # The audit trail shows the session; the printed lines prove it.
-            ctl_env = dict(os.environ)
-            for k, v in re.findall(r"(\w+)=(\$\(cat [^)]+\)|\S+)", export):
-                if v.startswith("$(cat "):
-                    with open(v[len("$(cat "):-1]) as f:
-                        v = f.read().strip()
-                ctl_env[k] = v
+            ctl_env = exported_env(out)
             deadline = time.time() + 20
             tail = ""
             while time.time() < deadline and "DROP TABLE orders" not in tail:
@@ -239,28 +246,13 @@ class DemoTest(unittest.TestCase):
                                  "--cluster", "--for-seconds", "180"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            lines = []
-            deadline = time.time() + 90
-            while time.time() < deadline:
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                lines.append(line)
-                if line.startswith("Press Ctrl-C"):
-                    break
-            out = "".join(lines)
+            out = read_banner(proc, 90)
             controls = [(int(pid), int(port)) for pid, port in re.findall(
                 r"^warden-control \(pid (\d+)\) on localhost:(\d+)", out, re.M)]
             self.assertEqual(len(controls), 3, out)
             etcd_line = re.search(r"^etcd members on (.*) \(TLS", out, re.M)
             self.assertIsNotNone(etcd_line, out)
-            export = re.search(r"^export (.*)$", out, re.M).group(1)
-            env = dict(os.environ)
-            for k, v in re.findall(r"(\w+)=(\$\(cat [^)]+\)|\S+)", export):
-                if v.startswith("$(cat "):
-                    with open(v[len("$(cat "):-1]) as f:
-                        v = f.read().strip()
-                env[k] = v
+            env = exported_env(out)
             self.assertEqual(env["WARDEN_SERVER"],
                              ",".join("localhost:%d" % port for _, port in controls))
             wardenctl = re.search(r"^(\S+) policy status", out, re.M).group(1)
