@@ -562,39 +562,50 @@ absl::Status AdminAudit::Record(const std::string& actor,
                                 const std::string& detail, bool success) {
   const ca::ProxyIdentity self{self_, "control"};
   absl::MutexLock lock(&mu_);
-  warden::v1::AppendAuditResponse response;
-  if (next_ == 0) {
-    if (absl::Status s = ingest_->AppendFrom(self, {}, absl::Now(), &response);
-        !s.ok()) {
-      spdlog::error("admin audit event {} not recorded: {}", action,
-                    s.ToString());
-      return s;
+  const absl::Time now = absl::Now();
+  absl::Status last;
+  // A sequence another writer of this name took first (two replicas given
+  // one --replica-name, red team): ALREADY_EXISTS. The event is not
+  // dropped: ask the log where the sequence is now and append after it.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    warden::v1::AppendAuditResponse response;
+    if (next_ == 0) {
+      last = ingest_->AppendFrom(self, {}, now, &response);
+      if (!last.ok()) break;
+      next_ = response.acknowledged_sequence() + 1;
     }
-    next_ = response.acknowledged_sequence() + 1;
+    warden::v1::AppendAuditRequest request;
+    warden::v1::AuditEvent* e = request.add_events();
+    e->set_kind(warden::v1::AUDIT_EVENT_KIND_ADMIN);
+    e->set_proxy_id(self.proxy_id);
+    e->set_environment(self.environment);
+    e->set_sequence(next_);
+    SetTimestamp(now, e->mutable_time());
+    e->mutable_identity()->set_user(actor);
+    auto* admin = e->mutable_admin();
+    admin->set_actor(actor);
+    admin->set_action(action);
+    admin->set_target(target);
+    admin->set_detail(detail);
+    admin->set_success(success);
+    last = ingest_->AppendFrom(self, request, now, &response);
+    if (last.ok()) {
+      next_ = response.acknowledged_sequence() + 1;
+      return absl::OkStatus();
+    }
+    next_ = 0;  // ask the log again
+    if (!absl::IsAlreadyExists(last)) break;
+    if (attempt == 0) {
+      spdlog::warn(
+          "admin audit: a sequence of control/{} was taken by another "
+          "writer (one --replica-name given to two replicas?); the event "
+          "goes after it",
+          self.proxy_id);
+    }
   }
-  warden::v1::AppendAuditRequest request;
-  warden::v1::AuditEvent* e = request.add_events();
-  e->set_kind(warden::v1::AUDIT_EVENT_KIND_ADMIN);
-  e->set_proxy_id(self.proxy_id);
-  e->set_environment(self.environment);
-  e->set_sequence(next_);
-  SetTimestamp(absl::Now(), e->mutable_time());
-  e->mutable_identity()->set_user(actor);
-  auto* admin = e->mutable_admin();
-  admin->set_actor(actor);
-  admin->set_action(action);
-  admin->set_target(target);
-  admin->set_detail(detail);
-  admin->set_success(success);
-  if (absl::Status s = ingest_->AppendFrom(self, request, absl::Now(), &response);
-      !s.ok()) {
-    next_ = 0;  // ask the log again next time
-    spdlog::error("admin audit event {} not recorded: {}", action,
-                  s.ToString());
-    return s;
-  }
-  next_ = response.acknowledged_sequence() + 1;
-  return absl::OkStatus();
+  spdlog::error("admin audit event {} not recorded: {}", action,
+                last.ToString());
+  return last;
 }
 
 grpc::ServerUnaryReactor* AuditIngestImpl::Append(

@@ -1049,5 +1049,23 @@ TEST_F(ServicesTest, AProxyCertificateNamesTheEnvironmentsItServes) {
   EXPECT_EQ(parsed->also_serves, std::vector<std::string>{"dev"});
 }
 
+// Two writers of admin events under one name (two replicas given one
+// --replica-name, red team): their sequences collide. Every event is
+// recorded all the same, each writer moving past what the other took.
+TEST_F(ServicesTest, AdminEventsOfTwoWritersOfOneNameAreAllRecorded) {
+  server::AdminAudit first(cp_->audit_ingest(), "warden-control-same");
+  server::AdminAudit second(cp_->audit_ingest(), "warden-control-same");
+  for (int i = 0; i < 6; ++i) {
+    server::AdminAudit& writer = i % 2 == 0 ? first : second;
+    ASSERT_TRUE(writer.Record("admin", "token.create", "t" + std::to_string(i),
+                              "", true)
+                    .ok())
+        << i;
+  }
+  auto acked = cp_->ledger()->Acknowledged("control/warden-control-same");
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(*acked, 6u);
+}
+
 }  // namespace
 }  // namespace warden::controlplane
