@@ -129,17 +129,34 @@ EtcdLog::~EtcdLog() {
   if (follower_.joinable()) follower_.join();
 }
 
-std::string EtcdLog::Mac(
-    const std::string& key,
-    const google::protobuf::RepeatedPtrField<std::string>& entries) const {
-  // The key, then each entry with its length: no two batches share an
-  // input (a batch moved to another key, or split differently, fails).
-  std::string data = absl::StrCat("warden/etcd-log/v1\n", key, "\n");
-  for (const std::string& e : entries) {
+std::string EtcdLog::Mac(const std::string& key,
+                         const warden::log::EtcdBatch& batch) const {
+  // The key, the writer's view of the log's end, then each entry with its
+  // length: no two batches share an input (a batch moved to another key,
+  // split differently, or claiming another place, fails).
+  std::string data =
+      absl::StrCat("warden/etcd-log/v1\n", key, "\n", batch.after(), "\n",
+                   batch.after_key().size(), ":", batch.after_key(), "\n");
+  for (const std::string& e : batch.entries()) {
     absl::StrAppend(&data, e.size(), ":");
     data.append(e);
   }
   return warden::crypto::HmacSha256(options_.mac_key, data);
+}
+
+std::string EtcdLog::Fingerprint(uint64_t index) const {
+  absl::MutexLock lock(&mu_);
+  return KeyHoldingLocked(index);
+}
+
+std::string EtcdLog::KeyHoldingLocked(uint64_t index) const {
+  if (index == 0 || index > last_index_ || batches_.empty()) return "";
+  auto it = std::upper_bound(
+      batches_.begin(), batches_.end(), index,
+      [](uint64_t i, const Batch& b) { return i < b.first; });
+  if (it == batches_.begin()) return "";
+  --it;
+  return it->key;
 }
 
 bool EtcdLog::ParseKey(const std::string& key, uint64_t* count) const {
@@ -381,6 +398,7 @@ absl::StatusOr<uint64_t> EtcdLog::WriteBatch(
         " entries, ", options_.max_batch_bytes, " bytes)"));
   }
   std::string key;
+  warden::log::EtcdBatch batch;
   {
     absl::MutexLock lock(&mu_);
     if (!broken_.ok()) return broken_;
@@ -388,10 +406,12 @@ absl::StatusOr<uint64_t> EtcdLog::WriteBatch(
     key = absl::StrCat(options_.prefix, writer_, "/",
                        std::string(kIndexDigits - counter.size(), '0'),
                        counter, "-", entries.size());
+    // Everything numbered so far was created before this batch will be.
+    batch.set_after(last_index_);
+    batch.set_after_key(KeyHoldingLocked(last_index_));
   }
-  warden::log::EtcdBatch batch;
   for (const std::string& e : entries) batch.add_entries(e);
-  batch.set_mac(Mac(key, batch.entries()));
+  batch.set_mac(Mac(key, batch));
 
   etcdserverpb::TxnRequest request;
   // Not written yet: a retry after a lost answer does not write it twice.
@@ -501,7 +521,7 @@ absl::StatusOr<std::vector<Entry>> EtcdLog::Read(uint64_t from, size_t max) {
           range.kvs_size() == 0 ? "gone" : "not what was written"));
     }
     // Constant time: a forger learns nothing from how long it took.
-    const std::string want = Mac(b.key, batch.entries());
+    const std::string want = Mac(b.key, batch);
     if (batch.mac().size() != want.size() ||
         CRYPTO_memcmp(batch.mac().data(), want.data(), want.size()) != 0) {
       return absl::DataLossError(absl::StrCat(
@@ -510,6 +530,25 @@ absl::StatusOr<std::vector<Entry>> EtcdLog::Read(uint64_t from, size_t max) {
           ") is not authenticated by the cluster's key: it was written "
           "behind Warden's back, or this replica's shared keys (signing "
           "key, CA) are not the ones that wrote the log"));
+    }
+    // Where its writer saw the log end: before this batch, and the same
+    // batch there. Otherwise batches were deleted and put back, out of
+    // their order.
+    std::string seen_key;
+    {
+      absl::MutexLock lock(&mu_);
+      seen_key = KeyHoldingLocked(batch.after());
+    }
+    if (batch.after() >= b.first || seen_key != batch.after_key()) {
+      return absl::DataLossError(absl::StrCat(
+          "etcd: the log's batch ", b.key, " (indexes ", b.first, " to ",
+          b.first + b.count - 1, ") was written when the log ended at index ",
+          batch.after(), " (batch '", absl::CHexEscape(batch.after_key()),
+          "'), but the log now holds ",
+          batch.after() >= b.first
+              ? "it before that"
+              : absl::StrCat("'", absl::CHexEscape(seen_key), "' there"),
+          ": batches were deleted and put back out of their order"));
     }
     for (uint64_t k = 0; k < b.count; ++k) {
       const uint64_t index = b.first + k;

@@ -55,10 +55,9 @@ class Channel;
 class ClientContext;
 }  // namespace grpc
 
-namespace google::protobuf {
-template <typename T>
-class RepeatedPtrField;
-}  // namespace google::protobuf
+namespace warden::log {
+class EtcdBatch;
+}  // namespace warden::log
 
 namespace etcdserverpb {
 class RangeRequest;
@@ -122,6 +121,7 @@ class EtcdLog : public Log {
   // kOutOfRange for `from` beyond the log's end + 1.
   absl::StatusOr<std::vector<Entry>> Read(uint64_t from, size_t max) override;
   uint64_t LastIndex() const override;
+  std::string Fingerprint(uint64_t index) const override;
   absl::StatusOr<uint64_t> Refresh() override;
   uint64_t WaitBeyond(uint64_t index, absl::Time deadline) override;
   size_t MaxBatchEntries() const override {
@@ -152,10 +152,13 @@ class EtcdLog : public Log {
   absl::Status Txn(const etcdserverpb::TxnRequest& request,
                    absl::string_view what,
                    etcdserverpb::TxnResponse* response);
-  // The MAC of a batch written under `key` with `entries`.
+  // The MAC of `batch` (its entries and its `after` claim) written under
+  // `key`.
   std::string Mac(const std::string& key,
-                  const google::protobuf::RepeatedPtrField<std::string>&
-                      entries) const;
+                  const warden::log::EtcdBatch& batch) const;
+  // The key of the numbered batch holding `index` ("" for 0 or unknown).
+  std::string KeyHoldingLocked(uint64_t index) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entry count a batch key carries; false for any other key.
   bool ParseKey(const std::string& key, uint64_t* count) const;
   // Numbers a batch created at `revision` (in revision order).

@@ -76,6 +76,13 @@ class Log {
   // it afterwards. kUnavailable when it cannot be reached.
   virtual absl::StatusOr<uint64_t> Refresh() { return LastIndex(); }
 
+  // What identifies entry `index` where several writers share the log (the
+  // etcd batch holding it): a replica records it with what it applied and
+  // checks it at its next start, so a log rewritten under a stopped replica
+  // is DATA_LOSS, not a silent fork. "" when the log needs none (a single
+  // node's own log) or the index is unknown.
+  virtual std::string Fingerprint(uint64_t index) const { return ""; }
+
   // WaitBeyond returns once LastIndex() > `index` or at `deadline`,
   // whichever comes first, with LastIndex(). A single-writer log has no
   // one else to wait for and returns at once.

@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "controlplane/audit/ledger.h"
 #include "common/names.h"
@@ -120,6 +121,7 @@ void StateMachine::ApplyEntries(
     if (staged_from == i) return absl::OkStatus();
     store::Batch batch;
     audit_.TakeStaged(&batch);
+    batch.set_log_fingerprint(log_->Fingerprint(first + i - 1));
     absl::Status s = store_->Apply(batch, first + i - 1, kDurability);
     audit_.Written(s.ok());
     if (!s.ok()) fail_from(staged_from, s);
@@ -143,6 +145,7 @@ void StateMachine::ApplyEntries(
     if (!write_staged().ok()) return;
     store::Batch batch;
     absl::Status s = Stage(entry, index, &batch);
+    batch.set_log_fingerprint(log_->Fingerprint(index));
     if (s.ok()) s = store_->Apply(batch, index, kDurability);
     if (!s.ok()) {
       fail_from(i, s);
@@ -360,6 +363,23 @@ StateMachine::~StateMachine() { StopFollowing(); }
 
 absl::Status StateMachine::CatchUp() {
   absl::MutexLock lock(&mu_);
+  // The entry this replica applied last must still be where it was: a log
+  // rewritten while the replica was down (batches deleted and others
+  // written in their place) would otherwise go on from a state the log no
+  // longer leads to (red team: a silent fork between replicas).
+  const uint64_t applied = store_->applied_index();
+  if (applied > 0 && applied <= log_->LastIndex()) {
+    auto recorded = store_->log_fingerprint();
+    if (!recorded.ok()) return recorded.status();
+    const std::string now = log_->Fingerprint(applied);
+    if (!recorded->empty() && *recorded != now) {
+      return absl::DataLossError(absl::StrCat(
+          "the log's entry ", applied, " (the last this replica applied) is "
+          "now in '", absl::CHexEscape(now), "', but it was applied from '",
+          absl::CHexEscape(*recorded),
+          "': the log was rewritten behind Warden's back"));
+    }
+  }
   return CatchUpLocked();
 }
 

@@ -28,6 +28,7 @@ constexpr Column kColumns[] = {
 constexpr char kMetaColumn[] = "meta";
 // Keys of the meta column.
 constexpr char kAppliedIndexKey[] = "applied_index";
+constexpr char kLogFingerprintKey[] = "log_fingerprint";
 constexpr char kSchemaVersionKey[] = "schema_version";
 // Bump when the meta layout or the set of columns changes incompatibly.
 // 1: the audit log's leaves, leaf hashes and digests in kAudit.
@@ -353,6 +354,10 @@ absl::Status Store::Apply(const Batch& batch, uint64_t log_index,
   rocksdb::Status s =
       write.Put(meta_, kAppliedIndexKey, EncodeIndex(log_index));
   if (!s.ok()) return ToAbslStatus(s, "build write batch");
+  if (!batch.log_fingerprint().empty()) {
+    s = write.Put(meta_, kLogFingerprintKey, ToSlice(batch.log_fingerprint()));
+    if (!s.ok()) return ToAbslStatus(s, "build write batch");
+  }
   NoPerfCounters();
   rocksdb::WriteOptions options;
   options.sync = durability == Durability::kSynced;
@@ -385,6 +390,15 @@ absl::Status Store::PutObservation(Column column, absl::string_view key,
 uint64_t Store::applied_index() const {
   absl::MutexLock lock(&mu_);
   return applied_index_;
+}
+
+absl::StatusOr<std::string> Store::log_fingerprint() const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), meta_, kLogFingerprintKey, &value);
+  if (s.IsNotFound()) return std::string();
+  if (!s.ok()) return ToAbslStatus(s, "read the log fingerprint");
+  return value;
 }
 
 }  // namespace warden::controlplane::store

@@ -73,8 +73,18 @@ class Batch {
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
 
+  // What identifies, in the log, the entry this batch applies (a shared
+  // log's batch key; Log::Fingerprint), kept with the applied index so
+  // that a restarted replica can tell its log was rewritten under it.
+  // Empty: nothing recorded (the single-node log needs none).
+  void set_log_fingerprint(std::string fingerprint) {
+    log_fingerprint_ = std::move(fingerprint);
+  }
+  const std::string& log_fingerprint() const { return log_fingerprint_; }
+
  private:
   std::vector<Op> ops_;
+  std::string log_fingerprint_;
 };
 
 struct KeyValue {
@@ -146,6 +156,9 @@ class Store {
 
   // The index of the last applied log entry; 0 for a new database.
   uint64_t applied_index() const;
+
+  // The log fingerprint of the last batch applied with one ("" if none).
+  absl::StatusOr<std::string> log_fingerprint() const;
 
  private:
   Store() = default;

@@ -402,6 +402,55 @@ TEST_F(EtcdLogTest, ABatchWrittenBehindWardensBackIsRefusedNotApplied) {
       << replayed.status();
 }
 
+// Red team: a genuine batch deleted and put back unchanged (its MAC still
+// valid) lands at the end of the log; a token's creation moved after its
+// revocation brought the token back on replicas that started afterwards.
+// Each batch names where its writer saw the log end, so a replica reading
+// the log from the start refuses it.
+TEST_F(EtcdLogTest, AGenuineBatchPutBackOutOfOrderIsRefused) {
+  auto log = OpenLog();
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append("create token T").ok());
+  ASSERT_TRUE(log->Append("revoke token T").ok());
+  ASSERT_TRUE(log->Append("something later").ok());
+  auto kv = cluster_->RawKv();
+  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  ASSERT_EQ(keys.size(), 3u);
+  std::string value;
+  {
+    etcdserverpb::RangeRequest get;
+    get.set_key(keys[0]);
+    etcdserverpb::RangeResponse got;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->Range(&context, get, &got).ok());
+    value = got.kvs(0).value();
+  }
+  {
+    etcdserverpb::DeleteRangeRequest del;
+    del.set_key(keys[0]);
+    etcdserverpb::DeleteRangeResponse done;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->DeleteRange(&context, del, &done).ok());
+  }
+  {
+    etcdserverpb::PutRequest put;
+    put.set_key(keys[0]);
+    put.set_value(value);
+    etcdserverpb::PutResponse done;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->Put(&context, put, &done).ok());
+  }
+  // A replica that starts now reads "revoke", "later", "create".
+  auto fresh = OpenLog();
+  ASSERT_NE(fresh, nullptr);
+  ASSERT_EQ(fresh->LastIndex(), 3u);
+  auto read = fresh->Read(1, 10);
+  ASSERT_EQ(read.status().code(), absl::StatusCode::kDataLoss) << read.status();
+  EXPECT_NE(read.status().message().find("out of their order"),
+            std::string::npos)
+      << read.status();
+}
+
 // Three members; the endpoint a replica talks to dies: it moves to the next.
 TEST(EtcdLogFailoverTest, AppendsContinueWhenAMemberDies) {
   EtcdCluster cluster(TestDir("three"), 3);

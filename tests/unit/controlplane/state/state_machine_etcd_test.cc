@@ -15,10 +15,12 @@
 #include "controlplane/log/etcd_log.h"
 #include "controlplane/state/state_machine.h"
 #include "controlplane/store/store.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/warden/v1/state.pb.h"
 #include "tests/unit/controlplane/state/entries.h"
 #include "tests/unit/controlplane/log/etcd_cluster.h"
+#include "third_party/etcd/rpc.grpc.pb.h"
 
 namespace warden::controlplane::state {
 namespace {
@@ -186,6 +188,65 @@ TEST_F(ReplicatedStateTest, SyncRacingTheFollowerIsNotDataLoss) {
   EXPECT_TRUE(first_error.ok()) << first_error << " after " << syncs << " syncs";
   EXPECT_GT(syncs.load(), 10);
   b.state->StopFollowing();
+}
+
+// Red team: with every replica stopped, the log's last batches deleted and
+// other batches written in their place, a replica that had applied the
+// deleted ones started again without complaint, its state forked from the
+// others'. It now checks that its last applied entry is still the one it
+// applied.
+TEST_F(ReplicatedStateTest, ALogRewrittenUnderAStoppedReplicaIsDataLoss) {
+  const std::string test =
+      ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const std::string prefix = absl::StrCat("/warden/", test, "/log/");
+  const std::string path = absl::StrCat(::testing::TempDir(), "/", test, "_a");
+  std::filesystem::remove_all(path);
+  {
+    auto log = log::EtcdLog::Open(cluster_->Options(prefix));
+    ASSERT_TRUE(log.ok()) << log.status();
+    auto store = store::Store::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    StateMachine state(log->get(), store->get());
+    ASSERT_TRUE(state.CatchUp().ok());
+    for (const char* id : {"t1", "t2-revoked", "t3"}) {
+      ASSERT_TRUE(state.Commit(TokenEntry(id)).ok());
+    }
+  }
+  // Behind Warden's back: the last two batches go.
+  auto kv = cluster_->RawKv();
+  {
+    etcdserverpb::RangeRequest list;
+    list.set_key(prefix);
+    list.set_range_end(prefix.substr(0, prefix.size() - 1) + "0");
+    list.set_sort_target(etcdserverpb::RangeRequest::CREATE);
+    list.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
+    etcdserverpb::RangeResponse keys;
+    grpc::ClientContext context;
+    ASSERT_TRUE(kv->Range(&context, list, &keys).ok());
+    ASSERT_EQ(keys.kvs_size(), 3);
+    for (int i = 1; i < 3; ++i) {
+      etcdserverpb::DeleteRangeRequest del;
+      del.set_key(keys.kvs(i).key());
+      etcdserverpb::DeleteRangeResponse done;
+      grpc::ClientContext c;
+      ASSERT_TRUE(kv->DeleteRange(&c, del, &done).ok());
+    }
+  }
+  // Another replica, started on what is left, writes the log long again.
+  Replica c = Start("c");
+  ASSERT_NE(c.state, nullptr);
+  ASSERT_TRUE(c.state->Commit(TokenEntry("on-c-1")).ok());
+  ASSERT_TRUE(c.state->Commit(TokenEntry("on-c-2")).ok());
+  // The first replica starts again on its store.
+  auto log = log::EtcdLog::Open(cluster_->Options(prefix));
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ((*log)->LastIndex(), 3u);
+  auto store = store::Store::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  StateMachine state(log->get(), store->get());
+  const absl::Status started = state.CatchUp();
+  EXPECT_EQ(started.code(), absl::StatusCode::kDataLoss) << started;
+  EXPECT_NE(started.message().find("rewritten"), std::string::npos) << started;
 }
 
 TEST_F(ReplicatedStateTest, IndexBoundEntriesAreRebuiltWhenAnotherReplicaWins) {
