@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cerrno>
 #include <cstring>
@@ -321,10 +323,19 @@ int main(int argc, char** argv) {
     // shared keys than the cluster's cannot read the log (it stops at
     // start with DATA_LOSS, before serving or writing), and nothing it
     // could append would be applied by the others.
+    // White space does not count (red team: a secret store that added a
+    // newline or CRLFs made a replica with the right keys look like a
+    // forger).
+    auto squeeze = [](std::string pem) {
+      pem.erase(std::remove_if(pem.begin(), pem.end(),
+                               [](unsigned char c) { return std::isspace(c); }),
+                pem.end());
+      return pem;
+    };
     etcd.mac_key = warden::crypto::HmacSha256(
-        *warden::ReadFile(signing_key),
+        squeeze(*warden::ReadFile(signing_key)),
         absl::StrCat("warden/etcd-log-mac-key/v1\n",
-                     *warden::ReadFile(data_dir + "/ca.crt")));
+                     squeeze(*warden::ReadFile(data_dir + "/ca.crt"))));
     auto opened = cp::log::EtcdLog::Open(etcd);
     if (!opened.ok()) {
       spdlog::error("cannot open the cluster's log: {}",

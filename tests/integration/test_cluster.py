@@ -18,7 +18,8 @@ import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 
-from clusterharness import proxy_config, push_rule, start_replica, start_replicas  # noqa: E402
+from clusterharness import (Replica, proxy_config, push_rule, start_replica,  # noqa: E402
+                            start_replicas)
 from controlharness import CONTROL_BIN, WARDENCTL_BIN, ControlPlane  # noqa: E402
 from etcdharness import EtcdCluster  # noqa: E402
 from pgharness import PostgresServer, free_port, setup_sample  # noqa: E402
@@ -281,6 +282,24 @@ class ClusterReplicas(unittest.TestCase):
                     capture_output=True, text=True, timeout=60)
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
                 self.assertIn("not authenticated by the cluster's key", r.stdout + r.stderr)
+        # The right keys with other white space (a secret store's CRLFs and
+        # trailing newline) are the same keys: that replica joins.
+        work = os.path.join(self.work, "crlf")
+        data = os.path.join(work, "control-data")
+        os.makedirs(data)
+        for f in ("ca.key", "ca.crt", "signing.key"):
+            with open(os.path.join(self.keys, f)) as src:
+                text = src.read().replace("\n", "\r\n") + "\r\n"
+            with open(os.path.join(data if f != "signing.key" else work, f), "w") as dst:
+                dst.write(text)
+        crlf = Replica(work, extra_args=["--signing-key", os.path.join(work, "signing.key")]
+                       + self.etcd.control_args()).start()
+        try:
+            crlf.token = self.a.admin_token()
+            r = self.wardenctl(crlf, "policy", "history")
+            self.assertEqual(r.returncode, 0, r.stderr + crlf.log()[-2000:])
+        finally:
+            crlf.stop()
         # The cluster is unharmed: a push to B lands, and A lists it too.
         before = self.wardenctl(self.b, "policy", "history").stdout
         self.push(self.b, "after-the-stranger")
