@@ -10,6 +10,7 @@
 #include "common/proto_time.h"
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -759,8 +760,12 @@ class SubscribeStream final
     : public grpc::ServerWriteReactor<warden::v1::SubscribeResponse> {
  public:
   SubscribeStream(const AuditExportImpl* service,
-                  const warden::v1::SubscribeRequest& request, uint64_t start)
-      : service_(service), request_(request), cursor_(start) {
+                  const warden::v1::SubscribeRequest& request, uint64_t start,
+                  std::string bearer)
+      : service_(service),
+        request_(request),
+        cursor_(start),
+        bearer_(std::move(bearer)) {
     interval_ = absl::Seconds(10);
     if (request.has_checkpoint_interval()) {
       interval_ = FromDuration(request.checkpoint_interval());
@@ -810,6 +815,7 @@ class SubscribeStream final
   void Run() {
     absl::Status end = absl::OkStatus();
     absl::Time last_checkpoint = absl::InfinitePast();
+    absl::Time last_authorized = absl::Now();
     for (;;) {
       {
         absl::MutexLock lock(&mu_);
@@ -819,6 +825,15 @@ class SubscribeStream final
       if (!entries.ok()) {
         end = entries.status();
         break;
+      }
+      // The token is checked again before anything new is sent (and every
+      // second while idle), revocations on other replicas included: an
+      // event recorded after a revocation returned is never sent with it.
+      if (!entries->empty() ||
+          absl::Now() - last_authorized >= absl::Seconds(1)) {
+        end = service_->StillAuthorized(bearer_);
+        if (!end.ok()) break;
+        last_authorized = absl::Now();
       }
       bool ok = true;
       for (const auto& e : *entries) {
@@ -862,6 +877,7 @@ class SubscribeStream final
   const AuditExportImpl* const service_;
   const warden::v1::SubscribeRequest request_;
   uint64_t cursor_;
+  const std::string bearer_;
   absl::Duration interval_;
   warden::v1::SubscribeResponse out_;
   absl::Mutex mu_;
@@ -883,7 +899,29 @@ AuditExportImpl::Subscribe(grpc::CallbackServerContext* context,
     if (!first.ok()) return new RefusedSubscribe(first.status());
     start = *first;
   }
-  return new SubscribeStream(this, *request, start);
+  const auto& metadata = context->client_metadata();
+  const auto it = metadata.find("authorization");
+  std::string bearer;
+  if (it != metadata.end()) {
+    bearer.assign(it->second.data(), it->second.size());
+    if (absl::StartsWith(bearer, "Bearer ")) bearer.erase(0, 7);
+  }
+  return new SubscribeStream(this, *request, start, std::move(bearer));
+}
+
+absl::Status AuditExportImpl::StillAuthorized(const std::string& bearer) const {
+  auto info = tokens_->Authenticate(bearer, absl::Now());
+  if (!info.ok()) {
+    return absl::Status(info.status().code(),
+                        absl::StrCat("the stream's token no longer holds: ",
+                                     info.status().message()));
+  }
+  if (!tokens::Tokens::HasScope(
+          *info, RequiredScope("/warden.v1.AuditExport/Subscribe"))) {
+    return absl::PermissionDeniedError(
+        "the stream's token no longer has the audit:read scope");
+  }
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* AuditExportImpl::ListEvents(

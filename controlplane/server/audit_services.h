@@ -210,6 +210,11 @@ class AuditExportImpl final
 
   const audit::Ledger* ledger() const { return ledger_; }
   audit::Checkpointer* checkpointer() const { return checkpointer_; }
+  // OK while `bearer` (the token a Subscribe stream opened with) still
+  // grants it: an open stream ends once its token is revoked, expires or
+  // its check cannot be made (red team: `audit tail --follow` went on
+  // streaming after the revocation).
+  absl::Status StillAuthorized(const std::string& bearer) const;
 
  private:
   const tokens::Tokens* const tokens_;

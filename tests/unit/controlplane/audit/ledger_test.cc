@@ -4,6 +4,7 @@
 // the verifiers an auditor would use; the log replays to the same tree.
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -509,6 +510,38 @@ class AuditExportTest : public AuditLogTest {
   std::string reader_;
   std::unique_ptr<warden::v1::AuditExport::Stub> stub_;
 };
+
+// Red team: `audit tail --follow` went on streaming after its token was
+// revoked. The stream ends, and nothing recorded after the revocation is
+// sent on it.
+TEST_F(AuditExportTest, SubscribeEndsWhenItsTokenIsRevoked) {
+  auto token = cp_->tokens()->Create("siem", {warden::v1::TOKEN_SCOPE_AUDIT_READ},
+                                     absl::ZeroDuration(), "test", absl::Now());
+  ASSERT_TRUE(token.ok()) << token.status();
+  AppendStatements(1, 3);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + token->token);
+  // A stream that outlives its token fails the test by its deadline.
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
+  auto reader = stub_->Subscribe(&ctx, {});
+  warden::v1::SubscribeResponse got;
+  int events = 0;
+  while (events < 3 && reader->Read(&got)) {
+    if (got.has_event()) ++events;
+  }
+  ASSERT_EQ(events, 3);
+  ASSERT_TRUE(cp_->tokens()->Revoke(token->info.id(), absl::Now()).ok());
+  AppendStatements(4, 3);  // after the revocation
+  while (reader->Read(&got)) {
+    EXPECT_FALSE(got.has_event()) << "sent after the revocation: "
+                                  << got.event().index();
+  }
+  const grpc::Status ended = reader->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << ended.error_message();
+  EXPECT_NE(ended.error_message().find("revoked"), std::string::npos)
+      << ended.error_message();
+}
 
 TEST_F(AuditExportTest, SubscribeFollowsTheLogWithCheckpointsAndResumes) {
   AppendStatements(1, 10);
