@@ -541,6 +541,13 @@ Response Service::Handle(const Request& request, absl::Time now) const {
   }
   auto actor = authorize_(absl::StripAsciiWhitespace(auth));
   if (!actor.ok()) {
+    // The token could not be checked (a cluster replica that cannot reach
+    // etcd): 503, which a provider retries, not 401, which it may take for
+    // bad credentials and stop provisioning (red team).
+    if (absl::IsUnavailable(actor.status()) ||
+        absl::IsDeadlineExceeded(actor.status())) {
+      return ErrorResponse({503, "", std::string(actor.status().message())});
+    }
     if (refused_) refused_(request.peer, call(), actor.status());
     return ErrorResponse(
         {absl::IsPermissionDenied(actor.status()) ? 403 : 401, "",

@@ -60,6 +60,10 @@ class ScimTest : public ::testing::Test {
           if (token == "reader") {
             return absl::PermissionDeniedError("token reader lacks scim");
           }
+          if (token == "unconfirmed") {  // a replica cut off from etcd
+            return absl::UnavailableError(
+                "cannot check the token against the cluster's latest state");
+          }
           return absl::UnauthenticatedError("unknown token");
         },
         [this](const scim::Change& c) {
@@ -148,6 +152,11 @@ TEST_F(ScimTest, RefusesCallersWithoutAScimToken) {
   EXPECT_EQ(r.status, 403);
   EXPECT_THAT(r.body["detail"].get<std::string>(), HasSubstr("lacks scim"));
   EXPECT_EQ(r.body["status"], "403");  // SCIM errors carry it as a string
+  // A token that cannot be checked now: 503, retried by the provider, not
+  // 401, which it may take for revoked credentials (red team).
+  r = Call("GET", "/Users", Json(), "unconfirmed");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(r.body["detail"].get<std::string>(), HasSubstr("cannot check"));
 }
 
 TEST_F(ScimTest, CreatesFindsAndRefusesDuplicateUsers) {
