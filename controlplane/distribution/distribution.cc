@@ -349,9 +349,37 @@ Distributor::~Distributor() {
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
 }
 
+void Distributor::SetHealthCheck(
+    std::function<std::string()> unhealthy_reason) {
+  absl::MutexLock lock(&mu_);
+  unhealthy_reason_ = std::move(unhealthy_reason);
+}
+
+std::string Distributor::UnhealthyReason() const {
+  std::function<std::string()> check;
+  {
+    absl::MutexLock lock(&mu_);
+    check = unhealthy_reason_;
+  }
+  return check ? check() : std::string();
+}
+
 void Distributor::HeartbeatLoop() {
+  std::string was;
   while (!stop_heartbeats_.WaitForNotificationWithTimeout(
       heartbeat_interval_)) {
+    const std::string why = UnhealthyReason();
+    if (why != was) {
+      if (!why.empty()) {
+        spdlog::error("policy streams: {}; no heartbeats, so that proxies "
+                      "move to another replica",
+                      why);
+      } else {
+        spdlog::info("policy streams: healthy again");
+      }
+      was = why;
+    }
+    if (!why.empty()) continue;
     absl::MutexLock lock(&mu_);
     for (Stream* stream : streams_) stream->MaybeSendHeartbeatLocked();
   }
@@ -369,6 +397,9 @@ grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Distributor::Watch(
   if (!identity.ok()) {
     return new Refused(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                                     std::string(identity.status().message())));
+  }
+  if (std::string why = UnhealthyReason(); !why.empty()) {
+    return new Refused(grpc::Status(grpc::StatusCode::UNAVAILABLE, why));
   }
   return new Stream(this, *std::move(identity));
 }

@@ -22,6 +22,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -75,6 +76,13 @@ class Distributor final
   bool Knows(const std::string& environment,
              const std::string& proxy_id) const;
 
+  // A replica that cannot serve current policy (a cluster replica cut off
+  // from etcd) says so through `healthy`: while it returns a reason, new
+  // Watch streams are refused UNAVAILABLE with it and open streams get no
+  // heartbeats, so their proxies presume them dead and move to another
+  // replica. Empty: healthy. Unset: always healthy.
+  void SetHealthCheck(std::function<std::string()> unhealthy_reason);
+
   // ACKs/NACKs whose nonce was not the outstanding one (ignored).
   uint64_t stale_responses() const;
   // Open Watch streams (hello received or not).
@@ -118,6 +126,9 @@ class Distributor final
   uint64_t stale_responses_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t heartbeats_sent_ ABSL_GUARDED_BY(mu_) = 0;
 
+  std::function<std::string()> unhealthy_reason_ ABSL_GUARDED_BY(mu_);
+  // The reason unhealthy_reason_ gives now; "" when healthy or unset.
+  std::string UnhealthyReason() const ABSL_LOCKS_EXCLUDED(mu_);
   const absl::Duration heartbeat_interval_;
   absl::Notification stop_heartbeats_;
   std::thread heartbeat_thread_;

@@ -363,6 +363,15 @@ int main(int argc, char** argv) {
     spdlog::error("cannot catch up with the log: {}", s.ToString());
     return 1;
   }
+  if (cluster) {
+    // Current before serving (and LastConfirmedCurrent set, so that the
+    // first proxies are not sent away).
+    if (absl::Status s = state.Sync(); !s.ok()) {
+      spdlog::error("cannot catch up with the cluster's log: {}",
+                    s.ToString());
+      return 1;
+    }
+  }
   auto private_pem =
       LoadOrCreateSigningKey(signing_key, data_dir + "/signing.pub");
   if (!private_pem.ok()) {
@@ -427,6 +436,22 @@ int main(int argc, char** argv) {
   }
   cp::distribution::Distributor distributor(&bundles, authority->get(),
                                             store->get(), watch_heartbeat);
+  if (cluster) {
+    // A replica that has not confirmed where the cluster's log ends for
+    // 10 s (etcd unreachable, or a partition that drops packets) may be
+    // serving stale policy: its proxies stop getting heartbeats and move
+    // to another replica (red team: they stayed on old policy forever).
+    distributor.SetHealthCheck([&state]() -> std::string {
+      const absl::Duration since = absl::Now() - state.LastConfirmedCurrent();
+      if (since < absl::Seconds(10)) return "";
+      return absl::StrCat(
+          "this replica has not reached the cluster's log in etcd for ",
+          since == absl::InfiniteDuration()
+              ? std::string("ever")
+              : absl::FormatDuration(absl::Trunc(since, absl::Seconds(1))),
+          "; use another replica");
+    });
+  }
   // The audit log: its own Ed25519 key (DATA_DIR/audit.key) signs the
   // checkpoints; DATA_DIR/audit.vkey is the verifier key auditors keep.
   auto audit_pem = LoadOrCreateSigningKey(data_dir + "/audit.key",

@@ -323,7 +323,16 @@ void StateMachine::StartFollowing(
   follower_ = std::thread([this, applied = std::move(applied)] {
     absl::Duration backoff = absl::Milliseconds(100);
     std::string last_error;
+    absl::Time last_check = absl::InfinitePast();
     while (!stop_following_.HasBeenNotified()) {
+      // The watch alone does not tell a quiet log from an unreachable one:
+      // ask where the log ends every 2 s (LastConfirmedCurrent).
+      if (absl::Now() - last_check >= absl::Seconds(2)) {
+        last_check = absl::Now();
+        if (log_->Refresh().ok()) {
+          confirmed_unix_ns_.store(absl::ToUnixNanos(absl::Now()));
+        }
+      }
       const uint64_t known = store_->applied_index();
       log_->WaitBeyond(known, absl::Now() + absl::Milliseconds(500));
       if (stop_following_.HasBeenNotified()) break;
@@ -386,6 +395,7 @@ absl::Status StateMachine::CatchUp() {
 absl::Status StateMachine::Sync() {
   auto end = log_->Refresh();
   if (!end.ok()) return end.status();
+  confirmed_unix_ns_.store(absl::ToUnixNanos(absl::Now()));
   if (store_->applied_index() >= *end) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   return CatchUpLocked(*end);

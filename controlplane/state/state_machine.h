@@ -83,6 +83,14 @@ class StateMachine {
   // etcd cannot be reached) otherwise: the caller fails closed.
   absl::Status Sync();
 
+  // When this replica last confirmed with the log's source of truth where
+  // the log ends (Sync, or the follower's check every 2 s): a replica of a
+  // cluster that cannot reach etcd stops being current without noticing
+  // otherwise (red team). InfinitePast before the first confirmation.
+  absl::Time LastConfirmedCurrent() const {
+    return absl::FromUnixNanos(confirmed_unix_ns_.load());
+  }
+
   // How many directory changes this replica has applied since it started,
   // whoever committed them (this replica or, in a cluster, another): a
   // cache of the directory knows from it whether it is still current.
@@ -151,6 +159,7 @@ class StateMachine {
   absl::Notification stop_following_;
   std::thread follower_;
   std::atomic<uint64_t> directory_applied_{0};
+  std::atomic<int64_t> confirmed_unix_ns_{INT64_MIN};
 };
 
 }  // namespace warden::controlplane::state

@@ -159,6 +159,45 @@ class ClusterReplicas(unittest.TestCase):
         finally:
             proxy.stop()
 
+    def test_4d_a_replica_cut_off_from_etcd_sends_its_proxies_elsewhere(self):
+        """Red team: a replica whose etcd member stopped answering (the TCP
+        connection open) noticed nothing, and its proxies stayed on old
+        policy. Now it stops their heartbeats once it has not reached the
+        log for 10 s; they move to the next replica and take the push."""
+        self.push(self.a, "before-the-cut")  # a policy, also when run alone
+        member = self.etcd.members[2]
+        args = self.etcd.control_args()
+        args[args.index("--etcd-endpoints") + 1] = "127.0.0.1:%d" % member["client"]
+        work = os.path.join(self.work, "d")
+        data = os.path.join(work, "control-data")
+        os.makedirs(data)
+        for f in ("ca.key", "ca.crt"):
+            shutil.copy(os.path.join(self.keys, f), data)
+        d = Replica(work, extra_args=["--signing-key", os.path.join(self.keys, "signing.key")]
+                    + args).start()
+        d.token = self.a.admin_token()
+        proxy = None
+        stopped = False
+        try:
+            proxy, _, _ = self.start_proxy("p-cut", [d, self.a], free_port())
+            before = proxy.log().count("in force")
+            os.kill(member["proc"].pid, signal.SIGSTOP)
+            stopped = True
+
+            def pushed():
+                r = push_rule(self.a, self.work, "while-d-is-cut-off")
+                return r.returncode == 0, r.stdout + r.stderr
+            self.eventually(pushed, timeout=30)
+            self.eventually(lambda: (proxy.log().count("in force") > before,
+                                     proxy.log()[-3000:]), timeout=90)
+            self.assertIn("has not reached the cluster's log", d.log())
+        finally:
+            if stopped:
+                os.kill(member["proc"].pid, signal.SIGCONT)
+            if proxy is not None:
+                proxy.stop()
+            d.stop()
+
     def test_5_a_proxy_moves_to_another_replica_and_loses_no_audit_event(self):
         """Last: it kills replica B. A proxy given both replicas (B first)
         records statements through B; B dies; it records more through A,
