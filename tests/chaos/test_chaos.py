@@ -89,32 +89,32 @@ class Client(threading.Thread):
 
 class ChaosTest(unittest.TestCase):
     def setUp(self):
+        # Cleanups run even when setUp fails half-way (tearDown would not).
         self.work = tempfile.mkdtemp(prefix="warden-chaos-")
-        self.procs = []
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.replicas, self.proxies = [], {}
         self.etcd = EtcdCluster(self.work, members=3).start()
-        self.keys, self.replicas = start_replicas(self.work, self.etcd, ["a", "b", "c"])
+        self.addCleanup(self.etcd.stop)
         self.pg = PostgresServer()
         self.pg.start()
+        self.addCleanup(self.pg.stop)
+        self.addCleanup(self.stop_warden)
+        self.keys, self.replicas = start_replicas(self.work, self.etcd, ["a", "b", "c"])
         setup_sample(self.pg)
         self.pg.psql("CREATE TABLE chaos_marks (marker text PRIMARY KEY);"
                      "GRANT ALL ON chaos_marks TO warden_svc;", dbname="shop")
         self.push(self.replicas[0], "before-the-faults")
         a, b, c = self.replicas
-        self.proxies = {
-            "p1": self.start_proxy("p1", [a, b, c]),
-            "p2": self.start_proxy("p2", [b, c, a]),
-        }
+        self.proxies["p1"] = self.start_proxy("p1", [a, b, c])
+        self.proxies["p2"] = self.start_proxy("p2", [b, c, a])
 
-    def tearDown(self):
+    def stop_warden(self):
         for p in self.proxies.values():
             p.stop()
         for r in self.replicas:
             if r.proc is not None and r.proc.poll() is None:
                 os.kill(r.proc.pid, signal.SIGCONT)
             r.stop()
-        self.etcd.stop()
-        self.pg.stop()
-        shutil.rmtree(self.work, ignore_errors=True)
 
     # --- helpers ----------------------------------------------------------
 
@@ -133,7 +133,11 @@ class ChaosTest(unittest.TestCase):
         config = config or proxy_config(name, self.work, replicas, self.keys, self.pg.port,
                                         port, workers=2)
         proxy = WardenProxy(config, work, {"main": port}).start()
-        self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+        try:
+            self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+        except BaseException:
+            proxy.stop()  # a failed start leaves no process behind
+            raise
         return proxy
 
     def eventually(self, check, timeout=30):

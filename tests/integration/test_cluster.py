@@ -29,19 +29,18 @@ from proxyharness import WardenProxy  # noqa: E402
 class ClusterReplicas(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Class cleanups run even when setUpClass fails half-way.
         cls.work = tempfile.mkdtemp(prefix="warden-cluster-")
+        cls.addClassCleanup(shutil.rmtree, cls.work, True)
         cls.etcd = EtcdCluster(cls.work, members=3).start()
+        cls.addClassCleanup(cls.etcd.stop)
         # One at a time: the first creates the bootstrap admin token, the
         # second finds it in the log.
-        cls.keys, cls.replicas = start_replicas(cls.work, cls.etcd, ["a", "b"])
+        cls.replicas = []
+        cls.addClassCleanup(lambda: [r.stop() for r in cls.replicas])
+        cls.keys, replicas = start_replicas(cls.work, cls.etcd, ["a", "b"])
+        cls.replicas.extend(replicas)
         cls.a, cls.b = cls.replicas
-
-    @classmethod
-    def tearDownClass(cls):
-        for r in cls.replicas:
-            r.stop()
-        cls.etcd.stop()
-        shutil.rmtree(cls.work, ignore_errors=True)
 
     def wardenctl(self, replica, *args):
         return subprocess.run([WARDENCTL_BIN, *args], env=replica.env(), capture_output=True,
@@ -71,7 +70,11 @@ class ClusterReplicas(unittest.TestCase):
         config = proxy_config(name, self.work, replicas, self.keys, pg_port, port,
                               audit="async" if audit else "off")
         proxy = WardenProxy(config, work, {"main": port}).start()
-        self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+        try:
+            self.eventually(lambda: ("in force" in proxy.log(), proxy.log()[-2000:]))
+        except BaseException:
+            proxy.stop()  # a failed start leaves no process behind
+            raise
         return proxy, port, work
 
     def test_1_one_bootstrap_token_for_the_cluster(self):
