@@ -171,6 +171,23 @@ class EtcdCluster {
         Endpoints().front(), grpc::SslCredentials(tls)));
   }
 
+  // The keys under `prefix`, oldest first, read behind the log's back.
+  std::vector<std::string> KeysOf(const std::string& prefix) const {
+    etcdserverpb::RangeRequest list;
+    list.set_key(prefix);
+    list.set_range_end(prefix.substr(0, prefix.size() - 1) +
+                       static_cast<char>(prefix.back() + 1));
+    list.set_keys_only(true);
+    list.set_sort_target(etcdserverpb::RangeRequest::CREATE);
+    list.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
+    etcdserverpb::RangeResponse keys;
+    grpc::ClientContext context;
+    std::vector<std::string> out;
+    if (!RawKv()->Range(&context, list, &keys).ok()) return out;
+    for (const auto& k : keys.kvs()) out.push_back(k.key());
+    return out;
+  }
+
   std::string LogTail() const {
     std::string out;
     for (const Member& m : members_) {

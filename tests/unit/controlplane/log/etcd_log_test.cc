@@ -256,22 +256,6 @@ TEST_F(EtcdLogTest, EtcdRefusesClientsWithoutTheClusterCertificate) {
             absl::StatusCode::kInvalidArgument);
 }
 
-// The batch keys of `prefix`, oldest first, read behind the log's back.
-std::vector<std::string> BatchKeys(etcdserverpb::KV::Stub* kv,
-                                   const std::string& prefix) {
-  etcdserverpb::RangeRequest list;
-  list.set_key(prefix);
-  list.set_range_end(prefix.substr(0, prefix.size() - 1) + "0");
-  list.set_sort_target(etcdserverpb::RangeRequest::CREATE);
-  list.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
-  etcdserverpb::RangeResponse keys;
-  grpc::ClientContext context;
-  EXPECT_TRUE(kv->Range(&context, list, &keys).ok());
-  std::vector<std::string> out;
-  for (const auto& k : keys.kvs()) out.push_back(k.key());
-  return out;
-}
-
 // Waits until `log` refuses appends with DATA_LOSS (its watch saw the edit).
 absl::Status AppendUntilDataLoss(EtcdLog* log) {
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -290,7 +274,7 @@ TEST_F(EtcdLogTest, ADeletedBatchIsDataLossNotAShorterLog) {
   ASSERT_TRUE(log->AppendBatch({"one", "two"}).ok());
   ASSERT_TRUE(log->Append("three").ok());
   auto kv = cluster_->RawKv();
-  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  const std::vector<std::string> keys = cluster_->KeysOf(Prefix());
   ASSERT_EQ(keys.size(), 2u);
   etcdserverpb::DeleteRangeRequest del;
   del.set_key(keys[0]);
@@ -314,7 +298,7 @@ TEST_F(EtcdLogTest, AChangedBatchIsDataLoss) {
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->Append("the token as written").ok());
   auto kv = cluster_->RawKv();
-  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  const std::vector<std::string> keys = cluster_->KeysOf(Prefix());
   ASSERT_EQ(keys.size(), 1u);
   // The same key, other content (an applied batch rewritten).
   etcdserverpb::PutRequest put;
@@ -354,7 +338,7 @@ TEST_F(EtcdLogTest, ABatchWrittenBehindWardensBackIsRefusedNotApplied) {
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->Append("genuine").ok());
   auto kv = cluster_->RawKv();
-  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  const std::vector<std::string> keys = cluster_->KeysOf(Prefix());
   ASSERT_EQ(keys.size(), 1u);
   std::string genuine_value;
   {
@@ -414,7 +398,7 @@ TEST_F(EtcdLogTest, AGenuineBatchPutBackOutOfOrderIsRefused) {
   ASSERT_TRUE(log->Append("revoke token T").ok());
   ASSERT_TRUE(log->Append("something later").ok());
   auto kv = cluster_->RawKv();
-  const std::vector<std::string> keys = BatchKeys(kv.get(), Prefix());
+  const std::vector<std::string> keys = cluster_->KeysOf(Prefix());
   ASSERT_EQ(keys.size(), 3u);
   std::string value;
   {

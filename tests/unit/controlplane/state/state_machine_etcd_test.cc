@@ -214,23 +214,14 @@ TEST_F(ReplicatedStateTest, ALogRewrittenUnderAStoppedReplicaIsDataLoss) {
   }
   // Behind Warden's back: the last two batches go.
   auto kv = cluster_->RawKv();
-  {
-    etcdserverpb::RangeRequest list;
-    list.set_key(prefix);
-    list.set_range_end(prefix.substr(0, prefix.size() - 1) + "0");
-    list.set_sort_target(etcdserverpb::RangeRequest::CREATE);
-    list.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
-    etcdserverpb::RangeResponse keys;
-    grpc::ClientContext context;
-    ASSERT_TRUE(kv->Range(&context, list, &keys).ok());
-    ASSERT_EQ(keys.kvs_size(), 3);
-    for (int i = 1; i < 3; ++i) {
-      etcdserverpb::DeleteRangeRequest del;
-      del.set_key(keys.kvs(i).key());
-      etcdserverpb::DeleteRangeResponse done;
-      grpc::ClientContext c;
-      ASSERT_TRUE(kv->DeleteRange(&c, del, &done).ok());
-    }
+  const std::vector<std::string> keys = cluster_->KeysOf(prefix);
+  ASSERT_EQ(keys.size(), 3u);
+  for (int i = 1; i < 3; ++i) {
+    etcdserverpb::DeleteRangeRequest del;
+    del.set_key(keys[i]);
+    etcdserverpb::DeleteRangeResponse done;
+    grpc::ClientContext c;
+    ASSERT_TRUE(kv->DeleteRange(&c, del, &done).ok());
   }
   // Another replica, started on what is left, writes the log long again.
   Replica c = Start("c");
